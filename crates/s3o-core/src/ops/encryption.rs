@@ -1,0 +1,106 @@
+use async_trait::async_trait;
+
+use super::objects::validate_form;
+use crate::error::Result;
+use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
+use crate::types::StoredForm;
+use crate::validate;
+
+struct Rewrite<'a> {
+    key: &'a str,
+    backend: &'a str,
+    size: i64,
+    form: Option<&'a StoredForm>,
+}
+
+#[async_trait]
+impl TxBody for Rewrite<'_> {
+    type Output = bool;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<bool> {
+        tx.acquire_key_lock(self.key).await?;
+        let Some(current) = tx.lock_object_on_backend(self.key, self.backend).await? else {
+            return Ok(false);
+        };
+        let form = match self.form {
+            Some(f) => StoredForm {
+                content_hash: current.form.content_hash.clone(),
+                managed: current.form.managed,
+                ..f.clone()
+            },
+            // Decrypt: keep hash and managed flag, drop every encryption column.
+            None => StoredForm {
+                content_hash: current.form.content_hash.clone(),
+                managed: current.form.managed,
+                ..StoredForm::default()
+            },
+        };
+        tx.update_object_form(self.key, self.backend, self.size, &form)
+            .await?;
+        let delta = self.size - current.size_bytes;
+        if delta != 0 {
+            tx.adjust_backend_quota_unguarded(self.backend, delta)
+                .await?;
+        }
+        Ok(true)
+    }
+}
+
+/// Marks the copy of `key` on `backend` as encrypted in place with `ciphertext_size` bytes.
+/// `bytes_used` moves by `ciphertext_size −` the locked current size, without the limit guard
+/// (the bytes are already on the backend), and no quota SQL runs when that is zero. `false`
+/// when the copy is gone.
+pub async fn mark_object_encrypted<R: Runner + ?Sized>(
+    runner: &R,
+    key: &str,
+    backend: &str,
+    encryption_key: &[u8],
+    key_id: &str,
+    plaintext_size: i64,
+    ciphertext_size: i64,
+) -> Result<bool> {
+    validate::key(key)?;
+    validate::backend(backend)?;
+    validate::size("ciphertext size", ciphertext_size)?;
+    let form = StoredForm {
+        encrypted: true,
+        encryption_key: encryption_key.to_vec(),
+        key_id: key_id.to_owned(),
+        plaintext_size,
+        ..StoredForm::default()
+    };
+    validate_form(&form)?;
+    with_tx_val(
+        runner,
+        &Rewrite {
+            key,
+            backend,
+            size: ciphertext_size,
+            form: Some(&form),
+        },
+    )
+    .await
+}
+
+/// Marks the copy of `key` on `backend` as plaintext of `plaintext_size` bytes, clearing every
+/// encryption column; `bytes_used` moves by the difference to the locked current size. `false`
+/// when the copy is gone.
+pub async fn mark_object_decrypted<R: Runner + ?Sized>(
+    runner: &R,
+    key: &str,
+    backend: &str,
+    plaintext_size: i64,
+) -> Result<bool> {
+    validate::key(key)?;
+    validate::backend(backend)?;
+    validate::size("plaintext size", plaintext_size)?;
+    with_tx_val(
+        runner,
+        &Rewrite {
+            key,
+            backend,
+            size: plaintext_size,
+            form: None,
+        },
+    )
+    .await
+}

@@ -1,0 +1,27 @@
+//! Every multi-statement operation, written once against [`crate::tx::TxAdapter`].
+//!
+//! Each operation validates its input before opening a transaction, then follows the global
+//! lock order: key lock(s) first (sorted, de-duplicated), row locks next, `backend_quotas` rows
+//! last and in sorted backend order ([`apply_quota_deltas`]). The quota update is the last
+//! statement of a transaction where the operation allows it, so the hot quota row stays locked
+//! as briefly as possible. Sizes charged or debited are always read from rows locked inside
+//! the transaction, never taken from the caller.
+
+mod cleanup;
+mod encryption;
+mod listing;
+mod objects;
+mod pending;
+mod quota;
+mod replication;
+
+pub use cleanup::{move_cleanup_to_dlq, sweep_stale_cleanup_queue_rows, write_off_cleanup_dlq};
+pub use encryption::{mark_object_decrypted, mark_object_encrypted};
+pub use listing::{DEFAULT_MAX_KEYS, MAX_MAX_KEYS, list_objects, list_objects_delimited};
+pub use objects::{
+    delete_object, delete_object_location, delete_objects_batch, import_object,
+    move_object_location, record_object,
+};
+pub use pending::{intent_superseded, promote_pending};
+pub use quota::{QuotaDeltas, apply_quota_deltas, reconcile_usage};
+pub use replication::{record_replica, remove_excess_copy};

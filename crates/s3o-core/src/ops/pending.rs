@@ -1,0 +1,70 @@
+use async_trait::async_trait;
+
+use super::objects::{validate_form, write_over};
+use crate::error::Result;
+use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
+use crate::types::{DeletedCopy, ExistingCopy, PendingObject, PendingPromoteResult, Timestamp};
+use crate::validate;
+
+/// True when a copy of the key was recorded strictly after the intent: the intent is provably
+/// stale. Copies with a zero timestamp are ignored; an equal timestamp does not supersede.
+pub fn intent_superseded(intent_created_at: Timestamp, copies: &[ExistingCopy]) -> bool {
+    copies
+        .iter()
+        .any(|c| !c.created_at.is_zero() && c.created_at > intent_created_at)
+}
+
+struct Promote<'a> {
+    p: &'a PendingObject,
+}
+
+#[async_trait]
+impl TxBody for Promote<'_> {
+    type Output = (PendingPromoteResult, Vec<DeletedCopy>);
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Self::Output> {
+        let p = self.p;
+        // Key lock before the intent row: the write path holds the key lock while it deletes
+        // intents, so claiming first could deadlock against it.
+        tx.acquire_key_lock(&p.object_key).await?;
+        if !tx.claim_pending(&p.intent_id).await? {
+            return Ok((PendingPromoteResult::AlreadyResolved, Vec::new()));
+        }
+        let existing = tx.get_existing_copies_for_update(&p.object_key).await?;
+        if intent_superseded(p.created_at, &existing) {
+            tx.delete_pending(&p.intent_id).await?;
+            return Ok((PendingPromoteResult::Superseded, Vec::new()));
+        }
+        let displaced = write_over(
+            tx,
+            &p.object_key,
+            &p.backend_name,
+            p.size_bytes,
+            &p.form,
+            &existing,
+            Some(&p.intent_id),
+        )
+        .await?;
+        Ok((PendingPromoteResult::Committed, displaced))
+    }
+}
+
+/// Resolves an intent whose bytes were found on the backend.
+///
+/// Locks the key, then claims the intent row. Intent gone ⇒ `AlreadyResolved`. A copy of the
+/// key recorded strictly after the intent ⇒ the intent is dropped, `Superseded`. Otherwise the
+/// intent is committed exactly like [`super::record_object`] with its stored metadata and
+/// deleted in the same transaction: `Committed` plus the displaced copies. On error nothing
+/// changes and the error is returned (there is no `Ambiguous` result alongside it).
+pub async fn promote_pending<R: Runner + ?Sized>(
+    runner: &R,
+    p: &PendingObject,
+) -> Result<(PendingPromoteResult, Vec<DeletedCopy>)> {
+    validate::text("intent id", &p.intent_id)?;
+    validate::key(&p.object_key)?;
+    validate::backend(&p.backend_name)?;
+    validate::size("object size", p.size_bytes)?;
+    validate_form(&p.form)?;
+    with_tx_val(runner, &Promote { p })
+        .await
+        .map_err(|e| e.context("promote pending"))
+}

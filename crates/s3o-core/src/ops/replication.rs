@@ -1,0 +1,129 @@
+use async_trait::async_trait;
+
+use crate::error::{Result, StoreError};
+use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
+use crate::validate;
+
+struct Replica<'a> {
+    key: &'a str,
+    target: &'a str,
+    source: &'a str,
+}
+
+#[async_trait]
+impl TxBody for Replica<'_> {
+    type Output = (i64, bool);
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<(i64, bool)> {
+        tx.acquire_key_lock(self.key).await?;
+        let Some(size) = tx
+            .insert_replica_conditional(self.key, self.target, self.source)
+            .await?
+        else {
+            return Ok((0, false));
+        };
+        if size > 0 {
+            tx.increment_backend_quota(self.target, size).await?;
+        }
+        Ok((size, true))
+    }
+}
+
+/// Adds a copy of `key` on `target`, copied from the row on `source`, only if the source copy
+/// still exists and the target has none. The target is charged the size read from the source
+/// row in the same statement, so `bytes_used` agrees with `size_bytes` even if the object was
+/// overwritten mid-replication. Returns `(size, true)`, or `(0, false)` with no change.
+/// The guarded charge may fail with `NoSpaceAvailable`, rolling the replica back.
+pub async fn record_replica<R: Runner + ?Sized>(
+    runner: &R,
+    key: &str,
+    target: &str,
+    source: &str,
+) -> Result<(i64, bool)> {
+    validate::key(key)?;
+    validate::backend(target)?;
+    validate::backend(source)?;
+    if target == source {
+        return Ok((0, false));
+    }
+    with_tx_val(
+        runner,
+        &Replica {
+            key,
+            target,
+            source,
+        },
+    )
+    .await
+}
+
+struct RemoveExcess<'a> {
+    key: &'a str,
+    backend: &'a str,
+    factor: usize,
+}
+
+#[async_trait]
+impl TxBody for RemoveExcess<'_> {
+    type Output = bool;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<bool> {
+        tx.acquire_key_lock(self.key).await?;
+        let copies = tx.get_existing_copies_for_update(self.key).await?;
+        if copies.len() <= self.factor {
+            return Ok(false);
+        }
+        let Some(target) = copies.iter().find(|c| c.backend_name == self.backend) else {
+            return Ok(false);
+        };
+        let holds_dek = |c: &&crate::types::ExistingCopy| c.encrypted && c.has_dek;
+        let other_dek = copies
+            .iter()
+            .filter(|c| c.backend_name != self.backend)
+            .any(|c| holds_dek(&c));
+        let keyless_sibling = copies
+            .iter()
+            .any(|c| c.backend_name != self.backend && c.encrypted && !c.has_dek);
+        if holds_dek(&target) && !other_dek && keyless_sibling {
+            return Err(StoreError::CopyHoldsOnlyDek {
+                key: self.key.to_owned(),
+                backend: self.backend.to_owned(),
+            });
+        }
+        let size = target.size_bytes;
+        tx.delete_object_from_backend(self.key, self.backend)
+            .await?;
+        if size > 0 {
+            tx.decrement_backend_quota(self.backend, size).await?;
+        }
+        Ok(true)
+    }
+}
+
+/// Removes the copy of `key` on `backend` if the key still has more than `factor` copies,
+/// re-checked under the key lock. Refuses (`CopyHoldsOnlyDek`) to drop the only copy holding
+/// the data-encryption key while a sibling is encrypted without one. Debits the locked size.
+/// `false` (no change) when at or below the factor or when the copy is gone. `factor` ≥ 1.
+pub async fn remove_excess_copy<R: Runner + ?Sized>(
+    runner: &R,
+    key: &str,
+    backend: &str,
+    factor: i64,
+) -> Result<bool> {
+    validate::key(key)?;
+    validate::backend(backend)?;
+    if factor < 1 {
+        return Err(StoreError::invalid(
+            "replication factor",
+            format!("must be at least 1 (got {factor})"),
+        ));
+    }
+    let factor = usize::try_from(factor).unwrap_or(usize::MAX);
+    with_tx_val(
+        runner,
+        &RemoveExcess {
+            key,
+            backend,
+            factor,
+        },
+    )
+    .await
+}

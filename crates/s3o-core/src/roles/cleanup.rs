@@ -1,0 +1,68 @@
+//! The cleanup queue of physical deletes and its dead-letter table.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::ops;
+use crate::tx::Runner;
+use crate::types::{CleanupDlqItem, CleanupItem, Timestamp};
+
+/// Cleanup queue and orphan-byte tracking.
+#[async_trait]
+pub trait CleanupStore: Runner {
+    /// Enqueues a physical delete (`created_at = next_retry = now`, unclaimed). Does not touch
+    /// `orphan_bytes`: pair it with [`CleanupStore::increment_orphan_bytes`].
+    async fn enqueue_cleanup(
+        &self,
+        backend: &str,
+        key: &str,
+        reason: &str,
+        size: i64,
+    ) -> Result<()>;
+    /// Atomically claims up to `limit` due rows for `instance_id`: rows with `next_retry <=
+    /// now`, `attempts < 10` and no claim or a claim older than `grace_cutoff`, oldest first.
+    /// Concurrent claimers (tasks or processes) get disjoint rows. `reclaimed` is true on rows
+    /// whose earlier claim had gone stale. Returned ordered by id.
+    async fn claim_pending_cleanups(
+        &self,
+        limit: i64,
+        instance_id: &str,
+        grace_cutoff: Timestamp,
+    ) -> Result<Vec<CleanupItem>>;
+    /// Deletes the row and decrements its backend's `orphan_bytes` by its size (clamped at 0),
+    /// atomically. Already gone ⇒ nothing happens (no double decrement), not an error.
+    async fn complete_cleanup_item(&self, id: i64) -> Result<()>;
+    /// `attempts += 1`, `next_retry = now + backoff`, records the error and clears the claim.
+    /// Missing id ⇒ no-op.
+    async fn retry_cleanup_item(&self, id: i64, backoff: Duration, last_error: &str) -> Result<()>;
+    /// Unguarded `orphan_bytes += amount`; unknown backend ⇒ no-op.
+    async fn increment_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()>;
+    /// `orphan_bytes = max(0, orphan_bytes − amount)`; unknown backend ⇒ no-op.
+    async fn decrement_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()>;
+    /// DLQ rows of `backend` (all when `None`), most recently moved first, at most `limit`
+    /// (≤ 0 ⇒ 1000).
+    async fn list_cleanup_dlq(
+        &self,
+        backend: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CleanupDlqItem>>;
+    /// Moves DLQ rows (of `backend`, or all) back into the queue with fresh defaults
+    /// (attempts 0, due now, unclaimed) in one statement; `orphan_bytes` untouched. Returns
+    /// the number moved.
+    async fn requeue_cleanup_dlq(&self, backend: Option<&str>) -> Result<i64>;
+    /// Removes queue rows of `(key, backend)` and their orphan bytes (see
+    /// [`ops::sweep_stale_cleanup_queue_rows`]).
+    async fn sweep_stale_cleanup_queue_rows(&self, key: &str, backend: &str) -> Result<i64> {
+        ops::sweep_stale_cleanup_queue_rows(self, key, backend).await
+    }
+    /// Graduates an exhausted queue row to the DLQ (see [`ops::move_cleanup_to_dlq`]).
+    async fn move_cleanup_to_dlq(&self, id: i64, last_error: &str) -> Result<bool> {
+        ops::move_cleanup_to_dlq(self, id, last_error).await
+    }
+    /// Operator write-off of DLQ rows (see [`ops::write_off_cleanup_dlq`]).
+    async fn write_off_cleanup_dlq(&self, ids: &[i64]) -> Result<i64> {
+        ops::write_off_cleanup_dlq(self, ids).await
+    }
+}

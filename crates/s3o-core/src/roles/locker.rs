@@ -1,0 +1,21 @@
+//! Leader election for background services.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::locks::LockId;
+use crate::tx::BoxFuture;
+
+/// Leader locks: at most one holder per [`LockId`] across every process sharing the database.
+#[async_trait]
+pub trait AdvisoryLocker: Send + Sync {
+    /// Tries to take `lock` without waiting. Not taken ⇒ `Ok(None)` and `critical` never runs.
+    /// Taken ⇒ runs `critical`, releases the lock (also when `critical` errors or panics, and
+    /// when the holder's connection or process dies) and returns `Ok(Some(its result))`.
+    /// An error acquiring ⇒ `Err`. Locks with different ids are independent.
+    async fn with_advisory_lock(
+        &self,
+        lock: LockId,
+        critical: BoxFuture<'_, Result<()>>,
+    ) -> Result<Option<Result<()>>>;
+}

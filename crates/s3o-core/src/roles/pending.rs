@@ -1,0 +1,27 @@
+//! In-flight PUT intents.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::ops;
+use crate::tx::Runner;
+use crate::types::{DeletedCopy, PendingObject, PendingPromoteResult};
+
+/// Intent tracking for the write path and the pending reaper.
+#[async_trait]
+pub trait PendingStore: Runner {
+    /// Records an intent before the backend PUT. Unknown backend ⇒ `UnknownBackend`;
+    /// duplicate intent id ⇒ `Database { kind: UniqueViolation }`.
+    async fn insert_pending(&self, p: &PendingObject) -> Result<()>;
+    /// Deletes an intent; missing ⇒ no-op.
+    async fn delete_pending(&self, intent_id: &str) -> Result<()>;
+    /// Deletes every intent of a backend; returns how many.
+    async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64>;
+    /// Resolves an intent whose bytes are on the backend (see [`ops::promote_pending`]).
+    async fn promote_pending(
+        &self,
+        p: &PendingObject,
+    ) -> Result<(PendingPromoteResult, Vec<DeletedCopy>)> {
+        ops::promote_pending(self, p).await
+    }
+}

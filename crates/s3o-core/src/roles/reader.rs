@@ -1,0 +1,61 @@
+//! Read-only queries that need no transaction or row lock.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::types::{CleanupItem, KeyBound, ObjectLocation, PendingObject, Timestamp};
+
+/// The engine's read-only operations. On SQLite they run on the reader pool, in parallel with
+/// an open write transaction.
+#[async_trait]
+pub trait Reader: Send + Sync {
+    /// Intents with `created_at <= older_than`, oldest first, at most `limit` (≤ 0 ⇒ 100).
+    async fn get_stale_pending(
+        &self,
+        older_than: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<PendingObject>>;
+    /// Number of pending intents.
+    async fn count_pending(&self) -> Result<i64>;
+    /// Every copy of `key`, full columns, oldest first (the primary copy first).
+    /// No copy ⇒ `ObjectNotFound`, never an empty vector.
+    async fn get_all_object_locations(&self, key: &str) -> Result<Vec<ObjectLocation>>;
+    /// Copies on `backend`, smallest first, at most `limit` (≤ 0 ⇒ 1000).
+    async fn list_objects_by_backend(
+        &self,
+        backend: &str,
+        limit: i64,
+    ) -> Result<Vec<ObjectLocation>>;
+    /// Copies on `backend` with key strictly after `after_key` in byte order, ascending;
+    /// `""` starts at the first key. At most `limit` (≤ 0 ⇒ 1000).
+    async fn list_objects_by_backend_key_asc(
+        &self,
+        backend: &str,
+        after_key: &str,
+        limit: i64,
+    ) -> Result<Vec<ObjectLocation>>;
+    /// One row per key (its oldest copy, ties broken by backend name) whose key starts with
+    /// `prefix` (byte-wise, case-sensitive, `%`/`_`/`\` ordinary) and satisfies `bound`, in
+    /// byte order, at most `limit` rows. The raw material of every listing.
+    async fn list_objects_by_prefix(
+        &self,
+        prefix: &str,
+        bound: KeyBound<'_>,
+        limit: usize,
+    ) -> Result<Vec<ObjectLocation>>;
+    /// One row per key (its oldest copy) matching `prefix` whose oldest copy is older than
+    /// `cutoff`, in byte order, at most `limit` (≤ 0 ⇒ 1000).
+    async fn list_expired_objects(
+        &self,
+        prefix: &str,
+        cutoff: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<ObjectLocation>>;
+    /// Read-only snapshot of due rows (`next_retry <= now AND attempts < 10`), oldest first,
+    /// with their claim columns; never stamps a claim.
+    async fn get_pending_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>>;
+    /// Queue rows with `attempts < 10` (regardless of `next_retry`).
+    async fn cleanup_queue_depth(&self) -> Result<i64>;
+    /// Rows in the dead-letter table.
+    async fn cleanup_dlq_depth(&self) -> Result<i64>;
+}

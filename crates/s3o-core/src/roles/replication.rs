@@ -1,0 +1,46 @@
+//! Replication: finding under- and over-replicated keys and adjusting copies.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::ops;
+use crate::tx::Runner;
+use crate::types::ObjectLocation;
+
+/// Replication queries and copy adjustments.
+#[async_trait]
+pub trait ReplicationStore: Runner {
+    /// Every row of up to `limit` keys whose managed copies number fewer than `factor`,
+    /// ordered by `(key, created_at)`.
+    async fn get_under_replicated_objects(
+        &self,
+        factor: i64,
+        limit: i64,
+    ) -> Result<Vec<ObjectLocation>>;
+    /// As [`ReplicationStore::get_under_replicated_objects`], not counting copies on
+    /// `excluded` backends.
+    async fn get_under_replicated_objects_excluding(
+        &self,
+        factor: i64,
+        limit: i64,
+        excluded: &[String],
+    ) -> Result<Vec<ObjectLocation>>;
+    /// Every row of up to `limit` keys with more than `factor` managed copies (limit ≤ 0 ⇒
+    /// nothing).
+    async fn get_over_replicated_objects(
+        &self,
+        factor: i64,
+        limit: i64,
+    ) -> Result<Vec<ObjectLocation>>;
+    /// Number of keys with more than `factor` managed copies.
+    async fn count_over_replicated_objects(&self, factor: i64) -> Result<i64>;
+    /// Adds a replica on `target` copied from `source` (see [`ops::record_replica`]).
+    async fn record_replica(&self, key: &str, target: &str, source: &str) -> Result<(i64, bool)> {
+        ops::record_replica(self, key, target, source).await
+    }
+    /// Removes the copy on `backend` if the key still has more than `factor` copies (see
+    /// [`ops::remove_excess_copy`]).
+    async fn remove_excess_copy(&self, key: &str, backend: &str, factor: i64) -> Result<bool> {
+        ops::remove_excess_copy(self, key, backend, factor).await
+    }
+}

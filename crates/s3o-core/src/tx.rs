@@ -1,0 +1,242 @@
+//! The transactional seam.
+//!
+//! An engine implements [`Runner`] (begin a transaction) and [`Transaction`] (its primitives,
+//! each a single statement, plus commit and rollback). Every multi-statement operation in
+//! [`crate::ops`] is written once against [`TxAdapter`] and run with [`with_tx_val`], which
+//! commits on `Ok`, rolls back on `Err`, and reruns the whole body (a bounded number of times)
+//! when the database reports a retryable conflict (serialization failure, deadlock, busy).
+//! Bodies are therefore written to be safe to rerun: they read everything they act on from
+//! locked rows inside the transaction.
+//!
+//! Lock order, global for every operation: key locks first (sorted, de-duplicated), then row
+//! locks, then `backend_quotas` rows in sorted backend order (see [`crate::ops::apply_quota_deltas`]).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::types::{
+    CleanupQueueRow, ExistingCopy, KeyedExistingCopy, ObjectLocation, PendingObject, StoredForm,
+};
+
+/// A boxed, `Send` future: what transaction closures return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Transactional primitives on `pending_objects`.
+#[async_trait]
+pub trait PendingTx: Send {
+    /// Locks the intent row (`FOR UPDATE` on PostgreSQL). `false` when it no longer exists
+    /// (another reaper resolved it).
+    async fn claim_pending(&mut self, intent_id: &str) -> Result<bool>;
+    /// Inserts an intent; `created_at` zero means now. Unknown backend ⇒ `UnknownBackend`.
+    async fn insert_pending(&mut self, p: &PendingObject) -> Result<()>;
+    /// Deletes an intent; missing is a no-op.
+    async fn delete_pending(&mut self, intent_id: &str) -> Result<()>;
+    /// Deletes every intent of a backend.
+    async fn delete_pending_by_backend(&mut self, backend: &str) -> Result<()>;
+}
+
+/// Transactional primitives on `object_locations`.
+#[async_trait]
+pub trait ObjectsTx: Send {
+    /// Every copy of `key`, row-locked, ordered by `(created_at, backend_name)`. Empty when none.
+    async fn get_existing_copies_for_update(&mut self, key: &str) -> Result<Vec<ExistingCopy>>;
+    /// Inserts a copy with the normalised stored form; `created_at` is `loc.created_at`, or now
+    /// when that is zero. A backend without a quota row ⇒ `UnknownBackend` (checked in the same
+    /// statement, not a foreign-key error).
+    async fn insert_object_location(&mut self, loc: &ObjectLocation) -> Result<()>;
+    /// Deletes every copy of `key`.
+    async fn delete_object_copies(&mut self, key: &str) -> Result<()>;
+    /// Every copy of any of `keys`, row-locked. Empty input ⇒ empty result without SQL.
+    async fn get_copies_for_keys_for_update(
+        &mut self,
+        keys: &[String],
+    ) -> Result<Vec<KeyedExistingCopy>>;
+    /// Deletes every copy of any of `keys`. Empty input ⇒ no-op.
+    async fn delete_objects_by_keys(&mut self, keys: &[String]) -> Result<()>;
+    /// Whether `(key, backend)` has a row.
+    async fn check_object_exists_on_backend(&mut self, key: &str, backend: &str) -> Result<bool>;
+    /// Row-locks `(key, backend)` and returns its full payload; `None` when the row is gone.
+    async fn lock_object_on_backend(
+        &mut self,
+        key: &str,
+        backend: &str,
+    ) -> Result<Option<ObjectLocation>>;
+    /// Deletes the single `(key, backend)` row.
+    async fn delete_object_from_backend(&mut self, key: &str, backend: &str) -> Result<()>;
+    /// Inserts unless `(key, backend)` exists, with the same column mapping as
+    /// [`ObjectsTx::insert_object_location`]. `true` when inserted. Unknown backend ⇒
+    /// `UnknownBackend`.
+    async fn insert_object_location_if_not_exists(&mut self, loc: &ObjectLocation) -> Result<bool>;
+    /// Copies the source row (size, every stored-form column and `created_at`: a replica is the
+    /// same version of the object) to `target`, only
+    /// if the source still exists and the target has no copy. Returns the size the new row was
+    /// written with, `None` when nothing was inserted. Unknown target ⇒ `UnknownBackend`.
+    async fn insert_replica_conditional(
+        &mut self,
+        key: &str,
+        target: &str,
+        source: &str,
+    ) -> Result<Option<i64>>;
+    /// Rewrites the size and stored form of `(key, backend)`; `false` when the row is gone.
+    async fn update_object_form(
+        &mut self,
+        key: &str,
+        backend: &str,
+        size_bytes: i64,
+        form: &StoredForm,
+    ) -> Result<bool>;
+}
+
+/// Transactional primitives on `cleanup_queue` and `cleanup_dlq`.
+#[async_trait]
+pub trait CleanupTx: Send {
+    /// Deletes every queue row of `(key, backend)`; returns `(count, Σ size_bytes)`.
+    async fn sum_and_delete_cleanup_queue_rows(
+        &mut self,
+        key: &str,
+        backend: &str,
+    ) -> Result<(i64, i64)>;
+    /// The full queue row; `CleanupItemNotFound` when gone.
+    async fn get_cleanup_queue_row(&mut self, id: i64) -> Result<CleanupQueueRow>;
+    /// Inserts a DLQ row from a queue row (`original_id = row.id`,
+    /// `first_enqueued_at = row.created_at`, now when zero).
+    async fn insert_cleanup_dlq(&mut self, row: &CleanupQueueRow) -> Result<()>;
+    /// Deletes a queue row; does not touch `orphan_bytes`.
+    async fn delete_cleanup_item(&mut self, id: i64) -> Result<()>;
+    /// Deletes one DLQ row, returning its `(backend, size_bytes)`; `None` when gone.
+    async fn delete_cleanup_dlq_row(&mut self, id: i64) -> Result<Option<(String, i64)>>;
+}
+
+/// Transactional primitives on `backend_quotas`. Each locks the backend's row until commit.
+#[async_trait]
+pub trait QuotaTx: Send {
+    /// `bytes_used += delta` when `bytes_limit = 0 OR bytes_used + orphan_bytes + delta <=
+    /// bytes_limit`; otherwise `NoSpaceAvailable`. Unknown backend ⇒ `UnknownBackend`.
+    async fn increment_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()>;
+    /// `bytes_used = max(0, bytes_used - delta)`. Unknown backend ⇒ no-op.
+    async fn decrement_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()>;
+    /// `bytes_used = max(0, bytes_used + delta)` without the limit guard (stored-form rewrites:
+    /// the bytes are already on the backend).
+    async fn adjust_backend_quota_unguarded(&mut self, backend: &str, delta: i64) -> Result<()>;
+    /// `orphan_bytes = max(0, orphan_bytes - delta)`.
+    async fn decrement_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()>;
+    /// `bytes_used` of every backend, row-locked.
+    async fn all_backend_bytes_used(&mut self) -> Result<BTreeMap<String, i64>>;
+    /// Σ `size_bytes` of `object_locations` per backend (backends without rows absent).
+    async fn sum_object_sizes_by_backend(&mut self) -> Result<BTreeMap<String, i64>>;
+    /// Sets `bytes_used` without the limit guard.
+    async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()>;
+}
+
+/// The per-engine transactional seam: every primitive a core operation may call.
+#[async_trait]
+pub trait TxAdapter: PendingTx + ObjectsTx + CleanupTx + QuotaTx {
+    /// Takes a transaction-scoped lock on `key`, released at commit or rollback. PostgreSQL:
+    /// `pg_advisory_xact_lock(KEY_LOCK_CLASS, hashtext(key))`; SQLite: no-op, because its one
+    /// writer (`BEGIN IMMEDIATE`) already serialises every write transaction.
+    async fn acquire_key_lock(&mut self, key: &str) -> Result<()>;
+}
+
+/// An open transaction: the adapter plus its end.
+///
+/// Dropping a transaction without committing must roll it back (or discard its connection);
+/// a caller's cancellation therefore never commits half an operation.
+#[async_trait]
+pub trait Transaction: TxAdapter {
+    /// Commits. An error here means the outcome is unknown only for connection failures.
+    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Rolls back.
+    async fn rollback(self: Box<Self>) -> Result<()>;
+}
+
+/// Opens transactions. Implemented by each engine's store.
+#[async_trait]
+pub trait Runner: Send + Sync {
+    /// Begins a write transaction.
+    async fn begin(&self) -> Result<Box<dyn Transaction>>;
+
+    /// How many times [`with_tx_val`] runs a body that keeps failing with a retryable
+    /// conflict (default 5, counting the first run).
+    fn max_attempts(&self) -> u32 {
+        5
+    }
+}
+
+/// A transaction body: a multi-statement operation run inside one transaction.
+///
+/// Closures of the shape `|tx| Box::pin(async move { ... })` returning [`BoxFuture`] implement
+/// it; operations in [`crate::ops`] implement it on small structs that borrow their input.
+#[async_trait]
+pub trait TxBody: Send + Sync {
+    /// What the body returns on success.
+    type Output: Send;
+    /// Runs the body against the open transaction. May be called more than once (retries).
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Self::Output>;
+}
+
+#[async_trait]
+impl<T, F> TxBody for F
+where
+    T: Send,
+    F: for<'c> Fn(&'c mut dyn TxAdapter) -> BoxFuture<'c, Result<T>> + Send + Sync,
+{
+    type Output = T;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<T> {
+        (self)(tx).await
+    }
+}
+
+impl dyn Runner + '_ {
+    /// Runs `body` in one transaction: commit on `Ok`, rollback on `Err`.
+    pub async fn with_tx<B: TxBody<Output = ()> + ?Sized>(&self, body: &B) -> Result<()> {
+        with_tx_val(self, body).await
+    }
+}
+
+/// Runs `body` in one transaction and surfaces its value.
+///
+/// `Ok(value)` only when the body succeeded *and* the commit succeeded; on any error (begin,
+/// body, commit) the body's value is dropped and the error returned — the Rust form of the
+/// reference's "zero value on error". Retryable conflicts rerun the body, at most
+/// [`Runner::max_attempts`] times in all.
+pub async fn with_tx_val<R, B>(runner: &R, body: &B) -> Result<B::Output>
+where
+    R: Runner + ?Sized,
+    B: TxBody + ?Sized,
+{
+    let attempts = runner.max_attempts().max(1);
+    let mut attempt = 1;
+    loop {
+        match run_once(runner, body).await {
+            Err(e) if e.is_retryable() && attempt < attempts => {
+                tracing::debug!(attempt, error = %e, "retrying transaction after conflict");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn run_once<R, B>(runner: &R, body: &B) -> Result<B::Output>
+where
+    R: Runner + ?Sized,
+    B: TxBody + ?Sized,
+{
+    let mut tx = runner.begin().await?;
+    match body.run(&mut *tx).await {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rb) = tx.rollback().await {
+                tracing::warn!(error = %rb, "rollback failed after transaction error");
+            }
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! Domain types shared by every engine.
+//!
+//! Empty strings, empty byte vectors and zero sizes in the optional stored-form fields mean
+//! "absent": engines store them as SQL `NULL` and read `NULL` back as the empty value, so a
+//! round trip through either engine returns exactly what was written.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A point in time, as whole microseconds since the Unix epoch (UTC).
+///
+/// Microseconds are the precision PostgreSQL's `timestamptz` keeps; SQLite stores the same
+/// integer, so ordering by time is exact and identical on both engines. `Timestamp::ZERO`
+/// stands for "no time" where the reference used Go's zero `time.Time`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The zero timestamp: "unknown / not set". Never produced by a database read of a real row.
+    pub const ZERO: Timestamp = Timestamp(0);
+
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        Self::from_system_time(SystemTime::now())
+    }
+
+    /// Builds a timestamp from microseconds since the epoch.
+    pub const fn from_micros(micros: i64) -> Self {
+        Timestamp(micros)
+    }
+
+    /// Microseconds since the epoch.
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// True for [`Timestamp::ZERO`].
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Converts from `SystemTime`, truncating to microseconds (saturating far outside ±292k years).
+    pub fn from_system_time(t: SystemTime) -> Self {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+            Err(e) => Timestamp(-i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// Converts to `SystemTime`.
+    pub fn to_system_time(self) -> SystemTime {
+        if self.0 >= 0 {
+            UNIX_EPOCH + Duration::from_micros(self.0 as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_micros(self.0.unsigned_abs())
+        }
+    }
+
+    /// This timestamp moved forward by `d` (saturating).
+    pub fn plus(self, d: Duration) -> Self {
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// This timestamp moved back by `d` (saturating).
+    pub fn minus(self, d: Duration) -> Self {
+        Timestamp(
+            self.0
+                .saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{:06}s",
+            self.0.div_euclid(1_000_000),
+            self.0.rem_euclid(1_000_000)
+        )
+    }
+}
+
+/// How the bytes of one copy are stored on its backend: encryption envelope, plaintext size,
+/// content hash and whether the copy is managed.
+///
+/// The zero value (`StoredForm::default()`) is a plaintext, managed copy with no known hash.
+/// When `encrypted` is false the encryption fields are ignored and stored as `NULL`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredForm {
+    /// The bytes on the backend are an encryption envelope.
+    pub encrypted: bool,
+    /// Packed `base_nonce ‖ wrapped_dek`; empty when the copy holds no data-encryption key.
+    pub encryption_key: Vec<u8>,
+    /// Master-key version that wrapped the DEK; empty when absent.
+    pub key_id: String,
+    /// Size before encryption; 0 when absent.
+    pub plaintext_size: i64,
+    /// SHA-256 hex of the plaintext; empty when unknown.
+    pub content_hash: String,
+    /// False for copies outside every virtual-bucket prefix: counted for quota, ignored by
+    /// replication, rebalancing, integrity and drains.
+    pub managed: bool,
+}
+
+impl Default for StoredForm {
+    fn default() -> Self {
+        StoredForm {
+            encrypted: false,
+            encryption_key: Vec::new(),
+            key_id: String::new(),
+            plaintext_size: 0,
+            content_hash: String::new(),
+            managed: true,
+        }
+    }
+}
+
+impl StoredForm {
+    /// The form as it is written: encryption fields cleared unless `encrypted`.
+    pub fn normalized(&self) -> StoredForm {
+        let mut f = self.clone();
+        if !f.encrypted {
+            f.encryption_key.clear();
+            f.key_id.clear();
+            f.plaintext_size = 0;
+        }
+        f
+    }
+
+    /// True when this copy carries a data-encryption key (non-empty packed key).
+    pub fn has_dek(&self) -> bool {
+        !self.encryption_key.is_empty()
+    }
+}
+
+/// One copy of an object on one backend: a row of `object_locations`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectLocation {
+    /// The object's key.
+    pub object_key: String,
+    /// The backend holding this copy.
+    pub backend_name: String,
+    /// Bytes occupied on the backend (ciphertext size when encrypted).
+    pub size_bytes: i64,
+    /// When the copy was recorded; also the object's Last-Modified.
+    pub created_at: Timestamp,
+    /// How the bytes are stored. Rows from "slim" listing queries carry the default form.
+    pub form: StoredForm,
+}
+
+/// Projection of a row-locked read of one copy, used inside transactions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExistingCopy {
+    /// Backend holding the copy.
+    pub backend_name: String,
+    /// Size read from the locked row.
+    pub size_bytes: i64,
+    /// When the copy was recorded.
+    pub created_at: Timestamp,
+    /// The copy is encrypted.
+    pub encrypted: bool,
+    /// The copy's encryption key column is non-NULL and non-empty.
+    pub has_dek: bool,
+}
+
+/// A copy found by a multi-key locked read (batch delete).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyedExistingCopy {
+    /// The object's key.
+    pub object_key: String,
+    /// Backend holding the copy.
+    pub backend_name: String,
+    /// Size read from the locked row.
+    pub size_bytes: i64,
+}
+
+/// A copy removed from the ledger whose bytes the caller must now delete physically
+/// (or enqueue for cleanup).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeletedCopy {
+    /// Backend that still holds the bytes.
+    pub backend_name: String,
+    /// Bytes the backend holds for it.
+    pub size_bytes: i64,
+}
+
+/// An in-flight PUT intent, recorded before the backend upload so a failed metadata commit
+/// can be resolved later by the pending reaper.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingObject {
+    /// Unique id minted by the write coordinator (a UUID in practice).
+    pub intent_id: String,
+    /// Key being written.
+    pub object_key: String,
+    /// Backend receiving the bytes.
+    pub backend_name: String,
+    /// Bytes being written.
+    pub size_bytes: i64,
+    /// Stored form the copy will have once committed (`managed` is not persisted for intents).
+    pub form: StoredForm,
+    /// When the intent was recorded. `Timestamp::ZERO` on insert means "now".
+    pub created_at: Timestamp,
+}
+
+/// How [`crate::ops::promote_pending`] resolved an intent. The integer values are stable
+/// (they label metrics) and never change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PendingPromoteResult {
+    /// The intent was promoted into `object_locations` and removed in the same transaction.
+    Committed = 0,
+    /// Reserved: never produced by the current resolver; returned alongside errors only in the
+    /// reference. Kept so the value stays stable.
+    Ambiguous = 1,
+    /// The intent was already gone: another reaper resolved it. Benign.
+    AlreadyResolved = 2,
+    /// A write of the same key committed after this intent; the intent was dropped.
+    Superseded = 3,
+}
+
+impl PendingPromoteResult {
+    /// The stable integer value (metric label).
+    pub const fn as_u8(self) -> u8 {
+        self as u8
+    }
+}
+
+/// A row of the cleanup queue as the worker and the admin display see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CleanupItem {
+    /// Queue row id.
+    pub id: i64,
+    /// Backend holding the orphaned bytes.
+    pub backend_name: String,
+    /// Key of the orphaned bytes.
+    pub object_key: String,
+    /// Why the cleanup was enqueued.
+    pub reason: String,
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// Bytes to reclaim; counted in the backend's `orphan_bytes`.
+    pub size_bytes: i64,
+    /// When a worker last claimed the row; `None` if never (or the claim was cleared by retry).
+    pub claimed_at: Option<Timestamp>,
+    /// Instance id of the worker holding the claim.
+    pub claimed_by: Option<String>,
+    /// Set only by `claim_pending_cleanups`: this claim recovered a row whose previous claim
+    /// aged past the grace cutoff.
+    pub reclaimed: bool,
+}
+
+/// The full payload of one cleanup-queue row, read inside the move-to-DLQ transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CleanupQueueRow {
+    /// Queue row id (becomes the DLQ row's `original_id`).
+    pub id: i64,
+    /// Backend holding the orphaned bytes.
+    pub backend_name: String,
+    /// Key of the orphaned bytes.
+    pub object_key: String,
+    /// Why the cleanup was enqueued.
+    pub reason: String,
+    /// Bytes to reclaim.
+    pub size_bytes: i64,
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// When the row was first enqueued (becomes `first_enqueued_at`).
+    pub created_at: Timestamp,
+    /// Last error recorded; empty when none.
+    pub last_error: String,
+}
+
+/// A row of the cleanup dead-letter table: an orphan the worker gave up on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CleanupDlqItem {
+    /// DLQ row id.
+    pub id: i64,
+    /// The queue row id it came from.
+    pub original_id: i64,
+    /// Backend holding the orphaned bytes.
+    pub backend_name: String,
+    /// Key of the orphaned bytes.
+    pub object_key: String,
+    /// Why the cleanup was enqueued originally.
+    pub reason: String,
+    /// Bytes still occupying the backend (still counted in `orphan_bytes`).
+    pub size_bytes: i64,
+    /// Attempts made before giving up.
+    pub attempts: i32,
+    /// When the cleanup was first enqueued.
+    pub first_enqueued_at: Timestamp,
+    /// When it was moved to the DLQ.
+    pub moved_at: Timestamp,
+    /// Last error; empty when none.
+    pub last_error: String,
+}
+
+/// One backend's quota counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaStat {
+    /// Backend name.
+    pub backend_name: String,
+    /// Committed bytes: Σ `size_bytes` of the backend's copies.
+    pub bytes_used: i64,
+    /// Ceiling; 0 means unlimited.
+    pub bytes_limit: i64,
+    /// Bytes logically freed but not yet physically deleted.
+    pub orphan_bytes: i64,
+    /// Last counter update.
+    pub updated_at: Timestamp,
+}
+
+/// Monthly usage counters of one backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageStat {
+    /// API requests.
+    pub api_requests: i64,
+    /// Bytes served out of the backend.
+    pub egress_bytes: i64,
+    /// Bytes written into the backend.
+    pub ingress_bytes: i64,
+}
+
+/// Monthly usage limits of one backend; 0 means unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageLimits {
+    /// API request limit.
+    pub api_request_limit: i64,
+    /// Egress byte limit.
+    pub egress_byte_limit: i64,
+    /// Ingress byte limit.
+    pub ingress_byte_limit: i64,
+}
+
+impl UsageLimits {
+    /// True when `usage` is within every non-zero limit.
+    pub fn admits(&self, usage: &UsageStat) -> bool {
+        let within = |limit: i64, used: i64| limit == 0 || used < limit;
+        within(self.api_request_limit, usage.api_requests)
+            && within(self.egress_byte_limit, usage.egress_bytes)
+            && within(self.ingress_byte_limit, usage.ingress_bytes)
+    }
+}
+
+/// Metadata of an active multipart upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultipartUpload {
+    /// Upload id.
+    pub upload_id: String,
+    /// Key being assembled.
+    pub object_key: String,
+    /// Backend receiving the parts (empty in slim listings).
+    pub backend_name: String,
+    /// Content type; empty when absent.
+    pub content_type: String,
+    /// User metadata (`x-amz-meta-*`); empty when none.
+    pub metadata: BTreeMap<String, String>,
+    /// True when `encryption_key` is non-empty.
+    pub encrypted: bool,
+    /// Upload-level packed DEK shared by every part; empty for plaintext uploads.
+    pub encryption_key: Vec<u8>,
+    /// Master-key version; empty when absent.
+    pub key_id: String,
+    /// When the upload was created.
+    pub created_at: Timestamp,
+}
+
+/// One uploaded part of an active multipart upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultipartPart {
+    /// Part number, 1..=10000.
+    pub part_number: i32,
+    /// ETag the backend returned.
+    pub etag: String,
+    /// Bytes stored for the part.
+    pub size_bytes: i64,
+    /// When the part was (last) recorded.
+    pub created_at: Timestamp,
+    /// The part is encrypted.
+    pub encrypted: bool,
+    /// Packed key; empty unless encrypted.
+    pub encryption_key: Vec<u8>,
+    /// Master-key version; empty unless encrypted.
+    pub key_id: String,
+    /// Size before encryption; 0 unless encrypted.
+    pub plaintext_size: i64,
+}
+
+/// Everything a new multipart upload row needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreateMultipartUploadParams {
+    /// Upload id.
+    pub upload_id: String,
+    /// Key being assembled.
+    pub object_key: String,
+    /// Backend receiving the parts.
+    pub backend_name: String,
+    /// Content type; empty stores NULL.
+    pub content_type: String,
+    /// User metadata; empty stores NULL.
+    pub metadata: BTreeMap<String, String>,
+    /// Upload-level packed DEK; empty for unencrypted uploads.
+    pub encryption_key: Vec<u8>,
+    /// Master-key version; empty for unencrypted uploads.
+    pub key_id: String,
+}
+
+/// A row of the notification outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotificationRow {
+    /// Row id.
+    pub id: i64,
+    /// Event type (e.g. `s3:ObjectCreated:Put`).
+    pub event_type: String,
+    /// The JSON envelope. PostgreSQL normalises whitespace (JSONB); SQLite returns it verbatim.
+    pub payload: String,
+    /// Webhook endpoint.
+    pub endpoint_url: String,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+}
+
+/// A copy that holds an encryption key, as the rotation admin lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncryptedLocation {
+    /// Key.
+    pub object_key: String,
+    /// Backend.
+    pub backend_name: String,
+    /// Packed key.
+    pub encryption_key: Vec<u8>,
+    /// Master-key version.
+    pub key_id: String,
+}
+
+/// A plaintext copy, as the encrypt-in-place admin lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnencryptedLocation {
+    /// Key.
+    pub object_key: String,
+    /// Backend.
+    pub backend_name: String,
+    /// Current size.
+    pub size_bytes: i64,
+}
+
+/// Keyset cursor over `(object_key, backend_name)` in byte order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    /// Key of the last row seen.
+    pub object_key: String,
+    /// Backend of the last row seen.
+    pub backend_name: String,
+}
+
+/// Where a key scan starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyBound<'a> {
+    /// From the first key.
+    Start,
+    /// Keys strictly greater than this one (byte order).
+    After(&'a str),
+    /// Keys greater than or equal to this one (byte order).
+    From(&'a str),
+}
+
+/// One page of a flat listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListObjectsResult {
+    /// One entry per key (its oldest copy), in byte order. Slim rows: default stored form except
+    /// `plaintext_size`-based client size in `size_bytes`.
+    pub objects: Vec<ObjectLocation>,
+    /// More keys follow.
+    pub is_truncated: bool,
+    /// Pass as `start_after` to get the next page; empty when not truncated.
+    pub next_continuation_token: String,
+}
+
+/// One page of a delimited listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListDelimitedResult {
+    /// Leaves (keys without the delimiter past the prefix), in byte order.
+    pub objects: Vec<ObjectLocation>,
+    /// Common prefixes, each ending with the delimiter, in byte order, each emitted once
+    /// across all pages.
+    pub common_prefixes: Vec<String>,
+    /// More entries follow.
+    pub is_truncated: bool,
+    /// Pass as `start_after` to get the next page; empty when not truncated.
+    pub next_continuation_token: String,
+}
+
+/// Groups locations by key, preserving the order copies appear in.
+pub fn group_by_key(locations: Vec<ObjectLocation>) -> BTreeMap<String, Vec<ObjectLocation>> {
+    let mut out: BTreeMap<String, Vec<ObjectLocation>> = BTreeMap::new();
+    for loc in locations {
+        out.entry(loc.object_key.clone()).or_default().push(loc);
+    }
+    out
+}
+
+/// Caps a flat listing fetched with `max + 1` rows: truncated when more than `max` rows came
+/// back, the token is the last kept key.
+pub fn build_list_page(mut objects: Vec<ObjectLocation>, max: usize) -> ListObjectsResult {
+    if objects.len() > max {
+        objects.truncate(max);
+        let token = objects
+            .last()
+            .map(|o| o.object_key.clone())
+            .unwrap_or_default();
+        ListObjectsResult {
+            objects,
+            is_truncated: true,
+            next_continuation_token: token,
+        }
+    } else {
+        ListObjectsResult {
+            objects,
+            is_truncated: false,
+            next_continuation_token: String::new(),
+        }
+    }
+}

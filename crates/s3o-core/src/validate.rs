@@ -1,0 +1,171 @@
+//! Input validation shared by both engines. Everything here runs before any SQL, so a
+//! rejected call changes nothing.
+
+use crate::error::{Result, StoreError};
+
+/// Longest object key accepted, in bytes (S3's limit).
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Lowest multipart part number.
+pub const MIN_PART_NUMBER: i32 = 1;
+/// Highest multipart part number.
+pub const MAX_PART_NUMBER: i32 = 10_000;
+/// Most keys one batch delete accepts (S3 DeleteObjects' limit).
+pub const MAX_BATCH_KEYS: usize = 1000;
+/// Longest backend name accepted, in bytes.
+pub const MAX_BACKEND_NAME_BYTES: usize = 255;
+
+/// An object key: non-empty, at most 1024 bytes, no NUL (PostgreSQL text cannot hold it).
+pub fn key(k: &str) -> Result<()> {
+    if k.is_empty() {
+        return Err(StoreError::invalid("object key", "must not be empty"));
+    }
+    if k.len() > MAX_KEY_BYTES {
+        return Err(StoreError::invalid(
+            "object key",
+            format!("is {} bytes, the limit is {MAX_KEY_BYTES}", k.len()),
+        ));
+    }
+    no_nul("object key", k)
+}
+
+/// A prefix or cursor: may be empty, otherwise bounded like a key.
+pub fn prefix(what: &'static str, p: &str) -> Result<()> {
+    if p.len() > MAX_KEY_BYTES {
+        return Err(StoreError::invalid(
+            what,
+            format!("is {} bytes, the limit is {MAX_KEY_BYTES}", p.len()),
+        ));
+    }
+    no_nul(what, p)
+}
+
+/// A backend name: non-empty, bounded, no NUL.
+pub fn backend(b: &str) -> Result<()> {
+    if b.is_empty() {
+        return Err(StoreError::invalid("backend name", "must not be empty"));
+    }
+    if b.len() > MAX_BACKEND_NAME_BYTES {
+        return Err(StoreError::invalid(
+            "backend name",
+            format!(
+                "is {} bytes, the limit is {MAX_BACKEND_NAME_BYTES}",
+                b.len()
+            ),
+        ));
+    }
+    no_nul("backend name", b)
+}
+
+/// Any other stored text (reason, etag, error message, ids): no NUL.
+pub fn text(what: &'static str, s: &str) -> Result<()> {
+    no_nul(what, s)
+}
+
+/// A size in bytes: non-negative.
+pub fn size(what: &'static str, n: i64) -> Result<()> {
+    if n < 0 {
+        return Err(StoreError::invalid(
+            what,
+            format!("must not be negative (got {n})"),
+        ));
+    }
+    Ok(())
+}
+
+/// A multipart part number: 1..=10000.
+pub fn part_number(n: i32) -> Result<()> {
+    if !(MIN_PART_NUMBER..=MAX_PART_NUMBER).contains(&n) {
+        return Err(StoreError::invalid(
+            "part number",
+            format!("must be between {MIN_PART_NUMBER} and {MAX_PART_NUMBER} (got {n})"),
+        ));
+    }
+    Ok(())
+}
+
+/// A batch of keys: each a valid key, at most [`MAX_BATCH_KEYS`].
+pub fn keys(ks: &[String]) -> Result<()> {
+    if ks.len() > MAX_BATCH_KEYS {
+        return Err(StoreError::invalid(
+            "key batch",
+            format!("has {} keys, the limit is {MAX_BATCH_KEYS}", ks.len()),
+        ));
+    }
+    ks.iter().try_for_each(|k| key(k))
+}
+
+/// A listing limit: values ≤ 0 mean `default`; larger values are capped at `cap`.
+pub fn limit(n: i64, default: usize, cap: usize) -> usize {
+    if n <= 0 {
+        default
+    } else {
+        usize::try_from(n).unwrap_or(cap).min(cap)
+    }
+}
+
+/// A quota limit: non-negative (0 = unlimited).
+pub fn quota_limit(n: i64) -> Result<()> {
+    size("quota limit", n)
+}
+
+fn no_nul(what: &'static str, s: &str) -> Result<()> {
+    if s.contains('\0') {
+        return Err(StoreError::invalid(what, "must not contain a NUL byte"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_table() {
+        let long = "k".repeat(MAX_KEY_BYTES + 1);
+        let max = "é".repeat(MAX_KEY_BYTES / 2);
+        let cases: Vec<(&str, Result<()>, bool)> = vec![
+            ("empty key", key(""), false),
+            ("1025-byte key", key(&long), false),
+            ("1024-byte multibyte key", key(&max), true),
+            ("NUL key", key("a\0b"), false),
+            ("plain key", key("a/b c%_\\"), true),
+            ("negative size", size("size", -1), false),
+            ("zero size", size("size", 0), true),
+            ("part 0", part_number(0), false),
+            ("part 1", part_number(1), true),
+            ("part 10000", part_number(10_000), true),
+            ("part 10001", part_number(10_001), false),
+            ("empty backend", backend(""), false),
+            ("NUL backend", backend("b\0"), false),
+            ("negative limit", quota_limit(-5), false),
+            (
+                "oversized batch",
+                keys(&vec!["k".to_string(); MAX_BATCH_KEYS + 1]),
+                false,
+            ),
+            (
+                "batch with bad key",
+                keys(&["ok".into(), String::new()]),
+                false,
+            ),
+            ("prefix empty ok", prefix("prefix", ""), true),
+        ];
+        for (name, r, ok) in cases {
+            assert_eq!(r.is_ok(), ok, "{name}: {r:?}");
+            if let Err(e) = r {
+                assert!(
+                    matches!(e, StoreError::InvalidInput { .. }),
+                    "{name}: {e:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn limits_default_and_cap() {
+        assert_eq!(limit(0, 1000, 5000), 1000);
+        assert_eq!(limit(-3, 1000, 5000), 1000);
+        assert_eq!(limit(7, 1000, 5000), 7);
+        assert_eq!(limit(i64::MAX, 1000, 5000), 5000);
+    }
+}
