@@ -44,10 +44,13 @@ pub async fn list_objects<R: Reader + ?Sized>(
     ))
 }
 
-/// The smallest string greater than every string that starts with `p`, when one exists:
+/// The smallest string greater than every string that starts with `p`, when one exists
+/// (`None` for the empty prefix): engines use it as the exclusive upper bound of an
+/// index range scan for a prefix (`key >= p AND key < successor`), which is case-sensitive,
+/// wildcard-free and byte-ordered. It is
 /// `p` with its last character replaced by the next code point (UTF-8 byte order equals code
 /// point order). Characters with no successor are dropped and the previous one incremented.
-fn prefix_successor(p: &str) -> Option<String> {
+pub fn prefix_successor(p: &str) -> Option<String> {
     let mut chars: Vec<char> = p.chars().collect();
     while let Some(last) = chars.pop() {
         let mut next = last as u32 + 1;
