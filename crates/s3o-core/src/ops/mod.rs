@@ -17,7 +17,9 @@ mod replication;
 
 pub use cleanup::{move_cleanup_to_dlq, sweep_stale_cleanup_queue_rows, write_off_cleanup_dlq};
 pub use encryption::{mark_object_decrypted, mark_object_encrypted};
-pub use listing::{DEFAULT_MAX_KEYS, MAX_MAX_KEYS, list_objects, list_objects_delimited};
+pub use listing::{
+    DEFAULT_MAX_KEYS, MAX_MAX_KEYS, list_objects, list_objects_delimited, prefix_successor,
+};
 pub use objects::{
     delete_object, delete_object_location, delete_objects_batch, import_object,
     move_object_location, record_object,
