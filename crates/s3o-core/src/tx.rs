@@ -190,6 +190,17 @@ where
     }
 }
 
+/// Pins a closure to the higher-ranked shape [`TxBody`] needs, which closure inference does not
+/// find on its own: `with_tx_val(&store, &tx_fn(|tx| Box::pin(async move { ... }))).await`.
+/// Owned data the body needs should be cloned inside the closure, since it may run again on
+/// retry.
+pub fn tx_fn<T, F>(f: F) -> F
+where
+    F: for<'c> Fn(&'c mut dyn TxAdapter) -> BoxFuture<'c, Result<T>> + Send + Sync,
+{
+    f
+}
+
 impl dyn Runner + '_ {
     /// Runs `body` in one transaction: commit on `Ok`, rollback on `Err`.
     pub async fn with_tx<B: TxBody<Output = ()> + ?Sized>(&self, body: &B) -> Result<()> {
