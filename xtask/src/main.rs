@@ -1,1 +1,139 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! - `ci`: everything CI checks, in CI's order: formatting, clippy with warnings denied,
+//!   rustdoc with warnings denied, every test of the workspace, and the conformance suite on
+//!   both engines. Exits non-zero on the first failure.
+//! - `conformance [--engine sqlite|postgres|all]`: the conformance matrix.
+//! - `bench [--quick] [--engine sqlite|postgres|all]`: the benchmarks (see `s3o-bench`).
+//!
+//! Only the standard library: this crate must build fast and never be the reason CI is slow.
+
+use std::env;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r.to_vec()),
+        None => ("help", Vec::new()),
+    };
+    let result = match cmd {
+        "ci" => ci(),
+        "conformance" => conformance(&rest),
+        "bench" => bench(&rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | bench [--quick] [--engine E]>";
+
+fn cargo() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(step: &str, mut cmd: Command) -> Result<(), String> {
+    println!("\n==> {step}");
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{step}: could not start: {e}"))?;
+    println!(
+        "<== {step}: {} in {:.1}s",
+        if status.success() { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step} failed ({status})"))
+    }
+}
+
+fn engine_arg(rest: &[String]) -> Result<String, String> {
+    let mut engine = "all".to_string();
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--engine" => engine = it.next().cloned().ok_or("--engine needs a value")?,
+            s if s.starts_with("--engine=") => engine = s["--engine=".len()..].to_string(),
+            _ => {}
+        }
+    }
+    match engine.as_str() {
+        "sqlite" | "postgres" | "all" => Ok(engine),
+        other => Err(format!(
+            "unknown engine `{other}` (expected sqlite, postgres or all)"
+        )),
+    }
+}
+
+fn ci() -> Result<(), String> {
+    if env::var("S3O_REQUIRE_PG").as_deref() == Ok("1") && env::var("S3O_PG_URL").is_err() {
+        return Err(
+            "S3O_REQUIRE_PG=1 but S3O_PG_URL is not set: point it at a PostgreSQL \
+                    server (e.g. postgres://postgres@127.0.0.1:5432/test)"
+                .into(),
+        );
+    }
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run("cargo fmt --check", fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy -D warnings", clippy)?;
+
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run("cargo doc (warnings denied)", doc)?;
+
+    let mut test = cargo();
+    test.args(["test", "--workspace"]);
+    run("cargo test --workspace", test)?;
+
+    conformance(&["--engine".into(), "all".into()])
+}
+
+fn conformance(rest: &[String]) -> Result<(), String> {
+    let engine = engine_arg(rest)?;
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "-p",
+        "s3o-conformance",
+        "--bin",
+        "conformance",
+        "--",
+        "--engine",
+        &engine,
+    ]);
+    run(&format!("conformance matrix ({engine})"), cmd)
+}
+
+fn bench(rest: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--quiet", "-p", "s3o-bench", "--"]);
+    cmd.args(rest);
+    run("benchmarks", cmd)
+}
