@@ -1,1 +1,211 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+use std::sync::Arc;
+
+pub use s3o_core::*;
+
+#[cfg(feature = "postgres")]
+pub use s3o_pg as pg;
+#[cfg(feature = "postgres")]
+pub use s3o_pg::PgStore;
+#[cfg(feature = "sqlite")]
+pub use s3o_sqlite as sqlite;
+#[cfg(feature = "sqlite")]
+pub use s3o_sqlite::SqliteStore;
+
+/// The URL schemes [`Store::open`] accepts, whatever features are enabled.
+pub const ACCEPTED_SCHEMES: [&str; 3] = ["sqlite:", "postgres://", "postgresql://"];
+
+/// The database engines the facade knows about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// SQLite, through [`sqlite::SqliteStore`] (cargo feature `sqlite`).
+    Sqlite,
+    /// PostgreSQL, through [`pg::PgStore`] (cargo feature `postgres`).
+    Postgres,
+}
+
+impl Engine {
+    /// Every engine, enabled or not.
+    pub const ALL: [Engine; 2] = [Engine::Sqlite, Engine::Postgres];
+
+    /// The engine a URL names, by scheme. Unknown scheme ⇒ `InvalidInput` listing the
+    /// accepted schemes. Does not check that the engine was compiled in.
+    pub fn for_url(url: &str) -> Result<Engine> {
+        if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else {
+            let scheme = url.split_once(':').map_or(url, |(s, _)| s);
+            Err(StoreError::invalid(
+                "store URL",
+                format!(
+                    "unknown scheme {scheme:?}; accepted schemes: {}",
+                    ACCEPTED_SCHEMES.join(", ")
+                ),
+            ))
+        }
+    }
+
+    /// The name [`MetadataStore::engine`] reports for this engine.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+
+    /// The cargo feature of `s3o-store` that compiles this engine in.
+    pub const fn cargo_feature(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+
+    /// True when this engine was compiled into this build.
+    pub const fn is_enabled(self) -> bool {
+        match self {
+            Engine::Sqlite => cfg!(feature = "sqlite"),
+            Engine::Postgres => cfg!(feature = "postgres"),
+        }
+    }
+}
+
+/// How [`Store::open`] prepares the store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Apply pending migrations ([`LifecycleAdmin::run_migrations`]) before returning.
+    pub migrate: bool,
+}
+
+/// The unified entry point: opens the engine a URL names.
+#[derive(Debug)]
+pub struct Store;
+
+impl Store {
+    /// Opens the store the URL names (`sqlite:…` ⇒ SQLite, `postgres://`/`postgresql://` ⇒
+    /// PostgreSQL) and, with `options.migrate`, applies pending migrations.
+    ///
+    /// An engine compiled out ⇒ `InvalidInput` naming the cargo feature to enable; an unknown
+    /// scheme ⇒ `InvalidInput` listing the accepted schemes. Neither opens anything.
+    pub async fn open(url: &str, options: OpenOptions) -> Result<Arc<dyn MetadataStore>> {
+        let engine = Engine::for_url(url)?;
+        let store = open_engine(engine, url).await?;
+        if options.migrate {
+            if let Err(e) = store.run_migrations().await {
+                store.close().await;
+                return Err(e);
+            }
+        }
+        Ok(store)
+    }
+}
+
+/// Opens the store the URL names, without migrating (see [`Store::open`]).
+pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
+    Store::open(url, OpenOptions { migrate: false }).await
+}
+
+/// Opens the store the URL names and applies pending migrations (see [`Store::open`]).
+pub async fn open_and_migrate(url: &str) -> Result<Arc<dyn MetadataStore>> {
+    Store::open(url, OpenOptions { migrate: true }).await
+}
+
+fn compiled_out(engine: Engine) -> StoreError {
+    StoreError::invalid(
+        "store URL",
+        format!(
+            "the {} engine is not compiled in; enable the `{}` cargo feature of s3o-store",
+            engine.name(),
+            engine.cargo_feature()
+        ),
+    )
+}
+
+async fn open_engine(engine: Engine, url: &str) -> Result<Arc<dyn MetadataStore>> {
+    match engine {
+        #[cfg(feature = "sqlite")]
+        Engine::Sqlite => Ok(Arc::new(s3o_sqlite::SqliteStore::open(url).await?)),
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => Ok(Arc::new(s3o_pg::PgStore::connect(url).await?)),
+        #[allow(unreachable_patterns)]
+        other => {
+            let _ = url;
+            Err(compiled_out(other))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid_why(r: Result<Arc<dyn MetadataStore>>) -> String {
+        match r {
+            Err(StoreError::InvalidInput { what, why }) => {
+                assert_eq!(what, "store URL");
+                why
+            }
+            Err(e) => panic!("expected InvalidInput, got {e:?}"),
+            Ok(s) => panic!("expected an error, opened {}", s.engine()),
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_scheme_lists_accepted_schemes() {
+        for url in ["mysql://localhost/db", "", "sqlite", "http://x", "postgres:/x"] {
+            let why = invalid_why(open(url).await);
+            for scheme in ACCEPTED_SCHEMES {
+                assert!(why.contains(scheme), "{url}: {why}");
+            }
+            let why = invalid_why(open_and_migrate(url).await);
+            assert!(why.contains("unknown scheme"), "{url}: {why}");
+        }
+    }
+
+    #[test]
+    fn schemes_map_to_engines() {
+        let table = [
+            ("sqlite://x.db", Engine::Sqlite),
+            ("sqlite::memory:", Engine::Sqlite),
+            ("postgres://u@h/db", Engine::Postgres),
+            ("postgresql://u@h/db?schema=s", Engine::Postgres),
+        ];
+        for (url, engine) in table {
+            assert_eq!(Engine::for_url(url).unwrap(), engine, "{url}");
+        }
+        assert!(Engine::for_url("Postgres://h").is_err());
+    }
+
+    #[test]
+    fn enabled_engines_follow_features() {
+        assert_eq!(Engine::Sqlite.is_enabled(), cfg!(feature = "sqlite"));
+        assert_eq!(Engine::Postgres.is_enabled(), cfg!(feature = "postgres"));
+    }
+
+    #[test]
+    fn compiled_out_error_names_the_feature() {
+        for engine in Engine::ALL {
+            let StoreError::InvalidInput { why, .. } = compiled_out(engine) else {
+                unreachable!()
+            };
+            assert!(why.contains(&format!("`{}` cargo feature", engine.cargo_feature())));
+        }
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[tokio::test]
+    async fn postgres_compiled_out_names_feature() {
+        let why = invalid_why(open("postgres://postgres@127.0.0.1/test").await);
+        assert!(why.contains("`postgres` cargo feature"), "{why}");
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    #[tokio::test]
+    async fn sqlite_compiled_out_names_feature() {
+        let why = invalid_why(open("sqlite::memory:").await);
+        assert!(why.contains("`sqlite` cargo feature"), "{why}");
+    }
+}

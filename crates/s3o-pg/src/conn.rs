@@ -1,0 +1,131 @@
+//! The pool and the breaker chokepoint.
+//!
+//! Every statement the store runs — outside transactions through [`Db`], inside them through
+//! [`crate::tx::PgTx`] — passes [`CircuitBreaker::pre_check`] and reports its outcome with
+//! `finish`, so an open breaker fails every call fast with `DbUnavailable` and connection
+//! errors (including pool timeouts) count as failures. Statements are prepared once per
+//! connection (`prepare_cached`). Leader locks and lifecycle administration take connections
+//! with [`Db::raw_client`], which bypasses the breaker.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use deadpool_postgres::{Object, Pool};
+use s3o_core::breaker::CircuitBreaker;
+use s3o_core::{Result, StoreError, Timestamp};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::error::{db_err, pool_err};
+
+/// Statement parameters.
+pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// The pool behind the breaker.
+#[derive(Clone)]
+pub(crate) struct Db {
+    pub(crate) pool: Pool,
+    pub(crate) breaker: Arc<CircuitBreaker>,
+}
+
+impl Db {
+    /// A pooled connection through the breaker (counts pool timeouts as failures).
+    pub(crate) async fn client(&self, ctx: &str) -> Result<Object> {
+        self.breaker
+            .call(async { self.pool.get().await.map_err(|e| pool_err(ctx, e)) })
+            .await
+    }
+
+    /// A pooled connection that bypasses the breaker: leader locks and schema administration.
+    pub(crate) async fn raw_client(&self, ctx: &str) -> Result<Object> {
+        self.pool.get().await.map_err(|e| pool_err(ctx, e))
+    }
+
+    /// Runs one statement returning rows, on a pooled connection, through the breaker.
+    pub(crate) async fn query(&self, ctx: &str, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
+        self.breaker
+            .call(async {
+                let client = self.pool.get().await.map_err(|e| pool_err(ctx, e))?;
+                let stmt = client
+                    .prepare_cached(sql)
+                    .await
+                    .map_err(|e| db_err(ctx, e))?;
+                client.query(&stmt, params).await.map_err(|e| db_err(ctx, e))
+            })
+            .await
+    }
+
+    /// Runs one statement returning at most one row.
+    pub(crate) async fn query_opt(
+        &self,
+        ctx: &str,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>> {
+        Ok(self.query(ctx, sql, params).await?.into_iter().next())
+    }
+
+    /// Runs one statement returning exactly one row (aggregates, `RETURNING` of an insert).
+    pub(crate) async fn query_one(&self, ctx: &str, sql: &str, params: Params<'_>) -> Result<Row> {
+        self.query_opt(ctx, sql, params)
+            .await?
+            .ok_or_else(|| no_row(ctx))
+    }
+
+    /// Runs one statement; returns the number of rows it touched.
+    pub(crate) async fn execute(&self, ctx: &str, sql: &str, params: Params<'_>) -> Result<u64> {
+        self.breaker
+            .call(async {
+                let client = self.pool.get().await.map_err(|e| pool_err(ctx, e))?;
+                let stmt = client
+                    .prepare_cached(sql)
+                    .await
+                    .map_err(|e| db_err(ctx, e))?;
+                client
+                    .execute(&stmt, params)
+                    .await
+                    .map_err(|e| db_err(ctx, e))
+            })
+            .await
+    }
+}
+
+/// A statement that always returns a row returned none: a bug, not an answer.
+pub(crate) fn no_row(ctx: &str) -> StoreError {
+    StoreError::database(
+        s3o_core::DbErrorKind::Other,
+        ctx,
+        "statement returned no row",
+    )
+}
+
+/// A nullable `timestamptz` as a [`Timestamp`] (`NULL` ⇒ zero).
+pub(crate) fn ts(t: Option<SystemTime>) -> Timestamp {
+    t.map(Timestamp::from_system_time).unwrap_or(Timestamp::ZERO)
+}
+
+/// A [`Timestamp`] as a nullable `timestamptz` parameter (zero ⇒ `NULL`, i.e. "now" where the
+/// statement says `COALESCE($n, NOW())`).
+pub(crate) fn opt_ts(t: Timestamp) -> Option<SystemTime> {
+    (!t.is_zero()).then(|| t.to_system_time())
+}
+
+/// Empty text as SQL `NULL`.
+pub(crate) fn null_if_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Empty bytes as SQL `NULL`.
+pub(crate) fn null_if_empty_bytes(b: &[u8]) -> Option<&[u8]> {
+    (!b.is_empty()).then_some(b)
+}
+
+/// Zero as SQL `NULL`.
+pub(crate) fn null_if_zero(n: i64) -> Option<i64> {
+    (n != 0).then_some(n)
+}
+
+/// A row limit for `LIMIT $n`.
+pub(crate) fn limit_param(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,142 @@
+//! Mapping of driver and pool errors onto the engine-neutral [`StoreError`].
+//!
+//! SQLSTATEs become [`DbErrorKind`]s (40001 ⇒ serialization, 40P01 ⇒ deadlock, 23505/23503/
+//! 23502/23514 ⇒ constraint kinds, connection classes ⇒ connection); the driver error is kept
+//! as the source so callers can walk the chain. Driver errors never contain the password.
+
+use std::error::Error as StdError;
+
+use deadpool_postgres::PoolError;
+use s3o_core::{DbErrorKind, StoreError};
+use tokio_postgres::error::SqlState;
+
+/// Classifies a driver error.
+pub(crate) fn kind_of(e: &tokio_postgres::Error) -> DbErrorKind {
+    if let Some(code) = e.code() {
+        return kind_of_state(code);
+    }
+    if e.is_closed() {
+        return DbErrorKind::Connection;
+    }
+    // Errors without a SQLSTATE are client side: I/O, TLS, connect, timeout (connection
+    // trouble) or encoding/decoding of values (our bug, "other").
+    let mut src: Option<&(dyn StdError + 'static)> = e.source();
+    while let Some(s) = src {
+        if s.is::<std::io::Error>() {
+            return DbErrorKind::Connection;
+        }
+        src = s.source();
+    }
+    let text = e.to_string();
+    if text.starts_with("error connecting")
+        || text.starts_with("timeout")
+        || text.starts_with("error performing TLS")
+        || text.starts_with("error communicating")
+        || text.contains("connection closed")
+    {
+        DbErrorKind::Connection
+    } else {
+        DbErrorKind::Other
+    }
+}
+
+/// Classifies a SQLSTATE.
+pub(crate) fn kind_of_state(code: &SqlState) -> DbErrorKind {
+    match code {
+        c if *c == SqlState::T_R_SERIALIZATION_FAILURE => DbErrorKind::Serialization,
+        c if *c == SqlState::T_R_DEADLOCK_DETECTED => DbErrorKind::Deadlock,
+        c if *c == SqlState::UNIQUE_VIOLATION => DbErrorKind::UniqueViolation,
+        c if *c == SqlState::FOREIGN_KEY_VIOLATION => DbErrorKind::ForeignKeyViolation,
+        c if *c == SqlState::NOT_NULL_VIOLATION => DbErrorKind::NotNullViolation,
+        c if *c == SqlState::CHECK_VIOLATION => DbErrorKind::CheckViolation,
+        c if *c == SqlState::UNDEFINED_TABLE => DbErrorKind::Schema,
+        c => {
+            let s = c.code();
+            // Class 08: connection exception; 57P01..57P03: admin shutdown, crash shutdown,
+            // cannot connect now; 53300: too many connections.
+            if s.starts_with("08") || matches!(s, "57P01" | "57P02" | "57P03" | "53300") {
+                DbErrorKind::Connection
+            } else {
+                DbErrorKind::Other
+            }
+        }
+    }
+}
+
+/// Wraps a driver error with what the store was doing.
+pub(crate) fn db_err(context: &str, e: tokio_postgres::Error) -> StoreError {
+    StoreError::database(kind_of(&e), context, e)
+}
+
+/// Wraps a pool error: timeouts, a closed pool and connect failures are connection failures.
+pub(crate) fn pool_err(context: &str, e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => db_err(context, e),
+        PoolError::NoRuntimeSpecified => {
+            StoreError::database(DbErrorKind::Other, context, "pool has no runtime")
+        }
+        other => StoreError::database(DbErrorKind::Connection, context, other.to_string()),
+    }
+}
+
+/// Replaces a foreign-key violation by the answer it means at this call site (an unknown
+/// backend, an unknown upload); every other error passes unchanged.
+pub(crate) fn on_fk(e: StoreError, answer: impl FnOnce() -> StoreError) -> StoreError {
+    if e.db_kind() == Some(DbErrorKind::ForeignKeyViolation) {
+        answer()
+    } else {
+        e
+    }
+}
+
+/// [`on_fk`] for the common case: the only foreign key is the backend's.
+pub(crate) fn unknown_backend(backend: &str) -> impl FnOnce(StoreError) -> StoreError + '_ {
+    move |e| {
+        on_fk(e, || StoreError::UnknownBackend {
+            backend: backend.to_owned(),
+        })
+    }
+}
+
+/// An error naming a schema problem and its fix.
+pub(crate) fn schema_err(message: String) -> StoreError {
+    StoreError::database(DbErrorKind::Schema, message.clone(), message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_map_to_neutral_kinds() {
+        let table = [
+            ("40001", DbErrorKind::Serialization),
+            ("40P01", DbErrorKind::Deadlock),
+            ("23505", DbErrorKind::UniqueViolation),
+            ("23503", DbErrorKind::ForeignKeyViolation),
+            ("23502", DbErrorKind::NotNullViolation),
+            ("23514", DbErrorKind::CheckViolation),
+            ("08006", DbErrorKind::Connection),
+            ("57P01", DbErrorKind::Connection),
+            ("42601", DbErrorKind::Other),
+            ("42P01", DbErrorKind::Schema),
+        ];
+        for (code, kind) in table {
+            assert_eq!(kind_of_state(&SqlState::from_code(code)), kind, "{code}");
+        }
+        assert!(kind_of_state(&SqlState::from_code("40001")).is_retryable());
+        assert!(kind_of_state(&SqlState::from_code("40P01")).is_retryable());
+        assert!(!kind_of_state(&SqlState::from_code("23505")).is_retryable());
+    }
+
+    #[test]
+    fn pool_timeouts_are_connection_failures() {
+        let e = pool_err(
+            "get connection",
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait),
+        );
+        assert_eq!(e.db_kind(), Some(DbErrorKind::Connection));
+        let e = pool_err("get connection", PoolError::Closed);
+        assert_eq!(e.db_kind(), Some(DbErrorKind::Connection));
+    }
+}

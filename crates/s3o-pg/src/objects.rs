@@ -1,0 +1,315 @@
+//! `object_locations`: the transactional primitives on copies and the batch backend lookup.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use s3o_core::{
+    ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, ObjectsTx, Result, StoredForm,
+    validate,
+};
+use tokio_postgres::Row;
+
+use crate::PgStore;
+use crate::conn::{null_if_empty, null_if_empty_bytes, null_if_zero, opt_ts, ts};
+use crate::error::unknown_backend;
+use crate::tx::PgTx;
+
+/// Maps a row selected with `loc_cols!()` (every column describing one copy).
+pub(crate) fn location_from_row(r: &Row) -> ObjectLocation {
+    ObjectLocation {
+        object_key: r.get(0),
+        backend_name: r.get(1),
+        size_bytes: r.get(2),
+        created_at: ts(r.get(3)),
+        form: StoredForm {
+            encrypted: r.get(4),
+            encryption_key: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
+            key_id: r.get::<_, Option<String>>(6).unwrap_or_default(),
+            plaintext_size: r.get::<_, Option<i64>>(7).unwrap_or_default(),
+            content_hash: r.get::<_, Option<String>>(8).unwrap_or_default(),
+            managed: r.get(9),
+        },
+    }
+}
+
+fn validate_location(loc: &ObjectLocation) -> Result<()> {
+    validate::key(&loc.object_key)?;
+    validate::backend(&loc.backend_name)?;
+    validate::size("object size", loc.size_bytes)?;
+    validate::size("plaintext size", loc.form.plaintext_size)?;
+    validate::text("key id", &loc.form.key_id)?;
+    validate::text("content hash", &loc.form.content_hash)
+}
+
+/// Inserts one copy; `ON CONFLICT` variants append to it. Encryption columns are written only
+/// for encrypted copies (the normalised form); empty values are stored as NULL. A backend
+/// without a quota row fails the foreign key, mapped to `UnknownBackend`.
+const INSERT_LOCATION: &str = "INSERT INTO object_locations (object_key, backend_name, \
+     size_bytes, created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, \
+     managed) VALUES ($1, $2, $3, COALESCE($4, NOW()), $5, $6, $7, $8, $9, $10)";
+
+async fn insert_location(tx: &mut PgTx, loc: &ObjectLocation, if_absent: bool) -> Result<bool> {
+    validate_location(loc)?;
+    let f = loc.form.normalized();
+    let created = opt_ts(loc.created_at);
+    let sql = if if_absent {
+        concat!(
+            "INSERT INTO object_locations (object_key, backend_name, size_bytes, created_at, ",
+            "encrypted, encryption_key, key_id, plaintext_size, content_hash, managed) ",
+            "VALUES ($1, $2, $3, COALESCE($4, NOW()), $5, $6, $7, $8, $9, $10) ",
+            "ON CONFLICT (object_key, backend_name) DO NOTHING"
+        )
+    } else {
+        INSERT_LOCATION
+    };
+    let n = tx
+        .execute(
+            "insert object location",
+            sql,
+            &[
+                &loc.object_key,
+                &loc.backend_name,
+                &loc.size_bytes,
+                &created,
+                &f.encrypted,
+                &null_if_empty_bytes(&f.encryption_key),
+                &null_if_empty(&f.key_id),
+                &null_if_zero(f.plaintext_size),
+                &null_if_empty(&f.content_hash),
+                &f.managed,
+            ],
+        )
+        .await
+        .map_err(unknown_backend(&loc.backend_name))?;
+    Ok(n == 1)
+}
+
+#[async_trait]
+impl ObjectsTx for PgTx {
+    async fn get_existing_copies_for_update(&mut self, key: &str) -> Result<Vec<ExistingCopy>> {
+        validate::key(key)?;
+        // Row-locks every copy of the key until commit.
+        let rows = self
+            .query(
+                "lock copies of key",
+                "SELECT backend_name, size_bytes, created_at, encrypted, \
+                 (encryption_key IS NOT NULL AND length(encryption_key) > 0) \
+                 FROM object_locations WHERE object_key = $1 \
+                 ORDER BY created_at, backend_name COLLATE \"C\" FOR UPDATE",
+                &[&key],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ExistingCopy {
+                backend_name: r.get(0),
+                size_bytes: r.get(1),
+                created_at: ts(r.get(2)),
+                encrypted: r.get(3),
+                has_dek: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn insert_object_location(&mut self, loc: &ObjectLocation) -> Result<()> {
+        insert_location(self, loc, false).await.map(|_| ())
+    }
+
+    async fn delete_object_copies(&mut self, key: &str) -> Result<()> {
+        validate::key(key)?;
+        self.execute(
+            "delete copies of key",
+            "DELETE FROM object_locations WHERE object_key = $1",
+            &[&key],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn get_copies_for_keys_for_update(
+        &mut self,
+        keys: &[String],
+    ) -> Result<Vec<KeyedExistingCopy>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        validate::keys(keys)?;
+        // Row-locks every copy of every key until commit.
+        let rows = self
+            .query(
+                "lock copies of keys",
+                "SELECT object_key, backend_name, size_bytes FROM object_locations \
+                 WHERE object_key = ANY($1) \
+                 ORDER BY object_key COLLATE \"C\", created_at, backend_name COLLATE \"C\" \
+                 FOR UPDATE",
+                &[&keys],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| KeyedExistingCopy {
+                object_key: r.get(0),
+                backend_name: r.get(1),
+                size_bytes: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn delete_objects_by_keys(&mut self, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        validate::keys(keys)?;
+        self.execute(
+            "delete copies of keys",
+            "DELETE FROM object_locations WHERE object_key = ANY($1)",
+            &[&keys],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn check_object_exists_on_backend(&mut self, key: &str, backend: &str) -> Result<bool> {
+        validate::key(key)?;
+        validate::backend(backend)?;
+        let row = self
+            .query_one(
+                "check copy exists",
+                "SELECT EXISTS (SELECT 1 FROM object_locations \
+                 WHERE object_key = $1 AND backend_name = $2)",
+                &[&key, &backend],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn lock_object_on_backend(
+        &mut self,
+        key: &str,
+        backend: &str,
+    ) -> Result<Option<ObjectLocation>> {
+        validate::key(key)?;
+        validate::backend(backend)?;
+        // Row-locks the one copy until commit.
+        let row = self
+            .query_opt(
+                "lock copy",
+                concat!(
+                    "SELECT ",
+                    loc_cols!(),
+                    " FROM object_locations WHERE object_key = $1 AND backend_name = $2 ",
+                    "FOR UPDATE"
+                ),
+                &[&key, &backend],
+            )
+            .await?;
+        Ok(row.as_ref().map(location_from_row))
+    }
+
+    async fn delete_object_from_backend(&mut self, key: &str, backend: &str) -> Result<()> {
+        validate::key(key)?;
+        validate::backend(backend)?;
+        self.execute(
+            "delete copy",
+            "DELETE FROM object_locations WHERE object_key = $1 AND backend_name = $2",
+            &[&key, &backend],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_object_location_if_not_exists(&mut self, loc: &ObjectLocation) -> Result<bool> {
+        insert_location(self, loc, true).await
+    }
+
+    async fn insert_replica_conditional(
+        &mut self,
+        key: &str,
+        target: &str,
+        source: &str,
+    ) -> Result<Option<i64>> {
+        validate::key(key)?;
+        validate::backend(target)?;
+        validate::backend(source)?;
+        // One statement: copies every stored-form column and created_at from the source row;
+        // nothing when the source is gone or the target already has a copy.
+        let row = self
+            .query_opt(
+                "insert replica",
+                "INSERT INTO object_locations (object_key, backend_name, size_bytes, created_at, \
+                 encrypted, encryption_key, key_id, plaintext_size, content_hash, managed) \
+                 SELECT object_key, $2, size_bytes, created_at, encrypted, encryption_key, \
+                 key_id, plaintext_size, content_hash, managed \
+                 FROM object_locations WHERE object_key = $1 AND backend_name = $3 \
+                 ON CONFLICT (object_key, backend_name) DO NOTHING RETURNING size_bytes",
+                &[&key, &target, &source],
+            )
+            .await
+            .map_err(unknown_backend(target))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn update_object_form(
+        &mut self,
+        key: &str,
+        backend: &str,
+        size_bytes: i64,
+        form: &StoredForm,
+    ) -> Result<bool> {
+        validate::key(key)?;
+        validate::backend(backend)?;
+        validate::size("object size", size_bytes)?;
+        validate::size("plaintext size", form.plaintext_size)?;
+        validate::text("key id", &form.key_id)?;
+        validate::text("content hash", &form.content_hash)?;
+        let f = form.normalized();
+        let n = self
+            .execute(
+                "update stored form",
+                "UPDATE object_locations SET size_bytes = $3, encrypted = $4, \
+                 encryption_key = $5, key_id = $6, plaintext_size = $7, content_hash = $8, \
+                 managed = $9 WHERE object_key = $1 AND backend_name = $2",
+                &[
+                    &key,
+                    &backend,
+                    &size_bytes,
+                    &f.encrypted,
+                    &null_if_empty_bytes(&f.encryption_key),
+                    &null_if_empty(&f.key_id),
+                    &null_if_zero(f.plaintext_size),
+                    &null_if_empty(&f.content_hash),
+                    &f.managed,
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for PgStore {
+    async fn get_object_backends_for_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        if keys.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        keys.iter().try_for_each(|k| validate::key(k))?;
+        let rows = self
+            .db
+            .query(
+                "backends for keys",
+                "SELECT object_key, backend_name FROM object_locations \
+                 WHERE object_key = ANY($1) \
+                 ORDER BY object_key COLLATE \"C\", created_at, backend_name COLLATE \"C\"",
+                &[&keys],
+            )
+            .await?;
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in &rows {
+            out.entry(r.get(0)).or_default().push(r.get(1));
+        }
+        Ok(out)
+    }
+}

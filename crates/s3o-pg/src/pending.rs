@@ -1,0 +1,173 @@
+//! `pending_objects`: in-flight PUT intents.
+
+use async_trait::async_trait;
+use s3o_core::{PendingObject, PendingStore, PendingTx, Result, StoredForm, validate};
+use tokio_postgres::Row;
+
+use crate::PgStore;
+use crate::conn::{null_if_empty, null_if_empty_bytes, null_if_zero, opt_ts, ts};
+use crate::error::unknown_backend;
+use crate::tx::PgTx;
+
+/// Every intent column, in the order [`pending_from_row`] reads them.
+macro_rules! pending_cols {
+    () => {
+        "intent_id, object_key, backend_name, size_bytes, encrypted, encryption_key, key_id, \
+         plaintext_size, content_hash, created_at"
+    };
+}
+pub(crate) use pending_cols;
+
+/// Maps a row selected with `pending_cols!()`. `managed` is not persisted for intents.
+pub(crate) fn pending_from_row(r: &Row) -> PendingObject {
+    PendingObject {
+        intent_id: r.get(0),
+        object_key: r.get(1),
+        backend_name: r.get(2),
+        size_bytes: r.get(3),
+        form: StoredForm {
+            encrypted: r.get(4),
+            encryption_key: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
+            key_id: r.get::<_, Option<String>>(6).unwrap_or_default(),
+            plaintext_size: r.get::<_, Option<i64>>(7).unwrap_or_default(),
+            content_hash: r.get::<_, Option<String>>(8).unwrap_or_default(),
+            managed: true,
+        },
+        created_at: ts(r.get(9)),
+    }
+}
+
+fn validate_pending(p: &PendingObject) -> Result<()> {
+    validate::text("intent id", &p.intent_id)?;
+    if p.intent_id.is_empty() {
+        return Err(s3o_core::StoreError::invalid(
+            "intent id",
+            "must not be empty",
+        ));
+    }
+    validate::key(&p.object_key)?;
+    validate::backend(&p.backend_name)?;
+    validate::size("object size", p.size_bytes)?;
+    validate::size("plaintext size", p.form.plaintext_size)?;
+    validate::text("key id", &p.form.key_id)?;
+    validate::text("content hash", &p.form.content_hash)
+}
+
+/// Inserts an intent (`created_at` zero ⇒ now); encryption columns only when encrypted,
+/// empty values as NULL. Unknown backend ⇒ `UnknownBackend` (foreign key); a duplicate
+/// intent id ⇒ `Database { kind: UniqueViolation }`.
+const INSERT_PENDING: &str = "INSERT INTO pending_objects (intent_id, object_key, backend_name, \
+     size_bytes, encrypted, encryption_key, key_id, plaintext_size, content_hash, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, NOW()))";
+
+macro_rules! pending_params {
+    ($p:expr, $f:expr, $created:expr) => {
+        [
+            &$p.intent_id as &(dyn tokio_postgres::types::ToSql + Sync),
+            &$p.object_key,
+            &$p.backend_name,
+            &$p.size_bytes,
+            &$f.encrypted,
+            &null_if_empty_bytes(&$f.encryption_key),
+            &null_if_empty(&$f.key_id),
+            &null_if_zero($f.plaintext_size),
+            &null_if_empty(&$f.content_hash),
+            &$created,
+        ]
+    };
+}
+
+#[async_trait]
+impl PendingTx for PgTx {
+    async fn claim_pending(&mut self, intent_id: &str) -> Result<bool> {
+        validate::text("intent id", intent_id)?;
+        // Row-locks the intent until commit; gone ⇒ another reaper resolved it.
+        let row = self
+            .query_opt(
+                "claim pending intent",
+                "SELECT 1 FROM pending_objects WHERE intent_id = $1 FOR UPDATE",
+                &[&intent_id],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn insert_pending(&mut self, p: &PendingObject) -> Result<()> {
+        validate_pending(p)?;
+        let f = p.form.normalized();
+        let created = opt_ts(p.created_at);
+        self.execute(
+            "insert pending intent",
+            INSERT_PENDING,
+            &pending_params!(p, f, created),
+        )
+        .await
+        .map_err(unknown_backend(&p.backend_name))?;
+        Ok(())
+    }
+
+    async fn delete_pending(&mut self, intent_id: &str) -> Result<()> {
+        validate::text("intent id", intent_id)?;
+        self.execute(
+            "delete pending intent",
+            "DELETE FROM pending_objects WHERE intent_id = $1",
+            &[&intent_id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_pending_by_backend(&mut self, backend: &str) -> Result<()> {
+        validate::backend(backend)?;
+        self.execute(
+            "delete pending intents of backend",
+            "DELETE FROM pending_objects WHERE backend_name = $1",
+            &[&backend],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PendingStore for PgStore {
+    async fn insert_pending(&self, p: &PendingObject) -> Result<()> {
+        validate_pending(p)?;
+        let f = p.form.normalized();
+        let created = opt_ts(p.created_at);
+        self.db
+            .execute(
+                "insert pending intent",
+                INSERT_PENDING,
+                &pending_params!(p, f, created),
+            )
+            .await
+            .map_err(unknown_backend(&p.backend_name))?;
+        Ok(())
+    }
+
+    async fn delete_pending(&self, intent_id: &str) -> Result<()> {
+        validate::text("intent id", intent_id)?;
+        self.db
+            .execute(
+                "delete pending intent",
+                "DELETE FROM pending_objects WHERE intent_id = $1",
+                &[&intent_id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64> {
+        validate::backend(backend)?;
+        let n = self
+            .db
+            .execute(
+                "delete pending intents of backend",
+                "DELETE FROM pending_objects WHERE backend_name = $1",
+                &[&backend],
+            )
+            .await?;
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}

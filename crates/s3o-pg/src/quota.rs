@@ -1,0 +1,244 @@
+//! `backend_quotas`: the guarded counters and the admission reads.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use s3o_core::{QuotaStat, QuotaStore, QuotaTx, Result, StoreError, validate};
+use tokio_postgres::Row;
+
+use crate::PgStore;
+use crate::conn::ts;
+use crate::tx::PgTx;
+
+#[async_trait]
+impl QuotaTx for PgTx {
+    async fn increment_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("quota delta", delta)?;
+        // One statement: the guarded UPDATE (row-locks the quota row until commit) plus an
+        // existence probe, so a refusal tells "no room" from "no such backend".
+        let row = self
+            .query_one(
+                "charge backend quota",
+                "WITH known AS (SELECT 1 FROM backend_quotas WHERE backend_name = $1), \
+                 charged AS (UPDATE backend_quotas \
+                   SET bytes_used = bytes_used + $2, updated_at = NOW() \
+                   WHERE backend_name = $1 \
+                   AND (bytes_limit = 0 OR bytes_used + orphan_bytes + $2 <= bytes_limit) \
+                   RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM known), EXISTS (SELECT 1 FROM charged)",
+                &[&backend, &delta],
+            )
+            .await?;
+        let (known, charged): (bool, bool) = (row.get(0), row.get(1));
+        match (known, charged) {
+            (_, true) => Ok(()),
+            (false, false) => Err(StoreError::UnknownBackend {
+                backend: backend.to_owned(),
+            }),
+            (true, false) => Err(StoreError::NoSpaceAvailable),
+        }
+    }
+
+    async fn decrement_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("quota delta", delta)?;
+        self.execute(
+            "debit backend quota",
+            "UPDATE backend_quotas SET bytes_used = GREATEST(0, bytes_used - $2), \
+             updated_at = NOW() WHERE backend_name = $1",
+            &[&backend, &delta],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn adjust_backend_quota_unguarded(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        self.execute(
+            "adjust backend quota",
+            "UPDATE backend_quotas SET bytes_used = GREATEST(0, bytes_used + $2), \
+             updated_at = NOW() WHERE backend_name = $1",
+            &[&backend, &delta],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn decrement_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("orphan bytes", delta)?;
+        self.execute(
+            "release orphan bytes",
+            "UPDATE backend_quotas SET orphan_bytes = GREATEST(0, orphan_bytes - $2), \
+             updated_at = NOW() WHERE backend_name = $1",
+            &[&backend, &delta],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn all_backend_bytes_used(&mut self) -> Result<BTreeMap<String, i64>> {
+        // Row-locks every quota row, in backend order (the global quota lock order).
+        let rows = self
+            .query(
+                "read bytes used",
+                "SELECT backend_name, bytes_used FROM backend_quotas \
+                 ORDER BY backend_name COLLATE \"C\" FOR UPDATE",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn sum_object_sizes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
+        let rows = self
+            .query(
+                "sum object sizes",
+                "SELECT backend_name, SUM(size_bytes)::bigint FROM object_locations \
+                 GROUP BY backend_name",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("bytes used", value)?;
+        self.execute(
+            "set bytes used",
+            "UPDATE backend_quotas SET bytes_used = $2, updated_at = NOW() \
+             WHERE backend_name = $1",
+            &[&backend, &value],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// One candidate backend's admission numbers.
+struct Capacity {
+    name: String,
+    limit: i64,
+    used: i64,
+    orphan: i64,
+    inflight: i64,
+}
+
+impl Capacity {
+    fn from_row(r: &Row) -> Self {
+        Capacity {
+            name: r.get(0),
+            limit: r.get(1),
+            used: r.get(2),
+            orphan: r.get(3),
+            inflight: r.get(4),
+        }
+    }
+
+    /// Bytes still admissible: unlimited ⇒ `i64::MAX`.
+    fn available(&self) -> i64 {
+        if self.limit == 0 {
+            i64::MAX
+        } else {
+            self.limit
+                .saturating_sub(self.used)
+                .saturating_sub(self.orphan)
+                .saturating_sub(self.inflight)
+        }
+    }
+
+    /// `(used + orphan) / limit`; unlimited ⇒ 0.
+    fn utilisation(&self) -> f64 {
+        if self.limit == 0 {
+            0.0
+        } else {
+            (self.used as f64 + self.orphan as f64) / self.limit as f64
+        }
+    }
+}
+
+impl PgStore {
+    /// Admission numbers of the named backends (unknown names are simply absent), with the
+    /// in-flight multipart bytes of each: one query.
+    async fn capacities(&self, names: &[String]) -> Result<Vec<Capacity>> {
+        let rows = self
+            .db
+            .query(
+                "read backend capacity",
+                "SELECT q.backend_name, q.bytes_limit, q.bytes_used, q.orphan_bytes, \
+                 COALESCE((SELECT SUM(p.size_bytes) FROM multipart_uploads u \
+                   JOIN multipart_parts p ON p.upload_id = u.upload_id \
+                   WHERE u.backend_name = q.backend_name), 0)::bigint \
+                 FROM backend_quotas q WHERE q.backend_name = ANY($1)",
+                &[&names],
+            )
+            .await?;
+        Ok(rows.iter().map(Capacity::from_row).collect())
+    }
+}
+
+#[async_trait]
+impl QuotaStore for PgStore {
+    async fn get_backend_with_space(&self, size: i64, order: &[String]) -> Result<String> {
+        validate::size("object size", size)?;
+        if order.is_empty() {
+            return Err(StoreError::NoSpaceAvailable);
+        }
+        order.iter().try_for_each(|b| validate::backend(b))?;
+        let caps = self.capacities(order).await?;
+        order
+            .iter()
+            .find(|name| {
+                caps.iter()
+                    .any(|c| &c.name == *name && c.available() >= size)
+            })
+            .cloned()
+            .ok_or(StoreError::NoSpaceAvailable)
+    }
+
+    async fn get_least_utilized_backend(&self, size: i64, eligible: &[String]) -> Result<String> {
+        validate::size("object size", size)?;
+        if eligible.is_empty() {
+            return Err(StoreError::NoSpaceAvailable);
+        }
+        eligible.iter().try_for_each(|b| validate::backend(b))?;
+        let mut caps = self.capacities(eligible).await?;
+        caps.retain(|c| c.available() >= size);
+        caps.sort_by(|a, b| {
+            a.utilisation()
+                .total_cmp(&b.utilisation())
+                .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+        });
+        caps.into_iter()
+            .next()
+            .map(|c| c.name)
+            .ok_or(StoreError::NoSpaceAvailable)
+    }
+
+    async fn get_quota_stats(&self) -> Result<BTreeMap<String, QuotaStat>> {
+        let rows = self
+            .db
+            .query(
+                "read quota stats",
+                "SELECT backend_name, bytes_used, bytes_limit, orphan_bytes, updated_at \
+                 FROM backend_quotas",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let stat = QuotaStat {
+                    backend_name: r.get(0),
+                    bytes_used: r.get(1),
+                    bytes_limit: r.get(2),
+                    orphan_bytes: r.get(3),
+                    updated_at: ts(r.get(4)),
+                };
+                (stat.backend_name.clone(), stat)
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,485 @@
+//! A plain in-memory reference model of the ledger: what every operation must do, written
+//! from the contracts in s3o-core's docs without looking at any engine. Time is a logical
+//! clock that ticks once per write, which matches the engines as long as steps run one after
+//! another (each later transaction sees a later wall-clock time).
+
+use std::collections::BTreeMap;
+
+use s3o_core::{DeletedCopy, StoredForm};
+
+/// Outcome classes compared between model and engine (error payloads may differ in wording).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Success with a comparable value rendered as text.
+    Ok(String),
+    /// `ObjectNotFound`.
+    NotFound,
+    /// `NoSpaceAvailable`.
+    NoSpace,
+    /// `UnknownBackend`.
+    UnknownBackend,
+    /// `CopyHoldsOnlyDek`.
+    OnlyDek,
+    /// `InvalidInput`.
+    Invalid,
+}
+
+impl Outcome {
+    /// Classifies an engine result.
+    pub fn of<T: std::fmt::Debug>(r: &s3o_core::Result<T>, render: impl Fn(&T) -> String) -> Self {
+        use s3o_core::StoreError as E;
+        match r {
+            Ok(v) => Outcome::Ok(render(v)),
+            Err(E::ObjectNotFound { .. }) => Outcome::NotFound,
+            Err(E::NoSpaceAvailable) => Outcome::NoSpace,
+            Err(E::UnknownBackend { .. }) => Outcome::UnknownBackend,
+            Err(E::CopyHoldsOnlyDek { .. }) => Outcome::OnlyDek,
+            Err(E::InvalidInput { .. }) => Outcome::Invalid,
+            Err(e) => panic!("database failure during model run: {e:?}"),
+        }
+    }
+}
+
+/// One modelled copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Copy {
+    /// Bytes.
+    pub size: i64,
+    /// Stored form.
+    pub form: StoredForm,
+    /// Logical creation time.
+    pub tick: u64,
+}
+
+/// One modelled backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backend {
+    /// Σ sizes of its copies.
+    pub used: i64,
+    /// 0 = unlimited.
+    pub limit: i64,
+    /// Bytes awaiting physical deletion.
+    pub orphan: i64,
+}
+
+/// One modelled cleanup-queue row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueRow {
+    /// Backend.
+    pub backend: String,
+    /// Key.
+    pub key: String,
+    /// Bytes.
+    pub size: i64,
+    /// Attempts.
+    pub attempts: i32,
+    /// Claimed by someone.
+    pub claimed: bool,
+    /// Logical enqueue time (ties after a requeue).
+    pub tick: u64,
+    /// Last error.
+    pub last_error: String,
+}
+
+/// One modelled DLQ row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DlqRow {
+    /// Backend.
+    pub backend: String,
+    /// Key.
+    pub key: String,
+    /// Bytes.
+    pub size: i64,
+    /// Last error.
+    pub last_error: String,
+}
+
+/// One modelled intent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Intent {
+    /// Key.
+    pub key: String,
+    /// Backend.
+    pub backend: String,
+    /// Bytes.
+    pub size: i64,
+    /// Form.
+    pub form: StoredForm,
+    /// Logical creation time.
+    pub tick: u64,
+}
+
+/// The whole modelled ledger.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    /// (key, backend) → copy.
+    pub copies: BTreeMap<(String, String), Copy>,
+    /// Backend name → counters.
+    pub backends: BTreeMap<String, Backend>,
+    /// Engine id → queue row.
+    pub queue: BTreeMap<i64, QueueRow>,
+    /// Engine id → DLQ row.
+    pub dlq: BTreeMap<i64, DlqRow>,
+    /// Intent id → intent.
+    pub pending: BTreeMap<String, Intent>,
+    /// Upload id → (key, backend, part number → size).
+    pub uploads: BTreeMap<String, (String, String, BTreeMap<i32, i64>)>,
+    /// Logical clock.
+    pub tick: u64,
+}
+
+fn render_copies(mut v: Vec<DeletedCopy>) -> String {
+    v.sort();
+    format!("{v:?}")
+}
+
+impl Model {
+    fn next_tick(&mut self) -> u64 {
+        self.tick += 1;
+        self.tick
+    }
+
+    /// Would `delta` more bytes fit on `backend`?
+    fn admits(&self, backend: &str, delta: i64) -> bool {
+        let b = &self.backends[backend];
+        delta <= 0 || b.limit == 0 || b.used + b.orphan + delta <= b.limit
+    }
+
+    fn copies_of(&self, key: &str) -> Vec<(String, Copy)> {
+        self.copies
+            .iter()
+            .filter(|((k, _), _)| k == key)
+            .map(|((_, b), c)| (b.clone(), c.clone()))
+            .collect()
+    }
+
+    /// `sync_quota_limits([(backend, limit)])`.
+    pub fn set_limit(&mut self, backend: &str, limit: i64) -> Outcome {
+        self.backends.entry(backend.to_owned()).or_default().limit = limit;
+        Outcome::Ok("()".into())
+    }
+
+    fn write_over(
+        &mut self,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+        intent: Option<&str>,
+    ) -> Result<Vec<DeletedCopy>, Outcome> {
+        if !self.backends.contains_key(backend) {
+            return Err(Outcome::UnknownBackend);
+        }
+        let existing = self.copies_of(key);
+        let old_here: i64 = existing.iter().filter(|(b, _)| b == backend).map(|(_, c)| c.size).sum();
+        if !self.admits(backend, size - old_here) {
+            return Err(Outcome::NoSpace);
+        }
+        let mut displaced = Vec::new();
+        for (b, c) in existing {
+            self.copies.remove(&(key.to_owned(), b.clone()));
+            let q = self.backends.get_mut(&b).expect("backend");
+            q.used = (q.used - c.size).max(0);
+            if b != backend {
+                displaced.push(DeletedCopy { backend_name: b, size_bytes: c.size });
+            }
+        }
+        let tick = self.next_tick();
+        self.copies
+            .insert((key.to_owned(), backend.to_owned()), Copy { size, form: form.normalized(), tick });
+        self.backends.get_mut(backend).expect("backend").used += size;
+        if let Some(id) = intent {
+            self.pending.remove(id);
+        }
+        Ok(displaced)
+    }
+
+    /// `record_object`.
+    pub fn record(&mut self, key: &str, backend: &str, size: i64, form: &StoredForm) -> Outcome {
+        match self.write_over(key, backend, size, form, None) {
+            Ok(d) => Outcome::Ok(render_copies(d)),
+            Err(o) => o,
+        }
+    }
+
+    /// `delete_object`.
+    pub fn delete(&mut self, key: &str) -> Outcome {
+        let existing = self.copies_of(key);
+        if existing.is_empty() {
+            return Outcome::NotFound;
+        }
+        let mut out = Vec::new();
+        for (b, c) in existing {
+            self.copies.remove(&(key.to_owned(), b.clone()));
+            let q = self.backends.get_mut(&b).expect("backend");
+            q.used = (q.used - c.size).max(0);
+            out.push(DeletedCopy { backend_name: b, size_bytes: c.size });
+        }
+        Outcome::Ok(render_copies(out))
+    }
+
+    /// `delete_objects_batch`, rendered as key → sorted copies.
+    pub fn delete_batch(&mut self, keys: &[String]) -> Outcome {
+        let mut out: BTreeMap<String, String> = BTreeMap::new();
+        let mut uniq = keys.to_vec();
+        uniq.sort();
+        uniq.dedup();
+        for k in uniq {
+            if let Outcome::Ok(s) = self.delete(&k) {
+                out.insert(k, s);
+            }
+        }
+        Outcome::Ok(format!("{out:?}"))
+    }
+
+    /// `delete_object_location`.
+    pub fn delete_location(&mut self, key: &str, backend: &str) -> Outcome {
+        match self.copies.remove(&(key.to_owned(), backend.to_owned())) {
+            Some(c) => {
+                let q = self.backends.get_mut(backend).expect("backend");
+                q.used = (q.used - c.size).max(0);
+                Outcome::Ok("true".into())
+            }
+            None => Outcome::Ok("false".into()),
+        }
+    }
+
+    /// `record_replica`.
+    pub fn replica(&mut self, key: &str, target: &str, source: &str) -> Outcome {
+        let no = Outcome::Ok("(0, false)".into());
+        if target == source {
+            return no;
+        }
+        let Some(src) = self.copies.get(&(key.to_owned(), source.to_owned())).cloned() else {
+            return no;
+        };
+        if self.copies.contains_key(&(key.to_owned(), target.to_owned())) {
+            return no;
+        }
+        if !self.admits(target, src.size) {
+            return Outcome::NoSpace;
+        }
+        let size = src.size;
+        self.copies.insert((key.to_owned(), target.to_owned()), src);
+        self.backends.get_mut(target).expect("backend").used += size;
+        Outcome::Ok(format!("({size}, true)"))
+    }
+
+    /// `move_object_location`.
+    pub fn move_copy(&mut self, key: &str, from: &str, to: &str) -> Outcome {
+        if from == to || self.copies.contains_key(&(key.to_owned(), to.to_owned())) {
+            return Outcome::Ok("0".into());
+        }
+        let Some(src) = self.copies.get(&(key.to_owned(), from.to_owned())).cloned() else {
+            return Outcome::Ok("0".into());
+        };
+        if !self.admits(to, src.size) {
+            return Outcome::NoSpace;
+        }
+        let size = src.size;
+        self.copies.remove(&(key.to_owned(), from.to_owned()));
+        self.copies.insert((key.to_owned(), to.to_owned()), src);
+        let f = self.backends.get_mut(from).expect("backend");
+        f.used = (f.used - size).max(0);
+        self.backends.get_mut(to).expect("backend").used += size;
+        Outcome::Ok(size.to_string())
+    }
+
+    /// `remove_excess_copy`.
+    pub fn remove_excess(&mut self, key: &str, backend: &str, factor: i64) -> Outcome {
+        let copies = self.copies_of(key);
+        if copies.len() as i64 <= factor {
+            return Outcome::Ok("false".into());
+        }
+        let Some((_, target)) = copies.iter().find(|(b, _)| b == backend) else {
+            return Outcome::Ok("false".into());
+        };
+        let dek = |c: &Copy| c.form.encrypted && c.form.has_dek();
+        let other_dek = copies.iter().any(|(b, c)| b != backend && dek(c));
+        let keyless = copies.iter().any(|(b, c)| b != backend && c.form.encrypted && !c.form.has_dek());
+        if dek(target) && !other_dek && keyless {
+            return Outcome::OnlyDek;
+        }
+        self.delete_location(key, backend);
+        Outcome::Ok("true".into())
+    }
+
+    /// `import_object`.
+    pub fn import(&mut self, key: &str, backend: &str, size: i64) -> Outcome {
+        if self.copies.contains_key(&(key.to_owned(), backend.to_owned())) {
+            return Outcome::Ok("false".into());
+        }
+        if !self.admits(backend, size) {
+            return Outcome::NoSpace;
+        }
+        let tick = self.next_tick();
+        self.copies.insert(
+            (key.to_owned(), backend.to_owned()),
+            Copy { size, form: StoredForm::default(), tick },
+        );
+        self.backends.get_mut(backend).expect("backend").used += size;
+        Outcome::Ok("true".into())
+    }
+
+    /// `enqueue_cleanup` + `increment_orphan_bytes`; the engine assigns `id`.
+    pub fn enqueue(&mut self, id: i64, backend: &str, key: &str, size: i64) {
+        let tick = self.next_tick();
+        self.queue.insert(
+            id,
+            QueueRow {
+                backend: backend.to_owned(),
+                key: key.to_owned(),
+                size,
+                attempts: 0,
+                claimed: false,
+                tick,
+                last_error: String::new(),
+            },
+        );
+        self.backends.get_mut(backend).expect("backend").orphan += size;
+    }
+
+    /// Rows a claim may return, oldest first.
+    pub fn claimable(&self) -> Vec<(i64, u64)> {
+        let mut v: Vec<(i64, u64)> = self
+            .queue
+            .iter()
+            .filter(|(_, r)| !r.claimed && r.attempts < 10)
+            .map(|(id, r)| (*id, r.tick))
+            .collect();
+        v.sort_by_key(|&(id, t)| (t, id));
+        v
+    }
+
+    /// Checks an engine claim of `limit` rows against the model and applies it. Returns a
+    /// description of the mismatch, if any.
+    pub fn claim(&mut self, limit: usize, got: &[i64]) -> Result<(), String> {
+        let eligible = self.claimable();
+        let want = limit.min(eligible.len());
+        if got.len() != want {
+            return Err(format!("claimed {} rows, model expects {want} of {eligible:?}", got.len()));
+        }
+        let ticks: BTreeMap<i64, u64> = eligible.iter().copied().collect();
+        let mut max_taken = 0;
+        for id in got {
+            let Some(t) = ticks.get(id) else {
+                return Err(format!("claimed ineligible row {id}"));
+            };
+            max_taken = max_taken.max(*t);
+        }
+        // Oldest first: nothing left unclaimed may be strictly older than what was taken.
+        if let Some((id, t)) = eligible.iter().find(|(id, t)| !got.contains(id) && *t < max_taken) {
+            return Err(format!("row {id} (tick {t}) skipped for a newer one"));
+        }
+        for id in got {
+            self.queue.get_mut(id).expect("row").claimed = true;
+        }
+        Ok(())
+    }
+
+    /// `retry_cleanup_item` with zero backoff.
+    pub fn retry(&mut self, id: i64, err: &str) {
+        if let Some(r) = self.queue.get_mut(&id) {
+            r.attempts += 1;
+            r.claimed = false;
+            err.clone_into(&mut r.last_error);
+        }
+    }
+
+    /// `complete_cleanup_item`.
+    pub fn complete(&mut self, id: i64) {
+        if let Some(r) = self.queue.remove(&id) {
+            let b = self.backends.get_mut(&r.backend).expect("backend");
+            b.orphan = (b.orphan - r.size).max(0);
+        }
+    }
+
+    /// `move_cleanup_to_dlq`; the engine assigns `dlq_id`.
+    pub fn to_dlq(&mut self, id: i64, dlq_id: Option<i64>, err: &str) -> Outcome {
+        match self.queue.remove(&id) {
+            Some(r) => {
+                let last_error = if err.is_empty() { r.last_error } else { err.to_owned() };
+                let dlq_id = dlq_id.expect("engine reported a DLQ row");
+                self.dlq.insert(
+                    dlq_id,
+                    DlqRow { backend: r.backend, key: r.key, size: r.size, last_error },
+                );
+                Outcome::Ok("true".into())
+            }
+            None => Outcome::Ok("false".into()),
+        }
+    }
+
+    /// `requeue_cleanup_dlq`: returns the DLQ rows that go back (the engine assigns new ids).
+    pub fn requeue(&mut self, backend: Option<&str>) -> Vec<DlqRow> {
+        let ids: Vec<i64> = self
+            .dlq
+            .iter()
+            .filter(|(_, r)| backend.is_none_or(|b| r.backend == b))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter().map(|id| self.dlq.remove(id).expect("row")).collect()
+    }
+
+    /// Adds a requeued row under its new engine id (all requeued rows share one tick).
+    pub fn requeued(&mut self, id: i64, row: DlqRow, tick: u64) {
+        self.queue.insert(
+            id,
+            QueueRow {
+                backend: row.backend,
+                key: row.key,
+                size: row.size,
+                attempts: 0,
+                claimed: false,
+                tick,
+                last_error: String::new(),
+            },
+        );
+    }
+
+    /// Ticks the clock once (for requeue).
+    pub fn tick_once(&mut self) -> u64 {
+        self.next_tick()
+    }
+
+    /// `write_off_cleanup_dlq`.
+    pub fn write_off(&mut self, ids: &[i64]) -> Outcome {
+        let mut uniq = ids.to_vec();
+        uniq.sort_unstable();
+        uniq.dedup();
+        let mut n = 0;
+        for id in uniq {
+            if let Some(r) = self.dlq.remove(&id) {
+                let b = self.backends.get_mut(&r.backend).expect("backend");
+                b.orphan = (b.orphan - r.size).max(0);
+                n += 1;
+            }
+        }
+        Outcome::Ok(n.to_string())
+    }
+
+    /// `insert_pending`.
+    pub fn insert_pending(&mut self, id: &str, key: &str, backend: &str, size: i64, form: &StoredForm) {
+        let tick = self.next_tick();
+        self.pending.insert(
+            id.to_owned(),
+            Intent { key: key.to_owned(), backend: backend.to_owned(), size, form: form.clone(), tick },
+        );
+    }
+
+    /// `promote_pending` of an intent known by id with its recorded tick (`None` when it was
+    /// already resolved).
+    pub fn promote(&mut self, id: &str, known: Option<Intent>) -> Outcome {
+        let Some(p) = known.filter(|_| self.pending.contains_key(id)) else {
+            return Outcome::Ok("(AlreadyResolved, [])".into());
+        };
+        if self.copies_of(&p.key).iter().any(|(_, c)| c.tick > p.tick) {
+            self.pending.remove(id);
+            return Outcome::Ok("(Superseded, [])".into());
+        }
+        match self.write_over(&p.key, &p.backend, p.size, &p.form, Some(id)) {
+            Ok(d) => Outcome::Ok(format!("(Committed, {})", render_copies(d))),
+            Err(o) => o,
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! `cleanup_queue` and `cleanup_dlq`: physical deletes still owed to backends.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{named_params, params};
+use s3o_core::{
+    CleanupDlqItem, CleanupItem, CleanupQueueRow, CleanupStore, Result, StoreError, Timestamp,
+    validate,
+};
+
+use crate::SqliteStore;
+use crate::conn::Db;
+use crate::quota::adjust_orphan;
+
+/// Attempts after which a row is no longer due (it waits for the DLQ move).
+const MAX_ATTEMPTS: i64 = 10;
+
+/// Columns of a [`CleanupItem`], in the order [`item_from_row`] reads them.
+pub(crate) const ITEM_COLUMNS: &str =
+    "id, backend_name, object_key, reason, attempts, size_bytes, claimed_at, claimed_by";
+
+/// Maps a row selected with [`ITEM_COLUMNS`] (`reclaimed` false).
+pub(crate) fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CleanupItem> {
+    Ok(CleanupItem {
+        id: r.get(0)?,
+        backend_name: r.get(1)?,
+        object_key: r.get(2)?,
+        reason: r.get(3)?,
+        attempts: r.get(4)?,
+        size_bytes: r.get(5)?,
+        claimed_at: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_micros),
+        claimed_by: r.get(7)?,
+        reclaimed: false,
+    })
+}
+
+/// Deletes every queue row of `(key, backend)`; returns `(count, Σ size_bytes)`.
+pub(crate) fn sum_and_delete(db: &Db<'_>, key: &str, backend: &str) -> Result<(i64, i64)> {
+    let sizes = db.query_vec(
+        "sum and delete cleanup queue rows",
+        "DELETE FROM cleanup_queue WHERE backend_name = ?1 AND object_key = ?2 \
+         RETURNING size_bytes",
+        params![backend, key],
+        |r| r.get::<_, i64>(0),
+    )?;
+    Ok((sizes.len() as i64, sizes.iter().sum()))
+}
+
+/// The full queue row; `CleanupItemNotFound` when gone.
+pub(crate) fn queue_row(db: &Db<'_>, id: i64) -> Result<CleanupQueueRow> {
+    db.query_opt(
+        "get cleanup queue row",
+        "SELECT id, backend_name, object_key, reason, size_bytes, attempts, created_at, \
+                last_error \
+         FROM cleanup_queue WHERE id = ?1",
+        params![id],
+        |r| {
+            Ok(CleanupQueueRow {
+                id: r.get(0)?,
+                backend_name: r.get(1)?,
+                object_key: r.get(2)?,
+                reason: r.get(3)?,
+                size_bytes: r.get(4)?,
+                attempts: r.get(5)?,
+                created_at: Timestamp::from_micros(r.get(6)?),
+                last_error: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            })
+        },
+    )?
+    .ok_or(StoreError::CleanupItemNotFound { id })
+}
+
+/// Inserts a DLQ row from a queue row.
+pub(crate) fn insert_dlq(db: &Db<'_>, row: &CleanupQueueRow) -> Result<()> {
+    let now = Timestamp::now();
+    let first = if row.created_at.is_zero() {
+        now
+    } else {
+        row.created_at
+    };
+    let n = db.execute(
+        "insert cleanup dlq row",
+        "INSERT INTO cleanup_dlq (original_id, backend_name, object_key, reason, size_bytes, \
+                                  attempts, first_enqueued_at, moved_at, last_error) \
+         SELECT :id, :backend, :key, :reason, :size, :attempts, :first, :now, :last_error \
+         WHERE EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :backend)",
+        named_params! {
+            ":id": row.id,
+            ":backend": row.backend_name,
+            ":key": row.object_key,
+            ":reason": row.reason,
+            ":size": row.size_bytes,
+            ":attempts": row.attempts,
+            ":first": first.as_micros(),
+            ":now": now.as_micros(),
+            ":last_error": crate::objects::null_if_empty(&row.last_error),
+        },
+    )?;
+    if n == 0 {
+        return Err(StoreError::UnknownBackend {
+            backend: row.backend_name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Deletes a queue row (no orphan change).
+pub(crate) fn delete_item(db: &Db<'_>, id: i64) -> Result<()> {
+    db.execute(
+        "delete cleanup item",
+        "DELETE FROM cleanup_queue WHERE id = ?1",
+        params![id],
+    )?;
+    Ok(())
+}
+
+/// Deletes one DLQ row, returning `(backend, size_bytes)`.
+pub(crate) fn delete_dlq_row(db: &Db<'_>, id: i64) -> Result<Option<(String, i64)>> {
+    db.query_opt(
+        "delete cleanup dlq row",
+        "DELETE FROM cleanup_dlq WHERE id = ?1 RETURNING backend_name, size_bytes",
+        params![id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+fn dlq_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CleanupDlqItem> {
+    Ok(CleanupDlqItem {
+        id: r.get(0)?,
+        original_id: r.get(1)?,
+        backend_name: r.get(2)?,
+        object_key: r.get(3)?,
+        reason: r.get(4)?,
+        size_bytes: r.get(5)?,
+        attempts: r.get(6)?,
+        first_enqueued_at: Timestamp::from_micros(r.get(7)?),
+        moved_at: Timestamp::from_micros(r.get(8)?),
+        last_error: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+    })
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl CleanupStore for SqliteStore {
+    async fn enqueue_cleanup(
+        &self,
+        backend: &str,
+        key: &str,
+        reason: &str,
+        size: i64,
+    ) -> Result<()> {
+        validate::backend(backend)?;
+        validate::key(key)?;
+        validate::text("reason", reason)?;
+        validate::size("size", size)?;
+        let (backend, key, reason) = (backend.to_owned(), key.to_owned(), reason.to_owned());
+        self.conns
+            .write("enqueue cleanup", move |db| {
+                let now = Timestamp::now().as_micros();
+                let n = db.execute(
+                    "enqueue cleanup",
+                    "INSERT INTO cleanup_queue (backend_name, object_key, reason, size_bytes, \
+                                                created_at, next_retry, attempts) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?5, 0 \
+                     WHERE EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = ?1)",
+                    params![backend, key, reason, size, now],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::UnknownBackend { backend });
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn claim_pending_cleanups(
+        &self,
+        limit: i64,
+        instance_id: &str,
+        grace_cutoff: Timestamp,
+    ) -> Result<Vec<CleanupItem>> {
+        validate::text("instance id", instance_id)?;
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let instance = instance_id.to_owned();
+        let items = self
+            .conns
+            .write_tx("claim pending cleanups", move |db| {
+                let now = Timestamp::now().as_micros();
+                // The write lock taken by BEGIN IMMEDIATE makes select-then-stamp atomic across
+                // connections and processes: concurrent claimers get disjoint rows.
+                // Served by idx_cleanup_queue_claim (next_retry, created_at) WHERE attempts < 10.
+                let picked = db.query_vec(
+                    "select claimable cleanups",
+                    "SELECT id, claimed_at IS NOT NULL FROM cleanup_queue \
+                     WHERE next_retry <= ?1 AND attempts < ?2 \
+                       AND (claimed_at IS NULL OR claimed_at < ?3) \
+                     ORDER BY created_at, id LIMIT ?4",
+                    params![now, MAX_ATTEMPTS, grace_cutoff.as_micros(), limit],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)),
+                )?;
+                if picked.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<i64> = picked.iter().map(|(id, _)| *id).collect();
+                let mut items = db.query_vec(
+                    "stamp cleanup claims",
+                    &format!(
+                        "UPDATE cleanup_queue SET claimed_at = ?1, claimed_by = ?2 \
+                         WHERE id IN (SELECT value FROM json_each(?3)) \
+                         RETURNING {ITEM_COLUMNS}"
+                    ),
+                    params![now, instance, serde_json::Value::from(ids).to_string()],
+                    item_from_row,
+                )?;
+                for item in &mut items {
+                    item.reclaimed = picked.iter().any(|(id, was)| *id == item.id && *was);
+                }
+                items.sort_by_key(|i| i.id);
+                Ok(items)
+            })
+            .await?;
+        for item in items.iter().filter(|i| i.reclaimed) {
+            tracing::warn!(
+                engine = "sqlite",
+                id = item.id,
+                backend = %item.backend_name,
+                key = %item.object_key,
+                "reclaimed a cleanup row whose claim went stale"
+            );
+        }
+        Ok(items)
+    }
+
+    async fn complete_cleanup_item(&self, id: i64) -> Result<()> {
+        self.conns
+            .write_tx("complete cleanup item", move |db| {
+                let gone = db.query_opt(
+                    "complete cleanup item",
+                    "DELETE FROM cleanup_queue WHERE id = ?1 RETURNING backend_name, size_bytes",
+                    params![id],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                )?;
+                match gone {
+                    Some((backend, size)) if size > 0 => adjust_orphan(db, &backend, -size),
+                    _ => Ok(()),
+                }
+            })
+            .await
+    }
+
+    async fn retry_cleanup_item(&self, id: i64, backoff: Duration, last_error: &str) -> Result<()> {
+        validate::text("last error", last_error)?;
+        let last_error = last_error.to_owned();
+        self.conns
+            .write("retry cleanup item", move |db| {
+                let next = Timestamp::now().plus(backoff).as_micros();
+                db.execute(
+                    "retry cleanup item",
+                    "UPDATE cleanup_queue SET attempts = attempts + 1, next_retry = ?2, \
+                            last_error = ?3, claimed_at = NULL, claimed_by = NULL \
+                     WHERE id = ?1",
+                    params![id, next, last_error],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn increment_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("orphan bytes", amount)?;
+        let backend = backend.to_owned();
+        self.conns
+            .write("increment orphan bytes", move |db| {
+                db.execute(
+                    "increment orphan bytes",
+                    "UPDATE backend_quotas SET orphan_bytes = orphan_bytes + ?2, updated_at = ?3 \
+                     WHERE backend_name = ?1",
+                    params![backend, amount, Timestamp::now().as_micros()],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn decrement_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("orphan bytes", amount)?;
+        let backend = backend.to_owned();
+        self.conns
+            .write("decrement orphan bytes", move |db| {
+                adjust_orphan(db, &backend, -amount)
+            })
+            .await
+    }
+
+    async fn list_cleanup_dlq(
+        &self,
+        backend: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CleanupDlqItem>> {
+        if let Some(b) = backend {
+            validate::backend(b)?;
+        }
+        let limit = validate::limit(limit, 1000, 100_000) as i64;
+        let backend = backend.map(str::to_owned);
+        self.conns
+            .read("list cleanup dlq", move |db| {
+                db.query_vec(
+                    "list cleanup dlq",
+                    "SELECT id, original_id, backend_name, object_key, reason, size_bytes, \
+                            attempts, first_enqueued_at, moved_at, last_error \
+                     FROM cleanup_dlq WHERE ?1 IS NULL OR backend_name = ?1 \
+                     ORDER BY moved_at DESC, id DESC LIMIT ?2",
+                    params![backend, limit],
+                    dlq_from_row,
+                )
+            })
+            .await
+    }
+
+    async fn requeue_cleanup_dlq(&self, backend: Option<&str>) -> Result<i64> {
+        if let Some(b) = backend {
+            validate::backend(b)?;
+        }
+        let backend = backend.map(str::to_owned);
+        self.conns
+            .write_tx("requeue cleanup dlq", move |db| {
+                let now = Timestamp::now().as_micros();
+                // Both statements see the same rows: the transaction holds the write lock.
+                db.execute(
+                    "requeue cleanup dlq",
+                    "INSERT INTO cleanup_queue (backend_name, object_key, reason, size_bytes, \
+                                                created_at, next_retry, attempts) \
+                     SELECT backend_name, object_key, reason, size_bytes, ?2, ?2, 0 \
+                     FROM cleanup_dlq WHERE ?1 IS NULL OR backend_name = ?1 ORDER BY id",
+                    params![backend, now],
+                )?;
+                let n = db.execute(
+                    "requeue cleanup dlq",
+                    "DELETE FROM cleanup_dlq WHERE ?1 IS NULL OR backend_name = ?1",
+                    params![backend],
+                )?;
+                Ok(n as i64)
+            })
+            .await
+    }
+}

@@ -1,0 +1,487 @@
+//! Connections and the breaker chokepoint.
+//!
+//! One writer connection, guarded by an async gate held for a whole write (a single statement
+//! or a `BEGIN IMMEDIATE` transaction), and a pool of `query_only` reader connections that run
+//! in parallel with it (WAL lets readers see the last committed state while a write
+//! transaction is open). Every blocking call — opening, `Pool::get`, every statement — runs on
+//! tokio's blocking pool via `spawn_blocking`, and every statement passes the store's
+//! [`CircuitBreaker`] through [`Db`], inside transactions too. Rollbacks and migrations bypass
+//! the breaker: undoing work and repairing the schema must always be attempted.
+//!
+//! An in-memory database (`sqlite::memory:`) has no reader pool: every call goes through the
+//! writer connection, so there is exactly one database per store and reads wait for an open
+//! write transaction.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags, Params, Row};
+use s3o_core::Result;
+use s3o_core::breaker::CircuitBreaker;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use crate::error::{closed_err, db_err, join_err, pool_err};
+use crate::{SqliteOptions, Synchronous};
+
+/// The reader pool type.
+type ReaderPool = r2d2::Pool<SqliteConnectionManager>;
+
+/// Held for as long as one caller owns the writer connection.
+pub(crate) type WriterGuard = OwnedMutexGuard<()>;
+
+/// Where the database lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A database file.
+    File(PathBuf),
+    /// A private in-memory database, one per store.
+    Memory,
+}
+
+/// A connection as a statement executor: every statement passes the breaker (when one is
+/// attached) and every error is mapped with the statement's context.
+pub(crate) struct Db<'c> {
+    conn: &'c Connection,
+    breaker: Option<&'c CircuitBreaker>,
+}
+
+impl<'c> Db<'c> {
+    fn new(conn: &'c Connection, breaker: Option<&'c CircuitBreaker>) -> Self {
+        Db { conn, breaker }
+    }
+
+    /// The breaker chokepoint: pre-check, run, report.
+    fn guarded<T>(
+        &self,
+        ctx: &str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        match self.breaker {
+            Some(b) => {
+                let permit = b.pre_check()?;
+                permit.finish(f(self.conn).map_err(|e| db_err(ctx, e)))
+            }
+            None => f(self.conn).map_err(|e| db_err(ctx, e)),
+        }
+    }
+
+    /// Runs one statement; returns the number of rows changed.
+    pub(crate) fn execute<P: Params>(&self, ctx: &str, sql: &str, params: P) -> Result<usize> {
+        self.guarded(ctx, |c| c.prepare_cached(sql)?.execute(params))
+    }
+
+    /// The first row mapped by `f`, `None` when there is none.
+    pub(crate) fn query_opt<T, P: Params>(
+        &self,
+        ctx: &str,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        self.guarded(ctx, |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let mut rows = stmt.query(params)?;
+            match rows.next()? {
+                Some(row) => f(row).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The single row of a statement that always returns one (aggregates, `EXISTS`).
+    pub(crate) fn query_one<T, P: Params>(
+        &self,
+        ctx: &str,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        self.guarded(ctx, |c| c.prepare_cached(sql)?.query_row(params, f))
+    }
+
+    /// Every row mapped by `f`.
+    pub(crate) fn query_vec<T, P: Params>(
+        &self,
+        ctx: &str,
+        sql: &str,
+        params: P,
+        f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        self.guarded(ctx, |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(params, f)?;
+            rows.collect()
+        })
+    }
+
+    /// Runs a parameterless batch (transaction control, schema).
+    pub(crate) fn batch(&self, ctx: &str, sql: &str) -> Result<()> {
+        self.guarded(ctx, |c| c.execute_batch(sql))
+    }
+
+    /// The underlying connection, for breaker-free work (rollback, migrations).
+    pub(crate) fn raw(&self) -> &Connection {
+        self.conn
+    }
+}
+
+/// Runs `f` inside `BEGIN IMMEDIATE … COMMIT` on `db`; rolls back on any error.
+pub(crate) fn run_in_tx<T>(
+    db: &Db<'_>,
+    ctx: &str,
+    f: impl FnOnce(&Db<'_>) -> Result<T>,
+) -> Result<T> {
+    db.batch(ctx, "BEGIN IMMEDIATE")?;
+    match f(db) {
+        Ok(v) => match db.batch(ctx, "COMMIT") {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                rollback_quietly(db.raw());
+                Err(e)
+            }
+        },
+        Err(e) => {
+            rollback_quietly(db.raw());
+            Err(e)
+        }
+    }
+}
+
+/// Rolls back an open transaction, if any, logging (not returning) a failure.
+pub(crate) fn rollback_quietly(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::warn!(engine = "sqlite", error = %e, "rollback failed");
+    }
+}
+
+/// A writer taken over from a caller that went away mid-transaction is rolled back before
+/// anyone else uses it.
+fn reset_open_transaction(conn: &Connection) {
+    if !conn.is_autocommit() {
+        tracing::warn!(
+            engine = "sqlite",
+            "writer connection was left inside a transaction; rolling it back"
+        );
+        rollback_quietly(conn);
+    }
+}
+
+fn lock<T>(m: &StdMutex<T>) -> MutexGuard<'_, T> {
+    // A panic inside a statement cannot leave the connection slot itself inconsistent; the
+    // open-transaction check above repairs the connection state.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Settings every connection gets.
+fn base_pragmas(conn: &Connection, opts: &SqliteOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(opts.busy_timeout)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Reader settings: read-only by construction.
+fn configure_reader(conn: &Connection, opts: &SqliteOptions) -> rusqlite::Result<()> {
+    base_pragmas(conn, opts)?;
+    conn.pragma_update(None, "query_only", true)
+}
+
+/// Writer settings: WAL (files only) and the chosen `synchronous` level.
+fn configure_writer(conn: &Connection, opts: &SqliteOptions, memory: bool) -> Result<()> {
+    let ctx = "configure writer connection";
+    base_pragmas(conn, opts).map_err(|e| db_err(ctx, e))?;
+    if !memory {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| db_err("enable WAL", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(s3o_core::StoreError::database(
+                s3o_core::DbErrorKind::Connection,
+                "enable WAL",
+                format!("journal_mode is {mode}, WAL could not be enabled"),
+            ));
+        }
+    }
+    let sync = match opts.synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)
+        .map_err(|e| db_err(ctx, e))
+}
+
+fn file_flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+/// Opens the writer, retrying a little while another process holds the file's write lock
+/// during its first WAL switch.
+fn open_writer(target: &Target, opts: &SqliteOptions) -> Result<Connection> {
+    let mut attempt = 0;
+    loop {
+        let conn = match target {
+            Target::File(path) => Connection::open_with_flags(path, file_flags()),
+            Target::Memory => Connection::open_in_memory(),
+        }
+        .map_err(|e| db_err("open database", e))?;
+        match configure_writer(&conn, opts, *target == Target::Memory) {
+            Err(e) if e.is_retryable() && attempt < 5 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(20 * attempt));
+            }
+            other => return other.map(|()| conn),
+        }
+    }
+}
+
+/// The writer, the readers and the breaker of one store.
+pub(crate) struct Conns {
+    pub(crate) breaker: Arc<CircuitBreaker>,
+    writer: Arc<StdMutex<Option<Connection>>>,
+    gate: Arc<AsyncMutex<()>>,
+    readers: StdMutex<Option<ReaderPool>>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Conns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conns")
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conns {
+    /// Opens the writer and builds the reader pool. Blocking: call from `spawn_blocking`.
+    pub(crate) fn open(
+        target: &Target,
+        opts: &SqliteOptions,
+        breaker: Arc<CircuitBreaker>,
+    ) -> Result<Conns> {
+        let writer = open_writer(target, opts)?;
+        let readers = match target {
+            Target::Memory => None,
+            Target::File(path) => Some(build_reader_pool(path, opts)?),
+        };
+        Ok(Conns {
+            breaker,
+            writer: Arc::new(StdMutex::new(Some(writer))),
+            gate: Arc::new(AsyncMutex::new(())),
+            readers: StdMutex::new(readers),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn check_open(&self, ctx: &str) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed_err(ctx));
+        }
+        Ok(())
+    }
+
+    /// Runs read-only statements on a pooled reader (the writer for in-memory databases).
+    pub(crate) async fn read<T, F>(&self, ctx: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T> + Send + 'static,
+    {
+        self.check_open(ctx)?;
+        let pool = lock(&self.readers).clone();
+        let Some(pool) = pool else {
+            return self.on_writer(ctx, false, true, f).await;
+        };
+        let breaker = self.breaker.clone();
+        let span = tracing::debug_span!("sqlite", op = ctx, engine = "sqlite");
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let permit = breaker.pre_check()?;
+            let conn = permit.finish(pool.get().map_err(|e| pool_err(ctx, e)))?;
+            f(&Db::new(&conn, Some(&breaker)))
+        })
+        .await
+        .map_err(|e| join_err(ctx, e))?
+    }
+
+    /// Runs statements on the writer in autocommit mode (each statement its own transaction).
+    pub(crate) async fn write<T, F>(&self, ctx: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T> + Send + 'static,
+    {
+        self.on_writer(ctx, false, true, f).await
+    }
+
+    /// Runs statements on the writer inside one `BEGIN IMMEDIATE` transaction.
+    pub(crate) async fn write_tx<T, F>(&self, ctx: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T> + Send + 'static,
+    {
+        self.on_writer(ctx, true, true, f).await
+    }
+
+    /// Runs `f` on the writer without the breaker (migrations, schema checks).
+    pub(crate) async fn admin<T, F>(&self, ctx: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T> + Send + 'static,
+    {
+        self.on_writer(ctx, false, false, f).await
+    }
+
+    async fn on_writer<T, F>(&self, ctx: &'static str, tx: bool, guarded: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T> + Send + 'static,
+    {
+        self.check_open(ctx)?;
+        let gate = self.gate.clone().lock_owned().await;
+        let writer = self.writer.clone();
+        let breaker = self.breaker.clone();
+        let span = tracing::debug_span!("sqlite", op = ctx, engine = "sqlite");
+        tokio::task::spawn_blocking(move || {
+            // The gate travels with the blocking work: even if the caller is cancelled, no one
+            // else takes the writer until this statement (and its rollback) is done.
+            let _gate = gate;
+            let _entered = span.enter();
+            let slot = lock(&writer);
+            let conn = slot.as_ref().ok_or_else(|| closed_err(ctx))?;
+            reset_open_transaction(conn);
+            let db = Db::new(conn, guarded.then_some(&*breaker));
+            if tx { run_in_tx(&db, ctx, f) } else { f(&db) }
+        })
+        .await
+        .map_err(|e| join_err(ctx, e))?
+    }
+
+    /// Takes the writer and opens `BEGIN IMMEDIATE` on it; the returned guard keeps every
+    /// other writer out until it is handed to [`Conns::end_tx`] or [`Conns::abandon_tx`].
+    pub(crate) async fn begin_tx(&self) -> Result<WriterGuard> {
+        let ctx = "begin transaction";
+        self.check_open(ctx)?;
+        let gate = self.gate.clone().lock_owned().await;
+        let writer = self.writer.clone();
+        let breaker = self.breaker.clone();
+        tokio::task::spawn_blocking(move || {
+            let slot = lock(&writer);
+            let conn = slot.as_ref().ok_or_else(|| closed_err(ctx))?;
+            reset_open_transaction(conn);
+            Db::new(conn, Some(&breaker)).batch(ctx, "BEGIN IMMEDIATE")?;
+            Ok(gate)
+        })
+        .await
+        .map_err(|e| join_err(ctx, e))?
+    }
+
+    /// Runs one statement inside the open transaction whose guard the caller holds.
+    pub(crate) async fn in_tx<T, F>(&self, ctx: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        let breaker = self.breaker.clone();
+        let span = tracing::trace_span!("sqlite.tx", op = ctx, engine = "sqlite");
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let slot = lock(&writer);
+            let conn = slot.as_ref().ok_or_else(|| closed_err(ctx))?;
+            if conn.is_autocommit() {
+                return Err(s3o_core::StoreError::database(
+                    s3o_core::DbErrorKind::Other,
+                    ctx,
+                    "the transaction is no longer open",
+                ));
+            }
+            f(&Db::new(conn, Some(&breaker)))
+        })
+        .await
+        .map_err(|e| join_err(ctx, e))?
+    }
+
+    /// Commits (through the breaker) or rolls back (always attempted) the open transaction,
+    /// then releases the writer.
+    pub(crate) async fn end_tx(&self, guard: WriterGuard, commit: bool) -> Result<()> {
+        let ctx = if commit { "commit" } else { "rollback" };
+        let writer = self.writer.clone();
+        let breaker = self.breaker.clone();
+        tokio::task::spawn_blocking(move || {
+            let _gate = guard;
+            let slot = lock(&writer);
+            let conn = slot.as_ref().ok_or_else(|| closed_err(ctx))?;
+            if !commit {
+                return conn.execute_batch("ROLLBACK").map_err(|e| db_err(ctx, e));
+            }
+            let r = Db::new(conn, Some(&breaker)).batch(ctx, "COMMIT");
+            if r.is_err() {
+                rollback_quietly(conn);
+            }
+            r
+        })
+        .await
+        .map_err(|e| join_err(ctx, e))?
+    }
+
+    /// Rolls back a transaction its owner dropped without ending it, then releases the writer.
+    /// Callable from `Drop`: runs on the blocking pool when a runtime is present, inline
+    /// otherwise.
+    pub(crate) fn abandon_tx(&self, guard: WriterGuard) {
+        let writer = self.writer.clone();
+        let work = move || {
+            let _gate = guard;
+            if let Some(conn) = lock(&writer).as_ref() {
+                rollback_quietly(conn);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(work);
+            }
+            Err(_) => work(),
+        }
+    }
+
+    /// Closes every connection; later calls fail with a connection error.
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let gate = self.gate.clone().lock_owned().await;
+        let writer = self.writer.clone();
+        let pool = lock(&self.readers).take();
+        let done = tokio::task::spawn_blocking(move || {
+            let _gate = gate;
+            if let Some(conn) = lock(&writer).take() {
+                rollback_quietly(&conn);
+                let _ = conn.execute_batch("PRAGMA optimize");
+                if let Err((_, e)) = conn.close() {
+                    tracing::warn!(engine = "sqlite", error = %e, "closing the writer failed");
+                }
+            }
+            drop(pool);
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(engine = "sqlite", error = %e, "closing the store failed");
+        }
+    }
+}
+
+fn build_reader_pool(path: &Path, opts: &SqliteOptions) -> Result<ReaderPool> {
+    let init_opts = opts.clone();
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(file_flags())
+        .with_init(move |c| configure_reader(c, &init_opts));
+    r2d2::Pool::builder()
+        .max_size(opts.readers.max(1))
+        .min_idle(Some(0))
+        .test_on_check_out(false)
+        .connection_timeout(opts.busy_timeout.max(Duration::from_secs(5)))
+        .build(manager)
+        .map_err(|e| pool_err("open reader pool", e))
+}

@@ -1,0 +1,336 @@
+//! `object_locations`: the statements behind the object primitives of the transaction
+//! adapter, the object role's single-statement read, and the row mapping shared by every
+//! file that returns [`ObjectLocation`]s.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use rusqlite::{Row, named_params, params};
+use s3o_core::{
+    ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, Result, StoreError, StoredForm,
+    Timestamp, validate,
+};
+
+use crate::SqliteStore;
+use crate::conn::Db;
+use crate::quota::backend_exists;
+
+/// Every column of a copy, in the order [`location_from_row`] reads them.
+pub(crate) const LOCATION_COLUMNS: &str = "object_key, backend_name, size_bytes, created_at, \
+     encrypted, encryption_key, key_id, plaintext_size, content_hash, managed";
+
+/// [`LOCATION_COLUMNS`] qualified with the alias `o`, for joins and correlated subqueries.
+pub(crate) const LOCATION_COLUMNS_O: &str = "o.object_key, o.backend_name, o.size_bytes, \
+     o.created_at, o.encrypted, o.encryption_key, o.key_id, o.plaintext_size, o.content_hash, \
+     o.managed";
+
+/// Maps a row selected with [`LOCATION_COLUMNS`]; `NULL` optional columns read as empty.
+pub(crate) fn location_from_row(row: &Row<'_>) -> rusqlite::Result<ObjectLocation> {
+    Ok(ObjectLocation {
+        object_key: row.get(0)?,
+        backend_name: row.get(1)?,
+        size_bytes: row.get(2)?,
+        created_at: Timestamp::from_micros(row.get(3)?),
+        form: StoredForm {
+            encrypted: row.get(4)?,
+            encryption_key: row.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+            key_id: row.get::<_, Option<String>>(6)?.unwrap_or_default(),
+            plaintext_size: row.get::<_, Option<i64>>(7)?.unwrap_or(0),
+            content_hash: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
+            managed: row.get(9)?,
+        },
+    })
+}
+
+/// Empty text is stored as `NULL`.
+pub(crate) fn null_if_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// The stored-form columns as they are written: encryption columns only when encrypted,
+/// empty values as `NULL`.
+pub(crate) struct FormColumns<'a> {
+    pub(crate) encrypted: bool,
+    pub(crate) encryption_key: Option<&'a [u8]>,
+    pub(crate) key_id: Option<&'a str>,
+    pub(crate) plaintext_size: Option<i64>,
+    pub(crate) content_hash: Option<&'a str>,
+    pub(crate) managed: bool,
+}
+
+impl<'a> FormColumns<'a> {
+    pub(crate) fn of(f: &'a StoredForm) -> Self {
+        let enc = f.encrypted;
+        FormColumns {
+            encrypted: enc,
+            encryption_key: (enc && !f.encryption_key.is_empty())
+                .then_some(f.encryption_key.as_slice()),
+            key_id: if enc { null_if_empty(&f.key_id) } else { None },
+            plaintext_size: (enc && f.plaintext_size != 0).then_some(f.plaintext_size),
+            content_hash: null_if_empty(&f.content_hash),
+            managed: f.managed,
+        }
+    }
+}
+
+/// JSON array of keys, expanded in SQL with `json_each` (SQLite has no array parameters).
+pub(crate) fn json_list(items: &[String]) -> String {
+    serde_json::Value::from(items).to_string()
+}
+
+/// Every copy of `key`, oldest first. No row locks are needed: the caller's transaction holds
+/// the file's write lock (`BEGIN IMMEDIATE`).
+pub(crate) fn existing_copies(db: &Db<'_>, key: &str) -> Result<Vec<ExistingCopy>> {
+    // Served by the primary key (object_key, backend_name).
+    db.query_vec(
+        "get existing copies",
+        "SELECT backend_name, size_bytes, created_at, encrypted, \
+                coalesce(length(encryption_key), 0) > 0 \
+         FROM object_locations WHERE object_key = ?1 \
+         ORDER BY created_at, backend_name",
+        params![key],
+        |r| {
+            Ok(ExistingCopy {
+                backend_name: r.get(0)?,
+                size_bytes: r.get(1)?,
+                created_at: Timestamp::from_micros(r.get(2)?),
+                encrypted: r.get(3)?,
+                has_dek: r.get(4)?,
+            })
+        },
+    )
+}
+
+const INSERT_LOCATION: &str = "INSERT INTO object_locations \
+     (object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, \
+      plaintext_size, content_hash, managed) \
+     SELECT :key, :backend, :size, :created_at, :encrypted, :encryption_key, :key_id, \
+            :plaintext_size, :content_hash, :managed \
+     WHERE EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :backend)";
+
+fn insert_location_sql(db: &Db<'_>, ctx: &str, sql: &str, loc: &ObjectLocation) -> Result<usize> {
+    let created_at = if loc.created_at.is_zero() {
+        Timestamp::now()
+    } else {
+        loc.created_at
+    };
+    let f = FormColumns::of(&loc.form);
+    db.execute(
+        ctx,
+        sql,
+        named_params! {
+            ":key": loc.object_key,
+            ":backend": loc.backend_name,
+            ":size": loc.size_bytes,
+            ":created_at": created_at.as_micros(),
+            ":encrypted": f.encrypted,
+            ":encryption_key": f.encryption_key,
+            ":key_id": f.key_id,
+            ":plaintext_size": f.plaintext_size,
+            ":content_hash": f.content_hash,
+            ":managed": f.managed,
+        },
+    )
+}
+
+/// Inserts a copy; the backend's existence is checked in the same statement.
+pub(crate) fn insert_location(db: &Db<'_>, loc: &ObjectLocation) -> Result<()> {
+    if insert_location_sql(db, "insert object location", INSERT_LOCATION, loc)? == 0 {
+        return Err(StoreError::UnknownBackend {
+            backend: loc.backend_name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Inserts a copy unless `(key, backend)` has one, with the same column mapping as
+/// [`insert_location`]. `true` when inserted.
+pub(crate) fn insert_location_if_absent(db: &Db<'_>, loc: &ObjectLocation) -> Result<bool> {
+    let sql = format!("{INSERT_LOCATION} ON CONFLICT (object_key, backend_name) DO NOTHING");
+    if insert_location_sql(db, "insert object location if absent", &sql, loc)? == 1 {
+        return Ok(true);
+    }
+    if !backend_exists(db, &loc.backend_name)? {
+        return Err(StoreError::UnknownBackend {
+            backend: loc.backend_name.clone(),
+        });
+    }
+    Ok(false)
+}
+
+/// Deletes every copy of `key`.
+pub(crate) fn delete_copies(db: &Db<'_>, key: &str) -> Result<()> {
+    db.execute(
+        "delete object copies",
+        "DELETE FROM object_locations WHERE object_key = ?1",
+        params![key],
+    )?;
+    Ok(())
+}
+
+/// Every copy of any of `keys`, ordered by key then age.
+pub(crate) fn copies_for_keys(db: &Db<'_>, keys: &[String]) -> Result<Vec<KeyedExistingCopy>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    db.query_vec(
+        "get copies for keys",
+        "SELECT object_key, backend_name, size_bytes FROM object_locations \
+         WHERE object_key IN (SELECT value FROM json_each(?1)) \
+         ORDER BY object_key, created_at, backend_name",
+        params![json_list(keys)],
+        |r| {
+            Ok(KeyedExistingCopy {
+                object_key: r.get(0)?,
+                backend_name: r.get(1)?,
+                size_bytes: r.get(2)?,
+            })
+        },
+    )
+}
+
+/// Deletes every copy of any of `keys`.
+pub(crate) fn delete_keys(db: &Db<'_>, keys: &[String]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    db.execute(
+        "delete objects by keys",
+        "DELETE FROM object_locations WHERE object_key IN (SELECT value FROM json_each(?1))",
+        params![json_list(keys)],
+    )?;
+    Ok(())
+}
+
+/// Whether `(key, backend)` has a copy.
+pub(crate) fn exists_on_backend(db: &Db<'_>, key: &str, backend: &str) -> Result<bool> {
+    db.query_one(
+        "check object exists on backend",
+        "SELECT EXISTS (SELECT 1 FROM object_locations \
+                        WHERE object_key = ?1 AND backend_name = ?2)",
+        params![key, backend],
+        |r| r.get(0),
+    )
+}
+
+/// The full row of `(key, backend)`, `None` when absent.
+pub(crate) fn location_on_backend(
+    db: &Db<'_>,
+    key: &str,
+    backend: &str,
+) -> Result<Option<ObjectLocation>> {
+    db.query_opt(
+        "lock object on backend",
+        &format!(
+            "SELECT {LOCATION_COLUMNS} FROM object_locations \
+             WHERE object_key = ?1 AND backend_name = ?2"
+        ),
+        params![key, backend],
+        location_from_row,
+    )
+}
+
+/// Deletes the single `(key, backend)` row.
+pub(crate) fn delete_from_backend(db: &Db<'_>, key: &str, backend: &str) -> Result<()> {
+    db.execute(
+        "delete object from backend",
+        "DELETE FROM object_locations WHERE object_key = ?1 AND backend_name = ?2",
+        params![key, backend],
+    )?;
+    Ok(())
+}
+
+/// Copies the source row to `target` (every stored-form column and `created_at`; the
+/// replica's bytes are not yet verified, so `last_scrubbed_at` starts `NULL`) when the source
+/// exists and the target has no copy, in one statement. Returns the size written.
+pub(crate) fn insert_replica(
+    db: &Db<'_>,
+    key: &str,
+    target: &str,
+    source: &str,
+) -> Result<Option<i64>> {
+    let size = db.query_opt(
+        "insert replica",
+        "INSERT INTO object_locations \
+         (object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, \
+          plaintext_size, content_hash, managed) \
+         SELECT object_key, ?2, size_bytes, created_at, encrypted, encryption_key, key_id, \
+                plaintext_size, content_hash, managed \
+         FROM object_locations \
+         WHERE object_key = ?1 AND backend_name = ?3 \
+           AND EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = ?2) \
+         ON CONFLICT (object_key, backend_name) DO NOTHING \
+         RETURNING size_bytes",
+        params![key, target, source],
+        |r| r.get::<_, i64>(0),
+    )?;
+    if size.is_none() && !backend_exists(db, target)? {
+        return Err(StoreError::UnknownBackend {
+            backend: target.to_owned(),
+        });
+    }
+    Ok(size)
+}
+
+/// Rewrites size and stored form of `(key, backend)`; `false` when the row is gone.
+pub(crate) fn update_form(
+    db: &Db<'_>,
+    key: &str,
+    backend: &str,
+    size: i64,
+    form: &StoredForm,
+) -> Result<bool> {
+    let f = FormColumns::of(form);
+    let n = db.execute(
+        "update object form",
+        "UPDATE object_locations SET size_bytes = :size, encrypted = :encrypted, \
+                encryption_key = :encryption_key, key_id = :key_id, \
+                plaintext_size = :plaintext_size, content_hash = :content_hash, \
+                managed = :managed \
+         WHERE object_key = :key AND backend_name = :backend",
+        named_params! {
+            ":key": key,
+            ":backend": backend,
+            ":size": size,
+            ":encrypted": f.encrypted,
+            ":encryption_key": f.encryption_key,
+            ":key_id": f.key_id,
+            ":plaintext_size": f.plaintext_size,
+            ":content_hash": f.content_hash,
+            ":managed": f.managed,
+        },
+    )?;
+    Ok(n > 0)
+}
+
+#[async_trait]
+impl ObjectStore for SqliteStore {
+    async fn get_object_backends_for_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        if keys.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        validate::keys(keys)?;
+        let list = json_list(keys);
+        let rows = self
+            .conns
+            .read("get object backends for keys", move |db| {
+                db.query_vec(
+                    "get object backends for keys",
+                    "SELECT object_key, backend_name FROM object_locations \
+                     WHERE object_key IN (SELECT value FROM json_each(?1)) \
+                     ORDER BY object_key, created_at, backend_name",
+                    params![list],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
+            })
+            .await?;
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, backend) in rows {
+            out.entry(key).or_default().push(backend);
+        }
+        Ok(out)
+    }
+}

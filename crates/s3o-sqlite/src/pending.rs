@@ -1,0 +1,142 @@
+//! `pending_objects`: intents recorded before a backend PUT.
+
+use async_trait::async_trait;
+use rusqlite::{named_params, params};
+use s3o_core::{PendingObject, PendingStore, Result, StoreError, StoredForm, Timestamp, validate};
+
+use crate::SqliteStore;
+use crate::conn::Db;
+use crate::objects::FormColumns;
+
+/// Columns of a [`PendingObject`], in the order [`pending_from_row`] reads them.
+pub(crate) const PENDING_COLUMNS: &str = "intent_id, object_key, backend_name, size_bytes, \
+     encrypted, encryption_key, key_id, plaintext_size, content_hash, created_at";
+
+/// Maps a row selected with [`PENDING_COLUMNS`]; `managed` is not persisted (always true).
+pub(crate) fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingObject> {
+    Ok(PendingObject {
+        intent_id: r.get(0)?,
+        object_key: r.get(1)?,
+        backend_name: r.get(2)?,
+        size_bytes: r.get(3)?,
+        form: StoredForm {
+            encrypted: r.get(4)?,
+            encryption_key: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+            key_id: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+            plaintext_size: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+            content_hash: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+            managed: true,
+        },
+        created_at: Timestamp::from_micros(r.get(9)?),
+    })
+}
+
+/// Validates an intent before any SQL.
+pub(crate) fn validate_pending(p: &PendingObject) -> Result<()> {
+    if p.intent_id.is_empty() {
+        return Err(StoreError::invalid("intent id", "must not be empty"));
+    }
+    validate::text("intent id", &p.intent_id)?;
+    validate::key(&p.object_key)?;
+    validate::backend(&p.backend_name)?;
+    validate::size("object size", p.size_bytes)?;
+    validate::size("plaintext size", p.form.plaintext_size)?;
+    validate::text("key id", &p.form.key_id)?;
+    validate::text("content hash", &p.form.content_hash)
+}
+
+/// Whether the intent still exists (the transaction's write lock keeps it so until commit).
+pub(crate) fn claim(db: &Db<'_>, intent_id: &str) -> Result<bool> {
+    db.query_one(
+        "claim pending",
+        "SELECT EXISTS (SELECT 1 FROM pending_objects WHERE intent_id = ?1)",
+        params![intent_id],
+        |r| r.get(0),
+    )
+}
+
+/// Inserts an intent (`created_at` zero ⇒ now); the backend is checked in the same statement.
+pub(crate) fn insert(db: &Db<'_>, p: &PendingObject) -> Result<()> {
+    let created_at = if p.created_at.is_zero() {
+        Timestamp::now()
+    } else {
+        p.created_at
+    };
+    let f = FormColumns::of(&p.form);
+    let n = db.execute(
+        "insert pending",
+        "INSERT INTO pending_objects (intent_id, object_key, backend_name, size_bytes, \
+                                      encrypted, encryption_key, key_id, plaintext_size, \
+                                      content_hash, created_at) \
+         SELECT :intent, :key, :backend, :size, :encrypted, :encryption_key, :key_id, \
+                :plaintext_size, :content_hash, :created_at \
+         WHERE EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :backend)",
+        named_params! {
+            ":intent": p.intent_id,
+            ":key": p.object_key,
+            ":backend": p.backend_name,
+            ":size": p.size_bytes,
+            ":encrypted": f.encrypted,
+            ":encryption_key": f.encryption_key,
+            ":key_id": f.key_id,
+            ":plaintext_size": f.plaintext_size,
+            ":content_hash": f.content_hash,
+            ":created_at": created_at.as_micros(),
+        },
+    )?;
+    if n == 0 {
+        return Err(StoreError::UnknownBackend {
+            backend: p.backend_name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Deletes an intent; missing is a no-op.
+pub(crate) fn delete(db: &Db<'_>, intent_id: &str) -> Result<()> {
+    db.execute(
+        "delete pending",
+        "DELETE FROM pending_objects WHERE intent_id = ?1",
+        params![intent_id],
+    )?;
+    Ok(())
+}
+
+/// Deletes every intent of a backend; returns how many.
+pub(crate) fn delete_by_backend(db: &Db<'_>, backend: &str) -> Result<i64> {
+    let n = db.execute(
+        "delete pending by backend",
+        "DELETE FROM pending_objects WHERE backend_name = ?1",
+        params![backend],
+    )?;
+    Ok(n as i64)
+}
+
+#[async_trait]
+impl PendingStore for SqliteStore {
+    async fn insert_pending(&self, p: &PendingObject) -> Result<()> {
+        validate_pending(p)?;
+        let p = p.clone();
+        self.conns
+            .write("insert pending", move |db| insert(db, &p))
+            .await
+    }
+
+    async fn delete_pending(&self, intent_id: &str) -> Result<()> {
+        validate::text("intent id", intent_id)?;
+        let id = intent_id.to_owned();
+        self.conns
+            .write("delete pending", move |db| delete(db, &id))
+            .await
+    }
+
+    async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64> {
+        validate::backend(backend)?;
+        let backend = backend.to_owned();
+        self.conns
+            .write("delete pending by backend", move |db| {
+                delete_by_backend(db, &backend)
+            })
+            .await
+    }
+}

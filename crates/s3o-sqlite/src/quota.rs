@@ -1,0 +1,227 @@
+//! `backend_quotas`: admission reads, counters, and the guarded increment.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use rusqlite::params;
+use s3o_core::{QuotaStat, QuotaStore, Result, StoreError, Timestamp, validate};
+
+use crate::SqliteStore;
+use crate::conn::Db;
+use crate::objects::json_list;
+
+/// Whether `backend` has a quota row.
+pub(crate) fn backend_exists(db: &Db<'_>, backend: &str) -> Result<bool> {
+    db.query_one(
+        "check backend exists",
+        "SELECT EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = ?1)",
+        params![backend],
+        |r| r.get(0),
+    )
+}
+
+/// The guarded charge: `bytes_used += delta` only when `bytes_limit = 0 OR bytes_used +
+/// orphan_bytes + delta <= bytes_limit`. No row changed ⇒ `NoSpaceAvailable`, or
+/// `UnknownBackend` when the row does not exist.
+pub(crate) fn increment(db: &Db<'_>, backend: &str, delta: i64) -> Result<()> {
+    let n = db.execute(
+        "increment backend quota",
+        "UPDATE backend_quotas SET bytes_used = bytes_used + ?2, updated_at = ?3 \
+         WHERE backend_name = ?1 \
+           AND (bytes_limit = 0 OR bytes_used + orphan_bytes + ?2 <= bytes_limit)",
+        params![backend, delta, Timestamp::now().as_micros()],
+    )?;
+    if n == 0 {
+        if backend_exists(db, backend)? {
+            return Err(StoreError::NoSpaceAvailable);
+        }
+        return Err(StoreError::UnknownBackend {
+            backend: backend.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// `bytes_used = max(0, bytes_used + delta)`, unguarded (decrements and stored-form rewrites).
+/// Unknown backend ⇒ no-op.
+pub(crate) fn adjust_unguarded(db: &Db<'_>, backend: &str, delta: i64) -> Result<()> {
+    db.execute(
+        "adjust backend quota",
+        "UPDATE backend_quotas SET bytes_used = max(0, bytes_used + ?2), updated_at = ?3 \
+         WHERE backend_name = ?1",
+        params![backend, delta, Timestamp::now().as_micros()],
+    )?;
+    Ok(())
+}
+
+/// `orphan_bytes = max(0, orphan_bytes + delta)`. Unknown backend ⇒ no-op.
+pub(crate) fn adjust_orphan(db: &Db<'_>, backend: &str, delta: i64) -> Result<()> {
+    db.execute(
+        "adjust orphan bytes",
+        "UPDATE backend_quotas SET orphan_bytes = max(0, orphan_bytes + ?2), updated_at = ?3 \
+         WHERE backend_name = ?1",
+        params![backend, delta, Timestamp::now().as_micros()],
+    )?;
+    Ok(())
+}
+
+/// `bytes_used` of every backend.
+pub(crate) fn all_bytes_used(db: &Db<'_>) -> Result<BTreeMap<String, i64>> {
+    let rows = db.query_vec(
+        "read all backend bytes used",
+        "SELECT backend_name, bytes_used FROM backend_quotas ORDER BY backend_name",
+        [],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+    )?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Σ `size_bytes` of the copies of each backend that has any.
+pub(crate) fn sum_sizes_by_backend(db: &Db<'_>) -> Result<BTreeMap<String, i64>> {
+    let rows = db.query_vec(
+        "sum object sizes by backend",
+        "SELECT backend_name, sum(size_bytes) FROM object_locations GROUP BY backend_name",
+        [],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+    )?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Sets `bytes_used` without the guard.
+pub(crate) fn set_bytes_used(db: &Db<'_>, backend: &str, value: i64) -> Result<()> {
+    db.execute(
+        "set backend bytes used",
+        "UPDATE backend_quotas SET bytes_used = ?2, updated_at = ?3 WHERE backend_name = ?1",
+        params![backend, value, Timestamp::now().as_micros()],
+    )?;
+    Ok(())
+}
+
+/// One candidate backend's counters, with the bytes of its in-flight multipart parts.
+struct Capacity {
+    backend: String,
+    used: i64,
+    limit: i64,
+    orphan: i64,
+    inflight: i64,
+}
+
+impl Capacity {
+    /// Bytes still admissible; `None` = unlimited. Exact (i128), never overflowing.
+    fn available(&self) -> Option<i128> {
+        (self.limit != 0).then(|| {
+            i128::from(self.limit)
+                - i128::from(self.used)
+                - i128::from(self.orphan)
+                - i128::from(self.inflight)
+        })
+    }
+
+    fn admits(&self, size: i64) -> bool {
+        self.available().is_none_or(|a| a >= i128::from(size))
+    }
+}
+
+async fn capacities(store: &SqliteStore, names: &[String]) -> Result<Vec<Capacity>> {
+    let list = json_list(names);
+    store
+        .conns
+        .read("read backend capacity", move |db| {
+            db.query_vec(
+                "read backend capacity",
+                "SELECT q.backend_name, q.bytes_used, q.bytes_limit, q.orphan_bytes, \
+                        coalesce((SELECT sum(p.size_bytes) FROM multipart_uploads u \
+                                  JOIN multipart_parts p ON p.upload_id = u.upload_id \
+                                  WHERE u.backend_name = q.backend_name), 0) \
+                 FROM backend_quotas q \
+                 WHERE q.backend_name IN (SELECT value FROM json_each(?1))",
+                params![list],
+                |r| {
+                    Ok(Capacity {
+                        backend: r.get(0)?,
+                        used: r.get(1)?,
+                        limit: r.get(2)?,
+                        orphan: r.get(3)?,
+                        inflight: r.get(4)?,
+                    })
+                },
+            )
+        })
+        .await
+}
+
+#[async_trait]
+impl QuotaStore for SqliteStore {
+    async fn get_backend_with_space(&self, size: i64, order: &[String]) -> Result<String> {
+        validate::size("object size", size)?;
+        if order.is_empty() {
+            return Err(StoreError::NoSpaceAvailable);
+        }
+        let caps = capacities(self, order).await?;
+        order
+            .iter()
+            .find(|name| {
+                caps.iter()
+                    .any(|c| &c.backend == *name && c.admits(size))
+            })
+            .cloned()
+            .ok_or(StoreError::NoSpaceAvailable)
+    }
+
+    async fn get_least_utilized_backend(&self, size: i64, eligible: &[String]) -> Result<String> {
+        validate::size("object size", size)?;
+        if eligible.is_empty() {
+            return Err(StoreError::NoSpaceAvailable);
+        }
+        let caps = capacities(self, eligible).await?;
+        // Utilisation (used + orphan) / limit compared exactly by cross-multiplication;
+        // unlimited backends count as 0.
+        let ratio = |c: &Capacity| -> (i128, i128) {
+            if c.limit == 0 {
+                (0, 1)
+            } else {
+                (i128::from(c.used) + i128::from(c.orphan), i128::from(c.limit))
+            }
+        };
+        caps.iter()
+            .filter(|c| c.admits(size))
+            .min_by(|a, b| {
+                let (an, ad) = ratio(a);
+                let (bn, bd) = ratio(b);
+                (an * bd)
+                    .cmp(&(bn * ad))
+                    .then_with(|| a.backend.cmp(&b.backend))
+            })
+            .map(|c| c.backend.clone())
+            .ok_or(StoreError::NoSpaceAvailable)
+    }
+
+    async fn get_quota_stats(&self) -> Result<BTreeMap<String, QuotaStat>> {
+        let rows = self
+            .conns
+            .read("get quota stats", |db| {
+                db.query_vec(
+                    "get quota stats",
+                    "SELECT backend_name, bytes_used, bytes_limit, orphan_bytes, updated_at \
+                     FROM backend_quotas ORDER BY backend_name",
+                    [],
+                    |r| {
+                        Ok(QuotaStat {
+                            backend_name: r.get(0)?,
+                            bytes_used: r.get(1)?,
+                            bytes_limit: r.get(2)?,
+                            orphan_bytes: r.get(3)?,
+                            updated_at: Timestamp::from_micros(
+                                r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                            ),
+                        })
+                    },
+                )
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|s| (s.backend_name.clone(), s))
+            .collect())
+    }
+}

@@ -1,0 +1,329 @@
+//! The transaction adapter: [`s3o_core::Runner`] and [`s3o_core::Transaction`] on the writer
+//! connection.
+//!
+//! A transaction owns the writer from `BEGIN IMMEDIATE` to `COMMIT`/`ROLLBACK` (the async gate
+//! of [`crate::conn::Conns`] is held throughout), so its reads and writes are serialised
+//! against every other writer, in this process and others: that is what stands in for
+//! PostgreSQL's row and key locks. Each primitive is one statement on the blocking pool,
+//! checked by the circuit breaker. Dropping an unfinished transaction rolls it back before the
+//! writer serves anyone else.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use s3o_core::tx::{CleanupTx, ObjectsTx, PendingTx, QuotaTx};
+use s3o_core::{
+    CleanupQueueRow, DbErrorKind, ExistingCopy, KeyedExistingCopy, ObjectLocation,
+    PendingObject, Result, Runner, StoreError, StoredForm, Transaction, TxAdapter,
+};
+
+use crate::conn::{Conns, Db, WriterGuard};
+use crate::{SqliteStore, cleanup, objects, pending, quota};
+
+/// An open write transaction on the writer connection.
+pub(crate) struct SqliteTx {
+    conns: Arc<Conns>,
+    guard: Option<WriterGuard>,
+}
+
+impl SqliteTx {
+    async fn run<T, F>(&self, ctx: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T> + Send + 'static,
+    {
+        if self.guard.is_none() {
+            return Err(StoreError::database(
+                DbErrorKind::Other,
+                ctx,
+                "the transaction has ended",
+            ));
+        }
+        self.conns.in_tx(ctx, f).await
+    }
+
+    async fn end(mut self: Box<Self>, commit: bool) -> Result<()> {
+        let Some(guard) = self.guard.take() else {
+            return Ok(());
+        };
+        self.conns.end_tx(guard, commit).await
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            tracing::debug!(engine = "sqlite", "transaction dropped before commit; rolling back");
+            self.conns.abandon_tx(guard);
+        }
+    }
+}
+
+#[async_trait]
+impl Runner for SqliteStore {
+    async fn begin(&self) -> Result<Box<dyn Transaction>> {
+        let guard = self.conns.begin_tx().await?;
+        Ok(Box::new(SqliteTx {
+            conns: self.conns.clone(),
+            guard: Some(guard),
+        }))
+    }
+}
+
+#[async_trait]
+impl Transaction for SqliteTx {
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.end(true).await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        self.end(false).await
+    }
+}
+
+#[async_trait]
+impl TxAdapter for SqliteTx {
+    /// No-op: the transaction already holds the database's only write lock.
+    async fn acquire_key_lock(&mut self, _key: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PendingTx for SqliteTx {
+    async fn claim_pending(&mut self, intent_id: &str) -> Result<bool> {
+        let id = intent_id.to_owned();
+        self.run("claim pending", move |db| pending::claim(db, &id))
+            .await
+    }
+
+    async fn insert_pending(&mut self, p: &PendingObject) -> Result<()> {
+        pending::validate_pending(p)?;
+        let p = p.clone();
+        self.run("insert pending", move |db| pending::insert(db, &p))
+            .await
+    }
+
+    async fn delete_pending(&mut self, intent_id: &str) -> Result<()> {
+        let id = intent_id.to_owned();
+        self.run("delete pending", move |db| pending::delete(db, &id))
+            .await
+    }
+
+    async fn delete_pending_by_backend(&mut self, backend: &str) -> Result<()> {
+        let b = backend.to_owned();
+        self.run("delete pending by backend", move |db| {
+            pending::delete_by_backend(db, &b).map(drop)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ObjectsTx for SqliteTx {
+    async fn get_existing_copies_for_update(&mut self, key: &str) -> Result<Vec<ExistingCopy>> {
+        let key = key.to_owned();
+        self.run("get existing copies", move |db| {
+            objects::existing_copies(db, &key)
+        })
+        .await
+    }
+
+    async fn insert_object_location(&mut self, loc: &ObjectLocation) -> Result<()> {
+        let loc = loc.clone();
+        self.run("insert object location", move |db| {
+            objects::insert_location(db, &loc)
+        })
+        .await
+    }
+
+    async fn delete_object_copies(&mut self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        self.run("delete object copies", move |db| {
+            objects::delete_copies(db, &key)
+        })
+        .await
+    }
+
+    async fn get_copies_for_keys_for_update(
+        &mut self,
+        keys: &[String],
+    ) -> Result<Vec<KeyedExistingCopy>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = keys.to_vec();
+        self.run("get copies for keys", move |db| {
+            objects::copies_for_keys(db, &keys)
+        })
+        .await
+    }
+
+    async fn delete_objects_by_keys(&mut self, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let keys = keys.to_vec();
+        self.run("delete objects by keys", move |db| {
+            objects::delete_keys(db, &keys)
+        })
+        .await
+    }
+
+    async fn check_object_exists_on_backend(&mut self, key: &str, backend: &str) -> Result<bool> {
+        let (key, backend) = (key.to_owned(), backend.to_owned());
+        self.run("check object exists on backend", move |db| {
+            objects::exists_on_backend(db, &key, &backend)
+        })
+        .await
+    }
+
+    async fn lock_object_on_backend(
+        &mut self,
+        key: &str,
+        backend: &str,
+    ) -> Result<Option<ObjectLocation>> {
+        let (key, backend) = (key.to_owned(), backend.to_owned());
+        self.run("lock object on backend", move |db| {
+            objects::location_on_backend(db, &key, &backend)
+        })
+        .await
+    }
+
+    async fn delete_object_from_backend(&mut self, key: &str, backend: &str) -> Result<()> {
+        let (key, backend) = (key.to_owned(), backend.to_owned());
+        self.run("delete object from backend", move |db| {
+            objects::delete_from_backend(db, &key, &backend)
+        })
+        .await
+    }
+
+    async fn insert_object_location_if_not_exists(&mut self, loc: &ObjectLocation) -> Result<bool> {
+        let loc = loc.clone();
+        self.run("insert object location if absent", move |db| {
+            objects::insert_location_if_absent(db, &loc)
+        })
+        .await
+    }
+
+    async fn insert_replica_conditional(
+        &mut self,
+        key: &str,
+        target: &str,
+        source: &str,
+    ) -> Result<Option<i64>> {
+        let (key, target, source) = (key.to_owned(), target.to_owned(), source.to_owned());
+        self.run("insert replica", move |db| {
+            objects::insert_replica(db, &key, &target, &source)
+        })
+        .await
+    }
+
+    async fn update_object_form(
+        &mut self,
+        key: &str,
+        backend: &str,
+        size_bytes: i64,
+        form: &StoredForm,
+    ) -> Result<bool> {
+        let (key, backend, form) = (key.to_owned(), backend.to_owned(), form.clone());
+        self.run("update object form", move |db| {
+            objects::update_form(db, &key, &backend, size_bytes, &form)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CleanupTx for SqliteTx {
+    async fn sum_and_delete_cleanup_queue_rows(
+        &mut self,
+        key: &str,
+        backend: &str,
+    ) -> Result<(i64, i64)> {
+        let (key, backend) = (key.to_owned(), backend.to_owned());
+        self.run("sum and delete cleanup queue rows", move |db| {
+            cleanup::sum_and_delete(db, &key, &backend)
+        })
+        .await
+    }
+
+    async fn get_cleanup_queue_row(&mut self, id: i64) -> Result<CleanupQueueRow> {
+        self.run("get cleanup queue row", move |db| cleanup::queue_row(db, id))
+            .await
+    }
+
+    async fn insert_cleanup_dlq(&mut self, row: &CleanupQueueRow) -> Result<()> {
+        let row = row.clone();
+        self.run("insert cleanup dlq row", move |db| {
+            cleanup::insert_dlq(db, &row)
+        })
+        .await
+    }
+
+    async fn delete_cleanup_item(&mut self, id: i64) -> Result<()> {
+        self.run("delete cleanup item", move |db| cleanup::delete_item(db, id))
+            .await
+    }
+
+    async fn delete_cleanup_dlq_row(&mut self, id: i64) -> Result<Option<(String, i64)>> {
+        self.run("delete cleanup dlq row", move |db| {
+            cleanup::delete_dlq_row(db, id)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl QuotaTx for SqliteTx {
+    async fn increment_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()> {
+        let backend = backend.to_owned();
+        self.run("increment backend quota", move |db| {
+            quota::increment(db, &backend, delta)
+        })
+        .await
+    }
+
+    async fn decrement_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()> {
+        let backend = backend.to_owned();
+        self.run("decrement backend quota", move |db| {
+            quota::adjust_unguarded(db, &backend, delta.saturating_neg())
+        })
+        .await
+    }
+
+    async fn adjust_backend_quota_unguarded(&mut self, backend: &str, delta: i64) -> Result<()> {
+        let backend = backend.to_owned();
+        self.run("adjust backend quota", move |db| {
+            quota::adjust_unguarded(db, &backend, delta)
+        })
+        .await
+    }
+
+    async fn decrement_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()> {
+        let backend = backend.to_owned();
+        self.run("decrement orphan bytes", move |db| {
+            quota::adjust_orphan(db, &backend, delta.saturating_neg())
+        })
+        .await
+    }
+
+    async fn all_backend_bytes_used(&mut self) -> Result<BTreeMap<String, i64>> {
+        self.run("read all backend bytes used", quota::all_bytes_used)
+            .await
+    }
+
+    async fn sum_object_sizes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
+        self.run("sum object sizes by backend", quota::sum_sizes_by_backend)
+            .await
+    }
+
+    async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()> {
+        let backend = backend.to_owned();
+        self.run("set backend bytes used", move |db| {
+            quota::set_bytes_used(db, &backend, value)
+        })
+        .await
+    }
+}

@@ -1,0 +1,638 @@
+//! The object ledger: record, overwrite, delete, batch delete, delete one location, import,
+//! move; stored-form round trips; unknown backends; concurrency.
+
+use s3o_store::*;
+
+use crate::support::*;
+
+fn dc(backend: &str, size: i64) -> DeletedCopy {
+    DeletedCopy {
+        backend_name: backend.to_owned(),
+        size_bytes: size,
+    }
+}
+
+fn sorted(mut v: Vec<DeletedCopy>) -> Vec<DeletedCopy> {
+    v.sort();
+    v
+}
+
+/// A new key: one copy, charged to its backend, nothing displaced.
+pub async fn record_new_object_charges_quota(store: Db) {
+    three_backends(&store).await;
+    let displaced = store
+        .record_object("docs/a.txt", A, 100, &StoredForm::default())
+        .await
+        .unwrap();
+    assert!(displaced.is_empty(), "{displaced:?}");
+    let c = copies(&store, "docs/a.txt").await;
+    assert_eq!(c.len(), 1);
+    assert_eq!((c[0].backend_name.as_str(), c[0].size_bytes), (A, 100));
+    assert_eq!(c[0].object_key, "docs/a.txt");
+    assert!(!c[0].created_at.is_zero(), "created_at set by the store");
+    assert_eq!(used(&store, A).await, 100);
+    assert_eq!(used(&store, B).await, 0);
+    assert_ledger(&store).await;
+}
+
+/// Size 0 is a valid object: recorded, listed, no quota change.
+pub async fn record_zero_size_object(store: Db) {
+    backends(&store, &[(A, 10)]).await;
+    put(&store, "empty", A, 0).await;
+    assert_eq!(placement(&store, "empty").await, vec![(A.to_owned(), 0)]);
+    assert_eq!(used(&store, A).await, 0);
+    let page = store.list_objects("", "", 10).await.unwrap();
+    assert_eq!(page.objects.len(), 1);
+    assert_eq!(page.objects[0].size_bytes, 0);
+    assert_eq!(store.delete_object("empty").await.unwrap(), vec![dc(A, 0)]);
+    assert_ledger(&store).await;
+}
+
+/// Overwriting on the same backend replaces in place: nothing to clean up, quota by the net.
+pub async fn overwrite_same_backend_is_not_displaced(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 100).await;
+    let displaced = store
+        .record_object("k", A, 250, &StoredForm::default())
+        .await
+        .unwrap();
+    assert!(displaced.is_empty(), "same-backend overwrite displaced {displaced:?}");
+    assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 250)]);
+    assert_eq!(used(&store, A).await, 250);
+    let displaced = store
+        .record_object("k", A, 40, &StoredForm::default())
+        .await
+        .unwrap();
+    assert!(displaced.is_empty());
+    assert_eq!(used(&store, A).await, 40);
+    assert_ledger(&store).await;
+}
+
+/// Overwriting on another backend displaces the old copy with its exact size.
+pub async fn overwrite_other_backend_displaces_copy(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 100).await;
+    put(&store, "other", A, 7).await;
+    let displaced = store
+        .record_object("k", B, 40, &StoredForm::default())
+        .await
+        .unwrap();
+    assert_eq!(displaced, vec![dc(A, 100)]);
+    assert_eq!(placement(&store, "k").await, vec![(B.to_owned(), 40)]);
+    assert_eq!(used(&store, A).await, 7);
+    assert_eq!(used(&store, B).await, 40);
+    assert_eq!(placement(&store, "other").await, vec![(A.to_owned(), 7)]);
+    assert_ledger(&store).await;
+}
+
+/// A replicated key overwritten on one of its backends displaces every other copy.
+pub async fn overwrite_replicated_object_displaces_every_other_copy(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 100).await;
+    assert_eq!(store.record_replica("k", B, A).await.unwrap(), (100, true));
+    assert_eq!(store.record_replica("k", C, A).await.unwrap(), (100, true));
+    assert_eq!(used(&store, B).await, 100);
+    let displaced = store
+        .record_object("k", B, 70, &StoredForm::default())
+        .await
+        .unwrap();
+    assert_eq!(sorted(displaced), vec![dc(A, 100), dc(C, 100)]);
+    assert_eq!(placement(&store, "k").await, vec![(B.to_owned(), 70)]);
+    assert_eq!(
+        (used(&store, A).await, used(&store, B).await, used(&store, C).await),
+        (0, 70, 0)
+    );
+    assert_ledger(&store).await;
+}
+
+/// An equal-size overwrite leaves the counter alone and refreshes the copy.
+pub async fn equal_size_overwrite_keeps_quota(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 512).await;
+    let before = copy_on(&store, "k", A).await;
+    store
+        .record_object("k", A, 512, &hashed_form("abc"))
+        .await
+        .unwrap();
+    let after = copy_on(&store, "k", A).await;
+    assert_eq!(used(&store, A).await, 512);
+    assert_eq!(after.form.content_hash, "abc", "overwrite replaces the form");
+    assert!(after.created_at >= before.created_at, "created_at went back");
+    assert_ledger(&store).await;
+}
+
+/// Every stored-form field survives a round trip: key bytes, key id, plaintext size, hash,
+/// managed flag.
+pub async fn stored_form_round_trips(store: Db) {
+    three_backends(&store).await;
+    let forms = [
+        encrypted_form(1),
+        StoredForm {
+            managed: true,
+            ..encrypted_form(2)
+        },
+        hashed_form("0123abcd"),
+        StoredForm {
+            managed: false,
+            ..StoredForm::default()
+        },
+        StoredForm::default(),
+    ];
+    for (i, form) in forms.iter().enumerate() {
+        let key = format!("form/{i}");
+        store.record_object(&key, A, 300, form).await.unwrap();
+        let got = copy_on(&store, &key, A).await;
+        assert_eq!(&got.form, form, "form {i} round trip");
+        assert_eq!(got.size_bytes, 300);
+    }
+    assert_eq!(used(&store, A).await, 300 * forms.len() as i64);
+    assert_ledger(&store).await;
+}
+
+/// A plaintext form never stores encryption fields.
+pub async fn plaintext_form_drops_encryption_fields(store: Db) {
+    three_backends(&store).await;
+    let form = StoredForm {
+        encrypted: false,
+        ..encrypted_form(9)
+    };
+    store.record_object("k", A, 10, &form).await.unwrap();
+    let got = copy_on(&store, "k", A).await;
+    assert_eq!(got.form, form.normalized());
+    assert!(got.form.encryption_key.is_empty() && got.form.key_id.is_empty());
+    assert_eq!(got.form.plaintext_size, 0);
+    assert_eq!(got.form.content_hash, form.content_hash, "hash is kept");
+    assert_ledger(&store).await;
+}
+
+/// Recording on a backend with no quota row fails with `UnknownBackend` and changes
+/// nothing, not even the key's existing copy.
+pub async fn record_unknown_backend_changes_nothing(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 100).await;
+    let before = snapshot(&store).await;
+    assert_unknown_backend(
+        store
+            .record_object("k", UNKNOWN, 5, &StoredForm::default())
+            .await,
+        UNKNOWN,
+    );
+    assert_unknown_backend(
+        store
+            .record_object("new", UNKNOWN, 5, &StoredForm::default())
+            .await,
+        UNKNOWN,
+    );
+    assert_eq!(snapshot(&store).await, before);
+    assert!(copies(&store, "new").await.is_empty());
+    assert_ledger(&store).await;
+}
+
+/// A write over the limit is refused and rolled back entirely.
+pub async fn record_over_quota_changes_nothing(store: Db) {
+    backends(&store, &[(A, 1000), (B, 1000)]).await;
+    put(&store, "k1", A, 600).await;
+    put(&store, "k2", B, 10).await;
+    let before = snapshot(&store).await;
+    assert_no_space(
+        store
+            .record_object("k2", A, 401, &StoredForm::default())
+            .await,
+    );
+    assert_no_space(
+        store
+            .record_object("k3", A, 401, &StoredForm::default())
+            .await,
+    );
+    assert_eq!(snapshot(&store).await, before, "refused write left traces");
+    assert_eq!(placement(&store, "k2").await, vec![(B.to_owned(), 10)]);
+    assert_ledger(&store).await;
+}
+
+/// An overwrite on the same backend is admitted by its net delta, to the exact byte.
+pub async fn overwrite_admitted_by_net_delta(store: Db) {
+    backends(&store, &[(A, 1000)]).await;
+    put(&store, "k", A, 600).await;
+    store
+        .record_object("k", A, 1000, &StoredForm::default())
+        .await
+        .expect("net +400 fits exactly");
+    assert_eq!(used(&store, A).await, 1000);
+    assert_no_space(
+        store
+            .record_object("k", A, 1001, &StoredForm::default())
+            .await,
+    );
+    assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 1000)]);
+    assert_ledger(&store).await;
+}
+
+/// Delete removes every copy and returns each with its size.
+pub async fn delete_object_returns_every_copy(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 100).await;
+    store.record_replica("k", B, A).await.unwrap();
+    put(&store, "keep", B, 5).await;
+    let deleted = store.delete_object("k").await.unwrap();
+    assert_eq!(sorted(deleted), vec![dc(A, 100), dc(B, 100)]);
+    assert!(copies(&store, "k").await.is_empty());
+    assert_eq!((used(&store, A).await, used(&store, B).await), (0, 5));
+    assert_ledger(&store).await;
+}
+
+/// Deleting a key with no copy is `ObjectNotFound` and changes nothing.
+pub async fn delete_missing_object_is_not_found(store: Db) {
+    three_backends(&store).await;
+    put(&store, "present", A, 3).await;
+    let before = snapshot(&store).await;
+    match store.delete_object("absent").await {
+        Err(StoreError::ObjectNotFound { key }) => assert_eq!(key, "absent"),
+        other => panic!("expected ObjectNotFound, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store).await, before);
+    assert_ledger(&store).await;
+}
+
+/// A batch delete of nothing returns nothing.
+pub async fn batch_delete_empty_input(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 1).await;
+    let out = store.delete_objects_batch(&[]).await.unwrap();
+    assert!(out.is_empty());
+    assert_eq!(placement(&store, "k").await.len(), 1);
+    assert_ledger(&store).await;
+}
+
+/// Batch delete removes every listed key's rows and debits each backend (−150 / −100);
+/// keys without copies are absent from the result.
+pub async fn batch_delete_removes_rows_and_debits_quotas(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k1", A, 100).await;
+    put(&store, "k2", A, 50).await;
+    put(&store, "k3", B, 100).await;
+    put(&store, "k4", B, 9).await;
+    let before = (used(&store, A).await, used(&store, B).await);
+    let keys: Vec<String> = ["k1", "k2", "k3", "missing"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let out = store.delete_objects_batch(&keys).await.unwrap();
+    assert_eq!(
+        out.keys().cloned().collect::<Vec<_>>(),
+        vec!["k1", "k2", "k3"]
+    );
+    assert_eq!(out["k1"], vec![dc(A, 100)]);
+    assert_eq!(out["k2"], vec![dc(A, 50)]);
+    assert_eq!(out["k3"], vec![dc(B, 100)]);
+    assert_eq!(used(&store, A).await, before.0 - 150);
+    assert_eq!(used(&store, B).await, before.1 - 100);
+    for k in ["k1", "k2", "k3"] {
+        assert!(copies(&store, k).await.is_empty(), "{k} still present");
+    }
+    assert_eq!(placement(&store, "k4").await, vec![(B.to_owned(), 9)]);
+    assert_ledger(&store).await;
+}
+
+/// Duplicated keys are deleted once; every replica of a key is reported.
+pub async fn batch_delete_duplicates_and_replicas(store: Db) {
+    three_backends(&store).await;
+    put(&store, "r", A, 30).await;
+    store.record_replica("r", B, A).await.unwrap();
+    store.record_replica("r", C, A).await.unwrap();
+    put(&store, "s", C, 4).await;
+    let keys = vec!["r".to_owned(), "s".to_owned(), "r".to_owned()];
+    let out = store.delete_objects_batch(&keys).await.unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        sorted(out["r"].clone()),
+        vec![dc(A, 30), dc(B, 30), dc(C, 30)]
+    );
+    assert_eq!(out["s"], vec![dc(C, 4)]);
+    for b in [A, B, C] {
+        assert_eq!(used(&store, b).await, 0, "{b}");
+    }
+    assert_ledger(&store).await;
+}
+
+/// Removing one location debits exactly that copy; a second call is `false`.
+pub async fn delete_object_location_debits_locked_size(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 100).await;
+    store.record_replica("k", B, A).await.unwrap();
+    assert!(store.delete_object_location("k", B).await.unwrap());
+    assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 100)]);
+    assert_eq!((used(&store, A).await, used(&store, B).await), (100, 0));
+    let before = snapshot(&store).await;
+    assert!(!store.delete_object_location("k", B).await.unwrap());
+    assert_eq!(snapshot(&store).await, before);
+    assert!(store.delete_object_location("k", A).await.unwrap());
+    assert!(copies(&store, "k").await.is_empty());
+    assert_eq!(used(&store, A).await, 0);
+    assert_ledger(&store).await;
+}
+
+/// No copy on that backend (or no key at all) ⇒ `false`, nothing changed.
+pub async fn delete_object_location_missing_copy(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 10).await;
+    let before = snapshot(&store).await;
+    assert!(!store.delete_object_location("k", B).await.unwrap());
+    assert!(!store.delete_object_location("nope", A).await.unwrap());
+    assert_eq!(snapshot(&store).await, before);
+    assert_ledger(&store).await;
+}
+
+/// Import adds a plaintext copy once; importing again is `false` and keeps the first size.
+pub async fn import_object_new_then_twice(store: Db) {
+    three_backends(&store).await;
+    assert!(store.import_object("imp", A, 77).await.unwrap());
+    let c = copy_on(&store, "imp", A).await;
+    assert_eq!(c.size_bytes, 77);
+    assert_eq!(c.form, StoredForm::default(), "import records a plaintext managed copy");
+    assert_eq!(used(&store, A).await, 77);
+    assert!(!store.import_object("imp", A, 999).await.unwrap());
+    assert_eq!(placement(&store, "imp").await, vec![(A.to_owned(), 77)]);
+    assert_eq!(used(&store, A).await, 77);
+    assert_ledger(&store).await;
+}
+
+/// Import never replaces an existing copy's form; on another backend it adds a copy.
+pub async fn import_never_overwrites(store: Db) {
+    three_backends(&store).await;
+    let form = encrypted_form(4);
+    store.record_object("k", A, 50, &form).await.unwrap();
+    assert!(!store.import_object("k", A, 50).await.unwrap());
+    assert_eq!(copy_on(&store, "k", A).await.form, form);
+    assert!(store.import_object("k", B, 60).await.unwrap());
+    assert_eq!(
+        placement(&store, "k").await,
+        vec![(A.to_owned(), 50), (B.to_owned(), 60)]
+    );
+    assert_eq!(copy_on(&store, "k", A).await.form, form);
+    assert_ledger(&store).await;
+}
+
+/// The import's guarded charge refuses past the limit and rolls the row back.
+pub async fn import_over_quota_rolls_back(store: Db) {
+    backends(&store, &[(A, 100)]).await;
+    assert!(store.import_object("fits", A, 100).await.unwrap());
+    let before = snapshot(&store).await;
+    assert_no_space(store.import_object("over", A, 1).await);
+    assert_eq!(snapshot(&store).await, before);
+    assert!(copies(&store, "over").await.is_empty());
+    assert_ledger(&store).await;
+}
+
+/// Import on an unknown backend is `UnknownBackend`.
+pub async fn import_unknown_backend(store: Db) {
+    three_backends(&store).await;
+    let before = snapshot(&store).await;
+    assert_unknown_backend(store.import_object("k", UNKNOWN, 5).await, UNKNOWN);
+    assert_eq!(snapshot(&store).await, before);
+    assert_ledger(&store).await;
+}
+
+/// A move carries every stored-form column and the original created_at.
+pub async fn move_carries_stored_form_and_created_at(store: Db) {
+    three_backends(&store).await;
+    let form = encrypted_form(5);
+    store.record_object("mv", A, 321, &form).await.unwrap();
+    let src = copy_on(&store, "mv", A).await;
+    assert_eq!(store.move_object_location("mv", A, B).await.unwrap(), 321);
+    let c = copies(&store, "mv").await;
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].backend_name, B);
+    assert_eq!(c[0].form, form);
+    assert_eq!(c[0].size_bytes, 321);
+    assert_eq!(c[0].created_at, src.created_at, "a move is not a new version");
+    assert_eq!((used(&store, A).await, used(&store, B).await), (0, 321));
+    assert_ledger(&store).await;
+}
+
+/// Source gone, target already holding a copy, or from == to ⇒ 0 and nothing changed.
+pub async fn move_no_op_paths(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 10).await;
+    store.record_replica("k", B, A).await.unwrap();
+    let before = snapshot(&store).await;
+    assert_eq!(store.move_object_location("k", A, B).await.unwrap(), 0);
+    assert_eq!(store.move_object_location("k", C, A).await.unwrap(), 0);
+    assert_eq!(store.move_object_location("k", A, A).await.unwrap(), 0);
+    assert_eq!(store.move_object_location("nope", A, C).await.unwrap(), 0);
+    assert_eq!(snapshot(&store).await, before);
+    assert_ledger(&store).await;
+}
+
+/// The target's quota is guarded; a refused move leaves the source in place.
+pub async fn move_over_target_quota_rolls_back(store: Db) {
+    backends(&store, &[(A, GIB), (B, 100)]).await;
+    put(&store, "big", A, 101).await;
+    let before = snapshot(&store).await;
+    assert_no_space(store.move_object_location("big", A, B).await);
+    assert_eq!(snapshot(&store).await, before);
+    put(&store, "fits", A, 100).await;
+    assert_eq!(store.move_object_location("fits", A, B).await.unwrap(), 100);
+    assert_eq!(used(&store, B).await, 100);
+    assert_ledger(&store).await;
+}
+
+/// Moving to a backend with no quota row is `UnknownBackend`, and the source stays.
+pub async fn move_unknown_target_changes_nothing(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 10).await;
+    let before = snapshot(&store).await;
+    assert_unknown_backend(store.move_object_location("k", A, UNKNOWN).await, UNKNOWN);
+    assert_eq!(snapshot(&store).await, before);
+    assert_ledger(&store).await;
+}
+
+/// Backends per key in one query: empty input ⇒ empty; replicas grouped; missing absent.
+pub async fn object_backends_for_keys(store: Db) {
+    three_backends(&store).await;
+    assert!(store.get_object_backends_for_keys(&[]).await.unwrap().is_empty());
+    put(&store, "one", A, 1).await;
+    put(&store, "two", B, 1).await;
+    store.record_replica("two", C, B).await.unwrap();
+    let keys = vec!["one".to_owned(), "two".to_owned(), "none".to_owned()];
+    let got = store.get_object_backends_for_keys(&keys).await.unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got["one"], vec![A.to_owned()]);
+    let mut two = got["two"].clone();
+    two.sort();
+    assert_eq!(two, vec![B.to_owned(), C.to_owned()]);
+    assert!(!got.contains_key("none"));
+    assert_ledger(&store).await;
+}
+
+/// All locations of a key come oldest first: the primary before its replicas.
+pub async fn locations_oldest_first(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", B, 10).await;
+    store.record_replica("k", A, B).await.unwrap();
+    store.record_replica("k", C, B).await.unwrap();
+    let c = copies(&store, "k").await;
+    assert_eq!(c.len(), 3);
+    assert_eq!(c[0].backend_name, B, "primary first: {c:?}");
+    for w in c.windows(2) {
+        assert!(w[0].created_at <= w[1].created_at, "not oldest first: {c:?}");
+    }
+    assert_ledger(&store).await;
+}
+
+/// `record_object_and_clear_pending` commits the copy and removes its intent atomically.
+pub async fn record_and_clear_pending(store: Db) {
+    three_backends(&store).await;
+    let intent = PendingObject {
+        intent_id: "intent-1".into(),
+        object_key: "k".into(),
+        backend_name: A.into(),
+        size_bytes: 10,
+        form: StoredForm::default(),
+        created_at: Timestamp::ZERO,
+    };
+    store.insert_pending(&intent).await.unwrap();
+    let other = PendingObject {
+        intent_id: "intent-2".into(),
+        ..intent.clone()
+    };
+    store.insert_pending(&other).await.unwrap();
+    assert_eq!(store.count_pending().await.unwrap(), 2);
+    let displaced = store
+        .record_object_and_clear_pending("k", A, 10, &StoredForm::default(), "intent-1")
+        .await
+        .unwrap();
+    assert!(displaced.is_empty());
+    assert_eq!(store.count_pending().await.unwrap(), 1);
+    let left = store
+        .get_stale_pending(Timestamp::now().plus(std::time::Duration::from_secs(60)), 10)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].intent_id, "intent-2");
+    assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 10)]);
+    // A missing intent id is fine: the write still commits.
+    store
+        .record_object_and_clear_pending("k2", A, 3, &StoredForm::default(), "never-existed")
+        .await
+        .unwrap();
+    assert_eq!(placement(&store, "k2").await, vec![(A.to_owned(), 3)]);
+    assert_ledger(&store).await;
+}
+
+/// Keys with multi-byte UTF-8, wildcards, backslashes, spaces and exactly 1024 bytes round
+/// trip byte for byte.
+pub async fn unicode_and_limit_keys_round_trip(store: Db) {
+    three_backends(&store).await;
+    let max = "é".repeat(512);
+    assert_eq!(max.len(), 1024);
+    let keys = [
+        "日本/語/ファイル.txt".to_owned(),
+        "emoji/😀".to_owned(),
+        "100%_done\\ok".to_owned(),
+        " leading and trailing ".to_owned(),
+        "a'b\"c;--".to_owned(),
+        max,
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        put(&store, k, A, i as i64 + 1).await;
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let c = copies(&store, k).await;
+        assert_eq!(c.len(), 1, "{k}");
+        assert_eq!(&c[0].object_key, k);
+        assert_eq!(c[0].size_bytes, i as i64 + 1);
+    }
+    let listed: Vec<String> = store
+        .list_objects("", "", 100)
+        .await
+        .unwrap()
+        .objects
+        .into_iter()
+        .map(|o| o.object_key)
+        .collect();
+    assert_eq!(listed, byte_sorted(&keys));
+    assert_ledger(&store).await;
+}
+
+/// Racing overwrites of one key on different backends leave exactly one copy and a
+/// consistent ledger.
+pub async fn concurrent_overwrites_keep_one_copy(store: Db) {
+    three_backends(&store).await;
+    let mut tasks = Vec::new();
+    for i in 0..12i64 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let b = [A, B, C][(i % 3) as usize];
+            s.record_object("hot", b, 100 + i, &StoredForm::default())
+                .await
+                .unwrap()
+        }));
+    }
+    let mut displaced_total = 0;
+    for t in tasks {
+        displaced_total += t.await.unwrap().len();
+    }
+    let c = copies(&store, "hot").await;
+    assert_eq!(c.len(), 1, "one copy survives: {c:?}");
+    assert!(displaced_total <= 11);
+    let total: i64 = [used(&store, A).await, used(&store, B).await, used(&store, C).await]
+        .iter()
+        .sum();
+    assert_eq!(total, c[0].size_bytes);
+    assert_ledger(&store).await;
+}
+
+/// Opposite moves over the same backends complete (no deadlock) and keep the ledger.
+pub async fn concurrent_opposite_moves(store: Db) {
+    three_backends(&store).await;
+    let keys: Vec<String> = (0..16).map(|i| format!("m/{i:02}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        put(&store, k, if i % 2 == 0 { A } else { B }, 10 + i as i64).await;
+    }
+    let mut tasks = Vec::new();
+    for round in 0..3 {
+        for (i, k) in keys.iter().enumerate() {
+            let s = store.clone();
+            let k = k.clone();
+            let (from, to) = if (i + round) % 2 == 0 { (A, B) } else { (B, A) };
+            tasks.push(tokio::spawn(async move {
+                s.move_object_location(&k, from, to).await.unwrap()
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut total = 0;
+    for (i, k) in keys.iter().enumerate() {
+        let p = placement(&store, k).await;
+        assert_eq!(p.len(), 1, "{k}: {p:?}");
+        assert_eq!(p[0].1, 10 + i as i64);
+        total += p[0].1;
+    }
+    assert_eq!(used(&store, A).await + used(&store, B).await, total);
+    assert_ledger(&store).await;
+}
+
+/// Batch deletes over overlapping keys in opposite orders complete and delete each copy once.
+pub async fn concurrent_batch_deletes_overlapping(store: Db) {
+    three_backends(&store).await;
+    let keys: Vec<String> = (0..20).map(|i| format!("b/{i:02}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        put(&store, k, [A, B, C][i % 3], 5).await;
+    }
+    let forward = keys.clone();
+    let mut backward = keys.clone();
+    backward.reverse();
+    let (s1, s2) = (store.clone(), store.clone());
+    let t1 = tokio::spawn(async move { s1.delete_objects_batch(&forward).await.unwrap() });
+    let t2 = tokio::spawn(async move { s2.delete_objects_batch(&backward).await.unwrap() });
+    let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
+    let mut seen: Vec<&String> = r1.keys().chain(r2.keys()).collect();
+    seen.sort();
+    assert_eq!(seen, keys.iter().collect::<Vec<_>>(), "each key deleted exactly once");
+    for b in [A, B, C] {
+        assert_eq!(used(&store, b).await, 0);
+    }
+    assert_ledger(&store).await;
+}

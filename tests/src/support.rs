@@ -1,0 +1,263 @@
+//! What every case leans on: backend setup, the ledger invariant, snapshots for "nothing
+//! changed" checks, stored forms that exercise every column, and error matchers.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use s3o_store::{MetadataStore, ObjectLocation, Result, StoreError, StoredForm};
+
+/// The store every case receives.
+pub type Db = Arc<dyn MetadataStore>;
+
+/// First backend.
+pub const A: &str = "backend-a";
+/// Second backend.
+pub const B: &str = "backend-b";
+/// Third backend.
+pub const C: &str = "backend-c";
+/// A backend name with no quota row.
+pub const UNKNOWN: &str = "backend-unknown";
+/// The default per-backend limit: 1 GiB, as in the reference fixture.
+pub const GIB: i64 = 1 << 30;
+
+/// Creates `backends` with their limits through `sync_quota_limits`.
+pub async fn backends(store: &Db, backends: &[(&str, i64)]) {
+    let limits: Vec<(String, i64)> = backends
+        .iter()
+        .map(|(b, l)| ((*b).to_owned(), *l))
+        .collect();
+    store
+        .sync_quota_limits(&limits)
+        .await
+        .expect("sync_quota_limits");
+}
+
+/// Creates `backend-a`, `backend-b` and `backend-c` with 1 GiB each.
+pub async fn three_backends(store: &Db) {
+    backends(store, &[(A, GIB), (B, GIB), (C, GIB)]).await;
+}
+
+/// The ledger invariant: for every backend, `bytes_used` equals Σ `size_bytes` of its copies,
+/// and the copy count agrees with the dashboard count.
+pub async fn assert_ledger(store: &Db) {
+    let stats = store.get_quota_stats().await.expect("get_quota_stats");
+    let counts = store.get_object_counts().await.expect("get_object_counts");
+    for (backend, stat) in &stats {
+        assert_eq!(&stat.backend_name, backend, "quota stat keyed by its name");
+        let (copies, bytes) = store
+            .backend_object_stats(backend)
+            .await
+            .expect("backend_object_stats");
+        assert_eq!(
+            stat.bytes_used, bytes,
+            "ledger: bytes_used of {backend} must equal the sum of its copies' size_bytes"
+        );
+        assert!(stat.orphan_bytes >= 0, "orphan bytes of {backend} negative");
+        assert_eq!(
+            counts.get(backend).copied().unwrap_or(0),
+            copies,
+            "ledger: object count of {backend}"
+        );
+    }
+    for backend in counts.keys() {
+        assert!(
+            stats.contains_key(backend),
+            "copies on {backend}, which has no quota row"
+        );
+    }
+}
+
+/// `(bytes_used, bytes_limit, orphan_bytes)` of one backend.
+pub async fn quota(store: &Db, backend: &str) -> (i64, i64, i64) {
+    let stats = store.get_quota_stats().await.expect("get_quota_stats");
+    let s = stats
+        .get(backend)
+        .unwrap_or_else(|| panic!("no quota row for {backend}"));
+    (s.bytes_used, s.bytes_limit, s.orphan_bytes)
+}
+
+/// `bytes_used` of one backend.
+pub async fn used(store: &Db, backend: &str) -> i64 {
+    quota(store, backend).await.0
+}
+
+/// `orphan_bytes` of one backend.
+pub async fn orphan(store: &Db, backend: &str) -> i64 {
+    quota(store, backend).await.2
+}
+
+/// Every copy of `key` (empty when none), oldest first.
+pub async fn copies(store: &Db, key: &str) -> Vec<ObjectLocation> {
+    match store.get_all_object_locations(key).await {
+        Ok(v) => {
+            assert!(!v.is_empty(), "get_all_object_locations returned no rows for {key}");
+            v
+        }
+        Err(StoreError::ObjectNotFound { key: k }) => {
+            assert_eq!(k, key, "ObjectNotFound names the key");
+            Vec::new()
+        }
+        Err(e) => panic!("get_all_object_locations({key}): {e:?}"),
+    }
+}
+
+/// Sorted `(backend, size)` of every copy of `key`.
+pub async fn placement(store: &Db, key: &str) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = copies(store, key)
+        .await
+        .into_iter()
+        .map(|c| (c.backend_name, c.size_bytes))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The one copy of `key` on `backend`.
+pub async fn copy_on(store: &Db, key: &str, backend: &str) -> ObjectLocation {
+    copies(store, key)
+        .await
+        .into_iter()
+        .find(|c| c.backend_name == backend)
+        .unwrap_or_else(|| panic!("no copy of {key} on {backend}"))
+}
+
+/// Records a plaintext object, panicking on error.
+pub async fn put(store: &Db, key: &str, backend: &str, size: i64) {
+    store
+        .record_object(key, backend, size, &StoredForm::default())
+        .await
+        .unwrap_or_else(|e| panic!("record_object({key}, {backend}, {size}): {e:?}"));
+}
+
+/// Records many plaintext objects on `backend`, a few at a time.
+pub async fn put_many(store: &Db, keys: &[String], backend: &str, size: i64) {
+    for chunk in keys.chunks(8) {
+        let mut tasks = Vec::new();
+        for k in chunk {
+            let s = store.clone();
+            let k = k.clone();
+            let b = backend.to_owned();
+            tasks.push(tokio::spawn(async move { put(&s, &k, &b, size).await }));
+        }
+        for t in tasks {
+            t.await.expect("put task");
+        }
+    }
+}
+
+/// An encrypted, hashed, unmanaged form whose key bytes include 0x00 and 0xFF.
+pub fn encrypted_form(seed: u8) -> StoredForm {
+    StoredForm {
+        encrypted: true,
+        encryption_key: vec![0x00, 0xFF, seed, 0x7F, 0x80, 0x00, seed.wrapping_mul(3)],
+        key_id: format!("mk-v{seed}"),
+        plaintext_size: 1000 + i64::from(seed),
+        content_hash: format!("{:064x}", u64::from(seed) * 7919),
+        managed: false,
+    }
+}
+
+/// A plaintext form with a content hash.
+pub fn hashed_form(hash: &str) -> StoredForm {
+    StoredForm {
+        content_hash: hash.to_owned(),
+        ..StoredForm::default()
+    }
+}
+
+/// Asserts `r` is `InvalidInput`.
+#[track_caller]
+pub fn assert_invalid<T: Debug>(r: Result<T>, what: &str) {
+    match r {
+        Err(StoreError::InvalidInput { .. }) => {}
+        other => panic!("{what}: expected InvalidInput, got {other:?}"),
+    }
+}
+
+/// Asserts `r` is `UnknownBackend` naming `backend`.
+#[track_caller]
+pub fn assert_unknown_backend<T: Debug>(r: Result<T>, backend: &str) {
+    match r {
+        Err(StoreError::UnknownBackend { backend: b }) => assert_eq!(b, backend),
+        other => panic!("expected UnknownBackend({backend}), got {other:?}"),
+    }
+}
+
+/// Asserts `r` is `NoSpaceAvailable`.
+#[track_caller]
+pub fn assert_no_space<T: Debug>(r: Result<T>) {
+    match r {
+        Err(StoreError::NoSpaceAvailable) => {}
+        other => panic!("expected NoSpaceAvailable, got {other:?}"),
+    }
+}
+
+/// Everything observable about the ledger, for "nothing changed" assertions.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `(used, limit, orphan)` per backend.
+    pub quotas: BTreeMap<String, (i64, i64, i64)>,
+    /// Every copy of every backend, full rows as the by-backend listing returns them.
+    pub copies: BTreeMap<String, Vec<ObjectLocation>>,
+    /// Number of pending intents.
+    pub pending: i64,
+    /// Cleanup queue depth.
+    pub queue: i64,
+    /// DLQ depth.
+    pub dlq: i64,
+    /// Active multipart uploads per backend.
+    pub multipart: BTreeMap<String, i64>,
+}
+
+/// Takes a [`Snapshot`].
+pub async fn snapshot(store: &Db) -> Snapshot {
+    let stats = store.get_quota_stats().await.expect("get_quota_stats");
+    let mut copies = BTreeMap::new();
+    for b in stats.keys() {
+        let rows = store
+            .list_objects_by_backend_key_asc(b, "", 1000)
+            .await
+            .expect("list_objects_by_backend_key_asc");
+        let mut full = Vec::new();
+        for r in rows {
+            full.push(copy_on(store, &r.object_key, b).await);
+        }
+        copies.insert(b.clone(), full);
+    }
+    Snapshot {
+        quotas: stats
+            .into_iter()
+            .map(|(b, s)| (b, (s.bytes_used, s.bytes_limit, s.orphan_bytes)))
+            .collect(),
+        copies,
+        pending: store.count_pending().await.expect("count_pending"),
+        queue: store.cleanup_queue_depth().await.expect("queue depth"),
+        dlq: store.cleanup_dlq_depth().await.expect("dlq depth"),
+        multipart: store
+            .get_active_multipart_counts()
+            .await
+            .expect("multipart counts"),
+    }
+}
+
+/// Keys sorted as UTF-8 bytes (Rust's `str` order is byte order).
+pub fn byte_sorted<S: AsRef<str>>(keys: &[S]) -> Vec<String> {
+    let mut v: Vec<String> = keys.iter().map(|k| k.as_ref().to_owned()).collect();
+    v.sort_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
+    v.dedup();
+    v
+}
+
+/// Enqueues a cleanup row and counts its bytes as orphaned, as the write path does.
+/// Returns nothing: ids come from `get_pending_cleanups` or claims.
+pub async fn orphan_bytes_enqueued(store: &Db, backend: &str, key: &str, size: i64) {
+    store
+        .enqueue_cleanup(backend, key, "test", size)
+        .await
+        .expect("enqueue_cleanup");
+    store
+        .increment_orphan_bytes(backend, size)
+        .await
+        .expect("increment_orphan_bytes");
+}
