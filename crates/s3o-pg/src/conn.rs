@@ -129,3 +129,10 @@ pub(crate) fn null_if_zero(n: i64) -> Option<i64> {
 pub(crate) fn limit_param(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+/// A duration as whole microseconds for `$n::bigint * INTERVAL '1 microsecond'`, capped at
+/// 100 years so the interval arithmetic can never overflow.
+pub(crate) fn interval_micros(d: std::time::Duration) -> i64 {
+    const CAP: i64 = 100 * 366 * 24 * 3600 * 1_000_000;
+    i64::try_from(d.as_micros()).unwrap_or(CAP).min(CAP)
+}

@@ -78,6 +78,8 @@ use s3o_core::{MetadataStore, Result, StoreError};
 use tokio_postgres::config::Host;
 
 pub use admin::EXPECTED_SCHEMA_VERSION;
+#[doc(hidden)]
+pub use reader::listing_statement;
 pub use tls::SslMode;
 
 use crate::conn::Db;

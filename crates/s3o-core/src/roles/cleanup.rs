@@ -1,5 +1,6 @@
 //! The cleanup queue of physical deletes and its dead-letter table.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -48,6 +49,10 @@ pub trait CleanupStore: Runner {
         backend: Option<&str>,
         limit: i64,
     ) -> Result<Vec<CleanupDlqItem>>;
+    /// Per backend with any queue or DLQ row: `(Σ size_bytes of cleanup_queue rows of every
+    /// attempt count, Σ size_bytes of cleanup_dlq rows)`. What `orphan_bytes` should equal
+    /// when every orphan went through the queue; `s3o verify` reports the difference.
+    async fn cleanup_bytes_by_backend(&self) -> Result<BTreeMap<String, (i64, i64)>>;
     /// Moves DLQ rows (of `backend`, or all) back into the queue with fresh defaults
     /// (attempts 0, due now, unclaimed) in one statement; `orphan_bytes` untouched. Returns
     /// the number moved.

@@ -1,0 +1,319 @@
+//! `cleanup_queue` and `cleanup_dlq`: outstanding physical deletes and the ones given up on.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use s3o_core::{
+    CleanupDlqItem, CleanupItem, CleanupQueueRow, CleanupStore, CleanupTx, Result, StoreError,
+    Timestamp, validate,
+};
+use tokio_postgres::Row;
+
+use crate::PgStore;
+use crate::conn::{interval_micros, limit_param, opt_ts, ts};
+use crate::error::unknown_backend;
+use crate::tx::PgTx;
+
+/// Maps `id, backend_name, object_key, reason, attempts, size_bytes, claimed_at, claimed_by`
+/// (and, when present, `reclaimed` at index 8).
+pub(crate) fn item_from_row(r: &Row, with_reclaimed: bool) -> CleanupItem {
+    let claimed_at: Option<std::time::SystemTime> = r.get(6);
+    CleanupItem {
+        id: r.get(0),
+        backend_name: r.get(1),
+        object_key: r.get(2),
+        reason: r.get(3),
+        attempts: r.get(4),
+        size_bytes: r.get(5),
+        claimed_at: claimed_at.map(Timestamp::from_system_time),
+        claimed_by: r.get(7),
+        reclaimed: with_reclaimed && r.get::<_, bool>(8),
+    }
+}
+
+#[async_trait]
+impl CleanupTx for PgTx {
+    async fn sum_and_delete_cleanup_queue_rows(
+        &mut self,
+        key: &str,
+        backend: &str,
+    ) -> Result<(i64, i64)> {
+        validate::key(key)?;
+        validate::backend(backend)?;
+        let row = self
+            .query_one(
+                "sweep cleanup rows",
+                "WITH gone AS (DELETE FROM cleanup_queue \
+                   WHERE object_key = $1 AND backend_name = $2 RETURNING size_bytes) \
+                 SELECT COUNT(*), COALESCE(SUM(size_bytes), 0)::bigint FROM gone",
+                &[&key, &backend],
+            )
+            .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    async fn get_cleanup_queue_row(&mut self, id: i64) -> Result<CleanupQueueRow> {
+        // Row-locks the queue row: a concurrent completion waits for this transaction.
+        let row = self
+            .query_opt(
+                "read cleanup row",
+                "SELECT id, backend_name, object_key, reason, size_bytes, attempts, created_at, \
+                 last_error FROM cleanup_queue WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await?
+            .ok_or(StoreError::CleanupItemNotFound { id })?;
+        Ok(CleanupQueueRow {
+            id: row.get(0),
+            backend_name: row.get(1),
+            object_key: row.get(2),
+            reason: row.get(3),
+            size_bytes: row.get(4),
+            attempts: row.get(5),
+            created_at: Timestamp::from_system_time(row.get(6)),
+            last_error: row.get::<_, Option<String>>(7).unwrap_or_default(),
+        })
+    }
+
+    async fn insert_cleanup_dlq(&mut self, row: &CleanupQueueRow) -> Result<()> {
+        validate::backend(&row.backend_name)?;
+        validate::text("object key", &row.object_key)?;
+        validate::text("reason", &row.reason)?;
+        validate::text("last error", &row.last_error)?;
+        let first = opt_ts(row.created_at);
+        let last_error = (!row.last_error.is_empty()).then_some(row.last_error.as_str());
+        self.execute(
+            "insert dead letter",
+            "INSERT INTO cleanup_dlq (original_id, backend_name, object_key, reason, size_bytes, \
+             attempts, first_enqueued_at, last_error) \
+             VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, NOW()), $8)",
+            &[
+                &row.id,
+                &row.backend_name,
+                &row.object_key,
+                &row.reason,
+                &row.size_bytes,
+                &row.attempts,
+                &first,
+                &last_error,
+            ],
+        )
+        .await
+        .map_err(unknown_backend(&row.backend_name))?;
+        Ok(())
+    }
+
+    async fn delete_cleanup_item(&mut self, id: i64) -> Result<()> {
+        self.execute(
+            "delete cleanup row",
+            "DELETE FROM cleanup_queue WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_cleanup_dlq_row(&mut self, id: i64) -> Result<Option<(String, i64)>> {
+        let row = self
+            .query_opt(
+                "delete dead letter",
+                "DELETE FROM cleanup_dlq WHERE id = $1 RETURNING backend_name, size_bytes",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+}
+
+#[async_trait]
+impl CleanupStore for PgStore {
+    async fn enqueue_cleanup(
+        &self,
+        backend: &str,
+        key: &str,
+        reason: &str,
+        size: i64,
+    ) -> Result<()> {
+        validate::backend(backend)?;
+        validate::key(key)?;
+        validate::text("reason", reason)?;
+        validate::size("cleanup size", size)?;
+        self.db
+            .execute(
+                "enqueue cleanup",
+                "INSERT INTO cleanup_queue (backend_name, object_key, reason, size_bytes) \
+                 VALUES ($1, $2, $3, $4)",
+                &[&backend, &key, &reason, &size],
+            )
+            .await
+            .map_err(unknown_backend(backend))?;
+        Ok(())
+    }
+
+    async fn claim_pending_cleanups(
+        &self,
+        limit: i64,
+        instance_id: &str,
+        grace_cutoff: Timestamp,
+    ) -> Result<Vec<CleanupItem>> {
+        validate::text("instance id", instance_id)?;
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let cutoff = grace_cutoff.to_system_time();
+        // One statement: pick due rows that are unclaimed or whose claim is older than the
+        // grace cutoff, oldest first, skipping rows another claimer holds locked (SKIP LOCKED:
+        // concurrent claimers get disjoint sets), stamp them, and return them by id with
+        // `reclaimed` = the row carried a (stale) claim. Uses idx_cleanup_queue_claim.
+        let rows = self
+            .db
+            .query(
+                "claim cleanups",
+                "WITH picked AS ( \
+                   SELECT id, claimed_at IS NOT NULL AS reclaimed FROM cleanup_queue \
+                   WHERE next_retry <= NOW() AND attempts < 10 \
+                   AND (claimed_at IS NULL OR claimed_at < $3) \
+                   ORDER BY created_at, id LIMIT $1 \
+                   FOR UPDATE SKIP LOCKED), \
+                 claimed AS ( \
+                   UPDATE cleanup_queue c SET claimed_at = NOW(), claimed_by = $2 \
+                   FROM picked WHERE c.id = picked.id \
+                   RETURNING c.id, c.backend_name, c.object_key, c.reason, c.attempts, \
+                   c.size_bytes, c.claimed_at, c.claimed_by, picked.reclaimed) \
+                 SELECT * FROM claimed ORDER BY id",
+                &[&limit, &instance_id, &cutoff],
+            )
+            .await?;
+        let items: Vec<CleanupItem> = rows.iter().map(|r| item_from_row(r, true)).collect();
+        for it in items.iter().filter(|i| i.reclaimed) {
+            tracing::warn!(
+                id = it.id,
+                backend = %it.backend_name,
+                key = %it.object_key,
+                instance = instance_id,
+                "reclaimed cleanup row whose claim went stale"
+            );
+        }
+        Ok(items)
+    }
+
+    async fn complete_cleanup_item(&self, id: i64) -> Result<()> {
+        // One statement: delete the row and release its bytes from orphan_bytes (clamped at
+        // zero). A second completion deletes nothing and so releases nothing.
+        self.db
+            .execute(
+                "complete cleanup",
+                "WITH gone AS (DELETE FROM cleanup_queue WHERE id = $1 \
+                   RETURNING backend_name, size_bytes) \
+                 UPDATE backend_quotas q \
+                 SET orphan_bytes = GREATEST(0, q.orphan_bytes - gone.size_bytes), \
+                 updated_at = NOW() \
+                 FROM gone WHERE q.backend_name = gone.backend_name",
+                &[&id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn retry_cleanup_item(&self, id: i64, backoff: Duration, last_error: &str) -> Result<()> {
+        validate::text("last error", last_error)?;
+        self.db
+            .execute(
+                "retry cleanup",
+                "UPDATE cleanup_queue SET attempts = attempts + 1, \
+                 next_retry = NOW() + $2::bigint * INTERVAL '1 microsecond', last_error = $3, \
+                 claimed_at = NULL, claimed_by = NULL WHERE id = $1",
+                &[&id, &interval_micros(backoff), &last_error],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn increment_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("orphan bytes", amount)?;
+        self.db
+            .execute(
+                "add orphan bytes",
+                "UPDATE backend_quotas SET orphan_bytes = orphan_bytes + $2, updated_at = NOW() \
+                 WHERE backend_name = $1",
+                &[&backend, &amount],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn decrement_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("orphan bytes", amount)?;
+        self.db
+            .execute(
+                "release orphan bytes",
+                "UPDATE backend_quotas SET orphan_bytes = GREATEST(0, orphan_bytes - $2), \
+                 updated_at = NOW() WHERE backend_name = $1",
+                &[&backend, &amount],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn list_cleanup_dlq(
+        &self,
+        backend: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CleanupDlqItem>> {
+        if let Some(b) = backend {
+            validate::backend(b)?;
+        }
+        let limit = limit_param(validate::limit(limit, 1000, 10_000));
+        let rows = self
+            .db
+            .query(
+                "list dead letters",
+                "SELECT id, original_id, backend_name, object_key, reason, size_bytes, attempts, \
+                 first_enqueued_at, moved_at, last_error FROM cleanup_dlq \
+                 WHERE ($1::text IS NULL OR backend_name = $1) \
+                 ORDER BY moved_at DESC, id DESC LIMIT $2",
+                &[&backend, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| CleanupDlqItem {
+                id: r.get(0),
+                original_id: r.get(1),
+                backend_name: r.get(2),
+                object_key: r.get(3),
+                reason: r.get(4),
+                size_bytes: r.get(5),
+                attempts: r.get(6),
+                first_enqueued_at: ts(r.get(7)),
+                moved_at: ts(r.get(8)),
+                last_error: r.get::<_, Option<String>>(9).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn requeue_cleanup_dlq(&self, backend: Option<&str>) -> Result<i64> {
+        if let Some(b) = backend {
+            validate::backend(b)?;
+        }
+        // One statement: move the rows back with fresh defaults (attempts 0, due now,
+        // unclaimed); orphan_bytes is untouched (the bytes never left the backend).
+        let row = self
+            .db
+            .query_one(
+                "requeue dead letters",
+                "WITH moved AS (DELETE FROM cleanup_dlq \
+                   WHERE ($1::text IS NULL OR backend_name = $1) \
+                   RETURNING backend_name, object_key, reason, size_bytes), \
+                 requeued AS (INSERT INTO cleanup_queue (backend_name, object_key, reason, \
+                   size_bytes) SELECT backend_name, object_key, reason, size_bytes FROM moved \
+                   RETURNING 1) \
+                 SELECT COUNT(*) FROM requeued",
+                &[&backend],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+}

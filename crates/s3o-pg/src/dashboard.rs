@@ -1,0 +1,43 @@
+//! Per-backend counts for the dashboard.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use s3o_core::{DashboardStore, Result};
+
+use crate::PgStore;
+
+impl PgStore {
+    async fn counts(&self, ctx: &str, sql: &str) -> Result<BTreeMap<String, i64>> {
+        let rows = self.db.query(ctx, sql, &[]).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+#[async_trait]
+impl DashboardStore for PgStore {
+    async fn get_object_counts(&self) -> Result<BTreeMap<String, i64>> {
+        self.counts(
+            "count objects per backend",
+            "SELECT backend_name, COUNT(*) FROM object_locations GROUP BY backend_name",
+        )
+        .await
+    }
+
+    async fn get_unverified_object_counts(&self) -> Result<BTreeMap<String, i64>> {
+        self.counts(
+            "count unverified objects per backend",
+            "SELECT backend_name, COUNT(*) FROM object_locations WHERE content_hash IS NULL \
+             GROUP BY backend_name",
+        )
+        .await
+    }
+
+    async fn get_active_multipart_counts(&self) -> Result<BTreeMap<String, i64>> {
+        self.counts(
+            "count multipart uploads per backend",
+            "SELECT backend_name, COUNT(*) FROM multipart_uploads GROUP BY backend_name",
+        )
+        .await
+    }
+}

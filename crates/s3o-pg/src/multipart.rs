@@ -1,0 +1,300 @@
+//! `multipart_uploads` and `multipart_parts`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use s3o_core::ops::prefix_successor;
+use s3o_core::{
+    CreateMultipartUploadParams, MultipartPart, MultipartStore, MultipartUpload, Result,
+    StoreError, StoredForm, validate,
+};
+use tokio_postgres::Row;
+
+use crate::PgStore;
+use crate::conn::{interval_micros, null_if_empty, null_if_empty_bytes, null_if_zero, ts};
+use crate::error::{on_fk, unknown_backend};
+
+/// Every upload column, in the order [`upload_from_row`] reads them.
+const UPLOAD_COLS: &str = "upload_id, object_key, backend_name, content_type, metadata::text, \
+     encryption_key, key_id, created_at";
+
+fn upload_from_row(r: &Row) -> Result<MultipartUpload> {
+    let upload_id: String = r.get(0);
+    let metadata = match r.get::<_, Option<String>>(4) {
+        Some(json) => serde_json::from_str::<BTreeMap<String, String>>(&json).map_err(|e| {
+            StoreError::database(
+                s3o_core::DbErrorKind::Other,
+                format!("decode metadata of upload {upload_id}"),
+                e,
+            )
+        })?,
+        None => BTreeMap::new(),
+    };
+    let encryption_key: Vec<u8> = r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default();
+    Ok(MultipartUpload {
+        upload_id,
+        object_key: r.get(1),
+        backend_name: r.get(2),
+        content_type: r.get::<_, Option<String>>(3).unwrap_or_default(),
+        metadata,
+        encrypted: !encryption_key.is_empty(),
+        encryption_key,
+        key_id: r.get::<_, Option<String>>(6).unwrap_or_default(),
+        created_at: ts(r.get(7)),
+    })
+}
+
+/// Slim listing row: `upload_id, object_key, content_type, created_at`.
+fn slim_upload_from_row(r: &Row) -> MultipartUpload {
+    MultipartUpload {
+        upload_id: r.get(0),
+        object_key: r.get(1),
+        backend_name: String::new(),
+        content_type: r.get::<_, Option<String>>(2).unwrap_or_default(),
+        metadata: BTreeMap::new(),
+        encrypted: false,
+        encryption_key: Vec::new(),
+        key_id: String::new(),
+        created_at: ts(r.get(3)),
+    }
+}
+
+/// `object_key COLLATE "C" >= $1 [AND object_key COLLATE "C" < $2]` for a prefix.
+fn prefix_predicate(prefix: &str) -> (String, Option<String>) {
+    match prefix_successor(prefix) {
+        Some(upper) => (
+            "object_key COLLATE \"C\" >= $1 AND object_key COLLATE \"C\" < $2".to_owned(),
+            Some(upper),
+        ),
+        None => ("object_key COLLATE \"C\" >= $1".to_owned(), None),
+    }
+}
+
+#[async_trait]
+impl MultipartStore for PgStore {
+    async fn create_multipart_upload(&self, params: &CreateMultipartUploadParams) -> Result<()> {
+        validate::text("upload id", &params.upload_id)?;
+        if params.upload_id.is_empty() {
+            return Err(StoreError::invalid("upload id", "must not be empty"));
+        }
+        validate::key(&params.object_key)?;
+        validate::backend(&params.backend_name)?;
+        validate::text("content type", &params.content_type)?;
+        validate::text("key id", &params.key_id)?;
+        for (k, v) in &params.metadata {
+            validate::text("metadata", k)?;
+            validate::text("metadata", v)?;
+        }
+        let metadata = if params.metadata.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&params.metadata).map_err(|e| {
+                StoreError::invalid("metadata", format!("cannot encode as JSON: {e}"))
+            })?)
+        };
+        self.db
+            .execute(
+                "create multipart upload",
+                "INSERT INTO multipart_uploads (upload_id, object_key, backend_name, \
+                 content_type, metadata, encryption_key, key_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, NOW())",
+                &[
+                    &params.upload_id,
+                    &params.object_key,
+                    &params.backend_name,
+                    &null_if_empty(&params.content_type),
+                    &metadata,
+                    &null_if_empty_bytes(&params.encryption_key),
+                    &null_if_empty(&params.key_id),
+                ],
+            )
+            .await
+            .map_err(unknown_backend(&params.backend_name))?;
+        Ok(())
+    }
+
+    async fn get_multipart_upload(&self, upload_id: &str) -> Result<MultipartUpload> {
+        validate::text("upload id", upload_id)?;
+        let row = self
+            .db
+            .query_opt(
+                "read multipart upload",
+                &format!("SELECT {UPLOAD_COLS} FROM multipart_uploads WHERE upload_id = $1"),
+                &[&upload_id],
+            )
+            .await?
+            .ok_or_else(|| StoreError::MultipartUploadNotFound {
+                upload_id: upload_id.to_owned(),
+            })?;
+        upload_from_row(&row)
+    }
+
+    async fn record_part(
+        &self,
+        upload_id: &str,
+        part_number: i32,
+        etag: &str,
+        size: i64,
+        form: &StoredForm,
+    ) -> Result<()> {
+        validate::part_number(part_number)?;
+        validate::text("upload id", upload_id)?;
+        validate::text("etag", etag)?;
+        validate::size("part size", size)?;
+        validate::size("plaintext size", form.plaintext_size)?;
+        validate::text("key id", &form.key_id)?;
+        let f = form.normalized();
+        // Upsert: a re-uploaded part replaces every column. Unknown upload ⇒ foreign key.
+        self.db
+            .execute(
+                "record part",
+                "INSERT INTO multipart_parts (upload_id, part_number, etag, size_bytes, \
+                 encrypted, encryption_key, key_id, plaintext_size, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NOW()) \
+                 ON CONFLICT (upload_id, part_number) DO UPDATE SET etag = EXCLUDED.etag, \
+                 size_bytes = EXCLUDED.size_bytes, encrypted = EXCLUDED.encrypted, \
+                 encryption_key = EXCLUDED.encryption_key, key_id = EXCLUDED.key_id, \
+                 plaintext_size = EXCLUDED.plaintext_size, created_at = EXCLUDED.created_at",
+                &[
+                    &upload_id,
+                    &part_number,
+                    &etag,
+                    &size,
+                    &f.encrypted,
+                    &null_if_empty_bytes(&f.encryption_key),
+                    &null_if_empty(&f.key_id),
+                    &null_if_zero(f.plaintext_size),
+                ],
+            )
+            .await
+            .map_err(|e| {
+                on_fk(e, || StoreError::MultipartUploadNotFound {
+                    upload_id: upload_id.to_owned(),
+                })
+            })?;
+        Ok(())
+    }
+
+    async fn get_parts(&self, upload_id: &str) -> Result<Vec<MultipartPart>> {
+        validate::text("upload id", upload_id)?;
+        let rows = self
+            .db
+            .query(
+                "read parts",
+                "SELECT part_number, etag, size_bytes, created_at, encrypted, encryption_key, \
+                 key_id, plaintext_size FROM multipart_parts WHERE upload_id = $1 \
+                 ORDER BY part_number",
+                &[&upload_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MultipartPart {
+                part_number: r.get(0),
+                etag: r.get(1),
+                size_bytes: r.get(2),
+                created_at: ts(r.get(3)),
+                encrypted: r.get(4),
+                encryption_key: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
+                key_id: r.get::<_, Option<String>>(6).unwrap_or_default(),
+                plaintext_size: r.get::<_, Option<i64>>(7).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn delete_multipart_upload(&self, upload_id: &str) -> Result<()> {
+        validate::text("upload id", upload_id)?;
+        // Parts go with it (ON DELETE CASCADE).
+        self.db
+            .execute(
+                "delete multipart upload",
+                "DELETE FROM multipart_uploads WHERE upload_id = $1",
+                &[&upload_id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn list_multipart_uploads(&self, prefix: &str, max: i64) -> Result<Vec<MultipartUpload>> {
+        validate::prefix("prefix", prefix)?;
+        let limit = i64::try_from(validate::limit(max, 1000, 10_000)).unwrap_or(1000);
+        let (pred, upper) = prefix_predicate(prefix);
+        let sql = format!(
+            "SELECT upload_id, object_key, content_type, created_at FROM multipart_uploads \
+             WHERE {pred} ORDER BY object_key COLLATE \"C\", created_at, upload_id LIMIT ${}",
+            if upper.is_some() { 3 } else { 2 }
+        );
+        let rows = match &upper {
+            Some(u) => {
+                self.db
+                    .query("list multipart uploads", &sql, &[&prefix, u, &limit])
+                    .await?
+            }
+            None => {
+                self.db
+                    .query("list multipart uploads", &sql, &[&prefix, &limit])
+                    .await?
+            }
+        };
+        Ok(rows.iter().map(slim_upload_from_row).collect())
+    }
+
+    async fn count_active_multipart_uploads(&self, prefix: &str) -> Result<i64> {
+        validate::prefix("prefix", prefix)?;
+        let (pred, upper) = prefix_predicate(prefix);
+        let sql = format!("SELECT COUNT(*) FROM multipart_uploads WHERE {pred}");
+        let row = match &upper {
+            Some(u) => {
+                self.db
+                    .query_one("count multipart uploads", &sql, &[&prefix, u])
+                    .await?
+            }
+            None => {
+                self.db
+                    .query_one("count multipart uploads", &sql, &[&prefix])
+                    .await?
+            }
+        };
+        Ok(row.get(0))
+    }
+
+    async fn get_stale_multipart_uploads(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<MultipartUpload>> {
+        let micros = interval_micros(older_than);
+        let rows = self
+            .db
+            .query(
+                "list stale multipart uploads",
+                &format!(
+                    "SELECT {UPLOAD_COLS} FROM multipart_uploads \
+                     WHERE created_at <= NOW() - $1::bigint * INTERVAL '1 microsecond' \
+                     ORDER BY created_at, upload_id"
+                ),
+                &[&micros],
+            )
+            .await?;
+        rows.iter().map(upload_from_row).collect()
+    }
+
+    async fn get_multipart_uploads_by_backend(
+        &self,
+        backend: &str,
+    ) -> Result<Vec<MultipartUpload>> {
+        validate::backend(backend)?;
+        let rows = self
+            .db
+            .query(
+                "list multipart uploads of backend",
+                &format!(
+                    "SELECT {UPLOAD_COLS} FROM multipart_uploads WHERE backend_name = $1 \
+                     ORDER BY created_at, upload_id"
+                ),
+                &[&backend],
+            )
+            .await?;
+        rows.iter().map(upload_from_row).collect()
+    }
+}

@@ -1,0 +1,85 @@
+//! `notification_outbox`: durable webhook events.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use s3o_core::{NotificationOutbox, NotificationRow, Result, StoreError, validate};
+
+use crate::PgStore;
+use crate::conn::interval_micros;
+
+#[async_trait]
+impl NotificationOutbox for PgStore {
+    async fn insert_notification(
+        &self,
+        event_type: &str,
+        payload: &str,
+        endpoint_url: &str,
+    ) -> Result<i64> {
+        validate::text("event type", event_type)?;
+        validate::text("endpoint URL", endpoint_url)?;
+        // Checked here so bad JSON is an answer (InvalidInput), not a database failure.
+        serde_json::from_str::<serde_json::Value>(payload)
+            .map_err(|e| StoreError::invalid("notification payload", format!("not JSON: {e}")))?;
+        let row = self
+            .db
+            .query_one(
+                "insert notification",
+                "INSERT INTO notification_outbox (event_type, payload, endpoint_url) \
+                 VALUES ($1, $2::text::jsonb, $3) RETURNING id",
+                &[&event_type, &payload, &endpoint_url],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn get_pending_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
+        let limit = i64::try_from(validate::limit(limit, 100, 10_000)).unwrap_or(100);
+        // Uses idx_notification_outbox_pending.
+        let rows = self
+            .db
+            .query(
+                "list pending notifications",
+                "SELECT id, event_type, payload::text, endpoint_url, attempts \
+                 FROM notification_outbox WHERE next_retry <= NOW() AND attempts < 10 \
+                 ORDER BY created_at, id LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| NotificationRow {
+                id: r.get(0),
+                event_type: r.get(1),
+                payload: r.get(2),
+                endpoint_url: r.get(3),
+                attempts: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn complete_notification(&self, id: i64) -> Result<()> {
+        self.db
+            .execute(
+                "complete notification",
+                "DELETE FROM notification_outbox WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn retry_notification(&self, id: i64, backoff: Duration, last_error: &str) -> Result<()> {
+        validate::text("last error", last_error)?;
+        self.db
+            .execute(
+                "retry notification",
+                "UPDATE notification_outbox SET attempts = attempts + 1, \
+                 next_retry = NOW() + $2::bigint * INTERVAL '1 microsecond', last_error = $3 \
+                 WHERE id = $1",
+                &[&id, &interval_micros(backoff), &last_error],
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! Per-backend counts for the dashboard.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use s3o_core::{DashboardStore, Result};
+
+use crate::SqliteStore;
+
+async fn counts(store: &SqliteStore, ctx: &'static str, sql: &'static str) -> Result<BTreeMap<String, i64>> {
+    let rows = store
+        .conns
+        .read(ctx, move |db| {
+            db.query_vec(ctx, sql, [], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        })
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+#[async_trait]
+impl DashboardStore for SqliteStore {
+    async fn get_object_counts(&self) -> Result<BTreeMap<String, i64>> {
+        counts(
+            self,
+            "get object counts",
+            "SELECT backend_name, count(*) FROM object_locations GROUP BY backend_name",
+        )
+        .await
+    }
+
+    async fn get_unverified_object_counts(&self) -> Result<BTreeMap<String, i64>> {
+        counts(
+            self,
+            "get unverified object counts",
+            "SELECT backend_name, count(*) FROM object_locations \
+             WHERE content_hash IS NULL GROUP BY backend_name",
+        )
+        .await
+    }
+
+    async fn get_active_multipart_counts(&self) -> Result<BTreeMap<String, i64>> {
+        counts(
+            self,
+            "get active multipart counts",
+            "SELECT backend_name, count(*) FROM multipart_uploads GROUP BY backend_name",
+        )
+        .await
+    }
+}

@@ -1,0 +1,99 @@
+//! `notification_outbox`: durable webhook events.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::params;
+use s3o_core::{NotificationOutbox, NotificationRow, Result, StoreError, Timestamp, validate};
+
+use crate::SqliteStore;
+use crate::reader::MAX_PAGE;
+
+#[async_trait]
+impl NotificationOutbox for SqliteStore {
+    async fn insert_notification(
+        &self,
+        event_type: &str,
+        payload: &str,
+        endpoint_url: &str,
+    ) -> Result<i64> {
+        validate::text("event type", event_type)?;
+        validate::text("endpoint url", endpoint_url)?;
+        serde_json::from_str::<serde_json::Value>(payload)
+            .map_err(|e| StoreError::invalid("notification payload", format!("not JSON: {e}")))?;
+        let (event_type, payload, endpoint) = (
+            event_type.to_owned(),
+            payload.to_owned(),
+            endpoint_url.to_owned(),
+        );
+        self.conns
+            .write("insert notification", move |db| {
+                let now = Timestamp::now().as_micros();
+                // Stored verbatim as TEXT (PostgreSQL normalises through JSONB).
+                db.query_one(
+                    "insert notification",
+                    "INSERT INTO notification_outbox (event_type, payload, endpoint_url, \
+                                                      created_at, next_retry, attempts) \
+                     VALUES (?1, ?2, ?3, ?4, ?4, 0) RETURNING id",
+                    params![event_type, payload, endpoint, now],
+                    |r| r.get(0),
+                )
+            })
+            .await
+    }
+
+    async fn get_pending_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
+        let limit = validate::limit(limit, 100, MAX_PAGE) as i64;
+        self.conns
+            .read("get pending notifications", move |db| {
+                // Served by idx_notification_outbox_pending.
+                db.query_vec(
+                    "get pending notifications",
+                    "SELECT id, event_type, payload, endpoint_url, attempts \
+                     FROM notification_outbox WHERE next_retry <= ?1 AND attempts < 10 \
+                     ORDER BY created_at, id LIMIT ?2",
+                    params![Timestamp::now().as_micros(), limit],
+                    |r| {
+                        Ok(NotificationRow {
+                            id: r.get(0)?,
+                            event_type: r.get(1)?,
+                            payload: r.get(2)?,
+                            endpoint_url: r.get(3)?,
+                            attempts: r.get(4)?,
+                        })
+                    },
+                )
+            })
+            .await
+    }
+
+    async fn complete_notification(&self, id: i64) -> Result<()> {
+        self.conns
+            .write("complete notification", move |db| {
+                db.execute(
+                    "complete notification",
+                    "DELETE FROM notification_outbox WHERE id = ?1",
+                    params![id],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn retry_notification(&self, id: i64, backoff: Duration, last_error: &str) -> Result<()> {
+        validate::text("last error", last_error)?;
+        let last_error = last_error.to_owned();
+        self.conns
+            .write("retry notification", move |db| {
+                db.execute(
+                    "retry notification",
+                    "UPDATE notification_outbox SET attempts = attempts + 1, next_retry = ?2, \
+                            last_error = ?3 \
+                     WHERE id = ?1",
+                    params![id, Timestamp::now().plus(backoff).as_micros(), last_error],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+}

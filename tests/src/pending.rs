@@ -1,0 +1,375 @@
+//! Pending intents and their promotion: every `PendingPromoteResult` path.
+
+use std::time::Duration;
+
+use s3o_store::*;
+
+use crate::support::*;
+
+pub(crate) fn intent(
+    id: &str,
+    key: &str,
+    backend: &str,
+    size: i64,
+    form: StoredForm,
+    created_at: Timestamp,
+) -> PendingObject {
+    PendingObject {
+        intent_id: id.to_owned(),
+        object_key: key.to_owned(),
+        backend_name: backend.to_owned(),
+        size_bytes: size,
+        form,
+        created_at,
+    }
+}
+
+fn far_future() -> Timestamp {
+    Timestamp::now().plus(Duration::from_secs(3600))
+}
+
+async fn stored_intent(store: &Db, id: &str) -> PendingObject {
+    store
+        .get_stale_pending(far_future(), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.intent_id == id)
+        .unwrap_or_else(|| panic!("intent {id} not stored"))
+}
+
+fn without_managed(mut f: StoredForm) -> StoredForm {
+    f.managed = true;
+    f
+}
+
+/// Every intent field round trips (the managed flag is not persisted for intents).
+pub async fn insert_pending_round_trip(store: Db) {
+    three_backends(&store).await;
+    let start = Timestamp::now().minus(Duration::from_secs(60));
+    let form = encrypted_form(6);
+    let p = intent("i-1", "k/é", A, 1234, form.clone(), Timestamp::ZERO);
+    store.insert_pending(&p).await.unwrap();
+    let got = stored_intent(&store, "i-1").await;
+    assert_eq!(
+        (got.object_key.as_str(), got.backend_name.as_str(), got.size_bytes),
+        ("k/é", A, 1234)
+    );
+    assert_eq!(without_managed(got.form.clone()), without_managed(form));
+    assert!(got.created_at >= start, "ZERO created_at means now");
+    let explicit = Timestamp::now().minus(Duration::from_secs(7200));
+    store
+        .insert_pending(&intent("i-2", "k2", B, 1, StoredForm::default(), explicit))
+        .await
+        .unwrap();
+    assert_eq!(stored_intent(&store, "i-2").await.created_at, explicit);
+    assert_eq!(store.count_pending().await.unwrap(), 2);
+    assert_ledger(&store).await;
+}
+
+/// Nullable intent fields read back as empty values.
+pub async fn insert_pending_plain_nullable_fields(store: Db) {
+    three_backends(&store).await;
+    store
+        .insert_pending(&intent("p", "k", A, 0, StoredForm::default(), Timestamp::ZERO))
+        .await
+        .unwrap();
+    let got = stored_intent(&store, "p").await;
+    assert!(!got.form.encrypted);
+    assert!(got.form.encryption_key.is_empty());
+    assert!(got.form.key_id.is_empty());
+    assert_eq!(got.form.plaintext_size, 0);
+    assert!(got.form.content_hash.is_empty());
+    let hashed = intent("h", "k", A, 5, hashed_form("feed"), Timestamp::ZERO);
+    store.insert_pending(&hashed).await.unwrap();
+    assert_eq!(stored_intent(&store, "h").await.form.content_hash, "feed");
+    assert_ledger(&store).await;
+}
+
+/// An intent for an unknown backend is `UnknownBackend`.
+pub async fn insert_pending_unknown_backend(store: Db) {
+    three_backends(&store).await;
+    let p = intent("x", "k", UNKNOWN, 1, StoredForm::default(), Timestamp::ZERO);
+    assert_unknown_backend(store.insert_pending(&p).await, UNKNOWN);
+    assert_eq!(store.count_pending().await.unwrap(), 0);
+    assert_ledger(&store).await;
+}
+
+/// A duplicate intent id is a unique violation and keeps the first intent.
+pub async fn insert_pending_duplicate_id(store: Db) {
+    three_backends(&store).await;
+    let p = intent("dup", "k", A, 1, StoredForm::default(), Timestamp::ZERO);
+    store.insert_pending(&p).await.unwrap();
+    let again = intent("dup", "other", B, 2, StoredForm::default(), Timestamp::ZERO);
+    match store.insert_pending(&again).await {
+        Err(e) => assert_eq!(e.db_kind(), Some(DbErrorKind::UniqueViolation), "{e:?}"),
+        Ok(()) => panic!("duplicate intent id accepted"),
+    }
+    assert_eq!(store.count_pending().await.unwrap(), 1);
+    assert_eq!(stored_intent(&store, "dup").await.object_key, "k");
+    assert_ledger(&store).await;
+}
+
+/// Deleting one intent, a missing one, and every intent of a backend.
+pub async fn delete_pending_and_by_backend(store: Db) {
+    three_backends(&store).await;
+    for (i, b) in [A, A, B, A].iter().enumerate() {
+        store
+            .insert_pending(&intent(
+                &format!("i{i}"),
+                &format!("k{i}"),
+                b,
+                1,
+                StoredForm::default(),
+                Timestamp::ZERO,
+            ))
+            .await
+            .unwrap();
+    }
+    store.delete_pending("i0").await.unwrap();
+    store.delete_pending("i0").await.unwrap();
+    store.delete_pending("missing").await.unwrap();
+    assert_eq!(store.count_pending().await.unwrap(), 3);
+    assert_eq!(store.delete_pending_by_backend(A).await.unwrap(), 2);
+    assert_eq!(store.delete_pending_by_backend(A).await.unwrap(), 0);
+    assert_eq!(store.count_pending().await.unwrap(), 1);
+    assert_eq!(stored_intent(&store, "i2").await.backend_name, B);
+    assert_ledger(&store).await;
+}
+
+/// Stale intents: `created_at <= cutoff`, oldest first, limited.
+pub async fn stale_pending_cutoff_and_limit(store: Db) {
+    three_backends(&store).await;
+    let now = Timestamp::now();
+    let hour = Duration::from_secs(3600);
+    let ages = [("new", now), ("old", now.minus(2 * hour)), ("mid", now.minus(hour))];
+    for (id, at) in ages {
+        store
+            .insert_pending(&intent(id, id, A, 1, StoredForm::default(), at))
+            .await
+            .unwrap();
+    }
+    let ids = |v: Vec<PendingObject>| v.into_iter().map(|p| p.intent_id).collect::<Vec<_>>();
+    let cutoff = now.minus(Duration::from_secs(1800));
+    assert_eq!(
+        ids(store.get_stale_pending(cutoff, 10).await.unwrap()),
+        vec!["old", "mid"]
+    );
+    assert_eq!(
+        ids(store.get_stale_pending(cutoff, 1).await.unwrap()),
+        vec!["old"]
+    );
+    assert_eq!(
+        ids(store.get_stale_pending(now.minus(hour), 10).await.unwrap()),
+        vec!["old", "mid"],
+        "the cutoff is inclusive"
+    );
+    assert_eq!(
+        ids(store.get_stale_pending(far_future(), 0).await.unwrap()),
+        vec!["old", "mid", "new"]
+    );
+    assert!(
+        store
+            .get_stale_pending(now.minus(3 * hour), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_ledger(&store).await;
+}
+
+/// A committed promotion records the intent's stored form and clears the intent.
+pub async fn promote_committed_carries_stored_form(store: Db) {
+    three_backends(&store).await;
+    let form = StoredForm {
+        managed: true,
+        ..encrypted_form(7)
+    };
+    store
+        .insert_pending(&intent("i", "k", A, 900, form.clone(), Timestamp::ZERO))
+        .await
+        .unwrap();
+    let p = stored_intent(&store, "i").await;
+    let (result, displaced) = store.promote_pending(&p).await.unwrap();
+    assert_eq!(result, PendingPromoteResult::Committed);
+    assert!(displaced.is_empty());
+    let c = copy_on(&store, "k", A).await;
+    assert_eq!(c.size_bytes, 900);
+    assert_eq!(without_managed(c.form), without_managed(form));
+    assert_eq!(store.count_pending().await.unwrap(), 0, "intent not cleared");
+    assert_eq!(used(&store, A).await, 900);
+    assert_ledger(&store).await;
+}
+
+/// A committed promotion displaces copies recorded before the intent.
+pub async fn promote_committed_displaces_older_copies(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", B, 40).await;
+    store.record_replica("k", C, B).await.unwrap();
+    let older = copies(&store, "k").await;
+    let after_copies = older.iter().map(|c| c.created_at).max().unwrap();
+    let p = intent("i", "k", A, 10, StoredForm::default(), after_copies.plus(Duration::from_micros(1)));
+    store.insert_pending(&p).await.unwrap();
+    let (result, mut displaced) = store.promote_pending(&p).await.unwrap();
+    assert_eq!(result, PendingPromoteResult::Committed);
+    displaced.sort();
+    assert_eq!(
+        displaced,
+        vec![
+            DeletedCopy { backend_name: B.into(), size_bytes: 40 },
+            DeletedCopy { backend_name: C.into(), size_bytes: 40 },
+        ]
+    );
+    assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 10)]);
+    assert_eq!((used(&store, B).await, used(&store, C).await), (0, 0));
+    assert_ledger(&store).await;
+}
+
+/// An intent that is gone resolves as `AlreadyResolved` and changes nothing.
+pub async fn promote_already_resolved(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", B, 5).await;
+    let p = intent("ghost", "k", A, 10, StoredForm::default(), Timestamp::now());
+    let before = snapshot(&store).await;
+    let (result, displaced) = store.promote_pending(&p).await.unwrap();
+    assert_eq!(result, PendingPromoteResult::AlreadyResolved);
+    assert_eq!(result.as_u8(), 2);
+    assert!(displaced.is_empty());
+    assert_eq!(snapshot(&store).await, before);
+    assert_ledger(&store).await;
+}
+
+/// A write of the key committed after the intent supersedes it: intent dropped, copy kept.
+pub async fn promote_superseded_by_newer_write(store: Db) {
+    three_backends(&store).await;
+    let p = intent(
+        "old",
+        "k",
+        A,
+        10,
+        StoredForm::default(),
+        Timestamp::now().minus(Duration::from_secs(3600)),
+    );
+    store.insert_pending(&p).await.unwrap();
+    put(&store, "k", B, 77).await;
+    let before_quotas = snapshot(&store).await.quotas;
+    let (result, displaced) = store.promote_pending(&p).await.unwrap();
+    assert_eq!(result, PendingPromoteResult::Superseded);
+    assert_eq!(result.as_u8(), 3);
+    assert!(displaced.is_empty());
+    assert_eq!(placement(&store, "k").await, vec![(B.to_owned(), 77)]);
+    assert_eq!(store.count_pending().await.unwrap(), 0, "superseded intent kept");
+    assert_eq!(snapshot(&store).await.quotas, before_quotas);
+    assert_ledger(&store).await;
+}
+
+/// A copy with exactly the intent's timestamp does not supersede it: the intent commits.
+pub async fn promote_equal_timestamp_promotes(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", B, 30).await;
+    let t = copy_on(&store, "k", B).await.created_at;
+    let p = intent("eq", "k", A, 20, StoredForm::default(), t);
+    store.insert_pending(&p).await.unwrap();
+    let stored = stored_intent(&store, "eq").await;
+    assert_eq!(stored.created_at, t);
+    let (result, displaced) = store.promote_pending(&stored).await.unwrap();
+    assert_eq!(result, PendingPromoteResult::Committed);
+    assert_eq!(result.as_u8(), 0);
+    assert_eq!(
+        displaced,
+        vec![DeletedCopy { backend_name: B.into(), size_bytes: 30 }]
+    );
+    assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 20)]);
+    assert_ledger(&store).await;
+}
+
+/// Promoting the same intent twice: the second is `AlreadyResolved`.
+pub async fn promote_twice_second_already_resolved(store: Db) {
+    three_backends(&store).await;
+    let p = intent("once", "k", A, 3, StoredForm::default(), Timestamp::ZERO);
+    store.insert_pending(&p).await.unwrap();
+    let p = stored_intent(&store, "once").await;
+    assert_eq!(
+        store.promote_pending(&p).await.unwrap().0,
+        PendingPromoteResult::Committed
+    );
+    let before = snapshot(&store).await;
+    assert_eq!(
+        store.promote_pending(&p).await.unwrap().0,
+        PendingPromoteResult::AlreadyResolved
+    );
+    assert_eq!(snapshot(&store).await, before);
+    assert_eq!(used(&store, A).await, 3, "charged once");
+    assert_ledger(&store).await;
+}
+
+/// A promotion that does not fit the quota errors and changes nothing; the intent stays.
+pub async fn promote_over_quota_changes_nothing(store: Db) {
+    backends(&store, &[(A, 100)]).await;
+    let p = intent("big", "k", A, 200, StoredForm::default(), Timestamp::ZERO);
+    store.insert_pending(&p).await.unwrap();
+    let p = stored_intent(&store, "big").await;
+    let before = snapshot(&store).await;
+    assert_no_space(store.promote_pending(&p).await);
+    assert_eq!(snapshot(&store).await, before);
+    assert_eq!(store.count_pending().await.unwrap(), 1);
+    assert_ledger(&store).await;
+}
+
+/// Racing reapers promote one intent: exactly one commits, the rest see it resolved.
+pub async fn concurrent_promotions_commit_once(store: Db) {
+    three_backends(&store).await;
+    store
+        .insert_pending(&intent("race", "k", A, 64, StoredForm::default(), Timestamp::ZERO))
+        .await
+        .unwrap();
+    let p = stored_intent(&store, "race").await;
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let s = store.clone();
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move { s.promote_pending(&p).await.unwrap().0 }));
+    }
+    let mut committed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            PendingPromoteResult::Committed => committed += 1,
+            PendingPromoteResult::AlreadyResolved => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(committed, 1);
+    assert_eq!(used(&store, A).await, 64);
+    assert_ledger(&store).await;
+}
+
+/// A promotion racing the write that owns the intent: key lock before claim on both sides,
+/// so neither deadlocks; one copy remains and no intent is left.
+pub async fn promote_races_write_lock_then_claim(store: Db) {
+    three_backends(&store).await;
+    for round in 0..10 {
+        let id = format!("w{round}");
+        let p = intent(&id, "contended", A, 10 + round, StoredForm::default(), Timestamp::ZERO);
+        store.insert_pending(&p).await.unwrap();
+        let p = stored_intent(&store, &id).await;
+        let (s1, s2) = (store.clone(), store.clone());
+        let writer = tokio::spawn(async move {
+            s1.record_object_and_clear_pending("contended", B, 5, &StoredForm::default(), &id)
+                .await
+                .unwrap()
+        });
+        let reaper = tokio::spawn(async move { s2.promote_pending(&p).await.unwrap().0 });
+        writer.await.unwrap();
+        let r = reaper.await.unwrap();
+        assert!(
+            matches!(
+                r,
+                PendingPromoteResult::Committed | PendingPromoteResult::AlreadyResolved
+            ),
+            "{r:?}"
+        );
+        assert_eq!(store.count_pending().await.unwrap(), 0, "round {round}");
+        assert_eq!(copies(&store, "contended").await.len(), 1);
+        assert_ledger(&store).await;
+    }
+}
