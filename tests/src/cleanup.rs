@@ -92,7 +92,10 @@ pub async fn claim_stamps_and_excludes(store: Db) {
     // The snapshot shows the claims.
     let snap = store.get_pending_cleanups(10).await.unwrap();
     assert_eq!(snap.len(), 3);
-    assert!(snap.iter().all(|i| i.claimed_by.is_some() && i.claimed_at.is_some()));
+    assert!(
+        snap.iter()
+            .all(|i| i.claimed_by.is_some() && i.claimed_at.is_some())
+    );
     assert_ledger(&store).await;
 }
 
@@ -108,13 +111,19 @@ pub async fn claim_oldest_first_with_limit(store: Db) {
         .claim_pending_cleanups(2, "w", fresh_cutoff())
         .await
         .unwrap();
-    assert_eq!(got.iter().map(|i| i.id).collect::<Vec<_>>(), all[..2].to_vec());
+    assert_eq!(
+        got.iter().map(|i| i.id).collect::<Vec<_>>(),
+        all[..2].to_vec()
+    );
     assert_eq!(got[0].object_key, "k0");
     let rest = store
         .claim_pending_cleanups(100, "w", fresh_cutoff())
         .await
         .unwrap();
-    assert_eq!(rest.iter().map(|i| i.id).collect::<Vec<_>>(), all[2..].to_vec());
+    assert_eq!(
+        rest.iter().map(|i| i.id).collect::<Vec<_>>(),
+        all[2..].to_vec()
+    );
     assert_ledger(&store).await;
 }
 
@@ -149,7 +158,11 @@ pub async fn grace_reclaim_sets_flag(store: Db) {
     assert!(again[0].reclaimed, "stale claim not flagged");
     assert_eq!(again[0].claimed_by.as_deref(), Some("w2"));
     assert!(again[0].claimed_at.is_some_and(|t| t >= claimed_at));
-    assert_eq!(orphan(&store, A).await, 9, "claims never touch orphan bytes");
+    assert_eq!(
+        orphan(&store, A).await,
+        9,
+        "claims never touch orphan bytes"
+    );
     assert_ledger(&store).await;
 }
 
@@ -170,7 +183,10 @@ pub async fn retry_clears_claim(store: Db) {
     let snap = store.get_pending_cleanups(10).await.unwrap();
     assert_eq!(snap.len(), 1);
     assert_eq!(snap[0].attempts, 1);
-    assert_eq!((snap[0].claimed_at, snap[0].claimed_by.as_deref()), (None, None));
+    assert_eq!(
+        (snap[0].claimed_at, snap[0].claimed_by.as_deref()),
+        (None, None)
+    );
     let again = store
         .claim_pending_cleanups(1, "w2", fresh_cutoff())
         .await
@@ -204,7 +220,10 @@ pub async fn retry_with_backoff_defers(store: Db) {
         .claim_pending_cleanups(10, "w", reclaim_all_cutoff())
         .await
         .unwrap();
-    assert_eq!(claimed.iter().map(|i| i.id).collect::<Vec<_>>(), vec![ids[1]]);
+    assert_eq!(
+        claimed.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 2);
     assert_ledger(&store).await;
 }
@@ -244,11 +263,20 @@ pub async fn complete_clamps_at_zero(store: Db) {
 pub async fn move_to_dlq_happy_path(store: Db) {
     three_backends(&store).await;
     let start = Timestamp::now().minus(MIN);
-    store.enqueue_cleanup(A, "dead", "overwrite", 70).await.unwrap();
+    store
+        .enqueue_cleanup(A, "dead", "overwrite", 70)
+        .await
+        .unwrap();
     store.increment_orphan_bytes(A, 70).await.unwrap();
     let id = pending_ids(&store).await[0];
-    store.retry_cleanup_item(id, Duration::ZERO, "e1").await.unwrap();
-    store.retry_cleanup_item(id, Duration::ZERO, "e2").await.unwrap();
+    store
+        .retry_cleanup_item(id, Duration::ZERO, "e1")
+        .await
+        .unwrap();
+    store
+        .retry_cleanup_item(id, Duration::ZERO, "e2")
+        .await
+        .unwrap();
     assert!(store.move_cleanup_to_dlq(id, "final").await.unwrap());
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
     assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 1);
@@ -258,13 +286,21 @@ pub async fn move_to_dlq_happy_path(store: Db) {
     let d = &dlq[0];
     assert_eq!(d.original_id, id);
     assert_eq!(
-        (d.backend_name.as_str(), d.object_key.as_str(), d.reason.as_str()),
+        (
+            d.backend_name.as_str(),
+            d.object_key.as_str(),
+            d.reason.as_str()
+        ),
         (A, "dead", "overwrite")
     );
     assert_eq!((d.size_bytes, d.attempts), (70, 2));
     assert_eq!(d.last_error, "final");
     assert!(d.first_enqueued_at >= start && d.moved_at >= d.first_enqueued_at);
-    assert_eq!(orphan(&store, A).await, 70, "DLQ move must not release orphan bytes");
+    assert_eq!(
+        orphan(&store, A).await,
+        70,
+        "DLQ move must not release orphan bytes"
+    );
     assert_ledger(&store).await;
 }
 
@@ -274,7 +310,10 @@ pub async fn move_to_dlq_preserves_last_error(store: Db) {
     orphan_bytes_enqueued(&store, B, "k", 1).await;
     orphan_bytes_enqueued(&store, B, "never-retried", 1).await;
     let ids = pending_ids(&store).await;
-    store.retry_cleanup_item(ids[0], Duration::ZERO, "original").await.unwrap();
+    store
+        .retry_cleanup_item(ids[0], Duration::ZERO, "original")
+        .await
+        .unwrap();
     assert!(store.move_cleanup_to_dlq(ids[0], "").await.unwrap());
     assert!(store.move_cleanup_to_dlq(ids[1], "").await.unwrap());
     let dlq = store.list_cleanup_dlq(Some(B), 10).await.unwrap();
@@ -310,7 +349,10 @@ pub async fn list_dlq_scope_and_order(store: Db) {
     let all = store.list_cleanup_dlq(None, 100).await.unwrap();
     assert_eq!(all.len(), 3);
     for w in all.windows(2) {
-        assert!(w[0].moved_at >= w[1].moved_at, "not most recent first: {all:?}");
+        assert!(
+            w[0].moved_at >= w[1].moved_at,
+            "not most recent first: {all:?}"
+        );
     }
     let only_a = store.list_cleanup_dlq(Some(A), 100).await.unwrap();
     let mut keys: Vec<&str> = only_a.iter().map(|d| d.object_key.as_str()).collect();
@@ -318,7 +360,13 @@ pub async fn list_dlq_scope_and_order(store: Db) {
     assert_eq!(keys, vec!["k0", "k2"]);
     assert!(only_a.iter().all(|d| d.backend_name == A));
     assert_eq!(store.list_cleanup_dlq(Some(B), 100).await.unwrap().len(), 1);
-    assert!(store.list_cleanup_dlq(Some(C), 100).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_cleanup_dlq(Some(C), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.list_cleanup_dlq(None, 1).await.unwrap().len(), 1);
     assert_ledger(&store).await;
 }
@@ -330,7 +378,10 @@ pub async fn requeue_dlq_moves_rows_back(store: Db) {
     orphan_bytes_enqueued(&store, A, "ka", 10).await;
     orphan_bytes_enqueued(&store, B, "kb", 20).await;
     for id in pending_ids(&store).await {
-        store.retry_cleanup_item(id, Duration::ZERO, "e").await.unwrap();
+        store
+            .retry_cleanup_item(id, Duration::ZERO, "e")
+            .await
+            .unwrap();
         assert!(store.move_cleanup_to_dlq(id, "").await.unwrap());
     }
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
@@ -340,7 +391,11 @@ pub async fn requeue_dlq_moves_rows_back(store: Db) {
     let snap = store.get_pending_cleanups(10).await.unwrap();
     assert_eq!(snap.len(), 1);
     assert_eq!(
-        (snap[0].backend_name.as_str(), snap[0].object_key.as_str(), snap[0].size_bytes),
+        (
+            snap[0].backend_name.as_str(),
+            snap[0].object_key.as_str(),
+            snap[0].size_bytes
+        ),
         (A, "ka", 10)
     );
     assert_eq!(snap[0].attempts, 0);
@@ -379,7 +434,11 @@ pub async fn write_off_dlq_releases_orphans(store: Db) {
     ids.push(99_999_999);
     assert_eq!(store.write_off_cleanup_dlq(&ids).await.unwrap(), 3);
     assert_eq!(
-        (orphan(&store, A).await, orphan(&store, B).await, orphan(&store, C).await),
+        (
+            orphan(&store, A).await,
+            orphan(&store, B).await,
+            orphan(&store, C).await
+        ),
         (0, 0, 5)
     );
     assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 1);
@@ -396,7 +455,10 @@ pub async fn sweep_stale_cleanup_rows(store: Db) {
     orphan_bytes_enqueued(&store, A, "k", 20).await;
     orphan_bytes_enqueued(&store, B, "k", 5).await;
     orphan_bytes_enqueued(&store, A, "other", 7).await;
-    assert_eq!(store.sweep_stale_cleanup_queue_rows("k", A).await.unwrap(), 2);
+    assert_eq!(
+        store.sweep_stale_cleanup_queue_rows("k", A).await.unwrap(),
+        2
+    );
     assert_eq!((orphan(&store, A).await, orphan(&store, B).await), (7, 5));
     let left: Vec<(String, String)> = store
         .get_pending_cleanups(10)
@@ -407,9 +469,15 @@ pub async fn sweep_stale_cleanup_rows(store: Db) {
         .collect();
     assert_eq!(
         left,
-        vec![(B.to_owned(), "k".to_owned()), (A.to_owned(), "other".to_owned())]
+        vec![
+            (B.to_owned(), "k".to_owned()),
+            (A.to_owned(), "other".to_owned())
+        ]
     );
-    assert_eq!(store.sweep_stale_cleanup_queue_rows("k", A).await.unwrap(), 0);
+    assert_eq!(
+        store.sweep_stale_cleanup_queue_rows("k", A).await.unwrap(),
+        0
+    );
     assert_eq!(orphan(&store, A).await, 7);
     assert_ledger(&store).await;
 }
@@ -419,7 +487,10 @@ pub async fn sweep_zero_bytes_no_decrement(store: Db) {
     three_backends(&store).await;
     store.enqueue_cleanup(A, "z", "test", 0).await.unwrap();
     store.increment_orphan_bytes(A, 11).await.unwrap();
-    assert_eq!(store.sweep_stale_cleanup_queue_rows("z", A).await.unwrap(), 1);
+    assert_eq!(
+        store.sweep_stale_cleanup_queue_rows("z", A).await.unwrap(),
+        1
+    );
     assert_eq!(orphan(&store, A).await, 11);
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
     assert_ledger(&store).await;
@@ -444,7 +515,10 @@ pub async fn exhausted_rows_leave_queue(store: Db) {
         .claim_pending_cleanups(10, "w", reclaim_all_cutoff())
         .await
         .unwrap();
-    assert_eq!(claimed.iter().map(|i| i.id).collect::<Vec<_>>(), vec![ids[1]]);
+    assert_eq!(
+        claimed.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
     assert!(store.move_cleanup_to_dlq(ids[0], "").await.unwrap());
     let d = &store.list_cleanup_dlq(None, 10).await.unwrap()[0];
     assert_eq!((d.attempts, d.last_error.as_str()), (10, "err 9"));

@@ -5,7 +5,9 @@
 //! `S3O_PG_URL` (and without the `testcontainers` feature finding a Docker engine) PostgreSQL
 //! cases are skipped, visibly, unless `S3O_REQUIRE_PG=1`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use std::io::Write as _;
@@ -67,10 +69,10 @@ pub fn require_pg() -> bool {
 /// Where PostgreSQL cases connect: `S3O_PG_URL`, else (feature `testcontainers`) a container.
 /// `Err(reason)` when there is none.
 pub async fn pg_base_url() -> Result<String, String> {
-    if let Ok(url) = std::env::var("S3O_PG_URL") {
-        if !url.trim().is_empty() {
-            return Ok(url);
-        }
+    if let Ok(url) = std::env::var("S3O_PG_URL")
+        && !url.trim().is_empty()
+    {
+        return Ok(url);
     }
     Err("S3O_PG_URL not set".to_owned())
 }
@@ -181,6 +183,36 @@ impl Fixture {
     }
 }
 
+/// Advisory-lock id the harness holds while a leader-lock case runs on PostgreSQL. Outside
+/// the store's own ids (1001..=1011, the migration lock).
+const SERIAL_LOCK_ID: i64 = 0x7333_6f00_0000_0c5e;
+
+/// A session advisory lock on its own connection; released when dropped (the connection
+/// closes).
+struct SerialGuard {
+    _client: tokio_postgres::Client,
+    _conn: tokio::task::JoinHandle<()>,
+}
+
+impl SerialGuard {
+    async fn acquire(base_url: &str) -> Result<SerialGuard, String> {
+        let (client, conn) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("connect {base_url}: {e}"))?;
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&SERIAL_LOCK_ID])
+            .await
+            .map_err(|e| format!("pg_advisory_lock: {e}"))?;
+        Ok(SerialGuard {
+            _client: client,
+            _conn: conn,
+        })
+    }
+}
+
 /// Drops a case's schema; best effort (a leftover schema is harmless).
 async fn drop_schema(base_url: &str, schema: &str) {
     let Ok((client, conn)) = tokio_postgres::connect(base_url, tokio_postgres::NoTls).await else {
@@ -198,11 +230,23 @@ async fn drop_schema(base_url: &str, schema: &str) {
 /// unavailable engine `Skip` (or `Fail` for PostgreSQL under `S3O_REQUIRE_PG=1`).
 pub async fn run_case(engine: EngineKind, case: &Case) -> Outcome {
     if let Some(why) = unavailable(engine).await {
-        if engine == EngineKind::Postgres && require_pg() && cfg!(feature = "postgres") {
+        if engine == EngineKind::Postgres && require_pg() {
             return Outcome::Fail(format!("postgres required (S3O_REQUIRE_PG=1): {why}"));
         }
         return Outcome::Skip(why);
     }
+    // PostgreSQL leader locks are database-wide, not per schema: cases that take them run one
+    // at a time across every process sharing the test database.
+    let _serial = match engine {
+        EngineKind::Postgres if case.name.starts_with("locks::") => match pg_base_url().await {
+            Ok(url) => match SerialGuard::acquire(&url).await {
+                Ok(g) => Some(g),
+                Err(e) => return Outcome::Fail(format!("could not serialise lock cases: {e}")),
+            },
+            Err(e) => return Outcome::Fail(e),
+        },
+        _ => None,
+    };
     let fixture = match Fixture::new(engine, case.name).await {
         Ok(f) => f,
         Err(e) => return Outcome::Fail(format!("could not open a fresh store: {e}")),
@@ -215,11 +259,18 @@ pub async fn run_case(engine: EngineKind, case: &Case) -> Outcome {
             engine.name()
         ));
     }
-    let task = tokio::spawn((case.run)(fixture.store.clone()));
+    let label = format!("{}@{}", case.name, engine.name());
+    let task = tokio::spawn(CASE_LABEL.scope(label.clone(), (case.run)(fixture.store.clone())));
     let abort = task.abort_handle();
     let outcome = match tokio::time::timeout(CASE_TIMEOUT, task).await {
         Ok(Ok(())) => Outcome::Pass,
-        Ok(Err(join)) if join.is_panic() => Outcome::Fail(panic_message(join.into_panic())),
+        Ok(Err(join)) if join.is_panic() => {
+            let mut msg = panic_message(join.into_panic());
+            if let Some(at) = take_panic_location(&label) {
+                msg = format!("{msg} (at {at})");
+            }
+            Outcome::Fail(msg)
+        }
         Ok(Err(join)) => Outcome::Fail(format!("case task failed: {join}")),
         Err(_) => {
             abort.abort();
@@ -257,3 +308,46 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// Cases that panic on purpose put this in the message; the quiet hook does not print them.
+pub const EXPECTED_PANIC: &str = "(expected panic)";
+
+tokio::task_local! {
+    /// `case@engine` of the case a task runs, so the panic hook can attribute a panic.
+    static CASE_LABEL: String;
+}
+
+static PANIC_LOCATIONS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+fn take_panic_location(label: &str) -> Option<String> {
+    PANIC_LOCATIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(label)
+}
+
+/// Replaces the panic hook so that panics inside a case's own task are recorded (with their
+/// location, reported in the `Fail` message) instead of printed; other panics print as usual.
+/// For the matrix binary, whose output would otherwise interleave backtraces.
+pub fn install_quiet_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        match CASE_LABEL.try_with(Clone::clone) {
+            Ok(label) => {
+                let at = info.location().map(|l| l.to_string()).unwrap_or_default();
+                PANIC_LOCATIONS
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(label, at);
+            }
+            Err(_) => {
+                let expected = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .is_some_and(|m| m.contains(EXPECTED_PANIC));
+                if !expected {
+                    default(info);
+                }
+            }
+        }
+    }));
+}

@@ -25,6 +25,7 @@ pub mod encryption;
 pub mod integrity;
 pub mod listing;
 pub mod locks;
+pub mod model;
 pub mod multipart;
 pub mod notification;
 pub mod objects;
@@ -171,6 +172,7 @@ macro_rules! for_each_case {
                 promote_over_quota_changes_nothing,
                 concurrent_promotions_commit_once,
                 promote_races_write_lock_then_claim,
+                replica_does_not_supersede_newer_intent,
             ],
             multipart: [
                 create_get_round_trip,
@@ -240,6 +242,12 @@ macro_rules! for_each_case {
             breaker: [
                 calls_succeed_while_closed,
                 answers_do_not_open_breaker,
+            ],
+            model: [
+                random_ops_tight_limits,
+                random_ops_roomy_limits,
+                random_ops_tight_limits_seed_3,
+                random_keys_listing_matches_model,
             ],
             validation: [
                 empty_key_rejected,

@@ -12,9 +12,35 @@ use crate::support::*;
 /// `_` and `\`.
 pub fn adversarial_keys() -> Vec<String> {
     [
-        "A", "a", "B", "b", "Zoo", "zoo", "a/b", "a-b", "a.b", "a_b", "A1", "a1", "ab", "Ab",
-        "é", "e", "ü/x", "日本", "日本/語", "😀", "z\u{FFFD}", "a%b", "a\\b", "%", "_", "\\",
-        "a b", "a/c/d", "b/x",
+        "A",
+        "a",
+        "B",
+        "b",
+        "Zoo",
+        "zoo",
+        "a/b",
+        "a-b",
+        "a.b",
+        "a_b",
+        "A1",
+        "a1",
+        "ab",
+        "Ab",
+        "é",
+        "e",
+        "ü/x",
+        "日本",
+        "日本/語",
+        "😀",
+        "z\u{FFFD}",
+        "a%b",
+        "a\\b",
+        "%",
+        "_",
+        "\\",
+        "a b",
+        "a/c/d",
+        "b/x",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -25,8 +51,29 @@ pub fn adversarial_keys() -> Vec<String> {
 fn grouped_keys() -> Vec<String> {
     let mut keys = adversarial_keys();
     for k in [
-        "a/1", "a/2", "a/3", "a/b/1", "a.txt", "b/1", "b/2", "c", "d/x/y", "d/z", "e/1", "f/1",
-        "f/2", "f/3", "f/4", "日本/1", "日本/2", "日本語", "z", "Z/1", "Z/2", "%/1", "_/1",
+        "a/1",
+        "a/2",
+        "a/3",
+        "a/b/1",
+        "a.txt",
+        "b/1",
+        "b/2",
+        "c",
+        "d/x/y",
+        "d/z",
+        "e/1",
+        "f/1",
+        "f/2",
+        "f/3",
+        "f/4",
+        "日本/1",
+        "日本/2",
+        "日本語",
+        "z",
+        "Z/1",
+        "Z/2",
+        "%/1",
+        "_/1",
         "\\/1",
     ] {
         keys.push(k.to_owned());
@@ -115,16 +162,26 @@ async fn walk_delimited(store: &Db, prefix: &str, delim: &str, page: i64) -> Vec
             .chain(r.objects.iter().map(|o| Entry::Leaf(o.object_key.clone())))
             .collect();
         entries.sort_by(|x, y| x.name().as_bytes().cmp(y.name().as_bytes()));
-        assert!(entries.len() as i64 <= page, "page of {} > {page}", entries.len());
+        assert!(
+            entries.len() as i64 <= page,
+            "page of {} > {page}",
+            entries.len()
+        );
         for p in &r.common_prefixes {
-            assert!(p.ends_with(delim) && p.starts_with(prefix), "bad prefix {p}");
+            assert!(
+                p.ends_with(delim) && p.starts_with(prefix),
+                "bad prefix {p}"
+            );
         }
         out.extend(entries);
         if !r.is_truncated {
             assert!(r.next_continuation_token.is_empty(), "token on last page");
             return out;
         }
-        assert!(!r.next_continuation_token.is_empty(), "truncated without token");
+        assert!(
+            !r.next_continuation_token.is_empty(),
+            "truncated without token"
+        );
         token = r.next_continuation_token;
     }
     panic!("delimited listing never ended");
@@ -139,9 +196,17 @@ async fn flat_pages(store: Db, page: i64) {
         store.record_replica(k, B, A).await.unwrap();
     }
     let expected = model_flat(&keys, "");
-    assert_eq!(walk_flat(&store, "", page).await, expected, "page size {page}");
+    assert_eq!(
+        walk_flat(&store, "", page).await,
+        expected,
+        "page size {page}"
+    );
     let expected_a = model_flat(&keys, "a");
-    assert_eq!(walk_flat(&store, "a", page).await, expected_a, "prefix a, page {page}");
+    assert_eq!(
+        walk_flat(&store, "a", page).await,
+        expected_a,
+        "prefix a, page {page}"
+    );
     assert_ledger(&store).await;
 }
 
@@ -226,7 +291,10 @@ pub async fn delimited_groups_and_leaves(store: Db) {
     put(&store, "b/1", B, 3).await;
     put(&store, "file1", A, 40).await;
     put(&store, "file2", B, 50).await;
-    let r = store.list_objects_delimited("", "/", "", 1000).await.unwrap();
+    let r = store
+        .list_objects_delimited("", "/", "", 1000)
+        .await
+        .unwrap();
     assert_eq!(r.common_prefixes, vec!["a/", "b/"]);
     let leaves: Vec<(&str, &str, i64)> = r
         .objects
@@ -270,7 +338,10 @@ pub async fn delimited_with_prefix(store: Db) {
         .map(|s| (*s).to_owned())
         .collect();
     put_many(&store, &keys, A, 1).await;
-    let r = store.list_objects_delimited("a/", "/", "", 1000).await.unwrap();
+    let r = store
+        .list_objects_delimited("a/", "/", "", 1000)
+        .await
+        .unwrap();
     let expected = model_delimited(&keys, "a/", "/");
     let mut got: Vec<Entry> = r
         .common_prefixes
@@ -311,7 +382,10 @@ pub async fn delimited_agrees_with_flat_order(store: Db) {
     let keys = adversarial_keys();
     put_many(&store, &keys, A, 3).await;
     let flat = store.list_objects("", "", 1000).await.unwrap();
-    let delim = store.list_objects_delimited("", "|", "", 1000).await.unwrap();
+    let delim = store
+        .list_objects_delimited("", "|", "", 1000)
+        .await
+        .unwrap();
     assert!(delim.common_prefixes.is_empty());
     assert_eq!(delim.objects, flat.objects);
     for page in [1, 3] {
@@ -350,7 +424,10 @@ pub async fn delimited_token_skips_group(store: Db) {
     let first = store.list_objects_delimited("", "/", "", 1).await.unwrap();
     assert_eq!(first.common_prefixes, vec!["a/"]);
     assert_eq!(first.next_continuation_token, "a/");
-    let rest = store.list_objects_delimited("", "/", "a/", 1000).await.unwrap();
+    let rest = store
+        .list_objects_delimited("", "/", "a/", 1000)
+        .await
+        .unwrap();
     let leaves: Vec<&str> = rest.objects.iter().map(|o| o.object_key.as_str()).collect();
     assert_eq!(leaves, vec!["a0", "b"]);
     assert_eq!(rest.common_prefixes, vec!["b/"]);
@@ -365,7 +442,11 @@ async fn check_prefixes(store: &Db, keys: &[String], prefixes: &[&str]) {
         let paged = walk_flat(store, p, 2).await;
         assert_eq!(paged, expected, "prefix {p:?}, paged");
         let delimited = walk_delimited(store, p, "/", 2).await;
-        assert_eq!(delimited, model_delimited(keys, p, "/"), "prefix {p:?}, delimited");
+        assert_eq!(
+            delimited,
+            model_delimited(keys, p, "/"),
+            "prefix {p:?}, delimited"
+        );
     }
 }
 
@@ -373,14 +454,19 @@ async fn check_prefixes(store: &Db, keys: &[String], prefixes: &[&str]) {
 pub async fn prefix_wildcards_are_literal(store: Db) {
     three_backends(&store).await;
     let keys: Vec<String> = [
-        "a%b", "a%c/1", "axb", "a_b", "acb", "a\\b", "a\\\\b", "ab", "%", "%/x", "_x", "\\x",
-        "x%", "a%", "a_", "aXb",
+        "a%b", "a%c/1", "axb", "a_b", "acb", "a\\b", "a\\\\b", "ab", "%", "%/x", "_x", "\\x", "x%",
+        "a%", "a_", "aXb",
     ]
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
     put_many(&store, &keys, A, 1).await;
-    check_prefixes(&store, &keys, &["a%", "a_", "a\\", "a\\\\", "%", "_", "\\", "a%c/"]).await;
+    check_prefixes(
+        &store,
+        &keys,
+        &["a%", "a_", "a\\", "a\\\\", "%", "_", "\\", "a%c/"],
+    )
+    .await;
     assert_eq!(walk_flat(&store, "a_", 10).await, vec!["a_", "a_b"]);
     assert_ledger(&store).await;
 }
@@ -402,7 +488,16 @@ pub async fn prefix_is_case_sensitive(store: Db) {
 pub async fn prefix_multibyte_utf8(store: Db) {
     three_backends(&store).await;
     let keys: Vec<String> = [
-        "日本/1", "日本語", "日", "é/1", "e/1", "é", "😀/a", "😀😀", "ü", "u/ü",
+        "日本/1",
+        "日本語",
+        "日",
+        "é/1",
+        "e/1",
+        "é",
+        "😀/a",
+        "😀😀",
+        "ü",
+        "u/ü",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -435,9 +530,19 @@ pub async fn prefix_filter_matches_starts_with(store: Db) {
 /// `start_after` need not be a key; past the end ⇒ empty, not truncated.
 pub async fn start_after_between_and_beyond(store: Db) {
     three_backends(&store).await;
-    let keys: Vec<String> = ["b", "d", "f", "d/1"].iter().map(|s| (*s).to_owned()).collect();
+    let keys: Vec<String> = ["b", "d", "f", "d/1"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     put_many(&store, &keys, A, 1).await;
-    for (after, prefix) in [("c", ""), ("d", ""), ("f", ""), ("zzz", ""), ("", ""), ("a", "d")] {
+    for (after, prefix) in [
+        ("c", ""),
+        ("d", ""),
+        ("f", ""),
+        ("zzz", ""),
+        ("", ""),
+        ("a", "d"),
+    ] {
         let r = store.list_objects(prefix, after, 1000).await.unwrap();
         let got: Vec<String> = r.objects.into_iter().map(|o| o.object_key).collect();
         let expected: Vec<String> = model_flat(&keys, prefix)
@@ -461,6 +566,18 @@ pub async fn listing_reports_oldest_copy_and_client_size(store: Db) {
     store.record_replica("enc", A, B).await.unwrap();
     put(&store, "plain", C, 7).await;
     store.record_replica("plain", A, C).await.unwrap();
+    // The oldest copy: smallest created_at, ties by backend name.
+    let oldest = |v: Vec<ObjectLocation>| {
+        v.into_iter()
+            .min_by(|x, y| {
+                (x.created_at, x.backend_name.as_bytes())
+                    .cmp(&(y.created_at, y.backend_name.as_bytes()))
+            })
+            .unwrap()
+            .backend_name
+    };
+    let enc_oldest = oldest(copies(&store, "enc").await);
+    let plain_oldest = oldest(copies(&store, "plain").await);
     let r = store.list_objects("", "", 10).await.unwrap();
     let got: Vec<(&str, &str, i64)> = r
         .objects
@@ -469,13 +586,16 @@ pub async fn listing_reports_oldest_copy_and_client_size(store: Db) {
         .collect();
     assert_eq!(
         got,
-        vec![("enc", B, form.plaintext_size), ("plain", C, 7)],
+        vec![
+            ("enc", enc_oldest.as_str(), form.plaintext_size),
+            ("plain", plain_oldest.as_str(), 7)
+        ],
         "oldest copy, client-visible size"
     );
     let d = store.list_objects_delimited("", "/", "", 10).await.unwrap();
     assert_eq!(d.objects.len(), 2);
     assert_eq!(d.objects[0].size_bytes, form.plaintext_size);
-    assert_eq!(d.objects[0].backend_name, B);
+    assert_eq!(d.objects[0].backend_name, enc_oldest);
     assert!(!d.objects[0].created_at.is_zero());
     assert_ledger(&store).await;
 }
@@ -532,7 +652,10 @@ pub async fn by_backend_key_asc_byte_order(store: Db) {
             assert_eq!(got, expected, "{backend} limit {limit}");
         }
     }
-    let all = store.list_objects_by_backend_key_asc(A, "", 0).await.unwrap();
+    let all = store
+        .list_objects_by_backend_key_asc(A, "", 0)
+        .await
+        .unwrap();
     assert_eq!(all.len(), keys.len(), "limit 0 means the default");
     assert_ledger(&store).await;
 }
@@ -556,7 +679,13 @@ pub async fn by_backend_smallest_first(store: Db) {
         two.iter().map(|r| r.size_bytes).collect::<Vec<_>>(),
         expected[..2].to_vec()
     );
-    assert!(store.list_objects_by_backend(C, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_objects_by_backend(C, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_ledger(&store).await;
 }
 
@@ -564,10 +693,12 @@ pub async fn by_backend_smallest_first(store: Db) {
 pub async fn expired_objects_with_wildcard_prefix(store: Db) {
     three_backends(&store).await;
     let before = Timestamp::now().minus(Duration::from_secs(5));
-    let keys: Vec<String> = ["logs/%x", "logs/ax", "logs_y", "logsQ", "logs/%b", "Logs/%x"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let keys: Vec<String> = [
+        "logs/%x", "logs/ax", "logs_y", "logsQ", "logs/%b", "Logs/%x",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
     put_many(&store, &keys, A, 1).await;
     store.record_replica("logs/%x", B, A).await.unwrap();
     let after = Timestamp::now().plus(Duration::from_secs(5));
@@ -576,7 +707,13 @@ pub async fn expired_objects_with_wildcard_prefix(store: Db) {
         let got: Vec<String> = rows.into_iter().map(|r| r.object_key).collect();
         assert_eq!(got, model_flat(&keys, prefix), "prefix {prefix:?}");
     }
-    assert!(store.list_expired_objects("", before, 100).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_expired_objects("", before, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let limited = store.list_expired_objects("logs", after, 2).await.unwrap();
     assert_eq!(limited.len(), 2);
     assert_ledger(&store).await;

@@ -96,7 +96,13 @@ pub async fn create_unknown_backend(store: Db) {
         UNKNOWN,
     );
     assert!(store.get_multipart_upload("u").await.is_err());
-    assert!(store.get_active_multipart_counts().await.unwrap().is_empty());
+    assert!(
+        store
+            .get_active_multipart_counts()
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_ledger(&store).await;
 }
 
@@ -106,11 +112,17 @@ pub async fn part_number_bounds(store: Db) {
     create(&store, "u", "k", A).await;
     let plain = StoredForm::default();
     assert_invalid(store.record_part("u", 0, "e", 1, &plain).await, "part 0");
-    assert_invalid(store.record_part("u", 10_001, "e", 1, &plain).await, "part 10001");
+    assert_invalid(
+        store.record_part("u", 10_001, "e", 1, &plain).await,
+        "part 10001",
+    );
     assert_invalid(store.record_part("u", -1, "e", 1, &plain).await, "part -1");
     assert!(store.get_parts("u").await.unwrap().is_empty());
     store.record_part("u", 1, "e1", 5, &plain).await.unwrap();
-    store.record_part("u", 10_000, "e2", 6, &plain).await.unwrap();
+    store
+        .record_part("u", 10_000, "e2", 6, &plain)
+        .await
+        .unwrap();
     let parts = store.get_parts("u").await.unwrap();
     assert_eq!(
         parts.iter().map(|p| p.part_number).collect::<Vec<_>>(),
@@ -144,13 +156,19 @@ pub async fn parts_ordered_and_upserted(store: Db) {
             .await
             .unwrap();
     }
-    store.record_part("u", 2, "etag-2b", 999, &plain).await.unwrap();
+    store
+        .record_part("u", 2, "etag-2b", 999, &plain)
+        .await
+        .unwrap();
     let parts = store.get_parts("u").await.unwrap();
     let got: Vec<(i32, &str, i64)> = parts
         .iter()
         .map(|p| (p.part_number, p.etag.as_str(), p.size_bytes))
         .collect();
-    assert_eq!(got, vec![(1, "etag-1", 100), (2, "etag-2b", 999), (3, "etag-3", 300)]);
+    assert_eq!(
+        got,
+        vec![(1, "etag-1", 100), (2, "etag-2b", 999), (3, "etag-3", 300)]
+    );
     assert!(parts.iter().all(|p| !p.created_at.is_zero()));
     assert_ledger(&store).await;
 }
@@ -165,7 +183,10 @@ pub async fn part_encryption_fields(store: Db) {
         encrypted: false,
         ..encrypted_form(9)
     };
-    store.record_part("u", 2, "e2", 50, &plain_with_junk).await.unwrap();
+    store
+        .record_part("u", 2, "e2", 50, &plain_with_junk)
+        .await
+        .unwrap();
     let parts = store.get_parts("u").await.unwrap();
     assert!(parts[0].encrypted);
     assert_eq!(parts[0].encryption_key, enc.encryption_key);
@@ -193,7 +214,9 @@ pub async fn list_and_count_by_prefix(store: Db) {
     for (i, (id, key)) in uploads.iter().enumerate() {
         create(&store, id, key, [A, B][i % 2]).await;
     }
-    for prefix in ["photos/", "photos", "Photos", "photos_", "photos%", "日本", "", "nothing"] {
+    for prefix in [
+        "photos/", "photos", "Photos", "photos_", "photos%", "日本", "", "nothing",
+    ] {
         let mut expected: Vec<(&str, &str)> = uploads
             .iter()
             .filter(|(_, k)| k.starts_with(prefix))
@@ -215,7 +238,14 @@ pub async fn list_and_count_by_prefix(store: Db) {
             "count {prefix:?}"
         );
     }
-    assert_eq!(store.list_multipart_uploads("photos", 2).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .list_multipart_uploads("photos", 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert_ledger(&store).await;
 }
 
@@ -224,10 +254,16 @@ pub async fn stale_uploads(store: Db) {
     three_backends(&store).await;
     create(&store, "s1", "k1", A).await;
     create(&store, "s2", "k2", B).await;
-    let all = store.get_stale_multipart_uploads(Duration::ZERO).await.unwrap();
+    let all = store
+        .get_stale_multipart_uploads(Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(sorted_ids(&all), vec!["s1", "s2"]);
     let s1 = all.iter().find(|u| u.upload_id == "s1").unwrap();
-    assert_eq!((s1.object_key.as_str(), s1.backend_name.as_str()), ("k1", A));
+    assert_eq!(
+        (s1.object_key.as_str(), s1.backend_name.as_str()),
+        ("k1", A)
+    );
     assert!(
         store
             .get_stale_multipart_uploads(Duration::from_secs(3600))
@@ -247,8 +283,17 @@ pub async fn uploads_by_backend(store: Db) {
     let on_a = store.get_multipart_uploads_by_backend(A).await.unwrap();
     assert_eq!(sorted_ids(&on_a), vec!["a1", "a2"]);
     assert!(on_a.iter().all(|u| u.backend_name == A));
-    assert_eq!(sorted_ids(&store.get_multipart_uploads_by_backend(B).await.unwrap()), vec!["b1"]);
-    assert!(store.get_multipart_uploads_by_backend(C).await.unwrap().is_empty());
+    assert_eq!(
+        sorted_ids(&store.get_multipart_uploads_by_backend(B).await.unwrap()),
+        vec!["b1"]
+    );
+    assert!(
+        store
+            .get_multipart_uploads_by_backend(C)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let counts = store.get_active_multipart_counts().await.unwrap();
     assert_eq!(counts.get(A), Some(&2));
     assert_eq!(counts.get(B), Some(&1));
@@ -267,7 +312,10 @@ pub async fn delete_upload_cascades_parts(store: Db) {
             .await
             .unwrap();
     }
-    store.record_part("kept", 1, "e", 10, &StoredForm::default()).await.unwrap();
+    store
+        .record_part("kept", 1, "e", 10, &StoredForm::default())
+        .await
+        .unwrap();
     store.delete_multipart_upload("gone").await.unwrap();
     assert!(store.get_multipart_upload("gone").await.is_err());
     assert!(store.get_parts("gone").await.unwrap().is_empty());

@@ -56,7 +56,10 @@ pub async fn overwrite_same_backend_is_not_displaced(store: Db) {
         .record_object("k", A, 250, &StoredForm::default())
         .await
         .unwrap();
-    assert!(displaced.is_empty(), "same-backend overwrite displaced {displaced:?}");
+    assert!(
+        displaced.is_empty(),
+        "same-backend overwrite displaced {displaced:?}"
+    );
     assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 250)]);
     assert_eq!(used(&store, A).await, 250);
     let displaced = store
@@ -99,7 +102,11 @@ pub async fn overwrite_replicated_object_displaces_every_other_copy(store: Db) {
     assert_eq!(sorted(displaced), vec![dc(A, 100), dc(C, 100)]);
     assert_eq!(placement(&store, "k").await, vec![(B.to_owned(), 70)]);
     assert_eq!(
-        (used(&store, A).await, used(&store, B).await, used(&store, C).await),
+        (
+            used(&store, A).await,
+            used(&store, B).await,
+            used(&store, C).await
+        ),
         (0, 70, 0)
     );
     assert_ledger(&store).await;
@@ -116,8 +123,14 @@ pub async fn equal_size_overwrite_keeps_quota(store: Db) {
         .unwrap();
     let after = copy_on(&store, "k", A).await;
     assert_eq!(used(&store, A).await, 512);
-    assert_eq!(after.form.content_hash, "abc", "overwrite replaces the form");
-    assert!(after.created_at >= before.created_at, "created_at went back");
+    assert_eq!(
+        after.form.content_hash, "abc",
+        "overwrite replaces the form"
+    );
+    assert!(
+        after.created_at >= before.created_at,
+        "created_at went back"
+    );
     assert_ledger(&store).await;
 }
 
@@ -348,7 +361,11 @@ pub async fn import_object_new_then_twice(store: Db) {
     assert!(store.import_object("imp", A, 77).await.unwrap());
     let c = copy_on(&store, "imp", A).await;
     assert_eq!(c.size_bytes, 77);
-    assert_eq!(c.form, StoredForm::default(), "import records a plaintext managed copy");
+    assert_eq!(
+        c.form,
+        StoredForm::default(),
+        "import records a plaintext managed copy"
+    );
     assert_eq!(used(&store, A).await, 77);
     assert!(!store.import_object("imp", A, 999).await.unwrap());
     assert_eq!(placement(&store, "imp").await, vec![(A.to_owned(), 77)]);
@@ -404,7 +421,10 @@ pub async fn move_carries_stored_form_and_created_at(store: Db) {
     assert_eq!(c[0].backend_name, B);
     assert_eq!(c[0].form, form);
     assert_eq!(c[0].size_bytes, 321);
-    assert_eq!(c[0].created_at, src.created_at, "a move is not a new version");
+    assert_eq!(
+        c[0].created_at, src.created_at,
+        "a move is not a new version"
+    );
     assert_eq!((used(&store, A).await, used(&store, B).await), (0, 321));
     assert_ledger(&store).await;
 }
@@ -449,7 +469,13 @@ pub async fn move_unknown_target_changes_nothing(store: Db) {
 /// Backends per key in one query: empty input ⇒ empty; replicas grouped; missing absent.
 pub async fn object_backends_for_keys(store: Db) {
     three_backends(&store).await;
-    assert!(store.get_object_backends_for_keys(&[]).await.unwrap().is_empty());
+    assert!(
+        store
+            .get_object_backends_for_keys(&[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     put(&store, "one", A, 1).await;
     put(&store, "two", B, 1).await;
     store.record_replica("two", C, B).await.unwrap();
@@ -464,18 +490,25 @@ pub async fn object_backends_for_keys(store: Db) {
     assert_ledger(&store).await;
 }
 
-/// All locations of a key come oldest first: the primary before its replicas.
+/// All locations of a key come oldest first (ties by backend name); no replica is older
+/// than the primary it was copied from.
 pub async fn locations_oldest_first(store: Db) {
     three_backends(&store).await;
     put(&store, "k", B, 10).await;
+    let primary = copy_on(&store, "k", B).await.created_at;
     store.record_replica("k", A, B).await.unwrap();
     store.record_replica("k", C, B).await.unwrap();
     let c = copies(&store, "k").await;
     assert_eq!(c.len(), 3);
-    assert_eq!(c[0].backend_name, B, "primary first: {c:?}");
     for w in c.windows(2) {
-        assert!(w[0].created_at <= w[1].created_at, "not oldest first: {c:?}");
+        assert!(
+            (w[0].created_at, w[0].backend_name.as_bytes())
+                <= (w[1].created_at, w[1].backend_name.as_bytes()),
+            "not oldest first (ties by backend): {c:?}"
+        );
     }
+    assert_eq!(c[0].created_at, primary, "the primary's age leads: {c:?}");
+    assert!(c.iter().all(|x| x.created_at >= primary));
     assert_ledger(&store).await;
 }
 
@@ -504,7 +537,10 @@ pub async fn record_and_clear_pending(store: Db) {
     assert!(displaced.is_empty());
     assert_eq!(store.count_pending().await.unwrap(), 1);
     let left = store
-        .get_stale_pending(Timestamp::now().plus(std::time::Duration::from_secs(60)), 10)
+        .get_stale_pending(
+            Timestamp::now().plus(std::time::Duration::from_secs(60)),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(left.len(), 1);
@@ -575,9 +611,13 @@ pub async fn concurrent_overwrites_keep_one_copy(store: Db) {
     let c = copies(&store, "hot").await;
     assert_eq!(c.len(), 1, "one copy survives: {c:?}");
     assert!(displaced_total <= 11);
-    let total: i64 = [used(&store, A).await, used(&store, B).await, used(&store, C).await]
-        .iter()
-        .sum();
+    let total: i64 = [
+        used(&store, A).await,
+        used(&store, B).await,
+        used(&store, C).await,
+    ]
+    .iter()
+    .sum();
     assert_eq!(total, c[0].size_bytes);
     assert_ledger(&store).await;
 }
@@ -630,7 +670,11 @@ pub async fn concurrent_batch_deletes_overlapping(store: Db) {
     let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
     let mut seen: Vec<&String> = r1.keys().chain(r2.keys()).collect();
     seen.sort();
-    assert_eq!(seen, keys.iter().collect::<Vec<_>>(), "each key deleted exactly once");
+    assert_eq!(
+        seen,
+        keys.iter().collect::<Vec<_>>(),
+        "each key deleted exactly once"
+    );
     for b in [A, B, C] {
         assert_eq!(used(&store, b).await, 0);
     }

@@ -52,7 +52,11 @@ pub async fn insert_pending_round_trip(store: Db) {
     store.insert_pending(&p).await.unwrap();
     let got = stored_intent(&store, "i-1").await;
     assert_eq!(
-        (got.object_key.as_str(), got.backend_name.as_str(), got.size_bytes),
+        (
+            got.object_key.as_str(),
+            got.backend_name.as_str(),
+            got.size_bytes
+        ),
         ("k/é", A, 1234)
     );
     assert_eq!(without_managed(got.form.clone()), without_managed(form));
@@ -71,7 +75,14 @@ pub async fn insert_pending_round_trip(store: Db) {
 pub async fn insert_pending_plain_nullable_fields(store: Db) {
     three_backends(&store).await;
     store
-        .insert_pending(&intent("p", "k", A, 0, StoredForm::default(), Timestamp::ZERO))
+        .insert_pending(&intent(
+            "p",
+            "k",
+            A,
+            0,
+            StoredForm::default(),
+            Timestamp::ZERO,
+        ))
         .await
         .unwrap();
     let got = stored_intent(&store, "p").await;
@@ -142,7 +153,11 @@ pub async fn stale_pending_cutoff_and_limit(store: Db) {
     three_backends(&store).await;
     let now = Timestamp::now();
     let hour = Duration::from_secs(3600);
-    let ages = [("new", now), ("old", now.minus(2 * hour)), ("mid", now.minus(hour))];
+    let ages = [
+        ("new", now),
+        ("old", now.minus(2 * hour)),
+        ("mid", now.minus(hour)),
+    ];
     for (id, at) in ages {
         store
             .insert_pending(&intent(id, id, A, 1, StoredForm::default(), at))
@@ -196,7 +211,11 @@ pub async fn promote_committed_carries_stored_form(store: Db) {
     let c = copy_on(&store, "k", A).await;
     assert_eq!(c.size_bytes, 900);
     assert_eq!(without_managed(c.form), without_managed(form));
-    assert_eq!(store.count_pending().await.unwrap(), 0, "intent not cleared");
+    assert_eq!(
+        store.count_pending().await.unwrap(),
+        0,
+        "intent not cleared"
+    );
     assert_eq!(used(&store, A).await, 900);
     assert_ledger(&store).await;
 }
@@ -208,7 +227,14 @@ pub async fn promote_committed_displaces_older_copies(store: Db) {
     store.record_replica("k", C, B).await.unwrap();
     let older = copies(&store, "k").await;
     let after_copies = older.iter().map(|c| c.created_at).max().unwrap();
-    let p = intent("i", "k", A, 10, StoredForm::default(), after_copies.plus(Duration::from_micros(1)));
+    let p = intent(
+        "i",
+        "k",
+        A,
+        10,
+        StoredForm::default(),
+        after_copies.plus(Duration::from_micros(1)),
+    );
     store.insert_pending(&p).await.unwrap();
     let (result, mut displaced) = store.promote_pending(&p).await.unwrap();
     assert_eq!(result, PendingPromoteResult::Committed);
@@ -216,8 +242,14 @@ pub async fn promote_committed_displaces_older_copies(store: Db) {
     assert_eq!(
         displaced,
         vec![
-            DeletedCopy { backend_name: B.into(), size_bytes: 40 },
-            DeletedCopy { backend_name: C.into(), size_bytes: 40 },
+            DeletedCopy {
+                backend_name: B.into(),
+                size_bytes: 40
+            },
+            DeletedCopy {
+                backend_name: C.into(),
+                size_bytes: 40
+            },
         ]
     );
     assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 10)]);
@@ -258,7 +290,11 @@ pub async fn promote_superseded_by_newer_write(store: Db) {
     assert_eq!(result.as_u8(), 3);
     assert!(displaced.is_empty());
     assert_eq!(placement(&store, "k").await, vec![(B.to_owned(), 77)]);
-    assert_eq!(store.count_pending().await.unwrap(), 0, "superseded intent kept");
+    assert_eq!(
+        store.count_pending().await.unwrap(),
+        0,
+        "superseded intent kept"
+    );
     assert_eq!(snapshot(&store).await.quotas, before_quotas);
     assert_ledger(&store).await;
 }
@@ -277,7 +313,10 @@ pub async fn promote_equal_timestamp_promotes(store: Db) {
     assert_eq!(result.as_u8(), 0);
     assert_eq!(
         displaced,
-        vec![DeletedCopy { backend_name: B.into(), size_bytes: 30 }]
+        vec![DeletedCopy {
+            backend_name: B.into(),
+            size_bytes: 30
+        }]
     );
     assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 20)]);
     assert_ledger(&store).await;
@@ -320,7 +359,14 @@ pub async fn promote_over_quota_changes_nothing(store: Db) {
 pub async fn concurrent_promotions_commit_once(store: Db) {
     three_backends(&store).await;
     store
-        .insert_pending(&intent("race", "k", A, 64, StoredForm::default(), Timestamp::ZERO))
+        .insert_pending(&intent(
+            "race",
+            "k",
+            A,
+            64,
+            StoredForm::default(),
+            Timestamp::ZERO,
+        ))
         .await
         .unwrap();
     let p = stored_intent(&store, "race").await;
@@ -328,7 +374,9 @@ pub async fn concurrent_promotions_commit_once(store: Db) {
     for _ in 0..6 {
         let s = store.clone();
         let p = p.clone();
-        tasks.push(tokio::spawn(async move { s.promote_pending(&p).await.unwrap().0 }));
+        tasks.push(tokio::spawn(async move {
+            s.promote_pending(&p).await.unwrap().0
+        }));
     }
     let mut committed = 0;
     for t in tasks {
@@ -349,7 +397,14 @@ pub async fn promote_races_write_lock_then_claim(store: Db) {
     three_backends(&store).await;
     for round in 0..10 {
         let id = format!("w{round}");
-        let p = intent(&id, "contended", A, 10 + round, StoredForm::default(), Timestamp::ZERO);
+        let p = intent(
+            &id,
+            "contended",
+            A,
+            10 + round,
+            StoredForm::default(),
+            Timestamp::ZERO,
+        );
         store.insert_pending(&p).await.unwrap();
         let p = stored_intent(&store, &id).await;
         let (s1, s2) = (store.clone(), store.clone());
@@ -372,4 +427,46 @@ pub async fn promote_races_write_lock_then_claim(store: Db) {
         assert_eq!(copies(&store, "contended").await.len(), 1);
         assert_ledger(&store).await;
     }
+}
+
+/// A replica of an older version made while a newer write's intent is pending is not a
+/// newer write: the intent still commits (replication is not a new version of the key).
+pub async fn replica_does_not_supersede_newer_intent(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 10).await;
+    let old_version = copy_on(&store, "k", A).await.created_at;
+    let p = intent(
+        "newer",
+        "k",
+        C,
+        99,
+        StoredForm::default(),
+        old_version.plus(Duration::from_micros(1)),
+    );
+    store.insert_pending(&p).await.unwrap();
+    let p = stored_intent(&store, "newer").await;
+    // The replicator copies the old version after the intent was recorded.
+    assert_eq!(store.record_replica("k", B, A).await.unwrap(), (10, true));
+    let (result, mut displaced) = store.promote_pending(&p).await.unwrap();
+    assert_eq!(
+        result,
+        PendingPromoteResult::Committed,
+        "a replica of the old version superseded a newer write"
+    );
+    displaced.sort();
+    assert_eq!(
+        displaced,
+        vec![
+            DeletedCopy {
+                backend_name: A.into(),
+                size_bytes: 10
+            },
+            DeletedCopy {
+                backend_name: B.into(),
+                size_bytes: 10
+            },
+        ]
+    );
+    assert_eq!(placement(&store, "k").await, vec![(C.to_owned(), 99)]);
+    assert_ledger(&store).await;
 }

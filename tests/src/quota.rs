@@ -118,7 +118,10 @@ pub async fn backend_with_space_order_and_unknown(store: Db) {
         C
     );
     assert_eq!(
-        store.get_backend_with_space(1000, &names(&[B, C])).await.unwrap(),
+        store
+            .get_backend_with_space(1000, &names(&[B, C]))
+            .await
+            .unwrap(),
         B
     );
     assert_no_space(store.get_backend_with_space(1, &[]).await);
@@ -182,7 +185,11 @@ pub async fn least_utilized_backend_choice(store: Db) {
             .get_least_utilized_backend(1 << 62, &names(&[A, B]))
             .await,
     );
-    assert_no_space(store.get_least_utilized_backend(1, &names(&[UNKNOWN])).await);
+    assert_no_space(
+        store
+            .get_least_utilized_backend(1, &names(&[UNKNOWN]))
+            .await,
+    );
     assert_no_space(store.get_least_utilized_backend(1, &[]).await);
     // Ties are broken by name.
     backends(&store, &[("tie-2", 1000), ("tie-1", 1000)]).await;
@@ -206,7 +213,10 @@ pub async fn least_utilized_counts_orphans_and_multipart(store: Db) {
     assert_eq!(store.get_least_utilized_backend(1, &both).await.unwrap(), B);
     in_flight_part(&store, "up-b", B, 600).await;
     // B: 1000 − 300 − 600 = 100 free; A: 1000 − 100 − 500 = 400 free.
-    assert_eq!(store.get_least_utilized_backend(200, &both).await.unwrap(), A);
+    assert_eq!(
+        store.get_least_utilized_backend(200, &both).await.unwrap(),
+        A
+    );
     assert_no_space(store.get_least_utilized_backend(401, &both).await);
     assert_ledger(&store).await;
 }
@@ -221,10 +231,19 @@ pub async fn quota_stats_fields(store: Db) {
     assert_eq!(stats.keys().cloned().collect::<Vec<_>>(), names(&[A, B]));
     let a = &stats[A];
     assert_eq!(
-        (a.backend_name.as_str(), a.bytes_used, a.bytes_limit, a.orphan_bytes),
+        (
+            a.backend_name.as_str(),
+            a.bytes_used,
+            a.bytes_limit,
+            a.orphan_bytes
+        ),
         (A, 34, 1234, 6)
     );
-    assert!(a.updated_at >= start, "updated_at {} not stamped", a.updated_at);
+    assert!(
+        a.updated_at >= start,
+        "updated_at {} not stamped",
+        a.updated_at
+    );
     assert_eq!(stats[B].bytes_limit, 0);
     assert_ledger(&store).await;
 }

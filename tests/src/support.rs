@@ -91,7 +91,10 @@ pub async fn orphan(store: &Db, backend: &str) -> i64 {
 pub async fn copies(store: &Db, key: &str) -> Vec<ObjectLocation> {
     match store.get_all_object_locations(key).await {
         Ok(v) => {
-            assert!(!v.is_empty(), "get_all_object_locations returned no rows for {key}");
+            assert!(
+                !v.is_empty(),
+                "get_all_object_locations returned no rows for {key}"
+            );
             v
         }
         Err(StoreError::ObjectNotFound { key: k }) => {

@@ -1,11 +1,13 @@
 //! `cleanup_queue` and `cleanup_dlq`: outstanding physical deletes and the ones given up on.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use s3o_core::tx::CleanupTx;
 use s3o_core::{
-    CleanupDlqItem, CleanupItem, CleanupQueueRow, CleanupStore, CleanupTx, Result, StoreError,
-    Timestamp, validate,
+    CleanupDlqItem, CleanupItem, CleanupQueueRow, CleanupStore, Result, StoreError, Timestamp,
+    validate,
 };
 use tokio_postgres::Row;
 
@@ -291,6 +293,25 @@ impl CleanupStore for PgStore {
                 moved_at: ts(r.get(8)),
                 last_error: r.get::<_, Option<String>>(9).unwrap_or_default(),
             })
+            .collect())
+    }
+
+    async fn cleanup_bytes_by_backend(&self) -> Result<BTreeMap<String, (i64, i64)>> {
+        let rows = self
+            .db
+            .query(
+                "sum cleanup bytes per backend",
+                "SELECT backend_name, SUM(queued)::bigint, SUM(dead)::bigint FROM ( \
+                   SELECT backend_name, size_bytes AS queued, 0::bigint AS dead FROM cleanup_queue \
+                   UNION ALL \
+                   SELECT backend_name, 0::bigint, size_bytes FROM cleanup_dlq) rows \
+                 GROUP BY backend_name",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
             .collect())
     }
 

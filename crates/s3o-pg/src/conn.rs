@@ -15,6 +15,7 @@ use s3o_core::breaker::CircuitBreaker;
 use s3o_core::{Result, StoreError, Timestamp};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+use tracing::Instrument;
 
 use crate::error::{db_err, pool_err};
 
@@ -50,8 +51,12 @@ impl Db {
                     .prepare_cached(sql)
                     .await
                     .map_err(|e| db_err(ctx, e))?;
-                client.query(&stmt, params).await.map_err(|e| db_err(ctx, e))
+                client
+                    .query(&stmt, params)
+                    .await
+                    .map_err(|e| db_err(ctx, e))
             })
+            .instrument(statement_span(ctx))
             .await
     }
 
@@ -86,8 +91,14 @@ impl Db {
                     .await
                     .map_err(|e| db_err(ctx, e))
             })
+            .instrument(statement_span(ctx))
             .await
     }
+}
+
+/// The span every statement runs in: engine and operation, at debug level.
+pub(crate) fn statement_span(op: &str) -> tracing::Span {
+    tracing::debug_span!("s3o_statement", engine = "postgres", op)
 }
 
 /// A statement that always returns a row returned none: a bug, not an answer.
@@ -101,7 +112,8 @@ pub(crate) fn no_row(ctx: &str) -> StoreError {
 
 /// A nullable `timestamptz` as a [`Timestamp`] (`NULL` ⇒ zero).
 pub(crate) fn ts(t: Option<SystemTime>) -> Timestamp {
-    t.map(Timestamp::from_system_time).unwrap_or(Timestamp::ZERO)
+    t.map(Timestamp::from_system_time)
+        .unwrap_or(Timestamp::ZERO)
 }
 
 /// A [`Timestamp`] as a nullable `timestamptz` parameter (zero ⇒ `NULL`, i.e. "now" where the

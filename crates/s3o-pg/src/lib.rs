@@ -14,10 +14,15 @@
 //! - **Byte order**: every key ordering, cursor, prefix range and listing index uses
 //!   `COLLATE "C"`; prefixes are ranges (`key >= p AND key < successor(p)`), never `LIKE`.
 //! - **Breaker**: every statement, inside transactions too, passes the store's
-//!   [`CircuitBreaker`](s3o_core::breaker::CircuitBreaker); leader-lock connections and
-//!   lifecycle administration bypass it.
-//! - **TLS**: rustls with the *ring* provider; see the `sslmode` table below and the
-//!   reasoning in the `tls` module docs (no OpenSSL at build or run time).
+//!   [`s3o_core::breaker::CircuitBreaker`]; leader-lock connections and lifecycle
+//!   administration bypass it.
+//! - **TLS**: rustls 0.23 with the *ring* crypto provider, through tokio-postgres-rustls 0.14
+//!   (which resolves against tokio-postgres 0.7.18). Why rustls rather than native-tls: no
+//!   OpenSSL headers or system library at build or run time, so static, portable binaries
+//!   that behave the same on every machine; why *ring* rather than aws-lc-rs: it builds
+//!   without cmake or NASM. `verify-full`/`verify-ca` trust the `sslrootcert` file when given
+//!   (as libpq does), else the Mozilla roots of `webpki-roots` — what managed PostgreSQL
+//!   services' certificates chain to. See [`SslMode`] and the table below.
 //!
 //! ## Connection URL
 //!
@@ -226,10 +231,10 @@ fn scrub(msg: String, url: &str) -> String {
     match raw_password(url) {
         Some(pw) => {
             let mut m = msg.replace(&pw, "***");
-            if let Some(decoded) = percent_decode(&pw) {
-                if !decoded.is_empty() {
-                    m = m.replace(&decoded, "***");
-                }
+            if let Some(decoded) = percent_decode(&pw)
+                && !decoded.is_empty()
+            {
+                m = m.replace(&decoded, "***");
             }
             m
         }
@@ -421,7 +426,7 @@ impl PgStore {
             "connect to {} (check host, port, database, credentials and sslmode)",
             store.target
         );
-        store.db.raw_client(&ctx).await?;
+        drop(store.db.raw_client(&ctx).await?);
         tracing::info!(target_db = %store.target, max_size = opts.max_size, "postgres store connected");
         Ok(store)
     }
@@ -450,9 +455,17 @@ mod tests {
     fn tls_modes_parse_from_the_url() {
         use tokio_postgres::config::SslMode as Drv;
         let cases = [
-            ("postgres://u@db.example.com/app", SslMode::Prefer, Drv::Prefer),
+            (
+                "postgres://u@db.example.com/app",
+                SslMode::Prefer,
+                Drv::Prefer,
+            ),
             ("postgres://u@127.0.0.1/app", SslMode::Disable, Drv::Disable),
-            ("postgres://u@localhost:5433/app", SslMode::Disable, Drv::Disable),
+            (
+                "postgres://u@localhost:5433/app",
+                SslMode::Disable,
+                Drv::Disable,
+            ),
             (
                 "postgres://u@db.example.com/app?sslmode=require",
                 SslMode::Require,
@@ -484,7 +497,8 @@ mod tests {
             assert_eq!(p.ssl, mode, "{url}");
             assert_eq!(p.config.get_ssl_mode(), drv, "{url}");
         }
-        let p = parse("postgres://u@h/app?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem").unwrap();
+        let p =
+            parse("postgres://u@h/app?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem").unwrap();
         assert_eq!(p.root_cert.as_deref(), Some("/etc/ca.pem"));
         let e = parse("postgres://u@h/app?sslmode=verify").unwrap_err();
         assert!(matches!(e, StoreError::InvalidInput { .. }));
@@ -507,7 +521,10 @@ mod tests {
         assert_eq!(p.config.get_dbname(), Some("app"));
         assert_eq!(p.config.get_application_name(), Some("x"));
         assert_eq!(p.config.get_options(), Some("-c search_path=t_1"));
-        assert_eq!(p.config.get_connect_timeout(), Some(&Duration::from_millis(300)));
+        assert_eq!(
+            p.config.get_connect_timeout(),
+            Some(&Duration::from_millis(300))
+        );
     }
 
     #[test]
@@ -549,7 +566,10 @@ mod tests {
         assert!(!format!("{p:?}").contains(secret));
         let t = describe(&p.config, p.ssl, None);
         assert!(!t.to_string().contains(secret));
-        assert_eq!(t.to_string(), "postgres://admin@db.example.com:5432/app (sslmode=prefer)");
+        assert_eq!(
+            t.to_string(),
+            "postgres://admin@db.example.com:5432/app (sslmode=prefer)"
+        );
         // Percent-encoded passwords are scrubbed in both spellings.
         assert_eq!(
             scrub("x p%40ss y p@ss".into(), "postgres://u:p%40ss@h/db"),

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use s3o_core::tx::ObjectsTx;
 use s3o_core::{
-    ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, ObjectsTx, Result, StoredForm,
-    validate,
+    ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, Result, StoredForm, validate,
 };
 use tokio_postgres::Row;
 

@@ -1,7 +1,8 @@
 //! `pending_objects`: in-flight PUT intents.
 
 use async_trait::async_trait;
-use s3o_core::{PendingObject, PendingStore, PendingTx, Result, StoredForm, validate};
+use s3o_core::tx::PendingTx;
+use s3o_core::{PendingObject, PendingStore, Result, StoredForm, validate};
 use tokio_postgres::Row;
 
 use crate::PgStore;

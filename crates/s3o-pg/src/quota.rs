@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use s3o_core::{QuotaStat, QuotaStore, QuotaTx, Result, StoreError, validate};
+use s3o_core::tx::QuotaTx;
+use s3o_core::{QuotaStat, QuotaStore, Result, StoreError, validate};
 use tokio_postgres::Row;
 
 use crate::PgStore;

@@ -108,7 +108,11 @@ impl Reader for PgStore {
     async fn count_pending(&self) -> Result<i64> {
         let row = self
             .db
-            .query_one("count pending intents", "SELECT COUNT(*) FROM pending_objects", &[])
+            .query_one(
+                "count pending intents",
+                "SELECT COUNT(*) FROM pending_objects",
+                &[],
+            )
             .await?;
         Ok(row.get(0))
     }
@@ -291,7 +295,11 @@ impl Reader for PgStore {
     async fn cleanup_dlq_depth(&self) -> Result<i64> {
         let row = self
             .db
-            .query_one("count dead letters", "SELECT COUNT(*) FROM cleanup_dlq", &[])
+            .query_one(
+                "count dead letters",
+                "SELECT COUNT(*) FROM cleanup_dlq",
+                &[],
+            )
             .await?;
         Ok(row.get(0))
     }
@@ -322,7 +330,10 @@ mod tests {
     #[test]
     fn listing_sql_orders_and_bounds_in_byte_order() {
         let (sql, params) = listing_statement("a%_", KeyBound::After("a%_x"));
-        assert!(sql.contains("DISTINCT ON (object_key COLLATE \"C\")"), "{sql}");
+        assert!(
+            sql.contains("DISTINCT ON (object_key COLLATE \"C\")"),
+            "{sql}"
+        );
         assert!(sql.contains("object_key COLLATE \"C\" > $1"), "{sql}");
         assert!(sql.contains("object_key COLLATE \"C\" < $2"), "{sql}");
         assert!(sql.ends_with("LIMIT $3"), "{sql}");

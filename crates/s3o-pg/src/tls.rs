@@ -96,8 +96,7 @@ fn roots(root_cert: Option<&str>) -> Result<RootCertStore> {
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| tls_err(format!("cannot read sslrootcert {path}: {e}")))?;
             for cert in certs {
-                let cert =
-                    cert.map_err(|e| tls_err(format!("bad certificate in {path}: {e}")))?;
+                let cert = cert.map_err(|e| tls_err(format!("bad certificate in {path}: {e}")))?;
                 store
                     .add(cert)
                     .map_err(|e| tls_err(format!("bad certificate in {path}: {e}")))?;
@@ -112,7 +111,10 @@ fn roots(root_cert: Option<&str>) -> Result<RootCertStore> {
 }
 
 /// Builds the rustls connector for a TLS mode (`None` for `disable`).
-pub(crate) fn connector(mode: SslMode, root_cert: Option<&str>) -> Result<Option<MakeRustlsConnect>> {
+pub(crate) fn connector(
+    mode: SslMode,
+    root_cert: Option<&str>,
+) -> Result<Option<MakeRustlsConnect>> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -268,7 +270,9 @@ mod tests {
 
     #[test]
     fn missing_root_cert_file_is_invalid_input() {
-        let e = connector(SslMode::VerifyFull, Some("/nonexistent/root.crt")).unwrap_err();
+        let Err(e) = connector(SslMode::VerifyFull, Some("/nonexistent/root.crt")) else {
+            panic!("a missing root file must fail");
+        };
         assert!(matches!(e, StoreError::InvalidInput { .. }), "{e:?}");
         assert!(e.to_string().contains("sslrootcert"), "{e}");
     }

@@ -17,9 +17,10 @@ use s3o_core::breaker::CircuitBreaker;
 use s3o_core::locks::KEY_LOCK_CLASS;
 use s3o_core::{DbErrorKind, Result, Runner, StoreError, Transaction, TxAdapter, validate};
 use tokio_postgres::Row;
+use tracing::Instrument;
 
 use crate::PgStore;
-use crate::conn::{Params, no_row};
+use crate::conn::{Params, no_row, statement_span};
 use crate::error::db_err;
 
 /// One open transaction on one pooled connection.
@@ -47,8 +48,9 @@ impl PgTx {
             ));
         };
         let begin = !self.begun;
-        let mut began = false;
-        let began_ref = &mut began;
+        // Marked before sending: if this future is dropped mid-flight, Drop must assume a
+        // transaction may be open (a ROLLBACK outside one is harmless).
+        self.begun = true;
         let r = self
             .breaker
             .call(async move {
@@ -59,8 +61,10 @@ impl PgTx {
                 if begin {
                     // Pipelined: BEGIN and the statement leave in one write, in this order.
                     let (b, r) = if rows {
-                        let (b, r) =
-                            tokio::join!(client.batch_execute("BEGIN"), client.query(&stmt, params));
+                        let (b, r) = tokio::join!(
+                            client.batch_execute("BEGIN"),
+                            client.query(&stmt, params)
+                        );
                         (b, r.map(Out::Rows))
                     } else {
                         let (b, r) = tokio::join!(
@@ -70,7 +74,6 @@ impl PgTx {
                         (b, r.map(Out::Count))
                     };
                     b.map_err(|e| db_err("begin transaction", e))?;
-                    *began_ref = true;
                     r.map_err(|e| db_err(ctx, e))
                 } else if rows {
                     client
@@ -86,10 +89,8 @@ impl PgTx {
                         .map_err(|e| db_err(ctx, e))
                 }
             })
+            .instrument(statement_span(ctx))
             .await;
-        if began {
-            self.begun = true;
-        }
         if let Err(StoreError::Database { .. }) = &r {
             self.failed = true;
         }
@@ -132,7 +133,12 @@ impl PgTx {
     }
 
     /// Runs one statement; returns the number of rows it touched.
-    pub(crate) async fn execute(&mut self, ctx: &str, sql: &str, params: Params<'_>) -> Result<u64> {
+    pub(crate) async fn execute(
+        &mut self,
+        ctx: &str,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<u64> {
         match self.run(ctx, sql, params, false).await? {
             Out::Count(n) => Ok(n),
             Out::Rows(r) => Ok(r.len() as u64),
@@ -218,15 +224,22 @@ impl Transaction for PgTx {
     }
 }
 
-#[async_trait]
-impl Runner for PgStore {
-    async fn begin(&self) -> Result<Box<dyn Transaction>> {
+impl PgStore {
+    /// Opens a transaction (lazily: `BEGIN` leaves with its first statement).
+    pub(crate) async fn begin_pg(&self) -> Result<PgTx> {
         let client = self.db.client("begin transaction").await?;
-        Ok(Box::new(PgTx {
+        Ok(PgTx {
             client: Some(client),
             breaker: Arc::clone(&self.db.breaker),
             begun: false,
             failed: false,
-        }))
+        })
+    }
+}
+
+#[async_trait]
+impl Runner for PgStore {
+    async fn begin(&self) -> Result<Box<dyn Transaction>> {
+        Ok(Box::new(self.begin_pg().await?))
     }
 }

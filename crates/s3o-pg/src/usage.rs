@@ -11,7 +11,10 @@ use crate::error::unknown_backend;
 fn validate_period(period: &str) -> Result<()> {
     validate::text("usage period", period)?;
     if period.is_empty() {
-        return Err(StoreError::invalid("usage period", "must not be empty (YYYY-MM)"));
+        return Err(StoreError::invalid(
+            "usage period",
+            "must not be empty (YYYY-MM)",
+        ));
     }
     Ok(())
 }
@@ -40,7 +43,13 @@ impl UsageStore for PgStore {
                  egress_bytes = backend_usage.egress_bytes + EXCLUDED.egress_bytes, \
                  ingress_bytes = backend_usage.ingress_bytes + EXCLUDED.ingress_bytes, \
                  updated_at = NOW()",
-                &[&backend, &period, &api_requests, &egress_bytes, &ingress_bytes],
+                &[
+                    &backend,
+                    &period,
+                    &api_requests,
+                    &egress_bytes,
+                    &ingress_bytes,
+                ],
             )
             .await
             .map_err(unknown_backend(backend))?;

@@ -1,5 +1,6 @@
 //! `cleanup_queue` and `cleanup_dlq`: physical deletes still owed to backends.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -138,10 +139,6 @@ fn dlq_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CleanupDlqItem> {
         moved_at: Timestamp::from_micros(r.get(8)?),
         last_error: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
     })
-}
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
@@ -323,6 +320,25 @@ impl CleanupStore for SqliteStore {
                 )
             })
             .await
+    }
+
+    async fn cleanup_bytes_by_backend(&self) -> Result<BTreeMap<String, (i64, i64)>> {
+        let rows = self
+            .conns
+            .read("cleanup bytes by backend", |db| {
+                db.query_vec(
+                    "cleanup bytes by backend",
+                    "SELECT backend_name, sum(queued), sum(dead) FROM ( \
+                         SELECT backend_name, size_bytes AS queued, 0 AS dead FROM cleanup_queue \
+                         UNION ALL \
+                         SELECT backend_name, 0, size_bytes FROM cleanup_dlq) \
+                     GROUP BY backend_name ORDER BY backend_name",
+                    [],
+                    |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))),
+                )
+            })
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     async fn requeue_cleanup_dlq(&self, backend: Option<&str>) -> Result<i64> {

@@ -7,11 +7,17 @@ use s3o_core::{DashboardStore, Result};
 
 use crate::SqliteStore;
 
-async fn counts(store: &SqliteStore, ctx: &'static str, sql: &'static str) -> Result<BTreeMap<String, i64>> {
+async fn counts(
+    store: &SqliteStore,
+    ctx: &'static str,
+    sql: &'static str,
+) -> Result<BTreeMap<String, i64>> {
     let rows = store
         .conns
         .read(ctx, move |db| {
-            db.query_vec(ctx, sql, [], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            db.query_vec(ctx, sql, [], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
         })
         .await?;
     Ok(rows.into_iter().collect())

@@ -87,7 +87,10 @@ mod tests {
                 ffi::SQLITE_CONSTRAINT_FOREIGNKEY,
                 DbErrorKind::ForeignKeyViolation,
             ),
-            (ffi::SQLITE_CONSTRAINT_NOTNULL, DbErrorKind::NotNullViolation),
+            (
+                ffi::SQLITE_CONSTRAINT_NOTNULL,
+                DbErrorKind::NotNullViolation,
+            ),
             (ffi::SQLITE_CONSTRAINT_CHECK, DbErrorKind::CheckViolation),
             (ffi::SQLITE_CANTOPEN, DbErrorKind::Connection),
             (ffi::SQLITE_IOERR, DbErrorKind::Connection),

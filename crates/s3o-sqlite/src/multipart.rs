@@ -16,8 +16,7 @@ use crate::objects::{FormColumns, null_if_empty};
 use crate::reader::{KeyRange, MAX_PAGE};
 
 /// Every column of an upload, in the order [`upload_from_row`] reads them.
-const UPLOAD_COLUMNS: &str =
-    "upload_id, object_key, backend_name, content_type, metadata, encryption_key, key_id, created_at";
+const UPLOAD_COLUMNS: &str = "upload_id, object_key, backend_name, content_type, metadata, encryption_key, key_id, created_at";
 
 /// Raw upload row; metadata is decoded after the statement (its error is not SQL's).
 struct UploadRow {

@@ -160,10 +160,7 @@ impl QuotaStore for SqliteStore {
         let caps = capacities(self, order).await?;
         order
             .iter()
-            .find(|name| {
-                caps.iter()
-                    .any(|c| &c.backend == *name && c.admits(size))
-            })
+            .find(|name| caps.iter().any(|c| &c.backend == *name && c.admits(size)))
             .cloned()
             .ok_or(StoreError::NoSpaceAvailable)
     }
@@ -180,7 +177,10 @@ impl QuotaStore for SqliteStore {
             if c.limit == 0 {
                 (0, 1)
             } else {
-                (i128::from(c.used) + i128::from(c.orphan), i128::from(c.limit))
+                (
+                    i128::from(c.used) + i128::from(c.orphan),
+                    i128::from(c.limit),
+                )
             }
         };
         caps.iter()

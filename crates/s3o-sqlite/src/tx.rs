@@ -14,8 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use s3o_core::tx::{CleanupTx, ObjectsTx, PendingTx, QuotaTx};
 use s3o_core::{
-    CleanupQueueRow, DbErrorKind, ExistingCopy, KeyedExistingCopy, ObjectLocation,
-    PendingObject, Result, Runner, StoreError, StoredForm, Transaction, TxAdapter,
+    CleanupQueueRow, DbErrorKind, ExistingCopy, KeyedExistingCopy, ObjectLocation, PendingObject,
+    Result, Runner, StoreError, StoredForm, Transaction, TxAdapter,
 };
 
 use crate::conn::{Conns, Db, WriterGuard};
@@ -54,7 +54,10 @@ impl SqliteTx {
 impl Drop for SqliteTx {
     fn drop(&mut self) {
         if let Some(guard) = self.guard.take() {
-            tracing::debug!(engine = "sqlite", "transaction dropped before commit; rolling back");
+            tracing::debug!(
+                engine = "sqlite",
+                "transaction dropped before commit; rolling back"
+            );
             self.conns.abandon_tx(guard);
         }
     }
@@ -250,8 +253,10 @@ impl CleanupTx for SqliteTx {
     }
 
     async fn get_cleanup_queue_row(&mut self, id: i64) -> Result<CleanupQueueRow> {
-        self.run("get cleanup queue row", move |db| cleanup::queue_row(db, id))
-            .await
+        self.run("get cleanup queue row", move |db| {
+            cleanup::queue_row(db, id)
+        })
+        .await
     }
 
     async fn insert_cleanup_dlq(&mut self, row: &CleanupQueueRow) -> Result<()> {
@@ -263,8 +268,10 @@ impl CleanupTx for SqliteTx {
     }
 
     async fn delete_cleanup_item(&mut self, id: i64) -> Result<()> {
-        self.run("delete cleanup item", move |db| cleanup::delete_item(db, id))
-            .await
+        self.run("delete cleanup item", move |db| {
+            cleanup::delete_item(db, id)
+        })
+        .await
     }
 
     async fn delete_cleanup_dlq_row(&mut self, id: i64) -> Result<Option<(String, i64)>> {

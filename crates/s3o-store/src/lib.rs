@@ -93,11 +93,11 @@ impl Store {
     pub async fn open(url: &str, options: OpenOptions) -> Result<Arc<dyn MetadataStore>> {
         let engine = Engine::for_url(url)?;
         let store = open_engine(engine, url).await?;
-        if options.migrate {
-            if let Err(e) = store.run_migrations().await {
-                store.close().await;
-                return Err(e);
-            }
+        if options.migrate
+            && let Err(e) = store.run_migrations().await
+        {
+            store.close().await;
+            return Err(e);
         }
         Ok(store)
     }
@@ -155,7 +155,13 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_scheme_lists_accepted_schemes() {
-        for url in ["mysql://localhost/db", "", "sqlite", "http://x", "postgres:/x"] {
+        for url in [
+            "mysql://localhost/db",
+            "",
+            "sqlite",
+            "http://x",
+            "postgres:/x",
+        ] {
             let why = invalid_why(open(url).await);
             for scheme in ACCEPTED_SCHEMES {
                 assert!(why.contains(scheme), "{url}: {why}");

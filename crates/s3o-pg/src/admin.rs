@@ -1,0 +1,221 @@
+//! Lifecycle administration: migrations, schema version, quota-limit sync, close.
+//!
+//! Migrations are the numbered SQL files of `migrations/postgres/`, embedded at compile time.
+//! `run_migrations` takes the session advisory lock [`MIGRATION_LOCK_ID`] on one connection,
+//! creates the configured schema if missing, then applies each pending file in its own
+//! transaction together with its row in `s3o_schema_version`. Concurrent migrators (several
+//! instances starting at once) queue on the lock; the later ones find nothing to do.
+//! None of this passes the circuit breaker: it runs before the breaker matters.
+
+use async_trait::async_trait;
+use deadpool_postgres::Object;
+use s3o_core::locks::MIGRATION_LOCK_ID;
+use s3o_core::{LifecycleAdmin, Result, SchemaVersion, validate};
+
+use crate::PgStore;
+use crate::error::{db_err, schema_err};
+
+/// One embedded migration.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// Every migration, in order. The SQLite engine uses the same numbering.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "indexes",
+        sql: include_str!("../../../migrations/postgres/0002_indexes.sql"),
+    },
+];
+
+/// The schema version this binary expects: the highest embedded migration.
+pub const EXPECTED_SCHEMA_VERSION: i64 = 2;
+
+const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
+
+const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS s3o_schema_version ( \
+     version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+     applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW())";
+
+/// The highest applied version, 0 when the version table does not exist.
+async fn current_version(client: &Object) -> Result<i64> {
+    let row = client
+        .query_one(
+            "SELECT CASE WHEN to_regclass('s3o_schema_version') IS NULL THEN NULL::bigint \
+             ELSE -1 END",
+            &[],
+        )
+        .await
+        .map_err(|e| db_err("read schema version", e))?;
+    if row.get::<_, Option<i64>>(0).is_none() {
+        return Ok(0);
+    }
+    let row = client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::bigint FROM s3o_schema_version",
+            &[],
+        )
+        .await
+        .map_err(|e| db_err("read schema version", e))?;
+    Ok(row.get(0))
+}
+
+async fn migrate_locked(client: &Object, schema: Option<&str>) -> Result<i64> {
+    if let Some(s) = schema {
+        // The name was validated as [a-z_][a-z0-9_]*, so quoting is plain.
+        client
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))
+            .await
+            .map_err(|e| db_err("create schema", e))?;
+    }
+    client
+        .batch_execute(VERSION_TABLE)
+        .await
+        .map_err(|e| db_err("create schema version table", e))?;
+    let start = current_version(client).await?;
+    let mut current = start;
+    if start > EXPECTED_SCHEMA_VERSION {
+        return Err(schema_err(format!(
+            "database schema is at version {start}, newer than this binary's \
+             {EXPECTED_SCHEMA_VERSION}: upgrade the binary"
+        )));
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > start) {
+        let ctx = format!("apply migration {:04}_{}", m.version, m.name);
+        let body = format!(
+            "BEGIN;\n{}\n;INSERT INTO s3o_schema_version (version, name) VALUES ({}, '{}');\nCOMMIT;",
+            m.sql, m.version, m.name
+        );
+        if let Err(e) = client.batch_execute(&body).await {
+            // A failed statement leaves the transaction aborted; end it before unlocking.
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(db_err(&ctx, e));
+        }
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+        current = m.version;
+    }
+    Ok(current)
+}
+
+impl PgStore {
+    async fn admin_client(&self, ctx: &str) -> Result<Object> {
+        self.db.raw_client(ctx).await
+    }
+}
+
+#[async_trait]
+impl LifecycleAdmin for PgStore {
+    async fn run_migrations(&self) -> Result<SchemaVersion> {
+        let client = self.admin_client("run migrations").await?;
+        // Session lock on this connection, outside the leader-lock ids: one migrator at a time
+        // per database; the others wait here and then find every migration applied.
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_ID])
+            .await
+            .map_err(|e| db_err("take migration lock", e))?;
+        let result = migrate_locked(&client, self.schema.as_deref()).await;
+        let unlocked = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_ID])
+            .await;
+        if unlocked.is_err() {
+            // Closing the session releases the lock; never pool a connection that may hold it.
+            drop(Object::take(client));
+        }
+        let current = result?;
+        Ok(SchemaVersion {
+            current,
+            expected: EXPECTED_SCHEMA_VERSION,
+        })
+    }
+
+    async fn schema_version(&self) -> Result<SchemaVersion> {
+        let client = self.admin_client("read schema version").await?;
+        Ok(SchemaVersion {
+            current: current_version(&client).await?,
+            expected: EXPECTED_SCHEMA_VERSION,
+        })
+    }
+
+    async fn verify_schema_version(&self) -> Result<SchemaVersion> {
+        let v = self.schema_version().await?;
+        if v.current < v.expected {
+            return Err(schema_err(format!(
+                "database schema is at version {}, this binary expects {}: run migrations",
+                v.current, v.expected
+            )));
+        }
+        if v.current > v.expected {
+            return Err(schema_err(format!(
+                "database schema is at version {}, newer than this binary's {}: upgrade the \
+                 binary",
+                v.current, v.expected
+            )));
+        }
+        Ok(v)
+    }
+
+    async fn sync_quota_limits(&self, limits: &[(String, i64)]) -> Result<()> {
+        for (name, limit) in limits {
+            validate::backend(name)?;
+            validate::quota_limit(*limit)?;
+        }
+        if limits.is_empty() {
+            return Ok(());
+        }
+        // Last entry wins for a repeated name; sorted so rows lock in backend order.
+        let mut merged = std::collections::BTreeMap::new();
+        for (name, limit) in limits {
+            merged.insert(name.clone(), *limit);
+        }
+        let names: Vec<String> = merged.keys().cloned().collect();
+        let values: Vec<i64> = merged.values().copied().collect();
+        let client = self.admin_client("sync quota limits").await?;
+        // One statement, hence one transaction: new backends start at zero used; existing
+        // rows only get the new limit (used and orphan bytes are kept).
+        client
+            .execute(
+                "INSERT INTO backend_quotas (backend_name, bytes_limit, bytes_used, \
+                 orphan_bytes, updated_at) \
+                 SELECT name, lim, 0, 0, NOW() FROM unnest($1::text[], $2::bigint[]) \
+                 AS t(name, lim) ORDER BY name COLLATE \"C\" \
+                 ON CONFLICT (backend_name) DO UPDATE SET bytes_limit = EXCLUDED.bytes_limit, \
+                 updated_at = NOW()",
+                &[&names, &values],
+            )
+            .await
+            .map_err(|e| db_err("sync quota limits", e))?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.db.pool.close();
+        tracing::info!(target_db = %self.target, "postgres store closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1);
+            assert!(!m.sql.trim().is_empty());
+        }
+        assert!(
+            MIGRATIONS[0]
+                .sql
+                .contains("last_scrubbed_at TIMESTAMPTZ NULL")
+        );
+        assert!(MIGRATIONS[1].sql.contains("COLLATE \"C\""));
+    }
+}

@@ -1,0 +1,325 @@
+//! Encryption administration: encrypt/decrypt in place with quota adjustments, rotation,
+//! keyset paging.
+
+use s3o_store::*;
+
+use crate::support::*;
+
+fn cursor(key: &str, backend: &str) -> Cursor {
+    Cursor {
+        object_key: key.to_owned(),
+        backend_name: backend.to_owned(),
+    }
+}
+
+async fn all_unencrypted(store: &Db, page: i64) -> Vec<(String, String, i64)> {
+    let mut out = Vec::new();
+    let mut after: Option<Cursor> = None;
+    for _ in 0..10_000 {
+        let rows = store
+            .list_unencrypted_locations(page, after.as_ref())
+            .await
+            .unwrap();
+        assert!(rows.len() as i64 <= page);
+        let Some(last) = rows.last() else {
+            return out;
+        };
+        after = Some(cursor(&last.object_key, &last.backend_name));
+        out.extend(
+            rows.into_iter()
+                .map(|r| (r.object_key, r.backend_name, r.size_bytes)),
+        );
+    }
+    panic!("keyset paging never ended");
+}
+
+async fn all_encrypted(store: &Db, page: i64) -> Vec<EncryptedLocation> {
+    let mut out = Vec::new();
+    let mut after: Option<Cursor> = None;
+    for _ in 0..10_000 {
+        let rows = store
+            .list_all_encrypted_locations(page, after.as_ref())
+            .await
+            .unwrap();
+        let Some(last) = rows.last() else {
+            return out;
+        };
+        after = Some(cursor(&last.object_key, &last.backend_name));
+        out.extend(rows);
+    }
+    panic!("keyset paging never ended");
+}
+
+/// List plaintext → encrypt (quota +overhead) → list by key id → rotate → list all →
+/// decrypt (quota back) → list plaintext.
+pub async fn encryption_admin_lifecycle(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k1", A, 100).await;
+    put(&store, "k2", B, 200).await;
+    store
+        .record_object("k3", A, 50, &hashed_form("h3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        all_unencrypted(&store, 1000).await,
+        vec![
+            ("k1".to_owned(), A.to_owned(), 100),
+            ("k2".to_owned(), B.to_owned(), 200),
+            ("k3".to_owned(), A.to_owned(), 50)
+        ]
+    );
+    let key1 = vec![9u8, 0, 9, 0xFF];
+    assert!(
+        store
+            .mark_object_encrypted("k1", A, &key1, "v1", 100, 116)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_object_encrypted("k2", B, &[7, 7], "v1", 200, 228)
+            .await
+            .unwrap()
+    );
+    assert_eq!((used(&store, A).await, used(&store, B).await), (166, 228));
+    let c = copy_on(&store, "k1", A).await;
+    assert!(c.form.encrypted);
+    assert_eq!(
+        (c.size_bytes, c.form.plaintext_size, c.form.key_id.as_str()),
+        (116, 100, "v1")
+    );
+    assert_eq!(c.form.encryption_key, key1);
+    let v1 = store.list_encrypted_locations("v1", 10, 0).await.unwrap();
+    assert_eq!(
+        v1.iter().map(|e| e.object_key.as_str()).collect::<Vec<_>>(),
+        vec!["k1", "k2"]
+    );
+    assert_eq!(v1[0].encryption_key, key1);
+    // Rotate k1 to v2.
+    assert!(
+        store
+            .update_encryption_key("k1", A, &[1, 2, 3], "v2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_encryption_key("k1", B, &[1], "v2")
+            .await
+            .unwrap()
+    );
+    let v1 = store.list_encrypted_locations("v1", 10, 0).await.unwrap();
+    assert_eq!(v1.len(), 1);
+    assert_eq!(v1[0].object_key, "k2");
+    let v2 = store.list_encrypted_locations("v2", 10, 0).await.unwrap();
+    assert_eq!(v2.len(), 1);
+    assert_eq!(
+        (
+            v2[0].object_key.as_str(),
+            v2[0].encryption_key.clone(),
+            v2[0].key_id.as_str()
+        ),
+        ("k1", vec![1, 2, 3], "v2")
+    );
+    assert_eq!(used(&store, A).await, 166, "rotation changes no size");
+    assert_eq!(all_encrypted(&store, 1).await.len(), 2);
+    // Decrypt k1.
+    assert!(store.mark_object_decrypted("k1", A, 100).await.unwrap());
+    assert_eq!(used(&store, A).await, 150);
+    let c = copy_on(&store, "k1", A).await;
+    assert_eq!(c.form, StoredForm::default());
+    assert_eq!(c.size_bytes, 100);
+    assert_eq!(
+        all_unencrypted(&store, 2)
+            .await
+            .into_iter()
+            .map(|r| r.0)
+            .collect::<Vec<_>>(),
+        vec!["k1", "k3"]
+    );
+    assert_ledger(&store).await;
+}
+
+/// Encrypting in place is not limit-guarded: the bytes are already on the backend.
+pub async fn mark_encrypted_ignores_limit(store: Db) {
+    backends(&store, &[(A, 1000)]).await;
+    put(&store, "k", A, 1000).await;
+    assert!(
+        store
+            .mark_object_encrypted("k", A, &[1], "v", 1000, 1100)
+            .await
+            .unwrap()
+    );
+    assert_eq!(used(&store, A).await, 1100);
+    // Same size: no change.
+    assert!(
+        store
+            .mark_object_encrypted("k", A, &[2], "v", 1000, 1100)
+            .await
+            .unwrap()
+    );
+    assert_eq!(used(&store, A).await, 1100);
+    assert!(store.mark_object_decrypted("k", A, 1000).await.unwrap());
+    assert_eq!(used(&store, A).await, 1000);
+    assert_ledger(&store).await;
+}
+
+/// Encrypt and decrypt keep the content hash and the managed flag.
+pub async fn mark_keeps_hash_and_managed(store: Db) {
+    three_backends(&store).await;
+    let form = StoredForm {
+        content_hash: "cafe".into(),
+        managed: false,
+        ..StoredForm::default()
+    };
+    store.record_object("k", A, 10, &form).await.unwrap();
+    assert!(
+        store
+            .mark_object_encrypted("k", A, &[5], "v", 10, 26)
+            .await
+            .unwrap()
+    );
+    let c = copy_on(&store, "k", A).await;
+    assert_eq!(
+        (c.form.content_hash.as_str(), c.form.managed),
+        ("cafe", false)
+    );
+    assert!(store.mark_object_decrypted("k", A, 10).await.unwrap());
+    let c = copy_on(&store, "k", A).await;
+    assert_eq!(c.form, form);
+    assert_ledger(&store).await;
+}
+
+/// Missing copies ⇒ `false`, nothing changed.
+pub async fn mark_missing_copy_false(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", A, 10).await;
+    let before = snapshot(&store).await;
+    assert!(
+        !store
+            .mark_object_encrypted("k", B, &[1], "v", 10, 20)
+            .await
+            .unwrap()
+    );
+    assert!(!store.mark_object_decrypted("nope", A, 10).await.unwrap());
+    assert!(
+        !store
+            .update_encryption_key("nope", A, &[1], "v")
+            .await
+            .unwrap()
+    );
+    assert_eq!(snapshot(&store).await, before);
+    assert_ledger(&store).await;
+}
+
+/// Keyset paging over plaintext copies visits each `(key, backend)` once while the set
+/// shrinks underneath it.
+pub async fn unencrypted_keyset_visits_each_once(store: Db) {
+    three_backends(&store).await;
+    let keys: Vec<String> = crate::listing::adversarial_keys();
+    put_many(&store, &keys, A, 4).await;
+    for k in keys.iter().step_by(2) {
+        store.record_replica(k, B, A).await.unwrap();
+    }
+    let mut expected: Vec<(String, String)> = Vec::new();
+    for k in &keys {
+        expected.push((k.clone(), A.to_owned()));
+    }
+    for k in keys.iter().step_by(2) {
+        expected.push((k.clone(), B.to_owned()));
+    }
+    expected.sort_by(|x, y| {
+        x.0.as_bytes()
+            .cmp(y.0.as_bytes())
+            .then(x.1.as_bytes().cmp(y.1.as_bytes()))
+    });
+    for page in [1, 2, 3, 1000] {
+        let got: Vec<(String, String)> = all_unencrypted(&store, page)
+            .await
+            .into_iter()
+            .map(|r| (r.0, r.1))
+            .collect();
+        assert_eq!(got, expected, "page {page}");
+    }
+    // Encrypt each row right after it is listed: the walk still visits every row once.
+    let mut seen = Vec::new();
+    let mut after: Option<Cursor> = None;
+    loop {
+        let rows = store
+            .list_unencrypted_locations(2, after.as_ref())
+            .await
+            .unwrap();
+        let Some(last) = rows.last() else { break };
+        after = Some(cursor(&last.object_key, &last.backend_name));
+        for r in rows {
+            assert!(
+                store
+                    .mark_object_encrypted(&r.object_key, &r.backend_name, &[1], "v", 4, 20)
+                    .await
+                    .unwrap()
+            );
+            seen.push((r.object_key, r.backend_name));
+        }
+    }
+    assert_eq!(seen, expected);
+    assert!(all_unencrypted(&store, 10).await.is_empty());
+    assert_eq!(all_encrypted(&store, 3).await.len(), expected.len());
+    assert_ledger(&store).await;
+}
+
+/// Offset paging by key id and keyset paging over all encrypted copies, byte order.
+pub async fn encrypted_offset_and_keyset_paging(store: Db) {
+    three_backends(&store).await;
+    let keys = crate::listing::adversarial_keys();
+    for (i, k) in keys.iter().enumerate() {
+        let form = StoredForm {
+            key_id: if i % 2 == 0 {
+                "even".into()
+            } else {
+                "odd".into()
+            },
+            ..encrypted_form(i as u8)
+        };
+        store
+            .record_object(k, [A, B][i % 2], 10, &form)
+            .await
+            .unwrap();
+    }
+    let even: Vec<String> = byte_sorted(
+        &keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 0)
+            .map(|(_, k)| k.clone())
+            .collect::<Vec<_>>(),
+    );
+    let mut got = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = store
+            .list_encrypted_locations("even", 3, offset)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.iter().all(|e| e.key_id == "even"));
+        offset += page.len() as i64;
+        got.extend(page.into_iter().map(|e| e.object_key));
+    }
+    assert_eq!(got, even);
+    let all: Vec<String> = all_encrypted(&store, 2)
+        .await
+        .into_iter()
+        .map(|e| e.object_key)
+        .collect();
+    assert_eq!(all, byte_sorted(&keys));
+    assert!(
+        store
+            .list_encrypted_locations("none", 10, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_ledger(&store).await;
+}

@@ -1,0 +1,157 @@
+//! Integrity scrubbing and the dashboard counts.
+
+use s3o_store::*;
+
+use crate::support::*;
+
+fn keys(rows: &[ObjectLocation]) -> Vec<String> {
+    rows.iter().map(|r| r.object_key.clone()).collect()
+}
+
+/// Managed copies without a hash, oldest first; a hash update removes a copy from the list.
+pub async fn objects_without_hash(store: Db) {
+    three_backends(&store).await;
+    put(&store, "u1", A, 1).await;
+    put(&store, "u2", B, 2).await;
+    store
+        .record_object("h1", A, 3, &hashed_form("h"))
+        .await
+        .unwrap();
+    let unmanaged = StoredForm {
+        managed: false,
+        ..StoredForm::default()
+    };
+    store.record_object("u3", C, 4, &unmanaged).await.unwrap();
+    put(&store, "u4", C, 5).await;
+    assert_eq!(
+        keys(&store.get_objects_without_hash(100, 0).await.unwrap()),
+        vec!["u1", "u2", "u4"]
+    );
+    assert_eq!(
+        keys(&store.get_objects_without_hash(1, 1).await.unwrap()),
+        vec!["u2"]
+    );
+    assert_eq!(
+        keys(&store.get_objects_without_hash(100, -5).await.unwrap()),
+        vec!["u1", "u2", "u4"],
+        "negative offset clamps to 0"
+    );
+    assert!(store.update_content_hash("u1", A, "abc123").await.unwrap());
+    assert_eq!(copy_on(&store, "u1", A).await.form.content_hash, "abc123");
+    assert_eq!(
+        keys(&store.get_objects_without_hash(100, 0).await.unwrap()),
+        vec!["u2", "u4"]
+    );
+    assert!(!store.update_content_hash("u1", B, "x").await.unwrap());
+    assert!(!store.update_content_hash("nope", A, "x").await.unwrap());
+    assert_ledger(&store).await;
+}
+
+/// The scrub queue: never-verified by age first, then least recently verified; a scrub or a
+/// hash update moves a copy to the back.
+pub async fn least_recently_scrubbed_order(store: Db) {
+    three_backends(&store).await;
+    for k in ["s1", "s2", "s3"] {
+        store
+            .record_object(k, A, 1, &hashed_form("h"))
+            .await
+            .unwrap();
+    }
+    put(&store, "unhashed", A, 1).await;
+    let unmanaged = StoredForm {
+        managed: false,
+        ..hashed_form("h")
+    };
+    store
+        .record_object("unmanaged", A, 1, &unmanaged)
+        .await
+        .unwrap();
+    let on_a = vec![A.to_owned()];
+    let queue = |s: Db| async move {
+        keys(
+            &s.get_least_recently_scrubbed_objects(100, &[A.to_owned()])
+                .await
+                .unwrap(),
+        )
+    };
+    assert_eq!(queue(store.clone()).await, vec!["s1", "s2", "s3"]);
+    assert!(store.mark_object_scrubbed("s1", A).await.unwrap());
+    assert_eq!(queue(store.clone()).await, vec!["s2", "s3", "s1"]);
+    assert!(store.mark_object_scrubbed("s2", A).await.unwrap());
+    assert_eq!(queue(store.clone()).await, vec!["s3", "s1", "s2"]);
+    assert!(store.update_content_hash("s3", A, "h2").await.unwrap());
+    assert_eq!(queue(store.clone()).await, vec!["s1", "s2", "s3"]);
+    assert!(!store.mark_object_scrubbed("s1", B).await.unwrap());
+    assert!(!store.mark_object_scrubbed("nope", A).await.unwrap());
+    assert_eq!(
+        store
+            .get_least_recently_scrubbed_objects(100, &on_a)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_ledger(&store).await;
+}
+
+/// The scrub queue covers only the given backends; empty backends ⇒ empty; limit honoured.
+pub async fn scrub_backend_filter_and_limit(store: Db) {
+    three_backends(&store).await;
+    for (k, b) in [("a1", A), ("b1", B), ("a2", A), ("c1", C)] {
+        store
+            .record_object(k, b, 1, &hashed_form("h"))
+            .await
+            .unwrap();
+    }
+    let got = store
+        .get_least_recently_scrubbed_objects(100, &[B.to_owned(), C.to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(keys(&got), vec!["b1", "c1"]);
+    assert!(got.iter().all(|r| r.backend_name != A));
+    assert!(
+        store
+            .get_least_recently_scrubbed_objects(100, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let one = store
+        .get_least_recently_scrubbed_objects(1, &[A.to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(keys(&one), vec!["a1"]);
+    assert_eq!(one[0].form.content_hash, "h");
+    assert_ledger(&store).await;
+}
+
+/// Copies, unhashed copies and active uploads per backend.
+pub async fn dashboard_counts(store: Db) {
+    three_backends(&store).await;
+    put(&store, "x", A, 1).await;
+    store
+        .record_object("y", A, 1, &hashed_form("h"))
+        .await
+        .unwrap();
+    store.record_replica("y", B, A).await.unwrap();
+    put(&store, "z", B, 1).await;
+    store
+        .create_multipart_upload(&CreateMultipartUploadParams {
+            upload_id: "u".into(),
+            object_key: "m".into(),
+            backend_name: C.into(),
+            ..CreateMultipartUploadParams::default()
+        })
+        .await
+        .unwrap();
+    let counts = store.get_object_counts().await.unwrap();
+    assert_eq!((counts.get(A), counts.get(B)), (Some(&2), Some(&2)));
+    assert_eq!(counts.get(C).copied().unwrap_or(0), 0);
+    let unverified = store.get_unverified_object_counts().await.unwrap();
+    assert_eq!((unverified.get(A), unverified.get(B)), (Some(&1), Some(&1)));
+    assert_eq!(unverified.get(C).copied().unwrap_or(0), 0);
+    let mp = store.get_active_multipart_counts().await.unwrap();
+    assert_eq!(mp.get(C), Some(&1));
+    assert_eq!(mp.get(A).copied().unwrap_or(0), 0);
+    assert_ledger(&store).await;
+}
