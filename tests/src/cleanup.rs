@@ -54,6 +54,7 @@ pub async fn pending_cleanups_do_not_claim(store: Db) {
         .unwrap();
     assert_eq!(claimed.len(), 3, "a snapshot left claims behind");
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 3);
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -96,6 +97,7 @@ pub async fn claim_stamps_and_excludes(store: Db) {
         snap.iter()
             .all(|i| i.claimed_by.is_some() && i.claimed_at.is_some())
     );
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -163,6 +165,7 @@ pub async fn grace_reclaim_sets_flag(store: Db) {
         9,
         "claims never touch orphan bytes"
     );
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -201,6 +204,7 @@ pub async fn retry_clears_claim(store: Db) {
         .await
         .unwrap();
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 1);
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -242,6 +246,7 @@ pub async fn complete_is_idempotent(store: Db) {
     store.complete_cleanup_item(987_654_321).await.unwrap();
     assert_eq!(pending_ids(&store).await, vec![ids[1]]);
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 1);
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -301,6 +306,7 @@ pub async fn move_to_dlq_happy_path(store: Db) {
         70,
         "DLQ move must not release orphan bytes"
     );
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -321,6 +327,7 @@ pub async fn move_to_dlq_preserves_last_error(store: Db) {
     assert_eq!(by_orig(ids[0]).last_error, "original");
     assert_eq!(by_orig(ids[1]).last_error, "", "no error stays empty");
     assert_eq!(by_orig(ids[1]).attempts, 0);
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -368,6 +375,7 @@ pub async fn list_dlq_scope_and_order(store: Db) {
             .is_empty()
     );
     assert_eq!(store.list_cleanup_dlq(None, 1).await.unwrap().len(), 1);
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -410,6 +418,7 @@ pub async fn requeue_dlq_moves_rows_back(store: Db) {
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 2);
     assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 0);
     assert_eq!((orphan(&store, A).await, orphan(&store, B).await), (10, 20));
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -445,6 +454,7 @@ pub async fn write_off_dlq_releases_orphans(store: Db) {
     assert_eq!(store.write_off_cleanup_dlq(&ids).await.unwrap(), 0);
     assert_eq!(store.write_off_cleanup_dlq(&[]).await.unwrap(), 0);
     assert_eq!(orphan(&store, C).await, 5);
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -479,6 +489,7 @@ pub async fn sweep_stale_cleanup_rows(store: Db) {
         0
     );
     assert_eq!(orphan(&store, A).await, 7);
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -522,6 +533,7 @@ pub async fn exhausted_rows_leave_queue(store: Db) {
     assert!(store.move_cleanup_to_dlq(ids[0], "").await.unwrap());
     let d = &store.list_cleanup_dlq(None, 10).await.unwrap()[0];
     assert_eq!((d.attempts, d.last_error.as_str()), (10, "err 9"));
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -571,5 +583,30 @@ pub async fn cleanup_unknown_backend_enqueue(store: Db) {
     three_backends(&store).await;
     assert_unknown_backend(store.enqueue_cleanup(UNKNOWN, "k", "r", 1).await, UNKNOWN);
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
+    assert_ledger(&store).await;
+}
+
+/// Queue and DLQ bytes per backend: every attempt count counts, the DLQ separately.
+pub async fn cleanup_bytes_by_backend_sums(store: Db) {
+    three_backends(&store).await;
+    assert!(store.cleanup_bytes_by_backend().await.unwrap().is_empty());
+    orphan_bytes_enqueued(&store, A, "q1", 10).await;
+    orphan_bytes_enqueued(&store, A, "q2", 20).await;
+    orphan_bytes_enqueued(&store, A, "d1", 40).await;
+    orphan_bytes_enqueued(&store, B, "exhausted", 8).await;
+    let items = store.get_pending_cleanups(10).await.unwrap();
+    let id_of = |k: &str| items.iter().find(|i| i.object_key == k).unwrap().id;
+    assert!(store.move_cleanup_to_dlq(id_of("d1"), "x").await.unwrap());
+    for _ in 0..10 {
+        store
+            .retry_cleanup_item(id_of("exhausted"), Duration::ZERO, "e")
+            .await
+            .unwrap();
+    }
+    let sums = store.cleanup_bytes_by_backend().await.unwrap();
+    assert_eq!(sums.get(A), Some(&(30, 40)));
+    assert_eq!(sums.get(B), Some(&(8, 0)), "exhausted rows still count");
+    assert!(!sums.contains_key(C));
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }

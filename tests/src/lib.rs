@@ -155,6 +155,7 @@ macro_rules! for_each_case {
                 exhausted_rows_leave_queue,
                 concurrent_claimers_disjoint,
                 cleanup_unknown_backend_enqueue,
+                cleanup_bytes_by_backend_sums,
             ],
             pending: [
                 insert_pending_round_trip,

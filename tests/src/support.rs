@@ -264,3 +264,27 @@ pub async fn orphan_bytes_enqueued(store: &Db, backend: &str, key: &str, size: i
         .await
         .expect("increment_orphan_bytes");
 }
+
+/// Every orphan went through the queue: per backend, `orphan_bytes` equals the bytes of its
+/// cleanup-queue rows (any attempt count) plus its DLQ rows.
+pub async fn assert_orphans_accounted(store: &Db) {
+    let stats = store.get_quota_stats().await.expect("get_quota_stats");
+    let queued = store
+        .cleanup_bytes_by_backend()
+        .await
+        .expect("cleanup_bytes_by_backend");
+    for (backend, stat) in &stats {
+        let (q, d) = queued.get(backend).copied().unwrap_or((0, 0));
+        assert_eq!(
+            stat.orphan_bytes,
+            q + d,
+            "orphan bytes of {backend} != queue {q} + DLQ {d}"
+        );
+    }
+    for backend in queued.keys() {
+        assert!(
+            stats.contains_key(backend),
+            "queue rows for unknown {backend}"
+        );
+    }
+}

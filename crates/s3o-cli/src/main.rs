@@ -88,12 +88,11 @@ fn parse_args(argv: Vec<String>) -> Result<Opts, Failure> {
     Ok(Opts { db, json, raw, args })
 }
 
-fn flag_value(args: &[String], flag: &str) -> Result<Option<String>, Failure> {
-    match args.iter().position(|a| a == flag) {
+fn flag_value(args: &[&str], flag: &str) -> Result<Option<String>, Failure> {
+    match args.iter().position(|a| *a == flag) {
         Some(i) => args
             .get(i + 1)
-            .cloned()
-            .map(Some)
+            .map(|v| Some((*v).to_owned()))
             .ok_or_else(|| Failure::Usage(format!("{flag} needs a value"))),
         None => Ok(None),
     }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use s3o_core::MetadataStore;
+use s3o_core::{LifecycleAdmin, MetadataStore};
 
 /// An engine under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -214,9 +214,10 @@ async fn promote_vs_record(engine: Engine) {
             .into_iter()
             .find(|q| q.intent_id == p.intent_id)
             .unwrap();
+        let plain = StoredForm::default();
         let (pr, rr) = tokio::join!(
             s.promote_pending(&stored),
-            s.record_object(&key, "b1", 70, &StoredForm::default())
+            s.record_object(&key, "b1", 70, &plain)
         );
         let (res, _) = pr.expect("promote");
         rr.expect("record");

@@ -124,11 +124,6 @@ struct Run {
 }
 
 impl Run {
-    async fn queue_ids(&self) -> Vec<i64> {
-        let rows = self.store.get_pending_cleanups(10_000).await.expect("pending cleanups");
-        rows.iter().map(|r| r.id).collect()
-    }
-
     async fn step(&mut self, op: &Op) -> Result<(), String> {
         let s = self.store.clone();
         let m = &mut self.model;
@@ -196,8 +191,9 @@ impl Run {
                 s.increment_orphan_bytes(BACKENDS[*backend], *size)
                     .await
                     .map_err(|e| format!("orphan: {e}"))?;
+                let listed = s.get_pending_cleanups(10_000).await.map_err(|e| format!("{e}"))?;
                 let new: Vec<i64> =
-                    self.queue_ids().await.into_iter().filter(|id| !before.contains(id)).collect();
+                    listed.iter().map(|r| r.id).filter(|id| !before.contains(id)).collect();
                 let [id] = new[..] else {
                     return Err(format!("enqueue added rows {new:?}"));
                 };

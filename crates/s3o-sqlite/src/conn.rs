@@ -417,6 +417,10 @@ impl Conns {
             let slot = lock(&writer);
             let conn = slot.as_ref().ok_or_else(|| closed_err(ctx))?;
             if !commit {
+                // SQLite may already have rolled back on its own (e.g. after SQLITE_FULL).
+                if conn.is_autocommit() {
+                    return Ok(());
+                }
                 return conn.execute_batch("ROLLBACK").map_err(|e| db_err(ctx, e));
             }
             let r = Db::new(conn, Some(&breaker)).batch(ctx, "COMMIT");

@@ -389,5 +389,8 @@ async fn full_synchronous_and_a_single_reader_work() {
     for t in tasks {
         assert!(bounded(t).await.unwrap() >= 1);
     }
-    assert_eq!(store.list_objects("", "", 100).await.unwrap().objects.len(), 8);
+    assert_eq!(
+        store.list_objects("", "", 100).await.unwrap().objects.len(),
+        8
+    );
 }
