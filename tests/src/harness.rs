@@ -74,7 +74,14 @@ pub async fn pg_base_url() -> Result<String, String> {
     {
         return Ok(url);
     }
-    Err("S3O_PG_URL not set".to_owned())
+    #[cfg(feature = "testcontainers")]
+    {
+        crate::container::url().await
+    }
+    #[cfg(not(feature = "testcontainers"))]
+    {
+        Err("S3O_PG_URL not set".to_owned())
+    }
 }
 
 /// Why an engine cannot run in this build or environment, if it cannot.

@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub use s3o_store::BoxFuture;
 use s3o_store::MetadataStore;
 
+#[cfg(feature = "testcontainers")]
+pub mod container;
 pub mod harness;
 pub mod support;
 

@@ -148,35 +148,33 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
             5 => {
                 label = format!("move {key} {b1} -> {b2}");
                 let got = store.move_object_location(key, b1, b2).await;
-                let src = model.has(key, b1);
-                if b1 == b2 || model.has(key, b2).is_some() || src.is_none() {
-                    assert_eq!(got.unwrap(), 0, "{label}");
-                } else {
-                    let s = src.unwrap();
-                    if model.admits(b2, s) {
-                        assert_eq!(got.unwrap(), s, "{label}");
-                        let c = model.copies.get_mut(key).unwrap();
-                        c.remove(b1);
-                        c.insert(b2.to_owned(), s);
-                    } else {
-                        assert_no_space(got);
+                match model.has(key, b1) {
+                    Some(s) if b1 != b2 && model.has(key, b2).is_none() => {
+                        if model.admits(b2, s) {
+                            assert_eq!(got.unwrap(), s, "{label}");
+                            let c = model.copies.get_mut(key).unwrap();
+                            c.remove(b1);
+                            c.insert(b2.to_owned(), s);
+                        } else {
+                            assert_no_space(got);
+                        }
                     }
+                    _ => assert_eq!(got.unwrap(), 0, "{label}"),
                 }
             }
             6 => {
                 label = format!("replicate {key} {b2} -> {b1}");
                 let got = store.record_replica(key, b1, b2).await;
-                let src = model.has(key, b2);
-                if b1 == b2 || model.has(key, b1).is_some() || src.is_none() {
-                    assert_eq!(got.unwrap(), (0, false), "{label}");
-                } else {
-                    let s = src.unwrap();
-                    if model.admits(b1, s) {
-                        assert_eq!(got.unwrap(), (s, true), "{label}");
-                        model.copies.get_mut(key).unwrap().insert(b1.to_owned(), s);
-                    } else {
-                        assert_no_space(got);
+                match model.has(key, b2) {
+                    Some(s) if b1 != b2 && model.has(key, b1).is_none() => {
+                        if model.admits(b1, s) {
+                            assert_eq!(got.unwrap(), (s, true), "{label}");
+                            model.copies.get_mut(key).unwrap().insert(b1.to_owned(), s);
+                        } else {
+                            assert_no_space(got);
+                        }
                     }
+                    _ => assert_eq!(got.unwrap(), (0, false), "{label}"),
                 }
             }
             7 => {

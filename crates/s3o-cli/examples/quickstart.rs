@@ -18,53 +18,99 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("opened {url} (engine: {})", store.engine());
 
     // 2. Two backends: a 10 MiB free tier and an unlimited home MinIO (limit 0).
-    store.sync_quota_limits(&[("free-tier".into(), 10 << 20), ("home-minio".into(), 0)]).await?;
+    store
+        .sync_quota_limits(&[("free-tier".into(), 10 << 20), ("home-minio".into(), 0)])
+        .await?;
     show(&*store, "registered two backends").await?;
 
     // 3. Record two objects, as a PUT does after the bytes landed on a backend.
     let plain = StoredForm::default();
-    store.record_object("photos/cat.jpg", "free-tier", 3 << 20, &plain).await?;
-    store.record_object("docs/report.pdf", "home-minio", 250_000, &plain).await?;
+    store
+        .record_object("photos/cat.jpg", "free-tier", 3 << 20, &plain)
+        .await?;
+    store
+        .record_object("docs/report.pdf", "home-minio", 250_000, &plain)
+        .await?;
     show(&*store, "recorded photos/cat.jpg and docs/report.pdf").await?;
 
     // 4. Overwrite the cat on the other backend: the old copy is displaced and owed a delete.
-    let displaced = store.record_object("photos/cat.jpg", "home-minio", 4 << 20, &plain).await?;
-    println!("   displaced copies to delete physically: {displaced:?}");
+    let displaced = store
+        .record_object("photos/cat.jpg", "home-minio", 4 << 20, &plain)
+        .await?;
     show(&*store, "overwrote photos/cat.jpg on home-minio").await?;
+    println!("   displaced copies to delete physically: {displaced:?}");
 
     // 5. Replicate the report to the free tier; the size comes from the source row.
-    let (size, inserted) = store.record_replica("docs/report.pdf", "free-tier", "home-minio").await?;
-    show(&*store, &format!("replicated docs/report.pdf ({size} bytes, inserted: {inserted})")).await?;
+    let (size, inserted) = store
+        .record_replica("docs/report.pdf", "free-tier", "home-minio")
+        .await?;
+    show(
+        &*store,
+        &format!("replicated docs/report.pdf ({size} bytes, inserted: {inserted})"),
+    )
+    .await?;
 
     // 6. Move the cat's only copy to the free tier (the quota guard admits it).
-    let moved = store.move_object_location("photos/cat.jpg", "home-minio", "free-tier").await?;
-    show(&*store, &format!("moved photos/cat.jpg to free-tier ({moved} bytes)")).await?;
+    let moved = store
+        .move_object_location("photos/cat.jpg", "home-minio", "free-tier")
+        .await?;
+    show(
+        &*store,
+        &format!("moved photos/cat.jpg to free-tier ({moved} bytes)"),
+    )
+    .await?;
 
     // 7. A quota the free tier cannot hold is refused, and nothing changes.
-    let refused = store.record_object("video/big.mp4", "free-tier", 20 << 20, &plain).await;
+    let refused = store
+        .record_object("video/big.mp4", "free-tier", 20 << 20, &plain)
+        .await;
     println!("\n== a 20 MiB PUT to the 10 MiB free tier: {refused:?}");
 
     // 8. Delete the report: both copies come back for physical deletion.
     let deleted = store.delete_object("docs/report.pdf").await?;
-    println!("   copies to delete physically: {deleted:?}");
     show(&*store, "deleted docs/report.pdf").await?;
+    println!("   copies to delete physically: {deleted:?}");
 
     // 9. The physical delete on home-minio failed: queue it and count its orphan bytes.
     let orphan = &deleted[0];
-    store.enqueue_cleanup(&orphan.backend_name, "docs/report.pdf", "delete", orphan.size_bytes).await?;
-    store.increment_orphan_bytes(&orphan.backend_name, orphan.size_bytes).await?;
-    let claimed = store
-        .claim_pending_cleanups(10, "quickstart-worker", Timestamp::now().minus(Duration::from_secs(300)))
+    store
+        .enqueue_cleanup(
+            &orphan.backend_name,
+            "docs/report.pdf",
+            "delete",
+            orphan.size_bytes,
+        )
         .await?;
-    println!("\n== a cleanup worker claimed {} row(s): {:?}", claimed.len(), claimed.iter().map(|c| c.id).collect::<Vec<_>>());
+    store
+        .increment_orphan_bytes(&orphan.backend_name, orphan.size_bytes)
+        .await?;
+    let claimed = store
+        .claim_pending_cleanups(
+            10,
+            "quickstart-worker",
+            Timestamp::now().minus(Duration::from_secs(300)),
+        )
+        .await?;
+    println!(
+        "\n== a cleanup worker claimed {} row(s): {:?}",
+        claimed.len(),
+        claimed.iter().map(|c| c.id).collect::<Vec<_>>()
+    );
 
     // 10. The retry budget is spent: the row graduates to the dead-letter table. The bytes are
     // still on the backend, so orphan_bytes stays until an operator decides.
     for item in &claimed {
-        store.move_cleanup_to_dlq(item.id, "403 Forbidden from backend").await?;
+        store
+            .move_cleanup_to_dlq(item.id, "403 Forbidden from backend")
+            .await?;
     }
     let dlq = store.list_cleanup_dlq(None, 10).await?;
-    println!("   dead letters: {:?}", dlq.iter().map(|d| (&d.object_key, &d.backend_name, d.size_bytes)).collect::<Vec<_>>());
+    println!(
+        "   dead letters: {:?}",
+        dlq.iter()
+            .map(|d| (&d.object_key, &d.backend_name, d.size_bytes))
+            .collect::<Vec<_>>()
+    );
     show(&*store, "moved the exhausted cleanup to the DLQ").await?;
 
     // 11. A PUT whose metadata commit failed left an intent; the reaper finds the bytes on the
@@ -82,7 +128,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stale = store.get_stale_pending(Timestamp::now(), 10).await?;
     for intent in &stale {
         let (result, displaced) = store.promote_pending(intent).await?;
-        println!("\n== promoted intent {}: {result:?}, displaced {displaced:?}", intent.intent_id);
+        println!(
+            "\n== promoted intent {}: {result:?}, displaced {displaced:?}",
+            intent.intent_id
+        );
     }
     show(&*store, "after the pending reaper").await?;
 
@@ -98,13 +147,26 @@ async fn show(store: &dyn MetadataStore, step: &str) -> Result<(), Box<dyn std::
     println!("   {:<20} {:<12} {:>10}", "KEY", "BACKEND", "BYTES");
     for obj in &page.objects {
         for copy in store.get_all_object_locations(&obj.object_key).await? {
-            println!("   {:<20} {:<12} {:>10}", copy.object_key, copy.backend_name, copy.size_bytes);
+            println!(
+                "   {:<20} {:<12} {:>10}",
+                copy.object_key, copy.backend_name, copy.size_bytes
+            );
         }
     }
-    println!("   {:<12} {:>10} {:>10} {:>10}", "BACKEND", "LIMIT", "USED", "ORPHAN");
+    println!(
+        "   {:<12} {:>10} {:>10} {:>10}",
+        "BACKEND", "LIMIT", "USED", "ORPHAN"
+    );
     for q in store.get_quota_stats().await?.values() {
-        let limit = if q.bytes_limit == 0 { "unlimited".to_string() } else { q.bytes_limit.to_string() };
-        println!("   {:<12} {:>10} {:>10} {:>10}", q.backend_name, limit, q.bytes_used, q.orphan_bytes);
+        let limit = if q.bytes_limit == 0 {
+            "unlimited".to_string()
+        } else {
+            q.bytes_limit.to_string()
+        };
+        println!(
+            "   {:<12} {:>10} {:>10} {:>10}",
+            q.backend_name, limit, q.bytes_used, q.orphan_bytes
+        );
     }
     Ok(())
 }

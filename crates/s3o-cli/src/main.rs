@@ -50,11 +50,20 @@ impl From<StoreError> for Failure {
 /// An error in words that name the fix.
 fn explain(e: &StoreError) -> String {
     match e {
-        StoreError::Database { kind: DbErrorKind::Schema, .. } => {
+        StoreError::Database {
+            kind: DbErrorKind::Schema,
+            ..
+        } => {
             format!("{e}\nhint: run `s3o migrate` (or upgrade s3o if the database is newer)")
         }
-        StoreError::Database { kind: DbErrorKind::Connection, .. } | StoreError::DbUnavailable => {
-            format!("{e}\nhint: check that the database is running and that --db / S3O_DATABASE_URL is right")
+        StoreError::Database {
+            kind: DbErrorKind::Connection,
+            ..
+        }
+        | StoreError::DbUnavailable => {
+            format!(
+                "{e}\nhint: check that the database is running and that --db / S3O_DATABASE_URL is right"
+            )
         }
         StoreError::UnknownBackend { backend } => {
             format!("{e}\nhint: create it with `s3o backends set {backend} --limit SIZE`")
@@ -77,7 +86,11 @@ fn parse_args(argv: Vec<String>) -> Result<Opts, Failure> {
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--db" => db = it.next().ok_or_else(|| Failure::Usage("--db needs a URL".into()))?,
+            "--db" => {
+                db = it
+                    .next()
+                    .ok_or_else(|| Failure::Usage("--db needs a URL".into()))?
+            }
             s if s.starts_with("--db=") => db = s["--db=".len()..].to_owned(),
             "--json" => json = true,
             "--bytes" => raw = true,
@@ -85,7 +98,12 @@ fn parse_args(argv: Vec<String>) -> Result<Opts, Failure> {
             _ => args.push(a),
         }
     }
-    Ok(Opts { db, json, raw, args })
+    Ok(Opts {
+        db,
+        json,
+        raw,
+        args,
+    })
 }
 
 fn flag_value(args: &[&str], flag: &str) -> Result<Option<String>, Failure> {
@@ -99,7 +117,11 @@ fn flag_value(args: &[&str], flag: &str) -> Result<Option<String>, Failure> {
 }
 
 fn main() -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("s3o: cannot start the runtime: {e}");
@@ -124,9 +146,13 @@ fn main() -> ExitCode {
 }
 
 async fn connect(opts: &Opts) -> Result<Arc<dyn MetadataStore>, Failure> {
-    s3o_store::open(&opts.db)
-        .await
-        .map_err(|e| Failure::Usage(format!("cannot open {}: {}", redact_url(&opts.db), explain(&e))))
+    s3o_store::open(&opts.db).await.map_err(|e| {
+        Failure::Usage(format!(
+            "cannot open {}: {}",
+            redact_url(&opts.db),
+            explain(&e)
+        ))
+    })
 }
 
 async fn run(opts: &Opts) -> Result<(), Failure> {
@@ -135,9 +161,11 @@ async fn run(opts: &Opts) -> Result<(), Failure> {
         ["migrate"] => {
             let store = connect(opts).await?;
             let v = store.run_migrations().await?;
-            out(opts, json!({"current": v.current, "expected": v.expected}), || {
-                format!("schema at version {} (expected {})", v.current, v.expected)
-            });
+            out(
+                opts,
+                json!({"current": v.current, "expected": v.expected}),
+                || format!("schema at version {} (expected {})", v.current, v.expected),
+            );
             Ok(())
         }
         ["schema"] => {
@@ -148,9 +176,11 @@ async fn run(opts: &Opts) -> Result<(), Failure> {
                 std::cmp::Ordering::Equal => "up to date",
                 std::cmp::Ordering::Greater => "ahead of this binary: upgrade s3o",
             };
-            out(opts, json!({"current": v.current, "expected": v.expected, "state": state}), || {
-                format!("current {}\nexpected {}\n{state}", v.current, v.expected)
-            });
+            out(
+                opts,
+                json!({"current": v.current, "expected": v.expected, "state": state}),
+                || format!("current {}\nexpected {}\n{state}", v.current, v.expected),
+            );
             if v.current != v.expected {
                 return Err(Failure::Check(format!("schema {state}")));
             }
@@ -158,14 +188,21 @@ async fn run(opts: &Opts) -> Result<(), Failure> {
         }
         ["status"] => status(opts).await,
         ["backends", "set", name, rest @ ..] => {
-            let limit = flag_value(rest, "--limit")?
-                .ok_or_else(|| Failure::Usage("backends set needs --limit SIZE (0 = unlimited)".into()))?;
+            let limit = flag_value(rest, "--limit")?.ok_or_else(|| {
+                Failure::Usage("backends set needs --limit SIZE (0 = unlimited)".into())
+            })?;
             let bytes = parse_size(&limit).map_err(Failure::Usage)?;
             let store = connect(opts).await?;
             store.verify_schema_version().await?;
-            store.sync_quota_limits(&[((*name).to_owned(), bytes)]).await?;
+            store
+                .sync_quota_limits(&[((*name).to_owned(), bytes)])
+                .await?;
             out(opts, json!({"backend": name, "bytes_limit": bytes}), || {
-                let shown = if bytes == 0 { "unlimited".into() } else { fmt_size(bytes, opts.raw) };
+                let shown = if bytes == 0 {
+                    "unlimited".into()
+                } else {
+                    fmt_size(bytes, opts.raw)
+                };
                 format!("backend {name}: limit {shown}")
             });
             Ok(())
@@ -180,9 +217,16 @@ async fn run(opts: &Opts) -> Result<(), Failure> {
             store.verify_schema_version().await?;
             let (objects, bytes) = store.backend_object_stats(name).await?;
             store.delete_backend_data(name).await?;
-            out(opts, json!({"backend": name, "removed_objects": objects, "removed_bytes": bytes}), || {
-                format!("backend {name} removed ({objects} copies, {})", fmt_size(bytes, opts.raw))
-            });
+            out(
+                opts,
+                json!({"backend": name, "removed_objects": objects, "removed_bytes": bytes}),
+                || {
+                    format!(
+                        "backend {name} removed ({objects} copies, {})",
+                        fmt_size(bytes, opts.raw)
+                    )
+                },
+            );
             Ok(())
         }
         ["dlq", "list", rest @ ..] => {
@@ -199,9 +243,23 @@ async fn run(opts: &Opts) -> Result<(), Failure> {
                 })
                 .collect();
             out(opts, Value::Array(v), || {
-                let mut t = vec![vec!["ID".into(), "BACKEND".into(), "KEY".into(), "SIZE".into(), "ATTEMPTS".into(), "LAST ERROR".into()]];
+                let mut t = vec![vec![
+                    "ID".into(),
+                    "BACKEND".into(),
+                    "KEY".into(),
+                    "SIZE".into(),
+                    "ATTEMPTS".into(),
+                    "LAST ERROR".into(),
+                ]];
                 for r in &rows {
-                    t.push(vec![r.id.to_string(), r.backend_name.clone(), r.object_key.clone(), fmt_size(r.size_bytes, opts.raw), r.attempts.to_string(), r.last_error.clone()]);
+                    t.push(vec![
+                        r.id.to_string(),
+                        r.backend_name.clone(),
+                        r.object_key.clone(),
+                        fmt_size(r.size_bytes, opts.raw),
+                        r.attempts.to_string(),
+                        r.last_error.clone(),
+                    ]);
                 }
                 format!("{}{} row(s)", table(&t), rows.len())
             });
@@ -212,25 +270,42 @@ async fn run(opts: &Opts) -> Result<(), Failure> {
             let store = connect(opts).await?;
             store.verify_schema_version().await?;
             let n = store.requeue_cleanup_dlq(backend.as_deref()).await?;
-            out(opts, json!({"requeued": n}), || format!("{n} row(s) moved back to the cleanup queue"));
+            out(opts, json!({"requeued": n}), || {
+                format!("{n} row(s) moved back to the cleanup queue")
+            });
             Ok(())
         }
         ["dlq", "write-off", ids @ ..] => {
             if ids.is_empty() {
-                return Err(Failure::Usage("dlq write-off needs one or more DLQ ids (see `s3o dlq list`)".into()));
+                return Err(Failure::Usage(
+                    "dlq write-off needs one or more DLQ ids (see `s3o dlq list`)".into(),
+                ));
             }
             let ids: Vec<i64> = ids
                 .iter()
-                .map(|s| s.parse().map_err(|_| Failure::Usage(format!("not a DLQ id: {s:?}"))))
+                .map(|s| {
+                    s.parse()
+                        .map_err(|_| Failure::Usage(format!("not a DLQ id: {s:?}")))
+                })
                 .collect::<Result<_, _>>()?;
             let store = connect(opts).await?;
             store.verify_schema_version().await?;
             let n = store.write_off_cleanup_dlq(&ids).await?;
-            out(opts, json!({"written_off": n, "requested": ids.len()}), || {
-                format!("{n} of {} row(s) written off; their bytes left orphan_bytes", ids.len())
-            });
+            out(
+                opts,
+                json!({"written_off": n, "requested": ids.len()}),
+                || {
+                    format!(
+                        "{n} of {} row(s) written off; their bytes left orphan_bytes",
+                        ids.len()
+                    )
+                },
+            );
             if n as usize != ids.len() {
-                return Err(Failure::Check(format!("{} id(s) were not in the DLQ", ids.len() - n as usize)));
+                return Err(Failure::Check(format!(
+                    "{} id(s) were not in the DLQ",
+                    ids.len() - n as usize
+                )));
             }
             Ok(())
         }
@@ -241,7 +316,9 @@ async fn run(opts: &Opts) -> Result<(), Failure> {
             };
             let store = connect(opts).await?;
             store.verify_schema_version().await?;
-            let rows = store.get_stale_pending(Timestamp::now().minus(age), 10_000).await?;
+            let rows = store
+                .get_stale_pending(Timestamp::now().minus(age), 10_000)
+                .await?;
             let now = Timestamp::now().as_micros();
             let v: Vec<Value> = rows
                 .iter()
@@ -249,9 +326,21 @@ async fn run(opts: &Opts) -> Result<(), Failure> {
                                "size_bytes": p.size_bytes, "age_seconds": (now - p.created_at.as_micros()) / 1_000_000}))
                 .collect();
             out(opts, Value::Array(v), || {
-                let mut t = vec![vec!["INTENT".into(), "BACKEND".into(), "KEY".into(), "SIZE".into(), "AGE".into()]];
+                let mut t = vec![vec![
+                    "INTENT".into(),
+                    "BACKEND".into(),
+                    "KEY".into(),
+                    "SIZE".into(),
+                    "AGE".into(),
+                ]];
                 for p in &rows {
-                    t.push(vec![p.intent_id.clone(), p.backend_name.clone(), p.object_key.clone(), fmt_size(p.size_bytes, opts.raw), format!("{}s", (now - p.created_at.as_micros()) / 1_000_000)]);
+                    t.push(vec![
+                        p.intent_id.clone(),
+                        p.backend_name.clone(),
+                        p.object_key.clone(),
+                        fmt_size(p.size_bytes, opts.raw),
+                        format!("{}s", (now - p.created_at.as_micros()) / 1_000_000),
+                    ]);
                 }
                 format!("{}{} intent(s)", table(&t), rows.len())
             });
@@ -259,7 +348,10 @@ async fn run(opts: &Opts) -> Result<(), Failure> {
         }
         ["verify", rest @ ..] => verify(opts, rest.contains(&"--repair")).await,
         [] => Err(Failure::Usage(USAGE.into())),
-        other => Err(Failure::Usage(format!("unknown command {:?}\n{USAGE}", other.join(" ")))),
+        other => Err(Failure::Usage(format!(
+            "unknown command {:?}\n{USAGE}",
+            other.join(" ")
+        ))),
     }
 }
 
@@ -274,11 +366,20 @@ fn out(opts: &Opts, v: Value, human: impl FnOnce() -> String) {
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut s = String::new();
     for r in rows {
-        let line: Vec<String> = r.iter().enumerate().map(|(i, cell)| format!("{cell:<w$}", w = widths[i])).collect();
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
+            .collect();
         s.push_str(line.join("  ").trim_end());
         s.push('\n');
     }
@@ -307,14 +408,35 @@ async fn status(opts: &Opts) -> Result<(), Failure> {
     let v = json!({"database": redact_url(&opts.db), "backends": backends, "cleanup_queue_depth": queue,
                    "cleanup_dlq_depth": dlq, "pending_intents": pending, "active_multipart_uploads": active_uploads});
     out(opts, v, || {
-        let mut t = vec![vec!["BACKEND".into(), "LIMIT".into(), "USED".into(), "ORPHAN".into(), "AVAILABLE".into(), "OBJECTS".into()]];
+        let mut t = vec![vec![
+            "BACKEND".into(),
+            "LIMIT".into(),
+            "USED".into(),
+            "ORPHAN".into(),
+            "AVAILABLE".into(),
+            "OBJECTS".into(),
+        ]];
         for q in quotas.values() {
             let (limit, avail) = if q.bytes_limit == 0 {
                 ("unlimited".to_string(), "unlimited".to_string())
             } else {
-                (fmt_size(q.bytes_limit, opts.raw), fmt_size(q.bytes_limit - q.bytes_used - q.orphan_bytes, opts.raw))
+                (
+                    fmt_size(q.bytes_limit, opts.raw),
+                    fmt_size(q.bytes_limit - q.bytes_used - q.orphan_bytes, opts.raw),
+                )
             };
-            t.push(vec![q.backend_name.clone(), limit, fmt_size(q.bytes_used, opts.raw), fmt_size(q.orphan_bytes, opts.raw), avail, objects.get(&q.backend_name).copied().unwrap_or(0).to_string()]);
+            t.push(vec![
+                q.backend_name.clone(),
+                limit,
+                fmt_size(q.bytes_used, opts.raw),
+                fmt_size(q.orphan_bytes, opts.raw),
+                avail,
+                objects
+                    .get(&q.backend_name)
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string(),
+            ]);
         }
         format!(
             "database {}\n{}cleanup queue {queue}\ndead letters  {dlq}\npending       {pending}\nmultipart     {active_uploads}",
@@ -350,26 +472,52 @@ async fn verify(opts: &Opts, repair: bool) -> Result<(), Failure> {
     }
     let v = json!({"backends": report, "drifted": drift.len(), "repaired": repaired});
     out(opts, v, || {
-        let mut t = vec![vec!["BACKEND".into(), "USED".into(), "Σ SIZES".into(), "USED DRIFT".into(), "ORPHAN".into(), "QUEUE+DLQ".into(), "ORPHAN DRIFT".into()]];
+        let mut t = vec![vec![
+            "BACKEND".into(),
+            "USED".into(),
+            "Σ SIZES".into(),
+            "USED DRIFT".into(),
+            "ORPHAN".into(),
+            "QUEUE+DLQ".into(),
+            "ORPHAN DRIFT".into(),
+        ]];
         for q in quotas.values() {
             let (u, o) = drift.get(&q.backend_name).copied().unwrap_or((0, 0));
             let (queued, dead) = cleanup.get(&q.backend_name).copied().unwrap_or((0, 0));
-            t.push(vec![q.backend_name.clone(), fmt_size(q.bytes_used, opts.raw), fmt_size(q.bytes_used - u, opts.raw), u.to_string(), fmt_size(q.orphan_bytes, opts.raw), fmt_size(queued + dead, opts.raw), o.to_string()]);
+            t.push(vec![
+                q.backend_name.clone(),
+                fmt_size(q.bytes_used, opts.raw),
+                fmt_size(q.bytes_used - u, opts.raw),
+                u.to_string(),
+                fmt_size(q.orphan_bytes, opts.raw),
+                fmt_size(queued + dead, opts.raw),
+                o.to_string(),
+            ]);
         }
         let mut s = table(&t);
         for (b, d) in &repaired {
             s.push_str(&format!("repaired {b}: bytes_used changed by {d}\n"));
         }
-        s.push_str(if drift.is_empty() { "ledger consistent" } else { "drift found" });
+        s.push_str(if drift.is_empty() {
+            "ledger consistent"
+        } else {
+            "drift found"
+        });
         s
     });
-    let used_left = drift.iter().any(|(b, (u, _))| *u != 0 && !repaired.contains_key(b));
+    let used_left = drift
+        .iter()
+        .any(|(b, (u, _))| *u != 0 && !repaired.contains_key(b));
     let orphan_left = drift.values().any(|(_, o)| *o != 0);
     if used_left || orphan_left {
         return Err(Failure::Check(format!(
             "drift on {} backend(s){}",
             drift.len(),
-            if repair { "; orphan_bytes drift is not repaired automatically: write off or requeue DLQ rows deliberately" } else { "; run `s3o verify --repair` to fix bytes_used" }
+            if repair {
+                "; orphan_bytes drift is not repaired automatically: write off or requeue DLQ rows deliberately"
+            } else {
+                "; run `s3o verify --repair` to fix bytes_used"
+            }
         )));
     }
     Ok(())

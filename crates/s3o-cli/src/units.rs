@@ -18,10 +18,14 @@ const UNITS: [(&str, u64); 10] = [
 /// Parses `123`, `123B`, `10GiB`, `1.5 TB`, `0` (0 means unlimited for quota limits).
 pub(crate) fn parse_size(s: &str) -> Result<i64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = (t[..split].trim(), t[split..].trim());
     if num.is_empty() {
-        return Err(format!("invalid size {s:?}: expected a number with an optional unit like 10GiB"));
+        return Err(format!(
+            "invalid size {s:?}: expected a number with an optional unit like 10GiB"
+        ));
     }
     let mult = match unit {
         "" | "B" | "b" => 1,
@@ -58,33 +62,49 @@ pub(crate) fn fmt_size(n: i64, raw: bool) -> String {
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: u64 = t[..split].parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 15m, 2h, 7d"))?;
+    let n: u64 = t[..split]
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 15m, 2h, 7d"))?;
     let secs = match &t[split..] {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        u => return Err(format!("invalid duration {s:?}: unknown unit {u:?} (use s, m, h, d)")),
+        u => {
+            return Err(format!(
+                "invalid duration {s:?}: unknown unit {u:?} (use s, m, h, d)"
+            ));
+        }
     };
     Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 
 /// The URL with any password replaced by `***`, safe to print.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
     let (authority, tail) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    let Some((userinfo, host)) = authority.rsplit_once('@') else { return url.to_owned() };
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
     let user = userinfo.split(':').next().unwrap_or_default();
-    let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+    let masked = if userinfo.contains(':') {
+        format!("{user}:***")
+    } else {
+        user.to_owned()
+    };
     let tail = redact_query_password(tail);
     format!("{scheme}://{masked}@{host}{tail}")
 }
 
 fn redact_query_password(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else { return tail.to_owned() };
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
     let parts: Vec<String> = query
         .split('&')
         .map(|kv| match kv.split_once('=') {
@@ -131,7 +151,10 @@ mod tests {
             redact_url("postgres://app:s3cret@db.example:5432/ledger?sslmode=require"),
             "postgres://app:***@db.example:5432/ledger?sslmode=require"
         );
-        assert_eq!(redact_url("postgres://app@h/db?password=s3cret&x=1"), "postgres://app@h/db?password=***&x=1");
+        assert_eq!(
+            redact_url("postgres://app@h/db?password=s3cret&x=1"),
+            "postgres://app@h/db?password=***&x=1"
+        );
         assert_eq!(redact_url("sqlite://s3o.db"), "sqlite://s3o.db");
         assert!(!redact_url("postgresql://u:p%40ss@h/db").contains("p%40ss"));
     }

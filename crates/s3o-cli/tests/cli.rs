@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use s3o_store::{MetadataStore, StoredForm};
+use s3o_store::StoredForm;
 
 struct Db {
     url: String,
@@ -25,21 +25,33 @@ fn sqlite_db() -> Db {
     let dir = std::env::temp_dir().join(format!("s3o-cli-{}", unique()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ledger.db");
-    Db { url: format!("sqlite://{}", path.display()), sqlite_path: Some(path), schema: None }
+    Db {
+        url: format!("sqlite://{}", path.display()),
+        sqlite_path: Some(path),
+        schema: None,
+    }
 }
 
 fn pg_db() -> Option<Db> {
     let base = match std::env::var("S3O_PG_URL") {
         Ok(u) if !u.is_empty() => u,
         _ => {
-            assert_ne!(std::env::var("S3O_REQUIRE_PG").as_deref(), Ok("1"), "S3O_REQUIRE_PG=1 but S3O_PG_URL is not set");
+            assert_ne!(
+                std::env::var("S3O_REQUIRE_PG").as_deref(),
+                Ok("1"),
+                "S3O_REQUIRE_PG=1 but S3O_PG_URL is not set"
+            );
             eprintln!("SKIP postgres: S3O_PG_URL not set");
             return None;
         }
     };
     let schema = format!("cli_{}", unique());
     let sep = if base.contains('?') { '&' } else { '?' };
-    Some(Db { url: format!("{base}{sep}schema={schema}"), sqlite_path: None, schema: Some(schema) })
+    Some(Db {
+        url: format!("{base}{sep}schema={schema}"),
+        sqlite_path: None,
+        schema: Some(schema),
+    })
 }
 
 fn s3o(db: &Db, args: &[&str]) -> Output {
@@ -53,7 +65,11 @@ fn s3o(db: &Db, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn code(o: &Output) -> i32 {
@@ -63,11 +79,16 @@ fn code(o: &Output) -> i32 {
 async fn corrupt_bytes_used(db: &Db, backend: &str, delta: i64) {
     if let Some(path) = &db.sqlite_path {
         let c = rusqlite::Connection::open(path).unwrap();
-        c.execute("UPDATE backend_quotas SET bytes_used = bytes_used + ?1 WHERE backend_name = ?2", rusqlite::params![delta, backend])
-            .unwrap();
+        c.execute(
+            "UPDATE backend_quotas SET bytes_used = bytes_used + ?1 WHERE backend_name = ?2",
+            rusqlite::params![delta, backend],
+        )
+        .unwrap();
     } else {
         let base = std::env::var("S3O_PG_URL").unwrap();
-        let (c, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap();
+        let (c, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(conn);
         let schema = db.schema.as_ref().unwrap();
         c.execute(
@@ -82,9 +103,13 @@ async fn corrupt_bytes_used(db: &Db, backend: &str, delta: i64) {
 async fn drop_schema(db: &Db) {
     if let Some(schema) = &db.schema {
         let base = std::env::var("S3O_PG_URL").unwrap();
-        let (c, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap();
+        let (c, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(conn);
-        let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await;
+        let _ = c
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await;
     }
 }
 
@@ -114,18 +139,44 @@ async fn walkthrough(db: Db) {
 
     // Seed the ledger through the library, as the orchestrator would.
     let store = s3o_store::open(&db.url).await.unwrap();
-    store.record_object("photos/cat.jpg", "backend-a", 3 << 20, &StoredForm::default()).await.unwrap();
-    store.record_object("photos/dog.jpg", "backend-b", 1000, &StoredForm::default()).await.unwrap();
+    store
+        .record_object(
+            "photos/cat.jpg",
+            "backend-a",
+            3 << 20,
+            &StoredForm::default(),
+        )
+        .await
+        .unwrap();
+    store
+        .record_object("photos/dog.jpg", "backend-b", 1000, &StoredForm::default())
+        .await
+        .unwrap();
     for (key, size) in [("old/1", 500), ("old/2", 700)] {
-        store.enqueue_cleanup("backend-a", key, "overwrite", size).await.unwrap();
-        store.increment_orphan_bytes("backend-a", size).await.unwrap();
+        store
+            .enqueue_cleanup("backend-a", key, "overwrite", size)
+            .await
+            .unwrap();
+        store
+            .increment_orphan_bytes("backend-a", size)
+            .await
+            .unwrap();
     }
     let claimed = store
-        .claim_pending_cleanups(10, "test", s3o_store::Timestamp::now().minus(Duration::from_secs(300)))
+        .claim_pending_cleanups(
+            10,
+            "test",
+            s3o_store::Timestamp::now().minus(Duration::from_secs(300)),
+        )
         .await
         .unwrap();
     for item in &claimed {
-        assert!(store.move_cleanup_to_dlq(item.id, "403 from backend").await.unwrap());
+        assert!(
+            store
+                .move_cleanup_to_dlq(item.id, "403 from backend")
+                .await
+                .unwrap()
+        );
     }
     store
         .insert_pending(&s3o_store::PendingObject {
@@ -142,12 +193,24 @@ async fn walkthrough(db: Db) {
     let o = s3o(&db, &["status"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let t = text(&o);
-    assert!(t.contains("backend-a") && t.contains("10.0 GiB") && t.contains("3.0 MiB"), "{t}");
-    assert!(t.contains("dead letters  2") && t.contains("pending       1"), "{t}");
+    assert!(
+        t.contains("backend-a") && t.contains("10.0 GiB") && t.contains("3.0 MiB"),
+        "{t}"
+    );
+    assert!(
+        t.contains("dead letters  2") && t.contains("pending       1"),
+        "{t}"
+    );
     let o = s3o(&db, &["--json", "--bytes", "status"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["cleanup_dlq_depth"], 2);
-    let a = v["backends"].as_array().unwrap().iter().find(|b| b["backend"] == "backend-a").unwrap().clone();
+    let a = v["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backend"] == "backend-a")
+        .unwrap()
+        .clone();
     assert_eq!(a["bytes_used"], 3 << 20);
     assert_eq!(a["orphan_bytes"], 1200);
     assert_eq!(a["available_bytes"], (10i64 << 30) - (3 << 20) - 1200);
@@ -158,7 +221,12 @@ async fn walkthrough(db: Db) {
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r["last_error"] == "403 from backend"));
     let o = s3o(&db, &["--json", "dlq", "list", "--backend", "backend-b"]);
-    assert_eq!(serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap().len(), 0);
+    assert_eq!(
+        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout)
+            .unwrap()
+            .len(),
+        0
+    );
 
     // verify: consistent ledger (orphan bytes equal queue + DLQ bytes).
     let o = s3o(&db, &["verify"]);
@@ -188,7 +256,12 @@ async fn walkthrough(db: Db) {
     assert_eq!(v.len(), 1);
     assert_eq!(v[0]["intent_id"], "intent-1");
     let o = s3o(&db, &["--json", "pending", "list", "--older-than", "2h"]);
-    assert_eq!(serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap().len(), 0);
+    assert_eq!(
+        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout)
+            .unwrap()
+            .len(),
+        0
+    );
     let o = s3o(&db, &["pending", "list", "--older-than", "soon"]);
     assert_eq!(code(&o), 2);
 
@@ -199,7 +272,11 @@ async fn walkthrough(db: Db) {
     assert!(text(&o).contains("99999"), "{}", text(&o));
     let o = s3o(&db, &["verify", "--repair"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    assert!(text(&o).contains("repaired backend-b: bytes_used changed by -99999"), "{}", text(&o));
+    assert!(
+        text(&o).contains("repaired backend-b: bytes_used changed by -99999"),
+        "{}",
+        text(&o)
+    );
     let o = s3o(&db, &["verify"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
 
@@ -212,7 +289,13 @@ async fn walkthrough(db: Db) {
     assert!(text(&o).contains("unknown backend"), "{}", text(&o));
     let o = s3o(&db, &["backends", "remove", "backend-b", "--yes"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    assert!(!store.get_quota_stats().await.unwrap().contains_key("backend-b"));
+    assert!(
+        !store
+            .get_quota_stats()
+            .await
+            .unwrap()
+            .contains_key("backend-b")
+    );
 
     let o = s3o(&db, &["frobnicate"]);
     assert_eq!(code(&o), 2);
@@ -234,13 +317,21 @@ async fn postgres_walkthrough() {
 
 #[test]
 fn unreachable_database_exits_2_without_echoing_the_password() {
-    let db = Db { url: "postgres://admin:hunter2@127.0.0.1:1/ledger?connect_timeout=2".into(), sqlite_path: None, schema: None };
+    let db = Db {
+        url: "postgres://admin:hunter2@127.0.0.1:1/ledger?connect_timeout=2".into(),
+        sqlite_path: None,
+        schema: None,
+    };
     let o = s3o(&db, &["status"]);
     assert_eq!(code(&o), 2, "{}", text(&o));
     let t = text(&o);
     assert!(!t.contains("hunter2"), "password echoed: {t}");
     assert!(t.contains("admin:***@127.0.0.1:1"), "{t}");
-    let db = Db { url: "mysql://root@localhost/x".into(), sqlite_path: None, schema: None };
+    let db = Db {
+        url: "mysql://root@localhost/x".into(),
+        sqlite_path: None,
+        schema: None,
+    };
     let o = s3o(&db, &["status"]);
     assert_eq!(code(&o), 2);
     assert!(text(&o).contains("accepted schemes"), "{}", text(&o));

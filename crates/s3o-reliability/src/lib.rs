@@ -83,18 +83,34 @@ pub async fn fresh(engine: Engine) -> Option<TestDb> {
             std::fs::create_dir_all(&dir).expect("temp dir");
             let path = dir.join("ledger.db");
             let url = format!("sqlite://{}", path.display());
-            let store = s3o_sqlite::SqliteStore::open(&url).await.expect("open sqlite");
+            let store = s3o_sqlite::SqliteStore::open(&url)
+                .await
+                .expect("open sqlite");
             store.run_migrations().await.expect("migrate sqlite");
-            Some(TestDb { store: Arc::new(store), engine, url, path: Some(path), schema: None })
+            Some(TestDb {
+                store: Arc::new(store),
+                engine,
+                url,
+                path: Some(path),
+                schema: None,
+            })
         }
         Engine::Postgres => {
             let base = pg_url()?;
             let schema = unique("rel");
             let sep = if base.contains('?') { '&' } else { '?' };
             let url = format!("{base}{sep}schema={schema}");
-            let store = s3o_pg::PgStore::connect(&url).await.expect("connect postgres");
+            let store = s3o_pg::PgStore::connect(&url)
+                .await
+                .expect("connect postgres");
             store.run_migrations().await.expect("migrate postgres");
-            Some(TestDb { store: Arc::new(store), engine, url, path: None, schema: Some(schema) })
+            Some(TestDb {
+                store: Arc::new(store),
+                engine,
+                url,
+                path: None,
+                schema: Some(schema),
+            })
         }
     }
 }
@@ -118,7 +134,9 @@ impl TestDb {
         match self.engine {
             Engine::Sqlite => {
                 let path = self.path.clone().expect("sqlite path");
-                tokio::task::spawn_blocking(move || dump_sqlite(&path)).await.expect("dump task")
+                tokio::task::spawn_blocking(move || dump_sqlite(&path))
+                    .await
+                    .expect("dump task")
             }
             Engine::Postgres => {
                 let schema = self.schema.clone().expect("pg schema");
@@ -155,7 +173,9 @@ impl TestDb {
         if let Some(schema) = &self.schema {
             self.store.close().await;
             let c = pg_admin().await;
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await;
+            let _ = c
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .await;
         }
     }
 }
@@ -170,11 +190,16 @@ fn dump_sqlite(path: &std::path::Path) -> BTreeMap<String, Vec<String>> {
     let mut stmt = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
         .expect("list tables");
-    let tables: Vec<String> =
-        stmt.query_map([], |r| r.get(0)).expect("tables").map(|r| r.expect("name")).collect();
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("tables")
+        .map(|r| r.expect("name"))
+        .collect();
     let mut out = BTreeMap::new();
     for t in tables {
-        let mut q = conn.prepare(&format!("SELECT * FROM \"{t}\"")).expect("select");
+        let mut q = conn
+            .prepare(&format!("SELECT * FROM \"{t}\""))
+            .expect("select");
         let n = q.column_count();
         let mut rows: Vec<String> = q
             .query_map([], |r| {
@@ -203,8 +228,14 @@ fn dump_sqlite(path: &std::path::Path) -> BTreeMap<String, Vec<String>> {
 pub async fn assert_ledger(store: &dyn MetadataStore) {
     let stats = store.get_quota_stats().await.expect("quota stats");
     for (backend, q) in stats {
-        let (_, total) = store.backend_object_stats(&backend).await.expect("backend stats");
-        assert_eq!(q.bytes_used, total, "bytes_used drifted from Σ size_bytes on {backend}");
+        let (_, total) = store
+            .backend_object_stats(&backend)
+            .await
+            .expect("backend stats");
+        assert_eq!(
+            q.bytes_used, total,
+            "bytes_used drifted from Σ size_bytes on {backend}"
+        );
         assert!(q.orphan_bytes >= 0, "negative orphan bytes on {backend}");
     }
 }

@@ -171,7 +171,11 @@ impl Model {
             return Err(Outcome::UnknownBackend);
         }
         let existing = self.copies_of(key);
-        let old_here: i64 = existing.iter().filter(|(b, _)| b == backend).map(|(_, c)| c.size).sum();
+        let old_here: i64 = existing
+            .iter()
+            .filter(|(b, _)| b == backend)
+            .map(|(_, c)| c.size)
+            .sum();
         if !self.admits(backend, size - old_here) {
             return Err(Outcome::NoSpace);
         }
@@ -181,12 +185,21 @@ impl Model {
             let q = self.backends.get_mut(&b).expect("backend");
             q.used = (q.used - c.size).max(0);
             if b != backend {
-                displaced.push(DeletedCopy { backend_name: b, size_bytes: c.size });
+                displaced.push(DeletedCopy {
+                    backend_name: b,
+                    size_bytes: c.size,
+                });
             }
         }
         let tick = self.next_tick();
-        self.copies
-            .insert((key.to_owned(), backend.to_owned()), Copy { size, form: form.normalized(), tick });
+        self.copies.insert(
+            (key.to_owned(), backend.to_owned()),
+            Copy {
+                size,
+                form: form.normalized(),
+                tick,
+            },
+        );
         self.backends.get_mut(backend).expect("backend").used += size;
         if let Some(id) = intent {
             self.pending.remove(id);
@@ -213,7 +226,10 @@ impl Model {
             self.copies.remove(&(key.to_owned(), b.clone()));
             let q = self.backends.get_mut(&b).expect("backend");
             q.used = (q.used - c.size).max(0);
-            out.push(DeletedCopy { backend_name: b, size_bytes: c.size });
+            out.push(DeletedCopy {
+                backend_name: b,
+                size_bytes: c.size,
+            });
         }
         Outcome::Ok(render_copies(out))
     }
@@ -250,10 +266,17 @@ impl Model {
         if target == source {
             return no;
         }
-        let Some(src) = self.copies.get(&(key.to_owned(), source.to_owned())).cloned() else {
+        let Some(src) = self
+            .copies
+            .get(&(key.to_owned(), source.to_owned()))
+            .cloned()
+        else {
             return no;
         };
-        if self.copies.contains_key(&(key.to_owned(), target.to_owned())) {
+        if self
+            .copies
+            .contains_key(&(key.to_owned(), target.to_owned()))
+        {
             return no;
         }
         if !self.admits(target, src.size) {
@@ -296,7 +319,9 @@ impl Model {
         };
         let dek = |c: &Copy| c.form.encrypted && c.form.has_dek();
         let other_dek = copies.iter().any(|(b, c)| b != backend && dek(c));
-        let keyless = copies.iter().any(|(b, c)| b != backend && c.form.encrypted && !c.form.has_dek());
+        let keyless = copies
+            .iter()
+            .any(|(b, c)| b != backend && c.form.encrypted && !c.form.has_dek());
         if dek(target) && !other_dek && keyless {
             return Outcome::OnlyDek;
         }
@@ -306,7 +331,10 @@ impl Model {
 
     /// `import_object`.
     pub fn import(&mut self, key: &str, backend: &str, size: i64) -> Outcome {
-        if self.copies.contains_key(&(key.to_owned(), backend.to_owned())) {
+        if self
+            .copies
+            .contains_key(&(key.to_owned(), backend.to_owned()))
+        {
             return Outcome::Ok("false".into());
         }
         if !self.admits(backend, size) {
@@ -315,7 +343,11 @@ impl Model {
         let tick = self.next_tick();
         self.copies.insert(
             (key.to_owned(), backend.to_owned()),
-            Copy { size, form: StoredForm::default(), tick },
+            Copy {
+                size,
+                form: StoredForm::default(),
+                tick,
+            },
         );
         self.backends.get_mut(backend).expect("backend").used += size;
         Outcome::Ok("true".into())
@@ -357,7 +389,10 @@ impl Model {
         let eligible = self.claimable();
         let want = limit.min(eligible.len());
         if got.len() != want {
-            return Err(format!("claimed {} rows, model expects {want} of {eligible:?}", got.len()));
+            return Err(format!(
+                "claimed {} rows, model expects {want} of {eligible:?}",
+                got.len()
+            ));
         }
         let ticks: BTreeMap<i64, u64> = eligible.iter().copied().collect();
         let mut max_taken = 0;
@@ -368,7 +403,10 @@ impl Model {
             max_taken = max_taken.max(*t);
         }
         // Oldest first: nothing left unclaimed may be strictly older than what was taken.
-        if let Some((id, t)) = eligible.iter().find(|(id, t)| !got.contains(id) && *t < max_taken) {
+        if let Some((id, t)) = eligible
+            .iter()
+            .find(|(id, t)| !got.contains(id) && *t < max_taken)
+        {
             return Err(format!("row {id} (tick {t}) skipped for a newer one"));
         }
         for id in got {
@@ -398,11 +436,20 @@ impl Model {
     pub fn to_dlq(&mut self, id: i64, dlq_id: Option<i64>, err: &str) -> Outcome {
         match self.queue.remove(&id) {
             Some(r) => {
-                let last_error = if err.is_empty() { r.last_error } else { err.to_owned() };
+                let last_error = if err.is_empty() {
+                    r.last_error
+                } else {
+                    err.to_owned()
+                };
                 let dlq_id = dlq_id.expect("engine reported a DLQ row");
                 self.dlq.insert(
                     dlq_id,
-                    DlqRow { backend: r.backend, key: r.key, size: r.size, last_error },
+                    DlqRow {
+                        backend: r.backend,
+                        key: r.key,
+                        size: r.size,
+                        last_error,
+                    },
                 );
                 Outcome::Ok("true".into())
             }
@@ -418,7 +465,9 @@ impl Model {
             .filter(|(_, r)| backend.is_none_or(|b| r.backend == b))
             .map(|(id, _)| *id)
             .collect();
-        ids.iter().map(|id| self.dlq.remove(id).expect("row")).collect()
+        ids.iter()
+            .map(|id| self.dlq.remove(id).expect("row"))
+            .collect()
     }
 
     /// Adds a requeued row under its new engine id (all requeued rows share one tick).
@@ -459,11 +508,28 @@ impl Model {
     }
 
     /// `insert_pending`.
-    pub fn insert_pending(&mut self, id: &str, key: &str, backend: &str, size: i64, form: &StoredForm) {
+    pub fn insert_pending(
+        &mut self,
+        id: &str,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+    ) {
         let tick = self.next_tick();
         self.pending.insert(
             id.to_owned(),
-            Intent { key: key.to_owned(), backend: backend.to_owned(), size, form: form.clone(), tick },
+            // Intents do not persist the managed flag: a promoted intent is a managed copy.
+            Intent {
+                key: key.to_owned(),
+                backend: backend.to_owned(),
+                size,
+                form: StoredForm {
+                    managed: true,
+                    ..form.clone()
+                },
+                tick,
+            },
         );
     }
 

@@ -7,14 +7,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use s3o_core::{MetadataStore, PendingObject, PendingPromoteResult, StoreError, StoredForm, Timestamp};
+use s3o_core::{
+    MetadataStore, PendingObject, PendingPromoteResult, StoreError, StoredForm, Timestamp,
+};
 use s3o_reliability::{Engine, assert_ledger, fresh};
 
 const TASKS: usize = 8;
 const BACKENDS: [&str; 3] = ["b0", "b1", "b2"];
 
 fn tasks() -> usize {
-    std::env::var("S3O_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(TASKS)
+    std::env::var("S3O_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(TASKS)
 }
 
 async fn setup(engine: Engine) -> Option<s3o_reliability::TestDb> {
@@ -26,7 +31,10 @@ async fn setup(engine: Engine) -> Option<s3o_reliability::TestDb> {
 
 /// Answers are fine under contention; database failures are not.
 fn acceptable(e: &StoreError) -> bool {
-    matches!(e, StoreError::ObjectNotFound { .. } | StoreError::NoSpaceAvailable)
+    matches!(
+        e,
+        StoreError::ObjectNotFound { .. } | StoreError::NoSpaceAvailable
+    )
 }
 
 fn ok_or_answer<T>(r: s3o_core::Result<T>, what: &str) -> Option<T> {
@@ -38,7 +46,9 @@ fn ok_or_answer<T>(r: s3o_core::Result<T>, what: &str) -> Option<T> {
 }
 
 async fn random_mix(engine: Engine) {
-    let Some(db) = setup(engine).await else { return };
+    let Some(db) = setup(engine).await else {
+        return;
+    };
     let store = db.store.clone();
     let shared: Vec<String> = (0..6).map(|i| format!("shared/{i}")).collect();
     let mut handles = Vec::new();
@@ -55,7 +65,12 @@ async fn random_mix(engine: Engine) {
                 let b2 = BACKENDS[rng.usize(..3)];
                 match rng.u8(..9) {
                     0 | 1 => {
-                        ok_or_answer(store.record_object(&key, b, rng.i64(0..500), &StoredForm::default()).await, "record");
+                        ok_or_answer(
+                            store
+                                .record_object(&key, b, rng.i64(0..500), &StoredForm::default())
+                                .await,
+                            "record",
+                        );
                     }
                     2 => {
                         ok_or_answer(store.delete_object(&key).await, "delete");
@@ -83,7 +98,10 @@ async fn random_mix(engine: Engine) {
                         };
                         store.insert_pending(&p).await.expect("insert pending");
                         let stored = store
-                            .get_stale_pending(Timestamp::now().plus(Duration::from_secs(60)), 100_000)
+                            .get_stale_pending(
+                                Timestamp::now().plus(Duration::from_secs(60)),
+                                100_000,
+                            )
                             .await
                             .expect("stale pending")
                             .into_iter()
@@ -92,7 +110,10 @@ async fn random_mix(engine: Engine) {
                         ok_or_answer(store.promote_pending(&stored).await, "promote");
                     }
                     7 => {
-                        store.enqueue_cleanup(b, &key, "mix", 10).await.expect("enqueue");
+                        store
+                            .enqueue_cleanup(b, &key, "mix", 10)
+                            .await
+                            .expect("enqueue");
                         store.increment_orphan_bytes(b, 10).await.expect("orphan");
                         let cutoff = Timestamp::now().minus(Duration::from_secs(300));
                         let rows = store
@@ -108,7 +129,10 @@ async fn random_mix(engine: Engine) {
                         // A key only this task writes: its last acknowledged size must survive.
                         let pk = format!("private/{t}/{}", i % 3);
                         let size = rng.i64(0..400);
-                        store.record_object(&pk, b, size, &StoredForm::default()).await.expect("private record");
+                        store
+                            .record_object(&pk, b, size, &StoredForm::default())
+                            .await
+                            .expect("private record");
                         private_last.insert(pk, size);
                     }
                 }
@@ -124,31 +148,54 @@ async fn random_mix(engine: Engine) {
         all_claimed.extend(c);
     }
     let unique: BTreeSet<i64> = all_claimed.iter().copied().collect();
-    assert_eq!(unique.len(), all_claimed.len(), "a cleanup row was claimed twice");
+    assert_eq!(
+        unique.len(),
+        all_claimed.len(),
+        "a cleanup row was claimed twice"
+    );
     for (k, size) in &private {
-        let locs = store.get_all_object_locations(k).await.expect("private key lost");
+        let locs = store
+            .get_all_object_locations(k)
+            .await
+            .expect("private key lost");
         assert_eq!(locs.len(), 1, "{k}");
         assert_eq!(locs[0].size_bytes, *size, "{k}");
     }
     assert_ledger(store.as_ref()).await;
-    eprintln!("{engine:?}: {} tasks x 60 ops, {} claims, {} private keys intact", tasks(), all_claimed.len(), private.len());
+    eprintln!(
+        "{engine:?}: {} tasks x 60 ops, {} claims, {} private keys intact",
+        tasks(),
+        all_claimed.len(),
+        private.len()
+    );
     db.cleanup().await;
 }
 
 async fn opposite_moves(engine: Engine) {
-    let Some(db) = setup(engine).await else { return };
+    let Some(db) = setup(engine).await else {
+        return;
+    };
     let s = db.store.clone();
     for i in 0..40 {
         let b = if i % 2 == 0 { "b0" } else { "b1" };
-        s.record_object(&format!("m/{i}"), b, 100 + i, &StoredForm::default()).await.unwrap();
+        s.record_object(&format!("m/{i}"), b, 100 + i, &StoredForm::default())
+            .await
+            .unwrap();
     }
     let mover = |s: Arc<dyn MetadataStore>, parity: i64| {
         tokio::spawn(async move {
             let mut moved = 0;
             for round in 0..3 {
                 for i in (0..40).filter(|i| i % 2 == parity) {
-                    let (from, to) = if (parity + round) % 2 == 0 { ("b0", "b1") } else { ("b1", "b0") };
-                    moved += s.move_object_location(&format!("m/{i}"), from, to).await.expect("move") ;
+                    let (from, to) = if (parity + round) % 2 == 0 {
+                        ("b0", "b1")
+                    } else {
+                        ("b1", "b0")
+                    };
+                    moved += s
+                        .move_object_location(&format!("m/{i}"), from, to)
+                        .await
+                        .expect("move");
                 }
             }
             moved
@@ -165,13 +212,17 @@ async fn opposite_moves(engine: Engine) {
 }
 
 async fn overwrite_vs_delete(engine: Engine) {
-    let Some(db) = setup(engine).await else { return };
+    let Some(db) = setup(engine).await else {
+        return;
+    };
     let s = db.store.clone();
     let w = {
         let s = s.clone();
         tokio::spawn(async move {
             for i in 0..100 {
-                s.record_object("hot", BACKENDS[i % 3], i as i64, &StoredForm::default()).await.expect("record");
+                s.record_object("hot", BACKENDS[i % 3], i as i64, &StoredForm::default())
+                    .await
+                    .expect("record");
             }
         })
     };
@@ -194,7 +245,9 @@ async fn overwrite_vs_delete(engine: Engine) {
 }
 
 async fn promote_vs_record(engine: Engine) {
-    let Some(db) = setup(engine).await else { return };
+    let Some(db) = setup(engine).await else {
+        return;
+    };
     let s = db.store.clone();
     for round in 0..20 {
         let key = format!("p/{round}");
@@ -222,7 +275,10 @@ async fn promote_vs_record(engine: Engine) {
         let (res, _) = pr.expect("promote");
         rr.expect("record");
         assert!(
-            matches!(res, PendingPromoteResult::Committed | PendingPromoteResult::Superseded),
+            matches!(
+                res,
+                PendingPromoteResult::Committed | PendingPromoteResult::Superseded
+            ),
             "{res:?}"
         );
         let locs = s.get_all_object_locations(&key).await.unwrap();
@@ -237,16 +293,23 @@ async fn promote_vs_record(engine: Engine) {
 }
 
 async fn overlapping_batches(engine: Engine) {
-    let Some(db) = setup(engine).await else { return };
+    let Some(db) = setup(engine).await else {
+        return;
+    };
     let s = db.store.clone();
     let keys: Vec<String> = (0..20).map(|i| format!("bd/{i:02}")).collect();
     for (i, k) in keys.iter().enumerate() {
-        s.record_object(k, BACKENDS[i % 3], 10, &StoredForm::default()).await.unwrap();
+        s.record_object(k, BACKENDS[i % 3], 10, &StoredForm::default())
+            .await
+            .unwrap();
     }
     let first: Vec<String> = keys[..15].to_vec();
     let mut second: Vec<String> = keys[5..].to_vec();
     second.reverse();
-    let (a, b) = tokio::join!(s.delete_objects_batch(&first), s.delete_objects_batch(&second));
+    let (a, b) = tokio::join!(
+        s.delete_objects_batch(&first),
+        s.delete_objects_batch(&second)
+    );
     let (a, b) = (a.expect("batch 1"), b.expect("batch 2"));
     for k in &keys {
         let n = usize::from(a.contains_key(k)) + usize::from(b.contains_key(k));
@@ -257,11 +320,15 @@ async fn overlapping_batches(engine: Engine) {
 }
 
 async fn replica_vs_delete(engine: Engine) {
-    let Some(db) = setup(engine).await else { return };
+    let Some(db) = setup(engine).await else {
+        return;
+    };
     let s = db.store.clone();
     for round in 0..30 {
         let key = format!("r/{round}");
-        s.record_object(&key, "b0", 33, &StoredForm::default()).await.unwrap();
+        s.record_object(&key, "b0", 33, &StoredForm::default())
+            .await
+            .unwrap();
         let (rep, del) = tokio::join!(s.record_replica(&key, "b1", "b0"), s.delete_object(&key));
         rep.expect("replica");
         del.expect("delete");
@@ -275,10 +342,14 @@ async fn replica_vs_delete(engine: Engine) {
 }
 
 async fn claimers_disjoint(engine: Engine) {
-    let Some(db) = setup(engine).await else { return };
+    let Some(db) = setup(engine).await else {
+        return;
+    };
     let s = db.store.clone();
     for i in 0..200 {
-        s.enqueue_cleanup(BACKENDS[i % 3], &format!("c/{i}"), "overwrite", 1).await.unwrap();
+        s.enqueue_cleanup(BACKENDS[i % 3], &format!("c/{i}"), "overwrite", 1)
+            .await
+            .unwrap();
     }
     let mut handles = Vec::new();
     for w in 0..tasks() {
@@ -287,7 +358,11 @@ async fn claimers_disjoint(engine: Engine) {
             let mut mine = Vec::new();
             loop {
                 let rows = s
-                    .claim_pending_cleanups(7, &format!("w{w}"), Timestamp::now().minus(Duration::from_secs(300)))
+                    .claim_pending_cleanups(
+                        7,
+                        &format!("w{w}"),
+                        Timestamp::now().minus(Duration::from_secs(300)),
+                    )
                     .await
                     .expect("claim");
                 if rows.is_empty() {

@@ -31,10 +31,16 @@ async fn postgres_survives_terminated_sessions() {
         },
         ..s3o_pg::PgOptions::default()
     };
-    let store: Arc<dyn MetadataStore> =
-        Arc::new(s3o_pg::PgStore::connect_with(&url, opts).await.expect("connect"));
+    let store: Arc<dyn MetadataStore> = Arc::new(
+        s3o_pg::PgStore::connect_with(&url, opts)
+            .await
+            .expect("connect"),
+    );
     store.run_migrations().await.expect("migrate");
-    store.sync_quota_limits(&[("a".into(), 0), ("b".into(), 0)]).await.unwrap();
+    store
+        .sync_quota_limits(&[("a".into(), 0), ("b".into(), 0)])
+        .await
+        .unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicU64::new(0));
@@ -53,8 +59,10 @@ async fn postgres_survives_terminated_sessions() {
                 i += 1;
                 let key = format!("f/{t}/{}", i % 5);
                 let size = (i * 13 % 400) as i64;
-                let b = if i % 2 == 0 { "a" } else { "b" };
-                let r = store.record_object(&key, b, size, &StoredForm::default()).await;
+                let b = if i.is_multiple_of(2) { "a" } else { "b" };
+                let r = store
+                    .record_object(&key, b, size, &StoredForm::default())
+                    .await;
                 let entry = ledger.entry(key).or_insert((None, Vec::new()));
                 match r {
                     Ok(_) => *entry = (Some(size), Vec::new()),
@@ -71,8 +79,10 @@ async fn postgres_survives_terminated_sessions() {
                     }
                     Err(e) => panic!("unexpected answer {e:?}"),
                 }
-                if i % 7 == 0 {
-                    let _ = store.move_object_location(&format!("f/{t}/{}", i % 5), "a", "b").await;
+                if i.is_multiple_of(7) {
+                    let _ = store
+                        .move_object_location(&format!("f/{t}/{}", i % 5), "a", "b")
+                        .await;
                 }
             }
             ledger
@@ -127,16 +137,24 @@ async fn postgres_survives_terminated_sessions() {
                 Err(e) => panic!("{key}: {e:?}"),
             };
             let possible = got == *acked || got.is_some_and(|g| unanswered.contains(&g));
-            assert!(possible, "{key}: found {got:?}, acknowledged {acked:?}, unanswered {unanswered:?}");
+            assert!(
+                possible,
+                "{key}: found {got:?}, acknowledged {acked:?}, unanswered {unanswered:?}"
+            );
         }
     }
     assert_ledger(store.as_ref()).await;
-    assert!(store.reconcile_usage().await.unwrap().is_empty(), "no quota drift");
+    assert!(
+        store.reconcile_usage().await.unwrap().is_empty(),
+        "no quota drift"
+    );
     eprintln!(
         "postgres: {kills} sessions killed; {} calls failed with a database error, {} failed fast; invariants hold",
         failures.load(Ordering::Relaxed),
         fast_fails.load(Ordering::Relaxed)
     );
     store.close().await;
-    let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await;
+    let _ = admin
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await;
 }

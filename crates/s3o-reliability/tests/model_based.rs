@@ -23,28 +23,94 @@ const INITIAL_LIMITS: [i64; 3] = [1000, 0, 600];
 
 #[derive(Clone, Debug)]
 enum Op {
-    Record { key: usize, backend: usize, size: i64, form: u8 },
-    Delete { key: usize },
-    Batch { keys: Vec<usize> },
-    DeleteLocation { key: usize, backend: usize },
-    Replica { key: usize, target: usize, source: usize },
-    Move { key: usize, from: usize, to: usize },
-    RemoveExcess { key: usize, backend: usize, factor: i64 },
-    Import { key: usize, backend: usize, size: i64 },
-    SetLimit { backend: usize, limit: i64 },
-    Enqueue { backend: usize, key: usize, size: i64 },
-    Claim { limit: usize },
-    Retry { pick: usize },
-    Complete { pick: usize },
-    ToDlq { pick: usize, with_error: bool },
-    Requeue { backend: Option<usize> },
-    WriteOff { picks: Vec<usize> },
-    PendingInsert { key: usize, backend: usize, size: i64, form: u8 },
-    Promote { pick: usize },
-    PendingDelete { pick: usize },
-    MpCreate { key: usize, backend: usize },
-    MpPart { pick: usize, part: i32, size: i64 },
-    MpDelete { pick: usize },
+    Record {
+        key: usize,
+        backend: usize,
+        size: i64,
+        form: u8,
+    },
+    Delete {
+        key: usize,
+    },
+    Batch {
+        keys: Vec<usize>,
+    },
+    DeleteLocation {
+        key: usize,
+        backend: usize,
+    },
+    Replica {
+        key: usize,
+        target: usize,
+        source: usize,
+    },
+    Move {
+        key: usize,
+        from: usize,
+        to: usize,
+    },
+    RemoveExcess {
+        key: usize,
+        backend: usize,
+        factor: i64,
+    },
+    Import {
+        key: usize,
+        backend: usize,
+        size: i64,
+    },
+    SetLimit {
+        backend: usize,
+        limit: i64,
+    },
+    Enqueue {
+        backend: usize,
+        key: usize,
+        size: i64,
+    },
+    Claim {
+        limit: usize,
+    },
+    Retry {
+        pick: usize,
+    },
+    Complete {
+        pick: usize,
+    },
+    ToDlq {
+        pick: usize,
+        with_error: bool,
+    },
+    Requeue {
+        backend: Option<usize>,
+    },
+    WriteOff {
+        picks: Vec<usize>,
+    },
+    PendingInsert {
+        key: usize,
+        backend: usize,
+        size: i64,
+        form: u8,
+    },
+    Promote {
+        pick: usize,
+    },
+    PendingDelete {
+        pick: usize,
+    },
+    MpCreate {
+        key: usize,
+        backend: usize,
+    },
+    MpPart {
+        pick: usize,
+        part: i32,
+        size: i64,
+    },
+    MpDelete {
+        pick: usize,
+    },
     Reconcile,
 }
 
@@ -99,8 +165,16 @@ fn form(kind: u8, size: i64) -> StoredForm {
             content_hash: format!("{size:064x}"),
             managed: true,
         },
-        2 => StoredForm { encrypted: true, key_id: "kv1".into(), ..StoredForm::default() },
-        3 => StoredForm { content_hash: "ab".repeat(32), managed: false, ..StoredForm::default() },
+        2 => StoredForm {
+            encrypted: true,
+            key_id: "kv1".into(),
+            ..StoredForm::default()
+        },
+        3 => StoredForm {
+            content_hash: "ab".repeat(32),
+            managed: false,
+            ..StoredForm::default()
+        },
         _ => StoredForm::default(),
     }
 }
@@ -110,7 +184,11 @@ fn backend_name(i: usize) -> &'static str {
 }
 
 fn pick<T: Clone>(items: &[T], i: usize) -> Option<T> {
-    if items.is_empty() { None } else { Some(items[i % items.len()].clone()) }
+    if items.is_empty() {
+        None
+    } else {
+        Some(items[i % items.len()].clone())
+    }
 }
 
 struct Run {
@@ -128,10 +206,20 @@ impl Run {
         let s = self.store.clone();
         let m = &mut self.model;
         let (got, want): (Outcome, Outcome) = match op {
-            Op::Record { key, backend, size, form: f } => {
+            Op::Record {
+                key,
+                backend,
+                size,
+                form: f,
+            } => {
                 let fm = form(*f, *size);
-                let r = s.record_object(KEYS[*key], backend_name(*backend), *size, &fm).await;
-                (Outcome::of(&r, |v| sorted(v)), m.record(KEYS[*key], backend_name(*backend), *size, &fm))
+                let r = s
+                    .record_object(KEYS[*key], backend_name(*backend), *size, &fm)
+                    .await;
+                (
+                    Outcome::of(&r, |v| sorted(v)),
+                    m.record(KEYS[*key], backend_name(*backend), *size, &fm),
+                )
             }
             Op::Delete { key } => {
                 let r = s.delete_object(KEYS[*key]).await;
@@ -148,22 +236,44 @@ impl Run {
                 (Outcome::of(&r, render), m.delete_batch(&ks))
             }
             Op::DeleteLocation { key, backend } => {
-                let r = s.delete_object_location(KEYS[*key], BACKENDS[*backend]).await;
-                (Outcome::of(&r, |v| v.to_string()), m.delete_location(KEYS[*key], BACKENDS[*backend]))
+                let r = s
+                    .delete_object_location(KEYS[*key], BACKENDS[*backend])
+                    .await;
+                (
+                    Outcome::of(&r, |v| v.to_string()),
+                    m.delete_location(KEYS[*key], BACKENDS[*backend]),
+                )
             }
-            Op::Replica { key, target, source } => {
-                let r = s.record_replica(KEYS[*key], BACKENDS[*target], BACKENDS[*source]).await;
+            Op::Replica {
+                key,
+                target,
+                source,
+            } => {
+                let r = s
+                    .record_replica(KEYS[*key], BACKENDS[*target], BACKENDS[*source])
+                    .await;
                 (
                     Outcome::of(&r, |v| format!("{v:?}")),
                     m.replica(KEYS[*key], BACKENDS[*target], BACKENDS[*source]),
                 )
             }
             Op::Move { key, from, to } => {
-                let r = s.move_object_location(KEYS[*key], BACKENDS[*from], BACKENDS[*to]).await;
-                (Outcome::of(&r, |v| v.to_string()), m.move_copy(KEYS[*key], BACKENDS[*from], BACKENDS[*to]))
+                let r = s
+                    .move_object_location(KEYS[*key], BACKENDS[*from], BACKENDS[*to])
+                    .await;
+                (
+                    Outcome::of(&r, |v| v.to_string()),
+                    m.move_copy(KEYS[*key], BACKENDS[*from], BACKENDS[*to]),
+                )
             }
-            Op::RemoveExcess { key, backend, factor } => {
-                let r = s.remove_excess_copy(KEYS[*key], BACKENDS[*backend], *factor).await;
+            Op::RemoveExcess {
+                key,
+                backend,
+                factor,
+            } => {
+                let r = s
+                    .remove_excess_copy(KEYS[*key], BACKENDS[*backend], *factor)
+                    .await;
                 (
                     Outcome::of(&r, |v| v.to_string()),
                     m.remove_excess(KEYS[*key], BACKENDS[*backend], *factor),
@@ -180,8 +290,13 @@ impl Run {
                 (Outcome::of(&r, |v| v.to_string()), want)
             }
             Op::SetLimit { backend, limit } => {
-                let r = s.sync_quota_limits(&[(BACKENDS[*backend].to_string(), *limit)]).await;
-                (Outcome::of(&r, |_| "()".into()), m.set_limit(BACKENDS[*backend], *limit))
+                let r = s
+                    .sync_quota_limits(&[(BACKENDS[*backend].to_string(), *limit)])
+                    .await;
+                (
+                    Outcome::of(&r, |_| "()".into()),
+                    m.set_limit(BACKENDS[*backend], *limit),
+                )
             }
             Op::Enqueue { backend, key, size } => {
                 let before: BTreeSet<i64> = m.queue.keys().copied().collect();
@@ -191,9 +306,15 @@ impl Run {
                 s.increment_orphan_bytes(BACKENDS[*backend], *size)
                     .await
                     .map_err(|e| format!("orphan: {e}"))?;
-                let listed = s.get_pending_cleanups(10_000).await.map_err(|e| format!("{e}"))?;
-                let new: Vec<i64> =
-                    listed.iter().map(|r| r.id).filter(|id| !before.contains(id)).collect();
+                let listed = s
+                    .get_pending_cleanups(10_000)
+                    .await
+                    .map_err(|e| format!("{e}"))?;
+                let new: Vec<i64> = listed
+                    .iter()
+                    .map(|r| r.id)
+                    .filter(|id| !before.contains(id))
+                    .collect();
                 let [id] = new[..] else {
                     return Err(format!("enqueue added rows {new:?}"));
                 };
@@ -206,7 +327,10 @@ impl Run {
                     .claim_pending_cleanups(*limit as i64, "worker-1", cutoff)
                     .await
                     .map_err(|e| format!("claim: {e}"))?;
-                if rows.iter().any(|r| r.reclaimed || r.claimed_by.as_deref() != Some("worker-1")) {
+                if rows
+                    .iter()
+                    .any(|r| r.reclaimed || r.claimed_by.as_deref() != Some("worker-1"))
+                {
                     return Err(format!("claim returned wrong claim fields: {rows:?}"));
                 }
                 let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -214,7 +338,9 @@ impl Run {
             }
             Op::Retry { pick: p } => {
                 let ids: Vec<i64> = m.queue.keys().copied().collect();
-                let Some(id) = pick(&ids, *p) else { return Ok(()) };
+                let Some(id) = pick(&ids, *p) else {
+                    return Ok(());
+                };
                 s.retry_cleanup_item(id, Duration::ZERO, "503 from backend")
                     .await
                     .map_err(|e| format!("retry: {e}"))?;
@@ -223,37 +349,62 @@ impl Run {
             }
             Op::Complete { pick: p } => {
                 let ids: Vec<i64> = m.queue.keys().copied().collect();
-                let Some(id) = pick(&ids, *p) else { return Ok(()) };
-                s.complete_cleanup_item(id).await.map_err(|e| format!("complete: {e}"))?;
+                let Some(id) = pick(&ids, *p) else {
+                    return Ok(());
+                };
+                s.complete_cleanup_item(id)
+                    .await
+                    .map_err(|e| format!("complete: {e}"))?;
                 m.complete(id);
                 // Idempotent: completing twice changes nothing more.
-                s.complete_cleanup_item(id).await.map_err(|e| format!("complete again: {e}"))?;
+                s.complete_cleanup_item(id)
+                    .await
+                    .map_err(|e| format!("complete again: {e}"))?;
                 return Ok(());
             }
-            Op::ToDlq { pick: p, with_error } => {
+            Op::ToDlq {
+                pick: p,
+                with_error,
+            } => {
                 let ids: Vec<i64> = m.queue.keys().copied().collect();
-                let Some(id) = pick(&ids, *p) else { return Ok(()) };
+                let Some(id) = pick(&ids, *p) else {
+                    return Ok(());
+                };
                 let err = if *with_error { "gave up" } else { "" };
                 let before: BTreeSet<i64> = m.dlq.keys().copied().collect();
                 let r = s.move_cleanup_to_dlq(id, err).await;
-                let dlq = s.list_cleanup_dlq(None, 10_000).await.map_err(|e| format!("dlq: {e}"))?;
+                let dlq = s
+                    .list_cleanup_dlq(None, 10_000)
+                    .await
+                    .map_err(|e| format!("dlq: {e}"))?;
                 let new = dlq.iter().map(|d| d.id).find(|id| !before.contains(id));
                 (Outcome::of(&r, |v| v.to_string()), m.to_dlq(id, new, err))
             }
             Op::Requeue { backend } => {
                 let b = backend.map(|i| BACKENDS[i]);
                 let before: BTreeSet<i64> = m.queue.keys().copied().collect();
-                let n = s.requeue_cleanup_dlq(b).await.map_err(|e| format!("requeue: {e}"))?;
+                let n = s
+                    .requeue_cleanup_dlq(b)
+                    .await
+                    .map_err(|e| format!("requeue: {e}"))?;
                 let rows = m.requeue(b);
                 if n != rows.len() as i64 {
                     return Err(format!("requeue moved {n}, model expects {}", rows.len()));
                 }
-                let listed = s.get_pending_cleanups(10_000).await.map_err(|e| format!("{e}"))?;
-                let mut fresh: Vec<_> = listed.into_iter().filter(|r| !before.contains(&r.id)).collect();
+                let listed = s
+                    .get_pending_cleanups(10_000)
+                    .await
+                    .map_err(|e| format!("{e}"))?;
+                let mut fresh: Vec<_> = listed
+                    .into_iter()
+                    .filter(|r| !before.contains(&r.id))
+                    .collect();
                 let tick = m.tick_once();
                 for row in rows {
                     let Some(pos) = fresh.iter().position(|r| {
-                        r.backend_name == row.backend && r.object_key == row.key && r.size_bytes == row.size
+                        r.backend_name == row.backend
+                            && r.object_key == row.key
+                            && r.size_bytes == row.size
                     }) else {
                         return Err(format!("requeued row {row:?} not found in the queue"));
                     };
@@ -268,7 +419,12 @@ impl Run {
                 let r = s.write_off_cleanup_dlq(&chosen).await;
                 (Outcome::of(&r, |v| v.to_string()), m.write_off(&chosen))
             }
-            Op::PendingInsert { key, backend, size, form: f } => {
+            Op::PendingInsert {
+                key,
+                backend,
+                size,
+                form: f,
+            } => {
                 self.seq += 1;
                 let id = format!("intent-{}", self.seq);
                 let fm = form(*f, *size);
@@ -280,7 +436,9 @@ impl Run {
                     form: fm.clone(),
                     created_at: Timestamp::ZERO,
                 };
-                s.insert_pending(&p).await.map_err(|e| format!("insert pending: {e}"))?;
+                s.insert_pending(&p)
+                    .await
+                    .map_err(|e| format!("insert pending: {e}"))?;
                 m.insert_pending(&id, KEYS[*key], BACKENDS[*backend], *size, &fm);
                 let stored = s
                     .get_stale_pending(Timestamp::now().plus(Duration::from_secs(3600)), 10_000)
@@ -289,12 +447,15 @@ impl Run {
                     .into_iter()
                     .find(|q| q.intent_id == id)
                     .ok_or("inserted intent not listed")?;
-                self.intents.insert(id.clone(), (stored, m.pending[&id].clone()));
+                self.intents
+                    .insert(id.clone(), (stored, m.pending[&id].clone()));
                 return Ok(());
             }
             Op::Promote { pick: p } => {
                 let ids: Vec<String> = self.intents.keys().cloned().collect();
-                let Some(id) = pick(&ids, *p) else { return Ok(()) };
+                let Some(id) = pick(&ids, *p) else {
+                    return Ok(());
+                };
                 let (snapshot, intent) = self.intents[&id].clone();
                 let r = s.promote_pending(&snapshot).await;
                 (
@@ -304,8 +465,12 @@ impl Run {
             }
             Op::PendingDelete { pick: p } => {
                 let ids: Vec<String> = m.pending.keys().cloned().collect();
-                let Some(id) = pick(&ids, *p) else { return Ok(()) };
-                s.delete_pending(&id).await.map_err(|e| format!("delete pending: {e}"))?;
+                let Some(id) = pick(&ids, *p) else {
+                    return Ok(());
+                };
+                s.delete_pending(&id)
+                    .await
+                    .map_err(|e| format!("delete pending: {e}"))?;
                 m.pending.remove(&id);
                 return Ok(());
             }
@@ -318,14 +483,31 @@ impl Run {
                     backend_name: BACKENDS[*backend].into(),
                     ..Default::default()
                 };
-                s.create_multipart_upload(&params).await.map_err(|e| format!("mp create: {e}"))?;
-                m.uploads.insert(id.clone(), (KEYS[*key].into(), BACKENDS[*backend].into(), BTreeMap::new()));
+                s.create_multipart_upload(&params)
+                    .await
+                    .map_err(|e| format!("mp create: {e}"))?;
+                m.uploads.insert(
+                    id.clone(),
+                    (
+                        KEYS[*key].into(),
+                        BACKENDS[*backend].into(),
+                        BTreeMap::new(),
+                    ),
+                );
                 self.uploads_ever.push(id);
                 return Ok(());
             }
-            Op::MpPart { pick: p, part, size } => {
-                let Some(id) = pick(&self.uploads_ever, *p) else { return Ok(()) };
-                let r = s.record_part(&id, *part, "etag", *size, &StoredForm::default()).await;
+            Op::MpPart {
+                pick: p,
+                part,
+                size,
+            } => {
+                let Some(id) = pick(&self.uploads_ever, *p) else {
+                    return Ok(());
+                };
+                let r = s
+                    .record_part(&id, *part, "etag", *size, &StoredForm::default())
+                    .await;
                 let want = match m.uploads.get_mut(&id) {
                     Some(u) => {
                         u.2.insert(*part, *size);
@@ -334,20 +516,29 @@ impl Run {
                     None => Outcome::Ok("missing".into()),
                 };
                 let got = match &r {
-                    Err(s3o_core::StoreError::MultipartUploadNotFound { .. }) => Outcome::Ok("missing".into()),
+                    Err(s3o_core::StoreError::MultipartUploadNotFound { .. }) => {
+                        Outcome::Ok("missing".into())
+                    }
                     other => Outcome::of(other, |_| "()".into()),
                 };
                 (got, want)
             }
             Op::MpDelete { pick: p } => {
-                let Some(id) = pick(&self.uploads_ever, *p) else { return Ok(()) };
-                s.delete_multipart_upload(&id).await.map_err(|e| format!("mp delete: {e}"))?;
+                let Some(id) = pick(&self.uploads_ever, *p) else {
+                    return Ok(());
+                };
+                s.delete_multipart_upload(&id)
+                    .await
+                    .map_err(|e| format!("mp delete: {e}"))?;
                 m.uploads.remove(&id);
                 return Ok(());
             }
             Op::Reconcile => {
                 let r = s.reconcile_usage().await;
-                (Outcome::of(&r, |v| format!("{v:?}")), Outcome::Ok("{}".into()))
+                (
+                    Outcome::of(&r, |v| format!("{v:?}")),
+                    Outcome::Ok("{}".into()),
+                )
             }
         };
         if got != want {
@@ -369,8 +560,10 @@ impl Run {
             want.sort_by(|a, b| a.0.cmp(&b.0));
             let got = match s.get_all_object_locations(key).await {
                 Ok(v) => {
-                    let mut g: Vec<(String, i64, StoredForm)> =
-                        v.into_iter().map(|l| (l.backend_name, l.size_bytes, l.form)).collect();
+                    let mut g: Vec<(String, i64, StoredForm)> = v
+                        .into_iter()
+                        .map(|l| (l.backend_name, l.size_bytes, l.form))
+                        .collect();
                     g.sort_by(|a, b| a.0.cmp(&b.0));
                     g
                 }
@@ -396,17 +589,37 @@ impl Run {
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
-            .map(|r| (r.id, r.backend_name, r.object_key, r.size_bytes, r.attempts, r.claimed_by.is_some()))
+            .map(|r| {
+                (
+                    r.id,
+                    r.backend_name,
+                    r.object_key,
+                    r.size_bytes,
+                    r.attempts,
+                    r.claimed_by.is_some(),
+                )
+            })
             .collect();
         queue.sort();
         let want_queue: Vec<(i64, String, String, i64, i32, bool)> = m
             .queue
             .iter()
             .filter(|(_, r)| r.attempts < 10)
-            .map(|(id, r)| (*id, r.backend.clone(), r.key.clone(), r.size, r.attempts, r.claimed))
+            .map(|(id, r)| {
+                (
+                    *id,
+                    r.backend.clone(),
+                    r.key.clone(),
+                    r.size,
+                    r.attempts,
+                    r.claimed,
+                )
+            })
             .collect();
         if queue != want_queue {
-            return Err(format!("cleanup queue: engine {queue:?}, model {want_queue:?}"));
+            return Err(format!(
+                "cleanup queue: engine {queue:?}, model {want_queue:?}"
+            ));
         }
         let depth = s.cleanup_queue_depth().await.map_err(|e| e.to_string())?;
         if depth != want_queue.len() as i64 {
@@ -417,13 +630,29 @@ impl Run {
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
-            .map(|d| (d.id, d.backend_name, d.object_key, d.size_bytes, d.last_error))
+            .map(|d| {
+                (
+                    d.id,
+                    d.backend_name,
+                    d.object_key,
+                    d.size_bytes,
+                    d.last_error,
+                )
+            })
             .collect();
         dlq.sort();
         let want_dlq: Vec<(i64, String, String, i64, String)> = m
             .dlq
             .iter()
-            .map(|(id, r)| (*id, r.backend.clone(), r.key.clone(), r.size, r.last_error.clone()))
+            .map(|(id, r)| {
+                (
+                    *id,
+                    r.backend.clone(),
+                    r.key.clone(),
+                    r.size,
+                    r.last_error.clone(),
+                )
+            })
             .collect();
         if dlq != want_dlq {
             return Err(format!("DLQ: engine {dlq:?}, model {want_dlq:?}"));
@@ -442,7 +671,9 @@ impl Run {
             .map(|(id, p)| (id.clone(), p.key.clone(), p.backend.clone(), p.size))
             .collect();
         if pending != want_pending {
-            return Err(format!("pending: engine {pending:?}, model {want_pending:?}"));
+            return Err(format!(
+                "pending: engine {pending:?}, model {want_pending:?}"
+            ));
         }
         for id in &self.uploads_ever {
             let parts: BTreeMap<i32, i64> = s
@@ -455,10 +686,15 @@ impl Run {
             let exists = s.get_multipart_upload(id).await.is_ok();
             let want = m.uploads.get(id);
             if exists != want.is_some() || want.is_some_and(|u| u.2 != parts) {
-                return Err(format!("upload {id}: engine exists={exists} parts={parts:?}, model {want:?}"));
+                return Err(format!(
+                    "upload {id}: engine exists={exists} parts={parts:?}, model {want:?}"
+                ));
             }
         }
-        let listing = s.list_objects("", "", 1000).await.map_err(|e| e.to_string())?;
+        let listing = s
+            .list_objects("", "", 1000)
+            .await
+            .map_err(|e| e.to_string())?;
         let keys: Vec<String> = listing.objects.into_iter().map(|o| o.object_key).collect();
         let mut want_keys: Vec<String> = m.copies.keys().map(|(k, _)| k.clone()).collect();
         want_keys.dedup();
@@ -477,9 +713,14 @@ fn sorted(v: &[s3o_core::DeletedCopy]) -> String {
 }
 
 async fn run_sequence(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
-    let Some(db) = fresh(engine).await else { return Ok(()) };
-    let limits: Vec<(String, i64)> =
-        BACKENDS.iter().zip(INITIAL_LIMITS).map(|(b, l)| (b.to_string(), l)).collect();
+    let Some(db) = fresh(engine).await else {
+        return Ok(());
+    };
+    let limits: Vec<(String, i64)> = BACKENDS
+        .iter()
+        .zip(INITIAL_LIMITS)
+        .map(|(b, l)| (b.to_string(), l))
+        .collect();
     db.store.sync_quota_limits(&limits).await.expect("limits");
     let mut model = Model::default();
     for (b, l) in BACKENDS.iter().zip(INITIAL_LIMITS) {
@@ -499,7 +740,10 @@ async fn run_sequence(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
             Err(e) => Err(e),
         };
         if let Err(e) = r {
-            outcome = Err(TestCaseError::fail(format!("{} step {i} {op:?}: {e}", engine.name())));
+            outcome = Err(TestCaseError::fail(format!(
+                "{} step {i} {op:?}: {e}",
+                engine.name()
+            )));
             break;
         }
     }
@@ -508,7 +752,10 @@ async fn run_sequence(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 fn cases() -> u32 {
-    std::env::var("S3O_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
+    std::env::var("S3O_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
 }
 
 fn seed() -> [u8; 32] {
@@ -516,7 +763,10 @@ fn seed() -> [u8; 32] {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| fastrand::u64(..));
-    eprintln!("model-based run: S3O_MODEL_SEED={n} S3O_MODEL_CASES={}", cases());
+    eprintln!(
+        "model-based run: S3O_MODEL_SEED={n} S3O_MODEL_CASES={}",
+        cases()
+    );
     let mut s = [0u8; 32];
     s[..8].copy_from_slice(&n.to_le_bytes());
     s
@@ -531,8 +781,13 @@ fn check(engine: Engine) {
     if engine == Engine::Postgres && s3o_reliability::pg_url().is_none() {
         return;
     }
-    let config = Config { cases: cases(), failure_persistence: None, ..Config::default() };
-    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed()));
+    let config = Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed()));
     let result = runner.run(&proptest::collection::vec(op(), 1..40), |ops| {
         rt.block_on(run_sequence(engine, &ops))
     });

@@ -14,11 +14,16 @@ use s3o_reliability::{assert_ledger, pg_admin, pg_url};
 
 fn cluster() -> Option<String> {
     if std::env::var("S3O_PG_RESTART").as_deref() != Ok("1") {
-        eprintln!("SKIP restart: set S3O_PG_RESTART=1 to let this test stop and start the local PostgreSQL");
+        eprintln!(
+            "SKIP restart: set S3O_PG_RESTART=1 to let this test stop and start the local PostgreSQL"
+        );
         return None;
     }
     let versions = std::fs::read_dir("/etc/postgresql").ok()?;
-    let mut v: Vec<String> = versions.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = versions
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v.pop()
 }
@@ -50,16 +55,26 @@ async fn postgres_restart_opens_and_closes_the_breaker() {
         create_timeout: Duration::from_secs(2),
         ..s3o_pg::PgOptions::default()
     };
-    let pg = Arc::new(s3o_pg::PgStore::connect_with(&url, opts).await.expect("connect"));
+    let pg = Arc::new(
+        s3o_pg::PgStore::connect_with(&url, opts)
+            .await
+            .expect("connect"),
+    );
     let store: Arc<dyn MetadataStore> = pg.clone();
     store.run_migrations().await.expect("migrate");
     store.sync_quota_limits(&[("a".into(), 0)]).await.unwrap();
-    store.record_object("before", "a", 42, &StoredForm::default()).await.unwrap();
+    store
+        .record_object("before", "a", 42, &StoredForm::default())
+        .await
+        .unwrap();
 
     pg_ctl(&version, "stop");
     let mut saw_fast_fail = false;
     for i in 0..20 {
-        match store.record_object(&format!("down/{i}"), "a", 1, &StoredForm::default()).await {
+        match store
+            .record_object(&format!("down/{i}"), "a", 1, &StoredForm::default())
+            .await
+        {
             Err(StoreError::DbUnavailable) => saw_fast_fail = true,
             Err(StoreError::Database { .. }) => {}
             other => {
@@ -70,12 +85,17 @@ async fn postgres_restart_opens_and_closes_the_breaker() {
     }
     let opened = pg.breaker().state() != BreakerState::Closed;
     pg_ctl(&version, "start");
-    assert!(saw_fast_fail, "calls must fail fast with DbUnavailable while the server is down");
+    assert!(
+        saw_fast_fail,
+        "calls must fail fast with DbUnavailable while the server is down"
+    );
     assert!(opened, "the breaker must be open while the server is down");
 
     let mut closed = false;
     for _ in 0..150 {
-        if store.get_all_object_locations("before").await.is_ok() && pg.breaker().state() == BreakerState::Closed {
+        if store.get_all_object_locations("before").await.is_ok()
+            && pg.breaker().state() == BreakerState::Closed
+        {
             closed = true;
             break;
         }
@@ -83,16 +103,27 @@ async fn postgres_restart_opens_and_closes_the_breaker() {
     }
     assert!(closed, "the breaker must close once the server is back");
     let locs = store.get_all_object_locations("before").await.unwrap();
-    assert_eq!(locs[0].size_bytes, 42, "the committed write survived the restart");
+    assert_eq!(
+        locs[0].size_bytes, 42,
+        "the committed write survived the restart"
+    );
     for i in 0..20 {
         assert!(
-            matches!(store.get_all_object_locations(&format!("down/{i}")).await, Err(StoreError::ObjectNotFound { .. })),
+            matches!(
+                store.get_all_object_locations(&format!("down/{i}")).await,
+                Err(StoreError::ObjectNotFound { .. })
+            ),
             "no write may have landed while the server was down"
         );
     }
     assert_ledger(store.as_ref()).await;
-    eprintln!("postgres: stopped and restarted; breaker opened {} time(s) and closed", pg.breaker().stats().opened);
+    eprintln!(
+        "postgres: stopped and restarted; breaker opened {} time(s) and closed",
+        pg.breaker().stats().opened
+    );
     store.close().await;
     let admin = pg_admin().await;
-    let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await;
+    let _ = admin
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await;
 }

@@ -1,10 +1,10 @@
 //! The facade opens each compiled-in engine by URL, migrating only when asked.
 
-use s3o_store::{DbErrorKind, LifecycleAdmin, MetadataStore, OpenOptions, Store};
-
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_url_opens_sqlite_and_migrates_on_request() {
+    use s3o_store::{DbErrorKind, OpenOptions, Store};
+
     let dir = std::env::temp_dir().join(format!(
         "s3o-store-open-{}-{:x}",
         std::process::id(),
@@ -39,6 +39,9 @@ async fn sqlite_url_opens_sqlite_and_migrates_on_request() {
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_url_opens_postgres() {
+    use s3o_store::MetadataStore;
+    use s3o_store::pg::tokio_postgres;
+
     let Ok(base) = std::env::var("S3O_PG_URL") else {
         eprintln!("SKIP postgres: S3O_PG_URL not set");
         return;
@@ -56,7 +59,6 @@ async fn postgres_url_opens_postgres() {
     store.verify_schema_version().await.unwrap();
     store.close().await;
     // Drop the schema through the driver the facade re-exports.
-    use s3o_store::pg::tokio_postgres;
     let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
         .await
         .unwrap();
