@@ -5,6 +5,8 @@
 //!   both engines. Exits non-zero on the first failure.
 //! - `conformance [--engine sqlite|postgres|all]`: the conformance matrix.
 //! - `bench [--quick] [--engine sqlite|postgres|all]`: the benchmarks (see `s3o-bench`).
+//! - `soak [--engine sqlite|postgres|all] [--cases N] [--seed S]`: the model-based test with
+//!   many sequences (default 2000 per engine), in release mode.
 //!
 //! Only the standard library: this crate must build fast and never be the reason CI is slow.
 
@@ -22,6 +24,7 @@ fn main() -> ExitCode {
         "ci" => ci(),
         "conformance" => conformance(&rest),
         "bench" => bench(&rest),
+        "soak" => soak(&rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -37,7 +40,8 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | bench [--quick] [--engine E]>";
+const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
+bench [--quick] [--engine E] | soak [--engine E] [--cases N] [--seed S]>";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -129,6 +133,42 @@ fn conformance(rest: &[String]) -> Result<(), String> {
         &engine,
     ]);
     run(&format!("conformance matrix ({engine})"), cmd)
+}
+
+fn flag(rest: &[String], name: &str) -> Option<String> {
+    rest.iter()
+        .position(|a| a == name)
+        .and_then(|i| rest.get(i + 1).cloned())
+}
+
+fn soak(rest: &[String]) -> Result<(), String> {
+    let engine = engine_arg(rest)?;
+    let cases = flag(rest, "--cases").unwrap_or_else(|| "2000".into());
+    cases
+        .parse::<u32>()
+        .map_err(|_| format!("--cases takes a number, got {cases}"))?;
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "--release",
+        "-p",
+        "s3o-reliability",
+        "--test",
+        "model_based",
+        "--",
+    ]);
+    if engine != "all" {
+        cmd.arg(engine.as_str());
+    }
+    cmd.args(["--nocapture", "--test-threads", "1"])
+        .env("S3O_MODEL_CASES", &cases);
+    if let Some(seed) = flag(rest, "--seed") {
+        cmd.env("S3O_MODEL_SEED", seed);
+    }
+    run(
+        &format!("model-based soak ({engine}, {cases} sequences per engine)"),
+        cmd,
+    )
 }
 
 fn bench(rest: &[String]) -> Result<(), String> {

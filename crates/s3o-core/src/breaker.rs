@@ -111,12 +111,14 @@ pub struct CircuitBreaker {
 }
 
 /// Does this outcome count as a database failure? Only [`StoreError::Database`] errors of the
-/// kinds that say the database is unhealthy (connection, busy, other) do; answers, constraint
-/// violations and retryable conflicts (which prove the database answered) do not.
+/// kinds that say the database is unhealthy (connection, other) do. Answers, constraint
+/// violations and retryable conflicts — serialization failures, deadlocks and SQLite's busy
+/// timeouts under lock contention — prove the database answered, so they do not: a few
+/// contended writers must not take the whole store offline.
 pub fn counts_as_failure(err: &StoreError) -> bool {
     matches!(
         err.db_kind(),
-        Some(DbErrorKind::Connection | DbErrorKind::Busy | DbErrorKind::Other)
+        Some(DbErrorKind::Connection | DbErrorKind::Other)
     )
 }
 
@@ -413,6 +415,8 @@ mod tests {
                 "dup",
             ));
             assert!(run(&b, uv).is_err());
+            let busy: Result<()> = Err(StoreError::database(DbErrorKind::Busy, "begin", "locked"));
+            assert!(matches!(run(&b, busy), Err(StoreError::Database { .. })));
         }
         assert_eq!(b.state(), BreakerState::Closed);
         let _ = run(&b, db_fail());
