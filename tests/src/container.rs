@@ -69,5 +69,7 @@ async fn start() -> Result<Running, String> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    Err(format!("container PostgreSQL never accepted connections: {last}"))
+    Err(format!(
+        "container PostgreSQL never accepted connections: {last}"
+    ))
 }

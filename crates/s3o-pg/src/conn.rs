@@ -51,6 +51,7 @@ impl Db {
                     .prepare_cached(sql)
                     .await
                     .map_err(|e| db_err(ctx, e))?;
+                trace_sql(sql, params);
                 client
                     .query(&stmt, params)
                     .await
@@ -86,6 +87,7 @@ impl Db {
                     .prepare_cached(sql)
                     .await
                     .map_err(|e| db_err(ctx, e))?;
+                trace_sql(sql, params);
                 client
                     .execute(&stmt, params)
                     .await
@@ -94,6 +96,35 @@ impl Db {
             .instrument(statement_span(ctx))
             .await
     }
+}
+
+/// The target of the per-statement trace event: every statement the engine sends (and
+/// `BEGIN`/`COMMIT`/`ROLLBACK`) emits one `TRACE` event with the exact `sql` text and its
+/// `params` (each parameter's `Debug` form, separated by U+001F). Off unless a subscriber
+/// enables this target; the benchmark captures it to build same-SQL baselines.
+pub const SQL_TRACE_TARGET: &str = "s3o::sql";
+
+/// Separator between parameters in the `params` field of a [`SQL_TRACE_TARGET`] event.
+pub const SQL_TRACE_PARAM_SEP: char = '\u{1f}';
+
+/// Lazily formats statement parameters for the trace event (only when it is enabled).
+pub(crate) struct TraceParams<'a>(pub(crate) Params<'a>);
+
+impl std::fmt::Display for TraceParams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, "{SQL_TRACE_PARAM_SEP}")?;
+            }
+            write!(f, "{p:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Emits the [`SQL_TRACE_TARGET`] event for one statement.
+pub(crate) fn trace_sql(sql: &str, params: Params<'_>) {
+    tracing::trace!(target: "s3o::sql", sql, params = %TraceParams(params));
 }
 
 /// The span every statement runs in: engine and operation, at debug level.

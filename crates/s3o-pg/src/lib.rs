@@ -83,6 +83,7 @@ use s3o_core::{MetadataStore, Result, StoreError};
 use tokio_postgres::config::Host;
 
 pub use admin::EXPECTED_SCHEMA_VERSION;
+pub use conn::{SQL_TRACE_PARAM_SEP, SQL_TRACE_TARGET};
 #[doc(hidden)]
 pub use reader::listing_statement;
 pub use tls::SslMode;

@@ -20,7 +20,7 @@ use tokio_postgres::Row;
 use tracing::Instrument;
 
 use crate::PgStore;
-use crate::conn::{Params, no_row, statement_span};
+use crate::conn::{Params, no_row, statement_span, trace_sql};
 use crate::error::db_err;
 
 /// One open transaction on one pooled connection.
@@ -58,6 +58,10 @@ impl PgTx {
                     .prepare_cached(sql)
                     .await
                     .map_err(|e| db_err(ctx, e))?;
+                if begin {
+                    trace_sql("BEGIN", &[]);
+                }
+                trace_sql(sql, params);
                 if begin {
                     // Pipelined: BEGIN and the statement leave in one write, in this order.
                     let (b, r) = if rows {
@@ -153,6 +157,7 @@ impl PgTx {
             // Nothing was sent: the connection goes straight back to the pool.
             return Ok(());
         }
+        trace_sql(sql, &[]);
         let r = self
             .breaker
             .call(async { client.batch_execute(sql).await.map_err(|e| db_err(ctx, e)) })
