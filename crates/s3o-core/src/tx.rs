@@ -132,9 +132,61 @@ pub trait QuotaTx: Send {
     async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()>;
 }
 
+/// Tables holding rows that reference a backend, in the order
+/// [`crate::ops::delete_backend_data`] clears them (the quota row itself goes last).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendTable {
+    /// `cleanup_queue`.
+    CleanupQueue,
+    /// `cleanup_dlq`.
+    CleanupDlq,
+    /// `pending_objects`.
+    PendingObjects,
+    /// `multipart_uploads` (their parts cascade).
+    MultipartUploads,
+    /// `object_locations`.
+    ObjectLocations,
+    /// `backend_usage`.
+    BackendUsage,
+}
+
+impl BackendTable {
+    /// Removal order: queue and dead letters first, copies after intents and uploads, usage
+    /// last; the `backend_quotas` row follows all of them.
+    pub const REMOVAL_ORDER: [BackendTable; 6] = [
+        BackendTable::CleanupQueue,
+        BackendTable::CleanupDlq,
+        BackendTable::PendingObjects,
+        BackendTable::MultipartUploads,
+        BackendTable::ObjectLocations,
+        BackendTable::BackendUsage,
+    ];
+
+    /// The SQL table name (identical on both engines).
+    pub const fn table_name(self) -> &'static str {
+        match self {
+            BackendTable::CleanupQueue => "cleanup_queue",
+            BackendTable::CleanupDlq => "cleanup_dlq",
+            BackendTable::PendingObjects => "pending_objects",
+            BackendTable::MultipartUploads => "multipart_uploads",
+            BackendTable::ObjectLocations => "object_locations",
+            BackendTable::BackendUsage => "backend_usage",
+        }
+    }
+}
+
+/// Transactional primitives for removing a backend.
+#[async_trait]
+pub trait BackendTx: Send {
+    /// Deletes every row of `table` whose `backend_name` is `backend`; returns how many.
+    async fn delete_backend_rows(&mut self, table: BackendTable, backend: &str) -> Result<u64>;
+    /// Deletes the backend's `backend_quotas` row; `false` when it had none.
+    async fn delete_backend_quota_row(&mut self, backend: &str) -> Result<bool>;
+}
+
 /// The per-engine transactional seam: every primitive a core operation may call.
 #[async_trait]
-pub trait TxAdapter: PendingTx + ObjectsTx + CleanupTx + QuotaTx {
+pub trait TxAdapter: PendingTx + ObjectsTx + CleanupTx + QuotaTx + BackendTx {
     /// Takes a transaction-scoped lock on `key`, released at commit or rollback. PostgreSQL:
     /// `pg_advisory_xact_lock(KEY_LOCK_CLASS, hashtext(key))`; SQLite: no-op, because its one
     /// writer (`BEGIN IMMEDIATE`) already serialises every write transaction.

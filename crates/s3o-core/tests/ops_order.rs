@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use s3o_core::tx::{CleanupTx, ObjectsTx, PendingTx, QuotaTx};
+use s3o_core::tx::{BackendTable, BackendTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
 use s3o_core::*;
 
 #[derive(Clone, Default)]
@@ -395,6 +395,31 @@ impl QuotaTx for FakeTx {
             q.0 = value;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl BackendTx for FakeTx {
+    async fn delete_backend_rows(&mut self, table: BackendTable, backend: &str) -> Result<u64> {
+        self.note(format!(
+            "delete_backend_rows({},{backend})",
+            table.table_name()
+        ))?;
+        let w = &mut self.work;
+        let before = w.copies.len() + w.pending.len() + w.queue.len() + w.dlq.len();
+        match table {
+            BackendTable::CleanupQueue => w.queue.retain(|_, r| r.backend_name != backend),
+            BackendTable::CleanupDlq => w.dlq.retain(|r| r.backend_name != backend),
+            BackendTable::PendingObjects => w.pending.retain(|_, p| p.backend_name != backend),
+            BackendTable::ObjectLocations => w.copies.retain(|(_, b), _| b != backend),
+            BackendTable::MultipartUploads | BackendTable::BackendUsage => {}
+        }
+        let after = w.copies.len() + w.pending.len() + w.queue.len() + w.dlq.len();
+        Ok((before - after) as u64)
+    }
+    async fn delete_backend_quota_row(&mut self, backend: &str) -> Result<bool> {
+        self.note(format!("delete_backend_quota_row({backend})"))?;
+        Ok(self.work.quotas.remove(backend).is_some())
     }
 }
 
@@ -1190,5 +1215,46 @@ async fn mark_encrypted_and_decrypted_adjust_by_the_locked_size() {
         !ops::mark_object_decrypted(&f, "gone", "a", 1)
             .await
             .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn delete_backend_data_clears_dependents_before_the_quota_row() {
+    let f = Fake::with_backends(&[("a", 0), ("b", 0)]);
+    f.put("k", "a", 5, 1, plain());
+    f.put("k", "b", 5, 2, plain());
+    f.state
+        .lock()
+        .unwrap()
+        .queue
+        .insert(1, queue_row(1, "a", 3, ""));
+    ops::delete_backend_data(&f, "a").await.unwrap();
+    let log = f.log();
+    let steps: Vec<&String> = log
+        .iter()
+        .filter(|c| c.starts_with("delete_backend"))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "delete_backend_rows(cleanup_queue,a)",
+            "delete_backend_rows(cleanup_dlq,a)",
+            "delete_backend_rows(pending_objects,a)",
+            "delete_backend_rows(multipart_uploads,a)",
+            "delete_backend_rows(object_locations,a)",
+            "delete_backend_rows(backend_usage,a)",
+            "delete_backend_quota_row(a)",
+        ]
+    );
+    let s = f.state.lock().unwrap();
+    assert!(!s.quotas.contains_key("a") && s.queue.is_empty() && s.copies.len() == 1);
+    drop(s);
+    assert!(matches!(
+        ops::delete_backend_data(&f, "ghost").await,
+        Err(StoreError::UnknownBackend { .. })
+    ));
+    assert!(
+        f.state.lock().unwrap().quotas.contains_key("b"),
+        "unknown backend changes nothing"
     );
 }

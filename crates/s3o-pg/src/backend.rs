@@ -1,62 +1,11 @@
 //! Backend removal and per-backend statistics.
 
 use async_trait::async_trait;
-use s3o_core::{BackendLifecycleStore, Result, StoreError, Transaction, validate};
+use s3o_core::tx::{BackendTable, BackendTx};
+use s3o_core::{BackendLifecycleStore, Result, validate};
 
 use crate::PgStore;
 use crate::tx::PgTx;
-
-/// Deletes everything referencing the backend, then its quota row. The quota row is locked
-/// first so concurrent writers to this backend wait (and then fail on the foreign key).
-async fn delete_backend(tx: &mut PgTx, backend: &str) -> Result<()> {
-    let row = tx
-        .query_opt(
-            "lock backend",
-            "SELECT 1 FROM backend_quotas WHERE backend_name = $1 FOR UPDATE",
-            &[&backend],
-        )
-        .await?;
-    if row.is_none() {
-        return Err(StoreError::UnknownBackend {
-            backend: backend.to_owned(),
-        });
-    }
-    const STEPS: [(&str, &str); 7] = [
-        (
-            "delete cleanup rows of backend",
-            "DELETE FROM cleanup_queue WHERE backend_name = $1",
-        ),
-        (
-            "delete dead letters of backend",
-            "DELETE FROM cleanup_dlq WHERE backend_name = $1",
-        ),
-        (
-            "delete pending intents of backend",
-            "DELETE FROM pending_objects WHERE backend_name = $1",
-        ),
-        (
-            // Parts go with their uploads (ON DELETE CASCADE).
-            "delete multipart uploads of backend",
-            "DELETE FROM multipart_uploads WHERE backend_name = $1",
-        ),
-        (
-            "delete copies of backend",
-            "DELETE FROM object_locations WHERE backend_name = $1",
-        ),
-        (
-            "delete usage of backend",
-            "DELETE FROM backend_usage WHERE backend_name = $1",
-        ),
-        (
-            "delete backend quota row",
-            "DELETE FROM backend_quotas WHERE backend_name = $1",
-        ),
-    ];
-    for (ctx, sql) in STEPS {
-        tx.execute(ctx, sql, &[&backend]).await?;
-    }
-    Ok(())
-}
 
 #[async_trait]
 impl BackendLifecycleStore for PgStore {
@@ -73,22 +22,25 @@ impl BackendLifecycleStore for PgStore {
             .await?;
         Ok((row.get(0), row.get(1)))
     }
+}
 
-    async fn delete_backend_data(&self, backend: &str) -> Result<()> {
+#[async_trait]
+impl BackendTx for PgTx {
+    async fn delete_backend_rows(&mut self, table: BackendTable, backend: &str) -> Result<u64> {
         validate::backend(backend)?;
-        let mut tx = Box::new(self.begin_pg().await?);
-        match delete_backend(&mut tx, backend).await {
-            Ok(()) => {
-                tx.commit().await?;
-                tracing::warn!(backend, "deleted every row of backend");
-                Ok(())
-            }
-            Err(e) => {
-                if let Err(rb) = tx.rollback().await {
-                    tracing::warn!(error = %rb, "rollback failed after backend deletion error");
-                }
-                Err(e)
-            }
-        }
+        let sql = format!("DELETE FROM {} WHERE backend_name = $1", table.table_name());
+        self.execute("delete backend rows", &sql, &[&backend]).await
+    }
+
+    async fn delete_backend_quota_row(&mut self, backend: &str) -> Result<bool> {
+        validate::backend(backend)?;
+        let n = self
+            .execute(
+                "delete backend quota row",
+                "DELETE FROM backend_quotas WHERE backend_name = $1",
+                &[&backend],
+            )
+            .await?;
+        Ok(n > 0)
     }
 }

@@ -2,38 +2,12 @@
 
 use async_trait::async_trait;
 use rusqlite::params;
-use s3o_core::{BackendLifecycleStore, Result, StoreError, validate};
+use s3o_core::tx::BackendTable;
+use s3o_core::{BackendLifecycleStore, Result, validate};
+
+use crate::conn::Db;
 
 use crate::SqliteStore;
-use crate::quota::backend_exists;
-
-/// Tables referencing `backend_quotas`, in deletion order (parts cascade with their uploads).
-const DEPENDENTS: [(&str, &str); 6] = [
-    (
-        "delete backend cleanup queue",
-        "DELETE FROM cleanup_queue WHERE backend_name = ?1",
-    ),
-    (
-        "delete backend cleanup dlq",
-        "DELETE FROM cleanup_dlq WHERE backend_name = ?1",
-    ),
-    (
-        "delete backend pending intents",
-        "DELETE FROM pending_objects WHERE backend_name = ?1",
-    ),
-    (
-        "delete backend multipart uploads",
-        "DELETE FROM multipart_uploads WHERE backend_name = ?1",
-    ),
-    (
-        "delete backend copies",
-        "DELETE FROM object_locations WHERE backend_name = ?1",
-    ),
-    (
-        "delete backend usage",
-        "DELETE FROM backend_usage WHERE backend_name = ?1",
-    ),
-];
 
 #[async_trait]
 impl BackendLifecycleStore for SqliteStore {
@@ -52,28 +26,21 @@ impl BackendLifecycleStore for SqliteStore {
             })
             .await
     }
+}
 
-    async fn delete_backend_data(&self, backend: &str) -> Result<()> {
-        validate::backend(backend)?;
-        let backend = backend.to_owned();
-        let name = backend.clone();
-        self.conns
-            .write_tx("delete backend data", move |db| {
-                if !backend_exists(db, &backend)? {
-                    return Err(StoreError::UnknownBackend { backend });
-                }
-                for (ctx, sql) in DEPENDENTS {
-                    db.execute(ctx, sql, params![backend])?;
-                }
-                db.execute(
-                    "delete backend quota row",
-                    "DELETE FROM backend_quotas WHERE backend_name = ?1",
-                    params![backend],
-                )?;
-                Ok(())
-            })
-            .await?;
-        tracing::info!(engine = "sqlite", backend = %name, "deleted backend data");
-        Ok(())
-    }
+/// Deletes the rows of one dependent table that reference `backend`.
+pub(crate) fn delete_rows(db: &Db<'_>, table: BackendTable, backend: &str) -> Result<u64> {
+    let sql = format!("DELETE FROM {} WHERE backend_name = ?1", table.table_name());
+    let n = db.execute("delete backend rows", &sql, params![backend])?;
+    Ok(n as u64)
+}
+
+/// Deletes the backend's quota row; `false` when there was none.
+pub(crate) fn delete_quota_row(db: &Db<'_>, backend: &str) -> Result<bool> {
+    let n = db.execute(
+        "delete backend quota row",
+        "DELETE FROM backend_quotas WHERE backend_name = ?1",
+        params![backend],
+    )?;
+    Ok(n > 0)
 }

@@ -70,7 +70,12 @@ impl<'c> Db<'c> {
 
     /// Runs one statement; returns the number of rows changed.
     pub(crate) fn execute<P: Params>(&self, ctx: &str, sql: &str, params: P) -> Result<usize> {
-        self.guarded(ctx, |c| c.prepare_cached(sql)?.execute(params))
+        self.guarded(ctx, |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let n = stmt.execute(params)?;
+            trace_sql(sql, &stmt);
+            Ok(n)
+        })
     }
 
     /// The first row mapped by `f`, `None` when there is none.
@@ -84,10 +89,13 @@ impl<'c> Db<'c> {
         self.guarded(ctx, |c| {
             let mut stmt = c.prepare_cached(sql)?;
             let mut rows = stmt.query(params)?;
-            match rows.next()? {
+            let out = match rows.next()? {
                 Some(row) => f(row).map(Some),
                 None => Ok(None),
-            }
+            };
+            drop(rows);
+            trace_sql(sql, &stmt);
+            out
         })
     }
 
@@ -99,7 +107,12 @@ impl<'c> Db<'c> {
         params: P,
         f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        self.guarded(ctx, |c| c.prepare_cached(sql)?.query_row(params, f))
+        self.guarded(ctx, |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let out = stmt.query_row(params, f)?;
+            trace_sql(sql, &stmt);
+            Ok(out)
+        })
     }
 
     /// Every row mapped by `f`.
@@ -112,19 +125,38 @@ impl<'c> Db<'c> {
     ) -> Result<Vec<T>> {
         self.guarded(ctx, |c| {
             let mut stmt = c.prepare_cached(sql)?;
-            let rows = stmt.query_map(params, f)?;
-            rows.collect()
+            let out = stmt.query_map(params, f)?.collect();
+            trace_sql(sql, &stmt);
+            out
         })
     }
 
     /// Runs a parameterless batch (transaction control, schema).
     pub(crate) fn batch(&self, ctx: &str, sql: &str) -> Result<()> {
-        self.guarded(ctx, |c| c.execute_batch(sql))
+        self.guarded(ctx, |c| {
+            tracing::trace!(target: "s3o::sql", sql, expanded = sql);
+            c.execute_batch(sql)
+        })
     }
 
     /// The underlying connection, for breaker-free work (rollback, migrations).
     pub(crate) fn raw(&self) -> &Connection {
         self.conn
+    }
+}
+
+/// The target of the per-statement trace event: every statement run through the breaker
+/// chokepoint emits one `TRACE` event with the exact `sql` text and `expanded`, the same text
+/// with its bound parameters inlined as SQL literals (`sqlite3_expanded_sql`). Off unless a
+/// subscriber enables this target; the benchmark captures it to build same-SQL baselines.
+pub const SQL_TRACE_TARGET: &str = "s3o::sql";
+
+/// Emits the [`SQL_TRACE_TARGET`] event for a statement that has just run (its parameters are
+/// still bound: `sqlite3_reset` keeps bindings).
+fn trace_sql(sql: &str, stmt: &rusqlite::Statement<'_>) {
+    if tracing::enabled!(target: "s3o::sql", tracing::Level::TRACE) {
+        let expanded = stmt.expanded_sql().unwrap_or_default();
+        tracing::trace!(target: "s3o::sql", sql, expanded = expanded.as_str());
     }
 }
 

@@ -93,6 +93,7 @@ use crate::conn::{Conns, Target};
 use crate::locker::LeaderLocks;
 
 /// Re-export of the driver this crate links, so users never mismatch versions.
+pub use conn::SQL_TRACE_TARGET;
 pub use rusqlite;
 
 /// The schema version this binary expects: the number of the last file in `migrations/sqlite`.

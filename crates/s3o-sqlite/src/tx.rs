@@ -12,14 +12,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use s3o_core::tx::{CleanupTx, ObjectsTx, PendingTx, QuotaTx};
+use s3o_core::tx::{BackendTable, BackendTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
 use s3o_core::{
     CleanupQueueRow, DbErrorKind, ExistingCopy, KeyedExistingCopy, ObjectLocation, PendingObject,
     Result, Runner, StoreError, StoredForm, Transaction, TxAdapter,
 };
 
 use crate::conn::{Conns, Db, WriterGuard};
-use crate::{SqliteStore, cleanup, objects, pending, quota};
+use crate::{SqliteStore, backend, cleanup, objects, pending, quota};
 
 /// An open write transaction on the writer connection.
 pub(crate) struct SqliteTx {
@@ -277,6 +277,25 @@ impl CleanupTx for SqliteTx {
     async fn delete_cleanup_dlq_row(&mut self, id: i64) -> Result<Option<(String, i64)>> {
         self.run("delete cleanup dlq row", move |db| {
             cleanup::delete_dlq_row(db, id)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl BackendTx for SqliteTx {
+    async fn delete_backend_rows(&mut self, table: BackendTable, backend: &str) -> Result<u64> {
+        let backend = backend.to_owned();
+        self.run("delete backend rows", move |db| {
+            backend::delete_rows(db, table, &backend)
+        })
+        .await
+    }
+
+    async fn delete_backend_quota_row(&mut self, backend: &str) -> Result<bool> {
+        let backend = backend.to_owned();
+        self.run("delete backend quota row", move |db| {
+            backend::delete_quota_row(db, &backend)
         })
         .await
     }

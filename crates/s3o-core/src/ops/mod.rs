@@ -7,6 +7,7 @@
 //! as briefly as possible. Sizes charged or debited are always read from rows locked inside
 //! the transaction, never taken from the caller.
 
+mod backend;
 mod cleanup;
 mod encryption;
 mod listing;
@@ -15,6 +16,7 @@ mod pending;
 mod quota;
 mod replication;
 
+pub use backend::delete_backend_data;
 pub use cleanup::{move_cleanup_to_dlq, sweep_stale_cleanup_queue_rows, write_off_cleanup_dlq};
 pub use encryption::{mark_object_decrypted, mark_object_encrypted};
 pub use listing::{
