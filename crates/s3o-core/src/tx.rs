@@ -28,9 +28,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Transactional primitives on `pending_objects`.
 #[async_trait]
 pub trait PendingTx: Send {
-    /// Locks the intent row (`FOR UPDATE` on PostgreSQL). `false` when it no longer exists
-    /// (another reaper resolved it).
-    async fn claim_pending(&mut self, intent_id: &str) -> Result<bool>;
+    /// Locks the intent row (`FOR UPDATE` on PostgreSQL) and returns it as stored; `None` when
+    /// it no longer exists (another reaper resolved it). Promotion commits this locked row,
+    /// never the caller's copy of it.
+    async fn claim_pending(&mut self, intent_id: &str) -> Result<Option<PendingObject>>;
     /// Inserts an intent; `created_at` zero means now. Unknown backend ⇒ `UnknownBackend`.
     async fn insert_pending(&mut self, p: &PendingObject) -> Result<()>;
     /// Deletes an intent; missing is a no-op.

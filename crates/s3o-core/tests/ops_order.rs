@@ -105,9 +105,9 @@ fn deadlock() -> StoreError {
 
 #[async_trait]
 impl PendingTx for FakeTx {
-    async fn claim_pending(&mut self, intent_id: &str) -> Result<bool> {
+    async fn claim_pending(&mut self, intent_id: &str) -> Result<Option<PendingObject>> {
         self.note(format!("claim_pending({intent_id})"))?;
-        Ok(self.work.pending.contains_key(intent_id))
+        Ok(self.work.pending.get(intent_id).cloned())
     }
     async fn insert_pending(&mut self, p: &PendingObject) -> Result<()> {
         self.note(format!("insert_pending({})", p.intent_id))?;
@@ -1257,4 +1257,30 @@ async fn delete_backend_data_clears_dependents_before_the_quota_row() {
         f.state.lock().unwrap().quotas.contains_key("b"),
         "unknown backend changes nothing"
     );
+}
+
+#[tokio::test]
+async fn promote_pending_commits_the_locked_row_not_the_callers_copy() {
+    let f = Fake::with_backends(&[("a", 0)]);
+    let stored = intent("i1", "k", "a", 8, 20);
+    f.state.lock().unwrap().pending.insert("i1".into(), stored);
+    let mut tampered = intent("i1", "k", "a", 999, 20);
+    tampered.form.content_hash = "forged".into();
+    let (res, _) = ops::promote_pending(&f, &tampered).await.unwrap();
+    assert_eq!(res, PendingPromoteResult::Committed);
+    assert_eq!(f.used("a"), 8, "charged the stored size");
+    let copy = f.state.lock().unwrap().copies[&("k".to_string(), "a".to_string())].clone();
+    assert_eq!((copy.size_bytes, copy.form.content_hash.as_str()), (8, "h"));
+
+    f.state
+        .lock()
+        .unwrap()
+        .pending
+        .insert("i2".into(), intent("i2", "other", "a", 1, 30));
+    let wrong_key = intent("i2", "k", "a", 1, 30);
+    assert!(matches!(
+        ops::promote_pending(&f, &wrong_key).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert!(f.state.lock().unwrap().pending.contains_key("i2"));
 }

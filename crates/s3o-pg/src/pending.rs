@@ -80,17 +80,21 @@ macro_rules! pending_params {
 
 #[async_trait]
 impl PendingTx for PgTx {
-    async fn claim_pending(&mut self, intent_id: &str) -> Result<bool> {
+    async fn claim_pending(&mut self, intent_id: &str) -> Result<Option<PendingObject>> {
         validate::text("intent id", intent_id)?;
         // Row-locks the intent until commit; gone ⇒ another reaper resolved it.
         let row = self
             .query_opt(
                 "claim pending intent",
-                "SELECT 1 FROM pending_objects WHERE intent_id = $1 FOR UPDATE",
+                concat!(
+                    "SELECT ",
+                    pending_cols!(),
+                    " FROM pending_objects WHERE intent_id = $1 FOR UPDATE"
+                ),
                 &[&intent_id],
             )
             .await?;
-        Ok(row.is_some())
+        Ok(row.as_ref().map(pending_from_row))
     }
 
     async fn insert_pending(&mut self, p: &PendingObject) -> Result<()> {

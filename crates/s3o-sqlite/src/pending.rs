@@ -46,12 +46,13 @@ pub(crate) fn validate_pending(p: &PendingObject) -> Result<()> {
 }
 
 /// Whether the intent still exists (the transaction's write lock keeps it so until commit).
-pub(crate) fn claim(db: &Db<'_>, intent_id: &str) -> Result<bool> {
-    db.query_one(
+pub(crate) fn claim(db: &Db<'_>, intent_id: &str) -> Result<Option<PendingObject>> {
+    // No row lock needed: the transaction holds the file's write lock (BEGIN IMMEDIATE).
+    db.query_opt(
         "claim pending",
-        "SELECT EXISTS (SELECT 1 FROM pending_objects WHERE intent_id = ?1)",
+        &format!("SELECT {PENDING_COLUMNS} FROM pending_objects WHERE intent_id = ?1"),
         params![intent_id],
-        |r| r.get(0),
+        pending_from_row,
     )
 }
 

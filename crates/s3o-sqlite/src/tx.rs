@@ -95,7 +95,7 @@ impl TxAdapter for SqliteTx {
 
 #[async_trait]
 impl PendingTx for SqliteTx {
-    async fn claim_pending(&mut self, intent_id: &str) -> Result<bool> {
+    async fn claim_pending(&mut self, intent_id: &str) -> Result<Option<PendingObject>> {
         let id = intent_id.to_owned();
         self.run("claim pending", move |db| pending::claim(db, &id))
             .await

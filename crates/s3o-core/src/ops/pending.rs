@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 
 use super::objects::{validate_form, write_over};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
 use crate::types::{DeletedCopy, ExistingCopy, PendingObject, PendingPromoteResult, Timestamp};
 use crate::validate;
@@ -22,13 +22,22 @@ struct Promote<'a> {
 impl TxBody for Promote<'_> {
     type Output = (PendingPromoteResult, Vec<DeletedCopy>);
     async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Self::Output> {
-        let p = self.p;
         // Key lock before the intent row: the write path holds the key lock while it deletes
         // intents, so claiming first could deadlock against it.
-        tx.acquire_key_lock(&p.object_key).await?;
-        if !tx.claim_pending(&p.intent_id).await? {
+        tx.acquire_key_lock(&self.p.object_key).await?;
+        let Some(locked) = tx.claim_pending(&self.p.intent_id).await? else {
             return Ok((PendingPromoteResult::AlreadyResolved, Vec::new()));
+        };
+        if locked.object_key != self.p.object_key {
+            // The id names an intent of another key: we hold the wrong key lock. Refuse rather
+            // than write under it.
+            return Err(StoreError::invalid(
+                "pending intent",
+                format!("intent {} is for another key", self.p.intent_id),
+            ));
         }
+        // Size, backend and stored form come from the locked row, not from the caller.
+        let p = &locked;
         let existing = tx.get_existing_copies_for_update(&p.object_key).await?;
         if intent_superseded(p.created_at, &existing) {
             tx.delete_pending(&p.intent_id).await?;
@@ -50,7 +59,8 @@ impl TxBody for Promote<'_> {
 
 /// Resolves an intent whose bytes were found on the backend.
 ///
-/// Locks the key, then claims the intent row. Intent gone ⇒ `AlreadyResolved`. A copy of the
+/// Locks the key, then claims the intent row, whose stored values (not the caller's copy) are
+/// what gets committed. Intent gone ⇒ `AlreadyResolved`. A copy of the
 /// key recorded strictly after the intent ⇒ the intent is dropped, `Superseded`. Otherwise the
 /// intent is committed exactly like [`super::record_object`] with its stored metadata and
 /// deleted in the same transaction: `Committed` plus the displaced copies. On error nothing
