@@ -230,6 +230,10 @@ impl PendingPromoteResult {
     }
 }
 
+/// Attempts after which a cleanup-queue or outbox row is no longer due: the cleanup worker
+/// moves it to the dead-letter table, the outbox counts it as dropped.
+pub const MAX_ATTEMPTS: i32 = 10;
+
 /// A row of the cleanup queue as the worker and the admin display see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CleanupItem {

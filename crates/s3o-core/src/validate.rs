@@ -103,6 +103,56 @@ pub fn limit(n: i64, default: usize, cap: usize) -> usize {
     }
 }
 
+/// Rows a listing returns when the caller passes a limit ≤ 0.
+pub const DEFAULT_PAGE: usize = 1000;
+/// Most rows any single listing call returns; larger limits are capped.
+pub const MAX_PAGE: usize = 10_000;
+
+/// The page size of a listing: ≤ 0 ⇒ [`DEFAULT_PAGE`], capped at [`MAX_PAGE`]. The one rule
+/// for every listing method of both engines, except [`batch_limit`] callers.
+pub fn page(n: i64) -> usize {
+    limit(n, DEFAULT_PAGE, MAX_PAGE)
+}
+
+/// The size of a batch that acts on rows (claims) or selects work (replication queries):
+/// ≤ 0 ⇒ `None`, meaning "nothing", never a default; capped at [`MAX_PAGE`].
+pub fn batch_limit(n: i64) -> Option<usize> {
+    (n > 0).then(|| usize::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE))
+}
+
+/// A usage period: `YYYY-MM` with a month 01..=12.
+pub fn usage_period(p: &str) -> Result<()> {
+    let b = p.as_bytes();
+    let ok = b.len() == 7
+        && b[4] == b'-'
+        && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
+        && matches!(p[5..].parse::<u8>(), Ok(1..=12));
+    if !ok {
+        return Err(StoreError::invalid(
+            "usage period",
+            format!("must be YYYY-MM (got {p:?})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Backend names given as a preference or eligibility list: each a valid name.
+pub fn backend_names(names: &[String]) -> Result<()> {
+    names.iter().try_for_each(|b| backend(b))
+}
+
+/// Quota limits as `sync_quota_limits` applies them: every name and limit valid, sorted by
+/// name (the quota-row lock order), a repeated name keeping its last limit.
+pub fn quota_limits(limits: &[(String, i64)]) -> Result<Vec<(String, i64)>> {
+    let mut by_name = std::collections::BTreeMap::new();
+    for (b, l) in limits {
+        backend(b)?;
+        quota_limit(*l)?;
+        by_name.insert(b.clone(), *l);
+    }
+    Ok(by_name.into_iter().collect())
+}
+
 /// A quota limit: non-negative (0 = unlimited).
 pub fn quota_limit(n: i64) -> Result<()> {
     size("quota limit", n)
@@ -159,6 +209,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn usage_periods_and_quota_lists() {
+        assert!(usage_period("2026-11").is_ok());
+        for bad in [
+            "2026-13", "2026-00", "26-11", "2026/11", "2026-1", "abcd-ef", "",
+        ] {
+            assert!(usage_period(bad).is_err(), "{bad}");
+        }
+        let l = quota_limits(&[("b".into(), 1), ("a".into(), 2), ("b".into(), 3)]).unwrap();
+        assert_eq!(l, [("a".to_string(), 2), ("b".to_string(), 3)]);
+        assert!(quota_limits(&[("a".into(), -1)]).is_err());
+        assert_eq!(batch_limit(0), None);
+        assert_eq!(batch_limit(-4), None);
+        assert_eq!(batch_limit(5), Some(5));
+        assert_eq!(batch_limit(i64::MAX), Some(MAX_PAGE));
+        assert_eq!(page(0), DEFAULT_PAGE);
+        assert_eq!(page(50_000), MAX_PAGE);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{DbErrorKind, Result, StoreError};
 
 /// Schema version state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,6 +11,61 @@ pub struct SchemaVersion {
     pub current: i64,
     /// Highest migration this binary knows.
     pub expected: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_check_names_the_fix() {
+        let ok = SchemaVersion {
+            current: 2,
+            expected: 2,
+        };
+        assert_eq!(ok.check().unwrap(), ok);
+        let behind = SchemaVersion {
+            current: 1,
+            expected: 2,
+        }
+        .check()
+        .unwrap_err();
+        assert!(behind.to_string().contains("run migrations"), "{behind}");
+        assert_eq!(behind.db_kind(), Some(DbErrorKind::Schema));
+        let ahead = SchemaVersion {
+            current: 3,
+            expected: 2,
+        }
+        .check()
+        .unwrap_err();
+        assert!(ahead.to_string().contains("upgrade the binary"), "{ahead}");
+    }
+}
+
+impl SchemaVersion {
+    /// `Ok` when current equals expected; otherwise a `Database { kind: Schema }` error whose
+    /// message names the fix. Both engines answer `verify_schema_version` with this.
+    pub fn check(self) -> Result<SchemaVersion> {
+        let why = if self.current < self.expected {
+            format!(
+                "database schema version {} is older than this binary's {} (missing or partially \
+                 applied migrations): run migrations (`s3o migrate`)",
+                self.current, self.expected
+            )
+        } else if self.current > self.expected {
+            format!(
+                "database schema version {} is newer than this binary's {}: upgrade the binary",
+                self.current, self.expected
+            )
+        } else {
+            return Ok(self);
+        };
+        Err(StoreError::database(
+            DbErrorKind::Schema,
+            "verify schema version",
+            why,
+        ))
+    }
 }
 
 /// Lifecycle administration. Not gated by the circuit breaker: it runs before the breaker
