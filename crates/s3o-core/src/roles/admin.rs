@@ -60,10 +60,11 @@ impl SchemaVersion {
         } else {
             return Ok(self);
         };
+        // The fix goes in the context so that the error's Display names it.
         Err(StoreError::database(
             DbErrorKind::Schema,
-            "verify schema version",
             why,
+            "schema version check failed",
         ))
     }
 }
