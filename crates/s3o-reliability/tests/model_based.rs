@@ -8,6 +8,7 @@
 //! `S3O_MODEL_SEED` (printed at start) to reproduce.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -712,6 +713,13 @@ fn sorted(v: &[s3o_core::DeletedCopy]) -> String {
     format!("{v:?}")
 }
 
+/// Steps executed per engine (shrinking included), for the report.
+static STEPS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+fn steps(engine: Engine) -> &'static AtomicU64 {
+    &STEPS[usize::from(engine == Engine::Postgres)]
+}
+
 async fn run_sequence(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
     let Some(db) = fresh(engine).await else {
         return Ok(());
@@ -735,6 +743,7 @@ async fn run_sequence(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
     };
     let mut outcome = Ok(());
     for (i, op) in ops.iter().enumerate() {
+        steps(engine).fetch_add(1, Ordering::Relaxed);
         let r = match run.step(op).await {
             Ok(()) => run.compare().await,
             Err(e) => Err(e),
@@ -795,7 +804,10 @@ fn check(engine: Engine) {
     if let Err(e) = result {
         panic!("{stats}: {e}");
     }
-    eprintln!("{stats} agreed with the model");
+    eprintln!(
+        "{stats} ({} operations) agreed with the model",
+        steps(engine).load(Ordering::Relaxed)
+    );
 }
 
 #[test]
