@@ -38,6 +38,7 @@ impl TxBody for DeleteBackend<'_> {
 /// Removes everything that references `backend` — cleanup queue and dead-letter rows, pending
 /// intents, multipart uploads (parts cascade), copies, usage rows — and then its quota row, in
 /// one transaction. Unknown backend ⇒ `UnknownBackend` and nothing changes.
+#[tracing::instrument(name = "delete_backend_data", level = "debug", skip_all, fields(backend = %backend))]
 pub async fn delete_backend_data<R: Runner + ?Sized>(runner: &R, backend: &str) -> Result<()> {
     validate::backend(backend)?;
     with_tx_val(runner, &DeleteBackend { backend }).await

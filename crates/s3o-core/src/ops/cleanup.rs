@@ -28,6 +28,7 @@ impl TxBody for Sweep<'_> {
 /// `orphan_bytes` once by their total size (clamped at zero; no SQL when nothing matched or
 /// the total is zero). Used by the reconciler after it drops a stale location. Returns the
 /// number of rows deleted.
+#[tracing::instrument(name = "sweep_stale_cleanup_queue_rows", level = "debug", skip_all, fields(key = %key, backend = %backend))]
 pub async fn sweep_stale_cleanup_queue_rows<R: Runner + ?Sized>(
     runner: &R,
     key: &str,
@@ -74,6 +75,7 @@ impl TxBody for ToDlq<'_> {
 /// `orphan_bytes` is deliberately untouched — the bytes are still on the backend. `false` when
 /// the row is already gone (a benign race with another finaliser); an insert failure leaves the
 /// queue row in place.
+#[tracing::instrument(name = "move_cleanup_to_dlq", level = "debug", skip_all, fields(id))]
 pub async fn move_cleanup_to_dlq<R: Runner + ?Sized>(
     runner: &R,
     id: i64,
@@ -111,6 +113,7 @@ impl TxBody for WriteOff<'_> {
 /// Operator write-off: deletes the given DLQ rows and releases their bytes from each backend's
 /// `orphan_bytes` (in backend order), in one transaction. Unknown ids are skipped. Returns the
 /// number of rows written off.
+#[tracing::instrument(name = "write_off_cleanup_dlq", level = "debug", skip_all, fields(ids = ids.len()))]
 pub async fn write_off_cleanup_dlq<R: Runner + ?Sized>(runner: &R, ids: &[i64]) -> Result<i64> {
     if ids.is_empty() {
         return Ok(0);

@@ -49,6 +49,7 @@ impl TxBody for Rewrite<'_> {
 /// `bytes_used` moves by `ciphertext_size −` the locked current size, without the limit guard
 /// (the bytes are already on the backend), and no quota SQL runs when that is zero. `false`
 /// when the copy is gone.
+#[tracing::instrument(name = "mark_object_encrypted", level = "debug", skip_all, fields(key = %key, backend = %backend))]
 pub async fn mark_object_encrypted<R: Runner + ?Sized>(
     runner: &R,
     key: &str,
@@ -84,6 +85,7 @@ pub async fn mark_object_encrypted<R: Runner + ?Sized>(
 /// Marks the copy of `key` on `backend` as plaintext of `plaintext_size` bytes, clearing every
 /// encryption column; `bytes_used` moves by the difference to the locked current size. `false`
 /// when the copy is gone.
+#[tracing::instrument(name = "mark_object_decrypted", level = "debug", skip_all, fields(key = %key, backend = %backend))]
 pub async fn mark_object_decrypted<R: Runner + ?Sized>(
     runner: &R,
     key: &str,

@@ -87,6 +87,7 @@ impl TxBody for Record<'_> {
 /// equal-size overwrite issues no quota SQL. With `intent_id`, the write's pending intent is
 /// deleted in the same transaction. `NoSpaceAvailable` when the backend's quota would be
 /// exceeded; `UnknownBackend` when it has no quota row. Nothing changes on error.
+#[tracing::instrument(name = "record_object", level = "debug", skip_all, fields(key = %key, backend = %backend, size))]
 pub async fn record_object<R: Runner + ?Sized>(
     runner: &R,
     key: &str,
@@ -155,6 +156,7 @@ impl TxBody for Delete<'_> {
 ///
 /// Locks the key first (same order as [`record_object`]). No copy ⇒ `ObjectNotFound` and
 /// nothing changes. Returns the deleted copies for physical cleanup.
+#[tracing::instrument(name = "delete_object", level = "debug", skip_all, fields(key = %key))]
 pub async fn delete_object<R: Runner + ?Sized>(runner: &R, key: &str) -> Result<Vec<DeletedCopy>> {
     validate::key(key)?;
     with_tx_val(runner, &Delete { key }).await
@@ -195,6 +197,7 @@ impl TxBody for DeleteBatch<'_> {
 /// Empty input ⇒ empty map without opening a transaction. Keys are locked sorted and
 /// de-duplicated, so two batches over overlapping keys in any order cannot deadlock. Keys
 /// without copies are absent from the result. At most 1000 keys.
+#[tracing::instrument(name = "delete_objects_batch", level = "debug", skip_all, fields(keys = keys.len()))]
 pub async fn delete_objects_batch<R: Runner + ?Sized>(
     runner: &R,
     keys: &[String],
@@ -235,6 +238,7 @@ impl TxBody for DeleteLocation<'_> {
 
 /// Removes the single copy of `key` on `backend` and debits the backend by the copy's locked
 /// size. `false` (and no change) when that copy is already gone.
+#[tracing::instrument(name = "delete_object_location", level = "debug", skip_all, fields(key = %key, backend = %backend))]
 pub async fn delete_object_location<R: Runner + ?Sized>(
     runner: &R,
     key: &str,
@@ -276,6 +280,7 @@ impl TxBody for Import<'_> {
 /// Records a pre-existing plaintext object without overwriting. `true` when newly imported,
 /// `false` (no change) when `(key, backend)` already has a copy. The guarded quota charge may
 /// fail with `NoSpaceAvailable`, rolling the import back.
+#[tracing::instrument(name = "import_object", level = "debug", skip_all, fields(key = %key, backend = %backend, size))]
 pub async fn import_object<R: Runner + ?Sized>(
     runner: &R,
     key: &str,
@@ -326,6 +331,7 @@ impl TxBody for Move<'_> {
 /// Returns the bytes moved; 0 (no change) when the source copy is gone, the target already
 /// has a copy, or `from == to`. The target's quota is guarded (`NoSpaceAvailable` rolls back);
 /// quota rows are updated in backend order so opposite concurrent moves cannot deadlock.
+#[tracing::instrument(name = "move_object_location", level = "debug", skip_all, fields(key = %key, from = %from, to = %to))]
 pub async fn move_object_location<R: Runner + ?Sized>(
     runner: &R,
     key: &str,

@@ -65,6 +65,7 @@ impl TxBody for Promote<'_> {
 /// intent is committed exactly like [`super::record_object`] with its stored metadata and
 /// deleted in the same transaction: `Committed` plus the displaced copies. On error nothing
 /// changes and the error is returned (there is no `Ambiguous` result alongside it).
+#[tracing::instrument(name = "promote_pending", level = "debug", skip_all, fields(intent = %p.intent_id, key = %p.object_key))]
 pub async fn promote_pending<R: Runner + ?Sized>(
     runner: &R,
     p: &PendingObject,

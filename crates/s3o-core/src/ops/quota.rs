@@ -51,6 +51,7 @@ impl TxBody for Reconcile {
 /// Sets every backend's `bytes_used` to the Σ `size_bytes` of its copies where the two differ,
 /// in one transaction (quota rows locked first, in backend order). Returns `truth − stored`
 /// for each drifted backend; an empty map means the ledger was consistent.
+#[tracing::instrument(name = "reconcile_usage", level = "debug", skip_all)]
 pub async fn reconcile_usage<R: Runner + ?Sized>(runner: &R) -> Result<BTreeMap<String, i64>> {
     with_tx_val(runner, &Reconcile).await
 }

@@ -33,6 +33,7 @@ impl TxBody for Replica<'_> {
 /// row in the same statement, so `bytes_used` agrees with `size_bytes` even if the object was
 /// overwritten mid-replication. Returns `(size, true)`, or `(0, false)` with no change.
 /// The guarded charge may fail with `NoSpaceAvailable`, rolling the replica back.
+#[tracing::instrument(name = "record_replica", level = "debug", skip_all, fields(key = %key, target = %target, source = %source))]
 pub async fn record_replica<R: Runner + ?Sized>(
     runner: &R,
     key: &str,
@@ -102,6 +103,7 @@ impl TxBody for RemoveExcess<'_> {
 /// re-checked under the key lock. Refuses (`CopyHoldsOnlyDek`) to drop the only copy holding
 /// the data-encryption key while a sibling is encrypted without one. Debits the locked size.
 /// `false` (no change) when at or below the factor or when the copy is gone. `factor` ≥ 1.
+#[tracing::instrument(name = "remove_excess_copy", level = "debug", skip_all, fields(key = %key, backend = %backend, factor))]
 pub async fn remove_excess_copy<R: Runner + ?Sized>(
     runner: &R,
     key: &str,
