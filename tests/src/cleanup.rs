@@ -553,7 +553,8 @@ pub async fn concurrent_claimers_disjoint(store: Db) {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
-            loop {
+            for round in 0.. {
+                assert!(round < 1000, "claims never ran dry");
                 let got = s
                     .claim_pending_cleanups(3, &format!("w{w}"), fresh_cutoff())
                     .await
@@ -566,6 +567,7 @@ pub async fn concurrent_claimers_disjoint(store: Db) {
                     mine.push(item.id);
                 }
             }
+            unreachable!()
         }));
     }
     let mut seen = BTreeSet::new();
@@ -608,5 +610,39 @@ pub async fn cleanup_bytes_by_backend_sums(store: Db) {
     assert_eq!(sums.get(B), Some(&(8, 0)), "exhausted rows still count");
     assert!(!sums.contains_key(C));
     assert_orphans_accounted(&store).await;
+    assert_ledger(&store).await;
+}
+
+/// Queue rows carry their fields verbatim: unicode keys, reasons, sizes, backends.
+pub async fn enqueue_fields_round_trip(store: Db) {
+    three_backends(&store).await;
+    let rows = [
+        (A, "日本/ファイル%_\\", "overwrite", 123_456_789_012i64),
+        (C, "plain", "delete: copy displaced", 0),
+    ];
+    for (b, k, r, s) in rows {
+        store.enqueue_cleanup(b, k, r, s).await.unwrap();
+    }
+    let claimed = store
+        .claim_pending_cleanups(10, "instance-ü", fresh_cutoff())
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str, &str, i64)> = claimed
+        .iter()
+        .map(|i| {
+            (
+                i.backend_name.as_str(),
+                i.object_key.as_str(),
+                i.reason.as_str(),
+                i.size_bytes,
+            )
+        })
+        .collect();
+    assert_eq!(got, rows.to_vec());
+    assert!(
+        claimed
+            .iter()
+            .all(|i| i.claimed_by.as_deref() == Some("instance-ü"))
+    );
     assert_ledger(&store).await;
 }

@@ -244,7 +244,8 @@ pub async fn unencrypted_keyset_visits_each_once(store: Db) {
     // Encrypt each row right after it is listed: the walk still visits every row once.
     let mut seen = Vec::new();
     let mut after: Option<Cursor> = None;
-    loop {
+    for round in 0.. {
+        assert!(round < 10_000, "keyset walk never ended");
         let rows = store
             .list_unencrypted_locations(2, after.as_ref())
             .await
@@ -295,7 +296,8 @@ pub async fn encrypted_offset_and_keyset_paging(store: Db) {
     );
     let mut got = Vec::new();
     let mut offset = 0;
-    loop {
+    for round in 0.. {
+        assert!(round < 10_000, "offset walk never ended");
         let page = store
             .list_encrypted_locations("even", 3, offset)
             .await

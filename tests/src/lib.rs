@@ -94,6 +94,10 @@ macro_rules! for_each_case {
                 concurrent_overwrites_keep_one_copy,
                 concurrent_opposite_moves,
                 concurrent_batch_deletes_overlapping,
+                batch_delete_max_keys,
+                object_backends_for_many_keys,
+                overwrite_encrypted_with_plaintext,
+                record_delete_record_cycle,
             ],
             listing: [
                 flat_listing_byte_order,
@@ -158,6 +162,7 @@ macro_rules! for_each_case {
                 concurrent_claimers_disjoint,
                 cleanup_unknown_backend_enqueue,
                 cleanup_bytes_by_backend_sums,
+                enqueue_fields_round_trip,
             ],
             pending: [
                 insert_pending_round_trip,
@@ -176,6 +181,8 @@ macro_rules! for_each_case {
                 concurrent_promotions_commit_once,
                 promote_races_write_lock_then_claim,
                 replica_does_not_supersede_newer_intent,
+                promote_uses_stored_intent_not_caller_copy,
+                promote_intent_of_another_key_refused,
             ],
             multipart: [
                 create_get_round_trip,
@@ -190,6 +197,7 @@ macro_rules! for_each_case {
                 stale_uploads,
                 uploads_by_backend,
                 delete_upload_cascades_parts,
+                concurrent_part_upserts,
             ],
             replication: [
                 replica_copies_stored_form,

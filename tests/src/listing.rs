@@ -634,7 +634,8 @@ pub async fn by_backend_key_asc_byte_order(store: Db) {
         for limit in [1, 3, 1000] {
             let mut got = Vec::new();
             let mut after = String::new();
-            loop {
+            for round in 0.. {
+                assert!(round < 10_000, "cursor walk never ended");
                 let page = store
                     .list_objects_by_backend_key_asc(backend, &after, limit)
                     .await

@@ -326,3 +326,39 @@ pub async fn delete_upload_cascades_parts(store: Db) {
     assert!(store.get_parts("gone").await.unwrap().is_empty());
     assert_ledger(&store).await;
 }
+
+/// Concurrent part uploads, some to the same number, leave one row per number.
+pub async fn concurrent_part_upserts(store: Db) {
+    three_backends(&store).await;
+    create(&store, "u", "k", A).await;
+    let mut tasks = Vec::new();
+    for i in 0..24i32 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let n = i % 8 + 1;
+            s.record_part(
+                "u",
+                n,
+                &format!("etag-{i}"),
+                i64::from(n),
+                &StoredForm::default(),
+            )
+            .await
+            .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let parts = store.get_parts("u").await.unwrap();
+    assert_eq!(
+        parts.iter().map(|p| p.part_number).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
+    for p in &parts {
+        assert_eq!(p.size_bytes, i64::from(p.part_number));
+        let writer: i32 = p.etag.trim_start_matches("etag-").parse().unwrap();
+        assert_eq!(writer % 8 + 1, p.part_number, "etag of another part: {p:?}");
+    }
+    assert_ledger(&store).await;
+}

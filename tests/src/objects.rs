@@ -680,3 +680,74 @@ pub async fn concurrent_batch_deletes_overlapping(store: Db) {
     }
     assert_ledger(&store).await;
 }
+
+/// A batch of exactly 1000 keys (the limit) deletes every copy in one call.
+pub async fn batch_delete_max_keys(store: Db) {
+    three_backends(&store).await;
+    let keys: Vec<String> = (0..1000).map(|i| format!("max/{i:04}")).collect();
+    put_many(&store, &keys[..600], A, 2).await;
+    put(&store, "survivor", B, 9).await;
+    let out = store.delete_objects_batch(&keys).await.unwrap();
+    assert_eq!(out.len(), 600);
+    assert!(out.values().all(|v| v == &vec![dc(A, 2)]));
+    assert_eq!(used(&store, A).await, 0);
+    assert_eq!(placement(&store, "survivor").await, vec![(B.to_owned(), 9)]);
+    assert_ledger(&store).await;
+}
+
+/// Backends for 1000 keys in one query, half of them present.
+pub async fn object_backends_for_many_keys(store: Db) {
+    three_backends(&store).await;
+    let keys: Vec<String> = (0..1000).map(|i| format!("many/{i:04}")).collect();
+    let present: Vec<String> = keys.iter().step_by(2).cloned().collect();
+    put_many(&store, &present, C, 1).await;
+    let got = store.get_object_backends_for_keys(&keys).await.unwrap();
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>(), present);
+    assert!(got.values().all(|v| v == &vec![C.to_owned()]));
+    assert_ledger(&store).await;
+}
+
+/// Overwriting an encrypted copy with a plaintext one clears every encryption column.
+pub async fn overwrite_encrypted_with_plaintext(store: Db) {
+    three_backends(&store).await;
+    store
+        .record_object("k", A, 1100, &encrypted_form(21))
+        .await
+        .unwrap();
+    put(&store, "k", A, 1000).await;
+    let c = copy_on(&store, "k", A).await;
+    assert_eq!(c.form, StoredForm::default());
+    assert_eq!(c.size_bytes, 1000);
+    assert_eq!(used(&store, A).await, 1000);
+    let listed = store.list_objects("", "", 10).await.unwrap();
+    assert_eq!(
+        listed.objects[0].size_bytes, 1000,
+        "plaintext size is the stored size"
+    );
+    assert_ledger(&store).await;
+}
+
+/// Record, delete and record again: listings, locations and counters follow each step.
+pub async fn record_delete_record_cycle(store: Db) {
+    three_backends(&store).await;
+    for round in 0..3i64 {
+        put(&store, "cycle", [A, B, C][round as usize], 10 + round).await;
+        let page = store.list_objects("cy", "", 10).await.unwrap();
+        assert_eq!(page.objects.len(), 1);
+        assert_eq!(page.objects[0].size_bytes, 10 + round);
+        store.delete_object("cycle").await.unwrap();
+        assert!(
+            store
+                .list_objects("cy", "", 10)
+                .await
+                .unwrap()
+                .objects
+                .is_empty()
+        );
+        assert!(copies(&store, "cycle").await.is_empty());
+        assert_ledger(&store).await;
+    }
+    for b in [A, B, C] {
+        assert_eq!(used(&store, b).await, 0);
+    }
+}

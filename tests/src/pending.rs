@@ -470,3 +470,50 @@ pub async fn replica_does_not_supersede_newer_intent(store: Db) {
     assert_eq!(placement(&store, "k").await, vec![(C.to_owned(), 99)]);
     assert_ledger(&store).await;
 }
+
+/// Promotion commits the stored intent (size, backend, form), not the caller's copy of it.
+pub async fn promote_uses_stored_intent_not_caller_copy(store: Db) {
+    three_backends(&store).await;
+    let form = StoredForm {
+        managed: true,
+        ..encrypted_form(31)
+    };
+    store
+        .insert_pending(&intent("s", "k", A, 900, form.clone(), Timestamp::ZERO))
+        .await
+        .unwrap();
+    let stale_copy = intent("s", "k", B, 5, StoredForm::default(), Timestamp::ZERO);
+    let (result, displaced) = store.promote_pending(&stale_copy).await.unwrap();
+    assert_eq!(result, PendingPromoteResult::Committed);
+    assert!(displaced.is_empty());
+    let c = copies(&store, "k").await;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!((c[0].backend_name.as_str(), c[0].size_bytes), (A, 900));
+    assert_eq!(without_managed(c[0].form.clone()), without_managed(form));
+    assert_eq!((used(&store, A).await, used(&store, B).await), (900, 0));
+    assert_eq!(store.count_pending().await.unwrap(), 0);
+    assert_ledger(&store).await;
+}
+
+/// An intent id paired with another key is refused (the wrong key is locked); nothing
+/// changes and the intent stays.
+pub async fn promote_intent_of_another_key_refused(store: Db) {
+    three_backends(&store).await;
+    store
+        .insert_pending(&intent(
+            "x",
+            "k1",
+            A,
+            10,
+            StoredForm::default(),
+            Timestamp::ZERO,
+        ))
+        .await
+        .unwrap();
+    let before = snapshot(&store).await;
+    let wrong = intent("x", "k2", A, 10, StoredForm::default(), Timestamp::ZERO);
+    assert_invalid(store.promote_pending(&wrong).await, "intent of another key");
+    assert_eq!(snapshot(&store).await, before);
+    assert_eq!(stored_intent(&store, "x").await.object_key, "k1");
+    assert_ledger(&store).await;
+}

@@ -1246,9 +1246,10 @@ async fn delete_backend_data_clears_dependents_before_the_quota_row() {
             "delete_backend_quota_row(a)",
         ]
     );
-    let s = f.state.lock().unwrap();
-    assert!(!s.quotas.contains_key("a") && s.queue.is_empty() && s.copies.len() == 1);
-    drop(s);
+    {
+        let s = f.state.lock().unwrap();
+        assert!(!s.quotas.contains_key("a") && s.queue.is_empty() && s.copies.len() == 1);
+    }
     assert!(matches!(
         ops::delete_backend_data(&f, "ghost").await,
         Err(StoreError::UnknownBackend { .. })

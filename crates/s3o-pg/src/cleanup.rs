@@ -1,13 +1,14 @@
 //! `cleanup_queue` and `cleanup_dlq`: outstanding physical deletes and the ones given up on.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use s3o_core::tx::CleanupTx;
 use s3o_core::{
-    CleanupDlqItem, CleanupItem, CleanupQueueRow, CleanupStore, Result, StoreError, Timestamp,
-    validate,
+    CleanupDlqItem, CleanupItem, CleanupQueueRow, CleanupStore, MAX_ATTEMPTS, Result, StoreError,
+    Timestamp, validate,
 };
 use tokio_postgres::Row;
 
@@ -127,6 +128,25 @@ impl CleanupTx for PgTx {
     }
 }
 
+/// The claim statement. [`MAX_ATTEMPTS`] is written into the text rather than bound so the
+/// planner can prove the partial index's `attempts < 10` predicate in a generic plan too.
+static CLAIM_CLEANUPS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH picked AS ( \
+           SELECT id, claimed_at IS NOT NULL AS reclaimed FROM cleanup_queue \
+           WHERE next_retry <= NOW() AND attempts < {MAX_ATTEMPTS} \
+           AND (claimed_at IS NULL OR claimed_at < $3) \
+           ORDER BY created_at, id LIMIT $1 \
+           FOR UPDATE SKIP LOCKED), \
+         claimed AS ( \
+           UPDATE cleanup_queue c SET claimed_at = NOW(), claimed_by = $2 \
+           FROM picked WHERE c.id = picked.id \
+           RETURNING c.id, c.backend_name, c.object_key, c.reason, c.attempts, \
+           c.size_bytes, c.claimed_at, c.claimed_by, picked.reclaimed) \
+         SELECT * FROM claimed ORDER BY id"
+    )
+});
+
 #[async_trait]
 impl CleanupStore for PgStore {
     async fn enqueue_cleanup(
@@ -159,9 +179,10 @@ impl CleanupStore for PgStore {
         grace_cutoff: Timestamp,
     ) -> Result<Vec<CleanupItem>> {
         validate::text("instance id", instance_id)?;
-        if limit <= 0 {
+        let Some(limit) = validate::batch_limit(limit) else {
             return Ok(Vec::new());
-        }
+        };
+        let limit = limit_param(limit);
         let cutoff = grace_cutoff.to_system_time();
         // One statement: pick due rows that are unclaimed or whose claim is older than the
         // grace cutoff, oldest first, skipping rows another claimer holds locked (SKIP LOCKED:
@@ -171,18 +192,7 @@ impl CleanupStore for PgStore {
             .db
             .query(
                 "claim cleanups",
-                "WITH picked AS ( \
-                   SELECT id, claimed_at IS NOT NULL AS reclaimed FROM cleanup_queue \
-                   WHERE next_retry <= NOW() AND attempts < 10 \
-                   AND (claimed_at IS NULL OR claimed_at < $3) \
-                   ORDER BY created_at, id LIMIT $1 \
-                   FOR UPDATE SKIP LOCKED), \
-                 claimed AS ( \
-                   UPDATE cleanup_queue c SET claimed_at = NOW(), claimed_by = $2 \
-                   FROM picked WHERE c.id = picked.id \
-                   RETURNING c.id, c.backend_name, c.object_key, c.reason, c.attempts, \
-                   c.size_bytes, c.claimed_at, c.claimed_by, picked.reclaimed) \
-                 SELECT * FROM claimed ORDER BY id",
+                &CLAIM_CLEANUPS,
                 &[&limit, &instance_id, &cutoff],
             )
             .await?;
@@ -267,7 +277,7 @@ impl CleanupStore for PgStore {
         if let Some(b) = backend {
             validate::backend(b)?;
         }
-        let limit = limit_param(validate::limit(limit, 1000, 10_000));
+        let limit = limit_param(validate::page(limit));
         let rows = self
             .db
             .query(
@@ -319,18 +329,20 @@ impl CleanupStore for PgStore {
         if let Some(b) = backend {
             validate::backend(b)?;
         }
-        // One statement: move the rows back with fresh defaults (attempts 0, due now,
-        // unclaimed); orphan_bytes is untouched (the bytes never left the backend).
+        // One statement: lock the rows in id order (the order write-off deletes them in, so
+        // the two cannot deadlock), move them back in id order with fresh defaults (attempts
+        // 0, due now, unclaimed); orphan_bytes is untouched (the bytes never left the backend).
         let row = self
             .db
             .query_one(
                 "requeue dead letters",
-                "WITH moved AS (DELETE FROM cleanup_dlq \
-                   WHERE ($1::text IS NULL OR backend_name = $1) \
-                   RETURNING backend_name, object_key, reason, size_bytes), \
+                "WITH locked AS MATERIALIZED (SELECT id FROM cleanup_dlq \
+                   WHERE ($1::text IS NULL OR backend_name = $1) ORDER BY id FOR UPDATE), \
+                 moved AS (DELETE FROM cleanup_dlq d USING locked WHERE d.id = locked.id \
+                   RETURNING d.id, d.backend_name, d.object_key, d.reason, d.size_bytes), \
                  requeued AS (INSERT INTO cleanup_queue (backend_name, object_key, reason, \
                    size_bytes) SELECT backend_name, object_key, reason, size_bytes FROM moved \
-                   RETURNING 1) \
+                   ORDER BY id RETURNING 1) \
                  SELECT COUNT(*) FROM requeued",
                 &[&backend],
             )

@@ -5,7 +5,7 @@ use s3o_core::{Cursor, EncryptedLocation, EncryptionAdmin, Result, UnencryptedLo
 use tokio_postgres::Row;
 
 use crate::PgStore;
-use crate::conn::null_if_empty;
+use crate::conn::{limit_param, null_if_empty};
 
 fn encrypted_from_row(r: &Row) -> EncryptedLocation {
     EncryptedLocation {
@@ -36,7 +36,7 @@ impl EncryptionAdmin for PgStore {
         offset: i64,
     ) -> Result<Vec<EncryptedLocation>> {
         validate::text("key id", key_id)?;
-        let limit = i64::try_from(validate::limit(limit, 1000, 100_000)).unwrap_or(1000);
+        let limit = limit_param(validate::page(limit));
         let rows = self
             .db
             .query(
@@ -57,7 +57,7 @@ impl EncryptionAdmin for PgStore {
         after: Option<&Cursor>,
     ) -> Result<Vec<EncryptedLocation>> {
         let (k, b) = validate_cursor(after)?;
-        let limit = i64::try_from(validate::limit(limit, 1000, 100_000)).unwrap_or(1000);
+        let limit = limit_param(validate::page(limit));
         // Keyset paging in byte order over (key, backend); ("", "") precedes every row.
         let rows = self
             .db
@@ -78,7 +78,7 @@ impl EncryptionAdmin for PgStore {
         after: Option<&Cursor>,
     ) -> Result<Vec<UnencryptedLocation>> {
         let (k, b) = validate_cursor(after)?;
-        let limit = i64::try_from(validate::limit(limit, 1000, 100_000)).unwrap_or(1000);
+        let limit = limit_param(validate::page(limit));
         let rows = self
             .db
             .query(

@@ -12,7 +12,9 @@ use s3o_core::{
 use tokio_postgres::Row;
 
 use crate::PgStore;
-use crate::conn::{interval_micros, null_if_empty, null_if_empty_bytes, null_if_zero, ts};
+use crate::conn::{
+    interval_micros, limit_param, null_if_empty, null_if_empty_bytes, null_if_zero, ts,
+};
 use crate::error::{on_fk, unknown_backend};
 
 /// Every upload column, in the order [`upload_from_row`] reads them.
@@ -218,7 +220,7 @@ impl MultipartStore for PgStore {
 
     async fn list_multipart_uploads(&self, prefix: &str, max: i64) -> Result<Vec<MultipartUpload>> {
         validate::prefix("prefix", prefix)?;
-        let limit = i64::try_from(validate::limit(max, 1000, 10_000)).unwrap_or(1000);
+        let limit = limit_param(validate::page(max));
         let (pred, upper) = prefix_predicate(prefix);
         let sql = format!(
             "SELECT upload_id, object_key, content_type, created_at FROM multipart_uploads \

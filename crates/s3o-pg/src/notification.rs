@@ -1,12 +1,23 @@
 //! `notification_outbox`: durable webhook events.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use s3o_core::{NotificationOutbox, NotificationRow, Result, StoreError, validate};
+use s3o_core::{MAX_ATTEMPTS, NotificationOutbox, NotificationRow, Result, StoreError, validate};
 
 use crate::PgStore;
-use crate::conn::interval_micros;
+use crate::conn::{interval_micros, limit_param};
+
+/// Due rows, oldest first. [`MAX_ATTEMPTS`] is written into the text rather than bound so
+/// the planner can prove the partial index's `attempts < 10` predicate in a generic plan too.
+static DUE_NOTIFICATIONS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT id, event_type, payload::text, endpoint_url, attempts \
+         FROM notification_outbox WHERE next_retry <= NOW() AND attempts < {MAX_ATTEMPTS} \
+         ORDER BY created_at, id LIMIT $1"
+    )
+});
 
 #[async_trait]
 impl NotificationOutbox for PgStore {
@@ -34,17 +45,11 @@ impl NotificationOutbox for PgStore {
     }
 
     async fn get_pending_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
-        let limit = i64::try_from(validate::limit(limit, 100, 10_000)).unwrap_or(100);
-        // Uses idx_notification_outbox_pending.
+        let limit = limit_param(validate::page(limit));
+        // Uses idx_notification_outbox_pending (whose predicate is `attempts < MAX_ATTEMPTS`).
         let rows = self
             .db
-            .query(
-                "list pending notifications",
-                "SELECT id, event_type, payload::text, endpoint_url, attempts \
-                 FROM notification_outbox WHERE next_retry <= NOW() AND attempts < 10 \
-                 ORDER BY created_at, id LIMIT $1",
-                &[&limit],
-            )
+            .query("list pending notifications", &DUE_NOTIFICATIONS, &[&limit])
             .await?;
         Ok(rows
             .iter()

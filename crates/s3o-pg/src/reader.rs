@@ -1,10 +1,12 @@
 //! Read-only queries outside transactions: listings, lookups and queue snapshots.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use s3o_core::ops::prefix_successor;
 use s3o_core::{
-    CleanupItem, KeyBound, ObjectLocation, PendingObject, Reader, Result, StoreError, Timestamp,
-    validate,
+    CleanupItem, KeyBound, MAX_ATTEMPTS, ObjectLocation, PendingObject, Reader, Result, StoreError,
+    Timestamp, validate,
 };
 
 use crate::PgStore;
@@ -80,6 +82,22 @@ pub fn listing_statement(prefix: &str, bound: KeyBound<'_>) -> (String, Vec<Stri
     (sql, params)
 }
 
+/// Due cleanup rows, oldest first. [`MAX_ATTEMPTS`] is written into the text rather than
+/// bound so the planner can prove the partial index's `attempts < 10` predicate in a generic
+/// plan too.
+static DUE_CLEANUPS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT id, backend_name, object_key, reason, attempts, size_bytes, claimed_at, \
+         claimed_by FROM cleanup_queue WHERE next_retry <= NOW() AND attempts < {MAX_ATTEMPTS} \
+         ORDER BY created_at, id LIMIT $1"
+    )
+});
+
+/// Queue rows still to be attempted.
+static QUEUE_DEPTH: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT COUNT(*) FROM cleanup_queue WHERE attempts < {MAX_ATTEMPTS}")
+});
+
 #[async_trait]
 impl Reader for PgStore {
     async fn get_stale_pending(
@@ -87,7 +105,7 @@ impl Reader for PgStore {
         older_than: Timestamp,
         limit: i64,
     ) -> Result<Vec<PendingObject>> {
-        let limit = limit_param(validate::limit(limit, 100, 10_000));
+        let limit = limit_param(validate::page(limit));
         let cutoff = older_than.to_system_time();
         let rows = self
             .db
@@ -146,7 +164,7 @@ impl Reader for PgStore {
         limit: i64,
     ) -> Result<Vec<ObjectLocation>> {
         validate::backend(backend)?;
-        let limit = limit_param(validate::limit(limit, 1000, 100_000));
+        let limit = limit_param(validate::page(limit));
         let rows = self
             .db
             .query(
@@ -171,7 +189,7 @@ impl Reader for PgStore {
     ) -> Result<Vec<ObjectLocation>> {
         validate::backend(backend)?;
         validate::prefix("after key", after_key)?;
-        let limit = limit_param(validate::limit(limit, 1000, 100_000));
+        let limit = limit_param(validate::page(limit));
         // Byte-order cursor; uses idx_object_locations_backend_key_collate_c.
         let rows = self
             .db
@@ -228,7 +246,7 @@ impl Reader for PgStore {
         limit: i64,
     ) -> Result<Vec<ObjectLocation>> {
         validate::prefix("prefix", prefix)?;
-        let limit = limit_param(validate::limit(limit, 1000, 100_000));
+        let limit = limit_param(validate::page(limit));
         let cutoff = cutoff.to_system_time();
         let range = KeyRange::new(prefix, KeyBound::Start);
         // One row per key whose oldest copy is older than the cutoff (if any copy is, the
@@ -266,16 +284,10 @@ impl Reader for PgStore {
     }
 
     async fn get_pending_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>> {
-        let limit = limit_param(validate::limit(limit, 100, 10_000));
+        let limit = limit_param(validate::page(limit));
         let rows = self
             .db
-            .query(
-                "list due cleanups",
-                "SELECT id, backend_name, object_key, reason, attempts, size_bytes, claimed_at, \
-                 claimed_by FROM cleanup_queue WHERE next_retry <= NOW() AND attempts < 10 \
-                 ORDER BY created_at, id LIMIT $1",
-                &[&limit],
-            )
+            .query("list due cleanups", &DUE_CLEANUPS, &[&limit])
             .await?;
         Ok(rows.iter().map(|r| item_from_row(r, false)).collect())
     }
@@ -283,11 +295,7 @@ impl Reader for PgStore {
     async fn cleanup_queue_depth(&self) -> Result<i64> {
         let row = self
             .db
-            .query_one(
-                "count cleanup queue",
-                "SELECT COUNT(*) FROM cleanup_queue WHERE attempts < 10",
-                &[],
-            )
+            .query_one("count cleanup queue", &QUEUE_DEPTH, &[])
             .await?;
         Ok(row.get(0))
     }

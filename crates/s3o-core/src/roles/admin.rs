@@ -13,35 +13,6 @@ pub struct SchemaVersion {
     pub expected: i64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schema_check_names_the_fix() {
-        let ok = SchemaVersion {
-            current: 2,
-            expected: 2,
-        };
-        assert_eq!(ok.check().unwrap(), ok);
-        let behind = SchemaVersion {
-            current: 1,
-            expected: 2,
-        }
-        .check()
-        .unwrap_err();
-        assert!(behind.to_string().contains("run migrations"), "{behind}");
-        assert_eq!(behind.db_kind(), Some(DbErrorKind::Schema));
-        let ahead = SchemaVersion {
-            current: 3,
-            expected: 2,
-        }
-        .check()
-        .unwrap_err();
-        assert!(ahead.to_string().contains("upgrade the binary"), "{ahead}");
-    }
-}
-
 impl SchemaVersion {
     /// `Ok` when current equals expected; otherwise a `Database { kind: Schema }` error whose
     /// message names the fix. Both engines answer `verify_schema_version` with this.
@@ -86,4 +57,33 @@ pub trait LifecycleAdmin: Send + Sync {
     async fn sync_quota_limits(&self, limits: &[(String, i64)]) -> Result<()>;
     /// Releases pooled connections. Later calls fail.
     async fn close(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_check_names_the_fix() {
+        let ok = SchemaVersion {
+            current: 2,
+            expected: 2,
+        };
+        assert_eq!(ok.check().unwrap(), ok);
+        let behind = SchemaVersion {
+            current: 1,
+            expected: 2,
+        }
+        .check()
+        .unwrap_err();
+        assert!(behind.to_string().contains("run migrations"), "{behind}");
+        assert_eq!(behind.db_kind(), Some(DbErrorKind::Schema));
+        let ahead = SchemaVersion {
+            current: 3,
+            expected: 2,
+        }
+        .check()
+        .unwrap_err();
+        assert!(ahead.to_string().contains("upgrade the binary"), "{ahead}");
+    }
 }
