@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use s3o_core::{IntegrityStore, ObjectLocation, Result, validate};
 
 use crate::PgStore;
+use crate::conn::limit_param;
 use crate::objects::location_from_row;
 
 #[async_trait]
@@ -13,10 +14,7 @@ impl IntegrityStore for PgStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<ObjectLocation>> {
-        let (limit, offset) = (limit.max(0), offset.max(0));
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
+        let (limit, offset) = (limit_param(validate::page(limit)), offset.max(0));
         let rows = self
             .db
             .query(
@@ -59,8 +57,8 @@ impl IntegrityStore for PgStore {
         if backends.is_empty() {
             return Ok(Vec::new());
         }
-        backends.iter().try_for_each(|b| validate::backend(b))?;
-        let limit = limit.max(1);
+        validate::backend_names(backends)?;
+        let limit = limit_param(validate::page(limit));
         let rows = self
             .db
             .query(

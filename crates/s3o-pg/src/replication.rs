@@ -7,22 +7,25 @@ use crate::PgStore;
 use crate::conn::limit_param;
 use crate::objects::location_from_row;
 
-/// A replication factor or limit as a bounded `bigint` parameter.
+/// A replication factor as a bounded `bigint` parameter.
 fn clamp(n: i64) -> i64 {
     n.clamp(0, i64::from(i32::MAX))
 }
 
 impl PgStore {
     /// Every row of up to `limit` keys (in byte order) having at least one managed copy and
-    /// fewer than `factor` managed copies outside `excluded`.
+    /// fewer than `factor` managed copies outside `excluded`; limit ≤ 0 ⇒ nothing.
     async fn under_replicated(
         &self,
         factor: i64,
         limit: i64,
         excluded: &[String],
     ) -> Result<Vec<ObjectLocation>> {
-        let limit = limit_param(validate::limit(limit, 100, 100_000));
-        excluded.iter().try_for_each(|b| validate::backend(b))?;
+        validate::backend_names(excluded)?;
+        let Some(limit) = validate::batch_limit(limit) else {
+            return Ok(Vec::new());
+        };
+        let limit = limit_param(limit);
         let rows = self
             .db
             .query(
@@ -68,9 +71,10 @@ impl ReplicationStore for PgStore {
         factor: i64,
         limit: i64,
     ) -> Result<Vec<ObjectLocation>> {
-        if limit <= 0 {
+        let Some(limit) = validate::batch_limit(limit) else {
             return Ok(Vec::new());
-        }
+        };
+        let limit = limit_param(limit);
         let rows = self
             .db
             .query(
@@ -84,7 +88,7 @@ impl ReplicationStore for PgStore {
                     " FROM object_locations WHERE object_key IN (SELECT object_key FROM keys) ",
                     "ORDER BY object_key COLLATE \"C\", created_at, backend_name COLLATE \"C\""
                 ),
-                &[&clamp(factor), &clamp(limit)],
+                &[&clamp(factor), &limit],
             )
             .await?;
         Ok(rows.iter().map(location_from_row).collect())

@@ -3,21 +3,10 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use s3o_core::{Result, StoreError, UsageStat, UsageStore, validate};
+use s3o_core::{Result, UsageStat, UsageStore, validate};
 
 use crate::PgStore;
 use crate::error::unknown_backend;
-
-fn validate_period(period: &str) -> Result<()> {
-    validate::text("usage period", period)?;
-    if period.is_empty() {
-        return Err(StoreError::invalid(
-            "usage period",
-            "must not be empty (YYYY-MM)",
-        ));
-    }
-    Ok(())
-}
 
 #[async_trait]
 impl UsageStore for PgStore {
@@ -30,7 +19,10 @@ impl UsageStore for PgStore {
         ingress_bytes: i64,
     ) -> Result<()> {
         validate::backend(backend)?;
-        validate_period(period)?;
+        validate::usage_period(period)?;
+        validate::size("api requests", api_requests)?;
+        validate::size("egress bytes", egress_bytes)?;
+        validate::size("ingress bytes", ingress_bytes)?;
         // Additive upsert: concurrent flushers converge without loss (the conflicting row is
         // locked and re-read). Unknown backend ⇒ foreign key ⇒ UnknownBackend.
         self.db
@@ -57,7 +49,7 @@ impl UsageStore for PgStore {
     }
 
     async fn get_usage_for_period(&self, period: &str) -> Result<BTreeMap<String, UsageStat>> {
-        validate_period(period)?;
+        validate::usage_period(period)?;
         let rows = self
             .db
             .query(

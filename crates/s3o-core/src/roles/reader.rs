@@ -17,7 +17,9 @@ pub trait Reader: Send + Sync {
     ) -> Result<Vec<PendingObject>>;
     /// Number of pending intents.
     async fn count_pending(&self) -> Result<i64>;
-    /// Every copy of `key`, full columns, oldest first (the primary copy first).
+    /// Every copy of `key`, full columns, oldest first, ties by backend name. Replicas and
+    /// moved copies keep the `created_at` of the version they copy (a replica is the same
+    /// version of the object), so "oldest" is the version's time, not the copy's.
     /// No copy ⇒ `ObjectNotFound`, never an empty vector.
     async fn get_all_object_locations(&self, key: &str) -> Result<Vec<ObjectLocation>>;
     /// Copies on `backend`, smallest first, at most `limit` (≤ 0 ⇒ 1000).
