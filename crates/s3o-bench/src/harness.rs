@@ -26,7 +26,8 @@ pub(crate) struct Plan {
     pub(crate) max_iters: u64,
 }
 
-/// Runs `op` on `plan.clients` tasks and measures the window after warm-up.
+/// Runs `op` on `plan.clients` tasks and measures the window after warm-up: throughput is
+/// the operations that complete inside the window, latencies are theirs.
 pub(crate) async fn run(plan: Plan, op: OpFn) -> Measured {
     let start = Instant::now();
     let measure_from = start + plan.warmup;
@@ -48,7 +49,7 @@ pub(crate) async fn run(plan: Plan, op: OpFn) -> Measured {
                 let r = op(client, iter).await;
                 let t1 = Instant::now();
                 match r {
-                    Ok(()) if t0 >= measure_from && t1 <= end => lat.push(t1 - t0),
+                    Ok(()) if t1 >= measure_from && t1 <= end => lat.push(t1 - t0),
                     Ok(()) => {}
                     Err(e) => {
                         errors += 1;
@@ -108,7 +109,7 @@ pub(crate) fn run_blocking(
         let r = op(iter);
         let t1 = Instant::now();
         match r {
-            Ok(()) if t0 >= measure_from && t1 <= end => lat.push(t1 - t0),
+            Ok(()) if t1 >= measure_from && t1 <= end => lat.push(t1 - t0),
             Ok(()) => {}
             Err(e) => {
                 errors += 1;

@@ -58,6 +58,16 @@ impl Settings {
     pub(crate) fn pgbench_secs(&self) -> u64 {
         self.duration.as_secs().max(1)
     }
+
+    /// Settings for an operation that takes many commits (claim + 100 completions): a longer
+    /// window and a warm-up of at least one operation, so several complete inside it.
+    pub(crate) fn long(&self) -> Settings {
+        Settings {
+            warmup: self.warmup.max(Duration::from_secs(1)),
+            duration: (self.duration * 2).max(Duration::from_secs(4)),
+            ..self.clone()
+        }
+    }
 }
 
 /// `10k`, `100k`, `1M`.
@@ -114,10 +124,9 @@ fn main() -> ExitCode {
     };
     capture::install();
     let out_dir = out.unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../bench/results")
-            .components()
-            .collect()
+        let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let root = crate_dir.ancestors().nth(2).map(PathBuf::from);
+        root.unwrap_or(crate_dir).join("bench").join("results")
     });
     let settings = if quick {
         Settings {

@@ -218,7 +218,14 @@ impl<'a> PgRun<'a> {
     }
 
     /// Runs pgbench with `script` at `clients`; returns tps.
-    fn pgbench(&self, slug: &str, clients: usize, script: &Script, schema: &str) -> f64 {
+    fn pgbench(
+        &self,
+        slug: &str,
+        clients: usize,
+        script: &Script,
+        schema: &str,
+        secs: u64,
+    ) -> f64 {
         let Some(bin) = &self.pgbench else {
             return f64::NAN;
         };
@@ -236,7 +243,7 @@ impl<'a> PgRun<'a> {
             .arg("-j")
             .arg(clients.min(2).to_string())
             .arg("-T")
-            .arg(self.settings.pgbench_secs().to_string())
+            .arg(secs.to_string())
             .args(["-D", "i=0"]);
         for (k, v) in &script.defines {
             cmd.arg("-D").arg(format!("{k}={v}"));
@@ -309,10 +316,16 @@ impl<'a> PgRun<'a> {
                     per_client
                 };
                 self.seed(op.seed(), base, clients, seed_n).await?;
+                let long = self.settings.long();
+                let st = if op == Op::ClaimComplete {
+                    &long
+                } else {
+                    self.settings
+                };
                 let plan = Plan {
                     clients,
-                    warmup: self.settings.warmup,
-                    duration: self.settings.duration,
+                    warmup: st.warmup,
+                    duration: st.duration,
                     max_iters: if op == Op::ClaimComplete {
                         u64::MAX
                     } else {
@@ -335,7 +348,7 @@ impl<'a> PgRun<'a> {
                     })
                 };
                 let script = script::generate(op.name(), &stmts, &*binder)?;
-                let tps = self.pgbench(op.slug(), clients, &script, schema);
+                let tps = self.pgbench(op.slug(), clients, &script, schema, st.pgbench_secs());
                 if op == Op::RecordNew {
                     self.rate[ci] = m.ops_per_sec().max(tps.max(0.0)) / clients as f64;
                 }
@@ -418,6 +431,7 @@ impl<'a> PgRun<'a> {
                         clients,
                         &script,
                         schema,
+                        self.settings.pgbench_secs(),
                     );
                     let row = Row::new(
                         &format!("{} @{}", read.name(), crate::size_label(n)),

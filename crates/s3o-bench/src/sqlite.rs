@@ -304,10 +304,16 @@ impl<'a> SqliteRun<'a> {
             // s3o, one writer.
             let base = self.block();
             seed(&seeder, op.seed(), base, 1, seed_n)?;
+            let long = self.settings.long();
+            let st = if op == Op::ClaimComplete {
+                &long
+            } else {
+                self.settings
+            };
             let plan = Plan {
                 clients: 1,
-                warmup: self.settings.warmup,
-                duration: self.settings.duration,
+                warmup: st.warmup,
+                duration: st.duration,
                 max_iters: if op == Op::ClaimComplete {
                     u64::MAX
                 } else {
@@ -330,7 +336,7 @@ impl<'a> SqliteRun<'a> {
                     cur: Value::Null,
                 })
             };
-            let b = self.bare(path, stmts, rebind, per_client).await?;
+            let b = self.bare(st, path, stmts, rebind, per_client).await?;
             if op == Op::RecordNew {
                 self.rate = m.ops_per_sec().max(b.ops_per_sec());
             }
@@ -343,13 +349,14 @@ impl<'a> SqliteRun<'a> {
 
     async fn bare(
         &self,
+        st: &Settings,
         path: &Path,
         stmts: Vec<Replayed>,
         mut rebind: Box<dyn Rebind>,
         max_iters: u64,
     ) -> Result<Measured, String> {
         let conn = bare_conn(path)?;
-        let (warmup, duration) = (self.settings.warmup, self.settings.duration);
+        let (warmup, duration) = (st.warmup, st.duration);
         let m = tokio::task::spawn_blocking(move || {
             harness::run_blocking(warmup, duration, max_iters, |iter| {
                 replay_once(&conn, &stmts, &mut *rebind, iter).map_err(|e| e.to_string())
@@ -406,7 +413,7 @@ impl<'a> SqliteRun<'a> {
                     next: Box::new(move |_| read_key(read, n)),
                     cur: Value::Null,
                 });
-                let b = self.bare(path, stmts, rebind, u64::MAX).await?;
+                let b = self.bare(self.settings, path, stmts, rebind, u64::MAX).await?;
                 let row = Row::new(
                     &format!("{} @{}", read.name(), crate::size_label(n)),
                     ENGINE,

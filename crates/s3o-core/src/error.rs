@@ -27,7 +27,8 @@ pub enum DbErrorKind {
     Serialization,
     /// Deadlock detected (PostgreSQL 40P01). Retrying the transaction may succeed.
     Deadlock,
-    /// The database was busy or locked (SQLite `BUSY`/`LOCKED`). Retrying may succeed.
+    /// The database was busy or locked (SQLite `BUSY`/`LOCKED`, PostgreSQL lock timeout
+    /// 55P03). Retrying may succeed; the breaker does not count it.
     Busy,
     /// The connection could not be made, was lost, or the pool timed out.
     Connection,

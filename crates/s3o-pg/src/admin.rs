@@ -13,7 +13,7 @@ use s3o_core::locks::MIGRATION_LOCK_ID;
 use s3o_core::{LifecycleAdmin, Result, SchemaVersion, validate};
 
 use crate::PgStore;
-use crate::error::{db_err, schema_err};
+use crate::error::db_err;
 
 /// One embedded migration.
 struct Migration {
@@ -83,10 +83,12 @@ async fn migrate_locked(client: &Object, schema: Option<&str>) -> Result<i64> {
     let start = current_version(client).await?;
     let mut current = start;
     if start > EXPECTED_SCHEMA_VERSION {
-        return Err(schema_err(format!(
-            "database schema is at version {start}, newer than this binary's \
-             {EXPECTED_SCHEMA_VERSION}: upgrade the binary"
-        )));
+        // The same answer as verify_schema_version: "upgrade the binary".
+        SchemaVersion {
+            current: start,
+            expected: EXPECTED_SCHEMA_VERSION,
+        }
+        .check()?;
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > start) {
         let ctx = format!("apply migration {:04}_{}", m.version, m.name);
@@ -105,6 +107,18 @@ async fn migrate_locked(client: &Object, schema: Option<&str>) -> Result<i64> {
     Ok(current)
 }
 
+/// Owns a pooled connection that must not go back to the pool unless disarmed (`.0.take()`):
+/// on drop it is detached and closed, which releases every session lock it holds.
+struct DetachOnDrop(Option<Object>);
+
+impl Drop for DetachOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            drop(Object::take(c));
+        }
+    }
+}
+
 impl PgStore {
     async fn admin_client(&self, ctx: &str) -> Result<Object> {
         self.db.raw_client(ctx).await
@@ -114,21 +128,35 @@ impl PgStore {
 #[async_trait]
 impl LifecycleAdmin for PgStore {
     async fn run_migrations(&self) -> Result<SchemaVersion> {
-        let client = self.admin_client("run migrations").await?;
+        // Until the unlock is confirmed, dropping `guard` (an error, or the caller cancelled)
+        // closes the connection instead of pooling it: it may still hold the session lock.
+        let mut guard = DetachOnDrop(Some(self.admin_client("run migrations").await?));
+        let Some(client) = guard.0.as_ref() else {
+            unreachable!("set above")
+        };
+        // Migrators wait for each other (and migrations for their table locks) without the
+        // pool's lock_timeout; RESET ALL restores it when the connection is recycled.
+        client
+            .batch_execute("SET lock_timeout = 0")
+            .await
+            .map_err(|e| db_err("run migrations", e))?;
         // Session lock on this connection, outside the leader-lock ids: one migrator at a time
         // per database; the others wait here and then find every migration applied.
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_ID])
             .await
             .map_err(|e| db_err("take migration lock", e))?;
-        let result = migrate_locked(&client, self.schema.as_deref()).await;
+        let result = migrate_locked(client, self.schema.as_deref()).await;
         let unlocked = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_ID])
             .await;
-        if unlocked.is_err() {
-            // Closing the session releases the lock; never pool a connection that may hold it.
-            drop(Object::take(client));
+        if unlocked.is_ok() {
+            // Unlocked: the connection may go back to the pool.
+            drop(guard.0.take());
         }
+        // Otherwise closing the session releases the lock; never pool a connection that may
+        // hold it.
+        drop(guard);
         let current = result?;
         Ok(SchemaVersion {
             current,
@@ -145,38 +173,16 @@ impl LifecycleAdmin for PgStore {
     }
 
     async fn verify_schema_version(&self) -> Result<SchemaVersion> {
-        let v = self.schema_version().await?;
-        if v.current < v.expected {
-            return Err(schema_err(format!(
-                "database schema is at version {}, this binary expects {}: run migrations",
-                v.current, v.expected
-            )));
-        }
-        if v.current > v.expected {
-            return Err(schema_err(format!(
-                "database schema is at version {}, newer than this binary's {}: upgrade the \
-                 binary",
-                v.current, v.expected
-            )));
-        }
-        Ok(v)
+        self.schema_version().await?.check()
     }
 
     async fn sync_quota_limits(&self, limits: &[(String, i64)]) -> Result<()> {
-        for (name, limit) in limits {
-            validate::backend(name)?;
-            validate::quota_limit(*limit)?;
-        }
-        if limits.is_empty() {
+        // Validated, sorted by name (so rows lock in backend order), last entry wins.
+        let merged = validate::quota_limits(limits)?;
+        if merged.is_empty() {
             return Ok(());
         }
-        // Last entry wins for a repeated name; sorted so rows lock in backend order.
-        let mut merged = std::collections::BTreeMap::new();
-        for (name, limit) in limits {
-            merged.insert(name.clone(), *limit);
-        }
-        let names: Vec<String> = merged.keys().cloned().collect();
-        let values: Vec<i64> = merged.values().copied().collect();
+        let (names, values): (Vec<String>, Vec<i64>) = merged.into_iter().unzip();
         let client = self.admin_client("sync quota limits").await?;
         // One statement, hence one transaction: new backends start at zero used; existing
         // rows only get the new limit (used and orphan bytes are kept).
@@ -217,5 +223,8 @@ mod tests {
                 .contains("last_scrubbed_at TIMESTAMPTZ NULL")
         );
         assert!(MIGRATIONS[1].sql.contains("COLLATE \"C\""));
+        // The partial indexes of the due-row queries match the statements' predicate.
+        let due = format!("WHERE attempts < {};", s3o_core::MAX_ATTEMPTS);
+        assert_eq!(MIGRATIONS[1].sql.matches(due.as_str()).count(), 2);
     }
 }

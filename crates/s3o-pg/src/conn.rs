@@ -14,7 +14,8 @@ use deadpool_postgres::{Object, Pool};
 use s3o_core::breaker::CircuitBreaker;
 use s3o_core::{Result, StoreError, Timestamp};
 use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::Instrument;
 
 use crate::error::{db_err, pool_err};
@@ -27,6 +28,9 @@ pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 pub(crate) struct Db {
     pub(crate) pool: Pool,
     pub(crate) breaker: Arc<CircuitBreaker>,
+    /// The pool's TLS connector (`None` for `sslmode=disable`), for cancel requests, which
+    /// open their own connection with the session's TLS mode.
+    pub(crate) cancel_tls: Option<MakeRustlsConnect>,
 }
 
 impl Db {
@@ -51,7 +55,7 @@ impl Db {
                     .prepare_cached(sql)
                     .await
                     .map_err(|e| db_err(ctx, e))?;
-                trace_sql(sql, params);
+                trace_sql(sql, stmt.params(), params);
                 client
                     .query(&stmt, params)
                     .await
@@ -87,7 +91,7 @@ impl Db {
                     .prepare_cached(sql)
                     .await
                     .map_err(|e| db_err(ctx, e))?;
-                trace_sql(sql, params);
+                trace_sql(sql, stmt.params(), params);
                 client
                     .execute(&stmt, params)
                     .await
@@ -98,33 +102,84 @@ impl Db {
     }
 }
 
-/// The target of the per-statement trace event: every statement the engine sends (and
-/// `BEGIN`/`COMMIT`/`ROLLBACK`) emits one `TRACE` event with the exact `sql` text and its
-/// `params` (each parameter's `Debug` form, separated by U+001F). Off unless a subscriber
-/// enables this target; the benchmark captures it to build same-SQL baselines.
+/// The target of the per-statement trace event. Every statement sent through [`Db`] (role
+/// methods) or [`crate::tx::PgTx`] (transactions, with their `BEGIN`, `COMMIT` and `ROLLBACK`,
+/// including the `ROLLBACK` of a dropped transaction) emits one `TRACE` event with the exact
+/// `sql` text, `param_count`, `param_types` (the prepared statement's parameter types) and
+/// `params` (each parameter's `Debug` form, separated by U+001F). **`bytea` parameters are
+/// never logged**: they hold wrapped data-encryption keys, so each is replaced by as many zero
+/// bytes (`[0, 0, …]`; `None` when NULL). Lifecycle administration (migrations) and leader-lock
+/// statements run on raw connections and are not traced. Off unless a subscriber enables this
+/// target; the benchmark captures it to build same-SQL baselines.
 pub const SQL_TRACE_TARGET: &str = "s3o::sql";
 
 /// Separator between parameters in the `params` field of a [`SQL_TRACE_TARGET`] event.
 pub const SQL_TRACE_PARAM_SEP: char = '\u{1f}';
 
-/// Lazily formats statement parameters for the trace event (only when it is enabled).
-pub(crate) struct TraceParams<'a>(pub(crate) Params<'a>);
+/// Lazily formats statement parameters for the trace event (only when it is enabled), with
+/// `bytea` values redacted.
+pub(crate) struct TraceParams<'a> {
+    types: &'a [Type],
+    params: Params<'a>,
+}
+
+/// A `bytea` parameter as zero bytes of its length: the length is visible, the key is not.
+fn redacted_bytes(debug: &str) -> String {
+    if debug == "None" {
+        return debug.to_owned();
+    }
+    // `[1, 2, 3]`, `Some([1, 2, 3])`, `[]`: one comma fewer than bytes, unless empty.
+    let n = if debug.contains("[]") {
+        0
+    } else {
+        debug.matches(',').count() + 1
+    };
+    format!("{:?}", vec![0u8; n])
+}
 
 impl std::fmt::Display for TraceParams<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
+        for (i, p) in self.params.iter().enumerate() {
             if i > 0 {
                 write!(f, "{SQL_TRACE_PARAM_SEP}")?;
             }
-            write!(f, "{p:?}")?;
+            match self.types.get(i) {
+                Some(t) if *t == Type::BYTEA => f.write_str(&redacted_bytes(&format!("{p:?}")))?,
+                Some(t) if *t == Type::BYTEA_ARRAY => f.write_str("<redacted bytea[]>")?,
+                Some(_) => write!(f, "{p:?}")?,
+                // Types unknown (never the case for a prepared statement): log nothing.
+                None => f.write_str("<unknown type>")?,
+            }
         }
         Ok(())
     }
 }
 
-/// Emits the [`SQL_TRACE_TARGET`] event for one statement.
-pub(crate) fn trace_sql(sql: &str, params: Params<'_>) {
-    tracing::trace!(target: "s3o::sql", sql, params = %TraceParams(params));
+/// The parameter types of a trace event, comma-separated.
+struct TraceTypes<'a>(&'a [Type]);
+
+impl std::fmt::Display for TraceTypes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, t) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(t.name())?;
+        }
+        Ok(())
+    }
+}
+
+/// Emits the [`SQL_TRACE_TARGET`] event for one statement; `types` are the prepared
+/// statement's parameter types (empty for `BEGIN`/`COMMIT`/`ROLLBACK`).
+pub(crate) fn trace_sql(sql: &str, types: &[Type], params: Params<'_>) {
+    tracing::trace!(
+        target: "s3o::sql",
+        sql,
+        param_count = params.len(),
+        param_types = %TraceTypes(types),
+        params = %TraceParams { types, params },
+    );
 }
 
 /// The span every statement runs in: engine and operation, at debug level.
@@ -178,4 +233,45 @@ pub(crate) fn limit_param(n: usize) -> i64 {
 pub(crate) fn interval_micros(d: std::time::Duration) -> i64 {
     const CAP: i64 = 100 * 366 * 24 * 3600 * 1_000_000;
     i64::try_from(d.as_micros()).unwrap_or(CAP).min(CAP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_params_never_show_bytea_values() {
+        let dek: Vec<u8> = vec![0xde, 0xad, 0xbe, 0xef];
+        let some_dek: Option<&[u8]> = Some(&dek);
+        let none: Option<&[u8]> = None;
+        let empty: Vec<u8> = Vec::new();
+        let key = "k";
+        let size = 7i64;
+        let params: Params<'_> = &[&key, &dek, &some_dek, &none, &empty, &size];
+        let types = [
+            Type::TEXT,
+            Type::BYTEA,
+            Type::BYTEA,
+            Type::BYTEA,
+            Type::BYTEA,
+            Type::INT8,
+        ];
+        let shown = TraceParams {
+            types: &types,
+            params,
+        }
+        .to_string();
+        let fields: Vec<&str> = shown.split(SQL_TRACE_PARAM_SEP).collect();
+        assert_eq!(
+            fields,
+            ["\"k\"", "[0, 0, 0, 0]", "[0, 0, 0, 0]", "None", "[]", "7"]
+        );
+        for b in &dek {
+            assert!(!shown.contains(&b.to_string()), "{shown}");
+        }
+        assert_eq!(
+            TraceTypes(&types).to_string(),
+            "text,bytea,bytea,bytea,bytea,int8"
+        );
+    }
 }

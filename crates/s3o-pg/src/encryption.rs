@@ -110,12 +110,14 @@ impl EncryptionAdmin for PgStore {
         validate::backend(backend)?;
         validate::text("key id", new_key_id)?;
         let new_key = (!new_key.is_empty()).then_some(new_key);
+        // Only encrypted copies carry a key: rotating a plaintext copy changes nothing and
+        // answers false (a DEK on a plaintext row would break the stored-form invariant).
         let n = self
             .db
             .execute(
                 "rotate encryption key",
                 "UPDATE object_locations SET encryption_key = $3, key_id = $4 \
-                 WHERE object_key = $1 AND backend_name = $2",
+                 WHERE object_key = $1 AND backend_name = $2 AND encrypted",
                 &[&key, &backend, &new_key, &null_if_empty(new_key_id)],
             )
             .await?;

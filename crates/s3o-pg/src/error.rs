@@ -50,6 +50,10 @@ pub(crate) fn kind_of_state(code: &SqlState) -> DbErrorKind {
         c if *c == SqlState::NOT_NULL_VIOLATION => DbErrorKind::NotNullViolation,
         c if *c == SqlState::CHECK_VIOLATION => DbErrorKind::CheckViolation,
         c if *c == SqlState::UNDEFINED_TABLE => DbErrorKind::Schema,
+        // lock_timeout expired (55P03): the statement was refused before changing anything
+        // and its transaction is aborted, so rerunning the whole transaction is safe; the
+        // database answered, so the breaker does not count it.
+        c if *c == SqlState::LOCK_NOT_AVAILABLE => DbErrorKind::Busy,
         c => {
             let s = c.code();
             // Class 08: connection exception; 57P01..57P03: admin shutdown, crash shutdown,
@@ -68,14 +72,34 @@ pub(crate) fn db_err(context: &str, e: tokio_postgres::Error) -> StoreError {
     StoreError::database(kind_of(&e), context, e)
 }
 
-/// Wraps a pool error: timeouts, a closed pool and connect failures are connection failures.
+/// Wraps a pool error, kept as the source: timeouts, a closed pool and connect failures are
+/// connection failures.
 pub(crate) fn pool_err(context: &str, e: PoolError) -> StoreError {
     match e {
         PoolError::Backend(e) => db_err(context, e),
-        PoolError::NoRuntimeSpecified => {
-            StoreError::database(DbErrorKind::Other, context, "pool has no runtime")
+        e @ PoolError::NoRuntimeSpecified => StoreError::database(DbErrorKind::Other, context, e),
+        other => StoreError::database(DbErrorKind::Connection, context, other),
+    }
+}
+
+/// Displays an error with its whole source chain (`outer: inner: driver`), for log fields:
+/// `StoreError::Database`'s own `Display` names only the context and kind. A source whose
+/// text its parent already ends with (tokio-postgres prints its cause itself) is not repeated.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn StdError + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = self.0.to_string();
+        let mut src = self.0.source();
+        while let Some(s) = src {
+            let part = s.to_string();
+            if !text.ends_with(&part) {
+                text.push_str(": ");
+                text.push_str(&part);
+            }
+            src = s.source();
         }
-        other => StoreError::database(DbErrorKind::Connection, context, other.to_string()),
+        f.write_str(&text)
     }
 }
 
@@ -98,11 +122,6 @@ pub(crate) fn unknown_backend(backend: &str) -> impl FnOnce(StoreError) -> Store
     }
 }
 
-/// An error naming a schema problem and its fix.
-pub(crate) fn schema_err(message: String) -> StoreError {
-    StoreError::database(DbErrorKind::Schema, message.clone(), message)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +139,7 @@ mod tests {
             ("57P01", DbErrorKind::Connection),
             ("42601", DbErrorKind::Other),
             ("42P01", DbErrorKind::Schema),
+            ("55P03", DbErrorKind::Busy),
         ];
         for (code, kind) in table {
             assert_eq!(kind_of_state(&SqlState::from_code(code)), kind, "{code}");
@@ -127,6 +147,10 @@ mod tests {
         assert!(kind_of_state(&SqlState::from_code("40001")).is_retryable());
         assert!(kind_of_state(&SqlState::from_code("40P01")).is_retryable());
         assert!(!kind_of_state(&SqlState::from_code("23505")).is_retryable());
+        // A lock timeout is retried and never opens the breaker.
+        let busy = StoreError::database(kind_of_state(&SqlState::from_code("55P03")), "x", "y");
+        assert!(busy.is_retryable());
+        assert!(!s3o_core::breaker::counts_as_failure(&busy));
     }
 
     #[test]
@@ -138,5 +162,12 @@ mod tests {
         assert_eq!(e.db_kind(), Some(DbErrorKind::Connection));
         let e = pool_err("get connection", PoolError::Closed);
         assert_eq!(e.db_kind(), Some(DbErrorKind::Connection));
+        // The pool error is the source, not a string copy of it.
+        let src = e.source().expect("source");
+        assert!(src.is::<PoolError>(), "{src:?}");
+        assert_eq!(
+            Chain(&e).to_string(),
+            format!("get connection: connection failure: {src}")
+        );
     }
 }

@@ -57,7 +57,7 @@ async fn unlock(client: Object, id: i64) {
             // (that releases whatever it still holds) instead of pooling it.
             let why = match other {
                 Ok(Ok(_)) => "lock was not held".to_owned(),
-                Ok(Err(e)) => e.to_string(),
+                Ok(Err(e)) => crate::error::Chain(&e).to_string(),
                 Err(_) => "timed out".to_owned(),
             };
             tracing::warn!(

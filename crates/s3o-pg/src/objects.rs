@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use s3o_core::tx::ObjectsTx;
 use s3o_core::{
-    ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, Result, StoredForm, validate,
+    ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, Result, StoreError, StoredForm,
+    validate,
 };
 use tokio_postgres::Row;
 
@@ -232,21 +233,33 @@ impl ObjectsTx for PgTx {
         validate::backend(target)?;
         validate::backend(source)?;
         // One statement: copies every stored-form column and created_at from the source row;
-        // nothing when the source is gone or the target already has a copy.
+        // nothing when the source is gone or the target already has a copy. It also says
+        // whether the target exists, so an unknown target is `UnknownBackend` whether or not
+        // the source is there (and never a foreign-key error that aborts the transaction).
         let row = self
-            .query_opt(
+            .query_one(
                 "insert replica",
-                "INSERT INTO object_locations (object_key, backend_name, size_bytes, created_at, \
-                 encrypted, encryption_key, key_id, plaintext_size, content_hash, managed) \
-                 SELECT object_key, $2, size_bytes, created_at, encrypted, encryption_key, \
-                 key_id, plaintext_size, content_hash, managed \
-                 FROM object_locations WHERE object_key = $1 AND backend_name = $3 \
-                 ON CONFLICT (object_key, backend_name) DO NOTHING RETURNING size_bytes",
+                "WITH known AS (SELECT EXISTS (SELECT 1 FROM backend_quotas \
+                   WHERE backend_name = $2) AS known), \
+                 ins AS (INSERT INTO object_locations (object_key, backend_name, size_bytes, \
+                   created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, \
+                   managed) \
+                   SELECT o.object_key, $2, o.size_bytes, o.created_at, o.encrypted, \
+                   o.encryption_key, o.key_id, o.plaintext_size, o.content_hash, o.managed \
+                   FROM object_locations o, known \
+                   WHERE known.known AND o.object_key = $1 AND o.backend_name = $3 \
+                   ON CONFLICT (object_key, backend_name) DO NOTHING RETURNING size_bytes) \
+                 SELECT (SELECT known FROM known), (SELECT size_bytes FROM ins)",
                 &[&key, &target, &source],
             )
             .await
             .map_err(unknown_backend(target))?;
-        Ok(row.map(|r| r.get(0)))
+        if !row.get::<_, bool>(0) {
+            return Err(StoreError::UnknownBackend {
+                backend: target.to_owned(),
+            });
+        }
+        Ok(row.get(1))
     }
 
     async fn update_object_form(
@@ -292,10 +305,10 @@ impl ObjectStore for PgStore {
         &self,
         keys: &[String],
     ) -> Result<BTreeMap<String, Vec<String>>> {
+        validate::keys(keys)?;
         if keys.is_empty() {
             return Ok(BTreeMap::new());
         }
-        keys.iter().try_for_each(|k| validate::key(k))?;
         let rows = self
             .db
             .query(

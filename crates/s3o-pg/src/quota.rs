@@ -138,26 +138,47 @@ impl Capacity {
         }
     }
 
-    /// Bytes still admissible: unlimited ⇒ `i64::MAX`.
-    fn available(&self) -> i64 {
-        if self.limit == 0 {
-            i64::MAX
-        } else {
-            self.limit
-                .saturating_sub(self.used)
-                .saturating_sub(self.orphan)
-                .saturating_sub(self.inflight)
-        }
+    /// Bytes still admissible; `None` = unlimited. Exact (i128), never overflowing.
+    fn available(&self) -> Option<i128> {
+        (self.limit != 0).then(|| {
+            i128::from(self.limit)
+                - i128::from(self.used)
+                - i128::from(self.orphan)
+                - i128::from(self.inflight)
+        })
     }
 
-    /// `(used + orphan) / limit`; unlimited ⇒ 0.
-    fn utilisation(&self) -> f64 {
+    /// Whether `size` more bytes fit.
+    fn admits(&self, size: i64) -> bool {
+        self.available().is_none_or(|a| a >= i128::from(size))
+    }
+
+    /// Utilisation `(used + orphan) / limit` as an exact fraction `(numerator, denominator)`;
+    /// unlimited ⇒ `0 / 1`.
+    fn utilisation(&self) -> (i128, i128) {
         if self.limit == 0 {
-            0.0
+            (0, 1)
         } else {
-            (self.used as f64 + self.orphan as f64) / self.limit as f64
+            (
+                i128::from(self.used) + i128::from(self.orphan),
+                i128::from(self.limit),
+            )
         }
     }
+}
+
+/// The least utilised of `caps` admitting `size`, utilisations compared exactly by
+/// cross-multiplication (no floating point), ties broken by name in byte order: the same
+/// choice the SQLite engine makes.
+fn least_utilised(caps: &[Capacity], size: i64) -> Option<&Capacity> {
+    caps.iter().filter(|c| c.admits(size)).min_by(|a, b| {
+        let (an, ad) = a.utilisation();
+        let (bn, bd) = b.utilisation();
+        // |n| < 2^64 and 0 < d < 2^63: the products fit in an i128.
+        (an * bd)
+            .cmp(&(bn * ad))
+            .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+    })
 }
 
 impl PgStore {
@@ -184,37 +205,27 @@ impl PgStore {
 impl QuotaStore for PgStore {
     async fn get_backend_with_space(&self, size: i64, order: &[String]) -> Result<String> {
         validate::size("object size", size)?;
+        validate::backend_names(order)?;
         if order.is_empty() {
             return Err(StoreError::NoSpaceAvailable);
         }
-        order.iter().try_for_each(|b| validate::backend(b))?;
         let caps = self.capacities(order).await?;
         order
             .iter()
-            .find(|name| {
-                caps.iter()
-                    .any(|c| &c.name == *name && c.available() >= size)
-            })
+            .find(|name| caps.iter().any(|c| &c.name == *name && c.admits(size)))
             .cloned()
             .ok_or(StoreError::NoSpaceAvailable)
     }
 
     async fn get_least_utilized_backend(&self, size: i64, eligible: &[String]) -> Result<String> {
         validate::size("object size", size)?;
+        validate::backend_names(eligible)?;
         if eligible.is_empty() {
             return Err(StoreError::NoSpaceAvailable);
         }
-        eligible.iter().try_for_each(|b| validate::backend(b))?;
-        let mut caps = self.capacities(eligible).await?;
-        caps.retain(|c| c.available() >= size);
-        caps.sort_by(|a, b| {
-            a.utilisation()
-                .total_cmp(&b.utilisation())
-                .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
-        });
-        caps.into_iter()
-            .next()
-            .map(|c| c.name)
+        let caps = self.capacities(eligible).await?;
+        least_utilised(&caps, size)
+            .map(|c| c.name.clone())
             .ok_or(StoreError::NoSpaceAvailable)
     }
 
@@ -241,5 +252,50 @@ impl QuotaStore for PgStore {
                 (stat.backend_name.clone(), stat)
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cap(name: &str, limit: i64, used: i64, orphan: i64) -> Capacity {
+        Capacity {
+            name: name.into(),
+            limit,
+            used,
+            orphan,
+            inflight: 0,
+        }
+    }
+
+    #[test]
+    fn least_utilised_is_exact_and_ties_by_name() {
+        let pick = |caps: &[Capacity], size| least_utilised(caps, size).map(|c| c.name.clone());
+        // 2^53 + 1 and 2^53 are the same f64: a floating-point ratio ties them and the name
+        // picks "a"; exactly, "b" is less utilised.
+        let big = 1i64 << 62;
+        let caps = [cap("a", big, (1 << 53) + 1, 0), cap("b", big, 1 << 53, 0)];
+        assert_eq!(pick(&caps, 0).as_deref(), Some("b"));
+        // Equal fractions with different limits tie; the name in byte order decides.
+        let caps = [cap("z", 10, 5, 0), cap("B", 4, 1, 1), cap("a", 100, 50, 0)];
+        assert_eq!(pick(&caps, 0).as_deref(), Some("B"));
+        // Unlimited counts as 0; orphans count as used; a backend without room is skipped.
+        let caps = [cap("a", 10, 0, 0), cap("b", 0, 1 << 40, 0)];
+        assert_eq!(pick(&caps, 0).as_deref(), Some("a"));
+        let caps = [cap("a", 10, 0, 9), cap("b", 10, 5, 0)];
+        assert_eq!(pick(&caps, 1).as_deref(), Some("b"));
+        assert_eq!(pick(&caps, 6), None);
+        // Extreme counters neither overflow nor panic.
+        let caps = [
+            cap("a", i64::MAX, i64::MAX, i64::MAX),
+            cap("b", 1, i64::MAX, i64::MAX),
+        ];
+        assert_eq!(pick(&caps, 0), None);
+        let caps = [
+            cap("a", i64::MAX, i64::MAX - 1, 0),
+            cap("b", i64::MAX, 0, 0),
+        ];
+        assert_eq!(pick(&caps, 1).as_deref(), Some("b"));
     }
 }

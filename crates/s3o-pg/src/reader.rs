@@ -94,9 +94,8 @@ static DUE_CLEANUPS: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Queue rows still to be attempted.
-static QUEUE_DEPTH: LazyLock<String> = LazyLock::new(|| {
-    format!("SELECT COUNT(*) FROM cleanup_queue WHERE attempts < {MAX_ATTEMPTS}")
-});
+static QUEUE_DEPTH: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT COUNT(*) FROM cleanup_queue WHERE attempts < {MAX_ATTEMPTS}"));
 
 #[async_trait]
 impl Reader for PgStore {

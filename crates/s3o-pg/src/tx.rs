@@ -6,8 +6,14 @@
 //! pass the store's circuit breaker.
 //!
 //! A [`PgTx`] dropped without `commit`/`rollback` (a cancelled caller) never returns its
-//! connection to the pool mid-transaction: a `ROLLBACK` is spawned on it first, or, with no
-//! runtime to spawn on, the connection is detached from the pool and closed.
+//! connection to the pool mid-transaction. Idle in the transaction, a `ROLLBACK` is spawned on
+//! it first. With a statement still running (typically a caller that timed out while waiting
+//! on a hot key's lock), a cancel request is sent for that statement and the connection is
+//! detached from the pool and closed once the statement has answered: a `ROLLBACK` queued
+//! behind it would leave the connection parked on the lock, and callers timing out one after
+//! another would drain the pool; and a late-arriving cancel must never hit another caller's
+//! statement on a reused connection. With no runtime to spawn on, the connection is detached
+//! and closed. Lock waits are bounded anyway by `lock_timeout` ([`crate::PgOptions`]).
 
 use std::sync::Arc;
 
@@ -17,21 +23,46 @@ use s3o_core::breaker::CircuitBreaker;
 use s3o_core::locks::KEY_LOCK_CLASS;
 use s3o_core::{DbErrorKind, Result, Runner, StoreError, Transaction, TxAdapter, validate};
 use tokio_postgres::Row;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::Instrument;
 
 use crate::PgStore;
 use crate::conn::{Params, no_row, statement_span, trace_sql};
-use crate::error::db_err;
+use crate::error::{Chain, db_err};
 
 /// One open transaction on one pooled connection.
 pub(crate) struct PgTx {
     client: Option<Object>,
     breaker: Arc<CircuitBreaker>,
+    /// The pool's TLS connector, for a cancel request on drop.
+    cancel_tls: Option<MakeRustlsConnect>,
     /// `BEGIN` has been sent (with the first statement).
     begun: bool,
-    /// A statement failed on the server: the transaction is aborted and may not commit.
-    failed: bool,
+    /// A statement has been sent and has not answered yet (set before sending, cleared when
+    /// the answer arrives): if the transaction is dropped while this holds, the caller was
+    /// cancelled mid-statement.
+    in_flight: bool,
+    /// The first statement that failed on the server: the transaction is aborted and may not
+    /// commit; `commit` reports it.
+    failed: Option<FailedStatement>,
 }
+
+/// What made a transaction abort, kept for the error `commit` returns (the original error
+/// went to the caller of the failing statement).
+#[derive(Debug)]
+struct FailedStatement {
+    kind: DbErrorKind,
+    /// The failed statement's error with its whole source chain.
+    error: String,
+}
+
+impl std::fmt::Display for FailedStatement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "earlier statement failed: {}", self.error)
+    }
+}
+
+impl std::error::Error for FailedStatement {}
 
 enum Out {
     Rows(Vec<Row>),
@@ -49,8 +80,9 @@ impl PgTx {
         };
         let begin = !self.begun;
         // Marked before sending: if this future is dropped mid-flight, Drop must assume a
-        // transaction may be open (a ROLLBACK outside one is harmless).
+        // transaction may be open (a ROLLBACK outside one is harmless) and a statement running.
         self.begun = true;
+        self.in_flight = true;
         let r = self
             .breaker
             .call(async move {
@@ -59,9 +91,9 @@ impl PgTx {
                     .await
                     .map_err(|e| db_err(ctx, e))?;
                 if begin {
-                    trace_sql("BEGIN", &[]);
+                    trace_sql("BEGIN", &[], &[]);
                 }
-                trace_sql(sql, params);
+                trace_sql(sql, stmt.params(), params);
                 if begin {
                     // Pipelined: BEGIN and the statement leave in one write, in this order.
                     let (b, r) = if rows {
@@ -95,8 +127,14 @@ impl PgTx {
             })
             .instrument(statement_span(ctx))
             .await;
-        if let Err(StoreError::Database { .. }) = &r {
-            self.failed = true;
+        self.in_flight = false;
+        if let Err(e @ StoreError::Database { kind, .. }) = &r
+            && self.failed.is_none()
+        {
+            self.failed = Some(FailedStatement {
+                kind: *kind,
+                error: Chain(e).to_string(),
+            });
         }
         r
     }
@@ -150,6 +188,21 @@ impl PgTx {
     }
 
     async fn finish(mut self: Box<Self>, sql: &'static str, ctx: &str) -> Result<()> {
+        if self.in_flight && self.client.is_some() {
+            // A statement future was dropped mid-flight and the body went on: Drop cancels the
+            // statement and closes the connection, which rolls the transaction back.
+            drop(self);
+            return if sql == "COMMIT" {
+                Err(StoreError::database(
+                    DbErrorKind::Other,
+                    ctx,
+                    "a statement of this transaction was abandoned before it answered; the \
+                     transaction was cancelled and rolled back",
+                ))
+            } else {
+                Ok(())
+            };
+        }
         let Some(client) = self.client.take() else {
             return Ok(());
         };
@@ -157,7 +210,7 @@ impl PgTx {
             // Nothing was sent: the connection goes straight back to the pool.
             return Ok(());
         }
-        trace_sql(sql, &[]);
+        trace_sql(sql, &[], &[]);
         let r = self
             .breaker
             .call(async { client.batch_execute(sql).await.map_err(|e| db_err(ctx, e)) })
@@ -178,16 +231,43 @@ impl Drop for PgTx {
         if !self.begun {
             return;
         }
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move {
-                    if client.batch_execute("ROLLBACK").await.is_err() {
-                        drop(Object::take(client));
-                    }
-                });
-            }
-            Err(_) => drop(Object::take(client)),
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            // Closing the session ends the transaction on the server.
+            drop(Object::take(client));
+            return;
+        };
+        if self.in_flight {
+            // The statement may be waiting on a lock for a long time: cancel it, and close the
+            // connection (after the statement answers) instead of pooling it, since a cancel
+            // request races with whatever the connection runs next.
+            let token = client.cancel_token();
+            let detached = Object::take(client);
+            let tls = self.cancel_tls.take();
+            handle.spawn(async move {
+                let sent = match tls {
+                    Some(tls) => token.cancel_query(tls).await,
+                    None => token.cancel_query(tokio_postgres::NoTls).await,
+                };
+                if let Err(e) = sent {
+                    tracing::debug!(
+                        error = %Chain(&e),
+                        "cancel request for a dropped transaction's statement failed"
+                    );
+                }
+                drop(detached);
+            });
+            return;
         }
+        handle.spawn(async move {
+            trace_sql("ROLLBACK", &[], &[]);
+            if let Err(e) = client.batch_execute("ROLLBACK").await {
+                tracing::debug!(
+                    error = %Chain(&e),
+                    "rollback of a dropped transaction failed; closing its connection"
+                );
+                drop(Object::take(client));
+            }
+        });
     }
 }
 
@@ -209,16 +289,18 @@ impl TxAdapter for PgTx {
 
 #[async_trait]
 impl Transaction for PgTx {
-    async fn commit(self: Box<Self>) -> Result<()> {
-        if self.failed {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        if let Some(failed) = self.failed.take() {
             let r = self.finish("ROLLBACK", "rollback transaction").await;
             if let Err(e) = r {
-                tracing::warn!(error = %e, "rollback of an aborted transaction failed");
+                tracing::warn!(error = %Chain(&e), "rollback of an aborted transaction failed");
             }
+            // The original failure's kind (a deadlock stays retryable, a constraint violation
+            // stays an answer the breaker ignores) and its text as the source.
             return Err(StoreError::database(
-                DbErrorKind::Other,
-                "commit transaction",
-                "a statement of this transaction failed; it was rolled back",
+                failed.kind,
+                "commit transaction: a statement of this transaction failed; it was rolled back",
+                failed,
             ));
         }
         self.finish("COMMIT", "commit transaction").await
@@ -236,8 +318,10 @@ impl PgStore {
         Ok(PgTx {
             client: Some(client),
             breaker: Arc::clone(&self.db.breaker),
+            cancel_tls: self.db.cancel_tls.clone(),
             begun: false,
-            failed: false,
+            in_flight: false,
+            failed: None,
         })
     }
 }

@@ -1213,3 +1213,383 @@ async fn replication_integrity_and_encryption_admin_queries() {
     assert!(s.reconcile_usage().await.unwrap().is_empty());
     db.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_key_of_a_plaintext_copy_changes_nothing() {
+    let db = setup!("rotate_plaintext");
+    let s = &db.store;
+    s.record_object("plain", "a", 10, &StoredForm::default())
+        .await
+        .unwrap();
+    s.record_object("sealed", "a", 100, &encrypted_form())
+        .await
+        .unwrap();
+    let before = s.get_all_object_locations("plain").await.unwrap();
+    assert!(
+        !s.update_encryption_key("plain", "a", &[7, 7, 7], "mk-2")
+            .await
+            .unwrap(),
+        "a plaintext copy has no key to rotate"
+    );
+    assert_eq!(s.get_all_object_locations("plain").await.unwrap(), before);
+    assert!(
+        s.list_all_encrypted_locations(10, None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|l| l.object_key != "plain")
+    );
+    // Gone copies answer false too; encrypted copies rotate.
+    assert!(
+        !s.update_encryption_key("nothing", "a", &[1], "mk-2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.update_encryption_key("sealed", "a", &[7, 7, 7], "mk-2")
+            .await
+            .unwrap()
+    );
+    let sealed = &s.get_all_object_locations("sealed").await.unwrap()[0];
+    assert_eq!(sealed.form.encryption_key, vec![7, 7, 7]);
+    assert_eq!(sealed.form.key_id, "mk-2");
+    assert!(sealed.form.encrypted);
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_to_an_unknown_target_is_unknown_backend_with_or_without_source() {
+    let db = setup!("replica_unknown_target");
+    let s = &db.store;
+    s.record_object("k", "a", 5, &encrypted_form())
+        .await
+        .unwrap();
+    let mut tx = s3o_core::Runner::begin(s).await.unwrap();
+    for (key, source) in [("missing", "a"), ("k", "a"), ("k", "ghost-source")] {
+        match tx.insert_replica_conditional(key, "ghost", source).await {
+            Err(StoreError::UnknownBackend { backend }) => assert_eq!(backend, "ghost"),
+            other => panic!("{key} from {source}: expected UnknownBackend, got {other:?}"),
+        }
+    }
+    // The refusals were answers: the transaction is still usable and commits.
+    assert_eq!(
+        tx.insert_replica_conditional("missing", "b", "a")
+            .await
+            .unwrap(),
+        None,
+        "known target, no source: nothing"
+    );
+    assert_eq!(
+        tx.insert_replica_conditional("k", "b", "a").await.unwrap(),
+        Some(5)
+    );
+    assert_eq!(
+        tx.insert_replica_conditional("k", "b", "a").await.unwrap(),
+        None,
+        "target already holds a copy"
+    );
+    tx.commit().await.unwrap();
+    let copies = s.get_all_object_locations("k").await.unwrap();
+    assert_eq!(copies.len(), 2);
+    assert_eq!(
+        copies[1].form, copies[0].form,
+        "replica carries the stored form"
+    );
+    assert_eq!(s.breaker().state(), BreakerState::Closed);
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_utilized_backend_is_exact_and_ties_by_name() {
+    let db = setup!("least_utilized_exact");
+    let s = &db.store;
+    s.sync_quota_limits(&[("c".into(), 0)]).await.unwrap();
+    let c = db.raw().await;
+    let set = |b: &'static str, limit: i64, used: i64| {
+        let c = &c;
+        async move {
+            c.execute(
+                "UPDATE backend_quotas SET bytes_limit = $2, bytes_used = $3 \
+                 WHERE backend_name = $1",
+                &[&b, &limit, &used],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let eligible: Vec<String> = vec!["a".into(), "b".into()];
+    // 2^53 + 1 and 2^53 are the same f64: only exact arithmetic sees that b is emptier.
+    set("a", 1 << 62, (1 << 53) + 1).await;
+    set("b", 1 << 62, 1 << 53).await;
+    assert_eq!(
+        s.get_least_utilized_backend(0, &eligible).await.unwrap(),
+        "b"
+    );
+    // Equal fractions (1/4 = 2/8) tie; the name decides.
+    set("a", 4, 1).await;
+    set("b", 8, 2).await;
+    assert_eq!(
+        s.get_least_utilized_backend(1, &eligible).await.unwrap(),
+        "a"
+    );
+    assert_eq!(
+        s.get_least_utilized_backend(1, &["b".into(), "a".into()])
+            .await
+            .unwrap(),
+        "a",
+        "the order of the list does not matter"
+    );
+    // A backend without room is skipped; unlimited counts as empty.
+    assert_eq!(
+        s.get_least_utilized_backend(4, &eligible).await.unwrap(),
+        "b"
+    );
+    assert_eq!(
+        s.get_least_utilized_backend(1, &["a".into(), "c".into()])
+            .await
+            .unwrap(),
+        "c"
+    );
+    // Unknown names are skipped, invalid ones refused before any SQL.
+    assert_eq!(
+        s.get_least_utilized_backend(1, &["ghost".into(), "b".into()])
+            .await
+            .unwrap(),
+        "b"
+    );
+    for bad in [String::new(), "x\0y".to_owned()] {
+        assert!(matches!(
+            s.get_least_utilized_backend(1, &["a".into(), bad.clone()])
+                .await,
+            Err(StoreError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            s.get_backend_with_space(1, &["a".into(), bad]).await,
+            Err(StoreError::InvalidInput { .. })
+        ));
+    }
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_limit_rules_zero_means_nothing_or_a_default_page() {
+    let db = setup!("shared_limits");
+    let s = &db.store;
+    s.record_object("one", "a", 1, &StoredForm::default())
+        .await
+        .unwrap();
+    s.enqueue_cleanup("a", "gone", "r", 1).await.unwrap();
+    for limit in [0, -1] {
+        // Batches that select work: ≤ 0 ⇒ nothing.
+        assert!(
+            s.get_under_replicated_objects(2, limit)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.get_under_replicated_objects_excluding(2, limit, &["b".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.get_over_replicated_objects(0, limit)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.claim_pending_cleanups(limit, "w", Timestamp::ZERO)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Listings: ≤ 0 ⇒ the default page.
+        assert_eq!(s.get_objects_without_hash(limit, 0).await.unwrap().len(), 1);
+        assert_eq!(
+            s.list_objects_by_backend("a", limit).await.unwrap().len(),
+            1
+        );
+        assert_eq!(s.get_pending_cleanups(limit).await.unwrap().len(), 1);
+    }
+    assert_eq!(s.get_under_replicated_objects(2, 1).await.unwrap().len(), 1);
+    // Usage periods and deltas are validated before any SQL.
+    for (period, delta) in [("2026-13", 1), ("2026-1", 1), ("2026-01", -1)] {
+        assert!(matches!(
+            s.flush_usage_deltas("a", period, delta, 0, 0).await,
+            Err(StoreError::InvalidInput { .. })
+        ));
+    }
+    assert!(matches!(
+        s.get_usage_for_period("January").await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    // A batch lookup takes at most 1000 keys.
+    let keys: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
+    assert!(matches!(
+        s.get_object_backends_for_keys(&keys).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert!(
+        s.get_object_backends_for_keys(&keys[..1000])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requeued_dead_letters_keep_their_order() {
+    let db = setup!("requeue_order");
+    let s = &db.store;
+    for k in ["k1", "k2", "k3"] {
+        s.enqueue_cleanup("a", k, "r", 1).await.unwrap();
+    }
+    let mut items = s.get_pending_cleanups(10).await.unwrap();
+    // Dead-lettered in reverse: the DLQ ids run k3, k2, k1.
+    items.reverse();
+    for it in &items {
+        assert!(s.move_cleanup_to_dlq(it.id, "boom").await.unwrap());
+    }
+    assert_eq!(s.requeue_cleanup_dlq(Some("a")).await.unwrap(), 3);
+    let order: Vec<String> = s
+        .get_pending_cleanups(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.object_key)
+        .collect();
+    assert_eq!(order, ["k3", "k2", "k1"], "re-inserted in DLQ id order");
+    assert_eq!(s.cleanup_dlq_depth().await.unwrap(), 0);
+    db.finish().await;
+}
+
+/// Sessions of `app` waiting on a lock.
+async fn lock_waiters(c: &s3o_pg::tokio_postgres::Client, app: &str) -> i64 {
+    c.query_one(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1 \
+         AND wait_event_type = 'Lock'",
+        &[&app],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_timing_out_on_a_hot_key_do_not_drain_the_pool() {
+    let db = setup!("hot_key_cancel");
+    let app = format!("s3o_{}", db.schema);
+    // A small pool and no lock timeout: only cancellation can free the waiters.
+    let s = PgStore::connect(&common::with_params(
+        &db.url,
+        &format!(
+            "application_name={app}&pool_max_size=3&lock_timeout_ms=0&pool_wait_timeout_ms=2000"
+        ),
+    ))
+    .await
+    .unwrap();
+    let mut holder = s3o_core::Runner::begin(&db.store).await.unwrap();
+    holder.acquire_key_lock("hot").await.unwrap();
+    // Twice the pool size of callers give up waiting for the key lock, one after another.
+    for _ in 0..6 {
+        let mut tx = s3o_core::Runner::begin(&s).await.unwrap();
+        let r = tokio::time::timeout(Duration::from_millis(150), tx.acquire_key_lock("hot")).await;
+        assert!(r.is_err(), "the key is held elsewhere");
+        drop(tx);
+    }
+    // Their statements were cancelled: nobody of this store still waits on the lock.
+    let c = db.raw().await;
+    let mut waiting = -1;
+    for _ in 0..100 {
+        waiting = lock_waiters(&c, &app).await;
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(waiting, 0, "cancelled statements still wait on the lock");
+    // The pool still serves other keys while the hot key stays locked.
+    s.record_object("cold", "a", 1, &StoredForm::default())
+        .await
+        .unwrap();
+    holder.rollback().await.unwrap();
+    s.record_object("hot", "a", 2, &StoredForm::default())
+        .await
+        .unwrap();
+    assert_eq!(s.breaker().state(), BreakerState::Closed);
+    s.close().await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_timeout_is_busy_retried_and_not_a_breaker_failure() {
+    let db = setup!("lock_timeout_busy");
+    let s = PgStore::connect(&common::with_params(&db.url, "lock_timeout_ms=100"))
+        .await
+        .unwrap();
+    let mut holder = s3o_core::Runner::begin(&db.store).await.unwrap();
+    holder.acquire_key_lock("k").await.unwrap();
+    let started = std::time::Instant::now();
+    let e = s
+        .record_object("k", "a", 1, &StoredForm::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.db_kind(), Some(DbErrorKind::Busy), "{e:?}");
+    assert!(e.is_retryable());
+    // Retried a bounded number of times (each waits 100 ms), then given up.
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(s.breaker().state(), BreakerState::Closed);
+    holder.rollback().await.unwrap();
+    s.record_object("k", "a", 1, &StoredForm::default())
+        .await
+        .unwrap();
+    s.close().await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_after_a_failed_statement_keeps_the_original_error() {
+    let db = setup!("commit_after_failure");
+    let s = &db.store;
+    let mut tx = s3o_core::Runner::begin(s).await.unwrap();
+    // A duplicate insert fails on the server: the transaction is aborted.
+    let loc = s3o_core::ObjectLocation {
+        object_key: "k".into(),
+        backend_name: "a".into(),
+        size_bytes: 1,
+        created_at: Timestamp::ZERO,
+        form: StoredForm::default(),
+    };
+    tx.insert_object_location(&loc).await.unwrap();
+    let first = tx.insert_object_location(&loc).await.unwrap_err();
+    assert_eq!(
+        first.db_kind(),
+        Some(DbErrorKind::UniqueViolation),
+        "{first:?}"
+    );
+    let e = tx.commit().await.unwrap_err();
+    assert_eq!(e.db_kind(), Some(DbErrorKind::UniqueViolation), "{e:?}");
+    let mut chain = String::new();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = src {
+        chain.push_str(&s.to_string());
+        chain.push('\n');
+        src = s.source();
+    }
+    assert!(chain.contains("insert object location"), "{chain}");
+    assert!(chain.contains("duplicate key"), "{chain}");
+    assert!(matches!(
+        s.get_all_object_locations("k").await,
+        Err(StoreError::ObjectNotFound { .. })
+    ));
+    assert_eq!(s.breaker().state(), BreakerState::Closed);
+    db.finish().await;
+}

@@ -8,9 +8,7 @@
 
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
-use s3o_core::{
-    DbErrorKind, LifecycleAdmin, Result, SchemaVersion, StoreError, Timestamp, validate,
-};
+use s3o_core::{DbErrorKind, LifecycleAdmin, Result, SchemaVersion, Timestamp, validate};
 
 use crate::error::db_err;
 use crate::{EXPECTED_SCHEMA_VERSION, SqliteStore};
@@ -112,10 +110,6 @@ fn migrate(conn: &Connection) -> Result<i64> {
     current_version(conn).map_err(|e| db_err("read schema version", e))
 }
 
-fn schema_error(message: String) -> StoreError {
-    StoreError::database(DbErrorKind::Schema, message.clone(), message)
-}
-
 #[async_trait]
 impl LifecycleAdmin for SqliteStore {
     async fn run_migrations(&self) -> Result<SchemaVersion> {
@@ -128,10 +122,8 @@ impl LifecycleAdmin for SqliteStore {
             expected: EXPECTED_SCHEMA_VERSION,
         };
         if current > EXPECTED_SCHEMA_VERSION {
-            return Err(schema_error(format!(
-                "database schema version {current} is newer than this binary's \
-                 {EXPECTED_SCHEMA_VERSION}: upgrade the binary"
-            )));
+            // The same answer as verify_schema_version: "upgrade the binary".
+            return v.check();
         }
         Ok(v)
     }
@@ -150,29 +142,16 @@ impl LifecycleAdmin for SqliteStore {
     }
 
     async fn verify_schema_version(&self) -> Result<SchemaVersion> {
-        let v = self.schema_version().await?;
-        if v.current < v.expected {
-            return Err(schema_error(format!(
-                "database schema version {} is older than this binary's {} (missing or \
-                 partially applied migrations): run migrations",
-                v.current, v.expected
-            )));
-        }
-        if v.current > v.expected {
-            return Err(schema_error(format!(
-                "database schema version {} is newer than this binary's {}: upgrade the binary",
-                v.current, v.expected
-            )));
-        }
-        Ok(v)
+        self.schema_version().await?.check()
     }
 
     async fn sync_quota_limits(&self, limits: &[(String, i64)]) -> Result<()> {
-        for (backend, limit) in limits {
-            validate::backend(backend)?;
-            validate::quota_limit(*limit)?;
+        // Validated, sorted by name (the quota-row order), a repeated name keeping its last
+        // limit; applied in that order.
+        let limits = validate::quota_limits(limits)?;
+        if limits.is_empty() {
+            return Ok(());
         }
-        let limits = limits.to_vec();
         self.conns
             .write_tx("sync quota limits", move |db| {
                 let now = Timestamp::now().as_micros();

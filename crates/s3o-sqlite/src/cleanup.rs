@@ -6,16 +6,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{named_params, params};
 use s3o_core::{
-    CleanupDlqItem, CleanupItem, CleanupQueueRow, CleanupStore, Result, StoreError, Timestamp,
-    validate,
+    CleanupDlqItem, CleanupItem, CleanupQueueRow, CleanupStore, MAX_ATTEMPTS, Result, StoreError,
+    Timestamp, validate,
 };
 
 use crate::SqliteStore;
 use crate::conn::Db;
 use crate::quota::adjust_orphan;
-
-/// Attempts after which a row is no longer due (it waits for the DLQ move).
-const MAX_ATTEMPTS: i64 = 10;
 
 /// Columns of a [`CleanupItem`], in the order [`item_from_row`] reads them.
 pub(crate) const ITEM_COLUMNS: &str =
@@ -181,9 +178,10 @@ impl CleanupStore for SqliteStore {
         grace_cutoff: Timestamp,
     ) -> Result<Vec<CleanupItem>> {
         validate::text("instance id", instance_id)?;
-        if limit <= 0 {
+        let Some(limit) = validate::batch_limit(limit) else {
             return Ok(Vec::new());
-        }
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let instance = instance_id.to_owned();
         let items = self
             .conns
@@ -191,14 +189,17 @@ impl CleanupStore for SqliteStore {
                 let now = Timestamp::now().as_micros();
                 // The write lock taken by BEGIN IMMEDIATE makes select-then-stamp atomic across
                 // connections and processes: concurrent claimers get disjoint rows.
-                // Served by idx_cleanup_queue_claim (next_retry, created_at) WHERE attempts < 10.
+                // Served by idx_cleanup_queue_claim (next_retry, created_at) WHERE attempts < 10:
+                // MAX_ATTEMPTS is formatted in as a literal so the partial index applies.
                 let picked = db.query_vec(
                     "select claimable cleanups",
-                    "SELECT id, claimed_at IS NOT NULL FROM cleanup_queue \
-                     WHERE next_retry <= ?1 AND attempts < ?2 \
-                       AND (claimed_at IS NULL OR claimed_at < ?3) \
-                     ORDER BY created_at, id LIMIT ?4",
-                    params![now, MAX_ATTEMPTS, grace_cutoff.as_micros(), limit],
+                    &format!(
+                        "SELECT id, claimed_at IS NOT NULL FROM cleanup_queue \
+                         WHERE next_retry <= ?1 AND attempts < {MAX_ATTEMPTS} \
+                           AND (claimed_at IS NULL OR claimed_at < ?2) \
+                         ORDER BY created_at, id LIMIT ?3"
+                    ),
+                    params![now, grace_cutoff.as_micros(), limit],
                     |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)),
                 )?;
                 if picked.is_empty() {
@@ -305,7 +306,7 @@ impl CleanupStore for SqliteStore {
         if let Some(b) = backend {
             validate::backend(b)?;
         }
-        let limit = validate::limit(limit, 1000, 100_000) as i64;
+        let limit = crate::reader::page_limit(limit);
         let backend = backend.map(str::to_owned);
         self.conns
             .read("list cleanup dlq", move |db| {
@@ -349,7 +350,8 @@ impl CleanupStore for SqliteStore {
         self.conns
             .write_tx("requeue cleanup dlq", move |db| {
                 let now = Timestamp::now().as_micros();
-                // Both statements see the same rows: the transaction holds the write lock.
+                // Both statements see the same rows: the transaction holds the write lock. Rows
+                // are re-queued in DLQ id order (the order they died in), as on PostgreSQL.
                 db.execute(
                     "requeue cleanup dlq",
                     "INSERT INTO cleanup_queue (backend_name, object_key, reason, size_bytes, \

@@ -32,6 +32,79 @@ type ReaderPool = r2d2::Pool<SqliteConnectionManager>;
 /// Held for as long as one caller owns the writer connection.
 pub(crate) type WriterGuard = OwnedMutexGuard<()>;
 
+/// The writer connection and the generation of the [`Conns::begin_tx`] transaction open on
+/// it, both behind one mutex so that a statement checks "is my transaction still the open
+/// one?" and runs under the same lock.
+struct WriterSlot {
+    conn: Option<Connection>,
+    /// Generation of the `begin_tx` transaction currently open, `None` when none is.
+    open_tx: Option<u64>,
+    /// Last generation handed out; every `begin_tx` takes the next one.
+    last_generation: u64,
+}
+
+impl WriterSlot {
+    fn new(conn: Connection) -> Self {
+        WriterSlot {
+            conn: Some(conn),
+            open_tx: None,
+            last_generation: 0,
+        }
+    }
+
+    /// The connection for a caller that holds the gate: any transaction a previous owner left
+    /// open is rolled back and its generation retired, so its stale statements are refused.
+    fn take_over(&mut self, ctx: &str) -> Result<&Connection> {
+        self.open_tx = None;
+        let conn = self.conn.as_ref().ok_or_else(|| closed_err(ctx))?;
+        reset_open_transaction(conn);
+        Ok(conn)
+    }
+}
+
+/// Ownership of one open [`Conns::begin_tx`] transaction: the writer gate plus the
+/// transaction's generation. Dropping it without [`Conns::end_tx`] rolls the transaction back
+/// (on the blocking pool when a runtime is present, inline otherwise) and only then releases
+/// the writer. That covers a cancelled owner and also a `begin_tx` whose caller went away
+/// after `BEGIN IMMEDIATE` ran: the guard is then dropped with the unread task output.
+pub(crate) struct TxGuard {
+    gate: Option<WriterGuard>,
+    generation: u64,
+    writer: Arc<StdMutex<WriterSlot>>,
+}
+
+impl TxGuard {
+    /// The generation every statement of this transaction must match.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl Drop for TxGuard {
+    fn drop(&mut self) {
+        let Some(gate) = self.gate.take() else {
+            return;
+        };
+        let (writer, generation) = (self.writer.clone(), self.generation);
+        let work = move || {
+            let _gate = gate;
+            let mut slot = lock(&writer);
+            if slot.open_tx == Some(generation) {
+                slot.open_tx = None;
+                if let Some(conn) = slot.conn.as_ref() {
+                    rollback_quietly(conn);
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(work);
+            }
+            Err(_) => work(),
+        }
+    }
+}
+
 /// Where the database lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -276,7 +349,7 @@ fn open_writer(target: &Target, opts: &SqliteOptions) -> Result<Connection> {
 /// The writer, the readers and the breaker of one store.
 pub(crate) struct Conns {
     pub(crate) breaker: Arc<CircuitBreaker>,
-    writer: Arc<StdMutex<Option<Connection>>>,
+    writer: Arc<StdMutex<WriterSlot>>,
     gate: Arc<AsyncMutex<()>>,
     readers: StdMutex<Option<ReaderPool>>,
     closed: AtomicBool,
@@ -304,7 +377,7 @@ impl Conns {
         };
         Ok(Conns {
             breaker,
-            writer: Arc::new(StdMutex::new(Some(writer))),
+            writer: Arc::new(StdMutex::new(WriterSlot::new(writer))),
             gate: Arc::new(AsyncMutex::new(())),
             readers: StdMutex::new(readers),
             closed: AtomicBool::new(false),
@@ -383,9 +456,8 @@ impl Conns {
             // else takes the writer until this statement (and its rollback) is done.
             let _gate = gate;
             let _entered = span.enter();
-            let slot = lock(&writer);
-            let conn = slot.as_ref().ok_or_else(|| closed_err(ctx))?;
-            reset_open_transaction(conn);
+            let mut slot = lock(&writer);
+            let conn = slot.take_over(ctx)?;
             let db = Db::new(conn, guarded.then_some(&*breaker));
             if tx { run_in_tx(&db, ctx, f) } else { f(&db) }
         })
@@ -393,27 +465,39 @@ impl Conns {
         .map_err(|e| join_err(ctx, e))?
     }
 
-    /// Takes the writer and opens `BEGIN IMMEDIATE` on it; the returned guard keeps every
-    /// other writer out until it is handed to [`Conns::end_tx`] or [`Conns::abandon_tx`].
-    pub(crate) async fn begin_tx(&self) -> Result<WriterGuard> {
+    /// Takes the writer and opens `BEGIN IMMEDIATE` on it under a new generation; the
+    /// returned guard keeps every other writer out until it is handed to [`Conns::end_tx`] or
+    /// dropped (which rolls back). If this future is dropped after `BEGIN IMMEDIATE` ran, the
+    /// guard is dropped with the blocking task's unread output and rolls back just the same.
+    pub(crate) async fn begin_tx(&self) -> Result<TxGuard> {
         let ctx = "begin transaction";
         self.check_open(ctx)?;
         let gate = self.gate.clone().lock_owned().await;
         let writer = self.writer.clone();
         let breaker = self.breaker.clone();
         tokio::task::spawn_blocking(move || {
-            let slot = lock(&writer);
-            let conn = slot.as_ref().ok_or_else(|| closed_err(ctx))?;
-            reset_open_transaction(conn);
+            let mut slot = lock(&writer);
+            let conn = slot.take_over(ctx)?;
             Db::new(conn, Some(&breaker)).batch(ctx, "BEGIN IMMEDIATE")?;
-            Ok(gate)
+            slot.last_generation += 1;
+            let generation = slot.last_generation;
+            slot.open_tx = Some(generation);
+            drop(slot);
+            Ok(TxGuard {
+                gate: Some(gate),
+                generation,
+                writer,
+            })
         })
         .await
         .map_err(|e| join_err(ctx, e))?
     }
 
-    /// Runs one statement inside the open transaction whose guard the caller holds.
-    pub(crate) async fn in_tx<T, F>(&self, ctx: &'static str, f: F) -> Result<T>
+    /// Runs one statement inside the open transaction of `generation` (see
+    /// [`TxGuard::generation`]). A statement whose transaction is no longer the open one — it
+    /// was queued on the blocking pool when its owner was cancelled, and the writer has since
+    /// been rolled back and perhaps begun for someone else — fails without running any SQL.
+    pub(crate) async fn in_tx<T, F>(&self, ctx: &'static str, generation: u64, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Db<'_>) -> Result<T> + Send + 'static,
@@ -424,8 +508,8 @@ impl Conns {
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let slot = lock(&writer);
-            let conn = slot.as_ref().ok_or_else(|| closed_err(ctx))?;
-            if conn.is_autocommit() {
+            let conn = slot.conn.as_ref().ok_or_else(|| closed_err(ctx))?;
+            if slot.open_tx != Some(generation) || conn.is_autocommit() {
                 return Err(s3o_core::StoreError::database(
                     s3o_core::DbErrorKind::Other,
                     ctx,
@@ -440,14 +524,31 @@ impl Conns {
 
     /// Commits (through the breaker) or rolls back (always attempted) the open transaction,
     /// then releases the writer.
-    pub(crate) async fn end_tx(&self, guard: WriterGuard, commit: bool) -> Result<()> {
+    pub(crate) async fn end_tx(&self, mut guard: TxGuard, commit: bool) -> Result<()> {
         let ctx = if commit { "commit" } else { "rollback" };
+        let generation = guard.generation;
+        // Disarmed: from here the blocking task below owns the gate and ends the transaction.
+        let gate = guard.gate.take();
         let writer = self.writer.clone();
         let breaker = self.breaker.clone();
         tokio::task::spawn_blocking(move || {
-            let _gate = guard;
-            let slot = lock(&writer);
-            let conn = slot.as_ref().ok_or_else(|| closed_err(ctx))?;
+            let _gate = gate;
+            let mut slot = lock(&writer);
+            let current = slot.open_tx == Some(generation);
+            if current {
+                slot.open_tx = None;
+            }
+            let conn = slot.conn.as_ref().ok_or_else(|| closed_err(ctx))?;
+            if !current {
+                if commit {
+                    return Err(s3o_core::StoreError::database(
+                        s3o_core::DbErrorKind::Other,
+                        ctx,
+                        "the transaction is no longer open",
+                    ));
+                }
+                return Ok(());
+            }
             if !commit {
                 // SQLite may already have rolled back on its own (e.g. after SQLITE_FULL).
                 if conn.is_autocommit() {
@@ -465,25 +566,6 @@ impl Conns {
         .map_err(|e| join_err(ctx, e))?
     }
 
-    /// Rolls back a transaction its owner dropped without ending it, then releases the writer.
-    /// Callable from `Drop`: runs on the blocking pool when a runtime is present, inline
-    /// otherwise.
-    pub(crate) fn abandon_tx(&self, guard: WriterGuard) {
-        let writer = self.writer.clone();
-        let work = move || {
-            let _gate = guard;
-            if let Some(conn) = lock(&writer).as_ref() {
-                rollback_quietly(conn);
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn_blocking(work);
-            }
-            Err(_) => work(),
-        }
-    }
-
     /// Closes every connection; later calls fail with a connection error.
     pub(crate) async fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -492,7 +574,12 @@ impl Conns {
         let pool = lock(&self.readers).take();
         let done = tokio::task::spawn_blocking(move || {
             let _gate = gate;
-            if let Some(conn) = lock(&writer).take() {
+            let taken = {
+                let mut slot = lock(&writer);
+                slot.open_tx = None;
+                slot.conn.take()
+            };
+            if let Some(conn) = taken {
                 rollback_quietly(&conn);
                 let _ = conn.execute_batch("PRAGMA optimize");
                 if let Err((_, e)) = conn.close() {
@@ -520,4 +607,138 @@ fn build_reader_pool(path: &Path, opts: &SqliteOptions) -> Result<ReaderPool> {
         .connection_timeout(opts.busy_timeout.max(Duration::from_secs(5)))
         .build(manager)
         .map_err(|e| pool_err("open reader pool", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use s3o_core::breaker::BreakerConfig;
+
+    /// A database file in a temp directory removed on drop.
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    async fn open_file(tag: &str) -> (Dir, Arc<Conns>) {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "s3o-sqlite-conn-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = Target::File(dir.join("t.db"));
+        let breaker = Arc::new(CircuitBreaker::new("sqlite", BreakerConfig::default()));
+        let conns = tokio::task::spawn_blocking(move || {
+            Conns::open(&target, &SqliteOptions::default(), breaker)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        conns
+            .write("create table", |db| {
+                db.batch("create table", "CREATE TABLE t (v TEXT NOT NULL)")
+            })
+            .await
+            .unwrap();
+        (Dir(dir), Arc::new(conns))
+    }
+
+    async fn values(conns: &Conns) -> Vec<String> {
+        conns
+            .read("read values", |db| {
+                db.query_vec("read values", "SELECT v FROM t ORDER BY v", [], |r| {
+                    r.get(0)
+                })
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn insert(conns: &Conns, generation: u64, v: &'static str) -> Result<usize> {
+        conns
+            .in_tx("insert value", generation, move |db| {
+                db.execute("insert value", "INSERT INTO t (v) VALUES (?1)", [v])
+            })
+            .await
+    }
+
+    /// The race, made deterministic: transaction A's statement sat on the blocking pool while
+    /// A's owner was cancelled; A was rolled back, the writer released, and B began. When A's
+    /// statement finally reaches the connection, a transaction is open again — B's. It must be
+    /// refused without running, so B's commit cannot carry it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_stale_statement_never_runs_inside_the_next_transaction() {
+        let (_dir, conns) = open_file("stale").await;
+        let a = conns.begin_tx().await.unwrap();
+        let gen_a = a.generation();
+        insert(&conns, gen_a, "a").await.unwrap();
+        drop(a); // the owner went away: rollback, then the writer is free
+        let b = conns.begin_tx().await.unwrap();
+        assert_ne!(b.generation(), gen_a);
+        let stale = insert(&conns, gen_a, "stale").await;
+        assert!(stale.is_err(), "stale statement ran: {stale:?}");
+        insert(&conns, b.generation(), "b").await.unwrap();
+        conns.end_tx(b, true).await.unwrap();
+        assert_eq!(values(&conns).await, ["b"]);
+        // A statement of a committed transaction is refused too.
+        let c = conns.begin_tx().await.unwrap();
+        let gen_c = c.generation();
+        conns.end_tx(c, true).await.unwrap();
+        assert!(insert(&conns, gen_c, "late").await.is_err());
+        assert_eq!(values(&conns).await, ["b"]);
+    }
+
+    /// `begin_tx` whose caller is gone by the time `BEGIN IMMEDIATE` runs: the transaction is
+    /// rolled back on its own, so neither this process nor another waits on its write lock.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_begin_cancelled_after_begin_immediate_rolls_back() {
+        let (dir, conns) = open_file("begin").await;
+        // A long-running blocking section holds the connection while the caller gives up.
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let writer = conns.writer.clone();
+        let blocker = std::thread::spawn(move || {
+            let _slot = lock(&writer);
+            locked_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        locked_rx.recv().unwrap();
+        let cancelled = tokio::time::timeout(Duration::from_millis(20), conns.begin_tx()).await;
+        assert!(
+            cancelled.is_err(),
+            "begin_tx finished while the writer was held"
+        );
+        release_tx.send(()).unwrap();
+        blocker.join().unwrap();
+        // The gate passes from the orphaned BEGIN to its rollback without a gap: once it is
+        // free, the rollback has run.
+        let gate = conns.gate.clone().lock_owned().await;
+        {
+            let slot = lock(&conns.writer);
+            assert_eq!(
+                slot.last_generation, 1,
+                "BEGIN IMMEDIATE ran for the gone caller"
+            );
+            assert_eq!(slot.open_tx, None);
+            assert!(
+                slot.conn.as_ref().unwrap().is_autocommit(),
+                "the orphaned transaction is still open"
+            );
+        }
+        drop(gate);
+        // Another process takes the file's write lock without waiting for this one.
+        let other = Connection::open(dir.0.join("t.db")).unwrap();
+        other.busy_timeout(Duration::from_millis(500)).unwrap();
+        other
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO t (v) VALUES ('other'); COMMIT")
+            .unwrap();
+        assert_eq!(values(&conns).await, ["other"]);
+    }
 }

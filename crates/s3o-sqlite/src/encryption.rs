@@ -5,7 +5,7 @@ use rusqlite::params;
 use s3o_core::{Cursor, EncryptedLocation, EncryptionAdmin, Result, UnencryptedLocation, validate};
 
 use crate::SqliteStore;
-use crate::reader::MAX_PAGE;
+use crate::reader::page_limit;
 
 fn encrypted_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EncryptedLocation> {
     Ok(EncryptedLocation {
@@ -16,11 +16,16 @@ fn encrypted_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EncryptedLocati
     })
 }
 
-/// The keyset cursor as `(key, backend)`; `None` starts before every row (`''` sorts first).
-fn cursor_of(after: Option<&Cursor>) -> (String, String, bool) {
+/// The keyset cursor as `(key, backend)`, validated like the PostgreSQL engine's; `None`
+/// starts before every row (`''` sorts first).
+fn cursor_of(after: Option<&Cursor>) -> Result<(String, String, bool)> {
     match after {
-        Some(c) => (c.object_key.clone(), c.backend_name.clone(), true),
-        None => (String::new(), String::new(), false),
+        Some(c) => {
+            validate::prefix("cursor key", &c.object_key)?;
+            validate::text("cursor backend", &c.backend_name)?;
+            Ok((c.object_key.clone(), c.backend_name.clone(), true))
+        }
+        None => Ok((String::new(), String::new(), false)),
     }
 }
 
@@ -33,7 +38,7 @@ impl EncryptionAdmin for SqliteStore {
         offset: i64,
     ) -> Result<Vec<EncryptedLocation>> {
         validate::text("key id", key_id)?;
-        let limit = validate::limit(limit, 1000, MAX_PAGE) as i64;
+        let limit = page_limit(limit);
         let (key_id, offset) = (key_id.to_owned(), offset.max(0));
         self.conns
             .read("list encrypted locations", move |db| {
@@ -54,8 +59,8 @@ impl EncryptionAdmin for SqliteStore {
         limit: i64,
         after: Option<&Cursor>,
     ) -> Result<Vec<EncryptedLocation>> {
-        let limit = validate::limit(limit, 1000, MAX_PAGE) as i64;
-        let (key, backend, has) = cursor_of(after);
+        let limit = page_limit(limit);
+        let (key, backend, has) = cursor_of(after)?;
         self.conns
             .read("list all encrypted locations", move |db| {
                 // Keyset paging in byte order on the primary key (object_key, backend_name).
@@ -77,8 +82,8 @@ impl EncryptionAdmin for SqliteStore {
         limit: i64,
         after: Option<&Cursor>,
     ) -> Result<Vec<UnencryptedLocation>> {
-        let limit = validate::limit(limit, 1000, MAX_PAGE) as i64;
-        let (key, backend, has) = cursor_of(after);
+        let limit = page_limit(limit);
+        let (key, backend, has) = cursor_of(after)?;
         self.conns
             .read("list unencrypted locations", move |db| {
                 db.query_vec(

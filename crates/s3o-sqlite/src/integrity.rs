@@ -6,7 +6,7 @@ use s3o_core::{IntegrityStore, ObjectLocation, Result, Timestamp, validate};
 
 use crate::SqliteStore;
 use crate::objects::{LOCATION_COLUMNS, json_list, location_from_row};
-use crate::reader::MAX_PAGE;
+use crate::reader::page_limit;
 
 #[async_trait]
 impl IntegrityStore for SqliteStore {
@@ -15,7 +15,7 @@ impl IntegrityStore for SqliteStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<ObjectLocation>> {
-        let (limit, offset) = (limit.clamp(0, MAX_PAGE as i64), offset.max(0));
+        let (limit, offset) = (page_limit(limit), offset.max(0));
         self.conns
             .read("get objects without hash", move |db| {
                 db.query_vec(
@@ -60,11 +60,11 @@ impl IntegrityStore for SqliteStore {
         limit: i64,
         backends: &[String],
     ) -> Result<Vec<ObjectLocation>> {
+        validate::backend_names(backends)?;
         if backends.is_empty() {
             return Ok(Vec::new());
         }
-        backends.iter().try_for_each(|b| validate::backend(b))?;
-        let limit = limit.clamp(1, MAX_PAGE as i64);
+        let limit = page_limit(limit);
         let list = json_list(backends);
         self.conns
             .read("get least recently scrubbed objects", move |db| {

@@ -13,7 +13,7 @@ use s3o_core::{
 use crate::SqliteStore;
 use crate::error::decode_err;
 use crate::objects::{FormColumns, null_if_empty};
-use crate::reader::{KeyRange, MAX_PAGE};
+use crate::reader::{KeyRange, page_limit};
 
 /// Every column of an upload, in the order [`upload_from_row`] reads them.
 const UPLOAD_COLUMNS: &str = "upload_id, object_key, backend_name, content_type, metadata, encryption_key, key_id, created_at";
@@ -249,7 +249,7 @@ impl MultipartStore for SqliteStore {
 
     async fn list_multipart_uploads(&self, prefix: &str, max: i64) -> Result<Vec<MultipartUpload>> {
         validate::prefix("prefix", prefix)?;
-        let limit = validate::limit(max, 1000, MAX_PAGE) as i64;
+        let limit = page_limit(max);
         let range = KeyRange::prefix(prefix);
         self.conns
             .read("list multipart uploads", move |db| {

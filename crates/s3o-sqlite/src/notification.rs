@@ -4,10 +4,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::params;
-use s3o_core::{NotificationOutbox, NotificationRow, Result, StoreError, Timestamp, validate};
+use s3o_core::{
+    MAX_ATTEMPTS, NotificationOutbox, NotificationRow, Result, StoreError, Timestamp, validate,
+};
 
 use crate::SqliteStore;
-use crate::reader::MAX_PAGE;
+use crate::reader::page_limit;
 
 #[async_trait]
 impl NotificationOutbox for SqliteStore {
@@ -43,15 +45,18 @@ impl NotificationOutbox for SqliteStore {
     }
 
     async fn get_pending_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
-        let limit = validate::limit(limit, 100, MAX_PAGE) as i64;
+        let limit = page_limit(limit);
         self.conns
             .read("get pending notifications", move |db| {
                 // Served by idx_notification_outbox_pending.
                 db.query_vec(
                     "get pending notifications",
-                    "SELECT id, event_type, payload, endpoint_url, attempts \
-                     FROM notification_outbox WHERE next_retry <= ?1 AND attempts < 10 \
-                     ORDER BY created_at, id LIMIT ?2",
+                    &format!(
+                        "SELECT id, event_type, payload, endpoint_url, attempts \
+                         FROM notification_outbox \
+                         WHERE next_retry <= ?1 AND attempts < {MAX_ATTEMPTS} \
+                         ORDER BY created_at, id LIMIT ?2"
+                    ),
                     params![Timestamp::now().as_micros(), limit],
                     |r| {
                         Ok(NotificationRow {

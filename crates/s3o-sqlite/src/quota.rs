@@ -154,6 +154,8 @@ async fn capacities(store: &SqliteStore, names: &[String]) -> Result<Vec<Capacit
 impl QuotaStore for SqliteStore {
     async fn get_backend_with_space(&self, size: i64, order: &[String]) -> Result<String> {
         validate::size("object size", size)?;
+        // Invalid names are refused; valid but unknown names are skipped (no quota row).
+        validate::backend_names(order)?;
         if order.is_empty() {
             return Err(StoreError::NoSpaceAvailable);
         }
@@ -167,6 +169,7 @@ impl QuotaStore for SqliteStore {
 
     async fn get_least_utilized_backend(&self, size: i64, eligible: &[String]) -> Result<String> {
         validate::size("object size", size)?;
+        validate::backend_names(eligible)?;
         if eligible.is_empty() {
             return Err(StoreError::NoSpaceAvailable);
         }

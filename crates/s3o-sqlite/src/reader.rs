@@ -6,8 +6,8 @@ use rusqlite::ToSql;
 use rusqlite::params;
 use s3o_core::ops::prefix_successor;
 use s3o_core::{
-    CleanupItem, KeyBound, ObjectLocation, PendingObject, Reader, Result, StoreError, Timestamp,
-    validate,
+    CleanupItem, KeyBound, MAX_ATTEMPTS, ObjectLocation, PendingObject, Reader, Result, StoreError,
+    Timestamp, validate,
 };
 
 use crate::SqliteStore;
@@ -15,8 +15,10 @@ use crate::cleanup::{ITEM_COLUMNS, item_from_row};
 use crate::objects::{LOCATION_COLUMNS, LOCATION_COLUMNS_O, location_from_row};
 use crate::pending::{PENDING_COLUMNS, pending_from_row};
 
-/// Largest page any listing query returns.
-pub(crate) const MAX_PAGE: usize = 100_000;
+/// A listing limit as bound in SQL: [`validate::page`] (≤ 0 ⇒ the default page, capped).
+pub(crate) fn page_limit(n: i64) -> i64 {
+    i64::try_from(validate::page(n)).unwrap_or(i64::MAX)
+}
 
 /// A range of keys in byte order (BINARY collation): everything starting with a prefix,
 /// optionally after a bound. As `key >= lo AND key < hi` it is case-sensitive, treats `%`,
@@ -113,7 +115,7 @@ impl Reader for SqliteStore {
         older_than: Timestamp,
         limit: i64,
     ) -> Result<Vec<PendingObject>> {
-        let limit = validate::limit(limit, 100, MAX_PAGE) as i64;
+        let limit = page_limit(limit);
         self.conns
             .read("get stale pending", move |db| {
                 // Served by idx_pending_objects_created.
@@ -174,7 +176,7 @@ impl Reader for SqliteStore {
         limit: i64,
     ) -> Result<Vec<ObjectLocation>> {
         validate::backend(backend)?;
-        let limit = validate::limit(limit, 1000, MAX_PAGE) as i64;
+        let limit = page_limit(limit);
         let backend = backend.to_owned();
         self.conns
             .read("list objects by backend", move |db| {
@@ -200,7 +202,7 @@ impl Reader for SqliteStore {
     ) -> Result<Vec<ObjectLocation>> {
         validate::backend(backend)?;
         validate::prefix("after key", after_key)?;
-        let limit = validate::limit(limit, 1000, MAX_PAGE) as i64;
+        let limit = page_limit(limit);
         let (backend, after) = (backend.to_owned(), after_key.to_owned());
         self.conns
             .read("list objects by backend key asc", move |db| {
@@ -251,7 +253,7 @@ impl Reader for SqliteStore {
         limit: i64,
     ) -> Result<Vec<ObjectLocation>> {
         validate::prefix("prefix", prefix)?;
-        let limit = validate::limit(limit, 1000, MAX_PAGE) as i64;
+        let limit = page_limit(limit);
         oldest_copy_per_key(
             self,
             "list expired objects",
@@ -263,7 +265,7 @@ impl Reader for SqliteStore {
     }
 
     async fn get_pending_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>> {
-        let limit = validate::limit(limit, 100, MAX_PAGE) as i64;
+        let limit = page_limit(limit);
         self.conns
             .read("get pending cleanups", move |db| {
                 // Served by idx_cleanup_queue_claim.
@@ -271,7 +273,7 @@ impl Reader for SqliteStore {
                     "get pending cleanups",
                     &format!(
                         "SELECT {ITEM_COLUMNS} FROM cleanup_queue \
-                         WHERE next_retry <= ?1 AND attempts < 10 \
+                         WHERE next_retry <= ?1 AND attempts < {MAX_ATTEMPTS} \
                          ORDER BY created_at, id LIMIT ?2"
                     ),
                     params![Timestamp::now().as_micros(), limit],
@@ -286,7 +288,7 @@ impl Reader for SqliteStore {
             .read("cleanup queue depth", |db| {
                 db.query_one(
                     "cleanup queue depth",
-                    "SELECT count(*) FROM cleanup_queue WHERE attempts < 10",
+                    &format!("SELECT count(*) FROM cleanup_queue WHERE attempts < {MAX_ATTEMPTS}"),
                     [],
                     |r| r.get(0),
                 )

@@ -1,26 +1,28 @@
 //! Replication queries: keys with too few or too many managed copies.
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter};
 use s3o_core::{ObjectLocation, ReplicationStore, Result, validate};
 
 use crate::SqliteStore;
 use crate::objects::{LOCATION_COLUMNS, json_list, location_from_row};
 
-/// Every row of the keys chosen by `keys_sql` (a query over `?1` factor, `?2` limit, `?3`
-/// excluded backends as JSON), ordered by key then age.
+/// Every row of the keys chosen by `keys_sql` (a query over `?1` factor, `?2` limit and, when
+/// given, `?3` excluded backends as JSON), ordered by key then age. `limit` follows
+/// [`validate::batch_limit`]: ≤ 0 selects nothing.
 async fn rows_of_keys(
     store: &SqliteStore,
     ctx: &'static str,
     keys_sql: &'static str,
     factor: i64,
     limit: i64,
-    excluded: String,
+    excluded: Option<String>,
 ) -> Result<Vec<ObjectLocation>> {
-    if limit <= 0 {
+    let Some(limit) = validate::batch_limit(limit) else {
         return Ok(Vec::new());
-    }
-    let limit = limit.min(i64::from(i32::MAX));
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     store
         .conns
         .read(ctx, move |db| {
@@ -32,21 +34,27 @@ async fn rows_of_keys(
                      WHERE object_key IN (SELECT object_key FROM chosen) \
                      ORDER BY object_key, created_at, backend_name"
                 ),
-                params![factor, limit, excluded],
+                params_from_iter(
+                    [Value::from(factor), Value::from(limit)]
+                        .into_iter()
+                        .chain(excluded.map(Value::from)),
+                ),
                 location_from_row,
             )
         })
         .await
 }
 
-/// Keys with fewer than `?1` managed copies outside the `?3` backends, first `?2` in key order.
-const UNDER_REPLICATED: &str = "SELECT object_key FROM object_locations \
-     WHERE managed = 1 AND backend_name NOT IN (SELECT value FROM json_each(?3)) \
-     GROUP BY object_key HAVING count(*) < ?1 ORDER BY object_key LIMIT ?2";
+/// Keys having at least one managed copy and fewer than `?1` managed copies outside the `?3`
+/// backends, first `?2` in key order. The exclusion only discounts copies: a key whose
+/// managed copies all sit on excluded (e.g. draining) backends counts 0 and qualifies.
+const UNDER_REPLICATED: &str = "SELECT object_key FROM object_locations WHERE managed = 1 \
+     GROUP BY object_key \
+     HAVING count(*) FILTER (WHERE backend_name NOT IN (SELECT value FROM json_each(?3))) < ?1 \
+     ORDER BY object_key LIMIT ?2";
 
-/// Keys with more than `?1` managed copies outside the `?3` backends, first `?2` in key order.
-const OVER_REPLICATED: &str = "SELECT object_key FROM object_locations \
-     WHERE managed = 1 AND backend_name NOT IN (SELECT value FROM json_each(?3)) \
+/// Keys with more than `?1` managed copies, first `?2` in key order.
+const OVER_REPLICATED: &str = "SELECT object_key FROM object_locations WHERE managed = 1 \
      GROUP BY object_key HAVING count(*) > ?1 ORDER BY object_key LIMIT ?2";
 
 #[async_trait]
@@ -62,7 +70,7 @@ impl ReplicationStore for SqliteStore {
             UNDER_REPLICATED,
             factor,
             limit,
-            "[]".into(),
+            Some("[]".into()),
         )
         .await
     }
@@ -73,14 +81,14 @@ impl ReplicationStore for SqliteStore {
         limit: i64,
         excluded: &[String],
     ) -> Result<Vec<ObjectLocation>> {
-        excluded.iter().try_for_each(|b| validate::backend(b))?;
+        validate::backend_names(excluded)?;
         rows_of_keys(
             self,
             "get under-replicated objects excluding",
             UNDER_REPLICATED,
             factor,
             limit,
-            json_list(excluded),
+            Some(json_list(excluded)),
         )
         .await
     }
@@ -96,7 +104,7 @@ impl ReplicationStore for SqliteStore {
             OVER_REPLICATED,
             factor,
             limit,
-            "[]".into(),
+            None,
         )
         .await
     }

@@ -15,16 +15,19 @@ use async_trait::async_trait;
 use s3o_core::tx::{BackendTable, BackendTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
 use s3o_core::{
     CleanupQueueRow, DbErrorKind, ExistingCopy, KeyedExistingCopy, ObjectLocation, PendingObject,
-    Result, Runner, StoreError, StoredForm, Transaction, TxAdapter,
+    Result, Runner, StoreError, StoredForm, Transaction, TxAdapter, validate,
 };
 
-use crate::conn::{Conns, Db, WriterGuard};
+use crate::conn::{Conns, Db, TxGuard};
 use crate::{SqliteStore, backend, cleanup, objects, pending, quota};
 
 /// An open write transaction on the writer connection.
 pub(crate) struct SqliteTx {
     conns: Arc<Conns>,
-    guard: Option<WriterGuard>,
+    guard: Option<TxGuard>,
+    /// The transaction's generation: a statement of this transaction still queued on the
+    /// blocking pool after it ended never runs inside a later one.
+    generation: u64,
 }
 
 impl SqliteTx {
@@ -40,7 +43,7 @@ impl SqliteTx {
                 "the transaction has ended",
             ));
         }
-        self.conns.in_tx(ctx, f).await
+        self.conns.in_tx(ctx, self.generation, f).await
     }
 
     async fn end(mut self: Box<Self>, commit: bool) -> Result<()> {
@@ -58,7 +61,8 @@ impl Drop for SqliteTx {
                 engine = "sqlite",
                 "transaction dropped before commit; rolling back"
             );
-            self.conns.abandon_tx(guard);
+            // Dropping the guard rolls back, then releases the writer.
+            drop(guard);
         }
     }
 }
@@ -69,6 +73,7 @@ impl Runner for SqliteStore {
         let guard = self.conns.begin_tx().await?;
         Ok(Box::new(SqliteTx {
             conns: self.conns.clone(),
+            generation: guard.generation(),
             guard: Some(guard),
         }))
     }
@@ -96,6 +101,7 @@ impl TxAdapter for SqliteTx {
 #[async_trait]
 impl PendingTx for SqliteTx {
     async fn claim_pending(&mut self, intent_id: &str) -> Result<Option<PendingObject>> {
+        validate::text("intent id", intent_id)?;
         let id = intent_id.to_owned();
         self.run("claim pending", move |db| pending::claim(db, &id))
             .await
@@ -109,12 +115,14 @@ impl PendingTx for SqliteTx {
     }
 
     async fn delete_pending(&mut self, intent_id: &str) -> Result<()> {
+        validate::text("intent id", intent_id)?;
         let id = intent_id.to_owned();
         self.run("delete pending", move |db| pending::delete(db, &id))
             .await
     }
 
     async fn delete_pending_by_backend(&mut self, backend: &str) -> Result<()> {
+        validate::backend(backend)?;
         let b = backend.to_owned();
         self.run("delete pending by backend", move |db| {
             pending::delete_by_backend(db, &b).map(drop)
@@ -126,6 +134,7 @@ impl PendingTx for SqliteTx {
 #[async_trait]
 impl ObjectsTx for SqliteTx {
     async fn get_existing_copies_for_update(&mut self, key: &str) -> Result<Vec<ExistingCopy>> {
+        validate::key(key)?;
         let key = key.to_owned();
         self.run("get existing copies", move |db| {
             objects::existing_copies(db, &key)
@@ -134,6 +143,7 @@ impl ObjectsTx for SqliteTx {
     }
 
     async fn insert_object_location(&mut self, loc: &ObjectLocation) -> Result<()> {
+        objects::validate_location(loc)?;
         let loc = loc.clone();
         self.run("insert object location", move |db| {
             objects::insert_location(db, &loc)
@@ -142,6 +152,7 @@ impl ObjectsTx for SqliteTx {
     }
 
     async fn delete_object_copies(&mut self, key: &str) -> Result<()> {
+        validate::key(key)?;
         let key = key.to_owned();
         self.run("delete object copies", move |db| {
             objects::delete_copies(db, &key)
@@ -156,6 +167,7 @@ impl ObjectsTx for SqliteTx {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        validate::keys(keys)?;
         let keys = keys.to_vec();
         self.run("get copies for keys", move |db| {
             objects::copies_for_keys(db, &keys)
@@ -167,6 +179,7 @@ impl ObjectsTx for SqliteTx {
         if keys.is_empty() {
             return Ok(());
         }
+        validate::keys(keys)?;
         let keys = keys.to_vec();
         self.run("delete objects by keys", move |db| {
             objects::delete_keys(db, &keys)
@@ -175,6 +188,8 @@ impl ObjectsTx for SqliteTx {
     }
 
     async fn check_object_exists_on_backend(&mut self, key: &str, backend: &str) -> Result<bool> {
+        validate::key(key)?;
+        validate::backend(backend)?;
         let (key, backend) = (key.to_owned(), backend.to_owned());
         self.run("check object exists on backend", move |db| {
             objects::exists_on_backend(db, &key, &backend)
@@ -187,6 +202,8 @@ impl ObjectsTx for SqliteTx {
         key: &str,
         backend: &str,
     ) -> Result<Option<ObjectLocation>> {
+        validate::key(key)?;
+        validate::backend(backend)?;
         let (key, backend) = (key.to_owned(), backend.to_owned());
         self.run("lock object on backend", move |db| {
             objects::location_on_backend(db, &key, &backend)
@@ -195,6 +212,8 @@ impl ObjectsTx for SqliteTx {
     }
 
     async fn delete_object_from_backend(&mut self, key: &str, backend: &str) -> Result<()> {
+        validate::key(key)?;
+        validate::backend(backend)?;
         let (key, backend) = (key.to_owned(), backend.to_owned());
         self.run("delete object from backend", move |db| {
             objects::delete_from_backend(db, &key, &backend)
@@ -203,6 +222,7 @@ impl ObjectsTx for SqliteTx {
     }
 
     async fn insert_object_location_if_not_exists(&mut self, loc: &ObjectLocation) -> Result<bool> {
+        objects::validate_location(loc)?;
         let loc = loc.clone();
         self.run("insert object location if absent", move |db| {
             objects::insert_location_if_absent(db, &loc)
@@ -216,6 +236,9 @@ impl ObjectsTx for SqliteTx {
         target: &str,
         source: &str,
     ) -> Result<Option<i64>> {
+        validate::key(key)?;
+        validate::backend(target)?;
+        validate::backend(source)?;
         let (key, target, source) = (key.to_owned(), target.to_owned(), source.to_owned());
         self.run("insert replica", move |db| {
             objects::insert_replica(db, &key, &target, &source)
@@ -230,6 +253,12 @@ impl ObjectsTx for SqliteTx {
         size_bytes: i64,
         form: &StoredForm,
     ) -> Result<bool> {
+        validate::key(key)?;
+        validate::backend(backend)?;
+        validate::size("object size", size_bytes)?;
+        validate::size("plaintext size", form.plaintext_size)?;
+        validate::text("key id", &form.key_id)?;
+        validate::text("content hash", &form.content_hash)?;
         let (key, backend, form) = (key.to_owned(), backend.to_owned(), form.clone());
         self.run("update object form", move |db| {
             objects::update_form(db, &key, &backend, size_bytes, &form)
@@ -245,6 +274,8 @@ impl CleanupTx for SqliteTx {
         key: &str,
         backend: &str,
     ) -> Result<(i64, i64)> {
+        validate::key(key)?;
+        validate::backend(backend)?;
         let (key, backend) = (key.to_owned(), backend.to_owned());
         self.run("sum and delete cleanup queue rows", move |db| {
             cleanup::sum_and_delete(db, &key, &backend)
@@ -260,6 +291,10 @@ impl CleanupTx for SqliteTx {
     }
 
     async fn insert_cleanup_dlq(&mut self, row: &CleanupQueueRow) -> Result<()> {
+        validate::backend(&row.backend_name)?;
+        validate::text("object key", &row.object_key)?;
+        validate::text("reason", &row.reason)?;
+        validate::text("last error", &row.last_error)?;
         let row = row.clone();
         self.run("insert cleanup dlq row", move |db| {
             cleanup::insert_dlq(db, &row)
@@ -285,6 +320,7 @@ impl CleanupTx for SqliteTx {
 #[async_trait]
 impl BackendTx for SqliteTx {
     async fn delete_backend_rows(&mut self, table: BackendTable, backend: &str) -> Result<u64> {
+        validate::backend(backend)?;
         let backend = backend.to_owned();
         self.run("delete backend rows", move |db| {
             backend::delete_rows(db, table, &backend)
@@ -293,6 +329,7 @@ impl BackendTx for SqliteTx {
     }
 
     async fn delete_backend_quota_row(&mut self, backend: &str) -> Result<bool> {
+        validate::backend(backend)?;
         let backend = backend.to_owned();
         self.run("delete backend quota row", move |db| {
             backend::delete_quota_row(db, &backend)
@@ -304,6 +341,8 @@ impl BackendTx for SqliteTx {
 #[async_trait]
 impl QuotaTx for SqliteTx {
     async fn increment_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("quota delta", delta)?;
         let backend = backend.to_owned();
         self.run("increment backend quota", move |db| {
             quota::increment(db, &backend, delta)
@@ -312,6 +351,8 @@ impl QuotaTx for SqliteTx {
     }
 
     async fn decrement_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("quota delta", delta)?;
         let backend = backend.to_owned();
         self.run("decrement backend quota", move |db| {
             quota::adjust_unguarded(db, &backend, delta.saturating_neg())
@@ -320,6 +361,7 @@ impl QuotaTx for SqliteTx {
     }
 
     async fn adjust_backend_quota_unguarded(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
         let backend = backend.to_owned();
         self.run("adjust backend quota", move |db| {
             quota::adjust_unguarded(db, &backend, delta)
@@ -328,6 +370,8 @@ impl QuotaTx for SqliteTx {
     }
 
     async fn decrement_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("orphan bytes", delta)?;
         let backend = backend.to_owned();
         self.run("decrement orphan bytes", move |db| {
             quota::adjust_orphan(db, &backend, delta.saturating_neg())
@@ -346,6 +390,8 @@ impl QuotaTx for SqliteTx {
     }
 
     async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("bytes used", value)?;
         let backend = backend.to_owned();
         self.run("set backend bytes used", move |db| {
             quota::set_bytes_used(db, &backend, value)

@@ -8,23 +8,6 @@ use s3o_core::{Result, StoreError, Timestamp, UsageStat, UsageStore, validate};
 
 use crate::SqliteStore;
 
-/// A period is `YYYY-MM`.
-fn validate_period(period: &str) -> Result<()> {
-    let b = period.as_bytes();
-    let ok = b.len() == 7
-        && b[4] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || c.is_ascii_digit());
-    if !ok {
-        return Err(StoreError::invalid(
-            "usage period",
-            format!("`{period}` is not of the form YYYY-MM"),
-        ));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl UsageStore for SqliteStore {
     async fn flush_usage_deltas(
@@ -36,7 +19,7 @@ impl UsageStore for SqliteStore {
         ingress_bytes: i64,
     ) -> Result<()> {
         validate::backend(backend)?;
-        validate_period(period)?;
+        validate::usage_period(period)?;
         validate::size("api requests", api_requests)?;
         validate::size("egress bytes", egress_bytes)?;
         validate::size("ingress bytes", ingress_bytes)?;
@@ -73,7 +56,7 @@ impl UsageStore for SqliteStore {
     }
 
     async fn get_usage_for_period(&self, period: &str) -> Result<BTreeMap<String, UsageStat>> {
-        validate_period(period)?;
+        validate::usage_period(period)?;
         let period = period.to_owned();
         let rows = self
             .conns
@@ -97,18 +80,5 @@ impl UsageStore for SqliteStore {
             })
             .await?;
         Ok(rows.into_iter().collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::validate_period;
-
-    #[test]
-    fn periods_are_year_dash_month() {
-        assert!(validate_period("2024-05").is_ok());
-        for bad in ["2024-5", "202405", "2024/05", "abcd-ef", ""] {
-            assert!(validate_period(bad).is_err(), "{bad}");
-        }
     }
 }

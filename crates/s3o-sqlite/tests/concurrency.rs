@@ -380,14 +380,27 @@ async fn full_synchronous_and_a_single_reader_work() {
     for i in 0..8 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            s.record_object(&format!("k{i}"), "b1", 1, &StoredForm::default())
+            let key = format!("k{i}");
+            s.record_object(&key, "b1", 1, &StoredForm::default())
                 .await
                 .unwrap();
-            s.list_objects("", "", 100).await.unwrap().objects.len()
+            // Read-your-writes through the single pooled reader: the committed key is visible.
+            let seen: Vec<String> = s
+                .list_objects("", "", 100)
+                .await
+                .unwrap()
+                .objects
+                .into_iter()
+                .map(|o| o.object_key)
+                .collect();
+            (key, seen)
         }));
     }
     for t in tasks {
-        assert!(bounded(t).await.unwrap() >= 1);
+        let (key, seen) = bounded(t).await.unwrap();
+        assert!(seen.contains(&key), "{key} missing from {seen:?}");
+        assert!(seen.len() <= 8, "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
     }
     assert_eq!(
         store.list_objects("", "", 100).await.unwrap().objects.len(),

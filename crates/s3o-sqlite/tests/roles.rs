@@ -1044,22 +1044,78 @@ async fn dropped_transaction_rolls_back_before_the_next_writer() {
     ));
     assert_eq!(store.get_quota_stats().await.unwrap()["b1"].bytes_used, 2);
 
-    // Cancelling an operation mid-flight never leaves the writer inside a transaction.
-    for i in 0..20 {
+    // A begin whose caller is gone once BEGIN IMMEDIATE is under way rolls back on its own:
+    // another process gets the file's write lock with no later writer in this process
+    // resetting the connection.
+    for _ in 0..5 {
+        let _ = tokio::time::timeout(Duration::ZERO, store.begin()).await;
+        // Let the orphaned BEGIN IMMEDIATE (and its rollback) run on the blocking pool.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let other = raw(&dir.db_path());
+        other.busy_timeout(Duration::from_secs(2)).unwrap();
+        other
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK")
+            .expect("a cancelled begin left the write lock held");
+    }
+
+    // Operations cancelled at every stage while other writers compete: each applies fully or
+    // not at all (a statement of a cancelled transaction never lands in another one), and the
+    // writer is never left inside a transaction.
+    let mut tasks = Vec::new();
+    for i in 0..40u64 {
         let s = store.clone();
-        let fut = async move {
-            s.record_object(&format!("c{i}"), "b1", 1, &StoredForm::default())
-                .await
-        };
-        let _ = tokio::time::timeout(Duration::from_micros(50 * i), fut).await;
+        tasks.push(tokio::spawn(async move {
+            let key = format!("c{i}");
+            let form = StoredForm::default();
+            let fut = s.record_object(&key, "b1", 1, &form);
+            let r = tokio::time::timeout(Duration::from_micros(100 * (i % 10)), fut).await;
+            (key, r.ok())
+        }));
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("w{i}");
+            let r = s.record_object(&key, "b1", 1, &StoredForm::default()).await;
+            (key, Some(r))
+        }));
+    }
+    let mut cancelled = 0;
+    let mut completed = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (key, Some(Ok(_))) => completed.push(key),
+            (key, Some(Err(e))) => panic!("{key}: {e}"),
+            (_, None) => cancelled += 1,
+        }
+    }
+    assert!(cancelled > 0, "no operation was cancelled");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let other = raw(&dir.db_path());
+    other.busy_timeout(Duration::from_secs(2)).unwrap();
+    other
+        .execute_batch("BEGIN IMMEDIATE; ROLLBACK")
+        .expect("cancellations left the write lock held");
+    drop(other);
+    for key in &completed {
+        let copies = store.get_all_object_locations(key).await.unwrap();
+        assert_eq!(copies.len(), 1, "{key}");
     }
     store
         .record_object("after", "b1", 1, &StoredForm::default())
         .await
         .unwrap();
-    for (b, used, sum) in ledger(&dir.db_path()) {
-        assert_eq!(used, sum, "{b}");
-    }
+    // Every surviving copy was charged exactly once and nothing else was.
+    let rows = ledger(&dir.db_path());
+    assert_eq!(rows.len(), 1);
+    let (_, used, sum) = &rows[0];
+    assert_eq!(
+        used, sum,
+        "quota charged for copies that do not exist (or vice versa)"
+    );
+    let keys: i64 = raw(&dir.db_path())
+        .query_row("SELECT count(*) FROM object_locations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(*sum, keys + 1, "every copy is 1 byte but `real`'s 2");
+    assert!(keys >= completed.len() as i64 + 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1070,4 +1126,258 @@ async fn close_makes_later_calls_fail() {
     let err = store.count_pending().await.unwrap_err();
     assert_eq!(err.db_kind(), Some(DbErrorKind::Connection));
     assert!(store.begin().await.is_err());
+}
+
+fn keys_of(rows: &[ObjectLocation]) -> Vec<(String, String)> {
+    rows.iter()
+        .map(|r| (r.object_key.clone(), r.backend_name.clone()))
+        .collect()
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, b)| (k.to_string(), b.to_string()))
+        .collect()
+}
+
+fn is_invalid<T: std::fmt::Debug>(r: Result<T>) -> bool {
+    matches!(r, Err(StoreError::InvalidInput { .. }))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_replication_discounts_excluded_copies_without_hiding_keys() {
+    let dir = TempDir::new("under");
+    let store = store_at(&dir.url(), &[("b1", 0), ("b2", 0), ("drain", 0)]).await;
+    let form = StoredForm::default();
+    store
+        .record_object("only-drain", "drain", 1, &form)
+        .await
+        .unwrap();
+    store
+        .record_object("b1-drain", "b1", 1, &form)
+        .await
+        .unwrap();
+    store
+        .record_replica("b1-drain", "drain", "b1")
+        .await
+        .unwrap();
+    store.record_object("b1-b2", "b1", 1, &form).await.unwrap();
+    store.record_replica("b1-b2", "b2", "b1").await.unwrap();
+    let unmanaged = StoredForm {
+        managed: false,
+        ..StoredForm::default()
+    };
+    store
+        .record_object("unmanaged", "b1", 1, &unmanaged)
+        .await
+        .unwrap();
+
+    let drain = ["drain".to_string()];
+    // A key living only on the excluded backend counts 0 copies and is returned.
+    let rows = store
+        .get_under_replicated_objects_excluding(2, 10, &drain)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys_of(&rows),
+        pairs(&[
+            ("b1-drain", "b1"),
+            ("b1-drain", "drain"),
+            ("only-drain", "drain")
+        ])
+    );
+    let rows = store
+        .get_under_replicated_objects_excluding(1, 10, &drain)
+        .await
+        .unwrap();
+    assert_eq!(keys_of(&rows), pairs(&[("only-drain", "drain")]));
+    // The key limit counts keys, not rows.
+    let rows = store
+        .get_under_replicated_objects_excluding(2, 1, &drain)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys_of(&rows),
+        pairs(&[("b1-drain", "b1"), ("b1-drain", "drain")])
+    );
+    let rows = store.get_under_replicated_objects(2, 10).await.unwrap();
+    assert_eq!(keys_of(&rows), pairs(&[("only-drain", "drain")]));
+    // batch_limit: ≤ 0 selects nothing.
+    for limit in [0, -1] {
+        assert!(
+            store
+                .get_under_replicated_objects_excluding(2, limit, &drain)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .get_under_replicated_objects(5, limit)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .get_over_replicated_objects(0, limit)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let rows = store.get_over_replicated_objects(1, 10).await.unwrap();
+    assert_eq!(
+        keys_of(&rows),
+        pairs(&[
+            ("b1-b2", "b1"),
+            ("b1-b2", "b2"),
+            ("b1-drain", "b1"),
+            ("b1-drain", "drain")
+        ])
+    );
+    assert!(is_invalid(
+        store
+            .get_under_replicated_objects_excluding(2, 10, &["".to_string()])
+            .await
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_validation_rules_apply_before_any_sql() {
+    let dir = TempDir::new("rules");
+    let store = store_at(&dir.url(), &[("b1", 100)]).await;
+    store
+        .record_object("k", "b1", 10, &StoredForm::default())
+        .await
+        .unwrap();
+
+    // Transaction primitives validate like PostgreSQL's: nothing runs, nothing changes.
+    let mut tx = store.begin().await.unwrap();
+    assert!(is_invalid(tx.decrement_backend_quota("b1", -5).await));
+    assert!(is_invalid(tx.increment_backend_quota("b1", -5).await));
+    assert!(is_invalid(tx.decrement_orphan_bytes("b1", -5).await));
+    assert!(is_invalid(tx.set_backend_bytes_used("b1", -1).await));
+    assert!(is_invalid(tx.adjust_backend_quota_unguarded("", 1).await));
+    assert!(is_invalid(tx.get_existing_copies_for_update("").await));
+    assert!(is_invalid(tx.delete_object_copies("a\0b").await));
+    assert!(is_invalid(tx.check_object_exists_on_backend("k", "").await));
+    assert!(is_invalid(
+        tx.insert_object_location(&ObjectLocation {
+            object_key: "n".into(),
+            backend_name: "b1".into(),
+            size_bytes: -1,
+            created_at: Timestamp::ZERO,
+            form: StoredForm::default(),
+        })
+        .await
+    ));
+    let too_many: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
+    assert!(is_invalid(tx.delete_objects_by_keys(&too_many).await));
+    assert!(is_invalid(
+        tx.get_copies_for_keys_for_update(&too_many).await
+    ));
+    assert!(is_invalid(
+        tx.insert_replica_conditional("k", "", "b1").await
+    ));
+    // The transaction is still usable after refused calls.
+    assert!(tx.check_object_exists_on_backend("k", "b1").await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.get_quota_stats().await.unwrap()["b1"].bytes_used, 10);
+    assert!(is_invalid(
+        store.get_object_backends_for_keys(&too_many).await
+    ));
+
+    // Quota limits: validated as a whole, sorted, a repeated name keeps its last limit.
+    assert!(is_invalid(
+        store
+            .sync_quota_limits(&[("ok".into(), 1), (String::new(), 2)])
+            .await
+    ));
+    assert!(!store.get_quota_stats().await.unwrap().contains_key("ok"));
+    store
+        .sync_quota_limits(&[("b9".into(), 5), ("b2".into(), 0), ("b9".into(), 7)])
+        .await
+        .unwrap();
+    let stats = store.get_quota_stats().await.unwrap();
+    assert_eq!(stats["b9"].bytes_limit, 7);
+    assert_eq!(stats["b2"].bytes_limit, 0);
+
+    // Preference lists: invalid names refused, unknown ones skipped.
+    assert!(is_invalid(
+        store
+            .get_backend_with_space(1, &[String::new(), "b1".into()])
+            .await
+    ));
+    assert!(is_invalid(
+        store.get_least_utilized_backend(1, &["b\0".into()]).await
+    ));
+    assert!(matches!(
+        store.get_backend_with_space(1, &["nope".into()]).await,
+        Err(StoreError::NoSpaceAvailable)
+    ));
+    assert_eq!(
+        store
+            .get_backend_with_space(1, &["nope".into(), "b1".into()])
+            .await
+            .unwrap(),
+        "b1"
+    );
+    assert_eq!(
+        store
+            .get_least_utilized_backend(1, &["nope".into(), "b1".into()])
+            .await
+            .unwrap(),
+        "b1"
+    );
+
+    // Usage periods: YYYY-MM with a real month; deltas non-negative.
+    assert!(is_invalid(
+        store.flush_usage_deltas("b1", "2024-13", 1, 0, 0).await
+    ));
+    assert!(is_invalid(
+        store.flush_usage_deltas("b1", "2024-05", -1, 0, 0).await
+    ));
+    assert!(is_invalid(store.get_usage_for_period("2024-00").await));
+    store
+        .flush_usage_deltas("b1", "2024-05", 1, 2, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_usage_for_period("2024-05").await.unwrap()["b1"].ingress_bytes,
+        3
+    );
+
+    // Listing limits: ≤ 0 means the default page; claims with ≤ 0 claim nothing.
+    store
+        .enqueue_cleanup("b1", "gone", "test", 1)
+        .await
+        .unwrap();
+    let cutoff = Timestamp::now();
+    for limit in [0, -7] {
+        assert_eq!(store.get_pending_cleanups(limit).await.unwrap().len(), 1);
+        assert!(
+            store
+                .claim_pending_cleanups(limit, "me", cutoff)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .list_objects_by_backend("b1", limit)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    assert_eq!(
+        store
+            .claim_pending_cleanups(5, "me", cutoff)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

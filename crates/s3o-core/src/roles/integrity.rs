@@ -8,7 +8,8 @@ use crate::types::ObjectLocation;
 /// Integrity scrubber queries.
 #[async_trait]
 pub trait IntegrityStore: Send + Sync {
-    /// Managed copies with no content hash, oldest first, `limit`/`offset` clamped at ≥ 0.
+    /// Managed copies with no content hash, oldest first; `limit` per [`crate::validate::page`],
+    /// negative `offset` treated as 0.
     async fn get_objects_without_hash(
         &self,
         limit: i64,

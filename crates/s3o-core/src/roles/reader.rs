@@ -9,7 +9,7 @@ use crate::types::{CleanupItem, KeyBound, ObjectLocation, PendingObject, Timesta
 /// an open write transaction.
 #[async_trait]
 pub trait Reader: Send + Sync {
-    /// Intents with `created_at <= older_than`, oldest first, at most `limit` (≤ 0 ⇒ 100).
+    /// Intents with `created_at <= older_than`, oldest first, at most `limit` (see [`crate::validate::page`]).
     async fn get_stale_pending(
         &self,
         older_than: Timestamp,
@@ -53,8 +53,9 @@ pub trait Reader: Send + Sync {
         cutoff: Timestamp,
         limit: i64,
     ) -> Result<Vec<ObjectLocation>>;
-    /// Read-only snapshot of due rows (`next_retry <= now AND attempts < 10`), oldest first,
-    /// with their claim columns; never stamps a claim.
+    /// Read-only snapshot of due rows (`next_retry <= now AND attempts < MAX_ATTEMPTS`), oldest
+    /// first, with their claim columns; never stamps a claim. At most `limit` (see
+    /// [`crate::validate::page`]).
     async fn get_pending_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>>;
     /// Queue rows with `attempts < 10` (regardless of `next_retry`).
     async fn cleanup_queue_depth(&self) -> Result<i64>;

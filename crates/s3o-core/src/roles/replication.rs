@@ -11,14 +11,16 @@ use crate::types::ObjectLocation;
 #[async_trait]
 pub trait ReplicationStore: Runner {
     /// Every row of up to `limit` keys whose managed copies number fewer than `factor`,
-    /// ordered by `(key, created_at)`.
+    /// ordered by `(key, created_at)`. `limit` per [`crate::validate::batch_limit`]: ≤ 0 ⇒
+    /// nothing.
     async fn get_under_replicated_objects(
         &self,
         factor: i64,
         limit: i64,
     ) -> Result<Vec<ObjectLocation>>;
     /// As [`ReplicationStore::get_under_replicated_objects`], not counting copies on
-    /// `excluded` backends.
+    /// `excluded` backends: a key whose only managed copies sit on excluded (e.g. draining)
+    /// backends is returned.
     async fn get_under_replicated_objects_excluding(
         &self,
         factor: i64,
