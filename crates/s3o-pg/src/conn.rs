@@ -102,8 +102,8 @@ impl Db {
     }
 }
 
-/// The target of the per-statement trace event. Every statement sent through [`Db`] (role
-/// methods) or [`crate::tx::PgTx`] (transactions, with their `BEGIN`, `COMMIT` and `ROLLBACK`,
+/// The target of the per-statement trace event. Every statement a role method sends, and every
+/// statement of a transaction (with its `BEGIN`, `COMMIT` and `ROLLBACK`,
 /// including the `ROLLBACK` of a dropped transaction) emits one `TRACE` event with the exact
 /// `sql` text, `param_count`, `param_types` (the prepared statement's parameter types) and
 /// `params` (each parameter's `Debug` form, separated by U+001F). **`bytea` parameters are
