@@ -3,6 +3,6 @@
 \set key 22000000000 + :client_id * 10000000 + :i
 BEGIN;
 SELECT pg_advisory_xact_lock(:s1p1::int4, hashtext(:key));
-INSERT INTO object_locations (object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, managed) SELECT object_key, :s2p2, size_bytes, created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, managed FROM object_locations WHERE object_key = :key AND backend_name = :s2p3 ON CONFLICT (object_key, backend_name) DO NOTHING RETURNING size_bytes;
+WITH known AS (SELECT EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :s2p2) AS known), ins AS (INSERT INTO object_locations (object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, managed) SELECT o.object_key, :s2p2, o.size_bytes, o.created_at, o.encrypted, o.encryption_key, o.key_id, o.plaintext_size, o.content_hash, o.managed FROM object_locations o, known WHERE known.known AND o.object_key = :key AND o.backend_name = :s2p3 ON CONFLICT (object_key, backend_name) DO NOTHING RETURNING size_bytes) SELECT (SELECT known FROM known), (SELECT size_bytes FROM ins);
 WITH known AS (SELECT 1 FROM backend_quotas WHERE backend_name = :s3p1), charged AS (UPDATE backend_quotas SET bytes_used = bytes_used + :s3p2, updated_at = NOW() WHERE backend_name = :s3p1 AND (bytes_limit = 0 OR bytes_used + orphan_bytes + :s3p2 <= bytes_limit) RETURNING 1) SELECT EXISTS (SELECT 1 FROM known), EXISTS (SELECT 1 FROM charged);
 COMMIT;

@@ -62,9 +62,17 @@ impl Settings {
     /// Settings for an operation that takes many commits (claim + 100 completions): a longer
     /// window and a warm-up of at least one operation, so several complete inside it.
     pub(crate) fn long(&self) -> Settings {
+        let (warmup, duration) = if self.quick {
+            (Duration::from_millis(500), Duration::from_secs(2))
+        } else {
+            (
+                self.warmup.max(Duration::from_secs(1)),
+                (self.duration * 2).max(Duration::from_secs(4)),
+            )
+        };
         Settings {
-            warmup: self.warmup.max(Duration::from_secs(1)),
-            duration: (self.duration * 2).max(Duration::from_secs(4)),
+            warmup,
+            duration,
             ..self.clone()
         }
     }
@@ -72,9 +80,9 @@ impl Settings {
 
 /// `10k`, `100k`, `1M`.
 pub(crate) fn size_label(n: u64) -> String {
-    if n >= 1_000_000 && n % 1_000_000 == 0 {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
         format!("{}M", n / 1_000_000)
-    } else if n >= 1000 && n % 1000 == 0 {
+    } else if n >= 1000 && n.is_multiple_of(1000) {
         format!("{}k", n / 1000)
     } else {
         n.to_string()
@@ -268,11 +276,14 @@ fn targets(rows: &[Row]) -> Vec<String> {
         true,
     );
     for read in [workload::Read::GetAll, workload::Read::ListPage] {
-        let two = rows.iter().find(|r| {
-            r.engine == "sqlite" && r.conc == "1w+2r" && r.op.starts_with(read.name())
-        });
+        let two = rows
+            .iter()
+            .find(|r| r.engine == "sqlite" && r.conc == "1w+2r" && r.op.starts_with(read.name()));
         check(
-            format!("sqlite {} reader throughput while writing, 2 readers ÷ 1", read.name()),
+            format!(
+                "sqlite {} reader throughput while writing, 2 readers ÷ 1",
+                read.name()
+            ),
             two.map(Row::ratio),
             1.5,
             true,

@@ -140,7 +140,7 @@ impl<'a> PgRun<'a> {
                     FROM generate_series(0, $3::int - 1) s, generate_series(1::bigint, $4::bigint) g";
         let total = i64::from(c) * k;
         match seed {
-            Seed::None => return Ok(()),
+            Seed::None => Ok(()),
             Seed::Objects => {
                 let sql = format!(
                     "INSERT INTO object_locations (object_key, backend_name, size_bytes, \
@@ -159,7 +159,7 @@ impl<'a> PgRun<'a> {
                     )
                     .await
                     .map_err(pg_err("seed quota"))?;
-                self.analyze("object_locations").await
+                self.analyze("object_locations", false).await
             }
             Seed::Pending => {
                 let sql = format!(
@@ -171,7 +171,7 @@ impl<'a> PgRun<'a> {
                     .execute(&sql, &[&b, &stride, &c, &k, &size])
                     .await
                     .map_err(pg_err("seed intents"))?;
-                self.analyze("pending_objects").await
+                self.analyze("pending_objects", false).await
             }
             Seed::Queue => {
                 // `per_client` is the number of rows here (the queue is shared).
@@ -193,16 +193,19 @@ impl<'a> PgRun<'a> {
                     )
                     .await
                     .map_err(pg_err("seed orphan bytes"))?;
-                self.analyze("cleanup_queue").await
+                self.analyze("cleanup_queue", false).await
             }
         }
     }
 
-    async fn analyze(&self, table: &str) -> Result<(), String> {
+    /// Refreshes planner statistics; `vacuum` also sets the visibility map (after bulk
+    /// loads of the read tables).
+    async fn analyze(&self, table: &str, vacuum: bool) -> Result<(), String> {
+        let verb = if vacuum { "VACUUM ANALYZE" } else { "ANALYZE" };
         self.admin
-            .batch_execute(&format!("VACUUM ANALYZE {table}"))
+            .batch_execute(&format!("{verb} {table}"))
             .await
-            .map_err(pg_err("vacuum analyze"))
+            .map_err(pg_err("analyze"))
     }
 
     /// Iterations each client may run (its seeded rows), from the measured write rate.
@@ -218,14 +221,7 @@ impl<'a> PgRun<'a> {
     }
 
     /// Runs pgbench with `script` at `clients`; returns tps.
-    fn pgbench(
-        &self,
-        slug: &str,
-        clients: usize,
-        script: &Script,
-        schema: &str,
-        secs: u64,
-    ) -> f64 {
+    fn pgbench(&self, slug: &str, clients: usize, script: &Script, schema: &str, secs: u64) -> f64 {
         let Some(bin) = &self.pgbench else {
             return f64::NAN;
         };
@@ -292,10 +288,7 @@ impl<'a> PgRun<'a> {
             let sample_key = key(sample_base, 0, 1);
             let (r, events) = capture(op.run_once(&**store, &sample_key, 0)).await;
             r.map_err(|e| format!("{} sample: {e}", op.name()))?;
-            let stmts: Vec<Stmt> = events
-                .iter()
-                .map(Stmt::from_pg)
-                .collect::<Result<_, _>>()?;
+            let stmts: Vec<Stmt> = events.iter().map(Stmt::from_pg).collect::<Result<_, _>>()?;
             println!(
                 "postgres {}: {} statements per operation ({} transaction-control)",
                 op.name(),
@@ -396,7 +389,7 @@ impl<'a> PgRun<'a> {
                 )
                 .await
                 .map_err(pg_err("seed objects"))?;
-            self.analyze("object_locations").await?;
+            self.analyze("object_locations", true).await?;
             println!(
                 "postgres: seeded {} objects ({} total) in {:.1}s",
                 n - seeded,
@@ -408,10 +401,8 @@ impl<'a> PgRun<'a> {
                 let sample = read_key(read, n);
                 let (r, events) = capture(read.run_once(&**store, &sample)).await;
                 r.map_err(|e| format!("{} sample: {e}", read.name()))?;
-                let stmts: Vec<Stmt> = events
-                    .iter()
-                    .map(Stmt::from_pg)
-                    .collect::<Result<_, _>>()?;
+                let stmts: Vec<Stmt> =
+                    events.iter().map(Stmt::from_pg).collect::<Result<_, _>>()?;
                 let binder = KeyBinder {
                     prelude: read.prelude(n),
                     sample: Value::Text(sample),

@@ -93,15 +93,24 @@ pub(crate) fn csv(rows: &[Row]) -> String {
             r.op.replace('"', "\"\""),
             r.engine,
             r.conc,
-            num(r.ops, 2),
-            num(r.p50, 4),
-            num(r.p99, 4),
-            num(r.base, 2),
-            num(r.ratio(), 4),
+            cell(r.ops, 2),
+            cell(r.p50, 4),
+            cell(r.p99, 4),
+            cell(r.base, 2),
+            cell(r.ratio(), 4),
             r.errors
         );
     }
-    s.replace(",-,", ",,").replace(",-\n", ",\n")
+    s
+}
+
+/// A CSV number: empty when not finite.
+fn cell(v: f64, decimals: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.decimals$}")
+    } else {
+        String::new()
+    }
 }
 
 #[cfg(test)]
@@ -133,11 +142,16 @@ mod tests {
             },
         ];
         let md = markdown(&rows);
-        assert!(md.contains("| record_object | postgres | 8 | 900.0 | 1.500 | 9.250 | 1000.0 | 0.90 |"));
+        assert!(
+            md.contains("| record_object | postgres | 8 | 900.0 | 1.500 | 9.250 | 1000.0 | 0.90 |")
+        );
         assert!(md.contains("| list | sqlite | 1 | 10.0 | 1.000 | 2.000 | - | - |"));
         let c = csv(&rows);
         let lines: Vec<&str> = c.lines().collect();
-        assert_eq!(lines[1], "\"record_object\",postgres,\"8\",900.00,1.5000,9.2500,1000.00,0.9000,0");
+        assert_eq!(
+            lines[1],
+            "\"record_object\",postgres,\"8\",900.00,1.5000,9.2500,1000.00,0.9000,0"
+        );
         assert_eq!(lines[2], "\"list\",sqlite,\"1\",10.00,1.0000,2.0000,,,2");
     }
 }

@@ -97,8 +97,8 @@ pub(crate) fn generate(title: &str, stmts: &[Stmt], binder: &dyn Binder) -> Resu
             };
             names.push(name);
         }
-        let sql = substitute(&st.sql, &names)
-            .map_err(|e| format!("{title}: statement {si}: {e}"))?;
+        let sql =
+            substitute(&st.sql, &names).map_err(|e| format!("{title}: statement {si}: {e}"))?;
         text.push_str(&sql);
         match binder.terminator(si) {
             Some(t) => {
@@ -242,7 +242,10 @@ mod tests {
             vec![
                 ("s1p1".to_owned(), "7".to_owned()),
                 ("s2p2".to_owned(), "true".to_owned()),
-                ("s2p4".to_owned(), "1970-01-01 00:00:00.000000+00".to_owned()),
+                (
+                    "s2p4".to_owned(),
+                    "1970-01-01 00:00:00.000000+00".to_owned()
+                ),
             ]
         );
     }
@@ -270,6 +273,9 @@ mod tests {
         let r = "latency average = 0.690 ms\ninitial connection time = 5.959 ms\n\
                  tps = 1450.326323 (without initial connection time)\n";
         assert_eq!(parse_tps(r), Some(1450.326323));
-        assert_eq!(parse_tps("tps = 3 (including connections establishing)"), None);
+        assert_eq!(
+            parse_tps("tps = 3 (including connections establishing)"),
+            None
+        );
     }
 }

@@ -16,8 +16,7 @@ use crate::report::Row;
 use crate::stats::Measured;
 use crate::values::{Placeholder, Value, sqlite_params};
 use crate::workload::{
-    BLOCK, CLAIM_BATCH, Op, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE, Seed, TARGET, key,
-    read_key,
+    BLOCK, CLAIM_BATCH, Op, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE, Seed, TARGET, key, read_key,
 };
 
 const ENGINE: &str = "sqlite";
@@ -199,8 +198,10 @@ fn bare_conn(path: &Path) -> Result<Connection, String> {
     let c = Connection::open(path).map_err(|e| e.to_string())?;
     c.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|e| e.to_string())?;
-    c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .map_err(|e| e.to_string())?;
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(|e| e.to_string())?;
     c.set_prepared_statement_cache_capacity(128);
     Ok(c)
 }
@@ -413,7 +414,9 @@ impl<'a> SqliteRun<'a> {
                     next: Box::new(move |_| read_key(read, n)),
                     cur: Value::Null,
                 });
-                let b = self.bare(self.settings, path, stmts, rebind, u64::MAX).await?;
+                let b = self
+                    .bare(self.settings, path, stmts, rebind, u64::MAX)
+                    .await?;
                 let row = Row::new(
                     &format!("{} @{}", read.name(), crate::size_label(n)),
                     ENGINE,
@@ -455,7 +458,11 @@ impl<'a> SqliteRun<'a> {
                 // For these rows the baseline column is the 1-reader throughput, so the
                 // ratio is the reader scaling.
                 let row = Row::new(
-                    &format!("{} @{} (readers while writing)", read.name(), crate::size_label(n)),
+                    &format!(
+                        "{} @{} (readers while writing)",
+                        read.name(),
+                        crate::size_label(n)
+                    ),
                     ENGINE,
                     &label,
                     &r,
@@ -501,10 +508,17 @@ fn seed(
     let keys = "WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM s WHERE x < ?3 - 1), \
                 g(y) AS (SELECT 1 UNION ALL SELECT y + 1 FROM g WHERE y < ?4) ";
     let key = "CAST(?1 + x * ?2 + y AS TEXT)";
-    let (b, stride, c, k) = (base as i64, STRIDE as i64, clients as i64, per_client as i64);
+    let (b, stride, c, k) = (
+        base as i64,
+        STRIDE as i64,
+        clients as i64,
+        per_client as i64,
+    );
     let total = c * k;
     let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<(), String> {
-        conn.execute(sql, p).map(drop).map_err(|e| format!("seed: {e}"))
+        conn.execute(sql, p)
+            .map(drop)
+            .map_err(|e| format!("seed: {e}"))
     };
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| e.to_string())?;

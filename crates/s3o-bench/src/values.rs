@@ -218,7 +218,9 @@ pub(crate) fn sqlite_params(
                     k += 1;
                 }
                 let idx = if k > start {
-                    template[start..k].parse::<usize>().map_err(|e| e.to_string())?
+                    template[start..k]
+                        .parse::<usize>()
+                        .map_err(|e| e.to_string())?
                 } else {
                     max_index + 1
                 };
@@ -229,8 +231,7 @@ pub(crate) fn sqlite_params(
                 j += used;
             }
             b':' | b'@' | b'$'
-                if t
-                    .get(i + 1)
+                if t.get(i + 1)
                     .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') =>
             {
                 let mut k = i + 1;
@@ -298,8 +299,7 @@ fn sql_literal(s: &str) -> Option<(Value, usize)> {
         k = 1;
     }
     let digits_start = k;
-    while k < b.len() && (b[k].is_ascii_digit() || matches!(b[k], b'.' | b'e' | b'E' | b'+'))
-    {
+    while k < b.len() && (b[k].is_ascii_digit() || matches!(b[k], b'.' | b'e' | b'E' | b'+')) {
         // A sign is part of the number only right after an exponent marker.
         if b[k] == b'+' && !matches!(b.get(k.wrapping_sub(1)), Some(b'e' | b'E')) {
             break;

@@ -353,6 +353,8 @@ pub(crate) struct Conns {
     gate: Arc<AsyncMutex<()>>,
     readers: StdMutex<Option<ReaderPool>>,
     closed: AtomicBool,
+    /// The writer's configured `busy_timeout`, restored after a non-waiting `BEGIN`.
+    busy_timeout: Duration,
 }
 
 impl std::fmt::Debug for Conns {
@@ -381,6 +383,7 @@ impl Conns {
             gate: Arc::new(AsyncMutex::new(())),
             readers: StdMutex::new(readers),
             closed: AtomicBool::new(false),
+            busy_timeout: opts.busy_timeout,
         })
     }
 
@@ -473,6 +476,15 @@ impl Conns {
         let ctx = "begin transaction";
         self.check_open(ctx)?;
         let gate = self.gate.clone().lock_owned().await;
+        // Fast path, without a trip to the blocking pool: with the gate held no one in this
+        // process competes for the write lock, so `BEGIN IMMEDIATE` with a zero busy timeout
+        // either takes it at once or reports BUSY (another process is writing). Only then is
+        // the waiting `BEGIN` below (full busy timeout) run on the blocking pool.
+        let gate = match self.try_begin_now(ctx, gate) {
+            Ok(guard) => return Ok(guard),
+            Err((gate, None)) => gate,
+            Err((_, Some(e))) => return Err(e),
+        };
         let writer = self.writer.clone();
         let breaker = self.breaker.clone();
         tokio::task::spawn_blocking(move || {
@@ -491,6 +503,70 @@ impl Conns {
         })
         .await
         .map_err(|e| join_err(ctx, e))?
+    }
+
+    /// `BEGIN IMMEDIATE` on the calling thread without waiting for the write lock. `Err((gate,
+    /// None))` when the lock is busy (the caller waits on the blocking pool instead),
+    /// `Err((_, Some(e)))` on any other failure.
+    fn try_begin_now(
+        &self,
+        ctx: &'static str,
+        gate: WriterGuard,
+    ) -> std::result::Result<TxGuard, (WriterGuard, Option<s3o_core::StoreError>)> {
+        let mut slot = lock(&self.writer);
+        let conn = match slot.take_over(ctx) {
+            Ok(c) => c,
+            Err(e) => return Err((gate, Some(e))),
+        };
+        if conn.busy_timeout(Duration::ZERO).is_err() {
+            return Err((gate, None));
+        }
+        let r = Db::new(conn, Some(&self.breaker)).batch(ctx, "BEGIN IMMEDIATE");
+        let restored = conn.busy_timeout(self.busy_timeout);
+        match (r, restored) {
+            (Ok(()), Ok(())) => {}
+            (Ok(()), Err(e)) => {
+                rollback_quietly(conn);
+                return Err((gate, Some(db_err(ctx, e))));
+            }
+            (Err(e), _) if e.db_kind() == Some(s3o_core::DbErrorKind::Busy) => {
+                return Err((gate, None));
+            }
+            (Err(e), _) => return Err((gate, Some(e))),
+        }
+        slot.last_generation += 1;
+        let generation = slot.last_generation;
+        slot.open_tx = Some(generation);
+        drop(slot);
+        Ok(TxGuard {
+            gate: Some(gate),
+            generation,
+            writer: self.writer.clone(),
+        })
+    }
+
+    /// Runs one short statement inside the open transaction of `generation` on the calling
+    /// thread. For point statements (one key, one id, one quota row) of a transaction that
+    /// already holds the write lock: they never wait for a lock and take microseconds, far
+    /// less than a round trip through the blocking pool. Same checks as [`Conns::in_tx`].
+    pub(crate) fn in_tx_now<T>(
+        &self,
+        ctx: &'static str,
+        generation: u64,
+        f: impl FnOnce(&Db<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let span = tracing::trace_span!("sqlite.tx", op = ctx, engine = "sqlite");
+        let _entered = span.enter();
+        let slot = lock(&self.writer);
+        let conn = slot.conn.as_ref().ok_or_else(|| closed_err(ctx))?;
+        if slot.open_tx != Some(generation) || conn.is_autocommit() {
+            return Err(s3o_core::StoreError::database(
+                s3o_core::DbErrorKind::Other,
+                ctx,
+                "the transaction is no longer open",
+            ));
+        }
+        f(&Db::new(conn, Some(&self.breaker)))
     }
 
     /// Runs one statement inside the open transaction of `generation` (see

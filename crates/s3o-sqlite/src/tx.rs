@@ -46,6 +46,23 @@ impl SqliteTx {
         self.conns.in_tx(ctx, self.generation, f).await
     }
 
+    /// [`SqliteTx::run`] for a point statement: runs on the calling thread (see
+    /// [`Conns::in_tx_now`]). Statements that may touch many rows use `run`.
+    async fn run_now<T>(
+        &self,
+        ctx: &'static str,
+        f: impl FnOnce(&Db<'_>) -> Result<T>,
+    ) -> Result<T> {
+        if self.guard.is_none() {
+            return Err(StoreError::database(
+                DbErrorKind::Other,
+                ctx,
+                "the transaction has ended",
+            ));
+        }
+        self.conns.in_tx_now(ctx, self.generation, f)
+    }
+
     async fn end(mut self: Box<Self>, commit: bool) -> Result<()> {
         let Some(guard) = self.guard.take() else {
             return Ok(());
@@ -103,21 +120,21 @@ impl PendingTx for SqliteTx {
     async fn claim_pending(&mut self, intent_id: &str) -> Result<Option<PendingObject>> {
         validate::text("intent id", intent_id)?;
         let id = intent_id.to_owned();
-        self.run("claim pending", move |db| pending::claim(db, &id))
+        self.run_now("claim pending", move |db| pending::claim(db, &id))
             .await
     }
 
     async fn insert_pending(&mut self, p: &PendingObject) -> Result<()> {
         pending::validate_pending(p)?;
         let p = p.clone();
-        self.run("insert pending", move |db| pending::insert(db, &p))
+        self.run_now("insert pending", move |db| pending::insert(db, &p))
             .await
     }
 
     async fn delete_pending(&mut self, intent_id: &str) -> Result<()> {
         validate::text("intent id", intent_id)?;
         let id = intent_id.to_owned();
-        self.run("delete pending", move |db| pending::delete(db, &id))
+        self.run_now("delete pending", move |db| pending::delete(db, &id))
             .await
     }
 
@@ -136,7 +153,7 @@ impl ObjectsTx for SqliteTx {
     async fn get_existing_copies_for_update(&mut self, key: &str) -> Result<Vec<ExistingCopy>> {
         validate::key(key)?;
         let key = key.to_owned();
-        self.run("get existing copies", move |db| {
+        self.run_now("get existing copies", move |db| {
             objects::existing_copies(db, &key)
         })
         .await
@@ -145,7 +162,7 @@ impl ObjectsTx for SqliteTx {
     async fn insert_object_location(&mut self, loc: &ObjectLocation) -> Result<()> {
         objects::validate_location(loc)?;
         let loc = loc.clone();
-        self.run("insert object location", move |db| {
+        self.run_now("insert object location", move |db| {
             objects::insert_location(db, &loc)
         })
         .await
@@ -154,7 +171,7 @@ impl ObjectsTx for SqliteTx {
     async fn delete_object_copies(&mut self, key: &str) -> Result<()> {
         validate::key(key)?;
         let key = key.to_owned();
-        self.run("delete object copies", move |db| {
+        self.run_now("delete object copies", move |db| {
             objects::delete_copies(db, &key)
         })
         .await
@@ -191,7 +208,7 @@ impl ObjectsTx for SqliteTx {
         validate::key(key)?;
         validate::backend(backend)?;
         let (key, backend) = (key.to_owned(), backend.to_owned());
-        self.run("check object exists on backend", move |db| {
+        self.run_now("check object exists on backend", move |db| {
             objects::exists_on_backend(db, &key, &backend)
         })
         .await
@@ -205,7 +222,7 @@ impl ObjectsTx for SqliteTx {
         validate::key(key)?;
         validate::backend(backend)?;
         let (key, backend) = (key.to_owned(), backend.to_owned());
-        self.run("lock object on backend", move |db| {
+        self.run_now("lock object on backend", move |db| {
             objects::location_on_backend(db, &key, &backend)
         })
         .await
@@ -215,7 +232,7 @@ impl ObjectsTx for SqliteTx {
         validate::key(key)?;
         validate::backend(backend)?;
         let (key, backend) = (key.to_owned(), backend.to_owned());
-        self.run("delete object from backend", move |db| {
+        self.run_now("delete object from backend", move |db| {
             objects::delete_from_backend(db, &key, &backend)
         })
         .await
@@ -224,7 +241,7 @@ impl ObjectsTx for SqliteTx {
     async fn insert_object_location_if_not_exists(&mut self, loc: &ObjectLocation) -> Result<bool> {
         objects::validate_location(loc)?;
         let loc = loc.clone();
-        self.run("insert object location if absent", move |db| {
+        self.run_now("insert object location if absent", move |db| {
             objects::insert_location_if_absent(db, &loc)
         })
         .await
@@ -240,7 +257,7 @@ impl ObjectsTx for SqliteTx {
         validate::backend(target)?;
         validate::backend(source)?;
         let (key, target, source) = (key.to_owned(), target.to_owned(), source.to_owned());
-        self.run("insert replica", move |db| {
+        self.run_now("insert replica", move |db| {
             objects::insert_replica(db, &key, &target, &source)
         })
         .await
@@ -260,7 +277,7 @@ impl ObjectsTx for SqliteTx {
         validate::text("key id", &form.key_id)?;
         validate::text("content hash", &form.content_hash)?;
         let (key, backend, form) = (key.to_owned(), backend.to_owned(), form.clone());
-        self.run("update object form", move |db| {
+        self.run_now("update object form", move |db| {
             objects::update_form(db, &key, &backend, size_bytes, &form)
         })
         .await
@@ -284,7 +301,7 @@ impl CleanupTx for SqliteTx {
     }
 
     async fn get_cleanup_queue_row(&mut self, id: i64) -> Result<CleanupQueueRow> {
-        self.run("get cleanup queue row", move |db| {
+        self.run_now("get cleanup queue row", move |db| {
             cleanup::queue_row(db, id)
         })
         .await
@@ -296,21 +313,21 @@ impl CleanupTx for SqliteTx {
         validate::text("reason", &row.reason)?;
         validate::text("last error", &row.last_error)?;
         let row = row.clone();
-        self.run("insert cleanup dlq row", move |db| {
+        self.run_now("insert cleanup dlq row", move |db| {
             cleanup::insert_dlq(db, &row)
         })
         .await
     }
 
     async fn delete_cleanup_item(&mut self, id: i64) -> Result<()> {
-        self.run("delete cleanup item", move |db| {
+        self.run_now("delete cleanup item", move |db| {
             cleanup::delete_item(db, id)
         })
         .await
     }
 
     async fn delete_cleanup_dlq_row(&mut self, id: i64) -> Result<Option<(String, i64)>> {
-        self.run("delete cleanup dlq row", move |db| {
+        self.run_now("delete cleanup dlq row", move |db| {
             cleanup::delete_dlq_row(db, id)
         })
         .await
@@ -344,7 +361,7 @@ impl QuotaTx for SqliteTx {
         validate::backend(backend)?;
         validate::size("quota delta", delta)?;
         let backend = backend.to_owned();
-        self.run("increment backend quota", move |db| {
+        self.run_now("increment backend quota", move |db| {
             quota::increment(db, &backend, delta)
         })
         .await
@@ -354,7 +371,7 @@ impl QuotaTx for SqliteTx {
         validate::backend(backend)?;
         validate::size("quota delta", delta)?;
         let backend = backend.to_owned();
-        self.run("decrement backend quota", move |db| {
+        self.run_now("decrement backend quota", move |db| {
             quota::adjust_unguarded(db, &backend, delta.saturating_neg())
         })
         .await
@@ -363,7 +380,7 @@ impl QuotaTx for SqliteTx {
     async fn adjust_backend_quota_unguarded(&mut self, backend: &str, delta: i64) -> Result<()> {
         validate::backend(backend)?;
         let backend = backend.to_owned();
-        self.run("adjust backend quota", move |db| {
+        self.run_now("adjust backend quota", move |db| {
             quota::adjust_unguarded(db, &backend, delta)
         })
         .await
@@ -373,7 +390,7 @@ impl QuotaTx for SqliteTx {
         validate::backend(backend)?;
         validate::size("orphan bytes", delta)?;
         let backend = backend.to_owned();
-        self.run("decrement orphan bytes", move |db| {
+        self.run_now("decrement orphan bytes", move |db| {
             quota::adjust_orphan(db, &backend, delta.saturating_neg())
         })
         .await
@@ -393,7 +410,7 @@ impl QuotaTx for SqliteTx {
         validate::backend(backend)?;
         validate::size("bytes used", value)?;
         let backend = backend.to_owned();
-        self.run("set backend bytes used", move |db| {
+        self.run_now("set backend bytes used", move |db| {
             quota::set_bytes_used(db, &backend, value)
         })
         .await
