@@ -355,6 +355,8 @@ pub(crate) struct Conns {
     closed: AtomicBool,
     /// The writer's configured `busy_timeout`, restored after a non-waiting `BEGIN`.
     busy_timeout: Duration,
+    /// [`crate::SqliteOptions::inline_point_statements`].
+    inline: bool,
 }
 
 impl std::fmt::Debug for Conns {
@@ -384,6 +386,7 @@ impl Conns {
             readers: StdMutex::new(readers),
             closed: AtomicBool::new(false),
             busy_timeout: opts.busy_timeout,
+            inline: opts.inline_point_statements,
         })
     }
 
@@ -476,14 +479,18 @@ impl Conns {
         let ctx = "begin transaction";
         self.check_open(ctx)?;
         let gate = self.gate.clone().lock_owned().await;
-        // Fast path, without a trip to the blocking pool: with the gate held no one in this
+        // Opt-in fast path, without a trip to the blocking pool: with the gate held no one in this
         // process competes for the write lock, so `BEGIN IMMEDIATE` with a zero busy timeout
         // either takes it at once or reports BUSY (another process is writing). Only then is
         // the waiting `BEGIN` below (full busy timeout) run on the blocking pool.
-        let gate = match self.try_begin_now(ctx, gate) {
-            Ok(guard) => return Ok(guard),
-            Err((gate, None)) => gate,
-            Err((_, Some(e))) => return Err(e),
+        let gate = if self.inline {
+            match self.try_begin_now(ctx, gate) {
+                Ok(guard) => return Ok(guard),
+                Err((gate, None)) => gate,
+                Err((_, Some(e))) => return Err(e),
+            }
+        } else {
+            gate
         };
         let writer = self.writer.clone();
         let breaker = self.breaker.clone();
@@ -513,7 +520,11 @@ impl Conns {
         ctx: &'static str,
         gate: WriterGuard,
     ) -> std::result::Result<TxGuard, (WriterGuard, Option<s3o_core::StoreError>)> {
-        let mut slot = lock(&self.writer);
+        // Never block this (async) thread on the writer: a statement of a cancelled
+        // transaction may still be running on the blocking pool; then take the slow path.
+        let Some(mut slot) = self.try_lock_writer() else {
+            return Err((gate, None));
+        };
         let conn = match slot.take_over(ctx) {
             Ok(c) => c,
             Err(e) => return Err((gate, Some(e))),
@@ -545,28 +556,50 @@ impl Conns {
         })
     }
 
+    /// The writer slot if no one holds it (a poisoned lock is recovered as in [`lock`]).
+    fn try_lock_writer(&self) -> Option<MutexGuard<'_, WriterSlot>> {
+        match self.writer.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Runs one short statement inside the open transaction of `generation` on the calling
     /// thread. For point statements (one key, one id, one quota row) of a transaction that
     /// already holds the write lock: they never wait for a lock and take microseconds, far
     /// less than a round trip through the blocking pool. Same checks as [`Conns::in_tx`].
-    pub(crate) fn in_tx_now<T>(
+    /// Gives `f` back (`Err(f)`) when inlining is off (the default) or the writer is busy (a
+    /// cancelled transaction's statement still running on the blocking pool): the caller then
+    /// uses `in_tx`, so this thread never blocks.
+    pub(crate) fn try_in_tx_now<T, F>(
         &self,
         ctx: &'static str,
         generation: u64,
-        f: impl FnOnce(&Db<'_>) -> Result<T>,
-    ) -> Result<T> {
+        f: F,
+    ) -> std::result::Result<Result<T>, F>
+    where
+        F: FnOnce(&Db<'_>) -> Result<T>,
+    {
+        if !self.inline {
+            return Err(f);
+        }
+        let Some(slot) = self.try_lock_writer() else {
+            return Err(f);
+        };
         let span = tracing::trace_span!("sqlite.tx", op = ctx, engine = "sqlite");
         let _entered = span.enter();
-        let slot = lock(&self.writer);
-        let conn = slot.conn.as_ref().ok_or_else(|| closed_err(ctx))?;
+        let Some(conn) = slot.conn.as_ref() else {
+            return Ok(Err(closed_err(ctx)));
+        };
         if slot.open_tx != Some(generation) || conn.is_autocommit() {
-            return Err(s3o_core::StoreError::database(
+            return Ok(Err(s3o_core::StoreError::database(
                 s3o_core::DbErrorKind::Other,
                 ctx,
                 "the transaction is no longer open",
-            ));
+            )));
         }
-        f(&Db::new(conn, Some(&self.breaker)))
+        Ok(f(&Db::new(conn, Some(&self.breaker))))
     }
 
     /// Runs one statement inside the open transaction of `generation` (see

@@ -123,6 +123,13 @@ pub struct SqliteOptions {
     pub readers: u32,
     /// The circuit breaker's settings.
     pub breaker: BreakerConfig,
+    /// Off by default: every SQLite call then runs on tokio's blocking pool. When on, the
+    /// non-waiting `BEGIN IMMEDIATE` and single-row statements inside an open write
+    /// transaction run on the calling task's thread instead (falling back to the blocking pool
+    /// whenever they would wait), saving one thread hand-off each: measured 0.35× → 0.61× of
+    /// a bare rusqlite loop for `record_object`. The price is an async worker blocked for the
+    /// statement's duration — microseconds on a warm page cache, a disk read on a cold one.
+    pub inline_point_statements: bool,
 }
 
 impl Default for SqliteOptions {
@@ -132,6 +139,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             readers: 4,
             breaker: BreakerConfig::default(),
+            inline_point_statements: false,
         }
     }
 }

@@ -46,13 +46,14 @@ impl SqliteTx {
         self.conns.in_tx(ctx, self.generation, f).await
     }
 
-    /// [`SqliteTx::run`] for a point statement: runs on the calling thread (see
-    /// [`Conns::in_tx_now`]). Statements that may touch many rows use `run`.
-    async fn run_now<T>(
-        &self,
-        ctx: &'static str,
-        f: impl FnOnce(&Db<'_>) -> Result<T>,
-    ) -> Result<T> {
+    /// [`SqliteTx::run`] for a point statement: runs on the calling thread when
+    /// `inline_point_statements` is on (see [`Conns::try_in_tx_now`]), else on the blocking
+    /// pool like every other call. Statements that may touch many rows always use `run`.
+    async fn run_now<T, F>(&self, ctx: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T> + Send + 'static,
+    {
         if self.guard.is_none() {
             return Err(StoreError::database(
                 DbErrorKind::Other,
@@ -60,7 +61,10 @@ impl SqliteTx {
                 "the transaction has ended",
             ));
         }
-        self.conns.in_tx_now(ctx, self.generation, f)
+        match self.conns.try_in_tx_now(ctx, self.generation, f) {
+            Ok(r) => r,
+            Err(f) => self.conns.in_tx(ctx, self.generation, f).await,
+        }
     }
 
     async fn end(mut self: Box<Self>, commit: bool) -> Result<()> {
