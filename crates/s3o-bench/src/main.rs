@@ -43,6 +43,9 @@ use report::Row;
 pub(crate) struct Settings {
     /// `--quick`.
     pub(crate) quick: bool,
+    /// `--fast-paths`: open stores with `SqliteOptions::inline_point_statements` and
+    /// `PgOptions::fast_recycling` on.
+    pub(crate) fast_paths: bool,
     /// Unmeasured warm-up per run.
     pub(crate) warmup: Duration,
     /// Measured window per run.
@@ -96,16 +99,19 @@ enum Engines {
     All,
 }
 
-const USAGE: &str = "usage: s3o-bench [--quick] [--engine sqlite|postgres|all] [--out DIR]";
+const USAGE: &str =
+    "usage: s3o-bench [--quick] [--fast-paths] [--engine sqlite|postgres|all] [--out DIR]";
 
-fn parse_args() -> Result<(bool, Engines, Option<PathBuf>), String> {
+fn parse_args() -> Result<(bool, bool, Engines, Option<PathBuf>), String> {
     let mut quick = false;
+    let mut fast_paths = false;
     let mut engines = Engines::All;
     let mut out = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--fast-paths" => fast_paths = true,
             "--engine" => {
                 engines = match args.next().as_deref() {
                     Some("sqlite") => Engines::Sqlite,
@@ -119,11 +125,11 @@ fn parse_args() -> Result<(bool, Engines, Option<PathBuf>), String> {
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }
-    Ok((quick, engines, out))
+    Ok((quick, fast_paths, engines, out))
 }
 
 fn main() -> ExitCode {
-    let (quick, engines, out) = match parse_args() {
+    let (quick, fast_paths, engines, out) = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");
@@ -139,6 +145,7 @@ fn main() -> ExitCode {
     let settings = if quick {
         Settings {
             quick,
+            fast_paths,
             warmup: Duration::from_millis(300),
             duration: Duration::from_secs(1),
             sizes: vec![10_000, 100_000],
@@ -147,6 +154,7 @@ fn main() -> ExitCode {
     } else {
         Settings {
             quick,
+            fast_paths,
             warmup: Duration::from_secs(1),
             duration: Duration::from_secs(5),
             sizes: vec![10_000, 100_000, 1_000_000],
@@ -177,6 +185,15 @@ async fn run(settings: &Settings, engines: Engines) -> Result<(), String> {
     let started = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
+    notes.push(if settings.fast_paths {
+        "--fast-paths: stores opened with SqliteOptions::inline_point_statements and \
+         PgOptions::fast_recycling on (both off by default)."
+            .to_owned()
+    } else {
+        "default store options (every SQLite call on the blocking pool, PostgreSQL connections \
+         cleaned on return); --fast-paths measures the opt-in options."
+            .to_owned()
+    });
     if settings.quick {
         notes.push(format!(
             "--quick: {} s windows, stores up to {} objects (the 1M scaling point is skipped; \

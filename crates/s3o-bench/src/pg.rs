@@ -95,7 +95,11 @@ impl<'a> PgRun<'a> {
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
             .await
             .map_err(pg_err("drop old schema"))?;
-        let store = PgStore::connect(&with_schema(&self.url, schema))
+        let opts = s3o_pg::PgOptions {
+            fast_recycling: self.settings.fast_paths,
+            ..s3o_pg::PgOptions::default()
+        };
+        let store = PgStore::connect_with(&with_schema(&self.url, schema), opts)
             .await
             .map_err(|e| e.to_string())?;
         store.run_migrations().await.map_err(|e| e.to_string())?;

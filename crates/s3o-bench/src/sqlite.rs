@@ -243,7 +243,11 @@ impl<'a> SqliteRun<'a> {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
-        let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        let opts = s3o_sqlite::SqliteOptions {
+            inline_point_statements: self.settings.fast_paths,
+            ..s3o_sqlite::SqliteOptions::default()
+        };
+        let store = SqliteStore::open_with(&format!("sqlite://{}", path.display()), opts)
             .await
             .map_err(|e| e.to_string())?;
         store.run_migrations().await.map_err(|e| e.to_string())?;
