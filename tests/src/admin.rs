@@ -4,15 +4,6 @@ use s3o_store::*;
 
 use crate::support::*;
 
-/// The engine reports one of the known names.
-pub async fn engine_name_is_known(store: Db) {
-    assert!(
-        ["sqlite", "postgres"].contains(&store.engine()),
-        "engine() = {:?}",
-        store.engine()
-    );
-}
-
 /// After migrating, the schema is current and verifies.
 pub async fn verify_after_migrate(store: Db) {
     let v = store.schema_version().await.unwrap();

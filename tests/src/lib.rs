@@ -235,7 +235,6 @@ macro_rules! for_each_case {
                 concurrent_usage_flushes_converge,
             ],
             admin: [
-                engine_name_is_known,
                 verify_after_migrate,
                 migrate_twice_is_noop,
                 backend_object_stats_counts,
