@@ -75,8 +75,27 @@ pub async fn least_recently_scrubbed_order(store: Db) {
         )
     };
     assert_eq!(queue(store.clone()).await, vec!["s1", "s2", "s3"]);
+    let stamp = |s: Db, k: &'static str| async move {
+        s.get_all_object_locations(k).await.unwrap()[0].last_scrubbed_at
+    };
+    assert_eq!(
+        stamp(store.clone(), "s1").await,
+        None,
+        "a new copy is unverified"
+    );
+    let before = Timestamp::now();
     assert!(store.mark_object_scrubbed("s1", A).await.unwrap());
+    let scrubbed = stamp(store.clone(), "s1").await.expect("stamped");
+    assert!(
+        scrubbed.as_micros() >= before.as_micros() - 5_000_000,
+        "stamp is the scrub time"
+    );
     assert_eq!(queue(store.clone()).await, vec!["s2", "s3", "s1"]);
+    // A replica is a new, unverified copy even of a verified source.
+    store.record_replica("s1", C, A).await.unwrap();
+    let copies = store.get_all_object_locations("s1").await.unwrap();
+    let on_c = copies.iter().find(|c| c.backend_name == C).unwrap();
+    assert_eq!(on_c.last_scrubbed_at, None);
     assert!(store.mark_object_scrubbed("s2", A).await.unwrap());
     assert_eq!(queue(store.clone()).await, vec!["s3", "s1", "s2"]);
     assert!(store.update_content_hash("s3", A, "h2").await.unwrap());

@@ -151,6 +151,9 @@ pub struct ObjectLocation {
     pub created_at: Timestamp,
     /// How the bytes are stored. Rows from "slim" listing queries carry the default form.
     pub form: StoredForm,
+    /// When an integrity scrub last verified this copy; `None` if never. Ignored on insert: a
+    /// new copy (moved, replicated or written) starts unverified.
+    pub last_scrubbed_at: Option<Timestamp>,
 }
 
 /// Projection of a row-locked read of one copy, used inside transactions.

@@ -74,6 +74,7 @@ impl Fake {
         s.copies.insert(
             (key.into(), backend.into()),
             ObjectLocation {
+                last_scrubbed_at: None,
                 object_key: key.into(),
                 backend_name: backend.into(),
                 size_bytes: size,
@@ -256,6 +257,7 @@ impl ObjectsTx for FakeTx {
         self.work.copies.insert(
             t,
             ObjectLocation {
+                last_scrubbed_at: None,
                 backend_name: target.into(),
                 ..src
             },

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use s3o_core::tx::ObjectsTx;
 use s3o_core::{
     ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, Result, StoreError, StoredForm,
-    validate,
+    Timestamp, validate,
 };
 use tokio_postgres::Row;
 
@@ -30,6 +30,9 @@ pub(crate) fn location_from_row(r: &Row) -> ObjectLocation {
             content_hash: r.get::<_, Option<String>>(8).unwrap_or_default(),
             managed: r.get(9),
         },
+        last_scrubbed_at: r
+            .get::<_, Option<std::time::SystemTime>>(10)
+            .map(Timestamp::from_system_time),
     }
 }
 

@@ -832,6 +832,7 @@ async fn dropped_transaction_rolls_back_and_keeps_the_pool_clean() {
         let mut tx = s3o_core::Runner::begin(s).await.unwrap();
         tx.acquire_key_lock("k").await.unwrap();
         tx.insert_object_location(&s3o_core::ObjectLocation {
+            last_scrubbed_at: None,
             object_key: "k".into(),
             backend_name: "a".into(),
             size_bytes: 5,
@@ -1562,6 +1563,7 @@ async fn commit_after_a_failed_statement_keeps_the_original_error() {
     let mut tx = s3o_core::Runner::begin(s).await.unwrap();
     // A duplicate insert fails on the server: the transaction is aborted.
     let loc = s3o_core::ObjectLocation {
+        last_scrubbed_at: None,
         object_key: "k".into(),
         backend_name: "a".into(),
         size_bytes: 1,

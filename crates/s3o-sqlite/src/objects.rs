@@ -17,12 +17,12 @@ use crate::quota::backend_exists;
 
 /// Every column of a copy, in the order [`location_from_row`] reads them.
 pub(crate) const LOCATION_COLUMNS: &str = "object_key, backend_name, size_bytes, created_at, \
-     encrypted, encryption_key, key_id, plaintext_size, content_hash, managed";
+     encrypted, encryption_key, key_id, plaintext_size, content_hash, managed, last_scrubbed_at";
 
 /// [`LOCATION_COLUMNS`] qualified with the alias `o`, for joins and correlated subqueries.
 pub(crate) const LOCATION_COLUMNS_O: &str = "o.object_key, o.backend_name, o.size_bytes, \
      o.created_at, o.encrypted, o.encryption_key, o.key_id, o.plaintext_size, o.content_hash, \
-     o.managed";
+     o.managed, o.last_scrubbed_at";
 
 /// Maps a row selected with [`LOCATION_COLUMNS`]; `NULL` optional columns read as empty.
 pub(crate) fn location_from_row(row: &Row<'_>) -> rusqlite::Result<ObjectLocation> {
@@ -39,6 +39,7 @@ pub(crate) fn location_from_row(row: &Row<'_>) -> rusqlite::Result<ObjectLocatio
             content_hash: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
             managed: row.get(9)?,
         },
+        last_scrubbed_at: row.get::<_, Option<i64>>(10)?.map(Timestamp::from_micros),
     })
 }
 

@@ -18,6 +18,7 @@ async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
 
 fn loc(key: &str, backend: &str, size: i64, at: Timestamp) -> ObjectLocation {
     ObjectLocation {
+        last_scrubbed_at: None,
         object_key: key.into(),
         backend_name: backend.into(),
         size_bytes: size,

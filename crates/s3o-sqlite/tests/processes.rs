@@ -240,6 +240,7 @@ async fn a_process_killed_mid_transaction_leaves_a_consistent_database() {
         let mut tx = store.begin().await.unwrap();
         for i in 0..50 {
             tx.insert_object_location(&ObjectLocation {
+                last_scrubbed_at: None,
                 object_key: format!("u{i}"),
                 backend_name: "b1".into(),
                 size_bytes: 1000,

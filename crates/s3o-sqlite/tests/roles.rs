@@ -973,6 +973,7 @@ async fn breaker_checks_statements_inside_transactions() {
     let store = store_at(&dir.url(), &[("b1", 0)]).await;
     let mut tx = store.begin().await.unwrap();
     let loc = ObjectLocation {
+        last_scrubbed_at: None,
         object_key: "k".into(),
         backend_name: "b1".into(),
         size_bytes: 1,
@@ -1023,6 +1024,7 @@ async fn dropped_transaction_rolls_back_before_the_next_writer() {
     {
         let mut tx = store.begin().await.unwrap();
         tx.insert_object_location(&ObjectLocation {
+            last_scrubbed_at: None,
             object_key: "ghost".into(),
             backend_name: "b1".into(),
             size_bytes: 5,
@@ -1264,6 +1266,7 @@ async fn shared_validation_rules_apply_before_any_sql() {
     assert!(is_invalid(tx.check_object_exists_on_backend("k", "").await));
     assert!(is_invalid(
         tx.insert_object_location(&ObjectLocation {
+            last_scrubbed_at: None,
             object_key: "n".into(),
             backend_name: "b1".into(),
             size_bytes: -1,

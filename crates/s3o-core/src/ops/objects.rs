@@ -35,6 +35,7 @@ pub(crate) async fn write_over(
         }
     }
     let row = ObjectLocation {
+        last_scrubbed_at: None,
         object_key: key.to_owned(),
         backend_name: backend.to_owned(),
         size_bytes: size,
@@ -261,6 +262,7 @@ impl TxBody for Import<'_> {
     async fn run(&self, tx: &mut dyn TxAdapter) -> Result<bool> {
         tx.acquire_key_lock(self.key).await?;
         let row = ObjectLocation {
+            last_scrubbed_at: None,
             object_key: self.key.to_owned(),
             backend_name: self.backend.to_owned(),
             size_bytes: self.size,
@@ -314,6 +316,7 @@ impl TxBody for Move<'_> {
         // Every stored-form column travels, and so does created_at: a move is not a new
         // version of the object (Last-Modified and intent supersession stay correct).
         let moved = ObjectLocation {
+            last_scrubbed_at: None,
             backend_name: self.to.to_owned(),
             ..src
         };
