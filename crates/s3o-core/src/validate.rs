@@ -2,6 +2,7 @@
 //! rejected call changes nothing.
 
 use crate::error::{Result, StoreError};
+use crate::types::{ObjectLocation, PendingObject, StoredForm};
 
 /// Longest object key accepted, in bytes (S3's limit).
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -156,6 +157,48 @@ pub fn quota_limits(limits: &[(String, i64)]) -> Result<Vec<(String, i64)>> {
 /// A quota limit: non-negative (0 = unlimited).
 pub fn quota_limit(n: i64) -> Result<()> {
     size("quota limit", n)
+}
+
+/// A stored form: non-negative plaintext size, no NUL in key id or hash.
+pub fn stored_form(form: &StoredForm) -> Result<()> {
+    size("plaintext size", form.plaintext_size)?;
+    text("key id", &form.key_id)?;
+    text("content hash", &form.content_hash)
+}
+
+/// One copy as it is written: key, backend, size and stored form.
+pub fn copy(key_: &str, backend_: &str, size_bytes: i64, form: &StoredForm) -> Result<()> {
+    key(key_)?;
+    backend(backend_)?;
+    size("object size", size_bytes)?;
+    stored_form(form)
+}
+
+/// A location row as it is inserted (see [`copy`]).
+pub fn location(loc: &ObjectLocation) -> Result<()> {
+    copy(
+        &loc.object_key,
+        &loc.backend_name,
+        loc.size_bytes,
+        &loc.form,
+    )
+}
+
+/// A pending intent: a non-empty id without NUL, and a valid copy.
+pub fn pending(p: &PendingObject) -> Result<()> {
+    if p.intent_id.is_empty() {
+        return Err(StoreError::invalid("intent id", "must not be empty"));
+    }
+    text("intent id", &p.intent_id)?;
+    copy(&p.object_key, &p.backend_name, p.size_bytes, &p.form)
+}
+
+/// A cleanup-queue entry: backend, key, reason and a non-negative size.
+pub fn cleanup_entry(backend_: &str, key_: &str, reason: &str, size_bytes: i64) -> Result<()> {
+    backend(backend_)?;
+    key(key_)?;
+    text("reason", reason)?;
+    size("cleanup size", size_bytes)
 }
 
 fn no_nul(what: &'static str, s: &str) -> Result<()> {

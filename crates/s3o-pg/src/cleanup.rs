@@ -156,10 +156,7 @@ impl CleanupStore for PgStore {
         reason: &str,
         size: i64,
     ) -> Result<()> {
-        validate::backend(backend)?;
-        validate::key(key)?;
-        validate::text("reason", reason)?;
-        validate::size("cleanup size", size)?;
+        validate::cleanup_entry(backend, key, reason, size)?;
         self.db
             .execute(
                 "enqueue cleanup",

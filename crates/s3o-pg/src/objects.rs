@@ -36,15 +36,6 @@ pub(crate) fn location_from_row(r: &Row) -> ObjectLocation {
     }
 }
 
-fn validate_location(loc: &ObjectLocation) -> Result<()> {
-    validate::key(&loc.object_key)?;
-    validate::backend(&loc.backend_name)?;
-    validate::size("object size", loc.size_bytes)?;
-    validate::size("plaintext size", loc.form.plaintext_size)?;
-    validate::text("key id", &loc.form.key_id)?;
-    validate::text("content hash", &loc.form.content_hash)
-}
-
 /// Inserts one copy; `ON CONFLICT` variants append to it. Encryption columns are written only
 /// for encrypted copies (the normalised form); empty values are stored as NULL. A backend
 /// without a quota row fails the foreign key, mapped to `UnknownBackend`.
@@ -53,7 +44,7 @@ const INSERT_LOCATION: &str = "INSERT INTO object_locations (object_key, backend
      managed) VALUES ($1, $2, $3, COALESCE($4, NOW()), $5, $6, $7, $8, $9, $10)";
 
 async fn insert_location(tx: &mut PgTx, loc: &ObjectLocation, if_absent: bool) -> Result<bool> {
-    validate_location(loc)?;
+    validate::location(loc)?;
     let f = loc.form.normalized();
     let created = opt_ts(loc.created_at);
     let sql = if if_absent {
@@ -272,12 +263,7 @@ impl ObjectsTx for PgTx {
         size_bytes: i64,
         form: &StoredForm,
     ) -> Result<bool> {
-        validate::key(key)?;
-        validate::backend(backend)?;
-        validate::size("object size", size_bytes)?;
-        validate::size("plaintext size", form.plaintext_size)?;
-        validate::text("key id", &form.key_id)?;
-        validate::text("content hash", &form.content_hash)?;
+        validate::copy(key, backend, size_bytes, form)?;
         let f = form.normalized();
         let n = self
             .execute(

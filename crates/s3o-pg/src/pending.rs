@@ -38,22 +38,6 @@ pub(crate) fn pending_from_row(r: &Row) -> PendingObject {
     }
 }
 
-fn validate_pending(p: &PendingObject) -> Result<()> {
-    validate::text("intent id", &p.intent_id)?;
-    if p.intent_id.is_empty() {
-        return Err(s3o_core::StoreError::invalid(
-            "intent id",
-            "must not be empty",
-        ));
-    }
-    validate::key(&p.object_key)?;
-    validate::backend(&p.backend_name)?;
-    validate::size("object size", p.size_bytes)?;
-    validate::size("plaintext size", p.form.plaintext_size)?;
-    validate::text("key id", &p.form.key_id)?;
-    validate::text("content hash", &p.form.content_hash)
-}
-
 /// Inserts an intent (`created_at` zero ⇒ now); encryption columns only when encrypted,
 /// empty values as NULL. Unknown backend ⇒ `UnknownBackend` (foreign key); a duplicate
 /// intent id ⇒ `Database { kind: UniqueViolation }`.
@@ -98,7 +82,7 @@ impl PendingTx for PgTx {
     }
 
     async fn insert_pending(&mut self, p: &PendingObject) -> Result<()> {
-        validate_pending(p)?;
+        validate::pending(p)?;
         let f = p.form.normalized();
         let created = opt_ts(p.created_at);
         self.execute(
@@ -137,7 +121,7 @@ impl PendingTx for PgTx {
 #[async_trait]
 impl PendingStore for PgStore {
     async fn insert_pending(&self, p: &PendingObject) -> Result<()> {
-        validate_pending(p)?;
+        validate::pending(p)?;
         let f = p.form.normalized();
         let created = opt_ts(p.created_at);
         self.db

@@ -147,10 +147,7 @@ impl CleanupStore for SqliteStore {
         reason: &str,
         size: i64,
     ) -> Result<()> {
-        validate::backend(backend)?;
-        validate::key(key)?;
-        validate::text("reason", reason)?;
-        validate::size("size", size)?;
+        validate::cleanup_entry(backend, key, reason, size)?;
         let (backend, key, reason) = (backend.to_owned(), key.to_owned(), reason.to_owned());
         self.conns
             .write("enqueue cleanup", move |db| {

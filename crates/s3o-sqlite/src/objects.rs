@@ -43,16 +43,6 @@ pub(crate) fn location_from_row(row: &Row<'_>) -> rusqlite::Result<ObjectLocatio
     })
 }
 
-/// Validates a copy before any SQL (the same checks as the PostgreSQL engine).
-pub(crate) fn validate_location(loc: &ObjectLocation) -> Result<()> {
-    validate::key(&loc.object_key)?;
-    validate::backend(&loc.backend_name)?;
-    validate::size("object size", loc.size_bytes)?;
-    validate::size("plaintext size", loc.form.plaintext_size)?;
-    validate::text("key id", &loc.form.key_id)?;
-    validate::text("content hash", &loc.form.content_hash)
-}
-
 /// Empty text is stored as `NULL`.
 pub(crate) fn null_if_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)

@@ -31,20 +31,6 @@ pub(crate) fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pendin
     })
 }
 
-/// Validates an intent before any SQL.
-pub(crate) fn validate_pending(p: &PendingObject) -> Result<()> {
-    if p.intent_id.is_empty() {
-        return Err(StoreError::invalid("intent id", "must not be empty"));
-    }
-    validate::text("intent id", &p.intent_id)?;
-    validate::key(&p.object_key)?;
-    validate::backend(&p.backend_name)?;
-    validate::size("object size", p.size_bytes)?;
-    validate::size("plaintext size", p.form.plaintext_size)?;
-    validate::text("key id", &p.form.key_id)?;
-    validate::text("content hash", &p.form.content_hash)
-}
-
 /// Whether the intent still exists (the transaction's write lock keeps it so until commit).
 pub(crate) fn claim(db: &Db<'_>, intent_id: &str) -> Result<Option<PendingObject>> {
     // No row lock needed: the transaction holds the file's write lock (BEGIN IMMEDIATE).
@@ -116,7 +102,7 @@ pub(crate) fn delete_by_backend(db: &Db<'_>, backend: &str) -> Result<i64> {
 #[async_trait]
 impl PendingStore for SqliteStore {
     async fn insert_pending(&self, p: &PendingObject) -> Result<()> {
-        validate_pending(p)?;
+        validate::pending(p)?;
         let p = p.clone();
         self.conns
             .write("insert pending", move |db| insert(db, &p))

@@ -129,7 +129,7 @@ impl PendingTx for SqliteTx {
     }
 
     async fn insert_pending(&mut self, p: &PendingObject) -> Result<()> {
-        pending::validate_pending(p)?;
+        validate::pending(p)?;
         let p = p.clone();
         self.run_now("insert pending", move |db| pending::insert(db, &p))
             .await
@@ -164,7 +164,7 @@ impl ObjectsTx for SqliteTx {
     }
 
     async fn insert_object_location(&mut self, loc: &ObjectLocation) -> Result<()> {
-        objects::validate_location(loc)?;
+        validate::location(loc)?;
         let loc = loc.clone();
         self.run_now("insert object location", move |db| {
             objects::insert_location(db, &loc)
@@ -243,7 +243,7 @@ impl ObjectsTx for SqliteTx {
     }
 
     async fn insert_object_location_if_not_exists(&mut self, loc: &ObjectLocation) -> Result<bool> {
-        objects::validate_location(loc)?;
+        validate::location(loc)?;
         let loc = loc.clone();
         self.run_now("insert object location if absent", move |db| {
             objects::insert_location_if_absent(db, &loc)
@@ -274,12 +274,7 @@ impl ObjectsTx for SqliteTx {
         size_bytes: i64,
         form: &StoredForm,
     ) -> Result<bool> {
-        validate::key(key)?;
-        validate::backend(backend)?;
-        validate::size("object size", size_bytes)?;
-        validate::size("plaintext size", form.plaintext_size)?;
-        validate::text("key id", &form.key_id)?;
-        validate::text("content hash", &form.content_hash)?;
+        validate::copy(key, backend, size_bytes, form)?;
         let (key, backend, form) = (key.to_owned(), backend.to_owned(), form.clone());
         self.run_now("update object form", move |db| {
             objects::update_form(db, &key, &backend, size_bytes, &form)

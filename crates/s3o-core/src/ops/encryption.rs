@@ -1,6 +1,5 @@
 use async_trait::async_trait;
 
-use super::objects::validate_form;
 use crate::error::Result;
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
 use crate::types::StoredForm;
@@ -69,7 +68,7 @@ pub async fn mark_object_encrypted<R: Runner + ?Sized>(
         plaintext_size,
         ..StoredForm::default()
     };
-    validate_form(&form)?;
+    validate::stored_form(&form)?;
     with_tx_val(
         runner,
         &Rewrite {

@@ -100,7 +100,7 @@ pub async fn record_object<R: Runner + ?Sized>(
     validate::key(key)?;
     validate::backend(backend)?;
     validate::size("object size", size)?;
-    validate_form(form)?;
+    validate::stored_form(form)?;
     if let Some(id) = intent_id {
         validate::text("intent id", id)?;
     }
@@ -115,12 +115,6 @@ pub async fn record_object<R: Runner + ?Sized>(
         },
     )
     .await
-}
-
-pub(crate) fn validate_form(form: &StoredForm) -> Result<()> {
-    validate::size("plaintext size", form.plaintext_size)?;
-    validate::text("key id", &form.key_id)?;
-    validate::text("content hash", &form.content_hash)
 }
 
 struct Delete<'a> {

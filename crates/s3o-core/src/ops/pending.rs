@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use super::objects::{validate_form, write_over};
+use super::objects::write_over;
 use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
 use crate::types::{DeletedCopy, ExistingCopy, PendingObject, PendingPromoteResult, Timestamp};
@@ -74,7 +74,7 @@ pub async fn promote_pending<R: Runner + ?Sized>(
     validate::key(&p.object_key)?;
     validate::backend(&p.backend_name)?;
     validate::size("object size", p.size_bytes)?;
-    validate_form(&p.form)?;
+    validate::stored_form(&p.form)?;
     with_tx_val(runner, &Promote { p })
         .await
         .map_err(|e| e.context("promote pending"))
