@@ -322,6 +322,51 @@ pub struct QuotaStat {
     pub updated_at: Timestamp,
 }
 
+/// The admission numbers of one backend, as the routing queries read them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendCapacity {
+    /// Backend name.
+    pub backend_name: String,
+    /// Ceiling; 0 means unlimited.
+    pub bytes_limit: i64,
+    /// Committed bytes.
+    pub bytes_used: i64,
+    /// Bytes awaiting physical deletion.
+    pub orphan_bytes: i64,
+    /// Σ `size_bytes` of the parts of the backend's in-flight multipart uploads.
+    pub inflight_bytes: i64,
+}
+
+impl BackendCapacity {
+    /// Bytes still admissible (`limit − used − orphan − in-flight`); `None` when unlimited.
+    /// Exact (i128): never overflows, whatever the counters hold.
+    pub fn available(&self) -> Option<i128> {
+        (self.bytes_limit != 0).then(|| {
+            i128::from(self.bytes_limit)
+                - i128::from(self.bytes_used)
+                - i128::from(self.orphan_bytes)
+                - i128::from(self.inflight_bytes)
+        })
+    }
+
+    /// Whether `size` more bytes fit.
+    pub fn admits(&self, size: i64) -> bool {
+        self.available().is_none_or(|a| a >= i128::from(size))
+    }
+
+    /// Utilisation `(used + orphan) / limit` as an exact fraction; unlimited ⇒ `0 / 1`.
+    pub fn utilisation(&self) -> (i128, i128) {
+        if self.bytes_limit == 0 {
+            (0, 1)
+        } else {
+            (
+                i128::from(self.bytes_used) + i128::from(self.orphan_bytes),
+                i128::from(self.bytes_limit),
+            )
+        }
+    }
+}
+
 /// Monthly usage counters of one backend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UsageStat {

@@ -201,6 +201,47 @@ pub fn cleanup_entry(backend_: &str, key_: &str, reason: &str, size_bytes: i64) 
     size("cleanup size", size_bytes)
 }
 
+/// A multipart part as `record_part` receives it: part number 1..=10000, upload id and etag
+/// without NUL, non-negative size, valid stored form.
+pub fn part(
+    upload_id: &str,
+    part: i32,
+    etag: &str,
+    size_bytes: i64,
+    form: &StoredForm,
+) -> Result<()> {
+    part_number(part)?;
+    text("upload id", upload_id)?;
+    text("etag", etag)?;
+    size("part size", size_bytes)?;
+    stored_form(form)
+}
+
+/// A usage flush: valid backend and period, non-negative deltas.
+pub fn usage_flush(
+    backend_: &str,
+    period: &str,
+    api: i64,
+    egress: i64,
+    ingress: i64,
+) -> Result<()> {
+    backend(backend_)?;
+    usage_period(period)?;
+    size("api requests", api)?;
+    size("egress bytes", egress)?;
+    size("ingress bytes", ingress)
+}
+
+/// A notification: event type and endpoint without NUL, and a payload that is valid JSON
+/// (checked here so bad JSON is an answer, not a database failure).
+pub fn notification(event_type: &str, payload: &str, endpoint_url: &str) -> Result<()> {
+    text("event type", event_type)?;
+    text("endpoint URL", endpoint_url)?;
+    serde_json::from_str::<serde_json::Value>(payload)
+        .map(|_| ())
+        .map_err(|e| StoreError::invalid("notification payload", format!("not JSON: {e}")))
+}
+
 fn no_nul(what: &'static str, s: &str) -> Result<()> {
     if s.contains('\0') {
         return Err(StoreError::invalid(what, "must not contain a NUL byte"));

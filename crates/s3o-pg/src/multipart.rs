@@ -140,12 +140,7 @@ impl MultipartStore for PgStore {
         size: i64,
         form: &StoredForm,
     ) -> Result<()> {
-        validate::part_number(part_number)?;
-        validate::text("upload id", upload_id)?;
-        validate::text("etag", etag)?;
-        validate::size("part size", size)?;
-        validate::size("plaintext size", form.plaintext_size)?;
-        validate::text("key id", &form.key_id)?;
+        validate::part(upload_id, part_number, etag, size, form)?;
         let f = form.normalized();
         // Upsert: a re-uploaded part replaces every column. Unknown upload ⇒ foreign key.
         self.db

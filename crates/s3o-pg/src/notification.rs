@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use s3o_core::{MAX_ATTEMPTS, NotificationOutbox, NotificationRow, Result, StoreError, validate};
+use s3o_core::{MAX_ATTEMPTS, NotificationOutbox, NotificationRow, Result, validate};
 
 use crate::PgStore;
 use crate::conn::{interval_micros, limit_param};
@@ -27,11 +27,7 @@ impl NotificationOutbox for PgStore {
         payload: &str,
         endpoint_url: &str,
     ) -> Result<i64> {
-        validate::text("event type", event_type)?;
-        validate::text("endpoint URL", endpoint_url)?;
-        // Checked here so bad JSON is an answer (InvalidInput), not a database failure.
-        serde_json::from_str::<serde_json::Value>(payload)
-            .map_err(|e| StoreError::invalid("notification payload", format!("not JSON: {e}")))?;
+        validate::notification(event_type, payload, endpoint_url)?;
         let row = self
             .db
             .query_one(

@@ -18,11 +18,7 @@ impl UsageStore for PgStore {
         egress_bytes: i64,
         ingress_bytes: i64,
     ) -> Result<()> {
-        validate::backend(backend)?;
-        validate::usage_period(period)?;
-        validate::size("api requests", api_requests)?;
-        validate::size("egress bytes", egress_bytes)?;
-        validate::size("ingress bytes", ingress_bytes)?;
+        validate::usage_flush(backend, period, api_requests, egress_bytes, ingress_bytes)?;
         // Additive upsert: concurrent flushers converge without loss (the conflicting row is
         // locked and re-read). Unknown backend ⇒ foreign key ⇒ UnknownBackend.
         self.db

@@ -1533,20 +1533,14 @@ async fn lock_timeout_is_busy_retried_and_not_a_breaker_failure() {
         .unwrap();
     let mut holder = s3o_core::Runner::begin(&db.store).await.unwrap();
     holder.acquire_key_lock("k").await.unwrap();
-    let started = std::time::Instant::now();
     let e = s
         .record_object("k", "a", 1, &StoredForm::default())
         .await
         .unwrap_err();
     assert_eq!(e.db_kind(), Some(DbErrorKind::Busy), "{e:?}");
     assert!(e.is_retryable());
-    // Retried a bounded number of times (each waits 100 ms), then given up.
-    assert!(
-        started.elapsed() >= Duration::from_millis(200),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // How many times the runner retries is pinned by s3o-core's orchestration tests; here the
+    // answer is what matters: a retryable Busy that the breaker does not count.
     assert_eq!(s.breaker().state(), BreakerState::Closed);
     holder.rollback().await.unwrap();
     s.record_object("k", "a", 1, &StoredForm::default())

@@ -159,12 +159,7 @@ impl MultipartStore for SqliteStore {
         size: i64,
         form: &StoredForm,
     ) -> Result<()> {
-        validate::part_number(part_number)?;
-        validate::text("upload id", upload_id)?;
-        validate::text("etag", etag)?;
-        validate::size("part size", size)?;
-        validate::size("plaintext size", form.plaintext_size)?;
-        validate::text("key id", &form.key_id)?;
+        validate::part(upload_id, part_number, etag, size, form)?;
         let (id, etag, form) = (upload_id.to_owned(), etag.to_owned(), form.clone());
         self.conns
             .write("record part", move |db| {

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::params;
-use s3o_core::{
-    MAX_ATTEMPTS, NotificationOutbox, NotificationRow, Result, StoreError, Timestamp, validate,
-};
+use s3o_core::{MAX_ATTEMPTS, NotificationOutbox, NotificationRow, Result, Timestamp, validate};
 
 use crate::SqliteStore;
 use crate::reader::page_limit;
@@ -19,10 +17,7 @@ impl NotificationOutbox for SqliteStore {
         payload: &str,
         endpoint_url: &str,
     ) -> Result<i64> {
-        validate::text("event type", event_type)?;
-        validate::text("endpoint url", endpoint_url)?;
-        serde_json::from_str::<serde_json::Value>(payload)
-            .map_err(|e| StoreError::invalid("notification payload", format!("not JSON: {e}")))?;
+        validate::notification(event_type, payload, endpoint_url)?;
         let (event_type, payload, endpoint) = (
             event_type.to_owned(),
             payload.to_owned(),

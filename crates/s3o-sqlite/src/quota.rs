@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use rusqlite::params;
-use s3o_core::{QuotaStat, QuotaStore, Result, StoreError, Timestamp, validate};
+use s3o_core::{BackendCapacity, QuotaStat, QuotaStore, Result, StoreError, Timestamp, validate};
 
 use crate::SqliteStore;
 use crate::conn::Db;
@@ -97,106 +97,35 @@ pub(crate) fn set_bytes_used(db: &Db<'_>, backend: &str, value: i64) -> Result<(
     Ok(())
 }
 
-/// One candidate backend's counters, with the bytes of its in-flight multipart parts.
-struct Capacity {
-    backend: String,
-    used: i64,
-    limit: i64,
-    orphan: i64,
-    inflight: i64,
-}
-
-impl Capacity {
-    /// Bytes still admissible; `None` = unlimited. Exact (i128), never overflowing.
-    fn available(&self) -> Option<i128> {
-        (self.limit != 0).then(|| {
-            i128::from(self.limit)
-                - i128::from(self.used)
-                - i128::from(self.orphan)
-                - i128::from(self.inflight)
-        })
-    }
-
-    fn admits(&self, size: i64) -> bool {
-        self.available().is_none_or(|a| a >= i128::from(size))
-    }
-}
-
-async fn capacities(store: &SqliteStore, names: &[String]) -> Result<Vec<Capacity>> {
-    let list = json_list(names);
-    store
-        .conns
-        .read("read backend capacity", move |db| {
-            db.query_vec(
-                "read backend capacity",
-                "SELECT q.backend_name, q.bytes_used, q.bytes_limit, q.orphan_bytes, \
-                        coalesce((SELECT sum(p.size_bytes) FROM multipart_uploads u \
-                                  JOIN multipart_parts p ON p.upload_id = u.upload_id \
-                                  WHERE u.backend_name = q.backend_name), 0) \
-                 FROM backend_quotas q \
-                 WHERE q.backend_name IN (SELECT value FROM json_each(?1))",
-                params![list],
-                |r| {
-                    Ok(Capacity {
-                        backend: r.get(0)?,
-                        used: r.get(1)?,
-                        limit: r.get(2)?,
-                        orphan: r.get(3)?,
-                        inflight: r.get(4)?,
-                    })
-                },
-            )
-        })
-        .await
-}
-
 #[async_trait]
 impl QuotaStore for SqliteStore {
-    async fn get_backend_with_space(&self, size: i64, order: &[String]) -> Result<String> {
-        validate::size("object size", size)?;
-        // Invalid names are refused; valid but unknown names are skipped (no quota row).
-        validate::backend_names(order)?;
-        if order.is_empty() {
-            return Err(StoreError::NoSpaceAvailable);
-        }
-        let caps = capacities(self, order).await?;
-        order
-            .iter()
-            .find(|name| caps.iter().any(|c| &c.backend == *name && c.admits(size)))
-            .cloned()
-            .ok_or(StoreError::NoSpaceAvailable)
-    }
-
-    async fn get_least_utilized_backend(&self, size: i64, eligible: &[String]) -> Result<String> {
-        validate::size("object size", size)?;
-        validate::backend_names(eligible)?;
-        if eligible.is_empty() {
-            return Err(StoreError::NoSpaceAvailable);
-        }
-        let caps = capacities(self, eligible).await?;
-        // Utilisation (used + orphan) / limit compared exactly by cross-multiplication;
-        // unlimited backends count as 0.
-        let ratio = |c: &Capacity| -> (i128, i128) {
-            if c.limit == 0 {
-                (0, 1)
-            } else {
-                (
-                    i128::from(c.used) + i128::from(c.orphan),
-                    i128::from(c.limit),
+    async fn backend_capacities(&self, names: &[String]) -> Result<Vec<BackendCapacity>> {
+        validate::backend_names(names)?;
+        let list = json_list(names);
+        self.conns
+            .read("read backend capacity", move |db| {
+                // One query: the quota rows plus each backend's in-flight multipart bytes.
+                db.query_vec(
+                    "read backend capacity",
+                    "SELECT q.backend_name, q.bytes_limit, q.bytes_used, q.orphan_bytes, \
+                            coalesce((SELECT sum(p.size_bytes) FROM multipart_uploads u \
+                                      JOIN multipart_parts p ON p.upload_id = u.upload_id \
+                                      WHERE u.backend_name = q.backend_name), 0) \
+                     FROM backend_quotas q \
+                     WHERE q.backend_name IN (SELECT value FROM json_each(?1))",
+                    params![list],
+                    |r| {
+                        Ok(BackendCapacity {
+                            backend_name: r.get(0)?,
+                            bytes_limit: r.get(1)?,
+                            bytes_used: r.get(2)?,
+                            orphan_bytes: r.get(3)?,
+                            inflight_bytes: r.get(4)?,
+                        })
+                    },
                 )
-            }
-        };
-        caps.iter()
-            .filter(|c| c.admits(size))
-            .min_by(|a, b| {
-                let (an, ad) = ratio(a);
-                let (bn, bd) = ratio(b);
-                (an * bd)
-                    .cmp(&(bn * ad))
-                    .then_with(|| a.backend.cmp(&b.backend))
             })
-            .map(|c| c.backend.clone())
-            .ok_or(StoreError::NoSpaceAvailable)
+            .await
     }
 
     async fn get_quota_stats(&self) -> Result<BTreeMap<String, QuotaStat>> {

@@ -27,5 +27,7 @@ pub use objects::{
     move_object_location, record_object,
 };
 pub use pending::{intent_superseded, promote_pending};
-pub use quota::{QuotaDeltas, apply_quota_deltas, reconcile_usage};
+pub use quota::{
+    QuotaDeltas, apply_quota_deltas, pick_backend_with_space, pick_least_utilized, reconcile_usage,
+};
 pub use replication::{record_replica, remove_excess_copy};

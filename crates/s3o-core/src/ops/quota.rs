@@ -2,8 +2,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
+use crate::types::BackendCapacity;
 
 /// Net byte change per backend. A `BTreeMap` iterates in byte order of the names, which is
 /// the global quota-row lock order.
@@ -54,4 +55,111 @@ impl TxBody for Reconcile {
 #[tracing::instrument(name = "reconcile_usage", level = "debug", skip_all)]
 pub async fn reconcile_usage<R: Runner + ?Sized>(runner: &R) -> Result<BTreeMap<String, i64>> {
     with_tx_val(runner, &Reconcile).await
+}
+
+/// The first backend of `order` that admits `size` bytes (see [`BackendCapacity::admits`]);
+/// names without a capacity row (unknown backends) are skipped. None ⇒ `NoSpaceAvailable`.
+pub fn pick_backend_with_space(
+    caps: &[BackendCapacity],
+    size: i64,
+    order: &[String],
+) -> Result<String> {
+    order
+        .iter()
+        .find(|name| {
+            caps.iter()
+                .any(|c| &c.backend_name == *name && c.admits(size))
+        })
+        .cloned()
+        .ok_or(StoreError::NoSpaceAvailable)
+}
+
+/// Among `caps` admitting `size`, the least utilised: fractions compared exactly by
+/// cross-multiplication (no floating point), ties broken by name in byte order. None ⇒
+/// `NoSpaceAvailable`.
+pub fn pick_least_utilized(caps: &[BackendCapacity], size: i64) -> Result<String> {
+    caps.iter()
+        .filter(|c| c.admits(size))
+        .min_by(|a, b| {
+            let (an, ad) = a.utilisation();
+            let (bn, bd) = b.utilisation();
+            // |n| < 2^64 and 0 < d < 2^63: the products fit in an i128.
+            (an * bd)
+                .cmp(&(bn * ad))
+                .then_with(|| a.backend_name.as_bytes().cmp(b.backend_name.as_bytes()))
+        })
+        .map(|c| c.backend_name.clone())
+        .ok_or(StoreError::NoSpaceAvailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cap(name: &str, limit: i64, used: i64, orphan: i64, inflight: i64) -> BackendCapacity {
+        BackendCapacity {
+            backend_name: name.into(),
+            bytes_limit: limit,
+            bytes_used: used,
+            orphan_bytes: orphan,
+            inflight_bytes: inflight,
+        }
+    }
+
+    #[test]
+    fn least_utilised_is_exact_and_ties_by_name() {
+        let pick = |caps: &[BackendCapacity], size| pick_least_utilized(caps, size).ok();
+        // 2^53 + 1 and 2^53 are the same f64; exactly, "b" is less utilised.
+        let big = 1i64 << 62;
+        let caps = [
+            cap("a", big, (1 << 53) + 1, 0, 0),
+            cap("b", big, 1 << 53, 0, 0),
+        ];
+        assert_eq!(pick(&caps, 0).as_deref(), Some("b"));
+        // Equal fractions tie; the name in byte order decides ("B" < "a" < "z").
+        let caps = [
+            cap("z", 10, 5, 0, 0),
+            cap("B", 4, 1, 1, 0),
+            cap("a", 100, 50, 0, 0),
+        ];
+        assert_eq!(pick(&caps, 0).as_deref(), Some("B"));
+        // Unlimited counts as 0; orphans count as used; no room ⇒ skipped.
+        let caps = [cap("a", 10, 0, 0, 0), cap("b", 0, 1 << 40, 0, 0)];
+        assert_eq!(pick(&caps, 0).as_deref(), Some("a"));
+        let caps = [cap("a", 10, 0, 9, 0), cap("b", 10, 5, 0, 0)];
+        assert_eq!(pick(&caps, 1).as_deref(), Some("b"));
+        assert_eq!(pick(&caps, 6), None);
+        let extreme = [
+            cap("a", i64::MAX, i64::MAX, i64::MAX, i64::MAX),
+            cap("b", 1, i64::MAX, 0, 0),
+        ];
+        assert_eq!(pick(&extreme, 0), None);
+    }
+
+    #[test]
+    fn backend_with_space_follows_order_and_counts_inflight_bytes() {
+        let caps = [
+            cap("a", 100, 50, 0, 40),
+            cap("b", 100, 0, 0, 0),
+            cap("c", 0, 1 << 50, 0, 0),
+        ];
+        let order = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            pick_backend_with_space(&caps, 10, &order(&["a", "b"])).unwrap(),
+            "a"
+        );
+        assert_eq!(
+            pick_backend_with_space(&caps, 11, &order(&["a", "b"])).unwrap(),
+            "b"
+        );
+        assert_eq!(
+            pick_backend_with_space(&caps, 11, &order(&["ghost", "c"])).unwrap(),
+            "c"
+        );
+        assert!(matches!(
+            pick_backend_with_space(&caps, 101, &order(&["a", "b"])),
+            Err(StoreError::NoSpaceAvailable)
+        ));
+        assert!(pick_backend_with_space(&caps, 0, &[]).is_err());
+    }
 }
