@@ -80,10 +80,11 @@ pub(crate) fn object_path(bucket: &str, key: &str, version: &str) -> String {
     format!("{}/@{version}", object_dir(bucket, key))
 }
 
-/// The backend path of one uploaded multipart part (its ETag makes re-uploads of different
-/// bytes land on different paths).
-pub(crate) fn part_path(upload_id: &str, part_number: i32, etag: &str) -> String {
-    format!(".mpu/{upload_id}/{part_number:05}-{etag}")
+/// The backend path of one multipart part. A re-upload of the part replaces it in place;
+/// Complete checks every part's bytes against its recorded MD5 while assembling, so a part
+/// replaced under it fails the assembly instead of mixing bytes.
+pub(crate) fn part_path(upload_id: &str, part_number: i32) -> String {
+    format!(".mpu/{upload_id}/{part_number:05}")
 }
 
 /// The backend directory of a multipart upload's parts.
@@ -138,6 +139,6 @@ mod tests {
         let b = new_version();
         assert_ne!(a, b);
         assert!(a < b);
-        assert_eq!(part_path("u1", 3, "abc"), ".mpu/u1/00003-abc");
+        assert_eq!(part_path("u1", 3), ".mpu/u1/00003");
     }
 }

@@ -95,11 +95,6 @@ impl Ledger {
         Ledger { store, routing }
     }
 
-    /// The handle (for [`crate::RunningGateway::store`]).
-    pub(crate) fn handle(&self) -> &LedgerHandle {
-        &self.store
-    }
-
     /// Applies migrations, then writes the configured quotas. Returns the backends the
     /// ledger knows that the configuration no longer lists (reported, never dropped).
     pub(crate) async fn prepare(&self, limits: &[(String, i64)]) -> LResult<Vec<String>> {
