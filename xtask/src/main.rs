@@ -1,18 +1,24 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
 //! - `ci`: everything CI checks, in CI's order: formatting, clippy with warnings denied,
-//!   rustdoc with warnings denied, every test of the workspace, and the conformance suite on
-//!   both engines. Exits non-zero on the first failure.
+//!   rustdoc with warnings denied, every test of the workspace (the gateway's end-to-end tests
+//!   included), the conformance suite on both engines, and `e2e`. Exits non-zero on the first
+//!   failure.
 //! - `conformance [--engine sqlite|postgres|all]`: the conformance matrix.
 //! - `bench [--quick] [--engine sqlite|postgres|all]`: the benchmarks (see `s3o-bench`).
 //! - `soak [--engine sqlite|postgres|all] [--cases N] [--seed S]`: the model-based test with
 //!   many sequences (default 2000 per engine), in release mode.
+//! - `e2e [--filter REGEX]...`: the s3s-e2e conformance cases against a running s3o-gateway
+//!   (see [`e2e`]).
 //!
 //! Only the standard library: this crate must build fast and never be the reason CI is slow.
 
 use std::env;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+mod e2e;
+use e2e::e2e;
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -25,6 +31,7 @@ fn main() -> ExitCode {
         "conformance" => conformance(&rest),
         "bench" => bench(&rest),
         "soak" => soak(&rest),
+        "e2e" => e2e(&rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -41,7 +48,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
-bench [--quick] [--engine E] | soak [--engine E] [--cases N] [--seed S]>";
+bench [--quick] [--engine E] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]...>";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -115,7 +122,10 @@ fn ci() -> Result<(), String> {
     test.args(["test", "--workspace"]);
     run("cargo test --workspace", test)?;
 
-    conformance(&["--engine".into(), "all".into()])
+    conformance(&["--engine".into(), "all".into()])?;
+
+    // The gateway against s3s's own end-to-end suite (installed outside the workspace).
+    e2e(&[])
 }
 
 fn conformance(rest: &[String]) -> Result<(), String> {

@@ -14,7 +14,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
 use s3o_gateway::{Config, Gateway, RunningGateway};
-use s3o_store::MetadataStore;
+use s3o_store::{MetadataStore, StoreError};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -342,11 +342,16 @@ impl Rig {
 
     /// Ledger copies of client key `key` in the virtual bucket: `[(backend, size)]`.
     pub(crate) async fn placement(&self, key: &str) -> Vec<(String, i64)> {
-        let mut v: Vec<(String, i64)> = self
+        let copies = match self
             .store()
             .get_all_object_locations(&format!("{BUCKET}/{key}"))
             .await
-            .expect("get_all_object_locations")
+        {
+            Ok(copies) => copies,
+            Err(StoreError::ObjectNotFound { .. }) => Vec::new(),
+            Err(e) => panic!("get_all_object_locations({key}): {e}"),
+        };
+        let mut v: Vec<(String, i64)> = copies
             .into_iter()
             .map(|l| (l.backend_name, l.size_bytes))
             .collect();
