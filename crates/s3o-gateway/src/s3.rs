@@ -192,6 +192,18 @@ fn content_range(start: u64, end: u64, size: u64) -> String {
 
 type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, s3s::StdError>> + Send>>;
 
+/// One object write: where, how big, what metadata, and what the bytes must hash to.
+struct Write<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    size: i64,
+    meta: ObjectMeta,
+    /// MD5 the body must have (Content-MD5, or the copy source's).
+    expect_md5: Option<[u8; 16]>,
+    /// ETag to record instead of the body's MD5 (multipart assembly).
+    etag: Option<String>,
+}
+
 /// A readable version found by a lookup (ledger or broadcast).
 struct Found {
     size: i64,
@@ -279,17 +291,16 @@ impl GatewayS3 {
 
     /// The write path: route by quota → intent → stream to the backend → verify → commit
     /// (record-and-clear) → delete displaced bytes. Returns the committed metadata.
-    async fn write_object(
-        &self,
-        ledger_key: &str,
-        bucket: &str,
-        key: &str,
-        size: i64,
-        mut meta: ObjectMeta,
-        body: ByteStream,
-        expect_md5: Option<[u8; 16]>,
-        etag_override: Option<String>,
-    ) -> S3Result<(ObjectMeta, String)> {
+    async fn write_object(&self, w: Write<'_>, body: ByteStream) -> S3Result<ObjectMeta> {
+        let Write {
+            bucket,
+            key,
+            size,
+            mut meta,
+            expect_md5,
+            etag,
+        } = w;
+        let ledger_key = &keys::ledger_key(bucket, key);
         let backend_name = self
             .ledger
             .pick_backend(size, self.backends.order())
@@ -332,7 +343,7 @@ impl GatewayS3 {
             self.discard(&backend, &path, &intent).await;
             return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
         }
-        meta.etag = etag_override.unwrap_or_else(|| up.etag());
+        meta.etag = etag.unwrap_or_else(|| up.etag());
         match self
             .ledger
             .commit_write(ledger_key, &backend_name, size, &meta, &intent)
@@ -349,7 +360,7 @@ impl GatewayS3 {
                 return Err(write_err(e));
             }
         }
-        Ok((meta, backend_name))
+        Ok(meta)
     }
 
     /// Finds the version to read: the ledger's copies, or a broadcast when it is down.
@@ -466,18 +477,15 @@ impl GatewayS3 {
             Some(b) => Box::pin(b),
             None => Box::pin(futures::stream::empty()),
         };
-        let (meta, _) = self
-            .write_object(
-                &lkey,
-                &input.bucket,
-                &input.key,
-                size,
-                meta,
-                stream,
-                expect_md5,
-                None,
-            )
-            .await?;
+        let w = Write {
+            bucket: &input.bucket,
+            key: &input.key,
+            size,
+            meta,
+            expect_md5,
+            etag: None,
+        };
+        let meta = self.write_object(w, stream).await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: etag_of(&meta),
             size: Some(size),
@@ -1171,11 +1179,15 @@ impl GatewayS3 {
         let keep = (!found.meta.etag.is_empty()).then(|| found.meta.etag.clone());
         let expect = keep.as_deref().and_then(body::etag_md5);
         let lkey = keys::ledger_key(&i.bucket, &i.key);
-        let (meta, _) = self
-            .write_object(
-                &lkey, &i.bucket, &i.key, found.size, meta, stream, expect, keep,
-            )
-            .await?;
+        let w = Write {
+            bucket: &i.bucket,
+            key: &i.key,
+            size: found.size,
+            meta,
+            expect_md5: expect,
+            etag: keep,
+        };
+        let meta = self.write_object(w, stream).await?;
         let copied = self.ledger.copies(&lkey).await.ok().map(found_of);
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
@@ -1329,18 +1341,15 @@ impl GatewayS3 {
             user_metadata: up.metadata.clone(),
             ..ObjectMeta::default()
         };
-        let (meta, _) = self
-            .write_object(
-                &up.object_key,
-                &i.bucket,
-                &i.key,
-                size,
-                meta,
-                stream,
-                None,
-                Some(etag),
-            )
-            .await?;
+        let w = Write {
+            bucket: &i.bucket,
+            key: &i.key,
+            size,
+            meta,
+            expect_md5: None,
+            etag: Some(etag),
+        };
+        let meta = self.write_object(w, stream).await?;
         self.delete_parts(&up.backend_name, &up.upload_id).await;
         if let Err(e) = self.ledger.delete_upload(&up.upload_id).await {
             tracing::warn!(upload = %up.upload_id, error = %e, "could not delete the completed upload's row");
