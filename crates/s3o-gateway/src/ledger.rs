@@ -65,14 +65,23 @@ pub(crate) struct Listing {
     pub(crate) next_after: String,
 }
 
-// Until the ledger carries the gateway's fields (issue 11), the stored form is the default
-// one and reads see empty metadata.
-fn form_of(_meta: &ObjectMeta) -> StoredForm {
-    StoredForm::default()
+fn form_of(meta: &ObjectMeta) -> StoredForm {
+    StoredForm {
+        storage_key: meta.storage_key.clone(),
+        etag: meta.etag.clone(),
+        content_type: meta.content_type.clone(),
+        user_metadata: meta.user_metadata.clone(),
+        ..StoredForm::default()
+    }
 }
 
-fn meta_of(_form: &StoredForm) -> ObjectMeta {
-    ObjectMeta::default()
+fn meta_of(form: &StoredForm) -> ObjectMeta {
+    ObjectMeta {
+        storage_key: form.storage_key.clone(),
+        etag: form.etag.clone(),
+        content_type: form.content_type.clone(),
+        user_metadata: form.user_metadata.clone(),
+    }
 }
 
 fn copy_of(loc: &ObjectLocation) -> Copy {

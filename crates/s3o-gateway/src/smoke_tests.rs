@@ -27,9 +27,12 @@ async fn s3s_fs_backend(root: &std::path::Path, bucket: &str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let http =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
         loop {
-            let Ok((sock, _)) = listener.accept().await else { continue };
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
             let conn = http
                 .serve_connection(hyper_util::rt::TokioIo::new(sock), svc.clone())
                 .into_owned();
@@ -66,7 +69,11 @@ async fn start(quota_a: u64, quota_b: u64, quota_c: u64) -> Env {
         ..Config::default()
     };
     let gw = Gateway::start(config).await.unwrap();
-    Env { _dir: dir, root, gw }
+    Env {
+        _dir: dir,
+        root,
+        gw,
+    }
 }
 
 fn client(gw: &RunningGateway, secret: &str) -> Arc<AmazonS3> {
@@ -92,7 +99,9 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -114,11 +123,19 @@ async fn put_get_range_overwrite_delete_round_trip() {
     let env = start(0, 0, 0).await;
     let s3 = client(&env.gw, SK);
     let key = Path::from_iter(["dir", "a b+c%é.txt"]);
-    s3.put(&key, PutPayload::from_static(b"hello world")).await.unwrap();
+    s3.put(&key, PutPayload::from_static(b"hello world"))
+        .await
+        .unwrap();
     let got = s3.get(&key).await.unwrap();
     assert_eq!(got.meta.size, 11);
-    assert_eq!(got.meta.e_tag.as_deref().map(|e| e.trim_matches('"')), Some(md5_hex(b"hello world").as_str()));
-    assert_eq!(got.bytes().await.unwrap(), Bytes::from_static(b"hello world"));
+    assert_eq!(
+        got.meta.e_tag.as_deref().map(|e| e.trim_matches('"')),
+        Some(md5_hex(b"hello world").as_str())
+    );
+    assert_eq!(
+        got.bytes().await.unwrap(),
+        Bytes::from_static(b"hello world")
+    );
     let part = s3.get_range(&key, 2..7).await.unwrap();
     assert_eq!(part, Bytes::from_static(b"llo w"));
     let head = s3.head(&key).await.unwrap();
@@ -126,8 +143,13 @@ async fn put_get_range_overwrite_delete_round_trip() {
 
     // Overwrite: new bytes served, the old version's file is gone from the backend.
     assert_eq!(files(&env.root.join("a")).len(), 1);
-    s3.put(&key, PutPayload::from_static(b"second version")).await.unwrap();
-    assert_eq!(s3.get(&key).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"second version"));
+    s3.put(&key, PutPayload::from_static(b"second version"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s3.get(&key).await.unwrap().bytes().await.unwrap(),
+        Bytes::from_static(b"second version")
+    );
     let on_a = files(&env.root.join("a"));
     assert_eq!(on_a.len(), 1, "{on_a:?}");
     assert_eq!(std::fs::read(&on_a[0]).unwrap(), b"second version");
@@ -136,14 +158,24 @@ async fn put_get_range_overwrite_delete_round_trip() {
     assert_eq!(stats["a"].orphan_bytes, 0);
 
     // Listing comes from the ledger, keys intact.
-    let listed: Vec<_> = s3.list(Some(&Path::from("dir"))).try_collect().await.unwrap();
+    let listed: Vec<_> = s3
+        .list(Some(&Path::from("dir")))
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].location, key);
 
     s3.delete(&key).await.unwrap();
-    assert!(matches!(s3.get(&key).await, Err(object_store::Error::NotFound { .. })));
+    assert!(matches!(
+        s3.get(&key).await,
+        Err(object_store::Error::NotFound { .. })
+    ));
     assert!(files(&env.root.join("a")).is_empty());
-    assert_eq!(env.gw.store().get_quota_stats().await.unwrap()["a"].bytes_used, 0);
+    assert_eq!(
+        env.gw.store().get_quota_stats().await.unwrap()["a"].bytes_used,
+        0
+    );
     // Deleting an absent key succeeds, as on S3.
     s3.delete(&key).await.unwrap();
     env.gw.shutdown().await;
@@ -159,7 +191,10 @@ async fn writes_spill_to_the_next_backend_then_answer_507() {
     }
     let store = env.gw.store();
     let where_ = |k: &'static str| async move {
-        store.get_all_object_locations(&format!("photos/{k}")).await.unwrap()[0]
+        store
+            .get_all_object_locations(&format!("photos/{k}"))
+            .await
+            .unwrap()[0]
             .backend_name
             .clone()
     };
@@ -167,10 +202,25 @@ async fn writes_spill_to_the_next_backend_then_answer_507() {
     assert_eq!(where_("k2").await, "b");
     assert_eq!(where_("k3").await, "c");
     let err = s3.put(&Path::from("k4"), body.clone()).await.unwrap_err();
-    assert!(err.to_string().contains("507") || err.to_string().contains("InsufficientStorage"), "{err}");
-    assert!(matches!(s3.head(&Path::from("k4")).await, Err(object_store::Error::NotFound { .. })));
+    assert!(
+        err.to_string().contains("507") || err.to_string().contains("InsufficientStorage"),
+        "{err}"
+    );
+    assert!(matches!(
+        s3.head(&Path::from("k4")).await,
+        Err(object_store::Error::NotFound { .. })
+    ));
     // The s3s-fs copy reads back through the gateway.
-    assert_eq!(s3.get(&Path::from("k3")).await.unwrap().bytes().await.unwrap().len(), 80);
+    assert_eq!(
+        s3.get(&Path::from("k3"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .len(),
+        80
+    );
     assert_eq!(store.count_pending().await.unwrap(), 0);
     env.gw.shutdown().await;
 }
@@ -190,13 +240,33 @@ async fn multipart_copy_and_bad_signature() {
     assert!(etag.trim_matches('"').ends_with("-3"), "{etag}");
     assert_eq!(got.bytes().await.unwrap().as_ref(), data.as_slice());
     // No part objects remain.
-    assert!(files(&env.root.join("a")).iter().all(|p| !p.to_string_lossy().contains(".mpu")));
+    assert!(
+        files(&env.root.join("a"))
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(".mpu"))
+    );
 
     s3.copy(&big, &Path::from("copy.bin")).await.unwrap();
-    assert_eq!(s3.get(&Path::from("copy.bin")).await.unwrap().bytes().await.unwrap().as_ref(), data.as_slice());
+    assert_eq!(
+        s3.get(&Path::from("copy.bin"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .as_ref(),
+        data.as_slice()
+    );
 
     let bad = client(&env.gw, "wrong-secret");
-    assert!(bad.put(&Path::from("evil"), PutPayload::from_static(b"x")).await.is_err());
-    assert!(matches!(s3.head(&Path::from("evil")).await, Err(object_store::Error::NotFound { .. })));
+    assert!(
+        bad.put(&Path::from("evil"), PutPayload::from_static(b"x"))
+            .await
+            .is_err()
+    );
+    assert!(matches!(
+        s3.head(&Path::from("evil")).await,
+        Err(object_store::Error::NotFound { .. })
+    ));
     env.gw.shutdown().await;
 }
