@@ -62,8 +62,11 @@ fn read_err(e: StoreError) -> S3Error {
     store_error(&e, Access::Read).unwrap_or_else(|| s3_error!(ServiceUnavailable))
 }
 
+/// The ledger cannot answer: the breaker is open (the mapping's "broadcast" answer), or a
+/// connection failure that has not tripped it yet (writes map that to 503 as well).
 fn is_outage(e: &StoreError) -> bool {
     s3_error_for(e, Access::Read).is_none()
+        || e.db_kind() == Some(s3o_store::DbErrorKind::Connection)
 }
 
 fn http_status(r: &Result<impl Sized, S3Error>) -> u16 {

@@ -270,3 +270,34 @@ async fn multipart_copy_and_bad_signature() {
     ));
     env.gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn ledger_outage_turns_writes_into_503_and_reads_into_a_broadcast() {
+    let env = start(0, 0, 0).await;
+    let s3 = client(&env.gw, SK);
+    let key = Path::from("kept.txt");
+    s3.put(&key, PutPayload::from_static(b"old")).await.unwrap();
+    s3.put(&key, PutPayload::from_static(b"still here"))
+        .await
+        .unwrap();
+    // The ledger goes away under the running gateway.
+    env.gw.store().close().await;
+    let err = s3
+        .put(&Path::from("new.txt"), PutPayload::from_static(b"x"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    assert!(
+        files(&env.root.join("a"))
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("new.txt"))
+    );
+    // The newest version is found on the backend without the ledger.
+    let got = s3.get(&key).await.unwrap().bytes().await.unwrap();
+    assert_eq!(got, Bytes::from_static(b"still here"));
+    assert!(matches!(
+        s3.get(&Path::from("never.txt")).await,
+        Err(object_store::Error::NotFound { .. })
+    ));
+    env.gw.shutdown().await;
+}
