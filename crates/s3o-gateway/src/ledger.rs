@@ -128,6 +128,43 @@ impl Ledger {
         }
     }
 
+    /// Where a new multipart upload's parts go. The final size is unknown, so the least
+    /// utilised backend (the one most likely to hold the whole object) is chosen whatever the
+    /// routing policy; each part is then admitted against it.
+    pub(crate) async fn pick_backend_for_new_upload(
+        &self,
+        candidates: &[String],
+    ) -> LResult<String> {
+        self.store.get_least_utilized_backend(0, candidates).await
+    }
+
+    /// Where a completed multipart upload goes: its own backend when that admits the object
+    /// once the upload's parts (counted as in-flight bytes there) are released, else the
+    /// routing policy's choice among `candidates`.
+    pub(crate) async fn pick_backend_for_upload(
+        &self,
+        size: i64,
+        upload_id: &str,
+        upload_backend: &str,
+        candidates: &[String],
+    ) -> LResult<String> {
+        let own: i64 = self
+            .store
+            .get_parts(upload_id)
+            .await?
+            .iter()
+            .map(|p| p.size_bytes)
+            .sum();
+        let caps = self
+            .store
+            .backend_capacities(&[upload_backend.to_owned()])
+            .await?;
+        if caps.iter().any(|c| c.admits(size.saturating_sub(own))) {
+            return Ok(upload_backend.to_owned());
+        }
+        self.pick_backend(size, candidates).await
+    }
+
     /// Records the intent of a write before its bytes go out; returns the intent id.
     pub(crate) async fn begin_write(
         &self,

@@ -205,6 +205,11 @@ struct Write<'a> {
     expect_md5: Option<[u8; 16]>,
     /// ETag to record instead of the body's MD5 (multipart assembly).
     etag: Option<String>,
+    /// Backend chosen by the caller instead of routing (multipart assembly).
+    backend: Option<String>,
+    /// Multipart upload whose row (and in-flight part bytes) is released just before the
+    /// commit, so the assembled object is not charged twice against the quota.
+    release_upload: Option<String>,
 }
 
 /// A readable version found by a lookup (ledger or broadcast).
@@ -302,13 +307,18 @@ impl GatewayS3 {
             mut meta,
             expect_md5,
             etag,
+            backend,
+            release_upload,
         } = w;
         let ledger_key = &keys::ledger_key(bucket, key);
-        let backend_name = self
-            .ledger
-            .pick_backend(size, self.backends.order())
-            .await
-            .map_err(write_err)?;
+        let backend_name = match backend {
+            Some(b) => b,
+            None => self
+                .ledger
+                .pick_backend(size, self.backends.order())
+                .await
+                .map_err(write_err)?,
+        };
         let backend = self.backend(&backend_name)?.clone();
         meta.storage_key = keys::object_path(bucket, key, &keys::new_version());
         let path = keys::path(&meta.storage_key);
@@ -347,6 +357,12 @@ impl GatewayS3 {
             return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
         }
         meta.etag = etag.unwrap_or_else(|| up.etag());
+        if let Some(id) = release_upload
+            && let Err(e) = self.ledger.delete_upload(&id).await
+        {
+            self.discard(&backend, &path, &intent).await;
+            return Err(write_err(e));
+        }
         match self
             .ledger
             .commit_write(ledger_key, &backend_name, size, &meta, &intent)
@@ -487,6 +503,8 @@ impl GatewayS3 {
             meta,
             expect_md5,
             etag: None,
+            backend: None,
+            release_upload: None,
         };
         let meta = self.write_object(w, stream).await?;
         Ok(S3Response::new(PutObjectOutput {
@@ -1189,6 +1207,8 @@ impl GatewayS3 {
             meta,
             expect_md5: expect,
             etag: keep,
+            backend: None,
+            release_upload: None,
         };
         let meta = self.write_object(w, stream).await?;
         let copied = self.ledger.copies(&lkey).await.ok().map(found_of);
@@ -1211,11 +1231,10 @@ impl GatewayS3 {
         let i = req.input;
         self.bucket(&i.bucket)?;
         let lkey = keys::ledger_key(&i.bucket, &i.key);
-        // Parts land on one backend chosen now; the final size is unknown, so only a backend
-        // with any room is required (each part is admitted on its own).
+        // Parts land on one backend chosen now (each part is admitted on its own).
         let backend = self
             .ledger
-            .pick_backend(0, self.backends.order())
+            .pick_backend_for_new_upload(self.backends.order())
             .await
             .map_err(write_err)?;
         let upload_id = uuid::Uuid::new_v4().simple().to_string();
@@ -1337,6 +1356,11 @@ impl GatewayS3 {
         }
         let size: i64 = chosen.iter().map(|c| c.1).sum();
         let etag = body::multipart_etag(&chosen.iter().map(|c| c.2).collect::<Vec<_>>());
+        let target = self
+            .ledger
+            .pick_backend_for_upload(size, &up.upload_id, &up.backend_name, self.backends.order())
+            .await
+            .map_err(write_err)?;
         let backend = self.backend(&up.backend_name)?.clone();
         let stream = concat_parts(backend, up.upload_id.clone(), chosen);
         let meta = ObjectMeta {
@@ -1351,12 +1375,20 @@ impl GatewayS3 {
             meta,
             expect_md5: None,
             etag: Some(etag),
+            backend: Some(target),
+            release_upload: Some(up.upload_id.clone()),
         };
-        let meta = self.write_object(w, stream).await?;
-        self.delete_parts(&up.backend_name, &up.upload_id).await;
-        if let Err(e) = self.ledger.delete_upload(&up.upload_id).await {
-            tracing::warn!(upload = %up.upload_id, error = %e, "could not delete the completed upload's row");
+        let written = self.write_object(w, stream).await;
+        // Once the upload row is gone (committed, or released before a failed commit) its
+        // part objects are no longer tracked: delete them.
+        let released = matches!(
+            self.ledger.upload(&up.upload_id).await,
+            Err(StoreError::MultipartUploadNotFound { .. })
+        );
+        if released {
+            self.delete_parts(&up.backend_name, &up.upload_id).await;
         }
+        let meta = written?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(i.bucket),
             key: Some(i.key),

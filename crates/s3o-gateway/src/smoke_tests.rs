@@ -301,3 +301,28 @@ async fn ledger_outage_turns_writes_into_503_and_reads_into_a_broadcast() {
     ));
     env.gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_completed_upload_spills_to_the_next_backend() {
+    let env = start(16 << 20, 16 << 20, 0).await;
+    let s3 = client(&env.gw, SK);
+    let data = vec![3u8; 10_000_000];
+    for k in ["one.bin", "two.bin"] {
+        let upload = s3.put_multipart(&Path::from(k)).await.unwrap();
+        let mut w = WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024);
+        w.write(&data);
+        w.finish().await.unwrap();
+    }
+    let store = env.gw.store();
+    let one = store
+        .get_all_object_locations("photos/one.bin")
+        .await
+        .unwrap();
+    let two = store
+        .get_all_object_locations("photos/two.bin")
+        .await
+        .unwrap();
+    assert_eq!(one[0].backend_name, "a");
+    assert_eq!(two[0].backend_name, "b");
+    env.gw.shutdown().await;
+}
