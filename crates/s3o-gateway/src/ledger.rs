@@ -65,14 +65,23 @@ pub(crate) struct Listing {
     pub(crate) next_after: String,
 }
 
-// Until the ledger carries the gateway's fields (issue 11), the stored form is the default
-// one and reads see empty metadata.
-fn form_of(_meta: &ObjectMeta) -> StoredForm {
-    StoredForm::default()
+fn form_of(meta: &ObjectMeta) -> StoredForm {
+    StoredForm {
+        storage_key: meta.storage_key.clone(),
+        etag: meta.etag.clone(),
+        content_type: meta.content_type.clone(),
+        user_metadata: meta.user_metadata.clone(),
+        ..StoredForm::default()
+    }
 }
 
-fn meta_of(_form: &StoredForm) -> ObjectMeta {
-    ObjectMeta::default()
+fn meta_of(form: &StoredForm) -> ObjectMeta {
+    ObjectMeta {
+        storage_key: form.storage_key.clone(),
+        etag: form.etag.clone(),
+        content_type: form.content_type.clone(),
+        user_metadata: form.user_metadata.clone(),
+    }
 }
 
 fn copy_of(loc: &ObjectLocation) -> Copy {
@@ -117,6 +126,43 @@ impl Ledger {
                     .await
             }
         }
+    }
+
+    /// Where a new multipart upload's parts go. The final size is unknown, so the least
+    /// utilised backend (the one most likely to hold the whole object) is chosen whatever the
+    /// routing policy; each part is then admitted against it.
+    pub(crate) async fn pick_backend_for_new_upload(
+        &self,
+        candidates: &[String],
+    ) -> LResult<String> {
+        self.store.get_least_utilized_backend(0, candidates).await
+    }
+
+    /// Where a completed multipart upload goes: its own backend when that admits the object
+    /// once the upload's parts (counted as in-flight bytes there) are released, else the
+    /// routing policy's choice among `candidates`.
+    pub(crate) async fn pick_backend_for_upload(
+        &self,
+        size: i64,
+        upload_id: &str,
+        upload_backend: &str,
+        candidates: &[String],
+    ) -> LResult<String> {
+        let own: i64 = self
+            .store
+            .get_parts(upload_id)
+            .await?
+            .iter()
+            .map(|p| p.size_bytes)
+            .sum();
+        let caps = self
+            .store
+            .backend_capacities(&[upload_backend.to_owned()])
+            .await?;
+        if caps.iter().any(|c| c.admits(size.saturating_sub(own))) {
+            return Ok(upload_backend.to_owned());
+        }
+        self.pick_backend(size, candidates).await
     }
 
     /// Records the intent of a write before its bytes go out; returns the intent id.

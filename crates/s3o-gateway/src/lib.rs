@@ -22,6 +22,8 @@ mod ledger;
 mod metrics;
 mod s3;
 mod server;
+#[cfg(test)]
+mod smoke_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -62,8 +62,11 @@ fn read_err(e: StoreError) -> S3Error {
     store_error(&e, Access::Read).unwrap_or_else(|| s3_error!(ServiceUnavailable))
 }
 
+/// The ledger cannot answer: the breaker is open (the mapping's "broadcast" answer), or a
+/// connection failure that has not tripped it yet (writes map that to 503 as well).
 fn is_outage(e: &StoreError) -> bool {
     s3_error_for(e, Access::Read).is_none()
+        || e.db_kind() == Some(s3o_store::DbErrorKind::Connection)
 }
 
 fn http_status(r: &Result<impl Sized, S3Error>) -> u16 {
@@ -192,6 +195,23 @@ fn content_range(start: u64, end: u64, size: u64) -> String {
 
 type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, s3s::StdError>> + Send>>;
 
+/// One object write: where, how big, what metadata, and what the bytes must hash to.
+struct Write<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    size: i64,
+    meta: ObjectMeta,
+    /// MD5 the body must have (Content-MD5, or the copy source's).
+    expect_md5: Option<[u8; 16]>,
+    /// ETag to record instead of the body's MD5 (multipart assembly).
+    etag: Option<String>,
+    /// Backend chosen by the caller instead of routing (multipart assembly).
+    backend: Option<String>,
+    /// Multipart upload whose row (and in-flight part bytes) is released just before the
+    /// commit, so the assembled object is not charged twice against the quota.
+    release_upload: Option<String>,
+}
+
 /// A readable version found by a lookup (ledger or broadcast).
 struct Found {
     size: i64,
@@ -279,22 +299,26 @@ impl GatewayS3 {
 
     /// The write path: route by quota → intent → stream to the backend → verify → commit
     /// (record-and-clear) → delete displaced bytes. Returns the committed metadata.
-    async fn write_object(
-        &self,
-        ledger_key: &str,
-        bucket: &str,
-        key: &str,
-        size: i64,
-        mut meta: ObjectMeta,
-        body: ByteStream,
-        expect_md5: Option<[u8; 16]>,
-        etag_override: Option<String>,
-    ) -> S3Result<(ObjectMeta, String)> {
-        let backend_name = self
-            .ledger
-            .pick_backend(size, self.backends.order())
-            .await
-            .map_err(write_err)?;
+    async fn write_object(&self, w: Write<'_>, body: ByteStream) -> S3Result<ObjectMeta> {
+        let Write {
+            bucket,
+            key,
+            size,
+            mut meta,
+            expect_md5,
+            etag,
+            backend,
+            release_upload,
+        } = w;
+        let ledger_key = &keys::ledger_key(bucket, key);
+        let backend_name = match backend {
+            Some(b) => b,
+            None => self
+                .ledger
+                .pick_backend(size, self.backends.order())
+                .await
+                .map_err(write_err)?,
+        };
         let backend = self.backend(&backend_name)?.clone();
         meta.storage_key = keys::object_path(bucket, key, &keys::new_version());
         let path = keys::path(&meta.storage_key);
@@ -332,7 +356,13 @@ impl GatewayS3 {
             self.discard(&backend, &path, &intent).await;
             return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
         }
-        meta.etag = etag_override.unwrap_or_else(|| up.etag());
+        meta.etag = etag.unwrap_or_else(|| up.etag());
+        if let Some(id) = release_upload
+            && let Err(e) = self.ledger.delete_upload(&id).await
+        {
+            self.discard(&backend, &path, &intent).await;
+            return Err(write_err(e));
+        }
         match self
             .ledger
             .commit_write(ledger_key, &backend_name, size, &meta, &intent)
@@ -349,7 +379,7 @@ impl GatewayS3 {
                 return Err(write_err(e));
             }
         }
-        Ok((meta, backend_name))
+        Ok(meta)
     }
 
     /// Finds the version to read: the ledger's copies, or a broadcast when it is down.
@@ -466,18 +496,17 @@ impl GatewayS3 {
             Some(b) => Box::pin(b),
             None => Box::pin(futures::stream::empty()),
         };
-        let (meta, _) = self
-            .write_object(
-                &lkey,
-                &input.bucket,
-                &input.key,
-                size,
-                meta,
-                stream,
-                expect_md5,
-                None,
-            )
-            .await?;
+        let w = Write {
+            bucket: &input.bucket,
+            key: &input.key,
+            size,
+            meta,
+            expect_md5,
+            etag: None,
+            backend: None,
+            release_upload: None,
+        };
+        let meta = self.write_object(w, stream).await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: etag_of(&meta),
             size: Some(size),
@@ -1171,11 +1200,17 @@ impl GatewayS3 {
         let keep = (!found.meta.etag.is_empty()).then(|| found.meta.etag.clone());
         let expect = keep.as_deref().and_then(body::etag_md5);
         let lkey = keys::ledger_key(&i.bucket, &i.key);
-        let (meta, _) = self
-            .write_object(
-                &lkey, &i.bucket, &i.key, found.size, meta, stream, expect, keep,
-            )
-            .await?;
+        let w = Write {
+            bucket: &i.bucket,
+            key: &i.key,
+            size: found.size,
+            meta,
+            expect_md5: expect,
+            etag: keep,
+            backend: None,
+            release_upload: None,
+        };
+        let meta = self.write_object(w, stream).await?;
         let copied = self.ledger.copies(&lkey).await.ok().map(found_of);
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
@@ -1196,11 +1231,10 @@ impl GatewayS3 {
         let i = req.input;
         self.bucket(&i.bucket)?;
         let lkey = keys::ledger_key(&i.bucket, &i.key);
-        // Parts land on one backend chosen now; the final size is unknown, so only a backend
-        // with any room is required (each part is admitted on its own).
+        // Parts land on one backend chosen now (each part is admitted on its own).
         let backend = self
             .ledger
-            .pick_backend(0, self.backends.order())
+            .pick_backend_for_new_upload(self.backends.order())
             .await
             .map_err(write_err)?;
         let upload_id = uuid::Uuid::new_v4().simple().to_string();
@@ -1322,6 +1356,11 @@ impl GatewayS3 {
         }
         let size: i64 = chosen.iter().map(|c| c.1).sum();
         let etag = body::multipart_etag(&chosen.iter().map(|c| c.2).collect::<Vec<_>>());
+        let target = self
+            .ledger
+            .pick_backend_for_upload(size, &up.upload_id, &up.backend_name, self.backends.order())
+            .await
+            .map_err(write_err)?;
         let backend = self.backend(&up.backend_name)?.clone();
         let stream = concat_parts(backend, up.upload_id.clone(), chosen);
         let meta = ObjectMeta {
@@ -1329,22 +1368,27 @@ impl GatewayS3 {
             user_metadata: up.metadata.clone(),
             ..ObjectMeta::default()
         };
-        let (meta, _) = self
-            .write_object(
-                &up.object_key,
-                &i.bucket,
-                &i.key,
-                size,
-                meta,
-                stream,
-                None,
-                Some(etag),
-            )
-            .await?;
-        self.delete_parts(&up.backend_name, &up.upload_id).await;
-        if let Err(e) = self.ledger.delete_upload(&up.upload_id).await {
-            tracing::warn!(upload = %up.upload_id, error = %e, "could not delete the completed upload's row");
+        let w = Write {
+            bucket: &i.bucket,
+            key: &i.key,
+            size,
+            meta,
+            expect_md5: None,
+            etag: Some(etag),
+            backend: Some(target),
+            release_upload: Some(up.upload_id.clone()),
+        };
+        let written = self.write_object(w, stream).await;
+        // Once the upload row is gone (committed, or released before a failed commit) its
+        // part objects are no longer tracked: delete them.
+        let released = matches!(
+            self.ledger.upload(&up.upload_id).await,
+            Err(StoreError::MultipartUploadNotFound { .. })
+        );
+        if released {
+            self.delete_parts(&up.backend_name, &up.upload_id).await;
         }
+        let meta = written?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(i.bucket),
             key: Some(i.key),

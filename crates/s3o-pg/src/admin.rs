@@ -34,10 +34,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "indexes",
         sql: include_str!("../../../migrations/postgres/0002_indexes.sql"),
     },
+    Migration {
+        version: 3,
+        name: "stored_form_and_outbox",
+        sql: include_str!("../../../migrations/postgres/0003_stored_form_and_outbox.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 2;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 3;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

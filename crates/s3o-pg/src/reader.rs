@@ -119,7 +119,7 @@ impl Reader for PgStore {
                 &[&cutoff, &limit],
             )
             .await?;
-        Ok(rows.iter().map(pending_from_row).collect())
+        rows.iter().map(pending_from_row).collect()
     }
 
     async fn count_pending(&self) -> Result<i64> {
@@ -154,7 +154,7 @@ impl Reader for PgStore {
                 key: key.to_owned(),
             });
         }
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn list_objects_by_backend(
@@ -177,7 +177,7 @@ impl Reader for PgStore {
                 &[&backend, &limit],
             )
             .await?;
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn list_objects_by_backend_key_asc(
@@ -203,7 +203,7 @@ impl Reader for PgStore {
                 &[&backend, &after_key, &limit],
             )
             .await?;
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn list_objects_by_prefix(
@@ -235,7 +235,7 @@ impl Reader for PgStore {
                     .await?
             }
         };
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn list_expired_objects(
@@ -279,7 +279,7 @@ impl Reader for PgStore {
                     .await?
             }
         };
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn get_pending_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>> {

@@ -36,6 +36,8 @@ fn encrypted_form() -> StoredForm {
         plaintext_size: 90,
         content_hash: "ab".repeat(32),
         managed: false,
+        etag: "\"e1\"".into(),
+        ..StoredForm::default()
     }
 }
 
@@ -85,6 +87,7 @@ async fn record_round_trips_every_stored_form_field() {
         plaintext_size: 3,
         content_hash: "h".into(),
         managed: true,
+        ..StoredForm::default()
     };
     s.record_object("stray", "a", 1, &stray).await.unwrap();
     let got = &s.get_all_object_locations("stray").await.unwrap()[0];
@@ -686,7 +689,7 @@ async fn verify_schema_version_names_the_fix() {
     assert!(e.contains("run migrations"), "{e}");
     assert_eq!(s.schema_version().await.unwrap().current, 0);
     s.run_migrations().await.unwrap();
-    assert_eq!(s.verify_schema_version().await.unwrap().current, 2);
+    assert_eq!(s.verify_schema_version().await.unwrap().current, 3);
     // A newer database than this binary.
     let (c, conn) = s3o_pg::tokio_postgres::connect(&base, s3o_pg::tokio_postgres::NoTls)
         .await

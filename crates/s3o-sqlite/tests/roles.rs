@@ -19,6 +19,8 @@ fn encrypted_form() -> StoredForm {
         plaintext_size: 90,
         content_hash: "ab".repeat(32),
         managed: false,
+        etag: "\"e1\"".into(),
+        ..StoredForm::default()
     }
 }
 
@@ -31,7 +33,7 @@ async fn migrations_are_idempotent_and_verify_names_the_fix() {
     assert!(err.to_string().contains("run migrations"), "{err}");
 
     let v = store.run_migrations().await.unwrap();
-    assert_eq!((v.current, v.expected), (EXPECTED_SCHEMA_VERSION, 2));
+    assert_eq!((v.current, v.expected), (EXPECTED_SCHEMA_VERSION, 3));
     let again = store.run_migrations().await.unwrap();
     assert_eq!(again, v);
     assert_eq!(store.verify_schema_version().await.unwrap(), v);
