@@ -32,7 +32,13 @@ pub(crate) async fn bad_signature_stores_nothing(ledger: Ledger) {
         }
         let reply = rig
             .raw
-            .send_auth(auth, "PUT", &format!("/{BUCKET}/existing"), &[], body(10, 3))
+            .send_auth(
+                auth,
+                "PUT",
+                &format!("/{BUCKET}/existing"),
+                &[],
+                body(10, 3),
+            )
             .await;
         assert_eq!(reply.status, 403, "{what} overwrite");
         let reply = rig
@@ -50,7 +56,11 @@ pub(crate) async fn bad_signature_stores_nothing(ledger: Ledger) {
     assert_eq!(rig.get("existing").await, body(3_000, 1), "untouched");
     let reply = rig.raw.send("GET", &target, &[], "").await;
     assert_eq!(reply.status, 404);
-    assert_eq!(rig.physical_bytes().await, 3_000, "no byte of a refused PUT stored");
+    assert_eq!(
+        rig.physical_bytes().await,
+        3_000,
+        "no byte of a refused PUT stored"
+    );
     rig.assert_clean().await;
     rig.finish().await;
 }
@@ -137,21 +147,31 @@ pub(crate) async fn ledger_outage() {
     for i in 0..3 {
         let reply = rig
             .raw
-            .send("PUT", &format!("/{BUCKET}/new/during-{i}"), &[], body(1_000, 2))
+            .send(
+                "PUT",
+                &format!("/{BUCKET}/new/during-{i}"),
+                &[],
+                body(1_000, 2),
+            )
             .await;
-        assert_eq!(reply.status, 503, "PUT {i} during the outage: {}", reply.text());
+        assert_eq!(
+            reply.status,
+            503,
+            "PUT {i} during the outage: {}",
+            reply.text()
+        );
         assert_eq!(reply.code(), "ServiceUnavailable");
     }
     let reply = rig.raw.send("GET", &kept_target, &[], "").await;
     assert_eq!(reply.status, 200, "GET broadcasts: {}", reply.text());
-    assert!(reply.body == kept, "broadcast GET serves the object's bytes");
+    assert!(
+        reply.body == kept,
+        "broadcast GET serves the object's bytes"
+    );
     let reply = rig.raw.send("HEAD", &kept_target, &[], "").await;
     assert_eq!(reply.status, 200, "HEAD broadcasts");
     assert_eq!(reply.header("content-length").as_deref(), Some("30000"));
-    let reply = rig
-        .raw
-        .send("DELETE", &kept_target, &[], "")
-        .await;
+    let reply = rig.raw.send("DELETE", &kept_target, &[], "").await;
     assert_eq!(reply.status, 503, "DELETE during the outage");
 
     proxy.restore().await;
@@ -169,7 +189,11 @@ pub(crate) async fn ledger_outage() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(recovered, "writes succeed again once the ledger is back");
-    assert_eq!(rig.get("kept/photo 1.jpg").await, kept, "DELETE during outage changed nothing");
+    assert_eq!(
+        rig.get("kept/photo 1.jpg").await,
+        kept,
+        "DELETE during outage changed nothing"
+    );
     for i in 0..3 {
         assert!(rig.placement(&format!("new/during-{i}")).await.is_empty());
     }

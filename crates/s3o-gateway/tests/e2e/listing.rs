@@ -3,8 +3,8 @@
 //! spaces, `%`, `+` and non-ASCII characters, in byte order.
 
 use futures::TryStreamExt;
-use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::ObjectStore;
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
 
 use crate::raw::{encode_query, xml_nested, xml_values};
 use crate::rig::{BUCKET, Ledger, Rig, body, path};
@@ -59,10 +59,7 @@ pub(crate) async fn list_v2_prefix_delimiter_and_pages(ledger: Ledger) {
         .try_collect()
         .await
         .expect("list");
-    let expect: Vec<(String, u64)> = all
-        .iter()
-        .map(|k| (k.clone(), size_of(k) as u64))
-        .collect();
+    let expect: Vec<(String, u64)> = all.iter().map(|k| (k.clone(), size_of(k) as u64)).collect();
     assert_eq!(listed, expect, "every key, in byte order, with its size");
 
     let under: Vec<String> = rig
@@ -114,7 +111,10 @@ pub(crate) async fn list_v2_prefix_delimiter_and_pages(ledger: Ledger) {
 
     for max_keys in [1, 2, 5] {
         let (keys, pages) = pages(&rig, None, None, max_keys).await;
-        assert_eq!(keys, all, "pages of {max_keys} concatenate to the full listing");
+        assert_eq!(
+            keys, all,
+            "pages of {max_keys} concatenate to the full listing"
+        );
         assert_eq!(pages, all.len().div_ceil(max_keys), "pages of {max_keys}");
     }
     let (keys, _) = pages(&rig, Some("a b/"), None, 1).await;
@@ -164,12 +164,7 @@ async fn pages(
             .objects
             .iter()
             .map(|m| m.location.to_string())
-            .chain(
-                page.result
-                    .common_prefixes
-                    .iter()
-                    .map(|p| format!("{p}/")),
-            )
+            .chain(page.result.common_prefixes.iter().map(|p| format!("{p}/")))
             .collect();
         assert!(entries.len() <= max_keys, "page larger than max-keys");
         entries.sort();
@@ -245,13 +240,21 @@ pub(crate) async fn list_v1_markers_and_url_encoding(ledger: Ledger) {
 
     let reply = rig
         .raw
-        .send("GET", &format!("/{BUCKET}?list-type=2&encoding-type=url"), &[], "")
+        .send(
+            "GET",
+            &format!("/{BUCKET}?list-type=2&encoding-type=url"),
+            &[],
+            "",
+        )
         .await;
     assert_eq!(reply.status, 200);
     let encoded = xml_nested(&reply.text(), "Contents", "Key");
     assert_eq!(encoded.len(), all.len());
     let decoded: Vec<String> = encoded.iter().map(|k| url_decode(k)).collect();
-    assert_eq!(decoded, all, "encoding-type=url keys decode to the stored keys");
+    assert_eq!(
+        decoded, all,
+        "encoding-type=url keys decode to the stored keys"
+    );
     assert!(
         encoded.iter().all(|k| k.is_ascii()),
         "url-encoded keys are ASCII: {encoded:?}"

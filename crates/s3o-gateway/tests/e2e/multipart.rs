@@ -132,7 +132,10 @@ pub(crate) async fn multipart_list_and_abort(ledger: Ledger) {
         .send("GET", &format!("/{BUCKET}?uploads"), &[], "")
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(xml_nested(&reply.text(), "Upload", "UploadId"), [upload_id.clone()]);
+    assert_eq!(
+        xml_nested(&reply.text(), "Upload", "UploadId"),
+        std::slice::from_ref(&upload_id)
+    );
     assert_eq!(xml_nested(&reply.text(), "Upload", "Key"), [key]);
 
     let reply = rig
@@ -179,7 +182,11 @@ pub(crate) async fn multipart_list_and_abort(ledger: Ledger) {
     );
     let reply = rig.raw.send("GET", &target, &[], "").await;
     assert_eq!(reply.status, 404);
-    assert_eq!(rig.physical_bytes().await, 0, "aborted parts' bytes are gone");
+    assert_eq!(
+        rig.physical_bytes().await,
+        0,
+        "aborted parts' bytes are gone"
+    );
     rig.assert_clean().await;
     rig.finish().await;
 }

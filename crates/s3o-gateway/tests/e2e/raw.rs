@@ -179,7 +179,10 @@ fn encode(s: &str, keep_slash: bool) -> String {
 
 /// Every `<tag>value</tag>` of `xml`, in document order, with XML entities decoded.
 pub(crate) fn xml_values(xml: &str, tag: &str) -> Vec<String> {
-    xml_values_raw(xml, tag).iter().map(|v| unescape(v)).collect()
+    xml_values_raw(xml, tag)
+        .iter()
+        .map(|v| unescape(v))
+        .collect()
 }
 
 /// Values of `tag` inside each `<outer>` block, in document order.

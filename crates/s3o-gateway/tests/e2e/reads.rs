@@ -41,9 +41,15 @@ pub(crate) async fn get_head_range_after_put_and_overwrite(ledger: Ledger) {
     let reply = rig.raw.send("HEAD", &target, &[], "").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type").as_deref(), Some("image/png"));
-    assert_eq!(reply.header("x-amz-meta-camera").as_deref(), Some("pinhole"));
+    assert_eq!(
+        reply.header("x-amz-meta-camera").as_deref(),
+        Some("pinhole")
+    );
     assert_eq!(reply.header("content-length").as_deref(), Some("70000"));
-    assert!(reply.header("last-modified").is_some(), "Last-Modified is set");
+    assert!(
+        reply.header("last-modified").is_some(),
+        "Last-Modified is set"
+    );
 
     let got = rig
         .client

@@ -234,10 +234,7 @@ impl Rig {
             Ledger::Postgres => {
                 let base = pg_url()?;
                 let schema = schema_name();
-                let url = opts
-                    .store_url
-                    .clone()
-                    .unwrap_or_else(|| base.clone());
+                let url = opts.store_url.clone().unwrap_or_else(|| base.clone());
                 (
                     with_param(&url, &format!("schema={schema}")),
                     Some((base, schema)),
@@ -265,12 +262,7 @@ impl Rig {
                 ));
                 backends.push(Backend {
                     name: spec.name.into(),
-                    direct: Arc::new(s3_client(
-                        &endpoint,
-                        BACKEND_BUCKET,
-                        BACKEND_AK,
-                        BACKEND_SK,
-                    )),
+                    direct: Arc::new(s3_client(&endpoint, BACKEND_BUCKET, BACKEND_AK, BACKEND_SK)),
                     server: Some(server),
                 });
             } else {
@@ -288,8 +280,8 @@ impl Rig {
                 });
             }
         }
-        let config = Config::from_toml_str(&toml)
-            .unwrap_or_else(|e| panic!("config refused: {e}\n{toml}"));
+        let config =
+            Config::from_toml_str(&toml).unwrap_or_else(|e| panic!("config refused: {e}\n{toml}"));
         let gateway = Gateway::start(config)
             .await
             .unwrap_or_else(|e| panic!("gateway did not start: {e}"));
@@ -423,7 +415,10 @@ impl Rig {
             .list_multipart_uploads("", 1000)
             .await
             .expect("list_multipart_uploads");
-        assert!(uploads.is_empty(), "open multipart uploads left: {uploads:?}");
+        assert!(
+            uploads.is_empty(),
+            "open multipart uploads left: {uploads:?}"
+        );
     }
 
     /// Puts `body` at `key` through the gateway with object_store.

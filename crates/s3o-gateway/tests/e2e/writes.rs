@@ -46,19 +46,22 @@ pub(crate) async fn pack_spills_to_next_backend_then_507(ledger: Ledger) {
     assert_eq!(reply.status, 507, "all backends full: {}", reply.text());
     assert_eq!(reply.code(), "InsufficientStorage");
     assert!(
-        rig.client
-            .put(&path("k5"), body(1, 5).into())
-            .await
-            .is_ok(),
+        rig.client.put(&path("k5"), body(1, 5).into()).await.is_ok(),
         "fs-b still has 4 000 bytes: a 1-byte object fits"
     );
     assert_eq!(rig.placement("k5").await, [("fs-b".into(), 1)]);
     let reply = rig
         .raw
-        .send("PUT", &format!("/{BUCKET}/k6"), &[], body(4_000, 6))
+        .send("PUT", &format!("/{BUCKET}/k6"), &[], body(4_001, 6))
         .await;
-    assert_eq!(reply.status, 507);
-    assert!(rig.placement("k6").await.is_empty(), "a refused PUT is not in the ledger");
+    assert_eq!(
+        reply.status, 507,
+        "disk-c has 4 000 bytes of room, fs-b 3 999"
+    );
+    assert!(
+        rig.placement("k6").await.is_empty(),
+        "a refused PUT is not in the ledger"
+    );
     let reply = rig.raw.send("GET", &format!("/{BUCKET}/k6"), &[], "").await;
     assert_eq!(reply.status, 404);
     let after = rig.physical().await;
@@ -121,7 +124,11 @@ pub(crate) async fn overwrite_leaves_only_the_new_bytes(ledger: Ledger) {
     assert_eq!(meta.size, 30_000);
     assert_eq!(unquote(meta.e_tag.as_deref()), md5_hex(&v2));
     let placement = rig.placement("photo 1.jpg").await;
-    assert_eq!(placement.len(), 1, "one copy after overwrite: {placement:?}");
+    assert_eq!(
+        placement.len(),
+        1,
+        "one copy after overwrite: {placement:?}"
+    );
     assert_eq!(placement[0].1, 30_000);
     assert_eq!(
         rig.physical_bytes().await,
@@ -164,12 +171,25 @@ pub(crate) async fn delete_and_delete_objects(ledger: Ledger) {
 
     let reply = rig
         .raw
-        .send("DELETE", &format!("/{BUCKET}/{}", encode_key("never existed")), &[], "")
+        .send(
+            "DELETE",
+            &format!("/{BUCKET}/{}", encode_key("never existed")),
+            &[],
+            "",
+        )
         .await;
-    assert_eq!(reply.status, 204, "DELETE of an absent key answers 204, as S3 does");
+    assert_eq!(
+        reply.status, 204,
+        "DELETE of an absent key answers 204, as S3 does"
+    );
     let reply = rig
         .raw
-        .send("DELETE", &format!("/{BUCKET}/{}", encode_key("d 1")), &[], "")
+        .send(
+            "DELETE",
+            &format!("/{BUCKET}/{}", encode_key("d 1")),
+            &[],
+            "",
+        )
         .await;
     assert_eq!(reply.status, 204, "a second DELETE answers 204 too");
 
@@ -184,7 +204,11 @@ pub(crate) async fn delete_and_delete_objects(ledger: Ledger) {
         .try_collect()
         .await
         .expect("DeleteObjects");
-    assert_eq!(deleted.len(), 4, "every key of the batch is reported deleted");
+    assert_eq!(
+        deleted.len(),
+        4,
+        "every key of the batch is reported deleted"
+    );
     let left: Vec<String> = rig
         .client
         .list(None)
@@ -212,18 +236,33 @@ pub(crate) async fn copy_object(ledger: Ledger) {
     let dst = "dst/copy of ünï+%.bin";
     let original = body(20_000, 9);
     rig.put(src, original.clone()).await;
-    rig.client.copy(&path(src), &path(dst)).await.expect("CopyObject");
+    rig.client
+        .copy(&path(src), &path(dst))
+        .await
+        .expect("CopyObject");
     assert_eq!(rig.get(dst).await, original);
     let meta = rig.client.head(&path(dst)).await.expect("HEAD copy");
     assert_eq!(meta.size, 20_000);
     assert_eq!(unquote(meta.e_tag.as_deref()), md5_hex(&original));
     assert_eq!(rig.placement(dst).await.len(), 1);
-    assert_eq!(rig.physical_bytes().await, 40_000, "the copy has its own bytes");
+    assert_eq!(
+        rig.physical_bytes().await,
+        40_000,
+        "the copy has its own bytes"
+    );
 
     rig.put(src, body(500, 10)).await;
-    assert_eq!(rig.get(dst).await, original, "overwriting the source leaves the copy");
+    assert_eq!(
+        rig.get(dst).await,
+        original,
+        "overwriting the source leaves the copy"
+    );
     rig.client.delete(&path(src)).await.expect("delete source");
-    assert_eq!(rig.get(dst).await, original, "deleting the source leaves the copy");
+    assert_eq!(
+        rig.get(dst).await,
+        original,
+        "deleting the source leaves the copy"
+    );
 
     // Copy onto an existing key replaces it like a PUT.
     rig.put("dst/other", body(3_000, 11)).await;
@@ -243,7 +282,12 @@ pub(crate) async fn copy_object(ledger: Ledger) {
             "",
         )
         .await;
-    assert_eq!(reply.status, 404, "copy of an absent source: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        404,
+        "copy of an absent source: {}",
+        reply.text()
+    );
     assert!(rig.placement("x").await.is_empty());
     rig.assert_clean().await;
     rig.finish().await;
