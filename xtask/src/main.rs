@@ -5,7 +5,8 @@
 //!   included), the conformance suite on both engines, and `e2e`. Exits non-zero on the first
 //!   failure.
 //! - `conformance [--engine sqlite|postgres|all]`: the conformance matrix.
-//! - `bench [--quick] [--engine sqlite|postgres|all]`: the benchmarks (see `s3o-bench`).
+//! - `bench [--quick] [--engine sqlite|postgres|all]`: the benchmarks (see `s3o-bench`);
+//!   `bench --gateway [--quick]`: the gateway against a direct S3 server, and its memory.
 //! - `soak [--engine sqlite|postgres|all] [--cases N] [--seed S]`: the model-based test with
 //!   many sequences (default 2000 per engine), in release mode.
 //! - `e2e [--filter REGEX]...`: the s3s-e2e conformance cases against a running s3o-gateway
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
-bench [--quick] [--engine E] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]...>";
+bench [--quick] [--engine E] | bench --gateway [--quick] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]...>";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -182,6 +183,13 @@ fn soak(rest: &[String]) -> Result<(), String> {
 }
 
 fn bench(rest: &[String]) -> Result<(), String> {
+    if rest.iter().any(|a| a == "--gateway") {
+        // The gateway against a direct s3s-fs server (crates/s3o-gateway/benches/gateway.rs).
+        let mut cmd = cargo();
+        cmd.args(["bench", "-p", "s3o-gateway", "--bench", "gateway", "--"]);
+        cmd.args(rest.iter().filter(|a| *a == "--quick"));
+        return run("gateway benchmark", cmd);
+    }
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--quiet", "-p", "s3o-bench", "--"]);
     cmd.args(rest);

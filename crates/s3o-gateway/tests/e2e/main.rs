@@ -7,6 +7,7 @@
 //! `S3O_REQUIRE_PG=1`).
 
 mod failures;
+mod fs_backend;
 mod listing;
 mod multipart;
 mod proxy;

@@ -1,0 +1,390 @@
+//! `cargo xtask bench --gateway`: what the gateway costs on top of the S3 server behind it.
+//!
+//! In one run: an s3s-fs server on loopback (the baseline, reached directly) and a second one
+//! behind the release `s3o-gateway` binary (SQLite ledger, one S3 backend, no quota). The same
+//! object_store S3 client code sends PUT and GET of 4 KiB and 1 MiB objects with 1 and 16
+//! concurrent clients to both; the table gives ops/s, latency percentiles and the gateway ÷
+//! direct ratios. Then 64 clients PUT 64 MiB each at once through the gateway while its peak
+//! resident memory (`VmHWM` of the gateway process) is read from `/proc`. Results go to
+//! `bench/results/gateway-latest.md`; ratios are the claim, absolute numbers vary by machine.
+//!
+//! ```text
+//! cargo xtask bench --gateway [--quick]
+//! ```
+
+#[path = "../tests/e2e/fs_backend.rs"]
+#[allow(dead_code)]
+mod fs_backend;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use object_store::ObjectStoreExt;
+use object_store::aws::AmazonS3;
+use object_store::path::Path as Key;
+
+use fs_backend::{BACKEND_AK, BACKEND_BUCKET, BACKEND_SK, REGION, crypto, fs_server, s3_builder};
+
+const AK: &str = "bench-client";
+const SK: &str = "bench-client-secret-0123456789";
+const BUCKET: &str = "bench";
+const KIB: usize = 1 << 10;
+const MIB: usize = 1 << 20;
+/// Keys each PUT client cycles through (later PUTs overwrite: the gateway's full write path,
+/// displaced bytes deleted included).
+const PUT_KEYS_PER_CLIENT: usize = 16;
+/// Objects GETs pick from.
+const GET_KEYS: usize = 32;
+/// The memory run: this many clients PUT this many bytes each, all at once.
+const MEM_CLIENTS: usize = 64;
+const MEM_SIZE: usize = 64 * MIB;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if let Err(e) = rt.block_on(run(quick)) {
+        eprintln!("gateway bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// One measured cell.
+struct Cell {
+    ops_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    ops: usize,
+}
+
+async fn run(quick: bool) -> Result<(), String> {
+    crypto();
+    let window = if quick {
+        Duration::from_millis(1_500)
+    } else {
+        Duration::from_secs(5)
+    };
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let direct_root = tmp.path().join("direct");
+    let backend_root = tmp.path().join("backend");
+    for root in [&direct_root, &backend_root] {
+        std::fs::create_dir_all(root.join(BACKEND_BUCKET)).map_err(|e| e.to_string())?;
+    }
+    let direct_server = fs_server(&direct_root).await;
+    let backend_server = fs_server(&backend_root).await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let config = tmp.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nstore = {:?}\nregion = {REGION:?}\nrouting = \"pack\"\n\n\
+             [[credentials]]\naccess_key = {AK:?}\nsecret_key = {SK:?}\n\n[[buckets]]\nname = {BUCKET:?}\n\n\
+             [[backends]]\nname = \"fs\"\nkind = \"s3\"\nendpoint = \"http://{}\"\nbucket = {BACKEND_BUCKET:?}\n\
+             region = {REGION:?}\naccess_key = {BACKEND_AK:?}\nsecret_key = {BACKEND_SK:?}\nquota_bytes = 0\n",
+            format!("sqlite://{}", tmp.path().join("ledger.db").display()),
+            backend_server.addr
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let exe = env!("CARGO_BIN_EXE_s3o-gateway");
+    let child = Command::new(exe)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {exe}: {e}"))?;
+    let gateway = KillOnDrop(child);
+    let gateway_endpoint = format!("http://127.0.0.1:{port}");
+    wait_healthy(&gateway_endpoint).await?;
+    let pid = gateway.0.id();
+
+    let through = Arc::new(client(&gateway_endpoint, BUCKET, AK, SK, false));
+    let direct_endpoint = format!("http://{}", direct_server.addr);
+    let direct = Arc::new(client(
+        &direct_endpoint,
+        BACKEND_BUCKET,
+        BACKEND_AK,
+        BACKEND_SK,
+        false,
+    ));
+
+    // Memory first, on a fresh gateway process, so its peak is this run's.
+    let idle_rss = proc_status_kib(pid, "VmRSS:")?;
+    let mem_client = Arc::new(client(&gateway_endpoint, BUCKET, AK, SK, true));
+    let payload = Bytes::from(vec![0x5a_u8; MEM_SIZE]);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..MEM_CLIENTS {
+        let c = Arc::clone(&mem_client);
+        let p = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            c.put(&Key::from(format!("mem/{i}")), p.into()).await
+        }));
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("64 MiB PUT: {e}"))?;
+    }
+    let mem_secs = started.elapsed().as_secs_f64();
+    let peak_rss = proc_status_kib(pid, "VmHWM:")?;
+    for i in 0..MEM_CLIENTS {
+        mem_client
+            .delete(&Key::from(format!("mem/{i}")))
+            .await
+            .map_err(|e| format!("delete mem/{i}: {e}"))?;
+    }
+    println!(
+        "memory: {MEM_CLIENTS} concurrent {} MiB PUTs in {mem_secs:.1} s; gateway peak RSS {:.0} MiB (idle {:.0} MiB)",
+        MEM_SIZE / MIB,
+        peak_rss as f64 / 1024.0,
+        idle_rss as f64 / 1024.0
+    );
+
+    let mut rows = Vec::new();
+    for size in [4 * KIB, MIB] {
+        let body = Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        for c in [&through, &direct] {
+            for i in 0..GET_KEYS {
+                c.put(&get_key(size, i), body.clone().into())
+                    .await
+                    .map_err(|e| format!("populate: {e}"))?;
+            }
+        }
+        for clients in [1, 16] {
+            for op in [Op::Put, Op::Get] {
+                let g = measure(&through, op, size, clients, &body, window).await?;
+                let d = measure(&direct, op, size, clients, &body, window).await?;
+                println!(
+                    "{:<4} {:>5} x{clients:<2}: gateway {:>8.1} ops/s, direct {:>8.1} ops/s, ratio {:.2}",
+                    op.name(),
+                    human(size),
+                    g.ops_per_s,
+                    d.ops_per_s,
+                    g.ops_per_s / d.ops_per_s
+                );
+                rows.push((op, size, clients, g, d));
+            }
+        }
+    }
+    drop(gateway);
+
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# Gateway benchmark (`cargo xtask bench --gateway{}`)\n",
+        if quick { " --quick" } else { "" }
+    );
+    let _ = writeln!(
+        md,
+        "s3o-gateway (release binary, SQLite ledger, one s3s-fs backend over loopback HTTP) vs \
+         the same s3s-fs server reached directly, same run, same object_store S3 client code. \
+         {} s per cell; PUT clients cycle over {PUT_KEYS_PER_CLIENT} keys each (overwrites \
+         after the first round), GETs read whole objects from {GET_KEYS} keys. Machine: {} \
+         CPU(s). Ratio = gateway ÷ direct throughput (1.00 = no overhead).\n",
+        window.as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(
+        md,
+        "| op | size | clients | gateway ops/s | direct ops/s | ratio | gateway p50 / p99 ms | direct p50 / p99 ms |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    for (op, size, clients, g, d) in &rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {clients} | {:.1} | {:.1} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            op.name(),
+            human(*size),
+            g.ops_per_s,
+            d.ops_per_s,
+            g.ops_per_s / d.ops_per_s,
+            g.p50_ms,
+            g.p99_ms,
+            d.p50_ms,
+            d.p99_ms
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nOperations per cell (gateway / direct): {}.\n",
+        rows.iter()
+            .map(|(op, size, clients, g, d)| format!(
+                "{} {} x{clients}: {}/{}",
+                op.name(),
+                human(*size),
+                g.ops,
+                d.ops
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let _ = writeln!(
+        md,
+        "## Memory\n\n{MEM_CLIENTS} clients PUT {} MiB each at once through the gateway \
+         ({} GiB in {mem_secs:.1} s, unsigned payload). Peak resident memory of the gateway \
+         process (`VmHWM`): **{:.0} MiB** (idle before: {:.0} MiB), i.e. about {:.1} MiB per \
+         concurrent request.",
+        MEM_SIZE / MIB,
+        MEM_CLIENTS * MEM_SIZE / (1 << 30),
+        peak_rss as f64 / 1024.0,
+        idle_rss as f64 / 1024.0,
+        (peak_rss - idle_rss) as f64 / 1024.0 / MEM_CLIENTS as f64
+    );
+    let out = results_dir().join("gateway-latest.md");
+    std::fs::create_dir_all(results_dir()).map_err(|e| e.to_string())?;
+    std::fs::write(&out, md).map_err(|e| format!("write {}: {e}", out.display()))?;
+    println!("results written to {}", out.display());
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Put,
+    Get,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Put => "PUT",
+            Op::Get => "GET",
+        }
+    }
+}
+
+fn client(endpoint: &str, bucket: &str, ak: &str, sk: &str, unsigned: bool) -> AmazonS3 {
+    s3_builder(endpoint, bucket, ak, sk)
+        .with_unsigned_payload(unsigned)
+        .with_client_options(object_store::ClientOptions::new().with_timeout_disabled())
+        .build()
+        .expect("S3 client")
+}
+
+fn get_key(size: usize, i: usize) -> Key {
+    Key::from(format!("get-{size}/{i}"))
+}
+
+/// Runs `clients` tasks doing `op` back to back for `window`; throughput and latencies.
+async fn measure(
+    store: &Arc<AmazonS3>,
+    op: Op,
+    size: usize,
+    clients: usize,
+    body: &Bytes,
+    window: Duration,
+) -> Result<Cell, String> {
+    let deadline = Instant::now() + window;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..clients {
+        let store = Arc::clone(store);
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let began = Instant::now();
+                match op {
+                    Op::Put => {
+                        let key = Key::from(format!("put-{size}/{t}/{}", i % PUT_KEYS_PER_CLIENT));
+                        store
+                            .put(&key, body.clone().into())
+                            .await
+                            .map_err(|e| format!("PUT: {e}"))?;
+                    }
+                    Op::Get => {
+                        let got = store
+                            .get(&get_key(size, (t * 7 + i) % GET_KEYS))
+                            .await
+                            .map_err(|e| format!("GET: {e}"))?
+                            .bytes()
+                            .await
+                            .map_err(|e| format!("GET body: {e}"))?;
+                        if got.len() != size {
+                            return Err(format!("GET returned {} bytes, not {size}", got.len()));
+                        }
+                    }
+                }
+                lat.push(began.elapsed());
+                i += 1;
+            }
+            Ok::<_, String>(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.map_err(|e| e.to_string())??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    Ok(Cell {
+        ops_per_s: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        ops: all.len(),
+    })
+}
+
+fn human(size: usize) -> String {
+    if size >= MIB {
+        format!("{} MiB", size / MIB)
+    } else {
+        format!("{} KiB", size / KIB)
+    }
+}
+
+/// A field of `/proc/PID/status`, in KiB.
+fn proc_status_kib(pid: u32, field: &str) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("read /proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+async fn wait_healthy(endpoint: &str) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = http.get(format!("{endpoint}/health")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("the gateway did not answer /health within 30 s".into())
+}
+
+fn results_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/results")
+}
+
+/// The gateway process, killed when the bench ends however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
