@@ -268,7 +268,12 @@ impl Op {
 fn client(endpoint: &str, bucket: &str, ak: &str, sk: &str, unsigned: bool) -> AmazonS3 {
     s3_builder(endpoint, bucket, ak, sk)
         .with_unsigned_payload(unsigned)
-        .with_client_options(object_store::ClientOptions::new().with_timeout_disabled())
+        .with_client_options(
+            // Replaces the builder's options: allow plain HTTP again, no overall timeout.
+            object_store::ClientOptions::new()
+                .with_allow_http(true)
+                .with_timeout_disabled(),
+        )
         .build()
         .expect("S3 client")
 }
