@@ -167,11 +167,13 @@ pub(crate) struct ChecksumRequest {
 }
 
 impl ChecksumRequest {
-    /// Computes every algorithm named by `algorithm` or by a value in `sent`.
+    /// Computes every algorithm named by `algorithm`, by a value in `sent`, or by the
+    /// `x-amz-trailer` header of `headers` (a checksum that will arrive as a trailer).
     pub(crate) fn new(
         algorithm: Option<&s3s::dto::ChecksumAlgorithm>,
         sent: s3s::dto::Checksum,
         trailers: Option<s3s::TrailingHeaders>,
+        headers: &hyper::HeaderMap,
     ) -> s3s::S3Result<Self> {
         use s3s::dto::ChecksumAlgorithm as A;
         let mut h = s3s::checksum::ChecksumHasher::default();
@@ -182,6 +184,23 @@ impl ChecksumRequest {
             sent.checksum_sha256.is_some(),
             sent.checksum_crc64nvme.is_some(),
         );
+        let announced = headers
+            .get_all("x-amz-trailer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_ascii_lowercase())
+            .collect::<Vec<_>>();
+        for t in &announced {
+            match t.as_str() {
+                "x-amz-checksum-crc32" => crc32 = true,
+                "x-amz-checksum-crc32c" => crc32c = true,
+                "x-amz-checksum-sha1" => sha1 = true,
+                "x-amz-checksum-sha256" => sha256 = true,
+                "x-amz-checksum-crc64nvme" => crc64 = true,
+                _ => {}
+            }
+        }
         if let Some(a) = algorithm {
             match a.as_str() {
                 A::CRC32 => crc32 = true,
@@ -294,18 +313,20 @@ mod tests {
             checksum_crc32: Some("NhCmhg==".into()), // CRC32 of "hello"
             ..Default::default()
         };
-        let mut ok = ChecksumRequest::new(None, sent.clone(), None).unwrap();
+        let mut ok = ChecksumRequest::new(None, sent.clone(), None, &Default::default()).unwrap();
         ok.hasher.update(b"hello");
         assert_eq!(
             ok.verify().unwrap().checksum_crc32.as_deref(),
             Some("NhCmhg==")
         );
-        let mut bad = ChecksumRequest::new(None, sent, None).unwrap();
+        let mut bad = ChecksumRequest::new(None, sent, None, &Default::default()).unwrap();
         bad.hasher.update(b"hellO");
         let e = bad.verify().unwrap_err();
         assert_eq!(*e.code(), s3s::S3ErrorCode::BadDigest);
         let alg = s3s::dto::ChecksumAlgorithm::from_static(s3s::dto::ChecksumAlgorithm::SHA256);
-        let mut computed = ChecksumRequest::new(Some(&alg), Default::default(), None).unwrap();
+        let mut computed =
+            ChecksumRequest::new(Some(&alg), Default::default(), None, &Default::default())
+                .unwrap();
         computed.hasher.update(b"hello");
         let got = computed.verify().unwrap();
         assert!(got.checksum_sha256.is_some() && got.checksum_crc32.is_none());

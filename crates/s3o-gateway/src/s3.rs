@@ -319,7 +319,12 @@ impl GatewayS3 {
         } = w;
         let mut checksums = match checksums {
             Some(c) => c,
-            None => body::ChecksumRequest::new(None, Checksum::default(), None)?,
+            None => body::ChecksumRequest::new(
+                None,
+                Checksum::default(),
+                None,
+                &hyper::HeaderMap::new(),
+            )?,
         };
         let ledger_key = &keys::ledger_key(bucket, key);
         let backend_name = match backend {
@@ -492,6 +497,7 @@ impl GatewayS3 {
                 ..Checksum::default()
             },
             req.trailing_headers,
+            &req.headers,
         )?;
         let lkey = keys::ledger_key(&input.bucket, &input.key);
         let expect_md5 = match &input.content_md5 {
@@ -1331,6 +1337,7 @@ impl GatewayS3 {
                 ..Checksum::default()
             },
             req.trailing_headers,
+            &req.headers,
         )?;
         let written = match body::upload(&backend, &path, stream, &mut checksums.hasher).await {
             Ok(u) => u,
