@@ -26,6 +26,8 @@ use crate::metrics::Metrics;
 const MAX_DELETE_KEYS: usize = 1000;
 /// Page size cap of listings (S3's limit).
 const MAX_LIST_KEYS: i32 = 1000;
+/// Backend deletes run at once per request (DeleteObjects can free 1000 keys).
+const DELETE_CONCURRENCY: usize = 16;
 /// S3's minimum size of every part but the last.
 const MIN_PART_SIZE: i64 = 5 * 1024 * 1024;
 
@@ -261,30 +263,24 @@ impl GatewayS3 {
     /// Deletes bytes the ledger no longer references; what cannot be deleted now is queued
     /// for the cleanup worker and charged to the backend's orphan bytes.
     async fn remove_displaced(&self, displaced: Vec<Displaced>, reason: &str) {
-        for d in displaced {
-            let deleted = match self.backends.get(&d.backend) {
-                Some(b) => b
-                    .store
-                    .delete(&keys::path(&d.storage_key))
-                    .await
-                    .or_else(|e| {
-                        if matches!(e, object_store::Error::NotFound { .. }) {
-                            Ok(())
-                        } else {
-                            Err(e)
-                        }
-                    }),
-                None => Err(object_store::Error::Generic {
-                    store: "gateway",
-                    source: "backend not configured".into(),
-                }),
-            };
-            if let Err(e) = deleted {
-                tracing::warn!(backend = %d.backend, key = %d.storage_key, error = %e, "delete failed; queued for cleanup");
-                self.metrics.event("cleanup_enqueued");
-                if let Err(e) = self.ledger.orphan(&d, reason).await {
-                    tracing::error!(backend = %d.backend, key = %d.storage_key, error = %e, "could not queue cleanup: bytes orphaned untracked");
-                }
+        futures::stream::iter(displaced)
+            .for_each_concurrent(DELETE_CONCURRENCY, |d| self.remove_one(d, reason))
+            .await;
+    }
+
+    async fn remove_one(&self, d: Displaced, reason: &str) {
+        let deleted = match self.backends.get(&d.backend) {
+            Some(b) => match b.store.delete(&keys::path(&d.storage_key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            },
+            None => Err("backend not configured".to_owned()),
+        };
+        if let Err(e) = deleted {
+            tracing::warn!(backend = %d.backend, key = %d.storage_key, error = %e, "delete failed; queued for cleanup");
+            self.metrics.event("cleanup_enqueued");
+            if let Err(e) = self.ledger.orphan(&d, reason).await {
+                tracing::error!(backend = %d.backend, key = %d.storage_key, error = %e, "could not queue cleanup: bytes orphaned untracked");
             }
         }
     }
@@ -955,22 +951,42 @@ impl S3 for GatewayS3 {
                     let quiet = i.delete.quiet.unwrap_or(false);
                     let mut deleted = Vec::new();
                     let mut errors = Vec::new();
-                    for o in &i.delete.objects {
-                        match self.delete_key(&i.bucket, &o.key).await {
-                            Ok(()) => {
-                                if !quiet {
-                                    deleted.push(DeletedObject {
+                    let lkeys: Vec<String> = i
+                        .delete
+                        .objects
+                        .iter()
+                        .map(|o| keys::ledger_key(&i.bucket, &o.key))
+                        .collect();
+                    // One ledger transaction for the whole batch; the bytes go afterwards.
+                    match self.ledger.delete_many(&lkeys).await {
+                        Ok(map) => {
+                            let bytes: Vec<Displaced> = map.into_values().flatten().collect();
+                            self.remove_displaced(bytes, "deleted").await;
+                            if !quiet {
+                                deleted = i
+                                    .delete
+                                    .objects
+                                    .iter()
+                                    .map(|o| DeletedObject {
                                         key: Some(o.key.clone()),
                                         ..DeletedObject::default()
-                                    });
-                                }
+                                    })
+                                    .collect();
                             }
-                            Err(e) => errors.push(Error {
-                                code: Some(e.code().as_str().to_owned()),
-                                key: Some(o.key.clone()),
-                                message: e.message().map(str::to_owned),
-                                ..Error::default()
-                            }),
+                        }
+                        Err(e) => {
+                            let e = write_err(e);
+                            errors = i
+                                .delete
+                                .objects
+                                .iter()
+                                .map(|o| Error {
+                                    code: Some(e.code().as_str().to_owned()),
+                                    key: Some(o.key.clone()),
+                                    message: e.message().map(str::to_owned),
+                                    ..Error::default()
+                                })
+                                .collect();
                         }
                     }
                     Ok(S3Response::new(DeleteObjectsOutput {
