@@ -41,11 +41,12 @@ pub(crate) enum UploadError {
 
 /// Streams `body` to `path` on `backend`. Bodies up to one chunk go in one PUT; longer ones
 /// as a backend multipart upload of equal chunks, so memory stays at about two chunks. On
-/// any error the partial upload is aborted.
+/// any error the partial upload is aborted. `checksums` sees every byte as well.
 pub(crate) async fn upload<S>(
     backend: &Backend,
     path: &Path,
     body: S,
+    checksums: &mut s3s::checksum::ChecksumHasher,
 ) -> Result<Uploaded, UploadError>
 where
     S: Stream<Item = Result<Bytes, s3s::StdError>> + Send,
@@ -67,6 +68,7 @@ where
             }
         };
         hasher.update(&bytes);
+        checksums.update(&bytes);
         size += bytes.len() as u64;
         match writer.as_mut() {
             Some(w) => {
@@ -153,6 +155,133 @@ pub(crate) fn etag_md5(etag: &str) -> Option<[u8; 16]> {
     raw.try_into().ok()
 }
 
+/// The `x-amz-checksum-*` values a client asked for: which to compute, and the values it sent
+/// in headers (trailer values are read after the body).
+pub(crate) struct ChecksumRequest {
+    /// Hashers of the algorithms in play.
+    pub(crate) hasher: s3s::checksum::ChecksumHasher,
+    /// Values sent as headers.
+    pub(crate) sent: s3s::dto::Checksum,
+    /// Trailers of an aws-chunked body, readable once the body has ended.
+    pub(crate) trailers: Option<s3s::TrailingHeaders>,
+}
+
+impl ChecksumRequest {
+    /// Computes every algorithm named by `algorithm`, by a value in `sent`, or by the
+    /// `x-amz-trailer` header of `headers` (a checksum that will arrive as a trailer).
+    pub(crate) fn new(
+        algorithm: Option<&s3s::dto::ChecksumAlgorithm>,
+        sent: s3s::dto::Checksum,
+        trailers: Option<s3s::TrailingHeaders>,
+        headers: &hyper::HeaderMap,
+    ) -> s3s::S3Result<Self> {
+        use s3s::dto::ChecksumAlgorithm as A;
+        let mut h = s3s::checksum::ChecksumHasher::default();
+        let (mut crc32, mut crc32c, mut sha1, mut sha256, mut crc64) = (
+            sent.checksum_crc32.is_some(),
+            sent.checksum_crc32c.is_some(),
+            sent.checksum_sha1.is_some(),
+            sent.checksum_sha256.is_some(),
+            sent.checksum_crc64nvme.is_some(),
+        );
+        let announced = headers
+            .get_all("x-amz-trailer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_ascii_lowercase())
+            .collect::<Vec<_>>();
+        for t in &announced {
+            match t.as_str() {
+                "x-amz-checksum-crc32" => crc32 = true,
+                "x-amz-checksum-crc32c" => crc32c = true,
+                "x-amz-checksum-sha1" => sha1 = true,
+                "x-amz-checksum-sha256" => sha256 = true,
+                "x-amz-checksum-crc64nvme" => crc64 = true,
+                _ => {}
+            }
+        }
+        if let Some(a) = algorithm {
+            match a.as_str() {
+                A::CRC32 => crc32 = true,
+                A::CRC32C => crc32c = true,
+                A::SHA1 => sha1 = true,
+                A::SHA256 => sha256 = true,
+                A::CRC64NVME => crc64 = true,
+                other => {
+                    return Err(s3s::s3_error!(
+                        InvalidArgument,
+                        "unsupported checksum algorithm {other}"
+                    ));
+                }
+            }
+        }
+        if crc32 {
+            h.crc32 = Some(Default::default());
+        }
+        if crc32c {
+            h.crc32c = Some(Default::default());
+        }
+        if sha1 {
+            h.sha1 = Some(Default::default());
+        }
+        if sha256 {
+            h.sha256 = Some(Default::default());
+        }
+        if crc64 {
+            h.crc64nvme = Some(Default::default());
+        }
+        Ok(ChecksumRequest {
+            hasher: h,
+            sent,
+            trailers,
+        })
+    }
+
+    /// Compares what was computed with what the client sent (headers, then trailers);
+    /// returns the computed values. A mismatch is `BadDigest`.
+    pub(crate) fn verify(self) -> s3s::S3Result<s3s::dto::Checksum> {
+        let got = self.hasher.finalize();
+        let mut sent = self.sent;
+        if let Some(t) = self.trailers.and_then(|t| t.take()) {
+            let get = |name: &str| t.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            sent.checksum_crc32 = sent.checksum_crc32.or_else(|| get("x-amz-checksum-crc32"));
+            sent.checksum_crc32c = sent
+                .checksum_crc32c
+                .or_else(|| get("x-amz-checksum-crc32c"));
+            sent.checksum_sha1 = sent.checksum_sha1.or_else(|| get("x-amz-checksum-sha1"));
+            sent.checksum_sha256 = sent
+                .checksum_sha256
+                .or_else(|| get("x-amz-checksum-sha256"));
+            sent.checksum_crc64nvme = sent
+                .checksum_crc64nvme
+                .or_else(|| get("x-amz-checksum-crc64nvme"));
+        }
+        let pairs = [
+            ("crc32", &sent.checksum_crc32, &got.checksum_crc32),
+            ("crc32c", &sent.checksum_crc32c, &got.checksum_crc32c),
+            ("sha1", &sent.checksum_sha1, &got.checksum_sha1),
+            ("sha256", &sent.checksum_sha256, &got.checksum_sha256),
+            (
+                "crc64nvme",
+                &sent.checksum_crc64nvme,
+                &got.checksum_crc64nvme,
+            ),
+        ];
+        for (name, s, g) in pairs {
+            if let Some(s) = s
+                && Some(s) != g.as_ref()
+            {
+                return Err(s3s::s3_error!(
+                    BadDigest,
+                    "x-amz-checksum-{name} does not match the body"
+                ));
+            }
+        }
+        Ok(got)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +305,31 @@ mod tests {
         let expect = format!("{}-2", hex::encode(md5_of(&cat)));
         assert_eq!(multipart_etag(&[a, b]), expect);
         assert!(multipart_etag(&[a]).ends_with("-1"));
+    }
+
+    #[test]
+    fn client_checksums_are_verified() {
+        let sent = s3s::dto::Checksum {
+            checksum_crc32: Some("NhCmhg==".into()), // CRC32 of "hello"
+            ..Default::default()
+        };
+        let mut ok = ChecksumRequest::new(None, sent.clone(), None, &Default::default()).unwrap();
+        ok.hasher.update(b"hello");
+        assert_eq!(
+            ok.verify().unwrap().checksum_crc32.as_deref(),
+            Some("NhCmhg==")
+        );
+        let mut bad = ChecksumRequest::new(None, sent, None, &Default::default()).unwrap();
+        bad.hasher.update(b"hellO");
+        let e = bad.verify().unwrap_err();
+        assert_eq!(*e.code(), s3s::S3ErrorCode::BadDigest);
+        let alg = s3s::dto::ChecksumAlgorithm::from_static(s3s::dto::ChecksumAlgorithm::SHA256);
+        let mut computed =
+            ChecksumRequest::new(Some(&alg), Default::default(), None, &Default::default())
+                .unwrap();
+        computed.hasher.update(b"hello");
+        let got = computed.verify().unwrap();
+        assert!(got.checksum_sha256.is_some() && got.checksum_crc32.is_none());
     }
 
     #[test]

@@ -237,6 +237,27 @@ impl Ledger {
         }
     }
 
+    /// Removes many keys in one transaction; returns the bytes to delete per key that existed
+    /// (absent keys are simply not in the map).
+    pub(crate) async fn delete_many(
+        &self,
+        keys: &[String],
+    ) -> LResult<BTreeMap<String, Vec<Displaced>>> {
+        let mut before = BTreeMap::new();
+        for k in keys {
+            before.insert(k.clone(), self.copies_or_empty(k).await?);
+        }
+        let deleted = self.store.delete_objects_batch(keys).await?;
+        Ok(deleted
+            .into_iter()
+            .map(|(k, d)| {
+                let b = before.get(&k).map(Vec::as_slice).unwrap_or_default();
+                let out = displaced(b, &d, None);
+                (k, out)
+            })
+            .collect())
+    }
+
     /// Charges bytes the gateway could not delete to their backend's orphan bytes and queues
     /// their deletion for the cleanup worker.
     pub(crate) async fn orphan(&self, d: &Displaced, reason: &str) -> LResult<()> {

@@ -26,6 +26,8 @@ use crate::metrics::Metrics;
 const MAX_DELETE_KEYS: usize = 1000;
 /// Page size cap of listings (S3's limit).
 const MAX_LIST_KEYS: i32 = 1000;
+/// Backend deletes run at once per request (DeleteObjects can free 1000 keys).
+const DELETE_CONCURRENCY: usize = 16;
 /// S3's minimum size of every part but the last.
 const MIN_PART_SIZE: i64 = 5 * 1024 * 1024;
 
@@ -210,6 +212,8 @@ struct Write<'a> {
     /// Multipart upload whose row (and in-flight part bytes) is released just before the
     /// commit, so the assembled object is not charged twice against the quota.
     release_upload: Option<String>,
+    /// Client checksums to compute and verify.
+    checksums: Option<body::ChecksumRequest>,
 }
 
 /// A readable version found by a lookup (ledger or broadcast).
@@ -259,30 +263,24 @@ impl GatewayS3 {
     /// Deletes bytes the ledger no longer references; what cannot be deleted now is queued
     /// for the cleanup worker and charged to the backend's orphan bytes.
     async fn remove_displaced(&self, displaced: Vec<Displaced>, reason: &str) {
-        for d in displaced {
-            let deleted = match self.backends.get(&d.backend) {
-                Some(b) => b
-                    .store
-                    .delete(&keys::path(&d.storage_key))
-                    .await
-                    .or_else(|e| {
-                        if matches!(e, object_store::Error::NotFound { .. }) {
-                            Ok(())
-                        } else {
-                            Err(e)
-                        }
-                    }),
-                None => Err(object_store::Error::Generic {
-                    store: "gateway",
-                    source: "backend not configured".into(),
-                }),
-            };
-            if let Err(e) = deleted {
-                tracing::warn!(backend = %d.backend, key = %d.storage_key, error = %e, "delete failed; queued for cleanup");
-                self.metrics.event("cleanup_enqueued");
-                if let Err(e) = self.ledger.orphan(&d, reason).await {
-                    tracing::error!(backend = %d.backend, key = %d.storage_key, error = %e, "could not queue cleanup: bytes orphaned untracked");
-                }
+        futures::stream::iter(displaced)
+            .for_each_concurrent(DELETE_CONCURRENCY, |d| self.remove_one(d, reason))
+            .await;
+    }
+
+    async fn remove_one(&self, d: Displaced, reason: &str) {
+        let deleted = match self.backends.get(&d.backend) {
+            Some(b) => match b.store.delete(&keys::path(&d.storage_key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            },
+            None => Err("backend not configured".to_owned()),
+        };
+        if let Err(e) = deleted {
+            tracing::warn!(backend = %d.backend, key = %d.storage_key, error = %e, "delete failed; queued for cleanup");
+            self.metrics.event("cleanup_enqueued");
+            if let Err(e) = self.ledger.orphan(&d, reason).await {
+                tracing::error!(backend = %d.backend, key = %d.storage_key, error = %e, "could not queue cleanup: bytes orphaned untracked");
             }
         }
     }
@@ -299,7 +297,11 @@ impl GatewayS3 {
 
     /// The write path: route by quota → intent → stream to the backend → verify → commit
     /// (record-and-clear) → delete displaced bytes. Returns the committed metadata.
-    async fn write_object(&self, w: Write<'_>, body: ByteStream) -> S3Result<ObjectMeta> {
+    async fn write_object(
+        &self,
+        w: Write<'_>,
+        body: ByteStream,
+    ) -> S3Result<(ObjectMeta, Checksum)> {
         let Write {
             bucket,
             key,
@@ -309,7 +311,17 @@ impl GatewayS3 {
             etag,
             backend,
             release_upload,
+            checksums,
         } = w;
+        let mut checksums = match checksums {
+            Some(c) => c,
+            None => body::ChecksumRequest::new(
+                None,
+                Checksum::default(),
+                None,
+                &hyper::HeaderMap::new(),
+            )?,
+        };
         let ledger_key = &keys::ledger_key(bucket, key);
         let backend_name = match backend {
             Some(b) => b,
@@ -327,7 +339,7 @@ impl GatewayS3 {
             .begin_write(ledger_key, &backend_name, size, &meta)
             .await
             .map_err(write_err)?;
-        let up = match body::upload(&backend, &path, body).await {
+        let up = match body::upload(&backend, &path, body, &mut checksums.hasher).await {
             Ok(u) => u,
             Err(UploadError::Body(e)) => {
                 let _ = self.ledger.abandon_write(&intent).await;
@@ -356,6 +368,13 @@ impl GatewayS3 {
             self.discard(&backend, &path, &intent).await;
             return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
         }
+        let computed = match checksums.verify() {
+            Ok(c) => c,
+            Err(e) => {
+                self.discard(&backend, &path, &intent).await;
+                return Err(e);
+            }
+        };
         meta.etag = etag.unwrap_or_else(|| up.etag());
         if let Some(id) = release_upload
             && let Err(e) = self.ledger.delete_upload(&id).await
@@ -379,7 +398,7 @@ impl GatewayS3 {
                 return Err(write_err(e));
             }
         }
-        Ok(meta)
+        Ok((meta, computed))
     }
 
     /// Finds the version to read: the ledger's copies, or a broadcast when it is down.
@@ -463,6 +482,19 @@ impl GatewayS3 {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         self.bucket(&input.bucket)?;
+        let checksums = body::ChecksumRequest::new(
+            input.checksum_algorithm.as_ref(),
+            Checksum {
+                checksum_crc32: input.checksum_crc32.clone(),
+                checksum_crc32c: input.checksum_crc32c.clone(),
+                checksum_sha1: input.checksum_sha1.clone(),
+                checksum_sha256: input.checksum_sha256.clone(),
+                checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+                ..Checksum::default()
+            },
+            req.trailing_headers,
+            &req.headers,
+        )?;
         let lkey = keys::ledger_key(&input.bucket, &input.key);
         let expect_md5 = match &input.content_md5 {
             Some(h) => Some(body::content_md5(h).ok_or_else(|| s3_error!(InvalidDigest))?),
@@ -505,11 +537,17 @@ impl GatewayS3 {
             etag: None,
             backend: None,
             release_upload: None,
+            checksums: Some(checksums),
         };
-        let meta = self.write_object(w, stream).await?;
+        let (meta, sums) = self.write_object(w, stream).await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: etag_of(&meta),
             size: Some(size),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
             ..PutObjectOutput::default()
         }))
     }
@@ -913,22 +951,42 @@ impl S3 for GatewayS3 {
                     let quiet = i.delete.quiet.unwrap_or(false);
                     let mut deleted = Vec::new();
                     let mut errors = Vec::new();
-                    for o in &i.delete.objects {
-                        match self.delete_key(&i.bucket, &o.key).await {
-                            Ok(()) => {
-                                if !quiet {
-                                    deleted.push(DeletedObject {
+                    let lkeys: Vec<String> = i
+                        .delete
+                        .objects
+                        .iter()
+                        .map(|o| keys::ledger_key(&i.bucket, &o.key))
+                        .collect();
+                    // One ledger transaction for the whole batch; the bytes go afterwards.
+                    match self.ledger.delete_many(&lkeys).await {
+                        Ok(map) => {
+                            let bytes: Vec<Displaced> = map.into_values().flatten().collect();
+                            self.remove_displaced(bytes, "deleted").await;
+                            if !quiet {
+                                deleted = i
+                                    .delete
+                                    .objects
+                                    .iter()
+                                    .map(|o| DeletedObject {
                                         key: Some(o.key.clone()),
                                         ..DeletedObject::default()
-                                    });
-                                }
+                                    })
+                                    .collect();
                             }
-                            Err(e) => errors.push(Error {
-                                code: Some(e.code().as_str().to_owned()),
-                                key: Some(o.key.clone()),
-                                message: e.message().map(str::to_owned),
-                                ..Error::default()
-                            }),
+                        }
+                        Err(e) => {
+                            let e = write_err(e);
+                            errors = i
+                                .delete
+                                .objects
+                                .iter()
+                                .map(|o| Error {
+                                    code: Some(e.code().as_str().to_owned()),
+                                    key: Some(o.key.clone()),
+                                    message: e.message().map(str::to_owned),
+                                    ..Error::default()
+                                })
+                                .collect();
                         }
                     }
                     Ok(S3Response::new(DeleteObjectsOutput {
@@ -1209,8 +1267,9 @@ impl GatewayS3 {
             etag: keep,
             backend: None,
             release_upload: None,
+            checksums: None,
         };
-        let meta = self.write_object(w, stream).await?;
+        let (meta, _) = self.write_object(w, stream).await?;
         let copied = self.ledger.copies(&lkey).await.ok().map(found_of);
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
@@ -1283,7 +1342,20 @@ impl GatewayS3 {
             Some(b) => Box::pin(b),
             None => Box::pin(futures::stream::empty()),
         };
-        let written = match body::upload(&backend, &path, stream).await {
+        let mut checksums = body::ChecksumRequest::new(
+            i.checksum_algorithm.as_ref(),
+            Checksum {
+                checksum_crc32: i.checksum_crc32.clone(),
+                checksum_crc32c: i.checksum_crc32c.clone(),
+                checksum_sha1: i.checksum_sha1.clone(),
+                checksum_sha256: i.checksum_sha256.clone(),
+                checksum_crc64nvme: i.checksum_crc64nvme.clone(),
+                ..Checksum::default()
+            },
+            req.trailing_headers,
+            &req.headers,
+        )?;
+        let written = match body::upload(&backend, &path, stream, &mut checksums.hasher).await {
             Ok(u) => u,
             Err(UploadError::Body(e)) => return Err(body_error(e)),
             Err(UploadError::Backend(e)) => {
@@ -1295,17 +1367,25 @@ impl GatewayS3 {
                 ));
             }
         };
-        if i64::try_from(written.size).ok() != Some(size) {
-            return Err(s3_error!(
+        let verified = if i64::try_from(written.size).ok() != Some(size) {
+            Err(s3_error!(
                 IncompleteBody,
                 "body length differs from Content-Length"
-            ));
-        }
-        if let Some(m) = expect
-            && m != written.md5
-        {
-            return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
-        }
+            ))
+        } else if expect.is_some_and(|m| m != written.md5) {
+            Err(s3_error!(BadDigest, "Content-MD5 does not match the body"))
+        } else {
+            checksums.verify()
+        };
+        let sums = match verified {
+            Ok(s) => s,
+            Err(e) => {
+                // Bytes that failed verification are never recorded; a part recorded earlier
+                // under this number no longer has its bytes and Complete will refuse it.
+                let _ = backend.store.delete(&path).await;
+                return Err(e);
+            }
+        };
         let etag = written.etag();
         self.ledger
             .record_part(&up.upload_id, i.part_number, &etag, size)
@@ -1313,6 +1393,11 @@ impl GatewayS3 {
             .map_err(write_err)?;
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(etag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
             ..UploadPartOutput::default()
         }))
     }
@@ -1377,6 +1462,7 @@ impl GatewayS3 {
             etag: Some(etag),
             backend: Some(target),
             release_upload: Some(up.upload_id.clone()),
+            checksums: None,
         };
         let written = self.write_object(w, stream).await;
         // Once the upload row is gone (committed, or released before a failed commit) its
@@ -1388,7 +1474,7 @@ impl GatewayS3 {
         if released {
             self.delete_parts(&up.backend_name, &up.upload_id).await;
         }
-        let meta = written?;
+        let (meta, _) = written?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(i.bucket),
             key: Some(i.key),

@@ -48,6 +48,8 @@ struct Shared {
     s3: S3Service,
     ledger: Arc<Ledger>,
     metrics: Arc<Metrics>,
+    /// Backends the ledger knows that the configuration does not list (reported by /health).
+    unconfigured: Vec<String>,
 }
 
 impl Gateway {
@@ -131,6 +133,7 @@ impl Gateway {
             s3: builder.build(),
             ledger,
             metrics,
+            unconfigured,
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(listener, shared, stopped));
@@ -229,16 +232,15 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<s3s::Body> 
 }
 
 async fn health(shared: &Shared) -> Response<s3s::Body> {
-    let (status, body) = match shared.ledger.cleanup_depths().await {
-        Ok(_) => (StatusCode::OK, "{\"status\":\"ok\",\"ledger\":\"ok\"}"),
-        // Reads still work by broadcast; writes answer 503 until the ledger is back.
-        Err(_) => (
-            StatusCode::OK,
-            "{\"status\":\"degraded\",\"ledger\":\"unavailable\"}",
-        ),
-    };
-    let mut r = Response::new(s3s::Body::from(body.to_owned()));
-    *r.status_mut() = status;
+    // Reads still work by broadcast while the ledger is down; writes answer 503 until it is back.
+    let ledger_up = shared.ledger.cleanup_depths().await.is_ok();
+    let body = serde_json::json!({
+        "status": if ledger_up { "ok" } else { "degraded" },
+        "ledger": if ledger_up { "ok" } else { "unavailable" },
+        "unconfigured_backends": shared.unconfigured,
+    })
+    .to_string();
+    let mut r = Response::new(s3s::Body::from(body));
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),

@@ -178,6 +178,36 @@ async fn put_get_range_overwrite_delete_round_trip() {
     );
     // Deleting an absent key succeeds, as on S3.
     s3.delete(&key).await.unwrap();
+
+    let http = reqwest::Client::new();
+    let health = http
+        .get(format!("{}/health", env.gw.endpoint()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["unconfigured_backends"], serde_json::json!([]));
+    let metrics = http
+        .get(format!("{}/metrics", env.gw.endpoint()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("s3o_gateway_requests_total{operation=\"PutObject\",status=\"200\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("s3o_quota_bytes_used{backend=\"a\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("s3o_ledger_up 1"), "{metrics}");
     env.gw.shutdown().await;
 }
 
