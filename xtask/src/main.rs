@@ -10,7 +10,7 @@
 //! - `soak [--engine sqlite|postgres|all] [--cases N] [--seed S]`: the model-based test with
 //!   many sequences (default 2000 per engine), in release mode.
 //! - `e2e [--filter REGEX]...`: the s3s-e2e conformance cases against a running s3o-gateway
-//!   (see [`e2e`]).
+//!   (see [`mod@e2e`]).
 //!
 //! Only the standard library: this crate must build fast and never be the reason CI is slow.
 
