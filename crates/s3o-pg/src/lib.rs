@@ -418,6 +418,8 @@ impl PgStore {
             },
         };
         let cancel_tls = tls::connector(parsed.ssl, parsed.root_cert.as_deref())?;
+        // Without the `tls` feature the connector is the driver's `Copy` `NoTls`.
+        #[cfg_attr(not(feature = "tls"), allow(clippy::clone_on_copy))]
         let manager = match cancel_tls.clone() {
             Some(tls) => Manager::from_config(parsed.config, tls, manager_config),
             None => Manager::from_config(parsed.config, tokio_postgres::NoTls, manager_config),

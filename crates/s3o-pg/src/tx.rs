@@ -315,6 +315,8 @@ impl PgStore {
     /// Opens a transaction (lazily: `BEGIN` leaves with its first statement).
     pub(crate) async fn begin_pg(&self) -> Result<PgTx> {
         let client = self.db.client("begin transaction").await?;
+        // Without the `tls` feature the connector is the driver's `Copy` `NoTls`.
+        #[cfg_attr(not(feature = "tls"), allow(clippy::clone_on_copy))]
         Ok(PgTx {
             client: Some(client),
             breaker: Arc::clone(&self.db.breaker),
