@@ -35,7 +35,7 @@ impl EncryptionAdmin for PgStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<EncryptedLocation>> {
-        validate::text("key id", key_id)?;
+        validate::id("key id", key_id)?;
         let limit = limit_param(validate::page(limit));
         let rows = self
             .db
@@ -108,7 +108,7 @@ impl EncryptionAdmin for PgStore {
     ) -> Result<bool> {
         validate::key(key)?;
         validate::backend(backend)?;
-        validate::text("key id", new_key_id)?;
+        validate::id("key id", new_key_id)?;
         let new_key = (!new_key.is_empty()).then_some(new_key);
         // Only encrypted copies carry a key: rotating a plaintext copy changes nothing and
         // answers false (a DEK on a plaintext row would break the stored-form invariant).

@@ -76,14 +76,14 @@ fn prefix_predicate(prefix: &str) -> (String, Option<String>) {
 #[async_trait]
 impl MultipartStore for PgStore {
     async fn create_multipart_upload(&self, params: &CreateMultipartUploadParams) -> Result<()> {
-        validate::text("upload id", &params.upload_id)?;
+        validate::id("upload id", &params.upload_id)?;
         if params.upload_id.is_empty() {
             return Err(StoreError::invalid("upload id", "must not be empty"));
         }
         validate::key(&params.object_key)?;
         validate::backend(&params.backend_name)?;
         validate::text("content type", &params.content_type)?;
-        validate::text("key id", &params.key_id)?;
+        validate::id("key id", &params.key_id)?;
         for (k, v) in &params.metadata {
             validate::text("metadata", k)?;
             validate::text("metadata", v)?;
@@ -117,7 +117,7 @@ impl MultipartStore for PgStore {
     }
 
     async fn get_multipart_upload(&self, upload_id: &str) -> Result<MultipartUpload> {
-        validate::text("upload id", upload_id)?;
+        validate::id("upload id", upload_id)?;
         let row = self
             .db
             .query_opt(
@@ -174,7 +174,7 @@ impl MultipartStore for PgStore {
     }
 
     async fn get_parts(&self, upload_id: &str) -> Result<Vec<MultipartPart>> {
-        validate::text("upload id", upload_id)?;
+        validate::id("upload id", upload_id)?;
         let rows = self
             .db
             .query(
@@ -201,7 +201,7 @@ impl MultipartStore for PgStore {
     }
 
     async fn delete_multipart_upload(&self, upload_id: &str) -> Result<()> {
-        validate::text("upload id", upload_id)?;
+        validate::id("upload id", upload_id)?;
         // Parts go with it (ON DELETE CASCADE).
         self.db
             .execute(

@@ -174,7 +174,7 @@ impl CleanupStore for SqliteStore {
         instance_id: &str,
         grace_cutoff: Timestamp,
     ) -> Result<Vec<CleanupItem>> {
-        validate::text("instance id", instance_id)?;
+        validate::id("instance id", instance_id)?;
         let Some(limit) = validate::batch_limit(limit) else {
             return Ok(Vec::new());
         };
