@@ -12,6 +12,7 @@ use deadpool_postgres::Object;
 use s3o_core::locks::MIGRATION_LOCK_ID;
 use s3o_core::{LifecycleAdmin, Result, SchemaVersion, validate};
 
+use crate::error::RowExt;
 use crate::PgStore;
 use crate::error::db_err;
 
@@ -55,7 +56,7 @@ async fn current_version(client: &Object) -> Result<i64> {
         )
         .await
         .map_err(|e| db_err("read schema version", e))?;
-    if row.get::<_, Option<i64>>(0).is_none() {
+    if row.col::<Option<i64>>(0)?.is_none() {
         return Ok(0);
     }
     let row = client
@@ -65,7 +66,7 @@ async fn current_version(client: &Object) -> Result<i64> {
         )
         .await
         .map_err(|e| db_err("read schema version", e))?;
-    Ok(row.get(0))
+    Ok(row.col(0)?)
 }
 
 async fn migrate_locked(client: &Object, schema: Option<&str>) -> Result<i64> {

@@ -4,16 +4,17 @@ use async_trait::async_trait;
 use s3o_core::{Cursor, EncryptedLocation, EncryptionAdmin, Result, UnencryptedLocation, validate};
 use tokio_postgres::Row;
 
+use crate::error::RowExt;
 use crate::PgStore;
 use crate::conn::{limit_param, null_if_empty};
 
-fn encrypted_from_row(r: &Row) -> EncryptedLocation {
-    EncryptedLocation {
-        object_key: r.get(0),
-        backend_name: r.get(1),
-        encryption_key: r.get::<_, Option<Vec<u8>>>(2).unwrap_or_default(),
-        key_id: r.get::<_, Option<String>>(3).unwrap_or_default(),
-    }
+fn encrypted_from_row(r: &Row) -> Result<EncryptedLocation> {
+    Ok(EncryptedLocation {
+        object_key: r.col(0)?,
+        backend_name: r.col(1)?,
+        encryption_key: r.col::<Option<Vec<u8>>>(2)?.unwrap_or_default(),
+        key_id: r.col::<Option<String>>(3)?.unwrap_or_default(),
+    })
 }
 
 fn validate_cursor(after: Option<&Cursor>) -> Result<(String, String)> {
@@ -48,7 +49,7 @@ impl EncryptionAdmin for PgStore {
                 &[&key_id, &limit, &offset.max(0)],
             )
             .await?;
-        Ok(rows.iter().map(encrypted_from_row).collect())
+        rows.iter().map(encrypted_from_row).collect()
     }
 
     async fn list_all_encrypted_locations(
@@ -69,7 +70,7 @@ impl EncryptionAdmin for PgStore {
                 &[&k, &b, &limit],
             )
             .await?;
-        Ok(rows.iter().map(encrypted_from_row).collect())
+        rows.iter().map(encrypted_from_row).collect()
     }
 
     async fn list_unencrypted_locations(
@@ -91,12 +92,12 @@ impl EncryptionAdmin for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| UnencryptedLocation {
-                object_key: r.get(0),
-                backend_name: r.get(1),
-                size_bytes: r.get(2),
-            })
-            .collect())
+            .map(|r| Ok(UnencryptedLocation {
+                object_key: r.col(0)?,
+                backend_name: r.col(1)?,
+                size_bytes: r.col(2)?,
+            }))
+            .collect::<Result<_>>()?)
     }
 
     async fn update_encryption_key(

@@ -86,10 +86,16 @@ pub(crate) fn is_bad_value(code: &SqlState) -> bool {
 /// Wraps a driver error with what the store was doing: a refused value becomes
 /// `InvalidInput`, a missing table or column a `Schema` error naming `s3o migrate`.
 pub(crate) fn db_err(context: &str, e: tokio_postgres::Error) -> StoreError {
-    if let Some(db) = e.as_db_error()
-        && is_bad_value(db.code())
-    {
-        return StoreError::rejected_value(context, db.message());
+    if let Some(db) = e.as_db_error() {
+        if is_bad_value(db.code()) {
+            return StoreError::rejected_value(context, db.message());
+        }
+        // A column's type changed under a prepared statement: schema drift.
+        if *db.code() == SqlState::FEATURE_NOT_SUPPORTED
+            && db.message().starts_with("cached plan must not change result type")
+        {
+            return StoreError::schema(context, e);
+        }
     }
     match kind_of(&e) {
         DbErrorKind::Schema => StoreError::schema(context, e),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use s3o_core::{MAX_ATTEMPTS, NotificationOutbox, NotificationRow, Result, validate};
 
+use crate::error::RowExt;
 use crate::PgStore;
 use crate::conn::{interval_micros, limit_param};
 
@@ -37,7 +38,7 @@ impl NotificationOutbox for PgStore {
                 &[&event_type, &payload, &endpoint_url],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 
     async fn get_pending_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
@@ -49,14 +50,14 @@ impl NotificationOutbox for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| NotificationRow {
-                id: r.get(0),
-                event_type: r.get(1),
-                payload: r.get(2),
-                endpoint_url: r.get(3),
-                attempts: r.get(4),
-            })
-            .collect())
+            .map(|r| Ok(NotificationRow {
+                id: r.col(0)?,
+                event_type: r.col(1)?,
+                payload: r.col(2)?,
+                endpoint_url: r.col(3)?,
+                attempts: r.col(4)?,
+            }))
+            .collect::<Result<_>>()?)
     }
 
     async fn complete_notification(&self, id: i64) -> Result<()> {

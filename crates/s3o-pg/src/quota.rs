@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use s3o_core::tx::QuotaTx;
 use s3o_core::{BackendCapacity, QuotaStat, QuotaStore, Result, StoreError, validate};
 
+use crate::error::RowExt;
 use crate::PgStore;
 use crate::conn::ts;
 use crate::tx::PgTx;
@@ -30,7 +31,7 @@ impl QuotaTx for PgTx {
                 &[&backend, &delta],
             )
             .await?;
-        let (known, charged): (bool, bool) = (row.get(0), row.get(1));
+        let (known, charged): (bool, bool) = (row.col(0)?, row.col(1)?);
         match (known, charged) {
             (_, true) => Ok(()),
             (false, false) => Err(StoreError::UnknownBackend {
@@ -88,7 +89,7 @@ impl QuotaTx for PgTx {
                 &[],
             )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows.iter().map(|r| Ok((r.col(0)?, r.col(1)?))).collect::<Result<_>>()?)
     }
 
     async fn sum_object_sizes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
@@ -100,7 +101,7 @@ impl QuotaTx for PgTx {
                 &[],
             )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows.iter().map(|r| Ok((r.col(0)?, r.col(1)?))).collect::<Result<_>>()?)
     }
 
     async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()> {
@@ -136,14 +137,14 @@ impl QuotaStore for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| BackendCapacity {
-                backend_name: r.get(0),
-                bytes_limit: r.get(1),
-                bytes_used: r.get(2),
-                orphan_bytes: r.get(3),
-                inflight_bytes: r.get(4),
-            })
-            .collect())
+            .map(|r| Ok(BackendCapacity {
+                backend_name: r.col(0)?,
+                bytes_limit: r.col(1)?,
+                bytes_used: r.col(2)?,
+                orphan_bytes: r.col(3)?,
+                inflight_bytes: r.col(4)?,
+            }))
+            .collect::<Result<_>>()?)
     }
 
     async fn get_quota_stats(&self) -> Result<BTreeMap<String, QuotaStat>> {
@@ -158,16 +159,16 @@ impl QuotaStore for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| {
+            .map(|r| Ok({
                 let stat = QuotaStat {
-                    backend_name: r.get(0),
-                    bytes_used: r.get(1),
-                    bytes_limit: r.get(2),
-                    orphan_bytes: r.get(3),
-                    updated_at: ts(r.get(4)),
+                    backend_name: r.col(0)?,
+                    bytes_used: r.col(1)?,
+                    bytes_limit: r.col(2)?,
+                    orphan_bytes: r.col(3)?,
+                    updated_at: ts(r.col(4)?),
                 };
                 (stat.backend_name.clone(), stat)
-            })
-            .collect())
+            }))
+            .collect::<Result<_>>()?)
     }
 }

@@ -9,6 +9,7 @@ use s3o_core::{
     Timestamp, validate,
 };
 
+use crate::error::RowExt;
 use crate::PgStore;
 use crate::cleanup::item_from_row;
 use crate::conn::limit_param;
@@ -131,7 +132,7 @@ impl Reader for PgStore {
                 &[],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 
     async fn get_all_object_locations(&self, key: &str) -> Result<Vec<ObjectLocation>> {
@@ -296,7 +297,7 @@ impl Reader for PgStore {
             .db
             .query_one("count cleanup queue", &QUEUE_DEPTH, &[])
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 
     async fn cleanup_dlq_depth(&self) -> Result<i64> {
@@ -308,7 +309,7 @@ impl Reader for PgStore {
                 &[],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 }
 

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use s3o_core::{ObjectLocation, ReplicationStore, Result, validate};
 
+use crate::error::RowExt;
 use crate::PgStore;
 use crate::conn::limit_param;
 use crate::objects::location_from_row;
@@ -104,6 +105,6 @@ impl ReplicationStore for PgStore {
                 &[&clamp(factor)],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 }

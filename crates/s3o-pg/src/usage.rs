@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use s3o_core::{Result, UsageStat, UsageStore, validate};
 
+use crate::error::RowExt;
 use crate::PgStore;
 use crate::error::unknown_backend;
 
@@ -57,16 +58,16 @@ impl UsageStore for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| {
+            .map(|r| Ok({
                 (
-                    r.get(0),
+                    r.col(0)?,
                     UsageStat {
-                        api_requests: r.get(1),
-                        egress_bytes: r.get(2),
-                        ingress_bytes: r.get(3),
+                        api_requests: r.col(1)?,
+                        egress_bytes: r.col(2)?,
+                        ingress_bytes: r.col(3)?,
                     },
                 )
-            })
-            .collect())
+            }))
+            .collect::<Result<_>>()?)
     }
 }

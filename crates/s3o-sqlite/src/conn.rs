@@ -713,7 +713,7 @@ fn build_reader_pool(path: &Path, opts: &SqliteOptions) -> Result<ReaderPool> {
         .max_size(opts.readers.max(1))
         .min_idle(Some(0))
         .test_on_check_out(false)
-        .connection_timeout(opts.busy_timeout.max(Duration::from_secs(5)))
+        .connection_timeout(opts.reader_wait_timeout.max(Duration::from_millis(1)))
         .build(manager)
         .map_err(|e| pool_err("open reader pool", e))
 }
