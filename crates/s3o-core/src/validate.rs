@@ -357,10 +357,18 @@ mod tests {
             ),
             ("prefix empty ok", prefix("prefix", ""), true),
             ("size at the limit", size("size", MAX_SIZE_BYTES), true),
-            ("size over the limit", size("size", MAX_SIZE_BYTES + 1), false),
+            (
+                "size over the limit",
+                size("size", MAX_SIZE_BYTES + 1),
+                false,
+            ),
             ("counter i64::MAX", size("orphan bytes", i64::MAX), false),
             ("huge quota limit", quota_limit(i64::MAX), true),
-            ("id at the limit", id("upload id", &"u".repeat(MAX_ID_BYTES)), true),
+            (
+                "id at the limit",
+                id("upload id", &"u".repeat(MAX_ID_BYTES)),
+                true,
+            ),
             (
                 "id over the limit",
                 id("upload id", &"u".repeat(MAX_ID_BYTES + 1)),

@@ -12,8 +12,8 @@ use deadpool_postgres::Object;
 use s3o_core::locks::MIGRATION_LOCK_ID;
 use s3o_core::{LifecycleAdmin, Result, SchemaVersion, validate};
 
-use crate::error::RowExt;
 use crate::PgStore;
+use crate::error::RowExt;
 use crate::error::db_err;
 
 /// One embedded migration.

@@ -176,6 +176,7 @@ impl CleanupStore for PgStore {
         grace_cutoff: Timestamp,
     ) -> Result<Vec<CleanupItem>> {
         validate::id("instance id", instance_id)?;
+        validate::timestamp("claim grace cutoff", grace_cutoff)?;
         let Some(limit) = validate::batch_limit(limit) else {
             return Ok(Vec::new());
         };

@@ -318,6 +318,9 @@ mod tests {
         .to_string();
         let fields: Vec<&str> = shown.split(SQL_TRACE_PARAM_SEP).collect();
         assert_eq!(fields, [REDACTED, REDACTED, "None", REDACTED]);
-        assert!(!shown.contains("secret") && !shown.contains("token"), "{shown}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("token"),
+            "{shown}"
+        );
     }
 }

@@ -5,13 +5,16 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use s3o_core::{DashboardStore, Result};
 
-use crate::error::RowExt;
 use crate::PgStore;
+use crate::error::RowExt;
 
 impl PgStore {
     async fn counts(&self, ctx: &str, sql: &str) -> Result<BTreeMap<String, i64>> {
         let rows = self.db.query(ctx, sql, &[]).await?;
-        Ok(rows.iter().map(|r| Ok((r.col(0)?, r.col(1)?))).collect::<Result<_>>()?)
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.col(0)?, r.col(1)?)))
+            .collect::<Result<_>>()?)
     }
 }
 

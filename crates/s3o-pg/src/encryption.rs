@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use s3o_core::{Cursor, EncryptedLocation, EncryptionAdmin, Result, UnencryptedLocation, validate};
 use tokio_postgres::Row;
 
-use crate::error::RowExt;
 use crate::PgStore;
 use crate::conn::{limit_param, null_if_empty};
+use crate::error::RowExt;
 
 fn encrypted_from_row(r: &Row) -> Result<EncryptedLocation> {
     Ok(EncryptedLocation {
@@ -92,11 +92,13 @@ impl EncryptionAdmin for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| Ok(UnencryptedLocation {
-                object_key: r.col(0)?,
-                backend_name: r.col(1)?,
-                size_bytes: r.col(2)?,
-            }))
+            .map(|r| {
+                Ok(UnencryptedLocation {
+                    object_key: r.col(0)?,
+                    backend_name: r.col(1)?,
+                    size_bytes: r.col(2)?,
+                })
+            })
             .collect::<Result<_>>()?)
     }
 

@@ -92,7 +92,9 @@ pub(crate) fn db_err(context: &str, e: tokio_postgres::Error) -> StoreError {
         }
         // A column's type changed under a prepared statement: schema drift.
         if *db.code() == SqlState::FEATURE_NOT_SUPPORTED
-            && db.message().starts_with("cached plan must not change result type")
+            && db
+                .message()
+                .starts_with("cached plan must not change result type")
         {
             return StoreError::schema(context, e);
         }

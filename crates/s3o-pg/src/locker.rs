@@ -78,7 +78,9 @@ async fn watch(client: &Object) -> String {
         match tokio::time::timeout(LOCK_WATCH_TIMEOUT, client.simple_query("SELECT 1")).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return format!("its connection failed: {}", crate::error::Chain(&e)),
-            Err(_) => return format!("its connection did not answer within {LOCK_WATCH_TIMEOUT:?}"),
+            Err(_) => {
+                return format!("its connection did not answer within {LOCK_WATCH_TIMEOUT:?}");
+            }
         }
     }
 }
@@ -238,7 +240,11 @@ mod tests {
             let b = lock_key(Some("tenant_b"), lock);
             assert_ne!(a, b);
             assert_ne!(a, lock.id());
-            assert_eq!(a & 0xffff_ffff, lock.id(), "the id stays readable in pg_locks.objid");
+            assert_eq!(
+                a & 0xffff_ffff,
+                lock.id(),
+                "the id stays readable in pg_locks.objid"
+            );
         }
         // FNV-1a test vectors: the hash must never change between builds.
         assert_eq!(fnv1a32(b""), 0x811c_9dc5);

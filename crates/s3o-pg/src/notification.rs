@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use s3o_core::{MAX_ATTEMPTS, NotificationOutbox, NotificationRow, Result, validate};
 
-use crate::error::RowExt;
 use crate::PgStore;
 use crate::conn::{interval_micros, limit_param};
+use crate::error::RowExt;
 
 /// Due rows, oldest first. [`MAX_ATTEMPTS`] is written into the text rather than bound so
 /// the planner can prove the partial index's `attempts < 10` predicate in a generic plan too.
@@ -50,13 +50,15 @@ impl NotificationOutbox for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| Ok(NotificationRow {
-                id: r.col(0)?,
-                event_type: r.col(1)?,
-                payload: r.col(2)?,
-                endpoint_url: r.col(3)?,
-                attempts: r.col(4)?,
-            }))
+            .map(|r| {
+                Ok(NotificationRow {
+                    id: r.col(0)?,
+                    event_type: r.col(1)?,
+                    payload: r.col(2)?,
+                    endpoint_url: r.col(3)?,
+                    attempts: r.col(4)?,
+                })
+            })
             .collect::<Result<_>>()?)
     }
 

@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use s3o_core::tx::QuotaTx;
 use s3o_core::{BackendCapacity, QuotaStat, QuotaStore, Result, StoreError, validate};
 
-use crate::error::RowExt;
 use crate::PgStore;
 use crate::conn::ts;
+use crate::error::RowExt;
 use crate::tx::PgTx;
 
 #[async_trait]
@@ -89,7 +89,10 @@ impl QuotaTx for PgTx {
                 &[],
             )
             .await?;
-        Ok(rows.iter().map(|r| Ok((r.col(0)?, r.col(1)?))).collect::<Result<_>>()?)
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.col(0)?, r.col(1)?)))
+            .collect::<Result<_>>()?)
     }
 
     async fn sum_object_sizes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
@@ -101,7 +104,10 @@ impl QuotaTx for PgTx {
                 &[],
             )
             .await?;
-        Ok(rows.iter().map(|r| Ok((r.col(0)?, r.col(1)?))).collect::<Result<_>>()?)
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.col(0)?, r.col(1)?)))
+            .collect::<Result<_>>()?)
     }
 
     async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()> {
@@ -137,13 +143,15 @@ impl QuotaStore for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| Ok(BackendCapacity {
-                backend_name: r.col(0)?,
-                bytes_limit: r.col(1)?,
-                bytes_used: r.col(2)?,
-                orphan_bytes: r.col(3)?,
-                inflight_bytes: r.col(4)?,
-            }))
+            .map(|r| {
+                Ok(BackendCapacity {
+                    backend_name: r.col(0)?,
+                    bytes_limit: r.col(1)?,
+                    bytes_used: r.col(2)?,
+                    orphan_bytes: r.col(3)?,
+                    inflight_bytes: r.col(4)?,
+                })
+            })
             .collect::<Result<_>>()?)
     }
 
@@ -159,16 +167,18 @@ impl QuotaStore for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| Ok({
-                let stat = QuotaStat {
-                    backend_name: r.col(0)?,
-                    bytes_used: r.col(1)?,
-                    bytes_limit: r.col(2)?,
-                    orphan_bytes: r.col(3)?,
-                    updated_at: ts(r.col(4)?),
-                };
-                (stat.backend_name.clone(), stat)
-            }))
+            .map(|r| {
+                Ok({
+                    let stat = QuotaStat {
+                        backend_name: r.col(0)?,
+                        bytes_used: r.col(1)?,
+                        bytes_limit: r.col(2)?,
+                        orphan_bytes: r.col(3)?,
+                        updated_at: ts(r.col(4)?),
+                    };
+                    (stat.backend_name.clone(), stat)
+                })
+            })
             .collect::<Result<_>>()?)
     }
 }

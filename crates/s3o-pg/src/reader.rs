@@ -9,10 +9,10 @@ use s3o_core::{
     Timestamp, validate,
 };
 
-use crate::error::RowExt;
 use crate::PgStore;
 use crate::cleanup::item_from_row;
 use crate::conn::limit_param;
+use crate::error::RowExt;
 use crate::objects::location_from_row;
 use crate::pending::{pending_cols, pending_from_row};
 
@@ -105,6 +105,7 @@ impl Reader for PgStore {
         older_than: Timestamp,
         limit: i64,
     ) -> Result<Vec<PendingObject>> {
+        validate::timestamp("stale cutoff", older_than)?;
         let limit = limit_param(validate::page(limit));
         let cutoff = older_than.to_system_time();
         let rows = self
@@ -246,6 +247,7 @@ impl Reader for PgStore {
         limit: i64,
     ) -> Result<Vec<ObjectLocation>> {
         validate::prefix("prefix", prefix)?;
+        validate::timestamp("expiry cutoff", cutoff)?;
         let limit = limit_param(validate::page(limit));
         let cutoff = cutoff.to_system_time();
         let range = KeyRange::new(prefix, KeyBound::Start);

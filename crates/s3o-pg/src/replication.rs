@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use s3o_core::{ObjectLocation, ReplicationStore, Result, validate};
 
-use crate::error::RowExt;
 use crate::PgStore;
 use crate::conn::limit_param;
+use crate::error::RowExt;
 use crate::objects::location_from_row;
 
 /// A replication factor as a bounded `bigint` parameter.

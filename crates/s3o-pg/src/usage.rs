@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use s3o_core::{Result, UsageStat, UsageStore, validate};
 
-use crate::error::RowExt;
 use crate::PgStore;
+use crate::error::RowExt;
 use crate::error::unknown_backend;
 
 #[async_trait]
@@ -58,16 +58,18 @@ impl UsageStore for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| Ok({
-                (
-                    r.col(0)?,
-                    UsageStat {
-                        api_requests: r.col(1)?,
-                        egress_bytes: r.col(2)?,
-                        ingress_bytes: r.col(3)?,
-                    },
-                )
-            }))
+            .map(|r| {
+                Ok({
+                    (
+                        r.col(0)?,
+                        UsageStat {
+                            api_requests: r.col(1)?,
+                            egress_bytes: r.col(2)?,
+                            ingress_bytes: r.col(3)?,
+                        },
+                    )
+                })
+            })
             .collect::<Result<_>>()?)
     }
 }

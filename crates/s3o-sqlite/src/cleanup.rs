@@ -175,6 +175,7 @@ impl CleanupStore for SqliteStore {
         grace_cutoff: Timestamp,
     ) -> Result<Vec<CleanupItem>> {
         validate::id("instance id", instance_id)?;
+        validate::timestamp("claim grace cutoff", grace_cutoff)?;
         let Some(limit) = validate::batch_limit(limit) else {
             return Ok(Vec::new());
         };

@@ -182,11 +182,8 @@ mod tests {
         let e = db_err("get copies", missing);
         assert_eq!(e.db_kind(), Some(DbErrorKind::Schema));
         assert!(e.to_string().contains("s3o migrate"), "{e}");
-        let wrong = rusqlite::Error::InvalidColumnType(
-            0,
-            "size_bytes".into(),
-            rusqlite::types::Type::Text,
-        );
+        let wrong =
+            rusqlite::Error::InvalidColumnType(0, "size_bytes".into(), rusqlite::types::Type::Text);
         assert_eq!(db_err("x", wrong).db_kind(), Some(DbErrorKind::Schema));
     }
 }

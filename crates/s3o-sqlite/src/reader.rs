@@ -115,6 +115,7 @@ impl Reader for SqliteStore {
         older_than: Timestamp,
         limit: i64,
     ) -> Result<Vec<PendingObject>> {
+        validate::timestamp("stale cutoff", older_than)?;
         let limit = page_limit(limit);
         self.conns
             .read("get stale pending", move |db| {
@@ -253,6 +254,7 @@ impl Reader for SqliteStore {
         limit: i64,
     ) -> Result<Vec<ObjectLocation>> {
         validate::prefix("prefix", prefix)?;
+        validate::timestamp("expiry cutoff", cutoff)?;
         let limit = page_limit(limit);
         oldest_copy_per_key(
             self,
