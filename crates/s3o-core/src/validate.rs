@@ -28,6 +28,11 @@ pub const MAX_SIZE_BYTES: i64 = 1 << 60;
 pub const MIN_TIMESTAMP: Timestamp = Timestamp::from_micros(-62_135_596_800_000_000);
 /// Latest timestamp accepted: 9999-12-31T23:59:59.999999Z.
 pub const MAX_TIMESTAMP: Timestamp = Timestamp::from_micros(253_402_300_799_999_999);
+/// Longest age (an "older than" duration, a backoff) the engines act on: 4000 years. Longer
+/// ones are treated as this one, which changes no answer: every storable timestamp (from year
+/// 1 on) is younger than 4000 years while the clock reads before year 4001, and `now ± 4000
+/// years` stays inside PostgreSQL's time range.
+pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(4000 * 366 * 24 * 3600);
 
 /// An object key: non-empty, at most 1024 bytes, no NUL (PostgreSQL text cannot hold it).
 pub fn key(k: &str) -> Result<()> {
@@ -85,6 +90,11 @@ pub fn id(what: &'static str, s: &str) -> Result<()> {
         ));
     }
     no_nul(what, s)
+}
+
+/// An age or backoff as the engines use it: capped at [`MAX_AGE`].
+pub fn age(d: std::time::Duration) -> std::time::Duration {
+    d.min(MAX_AGE)
 }
 
 /// A size in bytes (or a count): `0..=`[`MAX_SIZE_BYTES`].

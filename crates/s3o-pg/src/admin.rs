@@ -66,7 +66,7 @@ async fn current_version(client: &Object) -> Result<i64> {
         )
         .await
         .map_err(|e| db_err("read schema version", e))?;
-    Ok(row.col(0)?)
+    row.col(0)
 }
 
 async fn migrate_locked(client: &Object, schema: Option<&str>) -> Result<i64> {

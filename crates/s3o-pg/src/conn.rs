@@ -255,10 +255,9 @@ pub(crate) fn limit_param(n: usize) -> i64 {
 }
 
 /// A duration as whole microseconds for `$n::bigint * INTERVAL '1 microsecond'`, capped at
-/// 100 years so the interval arithmetic can never overflow.
+/// [`s3o_core::validate::MAX_AGE`] (as on SQLite) so `NOW() ± it` stays in range.
 pub(crate) fn interval_micros(d: std::time::Duration) -> i64 {
-    const CAP: i64 = 100 * 366 * 24 * 3600 * 1_000_000;
-    i64::try_from(d.as_micros()).unwrap_or(CAP).min(CAP)
+    i64::try_from(s3o_core::validate::age(d).as_micros()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

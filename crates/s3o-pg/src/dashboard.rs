@@ -11,10 +11,7 @@ use crate::error::RowExt;
 impl PgStore {
     async fn counts(&self, ctx: &str, sql: &str) -> Result<BTreeMap<String, i64>> {
         let rows = self.db.query(ctx, sql, &[]).await?;
-        Ok(rows
-            .iter()
-            .map(|r| Ok((r.col(0)?, r.col(1)?)))
-            .collect::<Result<_>>()?)
+        rows.iter().map(|r| Ok((r.col(0)?, r.col(1)?))).collect()
     }
 }
 

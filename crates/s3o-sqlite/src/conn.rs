@@ -226,6 +226,15 @@ pub const SQL_TRACE_TARGET: &str = "s3o::sql";
 
 /// Emits the [`SQL_TRACE_TARGET`] event for a statement that has just run (its parameters are
 /// still bound: `sqlite3_reset` keeps bindings).
+/// `now - age` in microseconds: the cutoff of an "older than" query, on this host's clock —
+/// the database's clock for SQLite, since every process sharing the file runs on this host —
+/// with the age capped at [`s3o_core::validate::MAX_AGE`] as on PostgreSQL.
+pub(crate) fn now_minus(age: Duration) -> i64 {
+    s3o_core::Timestamp::now()
+        .minus(s3o_core::validate::age(age))
+        .as_micros()
+}
+
 fn trace_sql(sql: &str, stmt: &rusqlite::Statement<'_>) {
     if tracing::enabled!(target: "s3o::sql", tracing::Level::TRACE) {
         let expanded = stmt.expanded_sql().unwrap_or_default();
