@@ -35,10 +35,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "indexes",
         sql: include_str!("../../../migrations/postgres/0002_indexes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "notification_payload_text",
+        sql: include_str!("../../../migrations/postgres/0004_notification_payload_text.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 2;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 4;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

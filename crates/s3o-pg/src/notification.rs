@@ -34,7 +34,7 @@ impl NotificationOutbox for PgStore {
             .query_one(
                 "insert notification",
                 "INSERT INTO notification_outbox (event_type, payload, endpoint_url) \
-                 VALUES ($1, $2::text::jsonb, $3) RETURNING id",
+                 VALUES ($1, $2::text::json, $3) RETURNING id",
                 &[&event_type, &payload, &endpoint_url],
             )
             .await?;

@@ -219,13 +219,13 @@ impl<'c> Db<'c> {
 }
 
 /// The target of the per-statement trace event: every statement run through the breaker
-/// chokepoint emits one `TRACE` event with the exact `sql` text and `expanded`, the same text
-/// with its bound parameters inlined as SQL literals (`sqlite3_expanded_sql`). Off unless a
-/// subscriber enables this target; the benchmark captures it to build same-SQL baselines.
+/// chokepoint emits one `TRACE` event with the exact `sql` text and `expanded`. Parameter
+/// values are user data, so by default `expanded` is a fixed redaction marker; only after
+/// [`log_sql_parameter_values`]`(true)` is it the statement with its bound parameters inlined
+/// as SQL literals (`sqlite3_expanded_sql`). Off unless a subscriber enables this target; the
+/// benchmark opts in and captures it to build same-SQL baselines.
 pub const SQL_TRACE_TARGET: &str = "s3o::sql";
 
-/// Emits the [`SQL_TRACE_TARGET`] event for a statement that has just run (its parameters are
-/// still bound: `sqlite3_reset` keeps bindings).
 /// `now - age` in microseconds: the cutoff of an "older than" query, on this host's clock —
 /// the database's clock for SQLite, since every process sharing the file runs on this host —
 /// with the age capped at [`s3o_core::validate::MAX_AGE`] as on PostgreSQL.
@@ -235,9 +235,28 @@ pub(crate) fn now_minus(age: Duration) -> i64 {
         .as_micros()
 }
 
+static LOG_VALUES: AtomicBool = AtomicBool::new(false);
+
+/// Opts this process in (or back out) to logging SQL parameter values in
+/// [`SQL_TRACE_TARGET`] events (the `expanded` field). Off by default, because the values are
+/// user data (object keys, webhook URLs) and wrapped encryption keys. Meant for benchmarks and
+/// debugging sessions, not production.
+pub fn log_sql_parameter_values(on: bool) {
+    LOG_VALUES.store(on, Ordering::Relaxed);
+}
+
+/// What `expanded` holds when values are not logged.
+const REDACTED: &str = "<redacted: see log_sql_parameter_values>";
+
+/// Emits the [`SQL_TRACE_TARGET`] event for a statement that has just run (its parameters are
+/// still bound: `sqlite3_reset` keeps bindings).
 fn trace_sql(sql: &str, stmt: &rusqlite::Statement<'_>) {
     if tracing::enabled!(target: "s3o::sql", tracing::Level::TRACE) {
-        let expanded = stmt.expanded_sql().unwrap_or_default();
+        let expanded = if LOG_VALUES.load(Ordering::Relaxed) {
+            stmt.expanded_sql().unwrap_or_default()
+        } else {
+            REDACTED.to_owned()
+        };
         tracing::trace!(target: "s3o::sql", sql, expanded = expanded.as_str());
     }
 }

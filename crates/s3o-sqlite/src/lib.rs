@@ -93,11 +93,11 @@ use crate::conn::{Conns, Target};
 use crate::locker::LeaderLocks;
 
 /// Re-export of the driver this crate links, so users never mismatch versions.
-pub use conn::SQL_TRACE_TARGET;
+pub use conn::{SQL_TRACE_TARGET, log_sql_parameter_values};
 pub use rusqlite;
 
 /// The schema version this binary expects: the number of the last file in `migrations/sqlite`.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 2;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 4;
 
 /// The `synchronous` level of the writer connection (see the crate docs on durability).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -31,7 +31,7 @@ async fn migrations_are_idempotent_and_verify_names_the_fix() {
     assert!(err.to_string().contains("run migrations"), "{err}");
 
     let v = store.run_migrations().await.unwrap();
-    assert_eq!((v.current, v.expected), (EXPECTED_SCHEMA_VERSION, 2));
+    assert_eq!((v.current, v.expected), (EXPECTED_SCHEMA_VERSION, 4));
     let again = store.run_migrations().await.unwrap();
     assert_eq!(again, v);
     assert_eq!(store.verify_schema_version().await.unwrap(), v);
