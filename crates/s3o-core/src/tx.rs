@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -327,7 +327,8 @@ where
 {
     let attempts = runner.max_attempts().max(1);
     let budget = runner.retry_budget();
-    let started = Instant::now();
+    // tokio's clock, so tests can run the budget on paused (virtual) time.
+    let started = tokio::time::Instant::now();
     let mut rng = fastrand::Rng::new();
     let mut attempt = 1;
     loop {
@@ -371,5 +372,82 @@ where
             }
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{DbErrorKind, StoreError};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A runner whose every `begin` takes `cost` of (virtual) time and reports `Busy`.
+    struct AlwaysBusy {
+        begins: Arc<AtomicU32>,
+        cost: Duration,
+    }
+
+    #[async_trait]
+    impl Runner for AlwaysBusy {
+        async fn begin(&self) -> Result<Box<dyn Transaction>> {
+            self.begins.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.cost).await;
+            Err(StoreError::database(
+                DbErrorKind::Busy,
+                "begin",
+                "database is locked",
+            ))
+        }
+    }
+
+    async fn run(cost: Duration) -> (u32, Duration, Result<()>) {
+        let begins = Arc::new(AtomicU32::new(0));
+        let runner = AlwaysBusy {
+            begins: begins.clone(),
+            cost,
+        };
+        let body = tx_fn(|_tx| Box::pin(async { Ok(()) }));
+        let t0 = tokio::time::Instant::now();
+        let r = with_tx_val(&runner, &body).await;
+        (begins.load(Ordering::SeqCst), t0.elapsed(), r)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_waits_are_bounded_by_the_budget() {
+        // Each attempt waits a full 5 s busy timeout: the budget stops after the second
+        // attempt (≈10 s) where five unspaced attempts took 25 s.
+        let budget = RetryBudget::default();
+        let (begins, took, r) = run(Duration::from_secs(5)).await;
+        assert_eq!(r.unwrap_err().db_kind(), Some(DbErrorKind::Busy));
+        assert_eq!(begins, 2);
+        assert!(
+            took <= budget.max_total + Duration::from_secs(5),
+            "{took:?}"
+        );
+        assert!(took >= Duration::from_secs(10), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quick_conflicts_retry_with_growing_jittered_backoff() {
+        let (begins, took, r) = run(Duration::ZERO).await;
+        assert!(r.is_err());
+        assert_eq!(begins, 5, "max_attempts bounds fast conflicts");
+        // Four backoffs of at most 10, 20, 40 and 80 ms.
+        assert!(took <= Duration::from_millis(150), "{took:?}");
+    }
+
+    #[test]
+    fn backoff_is_full_jitter_under_a_doubling_ceiling() {
+        let budget = RetryBudget::default();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for retry in 1..=12u32 {
+            let ceiling = (budget.first_backoff * 2u32.pow(retry - 1)).min(budget.max_backoff);
+            let draws: Vec<Duration> = (0..200).map(|_| budget.backoff(retry, &mut rng)).collect();
+            assert!(draws.iter().all(|d| *d <= ceiling), "retry {retry}");
+            // Jitter: the draws spread over the range instead of repeating one value.
+            assert!(draws.iter().any(|d| *d < ceiling / 2), "retry {retry}");
+        }
+        assert!(budget.backoff(40, &mut rng) <= budget.max_backoff);
     }
 }

@@ -659,3 +659,34 @@ async fn postgres_lost_leadership_is_fenced() {
             .await;
     }
 }
+
+/// Measures the retry budget on SQLite with default options: another connection holds the
+/// write lock, so every attempt waits a full `busy_timeout` (5 s). Ignored in CI (it takes
+/// about 10 s); run with `--ignored` to print the figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, about 10 s"]
+async fn measure_retry_budget_on_a_held_sqlite_write_lock() {
+    let dir = std::env::temp_dir().join(format!(
+        "s3o-budget-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ledger.db");
+    let store = s3o_sqlite::SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.run_migrations().await.unwrap();
+    store.sync_quota_limits(&[("a".into(), 0)]).await.unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let t0 = Instant::now();
+    let r = store
+        .record_object("k", "a", 1, &StoredForm::default())
+        .await;
+    let took = t0.elapsed();
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(r.unwrap_err().db_kind(), Some(DbErrorKind::Busy));
+    assert_eq!(store.breaker().state(), BreakerState::Closed);
+    eprintln!("retry budget: a write blocked by a held lock gave up after {took:?}");
+}
