@@ -219,10 +219,11 @@ mod tests {
 
     #[test]
     fn migrations_are_numbered_in_order() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version, i as i64 + 1);
+        for m in MIGRATIONS {
             assert!(!m.sql.trim().is_empty());
         }
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+        assert_eq!(MIGRATIONS[0].version, 1);
         assert!(
             MIGRATIONS[0]
                 .sql

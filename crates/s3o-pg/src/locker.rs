@@ -60,8 +60,11 @@ const fn fnv1a32(b: &[u8]) -> u32 {
     h
 }
 
-/// The advisory-lock key of `lock` for a store on `schema` (see the module docs).
-pub(crate) fn lock_key(schema: Option<&str>, lock: LockId) -> i64 {
+/// The advisory-lock key (`pg_try_advisory_lock(bigint)`) under which a store on `schema`
+/// holds `lock`: the bare id without a schema or on `public`, else `(h << 32) | id` with `h`
+/// the FNV-1a hash of the schema name. In `pg_locks` the high half is `classid`, the id
+/// `objid`; use it to find a holder.
+pub fn leader_lock_key(schema: Option<&str>, lock: LockId) -> i64 {
     match schema {
         None | Some("public") => lock.id(),
         Some(s) => (i64::from(fnv1a32(s.as_bytes())) << 32) | lock.id(),
@@ -170,7 +173,7 @@ impl AdvisoryLocker for PgStore {
         lock: LockId,
         critical: BoxFuture<'_, Result<()>>,
     ) -> Result<Option<Result<()>>> {
-        let id = lock_key(self.schema.as_deref(), lock);
+        let id = leader_lock_key(self.schema.as_deref(), lock);
         let client = self.db.raw_client("get leader-lock connection").await?;
         // Armed before asking: a caller cancelled while the try-lock is in flight must not
         // leave a granted lock on a pooled connection.
@@ -234,10 +237,10 @@ mod tests {
     #[test]
     fn keys_are_scoped_to_the_schema_and_stable() {
         for lock in LockId::ALL {
-            assert_eq!(lock_key(None, lock), lock.id());
-            assert_eq!(lock_key(Some("public"), lock), lock.id());
-            let a = lock_key(Some("tenant_a"), lock);
-            let b = lock_key(Some("tenant_b"), lock);
+            assert_eq!(leader_lock_key(None, lock), lock.id());
+            assert_eq!(leader_lock_key(Some("public"), lock), lock.id());
+            let a = leader_lock_key(Some("tenant_a"), lock);
+            let b = leader_lock_key(Some("tenant_b"), lock);
             assert_ne!(a, b);
             assert_ne!(a, lock.id());
             assert_eq!(

@@ -590,7 +590,10 @@ async fn leader_lock_is_released_when_its_connection_is_killed() {
             "SELECT pg_terminate_backend(pid) FROM pg_locks \
              WHERE locktype = 'advisory' AND objsubid = 1 AND granted \
              AND ((classid::bigint << 32) | objid::bigint) = $1",
-            &[&LockId::Reconcile.id()],
+            &[&s3o_pg::leader_lock_key(
+                Some(&db.schema),
+                LockId::Reconcile,
+            )],
         )
         .await
         .unwrap();

@@ -252,12 +252,17 @@ const REDACTED: &str = "<redacted: see log_sql_parameter_values>";
 /// still bound: `sqlite3_reset` keeps bindings).
 fn trace_sql(sql: &str, stmt: &rusqlite::Statement<'_>) {
     if tracing::enabled!(target: "s3o::sql", tracing::Level::TRACE) {
-        let expanded = if LOG_VALUES.load(Ordering::Relaxed) {
-            stmt.expanded_sql().unwrap_or_default()
-        } else {
-            REDACTED.to_owned()
-        };
+        let expanded = expanded_for_trace(stmt, LOG_VALUES.load(Ordering::Relaxed));
         tracing::trace!(target: "s3o::sql", sql, expanded = expanded.as_str());
+    }
+}
+
+/// The `expanded` field: the statement with its values only when `values` (the opt-in).
+fn expanded_for_trace(stmt: &rusqlite::Statement<'_>, values: bool) -> String {
+    if values {
+        stmt.expanded_sql().unwrap_or_default()
+    } else {
+        REDACTED.to_owned()
     }
 }
 
@@ -749,6 +754,18 @@ fn build_reader_pool(path: &Path, opts: &SqliteOptions) -> Result<ReaderPool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_values_are_redacted_unless_opted_in() {
+        let c = Connection::open_in_memory().unwrap();
+        let mut stmt = c.prepare("SELECT ?1").unwrap();
+        stmt.raw_bind_parameter(1, "secret/object-key").unwrap();
+        let hidden = expanded_for_trace(&stmt, false);
+        assert!(!hidden.contains("secret"), "{hidden}");
+        assert_eq!(hidden, REDACTED);
+        assert!(expanded_for_trace(&stmt, true).contains("secret/object-key"));
+    }
+
     use s3o_core::breaker::BreakerConfig;
 
     /// A database file in a temp directory removed on drop.
