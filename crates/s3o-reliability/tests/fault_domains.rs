@@ -375,6 +375,24 @@ fn overload_outcome(r: &Result<(), StoreError>, engine: Engine, ok: &AtomicU64, 
     }
 }
 
+/// 64 concurrent `record_object` calls under `prefix`: (successes, overload answers).
+async fn burst(store: &Arc<s3o_pg::PgStore>, prefix: &str) -> (u64, u64) {
+    let (ok, busy) = (AtomicU64::new(0), AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let (s, key) = (store.clone(), format!("{prefix}/{t}"));
+        tasks.push(tokio::spawn(async move {
+            s.record_object(&key, "a", 1, &StoredForm::default())
+                .await
+                .map(|_| ())
+        }));
+    }
+    for t in tasks {
+        overload_outcome(&t.await.unwrap(), Engine::Postgres, &ok, &busy);
+    }
+    (ok.into_inner(), busy.into_inner())
+}
+
 /// 64 tasks on a PostgreSQL pool of 4 with a 20 ms wait: first with every connection held
 /// (each call must be overload), then free-running (success or overload). The breaker never
 /// opens and the ledger stays exact.
@@ -418,25 +436,8 @@ async fn postgres_overload_is_not_an_outage() {
         entered_rx.await.expect("holder entered");
         releases.push(release_tx);
     }
-    let (ok, busy) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let mut tasks = Vec::new();
-    for t in 0..64 {
-        let s = store.clone();
-        tasks.push(tokio::spawn(async move {
-            s.record_object(&format!("o/{t}"), "a", 1, &StoredForm::default())
-                .await
-                .map(|_| ())
-        }));
-    }
-    for t in tasks {
-        let r = t.await.unwrap();
-        overload_outcome(&r, Engine::Postgres, &ok, &busy);
-    }
-    assert_eq!(
-        busy.load(Ordering::Relaxed),
-        64,
-        "every call must be overload"
-    );
+    let (ok, busy) = burst(&store, "o").await;
+    assert_eq!((ok, busy), (0, 64), "every call must be overload");
     for r in releases {
         let _ = r.send(());
     }
@@ -444,19 +445,7 @@ async fn postgres_overload_is_not_an_outage() {
         assert!(matches!(h.await.unwrap(), Ok(Some(Ok(())))));
     }
     // Phase 2: free-running contention.
-    let (ok2, busy2) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let mut tasks = Vec::new();
-    for t in 0..64 {
-        let s = store.clone();
-        tasks.push(tokio::spawn(async move {
-            s.record_object(&format!("p/{t}"), "a", 1, &StoredForm::default())
-                .await
-                .map(|_| ())
-        }));
-    }
-    for t in tasks {
-        overload_outcome(&t.await.unwrap(), Engine::Postgres, &ok2, &busy2);
-    }
+    let (ok2, busy2) = burst(&store, "p").await;
     let stats = store.breaker().stats();
     assert_eq!(store.breaker().state(), BreakerState::Closed);
     assert_eq!(stats.opened, 0, "overload opened the breaker");
@@ -467,8 +456,7 @@ async fn postgres_overload_is_not_an_outage() {
     s3o_reliability::assert_ledger(store.as_ref()).await;
     eprintln!(
         "postgres overload: held pool 64/64 overload; free-running {} ok, {} overload; breaker never opened",
-        ok2.load(Ordering::Relaxed),
-        busy2.load(Ordering::Relaxed)
+        ok2, busy2
     );
     store.close().await;
     let c = pg_admin().await;
