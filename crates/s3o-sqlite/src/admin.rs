@@ -25,17 +25,17 @@ const MIGRATIONS: [Migration; 3] = [
     Migration {
         version: 1,
         name: "0001_init",
-        sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
+        sql: include_str!("../migrations/0001_init.sql"),
     },
     Migration {
         version: 2,
         name: "0002_indexes",
-        sql: include_str!("../../../migrations/sqlite/0002_indexes.sql"),
+        sql: include_str!("../migrations/0002_indexes.sql"),
     },
     Migration {
         version: 4,
         name: "0004_notification_payload_text",
-        sql: include_str!("../../../migrations/sqlite/0004_notification_payload_text.sql"),
+        sql: include_str!("../migrations/0004_notification_payload_text.sql"),
     },
 ];
 
