@@ -35,19 +35,15 @@ impl Model {
 const KEYS: [&str; 6] = ["a", "a/b", "B", "é/1", "k%", "k_"];
 const BACKENDS: [&str; 3] = [A, B, C];
 
-fn deleted(m: &BTreeMap<String, i64>, except: Option<&str>) -> Vec<DeletedCopy> {
+fn deleted(m: &BTreeMap<String, i64>, except: Option<&str>) -> Vec<(String, i64)> {
     m.iter()
         .filter(|(b, _)| Some(b.as_str()) != except)
-        .map(|(b, s)| DeletedCopy {
-            backend_name: b.clone(),
-            size_bytes: *s,
-        })
+        .map(|(b, s)| (b.clone(), *s))
         .collect()
 }
 
-fn sorted(mut v: Vec<DeletedCopy>) -> Vec<DeletedCopy> {
-    v.sort();
-    v
+fn sorted(v: Vec<DeletedCopy>) -> Vec<(String, i64)> {
+    bs(&v)
 }
 
 async fn check(store: &Db, model: &Model, step: usize, op: &str) {
@@ -200,7 +196,7 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                         expected.insert(k.clone(), deleted(&c, None));
                     }
                 }
-                let got: BTreeMap<String, Vec<DeletedCopy>> =
+                let got: BTreeMap<String, Vec<(String, i64)>> =
                     got.into_iter().map(|(k, v)| (k, sorted(v))).collect();
                 assert_eq!(got, expected, "{label}");
             }

@@ -234,22 +234,9 @@ pub async fn promote_committed_displaces_older_copies(store: Db) {
         after_copies.plus(Duration::from_micros(1)),
     );
     store.insert_pending(&p).await.unwrap();
-    let (result, mut displaced) = store.promote_pending(&p).await.unwrap();
+    let (result, displaced) = store.promote_pending(&p).await.unwrap();
     assert_eq!(result, PendingPromoteResult::Committed);
-    displaced.sort();
-    assert_eq!(
-        displaced,
-        vec![
-            DeletedCopy {
-                backend_name: B.into(),
-                size_bytes: 40
-            },
-            DeletedCopy {
-                backend_name: C.into(),
-                size_bytes: 40
-            },
-        ]
-    );
+    assert_eq!(bs(&displaced), vec![(B.into(), 40), (C.into(), 40)]);
     assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 10)]);
     assert_eq!((used(&store, B).await, used(&store, C).await), (0, 0));
     assert_ledger(&store).await;
@@ -309,13 +296,7 @@ pub async fn promote_equal_timestamp_promotes(store: Db) {
     let (result, displaced) = store.promote_pending(&stored).await.unwrap();
     assert_eq!(result, PendingPromoteResult::Committed);
     assert_eq!(result.as_u8(), 0);
-    assert_eq!(
-        displaced,
-        vec![DeletedCopy {
-            backend_name: B.into(),
-            size_bytes: 30
-        }]
-    );
+    assert_eq!(bs(&displaced), vec![(B.into(), 30)]);
     assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 20)]);
     assert_ledger(&store).await;
 }
@@ -445,26 +426,13 @@ pub async fn replica_does_not_supersede_newer_intent(store: Db) {
     let p = stored_intent(&store, "newer").await;
     // The replicator copies the old version after the intent was recorded.
     assert_eq!(store.record_replica("k", B, A).await.unwrap(), (10, true));
-    let (result, mut displaced) = store.promote_pending(&p).await.unwrap();
+    let (result, displaced) = store.promote_pending(&p).await.unwrap();
     assert_eq!(
         result,
         PendingPromoteResult::Committed,
         "a replica of the old version superseded a newer write"
     );
-    displaced.sort();
-    assert_eq!(
-        displaced,
-        vec![
-            DeletedCopy {
-                backend_name: A.into(),
-                size_bytes: 10
-            },
-            DeletedCopy {
-                backend_name: B.into(),
-                size_bytes: 10
-            },
-        ]
-    );
+    assert_eq!(bs(&displaced), vec![(A.into(), 10), (B.into(), 10)]);
     assert_eq!(placement(&store, "k").await, vec![(C.to_owned(), 99)]);
     assert_ledger(&store).await;
 }
