@@ -178,7 +178,7 @@ macro_rules! for_each_case {
                 promote_superseded_by_newer_write,
                 promote_equal_timestamp_promotes,
                 promote_twice_second_already_resolved,
-                promote_over_quota_changes_nothing,
+                promote_over_quota_is_abandoned,
                 concurrent_promotions_commit_once,
                 promote_races_write_lock_then_claim,
                 replica_does_not_supersede_newer_intent,
