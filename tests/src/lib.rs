@@ -31,6 +31,7 @@ pub mod model;
 pub mod multipart;
 pub mod notification;
 pub mod objects;
+pub mod outbox;
 pub mod pending;
 pub mod quota;
 pub mod replication;
@@ -99,6 +100,13 @@ macro_rules! for_each_case {
                 overwrite_encrypted_with_plaintext,
                 record_delete_record_cycle,
                 gateway_fields_round_trip,
+            ],
+            outbox: [
+                removals_enqueue_their_bytes,
+                stale_claimant_changes_nothing,
+                clear_pending_checks_ownership,
+                backend_removal_racing_writes,
+                queue_states_partition_rows,
             ],
             listing: [
                 flat_listing_byte_order,

@@ -283,7 +283,10 @@ pub async fn promote_superseded_by_newer_write(store: Db) {
         "superseded intent kept"
     );
     let after = snapshot(&store).await;
-    assert_eq!(after.quotas[A], (before_quotas[A].0, before_quotas[A].1, 10));
+    assert_eq!(
+        after.quotas[A],
+        (before_quotas[A].0, before_quotas[A].1, 10)
+    );
     assert_eq!(after.quotas[B], before_quotas[B]);
     assert_eq!(after.queue, 1);
     assert_orphans_accounted(&store).await;
@@ -300,7 +303,10 @@ pub async fn promote_superseded_by_newer_write(store: Db) {
     store.insert_pending(&p2).await.unwrap();
     put(&store, "k2", A, 5).await;
     let (result, orphans) = store.promote_pending(&p2).await.unwrap();
-    assert_eq!((result, orphans.len()), (PendingPromoteResult::Superseded, 0));
+    assert_eq!(
+        (result, orphans.len()),
+        (PendingPromoteResult::Superseded, 0)
+    );
     assert_eq!(store.count_pending().await.unwrap(), 0);
     assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
@@ -354,7 +360,10 @@ pub async fn promote_over_quota_is_abandoned(store: Db) {
     store.insert_pending(&p).await.unwrap();
     let p = stored_intent(&store, "big").await;
     let before = snapshot(&store).await;
-    assert_eq!((before.pending, before.queue, before.quotas[A]), (1, 0, (0, 100, 0)));
+    assert_eq!(
+        (before.pending, before.queue, before.quotas[A]),
+        (1, 0, (0, 100, 0))
+    );
     // Finding 5: the reaper must not loop. The promotion cannot be admitted, so it ends:
     // the intent is deleted and its uploaded bytes enqueued, in one transaction.
     let (result, orphans) = store.promote_pending(&p).await.unwrap();
@@ -364,12 +373,19 @@ pub async fn promote_over_quota_is_abandoned(store: Db) {
     assert_eq!(orphans[0].storage_key, "blobs/big");
     let after = snapshot(&store).await;
     assert_eq!((after.pending, after.queue, after.dlq), (0, 1, 0));
-    assert_eq!(after.quotas[A], (0, 100, 200), "uploaded bytes counted as orphans");
+    assert_eq!(
+        after.quotas[A],
+        (0, 100, 200),
+        "uploaded bytes counted as orphans"
+    );
     assert_eq!(after.copies, before.copies, "nothing committed");
     assert_orphans_accounted(&store).await;
     // The next reaper pass finds it resolved.
     let again = store.promote_pending(&p).await.unwrap();
-    assert_eq!((again.0, again.1.len()), (PendingPromoteResult::AlreadyResolved, 0));
+    assert_eq!(
+        (again.0, again.1.len()),
+        (PendingPromoteResult::AlreadyResolved, 0)
+    );
     // The caller deletes the bytes and completes the row it was handed.
     assert_eq!(
         store
@@ -508,7 +524,14 @@ pub async fn promote_uses_stored_intent_not_caller_copy(store: Db) {
     assert_eq!(store.count_pending().await.unwrap(), 0);
     // Naming the intent with another backend (or key) is refused: nothing changes.
     store
-        .insert_pending(&intent("s2", "k2", A, 9, StoredForm::default(), Timestamp::ZERO))
+        .insert_pending(&intent(
+            "s2",
+            "k2",
+            A,
+            9,
+            StoredForm::default(),
+            Timestamp::ZERO,
+        ))
         .await
         .unwrap();
     let before = snapshot(&store).await;

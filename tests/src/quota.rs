@@ -149,7 +149,10 @@ pub async fn backend_with_space_counts_orphans_and_multipart(store: Db) {
     assert_eq!(store.get_backend_with_space(800, &order).await.unwrap(), A);
     assert_eq!(store.get_backend_with_space(801, &order).await.unwrap(), B);
     assert_eq!(
-        store.get_backend_with_space(800, &names(&[A])).await.unwrap(),
+        store
+            .get_backend_with_space(800, &names(&[A]))
+            .await
+            .unwrap(),
         A
     );
     assert_no_space(store.get_backend_with_space(801, &names(&[A])).await);
