@@ -673,6 +673,20 @@ impl Run {
             }
         }
         let stats = s.get_quota_stats().await.map_err(|e| e.to_string())?;
+        // The outbox invariant, after every step: orphan_bytes == Σ queue + DLQ bytes.
+        let owed = s
+            .cleanup_bytes_by_backend()
+            .await
+            .map_err(|e| e.to_string())?;
+        for (b, st) in &stats {
+            let (q, d) = owed.get(b).copied().unwrap_or((0, 0));
+            if st.orphan_bytes != q + d {
+                return Err(format!(
+                    "orphan_bytes of {b} is {}, queue {q} + DLQ {d}",
+                    st.orphan_bytes
+                ));
+            }
+        }
         for (b, q) in &m.backends {
             let st = stats.get(b).ok_or_else(|| format!("backend {b} missing"))?;
             if (st.bytes_used, st.bytes_limit, st.orphan_bytes) != (q.used, q.limit, q.orphan) {
