@@ -81,19 +81,6 @@ async fn placement(store: &dyn MetadataStore, key: &str) -> Vec<(String, i64)> {
     }
 }
 
-async fn check_orphans(store: &dyn MetadataStore, when: &str) {
-    let stats = store.get_quota_stats().await.expect("stats");
-    let owed = store.cleanup_bytes_by_backend().await.expect("owed");
-    for (b, q) in &stats {
-        let (queued, dead) = owed.get(b).copied().unwrap_or((0, 0));
-        assert_eq!(
-            q.orphan_bytes,
-            queued + dead,
-            "{when}: orphan_bytes of {b} differs from queue + DLQ bytes"
-        );
-    }
-}
-
 struct Report {
     kills: usize,
     terminated: usize,
@@ -233,7 +220,9 @@ async fn drill(engine: Engine) -> Option<Report> {
             acks.state.insert(key.clone(), got.into_iter().next());
         }
         assert_ledger(store.as_ref()).await;
-        check_orphans(store.as_ref(), &format!("round {round} after the kill")).await;
+        if let Err(e) = s3o_reliability::orphan_drift(store.as_ref()).await {
+            panic!("round {round} after the kill: {e}");
+        }
 
         // The reaper: the in-flight upload never reached a backend here, so its intent goes.
         let stale = store
@@ -289,14 +278,9 @@ async fn drill(engine: Engine) -> Option<Report> {
 }
 
 fn check(engine: Engine) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if engine == Engine::Postgres && s3o_reliability::pg_url().is_none() {
+    let Some(rt) = s3o_reliability::runtime_for(engine) else {
         return;
-    }
+    };
     let Some(r) = rt.block_on(drill(engine)) else {
         return;
     };
