@@ -1024,14 +1024,14 @@ async fn multipart_pending_and_outbox_round_trip() {
         1
     );
     assert_eq!(s.get_active_multipart_counts().await.unwrap()["a"], 1);
-    // In-flight parts count against admission.
+    // In-flight parts do not count against admission (one rule with the commit guard).
     s.sync_quota_limits(&[("a".into(), 100)]).await.unwrap();
     assert!(matches!(
-        s.get_backend_with_space(70, &["a".into()]).await,
+        s.get_backend_with_space(101, &["a".into()]).await,
         Err(StoreError::NoSpaceAvailable)
     ));
     assert_eq!(
-        s.get_backend_with_space(69, &["a".into()]).await.unwrap(),
+        s.get_backend_with_space(100, &["a".into()]).await.unwrap(),
         "a"
     );
     s.delete_multipart_upload("u1").await.unwrap();
