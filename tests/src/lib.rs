@@ -12,6 +12,11 @@
 
 use std::sync::Arc;
 
+// The workspace README's example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadme;
+
 pub use s3o_store::BoxFuture;
 use s3o_store::MetadataStore;
 
@@ -237,6 +242,7 @@ macro_rules! for_each_case {
                 outbox_rejects_invalid_json,
                 outbox_order_and_limit,
                 outbox_drops_after_ten_attempts,
+                outbox_payload_stored_verbatim,
             ],
             usage: [
                 usage_flush_accumulates,
@@ -277,6 +283,8 @@ macro_rules! for_each_case {
                 oversized_batch_rejected,
                 bad_backend_names_rejected,
                 nul_text_rejected,
+                out_of_range_values_rejected,
+                extreme_timestamps_round_trip,
             ],
         }
     };

@@ -1,67 +1,4 @@
-//! # s3o-sqlite
-//!
-//! The SQLite engine of the s3o metadata store: [`SqliteStore`] implements every role of
-//! [`s3o_core::MetadataStore`] on one database file. It is the embedded default, held to the
-//! same contract as the PostgreSQL engine; the multi-statement operations are s3o-core's
-//! [`s3o_core::ops`], run unchanged through this crate's [`s3o_core::Runner`].
-//!
-//! ```no_run
-//! # async fn demo() -> s3o_core::Result<()> {
-//! use s3o_core::{LifecycleAdmin, ObjectStore, StoredForm};
-//! let store = s3o_sqlite::SqliteStore::open("sqlite://data/s3o.db").await?;
-//! store.run_migrations().await?;
-//! store.sync_quota_limits(&[("b1".into(), 0)]).await?;
-//! store.record_object("photos/cat.jpg", "b1", 1234, &StoredForm::default()).await?;
-//! # Ok(()) }
-//! ```
-//!
-//! ## URLs
-//! - `sqlite://relative/path.db`, `sqlite:///absolute/path.db`: a database file, created if
-//!   missing (its directory must exist).
-//! - `sqlite::memory:`: a private in-memory database, one per store. It has no reader pool:
-//!   every call goes through the single writer connection, so all pooled work sees the same
-//!   database (rather than one empty database per pooled connection); reads then wait while a
-//!   write transaction is open. Leader locks of an in-memory store are process-local.
-//!
-//! Anything else is `StoreError::InvalidInput` naming these forms. [`SqliteStore::open`] never
-//! migrates: call `LifecycleAdmin::run_migrations` (or check with `verify_schema_version`).
-//!
-//! ## Connections and concurrency
-//! The file runs in WAL mode with `foreign_keys=ON` and an explicit `busy_timeout`. One writer
-//! connection serves every write; each write transaction starts with `BEGIN IMMEDIATE`, which
-//! takes the file's write lock up front, so two writers (tasks or processes) queue on the
-//! busy timeout instead of deadlocking on a lock upgrade. While the writer is busy, reads run
-//! on a pool of `query_only` connections and see the last committed state. Because every
-//! write transaction holds the file's single write lock, row locks (`FOR UPDATE`) and key
-//! locks are unnecessary: `acquire_key_lock` is a no-op. A `BUSY` answer after the timeout is
-//! retryable; `with_tx_val` reruns the whole transaction a bounded number of times.
-//!
-//! Every blocking call — opening, checking out a reader, every statement — runs on tokio's
-//! blocking pool via `spawn_blocking`. **A caller's timeout does not cancel a started
-//! transaction**: a blocking task cannot be interrupted, so a timed-out call may still
-//! commit. Treat a timeout as "outcome unknown", never as "not applied". A transaction whose
-//! owner is dropped before commit is rolled back before the writer serves anyone else.
-//!
-//! ## Durability
-//! [`Synchronous::Normal`] (the default) is WAL's usual trade: a commit is atomic and
-//! consistent, and survives a crash of the process, but the last transactions before a power
-//! loss or OS crash may be rolled back (the database is never corrupted). [`Synchronous::Full`]
-//! fsyncs the WAL on every commit, so a committed transaction survives power loss too, at the
-//! cost of one fsync per write transaction.
-//!
-//! ## Time
-//! Timestamps are stored as INTEGER microseconds since the Unix epoch (UTC), computed in Rust
-//! and bound as parameters, so ordering by time is exact at microsecond precision.
-//!
-//! ## Circuit breaker
-//! Every statement, including those inside transactions, passes the store's
-//! [`CircuitBreaker`]; when it is open, calls fail fast with `StoreError::DbUnavailable`.
-//! Rollbacks, migrations and leader locks bypass it.
-//!
-//! ## Leader locks
-//! `with_advisory_lock` holds an OS file lock on `<database>.leader-<id>.lock` next to the
-//! database file: exclusive across processes and across stores of one process, independent
-//! per lock id, and released by the OS when a holder dies.
+#![doc = include_str!("../README.md")]
 
 mod admin;
 mod backend;
@@ -93,11 +30,11 @@ use crate::conn::{Conns, Target};
 use crate::locker::LeaderLocks;
 
 /// Re-export of the driver this crate links, so users never mismatch versions.
-pub use conn::SQL_TRACE_TARGET;
+pub use conn::{SQL_TRACE_TARGET, log_sql_parameter_values};
 pub use rusqlite;
 
 /// The schema version this binary expects: the number of the last file in `migrations/sqlite`.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 3;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 4;
 
 /// The `synchronous` level of the writer connection (see the crate docs on durability).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,11 +53,13 @@ pub struct SqliteOptions {
     /// Durability level of commits (default [`Synchronous::Normal`]).
     pub synchronous: Synchronous,
     /// How long a statement waits for a lock held by another connection or process before
-    /// failing with a retryable `Busy` error (default 5 s). Also bounds, with a floor of 5 s,
-    /// the wait for a free reader connection.
+    /// failing with a retryable `Busy` error (default 5 s).
     pub busy_timeout: Duration,
     /// Reader connections in the pool (default 4; at least 1).
     pub readers: u32,
+    /// How long a read waits for a free reader connection (default 5 s) before failing with
+    /// `Database { kind: Overload }`, which the breaker does not count.
+    pub reader_wait_timeout: Duration,
     /// The circuit breaker's settings.
     pub breaker: BreakerConfig,
     /// Off by default: every SQLite call then runs on tokio's blocking pool. When on, the
@@ -142,6 +81,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(5),
             readers: 4,
+            reader_wait_timeout: Duration::from_secs(5),
             breaker: BreakerConfig::default(),
             inline_point_statements: false,
             instance_id: None,
