@@ -12,6 +12,8 @@
 //!   many sequences (default 2000 per engine), in release mode.
 //! - `e2e [--filter REGEX]...`: the s3s-e2e conformance cases against a running s3o-gateway
 //!   (see [`mod@e2e`]).
+//! - `crash [--engine sqlite|postgres|all] [--kills N]`: the crash drills with N kills per
+//!   engine (default 200; `cargo test` runs 24).
 //!
 //! Only the standard library: this crate must build fast and never be the reason CI is slow.
 
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         "bench" => bench(&rest),
         "soak" => soak(&rest),
         "e2e" => e2e(&rest),
+        "crash" => crash(&rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -50,7 +53,8 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
-bench [--quick] [--engine E] | bench --gateway [--quick] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]...>";
+bench [--quick] [--engine E] | bench --gateway [--quick] | soak [--engine E] [--cases N] [--seed S] | \
+e2e [--filter REGEX]... | crash [--engine E] [--kills N]>";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -226,6 +230,25 @@ fn soak(rest: &[String]) -> Result<(), String> {
     }
     run(
         &format!("model-based soak ({engine}, {cases} sequences per engine)"),
+        cmd,
+    )
+}
+
+fn crash(rest: &[String]) -> Result<(), String> {
+    let engine = engine_arg(rest)?;
+    let kills = flag(rest, "--kills").unwrap_or_else(|| "200".into());
+    kills
+        .parse::<u32>()
+        .map_err(|_| format!("--kills takes a number, got {kills}"))?;
+    let mut cmd = cargo();
+    cmd.args(["test", "-p", "s3o-reliability", "--test", "crash", "--"]);
+    if engine != "all" {
+        cmd.arg(engine.as_str());
+    }
+    cmd.args(["--nocapture", "--test-threads", "1"])
+        .env("S3O_CRASH_KILLS", &kills);
+    run(
+        &format!("crash drills ({engine}, {kills} kills per engine)"),
         cmd,
     )
 }

@@ -127,12 +127,17 @@ async fn record_round_trips_every_stored_form_field() {
         .await
         .unwrap();
     assert_eq!(
-        displaced,
-        vec![DeletedCopy {
-            backend_name: "b1".into(),
-            size_bytes: 120
-        }]
+        displaced
+            .iter()
+            .map(|d| (
+                d.backend_name.as_str(),
+                d.size_bytes,
+                d.storage_key.as_str()
+            ))
+            .collect::<Vec<_>>(),
+        vec![("b1", 120, "dir/k")]
     );
+    assert_eq!(displaced[0].cleanup.claimed_by, store.instance_id());
     let locs = store.get_all_object_locations("dir/k").await.unwrap();
     assert_eq!(locs.len(), 1);
     assert_eq!(locs[0].form, StoredForm::default());
@@ -377,10 +382,23 @@ async fn cleanup_claims_retry_complete_and_dlq() {
 
     // Retry clears the claim; the row is claimable again, fresh.
     let k2 = first.iter().find(|i| i.object_key == "k2").unwrap().id;
-    store
-        .retry_cleanup_item(k2, Duration::ZERO, "503")
+    // Its current claim (w1's, re-stamped by the UPDATE above).
+    let k2_claim = store
+        .get_pending_cleanups(10)
         .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.id == k2)
+        .unwrap()
+        .claim()
         .unwrap();
+    assert_eq!(
+        store
+            .retry_cleanup_item(&k2_claim, Duration::ZERO, "503")
+            .await
+            .unwrap(),
+        s3o_core::CleanupOutcome::Retried
+    );
     let again = store
         .claim_pending_cleanups(10, "w3", Duration::MAX)
         .await
@@ -392,10 +410,22 @@ async fn cleanup_claims_retry_complete_and_dlq() {
     assert_eq!((row.attempts, row.reclaimed), (1, false));
 
     // Complete: clamps orphan bytes at zero, and is idempotent.
-    let k1 = first.iter().find(|i| i.object_key == "k1").unwrap().id;
-    store.complete_cleanup_item(k1).await.unwrap();
+    // k1's first claim (w1) went stale and w2 took it over: w1 cannot complete it.
+    let k1_stale = first
+        .iter()
+        .find(|i| i.object_key == "k1")
+        .unwrap()
+        .claim()
+        .unwrap();
+    assert_eq!(
+        store.complete_cleanup_item(&k1_stale).await.unwrap(),
+        s3o_core::CleanupOutcome::StaleClaim
+    );
+    let k1 = re[0].claim().unwrap();
+    assert_eq!(k1.id, k1_stale.id);
+    store.complete_cleanup_item(&k1).await.unwrap();
     store.increment_orphan_bytes("b1", 7).await.unwrap();
-    store.complete_cleanup_item(k1).await.unwrap();
+    store.complete_cleanup_item(&k1).await.unwrap();
     assert_eq!(store.get_quota_stats().await.unwrap()["b1"].orphan_bytes, 7);
 
     // DLQ: move keeps the original error when none is given; requeue resets.
@@ -566,15 +596,17 @@ async fn multipart_round_trip() {
         ("mk-7", 90)
     );
 
-    // In-flight part bytes count against routing.
+    // In-flight part bytes do not count against routing (one rule with the commit guard).
     store.sync_quota_limits(&[("b1".into(), 40)]).await.unwrap();
+    let q = store.get_quota_stats().await.unwrap()["b1"].clone();
+    let room = 40 - q.bytes_used - q.orphan_bytes;
     assert!(matches!(
-        store.get_backend_with_space(10, &["b1".into()]).await,
+        store.get_backend_with_space(room + 1, &["b1".into()]).await,
         Err(StoreError::NoSpaceAvailable)
     ));
     assert_eq!(
         store
-            .get_backend_with_space(9, &["b1".into()])
+            .get_backend_with_space(room, &["b1".into()])
             .await
             .unwrap(),
         "b1"
@@ -1447,4 +1479,58 @@ async fn inline_point_statements_keep_the_ledger_consistent() {
         "quota guard held on the inline path"
     );
     assert!(store.reconcile_usage().await.unwrap().is_empty());
+}
+
+/// Migration 0003 dead-letters rows an older binary left stuck at the attempt limit (never
+/// claimed again, not counted by the queue depth) and keeps every other row; orphan bytes do
+/// not move, so `orphan_bytes == Σ queue + DLQ bytes` holds across the upgrade.
+#[tokio::test]
+async fn migration_3_dead_letters_rows_stuck_at_the_attempt_limit() {
+    let dir = TempDir::new("mig3");
+    {
+        let c = rusqlite::Connection::open(dir.db_path()).unwrap();
+        c.execute_batch(include_str!("../../../migrations/sqlite/0001_init.sql"))
+            .unwrap();
+        c.execute_batch(include_str!("../../../migrations/sqlite/0002_indexes.sql"))
+            .unwrap();
+        c.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at INTEGER NOT NULL) STRICT; \
+             INSERT INTO schema_version VALUES (1, '0001_init', 1), (2, '0002_indexes', 1); \
+             INSERT INTO backend_quotas (backend_name, bytes_used, bytes_limit, orphan_bytes) \
+             VALUES ('b1', 0, 0, 111); \
+             INSERT INTO cleanup_queue (id, backend_name, object_key, reason, size_bytes, \
+               created_at, next_retry, attempts, last_error) VALUES \
+               (7, 'b1', 'stuck', 'overwrite', 100, 5, 5, 10, 'gone for good'), \
+               (8, 'b1', 'live', 'delete', 11, 6, 6, 3, NULL);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&dir.url()).await.unwrap();
+    assert_eq!(store.run_migrations().await.unwrap().current, 3);
+    let dlq = store.list_cleanup_dlq(None, 10).await.unwrap();
+    assert_eq!(dlq.len(), 1);
+    let d = &dlq[0];
+    assert_eq!(
+        (
+            d.original_id,
+            d.object_key.as_str(),
+            d.attempts,
+            d.size_bytes,
+            d.last_error.as_str(),
+            d.storage_key.as_str()
+        ),
+        (7, "stuck", 10, 100, "gone for good", "stuck")
+    );
+    assert_eq!(d.first_enqueued_at, Timestamp::from_micros(5));
+    let queue = store.get_pending_cleanups(10).await.unwrap();
+    assert_eq!(queue.iter().map(|i| i.id).collect::<Vec<_>>(), vec![8]);
+    assert_eq!(
+        store.get_quota_stats().await.unwrap()["b1"].orphan_bytes,
+        111
+    );
+    assert_eq!(
+        store.cleanup_bytes_by_backend().await.unwrap()["b1"],
+        (11, 100)
+    );
 }
