@@ -179,10 +179,13 @@ pub async fn retry_clears_claim(store: Db) {
         .await
         .unwrap();
     let id = c[0].id;
-    store
-        .retry_cleanup_item(id, Duration::ZERO, "boom")
-        .await
-        .unwrap();
+    assert_eq!(
+        store
+            .retry_cleanup_item(&c[0].claim().unwrap(), Duration::ZERO, "boom")
+            .await
+            .unwrap(),
+        CleanupOutcome::Retried
+    );
     let snap = store.get_pending_cleanups(10).await.unwrap();
     assert_eq!(snap.len(), 1);
     assert_eq!(snap[0].attempts, 1);
@@ -198,11 +201,21 @@ pub async fn retry_clears_claim(store: Db) {
     assert_eq!(again[0].id, id);
     assert!(!again[0].reclaimed, "a retried row is not a reclaim");
     assert_eq!(again[0].attempts, 1);
-    // Retrying a missing id is a no-op.
-    store
-        .retry_cleanup_item(id + 1_000_000, Duration::ZERO, "x")
-        .await
-        .unwrap();
+    // Retrying a missing id, or with a claim that is not the row's, changes nothing.
+    for bad in [
+        stale_claim(id + 1_000_000),
+        stale_claim(id),
+        c[0].claim().unwrap(),
+    ] {
+        assert_eq!(
+            store
+                .retry_cleanup_item(&bad, Duration::ZERO, "x")
+                .await
+                .unwrap(),
+            CleanupOutcome::StaleClaim
+        );
+    }
+    assert_eq!(store.get_pending_cleanups(10).await.unwrap()[0].attempts, 1);
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 1);
     assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
@@ -214,8 +227,9 @@ pub async fn retry_with_backoff_defers(store: Db) {
     orphan_bytes_enqueued(&store, A, "later", 3).await;
     orphan_bytes_enqueued(&store, A, "now", 4).await;
     let ids = pending_ids(&store).await;
+    let claim = claim_of(&store, ids[0]).await;
     store
-        .retry_cleanup_item(ids[0], Duration::from_secs(3600), "throttled")
+        .retry_cleanup_item(&claim, Duration::from_secs(3600), "throttled")
         .await
         .unwrap();
     let snap = store.get_pending_cleanups(10).await.unwrap();
@@ -232,18 +246,44 @@ pub async fn retry_with_backoff_defers(store: Db) {
     assert_ledger(&store).await;
 }
 
-/// Completing deletes the row and releases its bytes once; a second complete is a no-op.
+/// Completing deletes the row and releases its bytes once; a second complete, or one with a
+/// claim the row does not carry, is `StaleClaim` and changes nothing.
 pub async fn complete_is_idempotent(store: Db) {
     three_backends(&store).await;
     orphan_bytes_enqueued(&store, A, "k1", 100).await;
     orphan_bytes_enqueued(&store, A, "k2", 50).await;
     let ids = pending_ids(&store).await;
     assert_eq!(orphan(&store, A).await, 150);
-    store.complete_cleanup_item(ids[0]).await.unwrap();
+    let claim = claim_of(&store, ids[0]).await;
+    assert_eq!(
+        store
+            .complete_cleanup_item(&stale_claim(ids[0]))
+            .await
+            .unwrap(),
+        CleanupOutcome::StaleClaim
+    );
+    assert_eq!(
+        orphan(&store, A).await,
+        150,
+        "stale claimant changed something"
+    );
+    assert_eq!(
+        store.complete_cleanup_item(&claim).await.unwrap(),
+        CleanupOutcome::Completed
+    );
     assert_eq!(orphan(&store, A).await, 50);
-    store.complete_cleanup_item(ids[0]).await.unwrap();
+    assert_eq!(
+        store.complete_cleanup_item(&claim).await.unwrap(),
+        CleanupOutcome::StaleClaim
+    );
     assert_eq!(orphan(&store, A).await, 50, "double decrement");
-    store.complete_cleanup_item(987_654_321).await.unwrap();
+    assert_eq!(
+        store
+            .complete_cleanup_item(&stale_claim(987_654_321))
+            .await
+            .unwrap(),
+        CleanupOutcome::StaleClaim
+    );
     assert_eq!(pending_ids(&store).await, vec![ids[1]]);
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 1);
     assert_orphans_accounted(&store).await;
@@ -257,7 +297,8 @@ pub async fn complete_clamps_at_zero(store: Db) {
     store.increment_orphan_bytes(A, 100).await.unwrap();
     orphan_bytes_enqueued(&store, B, "kb", 7).await;
     let ids = pending_ids(&store).await;
-    store.complete_cleanup_item(ids[0]).await.unwrap();
+    let claim = claim_of(&store, ids[0]).await;
+    store.complete_cleanup_item(&claim).await.unwrap();
     assert_eq!(orphan(&store, A).await, 0);
     assert_eq!(orphan(&store, B).await, 7, "other backend untouched");
     assert_ledger(&store).await;
@@ -274,14 +315,13 @@ pub async fn move_to_dlq_happy_path(store: Db) {
         .unwrap();
     store.increment_orphan_bytes(A, 70).await.unwrap();
     let id = pending_ids(&store).await[0];
-    store
-        .retry_cleanup_item(id, Duration::ZERO, "e1")
-        .await
-        .unwrap();
-    store
-        .retry_cleanup_item(id, Duration::ZERO, "e2")
-        .await
-        .unwrap();
+    for e in ["e1", "e2"] {
+        let claim = claim_of(&store, id).await;
+        store
+            .retry_cleanup_item(&claim, Duration::ZERO, e)
+            .await
+            .unwrap();
+    }
     assert!(store.move_cleanup_to_dlq(id, "final").await.unwrap());
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
     assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 1);
@@ -316,8 +356,9 @@ pub async fn move_to_dlq_preserves_last_error(store: Db) {
     orphan_bytes_enqueued(&store, B, "k", 1).await;
     orphan_bytes_enqueued(&store, B, "never-retried", 1).await;
     let ids = pending_ids(&store).await;
+    let claim = claim_of(&store, ids[0]).await;
     store
-        .retry_cleanup_item(ids[0], Duration::ZERO, "original")
+        .retry_cleanup_item(&claim, Duration::ZERO, "original")
         .await
         .unwrap();
     assert!(store.move_cleanup_to_dlq(ids[0], "").await.unwrap());
@@ -336,7 +377,8 @@ pub async fn move_to_dlq_already_gone(store: Db) {
     three_backends(&store).await;
     orphan_bytes_enqueued(&store, A, "k", 5).await;
     let id = pending_ids(&store).await[0];
-    store.complete_cleanup_item(id).await.unwrap();
+    let claim = claim_of(&store, id).await;
+    store.complete_cleanup_item(&claim).await.unwrap();
     assert!(!store.move_cleanup_to_dlq(id, "late").await.unwrap());
     assert!(!store.move_cleanup_to_dlq(424_242, "").await.unwrap());
     assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 0);
@@ -386,8 +428,9 @@ pub async fn requeue_dlq_moves_rows_back(store: Db) {
     orphan_bytes_enqueued(&store, A, "ka", 10).await;
     orphan_bytes_enqueued(&store, B, "kb", 20).await;
     for id in pending_ids(&store).await {
+        let claim = claim_of(&store, id).await;
         store
-            .retry_cleanup_item(id, Duration::ZERO, "e")
+            .retry_cleanup_item(&claim, Duration::ZERO, "e")
             .await
             .unwrap();
         assert!(store.move_cleanup_to_dlq(id, "").await.unwrap());
@@ -507,32 +550,42 @@ pub async fn sweep_zero_bytes_no_decrement(store: Db) {
     assert_ledger(&store).await;
 }
 
-/// After ten attempts a row is never claimed or counted, but can still go to the DLQ.
+/// Finding 2: the retry that reaches the attempt limit moves the row to the DLQ in the same
+/// transaction and says so; no row is ever left in the queue where nothing claims it.
 pub async fn exhausted_rows_leave_queue(store: Db) {
     three_backends(&store).await;
     orphan_bytes_enqueued(&store, A, "stuck", 8).await;
     orphan_bytes_enqueued(&store, A, "fine", 1).await;
     let ids = pending_ids(&store).await;
-    for i in 0..10 {
+    for i in 0..MAX_ATTEMPTS {
         assert_eq!(store.cleanup_queue_depth().await.unwrap(), 2, "attempt {i}");
-        store
-            .retry_cleanup_item(ids[0], Duration::ZERO, &format!("err {i}"))
+        let claim = claim_of(&store, ids[0]).await;
+        let got = store
+            .retry_cleanup_item(&claim, Duration::ZERO, &format!("err {i}"))
             .await
             .unwrap();
+        let want = if i + 1 < MAX_ATTEMPTS {
+            CleanupOutcome::Retried
+        } else {
+            CleanupOutcome::DeadLettered
+        };
+        assert_eq!(got, want, "attempt {i}");
     }
     assert_eq!(pending_ids(&store).await, vec![ids[1]]);
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 1);
-    let claimed = store
-        .claim_pending_cleanups(10, "w", reclaim_all_cutoff())
-        .await
-        .unwrap();
-    assert_eq!(
-        claimed.iter().map(|i| i.id).collect::<Vec<_>>(),
-        vec![ids[1]]
-    );
-    assert!(store.move_cleanup_to_dlq(ids[0], "").await.unwrap());
+    assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 1);
     let d = &store.list_cleanup_dlq(None, 10).await.unwrap()[0];
-    assert_eq!((d.attempts, d.last_error.as_str()), (10, "err 9"));
+    assert_eq!(
+        (
+            d.original_id,
+            d.attempts,
+            d.last_error.as_str(),
+            d.size_bytes
+        ),
+        (ids[0], 10, "err 9", 8)
+    );
+    assert_eq!(orphan(&store, A).await, 9, "DLQ bytes stay orphaned");
+    assert!(!store.move_cleanup_to_dlq(ids[0], "").await.unwrap());
     assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
@@ -599,15 +652,20 @@ pub async fn cleanup_bytes_by_backend_sums(store: Db) {
     let items = store.get_pending_cleanups(10).await.unwrap();
     let id_of = |k: &str| items.iter().find(|i| i.object_key == k).unwrap().id;
     assert!(store.move_cleanup_to_dlq(id_of("d1"), "x").await.unwrap());
-    for _ in 0..10 {
+    for _ in 0..MAX_ATTEMPTS {
+        let claim = claim_of(&store, id_of("exhausted")).await;
         store
-            .retry_cleanup_item(id_of("exhausted"), Duration::ZERO, "e")
+            .retry_cleanup_item(&claim, Duration::ZERO, "e")
             .await
             .unwrap();
     }
     let sums = store.cleanup_bytes_by_backend().await.unwrap();
     assert_eq!(sums.get(A), Some(&(30, 40)));
-    assert_eq!(sums.get(B), Some(&(8, 0)), "exhausted rows still count");
+    assert_eq!(
+        sums.get(B),
+        Some(&(0, 8)),
+        "exhausted rows dead-lettered, still counted"
+    );
     assert!(!sums.contains_key(C));
     assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;

@@ -31,6 +31,7 @@ pub mod model;
 pub mod multipart;
 pub mod notification;
 pub mod objects;
+pub mod outbox;
 pub mod pending;
 pub mod quota;
 pub mod replication;
@@ -99,6 +100,13 @@ macro_rules! for_each_case {
                 overwrite_encrypted_with_plaintext,
                 record_delete_record_cycle,
                 gateway_fields_round_trip,
+            ],
+            outbox: [
+                removals_enqueue_their_bytes,
+                stale_claimant_changes_nothing,
+                clear_pending_checks_ownership,
+                backend_removal_racing_writes,
+                queue_states_partition_rows,
             ],
             listing: [
                 flat_listing_byte_order,
@@ -178,7 +186,7 @@ macro_rules! for_each_case {
                 promote_superseded_by_newer_write,
                 promote_equal_timestamp_promotes,
                 promote_twice_second_already_resolved,
-                promote_over_quota_changes_nothing,
+                promote_over_quota_is_abandoned,
                 concurrent_promotions_commit_once,
                 promote_races_write_lock_then_claim,
                 replica_does_not_supersede_newer_intent,

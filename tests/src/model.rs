@@ -27,6 +27,11 @@ impl Model {
         delta <= 0 || limit == 0 || self.used(backend) + self.orphan[backend] + delta <= limit
     }
 
+    /// The outbox: removed bytes stay on the backend, charged as orphans.
+    fn orphaned(&mut self, backend: &str, size: i64) {
+        *self.orphan.get_mut(backend).expect("backend") += size;
+    }
+
     fn has(&self, key: &str, backend: &str) -> Option<i64> {
         self.copies.get(key).and_then(|c| c.get(backend)).copied()
     }
@@ -35,19 +40,15 @@ impl Model {
 const KEYS: [&str; 6] = ["a", "a/b", "B", "é/1", "k%", "k_"];
 const BACKENDS: [&str; 3] = [A, B, C];
 
-fn deleted(m: &BTreeMap<String, i64>, except: Option<&str>) -> Vec<DeletedCopy> {
+fn deleted(m: &BTreeMap<String, i64>, except: Option<&str>) -> Vec<(String, i64)> {
     m.iter()
         .filter(|(b, _)| Some(b.as_str()) != except)
-        .map(|(b, s)| DeletedCopy {
-            backend_name: b.clone(),
-            size_bytes: *s,
-        })
+        .map(|(b, s)| (b.clone(), *s))
         .collect()
 }
 
-fn sorted(mut v: Vec<DeletedCopy>) -> Vec<DeletedCopy> {
-    v.sort();
-    v
+fn sorted(v: Vec<DeletedCopy>) -> Vec<(String, i64)> {
+    bs(&v)
 }
 
 async fn check(store: &Db, model: &Model, step: usize, op: &str) {
@@ -96,6 +97,9 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                 if model.admits(b1, delta) {
                     let got = got.unwrap_or_else(|e| panic!("step {step} {label}: {e:?}"));
                     assert_eq!(sorted(got), deleted(&existing, Some(b1)), "{label}");
+                    for (b, s) in deleted(&existing, Some(b1)) {
+                        model.orphaned(&b, s);
+                    }
                     model
                         .copies
                         .insert(key.to_owned(), BTreeMap::from([(b1.to_owned(), size)]));
@@ -108,7 +112,10 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                 let got = store.delete_object(key).await;
                 match model.copies.remove(key) {
                     Some(existing) => {
-                        assert_eq!(sorted(got.unwrap()), deleted(&existing, None), "{label}")
+                        assert_eq!(sorted(got.unwrap()), deleted(&existing, None), "{label}");
+                        for (b, s) in deleted(&existing, None) {
+                            model.orphaned(&b, s);
+                        }
                     }
                     None => assert!(
                         matches!(got, Err(StoreError::ObjectNotFound { .. })),
@@ -123,7 +130,9 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                 assert_eq!(got, had, "{label}");
                 if had {
                     let c = model.copies.get_mut(key).unwrap();
-                    c.remove(b1);
+                    let s = c.remove(b1).unwrap();
+                    model.orphaned(b1, s);
+                    let c = model.copies.get_mut(key).unwrap();
                     if c.is_empty() {
                         model.copies.remove(key);
                     }
@@ -155,6 +164,7 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                             let c = model.copies.get_mut(key).unwrap();
                             c.remove(b1);
                             c.insert(b2.to_owned(), s);
+                            model.orphaned(b1, s);
                         } else {
                             assert_no_space(got);
                         }
@@ -185,7 +195,8 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                 let expect = n > factor && model.has(key, b1).is_some();
                 assert_eq!(got, expect, "{label}");
                 if expect {
-                    model.copies.get_mut(key).unwrap().remove(b1);
+                    let s = model.copies.get_mut(key).unwrap().remove(b1).unwrap();
+                    model.orphaned(b1, s);
                 }
             }
             8 => {
@@ -197,10 +208,13 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                 let mut expected = BTreeMap::new();
                 for k in &keys {
                     if let Some(c) = model.copies.remove(k) {
+                        for (b, s) in deleted(&c, None) {
+                            model.orphaned(&b, s);
+                        }
                         expected.insert(k.clone(), deleted(&c, None));
                     }
                 }
-                let got: BTreeMap<String, Vec<DeletedCopy>> =
+                let got: BTreeMap<String, Vec<(String, i64)>> =
                     got.into_iter().map(|(k, v)| (k, sorted(v))).collect();
                 assert_eq!(got, expected, "{label}");
             }

@@ -234,22 +234,9 @@ pub async fn promote_committed_displaces_older_copies(store: Db) {
         after_copies.plus(Duration::from_micros(1)),
     );
     store.insert_pending(&p).await.unwrap();
-    let (result, mut displaced) = store.promote_pending(&p).await.unwrap();
+    let (result, displaced) = store.promote_pending(&p).await.unwrap();
     assert_eq!(result, PendingPromoteResult::Committed);
-    displaced.sort();
-    assert_eq!(
-        displaced,
-        vec![
-            DeletedCopy {
-                backend_name: B.into(),
-                size_bytes: 40
-            },
-            DeletedCopy {
-                backend_name: C.into(),
-                size_bytes: 40
-            },
-        ]
-    );
+    assert_eq!(bs(&displaced), vec![(B.into(), 40), (C.into(), 40)]);
     assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 10)]);
     assert_eq!((used(&store, B).await, used(&store, C).await), (0, 0));
     assert_ledger(&store).await;
@@ -283,17 +270,45 @@ pub async fn promote_superseded_by_newer_write(store: Db) {
     store.insert_pending(&p).await.unwrap();
     put(&store, "k", B, 77).await;
     let before_quotas = snapshot(&store).await.quotas;
-    let (result, displaced) = store.promote_pending(&p).await.unwrap();
+    let (result, orphans) = store.promote_pending(&p).await.unwrap();
     assert_eq!(result, PendingPromoteResult::Superseded);
     assert_eq!(result.as_u8(), 3);
-    assert!(displaced.is_empty());
+    // The intent's bytes on A are garbage now: enqueued for cleanup, charged to A's orphans.
+    assert_eq!(bs(&orphans), vec![(A.to_owned(), 10)]);
+    assert_eq!(orphans[0].storage_key, "k");
     assert_eq!(placement(&store, "k").await, vec![(B.to_owned(), 77)]);
     assert_eq!(
         store.count_pending().await.unwrap(),
         0,
         "superseded intent kept"
     );
-    assert_eq!(snapshot(&store).await.quotas, before_quotas);
+    let after = snapshot(&store).await;
+    assert_eq!(
+        after.quotas[A],
+        (before_quotas[A].0, before_quotas[A].1, 10)
+    );
+    assert_eq!(after.quotas[B], before_quotas[B]);
+    assert_eq!(after.queue, 1);
+    assert_orphans_accounted(&store).await;
+    // A newer write at the intent's own path on its backend overwrote those bytes: nothing
+    // to clean, the intent just goes.
+    let p2 = intent(
+        "old2",
+        "k2",
+        A,
+        10,
+        StoredForm::default(),
+        Timestamp::now().minus(Duration::from_secs(3600)),
+    );
+    store.insert_pending(&p2).await.unwrap();
+    put(&store, "k2", A, 5).await;
+    let (result, orphans) = store.promote_pending(&p2).await.unwrap();
+    assert_eq!(
+        (result, orphans.len()),
+        (PendingPromoteResult::Superseded, 0)
+    );
+    assert_eq!(store.count_pending().await.unwrap(), 0);
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -309,13 +324,7 @@ pub async fn promote_equal_timestamp_promotes(store: Db) {
     let (result, displaced) = store.promote_pending(&stored).await.unwrap();
     assert_eq!(result, PendingPromoteResult::Committed);
     assert_eq!(result.as_u8(), 0);
-    assert_eq!(
-        displaced,
-        vec![DeletedCopy {
-            backend_name: B.into(),
-            size_bytes: 30
-        }]
-    );
+    assert_eq!(bs(&displaced), vec![(B.into(), 30)]);
     assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 20)]);
     assert_ledger(&store).await;
 }
@@ -341,15 +350,51 @@ pub async fn promote_twice_second_already_resolved(store: Db) {
 }
 
 /// A promotion that does not fit the quota errors and changes nothing; the intent stays.
-pub async fn promote_over_quota_changes_nothing(store: Db) {
+pub async fn promote_over_quota_is_abandoned(store: Db) {
     backends(&store, &[(A, 100)]).await;
-    let p = intent("big", "k", A, 200, StoredForm::default(), Timestamp::ZERO);
+    let form = StoredForm {
+        storage_key: "blobs/big".into(),
+        ..StoredForm::default()
+    };
+    let p = intent("big", "k", A, 200, form, Timestamp::ZERO);
     store.insert_pending(&p).await.unwrap();
     let p = stored_intent(&store, "big").await;
     let before = snapshot(&store).await;
-    assert_no_space(store.promote_pending(&p).await);
-    assert_eq!(snapshot(&store).await, before);
-    assert_eq!(store.count_pending().await.unwrap(), 1);
+    assert_eq!(
+        (before.pending, before.queue, before.quotas[A]),
+        (1, 0, (0, 100, 0))
+    );
+    // Finding 5: the reaper must not loop. The promotion cannot be admitted, so it ends:
+    // the intent is deleted and its uploaded bytes enqueued, in one transaction.
+    let (result, orphans) = store.promote_pending(&p).await.unwrap();
+    assert_eq!(result, PendingPromoteResult::Abandoned);
+    assert_eq!(result.as_u8(), 4);
+    assert_eq!(bs(&orphans), vec![(A.to_owned(), 200)]);
+    assert_eq!(orphans[0].storage_key, "blobs/big");
+    let after = snapshot(&store).await;
+    assert_eq!((after.pending, after.queue, after.dlq), (0, 1, 0));
+    assert_eq!(
+        after.quotas[A],
+        (0, 100, 200),
+        "uploaded bytes counted as orphans"
+    );
+    assert_eq!(after.copies, before.copies, "nothing committed");
+    assert_orphans_accounted(&store).await;
+    // The next reaper pass finds it resolved.
+    let again = store.promote_pending(&p).await.unwrap();
+    assert_eq!(
+        (again.0, again.1.len()),
+        (PendingPromoteResult::AlreadyResolved, 0)
+    );
+    // The caller deletes the bytes and completes the row it was handed.
+    assert_eq!(
+        store
+            .complete_cleanup_item(&orphans[0].cleanup)
+            .await
+            .unwrap(),
+        CleanupOutcome::Completed
+    );
+    assert_eq!(snapshot(&store).await.quotas[A], (0, 100, 0));
     assert_ledger(&store).await;
 }
 
@@ -407,7 +452,7 @@ pub async fn promote_races_write_lock_then_claim(store: Db) {
         let p = stored_intent(&store, &id).await;
         let (s1, s2) = (store.clone(), store.clone());
         let writer = tokio::spawn(async move {
-            s1.record_object_and_clear_pending("contended", B, 5, &StoredForm::default(), &id)
+            s1.record_object_and_clear_pending("contended", A, 5, &StoredForm::default(), &id)
                 .await
                 .unwrap()
         });
@@ -445,26 +490,13 @@ pub async fn replica_does_not_supersede_newer_intent(store: Db) {
     let p = stored_intent(&store, "newer").await;
     // The replicator copies the old version after the intent was recorded.
     assert_eq!(store.record_replica("k", B, A).await.unwrap(), (10, true));
-    let (result, mut displaced) = store.promote_pending(&p).await.unwrap();
+    let (result, displaced) = store.promote_pending(&p).await.unwrap();
     assert_eq!(
         result,
         PendingPromoteResult::Committed,
         "a replica of the old version superseded a newer write"
     );
-    displaced.sort();
-    assert_eq!(
-        displaced,
-        vec![
-            DeletedCopy {
-                backend_name: A.into(),
-                size_bytes: 10
-            },
-            DeletedCopy {
-                backend_name: B.into(),
-                size_bytes: 10
-            },
-        ]
-    );
+    assert_eq!(bs(&displaced), vec![(A.into(), 10), (B.into(), 10)]);
     assert_eq!(placement(&store, "k").await, vec![(C.to_owned(), 99)]);
     assert_ledger(&store).await;
 }
@@ -480,7 +512,7 @@ pub async fn promote_uses_stored_intent_not_caller_copy(store: Db) {
         .insert_pending(&intent("s", "k", A, 900, form.clone(), Timestamp::ZERO))
         .await
         .unwrap();
-    let stale_copy = intent("s", "k", B, 5, StoredForm::default(), Timestamp::ZERO);
+    let stale_copy = intent("s", "k", A, 5, StoredForm::default(), Timestamp::ZERO);
     let (result, displaced) = store.promote_pending(&stale_copy).await.unwrap();
     assert_eq!(result, PendingPromoteResult::Committed);
     assert!(displaced.is_empty());
@@ -490,6 +522,22 @@ pub async fn promote_uses_stored_intent_not_caller_copy(store: Db) {
     assert_eq!(c[0].form, form);
     assert_eq!((used(&store, A).await, used(&store, B).await), (900, 0));
     assert_eq!(store.count_pending().await.unwrap(), 0);
+    // Naming the intent with another backend (or key) is refused: nothing changes.
+    store
+        .insert_pending(&intent(
+            "s2",
+            "k2",
+            A,
+            9,
+            StoredForm::default(),
+            Timestamp::ZERO,
+        ))
+        .await
+        .unwrap();
+    let before = snapshot(&store).await;
+    let wrong_backend = intent("s2", "k2", B, 9, StoredForm::default(), Timestamp::ZERO);
+    assert_invalid(store.promote_pending(&wrong_backend).await, "other backend");
+    assert_eq!(snapshot(&store).await, before);
     assert_ledger(&store).await;
 }
 

@@ -136,17 +136,39 @@ pub async fn backend_with_space_order_and_unknown(store: Db) {
 }
 
 /// Available bytes subtract orphan bytes and in-flight multipart parts.
+/// Finding 5, one admission rule: routing counts used and orphan bytes, not in-flight
+/// multipart bytes, exactly like the commit guard; whatever routing picks, the commit admits,
+/// and one byte more is refused by both.
 pub async fn backend_with_space_counts_orphans_and_multipart(store: Db) {
     backends(&store, &[(A, 1000), (B, 1000)]).await;
     put(&store, "k", A, 100).await;
     store.increment_orphan_bytes(A, 100).await.unwrap();
     in_flight_part(&store, "up-1", A, 300).await;
-    // 1000 − 100 used − 100 orphan − 300 in flight = 500.
+    // 1000 − 100 used − 100 orphan = 800 (the 300 in flight are not committed bytes).
     let order = names(&[A, B]);
-    assert_eq!(store.get_backend_with_space(500, &order).await.unwrap(), A);
-    assert_eq!(store.get_backend_with_space(501, &order).await.unwrap(), B);
-    store.delete_multipart_upload("up-1").await.unwrap();
     assert_eq!(store.get_backend_with_space(800, &order).await.unwrap(), A);
+    assert_eq!(store.get_backend_with_space(801, &order).await.unwrap(), B);
+    assert_eq!(
+        store
+            .get_backend_with_space(800, &names(&[A]))
+            .await
+            .unwrap(),
+        A
+    );
+    assert_no_space(store.get_backend_with_space(801, &names(&[A])).await);
+    // The guard agrees at the exact byte, in-flight parts or not.
+    assert_no_space(
+        store
+            .record_object("big", A, 801, &StoredForm::default())
+            .await,
+    );
+    store
+        .record_object("big", A, 800, &StoredForm::default())
+        .await
+        .unwrap();
+    assert_eq!(quota(&store, A).await, (900, 1000, 100));
+    store.delete_multipart_upload("up-1").await.unwrap();
+    assert_no_space(store.get_backend_with_space(1, &names(&[A])).await);
     assert_ledger(&store).await;
 }
 
@@ -211,13 +233,15 @@ pub async fn least_utilized_counts_orphans_and_multipart(store: Db) {
     put(&store, "b", B, 300).await;
     let both = names(&[A, B]);
     assert_eq!(store.get_least_utilized_backend(1, &both).await.unwrap(), B);
+    // In-flight parts change neither utilisation nor admission (one rule with the guard).
     in_flight_part(&store, "up-b", B, 600).await;
-    // B: 1000 − 300 − 600 = 100 free; A: 1000 − 100 − 500 = 400 free.
+    assert_eq!(store.get_least_utilized_backend(1, &both).await.unwrap(), B);
+    // B: 1000 − 300 = 700 free; A: 1000 − 100 − 500 = 400 free.
     assert_eq!(
-        store.get_least_utilized_backend(200, &both).await.unwrap(),
-        A
+        store.get_least_utilized_backend(401, &both).await.unwrap(),
+        B
     );
-    assert_no_space(store.get_least_utilized_backend(401, &both).await);
+    assert_no_space(store.get_least_utilized_backend(701, &both).await);
     assert_ledger(&store).await;
 }
 

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use s3o_store::{MetadataStore, ObjectLocation, Result, StoreError, StoredForm};
+use s3o_store::{
+    CleanupClaim, DeletedCopy, MetadataStore, ObjectLocation, Result, StoreError, StoredForm,
+    Timestamp,
+};
 
 /// The store every case receives.
 pub type Db = Arc<dyn MetadataStore>;
@@ -262,7 +265,43 @@ pub fn byte_sorted<S: AsRef<str>>(keys: &[S]) -> Vec<String> {
     v
 }
 
-/// Enqueues a cleanup row and counts its bytes as orphaned, as the write path does.
+/// `(backend, size)` of removed copies, sorted: what a test compares (the cleanup claims
+/// carry engine ids and times).
+pub fn bs(v: &[DeletedCopy]) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = v
+        .iter()
+        .map(|d| (d.backend_name.clone(), d.size_bytes))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Claims every due row (stale claims included) as `tester` and returns the claim on `id`.
+pub async fn claim_of(store: &Db, id: i64) -> CleanupClaim {
+    store
+        .claim_pending_cleanups(
+            10_000,
+            "tester",
+            Timestamp::now().plus(std::time::Duration::from_secs(60)),
+        )
+        .await
+        .expect("claim_pending_cleanups")
+        .into_iter()
+        .find(|i| i.id == id)
+        .and_then(|i| i.claim())
+        .unwrap_or_else(|| panic!("row {id} not claimable"))
+}
+
+/// A claim nobody holds, for stale-claimant checks.
+pub fn stale_claim(id: i64) -> CleanupClaim {
+    CleanupClaim {
+        id,
+        claimed_by: "nobody".into(),
+        claimed_at: Timestamp::from_micros(1),
+    }
+}
+
+/// Enqueues a cleanup row and counts its bytes as orphaned (for bytes the ledger never held).
 /// Returns nothing: ids come from `get_pending_cleanups` or claims.
 pub async fn orphan_bytes_enqueued(store: &Db, backend: &str, key: &str, size: i64) {
     store

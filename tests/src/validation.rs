@@ -237,11 +237,14 @@ pub async fn nul_text_rejected(store: Db) {
         "NUL key id",
     );
     assert_invalid(
-        store.retry_cleanup_item(id, Duration::ZERO, "e\0").await,
+        store
+            .retry_cleanup_item(&stale_claim(id), Duration::ZERO, "e\0")
+            .await,
         "NUL retry error",
     );
     assert_eq!(snapshot(&store).await, before_queue);
-    store.complete_cleanup_item(id).await.unwrap();
+    let claim = claim_of(&store, id).await;
+    store.complete_cleanup_item(&claim).await.unwrap();
     assert_eq!(snapshot(&store).await, before);
     assert_ledger(&store).await;
 }

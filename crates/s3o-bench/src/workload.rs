@@ -172,7 +172,8 @@ impl Op {
                     return Err("cleanup queue ran dry".into());
                 }
                 for it in &items {
-                    store.complete_cleanup_item(it.id).await.map_err(e)?;
+                    let claim = it.claim().ok_or("claimed row without a claim")?;
+                    store.complete_cleanup_item(&claim).await.map_err(e)?;
                 }
                 Ok(())
             }

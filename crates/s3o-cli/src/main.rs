@@ -4,7 +4,8 @@
 //! s3o [--db URL] [--json] [--bytes] <command>
 //!   migrate                         apply pending migrations
 //!   schema                          current vs expected schema version
-//!   status                          per-backend quotas, queue/DLQ depth, intents, uploads
+//!   status                          per-backend quotas, queue rows by state (due, claimed,
+//!                                   waiting), DLQ depth, intents, uploads
 //!   backends set NAME --limit SIZE  create or change a backend's quota (0 = unlimited)
 //!   backends remove NAME --yes      delete everything a backend holds in the ledger
 //!   dlq list [--backend B]          dead-lettered cleanups
@@ -393,6 +394,8 @@ async fn status(opts: &Opts) -> Result<(), Failure> {
     let objects = store.get_object_counts().await?;
     let uploads = store.get_active_multipart_counts().await?;
     let queue = store.cleanup_queue_depth().await?;
+    // Every queue row in exactly one state, so none is invisible.
+    let states = store.cleanup_queue_states().await?;
     let dlq = store.cleanup_dlq_depth().await?;
     let pending = store.count_pending().await?;
     let active_uploads: i64 = uploads.values().sum();
@@ -406,6 +409,7 @@ async fn status(opts: &Opts) -> Result<(), Failure> {
         })
         .collect();
     let v = json!({"database": redact_url(&opts.db), "backends": backends, "cleanup_queue_depth": queue,
+                   "cleanup_queue": {"due": states.due, "claimed": states.claimed, "waiting": states.waiting},
                    "cleanup_dlq_depth": dlq, "pending_intents": pending, "active_multipart_uploads": active_uploads});
     out(opts, v, || {
         let mut t = vec![vec![
@@ -439,9 +443,12 @@ async fn status(opts: &Opts) -> Result<(), Failure> {
             ]);
         }
         format!(
-            "database {}\n{}cleanup queue {queue}\ndead letters  {dlq}\npending       {pending}\nmultipart     {active_uploads}",
+            "database {}\n{}cleanup queue {queue} (due {}, claimed {}, waiting {})\ndead letters  {dlq}\npending       {pending}\nmultipart     {active_uploads}",
             redact_url(&opts.db),
-            table(&t)
+            table(&t),
+            states.due,
+            states.claimed,
+            states.waiting
         )
     });
     Ok(())

@@ -190,11 +190,27 @@ async fn walkthrough(db: Db) {
         .await
         .unwrap();
 
+    // One queue row in each state: due, claimed (born claimed by a delete), none waiting.
+    store
+        .enqueue_cleanup("backend-b", "stray", "found", 5)
+        .await
+        .unwrap();
+    store.increment_orphan_bytes("backend-b", 5).await.unwrap();
+    store
+        .record_object("tmp", "backend-b", 7, &StoredForm::default())
+        .await
+        .unwrap();
+    store.delete_object("tmp").await.unwrap();
+
     let o = s3o(&db, &["status"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let t = text(&o);
     assert!(
         t.contains("backend-a") && t.contains("10.0 GiB") && t.contains("3.0 MiB"),
+        "{t}"
+    );
+    assert!(
+        t.contains("cleanup queue 2 (due 1, claimed 1, waiting 0)"),
         "{t}"
     );
     assert!(
@@ -204,6 +220,10 @@ async fn walkthrough(db: Db) {
     let o = s3o(&db, &["--json", "--bytes", "status"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["cleanup_dlq_depth"], 2);
+    assert_eq!(
+        v["cleanup_queue"],
+        serde_json::json!({"due": 1, "claimed": 1, "waiting": 0})
+    );
     let a = v["backends"]
         .as_array()
         .unwrap()

@@ -19,7 +19,8 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::types::{
-    CleanupQueueRow, ExistingCopy, KeyedExistingCopy, ObjectLocation, PendingObject, StoredForm,
+    CleanupClaim, CleanupEntry, CleanupQueueRow, ExistingCopy, KeyedExistingCopy, ObjectLocation,
+    PendingObject, StoredForm,
 };
 
 /// A boxed, `Send` future: what transaction closures return.
@@ -110,6 +111,27 @@ pub trait CleanupTx: Send {
     async fn delete_cleanup_item(&mut self, id: i64) -> Result<()>;
     /// Deletes one DLQ row, returning its `(backend, size_bytes)`; `None` when gone.
     async fn delete_cleanup_dlq_row(&mut self, id: i64) -> Result<Option<(String, i64)>>;
+    /// Inserts a queue row born claimed by `claimed_by` (claim stamped now, by the engine's
+    /// clock; due now) and returns its claim. Does not touch `orphan_bytes`. Unknown backend ⇒
+    /// `UnknownBackend`.
+    async fn enqueue_cleanup_claimed(
+        &mut self,
+        entry: &CleanupEntry,
+        claimed_by: &str,
+    ) -> Result<CleanupClaim>;
+    /// Row-locks the queue row if it still carries exactly `claim` and returns it; `None` when
+    /// it is gone or carries another claim.
+    async fn lock_claimed_cleanup_row(
+        &mut self,
+        claim: &CleanupClaim,
+    ) -> Result<Option<CleanupQueueRow>>;
+    /// `attempts += 1`, `next_retry = now + backoff`, records `last_error`, clears the claim.
+    async fn reschedule_cleanup_row(
+        &mut self,
+        id: i64,
+        backoff: std::time::Duration,
+        last_error: &str,
+    ) -> Result<()>;
 }
 
 /// Transactional primitives on `backend_quotas`. Each locks the backend's row until commit.
@@ -125,6 +147,8 @@ pub trait QuotaTx: Send {
     async fn adjust_backend_quota_unguarded(&mut self, backend: &str, delta: i64) -> Result<()>;
     /// `orphan_bytes = max(0, orphan_bytes - delta)`.
     async fn decrement_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()>;
+    /// `orphan_bytes += delta` (no limit guard: the bytes already occupy the backend).
+    async fn increment_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()>;
     /// `bytes_used` of every backend, row-locked.
     async fn all_backend_bytes_used(&mut self) -> Result<BTreeMap<String, i64>>;
     /// Σ `size_bytes` of `object_locations` per backend (backends without rows absent).
@@ -183,6 +207,9 @@ pub trait BackendTx: Send {
     async fn delete_backend_rows(&mut self, table: BackendTable, backend: &str) -> Result<u64>;
     /// Deletes the backend's `backend_quotas` row; `false` when it had none.
     async fn delete_backend_quota_row(&mut self, backend: &str) -> Result<bool>;
+    /// Row-locks the backend's quota row (`FOR UPDATE` on PostgreSQL), so writers to the
+    /// backend wait for the removal and then find it gone; `false` when it has none.
+    async fn lock_backend_quota_row(&mut self, backend: &str) -> Result<bool>;
 }
 
 /// The per-engine transactional seam: every primitive a core operation may call.
@@ -217,6 +244,8 @@ pub trait Runner: Send + Sync {
     fn max_attempts(&self) -> u32 {
         5
     }
+    /// This store's instance id: the claimant of cleanup rows born in its transactions.
+    fn instance_id(&self) -> &str;
 }
 
 /// A transaction body: a multi-statement operation run inside one transaction.

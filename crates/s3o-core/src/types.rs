@@ -85,6 +85,27 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// A default instance id for a store: `hostname-pid-random`, unique per process start, so two
+/// processes (or two restarts of one) never share cleanup claims.
+pub fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    // RandomState is seeded randomly per process: enough entropy to tell restarts apart.
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("{host}-{}-{:08x}", std::process::id(), h.finish() as u32)
+}
+
 /// How the bytes of one copy are stored on its backend: where they live (storage key),
 /// encryption envelope, plaintext size, content hash, the client-visible S3 attributes (ETag,
 /// content type, user metadata) and whether the copy is managed.
@@ -217,6 +238,8 @@ pub struct ExistingCopy {
     pub encrypted: bool,
     /// The copy's encryption key column is non-NULL and non-empty.
     pub has_dek: bool,
+    /// Path of the bytes on the backend; empty means the object key.
+    pub storage_key: String,
 }
 
 /// A copy found by a multi-key locked read (batch delete).
@@ -228,16 +251,55 @@ pub struct KeyedExistingCopy {
     pub backend_name: String,
     /// Size read from the locked row.
     pub size_bytes: i64,
+    /// Path of the bytes on the backend; empty means the object key.
+    pub storage_key: String,
 }
 
-/// A copy removed from the ledger whose bytes the caller must now delete physically
-/// (or enqueue for cleanup).
+/// Proof of a claim on one cleanup-queue row: the row id plus the claimant and claim time the
+/// row carried when it was claimed (or born claimed). Completion and retry succeed only while
+/// the row still carries exactly this claim; a claimant whose claim went stale and was taken
+/// over gets [`CleanupOutcome::StaleClaim`] and changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CleanupClaim {
+    /// Queue row id.
+    pub id: i64,
+    /// Instance id of the claimant.
+    pub claimed_by: String,
+    /// When the claim was stamped (the engine's clock).
+    pub claimed_at: Timestamp,
+}
+
+/// What a claimed completion or retry of a cleanup row did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CleanupOutcome {
+    /// The row was deleted and its bytes released from `orphan_bytes`.
+    Completed,
+    /// The row was rescheduled with one more attempt and its claim cleared.
+    Retried,
+    /// The retry reached [`MAX_ATTEMPTS`]: the row moved to the dead-letter table in the same
+    /// transaction (its bytes stay counted in `orphan_bytes`).
+    DeadLettered,
+    /// The row is gone or carries another claim (this claimant's claim went stale and another
+    /// worker took it over, or completed it): nothing changed.
+    StaleClaim,
+}
+
+/// A copy taken out of the ledger while its bytes stay on a backend. The same transaction
+/// enqueued a cleanup row for those bytes and charged them to the backend's `orphan_bytes`
+/// (the outbox); the row was born claimed by the calling store's instance id, so the caller
+/// may delete the bytes at once and then [`crate::CleanupStore::complete_cleanup_item`] with
+/// [`DeletedCopy::cleanup`]. If the caller dies first, a cleanup worker picks the row up once
+/// the claim is older than its grace cutoff.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DeletedCopy {
     /// Backend that still holds the bytes.
     pub backend_name: String,
     /// Bytes the backend holds for it.
     pub size_bytes: i64,
+    /// The physical path to delete on the backend (the object key when it had no storage key).
+    pub storage_key: String,
+    /// The claim on the cleanup row enqueued for these bytes.
+    pub cleanup: CleanupClaim,
 }
 
 /// An in-flight PUT intent, recorded before the backend upload so a failed metadata commit
@@ -271,8 +333,13 @@ pub enum PendingPromoteResult {
     Ambiguous = 1,
     /// The intent was already gone: another reaper resolved it. Benign.
     AlreadyResolved = 2,
-    /// A write of the same key committed after this intent; the intent was dropped.
+    /// A write of the same key committed after this intent; the intent was dropped (and its
+    /// bytes enqueued for cleanup unless a live copy sits at the same path).
     Superseded = 3,
+    /// Terminal: the intent can no longer be admitted (its backend has no room for it under the
+    /// admission rule). The intent was deleted and its uploaded bytes enqueued for cleanup in
+    /// the same transaction, so no reaper retries it forever.
+    Abandoned = 4,
 }
 
 impl PendingPromoteResult {
@@ -282,8 +349,9 @@ impl PendingPromoteResult {
     }
 }
 
-/// Attempts after which a cleanup-queue or outbox row is no longer due: the cleanup worker
-/// moves it to the dead-letter table, the outbox counts it as dropped.
+/// Attempts after which a cleanup-queue or outbox row is no longer due: the retry that reaches
+/// it moves the cleanup row to the dead-letter table in the same transaction; the
+/// notification outbox counts such a row as dropped.
 pub const MAX_ATTEMPTS: i32 = 10;
 
 /// A row of the cleanup queue as the worker and the admin display see it.
@@ -295,6 +363,8 @@ pub struct CleanupItem {
     pub backend_name: String,
     /// Key of the orphaned bytes.
     pub object_key: String,
+    /// The physical path to delete (the object key when the row has no storage key).
+    pub storage_key: String,
     /// Why the cleanup was enqueued.
     pub reason: String,
     /// Failed attempts so far.
@@ -308,6 +378,28 @@ pub struct CleanupItem {
     /// Set only by `claim_pending_cleanups`: this claim recovered a row whose previous claim
     /// aged past the grace cutoff.
     pub reclaimed: bool,
+}
+
+impl CleanupItem {
+    /// The claim this row carries, to pass to completion or retry; `None` when unclaimed.
+    pub fn claim(&self) -> Option<CleanupClaim> {
+        Some(CleanupClaim {
+            id: self.id,
+            claimed_by: self.claimed_by.clone()?,
+            claimed_at: self.claimed_at?,
+        })
+    }
+}
+
+/// Queue rows by state, as `s3o status` shows them: every row is in exactly one state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CleanupQueueStates {
+    /// Unclaimed rows whose `next_retry` has passed: the next claim takes them.
+    pub due: i64,
+    /// Rows carrying a claim (a worker or the writing instance is deleting their bytes).
+    pub claimed: i64,
+    /// Unclaimed rows backing off until `next_retry`.
+    pub waiting: i64,
 }
 
 /// The full payload of one cleanup-queue row, read inside the move-to-DLQ transaction.
@@ -329,6 +421,24 @@ pub struct CleanupQueueRow {
     pub created_at: Timestamp,
     /// Last error recorded; empty when none.
     pub last_error: String,
+    /// Path of the bytes on the backend as stored; empty means the object key.
+    pub storage_key: String,
+}
+
+/// A physical delete to enqueue in the outbox, inside the transaction that takes the copy out
+/// of the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CleanupEntry {
+    /// Backend holding the bytes.
+    pub backend_name: String,
+    /// The object key the bytes belonged to.
+    pub object_key: String,
+    /// Path of the bytes on the backend; empty means the object key.
+    pub storage_key: String,
+    /// Why the bytes became orphaned.
+    pub reason: String,
+    /// Bytes to reclaim.
+    pub size_bytes: i64,
 }
 
 /// A row of the cleanup dead-letter table: an orphan the worker gave up on.
@@ -342,6 +452,8 @@ pub struct CleanupDlqItem {
     pub backend_name: String,
     /// Key of the orphaned bytes.
     pub object_key: String,
+    /// The physical path to delete (the object key when the row has no storage key).
+    pub storage_key: String,
     /// Why the cleanup was enqueued originally.
     pub reason: String,
     /// Bytes still occupying the backend (still counted in `orphan_bytes`).
@@ -382,25 +494,38 @@ pub struct BackendCapacity {
     pub bytes_used: i64,
     /// Bytes awaiting physical deletion.
     pub orphan_bytes: i64,
-    /// Σ `size_bytes` of the parts of the backend's in-flight multipart uploads.
+    /// Σ `size_bytes` of the parts of the backend's in-flight multipart uploads. Shown to
+    /// operators; not part of admission (see [`quota_admits`]).
     pub inflight_bytes: i64,
 }
 
+/// The one admission rule, shared by routing and the commit guard: a backend admits `delta`
+/// more committed bytes when it is unlimited (`limit = 0`) or when
+/// `used + orphan + delta <= limit` (exact, i128).
+///
+/// In-flight multipart bytes do not count. They are not in `bytes_used` until the upload
+/// completes, and the commit guard (the guarded `UPDATE` of the quota row on both engines,
+/// which implements exactly this formula) cannot see them; a routing rule that subtracted them
+/// would refuse backends the guard admits and the other way round. A multipart upload is
+/// admitted when it completes, like any other write.
+pub fn quota_admits(limit: i64, used: i64, orphan: i64, delta: i64) -> bool {
+    limit == 0 || i128::from(used) + i128::from(orphan) + i128::from(delta) <= i128::from(limit)
+}
+
 impl BackendCapacity {
-    /// Bytes still admissible (`limit − used − orphan − in-flight`); `None` when unlimited.
-    /// Exact (i128): never overflows, whatever the counters hold.
+    /// Bytes still admissible under [`quota_admits`] (`limit − used − orphan`); `None` when
+    /// unlimited. Exact (i128): never overflows, whatever the counters hold.
     pub fn available(&self) -> Option<i128> {
         (self.bytes_limit != 0).then(|| {
             i128::from(self.bytes_limit)
                 - i128::from(self.bytes_used)
                 - i128::from(self.orphan_bytes)
-                - i128::from(self.inflight_bytes)
         })
     }
 
-    /// Whether `size` more bytes fit.
+    /// Whether `size` more bytes fit, by [`quota_admits`].
     pub fn admits(&self, size: i64) -> bool {
-        self.available().is_none_or(|a| a >= i128::from(size))
+        quota_admits(self.bytes_limit, self.bytes_used, self.orphan_bytes, size)
     }
 
     /// Utilisation `(used + orphan) / limit` as an exact fraction; unlimited ⇒ `0 / 1`.

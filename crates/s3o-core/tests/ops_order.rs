@@ -18,6 +18,8 @@ struct State {
     quotas: BTreeMap<String, (i64, i64, i64)>,
     pending: BTreeMap<String, PendingObject>,
     queue: BTreeMap<i64, CleanupQueueRow>,
+    /// Queue row id -> (claimant, claim time).
+    claims: BTreeMap<i64, (String, Timestamp)>,
     dlq: Vec<CleanupQueueRow>,
 }
 
@@ -142,6 +144,7 @@ impl ObjectsTx for FakeTx {
                 created_at: c.created_at,
                 encrypted: c.form.encrypted,
                 has_dek: c.form.has_dek(),
+                storage_key: c.form.storage_key.clone(),
             })
             .collect())
     }
@@ -186,6 +189,7 @@ impl ObjectsTx for FakeTx {
                 object_key: c.object_key.clone(),
                 backend_name: c.backend_name.clone(),
                 size_bytes: c.size_bytes,
+                storage_key: c.form.storage_key.clone(),
             })
             .collect())
     }
@@ -336,6 +340,68 @@ impl CleanupTx for FakeTx {
             (r.backend_name, r.size_bytes)
         }))
     }
+    async fn enqueue_cleanup_claimed(
+        &mut self,
+        entry: &CleanupEntry,
+        claimed_by: &str,
+    ) -> Result<CleanupClaim> {
+        self.note(format!(
+            "enqueue_cleanup_claimed({},{},{})",
+            entry.object_key, entry.backend_name, entry.size_bytes
+        ))?;
+        if !self.work.quotas.contains_key(&entry.backend_name) {
+            return Err(StoreError::UnknownBackend {
+                backend: entry.backend_name.clone(),
+            });
+        }
+        let id = self.work.queue.keys().next_back().copied().unwrap_or(0) + 1;
+        let at = Timestamp::from_micros(5_000 + id);
+        self.work.queue.insert(
+            id,
+            CleanupQueueRow {
+                id,
+                backend_name: entry.backend_name.clone(),
+                object_key: entry.object_key.clone(),
+                reason: entry.reason.clone(),
+                size_bytes: entry.size_bytes,
+                attempts: 0,
+                created_at: at,
+                last_error: String::new(),
+                storage_key: entry.storage_key.clone(),
+            },
+        );
+        self.work.claims.insert(id, (claimed_by.to_owned(), at));
+        Ok(CleanupClaim {
+            id,
+            claimed_by: claimed_by.to_owned(),
+            claimed_at: at,
+        })
+    }
+    async fn lock_claimed_cleanup_row(
+        &mut self,
+        claim: &CleanupClaim,
+    ) -> Result<Option<CleanupQueueRow>> {
+        self.note(format!("lock_claimed_cleanup_row({})", claim.id))?;
+        let current =
+            self.work.claims.get(&claim.id) == Some(&(claim.claimed_by.clone(), claim.claimed_at));
+        Ok(current
+            .then(|| self.work.queue.get(&claim.id).cloned())
+            .flatten())
+    }
+    async fn reschedule_cleanup_row(
+        &mut self,
+        id: i64,
+        _backoff: std::time::Duration,
+        last_error: &str,
+    ) -> Result<()> {
+        self.note(format!("reschedule_cleanup_row({id})"))?;
+        if let Some(r) = self.work.queue.get_mut(&id) {
+            r.attempts += 1;
+            last_error.clone_into(&mut r.last_error);
+        }
+        self.work.claims.remove(&id);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -371,6 +437,13 @@ impl QuotaTx for FakeTx {
         self.note(format!("decrement_orphan_bytes({backend},{delta})"))?;
         if let Some(q) = self.work.quotas.get_mut(backend) {
             q.2 = (q.2 - delta).max(0);
+        }
+        Ok(())
+    }
+    async fn increment_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()> {
+        self.note(format!("increment_orphan_bytes({backend},{delta})"))?;
+        if let Some(q) = self.work.quotas.get_mut(backend) {
+            q.2 += delta;
         }
         Ok(())
     }
@@ -423,6 +496,10 @@ impl BackendTx for FakeTx {
         self.note(format!("delete_backend_quota_row({backend})"))?;
         Ok(self.work.quotas.remove(backend).is_some())
     }
+    async fn lock_backend_quota_row(&mut self, backend: &str) -> Result<bool> {
+        self.note(format!("lock_backend_quota_row({backend})"))?;
+        Ok(self.work.quotas.contains_key(backend))
+    }
 }
 
 #[async_trait]
@@ -469,6 +546,9 @@ impl Runner for Fake {
             fake: self.clone(),
             work,
         }))
+    }
+    fn instance_id(&self) -> &str {
+        "fake-instance"
     }
 }
 
@@ -625,7 +705,13 @@ async fn record_object_statement_order_and_net_charge() {
         displaced,
         [DeletedCopy {
             backend_name: "b".into(),
-            size_bytes: 100
+            size_bytes: 100,
+            storage_key: "k".into(),
+            cleanup: CleanupClaim {
+                id: 1,
+                claimed_by: "fake-instance".into(),
+                claimed_at: Timestamp::from_micros(5_001),
+            },
         }]
     );
     assert_eq!(
@@ -633,16 +719,25 @@ async fn record_object_statement_order_and_net_charge() {
         [
             "BEGIN",
             "acquire_key_lock(k)",
+            "claim_pending(i1)",
             "get_existing_copies_for_update(k)",
             "delete_object_copies(k)",
             "insert_object_location(k,a)",
             "delete_pending(i1)",
+            // The outbox row before any quota row; quota rows last, in backend order.
+            "enqueue_cleanup_claimed(k,b,100)",
             "increment_backend_quota(a,30)",
             "decrement_backend_quota(b,100)",
+            "increment_orphan_bytes(b,100)",
             "COMMIT"
         ]
     );
     assert_eq!((f.used("a"), f.used("b")), (130, 0));
+    assert_eq!(
+        f.orphan("b"),
+        100,
+        "displaced bytes charged in the same transaction"
+    );
 }
 
 #[tokio::test]
@@ -932,6 +1027,7 @@ fn copy_at(micros: i64) -> ExistingCopy {
         created_at: Timestamp::from_micros(micros),
         encrypted: false,
         has_dek: false,
+        storage_key: String::new(),
     }
 }
 
@@ -968,7 +1064,13 @@ async fn promote_pending_locks_key_before_claiming_and_commits() {
         displaced,
         [DeletedCopy {
             backend_name: "b".into(),
-            size_bytes: 5
+            size_bytes: 5,
+            storage_key: "k".into(),
+            cleanup: CleanupClaim {
+                id: 1,
+                claimed_by: "fake-instance".into(),
+                claimed_at: Timestamp::from_micros(5_001),
+            },
         }]
     );
     let log = f.log();
@@ -1026,6 +1128,7 @@ fn queue_row(id: i64, backend: &str, size: i64, last_error: &str) -> CleanupQueu
         attempts: 10,
         created_at: Timestamp::from_micros(5),
         last_error: last_error.into(),
+        storage_key: String::new(),
     }
 }
 

@@ -43,4 +43,18 @@ impl BackendTx for PgTx {
             .await?;
         Ok(n > 0)
     }
+
+    async fn lock_backend_quota_row(&mut self, backend: &str) -> Result<bool> {
+        validate::backend(backend)?;
+        // Row-locks the quota row until commit: writers' guarded updates and the foreign-key
+        // checks of their inserts (KEY SHARE) wait for the removal.
+        let row = self
+            .query_opt(
+                "lock backend quota row",
+                "SELECT 1 FROM backend_quotas WHERE backend_name = $1 FOR UPDATE",
+                &[&backend],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
 }

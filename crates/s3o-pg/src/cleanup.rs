@@ -7,21 +7,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use s3o_core::tx::CleanupTx;
 use s3o_core::{
-    CleanupDlqItem, CleanupItem, CleanupQueueRow, CleanupStore, MAX_ATTEMPTS, Result, StoreError,
-    Timestamp, validate,
+    CleanupClaim, CleanupDlqItem, CleanupEntry, CleanupItem, CleanupQueueRow, CleanupStore,
+    MAX_ATTEMPTS, Result, StoreError, Timestamp, validate,
 };
 use tokio_postgres::Row;
 
 use crate::PgStore;
-use crate::conn::{interval_micros, limit_param, opt_ts, ts};
+use crate::conn::{interval_micros, limit_param, null_if_empty, opt_ts, ts};
 use crate::error::unknown_backend;
 use crate::tx::PgTx;
 
-/// Maps `id, backend_name, object_key, reason, attempts, size_bytes, claimed_at, claimed_by`
-/// (and, when present, `reclaimed` at index 8).
+/// Maps `id, backend_name, object_key, reason, attempts, size_bytes, claimed_at, claimed_by,
+/// COALESCE(storage_key, object_key)` (and, when present, `reclaimed` at index 9).
 pub(crate) fn item_from_row(r: &Row, with_reclaimed: bool) -> CleanupItem {
     let claimed_at: Option<std::time::SystemTime> = r.get(6);
     CleanupItem {
+        storage_key: r.get(8),
         id: r.get(0),
         backend_name: r.get(1),
         object_key: r.get(2),
@@ -30,7 +31,29 @@ pub(crate) fn item_from_row(r: &Row, with_reclaimed: bool) -> CleanupItem {
         size_bytes: r.get(5),
         claimed_at: claimed_at.map(Timestamp::from_system_time),
         claimed_by: r.get(7),
-        reclaimed: with_reclaimed && r.get::<_, bool>(8),
+        reclaimed: with_reclaimed && r.get::<_, bool>(9),
+    }
+}
+
+/// Every column of a [`CleanupQueueRow`], in the order [`queue_row_from_row`] reads them.
+macro_rules! queue_row_cols {
+    () => {
+        "id, backend_name, object_key, reason, size_bytes, attempts, created_at, last_error, \
+         storage_key"
+    };
+}
+
+fn queue_row_from_row(row: &Row) -> CleanupQueueRow {
+    CleanupQueueRow {
+        id: row.get(0),
+        backend_name: row.get(1),
+        object_key: row.get(2),
+        reason: row.get(3),
+        size_bytes: row.get(4),
+        attempts: row.get(5),
+        created_at: Timestamp::from_system_time(row.get(6)),
+        last_error: row.get::<_, Option<String>>(7).unwrap_or_default(),
+        storage_key: row.get::<_, Option<String>>(8).unwrap_or_default(),
     }
 }
 
@@ -60,22 +83,99 @@ impl CleanupTx for PgTx {
         let row = self
             .query_opt(
                 "read cleanup row",
-                "SELECT id, backend_name, object_key, reason, size_bytes, attempts, created_at, \
-                 last_error FROM cleanup_queue WHERE id = $1 FOR UPDATE",
+                concat!(
+                    "SELECT ",
+                    queue_row_cols!(),
+                    " FROM cleanup_queue WHERE id = $1 FOR UPDATE"
+                ),
                 &[&id],
             )
             .await?
             .ok_or(StoreError::CleanupItemNotFound { id })?;
-        Ok(CleanupQueueRow {
+        Ok(queue_row_from_row(&row))
+    }
+
+    async fn enqueue_cleanup_claimed(
+        &mut self,
+        entry: &CleanupEntry,
+        claimed_by: &str,
+    ) -> Result<CleanupClaim> {
+        validate::cleanup_entry(
+            &entry.backend_name,
+            &entry.object_key,
+            &entry.reason,
+            entry.size_bytes,
+        )?;
+        validate::text("storage key", &entry.storage_key)?;
+        validate::text("claimant", claimed_by)?;
+        let storage_key = null_if_empty(&entry.storage_key);
+        // Born claimed (NOW() is the clock claims use), so the worker leaves it to us until
+        // the grace cutoff. The foreign key to backend_quotas names an unknown backend.
+        let row = self
+            .query_one(
+                "enqueue claimed cleanup",
+                "INSERT INTO cleanup_queue (backend_name, object_key, storage_key, reason, \
+                 size_bytes, claimed_at, claimed_by) VALUES ($1, $2, $3, $4, $5, NOW(), $6) \
+                 RETURNING id, claimed_at",
+                &[
+                    &entry.backend_name,
+                    &entry.object_key,
+                    &storage_key,
+                    &entry.reason,
+                    &entry.size_bytes,
+                    &claimed_by,
+                ],
+            )
+            .await
+            .map_err(unknown_backend(&entry.backend_name))?;
+        Ok(CleanupClaim {
             id: row.get(0),
-            backend_name: row.get(1),
-            object_key: row.get(2),
-            reason: row.get(3),
-            size_bytes: row.get(4),
-            attempts: row.get(5),
-            created_at: Timestamp::from_system_time(row.get(6)),
-            last_error: row.get::<_, Option<String>>(7).unwrap_or_default(),
+            claimed_by: claimed_by.to_owned(),
+            claimed_at: Timestamp::from_system_time(row.get(1)),
         })
+    }
+
+    async fn lock_claimed_cleanup_row(
+        &mut self,
+        claim: &CleanupClaim,
+    ) -> Result<Option<CleanupQueueRow>> {
+        validate::text("claimant", &claim.claimed_by)?;
+        // Row-locks the row only while it carries exactly this claim.
+        let row = self
+            .query_opt(
+                "lock claimed cleanup row",
+                concat!(
+                    "SELECT ",
+                    queue_row_cols!(),
+                    " FROM cleanup_queue WHERE id = $1 AND claimed_by = $2 AND claimed_at = $3 \
+                     FOR UPDATE"
+                ),
+                &[
+                    &claim.id,
+                    &claim.claimed_by,
+                    &claim.claimed_at.to_system_time(),
+                ],
+            )
+            .await?;
+        Ok(row.as_ref().map(queue_row_from_row))
+    }
+
+    async fn reschedule_cleanup_row(
+        &mut self,
+        id: i64,
+        backoff: Duration,
+        last_error: &str,
+    ) -> Result<()> {
+        validate::text("last error", last_error)?;
+        self.execute(
+            "reschedule cleanup row",
+            "UPDATE cleanup_queue SET attempts = attempts + 1, \
+             next_retry = NOW() + $2::bigint * INTERVAL '1 microsecond', last_error = $3, \
+             claimed_at = NULL, claimed_by = NULL WHERE id = $1",
+            &[&id, &interval_micros(backoff), &null_if_empty(last_error)],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn insert_cleanup_dlq(&mut self, row: &CleanupQueueRow) -> Result<()> {
@@ -88,8 +188,8 @@ impl CleanupTx for PgTx {
         self.execute(
             "insert dead letter",
             "INSERT INTO cleanup_dlq (original_id, backend_name, object_key, reason, size_bytes, \
-             attempts, first_enqueued_at, last_error) \
-             VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, NOW()), $8)",
+             attempts, first_enqueued_at, last_error, storage_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, NOW()), $8, $9)",
             &[
                 &row.id,
                 &row.backend_name,
@@ -99,6 +199,7 @@ impl CleanupTx for PgTx {
                 &row.attempts,
                 &first,
                 &last_error,
+                &null_if_empty(&row.storage_key),
             ],
         )
         .await
@@ -142,7 +243,8 @@ static CLAIM_CLEANUPS: LazyLock<String> = LazyLock::new(|| {
            UPDATE cleanup_queue c SET claimed_at = NOW(), claimed_by = $2 \
            FROM picked WHERE c.id = picked.id \
            RETURNING c.id, c.backend_name, c.object_key, c.reason, c.attempts, \
-           c.size_bytes, c.claimed_at, c.claimed_by, picked.reclaimed) \
+           c.size_bytes, c.claimed_at, c.claimed_by, COALESCE(c.storage_key, c.object_key), \
+           picked.reclaimed) \
          SELECT * FROM claimed ORDER BY id"
     )
 });
@@ -206,38 +308,6 @@ impl CleanupStore for PgStore {
         Ok(items)
     }
 
-    async fn complete_cleanup_item(&self, id: i64) -> Result<()> {
-        // One statement: delete the row and release its bytes from orphan_bytes (clamped at
-        // zero). A second completion deletes nothing and so releases nothing.
-        self.db
-            .execute(
-                "complete cleanup",
-                "WITH gone AS (DELETE FROM cleanup_queue WHERE id = $1 \
-                   RETURNING backend_name, size_bytes) \
-                 UPDATE backend_quotas q \
-                 SET orphan_bytes = GREATEST(0, q.orphan_bytes - gone.size_bytes), \
-                 updated_at = NOW() \
-                 FROM gone WHERE q.backend_name = gone.backend_name",
-                &[&id],
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn retry_cleanup_item(&self, id: i64, backoff: Duration, last_error: &str) -> Result<()> {
-        validate::text("last error", last_error)?;
-        self.db
-            .execute(
-                "retry cleanup",
-                "UPDATE cleanup_queue SET attempts = attempts + 1, \
-                 next_retry = NOW() + $2::bigint * INTERVAL '1 microsecond', last_error = $3, \
-                 claimed_at = NULL, claimed_by = NULL WHERE id = $1",
-                &[&id, &interval_micros(backoff), &last_error],
-            )
-            .await?;
-        Ok(())
-    }
-
     async fn increment_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {
         validate::backend(backend)?;
         validate::size("orphan bytes", amount)?;
@@ -280,7 +350,8 @@ impl CleanupStore for PgStore {
             .query(
                 "list dead letters",
                 "SELECT id, original_id, backend_name, object_key, reason, size_bytes, attempts, \
-                 first_enqueued_at, moved_at, last_error FROM cleanup_dlq \
+                 first_enqueued_at, moved_at, last_error, COALESCE(storage_key, object_key) \
+                 FROM cleanup_dlq \
                  WHERE ($1::text IS NULL OR backend_name = $1) \
                  ORDER BY moved_at DESC, id DESC LIMIT $2",
                 &[&backend, &limit],
@@ -299,6 +370,7 @@ impl CleanupStore for PgStore {
                 first_enqueued_at: ts(r.get(7)),
                 moved_at: ts(r.get(8)),
                 last_error: r.get::<_, Option<String>>(9).unwrap_or_default(),
+                storage_key: r.get(10),
             })
             .collect())
     }
@@ -336,9 +408,11 @@ impl CleanupStore for PgStore {
                 "WITH locked AS MATERIALIZED (SELECT id FROM cleanup_dlq \
                    WHERE ($1::text IS NULL OR backend_name = $1) ORDER BY id FOR UPDATE), \
                  moved AS (DELETE FROM cleanup_dlq d USING locked WHERE d.id = locked.id \
-                   RETURNING d.id, d.backend_name, d.object_key, d.reason, d.size_bytes), \
+                   RETURNING d.id, d.backend_name, d.object_key, d.reason, d.size_bytes, \
+                   d.storage_key), \
                  requeued AS (INSERT INTO cleanup_queue (backend_name, object_key, reason, \
-                   size_bytes) SELECT backend_name, object_key, reason, size_bytes FROM moved \
+                   size_bytes, storage_key) \
+                   SELECT backend_name, object_key, reason, size_bytes, storage_key FROM moved \
                    ORDER BY id RETURNING 1) \
                  SELECT COUNT(*) FROM requeued",
                 &[&backend],

@@ -38,6 +38,7 @@
 //! | `pool_max_size` | connections in the pool. |
 //! | `pool_wait_timeout_ms`, `pool_create_timeout_ms`, `pool_recycle_timeout_ms` | pool timeouts (never infinite). |
 //! | `lock_timeout_ms` | longest lock wait of a statement (default 5000; `0` = no limit); a timeout is `Database { kind: Busy }`, retried by the transaction runner. |
+//! | `instance_id` | this store's instance id, the claimant of the cleanup rows its transactions enqueue (default `hostname-pid-random`). |
 //!
 //! URL parameters override [`PgOptions`]. The password never appears in an error, a log line
 //! or a `Debug` print.
@@ -95,7 +96,8 @@ use crate::conn::Db;
 /// The accepted URL form, quoted in every URL error.
 const URL_FORM: &str = "expected postgres://user[:password]@host[:port]/database\
 [?sslmode=disable|prefer|require|verify-ca|verify-full&schema=NAME&pool_max_size=N\
-&pool_wait_timeout_ms=N&pool_create_timeout_ms=N&pool_recycle_timeout_ms=N&lock_timeout_ms=N]";
+&pool_wait_timeout_ms=N&pool_create_timeout_ms=N&pool_recycle_timeout_ms=N&lock_timeout_ms=N\
+&instance_id=ID]";
 
 /// Pool, breaker and schema settings. Every timeout is finite.
 #[derive(Clone, Debug)]
@@ -127,6 +129,10 @@ pub struct PgOptions {
     /// options), and the session locks of leader election and migrations are unlocked on
     /// their connection or the connection is closed.
     pub fast_recycling: bool,
+    /// This store's instance id: the claimant of cleanup rows born in its transactions (the
+    /// outbox). `None` (default) ⇒ [`s3o_core::default_instance_id`] (`hostname-pid-random`).
+    /// Give each process its own; cleanup workers pass the same id to their claims.
+    pub instance_id: Option<String>,
 }
 
 impl Default for PgOptions {
@@ -140,6 +146,7 @@ impl Default for PgOptions {
             schema: None,
             lock_timeout: Some(Duration::from_secs(5)),
             fast_recycling: false,
+            instance_id: None,
         }
     }
 }
@@ -176,6 +183,7 @@ pub struct PgStore {
     db: Db,
     target: Target,
     schema: Option<String>,
+    instance_id: Arc<str>,
 }
 
 impl fmt::Debug for PgStore {
@@ -339,6 +347,7 @@ pub(crate) fn parse_url(url: &str, mut opts: PgOptions) -> Result<ParsedUrl> {
             "sslmode" => ssl = Some(SslMode::parse(&value()?)?),
             "sslrootcert" => root_cert = Some(value()?),
             "schema" => opts.schema = Some(value()?),
+            "instance_id" => opts.instance_id = Some(value()?),
             "pool_max_size" => {
                 opts.max_size = value()?
                     .parse::<usize>()
@@ -361,6 +370,9 @@ pub(crate) fn parse_url(url: &str, mut opts: PgOptions) -> Result<ParsedUrl> {
     }
     if let Some(s) = &opts.schema {
         valid_schema(s)?;
+    }
+    if let Some(id) = &opts.instance_id {
+        s3o_core::validate::text("instance id", id)?;
     }
     if opts.max_size == 0 {
         return Err(StoreError::invalid("pool max size", "must be at least 1"));
@@ -481,6 +493,10 @@ impl PgStore {
             },
             target,
             schema: opts.schema,
+            instance_id: opts
+                .instance_id
+                .unwrap_or_else(s3o_core::default_instance_id)
+                .into(),
         };
         // Ping: fail at startup, not on the first request.
         let ctx = format!(

@@ -106,7 +106,8 @@ impl ObjectsTx for PgTx {
             .query(
                 "lock copies of key",
                 "SELECT backend_name, size_bytes, created_at, encrypted, \
-                 (encryption_key IS NOT NULL AND length(encryption_key) > 0) \
+                 (encryption_key IS NOT NULL AND length(encryption_key) > 0), \
+                 COALESCE(storage_key, '') \
                  FROM object_locations WHERE object_key = $1 \
                  ORDER BY created_at, backend_name COLLATE \"C\" FOR UPDATE",
                 &[&key],
@@ -120,6 +121,7 @@ impl ObjectsTx for PgTx {
                 created_at: ts(r.get(2)),
                 encrypted: r.get(3),
                 has_dek: r.get(4),
+                storage_key: r.get(5),
             })
             .collect())
     }
@@ -151,8 +153,8 @@ impl ObjectsTx for PgTx {
         let rows = self
             .query(
                 "lock copies of keys",
-                "SELECT object_key, backend_name, size_bytes FROM object_locations \
-                 WHERE object_key = ANY($1) \
+                "SELECT object_key, backend_name, size_bytes, COALESCE(storage_key, '') \
+                 FROM object_locations WHERE object_key = ANY($1) \
                  ORDER BY object_key COLLATE \"C\", created_at, backend_name COLLATE \"C\" \
                  FOR UPDATE",
                 &[&keys],
@@ -164,6 +166,7 @@ impl ObjectsTx for PgTx {
                 object_key: r.get(0),
                 backend_name: r.get(1),
                 size_bytes: r.get(2),
+                storage_key: r.get(3),
             })
             .collect())
     }

@@ -78,6 +78,19 @@ impl QuotaTx for PgTx {
         Ok(())
     }
 
+    async fn increment_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("orphan bytes", delta)?;
+        self.execute(
+            "charge orphan bytes",
+            "UPDATE backend_quotas SET orphan_bytes = orphan_bytes + $2, updated_at = NOW() \
+             WHERE backend_name = $1",
+            &[&backend, &delta],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn all_backend_bytes_used(&mut self) -> Result<BTreeMap<String, i64>> {
         // Row-locks every quota row, in backend order (the global quota lock order).
         let rows = self

@@ -88,7 +88,7 @@ pub fn listing_statement(prefix: &str, bound: KeyBound<'_>) -> (String, Vec<Stri
 static DUE_CLEANUPS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT id, backend_name, object_key, reason, attempts, size_bytes, claimed_at, \
-         claimed_by FROM cleanup_queue WHERE next_retry <= NOW() AND attempts < {MAX_ATTEMPTS} \
+         claimed_by, COALESCE(storage_key, object_key) FROM cleanup_queue WHERE next_retry <= NOW() AND attempts < {MAX_ATTEMPTS} \
          ORDER BY created_at, id LIMIT $1"
     )
 });
@@ -309,6 +309,25 @@ impl Reader for PgStore {
             )
             .await?;
         Ok(row.get(0))
+    }
+
+    async fn cleanup_queue_states(&self) -> Result<s3o_core::CleanupQueueStates> {
+        let row = self
+            .db
+            .query_one(
+                "cleanup queue states",
+                "SELECT COUNT(*) FILTER (WHERE claimed_at IS NULL AND next_retry <= NOW()), \
+                 COUNT(*) FILTER (WHERE claimed_at IS NOT NULL), \
+                 COUNT(*) FILTER (WHERE claimed_at IS NULL AND next_retry > NOW()) \
+                 FROM cleanup_queue",
+                &[],
+            )
+            .await?;
+        Ok(s3o_core::CleanupQueueStates {
+            due: row.get(0),
+            claimed: row.get(1),
+            waiting: row.get(2),
+        })
     }
 }
 

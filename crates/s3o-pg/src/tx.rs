@@ -331,4 +331,8 @@ impl Runner for PgStore {
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
         Ok(Box::new(self.begin_pg().await?))
     }
+
+    fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
 }

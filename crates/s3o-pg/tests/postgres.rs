@@ -299,7 +299,7 @@ async fn stale_claims_are_reclaimed_retry_clears_and_complete_is_idempotent() {
     assert!(again[0].reclaimed);
     assert_eq!(again[0].claimed_by.as_deref(), Some("w2"));
     // Retry clears the claim: after the backoff the row is claimable as fresh.
-    s.retry_cleanup_item(again[0].id, Duration::ZERO, "boom")
+    s.retry_cleanup_item(&again[0].claim().unwrap(), Duration::ZERO, "boom")
         .await
         .unwrap();
     let fresh = s.claim_pending_cleanups(10, "w3", cutoff()).await.unwrap();
@@ -307,10 +307,11 @@ async fn stale_claims_are_reclaimed_retry_clears_and_complete_is_idempotent() {
     assert!(!fresh[0].reclaimed);
     assert_eq!(fresh[0].attempts, 1);
     // Complete: clamps orphan bytes at zero (row 10 000 > orphan 100), second call no-op.
-    s.complete_cleanup_item(fresh[0].id).await.unwrap();
+    let claim = fresh[0].claim().unwrap();
+    s.complete_cleanup_item(&claim).await.unwrap();
     assert_eq!(s.get_quota_stats().await.unwrap()["a"].orphan_bytes, 0);
     s.increment_orphan_bytes("a", 50).await.unwrap();
-    s.complete_cleanup_item(fresh[0].id).await.unwrap();
+    s.complete_cleanup_item(&claim).await.unwrap();
     assert_eq!(s.get_quota_stats().await.unwrap()["a"].orphan_bytes, 50);
     assert_eq!(s.cleanup_queue_depth().await.unwrap(), 0);
     // DLQ round trip.

@@ -2,10 +2,28 @@
 //! from the contracts in s3o-core's docs without looking at any engine. Time is a logical
 //! clock that ticks once per write, which matches the engines as long as steps run one after
 //! another (each later transaction sees a later wall-clock time).
+//!
+//! The model knows the outbox: every operation that takes a copy out of the ledger while its
+//! bytes stay on a backend charges `orphan` and queues an [`Orphaned`] entry in
+//! [`Model::outbox`]; the driver then pairs each entry with the engine's new queue row (whose
+//! id only the engine knows) through [`Model::adopt`]. Rows born this way are claimed.
 
 use std::collections::BTreeMap;
 
 use s3o_core::{DeletedCopy, StoredForm};
+
+/// Bytes the model expects the engine to have enqueued (born claimed) in the last step.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Orphaned {
+    /// Backend.
+    pub backend: String,
+    /// Key.
+    pub key: String,
+    /// Physical path (the key when the copy had no storage key).
+    pub path: String,
+    /// Bytes.
+    pub size: i64,
+}
 
 /// Outcome classes compared between model and engine (error payloads may differ in wording).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,11 +144,38 @@ pub struct Model {
     pub uploads: BTreeMap<String, (String, String, BTreeMap<i32, i64>)>,
     /// Logical clock.
     pub tick: u64,
+    /// Outbox entries of the last step not yet paired with engine rows.
+    pub outbox: Vec<Orphaned>,
 }
 
-fn render_copies(mut v: Vec<DeletedCopy>) -> String {
+/// Renders removed copies without their cleanup claims (ids and claim times are the engine's):
+/// sorted `(backend, size, path)`.
+pub fn render_copies(v: &[DeletedCopy]) -> String {
+    let mut v: Vec<(&str, i64, &str)> = v
+        .iter()
+        .map(|d| {
+            (
+                d.backend_name.as_str(),
+                d.size_bytes,
+                d.storage_key.as_str(),
+            )
+        })
+        .collect();
     v.sort();
     format!("{v:?}")
+}
+
+fn render_orphans(v: &[Orphaned]) -> String {
+    let mut v: Vec<(&str, i64, &str)> = v
+        .iter()
+        .map(|o| (o.backend.as_str(), o.size, o.path.as_str()))
+        .collect();
+    v.sort();
+    format!("{v:?}")
+}
+
+fn path_of(key: &str, form: &StoredForm) -> String {
+    form.storage_path(key).to_owned()
 }
 
 impl Model {
@@ -142,7 +187,43 @@ impl Model {
     /// Would `delta` more bytes fit on `backend`?
     fn admits(&self, backend: &str, delta: i64) -> bool {
         let b = &self.backends[backend];
-        delta <= 0 || b.limit == 0 || b.used + b.orphan + delta <= b.limit
+        delta <= 0 || s3o_core::quota_admits(b.limit, b.used, b.orphan, delta)
+    }
+
+    /// The outbox: bytes of `key` at `path` on `backend` leave the ledger but stay on the
+    /// backend. Returns the entry as the engine's `DeletedCopy` renders it.
+    fn orphan(&mut self, backend: &str, key: &str, path: &str, size: i64) -> Orphaned {
+        self.backends.get_mut(backend).expect("backend").orphan += size;
+        let o = Orphaned {
+            backend: backend.to_owned(),
+            key: key.to_owned(),
+            path: path.to_owned(),
+            size,
+        };
+        self.outbox.push(o.clone());
+        o
+    }
+
+    /// Takes the outbox entries of the last step, to pair with the engine's new rows.
+    pub fn take_outbox(&mut self) -> Vec<Orphaned> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Records the engine row `id` for an outbox entry: born claimed, due, no attempts.
+    pub fn adopt(&mut self, id: i64, o: Orphaned) {
+        let tick = self.next_tick();
+        self.queue.insert(
+            id,
+            QueueRow {
+                backend: o.backend,
+                key: o.key,
+                size: o.size,
+                attempts: 0,
+                claimed: true,
+                tick,
+                last_error: String::new(),
+            },
+        );
     }
 
     fn copies_of(&self, key: &str) -> Vec<(String, Copy)> {
@@ -166,29 +247,39 @@ impl Model {
         size: i64,
         form: &StoredForm,
         intent: Option<&str>,
-    ) -> Result<Vec<DeletedCopy>, Outcome> {
+    ) -> Result<Vec<Orphaned>, Outcome> {
         if !self.backends.contains_key(backend) {
             return Err(Outcome::UnknownBackend);
         }
         let existing = self.copies_of(key);
+        let new_path = path_of(key, form);
         let old_here: i64 = existing
             .iter()
             .filter(|(b, _)| b == backend)
             .map(|(_, c)| c.size)
             .sum();
-        if !self.admits(backend, size - old_here) {
-            return Err(Outcome::NoSpace);
+        // An old copy here at another path stays on the backend as orphaned bytes, charged
+        // before the guarded increment.
+        let displaced_here: i64 = existing
+            .iter()
+            .filter(|(b, c)| b == backend && path_of(key, &c.form) != new_path)
+            .map(|(_, c)| c.size)
+            .sum();
+        let delta = size - old_here;
+        if delta > 0 {
+            let b = &self.backends[backend];
+            if !s3o_core::quota_admits(b.limit, b.used, b.orphan + displaced_here, delta) {
+                return Err(Outcome::NoSpace);
+            }
         }
         let mut displaced = Vec::new();
         for (b, c) in existing {
             self.copies.remove(&(key.to_owned(), b.clone()));
             let q = self.backends.get_mut(&b).expect("backend");
             q.used = (q.used - c.size).max(0);
-            if b != backend {
-                displaced.push(DeletedCopy {
-                    backend_name: b,
-                    size_bytes: c.size,
-                });
+            let path = path_of(key, &c.form);
+            if b != backend || path != new_path {
+                displaced.push(self.orphan(&b, key, &path, c.size));
             }
         }
         let tick = self.next_tick();
@@ -210,7 +301,7 @@ impl Model {
     /// `record_object`.
     pub fn record(&mut self, key: &str, backend: &str, size: i64, form: &StoredForm) -> Outcome {
         match self.write_over(key, backend, size, form, None) {
-            Ok(d) => Outcome::Ok(render_copies(d)),
+            Ok(d) => Outcome::Ok(render_orphans(&d)),
             Err(o) => o,
         }
     }
@@ -226,12 +317,9 @@ impl Model {
             self.copies.remove(&(key.to_owned(), b.clone()));
             let q = self.backends.get_mut(&b).expect("backend");
             q.used = (q.used - c.size).max(0);
-            out.push(DeletedCopy {
-                backend_name: b,
-                size_bytes: c.size,
-            });
+            out.push(self.orphan(&b, key, &path_of(key, &c.form), c.size));
         }
-        Outcome::Ok(render_copies(out))
+        Outcome::Ok(render_orphans(&out))
     }
 
     /// `delete_objects_batch`, rendered as key → sorted copies.
@@ -254,6 +342,7 @@ impl Model {
             Some(c) => {
                 let q = self.backends.get_mut(backend).expect("backend");
                 q.used = (q.used - c.size).max(0);
+                self.orphan(backend, key, &path_of(key, &c.form), c.size);
                 Outcome::Ok("true".into())
             }
             None => Outcome::Ok("false".into()),
@@ -300,10 +389,12 @@ impl Model {
             return Outcome::NoSpace;
         }
         let size = src.size;
+        let path = path_of(key, &src.form);
         self.copies.remove(&(key.to_owned(), from.to_owned()));
         self.copies.insert((key.to_owned(), to.to_owned()), src);
         let f = self.backends.get_mut(from).expect("backend");
         f.used = (f.used - size).max(0);
+        self.orphan(from, key, &path, size);
         self.backends.get_mut(to).expect("backend").used += size;
         Outcome::Ok(size.to_string())
     }
@@ -415,21 +506,55 @@ impl Model {
         Ok(())
     }
 
-    /// `retry_cleanup_item` with zero backoff.
-    pub fn retry(&mut self, id: i64, err: &str) {
-        if let Some(r) = self.queue.get_mut(&id) {
-            r.attempts += 1;
-            r.claimed = false;
-            err.clone_into(&mut r.last_error);
+    /// `retry_cleanup_item` with zero backoff by a claimant whose claim is current when
+    /// `claim_current`. The retry reaching the attempt limit moves the row to the DLQ under
+    /// `dlq_id` (assigned by the engine).
+    pub fn retry(
+        &mut self,
+        id: i64,
+        claim_current: bool,
+        err: &str,
+        dlq_id: Option<i64>,
+    ) -> Outcome {
+        let Some(r) = self
+            .queue
+            .get_mut(&id)
+            .filter(|r| r.claimed && claim_current)
+        else {
+            return Outcome::Ok("StaleClaim".into());
+        };
+        r.attempts += 1;
+        r.claimed = false;
+        err.clone_into(&mut r.last_error);
+        if r.attempts < s3o_core::MAX_ATTEMPTS {
+            return Outcome::Ok("Retried".into());
         }
+        let r = self.queue.remove(&id).expect("row");
+        self.dlq.insert(
+            dlq_id.expect("engine reported a DLQ row"),
+            DlqRow {
+                backend: r.backend,
+                key: r.key,
+                size: r.size,
+                last_error: r.last_error,
+            },
+        );
+        Outcome::Ok("DeadLettered".into())
     }
 
-    /// `complete_cleanup_item`.
-    pub fn complete(&mut self, id: i64) {
-        if let Some(r) = self.queue.remove(&id) {
-            let b = self.backends.get_mut(&r.backend).expect("backend");
-            b.orphan = (b.orphan - r.size).max(0);
+    /// `complete_cleanup_item` by a claimant whose claim is current when `claim_current`.
+    pub fn complete(&mut self, id: i64, claim_current: bool) -> Outcome {
+        if !self
+            .queue
+            .get(&id)
+            .is_some_and(|r| r.claimed && claim_current)
+        {
+            return Outcome::Ok("StaleClaim".into());
         }
+        let r = self.queue.remove(&id).expect("row");
+        let b = self.backends.get_mut(&r.backend).expect("backend");
+        b.orphan = (b.orphan - r.size).max(0);
+        Outcome::Ok("Completed".into())
     }
 
     /// `move_cleanup_to_dlq`; the engine assigns `dlq_id`.
@@ -537,12 +662,31 @@ impl Model {
             return Outcome::Ok("(AlreadyResolved, [])".into());
         };
         if self.copies_of(&p.key).iter().any(|(_, c)| c.tick > p.tick) {
-            self.pending.remove(id);
-            return Outcome::Ok("(Superseded, [])".into());
+            let d = self.drop_intent(id, &p);
+            return Outcome::Ok(format!("(Superseded, {})", render_orphans(&d)));
         }
         match self.write_over(&p.key, &p.backend, p.size, &p.form, Some(id)) {
-            Ok(d) => Outcome::Ok(format!("(Committed, {})", render_copies(d))),
+            Ok(d) => Outcome::Ok(format!("(Committed, {})", render_orphans(&d))),
+            Err(Outcome::NoSpace) => {
+                let d = self.drop_intent(id, &p);
+                Outcome::Ok(format!("(Abandoned, {})", render_orphans(&d)))
+            }
             Err(o) => o,
         }
+    }
+
+    /// Deletes an intent that will not be committed; its bytes are orphaned unless a live
+    /// copy sits at the same path on the same backend.
+    fn drop_intent(&mut self, id: &str, p: &Intent) -> Vec<Orphaned> {
+        self.pending.remove(id);
+        let path = path_of(&p.key, &p.form);
+        let live = self
+            .copies
+            .get(&(p.key.clone(), p.backend.clone()))
+            .is_some_and(|c| path_of(&p.key, &c.form) == path);
+        if live {
+            return Vec::new();
+        }
+        vec![self.orphan(&p.backend, &p.key, &path, p.size)]
     }
 }

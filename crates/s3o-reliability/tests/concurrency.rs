@@ -122,7 +122,12 @@ async fn random_mix(engine: Engine) {
                             .expect("claim");
                         for r in rows {
                             claimed.push(r.id);
-                            store.complete_cleanup_item(r.id).await.expect("complete");
+                            let claim = r.claim().expect("claimed row carries its claim");
+                            let done = store.complete_cleanup_item(&claim).await;
+                            assert_eq!(
+                                done.expect("complete"),
+                                s3o_core::CleanupOutcome::Completed
+                            );
                         }
                     }
                     _ => {

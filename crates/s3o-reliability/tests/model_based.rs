@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use s3o_core::{MetadataStore, PendingObject, StoredForm, Timestamp};
-use s3o_reliability::model::{Intent, Model, Outcome};
+use s3o_core::{CleanupClaim, DeletedCopy, MetadataStore, PendingObject, StoredForm, Timestamp};
+use s3o_reliability::model::{Intent, Model, Outcome, render_copies};
 use s3o_reliability::{Engine, assert_ledger, fresh};
 
 const KEYS: [&str; 5] = ["a", "a/b", "A", "b%_\\", "é/1"];
@@ -204,9 +204,55 @@ struct Run {
     intents: BTreeMap<String, (PendingObject, Intent)>,
     uploads_ever: Vec<String>,
     seq: u64,
+    /// The current claim of every claimed queue row, as the engine handed it out (born claimed
+    /// rows from removals, rows from claims).
+    claims: BTreeMap<i64, CleanupClaim>,
 }
 
 impl Run {
+    fn keep_claims<'a>(&mut self, copies: impl IntoIterator<Item = &'a DeletedCopy>) {
+        for c in copies {
+            self.claims.insert(c.cleanup.id, c.cleanup.clone());
+        }
+    }
+
+    /// Pairs the model's outbox entries of the last step with the engine's new queue rows:
+    /// same backend, key, path and size, born claimed by the store's instance.
+    async fn adopt_outbox(&mut self) -> Result<(), String> {
+        let want = self.model.take_outbox();
+        let listed = self
+            .store
+            .get_pending_cleanups(10_000)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut fresh: Vec<_> = listed
+            .into_iter()
+            .filter(|r| !self.model.queue.contains_key(&r.id))
+            .collect();
+        fresh.sort_by_key(|r| r.id);
+        if fresh.len() != want.len() {
+            return Err(format!(
+                "outbox: engine enqueued {fresh:?}, model expects {want:?}"
+            ));
+        }
+        for o in want {
+            let Some(pos) = fresh.iter().position(|r| {
+                r.backend_name == o.backend
+                    && r.object_key == o.key
+                    && r.storage_key == o.path
+                    && r.size_bytes == o.size
+            }) else {
+                return Err(format!("outbox row {o:?} not in the queue: {fresh:?}"));
+            };
+            let r = fresh.remove(pos);
+            if r.claimed_by.as_deref() != Some(self.store.instance_id()) {
+                return Err(format!("outbox row not born claimed by this store: {r:?}"));
+            }
+            self.model.adopt(r.id, o);
+        }
+        Ok(())
+    }
+
     async fn step(&mut self, op: &Op) -> Result<(), String> {
         let s = self.store.clone();
         let m = &mut self.model;
@@ -221,21 +267,35 @@ impl Run {
                 let r = s
                     .record_object(KEYS[*key], backend_name(*backend), *size, &fm)
                     .await;
+                if let Ok(d) = &r {
+                    self.keep_claims(d);
+                }
+                let m = &mut self.model;
                 (
-                    Outcome::of(&r, |v| sorted(v)),
+                    Outcome::of(&r, |v| render_copies(v)),
                     m.record(KEYS[*key], backend_name(*backend), *size, &fm),
                 )
             }
             Op::Delete { key } => {
                 let r = s.delete_object(KEYS[*key]).await;
-                (Outcome::of(&r, |v| sorted(v)), m.delete(KEYS[*key]))
+                if let Ok(d) = &r {
+                    self.keep_claims(d);
+                }
+                let m = &mut self.model;
+                (Outcome::of(&r, |v| render_copies(v)), m.delete(KEYS[*key]))
             }
             Op::Batch { keys } => {
                 let ks: Vec<String> = keys.iter().map(|k| KEYS[*k].to_string()).collect();
                 let r = s.delete_objects_batch(&ks).await;
-                let render = |v: &BTreeMap<String, Vec<s3o_core::DeletedCopy>>| {
-                    let m: BTreeMap<String, String> =
-                        v.iter().map(|(k, c)| (k.clone(), sorted(c))).collect();
+                if let Ok(d) = &r {
+                    self.keep_claims(d.values().flatten());
+                }
+                let m = &mut self.model;
+                let render = |v: &BTreeMap<String, Vec<DeletedCopy>>| {
+                    let m: BTreeMap<String, String> = v
+                        .iter()
+                        .map(|(k, c)| (k.clone(), render_copies(c)))
+                        .collect();
                     format!("{m:?}")
                 };
                 (Outcome::of(&r, render), m.delete_batch(&ks))
@@ -327,6 +387,7 @@ impl Run {
                 return Ok(());
             }
             Op::Claim { limit } => {
+                // Far in the past: rows born claimed by this store are never reclaimed here.
                 let cutoff = Timestamp::now().minus(Duration::from_secs(300));
                 let rows = s
                     .claim_pending_cleanups(*limit as i64, "worker-1", cutoff)
@@ -339,33 +400,61 @@ impl Run {
                     return Err(format!("claim returned wrong claim fields: {rows:?}"));
                 }
                 let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-                return m.claim(*limit, &ids);
+                for r in &rows {
+                    let claim = r.claim().ok_or("claimed row without a claim")?;
+                    self.claims.insert(r.id, claim);
+                }
+                return self.model.claim(*limit, &ids);
             }
             Op::Retry { pick: p } => {
                 let ids: Vec<i64> = m.queue.keys().copied().collect();
                 let Some(id) = pick(&ids, *p) else {
                     return Ok(());
                 };
-                s.retry_cleanup_item(id, Duration::ZERO, "503 from backend")
+                // Unclaimed rows are retried with a made-up claim: a stale claimant.
+                let known = self.claims.remove(&id);
+                let claim = known.clone().unwrap_or(CleanupClaim {
+                    id,
+                    claimed_by: "worker-1".into(),
+                    claimed_at: Timestamp::ZERO,
+                });
+                let before: BTreeSet<i64> = m.dlq.keys().copied().collect();
+                let r = s
+                    .retry_cleanup_item(&claim, Duration::ZERO, "503 from backend")
+                    .await;
+                let dlq = s
+                    .list_cleanup_dlq(None, 10_000)
                     .await
-                    .map_err(|e| format!("retry: {e}"))?;
-                m.retry(id, "503 from backend");
-                return Ok(());
+                    .map_err(|e| format!("dlq: {e}"))?;
+                let new = dlq.iter().map(|d| d.id).find(|id| !before.contains(id));
+                (
+                    Outcome::of(&r, |v| format!("{v:?}")),
+                    m.retry(id, known.is_some(), "503 from backend", new),
+                )
             }
             Op::Complete { pick: p } => {
                 let ids: Vec<i64> = m.queue.keys().copied().collect();
                 let Some(id) = pick(&ids, *p) else {
                     return Ok(());
                 };
-                s.complete_cleanup_item(id)
-                    .await
-                    .map_err(|e| format!("complete: {e}"))?;
-                m.complete(id);
-                // Idempotent: completing twice changes nothing more.
-                s.complete_cleanup_item(id)
-                    .await
-                    .map_err(|e| format!("complete again: {e}"))?;
-                return Ok(());
+                let known = self.claims.remove(&id);
+                let claim = known.clone().unwrap_or(CleanupClaim {
+                    id,
+                    claimed_by: "worker-1".into(),
+                    claimed_at: Timestamp::ZERO,
+                });
+                let r = s.complete_cleanup_item(&claim).await;
+                let want = m.complete(id, known.is_some());
+                let got = Outcome::of(&r, |v| format!("{v:?}"));
+                if got != want {
+                    return Err(format!("complete: engine {got:?}, model {want:?}"));
+                }
+                // A second completion with the same claim is stale and changes nothing.
+                let again = s.complete_cleanup_item(&claim).await;
+                (
+                    Outcome::of(&again, |v| format!("{v:?}")),
+                    Outcome::Ok("StaleClaim".into()),
+                )
             }
             Op::ToDlq {
                 pick: p,
@@ -463,8 +552,12 @@ impl Run {
                 };
                 let (snapshot, intent) = self.intents[&id].clone();
                 let r = s.promote_pending(&snapshot).await;
+                if let Ok((_, d)) = &r {
+                    self.keep_claims(d);
+                }
+                let m = &mut self.model;
                 (
-                    Outcome::of(&r, |(res, d)| format!("({res:?}, {})", sorted(d))),
+                    Outcome::of(&r, |(res, d)| format!("({res:?}, {})", render_copies(d))),
                     m.promote(&id, Some(intent)),
                 )
             }
@@ -580,6 +673,20 @@ impl Run {
             }
         }
         let stats = s.get_quota_stats().await.map_err(|e| e.to_string())?;
+        // The outbox invariant, after every step: orphan_bytes == Σ queue + DLQ bytes.
+        let owed = s
+            .cleanup_bytes_by_backend()
+            .await
+            .map_err(|e| e.to_string())?;
+        for (b, st) in &stats {
+            let (q, d) = owed.get(b).copied().unwrap_or((0, 0));
+            if st.orphan_bytes != q + d {
+                return Err(format!(
+                    "orphan_bytes of {b} is {}, queue {q} + DLQ {d}",
+                    st.orphan_bytes
+                ));
+            }
+        }
         for (b, q) in &m.backends {
             let st = stats.get(b).ok_or_else(|| format!("backend {b} missing"))?;
             if (st.bytes_used, st.bytes_limit, st.orphan_bytes) != (q.used, q.limit, q.orphan) {
@@ -711,12 +818,6 @@ impl Run {
     }
 }
 
-fn sorted(v: &[s3o_core::DeletedCopy]) -> String {
-    let mut v = v.to_vec();
-    v.sort();
-    format!("{v:?}")
-}
-
 /// Steps executed per engine (shrinking included), for the report.
 static STEPS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
@@ -744,12 +845,16 @@ async fn run_sequence(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
         intents: BTreeMap::new(),
         uploads_ever: Vec::new(),
         seq: 0,
+        claims: BTreeMap::new(),
     };
     let mut outcome = Ok(());
     for (i, op) in ops.iter().enumerate() {
         steps(engine).fetch_add(1, Ordering::Relaxed);
         let r = match run.step(op).await {
-            Ok(()) => run.compare().await,
+            Ok(()) => match run.adopt_outbox().await {
+                Ok(()) => run.compare().await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = r {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{named_params, params};
 use s3o_core::{
-    CleanupDlqItem, CleanupItem, CleanupQueueRow, CleanupStore, MAX_ATTEMPTS, Result, StoreError,
-    Timestamp, validate,
+    CleanupClaim, CleanupDlqItem, CleanupEntry, CleanupItem, CleanupQueueRow, CleanupStore,
+    MAX_ATTEMPTS, Result, StoreError, Timestamp, validate,
 };
 
 use crate::SqliteStore;
@@ -15,8 +15,8 @@ use crate::conn::Db;
 use crate::quota::adjust_orphan;
 
 /// Columns of a [`CleanupItem`], in the order [`item_from_row`] reads them.
-pub(crate) const ITEM_COLUMNS: &str =
-    "id, backend_name, object_key, reason, attempts, size_bytes, claimed_at, claimed_by";
+pub(crate) const ITEM_COLUMNS: &str = "id, backend_name, object_key, reason, attempts, \
+     size_bytes, claimed_at, claimed_by, coalesce(storage_key, object_key)";
 
 /// Maps a row selected with [`ITEM_COLUMNS`] (`reclaimed` false).
 pub(crate) fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CleanupItem> {
@@ -29,6 +29,7 @@ pub(crate) fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CleanupIt
         size_bytes: r.get(5)?,
         claimed_at: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_micros),
         claimed_by: r.get(7)?,
+        storage_key: r.get(8)?,
         reclaimed: false,
     })
 }
@@ -49,24 +50,93 @@ pub(crate) fn sum_and_delete(db: &Db<'_>, key: &str, backend: &str) -> Result<(i
 pub(crate) fn queue_row(db: &Db<'_>, id: i64) -> Result<CleanupQueueRow> {
     db.query_opt(
         "get cleanup queue row",
-        "SELECT id, backend_name, object_key, reason, size_bytes, attempts, created_at, \
-                last_error \
-         FROM cleanup_queue WHERE id = ?1",
+        &format!("SELECT {QUEUE_ROW_COLUMNS} FROM cleanup_queue WHERE id = ?1"),
         params![id],
-        |r| {
-            Ok(CleanupQueueRow {
-                id: r.get(0)?,
-                backend_name: r.get(1)?,
-                object_key: r.get(2)?,
-                reason: r.get(3)?,
-                size_bytes: r.get(4)?,
-                attempts: r.get(5)?,
-                created_at: Timestamp::from_micros(r.get(6)?),
-                last_error: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-            })
-        },
+        queue_row_from_row,
     )?
     .ok_or(StoreError::CleanupItemNotFound { id })
+}
+
+/// Columns of a [`CleanupQueueRow`], in the order [`queue_row_from_row`] reads them.
+const QUEUE_ROW_COLUMNS: &str = "id, backend_name, object_key, reason, size_bytes, attempts, \
+     created_at, last_error, storage_key";
+
+fn queue_row_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CleanupQueueRow> {
+    Ok(CleanupQueueRow {
+        id: r.get(0)?,
+        backend_name: r.get(1)?,
+        object_key: r.get(2)?,
+        reason: r.get(3)?,
+        size_bytes: r.get(4)?,
+        attempts: r.get(5)?,
+        created_at: Timestamp::from_micros(r.get(6)?),
+        last_error: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+        storage_key: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+    })
+}
+
+/// The queue row if it still carries exactly `claim` (the transaction's write lock keeps it
+/// so until commit).
+pub(crate) fn claimed_row(db: &Db<'_>, claim: &CleanupClaim) -> Result<Option<CleanupQueueRow>> {
+    db.query_opt(
+        "lock claimed cleanup row",
+        &format!(
+            "SELECT {QUEUE_ROW_COLUMNS} FROM cleanup_queue \
+             WHERE id = ?1 AND claimed_by = ?2 AND claimed_at = ?3"
+        ),
+        params![claim.id, claim.claimed_by, claim.claimed_at.as_micros()],
+        queue_row_from_row,
+    )
+}
+
+/// Inserts a queue row born claimed by `claimed_by` and returns its claim.
+pub(crate) fn enqueue_claimed(
+    db: &Db<'_>,
+    e: &CleanupEntry,
+    claimed_by: &str,
+) -> Result<CleanupClaim> {
+    let now = Timestamp::now();
+    let id = db.query_opt(
+        "enqueue claimed cleanup",
+        "INSERT INTO cleanup_queue (backend_name, object_key, storage_key, reason, size_bytes, \
+                                    created_at, next_retry, attempts, claimed_at, claimed_by) \
+         SELECT :backend, :key, :storage_key, :reason, :size, :now, :now, 0, :now, :by \
+         WHERE EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :backend) \
+         RETURNING id",
+        named_params! {
+            ":backend": e.backend_name,
+            ":key": e.object_key,
+            ":storage_key": crate::objects::null_if_empty(&e.storage_key),
+            ":reason": e.reason,
+            ":size": e.size_bytes,
+            ":now": now.as_micros(),
+            ":by": claimed_by,
+        },
+        |r| r.get::<_, i64>(0),
+    )?;
+    let Some(id) = id else {
+        return Err(StoreError::UnknownBackend {
+            backend: e.backend_name.clone(),
+        });
+    };
+    Ok(CleanupClaim {
+        id,
+        claimed_by: claimed_by.to_owned(),
+        claimed_at: now,
+    })
+}
+
+/// `attempts += 1`, `next_retry = now + backoff`, records the error, clears the claim.
+pub(crate) fn reschedule(db: &Db<'_>, id: i64, backoff: Duration, last_error: &str) -> Result<()> {
+    let next = Timestamp::now().plus(backoff).as_micros();
+    db.execute(
+        "reschedule cleanup row",
+        "UPDATE cleanup_queue SET attempts = attempts + 1, next_retry = ?2, \
+                last_error = ?3, claimed_at = NULL, claimed_by = NULL \
+         WHERE id = ?1",
+        params![id, next, crate::objects::null_if_empty(last_error)],
+    )?;
+    Ok(())
 }
 
 /// Inserts a DLQ row from a queue row.
@@ -80,8 +150,10 @@ pub(crate) fn insert_dlq(db: &Db<'_>, row: &CleanupQueueRow) -> Result<()> {
     let n = db.execute(
         "insert cleanup dlq row",
         "INSERT INTO cleanup_dlq (original_id, backend_name, object_key, reason, size_bytes, \
-                                  attempts, first_enqueued_at, moved_at, last_error) \
-         SELECT :id, :backend, :key, :reason, :size, :attempts, :first, :now, :last_error \
+                                  attempts, first_enqueued_at, moved_at, last_error, \
+                                  storage_key) \
+         SELECT :id, :backend, :key, :reason, :size, :attempts, :first, :now, :last_error, \
+                :storage_key \
          WHERE EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :backend)",
         named_params! {
             ":id": row.id,
@@ -93,6 +165,7 @@ pub(crate) fn insert_dlq(db: &Db<'_>, row: &CleanupQueueRow) -> Result<()> {
             ":first": first.as_micros(),
             ":now": now.as_micros(),
             ":last_error": crate::objects::null_if_empty(&row.last_error),
+            ":storage_key": crate::objects::null_if_empty(&row.storage_key),
         },
     )?;
     if n == 0 {
@@ -135,6 +208,7 @@ fn dlq_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CleanupDlqItem> {
         first_enqueued_at: Timestamp::from_micros(r.get(7)?),
         moved_at: Timestamp::from_micros(r.get(8)?),
         last_error: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+        storage_key: r.get(10)?,
     })
 }
 
@@ -232,41 +306,6 @@ impl CleanupStore for SqliteStore {
         Ok(items)
     }
 
-    async fn complete_cleanup_item(&self, id: i64) -> Result<()> {
-        self.conns
-            .write_tx("complete cleanup item", move |db| {
-                let gone = db.query_opt(
-                    "complete cleanup item",
-                    "DELETE FROM cleanup_queue WHERE id = ?1 RETURNING backend_name, size_bytes",
-                    params![id],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-                )?;
-                match gone {
-                    Some((backend, size)) if size > 0 => adjust_orphan(db, &backend, -size),
-                    _ => Ok(()),
-                }
-            })
-            .await
-    }
-
-    async fn retry_cleanup_item(&self, id: i64, backoff: Duration, last_error: &str) -> Result<()> {
-        validate::text("last error", last_error)?;
-        let last_error = last_error.to_owned();
-        self.conns
-            .write("retry cleanup item", move |db| {
-                let next = Timestamp::now().plus(backoff).as_micros();
-                db.execute(
-                    "retry cleanup item",
-                    "UPDATE cleanup_queue SET attempts = attempts + 1, next_retry = ?2, \
-                            last_error = ?3, claimed_at = NULL, claimed_by = NULL \
-                     WHERE id = ?1",
-                    params![id, next, last_error],
-                )?;
-                Ok(())
-            })
-            .await
-    }
-
     async fn increment_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {
         validate::backend(backend)?;
         validate::size("orphan bytes", amount)?;
@@ -310,7 +349,8 @@ impl CleanupStore for SqliteStore {
                 db.query_vec(
                     "list cleanup dlq",
                     "SELECT id, original_id, backend_name, object_key, reason, size_bytes, \
-                            attempts, first_enqueued_at, moved_at, last_error \
+                            attempts, first_enqueued_at, moved_at, last_error, \
+                            coalesce(storage_key, object_key) \
                      FROM cleanup_dlq WHERE ?1 IS NULL OR backend_name = ?1 \
                      ORDER BY moved_at DESC, id DESC LIMIT ?2",
                     params![backend, limit],
@@ -352,8 +392,9 @@ impl CleanupStore for SqliteStore {
                 db.execute(
                     "requeue cleanup dlq",
                     "INSERT INTO cleanup_queue (backend_name, object_key, reason, size_bytes, \
-                                                created_at, next_retry, attempts) \
-                     SELECT backend_name, object_key, reason, size_bytes, ?2, ?2, 0 \
+                                                created_at, next_retry, attempts, storage_key) \
+                     SELECT backend_name, object_key, reason, size_bytes, ?2, ?2, 0, \
+                            storage_key \
                      FROM cleanup_dlq WHERE ?1 IS NULL OR backend_name = ?1 ORDER BY id",
                     params![backend, now],
                 )?;

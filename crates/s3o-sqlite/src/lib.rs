@@ -130,6 +130,10 @@ pub struct SqliteOptions {
     /// a bare rusqlite loop for `record_object`. The price is an async worker blocked for the
     /// statement's duration — microseconds on a warm page cache, a disk read on a cold one.
     pub inline_point_statements: bool,
+    /// This store's instance id: the claimant of cleanup rows born in its transactions (the
+    /// outbox). `None` (default) ⇒ [`s3o_core::default_instance_id`] (`hostname-pid-random`).
+    /// Give each process its own; cleanup workers pass the same id to their claims.
+    pub instance_id: Option<String>,
 }
 
 impl Default for SqliteOptions {
@@ -140,6 +144,7 @@ impl Default for SqliteOptions {
             readers: 4,
             breaker: BreakerConfig::default(),
             inline_point_statements: false,
+            instance_id: None,
         }
     }
 }
@@ -150,6 +155,7 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pub(crate) conns: Arc<Conns>,
     pub(crate) locks: Arc<LeaderLocks>,
+    pub(crate) instance_id: Arc<str>,
 }
 
 const ACCEPTED_URLS: &str =
@@ -188,6 +194,13 @@ impl SqliteStore {
     /// Opens the database at `url` with `opts`. Does not migrate.
     pub async fn open_with(url: &str, opts: SqliteOptions) -> Result<SqliteStore> {
         let target = parse_url(url)?;
+        let instance_id: Arc<str> = match &opts.instance_id {
+            Some(id) => {
+                s3o_core::validate::text("instance id", id)?;
+                id.as_str().into()
+            }
+            None => s3o_core::default_instance_id().into(),
+        };
         let breaker = Arc::new(CircuitBreaker::new("sqlite", opts.breaker.clone()));
         let open_target = target.clone();
         let conns = tokio::task::spawn_blocking(move || Conns::open(&open_target, &opts, breaker))
@@ -197,6 +210,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conns: Arc::new(conns),
             locks: Arc::new(LeaderLocks::new(&target)),
+            instance_id,
         })
     }
 

@@ -113,7 +113,7 @@ pub(crate) fn existing_copies(db: &Db<'_>, key: &str) -> Result<Vec<ExistingCopy
     db.query_vec(
         "get existing copies",
         "SELECT backend_name, size_bytes, created_at, encrypted, \
-                coalesce(length(encryption_key), 0) > 0 \
+                coalesce(length(encryption_key), 0) > 0, coalesce(storage_key, '') \
          FROM object_locations WHERE object_key = ?1 \
          ORDER BY created_at, backend_name",
         params![key],
@@ -124,6 +124,7 @@ pub(crate) fn existing_copies(db: &Db<'_>, key: &str) -> Result<Vec<ExistingCopy
                 created_at: Timestamp::from_micros(r.get(2)?),
                 encrypted: r.get(3)?,
                 has_dek: r.get(4)?,
+                storage_key: r.get(5)?,
             })
         },
     )
@@ -208,7 +209,8 @@ pub(crate) fn copies_for_keys(db: &Db<'_>, keys: &[String]) -> Result<Vec<KeyedE
     }
     db.query_vec(
         "get copies for keys",
-        "SELECT object_key, backend_name, size_bytes FROM object_locations \
+        "SELECT object_key, backend_name, size_bytes, coalesce(storage_key, '') \
+         FROM object_locations \
          WHERE object_key IN (SELECT value FROM json_each(?1)) \
          ORDER BY object_key, created_at, backend_name",
         params![json_list(keys)],
@@ -217,6 +219,7 @@ pub(crate) fn copies_for_keys(db: &Db<'_>, keys: &[String]) -> Result<Vec<KeyedE
                 object_key: r.get(0)?,
                 backend_name: r.get(1)?,
                 size_bytes: r.get(2)?,
+                storage_key: r.get(3)?,
             })
         },
     )

@@ -308,6 +308,29 @@ impl Reader for SqliteStore {
             })
             .await
     }
+
+    async fn cleanup_queue_states(&self) -> Result<s3o_core::CleanupQueueStates> {
+        self.conns
+            .read("cleanup queue states", |db| {
+                let now = Timestamp::now().as_micros();
+                db.query_one(
+                    "cleanup queue states",
+                    "SELECT coalesce(sum(claimed_at IS NULL AND next_retry <= ?1), 0), \
+                            coalesce(sum(claimed_at IS NOT NULL), 0), \
+                            coalesce(sum(claimed_at IS NULL AND next_retry > ?1), 0) \
+                     FROM cleanup_queue",
+                    params![now],
+                    |r| {
+                        Ok(s3o_core::CleanupQueueStates {
+                            due: r.get(0)?,
+                            claimed: r.get(1)?,
+                            waiting: r.get(2)?,
+                        })
+                    },
+                )
+            })
+            .await
+    }
 }
 
 #[cfg(test)]

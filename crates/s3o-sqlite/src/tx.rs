@@ -10,12 +10,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use s3o_core::tx::{BackendTable, BackendTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
 use s3o_core::{
-    CleanupQueueRow, DbErrorKind, ExistingCopy, KeyedExistingCopy, ObjectLocation, PendingObject,
-    Result, Runner, StoreError, StoredForm, Transaction, TxAdapter, validate,
+    CleanupClaim, CleanupEntry, CleanupQueueRow, DbErrorKind, ExistingCopy, KeyedExistingCopy,
+    ObjectLocation, PendingObject, Result, Runner, StoreError, StoredForm, Transaction, TxAdapter,
+    validate,
 };
 
 use crate::conn::{Conns, Db, TxGuard};
@@ -97,6 +99,10 @@ impl Runner for SqliteStore {
             generation: guard.generation(),
             guard: Some(guard),
         }))
+    }
+
+    fn instance_id(&self) -> &str {
+        &self.instance_id
     }
 }
 
@@ -331,6 +337,52 @@ impl CleanupTx for SqliteTx {
         })
         .await
     }
+
+    async fn enqueue_cleanup_claimed(
+        &mut self,
+        entry: &CleanupEntry,
+        claimed_by: &str,
+    ) -> Result<CleanupClaim> {
+        validate::cleanup_entry(
+            &entry.backend_name,
+            &entry.object_key,
+            &entry.reason,
+            entry.size_bytes,
+        )?;
+        validate::text("storage key", &entry.storage_key)?;
+        validate::text("claimant", claimed_by)?;
+        let (entry, by) = (entry.clone(), claimed_by.to_owned());
+        self.run_now("enqueue claimed cleanup", move |db| {
+            cleanup::enqueue_claimed(db, &entry, &by)
+        })
+        .await
+    }
+
+    async fn lock_claimed_cleanup_row(
+        &mut self,
+        claim: &CleanupClaim,
+    ) -> Result<Option<CleanupQueueRow>> {
+        validate::text("claimant", &claim.claimed_by)?;
+        let claim = claim.clone();
+        self.run_now("lock claimed cleanup row", move |db| {
+            cleanup::claimed_row(db, &claim)
+        })
+        .await
+    }
+
+    async fn reschedule_cleanup_row(
+        &mut self,
+        id: i64,
+        backoff: Duration,
+        last_error: &str,
+    ) -> Result<()> {
+        validate::text("last error", last_error)?;
+        let last_error = last_error.to_owned();
+        self.run_now("reschedule cleanup row", move |db| {
+            cleanup::reschedule(db, id, backoff, &last_error)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -349,6 +401,17 @@ impl BackendTx for SqliteTx {
         let backend = backend.to_owned();
         self.run("delete backend quota row", move |db| {
             backend::delete_quota_row(db, &backend)
+        })
+        .await
+    }
+
+    async fn lock_backend_quota_row(&mut self, backend: &str) -> Result<bool> {
+        validate::backend(backend)?;
+        let backend = backend.to_owned();
+        // The transaction's write lock (BEGIN IMMEDIATE) already excludes every writer: this
+        // only says whether the row exists.
+        self.run_now("lock backend quota row", move |db| {
+            quota::backend_exists(db, &backend)
         })
         .await
     }
@@ -391,6 +454,16 @@ impl QuotaTx for SqliteTx {
         let backend = backend.to_owned();
         self.run_now("decrement orphan bytes", move |db| {
             quota::adjust_orphan(db, &backend, delta.saturating_neg())
+        })
+        .await
+    }
+
+    async fn increment_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("orphan bytes", delta)?;
+        let backend = backend.to_owned();
+        self.run_now("increment orphan bytes", move |db| {
+            quota::adjust_orphan(db, &backend, delta)
         })
         .await
     }

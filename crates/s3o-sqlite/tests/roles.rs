@@ -120,12 +120,17 @@ async fn record_round_trips_every_stored_form_field() {
         .await
         .unwrap();
     assert_eq!(
-        displaced,
-        vec![DeletedCopy {
-            backend_name: "b1".into(),
-            size_bytes: 120
-        }]
+        displaced
+            .iter()
+            .map(|d| (
+                d.backend_name.as_str(),
+                d.size_bytes,
+                d.storage_key.as_str()
+            ))
+            .collect::<Vec<_>>(),
+        vec![("b1", 120, "dir/k")]
     );
+    assert_eq!(displaced[0].cleanup.claimed_by, store.instance_id());
     let locs = store.get_all_object_locations("dir/k").await.unwrap();
     assert_eq!(locs.len(), 1);
     assert_eq!(locs[0].form, StoredForm::default());
@@ -368,10 +373,14 @@ async fn cleanup_claims_retry_complete_and_dlq() {
 
     // Retry clears the claim; the row is claimable again, fresh.
     let k2 = first.iter().find(|i| i.object_key == "k2").unwrap().id;
-    store
-        .retry_cleanup_item(k2, Duration::ZERO, "503")
-        .await
-        .unwrap();
+    let k2_claim = first.iter().find(|i| i.id == k2).unwrap().claim().unwrap();
+    assert_eq!(
+        store
+            .retry_cleanup_item(&k2_claim, Duration::ZERO, "503")
+            .await
+            .unwrap(),
+        s3o_core::CleanupOutcome::Retried
+    );
     let again = store
         .claim_pending_cleanups(10, "w3", Timestamp::ZERO)
         .await
@@ -383,10 +392,22 @@ async fn cleanup_claims_retry_complete_and_dlq() {
     assert_eq!((row.attempts, row.reclaimed), (1, false));
 
     // Complete: clamps orphan bytes at zero, and is idempotent.
-    let k1 = first.iter().find(|i| i.object_key == "k1").unwrap().id;
-    store.complete_cleanup_item(k1).await.unwrap();
+    // k1's first claim (w1) went stale and w2 took it over: w1 cannot complete it.
+    let k1_stale = first
+        .iter()
+        .find(|i| i.object_key == "k1")
+        .unwrap()
+        .claim()
+        .unwrap();
+    assert_eq!(
+        store.complete_cleanup_item(&k1_stale).await.unwrap(),
+        s3o_core::CleanupOutcome::StaleClaim
+    );
+    let k1 = re[0].claim().unwrap();
+    assert_eq!(k1.id, k1_stale.id);
+    store.complete_cleanup_item(&k1).await.unwrap();
     store.increment_orphan_bytes("b1", 7).await.unwrap();
-    store.complete_cleanup_item(k1).await.unwrap();
+    store.complete_cleanup_item(&k1).await.unwrap();
     assert_eq!(store.get_quota_stats().await.unwrap()["b1"].orphan_bytes, 7);
 
     // DLQ: move keeps the original error when none is given; requeue resets.

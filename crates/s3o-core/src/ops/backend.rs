@@ -12,6 +12,16 @@ struct DeleteBackend<'a> {
 impl TxBody for DeleteBackend<'_> {
     type Output = ();
     async fn run(&self, tx: &mut dyn TxAdapter) -> Result<()> {
+        // The quota row first, locked: writers to this backend (whose guarded quota update
+        // and foreign-key checks need that row) wait for the removal and then find the backend
+        // gone (`UnknownBackend`), so none can add a row between our deletes and the quota
+        // row's. A writer already holding row locks of the backend may deadlock with us; the
+        // database aborts one side and the runner retries it.
+        if !tx.lock_backend_quota_row(self.backend).await? {
+            return Err(StoreError::UnknownBackend {
+                backend: self.backend.to_owned(),
+            });
+        }
         let mut removed = Vec::new();
         for table in BackendTable::REMOVAL_ORDER {
             removed.push((
@@ -19,8 +29,6 @@ impl TxBody for DeleteBackend<'_> {
                 tx.delete_backend_rows(table, self.backend).await?,
             ));
         }
-        // The quota row goes last, as in every other operation: writers that already hold
-        // row locks of this backend finish first instead of deadlocking against us.
         if !tx.delete_backend_quota_row(self.backend).await? {
             return Err(StoreError::UnknownBackend {
                 backend: self.backend.to_owned(),
@@ -37,7 +45,9 @@ impl TxBody for DeleteBackend<'_> {
 
 /// Removes everything that references `backend` — cleanup queue and dead-letter rows, pending
 /// intents, multipart uploads (parts cascade), copies, usage rows — and then its quota row, in
-/// one transaction. Unknown backend ⇒ `UnknownBackend` and nothing changes.
+/// one transaction, holding the quota row locked from the start. Unknown backend ⇒
+/// `UnknownBackend` and nothing changes. Concurrent writes to the backend wait, then fail with
+/// `UnknownBackend` (never a foreign-key error).
 #[tracing::instrument(name = "delete_backend_data", level = "debug", skip_all, fields(backend = %backend))]
 pub async fn delete_backend_data<R: Runner + ?Sized>(runner: &R, backend: &str) -> Result<()> {
     validate::backend(backend)?;

@@ -1,9 +1,136 @@
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use super::quota::QuotaDeltas;
 use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
+use crate::types::{CleanupClaim, CleanupEntry, CleanupOutcome, DeletedCopy, MAX_ATTEMPTS};
 use crate::validate;
+
+/// The outbox: enqueues one cleanup row per entry, born claimed by `instance`, and adds each
+/// entry's bytes to `orphan` (to be charged with the transaction's other quota changes, in
+/// backend order, by [`super::quota::apply_ledger_deltas`]). Returns what the caller may delete
+/// at once. Call it inside the transaction that takes the copies out of the ledger, before the
+/// quota rows are touched (queue rows are row locks; quota rows come last).
+pub(crate) async fn enqueue_orphans(
+    tx: &mut dyn TxAdapter,
+    instance: &str,
+    entries: Vec<CleanupEntry>,
+    orphan: &mut QuotaDeltas,
+) -> Result<Vec<DeletedCopy>> {
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let claim = tx.enqueue_cleanup_claimed(&e, instance).await?;
+        *orphan.entry(e.backend_name.clone()).or_default() += e.size_bytes;
+        let storage_key = if e.storage_key.is_empty() {
+            e.object_key
+        } else {
+            e.storage_key
+        };
+        out.push(DeletedCopy {
+            backend_name: e.backend_name,
+            size_bytes: e.size_bytes,
+            storage_key,
+            cleanup: claim,
+        });
+    }
+    Ok(out)
+}
+
+struct Complete<'a> {
+    claim: &'a CleanupClaim,
+}
+
+#[async_trait]
+impl TxBody for Complete<'_> {
+    type Output = CleanupOutcome;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<CleanupOutcome> {
+        let Some(row) = tx.lock_claimed_cleanup_row(self.claim).await? else {
+            return Ok(CleanupOutcome::StaleClaim);
+        };
+        tx.delete_cleanup_item(row.id).await?;
+        if row.size_bytes > 0 {
+            tx.decrement_orphan_bytes(&row.backend_name, row.size_bytes)
+                .await?;
+        }
+        Ok(CleanupOutcome::Completed)
+    }
+}
+
+/// The bytes of a claimed row are gone from the backend: deletes the row and releases its
+/// bytes from `orphan_bytes` (clamped at zero), in one transaction, only while the row still
+/// carries exactly `claim`. Otherwise (gone, reclaimed by another worker after the grace
+/// cutoff, completed twice) `StaleClaim` and nothing changes: a stale claimant can never clear
+/// another worker's live claim, nor release bytes twice.
+#[tracing::instrument(name = "complete_cleanup_item", level = "debug", skip_all, fields(id = claim.id))]
+pub async fn complete_cleanup_item<R: Runner + ?Sized>(
+    runner: &R,
+    claim: &CleanupClaim,
+) -> Result<CleanupOutcome> {
+    validate::text("claimant", &claim.claimed_by)?;
+    with_tx_val(runner, &Complete { claim }).await
+}
+
+struct Retry<'a> {
+    claim: &'a CleanupClaim,
+    backoff: Duration,
+    last_error: &'a str,
+}
+
+#[async_trait]
+impl TxBody for Retry<'_> {
+    type Output = CleanupOutcome;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<CleanupOutcome> {
+        let Some(mut row) = tx.lock_claimed_cleanup_row(self.claim).await? else {
+            return Ok(CleanupOutcome::StaleClaim);
+        };
+        if row.attempts.saturating_add(1) < MAX_ATTEMPTS {
+            tx.reschedule_cleanup_row(row.id, self.backoff, self.last_error)
+                .await?;
+            return Ok(CleanupOutcome::Retried);
+        }
+        row.attempts = row.attempts.saturating_add(1);
+        self.last_error.clone_into(&mut row.last_error);
+        tx.insert_cleanup_dlq(&row).await?;
+        tx.delete_cleanup_item(row.id).await?;
+        tracing::warn!(
+            id = row.id,
+            backend = %row.backend_name,
+            key = %row.object_key,
+            size = row.size_bytes,
+            attempts = row.attempts,
+            "cleanup reached the attempt limit: moved to dead-letter table"
+        );
+        Ok(CleanupOutcome::DeadLettered)
+    }
+}
+
+/// A claimed row's delete failed: one more attempt, in one transaction, only while the row
+/// still carries exactly `claim` (else `StaleClaim`, nothing changes). Below
+/// [`MAX_ATTEMPTS`] the row is rescheduled `backoff` from now with `last_error` and its claim
+/// cleared (`Retried`); the retry that reaches the limit moves it to the dead-letter table
+/// instead (`DeadLettered`; its bytes stay in `orphan_bytes`). No row is ever left in the
+/// queue at the limit, where nothing would claim it.
+#[tracing::instrument(name = "retry_cleanup_item", level = "debug", skip_all, fields(id = claim.id))]
+pub async fn retry_cleanup_item<R: Runner + ?Sized>(
+    runner: &R,
+    claim: &CleanupClaim,
+    backoff: Duration,
+    last_error: &str,
+) -> Result<CleanupOutcome> {
+    validate::text("claimant", &claim.claimed_by)?;
+    validate::text("last error", last_error)?;
+    with_tx_val(
+        runner,
+        &Retry {
+            claim,
+            backoff,
+            last_error,
+        },
+    )
+    .await
+}
 
 struct Sweep<'a> {
     key: &'a str,

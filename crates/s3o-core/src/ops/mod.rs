@@ -17,7 +17,10 @@ mod quota;
 mod replication;
 
 pub use backend::delete_backend_data;
-pub use cleanup::{move_cleanup_to_dlq, sweep_stale_cleanup_queue_rows, write_off_cleanup_dlq};
+pub use cleanup::{
+    complete_cleanup_item, move_cleanup_to_dlq, retry_cleanup_item, sweep_stale_cleanup_queue_rows,
+    write_off_cleanup_dlq,
+};
 pub use encryption::{mark_object_decrypted, mark_object_encrypted};
 pub use listing::{
     DEFAULT_MAX_KEYS, MAX_MAX_KEYS, list_objects, list_objects_delimited, prefix_successor,
@@ -28,6 +31,7 @@ pub use objects::{
 };
 pub use pending::{intent_superseded, promote_pending};
 pub use quota::{
-    QuotaDeltas, apply_quota_deltas, pick_backend_with_space, pick_least_utilized, reconcile_usage,
+    QuotaDeltas, apply_ledger_deltas, apply_quota_deltas, pick_backend_with_space,
+    pick_least_utilized, reconcile_usage,
 };
 pub use replication::{record_replica, remove_excess_copy};

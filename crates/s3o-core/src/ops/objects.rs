@@ -2,16 +2,49 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::quota::{QuotaDeltas, apply_quota_deltas};
+use super::cleanup::enqueue_orphans;
+use super::quota::{QuotaDeltas, apply_ledger_deltas};
 use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
-use crate::types::{DeletedCopy, ExistingCopy, ObjectLocation, StoredForm, Timestamp};
+use crate::types::{
+    CleanupEntry, DeletedCopy, ExistingCopy, ObjectLocation, StoredForm, Timestamp,
+};
 use crate::validate;
 
+/// The outbox entry for bytes of `key` at `storage_key` on `backend` leaving the ledger.
+pub(crate) fn orphan_entry(
+    key: &str,
+    backend: &str,
+    storage_key: &str,
+    size: i64,
+    reason: &str,
+) -> CleanupEntry {
+    CleanupEntry {
+        backend_name: backend.to_owned(),
+        object_key: key.to_owned(),
+        storage_key: storage_key.to_owned(),
+        reason: reason.to_owned(),
+        size_bytes: size,
+    }
+}
+
+/// Physical path of a copy: its storage key, or the object key when it has none.
+fn path_of<'a>(key: &'a str, storage_key: &'a str) -> &'a str {
+    if storage_key.is_empty() {
+        key
+    } else {
+        storage_key
+    }
+}
+
 /// Replaces every copy in `existing` (already locked) by one copy on `backend`, clears the
-/// intent if any, and charges quotas: the shared tail of record_object and promote_pending.
+/// intent if any, enqueues the displaced bytes (outbox) and charges quotas: the shared tail of
+/// record_object and promote_pending. A copy on the same backend at the same physical path was
+/// overwritten in place and is not displaced; any other copy is.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn write_over(
     tx: &mut dyn TxAdapter,
+    instance: &str,
     key: &str,
     backend: &str,
     size: i64,
@@ -20,17 +53,20 @@ pub(crate) async fn write_over(
     intent_id: Option<&str>,
 ) -> Result<Vec<DeletedCopy>> {
     let mut deltas = QuotaDeltas::new();
-    let mut displaced = Vec::new();
+    let mut orphans = Vec::new();
+    let new_path = form.storage_path(key);
     if !existing.is_empty() {
         tx.delete_object_copies(key).await?;
         for c in existing {
             *deltas.entry(c.backend_name.clone()).or_default() -= c.size_bytes;
-            // A same-backend copy is overwritten in place at the same path: nothing to clean.
-            if c.backend_name != backend {
-                displaced.push(DeletedCopy {
-                    backend_name: c.backend_name.clone(),
-                    size_bytes: c.size_bytes,
-                });
+            if c.backend_name != backend || path_of(key, &c.storage_key) != new_path {
+                orphans.push(orphan_entry(
+                    key,
+                    &c.backend_name,
+                    &c.storage_key,
+                    c.size_bytes,
+                    "overwritten",
+                ));
             }
         }
     }
@@ -49,11 +85,14 @@ pub(crate) async fn write_over(
             .await
             .map_err(|e| e.context("clear pending intent"))?;
     }
-    apply_quota_deltas(tx, &deltas).await?;
+    let mut orphan = QuotaDeltas::new();
+    let displaced = enqueue_orphans(tx, instance, orphans, &mut orphan).await?;
+    apply_ledger_deltas(tx, &deltas, &orphan).await?;
     Ok(displaced)
 }
 
 struct Record<'a> {
+    instance: &'a str,
     key: &'a str,
     backend: &'a str,
     size: i64,
@@ -66,9 +105,25 @@ impl TxBody for Record<'_> {
     type Output = Vec<DeletedCopy>;
     async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Self::Output> {
         tx.acquire_key_lock(self.key).await?;
+        if let Some(id) = self.intent_id {
+            // The intent row is locked after the key (as promotion does) and must be this
+            // write's own: clearing another key's or backend's intent would lose its bytes.
+            if let Some(p) = tx.claim_pending(id).await?
+                && (p.object_key != self.key || p.backend_name != self.backend)
+            {
+                return Err(StoreError::invalid(
+                    "pending intent",
+                    format!(
+                        "intent {id} belongs to key {:?} on backend {:?}, not to this write",
+                        p.object_key, p.backend_name
+                    ),
+                ));
+            }
+        }
         let existing = tx.get_existing_copies_for_update(self.key).await?;
         write_over(
             tx,
+            self.instance,
             self.key,
             self.backend,
             self.size,
@@ -82,12 +137,17 @@ impl TxBody for Record<'_> {
 
 /// Records `key` on `backend` with `size` bytes, replacing every existing copy.
 ///
-/// Locks: the key, then its rows, then quota rows in backend order. Copies on other backends
-/// are returned as displaced (the caller deletes their bytes); a copy on the same backend was
-/// overwritten in place and is not. Quotas change by the net difference per backend, so an
-/// equal-size overwrite issues no quota SQL. With `intent_id`, the write's pending intent is
-/// deleted in the same transaction. `NoSpaceAvailable` when the backend's quota would be
-/// exceeded; `UnknownBackend` when it has no quota row. Nothing changes on error.
+/// Locks: the key, then the intent row, then the key's copies, then quota rows in backend
+/// order. Copies on other backends, or on the same backend at another physical path, are
+/// displaced: each gets a cleanup row born claimed by this store's instance and its bytes are
+/// charged to `orphan_bytes`, in this transaction (the outbox); they are returned with their
+/// claims so the caller can delete the bytes at once and complete the rows. A copy on the same
+/// backend at the same path was overwritten in place and is not displaced. `bytes_used`
+/// changes by the net difference per backend, so an equal-size in-place overwrite issues no
+/// quota SQL. With `intent_id`, the write's pending intent is deleted in the same transaction;
+/// an intent of another key or backend is refused (`InvalidInput`), a missing one is fine.
+/// `NoSpaceAvailable` when the backend's quota would be exceeded; `UnknownBackend` when it has
+/// no quota row. Nothing changes on error.
 #[tracing::instrument(name = "record_object", level = "debug", skip_all, fields(key = %key, backend = %backend, size))]
 pub async fn record_object<R: Runner + ?Sized>(
     runner: &R,
@@ -107,6 +167,7 @@ pub async fn record_object<R: Runner + ?Sized>(
     with_tx_val(
         runner,
         &Record {
+            instance: runner.instance_id(),
             key,
             backend,
             size,
@@ -118,6 +179,7 @@ pub async fn record_object<R: Runner + ?Sized>(
 }
 
 struct Delete<'a> {
+    instance: &'a str,
     key: &'a str,
 }
 
@@ -134,30 +196,45 @@ impl TxBody for Delete<'_> {
         }
         tx.delete_object_copies(self.key).await?;
         let mut deltas = QuotaDeltas::new();
-        let mut copies = Vec::with_capacity(existing.len());
+        let mut orphans = Vec::with_capacity(existing.len());
         for c in existing {
             *deltas.entry(c.backend_name.clone()).or_default() -= c.size_bytes;
-            copies.push(DeletedCopy {
-                backend_name: c.backend_name,
-                size_bytes: c.size_bytes,
-            });
+            orphans.push(orphan_entry(
+                self.key,
+                &c.backend_name,
+                &c.storage_key,
+                c.size_bytes,
+                "deleted",
+            ));
         }
-        apply_quota_deltas(tx, &deltas).await?;
+        let mut orphan = QuotaDeltas::new();
+        let copies = enqueue_orphans(tx, self.instance, orphans, &mut orphan).await?;
+        apply_ledger_deltas(tx, &deltas, &orphan).await?;
         Ok(copies)
     }
 }
 
-/// Removes every copy of `key` and debits each backend by the locked sizes.
+/// Removes every copy of `key`: debits each backend by the locked sizes and, in the same
+/// transaction, enqueues each copy's bytes for cleanup (born claimed by this store's instance)
+/// and charges them to `orphan_bytes`.
 ///
 /// Locks the key first (same order as [`record_object`]). No copy ⇒ `ObjectNotFound` and
-/// nothing changes. Returns the deleted copies for physical cleanup.
+/// nothing changes. Returns the deleted copies with their cleanup claims.
 #[tracing::instrument(name = "delete_object", level = "debug", skip_all, fields(key = %key))]
 pub async fn delete_object<R: Runner + ?Sized>(runner: &R, key: &str) -> Result<Vec<DeletedCopy>> {
     validate::key(key)?;
-    with_tx_val(runner, &Delete { key }).await
+    with_tx_val(
+        runner,
+        &Delete {
+            instance: runner.instance_id(),
+            key,
+        },
+    )
+    .await
 }
 
 struct DeleteBatch<'a> {
+    instance: &'a str,
     keys: &'a [String],
 }
 
@@ -175,14 +252,23 @@ impl TxBody for DeleteBatch<'_> {
         }
         tx.delete_objects_by_keys(self.keys).await?;
         let mut deltas = QuotaDeltas::new();
-        for r in rows {
+        let mut orphans = Vec::with_capacity(rows.len());
+        for r in &rows {
             *deltas.entry(r.backend_name.clone()).or_default() -= r.size_bytes;
-            out.entry(r.object_key).or_default().push(DeletedCopy {
-                backend_name: r.backend_name,
-                size_bytes: r.size_bytes,
-            });
+            orphans.push(orphan_entry(
+                &r.object_key,
+                &r.backend_name,
+                &r.storage_key,
+                r.size_bytes,
+                "deleted",
+            ));
         }
-        apply_quota_deltas(tx, &deltas).await?;
+        let mut orphan = QuotaDeltas::new();
+        let copies = enqueue_orphans(tx, self.instance, orphans, &mut orphan).await?;
+        for (r, c) in rows.into_iter().zip(copies) {
+            out.entry(r.object_key).or_default().push(c);
+        }
+        apply_ledger_deltas(tx, &deltas, &orphan).await?;
         Ok(out)
     }
 }
@@ -191,7 +277,8 @@ impl TxBody for DeleteBatch<'_> {
 ///
 /// Empty input ⇒ empty map without opening a transaction. Keys are locked sorted and
 /// de-duplicated, so two batches over overlapping keys in any order cannot deadlock. Keys
-/// without copies are absent from the result. At most 1000 keys.
+/// without copies are absent from the result. At most 1000 keys. Every removed copy's bytes
+/// are enqueued for cleanup in the same transaction, as [`delete_object`] does.
 #[tracing::instrument(name = "delete_objects_batch", level = "debug", skip_all, fields(keys = keys.len()))]
 pub async fn delete_objects_batch<R: Runner + ?Sized>(
     runner: &R,
@@ -204,10 +291,18 @@ pub async fn delete_objects_batch<R: Runner + ?Sized>(
     let mut sorted = keys.to_vec();
     sorted.sort();
     sorted.dedup();
-    with_tx_val(runner, &DeleteBatch { keys: &sorted }).await
+    with_tx_val(
+        runner,
+        &DeleteBatch {
+            instance: runner.instance_id(),
+            keys: &sorted,
+        },
+    )
+    .await
 }
 
 struct DeleteLocation<'a> {
+    instance: &'a str,
     key: &'a str,
     backend: &'a str,
 }
@@ -223,16 +318,38 @@ impl TxBody for DeleteLocation<'_> {
         };
         tx.delete_object_from_backend(self.key, self.backend)
             .await?;
-        if copy.size_bytes > 0 {
-            tx.decrement_backend_quota(self.backend, copy.size_bytes)
-                .await?;
-        }
+        remove_one_copy(tx, self.instance, self.key, copy, "location deleted").await?;
         Ok(true)
     }
 }
 
-/// Removes the single copy of `key` on `backend` and debits the backend by the copy's locked
-/// size. `false` (and no change) when that copy is already gone.
+/// The tail of every single-copy removal (location delete, excess copy, move source): the
+/// copy's bytes go to the outbox (born claimed by `instance`; a worker takes the row after the
+/// grace cutoff, since these operations return no claim) and its size moves from `bytes_used`
+/// to `orphan_bytes`.
+pub(crate) async fn remove_one_copy(
+    tx: &mut dyn TxAdapter,
+    instance: &str,
+    key: &str,
+    copy: &ExistingCopy,
+    reason: &str,
+) -> Result<()> {
+    let entry = orphan_entry(
+        key,
+        &copy.backend_name,
+        &copy.storage_key,
+        copy.size_bytes,
+        reason,
+    );
+    let mut orphan = QuotaDeltas::new();
+    enqueue_orphans(tx, instance, vec![entry], &mut orphan).await?;
+    let used = QuotaDeltas::from([(copy.backend_name.clone(), -copy.size_bytes)]);
+    apply_ledger_deltas(tx, &used, &orphan).await
+}
+
+/// Removes the single copy of `key` on `backend`: debits the backend by the copy's locked
+/// size and enqueues its bytes for cleanup (charged to `orphan_bytes`) in the same
+/// transaction. `false` (and no change) when that copy is already gone.
 #[tracing::instrument(name = "delete_object_location", level = "debug", skip_all, fields(key = %key, backend = %backend))]
 pub async fn delete_object_location<R: Runner + ?Sized>(
     runner: &R,
@@ -241,7 +358,15 @@ pub async fn delete_object_location<R: Runner + ?Sized>(
 ) -> Result<bool> {
     validate::key(key)?;
     validate::backend(backend)?;
-    with_tx_val(runner, &DeleteLocation { key, backend }).await
+    with_tx_val(
+        runner,
+        &DeleteLocation {
+            instance: runner.instance_id(),
+            key,
+            backend,
+        },
+    )
+    .await
 }
 
 struct Import<'a> {
@@ -290,6 +415,7 @@ pub async fn import_object<R: Runner + ?Sized>(
 }
 
 struct Move<'a> {
+    instance: &'a str,
     key: &'a str,
     from: &'a str,
     to: &'a str,
@@ -318,7 +444,17 @@ impl TxBody for Move<'_> {
         let mut deltas = QuotaDeltas::new();
         deltas.insert(self.from.to_owned(), -moved.size_bytes);
         deltas.insert(self.to.to_owned(), moved.size_bytes);
-        apply_quota_deltas(tx, &deltas).await?;
+        // The source's bytes stay on the source backend until deleted: outbox.
+        let entry = orphan_entry(
+            self.key,
+            self.from,
+            &moved.form.storage_key,
+            moved.size_bytes,
+            "moved",
+        );
+        let mut orphan = QuotaDeltas::new();
+        enqueue_orphans(tx, self.instance, vec![entry], &mut orphan).await?;
+        apply_ledger_deltas(tx, &deltas, &orphan).await?;
         Ok(moved.size_bytes)
     }
 }
@@ -326,7 +462,9 @@ impl TxBody for Move<'_> {
 /// Moves the copy of `key` from one backend to another, carrying every stored-form column.
 ///
 /// Returns the bytes moved; 0 (no change) when the source copy is gone, the target already
-/// has a copy, or `from == to`. The target's quota is guarded (`NoSpaceAvailable` rolls back);
+/// has a copy, or `from == to`. The source's bytes are enqueued for cleanup (born claimed by
+/// this store's instance, so a worker deletes them after the grace cutoff) and charged to the
+/// source's `orphan_bytes` in the same transaction. The target's quota is guarded (`NoSpaceAvailable` rolls back);
 /// quota rows are updated in backend order so opposite concurrent moves cannot deadlock.
 #[tracing::instrument(name = "move_object_location", level = "debug", skip_all, fields(key = %key, from = %from, to = %to))]
 pub async fn move_object_location<R: Runner + ?Sized>(
@@ -341,5 +479,14 @@ pub async fn move_object_location<R: Runner + ?Sized>(
     if from == to {
         return Ok(0);
     }
-    with_tx_val(runner, &Move { key, from, to }).await
+    with_tx_val(
+        runner,
+        &Move {
+            instance: runner.instance_id(),
+            key,
+            from,
+            to,
+        },
+    )
+    .await
 }

@@ -26,6 +26,35 @@ pub async fn apply_quota_deltas(tx: &mut dyn TxAdapter, deltas: &QuotaDeltas) ->
     Ok(())
 }
 
+/// Applies committed-byte deltas (`used`, as [`apply_quota_deltas`]) and orphan-byte
+/// increments (`orphan`, unguarded: those bytes already occupy the backend) in one pass over
+/// the union of backends in sorted order, so every quota row is locked once, in the global
+/// order, whatever mix of the two a transaction carries.
+pub async fn apply_ledger_deltas(
+    tx: &mut dyn TxAdapter,
+    used: &QuotaDeltas,
+    orphan: &QuotaDeltas,
+) -> Result<()> {
+    let backends: std::collections::BTreeSet<&String> = used.keys().chain(orphan.keys()).collect();
+    for backend in backends {
+        let d = used.get(backend).copied().unwrap_or(0);
+        // Debits first: an overwrite moving bytes from used to orphan on one backend never
+        // trips the guard of a later increment in between.
+        if d < 0 {
+            tx.decrement_backend_quota(backend, d.saturating_neg())
+                .await?;
+        }
+        let o = orphan.get(backend).copied().unwrap_or(0);
+        if o > 0 {
+            tx.increment_orphan_bytes(backend, o).await?;
+        }
+        if d > 0 {
+            tx.increment_backend_quota(backend, d).await?;
+        }
+    }
+    Ok(())
+}
+
 struct Reconcile;
 
 #[async_trait]
@@ -137,7 +166,9 @@ mod tests {
     }
 
     #[test]
-    fn backend_with_space_follows_order_and_counts_inflight_bytes() {
+    fn backend_with_space_follows_order_and_ignores_inflight_bytes() {
+        // In-flight multipart bytes (40 on "a") do not count: the commit guard cannot see
+        // them, and routing must agree with it (one admission rule, `quota_admits`).
         let caps = [
             cap("a", 100, 50, 0, 40),
             cap("b", 100, 0, 0, 0),
@@ -145,13 +176,20 @@ mod tests {
         ];
         let order = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            pick_backend_with_space(&caps, 10, &order(&["a", "b"])).unwrap(),
+            pick_backend_with_space(&caps, 50, &order(&["a", "b"])).unwrap(),
             "a"
         );
         assert_eq!(
-            pick_backend_with_space(&caps, 11, &order(&["a", "b"])).unwrap(),
+            pick_backend_with_space(&caps, 51, &order(&["a", "b"])).unwrap(),
             "b"
         );
+        for size in [0, 1, 49, 50, 51, 100] {
+            assert_eq!(
+                caps[0].admits(size),
+                crate::types::quota_admits(100, 50, 0, size),
+                "routing and guard disagree at {size}"
+            );
+        }
         assert_eq!(
             pick_backend_with_space(&caps, 11, &order(&["ghost", "c"])).unwrap(),
             "c"

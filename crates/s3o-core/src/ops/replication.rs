@@ -58,6 +58,7 @@ pub async fn record_replica<R: Runner + ?Sized>(
 }
 
 struct RemoveExcess<'a> {
+    instance: &'a str,
     key: &'a str,
     backend: &'a str,
     factor: usize,
@@ -89,19 +90,18 @@ impl TxBody for RemoveExcess<'_> {
                 backend: self.backend.to_owned(),
             });
         }
-        let size = target.size_bytes;
         tx.delete_object_from_backend(self.key, self.backend)
             .await?;
-        if size > 0 {
-            tx.decrement_backend_quota(self.backend, size).await?;
-        }
+        super::objects::remove_one_copy(tx, self.instance, self.key, target, "excess copy").await?;
         Ok(true)
     }
 }
 
 /// Removes the copy of `key` on `backend` if the key still has more than `factor` copies,
 /// re-checked under the key lock. Refuses (`CopyHoldsOnlyDek`) to drop the only copy holding
-/// the data-encryption key while a sibling is encrypted without one. Debits the locked size.
+/// the data-encryption key while a sibling is encrypted without one. Debits the locked size
+/// and enqueues the copy's bytes for cleanup (charged to `orphan_bytes`) in the same
+/// transaction.
 /// `false` (no change) when at or below the factor or when the copy is gone. `factor` ≥ 1.
 #[tracing::instrument(name = "remove_excess_copy", level = "debug", skip_all, fields(key = %key, backend = %backend, factor))]
 pub async fn remove_excess_copy<R: Runner + ?Sized>(
@@ -122,6 +122,7 @@ pub async fn remove_excess_copy<R: Runner + ?Sized>(
     with_tx_val(
         runner,
         &RemoveExcess {
+            instance: runner.instance_id(),
             key,
             backend,
             factor,

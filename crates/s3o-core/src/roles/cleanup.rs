@@ -8,13 +8,15 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::ops;
 use crate::tx::Runner;
-use crate::types::{CleanupDlqItem, CleanupItem, Timestamp};
+use crate::types::{CleanupClaim, CleanupDlqItem, CleanupItem, CleanupOutcome, Timestamp};
 
 /// Cleanup queue and orphan-byte tracking.
 #[async_trait]
 pub trait CleanupStore: Runner {
     /// Enqueues a physical delete (`created_at = next_retry = now`, unclaimed). Does not touch
-    /// `orphan_bytes`: pair it with [`CleanupStore::increment_orphan_bytes`].
+    /// `orphan_bytes`: pair it with [`CleanupStore::increment_orphan_bytes`]. Only for bytes
+    /// the ledger never held (e.g. an upload found without an intent): every operation that
+    /// takes a copy out of the ledger already enqueues its bytes in its own transaction.
     async fn enqueue_cleanup(
         &self,
         backend: &str,
@@ -32,12 +34,22 @@ pub trait CleanupStore: Runner {
         instance_id: &str,
         grace_cutoff: Timestamp,
     ) -> Result<Vec<CleanupItem>>;
-    /// Deletes the row and decrements its backend's `orphan_bytes` by its size (clamped at 0),
-    /// atomically. Already gone ⇒ nothing happens (no double decrement), not an error.
-    async fn complete_cleanup_item(&self, id: i64) -> Result<()>;
-    /// `attempts += 1`, `next_retry = now + backoff`, records the error and clears the claim.
-    /// Missing id ⇒ no-op.
-    async fn retry_cleanup_item(&self, id: i64, backoff: Duration, last_error: &str) -> Result<()>;
+    /// Deletes the claimed row and releases its bytes, only while it still carries `claim`
+    /// (see [`ops::complete_cleanup_item`]): `Completed` or `StaleClaim`.
+    async fn complete_cleanup_item(&self, claim: &CleanupClaim) -> Result<CleanupOutcome> {
+        ops::complete_cleanup_item(self, claim).await
+    }
+    /// One more attempt for the claimed row, or the dead-letter table when that reaches
+    /// [`crate::MAX_ATTEMPTS`] (see [`ops::retry_cleanup_item`]): `Retried`, `DeadLettered` or
+    /// `StaleClaim`.
+    async fn retry_cleanup_item(
+        &self,
+        claim: &CleanupClaim,
+        backoff: Duration,
+        last_error: &str,
+    ) -> Result<CleanupOutcome> {
+        ops::retry_cleanup_item(self, claim, backoff, last_error).await
+    }
     /// Unguarded `orphan_bytes += amount`; unknown backend ⇒ no-op.
     async fn increment_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()>;
     /// `orphan_bytes = max(0, orphan_bytes − amount)`; unknown backend ⇒ no-op.

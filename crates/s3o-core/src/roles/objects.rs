@@ -34,7 +34,8 @@ pub trait ObjectStore: Reader + Runner {
     }
 
     /// [`ObjectStore::record_object`] that also deletes the write's pending intent in the same
-    /// transaction.
+    /// transaction. The intent must be this write's own (same key and backend): another one is
+    /// refused with `InvalidInput` and nothing changes; a missing intent is fine.
     async fn record_object_and_clear_pending(
         &self,
         key: &str,

@@ -61,4 +61,7 @@ pub trait Reader: Send + Sync {
     async fn cleanup_queue_depth(&self) -> Result<i64>;
     /// Rows in the dead-letter table.
     async fn cleanup_dlq_depth(&self) -> Result<i64>;
+    /// Every queue row counted in exactly one state: claimed, due or waiting (see
+    /// [`crate::CleanupQueueStates`]).
+    async fn cleanup_queue_states(&self) -> Result<crate::CleanupQueueStates>;
 }
