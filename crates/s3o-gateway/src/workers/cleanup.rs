@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use object_store::ObjectStoreExt as _;
-use s3o_store::{CleanupItem, MAX_ATTEMPTS, Timestamp};
+use s3o_store::{CleanupClaim, CleanupItem, CleanupOutcome, Timestamp};
 
 use super::{Ctx, Health, Tally};
 use crate::keys;
@@ -21,7 +21,7 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
         .store
         .claim_pending_cleanups(
             i64::from(s.batch_size),
-            &ctx.instance,
+            ctx.store.instance_id(),
             Timestamp::now().minus(s.claim_grace.0),
         )
         .await?;
@@ -35,23 +35,27 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
         if item.reclaimed {
             t.add("reclaimed");
         }
+        let Some(claim) = item.claim() else {
+            continue;
+        };
         let Some(b) = ctx.backends.get(&item.backend_name) else {
-            fail(ctx, &item, "backend is not configured", t).await?;
+            fail(ctx, &item, &claim, "backend is not configured", t).await?;
             continue;
         };
         if !health.up(b).await {
             t.add("skipped_backend_down");
             continue;
         }
-        // Rows written by the gateway name the bytes' path in the key column.
-        match b.store.delete(&keys::path(&item.object_key)).await {
+        match b.store.delete(&keys::path(&item.storage_key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {
-                ctx.store.complete_cleanup_item(item.id).await?;
-                t.add("deleted");
+                match ctx.store.complete_cleanup_item(&claim).await? {
+                    CleanupOutcome::Completed => t.add("deleted"),
+                    _ => t.add("stale_claim"),
+                }
             }
             Err(e) => {
                 if health.recheck(b).await {
-                    fail(ctx, &item, &e.to_string(), t).await?;
+                    fail(ctx, &item, &claim, &e.to_string(), t).await?;
                 } else {
                     t.add("skipped_backend_down");
                 }
@@ -61,8 +65,15 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     Ok(())
 }
 
-/// One more failed attempt: rescheduled with backoff, or dead-lettered at the limit.
-async fn fail(ctx: &Ctx, item: &CleanupItem, why: &str, t: &mut Tally) -> LResult<()> {
+/// One more failed attempt: rescheduled with backoff, or dead-lettered at the limit (the
+/// store decides, in the same transaction).
+async fn fail(
+    ctx: &Ctx,
+    item: &CleanupItem,
+    claim: &CleanupClaim,
+    why: &str,
+    t: &mut Tally,
+) -> LResult<()> {
     tracing::warn!(
         id = item.id,
         backend = %item.backend_name,
@@ -71,14 +82,12 @@ async fn fail(ctx: &Ctx, item: &CleanupItem, why: &str, t: &mut Tally) -> LResul
         error = %why,
         "cleanup delete failed"
     );
-    if item.attempts.saturating_add(1) >= MAX_ATTEMPTS {
-        ctx.store.move_cleanup_to_dlq(item.id, why).await?;
-        t.add("dead_lettered");
-    } else {
-        let s = &ctx.settings.cleanup;
-        let wait = backoff(s.backoff_base.0, s.backoff_max.0, item.attempts);
-        ctx.store.retry_cleanup_item(item.id, wait, why).await?;
-        t.add("retried");
+    let s = &ctx.settings.cleanup;
+    let wait = backoff(s.backoff_base.0, s.backoff_max.0, item.attempts);
+    match ctx.store.retry_cleanup_item(claim, wait, why).await? {
+        CleanupOutcome::Retried => t.add("retried"),
+        CleanupOutcome::DeadLettered => t.add("dead_lettered"),
+        _ => t.add("stale_claim"),
     }
     Ok(())
 }

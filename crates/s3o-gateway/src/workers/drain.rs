@@ -21,7 +21,7 @@ use object_store::ObjectStoreExt as _;
 use object_store::path::Path;
 use s3o_store::{LockId, ObjectLocation, StoreError, Timestamp};
 
-use super::{Ctx, backend_up, copy_bytes, referenced, remove_bytes};
+use super::{Ctx, backend_up, copy_bytes, delete_queued, referenced, remove_bytes};
 use crate::backends::{Backend, Backends};
 use crate::keys;
 use crate::ledger::{Displaced, LResult, Ledger};
@@ -195,7 +195,7 @@ async fn run(
         let (due, later): (Vec<_>, Vec<_>) = deferred.into_iter().partition(|(t, _)| *t <= now);
         deferred = later;
         for (_, d) in due {
-            remove_bytes(ctx, &d, "drained").await;
+            delete_queued(ctx, &d.backend, &d.storage_key).await;
         }
         let (n, bytes) = ctx.store.backend_object_stats(backend).await?;
         report.progress.remaining = n;
@@ -206,7 +206,7 @@ async fn run(
         tokio::time::sleep_until((*t).into()).await;
     }
     for (_, d) in deferred {
-        remove_bytes(ctx, &d, "drained").await;
+        delete_queued(ctx, &d.backend, &d.storage_key).await;
     }
     if report.progress.failed == 0 {
         report.leftovers_deleted = sweep_leftovers(ctx, &from).await?;
@@ -314,7 +314,7 @@ async fn move_one(
                 .await
                 .is_ok()
             {
-                remove_bytes(ctx, &source, "overwritten").await;
+                delete_queued(ctx, &source.backend, &source.storage_key).await;
                 Ok((Step::Moved(c.size), Some(newer_source)))
             } else {
                 ctx.store

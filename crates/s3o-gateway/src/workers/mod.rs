@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt as _;
 use object_store::ObjectStoreExt as _;
 use object_store::path::Path;
-use s3o_store::{LockId, StoreError};
+use s3o_store::{DeletedCopy, LockId, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -230,8 +230,6 @@ pub(crate) struct Ctx {
     pub(crate) settings: WorkersConfig,
     /// Virtual bucket → replication factor (≥ 1).
     pub(crate) factors: Vec<(String, i64)>,
-    /// Claimant id of this gateway process (cleanup claims).
-    pub(crate) instance: String,
     pub(crate) metrics: WorkerMetrics,
     stop: AtomicBool,
     /// Scan position per (worker, bucket): the last key examined.
@@ -255,11 +253,6 @@ impl Ctx {
                 .iter()
                 .map(|b| (b.name.clone(), i64::from(b.replication_factor.max(1))))
                 .collect(),
-            instance: format!(
-                "s3o-gateway-{}-{}",
-                std::process::id(),
-                uuid::Uuid::new_v4().simple()
-            ),
             metrics: WorkerMetrics::default(),
             stop: AtomicBool::new(false),
             cursors: Mutex::default(),
@@ -469,8 +462,41 @@ pub(crate) async fn copy_bytes(
     Ok(())
 }
 
-/// Deletes bytes the ledger no longer references; when that fails they are queued for the
-/// cleanup worker and charged to the backend's orphan bytes.
+/// Deletes the bytes of copies the ledger took out (their cleanup rows were enqueued and
+/// claimed by this store in the same transaction) and completes each row; a delete that
+/// fails leaves its row for the cleanup worker, which takes it over after the claim grace.
+pub(crate) async fn settle(ctx: &Ctx, deleted: Vec<DeletedCopy>) -> LResult<()> {
+    for d in deleted {
+        let Some(b) = ctx.backends.get(&d.backend_name) else {
+            continue;
+        };
+        match b.store.delete(&keys::path(&d.storage_key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                ctx.store.complete_cleanup_item(&d.cleanup).await?;
+            }
+            Err(e) => {
+                tracing::warn!(backend = %d.backend_name, key = %d.storage_key, error = %e, "delete failed; left to the cleanup worker");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes bytes the ledger's outbox already queued but returned no claim for (excess copy,
+/// source of a move): deleting them now frees the space at once; the cleanup worker finds them
+/// gone (404 counts as deleted) when it completes their rows.
+pub(crate) async fn delete_queued(ctx: &Ctx, backend: &str, storage_key: &str) {
+    if let Some(b) = ctx.backends.get(backend)
+        && let Err(e) = b.store.delete(&keys::path(storage_key)).await
+        && !matches!(e, object_store::Error::NotFound { .. })
+    {
+        tracing::warn!(backend = %backend, key = %storage_key, error = %e, "delete failed; left to the cleanup worker");
+    }
+}
+
+/// Deletes bytes the ledger never recorded (a copy that was not admitted, a write that was
+/// dropped); when that fails they are queued for the cleanup worker, with no bytes charged
+/// since the ledger never counted them.
 pub(crate) async fn remove_bytes(ctx: &Ctx, d: &Displaced, reason: &str) {
     let deleted = match ctx.backends.get(&d.backend) {
         Some(b) => match b.store.delete(&keys::path(&d.storage_key)).await {

@@ -2,16 +2,17 @@
 //! intent and the commit (process killed, ledger unreachable at commit time).
 //!
 //! For each intent older than `min_age`: bytes present on the backend ⇒ `promote_pending`
-//! records them (unless a later write superseded them), and the bytes the promotion displaced
-//! are deleted; bytes absent ⇒ the intent is discarded; backend not answering ⇒ left for a
-//! later pass.
+//! records them, or drops the intent when a later write superseded it or the backend can no
+//! longer admit it (`Abandoned`); the bytes the store queued in that transaction (displaced
+//! copies, or the intent's own) are deleted at once and their rows completed. Bytes absent ⇒
+//! the intent is discarded; backend not answering ⇒ left for a later pass.
 
 use object_store::ObjectStoreExt as _;
-use s3o_store::{PendingPromoteResult, StoreError, Timestamp};
+use s3o_store::{PendingPromoteResult, Timestamp};
 
-use super::{Ctx, Health, Tally, referenced, remove_bytes};
+use super::{Ctx, Health, Tally, settle};
 use crate::keys;
-use crate::ledger::{Displaced, LResult};
+use crate::ledger::LResult;
 
 pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     let s = &ctx.settings.reaper;
@@ -49,68 +50,16 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
                 continue;
             }
         }
-        // The displaced copies come back without their paths: read them first.
-        let before = match ctx.ledger.copies(&p.object_key).await {
-            Ok(c) => c,
-            Err(StoreError::ObjectNotFound { .. }) => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        let (result, deleted) = match ctx.store.promote_pending(&p).await {
-            Ok(r) => r,
-            Err(StoreError::NoSpaceAvailable) => {
-                // The backend can no longer admit the bytes: drop the write (it was never
-                // acknowledged) so the intent is not retried forever.
-                ctx.store.delete_pending(&p.intent_id).await?;
-                remove_unreferenced(ctx, &p.object_key, &p.backend_name, &storage_key).await?;
-                t.add("abandoned");
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        match result {
-            PendingPromoteResult::Committed => {
-                t.add("promoted");
-                for c in before {
-                    let taken = deleted.iter().any(|d| d.backend_name == c.backend);
-                    let replaced = c.backend == p.backend_name && c.meta.storage_key != storage_key;
-                    if taken || replaced {
-                        let d = Displaced {
-                            backend: c.backend,
-                            storage_key: c.meta.storage_key,
-                            size: c.size,
-                        };
-                        remove_bytes(ctx, &d, "overwritten").await;
-                    }
-                }
-            }
-            PendingPromoteResult::Superseded => {
-                t.add("superseded");
-                remove_unreferenced(ctx, &p.object_key, &p.backend_name, &storage_key).await?;
-            }
-            PendingPromoteResult::AlreadyResolved => t.add("already_resolved"),
-            PendingPromoteResult::Ambiguous => t.add("ambiguous"),
-        }
-    }
-    Ok(())
-}
-
-/// Deletes the bytes of an intent that will never be recorded, unless a ledger copy lives at
-/// the same path.
-async fn remove_unreferenced(
-    ctx: &Ctx,
-    key: &str,
-    backend: &str,
-    storage_key: &str,
-) -> LResult<()> {
-    if !referenced(ctx, key, backend, storage_key).await? {
-        // Never recorded, so never charged: a failed delete is queued with its size unknown
-        // to quota (0 bytes) rather than charged as orphan bytes the ledger never counted.
-        let d = Displaced {
-            backend: backend.to_owned(),
-            storage_key: storage_key.to_owned(),
-            size: 0,
-        };
-        remove_bytes(ctx, &d, "abandoned write").await;
+        let (result, deleted) = ctx.store.promote_pending(&p).await?;
+        t.add(match result {
+            PendingPromoteResult::Committed => "promoted",
+            PendingPromoteResult::Superseded => "superseded",
+            PendingPromoteResult::Abandoned => "abandoned",
+            PendingPromoteResult::AlreadyResolved => "already_resolved",
+            PendingPromoteResult::Ambiguous => "ambiguous",
+        });
+        // Displaced copies (promoted) or the intent's own bytes (superseded, abandoned).
+        settle(ctx, deleted).await?;
     }
     Ok(())
 }

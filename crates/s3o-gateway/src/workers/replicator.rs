@@ -7,11 +7,14 @@
 //! chosen by the routing policy among those that answer and hold no copy, streamed from a
 //! copy that answers and recorded with `record_replica`; a key above it loses the copies least
 //! worth keeping (backends that are down or no longer configured first, then the last in
-//! routing order) through `remove_excess_copy`, and their bytes are deleted.
+//! routing order) through `remove_excess_copy`, which queues their bytes; they are deleted at
+//! once when the backend answers, else by the cleanup worker.
 
 use s3o_store::{KeyBound, StoreError};
 
-use super::{Ctx, Health, Tally, Worker, copy_bytes, referenced, remove_bytes};
+use super::{
+    Ctx, Health, Tally, Worker, copy_bytes, delete_queued, referenced, remove_bytes,
+};
 use crate::keys;
 use crate::ledger::{Copy, Displaced, LResult};
 
@@ -153,6 +156,7 @@ async fn replicate_key(
                     .iter()
                     .any(|c| c.backend == target && c.meta.storage_key == src.meta.storage_key);
                 if !same {
+                    // The removal queues the bytes the row names; ours are at the old path.
                     ctx.store.delete_object_location(key, &target).await?;
                     remove_bytes(ctx, &ours, "stale replica").await;
                     t.add("source_changed");
@@ -224,12 +228,7 @@ async fn trim_key(
     for (_, c) in ranked.into_iter().skip(keep).rev() {
         match ctx.store.remove_excess_copy(key, &c.backend, factor).await {
             Ok(true) => {
-                let d = Displaced {
-                    backend: c.backend.clone(),
-                    storage_key: c.meta.storage_key.clone(),
-                    size: c.size,
-                };
-                remove_bytes(ctx, &d, "excess copy").await;
+                delete_queued(ctx, &c.backend, &c.meta.storage_key).await;
                 tracing::info!(key = %key, backend = %c.backend, "excess copy removed");
                 t.add("trimmed");
             }
