@@ -231,6 +231,7 @@ async fn move_one(
         backend: from.name.clone(),
         storage_key: storage_key.clone(),
         size: loc.size_bytes,
+        claim: None,
     };
     let holders: Vec<String> = match ctx.ledger.copies(key).await {
         Ok(c) => c.into_iter().map(|c| c.backend).collect(),
@@ -274,6 +275,7 @@ async fn move_one(
         backend: target.clone(),
         storage_key: storage_key.clone(),
         size: 0,
+        claim: None,
     };
     match ctx
         .store
@@ -289,11 +291,7 @@ async fn move_one(
     }
     // A 0-byte move and a refused move both answer 0: the ledger says which happened. The
     // move carries the row as it is now, which may name a newer version written in place.
-    let now = match ctx.ledger.copies(key).await {
-        Ok(c) => c,
-        Err(StoreError::ObjectNotFound { .. }) => Vec::new(),
-        Err(e) => return Err(e),
-    };
+    let now = ctx.ledger.copies_or_empty(key).await?;
     let on_target = now.iter().find(|c| c.backend == target);
     let still_on_source = now.iter().any(|c| c.backend == from.name);
     match on_target {
@@ -308,6 +306,7 @@ async fn move_one(
                 backend: from.name.clone(),
                 storage_key: c.meta.storage_key.clone(),
                 size: c.size,
+                claim: None,
             };
             remove_bytes(ctx, &ours, "drain raced an overwrite").await;
             if copy_bytes(from, to, &newer, c.size, &c.meta.etag)

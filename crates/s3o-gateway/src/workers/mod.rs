@@ -521,11 +521,10 @@ pub(crate) async fn referenced(
     backend: &str,
     storage_key: &str,
 ) -> LResult<bool> {
-    match ctx.ledger.copies(key).await {
-        Ok(copies) => Ok(copies
-            .iter()
-            .any(|c| c.backend == backend && c.meta.storage_key == storage_key)),
-        Err(StoreError::ObjectNotFound { .. }) => Ok(false),
-        Err(e) => Err(e),
-    }
+    Ok(ctx
+        .ledger
+        .copies_or_empty(key)
+        .await?
+        .iter()
+        .any(|c| c.backend == backend && c.meta.storage_key == storage_key))
 }

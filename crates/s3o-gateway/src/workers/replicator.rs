@@ -16,7 +16,7 @@ use super::{
     Ctx, Health, Tally, Worker, copy_bytes, delete_queued, referenced, remove_bytes,
 };
 use crate::keys;
-use crate::ledger::{Copy, Displaced, LResult};
+use crate::ledger::{Displaced, LResult};
 
 /// The next page of `bucket`'s keys for `w`, with the backends holding each.
 async fn scan_page(ctx: &Ctx, w: Worker, bucket: &str) -> LResult<Vec<(String, usize)>> {
@@ -52,13 +52,6 @@ async fn scan_page(ctx: &Ctx, w: Worker, bucket: &str) -> LResult<Vec<(String, u
         .collect())
 }
 
-async fn copies_or_none(ctx: &Ctx, key: &str) -> LResult<Vec<Copy>> {
-    match ctx.ledger.copies(key).await {
-        Err(StoreError::ObjectNotFound { .. }) => Ok(Vec::new()),
-        r => r,
-    }
-}
-
 /// The replicator's pass.
 pub(super) async fn replicate(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     let mut health = Health::default();
@@ -85,7 +78,7 @@ async fn replicate_key(
     health: &mut Health,
     t: &mut Tally,
 ) -> LResult<()> {
-    let copies = copies_or_none(ctx, key).await?;
+    let copies = ctx.ledger.copies_or_empty(key).await?;
     let mut holders: Vec<String> = copies.iter().map(|c| c.backend.clone()).collect();
     while (holders.len() as i64) < factor {
         let mut sources = Vec::new();
@@ -146,12 +139,13 @@ async fn replicate_key(
             backend: target.clone(),
             storage_key: src.meta.storage_key.clone(),
             size: 0,
+            claim: None,
         };
         match ctx.store.record_replica(key, &target, &src.backend).await {
             Ok((_, true)) => {
                 // The replica row copies the source row as it is now: if the object was
                 // overwritten in place since we read it, the row names bytes we did not copy.
-                let now = copies_or_none(ctx, key).await?;
+                let now = ctx.ledger.copies_or_empty(key).await?;
                 let same = now
                     .iter()
                     .any(|c| c.backend == target && c.meta.storage_key == src.meta.storage_key);
@@ -207,7 +201,7 @@ async fn trim_key(
     health: &mut Health,
     t: &mut Tally,
 ) -> LResult<()> {
-    let copies = copies_or_none(ctx, key).await?;
+    let copies = ctx.ledger.copies_or_empty(key).await?;
     // Worth keeping: answering backends, in routing order; then the rest.
     let mut ranked = Vec::with_capacity(copies.len());
     for c in copies {
