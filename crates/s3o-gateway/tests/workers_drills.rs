@@ -492,14 +492,20 @@ async fn two_gateways_on_postgres_run_each_worker_once() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the child leads the cleanup worker (its pass is stuck on the hung backend).
+    // Wait until the child leads the cleanup worker: its passes wait on the hung backend
+    // (up to the probe timeout each). Probing with the bare lock keeps `two` off that backend.
     let mut led = false;
-    for _ in 0..200 {
-        if two.run_worker_once(Worker::Cleanup).await == PassResult::NotLeader {
+    for _ in 0..400 {
+        let free = two
+            .store()
+            .with_advisory_lock(Worker::Cleanup.lock(), Box::pin(async { Ok(()) }))
+            .await
+            .unwrap();
+        if free.is_none() {
             led = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(led, "the child never took the cleanup lock");
     assert_eq!(

@@ -8,10 +8,9 @@
 
 use std::time::Duration;
 
-use object_store::ObjectStoreExt as _;
 use s3o_store::{CleanupClaim, CleanupItem, CleanupOutcome, Timestamp};
 
-use super::{Ctx, Health, Tally};
+use super::{Ctx, Health, Tally, delete_path};
 use crate::keys;
 use crate::ledger::LResult;
 
@@ -46,8 +45,8 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
             t.add("skipped_backend_down");
             continue;
         }
-        match b.store.delete(&keys::path(&item.storage_key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+        match delete_path(b, &keys::path(&item.storage_key)).await {
+            Ok(()) => {
                 match ctx.store.complete_cleanup_item(&claim).await? {
                     CleanupOutcome::Completed => t.add("deleted"),
                     _ => t.add("stale_claim"),
@@ -55,7 +54,7 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
             }
             Err(e) => {
                 if health.recheck(b).await {
-                    fail(ctx, &item, &claim, &e.to_string(), t).await?;
+                    fail(ctx, &item, &claim, &e, t).await?;
                 } else {
                     t.add("skipped_backend_down");
                 }

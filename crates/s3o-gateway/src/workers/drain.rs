@@ -17,11 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use object_store::ObjectStoreExt as _;
 use object_store::path::Path;
 use s3o_store::{LockId, ObjectLocation, StoreError, Timestamp};
 
-use super::{Ctx, backend_up, copy_bytes, delete_queued, referenced, remove_bytes};
+use super::{
+    Ctx, backend_up, copy_bytes, delete_path, delete_queued, referenced, remove_bytes,
+};
 use crate::backends::{Backend, Backends};
 use crate::keys;
 use crate::ledger::{Displaced, LResult, Ledger};
@@ -374,8 +375,8 @@ async fn sweep_leftovers(ctx: &Ctx, b: &Backend) -> LResult<u64> {
         if keep.contains(path.as_ref()) {
             continue;
         }
-        match b.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+        match delete_path(b, &path).await {
+            Ok(()) => deleted += 1,
             Err(e) => tracing::warn!(backend = %b.name, path = %path, error = %e, "could not delete a leftover"),
         }
     }

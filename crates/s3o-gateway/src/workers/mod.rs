@@ -392,16 +392,39 @@ async fn run_loop(ctx: Arc<Ctx>, w: Worker, mut stopped: watch::Receiver<bool>) 
     }
 }
 
+/// How long a probe may take before its backend counts as down. Backend clients have no
+/// overall request timeout (it would cut long streamed bodies), so a backend that accepts
+/// and never answers would otherwise stall a worker, and its leader lock, for good.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a worker's single delete may take.
+pub(crate) const DELETE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Whether a backend answers at all: a HEAD of a path that never exists must come back
-/// 404. A backend that rejects only some operations is up; one that refuses connections or
-/// answers 5xx is down, and workers skip it instead of hammering it.
+/// 404 within [`PROBE_TIMEOUT`]. A backend that rejects only some operations is up; one that
+/// refuses connections, answers 5xx or hangs is down, and workers skip it instead of
+/// hammering it.
 pub(crate) async fn backend_up(b: &Backend) -> bool {
-    match b.store.head(&Path::from(".s3o-probe")).await {
-        Ok(_) | Err(object_store::Error::NotFound { .. }) => true,
-        Err(e) => {
+    let path = Path::from(".s3o-probe");
+    match tokio::time::timeout(PROBE_TIMEOUT, b.store.head(&path)).await {
+        Ok(Ok(_) | Err(object_store::Error::NotFound { .. })) => true,
+        Ok(Err(e)) => {
             tracing::warn!(backend = %b.name, error = %e, "backend is down");
             false
         }
+        Err(_) => {
+            tracing::warn!(backend = %b.name, "backend does not answer");
+            false
+        }
+    }
+}
+
+/// Deletes `path` on `b` within [`DELETE_TIMEOUT`]; a missing object counts as deleted.
+pub(crate) async fn delete_path(b: &Backend, path: &Path) -> Result<(), String> {
+    match tokio::time::timeout(DELETE_TIMEOUT, b.store.delete(path)).await {
+        Ok(Ok(()) | Err(object_store::Error::NotFound { .. })) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {DELETE_TIMEOUT:?}")),
     }
 }
 
@@ -470,8 +493,8 @@ pub(crate) async fn settle(ctx: &Ctx, deleted: Vec<DeletedCopy>) -> LResult<()> 
         let Some(b) = ctx.backends.get(&d.backend_name) else {
             continue;
         };
-        match b.store.delete(&keys::path(&d.storage_key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+        match delete_path(b, &keys::path(&d.storage_key)).await {
+            Ok(()) => {
                 ctx.store.complete_cleanup_item(&d.cleanup).await?;
             }
             Err(e) => {
@@ -487,8 +510,7 @@ pub(crate) async fn settle(ctx: &Ctx, deleted: Vec<DeletedCopy>) -> LResult<()> 
 /// gone (404 counts as deleted) when it completes their rows.
 pub(crate) async fn delete_queued(ctx: &Ctx, backend: &str, storage_key: &str) {
     if let Some(b) = ctx.backends.get(backend)
-        && let Err(e) = b.store.delete(&keys::path(storage_key)).await
-        && !matches!(e, object_store::Error::NotFound { .. })
+        && let Err(e) = delete_path(b, &keys::path(storage_key)).await
     {
         tracing::warn!(backend = %backend, key = %storage_key, error = %e, "delete failed; left to the cleanup worker");
     }
@@ -499,10 +521,7 @@ pub(crate) async fn delete_queued(ctx: &Ctx, backend: &str, storage_key: &str) {
 /// since the ledger never counted them.
 pub(crate) async fn remove_bytes(ctx: &Ctx, d: &Displaced, reason: &str) {
     let deleted = match ctx.backends.get(&d.backend) {
-        Some(b) => match b.store.delete(&keys::path(&d.storage_key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        },
+        Some(b) => delete_path(b, &keys::path(&d.storage_key)).await,
         None => Err("backend not configured".to_owned()),
     };
     if let Err(e) = deleted {

@@ -3,9 +3,8 @@
 //! between leaves the row, and the next sweep deletes what is left.
 
 use futures::StreamExt as _;
-use object_store::ObjectStoreExt as _;
 
-use super::{Ctx, Health, Tally};
+use super::{Ctx, Health, Tally, delete_path};
 use crate::keys;
 use crate::ledger::LResult;
 
@@ -29,11 +28,8 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
             let mut failed = false;
             for o in listed {
                 let deleted = match o {
-                    Ok(o) => match b.store.delete(&o.location).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
+                    Ok(o) => delete_path(b, &o.location).await,
+                    Err(e) => Err(e.to_string()),
                 };
                 if let Err(e) = deleted {
                     tracing::warn!(upload = %up.upload_id, backend = %up.backend_name, error = %e, "could not delete a stale part");

@@ -10,7 +10,7 @@
 use object_store::ObjectStoreExt as _;
 use s3o_store::{PendingPromoteResult, Timestamp};
 
-use super::{Ctx, Health, Tally, settle};
+use super::{Ctx, DELETE_TIMEOUT, Health, Tally, settle};
 use crate::keys;
 use crate::ledger::LResult;
 
@@ -32,8 +32,19 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
             t.add("backend_not_configured");
             continue;
         };
+        if !health.up(b).await {
+            t.add("skipped_backend_down");
+            continue;
+        }
         let storage_key = p.form.storage_path(&p.object_key).to_owned();
-        match b.store.head(&keys::path(&storage_key)).await {
+        let path = keys::path(&storage_key);
+        let head = tokio::time::timeout(DELETE_TIMEOUT, b.store.head(&path)).await;
+        match head.unwrap_or_else(|_| {
+            Err(object_store::Error::Generic {
+                store: "backend",
+                source: "no answer".into(),
+            })
+        }) {
             Ok(_) => {}
             Err(object_store::Error::NotFound { .. }) => {
                 ctx.store.delete_pending(&p.intent_id).await?;
