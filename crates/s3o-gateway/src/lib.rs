@@ -22,9 +22,9 @@ mod ledger;
 mod metrics;
 mod s3;
 mod server;
-pub mod workers;
 #[cfg(test)]
 mod smoke_tests;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -89,7 +89,13 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             let mut show = |p: &s3o_gateway::DrainProgress| {
                 eprintln!(
                     "drain {}: moved {} ({} bytes), dropped {}, failed {}, remaining {} ({} bytes)",
-                    p.backend, p.moved, p.moved_bytes, p.dropped, p.failed, p.remaining, p.remaining_bytes
+                    p.backend,
+                    p.moved,
+                    p.moved_bytes,
+                    p.dropped,
+                    p.failed,
+                    p.remaining,
+                    p.remaining_bytes
                 );
             };
             let report = s3o_gateway::drain(&config, &backend, &mut show)

@@ -41,7 +41,9 @@ async fn cleanup_retries_dead_letters_requeues_and_empties() {
     let c = gw_client(&gw.endpoint());
     let store = gw.store().clone();
     for i in 0..5u64 {
-        put(&c, &format!("k{i}"), &body(i, 100 + i as usize)).await.unwrap();
+        put(&c, &format!("k{i}"), &body(i, 100 + i as usize))
+            .await
+            .unwrap();
     }
     fs[0].reject_deletes.store(true, Ordering::SeqCst);
     for i in 0..5u64 {
@@ -86,7 +88,9 @@ async fn cleanup_retries_dead_letters_requeues_and_empties() {
     }
     let metrics = reqwest_metrics(&gw.endpoint()).await;
     assert!(
-        metrics.contains("s3o_gateway_worker_items_total{worker=\"cleanup\",result=\"dead_lettered\"} 5"),
+        metrics.contains(
+            "s3o_gateway_worker_items_total{worker=\"cleanup\",result=\"dead_lettered\"} 5"
+        ),
         "{metrics}"
     );
     gw.shutdown().await;
@@ -97,9 +101,10 @@ async fn reqwest_metrics(endpoint: &str) -> String {
     let stream = tokio::net::TcpStream::connect(endpoint.trim_start_matches("http://"))
         .await
         .unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let req = hyper::Request::get("/metrics")
         .header("host", "localhost")
@@ -131,7 +136,12 @@ async fn replication_factor_two_with_a_backend_stopped() {
     }
     let r = gw.run_worker_once(Worker::Replicator).await;
     assert_eq!(r.count("replicated"), 4, "{r:?}");
-    assert!(holders(store.as_ref(), &old).await.values().all(|h| h.len() == 2));
+    assert!(
+        holders(store.as_ref(), &old)
+            .await
+            .values()
+            .all(|h| h.len() == 2)
+    );
     // a stopped: every GET is served by b.
     fs[0].stop();
     for (i, k) in old.iter().enumerate() {
@@ -150,7 +160,12 @@ async fn replication_factor_two_with_a_backend_stopped() {
     let r = gw.run_worker_once(Worker::Replicator).await;
     assert_eq!(r.count("replicated"), 4, "{r:?}");
     let all: Vec<String> = old.iter().chain(&new).cloned().collect();
-    assert!(holders(store.as_ref(), &all).await.values().all(|h| h.len() == 2));
+    assert!(
+        holders(store.as_ref(), &all)
+            .await
+            .values()
+            .all(|h| h.len() == 2)
+    );
     verify(store.as_ref()).await;
     nothing_forgotten(store.as_ref(), &fs).await;
     gw.shutdown().await;
@@ -192,7 +207,9 @@ async fn drain_of_a_thousand_objects_interrupted_and_resumed() {
         let (c, keys) = (c.clone(), &keys);
         async move {
             for i in (w..N).step_by(8) {
-                put(&c, &keys[i], &body(i as u64, 64 + i % 200)).await.unwrap();
+                put(&c, &keys[i], &body(i as u64, 64 + i % 200))
+                    .await
+                    .unwrap();
             }
         }
     }))
@@ -217,7 +234,11 @@ async fn drain_of_a_thousand_objects_interrupted_and_resumed() {
             failures
         })
     };
-    let toml = config_toml(&url, &fs, "enabled = false\n[workers.drain]\nbatch_size = 50\n");
+    let toml = config_toml(
+        &url,
+        &fs,
+        "enabled = false\n[workers.drain]\nbatch_size = 50\n",
+    );
     let cfg_path = dir.path().join("gateway.toml");
     std::fs::write(&cfg_path, toml).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_s3o-gateway"))
@@ -244,6 +265,7 @@ async fn drain_of_a_thousand_objects_interrupted_and_resumed() {
                 return moved;
             }
         }
+        let _ = child.wait();
         panic!("the drain ended before it could be interrupted");
     })
     .await
@@ -259,7 +281,10 @@ async fn drain_of_a_thousand_objects_interrupted_and_resumed() {
     assert_eq!(last.unwrap().remaining, 0);
     stop.store(true, Ordering::SeqCst);
     let failures = reader.await.unwrap();
-    assert!(failures.is_empty(), "reads failed during the drain: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "reads failed during the drain: {failures:?}"
+    );
     assert!(reads.load(Ordering::Relaxed) > 0);
     assert_eq!(store.backend_object_stats("a").await.unwrap(), (0, 0));
     // The moves queued their sources' bytes (deleted by the drain already): the cleanup
@@ -278,7 +303,11 @@ async fn drain_of_a_thousand_objects_interrupted_and_resumed() {
     verify(store.as_ref()).await;
     nothing_forgotten(store.as_ref(), &fs).await;
     for (i, k) in keys.iter().enumerate() {
-        assert_eq!(get(&c, k).await.unwrap(), body(i as u64, 64 + i % 200), "{k}");
+        assert_eq!(
+            get(&c, k).await.unwrap(),
+            body(i as u64, 64 + i % 200),
+            "{k}"
+        );
     }
     gw.shutdown().await;
     eprintln!(
@@ -360,9 +389,10 @@ async fn sigkill_during_writes_loses_nothing_acknowledged() {
                         };
                         let r = match &value {
                             Some(v) => put(&c, &format!("k{k}"), v).await,
-                            None => c
-                                .delete(&object_store::path::Path::from(format!("k{k}")))
-                                .await,
+                            None => {
+                                c.delete(&object_store::path::Path::from(format!("k{k}")))
+                                    .await
+                            }
                         };
                         let ok = r.is_ok();
                         done.push((k, value, ok));
@@ -433,7 +463,8 @@ async fn sigkill_during_writes_loses_nothing_acknowledged() {
     gw.shutdown().await;
     eprintln!(
         "drill sigkill: {kills} kills, {acked} acknowledged ops, {in_flight_at_kill} in flight at a kill, {resurrected} keys brought back by the reaper after a DELETE, report {:?}, {:?}",
-        report.passes, started.elapsed()
+        report.passes,
+        started.elapsed()
     );
 }
 

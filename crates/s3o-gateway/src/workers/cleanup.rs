@@ -46,12 +46,10 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
             continue;
         }
         match delete_path(b, &keys::path(&item.storage_key)).await {
-            Ok(()) => {
-                match ctx.store.complete_cleanup_item(&claim).await? {
-                    CleanupOutcome::Completed => t.add("deleted"),
-                    _ => t.add("stale_claim"),
-                }
-            }
+            Ok(()) => match ctx.store.complete_cleanup_item(&claim).await? {
+                CleanupOutcome::Completed => t.add("deleted"),
+                _ => t.add("stale_claim"),
+            },
             Err(e) => {
                 if health.recheck(b).await {
                     fail(ctx, &item, &claim, &e, t).await?;

@@ -20,9 +20,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path;
 use s3o_store::{LockId, ObjectLocation, StoreError, Timestamp};
 
-use super::{
-    Ctx, backend_up, copy_bytes, delete_path, delete_queued, referenced, remove_bytes,
-};
+use super::{Ctx, backend_up, copy_bytes, delete_path, delete_queued, referenced, remove_bytes};
 use crate::backends::{Backend, Backends};
 use crate::keys;
 use crate::ledger::{Displaced, LResult, Ledger};
@@ -377,7 +375,9 @@ async fn sweep_leftovers(ctx: &Ctx, b: &Backend) -> LResult<u64> {
         }
         match delete_path(b, &path).await {
             Ok(()) => deleted += 1,
-            Err(e) => tracing::warn!(backend = %b.name, path = %path, error = %e, "could not delete a leftover"),
+            Err(e) => {
+                tracing::warn!(backend = %b.name, path = %path, error = %e, "could not delete a leftover")
+            }
         }
     }
     if deleted > 0 {

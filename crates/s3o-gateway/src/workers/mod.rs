@@ -143,7 +143,10 @@ pub struct WorkersReport {
 impl WorkersReport {
     /// The result of `worker`'s pass.
     pub fn get(&self, worker: Worker) -> Option<&PassResult> {
-        self.passes.iter().find(|(w, _)| *w == worker).map(|(_, r)| r)
+        self.passes
+            .iter()
+            .find(|(w, _)| *w == worker)
+            .map(|(_, r)| r)
     }
 
     /// Items of `worker` counted under `label`.
@@ -201,7 +204,9 @@ impl WorkerMetrics {
                 "s3o_gateway_worker_passes_total{{worker=\"{w}\",outcome=\"{o}\"}} {n}"
             );
         }
-        out.push_str("# HELP s3o_gateway_worker_items_total Items handled by workers, by result.\n");
+        out.push_str(
+            "# HELP s3o_gateway_worker_items_total Items handled by workers, by result.\n",
+        );
         out.push_str("# TYPE s3o_gateway_worker_items_total counter\n");
         for ((w, r), n) in self.items.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(
@@ -305,9 +310,7 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
     let r = match result {
         Ok(None) => PassResult::NotLeader,
         Ok(Some(Ok(()))) => PassResult::Ran(tally.0),
-        Ok(Some(Err(e))) | Err(e) if ledger_unavailable(&e) => {
-            PassResult::SkippedLedgerUnavailable
-        }
+        Ok(Some(Err(e))) | Err(e) if ledger_unavailable(&e) => PassResult::SkippedLedgerUnavailable,
         Ok(Some(Err(e))) | Err(e) => PassResult::Failed(e.to_string()),
     };
     let took = started.elapsed();
@@ -317,13 +320,14 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
             tracing::info!(worker = w.name(), items = ?m, took_ms = took.as_millis() as u64, "worker pass");
         }
         PassResult::Ran(_) | PassResult::NotLeader => {
-            tracing::debug!(worker = w.name(), outcome = r.outcome_label(), "worker pass");
+            tracing::debug!(
+                worker = w.name(),
+                outcome = r.outcome_label(),
+                "worker pass"
+            );
         }
         PassResult::SkippedLedgerUnavailable => {
-            tracing::warn!(
-                worker = w.name(),
-                "ledger unavailable: worker pass skipped"
-            );
+            tracing::warn!(worker = w.name(), "ledger unavailable: worker pass skipped");
         }
         PassResult::Failed(e) => {
             tracing::error!(worker = w.name(), error = %e, "worker pass failed");
@@ -464,9 +468,7 @@ pub(crate) async fn copy_bytes(
         .get(path)
         .await
         .map_err(|e| format!("read from {}: {e}", src.name))?;
-    let stream = got
-        .into_stream()
-        .map_err(|e| Box::new(e) as s3s::StdError);
+    let stream = got.into_stream().map_err(|e| Box::new(e) as s3s::StdError);
     let mut hasher = s3s::checksum::ChecksumHasher::default();
     let up = crate::body::upload(dst, path, stream, &mut hasher)
         .await

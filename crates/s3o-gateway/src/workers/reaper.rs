@@ -18,10 +18,7 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     let s = &ctx.settings.reaper;
     let stale = ctx
         .store
-        .get_stale_pending(
-            Timestamp::now().minus(s.min_age.0),
-            i64::from(s.batch_size),
-        )
+        .get_stale_pending(Timestamp::now().minus(s.min_age.0), i64::from(s.batch_size))
         .await?;
     let mut health = Health::default();
     for p in stale {

@@ -12,9 +12,7 @@
 
 use s3o_store::{KeyBound, StoreError};
 
-use super::{
-    Ctx, Health, Tally, Worker, copy_bytes, delete_queued, referenced, remove_bytes,
-};
+use super::{Ctx, Health, Tally, Worker, copy_bytes, delete_queued, referenced, remove_bytes};
 use crate::keys;
 use crate::ledger::{Displaced, LResult};
 
@@ -38,7 +36,9 @@ async fn scan_page(ctx: &Ctx, w: Worker, bucket: &str) -> LResult<Vec<(String, u
     let next = if rows.len() < batch {
         String::new()
     } else {
-        rows.last().map(|r| r.object_key.clone()).unwrap_or_default()
+        rows.last()
+            .map(|r| r.object_key.clone())
+            .unwrap_or_default()
     };
     let keys: Vec<String> = rows.into_iter().map(|r| r.object_key).collect();
     let holders = ctx.store.get_object_backends_for_keys(&keys).await?;

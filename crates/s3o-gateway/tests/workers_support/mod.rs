@@ -79,26 +79,31 @@ impl Fs {
                     continue;
                 };
                 let (service, reject, hang) = (service.clone(), reject.clone(), hang.clone());
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (service, reject, hang) = (service.clone(), reject.clone(), hang.clone());
-                    async move {
-                        if hang.load(Ordering::SeqCst) {
-                            std::future::pending::<()>().await;
-                        }
-                        let bulk_delete = req.method() == hyper::Method::POST
-                            && req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "delete" || p == "delete="));
-                        if reject.load(Ordering::SeqCst)
-                            && (req.method() == hyper::Method::DELETE || bulk_delete)
-                        {
-                            let mut r = hyper::Response::new(s3s::Body::from(
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (service, reject, hang) =
+                            (service.clone(), reject.clone(), hang.clone());
+                        async move {
+                            if hang.load(Ordering::SeqCst) {
+                                std::future::pending::<()>().await;
+                            }
+                            let bulk_delete = req.method() == hyper::Method::POST
+                                && req.uri().query().is_some_and(|q| {
+                                    q.split('&').any(|p| p == "delete" || p == "delete=")
+                                });
+                            if reject.load(Ordering::SeqCst)
+                                && (req.method() == hyper::Method::DELETE || bulk_delete)
+                            {
+                                let mut r = hyper::Response::new(s3s::Body::from(
                                 "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>deletes rejected</Message></Error>".to_owned(),
                             ));
-                            *r.status_mut() = hyper::StatusCode::FORBIDDEN;
-                            return Ok::<_, s3s::HttpError>(r);
+                                *r.status_mut() = hyper::StatusCode::FORBIDDEN;
+                                return Ok::<_, s3s::HttpError>(r);
+                            }
+                            service.call(req.map(s3s::Body::from)).await
                         }
-                        service.call(req.map(s3s::Body::from)).await
-                    }
-                });
+                    },
+                );
                 let conn = http.serve_connection(TokioIo::new(sock), svc).into_owned();
                 let t = tokio::spawn(async move {
                     let _ = conn.await;
@@ -133,7 +138,14 @@ impl Fs {
     }
 
     pub(crate) fn config(&self, quota: u64) -> BackendConfig {
-        BackendConfig::s3(&self.name, self.endpoint(), POOL, BACKEND_AK, BACKEND_SK, quota)
+        BackendConfig::s3(
+            &self.name,
+            self.endpoint(),
+            POOL,
+            BACKEND_AK,
+            BACKEND_SK,
+            quota,
+        )
     }
 
     /// Every object path the backend holds, multipart parts aside.
@@ -214,9 +226,12 @@ pub(crate) fn config_toml(store: &str, fs: &[Fs], workers: &str) -> String {
 }
 
 pub(crate) async fn put(c: &AmazonS3, key: &str, body: &[u8]) -> object_store::Result<()> {
-    c.put(&Path::from(key), PutPayload::from(Bytes::copy_from_slice(body)))
-        .await
-        .map(|_| ())
+    c.put(
+        &Path::from(key),
+        PutPayload::from(Bytes::copy_from_slice(body)),
+    )
+    .await
+    .map(|_| ())
 }
 
 pub(crate) async fn get(c: &AmazonS3, key: &str) -> object_store::Result<Bytes> {
@@ -260,7 +275,10 @@ pub(crate) async fn ledger_paths(store: &dyn MetadataStore, backend: &str) -> BT
 }
 
 /// Backends holding each key.
-pub(crate) async fn holders(store: &dyn MetadataStore, keys: &[String]) -> BTreeMap<String, Vec<String>> {
+pub(crate) async fn holders(
+    store: &dyn MetadataStore,
+    keys: &[String],
+) -> BTreeMap<String, Vec<String>> {
     let ledger: Vec<String> = keys.iter().map(|k| format!("{BUCKET}/{k}")).collect();
     store
         .get_object_backends_for_keys(&ledger)
