@@ -7,6 +7,8 @@
 //! - `bench [--quick] [--engine sqlite|postgres|all]`: the benchmarks (see `s3o-bench`).
 //! - `soak [--engine sqlite|postgres|all] [--cases N] [--seed S]`: the model-based test with
 //!   many sequences (default 2000 per engine), in release mode.
+//! - `crash [--engine sqlite|postgres|all] [--kills N]`: the crash drills with N kills per
+//!   engine (default 200; `cargo test` runs 24).
 //!
 //! Only the standard library: this crate must build fast and never be the reason CI is slow.
 
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
         "conformance" => conformance(&rest),
         "bench" => bench(&rest),
         "soak" => soak(&rest),
+        "crash" => crash(&rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -41,7 +44,8 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
-bench [--quick] [--engine E] | soak [--engine E] [--cases N] [--seed S]>";
+bench [--quick] [--engine E] | soak [--engine E] [--cases N] [--seed S] | \
+crash [--engine E] [--kills N]>";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -167,6 +171,25 @@ fn soak(rest: &[String]) -> Result<(), String> {
     }
     run(
         &format!("model-based soak ({engine}, {cases} sequences per engine)"),
+        cmd,
+    )
+}
+
+fn crash(rest: &[String]) -> Result<(), String> {
+    let engine = engine_arg(rest)?;
+    let kills = flag(rest, "--kills").unwrap_or_else(|| "200".into());
+    kills
+        .parse::<u32>()
+        .map_err(|_| format!("--kills takes a number, got {kills}"))?;
+    let mut cmd = cargo();
+    cmd.args(["test", "-p", "s3o-reliability", "--test", "crash", "--"]);
+    if engine != "all" {
+        cmd.arg(engine.as_str());
+    }
+    cmd.args(["--nocapture", "--test-threads", "1"])
+        .env("S3O_CRASH_KILLS", &kills);
+    run(
+        &format!("crash drills ({engine}, {kills} kills per engine)"),
         cmd,
     )
 }

@@ -2,7 +2,7 @@
 //! rejected call changes nothing.
 
 use crate::error::{Result, StoreError};
-use crate::types::{ObjectLocation, PendingObject, StoredForm};
+use crate::types::{CleanupEntry, ObjectLocation, PendingObject, StoredForm};
 
 /// Longest object key accepted, in bytes (S3's limit).
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -248,6 +248,14 @@ pub fn cleanup_entry(backend_: &str, key_: &str, reason: &str, size_bytes: i64) 
     key(key_)?;
     text("reason", reason)?;
     size("cleanup size", size_bytes)
+}
+
+/// An outbox entry and its claimant, as a transaction enqueues it: a valid cleanup entry, a
+/// storage key and claimant without NUL.
+pub fn outbox_entry(e: &CleanupEntry, claimed_by: &str) -> Result<()> {
+    cleanup_entry(&e.backend_name, &e.object_key, &e.reason, e.size_bytes)?;
+    text("storage key", &e.storage_key)?;
+    text("claimant", claimed_by)
 }
 
 /// A multipart part as `record_part` receives it: part number 1..=10000, upload id and etag

@@ -100,14 +100,7 @@ impl CleanupTx for PgTx {
         entry: &CleanupEntry,
         claimed_by: &str,
     ) -> Result<CleanupClaim> {
-        validate::cleanup_entry(
-            &entry.backend_name,
-            &entry.object_key,
-            &entry.reason,
-            entry.size_bytes,
-        )?;
-        validate::text("storage key", &entry.storage_key)?;
-        validate::text("claimant", claimed_by)?;
+        validate::outbox_entry(entry, claimed_by)?;
         let storage_key = null_if_empty(&entry.storage_key);
         // Born claimed (NOW() is the clock claims use), so the worker leaves it to us until
         // the grace cutoff. The foreign key to backend_quotas names an unknown backend.

@@ -1024,14 +1024,14 @@ async fn multipart_pending_and_outbox_round_trip() {
         1
     );
     assert_eq!(s.get_active_multipart_counts().await.unwrap()["a"], 1);
-    // In-flight parts count against admission.
+    // In-flight parts do not count against admission (one rule with the commit guard).
     s.sync_quota_limits(&[("a".into(), 100)]).await.unwrap();
     assert!(matches!(
-        s.get_backend_with_space(70, &["a".into()]).await,
+        s.get_backend_with_space(101, &["a".into()]).await,
         Err(StoreError::NoSpaceAvailable)
     ));
     assert_eq!(
-        s.get_backend_with_space(69, &["a".into()]).await.unwrap(),
+        s.get_backend_with_space(100, &["a".into()]).await.unwrap(),
         "a"
     );
     s.delete_multipart_upload("u1").await.unwrap();
@@ -1592,4 +1592,59 @@ async fn commit_after_a_failed_statement_keeps_the_original_error() {
     ));
     assert_eq!(s.breaker().state(), BreakerState::Closed);
     db.finish().await;
+}
+
+/// Migration 3 dead-letters rows an older binary left stuck at the attempt limit and keeps
+/// every other row; orphan bytes do not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_3_dead_letters_rows_stuck_at_the_attempt_limit() {
+    let Some(base) = common::base_url("migration_3") else {
+        return;
+    };
+    let schema = common::schema_name("migration_3");
+    let (c, conn) = s3o_pg::tokio_postgres::connect(&base, s3o_pg::tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c.batch_execute(&format!(
+        "CREATE SCHEMA {schema}; SET search_path = {schema}; {} {} \
+         CREATE TABLE s3o_schema_version (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+           applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW()); \
+         INSERT INTO s3o_schema_version (version, name) VALUES (1, 'init'), (2, 'indexes'); \
+         INSERT INTO backend_quotas (backend_name, bytes_used, bytes_limit, orphan_bytes) \
+           VALUES ('b1', 0, 0, 111); \
+         INSERT INTO cleanup_queue (id, backend_name, object_key, reason, size_bytes, \
+           created_at, attempts, last_error) VALUES \
+           (7, 'b1', 'stuck', 'overwrite', 100, '2020-01-01T00:00:00Z', 10, 'gone for good'), \
+           (8, 'b1', 'live', 'delete', 11, NOW(), 3, NULL);",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+        include_str!("../../../migrations/postgres/0002_indexes.sql"),
+    ))
+    .await
+    .unwrap();
+    let url = common::with_params(&base, &format!("schema={schema}"));
+    let s = PgStore::connect(&url).await.unwrap();
+    assert_eq!(s.run_migrations().await.unwrap().current, 3);
+    let dlq = s.list_cleanup_dlq(None, 10).await.unwrap();
+    assert_eq!(dlq.len(), 1);
+    let d = &dlq[0];
+    assert_eq!(
+        (
+            d.original_id,
+            d.object_key.as_str(),
+            d.attempts,
+            d.size_bytes,
+            d.last_error.as_str(),
+            d.storage_key.as_str()
+        ),
+        (7, "stuck", 10, 100, "gone for good", "stuck")
+    );
+    let queue = s.get_pending_cleanups(10).await.unwrap();
+    assert_eq!(queue.iter().map(|i| i.id).collect::<Vec<_>>(), vec![8]);
+    assert_eq!(s.get_quota_stats().await.unwrap()["b1"].orphan_bytes, 111);
+    assert_eq!(s.cleanup_bytes_by_backend().await.unwrap()["b1"], (11, 100));
+    s.close().await;
+    c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
 }

@@ -239,3 +239,38 @@ pub async fn assert_ledger(store: &dyn MetadataStore) {
         assert!(q.orphan_bytes >= 0, "negative orphan bytes on {backend}");
     }
 }
+
+/// The outbox invariant: every backend's `orphan_bytes` equals the bytes of its cleanup-queue
+/// and dead-letter rows. `Err` names the first backend that differs.
+pub async fn orphan_drift(store: &dyn MetadataStore) -> Result<(), String> {
+    let stats = store.get_quota_stats().await.map_err(|e| e.to_string())?;
+    let owed = store
+        .cleanup_bytes_by_backend()
+        .await
+        .map_err(|e| e.to_string())?;
+    for (b, q) in &stats {
+        let (queued, dead) = owed.get(b).copied().unwrap_or((0, 0));
+        if q.orphan_bytes != queued + dead {
+            return Err(format!(
+                "orphan_bytes of {b} is {}, queue {queued} + DLQ {dead}",
+                q.orphan_bytes
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The runtime a drill runs `engine` on (two workers), or `None` when it is PostgreSQL and no
+/// server is configured (skipped visibly by [`pg_url`]).
+pub fn runtime_for(engine: Engine) -> Option<tokio::runtime::Runtime> {
+    if engine == Engine::Postgres && pg_url().is_none() {
+        return None;
+    }
+    Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime"),
+    )
+}

@@ -891,14 +891,9 @@ fn seed() -> [u8; 32] {
 }
 
 fn check(engine: Engine) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if engine == Engine::Postgres && s3o_reliability::pg_url().is_none() {
+    let Some(rt) = s3o_reliability::runtime_for(engine) else {
         return;
-    }
+    };
     let config = Config {
         cases: cases(),
         failure_persistence: None,

@@ -343,14 +343,7 @@ impl CleanupTx for SqliteTx {
         entry: &CleanupEntry,
         claimed_by: &str,
     ) -> Result<CleanupClaim> {
-        validate::cleanup_entry(
-            &entry.backend_name,
-            &entry.object_key,
-            &entry.reason,
-            entry.size_bytes,
-        )?;
-        validate::text("storage key", &entry.storage_key)?;
-        validate::text("claimant", claimed_by)?;
+        validate::outbox_entry(entry, claimed_by)?;
         let (entry, by) = (entry.clone(), claimed_by.to_owned());
         self.run_now("enqueue claimed cleanup", move |db| {
             cleanup::enqueue_claimed(db, &entry, &by)

@@ -1463,3 +1463,57 @@ async fn inline_point_statements_keep_the_ledger_consistent() {
     );
     assert!(store.reconcile_usage().await.unwrap().is_empty());
 }
+
+/// Migration 0003 dead-letters rows an older binary left stuck at the attempt limit (never
+/// claimed again, not counted by the queue depth) and keeps every other row; orphan bytes do
+/// not move, so `orphan_bytes == Σ queue + DLQ bytes` holds across the upgrade.
+#[tokio::test]
+async fn migration_3_dead_letters_rows_stuck_at_the_attempt_limit() {
+    let dir = TempDir::new("mig3");
+    {
+        let c = rusqlite::Connection::open(dir.db_path()).unwrap();
+        c.execute_batch(include_str!("../../../migrations/sqlite/0001_init.sql"))
+            .unwrap();
+        c.execute_batch(include_str!("../../../migrations/sqlite/0002_indexes.sql"))
+            .unwrap();
+        c.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at INTEGER NOT NULL) STRICT; \
+             INSERT INTO schema_version VALUES (1, '0001_init', 1), (2, '0002_indexes', 1); \
+             INSERT INTO backend_quotas (backend_name, bytes_used, bytes_limit, orphan_bytes) \
+             VALUES ('b1', 0, 0, 111); \
+             INSERT INTO cleanup_queue (id, backend_name, object_key, reason, size_bytes, \
+               created_at, next_retry, attempts, last_error) VALUES \
+               (7, 'b1', 'stuck', 'overwrite', 100, 5, 5, 10, 'gone for good'), \
+               (8, 'b1', 'live', 'delete', 11, 6, 6, 3, NULL);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&dir.url()).await.unwrap();
+    assert_eq!(store.run_migrations().await.unwrap().current, 3);
+    let dlq = store.list_cleanup_dlq(None, 10).await.unwrap();
+    assert_eq!(dlq.len(), 1);
+    let d = &dlq[0];
+    assert_eq!(
+        (
+            d.original_id,
+            d.object_key.as_str(),
+            d.attempts,
+            d.size_bytes,
+            d.last_error.as_str(),
+            d.storage_key.as_str()
+        ),
+        (7, "stuck", 10, 100, "gone for good", "stuck")
+    );
+    assert_eq!(d.first_enqueued_at, Timestamp::from_micros(5));
+    let queue = store.get_pending_cleanups(10).await.unwrap();
+    assert_eq!(queue.iter().map(|i| i.id).collect::<Vec<_>>(), vec![8]);
+    assert_eq!(
+        store.get_quota_stats().await.unwrap()["b1"].orphan_bytes,
+        111
+    );
+    assert_eq!(
+        store.cleanup_bytes_by_backend().await.unwrap()["b1"],
+        (11, 100)
+    );
+}

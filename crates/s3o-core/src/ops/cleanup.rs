@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use super::quota::QuotaDeltas;
 use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
-use crate::types::{CleanupClaim, CleanupEntry, CleanupOutcome, DeletedCopy, MAX_ATTEMPTS};
+use crate::types::{
+    CleanupClaim, CleanupEntry, CleanupOutcome, CleanupQueueRow, DeletedCopy, MAX_ATTEMPTS,
+};
 use crate::validate;
 
 /// The outbox: enqueues one cleanup row per entry, born claimed by `instance`, and adds each
@@ -36,6 +38,23 @@ pub(crate) async fn enqueue_orphans(
         });
     }
     Ok(out)
+}
+
+/// Moves a (locked) queue row to the dead-letter table: insert, then delete, in the caller's
+/// transaction. `orphan_bytes` stays: the bytes are still on the backend.
+async fn dead_letter(tx: &mut dyn TxAdapter, row: &CleanupQueueRow, why: &str) -> Result<()> {
+    tx.insert_cleanup_dlq(row).await?;
+    tx.delete_cleanup_item(row.id).await?;
+    tracing::warn!(
+        id = row.id,
+        backend = %row.backend_name,
+        key = %row.object_key,
+        size = row.size_bytes,
+        attempts = row.attempts,
+        why,
+        "cleanup moved to dead-letter table"
+    );
+    Ok(())
 }
 
 struct Complete<'a> {
@@ -92,16 +111,7 @@ impl TxBody for Retry<'_> {
         }
         row.attempts = row.attempts.saturating_add(1);
         self.last_error.clone_into(&mut row.last_error);
-        tx.insert_cleanup_dlq(&row).await?;
-        tx.delete_cleanup_item(row.id).await?;
-        tracing::warn!(
-            id = row.id,
-            backend = %row.backend_name,
-            key = %row.object_key,
-            size = row.size_bytes,
-            attempts = row.attempts,
-            "cleanup reached the attempt limit: moved to dead-letter table"
-        );
+        dead_letter(tx, &row, "cleanup reached the attempt limit").await?;
         Ok(CleanupOutcome::DeadLettered)
     }
 }
@@ -183,16 +193,7 @@ impl TxBody for ToDlq<'_> {
         if !self.last_error.is_empty() {
             self.last_error.clone_into(&mut row.last_error);
         }
-        tx.insert_cleanup_dlq(&row).await?;
-        tx.delete_cleanup_item(self.id).await?;
-        tracing::warn!(
-            id = row.id,
-            backend = %row.backend_name,
-            key = %row.object_key,
-            size = row.size_bytes,
-            attempts = row.attempts,
-            "cleanup moved to dead-letter table"
-        );
+        dead_letter(tx, &row, "cleanup given up").await?;
         Ok(true)
     }
 }

@@ -60,8 +60,8 @@ pub trait ObjectStore: Reader + Runner {
         ops::delete_objects_batch(self, keys).await
     }
 
-    /// Removes one copy and debits its locked size (see [`ops::delete_object_location`]).
-    /// `false` when the copy was already gone.
+    /// Removes one copy, debits its locked size and enqueues its bytes for cleanup (see
+    /// [`ops::delete_object_location`]). `false` when the copy was already gone.
     async fn delete_object_location(&self, key: &str, backend: &str) -> Result<bool> {
         ops::delete_object_location(self, key, backend).await
     }
@@ -71,8 +71,9 @@ pub trait ObjectStore: Reader + Runner {
         ops::import_object(self, key, backend, size).await
     }
 
-    /// Moves a copy between backends (see [`ops::move_object_location`]). Returns bytes moved,
-    /// 0 when the source is gone or the target already has a copy.
+    /// Moves a copy between backends, enqueueing the source's bytes for cleanup (see
+    /// [`ops::move_object_location`]). Returns bytes moved, 0 when the source is gone or the
+    /// target already has a copy.
     async fn move_object_location(&self, key: &str, from: &str, to: &str) -> Result<i64> {
         ops::move_object_location(self, key, from, to).await
     }
