@@ -365,7 +365,11 @@ async fn concurrent_migrators_on_a_fresh_file_all_succeed() {
     let applied: i64 = raw(&dir.db_path())
         .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(applied, 2, "each migration applied exactly once");
+    assert_eq!(
+        applied,
+        s3o_sqlite::EXPECTED_SCHEMA_VERSION,
+        "each migration applied exactly once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

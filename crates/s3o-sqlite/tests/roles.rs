@@ -40,7 +40,10 @@ async fn migrations_are_idempotent_and_verify_names_the_fix() {
     let rows: i64 = raw(&dir.db_path())
         .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(rows, 2, "each migration recorded once");
+    assert_eq!(
+        rows, EXPECTED_SCHEMA_VERSION,
+        "each migration recorded once"
+    );
 
     raw(&dir.db_path())
         .execute(
