@@ -345,6 +345,9 @@ pub(crate) async fn run_all_once(ctx: &Ctx) -> WorkersReport {
     WorkersReport { passes }
 }
 
+/// How long shutdown waits for the steps in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// The worker tasks of a running gateway.
 pub(crate) struct Workers {
     stop: watch::Sender<bool>,
@@ -370,11 +373,18 @@ impl Workers {
         let _ = self.stop.send(true);
     }
 
-    /// Stops every loop: a pass in progress finishes its current step and returns.
+    /// Stops every loop: a pass in progress finishes its current step and returns. A step
+    /// still running after [`SHUTDOWN_GRACE`] (a copy from a backend that stopped answering)
+    /// is cut like a crash, which every step survives: it is redone by a later pass.
     pub(crate) async fn shutdown(self, ctx: &Ctx) {
         self.signal_stop(ctx);
-        for t in self.tasks {
-            let _ = t.await;
+        let aborts: Vec<_> = self.tasks.iter().map(JoinHandle::abort_handle).collect();
+        let all = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            tracing::warn!("a worker step did not finish within the shutdown grace: cut");
+            for a in aborts {
+                a.abort();
+            }
         }
     }
 }
