@@ -180,7 +180,9 @@ pub async fn backend_removal_racing_writes(store: Db) {
             }));
         }
         tokio::task::yield_now().await;
-        store.delete_backend_data(C).await.unwrap();
+        if let Err(e) = store.delete_backend_data(C).await {
+            panic!("round {round}: removal racing writes failed: {e:?}");
+        }
         for w in writers {
             for a in w.await.unwrap() {
                 match a {

@@ -51,5 +51,22 @@ impl TxBody for DeleteBackend<'_> {
 #[tracing::instrument(name = "delete_backend_data", level = "debug", skip_all, fields(backend = %backend))]
 pub async fn delete_backend_data<R: Runner + ?Sized>(runner: &R, backend: &str) -> Result<()> {
     validate::backend(backend)?;
-    with_tx_val(runner, &DeleteBackend { backend }).await
+    // A writer that locked one of the backend's rows before we locked its quota row waits for
+    // us while we wait for it: the database aborts one side. When that is us, start over;
+    // writers finish or fail with `UnknownBackend` meanwhile, so this ends. Removal is a rare
+    // admin act, so it gets more rounds than an ordinary transaction.
+    let mut round = 1;
+    loop {
+        match with_tx_val(runner, &DeleteBackend { backend }).await {
+            Err(e) if e.is_retryable() && round < REMOVAL_ROUNDS => {
+                tracing::debug!(round, error = %e, "backend removal lost a conflict; retrying");
+                round += 1;
+            }
+            other => return other,
+        }
+    }
 }
+
+/// Rounds of [`delete_backend_data`] (each up to [`Runner::max_attempts`] transactions) before a
+/// conflict is returned to the caller.
+const REMOVAL_ROUNDS: u32 = 10;
