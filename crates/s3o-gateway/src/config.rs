@@ -31,6 +31,9 @@ pub struct Config {
     /// Backends, in routing order.
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
+    /// Background workers (`[workers]`); every setting has a default.
+    #[serde(default)]
+    pub workers: crate::workers::WorkersConfig,
 }
 
 fn default_region() -> String {
@@ -49,6 +52,7 @@ impl Default for Config {
             credentials: Vec::new(),
             buckets: Vec::new(),
             backends: Vec::new(),
+            workers: crate::workers::WorkersConfig::default(),
         }
     }
 }
@@ -80,6 +84,23 @@ pub struct Credential {
 pub struct BucketConfig {
     /// Bucket name as clients see it.
     pub name: String,
+    /// Copies the replicator keeps of every object of the bucket (default 1).
+    #[serde(default = "one")]
+    pub replication_factor: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl BucketConfig {
+    /// A bucket with one copy per object.
+    pub fn new(name: impl Into<String>) -> Self {
+        BucketConfig {
+            name: name.into(),
+            replication_factor: 1,
+        }
+    }
 }
 
 /// What kind of storage a backend is.
@@ -231,7 +252,15 @@ impl Config {
             if !seen.insert(&b.name) {
                 return bad(format!("bucket {:?} is listed twice", b.name));
             }
+            if b.replication_factor == 0 || b.replication_factor as usize > self.backends.len() {
+                return bad(format!(
+                    "bucket {:?}: replication_factor must be between 1 and the number of backends ({})",
+                    b.name,
+                    self.backends.len()
+                ));
+            }
         }
+        self.workers.validate().map_err(ConfigError::Invalid)?;
         let mut seen = BTreeSet::new();
         for c in &self.credentials {
             if c.access_key.is_empty() || c.secret_key.is_empty() {

@@ -39,13 +39,12 @@ pub fn demo_config(data: &Path, port: u16) -> std::io::Result<DemoSetup> {
             access_key: DEMO_ACCESS_KEY.to_owned(),
             secret_key: DEMO_SECRET_KEY.to_owned(),
         }],
-        buckets: vec![BucketConfig {
-            name: DEMO_BUCKET.to_owned(),
-        }],
+        buckets: vec![BucketConfig::new(DEMO_BUCKET)],
         backends: vec![
             BackendConfig::local("disk-a", data_dir.join("disk-a"), DEMO_QUOTA_BYTES),
             BackendConfig::local("disk-b", data_dir.join("disk-b"), DEMO_QUOTA_BYTES),
         ],
+        workers: crate::workers::WorkersConfig::default(),
     };
     Ok(DemoSetup { config, data_dir })
 }

@@ -50,6 +50,9 @@ pub(crate) struct Displaced {
     pub(crate) storage_key: String,
     /// Their size.
     pub(crate) size: i64,
+    /// The claim on the cleanup row the ledger queued for them in the same transaction (the
+    /// store's outbox); `None` for bytes the ledger never recorded.
+    pub(crate) claim: Option<s3o_store::CleanupClaim>,
 }
 
 /// One listing page, keys relative to the bucket.
@@ -202,19 +205,15 @@ impl Ledger {
         meta: &ObjectMeta,
         intent_id: &str,
     ) -> LResult<Vec<Displaced>> {
-        let before = self.copies_or_empty(key).await?;
         let deleted = self
             .store
             .record_object_and_clear_pending(key, backend, size, &form_of(meta), intent_id)
             .await?;
-        Ok(displaced(
-            &before,
-            &deleted,
-            Some((backend, &meta.storage_key)),
-        ))
+        Ok(displaced(deleted))
     }
 
-    async fn copies_or_empty(&self, key: &str) -> LResult<Vec<Copy>> {
+    /// Every copy of `key`, oldest first; none ⇒ empty.
+    pub(crate) async fn copies_or_empty(&self, key: &str) -> LResult<Vec<Copy>> {
         match self.copies(key).await {
             Err(StoreError::ObjectNotFound { .. }) => Ok(Vec::new()),
             r => r,
@@ -229,9 +228,8 @@ impl Ledger {
 
     /// Removes `key` from the ledger; returns its bytes for deletion. Absent ⇒ empty.
     pub(crate) async fn delete(&self, key: &str) -> LResult<Vec<Displaced>> {
-        let before = self.copies_or_empty(key).await?;
         match self.store.delete_object(key).await {
-            Ok(deleted) => Ok(displaced(&before, &deleted, None)),
+            Ok(deleted) => Ok(displaced(deleted)),
             Err(StoreError::ObjectNotFound { .. }) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
@@ -243,22 +241,19 @@ impl Ledger {
         &self,
         keys: &[String],
     ) -> LResult<BTreeMap<String, Vec<Displaced>>> {
-        let mut before = BTreeMap::new();
-        for k in keys {
-            before.insert(k.clone(), self.copies_or_empty(k).await?);
-        }
         let deleted = self.store.delete_objects_batch(keys).await?;
         Ok(deleted
             .into_iter()
-            .map(|(k, d)| {
-                let b = before.get(&k).map(Vec::as_slice).unwrap_or_default();
-                let out = displaced(b, &d, None);
-                (k, out)
-            })
+            .map(|(k, d)| (k, displaced(d)))
             .collect())
     }
 
-    /// Charges bytes the gateway could not delete to their backend's orphan bytes and queues
+    /// Completes the cleanup row of bytes that were just deleted.
+    pub(crate) async fn complete_cleanup(&self, claim: &s3o_store::CleanupClaim) -> LResult<()> {
+        self.store.complete_cleanup_item(claim).await.map(|_| ())
+    }
+
+    /// Charges bytes the ledger never recorded to their backend's orphan bytes and queues
     /// their deletion for the cleanup worker.
     pub(crate) async fn orphan(&self, d: &Displaced, reason: &str) -> LResult<()> {
         self.store
@@ -393,25 +388,16 @@ impl Ledger {
     }
 }
 
-/// Matches the copies a ledger call took out (`deleted`, by backend) with the paths read just
-/// before (`before`); a copy on the committing backend whose path differs from the new one
-/// is displaced as well, since the ledger replaced its row in place.
-fn displaced(
-    before: &[Copy],
-    deleted: &[DeletedCopy],
-    committed: Option<(&str, &str)>,
-) -> Vec<Displaced> {
-    let mut out = Vec::new();
-    for c in before {
-        let taken = deleted.iter().any(|d| d.backend_name == c.backend);
-        let replaced = committed.is_some_and(|(b, k)| b == c.backend && k != c.meta.storage_key);
-        if taken || replaced {
-            out.push(Displaced {
-                backend: c.backend.clone(),
-                storage_key: c.meta.storage_key.clone(),
-                size: c.size,
-            });
-        }
-    }
-    out
+/// The bytes a ledger call took out, each with the claim on the cleanup row the same
+/// transaction queued for it.
+fn displaced(deleted: Vec<DeletedCopy>) -> Vec<Displaced> {
+    deleted
+        .into_iter()
+        .map(|d| Displaced {
+            backend: d.backend_name,
+            storage_key: d.storage_key,
+            size: d.size_bytes,
+            claim: Some(d.cleanup),
+        })
+        .collect()
 }

@@ -24,6 +24,7 @@ mod s3;
 mod server;
 #[cfg(test)]
 mod smoke_tests;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +36,9 @@ pub use demo::{
     DEMO_ACCESS_KEY, DEMO_BUCKET, DEMO_QUOTA_BYTES, DEMO_SECRET_KEY, DemoSetup, demo_config,
 };
 pub use server::{Gateway, RunningGateway};
+pub use workers::{
+    DrainProgress, DrainReport, PassResult, Worker, WorkersConfig, WorkersReport, drain,
+};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,12 @@ pub enum GatewayError {
     Backend {
         /// The backend's name.
         name: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// A background worker or the drain command could not do its job.
+    #[error("{why}")]
+    Worker {
         /// What went wrong.
         why: String,
     },

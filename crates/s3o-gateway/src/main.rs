@@ -7,7 +7,8 @@ use s3o_gateway::{Config, Gateway, demo_config};
 
 const USAGE: &str = "usage:
   s3o-gateway serve --config FILE
-  s3o-gateway demo [--data DIR] [--port PORT]";
+  s3o-gateway demo [--data DIR] [--port PORT]
+  s3o-gateway drain --config FILE --backend NAME";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,7 +48,7 @@ async fn run(args: Vec<String>) -> Result<(), String> {
     };
     let rest = &args[1..];
     for a in rest.iter().filter(|a| a.starts_with("--")) {
-        if !["--config", "--data", "--port"].contains(&a.as_str()) {
+        if !["--config", "--data", "--port", "--backend"].contains(&a.as_str()) {
             return Err(format!("unknown option {a}\n{USAGE}"));
         }
     }
@@ -77,6 +78,33 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             println!("{}", setup.banner(&gw.endpoint()));
             wait_for_ctrl_c().await;
             gw.shutdown().await;
+            Ok(())
+        }
+        "drain" => {
+            let path = flag(rest, "--config")?
+                .ok_or_else(|| format!("drain needs --config FILE\n{USAGE}"))?;
+            let backend = flag(rest, "--backend")?
+                .ok_or_else(|| format!("drain needs --backend NAME\n{USAGE}"))?;
+            let config = Config::load(&PathBuf::from(path)).map_err(|e| e.to_string())?;
+            let mut show = |p: &s3o_gateway::DrainProgress| {
+                eprintln!(
+                    "drain {}: moved {} ({} bytes), dropped {}, failed {}, remaining {} ({} bytes)",
+                    p.backend,
+                    p.moved,
+                    p.moved_bytes,
+                    p.dropped,
+                    p.failed,
+                    p.remaining,
+                    p.remaining_bytes
+                );
+            };
+            let report = s3o_gateway::drain(&config, &backend, &mut show)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "drained {backend}: {} copies moved, {} dropped, {} leftovers deleted; it can be removed from the configuration",
+                report.progress.moved, report.progress.dropped, report.leftovers_deleted
+            );
             Ok(())
         }
         "-h" | "--help" | "help" => {

@@ -276,11 +276,24 @@ impl GatewayS3 {
             },
             None => Err("backend not configured".to_owned()),
         };
-        if let Err(e) = deleted {
-            tracing::warn!(backend = %d.backend, key = %d.storage_key, error = %e, "delete failed; queued for cleanup");
-            self.metrics.event("cleanup_enqueued");
-            if let Err(e) = self.ledger.orphan(&d, reason).await {
-                tracing::error!(backend = %d.backend, key = %d.storage_key, error = %e, "could not queue cleanup: bytes orphaned untracked");
+        match (deleted, &d.claim) {
+            (Ok(()), Some(claim)) => {
+                // Still queued (claimed by this instance) if this fails: the worker finishes it.
+                if let Err(e) = self.ledger.complete_cleanup(claim).await {
+                    tracing::warn!(backend = %d.backend, key = %d.storage_key, error = %e, "could not complete the cleanup row");
+                }
+            }
+            (Ok(()), None) => {}
+            (Err(e), Some(_)) => {
+                tracing::warn!(backend = %d.backend, key = %d.storage_key, error = %e, "delete failed; left to the cleanup worker");
+                self.metrics.event("cleanup_enqueued");
+            }
+            (Err(e), None) => {
+                tracing::warn!(backend = %d.backend, key = %d.storage_key, error = %e, "delete failed; queued for cleanup");
+                self.metrics.event("cleanup_enqueued");
+                if let Err(e) = self.ledger.orphan(&d, reason).await {
+                    tracing::error!(backend = %d.backend, key = %d.storage_key, error = %e, "could not queue cleanup: bytes orphaned untracked");
+                }
             }
         }
     }

@@ -21,6 +21,7 @@ use crate::backends::Backends;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::s3::GatewayS3;
+use crate::workers::{Ctx, PassResult, Worker, Workers, WorkersReport};
 use crate::{Config, GatewayError, LedgerHandle};
 
 /// The gateway's entry point.
@@ -33,6 +34,8 @@ pub struct RunningGateway {
     store: LedgerHandle,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    workers_ctx: Arc<Ctx>,
+    workers: Option<Workers>,
 }
 
 impl std::fmt::Debug for RunningGateway {
@@ -50,6 +53,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     /// Backends the ledger knows that the configuration does not list (reported by /health).
     unconfigured: Vec<String>,
+    workers: Arc<Ctx>,
 }
 
 impl Gateway {
@@ -109,6 +113,12 @@ impl Gateway {
             source,
         })?;
         let metrics = Arc::new(Metrics::default());
+        let workers_ctx = Arc::new(Ctx::new(
+            store.clone(),
+            ledger.clone(),
+            backends.clone(),
+            &config,
+        ));
         let s3 = GatewayS3::new(
             ledger.clone(),
             backends,
@@ -134,14 +144,18 @@ impl Gateway {
             ledger,
             metrics,
             unconfigured,
+            workers: workers_ctx.clone(),
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(listener, shared, stopped));
+        let workers = Workers::start(&workers_ctx);
         Ok(RunningGateway {
             addr,
             store,
             stop: Some(stop),
             task: Some(task),
+            workers_ctx,
+            workers: Some(workers),
         })
     }
 }
@@ -162,13 +176,29 @@ impl RunningGateway {
         &self.store
     }
 
-    /// Stops accepting, lets in-flight requests finish (at most 30 s), then returns.
+    /// One pass of every background worker, in [`Worker::ALL`] order, each under its leader
+    /// lock, whether or not the workers run in the background: deterministic repair for
+    /// tests and operators.
+    pub async fn run_workers_once(&self) -> WorkersReport {
+        crate::workers::run_all_once(&self.workers_ctx).await
+    }
+
+    /// One pass of one worker, under its leader lock.
+    pub async fn run_worker_once(&self, worker: Worker) -> PassResult {
+        crate::workers::run_pass(&self.workers_ctx, worker).await
+    }
+
+    /// Stops accepting, lets in-flight requests finish (at most 30 s), stops the workers
+    /// (each finishes the step in progress), then returns.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+        if let Some(w) = self.workers.take() {
+            w.shutdown(&self.workers_ctx).await;
         }
     }
 }
@@ -178,6 +208,9 @@ impl Drop for RunningGateway {
         // Dropped without shutdown (a test that panicked): stop accepting anyway.
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(w) = &self.workers {
+            w.signal_stop(&self.workers_ctx);
         }
     }
 }
@@ -251,6 +284,7 @@ async fn health(shared: &Shared) -> Response<s3s::Body> {
 async fn metrics(shared: &Shared) -> Response<s3s::Body> {
     let mut out = String::new();
     shared.metrics.render(&mut out);
+    shared.workers.metrics.render(&mut out);
     crate::s3::render_store_metrics(&shared.ledger, &mut out).await;
     let mut r = Response::new(s3s::Body::from(out));
     r.headers_mut().insert(

@@ -58,9 +58,7 @@ async fn start(quota_a: u64, quota_b: u64, quota_c: u64) -> Env {
             access_key: AK.into(),
             secret_key: SK.into(),
         }],
-        buckets: vec![BucketConfig {
-            name: "photos".into(),
-        }],
+        buckets: vec![BucketConfig::new("photos")],
         backends: vec![
             BackendConfig::local("a", root.join("a"), quota_a),
             BackendConfig::local("b", root.join("b"), quota_b),

@@ -1,0 +1,387 @@
+//! Drain: moves every copy off one backend so that it can be removed from the configuration.
+//!
+//! Runs under `LockId::Drain` (one drain at a time across instances). Per copy on the
+//! backend, in key order: pick a target by the routing policy among the other backends that
+//! answer and hold no copy of the key, stream the bytes to the same path there, then
+//! `move_object_location` in the ledger, then delete the source bytes. A copy whose key
+//! already has copies elsewhere and finds no target is dropped instead (the replicator
+//! restores the factor when room appears). Source deletes wait a short grace so a read that
+//! looked the copy up just before the move still finds its bytes. Everything is resumable:
+//! after an interruption, running the drain again re-copies at most one batch and finishes;
+//! its last step deletes bytes of the configured buckets left on the backend that no ledger
+//! copy, intent or upload references (e.g. the source of a move whose delete was
+//! interrupted).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use object_store::path::Path;
+use s3o_store::{LockId, ObjectLocation, StoreError, Timestamp};
+
+use super::{Ctx, backend_up, copy_bytes, delete_path, delete_queued, referenced, remove_bytes};
+use crate::backends::{Backend, Backends};
+use crate::keys;
+use crate::ledger::{Displaced, LResult, Ledger};
+use crate::{Config, GatewayError};
+
+/// How long a drained copy's bytes stay readable after the ledger moved it.
+const READ_GRACE: Duration = Duration::from_secs(2);
+
+/// Where a drain stands; reported after every batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DrainProgress {
+    /// The backend being drained.
+    pub backend: String,
+    /// Copies moved to another backend in this run.
+    pub moved: u64,
+    /// Bytes of those copies.
+    pub moved_bytes: u64,
+    /// Copies dropped because their key has copies elsewhere and no backend had room.
+    pub dropped: u64,
+    /// Copies that could not be moved in this run (retried by the next run).
+    pub failed: u64,
+    /// Copies the ledger still records on the backend.
+    pub remaining: i64,
+    /// Bytes of those copies.
+    pub remaining_bytes: i64,
+}
+
+/// The end of a drain run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// The final progress.
+    pub progress: DrainProgress,
+    /// Unreferenced objects deleted from the backend by the final sweep.
+    pub leftovers_deleted: u64,
+}
+
+/// Drains `backend`: see the module documentation. Opens (and migrates) the ledger of
+/// `config` like [`crate::Gateway::start`]; `progress` is called after every batch.
+/// Copies that could not be moved make the run fail after it went through every copy
+/// (run it again to retry them); another drain in progress makes it fail at once.
+pub async fn drain(
+    config: &Config,
+    backend: &str,
+    progress: &mut (dyn FnMut(&DrainProgress) + Send),
+) -> Result<DrainReport, GatewayError> {
+    config.validate()?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fail = |why: String| GatewayError::Worker { why };
+    let store_err = |source| GatewayError::Store {
+        url: config.store.clone(),
+        source,
+    };
+    if !config.backends.iter().any(|b| b.name == backend) {
+        return Err(fail(format!(
+            "backend {backend:?} is not in the configuration (its bytes must be readable to drain it)"
+        )));
+    }
+    let store = s3o_store::open(&config.store).await.map_err(store_err)?;
+    let ledger = Arc::new(Ledger::new(store.clone(), config.routing));
+    let limits: Vec<(String, i64)> = config
+        .backends
+        .iter()
+        .map(|b| {
+            (
+                b.name.clone(),
+                i64::try_from(b.quota_bytes).unwrap_or(i64::MAX),
+            )
+        })
+        .collect();
+    if let Err(e) = ledger.prepare(&limits).await {
+        store.close().await;
+        return Err(store_err(e));
+    }
+    let backends = match Backends::build(&config.backends) {
+        Ok(b) => Arc::new(b),
+        Err(e) => {
+            store.close().await;
+            return Err(e);
+        }
+    };
+    let ctx = Ctx::new(store.clone(), ledger, backends, config);
+    let mut report = DrainReport {
+        progress: DrainProgress {
+            backend: backend.to_owned(),
+            ..DrainProgress::default()
+        },
+        ..DrainReport::default()
+    };
+    let outcome = store
+        .with_advisory_lock(
+            LockId::Drain,
+            Box::pin(run(&ctx, backend, progress, &mut report)),
+        )
+        .await;
+    store.close().await;
+    match outcome {
+        Ok(None) => Err(fail(
+            "another drain holds the drain lock; wait for it to finish".into(),
+        )),
+        Ok(Some(Err(e))) | Err(e) => Err(store_err(e)),
+        Ok(Some(Ok(()))) if report.progress.failed > 0 => Err(fail(format!(
+            "{} copies could not be moved off {backend}; run the drain again",
+            report.progress.failed
+        ))),
+        Ok(Some(Ok(()))) => Ok(report),
+    }
+}
+
+enum Step {
+    Moved(i64),
+    Dropped,
+    Skipped,
+    Failed,
+}
+
+async fn run(
+    ctx: &Ctx,
+    backend: &str,
+    progress: &mut (dyn FnMut(&DrainProgress) + Send),
+    report: &mut DrainReport,
+) -> LResult<()> {
+    let Some(from) = ctx.backends.get(backend).cloned() else {
+        return Ok(());
+    };
+    let batch = i64::from(ctx.settings.drain.batch_size);
+    let concurrency = ctx.settings.drain.concurrency as usize;
+    let mut deferred: Vec<(Instant, Displaced)> = Vec::new();
+    let mut after = String::new();
+    let (n, bytes) = ctx.store.backend_object_stats(backend).await?;
+    report.progress.remaining = n;
+    report.progress.remaining_bytes = bytes;
+    progress(&report.progress);
+    loop {
+        let locs = ctx
+            .store
+            .list_objects_by_backend_key_asc(backend, &after, batch)
+            .await?;
+        let Some(last) = locs.last() else { break };
+        after = last.object_key.clone();
+        let mut up = Vec::new();
+        for name in ctx.backends.order() {
+            if name != backend
+                && let Some(b) = ctx.backends.get(name)
+                && backend_up(b).await
+            {
+                up.push(name.clone());
+            }
+        }
+        let (from_ref, up_ref) = (&from, &up);
+        let steps: Vec<LResult<(Step, Option<Displaced>)>> = futures::stream::iter(locs)
+            .map(|loc| async move { move_one(ctx, from_ref, &loc, up_ref).await })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        for step in steps {
+            let (step, source) = step?;
+            match step {
+                Step::Moved(size) => {
+                    report.progress.moved += 1;
+                    report.progress.moved_bytes += u64::try_from(size).unwrap_or(0);
+                }
+                Step::Dropped => report.progress.dropped += 1,
+                Step::Skipped => {}
+                Step::Failed => report.progress.failed += 1,
+            }
+            if let Some(d) = source {
+                deferred.push((Instant::now() + READ_GRACE, d));
+            }
+        }
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = deferred.into_iter().partition(|(t, _)| *t <= now);
+        deferred = later;
+        for (_, d) in due {
+            delete_queued(ctx, &d.backend, &d.storage_key).await;
+        }
+        let (n, bytes) = ctx.store.backend_object_stats(backend).await?;
+        report.progress.remaining = n;
+        report.progress.remaining_bytes = bytes;
+        progress(&report.progress);
+    }
+    if let Some((t, _)) = deferred.last() {
+        tokio::time::sleep_until((*t).into()).await;
+    }
+    for (_, d) in deferred {
+        delete_queued(ctx, &d.backend, &d.storage_key).await;
+    }
+    if report.progress.failed == 0 {
+        report.leftovers_deleted = sweep_leftovers(ctx, &from).await?;
+    }
+    let (n, bytes) = ctx.store.backend_object_stats(backend).await?;
+    report.progress.remaining = n;
+    report.progress.remaining_bytes = bytes;
+    progress(&report.progress);
+    Ok(())
+}
+
+/// Moves (or drops) one copy; returns the source bytes to delete once the grace is over.
+async fn move_one(
+    ctx: &Ctx,
+    from: &Backend,
+    loc: &ObjectLocation,
+    up: &[String],
+) -> LResult<(Step, Option<Displaced>)> {
+    let key = &loc.object_key;
+    let storage_key = loc.form.storage_path(key).to_owned();
+    let source = Displaced {
+        backend: from.name.clone(),
+        storage_key: storage_key.clone(),
+        size: loc.size_bytes,
+        claim: None,
+    };
+    let holders: Vec<String> = match ctx.ledger.copies(key).await {
+        Ok(c) => c.into_iter().map(|c| c.backend).collect(),
+        Err(StoreError::ObjectNotFound { .. }) => return Ok((Step::Skipped, None)),
+        Err(e) => return Err(e),
+    };
+    let candidates: Vec<String> = up
+        .iter()
+        .filter(|n| !holders.contains(n))
+        .cloned()
+        .collect();
+    let target = if candidates.is_empty() {
+        Err(StoreError::NoSpaceAvailable)
+    } else {
+        ctx.ledger.pick_backend(loc.size_bytes, &candidates).await
+    };
+    let target = match target {
+        Ok(t) => t,
+        Err(StoreError::NoSpaceAvailable) if holders.len() > 1 => {
+            return if ctx.store.delete_object_location(key, &from.name).await? {
+                Ok((Step::Dropped, Some(source)))
+            } else {
+                Ok((Step::Skipped, None))
+            };
+        }
+        Err(StoreError::NoSpaceAvailable) => {
+            tracing::warn!(key = %key, backend = %from.name, "no other backend has room for this copy");
+            return Ok((Step::Failed, None));
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(to) = ctx.backends.get(&target) else {
+        return Ok((Step::Failed, None));
+    };
+    let path = keys::path(&storage_key);
+    if let Err(e) = copy_bytes(from, to, &path, loc.size_bytes, &loc.form.etag).await {
+        tracing::warn!(key = %key, from = %from.name, to = %target, error = %e, "drain copy failed");
+        return Ok((Step::Failed, None));
+    }
+    let ours = Displaced {
+        backend: target.clone(),
+        storage_key: storage_key.clone(),
+        size: 0,
+        claim: None,
+    };
+    match ctx
+        .store
+        .move_object_location(key, &from.name, &target)
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::NoSpaceAvailable) => {
+            remove_bytes(ctx, &ours, "move not admitted").await;
+            return Ok((Step::Failed, None));
+        }
+        Err(e) => return Err(e),
+    }
+    // A 0-byte move and a refused move both answer 0: the ledger says which happened. The
+    // move carries the row as it is now, which may name a newer version written in place.
+    let now = ctx.ledger.copies_or_empty(key).await?;
+    let on_target = now.iter().find(|c| c.backend == target);
+    let still_on_source = now.iter().any(|c| c.backend == from.name);
+    match on_target {
+        Some(c) if !still_on_source && c.meta.storage_key == storage_key => {
+            Ok((Step::Moved(loc.size_bytes), Some(source)))
+        }
+        Some(c) if !still_on_source => {
+            // Overwritten in place between our read and the move: copy the version the row
+            // names now, or move the row back if that fails.
+            let newer = keys::path(&c.meta.storage_key);
+            let newer_source = Displaced {
+                backend: from.name.clone(),
+                storage_key: c.meta.storage_key.clone(),
+                size: c.size,
+                claim: None,
+            };
+            remove_bytes(ctx, &ours, "drain raced an overwrite").await;
+            if copy_bytes(from, to, &newer, c.size, &c.meta.etag)
+                .await
+                .is_ok()
+            {
+                delete_queued(ctx, &source.backend, &source.storage_key).await;
+                Ok((Step::Moved(c.size), Some(newer_source)))
+            } else {
+                ctx.store
+                    .move_object_location(key, &target, &from.name)
+                    .await?;
+                Ok((Step::Failed, None))
+            }
+        }
+        _ => {
+            if !referenced(ctx, key, &target, &storage_key).await? {
+                remove_bytes(ctx, &ours, "move not recorded").await;
+            }
+            Ok((Step::Skipped, None))
+        }
+    }
+}
+
+/// Deletes objects under the configured buckets' directories on `b` that no ledger copy on
+/// `b` and no write intent references. Listed before the references are read, so a write
+/// racing the sweep (its intent is recorded before its bytes) is never touched.
+async fn sweep_leftovers(ctx: &Ctx, b: &Backend) -> LResult<u64> {
+    let mut listed = Vec::new();
+    for (bucket, _) in &ctx.factors {
+        let dir = Path::from(bucket.as_str());
+        let found: Vec<_> = b
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .unwrap_or_default();
+        listed.extend(found.into_iter().map(|o| o.location));
+    }
+    if listed.is_empty() {
+        return Ok(0);
+    }
+    let mut keep: BTreeSet<String> = BTreeSet::new();
+    let intents = ctx
+        .store
+        .get_stale_pending(Timestamp::now().plus(Duration::from_secs(86_400)), 1000)
+        .await?;
+    for p in intents.iter().filter(|p| p.backend_name == b.name) {
+        keep.insert(p.form.storage_path(&p.object_key).to_owned());
+    }
+    let mut after = String::new();
+    loop {
+        let copies = ctx
+            .store
+            .list_objects_by_backend_key_asc(&b.name, &after, 1000)
+            .await?;
+        let Some(last) = copies.last() else { break };
+        after = last.object_key.clone();
+        for c in &copies {
+            keep.insert(c.form.storage_path(&c.object_key).to_owned());
+        }
+    }
+    let mut deleted = 0;
+    for path in listed {
+        if keep.contains(path.as_ref()) {
+            continue;
+        }
+        match delete_path(b, &path).await {
+            Ok(()) => deleted += 1,
+            Err(e) => {
+                tracing::warn!(backend = %b.name, path = %path, error = %e, "could not delete a leftover")
+            }
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(backend = %b.name, deleted, "drain deleted unreferenced leftovers");
+    }
+    Ok(deleted)
+}

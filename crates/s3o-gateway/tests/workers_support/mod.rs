@@ -1,0 +1,348 @@
+//! What the worker drills share: in-process s3s-fs backends on loopback that can reject
+//! deletes, hang or stop; a gateway configuration written both in code and as the TOML a
+//! child `s3o-gateway` reads; the ledger checks (`s3o verify`'s arithmetic and "nothing the
+//! ledger forgot remains on a backend").
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt as _;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig};
+use s3o_gateway::{BackendConfig, BucketConfig, Config, Credential, WorkersConfig};
+use s3o_store::MetadataStore;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub(crate) const AK: &str = "drill-client";
+pub(crate) const SK: &str = "drill-client-secret-0123456789";
+pub(crate) const BUCKET: &str = "photos";
+const BACKEND_AK: &str = "drill-backend";
+const BACKEND_SK: &str = "drill-backend-secret-0123456789";
+const POOL: &str = "pool";
+
+pub(crate) fn crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// An s3s-fs server on a fixed loopback address, with switches.
+pub(crate) struct Fs {
+    pub(crate) name: String,
+    pub(crate) addr: SocketAddr,
+    pub(crate) root: PathBuf,
+    /// DELETE answers 403 AccessDenied.
+    pub(crate) reject_deletes: Arc<AtomicBool>,
+    /// Every request hangs (a backend that accepts and never answers).
+    pub(crate) hang: Arc<AtomicBool>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Fs {
+    pub(crate) async fn start(name: &str, root: &FsPath) -> Fs {
+        std::fs::create_dir_all(root.join(POOL)).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fs = Fs {
+            name: name.to_owned(),
+            addr: listener.local_addr().unwrap(),
+            root: root.to_owned(),
+            reject_deletes: Arc::default(),
+            hang: Arc::default(),
+            tasks: Arc::default(),
+        };
+        fs.serve(listener);
+        fs
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let fs = s3s_fs::FileSystem::new(&self.root).unwrap();
+        let mut b = s3s::service::S3ServiceBuilder::new(fs);
+        b.set_auth(s3s::auth::SimpleAuth::from_single(BACKEND_AK, BACKEND_SK));
+        let service = b.build();
+        let (reject, hang, tasks) = (
+            self.reject_deletes.clone(),
+            self.hang.clone(),
+            self.tasks.clone(),
+        );
+        let accept = tokio::spawn(async move {
+            let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (service, reject, hang) = (service.clone(), reject.clone(), hang.clone());
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (service, reject, hang) =
+                            (service.clone(), reject.clone(), hang.clone());
+                        async move {
+                            if hang.load(Ordering::SeqCst) {
+                                std::future::pending::<()>().await;
+                            }
+                            let bulk_delete = req.method() == hyper::Method::POST
+                                && req.uri().query().is_some_and(|q| {
+                                    q.split('&').any(|p| p == "delete" || p == "delete=")
+                                });
+                            if reject.load(Ordering::SeqCst)
+                                && (req.method() == hyper::Method::DELETE || bulk_delete)
+                            {
+                                let mut r = hyper::Response::new(s3s::Body::from(
+                                "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>deletes rejected</Message></Error>".to_owned(),
+                            ));
+                                *r.status_mut() = hyper::StatusCode::FORBIDDEN;
+                                return Ok::<_, s3s::HttpError>(r);
+                            }
+                            service.call(req.map(s3s::Body::from)).await
+                        }
+                    },
+                );
+                let conn = http.serve_connection(TokioIo::new(sock), svc).into_owned();
+                let t = tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                tasks.lock().unwrap().push(t);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Stops the server: connections refused, open ones cut.
+    pub(crate) fn stop(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Serves again on the same address.
+    pub(crate) async fn restart(&self) {
+        for _ in 0..100 {
+            if let Ok(l) = TcpListener::bind(self.addr).await {
+                self.serve(l);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("could not rebind {}", self.addr);
+    }
+
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn config(&self, quota: u64) -> BackendConfig {
+        BackendConfig::s3(
+            &self.name,
+            self.endpoint(),
+            POOL,
+            BACKEND_AK,
+            BACKEND_SK,
+            quota,
+        )
+    }
+
+    /// Every object path the backend holds, multipart parts aside.
+    pub(crate) async fn paths(&self) -> BTreeSet<String> {
+        let c = client(&self.endpoint(), POOL, BACKEND_AK, BACKEND_SK);
+        let all: Vec<_> = c.list(None).try_collect().await.unwrap();
+        all.into_iter()
+            .map(|o| o.location.to_string())
+            .filter(|p| !p.starts_with(".mpu/"))
+            .collect()
+    }
+}
+
+impl Drop for Fs {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub(crate) fn client(endpoint: &str, bucket: &str, ak: &str, sk: &str) -> AmazonS3 {
+    crypto();
+    AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(bucket)
+        .with_region("us-east-1")
+        .with_access_key_id(ak)
+        .with_secret_access_key(sk)
+        .with_retry(RetryConfig {
+            max_retries: 0,
+            ..RetryConfig::default()
+        })
+        .build()
+        .unwrap()
+}
+
+/// The gateway client on the virtual bucket.
+pub(crate) fn gw_client(endpoint: &str) -> AmazonS3 {
+    client(endpoint, BUCKET, AK, SK)
+}
+
+/// A gateway config on `store` over `fs` (routing `pack`, unlimited quotas), with the
+/// workers running only on demand and every age at zero.
+pub(crate) fn config(store: &str, fs: &[Fs], factor: u32) -> Config {
+    let mut workers = WorkersConfig::immediate(s3o_gateway::workers::Interval::millis(100));
+    workers.enabled = false;
+    Config {
+        store: store.to_owned(),
+        credentials: vec![Credential {
+            access_key: AK.into(),
+            secret_key: SK.into(),
+        }],
+        buckets: vec![BucketConfig {
+            replication_factor: factor,
+            ..BucketConfig::new(BUCKET)
+        }],
+        backends: fs.iter().map(|f| f.config(0)).collect(),
+        workers,
+        ..Config::default()
+    }
+}
+
+/// The same configuration as TOML, for a child process; `workers` is the `[workers]` body.
+pub(crate) fn config_toml(store: &str, fs: &[Fs], workers: &str) -> String {
+    let mut s = format!(
+        "listen = \"127.0.0.1:0\"\nstore = \"{store}\"\n\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n\n[[buckets]]\nname = \"{BUCKET}\"\n\n"
+    );
+    for f in fs {
+        s.push_str(&format!(
+            "[[backends]]\nname = \"{}\"\nkind = \"s3\"\nendpoint = \"{}\"\nbucket = \"{POOL}\"\naccess_key = \"{BACKEND_AK}\"\nsecret_key = \"{BACKEND_SK}\"\n\n",
+            f.name,
+            f.endpoint()
+        ));
+    }
+    s.push_str("[workers]\n");
+    s.push_str(workers);
+    s
+}
+
+pub(crate) async fn put(c: &AmazonS3, key: &str, body: &[u8]) -> object_store::Result<()> {
+    c.put(
+        &Path::from(key),
+        PutPayload::from(Bytes::copy_from_slice(body)),
+    )
+    .await
+    .map(|_| ())
+}
+
+pub(crate) async fn get(c: &AmazonS3, key: &str) -> object_store::Result<Bytes> {
+    c.get(&Path::from(key)).await?.bytes().await
+}
+
+/// `s3o verify`'s arithmetic: per backend, `bytes_used == Σ size_bytes` and `orphan_bytes ==
+/// Σ queue + DLQ bytes`. Panics naming the drift.
+pub(crate) async fn verify(store: &dyn MetadataStore) {
+    let quotas = store.get_quota_stats().await.unwrap();
+    let cleanup = store.cleanup_bytes_by_backend().await.unwrap();
+    for q in quotas.values() {
+        let (_, truth) = store.backend_object_stats(&q.backend_name).await.unwrap();
+        let (queued, dead) = cleanup.get(&q.backend_name).copied().unwrap_or((0, 0));
+        assert_eq!(q.bytes_used, truth, "{}: bytes_used drift", q.backend_name);
+        assert_eq!(
+            q.orphan_bytes,
+            queued + dead,
+            "{}: orphan_bytes drift",
+            q.backend_name
+        );
+    }
+}
+
+/// Storage paths the ledger records on `backend`.
+pub(crate) async fn ledger_paths(store: &dyn MetadataStore, backend: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut after = String::new();
+    loop {
+        let page = store
+            .list_objects_by_backend_key_asc(backend, &after, 1000)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.object_key.clone();
+        for l in &page {
+            out.insert(l.form.storage_path(&l.object_key).to_owned());
+        }
+    }
+    out
+}
+
+/// Backends holding each key.
+pub(crate) async fn holders(
+    store: &dyn MetadataStore,
+    keys: &[String],
+) -> BTreeMap<String, Vec<String>> {
+    let ledger: Vec<String> = keys.iter().map(|k| format!("{BUCKET}/{k}")).collect();
+    store
+        .get_object_backends_for_keys(&ledger)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k.trim_start_matches(&format!("{BUCKET}/")).to_owned(), v))
+        .collect()
+}
+
+/// Every backend holds exactly the paths the ledger records on it.
+pub(crate) async fn nothing_forgotten(store: &dyn MetadataStore, fs: &[Fs]) {
+    for f in fs {
+        let physical = f.paths().await;
+        let recorded = ledger_paths(store, &f.name).await;
+        let forgotten: Vec<_> = physical.difference(&recorded).collect();
+        let missing: Vec<_> = recorded.difference(&physical).collect();
+        assert!(
+            forgotten.is_empty() && missing.is_empty(),
+            "{}: on the backend but not in the ledger: {forgotten:?}; in the ledger but not on the backend: {missing:?}",
+            f.name
+        );
+    }
+}
+
+/// A `postgres://` URL on a fresh schema of `S3O_PG_URL`, or `None` when PostgreSQL is not
+/// configured (and not required).
+pub(crate) fn pg_url() -> Option<(String, String)> {
+    let Ok(base) = std::env::var("S3O_PG_URL") else {
+        assert!(
+            std::env::var("S3O_REQUIRE_PG").is_err(),
+            "S3O_REQUIRE_PG is set but S3O_PG_URL is not"
+        );
+        return None;
+    };
+    let schema = format!("gw_workers_{}", uuid::Uuid::new_v4().simple());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some((format!("{base}{sep}schema={schema}"), schema))
+}
+
+/// Drops a schema made by [`pg_url`].
+pub(crate) async fn drop_schema(schema: &str) {
+    use s3o_store::pg::tokio_postgres;
+    let base = std::env::var("S3O_PG_URL").unwrap();
+    let plain = base.split('?').next().unwrap_or(&base).to_owned();
+    if let Ok((client, conn)) = tokio_postgres::connect(&plain, tokio_postgres::NoTls).await {
+        let task = tokio::spawn(conn);
+        let _ = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await;
+        drop(client);
+        let _ = task.await;
+    }
+}
+
+/// `n` bytes derived from `seed`.
+pub(crate) fn body(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
