@@ -23,6 +23,16 @@ pub(crate) const SEED_SIZE: i64 = 1000;
 pub(crate) const SOURCE: &str = "b1";
 /// The second backend.
 pub(crate) const TARGET: &str = "b2";
+/// Every backend of the bench schemas (the four-backend workload spreads clients over them).
+pub(crate) const BACKENDS: [&str; 4] = ["b1", "b2", "b3", "b4"];
+/// Every backend's quota limit: finite, so the guard is evaluated on every charge (as with a
+/// real quota), and far above anything a run can write.
+pub(crate) const QUOTA_LIMIT: i64 = 1 << 60;
+
+/// The backend of client `client` in the four-backend workload.
+pub(crate) fn backend_of(client: usize) -> &'static str {
+    BACKENDS[client % BACKENDS.len()]
+}
 /// Cleanup rows claimed per claim.
 pub(crate) const CLAIM_BATCH: i64 = 100;
 /// Keys in a listing page.
@@ -60,6 +70,8 @@ pub(crate) enum Seed {
 pub(crate) enum Op {
     /// `record_object` of a new key.
     RecordNew,
+    /// `record_object` of a new key, client `c` writing to backend [`backend_of`]`(c)`.
+    RecordNew4,
     /// `record_object` over an existing copy on the same backend, with a new size.
     RecordOverwrite,
     /// `delete_object` of a key with one copy.
@@ -77,8 +89,9 @@ pub(crate) enum Op {
 impl Op {
     /// Every write operation, in run order (`RecordNew` first: its throughput sizes the
     /// seeding of the others).
-    pub(crate) const ALL: [Op; 7] = [
+    pub(crate) const ALL: [Op; 8] = [
         Op::RecordNew,
+        Op::RecordNew4,
         Op::RecordOverwrite,
         Op::Delete,
         Op::Replica,
@@ -91,6 +104,7 @@ impl Op {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Op::RecordNew => "record_object (new key)",
+            Op::RecordNew4 => "record_object (new key, 4 backends)",
             Op::RecordOverwrite => "record_object (overwrite)",
             Op::Delete => "delete_object",
             Op::Replica => "record_replica",
@@ -104,6 +118,7 @@ impl Op {
     pub(crate) fn slug(self) -> &'static str {
         match self {
             Op::RecordNew => "record_new",
+            Op::RecordNew4 => "record_new_4b",
             Op::RecordOverwrite => "record_overwrite",
             Op::Delete => "delete",
             Op::Replica => "replica",
@@ -113,10 +128,15 @@ impl Op {
         }
     }
 
+    /// A new-key write, whose baselines include the reference's own statements.
+    pub(crate) fn is_record_new(self) -> bool {
+        matches!(self, Op::RecordNew | Op::RecordNew4)
+    }
+
     /// What must be seeded per key before a run.
     pub(crate) fn seed(self) -> Seed {
         match self {
-            Op::RecordNew => Seed::None,
+            Op::RecordNew | Op::RecordNew4 => Seed::None,
             Op::RecordOverwrite | Op::Delete | Op::Replica | Op::Move => Seed::Objects,
             Op::ClaimComplete => Seed::Queue,
             Op::Promote => Seed::Pending,
@@ -144,6 +164,11 @@ impl Op {
         match self {
             Op::RecordNew => store
                 .record_object(k, SOURCE, SEED_SIZE, &form)
+                .await
+                .map(drop)
+                .map_err(e),
+            Op::RecordNew4 => store
+                .record_object(k, backend_of(client), SEED_SIZE, &form)
                 .await
                 .map(drop)
                 .map_err(e),
