@@ -6,27 +6,26 @@
 //! (s3o, same SQL, [reference], s3o, ...) for `--trials` rounds. Reads run on one seeded
 //! schema per side and store size, identical by construction, interleaved the same way.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use s3o_core::{CleanupStore, LifecycleAdmin, Timestamp};
+use s3o_core::LifecycleAdmin;
 use s3o_pg::PgStore;
 use s3o_pg::tokio_postgres::{self, Client, NoTls};
 
 use crate::Settings;
 use crate::capture::capture;
 use crate::harness::{self, Plan};
-use crate::report::{Figure, Row};
+use crate::report::{self, Cells, Figure, Row};
 use crate::script::{self, Binder, Script, Stmt};
-use crate::stats::{Measured, Spread, ratios};
+use crate::stats::{Measured, Spread};
 use crate::values::Value;
 use crate::workload::{
     BACKENDS, BLOCK, CLAIM_BATCH, Op, QUOTA_LIMIT, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE,
-    Seed, key, key_prelude, read_key,
+    Seed, claim_cost, key, key_prelude, read_key,
 };
 
 const ENGINE: &str = "postgres";
@@ -564,7 +563,7 @@ impl<'a> PgRun<'a> {
             scripts.push(per_read);
         }
         // (read, size index, clients) → s3o runs, baseline ops/s.
-        let mut cells: BTreeMap<(usize, usize, usize), (Vec<Measured>, Vec<f64>)> = BTreeMap::new();
+        let mut cells = Cells::new();
         for trial in 0..self.settings.trials {
             for (si, (n, store, base_schema)) in stores.iter().enumerate() {
                 for (ri, (read, script)) in scripts[si].iter().enumerate() {
@@ -612,7 +611,7 @@ impl<'a> PgRun<'a> {
             println!("{}", line(&row));
             self.rows.push(row);
         }
-        if let Some(fig) = page_scaling(ENGINE, &cells, &sizes) {
+        if let Some(fig) = report::page_scaling(ENGINE, &cells, &sizes) {
             self.figures.push(fig);
         }
         for (_, store, _) in stores {
@@ -651,65 +650,38 @@ impl<'a> PgRun<'a> {
             self.settle(&schema).await?;
             schemas.push(schema);
         }
-        let mut p50: Vec<Vec<f64>> = vec![Vec::new(); depths.len()];
+        let mut p50: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         for trial in 0..self.settings.trials {
             for (di, schema) in schemas.iter().enumerate() {
                 self.use_schema(schema).await?;
                 let store = self.store(schema).await?;
                 let admin = &self.admin;
-                let store_ref = &*store;
-                let m =
-                    harness::run_timed(self.settings.warmup, self.settings.duration, || async {
-                        let cutoff = Timestamp::now().minus(Duration::from_secs(300));
-                        let t0 = Instant::now();
-                        let items = store_ref
-                            .claim_pending_cleanups(CLAIM_BATCH, "bench", cutoff)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        let took = t0.elapsed();
-                        if items.len() != CLAIM_BATCH as usize {
-                            return Err(format!("claimed {} rows", items.len()));
-                        }
-                        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+                let r = claim_cost(
+                    &*store,
+                    depths[di],
+                    trial,
+                    self.settings.warmup,
+                    self.settings.duration,
+                    |ids: Vec<i64>| async move {
                         admin
                             .execute(
                                 "UPDATE cleanup_queue SET claimed_at = NULL, claimed_by = NULL \
-                             WHERE id = ANY($1)",
+                                 WHERE id = ANY($1)",
                                 &[&ids],
                             )
                             .await
-                            .map_err(pg_err("release claim"))?;
-                        Ok(took)
-                    })
-                    .await;
+                            .map(drop)
+                            .map_err(pg_err("release claim"))
+                    },
+                )
+                .await;
                 store.close().await;
-                if let Some(e) = &m.first_error {
-                    return Err(format!("claim at {} queued: {e}", depths[di]));
-                }
-                println!(
-                    "  trial {} claim {CLAIM_BATCH} at {} queued: p50 {:.3} ms",
-                    trial + 1,
-                    crate::size_label(depths[di]),
-                    m.p50_ms()
-                );
-                p50[di].push(m.p50_ms());
+                p50[di].push(r?);
             }
         }
-        self.figures.push(Figure {
-            engine: ENGINE,
-            what: format!(
-                "claim {CLAIM_BATCH} latency (p50) at {} queued ÷ at 1k",
-                crate::size_label(depths[1])
-            ),
-            spread: Spread::of(&ratios(&p50[1], &p50[0])),
-        });
-        for (d, v) in depths.iter().zip(&p50) {
-            self.notes.push(format!(
-                "postgres claim {CLAIM_BATCH} at {} queued: p50 {} ms",
-                crate::size_label(*d),
-                Spread::of(v).text()
-            ));
-        }
+        let (fig, mut notes) = report::claim_scaling(ENGINE, depths, &p50);
+        self.figures.push(fig);
+        self.notes.append(&mut notes);
         Ok(())
     }
 
@@ -725,30 +697,6 @@ impl<'a> PgRun<'a> {
             }
         }
     }
-}
-
-/// Scaling of a 1000-key page: per trial, 1-client page throughput at the smallest size ÷ at
-/// the largest (= latency at the largest ÷ at the smallest).
-pub(crate) fn page_scaling(
-    engine: &'static str,
-    cells: &BTreeMap<(usize, usize, usize), (Vec<Measured>, Vec<f64>)>,
-    sizes: &[u64],
-) -> Option<Figure> {
-    let last = sizes.len().checked_sub(1).filter(|&l| l > 0)?;
-    let ops = |si: usize| -> Option<Vec<f64>> {
-        cells
-            .get(&(0, si, 1))
-            .map(|c| c.0.iter().map(Measured::ops_per_sec).collect())
-    };
-    Some(Figure {
-        engine,
-        what: format!(
-            "list page of 1000: latency at {} ÷ at {}",
-            crate::size_label(sizes[last]),
-            crate::size_label(sizes[0])
-        ),
-        spread: Spread::of(&ratios(&ops(0)?, &ops(last)?)),
-    })
 }
 
 /// The reference's own `record_object` statements for a new key (SPEC §4 and §5.1): key

@@ -1,9 +1,15 @@
 //! The results: rows (one per cell and baseline), derived figures, targets; rendered as
 //! Markdown and CSV, and as the README's generated block.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::stats::{Measured, Spread, ratios};
+use crate::workload::CLAIM_BATCH;
+
+/// Read cells: (read index, size index, clients) → the s3o runs and the baseline ops/s of
+/// the same trials.
+pub(crate) type Cells = BTreeMap<(usize, usize, usize), (Vec<Measured>, Vec<f64>)>;
 
 /// One row of the results table: a cell (operation × engine × concurrency) measured over
 /// several interleaved trials, against one baseline.
@@ -105,6 +111,56 @@ impl Target {
     pub(crate) fn bar_text(&self) -> String {
         format!("{} {}", if self.at_least { "≥" } else { "≤" }, self.bar)
     }
+}
+
+/// The claim-cost figure (p50 at the large depth ÷ at the small one, per trial) and a note
+/// per depth, from the p50 latencies of each depth's trials.
+pub(crate) fn claim_scaling(
+    engine: &'static str,
+    depths: [u64; 2],
+    p50: &[Vec<f64>; 2],
+) -> (Figure, Vec<String>) {
+    let fig = Figure {
+        engine,
+        what: format!(
+            "claim {CLAIM_BATCH} latency (p50) at {} queued ÷ at {}",
+            crate::size_label(depths[1]),
+            crate::size_label(depths[0])
+        ),
+        spread: Spread::of(&ratios(&p50[1], &p50[0])),
+    };
+    let notes = depths
+        .iter()
+        .zip(p50)
+        .map(|(d, v)| {
+            format!(
+                "{engine} claim {CLAIM_BATCH} at {} queued: p50 {} ms",
+                crate::size_label(*d),
+                Spread::of(v).text()
+            )
+        })
+        .collect();
+    (fig, notes)
+}
+
+/// Scaling of a 1000-key page: per trial, 1-client page throughput at the smallest size ÷ at
+/// the largest (= latency at the largest ÷ at the smallest). Read index 0 is the page.
+pub(crate) fn page_scaling(engine: &'static str, cells: &Cells, sizes: &[u64]) -> Option<Figure> {
+    let last = sizes.len().checked_sub(1).filter(|&l| l > 0)?;
+    let ops = |si: usize| -> Option<Vec<f64>> {
+        cells
+            .get(&(0, si, 1))
+            .map(|c| c.0.iter().map(Measured::ops_per_sec).collect())
+    };
+    Some(Figure {
+        engine,
+        what: format!(
+            "list page of 1000: latency at {} ÷ at {}",
+            crate::size_label(sizes[last]),
+            crate::size_label(sizes[0])
+        ),
+        spread: Spread::of(&ratios(&ops(0)?, &ops(last)?)),
+    })
 }
 
 fn num(v: f64, decimals: usize) -> String {
@@ -242,7 +298,7 @@ mod tests {
         assert_eq!(r.ops, 100.0);
         assert_eq!(r.base, 100.0);
         assert_eq!((r.ratio.median, r.ratio.min, r.ratio.max), (1.0, 0.9, 1.2));
-        let md = markdown(&[r.clone()]);
+        let md = markdown(std::slice::from_ref(&r));
         assert!(
             md.contains(
                 "| record | postgres | 8 | same SQL | 3 | 100.0 | 1.000 | 1.000 | 100.0 | \

@@ -1,24 +1,23 @@
 //! SQLite: s3o (`SqliteStore`: writer gate, reader pool, `spawn_blocking`) against a bare
 //! rusqlite loop replaying the same statements on one connection.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use s3o_core::{CleanupStore, LifecycleAdmin, Timestamp};
+use s3o_core::{LifecycleAdmin, Timestamp};
 use s3o_sqlite::SqliteStore;
 use s3o_sqlite::rusqlite::{self, Connection, types::Value as SqlValue};
 
 use crate::Settings;
 use crate::capture::{Captured, capture};
 use crate::harness::{self, Plan};
-use crate::report::{Figure, Row};
-use crate::stats::{Measured, Spread, ratios};
+use crate::report::{self, Cells, Figure, Row};
+use crate::stats::{Measured, Spread};
 use crate::values::{Placeholder, Value, sqlite_params};
 use crate::workload::{
     BACKENDS, BLOCK, CLAIM_BATCH, Op, QUOTA_LIMIT, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE,
-    Seed, key, read_key,
+    Seed, claim_cost, key, read_key,
 };
 
 const ENGINE: &str = "sqlite";
@@ -480,7 +479,7 @@ impl<'a> SqliteRun<'a> {
             }
             states.push((n, tmpl, store, bare_path, per_read));
         }
-        let mut cells: BTreeMap<(usize, usize, usize), (Vec<Measured>, Vec<f64>)> = BTreeMap::new();
+        let mut cells = Cells::new();
         for trial in 0..self.settings.trials {
             for (si, (n, _, store, bare_path, per_read)) in states.iter().enumerate() {
                 for (ri, (read, sample, stmts)) in per_read.iter().enumerate() {
@@ -530,7 +529,7 @@ impl<'a> SqliteRun<'a> {
             println!("{}", crate::pg::line(&row));
             self.rows.push(row);
         }
-        if let Some(fig) = crate::pg::page_scaling(ENGINE, &cells, &sizes) {
+        if let Some(fig) = report::page_scaling(ENGINE, &cells, &sizes) {
             self.figures.push(fig);
         }
         let first = states.first().map(|s| (s.0, s.1.clone()));
@@ -620,63 +619,38 @@ impl<'a> SqliteRun<'a> {
             settle(&seeder)?;
             paths.push(path);
         }
-        let mut p50: Vec<Vec<f64>> = vec![Vec::new(); depths.len()];
+        let mut p50: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         for trial in 0..self.settings.trials {
             for (di, path) in paths.iter().enumerate() {
                 let store = self.store(path).await?;
                 let releaser = bare_conn(path)?;
-                let (store_ref, releaser) = (&*store, &releaser);
-                let m =
-                    harness::run_timed(self.settings.warmup, self.settings.duration, || async {
-                        let cutoff = Timestamp::now().minus(Duration::from_secs(300));
-                        let t0 = Instant::now();
-                        let items = store_ref
-                            .claim_pending_cleanups(CLAIM_BATCH, "bench", cutoff)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        let took = t0.elapsed();
-                        if items.len() != CLAIM_BATCH as usize {
-                            return Err(format!("claimed {} rows", items.len()));
-                        }
-                        let ids: Vec<String> = items.iter().map(|i| i.id.to_string()).collect();
+                let releaser = &releaser;
+                let r = claim_cost(
+                    &*store,
+                    depths[di],
+                    trial,
+                    self.settings.warmup,
+                    self.settings.duration,
+                    |ids: Vec<i64>| async move {
+                        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
                         releaser
                             .execute(
                                 "UPDATE cleanup_queue SET claimed_at = NULL, claimed_by = NULL \
-                             WHERE id IN (SELECT value FROM json_each(?1))",
-                                [format!("[{}]", ids.join(","))],
+                                 WHERE id IN (SELECT value FROM json_each(?1))",
+                                [format!("[{}]", list.join(","))],
                             )
-                            .map_err(|e| format!("release claim: {e}"))?;
-                        Ok(took)
-                    })
-                    .await;
+                            .map(drop)
+                            .map_err(|e| format!("release claim: {e}"))
+                    },
+                )
+                .await;
                 store.close().await;
-                if let Some(e) = &m.first_error {
-                    return Err(format!("claim at {} queued: {e}", depths[di]));
-                }
-                println!(
-                    "  trial {} claim {CLAIM_BATCH} at {} queued: p50 {:.3} ms",
-                    trial + 1,
-                    crate::size_label(depths[di]),
-                    m.p50_ms()
-                );
-                p50[di].push(m.p50_ms());
+                p50[di].push(r?);
             }
         }
-        self.figures.push(Figure {
-            engine: ENGINE,
-            what: format!(
-                "claim {CLAIM_BATCH} latency (p50) at {} queued ÷ at 1k",
-                crate::size_label(depths[1])
-            ),
-            spread: Spread::of(&ratios(&p50[1], &p50[0])),
-        });
-        for (d, v) in depths.iter().zip(&p50) {
-            self.notes.push(format!(
-                "sqlite claim {CLAIM_BATCH} at {} queued: p50 {} ms",
-                crate::size_label(*d),
-                Spread::of(v).text()
-            ));
-        }
+        let (fig, mut notes) = report::claim_scaling(ENGINE, depths, &p50);
+        self.figures.push(fig);
+        self.notes.append(&mut notes);
         Ok(())
     }
 }

@@ -9,9 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use s3o_core::{MetadataStore, PendingObject, StoredForm, Timestamp};
+use std::future::Future;
+use std::time::Instant;
 
-use crate::harness::{OpFn, OpFuture};
+use s3o_core::{CleanupStore, MetadataStore, PendingObject, StoredForm, Timestamp};
+
+use crate::harness::{self, OpFn, OpFuture};
 
 /// Keys per client inside a block.
 pub(crate) const STRIDE: u64 = 10_000_000;
@@ -305,4 +308,48 @@ pub(crate) const READ_BASE: u64 = 1_000_000_000;
 /// A random seeded key for `read` among `n` seeded keys.
 pub(crate) fn read_key(read: Read, n: u64) -> String {
     (READ_BASE + fastrand::u64(1..=read.span(n))).to_string()
+}
+
+/// The cost of claiming [`CLAIM_BATCH`] rows from a queue `depth` deep, trial `trial`
+/// (0-based): the p50 latency of the claims that ended in the window. Each timed claim is
+/// followed by an untimed `release` of the ids it claimed, so the queue keeps its depth.
+pub(crate) async fn claim_cost<S, R, RF>(
+    store: &S,
+    depth: u64,
+    trial: usize,
+    warmup: Duration,
+    duration: Duration,
+    release: R,
+) -> Result<f64, String>
+where
+    S: CleanupStore + ?Sized,
+    R: Fn(Vec<i64>) -> RF,
+    RF: Future<Output = Result<(), String>>,
+{
+    let release = &release;
+    let m = harness::run_timed(warmup, duration, move || async move {
+        let cutoff = Timestamp::now().minus(Duration::from_secs(300));
+        let t0 = Instant::now();
+        let items = store
+            .claim_pending_cleanups(CLAIM_BATCH, "bench", cutoff)
+            .await
+            .map_err(|e| e.to_string())?;
+        let took = t0.elapsed();
+        if items.len() != CLAIM_BATCH as usize {
+            return Err(format!("claimed {} rows", items.len()));
+        }
+        release(items.iter().map(|i| i.id).collect()).await?;
+        Ok(took)
+    })
+    .await;
+    if let Some(e) = &m.first_error {
+        return Err(format!("claim at {depth} queued: {e}"));
+    }
+    println!(
+        "  trial {} claim {CLAIM_BATCH} at {} queued: p50 {:.3} ms",
+        trial + 1,
+        crate::size_label(depth),
+        m.p50_ms()
+    );
+    Ok(m.p50_ms())
 }
