@@ -24,8 +24,8 @@ use crate::script::{self, Binder, Script, Stmt};
 use crate::stats::{Measured, Spread};
 use crate::values::Value;
 use crate::workload::{
-    BACKENDS, BLOCK, CLAIM_BATCH, Op, QUOTA_LIMIT, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE,
-    Seed, claim_cost, key, key_prelude, read_key,
+    BLOCK, CLAIM_BATCH, Op, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE, Seed, claim_cost,
+    init_store, key, key_prelude, read_key,
 };
 
 const ENGINE: &str = "postgres";
@@ -148,18 +148,7 @@ impl<'a> PgRun<'a> {
             .await
             .map_err(pg_err("drop old schema"))?;
         let store = self.store(schema).await?;
-        let r = async {
-            store.run_migrations().await.map_err(|e| e.to_string())?;
-            let limits: Vec<(String, i64)> = BACKENDS
-                .iter()
-                .map(|b| ((*b).to_owned(), QUOTA_LIMIT))
-                .collect();
-            store
-                .sync_quota_limits(&limits)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let r = init_store(&*store).await;
         store.close().await;
         r?;
         self.use_schema(schema).await
@@ -461,16 +450,7 @@ impl<'a> PgRun<'a> {
                 let m = match side {
                     Side::S3o => {
                         let store = self.store(&schema).await?;
-                        let plan = Plan {
-                            clients,
-                            warmup: st.warmup,
-                            duration: st.duration,
-                            max_iters: if op == Op::ClaimComplete {
-                                u64::MAX
-                            } else {
-                                per_client
-                            },
-                        };
+                        let plan = op.plan(clients, st, per_client);
                         let m = harness::run(plan, op.call(Arc::clone(&store), base)).await;
                         store.close().await;
                         if let Some(e) = &m.first_error {

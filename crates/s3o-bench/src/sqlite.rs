@@ -16,8 +16,8 @@ use crate::report::{self, Cells, Figure, Row};
 use crate::stats::{Measured, Spread};
 use crate::values::{Placeholder, Value, sqlite_params};
 use crate::workload::{
-    BACKENDS, BLOCK, CLAIM_BATCH, Op, QUOTA_LIMIT, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE,
-    Seed, claim_cost, key, read_key,
+    BLOCK, CLAIM_BATCH, Op, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE, Seed, claim_cost,
+    init_store, key, read_key,
 };
 
 const ENGINE: &str = "sqlite";
@@ -269,18 +269,7 @@ impl<'a> SqliteRun<'a> {
         let path = self.dir.join(name);
         remove_db(&path);
         let store = self.store(&path).await?;
-        let r = async {
-            store.run_migrations().await.map_err(|e| e.to_string())?;
-            let limits: Vec<(String, i64)> = BACKENDS
-                .iter()
-                .map(|b| ((*b).to_owned(), QUOTA_LIMIT))
-                .collect();
-            store
-                .sync_quota_limits(&limits)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let r = init_store(&*store).await;
         store.close().await;
         r.map(|()| path)
     }
@@ -371,16 +360,7 @@ impl<'a> SqliteRun<'a> {
         for trial in 0..self.settings.trials {
             let path = self.copy(&tmpl, "s3o.db")?;
             let store = self.store(&path).await?;
-            let plan = Plan {
-                clients: 1,
-                warmup: st.warmup,
-                duration: st.duration,
-                max_iters: if op == Op::ClaimComplete {
-                    u64::MAX
-                } else {
-                    per_client
-                },
-            };
+            let plan = op.plan(1, st, per_client);
             let m = harness::run(plan, op.call(Arc::clone(&store), base)).await;
             store.close().await;
             if let Some(e) = &m.first_error {

@@ -12,9 +12,9 @@ use std::time::Duration;
 use std::future::Future;
 use std::time::Instant;
 
-use s3o_core::{CleanupStore, MetadataStore, PendingObject, StoredForm, Timestamp};
+use s3o_core::{CleanupStore, LifecycleAdmin, MetadataStore, PendingObject, StoredForm, Timestamp};
 
-use crate::harness::{self, OpFn, OpFuture};
+use crate::harness::{self, OpFn, OpFuture, Plan};
 
 /// Keys per client inside a block.
 pub(crate) const STRIDE: u64 = 10_000_000;
@@ -31,6 +31,20 @@ pub(crate) const BACKENDS: [&str; 4] = ["b1", "b2", "b3", "b4"];
 /// Every backend's quota limit: finite, so the guard is evaluated on every charge (as with a
 /// real quota), and far above anything a run can write.
 pub(crate) const QUOTA_LIMIT: i64 = 1 << 60;
+
+/// Migrates a new store and gives every backend of [`BACKENDS`] its quota row at
+/// [`QUOTA_LIMIT`]: the state every bench database starts from.
+pub(crate) async fn init_store<S: LifecycleAdmin + ?Sized>(store: &S) -> Result<(), String> {
+    store.run_migrations().await.map_err(|e| e.to_string())?;
+    let limits: Vec<(String, i64)> = BACKENDS
+        .iter()
+        .map(|b| ((*b).to_owned(), QUOTA_LIMIT))
+        .collect();
+    store
+        .sync_quota_limits(&limits)
+        .await
+        .map_err(|e| e.to_string())
+}
 
 /// The backend of client `client` in the four-backend workload.
 pub(crate) fn backend_of(client: usize) -> &'static str {
@@ -134,6 +148,21 @@ impl Op {
     /// A new-key write, whose baselines include the reference's own statements.
     pub(crate) fn is_record_new(self) -> bool {
         matches!(self, Op::RecordNew | Op::RecordNew4)
+    }
+
+    /// The run plan of `clients` clients with `st`'s windows; each client stops after its
+    /// `per_client` seeded rows, except the claim, which shares one queue.
+    pub(crate) fn plan(self, clients: usize, st: &crate::Settings, per_client: u64) -> Plan {
+        Plan {
+            clients,
+            warmup: st.warmup,
+            duration: st.duration,
+            max_iters: if self == Op::ClaimComplete {
+                u64::MAX
+            } else {
+                per_client
+            },
+        }
     }
 
     /// What must be seeded per key before a run.
