@@ -4,7 +4,8 @@
 //!   rustdoc with warnings denied, every test of the workspace, and the conformance suite on
 //!   both engines. Exits non-zero on the first failure.
 //! - `conformance [--engine sqlite|postgres|all]`: the conformance matrix.
-//! - `bench [--quick] [--engine sqlite|postgres|all]`: the benchmarks (see `s3o-bench`).
+//! - `bench [--quick] [--trials N] [--engine sqlite|postgres|all]`: the benchmarks (see
+//!   `s3o-bench`).
 //! - `soak [--engine sqlite|postgres|all] [--cases N] [--seed S]`: the model-based test with
 //!   many sequences (default 2000 per engine), in release mode.
 //!
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
-bench [--quick] [--engine E] | soak [--engine E] [--cases N] [--seed S]>";
+bench [--quick] [--trials N] [--engine E] | soak [--engine E] [--cases N] [--seed S]>";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
