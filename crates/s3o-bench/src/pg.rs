@@ -24,7 +24,7 @@ use crate::script::{self, Binder, Script, Stmt};
 use crate::stats::{Measured, Spread};
 use crate::values::Value;
 use crate::workload::{
-    BLOCK, CLAIM_BATCH, Op, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE, Seed, claim_cost,
+    BLOCK, CLAIM_BATCH, Op, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE, Seed, TARGET, claim_cost,
     init_store, key, key_prelude, read_key,
 };
 
@@ -276,7 +276,8 @@ impl<'a> PgRun<'a> {
 
     /// Runs pgbench with `script` at `clients` for `warmup + duration` and measures the
     /// transactions that completed inside the window after the warm-up, from pgbench's
-    /// per-transaction log (the same rule the s3o side is measured by).
+    /// per-transaction log (the same rule the s3o side is measured by). Also returns how many
+    /// transactions it ran in all.
     fn pgbench(
         &self,
         slug: &str,
@@ -284,8 +285,8 @@ impl<'a> PgRun<'a> {
         script: &Script,
         schema: &str,
         st: &Settings,
-    ) -> Measured {
-        let failed = Measured::default();
+    ) -> (Measured, u64) {
+        let failed = (Measured::default(), 0);
         let Some(bin) = &self.pgbench else {
             return failed;
         };
@@ -329,7 +330,7 @@ impl<'a> PgRun<'a> {
                     failed
                 } else {
                     match read_logs(&logs, st.warmup, st.duration) {
-                        Ok(m) => m,
+                        Ok(r) => r,
                         Err(e) => {
                             eprintln!("warning: pgbench {slug} log: {e}");
                             failed
@@ -458,8 +459,25 @@ impl<'a> PgRun<'a> {
                         }
                         m
                     }
-                    Side::Pgbench(_, script, slug) => {
-                        self.pgbench(slug, clients, script, &schema, st)
+                    Side::Pgbench(label, script, slug) => {
+                        let before = self.work(op).await?;
+                        let (m, total) = self.pgbench(slug, clients, script, &schema, st);
+                        let after = self.work(op).await?;
+                        // The baseline must do the work it is credited with: a script that ran
+                        // out of seeded rows would time no-ops.
+                        if let (Some(b), Some(a)) = (before, after)
+                            && (a - b).unsigned_abs() != total
+                        {
+                            let n = format!(
+                                "postgres {} c={clients} {label}: {total} transactions changed \
+                                 {} rows (should be equal)",
+                                op.name(),
+                                (a - b).unsigned_abs()
+                            );
+                            eprintln!("warning: {n}");
+                            self.notes.push(n);
+                        }
+                        m
                     }
                 };
                 println!(
@@ -501,6 +519,31 @@ impl<'a> PgRun<'a> {
             self.rows.push(row);
         }
         Ok(())
+    }
+
+    /// A count that each operation of `op` changes by exactly one, in the admin's schema
+    /// (`None` for the claim, whose pgbench completions may overlap).
+    async fn work(&self, op: Op) -> Result<Option<i64>, String> {
+        let sql = match op {
+            Op::RecordNew | Op::RecordNew4 | Op::Delete | Op::Replica => {
+                "SELECT count(*) FROM object_locations".to_owned()
+            }
+            Op::RecordOverwrite => format!(
+                "SELECT count(*) FROM object_locations WHERE size_bytes = {}",
+                2 * SEED_SIZE
+            ),
+            Op::Move => {
+                format!("SELECT count(*) FROM object_locations WHERE backend_name = '{TARGET}'")
+            }
+            Op::Promote => "SELECT count(*) FROM pending_objects".to_owned(),
+            Op::ClaimComplete => return Ok(None),
+        };
+        let row = self
+            .admin
+            .query_one(&sql, &[])
+            .await
+            .map_err(pg_err("count work"))?;
+        Ok(Some(row.get(0)))
     }
 
     /// The reads at every store size (both concurrencies at the first size, 1 client after),
@@ -556,7 +599,7 @@ impl<'a> PgRun<'a> {
                             max_iters: u64::MAX,
                         };
                         let m = harness::run(plan, read.call(Arc::clone(store), *n)).await;
-                        let b = self.pgbench(
+                        let (b, _) = self.pgbench(
                             &format!("{}_{}", read.slug(), crate::size_label(*n)),
                             clients,
                             script,
@@ -720,14 +763,14 @@ fn reference_record(base: u64, four: bool) -> Script {
 /// Reads pgbench's per-transaction logs (`client tx latency_us script epoch_s epoch_us …`,
 /// one file per thread) and measures the transactions that completed inside
 /// `[t0 + warmup, t0 + warmup + duration]`, `t0` being the start of the first transaction.
-fn read_logs(dir: &Path, warmup: Duration, duration: Duration) -> Result<Measured, String> {
+fn read_logs(dir: &Path, warmup: Duration, duration: Duration) -> Result<(Measured, u64), String> {
     let mut txs: Vec<(u64, u64)> = Vec::new(); // (completion µs since epoch, latency µs)
     for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
         let path = entry.map_err(|e| e.to_string())?.path();
         let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
         txs.extend(parse_log(&text)?);
     }
-    Ok(window(&txs, warmup, duration))
+    Ok((window(&txs, warmup, duration), txs.len() as u64))
 }
 
 /// The `(completion µs, latency µs)` of every line of one pgbench log.
@@ -893,6 +936,7 @@ mod tests {
         let log = "0 0 1000 0 100 1000\n0 1 500 0 100 600000\n1 0 700 0 101 200000\n\
                    1 1 100 0 103 0\n";
         let txs = parse_log(log).unwrap();
+        assert_eq!(txs.len(), 4);
         assert_eq!(txs[0], (100_001_000, 1000));
         // t0 = 100.000000 s; window [100.5, 101.5].
         let m = window(&txs, Duration::from_millis(500), Duration::from_secs(1));
