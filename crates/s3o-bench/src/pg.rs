@@ -140,7 +140,7 @@ impl<'a> PgRun<'a> {
             .map_err(|e| e.to_string())
     }
 
-    /// (Re)creates `schema`: migrated, every backend's quota row at [`QUOTA_LIMIT`], and
+    /// (Re)creates `schema`: migrated, every backend's quota row at [`crate::workload::QUOTA_LIMIT`], and
     /// the admin connection's `search_path` pointing at it (for seeding).
     async fn prepare(&self, schema: &str) -> Result<(), String> {
         self.admin

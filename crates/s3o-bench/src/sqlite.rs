@@ -264,7 +264,7 @@ impl<'a> SqliteRun<'a> {
             .map_err(|e| e.to_string())
     }
 
-    /// Creates `name` afresh: migrated, every backend's quota row at [`QUOTA_LIMIT`].
+    /// Creates `name` afresh: migrated, every backend's quota row at [`crate::workload::QUOTA_LIMIT`].
     async fn prepare(&self, name: &str) -> Result<PathBuf, String> {
         let path = self.dir.join(name);
         remove_db(&path);
