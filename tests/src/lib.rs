@@ -12,6 +12,11 @@
 
 use std::sync::Arc;
 
+// The workspace README's example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadme;
+
 pub use s3o_store::BoxFuture;
 use s3o_store::MetadataStore;
 

@@ -27,12 +27,12 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "init",
-        sql: include_str!("../../../migrations/postgres/0001_init.sql"),
+        sql: include_str!("../migrations/0001_init.sql"),
     },
     Migration {
         version: 2,
         name: "indexes",
-        sql: include_str!("../../../migrations/postgres/0002_indexes.sql"),
+        sql: include_str!("../migrations/0002_indexes.sql"),
     },
 ];
 

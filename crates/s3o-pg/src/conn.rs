@@ -10,12 +10,12 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::tls::Connector;
 use deadpool_postgres::{Object, Pool};
 use s3o_core::breaker::CircuitBreaker;
 use s3o_core::{Result, StoreError, Timestamp};
 use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::Instrument;
 
 use crate::error::{db_err, pool_err};
@@ -30,7 +30,7 @@ pub(crate) struct Db {
     pub(crate) breaker: Arc<CircuitBreaker>,
     /// The pool's TLS connector (`None` for `sslmode=disable`), for cancel requests, which
     /// open their own connection with the session's TLS mode.
-    pub(crate) cancel_tls: Option<MakeRustlsConnect>,
+    pub(crate) cancel_tls: Option<Connector>,
 }
 
 impl Db {

@@ -1,46 +1,4 @@
-//! # s3o-pg
-//!
-//! The PostgreSQL engine of the s3o metadata store: [`PgStore`] implements every role of
-//! [`s3o_core::MetadataStore`] on tokio-postgres with a deadpool connection pool. This is the
-//! engine for multi-instance deployments: several orchestrator processes share one database,
-//! and every claim and lock holds across connections and processes.
-//!
-//! - **Statements**: each role method is one prepared statement (`prepare_cached`, once per
-//!   pooled connection); multi-statement operations come from `s3o_core::ops` through the
-//!   transactional seam ([`s3o_core::Runner`] / [`s3o_core::TxAdapter`]).
-//! - **Locks**: per-key transaction locks are `pg_advisory_xact_lock(KEY_LOCK_CLASS,
-//!   hashtext(key))` (two-int namespace); copies and intents are row-locked `FOR UPDATE`;
-//!   leader locks are session `pg_try_advisory_lock(id)` on a dedicated pooled connection.
-//! - **Byte order**: every key ordering, cursor, prefix range and listing index uses
-//!   `COLLATE "C"`; prefixes are ranges (`key >= p AND key < successor(p)`), never `LIKE`.
-//! - **Breaker**: every statement, inside transactions too, passes the store's
-//!   [`s3o_core::breaker::CircuitBreaker`]; leader-lock connections and lifecycle
-//!   administration bypass it.
-//! - **TLS**: rustls 0.23 with the *ring* crypto provider, through tokio-postgres-rustls 0.14
-//!   (which resolves against tokio-postgres 0.7.18). Why rustls rather than native-tls: no
-//!   OpenSSL headers or system library at build or run time, so static, portable binaries
-//!   that behave the same on every machine; why *ring* rather than aws-lc-rs: it builds
-//!   without cmake or NASM. `verify-full`/`verify-ca` trust the `sslrootcert` file when given
-//!   (as libpq does), else the Mozilla roots of `webpki-roots` — what managed PostgreSQL
-//!   services' certificates chain to. See [`SslMode`] and the table below.
-//!
-//! ## Connection URL
-//!
-//! `postgres://user[:password]@host[:port]/database[?param=value&...]` (or `postgresql://`).
-//! Standard libpq-style parameters go to [`tokio_postgres::Config`]; these are s3o's own and
-//! are stripped first:
-//!
-//! | parameter | meaning |
-//! |---|---|
-//! | `sslmode` | `disable`, `prefer`, `require` (encrypt, no verification), `verify-ca`, `verify-full`. Absent: `disable` when every host is loopback or a Unix socket, else `prefer`. |
-//! | `sslrootcert` | PEM file of trusted roots for `verify-ca`/`verify-full` (default: Mozilla roots). |
-//! | `schema` | schema every pooled connection uses (`search_path`); created by `run_migrations`. Lowercase letters, digits and `_`. |
-//! | `pool_max_size` | connections in the pool. |
-//! | `pool_wait_timeout_ms`, `pool_create_timeout_ms`, `pool_recycle_timeout_ms` | pool timeouts (never infinite). |
-//! | `lock_timeout_ms` | longest lock wait of a statement (default 5000; `0` = no limit); a timeout is `Database { kind: Busy }`, retried by the transaction runner. |
-//!
-//! URL parameters override [`PgOptions`]. The password never appears in an error, a log line
-//! or a `Debug` print.
+#![doc = include_str!("../README.md")]
 
 pub use deadpool_postgres;
 pub use tokio_postgres;
@@ -460,6 +418,8 @@ impl PgStore {
             },
         };
         let cancel_tls = tls::connector(parsed.ssl, parsed.root_cert.as_deref())?;
+        // Without the `tls` feature the connector is the driver's `Copy` `NoTls`.
+        #[cfg_attr(not(feature = "tls"), allow(clippy::clone_on_copy))]
         let manager = match cancel_tls.clone() {
             Some(tls) => Manager::from_config(parsed.config, tls, manager_config),
             None => Manager::from_config(parsed.config, tokio_postgres::NoTls, manager_config),

@@ -17,13 +17,13 @@
 
 use std::sync::Arc;
 
+use crate::tls::Connector;
 use async_trait::async_trait;
 use deadpool_postgres::Object;
 use s3o_core::breaker::CircuitBreaker;
 use s3o_core::locks::KEY_LOCK_CLASS;
 use s3o_core::{DbErrorKind, Result, Runner, StoreError, Transaction, TxAdapter, validate};
 use tokio_postgres::Row;
-use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::Instrument;
 
 use crate::PgStore;
@@ -35,7 +35,7 @@ pub(crate) struct PgTx {
     client: Option<Object>,
     breaker: Arc<CircuitBreaker>,
     /// The pool's TLS connector, for a cancel request on drop.
-    cancel_tls: Option<MakeRustlsConnect>,
+    cancel_tls: Option<Connector>,
     /// `BEGIN` has been sent (with the first statement).
     begun: bool,
     /// A statement has been sent and has not answered yet (set before sending, cleared when
@@ -315,6 +315,8 @@ impl PgStore {
     /// Opens a transaction (lazily: `BEGIN` leaves with its first statement).
     pub(crate) async fn begin_pg(&self) -> Result<PgTx> {
         let client = self.db.client("begin transaction").await?;
+        // Without the `tls` feature the connector is the driver's `Copy` `NoTls`.
+        #[cfg_attr(not(feature = "tls"), allow(clippy::clone_on_copy))]
         Ok(PgTx {
             client: Some(client),
             breaker: Arc::clone(&self.db.breaker),

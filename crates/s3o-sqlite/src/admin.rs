@@ -25,12 +25,12 @@ const MIGRATIONS: [Migration; 2] = [
     Migration {
         version: 1,
         name: "0001_init",
-        sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
+        sql: include_str!("../migrations/0001_init.sql"),
     },
     Migration {
         version: 2,
         name: "0002_indexes",
-        sql: include_str!("../../../migrations/sqlite/0002_indexes.sql"),
+        sql: include_str!("../migrations/0002_indexes.sql"),
     },
 ];
 

@@ -19,9 +19,9 @@ pub const ACCEPTED_SCHEMES: [&str; 3] = ["sqlite:", "postgres://", "postgresql:/
 /// The database engines the facade knows about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Engine {
-    /// SQLite, through [`sqlite::SqliteStore`] (cargo feature `sqlite`).
+    /// SQLite, through `s3o_sqlite::SqliteStore` (cargo feature `sqlite`).
     Sqlite,
-    /// PostgreSQL, through [`pg::PgStore`] (cargo feature `postgres`).
+    /// PostgreSQL, through `s3o_pg::PgStore` (cargo feature `postgres`).
     Postgres,
 }
 
