@@ -118,7 +118,8 @@ impl<'a> PgRun<'a> {
     }
 
     fn schema(&mut self, what: &str) -> String {
-        let s = format!("s3o_bench_{}_{what}", self.pid);
+        // Schema names are lowercase (`1M` → `1m`).
+        let s = format!("s3o_bench_{}_{}", self.pid, what.to_ascii_lowercase());
         if !self.schemas.contains(&s) {
             self.schemas.push(s.clone());
         }
