@@ -135,6 +135,8 @@ impl<'a> PgRun<'a> {
 
     /// A store on `schema` (no migrations: the schema is prepared).
     async fn store(&self, schema: &str) -> Result<Arc<PgStore>, String> {
+        // The same-SQL baseline is rebuilt from the traced parameter values: opt in.
+        s3o_pg::log_sql_parameter_values(true);
         PgStore::connect_with(&with_schema(&self.url, schema), self.options())
             .await
             .map(Arc::new)

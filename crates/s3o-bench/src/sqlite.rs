@@ -258,6 +258,8 @@ impl<'a> SqliteRun<'a> {
 
     /// A store on the prepared file at `path` (no migrations).
     async fn store(&self, path: &Path) -> Result<Arc<SqliteStore>, String> {
+        // The same-SQL baseline is rebuilt from the traced parameter values: opt in.
+        s3o_sqlite::log_sql_parameter_values(true);
         SqliteStore::open_with(&format!("sqlite://{}", path.display()), self.options())
             .await
             .map(Arc::new)

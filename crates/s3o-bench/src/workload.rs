@@ -220,7 +220,7 @@ impl Op {
                 Err(x) => Err(e(x)),
             },
             Op::ClaimComplete => {
-                let cutoff = Timestamp::now().minus(Duration::from_secs(300));
+                let cutoff = Duration::from_secs(300);
                 let items = store
                     .claim_pending_cleanups(CLAIM_BATCH, &format!("bench-{client}"), cutoff)
                     .await
@@ -357,7 +357,7 @@ where
 {
     let release = &release;
     let m = harness::run_timed(warmup, duration, move || async move {
-        let cutoff = Timestamp::now().minus(Duration::from_secs(300));
+        let cutoff = Duration::from_secs(300);
         let t0 = Instant::now();
         let items = store
             .claim_pending_cleanups(CLAIM_BATCH, "bench", cutoff)

@@ -65,7 +65,7 @@ macro_rules! pending_params {
 #[async_trait]
 impl PendingTx for PgTx {
     async fn claim_pending(&mut self, intent_id: &str) -> Result<Option<PendingObject>> {
-        validate::text("intent id", intent_id)?;
+        validate::id("intent id", intent_id)?;
         // Row-locks the intent until commit; gone ⇒ another reaper resolved it.
         let row = self
             .query_opt(
@@ -96,7 +96,7 @@ impl PendingTx for PgTx {
     }
 
     async fn delete_pending(&mut self, intent_id: &str) -> Result<()> {
-        validate::text("intent id", intent_id)?;
+        validate::id("intent id", intent_id)?;
         self.execute(
             "delete pending intent",
             "DELETE FROM pending_objects WHERE intent_id = $1",
@@ -136,7 +136,7 @@ impl PendingStore for PgStore {
     }
 
     async fn delete_pending(&self, intent_id: &str) -> Result<()> {
-        validate::text("intent id", intent_id)?;
+        validate::id("intent id", intent_id)?;
         self.db
             .execute(
                 "delete pending intent",

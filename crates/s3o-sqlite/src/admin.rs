@@ -21,7 +21,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 2] = [
+const MIGRATIONS: [Migration; 3] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -31,6 +31,11 @@ const MIGRATIONS: [Migration; 2] = [
         version: 2,
         name: "0002_indexes",
         sql: include_str!("../migrations/0002_indexes.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_notification_payload_text",
+        sql: include_str!("../migrations/0004_notification_payload_text.sql"),
     },
 ];
 

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::ops;
 use crate::tx::Runner;
-use crate::types::{CleanupDlqItem, CleanupItem, Timestamp};
+use crate::types::{CleanupDlqItem, CleanupItem};
 
 /// Cleanup queue and orphan-byte tracking.
 #[async_trait]
@@ -23,14 +23,16 @@ pub trait CleanupStore: Runner {
         size: i64,
     ) -> Result<()>;
     /// Atomically claims up to `limit` due rows for `instance_id`: rows with `next_retry <=
-    /// now`, `attempts < 10` and no claim or a claim older than `grace_cutoff`, oldest first.
+    /// now`, `attempts < 10` and no claim or a claim made more than `stale_after` ago
+    /// (`claimed_at < now - stale_after`; now is the database's clock, which also stamped the
+    /// claim), oldest first.
     /// Concurrent claimers (tasks or processes) get disjoint rows. `reclaimed` is true on rows
     /// whose earlier claim had gone stale. Returned ordered by id.
     async fn claim_pending_cleanups(
         &self,
         limit: i64,
         instance_id: &str,
-        grace_cutoff: Timestamp,
+        stale_after: Duration,
     ) -> Result<Vec<CleanupItem>>;
     /// Deletes the row and decrements its backend's `orphan_bytes` by its size (clamped at 0),
     /// atomically. Already gone ⇒ nothing happens (no double decrement), not an error.
