@@ -1,5 +1,5 @@
 -- claim_pending_cleanups + 100 × complete_cleanup_item: generated from the statements s3o sent (captured)
-WITH picked AS ( SELECT id, claimed_at IS NOT NULL AS reclaimed FROM cleanup_queue WHERE next_retry <= NOW() AND attempts < 10 AND (claimed_at IS NULL OR claimed_at < :s0p3) ORDER BY created_at, id LIMIT :s0p1 FOR UPDATE SKIP LOCKED), claimed AS ( UPDATE cleanup_queue c SET claimed_at = NOW(), claimed_by = :s0p2 FROM picked WHERE c.id = picked.id RETURNING c.id, c.backend_name, c.object_key, c.reason, c.attempts, c.size_bytes, c.claimed_at, c.claimed_by, picked.reclaimed) SELECT * FROM claimed ORDER BY id \aset
+WITH picked AS ( SELECT id, claimed_at IS NOT NULL AS reclaimed FROM cleanup_queue WHERE next_retry <= NOW() AND attempts < 10 AND (claimed_at IS NULL OR claimed_at < NOW() - :s0p3::bigint * INTERVAL '1 microsecond') ORDER BY created_at, id LIMIT :s0p1 FOR UPDATE SKIP LOCKED), claimed AS ( UPDATE cleanup_queue c SET claimed_at = NOW(), claimed_by = :s0p2 FROM picked WHERE c.id = picked.id RETURNING c.id, c.backend_name, c.object_key, c.reason, c.attempts, c.size_bytes, c.claimed_at, c.claimed_by, picked.reclaimed) SELECT * FROM claimed ORDER BY id \aset
 \set c0 :id - 99
 \set c1 :id - 98
 \set c2 :id - 97

@@ -1,6 +1,6 @@
 -- delete_object: generated from the statements s3o sent (captured)
 \set i :i + 1
-\set key 17000000000 + :client_id * 10000000 + :i
+\set key 13000000000 + :client_id * 10000000 + :i
 BEGIN;
 SELECT pg_advisory_xact_lock(:s1p1::int4, hashtext(:key));
 SELECT backend_name, size_bytes, created_at, encrypted, (encryption_key IS NOT NULL AND length(encryption_key) > 0) FROM object_locations WHERE object_key = :key ORDER BY created_at, backend_name COLLATE "C" FOR UPDATE;

@@ -1,6 +1,6 @@
 -- promote_pending: generated from the statements s3o sent (captured)
 \set i :i + 1
-\set key 37000000000 + :client_id * 10000000 + :i
+\set key 25000000000 + :client_id * 10000000 + :i
 BEGIN;
 SELECT pg_advisory_xact_lock(:s1p1::int4, hashtext(:key));
 SELECT intent_id, object_key, backend_name, size_bytes, encrypted, encryption_key, key_id, plaintext_size, content_hash, created_at FROM pending_objects WHERE intent_id = :key FOR UPDATE;

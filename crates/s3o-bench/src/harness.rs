@@ -122,3 +122,38 @@ pub(crate) fn run_blocking(
     m.first_error = first;
     m
 }
+
+/// Runs `step` one call after another (one client) for `warmup + duration`; each call
+/// returns the part of its work that is measured (it may do untimed set-up or clean-up
+/// around it). The result holds the measured parts of the calls that ended inside the window.
+pub(crate) async fn run_timed<F, Fut>(warmup: Duration, duration: Duration, mut step: F) -> Measured
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Duration, String>>,
+{
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + duration;
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    let mut first = None;
+    while Instant::now() < end {
+        match step().await {
+            Ok(d) => {
+                let t = Instant::now();
+                if t >= measure_from && t <= end {
+                    lat.push(d);
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                first.get_or_insert(e);
+                // A failing step fails the same way again: stop rather than spin.
+                break;
+            }
+        }
+    }
+    let mut m = Measured::new(lat, duration, errors);
+    m.first_error = first;
+    m
+}

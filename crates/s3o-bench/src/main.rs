@@ -9,13 +9,21 @@
 //!   (target `s3o::sql` trace events: statement text plus parameters), so the two cannot drift.
 //! - **SQLite**: a bare rusqlite loop replaying the captured statements (`BEGIN IMMEDIATE` …
 //!   `COMMIT` as the engine sent them) on one connection, without pool or `spawn_blocking`.
+//! - **The reference's own statements** for `record_object` of new keys (PostgreSQL, one
+//!   backend and four), as a second pgbench baseline.
 //!
-//! Results (ops/s, p50, p99, baseline ops/s, ratio) are printed and written to
-//! `bench/results/latest.md` and `bench/results/latest.csv`; generated pgbench scripts go to
+//! Ratios mean something only if the sides are measured alike: each side of a trial starts
+//! from its own identically seeded state (a fresh schema, or a copy of one template file),
+//! vacuumed and analyzed alike, with the same warm-up and window; sides alternate within a
+//! trial, every cell runs `--trials` (default 3) trials, and the report gives the median
+//! per-trial ratio with its min–max.
+//!
+//! Results are printed and written to `bench/results/latest.md` and `latest.csv`, and the
+//! targets table replaces the marked block of the README; generated pgbench scripts go to
 //! `bench/results/pgbench/`. Ratios are the claim; absolute numbers vary by machine.
 //!
 //! ```text
-//! cargo xtask bench [--quick] [--engine sqlite|postgres|all]
+//! cargo xtask bench [--quick] [--trials N] [--engine sqlite|postgres|all]
 //! ```
 //!
 //! The PostgreSQL server is `S3O_PG_URL`, else `postgres://postgres@127.0.0.1:5432/test`;
@@ -36,7 +44,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use report::Row;
+use report::{Figure, Row, Target};
+use stats::Spread;
 
 /// Run settings shared by both engines.
 #[derive(Clone, Debug)]
@@ -52,16 +61,15 @@ pub(crate) struct Settings {
     pub(crate) duration: Duration,
     /// Stored-object counts for the scaling reads.
     pub(crate) sizes: Vec<u64>,
+    /// Interleaved trials per cell.
+    pub(crate) trials: usize,
+    /// The large queue depth of the claim-cost comparison (against 1k).
+    pub(crate) claim_depth: u64,
     /// Where results go.
     pub(crate) out_dir: PathBuf,
 }
 
 impl Settings {
-    /// pgbench's `-T` (whole seconds).
-    pub(crate) fn pgbench_secs(&self) -> u64 {
-        self.duration.as_secs().max(1)
-    }
-
     /// Settings for an operation that takes many commits (claim + 100 completions): a longer
     /// window and a warm-up of at least one operation, so several complete inside it.
     pub(crate) fn long(&self) -> Settings {
@@ -99,37 +107,63 @@ enum Engines {
     All,
 }
 
-const USAGE: &str =
-    "usage: s3o-bench [--quick] [--fast-paths] [--engine sqlite|postgres|all] [--out DIR]";
+const USAGE: &str = "usage: s3o-bench [--quick] [--fast-paths] [--trials N] \
+                     [--engine sqlite|postgres|all] [--out DIR]";
 
-fn parse_args() -> Result<(bool, bool, Engines, Option<PathBuf>), String> {
-    let mut quick = false;
-    let mut fast_paths = false;
-    let mut engines = Engines::All;
-    let mut out = None;
+/// Parsed command line.
+struct Args {
+    quick: bool,
+    fast_paths: bool,
+    trials: usize,
+    engines: Engines,
+    out: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        quick: false,
+        fast_paths: false,
+        trials: 3,
+        engines: Engines::All,
+        out: None,
+    };
     let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--quick" => quick = true,
-            "--fast-paths" => fast_paths = true,
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--fast-paths" => a.fast_paths = true,
+            "--trials" => {
+                a.trials = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| format!("--trials needs a positive number\n{USAGE}"))?;
+            }
             "--engine" => {
-                engines = match args.next().as_deref() {
+                a.engines = match args.next().as_deref() {
                     Some("sqlite") => Engines::Sqlite,
                     Some("postgres") => Engines::Postgres,
                     Some("all") => Engines::All,
                     other => return Err(format!("bad --engine {other:?}\n{USAGE}")),
                 }
             }
-            "--out" => out = args.next().map(PathBuf::from),
+            "--out" => a.out = args.next().map(PathBuf::from),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }
-    Ok((quick, fast_paths, engines, out))
+    Ok(a)
+}
+
+/// The repository root (where `README.md` and `bench/` live).
+fn repo_root() -> PathBuf {
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = crate_dir.ancestors().nth(2).map(PathBuf::from);
+    root.unwrap_or(crate_dir)
 }
 
 fn main() -> ExitCode {
-    let (quick, fast_paths, engines, out) = match parse_args() {
+    let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");
@@ -137,27 +171,31 @@ fn main() -> ExitCode {
         }
     };
     capture::install();
-    let out_dir = out.unwrap_or_else(|| {
-        let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let root = crate_dir.ancestors().nth(2).map(PathBuf::from);
-        root.unwrap_or(crate_dir).join("bench").join("results")
-    });
-    let settings = if quick {
+    // The README's block is regenerated only by runs that write the repository's results.
+    let readme = args.out.is_none().then(|| repo_root().join("README.md"));
+    let out_dir = args
+        .out
+        .unwrap_or_else(|| repo_root().join("bench").join("results"));
+    let settings = if args.quick {
         Settings {
-            quick,
-            fast_paths,
-            warmup: Duration::from_millis(300),
+            quick: true,
+            fast_paths: args.fast_paths,
+            warmup: Duration::from_millis(500),
             duration: Duration::from_secs(1),
             sizes: vec![10_000, 100_000],
+            trials: args.trials,
+            claim_depth: 100_000,
             out_dir,
         }
     } else {
         Settings {
-            quick,
-            fast_paths,
+            quick: false,
+            fast_paths: args.fast_paths,
             warmup: Duration::from_secs(1),
-            duration: Duration::from_secs(5),
+            duration: Duration::from_secs(3),
             sizes: vec![10_000, 100_000, 1_000_000],
+            trials: args.trials,
+            claim_depth: 1_000_000,
             out_dir,
         }
     };
@@ -172,7 +210,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(&settings, engines)) {
+    match rt.block_on(run(&settings, args.engines, readme)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("s3o-bench: {e}");
@@ -181,25 +219,25 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(settings: &Settings, engines: Engines) -> Result<(), String> {
+async fn run(settings: &Settings, engines: Engines, readme: Option<PathBuf>) -> Result<(), String> {
     let started = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
+    let mut figures: Vec<Figure> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     notes.push(if settings.fast_paths {
         "--fast-paths: stores opened with SqliteOptions::inline_point_statements and \
          PgOptions::fast_recycling on (both off by default)."
             .to_owned()
     } else {
-        "default store options (every SQLite call on the blocking pool, PostgreSQL connections \
-         cleaned on return); --fast-paths measures the opt-in options."
-            .to_owned()
+        "default store options.".to_owned()
     });
     if settings.quick {
         notes.push(format!(
-            "--quick: {} s windows, stores up to {} objects (the 1M scaling point is skipped; \
-             run without --quick for it).",
+            "--quick: {} s windows, stores up to {} objects, claims at up to {} queued (run \
+             without --quick for the 1M points).",
             settings.duration.as_secs_f64(),
-            size_label(*settings.sizes.last().unwrap_or(&0))
+            size_label(*settings.sizes.last().unwrap_or(&0)),
+            size_label(settings.claim_depth)
         ));
     }
     if matches!(engines, Engines::Postgres | Engines::All) {
@@ -213,7 +251,9 @@ async fn run(settings: &Settings, engines: Engines) -> Result<(), String> {
                     p.reads().await
                 }
                 .await;
+                p.cleanup().await;
                 rows.append(&mut p.rows);
+                figures.append(&mut p.figures);
                 notes.append(&mut p.notes);
                 r?;
             }
@@ -233,11 +273,19 @@ async fn run(settings: &Settings, engines: Engines) -> Result<(), String> {
         }
         .await;
         rows.append(&mut s.rows);
+        figures.append(&mut s.figures);
         notes.append(&mut s.notes);
         r?;
     }
-    let targets = targets(&rows);
-    let md = render(settings, &rows, &targets, &notes, started.elapsed());
+    let targets = targets(&rows, &figures);
+    let md = render(
+        settings,
+        &rows,
+        &figures,
+        &targets,
+        &notes,
+        started.elapsed(),
+    );
     println!("\n{md}");
     std::fs::create_dir_all(&settings.out_dir).map_err(|e| e.to_string())?;
     let md_path = settings.out_dir.join("latest.md");
@@ -246,128 +294,182 @@ async fn run(settings: &Settings, engines: Engines) -> Result<(), String> {
     std::fs::write(&csv_path, report::csv(&rows))
         .map_err(|e| format!("{}: {e}", csv_path.display()))?;
     println!("wrote {} and {}", md_path.display(), csv_path.display());
+    if let Some(path) = readme {
+        let block = readme_block(settings, &targets);
+        let old = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        match report::splice_readme(&old, &block) {
+            Some(new) => {
+                std::fs::write(&path, new).map_err(|e| format!("{}: {e}", path.display()))?;
+                println!("regenerated the benchmark block of {}", path.display());
+            }
+            None => eprintln!(
+                "warning: {} has no `{}` … `{}` block; not updated",
+                path.display(),
+                report::README_BEGIN,
+                report::README_END
+            ),
+        }
+    }
     Ok(())
 }
 
-fn find<'r>(rows: &'r [Row], engine: &str, op_prefix: &str, conc: &str) -> Option<&'r Row> {
-    rows.iter()
-        .find(|r| r.engine == engine && r.op.starts_with(op_prefix) && r.conc == conc)
+/// The row of `engine`, operation starting with `op`, concurrency `conc`, baseline `vs`.
+fn find<'r>(rows: &'r [Row], engine: &str, op: &str, conc: &str, vs: &str) -> Option<&'r Row> {
+    rows.iter().find(|r| {
+        r.engine == engine && r.op.starts_with(op) && r.conc == conc && r.vs.starts_with(vs)
+    })
 }
 
-/// One line per target: the figure, the bar, met or missed.
-fn targets(rows: &[Row]) -> Vec<String> {
+/// The issue's targets, judged on this run.
+fn targets(rows: &[Row], figures: &[Figure]) -> Vec<Target> {
     let mut out = Vec::new();
-    let mut check = |what: String, v: Option<f64>, bar: f64, at_least: bool| {
-        let line = match v {
-            Some(v) if v.is_finite() => {
-                let met = if at_least { v >= bar } else { v <= bar };
-                format!(
-                    "{} {what}: {v:.2} (target {} {bar})",
-                    if met { "MET   " } else { "MISSED" },
-                    if at_least { "≥" } else { "≤" }
-                )
-            }
-            _ => format!("n/a    {what}: not measured"),
-        };
-        out.push(line);
+    let ratio = |r: Option<&Row>| r.map_or(Spread::of(&[]), |r| r.ratio);
+    let mut t = |what: String, got: Spread, bar: f64, at_least: bool| {
+        out.push(Target {
+            what,
+            got,
+            bar,
+            at_least,
+        });
     };
-    let pg_record = workload::Op::RecordNew.name();
-    check(
-        "postgres record_object (new key) ÷ pgbench, 8 clients".into(),
-        find(rows, "postgres", pg_record, "8").map(Row::ratio),
-        0.85,
+    let one = workload::Op::RecordNew.name();
+    let four = workload::Op::RecordNew4.name();
+    t(
+        "PostgreSQL `record_object` (new keys), 8 clients, one backend ÷ reference SQL (floor 1.0)"
+            .into(),
+        ratio(rows.iter().find(|r| {
+            r.engine == "postgres" && r.op == one && r.conc == "8" && r.vs.starts_with("reference")
+        })),
+        1.5,
+        true,
+    );
+    t(
+        "PostgreSQL `record_object` (new keys), 8 clients, four backends ÷ reference SQL".into(),
+        ratio(find(rows, "postgres", four, "8", "reference")),
+        1.0,
         true,
     );
     for c in ["1", "8"] {
-        check(
-            format!("postgres claim + complete ÷ pgbench, {c} client(s)"),
-            find(rows, "postgres", "claim_pending_cleanups", c).map(Row::ratio),
-            0.8,
-            true,
-        );
-    }
-    check(
-        "sqlite record_object (new key) ÷ bare rusqlite loop".into(),
-        find(rows, "sqlite", pg_record, "1w").map(Row::ratio),
-        0.6,
-        true,
-    );
-    for read in [workload::Read::GetAll, workload::Read::ListPage] {
-        let two = rows
-            .iter()
-            .find(|r| r.engine == "sqlite" && r.conc == "1w+2r" && r.op.starts_with(read.name()));
-        check(
-            format!(
-                "sqlite {} reader throughput while writing, 2 readers ÷ 1",
-                read.name()
-            ),
-            two.map(Row::ratio),
-            1.5,
+        t(
+            format!("PostgreSQL claim 100 + complete ÷ same SQL, {c} client(s)"),
+            ratio(find(rows, "postgres", "claim_pending_cleanups", c, "same")),
+            1.0,
             true,
         );
     }
     for engine in ["postgres", "sqlite"] {
-        let pages: Vec<&Row> = rows
+        if let Some(f) = figures
             .iter()
-            .filter(|r| {
-                r.engine == engine
-                    && r.conc == "1"
-                    && r.op.starts_with(workload::Read::ListPage.name())
-                    && !r.op.contains("writing")
-            })
-            .collect();
-        if let (Some(first), Some(last)) = (pages.first(), pages.last())
-            && pages.len() > 1
+            .find(|f| f.engine == engine && f.what.starts_with("claim"))
         {
-            check(
-                format!(
-                    "{engine} list page latency at {} ÷ at {} (mean, 1/ops)",
-                    last.op.rsplit('@').next().unwrap_or("?"),
-                    first.op.rsplit('@').next().unwrap_or("?")
-                ),
-                Some(first.ops / last.ops),
-                1.5,
-                false,
-            );
+            t(format!("{engine}: {}", f.what), f.spread, 1.5, false);
+        }
+    }
+    t(
+        "SQLite `record_object` (new key) ÷ bare loop on a fresh file".into(),
+        ratio(find(rows, "sqlite", one, "1w", "bare")),
+        0.8,
+        true,
+    );
+    t(
+        "SQLite point reads while writing, 2 readers ÷ 1".into(),
+        ratio(find(
+            rows,
+            "sqlite",
+            workload::Read::GetAll.name(),
+            "1w+2r",
+            "",
+        )),
+        1.5,
+        true,
+    );
+    let first = rows.iter().find(|r| {
+        r.engine == "postgres" && r.conc == "1" && r.op.starts_with(workload::Read::GetAll.name())
+    });
+    t(
+        format!(
+            "PostgreSQL `get_all_object_locations`, 1 client ÷ pgbench{}",
+            first.map_or(String::new(), |r| format!(
+                " ({})",
+                r.op.rsplit(' ').next().unwrap_or("")
+            ))
+        ),
+        ratio(first),
+        0.9,
+        true,
+    );
+    for engine in ["postgres", "sqlite"] {
+        if let Some(f) = figures
+            .iter()
+            .find(|f| f.engine == engine && f.what.starts_with("list page"))
+        {
+            t(format!("{engine}: {}", f.what), f.spread, 1.3, false);
         }
     }
     out
 }
 
+/// The README's generated block: how the figures were made, and the targets.
+fn readme_block(settings: &Settings, targets: &[Target]) -> String {
+    format!(
+        "Generated by `cargo xtask bench{}` ({} interleaved trials per cell; medians with \
+         their min–max; full table in [`bench/results/latest.md`](bench/results/latest.md)):\n\n{}",
+        if settings.quick { " --quick" } else { "" },
+        settings.trials,
+        report::targets_markdown(targets)
+    )
+}
+
 fn render(
     settings: &Settings,
     rows: &[Row],
-    targets: &[String],
+    figures: &[Figure],
+    targets: &[Target],
     notes: &[String],
     took: Duration,
 ) -> String {
     let mut s = String::from("# s3o benchmarks\n\n");
     let _ = writeln!(
         s,
-        "Generated by `cargo xtask bench{}` in {:.0} s on {} CPU(s). Ratios = s3o ops/s ÷ \
-         baseline ops/s (same SQL: `pgbench -M prepared` for PostgreSQL with the same client \
-         count, a bare rusqlite loop on one connection for SQLite). Latencies are s3o's. \
-         Ratios are the claim; absolute numbers vary by machine.\n",
+        "Generated by `cargo xtask bench{}` in {:.0} s on {} CPU(s): {} interleaved trials \
+         per cell, {:.1} s warm-up and {:.1} s measured window for every side. Ratios = s3o \
+         ops/s ÷ baseline ops/s of the same trial; the table gives their median and min–max. \
+         Latencies are s3o's. Ratios are the claim; absolute numbers vary by machine.\n",
         if settings.quick { " --quick" } else { "" },
         took.as_secs_f64(),
-        std::thread::available_parallelism().map_or(0, usize::from)
+        std::thread::available_parallelism().map_or(0, usize::from),
+        settings.trials,
+        settings.warmup.as_secs_f64(),
+        settings.duration.as_secs_f64()
     );
+    s.push_str("## Targets\n\n");
+    s.push_str(&report::targets_markdown(targets));
+    s.push_str("\n## Results\n\n");
     s.push_str(&report::markdown(rows));
-    s.push_str("\n## Targets\n\n");
-    for t in targets {
-        let _ = writeln!(s, "- {t}");
-    }
+    s.push_str("\n## Scaling\n\n");
+    s.push_str(&report::figures_markdown(figures));
     s.push_str(
         "\n## How to read this\n\n\
+         - Baselines: `same SQL (pgbench)` is `pgbench -M prepared` running the statements s3o \
+         sent for a captured sample operation, with the same client count; `reference SQL \
+         (pgbench)` runs the reference's own `record_object` statements (key lock on \
+         `hashtext(key)`, copies `FOR UPDATE`, insert, guarded plain quota `UPDATE`); `bare \
+         rusqlite loop` replays the captured SQLite statements on one connection without pool \
+         or `spawn_blocking`.\n\
+         - Fairness: every side of a write trial starts from its own identically seeded state \
+         (PostgreSQL: a fresh schema, migrated, seeded with the same keys and `VACUUM \
+         ANALYZE`d; SQLite: a copy of one seeded, vacuumed, analyzed and checkpointed \
+         template file). Reads run on one such state per side and store size. Every side \
+         gets the same warm-up and window (pgbench's transactions are windowed from its \
+         per-transaction log), and sides alternate within each trial. Quota limits are finite, \
+         so every guard is evaluated.\n\
          - Concurrency: PostgreSQL client count (s3o tasks sharing one pool; pgbench `-c`). \
          SQLite `1w` = one writer; `1` = one reader; `1w+Nr` = N reader tasks while one task \
-         records new keys — for the `1w+2r` rows the baseline column holds the `1w+1r` reader \
-         throughput, so the ratio is the reader scaling.\n\
-         - Every write run gets fresh keys and freshly seeded rows (copies to delete, replicate \
-         or move, intents to promote, due cleanup rows), identical for s3o and the baseline.\n\
-         - Scripts: `bench/results/pgbench/*.sql` are the generated pgbench scripts (the \
-         captured statements with `$n` replaced by pgbench variables; `NULL` parameters \
-         inlined, since pgbench variables cannot carry NULL).\n\
+         records new keys; the `1w+2r` row's baseline is the `1w+1r` reader throughput of the \
+         same trial, so its ratio is the reader scaling.\n\
+         - Scaling: the list-page figure is the 1-client page latency at the largest store ÷ at \
+         10k (per trial); the claim figure is the p50 latency of claiming 100 rows with the \
+         large depth queued ÷ with 1k queued, each claim released (untimed) so the depth stays.\n\
          - claim + complete: the claim and each completion are autocommit statements in s3o, \
          so the script has no BEGIN/COMMIT either. pgbench keeps only the last claimed row \
          (`\\aset`), so its completions target `:id − 99 … :id`.\n",

@@ -12,14 +12,18 @@ use s3o_sqlite::rusqlite::{self, Connection, types::Value as SqlValue};
 use crate::Settings;
 use crate::capture::{Captured, capture};
 use crate::harness::{self, Plan};
-use crate::report::Row;
-use crate::stats::Measured;
+use crate::report::{self, Cells, Figure, Row};
+use crate::stats::{Measured, Spread};
 use crate::values::{Placeholder, Value, sqlite_params};
 use crate::workload::{
-    BLOCK, CLAIM_BATCH, Op, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE, Seed, TARGET, key, read_key,
+    BLOCK, CLAIM_BATCH, Op, READ_BASE, Read, SEED_SIZE, SOURCE, STRIDE, Seed, claim_cost,
+    init_store, key, read_key,
 };
 
 const ENGINE: &str = "sqlite";
+
+/// The baseline label.
+const BARE: &str = "bare rusqlite loop";
 
 /// One statement of the sample operation: text, placeholder values, transaction control.
 #[derive(Clone, Debug)]
@@ -207,6 +211,10 @@ fn bare_conn(path: &Path) -> Result<Connection, String> {
 }
 
 /// The SQLite half of the run.
+///
+/// Every side of every write trial runs on its own copy of one template file (migrated,
+/// seeded, `VACUUM`ed, `ANALYZE`d and checkpointed once), so s3o and the bare loop start from
+/// byte-identical databases; sides interleave for `--trials` rounds.
 pub(crate) struct SqliteRun<'a> {
     settings: &'a Settings,
     dir: PathBuf,
@@ -214,6 +222,8 @@ pub(crate) struct SqliteRun<'a> {
     rate: f64,
     /// Rows of the results table.
     pub(crate) rows: Vec<Row>,
+    /// Derived figures.
+    pub(crate) figures: Vec<Figure>,
     /// Notes for the report.
     pub(crate) notes: Vec<String>,
 }
@@ -229,6 +239,7 @@ impl<'a> SqliteRun<'a> {
             next_block: 2,
             rate: 0.0,
             rows: Vec::new(),
+            figures: Vec::new(),
             notes: Vec::new(),
         })
     }
@@ -238,26 +249,39 @@ impl<'a> SqliteRun<'a> {
         self.next_block * BLOCK
     }
 
-    async fn open(&self, name: &str) -> Result<(Arc<SqliteStore>, PathBuf), String> {
-        let path = self.dir.join(name);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-        // The same-SQL baseline is rebuilt from the traced parameter values: opt in.
-        s3o_sqlite::log_sql_parameter_values(true);
-        let opts = s3o_sqlite::SqliteOptions {
+    fn options(&self) -> s3o_sqlite::SqliteOptions {
+        s3o_sqlite::SqliteOptions {
             inline_point_statements: self.settings.fast_paths,
             ..s3o_sqlite::SqliteOptions::default()
-        };
-        let store = SqliteStore::open_with(&format!("sqlite://{}", path.display()), opts)
+        }
+    }
+
+    /// A store on the prepared file at `path` (no migrations).
+    async fn store(&self, path: &Path) -> Result<Arc<SqliteStore>, String> {
+        // The same-SQL baseline is rebuilt from the traced parameter values: opt in.
+        s3o_sqlite::log_sql_parameter_values(true);
+        SqliteStore::open_with(&format!("sqlite://{}", path.display()), self.options())
             .await
-            .map_err(|e| e.to_string())?;
-        store.run_migrations().await.map_err(|e| e.to_string())?;
-        store
-            .sync_quota_limits(&[(SOURCE.to_owned(), 0), (TARGET.to_owned(), 0)])
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((Arc::new(store), path))
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Creates `name` afresh: migrated, every backend's quota row at [`crate::workload::QUOTA_LIMIT`].
+    async fn prepare(&self, name: &str) -> Result<PathBuf, String> {
+        let path = self.dir.join(name);
+        remove_db(&path);
+        let store = self.store(&path).await?;
+        let r = init_store(&*store).await;
+        store.close().await;
+        r.map(|()| path)
+    }
+
+    /// A copy of the template `from` named `name` (for one side of one trial).
+    fn copy(&self, from: &Path, name: &str) -> Result<PathBuf, String> {
+        let to = self.dir.join(name);
+        remove_db(&to);
+        std::fs::copy(from, &to).map_err(|e| format!("copy {}: {e}", from.display()))?;
+        Ok(to)
     }
 
     fn per_client(&self) -> u64 {
@@ -269,88 +293,112 @@ impl<'a> SqliteRun<'a> {
 
     /// Every write operation: s3o with one writer, and the bare loop.
     pub(crate) async fn writes(&mut self) -> Result<(), String> {
-        let (store, path) = self.open("ops.db").await?;
-        let r = self.writes_on(&store, &path).await;
-        store.close().await;
-        r
+        for op in Op::ALL {
+            // One writer: spreading it over four backends measures nothing new.
+            if op == Op::RecordNew4 {
+                continue;
+            }
+            self.write_cell(op).await?;
+        }
+        Ok(())
     }
 
-    async fn writes_on(&mut self, store: &Arc<SqliteStore>, path: &Path) -> Result<(), String> {
-        let seeder = bare_conn(path)?;
-        for op in Op::ALL {
-            let sample_base = self.block();
-            let sample_rows = if op == Op::ClaimComplete {
-                (CLAIM_BATCH * 2) as u64
-            } else {
-                1
-            };
-            seed(&seeder, op.seed(), sample_base, 1, sample_rows)?;
-            let sample_key = key(sample_base, 0, 1);
-            let (r, events) = capture(op.run_once(&**store, &sample_key, 0)).await;
-            r.map_err(|e| format!("{} sample: {e}", op.name()))?;
-            let stmts: Vec<Replayed> = events
-                .iter()
-                .map(Replayed::from_captured)
-                .collect::<Result<_, _>>()?;
-            println!(
-                "sqlite {}: {} statements per operation ({} transaction-control)",
-                op.name(),
-                stmts.len(),
-                stmts.iter().filter(|s| s.control).count()
-            );
-            let per_client = if op.seed() == Seed::None {
-                STRIDE - 1
-            } else {
-                self.per_client()
-            };
-            let seed_n = if op == Op::ClaimComplete {
-                per_client * 3 + 5 * CLAIM_BATCH as u64
-            } else {
-                per_client
-            };
-            // s3o, one writer.
-            let base = self.block();
+    async fn write_cell(&mut self, op: Op) -> Result<(), String> {
+        // The sample operation, on a scratch file.
+        let sample_base = self.block();
+        let sample_rows = if op == Op::ClaimComplete {
+            (CLAIM_BATCH * 2) as u64
+        } else {
+            1
+        };
+        let scratch = self.prepare("sample.db").await?;
+        seed(
+            &bare_conn(&scratch)?,
+            op.seed(),
+            sample_base,
+            1,
+            sample_rows,
+        )?;
+        let store = self.store(&scratch).await?;
+        let sample_key = key(sample_base, 0, 1);
+        let (r, events) = capture(op.run_once(&*store, &sample_key, 0)).await;
+        store.close().await;
+        r.map_err(|e| format!("{} sample: {e}", op.name()))?;
+        let stmts: Vec<Replayed> = events
+            .iter()
+            .map(Replayed::from_captured)
+            .collect::<Result<_, _>>()?;
+        println!(
+            "sqlite {}: {} statements per operation ({} transaction-control)",
+            op.name(),
+            stmts.len(),
+            stmts.iter().filter(|s| s.control).count()
+        );
+        let per_client = if op.seed() == Seed::None {
+            STRIDE - 1
+        } else {
+            self.per_client()
+        };
+        let seed_n = if op == Op::ClaimComplete {
+            per_client * 3 + 5 * CLAIM_BATCH as u64
+        } else {
+            per_client
+        };
+        // The template both sides copy: same keys, same rows, same pages.
+        let base = self.block();
+        let tmpl = self.prepare("template.db").await?;
+        {
+            let seeder = bare_conn(&tmpl)?;
             seed(&seeder, op.seed(), base, 1, seed_n)?;
-            let long = self.settings.long();
-            let st = if op == Op::ClaimComplete {
-                &long
-            } else {
-                self.settings
-            };
-            let plan = Plan {
-                clients: 1,
-                warmup: st.warmup,
-                duration: st.duration,
-                max_iters: if op == Op::ClaimComplete {
-                    u64::MAX
-                } else {
-                    per_client
-                },
-            };
-            let m = harness::run(plan, op.call(Arc::clone(store), base)).await;
+            settle(&seeder)?;
+        }
+        let long = self.settings.long();
+        let st = if op == Op::ClaimComplete {
+            &long
+        } else {
+            self.settings
+        };
+        let (mut s3o, mut bare) = (Vec::new(), Vec::new());
+        for trial in 0..self.settings.trials {
+            let path = self.copy(&tmpl, "s3o.db")?;
+            let store = self.store(&path).await?;
+            let plan = op.plan(1, st, per_client);
+            let m = harness::run(plan, op.call(Arc::clone(&store), base)).await;
+            store.close().await;
             if let Some(e) = &m.first_error {
                 eprintln!("warning: sqlite {} errors: {} ({e})", op.name(), m.errors);
             }
-            // Bare loop, same statements, fresh rows.
-            let bbase = self.block();
-            seed(&seeder, op.seed(), bbase, 1, seed_n)?;
+            let path = self.copy(&tmpl, "bare.db")?;
             let rebind: Box<dyn Rebind> = if op == Op::ClaimComplete {
                 Box::new(ClaimRebind::new(&stmts)?)
             } else {
                 Box::new(KeyRebind {
                     sample: Value::Text(sample_key.clone()),
-                    next: Box::new(move |i| key(bbase, 0, i)),
+                    next: Box::new(move |i| key(base, 0, i)),
                     cur: Value::Null,
                 })
             };
-            let b = self.bare(st, path, stmts, rebind, per_client).await?;
-            if op == Op::RecordNew {
-                self.rate = m.ops_per_sec().max(b.ops_per_sec());
-            }
-            let row = Row::new(op.name(), ENGINE, "1w", &m, b.ops_per_sec());
-            println!("{}", crate::pg::line(&row));
-            self.rows.push(row);
+            let b = self
+                .bare(st, &path, stmts.clone(), rebind, per_client)
+                .await?;
+            println!(
+                "  trial {} {:<44} s3o {:>9.1} ops/s, bare loop {:>9.1}",
+                trial + 1,
+                op.name(),
+                m.ops_per_sec(),
+                b.ops_per_sec()
+            );
+            s3o.push(m);
+            bare.push(b.ops_per_sec());
         }
+        if op == Op::RecordNew {
+            self.rate = Spread::of(&bare)
+                .median
+                .max(Spread::of(&s3o.iter().map(Measured::ops_per_sec).collect::<Vec<_>>()).median);
+        }
+        let row = Row::new(op.name(), ENGINE, "1w", BARE, &s3o, &bare);
+        println!("{}", crate::pg::line(&row));
+        self.rows.push(row);
         Ok(())
     }
 
@@ -377,117 +425,231 @@ impl<'a> SqliteRun<'a> {
         Ok(m)
     }
 
-    /// Reads at every size (s3o through the reader pool vs the bare loop), and reader
-    /// throughput with 1 and 2 readers while a writer runs.
+    /// Reads at every size (s3o through the reader pool vs the bare loop, each on its own
+    /// copy of the size's template), reader throughput with 1 and 2 readers while a writer
+    /// runs, and the claim's cost at a small and a large queue.
     pub(crate) async fn reads(&mut self) -> Result<(), String> {
-        let (store, path) = self.open("scale.db").await?;
-        let r = self.reads_on(&store, &path).await;
-        store.close().await;
-        r
-    }
-
-    async fn reads_on(&mut self, store: &Arc<SqliteStore>, path: &Path) -> Result<(), String> {
-        let seeder = bare_conn(path)?;
-        let mut seeded = 0u64;
         let sizes = self.settings.sizes.clone();
-        for (si, &n) in sizes.iter().enumerate() {
+        let mut states = Vec::new();
+        for &n in &sizes {
             let t0 = Instant::now();
-            seed_reads(&seeder, seeded + 1, n)?;
+            let label = crate::size_label(n);
+            let tmpl = self.prepare(&format!("r{label}.db")).await?;
+            {
+                let seeder = bare_conn(&tmpl)?;
+                seed_reads(&seeder, 1, n)?;
+                settle(&seeder)?;
+            }
             println!(
-                "sqlite: seeded {} objects ({} total) in {:.1}s",
-                n - seeded,
-                n,
+                "sqlite: seeded {n} objects in {:.1}s",
                 t0.elapsed().as_secs_f64()
             );
-            seeded = n;
+            let store = self
+                .store(&self.copy(&tmpl, &format!("rs{label}.db"))?)
+                .await?;
+            let bare_path = self.copy(&tmpl, &format!("rb{label}.db"))?;
+            let mut per_read = Vec::new();
             for read in [Read::ListPage, Read::GetAll] {
                 let sample = read_key(read, n);
-                let (r, events) = capture(read.run_once(&**store, &sample)).await;
+                let (r, events) = capture(read.run_once(&*store, &sample)).await;
                 r.map_err(|e| format!("{} sample: {e}", read.name()))?;
                 let stmts: Vec<Replayed> = events
                     .iter()
                     .map(Replayed::from_captured)
                     .collect::<Result<_, _>>()?;
-                let plan = Plan {
-                    clients: 1,
-                    warmup: self.settings.warmup,
-                    duration: self.settings.duration,
-                    max_iters: u64::MAX,
-                };
-                let m = harness::run(plan, read.call(Arc::clone(store), n)).await;
-                let rebind = Box::new(KeyRebind {
-                    sample: Value::Text(sample),
-                    next: Box::new(move |_| read_key(read, n)),
-                    cur: Value::Null,
-                });
-                let b = self
-                    .bare(self.settings, path, stmts, rebind, u64::MAX)
-                    .await?;
-                let row = Row::new(
-                    &format!("{} @{}", read.name(), crate::size_label(n)),
-                    ENGINE,
-                    "1",
-                    &m,
-                    b.ops_per_sec(),
-                );
-                println!("{}", crate::pg::line(&row));
-                self.rows.push(row);
+                per_read.push((read, sample, stmts));
             }
-            if si == 0 {
-                self.readers_under_writer(store, n).await;
+            states.push((n, tmpl, store, bare_path, per_read));
+        }
+        let mut cells = Cells::new();
+        for trial in 0..self.settings.trials {
+            for (si, (n, _, store, bare_path, per_read)) in states.iter().enumerate() {
+                for (ri, (read, sample, stmts)) in per_read.iter().enumerate() {
+                    let plan = Plan {
+                        clients: 1,
+                        warmup: self.settings.warmup,
+                        duration: self.settings.duration,
+                        max_iters: u64::MAX,
+                    };
+                    let m = harness::run(plan, read.call(Arc::clone(store), *n)).await;
+                    let (read, n) = (*read, *n);
+                    let rebind = Box::new(KeyRebind {
+                        sample: Value::Text(sample.clone()),
+                        next: Box::new(move |_| read_key(read, n)),
+                        cur: Value::Null,
+                    });
+                    let b = self
+                        .bare(self.settings, bare_path, stmts.clone(), rebind, u64::MAX)
+                        .await?;
+                    println!(
+                        "  trial {} {} @{}: s3o {:.1} ops/s, bare loop {:.1}",
+                        trial + 1,
+                        read.name(),
+                        crate::size_label(n),
+                        m.ops_per_sec(),
+                        b.ops_per_sec()
+                    );
+                    let cell = cells.entry((ri, si, 1)).or_default();
+                    cell.0.push(m);
+                    cell.1.push(b.ops_per_sec());
+                }
+            }
+        }
+        for ((ri, si, _), (s3o, base)) in &cells {
+            let row = Row::new(
+                &format!(
+                    "{} @{}",
+                    states[*si].4[*ri].0.name(),
+                    crate::size_label(states[*si].0)
+                ),
+                ENGINE,
+                "1",
+                BARE,
+                s3o,
+                base,
+            );
+            println!("{}", crate::pg::line(&row));
+            self.rows.push(row);
+        }
+        if let Some(fig) = report::page_scaling(ENGINE, &cells, &sizes) {
+            self.figures.push(fig);
+        }
+        let first = states.first().map(|s| (s.0, s.1.clone()));
+        for (_, _, store, _, _) in states {
+            store.close().await;
+        }
+        if let Some((n, tmpl)) = first {
+            self.readers_under_writer(&tmpl, n).await?;
+        }
+        self.claim_scaling().await
+    }
+
+    /// Reader throughput with 1 and 2 readers while one writer records new keys, each run on
+    /// a fresh copy of the smallest read template.
+    async fn readers_under_writer(&mut self, tmpl: &Path, n: u64) -> Result<(), String> {
+        for read in [Read::GetAll, Read::ListPage] {
+            let mut runs: [Vec<Measured>; 2] = [Vec::new(), Vec::new()];
+            let mut writer: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+            for trial in 0..self.settings.trials {
+                for readers in [1usize, 2] {
+                    let path = self.copy(tmpl, "rw.db")?;
+                    let store = self.store(&path).await?;
+                    let base = self.block();
+                    let wplan = Plan {
+                        clients: 1,
+                        warmup: self.settings.warmup,
+                        duration: self.settings.duration,
+                        max_iters: STRIDE - 1,
+                    };
+                    let rplan = Plan {
+                        clients: readers,
+                        ..wplan
+                    };
+                    let (w, r) = tokio::join!(
+                        harness::run(wplan, Op::RecordNew.call(Arc::clone(&store), base)),
+                        harness::run(rplan, read.call(Arc::clone(&store), n))
+                    );
+                    store.close().await;
+                    println!(
+                        "  trial {} {} 1w+{readers}r: readers {:.1} ops/s, writer {:.1}",
+                        trial + 1,
+                        read.name(),
+                        r.ops_per_sec(),
+                        w.ops_per_sec()
+                    );
+                    writer[readers - 1].push(w.ops_per_sec());
+                    runs[readers - 1].push(r);
+                }
+            }
+            let op = format!(
+                "{} @{} (readers while writing)",
+                read.name(),
+                crate::size_label(n)
+            );
+            let one: Vec<f64> = runs[0].iter().map(Measured::ops_per_sec).collect();
+            let rows = [
+                Row::new(&op, ENGINE, "1w+1r", "", &runs[0], &[]),
+                // The baseline of the 2-reader row is the 1-reader throughput of the same
+                // trial, so its ratio is the reader scaling.
+                Row::new(&op, ENGINE, "1w+2r", "1w+1r", &runs[1], &one),
+            ];
+            for (i, row) in rows.into_iter().enumerate() {
+                println!("{}", crate::pg::line(&row));
+                self.notes.push(format!(
+                    "sqlite {} {}: writer {:.0} ops/s (median) alongside the readers",
+                    row.conc,
+                    read.name(),
+                    Spread::of(&writer[i]).median
+                ));
+                self.rows.push(row);
             }
         }
         Ok(())
     }
 
-    /// Reader throughput with 1 and 2 readers while one writer records new keys.
-    async fn readers_under_writer(&mut self, store: &Arc<SqliteStore>, n: u64) {
-        for read in [Read::GetAll, Read::ListPage] {
-            let mut one = f64::NAN;
-            for readers in [1usize, 2] {
-                let base = self.block();
-                let wplan = Plan {
-                    clients: 1,
-                    warmup: self.settings.warmup,
-                    duration: self.settings.duration,
-                    max_iters: STRIDE - 1,
-                };
-                let rplan = Plan {
-                    clients: readers,
-                    ..wplan
-                };
-                let (w, r) = tokio::join!(
-                    harness::run(wplan, Op::RecordNew.call(Arc::clone(store), base)),
-                    harness::run(rplan, read.call(Arc::clone(store), n))
-                );
-                let label = format!("1w+{readers}r");
-                // For these rows the baseline column is the 1-reader throughput, so the
-                // ratio is the reader scaling.
-                let row = Row::new(
-                    &format!(
-                        "{} @{} (readers while writing)",
-                        read.name(),
-                        crate::size_label(n)
-                    ),
-                    ENGINE,
-                    &label,
-                    &r,
-                    if readers == 2 { one } else { f64::NAN },
-                );
-                println!("{}", crate::pg::line(&row));
-                self.notes.push(format!(
-                    "sqlite {label} {}: writer {:.0} ops/s alongside {:.0} reader ops/s",
-                    read.name(),
-                    w.ops_per_sec(),
-                    r.ops_per_sec()
-                ));
-                if readers == 1 {
-                    one = r.ops_per_sec();
-                }
-                self.rows.push(row);
+    /// The cost of claiming [`CLAIM_BATCH`] rows with 1k and with the large depth queued;
+    /// each timed claim is followed by an untimed release of what it claimed.
+    async fn claim_scaling(&mut self) -> Result<(), String> {
+        let depths = [1000, self.settings.claim_depth];
+        let mut paths = Vec::new();
+        for d in depths {
+            let path = self
+                .prepare(&format!("q{}.db", crate::size_label(d)))
+                .await?;
+            let seeder = bare_conn(&path)?;
+            seed(&seeder, Seed::Queue, 0, 1, d)?;
+            settle(&seeder)?;
+            paths.push(path);
+        }
+        let mut p50: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        for trial in 0..self.settings.trials {
+            for (di, path) in paths.iter().enumerate() {
+                let store = self.store(path).await?;
+                let releaser = bare_conn(path)?;
+                let releaser = &releaser;
+                let r = claim_cost(
+                    &*store,
+                    depths[di],
+                    trial,
+                    self.settings.warmup,
+                    self.settings.duration,
+                    |ids: Vec<i64>| async move {
+                        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                        releaser
+                            .execute(
+                                "UPDATE cleanup_queue SET claimed_at = NULL, claimed_by = NULL \
+                                 WHERE id IN (SELECT value FROM json_each(?1))",
+                                [format!("[{}]", list.join(","))],
+                            )
+                            .map(drop)
+                            .map_err(|e| format!("release claim: {e}"))
+                    },
+                )
+                .await;
+                store.close().await;
+                p50[di].push(r?);
             }
         }
+        let (fig, mut notes) = report::claim_scaling(ENGINE, depths, &p50);
+        self.figures.push(fig);
+        self.notes.append(&mut notes);
+        Ok(())
     }
+}
+
+/// Removes a database file and its WAL companions.
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+/// Brings a freshly seeded template to the state every side starts from: rebuilt pages
+/// (`VACUUM`), fresh statistics (`ANALYZE`) and everything in the main file (checkpoint), so
+/// a copy of the main file is the whole database.
+fn settle(conn: &Connection) -> Result<(), String> {
+    conn.execute_batch("VACUUM; ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")
+        .map_err(|e| format!("settle: {e}"))
 }
 
 impl Drop for SqliteRun<'_> {
@@ -566,9 +728,7 @@ fn seed(
         }),
     };
     match r {
-        Ok(()) => conn
-            .execute_batch("COMMIT; ANALYZE;")
-            .map_err(|e| e.to_string()),
+        Ok(()) => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)
@@ -576,7 +736,7 @@ fn seed(
     }
 }
 
-/// Seeds read keys `READ_BASE + from ..= READ_BASE + to` in one transaction, then ANALYZE.
+/// Seeds read keys `READ_BASE + from ..= READ_BASE + to` in one transaction.
 fn seed_reads(conn: &Connection, from: u64, to: u64) -> Result<(), String> {
     let ts = micros_ago(86_400);
     conn.execute_batch("BEGIN IMMEDIATE")
@@ -590,9 +750,7 @@ fn seed_reads(conn: &Connection, from: u64, to: u64) -> Result<(), String> {
         rusqlite::params![READ_BASE as i64, from as i64, to as i64, SEED_SIZE, ts],
     );
     match r {
-        Ok(_) => conn
-            .execute_batch("COMMIT; ANALYZE;")
-            .map_err(|e| e.to_string()),
+        Ok(_) => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             Err(format!("seed reads: {e}"))

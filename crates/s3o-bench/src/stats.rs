@@ -64,6 +64,65 @@ impl Measured {
     }
 }
 
+/// The median of a set of trial figures with its range: how a cell is reported.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Spread {
+    /// Median (the mean of the two middle values for an even count); NaN when empty.
+    pub(crate) median: f64,
+    /// Smallest value.
+    pub(crate) min: f64,
+    /// Largest value.
+    pub(crate) max: f64,
+    /// How many finite values it summarises.
+    pub(crate) n: usize,
+}
+
+impl Spread {
+    /// The spread of the finite values in `v` (non-finite ones, e.g. a failed baseline, are
+    /// left out).
+    pub(crate) fn of(v: &[f64]) -> Spread {
+        let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        s.sort_by(f64::total_cmp);
+        let n = s.len();
+        if n == 0 {
+            return Spread {
+                median: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+                n,
+            };
+        }
+        let median = if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        };
+        Spread {
+            median,
+            min: s[0],
+            max: s[n - 1],
+            n,
+        }
+    }
+
+    /// `0.93 (0.88–1.02)`, or `-` when empty.
+    pub(crate) fn text(&self) -> String {
+        if self.n == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.2} ({:.2}–{:.2})", self.median, self.min, self.max)
+        }
+    }
+}
+
+/// Per-trial ratios `a[i] / b[i]` (NaN where `b[i]` is not a positive number).
+pub(crate) fn ratios(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| if *y > 0.0 { x / y } else { f64::NAN })
+        .collect()
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -91,6 +150,23 @@ mod tests {
         assert_eq!(percentile(&s, 21.0), Some(Duration::from_micros(20)));
         assert_eq!(percentile(&us(&[7]), 99.0), Some(Duration::from_micros(7)));
         assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn spreads_take_the_median_and_range_of_finite_values() {
+        let s = Spread::of(&[1.2, 0.8, f64::NAN, 1.0]);
+        assert_eq!((s.median, s.min, s.max, s.n), (1.0, 0.8, 1.2, 3));
+        let s = Spread::of(&[2.0, 1.0, 4.0, 3.0]);
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
+        assert_eq!(s.text(), "2.50 (1.00–4.00)");
+        let e = Spread::of(&[f64::NAN]);
+        assert_eq!(e.n, 0);
+        assert!(e.median.is_nan());
+        assert_eq!(e.text(), "-");
+        let r = ratios(&[2.0, 3.0, 1.0], &[1.0, 0.0, 4.0]);
+        assert_eq!(r[0], 2.0);
+        assert!(r[1].is_nan());
+        assert_eq!(r[2], 0.25);
     }
 
     #[test]

@@ -9,9 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use s3o_core::{MetadataStore, PendingObject, StoredForm, Timestamp};
+use std::future::Future;
+use std::time::Instant;
 
-use crate::harness::{OpFn, OpFuture};
+use s3o_core::{CleanupStore, LifecycleAdmin, MetadataStore, PendingObject, StoredForm, Timestamp};
+
+use crate::harness::{self, OpFn, OpFuture, Plan};
 
 /// Keys per client inside a block.
 pub(crate) const STRIDE: u64 = 10_000_000;
@@ -23,6 +26,30 @@ pub(crate) const SEED_SIZE: i64 = 1000;
 pub(crate) const SOURCE: &str = "b1";
 /// The second backend.
 pub(crate) const TARGET: &str = "b2";
+/// Every backend of the bench schemas (the four-backend workload spreads clients over them).
+pub(crate) const BACKENDS: [&str; 4] = ["b1", "b2", "b3", "b4"];
+/// Every backend's quota limit: finite, so the guard is evaluated on every charge (as with a
+/// real quota), and far above anything a run can write.
+pub(crate) const QUOTA_LIMIT: i64 = 1 << 60;
+
+/// Migrates a new store and gives every backend of [`BACKENDS`] its quota row at
+/// [`QUOTA_LIMIT`]: the state every bench database starts from.
+pub(crate) async fn init_store<S: LifecycleAdmin + ?Sized>(store: &S) -> Result<(), String> {
+    store.run_migrations().await.map_err(|e| e.to_string())?;
+    let limits: Vec<(String, i64)> = BACKENDS
+        .iter()
+        .map(|b| ((*b).to_owned(), QUOTA_LIMIT))
+        .collect();
+    store
+        .sync_quota_limits(&limits)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The backend of client `client` in the four-backend workload.
+pub(crate) fn backend_of(client: usize) -> &'static str {
+    BACKENDS[client % BACKENDS.len()]
+}
 /// Cleanup rows claimed per claim.
 pub(crate) const CLAIM_BATCH: i64 = 100;
 /// Keys in a listing page.
@@ -60,6 +87,8 @@ pub(crate) enum Seed {
 pub(crate) enum Op {
     /// `record_object` of a new key.
     RecordNew,
+    /// `record_object` of a new key, client `c` writing to backend [`backend_of`]`(c)`.
+    RecordNew4,
     /// `record_object` over an existing copy on the same backend, with a new size.
     RecordOverwrite,
     /// `delete_object` of a key with one copy.
@@ -77,8 +106,9 @@ pub(crate) enum Op {
 impl Op {
     /// Every write operation, in run order (`RecordNew` first: its throughput sizes the
     /// seeding of the others).
-    pub(crate) const ALL: [Op; 7] = [
+    pub(crate) const ALL: [Op; 8] = [
         Op::RecordNew,
+        Op::RecordNew4,
         Op::RecordOverwrite,
         Op::Delete,
         Op::Replica,
@@ -91,6 +121,7 @@ impl Op {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Op::RecordNew => "record_object (new key)",
+            Op::RecordNew4 => "record_object (new key, 4 backends)",
             Op::RecordOverwrite => "record_object (overwrite)",
             Op::Delete => "delete_object",
             Op::Replica => "record_replica",
@@ -104,6 +135,7 @@ impl Op {
     pub(crate) fn slug(self) -> &'static str {
         match self {
             Op::RecordNew => "record_new",
+            Op::RecordNew4 => "record_new_4b",
             Op::RecordOverwrite => "record_overwrite",
             Op::Delete => "delete",
             Op::Replica => "replica",
@@ -113,10 +145,30 @@ impl Op {
         }
     }
 
+    /// A new-key write, whose baselines include the reference's own statements.
+    pub(crate) fn is_record_new(self) -> bool {
+        matches!(self, Op::RecordNew | Op::RecordNew4)
+    }
+
+    /// The run plan of `clients` clients with `st`'s windows; each client stops after its
+    /// `per_client` seeded rows, except the claim, which shares one queue.
+    pub(crate) fn plan(self, clients: usize, st: &crate::Settings, per_client: u64) -> Plan {
+        Plan {
+            clients,
+            warmup: st.warmup,
+            duration: st.duration,
+            max_iters: if self == Op::ClaimComplete {
+                u64::MAX
+            } else {
+                per_client
+            },
+        }
+    }
+
     /// What must be seeded per key before a run.
     pub(crate) fn seed(self) -> Seed {
         match self {
-            Op::RecordNew => Seed::None,
+            Op::RecordNew | Op::RecordNew4 => Seed::None,
             Op::RecordOverwrite | Op::Delete | Op::Replica | Op::Move => Seed::Objects,
             Op::ClaimComplete => Seed::Queue,
             Op::Promote => Seed::Pending,
@@ -144,6 +196,11 @@ impl Op {
         match self {
             Op::RecordNew => store
                 .record_object(k, SOURCE, SEED_SIZE, &form)
+                .await
+                .map(drop)
+                .map_err(e),
+            Op::RecordNew4 => store
+                .record_object(k, backend_of(client), SEED_SIZE, &form)
                 .await
                 .map(drop)
                 .map_err(e),
@@ -281,4 +338,48 @@ pub(crate) const READ_BASE: u64 = 1_000_000_000;
 /// A random seeded key for `read` among `n` seeded keys.
 pub(crate) fn read_key(read: Read, n: u64) -> String {
     (READ_BASE + fastrand::u64(1..=read.span(n))).to_string()
+}
+
+/// The cost of claiming [`CLAIM_BATCH`] rows from a queue `depth` deep, trial `trial`
+/// (0-based): the p50 latency of the claims that ended in the window. Each timed claim is
+/// followed by an untimed `release` of the ids it claimed, so the queue keeps its depth.
+pub(crate) async fn claim_cost<S, R, RF>(
+    store: &S,
+    depth: u64,
+    trial: usize,
+    warmup: Duration,
+    duration: Duration,
+    release: R,
+) -> Result<f64, String>
+where
+    S: CleanupStore + ?Sized,
+    R: Fn(Vec<i64>) -> RF,
+    RF: Future<Output = Result<(), String>>,
+{
+    let release = &release;
+    let m = harness::run_timed(warmup, duration, move || async move {
+        let cutoff = Duration::from_secs(300);
+        let t0 = Instant::now();
+        let items = store
+            .claim_pending_cleanups(CLAIM_BATCH, "bench", cutoff)
+            .await
+            .map_err(|e| e.to_string())?;
+        let took = t0.elapsed();
+        if items.len() != CLAIM_BATCH as usize {
+            return Err(format!("claimed {} rows", items.len()));
+        }
+        release(items.iter().map(|i| i.id).collect()).await?;
+        Ok(took)
+    })
+    .await;
+    if let Some(e) = &m.first_error {
+        return Err(format!("claim at {depth} queued: {e}"));
+    }
+    println!(
+        "  trial {} claim {CLAIM_BATCH} at {} queued: p50 {:.3} ms",
+        trial + 1,
+        crate::size_label(depth),
+        m.p50_ms()
+    );
+    Ok(m.p50_ms())
 }
