@@ -10,13 +10,13 @@ use crate::support::*;
 const MIN: Duration = Duration::from_secs(60);
 
 /// Cutoff under which no fresh claim counts as stale.
-fn fresh_cutoff() -> Timestamp {
-    Timestamp::now().minus(5 * MIN)
+fn fresh_cutoff() -> Duration {
+    5 * MIN
 }
 
-/// Cutoff in the future: every existing claim counts as stale.
-fn reclaim_all_cutoff() -> Timestamp {
-    Timestamp::now().plus(MIN)
+/// Age zero: every claim made before now counts as stale.
+fn reclaim_all_cutoff() -> Duration {
+    Duration::ZERO
 }
 
 async fn pending_ids(store: &Db) -> Vec<i64> {
@@ -129,8 +129,8 @@ pub async fn claim_oldest_first_with_limit(store: Db) {
     assert_ledger(&store).await;
 }
 
-/// A claim older than the grace cutoff is reclaimed with `reclaimed = true`; under a cutoff
-/// before the claim it is not.
+/// A claim older than the stale-after age is reclaimed with `reclaimed = true`; under a longer
+/// age it is not.
 pub async fn grace_reclaim_sets_flag(store: Db) {
     three_backends(&store).await;
     orphan_bytes_enqueued(&store, A, "k", 9).await;
@@ -141,8 +141,8 @@ pub async fn grace_reclaim_sets_flag(store: Db) {
     assert_eq!(fresh.len(), 1);
     assert!(!fresh[0].reclaimed, "fresh claim flagged as reclaimed");
     let claimed_at = fresh[0].claimed_at.expect("claim stamped");
-    // A cutoff before the claim: the claim is still live.
-    let older = claimed_at.minus(15 * MIN);
+    // Claims count as stale only after 15 minutes: this one is still live.
+    let older = 15 * MIN;
     assert!(
         store
             .claim_pending_cleanups(10, "w2", older)

@@ -242,6 +242,7 @@ macro_rules! for_each_case {
                 outbox_rejects_invalid_json,
                 outbox_order_and_limit,
                 outbox_drops_after_ten_attempts,
+                outbox_payload_stored_verbatim,
             ],
             usage: [
                 usage_flush_accumulates,
@@ -282,6 +283,8 @@ macro_rules! for_each_case {
                 oversized_batch_rejected,
                 bad_backend_names_rejected,
                 nul_text_rejected,
+                out_of_range_values_rejected,
+                extreme_timestamps_round_trip,
             ],
         }
     };

@@ -129,3 +129,29 @@ pub async fn outbox_drops_after_ten_attempts(store: Db) {
     assert_eq!(left.iter().map(|n| n.id).collect::<Vec<_>>(), vec![other]);
     assert_ledger(&store).await;
 }
+
+/// One payload form on both engines: the text comes back exactly as given (whitespace, key
+/// order and duplicate keys included); NUL, raw or escaped, is refused on both.
+pub async fn outbox_payload_stored_verbatim(store: Db) {
+    three_backends(&store).await;
+    let payloads = [
+        r#"{"b":1,   "a" : [1.50, 1e2, -0],"b":2}"#,
+        "  [ \"ü\\n\", {\"z\": null}, true ]  ",
+        r#""just a string""#,
+        "42",
+    ];
+    let mut ids = Vec::new();
+    for p in payloads {
+        ids.push(store.insert_notification("t", p, "http://x").await.unwrap());
+    }
+    let got = store.get_pending_notifications(10).await.unwrap();
+    assert_eq!(got.iter().map(|n| n.id).collect::<Vec<_>>(), ids);
+    for (n, p) in got.iter().zip(payloads) {
+        assert_eq!(n.payload, p, "payload rewritten");
+    }
+    for bad in [r#"{"a":"x\u0000"}"#, r#"{"\u0000":1}"#, "\"a\0\""] {
+        assert_invalid(store.insert_notification("t", bad, "http://x").await, bad);
+    }
+    assert_eq!(store.get_pending_notifications(10).await.unwrap().len(), 4);
+    assert_ledger(&store).await;
+}

@@ -204,8 +204,15 @@ pub async fn least_utilized_backend_choice(store: Db) {
     );
     assert_no_space(
         store
+            .get_least_utilized_backend(validate::MAX_SIZE_BYTES, &names(&[A, B]))
+            .await,
+    );
+    // Beyond the largest accepted size it is bad input, not a quota answer.
+    assert_invalid(
+        store
             .get_least_utilized_backend(1 << 62, &names(&[A, B]))
             .await,
+        "size over the limit",
     );
     assert_no_space(
         store

@@ -248,3 +248,115 @@ pub async fn nul_text_rejected(store: Db) {
     assert_eq!(snapshot(&store).await, before);
     assert_ledger(&store).await;
 }
+
+/// Fault domains: values that would overflow a counter, ids over the documented limit and
+/// timestamps outside the shared range are `InvalidInput` on both engines (a counter that
+/// passes validation but overflows in the database too), and nothing changes; extreme ages
+/// are answered.
+pub async fn out_of_range_values_rejected(store: Db) {
+    let before = seeded(&store).await;
+    // Seven flushes of the largest accepted delta: the eighth overflows i64 in the database.
+    for _ in 0..7 {
+        store
+            .flush_usage_deltas(A, "2026-11", validate::MAX_SIZE_BYTES, 0, 0)
+            .await
+            .unwrap();
+    }
+    let usage = store.get_usage_for_period("2026-11").await.unwrap();
+    let filled = snapshot(&store).await;
+    assert_invalid(
+        store
+            .flush_usage_deltas(A, "2026-11", validate::MAX_SIZE_BYTES, 0, 0)
+            .await,
+        "usage counter overflow in the database",
+    );
+    assert_invalid(
+        store.flush_usage_deltas(A, "2026-11", i64::MAX, 0, 0).await,
+        "usage delta over the limit",
+    );
+    assert_invalid(
+        store.increment_orphan_bytes(A, i64::MAX).await,
+        "orphan delta over the limit",
+    );
+    assert_invalid(
+        store
+            .record_object("k", A, validate::MAX_SIZE_BYTES + 1, &StoredForm::default())
+            .await,
+        "object size over the limit",
+    );
+    let long_id = "i".repeat(validate::MAX_ID_BYTES + 1);
+    let mut p = pending("k", A, 1, StoredForm::default());
+    p.intent_id = long_id.clone();
+    assert_invalid(store.insert_pending(&p).await, "intent id over the limit");
+    assert_invalid(
+        store
+            .create_multipart_upload(&CreateMultipartUploadParams {
+                upload_id: long_id.clone(),
+                object_key: "k".into(),
+                backend_name: A.into(),
+                ..Default::default()
+            })
+            .await,
+        "upload id over the limit",
+    );
+    assert_invalid(
+        store
+            .claim_pending_cleanups(1, &long_id, Duration::ZERO)
+            .await,
+        "instance id over the limit",
+    );
+    for t in [
+        i64::MIN,
+        i64::MAX,
+        validate::MIN_TIMESTAMP.as_micros() - 1,
+        validate::MAX_TIMESTAMP.as_micros() + 1,
+    ] {
+        let mut p = pending("k", A, 1, StoredForm::default());
+        p.created_at = Timestamp::from_micros(t);
+        assert_invalid(store.insert_pending(&p).await, "created_at out of range");
+    }
+    for age in [Duration::ZERO, Duration::MAX] {
+        store.get_stale_pending(age, 10).await.unwrap();
+        store.list_expired_objects("", age, 10).await.unwrap();
+    }
+    assert!(
+        store
+            .list_expired_objects("", Duration::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(snapshot(&store).await, filled);
+    assert_eq!(filled, before, "usage counters are outside the snapshot");
+    assert_eq!(store.get_usage_for_period("2026-11").await.unwrap(), usage);
+    assert_ledger(&store).await;
+}
+
+/// The extremes of the shared timestamp range are stored and read back exactly.
+pub async fn extreme_timestamps_round_trip(store: Db) {
+    three_backends(&store).await;
+    for (id, t) in [
+        ("year-1", validate::MIN_TIMESTAMP),
+        ("year-9999", validate::MAX_TIMESTAMP),
+    ] {
+        let mut p = pending(id, A, 1, StoredForm::default());
+        p.intent_id = id.into();
+        p.created_at = t;
+        store.insert_pending(&p).await.unwrap();
+    }
+    // Age zero: everything created up to now — the year-1 intent, not the year-9999 one.
+    let now = store.get_stale_pending(Duration::ZERO, 10).await.unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].intent_id, "year-1");
+    assert_eq!(now[0].created_at, validate::MIN_TIMESTAMP);
+    // The longest age: nothing storable is older.
+    assert!(
+        store
+            .get_stale_pending(Duration::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.count_pending().await.unwrap(), 2);
+    assert_ledger(&store).await;
+}

@@ -95,6 +95,8 @@ impl<'a> PgRun<'a> {
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
             .await
             .map_err(pg_err("drop old schema"))?;
+        // The same-SQL baseline is rebuilt from the traced parameter values: opt in.
+        s3o_pg::log_sql_parameter_values(true);
         let opts = s3o_pg::PgOptions {
             fast_recycling: self.settings.fast_paths,
             ..s3o_pg::PgOptions::default()

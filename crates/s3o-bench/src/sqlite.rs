@@ -243,6 +243,8 @@ impl<'a> SqliteRun<'a> {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
+        // The same-SQL baseline is rebuilt from the traced parameter values: opt in.
+        s3o_sqlite::log_sql_parameter_values(true);
         let opts = s3o_sqlite::SqliteOptions {
             inline_point_statements: self.settings.fast_paths,
             ..s3o_sqlite::SqliteOptions::default()

@@ -163,7 +163,7 @@ impl Op {
                 Err(x) => Err(e(x)),
             },
             Op::ClaimComplete => {
-                let cutoff = Timestamp::now().minus(Duration::from_secs(300));
+                let cutoff = Duration::from_secs(300);
                 let items = store
                     .claim_pending_cleanups(CLAIM_BATCH, &format!("bench-{client}"), cutoff)
                     .await

@@ -85,11 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .increment_orphan_bytes(&orphan.backend_name, orphan.size_bytes)
         .await?;
     let claimed = store
-        .claim_pending_cleanups(
-            10,
-            "quickstart-worker",
-            Timestamp::now().minus(Duration::from_secs(300)),
-        )
+        .claim_pending_cleanups(10, "quickstart-worker", Duration::from_secs(300))
         .await?;
     println!(
         "\n== a cleanup worker claimed {} row(s): {:?}",
@@ -125,7 +121,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             created_at: Timestamp::ZERO,
         })
         .await?;
-    let stale = store.get_stale_pending(Timestamp::now(), 10).await?;
+    let stale = store.get_stale_pending(Duration::ZERO, 10).await?;
     for intent in &stale {
         let (result, displaced) = store.promote_pending(intent).await?;
         println!(

@@ -317,9 +317,7 @@ async fn run(opts: &Opts) -> Result<(), Failure> {
             };
             let store = connect(opts).await?;
             store.verify_schema_version().await?;
-            let rows = store
-                .get_stale_pending(Timestamp::now().minus(age), 10_000)
-                .await?;
+            let rows = store.get_stale_pending(age, 10_000).await?;
             let now = Timestamp::now().as_micros();
             let v: Vec<Value> = rows
                 .iter()

@@ -163,11 +163,7 @@ async fn walkthrough(db: Db) {
             .unwrap();
     }
     let claimed = store
-        .claim_pending_cleanups(
-            10,
-            "test",
-            s3o_store::Timestamp::now().minus(Duration::from_secs(300)),
-        )
+        .claim_pending_cleanups(10, "test", Duration::from_secs(300))
         .await
         .unwrap();
     for item in &claimed {

@@ -111,10 +111,12 @@ pub struct CircuitBreaker {
 }
 
 /// Does this outcome count as a database failure? Only [`StoreError::Database`] errors of the
-/// kinds that say the database is unhealthy (connection, other) do. Answers, constraint
-/// violations and retryable conflicts — serialization failures, deadlocks and SQLite's busy
-/// timeouts under lock contention — prove the database answered, so they do not: a few
-/// contended writers must not take the whole store offline.
+/// kinds that say the database is unhealthy (connection, other) do. Answers (bad input,
+/// including values the database itself refused), constraint violations, a missing schema,
+/// overload (a pool wait timeout: the database answers, this process has more callers than
+/// connections) and retryable conflicts — serialization failures, deadlocks and SQLite's busy
+/// timeouts under lock contention — do not: no caller's arguments and no burst of load may
+/// take the whole store offline.
 pub fn counts_as_failure(err: &StoreError) -> bool {
     matches!(
         err.db_kind(),

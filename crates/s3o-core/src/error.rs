@@ -30,9 +30,17 @@ pub enum DbErrorKind {
     /// The database was busy or locked (SQLite `BUSY`/`LOCKED`, PostgreSQL lock timeout
     /// 55P03). Retrying may succeed; the breaker does not count it.
     Busy,
-    /// The connection could not be made, was lost, or the pool timed out.
+    /// The connection could not be made or was lost: the database cannot answer. Counted by
+    /// the breaker; S3: reads fall back to broadcasting, writes answer 503.
     Connection,
-    /// The schema is missing, too old or too new for this binary.
+    /// No pooled connection came free within the pool's wait timeout: the database answers,
+    /// this process just has more callers than connections. Not counted by the breaker (a
+    /// burst must not become an outage) and not retried by the transaction runner (the
+    /// caller already waited); S3: 503 `SlowDown`, which clients retry with backoff.
+    Overload,
+    /// The schema is missing, too old or too new for this binary, or a row does not decode
+    /// (a column of another type than this binary expects). The error names the fix
+    /// (`s3o migrate`).
     Schema,
     /// Anything else.
     Other,
@@ -59,6 +67,7 @@ impl fmt::Display for DbErrorKind {
             DbErrorKind::Deadlock => "deadlock",
             DbErrorKind::Busy => "database busy",
             DbErrorKind::Connection => "connection failure",
+            DbErrorKind::Overload => "overloaded: no pooled connection came free in time",
             DbErrorKind::Schema => "schema mismatch",
             DbErrorKind::Other => "database error",
         };
@@ -99,6 +108,17 @@ pub enum StoreError {
     CleanupItemNotFound {
         /// The row id.
         id: i64,
+    },
+    /// A leader lock was lost while its critical section ran (its database session ended):
+    /// another instance may already hold it. The critical section was cancelled; whatever it
+    /// did before is committed or rolled back statement by statement as usual, but the
+    /// caller must not act as leader on its result.
+    #[error("leader lock {lock} lost while held: {why}")]
+    LeadershipLost {
+        /// The lock that was lost.
+        lock: crate::locks::LockId,
+        /// How the loss was detected.
+        why: String,
     },
     /// A backend name with no `backend_quotas` row.
     #[error("unknown backend: {backend}")]
@@ -158,6 +178,26 @@ impl StoreError {
         }
     }
 
+    /// A value the database itself refused (numeric overflow, a time out of its range, a row
+    /// too large for an index, text it cannot store): an input error that slipped past
+    /// validation, classified as [`StoreError::InvalidInput`] so it never counts against the
+    /// breaker. `detail` is the driver's message.
+    pub fn rejected_value(context: &str, detail: impl fmt::Display) -> Self {
+        StoreError::InvalidInput {
+            what: "value",
+            why: format!("{context}: the database refused it: {detail}"),
+        }
+    }
+
+    /// A [`DbErrorKind::Schema`] failure whose context names the fix.
+    pub fn schema(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Database {
+            kind: DbErrorKind::Schema,
+            context: format!("{} ({MIGRATE_HINT})", context.into()),
+            source: source.into(),
+        }
+    }
+
     /// The database kind, for [`StoreError::Database`] only.
     pub fn db_kind(&self) -> Option<DbErrorKind> {
         match self {
@@ -196,6 +236,10 @@ impl StoreError {
         }
     }
 }
+
+/// What a [`DbErrorKind::Schema`] error tells the operator to do.
+pub const MIGRATE_HINT: &str =
+    "the schema is missing or out of date for this binary: run `s3o migrate`";
 
 /// An answer an S3 server gives: HTTP status, S3 error code and message.
 ///
@@ -249,6 +293,13 @@ impl S3Error {
         code: "SlowDown",
         message: "monthly usage limit exceeded for all backends holding this object",
     };
+    /// 503 `SlowDown`: the store is overloaded (no pooled connection came free in time);
+    /// clients retry with backoff.
+    pub const SLOW_DOWN: S3Error = S3Error {
+        status: 503,
+        code: "SlowDown",
+        message: "please reduce your request rate",
+    };
     /// 400 `InvalidArgument`: the request's input was rejected.
     pub const INVALID_ARGUMENT: S3Error = S3Error {
         status: 400,
@@ -275,22 +326,35 @@ pub enum Access {
 
 /// What an S3 server answers for a store error.
 ///
-/// `None` on a read with [`StoreError::DbUnavailable`]: the server should not answer yet but
-/// fall back to broadcasting the read to every backend. Writes during an outage answer 503.
+/// `None` on a read when the database cannot answer ([`StoreError::DbUnavailable`], or a
+/// [`DbErrorKind::Connection`] failure before the breaker has opened): the server should not
+/// answer yet but fall back to broadcasting the read to every backend. Writes during an
+/// outage answer 503 `ServiceUnavailable`. Overload ([`DbErrorKind::Overload`]) answers 503
+/// `SlowDown` on reads and writes alike: broadcasting would add load, and clients retry it.
 pub fn s3_error_for(err: &StoreError, access: Access) -> Option<S3Error> {
+    let outage = matches!(
+        err,
+        StoreError::DbUnavailable
+            | StoreError::Database {
+                kind: DbErrorKind::Connection,
+                ..
+            }
+    );
+    if outage {
+        return match access {
+            Access::Read => None,
+            Access::Write => Some(S3Error::SERVICE_UNAVAILABLE),
+        };
+    }
     Some(match err {
         StoreError::ObjectNotFound { .. } => S3Error::NO_SUCH_KEY,
         StoreError::MultipartUploadNotFound { .. } => S3Error::NO_SUCH_UPLOAD,
         StoreError::NoSpaceAvailable => S3Error::INSUFFICIENT_STORAGE,
-        StoreError::DbUnavailable => match access {
-            Access::Read => return None,
-            Access::Write => S3Error::SERVICE_UNAVAILABLE,
-        },
         StoreError::InvalidInput { .. } => S3Error::INVALID_ARGUMENT,
         StoreError::Database {
-            kind: DbErrorKind::Connection,
+            kind: DbErrorKind::Overload,
             ..
-        } if access == Access::Write => S3Error::SERVICE_UNAVAILABLE,
+        } => S3Error::SLOW_DOWN,
         _ => S3Error::INTERNAL_ERROR,
     })
 }
@@ -347,6 +411,33 @@ mod tests {
             s3_error_for(&db, Access::Read),
             Some(S3Error::INTERNAL_ERROR)
         );
+    }
+
+    #[test]
+    fn outage_overload_and_bad_values_have_their_own_answers() {
+        // The first connection errors of an outage take the same broadcast path as an open
+        // breaker, before the breaker has opened.
+        let conn = StoreError::database(DbErrorKind::Connection, "x", "reset");
+        assert_eq!(s3_error_for(&conn, Access::Read), None);
+        assert_eq!(
+            s3_error_for(&conn, Access::Write),
+            Some(S3Error::SERVICE_UNAVAILABLE)
+        );
+        let busy = StoreError::database(DbErrorKind::Overload, "x", "pool wait timeout");
+        for access in [Access::Read, Access::Write] {
+            let answer = s3_error_for(&busy, access).expect("overload answers");
+            assert_eq!((answer.status, answer.code), (503, "SlowDown"));
+        }
+        assert!(!busy.is_retryable());
+        let bad = StoreError::rejected_value("increment orphan bytes", "bigint out of range");
+        assert!(bad.is_answer());
+        assert_eq!(
+            s3_error_for(&bad, Access::Write),
+            Some(S3Error::INVALID_ARGUMENT)
+        );
+        let schema = StoreError::schema("get copies", "no such table: object_locations");
+        assert_eq!(schema.db_kind(), Some(DbErrorKind::Schema));
+        assert!(schema.to_string().contains("s3o migrate"), "{schema}");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -246,6 +247,53 @@ pub trait Runner: Send + Sync {
     }
     /// This store's instance id: the claimant of cleanup rows born in its transactions.
     fn instance_id(&self) -> &str;
+
+    /// How long [`with_tx_val`] may keep retrying (see [`RetryBudget`]).
+    fn retry_budget(&self) -> RetryBudget {
+        RetryBudget::default()
+    }
+}
+
+/// The bound on retries of one [`with_tx_val`] call.
+///
+/// After a retryable failure the runner sleeps a random time in `[0, min(max_backoff,
+/// first_backoff × 2^(retry-1))]` ("full jitter", so colliding writers spread out instead of
+/// colliding again in lockstep), and starts another attempt only while the time since the
+/// call began plus that sleep stays within `max_total`. A call therefore returns within
+/// `max_total` plus the duration of one attempt, which the engine's own lock wait bounds
+/// (`busy_timeout` on SQLite, `lock_timeout` on PostgreSQL, 5 s each by default): at most
+/// about 15 s with the defaults, where five unspaced attempts of a full busy wait each took
+/// 25 s before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryBudget {
+    /// Upper bound of the first backoff (default 10 ms).
+    pub first_backoff: Duration,
+    /// Upper bound of any one backoff (default 500 ms).
+    pub max_backoff: Duration,
+    /// No new attempt starts later than this after the call began (default 10 s).
+    pub max_total: Duration,
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        RetryBudget {
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(500),
+            max_total: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryBudget {
+    /// The sleep before retry number `retry` (1 = the first retry), drawn from `rng`.
+    pub fn backoff(&self, retry: u32, rng: &mut fastrand::Rng) -> Duration {
+        let ceiling = self
+            .first_backoff
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
+            .min(self.max_backoff);
+        let micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(rng.u64(0..=micros))
+    }
 }
 
 /// A transaction body: a multi-statement operation run inside one transaction.
@@ -294,23 +342,45 @@ impl dyn Runner + '_ {
 ///
 /// `Ok(value)` only when the body succeeded *and* the commit succeeded; on any error (begin,
 /// body, commit) the body's value is dropped and the error returned — the Rust form of the
-/// reference's "zero value on error". Retryable conflicts rerun the body, at most
-/// [`Runner::max_attempts`] times in all.
+/// reference's "zero value on error". Retryable conflicts (serialization failure, deadlock,
+/// busy) rerun the body, at most [`Runner::max_attempts`] times in all and within
+/// [`Runner::retry_budget`]: each retry waits a jittered, exponentially growing backoff, and
+/// no attempt starts once the budget's total would be exceeded, so the call returns within
+/// `max_total` plus one attempt. When the budget or the attempts run out, the last
+/// retryable error is returned. Overload (a pool wait timeout) is not retried: the caller
+/// already waited its share.
 pub async fn with_tx_val<R, B>(runner: &R, body: &B) -> Result<B::Output>
 where
     R: Runner + ?Sized,
     B: TxBody + ?Sized,
 {
     let attempts = runner.max_attempts().max(1);
+    let budget = runner.retry_budget();
+    // tokio's clock, so tests can run the budget on paused (virtual) time.
+    let started = tokio::time::Instant::now();
+    let mut rng = fastrand::Rng::new();
     let mut attempt = 1;
     loop {
         match run_once(runner, body).await {
             Err(e) if e.is_retryable() && attempt < attempts => {
-                tracing::debug!(attempt, error = %e, "retrying transaction after conflict");
+                let pause = budget.backoff(attempt, &mut rng);
+                if started.elapsed() + pause > budget.max_total {
+                    tracing::debug!(attempt, error = %e, "retry budget spent");
+                    return Err(e);
+                }
+                tracing::debug!(attempt, ?pause, error = %e, "retrying transaction after conflict");
+                sleep(pause).await;
                 attempt += 1;
             }
             other => return other,
         }
+    }
+}
+
+/// Waits `d` on tokio's timer (every engine runs on tokio).
+async fn sleep(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
     }
 }
 
@@ -331,5 +401,86 @@ where
             }
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{DbErrorKind, StoreError};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A runner whose every `begin` takes `cost` of (virtual) time and reports `Busy`.
+    struct AlwaysBusy {
+        begins: Arc<AtomicU32>,
+        cost: Duration,
+    }
+
+    #[async_trait]
+    impl Runner for AlwaysBusy {
+        async fn begin(&self) -> Result<Box<dyn Transaction>> {
+            self.begins.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.cost).await;
+            Err(StoreError::database(
+                DbErrorKind::Busy,
+                "begin",
+                "database is locked",
+            ))
+        }
+
+        fn instance_id(&self) -> &str {
+            "always-busy"
+        }
+    }
+
+    async fn run(cost: Duration) -> (u32, Duration, Result<()>) {
+        let begins = Arc::new(AtomicU32::new(0));
+        let runner = AlwaysBusy {
+            begins: begins.clone(),
+            cost,
+        };
+        let body = tx_fn(|_tx| Box::pin(async { Ok(()) }));
+        let t0 = tokio::time::Instant::now();
+        let r = with_tx_val(&runner, &body).await;
+        (begins.load(Ordering::SeqCst), t0.elapsed(), r)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_waits_are_bounded_by_the_budget() {
+        // Each attempt waits a full 5 s busy timeout: the budget stops after the second
+        // attempt (≈10 s) where five unspaced attempts took 25 s.
+        let budget = RetryBudget::default();
+        let (begins, took, r) = run(Duration::from_secs(5)).await;
+        assert_eq!(r.unwrap_err().db_kind(), Some(DbErrorKind::Busy));
+        assert_eq!(begins, 2);
+        assert!(
+            took <= budget.max_total + Duration::from_secs(5),
+            "{took:?}"
+        );
+        assert!(took >= Duration::from_secs(10), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quick_conflicts_retry_with_growing_jittered_backoff() {
+        let (begins, took, r) = run(Duration::ZERO).await;
+        assert!(r.is_err());
+        assert_eq!(begins, 5, "max_attempts bounds fast conflicts");
+        // Four backoffs of at most 10, 20, 40 and 80 ms.
+        assert!(took <= Duration::from_millis(150), "{took:?}");
+    }
+
+    #[test]
+    fn backoff_is_full_jitter_under_a_doubling_ceiling() {
+        let budget = RetryBudget::default();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for retry in 1..=12u32 {
+            let ceiling = (budget.first_backoff * 2u32.pow(retry - 1)).min(budget.max_backoff);
+            let draws: Vec<Duration> = (0..200).map(|_| budget.backoff(retry, &mut rng)).collect();
+            assert!(draws.iter().all(|d| *d <= ceiling), "retry {retry}");
+            // Jitter: the draws spread over the range instead of repeating one value.
+            assert!(draws.iter().any(|d| *d < ceiling / 2), "retry {retry}");
+        }
+        assert!(budget.backoff(40, &mut rng) <= budget.max_backoff);
     }
 }

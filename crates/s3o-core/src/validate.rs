@@ -2,7 +2,7 @@
 //! rejected call changes nothing.
 
 use crate::error::{Result, StoreError};
-use crate::types::{CleanupEntry, ObjectLocation, PendingObject, StoredForm};
+use crate::types::{CleanupEntry, ObjectLocation, PendingObject, StoredForm, Timestamp};
 
 /// Longest object key accepted, in bytes (S3's limit).
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -14,6 +14,25 @@ pub const MAX_PART_NUMBER: i32 = 10_000;
 pub const MAX_BATCH_KEYS: usize = 1000;
 /// Longest backend name accepted, in bytes.
 pub const MAX_BACKEND_NAME_BYTES: usize = 255;
+/// Longest id accepted (intent, upload, instance and key ids), in bytes. Ids are indexed, and
+/// PostgreSQL refuses an index entry over about 2.7 KB; both engines honour this one limit.
+pub const MAX_ID_BYTES: usize = 1024;
+/// Largest size, byte count or counter delta accepted (2^60, one exbibyte): far above S3's
+/// 5 TiB object limit, and small enough that a sum of a few such values (`bytes_used +
+/// orphan_bytes + delta` in the quota guard) cannot overflow a 64-bit counter. A counter that
+/// still overflows is refused by the database and reported as `InvalidInput`.
+pub const MAX_SIZE_BYTES: i64 = 1 << 60;
+/// Earliest timestamp accepted: 0001-01-01T00:00:00Z. Both engines hold every instant
+/// between this and [`MAX_TIMESTAMP`] (PostgreSQL's `timestamptz` spans 4713 BC to 294276 AD;
+/// SQLite stores the microseconds as an integer).
+pub const MIN_TIMESTAMP: Timestamp = Timestamp::from_micros(-62_135_596_800_000_000);
+/// Latest timestamp accepted: 9999-12-31T23:59:59.999999Z.
+pub const MAX_TIMESTAMP: Timestamp = Timestamp::from_micros(253_402_300_799_999_999);
+/// Longest age (an "older than" duration, a backoff) the engines act on: 4000 years. Longer
+/// ones are treated as this one, which changes no answer: every storable timestamp (from year
+/// 1 on) is younger than 4000 years while the clock reads before year 4001, and `now ± 4000
+/// years` stays inside PostgreSQL's time range.
+pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(4000 * 366 * 24 * 3600);
 
 /// An object key: non-empty, at most 1024 bytes, no NUL (PostgreSQL text cannot hold it).
 pub fn key(k: &str) -> Result<()> {
@@ -57,17 +76,54 @@ pub fn backend(b: &str) -> Result<()> {
     no_nul("backend name", b)
 }
 
-/// Any other stored text (reason, etag, error message, ids): no NUL.
+/// Any other stored text (reason, etag, error message): no NUL.
 pub fn text(what: &'static str, s: &str) -> Result<()> {
     no_nul(what, s)
 }
 
-/// A size in bytes: non-negative.
+/// An id (intent, upload, instance, encryption key): at most [`MAX_ID_BYTES`], no NUL.
+pub fn id(what: &'static str, s: &str) -> Result<()> {
+    if s.len() > MAX_ID_BYTES {
+        return Err(StoreError::invalid(
+            what,
+            format!("is {} bytes, the limit is {MAX_ID_BYTES}", s.len()),
+        ));
+    }
+    no_nul(what, s)
+}
+
+/// An age or backoff as the engines use it: capped at [`MAX_AGE`].
+pub fn age(d: std::time::Duration) -> std::time::Duration {
+    d.min(MAX_AGE)
+}
+
+/// A size in bytes (or a count): `0..=`[`MAX_SIZE_BYTES`].
 pub fn size(what: &'static str, n: i64) -> Result<()> {
     if n < 0 {
         return Err(StoreError::invalid(
             what,
             format!("must not be negative (got {n})"),
+        ));
+    }
+    if n > MAX_SIZE_BYTES {
+        return Err(StoreError::invalid(
+            what,
+            format!("is {n}, the limit is {MAX_SIZE_BYTES} (2^60)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A timestamp a caller passes (a cutoff, a preserved `created_at`): within
+/// [`MIN_TIMESTAMP`]`..=`[`MAX_TIMESTAMP`], the range both engines store alike.
+pub fn timestamp(what: &'static str, t: Timestamp) -> Result<()> {
+    if !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&t) {
+        return Err(StoreError::invalid(
+            what,
+            format!(
+                "{} µs since the epoch is outside 0001-01-01..=9999-12-31",
+                t.as_micros()
+            ),
         ));
     }
     Ok(())
@@ -154,9 +210,16 @@ pub fn quota_limits(limits: &[(String, i64)]) -> Result<Vec<(String, i64)>> {
     Ok(by_name.into_iter().collect())
 }
 
-/// A quota limit: non-negative (0 = unlimited).
+/// A quota limit: non-negative (0 = unlimited). Any larger value is fine: the guard compares
+/// against it and never adds to it.
 pub fn quota_limit(n: i64) -> Result<()> {
-    size("quota limit", n)
+    if n < 0 {
+        return Err(StoreError::invalid(
+            "quota limit",
+            format!("must not be negative (got {n})"),
+        ));
+    }
+    Ok(())
 }
 
 /// Longest storage key (path of the bytes on a backend), in bytes: an S3 key's limit.
@@ -169,13 +232,13 @@ pub const MAX_CONTENT_TYPE_BYTES: usize = 256;
 /// JSON encoding and escapes get room to spare).
 pub const MAX_USER_METADATA_JSON_BYTES: usize = 8 * 1024;
 
-/// A stored form: non-negative plaintext size; no NUL in any text; storage key at most
+/// A stored form: plaintext size as [`size`], key id as [`id`]; no NUL in any text; storage key at most
 /// [`MAX_STORAGE_KEY_BYTES`], ETag at most [`MAX_ETAG_BYTES`], content type at most
 /// [`MAX_CONTENT_TYPE_BYTES`], user metadata (keys non-empty) at most
 /// [`MAX_USER_METADATA_JSON_BYTES`] as JSON.
 pub fn stored_form(form: &StoredForm) -> Result<()> {
     size("plaintext size", form.plaintext_size)?;
-    text("key id", &form.key_id)?;
+    id("key id", &form.key_id)?;
     text("content hash", &form.content_hash)?;
     bounded("storage key", &form.storage_key, MAX_STORAGE_KEY_BYTES)?;
     bounded("etag", &form.etag, MAX_ETAG_BYTES)?;
@@ -223,23 +286,25 @@ pub fn copy(key_: &str, backend_: &str, size_bytes: i64, form: &StoredForm) -> R
     stored_form(form)
 }
 
-/// A location row as it is inserted (see [`copy`]).
+/// A location row as it is inserted (see [`copy`]), with a storable `created_at`.
 pub fn location(loc: &ObjectLocation) -> Result<()> {
     copy(
         &loc.object_key,
         &loc.backend_name,
         loc.size_bytes,
         &loc.form,
-    )
+    )?;
+    timestamp("created_at", loc.created_at)
 }
 
-/// A pending intent: a non-empty id without NUL, and a valid copy.
+/// A pending intent: a non-empty [`id`], a valid copy and a storable `created_at`.
 pub fn pending(p: &PendingObject) -> Result<()> {
     if p.intent_id.is_empty() {
         return Err(StoreError::invalid("intent id", "must not be empty"));
     }
-    text("intent id", &p.intent_id)?;
-    copy(&p.object_key, &p.backend_name, p.size_bytes, &p.form)
+    id("intent id", &p.intent_id)?;
+    copy(&p.object_key, &p.backend_name, p.size_bytes, &p.form)?;
+    timestamp("created_at", p.created_at)
 }
 
 /// A cleanup-queue entry: backend, key, reason and a non-negative size.
@@ -268,7 +333,7 @@ pub fn part(
     form: &StoredForm,
 ) -> Result<()> {
     part_number(part)?;
-    text("upload id", upload_id)?;
+    id("upload id", upload_id)?;
     text("etag", etag)?;
     size("part size", size_bytes)?;
     stored_form(form)
@@ -290,13 +355,31 @@ pub fn usage_flush(
 }
 
 /// A notification: event type and endpoint without NUL, and a payload that is valid JSON
-/// (checked here so bad JSON is an answer, not a database failure).
+/// holding no NUL character, raw or escaped as `\u0000` (checked here so bad JSON is an
+/// answer, not a database failure, and both engines refuse the same payloads: PostgreSQL's
+/// JSON types cannot hold NUL in text).
 pub fn notification(event_type: &str, payload: &str, endpoint_url: &str) -> Result<()> {
     text("event type", event_type)?;
     text("endpoint URL", endpoint_url)?;
-    serde_json::from_str::<serde_json::Value>(payload)
-        .map(|_| ())
-        .map_err(|e| StoreError::invalid("notification payload", format!("not JSON: {e}")))
+    text("notification payload", payload)?;
+    let value = serde_json::from_str::<serde_json::Value>(payload)
+        .map_err(|e| StoreError::invalid("notification payload", format!("not JSON: {e}")))?;
+    if holds_nul(&value) {
+        return Err(StoreError::invalid(
+            "notification payload",
+            "must not contain a NUL character (\\u0000)",
+        ));
+    }
+    Ok(())
+}
+
+fn holds_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(holds_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 fn no_nul(what: &'static str, s: &str) -> Result<()> {
@@ -340,6 +423,55 @@ mod tests {
                 false,
             ),
             ("prefix empty ok", prefix("prefix", ""), true),
+            ("size at the limit", size("size", MAX_SIZE_BYTES), true),
+            (
+                "size over the limit",
+                size("size", MAX_SIZE_BYTES + 1),
+                false,
+            ),
+            ("counter i64::MAX", size("orphan bytes", i64::MAX), false),
+            ("huge quota limit", quota_limit(i64::MAX), true),
+            (
+                "id at the limit",
+                id("upload id", &"u".repeat(MAX_ID_BYTES)),
+                true,
+            ),
+            (
+                "id over the limit",
+                id("upload id", &"u".repeat(MAX_ID_BYTES + 1)),
+                false,
+            ),
+            ("NUL id", id("intent id", "i\0"), false),
+            ("earliest time", timestamp("t", MIN_TIMESTAMP), true),
+            ("latest time", timestamp("t", MAX_TIMESTAMP), true),
+            ("zero time", timestamp("t", Timestamp::ZERO), true),
+            (
+                "i64::MIN time",
+                timestamp("t", Timestamp::from_micros(i64::MIN)),
+                false,
+            ),
+            (
+                "i64::MAX time",
+                timestamp("t", Timestamp::from_micros(i64::MAX)),
+                false,
+            ),
+            (
+                "before year 1",
+                timestamp("t", Timestamp::from_micros(MIN_TIMESTAMP.as_micros() - 1)),
+                false,
+            ),
+            ("JSON", notification("e", r#"{"a":[1,"x"]}"#, "u"), true),
+            (
+                "JSON with escaped NUL",
+                notification("e", r#"{"a":"x\u0000"}"#, "u"),
+                false,
+            ),
+            (
+                "JSON key with escaped NUL",
+                notification("e", r#"{"\u0000":1}"#, "u"),
+                false,
+            ),
+            ("raw NUL payload", notification("e", "\"\0\"", "u"), false),
         ];
         for (name, r, ok) in cases {
             assert_eq!(r.is_ok(), ok, "{name}: {r:?}");

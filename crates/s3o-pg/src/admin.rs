@@ -13,6 +13,7 @@ use s3o_core::locks::MIGRATION_LOCK_ID;
 use s3o_core::{LifecycleAdmin, Result, SchemaVersion, validate};
 
 use crate::PgStore;
+use crate::error::RowExt;
 use crate::error::db_err;
 
 /// One embedded migration.
@@ -37,12 +38,17 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         name: "stored_form_and_outbox",
-        sql: include_str!("../../../migrations/postgres/0003_stored_form_and_outbox.sql"),
+        sql: include_str!("../migrations/0003_stored_form_and_outbox.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "notification_payload_text",
+        sql: include_str!("../migrations/0004_notification_payload_text.sql"),
     },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 3;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 4;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 
@@ -60,7 +66,7 @@ async fn current_version(client: &Object) -> Result<i64> {
         )
         .await
         .map_err(|e| db_err("read schema version", e))?;
-    if row.get::<_, Option<i64>>(0).is_none() {
+    if row.col::<Option<i64>>(0)?.is_none() {
         return Ok(0);
     }
     let row = client
@@ -70,7 +76,7 @@ async fn current_version(client: &Object) -> Result<i64> {
         )
         .await
         .map_err(|e| db_err("read schema version", e))?;
-    Ok(row.get(0))
+    row.col(0)
 }
 
 async fn migrate_locked(client: &Object, schema: Option<&str>) -> Result<i64> {
@@ -218,10 +224,11 @@ mod tests {
 
     #[test]
     fn migrations_are_numbered_in_order() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version, i as i64 + 1);
+        for m in MIGRATIONS {
             assert!(!m.sql.trim().is_empty());
         }
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+        assert_eq!(MIGRATIONS[0].version, 1);
         assert!(
             MIGRATIONS[0]
                 .sql

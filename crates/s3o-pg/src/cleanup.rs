@@ -229,7 +229,7 @@ static CLAIM_CLEANUPS: LazyLock<String> = LazyLock::new(|| {
         "WITH picked AS ( \
            SELECT id, claimed_at IS NOT NULL AS reclaimed FROM cleanup_queue \
            WHERE next_retry <= NOW() AND attempts < {MAX_ATTEMPTS} \
-           AND (claimed_at IS NULL OR claimed_at < $3) \
+           AND (claimed_at IS NULL OR claimed_at < NOW() - $3::bigint * INTERVAL '1 microsecond') \
            ORDER BY created_at, id LIMIT $1 \
            FOR UPDATE SKIP LOCKED), \
          claimed AS ( \
@@ -268,14 +268,14 @@ impl CleanupStore for PgStore {
         &self,
         limit: i64,
         instance_id: &str,
-        grace_cutoff: Timestamp,
+        stale_after: Duration,
     ) -> Result<Vec<CleanupItem>> {
-        validate::text("instance id", instance_id)?;
+        validate::id("instance id", instance_id)?;
         let Some(limit) = validate::batch_limit(limit) else {
             return Ok(Vec::new());
         };
         let limit = limit_param(limit);
-        let cutoff = grace_cutoff.to_system_time();
+        let cutoff = interval_micros(stale_after);
         // One statement: pick due rows that are unclaimed or whose claim is older than the
         // grace cutoff, oldest first, skipping rows another claimer holds locked (SKIP LOCKED:
         // concurrent claimers get disjoint sets), stamp them, and return them by id with

@@ -106,21 +106,38 @@ impl Db {
 /// statement of a transaction (with its `BEGIN`, `COMMIT` and `ROLLBACK`,
 /// including the `ROLLBACK` of a dropped transaction) emits one `TRACE` event with the exact
 /// `sql` text, `param_count`, `param_types` (the prepared statement's parameter types) and
-/// `params` (each parameter's `Debug` form, separated by U+001F). **`bytea` parameters are
-/// never logged**: they hold wrapped data-encryption keys, so each is replaced by as many zero
-/// bytes (`[0, 0, …]`; `None` when NULL). Lifecycle administration (migrations) and leader-lock
-/// statements run on raw connections and are not traced. Off unless a subscriber enables this
-/// target; the benchmark captures it to build same-SQL baselines.
+/// `params`. **Parameter values are user data** (object keys, webhook URLs, error texts), so
+/// by default each is logged as `<redacted>` (`None` when NULL); only after
+/// [`log_sql_parameter_values`]`(true)` does `params` hold each value's `Debug` form,
+/// separated by U+001F — and even then **`bytea` values are never logged**: they hold wrapped
+/// data-encryption keys, so each is replaced by as many zero bytes (`[0, 0, …]`). Lifecycle
+/// administration (migrations) and leader-lock statements run on raw connections and are not
+/// traced. Off unless a subscriber enables this target; the benchmark opts in to build
+/// same-SQL baselines.
 pub const SQL_TRACE_TARGET: &str = "s3o::sql";
 
 /// Separator between parameters in the `params` field of a [`SQL_TRACE_TARGET`] event.
 pub const SQL_TRACE_PARAM_SEP: char = '\u{1f}';
 
-/// Lazily formats statement parameters for the trace event (only when it is enabled), with
-/// `bytea` values redacted.
+static LOG_VALUES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Opts this process in (or back out) to logging SQL parameter values in
+/// [`SQL_TRACE_TARGET`] events. Off by default, because the values are user data; `bytea`
+/// values stay redacted regardless. Meant for benchmarks and debugging sessions, not
+/// production.
+pub fn log_sql_parameter_values(on: bool) {
+    LOG_VALUES.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The redacted form of one non-`bytea` value.
+const REDACTED: &str = "<redacted>";
+
+/// Lazily formats statement parameters for the trace event (only when it is enabled):
+/// values redacted unless `values` (the opt-in), `bytea` values always.
 pub(crate) struct TraceParams<'a> {
     types: &'a [Type],
     params: Params<'a>,
+    values: bool,
 }
 
 /// A `bytea` parameter as zero bytes of its length: the length is visible, the key is not.
@@ -146,7 +163,12 @@ impl std::fmt::Display for TraceParams<'_> {
             match self.types.get(i) {
                 Some(t) if *t == Type::BYTEA => f.write_str(&redacted_bytes(&format!("{p:?}")))?,
                 Some(t) if *t == Type::BYTEA_ARRAY => f.write_str("<redacted bytea[]>")?,
-                Some(_) => write!(f, "{p:?}")?,
+                Some(_) if self.values => write!(f, "{p:?}")?,
+                Some(_) => {
+                    // NULL carries no user data and tells a reader which branch ran.
+                    let shown = format!("{p:?}");
+                    f.write_str(if shown == "None" { "None" } else { REDACTED })?
+                }
                 // Types unknown (never the case for a prepared statement): log nothing.
                 None => f.write_str("<unknown type>")?,
             }
@@ -178,7 +200,11 @@ pub(crate) fn trace_sql(sql: &str, types: &[Type], params: Params<'_>) {
         sql,
         param_count = params.len(),
         param_types = %TraceTypes(types),
-        params = %TraceParams { types, params },
+        params = %TraceParams {
+            types,
+            params,
+            values: LOG_VALUES.load(std::sync::atomic::Ordering::Relaxed),
+        },
     );
 }
 
@@ -229,10 +255,9 @@ pub(crate) fn limit_param(n: usize) -> i64 {
 }
 
 /// A duration as whole microseconds for `$n::bigint * INTERVAL '1 microsecond'`, capped at
-/// 100 years so the interval arithmetic can never overflow.
+/// [`s3o_core::validate::MAX_AGE`] (as on SQLite) so `NOW() ± it` stays in range.
 pub(crate) fn interval_micros(d: std::time::Duration) -> i64 {
-    const CAP: i64 = 100 * 366 * 24 * 3600 * 1_000_000;
-    i64::try_from(d.as_micros()).unwrap_or(CAP).min(CAP)
+    i64::try_from(s3o_core::validate::age(d).as_micros()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -259,6 +284,7 @@ mod tests {
         let shown = TraceParams {
             types: &types,
             params,
+            values: true,
         }
         .to_string();
         let fields: Vec<&str> = shown.split(SQL_TRACE_PARAM_SEP).collect();
@@ -272,6 +298,28 @@ mod tests {
         assert_eq!(
             TraceTypes(&types).to_string(),
             "text,bytea,bytea,bytea,bytea,int8"
+        );
+    }
+
+    #[test]
+    fn trace_params_are_redacted_unless_opted_in() {
+        let key = "secret/object-key";
+        let url: Option<&str> = Some("https://hook.example/token");
+        let none: Option<&str> = None;
+        let size = 7i64;
+        let params: Params<'_> = &[&key, &url, &none, &size];
+        let types = [Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8];
+        let shown = TraceParams {
+            types: &types,
+            params,
+            values: false,
+        }
+        .to_string();
+        let fields: Vec<&str> = shown.split(SQL_TRACE_PARAM_SEP).collect();
+        assert_eq!(fields, [REDACTED, REDACTED, "None", REDACTED]);
+        assert!(
+            !shown.contains("secret") && !shown.contains("token"),
+            "{shown}"
         );
     }
 }

@@ -6,11 +6,12 @@ use async_trait::async_trait;
 use s3o_core::{DashboardStore, Result};
 
 use crate::PgStore;
+use crate::error::RowExt;
 
 impl PgStore {
     async fn counts(&self, ctx: &str, sql: &str) -> Result<BTreeMap<String, i64>> {
         let rows = self.db.query(ctx, sql, &[]).await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        rows.iter().map(|r| Ok((r.col(0)?, r.col(1)?))).collect()
     }
 }
 

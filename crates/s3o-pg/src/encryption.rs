@@ -6,14 +6,15 @@ use tokio_postgres::Row;
 
 use crate::PgStore;
 use crate::conn::{limit_param, null_if_empty};
+use crate::error::RowExt;
 
-fn encrypted_from_row(r: &Row) -> EncryptedLocation {
-    EncryptedLocation {
-        object_key: r.get(0),
-        backend_name: r.get(1),
-        encryption_key: r.get::<_, Option<Vec<u8>>>(2).unwrap_or_default(),
-        key_id: r.get::<_, Option<String>>(3).unwrap_or_default(),
-    }
+fn encrypted_from_row(r: &Row) -> Result<EncryptedLocation> {
+    Ok(EncryptedLocation {
+        object_key: r.col(0)?,
+        backend_name: r.col(1)?,
+        encryption_key: r.col::<Option<Vec<u8>>>(2)?.unwrap_or_default(),
+        key_id: r.col::<Option<String>>(3)?.unwrap_or_default(),
+    })
 }
 
 fn validate_cursor(after: Option<&Cursor>) -> Result<(String, String)> {
@@ -35,7 +36,7 @@ impl EncryptionAdmin for PgStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<EncryptedLocation>> {
-        validate::text("key id", key_id)?;
+        validate::id("key id", key_id)?;
         let limit = limit_param(validate::page(limit));
         let rows = self
             .db
@@ -48,7 +49,7 @@ impl EncryptionAdmin for PgStore {
                 &[&key_id, &limit, &offset.max(0)],
             )
             .await?;
-        Ok(rows.iter().map(encrypted_from_row).collect())
+        rows.iter().map(encrypted_from_row).collect()
     }
 
     async fn list_all_encrypted_locations(
@@ -69,7 +70,7 @@ impl EncryptionAdmin for PgStore {
                 &[&k, &b, &limit],
             )
             .await?;
-        Ok(rows.iter().map(encrypted_from_row).collect())
+        rows.iter().map(encrypted_from_row).collect()
     }
 
     async fn list_unencrypted_locations(
@@ -91,12 +92,14 @@ impl EncryptionAdmin for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| UnencryptedLocation {
-                object_key: r.get(0),
-                backend_name: r.get(1),
-                size_bytes: r.get(2),
+            .map(|r| {
+                Ok(UnencryptedLocation {
+                    object_key: r.col(0)?,
+                    backend_name: r.col(1)?,
+                    size_bytes: r.col(2)?,
+                })
             })
-            .collect())
+            .collect::<Result<_>>()?)
     }
 
     async fn update_encryption_key(
@@ -108,7 +111,7 @@ impl EncryptionAdmin for PgStore {
     ) -> Result<bool> {
         validate::key(key)?;
         validate::backend(backend)?;
-        validate::text("key id", new_key_id)?;
+        validate::id("key id", new_key_id)?;
         let new_key = (!new_key.is_empty()).then_some(new_key);
         // Only encrypted copies carry a key: rotating a plaintext copy changes nothing and
         // answers false (a DEK on a plaintext row would break the stored-form invariant).

@@ -1,8 +1,12 @@
 //! Mapping of driver and pool errors onto the engine-neutral [`StoreError`].
 //!
 //! SQLSTATEs become [`DbErrorKind`]s (40001 ⇒ serialization, 40P01 ⇒ deadlock, 23505/23503/
-//! 23502/23514 ⇒ constraint kinds, connection classes ⇒ connection); the driver error is kept
-//! as the source so callers can walk the chain. Driver errors never contain the password.
+//! 23502/23514 ⇒ constraint kinds, connection classes ⇒ connection, undefined table/column/
+//! schema ⇒ schema); the driver error is kept as the source so callers can walk the chain.
+//! Values the server refuses (class 22 "data exception": numeric overflow, time out of
+//! range, invalid text; 54000 "program limit exceeded": an index row too large) are
+//! `InvalidInput`, never a database failure. A pool wait timeout is overload, not an outage.
+//! Driver errors never contain the password.
 
 use std::error::Error as StdError;
 
@@ -49,7 +53,13 @@ pub(crate) fn kind_of_state(code: &SqlState) -> DbErrorKind {
         c if *c == SqlState::FOREIGN_KEY_VIOLATION => DbErrorKind::ForeignKeyViolation,
         c if *c == SqlState::NOT_NULL_VIOLATION => DbErrorKind::NotNullViolation,
         c if *c == SqlState::CHECK_VIOLATION => DbErrorKind::CheckViolation,
-        c if *c == SqlState::UNDEFINED_TABLE => DbErrorKind::Schema,
+        c if *c == SqlState::UNDEFINED_TABLE
+            || *c == SqlState::UNDEFINED_COLUMN
+            || *c == SqlState::INVALID_SCHEMA_NAME
+            || *c == SqlState::UNDEFINED_FUNCTION =>
+        {
+            DbErrorKind::Schema
+        }
         // lock_timeout expired (55P03): the statement was refused before changing anything
         // and its transaction is aborted, so rerunning the whole transaction is safe; the
         // database answered, so the breaker does not count it.
@@ -67,18 +77,64 @@ pub(crate) fn kind_of_state(code: &SqlState) -> DbErrorKind {
     }
 }
 
-/// Wraps a driver error with what the store was doing.
-pub(crate) fn db_err(context: &str, e: tokio_postgres::Error) -> StoreError {
-    StoreError::database(kind_of(&e), context, e)
+/// True for SQLSTATEs that say a value was refused: class 22 (data exception) and 54000
+/// (program limit exceeded, e.g. an index row over the size limit).
+pub(crate) fn is_bad_value(code: &SqlState) -> bool {
+    code.code().starts_with("22") || *code == SqlState::PROGRAM_LIMIT_EXCEEDED
 }
 
-/// Wraps a pool error, kept as the source: timeouts, a closed pool and connect failures are
-/// connection failures.
+/// Wraps a driver error with what the store was doing: a refused value becomes
+/// `InvalidInput`, a missing table or column a `Schema` error naming `s3o migrate`.
+pub(crate) fn db_err(context: &str, e: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        if is_bad_value(db.code()) {
+            return StoreError::rejected_value(context, db.message());
+        }
+        // A column's type changed under a prepared statement: schema drift.
+        if *db.code() == SqlState::FEATURE_NOT_SUPPORTED
+            && db
+                .message()
+                .starts_with("cached plan must not change result type")
+        {
+            return StoreError::schema(context, e);
+        }
+    }
+    match kind_of(&e) {
+        DbErrorKind::Schema => StoreError::schema(context, e),
+        kind => StoreError::database(kind, context, e),
+    }
+}
+
+/// A row whose column does not decode as this binary expects (a column of another type, a
+/// missing column): schema drift, reported as `Schema` instead of a panic.
+pub(crate) fn decode_err(context: &str, e: tokio_postgres::Error) -> StoreError {
+    StoreError::schema(format!("{context}: decode row"), e)
+}
+
+/// Wraps a pool error, kept as the source: a wait timeout is overload (every connection is
+/// busy, the database answers); a closed pool and create/recycle timeouts are connection
+/// failures.
 pub(crate) fn pool_err(context: &str, e: PoolError) -> StoreError {
     match e {
         PoolError::Backend(e) => db_err(context, e),
+        e @ PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+            StoreError::database(DbErrorKind::Overload, context, e)
+        }
         e @ PoolError::NoRuntimeSpecified => StoreError::database(DbErrorKind::Other, context, e),
         other => StoreError::database(DbErrorKind::Connection, context, other),
+    }
+}
+
+/// Reads columns without panicking: a column that is missing or of another type is a
+/// `Schema` error (`Row::get` would panic).
+pub(crate) trait RowExt {
+    /// Column `idx` as `T`.
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, idx: usize) -> s3o_core::Result<T>;
+}
+
+impl RowExt for tokio_postgres::Row {
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, idx: usize) -> s3o_core::Result<T> {
+        self.try_get(idx).map_err(|e| decode_err("read column", e))
     }
 }
 
@@ -139,6 +195,8 @@ mod tests {
             ("57P01", DbErrorKind::Connection),
             ("42601", DbErrorKind::Other),
             ("42P01", DbErrorKind::Schema),
+            ("42703", DbErrorKind::Schema),
+            ("3F000", DbErrorKind::Schema),
             ("55P03", DbErrorKind::Busy),
         ];
         for (code, kind) in table {
@@ -154,10 +212,26 @@ mod tests {
     }
 
     #[test]
-    fn pool_timeouts_are_connection_failures() {
+    fn bad_value_states_are_input_errors() {
+        for code in ["22003", "22008", "22021", "22P05", "22001", "54000"] {
+            assert!(is_bad_value(&SqlState::from_code(code)), "{code}");
+        }
+        for code in ["23505", "40001", "08006", "42P01", "XX000"] {
+            assert!(!is_bad_value(&SqlState::from_code(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn pool_wait_timeouts_are_overload_and_others_connection_failures() {
         let e = pool_err(
             "get connection",
             PoolError::Timeout(deadpool_postgres::TimeoutType::Wait),
+        );
+        assert_eq!(e.db_kind(), Some(DbErrorKind::Overload));
+        assert!(!s3o_core::breaker::counts_as_failure(&e));
+        let e = pool_err(
+            "get connection",
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Create),
         );
         assert_eq!(e.db_kind(), Some(DbErrorKind::Connection));
         let e = pool_err("get connection", PoolError::Closed);

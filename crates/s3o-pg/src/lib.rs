@@ -43,7 +43,8 @@ use s3o_core::{MetadataStore, Result, StoreError};
 use tokio_postgres::config::Host;
 
 pub use admin::EXPECTED_SCHEMA_VERSION;
-pub use conn::{SQL_TRACE_PARAM_SEP, SQL_TRACE_TARGET};
+pub use conn::{SQL_TRACE_PARAM_SEP, SQL_TRACE_TARGET, log_sql_parameter_values};
+pub use locker::{LOCK_WATCH_INTERVAL, LOCK_WATCH_TIMEOUT, leader_lock_key};
 #[doc(hidden)]
 pub use reader::listing_statement;
 pub use tls::SslMode;

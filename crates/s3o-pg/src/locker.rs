@@ -8,6 +8,22 @@
 //! spawned). If the unlock cannot be confirmed within 5 s the connection is detached from
 //! the pool and closed, which releases every session lock it held. A holder whose
 //! connection dies (`pg_terminate_backend`, network loss) loses the lock with it.
+//!
+//! **Fencing.** While the critical section runs, the lock's connection is watched: every
+//! [`LOCK_WATCH_INTERVAL`] it must answer `SELECT 1` within [`LOCK_WATCH_TIMEOUT`]. When it does not
+//! (the session ended, so the server released the lock and another instance may hold it),
+//! the critical section is dropped — cancelled at its next `.await` — and the call returns
+//! `Err(StoreError::LeadershipLost)`, never `Ok`. A killed session is noticed at the next
+//! probe, so the holder learns of the loss within `LOCK_WATCH_INTERVAL` (1 s) plus a round trip;
+//! a silent network partition within `LOCK_WATCH_INTERVAL + LOCK_WATCH_TIMEOUT` (3 s). Work the
+//! section already committed stays committed: fencing stops the holder from acting further,
+//! and every operation it runs is safe against a concurrent second leader anyway.
+//!
+//! **Scope.** Lock keys are scoped to the store's schema, so stores on two schemas of one
+//! database are independent: on a schema other than `public` the key is `(h << 32) | id`
+//! with `h` the FNV-1a hash of the schema name; without a schema, or on `public`, it is
+//! the bare id (1001..=1011), the number instances of other implementations sharing that
+//! database use.
 
 use std::any::Any;
 use std::future::Future;
@@ -18,13 +34,59 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
-use s3o_core::{AdvisoryLocker, BoxFuture, LockId, Result};
+use s3o_core::{AdvisoryLocker, BoxFuture, LockId, Result, StoreError};
 
 use crate::PgStore;
-use crate::error::db_err;
+use crate::error::{RowExt, db_err};
 
 /// How long the unlock may take before the connection is closed instead.
 const UNLOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a held lock's connection is probed.
+pub const LOCK_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long one probe of a held lock's connection may take before the lock counts as lost.
+pub const LOCK_WATCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// FNV-1a, 32 bits: a hash that never changes between builds, as lock keys must not.
+const fn fnv1a32(b: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < b.len() {
+        h ^= b[i] as u32;
+        h = h.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    h
+}
+
+/// The advisory-lock key (`pg_try_advisory_lock(bigint)`) under which a store on `schema`
+/// holds `lock`: the bare id without a schema or on `public`, else `(h << 32) | id` with `h`
+/// the FNV-1a hash of the schema name. In `pg_locks` the high half is `classid`, the id
+/// `objid`; use it to find a holder.
+pub fn leader_lock_key(schema: Option<&str>, lock: LockId) -> i64 {
+    match schema {
+        None | Some("public") => lock.id(),
+        Some(s) => (i64::from(fnv1a32(s.as_bytes())) << 32) | lock.id(),
+    }
+}
+
+/// Resolves when the lock's connection stops answering; returns how that showed.
+async fn watch(client: &Object) -> String {
+    loop {
+        tokio::time::sleep(LOCK_WATCH_INTERVAL).await;
+        if client.is_closed() {
+            return "its connection is closed".to_owned();
+        }
+        match tokio::time::timeout(LOCK_WATCH_TIMEOUT, client.simple_query("SELECT 1")).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return format!("its connection failed: {}", crate::error::Chain(&e)),
+            Err(_) => {
+                return format!("its connection did not answer within {LOCK_WATCH_TIMEOUT:?}");
+            }
+        }
+    }
+}
 
 /// Polls a future, turning a panic into `Err(payload)`.
 struct CatchUnwind<'a, T> {
@@ -51,7 +113,7 @@ async fn unlock(client: Object, id: i64) {
     )
     .await;
     match r {
-        Ok(Ok(row)) if row.get::<_, bool>(0) => {}
+        Ok(Ok(row)) if row.col::<bool>(0).unwrap_or(false) => {}
         other => {
             // Lost connection, timeout, or the lock was not ours any more: close the session
             // (that releases whatever it still holds) instead of pooling it.
@@ -111,7 +173,7 @@ impl AdvisoryLocker for PgStore {
         lock: LockId,
         critical: BoxFuture<'_, Result<()>>,
     ) -> Result<Option<Result<()>>> {
-        let id = lock.id();
+        let id = leader_lock_key(self.schema.as_deref(), lock);
         let client = self.db.raw_client("get leader-lock connection").await?;
         // Armed before asking: a caller cancelled while the try-lock is in flight must not
         // leave a granted lock on a pooled connection.
@@ -124,7 +186,13 @@ impl AdvisoryLocker for PgStore {
             None => unreachable!("armed above"),
         };
         let got: bool = match got {
-            Ok(row) => row.get(0),
+            Ok(row) => match row.col(0) {
+                Ok(v) => v,
+                Err(e) => {
+                    drop(held);
+                    return Err(e);
+                }
+            },
             Err(e) => {
                 drop(held);
                 return Err(db_err("try leader lock", e));
@@ -136,14 +204,53 @@ impl AdvisoryLocker for PgStore {
             return Ok(None);
         }
         tracing::debug!(%lock, "leader lock acquired");
-        let outcome = CatchUnwind { inner: critical }.await;
+        let outcome = {
+            let section = CatchUnwind { inner: critical };
+            let Some(conn) = held.client.as_ref() else {
+                unreachable!("armed above")
+            };
+            tokio::select! {
+                biased;
+                why = watch(conn) => Err(why),
+                outcome = section => Ok(outcome),
+            }
+        };
         held.release().await;
         match outcome {
-            Ok(r) => Ok(Some(r)),
-            Err(panic) => {
+            Ok(Ok(r)) => Ok(Some(r)),
+            Ok(Err(panic)) => {
                 tracing::error!(%lock, "critical section panicked; leader lock released");
                 std::panic::resume_unwind(panic)
             }
+            Err(why) => {
+                tracing::warn!(%lock, why, "leader lock lost; critical section cancelled");
+                Err(StoreError::LeadershipLost { lock, why })
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_scoped_to_the_schema_and_stable() {
+        for lock in LockId::ALL {
+            assert_eq!(leader_lock_key(None, lock), lock.id());
+            assert_eq!(leader_lock_key(Some("public"), lock), lock.id());
+            let a = leader_lock_key(Some("tenant_a"), lock);
+            let b = leader_lock_key(Some("tenant_b"), lock);
+            assert_ne!(a, b);
+            assert_ne!(a, lock.id());
+            assert_eq!(
+                a & 0xffff_ffff,
+                lock.id(),
+                "the id stays readable in pg_locks.objid"
+            );
+        }
+        // FNV-1a test vectors: the hash must never change between builds.
+        assert_eq!(fnv1a32(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
     }
 }

@@ -15,6 +15,7 @@ use crate::PgStore;
 use crate::conn::{
     interval_micros, limit_param, null_if_empty, null_if_empty_bytes, null_if_zero, ts,
 };
+use crate::error::RowExt;
 use crate::error::{on_fk, unknown_backend};
 
 /// Every upload column, in the order [`upload_from_row`] reads them.
@@ -22,8 +23,8 @@ const UPLOAD_COLS: &str = "upload_id, object_key, backend_name, content_type, me
      encryption_key, key_id, created_at";
 
 fn upload_from_row(r: &Row) -> Result<MultipartUpload> {
-    let upload_id: String = r.get(0);
-    let metadata = match r.get::<_, Option<String>>(4) {
+    let upload_id: String = r.col(0)?;
+    let metadata = match r.col::<Option<String>>(4)? {
         Some(json) => serde_json::from_str::<BTreeMap<String, String>>(&json).map_err(|e| {
             StoreError::database(
                 s3o_core::DbErrorKind::Other,
@@ -33,33 +34,33 @@ fn upload_from_row(r: &Row) -> Result<MultipartUpload> {
         })?,
         None => BTreeMap::new(),
     };
-    let encryption_key: Vec<u8> = r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default();
+    let encryption_key: Vec<u8> = r.col::<Option<Vec<u8>>>(5)?.unwrap_or_default();
     Ok(MultipartUpload {
         upload_id,
-        object_key: r.get(1),
-        backend_name: r.get(2),
-        content_type: r.get::<_, Option<String>>(3).unwrap_or_default(),
+        object_key: r.col(1)?,
+        backend_name: r.col(2)?,
+        content_type: r.col::<Option<String>>(3)?.unwrap_or_default(),
         metadata,
         encrypted: !encryption_key.is_empty(),
         encryption_key,
-        key_id: r.get::<_, Option<String>>(6).unwrap_or_default(),
-        created_at: ts(r.get(7)),
+        key_id: r.col::<Option<String>>(6)?.unwrap_or_default(),
+        created_at: ts(r.col(7)?),
     })
 }
 
 /// Slim listing row: `upload_id, object_key, content_type, created_at`.
-fn slim_upload_from_row(r: &Row) -> MultipartUpload {
-    MultipartUpload {
-        upload_id: r.get(0),
-        object_key: r.get(1),
+fn slim_upload_from_row(r: &Row) -> Result<MultipartUpload> {
+    Ok(MultipartUpload {
+        upload_id: r.col(0)?,
+        object_key: r.col(1)?,
         backend_name: String::new(),
-        content_type: r.get::<_, Option<String>>(2).unwrap_or_default(),
+        content_type: r.col::<Option<String>>(2)?.unwrap_or_default(),
         metadata: BTreeMap::new(),
         encrypted: false,
         encryption_key: Vec::new(),
         key_id: String::new(),
-        created_at: ts(r.get(3)),
-    }
+        created_at: ts(r.col(3)?),
+    })
 }
 
 /// `object_key COLLATE "C" >= $1 [AND object_key COLLATE "C" < $2]` for a prefix.
@@ -76,14 +77,14 @@ fn prefix_predicate(prefix: &str) -> (String, Option<String>) {
 #[async_trait]
 impl MultipartStore for PgStore {
     async fn create_multipart_upload(&self, params: &CreateMultipartUploadParams) -> Result<()> {
-        validate::text("upload id", &params.upload_id)?;
+        validate::id("upload id", &params.upload_id)?;
         if params.upload_id.is_empty() {
             return Err(StoreError::invalid("upload id", "must not be empty"));
         }
         validate::key(&params.object_key)?;
         validate::backend(&params.backend_name)?;
         validate::text("content type", &params.content_type)?;
-        validate::text("key id", &params.key_id)?;
+        validate::id("key id", &params.key_id)?;
         for (k, v) in &params.metadata {
             validate::text("metadata", k)?;
             validate::text("metadata", v)?;
@@ -117,7 +118,7 @@ impl MultipartStore for PgStore {
     }
 
     async fn get_multipart_upload(&self, upload_id: &str) -> Result<MultipartUpload> {
-        validate::text("upload id", upload_id)?;
+        validate::id("upload id", upload_id)?;
         let row = self
             .db
             .query_opt(
@@ -174,7 +175,7 @@ impl MultipartStore for PgStore {
     }
 
     async fn get_parts(&self, upload_id: &str) -> Result<Vec<MultipartPart>> {
-        validate::text("upload id", upload_id)?;
+        validate::id("upload id", upload_id)?;
         let rows = self
             .db
             .query(
@@ -187,21 +188,23 @@ impl MultipartStore for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| MultipartPart {
-                part_number: r.get(0),
-                etag: r.get(1),
-                size_bytes: r.get(2),
-                created_at: ts(r.get(3)),
-                encrypted: r.get(4),
-                encryption_key: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
-                key_id: r.get::<_, Option<String>>(6).unwrap_or_default(),
-                plaintext_size: r.get::<_, Option<i64>>(7).unwrap_or_default(),
+            .map(|r| {
+                Ok(MultipartPart {
+                    part_number: r.col(0)?,
+                    etag: r.col(1)?,
+                    size_bytes: r.col(2)?,
+                    created_at: ts(r.col(3)?),
+                    encrypted: r.col(4)?,
+                    encryption_key: r.col::<Option<Vec<u8>>>(5)?.unwrap_or_default(),
+                    key_id: r.col::<Option<String>>(6)?.unwrap_or_default(),
+                    plaintext_size: r.col::<Option<i64>>(7)?.unwrap_or_default(),
+                })
             })
-            .collect())
+            .collect::<Result<_>>()?)
     }
 
     async fn delete_multipart_upload(&self, upload_id: &str) -> Result<()> {
-        validate::text("upload id", upload_id)?;
+        validate::id("upload id", upload_id)?;
         // Parts go with it (ON DELETE CASCADE).
         self.db
             .execute(
@@ -234,7 +237,7 @@ impl MultipartStore for PgStore {
                     .await?
             }
         };
-        Ok(rows.iter().map(slim_upload_from_row).collect())
+        rows.iter().map(slim_upload_from_row).collect()
     }
 
     async fn count_active_multipart_uploads(&self, prefix: &str) -> Result<i64> {
@@ -253,7 +256,7 @@ impl MultipartStore for PgStore {
                     .await?
             }
         };
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 
     async fn get_stale_multipart_uploads(

@@ -8,6 +8,7 @@ use s3o_core::{MAX_ATTEMPTS, NotificationOutbox, NotificationRow, Result, valida
 
 use crate::PgStore;
 use crate::conn::{interval_micros, limit_param};
+use crate::error::RowExt;
 
 /// Due rows, oldest first. [`MAX_ATTEMPTS`] is written into the text rather than bound so
 /// the planner can prove the partial index's `attempts < 10` predicate in a generic plan too.
@@ -33,11 +34,11 @@ impl NotificationOutbox for PgStore {
             .query_one(
                 "insert notification",
                 "INSERT INTO notification_outbox (event_type, payload, endpoint_url) \
-                 VALUES ($1, $2::text::jsonb, $3) RETURNING id",
+                 VALUES ($1, $2::text::json, $3) RETURNING id",
                 &[&event_type, &payload, &endpoint_url],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 
     async fn get_pending_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
@@ -49,14 +50,16 @@ impl NotificationOutbox for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| NotificationRow {
-                id: r.get(0),
-                event_type: r.get(1),
-                payload: r.get(2),
-                endpoint_url: r.get(3),
-                attempts: r.get(4),
+            .map(|r| {
+                Ok(NotificationRow {
+                    id: r.col(0)?,
+                    event_type: r.col(1)?,
+                    payload: r.col(2)?,
+                    endpoint_url: r.col(3)?,
+                    attempts: r.col(4)?,
+                })
             })
-            .collect())
+            .collect::<Result<_>>()?)
     }
 
     async fn complete_notification(&self, id: i64) -> Result<()> {

@@ -66,7 +66,7 @@ macro_rules! pending_params {
 #[async_trait]
 impl PendingTx for PgTx {
     async fn claim_pending(&mut self, intent_id: &str) -> Result<Option<PendingObject>> {
-        validate::text("intent id", intent_id)?;
+        validate::id("intent id", intent_id)?;
         // Row-locks the intent until commit; gone ⇒ another reaper resolved it.
         let row = self
             .query_opt(
@@ -98,7 +98,7 @@ impl PendingTx for PgTx {
     }
 
     async fn delete_pending(&mut self, intent_id: &str) -> Result<()> {
-        validate::text("intent id", intent_id)?;
+        validate::id("intent id", intent_id)?;
         self.execute(
             "delete pending intent",
             "DELETE FROM pending_objects WHERE intent_id = $1",
@@ -139,7 +139,7 @@ impl PendingStore for PgStore {
     }
 
     async fn delete_pending(&self, intent_id: &str) -> Result<()> {
-        validate::text("intent id", intent_id)?;
+        validate::id("intent id", intent_id)?;
         self.db
             .execute(
                 "delete pending intent",

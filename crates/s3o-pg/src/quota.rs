@@ -8,6 +8,7 @@ use s3o_core::{BackendCapacity, QuotaStat, QuotaStore, Result, StoreError, valid
 
 use crate::PgStore;
 use crate::conn::ts;
+use crate::error::RowExt;
 use crate::tx::PgTx;
 
 #[async_trait]
@@ -30,7 +31,7 @@ impl QuotaTx for PgTx {
                 &[&backend, &delta],
             )
             .await?;
-        let (known, charged): (bool, bool) = (row.get(0), row.get(1));
+        let (known, charged): (bool, bool) = (row.col(0)?, row.col(1)?);
         match (known, charged) {
             (_, true) => Ok(()),
             (false, false) => Err(StoreError::UnknownBackend {
@@ -101,7 +102,10 @@ impl QuotaTx for PgTx {
                 &[],
             )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.col(0)?, r.col(1)?)))
+            .collect::<Result<_>>()?)
     }
 
     async fn sum_object_sizes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
@@ -113,7 +117,10 @@ impl QuotaTx for PgTx {
                 &[],
             )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.col(0)?, r.col(1)?)))
+            .collect::<Result<_>>()?)
     }
 
     async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()> {
@@ -149,14 +156,16 @@ impl QuotaStore for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| BackendCapacity {
-                backend_name: r.get(0),
-                bytes_limit: r.get(1),
-                bytes_used: r.get(2),
-                orphan_bytes: r.get(3),
-                inflight_bytes: r.get(4),
+            .map(|r| {
+                Ok(BackendCapacity {
+                    backend_name: r.col(0)?,
+                    bytes_limit: r.col(1)?,
+                    bytes_used: r.col(2)?,
+                    orphan_bytes: r.col(3)?,
+                    inflight_bytes: r.col(4)?,
+                })
             })
-            .collect())
+            .collect::<Result<_>>()?)
     }
 
     async fn get_quota_stats(&self) -> Result<BTreeMap<String, QuotaStat>> {
@@ -172,15 +181,17 @@ impl QuotaStore for PgStore {
         Ok(rows
             .iter()
             .map(|r| {
-                let stat = QuotaStat {
-                    backend_name: r.get(0),
-                    bytes_used: r.get(1),
-                    bytes_limit: r.get(2),
-                    orphan_bytes: r.get(3),
-                    updated_at: ts(r.get(4)),
-                };
-                (stat.backend_name.clone(), stat)
+                Ok({
+                    let stat = QuotaStat {
+                        backend_name: r.col(0)?,
+                        bytes_used: r.col(1)?,
+                        bytes_limit: r.col(2)?,
+                        orphan_bytes: r.col(3)?,
+                        updated_at: ts(r.col(4)?),
+                    };
+                    (stat.backend_name.clone(), stat)
+                })
             })
-            .collect())
+            .collect::<Result<_>>()?)
     }
 }

@@ -1,17 +1,19 @@
 //! Read-only queries outside transactions: listings, lookups and queue snapshots.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use s3o_core::ops::prefix_successor;
 use s3o_core::{
     CleanupItem, KeyBound, MAX_ATTEMPTS, ObjectLocation, PendingObject, Reader, Result, StoreError,
-    Timestamp, validate,
+    validate,
 };
 
 use crate::PgStore;
 use crate::cleanup::item_from_row;
-use crate::conn::limit_param;
+use crate::conn::{interval_micros, limit_param};
+use crate::error::RowExt;
 use crate::objects::location_from_row;
 use crate::pending::{pending_cols, pending_from_row};
 
@@ -101,11 +103,11 @@ static QUEUE_DEPTH: LazyLock<String> =
 impl Reader for PgStore {
     async fn get_stale_pending(
         &self,
-        older_than: Timestamp,
+        older_than: Duration,
         limit: i64,
     ) -> Result<Vec<PendingObject>> {
         let limit = limit_param(validate::page(limit));
-        let cutoff = older_than.to_system_time();
+        let age = interval_micros(older_than);
         let rows = self
             .db
             .query(
@@ -113,10 +115,11 @@ impl Reader for PgStore {
                 concat!(
                     "SELECT ",
                     pending_cols!(),
-                    " FROM pending_objects WHERE created_at <= $1 ",
+                    " FROM pending_objects ",
+                    "WHERE created_at <= NOW() - $1::bigint * INTERVAL '1 microsecond' ",
                     "ORDER BY created_at, intent_id LIMIT $2"
                 ),
-                &[&cutoff, &limit],
+                &[&age, &limit],
             )
             .await?;
         rows.iter().map(pending_from_row).collect()
@@ -131,7 +134,7 @@ impl Reader for PgStore {
                 &[],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 
     async fn get_all_object_locations(&self, key: &str) -> Result<Vec<ObjectLocation>> {
@@ -241,18 +244,18 @@ impl Reader for PgStore {
     async fn list_expired_objects(
         &self,
         prefix: &str,
-        cutoff: Timestamp,
+        older_than: Duration,
         limit: i64,
     ) -> Result<Vec<ObjectLocation>> {
         validate::prefix("prefix", prefix)?;
         let limit = limit_param(validate::page(limit));
-        let cutoff = cutoff.to_system_time();
+        let cutoff = interval_micros(older_than);
         let range = KeyRange::new(prefix, KeyBound::Start);
         // One row per key whose oldest copy is older than the cutoff (if any copy is, the
         // oldest is), in byte order.
         let sql = format!(
             "SELECT DISTINCT ON (object_key COLLATE \"C\") {} FROM object_locations \
-             WHERE {} AND created_at < ${} \
+             WHERE {} AND created_at < NOW() - ${}::bigint * INTERVAL '1 microsecond' \
              ORDER BY object_key COLLATE \"C\", created_at, backend_name COLLATE \"C\" LIMIT ${}",
             loc_cols!(),
             range.predicate(1),
@@ -296,7 +299,7 @@ impl Reader for PgStore {
             .db
             .query_one("count cleanup queue", &QUEUE_DEPTH, &[])
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 
     async fn cleanup_dlq_depth(&self) -> Result<i64> {
@@ -308,7 +311,7 @@ impl Reader for PgStore {
                 &[],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 
     async fn cleanup_queue_states(&self) -> Result<s3o_core::CleanupQueueStates> {

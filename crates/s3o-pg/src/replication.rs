@@ -5,6 +5,7 @@ use s3o_core::{ObjectLocation, ReplicationStore, Result, validate};
 
 use crate::PgStore;
 use crate::conn::limit_param;
+use crate::error::RowExt;
 use crate::objects::location_from_row;
 
 /// A replication factor as a bounded `bigint` parameter.
@@ -104,6 +105,6 @@ impl ReplicationStore for PgStore {
                 &[&clamp(factor)],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 }

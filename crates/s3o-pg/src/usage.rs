@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use s3o_core::{Result, UsageStat, UsageStore, validate};
 
 use crate::PgStore;
+use crate::error::RowExt;
 use crate::error::unknown_backend;
 
 #[async_trait]
@@ -58,15 +59,17 @@ impl UsageStore for PgStore {
         Ok(rows
             .iter()
             .map(|r| {
-                (
-                    r.get(0),
-                    UsageStat {
-                        api_requests: r.get(1),
-                        egress_bytes: r.get(2),
-                        ingress_bytes: r.get(3),
-                    },
-                )
+                Ok({
+                    (
+                        r.col(0)?,
+                        UsageStat {
+                            api_requests: r.col(1)?,
+                            egress_bytes: r.col(2)?,
+                            ingress_bytes: r.col(3)?,
+                        },
+                    )
+                })
             })
-            .collect())
+            .collect::<Result<_>>()?)
     }
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use s3o_core::breaker::{BreakerState, BreakerStats};
 use s3o_core::{LifecycleAdmin, MetadataStore};
 
 /// An engine under test.
@@ -72,6 +73,8 @@ pub struct TestDb {
     pub path: Option<PathBuf>,
     /// PostgreSQL: the schema.
     pub schema: Option<String>,
+    /// Reads the store's circuit breaker.
+    breaker: Box<dyn Fn() -> (BreakerState, BreakerStats) + Send + Sync>,
 }
 
 /// Opens a fresh migrated store on `engine`, or `None` when PostgreSQL is unavailable and not
@@ -87,12 +90,15 @@ pub async fn fresh(engine: Engine) -> Option<TestDb> {
                 .await
                 .expect("open sqlite");
             store.run_migrations().await.expect("migrate sqlite");
+            let store = Arc::new(store);
+            let probe = store.clone();
             Some(TestDb {
-                store: Arc::new(store),
+                store,
                 engine,
                 url,
                 path: Some(path),
                 schema: None,
+                breaker: Box::new(move || (probe.breaker().state(), probe.breaker().stats())),
             })
         }
         Engine::Postgres => {
@@ -104,12 +110,15 @@ pub async fn fresh(engine: Engine) -> Option<TestDb> {
                 .await
                 .expect("connect postgres");
             store.run_migrations().await.expect("migrate postgres");
+            let store = Arc::new(store);
+            let probe = store.clone();
             Some(TestDb {
-                store: Arc::new(store),
+                store,
                 engine,
                 url,
                 path: None,
                 schema: Some(schema),
+                breaker: Box::new(move || (probe.breaker().state(), probe.breaker().stats())),
             })
         }
     }
@@ -128,6 +137,37 @@ pub async fn pg_admin() -> tokio_postgres::Client {
 }
 
 impl TestDb {
+    /// The breaker's state and counters.
+    pub fn breaker(&self) -> (BreakerState, BreakerStats) {
+        (self.breaker)()
+    }
+
+    /// Runs `sql` on the store's database directly (outside the store): schema surgery for
+    /// drift tests. SQLite: on its file; PostgreSQL: in its schema.
+    pub async fn raw_execute(&self, sql: &str) {
+        match self.engine {
+            Engine::Sqlite => {
+                let path = self.path.clone().expect("sqlite path");
+                let sql = sql.to_owned();
+                tokio::task::spawn_blocking(move || {
+                    let c = rusqlite::Connection::open(&path).expect("open sqlite");
+                    c.busy_timeout(std::time::Duration::from_secs(5))
+                        .expect("busy timeout");
+                    c.execute_batch(&sql).expect("raw sql");
+                })
+                .await
+                .expect("raw sql task");
+            }
+            Engine::Postgres => {
+                let schema = self.schema.clone().expect("pg schema");
+                let c = pg_admin().await;
+                c.batch_execute(&format!("SET search_path = \"{schema}\"; {sql}"))
+                    .await
+                    .expect("raw sql");
+            }
+        }
+    }
+
     /// Every row of every table, rendered as text and sorted, per table. Two equal dumps mean
     /// the database did not change.
     pub async fn dump(&self) -> BTreeMap<String, Vec<String>> {

@@ -98,10 +98,7 @@ async fn random_mix(engine: Engine) {
                         };
                         store.insert_pending(&p).await.expect("insert pending");
                         let stored = store
-                            .get_stale_pending(
-                                Timestamp::now().plus(Duration::from_secs(60)),
-                                100_000,
-                            )
+                            .get_stale_pending(Duration::ZERO, 100_000)
                             .await
                             .expect("stale pending")
                             .into_iter()
@@ -115,7 +112,7 @@ async fn random_mix(engine: Engine) {
                             .await
                             .expect("enqueue");
                         store.increment_orphan_bytes(b, 10).await.expect("orphan");
-                        let cutoff = Timestamp::now().minus(Duration::from_secs(300));
+                        let cutoff = Duration::from_secs(300);
                         let rows = store
                             .claim_pending_cleanups(3, &format!("worker-{t}"), cutoff)
                             .await
@@ -266,7 +263,7 @@ async fn promote_vs_record(engine: Engine) {
         };
         s.insert_pending(&p).await.unwrap();
         let stored = s
-            .get_stale_pending(Timestamp::now().plus(Duration::from_secs(60)), 1000)
+            .get_stale_pending(Duration::ZERO, 1000)
             .await
             .unwrap()
             .into_iter()
@@ -363,11 +360,7 @@ async fn claimers_disjoint(engine: Engine) {
             let mut mine = Vec::new();
             loop {
                 let rows = s
-                    .claim_pending_cleanups(
-                        7,
-                        &format!("w{w}"),
-                        Timestamp::now().minus(Duration::from_secs(300)),
-                    )
+                    .claim_pending_cleanups(7, &format!("w{w}"), Duration::from_secs(300))
                     .await
                     .expect("claim");
                 if rows.is_empty() {

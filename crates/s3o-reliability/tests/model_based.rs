@@ -387,8 +387,9 @@ impl Run {
                 return Ok(());
             }
             Op::Claim { limit } => {
-                // Far in the past: rows born claimed by this store are never reclaimed here.
-                let cutoff = Timestamp::now().minus(Duration::from_secs(300));
+                // Claims older than this are stale: rows born claimed by this store (just now)
+                // are never reclaimed here.
+                let cutoff = Duration::from_secs(300);
                 let rows = s
                     .claim_pending_cleanups(*limit as i64, "worker-1", cutoff)
                     .await
@@ -535,7 +536,7 @@ impl Run {
                     .map_err(|e| format!("insert pending: {e}"))?;
                 m.insert_pending(&id, KEYS[*key], BACKENDS[*backend], *size, &fm);
                 let stored = s
-                    .get_stale_pending(Timestamp::now().plus(Duration::from_secs(3600)), 10_000)
+                    .get_stale_pending(Duration::ZERO, 10_000)
                     .await
                     .map_err(|e| format!("stale pending: {e}"))?
                     .into_iter()
@@ -770,7 +771,7 @@ impl Run {
             return Err(format!("DLQ: engine {dlq:?}, model {want_dlq:?}"));
         }
         let mut pending: Vec<(String, String, String, i64)> = s
-            .get_stale_pending(Timestamp::now().plus(Duration::from_secs(3600)), 10_000)
+            .get_stale_pending(Duration::ZERO, 10_000)
             .await
             .map_err(|e| e.to_string())?
             .into_iter()

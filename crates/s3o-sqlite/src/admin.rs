@@ -21,7 +21,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 3] = [
+const MIGRATIONS: [Migration; 4] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -35,7 +35,12 @@ const MIGRATIONS: [Migration; 3] = [
     Migration {
         version: 3,
         name: "0003_stored_form_and_outbox",
-        sql: include_str!("../../../migrations/sqlite/0003_stored_form_and_outbox.sql"),
+        sql: include_str!("../migrations/0003_stored_form_and_outbox.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_notification_payload_text",
+        sql: include_str!("../migrations/0004_notification_payload_text.sql"),
     },
 ];
 

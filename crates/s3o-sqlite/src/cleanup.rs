@@ -11,7 +11,7 @@ use s3o_core::{
 };
 
 use crate::SqliteStore;
-use crate::conn::Db;
+use crate::conn::{Db, now_minus};
 use crate::quota::adjust_orphan;
 
 /// Columns of a [`CleanupItem`], in the order [`item_from_row`] reads them.
@@ -246,9 +246,9 @@ impl CleanupStore for SqliteStore {
         &self,
         limit: i64,
         instance_id: &str,
-        grace_cutoff: Timestamp,
+        stale_after: Duration,
     ) -> Result<Vec<CleanupItem>> {
-        validate::text("instance id", instance_id)?;
+        validate::id("instance id", instance_id)?;
         let Some(limit) = validate::batch_limit(limit) else {
             return Ok(Vec::new());
         };
@@ -270,7 +270,7 @@ impl CleanupStore for SqliteStore {
                            AND (claimed_at IS NULL OR claimed_at < ?2) \
                          ORDER BY created_at, id LIMIT ?3"
                     ),
-                    params![now, grace_cutoff.as_micros(), limit],
+                    params![now, now_minus(stale_after), limit],
                     |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)),
                 )?;
                 if picked.is_empty() {

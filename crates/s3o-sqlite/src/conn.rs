@@ -219,17 +219,50 @@ impl<'c> Db<'c> {
 }
 
 /// The target of the per-statement trace event: every statement run through the breaker
-/// chokepoint emits one `TRACE` event with the exact `sql` text and `expanded`, the same text
-/// with its bound parameters inlined as SQL literals (`sqlite3_expanded_sql`). Off unless a
-/// subscriber enables this target; the benchmark captures it to build same-SQL baselines.
+/// chokepoint emits one `TRACE` event with the exact `sql` text and `expanded`. Parameter
+/// values are user data, so by default `expanded` is a fixed redaction marker; only after
+/// [`log_sql_parameter_values`]`(true)` is it the statement with its bound parameters inlined
+/// as SQL literals (`sqlite3_expanded_sql`). Off unless a subscriber enables this target; the
+/// benchmark opts in and captures it to build same-SQL baselines.
 pub const SQL_TRACE_TARGET: &str = "s3o::sql";
+
+/// `now - age` in microseconds: the cutoff of an "older than" query, on this host's clock —
+/// the database's clock for SQLite, since every process sharing the file runs on this host —
+/// with the age capped at [`s3o_core::validate::MAX_AGE`] as on PostgreSQL.
+pub(crate) fn now_minus(age: Duration) -> i64 {
+    s3o_core::Timestamp::now()
+        .minus(s3o_core::validate::age(age))
+        .as_micros()
+}
+
+static LOG_VALUES: AtomicBool = AtomicBool::new(false);
+
+/// Opts this process in (or back out) to logging SQL parameter values in
+/// [`SQL_TRACE_TARGET`] events (the `expanded` field). Off by default, because the values are
+/// user data (object keys, webhook URLs) and wrapped encryption keys. Meant for benchmarks and
+/// debugging sessions, not production.
+pub fn log_sql_parameter_values(on: bool) {
+    LOG_VALUES.store(on, Ordering::Relaxed);
+}
+
+/// What `expanded` holds when values are not logged.
+const REDACTED: &str = "<redacted: see log_sql_parameter_values>";
 
 /// Emits the [`SQL_TRACE_TARGET`] event for a statement that has just run (its parameters are
 /// still bound: `sqlite3_reset` keeps bindings).
 fn trace_sql(sql: &str, stmt: &rusqlite::Statement<'_>) {
     if tracing::enabled!(target: "s3o::sql", tracing::Level::TRACE) {
-        let expanded = stmt.expanded_sql().unwrap_or_default();
+        let expanded = expanded_for_trace(stmt, LOG_VALUES.load(Ordering::Relaxed));
         tracing::trace!(target: "s3o::sql", sql, expanded = expanded.as_str());
+    }
+}
+
+/// The `expanded` field: the statement with its values only when `values` (the opt-in).
+fn expanded_for_trace(stmt: &rusqlite::Statement<'_>, values: bool) -> String {
+    if values {
+        stmt.expanded_sql().unwrap_or_default()
+    } else {
+        REDACTED.to_owned()
     }
 }
 
@@ -713,7 +746,7 @@ fn build_reader_pool(path: &Path, opts: &SqliteOptions) -> Result<ReaderPool> {
         .max_size(opts.readers.max(1))
         .min_idle(Some(0))
         .test_on_check_out(false)
-        .connection_timeout(opts.busy_timeout.max(Duration::from_secs(5)))
+        .connection_timeout(opts.reader_wait_timeout.max(Duration::from_millis(1)))
         .build(manager)
         .map_err(|e| pool_err("open reader pool", e))
 }
@@ -721,6 +754,18 @@ fn build_reader_pool(path: &Path, opts: &SqliteOptions) -> Result<ReaderPool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_values_are_redacted_unless_opted_in() {
+        let c = Connection::open_in_memory().unwrap();
+        let mut stmt = c.prepare("SELECT ?1").unwrap();
+        stmt.raw_bind_parameter(1, "secret/object-key").unwrap();
+        let hidden = expanded_for_trace(&stmt, false);
+        assert!(!hidden.contains("secret"), "{hidden}");
+        assert_eq!(hidden, REDACTED);
+        assert!(expanded_for_trace(&stmt, true).contains("secret/object-key"));
+    }
+
     use s3o_core::breaker::BreakerConfig;
 
     /// A database file in a temp directory removed on drop.

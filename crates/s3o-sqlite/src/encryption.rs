@@ -37,7 +37,7 @@ impl EncryptionAdmin for SqliteStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<EncryptedLocation>> {
-        validate::text("key id", key_id)?;
+        validate::id("key id", key_id)?;
         let limit = page_limit(limit);
         let (key_id, offset) = (key_id.to_owned(), offset.max(0));
         self.conns
@@ -113,7 +113,7 @@ impl EncryptionAdmin for SqliteStore {
     ) -> Result<bool> {
         validate::key(key)?;
         validate::backend(backend)?;
-        validate::text("key id", new_key_id)?;
+        validate::id("key id", new_key_id)?;
         let (key, backend, new_key, new_key_id) = (
             key.to_owned(),
             backend.to_owned(),

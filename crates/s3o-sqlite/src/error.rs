@@ -1,4 +1,9 @@
 //! Mapping of rusqlite, r2d2 and task errors onto the engine-neutral [`StoreError`].
+//!
+//! Values SQLite refuses (`SQLITE_TOOBIG`, a datatype mismatch, integer overflow of a
+//! counter) are `InvalidInput`, never a database failure; a missing table or column is
+//! `Schema` naming `s3o migrate`, as is a column that does not decode as this binary
+//! expects; a reader-pool wait timeout is overload.
 
 use rusqlite::ErrorCode;
 use rusqlite::ffi;
@@ -32,15 +37,65 @@ pub(crate) fn kind_of(e: &rusqlite::Error) -> DbErrorKind {
     }
 }
 
-/// Wraps a rusqlite error with the operation that failed.
-pub(crate) fn db_err(context: &str, e: rusqlite::Error) -> StoreError {
-    StoreError::database(kind_of(&e), context, e)
+/// What an error that is not a plain failure means: a refused value or schema drift.
+enum Meaning {
+    BadValue,
+    Schema,
+    Failure,
 }
 
-/// A reader-pool checkout failure (timeout or failed connect): the database is unreachable.
+fn meaning(e: &rusqlite::Error) -> Meaning {
+    use rusqlite::Error as E;
+    match e {
+        // A column that is missing or holds another type than the row mapping expects.
+        E::InvalidColumnType(..)
+        | E::InvalidColumnIndex(_)
+        | E::InvalidColumnName(_)
+        | E::FromSqlConversionFailure(..) => Meaning::Schema,
+        E::IntegralValueOutOfRange(..) | E::ToSqlConversionFailure(_) => Meaning::BadValue,
+        E::SqliteFailure(code, msg) => {
+            let msg = msg.as_deref().unwrap_or_default();
+            match code.code {
+                ErrorCode::TooBig | ErrorCode::TypeMismatch => Meaning::BadValue,
+                ErrorCode::ConstraintViolation
+                    if code.extended_code == ffi::SQLITE_CONSTRAINT_DATATYPE =>
+                {
+                    Meaning::BadValue
+                }
+                ErrorCode::Unknown if msg.contains("integer overflow") => Meaning::BadValue,
+                ErrorCode::Unknown
+                    if msg.starts_with("no such table") || msg.starts_with("no such column") =>
+                {
+                    Meaning::Schema
+                }
+                _ => Meaning::Failure,
+            }
+        }
+        _ => Meaning::Failure,
+    }
+}
+
+/// Wraps a rusqlite error with the operation that failed: a refused value becomes
+/// `InvalidInput`, schema drift a `Schema` error naming `s3o migrate`.
+pub(crate) fn db_err(context: &str, e: rusqlite::Error) -> StoreError {
+    match meaning(&e) {
+        Meaning::BadValue => StoreError::rejected_value(context, &e),
+        Meaning::Schema => StoreError::schema(context, e),
+        Meaning::Failure => StoreError::database(kind_of(&e), context, e),
+    }
+}
+
+/// A reader-pool checkout failure. r2d2 retries failed connects until its timeout and then
+/// reports the last connect error: with one, the database is unreachable (connection);
+/// without one, every reader was busy for the whole wait (overload, not an outage).
 pub(crate) fn pool_err(context: &str, e: r2d2::Error) -> StoreError {
+    let busy = e.to_string() == "timed out waiting for connection";
     StoreError::database(
-        DbErrorKind::Connection,
+        if busy {
+            DbErrorKind::Overload
+        } else {
+            DbErrorKind::Connection
+        },
         format!("{context}: reader pool"),
         e,
     )
@@ -103,5 +158,32 @@ mod tests {
             kind_of(&rusqlite::Error::QueryReturnedNoRows),
             DbErrorKind::Other
         );
+    }
+
+    #[test]
+    fn refused_values_are_input_errors_and_drift_is_schema() {
+        let too_big = failure(ffi::SQLITE_TOOBIG);
+        assert!(matches!(
+            db_err("x", too_big),
+            StoreError::InvalidInput { .. }
+        ));
+        let overflow = rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_ERROR),
+            Some("integer overflow".into()),
+        );
+        assert!(matches!(
+            db_err("x", overflow),
+            StoreError::InvalidInput { .. }
+        ));
+        let missing = rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_ERROR),
+            Some("no such table: object_locations".into()),
+        );
+        let e = db_err("get copies", missing);
+        assert_eq!(e.db_kind(), Some(DbErrorKind::Schema));
+        assert!(e.to_string().contains("s3o migrate"), "{e}");
+        let wrong =
+            rusqlite::Error::InvalidColumnType(0, "size_bytes".into(), rusqlite::types::Type::Text);
+        assert_eq!(db_err("x", wrong).db_kind(), Some(DbErrorKind::Schema));
     }
 }

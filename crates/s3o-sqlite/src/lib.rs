@@ -30,11 +30,11 @@ use crate::conn::{Conns, Target};
 use crate::locker::LeaderLocks;
 
 /// Re-export of the driver this crate links, so users never mismatch versions.
-pub use conn::SQL_TRACE_TARGET;
+pub use conn::{SQL_TRACE_TARGET, log_sql_parameter_values};
 pub use rusqlite;
 
 /// The schema version this binary expects: the number of the last file in `migrations/sqlite`.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 3;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 4;
 
 /// The `synchronous` level of the writer connection (see the crate docs on durability).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,11 +53,13 @@ pub struct SqliteOptions {
     /// Durability level of commits (default [`Synchronous::Normal`]).
     pub synchronous: Synchronous,
     /// How long a statement waits for a lock held by another connection or process before
-    /// failing with a retryable `Busy` error (default 5 s). Also bounds, with a floor of 5 s,
-    /// the wait for a free reader connection.
+    /// failing with a retryable `Busy` error (default 5 s).
     pub busy_timeout: Duration,
     /// Reader connections in the pool (default 4; at least 1).
     pub readers: u32,
+    /// How long a read waits for a free reader connection (default 5 s) before failing with
+    /// `Database { kind: Overload }`, which the breaker does not count.
+    pub reader_wait_timeout: Duration,
     /// The circuit breaker's settings.
     pub breaker: BreakerConfig,
     /// Off by default: every SQLite call then runs on tokio's blocking pool. When on, the
@@ -79,6 +81,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(5),
             readers: 4,
+            reader_wait_timeout: Duration::from_secs(5),
             breaker: BreakerConfig::default(),
             inline_point_statements: false,
             instance_id: None,

@@ -85,11 +85,11 @@ impl MultipartStore for SqliteStore {
         if p.upload_id.is_empty() {
             return Err(StoreError::invalid("upload id", "must not be empty"));
         }
-        validate::text("upload id", &p.upload_id)?;
+        validate::id("upload id", &p.upload_id)?;
         validate::key(&p.object_key)?;
         validate::backend(&p.backend_name)?;
         validate::text("content type", &p.content_type)?;
-        validate::text("key id", &p.key_id)?;
+        validate::id("key id", &p.key_id)?;
         for (k, v) in &p.metadata {
             validate::text("metadata key", k)?;
             validate::text("metadata value", v)?;
@@ -130,7 +130,7 @@ impl MultipartStore for SqliteStore {
     }
 
     async fn get_multipart_upload(&self, upload_id: &str) -> Result<MultipartUpload> {
-        validate::text("upload id", upload_id)?;
+        validate::id("upload id", upload_id)?;
         let id = upload_id.to_owned();
         let row = self
             .conns
@@ -199,7 +199,7 @@ impl MultipartStore for SqliteStore {
     }
 
     async fn get_parts(&self, upload_id: &str) -> Result<Vec<MultipartPart>> {
-        validate::text("upload id", upload_id)?;
+        validate::id("upload id", upload_id)?;
         let id = upload_id.to_owned();
         self.conns
             .read("get parts", move |db| {
@@ -227,7 +227,7 @@ impl MultipartStore for SqliteStore {
     }
 
     async fn delete_multipart_upload(&self, upload_id: &str) -> Result<()> {
-        validate::text("upload id", upload_id)?;
+        validate::id("upload id", upload_id)?;
         let id = upload_id.to_owned();
         self.conns
             .write("delete multipart upload", move |db| {

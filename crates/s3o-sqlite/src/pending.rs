@@ -111,7 +111,7 @@ impl PendingStore for SqliteStore {
     }
 
     async fn delete_pending(&self, intent_id: &str) -> Result<()> {
-        validate::text("intent id", intent_id)?;
+        validate::id("intent id", intent_id)?;
         let id = intent_id.to_owned();
         self.conns
             .write("delete pending", move |db| delete(db, &id))

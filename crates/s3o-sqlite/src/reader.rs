@@ -1,6 +1,8 @@
 //! The [`Reader`]: read-only queries on the reader pool, in parallel with an open write
 //! transaction. Also the byte-order key range every prefix filter uses.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use rusqlite::ToSql;
 use rusqlite::params;
@@ -12,6 +14,7 @@ use s3o_core::{
 
 use crate::SqliteStore;
 use crate::cleanup::{ITEM_COLUMNS, item_from_row};
+use crate::conn::now_minus;
 use crate::objects::{LOCATION_COLUMNS, LOCATION_COLUMNS_O, location_from_row};
 use crate::pending::{PENDING_COLUMNS, pending_from_row};
 
@@ -69,18 +72,18 @@ impl KeyRange {
 }
 
 /// One row per key in `range` — the key's oldest copy, ties broken by backend name — in byte
-/// order, optionally only keys whose oldest copy predates `cutoff`.
+/// order, optionally only keys whose oldest copy is older than `older_than`.
 async fn oldest_copy_per_key(
     store: &SqliteStore,
     ctx: &'static str,
     range: KeyRange,
-    cutoff: Option<Timestamp>,
+    older_than: Option<Duration>,
     limit: i64,
 ) -> Result<Vec<ObjectLocation>> {
     store
         .conns
         .read(ctx, move |db| {
-            let age = if cutoff.is_some() {
+            let age = if older_than.is_some() {
                 "AND o.created_at < :cutoff"
             } else {
                 ""
@@ -97,7 +100,7 @@ async fn oldest_copy_per_key(
                  ORDER BY o.object_key LIMIT :limit",
                 range = range.predicate("o.object_key"),
             );
-            let cutoff_micros = cutoff.map(Timestamp::as_micros);
+            let cutoff_micros = older_than.map(now_minus);
             let mut p = range.params();
             p.push((":limit", &limit));
             if let Some(c) = &cutoff_micros {
@@ -112,7 +115,7 @@ async fn oldest_copy_per_key(
 impl Reader for SqliteStore {
     async fn get_stale_pending(
         &self,
-        older_than: Timestamp,
+        older_than: Duration,
         limit: i64,
     ) -> Result<Vec<PendingObject>> {
         let limit = page_limit(limit);
@@ -125,7 +128,9 @@ impl Reader for SqliteStore {
                         "SELECT {PENDING_COLUMNS} FROM pending_objects WHERE created_at <= ?1 \
                          ORDER BY created_at, intent_id LIMIT ?2"
                     ),
-                    params![older_than.as_micros(), limit],
+                    // The database's clock is this host's: every process sharing the file
+                    // runs here.
+                    params![now_minus(older_than), limit],
                     pending_from_row,
                 )
             })
@@ -249,7 +254,7 @@ impl Reader for SqliteStore {
     async fn list_expired_objects(
         &self,
         prefix: &str,
-        cutoff: Timestamp,
+        older_than: Duration,
         limit: i64,
     ) -> Result<Vec<ObjectLocation>> {
         validate::prefix("prefix", prefix)?;
@@ -258,7 +263,7 @@ impl Reader for SqliteStore {
             self,
             "list expired objects",
             KeyRange::prefix(prefix),
-            Some(cutoff),
+            Some(older_than),
             limit,
         )
         .await

@@ -128,7 +128,7 @@ impl TxAdapter for SqliteTx {
 #[async_trait]
 impl PendingTx for SqliteTx {
     async fn claim_pending(&mut self, intent_id: &str) -> Result<Option<PendingObject>> {
-        validate::text("intent id", intent_id)?;
+        validate::id("intent id", intent_id)?;
         let id = intent_id.to_owned();
         self.run_now("claim pending", move |db| pending::claim(db, &id))
             .await
@@ -142,7 +142,7 @@ impl PendingTx for SqliteTx {
     }
 
     async fn delete_pending(&mut self, intent_id: &str) -> Result<()> {
-        validate::text("intent id", intent_id)?;
+        validate::id("intent id", intent_id)?;
         let id = intent_id.to_owned();
         self.run_now("delete pending", move |db| pending::delete(db, &id))
             .await

@@ -162,7 +162,7 @@ pub async fn record_object<R: Runner + ?Sized>(
     validate::size("object size", size)?;
     validate::stored_form(form)?;
     if let Some(id) = intent_id {
-        validate::text("intent id", id)?;
+        validate::id("intent id", id)?;
     }
     with_tx_val(
         runner,

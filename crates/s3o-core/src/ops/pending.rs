@@ -147,7 +147,7 @@ pub async fn promote_pending<R: Runner + ?Sized>(
     runner: &R,
     p: &PendingObject,
 ) -> Result<(PendingPromoteResult, Vec<DeletedCopy>)> {
-    validate::text("intent id", &p.intent_id)?;
+    validate::id("intent id", &p.intent_id)?;
     validate::key(&p.object_key)?;
     validate::backend(&p.backend_name)?;
     validate::size("object size", p.size_bytes)?;

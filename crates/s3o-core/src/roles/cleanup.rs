@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::ops;
 use crate::tx::Runner;
-use crate::types::{CleanupClaim, CleanupDlqItem, CleanupItem, CleanupOutcome, Timestamp};
+use crate::types::{CleanupClaim, CleanupDlqItem, CleanupItem, CleanupOutcome};
 
 /// Cleanup queue and orphan-byte tracking.
 #[async_trait]
@@ -25,14 +25,16 @@ pub trait CleanupStore: Runner {
         size: i64,
     ) -> Result<()>;
     /// Atomically claims up to `limit` due rows for `instance_id`: rows with `next_retry <=
-    /// now`, `attempts < 10` and no claim or a claim older than `grace_cutoff`, oldest first.
+    /// now`, `attempts < 10` and no claim or a claim made more than `stale_after` ago
+    /// (`claimed_at < now - stale_after`; now is the database's clock, which also stamped the
+    /// claim), oldest first.
     /// Concurrent claimers (tasks or processes) get disjoint rows. `reclaimed` is true on rows
     /// whose earlier claim had gone stale. Returned ordered by id.
     async fn claim_pending_cleanups(
         &self,
         limit: i64,
         instance_id: &str,
-        grace_cutoff: Timestamp,
+        stale_after: Duration,
     ) -> Result<Vec<CleanupItem>>;
     /// Deletes the claimed row and releases its bytes, only while it still carries `claim`
     /// (see [`ops::complete_cleanup_item`]): `Completed` or `StaleClaim`.

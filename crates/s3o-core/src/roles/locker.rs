@@ -13,6 +13,12 @@ pub trait AdvisoryLocker: Send + Sync {
     /// Taken ⇒ runs `critical`, releases the lock (also when `critical` errors or panics, and
     /// when the holder's connection or process dies) and returns `Ok(Some(its result))`.
     /// An error acquiring ⇒ `Err`. Locks with different ids are independent.
+    ///
+    /// Fenced: if the lock is lost while `critical` runs (PostgreSQL: the lock's session
+    /// ended, noticed within the engine's documented bound), `critical` is dropped at its
+    /// next `.await` and the call returns `Err(StoreError::LeadershipLost)`, never `Ok`.
+    /// (SQLite's lock is a file lock held by the process: it cannot be lost while the
+    /// process lives.) Locks are scoped to the store's database and, on PostgreSQL, schema.
     async fn with_advisory_lock(
         &self,
         lock: LockId,

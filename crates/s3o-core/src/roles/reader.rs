@@ -3,16 +3,20 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::types::{CleanupItem, KeyBound, ObjectLocation, PendingObject, Timestamp};
+use std::time::Duration;
+
+use crate::types::{CleanupItem, KeyBound, ObjectLocation, PendingObject};
 
 /// The engine's read-only operations. On SQLite they run on the reader pool, in parallel with
 /// an open write transaction.
 #[async_trait]
 pub trait Reader: Send + Sync {
-    /// Intents with `created_at <= older_than`, oldest first, at most `limit` (see [`crate::validate::page`]).
+    /// Intents created at least `older_than` ago by the database's clock (`created_at <= now -
+    /// older_than`, so [`Duration::ZERO`] selects every intent), oldest first, at most `limit`
+    /// (see [`crate::validate::page`]). Ages are capped at [`crate::validate::MAX_AGE`].
     async fn get_stale_pending(
         &self,
-        older_than: Timestamp,
+        older_than: Duration,
         limit: i64,
     ) -> Result<Vec<PendingObject>>;
     /// Number of pending intents.
@@ -45,12 +49,13 @@ pub trait Reader: Send + Sync {
         bound: KeyBound<'_>,
         limit: usize,
     ) -> Result<Vec<ObjectLocation>>;
-    /// One row per key (its oldest copy) matching `prefix` whose oldest copy is older than
-    /// `cutoff`, in byte order, at most `limit` (≤ 0 ⇒ 1000).
+    /// One row per key (its oldest copy) matching `prefix` whose oldest copy was created more
+    /// than `older_than` ago by the database's clock (`created_at < now - older_than`), in
+    /// byte order, at most `limit` (≤ 0 ⇒ 1000).
     async fn list_expired_objects(
         &self,
         prefix: &str,
-        cutoff: Timestamp,
+        older_than: Duration,
         limit: i64,
     ) -> Result<Vec<ObjectLocation>>;
     /// Read-only snapshot of due rows (`next_retry <= now AND attempts < MAX_ATTEMPTS`), oldest
