@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use s3o_store::{CleanupClaim, CleanupItem, CleanupOutcome, Timestamp};
+use s3o_store::{CleanupClaim, CleanupItem, CleanupOutcome};
 
 use super::{Ctx, Health, Tally, delete_path};
 use crate::keys;
@@ -21,7 +21,7 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
         .claim_pending_cleanups(
             i64::from(s.batch_size),
             ctx.store.instance_id(),
-            Timestamp::now().minus(s.claim_grace.0),
+            s.claim_grace.0,
         )
         .await?;
     let mut health = Health::default();

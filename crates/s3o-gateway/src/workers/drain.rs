@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path;
-use s3o_store::{LockId, ObjectLocation, StoreError, Timestamp};
+use s3o_store::{LockId, ObjectLocation, StoreError};
 
 use super::{Ctx, backend_up, copy_bytes, delete_path, delete_queued, referenced, remove_bytes};
 use crate::backends::{Backend, Backends};
@@ -349,10 +349,7 @@ async fn sweep_leftovers(ctx: &Ctx, b: &Backend) -> LResult<u64> {
         return Ok(0);
     }
     let mut keep: BTreeSet<String> = BTreeSet::new();
-    let intents = ctx
-        .store
-        .get_stale_pending(Timestamp::now().plus(Duration::from_secs(86_400)), 1000)
-        .await?;
+    let intents = ctx.store.get_stale_pending(Duration::ZERO, 1000).await?;
     for p in intents.iter().filter(|p| p.backend_name == b.name) {
         keep.insert(p.form.storage_path(&p.object_key).to_owned());
     }

@@ -8,7 +8,7 @@
 //! the intent is discarded; backend not answering ⇒ left for a later pass.
 
 use object_store::ObjectStoreExt as _;
-use s3o_store::{PendingPromoteResult, Timestamp};
+use s3o_store::PendingPromoteResult;
 
 use super::{Ctx, DELETE_TIMEOUT, Health, Tally, settle};
 use crate::keys;
@@ -18,7 +18,7 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     let s = &ctx.settings.reaper;
     let stale = ctx
         .store
-        .get_stale_pending(Timestamp::now().minus(s.min_age.0), i64::from(s.batch_size))
+        .get_stale_pending(s.min_age.0, i64::from(s.batch_size))
         .await?;
     let mut health = Health::default();
     for p in stale {
