@@ -349,10 +349,7 @@ async fn sweep_leftovers(ctx: &Ctx, b: &Backend) -> LResult<u64> {
         return Ok(0);
     }
     let mut keep: BTreeSet<String> = BTreeSet::new();
-    let intents = ctx
-        .store
-        .get_stale_pending(Duration::ZERO, 1000)
-        .await?;
+    let intents = ctx.store.get_stale_pending(Duration::ZERO, 1000).await?;
     for p in intents.iter().filter(|p| p.backend_name == b.name) {
         keep.insert(p.form.storage_path(&p.object_key).to_owned());
     }

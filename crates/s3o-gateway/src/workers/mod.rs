@@ -109,6 +109,9 @@ pub enum PassResult {
     NotLeader,
     /// The ledger was unavailable: the tick was skipped, not counted as a failure.
     SkippedLedgerUnavailable,
+    /// The leader lock was lost mid-pass (its session ended): the pass stopped at its next
+    /// step; whoever takes the lock next redoes what was left.
+    LeadershipLost,
     /// The pass failed; the message names the cause.
     Failed(String),
 }
@@ -128,6 +131,7 @@ impl PassResult {
             PassResult::Ran(_) => "done",
             PassResult::NotLeader => "not_leader",
             PassResult::SkippedLedgerUnavailable => "skipped_ledger_unavailable",
+            PassResult::LeadershipLost => "leadership_lost",
             PassResult::Failed(_) => "failed",
         }
     }
@@ -310,6 +314,8 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
     let r = match result {
         Ok(None) => PassResult::NotLeader,
         Ok(Some(Ok(()))) => PassResult::Ran(tally.0),
+        Ok(Some(Err(StoreError::LeadershipLost { .. })))
+        | Err(StoreError::LeadershipLost { .. }) => PassResult::LeadershipLost,
         Ok(Some(Err(e))) | Err(e) if ledger_unavailable(&e) => PassResult::SkippedLedgerUnavailable,
         Ok(Some(Err(e))) | Err(e) => PassResult::Failed(e.to_string()),
     };
@@ -325,6 +331,9 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
                 outcome = r.outcome_label(),
                 "worker pass"
             );
+        }
+        PassResult::LeadershipLost => {
+            tracing::warn!(worker = w.name(), "leader lock lost mid-pass: pass stopped");
         }
         PassResult::SkippedLedgerUnavailable => {
             tracing::warn!(worker = w.name(), "ledger unavailable: worker pass skipped");
