@@ -1631,7 +1631,10 @@ async fn migration_3_dead_letters_rows_stuck_at_the_attempt_limit() {
     .unwrap();
     let url = common::with_params(&base, &format!("schema={schema}"));
     let s = PgStore::connect(&url).await.unwrap();
-    assert_eq!(s.run_migrations().await.unwrap().current, 3);
+    assert_eq!(
+        s.run_migrations().await.unwrap().current,
+        EXPECTED_SCHEMA_VERSION
+    );
     let dlq = s.list_cleanup_dlq(None, 10).await.unwrap();
     assert_eq!(dlq.len(), 1);
     let d = &dlq[0];

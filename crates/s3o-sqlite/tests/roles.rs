@@ -1507,7 +1507,10 @@ async fn migration_3_dead_letters_rows_stuck_at_the_attempt_limit() {
         .unwrap();
     }
     let store = SqliteStore::open(&dir.url()).await.unwrap();
-    assert_eq!(store.run_migrations().await.unwrap().current, 3);
+    assert_eq!(
+        store.run_migrations().await.unwrap().current,
+        EXPECTED_SCHEMA_VERSION
+    );
     let dlq = store.list_cleanup_dlq(None, 10).await.unwrap();
     assert_eq!(dlq.len(), 1);
     let d = &dlq[0];

@@ -1,10 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-// The workspace README's code runs as doctests of this crate, so what it shows compiles.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-mod workspace_readme {}
-
 use std::sync::Arc;
 
 pub use s3o_core::*;
