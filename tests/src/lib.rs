@@ -103,6 +103,7 @@ macro_rules! for_each_case {
                 object_backends_for_many_keys,
                 overwrite_encrypted_with_plaintext,
                 record_delete_record_cycle,
+                gateway_fields_round_trip,
             ],
             listing: [
                 flat_listing_byte_order,

@@ -748,3 +748,142 @@ pub async fn record_delete_record_cycle(store: Db) {
         assert_eq!(used(&store, b).await, 0);
     }
 }
+
+/// The gateway's fields (storage key, ETag, content type, user metadata) round trip through
+/// record, every full-form read and listing, replica, move and an in-place re-encryption; an
+/// empty map and empty strings read back empty; over-long values are `InvalidInput` and
+/// change nothing.
+pub async fn gateway_fields_round_trip(store: Db) {
+    three_backends(&store).await;
+    let form = StoredForm {
+        storage_key: "data/7f/0001-ü".into(),
+        etag: "\"0123456789abcdef0123456789abcdef-2\"".into(),
+        content_type: "image/png".into(),
+        user_metadata: [
+            ("camera".to_owned(), "x100 \"v\"".to_owned()),
+            ("ünï".to_owned(), "{}[]\\".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+        ..StoredForm::default()
+    };
+    store.record_object("gw/k", A, 40, &form).await.unwrap();
+    assert_eq!(copy_on(&store, "gw/k", A).await.form, form);
+    let by_backend = store.list_objects_by_backend(A, 10).await.unwrap();
+    assert_eq!(by_backend[0].form, form);
+    let by_prefix = store
+        .list_objects_by_prefix("gw/", KeyBound::Start, 10)
+        .await
+        .unwrap();
+    assert_eq!(by_prefix[0].form, form);
+    let page = store.list_objects("gw/", "", 10).await.unwrap();
+    assert_eq!(
+        page.objects[0].form, form,
+        "flat listing carries the full form"
+    );
+    // Replica then move: both carry every field.
+    assert_eq!(
+        store.record_replica("gw/k", B, A).await.unwrap(),
+        (40, true)
+    );
+    assert_eq!(copy_on(&store, "gw/k", B).await.form, form);
+    assert_eq!(store.move_object_location("gw/k", B, C).await.unwrap(), 40);
+    assert_eq!(copy_on(&store, "gw/k", C).await.form, form);
+    // Encrypting in place changes only the envelope.
+    assert!(
+        store
+            .mark_object_encrypted("gw/k", A, &[1, 2, 3], "mk-1", 40, 56)
+            .await
+            .unwrap()
+    );
+    let enc = copy_on(&store, "gw/k", A).await.form;
+    assert_eq!(
+        (
+            &enc.storage_key,
+            &enc.etag,
+            &enc.content_type,
+            &enc.user_metadata
+        ),
+        (
+            &form.storage_key,
+            &form.etag,
+            &form.content_type,
+            &form.user_metadata
+        )
+    );
+    assert!(enc.encrypted);
+    // Empty values read back empty (stored as NULL).
+    store
+        .record_object("gw/plain", A, 1, &StoredForm::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        copy_on(&store, "gw/plain", A).await.form,
+        StoredForm::default()
+    );
+    assert_eq!(form.storage_path("gw/k"), "data/7f/0001-ü");
+    assert_eq!(StoredForm::default().storage_path("gw/k"), "gw/k");
+
+    let before = snapshot(&store).await;
+    let bad = [
+        StoredForm {
+            storage_key: "s".repeat(validate::MAX_STORAGE_KEY_BYTES + 1),
+            ..form.clone()
+        },
+        StoredForm {
+            storage_key: "a\0b".into(),
+            ..form.clone()
+        },
+        StoredForm {
+            etag: "e".repeat(validate::MAX_ETAG_BYTES + 1),
+            ..form.clone()
+        },
+        StoredForm {
+            content_type: "t".repeat(validate::MAX_CONTENT_TYPE_BYTES + 1),
+            ..form.clone()
+        },
+        StoredForm {
+            user_metadata: [(
+                "k".to_owned(),
+                "v".repeat(validate::MAX_USER_METADATA_JSON_BYTES),
+            )]
+            .into_iter()
+            .collect(),
+            ..form.clone()
+        },
+        StoredForm {
+            user_metadata: [(String::new(), "v".to_owned())].into_iter().collect(),
+            ..form.clone()
+        },
+        StoredForm {
+            user_metadata: [("k".to_owned(), "v\0".to_owned())].into_iter().collect(),
+            ..form.clone()
+        },
+    ];
+    for (i, f) in bad.iter().enumerate() {
+        assert_invalid(
+            store.record_object("gw/bad", A, 1, f).await,
+            &format!("bad form {i}"),
+        );
+        let p = PendingObject {
+            intent_id: format!("bad-{i}"),
+            object_key: "gw/bad".into(),
+            backend_name: A.into(),
+            size_bytes: 1,
+            form: f.clone(),
+            created_at: Timestamp::ZERO,
+        };
+        assert_invalid(store.insert_pending(&p).await, &format!("bad intent {i}"));
+    }
+    // At the limits exactly: accepted.
+    let edge = StoredForm {
+        storage_key: "s".repeat(validate::MAX_STORAGE_KEY_BYTES),
+        etag: "e".repeat(validate::MAX_ETAG_BYTES),
+        content_type: "t".repeat(validate::MAX_CONTENT_TYPE_BYTES),
+        ..StoredForm::default()
+    };
+    assert_eq!(snapshot(&store).await, before);
+    store.record_object("gw/edge", A, 1, &edge).await.unwrap();
+    assert_eq!(copy_on(&store, "gw/edge", A).await.form, edge);
+    assert_ledger(&store).await;
+}

@@ -39,12 +39,7 @@ async fn stored_intent(store: &Db, id: &str) -> PendingObject {
         .unwrap_or_else(|| panic!("intent {id} not stored"))
 }
 
-fn without_managed(mut f: StoredForm) -> StoredForm {
-    f.managed = true;
-    f
-}
-
-/// Every intent field round trips (the managed flag is not persisted for intents).
+/// Every intent field round trips, the managed flag and the S3 attributes included.
 pub async fn insert_pending_round_trip(store: Db) {
     three_backends(&store).await;
     let start = Timestamp::now().minus(Duration::from_secs(60));
@@ -60,7 +55,8 @@ pub async fn insert_pending_round_trip(store: Db) {
         ),
         ("k/é", A, 1234)
     );
-    assert_eq!(without_managed(got.form.clone()), without_managed(form));
+    assert_eq!(got.form, form);
+    assert!(!got.form.managed && !got.form.storage_key.is_empty());
     assert!(got.created_at >= start, "ZERO created_at means now");
     let explicit = Timestamp::now().minus(Duration::from_secs(7200));
     store
@@ -194,13 +190,12 @@ pub async fn stale_pending_cutoff_and_limit(store: Db) {
     assert_ledger(&store).await;
 }
 
-/// A committed promotion records the intent's stored form and clears the intent.
+/// A committed promotion records the intent's stored form (storage key, ETag, content type,
+/// user metadata, `managed = false`) and clears the intent.
 pub async fn promote_committed_carries_stored_form(store: Db) {
     three_backends(&store).await;
-    let form = StoredForm {
-        managed: true,
-        ..encrypted_form(7)
-    };
+    let form = encrypted_form(7);
+    assert!(!form.managed);
     store
         .insert_pending(&intent("i", "k", A, 900, form.clone(), Timestamp::ZERO))
         .await
@@ -211,7 +206,10 @@ pub async fn promote_committed_carries_stored_form(store: Db) {
     assert!(displaced.is_empty());
     let c = copy_on(&store, "k", A).await;
     assert_eq!(c.size_bytes, 900);
-    assert_eq!(without_managed(c.form), without_managed(form));
+    assert_eq!(
+        c.form, form,
+        "every field of the intent's form, managed = false included"
+    );
     assert_eq!(
         store.count_pending().await.unwrap(),
         0,
@@ -490,7 +488,7 @@ pub async fn promote_uses_stored_intent_not_caller_copy(store: Db) {
     let c = copies(&store, "k").await;
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!((c[0].backend_name.as_str(), c[0].size_bytes), (A, 900));
-    assert_eq!(without_managed(c[0].form.clone()), without_managed(form));
+    assert_eq!(c[0].form, form);
     assert_eq!((used(&store, A).await, used(&store, B).await), (900, 0));
     assert_eq!(store.count_pending().await.unwrap(), 0);
     assert_ledger(&store).await;

@@ -149,7 +149,8 @@ pub async fn put_many(store: &Db, keys: &[String], backend: &str, size: i64) {
     }
 }
 
-/// An encrypted, hashed, unmanaged form whose key bytes include 0x00 and 0xFF.
+/// An encrypted, hashed, unmanaged form whose key bytes include 0x00 and 0xFF, with every
+/// S3 attribute set (storage key, ETag, content type, non-ASCII user metadata).
 pub fn encrypted_form(seed: u8) -> StoredForm {
     StoredForm {
         encrypted: true,
@@ -158,6 +159,15 @@ pub fn encrypted_form(seed: u8) -> StoredForm {
         plaintext_size: 1000 + i64::from(seed),
         content_hash: format!("{:064x}", u64::from(seed) * 7919),
         managed: false,
+        storage_key: format!("blobs/{seed:02x}/ü-{seed}"),
+        etag: format!("\"{:032x}\"", u64::from(seed) * 31),
+        content_type: "application/x-s3o; charset=utf-8".to_owned(),
+        user_metadata: [
+            ("owner".to_owned(), format!("seed-{seed}")),
+            ("note".to_owned(), "naïve \"quoted\" {json}".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
     }
 }
 

@@ -85,11 +85,14 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// How the bytes of one copy are stored on its backend: encryption envelope, plaintext size,
-/// content hash and whether the copy is managed.
+/// How the bytes of one copy are stored on its backend: where they live (storage key),
+/// encryption envelope, plaintext size, content hash, the client-visible S3 attributes (ETag,
+/// content type, user metadata) and whether the copy is managed.
 ///
-/// The zero value (`StoredForm::default()`) is a plaintext, managed copy with no known hash.
-/// When `encrypted` is false the encryption fields are ignored and stored as `NULL`.
+/// The zero value (`StoredForm::default()`) is a plaintext, managed copy at the object key's
+/// own path with no known hash, ETag, content type or metadata. When `encrypted` is false the
+/// encryption fields are ignored and stored as `NULL`. Limits are checked by
+/// [`crate::validate::stored_form`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredForm {
     /// The bytes on the backend are an encryption envelope.
@@ -105,6 +108,15 @@ pub struct StoredForm {
     /// False for copies outside every virtual-bucket prefix: counted for quota, ignored by
     /// replication, rebalancing, integrity and drains.
     pub managed: bool,
+    /// Path of the bytes on the backend; empty means "the object key itself" (rows written
+    /// before this column existed, and callers that store each object at its own key).
+    pub storage_key: String,
+    /// Client-visible ETag; empty when unknown.
+    pub etag: String,
+    /// `Content-Type` the client sent; empty when none.
+    pub content_type: String,
+    /// User metadata (`x-amz-meta-*`), stored as one JSON object text; empty map = `NULL`.
+    pub user_metadata: BTreeMap<String, String>,
 }
 
 impl Default for StoredForm {
@@ -116,6 +128,10 @@ impl Default for StoredForm {
             plaintext_size: 0,
             content_hash: String::new(),
             managed: true,
+            storage_key: String::new(),
+            etag: String::new(),
+            content_type: String::new(),
+            user_metadata: BTreeMap::new(),
         }
     }
 }
@@ -135,6 +151,38 @@ impl StoredForm {
     /// True when this copy carries a data-encryption key (non-empty packed key).
     pub fn has_dek(&self) -> bool {
         !self.encryption_key.is_empty()
+    }
+
+    /// The path the bytes have on the backend: [`StoredForm::storage_key`], or `object_key`
+    /// when that is empty.
+    pub fn storage_path<'a>(&'a self, object_key: &'a str) -> &'a str {
+        if self.storage_key.is_empty() {
+            object_key
+        } else {
+            &self.storage_key
+        }
+    }
+
+    /// The user metadata as the JSON object text the engines store; `None` for an empty map.
+    pub fn user_metadata_json(&self) -> Option<String> {
+        user_metadata_to_json(&self.user_metadata)
+    }
+}
+
+/// Encodes user metadata as a JSON object text; `None` (stored as `NULL`) for an empty map.
+pub fn user_metadata_to_json(m: &BTreeMap<String, String>) -> Option<String> {
+    // A map of strings always serialises; the fallback is unreachable but never panics.
+    (!m.is_empty()).then(|| serde_json::to_string(m).unwrap_or_else(|_| "{}".to_owned()))
+}
+
+/// Decodes stored user metadata; `None` (SQL `NULL`) is the empty map. An error means the
+/// column holds something no writer of this crate produced.
+pub fn user_metadata_from_json(
+    json: Option<&str>,
+) -> std::result::Result<BTreeMap<String, String>, serde_json::Error> {
+    match json {
+        None => Ok(BTreeMap::new()),
+        Some(j) => serde_json::from_str(j),
     }
 }
 
@@ -204,7 +252,8 @@ pub struct PendingObject {
     pub backend_name: String,
     /// Bytes being written.
     pub size_bytes: i64,
-    /// Stored form the copy will have once committed (`managed` is not persisted for intents).
+    /// Stored form the copy will have once committed; every field is persisted, `managed`
+    /// included.
     pub form: StoredForm,
     /// When the intent was recorded. `Timestamp::ZERO` on insert means "now".
     pub created_at: Timestamp,

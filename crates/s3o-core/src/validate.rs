@@ -222,11 +222,60 @@ pub fn quota_limit(n: i64) -> Result<()> {
     Ok(())
 }
 
-/// A stored form: plaintext size as [`size`], key id as [`id`], no NUL in the hash.
+/// Longest storage key (path of the bytes on a backend), in bytes: an S3 key's limit.
+pub const MAX_STORAGE_KEY_BYTES: usize = 1024;
+/// Longest ETag accepted, in bytes.
+pub const MAX_ETAG_BYTES: usize = 256;
+/// Longest content type accepted, in bytes.
+pub const MAX_CONTENT_TYPE_BYTES: usize = 256;
+/// Longest user-metadata JSON text accepted, in bytes (S3 allows 2 KiB of user metadata; the
+/// JSON encoding and escapes get room to spare).
+pub const MAX_USER_METADATA_JSON_BYTES: usize = 8 * 1024;
+
+/// A stored form: non-negative plaintext size; no NUL in any text; storage key at most
+/// [`MAX_STORAGE_KEY_BYTES`], ETag at most [`MAX_ETAG_BYTES`], content type at most
+/// [`MAX_CONTENT_TYPE_BYTES`], user metadata (keys non-empty) at most
+/// [`MAX_USER_METADATA_JSON_BYTES`] as JSON.
 pub fn stored_form(form: &StoredForm) -> Result<()> {
     size("plaintext size", form.plaintext_size)?;
     id("key id", &form.key_id)?;
-    text("content hash", &form.content_hash)
+    text("content hash", &form.content_hash)?;
+    bounded("storage key", &form.storage_key, MAX_STORAGE_KEY_BYTES)?;
+    bounded("etag", &form.etag, MAX_ETAG_BYTES)?;
+    bounded("content type", &form.content_type, MAX_CONTENT_TYPE_BYTES)?;
+    for (k, v) in &form.user_metadata {
+        if k.is_empty() {
+            return Err(StoreError::invalid(
+                "user metadata",
+                "a key must not be empty",
+            ));
+        }
+        text("user metadata key", k)?;
+        text("user metadata value", v)?;
+    }
+    if let Some(json) = form.user_metadata_json()
+        && json.len() > MAX_USER_METADATA_JSON_BYTES
+    {
+        return Err(StoreError::invalid(
+            "user metadata",
+            format!(
+                "is {} bytes as JSON, the limit is {MAX_USER_METADATA_JSON_BYTES}",
+                json.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Text of at most `max` bytes without NUL.
+fn bounded(what: &'static str, s: &str, max: usize) -> Result<()> {
+    if s.len() > max {
+        return Err(StoreError::invalid(
+            what,
+            format!("is {} bytes, the limit is {max}", s.len()),
+        ));
+    }
+    no_nul(what, s)
 }
 
 /// One copy as it is written: key, backend, size and stored form.

@@ -830,6 +830,10 @@ async fn move_carries_every_stored_form_column_and_orders_quota_rows() {
         plaintext_size: 90,
         content_hash: "abc".into(),
         managed: false,
+        storage_key: "blob/k".into(),
+        etag: "\"e\"".into(),
+        content_type: "text/plain".into(),
+        user_metadata: [("a".to_owned(), "b".to_owned())].into_iter().collect(),
     };
     f.put("k", "z", 100, 77, form.clone());
     assert_eq!(

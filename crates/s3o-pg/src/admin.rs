@@ -36,6 +36,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0002_indexes.sql"),
     },
     Migration {
+        version: 3,
+        name: "stored_form_and_outbox",
+        sql: include_str!("../migrations/0003_stored_form_and_outbox.sql"),
+    },
+    Migration {
         version: 4,
         name: "notification_payload_text",
         sql: include_str!("../migrations/0004_notification_payload_text.sql"),

@@ -29,7 +29,7 @@ impl IntegrityStore for PgStore {
                 &[&limit, &offset],
             )
             .await?;
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn update_content_hash(&self, key: &str, backend: &str, hash: &str) -> Result<bool> {
@@ -74,7 +74,7 @@ impl IntegrityStore for PgStore {
                 &[&limit, &backends],
             )
             .await?;
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn mark_object_scrubbed(&self, key: &str, backend: &str) -> Result<bool> {

@@ -7,7 +7,8 @@ pub use tokio_postgres;
 macro_rules! loc_cols {
     () => {
         "object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, \
-         plaintext_size, content_hash, managed, last_scrubbed_at"
+         plaintext_size, content_hash, managed, last_scrubbed_at, storage_key, etag, \
+         content_type, user_metadata"
     };
 }
 

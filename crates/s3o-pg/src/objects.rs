@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use s3o_core::tx::ObjectsTx;
 use s3o_core::{
-    ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, Result, StoreError, StoredForm,
-    Timestamp, validate,
+    DbErrorKind, ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, Result, StoreError,
+    StoredForm, Timestamp, user_metadata_from_json, validate,
 };
 use tokio_postgres::Row;
 
@@ -16,24 +16,38 @@ use crate::error::unknown_backend;
 use crate::tx::PgTx;
 
 /// Maps a row selected with `loc_cols!()` (every column describing one copy).
-pub(crate) fn location_from_row(r: &Row) -> ObjectLocation {
-    ObjectLocation {
+pub(crate) fn location_from_row(r: &Row) -> Result<ObjectLocation> {
+    Ok(ObjectLocation {
         object_key: r.get(0),
         backend_name: r.get(1),
         size_bytes: r.get(2),
         created_at: ts(r.get(3)),
-        form: StoredForm {
-            encrypted: r.get(4),
-            encryption_key: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
-            key_id: r.get::<_, Option<String>>(6).unwrap_or_default(),
-            plaintext_size: r.get::<_, Option<i64>>(7).unwrap_or_default(),
-            content_hash: r.get::<_, Option<String>>(8).unwrap_or_default(),
-            managed: r.get(9),
-        },
+        form: form_from_row(r, [4, 5, 6, 7, 8, 9, 11, 12, 13, 14])?,
         last_scrubbed_at: r
             .get::<_, Option<std::time::SystemTime>>(10)
             .map(Timestamp::from_system_time),
-    }
+    })
+}
+
+/// Reads a stored form from the columns at `idx`: encrypted, encryption_key, key_id,
+/// plaintext_size, content_hash, managed, storage_key, etag, content_type, user_metadata.
+/// `NULL` reads as the empty value; undecodable metadata is a database error.
+pub(crate) fn form_from_row(r: &Row, idx: [usize; 10]) -> Result<StoredForm> {
+    let text = |i: usize| r.get::<_, Option<String>>(i).unwrap_or_default();
+    let user_metadata = user_metadata_from_json(r.get::<_, Option<&str>>(idx[9]))
+        .map_err(|e| StoreError::database(DbErrorKind::Other, "decode user metadata", e))?;
+    Ok(StoredForm {
+        encrypted: r.get(idx[0]),
+        encryption_key: r.get::<_, Option<Vec<u8>>>(idx[1]).unwrap_or_default(),
+        key_id: text(idx[2]),
+        plaintext_size: r.get::<_, Option<i64>>(idx[3]).unwrap_or_default(),
+        content_hash: text(idx[4]),
+        managed: r.get(idx[5]),
+        storage_key: text(idx[6]),
+        etag: text(idx[7]),
+        content_type: text(idx[8]),
+        user_metadata,
+    })
 }
 
 /// Inserts one copy; `ON CONFLICT` variants append to it. Encryption columns are written only
@@ -41,19 +55,19 @@ pub(crate) fn location_from_row(r: &Row) -> ObjectLocation {
 /// without a quota row fails the foreign key, mapped to `UnknownBackend`.
 const INSERT_LOCATION: &str = "INSERT INTO object_locations (object_key, backend_name, \
      size_bytes, created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, \
-     managed) VALUES ($1, $2, $3, COALESCE($4, NOW()), $5, $6, $7, $8, $9, $10)";
+     managed, storage_key, etag, content_type, user_metadata) \
+     VALUES ($1, $2, $3, COALESCE($4, NOW()), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 async fn insert_location(tx: &mut PgTx, loc: &ObjectLocation, if_absent: bool) -> Result<bool> {
     validate::location(loc)?;
     let f = loc.form.normalized();
     let created = opt_ts(loc.created_at);
+    let metadata = f.user_metadata_json();
+    let if_absent_sql;
     let sql = if if_absent {
-        concat!(
-            "INSERT INTO object_locations (object_key, backend_name, size_bytes, created_at, ",
-            "encrypted, encryption_key, key_id, plaintext_size, content_hash, managed) ",
-            "VALUES ($1, $2, $3, COALESCE($4, NOW()), $5, $6, $7, $8, $9, $10) ",
-            "ON CONFLICT (object_key, backend_name) DO NOTHING"
-        )
+        if_absent_sql =
+            format!("{INSERT_LOCATION} ON CONFLICT (object_key, backend_name) DO NOTHING");
+        if_absent_sql.as_str()
     } else {
         INSERT_LOCATION
     };
@@ -72,6 +86,10 @@ async fn insert_location(tx: &mut PgTx, loc: &ObjectLocation, if_absent: bool) -
                 &null_if_zero(f.plaintext_size),
                 &null_if_empty(&f.content_hash),
                 &f.managed,
+                &null_if_empty(&f.storage_key),
+                &null_if_empty(&f.etag),
+                &null_if_empty(&f.content_type),
+                &metadata,
             ],
         )
         .await
@@ -198,7 +216,7 @@ impl ObjectsTx for PgTx {
                 &[&key, &backend],
             )
             .await?;
-        Ok(row.as_ref().map(location_from_row))
+        row.as_ref().map(location_from_row).transpose()
     }
 
     async fn delete_object_from_backend(&mut self, key: &str, backend: &str) -> Result<()> {
@@ -237,9 +255,10 @@ impl ObjectsTx for PgTx {
                    WHERE backend_name = $2) AS known), \
                  ins AS (INSERT INTO object_locations (object_key, backend_name, size_bytes, \
                    created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, \
-                   managed) \
+                   managed, storage_key, etag, content_type, user_metadata) \
                    SELECT o.object_key, $2, o.size_bytes, o.created_at, o.encrypted, \
-                   o.encryption_key, o.key_id, o.plaintext_size, o.content_hash, o.managed \
+                   o.encryption_key, o.key_id, o.plaintext_size, o.content_hash, o.managed, \
+                   o.storage_key, o.etag, o.content_type, o.user_metadata \
                    FROM object_locations o, known \
                    WHERE known.known AND o.object_key = $1 AND o.backend_name = $3 \
                    ON CONFLICT (object_key, backend_name) DO NOTHING RETURNING size_bytes) \
@@ -265,12 +284,14 @@ impl ObjectsTx for PgTx {
     ) -> Result<bool> {
         validate::copy(key, backend, size_bytes, form)?;
         let f = form.normalized();
+        let metadata = f.user_metadata_json();
         let n = self
             .execute(
                 "update stored form",
                 "UPDATE object_locations SET size_bytes = $3, encrypted = $4, \
                  encryption_key = $5, key_id = $6, plaintext_size = $7, content_hash = $8, \
-                 managed = $9 WHERE object_key = $1 AND backend_name = $2",
+                 managed = $9, storage_key = $10, etag = $11, content_type = $12, \
+                 user_metadata = $13 WHERE object_key = $1 AND backend_name = $2",
                 &[
                     &key,
                     &backend,
@@ -281,6 +302,10 @@ impl ObjectsTx for PgTx {
                     &null_if_zero(f.plaintext_size),
                     &null_if_empty(&f.content_hash),
                     &f.managed,
+                    &null_if_empty(&f.storage_key),
+                    &null_if_empty(&f.etag),
+                    &null_if_empty(&f.content_type),
+                    &metadata,
                 ],
             )
             .await?;

@@ -2,51 +2,47 @@
 
 use async_trait::async_trait;
 use s3o_core::tx::PendingTx;
-use s3o_core::{PendingObject, PendingStore, Result, StoredForm, validate};
+use s3o_core::{PendingObject, PendingStore, Result, validate};
 use tokio_postgres::Row;
 
 use crate::PgStore;
 use crate::conn::{null_if_empty, null_if_empty_bytes, null_if_zero, opt_ts, ts};
 use crate::error::unknown_backend;
+use crate::objects::form_from_row;
 use crate::tx::PgTx;
 
 /// Every intent column, in the order [`pending_from_row`] reads them.
 macro_rules! pending_cols {
     () => {
         "intent_id, object_key, backend_name, size_bytes, encrypted, encryption_key, key_id, \
-         plaintext_size, content_hash, created_at"
+         plaintext_size, content_hash, created_at, managed, storage_key, etag, content_type, \
+         user_metadata"
     };
 }
 pub(crate) use pending_cols;
 
-/// Maps a row selected with `pending_cols!()`. `managed` is not persisted for intents.
-pub(crate) fn pending_from_row(r: &Row) -> PendingObject {
-    PendingObject {
+/// Maps a row selected with `pending_cols!()`; every stored-form field is persisted.
+pub(crate) fn pending_from_row(r: &Row) -> Result<PendingObject> {
+    Ok(PendingObject {
         intent_id: r.get(0),
         object_key: r.get(1),
         backend_name: r.get(2),
         size_bytes: r.get(3),
-        form: StoredForm {
-            encrypted: r.get(4),
-            encryption_key: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
-            key_id: r.get::<_, Option<String>>(6).unwrap_or_default(),
-            plaintext_size: r.get::<_, Option<i64>>(7).unwrap_or_default(),
-            content_hash: r.get::<_, Option<String>>(8).unwrap_or_default(),
-            managed: true,
-        },
+        form: form_from_row(r, [4, 5, 6, 7, 8, 10, 11, 12, 13, 14])?,
         created_at: ts(r.get(9)),
-    }
+    })
 }
 
 /// Inserts an intent (`created_at` zero ⇒ now); encryption columns only when encrypted,
 /// empty values as NULL. Unknown backend ⇒ `UnknownBackend` (foreign key); a duplicate
 /// intent id ⇒ `Database { kind: UniqueViolation }`.
 const INSERT_PENDING: &str = "INSERT INTO pending_objects (intent_id, object_key, backend_name, \
-     size_bytes, encrypted, encryption_key, key_id, plaintext_size, content_hash, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, NOW()))";
+     size_bytes, encrypted, encryption_key, key_id, plaintext_size, content_hash, created_at, \
+     managed, storage_key, etag, content_type, user_metadata) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, NOW()), $11, $12, $13, $14, $15)";
 
 macro_rules! pending_params {
-    ($p:expr, $f:expr, $created:expr) => {
+    ($p:expr, $f:expr, $created:expr, $metadata:expr) => {
         [
             &$p.intent_id as &(dyn tokio_postgres::types::ToSql + Sync),
             &$p.object_key,
@@ -58,6 +54,11 @@ macro_rules! pending_params {
             &null_if_zero($f.plaintext_size),
             &null_if_empty(&$f.content_hash),
             &$created,
+            &$f.managed,
+            &null_if_empty(&$f.storage_key),
+            &null_if_empty(&$f.etag),
+            &null_if_empty(&$f.content_type),
+            &$metadata,
         ]
     };
 }
@@ -78,17 +79,18 @@ impl PendingTx for PgTx {
                 &[&intent_id],
             )
             .await?;
-        Ok(row.as_ref().map(pending_from_row))
+        row.as_ref().map(pending_from_row).transpose()
     }
 
     async fn insert_pending(&mut self, p: &PendingObject) -> Result<()> {
         validate::pending(p)?;
         let f = p.form.normalized();
         let created = opt_ts(p.created_at);
+        let metadata = f.user_metadata_json();
         self.execute(
             "insert pending intent",
             INSERT_PENDING,
-            &pending_params!(p, f, created),
+            &pending_params!(p, f, created, metadata),
         )
         .await
         .map_err(unknown_backend(&p.backend_name))?;
@@ -124,11 +126,12 @@ impl PendingStore for PgStore {
         validate::pending(p)?;
         let f = p.form.normalized();
         let created = opt_ts(p.created_at);
+        let metadata = f.user_metadata_json();
         self.db
             .execute(
                 "insert pending intent",
                 INSERT_PENDING,
-                &pending_params!(p, f, created),
+                &pending_params!(p, f, created, metadata),
             )
             .await
             .map_err(unknown_backend(&p.backend_name))?;

@@ -122,7 +122,7 @@ impl Reader for PgStore {
                 &[&age, &limit],
             )
             .await?;
-        Ok(rows.iter().map(pending_from_row).collect())
+        rows.iter().map(pending_from_row).collect()
     }
 
     async fn count_pending(&self) -> Result<i64> {
@@ -157,7 +157,7 @@ impl Reader for PgStore {
                 key: key.to_owned(),
             });
         }
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn list_objects_by_backend(
@@ -180,7 +180,7 @@ impl Reader for PgStore {
                 &[&backend, &limit],
             )
             .await?;
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn list_objects_by_backend_key_asc(
@@ -206,7 +206,7 @@ impl Reader for PgStore {
                 &[&backend, &after_key, &limit],
             )
             .await?;
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn list_objects_by_prefix(
@@ -238,7 +238,7 @@ impl Reader for PgStore {
                     .await?
             }
         };
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn list_expired_objects(
@@ -282,7 +282,7 @@ impl Reader for PgStore {
                     .await?
             }
         };
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn get_pending_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>> {

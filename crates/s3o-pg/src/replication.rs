@@ -44,7 +44,7 @@ impl PgStore {
                 &[&clamp(factor), &limit, &excluded],
             )
             .await?;
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 }
 
@@ -92,7 +92,7 @@ impl ReplicationStore for PgStore {
                 &[&clamp(factor), &limit],
             )
             .await?;
-        Ok(rows.iter().map(location_from_row).collect())
+        rows.iter().map(location_from_row).collect()
     }
 
     async fn count_over_replicated_objects(&self, factor: i64) -> Result<i64> {

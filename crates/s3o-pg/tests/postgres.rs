@@ -36,6 +36,8 @@ fn encrypted_form() -> StoredForm {
         plaintext_size: 90,
         content_hash: "ab".repeat(32),
         managed: false,
+        etag: "\"e1\"".into(),
+        ..StoredForm::default()
     }
 }
 
@@ -85,6 +87,7 @@ async fn record_round_trips_every_stored_form_field() {
         plaintext_size: 3,
         content_hash: "h".into(),
         managed: true,
+        ..StoredForm::default()
     };
     s.record_object("stray", "a", 1, &stray).await.unwrap();
     let got = &s.get_all_object_locations("stray").await.unwrap()[0];

@@ -519,15 +519,12 @@ impl Model {
         let tick = self.next_tick();
         self.pending.insert(
             id.to_owned(),
-            // Intents do not persist the managed flag: a promoted intent is a managed copy.
+            // Intents persist every field of the form, the managed flag included.
             Intent {
                 key: key.to_owned(),
                 backend: backend.to_owned(),
                 size,
-                form: StoredForm {
-                    managed: true,
-                    ..form.clone()
-                },
+                form: form.clone(),
                 tick,
             },
         );

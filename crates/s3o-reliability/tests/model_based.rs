@@ -165,6 +165,10 @@ fn form(kind: u8, size: i64) -> StoredForm {
             plaintext_size: size / 2,
             content_hash: format!("{size:064x}"),
             managed: true,
+            storage_key: format!("blob/{size}"),
+            etag: format!("\"{size:x}\""),
+            content_type: "text/plain".into(),
+            user_metadata: [("k".to_owned(), size.to_string())].into_iter().collect(),
         },
         2 => StoredForm {
             encrypted: true,

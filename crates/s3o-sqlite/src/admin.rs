@@ -21,7 +21,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 3] = [
+const MIGRATIONS: [Migration; 4] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -31,6 +31,11 @@ const MIGRATIONS: [Migration; 3] = [
         version: 2,
         name: "0002_indexes",
         sql: include_str!("../migrations/0002_indexes.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_stored_form_and_outbox",
+        sql: include_str!("../migrations/0003_stored_form_and_outbox.sql"),
     },
     Migration {
         version: 4,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::{Row, named_params, params};
 use s3o_core::{
     ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, Result, StoreError, StoredForm,
-    Timestamp, validate,
+    Timestamp, user_metadata_from_json, validate,
 };
 
 use crate::SqliteStore;
@@ -17,12 +17,13 @@ use crate::quota::backend_exists;
 
 /// Every column of a copy, in the order [`location_from_row`] reads them.
 pub(crate) const LOCATION_COLUMNS: &str = "object_key, backend_name, size_bytes, created_at, \
-     encrypted, encryption_key, key_id, plaintext_size, content_hash, managed, last_scrubbed_at";
+     encrypted, encryption_key, key_id, plaintext_size, content_hash, managed, last_scrubbed_at, \
+     storage_key, etag, content_type, user_metadata";
 
 /// [`LOCATION_COLUMNS`] qualified with the alias `o`, for joins and correlated subqueries.
 pub(crate) const LOCATION_COLUMNS_O: &str = "o.object_key, o.backend_name, o.size_bytes, \
      o.created_at, o.encrypted, o.encryption_key, o.key_id, o.plaintext_size, o.content_hash, \
-     o.managed, o.last_scrubbed_at";
+     o.managed, o.last_scrubbed_at, o.storage_key, o.etag, o.content_type, o.user_metadata";
 
 /// Maps a row selected with [`LOCATION_COLUMNS`]; `NULL` optional columns read as empty.
 pub(crate) fn location_from_row(row: &Row<'_>) -> rusqlite::Result<ObjectLocation> {
@@ -31,15 +32,33 @@ pub(crate) fn location_from_row(row: &Row<'_>) -> rusqlite::Result<ObjectLocatio
         backend_name: row.get(1)?,
         size_bytes: row.get(2)?,
         created_at: Timestamp::from_micros(row.get(3)?),
-        form: StoredForm {
-            encrypted: row.get(4)?,
-            encryption_key: row.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
-            key_id: row.get::<_, Option<String>>(6)?.unwrap_or_default(),
-            plaintext_size: row.get::<_, Option<i64>>(7)?.unwrap_or(0),
-            content_hash: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
-            managed: row.get(9)?,
-        },
+        form: form_from_row(row, [4, 5, 6, 7, 8, 9, 11, 12, 13, 14])?,
         last_scrubbed_at: row.get::<_, Option<i64>>(10)?.map(Timestamp::from_micros),
+    })
+}
+
+/// Reads a stored form from the columns at `idx`: encrypted, encryption_key, key_id,
+/// plaintext_size, content_hash, managed, storage_key, etag, content_type, user_metadata.
+/// `NULL` reads as the empty value; undecodable metadata is a conversion error.
+pub(crate) fn form_from_row(row: &Row<'_>, idx: [usize; 10]) -> rusqlite::Result<StoredForm> {
+    let text = |i: usize| -> rusqlite::Result<String> {
+        Ok(row.get::<_, Option<String>>(i)?.unwrap_or_default())
+    };
+    let metadata = row.get::<_, Option<String>>(idx[9])?;
+    let user_metadata = user_metadata_from_json(metadata.as_deref()).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx[9], rusqlite::types::Type::Text, e.into())
+    })?;
+    Ok(StoredForm {
+        encrypted: row.get(idx[0])?,
+        encryption_key: row.get::<_, Option<Vec<u8>>>(idx[1])?.unwrap_or_default(),
+        key_id: text(idx[2])?,
+        plaintext_size: row.get::<_, Option<i64>>(idx[3])?.unwrap_or(0),
+        content_hash: text(idx[4])?,
+        managed: row.get(idx[5])?,
+        storage_key: text(idx[6])?,
+        etag: text(idx[7])?,
+        content_type: text(idx[8])?,
+        user_metadata,
     })
 }
 
@@ -57,6 +76,10 @@ pub(crate) struct FormColumns<'a> {
     pub(crate) plaintext_size: Option<i64>,
     pub(crate) content_hash: Option<&'a str>,
     pub(crate) managed: bool,
+    pub(crate) storage_key: Option<&'a str>,
+    pub(crate) etag: Option<&'a str>,
+    pub(crate) content_type: Option<&'a str>,
+    pub(crate) user_metadata: Option<String>,
 }
 
 impl<'a> FormColumns<'a> {
@@ -70,6 +93,10 @@ impl<'a> FormColumns<'a> {
             plaintext_size: (enc && f.plaintext_size != 0).then_some(f.plaintext_size),
             content_hash: null_if_empty(&f.content_hash),
             managed: f.managed,
+            storage_key: null_if_empty(&f.storage_key),
+            etag: null_if_empty(&f.etag),
+            content_type: null_if_empty(&f.content_type),
+            user_metadata: f.user_metadata_json(),
         }
     }
 }
@@ -104,9 +131,10 @@ pub(crate) fn existing_copies(db: &Db<'_>, key: &str) -> Result<Vec<ExistingCopy
 
 const INSERT_LOCATION: &str = "INSERT INTO object_locations \
      (object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, \
-      plaintext_size, content_hash, managed) \
+      plaintext_size, content_hash, managed, storage_key, etag, content_type, user_metadata) \
      SELECT :key, :backend, :size, :created_at, :encrypted, :encryption_key, :key_id, \
-            :plaintext_size, :content_hash, :managed \
+            :plaintext_size, :content_hash, :managed, :storage_key, :etag, :content_type, \
+            :user_metadata \
      WHERE EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :backend)";
 
 fn insert_location_sql(db: &Db<'_>, ctx: &str, sql: &str, loc: &ObjectLocation) -> Result<usize> {
@@ -130,6 +158,10 @@ fn insert_location_sql(db: &Db<'_>, ctx: &str, sql: &str, loc: &ObjectLocation) 
             ":plaintext_size": f.plaintext_size,
             ":content_hash": f.content_hash,
             ":managed": f.managed,
+            ":storage_key": f.storage_key,
+            ":etag": f.etag,
+            ":content_type": f.content_type,
+            ":user_metadata": f.user_metadata,
         },
     )
 }
@@ -254,9 +286,11 @@ pub(crate) fn insert_replica(
         "insert replica",
         "INSERT INTO object_locations \
          (object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, \
-          plaintext_size, content_hash, managed) \
+          plaintext_size, content_hash, managed, storage_key, etag, content_type, \
+          user_metadata) \
          SELECT object_key, ?2, size_bytes, created_at, encrypted, encryption_key, key_id, \
-                plaintext_size, content_hash, managed \
+                plaintext_size, content_hash, managed, storage_key, etag, content_type, \
+                user_metadata \
          FROM object_locations \
          WHERE object_key = ?1 AND backend_name = ?3 \
            AND EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = ?2) \
@@ -287,7 +321,8 @@ pub(crate) fn update_form(
         "UPDATE object_locations SET size_bytes = :size, encrypted = :encrypted, \
                 encryption_key = :encryption_key, key_id = :key_id, \
                 plaintext_size = :plaintext_size, content_hash = :content_hash, \
-                managed = :managed \
+                managed = :managed, storage_key = :storage_key, etag = :etag, \
+                content_type = :content_type, user_metadata = :user_metadata \
          WHERE object_key = :key AND backend_name = :backend",
         named_params! {
             ":key": key,
@@ -299,6 +334,10 @@ pub(crate) fn update_form(
             ":plaintext_size": f.plaintext_size,
             ":content_hash": f.content_hash,
             ":managed": f.managed,
+            ":storage_key": f.storage_key,
+            ":etag": f.etag,
+            ":content_type": f.content_type,
+            ":user_metadata": f.user_metadata,
         },
     )?;
     Ok(n > 0)

@@ -2,31 +2,25 @@
 
 use async_trait::async_trait;
 use rusqlite::{named_params, params};
-use s3o_core::{PendingObject, PendingStore, Result, StoreError, StoredForm, Timestamp, validate};
+use s3o_core::{PendingObject, PendingStore, Result, StoreError, Timestamp, validate};
 
 use crate::SqliteStore;
 use crate::conn::Db;
-use crate::objects::FormColumns;
+use crate::objects::{FormColumns, form_from_row};
 
 /// Columns of a [`PendingObject`], in the order [`pending_from_row`] reads them.
 pub(crate) const PENDING_COLUMNS: &str = "intent_id, object_key, backend_name, size_bytes, \
-     encrypted, encryption_key, key_id, plaintext_size, content_hash, created_at";
+     encrypted, encryption_key, key_id, plaintext_size, content_hash, created_at, managed, \
+     storage_key, etag, content_type, user_metadata";
 
-/// Maps a row selected with [`PENDING_COLUMNS`]; `managed` is not persisted (always true).
+/// Maps a row selected with [`PENDING_COLUMNS`]; every stored-form field is persisted.
 pub(crate) fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingObject> {
     Ok(PendingObject {
         intent_id: r.get(0)?,
         object_key: r.get(1)?,
         backend_name: r.get(2)?,
         size_bytes: r.get(3)?,
-        form: StoredForm {
-            encrypted: r.get(4)?,
-            encryption_key: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
-            key_id: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
-            plaintext_size: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
-            content_hash: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
-            managed: true,
-        },
+        form: form_from_row(r, [4, 5, 6, 7, 8, 10, 11, 12, 13, 14])?,
         created_at: Timestamp::from_micros(r.get(9)?),
     })
 }
@@ -54,9 +48,11 @@ pub(crate) fn insert(db: &Db<'_>, p: &PendingObject) -> Result<()> {
         "insert pending",
         "INSERT INTO pending_objects (intent_id, object_key, backend_name, size_bytes, \
                                       encrypted, encryption_key, key_id, plaintext_size, \
-                                      content_hash, created_at) \
+                                      content_hash, created_at, managed, storage_key, etag, \
+                                      content_type, user_metadata) \
          SELECT :intent, :key, :backend, :size, :encrypted, :encryption_key, :key_id, \
-                :plaintext_size, :content_hash, :created_at \
+                :plaintext_size, :content_hash, :created_at, :managed, :storage_key, :etag, \
+                :content_type, :user_metadata \
          WHERE EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :backend)",
         named_params! {
             ":intent": p.intent_id,
@@ -69,6 +65,11 @@ pub(crate) fn insert(db: &Db<'_>, p: &PendingObject) -> Result<()> {
             ":plaintext_size": f.plaintext_size,
             ":content_hash": f.content_hash,
             ":created_at": created_at.as_micros(),
+            ":managed": f.managed,
+            ":storage_key": f.storage_key,
+            ":etag": f.etag,
+            ":content_type": f.content_type,
+            ":user_metadata": f.user_metadata,
         },
     )?;
     if n == 0 {

@@ -19,6 +19,8 @@ fn encrypted_form() -> StoredForm {
         plaintext_size: 90,
         content_hash: "ab".repeat(32),
         managed: false,
+        etag: "\"e1\"".into(),
+        ..StoredForm::default()
     }
 }
 

@@ -21,16 +21,21 @@ impl TxBody for Rewrite<'_> {
             return Ok(false);
         };
         let form = match self.form {
+            // Only the envelope changes: path, hash, S3 attributes and managed flag stay.
             Some(f) => StoredForm {
-                content_hash: current.form.content_hash.clone(),
-                managed: current.form.managed,
-                ..f.clone()
+                encrypted: f.encrypted,
+                encryption_key: f.encryption_key.clone(),
+                key_id: f.key_id.clone(),
+                plaintext_size: f.plaintext_size,
+                ..current.form
             },
-            // Decrypt: keep hash and managed flag, drop every encryption column.
+            // Decrypt: drop every encryption column, keep the rest.
             None => StoredForm {
-                content_hash: current.form.content_hash.clone(),
-                managed: current.form.managed,
-                ..StoredForm::default()
+                encrypted: false,
+                encryption_key: Vec::new(),
+                key_id: String::new(),
+                plaintext_size: 0,
+                ..current.form
             },
         };
         tx.update_object_form(self.key, self.backend, self.size, &form)

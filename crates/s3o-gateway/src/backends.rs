@@ -1,0 +1,114 @@
+//! The backends: object_store clients built from the configuration.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+
+use crate::GatewayError;
+use crate::config::{BackendConfig, BackendKind};
+
+/// One pooled backend.
+pub(crate) struct Backend {
+    /// Name recorded in the ledger.
+    pub(crate) name: String,
+    /// The client.
+    pub(crate) store: Arc<dyn ObjectStore>,
+    /// Chunk size of streamed uploads: S3 parts must be ≥ 5 MiB (all equal, for R2); a local
+    /// directory takes any size, so it streams with less memory per request.
+    pub(crate) chunk: usize,
+}
+
+/// Every configured backend, by name and in routing order.
+pub(crate) struct Backends {
+    order: Vec<String>,
+    by_name: BTreeMap<String, Arc<Backend>>,
+}
+
+impl Backends {
+    /// Builds every backend (creating local directories). No network call is made.
+    pub(crate) fn build(configs: &[BackendConfig]) -> Result<Backends, GatewayError> {
+        let mut by_name = BTreeMap::new();
+        let mut order = Vec::new();
+        for c in configs {
+            let b = build_one(c).map_err(|why| GatewayError::Backend {
+                name: c.name.clone(),
+                why,
+            })?;
+            order.push(c.name.clone());
+            by_name.insert(c.name.clone(), Arc::new(b));
+        }
+        Ok(Backends { order, by_name })
+    }
+
+    /// Backend names in routing order.
+    pub(crate) fn order(&self) -> &[String] {
+        &self.order
+    }
+
+    /// The named backend; `None` for a name the configuration no longer has.
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Backend>> {
+        self.by_name.get(name)
+    }
+
+    /// Every backend in routing order.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.order.iter().filter_map(|n| self.by_name.get(n))
+    }
+}
+
+const MIB: usize = 1024 * 1024;
+
+fn build_one(c: &BackendConfig) -> Result<Backend, String> {
+    match c.kind {
+        BackendKind::Local => {
+            let path = c.path.as_ref().ok_or("local backend needs `path`")?;
+            std::fs::create_dir_all(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let fs = LocalFileSystem::new_with_prefix(path)
+                .map_err(|e| e.to_string())?
+                .with_automatic_cleanup(true);
+            Ok(Backend {
+                name: c.name.clone(),
+                store: Arc::new(fs),
+                chunk: MIB,
+            })
+        }
+        BackendKind::S3 => {
+            let get = |v: &Option<String>, f: &str| {
+                v.clone().ok_or_else(|| format!("s3 backend needs `{f}`"))
+            };
+            // No overall request timeout: it would cut long streamed bodies. Connect and
+            // per-read timeouts catch a dead backend instead, and few retries keep a read's
+            // failover to another copy quick.
+            let options = ClientOptions::new()
+                .with_timeout_disabled()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_allow_http(true);
+            let retry = RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 2,
+                retry_timeout: Duration::from_secs(10),
+            };
+            let s3 = AmazonS3Builder::new()
+                .with_endpoint(get(&c.endpoint, "endpoint")?)
+                .with_bucket_name(get(&c.bucket, "bucket")?)
+                .with_region(c.region.clone().unwrap_or_else(|| "us-east-1".to_owned()))
+                .with_access_key_id(get(&c.access_key, "access_key")?)
+                .with_secret_access_key(get(&c.secret_key, "secret_key")?)
+                .with_virtual_hosted_style_request(false)
+                .with_client_options(options)
+                .with_retry(retry)
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(Backend {
+                name: c.name.clone(),
+                store: Arc::new(s3),
+                chunk: 5 * MIB,
+            })
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Every call the gateway makes to the s3o store lives in this module, so the rest of the
+//! crate speaks in gateway terms (versions, displaced bytes, listings) and a port to another
+//! handle type touches one file.
+
+use std::collections::BTreeMap;
+
+use s3o_store::{
+    CreateMultipartUploadParams, DeletedCopy, ObjectLocation, PendingObject, StoreError,
+    StoredForm, Timestamp,
+};
+
+use crate::LedgerHandle;
+use crate::config::RoutingPolicy;
+
+/// Result of a ledger call.
+pub(crate) type LResult<T> = Result<T, StoreError>;
+
+/// What the gateway keeps about one version of an object besides where it lives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ObjectMeta {
+    /// Backend path of the bytes.
+    pub(crate) storage_key: String,
+    /// Client-visible ETag, without quotes.
+    pub(crate) etag: String,
+    /// Content-Type; empty when none.
+    pub(crate) content_type: String,
+    /// `x-amz-meta-*` values by lower-case name (without the prefix).
+    pub(crate) user_metadata: BTreeMap<String, String>,
+}
+
+/// One copy of an object as the gateway reads it.
+#[derive(Clone, Debug)]
+pub(crate) struct Copy {
+    /// Backend holding the copy.
+    pub(crate) backend: String,
+    /// Object size in bytes.
+    pub(crate) size: i64,
+    /// When the version was written (Last-Modified).
+    pub(crate) last_modified: Timestamp,
+    /// Path, ETag, type and user metadata.
+    pub(crate) meta: ObjectMeta,
+}
+
+/// Bytes taken out of the ledger that must now be deleted from their backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Displaced {
+    /// Backend holding the bytes.
+    pub(crate) backend: String,
+    /// Their path.
+    pub(crate) storage_key: String,
+    /// Their size.
+    pub(crate) size: i64,
+}
+
+/// One listing page, keys relative to the bucket.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    /// Objects (key without the bucket prefix).
+    pub(crate) objects: Vec<(String, Copy)>,
+    /// Common prefixes (without the bucket prefix).
+    pub(crate) common_prefixes: Vec<String>,
+    /// More entries follow.
+    pub(crate) is_truncated: bool,
+    /// Key (without the bucket prefix) to continue after; empty when not truncated.
+    pub(crate) next_after: String,
+}
+
+fn form_of(meta: &ObjectMeta) -> StoredForm {
+    StoredForm {
+        storage_key: meta.storage_key.clone(),
+        etag: meta.etag.clone(),
+        content_type: meta.content_type.clone(),
+        user_metadata: meta.user_metadata.clone(),
+        ..StoredForm::default()
+    }
+}
+
+fn meta_of(form: &StoredForm) -> ObjectMeta {
+    ObjectMeta {
+        storage_key: form.storage_key.clone(),
+        etag: form.etag.clone(),
+        content_type: form.content_type.clone(),
+        user_metadata: form.user_metadata.clone(),
+    }
+}
+
+fn copy_of(loc: &ObjectLocation) -> Copy {
+    Copy {
+        backend: loc.backend_name.clone(),
+        size: loc.size_bytes,
+        last_modified: loc.created_at,
+        meta: meta_of(&loc.form),
+    }
+}
+
+/// The gateway's view of the store.
+pub(crate) struct Ledger {
+    store: LedgerHandle,
+    routing: RoutingPolicy,
+}
+
+impl Ledger {
+    pub(crate) fn new(store: LedgerHandle, routing: RoutingPolicy) -> Self {
+        Ledger { store, routing }
+    }
+
+    /// Applies migrations, then writes the configured quotas. Returns the backends the
+    /// ledger knows that the configuration no longer lists (reported, never dropped).
+    pub(crate) async fn prepare(&self, limits: &[(String, i64)]) -> LResult<Vec<String>> {
+        self.store.run_migrations().await?;
+        self.store.sync_quota_limits(limits).await?;
+        let stats = self.store.get_quota_stats().await?;
+        Ok(stats
+            .into_keys()
+            .filter(|n| !limits.iter().any(|(c, _)| c == n))
+            .collect())
+    }
+
+    /// A backend with room for `size` bytes among `candidates` (routing order), per policy.
+    pub(crate) async fn pick_backend(&self, size: i64, candidates: &[String]) -> LResult<String> {
+        match self.routing {
+            RoutingPolicy::Pack => self.store.get_backend_with_space(size, candidates).await,
+            RoutingPolicy::Spread => {
+                self.store
+                    .get_least_utilized_backend(size, candidates)
+                    .await
+            }
+        }
+    }
+
+    /// Where a new multipart upload's parts go. The final size is unknown, so the least
+    /// utilised backend (the one most likely to hold the whole object) is chosen whatever the
+    /// routing policy; each part is then admitted against it.
+    pub(crate) async fn pick_backend_for_new_upload(
+        &self,
+        candidates: &[String],
+    ) -> LResult<String> {
+        self.store.get_least_utilized_backend(0, candidates).await
+    }
+
+    /// Where a completed multipart upload goes: its own backend when that admits the object
+    /// once the upload's parts (counted as in-flight bytes there) are released, else the
+    /// routing policy's choice among `candidates`.
+    pub(crate) async fn pick_backend_for_upload(
+        &self,
+        size: i64,
+        upload_id: &str,
+        upload_backend: &str,
+        candidates: &[String],
+    ) -> LResult<String> {
+        let own: i64 = self
+            .store
+            .get_parts(upload_id)
+            .await?
+            .iter()
+            .map(|p| p.size_bytes)
+            .sum();
+        let caps = self
+            .store
+            .backend_capacities(&[upload_backend.to_owned()])
+            .await?;
+        if caps.iter().any(|c| c.admits(size.saturating_sub(own))) {
+            return Ok(upload_backend.to_owned());
+        }
+        self.pick_backend(size, candidates).await
+    }
+
+    /// Records the intent of a write before its bytes go out; returns the intent id.
+    pub(crate) async fn begin_write(
+        &self,
+        key: &str,
+        backend: &str,
+        size: i64,
+        meta: &ObjectMeta,
+    ) -> LResult<String> {
+        let intent_id = uuid::Uuid::new_v4().to_string();
+        self.store
+            .insert_pending(&PendingObject {
+                intent_id: intent_id.clone(),
+                object_key: key.to_owned(),
+                backend_name: backend.to_owned(),
+                size_bytes: size,
+                form: form_of(meta),
+                created_at: Timestamp::ZERO,
+            })
+            .await?;
+        Ok(intent_id)
+    }
+
+    /// Drops an intent whose bytes were removed again (failed upload).
+    pub(crate) async fn abandon_write(&self, intent_id: &str) -> LResult<()> {
+        self.store.delete_pending(intent_id).await
+    }
+
+    /// Commits a write whose bytes are on `backend`: records the copy and clears the intent
+    /// in one transaction. Returns the bytes the new version displaced.
+    pub(crate) async fn commit_write(
+        &self,
+        key: &str,
+        backend: &str,
+        size: i64,
+        meta: &ObjectMeta,
+        intent_id: &str,
+    ) -> LResult<Vec<Displaced>> {
+        let before = self.copies_or_empty(key).await?;
+        let deleted = self
+            .store
+            .record_object_and_clear_pending(key, backend, size, &form_of(meta), intent_id)
+            .await?;
+        Ok(displaced(
+            &before,
+            &deleted,
+            Some((backend, &meta.storage_key)),
+        ))
+    }
+
+    async fn copies_or_empty(&self, key: &str) -> LResult<Vec<Copy>> {
+        match self.copies(key).await {
+            Err(StoreError::ObjectNotFound { .. }) => Ok(Vec::new()),
+            r => r,
+        }
+    }
+
+    /// Every copy of `key`, oldest first. None ⇒ `ObjectNotFound`.
+    pub(crate) async fn copies(&self, key: &str) -> LResult<Vec<Copy>> {
+        let locs = self.store.get_all_object_locations(key).await?;
+        Ok(locs.iter().map(copy_of).collect())
+    }
+
+    /// Removes `key` from the ledger; returns its bytes for deletion. Absent ⇒ empty.
+    pub(crate) async fn delete(&self, key: &str) -> LResult<Vec<Displaced>> {
+        let before = self.copies_or_empty(key).await?;
+        match self.store.delete_object(key).await {
+            Ok(deleted) => Ok(displaced(&before, &deleted, None)),
+            Err(StoreError::ObjectNotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes many keys in one transaction; returns the bytes to delete per key that existed
+    /// (absent keys are simply not in the map).
+    pub(crate) async fn delete_many(
+        &self,
+        keys: &[String],
+    ) -> LResult<BTreeMap<String, Vec<Displaced>>> {
+        let mut before = BTreeMap::new();
+        for k in keys {
+            before.insert(k.clone(), self.copies_or_empty(k).await?);
+        }
+        let deleted = self.store.delete_objects_batch(keys).await?;
+        Ok(deleted
+            .into_iter()
+            .map(|(k, d)| {
+                let b = before.get(&k).map(Vec::as_slice).unwrap_or_default();
+                let out = displaced(b, &d, None);
+                (k, out)
+            })
+            .collect())
+    }
+
+    /// Charges bytes the gateway could not delete to their backend's orphan bytes and queues
+    /// their deletion for the cleanup worker.
+    pub(crate) async fn orphan(&self, d: &Displaced, reason: &str) -> LResult<()> {
+        self.store
+            .enqueue_cleanup(&d.backend, &d.storage_key, reason, d.size)
+            .await?;
+        self.store.increment_orphan_bytes(&d.backend, d.size).await
+    }
+
+    /// One listing page of `bucket_prefix` + `prefix`, after `start_after` (bucket-relative).
+    pub(crate) async fn list(
+        &self,
+        bucket_prefix: &str,
+        prefix: &str,
+        delimiter: &str,
+        start_after: &str,
+        max_keys: i64,
+    ) -> LResult<Listing> {
+        let full_prefix = format!("{bucket_prefix}{prefix}");
+        let after = if start_after.is_empty() {
+            // Everything of the bucket sorts after the bare prefix.
+            String::new()
+        } else {
+            format!("{bucket_prefix}{start_after}")
+        };
+        let strip = |k: &str| k.strip_prefix(bucket_prefix).unwrap_or(k).to_owned();
+        if delimiter.is_empty() {
+            let page = self
+                .store
+                .list_objects(&full_prefix, &after, max_keys)
+                .await?;
+            Ok(Listing {
+                objects: page
+                    .objects
+                    .iter()
+                    .map(|l| (strip(&l.object_key), copy_of(l)))
+                    .collect(),
+                common_prefixes: Vec::new(),
+                is_truncated: page.is_truncated,
+                next_after: strip(&page.next_continuation_token),
+            })
+        } else {
+            let page = self
+                .store
+                .list_objects_delimited(&full_prefix, delimiter, &after, max_keys)
+                .await?;
+            Ok(Listing {
+                objects: page
+                    .objects
+                    .iter()
+                    .map(|l| (strip(&l.object_key), copy_of(l)))
+                    .collect(),
+                common_prefixes: page.common_prefixes.iter().map(|p| strip(p)).collect(),
+                is_truncated: page.is_truncated,
+                next_after: if page.is_truncated {
+                    strip(&page.next_continuation_token)
+                } else {
+                    String::new()
+                },
+            })
+        }
+    }
+
+    /// Registers a multipart upload on `backend`.
+    pub(crate) async fn create_upload(
+        &self,
+        upload_id: &str,
+        key: &str,
+        backend: &str,
+        content_type: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> LResult<()> {
+        self.store
+            .create_multipart_upload(&CreateMultipartUploadParams {
+                upload_id: upload_id.to_owned(),
+                object_key: key.to_owned(),
+                backend_name: backend.to_owned(),
+                content_type: content_type.to_owned(),
+                metadata: metadata.clone(),
+                ..CreateMultipartUploadParams::default()
+            })
+            .await
+    }
+
+    /// The upload's key, backend, type and metadata. Unknown ⇒ `MultipartUploadNotFound`.
+    pub(crate) async fn upload(&self, upload_id: &str) -> LResult<s3o_store::MultipartUpload> {
+        self.store.get_multipart_upload(upload_id).await
+    }
+
+    /// Records (or replaces) a part.
+    pub(crate) async fn record_part(
+        &self,
+        upload_id: &str,
+        part_number: i32,
+        etag: &str,
+        size: i64,
+    ) -> LResult<()> {
+        self.store
+            .record_part(upload_id, part_number, etag, size, &StoredForm::default())
+            .await
+    }
+
+    /// The upload's parts by number.
+    pub(crate) async fn parts(&self, upload_id: &str) -> LResult<Vec<s3o_store::MultipartPart>> {
+        self.store.get_parts(upload_id).await
+    }
+
+    /// Deletes the upload row and its parts (missing ⇒ no-op).
+    pub(crate) async fn delete_upload(&self, upload_id: &str) -> LResult<()> {
+        self.store.delete_multipart_upload(upload_id).await
+    }
+
+    /// Uploads whose ledger key starts with `prefix`, at most `max`.
+    pub(crate) async fn uploads(
+        &self,
+        prefix: &str,
+        max: i64,
+    ) -> LResult<Vec<s3o_store::MultipartUpload>> {
+        self.store.list_multipart_uploads(prefix, max).await
+    }
+
+    /// Every backend's counters, for `/metrics`.
+    pub(crate) async fn quota_stats(&self) -> LResult<BTreeMap<String, s3o_store::QuotaStat>> {
+        self.store.get_quota_stats().await
+    }
+
+    /// Cleanup queue and DLQ depths, for `/metrics`.
+    pub(crate) async fn cleanup_depths(&self) -> LResult<(i64, i64)> {
+        Ok((
+            self.store.cleanup_queue_depth().await?,
+            self.store.cleanup_dlq_depth().await?,
+        ))
+    }
+}
+
+/// Matches the copies a ledger call took out (`deleted`, by backend) with the paths read just
+/// before (`before`); a copy on the committing backend whose path differs from the new one
+/// is displaced as well, since the ledger replaced its row in place.
+fn displaced(
+    before: &[Copy],
+    deleted: &[DeletedCopy],
+    committed: Option<(&str, &str)>,
+) -> Vec<Displaced> {
+    let mut out = Vec::new();
+    for c in before {
+        let taken = deleted.iter().any(|d| d.backend_name == c.backend);
+        let replaced = committed.is_some_and(|(b, k)| b == c.backend && k != c.meta.storage_key);
+        if taken || replaced {
+            out.push(Displaced {
+                backend: c.backend.clone(),
+                storage_key: c.meta.storage_key.clone(),
+                size: c.size,
+            });
+        }
+    }
+    out
+}

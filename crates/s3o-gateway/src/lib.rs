@@ -1,0 +1,75 @@
+//! s3o-gateway: one S3 endpoint in front of several S3-compatible backends (and local
+//! directories), with the s3o ledger recording where every object lives and how many bytes
+//! each backend holds against its quota.
+//!
+//! ```text
+//! S3 client ──SigV4──▶ s3s (auth, parsing) ──▶ GatewayS3 ──▶ ledger (s3o store handle)
+//!                                                   └──────▶ backends (object_store)
+//! ```
+//!
+//! Writes follow the store's workflow: route by quota → intent → stream the body to its own
+//! backend path → commit (record-and-clear) only after the body was verified to its end →
+//! delete the displaced bytes. Reads and listings are answered from the ledger; when the
+//! ledger is unavailable, reads are broadcast to every backend and writes answer 503.
+
+pub mod config;
+
+mod backends;
+mod body;
+mod demo;
+mod keys;
+mod ledger;
+mod metrics;
+mod s3;
+mod server;
+#[cfg(test)]
+mod smoke_tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::{
+    BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, RoutingPolicy,
+};
+pub use demo::{
+    DEMO_ACCESS_KEY, DEMO_BUCKET, DEMO_QUOTA_BYTES, DEMO_SECRET_KEY, DemoSetup, demo_config,
+};
+pub use server::{Gateway, RunningGateway};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The ledger could not be opened, migrated or synced.
+    #[error("ledger {url}: {source}")]
+    Store {
+        /// The store URL (without secrets beyond what the config holds).
+        url: String,
+        /// The store's error.
+        #[source]
+        source: s3o_store::StoreError,
+    },
+    /// A backend could not be set up.
+    #[error("backend {name}: {why}")]
+    Backend {
+        /// The backend's name.
+        name: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The ledger handle type the gateway holds.
+pub type LedgerHandle = Arc<dyn s3o_store::MetadataStore>;
