@@ -5,6 +5,7 @@ use s3o_core::tx::{BackendTable, BackendTx};
 use s3o_core::{BackendLifecycleStore, Result, validate};
 
 use crate::PgStore;
+use crate::error::RowExt;
 use crate::tx::PgTx;
 
 #[async_trait]
@@ -20,7 +21,7 @@ impl BackendLifecycleStore for PgStore {
                 &[&backend],
             )
             .await?;
-        Ok((row.get(0), row.get(1)))
+        Ok((row.col(0)?, row.col(1)?))
     }
 }
 

@@ -14,25 +14,26 @@ use tokio_postgres::Row;
 
 use crate::PgStore;
 use crate::conn::{interval_micros, limit_param, null_if_empty, opt_ts, ts};
+use crate::error::RowExt;
 use crate::error::unknown_backend;
 use crate::tx::PgTx;
 
 /// Maps `id, backend_name, object_key, reason, attempts, size_bytes, claimed_at, claimed_by,
 /// COALESCE(storage_key, object_key)` (and, when present, `reclaimed` at index 9).
-pub(crate) fn item_from_row(r: &Row, with_reclaimed: bool) -> CleanupItem {
-    let claimed_at: Option<std::time::SystemTime> = r.get(6);
-    CleanupItem {
-        storage_key: r.get(8),
-        id: r.get(0),
-        backend_name: r.get(1),
-        object_key: r.get(2),
-        reason: r.get(3),
-        attempts: r.get(4),
-        size_bytes: r.get(5),
+pub(crate) fn item_from_row(r: &Row, with_reclaimed: bool) -> Result<CleanupItem> {
+    let claimed_at: Option<std::time::SystemTime> = r.col(6)?;
+    Ok(CleanupItem {
+        storage_key: r.col(8)?,
+        id: r.col(0)?,
+        backend_name: r.col(1)?,
+        object_key: r.col(2)?,
+        reason: r.col(3)?,
+        attempts: r.col(4)?,
+        size_bytes: r.col(5)?,
         claimed_at: claimed_at.map(Timestamp::from_system_time),
-        claimed_by: r.get(7),
-        reclaimed: with_reclaimed && r.get::<_, bool>(9),
-    }
+        claimed_by: r.col(7)?,
+        reclaimed: with_reclaimed && r.col::<bool>(9)?,
+    })
 }
 
 /// Every column of a [`CleanupQueueRow`], in the order [`queue_row_from_row`] reads them.
@@ -43,18 +44,18 @@ macro_rules! queue_row_cols {
     };
 }
 
-fn queue_row_from_row(row: &Row) -> CleanupQueueRow {
-    CleanupQueueRow {
-        id: row.get(0),
-        backend_name: row.get(1),
-        object_key: row.get(2),
-        reason: row.get(3),
-        size_bytes: row.get(4),
-        attempts: row.get(5),
-        created_at: Timestamp::from_system_time(row.get(6)),
-        last_error: row.get::<_, Option<String>>(7).unwrap_or_default(),
-        storage_key: row.get::<_, Option<String>>(8).unwrap_or_default(),
-    }
+fn queue_row_from_row(row: &Row) -> Result<CleanupQueueRow> {
+    Ok(CleanupQueueRow {
+        id: row.col(0)?,
+        backend_name: row.col(1)?,
+        object_key: row.col(2)?,
+        reason: row.col(3)?,
+        size_bytes: row.col(4)?,
+        attempts: row.col(5)?,
+        created_at: Timestamp::from_system_time(row.col(6)?),
+        last_error: row.col::<Option<String>>(7)?.unwrap_or_default(),
+        storage_key: row.col::<Option<String>>(8)?.unwrap_or_default(),
+    })
 }
 
 #[async_trait]
@@ -75,7 +76,7 @@ impl CleanupTx for PgTx {
                 &[&key, &backend],
             )
             .await?;
-        Ok((row.get(0), row.get(1)))
+        Ok((row.col(0)?, row.col(1)?))
     }
 
     async fn get_cleanup_queue_row(&mut self, id: i64) -> Result<CleanupQueueRow> {
@@ -92,7 +93,7 @@ impl CleanupTx for PgTx {
             )
             .await?
             .ok_or(StoreError::CleanupItemNotFound { id })?;
-        Ok(queue_row_from_row(&row))
+        queue_row_from_row(&row)
     }
 
     async fn enqueue_cleanup_claimed(
@@ -122,9 +123,9 @@ impl CleanupTx for PgTx {
             .await
             .map_err(unknown_backend(&entry.backend_name))?;
         Ok(CleanupClaim {
-            id: row.get(0),
+            id: row.col(0)?,
             claimed_by: claimed_by.to_owned(),
-            claimed_at: Timestamp::from_system_time(row.get(1)),
+            claimed_at: Timestamp::from_system_time(row.col(1)?),
         })
     }
 
@@ -150,7 +151,7 @@ impl CleanupTx for PgTx {
                 ],
             )
             .await?;
-        Ok(row.as_ref().map(queue_row_from_row))
+        row.as_ref().map(queue_row_from_row).transpose()
     }
 
     async fn reschedule_cleanup_row(
@@ -218,7 +219,7 @@ impl CleanupTx for PgTx {
                 &[&id],
             )
             .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        row.map(|r| Ok((r.col(0)?, r.col(1)?))).transpose()
     }
 }
 
@@ -288,7 +289,10 @@ impl CleanupStore for PgStore {
                 &[&limit, &instance_id, &cutoff],
             )
             .await?;
-        let items: Vec<CleanupItem> = rows.iter().map(|r| item_from_row(r, true)).collect();
+        let items: Vec<CleanupItem> = rows
+            .iter()
+            .map(|r| item_from_row(r, true))
+            .collect::<Result<_>>()?;
         for it in items.iter().filter(|i| i.reclaimed) {
             tracing::warn!(
                 id = it.id,
@@ -350,22 +354,23 @@ impl CleanupStore for PgStore {
                 &[&backend, &limit],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| CleanupDlqItem {
-                id: r.get(0),
-                original_id: r.get(1),
-                backend_name: r.get(2),
-                object_key: r.get(3),
-                reason: r.get(4),
-                size_bytes: r.get(5),
-                attempts: r.get(6),
-                first_enqueued_at: ts(r.get(7)),
-                moved_at: ts(r.get(8)),
-                last_error: r.get::<_, Option<String>>(9).unwrap_or_default(),
-                storage_key: r.get(10),
+        rows.iter()
+            .map(|r| -> Result<CleanupDlqItem> {
+                Ok(CleanupDlqItem {
+                    id: r.col(0)?,
+                    original_id: r.col(1)?,
+                    backend_name: r.col(2)?,
+                    object_key: r.col(3)?,
+                    reason: r.col(4)?,
+                    size_bytes: r.col(5)?,
+                    attempts: r.col(6)?,
+                    first_enqueued_at: ts(r.col(7)?),
+                    moved_at: ts(r.col(8)?),
+                    last_error: r.col::<Option<String>>(9)?.unwrap_or_default(),
+                    storage_key: r.col(10)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn cleanup_bytes_by_backend(&self) -> Result<BTreeMap<String, (i64, i64)>> {
@@ -381,10 +386,9 @@ impl CleanupStore for PgStore {
                 &[],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), (r.get(1), r.get(2))))
-            .collect())
+        rows.iter()
+            .map(|r| Ok((r.col(0)?, (r.col(1)?, r.col(2)?))))
+            .collect()
     }
 
     async fn requeue_cleanup_dlq(&self, backend: Option<&str>) -> Result<i64> {
@@ -411,6 +415,6 @@ impl CleanupStore for PgStore {
                 &[&backend],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 }

@@ -27,7 +27,7 @@ fn upload_from_row(r: &Row) -> Result<MultipartUpload> {
     let metadata = match r.col::<Option<String>>(4)? {
         Some(json) => serde_json::from_str::<BTreeMap<String, String>>(&json).map_err(|e| {
             StoreError::database(
-                s3o_core::DbErrorKind::Other,
+                s3o_core::DbErrorKind::Schema,
                 format!("decode metadata of upload {upload_id}"),
                 e,
             )

@@ -12,19 +12,20 @@ use tokio_postgres::Row;
 
 use crate::PgStore;
 use crate::conn::{null_if_empty, null_if_empty_bytes, null_if_zero, opt_ts, ts};
+use crate::error::RowExt;
 use crate::error::unknown_backend;
 use crate::tx::PgTx;
 
 /// Maps a row selected with `loc_cols!()` (every column describing one copy).
 pub(crate) fn location_from_row(r: &Row) -> Result<ObjectLocation> {
     Ok(ObjectLocation {
-        object_key: r.get(0),
-        backend_name: r.get(1),
-        size_bytes: r.get(2),
-        created_at: ts(r.get(3)),
+        object_key: r.col(0)?,
+        backend_name: r.col(1)?,
+        size_bytes: r.col(2)?,
+        created_at: ts(r.col(3)?),
         form: form_from_row(r, [4, 5, 6, 7, 8, 9, 11, 12, 13, 14])?,
         last_scrubbed_at: r
-            .get::<_, Option<std::time::SystemTime>>(10)
+            .col::<Option<std::time::SystemTime>>(10)?
             .map(Timestamp::from_system_time),
     })
 }
@@ -33,19 +34,19 @@ pub(crate) fn location_from_row(r: &Row) -> Result<ObjectLocation> {
 /// plaintext_size, content_hash, managed, storage_key, etag, content_type, user_metadata.
 /// `NULL` reads as the empty value; undecodable metadata is a database error.
 pub(crate) fn form_from_row(r: &Row, idx: [usize; 10]) -> Result<StoredForm> {
-    let text = |i: usize| r.get::<_, Option<String>>(i).unwrap_or_default();
-    let user_metadata = user_metadata_from_json(r.get::<_, Option<&str>>(idx[9]))
-        .map_err(|e| StoreError::database(DbErrorKind::Other, "decode user metadata", e))?;
+    let text = |i: usize| -> Result<String> { Ok(r.col::<Option<String>>(i)?.unwrap_or_default()) };
+    let user_metadata = user_metadata_from_json(r.col::<Option<&str>>(idx[9])?)
+        .map_err(|e| StoreError::database(DbErrorKind::Schema, "decode user metadata", e))?;
     Ok(StoredForm {
-        encrypted: r.get(idx[0]),
-        encryption_key: r.get::<_, Option<Vec<u8>>>(idx[1]).unwrap_or_default(),
-        key_id: text(idx[2]),
-        plaintext_size: r.get::<_, Option<i64>>(idx[3]).unwrap_or_default(),
-        content_hash: text(idx[4]),
-        managed: r.get(idx[5]),
-        storage_key: text(idx[6]),
-        etag: text(idx[7]),
-        content_type: text(idx[8]),
+        encrypted: r.col(idx[0])?,
+        encryption_key: r.col::<Option<Vec<u8>>>(idx[1])?.unwrap_or_default(),
+        key_id: text(idx[2])?,
+        plaintext_size: r.col::<Option<i64>>(idx[3])?.unwrap_or_default(),
+        content_hash: text(idx[4])?,
+        managed: r.col(idx[5])?,
+        storage_key: text(idx[6])?,
+        etag: text(idx[7])?,
+        content_type: text(idx[8])?,
         user_metadata,
     })
 }
@@ -113,17 +114,18 @@ impl ObjectsTx for PgTx {
                 &[&key],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ExistingCopy {
-                backend_name: r.get(0),
-                size_bytes: r.get(1),
-                created_at: ts(r.get(2)),
-                encrypted: r.get(3),
-                has_dek: r.get(4),
-                storage_key: r.get(5),
+        rows.iter()
+            .map(|r| -> Result<ExistingCopy> {
+                Ok(ExistingCopy {
+                    backend_name: r.col(0)?,
+                    size_bytes: r.col(1)?,
+                    created_at: ts(r.col(2)?),
+                    encrypted: r.col(3)?,
+                    has_dek: r.col(4)?,
+                    storage_key: r.col(5)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn insert_object_location(&mut self, loc: &ObjectLocation) -> Result<()> {
@@ -160,15 +162,16 @@ impl ObjectsTx for PgTx {
                 &[&keys],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| KeyedExistingCopy {
-                object_key: r.get(0),
-                backend_name: r.get(1),
-                size_bytes: r.get(2),
-                storage_key: r.get(3),
+        rows.iter()
+            .map(|r| -> Result<KeyedExistingCopy> {
+                Ok(KeyedExistingCopy {
+                    object_key: r.col(0)?,
+                    backend_name: r.col(1)?,
+                    size_bytes: r.col(2)?,
+                    storage_key: r.col(3)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn delete_objects_by_keys(&mut self, keys: &[String]) -> Result<()> {
@@ -196,7 +199,7 @@ impl ObjectsTx for PgTx {
                 &[&key, &backend],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(row.col(0)?)
     }
 
     async fn lock_object_on_backend(
@@ -270,12 +273,12 @@ impl ObjectsTx for PgTx {
             )
             .await
             .map_err(unknown_backend(target))?;
-        if !row.get::<_, bool>(0) {
+        if !row.col::<bool>(0)? {
             return Err(StoreError::UnknownBackend {
                 backend: target.to_owned(),
             });
         }
-        Ok(row.get(1))
+        Ok(row.col(1)?)
     }
 
     async fn update_object_form(
@@ -338,7 +341,7 @@ impl ObjectStore for PgStore {
             .await?;
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for r in &rows {
-            out.entry(r.get(0)).or_default().push(r.get(1));
+            out.entry(r.col(0)?).or_default().push(r.col(1)?);
         }
         Ok(out)
     }

@@ -7,6 +7,7 @@ use tokio_postgres::Row;
 
 use crate::PgStore;
 use crate::conn::{null_if_empty, null_if_empty_bytes, null_if_zero, opt_ts, ts};
+use crate::error::RowExt;
 use crate::error::unknown_backend;
 use crate::objects::form_from_row;
 use crate::tx::PgTx;
@@ -24,12 +25,12 @@ pub(crate) use pending_cols;
 /// Maps a row selected with `pending_cols!()`; every stored-form field is persisted.
 pub(crate) fn pending_from_row(r: &Row) -> Result<PendingObject> {
     Ok(PendingObject {
-        intent_id: r.get(0),
-        object_key: r.get(1),
-        backend_name: r.get(2),
-        size_bytes: r.get(3),
+        intent_id: r.col(0)?,
+        object_key: r.col(1)?,
+        backend_name: r.col(2)?,
+        size_bytes: r.col(3)?,
         form: form_from_row(r, [4, 5, 6, 7, 8, 10, 11, 12, 13, 14])?,
-        created_at: ts(r.get(9)),
+        created_at: ts(r.col(9)?),
     })
 }
 

@@ -291,7 +291,7 @@ impl Reader for PgStore {
             .db
             .query("list due cleanups", &DUE_CLEANUPS, &[&limit])
             .await?;
-        Ok(rows.iter().map(|r| item_from_row(r, false)).collect())
+        rows.iter().map(|r| item_from_row(r, false)).collect()
     }
 
     async fn cleanup_queue_depth(&self) -> Result<i64> {
@@ -327,9 +327,9 @@ impl Reader for PgStore {
             )
             .await?;
         Ok(s3o_core::CleanupQueueStates {
-            due: row.get(0),
-            claimed: row.get(1),
-            waiting: row.get(2),
+            due: row.col(0)?,
+            claimed: row.col(1)?,
+            waiting: row.col(2)?,
         })
     }
 }

@@ -327,7 +327,37 @@ async fn wrong_column_type(engine: Engine) {
     s.record_object("k", "a", 1, &StoredForm::default())
         .await
         .expect("a valid call elsewhere still succeeds");
-    eprintln!("{}: column of the wrong type: {REPS} calls", engine.name());
+    // Drift under the object and dead-letter rows: their PostgreSQL decoders answer `Schema`
+    // too (SQLite's tables are STRICT, and rusqlite's row reads return errors anyway).
+    if engine == Engine::Postgres {
+        db.raw_execute(
+            "ALTER TABLE object_locations ALTER COLUMN encrypted DROP DEFAULT, \
+               ALTER COLUMN encrypted TYPE int USING encrypted::int; \
+             ALTER TABLE cleanup_dlq ALTER COLUMN attempts TYPE bigint; \
+             INSERT INTO cleanup_dlq (original_id, backend_name, object_key, reason, \
+               attempts, first_enqueued_at) VALUES (1, 'a', 'x', 'drift', 10, NOW());",
+        )
+        .await;
+        class!(
+            &db,
+            counts,
+            "dead letter column of the wrong type",
+            Want::Schema,
+            async { s.list_cleanup_dlq(None, 10).await.map(|_| ()) }
+        );
+        class!(
+            &db,
+            counts,
+            "copy column of the wrong type",
+            Want::Schema,
+            async { s.get_all_object_locations("k").await.map(|_| ()) }
+        );
+    }
+    eprintln!(
+        "{}: columns of the wrong type: {} calls",
+        engine.name(),
+        counts.len() * REPS
+    );
     db.cleanup().await;
 }
 

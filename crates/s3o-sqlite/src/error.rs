@@ -106,9 +106,11 @@ pub(crate) fn closed_err(context: &str) -> StoreError {
     StoreError::database(DbErrorKind::Connection, context, "the store is closed")
 }
 
-/// A row that cannot be decoded (e.g. multipart metadata that is not a JSON object).
+/// A row that cannot be decoded (e.g. multipart metadata that is not a JSON object): `Schema`,
+/// like every other undecodable column, so stored data the code cannot read never counts
+/// against the breaker as an outage would.
 pub(crate) fn decode_err(context: &str, e: impl Into<s3o_core::BoxError>) -> StoreError {
-    StoreError::database(DbErrorKind::Other, context, e)
+    StoreError::database(DbErrorKind::Schema, context, e)
 }
 
 /// A blocking task that did not complete: a panic is re-raised on the caller's task (it is a
