@@ -1,7 +1,7 @@
 //! # s3o-conformance
 //!
 //! The engine-agnostic conformance suite of the s3o metadata store. Every case is a plain
-//! `pub async fn case(store: Arc<dyn MetadataStore>)` that panics when the contract is broken;
+//! `pub async fn case(store: MetadataStore)` that panics when the contract is broken;
 //! [`cases()`] lists them all, and [`for_each_case!`] hands the same list to a macro so each
 //! engine's `cargo test` target gets one test per case. Each case receives a fresh, migrated
 //! store and ends, when it mutated anything, with [`support::assert_ledger`]:
@@ -9,8 +9,6 @@
 //!
 //! Run it with `cargo test -p s3o-conformance` (one test per case per engine) or
 //! `cargo run -p s3o-conformance --bin conformance -- --engine all` (a case × engine matrix).
-
-use std::sync::Arc;
 
 // The workspace README's example, compiled and run as a doctest so it stays true.
 #[cfg(doctest)]
@@ -44,7 +42,7 @@ pub mod usage;
 pub mod validation;
 
 /// The store a case runs against.
-pub type Db = Arc<dyn MetadataStore>;
+pub type Db = MetadataStore;
 
 /// One conformance case.
 #[derive(Clone, Copy)]

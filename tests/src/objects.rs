@@ -826,7 +826,7 @@ pub async fn gateway_fields_round_trip(store: Db) {
     let before = snapshot(&store).await;
     let bad = [
         StoredForm {
-            storage_key: "s".repeat(validate::MAX_STORAGE_KEY_BYTES + 1),
+            storage_key: "s".repeat(limits::MAX_STORAGE_KEY_BYTES + 1),
             ..form.clone()
         },
         StoredForm {
@@ -834,17 +834,17 @@ pub async fn gateway_fields_round_trip(store: Db) {
             ..form.clone()
         },
         StoredForm {
-            etag: "e".repeat(validate::MAX_ETAG_BYTES + 1),
+            etag: "e".repeat(limits::MAX_ETAG_BYTES + 1),
             ..form.clone()
         },
         StoredForm {
-            content_type: "t".repeat(validate::MAX_CONTENT_TYPE_BYTES + 1),
+            content_type: "t".repeat(limits::MAX_CONTENT_TYPE_BYTES + 1),
             ..form.clone()
         },
         StoredForm {
             user_metadata: [(
                 "k".to_owned(),
-                "v".repeat(validate::MAX_USER_METADATA_JSON_BYTES),
+                "v".repeat(limits::MAX_USER_METADATA_JSON_BYTES),
             )]
             .into_iter()
             .collect(),
@@ -876,9 +876,9 @@ pub async fn gateway_fields_round_trip(store: Db) {
     }
     // At the limits exactly: accepted.
     let edge = StoredForm {
-        storage_key: "s".repeat(validate::MAX_STORAGE_KEY_BYTES),
-        etag: "e".repeat(validate::MAX_ETAG_BYTES),
-        content_type: "t".repeat(validate::MAX_CONTENT_TYPE_BYTES),
+        storage_key: "s".repeat(limits::MAX_STORAGE_KEY_BYTES),
+        etag: "e".repeat(limits::MAX_ETAG_BYTES),
+        content_type: "t".repeat(limits::MAX_CONTENT_TYPE_BYTES),
         ..StoredForm::default()
     };
     assert_eq!(snapshot(&store).await, before);

@@ -105,18 +105,28 @@ pub async fn unlimited_backend_admits_anything(store: Db) {
     assert_ledger(&store).await;
 }
 
-/// The first backend of the order with room wins; unknown names are skipped; none ⇒
-/// `NoSpaceAvailable`.
+/// The first backend of the order with room wins; an unknown name ⇒ `UnknownBackend` naming
+/// it (a configuration typo is not "no space"); none ⇒ `NoSpaceAvailable`.
 pub async fn backend_with_space_order_and_unknown(store: Db) {
     backends(&store, &[(A, 100), (B, 1000), (C, 1000)]).await;
     put(&store, "fill", A, 100).await;
     assert_eq!(
         store
-            .get_backend_with_space(10, &names(&[UNKNOWN, A, C, B]))
+            .get_backend_with_space(10, &names(&[A, C, B]))
             .await
             .unwrap(),
         C
     );
+    for order in [names(&[UNKNOWN, A, C, B]), names(&[A, C, UNKNOWN])] {
+        match store.get_backend_with_space(10, &order).await {
+            Err(StoreError::UnknownBackend { backend }) => assert_eq!(backend, UNKNOWN),
+            other => panic!("{order:?}: expected UnknownBackend, got {other:?}"),
+        }
+        match store.get_least_utilized_backend(10, &order).await {
+            Err(StoreError::UnknownBackend { backend }) => assert_eq!(backend, UNKNOWN),
+            other => panic!("{order:?}: expected UnknownBackend, got {other:?}"),
+        }
+    }
     assert_eq!(
         store
             .get_backend_with_space(1000, &names(&[B, C]))
@@ -125,7 +135,6 @@ pub async fn backend_with_space_order_and_unknown(store: Db) {
         B
     );
     assert_no_space(store.get_backend_with_space(1, &[]).await);
-    assert_no_space(store.get_backend_with_space(1, &names(&[UNKNOWN])).await);
     assert_no_space(store.get_backend_with_space(1001, &names(&[A, B, C])).await);
     assert_eq!(
         store.get_backend_with_space(0, &names(&[A])).await.unwrap(),
@@ -204,7 +213,7 @@ pub async fn least_utilized_backend_choice(store: Db) {
     );
     assert_no_space(
         store
-            .get_least_utilized_backend(validate::MAX_SIZE_BYTES, &names(&[A, B]))
+            .get_least_utilized_backend(limits::MAX_SIZE_BYTES, &names(&[A, B]))
             .await,
     );
     // Beyond the largest accepted size it is bad input, not a quota answer.

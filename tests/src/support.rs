@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::sync::Arc;
 
 use s3o_store::{
     CleanupClaim, DeletedCopy, MetadataStore, ObjectLocation, Result, StoreError, StoredForm,
@@ -11,7 +10,7 @@ use s3o_store::{
 };
 
 /// The store every case receives.
-pub type Db = Arc<dyn MetadataStore>;
+pub type Db = MetadataStore;
 
 /// First backend.
 pub const A: &str = "backend-a";

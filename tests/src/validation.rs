@@ -258,7 +258,7 @@ pub async fn out_of_range_values_rejected(store: Db) {
     // Seven flushes of the largest accepted delta: the eighth overflows i64 in the database.
     for _ in 0..7 {
         store
-            .flush_usage_deltas(A, "2026-11", validate::MAX_SIZE_BYTES, 0, 0)
+            .flush_usage_deltas(A, "2026-11", limits::MAX_SIZE_BYTES, 0, 0)
             .await
             .unwrap();
     }
@@ -266,7 +266,7 @@ pub async fn out_of_range_values_rejected(store: Db) {
     let filled = snapshot(&store).await;
     assert_invalid(
         store
-            .flush_usage_deltas(A, "2026-11", validate::MAX_SIZE_BYTES, 0, 0)
+            .flush_usage_deltas(A, "2026-11", limits::MAX_SIZE_BYTES, 0, 0)
             .await,
         "usage counter overflow in the database",
     );
@@ -280,11 +280,11 @@ pub async fn out_of_range_values_rejected(store: Db) {
     );
     assert_invalid(
         store
-            .record_object("k", A, validate::MAX_SIZE_BYTES + 1, &StoredForm::default())
+            .record_object("k", A, limits::MAX_SIZE_BYTES + 1, &StoredForm::default())
             .await,
         "object size over the limit",
     );
-    let long_id = "i".repeat(validate::MAX_ID_BYTES + 1);
+    let long_id = "i".repeat(limits::MAX_ID_BYTES + 1);
     let mut p = pending("k", A, 1, StoredForm::default());
     p.intent_id = long_id.clone();
     assert_invalid(store.insert_pending(&p).await, "intent id over the limit");
@@ -308,8 +308,8 @@ pub async fn out_of_range_values_rejected(store: Db) {
     for t in [
         i64::MIN,
         i64::MAX,
-        validate::MIN_TIMESTAMP.as_micros() - 1,
-        validate::MAX_TIMESTAMP.as_micros() + 1,
+        limits::MIN_TIMESTAMP.as_micros() - 1,
+        limits::MAX_TIMESTAMP.as_micros() + 1,
     ] {
         let mut p = pending("k", A, 1, StoredForm::default());
         p.created_at = Timestamp::from_micros(t);
@@ -336,8 +336,8 @@ pub async fn out_of_range_values_rejected(store: Db) {
 pub async fn extreme_timestamps_round_trip(store: Db) {
     three_backends(&store).await;
     for (id, t) in [
-        ("year-1", validate::MIN_TIMESTAMP),
-        ("year-9999", validate::MAX_TIMESTAMP),
+        ("year-1", limits::MIN_TIMESTAMP),
+        ("year-9999", limits::MAX_TIMESTAMP),
     ] {
         let mut p = pending(id, A, 1, StoredForm::default());
         p.intent_id = id.into();
@@ -348,7 +348,7 @@ pub async fn extreme_timestamps_round_trip(store: Db) {
     let now = store.get_stale_pending(Duration::ZERO, 10).await.unwrap();
     assert_eq!(now.len(), 1);
     assert_eq!(now[0].intent_id, "year-1");
-    assert_eq!(now[0].created_at, validate::MIN_TIMESTAMP);
+    assert_eq!(now[0].created_at, limits::MIN_TIMESTAMP);
     // The longest age: nothing storable is older.
     assert!(
         store

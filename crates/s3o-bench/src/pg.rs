@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use s3o_core::LifecycleAdmin;
+use s3o_core::engine::LifecycleAdmin;
 use s3o_pg::PgStore;
 use s3o_pg::tokio_postgres::{self, Client, NoTls};
 

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use s3o_core::{LifecycleAdmin, Timestamp};
+use s3o_core::Timestamp;
+use s3o_core::engine::LifecycleAdmin;
 use s3o_sqlite::SqliteStore;
 use s3o_sqlite::rusqlite::{self, Connection, types::Value as SqlValue};
 

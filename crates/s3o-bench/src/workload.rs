@@ -12,7 +12,8 @@ use std::time::Duration;
 use std::future::Future;
 use std::time::Instant;
 
-use s3o_core::{CleanupStore, LifecycleAdmin, MetadataStore, PendingObject, StoredForm, Timestamp};
+use s3o_core::engine::{CleanupStore, Engine, EngineOps, LifecycleAdmin};
+use s3o_core::{PendingObject, StoredForm, Timestamp};
 
 use crate::harness::{self, OpFn, OpFuture, Plan};
 
@@ -176,7 +177,7 @@ impl Op {
     }
 
     /// The s3o call for client `client`, iteration `iter`, in the block at `base`.
-    pub(crate) fn call<S: MetadataStore>(self, store: Arc<S>, base: u64) -> OpFn {
+    pub(crate) fn call<S: Engine>(self, store: Arc<S>, base: u64) -> OpFn {
         Arc::new(move |client, iter| -> OpFuture {
             let store = Arc::clone(&store);
             let k = key(base, client, iter);
@@ -185,7 +186,7 @@ impl Op {
     }
 
     /// One operation on `k` (ignored by `ClaimComplete`).
-    pub(crate) async fn run_once<S: MetadataStore + ?Sized>(
+    pub(crate) async fn run_once<S: Engine + ?Sized>(
         self,
         store: &S,
         k: &str,
@@ -281,7 +282,7 @@ impl Read {
     }
 
     /// One read of key / start point `k`.
-    pub(crate) async fn run_once<S: MetadataStore + ?Sized>(
+    pub(crate) async fn run_once<S: Engine + ?Sized>(
         self,
         store: &S,
         k: &str,
@@ -306,7 +307,7 @@ impl Read {
     }
 
     /// The s3o call on a random seeded key (see [`read_key`]) among `n` seeded keys.
-    pub(crate) fn call<S: MetadataStore>(self, store: Arc<S>, n: u64) -> OpFn {
+    pub(crate) fn call<S: Engine>(self, store: Arc<S>, n: u64) -> OpFn {
         Arc::new(move |_, _| -> OpFuture {
             let store = Arc::clone(&store);
             let k = read_key(self, n);

@@ -21,7 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     store
         .sync_quota_limits(&[("free-tier".into(), 10 << 20), ("home-minio".into(), 0)])
         .await?;
-    show(&*store, "registered two backends").await?;
+    show(&store, "registered two backends").await?;
 
     // 3. Record two objects, as a PUT does after the bytes landed on a backend.
     let plain = StoredForm::default();
@@ -31,13 +31,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     store
         .record_object("docs/report.pdf", "home-minio", 250_000, &plain)
         .await?;
-    show(&*store, "recorded photos/cat.jpg and docs/report.pdf").await?;
+    show(&store, "recorded photos/cat.jpg and docs/report.pdf").await?;
 
     // 4. Overwrite the cat on the other backend: the old copy is displaced and owed a delete.
     let displaced = store
         .record_object("photos/cat.jpg", "home-minio", 4 << 20, &plain)
         .await?;
-    show(&*store, "overwrote photos/cat.jpg on home-minio").await?;
+    show(&store, "overwrote photos/cat.jpg on home-minio").await?;
     println!("   displaced copies to delete physically: {displaced:?}");
 
     // 5. Replicate the report to the free tier; the size comes from the source row.
@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .record_replica("docs/report.pdf", "free-tier", "home-minio")
         .await?;
     show(
-        &*store,
+        &store,
         &format!("replicated docs/report.pdf ({size} bytes, inserted: {inserted})"),
     )
     .await?;
@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .move_object_location("photos/cat.jpg", "home-minio", "free-tier")
         .await?;
     show(
-        &*store,
+        &store,
         &format!("moved photos/cat.jpg to free-tier ({moved} bytes)"),
     )
     .await?;
@@ -68,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 8. Delete the report: both copies come back for physical deletion.
     let deleted = store.delete_object("docs/report.pdf").await?;
-    show(&*store, "deleted docs/report.pdf").await?;
+    show(&store, "deleted docs/report.pdf").await?;
     println!("   copies to delete physically: {deleted:?}");
 
     // 9. The physical delete on home-minio failed: queue it and count its orphan bytes.
@@ -107,7 +107,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|d| (&d.object_key, &d.backend_name, d.size_bytes))
             .collect::<Vec<_>>()
     );
-    show(&*store, "moved the exhausted cleanup to the DLQ").await?;
+    show(&store, "moved the exhausted cleanup to the DLQ").await?;
 
     // 11. A PUT whose metadata commit failed left an intent; the reaper finds the bytes on the
     // backend and promotes it.
@@ -129,7 +129,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             intent.intent_id
         );
     }
-    show(&*store, "after the pending reaper").await?;
+    show(&store, "after the pending reaper").await?;
 
     store.close().await;
     std::fs::remove_dir_all(&dir)?;
@@ -137,7 +137,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn show(store: &dyn MetadataStore, step: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn show(store: &MetadataStore, step: &str) -> Result<(), Box<dyn std::error::Error>> {
     println!("\n== {step}");
     let page = store.list_objects("", "", 1000).await?;
     println!("   {:<20} {:<12} {:>10}", "KEY", "BACKEND", "BYTES");

@@ -23,7 +23,6 @@ mod units;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use s3o_store::{DbErrorKind, MetadataStore, StoreError, Timestamp};
 use serde_json::{Value, json};
@@ -146,7 +145,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn connect(opts: &Opts) -> Result<Arc<dyn MetadataStore>, Failure> {
+async fn connect(opts: &Opts) -> Result<MetadataStore, Failure> {
     s3o_store::open(&opts.db).await.map_err(|e| {
         Failure::Usage(format!(
             "cannot open {}: {}",

@@ -1,21 +1,25 @@
 #![doc = include_str!("../README.md")]
 
 pub mod breaker;
+pub mod engine;
 pub mod error;
+mod handle;
 pub mod locks;
 pub mod ops;
-pub mod roles;
+#[cfg(feature = "metrics")]
+pub mod telemetry;
 pub mod tx;
 pub mod types;
 pub mod validate;
 
+pub use breaker::{BreakerConfig, BreakerState, BreakerStats};
+pub use engine::SchemaVersion;
 pub use error::{
     Access, BoxError, DbErrorKind, MIGRATE_HINT, Result, S3Error, StoreError, s3_error_for,
 };
+pub use handle::MetadataStore;
 pub use locks::LockId;
-pub use roles::*;
-pub use tx::{BoxFuture, RetryBudget, Runner, Transaction, TxAdapter, TxBody, tx_fn, with_tx_val};
 pub use types::*;
 
-// The union must stay dyn-compatible: consumers hold `Arc<dyn MetadataStore>`.
-const _: Option<&dyn MetadataStore> = None;
+// The seam must stay dyn-compatible: the handle holds `Arc<dyn Engine>`.
+const _: Option<&dyn engine::Engine> = None;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use s3o_core::engine::{Runner, Transaction, TxAdapter, tx_fn, with_tx_val};
 use s3o_core::tx::{BackendTable, BackendTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
 use s3o_core::*;
 

@@ -27,7 +27,6 @@ mod smoke_tests;
 pub mod workers;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 pub use config::{
     BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, RoutingPolicy,
@@ -82,4 +81,4 @@ pub enum GatewayError {
 }
 
 /// The ledger handle type the gateway holds.
-pub type LedgerHandle = Arc<dyn s3o_store::MetadataStore>;
+pub type LedgerHandle = s3o_store::MetadataStore;

@@ -52,7 +52,7 @@ async fn cleanup_retries_dead_letters_requeues_and_empties() {
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 5);
     let orphan = store.get_quota_stats().await.unwrap()["a"].orphan_bytes;
     assert_eq!(orphan, 100 + 101 + 102 + 103 + 104);
-    verify(store.as_ref()).await;
+    verify(&store).await;
     for attempt in 1..=s3o_store::MAX_ATTEMPTS {
         let r = gw.run_worker_once(Worker::Cleanup).await;
         if attempt < s3o_store::MAX_ATTEMPTS {
@@ -60,7 +60,7 @@ async fn cleanup_retries_dead_letters_requeues_and_empties() {
         } else {
             assert_eq!(r.count("dead_lettered"), 5, "{r:?}");
         }
-        verify(store.as_ref()).await;
+        verify(&store).await;
     }
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
     assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 5);
@@ -81,8 +81,8 @@ async fn cleanup_retries_dead_letters_requeues_and_empties() {
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
     assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 0);
     assert_eq!(store.get_quota_stats().await.unwrap()["a"].orphan_bytes, 0);
-    verify(store.as_ref()).await;
-    nothing_forgotten(store.as_ref(), &fs).await;
+    verify(&store).await;
+    nothing_forgotten(&store, &fs).await;
     for i in 0..5u64 {
         assert_eq!(get(&c, &format!("k{i}")).await.unwrap(), body(i + 10, 200));
     }
@@ -136,12 +136,7 @@ async fn replication_factor_two_with_a_backend_stopped() {
     }
     let r = gw.run_worker_once(Worker::Replicator).await;
     assert_eq!(r.count("replicated"), 4, "{r:?}");
-    assert!(
-        holders(store.as_ref(), &old)
-            .await
-            .values()
-            .all(|h| h.len() == 2)
-    );
+    assert!(holders(&store, &old).await.values().all(|h| h.len() == 2));
     // a stopped: every GET is served by b.
     fs[0].stop();
     for (i, k) in old.iter().enumerate() {
@@ -160,25 +155,20 @@ async fn replication_factor_two_with_a_backend_stopped() {
     let r = gw.run_worker_once(Worker::Replicator).await;
     assert_eq!(r.count("replicated"), 4, "{r:?}");
     let all: Vec<String> = old.iter().chain(&new).cloned().collect();
-    assert!(
-        holders(store.as_ref(), &all)
-            .await
-            .values()
-            .all(|h| h.len() == 2)
-    );
-    verify(store.as_ref()).await;
-    nothing_forgotten(store.as_ref(), &fs).await;
+    assert!(holders(&store, &all).await.values().all(|h| h.len() == 2));
+    verify(&store).await;
+    nothing_forgotten(&store, &fs).await;
     gw.shutdown().await;
     // Factor lowered to 1: the cleaner keeps the first backend in routing order.
     let gw = Gateway::start(config(&url, &fs, 1)).await.unwrap();
     let c = gw_client(&gw.endpoint());
     let r = gw.run_worker_once(Worker::OverReplication).await;
     assert_eq!(r.count("trimmed"), 8, "{r:?}");
-    let h = holders(store.as_ref(), &all).await;
+    let h = holders(&store, &all).await;
     assert!(h.values().all(|h| h == &["a".to_owned()]), "{h:?}");
     assert!(fs[1].paths().await.is_empty());
-    verify(store.as_ref()).await;
-    nothing_forgotten(store.as_ref(), &fs).await;
+    verify(&store).await;
+    nothing_forgotten(&store, &fs).await;
     for (i, k) in old.iter().enumerate() {
         assert_eq!(get(&c, k).await.unwrap(), body(i as u64, 300));
     }
@@ -300,8 +290,8 @@ async fn drain_of_a_thousand_objects_interrupted_and_resumed() {
     let q = store.get_quota_stats().await.unwrap();
     assert_eq!(q["a"].bytes_used, 0);
     assert_eq!(q["b"].bytes_used, total);
-    verify(store.as_ref()).await;
-    nothing_forgotten(store.as_ref(), &fs).await;
+    verify(&store).await;
+    nothing_forgotten(&store, &fs).await;
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(
             get(&c, k).await.unwrap(),
@@ -458,8 +448,8 @@ async fn sigkill_during_writes_loses_nothing_acknowledged() {
     }
     assert_eq!(store.count_pending().await.unwrap(), 0);
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
-    verify(store.as_ref()).await;
-    nothing_forgotten(store.as_ref(), &fs).await;
+    verify(&store).await;
+    nothing_forgotten(&store, &fs).await;
     gw.shutdown().await;
     eprintln!(
         "drill sigkill: {kills} kills, {acked} acknowledged ops, {in_flight_at_kill} in flight at a kill, {resurrected} keys brought back by the reaper after a DELETE, report {:?}, {:?}",
@@ -558,8 +548,8 @@ async fn two_gateways_on_postgres_run_each_worker_once() {
     }
     assert_eq!(deleted, 3);
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
-    verify(store.as_ref()).await;
-    nothing_forgotten(store.as_ref(), &fs).await;
+    verify(&store).await;
+    nothing_forgotten(&store, &fs).await;
     one.shutdown().await;
     two.shutdown().await;
     drop_schema(&schema).await;

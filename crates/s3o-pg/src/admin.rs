@@ -9,8 +9,9 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
+use s3o_core::engine::LifecycleAdmin;
 use s3o_core::locks::MIGRATION_LOCK_ID;
-use s3o_core::{LifecycleAdmin, Result, SchemaVersion, validate};
+use s3o_core::{Result, SchemaVersion, validate};
 
 use crate::PgStore;
 use crate::error::RowExt;

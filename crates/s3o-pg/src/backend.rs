@@ -1,8 +1,9 @@
 //! Backend removal and per-backend statistics.
 
 use async_trait::async_trait;
+use s3o_core::engine::BackendLifecycleStore;
 use s3o_core::tx::{BackendTable, BackendTx};
-use s3o_core::{BackendLifecycleStore, Result, validate};
+use s3o_core::{Result, validate};
 
 use crate::PgStore;
 use crate::error::RowExt;

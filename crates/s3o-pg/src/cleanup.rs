@@ -5,10 +5,11 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use s3o_core::engine::CleanupStore;
 use s3o_core::tx::CleanupTx;
 use s3o_core::{
-    CleanupClaim, CleanupDlqItem, CleanupEntry, CleanupItem, CleanupQueueRow, CleanupStore,
-    MAX_ATTEMPTS, Result, StoreError, Timestamp, validate,
+    CleanupClaim, CleanupDlqItem, CleanupEntry, CleanupItem, CleanupQueueRow, MAX_ATTEMPTS, Result,
+    StoreError, Timestamp, validate,
 };
 use tokio_postgres::Row;
 

@@ -1,7 +1,8 @@
 //! Encryption administration: listing copies for rotation and encrypt-in-place.
 
 use async_trait::async_trait;
-use s3o_core::{Cursor, EncryptedLocation, EncryptionAdmin, Result, UnencryptedLocation, validate};
+use s3o_core::engine::EncryptionAdmin;
+use s3o_core::{Cursor, EncryptedLocation, Result, UnencryptedLocation, validate};
 use tokio_postgres::Row;
 
 use crate::PgStore;

@@ -1,7 +1,8 @@
 //! Integrity scrubbing: hashes and the deterministic least-recently-scrubbed queue.
 
 use async_trait::async_trait;
-use s3o_core::{IntegrityStore, ObjectLocation, Result, validate};
+use s3o_core::engine::IntegrityStore;
+use s3o_core::{ObjectLocation, Result, validate};
 
 use crate::PgStore;
 use crate::conn::limit_param;

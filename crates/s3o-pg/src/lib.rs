@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use s3o_core::breaker::{BreakerConfig, CircuitBreaker};
+use s3o_core::engine::Engine;
 use s3o_core::{MetadataStore, Result, StoreError};
 use tokio_postgres::config::Host;
 
@@ -406,6 +407,21 @@ fn describe(config: &tokio_postgres::Config, ssl: SslMode, schema: Option<String
     }
 }
 
+/// Connects with default [`PgOptions`] (overridden by URL parameters) and returns the consumer
+/// handle. Does **not** migrate (see [`MetadataStore::run_migrations`]). A malformed URL ⇒
+/// `InvalidInput` naming the accepted form; an unreachable server or bad credentials ⇒
+/// `Database { kind: Connection }` naming host and database.
+pub async fn open(url: &str) -> Result<MetadataStore> {
+    open_with(url, PgOptions::default()).await
+}
+
+/// [`open`] starting from `opts`; URL parameters override them.
+pub async fn open_with(url: &str, opts: PgOptions) -> Result<MetadataStore> {
+    PgStore::connect_with(url, opts)
+        .await
+        .map(MetadataStore::from_engine)
+}
+
 impl PgStore {
     /// Connects with default [`PgOptions`] (overridden by URL parameters) and checks that a
     /// connection can be made. Does **not** migrate: call
@@ -474,9 +490,13 @@ impl PgStore {
     }
 }
 
-impl MetadataStore for PgStore {
+impl Engine for PgStore {
     fn engine(&self) -> &'static str {
         "postgres"
+    }
+
+    fn breaker(&self) -> &CircuitBreaker {
+        PgStore::breaker(self)
     }
 }
 

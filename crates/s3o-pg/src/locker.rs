@@ -34,7 +34,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
-use s3o_core::{AdvisoryLocker, BoxFuture, LockId, Result, StoreError};
+use s3o_core::engine::{AdvisoryLocker, BoxFuture};
+use s3o_core::{LockId, Result, StoreError};
 
 use crate::PgStore;
 use crate::error::{RowExt, db_err};

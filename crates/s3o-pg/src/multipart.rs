@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use s3o_core::engine::MultipartStore;
 use s3o_core::ops::prefix_successor;
 use s3o_core::{
-    CreateMultipartUploadParams, MultipartPart, MultipartStore, MultipartUpload, Result,
-    StoreError, StoredForm, validate,
+    CreateMultipartUploadParams, MultipartPart, MultipartUpload, Result, StoreError, StoredForm,
+    validate,
 };
 use tokio_postgres::Row;
 

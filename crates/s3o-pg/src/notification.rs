@@ -4,7 +4,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use s3o_core::{MAX_ATTEMPTS, NotificationOutbox, NotificationRow, Result, validate};
+use s3o_core::engine::NotificationOutbox;
+use s3o_core::{MAX_ATTEMPTS, NotificationRow, Result, validate};
 
 use crate::PgStore;
 use crate::conn::{interval_micros, limit_param};

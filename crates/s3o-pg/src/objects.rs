@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use s3o_core::engine::ObjectLedger;
 use s3o_core::tx::ObjectsTx;
 use s3o_core::{
-    DbErrorKind, ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, Result, StoreError,
-    StoredForm, Timestamp, user_metadata_from_json, validate,
+    DbErrorKind, ExistingCopy, KeyedExistingCopy, ObjectLocation, Result, StoreError, StoredForm,
+    Timestamp, user_metadata_from_json, validate,
 };
 use tokio_postgres::Row;
 
@@ -320,7 +321,7 @@ impl ObjectsTx for PgTx {
 }
 
 #[async_trait]
-impl ObjectStore for PgStore {
+impl ObjectLedger for PgStore {
     async fn get_object_backends_for_keys(
         &self,
         keys: &[String],

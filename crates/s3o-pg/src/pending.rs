@@ -1,8 +1,9 @@
 //! `pending_objects`: in-flight PUT intents.
 
 use async_trait::async_trait;
+use s3o_core::engine::PendingStore;
 use s3o_core::tx::PendingTx;
-use s3o_core::{PendingObject, PendingStore, Result, validate};
+use s3o_core::{PendingObject, Result, validate};
 use tokio_postgres::Row;
 
 use crate::PgStore;

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use s3o_core::engine::QuotaStore;
 use s3o_core::tx::QuotaTx;
-use s3o_core::{BackendCapacity, QuotaStat, QuotaStore, Result, StoreError, validate};
+use s3o_core::{BackendCapacity, QuotaStat, Result, StoreError, validate};
 
 use crate::PgStore;
 use crate::conn::ts;

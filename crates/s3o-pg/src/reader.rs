@@ -4,9 +4,10 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use s3o_core::engine::Reader;
 use s3o_core::ops::prefix_successor;
 use s3o_core::{
-    CleanupItem, KeyBound, MAX_ATTEMPTS, ObjectLocation, PendingObject, Reader, Result, StoreError,
+    CleanupItem, KeyBound, MAX_ATTEMPTS, ObjectLocation, PendingObject, Result, StoreError,
     validate,
 };
 

@@ -1,7 +1,8 @@
 //! Replication queries: keys with too few or too many managed copies.
 
 use async_trait::async_trait;
-use s3o_core::{ObjectLocation, ReplicationStore, Result, validate};
+use s3o_core::engine::ReplicationStore;
+use s3o_core::{ObjectLocation, Result, validate};
 
 use crate::PgStore;
 use crate::conn::limit_param;

@@ -21,8 +21,9 @@ use crate::tls::Connector;
 use async_trait::async_trait;
 use deadpool_postgres::Object;
 use s3o_core::breaker::CircuitBreaker;
+use s3o_core::engine::{Runner, Transaction, TxAdapter};
 use s3o_core::locks::KEY_LOCK_CLASS;
-use s3o_core::{DbErrorKind, Result, Runner, StoreError, Transaction, TxAdapter, validate};
+use s3o_core::{DbErrorKind, Result, StoreError, validate};
 use tokio_postgres::Row;
 use tracing::Instrument;
 

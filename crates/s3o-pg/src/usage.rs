@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use s3o_core::{Result, UsageStat, UsageStore, validate};
+use s3o_core::engine::UsageStore;
+use s3o_core::{Result, UsageStat, validate};
 
 use crate::PgStore;
 use crate::error::RowExt;

@@ -10,12 +10,10 @@ use std::time::Duration;
 
 use common::TestDb;
 use s3o_core::breaker::BreakerState;
+use s3o_core::engine::*;
 use s3o_core::{
-    AdvisoryLocker, BackendLifecycleStore, CleanupStore, CreateMultipartUploadParams,
-    DashboardStore, DbErrorKind, EncryptionAdmin, IntegrityStore, KeyBound, LifecycleAdmin, LockId,
-    MetadataStore, MultipartStore, NotificationOutbox, ObjectStore, PendingObject,
-    PendingPromoteResult, PendingStore, QuotaStore, Reader, ReplicationStore, StoreError,
-    StoredForm, Timestamp, UsageStore,
+    CreateMultipartUploadParams, DbErrorKind, KeyBound, LockId, PendingObject,
+    PendingPromoteResult, StoreError, StoredForm, Timestamp,
 };
 use s3o_pg::{EXPECTED_SCHEMA_VERSION, PgOptions, PgStore};
 
@@ -843,7 +841,7 @@ async fn dropped_transaction_rolls_back_and_keeps_the_pool_clean() {
     let db = setup!("dropped_tx");
     let s = &db.store;
     {
-        let mut tx = s3o_core::Runner::begin(s).await.unwrap();
+        let mut tx = s3o_core::engine::Runner::begin(s).await.unwrap();
         tx.acquire_key_lock("k").await.unwrap();
         tx.insert_object_location(&s3o_core::ObjectLocation {
             last_scrubbed_at: None,
@@ -1276,7 +1274,7 @@ async fn replica_to_an_unknown_target_is_unknown_backend_with_or_without_source(
     s.record_object("k", "a", 5, &encrypted_form())
         .await
         .unwrap();
-    let mut tx = s3o_core::Runner::begin(s).await.unwrap();
+    let mut tx = s3o_core::engine::Runner::begin(s).await.unwrap();
     for (key, source) in [("missing", "a"), ("k", "a"), ("k", "ghost-source")] {
         match tx.insert_replica_conditional(key, "ghost", source).await {
             Err(StoreError::UnknownBackend { backend }) => assert_eq!(backend, "ghost"),
@@ -1503,11 +1501,11 @@ async fn callers_timing_out_on_a_hot_key_do_not_drain_the_pool() {
     ))
     .await
     .unwrap();
-    let mut holder = s3o_core::Runner::begin(&db.store).await.unwrap();
+    let mut holder = s3o_core::engine::Runner::begin(&db.store).await.unwrap();
     holder.acquire_key_lock("hot").await.unwrap();
     // Twice the pool size of callers give up waiting for the key lock, one after another.
     for _ in 0..6 {
-        let mut tx = s3o_core::Runner::begin(&s).await.unwrap();
+        let mut tx = s3o_core::engine::Runner::begin(&s).await.unwrap();
         let r = tokio::time::timeout(Duration::from_millis(150), tx.acquire_key_lock("hot")).await;
         assert!(r.is_err(), "the key is held elsewhere");
         drop(tx);
@@ -1542,7 +1540,7 @@ async fn lock_timeout_is_busy_retried_and_not_a_breaker_failure() {
     let s = PgStore::connect(&common::with_params(&db.url, "lock_timeout_ms=100"))
         .await
         .unwrap();
-    let mut holder = s3o_core::Runner::begin(&db.store).await.unwrap();
+    let mut holder = s3o_core::engine::Runner::begin(&db.store).await.unwrap();
     holder.acquire_key_lock("k").await.unwrap();
     let e = s
         .record_object("k", "a", 1, &StoredForm::default())
@@ -1565,7 +1563,7 @@ async fn lock_timeout_is_busy_retried_and_not_a_breaker_failure() {
 async fn commit_after_a_failed_statement_keeps_the_original_error() {
     let db = setup!("commit_after_failure");
     let s = &db.store;
-    let mut tx = s3o_core::Runner::begin(s).await.unwrap();
+    let mut tx = s3o_core::engine::Runner::begin(s).await.unwrap();
     // A duplicate insert fails on the server: the transaction is aborted.
     let loc = s3o_core::ObjectLocation {
         last_scrubbed_at: None,

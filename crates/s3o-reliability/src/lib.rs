@@ -8,11 +8,10 @@ pub mod model;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use s3o_core::MetadataStore;
 use s3o_core::breaker::{BreakerState, BreakerStats};
-use s3o_core::{LifecycleAdmin, MetadataStore};
 
 /// An engine under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +63,7 @@ fn unique(tag: &str) -> String {
 /// A fresh, migrated store and the means to inspect its database directly.
 pub struct TestDb {
     /// The store under test.
-    pub store: Arc<dyn MetadataStore>,
+    pub store: MetadataStore,
     /// Its engine.
     pub engine: Engine,
     /// The URL it was opened with.
@@ -86,11 +85,8 @@ pub async fn fresh(engine: Engine) -> Option<TestDb> {
             std::fs::create_dir_all(&dir).expect("temp dir");
             let path = dir.join("ledger.db");
             let url = format!("sqlite://{}", path.display());
-            let store = s3o_sqlite::SqliteStore::open(&url)
-                .await
-                .expect("open sqlite");
+            let store = s3o_sqlite::open(&url).await.expect("open sqlite");
             store.run_migrations().await.expect("migrate sqlite");
-            let store = Arc::new(store);
             let probe = store.clone();
             Some(TestDb {
                 store,
@@ -98,7 +94,7 @@ pub async fn fresh(engine: Engine) -> Option<TestDb> {
                 url,
                 path: Some(path),
                 schema: None,
-                breaker: Box::new(move || (probe.breaker().state(), probe.breaker().stats())),
+                breaker: Box::new(move || (probe.breaker_state(), probe.breaker_stats())),
             })
         }
         Engine::Postgres => {
@@ -106,11 +102,8 @@ pub async fn fresh(engine: Engine) -> Option<TestDb> {
             let schema = unique("rel");
             let sep = if base.contains('?') { '&' } else { '?' };
             let url = format!("{base}{sep}schema={schema}");
-            let store = s3o_pg::PgStore::connect(&url)
-                .await
-                .expect("connect postgres");
+            let store = s3o_pg::open(&url).await.expect("connect postgres");
             store.run_migrations().await.expect("migrate postgres");
-            let store = Arc::new(store);
             let probe = store.clone();
             Some(TestDb {
                 store,
@@ -118,7 +111,7 @@ pub async fn fresh(engine: Engine) -> Option<TestDb> {
                 url,
                 path: None,
                 schema: Some(schema),
-                breaker: Box::new(move || (probe.breaker().state(), probe.breaker().stats())),
+                breaker: Box::new(move || (probe.breaker_state(), probe.breaker_stats())),
             })
         }
     }
@@ -265,7 +258,7 @@ fn dump_sqlite(path: &std::path::Path) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Asserts `bytes_used == Σ size_bytes` for every backend.
-pub async fn assert_ledger(store: &dyn MetadataStore) {
+pub async fn assert_ledger(store: &MetadataStore) {
     let stats = store.get_quota_stats().await.expect("quota stats");
     for (backend, q) in stats {
         let (_, total) = store
@@ -282,7 +275,7 @@ pub async fn assert_ledger(store: &dyn MetadataStore) {
 
 /// The outbox invariant: every backend's `orphan_bytes` equals the bytes of its cleanup-queue
 /// and dead-letter rows. `Err` names the first backend that differs.
-pub async fn orphan_drift(store: &dyn MetadataStore) -> Result<(), String> {
+pub async fn orphan_drift(store: &MetadataStore) -> Result<(), String> {
     let stats = store.get_quota_stats().await.map_err(|e| e.to_string())?;
     let owed = store
         .cleanup_bytes_by_backend()

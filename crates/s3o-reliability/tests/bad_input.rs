@@ -24,7 +24,7 @@ async fn run_table(engine: Engine) {
     let Some(db) = fresh(engine).await else {
         return;
     };
-    let s: &dyn MetadataStore = db.store.as_ref();
+    let s: &MetadataStore = &db.store;
     s.sync_quota_limits(&[("a".into(), 1000), ("b".into(), 0)])
         .await
         .unwrap();

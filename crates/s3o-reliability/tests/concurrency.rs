@@ -4,7 +4,6 @@
 //! that nothing later touched is present.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use s3o_core::{
@@ -163,7 +162,7 @@ async fn random_mix(engine: Engine) {
         assert_eq!(locs.len(), 1, "{k}");
         assert_eq!(locs[0].size_bytes, *size, "{k}");
     }
-    assert_ledger(store.as_ref()).await;
+    assert_ledger(&store).await;
     eprintln!(
         "{engine:?}: {} tasks x 60 ops, {} claims, {} private keys intact",
         tasks(),
@@ -184,7 +183,7 @@ async fn opposite_moves(engine: Engine) {
             .await
             .unwrap();
     }
-    let mover = |s: Arc<dyn MetadataStore>, parity: i64| {
+    let mover = |s: MetadataStore, parity: i64| {
         tokio::spawn(async move {
             let mut moved = 0;
             for round in 0..3 {
@@ -205,7 +204,7 @@ async fn opposite_moves(engine: Engine) {
     };
     let (a, b) = tokio::join!(mover(s.clone(), 0), mover(s.clone(), 1));
     assert!(a.unwrap() > 0 && b.unwrap() > 0, "both movers moved bytes");
-    assert_ledger(s.as_ref()).await;
+    assert_ledger(&s).await;
     let total: i64 = (0..40).map(|i| 100 + i).sum();
     let (_, b0) = s.backend_object_stats("b0").await.unwrap();
     let (_, b1) = s.backend_object_stats("b1").await.unwrap();
@@ -242,7 +241,7 @@ async fn overwrite_vs_delete(engine: Engine) {
     if let Ok(locs) = s.get_all_object_locations("hot").await {
         assert_eq!(locs.len(), 1, "an overwrite leaves exactly one copy");
     }
-    assert_ledger(s.as_ref()).await;
+    assert_ledger(&s).await;
     db.cleanup().await;
 }
 
@@ -290,7 +289,7 @@ async fn promote_vs_record(engine: Engine) {
         assert_eq!(locs[0].backend_name, "b1", "{res:?}");
     }
     assert_eq!(s.count_pending().await.unwrap(), 0, "every intent resolved");
-    assert_ledger(s.as_ref()).await;
+    assert_ledger(&s).await;
     db.cleanup().await;
 }
 
@@ -317,7 +316,7 @@ async fn overlapping_batches(engine: Engine) {
         let n = usize::from(a.contains_key(k)) + usize::from(b.contains_key(k));
         assert_eq!(n, 1, "{k} deleted by exactly one batch");
     }
-    assert_ledger(s.as_ref()).await;
+    assert_ledger(&s).await;
     db.cleanup().await;
 }
 
@@ -339,7 +338,7 @@ async fn replica_vs_delete(engine: Engine) {
             other => panic!("no copy may survive a delete racing its replica: {other:?}"),
         }
     }
-    assert_ledger(s.as_ref()).await;
+    assert_ledger(&s).await;
     db.cleanup().await;
 }
 

@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -61,16 +60,16 @@ impl Acks {
     }
 }
 
-async fn open(url: &str) -> Arc<dyn MetadataStore> {
+async fn open(url: &str) -> MetadataStore {
     if url.starts_with("sqlite") {
-        Arc::new(s3o_sqlite::SqliteStore::open(url).await.expect("open"))
+        s3o_sqlite::open(url).await.expect("open")
     } else {
-        Arc::new(s3o_pg::PgStore::connect(url).await.expect("connect"))
+        s3o_pg::open(url).await.expect("connect")
     }
 }
 
 /// The copies of `key` as `(backend, size)`; empty when none.
-async fn placement(store: &dyn MetadataStore, key: &str) -> Vec<(String, i64)> {
+async fn placement(store: &MetadataStore, key: &str) -> Vec<(String, i64)> {
     match store.get_all_object_locations(key).await {
         Ok(v) => v
             .into_iter()
@@ -200,7 +199,7 @@ async fn drill(engine: Engine) -> Option<Report> {
         // A fresh store sees every acknowledged write and a consistent ledger.
         let store = open(&db.url).await;
         for (key, want) in &acks.state {
-            let got = placement(store.as_ref(), key).await;
+            let got = placement(&store, key).await;
             if Some(key) == in_flight.as_ref() {
                 // Unacknowledged: either way is right; checked below.
                 continue;
@@ -209,7 +208,7 @@ async fn drill(engine: Engine) -> Option<Report> {
             assert_eq!(got, want, "round {round}: acknowledged state of {key} lost");
         }
         if let Some(key) = &in_flight {
-            let got = placement(store.as_ref(), key).await;
+            let got = placement(&store, key).await;
             let before: Vec<(String, i64)> =
                 acks.state.get(key).cloned().flatten().into_iter().collect();
             assert!(got.len() <= 1, "round {round}: {key} has {got:?}");
@@ -219,8 +218,8 @@ async fn drill(engine: Engine) -> Option<Report> {
             }
             acks.state.insert(key.clone(), got.into_iter().next());
         }
-        assert_ledger(store.as_ref()).await;
-        if let Err(e) = s3o_reliability::orphan_drift(store.as_ref()).await {
+        assert_ledger(&store).await;
+        if let Err(e) = s3o_reliability::orphan_drift(&store).await {
             panic!("round {round} after the kill: {e}");
         }
 

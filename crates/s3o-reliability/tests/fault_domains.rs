@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use s3o_core::breaker::BreakerState;
+use s3o_core::engine::{AdvisoryLocker, LifecycleAdmin};
 use s3o_core::validate::{MAX_SIZE_BYTES, MAX_TIMESTAMP, MIN_TIMESTAMP};
 use s3o_core::{
-    Access, AdvisoryLocker, CreateMultipartUploadParams, DbErrorKind, LifecycleAdmin, LockId,
-    MetadataStore, ObjectStore, PendingObject, Reader, S3Error, StoreError, StoredForm, Timestamp,
-    s3_error_for,
+    Access, CreateMultipartUploadParams, DbErrorKind, LockId, MetadataStore, PendingObject,
+    S3Error, StoreError, StoredForm, Timestamp, s3_error_for,
 };
 use s3o_reliability::{Engine, TestDb, fresh, pg_admin, pg_url};
 
@@ -82,7 +82,7 @@ macro_rules! class {
     }};
 }
 
-async fn seed(s: &dyn MetadataStore) {
+async fn seed(s: &MetadataStore) {
     s.sync_quota_limits(&[("a".into(), 0), ("b".into(), 0)])
         .await
         .unwrap();
@@ -98,7 +98,7 @@ async fn bad_input_classes(engine: Engine) {
     let Some(db) = fresh(engine).await else {
         return;
     };
-    let s: &dyn MetadataStore = db.store.as_ref();
+    let s: &MetadataStore = &db.store;
     seed(s).await;
     // Seven increments of the largest accepted delta leave `b` one increment short of
     // overflowing i64: the eighth passes validation and must be refused by the database.
@@ -223,7 +223,7 @@ async fn bad_input_classes(engine: Engine) {
 /// `s3o migrate`, the breaker stays closed, and after migrating a valid call succeeds.
 async fn unmigrated(engine: Engine) {
     type Probe = Box<dyn Fn() -> BreakerState>;
-    let (store, probe, schema): (Arc<dyn MetadataStore>, Probe, Option<String>) = match engine {
+    let (store, probe, schema): (MetadataStore, Probe, Option<String>) = match engine {
         Engine::Sqlite => {
             let dir = std::env::temp_dir().join(format!(
                 "s3o-unmigrated-{}-{}",
@@ -232,21 +232,19 @@ async fn unmigrated(engine: Engine) {
             ));
             std::fs::create_dir_all(&dir).unwrap();
             let url = format!("sqlite://{}", dir.join("ledger.db").display());
-            let s = Arc::new(s3o_sqlite::SqliteStore::open(&url).await.unwrap());
+            let s = s3o_sqlite::open(&url).await.unwrap();
             let p = s.clone();
-            (s, Box::new(move || p.breaker().state()), None)
+            (s, Box::new(move || p.breaker_state()), None)
         }
         Engine::Postgres => {
             let Some(base) = pg_url() else { return };
             let schema = format!("unmig_{}_{}", std::process::id(), fastrand::u32(..));
             let sep = if base.contains('?') { '&' } else { '?' };
-            let s = Arc::new(
-                s3o_pg::PgStore::connect(&format!("{base}{sep}schema={schema}"))
-                    .await
-                    .unwrap(),
-            );
+            let s = s3o_pg::open(&format!("{base}{sep}schema={schema}"))
+                .await
+                .unwrap();
             let p = s.clone();
-            (s, Box::new(move || p.breaker().state()), Some(schema))
+            (s, Box::new(move || p.breaker_state()), Some(schema))
         }
     };
     for rep in 0..REPS {
@@ -292,7 +290,7 @@ async fn wrong_column_type(engine: Engine) {
     let Some(db) = fresh(engine).await else {
         return;
     };
-    let s: &dyn MetadataStore = db.store.as_ref();
+    let s: &MetadataStore = &db.store;
     s.sync_quota_limits(&[("a".into(), 0)]).await.unwrap();
     match engine {
         Engine::Sqlite => {
@@ -406,7 +404,7 @@ fn overload_outcome(r: &Result<(), StoreError>, engine: Engine, ok: &AtomicU64, 
 }
 
 /// 64 concurrent `record_object` calls under `prefix`: (successes, overload answers).
-async fn burst(store: &Arc<s3o_pg::PgStore>, prefix: &str) -> (u64, u64) {
+async fn burst(store: &MetadataStore, prefix: &str) -> (u64, u64) {
     let (ok, busy) = (AtomicU64::new(0), AtomicU64::new(0));
     let mut tasks = Vec::new();
     for t in 0..64 {
@@ -436,11 +434,9 @@ async fn postgres_overload_is_not_an_outage() {
         wait_timeout: Duration::from_millis(20),
         ..s3o_pg::PgOptions::default()
     };
-    let store = Arc::new(
-        s3o_pg::PgStore::connect_with(&format!("{base}{sep}schema={schema}"), opts)
-            .await
-            .unwrap(),
-    );
+    let store = s3o_pg::open_with(&format!("{base}{sep}schema={schema}"), opts)
+        .await
+        .unwrap();
     store.run_migrations().await.unwrap();
     store.sync_quota_limits(&[("a".into(), 0)]).await.unwrap();
 
@@ -476,14 +472,14 @@ async fn postgres_overload_is_not_an_outage() {
     }
     // Phase 2: free-running contention.
     let (ok2, busy2) = burst(&store, "p").await;
-    let stats = store.breaker().stats();
-    assert_eq!(store.breaker().state(), BreakerState::Closed);
+    let stats = store.breaker_stats();
+    assert_eq!(store.breaker_state(), BreakerState::Closed);
     assert_eq!(stats.opened, 0, "overload opened the breaker");
     store
         .get_all_object_locations("seedless-check")
         .await
         .expect_err("absent key");
-    s3o_reliability::assert_ledger(store.as_ref()).await;
+    s3o_reliability::assert_ledger(&store).await;
     eprintln!(
         "postgres overload: held pool 64/64 overload; free-running {} ok, {} overload; breaker never opened",
         ok2, busy2
@@ -511,11 +507,7 @@ async fn sqlite_overload_is_not_an_outage() {
         reader_wait_timeout: Duration::from_millis(1),
         ..s3o_sqlite::SqliteOptions::default()
     };
-    let store = Arc::new(
-        s3o_sqlite::SqliteStore::open_with(&url, opts)
-            .await
-            .unwrap(),
-    );
+    let store = s3o_sqlite::open_with(&url, opts).await.unwrap();
     store.run_migrations().await.unwrap();
     store.sync_quota_limits(&[("a".into(), 0)]).await.unwrap();
     for i in 0..200 {
@@ -535,9 +527,9 @@ async fn sqlite_overload_is_not_an_outage() {
     for t in tasks {
         overload_outcome(&t.await.unwrap(), Engine::Sqlite, &ok, &busy);
     }
-    assert_eq!(store.breaker().state(), BreakerState::Closed);
+    assert_eq!(store.breaker_state(), BreakerState::Closed);
     assert_eq!(
-        store.breaker().stats().opened,
+        store.breaker_stats().opened,
         0,
         "overload opened the breaker"
     );
@@ -691,7 +683,7 @@ async fn measure_retry_budget_on_a_held_sqlite_write_lock() {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ledger.db");
-    let store = s3o_sqlite::SqliteStore::open(&format!("sqlite://{}", path.display()))
+    let store = s3o_sqlite::open(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
     store.run_migrations().await.unwrap();
@@ -705,6 +697,6 @@ async fn measure_retry_budget_on_a_held_sqlite_write_lock() {
     let took = t0.elapsed();
     holder.execute_batch("ROLLBACK").unwrap();
     assert_eq!(r.unwrap_err().db_kind(), Some(DbErrorKind::Busy));
-    assert_eq!(store.breaker().state(), BreakerState::Closed);
+    assert_eq!(store.breaker_state(), BreakerState::Closed);
     eprintln!("retry budget: a write blocked by a held lock gave up after {took:?}");
 }

@@ -31,11 +31,7 @@ async fn postgres_survives_terminated_sessions() {
         },
         ..s3o_pg::PgOptions::default()
     };
-    let store: Arc<dyn MetadataStore> = Arc::new(
-        s3o_pg::PgStore::connect_with(&url, opts)
-            .await
-            .expect("connect"),
-    );
+    let store: MetadataStore = s3o_pg::open_with(&url, opts).await.expect("connect");
     store.run_migrations().await.expect("migrate");
     store
         .sync_quota_limits(&[("a".into(), 0), ("b".into(), 0)])
@@ -151,7 +147,7 @@ async fn postgres_survives_terminated_sessions() {
         failures.load(Ordering::Relaxed) + fast_fails.load(Ordering::Relaxed) > 0,
         "no call failed: the kills never hit a statement in flight"
     );
-    assert_ledger(store.as_ref()).await;
+    assert_ledger(&store).await;
     assert!(
         store.reconcile_usage().await.unwrap().is_empty(),
         "no quota drift"

@@ -153,7 +153,7 @@ fn call() -> impl Strategy<Value = Call> {
     ]
 }
 
-async fn run(s: &dyn MetadataStore, c: &Call) -> Result<(), StoreError> {
+async fn run(s: &MetadataStore, c: &Call) -> Result<(), StoreError> {
     let plain = StoredForm::default();
     match c {
         Call::Record { key, size } => s.record_object(key, "a", *size, &plain).await.map(|_| ()),
@@ -217,7 +217,7 @@ async fn run(s: &dyn MetadataStore, c: &Call) -> Result<(), StoreError> {
 
 /// Runs the call under every rule; `Ok(true)` when it answered with a typed error.
 async fn check(db: &TestDb, c: &Call) -> Result<bool, TestCaseError> {
-    let s = db.store.as_ref();
+    let s = &db.store;
     let before = db.dump().await;
     let r = run(s, c).await;
     if let Err(e) = &r {
@@ -252,7 +252,7 @@ fn fuzz(engine: Engine) {
         return;
     };
     rt.block_on(async {
-        let s = db.store.as_ref();
+        let s = &db.store;
         s.sync_quota_limits(&[("a".into(), 0)]).await.unwrap();
         s.create_multipart_upload(&CreateMultipartUploadParams {
             upload_id: "u1".into(),

@@ -197,7 +197,7 @@ fn pick<T: Clone>(items: &[T], i: usize) -> Option<T> {
 }
 
 struct Run {
-    store: std::sync::Arc<dyn MetadataStore>,
+    store: MetadataStore,
     model: Model,
     /// Engine snapshot and model intent of every intent ever inserted (promote may name a
     /// resolved one).
@@ -814,7 +814,7 @@ impl Run {
         if keys != want_keys {
             return Err(format!("listing: engine {keys:?}, model {want_keys:?}"));
         }
-        assert_ledger(s.as_ref()).await;
+        assert_ledger(s).await;
         Ok(())
     }
 }

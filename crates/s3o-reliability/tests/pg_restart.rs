@@ -5,7 +5,6 @@
 //! `S3O_PG_RESTART=1`); otherwise it says so visibly and passes. CI sets `S3O_PG_RESTART=1`.
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use s3o_core::breaker::{BreakerConfig, BreakerState};
@@ -55,12 +54,8 @@ async fn postgres_restart_opens_and_closes_the_breaker() {
         create_timeout: Duration::from_secs(2),
         ..s3o_pg::PgOptions::default()
     };
-    let pg = Arc::new(
-        s3o_pg::PgStore::connect_with(&url, opts)
-            .await
-            .expect("connect"),
-    );
-    let store: Arc<dyn MetadataStore> = pg.clone();
+    let store: MetadataStore = s3o_pg::open_with(&url, opts).await.expect("connect");
+    let pg = store.clone();
     store.run_migrations().await.expect("migrate");
     store.sync_quota_limits(&[("a".into(), 0)]).await.unwrap();
     store
@@ -83,7 +78,7 @@ async fn postgres_restart_opens_and_closes_the_breaker() {
             }
         }
     }
-    let opened = pg.breaker().state() != BreakerState::Closed;
+    let opened = pg.breaker_state() != BreakerState::Closed;
     pg_ctl(&version, "start");
     assert!(
         saw_fast_fail,
@@ -94,7 +89,7 @@ async fn postgres_restart_opens_and_closes_the_breaker() {
     let mut closed = false;
     for _ in 0..150 {
         if store.get_all_object_locations("before").await.is_ok()
-            && pg.breaker().state() == BreakerState::Closed
+            && pg.breaker_state() == BreakerState::Closed
         {
             closed = true;
             break;
@@ -116,10 +111,10 @@ async fn postgres_restart_opens_and_closes_the_breaker() {
             "no write may have landed while the server was down"
         );
     }
-    assert_ledger(store.as_ref()).await;
+    assert_ledger(&store).await;
     eprintln!(
         "postgres: stopped and restarted; breaker opened {} time(s) and closed",
-        pg.breaker().stats().opened
+        pg.breaker_stats().opened
     );
     store.close().await;
     let admin = pg_admin().await;

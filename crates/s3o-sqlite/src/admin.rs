@@ -8,7 +8,8 @@
 
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
-use s3o_core::{DbErrorKind, LifecycleAdmin, Result, SchemaVersion, Timestamp, validate};
+use s3o_core::engine::LifecycleAdmin;
+use s3o_core::{DbErrorKind, Result, SchemaVersion, Timestamp, validate};
 
 use crate::error::db_err;
 use crate::{EXPECTED_SCHEMA_VERSION, SqliteStore};

@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use rusqlite::params;
+use s3o_core::engine::BackendLifecycleStore;
 use s3o_core::tx::BackendTable;
-use s3o_core::{BackendLifecycleStore, Result, validate};
+use s3o_core::{Result, validate};
 
 use crate::conn::Db;
 

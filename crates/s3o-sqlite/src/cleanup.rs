@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{named_params, params};
+use s3o_core::engine::CleanupStore;
 use s3o_core::{
-    CleanupClaim, CleanupDlqItem, CleanupEntry, CleanupItem, CleanupQueueRow, CleanupStore,
-    MAX_ATTEMPTS, Result, StoreError, Timestamp, validate,
+    CleanupClaim, CleanupDlqItem, CleanupEntry, CleanupItem, CleanupQueueRow, MAX_ATTEMPTS, Result,
+    StoreError, Timestamp, validate,
 };
 
 use crate::SqliteStore;

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use s3o_core::{DashboardStore, Result};
+use s3o_core::Result;
+use s3o_core::engine::DashboardStore;
 
 use crate::SqliteStore;
 

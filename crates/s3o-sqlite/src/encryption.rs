@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use rusqlite::params;
-use s3o_core::{Cursor, EncryptedLocation, EncryptionAdmin, Result, UnencryptedLocation, validate};
+use s3o_core::engine::EncryptionAdmin;
+use s3o_core::{Cursor, EncryptedLocation, Result, UnencryptedLocation, validate};
 
 use crate::SqliteStore;
 use crate::reader::page_limit;

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use rusqlite::params;
-use s3o_core::{IntegrityStore, ObjectLocation, Result, Timestamp, validate};
+use s3o_core::engine::IntegrityStore;
+use s3o_core::{ObjectLocation, Result, Timestamp, validate};
 
 use crate::SqliteStore;
 use crate::objects::{LOCATION_COLUMNS, json_list, location_from_row};

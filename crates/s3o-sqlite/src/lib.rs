@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use s3o_core::breaker::{BreakerConfig, CircuitBreaker};
+use s3o_core::engine::Engine;
 use s3o_core::{MetadataStore, Result, StoreError};
 
 use crate::conn::{Conns, Target};
@@ -124,6 +125,20 @@ pub(crate) fn parse_url(url: &str) -> Result<Target> {
     Ok(Target::File(PathBuf::from(rest)))
 }
 
+/// Opens (creating if missing) the database at `url` with default options and returns the
+/// consumer handle. Does not migrate (see [`MetadataStore::run_migrations`]). Bad URL ⇒
+/// `InvalidInput`; unopenable file ⇒ `Database { kind: Connection }`.
+pub async fn open(url: &str) -> Result<MetadataStore> {
+    open_with(url, SqliteOptions::default()).await
+}
+
+/// [`open`] with explicit options.
+pub async fn open_with(url: &str, opts: SqliteOptions) -> Result<MetadataStore> {
+    SqliteStore::open_with(url, opts)
+        .await
+        .map(MetadataStore::from_engine)
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` with default options. Does not
     /// migrate. Bad URL ⇒ `InvalidInput`; unopenable file ⇒ `Database { kind: Connection }`.
@@ -160,9 +175,13 @@ impl SqliteStore {
     }
 }
 
-impl MetadataStore for SqliteStore {
+impl Engine for SqliteStore {
     fn engine(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn breaker(&self) -> &CircuitBreaker {
+        SqliteStore::breaker(self)
     }
 }
 

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use s3o_core::{AdvisoryLocker, BoxFuture, DbErrorKind, LockId, Result, StoreError};
+use s3o_core::engine::{AdvisoryLocker, BoxFuture};
+use s3o_core::{DbErrorKind, LockId, Result, StoreError};
 
 use crate::SqliteStore;
 use crate::conn::Target;

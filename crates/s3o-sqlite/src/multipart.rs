@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{named_params, params};
+use s3o_core::engine::MultipartStore;
 use s3o_core::{
-    CreateMultipartUploadParams, MultipartPart, MultipartStore, MultipartUpload, Result,
-    StoreError, StoredForm, Timestamp, validate,
+    CreateMultipartUploadParams, MultipartPart, MultipartUpload, Result, StoreError, StoredForm,
+    Timestamp, validate,
 };
 
 use crate::SqliteStore;

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::params;
-use s3o_core::{MAX_ATTEMPTS, NotificationOutbox, NotificationRow, Result, Timestamp, validate};
+use s3o_core::engine::NotificationOutbox;
+use s3o_core::{MAX_ATTEMPTS, NotificationRow, Result, Timestamp, validate};
 
 use crate::SqliteStore;
 use crate::reader::page_limit;

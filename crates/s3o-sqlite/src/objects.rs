@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use rusqlite::{Row, named_params, params};
+use s3o_core::engine::ObjectLedger;
 use s3o_core::{
-    ExistingCopy, KeyedExistingCopy, ObjectLocation, ObjectStore, Result, StoreError, StoredForm,
-    Timestamp, user_metadata_from_json, validate,
+    ExistingCopy, KeyedExistingCopy, ObjectLocation, Result, StoreError, StoredForm, Timestamp,
+    user_metadata_from_json, validate,
 };
 
 use crate::SqliteStore;
@@ -347,7 +348,7 @@ pub(crate) fn update_form(
 }
 
 #[async_trait]
-impl ObjectStore for SqliteStore {
+impl ObjectLedger for SqliteStore {
     async fn get_object_backends_for_keys(
         &self,
         keys: &[String],

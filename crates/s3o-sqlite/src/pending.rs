@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use rusqlite::{named_params, params};
-use s3o_core::{PendingObject, PendingStore, Result, StoreError, Timestamp, validate};
+use s3o_core::engine::PendingStore;
+use s3o_core::{PendingObject, Result, StoreError, Timestamp, validate};
 
 use crate::SqliteStore;
 use crate::conn::Db;

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use rusqlite::params;
-use s3o_core::{BackendCapacity, QuotaStat, QuotaStore, Result, StoreError, Timestamp, validate};
+use s3o_core::engine::QuotaStore;
+use s3o_core::{BackendCapacity, QuotaStat, Result, StoreError, Timestamp, validate};
 
 use crate::SqliteStore;
 use crate::conn::Db;

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
-use s3o_core::{ObjectLocation, ReplicationStore, Result, validate};
+use s3o_core::engine::ReplicationStore;
+use s3o_core::{ObjectLocation, Result, validate};
 
 use crate::SqliteStore;
 use crate::objects::{LOCATION_COLUMNS, json_list, location_from_row};

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use s3o_core::engine::{Runner, Transaction, TxAdapter};
 use s3o_core::tx::{BackendTable, BackendTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
 use s3o_core::{
     CleanupClaim, CleanupEntry, CleanupQueueRow, DbErrorKind, ExistingCopy, KeyedExistingCopy,
-    ObjectLocation, PendingObject, Result, Runner, StoreError, StoredForm, Transaction, TxAdapter,
-    validate,
+    ObjectLocation, PendingObject, Result, StoreError, StoredForm, validate,
 };
 
 use crate::conn::{Conns, Db, TxGuard};

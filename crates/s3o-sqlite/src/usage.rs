@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use rusqlite::params;
-use s3o_core::{Result, StoreError, Timestamp, UsageStat, UsageStore, validate};
+use s3o_core::engine::UsageStore;
+use s3o_core::{Result, StoreError, Timestamp, UsageStat, validate};
 
 use crate::SqliteStore;
 

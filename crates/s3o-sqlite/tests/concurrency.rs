@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{TempDir, ledger, raw, store_at};
+use s3o_core::engine::*;
 use s3o_core::*;
 
 /// Guards against a hang (a deadlock would otherwise stall the suite); not a timing assertion.

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{TempDir, ledger, raw, store_at, url_of};
+use s3o_core::engine::*;
 use s3o_core::*;
 use s3o_sqlite::SqliteStore;
 

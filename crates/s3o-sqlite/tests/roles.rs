@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{TempDir, ledger, raw, store_at};
 use s3o_core::breaker::BreakerState;
+use s3o_core::engine::*;
 use s3o_core::*;
 use s3o_sqlite::{EXPECTED_SCHEMA_VERSION, SqliteStore};
 

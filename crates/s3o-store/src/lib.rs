@@ -1,17 +1,27 @@
 #![doc = include_str!("../README.md")]
 
-use std::sync::Arc;
+/// Metric names the handle records (cargo feature `metrics`, on by default).
+#[cfg(feature = "metrics")]
+pub use s3o_core::telemetry as metrics;
+pub use s3o_core::tx::BoxFuture;
+/// Input limits every engine enforces before SQL (id lengths, sizes, timestamps, pages).
+pub use s3o_core::validate as limits;
+pub use s3o_core::{
+    Access, BackendCapacity, BoxError, BreakerConfig, BreakerState, BreakerStats, CleanupClaim,
+    CleanupDlqItem, CleanupItem, CleanupOutcome, CleanupQueueStates, CreateMultipartUploadParams,
+    Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound, ListDelimitedResult,
+    ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore, MultipartPart,
+    MultipartUpload, NotificationRow, ObjectLocation, PendingObject, PendingPromoteResult,
+    QuotaStat, Result, S3Error, SchemaVersion, StoreError, StoredForm, Timestamp,
+    UnencryptedLocation, UsageStat, default_instance_id, quota_admits, s3_error_for,
+};
 
-pub use s3o_core::*;
-
+/// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.
 #[cfg(feature = "postgres")]
 pub use s3o_pg as pg;
-#[cfg(feature = "postgres")]
-pub use s3o_pg::PgStore;
+/// The SQLite engine: [`sqlite::SqliteOptions`], [`sqlite::open_with`].
 #[cfg(feature = "sqlite")]
 pub use s3o_sqlite as sqlite;
-#[cfg(feature = "sqlite")]
-pub use s3o_sqlite::SqliteStore;
 
 /// The URL schemes [`Store::open`] accepts, whatever features are enabled.
 pub const ACCEPTED_SCHEMES: [&str; 3] = ["sqlite:", "postgres://", "postgresql://"];
@@ -76,7 +86,7 @@ impl Engine {
 /// How [`Store::open`] prepares the store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpenOptions {
-    /// Apply pending migrations ([`LifecycleAdmin::run_migrations`]) before returning.
+    /// Apply pending migrations ([`MetadataStore::run_migrations`]) before returning.
     pub migrate: bool,
 }
 
@@ -90,26 +100,20 @@ impl Store {
     ///
     /// An engine compiled out ⇒ `InvalidInput` naming the cargo feature to enable; an unknown
     /// scheme ⇒ `InvalidInput` listing the accepted schemes. Neither opens anything.
-    pub async fn open(url: &str, options: OpenOptions) -> Result<Arc<dyn MetadataStore>> {
+    pub async fn open(url: &str, options: OpenOptions) -> Result<MetadataStore> {
         let engine = Engine::for_url(url)?;
         let store = open_engine(engine, url).await?;
-        if options.migrate
-            && let Err(e) = store.run_migrations().await
-        {
-            store.close().await;
-            return Err(e);
-        }
-        Ok(store)
+        finish_open(store, options).await
     }
 }
 
 /// Opens the store the URL names, without migrating (see [`Store::open`]).
-pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
+pub async fn open(url: &str) -> Result<MetadataStore> {
     Store::open(url, OpenOptions { migrate: false }).await
 }
 
 /// Opens the store the URL names and applies pending migrations (see [`Store::open`]).
-pub async fn open_and_migrate(url: &str) -> Result<Arc<dyn MetadataStore>> {
+pub async fn open_and_migrate(url: &str) -> Result<MetadataStore> {
     Store::open(url, OpenOptions { migrate: true }).await
 }
 
@@ -124,12 +128,12 @@ fn compiled_out(engine: Engine) -> StoreError {
     )
 }
 
-async fn open_engine(engine: Engine, url: &str) -> Result<Arc<dyn MetadataStore>> {
+async fn open_engine(engine: Engine, url: &str) -> Result<MetadataStore> {
     match engine {
         #[cfg(feature = "sqlite")]
-        Engine::Sqlite => Ok(Arc::new(s3o_sqlite::SqliteStore::open(url).await?)),
+        Engine::Sqlite => s3o_sqlite::open(url).await,
         #[cfg(feature = "postgres")]
-        Engine::Postgres => Ok(Arc::new(s3o_pg::PgStore::connect(url).await?)),
+        Engine::Postgres => s3o_pg::open(url).await,
         #[allow(unreachable_patterns)]
         other => {
             let _ = url;
@@ -138,11 +142,74 @@ async fn open_engine(engine: Engine, url: &str) -> Result<Arc<dyn MetadataStore>
     }
 }
 
+/// Explicit settings for the engine a URL names (see [`open_with`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum EngineOptions {
+    /// SQLite settings (durability, timeouts, readers, breaker, instance id).
+    #[cfg(feature = "sqlite")]
+    Sqlite(s3o_sqlite::SqliteOptions),
+    /// PostgreSQL settings (pool, timeouts, breaker, schema, lock timeout, instance id); URL
+    /// parameters override them.
+    #[cfg(feature = "postgres")]
+    Postgres(s3o_pg::PgOptions),
+}
+
+impl EngineOptions {
+    /// The engine these options are for.
+    pub fn engine(&self) -> Engine {
+        match self {
+            #[cfg(feature = "sqlite")]
+            EngineOptions::Sqlite(_) => Engine::Sqlite,
+            #[cfg(feature = "postgres")]
+            EngineOptions::Postgres(_) => Engine::Postgres,
+        }
+    }
+}
+
+/// Opens the store `url` names with explicit engine settings and, with `options.migrate`,
+/// applies pending migrations. Options for another engine than the URL's ⇒ `InvalidInput`
+/// naming both; nothing is opened.
+pub async fn open_with(
+    url: &str,
+    engine: EngineOptions,
+    options: OpenOptions,
+) -> Result<MetadataStore> {
+    let named = Engine::for_url(url)?;
+    if named != engine.engine() {
+        return Err(StoreError::invalid(
+            "store options",
+            format!(
+                "the URL names {} but the options are for {}",
+                named.name(),
+                engine.engine().name()
+            ),
+        ));
+    }
+    let store = match engine {
+        #[cfg(feature = "sqlite")]
+        EngineOptions::Sqlite(o) => s3o_sqlite::open_with(url, o).await?,
+        #[cfg(feature = "postgres")]
+        EngineOptions::Postgres(o) => s3o_pg::open_with(url, o).await?,
+    };
+    finish_open(store, options).await
+}
+
+async fn finish_open(store: MetadataStore, options: OpenOptions) -> Result<MetadataStore> {
+    if options.migrate
+        && let Err(e) = store.run_migrations().await
+    {
+        store.close().await;
+        return Err(e);
+    }
+    Ok(store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn invalid_why(r: Result<Arc<dyn MetadataStore>>) -> String {
+    fn invalid_why(r: Result<MetadataStore>) -> String {
         match r {
             Err(StoreError::InvalidInput { what, why }) => {
                 assert_eq!(what, "store URL");

@@ -54,7 +54,7 @@ async fn postgres_url_opens_postgres() {
     store.verify_schema_version().await.unwrap();
     store.close().await;
     let url = url.replacen("postgres://", "postgresql://", 1);
-    let store: std::sync::Arc<dyn MetadataStore> = s3o_store::open(&url).await.unwrap();
+    let store: MetadataStore = s3o_store::open(&url).await.unwrap();
     assert_eq!(store.engine(), "postgres");
     store.verify_schema_version().await.unwrap();
     store.close().await;
@@ -69,4 +69,60 @@ async fn postgres_url_opens_postgres() {
         .unwrap();
     drop(client);
     let _ = conn.await;
+}
+
+/// Explicit options reach the engine (instance id, breaker settings), the handle reports the
+/// breaker's state, and options for the wrong engine are refused before anything opens.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_opens_with_explicit_options() {
+    use s3o_store::sqlite::SqliteOptions;
+    use s3o_store::{BreakerState, EngineOptions, OpenOptions, StoreError};
+
+    let dir = std::env::temp_dir().join(format!("s3o-store-opts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("meta.db").display());
+    let opts = SqliteOptions {
+        instance_id: Some("worker-7".into()),
+        ..SqliteOptions::default()
+    };
+    let store = s3o_store::open_with(
+        &url,
+        EngineOptions::Sqlite(opts),
+        OpenOptions { migrate: true },
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.instance_id(), "worker-7");
+    assert_eq!(store.breaker_state(), BreakerState::Closed);
+    store.register_backends(&[("a".into(), 10)]).await.unwrap();
+    assert_eq!(
+        store.list_backends().await.unwrap().keys().collect::<Vec<_>>(),
+        ["a"]
+    );
+    // A routing list with a typo names it instead of answering "no space".
+    let typo = store
+        .get_backend_with_space(1, &["a".into(), "aa".into()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&typo, StoreError::UnknownBackend { backend } if backend == "aa"),
+        "{typo:?}"
+    );
+    store.remove_backend("a").await.unwrap();
+    assert!(store.list_backends().await.unwrap().is_empty());
+    store.close().await;
+
+    #[cfg(feature = "postgres")]
+    {
+        let e = s3o_store::open_with(
+            &url,
+            EngineOptions::Postgres(s3o_store::pg::PgOptions::default()),
+            OpenOptions::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, StoreError::InvalidInput { .. }), "{e:?}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,5 +1,5 @@
+use crate::engine::Reader;
 use crate::error::Result;
-use crate::roles::Reader;
 use crate::types::{
     KeyBound, ListDelimitedResult, ListObjectsResult, ObjectLocation, build_list_page,
 };

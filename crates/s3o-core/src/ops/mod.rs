@@ -32,6 +32,6 @@ pub use objects::{
 pub use pending::{intent_superseded, promote_pending};
 pub use quota::{
     QuotaDeltas, apply_ledger_deltas, apply_quota_deltas, pick_backend_with_space,
-    pick_least_utilized, reconcile_usage,
+    pick_least_utilized, reconcile_usage, require_known,
 };
 pub use replication::{record_replica, remove_excess_copy};

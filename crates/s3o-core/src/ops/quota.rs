@@ -86,6 +86,20 @@ pub async fn reconcile_usage<R: Runner + ?Sized>(runner: &R) -> Result<BTreeMap<
     with_tx_val(runner, &Reconcile).await
 }
 
+/// Refuses a routing list naming a backend that has no quota row: a typo in configuration is
+/// `UnknownBackend` (naming the first such name in list order), never `NoSpaceAvailable`.
+pub fn require_known(caps: &[BackendCapacity], names: &[String]) -> Result<()> {
+    match names
+        .iter()
+        .find(|n| !caps.iter().any(|c| &c.backend_name == *n))
+    {
+        Some(missing) => Err(StoreError::UnknownBackend {
+            backend: missing.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The first backend of `order` that admits `size` bytes (see [`BackendCapacity::admits`]);
 /// names without a capacity row (unknown backends) are skipped. None ⇒ `NoSpaceAvailable`.
 pub fn pick_backend_with_space(

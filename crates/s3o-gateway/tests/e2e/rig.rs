@@ -226,7 +226,7 @@ impl Rig {
     }
 
     /// The ledger handle the gateway uses.
-    pub(crate) fn store(&self) -> &Arc<dyn MetadataStore> {
+    pub(crate) fn store(&self) -> &MetadataStore {
         self.gateway().store()
     }
 

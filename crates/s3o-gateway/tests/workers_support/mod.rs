@@ -240,7 +240,7 @@ pub(crate) async fn get(c: &AmazonS3, key: &str) -> object_store::Result<Bytes> 
 
 /// `s3o verify`'s arithmetic: per backend, `bytes_used == Σ size_bytes` and `orphan_bytes ==
 /// Σ queue + DLQ bytes`. Panics naming the drift.
-pub(crate) async fn verify(store: &dyn MetadataStore) {
+pub(crate) async fn verify(store: &MetadataStore) {
     let quotas = store.get_quota_stats().await.unwrap();
     let cleanup = store.cleanup_bytes_by_backend().await.unwrap();
     for q in quotas.values() {
@@ -257,7 +257,7 @@ pub(crate) async fn verify(store: &dyn MetadataStore) {
 }
 
 /// Storage paths the ledger records on `backend`.
-pub(crate) async fn ledger_paths(store: &dyn MetadataStore, backend: &str) -> BTreeSet<String> {
+pub(crate) async fn ledger_paths(store: &MetadataStore, backend: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut after = String::new();
     loop {
@@ -276,7 +276,7 @@ pub(crate) async fn ledger_paths(store: &dyn MetadataStore, backend: &str) -> BT
 
 /// Backends holding each key.
 pub(crate) async fn holders(
-    store: &dyn MetadataStore,
+    store: &MetadataStore,
     keys: &[String],
 ) -> BTreeMap<String, Vec<String>> {
     let ledger: Vec<String> = keys.iter().map(|k| format!("{BUCKET}/{k}")).collect();
@@ -290,7 +290,7 @@ pub(crate) async fn holders(
 }
 
 /// Every backend holds exactly the paths the ledger records on it.
-pub(crate) async fn nothing_forgotten(store: &dyn MetadataStore, fs: &[Fs]) {
+pub(crate) async fn nothing_forgotten(store: &MetadataStore, fs: &[Fs]) {
     for f in fs {
         let physical = f.paths().await;
         let recorded = ledger_paths(store, &f.name).await;

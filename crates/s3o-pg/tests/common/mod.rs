@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use s3o_core::LifecycleAdmin;
+use s3o_core::engine::LifecycleAdmin;
 use s3o_pg::PgStore;
 use s3o_pg::tokio_postgres::{self, NoTls};
 

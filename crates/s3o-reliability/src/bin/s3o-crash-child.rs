@@ -8,7 +8,6 @@
 //! Any error ends the process with exit code 3 (the parent decides whether that was expected).
 
 use std::io::Write;
-use std::sync::Arc;
 
 use s3o_core::{MetadataStore, PendingObject, StoreError, StoredForm, Timestamp};
 
@@ -21,22 +20,20 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-async fn open(url: &str, instance: &str) -> s3o_core::Result<Arc<dyn MetadataStore>> {
+async fn open(url: &str, instance: &str) -> s3o_core::Result<MetadataStore> {
     if url.starts_with("sqlite") {
         let opts = s3o_sqlite::SqliteOptions {
             instance_id: Some(instance.to_owned()),
             ..Default::default()
         };
-        Ok(Arc::new(
-            s3o_sqlite::SqliteStore::open_with(url, opts).await?,
-        ))
+        s3o_sqlite::open_with(url, opts).await
     } else {
         let opts = s3o_pg::PgOptions {
             instance_id: Some(instance.to_owned()),
             max_size: 2,
             ..Default::default()
         };
-        Ok(Arc::new(s3o_pg::PgStore::connect_with(url, opts).await?))
+        s3o_pg::open_with(url, opts).await
     }
 }
 

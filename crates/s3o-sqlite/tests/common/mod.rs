@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use s3o_core::LifecycleAdmin;
+use s3o_core::engine::LifecycleAdmin;
 use s3o_sqlite::{SqliteOptions, SqliteStore, rusqlite};
 
 /// A temp directory removed on drop.

@@ -3,7 +3,6 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::ops;
 use crate::tx::Runner;
 use crate::types::ObjectLocation;
 
@@ -36,13 +35,4 @@ pub trait ReplicationStore: Runner {
     ) -> Result<Vec<ObjectLocation>>;
     /// Number of keys with more than `factor` managed copies.
     async fn count_over_replicated_objects(&self, factor: i64) -> Result<i64>;
-    /// Adds a replica on `target` copied from `source` (see [`ops::record_replica`]).
-    async fn record_replica(&self, key: &str, target: &str, source: &str) -> Result<(i64, bool)> {
-        ops::record_replica(self, key, target, source).await
-    }
-    /// Removes the copy on `backend` if the key still has more than `factor` copies (see
-    /// [`ops::remove_excess_copy`]).
-    async fn remove_excess_copy(&self, key: &str, backend: &str, factor: i64) -> Result<bool> {
-        ops::remove_excess_copy(self, key, backend, factor).await
-    }
 }

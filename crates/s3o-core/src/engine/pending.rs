@@ -3,9 +3,8 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::ops;
 use crate::tx::Runner;
-use crate::types::{DeletedCopy, PendingObject, PendingPromoteResult};
+use crate::types::PendingObject;
 
 /// Intent tracking for the write path and the pending reaper.
 #[async_trait]
@@ -17,11 +16,4 @@ pub trait PendingStore: Runner {
     async fn delete_pending(&self, intent_id: &str) -> Result<()>;
     /// Deletes every intent of a backend; returns how many.
     async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64>;
-    /// Resolves an intent whose bytes are on the backend (see [`ops::promote_pending`]).
-    async fn promote_pending(
-        &self,
-        p: &PendingObject,
-    ) -> Result<(PendingPromoteResult, Vec<DeletedCopy>)> {
-        ops::promote_pending(self, p).await
-    }
 }

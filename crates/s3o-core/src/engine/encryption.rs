@@ -3,7 +3,6 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::ops;
 use crate::tx::Runner;
 use crate::types::{Cursor, EncryptedLocation, UnencryptedLocation};
 
@@ -38,34 +37,4 @@ pub trait EncryptionAdmin: Runner {
         new_key: &[u8],
         new_key_id: &str,
     ) -> Result<bool>;
-    /// Marks a copy encrypted in place (see [`ops::mark_object_encrypted`]).
-    async fn mark_object_encrypted(
-        &self,
-        key: &str,
-        backend: &str,
-        encryption_key: &[u8],
-        key_id: &str,
-        plaintext_size: i64,
-        ciphertext_size: i64,
-    ) -> Result<bool> {
-        ops::mark_object_encrypted(
-            self,
-            key,
-            backend,
-            encryption_key,
-            key_id,
-            plaintext_size,
-            ciphertext_size,
-        )
-        .await
-    }
-    /// Marks a copy decrypted in place (see [`ops::mark_object_decrypted`]).
-    async fn mark_object_decrypted(
-        &self,
-        key: &str,
-        backend: &str,
-        plaintext_size: i64,
-    ) -> Result<bool> {
-        ops::mark_object_decrypted(self, key, backend, plaintext_size).await
-    }
 }

@@ -6,9 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::ops;
 use crate::tx::Runner;
-use crate::types::{CleanupClaim, CleanupDlqItem, CleanupItem, CleanupOutcome};
+use crate::types::{CleanupDlqItem, CleanupItem};
 
 /// Cleanup queue and orphan-byte tracking.
 #[async_trait]
@@ -36,22 +35,6 @@ pub trait CleanupStore: Runner {
         instance_id: &str,
         stale_after: Duration,
     ) -> Result<Vec<CleanupItem>>;
-    /// Deletes the claimed row and releases its bytes, only while it still carries `claim`
-    /// (see [`ops::complete_cleanup_item`]): `Completed` or `StaleClaim`.
-    async fn complete_cleanup_item(&self, claim: &CleanupClaim) -> Result<CleanupOutcome> {
-        ops::complete_cleanup_item(self, claim).await
-    }
-    /// One more attempt for the claimed row, or the dead-letter table when that reaches
-    /// [`crate::MAX_ATTEMPTS`] (see [`ops::retry_cleanup_item`]): `Retried`, `DeadLettered` or
-    /// `StaleClaim`.
-    async fn retry_cleanup_item(
-        &self,
-        claim: &CleanupClaim,
-        backoff: Duration,
-        last_error: &str,
-    ) -> Result<CleanupOutcome> {
-        ops::retry_cleanup_item(self, claim, backoff, last_error).await
-    }
     /// Unguarded `orphan_bytes += amount`; unknown backend ⇒ no-op.
     async fn increment_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()>;
     /// `orphan_bytes = max(0, orphan_bytes − amount)`; unknown backend ⇒ no-op.
@@ -71,17 +54,4 @@ pub trait CleanupStore: Runner {
     /// (attempts 0, due now, unclaimed) in one statement; `orphan_bytes` untouched. Returns
     /// the number moved.
     async fn requeue_cleanup_dlq(&self, backend: Option<&str>) -> Result<i64>;
-    /// Removes queue rows of `(key, backend)` and their orphan bytes (see
-    /// [`ops::sweep_stale_cleanup_queue_rows`]).
-    async fn sweep_stale_cleanup_queue_rows(&self, key: &str, backend: &str) -> Result<i64> {
-        ops::sweep_stale_cleanup_queue_rows(self, key, backend).await
-    }
-    /// Graduates an exhausted queue row to the DLQ (see [`ops::move_cleanup_to_dlq`]).
-    async fn move_cleanup_to_dlq(&self, id: i64, last_error: &str) -> Result<bool> {
-        ops::move_cleanup_to_dlq(self, id, last_error).await
-    }
-    /// Operator write-off of DLQ rows (see [`ops::write_off_cleanup_dlq`]).
-    async fn write_off_cleanup_dlq(&self, ids: &[i64]) -> Result<i64> {
-        ops::write_off_cleanup_dlq(self, ids).await
-    }
 }

@@ -1,0 +1,207 @@
+//! The multi-statement operations, provided once for every engine.
+//!
+//! [`EngineOps`] is implemented for every [`Engine`] by a blanket impl, so an engine cannot
+//! override a business rule: each method runs the one implementation in [`crate::ops`] over the
+//! engine's single-statement primitives.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::engine::Engine;
+use crate::error::{Result, StoreError};
+use crate::ops;
+use crate::types::*;
+use crate::validate;
+
+/// Every multi-statement operation, written once in [`crate::ops`] and provided to every
+/// engine. Engine crates and their tests call these on a concrete engine; consumers call the
+/// same operations on [`crate::MetadataStore`].
+#[async_trait]
+pub trait EngineOps: Engine {
+    /// Records `key` on `backend` (see [`ops::record_object`]). Returns copies displaced from
+    /// other backends, for cleanup.
+    async fn record_object(
+        &self,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+    ) -> Result<Vec<DeletedCopy>> {
+        ops::record_object(self, key, backend, size, form, None).await
+    }
+    /// [`EngineOps::record_object`] that also deletes the write's pending intent in the same
+    /// transaction. The intent must be this write's own (same key and backend): another one is
+    /// refused with `InvalidInput` and nothing changes; a missing intent is fine.
+    async fn record_object_and_clear_pending(
+        &self,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+        intent_id: &str,
+    ) -> Result<Vec<DeletedCopy>> {
+        ops::record_object(self, key, backend, size, form, Some(intent_id)).await
+    }
+    /// Removes every copy of `key` (see [`ops::delete_object`]). No copy ⇒ `ObjectNotFound`.
+    async fn delete_object(&self, key: &str) -> Result<Vec<DeletedCopy>> {
+        ops::delete_object(self, key).await
+    }
+    /// Removes every copy of each key in one transaction (see [`ops::delete_objects_batch`]).
+    async fn delete_objects_batch(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, Vec<DeletedCopy>>> {
+        ops::delete_objects_batch(self, keys).await
+    }
+    /// Removes one copy, debits its locked size and enqueues its bytes for cleanup (see
+    /// [`ops::delete_object_location`]). `false` when the copy was already gone.
+    async fn delete_object_location(&self, key: &str, backend: &str) -> Result<bool> {
+        ops::delete_object_location(self, key, backend).await
+    }
+    /// Records a pre-existing object without overwriting (see [`ops::import_object`]).
+    async fn import_object(&self, key: &str, backend: &str, size: i64) -> Result<bool> {
+        ops::import_object(self, key, backend, size).await
+    }
+    /// Moves a copy between backends, enqueueing the source's bytes for cleanup (see
+    /// [`ops::move_object_location`]). Returns bytes moved, 0 when the source is gone or the
+    /// target already has a copy.
+    async fn move_object_location(&self, key: &str, from: &str, to: &str) -> Result<i64> {
+        ops::move_object_location(self, key, from, to).await
+    }
+    /// Flat listing page (see [`ops::list_objects`]).
+    async fn list_objects(
+        &self,
+        prefix: &str,
+        start_after: &str,
+        max_keys: i64,
+    ) -> Result<ListObjectsResult> {
+        ops::list_objects(self, prefix, start_after, max_keys).await
+    }
+    /// Delimited listing page (see [`ops::list_objects_delimited`]).
+    async fn list_objects_delimited(
+        &self,
+        prefix: &str,
+        delimiter: &str,
+        start_after: &str,
+        max_keys: i64,
+    ) -> Result<ListDelimitedResult> {
+        ops::list_objects_delimited(self, prefix, delimiter, start_after, max_keys).await
+    }
+    /// The first backend of `order` whose available bytes (unlimited, or `limit − used −
+    /// orphan − in-flight multipart bytes`) are at least `size`. Invalid names ⇒
+    /// `InvalidInput`; a name without a quota row ⇒ `UnknownBackend`. None ⇒ `NoSpaceAvailable`.
+    async fn get_backend_with_space(&self, size: i64, order: &[String]) -> Result<String> {
+        validate::size("object size", size)?;
+        validate::backend_names(order)?;
+        if order.is_empty() {
+            return Err(StoreError::NoSpaceAvailable);
+        }
+        let caps = self.backend_capacities(order).await?;
+        ops::require_known(&caps, order)?;
+        ops::pick_backend_with_space(&caps, size, order)
+    }
+    /// Among `eligible` backends with room for `size`, the least utilised (`(used + orphan) /
+    /// limit` compared exactly, unlimited = 0), ties by name. A name without a quota row ⇒
+    /// `UnknownBackend`. None ⇒ `NoSpaceAvailable`.
+    async fn get_least_utilized_backend(&self, size: i64, eligible: &[String]) -> Result<String> {
+        validate::size("object size", size)?;
+        validate::backend_names(eligible)?;
+        if eligible.is_empty() {
+            return Err(StoreError::NoSpaceAvailable);
+        }
+        let caps = self.backend_capacities(eligible).await?;
+        ops::require_known(&caps, eligible)?;
+        ops::pick_least_utilized(&caps, size)
+    }
+    /// Sets `bytes_used` to Σ `size_bytes` where they differ (see [`ops::reconcile_usage`]).
+    /// Returns `truth − stored` per drifted backend; empty when consistent.
+    async fn reconcile_usage(&self) -> Result<BTreeMap<String, i64>> {
+        ops::reconcile_usage(self).await
+    }
+    /// Adds a replica on `target` copied from `source` (see [`ops::record_replica`]).
+    async fn record_replica(&self, key: &str, target: &str, source: &str) -> Result<(i64, bool)> {
+        ops::record_replica(self, key, target, source).await
+    }
+    /// Removes the copy on `backend` if the key still has more than `factor` copies (see
+    /// [`ops::remove_excess_copy`]).
+    async fn remove_excess_copy(&self, key: &str, backend: &str, factor: i64) -> Result<bool> {
+        ops::remove_excess_copy(self, key, backend, factor).await
+    }
+    /// Deletes the claimed row and releases its bytes, only while it still carries `claim`
+    /// (see [`ops::complete_cleanup_item`]): `Completed` or `StaleClaim`.
+    async fn complete_cleanup_item(&self, claim: &CleanupClaim) -> Result<CleanupOutcome> {
+        ops::complete_cleanup_item(self, claim).await
+    }
+    /// One more attempt for the claimed row, or the dead-letter table when that reaches
+    /// [`crate::MAX_ATTEMPTS`] (see [`ops::retry_cleanup_item`]): `Retried`, `DeadLettered` or
+    /// `StaleClaim`.
+    async fn retry_cleanup_item(
+        &self,
+        claim: &CleanupClaim,
+        backoff: Duration,
+        last_error: &str,
+    ) -> Result<CleanupOutcome> {
+        ops::retry_cleanup_item(self, claim, backoff, last_error).await
+    }
+    /// Removes queue rows of `(key, backend)` and their orphan bytes (see
+    /// [`ops::sweep_stale_cleanup_queue_rows`]).
+    async fn sweep_stale_cleanup_queue_rows(&self, key: &str, backend: &str) -> Result<i64> {
+        ops::sweep_stale_cleanup_queue_rows(self, key, backend).await
+    }
+    /// Graduates an exhausted queue row to the DLQ (see [`ops::move_cleanup_to_dlq`]).
+    async fn move_cleanup_to_dlq(&self, id: i64, last_error: &str) -> Result<bool> {
+        ops::move_cleanup_to_dlq(self, id, last_error).await
+    }
+    /// Operator write-off of DLQ rows (see [`ops::write_off_cleanup_dlq`]).
+    async fn write_off_cleanup_dlq(&self, ids: &[i64]) -> Result<i64> {
+        ops::write_off_cleanup_dlq(self, ids).await
+    }
+    /// Resolves an intent whose bytes are on the backend (see [`ops::promote_pending`]).
+    async fn promote_pending(
+        &self,
+        p: &PendingObject,
+    ) -> Result<(PendingPromoteResult, Vec<DeletedCopy>)> {
+        ops::promote_pending(self, p).await
+    }
+    /// Removes everything that references `backend` — cleanup queue and DLQ rows, pending
+    /// intents, multipart uploads (parts cascade), copies, usage rows — and then its quota
+    /// row, in one transaction (see [`ops::delete_backend_data`]). Unknown backend ⇒
+    /// `UnknownBackend`.
+    async fn delete_backend_data(&self, backend: &str) -> Result<()> {
+        ops::delete_backend_data(self, backend).await
+    }
+    /// Marks a copy encrypted in place (see [`ops::mark_object_encrypted`]).
+    async fn mark_object_encrypted(
+        &self,
+        key: &str,
+        backend: &str,
+        encryption_key: &[u8],
+        key_id: &str,
+        plaintext_size: i64,
+        ciphertext_size: i64,
+    ) -> Result<bool> {
+        ops::mark_object_encrypted(
+            self,
+            key,
+            backend,
+            encryption_key,
+            key_id,
+            plaintext_size,
+            ciphertext_size,
+        )
+        .await
+    }
+    /// Marks a copy decrypted in place (see [`ops::mark_object_decrypted`]).
+    async fn mark_object_decrypted(
+        &self,
+        key: &str,
+        backend: &str,
+        plaintext_size: i64,
+    ) -> Result<bool> {
+        ops::mark_object_decrypted(self, key, backend, plaintext_size).await
+    }
+}
+
+impl<T: Engine + ?Sized> EngineOps for T {}

@@ -1,0 +1,1122 @@
+//! The consumer handle: [`MetadataStore`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::breaker::{BreakerState, BreakerStats};
+use crate::engine::{Engine, EngineOps, SchemaVersion};
+use crate::error::Result;
+use crate::locks::LockId;
+use crate::types::*;
+
+/// The metadata store: the one handle consumers hold.
+///
+/// Cheap to clone (clones share the engine: its connections, breaker and leader locks) and
+/// `Send + Sync`; every method returns a `Send` future. Open one with `s3o_store::open` (or an
+/// engine crate's `open`/`open_with`).
+///
+/// The methods are grouped below by the roles of the original design (objects, reads, quotas,
+/// multipart, replication, cleanup, pending intents, integrity, usage, notifications,
+/// dashboard, backend lifecycle, encryption, schema, leader locks). Multi-statement operations
+/// are written once in [`crate::ops`] and run in one transaction each; nothing here opens a raw
+/// transaction or reaches a single-statement primitive.
+///
+/// **Limits**, one rule for every method: a listing's `limit`/`max` is a page size per
+/// [`crate::validate::page`] (≤ 0 ⇒ 1000, capped at 10 000); a call that hands out or acts on
+/// work (cleanup claims, replication batches) takes a batch size per
+/// [`crate::validate::batch_limit`] (≤ 0 ⇒ nothing, capped at 10 000).
+///
+/// **Observability**: with the `metrics` feature (on by default) every call records, through the
+/// [`metrics`](https://docs.rs/metrics) facade, `s3o_operation_duration_seconds` (histogram;
+/// labels `operation`, `engine`) and, on error, `s3o_operation_errors_total` (labels
+/// `operation`, `engine`, `kind`); after every call `s3o_breaker_state` (gauge: 0 closed,
+/// 1 half-open, 2 open) and `s3o_breaker_transitions_total` (labels `engine`, `to` = `open` or
+/// `closed`). Reading queue depths sets `s3o_cleanup_queue_depth` and `s3o_cleanup_dlq_depth`;
+/// claims count `s3o_cleanup_stale_claims_recovered_total`. Install any `metrics` recorder
+/// (e.g. a Prometheus exporter) to collect them; without one they cost next to nothing.
+#[derive(Clone)]
+pub struct MetadataStore {
+    inner: Arc<dyn Engine>,
+}
+
+impl fmt::Debug for MetadataStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetadataStore")
+            .field("engine", &self.inner.engine())
+            .field("breaker", &self.inner.breaker().state())
+            .finish()
+    }
+}
+
+impl MetadataStore {
+    /// Wraps an engine. For engine crates (their `open` functions call this); consumers get a
+    /// handle from `s3o_store::open`.
+    pub fn from_engine<E: Engine>(engine: E) -> Self {
+        MetadataStore {
+            inner: Arc::new(engine),
+        }
+    }
+
+    /// Engine name (`"postgres"` or `"sqlite"`).
+    pub fn engine(&self) -> &'static str {
+        self.inner.engine()
+    }
+
+    /// This store's instance id: the claimant of cleanup rows born in its transactions (the
+    /// outbox). Cleanup workers of this process pass it to their claims.
+    pub fn instance_id(&self) -> &str {
+        self.inner.instance_id()
+    }
+
+    /// The circuit breaker's state: `Open` means calls fail fast with `DbUnavailable`.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker().state()
+    }
+
+    /// The circuit breaker's counters (opened, closed, rejected).
+    pub fn breaker_stats(&self) -> BreakerStats {
+        self.inner.breaker().stats()
+    }
+
+    /// Closes the breaker after an operator fixed the database, without waiting for the next
+    /// probe.
+    pub fn recover_breaker(&self) {
+        self.inner.breaker().recover()
+    }
+
+    /// Registers backends with their quota limits (`limit` 0 ⇒ unlimited), updating the limit
+    /// of backends already registered; counters are untouched. Same as
+    /// [`MetadataStore::sync_quota_limits`].
+    pub async fn register_backends(&self, limits: &[(String, i64)]) -> Result<()> {
+        self.sync_quota_limits(limits).await
+    }
+
+    /// Registered backends with their counters, by name.
+    pub async fn list_backends(&self) -> Result<BTreeMap<String, QuotaStat>> {
+        self.get_quota_stats().await
+    }
+
+    /// Removes a backend and everything recorded on it (see
+    /// [`MetadataStore::delete_backend_data`]). Unknown ⇒ `UnknownBackend`.
+    pub async fn remove_backend(&self, backend: &str) -> Result<()> {
+        self.delete_backend_data(backend).await
+    }
+
+    /// Runs one call, recording its latency, its error kind and the breaker's state.
+    async fn observe<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let r = call.await;
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record_call(self.inner.as_ref(), op, started.elapsed(), r.as_ref().err());
+        #[cfg(not(feature = "metrics"))]
+        let _ = op;
+        r
+    }
+}
+
+/// # Objects
+///
+/// The seed's `ObjectStore` role.
+impl MetadataStore {
+    /// Backends holding each key, for many keys in one query. Empty input ⇒ empty map without
+    /// a query; keys without copies are absent.
+    pub async fn get_object_backends_for_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        self.observe(
+            "get_object_backends_for_keys",
+            self.inner.get_object_backends_for_keys(keys),
+        )
+        .await
+    }
+    /// Records `key` on `backend` (see [`ops::record_object`](crate::ops::record_object)). Returns copies displaced from
+    /// other backends, for cleanup.
+    pub async fn record_object(
+        &self,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+    ) -> Result<Vec<DeletedCopy>> {
+        self.observe(
+            "record_object",
+            self.inner.record_object(key, backend, size, form),
+        )
+        .await
+    }
+    /// [`MetadataStore::record_object`] that also deletes the write's pending intent in the same
+    /// transaction. The intent must be this write's own (same key and backend): another one is
+    /// refused with `InvalidInput` and nothing changes; a missing intent is fine.
+    pub async fn record_object_and_clear_pending(
+        &self,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+        intent_id: &str,
+    ) -> Result<Vec<DeletedCopy>> {
+        self.observe(
+            "record_object_and_clear_pending",
+            self.inner
+                .record_object_and_clear_pending(key, backend, size, form, intent_id),
+        )
+        .await
+    }
+    /// Removes every copy of `key` (see [`ops::delete_object`](crate::ops::delete_object)). No copy ⇒ `ObjectNotFound`.
+    pub async fn delete_object(&self, key: &str) -> Result<Vec<DeletedCopy>> {
+        self.observe("delete_object", self.inner.delete_object(key))
+            .await
+    }
+    /// Removes every copy of each key in one transaction (see [`ops::delete_objects_batch`](crate::ops::delete_objects_batch)).
+    pub async fn delete_objects_batch(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, Vec<DeletedCopy>>> {
+        self.observe(
+            "delete_objects_batch",
+            self.inner.delete_objects_batch(keys),
+        )
+        .await
+    }
+    /// Removes one copy, debits its locked size and enqueues its bytes for cleanup (see
+    /// [`ops::delete_object_location`](crate::ops::delete_object_location)). `false` when the copy was already gone.
+    pub async fn delete_object_location(&self, key: &str, backend: &str) -> Result<bool> {
+        self.observe(
+            "delete_object_location",
+            self.inner.delete_object_location(key, backend),
+        )
+        .await
+    }
+    /// Records a pre-existing object without overwriting (see [`ops::import_object`](crate::ops::import_object)).
+    pub async fn import_object(&self, key: &str, backend: &str, size: i64) -> Result<bool> {
+        self.observe(
+            "import_object",
+            self.inner.import_object(key, backend, size),
+        )
+        .await
+    }
+    /// Moves a copy between backends, enqueueing the source's bytes for cleanup (see
+    /// [`ops::move_object_location`](crate::ops::move_object_location)). Returns bytes moved, 0 when the source is gone or the
+    /// target already has a copy.
+    pub async fn move_object_location(&self, key: &str, from: &str, to: &str) -> Result<i64> {
+        self.observe(
+            "move_object_location",
+            self.inner.move_object_location(key, from, to),
+        )
+        .await
+    }
+    /// Flat listing page (see [`ops::list_objects`](crate::ops::list_objects)).
+    pub async fn list_objects(
+        &self,
+        prefix: &str,
+        start_after: &str,
+        max_keys: i64,
+    ) -> Result<ListObjectsResult> {
+        self.observe(
+            "list_objects",
+            self.inner.list_objects(prefix, start_after, max_keys),
+        )
+        .await
+    }
+    /// Delimited listing page (see [`ops::list_objects_delimited`](crate::ops::list_objects_delimited)).
+    pub async fn list_objects_delimited(
+        &self,
+        prefix: &str,
+        delimiter: &str,
+        start_after: &str,
+        max_keys: i64,
+    ) -> Result<ListDelimitedResult> {
+        self.observe(
+            "list_objects_delimited",
+            self.inner
+                .list_objects_delimited(prefix, delimiter, start_after, max_keys),
+        )
+        .await
+    }
+}
+
+/// # Reads without a transaction
+///
+/// The seed's `Reader` role.
+impl MetadataStore {
+    /// Intents created at least `older_than` ago by the database's clock (`created_at <= now -
+    /// older_than`, so [`Duration::ZERO`] selects every intent), oldest first, at most `limit`
+    /// (see [`crate::validate::page`]). Ages are capped at [`crate::validate::MAX_AGE`].
+    pub async fn get_stale_pending(
+        &self,
+        older_than: Duration,
+        limit: i64,
+    ) -> Result<Vec<PendingObject>> {
+        self.observe(
+            "get_stale_pending",
+            self.inner.get_stale_pending(older_than, limit),
+        )
+        .await
+    }
+    /// Number of pending intents.
+    pub async fn count_pending(&self) -> Result<i64> {
+        self.observe("count_pending", self.inner.count_pending())
+            .await
+    }
+    /// Every copy of `key`, full columns, oldest first, ties by backend name. Replicas and
+    /// moved copies keep the `created_at` of the version they copy (a replica is the same
+    /// version of the object), so "oldest" is the version's time, not the copy's.
+    /// No copy ⇒ `ObjectNotFound`, never an empty vector.
+    pub async fn get_all_object_locations(&self, key: &str) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "get_all_object_locations",
+            self.inner.get_all_object_locations(key),
+        )
+        .await
+    }
+    /// Copies on `backend`, smallest first, at most `limit` (≤ 0 ⇒ 1000).
+    pub async fn list_objects_by_backend(
+        &self,
+        backend: &str,
+        limit: i64,
+    ) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "list_objects_by_backend",
+            self.inner.list_objects_by_backend(backend, limit),
+        )
+        .await
+    }
+    /// Copies on `backend` with key strictly after `after_key` in byte order, ascending;
+    /// `""` starts at the first key. At most `limit` (≤ 0 ⇒ 1000).
+    pub async fn list_objects_by_backend_key_asc(
+        &self,
+        backend: &str,
+        after_key: &str,
+        limit: i64,
+    ) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "list_objects_by_backend_key_asc",
+            self.inner
+                .list_objects_by_backend_key_asc(backend, after_key, limit),
+        )
+        .await
+    }
+    /// One row per key (its oldest copy, ties broken by backend name) whose key starts with
+    /// `prefix` (byte-wise, case-sensitive, `%`/`_`/`\` ordinary) and satisfies `bound`, in
+    /// byte order, at most `limit` rows. The raw material of every listing.
+    pub async fn list_objects_by_prefix(
+        &self,
+        prefix: &str,
+        bound: KeyBound<'_>,
+        limit: usize,
+    ) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "list_objects_by_prefix",
+            self.inner.list_objects_by_prefix(prefix, bound, limit),
+        )
+        .await
+    }
+    /// One row per key (its oldest copy) matching `prefix` whose oldest copy was created more
+    /// than `older_than` ago by the database's clock (`created_at < now - older_than`), in
+    /// byte order, at most `limit` (≤ 0 ⇒ 1000).
+    pub async fn list_expired_objects(
+        &self,
+        prefix: &str,
+        older_than: Duration,
+        limit: i64,
+    ) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "list_expired_objects",
+            self.inner.list_expired_objects(prefix, older_than, limit),
+        )
+        .await
+    }
+    /// Read-only snapshot of due rows (`next_retry <= now AND attempts < MAX_ATTEMPTS`), oldest
+    /// first, with their claim columns; never stamps a claim. At most `limit` (see
+    /// [`crate::validate::page`]).
+    pub async fn get_pending_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>> {
+        self.observe(
+            "get_pending_cleanups",
+            self.inner.get_pending_cleanups(limit),
+        )
+        .await
+    }
+    /// Queue rows with `attempts < 10` (regardless of `next_retry`).
+    pub async fn cleanup_queue_depth(&self) -> Result<i64> {
+        let depth = self
+            .observe("cleanup_queue_depth", self.inner.cleanup_queue_depth())
+            .await?;
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record_depths(self.engine(), Some(depth), None);
+        Ok(depth)
+    }
+    /// Rows in the dead-letter table.
+    pub async fn cleanup_dlq_depth(&self) -> Result<i64> {
+        let depth = self
+            .observe("cleanup_dlq_depth", self.inner.cleanup_dlq_depth())
+            .await?;
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record_depths(self.engine(), None, Some(depth));
+        Ok(depth)
+    }
+    /// Every queue row counted in exactly one state: claimed, due or waiting (see
+    /// [`crate::CleanupQueueStates`]).
+    pub async fn cleanup_queue_states(&self) -> Result<crate::CleanupQueueStates> {
+        self.observe("cleanup_queue_states", self.inner.cleanup_queue_states())
+            .await
+    }
+}
+
+/// # Quotas and routing
+///
+/// The seed's `QuotaStore` role.
+impl MetadataStore {
+    /// Admission numbers of the named backends, with their in-flight multipart bytes, in one
+    /// read; names without a quota row are absent.
+    pub async fn backend_capacities(&self, names: &[String]) -> Result<Vec<BackendCapacity>> {
+        self.observe("backend_capacities", self.inner.backend_capacities(names))
+            .await
+    }
+    /// The first backend of `order` whose available bytes (unlimited, or `limit − used −
+    /// orphan − in-flight multipart bytes`) are at least `size`. Invalid names ⇒
+    /// `InvalidInput`; unknown names are skipped. None ⇒ `NoSpaceAvailable`.
+    pub async fn get_backend_with_space(&self, size: i64, order: &[String]) -> Result<String> {
+        self.observe(
+            "get_backend_with_space",
+            self.inner.get_backend_with_space(size, order),
+        )
+        .await
+    }
+    /// Among `eligible` backends with room for `size`, the least utilised (`(used + orphan) /
+    /// limit` compared exactly, unlimited = 0), ties by name. None ⇒ `NoSpaceAvailable`.
+    pub async fn get_least_utilized_backend(
+        &self,
+        size: i64,
+        eligible: &[String],
+    ) -> Result<String> {
+        self.observe(
+            "get_least_utilized_backend",
+            self.inner.get_least_utilized_backend(size, eligible),
+        )
+        .await
+    }
+    /// Every backend's counters.
+    pub async fn get_quota_stats(&self) -> Result<BTreeMap<String, QuotaStat>> {
+        self.observe("get_quota_stats", self.inner.get_quota_stats())
+            .await
+    }
+    /// Sets `bytes_used` to Σ `size_bytes` where they differ (see [`ops::reconcile_usage`](crate::ops::reconcile_usage)).
+    /// Returns `truth − stored` per drifted backend; empty when consistent.
+    pub async fn reconcile_usage(&self) -> Result<BTreeMap<String, i64>> {
+        self.observe("reconcile_usage", self.inner.reconcile_usage())
+            .await
+    }
+}
+
+/// # Multipart uploads
+///
+/// The seed's `MultipartStore` role.
+impl MetadataStore {
+    /// Creates the upload row (`created_at = now`). Unknown backend ⇒ `UnknownBackend`.
+    pub async fn create_multipart_upload(
+        &self,
+        params: &CreateMultipartUploadParams,
+    ) -> Result<()> {
+        self.observe(
+            "create_multipart_upload",
+            self.inner.create_multipart_upload(params),
+        )
+        .await
+    }
+    /// The upload; unknown id ⇒ `MultipartUploadNotFound`.
+    pub async fn get_multipart_upload(&self, upload_id: &str) -> Result<MultipartUpload> {
+        self.observe(
+            "get_multipart_upload",
+            self.inner.get_multipart_upload(upload_id),
+        )
+        .await
+    }
+    /// Records (or replaces) a part. Part number outside 1..=10000 ⇒ `InvalidInput` before any
+    /// SQL; unknown upload ⇒ `MultipartUploadNotFound`. Encryption fields are kept only when
+    /// `form.encrypted`.
+    pub async fn record_part(
+        &self,
+        upload_id: &str,
+        part_number: i32,
+        etag: &str,
+        size: i64,
+        form: &StoredForm,
+    ) -> Result<()> {
+        self.observe(
+            "record_part",
+            self.inner
+                .record_part(upload_id, part_number, etag, size, form),
+        )
+        .await
+    }
+    /// Parts ordered by number; unknown upload ⇒ empty.
+    pub async fn get_parts(&self, upload_id: &str) -> Result<Vec<MultipartPart>> {
+        self.observe("get_parts", self.inner.get_parts(upload_id))
+            .await
+    }
+    /// Deletes the upload and its parts; missing ⇒ no-op.
+    pub async fn delete_multipart_upload(&self, upload_id: &str) -> Result<()> {
+        self.observe(
+            "delete_multipart_upload",
+            self.inner.delete_multipart_upload(upload_id),
+        )
+        .await
+    }
+    /// Uploads whose key starts with `prefix`, ordered by `(key, created_at)`, slim (no
+    /// backend or encryption fields), at most `max` (≤ 0 ⇒ 1000).
+    pub async fn list_multipart_uploads(
+        &self,
+        prefix: &str,
+        max: i64,
+    ) -> Result<Vec<MultipartUpload>> {
+        self.observe(
+            "list_multipart_uploads",
+            self.inner.list_multipart_uploads(prefix, max),
+        )
+        .await
+    }
+    /// Uploads whose key starts with `prefix`.
+    pub async fn count_active_multipart_uploads(&self, prefix: &str) -> Result<i64> {
+        self.observe(
+            "count_active_multipart_uploads",
+            self.inner.count_active_multipart_uploads(prefix),
+        )
+        .await
+    }
+    /// Uploads created more than `older_than` ago (zero ⇒ every upload).
+    pub async fn get_stale_multipart_uploads(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<MultipartUpload>> {
+        self.observe(
+            "get_stale_multipart_uploads",
+            self.inner.get_stale_multipart_uploads(older_than),
+        )
+        .await
+    }
+    /// Uploads on `backend`.
+    pub async fn get_multipart_uploads_by_backend(
+        &self,
+        backend: &str,
+    ) -> Result<Vec<MultipartUpload>> {
+        self.observe(
+            "get_multipart_uploads_by_backend",
+            self.inner.get_multipart_uploads_by_backend(backend),
+        )
+        .await
+    }
+}
+
+/// # Replication
+///
+/// The seed's `ReplicationStore` role.
+impl MetadataStore {
+    /// Every row of up to `limit` keys whose managed copies number fewer than `factor`,
+    /// ordered by `(key, created_at)`. `limit` per [`crate::validate::batch_limit`]: ≤ 0 ⇒
+    /// nothing.
+    pub async fn get_under_replicated_objects(
+        &self,
+        factor: i64,
+        limit: i64,
+    ) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "get_under_replicated_objects",
+            self.inner.get_under_replicated_objects(factor, limit),
+        )
+        .await
+    }
+    /// As [`MetadataStore::get_under_replicated_objects`], not counting copies on
+    /// `excluded` backends: a key whose only managed copies sit on excluded (e.g. draining)
+    /// backends is returned.
+    pub async fn get_under_replicated_objects_excluding(
+        &self,
+        factor: i64,
+        limit: i64,
+        excluded: &[String],
+    ) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "get_under_replicated_objects_excluding",
+            self.inner
+                .get_under_replicated_objects_excluding(factor, limit, excluded),
+        )
+        .await
+    }
+    /// Every row of up to `limit` keys with more than `factor` managed copies (limit ≤ 0 ⇒
+    /// nothing).
+    pub async fn get_over_replicated_objects(
+        &self,
+        factor: i64,
+        limit: i64,
+    ) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "get_over_replicated_objects",
+            self.inner.get_over_replicated_objects(factor, limit),
+        )
+        .await
+    }
+    /// Number of keys with more than `factor` managed copies.
+    pub async fn count_over_replicated_objects(&self, factor: i64) -> Result<i64> {
+        self.observe(
+            "count_over_replicated_objects",
+            self.inner.count_over_replicated_objects(factor),
+        )
+        .await
+    }
+    /// Adds a replica on `target` copied from `source` (see [`ops::record_replica`](crate::ops::record_replica)).
+    pub async fn record_replica(
+        &self,
+        key: &str,
+        target: &str,
+        source: &str,
+    ) -> Result<(i64, bool)> {
+        self.observe(
+            "record_replica",
+            self.inner.record_replica(key, target, source),
+        )
+        .await
+    }
+    /// Removes the copy on `backend` if the key still has more than `factor` copies (see
+    /// [`ops::remove_excess_copy`](crate::ops::remove_excess_copy)).
+    pub async fn remove_excess_copy(&self, key: &str, backend: &str, factor: i64) -> Result<bool> {
+        self.observe(
+            "remove_excess_copy",
+            self.inner.remove_excess_copy(key, backend, factor),
+        )
+        .await
+    }
+}
+
+/// # Cleanup queue and dead letters
+///
+/// The seed's `CleanupStore` role.
+impl MetadataStore {
+    /// Enqueues a physical delete (`created_at = next_retry = now`, unclaimed). Does not touch
+    /// `orphan_bytes`: pair it with [`MetadataStore::increment_orphan_bytes`]. Only for bytes
+    /// the ledger never held (e.g. an upload found without an intent): every operation that
+    /// takes a copy out of the ledger already enqueues its bytes in its own transaction.
+    pub async fn enqueue_cleanup(
+        &self,
+        backend: &str,
+        key: &str,
+        reason: &str,
+        size: i64,
+    ) -> Result<()> {
+        self.observe(
+            "enqueue_cleanup",
+            self.inner.enqueue_cleanup(backend, key, reason, size),
+        )
+        .await
+    }
+    /// Atomically claims up to `limit` due rows for `instance_id`: rows with `next_retry <=
+    /// now`, `attempts < 10` and no claim or a claim made more than `stale_after` ago
+    /// (`claimed_at < now - stale_after`; now is the database's clock, which also stamped the
+    /// claim), oldest first.
+    /// Concurrent claimers (tasks or processes) get disjoint rows. `reclaimed` is true on rows
+    /// whose earlier claim had gone stale. Returned ordered by id.
+    pub async fn claim_pending_cleanups(
+        &self,
+        limit: i64,
+        instance_id: &str,
+        stale_after: Duration,
+    ) -> Result<Vec<CleanupItem>> {
+        let items = self
+            .observe(
+                "claim_pending_cleanups",
+                self.inner
+                    .claim_pending_cleanups(limit, instance_id, stale_after),
+            )
+            .await?;
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record_reclaimed(
+            self.engine(),
+            items.iter().filter(|i| i.reclaimed).count() as u64,
+        );
+        Ok(items)
+    }
+    /// Deletes the claimed row and releases its bytes, only while it still carries `claim`
+    /// (see [`ops::complete_cleanup_item`](crate::ops::complete_cleanup_item)): `Completed` or `StaleClaim`.
+    pub async fn complete_cleanup_item(&self, claim: &CleanupClaim) -> Result<CleanupOutcome> {
+        self.observe(
+            "complete_cleanup_item",
+            self.inner.complete_cleanup_item(claim),
+        )
+        .await
+    }
+    /// One more attempt for the claimed row, or the dead-letter table when that reaches
+    /// [`crate::MAX_ATTEMPTS`] (see [`ops::retry_cleanup_item`](crate::ops::retry_cleanup_item)): `Retried`, `DeadLettered` or
+    /// `StaleClaim`.
+    pub async fn retry_cleanup_item(
+        &self,
+        claim: &CleanupClaim,
+        backoff: Duration,
+        last_error: &str,
+    ) -> Result<CleanupOutcome> {
+        self.observe(
+            "retry_cleanup_item",
+            self.inner.retry_cleanup_item(claim, backoff, last_error),
+        )
+        .await
+    }
+    /// Unguarded `orphan_bytes += amount`; unknown backend ⇒ no-op.
+    pub async fn increment_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {
+        self.observe(
+            "increment_orphan_bytes",
+            self.inner.increment_orphan_bytes(backend, amount),
+        )
+        .await
+    }
+    /// `orphan_bytes = max(0, orphan_bytes − amount)`; unknown backend ⇒ no-op.
+    pub async fn decrement_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {
+        self.observe(
+            "decrement_orphan_bytes",
+            self.inner.decrement_orphan_bytes(backend, amount),
+        )
+        .await
+    }
+    /// DLQ rows of `backend` (all when `None`), most recently moved first, at most `limit`
+    /// (≤ 0 ⇒ 1000).
+    pub async fn list_cleanup_dlq(
+        &self,
+        backend: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CleanupDlqItem>> {
+        self.observe(
+            "list_cleanup_dlq",
+            self.inner.list_cleanup_dlq(backend, limit),
+        )
+        .await
+    }
+    /// Per backend with any queue or DLQ row: `(Σ size_bytes of cleanup_queue rows of every
+    /// attempt count, Σ size_bytes of cleanup_dlq rows)`. What `orphan_bytes` should equal
+    /// when every orphan went through the queue; `s3o verify` reports the difference.
+    pub async fn cleanup_bytes_by_backend(&self) -> Result<BTreeMap<String, (i64, i64)>> {
+        self.observe(
+            "cleanup_bytes_by_backend",
+            self.inner.cleanup_bytes_by_backend(),
+        )
+        .await
+    }
+    /// Moves DLQ rows (of `backend`, or all) back into the queue with fresh defaults
+    /// (attempts 0, due now, unclaimed) in one statement; `orphan_bytes` untouched. Returns
+    /// the number moved.
+    pub async fn requeue_cleanup_dlq(&self, backend: Option<&str>) -> Result<i64> {
+        self.observe(
+            "requeue_cleanup_dlq",
+            self.inner.requeue_cleanup_dlq(backend),
+        )
+        .await
+    }
+    /// Removes queue rows of `(key, backend)` and their orphan bytes (see
+    /// [`ops::sweep_stale_cleanup_queue_rows`](crate::ops::sweep_stale_cleanup_queue_rows)).
+    pub async fn sweep_stale_cleanup_queue_rows(&self, key: &str, backend: &str) -> Result<i64> {
+        self.observe(
+            "sweep_stale_cleanup_queue_rows",
+            self.inner.sweep_stale_cleanup_queue_rows(key, backend),
+        )
+        .await
+    }
+    /// Graduates an exhausted queue row to the DLQ (see [`ops::move_cleanup_to_dlq`](crate::ops::move_cleanup_to_dlq)).
+    pub async fn move_cleanup_to_dlq(&self, id: i64, last_error: &str) -> Result<bool> {
+        self.observe(
+            "move_cleanup_to_dlq",
+            self.inner.move_cleanup_to_dlq(id, last_error),
+        )
+        .await
+    }
+    /// Operator write-off of DLQ rows (see [`ops::write_off_cleanup_dlq`](crate::ops::write_off_cleanup_dlq)).
+    pub async fn write_off_cleanup_dlq(&self, ids: &[i64]) -> Result<i64> {
+        self.observe(
+            "write_off_cleanup_dlq",
+            self.inner.write_off_cleanup_dlq(ids),
+        )
+        .await
+    }
+}
+
+/// # Pending intents
+///
+/// The seed's `PendingStore` role.
+impl MetadataStore {
+    /// Records an intent before the backend PUT. Unknown backend ⇒ `UnknownBackend`;
+    /// duplicate intent id ⇒ `Database { kind: UniqueViolation }`.
+    pub async fn insert_pending(&self, p: &PendingObject) -> Result<()> {
+        self.observe("insert_pending", self.inner.insert_pending(p))
+            .await
+    }
+    /// Deletes an intent; missing ⇒ no-op.
+    pub async fn delete_pending(&self, intent_id: &str) -> Result<()> {
+        self.observe("delete_pending", self.inner.delete_pending(intent_id))
+            .await
+    }
+    /// Deletes every intent of a backend; returns how many.
+    pub async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64> {
+        self.observe(
+            "delete_pending_by_backend",
+            self.inner.delete_pending_by_backend(backend),
+        )
+        .await
+    }
+    /// Resolves an intent whose bytes are on the backend (see [`ops::promote_pending`](crate::ops::promote_pending)).
+    pub async fn promote_pending(
+        &self,
+        p: &PendingObject,
+    ) -> Result<(PendingPromoteResult, Vec<DeletedCopy>)> {
+        self.observe("promote_pending", self.inner.promote_pending(p))
+            .await
+    }
+}
+
+/// # Integrity (content hashes, scrubbing)
+///
+/// The seed's `IntegrityStore` role.
+impl MetadataStore {
+    /// Managed copies with no content hash, oldest first; `limit` per [`crate::validate::page`],
+    /// negative `offset` treated as 0.
+    pub async fn get_objects_without_hash(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "get_objects_without_hash",
+            self.inner.get_objects_without_hash(limit, offset),
+        )
+        .await
+    }
+    /// Sets the content hash of one copy and stamps it verified now. `false` when gone.
+    pub async fn update_content_hash(&self, key: &str, backend: &str, hash: &str) -> Result<bool> {
+        self.observe(
+            "update_content_hash",
+            self.inner.update_content_hash(key, backend, hash),
+        )
+        .await
+    }
+    /// Hashed, managed copies on `backends`, least recently verified first (never-verified by
+    /// age), ties by key. Deterministic, unlike sampling. Empty `backends` ⇒ empty result.
+    pub async fn get_least_recently_scrubbed_objects(
+        &self,
+        limit: i64,
+        backends: &[String],
+    ) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "get_least_recently_scrubbed_objects",
+            self.inner
+                .get_least_recently_scrubbed_objects(limit, backends),
+        )
+        .await
+    }
+    /// Stamps one copy verified now. `false` when gone.
+    pub async fn mark_object_scrubbed(&self, key: &str, backend: &str) -> Result<bool> {
+        self.observe(
+            "mark_object_scrubbed",
+            self.inner.mark_object_scrubbed(key, backend),
+        )
+        .await
+    }
+}
+
+/// # Usage counters
+///
+/// The seed's `UsageStore` role.
+impl MetadataStore {
+    /// Adds the deltas to `(backend, period)` (created at zero if absent). Concurrent flushers
+    /// converge without loss. `period` is `YYYY-MM`. Unknown backend ⇒ `UnknownBackend`.
+    pub async fn flush_usage_deltas(
+        &self,
+        backend: &str,
+        period: &str,
+        api_requests: i64,
+        egress_bytes: i64,
+        ingress_bytes: i64,
+    ) -> Result<()> {
+        self.observe(
+            "flush_usage_deltas",
+            self.inner.flush_usage_deltas(
+                backend,
+                period,
+                api_requests,
+                egress_bytes,
+                ingress_bytes,
+            ),
+        )
+        .await
+    }
+    /// Counters of every backend for `period`.
+    pub async fn get_usage_for_period(&self, period: &str) -> Result<BTreeMap<String, UsageStat>> {
+        self.observe(
+            "get_usage_for_period",
+            self.inner.get_usage_for_period(period),
+        )
+        .await
+    }
+}
+
+/// # Notification outbox
+///
+/// The seed's `NotificationOutbox` role.
+impl MetadataStore {
+    /// Enqueues an event; `payload` must be valid JSON (`InvalidInput` otherwise). Returns the
+    /// row id.
+    pub async fn insert_notification(
+        &self,
+        event_type: &str,
+        payload: &str,
+        endpoint_url: &str,
+    ) -> Result<i64> {
+        self.observe(
+            "insert_notification",
+            self.inner
+                .insert_notification(event_type, payload, endpoint_url),
+        )
+        .await
+    }
+    /// Due rows (`next_retry <= now AND attempts < 10`), oldest first, at most `limit`.
+    pub async fn get_pending_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
+        self.observe(
+            "get_pending_notifications",
+            self.inner.get_pending_notifications(limit),
+        )
+        .await
+    }
+    /// Deletes a delivered row; missing ⇒ no-op.
+    pub async fn complete_notification(&self, id: i64) -> Result<()> {
+        self.observe(
+            "complete_notification",
+            self.inner.complete_notification(id),
+        )
+        .await
+    }
+    /// `attempts += 1`, `next_retry = now + backoff`, records the error.
+    pub async fn retry_notification(
+        &self,
+        id: i64,
+        backoff: Duration,
+        last_error: &str,
+    ) -> Result<()> {
+        self.observe(
+            "retry_notification",
+            self.inner.retry_notification(id, backoff, last_error),
+        )
+        .await
+    }
+}
+
+/// # Dashboard counts
+///
+/// The seed's `DashboardStore` role.
+impl MetadataStore {
+    /// Copies per backend.
+    pub async fn get_object_counts(&self) -> Result<BTreeMap<String, i64>> {
+        self.observe("get_object_counts", self.inner.get_object_counts())
+            .await
+    }
+    /// Copies without a content hash per backend.
+    pub async fn get_unverified_object_counts(&self) -> Result<BTreeMap<String, i64>> {
+        self.observe(
+            "get_unverified_object_counts",
+            self.inner.get_unverified_object_counts(),
+        )
+        .await
+    }
+    /// Active multipart uploads per backend.
+    pub async fn get_active_multipart_counts(&self) -> Result<BTreeMap<String, i64>> {
+        self.observe(
+            "get_active_multipart_counts",
+            self.inner.get_active_multipart_counts(),
+        )
+        .await
+    }
+}
+
+/// # Backend lifecycle
+///
+/// The seed's `BackendLifecycleStore` role.
+impl MetadataStore {
+    /// `(copies, Σ size_bytes)` on `backend`.
+    pub async fn backend_object_stats(&self, backend: &str) -> Result<(i64, i64)> {
+        self.observe(
+            "backend_object_stats",
+            self.inner.backend_object_stats(backend),
+        )
+        .await
+    }
+    /// Removes everything that references `backend` — cleanup queue and DLQ rows, pending
+    /// intents, multipart uploads (parts cascade), copies, usage rows — and then its quota
+    /// row, in one transaction (see [`ops::delete_backend_data`](crate::ops::delete_backend_data)). Unknown backend ⇒
+    /// `UnknownBackend`.
+    pub async fn delete_backend_data(&self, backend: &str) -> Result<()> {
+        self.observe(
+            "delete_backend_data",
+            self.inner.delete_backend_data(backend),
+        )
+        .await
+    }
+}
+
+/// # Encryption administration
+///
+/// The seed's `EncryptionAdmin` role.
+impl MetadataStore {
+    /// Encrypted copies under master-key version `key_id`, ordered by `(key, backend)`.
+    pub async fn list_encrypted_locations(
+        &self,
+        key_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<EncryptedLocation>> {
+        self.observe(
+            "list_encrypted_locations",
+            self.inner.list_encrypted_locations(key_id, limit, offset),
+        )
+        .await
+    }
+    /// Every encrypted copy after `after` (keyset), ordered by `(key, backend)`.
+    pub async fn list_all_encrypted_locations(
+        &self,
+        limit: i64,
+        after: Option<&Cursor>,
+    ) -> Result<Vec<EncryptedLocation>> {
+        self.observe(
+            "list_all_encrypted_locations",
+            self.inner.list_all_encrypted_locations(limit, after),
+        )
+        .await
+    }
+    /// Plaintext copies after `after` (keyset: offset paging skips rows while the set shrinks),
+    /// ordered by `(key, backend)`.
+    pub async fn list_unencrypted_locations(
+        &self,
+        limit: i64,
+        after: Option<&Cursor>,
+    ) -> Result<Vec<UnencryptedLocation>> {
+        self.observe(
+            "list_unencrypted_locations",
+            self.inner.list_unencrypted_locations(limit, after),
+        )
+        .await
+    }
+    /// Replaces the wrapped key of one copy (rotation). `false` when the copy is gone.
+    pub async fn update_encryption_key(
+        &self,
+        key: &str,
+        backend: &str,
+        new_key: &[u8],
+        new_key_id: &str,
+    ) -> Result<bool> {
+        self.observe(
+            "update_encryption_key",
+            self.inner
+                .update_encryption_key(key, backend, new_key, new_key_id),
+        )
+        .await
+    }
+    /// Marks a copy encrypted in place (see [`ops::mark_object_encrypted`](crate::ops::mark_object_encrypted)).
+    pub async fn mark_object_encrypted(
+        &self,
+        key: &str,
+        backend: &str,
+        encryption_key: &[u8],
+        key_id: &str,
+        plaintext_size: i64,
+        ciphertext_size: i64,
+    ) -> Result<bool> {
+        self.observe(
+            "mark_object_encrypted",
+            self.inner.mark_object_encrypted(
+                key,
+                backend,
+                encryption_key,
+                key_id,
+                plaintext_size,
+                ciphertext_size,
+            ),
+        )
+        .await
+    }
+    /// Marks a copy decrypted in place (see [`ops::mark_object_decrypted`](crate::ops::mark_object_decrypted)).
+    pub async fn mark_object_decrypted(
+        &self,
+        key: &str,
+        backend: &str,
+        plaintext_size: i64,
+    ) -> Result<bool> {
+        self.observe(
+            "mark_object_decrypted",
+            self.inner
+                .mark_object_decrypted(key, backend, plaintext_size),
+        )
+        .await
+    }
+}
+
+/// # Schema and lifecycle
+///
+/// The seed's `LifecycleAdmin` role.
+impl MetadataStore {
+    /// Applies every pending migration, in order. Safe to run concurrently from several
+    /// processes; running it twice is a no-op. Returns the resulting version.
+    pub async fn run_migrations(&self) -> Result<SchemaVersion> {
+        self.observe("run_migrations", self.inner.run_migrations())
+            .await
+    }
+    /// The current and expected versions, without checking them.
+    pub async fn schema_version(&self) -> Result<SchemaVersion> {
+        self.observe("schema_version", self.inner.schema_version())
+            .await
+    }
+    /// Errors with `Database { kind: Schema }` naming the fix when the database is behind
+    /// ("run migrations") or ahead ("upgrade the binary").
+    pub async fn verify_schema_version(&self) -> Result<SchemaVersion> {
+        self.observe("verify_schema_version", self.inner.verify_schema_version())
+            .await
+    }
+    /// Upserts `(backend, bytes_limit)` rows in one transaction: new backends start at zero
+    /// used; existing rows keep used and orphan bytes. Negative limits ⇒ `InvalidInput`.
+    pub async fn sync_quota_limits(&self, limits: &[(String, i64)]) -> Result<()> {
+        self.observe("sync_quota_limits", self.inner.sync_quota_limits(limits))
+            .await
+    }
+    /// Releases pooled connections. Later calls fail.
+    pub async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+/// # Leader locks
+///
+/// The seed's `AdvisoryLocker` role.
+impl MetadataStore {
+    /// Tries to take `lock` without waiting. Not taken ⇒ `Ok(None)` and `critical` never runs.
+    /// Taken ⇒ runs `critical`, releases the lock (also when `critical` errors or panics, and
+    /// when the holder's connection or process dies) and returns `Ok(Some(its result))`.
+    /// An error acquiring ⇒ `Err`. Locks with different ids are independent.
+    ///
+    /// Fenced: if the lock is lost while `critical` runs (PostgreSQL: the lock's session
+    /// ended, noticed within the engine's documented bound), `critical` is dropped at its
+    /// next `.await` and the call returns `Err(StoreError::LeadershipLost)`, never `Ok`.
+    /// (SQLite's lock is a file lock held by the process: it cannot be lost while the
+    /// process lives.) Locks are scoped to the store's database and, on PostgreSQL, schema.
+    pub async fn with_advisory_lock<F>(
+        &self,
+        lock: LockId,
+        critical: F,
+    ) -> Result<Option<Result<()>>>
+    where
+        F: Future<Output = Result<()>> + Send,
+    {
+        self.observe(
+            "with_advisory_lock",
+            self.inner.with_advisory_lock(lock, Box::pin(critical)),
+        )
+        .await
+    }
+}
