@@ -287,7 +287,7 @@ pub enum CleanupOutcome {
 /// A copy taken out of the ledger while its bytes stay on a backend. The same transaction
 /// enqueued a cleanup row for those bytes and charged them to the backend's `orphan_bytes`
 /// (the outbox); the row was born claimed by the calling store's instance id, so the caller
-/// may delete the bytes at once and then [`crate::CleanupStore::complete_cleanup_item`] with
+/// may delete the bytes at once and then [`crate::MetadataStore::complete_cleanup_item`] with
 /// [`DeletedCopy::cleanup`]. If the caller dies first, a cleanup worker picks the row up once
 /// the claim is older than its grace cutoff.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -425,7 +425,7 @@ pub async fn open_with(url: &str, opts: PgOptions) -> Result<MetadataStore> {
 impl PgStore {
     /// Connects with default [`PgOptions`] (overridden by URL parameters) and checks that a
     /// connection can be made. Does **not** migrate: call
-    /// [`LifecycleAdmin::run_migrations`](s3o_core::LifecycleAdmin::run_migrations).
+    /// [`MetadataStore::run_migrations`](s3o_core::MetadataStore::run_migrations).
     ///
     /// A malformed URL ⇒ `InvalidInput` naming the accepted form; an unreachable server or
     /// bad credentials ⇒ `Database { kind: Connection }` naming host and database.

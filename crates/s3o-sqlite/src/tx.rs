@@ -1,4 +1,4 @@
-//! The transaction adapter: [`s3o_core::Runner`] and [`s3o_core::Transaction`] on the writer
+//! The transaction adapter: [`s3o_core::engine::Runner`] and [`s3o_core::engine::Transaction`] on the writer
 //! connection.
 //!
 //! A transaction owns the writer from `BEGIN IMMEDIATE` to `COMMIT`/`ROLLBACK` (the async gate

@@ -158,7 +158,7 @@ pub enum EngineOptions {
 impl EngineOptions {
     /// The engine these options are for.
     pub fn engine(&self) -> Engine {
-        match self {
+        match *self {
             #[cfg(feature = "sqlite")]
             EngineOptions::Sqlite(_) => Engine::Sqlite,
             #[cfg(feature = "postgres")]
@@ -170,6 +170,10 @@ impl EngineOptions {
 /// Opens the store `url` names with explicit engine settings and, with `options.migrate`,
 /// applies pending migrations. Options for another engine than the URL's ⇒ `InvalidInput`
 /// naming both; nothing is opened.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(unreachable_code, unused_variables)
+)]
 pub async fn open_with(
     url: &str,
     engine: EngineOptions,

@@ -79,7 +79,12 @@ async fn the_handle_records_operations_errors_breaker_and_depths() {
         other => panic!("error counter: {other:?}"),
     }
     assert!(
-        find(&snap, names::OPERATION_ERRORS, &[("operation", "record_object")]).is_none(),
+        find(
+            &snap,
+            names::OPERATION_ERRORS,
+            &[("operation", "record_object")]
+        )
+        .is_none(),
         "successful calls count no error"
     );
     match find(&snap, names::BREAKER_STATE, &[("engine", "sqlite")]) {

@@ -97,7 +97,12 @@ async fn sqlite_opens_with_explicit_options() {
     assert_eq!(store.breaker_state(), BreakerState::Closed);
     store.register_backends(&[("a".into(), 10)]).await.unwrap();
     assert_eq!(
-        store.list_backends().await.unwrap().keys().collect::<Vec<_>>(),
+        store
+            .list_backends()
+            .await
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         ["a"]
     );
     // A routing list with a typo names it instead of answering "no space".
