@@ -198,10 +198,16 @@ pub async fn least_utilized_backend_choice(store: Db) {
     );
     assert_eq!(
         store
-            .get_least_utilized_backend(600, &names(&[A, B, UNKNOWN]))
+            .get_least_utilized_backend(600, &names(&[A, B]))
             .await
             .unwrap(),
         B
+    );
+    assert_unknown_backend(
+        store
+            .get_least_utilized_backend(600, &names(&[A, B, UNKNOWN]))
+            .await,
+        UNKNOWN,
     );
     assert_eq!(
         store
@@ -223,10 +229,11 @@ pub async fn least_utilized_backend_choice(store: Db) {
             .await,
         "size over the limit",
     );
-    assert_no_space(
+    assert_unknown_backend(
         store
             .get_least_utilized_backend(1, &names(&[UNKNOWN]))
             .await,
+        UNKNOWN,
     );
     assert_no_space(store.get_least_utilized_backend(1, &[]).await);
     // Ties are broken by name.

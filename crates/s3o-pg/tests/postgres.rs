@@ -196,8 +196,13 @@ async fn quota_admits_up_to_the_exact_byte_counting_orphans() {
         s.get_backend_with_space(1, &["a".into()]).await,
         Err(StoreError::NoSpaceAvailable)
     ));
-    assert_eq!(
+    assert!(matches!(
         s.get_backend_with_space(1, &["ghost".into(), "a".into(), "b".into()])
+            .await,
+        Err(StoreError::UnknownBackend { backend }) if backend == "ghost"
+    ));
+    assert_eq!(
+        s.get_backend_with_space(1, &["a".into(), "b".into()])
             .await
             .unwrap(),
         "b"
@@ -1360,13 +1365,12 @@ async fn least_utilized_backend_is_exact_and_ties_by_name() {
             .unwrap(),
         "c"
     );
-    // Unknown names are skipped, invalid ones refused before any SQL.
-    assert_eq!(
+    // Unknown names are `UnknownBackend`, invalid ones refused before any SQL.
+    assert!(matches!(
         s.get_least_utilized_backend(1, &["ghost".into(), "b".into()])
-            .await
-            .unwrap(),
-        "b"
-    );
+            .await,
+        Err(StoreError::UnknownBackend { backend }) if backend == "ghost"
+    ));
     for bad in [String::new(), "x\0y".to_owned()] {
         assert!(matches!(
             s.get_least_utilized_backend(1, &["a".into(), bad.clone()])

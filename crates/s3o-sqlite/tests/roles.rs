@@ -283,15 +283,19 @@ async fn quota_guard_counts_orphan_bytes_to_the_exact_byte() {
         Err(StoreError::ObjectNotFound { .. })
     ));
 
-    // Routing reads: b1 is full, unknown names are skipped, unlimited always admits.
-    let order = vec!["ghost".to_string(), "b1".to_string(), "big".to_string()];
+    // Routing reads: b1 is full, unknown names are refused, unlimited always admits.
+    assert!(matches!(
+        store.get_backend_with_space(1, &["ghost".into(), "b1".into()]).await,
+        Err(StoreError::UnknownBackend { backend }) if backend == "ghost"
+    ));
+    let order = vec!["b1".to_string(), "big".to_string()];
     assert_eq!(
         store.get_backend_with_space(1, &order).await.unwrap(),
         "big"
     );
     assert_eq!(store.get_backend_with_space(0, &order).await.unwrap(), "b1");
     assert!(matches!(
-        store.get_backend_with_space(1, &order[..2]).await,
+        store.get_backend_with_space(1, &order[..1]).await,
         Err(StoreError::NoSpaceAvailable)
     ));
     assert!(matches!(
@@ -304,7 +308,7 @@ async fn quota_guard_counts_orphan_bytes_to_the_exact_byte() {
     );
     assert!(matches!(
         store
-            .get_least_utilized_backend(s3o_core::validate::MAX_SIZE_BYTES, &order[..2])
+            .get_least_utilized_backend(s3o_core::validate::MAX_SIZE_BYTES, &order[..1])
             .await,
         Err(StoreError::NoSpaceAvailable)
     ));
@@ -1347,7 +1351,7 @@ async fn shared_validation_rules_apply_before_any_sql() {
     assert_eq!(stats["b9"].bytes_limit, 7);
     assert_eq!(stats["b2"].bytes_limit, 0);
 
-    // Preference lists: invalid names refused, unknown ones skipped.
+    // Preference lists: invalid names refused, unknown ones `UnknownBackend`.
     assert!(is_invalid(
         store
             .get_backend_with_space(1, &[String::new(), "b1".into()])
@@ -1358,22 +1362,20 @@ async fn shared_validation_rules_apply_before_any_sql() {
     ));
     assert!(matches!(
         store.get_backend_with_space(1, &["nope".into()]).await,
-        Err(StoreError::NoSpaceAvailable)
+        Err(StoreError::UnknownBackend { .. })
     ));
-    assert_eq!(
+    assert!(matches!(
         store
             .get_backend_with_space(1, &["nope".into(), "b1".into()])
-            .await
-            .unwrap(),
-        "b1"
-    );
-    assert_eq!(
+            .await,
+        Err(StoreError::UnknownBackend { backend }) if backend == "nope"
+    ));
+    assert!(matches!(
         store
             .get_least_utilized_backend(1, &["nope".into(), "b1".into()])
-            .await
-            .unwrap(),
-        "b1"
-    );
+            .await,
+        Err(StoreError::UnknownBackend { backend }) if backend == "nope"
+    ));
 
     // Usage periods: YYYY-MM with a real month; deltas non-negative.
     assert!(is_invalid(
