@@ -422,7 +422,56 @@ pub async fn open_with(url: &str, opts: PgOptions) -> Result<MetadataStore> {
         .map(MetadataStore::from_engine)
 }
 
+/// Wraps a pool the application already built (its own TLS, credentials rotation, hooks) and
+/// returns the consumer handle after one ping. Does **not** migrate.
+///
+/// The pool's connections are used as they are: the store cannot set startup options on them,
+/// so a schema other than the server's `search_path` must already be in their configuration
+/// (e.g. `options=-c search_path=NAME` in the `tokio_postgres::Config`); `opts.schema` then only
+/// names it, for leader-lock keys and logs. Likewise `opts.lock_timeout` is not applied (set
+/// `-c lock_timeout=…` there too), and the pool settings of `opts` (`max_size`, timeouts,
+/// recycling) are the pool's own. Queries cancelled after a timeout are cancelled without TLS.
+/// Breaker and instance id come from `opts`.
+pub async fn open_with_pool(pool: Pool, opts: PgOptions) -> Result<MetadataStore> {
+    PgStore::from_pool(pool, opts)
+        .await
+        .map(MetadataStore::from_engine)
+}
+
 impl PgStore {
+    /// The engine behind [`open_with_pool`].
+    pub async fn from_pool(pool: Pool, opts: PgOptions) -> Result<PgStore> {
+        if let Some(id) = &opts.instance_id {
+            s3o_core::validate::text("instance id", id)?;
+        }
+        let store = PgStore {
+            db: Db {
+                pool,
+                breaker: Arc::new(CircuitBreaker::new("postgres", opts.breaker)),
+                cancel_tls: None,
+            },
+            target: Target {
+                hosts: "(application pool)".to_owned(),
+                dbname: String::new(),
+                user: String::new(),
+                ssl: SslMode::Disable,
+                schema: opts.schema.clone(),
+            },
+            schema: opts.schema,
+            instance_id: opts
+                .instance_id
+                .unwrap_or_else(s3o_core::default_instance_id)
+                .into(),
+        };
+        drop(
+            store
+                .db
+                .raw_client("connect through the application's pool")
+                .await?,
+        );
+        Ok(store)
+    }
+
     /// Connects with default [`PgOptions`] (overridden by URL parameters) and checks that a
     /// connection can be made. Does **not** migrate: call
     /// [`MetadataStore::run_migrations`](s3o_core::MetadataStore::run_migrations).

@@ -1660,3 +1660,59 @@ async fn migration_3_dead_letters_rows_stuck_at_the_attempt_limit() {
         .await
         .unwrap();
 }
+
+/// An application-built deadpool pool becomes a store: migrations and writes land in the
+/// schema its connections' `search_path` names, and the handle reports PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_pool_opens_the_store() {
+    use s3o_pg::deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
+    let Some(base) = common::base_url("an_application_pool_opens_the_store") else {
+        return;
+    };
+    let schema = common::schema_name("app_pool");
+    let mut config: tokio_postgres::Config = base.parse().unwrap();
+    config.options(format!("-c search_path={schema}"));
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager).max_size(4).build().unwrap();
+    let opts = s3o_pg::PgOptions {
+        schema: Some(schema.clone()),
+        instance_id: Some("app-pool".into()),
+        ..s3o_pg::PgOptions::default()
+    };
+    let store = s3o_pg::open_with_pool(pool, opts).await.unwrap();
+    assert_eq!(store.engine(), "postgres");
+    assert_eq!(store.instance_id(), "app-pool");
+    store.run_migrations().await.unwrap();
+    store.register_backends(&[("a".into(), 0)]).await.unwrap();
+    store
+        .record_object("k", "a", 3, &StoredForm::default())
+        .await
+        .unwrap();
+    store.close().await;
+
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let row = client
+        .query_one(
+            &format!("SELECT size_bytes FROM \"{schema}\".object_locations WHERE object_key = 'k'"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 3);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
