@@ -68,7 +68,7 @@ pub async fn delete_backend_data_removes_everything(store: Db) {
     orphan_bytes_enqueued(&store, A, "dlq", 6).await;
     orphan_bytes_enqueued(&store, B, "qb", 1).await;
     let dlq_id = store
-        .get_pending_cleanups(10)
+        .get_due_cleanups(10)
         .await
         .unwrap()
         .into_iter()
@@ -112,7 +112,7 @@ pub async fn delete_backend_data_removes_everything(store: Db) {
     assert!(store.get_multipart_upload("up-a").await.is_err());
     assert!(store.get_parts("up-a").await.unwrap().is_empty());
     assert_eq!(store.get_parts("up-b").await.unwrap().len(), 1);
-    let queue = store.get_pending_cleanups(10).await.unwrap();
+    let queue = store.get_due_cleanups(10).await.unwrap();
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].backend_name, B);
     assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 0);

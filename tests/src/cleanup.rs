@@ -21,7 +21,7 @@ fn reclaim_all_cutoff() -> Duration {
 
 async fn pending_ids(store: &Db) -> Vec<i64> {
     store
-        .get_pending_cleanups(1000)
+        .get_due_cleanups(1000)
         .await
         .unwrap()
         .into_iter()
@@ -35,7 +35,7 @@ pub async fn pending_cleanups_do_not_claim(store: Db) {
     for (i, b) in [A, B, A].iter().enumerate() {
         orphan_bytes_enqueued(&store, b, &format!("k{i}"), 10 * (i as i64 + 1)).await;
     }
-    let snap = store.get_pending_cleanups(10).await.unwrap();
+    let snap = store.get_due_cleanups(10).await.unwrap();
     assert_eq!(snap.len(), 3);
     for (i, item) in snap.iter().enumerate() {
         assert_eq!(item.object_key, format!("k{i}"), "oldest first");
@@ -45,8 +45,8 @@ pub async fn pending_cleanups_do_not_claim(store: Db) {
         assert_eq!((item.claimed_at, item.claimed_by.as_deref()), (None, None));
         assert!(!item.reclaimed);
     }
-    assert_eq!(store.get_pending_cleanups(2).await.unwrap().len(), 2);
-    let snap2 = store.get_pending_cleanups(10).await.unwrap();
+    assert_eq!(store.get_due_cleanups(2).await.unwrap().len(), 2);
+    let snap2 = store.get_due_cleanups(10).await.unwrap();
     assert_eq!(snap2, snap, "reading twice changes nothing");
     let claimed = store
         .claim_pending_cleanups(10, "w1", fresh_cutoff())
@@ -91,7 +91,7 @@ pub async fn claim_stamps_and_excludes(store: Db) {
             .is_empty()
     );
     // The snapshot shows the claims.
-    let snap = store.get_pending_cleanups(10).await.unwrap();
+    let snap = store.get_due_cleanups(10).await.unwrap();
     assert_eq!(snap.len(), 3);
     assert!(
         snap.iter()
@@ -186,7 +186,7 @@ pub async fn retry_clears_claim(store: Db) {
             .unwrap(),
         CleanupOutcome::Retried
     );
-    let snap = store.get_pending_cleanups(10).await.unwrap();
+    let snap = store.get_due_cleanups(10).await.unwrap();
     assert_eq!(snap.len(), 1);
     assert_eq!(snap[0].attempts, 1);
     assert_eq!(
@@ -215,7 +215,7 @@ pub async fn retry_clears_claim(store: Db) {
             CleanupOutcome::StaleClaim
         );
     }
-    assert_eq!(store.get_pending_cleanups(10).await.unwrap()[0].attempts, 1);
+    assert_eq!(store.get_due_cleanups(10).await.unwrap()[0].attempts, 1);
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 1);
     assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
@@ -232,7 +232,7 @@ pub async fn retry_with_backoff_defers(store: Db) {
         .retry_cleanup_item(&claim, Duration::from_secs(3600), "throttled")
         .await
         .unwrap();
-    let snap = store.get_pending_cleanups(10).await.unwrap();
+    let snap = store.get_due_cleanups(10).await.unwrap();
     assert_eq!(snap.iter().map(|i| i.id).collect::<Vec<_>>(), vec![ids[1]]);
     let claimed = store
         .claim_pending_cleanups(10, "w", reclaim_all_cutoff())
@@ -439,7 +439,7 @@ pub async fn requeue_dlq_moves_rows_back(store: Db) {
     assert_eq!(store.requeue_cleanup_dlq(Some(A)).await.unwrap(), 1);
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 1);
     assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 1);
-    let snap = store.get_pending_cleanups(10).await.unwrap();
+    let snap = store.get_due_cleanups(10).await.unwrap();
     assert_eq!(snap.len(), 1);
     assert_eq!(
         (
@@ -514,7 +514,7 @@ pub async fn sweep_stale_cleanup_rows(store: Db) {
     );
     assert_eq!((orphan(&store, A).await, orphan(&store, B).await), (7, 5));
     let left: Vec<(String, String)> = store
-        .get_pending_cleanups(10)
+        .get_due_cleanups(10)
         .await
         .unwrap()
         .into_iter()
@@ -649,7 +649,7 @@ pub async fn cleanup_bytes_by_backend_sums(store: Db) {
     orphan_bytes_enqueued(&store, A, "q2", 20).await;
     orphan_bytes_enqueued(&store, A, "d1", 40).await;
     orphan_bytes_enqueued(&store, B, "exhausted", 8).await;
-    let items = store.get_pending_cleanups(10).await.unwrap();
+    let items = store.get_due_cleanups(10).await.unwrap();
     let id_of = |k: &str| items.iter().find(|i| i.object_key == k).unwrap().id;
     assert!(store.move_cleanup_to_dlq(id_of("d1"), "x").await.unwrap());
     for _ in 0..MAX_ATTEMPTS {

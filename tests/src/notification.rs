@@ -16,7 +16,7 @@ pub async fn outbox_lifecycle(store: Db) {
         .insert_notification("s3:ObjectCreated:Put", payload, "https://hooks.example/x")
         .await
         .unwrap();
-    let pending = store.get_pending_notifications(10).await.unwrap();
+    let pending = store.get_due_notifications(10).await.unwrap();
     assert_eq!(pending.len(), 1);
     let n = &pending[0];
     assert_eq!(n.id, id);
@@ -29,28 +29,16 @@ pub async fn outbox_lifecycle(store: Db) {
         .retry_notification(id, Duration::from_secs(3600), "503")
         .await
         .unwrap();
-    assert!(
-        store
-            .get_pending_notifications(10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.get_due_notifications(10).await.unwrap().is_empty());
     store
         .retry_notification(id, Duration::ZERO, "timeout")
         .await
         .unwrap();
-    let again = store.get_pending_notifications(10).await.unwrap();
+    let again = store.get_due_notifications(10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
     store.complete_notification(id).await.unwrap();
-    assert!(
-        store
-            .get_pending_notifications(10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.get_due_notifications(10).await.unwrap().is_empty());
     store.complete_notification(id).await.unwrap();
     assert_ledger(&store).await;
 }
@@ -64,13 +52,7 @@ pub async fn outbox_rejects_invalid_json(store: Db) {
             "invalid JSON payload",
         );
     }
-    assert!(
-        store
-            .get_pending_notifications(10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.get_due_notifications(10).await.unwrap().is_empty());
     assert_ledger(&store).await;
 }
 
@@ -86,12 +68,12 @@ pub async fn outbox_order_and_limit(store: Db) {
                 .unwrap(),
         );
     }
-    let all = store.get_pending_notifications(10).await.unwrap();
+    let all = store.get_due_notifications(10).await.unwrap();
     assert_eq!(all.iter().map(|n| n.id).collect::<Vec<_>>(), ids);
     for (i, n) in all.iter().enumerate() {
         assert_eq!(json(&n.payload)["n"], i);
     }
-    let two = store.get_pending_notifications(2).await.unwrap();
+    let two = store.get_due_notifications(2).await.unwrap();
     assert_eq!(
         two.iter().map(|n| n.id).collect::<Vec<_>>(),
         ids[..2].to_vec()
@@ -113,7 +95,7 @@ pub async fn outbox_drops_after_ten_attempts(store: Db) {
     for i in 0..10 {
         assert!(
             store
-                .get_pending_notifications(10)
+                .get_due_notifications(10)
                 .await
                 .unwrap()
                 .iter()
@@ -125,7 +107,7 @@ pub async fn outbox_drops_after_ten_attempts(store: Db) {
             .await
             .unwrap();
     }
-    let left = store.get_pending_notifications(10).await.unwrap();
+    let left = store.get_due_notifications(10).await.unwrap();
     assert_eq!(left.iter().map(|n| n.id).collect::<Vec<_>>(), vec![other]);
     assert_ledger(&store).await;
 }
@@ -144,7 +126,7 @@ pub async fn outbox_payload_stored_verbatim(store: Db) {
     for p in payloads {
         ids.push(store.insert_notification("t", p, "http://x").await.unwrap());
     }
-    let got = store.get_pending_notifications(10).await.unwrap();
+    let got = store.get_due_notifications(10).await.unwrap();
     assert_eq!(got.iter().map(|n| n.id).collect::<Vec<_>>(), ids);
     for (n, p) in got.iter().zip(payloads) {
         assert_eq!(n.payload, p, "payload rewritten");
@@ -152,6 +134,6 @@ pub async fn outbox_payload_stored_verbatim(store: Db) {
     for bad in [r#"{"a":"x\u0000"}"#, r#"{"\u0000":1}"#, "\"a\0\""] {
         assert_invalid(store.insert_notification("t", bad, "http://x").await, bad);
     }
-    assert_eq!(store.get_pending_notifications(10).await.unwrap().len(), 4);
+    assert_eq!(store.get_due_notifications(10).await.unwrap().len(), 4);
     assert_ledger(&store).await;
 }

@@ -215,7 +215,7 @@ pub async fn queue_states_partition_rows(store: Db) {
     put(&store, "k", B, 3).await;
     store.delete_object("k").await.unwrap();
     let later = store
-        .get_pending_cleanups(10)
+        .get_due_cleanups(10)
         .await
         .unwrap()
         .into_iter()

@@ -302,7 +302,7 @@ pub fn stale_claim(id: i64) -> CleanupClaim {
 }
 
 /// Enqueues a cleanup row and counts its bytes as orphaned (for bytes the ledger never held).
-/// Returns nothing: ids come from `get_pending_cleanups` or claims.
+/// Returns nothing: ids come from `get_due_cleanups` or claims.
 pub async fn orphan_bytes_enqueued(store: &Db, backend: &str, key: &str, size: i64) {
     store
         .enqueue_cleanup(backend, key, "test", size)

@@ -212,7 +212,7 @@ pub async fn bad_backend_names_rejected(store: Db) {
 pub async fn nul_text_rejected(store: Db) {
     let before = seeded(&store).await;
     store.enqueue_cleanup(A, "q", "r", 0).await.unwrap();
-    let id = store.get_pending_cleanups(1).await.unwrap()[0].id;
+    let id = store.get_due_cleanups(1).await.unwrap()[0].id;
     let before_queue = snapshot(&store).await;
     assert_invalid(
         store.move_cleanup_to_dlq(id, "bad\0error").await,

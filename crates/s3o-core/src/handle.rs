@@ -24,6 +24,10 @@ use crate::types::*;
 /// are written once in [`crate::ops`] and run in one transaction each; nothing here opens a raw
 /// transaction or reaches a single-statement primitive.
 ///
+/// **Words**: *pending* always means a pending intent ([`PendingObject`]: an upload in flight,
+/// recorded before its bytes are written); cleanup and notification rows ready for work are
+/// *due*; a *copy* is one backend's replica of a key (an [`ObjectLocation`]).
+///
 /// **Limits**, one rule for every method: a listing's `limit`/`max` is a page size per
 /// [`crate::validate::page`] (≤ 0 ⇒ 1000, capped at 10 000); a call that hands out or acts on
 /// work (cleanup claims, replication batches) takes a batch size per
@@ -338,12 +342,9 @@ impl MetadataStore {
     /// Read-only snapshot of due rows (`next_retry <= now AND attempts < MAX_ATTEMPTS`), oldest
     /// first, with their claim columns; never stamps a claim. At most `limit` (see
     /// [`crate::validate::page`]).
-    pub async fn get_pending_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>> {
-        self.observe(
-            "get_pending_cleanups",
-            self.inner.get_pending_cleanups(limit),
-        )
-        .await
+    pub async fn get_due_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>> {
+        self.observe("get_due_cleanups", self.inner.get_due_cleanups(limit))
+            .await
     }
     /// Queue rows with `attempts < 10` (regardless of `next_retry`).
     pub async fn cleanup_queue_depth(&self) -> Result<i64> {
@@ -880,10 +881,10 @@ impl MetadataStore {
         .await
     }
     /// Due rows (`next_retry <= now AND attempts < 10`), oldest first, at most `limit`.
-    pub async fn get_pending_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
+    pub async fn get_due_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
         self.observe(
-            "get_pending_notifications",
-            self.inner.get_pending_notifications(limit),
+            "get_due_notifications",
+            self.inner.get_due_notifications(limit),
         )
         .await
     }

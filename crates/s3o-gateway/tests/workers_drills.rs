@@ -72,7 +72,7 @@ async fn cleanup_retries_dead_letters_requeues_and_empties() {
     let r = gw.run_worker_once(Worker::Cleanup).await;
     assert_eq!(r.count("skipped_backend_down"), 5, "{r:?}");
     assert_eq!(r.count("retried"), 0, "{r:?}");
-    let rows = store.get_pending_cleanups(100).await.unwrap();
+    let rows = store.get_due_cleanups(100).await.unwrap();
     assert!(rows.iter().all(|r| r.attempts == 0), "{rows:?}");
     fs[0].restart().await;
     fs[0].reject_deletes.store(false, Ordering::SeqCst);

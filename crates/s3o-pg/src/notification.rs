@@ -42,7 +42,7 @@ impl NotificationOutbox for PgStore {
         Ok(row.col(0)?)
     }
 
-    async fn get_pending_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
+    async fn get_due_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
         let limit = limit_param(validate::page(limit));
         // Uses idx_notification_outbox_pending (whose predicate is `attempts < MAX_ATTEMPTS`).
         let rows = self

@@ -286,7 +286,7 @@ impl Reader for PgStore {
         rows.iter().map(location_from_row).collect()
     }
 
-    async fn get_pending_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>> {
+    async fn get_due_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>> {
         let limit = limit_param(validate::page(limit));
         let rows = self
             .db

@@ -283,7 +283,7 @@ async fn stale_claims_are_reclaimed_retry_clears_and_complete_is_idempotent() {
             .is_empty()
     );
     // The snapshot read shows the claim and never stamps.
-    let seen = s.get_pending_cleanups(10).await.unwrap();
+    let seen = s.get_due_cleanups(10).await.unwrap();
     assert_eq!(seen[0].claimed_by.as_deref(), Some("w1"));
     assert!(!seen[0].reclaimed);
     // Backdate the claim by 10 minutes: reclaimed under a 5-minute cutoff, not under 15.
@@ -319,7 +319,7 @@ async fn stale_claims_are_reclaimed_retry_clears_and_complete_is_idempotent() {
     assert_eq!(s.cleanup_queue_depth().await.unwrap(), 0);
     // DLQ round trip.
     s.enqueue_cleanup("b", "d", "r", 7).await.unwrap();
-    let id = s.get_pending_cleanups(1).await.unwrap()[0].id;
+    let id = s.get_due_cleanups(1).await.unwrap()[0].id;
     assert!(s.move_cleanup_to_dlq(id, "gave up").await.unwrap());
     assert!(!s.move_cleanup_to_dlq(id, "gave up").await.unwrap());
     let dlq = s.list_cleanup_dlq(Some("b"), 0).await.unwrap();
@@ -931,7 +931,7 @@ async fn delete_backend_data_removes_every_referencing_row() {
         .unwrap();
     s.enqueue_cleanup("b", "x", "r", 1).await.unwrap();
     s.enqueue_cleanup("b", "y", "r", 1).await.unwrap();
-    let id = s.get_pending_cleanups(1).await.unwrap()[0].id;
+    let id = s.get_due_cleanups(1).await.unwrap()[0].id;
     s.move_cleanup_to_dlq(id, "e").await.unwrap();
     s.insert_pending(&PendingObject {
         intent_id: "i".into(),
@@ -1093,14 +1093,14 @@ async fn multipart_pending_and_outbox_round_trip() {
         )
         .await
         .unwrap();
-    let pending = s.get_pending_notifications(10).await.unwrap();
+    let pending = s.get_due_notifications(10).await.unwrap();
     assert_eq!(pending.len(), 1);
     let v: serde_json::Value = serde_json::from_str(&pending[0].payload).unwrap();
     assert_eq!(v["key"], "obj");
     s.retry_notification(id, Duration::from_secs(3600), "503")
         .await
         .unwrap();
-    assert!(s.get_pending_notifications(10).await.unwrap().is_empty());
+    assert!(s.get_due_notifications(10).await.unwrap().is_empty());
     s.complete_notification(id).await.unwrap();
 
     // Usage: two flushes accumulate.
@@ -1425,7 +1425,7 @@ async fn shared_limit_rules_zero_means_nothing_or_a_default_page() {
             s.list_objects_by_backend("a", limit).await.unwrap().len(),
             1
         );
-        assert_eq!(s.get_pending_cleanups(limit).await.unwrap().len(), 1);
+        assert_eq!(s.get_due_cleanups(limit).await.unwrap().len(), 1);
     }
     assert_eq!(s.get_under_replicated_objects(2, 1).await.unwrap().len(), 1);
     // Usage periods and deltas are validated before any SQL.
@@ -1461,7 +1461,7 @@ async fn requeued_dead_letters_keep_their_order() {
     for k in ["k1", "k2", "k3"] {
         s.enqueue_cleanup("a", k, "r", 1).await.unwrap();
     }
-    let mut items = s.get_pending_cleanups(10).await.unwrap();
+    let mut items = s.get_due_cleanups(10).await.unwrap();
     // Dead-lettered in reverse: the DLQ ids run k3, k2, k1.
     items.reverse();
     for it in &items {
@@ -1469,7 +1469,7 @@ async fn requeued_dead_letters_keep_their_order() {
     }
     assert_eq!(s.requeue_cleanup_dlq(Some("a")).await.unwrap(), 3);
     let order: Vec<String> = s
-        .get_pending_cleanups(10)
+        .get_due_cleanups(10)
         .await
         .unwrap()
         .into_iter()
@@ -1651,7 +1651,7 @@ async fn migration_3_dead_letters_rows_stuck_at_the_attempt_limit() {
         ),
         (7, "stuck", 10, 100, "gone for good", "stuck")
     );
-    let queue = s.get_pending_cleanups(10).await.unwrap();
+    let queue = s.get_due_cleanups(10).await.unwrap();
     assert_eq!(queue.iter().map(|i| i.id).collect::<Vec<_>>(), vec![8]);
     assert_eq!(s.get_quota_stats().await.unwrap()["b1"].orphan_bytes, 111);
     assert_eq!(s.cleanup_bytes_by_backend().await.unwrap()["b1"], (11, 100));

@@ -222,7 +222,7 @@ impl Run {
         let want = self.model.take_outbox();
         let listed = self
             .store
-            .get_pending_cleanups(10_000)
+            .get_due_cleanups(10_000)
             .await
             .map_err(|e| e.to_string())?;
         let mut fresh: Vec<_> = listed
@@ -372,7 +372,7 @@ impl Run {
                     .await
                     .map_err(|e| format!("orphan: {e}"))?;
                 let listed = s
-                    .get_pending_cleanups(10_000)
+                    .get_due_cleanups(10_000)
                     .await
                     .map_err(|e| format!("{e}"))?;
                 let new: Vec<i64> = listed
@@ -487,7 +487,7 @@ impl Run {
                     return Err(format!("requeue moved {n}, model expects {}", rows.len()));
                 }
                 let listed = s
-                    .get_pending_cleanups(10_000)
+                    .get_due_cleanups(10_000)
                     .await
                     .map_err(|e| format!("{e}"))?;
                 let mut fresh: Vec<_> = listed
@@ -698,7 +698,7 @@ impl Run {
             }
         }
         let mut queue: Vec<(i64, String, String, i64, i32, bool)> = s
-            .get_pending_cleanups(10_000)
+            .get_due_cleanups(10_000)
             .await
             .map_err(|e| e.to_string())?
             .into_iter()

@@ -40,7 +40,7 @@ impl NotificationOutbox for SqliteStore {
             .await
     }
 
-    async fn get_pending_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
+    async fn get_due_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>> {
         let limit = page_limit(limit);
         self.conns
             .read("get pending notifications", move |db| {

@@ -270,7 +270,7 @@ impl Reader for SqliteStore {
         .await
     }
 
-    async fn get_pending_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>> {
+    async fn get_due_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>> {
         let limit = page_limit(limit);
         self.conns
             .read("get pending cleanups", move |db| {

@@ -339,7 +339,7 @@ async fn cleanup_claims_retry_complete_and_dlq() {
         .await
         .unwrap();
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 2);
-    let pending = store.get_pending_cleanups(10).await.unwrap();
+    let pending = store.get_due_cleanups(10).await.unwrap();
     assert_eq!(pending.len(), 2);
     assert!(
         pending.iter().all(|p| p.claimed_at.is_none()),
@@ -389,7 +389,7 @@ async fn cleanup_claims_retry_complete_and_dlq() {
     let k2 = first.iter().find(|i| i.object_key == "k2").unwrap().id;
     // Its current claim (w1's, re-stamped by the UPDATE above).
     let k2_claim = store
-        .get_pending_cleanups(10)
+        .get_due_cleanups(10)
         .await
         .unwrap()
         .into_iter()
@@ -459,7 +459,7 @@ async fn cleanup_claims_retry_complete_and_dlq() {
     assert_eq!(bytes.get("b2"), Some(&(0, 5)));
     assert_eq!(store.requeue_cleanup_dlq(None).await.unwrap(), 1);
     assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 0);
-    let back = store.get_pending_cleanups(10).await.unwrap();
+    let back = store.get_due_cleanups(10).await.unwrap();
     assert_eq!(back.len(), 1);
     assert_eq!((back[0].attempts, back[0].claimed_at), (0, None));
 
@@ -884,19 +884,13 @@ async fn replication_integrity_usage_notifications_dashboard_encryption() {
         .insert_notification("s3:Put", payload, "http://hook")
         .await
         .unwrap();
-    let due = store.get_pending_notifications(10).await.unwrap();
+    let due = store.get_due_notifications(10).await.unwrap();
     assert_eq!((due[0].id, due[0].payload.as_str()), (id, payload));
     store
         .retry_notification(id, Duration::from_secs(3600), "boom")
         .await
         .unwrap();
-    assert!(
-        store
-            .get_pending_notifications(10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.get_due_notifications(10).await.unwrap().is_empty());
     store.complete_notification(id).await.unwrap();
 
     // Encryption admin lifecycle.
@@ -952,7 +946,7 @@ async fn delete_backend_data_removes_every_reference() {
     store.record_object("k2", "kept", 4, &plain).await.unwrap();
     store.enqueue_cleanup("gone", "x", "r", 1).await.unwrap();
     store.enqueue_cleanup("gone", "y", "r", 1).await.unwrap();
-    let id = store.get_pending_cleanups(10).await.unwrap()[0].id;
+    let id = store.get_due_cleanups(10).await.unwrap()[0].id;
     assert!(store.move_cleanup_to_dlq(id, "dead").await.unwrap());
     store
         .insert_pending(&PendingObject {
@@ -1401,7 +1395,7 @@ async fn shared_validation_rules_apply_before_any_sql() {
         .unwrap();
     let cutoff = Duration::ZERO;
     for limit in [0, -7] {
-        assert_eq!(store.get_pending_cleanups(limit).await.unwrap().len(), 1);
+        assert_eq!(store.get_due_cleanups(limit).await.unwrap().len(), 1);
         assert!(
             store
                 .claim_pending_cleanups(limit, "me", cutoff)
@@ -1529,7 +1523,7 @@ async fn migration_3_dead_letters_rows_stuck_at_the_attempt_limit() {
         (7, "stuck", 10, 100, "gone for good", "stuck")
     );
     assert_eq!(d.first_enqueued_at, Timestamp::from_micros(5));
-    let queue = store.get_pending_cleanups(10).await.unwrap();
+    let queue = store.get_due_cleanups(10).await.unwrap();
     assert_eq!(queue.iter().map(|i| i.id).collect::<Vec<_>>(), vec![8]);
     assert_eq!(
         store.get_quota_stats().await.unwrap()["b1"].orphan_bytes,

@@ -19,7 +19,7 @@ pub trait NotificationOutbox: Send + Sync {
         endpoint_url: &str,
     ) -> Result<i64>;
     /// Due rows (`next_retry <= now AND attempts < 10`), oldest first, at most `limit`.
-    async fn get_pending_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>>;
+    async fn get_due_notifications(&self, limit: i64) -> Result<Vec<NotificationRow>>;
     /// Deletes a delivered row; missing ⇒ no-op.
     async fn complete_notification(&self, id: i64) -> Result<()>;
     /// `attempts += 1`, `next_retry = now + backoff`, records the error.

@@ -61,7 +61,7 @@ pub trait Reader: Send + Sync {
     /// Read-only snapshot of due rows (`next_retry <= now AND attempts < MAX_ATTEMPTS`), oldest
     /// first, with their claim columns; never stamps a claim. At most `limit` (see
     /// [`crate::validate::page`]).
-    async fn get_pending_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>>;
+    async fn get_due_cleanups(&self, limit: i64) -> Result<Vec<CleanupItem>>;
     /// Queue rows with `attempts < 10` (regardless of `next_retry`).
     async fn cleanup_queue_depth(&self) -> Result<i64>;
     /// Rows in the dead-letter table.
