@@ -7,11 +7,10 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use s3o_store::StoredForm;
 use s3o_store::metrics as names;
 
-fn find<'a>(
-    snap: &'a [(String, Vec<(String, String)>, DebugValue)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'a DebugValue> {
+/// One recorded metric: name, labels, value.
+type Recorded = (String, Vec<(String, String)>, DebugValue);
+
+fn find<'a>(snap: &'a [Recorded], name: &str, labels: &[(&str, &str)]) -> Option<&'a DebugValue> {
     snap.iter()
         .find(|(n, l, _)| {
             n == name
@@ -46,7 +45,7 @@ async fn the_handle_records_operations_errors_breaker_and_depths() {
     assert_eq!(store.cleanup_dlq_depth().await.unwrap(), 0);
     store.close().await;
 
-    let snap: Vec<(String, Vec<(String, String)>, DebugValue)> = snapshotter
+    let snap: Vec<Recorded> = snapshotter
         .snapshot()
         .into_vec()
         .into_iter()
