@@ -110,6 +110,7 @@ macro_rules! for_each_case {
                 clear_pending_checks_ownership,
                 backend_removal_racing_writes,
                 queue_states_partition_rows,
+                orphaned_bytes_enqueue_and_charge_together,
             ],
             listing: [
                 flat_listing_byte_order,

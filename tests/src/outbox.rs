@@ -234,3 +234,53 @@ pub async fn queue_states_partition_rows(store: Db) {
     assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
+
+/// Bytes the ledger never recorded are queued and charged in one transaction, born claimed by
+/// this store; completing the claim releases them; bad input and unknown backends change
+/// nothing.
+pub async fn orphaned_bytes_enqueue_and_charge_together(store: Db) {
+    three_backends(&store).await;
+    let entry = |backend: &str, size: i64| CleanupEntry {
+        backend_name: backend.into(),
+        object_key: "upload/1".into(),
+        storage_key: "blobs/upload-1".into(),
+        reason: "upload not committed".into(),
+        size_bytes: size,
+    };
+    let d = store.enqueue_orphaned_bytes(&entry(A, 40)).await.unwrap();
+    assert_eq!((d.backend_name.as_str(), d.size_bytes), (A, 40));
+    assert_eq!(d.storage_key, "blobs/upload-1");
+    assert_eq!(d.cleanup.claimed_by, store.instance_id());
+    assert_eq!(quota(&store, A).await, (0, GIB, 40));
+    let states = store.cleanup_queue_states().await.unwrap();
+    assert_eq!((states.claimed, states.due, states.waiting), (1, 0, 0));
+    assert_orphans_accounted(&store).await;
+
+    let before = snapshot(&store).await;
+    assert_unknown_backend(
+        store.enqueue_orphaned_bytes(&entry(UNKNOWN, 1)).await,
+        UNKNOWN,
+    );
+    assert_invalid(
+        store.enqueue_orphaned_bytes(&entry(A, -1)).await,
+        "negative size",
+    );
+    assert_invalid(
+        store.enqueue_orphaned_bytes(&entry("", 1)).await,
+        "empty backend",
+    );
+    assert_eq!(
+        snapshot(&store).await,
+        before,
+        "refused entries change nothing"
+    );
+
+    assert_eq!(
+        store.complete_cleanup_item(&d.cleanup).await.unwrap(),
+        CleanupOutcome::Completed
+    );
+    assert_eq!(quota(&store, A).await, (0, GIB, 0));
+    assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
+    assert_orphans_accounted(&store).await;
+    assert_ledger(&store).await;
+}

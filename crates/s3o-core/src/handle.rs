@@ -716,6 +716,21 @@ impl MetadataStore {
         )
         .await
     }
+    /// Queues the deletion of bytes the ledger never recorded (an upload that was never
+    /// committed, a copy that was not admitted) and charges them to the backend's
+    /// `orphan_bytes`, in one transaction (see
+    /// [`ops::enqueue_orphaned_bytes`](crate::ops::enqueue_orphaned_bytes)). The row is born
+    /// claimed by this store: delete the bytes and complete `cleanup`, or leave it to a cleanup
+    /// worker, which takes it over after its grace period. Prefer this to
+    /// [`MetadataStore::enqueue_cleanup`] + [`MetadataStore::increment_orphan_bytes`], two
+    /// transactions between which a crash loses the accounting.
+    pub async fn enqueue_orphaned_bytes(&self, entry: &CleanupEntry) -> Result<DeletedCopy> {
+        self.observe(
+            "enqueue_orphaned_bytes",
+            self.inner.enqueue_orphaned_bytes(entry),
+        )
+        .await
+    }
     /// Removes queue rows of `(key, backend)` and their orphan bytes (see
     /// [`ops::sweep_stale_cleanup_queue_rows`](crate::ops::sweep_stale_cleanup_queue_rows)).
     pub async fn sweep_stale_cleanup_queue_rows(&self, key: &str, backend: &str) -> Result<i64> {

@@ -254,12 +254,17 @@ impl Ledger {
     }
 
     /// Charges bytes the ledger never recorded to their backend's orphan bytes and queues
-    /// their deletion for the cleanup worker.
+    /// their deletion, in one transaction. The row is born claimed by this instance (its delete
+    /// was just tried and failed), so the cleanup worker retries it after its grace period.
     pub(crate) async fn orphan(&self, d: &Displaced, reason: &str) -> LResult<()> {
-        self.store
-            .enqueue_cleanup(&d.backend, &d.storage_key, reason, d.size)
-            .await?;
-        self.store.increment_orphan_bytes(&d.backend, d.size).await
+        let entry = s3o_store::CleanupEntry {
+            backend_name: d.backend.clone(),
+            object_key: d.storage_key.clone(),
+            storage_key: d.storage_key.clone(),
+            reason: reason.to_owned(),
+            size_bytes: d.size,
+        };
+        self.store.enqueue_orphaned_bytes(&entry).await.map(|_| ())
     }
 
     /// One listing page of `bucket_prefix` + `prefix`, after `start_after` (bucket-relative).

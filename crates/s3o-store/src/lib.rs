@@ -8,12 +8,12 @@ pub use s3o_core::tx::BoxFuture;
 pub use s3o_core::validate as limits;
 pub use s3o_core::{
     Access, BackendCapacity, BoxError, BreakerConfig, BreakerState, BreakerStats, CleanupClaim,
-    CleanupDlqItem, CleanupItem, CleanupOutcome, CleanupQueueStates, CreateMultipartUploadParams,
-    Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound, ListDelimitedResult,
-    ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore, MultipartPart,
-    MultipartUpload, NotificationRow, ObjectLocation, PendingObject, PendingPromoteResult,
-    QuotaStat, Result, S3Error, SchemaVersion, StoreError, StoredForm, Timestamp,
-    UnencryptedLocation, UsageStat, default_instance_id, quota_admits, s3_error_for,
+    CleanupDlqItem, CleanupEntry, CleanupItem, CleanupOutcome, CleanupQueueStates,
+    CreateMultipartUploadParams, Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound,
+    ListDelimitedResult, ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore,
+    MultipartPart, MultipartUpload, NotificationRow, ObjectLocation, PendingObject,
+    PendingPromoteResult, QuotaStat, Result, S3Error, SchemaVersion, StoreError, StoredForm,
+    Timestamp, UnencryptedLocation, UsageStat, default_instance_id, quota_admits, s3_error_for,
 };
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.

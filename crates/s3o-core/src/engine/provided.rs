@@ -145,6 +145,12 @@ pub trait EngineOps: Engine {
     ) -> Result<CleanupOutcome> {
         ops::retry_cleanup_item(self, claim, backoff, last_error).await
     }
+    /// Queues the deletion of bytes the ledger never recorded and charges them to
+    /// `orphan_bytes` in one transaction (see [`ops::enqueue_orphaned_bytes`]). Returns the
+    /// row's claim, held by this store.
+    async fn enqueue_orphaned_bytes(&self, entry: &CleanupEntry) -> Result<DeletedCopy> {
+        ops::enqueue_orphaned_bytes(self, entry).await
+    }
     /// Removes queue rows of `(key, backend)` and their orphan bytes (see
     /// [`ops::sweep_stale_cleanup_queue_rows`]).
     async fn sweep_stale_cleanup_queue_rows(&self, key: &str, backend: &str) -> Result<i64> {

@@ -40,6 +40,45 @@ pub(crate) async fn enqueue_orphans(
     Ok(out)
 }
 
+struct EnqueueOrphaned<'a> {
+    entry: &'a CleanupEntry,
+    instance: &'a str,
+}
+
+#[async_trait]
+impl TxBody for EnqueueOrphaned<'_> {
+    type Output = DeletedCopy;
+
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<DeletedCopy> {
+        let mut orphan = QuotaDeltas::new();
+        let mut out =
+            enqueue_orphans(tx, self.instance, vec![self.entry.clone()], &mut orphan).await?;
+        super::quota::apply_ledger_deltas(tx, &QuotaDeltas::new(), &orphan).await?;
+        Ok(out.remove(0))
+    }
+}
+
+/// Queues the deletion of bytes the ledger never recorded (an upload that was never committed,
+/// a copy that was not admitted) and charges them to the backend's `orphan_bytes`, **in one
+/// transaction**, so `orphan_bytes == Σ queue + DLQ bytes` holds at every commit. The row is
+/// born claimed by this store (like every outbox row): the caller may delete the bytes and
+/// complete the claim; otherwise a cleanup worker takes it over after its grace period.
+/// Unknown backend ⇒ `UnknownBackend`; invalid entry ⇒ `InvalidInput`; nothing changes.
+pub async fn enqueue_orphaned_bytes<R: Runner + ?Sized>(
+    runner: &R,
+    entry: &CleanupEntry,
+) -> Result<DeletedCopy> {
+    validate::outbox_entry(entry, runner.instance_id())?;
+    with_tx_val(
+        runner,
+        &EnqueueOrphaned {
+            entry,
+            instance: runner.instance_id(),
+        },
+    )
+    .await
+}
+
 /// Moves a (locked) queue row to the dead-letter table: insert, then delete, in the caller's
 /// transaction. `orphan_bytes` stays: the bytes are still on the backend.
 async fn dead_letter(tx: &mut dyn TxAdapter, row: &CleanupQueueRow, why: &str) -> Result<()> {

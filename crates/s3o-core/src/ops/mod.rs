@@ -18,8 +18,8 @@ mod replication;
 
 pub use backend::delete_backend_data;
 pub use cleanup::{
-    complete_cleanup_item, move_cleanup_to_dlq, retry_cleanup_item, sweep_stale_cleanup_queue_rows,
-    write_off_cleanup_dlq,
+    complete_cleanup_item, enqueue_orphaned_bytes, move_cleanup_to_dlq, retry_cleanup_item,
+    sweep_stale_cleanup_queue_rows, write_off_cleanup_dlq,
 };
 pub use encryption::{mark_object_decrypted, mark_object_encrypted};
 pub use listing::{
