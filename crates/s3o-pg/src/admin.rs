@@ -184,10 +184,6 @@ impl LifecycleAdmin for PgStore {
         })
     }
 
-    async fn verify_schema_version(&self) -> Result<SchemaVersion> {
-        self.schema_version().await?.check()
-    }
-
     async fn sync_quota_limits(&self, limits: &[(String, i64)]) -> Result<()> {
         // Validated, sorted by name (so rows lock in backend order), last entry wins.
         let merged = validate::quota_limits(limits)?;

@@ -152,10 +152,6 @@ impl LifecycleAdmin for SqliteStore {
         })
     }
 
-    async fn verify_schema_version(&self) -> Result<SchemaVersion> {
-        self.schema_version().await?.check()
-    }
-
     async fn sync_quota_limits(&self, limits: &[(String, i64)]) -> Result<()> {
         // Validated, sorted by name (the quota-row order), a repeated name keeping its last
         // limit; applied in that order.

@@ -15,7 +15,7 @@ pub struct SchemaVersion {
 
 impl SchemaVersion {
     /// `Ok` when current equals expected; otherwise a `Database { kind: Schema }` error whose
-    /// message names the fix. Both engines answer `verify_schema_version` with this.
+    /// message names the fix: what `verify_schema_version` answers, on every engine.
     pub fn check(self) -> Result<SchemaVersion> {
         let why = if self.current < self.expected {
             format!(
@@ -49,9 +49,6 @@ pub trait LifecycleAdmin: Send + Sync {
     async fn run_migrations(&self) -> Result<SchemaVersion>;
     /// The current and expected versions, without checking them.
     async fn schema_version(&self) -> Result<SchemaVersion>;
-    /// Errors with `Database { kind: Schema }` naming the fix when the database is behind
-    /// ("run migrations") or ahead ("upgrade the binary").
-    async fn verify_schema_version(&self) -> Result<SchemaVersion>;
     /// Upserts `(backend, bytes_limit)` rows in one transaction: new backends start at zero
     /// used; existing rows keep used and orphan bytes. Negative limits ⇒ `InvalidInput`.
     async fn sync_quota_limits(&self, limits: &[(String, i64)]) -> Result<()>;

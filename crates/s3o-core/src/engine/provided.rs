@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, SchemaVersion};
 use crate::error::{Result, StoreError};
 use crate::ops;
 use crate::types::*;
@@ -20,6 +20,11 @@ use crate::validate;
 /// same operations on [`crate::MetadataStore`].
 #[async_trait]
 pub trait EngineOps: Engine {
+    /// Errors with `Database { kind: Schema }` naming the fix when the database is behind
+    /// ("run migrations") or ahead ("upgrade the binary") (see [`SchemaVersion::check`]).
+    async fn verify_schema_version(&self) -> Result<SchemaVersion> {
+        self.schema_version().await?.check()
+    }
     /// Records `key` on `backend` (see [`ops::record_object`]). Returns copies displaced from
     /// other backends, for cleanup.
     async fn record_object(
