@@ -24,6 +24,7 @@ mod s3;
 mod server;
 #[cfg(test)]
 mod smoke_tests;
+mod store_metrics;
 pub mod workers;
 
 use std::net::SocketAddr;

@@ -11,15 +11,17 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// A latency histogram with cumulative buckets (upper bounds [`BUCKETS`], in seconds).
 #[derive(Default)]
-struct Histogram {
+pub(crate) struct LatencyHistogram {
     counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
-impl Histogram {
-    fn observe(&mut self, secs: f64) {
+impl LatencyHistogram {
+    /// Adds one observation, in seconds.
+    pub(crate) fn observe(&mut self, secs: f64) {
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
                 self.counts[i] += 1;
@@ -28,6 +30,28 @@ impl Histogram {
         self.count += 1;
         self.sum += secs;
     }
+
+    /// Writes the `_bucket`, `_sum` and `_count` lines of `name`; `bucket_labels(le)` and
+    /// `labels` are the rendered label sets (with and without `le`).
+    pub(crate) fn render(
+        &self,
+        out: &mut String,
+        name: &str,
+        bucket_labels: &dyn Fn(&str) -> String,
+        labels: &str,
+    ) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{} {}",
+                bucket_labels(&b.to_string()),
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{} {}", bucket_labels("+Inf"), self.count);
+        let _ = writeln!(out, "{name}_sum{labels} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{labels} {}", self.count);
+    }
 }
 
 #[derive(Default)]
@@ -35,7 +59,7 @@ struct Inner {
     /// (operation, status) → requests.
     requests: BTreeMap<(&'static str, u16), u64>,
     /// operation → latency.
-    latency: BTreeMap<&'static str, Histogram>,
+    latency: BTreeMap<&'static str, LatencyHistogram>,
     /// Named event counters (broadcast reads, cleanup enqueues, ...).
     events: BTreeMap<&'static str, u64>,
 }
@@ -88,27 +112,11 @@ impl Metrics {
         );
         out.push_str("# TYPE s3o_gateway_request_duration_seconds histogram\n");
         for (op, h) in &m.latency {
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "s3o_gateway_request_duration_seconds_bucket{{operation=\"{op}\",le=\"{b}\"}} {}",
-                    h.counts[i]
-                );
-            }
-            let _ = writeln!(
+            h.render(
                 out,
-                "s3o_gateway_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "s3o_gateway_request_duration_seconds_sum{{operation=\"{op}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "s3o_gateway_request_duration_seconds_count{{operation=\"{op}\"}} {}",
-                h.count
+                "s3o_gateway_request_duration_seconds",
+                &|le| format!("{{operation=\"{op}\",le=\"{le}\"}}"),
+                &format!("{{operation=\"{op}\"}}"),
             );
         }
         out.push_str("# HELP s3o_gateway_events_total Notable gateway events (broadcast reads, failovers, cleanup enqueues).\n");

@@ -803,6 +803,8 @@ pub(crate) async fn render_store_metrics(ledger: &Ledger, out: &mut String) {
         }
     }
     let up = match ledger.cleanup_depths().await {
+        // Reading the depths set the store's own gauges, rendered with its other series.
+        Ok(_) if crate::store_metrics::installed() => 1,
         Ok((q, d)) => {
             let _ = writeln!(
                 out,

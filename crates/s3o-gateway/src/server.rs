@@ -112,6 +112,7 @@ impl Gateway {
             addr: config.listen,
             source,
         })?;
+        crate::store_metrics::install();
         let metrics = Arc::new(Metrics::default());
         let workers_ctx = Arc::new(Ctx::new(
             store.clone(),
@@ -286,6 +287,7 @@ async fn metrics(shared: &Shared) -> Response<s3s::Body> {
     shared.metrics.render(&mut out);
     shared.workers.metrics.render(&mut out);
     crate::s3::render_store_metrics(&shared.ledger, &mut out).await;
+    crate::store_metrics::render(&mut out);
     let mut r = Response::new(s3s::Body::from(out));
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

@@ -206,6 +206,32 @@ async fn put_get_range_overwrite_delete_round_trip() {
         "{metrics}"
     );
     assert!(metrics.contains("s3o_ledger_up 1"), "{metrics}");
+    // The store's own series, recorded through the metrics facade, on the same page.
+    assert!(
+        metrics.contains("s3o_operation_duration_seconds_count{engine=\"sqlite\",operation=\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("s3o_breaker_state{engine=\"sqlite\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("s3o_cleanup_queue_depth{engine=\"sqlite\"} "),
+        "{metrics}"
+    );
+    // One TYPE line per family: a page Prometheus can parse.
+    let mut families: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("# TYPE "))
+        .collect();
+    let n = families.len();
+    families.sort_unstable();
+    families.dedup();
+    assert_eq!(
+        families.len(),
+        n,
+        "a metric family declared twice:\n{metrics}"
+    );
     env.gw.shutdown().await;
 }
 
