@@ -444,6 +444,16 @@ impl Model {
         Outcome::Ok("true".into())
     }
 
+    /// `enqueue_orphaned_bytes`: the outbox, for bytes no copy held (unknown backend ⇒
+    /// `UnknownBackend`, nothing changes).
+    pub fn enqueue_orphaned(&mut self, backend: &str, key: &str, path: &str, size: i64) -> Outcome {
+        if !self.backends.contains_key(backend) {
+            return Outcome::UnknownBackend;
+        }
+        let o = self.orphan(backend, key, path, size);
+        Outcome::Ok(render_orphans(std::slice::from_ref(&o)))
+    }
+
     /// `enqueue_cleanup` + `increment_orphan_bytes`; the engine assigns `id`.
     pub fn enqueue(&mut self, id: i64, backend: &str, key: &str, size: i64) {
         let tick = self.next_tick();

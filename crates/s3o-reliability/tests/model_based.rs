@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use s3o_core::{CleanupClaim, DeletedCopy, MetadataStore, PendingObject, StoredForm, Timestamp};
+use s3o_core::{
+    CleanupClaim, CleanupEntry, DeletedCopy, MetadataStore, PendingObject, StoredForm, Timestamp,
+};
 use s3o_reliability::model::{Intent, Model, Outcome, render_copies};
 use s3o_reliability::{Engine, assert_ledger, fresh};
 
@@ -65,6 +67,11 @@ enum Op {
         limit: i64,
     },
     Enqueue {
+        backend: usize,
+        key: usize,
+        size: i64,
+    },
+    EnqueueOrphaned {
         backend: usize,
         key: usize,
         size: i64,
@@ -139,6 +146,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(backend, limit)| Op::SetLimit { backend, limit }),
         3 => (backend.clone(), key.clone(), size.clone())
             .prop_map(|(backend, key, size)| Op::Enqueue { backend, key, size }),
+        2 => (backend.clone(), key.clone(), size.clone())
+            .prop_map(|(backend, key, size)| Op::EnqueueOrphaned { backend, key, size }),
         2 => (1usize..4).prop_map(|limit| Op::Claim { limit }),
         2 => any::<usize>().prop_map(|pick| Op::Retry { pick }),
         2 => any::<usize>().prop_map(|pick| Op::Complete { pick }),
@@ -385,6 +394,24 @@ impl Run {
                 };
                 m.enqueue(id, BACKENDS[*backend], KEYS[*key], *size);
                 return Ok(());
+            }
+            Op::EnqueueOrphaned { backend, key, size } => {
+                let entry = CleanupEntry {
+                    backend_name: BACKENDS[*backend].to_owned(),
+                    object_key: KEYS[*key].to_owned(),
+                    storage_key: format!("orphans/{}", KEYS[*key]),
+                    reason: "upload not committed".to_owned(),
+                    size_bytes: *size,
+                };
+                let r = s.enqueue_orphaned_bytes(&entry).await;
+                if let Ok(d) = &r {
+                    self.keep_claims(std::iter::once(d));
+                }
+                let m = &mut self.model;
+                (
+                    Outcome::of(&r, |d| render_copies(std::slice::from_ref(d))),
+                    m.enqueue_orphaned(BACKENDS[*backend], KEYS[*key], &entry.storage_key, *size),
+                )
             }
             Op::Claim { limit } => {
                 // Claims older than this are stale: rows born claimed by this store (just now)
