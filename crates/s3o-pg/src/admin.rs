@@ -45,10 +45,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "notification_payload_text",
         sql: include_str!("../migrations/0004_notification_payload_text.sql"),
     },
+    Migration {
+        version: 5,
+        name: "claim_index",
+        sql: include_str!("../migrations/0005_claim_index.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 4;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 5;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

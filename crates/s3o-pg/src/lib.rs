@@ -43,6 +43,8 @@ use s3o_core::{MetadataStore, Result, StoreError};
 use tokio_postgres::config::Host;
 
 pub use admin::EXPECTED_SCHEMA_VERSION;
+#[doc(hidden)]
+pub use cleanup::claim_statement;
 pub use conn::{SQL_TRACE_PARAM_SEP, SQL_TRACE_TARGET, log_sql_parameter_values};
 pub use locker::{LOCK_WATCH_INTERVAL, LOCK_WATCH_TIMEOUT, leader_lock_key};
 #[doc(hidden)]

@@ -400,6 +400,79 @@ async fn listing_page_over_100k_rows_uses_the_byte_order_index() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_over_100k_queued_walks_the_claim_index_and_stops_after_the_batch() {
+    let db = setup!("claim_index");
+    let raw = db.raw().await;
+    // Row g: every 5th not yet due, every 7th exhausted, every 11th freshly claimed by someone
+    // else, every 13th carrying a claim older than the grace (claimable, reclaimed).
+    raw.batch_execute(
+        "INSERT INTO cleanup_queue (backend_name, object_key, reason, size_bytes, created_at, \
+                                    next_retry, attempts, claimed_at, claimed_by) \
+         SELECT 'a', 'k' || lpad(g::text, 6, '0'), 'r', 1, \
+                NOW() - (100000 - g) * INTERVAL '1 millisecond', \
+                CASE WHEN g % 5 = 0 THEN NOW() + INTERVAL '1 hour' \
+                     ELSE NOW() - (100000 - g) * INTERVAL '1 millisecond' END, \
+                CASE WHEN g % 7 = 0 THEN 10 ELSE 0 END, \
+                CASE WHEN g % 11 = 0 THEN NOW() \
+                     WHEN g % 13 = 0 THEN NOW() - INTERVAL '2 hours' END, \
+                CASE WHEN g % 11 = 0 OR g % 13 = 0 THEN 'other' END \
+         FROM generate_series(1, 100000) g; \
+         ANALYZE cleanup_queue;",
+    )
+    .await
+    .unwrap();
+    for generic in [false, true] {
+        if generic {
+            raw.batch_execute("SET plan_cache_mode = force_generic_plan")
+                .await
+                .unwrap();
+        }
+        let stmt = raw
+            .prepare(&format!("EXPLAIN {}", s3o_pg::claim_statement()))
+            .await
+            .unwrap();
+        let (limit, grace): (i64, i64) = (100, 3_600_000_000);
+        let plan: Vec<String> = raw
+            .query(&stmt, &[&limit, &"me", &grace])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("Index Scan using idx_cleanup_queue_claim"),
+            "generic={generic}:\n{plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "generic={generic}:\n{plan}");
+        // The only sort is of the claimed batch by id, never of the queue.
+        let sorts: Vec<&str> = plan.lines().filter(|l| l.contains("Sort Key")).collect();
+        assert!(
+            sorts.iter().all(|l| l.contains("claimed.id")),
+            "generic={generic}:\n{plan}"
+        );
+    }
+    let items = db
+        .store
+        .claim_pending_cleanups(100, "me", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let expected: Vec<String> = (1..)
+        .filter(|g| g % 5 != 0 && g % 7 != 0 && g % 11 != 0)
+        .take(100)
+        .map(|g| format!("k{g:06}"))
+        .collect();
+    let got: Vec<String> = items.iter().map(|i| i.object_key.clone()).collect();
+    assert_eq!(got, expected, "the 100 oldest claimable rows, by id");
+    for it in &items {
+        let g: i64 = it.object_key[1..].parse().unwrap();
+        assert_eq!(it.reclaimed, g % 13 == 0, "{}", it.object_key);
+        assert_eq!(it.claimed_by.as_deref(), Some("me"));
+    }
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_are_byte_ordered_and_prefixes_wildcard_safe() {
     let db = setup!("listing_byte_order");
     let s = &db.store;

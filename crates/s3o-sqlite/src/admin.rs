@@ -21,7 +21,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 4] = [
+const MIGRATIONS: [Migration; 5] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -41,6 +41,11 @@ const MIGRATIONS: [Migration; 4] = [
         version: 4,
         name: "0004_notification_payload_text",
         sql: include_str!("../migrations/0004_notification_payload_text.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_claim_index",
+        sql: include_str!("../migrations/0005_claim_index.sql"),
     },
 ];
 

@@ -29,12 +29,14 @@ use s3o_core::{MetadataStore, Result, StoreError};
 use crate::conn::{Conns, Target};
 use crate::locker::LeaderLocks;
 
+#[doc(hidden)]
+pub use cleanup::claim_statement;
 /// Re-export of the driver this crate links, so users never mismatch versions.
 pub use conn::{SQL_TRACE_TARGET, log_sql_parameter_values};
 pub use rusqlite;
 
 /// The schema version this binary expects: the number of the last file in `migrations/sqlite`.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 4;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 5;
 
 /// The `synchronous` level of the writer connection (see the crate docs on durability).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1537,3 +1537,66 @@ async fn migration_3_dead_letters_rows_stuck_at_the_attempt_limit() {
         (11, 100)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claim_over_100k_queued_walks_the_claim_index_and_stops_after_the_batch() {
+    let dir = TempDir::new("claim-index");
+    let store = store_at(&dir.url(), &[("a", 0)]).await;
+    let now = Timestamp::now().as_micros();
+    let hour: i64 = 3_600_000_000;
+    // Row g: every 5th not yet due, every 7th exhausted, every 11th freshly claimed by someone
+    // else, every 13th carrying a claim older than the grace (claimable, reclaimed).
+    raw(&dir.db_path())
+        .execute_batch(&format!(
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 100000) \
+             INSERT INTO cleanup_queue (backend_name, object_key, reason, size_bytes, \
+                                        created_at, next_retry, attempts, claimed_at, \
+                                        claimed_by) \
+             SELECT 'a', printf('k%06d', n), 'r', 1, {now} - (100000 - n) * 1000, \
+                    CASE WHEN n % 5 = 0 THEN {now} + {hour} \
+                         ELSE {now} - (100000 - n) * 1000 END, \
+                    CASE WHEN n % 7 = 0 THEN 10 ELSE 0 END, \
+                    CASE WHEN n % 11 = 0 THEN {now} WHEN n % 13 = 0 THEN {now} - 2 * {hour} END, \
+                    CASE WHEN n % 11 = 0 OR n % 13 = 0 THEN 'other' END \
+             FROM g; \
+             ANALYZE;"
+        ))
+        .unwrap();
+    let c = raw(&dir.db_path());
+    let mut st = c
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            s3o_sqlite::claim_statement()
+        ))
+        .unwrap();
+    let plan: Vec<String> = st
+        .query_map([now, now - hour, 100], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("USING INDEX idx_cleanup_queue_claim"),
+        "{plan}"
+    );
+    assert!(!plan.contains("TEMP B-TREE"), "no sort needed:\n{plan}");
+    drop(st);
+    drop(c);
+
+    let items = store
+        .claim_pending_cleanups(100, "me", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let expected: Vec<String> = (1..)
+        .filter(|g| g % 5 != 0 && g % 7 != 0 && g % 11 != 0)
+        .take(100)
+        .map(|g| format!("k{g:06}"))
+        .collect();
+    let got: Vec<String> = items.iter().map(|i| i.object_key.clone()).collect();
+    assert_eq!(got, expected, "the 100 oldest claimable rows, by id");
+    for it in &items {
+        let g: i64 = it.object_key[1..].parse().unwrap();
+        assert_eq!(it.reclaimed, g % 13 == 0, "{}", it.object_key);
+        assert_eq!(it.claimed_by.as_deref(), Some("me"));
+    }
+}

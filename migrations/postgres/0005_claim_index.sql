@@ -1,0 +1,8 @@
+-- The cleanup claim takes due, unexhausted rows oldest first (`ORDER BY created_at, id LIMIT n`).
+-- The old index led with next_retry, so it could only find the due rows: every claim read all
+-- of them and sorted them, a cost that grew with the queue. Keyed on the claim's order instead,
+-- the scan walks the index oldest first, filters `next_retry` and the claim on the way and stops
+-- after the batch. The partial predicate is the attempt limit (s3o_core::MAX_ATTEMPTS = 10),
+-- written as a literal in the claim so the planner can use the index in generic plans too.
+DROP INDEX IF EXISTS idx_cleanup_queue_claim;
+CREATE INDEX idx_cleanup_queue_claim ON cleanup_queue (created_at, id) WHERE attempts < 10;
