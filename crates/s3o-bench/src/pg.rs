@@ -127,10 +127,7 @@ impl<'a> PgRun<'a> {
     }
 
     fn options(&self) -> s3o_pg::PgOptions {
-        s3o_pg::PgOptions {
-            fast_recycling: self.settings.fast_paths,
-            ..s3o_pg::PgOptions::default()
-        }
+        s3o_pg::PgOptions::default()
     }
 
     /// A store on `schema` (no migrations: the schema is prepared).
@@ -666,7 +663,7 @@ impl<'a> PgRun<'a> {
     /// The cost of claiming [`CLAIM_BATCH`] rows with 1k and with the largest size queued:
     /// each timed claim is followed by an untimed release of what it claimed, so the queue
     /// keeps its depth.
-    async fn claim_scaling(&mut self) -> Result<(), String> {
+    pub(crate) async fn claim_scaling(&mut self) -> Result<(), String> {
         let depths = [1000, self.settings.claim_depth];
         let mut schemas = Vec::new();
         for d in depths {

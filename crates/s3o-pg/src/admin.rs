@@ -123,8 +123,8 @@ async fn migrate_locked(client: &Object, schema: Option<&str>) -> Result<i64> {
     Ok(current)
 }
 
-/// Owns a pooled connection that must not go back to the pool unless disarmed (`.0.take()`):
-/// on drop it is detached and closed, which releases every session lock it holds.
+/// Owns a pooled connection that must never go back to the pool: on drop it is detached and
+/// closed, which releases every session lock and setting it holds.
 struct DetachOnDrop(Option<Object>);
 
 impl Drop for DetachOnDrop {
@@ -144,14 +144,15 @@ impl PgStore {
 #[async_trait]
 impl LifecycleAdmin for PgStore {
     async fn run_migrations(&self) -> Result<SchemaVersion> {
-        // Until the unlock is confirmed, dropping `guard` (an error, or the caller cancelled)
-        // closes the connection instead of pooling it: it may still hold the session lock.
-        let mut guard = DetachOnDrop(Some(self.admin_client("run migrations").await?));
+        // Dropping `guard` (done, an error, or the caller cancelled) closes the connection
+        // instead of pooling it: it may hold the session lock and has `lock_timeout = 0`.
+        let guard = DetachOnDrop(Some(self.admin_client("run migrations").await?));
         let Some(client) = guard.0.as_ref() else {
             unreachable!("set above")
         };
         // Migrators wait for each other (and migrations for their table locks) without the
-        // pool's lock_timeout; RESET ALL restores it when the connection is recycled.
+        // pool's lock_timeout. That setting stays on the session, so this connection is never
+        // pooled again (see below): pooled connections carry no session state.
         client
             .batch_execute("SET lock_timeout = 0")
             .await
@@ -163,15 +164,11 @@ impl LifecycleAdmin for PgStore {
             .await
             .map_err(|e| db_err("take migration lock", e))?;
         let result = migrate_locked(client, self.schema.as_deref()).await;
-        let unlocked = client
+        // Unlock explicitly so the next migrator goes on at once; closing the session (the
+        // guard's drop, always: the session changed `lock_timeout`) releases it anyway.
+        let _ = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_ID])
             .await;
-        if unlocked.is_ok() {
-            // Unlocked: the connection may go back to the pool.
-            drop(guard.0.take());
-        }
-        // Otherwise closing the session releases the lock; never pool a connection that may
-        // hold it.
         drop(guard);
         let current = result?;
         Ok(SchemaVersion {

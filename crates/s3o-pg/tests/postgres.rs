@@ -1635,6 +1635,56 @@ async fn lock_timeout_is_busy_retried_and_not_a_breaker_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_recycled_connections_carry_no_session_state() {
+    let db = setup!("fast_recycling");
+    let app = format!("s3o_{}", db.schema);
+    // One connection, reused as is (the default): whatever a checkout leaves on the session,
+    // the next one gets.
+    let s = PgStore::connect(&common::with_params(
+        &db.url,
+        &format!("application_name={app}&pool_max_size=1&lock_timeout_ms=200"),
+    ))
+    .await
+    .unwrap();
+    // Migrations run with `lock_timeout = 0` under a session lock; a leader lock is a
+    // session lock too.
+    s.run_migrations().await.unwrap();
+    let ran = s
+        .with_advisory_lock(LockId::Replicator, Box::pin(async { Ok(()) }))
+        .await
+        .unwrap();
+    assert!(matches!(ran, Some(Ok(()))));
+    s.record_object("warm", "a", 1, &StoredForm::default())
+        .await
+        .unwrap();
+    let c = db.raw().await;
+    let held: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+             WHERE l.locktype = 'advisory' AND a.application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 0, "a pooled connection kept a session lock");
+    // The pooled connection still has the configured lock timeout: a blocked statement is a
+    // Busy error, not a wait without end (the outer timeout only guards against a hang).
+    let mut holder = s3o_core::Runner::begin(&db.store).await.unwrap();
+    holder.acquire_key_lock("k").await.unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        s.record_object("k", "a", 1, &StoredForm::default()),
+    )
+    .await
+    .expect("the pooled connection waits on locks without a timeout");
+    assert_eq!(r.unwrap_err().db_kind(), Some(DbErrorKind::Busy));
+    holder.rollback().await.unwrap();
+    s.close().await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_after_a_failed_statement_keeps_the_original_error() {
     let db = setup!("commit_after_failure");
     let s = &db.store;
