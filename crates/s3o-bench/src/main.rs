@@ -24,7 +24,12 @@
 //!
 //! ```text
 //! cargo xtask bench [--quick] [--trials N] [--engine sqlite|postgres|all]
+//!                   [--only claims] [--claim-depth N]
 //! ```
+//!
+//! `--only claims` runs just the claim-cost comparison (1k queued against `--claim-depth`,
+//! default 100k with `--quick`, 1M without) and prints it; it writes results only with
+//! `--out`, so a partial run never replaces `bench/results/latest.md` or the README block.
 //!
 //! The PostgreSQL server is `S3O_PG_URL`, else `postgres://postgres@127.0.0.1:5432/test`;
 //! every run uses fresh schemas (dropped afterwards) and temporary SQLite files.
@@ -108,7 +113,8 @@ enum Engines {
 }
 
 const USAGE: &str = "usage: s3o-bench [--quick] [--fast-paths] [--trials N] \
-                     [--engine sqlite|postgres|all] [--out DIR]";
+                     [--engine sqlite|postgres|all] [--only claims] [--claim-depth N] \
+                     [--out DIR]";
 
 /// Parsed command line.
 struct Args {
@@ -116,6 +122,10 @@ struct Args {
     fast_paths: bool,
     trials: usize,
     engines: Engines,
+    /// `--only claims`: just the claim-cost comparison.
+    only_claims: bool,
+    /// `--claim-depth N`: the large queue depth of the claim-cost comparison.
+    claim_depth: Option<u64>,
     out: Option<PathBuf>,
 }
 
@@ -125,6 +135,8 @@ fn parse_args() -> Result<Args, String> {
         fast_paths: false,
         trials: 3,
         engines: Engines::All,
+        only_claims: false,
+        claim_depth: None,
         out: None,
     };
     let mut args = std::env::args().skip(1);
@@ -146,6 +158,18 @@ fn parse_args() -> Result<Args, String> {
                     Some("all") => Engines::All,
                     other => return Err(format!("bad --engine {other:?}\n{USAGE}")),
                 }
+            }
+            "--only" => match args.next().as_deref() {
+                Some("claims") => a.only_claims = true,
+                other => return Err(format!("bad --only {other:?}\n{USAGE}")),
+            },
+            "--claim-depth" => {
+                a.claim_depth = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|&n| n > 1000)
+                        .ok_or_else(|| format!("--claim-depth needs a number > 1000\n{USAGE}"))?,
+                );
             }
             "--out" => a.out = args.next().map(PathBuf::from),
             "-h" | "--help" => return Err(USAGE.to_owned()),
@@ -171,8 +195,9 @@ fn main() -> ExitCode {
         }
     };
     capture::install();
-    // The README's block is regenerated only by runs that write the repository's results.
-    let readme = args.out.is_none().then(|| repo_root().join("README.md"));
+    // The README's block is regenerated only by full runs that write the repository's results.
+    let readme = (args.out.is_none() && !args.only_claims).then(|| repo_root().join("README.md"));
+    let write_results = args.out.is_some() || !args.only_claims;
     let out_dir = args
         .out
         .unwrap_or_else(|| repo_root().join("bench").join("results"));
@@ -184,7 +209,7 @@ fn main() -> ExitCode {
             duration: Duration::from_secs(1),
             sizes: vec![10_000, 100_000],
             trials: args.trials,
-            claim_depth: 100_000,
+            claim_depth: args.claim_depth.unwrap_or(100_000),
             out_dir,
         }
     } else {
@@ -195,7 +220,7 @@ fn main() -> ExitCode {
             duration: Duration::from_secs(3),
             sizes: vec![10_000, 100_000, 1_000_000],
             trials: args.trials,
-            claim_depth: 1_000_000,
+            claim_depth: args.claim_depth.unwrap_or(1_000_000),
             out_dir,
         }
     };
@@ -210,7 +235,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(&settings, args.engines, readme)) {
+    let what = if args.only_claims {
+        Only::Claims
+    } else {
+        Only::All
+    };
+    match rt.block_on(run(&settings, args.engines, what, write_results, readme)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("s3o-bench: {e}");
@@ -219,7 +249,22 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(settings: &Settings, engines: Engines, readme: Option<PathBuf>) -> Result<(), String> {
+/// Which cells a run measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Only {
+    /// Every cell.
+    All,
+    /// Only the claim-cost comparison.
+    Claims,
+}
+
+async fn run(
+    settings: &Settings,
+    engines: Engines,
+    what: Only,
+    write_results: bool,
+    readme: Option<PathBuf>,
+) -> Result<(), String> {
     let started = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
     let mut figures: Vec<Figure> = Vec::new();
@@ -247,6 +292,9 @@ async fn run(settings: &Settings, engines: Engines, readme: Option<PathBuf>) -> 
         match pg::PgRun::connect(&url, settings).await {
             Ok(mut p) => {
                 let r = async {
+                    if what == Only::Claims {
+                        return p.claim_scaling().await;
+                    }
                     p.writes().await?;
                     p.reads().await
                 }
@@ -268,6 +316,9 @@ async fn run(settings: &Settings, engines: Engines, readme: Option<PathBuf>) -> 
         println!("== sqlite");
         let mut s = sqlite::SqliteRun::new(settings)?;
         let r = async {
+            if what == Only::Claims {
+                return s.claim_scaling().await;
+            }
             s.writes().await?;
             s.reads().await
         }
@@ -287,6 +338,10 @@ async fn run(settings: &Settings, engines: Engines, readme: Option<PathBuf>) -> 
         started.elapsed(),
     );
     println!("\n{md}");
+    if !write_results {
+        println!("--only: results not written (pass --out DIR to keep them)");
+        return Ok(());
+    }
     std::fs::create_dir_all(&settings.out_dir).map_err(|e| e.to_string())?;
     let md_path = settings.out_dir.join("latest.md");
     let csv_path = settings.out_dir.join("latest.csv");

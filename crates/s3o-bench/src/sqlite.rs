@@ -589,7 +589,7 @@ impl<'a> SqliteRun<'a> {
 
     /// The cost of claiming [`CLAIM_BATCH`] rows with 1k and with the large depth queued;
     /// each timed claim is followed by an untimed release of what it claimed.
-    async fn claim_scaling(&mut self) -> Result<(), String> {
+    pub(crate) async fn claim_scaling(&mut self) -> Result<(), String> {
         let depths = [1000, self.settings.claim_depth];
         let mut paths = Vec::new();
         for d in depths {
