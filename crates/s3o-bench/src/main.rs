@@ -57,9 +57,6 @@ use stats::Spread;
 pub(crate) struct Settings {
     /// `--quick`.
     pub(crate) quick: bool,
-    /// `--fast-paths`: open stores with `SqliteOptions::inline_point_statements` and
-    /// `PgOptions::fast_recycling` on.
-    pub(crate) fast_paths: bool,
     /// Unmeasured warm-up per run.
     pub(crate) warmup: Duration,
     /// Measured window per run.
@@ -112,14 +109,13 @@ enum Engines {
     All,
 }
 
-const USAGE: &str = "usage: s3o-bench [--quick] [--fast-paths] [--trials N] \
+const USAGE: &str = "usage: s3o-bench [--quick] [--trials N] \
                      [--engine sqlite|postgres|all] [--only claims] [--claim-depth N] \
                      [--out DIR]";
 
 /// Parsed command line.
 struct Args {
     quick: bool,
-    fast_paths: bool,
     trials: usize,
     engines: Engines,
     /// `--only claims`: just the claim-cost comparison.
@@ -132,7 +128,6 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         quick: false,
-        fast_paths: false,
         trials: 3,
         engines: Engines::All,
         only_claims: false,
@@ -143,7 +138,6 @@ fn parse_args() -> Result<Args, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => a.quick = true,
-            "--fast-paths" => a.fast_paths = true,
             "--trials" => {
                 a.trials = args
                     .next()
@@ -204,7 +198,6 @@ fn main() -> ExitCode {
     let settings = if args.quick {
         Settings {
             quick: true,
-            fast_paths: args.fast_paths,
             warmup: Duration::from_millis(500),
             duration: Duration::from_secs(1),
             sizes: vec![10_000, 100_000],
@@ -215,7 +208,6 @@ fn main() -> ExitCode {
     } else {
         Settings {
             quick: false,
-            fast_paths: args.fast_paths,
             warmup: Duration::from_secs(1),
             duration: Duration::from_secs(3),
             sizes: vec![10_000, 100_000, 1_000_000],
@@ -269,13 +261,10 @@ async fn run(
     let mut rows: Vec<Row> = Vec::new();
     let mut figures: Vec<Figure> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    notes.push(if settings.fast_paths {
-        "--fast-paths: stores opened with SqliteOptions::inline_point_statements and \
-         PgOptions::fast_recycling on (both off by default)."
-            .to_owned()
-    } else {
-        "default store options.".to_owned()
-    });
+    notes.push(
+        "default store options (SQLite: inline point statements; PostgreSQL: fast recycling)."
+            .to_owned(),
+    );
     if settings.quick {
         notes.push(format!(
             "--quick: {} s windows, stores up to {} objects, claims at up to {} queued (run \

@@ -250,10 +250,7 @@ impl<'a> SqliteRun<'a> {
     }
 
     fn options(&self) -> s3o_sqlite::SqliteOptions {
-        s3o_sqlite::SqliteOptions {
-            inline_point_statements: self.settings.fast_paths,
-            ..s3o_sqlite::SqliteOptions::default()
-        }
+        s3o_sqlite::SqliteOptions::default()
     }
 
     /// A store on the prepared file at `path` (no migrations).

@@ -4,7 +4,10 @@
 //! or a `BEGIN IMMEDIATE` transaction), and a pool of `query_only` reader connections that run
 //! in parallel with it (WAL lets readers see the last committed state while a write
 //! transaction is open). Every blocking call — opening, `Pool::get`, every statement — runs on
-//! tokio's blocking pool via `spawn_blocking`, and every statement passes the store's
+//! tokio's blocking pool via `spawn_blocking`, except the inline path (on by default,
+//! [`crate::SqliteOptions::inline_point_statements`]): a `BEGIN IMMEDIATE` that need not wait
+//! and the point statements of an open transaction run on the caller's thread. Every
+//! statement passes the store's
 //! [`CircuitBreaker`] through [`Db`], inside transactions too. Rollbacks and migrations bypass
 //! the breaker: undoing work and repairing the schema must always be attempted.
 //!
@@ -512,7 +515,7 @@ impl Conns {
         let ctx = "begin transaction";
         self.check_open(ctx)?;
         let gate = self.gate.clone().lock_owned().await;
-        // Opt-in fast path, without a trip to the blocking pool: with the gate held no one in this
+        // Fast path (default), without a trip to the blocking pool: with the gate held no one in this
         // process competes for the write lock, so `BEGIN IMMEDIATE` with a zero busy timeout
         // either takes it at once or reports BUSY (another process is writing). Only then is
         // the waiting `BEGIN` below (full busy timeout) run on the blocking pool.
@@ -602,7 +605,7 @@ impl Conns {
     /// thread. For point statements (one key, one id, one quota row) of a transaction that
     /// already holds the write lock: they never wait for a lock and take microseconds, far
     /// less than a round trip through the blocking pool. Same checks as [`Conns::in_tx`].
-    /// Gives `f` back (`Err(f)`) when inlining is off (the default) or the writer is busy (a
+    /// Gives `f` back (`Err(f)`) when inlining is off or the writer is busy (a
     /// cancelled transaction's statement still running on the blocking pool): the caller then
     /// uses `in_tx`, so this thread never blocks.
     pub(crate) fn try_in_tx_now<T, F>(

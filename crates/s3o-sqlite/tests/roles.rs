@@ -1425,13 +1425,19 @@ async fn shared_validation_rules_apply_before_any_sql() {
     );
 }
 
-/// The opt-in inline path (point statements on the calling thread) gives the same answers,
-/// keeps the ledger consistent under concurrent writers, and survives cancelled transactions.
+/// Both paths — inline point statements (the default) and every statement on the blocking
+/// pool — keep the ledger consistent under concurrent writers and cancelled transactions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inline_point_statements_keep_the_ledger_consistent() {
+async fn inline_and_blocking_paths_keep_the_ledger_consistent() {
+    for inline in [true, false] {
+        ledger_stays_consistent(inline).await;
+    }
+}
+
+async fn ledger_stays_consistent(inline: bool) {
     let dir = TempDir::new("inline");
     let opts = s3o_sqlite::SqliteOptions {
-        inline_point_statements: true,
+        inline_point_statements: inline,
         ..Default::default()
     };
     let store = std::sync::Arc::new(SqliteStore::open_with(&dir.url(), opts).await.unwrap());
