@@ -50,10 +50,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "claim_index",
         sql: include_str!("../migrations/0005_claim_index.sql"),
     },
+    Migration {
+        version: 6,
+        name: "quota_stripes",
+        sql: include_str!("../migrations/0006_quota_stripes.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 5;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 6;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 
@@ -196,22 +201,52 @@ impl LifecycleAdmin for PgStore {
             return Ok(());
         }
         let (names, values): (Vec<String>, Vec<i64>) = merged.into_iter().unzip();
-        let client = self.admin_client("sync quota limits").await?;
-        // One statement, hence one transaction: new backends start at zero used; existing
-        // rows only get the new limit (used and orphan bytes are kept).
-        client
-            .execute(
+        let mut client = self.admin_client("sync quota limits").await?;
+        // One transaction: new backends start at zero used with their stripes; existing rows
+        // only get the new limit (used and orphan bytes are kept). The upsert locks the quota
+        // rows in backend order; then every stripe is folded and re-granted from the new
+        // limit, so no grant made under the old limit outlives it.
+        let r = async {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| db_err("sync quota limits", e))?;
+            tx.execute(
                 "INSERT INTO backend_quotas (backend_name, bytes_limit, bytes_used, \
-                 orphan_bytes, updated_at) \
-                 SELECT name, lim, 0, 0, NOW() FROM unnest($1::text[], $2::bigint[]) \
-                 AS t(name, lim) ORDER BY name COLLATE \"C\" \
-                 ON CONFLICT (backend_name) DO UPDATE SET bytes_limit = EXCLUDED.bytes_limit, \
-                 updated_at = NOW()",
+             orphan_bytes, updated_at) \
+             SELECT name, lim, 0, 0, NOW() FROM unnest($1::text[], $2::bigint[]) \
+             AS t(name, lim) ORDER BY name COLLATE \"C\" \
+             ON CONFLICT (backend_name) DO UPDATE SET bytes_limit = EXCLUDED.bytes_limit, \
+             updated_at = NOW()",
                 &[&names, &values],
             )
             .await
             .map_err(|e| db_err("sync quota limits", e))?;
-        Ok(())
+            let stripes = i64::from(crate::quota::QUOTA_STRIPES);
+            tx.execute(
+                "INSERT INTO backend_quota_stripes (backend_name, stripe) \
+             SELECT name, g FROM unnest($1::text[]) AS name, \
+             generate_series(0, $2::bigint - 1) AS g ON CONFLICT DO NOTHING",
+                &[&names, &stripes],
+            )
+            .await
+            .map_err(|e| db_err("create quota stripes", e))?;
+            tx.execute(crate::quota::FOLD_STRIPES, &[&names])
+                .await
+                .map_err(|e| db_err("fold quota stripes", e))?;
+            tx.execute(crate::quota::GRANT_STRIPES, &[&names, &stripes])
+                .await
+                .map_err(|e| db_err("grant quota stripes", e))?;
+            tx.commit()
+                .await
+                .map_err(|e| db_err("sync quota limits", e))
+        }
+        .await;
+        if r.is_err() {
+            // The transaction's end is unknown: never pool this connection.
+            drop(Object::take(client));
+        }
+        r
     }
 
     async fn close(&self) {

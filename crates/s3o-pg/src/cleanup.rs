@@ -320,15 +320,11 @@ impl CleanupStore for PgStore {
     async fn increment_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {
         validate::backend(backend)?;
         validate::size("orphan bytes", amount)?;
-        self.db
-            .execute(
-                "add orphan bytes",
-                "UPDATE backend_quotas SET orphan_bytes = orphan_bytes + $2, updated_at = NOW() \
-                 WHERE backend_name = $1",
-                &[&backend, &amount],
-            )
-            .await?;
-        Ok(())
+        // A transaction: the orphan bytes and, if they push the backend over its limit, the
+        // return of the stripes' unused grants (see `quota.rs`) commit together.
+        let mut tx = s3o_core::Runner::begin(self).await?;
+        tx.increment_orphan_bytes(backend, amount).await?;
+        tx.commit().await
     }
 
     async fn decrement_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {

@@ -119,7 +119,7 @@ impl Default for PgOptions {
 ///   `LISTEN`, temporary tables, cursors or `SET SESSION`.
 /// - Transactions never return mid-way: `COMMIT`/`ROLLBACK` is confirmed before the
 ///   connection goes back; a transaction dropped mid-statement or whose end fails closes its
-///   connection instead (`tx.rs`).
+///   connection instead (`tx.rs`; `sync_quota_limits` closes its connection on any error).
 /// - Session advisory locks return unlocked or not at all: a leader lock is unlocked on its
 ///   own connection, which is pooled again only when `pg_advisory_unlock` answered `true`
 ///   (the lock was held exactly once there and is now released); a failed, timed-out or

@@ -1634,6 +1634,132 @@ async fn lock_timeout_is_busy_retried_and_not_a_breaker_failure() {
     db.finish().await;
 }
 
+/// The striped quota: eight writers charging one limited backend (with deletes turning bytes
+/// into orphans) never push `used + orphan` past the limit in any committed state, stripes
+/// really carry charges in parallel, and at the end the ledger is exact and the last free
+/// byte is still admissible — no room is stranded in the stripes' grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn striped_quota_never_over_admits_and_strands_no_room() {
+    let db = setup!("quota_stripes");
+    const LIMIT: i64 = 20_000;
+    let store = Arc::new(PgStore::connect(&db.url).await.unwrap());
+    store
+        .sync_quota_limits(&[("q".into(), LIMIT)])
+        .await
+        .unwrap();
+    let raw = db.raw().await;
+    let stripes: i64 = raw
+        .query_one(
+            "SELECT count(*) FROM backend_quota_stripes WHERE backend_name = 'q'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stripes, 16);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // One statement, one snapshot: a committed state of the row and all its stripes.
+    let checker = {
+        let done = done.clone();
+        let raw = db.raw().await;
+        tokio::spawn(async move {
+            let (mut checks, mut busiest) = (0, 0i64);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = raw
+                    .query_one(
+                        "SELECT (q.bytes_used + q.orphan_bytes + SUM(s.bytes_used))::bigint, \
+                                (q.bytes_used + q.orphan_bytes + SUM(s.bytes_granted))::bigint, \
+                                count(*) FILTER (WHERE s.bytes_used > 0), \
+                                count(*) FILTER (WHERE s.bytes_used > s.bytes_granted) \
+                         FROM backend_quotas q JOIN backend_quota_stripes s USING (backend_name) \
+                         WHERE q.backend_name = 'q' \
+                         GROUP BY q.bytes_used, q.orphan_bytes",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                let (charged, reserved): (i64, i64) = (r.get(0), r.get(1));
+                assert!(charged <= LIMIT, "over-admitted: {charged} > {LIMIT}");
+                assert!(
+                    reserved <= LIMIT,
+                    "grants exceed the room: {reserved} > {LIMIT}"
+                );
+                checks += 1;
+                busiest = busiest.max(r.get::<_, i64>(2));
+                assert_eq!(r.get::<_, i64>(3), 0, "a stripe charged past its grant");
+            }
+            (checks, busiest)
+        })
+    };
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut admitted, mut refused) = (0, 0);
+            for i in 0..40i64 {
+                let key = format!("k{t}/{i}");
+                let size = 1 + (i * 37 + t * 101) % 700;
+                match s
+                    .record_object(&key, "q", size, &StoredForm::default())
+                    .await
+                {
+                    Ok(_) => admitted += 1,
+                    Err(StoreError::NoSpaceAvailable) => refused += 1,
+                    Err(e) => panic!("{e:?}"),
+                }
+                if i % 6 == 5 {
+                    // The key may have been refused: then there is nothing to delete.
+                    match s.delete_object(&format!("k{t}/{}", i - 3)).await {
+                        Ok(_) | Err(StoreError::ObjectNotFound { .. }) => {}
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+            }
+            (admitted, refused)
+        }));
+    }
+    let (mut admitted, mut refused) = (0, 0);
+    for t in tasks {
+        let (a, r) = t.await.unwrap();
+        admitted += a;
+        refused += r;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (checks, busiest) = checker.await.unwrap();
+    assert!(checks > 0);
+    assert!(
+        admitted > 0 && refused > 0,
+        "{admitted} admitted, {refused} refused"
+    );
+    assert!(
+        busiest >= 2,
+        "charges never spread over stripes ({busiest})"
+    );
+    let stats = store.get_quota_stats().await.unwrap();
+    let q = &stats["q"];
+    let (_, stored) = store.backend_object_stats("q").await.unwrap();
+    assert_eq!(q.bytes_used, stored, "the ledger is exact");
+    assert!(q.bytes_used + q.orphan_bytes <= LIMIT);
+    assert!(store.reconcile_usage().await.unwrap().is_empty());
+    // Exactly the remainder is admissible, not a byte more.
+    let free = LIMIT - q.bytes_used - q.orphan_bytes;
+    if free > 0 {
+        db.store
+            .record_object("last", "q", free, &StoredForm::default())
+            .await
+            .unwrap();
+    }
+    let over = store
+        .record_object("over", "q", 1, &StoredForm::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(over, StoreError::NoSpaceAvailable), "{over:?}");
+    let stats = store.get_quota_stats().await.unwrap();
+    assert_eq!(stats["q"].bytes_used + stats["q"].orphan_bytes, LIMIT);
+    store.close().await;
+    db.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_recycled_connections_carry_no_session_state() {
     let db = setup!("fast_recycling");

@@ -21,7 +21,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 5] = [
+const MIGRATIONS: [Migration; 6] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -46,6 +46,11 @@ const MIGRATIONS: [Migration; 5] = [
         version: 5,
         name: "0005_claim_index",
         sql: include_str!("../migrations/0005_claim_index.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_quota_stripes",
+        sql: include_str!("../migrations/0006_quota_stripes.sql"),
     },
 ];
 
