@@ -851,7 +851,9 @@ fn apply_pg_env(cmd: &mut Command, url: &str, schema: &str) {
 }
 
 /// Binds the sample key to `:key`, computed by `prelude`; with `four`, the sample's backend
-/// to the client's backend (`b1` … `b4` by client id, as [`crate::workload::backend_of`]).
+/// to the client's backend (`b1` … `b4` by client id, as [`crate::workload::backend_of`]);
+/// the quota stripe a charge goes to (s3o: round robin over 16) to the client's own stripe,
+/// `:client_id % 16`, so concurrent pgbench clients never share a stripe row either.
 struct KeyBinder {
     prelude: Vec<String>,
     sample: Value,
@@ -866,8 +868,10 @@ impl Binder for KeyBinder {
         }
         p
     }
-    fn bind(&self, _stmt: usize, _sql: &str, _param: usize, value: &Value) -> Option<String> {
-        if *value == self.sample {
+    fn bind(&self, _stmt: usize, sql: &str, param: usize, value: &Value) -> Option<String> {
+        if param == 2 && sql.starts_with("UPDATE backend_quota_stripes") {
+            Some("(:client_id % 16)".to_owned())
+        } else if *value == self.sample {
             Some(":key".to_owned())
         } else if self.four && *value == Value::Text(SOURCE.to_owned()) {
             Some("('b' || :bk::int)".to_owned())

@@ -67,12 +67,15 @@ pub struct SqliteOptions {
     /// On by default: the non-waiting `BEGIN IMMEDIATE` and the single-row statements of an
     /// open write transaction run on the calling task's thread, falling back to the blocking
     /// pool whenever they would wait (another process holds the write lock, or a cancelled
-    /// transaction's statement still runs there). A transaction like `record_object` then
-    /// makes one hand-off to the blocking pool, its `COMMIT` (where a sync or a WAL checkpoint
-    /// may happen), instead of one per statement (≈19 µs each). The price is an async worker
-    /// blocked for each inline statement — microseconds on a warm page cache, a disk read on a
-    /// cold one. Off: every SQLite call runs on tokio's blocking pool, for deployments whose
-    /// page reads are slow (network file systems) and whose async workers must never block.
+    /// transaction's statement still runs there). With [`Synchronous::Normal`] its `COMMIT`
+    /// does too — a WAL commit then writes without syncing — and the writer's automatic WAL
+    /// checkpoints (which sync) are replaced by passive checkpoints on the blocking pool every
+    /// 200 writes. A transaction like `record_object` then makes no hand-off to the blocking
+    /// pool instead of one per statement (≈19 µs each); with [`Synchronous::Full`] one, its
+    /// `COMMIT`. The price is an async worker blocked for each inline statement —
+    /// microseconds on a warm page cache, a disk read on a cold one. Off: every SQLite call
+    /// runs on tokio's blocking pool, for deployments whose page reads are slow (network file
+    /// systems) and whose async workers must never block.
     pub inline_point_statements: bool,
     /// This store's instance id: the claimant of cleanup rows born in its transactions (the
     /// outbox). `None` (default) ⇒ [`s3o_core::default_instance_id`] (`hostname-pid-random`).

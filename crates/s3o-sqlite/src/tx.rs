@@ -5,9 +5,9 @@
 //! of [`crate::conn::Conns`] is held throughout), so its reads and writes are serialised
 //! against every other writer, in this process and others: that is what stands in for
 //! PostgreSQL's row and key locks. Each primitive is one statement, checked by the circuit
-//! breaker: point statements run on the caller's thread by default (see
-//! [`crate::SqliteOptions::inline_point_statements`]), statements that may touch many rows
-//! and `COMMIT` on the blocking pool. Dropping an unfinished transaction rolls it back before the
+//! breaker: point statements (and, with `Synchronous::Normal`, `COMMIT`) run on the caller's
+//! thread by default (see [`crate::SqliteOptions::inline_point_statements`]), statements that
+//! may touch many rows on the blocking pool. Dropping an unfinished transaction rolls it back before the
 //! writer serves anyone else.
 
 use std::collections::BTreeMap;

@@ -1606,3 +1606,50 @@ async fn claim_over_100k_queued_walks_the_claim_index_and_stops_after_the_batch(
         assert_eq!(it.claimed_by.as_deref(), Some("me"));
     }
 }
+
+/// Inline commits (the default) turn the writer's automatic checkpoints off and schedule
+/// passive ones in the background: the WAL is still checkpointed as writes go on, so it does
+/// not grow with the number of writes. Without any checkpoint, 1000 writes leave every frame
+/// they wrote in the WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_commits_still_checkpoint_the_wal() {
+    let dir = TempDir::new("checkpoints");
+    let store = store_at(&dir.url(), &[("a", 0)]).await;
+    for i in 0..1000 {
+        store
+            .record_object(&format!("k{i:04}"), "a", 1, &StoredForm::default())
+            .await
+            .unwrap();
+    }
+    // Frames the WAL holds now (a passive checkpoint reports, then copies, them).
+    let (log, _): (i64, i64) = raw(&dir.db_path())
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    // The same writes on a raw connection with automatic checkpoints off: the unbounded size.
+    let other = TempDir::new("no-checkpoints");
+    let unbounded = store_at(&other.url(), &[("a", 0)]).await;
+    unbounded.close().await;
+    let c = raw(&other.db_path());
+    c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0")
+        .unwrap();
+    for i in 0..1000 {
+        c.execute_batch(&format!(
+            "BEGIN IMMEDIATE; \
+             INSERT INTO object_locations (object_key, backend_name, size_bytes, created_at) \
+             VALUES ('k{i:04}', 'a', 1, {i}); \
+             UPDATE backend_quotas SET bytes_used = bytes_used + 1 WHERE backend_name = 'a'; \
+             COMMIT"
+        ))
+        .unwrap();
+    }
+    let all: i64 = c
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+        .unwrap();
+    assert!(
+        log * 2 < all,
+        "the WAL kept {log} frames after 1000 writes; without checkpoints {all}"
+    );
+    assert_eq!(store.get_quota_stats().await.unwrap()["a"].bytes_used, 1000);
+}
