@@ -882,11 +882,15 @@ impl Binder for KeyBinder {
 }
 
 /// The claim returns rows ordered by id; `\aset` keeps the last row's columns, so `:id` is
-/// the largest claimed id and the completes delete `:id − 99 … :id` (the claimed block when
-/// claims do not interleave; otherwise neighbouring rows, at the same cost).
+/// the largest claimed id and the completes target `:id − 99 … :id` (the claimed block when
+/// claims do not interleave; otherwise neighbouring rows, at the same cost). Each complete is
+/// a transaction whose statements name its row: the claim check (`… WHERE id = $1 AND
+/// claimed_by = $2 AND claimed_at = $3 FOR UPDATE`, bound to the claim's own `:claimed_by` and
+/// `:claimed_at`, which every row of one claim shares) and the delete.
 struct ClaimBinder {
     claim: usize,
-    first_complete: usize,
+    /// For each statement, the complete it belongs to when it names a queue row by id.
+    complete_of: Vec<Option<usize>>,
     completes: usize,
 }
 
@@ -896,15 +900,23 @@ impl ClaimBinder {
             .iter()
             .position(|s| s.sql.contains("FOR UPDATE SKIP LOCKED"))
             .ok_or("claim statement not captured")?;
-        let first_complete = stmts
-            .iter()
-            .position(|s| s.sql.contains("DELETE FROM cleanup_queue WHERE id = $1"))
-            .ok_or("complete statement not captured")?;
-        let completes = stmts.len() - first_complete;
+        let mut complete_of = vec![None; stmts.len()];
+        let mut k = 0;
+        for (i, st) in stmts.iter().enumerate().skip(claim + 1) {
+            if st.sql.contains("FROM cleanup_queue WHERE id = $1") {
+                complete_of[i] = Some(k);
+            } else if st.sql.contains("DELETE FROM cleanup_queue WHERE id = $1") {
+                complete_of[i] = Some(k);
+                k += 1;
+            }
+        }
+        if k == 0 {
+            return Err("complete statement not captured".into());
+        }
         Ok(ClaimBinder {
             claim,
-            first_complete,
-            completes,
+            complete_of,
+            completes: k,
         })
     }
 }
@@ -914,8 +926,13 @@ impl Binder for ClaimBinder {
         Vec::new()
     }
     fn bind(&self, stmt: usize, sql: &str, param: usize, _value: &Value) -> Option<String> {
-        (stmt >= self.first_complete && param == 0 && sql.contains("cleanup_queue WHERE id"))
-            .then(|| format!(":c{}", stmt - self.first_complete))
+        let k = self.complete_of.get(stmt).copied().flatten()?;
+        match param {
+            0 => Some(format!(":c{k}")),
+            1 if sql.contains("claimed_by = $2") => Some(":claimed_by".to_owned()),
+            2 if sql.contains("claimed_at = $3") => Some(":claimed_at".to_owned()),
+            _ => None,
+        }
     }
     fn terminator(&self, stmt: usize) -> Option<String> {
         (stmt == self.claim).then(|| "\\aset".to_owned())
