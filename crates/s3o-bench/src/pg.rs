@@ -903,11 +903,12 @@ impl ClaimBinder {
         let mut complete_of = vec![None; stmts.len()];
         let mut k = 0;
         for (i, st) in stmts.iter().enumerate().skip(claim + 1) {
-            if st.sql.contains("FROM cleanup_queue WHERE id = $1") {
-                complete_of[i] = Some(k);
-            } else if st.sql.contains("DELETE FROM cleanup_queue WHERE id = $1") {
+            // The delete ends a complete; the claim check before it belongs to the same one.
+            if st.sql.contains("DELETE FROM cleanup_queue WHERE id = $1") {
                 complete_of[i] = Some(k);
                 k += 1;
+            } else if st.sql.contains("FROM cleanup_queue WHERE id = $1") {
+                complete_of[i] = Some(k);
             }
         }
         if k == 0 {
@@ -986,6 +987,61 @@ mod tests {
                 assert!(s.text.contains(&format!(":{k}")) || four && k == "backend");
             }
         }
+    }
+
+    #[test]
+    fn claim_binding_numbers_completes_not_statements() {
+        let st = |sql: &str, params: Vec<Value>| Stmt {
+            sql: sql.to_owned(),
+            params,
+        };
+        let complete = |id: i64| {
+            vec![
+                st("BEGIN", vec![]),
+                st(
+                    "SELECT id FROM cleanup_queue WHERE id = $1 AND claimed_by = $2 \
+                     AND claimed_at = $3 FOR UPDATE",
+                    vec![
+                        Value::Int(id),
+                        Value::Text("me".into()),
+                        Value::Text("t".into()),
+                    ],
+                ),
+                st(
+                    "DELETE FROM cleanup_queue WHERE id = $1",
+                    vec![Value::Int(id)],
+                ),
+                st(
+                    "UPDATE backend_quotas SET orphan_bytes = orphan_bytes - $2",
+                    vec![Value::Text("b".into()), Value::Int(1)],
+                ),
+                st("COMMIT", vec![]),
+            ]
+        };
+        let mut stmts = vec![st(
+            "WITH picked AS (SELECT id FROM cleanup_queue FOR UPDATE SKIP LOCKED) SELECT 1",
+            vec![Value::Int(100)],
+        )];
+        stmts.extend(complete(7));
+        stmts.extend(complete(8));
+        let b = ClaimBinder::new(&stmts).unwrap();
+        assert_eq!(b.completes, 2);
+        let lock = &stmts[2].sql;
+        let delete = &stmts[3].sql;
+        let lock2 = &stmts[7].sql;
+        assert_eq!(b.bind(2, lock, 0, &Value::Int(7)).as_deref(), Some(":c0"));
+        assert_eq!(
+            b.bind(2, lock, 1, &Value::Null).as_deref(),
+            Some(":claimed_by")
+        );
+        assert_eq!(
+            b.bind(2, lock, 2, &Value::Null).as_deref(),
+            Some(":claimed_at")
+        );
+        assert_eq!(b.bind(3, delete, 0, &Value::Int(7)).as_deref(), Some(":c0"));
+        assert_eq!(b.bind(7, lock2, 0, &Value::Int(8)).as_deref(), Some(":c1"));
+        assert_eq!(b.bind(4, &stmts[4].sql, 0, &Value::Null), None);
+        assert_eq!(b.after(0), ["\\set c0 :id - 1", "\\set c1 :id - 0"]);
     }
 
     #[test]
