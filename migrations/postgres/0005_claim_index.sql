@@ -10,3 +10,9 @@ CREATE INDEX idx_cleanup_queue_claim ON cleanup_queue (created_at, id) WHERE att
 -- each page those updates stay heap-only (HOT), adding no index entries for the next claim to
 -- step over. Applies to pages written from now on.
 ALTER TABLE cleanup_queue SET (fillfactor = 80);
+
+-- The notifier's due list has the same shape (`next_retry <= now AND attempts < 10 ORDER BY
+-- created_at, id LIMIT n`) and had the same index (on next_retry): the same fix.
+DROP INDEX IF EXISTS idx_notification_outbox_pending;
+CREATE INDEX idx_notification_outbox_pending ON notification_outbox (created_at, id)
+    WHERE attempts < 10;

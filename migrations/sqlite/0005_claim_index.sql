@@ -7,3 +7,9 @@
 -- every SQLite index entry already ends with; it is named for symmetry with PostgreSQL.
 DROP INDEX IF EXISTS idx_cleanup_queue_claim;
 CREATE INDEX idx_cleanup_queue_claim ON cleanup_queue (created_at, id) WHERE attempts < 10;
+
+-- The notifier's due list has the same shape (`next_retry <= now AND attempts < 10 ORDER BY
+-- created_at, id LIMIT n`) and had the same index (on next_retry): the same fix.
+DROP INDEX IF EXISTS idx_notification_outbox_pending;
+CREATE INDEX idx_notification_outbox_pending ON notification_outbox (created_at, id)
+    WHERE attempts < 10;

@@ -48,6 +48,8 @@ pub use cleanup::claim_statement;
 pub use conn::{SQL_TRACE_PARAM_SEP, SQL_TRACE_TARGET, log_sql_parameter_values};
 pub use locker::{LOCK_WATCH_INTERVAL, LOCK_WATCH_TIMEOUT, leader_lock_key};
 #[doc(hidden)]
+pub use notification::due_notifications_statement;
+#[doc(hidden)]
 pub use reader::listing_statement;
 pub use tls::SslMode;
 

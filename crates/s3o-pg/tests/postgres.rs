@@ -417,7 +417,12 @@ async fn claim_over_100k_queued_walks_the_claim_index_and_stops_after_the_batch(
                      WHEN g % 13 = 0 THEN NOW() - INTERVAL '2 hours' END, \
                 CASE WHEN g % 11 = 0 OR g % 13 = 0 THEN 'other' END \
          FROM generate_series(1, 100000) g; \
-         ANALYZE cleanup_queue;",
+         INSERT INTO notification_outbox (event_type, payload, endpoint_url, created_at, \
+                                          next_retry, attempts) \
+         SELECT 'e', '{}', 'http://n', NOW() - (100000 - g) * INTERVAL '1 millisecond', \
+                NOW() - (100000 - g) * INTERVAL '1 millisecond', CASE WHEN g % 7 = 0 THEN 10 ELSE 0 END \
+         FROM generate_series(1, 100000) g; \
+         ANALYZE cleanup_queue; ANALYZE notification_outbox;",
     )
     .await
     .unwrap();
@@ -445,6 +450,27 @@ async fn claim_over_100k_queued_walks_the_claim_index_and_stops_after_the_batch(
             "generic={generic}:\n{plan}"
         );
         assert!(!plan.contains("Seq Scan"), "generic={generic}:\n{plan}");
+        // The notifier's due list walks its index the same way.
+        let stmt = raw
+            .prepare(&format!(
+                "EXPLAIN {}",
+                s3o_pg::due_notifications_statement()
+            ))
+            .await
+            .unwrap();
+        let due: Vec<String> = raw
+            .query(&stmt, &[&limit])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let due = due.join("\n");
+        assert!(
+            due.contains("Index Scan using idx_notification_outbox_pending"),
+            "generic={generic}:\n{due}"
+        );
+        assert!(!due.contains("Seq Scan") && !due.contains("Sort"), "{due}");
         // The only sort is of the claimed batch by id, never of the queue.
         let sorts: Vec<&str> = plan.lines().filter(|l| l.contains("Sort Key")).collect();
         assert!(

@@ -33,6 +33,8 @@ use crate::locker::LeaderLocks;
 pub use cleanup::claim_statement;
 /// Re-export of the driver this crate links, so users never mismatch versions.
 pub use conn::{SQL_TRACE_TARGET, log_sql_parameter_values};
+#[doc(hidden)]
+pub use notification::due_notifications_statement;
 pub use rusqlite;
 
 /// The schema version this binary expects: the number of the last file in `migrations/sqlite`.

@@ -1565,6 +1565,12 @@ async fn claim_over_100k_queued_walks_the_claim_index_and_stops_after_the_batch(
                     CASE WHEN n % 11 = 0 THEN {now} WHEN n % 13 = 0 THEN {now} - 2 * {hour} END, \
                     CASE WHEN n % 11 = 0 OR n % 13 = 0 THEN 'other' END \
              FROM g; \
+             WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 100000) \
+             INSERT INTO notification_outbox (event_type, payload, endpoint_url, created_at, \
+                                              next_retry, attempts) \
+             SELECT 'e', '{{}}', 'http://n', {now} - (100000 - n) * 1000, \
+                    {now} - (100000 - n) * 1000, CASE WHEN n % 7 = 0 THEN 10 ELSE 0 END \
+             FROM g; \
              ANALYZE;"
         ))
         .unwrap();
@@ -1586,6 +1592,25 @@ async fn claim_over_100k_queued_walks_the_claim_index_and_stops_after_the_batch(
         "{plan}"
     );
     assert!(!plan.contains("TEMP B-TREE"), "no sort needed:\n{plan}");
+    drop(st);
+    // The notifier's due list walks its index the same way.
+    let mut st = c
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            s3o_sqlite::due_notifications_statement()
+        ))
+        .unwrap();
+    let due: Vec<String> = st
+        .query_map([now, 100], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    let due = due.join("\n");
+    assert!(
+        due.contains("USING INDEX idx_notification_outbox_pending"),
+        "{due}"
+    );
+    assert!(!due.contains("TEMP B-TREE"), "no sort needed:\n{due}");
     drop(st);
     drop(c);
 
