@@ -6,8 +6,8 @@
 //!   conformance suite on both engines, `cargo package` of the library crates with a build of
 //!   each packaged crate, and `e2e`. Exits non-zero on the first failure.
 //! - `conformance [--engine sqlite|postgres|all]`: the conformance matrix.
-//! - `bench [--quick] [--trials N] [--engine sqlite|postgres|all]`: the benchmarks (see
-//!   `s3o-bench`); `bench --gateway [--quick]`: the gateway against a direct S3 server, and
+//! - `bench [--quick] [--trials N] [--engine sqlite|postgres|all] [--only claims]
+//!   [--claim-depth N]`: the benchmarks (see `s3o-bench`); `bench --gateway [--quick]`: the gateway against a direct S3 server, and
 //!   its memory.
 //! - `soak [--engine sqlite|postgres|all] [--cases N] [--seed S]`: the model-based test with
 //!   many sequences (default 2000 per engine), in release mode.
@@ -54,8 +54,8 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
-bench [--quick] [--trials N] [--engine E] | bench --gateway [--quick] | \
-soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]... | crash [--engine E] [--kills N]>";
+bench [--quick] [--trials N] [--engine E] [--only claims] [--claim-depth N] | \
+bench --gateway [--quick] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]... | crash [--engine E] [--kills N]>";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

@@ -127,10 +127,7 @@ impl<'a> PgRun<'a> {
     }
 
     fn options(&self) -> s3o_pg::PgOptions {
-        s3o_pg::PgOptions {
-            fast_recycling: self.settings.fast_paths,
-            ..s3o_pg::PgOptions::default()
-        }
+        s3o_pg::PgOptions::default()
     }
 
     /// A store on `schema` (no migrations: the schema is prepared).
@@ -666,7 +663,7 @@ impl<'a> PgRun<'a> {
     /// The cost of claiming [`CLAIM_BATCH`] rows with 1k and with the largest size queued:
     /// each timed claim is followed by an untimed release of what it claimed, so the queue
     /// keeps its depth.
-    async fn claim_scaling(&mut self) -> Result<(), String> {
+    pub(crate) async fn claim_scaling(&mut self) -> Result<(), String> {
         let depths = [1000, self.settings.claim_depth];
         let mut schemas = Vec::new();
         for d in depths {
@@ -854,7 +851,9 @@ fn apply_pg_env(cmd: &mut Command, url: &str, schema: &str) {
 }
 
 /// Binds the sample key to `:key`, computed by `prelude`; with `four`, the sample's backend
-/// to the client's backend (`b1` … `b4` by client id, as [`crate::workload::backend_of`]).
+/// to the client's backend (`b1` … `b4` by client id, as [`crate::workload::backend_of`]);
+/// the quota stripe a charge goes to (s3o: round robin over 16) to the client's own stripe,
+/// `:client_id % 16`, so concurrent pgbench clients never share a stripe row either.
 struct KeyBinder {
     prelude: Vec<String>,
     sample: Value,
@@ -869,8 +868,10 @@ impl Binder for KeyBinder {
         }
         p
     }
-    fn bind(&self, _stmt: usize, _sql: &str, _param: usize, value: &Value) -> Option<String> {
-        if *value == self.sample {
+    fn bind(&self, _stmt: usize, sql: &str, param: usize, value: &Value) -> Option<String> {
+        if param == 2 && sql.starts_with("UPDATE backend_quota_stripes") {
+            Some("(:client_id % 16)".to_owned())
+        } else if *value == self.sample {
             Some(":key".to_owned())
         } else if self.four && *value == Value::Text(SOURCE.to_owned()) {
             Some("('b' || :bk::int)".to_owned())
@@ -881,11 +882,15 @@ impl Binder for KeyBinder {
 }
 
 /// The claim returns rows ordered by id; `\aset` keeps the last row's columns, so `:id` is
-/// the largest claimed id and the completes delete `:id − 99 … :id` (the claimed block when
-/// claims do not interleave; otherwise neighbouring rows, at the same cost).
+/// the largest claimed id and the completes target `:id − 99 … :id` (the claimed block when
+/// claims do not interleave; otherwise neighbouring rows, at the same cost). Each complete is
+/// a transaction whose statements name its row: the claim check (`… WHERE id = $1 AND
+/// claimed_by = $2 AND claimed_at = $3 FOR UPDATE`, bound to the claim's own `:claimed_by` and
+/// `:claimed_at`, which every row of one claim shares) and the delete.
 struct ClaimBinder {
     claim: usize,
-    first_complete: usize,
+    /// For each statement, the complete it belongs to when it names a queue row by id.
+    complete_of: Vec<Option<usize>>,
     completes: usize,
 }
 
@@ -895,15 +900,24 @@ impl ClaimBinder {
             .iter()
             .position(|s| s.sql.contains("FOR UPDATE SKIP LOCKED"))
             .ok_or("claim statement not captured")?;
-        let first_complete = stmts
-            .iter()
-            .position(|s| s.sql.contains("DELETE FROM cleanup_queue WHERE id = $1"))
-            .ok_or("complete statement not captured")?;
-        let completes = stmts.len() - first_complete;
+        let mut complete_of = vec![None; stmts.len()];
+        let mut k = 0;
+        for (i, st) in stmts.iter().enumerate().skip(claim + 1) {
+            // The delete ends a complete; the claim check before it belongs to the same one.
+            if st.sql.contains("DELETE FROM cleanup_queue WHERE id = $1") {
+                complete_of[i] = Some(k);
+                k += 1;
+            } else if st.sql.contains("FROM cleanup_queue WHERE id = $1") {
+                complete_of[i] = Some(k);
+            }
+        }
+        if k == 0 {
+            return Err("complete statement not captured".into());
+        }
         Ok(ClaimBinder {
             claim,
-            first_complete,
-            completes,
+            complete_of,
+            completes: k,
         })
     }
 }
@@ -913,8 +927,13 @@ impl Binder for ClaimBinder {
         Vec::new()
     }
     fn bind(&self, stmt: usize, sql: &str, param: usize, _value: &Value) -> Option<String> {
-        (stmt >= self.first_complete && param == 0 && sql.contains("cleanup_queue WHERE id"))
-            .then(|| format!(":c{}", stmt - self.first_complete))
+        let k = self.complete_of.get(stmt).copied().flatten()?;
+        match param {
+            0 => Some(format!(":c{k}")),
+            1 if sql.contains("claimed_by = $2") => Some(":claimed_by".to_owned()),
+            2 if sql.contains("claimed_at = $3") => Some(":claimed_at".to_owned()),
+            _ => None,
+        }
     }
     fn terminator(&self, stmt: usize) -> Option<String> {
         (stmt == self.claim).then(|| "\\aset".to_owned())
@@ -968,6 +987,61 @@ mod tests {
                 assert!(s.text.contains(&format!(":{k}")) || four && k == "backend");
             }
         }
+    }
+
+    #[test]
+    fn claim_binding_numbers_completes_not_statements() {
+        let st = |sql: &str, params: Vec<Value>| Stmt {
+            sql: sql.to_owned(),
+            params,
+        };
+        let complete = |id: i64| {
+            vec![
+                st("BEGIN", vec![]),
+                st(
+                    "SELECT id FROM cleanup_queue WHERE id = $1 AND claimed_by = $2 \
+                     AND claimed_at = $3 FOR UPDATE",
+                    vec![
+                        Value::Int(id),
+                        Value::Text("me".into()),
+                        Value::Text("t".into()),
+                    ],
+                ),
+                st(
+                    "DELETE FROM cleanup_queue WHERE id = $1",
+                    vec![Value::Int(id)],
+                ),
+                st(
+                    "UPDATE backend_quotas SET orphan_bytes = orphan_bytes - $2",
+                    vec![Value::Text("b".into()), Value::Int(1)],
+                ),
+                st("COMMIT", vec![]),
+            ]
+        };
+        let mut stmts = vec![st(
+            "WITH picked AS (SELECT id FROM cleanup_queue FOR UPDATE SKIP LOCKED) SELECT 1",
+            vec![Value::Int(100)],
+        )];
+        stmts.extend(complete(7));
+        stmts.extend(complete(8));
+        let b = ClaimBinder::new(&stmts).unwrap();
+        assert_eq!(b.completes, 2);
+        let lock = &stmts[2].sql;
+        let delete = &stmts[3].sql;
+        let lock2 = &stmts[7].sql;
+        assert_eq!(b.bind(2, lock, 0, &Value::Int(7)).as_deref(), Some(":c0"));
+        assert_eq!(
+            b.bind(2, lock, 1, &Value::Null).as_deref(),
+            Some(":claimed_by")
+        );
+        assert_eq!(
+            b.bind(2, lock, 2, &Value::Null).as_deref(),
+            Some(":claimed_at")
+        );
+        assert_eq!(b.bind(3, delete, 0, &Value::Int(7)).as_deref(), Some(":c0"));
+        assert_eq!(b.bind(7, lock2, 0, &Value::Int(8)).as_deref(), Some(":c1"));
+        assert_eq!(b.bind(4, &stmts[4].sql, 0, &Value::Null), None);
+        assert_eq!(b.after(0), ["\\set c0 :id - 1", "\\set c1 :id - 0"]);
     }
 
     #[test]

@@ -251,10 +251,7 @@ impl<'a> SqliteRun<'a> {
     }
 
     fn options(&self) -> s3o_sqlite::SqliteOptions {
-        s3o_sqlite::SqliteOptions {
-            inline_point_statements: self.settings.fast_paths,
-            ..s3o_sqlite::SqliteOptions::default()
-        }
+        s3o_sqlite::SqliteOptions::default()
     }
 
     /// A store on the prepared file at `path` (no migrations).
@@ -590,7 +587,7 @@ impl<'a> SqliteRun<'a> {
 
     /// The cost of claiming [`CLAIM_BATCH`] rows with 1k and with the large depth queued;
     /// each timed claim is followed by an untimed release of what it claimed.
-    async fn claim_scaling(&mut self) -> Result<(), String> {
+    pub(crate) async fn claim_scaling(&mut self) -> Result<(), String> {
         let depths = [1000, self.settings.claim_depth];
         let mut paths = Vec::new();
         for d in depths {

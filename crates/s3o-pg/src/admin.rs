@@ -46,10 +46,20 @@ const MIGRATIONS: &[Migration] = &[
         name: "notification_payload_text",
         sql: include_str!("../migrations/0004_notification_payload_text.sql"),
     },
+    Migration {
+        version: 5,
+        name: "claim_index",
+        sql: include_str!("../migrations/0005_claim_index.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "quota_stripes",
+        sql: include_str!("../migrations/0006_quota_stripes.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 4;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 6;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 
@@ -119,8 +129,8 @@ async fn migrate_locked(client: &Object, schema: Option<&str>) -> Result<i64> {
     Ok(current)
 }
 
-/// Owns a pooled connection that must not go back to the pool unless disarmed (`.0.take()`):
-/// on drop it is detached and closed, which releases every session lock it holds.
+/// Owns a pooled connection that must never go back to the pool: on drop it is detached and
+/// closed, which releases every session lock and setting it holds.
 struct DetachOnDrop(Option<Object>);
 
 impl Drop for DetachOnDrop {
@@ -140,14 +150,15 @@ impl PgStore {
 #[async_trait]
 impl LifecycleAdmin for PgStore {
     async fn run_migrations(&self) -> Result<SchemaVersion> {
-        // Until the unlock is confirmed, dropping `guard` (an error, or the caller cancelled)
-        // closes the connection instead of pooling it: it may still hold the session lock.
-        let mut guard = DetachOnDrop(Some(self.admin_client("run migrations").await?));
+        // Dropping `guard` (done, an error, or the caller cancelled) closes the connection
+        // instead of pooling it: it may hold the session lock and has `lock_timeout = 0`.
+        let guard = DetachOnDrop(Some(self.admin_client("run migrations").await?));
         let Some(client) = guard.0.as_ref() else {
             unreachable!("set above")
         };
         // Migrators wait for each other (and migrations for their table locks) without the
-        // pool's lock_timeout; RESET ALL restores it when the connection is recycled.
+        // pool's lock_timeout. That setting stays on the session, so this connection is never
+        // pooled again (see below): pooled connections carry no session state.
         client
             .batch_execute("SET lock_timeout = 0")
             .await
@@ -159,15 +170,11 @@ impl LifecycleAdmin for PgStore {
             .await
             .map_err(|e| db_err("take migration lock", e))?;
         let result = migrate_locked(client, self.schema.as_deref()).await;
-        let unlocked = client
+        // Unlock explicitly so the next migrator goes on at once; closing the session (the
+        // guard's drop, always: the session changed `lock_timeout`) releases it anyway.
+        let _ = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_ID])
             .await;
-        if unlocked.is_ok() {
-            // Unlocked: the connection may go back to the pool.
-            drop(guard.0.take());
-        }
-        // Otherwise closing the session releases the lock; never pool a connection that may
-        // hold it.
         drop(guard);
         let current = result?;
         Ok(SchemaVersion {
@@ -191,22 +198,52 @@ impl LifecycleAdmin for PgStore {
             return Ok(());
         }
         let (names, values): (Vec<String>, Vec<i64>) = merged.into_iter().unzip();
-        let client = self.admin_client("sync quota limits").await?;
-        // One statement, hence one transaction: new backends start at zero used; existing
-        // rows only get the new limit (used and orphan bytes are kept).
-        client
-            .execute(
+        let mut client = self.admin_client("sync quota limits").await?;
+        // One transaction: new backends start at zero used with their stripes; existing rows
+        // only get the new limit (used and orphan bytes are kept). The upsert locks the quota
+        // rows in backend order; then every stripe is folded and re-granted from the new
+        // limit, so no grant made under the old limit outlives it.
+        let r = async {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| db_err("sync quota limits", e))?;
+            tx.execute(
                 "INSERT INTO backend_quotas (backend_name, bytes_limit, bytes_used, \
-                 orphan_bytes, updated_at) \
-                 SELECT name, lim, 0, 0, NOW() FROM unnest($1::text[], $2::bigint[]) \
-                 AS t(name, lim) ORDER BY name COLLATE \"C\" \
-                 ON CONFLICT (backend_name) DO UPDATE SET bytes_limit = EXCLUDED.bytes_limit, \
-                 updated_at = NOW()",
+             orphan_bytes, updated_at) \
+             SELECT name, lim, 0, 0, NOW() FROM unnest($1::text[], $2::bigint[]) \
+             AS t(name, lim) ORDER BY name COLLATE \"C\" \
+             ON CONFLICT (backend_name) DO UPDATE SET bytes_limit = EXCLUDED.bytes_limit, \
+             updated_at = NOW()",
                 &[&names, &values],
             )
             .await
             .map_err(|e| db_err("sync quota limits", e))?;
-        Ok(())
+            let stripes = i64::from(crate::quota::QUOTA_STRIPES);
+            tx.execute(
+                "INSERT INTO backend_quota_stripes (backend_name, stripe) \
+             SELECT name, g FROM unnest($1::text[]) AS name, \
+             generate_series(0, $2::bigint - 1) AS g ON CONFLICT DO NOTHING",
+                &[&names, &stripes],
+            )
+            .await
+            .map_err(|e| db_err("create quota stripes", e))?;
+            tx.execute(crate::quota::FOLD_STRIPES, &[&names])
+                .await
+                .map_err(|e| db_err("fold quota stripes", e))?;
+            tx.execute(crate::quota::GRANT_STRIPES, &[&names, &stripes])
+                .await
+                .map_err(|e| db_err("grant quota stripes", e))?;
+            tx.commit()
+                .await
+                .map_err(|e| db_err("sync quota limits", e))
+        }
+        .await;
+        if r.is_err() {
+            // The transaction's end is unknown: never pool this connection.
+            drop(Object::take(client));
+        }
+        r
     }
 
     async fn close(&self) {

@@ -226,6 +226,11 @@ impl CleanupTx for PgTx {
 
 /// The claim statement. [`MAX_ATTEMPTS`] is written into the text rather than bound so the
 /// planner can prove the partial index's `attempts < 10` predicate in a generic plan too.
+/// `idx_cleanup_queue_claim (created_at, id) WHERE attempts < 10` is in the `ORDER BY`'s
+/// order, so the scan walks it oldest first, filters due and unclaimed rows on the way and
+/// stops after the batch: the cost follows the batch, not the queue. The stamp looks the
+/// picked ids up as an array (`= ANY`) rather than joining `picked`: a generic plan guesses
+/// `LIMIT $1` at a tenth of the table and would hash-join against a full scan of the queue.
 static CLAIM_CLEANUPS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH picked AS ( \
@@ -236,13 +241,20 @@ static CLAIM_CLEANUPS: LazyLock<String> = LazyLock::new(|| {
            FOR UPDATE SKIP LOCKED), \
          claimed AS ( \
            UPDATE cleanup_queue c SET claimed_at = NOW(), claimed_by = $2 \
-           FROM picked WHERE c.id = picked.id \
+           WHERE c.id = ANY (ARRAY(SELECT id FROM picked)) \
            RETURNING c.id, c.backend_name, c.object_key, c.reason, c.attempts, \
-           c.size_bytes, c.claimed_at, c.claimed_by, COALESCE(c.storage_key, c.object_key), \
-           picked.reclaimed) \
-         SELECT * FROM claimed ORDER BY id"
+           c.size_bytes, c.claimed_at, c.claimed_by, \
+           COALESCE(c.storage_key, c.object_key) AS path) \
+         SELECT claimed.*, picked.reclaimed FROM claimed JOIN picked USING (id) ORDER BY id"
     )
 });
+
+/// The claim statement (`$1` limit, `$2` claimant, `$3` grace in microseconds), for tests that
+/// EXPLAIN it.
+#[doc(hidden)]
+pub fn claim_statement() -> &'static str {
+    &CLAIM_CLEANUPS
+}
 
 #[async_trait]
 impl CleanupStore for PgStore {
@@ -281,7 +293,7 @@ impl CleanupStore for PgStore {
         // One statement: pick due rows that are unclaimed or whose claim is older than the
         // grace cutoff, oldest first, skipping rows another claimer holds locked (SKIP LOCKED:
         // concurrent claimers get disjoint sets), stamp them, and return them by id with
-        // `reclaimed` = the row carried a (stale) claim. Uses idx_cleanup_queue_claim.
+        // `reclaimed` = the row carried a (stale) claim. Walks idx_cleanup_queue_claim in order.
         let rows = self
             .db
             .query(
@@ -309,15 +321,11 @@ impl CleanupStore for PgStore {
     async fn increment_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {
         validate::backend(backend)?;
         validate::size("orphan bytes", amount)?;
-        self.db
-            .execute(
-                "add orphan bytes",
-                "UPDATE backend_quotas SET orphan_bytes = orphan_bytes + $2, updated_at = NOW() \
-                 WHERE backend_name = $1",
-                &[&backend, &amount],
-            )
-            .await?;
-        Ok(())
+        // A transaction: the orphan bytes and, if they push the backend over its limit, the
+        // return of the stripes' unused grants (see `quota.rs`) commit together.
+        let mut tx = s3o_core::Runner::begin(self).await?;
+        tx.increment_orphan_bytes(backend, amount).await?;
+        tx.commit().await
     }
 
     async fn decrement_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()> {

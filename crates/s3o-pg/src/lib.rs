@@ -44,8 +44,12 @@ use s3o_core::{MetadataStore, Result, StoreError};
 use tokio_postgres::config::Host;
 
 pub use admin::EXPECTED_SCHEMA_VERSION;
+#[doc(hidden)]
+pub use cleanup::claim_statement;
 pub use conn::{SQL_TRACE_PARAM_SEP, SQL_TRACE_TARGET, log_sql_parameter_values};
 pub use locker::{LOCK_WATCH_INTERVAL, LOCK_WATCH_TIMEOUT, leader_lock_key};
+#[doc(hidden)]
+pub use notification::due_notifications_statement;
 #[doc(hidden)]
 pub use reader::listing_statement;
 pub use tls::SslMode;
@@ -55,7 +59,8 @@ use crate::conn::Db;
 /// The accepted URL form, quoted in every URL error.
 const URL_FORM: &str = "expected postgres://user[:password]@host[:port]/database\
 [?sslmode=disable|prefer|require|verify-ca|verify-full&schema=NAME&pool_max_size=N\
-&pool_wait_timeout_ms=N&pool_create_timeout_ms=N&pool_recycle_timeout_ms=N&lock_timeout_ms=N\
+&pool_wait_timeout_ms=N&pool_create_timeout_ms=N&pool_recycle_timeout_ms=N\
+&pool_recycling=fast|verified|clean&lock_timeout_ms=N\
 &instance_id=ID]";
 
 /// Pool, breaker and schema settings. Every timeout is finite.
@@ -79,15 +84,10 @@ pub struct PgOptions {
     /// `lock_timeout` startup option (default 5 s; `None` waits forever). Migrations wait
     /// without limit regardless.
     pub lock_timeout: Option<Duration>,
-    /// Off by default: a returned connection is then cleaned before reuse
-    /// (`RecyclingMethod::Clean`: `CLOSE ALL`, `RESET ALL`, `pg_advisory_unlock_all()`, …), a
-    /// safety net that releases any session state an unforeseen error path might leak. On
-    /// reuses connections as they are (`RecyclingMethod::Fast`), saving that round trip per
-    /// checkout — s3o-bench measured point reads at 0.34× → 0.97× of pgbench. Safe as far as
-    /// we know: the store never sets session state (schema and lock timeout are startup
-    /// options), and the session locks of leader election and migrations are unlocked on
-    /// their connection or the connection is closed.
-    pub fast_recycling: bool,
+    /// What the pool does with a connection before handing it out again (default
+    /// [`Recycling::Fast`]: nothing beyond checking it is open). See [`Recycling`] for why
+    /// that is safe and what the other choices cost.
+    pub recycling: Recycling,
     /// This store's instance id: the claimant of cleanup rows born in its transactions (the
     /// outbox). `None` (default) ⇒ [`s3o_core::default_instance_id`] (`hostname-pid-random`).
     /// Give each process its own; cleanup workers pass the same id to their claims.
@@ -104,8 +104,66 @@ impl Default for PgOptions {
             breaker: BreakerConfig::default(),
             schema: None,
             lock_timeout: Some(Duration::from_secs(5)),
-            fast_recycling: false,
+            recycling: Recycling::Fast,
             instance_id: None,
+        }
+    }
+}
+
+/// How a pooled connection is checked before reuse (`pool_recycling=fast|verified|clean` in
+/// the URL).
+///
+/// **Why `Fast` is the default and safe.** A connection can only carry something into its
+/// next checkout if it goes back to the pool holding session state, and none does:
+/// - The store never changes session settings on a pooled connection: the schema
+///   (`search_path`) and `lock_timeout` are startup options of every connection, so they are
+///   the same on every checkout. The one `SET` the store sends (migrations' `lock_timeout =
+///   0`) is on a connection that is always closed afterwards, never pooled. No statement uses
+///   `LISTEN`, temporary tables, cursors or `SET SESSION`.
+/// - Transactions never return mid-way: `COMMIT`/`ROLLBACK` is confirmed before the
+///   connection goes back; a transaction dropped mid-statement or whose end fails closes its
+///   connection instead (`tx.rs`; `sync_quota_limits` closes its connection on any error).
+/// - Session advisory locks return unlocked or not at all: a leader lock is unlocked on its
+///   own connection, which is pooled again only when `pg_advisory_unlock` answered `true`
+///   (the lock was held exactly once there and is now released); a failed, timed-out or
+///   `false` unlock, or a caller gone without a runtime, closes the connection (`locker.rs`).
+///   A try-lock that was refused leaves nothing to release. The migration lock's connection
+///   is always closed.
+///
+/// Prepared statements (the per-connection statement cache) are meant to outlive checkouts
+/// under every method.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recycling {
+    /// Reuse the connection as it is if the driver has not seen it close: no round trip per
+    /// checkout. A connection whose server silently vanished (a network partition rather than
+    /// a restart, which closes the socket) fails its next statement instead of being
+    /// replaced at checkout; the breaker and the caller's retry see that failure.
+    #[default]
+    Fast,
+    /// Send an empty query first (one round trip per checkout): a dead connection is replaced
+    /// before use.
+    Verified,
+    /// Reset the session first (one round trip per checkout: `CLOSE ALL`, `RESET ALL`,
+    /// `UNLISTEN *`, `pg_advisory_unlock_all()`, `DISCARD TEMP`, …): a safety net against
+    /// session state that, per the argument above, the store never leaves behind.
+    Clean,
+}
+
+impl Recycling {
+    fn parse(v: &str) -> Result<Recycling> {
+        match v {
+            "fast" => Ok(Recycling::Fast),
+            "verified" => Ok(Recycling::Verified),
+            "clean" => Ok(Recycling::Clean),
+            _ => Err(url_err("pool_recycling must be fast, verified or clean")),
+        }
+    }
+
+    fn method(self) -> RecyclingMethod {
+        match self {
+            Recycling::Fast => RecyclingMethod::Fast,
+            Recycling::Verified => RecyclingMethod::Verified,
+            Recycling::Clean => RecyclingMethod::Clean,
         }
     }
 }
@@ -317,6 +375,7 @@ pub(crate) fn parse_url(url: &str, mut opts: PgOptions) -> Result<ParsedUrl> {
             "pool_wait_timeout_ms" => opts.wait_timeout = parse_ms(k, &value()?)?,
             "pool_create_timeout_ms" => opts.create_timeout = parse_ms(k, &value()?)?,
             "pool_recycle_timeout_ms" => opts.recycle_timeout = parse_ms(k, &value()?)?,
+            "pool_recycling" => opts.recycling = Recycling::parse(&value()?)?,
             "lock_timeout_ms" => {
                 // 0 waits forever, as PostgreSQL's own setting.
                 opts.lock_timeout = match value()?.as_str() {
@@ -487,13 +546,8 @@ impl PgStore {
         let parsed = parse_url(url, opts)?;
         let opts = parsed.options;
         let target = describe(&parsed.config, parsed.ssl, opts.schema.clone());
-        // Clean recycling by default; see `PgOptions::fast_recycling` for the trade.
         let manager_config = ManagerConfig {
-            recycling_method: if opts.fast_recycling {
-                RecyclingMethod::Fast
-            } else {
-                RecyclingMethod::Clean
-            },
+            recycling_method: opts.recycling.method(),
         };
         let cancel_tls = tls::connector(parsed.ssl, parsed.root_cert.as_deref())?;
         // Without the `tls` feature the connector is the driver's `Copy` `NoTls`.
@@ -618,6 +672,15 @@ mod tests {
              &pool_create_timeout_ms=300&pool_recycle_timeout_ms=400&application_name=x",
         )
         .unwrap();
+        assert_eq!(p.options.recycling, Recycling::Fast, "the default");
+        for (v, want) in [
+            ("fast", Recycling::Fast),
+            ("verified", Recycling::Verified),
+            ("clean", Recycling::Clean),
+        ] {
+            let q = parse(&format!("postgres://u@h/app?pool_recycling={v}")).unwrap();
+            assert_eq!(q.options.recycling, want);
+        }
         assert_eq!(p.options.max_size, 7);
         assert_eq!(p.options.schema.as_deref(), Some("t_1"));
         assert_eq!(p.options.wait_timeout, Duration::from_millis(250));
@@ -646,6 +709,7 @@ mod tests {
             "postgres://u@h/db?schema=Bad-Name",
             "postgres://u:pw@h:notaport/db",
             "postgres://u@h/db?no_such_option=1",
+            "postgres://u@h/db?pool_recycling=sometimes",
             "postgres://u@/db",
         ] {
             let e = parse(url).unwrap_err();

@@ -21,6 +21,12 @@ static DUE_NOTIFICATIONS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The due-notifications statement (`$1` limit), for tests that EXPLAIN it.
+#[doc(hidden)]
+pub fn due_notifications_statement() -> &'static str {
+    &DUE_NOTIFICATIONS
+}
+
 #[async_trait]
 impl NotificationOutbox for PgStore {
     async fn insert_notification(

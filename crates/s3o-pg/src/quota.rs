@@ -1,6 +1,16 @@
-//! `backend_quotas`: the guarded counters and the admission reads.
+//! `backend_quotas` and `backend_quota_stripes`: the guarded counters and the admission reads.
+//!
+//! A charge goes to one stripe row of its backend, guarded by that stripe's grant, so
+//! concurrent writers to one backend hold different rows until they commit. When the stripe's
+//! grant cannot take the charge, the charging transaction locks the quota row and then every
+//! stripe (in stripe order), folds the stripes' used bytes into the quota row, checks the exact
+//! remainder (`bytes_limit − bytes_used − orphan_bytes`), charges the quota row and spreads what
+//! is left over the stripes as new grants. Migration 0006 states the invariant that keeps
+//! `Σ used + orphan ≤ limit` at every commit. Debits, orphan bytes and limits stay on the quota
+//! row; an orphan increment that would break the invariant takes the unused grants back.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use s3o_core::engine::QuotaStore;
@@ -12,58 +22,188 @@ use crate::conn::ts;
 use crate::error::RowExt;
 use crate::tx::PgTx;
 
-#[async_trait]
-impl QuotaTx for PgTx {
-    async fn increment_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()> {
-        validate::backend(backend)?;
-        validate::size("quota delta", delta)?;
-        // One statement: the guarded UPDATE (row-locks the quota row until commit) plus an
-        // existence probe, so a refusal tells "no room" from "no such backend".
+/// Stripe rows per backend (migration 0006 creates them for existing backends,
+/// `sync_quota_limits` for new ones).
+pub(crate) const QUOTA_STRIPES: i16 = 16;
+
+/// The next stripe a charge tries: round robin, so concurrent chargers land on different rows.
+fn next_stripe() -> i16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    (NEXT.fetch_add(1, Ordering::Relaxed) % QUOTA_STRIPES as usize) as i16
+}
+
+/// A backend's total used bytes: the quota row's plus its stripes', for a query over
+/// `backend_quotas q`.
+const TOTAL_USED: &str = "(q.bytes_used + COALESCE((SELECT SUM(s.bytes_used) \
+     FROM backend_quota_stripes s WHERE s.backend_name = q.backend_name), 0))::bigint";
+
+/// The latest change to a backend's counters, its stripes' included.
+const LAST_UPDATED: &str = "GREATEST(q.updated_at, (SELECT MAX(s.updated_at) \
+     FROM backend_quota_stripes s WHERE s.backend_name = q.backend_name))";
+
+/// Folds the stripes of the backends named in `$1` into their quota rows: each stripe's used
+/// bytes move to `backend_quotas.bytes_used`, and used and granted bytes go to zero. Locks the
+/// stripes in (backend, stripe) order; callers hold the quota rows' locks already (taken
+/// first, so foldings never deadlock with each other).
+pub(crate) const FOLD_STRIPES: &str = "WITH old AS MATERIALIZED ( \
+       SELECT backend_name, stripe, bytes_used FROM backend_quota_stripes \
+       WHERE backend_name = ANY($1) ORDER BY backend_name COLLATE \"C\", stripe FOR UPDATE), \
+     zeroed AS (UPDATE backend_quota_stripes s SET bytes_used = 0, bytes_granted = 0 \
+       FROM old WHERE s.backend_name = old.backend_name AND s.stripe = old.stripe), \
+     moved AS (SELECT backend_name, SUM(bytes_used)::bigint AS n FROM old GROUP BY backend_name) \
+     UPDATE backend_quotas q SET bytes_used = q.bytes_used + moved.n, updated_at = NOW() \
+     FROM moved WHERE q.backend_name = moved.backend_name AND moved.n <> 0";
+
+/// Spreads each named backend's exact remainder over its stripes as grants (backends with a
+/// limit; the others charge stripes unguarded). Run right after [`FOLD_STRIPES`] in the same
+/// transaction, holding the quota rows' locks.
+pub(crate) const GRANT_STRIPES: &str = "UPDATE backend_quota_stripes s \
+     SET bytes_granted = GREATEST(0, q.bytes_limit - q.bytes_used - q.orphan_bytes) / $2 \
+     FROM backend_quotas q \
+     WHERE s.backend_name = q.backend_name AND q.backend_name = ANY($1) AND q.bytes_limit > 0";
+
+impl PgTx {
+    /// The charge when the stripe's grant cannot take it: lock the quota row, fold every
+    /// stripe, check the exact remainder, charge the quota row, re-grant what is left.
+    /// The row lock is `FOR NO KEY UPDATE`, what an `UPDATE` of the row takes: it does not
+    /// conflict with the `KEY SHARE` locks that writers' inserts take through foreign keys.
+    async fn charge_folding(&mut self, backend: &str, delta: i64) -> Result<()> {
+        let locked = self
+            .query_opt(
+                "lock backend quota",
+                "SELECT 1 FROM backend_quotas WHERE backend_name = $1 FOR NO KEY UPDATE",
+                &[&backend],
+            )
+            .await?;
+        if locked.is_none() {
+            return Err(StoreError::UnknownBackend {
+                backend: backend.to_owned(),
+            });
+        }
+        let names = [backend];
+        self.execute("fold quota stripes", FOLD_STRIPES, &[&names.as_slice()])
+            .await?;
+        // Read after the fold, which moved the stripes' bytes into the row this transaction
+        // holds: the exact totals.
         let row = self
             .query_one(
-                "charge backend quota",
-                "WITH known AS (SELECT 1 FROM backend_quotas WHERE backend_name = $1), \
-                 charged AS (UPDATE backend_quotas \
-                   SET bytes_used = bytes_used + $2, updated_at = NOW() \
-                   WHERE backend_name = $1 \
-                   AND (bytes_limit = 0 OR bytes_used + orphan_bytes + $2 <= bytes_limit) \
-                   RETURNING 1) \
-                 SELECT EXISTS (SELECT 1 FROM known), EXISTS (SELECT 1 FROM charged)",
+                "read folded backend quota",
+                "SELECT bytes_limit, bytes_used, orphan_bytes FROM backend_quotas \
+                 WHERE backend_name = $1",
+                &[&backend],
+            )
+            .await?;
+        let (limit, used, orphan): (i64, i64, i64) = (row.col(0)?, row.col(1)?, row.col(2)?);
+        if limit > 0 && used.saturating_add(orphan).saturating_add(delta) > limit {
+            return Err(StoreError::NoSpaceAvailable);
+        }
+        self.execute(
+            "charge backend quota row",
+            "UPDATE backend_quotas SET bytes_used = bytes_used + $2, updated_at = NOW() \
+             WHERE backend_name = $1",
+            &[&backend, &delta],
+        )
+        .await?;
+        if limit > 0 {
+            let stripes = i64::from(QUOTA_STRIPES);
+            self.execute(
+                "grant quota stripes",
+                GRANT_STRIPES,
+                &[&names.as_slice(), &stripes],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds `delta` to the quota row's bytes_used, flooring the backend's total (row plus
+    /// stripes) at zero as the single row used to be floored. The row may go below zero on its
+    /// own (the stripes hold part of the total); only then is the floor checked, in a second
+    /// statement whose snapshot, taken with the row locked, sees every committed stripe
+    /// charge — a stale stripe sum could otherwise floor a legitimate debit.
+    async fn add_to_row(&mut self, backend: &str, delta: i64) -> Result<()> {
+        let row = self
+            .query_opt(
+                "debit backend quota",
+                "UPDATE backend_quotas SET bytes_used = bytes_used + $2, updated_at = NOW() \
+                 WHERE backend_name = $1 RETURNING bytes_used",
                 &[&backend, &delta],
             )
             .await?;
-        let (known, charged): (bool, bool) = (row.col(0)?, row.col(1)?);
-        match (known, charged) {
-            (_, true) => Ok(()),
-            (false, false) => Err(StoreError::UnknownBackend {
-                backend: backend.to_owned(),
-            }),
-            (true, false) => Err(StoreError::NoSpaceAvailable),
+        let Some(row) = row else { return Ok(()) };
+        if row.col::<i64>(0)? >= 0 {
+            return Ok(());
         }
-    }
-
-    async fn decrement_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()> {
-        validate::backend(backend)?;
-        validate::size("quota delta", delta)?;
         self.execute(
-            "debit backend quota",
-            "UPDATE backend_quotas SET bytes_used = GREATEST(0, bytes_used - $2), \
-             updated_at = NOW() WHERE backend_name = $1",
-            &[&backend, &delta],
+            "floor backend quota",
+            "UPDATE backend_quotas q SET bytes_used = -s.total \
+             FROM (SELECT COALESCE(SUM(bytes_used), 0)::bigint AS total \
+                   FROM backend_quota_stripes WHERE backend_name = $1) s \
+             WHERE q.backend_name = $1 AND q.bytes_used < -s.total",
+            &[&backend],
         )
         .await?;
         Ok(())
     }
 
-    async fn adjust_backend_quota_unguarded(&mut self, backend: &str, delta: i64) -> Result<()> {
-        validate::backend(backend)?;
+    /// After the quota row gained orphan bytes: if the row plus the stripes' grants now exceed
+    /// the limit, take back every unused grant (each stripe keeps exactly what it charged).
+    /// The caller holds the quota row's lock, so the grants cannot change meanwhile.
+    async fn revoke_grants_if_over(&mut self, backend: &str) -> Result<()> {
         self.execute(
-            "adjust backend quota",
-            "UPDATE backend_quotas SET bytes_used = GREATEST(0, bytes_used + $2), \
-             updated_at = NOW() WHERE backend_name = $1",
-            &[&backend, &delta],
+            "revoke quota stripe grants",
+            "UPDATE backend_quota_stripes s SET bytes_granted = s.bytes_used \
+             WHERE s.backend_name = $1 AND s.bytes_granted > s.bytes_used \
+             AND EXISTS (SELECT 1 FROM backend_quotas q WHERE q.backend_name = $1 \
+               AND q.bytes_limit > 0 AND q.bytes_used + q.orphan_bytes + \
+               (SELECT COALESCE(SUM(g.bytes_granted), 0) FROM backend_quota_stripes g \
+                WHERE g.backend_name = $1) > q.bytes_limit)",
+            &[&backend],
         )
         .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl QuotaTx for PgTx {
+    async fn increment_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("quota delta", delta)?;
+        // One stripe row, locked until commit; the others stay free for concurrent writers.
+        // Unlimited backends charge any stripe (the limit is read, not locked).
+        let stripe = next_stripe();
+        let charged = self
+            .query_opt(
+                "charge quota stripe",
+                "UPDATE backend_quota_stripes SET bytes_used = bytes_used + $2, \
+                 updated_at = NOW() WHERE backend_name = $1 AND stripe = $3 \
+                 AND (bytes_used + $2 <= bytes_granted OR (SELECT bytes_limit \
+                   FROM backend_quotas WHERE backend_name = $1) = 0) \
+                 RETURNING 1",
+                &[&backend, &delta, &stripe],
+            )
+            .await?;
+        if charged.is_some() {
+            return Ok(());
+        }
+        self.charge_folding(backend, delta).await
+    }
+
+    async fn decrement_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        validate::size("quota delta", delta)?;
+        // On the quota row; the freed bytes return to the stripes at the next fold.
+        self.add_to_row(backend, -delta).await
+    }
+
+    async fn adjust_backend_quota_unguarded(&mut self, backend: &str, delta: i64) -> Result<()> {
+        validate::backend(backend)?;
+        self.add_to_row(backend, delta).await?;
+        if delta > 0 {
+            // Like orphan bytes, an unguarded charge must not leave grants above the limit.
+            self.revoke_grants_if_over(backend).await?;
+        }
         Ok(())
     }
 
@@ -90,16 +230,30 @@ impl QuotaTx for PgTx {
             &[&backend, &delta],
         )
         .await?;
-        Ok(())
+        self.revoke_grants_if_over(backend).await
     }
 
     async fn all_backend_bytes_used(&mut self) -> Result<BTreeMap<String, i64>> {
-        // Row-locks every quota row, in backend order (the global quota lock order).
+        // Row-locks every quota row, in backend order (the global quota lock order), then
+        // every stripe, folded into its quota row: until commit no charge can land anywhere,
+        // and each row's bytes_used is its backend's total.
+        let names: Vec<String> = self
+            .query(
+                "lock quota rows",
+                "SELECT backend_name FROM backend_quotas \
+                 ORDER BY backend_name COLLATE \"C\" FOR UPDATE",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.col(0))
+            .collect::<Result<_>>()?;
+        self.execute("fold quota stripes", FOLD_STRIPES, &[&names])
+            .await?;
         let rows = self
             .query(
                 "read bytes used",
-                "SELECT backend_name, bytes_used FROM backend_quotas \
-                 ORDER BY backend_name COLLATE \"C\" FOR UPDATE",
+                "SELECT backend_name, bytes_used FROM backend_quotas",
                 &[],
             )
             .await?;
@@ -127,6 +281,12 @@ impl QuotaTx for PgTx {
     async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()> {
         validate::backend(backend)?;
         validate::size("bytes used", value)?;
+        // The stripes were folded (and stay locked) by `all_backend_bytes_used`; fold again in
+        // case a caller did not start there, so the row alone carries the total.
+        let names = [backend];
+        self.execute("fold quota stripes", FOLD_STRIPES, &[&names.as_slice()])
+            .await?;
+        // The fold returned every grant: the next charge re-grants from the new total.
         self.execute(
             "set bytes used",
             "UPDATE backend_quotas SET bytes_used = $2, updated_at = NOW() \
@@ -147,11 +307,13 @@ impl QuotaStore for PgStore {
             .db
             .query(
                 "read backend capacity",
-                "SELECT q.backend_name, q.bytes_limit, q.bytes_used, q.orphan_bytes, \
+                &format!(
+                    "SELECT q.backend_name, q.bytes_limit, {TOTAL_USED}, q.orphan_bytes, \
                  COALESCE((SELECT SUM(p.size_bytes) FROM multipart_uploads u \
                    JOIN multipart_parts p ON p.upload_id = u.upload_id \
                    WHERE u.backend_name = q.backend_name), 0)::bigint \
-                 FROM backend_quotas q WHERE q.backend_name = ANY($1)",
+                 FROM backend_quotas q WHERE q.backend_name = ANY($1)"
+                ),
                 &[&names],
             )
             .await?;
@@ -174,8 +336,10 @@ impl QuotaStore for PgStore {
             .db
             .query(
                 "read quota stats",
-                "SELECT backend_name, bytes_used, bytes_limit, orphan_bytes, updated_at \
-                 FROM backend_quotas",
+                &format!(
+                    "SELECT q.backend_name, {TOTAL_USED}, q.bytes_limit, q.orphan_bytes, \
+                     {LAST_UPDATED} FROM backend_quotas q"
+                ),
                 &[],
             )
             .await?;

@@ -403,6 +403,105 @@ async fn listing_page_over_100k_rows_uses_the_byte_order_index() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_over_100k_queued_walks_the_claim_index_and_stops_after_the_batch() {
+    let db = setup!("claim_index");
+    let raw = db.raw().await;
+    // Row g: every 5th not yet due, every 7th exhausted, every 11th freshly claimed by someone
+    // else, every 13th carrying a claim older than the grace (claimable, reclaimed).
+    raw.batch_execute(
+        "INSERT INTO cleanup_queue (backend_name, object_key, reason, size_bytes, created_at, \
+                                    next_retry, attempts, claimed_at, claimed_by) \
+         SELECT 'a', 'k' || lpad(g::text, 6, '0'), 'r', 1, \
+                NOW() - (100000 - g) * INTERVAL '1 millisecond', \
+                CASE WHEN g % 5 = 0 THEN NOW() + INTERVAL '1 hour' \
+                     ELSE NOW() - (100000 - g) * INTERVAL '1 millisecond' END, \
+                CASE WHEN g % 7 = 0 THEN 10 ELSE 0 END, \
+                CASE WHEN g % 11 = 0 THEN NOW() \
+                     WHEN g % 13 = 0 THEN NOW() - INTERVAL '2 hours' END, \
+                CASE WHEN g % 11 = 0 OR g % 13 = 0 THEN 'other' END \
+         FROM generate_series(1, 100000) g; \
+         INSERT INTO notification_outbox (event_type, payload, endpoint_url, created_at, \
+                                          next_retry, attempts) \
+         SELECT 'e', '{}', 'http://n', NOW() - (100000 - g) * INTERVAL '1 millisecond', \
+                NOW() - (100000 - g) * INTERVAL '1 millisecond', CASE WHEN g % 7 = 0 THEN 10 ELSE 0 END \
+         FROM generate_series(1, 100000) g; \
+         ANALYZE cleanup_queue; ANALYZE notification_outbox;",
+    )
+    .await
+    .unwrap();
+    for generic in [false, true] {
+        if generic {
+            raw.batch_execute("SET plan_cache_mode = force_generic_plan")
+                .await
+                .unwrap();
+        }
+        let stmt = raw
+            .prepare(&format!("EXPLAIN {}", s3o_pg::claim_statement()))
+            .await
+            .unwrap();
+        let (limit, grace): (i64, i64) = (100, 3_600_000_000);
+        let plan: Vec<String> = raw
+            .query(&stmt, &[&limit, &"me", &grace])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("Index Scan using idx_cleanup_queue_claim"),
+            "generic={generic}:\n{plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "generic={generic}:\n{plan}");
+        // The notifier's due list walks its index the same way.
+        let stmt = raw
+            .prepare(&format!(
+                "EXPLAIN {}",
+                s3o_pg::due_notifications_statement()
+            ))
+            .await
+            .unwrap();
+        let due: Vec<String> = raw
+            .query(&stmt, &[&limit])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let due = due.join("\n");
+        assert!(
+            due.contains("Index Scan using idx_notification_outbox_pending"),
+            "generic={generic}:\n{due}"
+        );
+        assert!(!due.contains("Seq Scan") && !due.contains("Sort"), "{due}");
+        // The only sort is of the claimed batch by id, never of the queue.
+        let sorts: Vec<&str> = plan.lines().filter(|l| l.contains("Sort Key")).collect();
+        assert!(
+            sorts.iter().all(|l| l.contains("claimed.id")),
+            "generic={generic}:\n{plan}"
+        );
+    }
+    let items = db
+        .store
+        .claim_pending_cleanups(100, "me", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let expected: Vec<String> = (1..)
+        .filter(|g| g % 5 != 0 && g % 7 != 0 && g % 11 != 0)
+        .take(100)
+        .map(|g| format!("k{g:06}"))
+        .collect();
+    let got: Vec<String> = items.iter().map(|i| i.object_key.clone()).collect();
+    assert_eq!(got, expected, "the 100 oldest claimable rows, by id");
+    for it in &items {
+        let g: i64 = it.object_key[1..].parse().unwrap();
+        assert_eq!(it.reclaimed, g % 13 == 0, "{}", it.object_key);
+        assert_eq!(it.claimed_by.as_deref(), Some("me"));
+    }
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_are_byte_ordered_and_prefixes_wildcard_safe() {
     let db = setup!("listing_byte_order");
     let s = &db.store;
@@ -1559,6 +1658,182 @@ async fn lock_timeout_is_busy_retried_and_not_a_breaker_failure() {
     s.record_object("k", "a", 1, &StoredForm::default())
         .await
         .unwrap();
+    s.close().await;
+    db.finish().await;
+}
+
+/// The striped quota: eight writers charging one limited backend (with deletes turning bytes
+/// into orphans) never push `used + orphan` past the limit in any committed state, stripes
+/// really carry charges in parallel, and at the end the ledger is exact and the last free
+/// byte is still admissible — no room is stranded in the stripes' grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn striped_quota_never_over_admits_and_strands_no_room() {
+    let db = setup!("quota_stripes");
+    const LIMIT: i64 = 20_000;
+    let store = Arc::new(PgStore::connect(&db.url).await.unwrap());
+    store
+        .sync_quota_limits(&[("q".into(), LIMIT)])
+        .await
+        .unwrap();
+    let raw = db.raw().await;
+    let stripes: i64 = raw
+        .query_one(
+            "SELECT count(*) FROM backend_quota_stripes WHERE backend_name = 'q'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stripes, 16);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // One statement, one snapshot: a committed state of the row and all its stripes.
+    let checker = {
+        let done = done.clone();
+        let raw = db.raw().await;
+        tokio::spawn(async move {
+            let (mut checks, mut busiest) = (0, 0i64);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = raw
+                    .query_one(
+                        "SELECT (q.bytes_used + q.orphan_bytes + SUM(s.bytes_used))::bigint, \
+                                (q.bytes_used + q.orphan_bytes + SUM(s.bytes_granted))::bigint, \
+                                count(*) FILTER (WHERE s.bytes_used > 0), \
+                                count(*) FILTER (WHERE s.bytes_used > s.bytes_granted) \
+                         FROM backend_quotas q JOIN backend_quota_stripes s USING (backend_name) \
+                         WHERE q.backend_name = 'q' \
+                         GROUP BY q.bytes_used, q.orphan_bytes",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                let (charged, reserved): (i64, i64) = (r.get(0), r.get(1));
+                assert!(charged <= LIMIT, "over-admitted: {charged} > {LIMIT}");
+                assert!(
+                    reserved <= LIMIT,
+                    "grants exceed the room: {reserved} > {LIMIT}"
+                );
+                checks += 1;
+                busiest = busiest.max(r.get::<_, i64>(2));
+                assert_eq!(r.get::<_, i64>(3), 0, "a stripe charged past its grant");
+            }
+            (checks, busiest)
+        })
+    };
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut admitted, mut refused) = (0, 0);
+            for i in 0..40i64 {
+                let key = format!("k{t}/{i}");
+                let size = 1 + (i * 37 + t * 101) % 700;
+                match s
+                    .record_object(&key, "q", size, &StoredForm::default())
+                    .await
+                {
+                    Ok(_) => admitted += 1,
+                    Err(StoreError::NoSpaceAvailable) => refused += 1,
+                    Err(e) => panic!("{e:?}"),
+                }
+                if i % 6 == 5 {
+                    // The key may have been refused: then there is nothing to delete.
+                    match s.delete_object(&format!("k{t}/{}", i - 3)).await {
+                        Ok(_) | Err(StoreError::ObjectNotFound { .. }) => {}
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+            }
+            (admitted, refused)
+        }));
+    }
+    let (mut admitted, mut refused) = (0, 0);
+    for t in tasks {
+        let (a, r) = t.await.unwrap();
+        admitted += a;
+        refused += r;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (checks, busiest) = checker.await.unwrap();
+    assert!(checks > 0);
+    assert!(
+        admitted > 0 && refused > 0,
+        "{admitted} admitted, {refused} refused"
+    );
+    assert!(
+        busiest >= 2,
+        "charges never spread over stripes ({busiest})"
+    );
+    let stats = store.get_quota_stats().await.unwrap();
+    let q = &stats["q"];
+    let (_, stored) = store.backend_object_stats("q").await.unwrap();
+    assert_eq!(q.bytes_used, stored, "the ledger is exact");
+    assert!(q.bytes_used + q.orphan_bytes <= LIMIT);
+    assert!(store.reconcile_usage().await.unwrap().is_empty());
+    // Exactly the remainder is admissible, not a byte more.
+    let free = LIMIT - q.bytes_used - q.orphan_bytes;
+    if free > 0 {
+        db.store
+            .record_object("last", "q", free, &StoredForm::default())
+            .await
+            .unwrap();
+    }
+    let over = store
+        .record_object("over", "q", 1, &StoredForm::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(over, StoreError::NoSpaceAvailable), "{over:?}");
+    let stats = store.get_quota_stats().await.unwrap();
+    assert_eq!(stats["q"].bytes_used + stats["q"].orphan_bytes, LIMIT);
+    store.close().await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_recycled_connections_carry_no_session_state() {
+    let db = setup!("fast_recycling");
+    let app = format!("s3o_{}", db.schema);
+    // One connection, reused as is (the default): whatever a checkout leaves on the session,
+    // the next one gets.
+    let s = PgStore::connect(&common::with_params(
+        &db.url,
+        &format!("application_name={app}&pool_max_size=1&lock_timeout_ms=200"),
+    ))
+    .await
+    .unwrap();
+    // Migrations run with `lock_timeout = 0` under a session lock; a leader lock is a
+    // session lock too.
+    s.run_migrations().await.unwrap();
+    let ran = s
+        .with_advisory_lock(LockId::Replicator, Box::pin(async { Ok(()) }))
+        .await
+        .unwrap();
+    assert!(matches!(ran, Some(Ok(()))));
+    s.record_object("warm", "a", 1, &StoredForm::default())
+        .await
+        .unwrap();
+    let c = db.raw().await;
+    let held: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+             WHERE l.locktype = 'advisory' AND a.application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 0, "a pooled connection kept a session lock");
+    // The pooled connection still has the configured lock timeout: a blocked statement is a
+    // Busy error, not a wait without end (the outer timeout only guards against a hang).
+    let mut holder = s3o_core::Runner::begin(&db.store).await.unwrap();
+    holder.acquire_key_lock("k").await.unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        s.record_object("k", "a", 1, &StoredForm::default()),
+    )
+    .await
+    .expect("the pooled connection waits on locks without a timeout");
+    assert_eq!(r.unwrap_err().db_kind(), Some(DbErrorKind::Busy));
+    holder.rollback().await.unwrap();
     s.close().await;
     db.finish().await;
 }

@@ -22,7 +22,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 4] = [
+const MIGRATIONS: [Migration; 6] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -42,6 +42,16 @@ const MIGRATIONS: [Migration; 4] = [
         version: 4,
         name: "0004_notification_payload_text",
         sql: include_str!("../migrations/0004_notification_payload_text.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_claim_index",
+        sql: include_str!("../migrations/0005_claim_index.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_quota_stripes",
+        sql: include_str!("../migrations/0006_quota_stripes.sql"),
     },
 ];
 

@@ -1,6 +1,7 @@
 //! `cleanup_queue` and `cleanup_dlq`: physical deletes still owed to backends.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -213,6 +214,26 @@ fn dlq_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CleanupDlqItem> {
     })
 }
 
+/// The claim's selection (`?1` now, `?2` stale cutoff, `?3` limit, all in microseconds but the
+/// limit). `idx_cleanup_queue_claim (created_at, id) WHERE attempts < 10` is in the
+/// `ORDER BY`'s order, so SQLite walks it oldest first, filters due and unclaimed rows on the
+/// way and stops after the batch: the cost follows the batch, not the queue. [`MAX_ATTEMPTS`]
+/// is formatted in as a literal so the partial index applies.
+static CLAIMABLE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT id, claimed_at IS NOT NULL FROM cleanup_queue \
+         WHERE next_retry <= ?1 AND attempts < {MAX_ATTEMPTS} \
+           AND (claimed_at IS NULL OR claimed_at < ?2) \
+         ORDER BY created_at, id LIMIT ?3"
+    )
+});
+
+/// The claim's selection statement, for tests that EXPLAIN it.
+#[doc(hidden)]
+pub fn claim_statement() -> &'static str {
+    &CLAIMABLE
+}
+
 #[async_trait]
 impl CleanupStore for SqliteStore {
     async fn enqueue_cleanup(
@@ -261,16 +282,9 @@ impl CleanupStore for SqliteStore {
                 let now = Timestamp::now().as_micros();
                 // The write lock taken by BEGIN IMMEDIATE makes select-then-stamp atomic across
                 // connections and processes: concurrent claimers get disjoint rows.
-                // Served by idx_cleanup_queue_claim (next_retry, created_at) WHERE attempts < 10:
-                // MAX_ATTEMPTS is formatted in as a literal so the partial index applies.
                 let picked = db.query_vec(
                     "select claimable cleanups",
-                    &format!(
-                        "SELECT id, claimed_at IS NOT NULL FROM cleanup_queue \
-                         WHERE next_retry <= ?1 AND attempts < {MAX_ATTEMPTS} \
-                           AND (claimed_at IS NULL OR claimed_at < ?2) \
-                         ORDER BY created_at, id LIMIT ?3"
-                    ),
+                    &CLAIMABLE,
                     params![now, now_minus(stale_after), limit],
                     |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)),
                 )?;

@@ -4,7 +4,11 @@
 //! or a `BEGIN IMMEDIATE` transaction), and a pool of `query_only` reader connections that run
 //! in parallel with it (WAL lets readers see the last committed state while a write
 //! transaction is open). Every blocking call — opening, `Pool::get`, every statement — runs on
-//! tokio's blocking pool via `spawn_blocking`, and every statement passes the store's
+//! tokio's blocking pool via `spawn_blocking`, except the inline path (on by default,
+//! [`crate::SqliteOptions::inline_point_statements`]): a `BEGIN IMMEDIATE` that need not wait,
+//! the point statements of an open transaction and, with `Synchronous::Normal`, its `COMMIT`
+//! run on the caller's thread (the writer's WAL checkpoints then run on the blocking pool).
+//! Every statement passes the store's
 //! [`CircuitBreaker`] through [`Db`], inside transactions too. Rollbacks and migrations bypass
 //! the breaker: undoing work and repairing the schema must always be attempted.
 //!
@@ -288,6 +292,50 @@ pub(crate) fn run_in_tx<T>(
     }
 }
 
+/// Writes between two background checkpoints when inline commits turned the writer's
+/// automatic checkpoints off: about SQLite's default of 1000 WAL pages for small
+/// transactions.
+const CHECKPOINT_EVERY: u64 = 200;
+
+/// Ends the `begin_tx` transaction of `generation` on the writer: `COMMIT` through the
+/// breaker (rolled back if it fails) or `ROLLBACK` (always attempted). A transaction that is
+/// no longer the open one cannot commit.
+fn finish_tx(
+    slot: &mut WriterSlot,
+    generation: u64,
+    commit: bool,
+    ctx: &str,
+    breaker: &CircuitBreaker,
+) -> Result<()> {
+    let current = slot.open_tx == Some(generation);
+    if current {
+        slot.open_tx = None;
+    }
+    let conn = slot.conn.as_ref().ok_or_else(|| closed_err(ctx))?;
+    if !current {
+        if commit {
+            return Err(s3o_core::StoreError::database(
+                s3o_core::DbErrorKind::Other,
+                ctx,
+                "the transaction is no longer open",
+            ));
+        }
+        return Ok(());
+    }
+    if !commit {
+        // SQLite may already have rolled back on its own (e.g. after SQLITE_FULL).
+        if conn.is_autocommit() {
+            return Ok(());
+        }
+        return conn.execute_batch("ROLLBACK").map_err(|e| db_err(ctx, e));
+    }
+    let r = Db::new(conn, Some(breaker)).batch(ctx, "COMMIT");
+    if r.is_err() {
+        rollback_quietly(conn);
+    }
+    r
+}
+
 /// Rolls back an open transaction, if any, logging (not returning) a failure.
 pub(crate) fn rollback_quietly(conn: &Connection) {
     if !conn.is_autocommit()
@@ -390,6 +438,13 @@ pub(crate) struct Conns {
     busy_timeout: Duration,
     /// [`crate::SqliteOptions::inline_point_statements`].
     inline: bool,
+    /// `COMMIT`/`ROLLBACK` of `begin_tx` transactions run inline too: `inline` with
+    /// [`Synchronous::Normal`], where a commit does not sync.
+    inline_commit: bool,
+    /// The writer's automatic checkpoints are off; [`Conns::note_commit`] schedules them.
+    background_checkpoints: bool,
+    /// Writes counted by [`Conns::note_commit`].
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Conns {
@@ -408,6 +463,16 @@ impl Conns {
         breaker: Arc<CircuitBreaker>,
     ) -> Result<Conns> {
         let writer = open_writer(target, opts)?;
+        let inline_commit = opts.inline_point_statements && opts.synchronous == Synchronous::Normal;
+        // A commit on an async worker must not run a checkpoint (it syncs the files): with
+        // inline commits the writer's automatic checkpoints are replaced by background ones.
+        // Other processes on the file keep their own automatic checkpoints.
+        let background_checkpoints = inline_commit && *target != Target::Memory;
+        if background_checkpoints {
+            writer
+                .pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(|e| db_err("configure writer connection", e))?;
+        }
         let readers = match target {
             Target::Memory => None,
             Target::File(path) => Some(build_reader_pool(path, opts)?),
@@ -420,6 +485,9 @@ impl Conns {
             closed: AtomicBool::new(false),
             busy_timeout: opts.busy_timeout,
             inline: opts.inline_point_statements,
+            inline_commit,
+            background_checkpoints,
+            commits: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -490,7 +558,7 @@ impl Conns {
         let writer = self.writer.clone();
         let breaker = self.breaker.clone();
         let span = tracing::debug_span!("sqlite", op = ctx, engine = "sqlite");
-        tokio::task::spawn_blocking(move || {
+        let r = tokio::task::spawn_blocking(move || {
             // The gate travels with the blocking work: even if the caller is cancelled, no one
             // else takes the writer until this statement (and its rollback) is done.
             let _gate = gate;
@@ -501,7 +569,9 @@ impl Conns {
             if tx { run_in_tx(&db, ctx, f) } else { f(&db) }
         })
         .await
-        .map_err(|e| join_err(ctx, e))?
+        .map_err(|e| join_err(ctx, e))?;
+        self.note_commit();
+        r
     }
 
     /// Takes the writer and opens `BEGIN IMMEDIATE` on it under a new generation; the
@@ -512,7 +582,7 @@ impl Conns {
         let ctx = "begin transaction";
         self.check_open(ctx)?;
         let gate = self.gate.clone().lock_owned().await;
-        // Opt-in fast path, without a trip to the blocking pool: with the gate held no one in this
+        // Fast path (default), without a trip to the blocking pool: with the gate held no one in this
         // process competes for the write lock, so `BEGIN IMMEDIATE` with a zero busy timeout
         // either takes it at once or reports BUSY (another process is writing). Only then is
         // the waiting `BEGIN` below (full busy timeout) run on the blocking pool.
@@ -602,7 +672,7 @@ impl Conns {
     /// thread. For point statements (one key, one id, one quota row) of a transaction that
     /// already holds the write lock: they never wait for a lock and take microseconds, far
     /// less than a round trip through the blocking pool. Same checks as [`Conns::in_tx`].
-    /// Gives `f` back (`Err(f)`) when inlining is off (the default) or the writer is busy (a
+    /// Gives `f` back (`Err(f)`) when inlining is off or the writer is busy (a
     /// cancelled transaction's statement still running on the blocking pool): the caller then
     /// uses `in_tx`, so this thread never blocks.
     pub(crate) fn try_in_tx_now<T, F>(
@@ -669,43 +739,62 @@ impl Conns {
     pub(crate) async fn end_tx(&self, mut guard: TxGuard, commit: bool) -> Result<()> {
         let ctx = if commit { "commit" } else { "rollback" };
         let generation = guard.generation;
+        // Inline (the default with `Synchronous::Normal`): a WAL commit then writes its frames
+        // without syncing, and checkpoints (which do sync) run in the background instead of
+        // inside the commit (see `note_commit`). Only when the writer is free at once.
+        if self.inline_commit
+            && let Some(mut slot) = self.try_lock_writer()
+        {
+            let gate = guard.gate.take();
+            let r = finish_tx(&mut slot, generation, commit, ctx, &self.breaker);
+            drop(slot);
+            drop(gate);
+            self.note_commit();
+            return r;
+        }
         // Disarmed: from here the blocking task below owns the gate and ends the transaction.
         let gate = guard.gate.take();
         let writer = self.writer.clone();
         let breaker = self.breaker.clone();
-        tokio::task::spawn_blocking(move || {
+        let r = tokio::task::spawn_blocking(move || {
             let _gate = gate;
             let mut slot = lock(&writer);
-            let current = slot.open_tx == Some(generation);
-            if current {
-                slot.open_tx = None;
-            }
-            let conn = slot.conn.as_ref().ok_or_else(|| closed_err(ctx))?;
-            if !current {
-                if commit {
-                    return Err(s3o_core::StoreError::database(
-                        s3o_core::DbErrorKind::Other,
-                        ctx,
-                        "the transaction is no longer open",
-                    ));
-                }
-                return Ok(());
-            }
-            if !commit {
-                // SQLite may already have rolled back on its own (e.g. after SQLITE_FULL).
-                if conn.is_autocommit() {
-                    return Ok(());
-                }
-                return conn.execute_batch("ROLLBACK").map_err(|e| db_err(ctx, e));
-            }
-            let r = Db::new(conn, Some(&breaker)).batch(ctx, "COMMIT");
-            if r.is_err() {
-                rollback_quietly(conn);
-            }
-            r
+            finish_tx(&mut slot, generation, commit, ctx, &breaker)
         })
         .await
-        .map_err(|e| join_err(ctx, e))?
+        .map_err(|e| join_err(ctx, e))?;
+        self.note_commit();
+        r
+    }
+
+    /// Counts a write that may have grown the WAL. With automatic checkpoints off on the
+    /// writer (inline commits), every [`CHECKPOINT_EVERY`]th one schedules a passive
+    /// checkpoint on the blocking pool, under the writer gate like any write.
+    fn note_commit(&self) {
+        if !self.background_checkpoints {
+            return;
+        }
+        let n = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        if !n.is_multiple_of(CHECKPOINT_EVERY) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (gate, writer) = (self.gate.clone(), self.writer.clone());
+        handle.spawn(async move {
+            let gate = gate.lock_owned().await;
+            let _ = tokio::task::spawn_blocking(move || {
+                let _gate = gate;
+                let slot = lock(&writer);
+                if let Some(conn) = slot.conn.as_ref().filter(|c| c.is_autocommit())
+                    && let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
+                {
+                    tracing::debug!(engine = "sqlite", error = %e, "background checkpoint failed");
+                }
+            })
+            .await;
+        });
     }
 
     /// Closes every connection; later calls fail with a connection error.

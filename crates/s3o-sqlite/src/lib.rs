@@ -30,12 +30,16 @@ use s3o_core::{MetadataStore, Result, StoreError};
 use crate::conn::{Conns, Target};
 use crate::locker::LeaderLocks;
 
+#[doc(hidden)]
+pub use cleanup::claim_statement;
 /// Re-export of the driver this crate links, so users never mismatch versions.
 pub use conn::{SQL_TRACE_TARGET, log_sql_parameter_values};
+#[doc(hidden)]
+pub use notification::due_notifications_statement;
 pub use rusqlite;
 
 /// The schema version this binary expects: the number of the last file in `migrations/sqlite`.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 4;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 6;
 
 /// The `synchronous` level of the writer connection (see the crate docs on durability).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,12 +67,18 @@ pub struct SqliteOptions {
     pub reader_wait_timeout: Duration,
     /// The circuit breaker's settings.
     pub breaker: BreakerConfig,
-    /// Off by default: every SQLite call then runs on tokio's blocking pool. When on, the
-    /// non-waiting `BEGIN IMMEDIATE` and single-row statements inside an open write
-    /// transaction run on the calling task's thread instead (falling back to the blocking pool
-    /// whenever they would wait), saving one thread hand-off each: measured 0.35× → 0.61× of
-    /// a bare rusqlite loop for `record_object`. The price is an async worker blocked for the
-    /// statement's duration — microseconds on a warm page cache, a disk read on a cold one.
+    /// On by default: the non-waiting `BEGIN IMMEDIATE` and the single-row statements of an
+    /// open write transaction run on the calling task's thread, falling back to the blocking
+    /// pool whenever they would wait (another process holds the write lock, or a cancelled
+    /// transaction's statement still runs there). With [`Synchronous::Normal`] its `COMMIT`
+    /// does too — a WAL commit then writes without syncing — and the writer's automatic WAL
+    /// checkpoints (which sync) are replaced by passive checkpoints on the blocking pool every
+    /// 200 writes. A transaction like `record_object` then makes no hand-off to the blocking
+    /// pool instead of one per statement (≈19 µs each); with [`Synchronous::Full`] one, its
+    /// `COMMIT`. The price is an async worker blocked for each inline statement —
+    /// microseconds on a warm page cache, a disk read on a cold one. Off: every SQLite call
+    /// runs on tokio's blocking pool, for deployments whose page reads are slow (network file
+    /// systems) and whose async workers must never block.
     pub inline_point_statements: bool,
     /// This store's instance id: the claimant of cleanup rows born in its transactions (the
     /// outbox). `None` (default) ⇒ [`s3o_core::default_instance_id`] (`hostname-pid-random`).
@@ -84,7 +94,7 @@ impl Default for SqliteOptions {
             readers: 4,
             reader_wait_timeout: Duration::from_secs(5),
             breaker: BreakerConfig::default(),
-            inline_point_statements: false,
+            inline_point_statements: true,
             instance_id: None,
         }
     }

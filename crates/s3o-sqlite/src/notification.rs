@@ -10,6 +10,22 @@ use s3o_core::{MAX_ATTEMPTS, NotificationRow, Result, Timestamp, validate};
 use crate::SqliteStore;
 use crate::reader::page_limit;
 
+/// Due notifications, oldest first (`?1` now, `?2` limit): walks
+/// `idx_notification_outbox_pending (created_at, id) WHERE attempts < 10` in order and stops
+/// after the batch. [`MAX_ATTEMPTS`] is formatted in as a literal so the partial index applies.
+static DUE_NOTIFICATIONS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT id, event_type, payload, endpoint_url, attempts FROM notification_outbox \
+         WHERE next_retry <= ?1 AND attempts < {MAX_ATTEMPTS} ORDER BY created_at, id LIMIT ?2"
+    )
+});
+
+/// The due-notifications statement, for tests that EXPLAIN it.
+#[doc(hidden)]
+pub fn due_notifications_statement() -> &'static str {
+    &DUE_NOTIFICATIONS
+}
+
 #[async_trait]
 impl NotificationOutbox for SqliteStore {
     async fn insert_notification(
@@ -47,12 +63,7 @@ impl NotificationOutbox for SqliteStore {
                 // Served by idx_notification_outbox_pending.
                 db.query_vec(
                     "get pending notifications",
-                    &format!(
-                        "SELECT id, event_type, payload, endpoint_url, attempts \
-                         FROM notification_outbox \
-                         WHERE next_retry <= ?1 AND attempts < {MAX_ATTEMPTS} \
-                         ORDER BY created_at, id LIMIT ?2"
-                    ),
+                    &DUE_NOTIFICATIONS,
                     params![Timestamp::now().as_micros(), limit],
                     |r| {
                         Ok(NotificationRow {

@@ -4,8 +4,10 @@
 //! A transaction owns the writer from `BEGIN IMMEDIATE` to `COMMIT`/`ROLLBACK` (the async gate
 //! of [`crate::conn::Conns`] is held throughout), so its reads and writes are serialised
 //! against every other writer, in this process and others: that is what stands in for
-//! PostgreSQL's row and key locks. Each primitive is one statement on the blocking pool,
-//! checked by the circuit breaker. Dropping an unfinished transaction rolls it back before the
+//! PostgreSQL's row and key locks. Each primitive is one statement, checked by the circuit
+//! breaker: point statements (and, with `Synchronous::Normal`, `COMMIT`) run on the caller's
+//! thread by default (see [`crate::SqliteOptions::inline_point_statements`]), statements that
+//! may touch many rows on the blocking pool. Dropping an unfinished transaction rolls it back before the
 //! writer serves anyone else.
 
 use std::collections::BTreeMap;
@@ -49,8 +51,8 @@ impl SqliteTx {
     }
 
     /// [`SqliteTx::run`] for a point statement: runs on the calling thread when
-    /// `inline_point_statements` is on (see [`Conns::try_in_tx_now`]), else on the blocking
-    /// pool like every other call. Statements that may touch many rows always use `run`.
+    /// `inline_point_statements` is on (the default; see [`Conns::try_in_tx_now`]), else on
+    /// the blocking pool like every other call. Statements that may touch many rows always use `run`.
     async fn run_now<T, F>(&self, ctx: &'static str, f: F) -> Result<T>
     where
         T: Send + 'static,

@@ -1422,13 +1422,19 @@ async fn shared_validation_rules_apply_before_any_sql() {
     );
 }
 
-/// The opt-in inline path (point statements on the calling thread) gives the same answers,
-/// keeps the ledger consistent under concurrent writers, and survives cancelled transactions.
+/// Both paths — inline point statements (the default) and every statement on the blocking
+/// pool — keep the ledger consistent under concurrent writers and cancelled transactions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inline_point_statements_keep_the_ledger_consistent() {
+async fn inline_and_blocking_paths_keep_the_ledger_consistent() {
+    for inline in [true, false] {
+        ledger_stays_consistent(inline).await;
+    }
+}
+
+async fn ledger_stays_consistent(inline: bool) {
     let dir = TempDir::new("inline");
     let opts = s3o_sqlite::SqliteOptions {
-        inline_point_statements: true,
+        inline_point_statements: inline,
         ..Default::default()
     };
     let store = std::sync::Arc::new(SqliteStore::open_with(&dir.url(), opts).await.unwrap());
@@ -1533,4 +1539,139 @@ async fn migration_3_dead_letters_rows_stuck_at_the_attempt_limit() {
         store.cleanup_bytes_by_backend().await.unwrap()["b1"],
         (11, 100)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claim_over_100k_queued_walks_the_claim_index_and_stops_after_the_batch() {
+    let dir = TempDir::new("claim-index");
+    let store = store_at(&dir.url(), &[("a", 0)]).await;
+    let now = Timestamp::now().as_micros();
+    let hour: i64 = 3_600_000_000;
+    // Row g: every 5th not yet due, every 7th exhausted, every 11th freshly claimed by someone
+    // else, every 13th carrying a claim older than the grace (claimable, reclaimed).
+    raw(&dir.db_path())
+        .execute_batch(&format!(
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 100000) \
+             INSERT INTO cleanup_queue (backend_name, object_key, reason, size_bytes, \
+                                        created_at, next_retry, attempts, claimed_at, \
+                                        claimed_by) \
+             SELECT 'a', printf('k%06d', n), 'r', 1, {now} - (100000 - n) * 1000, \
+                    CASE WHEN n % 5 = 0 THEN {now} + {hour} \
+                         ELSE {now} - (100000 - n) * 1000 END, \
+                    CASE WHEN n % 7 = 0 THEN 10 ELSE 0 END, \
+                    CASE WHEN n % 11 = 0 THEN {now} WHEN n % 13 = 0 THEN {now} - 2 * {hour} END, \
+                    CASE WHEN n % 11 = 0 OR n % 13 = 0 THEN 'other' END \
+             FROM g; \
+             WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 100000) \
+             INSERT INTO notification_outbox (event_type, payload, endpoint_url, created_at, \
+                                              next_retry, attempts) \
+             SELECT 'e', '{{}}', 'http://n', {now} - (100000 - n) * 1000, \
+                    {now} - (100000 - n) * 1000, CASE WHEN n % 7 = 0 THEN 10 ELSE 0 END \
+             FROM g; \
+             ANALYZE;"
+        ))
+        .unwrap();
+    let c = raw(&dir.db_path());
+    let mut st = c
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            s3o_sqlite::claim_statement()
+        ))
+        .unwrap();
+    let plan: Vec<String> = st
+        .query_map([now, now - hour, 100], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("USING INDEX idx_cleanup_queue_claim"),
+        "{plan}"
+    );
+    assert!(!plan.contains("TEMP B-TREE"), "no sort needed:\n{plan}");
+    drop(st);
+    // The notifier's due list walks its index the same way.
+    let mut st = c
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            s3o_sqlite::due_notifications_statement()
+        ))
+        .unwrap();
+    let due: Vec<String> = st
+        .query_map([now, 100], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    let due = due.join("\n");
+    assert!(
+        due.contains("USING INDEX idx_notification_outbox_pending"),
+        "{due}"
+    );
+    assert!(!due.contains("TEMP B-TREE"), "no sort needed:\n{due}");
+    drop(st);
+    drop(c);
+
+    let items = store
+        .claim_pending_cleanups(100, "me", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let expected: Vec<String> = (1..)
+        .filter(|g| g % 5 != 0 && g % 7 != 0 && g % 11 != 0)
+        .take(100)
+        .map(|g| format!("k{g:06}"))
+        .collect();
+    let got: Vec<String> = items.iter().map(|i| i.object_key.clone()).collect();
+    assert_eq!(got, expected, "the 100 oldest claimable rows, by id");
+    for it in &items {
+        let g: i64 = it.object_key[1..].parse().unwrap();
+        assert_eq!(it.reclaimed, g % 13 == 0, "{}", it.object_key);
+        assert_eq!(it.claimed_by.as_deref(), Some("me"));
+    }
+}
+
+/// Inline commits (the default) turn the writer's automatic checkpoints off and schedule
+/// passive ones in the background: the WAL is still checkpointed as writes go on, so it does
+/// not grow with the number of writes. Without any checkpoint, 1000 writes leave every frame
+/// they wrote in the WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_commits_still_checkpoint_the_wal() {
+    let dir = TempDir::new("checkpoints");
+    let store = store_at(&dir.url(), &[("a", 0)]).await;
+    for i in 0..1000 {
+        store
+            .record_object(&format!("k{i:04}"), "a", 1, &StoredForm::default())
+            .await
+            .unwrap();
+    }
+    // Frames the WAL holds now (a passive checkpoint reports, then copies, them).
+    let (log, _): (i64, i64) = raw(&dir.db_path())
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    // The same writes on a raw connection with automatic checkpoints off: the unbounded size.
+    let other = TempDir::new("no-checkpoints");
+    let unbounded = store_at(&other.url(), &[("a", 0)]).await;
+    unbounded.close().await;
+    let c = raw(&other.db_path());
+    c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0")
+        .unwrap();
+    for i in 0..1000 {
+        c.execute_batch(&format!(
+            "BEGIN IMMEDIATE; \
+             INSERT INTO object_locations (object_key, backend_name, size_bytes, created_at) \
+             VALUES ('k{i:04}', 'a', 1, {i}); \
+             UPDATE backend_quotas SET bytes_used = bytes_used + 1 WHERE backend_name = 'a'; \
+             COMMIT"
+        ))
+        .unwrap();
+    }
+    let all: i64 = c
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+        .unwrap();
+    assert!(
+        log * 2 < all,
+        "the WAL kept {log} frames after 1000 writes; without checkpoints {all}"
+    );
+    assert_eq!(store.get_quota_stats().await.unwrap()["a"].bytes_used, 1000);
 }
