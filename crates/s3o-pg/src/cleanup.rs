@@ -323,7 +323,7 @@ impl CleanupStore for PgStore {
         validate::size("orphan bytes", amount)?;
         // A transaction: the orphan bytes and, if they push the backend over its limit, the
         // return of the stripes' unused grants (see `quota.rs`) commit together.
-        let mut tx = s3o_core::Runner::begin(self).await?;
+        let mut tx = s3o_core::engine::Runner::begin(self).await?;
         tx.increment_orphan_bytes(backend, amount).await?;
         tx.commit().await
     }

@@ -1824,7 +1824,7 @@ async fn fast_recycled_connections_carry_no_session_state() {
     assert_eq!(held, 0, "a pooled connection kept a session lock");
     // The pooled connection still has the configured lock timeout: a blocked statement is a
     // Busy error, not a wait without end (the outer timeout only guards against a hang).
-    let mut holder = s3o_core::Runner::begin(&db.store).await.unwrap();
+    let mut holder = s3o_core::engine::Runner::begin(&db.store).await.unwrap();
     holder.acquire_key_lock("k").await.unwrap();
     let r = tokio::time::timeout(
         Duration::from_secs(30),
