@@ -504,8 +504,9 @@ pub struct BackendCapacity {
 /// `used + orphan + delta <= limit` (exact, i128).
 ///
 /// In-flight multipart bytes do not count. They are not in `bytes_used` until the upload
-/// completes, and the commit guard (the guarded `UPDATE` of the quota row on both engines,
-/// which implements exactly this formula) cannot see them; a routing rule that subtracted them
+/// completes, and the commit guard (SQLite's guarded `UPDATE` of the quota row; PostgreSQL's
+/// stripe charge, which falls back to an exact check of this formula under the quota row's lock
+/// whenever the stripe's grant cannot take the charge) cannot see them; a routing rule that subtracted them
 /// would refuse backends the guard admits and the other way round. A multipart upload is
 /// admitted when it completes, like any other write.
 pub fn quota_admits(limit: i64, used: i64, orphan: i64, delta: i64) -> bool {
