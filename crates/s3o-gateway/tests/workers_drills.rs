@@ -513,25 +513,28 @@ async fn two_gateways_on_postgres_run_each_worker_once() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the child leads the cleanup worker: its passes wait on the hung backend
-    // (up to the probe timeout each). Probing with the bare lock keeps `two` off that backend.
-    let mut led = false;
+    // Wait until the child leads the cleanup worker, then check that a pass of `two` is
+    // refused while it does. The child holds the lock only for the length of each pass (long
+    // while it waits on the hung backend, short when it has nothing to claim), so the lock
+    // may change hands between the probe and `two`'s pass: repeat until a pass of `two`
+    // lands inside one of the child's. A pass of `two` that ran meanwhile only claims rows
+    // the child's claims left stale; they are finished below.
+    let mut refused = false;
     for _ in 0..400 {
         let free = two
             .store()
             .with_advisory_lock(Worker::Cleanup.lock(), Box::pin(async { Ok(()) }))
             .await
             .unwrap();
-        if free.is_none() {
-            led = true;
+        if free.is_none() && two.run_worker_once(Worker::Cleanup).await == PassResult::NotLeader {
+            refused = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert!(led, "the child never took the cleanup lock");
-    assert_eq!(
-        two.run_worker_once(Worker::Cleanup).await,
-        PassResult::NotLeader
+    assert!(
+        refused,
+        "no pass of two was refused while the child led the cleanup worker"
     );
     child.kill().unwrap();
     child.wait().unwrap();
