@@ -6,7 +6,7 @@ use s3o_core::engine::BackendLifecycleStore;
 use s3o_core::tx::BackendTable;
 use s3o_core::{Result, validate};
 
-use crate::conn::Db;
+use crate::stmt::Db;
 
 use crate::SqliteStore;
 

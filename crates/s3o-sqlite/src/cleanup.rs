@@ -13,8 +13,8 @@ use s3o_core::{
 };
 
 use crate::SqliteStore;
-use crate::conn::{Db, now_minus};
 use crate::quota::adjust_orphan;
+use crate::stmt::{Db, now_minus};
 
 /// Columns of a [`CleanupItem`], in the order [`item_from_row`] reads them.
 pub(crate) const ITEM_COLUMNS: &str = "id, backend_name, object_key, reason, attempts, \

@@ -16,22 +16,24 @@
 //! writer connection, so there is exactly one database per store and reads wait for an open
 //! write transaction.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags, Params, Row};
+use rusqlite::Connection;
 use s3o_core::Result;
 use s3o_core::breaker::CircuitBreaker;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::error::{closed_err, db_err, join_err, pool_err};
+use crate::setup::{build_reader_pool, open_writer};
+use crate::stmt::Db;
 use crate::{SqliteOptions, Synchronous};
 
 /// The reader pool type.
-type ReaderPool = r2d2::Pool<SqliteConnectionManager>;
+pub(crate) type ReaderPool = r2d2::Pool<SqliteConnectionManager>;
 
 /// Held for as long as one caller owns the writer connection.
 pub(crate) type WriterGuard = OwnedMutexGuard<()>;
@@ -116,158 +118,6 @@ pub(crate) enum Target {
     File(PathBuf),
     /// A private in-memory database, one per store.
     Memory,
-}
-
-/// A connection as a statement executor: every statement passes the breaker (when one is
-/// attached) and every error is mapped with the statement's context.
-pub(crate) struct Db<'c> {
-    conn: &'c Connection,
-    breaker: Option<&'c CircuitBreaker>,
-}
-
-impl<'c> Db<'c> {
-    fn new(conn: &'c Connection, breaker: Option<&'c CircuitBreaker>) -> Self {
-        Db { conn, breaker }
-    }
-
-    /// The breaker chokepoint: pre-check, run, report.
-    fn guarded<T>(
-        &self,
-        ctx: &str,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T> {
-        match self.breaker {
-            Some(b) => {
-                let permit = b.pre_check()?;
-                permit.finish(f(self.conn).map_err(|e| db_err(ctx, e)))
-            }
-            None => f(self.conn).map_err(|e| db_err(ctx, e)),
-        }
-    }
-
-    /// Runs one statement; returns the number of rows changed.
-    pub(crate) fn execute<P: Params>(&self, ctx: &str, sql: &str, params: P) -> Result<usize> {
-        self.guarded(ctx, |c| {
-            let mut stmt = c.prepare_cached(sql)?;
-            let n = stmt.execute(params)?;
-            trace_sql(sql, &stmt);
-            Ok(n)
-        })
-    }
-
-    /// The first row mapped by `f`, `None` when there is none.
-    pub(crate) fn query_opt<T, P: Params>(
-        &self,
-        ctx: &str,
-        sql: &str,
-        params: P,
-        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Option<T>> {
-        self.guarded(ctx, |c| {
-            let mut stmt = c.prepare_cached(sql)?;
-            let mut rows = stmt.query(params)?;
-            let out = match rows.next()? {
-                Some(row) => f(row).map(Some),
-                None => Ok(None),
-            };
-            drop(rows);
-            trace_sql(sql, &stmt);
-            out
-        })
-    }
-
-    /// The single row of a statement that always returns one (aggregates, `EXISTS`).
-    pub(crate) fn query_one<T, P: Params>(
-        &self,
-        ctx: &str,
-        sql: &str,
-        params: P,
-        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<T> {
-        self.guarded(ctx, |c| {
-            let mut stmt = c.prepare_cached(sql)?;
-            let out = stmt.query_row(params, f)?;
-            trace_sql(sql, &stmt);
-            Ok(out)
-        })
-    }
-
-    /// Every row mapped by `f`.
-    pub(crate) fn query_vec<T, P: Params>(
-        &self,
-        ctx: &str,
-        sql: &str,
-        params: P,
-        f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>> {
-        self.guarded(ctx, |c| {
-            let mut stmt = c.prepare_cached(sql)?;
-            let out = stmt.query_map(params, f)?.collect();
-            trace_sql(sql, &stmt);
-            out
-        })
-    }
-
-    /// Runs a parameterless batch (transaction control, schema).
-    pub(crate) fn batch(&self, ctx: &str, sql: &str) -> Result<()> {
-        self.guarded(ctx, |c| {
-            tracing::trace!(target: "s3o::sql", sql, expanded = sql);
-            c.execute_batch(sql)
-        })
-    }
-
-    /// The underlying connection, for breaker-free work (rollback, migrations).
-    pub(crate) fn raw(&self) -> &Connection {
-        self.conn
-    }
-}
-
-/// The target of the per-statement trace event: every statement run through the breaker
-/// chokepoint emits one `TRACE` event with the exact `sql` text and `expanded`. Parameter
-/// values are user data, so by default `expanded` is a fixed redaction marker; only after
-/// [`log_sql_parameter_values`]`(true)` is it the statement with its bound parameters inlined
-/// as SQL literals (`sqlite3_expanded_sql`). Off unless a subscriber enables this target; the
-/// benchmark opts in and captures it to build same-SQL baselines.
-pub const SQL_TRACE_TARGET: &str = "s3o::sql";
-
-/// `now - age` in microseconds: the cutoff of an "older than" query, on this host's clock —
-/// the database's clock for SQLite, since every process sharing the file runs on this host —
-/// with the age capped at [`s3o_core::validate::MAX_AGE`] as on PostgreSQL.
-pub(crate) fn now_minus(age: Duration) -> i64 {
-    s3o_core::Timestamp::now()
-        .minus(s3o_core::validate::age(age))
-        .as_micros()
-}
-
-static LOG_VALUES: AtomicBool = AtomicBool::new(false);
-
-/// Opts this process in (or back out) to logging SQL parameter values in
-/// [`SQL_TRACE_TARGET`] events (the `expanded` field). Off by default, because the values are
-/// user data (object keys, webhook URLs) and wrapped encryption keys. Meant for benchmarks and
-/// debugging sessions, not production.
-pub fn log_sql_parameter_values(on: bool) {
-    LOG_VALUES.store(on, Ordering::Relaxed);
-}
-
-/// What `expanded` holds when values are not logged.
-const REDACTED: &str = "<redacted: see log_sql_parameter_values>";
-
-/// Emits the [`SQL_TRACE_TARGET`] event for a statement that has just run (its parameters are
-/// still bound: `sqlite3_reset` keeps bindings).
-fn trace_sql(sql: &str, stmt: &rusqlite::Statement<'_>) {
-    if tracing::enabled!(target: "s3o::sql", tracing::Level::TRACE) {
-        let expanded = expanded_for_trace(stmt, LOG_VALUES.load(Ordering::Relaxed));
-        tracing::trace!(target: "s3o::sql", sql, expanded = expanded.as_str());
-    }
-}
-
-/// The `expanded` field: the statement with its values only when `values` (the opt-in).
-fn expanded_for_trace(stmt: &rusqlite::Statement<'_>, values: bool) -> String {
-    if values {
-        stmt.expanded_sql().unwrap_or_default()
-    } else {
-        REDACTED.to_owned()
-    }
 }
 
 /// Runs `f` inside `BEGIN IMMEDIATE … COMMIT` on `db`; rolls back on any error.
@@ -361,70 +211,6 @@ fn lock<T>(m: &StdMutex<T>) -> MutexGuard<'_, T> {
     // A panic inside a statement cannot leave the connection slot itself inconsistent; the
     // open-transaction check above repairs the connection state.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Settings every connection gets.
-fn base_pragmas(conn: &Connection, opts: &SqliteOptions) -> rusqlite::Result<()> {
-    conn.busy_timeout(opts.busy_timeout)?;
-    conn.pragma_update(None, "foreign_keys", true)?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(())
-}
-
-/// Reader settings: read-only by construction.
-fn configure_reader(conn: &Connection, opts: &SqliteOptions) -> rusqlite::Result<()> {
-    base_pragmas(conn, opts)?;
-    conn.pragma_update(None, "query_only", true)
-}
-
-/// Writer settings: WAL (files only) and the chosen `synchronous` level.
-fn configure_writer(conn: &Connection, opts: &SqliteOptions, memory: bool) -> Result<()> {
-    let ctx = "configure writer connection";
-    base_pragmas(conn, opts).map_err(|e| db_err(ctx, e))?;
-    if !memory {
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(|e| db_err("enable WAL", e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(s3o_core::StoreError::database(
-                s3o_core::DbErrorKind::Connection,
-                "enable WAL",
-                format!("journal_mode is {mode}, WAL could not be enabled"),
-            ));
-        }
-    }
-    let sync = match opts.synchronous {
-        Synchronous::Normal => "NORMAL",
-        Synchronous::Full => "FULL",
-    };
-    conn.pragma_update(None, "synchronous", sync)
-        .map_err(|e| db_err(ctx, e))
-}
-
-fn file_flags() -> OpenFlags {
-    OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-}
-
-/// Opens the writer, retrying a little while another process holds the file's write lock
-/// during its first WAL switch.
-fn open_writer(target: &Target, opts: &SqliteOptions) -> Result<Connection> {
-    let mut attempt = 0;
-    loop {
-        let conn = match target {
-            Target::File(path) => Connection::open_with_flags(path, file_flags()),
-            Target::Memory => Connection::open_in_memory(),
-        }
-        .map_err(|e| db_err("open database", e))?;
-        match configure_writer(&conn, opts, *target == Target::Memory) {
-            Err(e) if e.is_retryable() && attempt < 5 => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(20 * attempt));
-            }
-            other => return other.map(|()| conn),
-        }
-    }
 }
 
 /// The writer, the readers and the breaker of one store.
@@ -826,34 +612,9 @@ impl Conns {
     }
 }
 
-fn build_reader_pool(path: &Path, opts: &SqliteOptions) -> Result<ReaderPool> {
-    let init_opts = opts.clone();
-    let manager = SqliteConnectionManager::file(path)
-        .with_flags(file_flags())
-        .with_init(move |c| configure_reader(c, &init_opts));
-    r2d2::Pool::builder()
-        .max_size(opts.readers.max(1))
-        .min_idle(Some(0))
-        .test_on_check_out(false)
-        .connection_timeout(opts.reader_wait_timeout.max(Duration::from_millis(1)))
-        .build(manager)
-        .map_err(|e| pool_err("open reader pool", e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn trace_values_are_redacted_unless_opted_in() {
-        let c = Connection::open_in_memory().unwrap();
-        let mut stmt = c.prepare("SELECT ?1").unwrap();
-        stmt.raw_bind_parameter(1, "secret/object-key").unwrap();
-        let hidden = expanded_for_trace(&stmt, false);
-        assert!(!hidden.contains("secret"), "{hidden}");
-        assert_eq!(hidden, REDACTED);
-        assert!(expanded_for_trace(&stmt, true).contains("secret/object-key"));
-    }
 
     use s3o_core::breaker::BreakerConfig;
 

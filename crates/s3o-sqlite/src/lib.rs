@@ -16,6 +16,8 @@ mod pending;
 mod quota;
 mod reader;
 mod replication;
+mod setup;
+mod stmt;
 mod tx;
 mod usage;
 
@@ -32,11 +34,11 @@ use crate::locker::LeaderLocks;
 
 #[doc(hidden)]
 pub use cleanup::claim_statement;
-/// Re-export of the driver this crate links, so users never mismatch versions.
-pub use conn::{SQL_TRACE_TARGET, log_sql_parameter_values};
 #[doc(hidden)]
 pub use notification::due_notifications_statement;
 pub use rusqlite;
+/// Re-export of the driver this crate links, so users never mismatch versions.
+pub use stmt::{SQL_TRACE_TARGET, log_sql_parameter_values};
 
 /// The schema version this binary expects: the number of the last file in `migrations/sqlite`.
 pub const EXPECTED_SCHEMA_VERSION: i64 = 6;

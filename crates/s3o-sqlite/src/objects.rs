@@ -13,8 +13,8 @@ use s3o_core::{
 };
 
 use crate::SqliteStore;
-use crate::conn::Db;
 use crate::quota::backend_exists;
+use crate::stmt::Db;
 
 /// Every column of a copy, in the order [`location_from_row`] reads them.
 pub(crate) const LOCATION_COLUMNS: &str = "object_key, backend_name, size_bytes, created_at, \

@@ -6,8 +6,8 @@ use s3o_core::engine::PendingStore;
 use s3o_core::{PendingObject, Result, StoreError, Timestamp, validate};
 
 use crate::SqliteStore;
-use crate::conn::Db;
 use crate::objects::{FormColumns, form_from_row};
+use crate::stmt::Db;
 
 /// Columns of a [`PendingObject`], in the order [`pending_from_row`] reads them.
 pub(crate) const PENDING_COLUMNS: &str = "intent_id, object_key, backend_name, size_bytes, \

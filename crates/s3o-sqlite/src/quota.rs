@@ -8,8 +8,8 @@ use s3o_core::engine::QuotaStore;
 use s3o_core::{BackendCapacity, QuotaStat, Result, StoreError, Timestamp, validate};
 
 use crate::SqliteStore;
-use crate::conn::Db;
 use crate::objects::json_list;
+use crate::stmt::Db;
 
 /// Whether `backend` has a quota row.
 pub(crate) fn backend_exists(db: &Db<'_>, backend: &str) -> Result<bool> {

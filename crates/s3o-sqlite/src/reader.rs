@@ -15,9 +15,9 @@ use s3o_core::{
 
 use crate::SqliteStore;
 use crate::cleanup::{ITEM_COLUMNS, item_from_row};
-use crate::conn::now_minus;
 use crate::objects::{LOCATION_COLUMNS, LOCATION_COLUMNS_O, location_from_row};
 use crate::pending::{PENDING_COLUMNS, pending_from_row};
+use crate::stmt::now_minus;
 
 /// A listing limit as bound in SQL: [`validate::page`] (≤ 0 ⇒ the default page, capped).
 pub(crate) fn page_limit(n: i64) -> i64 {

@@ -22,7 +22,8 @@ use s3o_core::{
     ObjectLocation, PendingObject, Result, StoreError, StoredForm, validate,
 };
 
-use crate::conn::{Conns, Db, TxGuard};
+use crate::conn::{Conns, TxGuard};
+use crate::stmt::Db;
 use crate::{SqliteStore, backend, cleanup, objects, pending, quota};
 
 /// An open write transaction on the writer connection.

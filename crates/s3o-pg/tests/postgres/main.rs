@@ -1,0 +1,46 @@
+//! PostgreSQL engine tests against a real server (`S3O_PG_URL`). Each test runs in its own
+//! schema, so they run in parallel. Without `S3O_PG_URL` each prints a SKIP line and passes,
+//! unless `S3O_REQUIRE_PG=1`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestDb;
+use s3o_core::breaker::BreakerState;
+use s3o_core::engine::*;
+use s3o_core::{
+    CreateMultipartUploadParams, DbErrorKind, KeyBound, LockId, PendingObject,
+    PendingPromoteResult, StoreError, StoredForm, Timestamp,
+};
+use s3o_pg::{EXPECTED_SCHEMA_VERSION, PgOptions, PgStore};
+
+macro_rules! setup {
+    ($name:expr) => {
+        match TestDb::new($name).await {
+            Some(db) => db,
+            None => return,
+        }
+    };
+}
+
+fn encrypted_form() -> StoredForm {
+    StoredForm {
+        encrypted: true,
+        encryption_key: vec![1, 2, 3, 4, 5],
+        key_id: "mk-1".into(),
+        plaintext_size: 90,
+        content_hash: "ab".repeat(32),
+        managed: false,
+        etag: "\"e1\"".into(),
+        ..StoredForm::default()
+    }
+}
+
+mod cleanup;
+mod connections;
+mod ledger;
+mod schema;
