@@ -10,8 +10,11 @@
 -- change only under the backend_quotas row lock (taken first, stripes then in stripe order):
 -- when a stripe runs dry the charging transaction folds every stripe into the quota row (used
 -- bytes added to q.bytes_used, grants returned), checks the exact remainder and re-grants it.
--- A backend without a limit charges stripes unguarded. Readers report q.bytes_used plus the
--- stripes' bytes_used.
+-- A backend without a limit gets grants of 2^62 per stripe (never refused), so a charge reads
+-- only its stripe row, never the limit. Readers report q.bytes_used plus the stripes' bytes_used.
+--
+-- Upgrading: stop every writer built before this migration before applying it. An older
+-- binary charges only the quota row and would ignore the stripes' grants.
 CREATE TABLE backend_quota_stripes (
     backend_name  TEXT     NOT NULL REFERENCES backend_quotas (backend_name) ON DELETE CASCADE,
     stripe        SMALLINT NOT NULL,

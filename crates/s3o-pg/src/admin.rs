@@ -198,52 +198,64 @@ impl LifecycleAdmin for PgStore {
             return Ok(());
         }
         let (names, values): (Vec<String>, Vec<i64>) = merged.into_iter().unzip();
-        let mut client = self.admin_client("sync quota limits").await?;
         // One transaction: new backends start at zero used with their stripes; existing rows
-        // only get the new limit (used and orphan bytes are kept). The upsert locks the quota
-        // rows in backend order; then every stripe is folded and re-granted from the new
-        // limit, so no grant made under the old limit outlives it.
-        let r = async {
-            let tx = client
-                .transaction()
-                .await
-                .map_err(|e| db_err("sync quota limits", e))?;
-            tx.execute(
-                "INSERT INTO backend_quotas (backend_name, bytes_limit, bytes_used, \
-             orphan_bytes, updated_at) \
-             SELECT name, lim, 0, 0, NOW() FROM unnest($1::text[], $2::bigint[]) \
-             AS t(name, lim) ORDER BY name COLLATE \"C\" \
-             ON CONFLICT (backend_name) DO UPDATE SET bytes_limit = EXCLUDED.bytes_limit, \
-             updated_at = NOW()",
-                &[&names, &values],
-            )
-            .await
-            .map_err(|e| db_err("sync quota limits", e))?;
-            let stripes = i64::from(crate::quota::QUOTA_STRIPES);
-            tx.execute(
-                "INSERT INTO backend_quota_stripes (backend_name, stripe) \
-             SELECT name, g FROM unnest($1::text[]) AS name, \
-             generate_series(0, $2::bigint - 1) AS g ON CONFLICT DO NOTHING",
-                &[&names, &stripes],
-            )
-            .await
-            .map_err(|e| db_err("create quota stripes", e))?;
-            tx.execute(crate::quota::FOLD_STRIPES, &[&names])
-                .await
-                .map_err(|e| db_err("fold quota stripes", e))?;
-            tx.execute(crate::quota::GRANT_STRIPES, &[&names, &stripes])
-                .await
-                .map_err(|e| db_err("grant quota stripes", e))?;
-            tx.commit()
-                .await
-                .map_err(|e| db_err("sync quota limits", e))
+        // only get the new limit (used and orphan bytes are kept). Per backend in name order
+        // (the global lock order): the upsert locks its quota row, then its stripes are
+        // created, folded and re-granted from the new limit, so no grant made under the old
+        // limit outlives it. Deadlock and serialization failures are retried a few times.
+        let stripes = i64::from(crate::quota::QUOTA_STRIPES);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut client = self.admin_client("sync quota limits").await?;
+            let r = async {
+                let tx = client
+                    .transaction()
+                    .await
+                    .map_err(|e| db_err("sync quota limits", e))?;
+                for (name, limit) in names.iter().zip(&values) {
+                    tx.execute(
+                        "INSERT INTO backend_quotas (backend_name, bytes_limit, bytes_used, \
+                         orphan_bytes, updated_at) VALUES ($1, $2, 0, 0, NOW()) \
+                         ON CONFLICT (backend_name) DO UPDATE \
+                         SET bytes_limit = EXCLUDED.bytes_limit, updated_at = NOW()",
+                        &[name, limit],
+                    )
+                    .await
+                    .map_err(|e| db_err("sync quota limits", e))?;
+                    let one = [name.as_str()];
+                    tx.execute(
+                        "INSERT INTO backend_quota_stripes (backend_name, stripe) \
+                         SELECT $1, g FROM generate_series(0, $2::bigint - 1) AS g \
+                         ON CONFLICT DO NOTHING",
+                        &[name, &stripes],
+                    )
+                    .await
+                    .map_err(|e| db_err("create quota stripes", e))?;
+                    tx.execute(crate::quota::FOLD_STRIPES, &[&one.as_slice()])
+                        .await
+                        .map_err(|e| db_err("fold quota stripes", e))?;
+                    tx.execute(crate::quota::GRANT_STRIPES, &[&one.as_slice(), &stripes])
+                        .await
+                        .map_err(|e| db_err("grant quota stripes", e))?;
+                }
+                tx.commit()
+                    .await
+                    .map_err(|e| db_err("sync quota limits", e))
+            }
+            .await;
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    // The transaction's end is unknown: never pool this connection.
+                    drop(Object::take(client));
+                    if !e.is_retryable() || attempt >= 5 {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+                }
+            }
         }
-        .await;
-        if r.is_err() {
-            // The transaction's end is unknown: never pool this connection.
-            drop(Object::take(client));
-        }
-        r
     }
 
     async fn close(&self) {

@@ -54,13 +54,32 @@ pub(crate) const FOLD_STRIPES: &str = "WITH old AS MATERIALIZED ( \
      UPDATE backend_quotas q SET bytes_used = q.bytes_used + moved.n, updated_at = NOW() \
      FROM moved WHERE q.backend_name = moved.backend_name AND moved.n <> 0";
 
-/// Spreads each named backend's exact remainder over its stripes as grants (backends with a
-/// limit; the others charge stripes unguarded). Run right after [`FOLD_STRIPES`] in the same
+/// Spreads each named backend's exact remainder over its stripes as grants, or gives every
+/// stripe of an unlimited backend 2^62: far above any total a ledger can hold (sizes are at
+/// most 2^60), so its guard never refuses and cannot overflow. "Unlimited" thus lives on the
+/// stripe row itself and a charge never reads the limit, which a concurrent limit change could
+/// make stale (see [`CHARGE_STRIPE`]). Run right after [`FOLD_STRIPES`] in the same
 /// transaction, holding the quota rows' locks.
-pub(crate) const GRANT_STRIPES: &str = "UPDATE backend_quota_stripes s \
-     SET bytes_granted = GREATEST(0, q.bytes_limit - q.bytes_used - q.orphan_bytes) / $2 \
+pub(crate) const GRANT_STRIPES: &str = "UPDATE backend_quota_stripes s SET bytes_granted = CASE WHEN q.bytes_limit = 0 \
+     THEN 4611686018427387904 \
+     ELSE GREATEST(0, q.bytes_limit - q.bytes_used - q.orphan_bytes) / $2 END \
      FROM backend_quotas q \
-     WHERE s.backend_name = q.backend_name AND q.backend_name = ANY($1) AND q.bytes_limit > 0";
+     WHERE s.backend_name = q.backend_name AND q.backend_name = ANY($1)";
+
+/// The fast path of a charge: the first stripe of the backend, starting at `$3` and going
+/// round, that is not locked by another transaction and whose grant takes the charge. It
+/// never waits for a stripe (`SKIP LOCKED`), so a transaction only ever holds a stripe it
+/// charged; one that finds none goes to [`PgTx::charge_folding`] holding no stripe of the
+/// backend. (An `UPDATE` that waited on a busy stripe and then failed its re-check would keep
+/// that stripe locked while it waits for the quota row, whose holder may be waiting for the
+/// stripe: a deadlock.) The guard reads only the stripe row, whose latest version the lock
+/// re-checks, so a concurrent limit change cannot leave it stale.
+const CHARGE_STRIPE: &str = "UPDATE backend_quota_stripes s \
+     SET bytes_used = s.bytes_used + $2, updated_at = NOW() \
+     FROM (SELECT stripe FROM backend_quota_stripes \
+       WHERE backend_name = $1 AND bytes_used + $2 <= bytes_granted \
+       ORDER BY (stripe + 16 - $3::smallint) % 16 LIMIT 1 FOR UPDATE SKIP LOCKED) pick \
+     WHERE s.backend_name = $1 AND s.stripe = pick.stripe RETURNING 1";
 
 impl PgTx {
     /// The charge when the stripe's grant cannot take it: lock the quota row, fold every
@@ -104,15 +123,13 @@ impl PgTx {
             &[&backend, &delta],
         )
         .await?;
-        if limit > 0 {
-            let stripes = i64::from(QUOTA_STRIPES);
-            self.execute(
-                "grant quota stripes",
-                GRANT_STRIPES,
-                &[&names.as_slice(), &stripes],
-            )
-            .await?;
-        }
+        let stripes = i64::from(QUOTA_STRIPES);
+        self.execute(
+            "grant quota stripes",
+            GRANT_STRIPES,
+            &[&names.as_slice(), &stripes],
+        )
+        .await?;
         Ok(())
     }
 
@@ -171,16 +188,11 @@ impl QuotaTx for PgTx {
         validate::backend(backend)?;
         validate::size("quota delta", delta)?;
         // One stripe row, locked until commit; the others stay free for concurrent writers.
-        // Unlimited backends charge any stripe (the limit is read, not locked).
         let stripe = next_stripe();
         let charged = self
             .query_opt(
                 "charge quota stripe",
-                "UPDATE backend_quota_stripes SET bytes_used = bytes_used + $2, \
-                 updated_at = NOW() WHERE backend_name = $1 AND stripe = $3 \
-                 AND (bytes_used + $2 <= bytes_granted OR (SELECT bytes_limit \
-                   FROM backend_quotas WHERE backend_name = $1) = 0) \
-                 RETURNING 1",
+                CHARGE_STRIPE,
                 &[&backend, &delta, &stripe],
             )
             .await?;
@@ -234,22 +246,32 @@ impl QuotaTx for PgTx {
     }
 
     async fn all_backend_bytes_used(&mut self) -> Result<BTreeMap<String, i64>> {
-        // Row-locks every quota row, in backend order (the global quota lock order), then
-        // every stripe, folded into its quota row: until commit no charge can land anywhere,
-        // and each row's bytes_used is its backend's total.
+        // Per backend in name order (the global lock order): its quota row, then its stripes,
+        // folded into the row. A writer holding one of this backend's stripes never waits for
+        // a later backend's row that this transaction already holds. Folding zeroes every
+        // grant, so until commit any charge of a folded backend needs its row: no charge can
+        // land, and each row's bytes_used is its backend's total.
         let names: Vec<String> = self
             .query(
-                "lock quota rows",
-                "SELECT backend_name FROM backend_quotas \
-                 ORDER BY backend_name COLLATE \"C\" FOR UPDATE",
+                "list quota rows",
+                "SELECT backend_name FROM backend_quotas ORDER BY backend_name COLLATE \"C\"",
                 &[],
             )
             .await?
             .iter()
             .map(|r| r.col(0))
             .collect::<Result<_>>()?;
-        self.execute("fold quota stripes", FOLD_STRIPES, &[&names])
+        for name in &names {
+            self.execute(
+                "lock quota row",
+                "SELECT 1 FROM backend_quotas WHERE backend_name = $1 FOR UPDATE",
+                &[name],
+            )
             .await?;
+            let one = [name.as_str()];
+            self.execute("fold quota stripes", FOLD_STRIPES, &[&one.as_slice()])
+                .await?;
+        }
         let rows = self
             .query(
                 "read bytes used",

@@ -990,6 +990,23 @@ async fn striped_quota_never_over_admits_and_strands_no_room() {
             (admitted, refused)
         }));
     }
+    // Limit syncs and reconciles while the writers run: both fold every stripe under the quota
+    // row (per backend, in the global lock order) and must neither fail nor find drift.
+    let churn = {
+        let s = store.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut rounds = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                s.sync_quota_limits(&[("q".into(), LIMIT)]).await.unwrap();
+                let drift = s.reconcile_usage().await.unwrap();
+                assert!(drift.is_empty(), "drift while writing: {drift:?}");
+                rounds += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            rounds
+        })
+    };
     let (mut admitted, mut refused) = (0, 0);
     for t in tasks {
         let (a, r) = t.await.unwrap();
@@ -999,6 +1016,7 @@ async fn striped_quota_never_over_admits_and_strands_no_room() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (checks, busiest) = checker.await.unwrap();
     assert!(checks > 0);
+    assert!(churn.await.unwrap() > 0, "no sync or reconcile ran");
     assert!(
         admitted > 0 && refused > 0,
         "{admitted} admitted, {refused} refused"
