@@ -153,6 +153,7 @@ macro_rules! for_each_case {
                 quota_stats_fields,
                 reconcile_usage_consistent_is_empty,
                 orphan_counters_clamp_and_ignore_unknown,
+                overwrite_at_a_new_path_is_guarded_by_its_full_size,
             ],
             cleanup: [
                 pending_cleanups_do_not_claim,

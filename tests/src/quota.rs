@@ -321,3 +321,43 @@ pub async fn orphan_counters_clamp_and_ignore_unknown(store: Db) {
     assert!(!store.get_quota_stats().await.unwrap().contains_key(UNKNOWN));
     assert_ledger(&store).await;
 }
+
+/// An overwrite at a new storage path leaves the old bytes on the backend (orphans, until
+/// cleanup), so it grows the backend by the new object's size even when it is smaller than
+/// the old one: that growth passes the guard, to the exact byte. In place (same path) only the
+/// difference counts.
+pub async fn overwrite_at_a_new_path_is_guarded_by_its_full_size(store: Db) {
+    backends(&store, &[(A, 100)]).await;
+    let at = |p: &str| StoredForm {
+        storage_key: p.into(),
+        ..StoredForm::default()
+    };
+    store.record_object("k", A, 60, &at("k/1")).await.unwrap();
+    let before = snapshot(&store).await;
+    // 60 orphaned + 50 new = 110 > 100.
+    assert_no_space(store.record_object("k", A, 50, &at("k/2")).await);
+    assert_eq!(
+        snapshot(&store).await,
+        before,
+        "a refused overwrite changes nothing"
+    );
+    // 60 orphaned + 40 new = 100: the last byte is admissible.
+    let d = store.record_object("k", A, 40, &at("k/2")).await.unwrap();
+    assert_eq!(
+        (d.len(), d[0].size_bytes, d[0].storage_key.as_str()),
+        (1, 60, "k/1")
+    );
+    assert_eq!(quota(&store, A).await, (40, 100, 60));
+    assert_no_space(store.record_object("x", A, 1, &StoredForm::default()).await);
+    // In place, a shrink frees room and needs none.
+    assert!(
+        store
+            .record_object("k", A, 30, &at("k/2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(quota(&store, A).await, (30, 100, 60));
+    assert_orphans_accounted(&store).await;
+    assert_ledger(&store).await;
+}

@@ -265,10 +265,12 @@ impl Model {
             .filter(|(b, c)| b == backend && path_of(key, &c.form) != new_path)
             .map(|(_, c)| c.size)
             .sum();
-        let delta = size - old_here;
-        if delta > 0 {
+        // What the backend physically grows by: the new size, less an old copy overwritten in
+        // place (a displaced one stays, as orphaned bytes, until cleanup).
+        let growth = size - old_here + displaced_here;
+        if growth > 0 {
             let b = &self.backends[backend];
-            if !s3o_core::quota_admits(b.limit, b.used, b.orphan + displaced_here, delta) {
+            if !s3o_core::quota_admits(b.limit, b.used, b.orphan, growth) {
                 return Err(Outcome::NoSpace);
             }
         }

@@ -27,7 +27,8 @@ pub async fn apply_quota_deltas(tx: &mut dyn TxAdapter, deltas: &QuotaDeltas) ->
 }
 
 /// Applies committed-byte deltas (`used`, as [`apply_quota_deltas`]) and orphan-byte
-/// increments (`orphan`, unguarded: those bytes already occupy the backend) in one pass over
+/// increments (`orphan`: bytes taken out of `used` that stay on the backend until cleanup) in
+/// one pass over
 /// the union of backends in sorted order, so every quota row is locked once, in the global
 /// order, whatever mix of the two a transaction carries.
 pub async fn apply_ledger_deltas(
@@ -38,18 +39,29 @@ pub async fn apply_ledger_deltas(
     let backends: std::collections::BTreeSet<&String> = used.keys().chain(orphan.keys()).collect();
     for backend in backends {
         let d = used.get(backend).copied().unwrap_or(0);
-        // Debits first: an overwrite moving bytes from used to orphan on one backend never
-        // trips the guard of a later increment in between.
-        if d < 0 {
-            tx.decrement_backend_quota(backend, d.saturating_neg())
-                .await?;
-        }
         let o = orphan.get(backend).copied().unwrap_or(0);
+        // The backend's physical growth: the used delta plus the bytes that stay behind as
+        // orphans. An overwrite at a new path by a smaller object has d < 0 but grows the
+        // backend by the new object's size (the old bytes remain until cleanup): that growth
+        // must pass the guard like any other. So when d < 0 and the growth is positive, the
+        // displaced bytes leave `used` first (debit o), move to orphans, and the growth is
+        // charged guarded; the net change of `used` is still d.
+        let growth = d.saturating_add(o);
+        let (debit, charge) = if d < 0 && growth > 0 && o > 0 {
+            (o, growth)
+        } else {
+            (d.min(0).saturating_neg(), d.max(0))
+        };
+        // Debits first, then orphans, then the guarded charge: the guard sees every byte that
+        // stays on the backend.
+        if debit > 0 {
+            tx.decrement_backend_quota(backend, debit).await?;
+        }
         if o > 0 {
             tx.increment_orphan_bytes(backend, o).await?;
         }
-        if d > 0 {
-            tx.increment_backend_quota(backend, d).await?;
+        if charge > 0 {
+            tx.increment_backend_quota(backend, charge).await?;
         }
     }
     Ok(())

@@ -55,6 +55,59 @@ async fn quota_deltas_apply_sorted_skip_zero_and_abort_on_first_error() {
     assert_eq!(f.used("c"), 5, "rolled back");
 }
 
+#[tokio::test]
+async fn ledger_deltas_guard_the_growth_of_a_shrinking_overwrite_at_a_new_path() {
+    let f = Fake::with_backends(&[("a", 100), ("b", 0)]);
+    f.put("k", "a", 60, 0, StoredForm::default());
+    f.put("m", "b", 10, 0, StoredForm::default());
+    let apply = |used: &[(&str, i64)], orphan: &[(&str, i64)]| {
+        let used: ops::QuotaDeltas = used.iter().map(|(b, d)| ((*b).to_owned(), *d)).collect();
+        let orphan: ops::QuotaDeltas = orphan.iter().map(|(b, d)| ((*b).to_owned(), *d)).collect();
+        tx_fn(move |tx| {
+            let (u, o) = (used.clone(), orphan.clone());
+            Box::pin(async move { ops::apply_ledger_deltas(tx, &u, &o).await })
+        })
+    };
+    let calls = |f: &Fake| -> Vec<String> {
+        f.log()
+            .into_iter()
+            .filter(|c| c.contains("_backend_quota") || c.contains("orphan_bytes"))
+            .collect()
+    };
+    // 60 -> 50 at a new path: the 60 stay as orphans, the backend grows by 50 > 40 free.
+    assert!(matches!(
+        with_tx_val(&f, &apply(&[("a", -10)], &[("a", 60)])).await,
+        Err(StoreError::NoSpaceAvailable)
+    ));
+    assert_eq!(
+        calls(&f),
+        [
+            "decrement_backend_quota(a,60)",
+            "increment_orphan_bytes(a,60)",
+            "increment_backend_quota(a,50)"
+        ]
+    );
+    assert_eq!((f.used("a"), f.orphan("a")), (60, 0), "rolled back");
+    // 60 -> 40: exactly the room left.
+    f.clear_log();
+    with_tx_val(&f, &apply(&[("a", -20)], &[("a", 60)]))
+        .await
+        .unwrap();
+    assert_eq!((f.used("a"), f.orphan("a")), (40, 60));
+    // A delete (growth 0) and a move source keep the plain debit.
+    f.clear_log();
+    with_tx_val(&f, &apply(&[("b", -10)], &[("b", 10)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        calls(&f),
+        [
+            "decrement_backend_quota(b,10)",
+            "increment_orphan_bytes(b,10)"
+        ]
+    );
+}
+
 // ---------- reconcile, encryption ----------
 
 #[tokio::test]

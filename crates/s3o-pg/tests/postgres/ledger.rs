@@ -906,8 +906,8 @@ async fn shared_limit_rules_zero_means_nothing_or_a_default_page() {
     db.finish().await;
 }
 
-/// The striped quota: eight writers charging one limited backend (with deletes turning bytes
-/// into orphans) never push `used + orphan` past the limit in any committed state, stripes
+/// The striped quota: eight writers charging one limited backend (with overwrites and deletes
+/// turning bytes into orphans, and limit syncs and reconciles running meanwhile) never push `used + orphan` past the limit in any committed state, stripes
 /// really carry charges in parallel, and at the end the ledger is exact and the last free
 /// byte is still admissible — no room is stranded in the stripes' grants.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -978,6 +978,21 @@ async fn striped_quota_never_over_admits_and_strands_no_room() {
                     Ok(_) => admitted += 1,
                     Err(StoreError::NoSpaceAvailable) => refused += 1,
                     Err(e) => panic!("{e:?}"),
+                }
+                if i % 5 == 4 {
+                    // An overwrite at a new path by a smaller object: the old bytes stay as
+                    // orphans, and the growth (the new size) passes the guard.
+                    let form = StoredForm {
+                        storage_key: format!("k{t}/{}/v2", i - 1),
+                        ..StoredForm::default()
+                    };
+                    match s
+                        .record_object(&format!("k{t}/{}", i - 1), "q", size / 2 + 1, &form)
+                        .await
+                    {
+                        Ok(_) | Err(StoreError::NoSpaceAvailable) => {}
+                        Err(e) => panic!("{e:?}"),
+                    }
                 }
                 if i % 6 == 5 {
                     // The key may have been refused: then there is nothing to delete.
