@@ -9,11 +9,9 @@
 use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use s3o_core::engine::LifecycleAdmin;
-use s3o_pg::PgStore;
+use s3o_core::MetadataStore;
 use s3o_pg::tokio_postgres::{self, Client, NoTls};
 
 use crate::Settings;
@@ -131,12 +129,12 @@ impl<'a> PgRun<'a> {
     }
 
     /// A store on `schema` (no migrations: the schema is prepared).
-    async fn store(&self, schema: &str) -> Result<Arc<PgStore>, String> {
+    async fn store(&self, schema: &str) -> Result<MetadataStore, String> {
         // The same-SQL baseline is rebuilt from the traced parameter values: opt in.
         s3o_pg::log_sql_parameter_values(true);
-        PgStore::connect_with(&with_schema(&self.url, schema), self.options())
+        // The consumer handle, as a downstream holds it (its per-call metrics included).
+        s3o_pg::open_with(&with_schema(&self.url, schema), self.options())
             .await
-            .map(Arc::new)
             .map_err(|e| e.to_string())
     }
 
@@ -148,7 +146,7 @@ impl<'a> PgRun<'a> {
             .await
             .map_err(pg_err("drop old schema"))?;
         let store = self.store(schema).await?;
-        let r = init_store(&*store).await;
+        let r = init_store(&store).await;
         store.close().await;
         r?;
         self.use_schema(schema).await
@@ -378,7 +376,7 @@ impl<'a> PgRun<'a> {
         self.seed(op.seed(), sample_base, 1, sample_rows).await?;
         let store = self.store(&schema).await?;
         let sample_key = key(sample_base, 0, 1);
-        let (r, events) = capture(op.run_once(&*store, &sample_key, 0)).await;
+        let (r, events) = capture(op.run_once(&store, &sample_key, 0)).await;
         store.close().await;
         r.map_err(|e| format!("{} sample: {e}", op.name()))?;
         let stmts: Vec<Stmt> = events.iter().map(Stmt::from_pg).collect::<Result<_, _>>()?;
@@ -452,7 +450,7 @@ impl<'a> PgRun<'a> {
                     Side::S3o => {
                         let store = self.store(&schema).await?;
                         let plan = op.plan(clients, st, per_client);
-                        let m = harness::run(plan, op.call(Arc::clone(&store), base)).await;
+                        let m = harness::run(plan, op.call(store.clone(), base)).await;
                         store.close().await;
                         if let Some(e) = &m.first_error {
                             eprintln!("warning: postgres {} errors: {} ({e})", op.name(), m.errors);
@@ -571,7 +569,7 @@ impl<'a> PgRun<'a> {
             let mut per_read = Vec::new();
             for read in [Read::ListPage, Read::GetAll] {
                 let sample = read_key(read, n);
-                let (r, events) = capture(read.run_once(&*store, &sample)).await;
+                let (r, events) = capture(read.run_once(&store, &sample)).await;
                 r.map_err(|e| format!("{} sample: {e}", read.name()))?;
                 let stmts: Vec<Stmt> =
                     events.iter().map(Stmt::from_pg).collect::<Result<_, _>>()?;
@@ -598,7 +596,7 @@ impl<'a> PgRun<'a> {
                             duration: self.settings.duration,
                             max_iters: u64::MAX,
                         };
-                        let m = harness::run(plan, read.call(Arc::clone(store), *n)).await;
+                        let m = harness::run(plan, read.call(store.clone(), *n)).await;
                         let (b, _) = self.pgbench(
                             &format!("{}_{}", read.slug(), crate::size_label(*n)),
                             clients,
@@ -680,7 +678,7 @@ impl<'a> PgRun<'a> {
                 let store = self.store(schema).await?;
                 let admin = &self.admin;
                 let r = claim_cost(
-                    &*store,
+                    &store,
                     depths[di],
                     trial,
                     self.settings.warmup,

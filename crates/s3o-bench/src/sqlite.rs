@@ -2,12 +2,10 @@
 //! rusqlite loop replaying the same statements on one connection.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
+use s3o_core::MetadataStore;
 use s3o_core::Timestamp;
-use s3o_core::engine::LifecycleAdmin;
-use s3o_sqlite::SqliteStore;
 use s3o_sqlite::rusqlite::{self, Connection, types::Value as SqlValue};
 
 use crate::Settings;
@@ -255,12 +253,12 @@ impl<'a> SqliteRun<'a> {
     }
 
     /// A store on the prepared file at `path` (no migrations).
-    async fn store(&self, path: &Path) -> Result<Arc<SqliteStore>, String> {
+    async fn store(&self, path: &Path) -> Result<MetadataStore, String> {
         // The same-SQL baseline is rebuilt from the traced parameter values: opt in.
         s3o_sqlite::log_sql_parameter_values(true);
-        SqliteStore::open_with(&format!("sqlite://{}", path.display()), self.options())
+        // The consumer handle, as a downstream holds it (its per-call metrics included).
+        s3o_sqlite::open_with(&format!("sqlite://{}", path.display()), self.options())
             .await
-            .map(Arc::new)
             .map_err(|e| e.to_string())
     }
 
@@ -269,7 +267,7 @@ impl<'a> SqliteRun<'a> {
         let path = self.dir.join(name);
         remove_db(&path);
         let store = self.store(&path).await?;
-        let r = init_store(&*store).await;
+        let r = init_store(&store).await;
         store.close().await;
         r.map(|()| path)
     }
@@ -319,7 +317,7 @@ impl<'a> SqliteRun<'a> {
         )?;
         let store = self.store(&scratch).await?;
         let sample_key = key(sample_base, 0, 1);
-        let (r, events) = capture(op.run_once(&*store, &sample_key, 0)).await;
+        let (r, events) = capture(op.run_once(&store, &sample_key, 0)).await;
         store.close().await;
         r.map_err(|e| format!("{} sample: {e}", op.name()))?;
         let stmts: Vec<Replayed> = events
@@ -361,7 +359,7 @@ impl<'a> SqliteRun<'a> {
             let path = self.copy(&tmpl, "s3o.db")?;
             let store = self.store(&path).await?;
             let plan = op.plan(1, st, per_client);
-            let m = harness::run(plan, op.call(Arc::clone(&store), base)).await;
+            let m = harness::run(plan, op.call(store.clone(), base)).await;
             store.close().await;
             if let Some(e) = &m.first_error {
                 eprintln!("warning: sqlite {} errors: {} ({e})", op.name(), m.errors);
@@ -449,7 +447,7 @@ impl<'a> SqliteRun<'a> {
             let mut per_read = Vec::new();
             for read in [Read::ListPage, Read::GetAll] {
                 let sample = read_key(read, n);
-                let (r, events) = capture(read.run_once(&*store, &sample)).await;
+                let (r, events) = capture(read.run_once(&store, &sample)).await;
                 r.map_err(|e| format!("{} sample: {e}", read.name()))?;
                 let stmts: Vec<Replayed> = events
                     .iter()
@@ -469,7 +467,7 @@ impl<'a> SqliteRun<'a> {
                         duration: self.settings.duration,
                         max_iters: u64::MAX,
                     };
-                    let m = harness::run(plan, read.call(Arc::clone(store), *n)).await;
+                    let m = harness::run(plan, read.call(store.clone(), *n)).await;
                     let (read, n) = (*read, *n);
                     let rebind = Box::new(KeyRebind {
                         sample: Value::Text(sample.clone()),
@@ -544,8 +542,8 @@ impl<'a> SqliteRun<'a> {
                         ..wplan
                     };
                     let (w, r) = tokio::join!(
-                        harness::run(wplan, Op::RecordNew.call(Arc::clone(&store), base)),
-                        harness::run(rplan, read.call(Arc::clone(&store), n))
+                        harness::run(wplan, Op::RecordNew.call(store.clone(), base)),
+                        harness::run(rplan, read.call(store.clone(), n))
                     );
                     store.close().await;
                     println!(
@@ -606,7 +604,7 @@ impl<'a> SqliteRun<'a> {
                 let releaser = bare_conn(path)?;
                 let releaser = &releaser;
                 let r = claim_cost(
-                    &*store,
+                    &store,
                     depths[di],
                     trial,
                     self.settings.warmup,

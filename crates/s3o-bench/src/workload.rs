@@ -12,8 +12,7 @@ use std::time::Duration;
 use std::future::Future;
 use std::time::Instant;
 
-use s3o_core::engine::{CleanupStore, Engine, EngineOps, LifecycleAdmin};
-use s3o_core::{PendingObject, StoredForm, Timestamp};
+use s3o_core::{MetadataStore, PendingObject, StoredForm, Timestamp};
 
 use crate::harness::{self, OpFn, OpFuture, Plan};
 
@@ -35,7 +34,7 @@ pub(crate) const QUOTA_LIMIT: i64 = 1 << 60;
 
 /// Migrates a new store and gives every backend of [`BACKENDS`] its quota row at
 /// [`QUOTA_LIMIT`]: the state every bench database starts from.
-pub(crate) async fn init_store<S: LifecycleAdmin + ?Sized>(store: &S) -> Result<(), String> {
+pub(crate) async fn init_store(store: &MetadataStore) -> Result<(), String> {
     store.run_migrations().await.map_err(|e| e.to_string())?;
     let limits: Vec<(String, i64)> = BACKENDS
         .iter()
@@ -177,18 +176,18 @@ impl Op {
     }
 
     /// The s3o call for client `client`, iteration `iter`, in the block at `base`.
-    pub(crate) fn call<S: Engine>(self, store: Arc<S>, base: u64) -> OpFn {
+    pub(crate) fn call(self, store: MetadataStore, base: u64) -> OpFn {
         Arc::new(move |client, iter| -> OpFuture {
-            let store = Arc::clone(&store);
+            let store = store.clone();
             let k = key(base, client, iter);
-            Box::pin(async move { self.run_once(&*store, &k, client).await })
+            Box::pin(async move { self.run_once(&store, &k, client).await })
         })
     }
 
     /// One operation on `k` (ignored by `ClaimComplete`).
-    pub(crate) async fn run_once<S: Engine + ?Sized>(
+    pub(crate) async fn run_once(
         self,
-        store: &S,
+        store: &MetadataStore,
         k: &str,
         client: usize,
     ) -> Result<(), String> {
@@ -282,11 +281,7 @@ impl Read {
     }
 
     /// One read of key / start point `k`.
-    pub(crate) async fn run_once<S: Engine + ?Sized>(
-        self,
-        store: &S,
-        k: &str,
-    ) -> Result<(), String> {
+    pub(crate) async fn run_once(self, store: &MetadataStore, k: &str) -> Result<(), String> {
         match self {
             Read::ListPage => {
                 let page = store
@@ -307,11 +302,11 @@ impl Read {
     }
 
     /// The s3o call on a random seeded key (see [`read_key`]) among `n` seeded keys.
-    pub(crate) fn call<S: Engine>(self, store: Arc<S>, n: u64) -> OpFn {
+    pub(crate) fn call(self, store: MetadataStore, n: u64) -> OpFn {
         Arc::new(move |_, _| -> OpFuture {
-            let store = Arc::clone(&store);
+            let store = store.clone();
             let k = read_key(self, n);
-            Box::pin(async move { self.run_once(&*store, &k).await })
+            Box::pin(async move { self.run_once(&store, &k).await })
         })
     }
 
@@ -344,8 +339,8 @@ pub(crate) fn read_key(read: Read, n: u64) -> String {
 /// The cost of claiming [`CLAIM_BATCH`] rows from a queue `depth` deep, trial `trial`
 /// (0-based): the p50 latency of the claims that ended in the window. Each timed claim is
 /// followed by an untimed `release` of the ids it claimed, so the queue keeps its depth.
-pub(crate) async fn claim_cost<S, R, RF>(
-    store: &S,
+pub(crate) async fn claim_cost<R, RF>(
+    store: &MetadataStore,
     depth: u64,
     trial: usize,
     warmup: Duration,
@@ -353,7 +348,6 @@ pub(crate) async fn claim_cost<S, R, RF>(
     release: R,
 ) -> Result<f64, String>
 where
-    S: CleanupStore + ?Sized,
     R: Fn(Vec<i64>) -> RF,
     RF: Future<Output = Result<(), String>>,
 {
