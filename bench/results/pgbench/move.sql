@@ -11,5 +11,5 @@ INSERT INTO cleanup_queue (backend_name, object_key, storage_key, reason, size_b
 UPDATE backend_quotas SET bytes_used = bytes_used + :s7p2, updated_at = NOW() WHERE backend_name = :s7p1 RETURNING bytes_used;
 UPDATE backend_quotas SET orphan_bytes = orphan_bytes + :s8p2, updated_at = NOW() WHERE backend_name = :s8p1;
 UPDATE backend_quota_stripes s SET bytes_granted = s.bytes_used WHERE s.backend_name = :s9p1 AND s.bytes_granted > s.bytes_used AND EXISTS (SELECT 1 FROM backend_quotas q WHERE q.backend_name = :s9p1 AND q.bytes_limit > 0 AND q.bytes_used + q.orphan_bytes + (SELECT COALESCE(SUM(g.bytes_granted), 0) FROM backend_quota_stripes g WHERE g.backend_name = :s9p1) > q.bytes_limit);
-UPDATE backend_quota_stripes SET bytes_used = bytes_used + :s10p2, updated_at = NOW() WHERE backend_name = :s10p1 AND stripe = (:client_id % 16) AND (bytes_used + :s10p2 <= bytes_granted OR (SELECT bytes_limit FROM backend_quotas WHERE backend_name = :s10p1) = 0) RETURNING 1;
+UPDATE backend_quota_stripes s SET bytes_used = s.bytes_used + :s10p2, updated_at = NOW() FROM (SELECT stripe FROM backend_quota_stripes WHERE backend_name = :s10p1 AND bytes_used + :s10p2 <= bytes_granted ORDER BY (stripe + 16 - (:client_id % 16)::smallint) % 16 LIMIT 1 FOR UPDATE SKIP LOCKED) pick WHERE s.backend_name = :s10p1 AND s.stripe = pick.stripe RETURNING 1;
 COMMIT;

@@ -7,5 +7,5 @@ SELECT intent_id, object_key, backend_name, size_bytes, encrypted, encryption_ke
 SELECT backend_name, size_bytes, created_at, encrypted, (encryption_key IS NOT NULL AND length(encryption_key) > 0), COALESCE(storage_key, '') FROM object_locations WHERE object_key = :key ORDER BY created_at, backend_name COLLATE "C" FOR UPDATE;
 INSERT INTO object_locations (object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, managed, storage_key, etag, content_type, user_metadata) VALUES (:key, :s4p2, :s4p3, COALESCE(NULL, NOW()), :s4p5, NULL, NULL, NULL, NULL, :s4p10, NULL, NULL, NULL, NULL);
 DELETE FROM pending_objects WHERE intent_id = :key;
-UPDATE backend_quota_stripes SET bytes_used = bytes_used + :s6p2, updated_at = NOW() WHERE backend_name = :s6p1 AND stripe = (:client_id % 16) AND (bytes_used + :s6p2 <= bytes_granted OR (SELECT bytes_limit FROM backend_quotas WHERE backend_name = :s6p1) = 0) RETURNING 1;
+UPDATE backend_quota_stripes s SET bytes_used = s.bytes_used + :s6p2, updated_at = NOW() FROM (SELECT stripe FROM backend_quota_stripes WHERE backend_name = :s6p1 AND bytes_used + :s6p2 <= bytes_granted ORDER BY (stripe + 16 - (:client_id % 16)::smallint) % 16 LIMIT 1 FOR UPDATE SKIP LOCKED) pick WHERE s.backend_name = :s6p1 AND s.stripe = pick.stripe RETURNING 1;
 COMMIT;
