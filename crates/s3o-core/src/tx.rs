@@ -135,11 +135,15 @@ pub trait CleanupTx: Send {
     ) -> Result<()>;
 }
 
-/// Transactional primitives on `backend_quotas`. Each locks the backend's row until commit.
+/// Transactional primitives on a backend's quota counters. Each locks what it changes until
+/// commit: the backend's quota row, or for a PostgreSQL charge one of its quota stripes (the
+/// row only when the stripe's grant cannot take the charge).
 #[async_trait]
 pub trait QuotaTx: Send {
-    /// `bytes_used += delta` when `bytes_limit = 0 OR bytes_used + orphan_bytes + delta <=
-    /// bytes_limit`; otherwise `NoSpaceAvailable`. Unknown backend ⇒ `UnknownBackend`.
+    /// Charges `delta` committed bytes when the backend is unlimited or `bytes_used +
+    /// orphan_bytes + delta <= bytes_limit` (exactly; on PostgreSQL through a stripe's grant,
+    /// else under the quota row's lock); otherwise `NoSpaceAvailable`. Unknown backend ⇒
+    /// `UnknownBackend`.
     async fn increment_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()>;
     /// `bytes_used = max(0, bytes_used - delta)`. Unknown backend ⇒ no-op.
     async fn decrement_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()>;

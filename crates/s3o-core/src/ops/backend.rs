@@ -12,8 +12,8 @@ struct DeleteBackend<'a> {
 impl TxBody for DeleteBackend<'_> {
     type Output = ();
     async fn run(&self, tx: &mut dyn TxAdapter) -> Result<()> {
-        // The quota row first, locked: writers to this backend (whose guarded quota update
-        // and foreign-key checks need that row) wait for the removal and then find the backend
+        // The quota row first, locked: writers to this backend (whose foreign-key checks need
+        // that row, as do their quota charges) wait for the removal and then find the backend
         // gone (`UnknownBackend`), so none can add a row between our deletes and the quota
         // row's. A writer already holding row locks of the backend may deadlock with us; the
         // database aborts one side and the runner retries it.
