@@ -150,40 +150,15 @@ async fn claim_over_100k_queued_walks_the_claim_index_and_stops_after_the_batch(
                 .await
                 .unwrap();
         }
-        let stmt = raw
-            .prepare(&format!("EXPLAIN {}", s3o_pg::claim_statement()))
-            .await
-            .unwrap();
         let (limit, grace): (i64, i64) = (100, 3_600_000_000);
-        let plan: Vec<String> = raw
-            .query(&stmt, &[&limit, &"me", &grace])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let plan = plan.join("\n");
+        let plan = explain(&raw, s3o_pg::claim_statement(), &[&limit, &"me", &grace]).await;
         assert!(
             plan.contains("Index Scan using idx_cleanup_queue_claim"),
             "generic={generic}:\n{plan}"
         );
         assert!(!plan.contains("Seq Scan"), "generic={generic}:\n{plan}");
         // The notifier's due list walks its index the same way.
-        let stmt = raw
-            .prepare(&format!(
-                "EXPLAIN {}",
-                s3o_pg::due_notifications_statement()
-            ))
-            .await
-            .unwrap();
-        let due: Vec<String> = raw
-            .query(&stmt, &[&limit])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let due = due.join("\n");
+        let due = explain(&raw, s3o_pg::due_notifications_statement(), &[&limit]).await;
         assert!(
             due.contains("Index Scan using idx_notification_outbox_pending"),
             "generic={generic}:\n{due}"

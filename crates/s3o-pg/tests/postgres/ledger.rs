@@ -215,15 +215,7 @@ async fn listing_page_over_100k_rows_uses_the_byte_order_index() {
             let mut p: Vec<&(dyn s3o_pg::tokio_postgres::types::ToSql + Sync)> =
                 params.iter().map(|s| s as _).collect();
             p.push(&limit);
-            let stmt = raw.prepare(&format!("EXPLAIN {sql}")).await.unwrap();
-            let plan: Vec<String> = raw
-                .query(&stmt, &p)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let plan = plan.join("\n");
+            let plan = explain(&raw, &sql, &p).await;
             assert!(
                 plan.contains("idx_object_locations_key_collate_c"),
                 "generic={generic} {prefix:?} {bound:?}:\n{plan}"

@@ -27,6 +27,23 @@ macro_rules! setup {
     };
 }
 
+/// The plan PostgreSQL chooses for `sql` with `params`, one line per plan node.
+async fn explain(
+    raw: &s3o_pg::tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn s3o_pg::tokio_postgres::types::ToSql + Sync)],
+) -> String {
+    let stmt = raw.prepare(&format!("EXPLAIN {sql}")).await.unwrap();
+    let lines: Vec<String> = raw
+        .query(&stmt, params)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    lines.join("\n")
+}
+
 fn encrypted_form() -> StoredForm {
     StoredForm {
         encrypted: true,
