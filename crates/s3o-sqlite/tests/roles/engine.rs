@@ -163,30 +163,37 @@ async fn dropped_transaction_rolls_back_before_the_next_writer() {
     // Operations cancelled at every stage while other writers compete: each applies fully or
     // not at all (a statement of a cancelled transaction never lands in another one), and the
     // writer is never left inside a transaction.
-    let mut tasks = Vec::new();
-    for i in 0..40u64 {
-        let s = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let key = format!("c{i}");
-            let form = StoredForm::default();
-            let fut = s.record_object(&key, "b1", 1, &form);
-            let r = tokio::time::timeout(Duration::from_micros(100 * (i % 10)), fut).await;
-            (key, r.ok())
-        }));
-        let s = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let key = format!("w{i}");
-            let r = s.record_object(&key, "b1", 1, &StoredForm::default()).await;
-            (key, Some(r))
-        }));
-    }
+    // Inline statements often finish without yielding, so a round may cancel nothing: run
+    // rounds until one does.
     let mut cancelled = 0;
     let mut completed = Vec::new();
-    for t in tasks {
-        match t.await.unwrap() {
-            (key, Some(Ok(_))) => completed.push(key),
-            (key, Some(Err(e))) => panic!("{key}: {e}"),
-            (_, None) => cancelled += 1,
+    for round in 0..50u64 {
+        let mut tasks = Vec::new();
+        for i in 0..40u64 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let key = format!("c{round}-{i}");
+                let form = StoredForm::default();
+                let fut = s.record_object(&key, "b1", 1, &form);
+                let r = tokio::time::timeout(Duration::from_micros(100 * (i % 10)), fut).await;
+                (key, r.ok())
+            }));
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let key = format!("w{round}-{i}");
+                let r = s.record_object(&key, "b1", 1, &StoredForm::default()).await;
+                (key, Some(r))
+            }));
+        }
+        for t in tasks {
+            match t.await.unwrap() {
+                (key, Some(Ok(_))) => completed.push(key),
+                (key, Some(Err(e))) => panic!("{key}: {e}"),
+                (_, None) => cancelled += 1,
+            }
+        }
+        if cancelled > 0 {
+            break;
         }
     }
     assert!(cancelled > 0, "no operation was cancelled");
