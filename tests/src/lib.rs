@@ -103,6 +103,9 @@ macro_rules! for_each_case {
                 overwrite_encrypted_with_plaintext,
                 record_delete_record_cycle,
                 gateway_fields_round_trip,
+                conditional_if_none_match_first_committer_wins,
+                conditional_if_match_checks_the_locked_version,
+                concurrent_conditional_writes_commit_once,
             ],
             outbox: [
                 removals_enqueue_their_bytes,
@@ -197,6 +200,7 @@ macro_rules! for_each_case {
                 replica_does_not_supersede_newer_intent,
                 promote_uses_stored_intent_not_caller_copy,
                 promote_intent_of_another_key_refused,
+                abandon_queues_bytes_and_never_promotes,
             ],
             multipart: [
                 create_get_round_trip,

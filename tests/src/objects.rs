@@ -886,3 +886,218 @@ pub async fn gateway_fields_round_trip(store: Db) {
     assert_eq!(copy_on(&store, "gw/edge", A).await.form, edge);
     assert_ledger(&store).await;
 }
+
+fn form_with_etag(etag: &str, path: &str) -> StoredForm {
+    StoredForm {
+        storage_key: path.to_owned(),
+        etag: etag.to_owned(),
+        ..StoredForm::default()
+    }
+}
+
+fn cond(if_match: Option<&str>, if_none_match: Option<&str>) -> WritePrecondition {
+    WritePrecondition {
+        if_match: if_match.map(str::to_owned),
+        if_none_match: if_none_match.map(str::to_owned),
+    }
+}
+
+/// `If-None-Match: *` commits only while the key has no version; the loser's intent and
+/// every counter stay as they were (the caller abandons the intent).
+pub async fn conditional_if_none_match_first_committer_wins(store: Db) {
+    three_backends(&store).await;
+    let first = store
+        .record_object_if(
+            "k",
+            A,
+            10,
+            &form_with_etag("e1", "k/@1"),
+            None,
+            &cond(None, Some("*")),
+        )
+        .await
+        .unwrap();
+    assert!(first.is_empty());
+    store
+        .insert_pending(&PendingObject {
+            intent_id: "late".into(),
+            object_key: "k".into(),
+            backend_name: B.into(),
+            size_bytes: 20,
+            form: form_with_etag("e2", "k/@2"),
+            created_at: Timestamp::ZERO,
+        })
+        .await
+        .unwrap();
+    let before = snapshot(&store).await;
+    let lost = store
+        .record_object_if(
+            "k",
+            B,
+            20,
+            &form_with_etag("e2", "k/@2"),
+            Some("late"),
+            &cond(None, Some("*")),
+        )
+        .await;
+    assert!(
+        matches!(lost, Err(StoreError::PreconditionFailed { ref key }) if key == "k"),
+        "{lost:?}"
+    );
+    assert_eq!(
+        snapshot(&store).await,
+        before,
+        "a refused write changes nothing"
+    );
+    assert_eq!(store.count_pending().await.unwrap(), 1, "the intent stays");
+    // An If-None-Match naming another ETag passes; naming the current one fails.
+    let r = store
+        .record_object_if(
+            "k",
+            A,
+            11,
+            &form_with_etag("e3", "k/@3"),
+            None,
+            &cond(None, Some("e1")),
+        )
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::PreconditionFailed { .. })),
+        "{r:?}"
+    );
+    store
+        .record_object_if(
+            "k",
+            A,
+            11,
+            &form_with_etag("e3", "k/@3"),
+            None,
+            &cond(None, Some("zz")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(copy_on(&store, "k", A).await.form.etag, "e3");
+    assert_ledger(&store).await;
+}
+
+/// `If-Match` commits only over the named version: absent ⇒ `ObjectNotFound`, another ETag ⇒
+/// `PreconditionFailed`, `*` ⇒ any version; a match displaces the old bytes as usual.
+pub async fn conditional_if_match_checks_the_locked_version(store: Db) {
+    three_backends(&store).await;
+    let absent = store
+        .record_object_if(
+            "k",
+            A,
+            5,
+            &form_with_etag("e1", "k/@1"),
+            None,
+            &cond(Some("*"), None),
+        )
+        .await;
+    assert!(
+        matches!(absent, Err(StoreError::ObjectNotFound { .. })),
+        "{absent:?}"
+    );
+    assert!(copies(&store, "k").await.is_empty());
+    store
+        .record_object("k", A, 5, &form_with_etag("e1", "k/@1"))
+        .await
+        .unwrap();
+    let before = snapshot(&store).await;
+    let wrong = store
+        .record_object_if(
+            "k",
+            B,
+            7,
+            &form_with_etag("e2", "k/@2"),
+            None,
+            &cond(Some("e0"), None),
+        )
+        .await;
+    assert!(
+        matches!(wrong, Err(StoreError::PreconditionFailed { .. })),
+        "{wrong:?}"
+    );
+    assert_eq!(snapshot(&store).await, before);
+    let displaced = store
+        .record_object_if(
+            "k",
+            B,
+            7,
+            &form_with_etag("e2", "k/@2"),
+            None,
+            &cond(Some("e1"), None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bs(&displaced), vec![(A.to_owned(), 5)]);
+    let any = store
+        .record_object_if(
+            "k",
+            B,
+            8,
+            &form_with_etag("e3", "k/@3"),
+            None,
+            &cond(Some("*"), None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bs(&any), vec![(B.to_owned(), 7)]);
+    assert_eq!(placement(&store, "k").await, vec![(B.to_owned(), 8)]);
+    // Bad input is refused before any SQL.
+    let bad = store
+        .record_object_if(
+            "k",
+            B,
+            8,
+            &form_with_etag("e4", "k/@4"),
+            None,
+            &cond(Some("a\0b"), None),
+        )
+        .await;
+    assert!(
+        matches!(bad, Err(StoreError::InvalidInput { .. })),
+        "{bad:?}"
+    );
+    assert_ledger(&store).await;
+}
+
+/// N concurrent `If-None-Match: *` commits of one key: exactly one wins, the others are
+/// refused, and the ledger holds the winner's copy only.
+pub async fn concurrent_conditional_writes_commit_once(store: Db) {
+    three_backends(&store).await;
+    for round in 0..5 {
+        let key = format!("race/{round}");
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let s = store.clone();
+                let key = key.clone();
+                tokio::spawn(async move {
+                    s.record_object_if(
+                        &key,
+                        A,
+                        1 + i,
+                        &form_with_etag(&format!("e{i}"), &format!("{key}/@{i}")),
+                        None,
+                        &cond(None, Some("*")),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(d) => {
+                    assert!(d.is_empty());
+                    won += 1;
+                }
+                Err(StoreError::PreconditionFailed { .. }) => {}
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}: exactly one committer wins");
+        assert_eq!(copies(&store, &key).await.len(), 1);
+    }
+    assert_ledger(&store).await;
+}

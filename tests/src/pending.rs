@@ -564,3 +564,74 @@ pub async fn promote_intent_of_another_key_refused(store: Db) {
     assert_eq!(stored_intent(&store, "x").await.object_key, "k1");
     assert_ledger(&store).await;
 }
+
+/// Abandoning an intent drops it and queues its bytes (orphan-charged, claimed by this store)
+/// in one transaction, even when the key was deleted or rewritten meanwhile: the intent's
+/// bytes never become the object. Twice ⇒ `AlreadyResolved`, nothing changes.
+pub async fn abandon_queues_bytes_and_never_promotes(store: Db) {
+    three_backends(&store).await;
+    put(&store, "k", B, 40).await;
+    let form = StoredForm {
+        storage_key: "k/@abandoned".into(),
+        etag: "bad".into(),
+        ..StoredForm::default()
+    };
+    store
+        .insert_pending(&intent("i", "k", A, 25, form, Timestamp::ZERO))
+        .await
+        .unwrap();
+    let p = stored_intent(&store, "i").await;
+    let (result, queued) = store.abandon_pending(&p).await.unwrap();
+    assert_eq!(result, PendingPromoteResult::Abandoned);
+    assert_eq!(bs(&queued), vec![(A.to_owned(), 25)]);
+    assert_eq!(queued[0].storage_key, "k/@abandoned");
+    assert_eq!(store.count_pending().await.unwrap(), 0);
+    assert_eq!(
+        placement(&store, "k").await,
+        vec![(B.to_owned(), 40)],
+        "the live version stays"
+    );
+    assert_eq!((used(&store, A).await, orphan(&store, A).await), (0, 25));
+    assert_eq!(
+        store
+            .cleanup_bytes_by_backend()
+            .await
+            .unwrap()
+            .get(A)
+            .copied(),
+        Some((25, 0)),
+        "the intent's bytes are queued"
+    );
+    assert_orphans_accounted(&store).await;
+    // The row is born claimed by this store: completing it releases the orphan bytes.
+    store
+        .complete_cleanup_item(&queued[0].cleanup)
+        .await
+        .unwrap();
+    assert_eq!(orphan(&store, A).await, 0);
+    let before = snapshot(&store).await;
+    let (again, none) = store.abandon_pending(&p).await.unwrap();
+    assert_eq!(again, PendingPromoteResult::AlreadyResolved);
+    assert!(none.is_empty());
+    assert_eq!(snapshot(&store).await, before);
+    // An intent named under another key is refused and stays.
+    store
+        .insert_pending(&intent(
+            "j",
+            "k2",
+            A,
+            3,
+            StoredForm::default(),
+            Timestamp::ZERO,
+        ))
+        .await
+        .unwrap();
+    let wrong = PendingObject {
+        object_key: "other".into(),
+        ..stored_intent(&store, "j").await
+    };
+    let r = store.abandon_pending(&wrong).await;
+    assert!(matches!(r, Err(StoreError::InvalidInput { .. })), "{r:?}");
+    assert_eq!(store.count_pending().await.unwrap(), 1);
+    assert_ledger(&store).await;
+}

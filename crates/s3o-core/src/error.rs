@@ -120,6 +120,13 @@ pub enum StoreError {
         /// How the loss was detected.
         why: String,
     },
+    /// A write's precondition (`If-Match` / `If-None-Match`) did not hold when it committed;
+    /// nothing was changed. S3: 412 `PreconditionFailed`.
+    #[error("precondition failed for {key}")]
+    PreconditionFailed {
+        /// The object key.
+        key: String,
+    },
     /// A backend name with no `backend_quotas` row.
     #[error("unknown backend: {backend}")]
     UnknownBackend {
@@ -300,6 +307,12 @@ impl S3Error {
         code: "SlowDown",
         message: "please reduce your request rate",
     };
+    /// 412 `PreconditionFailed`: a conditional write lost to the current version.
+    pub const PRECONDITION_FAILED: S3Error = S3Error {
+        status: 412,
+        code: "PreconditionFailed",
+        message: "at least one of the preconditions you specified did not hold",
+    };
     /// 400 `InvalidArgument`: the request's input was rejected.
     pub const INVALID_ARGUMENT: S3Error = S3Error {
         status: 400,
@@ -350,6 +363,7 @@ pub fn s3_error_for(err: &StoreError, access: Access) -> Option<S3Error> {
         StoreError::ObjectNotFound { .. } => S3Error::NO_SUCH_KEY,
         StoreError::MultipartUploadNotFound { .. } => S3Error::NO_SUCH_UPLOAD,
         StoreError::NoSpaceAvailable => S3Error::INSUFFICIENT_STORAGE,
+        StoreError::PreconditionFailed { .. } => S3Error::PRECONDITION_FAILED,
         StoreError::InvalidInput { .. } => S3Error::INVALID_ARGUMENT,
         StoreError::Database {
             kind: DbErrorKind::Overload,

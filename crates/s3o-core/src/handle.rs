@@ -175,6 +175,27 @@ impl MetadataStore {
         )
         .await
     }
+    /// [`MetadataStore::record_object_and_clear_pending`] under a precondition decided in the
+    /// commit transaction under the key lock (see
+    /// [`ops::record_object_if`](crate::ops::record_object_if)): `If-Match` on an absent key ⇒
+    /// `ObjectNotFound`, an unmet condition ⇒ `PreconditionFailed`, and nothing changes (the
+    /// intent stays for the caller to abandon). `intent_id` optional.
+    pub async fn record_object_if(
+        &self,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+        intent_id: Option<&str>,
+        cond: &WritePrecondition,
+    ) -> Result<Vec<DeletedCopy>> {
+        self.observe(
+            "record_object_if",
+            self.inner
+                .record_object_if(key, backend, size, form, intent_id, cond),
+        )
+        .await
+    }
     /// Removes every copy of `key` (see [`ops::delete_object`](crate::ops::delete_object)). No copy ⇒ `ObjectNotFound`.
     pub async fn delete_object(&self, key: &str) -> Result<Vec<DeletedCopy>> {
         self.observe("delete_object", self.inner.delete_object(key))
@@ -780,6 +801,16 @@ impl MetadataStore {
             self.inner.delete_pending_by_backend(backend),
         )
         .await
+    }
+    /// Abandons a write intent: drops it and enqueues its bytes, claimed by this store, in one
+    /// transaction (see [`ops::abandon_pending`](crate::ops::abandon_pending)). What the gateway
+    /// does with every intent that outlives its request.
+    pub async fn abandon_pending(
+        &self,
+        p: &PendingObject,
+    ) -> Result<(PendingPromoteResult, Vec<DeletedCopy>)> {
+        self.observe("abandon_pending", self.inner.abandon_pending(p))
+            .await
     }
     /// Resolves an intent whose bytes are on the backend (see [`ops::promote_pending`](crate::ops::promote_pending)).
     pub async fn promote_pending(

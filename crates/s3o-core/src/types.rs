@@ -240,6 +240,61 @@ pub struct ExistingCopy {
     pub has_dek: bool,
     /// Path of the bytes on the backend; empty means the object key.
     pub storage_key: String,
+    /// The version's client-visible ETag; empty when none was recorded. Read under the lock so
+    /// write preconditions are decided in the commit.
+    pub etag: String,
+}
+
+/// Preconditions a write must meet when it commits (S3's conditional writes), checked by the
+/// store under the key lock in the commit transaction, so concurrent writers of one key
+/// cannot both pass: the first committer wins. ETags are compared without quotes; `"*"`
+/// matches any version.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WritePrecondition {
+    /// `If-Match`: a current version must exist and (unless `"*"`) carry this ETag. No version
+    /// ⇒ `ObjectNotFound`; another ETag ⇒ `PreconditionFailed`.
+    pub if_match: Option<String>,
+    /// `If-None-Match`: `"*"` ⇒ no version may exist; an ETag ⇒ the current version must not
+    /// carry it. Otherwise `PreconditionFailed`.
+    pub if_none_match: Option<String>,
+}
+
+impl WritePrecondition {
+    /// True when no condition is set.
+    pub fn is_empty(&self) -> bool {
+        self.if_match.is_none() && self.if_none_match.is_none()
+    }
+
+    /// Decides the precondition against the current version's ETag (`None`: no version).
+    /// `key` names the object in the error.
+    pub fn check(&self, key: &str, current: Option<&str>) -> crate::error::Result<()> {
+        use crate::error::StoreError;
+        let hit = |want: &str, etag: &str| want == "*" || (!etag.is_empty() && want == etag);
+        if let Some(want) = &self.if_match {
+            match current {
+                None => {
+                    return Err(StoreError::ObjectNotFound {
+                        key: key.to_owned(),
+                    });
+                }
+                Some(etag) if !hit(want, etag) => {
+                    return Err(StoreError::PreconditionFailed {
+                        key: key.to_owned(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(want) = &self.if_none_match
+            && let Some(etag) = current
+            && hit(want, etag)
+        {
+            return Err(StoreError::PreconditionFailed {
+                key: key.to_owned(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// A copy found by a multi-key locked read (batch delete).

@@ -109,7 +109,7 @@ impl ObjectsTx for PgTx {
                 "lock copies of key",
                 "SELECT backend_name, size_bytes, created_at, encrypted, \
                  (encryption_key IS NOT NULL AND length(encryption_key) > 0), \
-                 COALESCE(storage_key, '') \
+                 COALESCE(storage_key, ''), COALESCE(etag, '') \
                  FROM object_locations WHERE object_key = $1 \
                  ORDER BY created_at, backend_name COLLATE \"C\" FOR UPDATE",
                 &[&key],
@@ -124,6 +124,7 @@ impl ObjectsTx for PgTx {
                     encrypted: r.col(3)?,
                     has_dek: r.col(4)?,
                     storage_key: r.col(5)?,
+                    etag: r.col(6)?,
                 })
             })
             .collect()

@@ -114,7 +114,8 @@ pub(crate) fn existing_copies(db: &Db<'_>, key: &str) -> Result<Vec<ExistingCopy
     db.query_vec(
         "get existing copies",
         "SELECT backend_name, size_bytes, created_at, encrypted, \
-                coalesce(length(encryption_key), 0) > 0, coalesce(storage_key, '') \
+                coalesce(length(encryption_key), 0) > 0, coalesce(storage_key, ''), \
+                coalesce(etag, '') \
          FROM object_locations WHERE object_key = ?1 \
          ORDER BY created_at, backend_name",
         params![key],
@@ -126,6 +127,7 @@ pub(crate) fn existing_copies(db: &Db<'_>, key: &str) -> Result<Vec<ExistingCopy
                 encrypted: r.get(3)?,
                 has_dek: r.get(4)?,
                 storage_key: r.get(5)?,
+                etag: r.get(6)?,
             })
         },
     )

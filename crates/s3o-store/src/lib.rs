@@ -13,7 +13,8 @@ pub use s3o_core::{
     ListDelimitedResult, ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore,
     MultipartPart, MultipartUpload, NotificationRow, ObjectLocation, PendingObject,
     PendingPromoteResult, QuotaStat, Result, S3Error, SchemaVersion, StoreError, StoredForm,
-    Timestamp, UnencryptedLocation, UsageStat, default_instance_id, quota_admits, s3_error_for,
+    Timestamp, UnencryptedLocation, UsageStat, WritePrecondition, default_instance_id,
+    quota_admits, s3_error_for,
 };
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.

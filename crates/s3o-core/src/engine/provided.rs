@@ -49,6 +49,19 @@ pub trait EngineOps: Engine {
     ) -> Result<Vec<DeletedCopy>> {
         ops::record_object(self, key, backend, size, form, Some(intent_id)).await
     }
+    /// [`EngineOps::record_object_and_clear_pending`] under a precondition decided in the
+    /// commit transaction (see [`ops::record_object_if`]); `intent_id` optional.
+    async fn record_object_if(
+        &self,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+        intent_id: Option<&str>,
+        cond: &WritePrecondition,
+    ) -> Result<Vec<DeletedCopy>> {
+        ops::record_object_if(self, key, backend, size, form, intent_id, Some(cond)).await
+    }
     /// Removes every copy of `key` (see [`ops::delete_object`]). No copy ⇒ `ObjectNotFound`.
     async fn delete_object(&self, key: &str) -> Result<Vec<DeletedCopy>> {
         ops::delete_object(self, key).await
@@ -175,6 +188,14 @@ pub trait EngineOps: Engine {
         p: &PendingObject,
     ) -> Result<(PendingPromoteResult, Vec<DeletedCopy>)> {
         ops::promote_pending(self, p).await
+    }
+    /// Abandons a write intent: drops it and enqueues its bytes in one transaction (see
+    /// [`ops::abandon_pending`]).
+    async fn abandon_pending(
+        &self,
+        p: &PendingObject,
+    ) -> Result<(PendingPromoteResult, Vec<DeletedCopy>)> {
+        ops::abandon_pending(self, p).await
     }
     /// Removes everything that references `backend` — cleanup queue and DLQ rows, pending
     /// intents, multipart uploads (parts cascade), copies, usage rows — and then its quota

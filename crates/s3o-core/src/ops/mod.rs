@@ -27,9 +27,9 @@ pub use listing::{
 };
 pub use objects::{
     delete_object, delete_object_location, delete_objects_batch, import_object,
-    move_object_location, record_object,
+    move_object_location, record_object, record_object_if,
 };
-pub use pending::{intent_superseded, promote_pending};
+pub use pending::{abandon_pending, intent_superseded, promote_pending};
 pub use quota::{
     QuotaDeltas, apply_ledger_deltas, apply_quota_deltas, pick_backend_with_space,
     pick_least_utilized, reconcile_usage, require_known,

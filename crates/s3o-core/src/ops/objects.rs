@@ -8,6 +8,7 @@ use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
 use crate::types::{
     CleanupEntry, DeletedCopy, ExistingCopy, ObjectLocation, StoredForm, Timestamp,
+    WritePrecondition,
 };
 use crate::validate;
 
@@ -98,6 +99,7 @@ struct Record<'a> {
     size: i64,
     form: &'a StoredForm,
     intent_id: Option<&'a str>,
+    cond: Option<&'a WritePrecondition>,
 }
 
 #[async_trait]
@@ -121,6 +123,12 @@ impl TxBody for Record<'_> {
             }
         }
         let existing = tx.get_existing_copies_for_update(self.key).await?;
+        if let Some(cond) = self.cond {
+            // Decided under the key lock: concurrent conditional writers serialize here and
+            // the first committer wins. Copies of one key are one version, so any holds the
+            // ETag.
+            cond.check(self.key, existing.first().map(|c| c.etag.as_str()))?;
+        }
         write_over(
             tx,
             self.instance,
@@ -148,7 +156,6 @@ impl TxBody for Record<'_> {
 /// an intent of another key or backend is refused (`InvalidInput`), a missing one is fine.
 /// `NoSpaceAvailable` when the backend's quota would be exceeded; `UnknownBackend` when it has
 /// no quota row. Nothing changes on error.
-#[tracing::instrument(name = "record_object", level = "debug", skip_all, fields(key = %key, backend = %backend, size))]
 pub async fn record_object<R: Runner + ?Sized>(
     runner: &R,
     key: &str,
@@ -157,12 +164,35 @@ pub async fn record_object<R: Runner + ?Sized>(
     form: &StoredForm,
     intent_id: Option<&str>,
 ) -> Result<Vec<DeletedCopy>> {
+    record_object_if(runner, key, backend, size, form, intent_id, None).await
+}
+
+/// [`record_object`] under a precondition decided in the same transaction, after the key lock
+/// and the locked read of the current copies: `If-Match` on an absent key ⇒ `ObjectNotFound`,
+/// an unmet condition ⇒ `PreconditionFailed` (see [`WritePrecondition::check`]). On either,
+/// nothing changes: the intent, if any, stays for the caller to abandon. An empty precondition
+/// is exactly `record_object`.
+#[tracing::instrument(name = "record_object", level = "debug", skip_all, fields(key = %key, backend = %backend, size))]
+pub async fn record_object_if<R: Runner + ?Sized>(
+    runner: &R,
+    key: &str,
+    backend: &str,
+    size: i64,
+    form: &StoredForm,
+    intent_id: Option<&str>,
+    cond: Option<&WritePrecondition>,
+) -> Result<Vec<DeletedCopy>> {
     validate::key(key)?;
     validate::backend(backend)?;
     validate::size("object size", size)?;
     validate::stored_form(form)?;
     if let Some(id) = intent_id {
         validate::id("intent id", id)?;
+    }
+    if let Some(c) = cond {
+        for etag in c.if_match.iter().chain(c.if_none_match.iter()) {
+            validate::text("precondition ETag", etag)?;
+        }
     }
     with_tx_val(
         runner,
@@ -173,6 +203,7 @@ pub async fn record_object<R: Runner + ?Sized>(
             size,
             form,
             intent_id,
+            cond: cond.filter(|c| !c.is_empty()),
         },
     )
     .await

@@ -160,3 +160,26 @@ pub async fn promote_pending<R: Runner + ?Sized>(
         other => other.map_err(|e| e.context("promote pending")),
     }
 }
+
+/// Abandons a write intent: locks the key, claims the intent row, deletes it and enqueues its
+/// bytes for cleanup (charged to `orphan_bytes`) in one transaction, unless a live copy sits
+/// at the same path on the same backend. The end of every intent whose write was not
+/// acknowledged (decision 21): its bytes never become visible, whatever they hold, and a
+/// later DELETE of the key is never undone. Returns `Abandoned` with the queued bytes (their
+/// rows born claimed by this store, so the caller may delete them at once and complete the
+/// rows), or `AlreadyResolved` when the intent is gone (committed or abandoned before).
+/// Only `intent_id`, `object_key` and `backend_name` of `p` are read; an intent of another
+/// key or backend is refused (`InvalidInput`) and nothing changes.
+#[tracing::instrument(name = "abandon_pending", level = "debug", skip_all, fields(intent = %p.intent_id, key = %p.object_key))]
+pub async fn abandon_pending<R: Runner + ?Sized>(
+    runner: &R,
+    p: &PendingObject,
+) -> Result<(PendingPromoteResult, Vec<DeletedCopy>)> {
+    validate::id("intent id", &p.intent_id)?;
+    validate::key(&p.object_key)?;
+    validate::backend(&p.backend_name)?;
+    let instance = runner.instance_id();
+    with_tx_val(runner, &Abandon { instance, p })
+        .await
+        .map_err(|e| e.context("abandon pending"))
+}

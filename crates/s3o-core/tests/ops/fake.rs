@@ -144,6 +144,7 @@ impl ObjectsTx for FakeTx {
                 encrypted: c.form.encrypted,
                 has_dek: c.form.has_dek(),
                 storage_key: c.form.storage_key.clone(),
+                etag: c.form.etag.clone(),
             })
             .collect())
     }

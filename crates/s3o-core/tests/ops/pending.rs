@@ -28,6 +28,7 @@ fn copy_at(micros: i64) -> ExistingCopy {
         encrypted: false,
         has_dek: false,
         storage_key: String::new(),
+        etag: String::new(),
     }
 }
 
