@@ -210,6 +210,7 @@ macro_rules! for_each_case {
                 part_number_bounds,
                 record_part_unknown_upload,
                 parts_ordered_and_upserted,
+                part_storage_key_round_trips_and_upserts,
                 part_encryption_fields,
                 list_and_count_by_prefix,
                 stale_uploads,

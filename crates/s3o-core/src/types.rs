@@ -671,6 +671,9 @@ pub struct MultipartPart {
     pub key_id: String,
     /// Size before encryption; 0 unless encrypted.
     pub plaintext_size: i64,
+    /// Backend path of the part's bytes (the `storage_key` of the form it was recorded with);
+    /// empty when none was given.
+    pub storage_key: String,
 }
 
 /// Everything a new multipart upload row needs.

@@ -80,11 +80,20 @@ pub(crate) fn object_path(bucket: &str, key: &str, version: &str) -> String {
     format!("{}/@{version}", object_dir(bucket, key))
 }
 
-/// The backend path of one multipart part. A re-upload of the part replaces it in place;
-/// Complete checks every part's bytes against its recorded MD5 while assembling, so a part
-/// replaced under it fails the assembly instead of mixing bytes.
+/// The backend path parts of `part_number` had before each attempt got its own (still read
+/// for parts recorded without a path).
 pub(crate) fn part_path(upload_id: &str, part_number: i32) -> String {
     format!(".mpu/{upload_id}/{part_number:05}")
+}
+
+/// The backend path of one attempt at a multipart part: every attempt has its own, so a retry
+/// that fails verification never touches the part accepted before it. The ledger records the
+/// accepted attempt's path; Complete also checks every part's bytes against its recorded MD5.
+pub(crate) fn part_attempt_path(upload_id: &str, part_number: i32) -> String {
+    format!(
+        ".mpu/{upload_id}/{part_number:05}-{}",
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// The backend directory of a multipart upload's parts.

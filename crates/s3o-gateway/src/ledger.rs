@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use s3o_store::{
     CreateMultipartUploadParams, DeletedCopy, ObjectLocation, PendingObject, StoreError,
-    StoredForm, Timestamp,
+    StoredForm, Timestamp, WritePrecondition,
 };
 
 use crate::LedgerHandle;
@@ -141,28 +141,38 @@ impl Ledger {
         self.store.get_least_utilized_backend(0, candidates).await
     }
 
-    /// Where a completed multipart upload goes: its own backend when that admits the object
-    /// once the upload's parts (counted as in-flight bytes there) are released, else the
-    /// routing policy's choice among `candidates`.
+    /// Admits a part of `size` bytes to an upload on `backend`: the backend must hold it on
+    /// top of its committed and orphaned bytes and every part of its uploads in flight. Parts
+    /// are not charged to the quota row (the commit of the assembled object is), so this is a
+    /// check, not a reservation: parts admitted at the same instant can still overshoot, and
+    /// the Complete's own admission is the guard that counts.
+    pub(crate) async fn admit_part(&self, size: i64, backend: &str) -> LResult<()> {
+        let caps = self.store.backend_capacities(&[backend.to_owned()]).await?;
+        match caps.first() {
+            Some(c) if c.admits(size.saturating_add(c.inflight_bytes)) => Ok(()),
+            Some(_) => Err(StoreError::NoSpaceAvailable),
+            None => Err(StoreError::UnknownBackend {
+                backend: backend.to_owned(),
+            }),
+        }
+    }
+
+    /// Where a completed multipart upload goes: its own backend when that admits the whole
+    /// object, else the routing policy's choice among `candidates`. The upload's parts are not
+    /// charged to the quota, and the assembled object is a new write beside them, so the
+    /// backend must admit all of it (subtracting the parts would pick a backend the commit
+    /// guard then refuses).
     pub(crate) async fn pick_backend_for_upload(
         &self,
         size: i64,
-        upload_id: &str,
         upload_backend: &str,
         candidates: &[String],
     ) -> LResult<String> {
-        let own: i64 = self
-            .store
-            .get_parts(upload_id)
-            .await?
-            .iter()
-            .map(|p| p.size_bytes)
-            .sum();
         let caps = self
             .store
             .backend_capacities(&[upload_backend.to_owned()])
             .await?;
-        if caps.iter().any(|c| c.admits(size.saturating_sub(own))) {
+        if caps.iter().any(|c| c.admits(size)) {
             return Ok(upload_backend.to_owned());
         }
         self.pick_backend(size, candidates).await
@@ -190,13 +200,30 @@ impl Ledger {
         Ok(intent_id)
     }
 
-    /// Drops an intent whose bytes were removed again (failed upload).
-    pub(crate) async fn abandon_write(&self, intent_id: &str) -> LResult<()> {
-        self.store.delete_pending(intent_id).await
+    /// Abandons a write that will not be committed: drops its intent and queues its bytes
+    /// (claimed by this instance) in one transaction. Returns those bytes for deletion; empty
+    /// when the intent was already resolved.
+    pub(crate) async fn abandon_write(
+        &self,
+        intent_id: &str,
+        key: &str,
+        backend: &str,
+    ) -> LResult<Vec<Displaced>> {
+        let p = PendingObject {
+            intent_id: intent_id.to_owned(),
+            object_key: key.to_owned(),
+            backend_name: backend.to_owned(),
+            size_bytes: 0,
+            form: StoredForm::default(),
+            created_at: Timestamp::ZERO,
+        };
+        let (_, queued) = self.store.abandon_pending(&p).await?;
+        Ok(displaced(queued))
     }
 
-    /// Commits a write whose bytes are on `backend`: records the copy and clears the intent
-    /// in one transaction. Returns the bytes the new version displaced.
+    /// Commits a write whose bytes are on `backend`: checks `cond` under the key lock, records
+    /// the copy and clears the intent in one transaction. Returns the bytes the new version
+    /// displaced. An unmet condition changes nothing (`PreconditionFailed`/`ObjectNotFound`).
     pub(crate) async fn commit_write(
         &self,
         key: &str,
@@ -204,10 +231,11 @@ impl Ledger {
         size: i64,
         meta: &ObjectMeta,
         intent_id: &str,
+        cond: &WritePrecondition,
     ) -> LResult<Vec<Displaced>> {
         let deleted = self
             .store
-            .record_object_and_clear_pending(key, backend, size, &form_of(meta), intent_id)
+            .record_object_if(key, backend, size, &form_of(meta), Some(intent_id), cond)
             .await?;
         Ok(displaced(deleted))
     }
@@ -347,16 +375,21 @@ impl Ledger {
         self.store.get_multipart_upload(upload_id).await
     }
 
-    /// Records (or replaces) a part.
+    /// Records (or replaces) a part whose bytes are at `storage_key`.
     pub(crate) async fn record_part(
         &self,
         upload_id: &str,
         part_number: i32,
         etag: &str,
         size: i64,
+        storage_key: &str,
     ) -> LResult<()> {
+        let form = StoredForm {
+            storage_key: storage_key.to_owned(),
+            ..StoredForm::default()
+        };
         self.store
-            .record_part(upload_id, part_number, etag, size, &StoredForm::default())
+            .record_part(upload_id, part_number, etag, size, &form)
             .await
     }
 

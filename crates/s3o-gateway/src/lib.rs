@@ -16,6 +16,7 @@ pub mod config;
 
 mod backends;
 mod body;
+mod completions;
 mod demo;
 mod keys;
 mod ledger;

@@ -12,12 +12,13 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore as _, ObjectStoreExt as _};
-use s3o_store::{Access, StoreError, Timestamp, s3_error_for};
+use s3o_store::{Access, StoreError, Timestamp, WritePrecondition, s3_error_for};
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::backends::{Backend, Backends};
 use crate::body::{self, UploadError};
+use crate::completions::{Completions, Done, Failed};
 use crate::keys;
 use crate::ledger::{Copy, Displaced, Ledger, ObjectMeta};
 use crate::metrics::Metrics;
@@ -31,13 +32,43 @@ const DELETE_CONCURRENCY: usize = 16;
 /// S3's minimum size of every part but the last.
 const MIN_PART_SIZE: i64 = 5 * 1024 * 1024;
 
-/// The gateway's S3 implementation.
+/// Reads that find every copy gone re-read the ledger this many times: an overwrite or a
+/// delete committed between the lookup and the open deleted the bytes, and the next lookup
+/// finds the new version or nothing.
+const READ_ATTEMPTS: usize = 4;
+
+/// The gateway's S3 implementation (cheap to clone: a Complete's assembly task holds one).
+#[derive(Clone)]
 pub(crate) struct GatewayS3 {
     ledger: Arc<Ledger>,
     backends: Arc<Backends>,
-    buckets: BTreeSet<String>,
+    buckets: Arc<BTreeSet<String>>,
     region: String,
     metrics: Arc<Metrics>,
+    completions: Completions,
+}
+
+/// Why a version's bytes could not be opened.
+enum OpenError {
+    /// Every copy answered 404: the version was displaced after the lookup.
+    Gone,
+    /// Some copy failed otherwise (backend down, timeout).
+    Unavailable,
+}
+
+/// The S3 condition of `If-Match`/`If-None-Match` as the store's precondition (`*` for any).
+fn precondition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> WritePrecondition {
+    let text = |c: &ETagCondition| match c {
+        ETagCondition::Any => "*".to_owned(),
+        ETagCondition::ETag(t) => t.value().to_owned(),
+    };
+    WritePrecondition {
+        if_match: if_match.map(text),
+        if_none_match: if_none_match.map(text),
+    }
 }
 
 /// The S3 answer for a store error (the one mapping, from s3o-core). `None` only for a read
@@ -209,11 +240,10 @@ struct Write<'a> {
     etag: Option<String>,
     /// Backend chosen by the caller instead of routing (multipart assembly).
     backend: Option<String>,
-    /// Multipart upload whose row (and in-flight part bytes) is released just before the
-    /// commit, so the assembled object is not charged twice against the quota.
-    release_upload: Option<String>,
     /// Client checksums to compute and verify.
     checksums: Option<body::ChecksumRequest>,
+    /// Preconditions the store decides in the commit transaction.
+    cond: WritePrecondition,
 }
 
 /// A readable version found by a lookup (ledger or broadcast).
@@ -236,9 +266,10 @@ impl GatewayS3 {
         GatewayS3 {
             ledger,
             backends,
-            buckets,
+            buckets: Arc::new(buckets),
             region,
             metrics,
+            completions: Completions::default(),
         }
     }
 
@@ -298,14 +329,21 @@ impl GatewayS3 {
         }
     }
 
-    /// Deletes freshly written bytes that will not be committed (best effort: the intent,
-    /// if it survives, lets the pending reaper find them).
-    async fn discard(&self, backend: &Backend, path: &Path, intent_id: &str) {
-        if let Err(e) = backend.store.delete(path).await {
-            tracing::warn!(backend = %backend.name, path = %path, error = %e, "could not delete uncommitted bytes");
-            return;
+    /// Ends a write that will not be committed: its intent is dropped and its bytes queued in
+    /// one ledger transaction, then deleted at once (the queued row completes). When the ledger
+    /// cannot answer, the intent stays and the pending reaper abandons it the same way later;
+    /// either way the bytes never become the object.
+    async fn abandon(&self, ledger_key: &str, backend: &str, intent_id: &str) {
+        match self
+            .ledger
+            .abandon_write(intent_id, ledger_key, backend)
+            .await
+        {
+            Ok(queued) => self.remove_displaced(queued, "abandoned").await,
+            Err(e) => {
+                tracing::warn!(backend = %backend, intent = %intent_id, error = %e, "could not abandon the write now; the pending reaper will");
+            }
         }
-        let _ = self.ledger.abandon_write(intent_id).await;
     }
 
     /// The write path: route by quota → intent → stream to the backend → verify → commit
@@ -323,8 +361,8 @@ impl GatewayS3 {
             expect_md5,
             etag,
             backend,
-            release_upload,
             checksums,
+            cond,
         } = w;
         let mut checksums = match checksums {
             Some(c) => c,
@@ -355,12 +393,11 @@ impl GatewayS3 {
         let up = match body::upload(&backend, &path, body, &mut checksums.hasher).await {
             Ok(u) => u,
             Err(UploadError::Body(e)) => {
-                let _ = self.ledger.abandon_write(&intent).await;
+                self.abandon(ledger_key, &backend_name, &intent).await;
                 return Err(body_error(e));
             }
             Err(UploadError::Backend(e)) => {
-                // The upload was aborted; nothing of it remains.
-                let _ = self.ledger.abandon_write(&intent).await;
+                self.abandon(ledger_key, &backend_name, &intent).await;
                 tracing::warn!(backend = %backend_name, error = %e, "backend upload failed");
                 return Err(s3_error!(
                     InternalError,
@@ -368,46 +405,37 @@ impl GatewayS3 {
                 ));
             }
         };
-        if i64::try_from(up.size).ok() != Some(size) {
-            self.discard(&backend, &path, &intent).await;
-            return Err(s3_error!(
+        let verified = if i64::try_from(up.size).ok() != Some(size) {
+            Err(s3_error!(
                 IncompleteBody,
                 "body length differs from Content-Length"
-            ));
-        }
-        if let Some(m) = expect_md5
-            && m != up.md5
-        {
-            self.discard(&backend, &path, &intent).await;
-            return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
-        }
-        let computed = match checksums.verify() {
+            ))
+        } else if expect_md5.is_some_and(|m| m != up.md5) {
+            Err(s3_error!(BadDigest, "Content-MD5 does not match the body"))
+        } else {
+            checksums.verify()
+        };
+        let computed = match verified {
             Ok(c) => c,
             Err(e) => {
-                self.discard(&backend, &path, &intent).await;
+                // Refused bytes never become the object, whatever happens to their delete.
+                self.abandon(ledger_key, &backend_name, &intent).await;
                 return Err(e);
             }
         };
         meta.etag = etag.unwrap_or_else(|| up.etag());
-        if let Some(id) = release_upload
-            && let Err(e) = self.ledger.delete_upload(&id).await
-        {
-            self.discard(&backend, &path, &intent).await;
-            return Err(write_err(e));
-        }
         match self
             .ledger
-            .commit_write(ledger_key, &backend_name, size, &meta, &intent)
+            .commit_write(ledger_key, &backend_name, size, &meta, &intent, &cond)
             .await
         {
             Ok(displaced) => self.remove_displaced(displaced, "overwritten").await,
-            Err(e @ StoreError::NoSpaceAvailable) | Err(e @ StoreError::InvalidInput { .. }) => {
-                self.discard(&backend, &path, &intent).await;
-                return Err(write_err(e));
-            }
             Err(e) => {
-                // The commit may or may not have happened: leave bytes and intent for the
-                // pending reaper, which checks the backend and resolves it.
+                // Refused (precondition, quota, input), or unknown: if the commit did happen
+                // its intent is gone and this finds nothing to abandon; if it did not, the
+                // bytes are queued now (or by the reaper when the ledger is back). The
+                // previous version is untouched: each write has its own path.
+                self.abandon(ledger_key, &backend_name, &intent).await;
                 return Err(write_err(e));
             }
         }
@@ -462,10 +490,16 @@ impl GatewayS3 {
     }
 
     /// Opens the bytes of `found` (range optional), failing over across its copies.
-    async fn open(&self, found: &Found, range: Option<(u64, u64)>) -> S3Result<ByteStream> {
+    async fn open(
+        &self,
+        found: &Found,
+        range: Option<(u64, u64)>,
+    ) -> Result<ByteStream, OpenError> {
         let path = keys::path(&found.meta.storage_key);
+        let mut gone = true;
         for name in &found.backends {
             let Some(b) = self.backends.get(name) else {
+                gone = false;
                 continue;
             };
             let opts = GetOptions {
@@ -477,10 +511,45 @@ impl GatewayS3 {
                     let s = r.into_stream().map_err(|e| Box::new(e) as s3s::StdError);
                     return Ok(Box::pin(s));
                 }
+                Err(object_store::Error::NotFound { .. }) => {
+                    self.metrics.event("read_failover");
+                }
                 Err(e) => {
+                    gone = false;
                     tracing::warn!(backend = %name, path = %path, error = %e, "read failed; trying the next copy");
                     self.metrics.event("read_failover");
                 }
+            }
+        }
+        Err(if gone {
+            OpenError::Gone
+        } else {
+            OpenError::Unavailable
+        })
+    }
+
+    /// Looks `key` up, checks `admit` (preconditions, range) against the version found and
+    /// opens its bytes. A version whose bytes are all gone was displaced by an overwrite or
+    /// delete committed after the lookup: the ledger is read again (at most
+    /// [`READ_ATTEMPTS`] times, while it names another version), so a read racing a write
+    /// answers the old or the new version, or 404, never 503.
+    async fn read_version<T>(
+        &self,
+        bucket: &str,
+        key: &str,
+        admit: impl Fn(&Found) -> S3Result<(T, Option<(u64, u64)>)>,
+    ) -> S3Result<(Found, T, ByteStream)> {
+        let mut tried: Option<String> = None;
+        for _ in 0..READ_ATTEMPTS {
+            let found = self.lookup(bucket, key).await?;
+            let (extra, range) = admit(&found)?;
+            match self.open(&found, range).await {
+                Ok(stream) => return Ok((found, extra, stream)),
+                Err(OpenError::Gone) if tried.as_ref() != Some(&found.meta.storage_key) => {
+                    self.metrics.event("read_retry_displaced");
+                    tried = Some(found.meta.storage_key.clone());
+                }
+                Err(_) => break,
             }
         }
         Err(s3_error!(
@@ -549,8 +618,8 @@ impl GatewayS3 {
             expect_md5,
             etag: None,
             backend: None,
-            release_upload: None,
             checksums: Some(checksums),
+            cond: precondition(input.if_match.as_ref(), input.if_none_match.as_ref()),
         };
         let (meta, sums) = self.write_object(w, stream).await?;
         Ok(S3Response::new(PutObjectOutput {
@@ -565,7 +634,8 @@ impl GatewayS3 {
         }))
     }
 
-    /// If-Match / If-None-Match on writes, against the ledger (not atomic with the commit).
+    /// If-Match / If-None-Match on writes, checked before any byte moves so a write that
+    /// cannot win fails fast; the decision that counts is the store's, in the commit.
     async fn check_write_conditions(
         &self,
         lkey: &str,
@@ -611,18 +681,22 @@ impl GatewayS3 {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let i = req.input;
         self.bucket(&i.bucket)?;
-        let found = self.lookup(&i.bucket, &i.key).await?;
-        check_preconditions(
-            &found.meta,
-            found.last_modified,
-            i.if_match.as_ref(),
-            i.if_none_match.as_ref(),
-            i.if_modified_since.as_ref(),
-            i.if_unmodified_since.as_ref(),
-        )?;
+        let (found, range, stream) = self
+            .read_version(&i.bucket, &i.key, |found| {
+                check_preconditions(
+                    &found.meta,
+                    found.last_modified,
+                    i.if_match.as_ref(),
+                    i.if_none_match.as_ref(),
+                    i.if_modified_since.as_ref(),
+                    i.if_unmodified_since.as_ref(),
+                )?;
+                let size = u64::try_from(found.size).unwrap_or(0);
+                let range = resolve_range(i.range.as_ref(), size)?;
+                Ok((range, range))
+            })
+            .await?;
         let size = u64::try_from(found.size).unwrap_or(0);
-        let range = resolve_range(i.range.as_ref(), size)?;
-        let stream = self.open(&found, range).await?;
         let (len, content_range) = match range {
             Some((s, e)) => (e - s, Some(content_range(s, e, size))),
             None => (size, None),
@@ -1231,30 +1305,27 @@ impl GatewayS3 {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
             ));
         }
-        let found = match self
-            .ledger
-            .copies(&keys::ledger_key(&src_bucket, &src_key))
-            .await
-        {
-            Ok(c) => found_of(c),
-            Err(e) => return Err(write_err(e)),
-        };
-        check_preconditions(
-            &found.meta,
-            found.last_modified,
-            i.copy_source_if_match.as_ref(),
-            i.copy_source_if_none_match.as_ref(),
-            i.copy_source_if_modified_since.as_ref(),
-            i.copy_source_if_unmodified_since.as_ref(),
-        )
-        .map_err(|e| {
-            // A failed copy-source condition is 412 whatever the header.
-            if *e.code() == S3ErrorCode::NotModified {
-                s3_error!(PreconditionFailed)
-            } else {
-                e
-            }
-        })?;
+        let (found, (), stream) = self
+            .read_version(&src_bucket, &src_key, |found| {
+                check_preconditions(
+                    &found.meta,
+                    found.last_modified,
+                    i.copy_source_if_match.as_ref(),
+                    i.copy_source_if_none_match.as_ref(),
+                    i.copy_source_if_modified_since.as_ref(),
+                    i.copy_source_if_unmodified_since.as_ref(),
+                )
+                .map_err(|e| {
+                    // A failed copy-source condition is 412 whatever the header.
+                    if *e.code() == S3ErrorCode::NotModified {
+                        s3_error!(PreconditionFailed)
+                    } else {
+                        e
+                    }
+                })?;
+                Ok(((), None))
+            })
+            .await?;
         let meta = if replace {
             ObjectMeta {
                 content_type: i.content_type.clone().unwrap_or_default(),
@@ -1268,7 +1339,6 @@ impl GatewayS3 {
                 ..ObjectMeta::default()
             }
         };
-        let stream = self.open(&found, None).await?;
         // A copy keeps the source's ETag when it had one (same bytes).
         let keep = (!found.meta.etag.is_empty()).then(|| found.meta.etag.clone());
         let expect = keep.as_deref().and_then(body::etag_md5);
@@ -1281,8 +1351,8 @@ impl GatewayS3 {
             expect_md5: expect,
             etag: keep,
             backend: None,
-            release_upload: None,
             checksums: None,
+            cond: WritePrecondition::default(),
         };
         let (meta, _) = self.write_object(w, stream).await?;
         let copied = self.ledger.copies(&lkey).await.ok().map(found_of);
@@ -1342,9 +1412,10 @@ impl GatewayS3 {
         let size = i
             .content_length
             .ok_or_else(|| s3_error!(MissingContentLength))?;
-        // Each part is admitted against the upload's backend quota before its bytes move.
+        // Each part is admitted against the upload's backend quota, counting the parts already
+        // there, before its bytes move.
         self.ledger
-            .pick_backend(size, std::slice::from_ref(&up.backend_name))
+            .admit_part(size, &up.backend_name)
             .await
             .map_err(write_err)?;
         let backend = self.backend(&up.backend_name)?.clone();
@@ -1352,7 +1423,8 @@ impl GatewayS3 {
             Some(h) => Some(body::content_md5(h).ok_or_else(|| s3_error!(InvalidDigest))?),
             None => None,
         };
-        let path = keys::path(&keys::part_path(&up.upload_id, i.part_number));
+        let part_key = keys::part_attempt_path(&up.upload_id, i.part_number);
+        let path = keys::path(&part_key);
         let stream: ByteStream = match i.body {
             Some(b) => Box::pin(b),
             None => Box::pin(futures::stream::empty()),
@@ -1395,17 +1467,23 @@ impl GatewayS3 {
         let sums = match verified {
             Ok(s) => s,
             Err(e) => {
-                // Bytes that failed verification are never recorded; a part recorded earlier
-                // under this number no longer has its bytes and Complete will refuse it.
+                // Bytes that failed verification are never recorded. They are this attempt's
+                // own: a part accepted earlier under this number keeps its bytes.
                 let _ = backend.store.delete(&path).await;
                 return Err(e);
             }
         };
         let etag = written.etag();
-        self.ledger
-            .record_part(&up.upload_id, i.part_number, &etag, size)
+        if let Err(e) = self
+            .ledger
+            .record_part(&up.upload_id, i.part_number, &etag, size, &part_key)
             .await
-            .map_err(write_err)?;
+        {
+            // Unrecorded (upload aborted meanwhile, ledger down): the attempt's bytes go; what
+            // a delete misses lies under the upload's directory, swept with it.
+            let _ = backend.store.delete(&path).await;
+            return Err(write_err(e));
+        }
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(etag)),
             checksum_crc32: sums.checksum_crc32,
@@ -1422,9 +1500,19 @@ impl GatewayS3 {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let i = req.input;
+        self.bucket(&i.bucket)?;
+        let lkey = keys::ledger_key(&i.bucket, &i.key);
+        // A retry while the first Complete runs, or after it finished, gets its result.
+        if let Some(outcome) = self.completions.get(&i.upload_id) {
+            return Ok(complete_answer(i.bucket, i.key, lkey, outcome));
+        }
         let up = self.upload_for(&i.bucket, &i.key, &i.upload_id).await?;
         let recorded = self.ledger.parts(&up.upload_id).await.map_err(write_err)?;
-        let asked = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+        let asked = i
+            .multipart_upload
+            .as_ref()
+            .and_then(|m| m.parts.clone())
+            .unwrap_or_default();
         if asked.is_empty() {
             return Err(s3_error!(MalformedXML, "the part list is empty"));
         }
@@ -1452,50 +1540,84 @@ impl GatewayS3 {
             }
             let md5 = body::etag_md5(&r.etag)
                 .ok_or_else(|| s3_error!(InternalError, "part {num} has a malformed ETag"))?;
-            chosen.push((num, r.size_bytes, md5));
+            let path = if r.storage_key.is_empty() {
+                keys::part_path(&up.upload_id, num)
+            } else {
+                r.storage_key.clone()
+            };
+            chosen.push(PartRef {
+                number: num,
+                size: r.size_bytes,
+                md5,
+                path,
+            });
         }
-        let size: i64 = chosen.iter().map(|c| c.1).sum();
-        let etag = body::multipart_etag(&chosen.iter().map(|c| c.2).collect::<Vec<_>>());
+        let cond = precondition(i.if_match.as_ref(), i.if_none_match.as_ref());
+        if !cond.is_empty() {
+            self.check_write_conditions(&lkey, i.if_match.as_ref(), i.if_none_match.as_ref())
+                .await?;
+        }
+        // The assembly runs in its own task: a client that hangs up does not cancel it, and
+        // s3s keeps the connection alive (whitespace) until the answer is ready.
+        let this = self.clone();
+        let (bucket, key) = (i.bucket.to_string(), i.key.to_string());
+        let work = async move {
+            this.assemble(&bucket, &key, up, chosen, cond)
+                .await
+                .map_err(|e| Failed::from(&e))
+        };
+        let outcome = self.completions.start(&i.upload_id, Box::pin(work));
+        Ok(complete_answer(i.bucket, i.key, lkey, outcome))
+    }
+
+    /// Writes the parts of `up` as one object (routed like any write when the upload's
+    /// backend cannot hold it), then releases the upload: only a committed object ends it, so
+    /// a failed Complete leaves the upload and its parts intact for a retry.
+    async fn assemble(
+        &self,
+        bucket: &str,
+        key: &str,
+        up: s3o_store::MultipartUpload,
+        parts: Vec<PartRef>,
+        cond: WritePrecondition,
+    ) -> S3Result<Done> {
+        let size: i64 = parts.iter().map(|p| p.size).sum();
+        let etag = body::multipart_etag(&parts.iter().map(|p| p.md5).collect::<Vec<_>>());
         let target = self
             .ledger
-            .pick_backend_for_upload(size, &up.upload_id, &up.backend_name, self.backends.order())
+            .pick_backend_for_upload(size, &up.backend_name, self.backends.order())
             .await
             .map_err(write_err)?;
-        let backend = self.backend(&up.backend_name)?.clone();
-        let stream = concat_parts(backend, up.upload_id.clone(), chosen);
+        let source = self.backend(&up.backend_name)?.clone();
+        let stream = concat_parts(source, parts);
         let meta = ObjectMeta {
             content_type: up.content_type.clone(),
             user_metadata: up.metadata.clone(),
             ..ObjectMeta::default()
         };
         let w = Write {
-            bucket: &i.bucket,
-            key: &i.key,
+            bucket,
+            key,
             size,
             meta,
             expect_md5: None,
             etag: Some(etag),
             backend: Some(target),
-            release_upload: Some(up.upload_id.clone()),
             checksums: None,
+            cond,
         };
-        let written = self.write_object(w, stream).await;
-        // Once the upload row is gone (committed, or released before a failed commit) its
-        // part objects are no longer tracked: delete them.
-        let released = matches!(
-            self.ledger.upload(&up.upload_id).await,
-            Err(StoreError::MultipartUploadNotFound { .. })
-        );
-        if released {
+        let (meta, _) = self.write_object(w, stream).await?;
+        // Committed: the upload is over. Its row and part bytes go now; if this fails the
+        // multipart sweeper removes them later, and a retry is answered from memory.
+        if let Err(e) = self.ledger.delete_upload(&up.upload_id).await {
+            tracing::warn!(upload = %up.upload_id, error = %e, "could not release a completed upload; the sweeper will");
+        } else {
             self.delete_parts(&up.backend_name, &up.upload_id).await;
         }
-        let (meta, _) = written?;
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
-            bucket: Some(i.bucket),
-            key: Some(i.key),
-            e_tag: etag_of(&meta),
-            ..CompleteMultipartUploadOutput::default()
-        }))
+        Ok(Done {
+            ledger_key: up.object_key,
+            etag: meta.etag,
+        })
     }
 
     async fn do_list_parts(
@@ -1595,17 +1717,50 @@ impl GatewayS3 {
     }
 }
 
+/// One part chosen for assembly.
+struct PartRef {
+    number: i32,
+    size: i64,
+    md5: [u8; 16],
+    /// Backend path of its bytes.
+    path: String,
+}
+
+/// The answer to a Complete whose assembly `outcome` is running or done: s3s sends it when it
+/// resolves, keeping the connection alive meanwhile. An outcome of another key (an upload id
+/// reused with another key) answers `NoSuchUpload`.
+fn complete_answer(
+    bucket: BucketName,
+    key: ObjectKey,
+    ledger_key: String,
+    outcome: crate::completions::Outcome,
+) -> S3Response<CompleteMultipartUploadOutput> {
+    let answer = async move {
+        let done = outcome.await.map_err(S3Error::from)?;
+        if done.ledger_key != ledger_key {
+            return Err(s3_error!(NoSuchUpload));
+        }
+        Ok(CompleteMultipartUploadOutput {
+            bucket: Some(bucket),
+            key: Some(key),
+            e_tag: (!done.etag.is_empty()).then_some(ETag::Strong(done.etag)),
+            ..CompleteMultipartUploadOutput::default()
+        })
+    };
+    S3Response::new(CompleteMultipartUploadOutput {
+        future: Some(Box::pin(answer)),
+        ..CompleteMultipartUploadOutput::default()
+    })
+}
+
 /// The parts of an upload read back in order as one stream; each part's bytes are checked
 /// against its recorded MD5, so a part replaced under a concurrent Complete fails the whole
 /// assembly instead of committing mixed bytes.
-fn concat_parts(
-    backend: Arc<Backend>,
-    upload_id: String,
-    parts: Vec<(i32, i64, [u8; 16])>,
-) -> ByteStream {
-    let s = futures::stream::iter(parts).then(move |(num, _size, md5)| {
+fn concat_parts(backend: Arc<Backend>, parts: Vec<PartRef>) -> ByteStream {
+    let s = futures::stream::iter(parts).then(move |part| {
         let backend = backend.clone();
-        let path = keys::path(&keys::part_path(&upload_id, num));
+        let path = keys::path(&part.path);
+        let (num, md5) = (part.number, part.md5);
         async move {
             let r = backend
                 .store

@@ -149,12 +149,13 @@ impl MultipartStore for PgStore {
             .execute(
                 "record part",
                 "INSERT INTO multipart_parts (upload_id, part_number, etag, size_bytes, \
-                 encrypted, encryption_key, key_id, plaintext_size, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NOW()) \
+                 encrypted, encryption_key, key_id, plaintext_size, created_at, storage_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NOW(), $9) \
                  ON CONFLICT (upload_id, part_number) DO UPDATE SET etag = EXCLUDED.etag, \
                  size_bytes = EXCLUDED.size_bytes, encrypted = EXCLUDED.encrypted, \
                  encryption_key = EXCLUDED.encryption_key, key_id = EXCLUDED.key_id, \
-                 plaintext_size = EXCLUDED.plaintext_size, created_at = EXCLUDED.created_at",
+                 plaintext_size = EXCLUDED.plaintext_size, created_at = EXCLUDED.created_at, \
+                 storage_key = EXCLUDED.storage_key",
                 &[
                     &upload_id,
                     &part_number,
@@ -164,6 +165,7 @@ impl MultipartStore for PgStore {
                     &null_if_empty_bytes(&f.encryption_key),
                     &null_if_empty(&f.key_id),
                     &null_if_zero(f.plaintext_size),
+                    &null_if_empty(&f.storage_key),
                 ],
             )
             .await
@@ -182,7 +184,7 @@ impl MultipartStore for PgStore {
             .query(
                 "read parts",
                 "SELECT part_number, etag, size_bytes, created_at, encrypted, encryption_key, \
-                 key_id, plaintext_size FROM multipart_parts WHERE upload_id = $1 \
+                 key_id, plaintext_size, storage_key FROM multipart_parts WHERE upload_id = $1 \
                  ORDER BY part_number",
                 &[&upload_id],
             )
@@ -199,6 +201,7 @@ impl MultipartStore for PgStore {
                     encryption_key: r.col::<Option<Vec<u8>>>(5)?.unwrap_or_default(),
                     key_id: r.col::<Option<String>>(6)?.unwrap_or_default(),
                     plaintext_size: r.col::<Option<i64>>(7)?.unwrap_or_default(),
+                    storage_key: r.col::<Option<String>>(8)?.unwrap_or_default(),
                 })
             })
             .collect::<Result<_>>()?)

@@ -170,15 +170,16 @@ impl MultipartStore for SqliteStore {
                 let n = db.execute(
                     "record part",
                     "INSERT INTO multipart_parts (upload_id, part_number, etag, size_bytes, \
-                         encrypted, encryption_key, key_id, plaintext_size, created_at) \
+                         encrypted, encryption_key, key_id, plaintext_size, created_at, \
+                         storage_key) \
                      SELECT :id, :n, :etag, :size, :encrypted, :encryption_key, :key_id, \
-                            :plaintext_size, :now \
+                            :plaintext_size, :now, :storage_key \
                      WHERE EXISTS (SELECT 1 FROM multipart_uploads WHERE upload_id = :id) \
                      ON CONFLICT (upload_id, part_number) DO UPDATE SET \
                          etag = excluded.etag, size_bytes = excluded.size_bytes, \
                          encrypted = excluded.encrypted, encryption_key = excluded.encryption_key, \
                          key_id = excluded.key_id, plaintext_size = excluded.plaintext_size, \
-                         created_at = excluded.created_at",
+                         created_at = excluded.created_at, storage_key = excluded.storage_key",
                     named_params! {
                         ":id": id,
                         ":n": part_number,
@@ -189,6 +190,7 @@ impl MultipartStore for SqliteStore {
                         ":key_id": f.key_id,
                         ":plaintext_size": f.plaintext_size,
                         ":now": Timestamp::now().as_micros(),
+                        ":storage_key": f.storage_key,
                     },
                 )?;
                 if n == 0 {
@@ -207,7 +209,7 @@ impl MultipartStore for SqliteStore {
                 db.query_vec(
                     "get parts",
                     "SELECT part_number, etag, size_bytes, created_at, encrypted, \
-                            encryption_key, key_id, plaintext_size \
+                            encryption_key, key_id, plaintext_size, storage_key \
                      FROM multipart_parts WHERE upload_id = ?1 ORDER BY part_number",
                     params![id],
                     |r| {
@@ -220,6 +222,7 @@ impl MultipartStore for SqliteStore {
                             encryption_key: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
                             key_id: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
                             plaintext_size: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+                            storage_key: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
                         })
                     },
                 )

@@ -1,17 +1,19 @@
-//! The pending reaper: resolves write intents left behind by writes that died between the
-//! intent and the commit (process killed, ledger unreachable at commit time).
+//! The pending reaper: ends write intents left behind by writes that died between the intent
+//! and the commit (process killed, ledger unreachable at commit time, a refused body whose
+//! immediate cleanup failed).
 //!
-//! For each intent older than `min_age`: bytes present on the backend ⇒ `promote_pending`
-//! records them, or drops the intent when a later write superseded it or the backend can no
-//! longer admit it (`Abandoned`); the bytes the store queued in that transaction (displaced
-//! copies, or the intent's own) are deleted at once and their rows completed. Bytes absent ⇒
-//! the intent is discarded; backend not answering ⇒ left for a later pass.
+//! Every write has its own backend path, so an intent that outlives its request never holds
+//! the object's only bytes: the client was told the write failed, or never told anything. Each
+//! intent older than `min_age` is therefore **abandoned** (`abandon_pending`: intent dropped,
+//! its bytes queued and charged as orphans, in one transaction) and its bytes deleted at once,
+//! the row completed; a delete that fails is left to the cleanup worker. An intent is never
+//! promoted over what clients were told (DESIGN decision 21): a refused body never goes live,
+//! and an acknowledged DELETE is never undone. No backend call is needed to decide, so a
+//! backend that is down delays only the deletion, not the ledger.
 
-use object_store::ObjectStoreExt as _;
 use s3o_store::PendingPromoteResult;
 
-use super::{Ctx, DELETE_TIMEOUT, Health, Tally, settle};
-use crate::keys;
+use super::{Ctx, Tally, settle};
 use crate::ledger::LResult;
 
 pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
@@ -20,54 +22,21 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
         .store
         .get_stale_pending(s.min_age.0, i64::from(s.batch_size))
         .await?;
-    let mut health = Health::default();
     for p in stale {
         if ctx.stopping() {
             break;
         }
-        let Some(b) = ctx.backends.get(&p.backend_name) else {
-            t.add("backend_not_configured");
-            continue;
-        };
-        if !health.up(b).await {
-            t.add("skipped_backend_down");
-            continue;
-        }
-        let storage_key = p.form.storage_path(&p.object_key).to_owned();
-        let path = keys::path(&storage_key);
-        let head = tokio::time::timeout(DELETE_TIMEOUT, b.store.head(&path)).await;
-        match head.unwrap_or_else(|_| {
-            Err(object_store::Error::Generic {
-                store: "backend",
-                source: "no answer".into(),
-            })
-        }) {
-            Ok(_) => {}
-            Err(object_store::Error::NotFound { .. }) => {
-                ctx.store.delete_pending(&p.intent_id).await?;
-                t.add("discarded");
-                continue;
-            }
-            Err(e) => {
-                if health.recheck(b).await {
-                    tracing::warn!(intent = %p.intent_id, error = %e, "intent's bytes unreadable; left for a later pass");
-                    t.add("unresolved");
-                } else {
-                    t.add("skipped_backend_down");
-                }
-                continue;
-            }
-        }
-        let (result, deleted) = ctx.store.promote_pending(&p).await?;
+        let (result, queued) = ctx.store.abandon_pending(&p).await?;
         t.add(match result {
-            PendingPromoteResult::Committed => "promoted",
-            PendingPromoteResult::Superseded => "superseded",
-            PendingPromoteResult::Abandoned => "abandoned",
             PendingPromoteResult::AlreadyResolved => "already_resolved",
-            PendingPromoteResult::Ambiguous => "ambiguous",
+            _ => "abandoned",
         });
-        // Displaced copies (promoted) or the intent's own bytes (superseded, abandoned).
-        settle(ctx, deleted).await?;
+        if ctx.backends.get(&p.backend_name).is_none() {
+            t.add("backend_not_configured");
+        }
+        // The queued rows are claimed by this instance: delete now, or leave them to the
+        // cleanup worker after its grace period.
+        settle(ctx, queued).await?;
     }
     Ok(())
 }
