@@ -201,6 +201,7 @@ macro_rules! for_each_case {
                 promote_uses_stored_intent_not_caller_copy,
                 promote_intent_of_another_key_refused,
                 abandon_queues_bytes_and_never_promotes,
+                touch_keeps_running_writes_and_gone_intents_refuse_commits,
             ],
             multipart: [
                 create_get_round_trip,

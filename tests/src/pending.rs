@@ -635,3 +635,63 @@ pub async fn abandon_queues_bytes_and_never_promotes(store: Db) {
     assert_eq!(store.count_pending().await.unwrap(), 1);
     assert_ledger(&store).await;
 }
+
+/// A heartbeat makes an old intent young again (the reaper's age cut skips it); unknown ids
+/// are skipped; a commit naming an intent that is gone is refused and changes nothing.
+pub async fn touch_keeps_running_writes_and_gone_intents_refuse_commits(store: Db) {
+    three_backends(&store).await;
+    let old = Timestamp::now().minus(Duration::from_secs(3600));
+    store
+        .insert_pending(&intent("run", "k", A, 5, StoredForm::default(), old))
+        .await
+        .unwrap();
+    let stale = |s: Db| async move {
+        s.get_stale_pending(Duration::from_secs(600), 100)
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(stale(store.clone()).await, 1);
+    let n = store
+        .touch_pending(&["run".to_owned(), "nobody".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(stale(store.clone()).await, 0, "a touched intent is young");
+    assert_eq!(store.touch_pending(&[]).await.unwrap(), 0);
+    let too_many: Vec<String> = (0..1001).map(|i| format!("i{i}")).collect();
+    assert!(matches!(
+        store.touch_pending(&too_many).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    let before = snapshot(&store).await;
+    let r = store
+        .record_object_if(
+            "k",
+            A,
+            5,
+            &StoredForm::default(),
+            Some("abandoned-meanwhile"),
+            &WritePrecondition::default(),
+        )
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::PendingIntentGone { .. })),
+        "{r:?}"
+    );
+    assert_eq!(snapshot(&store).await, before);
+    store
+        .record_object_if(
+            "k",
+            A,
+            5,
+            &StoredForm::default(),
+            Some("run"),
+            &WritePrecondition::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.count_pending().await.unwrap(), 0);
+    assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 5)]);
+    assert_ledger(&store).await;
+}

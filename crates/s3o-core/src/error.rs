@@ -127,6 +127,14 @@ pub enum StoreError {
         /// The object key.
         key: String,
     },
+    /// A commit named a write intent that is gone: the write outlived the reaper's `min_age`
+    /// without a heartbeat and was abandoned (its bytes queued for deletion). Nothing was
+    /// changed; the client retries the write. S3: 500 `InternalError`.
+    #[error("write intent {intent_id} was abandoned before its commit")]
+    PendingIntentGone {
+        /// The intent id.
+        intent_id: String,
+    },
     /// A backend name with no `backend_quotas` row.
     #[error("unknown backend: {backend}")]
     UnknownBackend {

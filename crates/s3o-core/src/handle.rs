@@ -794,6 +794,13 @@ impl MetadataStore {
         self.observe("delete_pending", self.inner.delete_pending(intent_id))
             .await
     }
+    /// Heartbeat of writes still running: each listed intent's `created_at` becomes the
+    /// database's now, so the reaper leaves it alone (missing ids skipped). Returns how many
+    /// were touched. At most [`crate::validate::MAX_BATCH_KEYS`] ids, else `InvalidInput`.
+    pub async fn touch_pending(&self, intent_ids: &[String]) -> Result<i64> {
+        self.observe("touch_pending", self.inner.touch_pending(intent_ids))
+            .await
+    }
     /// Deletes every intent of a backend; returns how many.
     pub async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64> {
         self.observe(

@@ -140,6 +140,17 @@ pub fn part_number(n: i32) -> Result<()> {
     Ok(())
 }
 
+/// A batch of intent ids: each a valid id, at most [`MAX_BATCH_KEYS`].
+pub fn intent_ids(ids: &[String]) -> Result<()> {
+    if ids.len() > MAX_BATCH_KEYS {
+        return Err(StoreError::invalid(
+            "intent id batch",
+            format!("at most {MAX_BATCH_KEYS} ids (got {})", ids.len()),
+        ));
+    }
+    ids.iter().try_for_each(|i| id("intent id", i))
+}
+
 /// A batch of keys: each a valid key, at most [`MAX_BATCH_KEYS`].
 pub fn keys(ks: &[String]) -> Result<()> {
     if ks.len() > MAX_BATCH_KEYS {

@@ -62,6 +62,13 @@ impl Backends {
 
 const MIB: usize = 1024 * 1024;
 
+/// How long connecting to an S3 backend may take.
+pub(crate) const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an S3 backend may keep a request waiting for its next byte (headers included):
+/// long enough for a 5 MiB part at a slow link's pace, short enough that a hung backend holds
+/// no request or worker for long.
+pub(crate) const BACKEND_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 fn build_one(c: &BackendConfig) -> Result<Backend, String> {
     match c.kind {
         BackendKind::Local => {
@@ -82,11 +89,13 @@ fn build_one(c: &BackendConfig) -> Result<Backend, String> {
                 v.clone().ok_or_else(|| format!("s3 backend needs `{f}`"))
             };
             // No overall request timeout: it would cut long streamed bodies. Connect and
-            // per-read timeouts catch a dead backend instead, and few retries keep a read's
-            // failover to another copy quick.
+            // per-read timeouts catch a dead or hung backend instead (a read that waits longer
+            // than BACKEND_READ_TIMEOUT for its next byte fails and is retried), and few
+            // retries keep a read's failover to another copy quick.
             let options = ClientOptions::new()
                 .with_timeout_disabled()
-                .with_connect_timeout(Duration::from_secs(5))
+                .with_connect_timeout(BACKEND_CONNECT_TIMEOUT)
+                .with_read_timeout(BACKEND_READ_TIMEOUT)
                 .with_allow_http(true);
             let retry = RetryConfig {
                 backoff: BackoffConfig::default(),

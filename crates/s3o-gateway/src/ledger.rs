@@ -200,6 +200,11 @@ impl Ledger {
         Ok(intent_id)
     }
 
+    /// Heartbeat of writes still streaming (see [`s3o_store::MetadataStore::touch_pending`]).
+    pub(crate) async fn touch_intents(&self, intent_ids: &[String]) -> LResult<i64> {
+        self.store.touch_pending(intent_ids).await
+    }
+
     /// Abandons a write that will not be committed: drops its intent and queues its bytes
     /// (claimed by this instance) in one transaction. Returns those bytes for deletion; empty
     /// when the intent was already resolved.

@@ -37,6 +37,10 @@ const MIN_PART_SIZE: i64 = 5 * 1024 * 1024;
 /// finds the new version or nothing.
 const READ_ATTEMPTS: usize = 4;
 
+/// How often a write that is still streaming refreshes its intent. The reaper's `min_age`
+/// should be a few times longer (its default, 5 minutes, is).
+pub(crate) const INTENT_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The gateway's S3 implementation (cheap to clone: a Complete's assembly task holds one).
 #[derive(Clone)]
 pub(crate) struct GatewayS3 {
@@ -329,6 +333,19 @@ impl GatewayS3 {
         }
     }
 
+    /// Refreshes `intent_id` every [`INTENT_HEARTBEAT`] so the pending reaper, which abandons
+    /// intents older than its `min_age`, leaves a write that is still streaming alone. Never
+    /// returns; a failed refresh is logged (the commit then refuses if the reaper won).
+    async fn heartbeat(&self, intent_id: &str) {
+        let ids = [intent_id.to_owned()];
+        loop {
+            tokio::time::sleep(INTENT_HEARTBEAT).await;
+            if let Err(e) = self.ledger.touch_intents(&ids).await {
+                tracing::warn!(intent = %intent_id, error = %e, "could not refresh a write intent");
+            }
+        }
+    }
+
     /// Ends a write that will not be committed: its intent is dropped and its bytes queued in
     /// one ledger transaction, then deleted at once (the queued row completes). When the ledger
     /// cannot answer, the intent stays and the pending reaper abandons it the same way later;
@@ -390,7 +407,17 @@ impl GatewayS3 {
             .begin_write(ledger_key, &backend_name, size, &meta)
             .await
             .map_err(write_err)?;
-        let up = match body::upload(&backend, &path, body, &mut checksums.hasher).await {
+        // The heartbeat keeps the reaper off this intent while the body streams, however long
+        // that takes.
+        let uploaded = {
+            let upload = body::upload(&backend, &path, body, &mut checksums.hasher);
+            tokio::pin!(upload);
+            tokio::select! {
+                r = &mut upload => r,
+                () = self.heartbeat(&intent) => unreachable!("the heartbeat never ends"),
+            }
+        };
+        let up = match uploaded {
             Ok(u) => u,
             Err(UploadError::Body(e)) => {
                 self.abandon(ledger_key, &backend_name, &intent).await;
@@ -430,6 +457,18 @@ impl GatewayS3 {
             .await
         {
             Ok(displaced) => self.remove_displaced(displaced, "overwritten").await,
+            Err(e @ StoreError::PendingIntentGone { .. }) => {
+                // The reaper abandoned this write meanwhile and queued its path for deletion;
+                // bytes that landed after its delete are this request's to remove.
+                let ours = Displaced {
+                    backend: backend_name.clone(),
+                    storage_key: meta.storage_key.clone(),
+                    size,
+                    claim: None,
+                };
+                self.remove_displaced(vec![ours], "abandoned").await;
+                return Err(write_err(e));
+            }
             Err(e) => {
                 // Refused (precondition, quota, input), or unknown: if the commit did happen
                 // its intent is gone and this finds nothing to abandon; if it did not, the

@@ -152,6 +152,22 @@ impl PendingStore for PgStore {
         Ok(())
     }
 
+    async fn touch_pending(&self, intent_ids: &[String]) -> Result<i64> {
+        validate::intent_ids(intent_ids)?;
+        if intent_ids.is_empty() {
+            return Ok(0);
+        }
+        let n = self
+            .db
+            .execute(
+                "touch pending intents",
+                "UPDATE pending_objects SET created_at = NOW() WHERE intent_id = ANY($1)",
+                &[&intent_ids],
+            )
+            .await?;
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
     async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64> {
         validate::backend(backend)?;
         let n = self

@@ -119,6 +119,25 @@ impl PendingStore for SqliteStore {
             .await
     }
 
+    async fn touch_pending(&self, intent_ids: &[String]) -> Result<i64> {
+        validate::intent_ids(intent_ids)?;
+        if intent_ids.is_empty() {
+            return Ok(0);
+        }
+        let list = crate::objects::json_list(intent_ids);
+        self.conns
+            .write("touch pending", move |db| {
+                let n = db.execute(
+                    "touch pending",
+                    "UPDATE pending_objects SET created_at = ?2 \
+                     WHERE intent_id IN (SELECT value FROM json_each(?1))",
+                    params![list, Timestamp::now().as_micros()],
+                )?;
+                Ok(n as i64)
+            })
+            .await
+    }
+
     async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64> {
         validate::backend(backend)?;
         let backend = backend.to_owned();

@@ -16,4 +16,9 @@ pub trait PendingStore: Runner {
     async fn delete_pending(&self, intent_id: &str) -> Result<()>;
     /// Deletes every intent of a backend; returns how many.
     async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64>;
+    /// Heartbeat of writes still running: sets the `created_at` of each listed intent to the
+    /// database's now, so the reaper (which ends intents older than its `min_age`) leaves them
+    /// alone. Missing ids are skipped; returns how many intents were touched. At most
+    /// [`crate::validate::MAX_BATCH_KEYS`] ids.
+    async fn touch_pending(&self, intent_ids: &[String]) -> Result<i64>;
 }

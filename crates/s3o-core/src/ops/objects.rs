@@ -100,6 +100,8 @@ struct Record<'a> {
     form: &'a StoredForm,
     intent_id: Option<&'a str>,
     cond: Option<&'a WritePrecondition>,
+    /// A missing intent refuses the commit (its bytes were abandoned meanwhile).
+    require_intent: bool,
 }
 
 #[async_trait]
@@ -110,16 +112,22 @@ impl TxBody for Record<'_> {
         if let Some(id) = self.intent_id {
             // The intent row is locked after the key (as promotion does) and must be this
             // write's own: clearing another key's or backend's intent would lose its bytes.
-            if let Some(p) = tx.claim_pending(id).await?
-                && (p.object_key != self.key || p.backend_name != self.backend)
-            {
-                return Err(StoreError::invalid(
-                    "pending intent",
-                    format!(
-                        "intent {id} belongs to key {:?} on backend {:?}, not to this write",
-                        p.object_key, p.backend_name
-                    ),
-                ));
+            match tx.claim_pending(id).await? {
+                Some(p) if p.object_key != self.key || p.backend_name != self.backend => {
+                    return Err(StoreError::invalid(
+                        "pending intent",
+                        format!(
+                            "intent {id} belongs to key {:?} on backend {:?}, not to this write",
+                            p.object_key, p.backend_name
+                        ),
+                    ));
+                }
+                None if self.require_intent => {
+                    return Err(StoreError::PendingIntentGone {
+                        intent_id: id.to_owned(),
+                    });
+                }
+                _ => {}
             }
         }
         let existing = tx.get_existing_copies_for_update(self.key).await?;
@@ -164,14 +172,36 @@ pub async fn record_object<R: Runner + ?Sized>(
     form: &StoredForm,
     intent_id: Option<&str>,
 ) -> Result<Vec<DeletedCopy>> {
-    record_object_if(runner, key, backend, size, form, intent_id, None).await
+    validate::key(key)?;
+    validate::backend(backend)?;
+    validate::size("object size", size)?;
+    validate::stored_form(form)?;
+    if let Some(id) = intent_id {
+        validate::id("intent id", id)?;
+    }
+    with_tx_val(
+        runner,
+        &Record {
+            instance: runner.instance_id(),
+            key,
+            backend,
+            size,
+            form,
+            intent_id,
+            cond: None,
+            require_intent: false,
+        },
+    )
+    .await
 }
 
 /// [`record_object`] under a precondition decided in the same transaction, after the key lock
 /// and the locked read of the current copies: `If-Match` on an absent key ⇒ `ObjectNotFound`,
 /// an unmet condition ⇒ `PreconditionFailed` (see [`WritePrecondition::check`]). On either,
-/// nothing changes: the intent, if any, stays for the caller to abandon. An empty precondition
-/// is exactly `record_object`.
+/// nothing changes: the intent, if any, stays for the caller to abandon. Unlike
+/// `record_object`, a given intent must still exist: one that is gone (the reaper abandoned it
+/// and queued its bytes for deletion) refuses the commit with `PendingIntentGone`, so bytes
+/// queued for deletion never become a live copy.
 #[tracing::instrument(name = "record_object", level = "debug", skip_all, fields(key = %key, backend = %backend, size))]
 pub async fn record_object_if<R: Runner + ?Sized>(
     runner: &R,
@@ -204,6 +234,7 @@ pub async fn record_object_if<R: Runner + ?Sized>(
             form,
             intent_id,
             cond: cond.filter(|c| !c.is_empty()),
+            require_intent: true,
         },
     )
     .await
