@@ -6,7 +6,9 @@
 //! `S3O_PG_URL` and are skipped, visibly, when it is unset (they fail instead when
 //! `S3O_REQUIRE_PG=1`).
 
+mod drills;
 mod failures;
+mod faulty;
 mod fs_backend;
 mod listing;
 mod multipart;
@@ -59,6 +61,19 @@ on_both_ledgers! {
     failures: [
         bad_signature_stores_nothing,
         body_not_matching_its_signature_stores_nothing,
+    ],
+    drills: [
+        bad_digest_put_never_goes_live,
+        delete_after_uncommitted_put_stays_deleted,
+        conditional_puts_have_one_winner,
+        drain_spares_put_in_flight,
+        complete_goes_where_it_fits,
+        parts_respect_the_quota,
+        killed_mid_stream_leaves_no_backend_upload,
+        reads_racing_overwrites_never_503,
+        complete_survives_hangup_and_retry,
+        failed_part_retry_keeps_accepted_part,
+        fault_backend_self_test,
     ],
 }
 

@@ -15,6 +15,7 @@ use s3o_gateway::{Config, Gateway, RunningGateway};
 use s3o_store::{MetadataStore, StoreError};
 use tempfile::TempDir;
 
+use crate::faulty::{Faults, FaultyServer, faulty_server};
 use crate::fs_backend::{BACKEND_AK, BACKEND_BUCKET, BACKEND_SK, Server, crypto, fs_server};
 pub(crate) use crate::fs_backend::{REGION, s3_builder, s3_client};
 use crate::raw::Raw;
@@ -44,6 +45,8 @@ pub(crate) struct Spec {
     pub(crate) s3: bool,
     /// Byte quota (0 = unlimited).
     pub(crate) quota: u64,
+    /// An s3 backend served through the fault-injecting wrapper ([`crate::faulty`]).
+    pub(crate) faulty: bool,
 }
 
 /// An s3s-fs backend with `quota` bytes.
@@ -52,6 +55,17 @@ pub(crate) const fn s3(name: &'static str, quota: u64) -> Spec {
         name,
         s3: true,
         quota,
+        faulty: false,
+    }
+}
+
+/// An s3s-fs backend with `quota` bytes whose faults the test sets ([`Backend::faults`]).
+pub(crate) const fn faulty(name: &'static str, quota: u64) -> Spec {
+    Spec {
+        name,
+        s3: true,
+        quota,
+        faulty: true,
     }
 }
 
@@ -61,6 +75,7 @@ pub(crate) const fn local(name: &'static str, quota: u64) -> Spec {
         name,
         s3: false,
         quota,
+        faulty: false,
     }
 }
 
@@ -78,6 +93,31 @@ pub(crate) struct Backend {
     /// Direct access to what the backend holds.
     pub(crate) direct: Arc<dyn ObjectStore>,
     server: Option<Server>,
+    /// The fault rules of a [`faulty`] backend.
+    faults: Option<Arc<Faults>>,
+    faulty_server: Option<FaultyServer>,
+}
+
+impl Backend {
+    /// The fault rules and counters of this backend; panics unless it was made [`faulty`].
+    pub(crate) fn faults(&self) -> &Faults {
+        self.faults
+            .as_deref()
+            .unwrap_or_else(|| panic!("backend {} is not faulty", self.name))
+    }
+
+    /// Where a faulty backend's server listens; panics unless it was made [`faulty`].
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
+        self.faulty_server
+            .as_ref()
+            .unwrap_or_else(|| panic!("backend {} is not faulty", self.name))
+            .addr
+    }
+
+    /// The fault rules of this backend, if it is [`faulty`].
+    pub(crate) fn faults_if_any(&self) -> Option<&Faults> {
+        self.faults.as_deref()
+    }
 }
 
 /// The PostgreSQL URL of this run, or `None` when PostgreSQL cases are skipped. Panics when
@@ -128,6 +168,10 @@ pub(crate) struct Rig {
     pub(crate) backends: Vec<Backend>,
     /// PostgreSQL: base URL and the schema to drop at the end.
     pg: Option<(String, String)>,
+    /// The configuration the gateway was started with (drain, a second gateway process).
+    pub(crate) config: Config,
+    /// Its TOML text, without the extra sections given to [`Rig::start_with`].
+    pub(crate) toml: String,
     /// Holds backend directories and the SQLite ledger until the rig is dropped.
     _dir: TempDir,
 }
@@ -148,6 +192,11 @@ impl Rig {
 
     /// Starts backends and the gateway; `None` when `ledger` is PostgreSQL and no URL is set.
     pub(crate) async fn start(ledger: Ledger, opts: Options<'_>) -> Option<Rig> {
+        Rig::start_with(ledger, opts, "").await
+    }
+
+    /// As [`Rig::start`], with `extra` appended to the configuration (e.g. `[workers.…]`).
+    pub(crate) async fn start_with(ledger: Ledger, opts: Options<'_>, extra: &str) -> Option<Rig> {
         crypto();
         let dir = tempfile::tempdir().expect("tempdir");
         let (store_url, pg) = match ledger {
@@ -176,8 +225,19 @@ impl Rig {
             let root = dir.path().join(spec.name);
             if spec.s3 {
                 std::fs::create_dir_all(root.join(BACKEND_BUCKET)).expect("backend dir");
-                let server = fs_server(&root).await;
-                let endpoint = format!("http://{}", server.addr);
+                let (server, faults, faulty_server) = if spec.faulty {
+                    let faults = Arc::new(Faults::default());
+                    let s = faulty_server(&root, faults.clone()).await;
+                    (None, Some(faults), Some(s))
+                } else {
+                    (Some(fs_server(&root).await), None, None)
+                };
+                let addr = match (&server, &faulty_server) {
+                    (Some(s), _) => s.addr,
+                    (None, Some(s)) => s.addr,
+                    (None, None) => unreachable!("one server is started"),
+                };
+                let endpoint = format!("http://{addr}");
                 toml.push_str(&format!(
                     "\n[[backends]]\nname = {:?}\nkind = \"s3\"\nendpoint = {endpoint:?}\n\
                      bucket = {BACKEND_BUCKET:?}\nregion = {REGION:?}\n\
@@ -187,7 +247,9 @@ impl Rig {
                 backends.push(Backend {
                     name: spec.name.into(),
                     direct: Arc::new(s3_client(&endpoint, BACKEND_BUCKET, BACKEND_AK, BACKEND_SK)),
-                    server: Some(server),
+                    server,
+                    faults,
+                    faulty_server,
                 });
             } else {
                 std::fs::create_dir_all(&root).expect("backend dir");
@@ -201,12 +263,15 @@ impl Rig {
                     name: spec.name.into(),
                     direct: Arc::new(LocalFileSystem::new_with_prefix(&root).expect("local fs")),
                     server: None,
+                    faults: None,
+                    faulty_server: None,
                 });
             }
         }
+        let full = format!("{toml}\n{extra}");
         let config =
-            Config::from_toml_str(&toml).unwrap_or_else(|e| panic!("config refused: {e}\n{toml}"));
-        let gateway = Gateway::start(config)
+            Config::from_toml_str(&full).unwrap_or_else(|e| panic!("config refused: {e}\n{full}"));
+        let gateway = Gateway::start(config.clone())
             .await
             .unwrap_or_else(|e| panic!("gateway did not start: {e}"));
         let endpoint = gateway.endpoint();
@@ -216,6 +281,8 @@ impl Rig {
             gateway: Some(gateway),
             backends,
             pg,
+            config,
+            toml,
             _dir: dir,
         })
     }
@@ -367,6 +434,12 @@ impl Rig {
 
     /// Shuts the gateway down gracefully, then drops a PostgreSQL case's schema.
     pub(crate) async fn finish(mut self) {
+        // Held backend calls would keep the graceful shutdown waiting.
+        for b in &self.backends {
+            if let Some(f) = &b.faults {
+                f.clear();
+            }
+        }
         if let Some(gw) = self.gateway.take() {
             gw.shutdown().await;
         }
@@ -375,6 +448,7 @@ impl Rig {
         }
         for b in &mut self.backends {
             b.server.take();
+            b.faulty_server.take();
         }
     }
 }
