@@ -3,6 +3,7 @@
 //! handle type touches one file.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use s3o_store::{
     CreateMultipartUploadParams, DeletedCopy, ObjectLocation, PendingObject, StoreError,
@@ -96,15 +97,44 @@ fn copy_of(loc: &ObjectLocation) -> Copy {
     }
 }
 
+/// Bytes of parts this process is streaming, per backend (see [`Ledger::admit_part`]).
+type Reservations = Arc<std::sync::Mutex<BTreeMap<String, i64>>>;
+
+/// A part admitted but not recorded yet; its bytes stop counting when dropped.
+pub(crate) struct PartReservation {
+    map: Reservations,
+    backend: String,
+    size: i64,
+}
+
+impl Drop for PartReservation {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = map.get_mut(&self.backend) {
+            *v -= self.size;
+            if *v <= 0 {
+                map.remove(&self.backend);
+            }
+        }
+    }
+}
+
 /// The gateway's view of the store.
 pub(crate) struct Ledger {
     store: LedgerHandle,
     routing: RoutingPolicy,
+    part_reservations: Reservations,
+    part_admission: tokio::sync::Mutex<()>,
 }
 
 impl Ledger {
     pub(crate) fn new(store: LedgerHandle, routing: RoutingPolicy) -> Self {
-        Ledger { store, routing }
+        Ledger {
+            store,
+            routing,
+            part_reservations: Reservations::default(),
+            part_admission: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Applies migrations, then writes the configured quotas. Returns the backends the
@@ -142,19 +172,50 @@ impl Ledger {
     }
 
     /// Admits a part of `size` bytes to an upload on `backend`: the backend must hold it on
-    /// top of its committed and orphaned bytes and every part of its uploads in flight. Parts
-    /// are not charged to the quota row (the commit of the assembled object is), so this is a
-    /// check, not a reservation: parts admitted at the same instant can still overshoot, and
-    /// the Complete's own admission is the guard that counts.
-    pub(crate) async fn admit_part(&self, size: i64, backend: &str) -> LResult<()> {
+    /// top of its committed and orphaned bytes, every recorded part of its uploads in flight
+    /// and the parts this process is still streaming there. The returned reservation counts
+    /// this part among the latter until it is dropped (once the part is recorded, the ledger
+    /// counts it). Parts are not charged to the quota row (the commit of the assembled object
+    /// is), so this is exact within one gateway process; two gateways admitting parts to one
+    /// backend at the same instant can still overshoot, and the Complete's admission is the
+    /// guard that counts.
+    pub(crate) async fn admit_part(&self, size: i64, backend: &str) -> LResult<PartReservation> {
+        // One admission per backend at a time, so a reservation is visible to the next check.
+        let _turn = self.part_admission.lock().await;
         let caps = self.store.backend_capacities(&[backend.to_owned()]).await?;
+        let reserved = self.reserved_for(backend);
         match caps.first() {
-            Some(c) if c.admits(size.saturating_add(c.inflight_bytes)) => Ok(()),
+            Some(c)
+                if c.admits(
+                    size.saturating_add(c.inflight_bytes)
+                        .saturating_add(reserved),
+                ) =>
+            {
+                let mut map = self
+                    .part_reservations
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                *map.entry(backend.to_owned()).or_default() += size;
+                Ok(PartReservation {
+                    map: Arc::clone(&self.part_reservations),
+                    backend: backend.to_owned(),
+                    size,
+                })
+            }
             Some(_) => Err(StoreError::NoSpaceAvailable),
             None => Err(StoreError::UnknownBackend {
                 backend: backend.to_owned(),
             }),
         }
+    }
+
+    fn reserved_for(&self, backend: &str) -> i64 {
+        self.part_reservations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(backend)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Where a completed multipart upload goes: its own backend when that admits the whole

@@ -1453,7 +1453,8 @@ impl GatewayS3 {
             .ok_or_else(|| s3_error!(MissingContentLength))?;
         // Each part is admitted against the upload's backend quota, counting the parts already
         // there, before its bytes move.
-        self.ledger
+        let _reservation = self
+            .ledger
             .admit_part(size, &up.backend_name)
             .await
             .map_err(write_err)?;
