@@ -330,10 +330,24 @@ async fn move_one(
     }
 }
 
+/// How old unreferenced bytes must be before the drain's sweep deletes them: the reaper's
+/// `min_age`, and never less than three intent heartbeats.
+fn leftover_age(ctx: &Ctx) -> Duration {
+    ctx.settings
+        .reaper
+        .min_age
+        .0
+        .max(crate::s3::INTENT_HEARTBEAT * 3)
+}
+
 /// Deletes objects under the configured buckets' directories on `b` that no ledger copy on
-/// `b` and no write intent references. Listed before the references are read, so a write
-/// racing the sweep (its intent is recorded before its bytes) is never touched.
+/// `b` references and that are older than [`leftover_age`]. Bytes younger than that may belong
+/// to a write or a replica whose commit is still on its way (a write keeps its intent fresh
+/// with a heartbeat, and the reaper only abandons intents older than its `min_age`), so they
+/// are never touched; the copies are read after the listing, so every commit that precedes
+/// the listing is seen. Run the drain again later to sweep what was too young.
 async fn sweep_leftovers(ctx: &Ctx, b: &Backend) -> LResult<u64> {
+    let fence = std::time::SystemTime::now().checked_sub(leftover_age(ctx));
     let mut listed = Vec::new();
     for (bucket, _) in &ctx.factors {
         let dir = Path::from(bucket.as_str());
@@ -343,12 +357,20 @@ async fn sweep_leftovers(ctx: &Ctx, b: &Backend) -> LResult<u64> {
             .try_collect()
             .await
             .unwrap_or_default();
-        listed.extend(found.into_iter().map(|o| o.location));
+        // A backend clock a little ahead of ours only makes bytes look younger: safe.
+        listed.extend(
+            found
+                .into_iter()
+                .filter(|o| fence.is_some_and(|f| std::time::SystemTime::from(o.last_modified) < f))
+                .map(|o| o.location),
+        );
     }
     if listed.is_empty() {
         return Ok(0);
     }
     let mut keep: BTreeSet<String> = BTreeSet::new();
+    // Intents whose bytes are older than the fence belong to writes the reaper ends anyway;
+    // keeping the oldest ones' paths costs nothing and leaves their deletion to it.
     let intents = ctx.store.get_stale_pending(Duration::ZERO, 1000).await?;
     for p in intents.iter().filter(|p| p.backend_name == b.name) {
         keep.insert(p.form.storage_path(&p.object_key).to_owned());
