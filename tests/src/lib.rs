@@ -146,6 +146,7 @@ macro_rules! for_each_case {
                 negative_quota_limit_rejected,
                 quota_guard_counts_orphan_bytes,
                 unlimited_backend_admits_anything,
+                unlimited_backend_refuses_a_charge_past_the_largest_counter,
                 backend_with_space_order_and_unknown,
                 backend_with_space_counts_orphans_and_multipart,
                 least_utilized_backend_choice,

@@ -509,8 +509,13 @@ pub struct BackendCapacity {
 /// whenever the stripe's grant cannot take the charge) cannot see them; a routing rule that subtracted them
 /// would refuse backends the guard admits and the other way round. A multipart upload is
 /// admitted when it completes, like any other write.
+///
+/// An unlimited backend (`limit == 0`) admits up to `i64::MAX` in all: a charge past it would
+/// overflow a counter, and the engines refuse it with `InvalidInput`
+/// ([`crate::validate::quota_overflow`]), so routing never picks a backend for it either.
 pub fn quota_admits(limit: i64, used: i64, orphan: i64, delta: i64) -> bool {
-    limit == 0 || i128::from(used) + i128::from(orphan) + i128::from(delta) <= i128::from(limit)
+    let bound = if limit == 0 { i64::MAX } else { limit };
+    i128::from(used) + i128::from(orphan) + i128::from(delta) <= i128::from(bound)
 }
 
 impl BackendCapacity {

@@ -56,10 +56,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "quota_stripes",
         sql: include_str!("../migrations/0006_quota_stripes.sql"),
     },
+    Migration {
+        version: 7,
+        name: "unlimited_stripe_grants",
+        sql: include_str!("../migrations/0007_unlimited_stripe_grants.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 6;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 7;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

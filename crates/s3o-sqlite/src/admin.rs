@@ -22,7 +22,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 6] = [
+const MIGRATIONS: [Migration; 7] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -52,6 +52,11 @@ const MIGRATIONS: [Migration; 6] = [
         version: 6,
         name: "0006_quota_stripes",
         sql: include_str!("../migrations/0006_quota_stripes.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "0007_unlimited_stripe_grants",
+        sql: include_str!("../migrations/0007_unlimited_stripe_grants.sql"),
     },
 ];
 
