@@ -398,7 +398,7 @@ pub async fn reconcile_usage_consistent_is_empty(store: Db) {
     three_backends(&store).await;
     put(&store, "a", A, 10).await;
     put(&store, "b", B, 20).await;
-    store.record_replica("b", C, B).await.unwrap();
+    replicate(&store, "b", C, B).await.unwrap();
     store.delete_object("a").await.unwrap();
     let before = snapshot(&store).await;
     assert!(store.reconcile_usage().await.unwrap().is_empty());

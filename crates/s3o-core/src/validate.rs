@@ -70,6 +70,18 @@ pub fn key(k: &str) -> Result<()> {
     no_nul("object key", k)
 }
 
+/// An expected physical path (a copy's [`StoredForm::storage_path`]): non-empty, at most
+/// [`MAX_STORAGE_KEY_BYTES`], no NUL.
+pub fn storage_path(p: &str) -> Result<()> {
+    if p.is_empty() {
+        return Err(StoreError::invalid(
+            "expected storage key",
+            "must not be empty (a copy without a storage key has the object key as its path)",
+        ));
+    }
+    bounded("expected storage key", p, MAX_STORAGE_KEY_BYTES)
+}
+
 /// A prefix or cursor: may be empty, otherwise bounded like a key.
 pub fn prefix(what: &'static str, p: &str) -> Result<()> {
     if p.len() > MAX_KEY_BYTES {
