@@ -237,7 +237,10 @@ async fn writers_on_two_stores_keep_the_ledger_consistent() {
                     .await
                     .unwrap();
                 if i % 5 == 0 {
-                    let _ = s.move_object_location(&key, "b1", "b2").await.unwrap();
+                    let _ = s
+                        .move_object_location(&key, "b1", "b2", &key)
+                        .await
+                        .unwrap();
                 }
             }
         }));
