@@ -12,8 +12,9 @@ pub use s3o_core::{
     CreateMultipartUploadParams, Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound,
     ListDelimitedResult, ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore,
     MoveOutcome, MultipartPart, MultipartUpload, NotificationRow, ObjectLocation, PendingObject,
-    PendingPromoteResult, QuotaStat, ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError, StoredForm,
-    Timestamp, UnencryptedLocation, UsageStat, default_instance_id, quota_admits, s3_error_for,
+    PendingPromoteResult, QuotaStat, ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError,
+    StoredForm, Timestamp, UnencryptedLocation, UsageStat, default_instance_id, quota_admits,
+    s3_error_for,
 };
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.
