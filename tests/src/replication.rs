@@ -17,10 +17,10 @@ async fn replicated_set(store: &Db) {
     three_backends(store).await;
     put(store, "k1", A, 10).await;
     put(store, "k2", A, 20).await;
-    replicate(&store, "k2", B, A).await.unwrap();
+    replicate(store, "k2", B, A).await.unwrap();
     put(store, "k3", A, 30).await;
-    replicate(&store, "k3", B, A).await.unwrap();
-    replicate(&store, "k3", C, A).await.unwrap();
+    replicate(store, "k3", B, A).await.unwrap();
+    replicate(store, "k3", C, A).await.unwrap();
 }
 
 /// A replica carries the source's whole stored form and charges the target.

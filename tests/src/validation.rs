@@ -9,7 +9,7 @@ use crate::support::*;
 async fn seeded(store: &Db) -> Snapshot {
     three_backends(store).await;
     put(store, "existing", A, 10).await;
-    replicate(&store, "existing", B, A).await.unwrap();
+    replicate(store, "existing", B, A).await.unwrap();
     snapshot(store).await
 }
 
@@ -43,8 +43,8 @@ async fn every_key_operation_rejects(store: &Db, key: &str, label: &str) {
     );
     assert_invalid(store.delete_object_location(key, A).await, label);
     assert_invalid(store.import_object(key, A, 1).await, label);
-    assert_invalid(move_copy(&store, key, A, C).await, label);
-    assert_invalid(replicate(&store, key, C, A).await, label);
+    assert_invalid(move_copy(store, key, A, C).await, label);
+    assert_invalid(replicate(store, key, C, A).await, label);
     assert_invalid(store.remove_excess_copy(key, A, 1).await, label);
     assert_invalid(
         store.mark_object_encrypted(key, A, &[1], "v", 1, 2).await,

@@ -70,14 +70,15 @@ pub(crate) fn adjust_unguarded(db: &Db<'_>, backend: &str, delta: i64) -> Result
            AND (?2 <= 0 OR bytes_used + orphan_bytes + ?2 <= 9223372036854775807)",
         params![backend, delta, Timestamp::now().as_micros()],
     )?;
-    if n == 0 && delta > 0 {
-        if let Some((used, orphan)) = counters(db, backend)? {
-            return Err(validate::quota_overflow(
-                backend,
-                i128::from(used) + i128::from(orphan),
-                delta,
-            ));
-        }
+    if n == 0
+        && delta > 0
+        && let Some((used, orphan)) = counters(db, backend)?
+    {
+        return Err(validate::quota_overflow(
+            backend,
+            i128::from(used) + i128::from(orphan),
+            delta,
+        ));
     }
     Ok(())
 }
@@ -102,14 +103,14 @@ pub(crate) fn increment_orphan(db: &Db<'_>, backend: &str, delta: i64) -> Result
          WHERE backend_name = ?1 AND bytes_used + orphan_bytes + ?2 <= 9223372036854775807",
         params![backend, delta, Timestamp::now().as_micros()],
     )?;
-    if n == 0 {
-        if let Some((used, orphan)) = counters(db, backend)? {
-            return Err(validate::quota_overflow(
-                backend,
-                i128::from(used) + i128::from(orphan),
-                delta,
-            ));
-        }
+    if n == 0
+        && let Some((used, orphan)) = counters(db, backend)?
+    {
+        return Err(validate::quota_overflow(
+            backend,
+            i128::from(used) + i128::from(orphan),
+            delta,
+        ));
     }
     Ok(())
 }

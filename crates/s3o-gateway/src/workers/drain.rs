@@ -344,7 +344,7 @@ async fn move_one(
                 Ok((Step::Moved(c.size), Some(newer_source)))
             } else {
                 ctx.store
-                    .move_object_location(key, &target, &from.name, &newer_path(key, c))
+                    .move_object_location(key, &target, &from.name, newer_path(key, c))
                     .await?;
                 Ok((Step::Failed, None))
             }

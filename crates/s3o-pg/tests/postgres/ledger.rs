@@ -32,7 +32,7 @@ async fn record_round_trips_every_stored_form_field() {
 
     // A replica carries the whole stored form and the creation time.
     assert_eq!(
-        s.record_replica("enc", "b", "a", &path_on(&*s, "enc", "a").await)
+        s.record_replica("enc", "b", "a", &path_on(s, "enc", "a").await)
             .await
             .unwrap(),
         s3o_core::ReplicaOutcome::Recorded { bytes: 100 }
@@ -109,12 +109,12 @@ async fn unknown_backends_are_answers_not_foreign_key_errors() {
         .await
         .unwrap();
     unknown(
-        s.record_replica("k", "ghost", "a", &path_on(&*s, "k", "a").await)
+        s.record_replica("k", "ghost", "a", &path_on(s, "k", "a").await)
             .await
             .map(|_| ()),
     );
     unknown(
-        s.move_object_location("k", "a", "ghost", &path_on(&*s, "k", "a").await)
+        s.move_object_location("k", "a", "ghost", &path_on(s, "k", "a").await)
             .await
             .map(|_| ()),
     );
@@ -282,7 +282,7 @@ async fn listings_are_byte_ordered_and_prefixes_wildcard_safe() {
             .unwrap();
     }
     // A second, younger copy of "ab": listings report the oldest copy once.
-    s.record_replica("ab", "b", "a", &path_on(&*s, "ab", "a").await)
+    s.record_replica("ab", "b", "a", &path_on(s, "ab", "a").await)
         .await
         .unwrap();
     let mut expected: Vec<&str> = keys.to_vec();
@@ -589,7 +589,7 @@ async fn replication_integrity_and_encryption_admin_queries() {
     s.record_object("two", "a", 20, &StoredForm::default())
         .await
         .unwrap();
-    s.record_replica("two", "b", "a", &path_on(&*s, "two", "a").await)
+    s.record_replica("two", "b", "a", &path_on(s, "two", "a").await)
         .await
         .unwrap();
     s.record_object(
@@ -619,7 +619,7 @@ async fn replication_integrity_and_encryption_admin_queries() {
         .map(|o| o.object_key)
         .collect();
     assert_eq!(excl, ["one", "two", "two"], "all rows of the chosen keys");
-    s.record_replica("two", "c", "a", &path_on(&*s, "two", "a").await)
+    s.record_replica("two", "c", "a", &path_on(s, "two", "a").await)
         .await
         .unwrap();
     assert_eq!(s.count_over_replicated_objects(2).await.unwrap(), 1);
