@@ -34,7 +34,7 @@ pub async fn backend_object_stats_counts(store: Db) {
     three_backends(&store).await;
     put(&store, "x", A, 10).await;
     put(&store, "y", A, 32).await;
-    store.record_replica("y", B, A).await.unwrap();
+    replicate(&store, "y", B, A).await.unwrap();
     assert_eq!(store.backend_object_stats(A).await.unwrap(), (2, 42));
     assert_eq!(store.backend_object_stats(B).await.unwrap(), (1, 32));
     assert_eq!(store.backend_object_stats(C).await.unwrap(), (0, 0));
@@ -47,7 +47,7 @@ pub async fn delete_backend_data_removes_everything(store: Db) {
     three_backends(&store).await;
     put(&store, "only-a", A, 10).await;
     put(&store, "shared", B, 20).await;
-    store.record_replica("shared", A, B).await.unwrap();
+    replicate(&store, "shared", A, B).await.unwrap();
     put(&store, "only-b", B, 5).await;
     for (id, b) in [("up-a", A), ("up-b", B)] {
         store

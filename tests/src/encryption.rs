@@ -219,7 +219,7 @@ pub async fn unencrypted_keyset_visits_each_once(store: Db) {
     let keys: Vec<String> = crate::listing::adversarial_keys();
     put_many(&store, &keys, A, 4).await;
     for k in keys.iter().step_by(2) {
-        store.record_replica(k, B, A).await.unwrap();
+        replicate(&store, k, B, A).await.unwrap();
     }
     let mut expected: Vec<(String, String)> = Vec::new();
     for k in &keys {

@@ -92,7 +92,7 @@ pub async fn least_recently_scrubbed_order(store: Db) {
     );
     assert_eq!(queue(store.clone()).await, vec!["s2", "s3", "s1"]);
     // A replica is a new, unverified copy even of a verified source.
-    store.record_replica("s1", C, A).await.unwrap();
+    replicate(&store, "s1", C, A).await.unwrap();
     let copies = store.get_all_object_locations("s1").await.unwrap();
     let on_c = copies.iter().find(|c| c.backend_name == C).unwrap();
     assert_eq!(on_c.last_scrubbed_at, None);
@@ -152,7 +152,7 @@ pub async fn dashboard_counts(store: Db) {
         .record_object("y", A, 1, &hashed_form("h"))
         .await
         .unwrap();
-    store.record_replica("y", B, A).await.unwrap();
+    replicate(&store, "y", B, A).await.unwrap();
     put(&store, "z", B, 1).await;
     store
         .create_multipart_upload(&CreateMultipartUploadParams {

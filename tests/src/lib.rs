@@ -89,6 +89,7 @@ macro_rules! for_each_case {
                 import_unknown_backend,
                 move_carries_stored_form_and_created_at,
                 move_no_op_paths,
+                move_of_an_overwritten_version_is_refused,
                 move_over_target_quota_rolls_back,
                 move_unknown_target_changes_nothing,
                 object_backends_for_keys,
@@ -110,6 +111,7 @@ macro_rules! for_each_case {
             outbox: [
                 removals_enqueue_their_bytes,
                 stale_claimant_changes_nothing,
+                single_copy_removals_return_their_claims,
                 clear_pending_checks_ownership,
                 backend_removal_racing_writes,
                 queue_states_partition_rows,
@@ -149,6 +151,7 @@ macro_rules! for_each_case {
                 negative_quota_limit_rejected,
                 quota_guard_counts_orphan_bytes,
                 unlimited_backend_admits_anything,
+                unlimited_backend_refuses_a_charge_past_the_largest_counter,
                 backend_with_space_order_and_unknown,
                 backend_with_space_counts_orphans_and_multipart,
                 least_utilized_backend_choice,
@@ -222,6 +225,7 @@ macro_rules! for_each_case {
             replication: [
                 replica_copies_stored_form,
                 replica_no_op_paths,
+                replica_of_an_overwritten_version_is_refused,
                 replica_over_quota_rolls_back,
                 under_replicated_objects,
                 under_replicated_excluding,

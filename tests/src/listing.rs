@@ -193,7 +193,7 @@ async fn flat_pages(store: Db, page: i64) {
     put_many(&store, &keys, A, 1).await;
     // Replicas must not produce duplicate entries.
     for k in keys.iter().step_by(3) {
-        store.record_replica(k, B, A).await.unwrap();
+        replicate(&store, k, B, A).await.unwrap();
     }
     let expected = model_flat(&keys, "");
     assert_eq!(
@@ -215,7 +215,7 @@ async fn delimited_pages(store: Db, page: i64) {
     let keys = grouped_keys();
     put_many(&store, &keys, A, 1).await;
     for k in keys.iter().step_by(4) {
-        store.record_replica(k, C, A).await.unwrap();
+        replicate(&store, k, C, A).await.unwrap();
     }
     for prefix in ["", "a/", "日本", "f/"] {
         let expected = model_delimited(&keys, prefix, "/");
@@ -230,7 +230,7 @@ pub async fn flat_listing_byte_order(store: Db) {
     three_backends(&store).await;
     let keys = adversarial_keys();
     put_many(&store, &keys, A, 2).await;
-    store.record_replica("a", B, A).await.unwrap();
+    replicate(&store, "a", B, A).await.unwrap();
     let r = store.list_objects("", "", 1000).await.unwrap();
     let got: Vec<String> = r.objects.iter().map(|o| o.object_key.clone()).collect();
     assert_eq!(got, byte_sorted(&keys));
@@ -563,9 +563,9 @@ pub async fn listing_reports_oldest_copy_and_client_size(store: Db) {
         ..encrypted_form(3)
     };
     store.record_object("enc", B, 1100, &form).await.unwrap();
-    store.record_replica("enc", A, B).await.unwrap();
+    replicate(&store, "enc", A, B).await.unwrap();
     put(&store, "plain", C, 7).await;
-    store.record_replica("plain", A, C).await.unwrap();
+    replicate(&store, "plain", A, C).await.unwrap();
     // The oldest copy: smallest created_at, ties by backend name.
     let oldest = |v: Vec<ObjectLocation>| {
         v.into_iter()
@@ -627,7 +627,7 @@ pub async fn by_backend_key_asc_byte_order(store: Db) {
     put_many(&store, &keys, A, 1).await;
     let on_b: Vec<String> = keys.iter().step_by(2).cloned().collect();
     for k in &on_b {
-        store.record_replica(k, B, A).await.unwrap();
+        replicate(&store, k, B, A).await.unwrap();
     }
     put(&store, "only-on-c", C, 1).await;
     for (backend, expected) in [(A, byte_sorted(&keys)), (B, byte_sorted(&on_b))] {
@@ -700,7 +700,7 @@ pub async fn expired_objects_with_wildcard_prefix(store: Db) {
     .map(|s| (*s).to_owned())
     .collect();
     put_many(&store, &keys, A, 1).await;
-    store.record_replica("logs/%x", B, A).await.unwrap();
+    replicate(&store, "logs/%x", B, A).await.unwrap();
     // Age zero: everything created before now; an hour: nothing written by this test.
     let after = Duration::ZERO;
     let before = Duration::from_secs(3600);

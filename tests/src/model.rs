@@ -127,7 +127,11 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                 label = format!("delete location {key} on {b1}");
                 let got = store.delete_object_location(key, b1).await.unwrap();
                 let had = model.has(key, b1).is_some();
-                assert_eq!(got, had, "{label}");
+                assert_eq!(
+                    got.map(|d| (d.backend_name, d.size_bytes)),
+                    model.has(key, b1).map(|s| (b1.to_owned(), s)),
+                    "{label}"
+                );
                 if had {
                     let c = model.copies.get_mut(key).unwrap();
                     let s = c.remove(b1).unwrap();
@@ -156,11 +160,26 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
             }
             5 => {
                 label = format!("move {key} {b1} -> {b2}");
-                let got = store.move_object_location(key, b1, b2).await;
+                let got = move_copy(&store, key, b1, b2).await;
                 match model.has(key, b1) {
-                    Some(s) if b1 != b2 && model.has(key, b2).is_none() => {
+                    _ if b1 == b2 => assert_invalid(got, &label),
+                    None => assert_eq!(got.unwrap(), MoveOutcome::SourceGone, "{label}"),
+                    Some(_) if model.has(key, b2).is_some() => {
+                        assert_eq!(got.unwrap(), MoveOutcome::TargetHasCopy, "{label}");
+                    }
+                    Some(s) => {
                         if model.admits(b2, s) {
-                            assert_eq!(got.unwrap(), s, "{label}");
+                            match got.unwrap() {
+                                MoveOutcome::Moved { bytes, source } => {
+                                    assert_eq!(bytes, s, "{label}");
+                                    assert_eq!(
+                                        (source.backend_name.as_str(), source.size_bytes),
+                                        (b1, s),
+                                        "{label}"
+                                    );
+                                }
+                                other => panic!("{label}: {other:?}"),
+                            }
                             let c = model.copies.get_mut(key).unwrap();
                             c.remove(b1);
                             c.insert(b2.to_owned(), s);
@@ -169,22 +188,29 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                             assert_no_space(got);
                         }
                     }
-                    _ => assert_eq!(got.unwrap(), 0, "{label}"),
                 }
             }
             6 => {
                 label = format!("replicate {key} {b2} -> {b1}");
-                let got = store.record_replica(key, b1, b2).await;
+                let got = replicate(&store, key, b1, b2).await;
                 match model.has(key, b2) {
-                    Some(s) if b1 != b2 && model.has(key, b1).is_none() => {
+                    _ if b1 == b2 => assert_invalid(got, &label),
+                    None => assert_eq!(got.unwrap(), ReplicaOutcome::SourceGone, "{label}"),
+                    Some(_) if model.has(key, b1).is_some() => {
+                        assert_eq!(got.unwrap(), ReplicaOutcome::TargetHasCopy, "{label}");
+                    }
+                    Some(s) => {
                         if model.admits(b1, s) {
-                            assert_eq!(got.unwrap(), (s, true), "{label}");
+                            assert_eq!(
+                                got.unwrap(),
+                                ReplicaOutcome::Recorded { bytes: s },
+                                "{label}"
+                            );
                             model.copies.get_mut(key).unwrap().insert(b1.to_owned(), s);
                         } else {
                             assert_no_space(got);
                         }
                     }
-                    _ => assert_eq!(got.unwrap(), (0, false), "{label}"),
                 }
             }
             7 => {
@@ -193,7 +219,11 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                 let got = store.remove_excess_copy(key, b1, factor).await.unwrap();
                 let n = model.copies.get(key).map_or(0, BTreeMap::len) as i64;
                 let expect = n > factor && model.has(key, b1).is_some();
-                assert_eq!(got, expect, "{label}");
+                assert_eq!(got.is_some(), expect, "{label}");
+                if let Some(d) = &got {
+                    assert_eq!(Some(d.size_bytes), model.has(key, b1), "{label}");
+                    assert_eq!(d.backend_name, b1, "{label}");
+                }
                 if expect {
                     let s = model.copies.get_mut(key).unwrap().remove(b1).unwrap();
                     model.orphaned(b1, s);

@@ -91,8 +91,14 @@ pub async fn overwrite_other_backend_displaces_copy(store: Db) {
 pub async fn overwrite_replicated_object_displaces_every_other_copy(store: Db) {
     three_backends(&store).await;
     put(&store, "k", A, 100).await;
-    assert_eq!(store.record_replica("k", B, A).await.unwrap(), (100, true));
-    assert_eq!(store.record_replica("k", C, A).await.unwrap(), (100, true));
+    assert_eq!(
+        replicate(&store, "k", B, A).await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 100 }
+    );
+    assert_eq!(
+        replicate(&store, "k", C, A).await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 100 }
+    );
     assert_eq!(used(&store, B).await, 100);
     let displaced = store
         .record_object("k", B, 70, &StoredForm::default())
@@ -243,7 +249,7 @@ pub async fn overwrite_admitted_by_net_delta(store: Db) {
 pub async fn delete_object_returns_every_copy(store: Db) {
     three_backends(&store).await;
     put(&store, "k", A, 100).await;
-    store.record_replica("k", B, A).await.unwrap();
+    replicate(&store, "k", B, A).await.unwrap();
     put(&store, "keep", B, 5).await;
     let deleted = store.delete_object("k").await.unwrap();
     assert_eq!(sorted(deleted), vec![dc(A, 100), dc(B, 100)]);
@@ -309,8 +315,8 @@ pub async fn batch_delete_removes_rows_and_debits_quotas(store: Db) {
 pub async fn batch_delete_duplicates_and_replicas(store: Db) {
     three_backends(&store).await;
     put(&store, "r", A, 30).await;
-    store.record_replica("r", B, A).await.unwrap();
-    store.record_replica("r", C, A).await.unwrap();
+    replicate(&store, "r", B, A).await.unwrap();
+    replicate(&store, "r", C, A).await.unwrap();
     put(&store, "s", C, 4).await;
     let keys = vec!["r".to_owned(), "s".to_owned(), "r".to_owned()];
     let out = store.delete_objects_batch(&keys).await.unwrap();
@@ -330,14 +336,32 @@ pub async fn batch_delete_duplicates_and_replicas(store: Db) {
 pub async fn delete_object_location_debits_locked_size(store: Db) {
     three_backends(&store).await;
     put(&store, "k", A, 100).await;
-    store.record_replica("k", B, A).await.unwrap();
-    assert!(store.delete_object_location("k", B).await.unwrap());
+    replicate(&store, "k", B, A).await.unwrap();
+    assert!(
+        store
+            .delete_object_location("k", B)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 100)]);
     assert_eq!((used(&store, A).await, used(&store, B).await), (100, 0));
     let before = snapshot(&store).await;
-    assert!(!store.delete_object_location("k", B).await.unwrap());
+    assert!(
+        store
+            .delete_object_location("k", B)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(snapshot(&store).await, before);
-    assert!(store.delete_object_location("k", A).await.unwrap());
+    assert!(
+        store
+            .delete_object_location("k", A)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(copies(&store, "k").await.is_empty());
     assert_eq!(used(&store, A).await, 0);
     assert_ledger(&store).await;
@@ -348,8 +372,20 @@ pub async fn delete_object_location_missing_copy(store: Db) {
     three_backends(&store).await;
     put(&store, "k", A, 10).await;
     let before = snapshot(&store).await;
-    assert!(!store.delete_object_location("k", B).await.unwrap());
-    assert!(!store.delete_object_location("nope", A).await.unwrap());
+    assert!(
+        store
+            .delete_object_location("k", B)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .delete_object_location("nope", A)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(snapshot(&store).await, before);
     assert_ledger(&store).await;
 }
@@ -414,7 +450,10 @@ pub async fn move_carries_stored_form_and_created_at(store: Db) {
     let form = encrypted_form(5);
     store.record_object("mv", A, 321, &form).await.unwrap();
     let src = copy_on(&store, "mv", A).await;
-    assert_eq!(store.move_object_location("mv", A, B).await.unwrap(), 321);
+    assert_eq!(
+        moved_bytes(&move_copy(&store, "mv", A, B).await.unwrap()),
+        Some(321)
+    );
     let c = copies(&store, "mv").await;
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].backend_name, B);
@@ -428,17 +467,74 @@ pub async fn move_carries_stored_form_and_created_at(store: Db) {
     assert_ledger(&store).await;
 }
 
-/// Source gone, target already holding a copy, or from == to ⇒ 0 and nothing changed.
+/// Target already holding a copy ⇒ `TargetHasCopy`; source gone ⇒ `SourceGone`; from == to ⇒
+/// `InvalidInput`; nothing changed in any case.
 pub async fn move_no_op_paths(store: Db) {
     three_backends(&store).await;
     put(&store, "k", A, 10).await;
-    store.record_replica("k", B, A).await.unwrap();
+    replicate(&store, "k", B, A).await.unwrap();
     let before = snapshot(&store).await;
-    assert_eq!(store.move_object_location("k", A, B).await.unwrap(), 0);
-    assert_eq!(store.move_object_location("k", C, A).await.unwrap(), 0);
-    assert_eq!(store.move_object_location("k", A, A).await.unwrap(), 0);
-    assert_eq!(store.move_object_location("nope", A, C).await.unwrap(), 0);
+    assert_eq!(
+        move_copy(&store, "k", A, B).await.unwrap(),
+        MoveOutcome::TargetHasCopy
+    );
+    assert_eq!(
+        move_copy(&store, "k", C, A).await.unwrap(),
+        MoveOutcome::SourceGone
+    );
+    assert_invalid(move_copy(&store, "k", A, A).await, "from == to");
+    assert_eq!(
+        move_copy(&store, "nope", A, C).await.unwrap(),
+        MoveOutcome::SourceGone
+    );
     assert_eq!(snapshot(&store).await, before);
+    assert_ledger(&store).await;
+}
+
+/// A move of a version that was overwritten meanwhile is refused with `VersionChanged` naming
+/// the current path, changing nothing; a 0-byte move is `Moved { bytes: 0 }`, never confused
+/// with a refusal.
+pub async fn move_of_an_overwritten_version_is_refused(store: Db) {
+    three_backends(&store).await;
+    let at = |p: &str| StoredForm {
+        storage_key: p.into(),
+        ..StoredForm::default()
+    };
+    store.record_object("k", A, 10, &at("k/v1")).await.unwrap();
+    let read = path_on(&store, "k", A).await;
+    store.record_object("k", A, 0, &at("k/v2")).await.unwrap();
+    let before = snapshot(&store).await;
+    assert_eq!(
+        store.move_object_location("k", A, B, &read).await.unwrap(),
+        MoveOutcome::VersionChanged {
+            current_storage_key: "k/v2".into()
+        }
+    );
+    assert_eq!(
+        snapshot(&store).await,
+        before,
+        "a refused move changed the ledger"
+    );
+    assert_invalid(
+        store.move_object_location("k", A, B, "").await,
+        "empty expected path",
+    );
+    match store.move_object_location("k", A, B, "k/v2").await.unwrap() {
+        MoveOutcome::Moved { bytes, source } => {
+            assert_eq!(bytes, 0);
+            assert_eq!((source.backend_name.as_str(), source.size_bytes), (A, 0));
+            assert_eq!(source.storage_key, "k/v2");
+        }
+        other => panic!("the current version must move: {other:?}"),
+    }
+    assert_eq!(copy_on(&store, "k", B).await.form.storage_key, "k/v2");
+    assert!(
+        copies(&store, "k")
+            .await
+            .iter()
+            .all(|c| c.backend_name == B)
+    );
+    assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }
 
@@ -447,10 +543,13 @@ pub async fn move_over_target_quota_rolls_back(store: Db) {
     backends(&store, &[(A, GIB), (B, 100)]).await;
     put(&store, "big", A, 101).await;
     let before = snapshot(&store).await;
-    assert_no_space(store.move_object_location("big", A, B).await);
+    assert_no_space(move_copy(&store, "big", A, B).await);
     assert_eq!(snapshot(&store).await, before);
     put(&store, "fits", A, 100).await;
-    assert_eq!(store.move_object_location("fits", A, B).await.unwrap(), 100);
+    assert_eq!(
+        moved_bytes(&move_copy(&store, "fits", A, B).await.unwrap()),
+        Some(100)
+    );
     assert_eq!(used(&store, B).await, 100);
     assert_ledger(&store).await;
 }
@@ -460,7 +559,7 @@ pub async fn move_unknown_target_changes_nothing(store: Db) {
     three_backends(&store).await;
     put(&store, "k", A, 10).await;
     let before = snapshot(&store).await;
-    assert_unknown_backend(store.move_object_location("k", A, UNKNOWN).await, UNKNOWN);
+    assert_unknown_backend(move_copy(&store, "k", A, UNKNOWN).await, UNKNOWN);
     assert_eq!(snapshot(&store).await, before);
     assert_ledger(&store).await;
 }
@@ -477,7 +576,7 @@ pub async fn object_backends_for_keys(store: Db) {
     );
     put(&store, "one", A, 1).await;
     put(&store, "two", B, 1).await;
-    store.record_replica("two", C, B).await.unwrap();
+    replicate(&store, "two", C, B).await.unwrap();
     let keys = vec!["one".to_owned(), "two".to_owned(), "none".to_owned()];
     let got = store.get_object_backends_for_keys(&keys).await.unwrap();
     assert_eq!(got.len(), 2, "{got:?}");
@@ -495,8 +594,8 @@ pub async fn locations_oldest_first(store: Db) {
     three_backends(&store).await;
     put(&store, "k", B, 10).await;
     let primary = copy_on(&store, "k", B).await.created_at;
-    store.record_replica("k", A, B).await.unwrap();
-    store.record_replica("k", C, B).await.unwrap();
+    replicate(&store, "k", A, B).await.unwrap();
+    replicate(&store, "k", C, B).await.unwrap();
     let c = copies(&store, "k").await;
     assert_eq!(c.len(), 3);
     for w in c.windows(2) {
@@ -632,7 +731,7 @@ pub async fn concurrent_opposite_moves(store: Db) {
             let k = k.clone();
             let (from, to) = if (i + round) % 2 == 0 { (A, B) } else { (B, A) };
             tasks.push(tokio::spawn(async move {
-                s.move_object_location(&k, from, to).await.unwrap()
+                move_copy(&s, &k, from, to).await.unwrap()
             }));
         }
     }
@@ -782,11 +881,14 @@ pub async fn gateway_fields_round_trip(store: Db) {
     );
     // Replica then move: both carry every field.
     assert_eq!(
-        store.record_replica("gw/k", B, A).await.unwrap(),
-        (40, true)
+        replicate(&store, "gw/k", B, A).await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 40 }
     );
     assert_eq!(copy_on(&store, "gw/k", B).await.form, form);
-    assert_eq!(store.move_object_location("gw/k", B, C).await.unwrap(), 40);
+    assert_eq!(
+        moved_bytes(&move_copy(&store, "gw/k", B, C).await.unwrap()),
+        Some(40)
+    );
     assert_eq!(copy_on(&store, "gw/k", C).await.form, form);
     // Encrypting in place changes only the envelope.
     assert!(

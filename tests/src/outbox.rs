@@ -12,7 +12,7 @@ use crate::support::*;
 pub async fn removals_enqueue_their_bytes(store: Db) {
     three_backends(&store).await;
     put(&store, "k", A, 100).await;
-    store.record_replica("k", B, A).await.unwrap();
+    replicate(&store, "k", B, A).await.unwrap();
     let snap = snapshot(&store).await;
     assert_eq!(
         (snap.queue, snap.quotas[A], snap.quotas[B]),
@@ -65,12 +65,21 @@ pub async fn removals_enqueue_their_bytes(store: Db) {
     assert!(d.is_empty());
     assert_eq!(quota(&store, A).await, (13, GIB, 10));
     // Move, location delete and excess-copy removal leave the source's bytes to the queue.
-    store.record_replica("v", B, A).await.unwrap();
-    assert_eq!(store.move_object_location("v", B, C).await.unwrap(), 13);
+    replicate(&store, "v", B, A).await.unwrap();
+    assert_eq!(
+        moved_bytes(&move_copy(&store, "v", B, C).await.unwrap()),
+        Some(13)
+    );
     assert_eq!(quota(&store, B).await, (0, GIB, 13));
-    assert!(store.remove_excess_copy("v", C, 1).await.unwrap());
+    assert!(store.remove_excess_copy("v", C, 1).await.unwrap().is_some());
     assert_eq!(quota(&store, C).await, (0, GIB, 13));
-    assert!(store.delete_object_location("v", A).await.unwrap());
+    assert!(
+        store
+            .delete_object_location("v", A)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(quota(&store, A).await, (0, GIB, 23));
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 4);
     assert_orphans_accounted(&store).await;
@@ -281,6 +290,61 @@ pub async fn orphaned_bytes_enqueue_and_charge_together(store: Db) {
     );
     assert_eq!(quota(&store, A).await, (0, GIB, 0));
     assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
+    assert_orphans_accounted(&store).await;
+    assert_ledger(&store).await;
+}
+
+/// Move, location delete and excess-copy removal return the claim of the row they enqueue, born
+/// claimed by this store, like `delete_object`: the caller deletes the bytes at once and
+/// completes the claim, leaving nothing for a worker to wait on.
+pub async fn single_copy_removals_return_their_claims(store: Db) {
+    three_backends(&store).await;
+    let at = |p: &str| StoredForm {
+        storage_key: p.into(),
+        ..StoredForm::default()
+    };
+    store.record_object("v", A, 10, &at("v/1")).await.unwrap();
+    replicate(&store, "v", B, A).await.unwrap();
+
+    let moved = store.move_object_location("v", B, C, "v/1").await.unwrap();
+    let MoveOutcome::Moved { bytes, source } = moved else {
+        panic!("move refused: {moved:?}");
+    };
+    assert_eq!(bytes, 10);
+    assert_eq!(
+        (
+            source.backend_name.as_str(),
+            source.size_bytes,
+            source.storage_key.as_str()
+        ),
+        (B, 10, "v/1")
+    );
+    let excess = store.remove_excess_copy("v", C, 1).await.unwrap().unwrap();
+    assert_eq!((excess.backend_name.as_str(), excess.size_bytes), (C, 10));
+    assert_eq!(excess.storage_key, "v/1");
+    let located = store.delete_object_location("v", A).await.unwrap().unwrap();
+    assert_eq!((located.backend_name.as_str(), located.size_bytes), (A, 10));
+    assert_eq!(located.storage_key, "v/1");
+    assert_eq!(store.cleanup_queue_depth().await.unwrap(), 3);
+    // A worker with a short grace finds nothing to take: the rows are this store's.
+    let taken = store
+        .claim_pending_cleanups(10, "worker", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(
+        taken.is_empty(),
+        "claimed rows handed to a worker: {taken:?}"
+    );
+    for d in [source, excess, located] {
+        assert_eq!(
+            store.complete_cleanup_item(&d.cleanup).await.unwrap(),
+            CleanupOutcome::Completed
+        );
+    }
+    assert_eq!(store.cleanup_queue_depth().await.unwrap(), 0);
+    for b in [A, B, C] {
+        assert_eq!(quota(&store, b).await, (0, GIB, 0), "{b}");
+    }
     assert_orphans_accounted(&store).await;
     assert_ledger(&store).await;
 }

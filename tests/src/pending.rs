@@ -223,7 +223,7 @@ pub async fn promote_committed_carries_stored_form(store: Db) {
 pub async fn promote_committed_displaces_older_copies(store: Db) {
     three_backends(&store).await;
     put(&store, "k", B, 40).await;
-    store.record_replica("k", C, B).await.unwrap();
+    replicate(&store, "k", C, B).await.unwrap();
     let older = copies(&store, "k").await;
     let after_copies = older.iter().map(|c| c.created_at).max().unwrap();
     let p = intent(
@@ -490,7 +490,10 @@ pub async fn replica_does_not_supersede_newer_intent(store: Db) {
     store.insert_pending(&p).await.unwrap();
     let p = stored_intent(&store, "newer").await;
     // The replicator copies the old version after the intent was recorded.
-    assert_eq!(store.record_replica("k", B, A).await.unwrap(), (10, true));
+    assert_eq!(
+        replicate(&store, "k", B, A).await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 10 }
+    );
     let (result, displaced) = store.promote_pending(&p).await.unwrap();
     assert_eq!(
         result,

@@ -105,6 +105,104 @@ pub async fn unlimited_backend_admits_anything(store: Db) {
     assert_ledger(&store).await;
 }
 
+/// An unlimited backend admits up to `i64::MAX` bytes (used + orphan) and refuses the charge
+/// past it with `InvalidInput`, changing nothing and not counting against the breaker, on both
+/// engines alike; every quota read keeps answering (PostgreSQL once admitted eight 2^60
+/// records through its stripes, whose sum then broke every read).
+pub async fn unlimited_backend_refuses_a_charge_past_the_largest_counter(store: Db) {
+    backends(&store, &[(A, 0), (B, 10)]).await;
+    let max_size = 1i64 << 60;
+    for i in 0..7 {
+        put(&store, &format!("e{i}"), A, max_size).await;
+    }
+    assert_eq!(used(&store, A).await, 7 * max_size);
+    // The eighth 2^60 record would make 2^63: refused, nothing changed.
+    let before = snapshot(&store).await;
+    assert_invalid(
+        store
+            .record_object("e7", A, max_size, &StoredForm::default())
+            .await,
+        "a record past i64::MAX",
+    );
+    assert_eq!(
+        snapshot(&store).await,
+        before,
+        "a refused charge changed the ledger"
+    );
+    // Exactly up to the largest counter is fine.
+    let edge = i64::MAX - 7 * max_size;
+    put(&store, "edge", A, edge).await;
+    assert_eq!(quota(&store, A).await, (i64::MAX, 0, 0));
+    let before = snapshot(&store).await;
+    assert_invalid(
+        store
+            .record_object("one", A, 1, &StoredForm::default())
+            .await,
+        "one byte past i64::MAX",
+    );
+    // Orphan bytes count too: the backend cannot hold one more byte of them either.
+    assert_invalid(
+        store
+            .enqueue_orphaned_bytes(&CleanupEntry {
+                backend_name: A.to_owned(),
+                object_key: "stray".to_owned(),
+                storage_key: String::new(),
+                reason: "test".to_owned(),
+                size_bytes: 1,
+            })
+            .await,
+        "an orphan byte past i64::MAX",
+    );
+    assert_invalid(store.increment_orphan_bytes(A, 1).await, "orphan counter");
+    assert_eq!(
+        snapshot(&store).await,
+        before,
+        "a refused charge changed the ledger"
+    );
+    // Every quota read still answers, and routing no longer offers the full backend.
+    let caps = store.backend_capacities(&names(&[A, B])).await.unwrap();
+    let a = caps.iter().find(|c| c.backend_name == A).unwrap();
+    assert_eq!((a.bytes_used, a.orphan_bytes), (i64::MAX, 0));
+    assert_eq!(
+        store
+            .get_backend_with_space(1, &names(&[A, B]))
+            .await
+            .unwrap(),
+        B
+    );
+    assert_eq!(
+        store
+            .get_least_utilized_backend(1, &names(&[A, B]))
+            .await
+            .unwrap(),
+        B
+    );
+    assert_eq!(
+        store.get_backend_with_space(0, &names(&[A])).await.unwrap(),
+        A
+    );
+    assert!(store.reconcile_usage().await.unwrap().is_empty());
+    // A delete moves bytes from used to orphan: the total stays at the bound, still full.
+    let gone = store.delete_object("e0").await.unwrap();
+    assert_eq!(quota(&store, A).await, (i64::MAX - max_size, 0, max_size));
+    assert_invalid(
+        store
+            .record_object("one", A, 1, &StoredForm::default())
+            .await,
+        "one byte past i64::MAX (orphan bytes included)",
+    );
+    // Once the bytes are gone, the space is admissible again.
+    for d in gone {
+        store.complete_cleanup_item(&d.cleanup).await.unwrap();
+    }
+    put(&store, "one", A, 1).await;
+    assert_eq!(quota(&store, A).await, (i64::MAX - max_size + 1, 0, 0));
+    assert_eq!(store.breaker_state(), BreakerState::Closed);
+    assert_eq!(store.breaker_stats().opened, 0);
+    assert_orphans_accounted(&store).await;
+    assert_ledger(&store).await;
+}
+
 /// The first backend of the order with room wins; an unknown name ⇒ `UnknownBackend` naming
 /// it (a configuration typo is not "no space"); none ⇒ `NoSpaceAvailable`.
 pub async fn backend_with_space_order_and_unknown(store: Db) {
@@ -300,7 +398,7 @@ pub async fn reconcile_usage_consistent_is_empty(store: Db) {
     three_backends(&store).await;
     put(&store, "a", A, 10).await;
     put(&store, "b", B, 20).await;
-    store.record_replica("b", C, B).await.unwrap();
+    replicate(&store, "b", C, B).await.unwrap();
     store.delete_object("a").await.unwrap();
     let before = snapshot(&store).await;
     assert!(store.reconcile_usage().await.unwrap().is_empty());

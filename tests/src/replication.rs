@@ -17,10 +17,10 @@ async fn replicated_set(store: &Db) {
     three_backends(store).await;
     put(store, "k1", A, 10).await;
     put(store, "k2", A, 20).await;
-    store.record_replica("k2", B, A).await.unwrap();
+    replicate(store, "k2", B, A).await.unwrap();
     put(store, "k3", A, 30).await;
-    store.record_replica("k3", B, A).await.unwrap();
-    store.record_replica("k3", C, A).await.unwrap();
+    replicate(store, "k3", B, A).await.unwrap();
+    replicate(store, "k3", C, A).await.unwrap();
 }
 
 /// A replica carries the source's whole stored form and charges the target.
@@ -28,7 +28,10 @@ pub async fn replica_copies_stored_form(store: Db) {
     three_backends(&store).await;
     let form = encrypted_form(11);
     store.record_object("k", A, 555, &form).await.unwrap();
-    assert_eq!(store.record_replica("k", B, A).await.unwrap(), (555, true));
+    assert_eq!(
+        replicate(&store, "k", B, A).await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 555 }
+    );
     let replica = copy_on(&store, "k", B).await;
     assert_eq!(replica.form, form);
     assert_eq!(replica.size_bytes, 555);
@@ -36,21 +39,25 @@ pub async fn replica_copies_stored_form(store: Db) {
     assert_ledger(&store).await;
 }
 
-/// Missing source, existing target, same backend ⇒ `(0, false)` and nothing changed.
+/// Existing target ⇒ `TargetHasCopy`; missing source (also on an unknown backend) ⇒
+/// `SourceGone`; same backend ⇒ `InvalidInput`; nothing changed in any case.
 pub async fn replica_no_op_paths(store: Db) {
     three_backends(&store).await;
     put(&store, "k", A, 10).await;
-    store.record_replica("k", B, A).await.unwrap();
+    replicate(&store, "k", B, A).await.unwrap();
     let before = snapshot(&store).await;
-    assert_eq!(store.record_replica("k", B, A).await.unwrap(), (0, false));
-    assert_eq!(store.record_replica("k", A, A).await.unwrap(), (0, false));
     assert_eq!(
-        store.record_replica("k", C, UNKNOWN).await.unwrap(),
-        (0, false)
+        replicate(&store, "k", B, A).await.unwrap(),
+        ReplicaOutcome::TargetHasCopy
+    );
+    assert_invalid(replicate(&store, "k", A, A).await, "target == source");
+    assert_eq!(
+        replicate(&store, "k", C, UNKNOWN).await.unwrap(),
+        ReplicaOutcome::SourceGone
     );
     assert_eq!(
-        store.record_replica("missing", C, A).await.unwrap(),
-        (0, false)
+        replicate(&store, "missing", C, A).await.unwrap(),
+        ReplicaOutcome::SourceGone
     );
     assert_eq!(snapshot(&store).await, before);
     assert_ledger(&store).await;
@@ -62,11 +69,11 @@ pub async fn replica_over_quota_rolls_back(store: Db) {
     put(&store, "big", A, 101).await;
     put(&store, "fits", A, 100).await;
     let before = snapshot(&store).await;
-    assert_no_space(store.record_replica("big", B, A).await);
+    assert_no_space(replicate(&store, "big", B, A).await);
     assert_eq!(snapshot(&store).await, before);
     assert_eq!(
-        store.record_replica("fits", B, A).await.unwrap(),
-        (100, true)
+        replicate(&store, "fits", B, A).await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 100 }
     );
     assert_eq!(used(&store, B).await, 100);
     assert_ledger(&store).await;
@@ -157,20 +164,58 @@ pub async fn over_replicated_objects_and_count(store: Db) {
 pub async fn remove_excess_copy_paths(store: Db) {
     replicated_set(&store).await;
     let before = snapshot(&store).await;
-    assert!(!store.remove_excess_copy("k3", C, 3).await.unwrap());
-    assert!(!store.remove_excess_copy("k1", A, 1).await.unwrap());
-    assert!(!store.remove_excess_copy("missing", A, 1).await.unwrap());
+    assert!(
+        store
+            .remove_excess_copy("k3", C, 3)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .remove_excess_copy("k1", A, 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .remove_excess_copy("missing", A, 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_invalid(store.remove_excess_copy("k3", C, 0).await, "factor 0");
     assert_eq!(snapshot(&store).await, before);
-    assert!(store.remove_excess_copy("k3", C, 2).await.unwrap());
+    assert!(
+        store
+            .remove_excess_copy("k3", C, 2)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(used(&store, C).await, 0);
     assert!(
-        !store.remove_excess_copy("k3", C, 1).await.unwrap(),
+        store
+            .remove_excess_copy("k3", C, 1)
+            .await
+            .unwrap()
+            .is_none(),
         "copy already gone"
     );
-    assert!(store.remove_excess_copy("k3", B, 1).await.unwrap());
     assert!(
-        !store.remove_excess_copy("k3", A, 1).await.unwrap(),
+        store
+            .remove_excess_copy("k3", B, 1)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .remove_excess_copy("k3", A, 1)
+            .await
+            .unwrap()
+            .is_none(),
         "last copy kept"
     );
     assert_eq!(placement(&store, "k3").await, vec![(A.to_owned(), 30)]);
@@ -186,7 +231,7 @@ pub async fn remove_excess_refuses_last_dek_holder(store: Db) {
         ..encrypted_form(12)
     };
     store.record_object("k", A, 100, &form).await.unwrap();
-    store.record_replica("k", B, A).await.unwrap();
+    replicate(&store, "k", B, A).await.unwrap();
     // Make B's copy keyless (encrypted, no DEK).
     assert!(
         store
@@ -203,8 +248,53 @@ pub async fn remove_excess_refuses_last_dek_holder(store: Db) {
         other => panic!("expected CopyHoldsOnlyDek, got {other:?}"),
     }
     assert_eq!(snapshot(&store).await, before);
-    assert!(store.remove_excess_copy("k", B, 1).await.unwrap());
+    assert!(store.remove_excess_copy("k", B, 1).await.unwrap().is_some());
     assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 100)]);
     assert_eq!(copy_on(&store, "k", A).await.form, form);
+    assert_ledger(&store).await;
+}
+
+/// A replica of a version that was overwritten meanwhile (the source copy is at another path
+/// now) is refused with `VersionChanged` naming the current path, changing nothing; the
+/// current version replicates.
+pub async fn replica_of_an_overwritten_version_is_refused(store: Db) {
+    three_backends(&store).await;
+    let at = |p: &str| StoredForm {
+        storage_key: p.into(),
+        ..StoredForm::default()
+    };
+    store.record_object("k", A, 10, &at("k/v1")).await.unwrap();
+    // The worker read k/v1 and copied its bytes; then the key was overwritten.
+    let read = path_on(&store, "k", A).await;
+    assert_eq!(read, "k/v1");
+    store.record_object("k", A, 20, &at("k/v2")).await.unwrap();
+    let before = snapshot(&store).await;
+    assert_eq!(
+        store.record_replica("k", B, A, &read).await.unwrap(),
+        ReplicaOutcome::VersionChanged {
+            current_storage_key: "k/v2".into()
+        }
+    );
+    assert_eq!(
+        snapshot(&store).await,
+        before,
+        "a refused replica changed the ledger"
+    );
+    assert_invalid(
+        store.record_replica("k", B, A, "").await,
+        "empty expected path",
+    );
+    assert_eq!(
+        store.record_replica("k", B, A, "k/v2").await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 20 }
+    );
+    assert_eq!(copy_on(&store, "k", B).await.form.storage_key, "k/v2");
+    assert_eq!(used(&store, B).await, 20);
+    // A copy without a storage key is at the object key.
+    put(&store, "plain", A, 0).await;
+    assert_eq!(
+        store.record_replica("plain", B, A, "plain").await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 0 }
+    );
     assert_ledger(&store).await;
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use s3o_store::{
-    CleanupClaim, DeletedCopy, MetadataStore, ObjectLocation, Result, StoreError, StoredForm,
-    Timestamp,
+    CleanupClaim, DeletedCopy, MetadataStore, MoveOutcome, ObjectLocation, ReplicaOutcome, Result,
+    StoreError, StoredForm, Timestamp,
 };
 
 /// The store every case receives.
@@ -125,6 +125,44 @@ pub async fn copy_on(store: &Db, key: &str, backend: &str) -> ObjectLocation {
         .into_iter()
         .find(|c| c.backend_name == backend)
         .unwrap_or_else(|| panic!("no copy of {key} on {backend}"))
+}
+
+/// The physical path of `key`'s copy on `backend` now (its `storage_path`), or the key itself
+/// when there is no such copy: what a worker reads before copying bytes.
+pub async fn path_on(store: &Db, key: &str, backend: &str) -> String {
+    // Any answer but a copy (including a refused key: validation cases) reads as the key.
+    store
+        .get_all_object_locations(key)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.backend_name == backend)
+        .map_or_else(|| key.to_owned(), |c| c.form.storage_path(key).to_owned())
+}
+
+/// `record_replica` of the version on `source` now (the expected path read first).
+pub async fn replicate(
+    store: &Db,
+    key: &str,
+    target: &str,
+    source: &str,
+) -> Result<ReplicaOutcome> {
+    let path = path_on(store, key, source).await;
+    store.record_replica(key, target, source, &path).await
+}
+
+/// `move_object_location` of the version on `from` now (the expected path read first).
+pub async fn move_copy(store: &Db, key: &str, from: &str, to: &str) -> Result<MoveOutcome> {
+    let path = path_on(store, key, from).await;
+    store.move_object_location(key, from, to, &path).await
+}
+
+/// The bytes a move reports; `None` for any refusal.
+pub fn moved_bytes(o: &MoveOutcome) -> Option<i64> {
+    match o {
+        MoveOutcome::Moved { bytes, .. } => Some(*bytes),
+        _ => None,
+    }
 }
 
 /// Records a plaintext object, panicking on error.

@@ -9,7 +9,7 @@ use crate::support::*;
 async fn seeded(store: &Db) -> Snapshot {
     three_backends(store).await;
     put(store, "existing", A, 10).await;
-    store.record_replica("existing", B, A).await.unwrap();
+    replicate(store, "existing", B, A).await.unwrap();
     snapshot(store).await
 }
 
@@ -43,8 +43,8 @@ async fn every_key_operation_rejects(store: &Db, key: &str, label: &str) {
     );
     assert_invalid(store.delete_object_location(key, A).await, label);
     assert_invalid(store.import_object(key, A, 1).await, label);
-    assert_invalid(store.move_object_location(key, A, C).await, label);
-    assert_invalid(store.record_replica(key, C, A).await, label);
+    assert_invalid(move_copy(store, key, A, C).await, label);
+    assert_invalid(replicate(store, key, C, A).await, label);
     assert_invalid(store.remove_excess_copy(key, A, 1).await, label);
     assert_invalid(
         store.mark_object_encrypted(key, A, &[1], "v", 1, 2).await,
@@ -193,11 +193,8 @@ pub async fn bad_backend_names_rejected(store: Db) {
     for b in ["", "back\0end", long.as_str()] {
         assert_invalid(store.record_object("k", b, 1, &plain).await, "backend");
         assert_invalid(store.import_object("k", b, 1).await, "backend");
-        assert_invalid(
-            store.move_object_location("existing", A, b).await,
-            "backend",
-        );
-        assert_invalid(store.record_replica("existing", b, A).await, "backend");
+        assert_invalid(move_copy(&store, "existing", A, b).await, "backend");
+        assert_invalid(replicate(&store, "existing", b, A).await, "backend");
         assert_invalid(store.delete_object_location("existing", b).await, "backend");
     }
     assert_invalid(

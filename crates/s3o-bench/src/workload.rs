@@ -12,7 +12,7 @@ use std::time::Duration;
 use std::future::Future;
 use std::time::Instant;
 
-use s3o_core::{MetadataStore, PendingObject, StoredForm, Timestamp};
+use s3o_core::{MetadataStore, MoveOutcome, PendingObject, ReplicaOutcome, StoredForm, Timestamp};
 
 use crate::harness::{self, OpFn, OpFuture, Plan};
 
@@ -210,13 +210,18 @@ impl Op {
                 .map(drop)
                 .map_err(e),
             Op::Delete => store.delete_object(k).await.map(drop).map_err(e),
-            Op::Replica => match store.record_replica(k, TARGET, SOURCE).await.map_err(e)? {
-                (_, true) => Ok(()),
-                (_, false) => Err(format!("replica of {k} not recorded (source missing?)")),
+            // Seeded copies have the default form: their path is the key.
+            Op::Replica => match store
+                .record_replica(k, TARGET, SOURCE, k)
+                .await
+                .map_err(e)?
+            {
+                ReplicaOutcome::Recorded { .. } => Ok(()),
+                other => Err(format!("replica of {k} not recorded: {other:?}")),
             },
-            Op::Move => match store.move_object_location(k, SOURCE, TARGET).await {
-                Ok(n) if n > 0 => Ok(()),
-                Ok(_) => Err(format!("move of {k} moved nothing (source missing?)")),
+            Op::Move => match store.move_object_location(k, SOURCE, TARGET, k).await {
+                Ok(MoveOutcome::Moved { .. }) => Ok(()),
+                Ok(other) => Err(format!("move of {k} moved nothing: {other:?}")),
                 Err(x) => Err(e(x)),
             },
             Op::ClaimComplete => {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use s3o_store::{MetadataStore, PendingObject, StoredForm, Timestamp};
+use s3o_store::{MetadataStore, MoveOutcome, PendingObject, StoredForm, Timestamp};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,25 +40,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     show(&store, "overwrote photos/cat.jpg on home-minio").await?;
     println!("   displaced copies to delete physically: {displaced:?}");
 
-    // 5. Replicate the report to the free tier; the size comes from the source row.
-    let (size, inserted) = store
-        .record_replica("docs/report.pdf", "free-tier", "home-minio")
+    // 5. Replicate the report to the free tier; the size comes from the source row. The last
+    //    argument is the path of the version the bytes were copied from (here the key: a
+    //    plain form has no storage key); had the key been overwritten, nothing would change.
+    let replica = store
+        .record_replica(
+            "docs/report.pdf",
+            "free-tier",
+            "home-minio",
+            "docs/report.pdf",
+        )
         .await?;
-    show(
-        &store,
-        &format!("replicated docs/report.pdf ({size} bytes, inserted: {inserted})"),
-    )
-    .await?;
+    show(&store, &format!("replicated docs/report.pdf: {replica:?}")).await?;
 
-    // 6. Move the cat's only copy to the free tier (the quota guard admits it).
+    // 6. Move the cat's only copy to the free tier (the quota guard admits it). The source's
+    //    bytes come back with a cleanup claim: delete them, then complete the claim.
     let moved = store
-        .move_object_location("photos/cat.jpg", "home-minio", "free-tier")
+        .move_object_location(
+            "photos/cat.jpg",
+            "home-minio",
+            "free-tier",
+            "photos/cat.jpg",
+        )
         .await?;
-    show(
-        &store,
-        &format!("moved photos/cat.jpg to free-tier ({moved} bytes)"),
-    )
-    .await?;
+    if let MoveOutcome::Moved { bytes, source } = &moved {
+        show(
+            &store,
+            &format!("moved photos/cat.jpg to free-tier ({bytes} bytes)"),
+        )
+        .await?;
+        // (A real caller deletes source.storage_key on source.backend_name first.)
+        store.complete_cleanup_item(&source.cleanup).await?;
+    } else {
+        println!("\n== the move changed nothing: {moved:?}");
+    }
 
     // 7. A quota the free tier cannot hold is refused, and nothing changes.
     let refused = store

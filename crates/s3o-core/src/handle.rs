@@ -213,8 +213,15 @@ impl MetadataStore {
         .await
     }
     /// Removes one copy, debits its locked size and enqueues its bytes for cleanup (see
-    /// [`ops::delete_object_location`](crate::ops::delete_object_location)). `false` when the copy was already gone.
-    pub async fn delete_object_location(&self, key: &str, backend: &str) -> Result<bool> {
+    /// [`ops::delete_object_location`](crate::ops::delete_object_location)). Returns the
+    /// removed copy with its cleanup claim, born claimed by this store: delete the bytes at
+    /// once, then [`MetadataStore::complete_cleanup_item`]. `None` when the copy was already
+    /// gone.
+    pub async fn delete_object_location(
+        &self,
+        key: &str,
+        backend: &str,
+    ) -> Result<Option<DeletedCopy>> {
         self.observe(
             "delete_object_location",
             self.inner.delete_object_location(key, backend),
@@ -229,13 +236,24 @@ impl MetadataStore {
         )
         .await
     }
-    /// Moves a copy between backends, enqueueing the source's bytes for cleanup (see
-    /// [`ops::move_object_location`](crate::ops::move_object_location)). Returns bytes moved, 0 when the source is gone or the
-    /// target already has a copy.
-    pub async fn move_object_location(&self, key: &str, from: &str, to: &str) -> Result<i64> {
+    /// Moves the copy of `key` from `from` to `to`, only while the source copy is still at
+    /// `expected_storage_key` (its [`StoredForm::storage_path`], read before copying the
+    /// bytes); see [`ops::move_object_location`](crate::ops::move_object_location).
+    /// [`MoveOutcome::Moved`] carries the source's bytes with their cleanup claim, born claimed
+    /// by this store: delete them, then [`MetadataStore::complete_cleanup_item`]. Otherwise
+    /// nothing changed and the outcome says why (`SourceGone`, `VersionChanged`,
+    /// `TargetHasCopy`). `from == to` ⇒ `InvalidInput`.
+    pub async fn move_object_location(
+        &self,
+        key: &str,
+        from: &str,
+        to: &str,
+        expected_storage_key: &str,
+    ) -> Result<MoveOutcome> {
         self.observe(
             "move_object_location",
-            self.inner.move_object_location(key, from, to),
+            self.inner
+                .move_object_location(key, from, to, expected_storage_key),
         )
         .await
     }
@@ -397,15 +415,26 @@ impl MetadataStore {
 ///
 /// The seed's `QuotaStore` role.
 impl MetadataStore {
-    /// Admission numbers of the named backends, with their in-flight multipart bytes, in one
-    /// read; names without a quota row are absent.
+    /// Admission numbers of the named backends, in one read and in no particular order:
+    /// `bytes_limit`, `bytes_used` (committed copies; on PostgreSQL the quota row plus its
+    /// stripes), `orphan_bytes` (bytes awaiting cleanup) and `inflight_bytes` (Σ part sizes of
+    /// the backend's open multipart uploads: reported for operators and callers, not part of
+    /// any admission rule). Pending write intents are counted nowhere. A name without a quota
+    /// row is absent from the result (no error); an invalid name (empty, over-long, NUL) ⇒
+    /// `InvalidInput`.
     pub async fn backend_capacities(&self, names: &[String]) -> Result<Vec<BackendCapacity>> {
         self.observe("backend_capacities", self.inner.backend_capacities(names))
             .await
     }
-    /// The first backend of `order` whose available bytes (unlimited, or `limit − used −
-    /// orphan − in-flight multipart bytes`) are at least `size`. Invalid names ⇒
-    /// `InvalidInput`; unknown names are skipped. None ⇒ `NoSpaceAvailable`.
+    /// The first backend of `order` that admits `size` more committed bytes by
+    /// [`quota_admits`](crate::quota_admits), the rule the commit guard applies: `used +
+    /// orphan + size <= limit`, or, unlimited, `<= i64::MAX`. In-flight multipart part bytes
+    /// and pending write intents do not count (neither is charged before its commit, whose
+    /// guard decides then); a caller that must count them reads
+    /// [`MetadataStore::backend_capacities`]. Invalid names ⇒ `InvalidInput`; any name without
+    /// a quota row ⇒ `UnknownBackend` naming the first such name in list order, before space
+    /// is considered (a configuration typo is never "no space"). An empty list, or no backend
+    /// with room ⇒ `NoSpaceAvailable`. A read, not a reservation.
     pub async fn get_backend_with_space(&self, size: i64, order: &[String]) -> Result<String> {
         self.observe(
             "get_backend_with_space",
@@ -413,8 +442,12 @@ impl MetadataStore {
         )
         .await
     }
-    /// Among `eligible` backends with room for `size`, the least utilised (`(used + orphan) /
-    /// limit` compared exactly, unlimited = 0), ties by name. None ⇒ `NoSpaceAvailable`.
+    /// Among `eligible` backends that admit `size` (the rule and the exclusions of
+    /// [`MetadataStore::get_backend_with_space`]: in-flight multipart part bytes and pending
+    /// intents do not count), the least utilised: `(used + orphan) / limit` compared exactly,
+    /// unlimited = 0, ties by name in byte order. Invalid names ⇒ `InvalidInput`; any name
+    /// without a quota row ⇒ `UnknownBackend` (the first in list order); an empty list or no
+    /// backend with room ⇒ `NoSpaceAvailable`.
     pub async fn get_least_utilized_backend(
         &self,
         size: i64,
@@ -593,22 +626,35 @@ impl MetadataStore {
         )
         .await
     }
-    /// Adds a replica on `target` copied from `source` (see [`ops::record_replica`](crate::ops::record_replica)).
+    /// Adds a replica on `target` copied from `source`, only while the source copy is still at
+    /// `expected_storage_key` (its [`StoredForm::storage_path`], read before copying the
+    /// bytes); see [`ops::record_replica`](crate::ops::record_replica). Anything but
+    /// [`ReplicaOutcome::Recorded`] changed nothing and says why. `target == source` ⇒
+    /// `InvalidInput`.
     pub async fn record_replica(
         &self,
         key: &str,
         target: &str,
         source: &str,
-    ) -> Result<(i64, bool)> {
+        expected_storage_key: &str,
+    ) -> Result<ReplicaOutcome> {
         self.observe(
             "record_replica",
-            self.inner.record_replica(key, target, source),
+            self.inner
+                .record_replica(key, target, source, expected_storage_key),
         )
         .await
     }
     /// Removes the copy on `backend` if the key still has more than `factor` copies (see
-    /// [`ops::remove_excess_copy`](crate::ops::remove_excess_copy)).
-    pub async fn remove_excess_copy(&self, key: &str, backend: &str, factor: i64) -> Result<bool> {
+    /// [`ops::remove_excess_copy`](crate::ops::remove_excess_copy)). Returns the removed copy
+    /// with its cleanup claim, born claimed by this store: delete the bytes at once, then
+    /// [`MetadataStore::complete_cleanup_item`]. `None` when nothing was removed.
+    pub async fn remove_excess_copy(
+        &self,
+        key: &str,
+        backend: &str,
+        factor: i64,
+    ) -> Result<Option<DeletedCopy>> {
         self.observe(
             "remove_excess_copy",
             self.inner.remove_excess_copy(key, backend, factor),
@@ -1157,8 +1203,13 @@ impl MetadataStore {
     /// Fenced: if the lock is lost while `critical` runs (PostgreSQL: the lock's session
     /// ended, noticed within the engine's documented bound), `critical` is dropped at its
     /// next `.await` and the call returns `Err(StoreError::LeadershipLost)`, never `Ok`.
-    /// (SQLite's lock is a file lock held by the process: it cannot be lost while the
-    /// process lives.) Locks are scoped to the store's database and, on PostgreSQL, schema.
+    /// `Ok(Some(_))` also requires a confirmed release: when the engine cannot confirm that
+    /// the lock was still held when `critical` finished (PostgreSQL: the unlock on the lock's
+    /// own connection failed, timed out or answered `false`; SQLite: the lock file was
+    /// replaced while held), the call returns `LeadershipLost` instead, whatever `critical`
+    /// returned. (SQLite's lock is a file lock held by the process: it cannot be lost while
+    /// the process lives and its lock file stays in place.) Locks are scoped to the store's
+    /// database and, on PostgreSQL, schema.
     pub async fn with_advisory_lock<F>(
         &self,
         lock: LockId,

@@ -143,16 +143,20 @@ pub trait QuotaTx: Send {
     /// Charges `delta` committed bytes when the backend is unlimited or `bytes_used +
     /// orphan_bytes + delta <= bytes_limit` (exactly; on PostgreSQL through a stripe's grant,
     /// else under the quota row's lock); otherwise `NoSpaceAvailable`. Unknown backend ⇒
-    /// `UnknownBackend`.
+    /// `UnknownBackend`. A charge that would take `bytes_used + orphan_bytes` past `i64::MAX`
+    /// (possible only on an unlimited backend) ⇒ `InvalidInput`
+    /// ([`crate::validate::quota_overflow`]).
     async fn increment_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()>;
     /// `bytes_used = max(0, bytes_used - delta)`. Unknown backend ⇒ no-op.
     async fn decrement_backend_quota(&mut self, backend: &str, delta: i64) -> Result<()>;
     /// `bytes_used = max(0, bytes_used + delta)` without the limit guard (stored-form rewrites:
-    /// the bytes are already on the backend).
+    /// the bytes are already on the backend). A positive `delta` that would take `bytes_used +
+    /// orphan_bytes` past `i64::MAX` ⇒ `InvalidInput`.
     async fn adjust_backend_quota_unguarded(&mut self, backend: &str, delta: i64) -> Result<()>;
     /// `orphan_bytes = max(0, orphan_bytes - delta)`.
     async fn decrement_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()>;
-    /// `orphan_bytes += delta` (no limit guard: the bytes already occupy the backend).
+    /// `orphan_bytes += delta` (no limit guard: the bytes already occupy the backend). Taking
+    /// `bytes_used + orphan_bytes` past `i64::MAX` ⇒ `InvalidInput`.
     async fn increment_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()>;
     /// `bytes_used` of every backend, row-locked.
     async fn all_backend_bytes_used(&mut self) -> Result<BTreeMap<String, i64>>;

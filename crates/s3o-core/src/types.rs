@@ -357,6 +357,53 @@ pub struct DeletedCopy {
     pub cleanup: CleanupClaim,
 }
 
+/// What a move of one copy between backends did (see
+/// [`crate::MetadataStore::move_object_location`]). Every variant but [`MoveOutcome::Moved`]
+/// means nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MoveOutcome {
+    /// The copy now lives on the target backend, with every stored-form column and its
+    /// `created_at`.
+    Moved {
+        /// The copy's size: the bytes moved (0 for an empty object).
+        bytes: i64,
+        /// The source's bytes, taken out of the ledger and enqueued for cleanup with a claim
+        /// held by this store: delete them, then complete [`DeletedCopy::cleanup`].
+        source: DeletedCopy,
+    },
+    /// The source backend holds no copy of the key (deleted, or moved already).
+    SourceGone,
+    /// The source copy is no longer at the expected path: the key was overwritten since the
+    /// caller read it.
+    VersionChanged {
+        /// The path the source copy has now ([`StoredForm::storage_path`]).
+        current_storage_key: String,
+    },
+    /// The target backend already holds a copy of the key.
+    TargetHasCopy,
+}
+
+/// What recording a replica did (see [`crate::MetadataStore::record_replica`]). Every variant
+/// but [`ReplicaOutcome::Recorded`] means nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaOutcome {
+    /// The target now holds a copy, charged to its quota.
+    Recorded {
+        /// The copy's size, read from the source row (0 for an empty object).
+        bytes: i64,
+    },
+    /// The source backend holds no copy of the key.
+    SourceGone,
+    /// The source copy is no longer at the expected path: the key was overwritten since the
+    /// caller read it (the bytes copied are of an older version).
+    VersionChanged {
+        /// The path the source copy has now ([`StoredForm::storage_path`]).
+        current_storage_key: String,
+    },
+    /// The target backend already holds a copy of the key.
+    TargetHasCopy,
+}
+
 /// An in-flight PUT intent, recorded before the backend upload so a failed metadata commit
 /// can be resolved later by the pending reaper.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -564,8 +611,13 @@ pub struct BackendCapacity {
 /// whenever the stripe's grant cannot take the charge) cannot see them; a routing rule that subtracted them
 /// would refuse backends the guard admits and the other way round. A multipart upload is
 /// admitted when it completes, like any other write.
+///
+/// An unlimited backend (`limit == 0`) admits up to `i64::MAX` in all: a charge past it would
+/// overflow a counter, and the engines refuse it with `InvalidInput`
+/// ([`crate::validate::quota_overflow`]), so routing never picks a backend for it either.
 pub fn quota_admits(limit: i64, used: i64, orphan: i64, delta: i64) -> bool {
-    limit == 0 || i128::from(used) + i128::from(orphan) + i128::from(delta) <= i128::from(limit)
+    let bound = if limit == 0 { i64::MAX } else { limit };
+    i128::from(used) + i128::from(orphan) + i128::from(delta) <= i128::from(bound)
 }
 
 impl BackendCapacity {

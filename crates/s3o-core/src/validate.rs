@@ -22,6 +22,28 @@ pub const MAX_ID_BYTES: usize = 1024;
 /// orphan_bytes + delta` in the quota guard) cannot overflow a 64-bit counter. A counter that
 /// still overflows is refused by the database and reported as `InvalidInput`.
 pub const MAX_SIZE_BYTES: i64 = 1 << 60;
+/// The error for a quota charge that would push one of `backend`'s counters past `i64::MAX`
+/// (`bytes_used + orphan_bytes + delta`, or any sum a reader computes over them): the value is
+/// refused as `InvalidInput` before anything changes, on both engines, and never counts
+/// against the breaker. `now` is the backend's `bytes_used + orphan_bytes` (as far as the
+/// engine knows it), `delta` the refused charge.
+pub fn quota_overflow(backend: &str, now: i128, delta: i64) -> StoreError {
+    StoreError::invalid(
+        "quota charge",
+        format!(
+            "backend {backend:?} holds {now} bytes (used + orphan); {delta} more would pass \
+             the largest count a quota counter holds ({})",
+            i64::MAX
+        ),
+    )
+}
+
+/// True when `used + orphan + delta` (exact) is past `i64::MAX`: the charge must be refused
+/// with [`quota_overflow`].
+pub fn quota_overflows(used: i64, orphan: i64, delta: i64) -> bool {
+    i128::from(used) + i128::from(orphan) + i128::from(delta) > i128::from(i64::MAX)
+}
+
 /// Earliest timestamp accepted: 0001-01-01T00:00:00Z. Both engines hold every instant
 /// between this and [`MAX_TIMESTAMP`] (PostgreSQL's `timestamptz` spans 4713 BC to 294276 AD;
 /// SQLite stores the microseconds as an integer).
@@ -46,6 +68,18 @@ pub fn key(k: &str) -> Result<()> {
         ));
     }
     no_nul("object key", k)
+}
+
+/// An expected physical path (a copy's [`StoredForm::storage_path`]): non-empty, at most
+/// [`MAX_STORAGE_KEY_BYTES`], no NUL.
+pub fn storage_path(p: &str) -> Result<()> {
+    if p.is_empty() {
+        return Err(StoreError::invalid(
+            "expected storage key",
+            "must not be empty (a copy without a storage key has the object key as its path)",
+        ));
+    }
+    bounded("expected storage key", p, MAX_STORAGE_KEY_BYTES)
 }
 
 /// A prefix or cursor: may be empty, otherwise bounded like a key.

@@ -61,10 +61,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "part_storage_key",
         sql: include_str!("../migrations/0007_part_storage_key.sql"),
     },
+    Migration {
+        version: 8,
+        name: "unlimited_stripe_grants",
+        sql: include_str!("../migrations/0008_unlimited_stripe_grants.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 7;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 8;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

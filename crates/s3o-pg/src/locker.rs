@@ -13,7 +13,11 @@
 //! [`LOCK_WATCH_INTERVAL`] it must answer `SELECT 1` within [`LOCK_WATCH_TIMEOUT`]. When it does not
 //! (the session ended, so the server released the lock and another instance may hold it),
 //! the critical section is dropped — cancelled at its next `.await` — and the call returns
-//! `Err(StoreError::LeadershipLost)`, never `Ok`. A killed session is noticed at the next
+//! `Err(StoreError::LeadershipLost)`, never `Ok`. A section that finishes between two probes
+//! is not trusted either: the call answers `Ok` only when `pg_advisory_unlock` on the same
+//! connection returned `true` (the session still held the lock to the end); a dead
+//! connection, an error, a timeout or `false` make it `LeadershipLost` too (the section's own
+//! error, if any, is named in `why`). A killed session is noticed at the next
 //! probe, so the holder learns of the loss within `LOCK_WATCH_INTERVAL` (1 s) plus a round trip;
 //! a silent network partition within `LOCK_WATCH_INTERVAL + LOCK_WATCH_TIMEOUT` (3 s). Work the
 //! section already committed stays committed: fencing stops the holder from acting further,
@@ -107,30 +111,32 @@ impl<T> Future for CatchUnwind<'_, T> {
     }
 }
 
-async fn unlock(client: Object, id: i64) {
+/// Unlocks on the lock's own connection. `Ok(())` only when the server confirmed that this
+/// session held the lock and released it; otherwise says why, after closing the session
+/// (that releases whatever it still holds) instead of pooling it.
+async fn unlock(client: Object, id: i64) -> std::result::Result<(), String> {
     let r = tokio::time::timeout(
         UNLOCK_TIMEOUT,
         client.query_one("SELECT pg_advisory_unlock($1)", &[&id]),
     )
     .await;
-    match r {
-        Ok(Ok(row)) if row.col::<bool>(0).unwrap_or(false) => {}
-        other => {
-            // Lost connection, timeout, or the lock was not ours any more: close the session
-            // (that releases whatever it still holds) instead of pooling it.
-            let why = match other {
-                Ok(Ok(_)) => "lock was not held".to_owned(),
-                Ok(Err(e)) => crate::error::Chain(&e).to_string(),
-                Err(_) => "timed out".to_owned(),
-            };
-            tracing::warn!(
-                lock_id = id,
-                why,
-                "leader-lock unlock failed; closing its connection"
-            );
-            drop(Object::take(client));
-        }
-    }
+    let why = match r {
+        Ok(Ok(row)) => match row.col::<bool>(0) {
+            Ok(true) => return Ok(()),
+            // `false`: the session no longer held the lock, so someone else may.
+            Ok(false) => "the lock was not held by its session any more".to_owned(),
+            Err(e) => e.to_string(),
+        },
+        Ok(Err(e)) => format!("the unlock failed: {}", crate::error::Chain(&e)),
+        Err(_) => format!("the unlock did not answer within {UNLOCK_TIMEOUT:?}"),
+    };
+    tracing::warn!(
+        lock_id = id,
+        why,
+        "leader-lock unlock not confirmed; closing its connection"
+    );
+    drop(Object::take(client));
+    Err(why)
 }
 
 /// Holds the lock's connection; on drop without [`Held::release`] (caller cancelled), the
@@ -146,9 +152,11 @@ impl Held {
         self.client.take();
     }
 
-    async fn release(mut self) {
-        if let Some(client) = self.client.take() {
-            unlock(client, self.id).await;
+    /// Unlocks; `Err(why)` when the release was not confirmed (see [`unlock`]).
+    async fn release(mut self) -> std::result::Result<(), String> {
+        match self.client.take() {
+            Some(client) => unlock(client, self.id).await,
+            None => Ok(()),
         }
     }
 }
@@ -159,7 +167,10 @@ impl Drop for Held {
             let id = self.id;
             match tokio::runtime::Handle::try_current() {
                 Ok(h) => {
-                    h.spawn(unlock(client, id));
+                    // The caller is gone: nobody is left to tell of an unconfirmed release.
+                    h.spawn(async move {
+                        let _ = unlock(client, id).await;
+                    });
                 }
                 Err(_) => drop(Object::take(client)),
             }
@@ -216,14 +227,25 @@ impl AdvisoryLocker for PgStore {
                 outcome = section => Ok(outcome),
             }
         };
-        held.release().await;
-        match outcome {
-            Ok(Ok(r)) => Ok(Some(r)),
-            Ok(Err(panic)) => {
+        let released = held.release().await;
+        match (outcome, released) {
+            (Ok(Err(panic)), _) => {
                 tracing::error!(%lock, "critical section panicked; leader lock released");
                 std::panic::resume_unwind(panic)
             }
-            Err(why) => {
+            (Ok(Ok(r)), Ok(())) => Ok(Some(r)),
+            // The section finished, but the lock may have been lost meanwhile (its session
+            // died between probes and another store took it): without a confirmed release
+            // the section may have run beside another holder, so it is never reported `Ok`.
+            (Ok(Ok(r)), Err(why)) => {
+                let why = match r {
+                    Ok(()) => format!("release not confirmed: {why}"),
+                    Err(e) => format!("release not confirmed: {why}; the section failed: {e}"),
+                };
+                tracing::warn!(%lock, why, "leader lock lost while its critical section ran");
+                Err(StoreError::LeadershipLost { lock, why })
+            }
+            (Err(why), _) => {
                 tracing::warn!(%lock, why, "leader lock lost; critical section cancelled");
                 Err(StoreError::LeadershipLost { lock, why })
             }

@@ -6,8 +6,11 @@
 //! stripe (in stripe order), folds the stripes' used bytes into the quota row, checks the exact
 //! remainder (`bytes_limit − bytes_used − orphan_bytes`), charges the quota row and spreads what
 //! is left over the stripes as new grants. Migration 0006 states the invariant that keeps
-//! `Σ used + orphan ≤ limit` at every commit. Debits, orphan bytes and limits stay on the quota
-//! row; an orphan increment that would break the invariant takes the unused grants back.
+//! `Σ used + orphan ≤ limit` at every commit; 0008 extends it to unlimited backends with
+//! `i64::MAX` as their bound, so no counter or sum can overflow. Debits, orphan bytes and
+//! limits stay on the quota row; an orphan increment that would break the invariant takes the
+//! unused grants back, and one that would take the total past `i64::MAX` is refused
+//! (`InvalidInput`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,15 +57,18 @@ pub(crate) const FOLD_STRIPES: &str = "WITH old AS MATERIALIZED ( \
      UPDATE backend_quotas q SET bytes_used = q.bytes_used + moved.n, updated_at = NOW() \
      FROM moved WHERE q.backend_name = moved.backend_name AND moved.n <> 0";
 
-/// Spreads each named backend's exact remainder over its stripes as grants, or gives every
-/// stripe of an unlimited backend 2^62: far above any total a ledger can hold (sizes are at
-/// most 2^60), so its guard never refuses and cannot overflow. "Unlimited" thus lives on the
-/// stripe row itself and a charge never reads the limit, which a concurrent limit change could
-/// make stale (see [`CHARGE_STRIPE`]). Run right after [`FOLD_STRIPES`] in the same
-/// transaction, holding the quota rows' locks.
+/// Spreads each named backend's exact remainder over its stripes as grants; an unlimited
+/// backend's stripes share half of the headroom below `i64::MAX` (`(i64::MAX − used − orphan)
+/// / (2 × stripes)` each, still about 2^58 on an empty backend). So for every backend `used +
+/// orphan + Σ grants` stays within its limit, or `i64::MAX`: no sum a reader or a fold computes
+/// can overflow, and the other half absorbs orphan growth without taking the grants back (see
+/// [`PgTx::settle_unguarded_growth`]). "Unlimited" thus lives on the stripe row itself and a
+/// charge never reads the limit, which a concurrent limit change could make stale (see
+/// [`CHARGE_STRIPE`]). Run right after [`FOLD_STRIPES`] in the same transaction, holding the
+/// quota rows' locks (so `used` is the backend's whole total, never negative).
 pub(crate) const GRANT_STRIPES: &str = "UPDATE backend_quota_stripes s SET bytes_granted = CASE WHEN q.bytes_limit = 0 \
-     THEN 4611686018427387904 \
-     ELSE GREATEST(0, q.bytes_limit - q.bytes_used - q.orphan_bytes) / $2 END \
+     THEN GREATEST(0, 9223372036854775807 - GREATEST(0, q.bytes_used) - q.orphan_bytes) / (2 * $2::bigint) \
+     ELSE GREATEST(0, q.bytes_limit - q.bytes_used - q.orphan_bytes) / $2::bigint END \
      FROM backend_quotas q \
      WHERE s.backend_name = q.backend_name AND q.backend_name = ANY($1)";
 
@@ -113,6 +119,13 @@ impl PgTx {
             )
             .await?;
         let (limit, used, orphan): (i64, i64, i64) = (row.col(0)?, row.col(1)?, row.col(2)?);
+        if validate::quota_overflows(used, orphan, delta) {
+            return Err(validate::quota_overflow(
+                backend,
+                i128::from(used) + i128::from(orphan),
+                delta,
+            ));
+        }
         if limit > 0 && used.saturating_add(orphan).saturating_add(delta) > limit {
             return Err(StoreError::NoSpaceAvailable);
         }
@@ -163,21 +176,43 @@ impl PgTx {
         Ok(())
     }
 
-    /// After the quota row gained orphan bytes: if the row plus the stripes' grants now exceed
-    /// the limit, take back every unused grant (each stripe keeps exactly what it charged).
-    /// The caller holds the quota row's lock, so the grants cannot change meanwhile.
-    async fn revoke_grants_if_over(&mut self, backend: &str) -> Result<()> {
-        self.execute(
-            "revoke quota stripe grants",
-            "UPDATE backend_quota_stripes s SET bytes_granted = s.bytes_used \
-             WHERE s.backend_name = $1 AND s.bytes_granted > s.bytes_used \
-             AND EXISTS (SELECT 1 FROM backend_quotas q WHERE q.backend_name = $1 \
-               AND q.bytes_limit > 0 AND q.bytes_used + q.orphan_bytes + \
-               (SELECT COALESCE(SUM(g.bytes_granted), 0) FROM backend_quota_stripes g \
-                WHERE g.backend_name = $1) > q.bytes_limit)",
-            &[&backend],
-        )
-        .await?;
+    /// After the quota row grew without the guard (orphan bytes, an unguarded charge): if the
+    /// row plus the stripes' grants now exceed the limit (`i64::MAX` when unlimited), takes
+    /// back every unused grant (each stripe keeps exactly what it charged); and if the
+    /// backend's total (`used + orphan`, stripes included) is past `i64::MAX`, refuses with
+    /// `InvalidInput` (the caller's transaction rolls back). Sums are taken as `numeric`, so the
+    /// check itself cannot overflow. The caller holds the quota row's lock, so the grants
+    /// cannot change meanwhile.
+    async fn settle_unguarded_growth(&mut self, backend: &str, delta: i64) -> Result<()> {
+        let row = self
+            .query_opt(
+                "revoke quota stripe grants",
+                "WITH t AS ( \
+                   SELECT q.bytes_limit AS lim, q.bytes_used::numeric + q.orphan_bytes AS base, \
+                     (SELECT COALESCE(SUM(g.bytes_granted), 0) FROM backend_quota_stripes g \
+                      WHERE g.backend_name = $1) AS granted, \
+                     (SELECT COALESCE(SUM(g.bytes_used), 0) FROM backend_quota_stripes g \
+                      WHERE g.backend_name = $1) AS striped \
+                   FROM backend_quotas q WHERE q.backend_name = $1), \
+                 revoked AS (UPDATE backend_quota_stripes s SET bytes_granted = s.bytes_used \
+                   FROM t WHERE s.backend_name = $1 AND s.bytes_granted > s.bytes_used \
+                   AND t.base + t.granted > \
+                     CASE WHEN t.lim = 0 THEN 9223372036854775807 ELSE t.lim END) \
+                 SELECT (t.base + t.striped)::text FROM t",
+                &[&backend],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(()) };
+        let total: String = row.col(0)?;
+        // numeric text of an integer sum: digits with an optional sign.
+        let total: i128 = total.parse().unwrap_or(i128::MAX);
+        if total > i128::from(i64::MAX) {
+            return Err(validate::quota_overflow(
+                backend,
+                total - i128::from(delta),
+                delta,
+            ));
+        }
         Ok(())
     }
 }
@@ -214,7 +249,7 @@ impl QuotaTx for PgTx {
         self.add_to_row(backend, delta).await?;
         if delta > 0 {
             // Like orphan bytes, an unguarded charge must not leave grants above the limit.
-            self.revoke_grants_if_over(backend).await?;
+            self.settle_unguarded_growth(backend, delta).await?;
         }
         Ok(())
     }
@@ -242,7 +277,7 @@ impl QuotaTx for PgTx {
             &[&backend, &delta],
         )
         .await?;
-        self.revoke_grants_if_over(backend).await
+        self.settle_unguarded_growth(backend, delta).await
     }
 
     async fn all_backend_bytes_used(&mut self) -> Result<BTreeMap<String, i64>> {

@@ -148,6 +148,20 @@ pub struct Model {
     pub outbox: Vec<Orphaned>,
 }
 
+/// Renders a move's outcome as the model does: `Moved(bytes, [source copy])` (the source as
+/// [`render_copies`] shows it), or the refusal's debug text.
+pub fn render_move(o: &s3o_core::MoveOutcome) -> String {
+    match o {
+        s3o_core::MoveOutcome::Moved { bytes, source } => {
+            format!(
+                "Moved({bytes}, {})",
+                render_copies(std::slice::from_ref(source))
+            )
+        }
+        other => format!("{other:?}"),
+    }
+}
+
 /// Renders removed copies without their cleanup claims (ids and claim times are the engine's):
 /// sorted `(backend, size, path)`.
 pub fn render_copies(v: &[DeletedCopy]) -> String {
@@ -338,54 +352,81 @@ impl Model {
         Outcome::Ok(format!("{out:?}"))
     }
 
-    /// `delete_object_location`.
+    /// The path of `key`'s copy on `backend` (the key when there is none): what a worker
+    /// reads before copying bytes, and names as the expected version of a replica or move.
+    pub fn path_on(&self, key: &str, backend: &str) -> String {
+        self.copies
+            .get(&(key.to_owned(), backend.to_owned()))
+            .map_or_else(|| key.to_owned(), |c| path_of(key, &c.form))
+    }
+
+    /// `delete_object_location`: the removed copy as [`render_copies`] shows it (`[]` when
+    /// there was none).
     pub fn delete_location(&mut self, key: &str, backend: &str) -> Outcome {
         match self.copies.remove(&(key.to_owned(), backend.to_owned())) {
             Some(c) => {
                 let q = self.backends.get_mut(backend).expect("backend");
                 q.used = (q.used - c.size).max(0);
-                self.orphan(backend, key, &path_of(key, &c.form), c.size);
-                Outcome::Ok("true".into())
+                let path = path_of(key, &c.form);
+                self.orphan(backend, key, &path, c.size);
+                Outcome::Ok(format!("{:?}", [(backend, c.size, path.as_str())]))
             }
-            None => Outcome::Ok("false".into()),
+            None => Outcome::Ok("[]".into()),
         }
     }
 
-    /// `record_replica`.
-    pub fn replica(&mut self, key: &str, target: &str, source: &str) -> Outcome {
-        let no = Outcome::Ok("(0, false)".into());
-        if target == source {
-            return no;
+    /// Checks shared by a replica and a move of the copy on `source` expected at `expected`:
+    /// `Err(outcome)` when the engine changes nothing, else the source copy.
+    fn version_checked(
+        &self,
+        key: &str,
+        source: &str,
+        target: &str,
+        expected: &str,
+    ) -> std::result::Result<Copy, Outcome> {
+        if source == target || expected.is_empty() {
+            return Err(Outcome::Invalid);
         }
-        let Some(src) = self
-            .copies
-            .get(&(key.to_owned(), source.to_owned()))
-            .cloned()
-        else {
-            return no;
+        let Some(src) = self.copies.get(&(key.to_owned(), source.to_owned())) else {
+            return Err(Outcome::Ok("SourceGone".into()));
         };
+        let current = path_of(key, &src.form);
+        if current != expected {
+            return Err(Outcome::Ok(format!(
+                "VersionChanged {{ current_storage_key: {current:?} }}"
+            )));
+        }
         if self
             .copies
             .contains_key(&(key.to_owned(), target.to_owned()))
         {
-            return no;
+            return Err(Outcome::Ok("TargetHasCopy".into()));
         }
+        Ok(src.clone())
+    }
+
+    /// `record_replica` with the expected path `expected`, rendered as the engine's
+    /// `ReplicaOutcome` debug text.
+    pub fn replica(&mut self, key: &str, target: &str, source: &str, expected: &str) -> Outcome {
+        let src = match self.version_checked(key, source, target, expected) {
+            Ok(src) => src,
+            Err(o) => return o,
+        };
         if !self.admits(target, src.size) {
             return Outcome::NoSpace;
         }
         let size = src.size;
         self.copies.insert((key.to_owned(), target.to_owned()), src);
         self.backends.get_mut(target).expect("backend").used += size;
-        Outcome::Ok(format!("({size}, true)"))
+        Outcome::Ok(format!("Recorded {{ bytes: {size} }}"))
     }
 
-    /// `move_object_location`.
-    pub fn move_copy(&mut self, key: &str, from: &str, to: &str) -> Outcome {
-        if from == to || self.copies.contains_key(&(key.to_owned(), to.to_owned())) {
-            return Outcome::Ok("0".into());
-        }
-        let Some(src) = self.copies.get(&(key.to_owned(), from.to_owned())).cloned() else {
-            return Outcome::Ok("0".into());
+    /// `move_object_location` with the expected path `expected`; a move renders as
+    /// `Moved(bytes, [source copy])` (see [`render_move`]).
+    pub fn move_copy(&mut self, key: &str, from: &str, to: &str, expected: &str) -> Outcome {
+        let src = match self.version_checked(key, from, to, expected) {
+            Ok(src) => src,
+            Err(o) => return o,
         };
         if !self.admits(to, src.size) {
             return Outcome::NoSpace;
@@ -398,17 +439,20 @@ impl Model {
         f.used = (f.used - size).max(0);
         self.orphan(from, key, &path, size);
         self.backends.get_mut(to).expect("backend").used += size;
-        Outcome::Ok(size.to_string())
+        Outcome::Ok(format!(
+            "Moved({size}, {:?})",
+            [(from, size, path.as_str())]
+        ))
     }
 
-    /// `remove_excess_copy`.
+    /// `remove_excess_copy`: the removed copy as [`render_copies`] shows it (`[]` when none).
     pub fn remove_excess(&mut self, key: &str, backend: &str, factor: i64) -> Outcome {
         let copies = self.copies_of(key);
         if copies.len() as i64 <= factor {
-            return Outcome::Ok("false".into());
+            return Outcome::Ok("[]".into());
         }
         let Some((_, target)) = copies.iter().find(|(b, _)| b == backend) else {
-            return Outcome::Ok("false".into());
+            return Outcome::Ok("[]".into());
         };
         let dek = |c: &Copy| c.form.encrypted && c.form.has_dek();
         let other_dek = copies.iter().any(|(b, c)| b != backend && dek(c));
@@ -418,8 +462,7 @@ impl Model {
         if dek(target) && !other_dek && keyless {
             return Outcome::OnlyDek;
         }
-        self.delete_location(key, backend);
-        Outcome::Ok("true".into())
+        self.delete_location(key, backend)
     }
 
     /// `import_object`.

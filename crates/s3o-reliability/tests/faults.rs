@@ -78,7 +78,7 @@ async fn postgres_survives_terminated_sessions() {
                 if i.is_multiple_of(7) {
                     // A move may fail like any call here, but only with the database's trouble.
                     let key = format!("f/{t}/{}", i % 5);
-                    match store.move_object_location(&key, "a", "b").await {
+                    match store.move_object_location(&key, "a", "b", &key).await {
                         Ok(_) | Err(StoreError::DbUnavailable | StoreError::Database { .. }) => {}
                         Err(e) => panic!("unexpected answer from move: {e:?}"),
                     }

@@ -14,9 +14,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use s3o_core::{
-    CleanupClaim, CleanupEntry, DeletedCopy, MetadataStore, PendingObject, StoredForm, Timestamp,
+    CleanupClaim, CleanupEntry, DeletedCopy, MetadataStore, MoveOutcome, PendingObject, StoredForm,
+    Timestamp,
 };
-use s3o_reliability::model::{Intent, Model, Outcome, render_copies};
+use s3o_reliability::model::{Intent, Model, Outcome, render_copies, render_move};
 use s3o_reliability::{Engine, assert_ledger, fresh};
 
 const KEYS: [&str; 5] = ["a", "a/b", "A", "b%_\\", "é/1"];
@@ -42,15 +43,19 @@ enum Op {
         key: usize,
         backend: usize,
     },
+    /// `stale`: name an expected path the source copy does not have (a worker that read an
+    /// older version).
     Replica {
         key: usize,
         target: usize,
         source: usize,
+        stale: bool,
     },
     Move {
         key: usize,
         from: usize,
         to: usize,
+        stale: bool,
     },
     RemoveExcess {
         key: usize,
@@ -134,10 +139,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => key.clone().prop_map(|key| Op::Delete { key }),
         1 => proptest::collection::vec(key.clone(), 0..4).prop_map(|keys| Op::Batch { keys }),
         1 => (key.clone(), backend.clone()).prop_map(|(key, backend)| Op::DeleteLocation { key, backend }),
-        3 => (key.clone(), backend.clone(), backend.clone())
-            .prop_map(|(key, target, source)| Op::Replica { key, target, source }),
-        2 => (key.clone(), backend.clone(), backend.clone())
-            .prop_map(|(key, from, to)| Op::Move { key, from, to }),
+        3 => (key.clone(), backend.clone(), backend.clone(), proptest::bool::weighted(0.2))
+            .prop_map(|(key, target, source, stale)| Op::Replica { key, target, source, stale }),
+        2 => (key.clone(), backend.clone(), backend.clone(), proptest::bool::weighted(0.2))
+            .prop_map(|(key, from, to, stale)| Op::Move { key, from, to, stale }),
         1 => (key.clone(), backend.clone(), 1i64..3)
             .prop_map(|(key, backend, factor)| Op::RemoveExcess { key, backend, factor }),
         1 => (key.clone(), any_backend, size.clone())
@@ -313,8 +318,12 @@ impl Run {
                 let r = s
                     .delete_object_location(KEYS[*key], BACKENDS[*backend])
                     .await;
+                if let Ok(Some(d)) = &r {
+                    self.keep_claims([d]);
+                }
+                let m = &mut self.model;
                 (
-                    Outcome::of(&r, |v| v.to_string()),
+                    Outcome::of(&r, |v| render_copies(v.as_slice())),
                     m.delete_location(KEYS[*key], BACKENDS[*backend]),
                 )
             }
@@ -322,22 +331,38 @@ impl Run {
                 key,
                 target,
                 source,
+                stale,
             } => {
-                let r = s
-                    .record_replica(KEYS[*key], BACKENDS[*target], BACKENDS[*source])
-                    .await;
+                let (k, t, src) = (KEYS[*key], BACKENDS[*target], BACKENDS[*source]);
+                let mut expected = m.path_on(k, src);
+                if *stale {
+                    expected.push_str(".older");
+                }
+                let r = s.record_replica(k, t, src, &expected).await;
                 (
                     Outcome::of(&r, |v| format!("{v:?}")),
-                    m.replica(KEYS[*key], BACKENDS[*target], BACKENDS[*source]),
+                    m.replica(k, t, src, &expected),
                 )
             }
-            Op::Move { key, from, to } => {
-                let r = s
-                    .move_object_location(KEYS[*key], BACKENDS[*from], BACKENDS[*to])
-                    .await;
+            Op::Move {
+                key,
+                from,
+                to,
+                stale,
+            } => {
+                let (k, f, t) = (KEYS[*key], BACKENDS[*from], BACKENDS[*to]);
+                let mut expected = m.path_on(k, f);
+                if *stale {
+                    expected.push_str(".older");
+                }
+                let r = s.move_object_location(k, f, t, &expected).await;
+                if let Ok(MoveOutcome::Moved { source, .. }) = &r {
+                    self.keep_claims([source]);
+                }
+                let m = &mut self.model;
                 (
-                    Outcome::of(&r, |v| v.to_string()),
-                    m.move_copy(KEYS[*key], BACKENDS[*from], BACKENDS[*to]),
+                    Outcome::of(&r, render_move),
+                    m.move_copy(k, f, t, &expected),
                 )
             }
             Op::RemoveExcess {
@@ -348,8 +373,12 @@ impl Run {
                 let r = s
                     .remove_excess_copy(KEYS[*key], BACKENDS[*backend], *factor)
                     .await;
+                if let Ok(Some(d)) = &r {
+                    self.keep_claims([d]);
+                }
+                let m = &mut self.model;
                 (
-                    Outcome::of(&r, |v| v.to_string()),
+                    Outcome::of(&r, |v| render_copies(v.as_slice())),
                     m.remove_excess(KEYS[*key], BACKENDS[*backend], *factor),
                 )
             }

@@ -22,7 +22,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 7] = [
+const MIGRATIONS: [Migration; 8] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -57,6 +57,11 @@ const MIGRATIONS: [Migration; 7] = [
         version: 7,
         name: "0007_part_storage_key",
         sql: include_str!("../migrations/0007_part_storage_key.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "0008_unlimited_stripe_grants",
+        sql: include_str!("../migrations/0008_unlimited_stripe_grants.sql"),
     },
 ];
 

@@ -13,7 +13,7 @@ use s3o_core::{
 };
 
 use crate::SqliteStore;
-use crate::quota::adjust_orphan;
+use crate::quota::{adjust_orphan, increment_orphan};
 use crate::stmt::{Db, now_minus};
 
 /// Columns of a [`CleanupItem`], in the order [`item_from_row`] reads them.
@@ -327,13 +327,7 @@ impl CleanupStore for SqliteStore {
         let backend = backend.to_owned();
         self.conns
             .write("increment orphan bytes", move |db| {
-                db.execute(
-                    "increment orphan bytes",
-                    "UPDATE backend_quotas SET orphan_bytes = orphan_bytes + ?2, updated_at = ?3 \
-                     WHERE backend_name = ?1",
-                    params![backend, amount, Timestamp::now().as_micros()],
-                )?;
-                Ok(())
+                increment_orphan(db, &backend, amount)
             })
             .await
     }

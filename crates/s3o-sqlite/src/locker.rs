@@ -6,12 +6,19 @@
 //! the OS drops it when the holder's process dies. The files are left in place (an empty
 //! file is harmless, and deleting one would race with a newcomer locking it). An in-memory
 //! database is private to its store, so its locks are a per-store set of held ids.
+//!
+//! **Fencing.** A `flock` cannot be lost while its file stays open, but it can stop excluding
+//! anyone: if the lock file is deleted or replaced while held, a newcomer creates a new file at
+//! the path and locks that. So on Unix the holder checks, right after locking and again when
+//! the critical section ends, that the path still names the file it locked (same device and
+//! inode). Replaced before the section ⇒ not taken; replaced during it ⇒ the call returns
+//! `LeadershipLost`, never `Ok`.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -34,14 +41,51 @@ pub(crate) struct LeaderLocks {
 
 /// A held leader lock; dropping it releases the lock.
 enum Held {
-    File(File),
+    /// The locked file and the path it was opened at.
+    File(File, PathBuf),
     Local(Arc<LeaderLocks>, LockId),
+}
+
+/// `Err(why)` unless `path` still names the file `f` (Unix: same device and inode), i.e. a
+/// newcomer locking the path would contend with this lock.
+fn still_the_lock_file(f: &File, path: &Path) -> std::result::Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let held = f
+            .metadata()
+            .map_err(|e| format!("reading the held lock file: {e}"))?;
+        let now = std::fs::metadata(path)
+            .map_err(|e| format!("lock file {} is gone: {e}", path.display()))?;
+        if (held.dev(), held.ino()) != (now.dev(), now.ino()) {
+            return Err(format!(
+                "lock file {} was replaced while held",
+                path.display()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (f, path);
+    Ok(())
+}
+
+impl Held {
+    /// Releases the lock; `Err(why)` when it cannot be confirmed that the lock still excluded
+    /// other holders up to now.
+    fn release(self) -> std::result::Result<(), String> {
+        let confirmed = match &self {
+            Held::File(f, path) => still_the_lock_file(f, path),
+            Held::Local(..) => Ok(()),
+        };
+        drop(self);
+        confirmed
+    }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         match self {
-            Held::File(f) => {
+            Held::File(f, _) => {
                 if let Err(e) = f.unlock() {
                     // Closing the file (right after this) releases the lock anyway.
                     tracing::debug!(engine = "sqlite", error = %e, "unlocking a leader lock file");
@@ -95,7 +139,10 @@ impl LeaderLocks {
                 .open(&path)
                 .map_err(io)?;
             match file.try_lock() {
-                Ok(()) => Ok(Some(Held::File(file))),
+                // A lock on a file already unlinked from the path excludes nobody.
+                Ok(()) => Ok(still_the_lock_file(&file, &path)
+                    .is_ok()
+                    .then_some(Held::File(file, path))),
                 Err(TryLockError::WouldBlock) => Ok(None),
                 Err(TryLockError::Error(e)) => Err(io(e)),
             }
@@ -136,10 +183,18 @@ impl AdvisoryLocker for SqliteStore {
         };
         tracing::debug!(engine = "sqlite", %lock, "leader lock acquired");
         let outcome = CatchUnwind(critical).await;
-        drop(held);
-        match outcome {
-            Ok(result) => Ok(Some(result)),
-            Err(panic) => std::panic::resume_unwind(panic),
+        let released = held.release();
+        match (outcome, released) {
+            (Err(panic), _) => std::panic::resume_unwind(panic),
+            (Ok(result), Ok(())) => Ok(Some(result)),
+            (Ok(result), Err(why)) => {
+                let why = match result {
+                    Ok(()) => format!("release not confirmed: {why}"),
+                    Err(e) => format!("release not confirmed: {why}; the section failed: {e}"),
+                };
+                tracing::warn!(engine = "sqlite", %lock, why, "leader lock lost while its critical section ran");
+                Err(StoreError::LeadershipLost { lock, why })
+            }
         }
     }
 }

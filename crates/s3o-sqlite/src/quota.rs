@@ -21,37 +21,65 @@ pub(crate) fn backend_exists(db: &Db<'_>, backend: &str) -> Result<bool> {
     )
 }
 
+/// `(bytes_used, orphan_bytes)` of `backend`, `None` without a quota row.
+fn counters(db: &Db<'_>, backend: &str) -> Result<Option<(i64, i64)>> {
+    db.query_opt(
+        "read backend quota counters",
+        "SELECT bytes_used, orphan_bytes FROM backend_quotas WHERE backend_name = ?1",
+        params![backend],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
 /// The guarded charge: `bytes_used += delta` only when `bytes_limit = 0 OR bytes_used +
-/// orphan_bytes + delta <= bytes_limit`. No row changed ⇒ `NoSpaceAvailable`, or
-/// `UnknownBackend` when the row does not exist.
+/// orphan_bytes + delta <= bytes_limit`, and never past `i64::MAX` (SQLite turns an
+/// overflowing `+` into a float, which still compares correctly against the bound). No row
+/// changed ⇒ `UnknownBackend` without a row, `InvalidInput` when the sum would overflow, else
+/// `NoSpaceAvailable`.
 pub(crate) fn increment(db: &Db<'_>, backend: &str, delta: i64) -> Result<()> {
     let n = db.execute(
         "increment backend quota",
         "UPDATE backend_quotas SET bytes_used = bytes_used + ?2, updated_at = ?3 \
          WHERE backend_name = ?1 \
-           AND (bytes_limit = 0 OR bytes_used + orphan_bytes + ?2 <= bytes_limit)",
+           AND (bytes_limit = 0 OR bytes_used + orphan_bytes + ?2 <= bytes_limit) \
+           AND bytes_used + orphan_bytes + ?2 <= 9223372036854775807",
         params![backend, delta, Timestamp::now().as_micros()],
     )?;
     if n == 0 {
-        if backend_exists(db, backend)? {
-            return Err(StoreError::NoSpaceAvailable);
-        }
-        return Err(StoreError::UnknownBackend {
-            backend: backend.to_owned(),
-        });
+        return match counters(db, backend)? {
+            None => Err(StoreError::UnknownBackend {
+                backend: backend.to_owned(),
+            }),
+            Some((used, orphan)) if validate::quota_overflows(used, orphan, delta) => Err(
+                validate::quota_overflow(backend, i128::from(used) + i128::from(orphan), delta),
+            ),
+            Some(_) => Err(StoreError::NoSpaceAvailable),
+        };
     }
     Ok(())
 }
 
-/// `bytes_used = max(0, bytes_used + delta)`, unguarded (decrements and stored-form rewrites).
-/// Unknown backend ⇒ no-op.
+/// `bytes_used = max(0, bytes_used + delta)`, unguarded (decrements and stored-form rewrites),
+/// except that a growth taking `bytes_used + orphan_bytes` past `i64::MAX` is refused
+/// (`InvalidInput`). Unknown backend ⇒ no-op.
 pub(crate) fn adjust_unguarded(db: &Db<'_>, backend: &str, delta: i64) -> Result<()> {
-    db.execute(
+    let n = db.execute(
         "adjust backend quota",
         "UPDATE backend_quotas SET bytes_used = max(0, bytes_used + ?2), updated_at = ?3 \
-         WHERE backend_name = ?1",
+         WHERE backend_name = ?1 \
+           AND (?2 <= 0 OR bytes_used + orphan_bytes + ?2 <= 9223372036854775807)",
         params![backend, delta, Timestamp::now().as_micros()],
     )?;
+    if n == 0
+        && delta > 0
+        && let Some((used, orphan)) = counters(db, backend)?
+    {
+        return Err(validate::quota_overflow(
+            backend,
+            i128::from(used) + i128::from(orphan),
+            delta,
+        ));
+    }
     Ok(())
 }
 
@@ -63,6 +91,27 @@ pub(crate) fn adjust_orphan(db: &Db<'_>, backend: &str, delta: i64) -> Result<()
          WHERE backend_name = ?1",
         params![backend, delta, Timestamp::now().as_micros()],
     )?;
+    Ok(())
+}
+
+/// `orphan_bytes += delta` (`delta >= 0`), refused (`InvalidInput`) when `bytes_used +
+/// orphan_bytes` would pass `i64::MAX`. Unknown backend ⇒ no-op.
+pub(crate) fn increment_orphan(db: &Db<'_>, backend: &str, delta: i64) -> Result<()> {
+    let n = db.execute(
+        "increment orphan bytes",
+        "UPDATE backend_quotas SET orphan_bytes = orphan_bytes + ?2, updated_at = ?3 \
+         WHERE backend_name = ?1 AND bytes_used + orphan_bytes + ?2 <= 9223372036854775807",
+        params![backend, delta, Timestamp::now().as_micros()],
+    )?;
+    if n == 0
+        && let Some((used, orphan)) = counters(db, backend)?
+    {
+        return Err(validate::quota_overflow(
+            backend,
+            i128::from(used) + i128::from(orphan),
+            delta,
+        ));
+    }
     Ok(())
 }
 

@@ -459,7 +459,7 @@ impl QuotaTx for SqliteTx {
         validate::size("orphan bytes", delta)?;
         let backend = backend.to_owned();
         self.run_now("increment orphan bytes", move |db| {
-            quota::adjust_orphan(db, &backend, delta)
+            quota::increment_orphan(db, &backend, delta)
         })
         .await
     }

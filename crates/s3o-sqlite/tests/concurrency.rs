@@ -237,7 +237,10 @@ async fn writers_on_two_stores_keep_the_ledger_consistent() {
                     .await
                     .unwrap();
                 if i % 5 == 0 {
-                    let _ = s.move_object_location(&key, "b1", "b2").await.unwrap();
+                    let _ = s
+                        .move_object_location(&key, "b1", "b2", &key)
+                        .await
+                        .unwrap();
                 }
             }
         }));
@@ -249,6 +252,52 @@ async fn writers_on_two_stores_keep_the_ledger_consistent() {
         assert_eq!(used, sum, "{backend}: bytes_used drifted from Σ size_bytes");
     }
     assert!(a.reconcile_usage().await.unwrap().is_empty());
+}
+
+/// A lock file deleted while held stops excluding: a newcomer locks a fresh file at the path.
+/// The holder must then be told `LeadershipLost`, never `Ok`, however its section ended.
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_lock_whose_file_was_replaced_reports_leadership_lost() {
+    let dir = TempDir::new("locks_replaced");
+    let a = store_at(&dir.url(), &[]).await;
+    let b = store_at(&dir.url(), &[]).await;
+    let lock_file = dir
+        .0
+        .join(format!("s3o.db.leader-{}.lock", LockId::Reconcile.id()));
+    let b2 = b.clone();
+    let file = lock_file.clone();
+    let first = a
+        .with_advisory_lock(
+            LockId::Reconcile,
+            Box::pin(async move {
+                std::fs::remove_file(&file).unwrap();
+                let taken = b2
+                    .with_advisory_lock(LockId::Reconcile, Box::pin(async { Ok(()) }))
+                    .await
+                    .unwrap();
+                assert!(
+                    matches!(taken, Some(Ok(()))),
+                    "the newcomer locks the new file"
+                );
+                Ok(())
+            }),
+        )
+        .await;
+    match first {
+        Err(StoreError::LeadershipLost { lock, why }) => {
+            assert_eq!(lock, LockId::Reconcile);
+            assert!(why.contains("release not confirmed"), "{why}");
+        }
+        other => panic!("the first holder must learn it lost the lock, got {other:?}"),
+    }
+    // The lock works normally afterwards, for both stores.
+    for s in [&a, &b] {
+        let again = s
+            .with_advisory_lock(LockId::Reconcile, Box::pin(async { Ok(()) }))
+            .await
+            .unwrap();
+        assert!(matches!(again, Some(Ok(()))));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

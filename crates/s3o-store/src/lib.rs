@@ -11,9 +11,9 @@ pub use s3o_core::{
     CleanupDlqItem, CleanupEntry, CleanupItem, CleanupOutcome, CleanupQueueStates,
     CreateMultipartUploadParams, Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound,
     ListDelimitedResult, ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore,
-    MultipartPart, MultipartUpload, NotificationRow, ObjectLocation, PendingObject,
-    PendingPromoteResult, QuotaStat, Result, S3Error, SchemaVersion, StoreError, StoredForm,
-    Timestamp, UnencryptedLocation, UsageStat, WritePrecondition, default_instance_id,
+    MoveOutcome, MultipartPart, MultipartUpload, NotificationRow, ObjectLocation, PendingObject,
+    PendingPromoteResult, QuotaStat, ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError,
+    StoredForm, Timestamp, UnencryptedLocation, UsageStat, WritePrecondition, default_instance_id,
     quota_admits, s3_error_for,
 };
 

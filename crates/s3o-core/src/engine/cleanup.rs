@@ -35,7 +35,8 @@ pub trait CleanupStore: Runner {
         instance_id: &str,
         stale_after: Duration,
     ) -> Result<Vec<CleanupItem>>;
-    /// Unguarded `orphan_bytes += amount`; unknown backend ⇒ no-op.
+    /// Unguarded `orphan_bytes += amount`; unknown backend ⇒ no-op. Taking `bytes_used +
+    /// orphan_bytes` past `i64::MAX` ⇒ `InvalidInput`, nothing changed.
     async fn increment_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()>;
     /// `orphan_bytes = max(0, orphan_bytes − amount)`; unknown backend ⇒ no-op.
     async fn decrement_orphan_bytes(&self, backend: &str, amount: i64) -> Result<()>;

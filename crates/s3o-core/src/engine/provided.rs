@@ -74,19 +74,30 @@ pub trait EngineOps: Engine {
         ops::delete_objects_batch(self, keys).await
     }
     /// Removes one copy, debits its locked size and enqueues its bytes for cleanup (see
-    /// [`ops::delete_object_location`]). `false` when the copy was already gone.
-    async fn delete_object_location(&self, key: &str, backend: &str) -> Result<bool> {
+    /// [`ops::delete_object_location`]). Returns the removed copy with its cleanup claim held
+    /// by this store; `None` when the copy was already gone.
+    async fn delete_object_location(
+        &self,
+        key: &str,
+        backend: &str,
+    ) -> Result<Option<DeletedCopy>> {
         ops::delete_object_location(self, key, backend).await
     }
     /// Records a pre-existing object without overwriting (see [`ops::import_object`]).
     async fn import_object(&self, key: &str, backend: &str, size: i64) -> Result<bool> {
         ops::import_object(self, key, backend, size).await
     }
-    /// Moves a copy between backends, enqueueing the source's bytes for cleanup (see
-    /// [`ops::move_object_location`]). Returns bytes moved, 0 when the source is gone or the
-    /// target already has a copy.
-    async fn move_object_location(&self, key: &str, from: &str, to: &str) -> Result<i64> {
-        ops::move_object_location(self, key, from, to).await
+    /// Moves a copy between backends if the source copy is still at `expected_storage_key`,
+    /// enqueueing the source's bytes for cleanup with a claim held by this store (see
+    /// [`ops::move_object_location`]).
+    async fn move_object_location(
+        &self,
+        key: &str,
+        from: &str,
+        to: &str,
+        expected_storage_key: &str,
+    ) -> Result<MoveOutcome> {
+        ops::move_object_location(self, key, from, to, expected_storage_key).await
     }
     /// Flat listing page (see [`ops::list_objects`]).
     async fn list_objects(
@@ -107,9 +118,15 @@ pub trait EngineOps: Engine {
     ) -> Result<ListDelimitedResult> {
         ops::list_objects_delimited(self, prefix, delimiter, start_after, max_keys).await
     }
-    /// The first backend of `order` whose available bytes (unlimited, or `limit − used −
-    /// orphan − in-flight multipart bytes`) are at least `size`. Invalid names ⇒
-    /// `InvalidInput`; a name without a quota row ⇒ `UnknownBackend`. None ⇒ `NoSpaceAvailable`.
+    /// The first backend of `order` that admits `size` more committed bytes by
+    /// [`quota_admits`](crate::quota_admits), the rule the commit guard applies: `used +
+    /// orphan + size <= limit`, or, unlimited, `<= i64::MAX`. In-flight multipart part bytes
+    /// and pending write intents do not count (neither is charged before its commit, whose
+    /// guard decides then); a caller that must count them reads
+    /// [`crate::engine::QuotaStore::backend_capacities`]. Invalid names ⇒ `InvalidInput`; any name without
+    /// a quota row ⇒ `UnknownBackend` naming the first such name in list order, before space
+    /// is considered (a configuration typo is never "no space"). An empty list, or no backend
+    /// with room ⇒ `NoSpaceAvailable`. A read, not a reservation.
     async fn get_backend_with_space(&self, size: i64, order: &[String]) -> Result<String> {
         validate::size("object size", size)?;
         validate::backend_names(order)?;
@@ -120,9 +137,12 @@ pub trait EngineOps: Engine {
         ops::require_known(&caps, order)?;
         ops::pick_backend_with_space(&caps, size, order)
     }
-    /// Among `eligible` backends with room for `size`, the least utilised (`(used + orphan) /
-    /// limit` compared exactly, unlimited = 0), ties by name. A name without a quota row ⇒
-    /// `UnknownBackend`. None ⇒ `NoSpaceAvailable`.
+    /// Among `eligible` backends that admit `size` (the rule and the exclusions of
+    /// [`EngineOps::get_backend_with_space`]: in-flight multipart part bytes and pending
+    /// intents do not count), the least utilised: `(used + orphan) / limit` compared exactly,
+    /// unlimited = 0, ties by name in byte order. Invalid names ⇒ `InvalidInput`; any name
+    /// without a quota row ⇒ `UnknownBackend` (the first in list order); an empty list or no
+    /// backend with room ⇒ `NoSpaceAvailable`.
     async fn get_least_utilized_backend(&self, size: i64, eligible: &[String]) -> Result<String> {
         validate::size("object size", size)?;
         validate::backend_names(eligible)?;
@@ -138,13 +158,26 @@ pub trait EngineOps: Engine {
     async fn reconcile_usage(&self) -> Result<BTreeMap<String, i64>> {
         ops::reconcile_usage(self).await
     }
-    /// Adds a replica on `target` copied from `source` (see [`ops::record_replica`]).
-    async fn record_replica(&self, key: &str, target: &str, source: &str) -> Result<(i64, bool)> {
-        ops::record_replica(self, key, target, source).await
+    /// Adds a replica on `target` copied from `source` if the source copy is still at
+    /// `expected_storage_key` (see [`ops::record_replica`]).
+    async fn record_replica(
+        &self,
+        key: &str,
+        target: &str,
+        source: &str,
+        expected_storage_key: &str,
+    ) -> Result<ReplicaOutcome> {
+        ops::record_replica(self, key, target, source, expected_storage_key).await
     }
     /// Removes the copy on `backend` if the key still has more than `factor` copies (see
-    /// [`ops::remove_excess_copy`]).
-    async fn remove_excess_copy(&self, key: &str, backend: &str, factor: i64) -> Result<bool> {
+    /// [`ops::remove_excess_copy`]). Returns the removed copy with its cleanup claim held by
+    /// this store; `None` when nothing was removed.
+    async fn remove_excess_copy(
+        &self,
+        key: &str,
+        backend: &str,
+        factor: i64,
+    ) -> Result<Option<DeletedCopy>> {
         ops::remove_excess_copy(self, key, backend, factor).await
     }
     /// Deletes the claimed row and releases its bytes, only while it still carries `claim`

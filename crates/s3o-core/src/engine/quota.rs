@@ -11,8 +11,13 @@ use crate::types::{BackendCapacity, QuotaStat};
 /// Quota reads and the drift repair.
 #[async_trait]
 pub trait QuotaStore: Runner {
-    /// Admission numbers of the named backends, with their in-flight multipart bytes, in one
-    /// read; names without a quota row are absent.
+    /// Admission numbers of the named backends, in one read and in no particular order:
+    /// `bytes_limit`, `bytes_used` (committed copies; on PostgreSQL the quota row plus its
+    /// stripes), `orphan_bytes` (bytes awaiting cleanup) and `inflight_bytes` (Σ part sizes of
+    /// the backend's open multipart uploads: reported for operators and callers, not part of
+    /// any admission rule). Pending write intents are counted nowhere. A name without a quota
+    /// row is absent from the result (no error); an invalid name (empty, over-long, NUL) ⇒
+    /// `InvalidInput`.
     async fn backend_capacities(&self, names: &[String]) -> Result<Vec<BackendCapacity>>;
     /// Every backend's counters.
     async fn get_quota_stats(&self) -> Result<BTreeMap<String, QuotaStat>>;

@@ -7,7 +7,7 @@ use super::quota::{QuotaDeltas, apply_ledger_deltas};
 use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
 use crate::types::{
-    CleanupEntry, DeletedCopy, ExistingCopy, ObjectLocation, StoredForm, Timestamp,
+    CleanupEntry, DeletedCopy, ExistingCopy, MoveOutcome, ObjectLocation, StoredForm, Timestamp,
     WritePrecondition,
 };
 use crate::validate;
@@ -371,31 +371,31 @@ struct DeleteLocation<'a> {
 
 #[async_trait]
 impl TxBody for DeleteLocation<'_> {
-    type Output = bool;
-    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<bool> {
+    type Output = Option<DeletedCopy>;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Option<DeletedCopy>> {
         tx.acquire_key_lock(self.key).await?;
         let existing = tx.get_existing_copies_for_update(self.key).await?;
         let Some(copy) = existing.iter().find(|c| c.backend_name == self.backend) else {
-            return Ok(false);
+            return Ok(None);
         };
         tx.delete_object_from_backend(self.key, self.backend)
             .await?;
-        remove_one_copy(tx, self.instance, self.key, copy, "location deleted").await?;
-        Ok(true)
+        remove_one_copy(tx, self.instance, self.key, copy, "location deleted")
+            .await
+            .map(Some)
     }
 }
 
-/// The tail of every single-copy removal (location delete, excess copy, move source): the
-/// copy's bytes go to the outbox (born claimed by `instance`; a worker takes the row after the
-/// grace cutoff, since these operations return no claim) and its size moves from `bytes_used`
-/// to `orphan_bytes`.
+/// The tail of every single-copy removal (location delete, excess copy): the copy's bytes go
+/// to the outbox (born claimed by `instance`, returned so the caller can delete them at once)
+/// and its size moves from `bytes_used` to `orphan_bytes`.
 pub(crate) async fn remove_one_copy(
     tx: &mut dyn TxAdapter,
     instance: &str,
     key: &str,
     copy: &ExistingCopy,
     reason: &str,
-) -> Result<()> {
+) -> Result<DeletedCopy> {
     let entry = orphan_entry(
         key,
         &copy.backend_name,
@@ -404,20 +404,24 @@ pub(crate) async fn remove_one_copy(
         reason,
     );
     let mut orphan = QuotaDeltas::new();
-    enqueue_orphans(tx, instance, vec![entry], &mut orphan).await?;
+    let mut out = enqueue_orphans(tx, instance, vec![entry], &mut orphan).await?;
     let used = QuotaDeltas::from([(copy.backend_name.clone(), -copy.size_bytes)]);
-    apply_ledger_deltas(tx, &used, &orphan).await
+    apply_ledger_deltas(tx, &used, &orphan).await?;
+    Ok(out.remove(0))
 }
 
 /// Removes the single copy of `key` on `backend`: debits the backend by the copy's locked
 /// size and enqueues its bytes for cleanup (charged to `orphan_bytes`) in the same
-/// transaction. `false` (and no change) when that copy is already gone.
+/// transaction. Returns the removed copy with its cleanup claim, born claimed by this store
+/// (as [`delete_object`] does): the caller may delete the bytes at once and complete the
+/// claim; otherwise a cleanup worker takes the row over after its grace period. `None` (and no
+/// change) when that copy is already gone.
 #[tracing::instrument(name = "delete_object_location", level = "debug", skip_all, fields(key = %key, backend = %backend))]
 pub async fn delete_object_location<R: Runner + ?Sized>(
     runner: &R,
     key: &str,
     backend: &str,
-) -> Result<bool> {
+) -> Result<Option<DeletedCopy>> {
     validate::key(key)?;
     validate::backend(backend)?;
     with_tx_val(
@@ -481,19 +485,26 @@ struct Move<'a> {
     key: &'a str,
     from: &'a str,
     to: &'a str,
+    expected: &'a str,
 }
 
 #[async_trait]
 impl TxBody for Move<'_> {
-    type Output = i64;
-    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<i64> {
+    type Output = MoveOutcome;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<MoveOutcome> {
         tx.acquire_key_lock(self.key).await?;
-        if tx.check_object_exists_on_backend(self.key, self.to).await? {
-            return Ok(0);
-        }
         let Some(src) = tx.lock_object_on_backend(self.key, self.from).await? else {
-            return Ok(0);
+            return Ok(MoveOutcome::SourceGone);
         };
+        let current = src.form.storage_path(self.key);
+        if current != self.expected {
+            return Ok(MoveOutcome::VersionChanged {
+                current_storage_key: current.to_owned(),
+            });
+        }
+        if tx.check_object_exists_on_backend(self.key, self.to).await? {
+            return Ok(MoveOutcome::TargetHasCopy);
+        }
         tx.delete_object_from_backend(self.key, self.from).await?;
         // Every stored-form column travels, and so does created_at: a move is not a new
         // version of the object (Last-Modified and intent supersession stay correct).
@@ -515,31 +526,46 @@ impl TxBody for Move<'_> {
             "moved",
         );
         let mut orphan = QuotaDeltas::new();
-        enqueue_orphans(tx, self.instance, vec![entry], &mut orphan).await?;
+        let mut source = enqueue_orphans(tx, self.instance, vec![entry], &mut orphan).await?;
         apply_ledger_deltas(tx, &deltas, &orphan).await?;
-        Ok(moved.size_bytes)
+        Ok(MoveOutcome::Moved {
+            bytes: moved.size_bytes,
+            source: source.remove(0),
+        })
     }
 }
 
-/// Moves the copy of `key` from one backend to another, carrying every stored-form column.
+/// Moves the copy of `key` from one backend to another, carrying every stored-form column,
+/// only if the source copy is still the version the caller copied: its physical path
+/// ([`StoredForm::storage_path`]) must equal `expected_storage_key`, the path the caller read
+/// before copying the bytes. (Every write has its own path, so an overwrite since then shows
+/// as another path; a copy written in place at the object key cannot be told apart.)
 ///
-/// Returns the bytes moved; 0 (no change) when the source copy is gone, the target already
-/// has a copy, or `from == to`. The source's bytes are enqueued for cleanup (born claimed by
-/// this store's instance, so a worker deletes them after the grace cutoff) and charged to the
-/// source's `orphan_bytes` in the same transaction. The target's quota is guarded (`NoSpaceAvailable` rolls back);
-/// quota rows are updated in backend order so opposite concurrent moves cannot deadlock.
+/// Returns [`MoveOutcome::Moved`] with the bytes moved and the source's bytes, enqueued for
+/// cleanup in the same transaction with a claim held by this store (as [`delete_object`]
+/// returns them) and charged to the source's `orphan_bytes`: the caller may delete them at
+/// once and complete the claim; otherwise a cleanup worker takes the row over after its grace
+/// period. Otherwise, with nothing changed, `SourceGone`, `VersionChanged` (with the source's
+/// current path) or `TargetHasCopy`, checked in that order under the key lock. The target's
+/// quota is guarded (`NoSpaceAvailable` rolls back); quota rows are updated in backend order so
+/// opposite concurrent moves cannot deadlock. `from == to` ⇒ `InvalidInput`.
 #[tracing::instrument(name = "move_object_location", level = "debug", skip_all, fields(key = %key, from = %from, to = %to))]
 pub async fn move_object_location<R: Runner + ?Sized>(
     runner: &R,
     key: &str,
     from: &str,
     to: &str,
-) -> Result<i64> {
+    expected_storage_key: &str,
+) -> Result<MoveOutcome> {
     validate::key(key)?;
     validate::backend(from)?;
     validate::backend(to)?;
+    validate::storage_path(expected_storage_key)?;
     if from == to {
-        return Ok(0);
+        return Err(StoreError::invalid(
+            "move target",
+            format!("the source and the target are both {from:?}"),
+        ));
     }
     with_tx_val(
         runner,
@@ -548,6 +574,7 @@ pub async fn move_object_location<R: Runner + ?Sized>(
             key,
             from,
             to,
+            expected: expected_storage_key,
         },
     )
     .await

@@ -193,11 +193,21 @@ async fn delete_objects_batch_locks_sorted_unique_keys_and_debits_once_per_backe
 async fn delete_object_location_debits_locked_size_or_does_nothing() {
     let f = Fake::with_backends(&[("a", 0)]);
     f.put("k", "a", 64, 1, plain());
-    assert!(ops::delete_object_location(&f, "k", "a").await.unwrap());
+    let gone = ops::delete_object_location(&f, "k", "a")
+        .await
+        .unwrap()
+        .expect("the copy is removed");
+    assert_eq!((gone.backend_name.as_str(), gone.size_bytes), ("a", 64));
+    assert_eq!(gone.storage_key, "k");
     assert_eq!(quota_calls(&f.log()), ["decrement_backend_quota(a,64)"]);
     assert_eq!(f.used("a"), 0);
     f.clear_log();
-    assert!(!ops::delete_object_location(&f, "k", "a").await.unwrap());
+    assert!(
+        ops::delete_object_location(&f, "k", "a")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(quota_calls(&f.log()).is_empty());
     assert!(
         !f.log()
@@ -246,10 +256,29 @@ async fn move_carries_every_stored_form_column_and_orders_quota_rows() {
         user_metadata: [("a".to_owned(), "b".to_owned())].into_iter().collect(),
     };
     f.put("k", "z", 100, 77, form.clone());
+    // A stale expected path (the key was overwritten) changes nothing.
     assert_eq!(
-        ops::move_object_location(&f, "k", "z", "a").await.unwrap(),
-        100
+        ops::move_object_location(&f, "k", "z", "a", "blob/old")
+            .await
+            .unwrap(),
+        MoveOutcome::VersionChanged {
+            current_storage_key: "blob/k".into()
+        }
     );
+    assert!(quota_calls(&f.log()).is_empty());
+    match ops::move_object_location(&f, "k", "z", "a", "blob/k")
+        .await
+        .unwrap()
+    {
+        MoveOutcome::Moved { bytes, source } => {
+            assert_eq!(bytes, 100);
+            assert_eq!(
+                (source.backend_name.as_str(), source.storage_key.as_str()),
+                ("z", "blob/k")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     let moved = f.state.lock().unwrap().copies[&("k".to_string(), "a".to_string())].clone();
     assert_eq!(moved.form, form);
     assert_eq!(moved.created_at, Timestamp::from_micros(77));
@@ -264,8 +293,10 @@ async fn move_carries_every_stored_form_column_and_orders_quota_rows() {
     f.clear_log();
     f.put("k", "z", 100, 78, plain());
     assert_eq!(
-        ops::move_object_location(&f, "k", "z", "a").await.unwrap(),
-        0
+        ops::move_object_location(&f, "k", "z", "a", "k")
+            .await
+            .unwrap(),
+        MoveOutcome::TargetHasCopy
     );
     assert!(
         !f.log()
@@ -279,13 +310,15 @@ async fn record_replica_charges_the_size_read_from_the_source_row() {
     let f = Fake::with_backends(&[("a", 0), ("b", 0)]);
     f.put("k", "a", 321, 1, plain());
     assert_eq!(
-        ops::record_replica(&f, "k", "b", "a").await.unwrap(),
-        (321, true)
+        ops::record_replica(&f, "k", "b", "a", "k").await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 321 }
     );
     assert_eq!(f.used("b"), 321);
     assert_eq!(
-        ops::record_replica(&f, "gone", "b", "a").await.unwrap(),
-        (0, false)
+        ops::record_replica(&f, "gone", "b", "a", "gone")
+            .await
+            .unwrap(),
+        ReplicaOutcome::SourceGone
     );
 }
 
@@ -304,17 +337,29 @@ async fn remove_excess_copy_rechecks_count_and_guards_the_only_dek() {
     f.put("k", "a", 10, 1, with_dek);
     f.put("k", "b", 10, 2, keyless);
     assert!(
-        !ops::remove_excess_copy(&f, "k", "a", 2).await.unwrap(),
+        ops::remove_excess_copy(&f, "k", "a", 2)
+            .await
+            .unwrap()
+            .is_none(),
         "at factor"
     );
     assert!(matches!(
         ops::remove_excess_copy(&f, "k", "a", 1).await,
         Err(StoreError::CopyHoldsOnlyDek { .. })
     ));
-    assert!(ops::remove_excess_copy(&f, "k", "b", 1).await.unwrap());
+    let removed = ops::remove_excess_copy(&f, "k", "b", 1).await.unwrap();
+    assert_eq!(
+        removed.map(|d| (d.backend_name, d.size_bytes)),
+        Some(("b".into(), 10))
+    );
     assert_eq!(f.used("b"), 0);
     // Above the factor but no copy on the named backend: nothing to remove.
     f.put("k", "b", 10, 3, plain());
-    assert!(!ops::remove_excess_copy(&f, "k", "c", 1).await.unwrap());
+    assert!(
+        ops::remove_excess_copy(&f, "k", "c", 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(f.state.lock().unwrap().copies.len(), 2);
 }

@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path;
-use s3o_store::{LockId, ObjectLocation, StoreError};
+use s3o_store::{DeletedCopy, LockId, MoveOutcome, ObjectLocation, StoreError};
 
-use super::{Ctx, backend_up, copy_bytes, delete_path, delete_queued, referenced, remove_bytes};
+use super::{
+    Ctx, backend_up, copy_bytes, delete_path, delete_queued, referenced, remove_bytes, settle,
+};
 use crate::backends::{Backend, Backends};
 use crate::keys;
 use crate::ledger::{Displaced, LResult, Ledger};
@@ -205,7 +207,21 @@ async fn run(
         tokio::time::sleep_until((*t).into()).await;
     }
     for (_, d) in deferred {
-        delete_queued(ctx, &d.backend, &d.storage_key).await;
+        match d.claim {
+            // The move's cleanup row is ours: delete the bytes and complete it.
+            Some(cleanup) => {
+                let copy = DeletedCopy {
+                    backend_name: d.backend,
+                    size_bytes: d.size,
+                    storage_key: d.storage_key,
+                    cleanup,
+                };
+                if let Err(e) = settle(ctx, vec![copy]).await {
+                    tracing::warn!(error = %e, "completing a drained copy's cleanup failed; left to the cleanup worker");
+                }
+            }
+            None => delete_queued(ctx, &d.backend, &d.storage_key).await,
+        }
     }
     if report.progress.failed == 0 {
         report.leftovers_deleted = sweep_leftovers(ctx, &from).await?;
@@ -250,10 +266,15 @@ async fn move_one(
     let target = match target {
         Ok(t) => t,
         Err(StoreError::NoSpaceAvailable) if holders.len() > 1 => {
-            return if ctx.store.delete_object_location(key, &from.name).await? {
-                Ok((Step::Dropped, Some(source)))
-            } else {
-                Ok((Step::Skipped, None))
+            return match ctx.store.delete_object_location(key, &from.name).await? {
+                Some(d) => Ok((
+                    Step::Dropped,
+                    Some(Displaced {
+                        claim: Some(d.cleanup),
+                        ..source
+                    }),
+                )),
+                None => Ok((Step::Skipped, None)),
             };
         }
         Err(StoreError::NoSpaceAvailable) => {
@@ -278,9 +299,16 @@ async fn move_one(
     };
     match ctx
         .store
-        .move_object_location(key, &from.name, &target)
+        .move_object_location(key, &from.name, &target, &storage_key)
         .await
     {
+        Ok(MoveOutcome::Moved { bytes, source: s }) => {
+            let source = Displaced {
+                claim: Some(s.cleanup),
+                ..source
+            };
+            return Ok((Step::Moved(bytes), Some(source)));
+        }
         Ok(_) => {}
         Err(StoreError::NoSpaceAvailable) => {
             remove_bytes(ctx, &ours, "move not admitted").await;
@@ -288,8 +316,8 @@ async fn move_one(
         }
         Err(e) => return Err(e),
     }
-    // A 0-byte move and a refused move both answer 0: the ledger says which happened. The
-    // move carries the row as it is now, which may name a newer version written in place.
+    // Refused (source gone, target holds a copy, or the version changed): the ledger says
+    // what is there now.
     let now = ctx.ledger.copies_or_empty(key).await?;
     let on_target = now.iter().find(|c| c.backend == target);
     let still_on_source = now.iter().any(|c| c.backend == from.name);
@@ -316,7 +344,7 @@ async fn move_one(
                 Ok((Step::Moved(c.size), Some(newer_source)))
             } else {
                 ctx.store
-                    .move_object_location(key, &target, &from.name)
+                    .move_object_location(key, &target, &from.name, newer_path(key, c))
                     .await?;
                 Ok((Step::Failed, None))
             }
@@ -338,6 +366,15 @@ fn leftover_age(ctx: &Ctx) -> Duration {
         .min_age
         .0
         .max(crate::s3::INTENT_HEARTBEAT * 3)
+}
+
+/// The path of the copy `c` of `key` (the key when it has no storage key).
+fn newer_path<'a>(key: &'a str, c: &'a crate::ledger::Copy) -> &'a str {
+    if c.meta.storage_key.is_empty() {
+        key
+    } else {
+        &c.meta.storage_key
+    }
 }
 
 /// Deletes objects under the configured buckets' directories on `b` that no ledger copy on

@@ -10,9 +10,9 @@
 //! routing order) through `remove_excess_copy`, which queues their bytes; they are deleted at
 //! once when the backend answers, else by the cleanup worker.
 
-use s3o_store::{KeyBound, StoreError};
+use s3o_store::{KeyBound, ReplicaOutcome, StoreError};
 
-use super::{Ctx, Health, Tally, Worker, copy_bytes, delete_queued, referenced, remove_bytes};
+use super::{Ctx, Health, Tally, Worker, copy_bytes, referenced, remove_bytes, settle};
 use crate::keys;
 use crate::ledger::{Displaced, LResult};
 
@@ -141,26 +141,23 @@ async fn replicate_key(
             size: 0,
             claim: None,
         };
-        match ctx.store.record_replica(key, &target, &src.backend).await {
-            Ok((_, true)) => {
-                // The replica row copies the source row as it is now: if the object was
-                // overwritten in place since we read it, the row names bytes we did not copy.
-                let now = ctx.ledger.copies_or_empty(key).await?;
-                let same = now
-                    .iter()
-                    .any(|c| c.backend == target && c.meta.storage_key == src.meta.storage_key);
-                if !same {
-                    // The removal queues the bytes the row names; ours are at the old path.
-                    ctx.store.delete_object_location(key, &target).await?;
-                    remove_bytes(ctx, &ours, "stale replica").await;
-                    t.add("source_changed");
-                    return Ok(());
-                }
+        // The version we copied: the store refuses the replica if the key changed since.
+        let expected = if src.meta.storage_key.is_empty() {
+            key
+        } else {
+            src.meta.storage_key.as_str()
+        };
+        match ctx
+            .store
+            .record_replica(key, &target, &src.backend, expected)
+            .await
+        {
+            Ok(ReplicaOutcome::Recorded { .. }) => {
                 tracing::info!(key = %key, from = %src.backend, to = %target, "replica recorded");
                 t.add("replicated");
                 holders.push(target);
             }
-            Ok((_, false)) => {
+            Ok(_) => {
                 if !referenced(ctx, key, &target, &src.meta.storage_key).await? {
                     remove_bytes(ctx, &ours, "replica not recorded").await;
                 }
@@ -221,12 +218,13 @@ async fn trim_key(
     let keep = usize::try_from(factor).unwrap_or(usize::MAX);
     for (_, c) in ranked.into_iter().skip(keep).rev() {
         match ctx.store.remove_excess_copy(key, &c.backend, factor).await {
-            Ok(true) => {
-                delete_queued(ctx, &c.backend, &c.meta.storage_key).await;
+            Ok(Some(removed)) => {
+                // Its cleanup row is ours: delete the bytes now and complete it.
+                settle(ctx, vec![removed]).await?;
                 tracing::info!(key = %key, backend = %c.backend, "excess copy removed");
                 t.add("trimmed");
             }
-            Ok(false) => t.add("already_trimmed"),
+            Ok(None) => t.add("already_trimmed"),
             Err(StoreError::CopyHoldsOnlyDek { .. }) => t.add("kept_only_key_holder"),
             Err(e) => return Err(e),
         }

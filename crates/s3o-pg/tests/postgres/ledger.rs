@@ -32,8 +32,10 @@ async fn record_round_trips_every_stored_form_field() {
 
     // A replica carries the whole stored form and the creation time.
     assert_eq!(
-        s.record_replica("enc", "b", "a").await.unwrap(),
-        (100, true)
+        s.record_replica("enc", "b", "a", &path_on(s, "enc", "a").await)
+            .await
+            .unwrap(),
+        s3o_core::ReplicaOutcome::Recorded { bytes: 100 }
     );
     let both = s.get_all_object_locations("enc").await.unwrap();
     assert_eq!(both.len(), 2);
@@ -106,8 +108,16 @@ async fn unknown_backends_are_answers_not_foreign_key_errors() {
     s.record_object("k", "a", 5, &StoredForm::default())
         .await
         .unwrap();
-    unknown(s.record_replica("k", "ghost", "a").await.map(|_| ()));
-    unknown(s.move_object_location("k", "a", "ghost").await.map(|_| ()));
+    unknown(
+        s.record_replica("k", "ghost", "a", &path_on(s, "k", "a").await)
+            .await
+            .map(|_| ()),
+    );
+    unknown(
+        s.move_object_location("k", "a", "ghost", &path_on(s, "k", "a").await)
+            .await
+            .map(|_| ()),
+    );
     // Nothing moved: the failed move rolled back.
     assert_eq!(
         s.get_all_object_locations("k").await.unwrap()[0].backend_name,
@@ -272,7 +282,9 @@ async fn listings_are_byte_ordered_and_prefixes_wildcard_safe() {
             .unwrap();
     }
     // A second, younger copy of "ab": listings report the oldest copy once.
-    s.record_replica("ab", "b", "a").await.unwrap();
+    s.record_replica("ab", "b", "a", &path_on(s, "ab", "a").await)
+        .await
+        .unwrap();
     let mut expected: Vec<&str> = keys.to_vec();
     expected.sort_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
     let mut token = String::new();
@@ -342,8 +354,12 @@ async fn racing_overwrites_leave_one_copy_and_consistent_quotas() {
             s.record_object(&k, "a", 3, &StoredForm::default())
                 .await
                 .unwrap();
-            s.move_object_location(&k, "a", "b").await.unwrap();
-            s.move_object_location(&k, "b", "a").await.unwrap();
+            s.move_object_location(&k, "a", "b", &path_on(&*s, &k, "a").await)
+                .await
+                .unwrap();
+            s.move_object_location(&k, "b", "a", &path_on(&*s, &k, "b").await)
+                .await
+                .unwrap();
         }));
     }
     for t in tasks {
@@ -573,7 +589,9 @@ async fn replication_integrity_and_encryption_admin_queries() {
     s.record_object("two", "a", 20, &StoredForm::default())
         .await
         .unwrap();
-    s.record_replica("two", "b", "a").await.unwrap();
+    s.record_replica("two", "b", "a", &path_on(s, "two", "a").await)
+        .await
+        .unwrap();
     s.record_object(
         "unmanaged",
         "a",
@@ -601,7 +619,9 @@ async fn replication_integrity_and_encryption_admin_queries() {
         .map(|o| o.object_key)
         .collect();
     assert_eq!(excl, ["one", "two", "two"], "all rows of the chosen keys");
-    s.record_replica("two", "c", "a").await.unwrap();
+    s.record_replica("two", "c", "a", &path_on(s, "two", "a").await)
+        .await
+        .unwrap();
     assert_eq!(s.count_over_replicated_objects(2).await.unwrap(), 1);
     assert_eq!(s.get_over_replicated_objects(2, 10).await.unwrap().len(), 3);
     assert!(
@@ -610,8 +630,8 @@ async fn replication_integrity_and_encryption_admin_queries() {
             .unwrap()
             .is_empty()
     );
-    assert!(s.remove_excess_copy("two", "c", 2).await.unwrap());
-    assert!(!s.remove_excess_copy("two", "b", 2).await.unwrap());
+    assert!(s.remove_excess_copy("two", "c", 2).await.unwrap().is_some());
+    assert!(s.remove_excess_copy("two", "b", 2).await.unwrap().is_none());
 
     // Integrity: unhashed managed copies, hashing, the scrub queue.
     let unhashed = s.get_objects_without_hash(100, 0).await.unwrap();

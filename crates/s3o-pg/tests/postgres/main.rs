@@ -18,6 +18,17 @@ use s3o_core::{
 };
 use s3o_pg::{EXPECTED_SCHEMA_VERSION, PgOptions, PgStore};
 
+/// The physical path of `key`'s copy on `backend` now (the key itself when there is none): the
+/// expected version a replica or move names.
+async fn path_on<S: Engine>(s: &S, key: &str, backend: &str) -> String {
+    s.get_all_object_locations(key)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.backend_name == backend)
+        .map_or_else(|| key.to_owned(), |c| c.form.storage_path(key).to_owned())
+}
+
 macro_rules! setup {
     ($name:expr) => {
         match TestDb::new($name).await {

@@ -272,7 +272,9 @@ async fn ledger_stays_consistent(inline: bool) {
                     Ok(_) | Err(StoreError::NoSpaceAvailable) => {}
                     Err(e) => panic!("{e:?}"),
                 }
-                let _ = s.move_object_location(&key, "a", "b").await;
+                let _ = s
+                    .move_object_location(&key, "a", "b", &path_on(&*s, &key, "a").await)
+                    .await;
                 if i % 5 == 0 {
                     // A cancelled write must leave nothing behind.
                     let _ = tokio::time::timeout(

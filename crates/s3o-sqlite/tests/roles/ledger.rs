@@ -58,12 +58,18 @@ async fn record_round_trips_every_stored_form_field() {
     // Replica and move carry every stored-form column.
     store.record_object("r", "b1", 120, &form).await.unwrap();
     assert_eq!(
-        store.record_replica("r", "b2", "b1").await.unwrap(),
-        (120, true)
+        store
+            .record_replica("r", "b2", "b1", &path_on(&store, "r", "b1").await)
+            .await
+            .unwrap(),
+        ReplicaOutcome::Recorded { bytes: 120 }
     );
     assert_eq!(
-        store.record_replica("r", "b2", "b1").await.unwrap(),
-        (0, false)
+        store
+            .record_replica("r", "b2", "b1", &path_on(&store, "r", "b1").await)
+            .await
+            .unwrap(),
+        ReplicaOutcome::TargetHasCopy
     );
     let locs = store.get_all_object_locations("r").await.unwrap();
     assert_eq!(locs.len(), 2);
@@ -73,10 +79,13 @@ async fn record_round_trips_every_stored_form_field() {
         "a replica is the same version"
     );
     store.delete_object_location("r", "b2").await.unwrap();
-    assert_eq!(
-        store.move_object_location("r", "b1", "b2").await.unwrap(),
-        120
-    );
+    assert!(matches!(
+        store
+            .move_object_location("r", "b1", "b2", &path_on(&store, "r", "b1").await)
+            .await
+            .unwrap(),
+        MoveOutcome::Moved { bytes: 120, .. }
+    ));
     let moved = store.get_all_object_locations("r").await.unwrap();
     assert_eq!(
         (moved[0].backend_name.as_str(), &moved[0].form),
@@ -146,11 +155,14 @@ async fn unknown_backends_are_typed_errors_everywhere() {
         .await
         .unwrap();
     assert!(unknown(
-        store.record_replica("k", "ghost", "b1").await.map(drop)
+        store
+            .record_replica("k", "ghost", "b1", &path_on(&store, "k", "b1").await)
+            .await
+            .map(drop)
     ));
     assert!(unknown(
         store
-            .move_object_location("k", "b1", "ghost")
+            .move_object_location("k", "b1", "ghost", &path_on(&store, "k", "b1").await)
             .await
             .map(drop)
     ));
@@ -483,7 +495,10 @@ async fn listings_are_byte_ordered_and_prefixes_literal() {
     assert!(!delimited.objects.iter().any(|o| o.object_key == "a/b"));
 
     // One row per key: the oldest copy; replicas do not duplicate keys.
-    store.record_replica("a", "b1", "b2").await.unwrap();
+    store
+        .record_replica("a", "b1", "b2", &path_on(&store, "a", "b2").await)
+        .await
+        .unwrap();
     let rows = store
         .list_objects_by_prefix("a", KeyBound::Start, 100)
         .await
@@ -537,8 +552,14 @@ async fn replication_integrity_usage_notifications_dashboard_encryption() {
     let plain = StoredForm::default();
     store.record_object("one", "b1", 10, &plain).await.unwrap();
     store.record_object("two", "b1", 20, &plain).await.unwrap();
-    store.record_replica("two", "b2", "b1").await.unwrap();
-    store.record_replica("two", "b3", "b1").await.unwrap();
+    store
+        .record_replica("two", "b2", "b1", &path_on(&store, "two", "b1").await)
+        .await
+        .unwrap();
+    store
+        .record_replica("two", "b3", "b1", &path_on(&store, "two", "b1").await)
+        .await
+        .unwrap();
     let unmanaged = StoredForm {
         managed: false,
         ..plain.clone()
@@ -571,8 +592,20 @@ async fn replication_integrity_usage_notifications_dashboard_encryption() {
             .is_empty()
     );
     assert_eq!(store.count_over_replicated_objects(2).await.unwrap(), 1);
-    assert!(store.remove_excess_copy("two", "b3", 2).await.unwrap());
-    assert!(!store.remove_excess_copy("two", "b2", 2).await.unwrap());
+    assert!(
+        store
+            .remove_excess_copy("two", "b3", 2)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .remove_excess_copy("two", "b2", 2)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Integrity: unmanaged copies are not scrubbed; hashing moves rows between queues.
     let unhashed = store.get_objects_without_hash(10, 0).await.unwrap();
@@ -797,11 +830,19 @@ async fn under_replication_discounts_excluded_copies_without_hiding_keys() {
         .await
         .unwrap();
     store
-        .record_replica("b1-drain", "drain", "b1")
+        .record_replica(
+            "b1-drain",
+            "drain",
+            "b1",
+            &path_on(&store, "b1-drain", "b1").await,
+        )
         .await
         .unwrap();
     store.record_object("b1-b2", "b1", 1, &form).await.unwrap();
-    store.record_replica("b1-b2", "b2", "b1").await.unwrap();
+    store
+        .record_replica("b1-b2", "b2", "b1", &path_on(&store, "b1-b2", "b1").await)
+        .await
+        .unwrap();
     let unmanaged = StoredForm {
         managed: false,
         ..StoredForm::default()
