@@ -205,6 +205,7 @@ macro_rules! for_each_case {
                 promote_intent_of_another_key_refused,
                 abandon_queues_bytes_and_never_promotes,
                 touch_keeps_running_writes_and_gone_intents_refuse_commits,
+                backend_upload_id_rides_with_the_intent,
             ],
             multipart: [
                 create_get_round_trip,

@@ -698,3 +698,50 @@ pub async fn touch_keeps_running_writes_and_gone_intents_refuse_commits(store: D
     assert_eq!(placement(&store, "k").await, vec![(A.to_owned(), 5)]);
     assert_ledger(&store).await;
 }
+
+/// The backend multipart upload a write opened is recorded with its intent (replaced by a later
+/// one), read back by id, and gone with the intent; an unknown intent records nothing.
+pub async fn backend_upload_id_rides_with_the_intent(store: Db) {
+    three_backends(&store).await;
+    store
+        .insert_pending(&intent(
+            "w",
+            "k",
+            A,
+            9,
+            StoredForm::default(),
+            Timestamp::ZERO,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.get_pending_backend_upload("w").await.unwrap(), None);
+    assert!(store.set_pending_backend_upload("w", "up-1").await.unwrap());
+    assert!(store.set_pending_backend_upload("w", "up-2").await.unwrap());
+    assert_eq!(
+        store
+            .get_pending_backend_upload("w")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("up-2")
+    );
+    assert!(
+        !store
+            .set_pending_backend_upload("ghost", "up")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_pending_backend_upload("ghost").await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.set_pending_backend_upload("w", "").await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    let p = stored_intent(&store, "w").await;
+    assert_eq!(p.size_bytes, 9, "the intent itself is unchanged");
+    store.abandon_pending(&p).await.unwrap();
+    assert_eq!(store.get_pending_backend_upload("w").await.unwrap(), None);
+    assert_ledger(&store).await;
+}

@@ -847,6 +847,27 @@ impl MetadataStore {
         self.observe("touch_pending", self.inner.touch_pending(intent_ids))
             .await
     }
+    /// Records the multipart upload a write opened on its backend with the write's intent, so
+    /// whoever ends the intent can abort it. `false` when the intent is gone.
+    pub async fn set_pending_backend_upload(
+        &self,
+        intent_id: &str,
+        upload_id: &str,
+    ) -> Result<bool> {
+        self.observe(
+            "set_pending_backend_upload",
+            self.inner.set_pending_backend_upload(intent_id, upload_id),
+        )
+        .await
+    }
+    /// The backend multipart upload recorded with an intent (`None`: none, or intent gone).
+    pub async fn get_pending_backend_upload(&self, intent_id: &str) -> Result<Option<String>> {
+        self.observe(
+            "get_pending_backend_upload",
+            self.inner.get_pending_backend_upload(intent_id),
+        )
+        .await
+    }
     /// Deletes every intent of a backend; returns how many.
     pub async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64> {
         self.observe(

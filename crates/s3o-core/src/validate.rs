@@ -174,6 +174,17 @@ pub fn part_number(n: i32) -> Result<()> {
     Ok(())
 }
 
+/// A backend multipart upload id: non-empty, bounded like an id, no NUL.
+pub fn backend_upload_id(s: &str) -> Result<()> {
+    if s.is_empty() {
+        return Err(StoreError::invalid(
+            "backend upload id",
+            "must not be empty",
+        ));
+    }
+    id("backend upload id", s)
+}
+
 /// A batch of intent ids: each a valid id, at most [`MAX_BATCH_KEYS`].
 pub fn intent_ids(ids: &[String]) -> Result<()> {
     if ids.len() > MAX_BATCH_KEYS {

@@ -20,6 +20,9 @@ pub(crate) struct Backend {
     /// Chunk size of streamed uploads: S3 parts must be ≥ 5 MiB (all equal, for R2); a local
     /// directory takes any size, so it streams with less memory per request.
     pub(crate) chunk: usize,
+    /// The backend's multipart uploads by id (S3), so a streamed write's upload can be recorded
+    /// with its intent and aborted after a crash; `None` for a local directory.
+    pub(crate) multipart: Option<Arc<dyn object_store::multipart::MultipartStore>>,
 }
 
 /// Every configured backend, by name and in routing order.
@@ -82,6 +85,7 @@ fn build_one(c: &BackendConfig) -> Result<Backend, String> {
                 name: c.name.clone(),
                 store: Arc::new(fs),
                 chunk: MIB,
+                multipart: None,
             })
         }
         BackendKind::S3 => {
@@ -113,10 +117,12 @@ fn build_one(c: &BackendConfig) -> Result<Backend, String> {
                 .with_retry(retry)
                 .build()
                 .map_err(|e| e.to_string())?;
+            let s3 = Arc::new(s3);
             Ok(Backend {
                 name: c.name.clone(),
-                store: Arc::new(s3),
+                store: s3.clone(),
                 chunk: 5 * MIB,
+                multipart: Some(s3),
             })
         }
     }

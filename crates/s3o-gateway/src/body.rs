@@ -2,8 +2,10 @@
 //! the ETag arithmetic.
 
 use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt as _, PutPayload, WriteMultipart};
 
@@ -39,18 +41,30 @@ pub(crate) enum UploadError {
     Backend(object_store::Error),
 }
 
+/// Records the id of a backend multipart upload before any part is sent (with the write's
+/// intent), so that whoever ends the intent after a crash can abort it. An error aborts the
+/// upload and fails the write.
+pub(crate) type RecordUpload<'a> =
+    &'a (dyn Fn(String) -> BoxFuture<'static, Result<(), String>> + Send + Sync);
+
 /// Streams `body` to `path` on `backend`. Bodies up to one chunk go in one PUT; longer ones
 /// as a backend multipart upload of equal chunks, so memory stays at about two chunks. On
-/// any error the partial upload is aborted. `checksums` sees every byte as well.
+/// any error the partial upload is aborted. `checksums` sees every byte as well. With
+/// `record`, a backend that exposes its multipart uploads (S3) has the upload's id recorded
+/// before its first part goes out.
 pub(crate) async fn upload<S>(
     backend: &Backend,
     path: &Path,
     body: S,
     checksums: &mut s3s::checksum::ChecksumHasher,
+    record: Option<RecordUpload<'_>>,
 ) -> Result<Uploaded, UploadError>
 where
     S: Stream<Item = Result<Bytes, s3s::StdError>> + Send,
 {
+    if let (Some(mp), Some(record)) = (&backend.multipart, record) {
+        return upload_tracked(backend, mp, path, body, checksums, record).await;
+    }
     let chunk = backend.chunk;
     let mut body = std::pin::pin!(body);
     let mut hasher = Md5::new();
@@ -109,6 +123,131 @@ where
                 .put(path, PutPayload::from(buf.freeze()))
                 .await
                 .map_err(UploadError::Backend)?;
+        }
+    }
+    Ok(Uploaded {
+        size,
+        md5: digest(hasher),
+    })
+}
+
+/// [`upload`] through the backend's low-level multipart API, whose upload id is recorded (by
+/// `record`) before the first part is sent. One part uploads while the next fills.
+async fn upload_tracked<S>(
+    backend: &Backend,
+    mp: &std::sync::Arc<dyn MultipartStore>,
+    path: &Path,
+    body: S,
+    checksums: &mut s3s::checksum::ChecksumHasher,
+    record: RecordUpload<'_>,
+) -> Result<Uploaded, UploadError>
+where
+    S: Stream<Item = Result<Bytes, s3s::StdError>> + Send,
+{
+    type PartFuture = BoxFuture<'static, object_store::Result<PartId>>;
+    let chunk = backend.chunk;
+    let mut body = std::pin::pin!(body);
+    let mut hasher = Md5::new();
+    let mut size: u64 = 0;
+    let mut buf = BytesMut::new();
+    let mut open: Option<object_store::MultipartId> = None;
+    let mut parts: Vec<PartId> = Vec::new();
+    let mut in_flight: Option<PartFuture> = None;
+    // Ends an open upload after a failure; the caller's intent still names it if this fails.
+    let abort = |id: Option<object_store::MultipartId>| {
+        let (mp, path) = (mp.clone(), path.clone());
+        async move {
+            if let Some(id) = id
+                && let Err(e) = mp.abort_multipart(&path, &id).await
+            {
+                tracing::warn!(path = %path, error = %e, "could not abort a backend multipart upload");
+            }
+        }
+    };
+    let send = |id: &object_store::MultipartId, idx: usize, data: Bytes| -> PartFuture {
+        let (mp, path, id) = (mp.clone(), path.clone(), id.clone());
+        Box::pin(async move { mp.put_part(&path, &id, idx, PutPayload::from(data)).await })
+    };
+    loop {
+        let item = body.next().await;
+        let bytes = match item {
+            Some(Ok(b)) => Some(b),
+            Some(Err(e)) => {
+                drop(in_flight.take());
+                abort(open.take()).await;
+                return Err(UploadError::Body(e));
+            }
+            None => None,
+        };
+        if let Some(b) = &bytes {
+            hasher.update(b);
+            checksums.update(b);
+            size += b.len() as u64;
+            buf.extend_from_slice(b);
+        }
+        let ended = bytes.is_none();
+        if open.is_none() {
+            if ended {
+                break;
+            }
+            if buf.len() <= chunk {
+                continue;
+            }
+            let id = mp
+                .create_multipart(path)
+                .await
+                .map_err(UploadError::Backend)?;
+            if let Err(e) = record(id.clone()).await {
+                abort(Some(id)).await;
+                return Err(UploadError::Backend(object_store::Error::Generic {
+                    store: "ledger",
+                    source: e.into(),
+                }));
+            }
+            open = Some(id);
+        }
+        let Some(id) = open.clone() else { break };
+        // Full chunks go as parts; what is left at the end is the (shorter) last part.
+        while buf.len() >= chunk || (ended && !buf.is_empty()) {
+            let take = buf.len().min(chunk);
+            let data = buf.split_to(take).freeze();
+            if let Some(f) = in_flight.take() {
+                match f.await {
+                    Ok(p) => parts.push(p),
+                    Err(e) => {
+                        abort(open.take()).await;
+                        return Err(UploadError::Backend(e));
+                    }
+                }
+            }
+            in_flight = Some(send(&id, parts.len(), data));
+        }
+        if ended {
+            break;
+        }
+    }
+    match open {
+        None => {
+            backend
+                .store
+                .put(path, PutPayload::from(buf.freeze()))
+                .await
+                .map_err(UploadError::Backend)?;
+        }
+        Some(id) => {
+            if let Some(f) = in_flight.take() {
+                match f.await {
+                    Ok(p) => parts.push(p),
+                    Err(e) => {
+                        abort(Some(id)).await;
+                        return Err(UploadError::Backend(e));
+                    }
+                }
+            }
+            if let Err(e) = mp.complete_multipart(path, &id, parts).await {
+                abort(Some(id)).await;
+                return Err(UploadError::Backend(e));
+            }
         }
     }
     Ok(Uploaded {

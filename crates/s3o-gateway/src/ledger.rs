@@ -261,6 +261,18 @@ impl Ledger {
         Ok(intent_id)
     }
 
+    /// Records the backend multipart upload a write opened with its intent (`false`: intent
+    /// gone).
+    pub(crate) async fn record_backend_upload(
+        &self,
+        intent_id: &str,
+        upload_id: &str,
+    ) -> LResult<bool> {
+        self.store
+            .set_pending_backend_upload(intent_id, upload_id)
+            .await
+    }
+
     /// Heartbeat of writes still streaming (see [`s3o_store::MetadataStore::touch_pending`]).
     pub(crate) async fn touch_intents(&self, intent_ids: &[String]) -> LResult<i64> {
         self.store.touch_pending(intent_ids).await

@@ -410,7 +410,19 @@ impl GatewayS3 {
         // The heartbeat keeps the reaper off this intent while the body streams, however long
         // that takes.
         let uploaded = {
-            let upload = body::upload(&backend, &path, body, &mut checksums.hasher);
+            let ledger = Arc::clone(&self.ledger);
+            let intent_id = intent.clone();
+            let record = move |upload_id: String| -> futures::future::BoxFuture<'static, Result<(), String>> {
+                let (ledger, intent_id) = (Arc::clone(&ledger), intent_id.clone());
+                Box::pin(async move {
+                    match ledger.record_backend_upload(&intent_id, &upload_id).await {
+                        Ok(true) => Ok(()),
+                        Ok(false) => Err("the write's intent is gone".to_owned()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                })
+            };
+            let upload = body::upload(&backend, &path, body, &mut checksums.hasher, Some(&record));
             tokio::pin!(upload);
             tokio::select! {
                 r = &mut upload => r,
@@ -1482,7 +1494,8 @@ impl GatewayS3 {
             req.trailing_headers,
             &req.headers,
         )?;
-        let written = match body::upload(&backend, &path, stream, &mut checksums.hasher).await {
+        let written = match body::upload(&backend, &path, stream, &mut checksums.hasher, None).await
+        {
             Ok(u) => u,
             Err(UploadError::Body(e)) => return Err(body_error(e)),
             Err(UploadError::Backend(e)) => {

@@ -66,10 +66,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "unlimited_stripe_grants",
         sql: include_str!("../migrations/0008_unlimited_stripe_grants.sql"),
     },
+    Migration {
+        version: 9,
+        name: "pending_backend_upload",
+        sql: include_str!("../migrations/0009_pending_backend_upload.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 8;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 9;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

@@ -168,6 +168,36 @@ impl PendingStore for PgStore {
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
 
+    async fn set_pending_backend_upload(&self, intent_id: &str, upload_id: &str) -> Result<bool> {
+        validate::id("intent id", intent_id)?;
+        validate::backend_upload_id(upload_id)?;
+        let n = self
+            .db
+            .execute(
+                "set pending backend upload",
+                "UPDATE pending_objects SET backend_upload_id = $2 WHERE intent_id = $1",
+                &[&intent_id, &upload_id],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn get_pending_backend_upload(&self, intent_id: &str) -> Result<Option<String>> {
+        validate::id("intent id", intent_id)?;
+        let rows = self
+            .db
+            .query(
+                "get pending backend upload",
+                "SELECT backend_upload_id FROM pending_objects WHERE intent_id = $1",
+                &[&intent_id],
+            )
+            .await?;
+        match rows.first() {
+            Some(r) => r.col::<Option<String>>(0),
+            None => Ok(None),
+        }
+    }
+
     async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64> {
         validate::backend(backend)?;
         let n = self

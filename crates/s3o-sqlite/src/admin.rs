@@ -22,7 +22,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 8] = [
+const MIGRATIONS: [Migration; 9] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -62,6 +62,11 @@ const MIGRATIONS: [Migration; 8] = [
         version: 8,
         name: "0008_unlimited_stripe_grants",
         sql: include_str!("../migrations/0008_unlimited_stripe_grants.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "0009_pending_backend_upload",
+        sql: include_str!("../migrations/0009_pending_backend_upload.sql"),
     },
 ];
 

@@ -138,6 +138,38 @@ impl PendingStore for SqliteStore {
             .await
     }
 
+    async fn set_pending_backend_upload(&self, intent_id: &str, upload_id: &str) -> Result<bool> {
+        validate::id("intent id", intent_id)?;
+        validate::backend_upload_id(upload_id)?;
+        let (id, up) = (intent_id.to_owned(), upload_id.to_owned());
+        self.conns
+            .write("set pending backend upload", move |db| {
+                let n = db.execute(
+                    "set pending backend upload",
+                    "UPDATE pending_objects SET backend_upload_id = ?2 WHERE intent_id = ?1",
+                    params![id, up],
+                )?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn get_pending_backend_upload(&self, intent_id: &str) -> Result<Option<String>> {
+        validate::id("intent id", intent_id)?;
+        let id = intent_id.to_owned();
+        self.conns
+            .read("get pending backend upload", move |db| {
+                let rows = db.query_vec(
+                    "get pending backend upload",
+                    "SELECT backend_upload_id FROM pending_objects WHERE intent_id = ?1",
+                    params![id],
+                    |r| r.get::<_, Option<String>>(0),
+                )?;
+                Ok(rows.into_iter().next().flatten())
+            })
+            .await
+    }
+
     async fn delete_pending_by_backend(&self, backend: &str) -> Result<i64> {
         validate::backend(backend)?;
         let backend = backend.to_owned();

@@ -21,4 +21,11 @@ pub trait PendingStore: Runner {
     /// alone. Missing ids are skipped; returns how many intents were touched. At most
     /// [`crate::validate::MAX_BATCH_KEYS`] ids.
     async fn touch_pending(&self, intent_ids: &[String]) -> Result<i64>;
+    /// Records the id of the multipart upload a write opened on its backend with the write's
+    /// intent (replacing any earlier one), so whoever ends the intent can abort the upload.
+    /// `false` when the intent is gone.
+    async fn set_pending_backend_upload(&self, intent_id: &str, upload_id: &str) -> Result<bool>;
+    /// The backend multipart upload recorded with an intent; `None` when none was recorded or
+    /// the intent is gone.
+    async fn get_pending_backend_upload(&self, intent_id: &str) -> Result<Option<String>>;
 }

@@ -489,7 +489,7 @@ pub(crate) async fn copy_bytes(
         .map_err(|e| format!("read from {}: {e}", src.name))?;
     let stream = got.into_stream().map_err(|e| Box::new(e) as s3s::StdError);
     let mut hasher = s3s::checksum::ChecksumHasher::default();
-    let up = crate::body::upload(dst, path, stream, &mut hasher)
+    let up = crate::body::upload(dst, path, stream, &mut hasher, None)
         .await
         .map_err(|e| match e {
             crate::body::UploadError::Body(e) => format!("read from {}: {e}", src.name),

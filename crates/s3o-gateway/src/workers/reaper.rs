@@ -8,12 +8,15 @@
 //! its bytes queued and charged as orphans, in one transaction) and its bytes deleted at once,
 //! the row completed; a delete that fails is left to the cleanup worker. An intent is never
 //! promoted over what clients were told (DESIGN decision 21): a refused body never goes live,
-//! and an acknowledged DELETE is never undone. No backend call is needed to decide, so a
-//! backend that is down delays only the deletion, not the ledger.
+//! and an acknowledged DELETE is never undone. A write that was streaming a large body had its
+//! backend multipart upload recorded with the intent: that upload is aborted first (its parts
+//! are billed until then), and an intent whose abort cannot be confirmed (backend down) waits
+//! for a later pass so the upload id is not lost.
 
 use s3o_store::PendingPromoteResult;
 
-use super::{Ctx, Tally, settle};
+use super::{Ctx, DELETE_TIMEOUT, Tally, settle};
+use crate::keys;
 use crate::ledger::LResult;
 
 pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
@@ -25,6 +28,30 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     for p in stale {
         if ctx.stopping() {
             break;
+        }
+        if let Some(upload_id) = ctx.store.get_pending_backend_upload(&p.intent_id).await?
+            && let Some(b) = ctx.backends.get(&p.backend_name)
+            && let Some(mp) = &b.multipart
+        {
+            let path = keys::path(p.form.storage_path(&p.object_key));
+            let id = upload_id.clone();
+            let aborted =
+                tokio::time::timeout(DELETE_TIMEOUT, mp.abort_multipart(&path, &id)).await;
+            match aborted {
+                // Gone already (completed or aborted) counts as done.
+                Ok(Ok(())) | Ok(Err(object_store::Error::NotFound { .. })) => {
+                    t.add("backend_upload_aborted");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(intent = %p.intent_id, backend = %p.backend_name, error = %e, "could not abort the write's backend upload; left for a later pass");
+                    t.add("skipped_backend_down");
+                    continue;
+                }
+                Err(_) => {
+                    t.add("skipped_backend_down");
+                    continue;
+                }
+            }
         }
         let (result, queued) = ctx.store.abandon_pending(&p).await?;
         t.add(match result {

@@ -69,29 +69,12 @@ on_both_ledgers! {
         drain_spares_put_in_flight,
         complete_goes_where_it_fits,
         parts_respect_the_quota,
+        killed_mid_stream_leaves_no_backend_upload,
         reads_racing_overwrites_never_503,
         complete_survives_hangup_and_retry,
         failed_part_retry_keeps_accepted_part,
         fault_backend_self_test,
     ],
-}
-
-/// Finding 7 of issue 20 is still open: a gateway killed while streaming a large PUT leaves
-/// the backend's multipart upload open. Aborting it needs the backend upload id recorded with
-/// the intent (a ledger column and object_store's low-level multipart API) or a backend
-/// listing of open uploads; neither exists yet. The drill reproduces it and stays ignored
-/// until then: `cargo test -p s3o-gateway --test e2e -- --ignored killed_mid_stream`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 20 finding 7 is open: backend multipart uploads of killed writes are not aborted"]
-async fn sqlite_killed_mid_stream_leaves_no_backend_upload() {
-    drills::killed_mid_stream_leaves_no_backend_upload(rig::Ledger::Sqlite).await;
-}
-
-/// Finding 7 on PostgreSQL (see the SQLite twin).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 20 finding 7 is open: backend multipart uploads of killed writes are not aborted"]
-async fn postgres_killed_mid_stream_leaves_no_backend_upload() {
-    drills::killed_mid_stream_leaves_no_backend_upload(rig::Ledger::Postgres).await;
 }
 
 /// The ledger outage needs a database the test can cut off: PostgreSQL behind a proxy.
