@@ -1559,13 +1559,35 @@ impl GatewayS3 {
         if let Some(outcome) = self.completions.get(&i.upload_id) {
             return Ok(complete_answer(i.bucket, i.key, lkey, outcome));
         }
-        let up = self.upload_for(&i.bucket, &i.key, &i.upload_id).await?;
-        let recorded = self.ledger.parts(&up.upload_id).await.map_err(write_err)?;
         let asked = i
             .multipart_upload
             .as_ref()
             .and_then(|m| m.parts.clone())
             .unwrap_or_default();
+        let up = match self.upload_for(&i.bucket, &i.key, &i.upload_id).await {
+            Ok(up) => up,
+            Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => {
+                // A retry after a success this process no longer remembers (restart): the
+                // object the listed parts make is the key's current version ⇒ that answer.
+                return match self.completed_before(&lkey, &asked).await {
+                    Some(etag) => {
+                        let done = Done {
+                            ledger_key: lkey.clone(),
+                            etag,
+                        };
+                        let outcome =
+                            futures::FutureExt::shared(Box::pin(
+                                async move { Ok::<_, Failed>(done) },
+                            )
+                                as futures::future::BoxFuture<'static, _>);
+                        Ok(complete_answer(i.bucket, i.key, lkey, outcome))
+                    }
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        let recorded = self.ledger.parts(&up.upload_id).await.map_err(write_err)?;
         if asked.is_empty() {
             return Err(s3_error!(MalformedXML, "the part list is empty"));
         }
@@ -1621,6 +1643,22 @@ impl GatewayS3 {
         };
         let outcome = self.completions.start(&i.upload_id, Box::pin(work));
         Ok(complete_answer(i.bucket, i.key, lkey, outcome))
+    }
+
+    /// The ETag of the key's current version when it is the object `asked` (every part named
+    /// with its ETag) assembles to: the multipart ETag is a digest of the part MD5s, so a match
+    /// means a Complete of exactly these parts already committed.
+    async fn completed_before(&self, lkey: &str, asked: &[CompletedPart]) -> Option<String> {
+        let md5s: Option<Vec<[u8; 16]>> = asked
+            .iter()
+            .map(|p| p.e_tag.as_ref().and_then(|e| body::etag_md5(e.value())))
+            .collect();
+        let want = body::multipart_etag(&md5s.filter(|m| !m.is_empty())?);
+        let current = self.ledger.copies(lkey).await.ok()?;
+        current
+            .first()
+            .is_some_and(|c| c.meta.etag == want)
+            .then_some(want)
     }
 
     /// Writes the parts of `up` as one object (routed like any write when the upload's
