@@ -51,7 +51,8 @@ pub(crate) type RecordUpload<'a> =
 /// as a backend multipart upload of equal chunks, so memory stays at about two chunks. On
 /// any error the partial upload is aborted. `checksums` sees every byte as well. With
 /// `record`, a backend that exposes its multipart uploads (S3) has the upload's id recorded
-/// before its first part goes out.
+/// before its first part goes out; such a backend streams through its low-level multipart API
+/// either way, a local directory through object_store's `WriteMultipart`.
 pub(crate) async fn upload<S>(
     backend: &Backend,
     path: &Path,
@@ -62,7 +63,7 @@ pub(crate) async fn upload<S>(
 where
     S: Stream<Item = Result<Bytes, s3s::StdError>> + Send,
 {
-    if let (Some(mp), Some(record)) = (&backend.multipart, record) {
+    if let Some(mp) = &backend.multipart {
         return upload_tracked(backend, mp, path, body, checksums, record).await;
     }
     let chunk = backend.chunk;
@@ -117,13 +118,7 @@ where
         Some(w) => {
             w.finish().await.map_err(UploadError::Backend)?;
         }
-        None => {
-            backend
-                .store
-                .put(path, PutPayload::from(buf.freeze()))
-                .await
-                .map_err(UploadError::Backend)?;
-        }
+        None => put_whole(backend, path, buf).await?,
     }
     Ok(Uploaded {
         size,
@@ -132,14 +127,14 @@ where
 }
 
 /// [`upload`] through the backend's low-level multipart API, whose upload id is recorded (by
-/// `record`) before the first part is sent. One part uploads while the next fills.
+/// `record`, when given) before the first part is sent. One part uploads while the next fills.
 async fn upload_tracked<S>(
     backend: &Backend,
     mp: &std::sync::Arc<dyn MultipartStore>,
     path: &Path,
     body: S,
     checksums: &mut s3s::checksum::ChecksumHasher,
-    record: RecordUpload<'_>,
+    record: Option<RecordUpload<'_>>,
 ) -> Result<Uploaded, UploadError>
 where
     S: Stream<Item = Result<Bytes, s3s::StdError>> + Send,
@@ -197,7 +192,11 @@ where
                 .create_multipart(path)
                 .await
                 .map_err(UploadError::Backend)?;
-            if let Err(e) = record(id.clone()).await {
+            let recorded = match record {
+                Some(record) => record(id.clone()).await,
+                None => Ok(()),
+            };
+            if let Err(e) = recorded {
                 abort(Some(id)).await;
                 return Err(UploadError::Backend(object_store::Error::Generic {
                     store: "ledger",
@@ -227,13 +226,7 @@ where
         }
     }
     match open {
-        None => {
-            backend
-                .store
-                .put(path, PutPayload::from(buf.freeze()))
-                .await
-                .map_err(UploadError::Backend)?;
-        }
+        None => put_whole(backend, path, buf).await?,
         Some(id) => {
             if let Some(f) = in_flight.take() {
                 match f.await {
@@ -254,6 +247,16 @@ where
         size,
         md5: digest(hasher),
     })
+}
+
+/// A body that fit in one chunk, in one PUT.
+async fn put_whole(backend: &Backend, path: &Path, buf: BytesMut) -> Result<(), UploadError> {
+    backend
+        .store
+        .put(path, PutPayload::from(buf.freeze()))
+        .await
+        .map(|_| ())
+        .map_err(UploadError::Backend)
 }
 
 fn digest(h: Md5) -> [u8; 16] {
