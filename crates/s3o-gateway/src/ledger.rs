@@ -182,8 +182,11 @@ impl Ledger {
     pub(crate) async fn admit_part(&self, size: i64, backend: &str) -> LResult<PartReservation> {
         // One admission per backend at a time, so a reservation is visible to the next check.
         let _turn = self.part_admission.lock().await;
-        let caps = self.store.backend_capacities(&[backend.to_owned()]).await?;
+        // Reserved bytes first, then the ledger: a part is recorded before its reservation
+        // goes, so read in this order it is counted at least once (read the other way round, a
+        // part recorded and released between the two reads would be counted by neither).
         let reserved = self.reserved_for(backend);
+        let caps = self.store.backend_capacities(&[backend.to_owned()]).await?;
         match caps.first() {
             Some(c)
                 if c.admits(
