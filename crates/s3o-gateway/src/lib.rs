@@ -14,6 +14,7 @@
 
 pub mod config;
 
+mod admission;
 mod backends;
 mod body;
 mod completions;
@@ -21,6 +22,7 @@ mod demo;
 mod keys;
 mod ledger;
 mod metrics;
+mod redact;
 mod s3;
 mod server;
 #[cfg(test)]
@@ -31,7 +33,8 @@ pub mod workers;
 use std::net::SocketAddr;
 
 pub use config::{
-    BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, RoutingPolicy,
+    BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, LogConfig,
+    LogFormat, RoutingPolicy, ServerConfig,
 };
 pub use demo::{
     DEMO_ACCESS_KEY, DEMO_BUCKET, DEMO_QUOTA_BYTES, DEMO_SECRET_KEY, DemoSetup, demo_config,
@@ -51,7 +54,7 @@ pub enum GatewayError {
     /// The ledger could not be opened, migrated or synced.
     #[error("ledger {url}: {source}")]
     Store {
-        /// The store URL (without secrets beyond what the config holds).
+        /// The store URL, its password (if any) replaced by `***`.
         url: String,
         /// The store's error.
         #[source]

@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use s3o_gateway::{Config, Gateway, demo_config};
+use s3o_gateway::{Config, Gateway, LogConfig, LogFormat, demo_config};
 
 const USAGE: &str = "usage:
-  s3o-gateway serve --config FILE
-  s3o-gateway demo [--data DIR] [--port PORT]
-  s3o-gateway drain --config FILE --backend NAME";
+  s3o-gateway serve --config FILE [--log-json]
+  s3o-gateway demo [--data DIR] [--port PORT] [--log-json]
+  s3o-gateway drain --config FILE --backend NAME [--log-json]
+
+Logs go to stderr; the level is `[log] level` of the file (default info) unless RUST_LOG is set.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,17 +50,22 @@ async fn run(args: Vec<String>) -> Result<(), String> {
     };
     let rest = &args[1..];
     for a in rest.iter().filter(|a| a.starts_with("--")) {
-        if !["--config", "--data", "--port", "--backend"].contains(&a.as_str()) {
+        if !["--config", "--data", "--port", "--backend", "--log-json"].contains(&a.as_str()) {
             return Err(format!("unknown option {a}\n{USAGE}"));
         }
     }
+    let json = rest.iter().any(|a| a == "--log-json");
     match cmd.as_str() {
         "serve" => {
             let path = flag(rest, "--config")?
                 .ok_or_else(|| format!("serve needs --config FILE\n{USAGE}"))?;
             let config = Config::load(&PathBuf::from(path)).map_err(|e| e.to_string())?;
+            init_logging(&config.log, json)?;
             let gw = Gateway::start(config).await.map_err(|e| e.to_string())?;
             println!("s3o-gateway serving on {}", gw.endpoint());
+            if let Some(a) = gw.operator_addr() {
+                println!("s3o-gateway operator endpoints on http://{a}");
+            }
             wait_for_ctrl_c().await;
             gw.shutdown().await;
             Ok(())
@@ -72,6 +79,7 @@ async fn run(args: Vec<String>) -> Result<(), String> {
                 None => 9000,
             };
             let setup = demo_config(&data, port).map_err(|e| e.to_string())?;
+            init_logging(&setup.config.log, json)?;
             let gw = Gateway::start(setup.config.clone())
                 .await
                 .map_err(|e| e.to_string())?;
@@ -86,6 +94,7 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             let backend = flag(rest, "--backend")?
                 .ok_or_else(|| format!("drain needs --backend NAME\n{USAGE}"))?;
             let config = Config::load(&PathBuf::from(path)).map_err(|e| e.to_string())?;
+            init_logging(&config.log, json)?;
             let mut show = |p: &s3o_gateway::DrainProgress| {
                 eprintln!(
                     "drain {}: moved {} ({} bytes), dropped {}, failed {}, remaining {} ({} bytes)",
@@ -115,10 +124,55 @@ async fn run(args: Vec<String>) -> Result<(), String> {
     }
 }
 
+/// Installs the process's log subscriber: `RUST_LOG` when set, else `log.level`; JSON lines
+/// with `--log-json` or `format = "json"`. Every line of a request carries its
+/// `request{id=…}` span, the id its `x-amz-request-id` header shows.
+fn init_logging(log: &LogConfig, json_flag: bool) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let directives = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => log.level.clone(),
+    };
+    let filter = EnvFilter::try_new(&directives)
+        .map_err(|e| format!("invalid log level {directives:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let installed = if json_flag || log.format == LogFormat::Json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+    installed.map_err(|e| format!("cannot install the log subscriber: {e}"))
+}
+
+/// Waits for Ctrl-C or SIGTERM (what service managers send), whichever comes first.
 async fn wait_for_ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        // No signal handler available: serve until killed.
-        std::future::pending::<()>().await;
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            if r.is_err() {
+                // No signal handler available: serve until killed.
+                std::future::pending::<()>().await;
+            }
+        }
+        () = term => {}
     }
+    tracing::info!("shutting down");
     eprintln!("s3o-gateway: shutting down");
 }
