@@ -652,6 +652,60 @@ secret_key = "s"
     }
 
     #[test]
+    fn no_credentials_needs_anonymous_and_never_both() {
+        let start = FULL.find("[[credentials]]").unwrap();
+        let end = FULL.find("[[buckets]]").unwrap();
+        let none = format!("{}{}", &FULL[..start], &FULL[end..]);
+        let e = Config::from_toml_str(&none).unwrap_err().to_string();
+        assert!(e.contains("anonymous = true"), "{e}");
+        let anon = format!("anonymous = true\n{none}");
+        assert!(Config::from_toml_str(&anon).unwrap().anonymous);
+        let both = format!("anonymous = true\n{FULL}");
+        assert!(Config::from_toml_str(&both).is_err());
+    }
+
+    #[test]
+    fn server_and_log_sections_default_and_parse() {
+        let c = Config::from_toml_str(FULL).unwrap();
+        assert_eq!(c.server, ServerConfig::default());
+        assert_eq!(c.log.format, LogFormat::Text);
+        let text = format!(
+            "{FULL}\n[server]\nmax_concurrent_writes = 3\nmetrics_listen = \"127.0.0.1:0\"\n\
+             [log]\nlevel = \"debug\"\nformat = \"json\"\n"
+        );
+        let c = Config::from_toml_str(&text).unwrap();
+        assert_eq!(c.server.max_concurrent_writes, 3);
+        assert_eq!(c.server.max_concurrent_reads, 512);
+        assert!(c.server.metrics_listen.is_some());
+        assert_eq!(c.log.format, LogFormat::Json);
+        let zero = format!("{FULL}\n[server]\nmax_connections = 0\n");
+        assert!(Config::from_toml_str(&zero).is_err());
+        let typo = format!("{FULL}\n[server]\nmax_conections = 5\n");
+        let e = Config::from_toml_str(&typo).unwrap_err().to_string();
+        assert!(e.contains("max_conections"), "{e}");
+    }
+
+    #[test]
+    fn debug_and_syntax_errors_hide_secrets() {
+        let text = FULL
+            .replace("sqlite:///tmp/x.db", "postgres://u:pgpass@h/db")
+            .replace(
+                "endpoint = \"http://127.0.0.1:9001\"",
+                "endpoint = \"http://k:eppass@h\"",
+            )
+            .replace("secret_key = \"s\"", "secret_key = \"backendsecret\"");
+        let c = Config::from_toml_str(&text).unwrap();
+        let d = format!("{c:?}");
+        for secret in ["pgpass", "eppass", "backendsecret", "s3o-gateway"] {
+            assert!(!d.contains(secret), "{secret} in {d}");
+        }
+        let broken = text.replace("\"backendsecret\"", "\"backendsecret\" junk");
+        let e = Config::from_toml_str(&broken).unwrap_err().to_string();
+        assert!(e.starts_with("invalid config: line "), "{e}");
+        assert!(!e.contains("backendsecret"), "{e}");
+    }
+
+    #[test]
     fn kind_specific_fields_and_duplicates_are_checked() {
         let no_path = FULL.replace("path = \"/tmp/a\"\n", "");
         let e = Config::from_toml_str(&no_path).unwrap_err().to_string();

@@ -708,55 +708,54 @@ fn secrets_never_reach_the_output() {
     assert_no_secret(&out);
 }
 
-/// Peak RSS of the real binary while many uploads stall mid-body, with and without a tight
-/// body budget. Local backends stream in 1 MiB chunks, so an admitted upload buffers about
-/// 2 MiB; the budget caps how many buffer at once.
+/// Starts a gateway with `budget` body bytes, stalls `n` uploads of 64 MiB after 4 MiB each
+/// and returns (RSS before, peak RSS, uploads refused with 503), RSS in KiB.
+fn stalled_uploads_rss(n: usize, budget: u64) -> (u64, u64, usize) {
+    let gw = Gw::start(
+        "",
+        &format!(
+            "[server]\nbody_buffer_bytes = {budget}\nbody_buffer_wait_ms = 500\n\
+             body_idle_timeout_secs = 60\nmax_concurrent_writes = 1000\n"
+        ),
+    );
+    // Warm up every path once, so the baseline includes it.
+    assert_eq!(
+        send(gw.addr, "PUT", "/photos/warm", &[], &[7u8; 300_000]).status,
+        200
+    );
+    let base = gw.mem_kib("VmRSS");
+    let conns: Vec<TcpStream> = (0..n)
+        .map(|i| stalled_put(gw.addr, &format!("big{i}"), 64 << 20, 4 << 20))
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let peak = gw.mem_kib("VmHWM");
+    // Uploads refused for memory have been answered 503 by now.
+    let mut refused = 0;
+    for mut s in conns {
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok(n) = s.read(&mut buf)
+            && buf[..n].starts_with(b"HTTP/1.1 503")
+        {
+            refused += 1;
+        }
+    }
+    eprintln!(
+        "stalled uploads: {n} x 4 MiB sent of 64 MiB, body budget {} MiB: RSS {} MiB -> peak {} MiB, {refused} refused with 503",
+        budget >> 20,
+        base / 1024,
+        peak / 1024
+    );
+    (base, peak, refused)
+}
+
+/// Peak RSS of the real binary while uploads stall mid-body under a tight budget. Local
+/// backends stream in 1 MiB chunks, so an admitted upload buffers about 2 MiB; the budget
+/// caps how many buffer at once and the rest are refused.
 #[test]
 fn stalled_uploads_stay_within_the_body_budget() {
-    const N: usize = 60;
-    let measure = |budget: u64| -> (u64, u64, usize) {
-        let gw = Gw::start(
-            "",
-            &format!(
-                "[server]\nbody_buffer_bytes = {budget}\nbody_buffer_wait_ms = 500\n\
-                 body_idle_timeout_secs = 60\nmax_concurrent_writes = 1000\n"
-            ),
-        );
-        // Warm up every path once, so the baseline includes it.
-        assert_eq!(
-            send(gw.addr, "PUT", "/photos/warm", &[], &[7u8; 300_000]).status,
-            200
-        );
-        let base = gw.mem_kib("VmRSS");
-        let conns: Vec<TcpStream> = (0..N)
-            .map(|i| stalled_put(gw.addr, &format!("big{i}"), 64 << 20, 4 << 20))
-            .collect();
-        std::thread::sleep(Duration::from_secs(3));
-        let peak = gw.mem_kib("VmHWM");
-        // Uploads refused for memory have been answered 503 and closed by now.
-        let mut refused = 0;
-        for mut s in conns {
-            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-            let mut buf = [0u8; 64];
-            if let Ok(n) = s.read(&mut buf)
-                && buf[..n].starts_with(b"HTTP/1.1 503")
-            {
-                refused += 1;
-            }
-        }
-        (base, peak, refused)
-    };
     let budget = 16u64 << 20;
-    let (base, peak, refused) = measure(budget);
-    let (ubase, upeak, _) = measure(1 << 40);
-    eprintln!(
-        "stalled uploads: {N} × 4 MiB sent of 64 MiB; budget 16 MiB: RSS {} → peak {} MiB \
-         ({refused} refused with 503); no budget: RSS {} → peak {} MiB",
-        base / 1024,
-        peak / 1024,
-        ubase / 1024,
-        upeak / 1024
-    );
+    let (base, peak, refused) = stalled_uploads_rss(60, budget);
     assert!(refused > 0, "no upload was refused for memory");
     // The bound: the budget plus a fixed allowance for connections and allocator slack.
     let grown = peak.saturating_sub(base) * 1024;
@@ -765,4 +764,59 @@ fn stalled_uploads_stay_within_the_body_budget() {
         "RSS grew {} MiB with a 16 MiB budget",
         grown >> 20
     );
+}
+
+/// The README's figures: 300 stalled uploads with the default budget and with none
+/// (`cargo test -p s3o-gateway --test edge -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement for the README, not a check"]
+fn stalled_uploads_rss_figures() {
+    stalled_uploads_rss(300, 256 << 20);
+    stalled_uploads_rss(300, 1 << 40);
+}
+
+#[test]
+fn shutdown_drains_in_flight_requests_within_its_grace() {
+    let mut gw = Gw::start(
+        "",
+        "[server]\nshutdown_grace_secs = 3\nbody_idle_timeout_secs = 60\n",
+    );
+    let a = gw.addr;
+    // An upload still sending when the stop signal arrives is allowed to finish.
+    let mut slow = stalled_put(a, "slow", 8, 4);
+    // One that never finishes is cut off once the grace has passed.
+    let _stuck = stalled_put(a, "stuck", 1000, 10);
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = gw.child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    std::thread::sleep(Duration::from_millis(500));
+    slow.write_all(b"1234").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = slow.read_to_end(&mut raw);
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    // The listener is closed as soon as the signal arrives.
+    assert!(
+        TcpStream::connect(a).is_err(),
+        "still accepting after SIGTERM"
+    );
+    let t = Instant::now();
+    let exited = loop {
+        if let Ok(Some(s)) = gw.child.try_wait() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "still running 20 s after SIGTERM with a 3 s grace"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exited.success(), "{}", gw.output());
+    assert!(gw.output().contains("closing the remaining connections"));
+    gw.stop();
 }
