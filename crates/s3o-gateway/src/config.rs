@@ -97,6 +97,19 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// When set, `/health` and `/metrics` require `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
+    /// `[server.tls]`: serve HTTPS on `listen` (the operator listener stays plain HTTP).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: PEM files of the certificate chain and its private key, read at start and
+/// again on SIGHUP.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +126,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             metrics_listen: None,
             metrics_token: None,
+            tls: None,
         }
     }
 }
@@ -131,6 +145,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("metrics_listen", &self.metrics_listen)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("tls", &self.tls)
             .finish()
     }
 }

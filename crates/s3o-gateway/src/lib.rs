@@ -15,6 +15,7 @@
 pub mod config;
 
 mod admission;
+mod auth;
 mod backends;
 mod body;
 mod completions;
@@ -28,18 +29,19 @@ mod server;
 #[cfg(test)]
 mod smoke_tests;
 mod store_metrics;
+mod tls;
 pub mod workers;
 
 use std::net::SocketAddr;
 
 pub use config::{
     BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, LogConfig,
-    LogFormat, RoutingPolicy, ServerConfig,
+    LogFormat, RoutingPolicy, ServerConfig, TlsConfig,
 };
 pub use demo::{
     DEMO_ACCESS_KEY, DEMO_BUCKET, DEMO_QUOTA_BYTES, DEMO_SECRET_KEY, DemoSetup, demo_config,
 };
-pub use server::{Gateway, RunningGateway};
+pub use server::{Gateway, ReloadReport, RunningGateway};
 pub use workers::{
     DrainProgress, DrainReport, PassResult, Worker, WorkersConfig, WorkersReport, drain,
 };
@@ -72,6 +74,12 @@ pub enum GatewayError {
     #[error("{why}")]
     Worker {
         /// What went wrong.
+        why: String,
+    },
+    /// The TLS certificate or key could not be loaded.
+    #[error("tls: {why}")]
+    Tls {
+        /// What went wrong (file names, never their contents).
         why: String,
     },
     /// The listen address could not be bound.

@@ -10,7 +10,6 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
-use s3s::auth::SimpleAuth;
 use s3s::host::MultiDomain;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
@@ -20,10 +19,13 @@ use tracing::Instrument as _;
 
 use crate::admission::{Admission, IdleTimeoutBody, Refusal, Ticket, TicketBody, error_response};
 
+use crate::auth::Keys;
 use crate::backends::Backends;
+use crate::config::BackendConfig;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::s3::GatewayS3;
+use crate::tls::TlsState;
 use crate::workers::{Ctx, PassResult, Worker, Workers, WorkersReport};
 use crate::{Config, GatewayError, LedgerHandle};
 
@@ -34,6 +36,9 @@ pub struct Gateway;
 /// A gateway serving in the background until [`RunningGateway::shutdown`].
 pub struct RunningGateway {
     addr: SocketAddr,
+    shared: Arc<Shared>,
+    /// The configuration as applied (start, then each reload's applied parts).
+    config: Mutex<Config>,
     operator_addr: Option<SocketAddr>,
     store: LedgerHandle,
     stop: Option<watch::Sender<bool>>,
@@ -57,8 +62,17 @@ struct Settings {
     shutdown_grace: Duration,
     /// `/health` and `/metrics` are served by their own listener, not the S3 one.
     separate_operator: bool,
-    operator_token: Option<String>,
     anonymous: bool,
+}
+
+/// What [`RunningGateway::reload`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReloadReport {
+    /// Settings now in effect.
+    pub applied: Vec<String>,
+    /// Settings that differ from the running ones and take effect only after a restart.
+    pub needs_restart: Vec<String>,
 }
 
 /// What every connection shares.
@@ -70,6 +84,12 @@ struct Shared {
     connections: Arc<Semaphore>,
     /// The last `/health` ledger probe and when it ran.
     health_cache: Mutex<Option<(Instant, bool)>>,
+    /// The bearer token of the operator endpoints (reloadable).
+    operator_token: std::sync::RwLock<Option<String>>,
+    /// SigV4 keys (reloadable); `None` in anonymous mode.
+    keys: Option<Keys>,
+    /// The S3 listener's certificate when it serves HTTPS (reloadable).
+    tls: Option<TlsState>,
     ledger: Arc<Ledger>,
     metrics: Arc<Metrics>,
     /// Backends the ledger knows that the configuration does not list (reported by /health).
@@ -160,13 +180,16 @@ impl Gateway {
             metrics.clone(),
         );
         let mut builder = S3ServiceBuilder::new(s3);
-        if !config.credentials.is_empty() {
-            let mut auth = SimpleAuth::new();
-            for c in &config.credentials {
-                auth.register(c.access_key.clone(), c.secret_key.clone().into());
-            }
-            builder.set_auth(auth);
+        let keys = (!config.credentials.is_empty()).then(|| Keys::new(&config.credentials));
+        if let Some(k) = &keys {
+            builder.set_auth(k.clone());
         }
+        let tls = match &config.server.tls {
+            None => None,
+            Some(c) => Some(TlsState::new(
+                crate::tls::load(c).map_err(|why| GatewayError::Tls { why })?,
+            )),
+        };
         // Virtual-host addressing for `<bucket>.localhost:PORT`; IP hosts stay path-style.
         let port = addr.port();
         if let Ok(host) = MultiDomain::new([format!("localhost:{port}"), "localhost".to_owned()]) {
@@ -180,9 +203,11 @@ impl Gateway {
                 body_idle_timeout: Duration::from_secs(sc.body_idle_timeout_secs),
                 shutdown_grace: Duration::from_secs(sc.shutdown_grace_secs),
                 separate_operator: operator_listener.is_some(),
-                operator_token: sc.metrics_token.clone(),
                 anonymous: config.anonymous,
             },
+            operator_token: std::sync::RwLock::new(sc.metrics_token.clone()),
+            keys,
+            tls,
             admission: Admission::new(sc, max_chunk),
             connections: Arc::new(Semaphore::new(sc.max_connections)),
             health_cache: Mutex::new(None),
@@ -200,11 +225,18 @@ impl Gateway {
         ))];
         let operator_addr = operator_listener.as_ref().map(|(_, a)| *a);
         if let Some((l, _)) = operator_listener {
-            tasks.push(tokio::spawn(serve(l, shared, Role::Operator, stopped)));
+            tasks.push(tokio::spawn(serve(
+                l,
+                shared.clone(),
+                Role::Operator,
+                stopped,
+            )));
         }
         let workers = Workers::start(&workers_ctx);
         Ok(RunningGateway {
             addr,
+            shared,
+            config: Mutex::new(config),
             operator_addr,
             store,
             stop: Some(stop),
@@ -226,9 +258,129 @@ impl RunningGateway {
         self.operator_addr
     }
 
-    /// `http://IP:PORT` of the bound address.
+    /// `http://IP:PORT` of the bound address (`https://` when `[server.tls]` is set).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Applies what can change while serving from `new` (a re-read configuration file):
+    /// SigV4 credentials, the operator token, the TLS certificate (re-read from its files
+    /// even when the paths are unchanged) and backend quotas. Everything else that differs
+    /// is listed as needing a restart and left as it runs. An invalid configuration, an
+    /// unreadable certificate or a failed quota update changes nothing.
+    pub async fn reload(&self, new: &Config) -> Result<ReloadReport, GatewayError> {
+        new.validate()?;
+        let old = self
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut report = ReloadReport::default();
+        let mut applied = old.clone();
+        // Fallible steps first, so a failure leaves everything as it was.
+        let tls = match (&self.shared.tls, &new.server.tls) {
+            (Some(_), Some(c)) => {
+                Some(crate::tls::load(c).map_err(|why| GatewayError::Tls { why })?)
+            }
+            (None, None) => None,
+            _ => {
+                report.needs_restart.push("server.tls (on/off)".into());
+                None
+            }
+        };
+        if new.backends != old.backends {
+            let shape = |b: &[BackendConfig]| -> Vec<BackendConfig> {
+                b.iter()
+                    .map(|b| BackendConfig {
+                        quota_bytes: 0,
+                        ..b.clone()
+                    })
+                    .collect()
+            };
+            if shape(&new.backends) == shape(&old.backends) {
+                let limits: Vec<(String, i64)> = new
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        (
+                            b.name.clone(),
+                            i64::try_from(b.quota_bytes).unwrap_or(i64::MAX),
+                        )
+                    })
+                    .collect();
+                self.store
+                    .sync_quota_limits(&limits)
+                    .await
+                    .map_err(|source| GatewayError::Store {
+                        url: crate::redact::url(&old.store),
+                        source,
+                    })?;
+                applied.backends = new.backends.clone();
+                report.applied.push("backends.quota_bytes".into());
+            } else {
+                report.needs_restart.push("backends".into());
+            }
+        }
+        if let (Some(state), Some(fresh), Some(c)) = (&self.shared.tls, tls, &new.server.tls) {
+            state.replace(fresh);
+            applied.server.tls = Some(c.clone());
+            report
+                .applied
+                .push("server.tls (certificate re-read)".into());
+        }
+        if new.credentials != old.credentials || new.anonymous != old.anonymous {
+            match (&self.shared.keys, new.credentials.is_empty()) {
+                (Some(keys), false) => {
+                    keys.replace(&new.credentials);
+                    applied.credentials = new.credentials.clone();
+                    report.applied.push("credentials".into());
+                }
+                _ => report
+                    .needs_restart
+                    .push("credentials (anonymous mode on/off)".into()),
+            }
+        }
+        if new.server.metrics_token != old.server.metrics_token {
+            *self
+                .shared
+                .operator_token
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = new.server.metrics_token.clone();
+            applied.server.metrics_token = new.server.metrics_token.clone();
+            report.applied.push("server.metrics_token".into());
+        }
+        let rest_server = |c: &Config| crate::config::ServerConfig {
+            metrics_token: None,
+            tls: None,
+            ..c.server.clone()
+        };
+        let others = [
+            ("listen", new.listen != old.listen),
+            ("store", new.store != old.store),
+            ("region", new.region != old.region),
+            ("routing", new.routing != old.routing),
+            ("buckets", new.buckets != old.buckets),
+            ("workers", new.workers != old.workers),
+            (
+                "server (limits, timeouts, metrics_listen)",
+                rest_server(new) != rest_server(&old),
+            ),
+            ("log.format", new.log.format != old.log.format),
+        ];
+        for (name, changed) in others {
+            if changed {
+                report.needs_restart.push(name.into());
+            }
+        }
+        // The level is applied by the process that owns the log subscriber.
+        applied.log.level = new.log.level.clone();
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = applied;
+        Ok(report)
     }
 
     /// The ledger handle the gateway uses.
@@ -355,6 +507,7 @@ async fn serve(
         });
         let http = http.clone();
         let watcher = graceful.watcher();
+        let tls = shared.tls.as_ref().map(TlsState::current);
         tasks.spawn(async move {
             let _permit = permit;
             // hyper-util reads the first bytes to tell HTTP/1 from HTTP/2 without any timer;
@@ -366,8 +519,26 @@ async fn serve(
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return,
             }
-            let conn = http.serve_connection(TokioIo::new(sock), svc);
-            let _ = watcher.watch(conn.into_owned()).await;
+            let tls = match (role, &tls) {
+                (Role::S3, Some(t)) => Some(t.clone()),
+                _ => None,
+            };
+            match tls {
+                None => {
+                    let conn = http.serve_connection(TokioIo::new(sock), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(config) => {
+                    // The handshake gets the header timeout too: a client that stops halfway
+                    // through it holds nothing for longer.
+                    let accept = tokio_rustls::TlsAcceptor::from(config).accept(sock);
+                    let Ok(Ok(stream)) = tokio::time::timeout(header_timeout, accept).await else {
+                        return;
+                    };
+                    let conn = http.serve_connection(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+            }
         });
     }
     drop(listener);
@@ -561,7 +732,12 @@ const BASE_DOMAINS: [&str; 1] = ["localhost"];
 
 /// `/health` or `/metrics`, behind the bearer token when one is configured.
 async fn operator<B>(shared: &Shared, req: &Request<B>, id: &str) -> Response<s3s::Body> {
-    if let Some(token) = &shared.settings.operator_token {
+    let token = shared
+        .operator_token
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(token) = &token {
         let sent = req
             .headers()
             .get(hyper::header::AUTHORIZATION)

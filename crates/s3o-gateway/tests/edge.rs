@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -145,7 +145,11 @@ fn wait_for_addr(dir: &Path) -> Option<SocketAddr> {
     let until = Instant::now() + Duration::from_secs(30);
     while Instant::now() < until {
         let out = std::fs::read_to_string(dir.join("stdout")).unwrap_or_default();
-        if let Some(rest) = out.split("serving on http://").nth(1) {
+        let rest = out
+            .split("serving on http://")
+            .nth(1)
+            .or_else(|| out.split("serving on https://").nth(1));
+        if let Some(rest) = rest {
             return rest.lines().next()?.trim().parse().ok();
         }
         let err = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
@@ -819,4 +823,179 @@ fn shutdown_drains_in_flight_requests_within_its_grace() {
     assert!(exited.success(), "{}", gw.output());
     assert!(gw.output().contains("closing the remaining connections"));
     gw.stop();
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, written as `cert.pem` and
+/// `key.pem` under `dir`; `None` without openssl(1).
+fn make_cert(dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
+    let cert = dir.join(format!("{name}-cert.pem"));
+    let key = dir.join(format!("{name}-key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // webpki refuses a CA certificate as the server's own.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some((cert, key))
+}
+
+/// A GET over TLS trusting only the certificate in `root`.
+fn tls_get(addr: SocketAddr, root: &Path, target: &str) -> Result<Reply, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(root).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(|e| e.to_string())?;
+    let sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tls.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A server closing without close_notify after a complete answer is fine here.
+        Err(_) if !raw.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    Ok(parse(&raw))
+}
+
+#[test]
+fn tls_certificate_credentials_and_level_reload_on_sighup() {
+    let certs = tempfile::tempdir().unwrap();
+    let (Some((cert_a, key_a)), Some((cert_b, key_b))) =
+        (make_cert(certs.path(), "a"), make_cert(certs.path(), "b"))
+    else {
+        eprintln!("SKIPPED: openssl(1) is not available to make test certificates");
+        return;
+    };
+    let cert = certs.path().join("cert.pem");
+    let key = certs.path().join("key.pem");
+    std::fs::copy(&cert_a, &cert).unwrap();
+    std::fs::copy(&key_a, &key).unwrap();
+    let creds = |ak: &str| {
+        format!("[[credentials]]\naccess_key = \"{ak}\"\nsecret_key = \"secret-of-{ak}\"\n")
+    };
+    let tables = |extra: &str, level: &str| {
+        format!(
+            "[server]\n{extra}\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n\n[log]\nlevel = \"{level}\"\n",
+            cert.display(),
+            key.display()
+        )
+    };
+    let gw = Gw::start(&creds("ak1"), &tables("", "info"));
+    assert!(
+        gw.output().contains("serving on https://"),
+        "{}",
+        gw.output()
+    );
+    let a = gw.addr;
+    assert_eq!(tls_get(a, &cert_a, "/health").unwrap().status, 200);
+    assert!(tls_get(a, &cert_b, "/health").is_err());
+
+    let presigned = |ak: &str| {
+        use object_store::signer::Signer as _;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(format!("https://{a}"))
+            .with_bucket_name("photos")
+            .with_region("us-east-1")
+            .with_access_key_id(ak)
+            .with_secret_access_key(format!("secret-of-{ak}"))
+            .build()
+            .unwrap();
+        let path = object_store::path::Path::from("nothing");
+        let u = futures::executor::block_on(store.signed_url(
+            reqwest::Method::GET,
+            &path,
+            Duration::from_secs(60),
+        ))
+        .unwrap();
+        format!("{}?{}", u.path(), u.query().unwrap_or(""))
+    };
+    // Signed with the configured key: authenticated, the key is simply absent.
+    assert_eq!(tls_get(a, &cert_a, &presigned("ak1")).unwrap().status, 404);
+    assert_eq!(tls_get(a, &cert_a, &presigned("ak2")).unwrap().status, 403);
+
+    // Renew the certificate, rotate the key pair, change a limit and the level; SIGHUP.
+    std::fs::copy(&cert_b, &cert).unwrap();
+    std::fs::copy(&key_b, &key).unwrap();
+    let config = gw.dir.path().join("gw.toml");
+    std::fs::write(
+        &config,
+        config_text(
+            gw.dir.path(),
+            &creds("ak2"),
+            &tables("max_connections = 7", "debug"),
+        ),
+    )
+    .unwrap();
+    let hup = |gw: &Gw| {
+        let _ = Command::new("kill")
+            .args(["-HUP", &gw.child.id().to_string()])
+            .status();
+    };
+    hup(&gw);
+    let until = Instant::now() + Duration::from_secs(10);
+    while tls_get(a, &cert_b, "/health").is_err() {
+        assert!(
+            Instant::now() < until,
+            "new certificate never served:\n{}",
+            gw.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(tls_get(a, &cert_a, "/health").is_err());
+    assert_eq!(tls_get(a, &cert_b, &presigned("ak2")).unwrap().status, 404);
+    assert_eq!(tls_get(a, &cert_b, &presigned("ak1")).unwrap().status, 403);
+    let log = gw.output();
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(
+        log.contains("credentials") && log.contains("server.tls"),
+        "{log}"
+    );
+    assert!(
+        log.contains("only after a restart") && log.contains("server (limits"),
+        "{log}"
+    );
+    // The new level is in effect: per-request lines appear at debug.
+    let _ = tls_get(a, &cert_b, "/health");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(gw.output().contains("request done"), "{}", gw.output());
+
+    // An invalid file changes nothing.
+    std::fs::write(&config, "listen = [").unwrap();
+    hup(&gw);
+    let until = Instant::now() + Duration::from_secs(10);
+    while !gw.output().contains("reload refused") {
+        assert!(
+            Instant::now() < until,
+            "no refusal logged:\n{}",
+            gw.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(tls_get(a, &cert_b, &presigned("ak2")).unwrap().status, 404);
 }
