@@ -86,6 +86,9 @@ impl Gw {
 
     /// Sends SIGTERM and waits (bounded) for the process to exit.
     fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -998,4 +1001,29 @@ fn tls_certificate_credentials_and_level_reload_on_sighup() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(tls_get(a, &cert_b, &presigned("ak2")).unwrap().status, 404);
+}
+
+#[test]
+fn header_floods_are_refused() {
+    let gw = Gw::start("", "");
+    let a = gw.addr;
+    // Too many headers, then one header far larger than the read buffer: each answered
+    // 431 (or the connection closed) without harming anyone else.
+    let many: String = (0..300).map(|i| format!("X-Flood-{i}: y\r\n")).collect();
+    let huge = format!("X-Huge: {}\r\n", "z".repeat(2 << 20));
+    for extra in [many, huge] {
+        let mut s = TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        let req = format!("GET /photos/x HTTP/1.1\r\nHost: {a}\r\n{extra}\r\n");
+        let _ = s.write_all(req.as_bytes());
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        assert!(
+            raw.is_empty() || raw.starts_with(b"HTTP/1.1 431"),
+            "{}",
+            String::from_utf8_lossy(&raw[..raw.len().min(200)])
+        );
+    }
+    assert_eq!(get(a, "/health", &[]).status, 200);
 }
