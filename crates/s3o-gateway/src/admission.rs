@@ -23,7 +23,9 @@ const FRAME_SLACK: u64 = 64 * 1024;
 /// The process-wide limits every request passes through.
 pub(crate) struct Admission {
     reads: Arc<Semaphore>,
+    max_reads: usize,
     writes: Arc<Semaphore>,
+    max_writes: usize,
     /// The body budget, in KiB (semaphore permits are counted in `u32` per acquisition).
     budget: Arc<Semaphore>,
     budget_kib: u64,
@@ -55,7 +57,9 @@ impl Admission {
         let budget_kib = c.body_buffer_bytes / 1024;
         Admission {
             reads: Arc::new(Semaphore::new(c.max_concurrent_reads)),
+            max_reads: c.max_concurrent_reads,
             writes: Arc::new(Semaphore::new(c.max_concurrent_writes)),
+            max_writes: c.max_concurrent_writes,
             budget: Arc::new(Semaphore::new(
                 usize::try_from(budget_kib).unwrap_or(Semaphore::MAX_PERMITS),
             )),
@@ -126,6 +130,33 @@ impl Admission {
             Method::POST if has_param("uploadId") => Some(two_chunks),
             _ => None,
         }
+    }
+
+    /// Renders the admission gauges: requests in flight by kind, body bytes reserved.
+    pub(crate) fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let reads = self.max_reads - self.reads.available_permits();
+        let writes = self.max_writes - self.writes.available_permits();
+        let reserved_kib = self
+            .budget_kib
+            .saturating_sub(self.budget.available_permits() as u64);
+        out.push_str("# HELP s3o_gateway_requests_in_flight S3 requests admitted and not finished, by kind.\n");
+        out.push_str("# TYPE s3o_gateway_requests_in_flight gauge\n");
+        let _ = writeln!(
+            out,
+            "s3o_gateway_requests_in_flight{{kind=\"read\"}} {reads}"
+        );
+        let _ = writeln!(
+            out,
+            "s3o_gateway_requests_in_flight{{kind=\"write\"}} {writes}"
+        );
+        out.push_str("# HELP s3o_gateway_body_buffer_reserved_bytes Body buffer bytes reserved by in-flight writes (of body_buffer_bytes).\n");
+        out.push_str("# TYPE s3o_gateway_body_buffer_reserved_bytes gauge\n");
+        let _ = writeln!(
+            out,
+            "s3o_gateway_body_buffer_reserved_bytes {}",
+            reserved_kib * 1024
+        );
     }
 
     /// The `503 SlowDown` answer, in S3's XML error shape.
@@ -333,6 +364,20 @@ mod tests {
             .await
             .unwrap();
         let del = a.admit(&req(Method::DELETE, "/b/s", None)).await.unwrap();
+        let mut m = String::new();
+        a.render(&mut m);
+        assert!(
+            m.contains("s3o_gateway_requests_in_flight{kind=\"write\"} 3"),
+            "{m}"
+        );
+        let reserved = (2 * (1 << 20) + FRAME_SLACK) + 2000 + FRAME_SLACK;
+        assert!(
+            m.contains(&format!(
+                "s3o_gateway_body_buffer_reserved_bytes {}",
+                reserved.div_ceil(1024) * 1024
+            )),
+            "{m}"
+        );
         drop((big, small, del));
         assert!(
             a.admit(&req(Method::PUT, "/b/k2", Some(1 << 30)))

@@ -62,6 +62,7 @@ struct Settings {
     shutdown_grace: Duration,
     /// `/health` and `/metrics` are served by their own listener, not the S3 one.
     separate_operator: bool,
+    max_connections: usize,
     anonymous: bool,
 }
 
@@ -203,6 +204,7 @@ impl Gateway {
                 body_idle_timeout: Duration::from_secs(sc.body_idle_timeout_secs),
                 shutdown_grace: Duration::from_secs(sc.shutdown_grace_secs),
                 separate_operator: operator_listener.is_some(),
+                max_connections: sc.max_connections,
                 anonymous: config.anonymous,
             },
             operator_token: std::sync::RwLock::new(sc.metrics_token.clone()),
@@ -807,6 +809,11 @@ async fn health(shared: &Shared) -> Response<s3s::Body> {
 async fn metrics(shared: &Shared) -> Response<s3s::Body> {
     let mut out = String::new();
     shared.metrics.render(&mut out);
+    shared.admission.render(&mut out);
+    let open = shared.settings.max_connections - shared.connections.available_permits();
+    out.push_str("# HELP s3o_gateway_connections_open Client connections open (both listeners).\n");
+    out.push_str("# TYPE s3o_gateway_connections_open gauge\n");
+    out.push_str(&format!("s3o_gateway_connections_open {open}\n"));
     shared.workers.metrics.render(&mut out);
     crate::s3::render_store_metrics(&shared.ledger, &mut out).await;
     crate::store_metrics::render(&mut out);

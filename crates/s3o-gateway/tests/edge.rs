@@ -520,6 +520,15 @@ fn slow_clients_are_closed_and_others_still_served() {
     let mut stalled: Vec<TcpStream> = (0..20)
         .map(|i| stalled_put(a, &format!("s{i}"), 10 << 20, 256 << 10))
         .collect();
+    // A keep-alive connection that has had its answer and then idles.
+    let mut idle = TcpStream::connect(a).unwrap();
+    idle.write_all(format!("GET /health HTTP/1.1\r\nHost: {a}\r\n\r\n").as_bytes())
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut idle = vec![idle];
     // A legitimate request is answered promptly while all of them hang.
     let t = Instant::now();
     let h = get(a, "/health", &[]);
@@ -529,8 +538,8 @@ fn slow_clients_are_closed_and_others_still_served() {
     // Each slow connection is closed once its timeout (2 s) has passed; 15 s is the margin.
     let limit = Duration::from_secs(15);
     let start = Instant::now();
-    let mut open = [0; 3];
-    for (group, conns) in [&mut half, &mut silent, &mut stalled]
+    let mut open = [0; 4];
+    for (group, conns) in [&mut half, &mut silent, &mut stalled, &mut idle]
         .into_iter()
         .enumerate()
     {
@@ -544,10 +553,10 @@ fn slow_clients_are_closed_and_others_still_served() {
         }
     }
     eprintln!(
-        "slowloris: 200 half-sent, 50 silent, 20 stalled uploads; still open after {:?}: {open:?}",
+        "slowloris: 200 half-sent, 50 silent, 20 stalled uploads, 1 idle keep-alive; still open after {:?}: {open:?}",
         start.elapsed()
     );
-    assert_eq!(open, [0, 0, 0]);
+    assert_eq!(open, [0, 0, 0, 0]);
     assert_eq!(get(a, "/health", &[]).status, 200);
 }
 
@@ -709,6 +718,32 @@ fn secrets_never_reach_the_output() {
     );
     let _ = send(gw.addr, "PUT", "/photos/x", &[], b"unsigned");
     let _ = get(gw.addr, "/photos/x", &[]);
+    {
+        use object_store::signer::Signer as _;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(format!("http://{}", gw.addr))
+            .with_bucket_name("photos")
+            .with_region("us-east-1")
+            .with_access_key_id("ak")
+            .with_secret_access_key(SECRETS[2])
+            .with_allow_http(true)
+            .build()
+            .unwrap();
+        let path = object_store::path::Path::from("x");
+        let u = futures::executor::block_on(store.signed_url(
+            reqwest::Method::GET,
+            &path,
+            Duration::from_secs(60),
+        ))
+        .unwrap();
+        let signed = get(
+            gw.addr,
+            &format!("{}?{}", u.path(), u.query().unwrap()),
+            &[],
+        );
+        assert_eq!(signed.status, 404, "{}", signed.text());
+    }
     gw.stop();
     let out = gw.output();
     assert!(out.contains("serving on"), "{out}");
