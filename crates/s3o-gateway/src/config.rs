@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// Everything the gateway needs to serve. Fields are public so tests can build one in code;
-/// [`Config::validate`] runs on every path that starts a gateway.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+/// [`Config::validate`] runs on every path that starts a gateway. `Debug` redacts secrets.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
@@ -25,6 +25,10 @@ pub struct Config {
     /// Clients accepted by SigV4.
     #[serde(default)]
     pub credentials: Vec<Credential>,
+    /// Serve unsigned requests to anyone. Required when `credentials` is empty (a gateway
+    /// never becomes open by forgetting its credentials); refused together with credentials.
+    #[serde(default)]
+    pub anonymous: bool,
     /// Virtual buckets served; ledger keys are `<bucket>/<object key>`.
     #[serde(default)]
     pub buckets: Vec<BucketConfig>,
@@ -34,6 +38,176 @@ pub struct Config {
     /// Background workers (`[workers]`); every setting has a default.
     #[serde(default)]
     pub workers: crate::workers::WorkersConfig,
+    /// Connection hygiene, admission limits and operator endpoints (`[server]`).
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Logging of the binary (`[log]`).
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("store", &crate::redact::url(&self.store))
+            .field("region", &self.region)
+            .field("routing", &self.routing)
+            .field("credentials", &self.credentials)
+            .field("anonymous", &self.anonymous)
+            .field("buckets", &self.buckets)
+            .field("backends", &self.backends)
+            .field("workers", &self.workers)
+            .field("server", &self.server)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+/// `[server]`: timeouts, caps and operator endpoints. Every setting has a default sized for
+/// one process on a small machine; see the README's "Limits" section.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Seconds a connection may take to send a request's headers, counted from the first
+    /// wait for them; also how long an idle keep-alive connection is kept (default 10).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may go without delivering a byte before the request fails and
+    /// the connection is closed: a stalled upload holds no slot for longer (default 30).
+    pub body_idle_timeout_secs: u64,
+    /// Open client connections at most; past it new connections wait in the kernel's accept
+    /// queue (default 1024).
+    pub max_connections: usize,
+    /// Concurrent GET/HEAD requests at most; past it `503 SlowDown` (default 512).
+    pub max_concurrent_reads: usize,
+    /// Concurrent requests of every other method at most; past it `503 SlowDown` (default 128).
+    pub max_concurrent_writes: usize,
+    /// `Retry-After` seconds sent with `503 SlowDown` (default 1).
+    pub retry_after_secs: u64,
+    /// Bytes of request bodies all in-flight writes may buffer together; a write reserves its
+    /// share before its body is read (default 256 MiB).
+    pub body_buffer_bytes: u64,
+    /// Milliseconds a write waits for its share of `body_buffer_bytes` before `503 SlowDown`
+    /// (default 1000).
+    pub body_buffer_wait_ms: u64,
+    /// Seconds shutdown waits for in-flight requests before closing them (default 30).
+    pub shutdown_grace_secs: u64,
+    /// A separate address serving only `/health` and `/metrics`; when set, the S3 listener no
+    /// longer answers them (every path there is an object).
+    pub metrics_listen: Option<SocketAddr>,
+    /// When set, `/health` and `/metrics` require `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+    /// `[server.tls]`: serve HTTPS on `listen` (the operator listener stays plain HTTP).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: PEM files of the certificate chain and its private key, read at start and
+/// again on SIGHUP.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_read_timeout_secs: 10,
+            body_idle_timeout_secs: 30,
+            max_connections: 1024,
+            max_concurrent_reads: 512,
+            max_concurrent_writes: 128,
+            retry_after_secs: 1,
+            body_buffer_bytes: 256 * 1024 * 1024,
+            body_buffer_wait_ms: 1000,
+            shutdown_grace_secs: 30,
+            metrics_listen: None,
+            metrics_token: None,
+            tls: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("body_idle_timeout_secs", &self.body_idle_timeout_secs)
+            .field("max_connections", &self.max_connections)
+            .field("max_concurrent_reads", &self.max_concurrent_reads)
+            .field("max_concurrent_writes", &self.max_concurrent_writes)
+            .field("retry_after_secs", &self.retry_after_secs)
+            .field("body_buffer_bytes", &self.body_buffer_bytes)
+            .field("body_buffer_wait_ms", &self.body_buffer_wait_ms)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("body_idle_timeout_secs", self.body_idle_timeout_secs),
+            ("max_connections", self.max_connections as u64),
+            ("max_concurrent_reads", self.max_concurrent_reads as u64),
+            ("max_concurrent_writes", self.max_concurrent_writes as u64),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("[server] {name} must be at least 1"));
+            }
+        }
+        // Permits are counted in KiB in a u32-sized semaphore acquisition; 1 MiB is the
+        // least that lets one local-backend write through at all.
+        if self.body_buffer_bytes < 1024 * 1024 || self.body_buffer_bytes > (1 << 50) {
+            return Err("[server] body_buffer_bytes must be between 1 MiB and 1 PiB".into());
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err("[server] metrics_token must not be empty when set".into());
+        }
+        Ok(())
+    }
+}
+
+/// `[log]`: what the binary logs and how. `RUST_LOG`, when set, overrides `level`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// An env-filter directive: `info` (default), `debug`, `s3o_gateway=debug,info`, ...
+    pub level: String,
+    /// `text` (default, one human-readable line per event) or `json` (one object per line).
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn default_region() -> String {
@@ -50,9 +224,12 @@ impl Default for Config {
             region: default_region(),
             routing: RoutingPolicy::default(),
             credentials: Vec::new(),
+            anonymous: false,
             buckets: Vec::new(),
             backends: Vec::new(),
             workers: crate::workers::WorkersConfig::default(),
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -68,14 +245,23 @@ pub enum RoutingPolicy {
     Spread,
 }
 
-/// A client key pair accepted by SigV4.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+/// A client key pair accepted by SigV4. `Debug` shows the access key only.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
     /// Access key id.
     pub access_key: String,
     /// Secret key.
     pub secret_key: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"***")
+            .finish()
+    }
 }
 
 /// A virtual bucket.
@@ -114,8 +300,8 @@ pub enum BackendKind {
     S3,
 }
 
-/// One backend the gateway pools.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+/// One backend the gateway pools. `Debug` redacts the secret key and endpoint passwords.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     /// Unique name; the ledger records copies under it.
@@ -143,6 +329,25 @@ pub struct BackendConfig {
     /// Byte quota; 0 = unlimited.
     #[serde(default)]
     pub quota_bytes: u64,
+}
+
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(crate::redact::url),
+            )
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("quota_bytes", &self.quota_bytes)
+            .finish()
+    }
 }
 
 impl BackendConfig {
@@ -209,8 +414,7 @@ pub enum ConfigError {
 impl Config {
     /// Parses TOML text, expanding `${VAR}` in every string value first, then validates.
     pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
-        let mut value: toml::Value =
-            toml::from_str(s).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let mut value: toml::Value = toml::from_str(s).map_err(|e| syntax_error(&e, s))?;
         expand_value(&mut value)?;
         let config: Config = value
             .try_into()
@@ -261,6 +465,17 @@ impl Config {
             }
         }
         self.workers.validate().map_err(ConfigError::Invalid)?;
+        self.server.validate().map_err(ConfigError::Invalid)?;
+        if self.credentials.is_empty() && !self.anonymous {
+            return bad(
+                "no [[credentials]]: add a key pair, or set `anonymous = true` to serve \
+                 unsigned requests to anyone"
+                    .into(),
+            );
+        }
+        if !self.credentials.is_empty() && self.anonymous {
+            return bad("`anonymous = true` cannot be combined with [[credentials]]".into());
+        }
         let mut seen = BTreeSet::new();
         for c in &self.credentials {
             if c.access_key.is_empty() || c.secret_key.is_empty() {
@@ -312,6 +527,18 @@ impl Config {
     /// The backend names in routing order.
     pub fn backend_names(&self) -> Vec<String> {
         self.backends.iter().map(|b| b.name.clone()).collect()
+    }
+}
+
+/// A TOML syntax error by line and message only: the default rendering quotes the offending
+/// line, which may hold a password.
+fn syntax_error(e: &toml::de::Error, text: &str) -> ConfigError {
+    let line = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    match line {
+        Some(n) => ConfigError::Parse(format!("line {n}: {}", e.message())),
+        None => ConfigError::Parse(e.message().to_owned()),
     }
 }
 
@@ -437,6 +664,60 @@ secret_key = "s"
         assert_eq!(expand_env("x${CARGO_PKG_NAME}y").unwrap(), "xs3o-gatewayy");
         assert_eq!(expand_env("$$5 and $x").unwrap(), "$5 and $x");
         assert!(matches!(expand_env("${oops"), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn no_credentials_needs_anonymous_and_never_both() {
+        let start = FULL.find("[[credentials]]").unwrap();
+        let end = FULL.find("[[buckets]]").unwrap();
+        let none = format!("{}{}", &FULL[..start], &FULL[end..]);
+        let e = Config::from_toml_str(&none).unwrap_err().to_string();
+        assert!(e.contains("anonymous = true"), "{e}");
+        let anon = format!("anonymous = true\n{none}");
+        assert!(Config::from_toml_str(&anon).unwrap().anonymous);
+        let both = format!("anonymous = true\n{FULL}");
+        assert!(Config::from_toml_str(&both).is_err());
+    }
+
+    #[test]
+    fn server_and_log_sections_default_and_parse() {
+        let c = Config::from_toml_str(FULL).unwrap();
+        assert_eq!(c.server, ServerConfig::default());
+        assert_eq!(c.log.format, LogFormat::Text);
+        let text = format!(
+            "{FULL}\n[server]\nmax_concurrent_writes = 3\nmetrics_listen = \"127.0.0.1:0\"\n\
+             [log]\nlevel = \"debug\"\nformat = \"json\"\n"
+        );
+        let c = Config::from_toml_str(&text).unwrap();
+        assert_eq!(c.server.max_concurrent_writes, 3);
+        assert_eq!(c.server.max_concurrent_reads, 512);
+        assert!(c.server.metrics_listen.is_some());
+        assert_eq!(c.log.format, LogFormat::Json);
+        let zero = format!("{FULL}\n[server]\nmax_connections = 0\n");
+        assert!(Config::from_toml_str(&zero).is_err());
+        let typo = format!("{FULL}\n[server]\nmax_conections = 5\n");
+        let e = Config::from_toml_str(&typo).unwrap_err().to_string();
+        assert!(e.contains("max_conections"), "{e}");
+    }
+
+    #[test]
+    fn debug_and_syntax_errors_hide_secrets() {
+        let text = FULL
+            .replace("sqlite:///tmp/x.db", "postgres://u:pgpass@h/db")
+            .replace(
+                "endpoint = \"http://127.0.0.1:9001\"",
+                "endpoint = \"http://k:eppass@h\"",
+            )
+            .replace("secret_key = \"s\"", "secret_key = \"backendsecret\"");
+        let c = Config::from_toml_str(&text).unwrap();
+        let d = format!("{c:?}");
+        for secret in ["pgpass", "eppass", "backendsecret", "s3o-gateway"] {
+            assert!(!d.contains(secret), "{secret} in {d}");
+        }
+        let broken = text.replace("\"backendsecret\"", "\"backendsecret\" junk");
+        let e = Config::from_toml_str(&broken).unwrap_err().to_string();
+        assert!(e.starts_with("invalid config: line "), "{e}");
+        assert!(!e.contains("backendsecret"), "{e}");
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub fn demo_config(data: &Path, port: u16) -> std::io::Result<DemoSetup> {
             BackendConfig::local("disk-a", data_dir.join("disk-a"), DEMO_QUOTA_BYTES),
             BackendConfig::local("disk-b", data_dir.join("disk-b"), DEMO_QUOTA_BYTES),
         ],
-        workers: crate::workers::WorkersConfig::default(),
+        ..Config::default()
     };
     Ok(DemoSetup { config, data_dir })
 }

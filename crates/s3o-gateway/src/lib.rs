@@ -14,6 +14,8 @@
 
 pub mod config;
 
+mod admission;
+mod auth;
 mod backends;
 mod body;
 mod completions;
@@ -21,22 +23,25 @@ mod demo;
 mod keys;
 mod ledger;
 mod metrics;
+mod redact;
 mod s3;
 mod server;
 #[cfg(test)]
 mod smoke_tests;
 mod store_metrics;
+mod tls;
 pub mod workers;
 
 use std::net::SocketAddr;
 
 pub use config::{
-    BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, RoutingPolicy,
+    BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, LogConfig,
+    LogFormat, RoutingPolicy, ServerConfig, TlsConfig,
 };
 pub use demo::{
     DEMO_ACCESS_KEY, DEMO_BUCKET, DEMO_QUOTA_BYTES, DEMO_SECRET_KEY, DemoSetup, demo_config,
 };
-pub use server::{Gateway, RunningGateway};
+pub use server::{Gateway, ReloadReport, RunningGateway};
 pub use workers::{
     DrainProgress, DrainReport, PassResult, Worker, WorkersConfig, WorkersReport, drain,
 };
@@ -51,7 +56,7 @@ pub enum GatewayError {
     /// The ledger could not be opened, migrated or synced.
     #[error("ledger {url}: {source}")]
     Store {
-        /// The store URL (without secrets beyond what the config holds).
+        /// The store URL, its password (if any) replaced by `***`.
         url: String,
         /// The store's error.
         #[source]
@@ -69,6 +74,12 @@ pub enum GatewayError {
     #[error("{why}")]
     Worker {
         /// What went wrong.
+        why: String,
+    },
+    /// The TLS certificate or key could not be loaded.
+    #[error("tls: {why}")]
+    Tls {
+        /// What went wrong (file names, never their contents).
         why: String,
     },
     /// The listen address could not be bound.

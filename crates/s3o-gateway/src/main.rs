@@ -1,14 +1,16 @@
 //! `s3o-gateway`: serve the S3 gateway from a config file, or run the self-contained demo.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use s3o_gateway::{Config, Gateway, demo_config};
+use s3o_gateway::{Config, Gateway, LogConfig, LogFormat, demo_config};
 
 const USAGE: &str = "usage:
-  s3o-gateway serve --config FILE
-  s3o-gateway demo [--data DIR] [--port PORT]
-  s3o-gateway drain --config FILE --backend NAME";
+  s3o-gateway serve --config FILE [--log-json]
+  s3o-gateway demo [--data DIR] [--port PORT] [--log-json]
+  s3o-gateway drain --config FILE --backend NAME [--log-json]
+
+Logs go to stderr; the level is `[log] level` of the file (default info) unless RUST_LOG is set.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,18 +50,24 @@ async fn run(args: Vec<String>) -> Result<(), String> {
     };
     let rest = &args[1..];
     for a in rest.iter().filter(|a| a.starts_with("--")) {
-        if !["--config", "--data", "--port", "--backend"].contains(&a.as_str()) {
+        if !["--config", "--data", "--port", "--backend", "--log-json"].contains(&a.as_str()) {
             return Err(format!("unknown option {a}\n{USAGE}"));
         }
     }
+    let json = rest.iter().any(|a| a == "--log-json");
     match cmd.as_str() {
         "serve" => {
             let path = flag(rest, "--config")?
                 .ok_or_else(|| format!("serve needs --config FILE\n{USAGE}"))?;
-            let config = Config::load(&PathBuf::from(path)).map_err(|e| e.to_string())?;
+            let path = PathBuf::from(path);
+            let config = Config::load(&path).map_err(|e| e.to_string())?;
+            let set_level = init_logging(&config.log, json)?;
             let gw = Gateway::start(config).await.map_err(|e| e.to_string())?;
             println!("s3o-gateway serving on {}", gw.endpoint());
-            wait_for_ctrl_c().await;
+            if let Some(a) = gw.operator_addr() {
+                println!("s3o-gateway operator endpoints on http://{a}");
+            }
+            serve_until_stopped(&gw, &path, &set_level).await;
             gw.shutdown().await;
             Ok(())
         }
@@ -72,6 +80,7 @@ async fn run(args: Vec<String>) -> Result<(), String> {
                 None => 9000,
             };
             let setup = demo_config(&data, port).map_err(|e| e.to_string())?;
+            let _ = init_logging(&setup.config.log, json)?;
             let gw = Gateway::start(setup.config.clone())
                 .await
                 .map_err(|e| e.to_string())?;
@@ -86,6 +95,7 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             let backend = flag(rest, "--backend")?
                 .ok_or_else(|| format!("drain needs --backend NAME\n{USAGE}"))?;
             let config = Config::load(&PathBuf::from(path)).map_err(|e| e.to_string())?;
+            let _ = init_logging(&config.log, json)?;
             let mut show = |p: &s3o_gateway::DrainProgress| {
                 eprintln!(
                     "drain {}: moved {} ({} bytes), dropped {}, failed {}, remaining {} ({} bytes)",
@@ -115,10 +125,141 @@ async fn run(args: Vec<String>) -> Result<(), String> {
     }
 }
 
-async fn wait_for_ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        // No signal handler available: serve until killed.
-        std::future::pending::<()>().await;
+/// Replaces the log level of the installed subscriber.
+type SetLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// True when `RUST_LOG` decides the level (and a reload must not override it).
+fn rust_log_set() -> bool {
+    std::env::var("RUST_LOG").is_ok_and(|v| !v.trim().is_empty())
+}
+
+fn env_filter(directives: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    tracing_subscriber::EnvFilter::try_new(directives)
+        .map_err(|e| format!("invalid log level {directives:?}: {e}"))
+}
+
+/// Installs the process's log subscriber: `RUST_LOG` when set, else `log.level`; JSON lines
+/// with `--log-json` or `format = "json"`. Every line of a request carries its
+/// `request{id=…}` span, the id its `x-amz-request-id` header shows. Returns how to change
+/// the level later (SIGHUP).
+fn init_logging(log: &LogConfig, json_flag: bool) -> Result<SetLevel, String> {
+    let directives = match std::env::var("RUST_LOG") {
+        Ok(v) if rust_log_set() => v,
+        _ => log.level.clone(),
+    };
+    let filter = env_filter(&directives)?;
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+        format!("cannot install the log subscriber: {e}")
+    };
+    if json_flag || log.format == LogFormat::Json {
+        let builder = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_filter_reloading();
+        let handle = builder.reload_handle();
+        builder.try_init().map_err(failed)?;
+        Ok(Box::new(move |level| {
+            handle.reload(env_filter(level)?).map_err(|e| e.to_string())
+        }))
+    } else {
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_filter_reloading();
+        let handle = builder.reload_handle();
+        builder.try_init().map_err(failed)?;
+        Ok(Box::new(move |level| {
+            handle.reload(env_filter(level)?).map_err(|e| e.to_string())
+        }))
     }
+}
+
+/// Serves until Ctrl-C or SIGTERM; on SIGHUP re-reads `path` and applies what can change
+/// while serving. A file that does not load or validate changes nothing.
+async fn serve_until_stopped(gw: &s3o_gateway::RunningGateway, path: &Path, set_level: &SetLevel) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let stop = wait_for_ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<()>();
+        tokio::select! {
+            () = &mut stop => return,
+            () = hangup => reload(gw, path, set_level).await,
+        }
+    }
+}
+
+/// One SIGHUP: load, validate, apply; log what was applied and what needs a restart.
+async fn reload(gw: &s3o_gateway::RunningGateway, path: &Path, set_level: &SetLevel) {
+    let loaded = Config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|c| env_filter(&c.log.level).map(|_| c));
+    let new = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "reload refused; the running configuration is kept");
+            return;
+        }
+    };
+    match gw.reload(&new).await {
+        Err(e) => {
+            tracing::error!(error = %e, "reload refused; the running configuration is kept");
+        }
+        Ok(report) => {
+            if !rust_log_set()
+                && let Err(e) = set_level(&new.log.level)
+            {
+                tracing::error!(error = %e, "could not change the log level");
+            }
+            tracing::info!(applied = ?report.applied, "configuration reloaded");
+            if !report.needs_restart.is_empty() {
+                tracing::warn!(
+                    settings = ?report.needs_restart,
+                    "changed settings take effect only after a restart"
+                );
+            }
+        }
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM (what service managers send), whichever comes first.
+async fn wait_for_ctrl_c() {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            if r.is_err() {
+                // No signal handler available: serve until killed.
+                std::future::pending::<()>().await;
+            }
+        }
+        () = term => {}
+    }
+    tracing::info!("shutting down");
     eprintln!("s3o-gateway: shutting down");
 }

@@ -760,7 +760,7 @@ impl GatewayS3 {
             accept_ranges: Some("bytes".to_owned()),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_range,
-            content_type: non_empty(&found.meta.content_type),
+            content_type: Some(served_content_type(&found.meta.content_type)),
             e_tag: etag_of(&found.meta),
             last_modified: Some(to_s3_time(found.last_modified)),
             metadata: metadata_of(&found.meta),
@@ -794,7 +794,7 @@ impl GatewayS3 {
             accept_ranges: Some("bytes".to_owned()),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_range,
-            content_type: non_empty(&found.meta.content_type),
+            content_type: Some(served_content_type(&found.meta.content_type)),
             e_tag: etag_of(&found.meta),
             last_modified: Some(to_s3_time(found.last_modified)),
             metadata: metadata_of(&found.meta),
@@ -867,8 +867,14 @@ impl GatewayS3 {
     }
 }
 
-fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
+/// The Content-Type a GET/HEAD answers: the stored one, or S3's default for objects
+/// stored without one.
+fn served_content_type(stored: &str) -> String {
+    if stored.is_empty() {
+        "binary/octet-stream".to_owned()
+    } else {
+        stored.to_owned()
+    }
 }
 
 fn found_of(copies: Vec<Copy>) -> Found {
