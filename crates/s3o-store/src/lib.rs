@@ -7,7 +7,7 @@ pub use s3o_core::tx::BoxFuture;
 /// Input limits every engine enforces before SQL (id lengths, sizes, timestamps, pages).
 pub use s3o_core::validate as limits;
 pub use s3o_core::{
-    Access, BackendCapacity, BoxError, BreakerConfig, BreakerState, BreakerStats, CleanupClaim,
+    Access, BackendCapacity, BoxError, Bucket, BucketBusy, BucketSettings, BucketSpec, BreakerConfig, BreakerState, BreakerStats, CleanupClaim,
     CleanupDlqItem, CleanupEntry, CleanupItem, CleanupOutcome, CleanupQueueStates,
     CreateMultipartUploadParams, Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound,
     ListDelimitedResult, ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore,
