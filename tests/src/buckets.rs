@@ -70,7 +70,9 @@ pub async fn create_get_round_trip(store: Db) {
     let b = store.get_bucket("photos").await.unwrap();
     assert_eq!(b.name, "photos");
     assert_eq!(b.settings, settings());
-    assert!(b.created_at >= before && b.created_at <= Timestamp::now().plus(Duration::from_secs(60)));
+    assert!(
+        b.created_at >= before && b.created_at <= Timestamp::now().plus(Duration::from_secs(60))
+    );
     assert_eq!(b.key_prefix(), "photos/");
     // Defaults: one copy, no quotas, every backend, no extra settings.
     assert!(store.create_bucket(&spec("plain")).await.unwrap());
@@ -161,7 +163,15 @@ pub async fn name_rules(store: Db) {
     }
     assert!(store.list_buckets().await.unwrap().is_empty());
     let max = "a".repeat(63);
-    for ok in ["abc", max.as_str(), "my.bucket-1", "123", "1.2.3", "192.168.5.4a", "a-s3aliasb"] {
+    for ok in [
+        "abc",
+        max.as_str(),
+        "my.bucket-1",
+        "123",
+        "1.2.3",
+        "192.168.5.4a",
+        "a-s3aliasb",
+    ] {
         assert!(store.create_bucket(&spec(ok)).await.unwrap(), "{ok:?}");
     }
     assert_eq!(store.list_buckets().await.unwrap().len(), 7);
@@ -213,10 +223,15 @@ pub async fn bad_settings_change_nothing(store: Db) {
     }
     // A name listed twice in one sync is refused whole.
     assert_invalid(
-        store.sync_buckets(&[spec("new-one"), spec("new-one")]).await,
+        store
+            .sync_buckets(&[spec("new-one"), spec("new-one")])
+            .await,
         "sync duplicate",
     );
-    assert_invalid(store.sync_buckets(&[spec("fine"), spec("Bad")]).await, "sync bad name");
+    assert_invalid(
+        store.sync_buckets(&[spec("fine"), spec("Bad")]).await,
+        "sync bad name",
+    );
     assert_eq!(snapshot(&store).await, before);
 }
 
@@ -240,7 +255,10 @@ pub async fn unknown_bucket_not_found(store: Db) {
 pub async fn update_replaces_settings_and_keeps_created_at(store: Db) {
     assert!(store.create_bucket(&spec("photos")).await.unwrap());
     let created = store.get_bucket("photos").await.unwrap().created_at;
-    store.update_bucket_settings("photos", &settings()).await.unwrap();
+    store
+        .update_bucket_settings("photos", &settings())
+        .await
+        .unwrap();
     let b = store.get_bucket("photos").await.unwrap();
     assert_eq!((b.settings, b.created_at), (settings(), created));
     store
@@ -248,7 +266,10 @@ pub async fn update_replaces_settings_and_keeps_created_at(store: Db) {
         .await
         .unwrap();
     let b = store.get_bucket("photos").await.unwrap();
-    assert_eq!((b.settings, b.created_at), (BucketSettings::default(), created));
+    assert_eq!(
+        (b.settings, b.created_at),
+        (BucketSettings::default(), created)
+    );
 }
 
 /// The configuration sync creates missing buckets, refreshes the configuration-owned settings
@@ -284,13 +305,26 @@ pub async fn sync_creates_refreshes_and_never_deletes(store: Db) {
     let k = store.get_bucket("kept").await.unwrap();
     assert_eq!(k.created_at, kept.created_at);
     assert_eq!(
-        (k.settings.replication_factor, k.settings.max_bytes, k.settings.max_objects),
+        (
+            k.settings.replication_factor,
+            k.settings.max_bytes,
+            k.settings.max_objects
+        ),
         (2, 7, 8)
     );
     assert_eq!(k.settings.routing, [C]);
-    assert_eq!(k.settings.extra, settings().extra, "extra is S3-managed: kept");
     assert_eq!(
-        store.get_bucket("new-b").await.unwrap().settings.replication_factor,
+        k.settings.extra,
+        settings().extra,
+        "extra is S3-managed: kept"
+    );
+    assert_eq!(
+        store
+            .get_bucket("new-b")
+            .await
+            .unwrap()
+            .settings
+            .replication_factor,
         3
     );
     // Again: nothing new; a bucket missing from the configuration stays.
@@ -326,9 +360,15 @@ pub async fn delete_empty_bucket(store: Db) {
 pub async fn delete_refused_while_objects(store: Db) {
     three_backends(&store).await;
     assert!(store.create_bucket(&spec("photos")).await.unwrap());
-    commit(&store, "photos", "photos/a/b.jpg", 10).await.unwrap();
+    commit(&store, "photos", "photos/a/b.jpg", 10)
+        .await
+        .unwrap();
     let before = snapshot(&store).await;
-    assert_not_empty(store.delete_bucket("photos").await, "photos", BucketBusy::Objects);
+    assert_not_empty(
+        store.delete_bucket("photos").await,
+        "photos",
+        BucketBusy::Objects,
+    );
     assert_eq!(snapshot(&store).await, before);
     store.delete_object("photos/a/b.jpg").await.unwrap();
     store.delete_bucket("photos").await.unwrap();
@@ -389,10 +429,23 @@ pub async fn delete_refused_while_pending_write(store: Db) {
 /// and nothing changes (the intent stays for the caller to abandon).
 pub async fn commit_into_bucket_requires_the_bucket(store: Db) {
     three_backends(&store).await;
-    assert_invalid(commit(&store, "photos", "photosx/k", 1).await, "key outside");
-    assert_invalid(commit(&store, "photos", "photos", 1).await, "bucket name as key");
+    assert_invalid(
+        commit(&store, "photos", "photosx/k", 1).await,
+        "key outside",
+    );
+    assert_invalid(
+        commit(&store, "photos", "photos", 1).await,
+        "bucket name as key",
+    );
     store
-        .insert_pending(&intent("i-1", "photos/k", A, 5, StoredForm::default(), Timestamp::ZERO))
+        .insert_pending(&intent(
+            "i-1",
+            "photos/k",
+            A,
+            5,
+            StoredForm::default(),
+            Timestamp::ZERO,
+        ))
         .await
         .unwrap();
     let before = snapshot(&store).await;
@@ -439,7 +492,10 @@ pub async fn commit_into_bucket_requires_the_bucket(store: Db) {
             },
         )
         .await;
-    assert!(matches!(r, Err(StoreError::PreconditionFailed { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(StoreError::PreconditionFailed { .. })),
+        "{r:?}"
+    );
     assert_ledger(&store).await;
 }
 

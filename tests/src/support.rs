@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use s3o_store::{
-    Bucket,
-    CleanupClaim, DeletedCopy, MetadataStore, MoveOutcome, ObjectLocation, ReplicaOutcome, Result,
-    StoreError, StoredForm, Timestamp,
+    Bucket, CleanupClaim, DeletedCopy, MetadataStore, MoveOutcome, ObjectLocation, ReplicaOutcome,
+    Result, StoreError, StoredForm, Timestamp,
 };
 
 /// The store every case receives.

@@ -142,15 +142,21 @@ impl MetadataStore {
     }
     /// The bucket; unknown ⇒ `BucketNotFound` (S3 404 `NoSuchBucket`).
     pub async fn get_bucket(&self, name: &str) -> Result<Bucket> {
-        self.observe("get_bucket", self.inner.get_bucket(name)).await
+        self.observe("get_bucket", self.inner.get_bucket(name))
+            .await
     }
     /// Every bucket with its `created_at`, by name in byte order.
     pub async fn list_buckets(&self) -> Result<Vec<Bucket>> {
-        self.observe("list_buckets", self.inner.list_buckets()).await
+        self.observe("list_buckets", self.inner.list_buckets())
+            .await
     }
     /// Replaces every setting of a bucket (`extra` included), keeping its `created_at`.
     /// Unknown ⇒ `BucketNotFound`; bad settings ⇒ `InvalidInput`.
-    pub async fn update_bucket_settings(&self, name: &str, settings: &BucketSettings) -> Result<()> {
+    pub async fn update_bucket_settings(
+        &self,
+        name: &str,
+        settings: &BucketSettings,
+    ) -> Result<()> {
         self.observe(
             "update_bucket_settings",
             self.inner.update_bucket_settings(name, settings),

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::types::{
-    BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, ExistingCopy, KeyedExistingCopy, ObjectLocation,
-    PendingObject, StoredForm,
+    BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, ExistingCopy,
+    KeyedExistingCopy, ObjectLocation, PendingObject, StoredForm,
 };
 
 /// A boxed, `Send` future: what transaction closures return.

@@ -2,7 +2,9 @@
 //! rejected call changes nothing.
 
 use crate::error::{Result, StoreError};
-use crate::types::{BucketSettings, BucketSpec, CleanupEntry, ObjectLocation, PendingObject, StoredForm, Timestamp};
+use crate::types::{
+    BucketSettings, BucketSpec, CleanupEntry, ObjectLocation, PendingObject, StoredForm, Timestamp,
+};
 
 /// Longest object key accepted, in bytes (S3's limit).
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -231,7 +233,9 @@ pub fn bucket_name(name: &str) -> Result<()> {
         ));
     }
     if name.contains("..") {
-        return bad(format!("{name:?} must not contain two adjacent dots (\"..\")"));
+        return bad(format!(
+            "{name:?} must not contain two adjacent dots (\"..\")"
+        ));
     }
     let parts: Vec<&str> = name.split('.').collect();
     if parts.len() == 4
@@ -239,15 +243,20 @@ pub fn bucket_name(name: &str) -> Result<()> {
             .iter()
             .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()))
     {
+        return bad(format!("{name:?} must not be formatted as an IP address"));
+    }
+    if let Some(p) = RESERVED_BUCKET_PREFIXES
+        .iter()
+        .find(|p| name.starts_with(*p))
+    {
         return bad(format!(
-            "{name:?} must not be formatted as an IP address"
+            "{name:?} must not start with the reserved prefix {p:?}"
         ));
     }
-    if let Some(p) = RESERVED_BUCKET_PREFIXES.iter().find(|p| name.starts_with(*p)) {
-        return bad(format!("{name:?} must not start with the reserved prefix {p:?}"));
-    }
     if let Some(s) = RESERVED_BUCKET_SUFFIXES.iter().find(|s| name.ends_with(*s)) {
-        return bad(format!("{name:?} must not end with the reserved suffix {s:?}"));
+        return bad(format!(
+            "{name:?} must not end with the reserved suffix {s:?}"
+        ));
     }
     Ok(())
 }
@@ -303,13 +312,19 @@ pub fn bucket_settings(s: &BucketSettings) -> Result<()> {
             _ => true,
         }
     }
-    if !s.extra.iter().all(|(k, v)| !k.contains('\0') && nul_free(v)) {
+    if !s
+        .extra
+        .iter()
+        .all(|(k, v)| !k.contains('\0') && nul_free(v))
+    {
         return Err(StoreError::invalid(
             "bucket settings",
             "must not contain NUL in any key or string",
         ));
     }
-    let len = serde_json::to_string(&s.extra).map(|t| t.len()).unwrap_or(0);
+    let len = serde_json::to_string(&s.extra)
+        .map(|t| t.len())
+        .unwrap_or(0);
     if len > MAX_BUCKET_EXTRA_BYTES {
         return Err(StoreError::invalid(
             "bucket settings",

@@ -33,13 +33,8 @@ fn bucket_from_row(r: &Row) -> Result<Bucket> {
     let name: String = r.col(0)?;
     let rf: i32 = r.col(2)?;
     let extra: String = r.col(6)?;
-    let bad = |e: String| {
-        StoreError::database(
-            DbErrorKind::Schema,
-            format!("decode bucket {name:?}"),
-            e,
-        )
-    };
+    let bad =
+        |e: String| StoreError::database(DbErrorKind::Schema, format!("decode bucket {name:?}"), e);
     Ok(Bucket {
         created_at: ts(r.col(1)?),
         settings: BucketSettings {
@@ -55,7 +50,8 @@ fn bucket_from_row(r: &Row) -> Result<Bucket> {
 
 /// `extra` as JSON text.
 fn extra_json(s: &BucketSettings) -> Result<String> {
-    serde_json::to_string(&s.extra).map_err(|e| StoreError::invalid("bucket settings", e.to_string()))
+    serde_json::to_string(&s.extra)
+        .map_err(|e| StoreError::invalid("bucket settings", e.to_string()))
 }
 
 /// The SQL of the one-statement contents check, and the prefix's upper bound if any.
@@ -89,7 +85,14 @@ impl BucketStore for PgStore {
             .execute(
                 "create bucket",
                 INSERT_BUCKET,
-                &[&spec.name, &rf, &s.max_bytes, &s.max_objects, &s.routing, &extra],
+                &[
+                    &spec.name,
+                    &rf,
+                    &s.max_bytes,
+                    &s.max_objects,
+                    &s.routing,
+                    &extra,
+                ],
             )
             .await?;
         Ok(n > 0)
@@ -164,7 +167,10 @@ impl BucketTx for PgTx {
             BucketLock::Write => "SELECT 1 FROM buckets WHERE name = $1 FOR KEY SHARE",
             BucketLock::Delete => "SELECT 1 FROM buckets WHERE name = $1 FOR UPDATE",
         };
-        Ok(self.query_opt("lock bucket", sql, &[&name]).await?.is_some())
+        Ok(self
+            .query_opt("lock bucket", sql, &[&name])
+            .await?
+            .is_some())
     }
 
     async fn bucket_busy(&mut self, prefix: &str) -> Result<Option<BucketBusy>> {
@@ -215,7 +221,14 @@ impl BucketTx for PgTx {
             .execute(
                 "create bucket",
                 INSERT_BUCKET,
-                &[&spec.name, &rf, &s.max_bytes, &s.max_objects, &s.routing, &extra],
+                &[
+                    &spec.name,
+                    &rf,
+                    &s.max_bytes,
+                    &s.max_objects,
+                    &s.routing,
+                    &extra,
+                ],
             )
             .await?;
         Ok(n > 0)

@@ -126,10 +126,12 @@ pub(crate) fn busy(db: &Db<'_>, prefix: &str) -> Result<Option<BucketBusy>> {
                 EXISTS (SELECT 1 FROM multipart_uploads WHERE {pred}), \
                 EXISTS (SELECT 1 FROM pending_objects WHERE {pred})"
     );
-    let (objects, uploads, intents): (bool, bool, bool) =
-        db.query_one("check bucket contents", &sql, range.params().as_slice(), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
+    let (objects, uploads, intents): (bool, bool, bool) = db.query_one(
+        "check bucket contents",
+        &sql,
+        range.params().as_slice(),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     Ok(if objects {
         Some(BucketBusy::Objects)
     } else if uploads {

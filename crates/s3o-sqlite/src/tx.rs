@@ -16,12 +16,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use s3o_core::engine::{Runner, Transaction, TxAdapter};
-use s3o_core::tx::{
-    BackendTable, BackendTx, BucketTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx,
-};
+use s3o_core::tx::{BackendTable, BackendTx, BucketTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
 use s3o_core::{
-    BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, DbErrorKind, ExistingCopy, KeyedExistingCopy,
-    ObjectLocation, PendingObject, Result, StoreError, StoredForm, validate,
+    BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, DbErrorKind,
+    ExistingCopy, KeyedExistingCopy, ObjectLocation, PendingObject, Result, StoreError, StoredForm,
+    validate,
 };
 
 use crate::conn::{Conns, TxGuard};

@@ -75,8 +75,17 @@ pub trait EngineOps: Engine {
         intent_id: Option<&str>,
         cond: &WritePrecondition,
     ) -> Result<Vec<DeletedCopy>> {
-        ops::record_object_in_bucket(self, bucket, key, backend, size, form, intent_id, Some(cond))
-            .await
+        ops::record_object_in_bucket(
+            self,
+            bucket,
+            key,
+            backend,
+            size,
+            form,
+            intent_id,
+            Some(cond),
+        )
+        .await
     }
     /// Deletes an empty bucket (see [`ops::delete_bucket`]): `BucketNotFound`,
     /// `BucketNotEmpty`.

@@ -38,7 +38,11 @@ async fn commit_into_a_missing_bucket_changes_nothing() {
         matches!(&e, StoreError::BucketNotFound { bucket } if bucket == "gone"),
         "{e:?}"
     );
-    assert!(!f.log().iter().any(|c| c.starts_with("insert_object_location")));
+    assert!(
+        !f.log()
+            .iter()
+            .any(|c| c.starts_with("insert_object_location"))
+    );
     assert_eq!(f.used("a"), 0);
     // A key outside the bucket is refused before any transaction.
     f.clear_log();

@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use s3o_core::engine::{Runner, Transaction, TxAdapter};
-use s3o_core::tx::{
-    BackendTable, BackendTx, BucketTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx,
-};
+use s3o_core::tx::{BackendTable, BackendTx, BucketTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
 use s3o_core::*;
 
 #[derive(Clone, Default)]
@@ -517,7 +515,12 @@ impl BucketTx for FakeTx {
         if self.work.copies.keys().any(|(k, _)| k.starts_with(prefix)) {
             return Ok(Some(BucketBusy::Objects));
         }
-        if self.work.pending.values().any(|p| p.object_key.starts_with(prefix)) {
+        if self
+            .work
+            .pending
+            .values()
+            .any(|p| p.object_key.starts_with(prefix))
+        {
             return Ok(Some(BucketBusy::PendingWrites));
         }
         Ok(None)

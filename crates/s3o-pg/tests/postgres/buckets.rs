@@ -36,7 +36,10 @@ async fn deletion_waits_for_a_commit_in_flight_and_then_sees_its_object() {
     let s2 = Arc::clone(&s);
     let deletion = tokio::spawn(async move { s2.delete_bucket("photos").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!deletion.is_finished(), "the deletion must wait for the commit");
+    assert!(
+        !deletion.is_finished(),
+        "the deletion must wait for the commit"
+    );
     raw.batch_execute("COMMIT").await.unwrap();
     match deletion.await.unwrap() {
         Err(StoreError::BucketNotEmpty { reason, .. }) => assert_eq!(reason, BucketBusy::Objects),
@@ -62,7 +65,10 @@ async fn commit_waits_for_a_deletion_in_flight_and_then_changes_nothing() {
     let s2 = Arc::clone(&s);
     let write = tokio::spawn(async move { commit(&s2, "photos", "photos/k").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!write.is_finished(), "the commit must wait for the deletion");
+    assert!(
+        !write.is_finished(),
+        "the commit must wait for the deletion"
+    );
     raw.batch_execute("COMMIT").await.unwrap();
     match write.await.unwrap() {
         Err(StoreError::BucketNotFound { bucket }) => assert_eq!(bucket, "photos"),
