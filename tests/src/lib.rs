@@ -25,6 +25,7 @@ pub mod support;
 
 pub mod admin;
 pub mod breaker;
+pub mod buckets;
 pub mod cleanup;
 pub mod encryption;
 pub mod integrity;
@@ -64,6 +65,23 @@ impl std::fmt::Debug for Case {
 macro_rules! for_each_case {
     ($callback:ident) => {
         $callback! {
+            buckets: [
+                create_get_round_trip,
+                create_is_idempotent,
+                concurrent_create_of_one_name,
+                list_in_byte_order,
+                name_rules,
+                bad_settings_change_nothing,
+                unknown_bucket_not_found,
+                update_replaces_settings_and_keeps_created_at,
+                sync_creates_refreshes_and_never_deletes,
+                delete_empty_bucket,
+                delete_refused_while_objects,
+                delete_refused_while_multipart_upload,
+                delete_refused_while_pending_write,
+                commit_into_bucket_requires_the_bucket,
+                delete_and_commit_never_both_succeed,
+            ],
             objects: [
                 record_new_object_charges_quota,
                 record_zero_size_object,

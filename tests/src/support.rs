@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use s3o_store::{
-    CleanupClaim, DeletedCopy, MetadataStore, MoveOutcome, ObjectLocation, ReplicaOutcome, Result,
-    StoreError, StoredForm, Timestamp,
+    Bucket, CleanupClaim, DeletedCopy, MetadataStore, MoveOutcome, ObjectLocation, ReplicaOutcome,
+    Result, StoreError, StoredForm, Timestamp,
 };
 
 /// The store every case receives.
@@ -261,6 +261,8 @@ pub struct Snapshot {
     pub dlq: i64,
     /// Active multipart uploads per backend.
     pub multipart: BTreeMap<String, i64>,
+    /// Every bucket, settings and `created_at` included.
+    pub buckets: Vec<Bucket>,
 }
 
 /// Takes a [`Snapshot`].
@@ -291,6 +293,7 @@ pub async fn snapshot(store: &Db) -> Snapshot {
             .get_active_multipart_counts()
             .await
             .expect("multipart counts"),
+        buckets: store.list_buckets().await.expect("list_buckets"),
     }
 }
 

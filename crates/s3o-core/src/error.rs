@@ -95,6 +95,21 @@ pub enum StoreError {
         /// The upload id that was looked up.
         upload_id: String,
     },
+    /// The bucket is not in the ledger. S3: 404 `NoSuchBucket`.
+    #[error("bucket not found: {bucket}")]
+    BucketNotFound {
+        /// The bucket name that was looked up.
+        bucket: String,
+    },
+    /// The bucket still holds objects, multipart uploads or writes in flight and may not be
+    /// deleted; nothing was changed. S3: 409 `BucketNotEmpty`.
+    #[error("bucket {bucket} is not empty: {reason}")]
+    BucketNotEmpty {
+        /// The bucket name.
+        bucket: String,
+        /// What it still holds (the first found of objects, uploads, intents).
+        reason: crate::types::BucketBusy,
+    },
     /// No backend (or not the chosen one) has room for the bytes under its quota.
     /// S3: 507 `InsufficientStorage` on writes.
     #[error("no backend has sufficient quota")]
@@ -290,6 +305,18 @@ impl S3Error {
         code: "NoSuchUpload",
         message: "multipart upload not found",
     };
+    /// 404 `NoSuchBucket`: the bucket is not in the ledger.
+    pub const NO_SUCH_BUCKET: S3Error = S3Error {
+        status: 404,
+        code: "NoSuchBucket",
+        message: "the specified bucket does not exist",
+    };
+    /// 409 `BucketNotEmpty`: a bucket holding objects, uploads or writes in flight.
+    pub const BUCKET_NOT_EMPTY: S3Error = S3Error {
+        status: 409,
+        code: "BucketNotEmpty",
+        message: "the bucket you tried to delete is not empty",
+    };
     /// 503 `ServiceUnavailable`: writes rejected during a database outage.
     pub const SERVICE_UNAVAILABLE: S3Error = S3Error {
         status: 503,
@@ -370,6 +397,8 @@ pub fn s3_error_for(err: &StoreError, access: Access) -> Option<S3Error> {
     Some(match err {
         StoreError::ObjectNotFound { .. } => S3Error::NO_SUCH_KEY,
         StoreError::MultipartUploadNotFound { .. } => S3Error::NO_SUCH_UPLOAD,
+        StoreError::BucketNotFound { .. } => S3Error::NO_SUCH_BUCKET,
+        StoreError::BucketNotEmpty { .. } => S3Error::BUCKET_NOT_EMPTY,
         StoreError::NoSpaceAvailable => S3Error::INSUFFICIENT_STORAGE,
         StoreError::PreconditionFailed { .. } => S3Error::PRECONDITION_FAILED,
         StoreError::InvalidInput { .. } => S3Error::INVALID_ARGUMENT,
@@ -460,6 +489,43 @@ mod tests {
         let schema = StoreError::schema("get copies", "no such table: object_locations");
         assert_eq!(schema.db_kind(), Some(DbErrorKind::Schema));
         assert!(schema.to_string().contains("s3o migrate"), "{schema}");
+    }
+
+    #[test]
+    fn bucket_errors_answer_no_such_bucket_and_bucket_not_empty() {
+        use crate::types::BucketBusy;
+        let nf = StoreError::BucketNotFound {
+            bucket: "photos".into(),
+        };
+        for access in [Access::Read, Access::Write] {
+            let a = s3_error_for(&nf, access).expect("an answer");
+            assert_eq!((a.status, a.code), (404, "NoSuchBucket"));
+        }
+        assert!(nf.is_answer());
+        for reason in [
+            BucketBusy::Objects,
+            BucketBusy::MultipartUploads,
+            BucketBusy::PendingWrites,
+        ] {
+            let busy = StoreError::BucketNotEmpty {
+                bucket: "photos".into(),
+                reason,
+            };
+            assert_eq!(
+                s3_error_for(&busy, Access::Write),
+                Some(S3Error::BUCKET_NOT_EMPTY)
+            );
+            assert_eq!(S3Error::BUCKET_NOT_EMPTY.status, 409);
+            assert_eq!(S3Error::BUCKET_NOT_EMPTY.code, "BucketNotEmpty");
+            assert!(busy.is_answer());
+            assert!(busy.to_string().contains("photos"), "{busy}");
+        }
+        // A bad bucket name is bad input, answered before any SQL.
+        let bad = StoreError::invalid("bucket name", "must not contain \"..\"");
+        assert_eq!(
+            s3_error_for(&bad, Access::Write),
+            Some(S3Error::INVALID_ARGUMENT)
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::types::*;
 /// `Send + Sync`; every method returns a `Send` future. Open one with `s3o_store::open` (or an
 /// engine crate's `open`/`open_with`).
 ///
-/// The methods are grouped below by the roles of the original design (objects, reads, quotas,
+/// The methods are grouped below by the roles of the original design (buckets, objects, reads, quotas,
 /// multipart, replication, cleanup, pending intents, integrity, usage, notifications,
 /// dashboard, backend lifecycle, encryption, schema, leader locks). Multi-statement operations
 /// are written once in [`crate::ops`] and run in one transaction each; nothing here opens a raw
@@ -123,6 +123,83 @@ impl MetadataStore {
         #[cfg(not(feature = "metrics"))]
         let _ = op;
         r
+    }
+}
+
+/// # Buckets
+///
+/// Buckets are ledger state (DESIGN decision 23): one row per bucket in `buckets`, its keys
+/// being the ledger keys under `"<name>/"`. The rule between a deletion and a concurrent write
+/// is in [`crate::ops::delete_bucket`]'s module: commits into a bucket go through
+/// [`MetadataStore::record_object_in_bucket`].
+impl MetadataStore {
+    /// Creates a bucket: `true` when created, `false` when the name already exists (nothing
+    /// changes; S3's `BucketAlreadyOwnedByYou`). A name breaking S3's rules
+    /// ([`crate::validate::bucket_name`]) or bad settings ⇒ `InvalidInput` naming the rule.
+    pub async fn create_bucket(&self, spec: &BucketSpec) -> Result<bool> {
+        self.observe("create_bucket", self.inner.create_bucket(spec))
+            .await
+    }
+    /// The bucket; unknown ⇒ `BucketNotFound` (S3 404 `NoSuchBucket`).
+    pub async fn get_bucket(&self, name: &str) -> Result<Bucket> {
+        self.observe("get_bucket", self.inner.get_bucket(name))
+            .await
+    }
+    /// Every bucket with its `created_at`, by name in byte order.
+    pub async fn list_buckets(&self) -> Result<Vec<Bucket>> {
+        self.observe("list_buckets", self.inner.list_buckets())
+            .await
+    }
+    /// Replaces every setting of a bucket (`extra` included), keeping its `created_at`.
+    /// Unknown ⇒ `BucketNotFound`; bad settings ⇒ `InvalidInput`.
+    pub async fn update_bucket_settings(
+        &self,
+        name: &str,
+        settings: &BucketSettings,
+    ) -> Result<()> {
+        self.observe(
+            "update_bucket_settings",
+            self.inner.update_bucket_settings(name, settings),
+        )
+        .await
+    }
+    /// Deletes a bucket that holds nothing (see [`crate::ops::delete_bucket`]): unknown ⇒
+    /// `BucketNotFound`; a copy, multipart upload or pending intent of any key under
+    /// `"<name>/"` ⇒ `BucketNotEmpty` (S3 409) naming which; checked in the deleting
+    /// transaction under the bucket row's lock.
+    pub async fn delete_bucket(&self, name: &str) -> Result<()> {
+        self.observe("delete_bucket", self.inner.delete_bucket(name))
+            .await
+    }
+    /// Seeds and refreshes buckets from configuration in one transaction: creates missing
+    /// ones, sets the configuration-owned settings (replication factor, quotas, routing) of
+    /// existing ones, keeps their `created_at` and `extra`, never deletes (see
+    /// [`crate::ops::sync_buckets`]). Returns the names created.
+    pub async fn sync_buckets(&self, specs: &[BucketSpec]) -> Result<Vec<String>> {
+        self.observe("sync_buckets", self.inner.sync_buckets(specs))
+            .await
+    }
+    /// [`MetadataStore::record_object_if`] into `bucket`: the commit a bucket's deletion
+    /// cannot race (see [`crate::ops::record_object_in_bucket`]). `key` must start with
+    /// `"<bucket>/"` (else `InvalidInput`); a bucket that is gone ⇒ `BucketNotFound` and
+    /// nothing changes (the intent stays for the caller to abandon).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_object_in_bucket(
+        &self,
+        bucket: &str,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+        intent_id: Option<&str>,
+        cond: &WritePrecondition,
+    ) -> Result<Vec<DeletedCopy>> {
+        self.observe(
+            "record_object_in_bucket",
+            self.inner
+                .record_object_in_bucket(bucket, key, backend, size, form, intent_id, cond),
+        )
+        .await
     }
 }
 

@@ -26,6 +26,8 @@ pub fn error_kind(err: &StoreError) -> &'static str {
     match err {
         StoreError::ObjectNotFound { .. } => "object_not_found",
         StoreError::MultipartUploadNotFound { .. } => "multipart_upload_not_found",
+        StoreError::BucketNotFound { .. } => "bucket_not_found",
+        StoreError::BucketNotEmpty { .. } => "bucket_not_empty",
         StoreError::NoSpaceAvailable => "no_space_available",
         StoreError::PreconditionFailed { .. } => "precondition_failed",
         StoreError::PendingIntentGone { .. } => "pending_intent_gone",

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::types::{
-    CleanupClaim, CleanupEntry, CleanupQueueRow, ExistingCopy, KeyedExistingCopy, ObjectLocation,
-    PendingObject, StoredForm,
+    BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, ExistingCopy,
+    KeyedExistingCopy, ObjectLocation, PendingObject, StoredForm,
 };
 
 /// A boxed, `Send` future: what transaction closures return.
@@ -221,9 +221,30 @@ pub trait BackendTx: Send {
     async fn lock_backend_quota_row(&mut self, backend: &str) -> Result<bool>;
 }
 
+/// Transactional primitives on `buckets`.
+#[async_trait]
+pub trait BucketTx: Send {
+    /// Locks the bucket row in `mode` until commit and says whether it exists. PostgreSQL:
+    /// `SELECT … FOR KEY SHARE` ([`BucketLock::Write`]) or `FOR UPDATE`
+    /// ([`BucketLock::Delete`]); a writer waiting on a deletion finds the row gone once the
+    /// deletion commits. SQLite: a plain read (the transaction already holds the only write
+    /// lock).
+    async fn lock_bucket(&mut self, name: &str, mode: BucketLock) -> Result<bool>;
+    /// What the keys under `prefix` still hold, in one statement: copies first, then multipart
+    /// uploads, then pending intents; `None` when nothing.
+    async fn bucket_busy(&mut self, prefix: &str) -> Result<Option<BucketBusy>>;
+    /// Deletes the bucket row; `false` when it had none.
+    async fn delete_bucket_row(&mut self, name: &str) -> Result<bool>;
+    /// Inserts the bucket (`created_at = now`) unless its name exists; `true` when inserted.
+    async fn insert_bucket_if_absent(&mut self, spec: &BucketSpec) -> Result<bool>;
+    /// Sets the configuration-owned settings of an existing bucket (replication factor,
+    /// quotas, routing), keeping `created_at` and `extra`; `false` when it has no row.
+    async fn update_bucket_config(&mut self, spec: &BucketSpec) -> Result<bool>;
+}
+
 /// The per-engine transactional seam: every primitive a core operation may call.
 #[async_trait]
-pub trait TxAdapter: PendingTx + ObjectsTx + CleanupTx + QuotaTx + BackendTx {
+pub trait TxAdapter: PendingTx + ObjectsTx + CleanupTx + QuotaTx + BackendTx + BucketTx {
     /// Takes a transaction-scoped lock on `key`, released at commit or rollback. PostgreSQL:
     /// `pg_advisory_xact_lock(KEY_LOCK_CLASS, hashtext(key))`; SQLite: no-op, because its one
     /// writer (`BEGIN IMMEDIATE`) already serialises every write transaction.

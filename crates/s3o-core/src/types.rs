@@ -863,3 +863,111 @@ pub fn build_list_page(mut objects: Vec<ObjectLocation>, max: usize) -> ListObje
         }
     }
 }
+
+/// A bucket's settings: everything about a bucket but its name and creation time.
+///
+/// The configuration owns `replication_factor`, the quotas and `routing`
+/// ([`crate::MetadataStore::sync_buckets`] refreshes them); `extra` holds settings managed over
+/// the S3 API (CORS, lifecycle, versioning, as they arrive) and is never touched by a sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketSettings {
+    /// Copies the replicator keeps of every object of the bucket: 1..=[`crate::validate::MAX_REPLICATION_FACTOR`].
+    pub replication_factor: u32,
+    /// Byte quota of the bucket; 0 = none. Stored, not yet enforced by the store.
+    pub max_bytes: i64,
+    /// Object-count quota of the bucket; 0 = none. Stored, not yet enforced by the store.
+    pub max_objects: i64,
+    /// Backends new objects of the bucket may be placed on, in preference order; empty = every
+    /// backend. Names are not checked against registered backends (a backend may come later).
+    pub routing: Vec<String>,
+    /// Further settings as one JSON object (CORS, lifecycle, versioning later); empty = none.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for BucketSettings {
+    /// One copy, no quotas, every backend, no further settings.
+    fn default() -> Self {
+        BucketSettings {
+            replication_factor: 1,
+            max_bytes: 0,
+            max_objects: 0,
+            routing: Vec::new(),
+            extra: serde_json::Map::new(),
+        }
+    }
+}
+
+/// A bucket to create or to seed from configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BucketSpec {
+    /// The bucket's name, checked against S3's rules ([`crate::validate::bucket_name`]).
+    pub name: String,
+    /// Its settings.
+    pub settings: BucketSettings,
+}
+
+impl BucketSpec {
+    /// A bucket named `name` with default settings.
+    pub fn new(name: impl Into<String>) -> Self {
+        BucketSpec {
+            name: name.into(),
+            settings: BucketSettings::default(),
+        }
+    }
+}
+
+/// A bucket as the ledger holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    /// The bucket's name.
+    pub name: String,
+    /// When the bucket was created (the `CreationDate` of ListBuckets).
+    pub created_at: Timestamp,
+    /// Its settings.
+    pub settings: BucketSettings,
+}
+
+impl Bucket {
+    /// The ledger prefix of every key of the bucket: `"<name>/"`.
+    pub fn key_prefix(&self) -> String {
+        bucket_key_prefix(&self.name)
+    }
+}
+
+/// The ledger prefix of every key of bucket `name`: `"<name>/"` (ledger keys are
+/// `<bucket>/<object key>`).
+pub fn bucket_key_prefix(name: &str) -> String {
+    format!("{name}/")
+}
+
+/// Why a bucket cannot be deleted: what it still holds, checked in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BucketBusy {
+    /// A key under `<name>/` has a copy in `object_locations`.
+    Objects,
+    /// A multipart upload of a key under `<name>/` is open.
+    MultipartUploads,
+    /// A pending write intent of a key under `<name>/` exists (a PUT in flight).
+    PendingWrites,
+}
+
+impl fmt::Display for BucketBusy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BucketBusy::Objects => "it holds objects",
+            BucketBusy::MultipartUploads => "it has multipart uploads in progress",
+            BucketBusy::PendingWrites => "it has writes in flight",
+        })
+    }
+}
+
+/// How a transaction locks a bucket row ([`crate::tx::BucketTx::lock_bucket`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BucketLock {
+    /// Held by every commit into the bucket (`FOR KEY SHARE` on PostgreSQL): many writers at
+    /// once, excluded only by [`BucketLock::Delete`]; settings updates do not conflict with it.
+    Write,
+    /// Held by the bucket's deletion (`FOR UPDATE`): waits for every commit holding
+    /// [`BucketLock::Write`] and makes later ones wait, then find the row gone.
+    Delete,
+}

@@ -2,7 +2,9 @@
 //! rejected call changes nothing.
 
 use crate::error::{Result, StoreError};
-use crate::types::{CleanupEntry, ObjectLocation, PendingObject, StoredForm, Timestamp};
+use crate::types::{
+    BucketSettings, BucketSpec, CleanupEntry, ObjectLocation, PendingObject, StoredForm, Timestamp,
+};
 
 /// Longest object key accepted, in bytes (S3's limit).
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -183,6 +185,159 @@ pub fn backend_upload_id(s: &str) -> Result<()> {
         ));
     }
     id("backend upload id", s)
+}
+
+/// Shortest bucket name S3 accepts.
+pub const MIN_BUCKET_NAME_BYTES: usize = 3;
+/// Longest bucket name S3 accepts.
+pub const MAX_BUCKET_NAME_BYTES: usize = 63;
+/// Highest replication factor a bucket may ask for.
+pub const MAX_REPLICATION_FACTOR: u32 = 255;
+/// Longest routing list a bucket may carry (backend names).
+pub const MAX_ROUTING_BACKENDS: usize = 1000;
+/// Largest serialized `extra` settings object of a bucket, in bytes.
+pub const MAX_BUCKET_EXTRA_BYTES: usize = 256 * 1024;
+/// Prefixes S3 reserves: a bucket name may not start with one.
+pub const RESERVED_BUCKET_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+/// Suffixes S3 reserves: a bucket name may not end with one.
+pub const RESERVED_BUCKET_SUFFIXES: [&str; 5] =
+    ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+
+/// A new bucket's name, by S3's general-purpose bucket rules: 3–63 characters; only lowercase
+/// letters, digits, hyphens and dots; starts and ends with a letter or digit; no two adjacent
+/// dots; not formatted as an IPv4 address; none of the reserved prefixes
+/// ([`RESERVED_BUCKET_PREFIXES`], e.g. `xn--`) or suffixes ([`RESERVED_BUCKET_SUFFIXES`], e.g.
+/// `-s3alias`). The error (`InvalidInput`, what = "bucket name") names the rule broken.
+pub fn bucket_name(name: &str) -> Result<()> {
+    let bad = |why: String| Err(StoreError::invalid("bucket name", why));
+    let n = name.len();
+    if !(MIN_BUCKET_NAME_BYTES..=MAX_BUCKET_NAME_BYTES).contains(&n) {
+        return bad(format!(
+            "{name:?} is {n} characters; a bucket name has {MIN_BUCKET_NAME_BYTES} to \
+             {MAX_BUCKET_NAME_BYTES}"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
+    {
+        return bad(format!(
+            "{name:?} contains {c:?}; only lowercase letters, digits, hyphens and dots are allowed"
+        ));
+    }
+    let b = name.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !alnum(b[0]) || !alnum(b[n - 1]) {
+        return bad(format!(
+            "{name:?} must start and end with a letter or digit"
+        ));
+    }
+    if name.contains("..") {
+        return bad(format!(
+            "{name:?} must not contain two adjacent dots (\"..\")"
+        ));
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()))
+    {
+        return bad(format!("{name:?} must not be formatted as an IP address"));
+    }
+    if let Some(p) = RESERVED_BUCKET_PREFIXES
+        .iter()
+        .find(|p| name.starts_with(*p))
+    {
+        return bad(format!(
+            "{name:?} must not start with the reserved prefix {p:?}"
+        ));
+    }
+    if let Some(s) = RESERVED_BUCKET_SUFFIXES.iter().find(|s| name.ends_with(*s)) {
+        return bad(format!(
+            "{name:?} must not end with the reserved suffix {s:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A bucket name to look up (get, update, delete, commit into): non-empty, at most
+/// [`MAX_BACKEND_NAME_BYTES`], no NUL. Looser than [`bucket_name`] on purpose: a name that
+/// breaks S3's rules is simply not found.
+pub fn bucket_lookup(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(StoreError::invalid("bucket name", "must not be empty"));
+    }
+    bounded("bucket name", name, MAX_BACKEND_NAME_BYTES)
+}
+
+/// A bucket's settings: replication factor 1..=[`MAX_REPLICATION_FACTOR`]; quotas
+/// 0..=[`MAX_SIZE_BYTES`] (0 = none); routing: valid, distinct backend names, at most
+/// [`MAX_ROUTING_BACKENDS`]; `extra`: no NUL in any key or string (PostgreSQL's `jsonb`
+/// cannot hold one), at most [`MAX_BUCKET_EXTRA_BYTES`] serialized.
+pub fn bucket_settings(s: &BucketSettings) -> Result<()> {
+    if !(1..=MAX_REPLICATION_FACTOR).contains(&s.replication_factor) {
+        return Err(StoreError::invalid(
+            "replication factor",
+            format!(
+                "must be between 1 and {MAX_REPLICATION_FACTOR} (got {})",
+                s.replication_factor
+            ),
+        ));
+    }
+    size("bucket byte quota", s.max_bytes)?;
+    size("bucket object quota", s.max_objects)?;
+    if s.routing.len() > MAX_ROUTING_BACKENDS {
+        return Err(StoreError::invalid(
+            "bucket routing",
+            format!(
+                "at most {MAX_ROUTING_BACKENDS} backends (got {})",
+                s.routing.len()
+            ),
+        ));
+    }
+    backend_names(&s.routing)?;
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = s.routing.iter().find(|b| !seen.insert(b.as_str())) {
+        return Err(StoreError::invalid(
+            "bucket routing",
+            format!("backend {dup:?} is listed twice"),
+        ));
+    }
+    fn nul_free(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => !s.contains('\0'),
+            serde_json::Value::Array(a) => a.iter().all(nul_free),
+            serde_json::Value::Object(m) => m.iter().all(|(k, v)| !k.contains('\0') && nul_free(v)),
+            _ => true,
+        }
+    }
+    if !s
+        .extra
+        .iter()
+        .all(|(k, v)| !k.contains('\0') && nul_free(v))
+    {
+        return Err(StoreError::invalid(
+            "bucket settings",
+            "must not contain NUL in any key or string",
+        ));
+    }
+    let len = serde_json::to_string(&s.extra)
+        .map(|t| t.len())
+        .unwrap_or(0);
+    if len > MAX_BUCKET_EXTRA_BYTES {
+        return Err(StoreError::invalid(
+            "bucket settings",
+            format!("is {len} bytes as JSON, the limit is {MAX_BUCKET_EXTRA_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A bucket to create: its name by [`bucket_name`], its settings by [`bucket_settings`].
+pub fn bucket_spec(spec: &BucketSpec) -> Result<()> {
+    bucket_name(&spec.name)?;
+    bucket_settings(&spec.settings)
 }
 
 /// A batch of intent ids: each a valid id, at most [`MAX_BATCH_KEYS`].

@@ -71,10 +71,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "pending_backend_upload",
         sql: include_str!("../migrations/0009_pending_backend_upload.sql"),
     },
+    Migration {
+        version: 10,
+        name: "buckets",
+        sql: include_str!("../migrations/0010_buckets.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 9;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 10;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

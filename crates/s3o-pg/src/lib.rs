@@ -14,6 +14,7 @@ macro_rules! loc_cols {
 
 mod admin;
 mod backend;
+mod buckets;
 mod cleanup;
 mod conn;
 mod dashboard;

@@ -22,7 +22,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 9] = [
+const MIGRATIONS: [Migration; 10] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -67,6 +67,11 @@ const MIGRATIONS: [Migration; 9] = [
         version: 9,
         name: "0009_pending_backend_upload",
         sql: include_str!("../migrations/0009_pending_backend_upload.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "0010_buckets",
+        sql: include_str!("../migrations/0010_buckets.sql"),
     },
 ];
 

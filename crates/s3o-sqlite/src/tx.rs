@@ -16,15 +16,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use s3o_core::engine::{Runner, Transaction, TxAdapter};
-use s3o_core::tx::{BackendTable, BackendTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
+use s3o_core::tx::{BackendTable, BackendTx, BucketTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
 use s3o_core::{
-    CleanupClaim, CleanupEntry, CleanupQueueRow, DbErrorKind, ExistingCopy, KeyedExistingCopy,
-    ObjectLocation, PendingObject, Result, StoreError, StoredForm, validate,
+    BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, DbErrorKind,
+    ExistingCopy, KeyedExistingCopy, ObjectLocation, PendingObject, Result, StoreError, StoredForm,
+    validate,
 };
 
 use crate::conn::{Conns, TxGuard};
 use crate::stmt::Db;
-use crate::{SqliteStore, backend, cleanup, objects, pending, quota};
+use crate::{SqliteStore, backend, buckets, cleanup, objects, pending, quota};
 
 /// An open write transaction on the writer connection.
 pub(crate) struct SqliteTx {
@@ -408,6 +409,52 @@ impl BackendTx for SqliteTx {
         // only says whether the row exists.
         self.run_now("lock backend quota row", move |db| {
             quota::backend_exists(db, &backend)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl BucketTx for SqliteTx {
+    async fn lock_bucket(&mut self, name: &str, _mode: BucketLock) -> Result<bool> {
+        validate::bucket_lookup(name)?;
+        let name = name.to_owned();
+        // The transaction's write lock (BEGIN IMMEDIATE) already excludes every writer, a
+        // bucket's deletion included: this only says whether the row exists.
+        self.run_now("lock bucket", move |db| buckets::exists(db, &name))
+            .await
+    }
+
+    async fn bucket_busy(&mut self, prefix: &str) -> Result<Option<BucketBusy>> {
+        validate::prefix("bucket prefix", prefix)?;
+        let prefix = prefix.to_owned();
+        self.run_now("check bucket contents", move |db| {
+            buckets::busy(db, &prefix)
+        })
+        .await
+    }
+
+    async fn delete_bucket_row(&mut self, name: &str) -> Result<bool> {
+        validate::bucket_lookup(name)?;
+        let name = name.to_owned();
+        self.run_now("delete bucket", move |db| buckets::delete_row(db, &name))
+            .await
+    }
+
+    async fn insert_bucket_if_absent(&mut self, spec: &BucketSpec) -> Result<bool> {
+        validate::bucket_spec(spec)?;
+        let spec = spec.clone();
+        self.run_now("create bucket", move |db| {
+            buckets::insert_if_absent(db, &spec)
+        })
+        .await
+    }
+
+    async fn update_bucket_config(&mut self, spec: &BucketSpec) -> Result<bool> {
+        validate::bucket_spec(spec)?;
+        let spec = spec.clone();
+        self.run_now("update bucket config", move |db| {
+            buckets::update_config(db, &spec)
         })
         .await
     }

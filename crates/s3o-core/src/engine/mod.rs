@@ -9,6 +9,7 @@
 
 mod admin;
 mod backend;
+mod buckets;
 mod cleanup;
 mod dashboard;
 mod encryption;
@@ -29,6 +30,7 @@ pub use crate::tx::{
 };
 pub use admin::{LifecycleAdmin, SchemaVersion};
 pub use backend::BackendLifecycleStore;
+pub use buckets::BucketStore;
 pub use cleanup::CleanupStore;
 pub use dashboard::DashboardStore;
 pub use encryption::EncryptionAdmin;
@@ -50,6 +52,7 @@ pub trait Engine:
     ObjectLedger
     + QuotaStore
     + MultipartStore
+    + BucketStore
     + ReplicationStore
     + CleanupStore
     + PendingStore

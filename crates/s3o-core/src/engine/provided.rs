@@ -62,6 +62,41 @@ pub trait EngineOps: Engine {
     ) -> Result<Vec<DeletedCopy>> {
         ops::record_object_if(self, key, backend, size, form, intent_id, Some(cond)).await
     }
+    /// [`EngineOps::record_object_if`] into `bucket`, refused with `BucketNotFound` when the
+    /// bucket is gone (see [`ops::record_object_in_bucket`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn record_object_in_bucket(
+        &self,
+        bucket: &str,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+        intent_id: Option<&str>,
+        cond: &WritePrecondition,
+    ) -> Result<Vec<DeletedCopy>> {
+        ops::record_object_in_bucket(
+            self,
+            bucket,
+            key,
+            backend,
+            size,
+            form,
+            intent_id,
+            Some(cond),
+        )
+        .await
+    }
+    /// Deletes an empty bucket (see [`ops::delete_bucket`]): `BucketNotFound`,
+    /// `BucketNotEmpty`.
+    async fn delete_bucket(&self, name: &str) -> Result<()> {
+        ops::delete_bucket(self, name).await
+    }
+    /// Seeds and refreshes buckets from configuration, never deleting (see
+    /// [`ops::sync_buckets`]). Returns the names created.
+    async fn sync_buckets(&self, specs: &[BucketSpec]) -> Result<Vec<String>> {
+        ops::sync_buckets(self, specs).await
+    }
     /// Removes every copy of `key` (see [`ops::delete_object`]). No copy ⇒ `ObjectNotFound`.
     async fn delete_object(&self, key: &str) -> Result<Vec<DeletedCopy>> {
         ops::delete_object(self, key).await

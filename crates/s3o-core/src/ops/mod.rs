@@ -8,6 +8,7 @@
 //! the transaction, never taken from the caller.
 
 mod backend;
+mod buckets;
 mod cleanup;
 mod encryption;
 mod listing;
@@ -17,6 +18,7 @@ mod quota;
 mod replication;
 
 pub use backend::delete_backend_data;
+pub use buckets::{delete_bucket, sync_buckets};
 pub use cleanup::{
     complete_cleanup_item, enqueue_orphaned_bytes, move_cleanup_to_dlq, retry_cleanup_item,
     sweep_stale_cleanup_queue_rows, write_off_cleanup_dlq,
@@ -27,7 +29,7 @@ pub use listing::{
 };
 pub use objects::{
     delete_object, delete_object_location, delete_objects_batch, import_object,
-    move_object_location, record_object, record_object_if,
+    move_object_location, record_object, record_object_if, record_object_in_bucket,
 };
 pub use pending::{abandon_pending, intent_superseded, promote_pending};
 pub use quota::{

@@ -7,8 +7,8 @@ use super::quota::{QuotaDeltas, apply_ledger_deltas};
 use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
 use crate::types::{
-    CleanupEntry, DeletedCopy, ExistingCopy, MoveOutcome, ObjectLocation, StoredForm, Timestamp,
-    WritePrecondition,
+    BucketLock, CleanupEntry, DeletedCopy, ExistingCopy, MoveOutcome, ObjectLocation, StoredForm,
+    Timestamp, WritePrecondition,
 };
 use crate::validate;
 
@@ -102,6 +102,9 @@ struct Record<'a> {
     cond: Option<&'a WritePrecondition>,
     /// A missing intent refuses the commit (its bytes were abandoned meanwhile).
     require_intent: bool,
+    /// The bucket the key belongs to: its row is locked for writing after the key lock, and a
+    /// missing bucket refuses the commit (see [`crate::ops::delete_bucket`]).
+    bucket: Option<&'a str>,
 }
 
 #[async_trait]
@@ -109,6 +112,13 @@ impl TxBody for Record<'_> {
     type Output = Vec<DeletedCopy>;
     async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Self::Output> {
         tx.acquire_key_lock(self.key).await?;
+        if let Some(bucket) = self.bucket
+            && !tx.lock_bucket(bucket, BucketLock::Write).await?
+        {
+            return Err(StoreError::BucketNotFound {
+                bucket: bucket.to_owned(),
+            });
+        }
         if let Some(id) = self.intent_id {
             // The intent row is locked after the key (as promotion does) and must be this
             // write's own: clearing another key's or backend's intent would lose its bytes.
@@ -190,6 +200,7 @@ pub async fn record_object<R: Runner + ?Sized>(
             intent_id,
             cond: None,
             require_intent: false,
+            bucket: None,
         },
     )
     .await
@@ -235,6 +246,64 @@ pub async fn record_object_if<R: Runner + ?Sized>(
             intent_id,
             cond: cond.filter(|c| !c.is_empty()),
             require_intent: true,
+            bucket: None,
+        },
+    )
+    .await
+}
+
+/// [`record_object_if`] into a bucket: `key` must be a key of `bucket` (start with
+/// `"<bucket>/"`, else `InvalidInput`), and the bucket's row is locked for writing right after
+/// the key lock (lock order: key, bucket row, intent, copies, quota rows). A bucket that is
+/// gone ⇒ `BucketNotFound` and nothing changes (the intent, if any, stays for the caller to
+/// abandon). This is the commit a deletion of the bucket cannot race: see
+/// [`crate::ops::delete_bucket`].
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "record_object", level = "debug", skip_all, fields(bucket = %bucket, key = %key, backend = %backend, size))]
+pub async fn record_object_in_bucket<R: Runner + ?Sized>(
+    runner: &R,
+    bucket: &str,
+    key: &str,
+    backend: &str,
+    size: i64,
+    form: &StoredForm,
+    intent_id: Option<&str>,
+    cond: Option<&WritePrecondition>,
+) -> Result<Vec<DeletedCopy>> {
+    validate::bucket_lookup(bucket)?;
+    validate::key(key)?;
+    if !key
+        .strip_prefix(bucket)
+        .is_some_and(|rest| rest.starts_with('/'))
+    {
+        return Err(StoreError::invalid(
+            "object key",
+            format!("{key:?} is not a key of bucket {bucket:?} (it must start with \"{bucket}/\")"),
+        ));
+    }
+    validate::backend(backend)?;
+    validate::size("object size", size)?;
+    validate::stored_form(form)?;
+    if let Some(id) = intent_id {
+        validate::id("intent id", id)?;
+    }
+    if let Some(c) = cond {
+        for etag in c.if_match.iter().chain(c.if_none_match.iter()) {
+            validate::text("precondition ETag", etag)?;
+        }
+    }
+    with_tx_val(
+        runner,
+        &Record {
+            instance: runner.instance_id(),
+            key,
+            backend,
+            size,
+            form,
+            intent_id,
+            cond: cond.filter(|c| !c.is_empty()),
+            require_intent: true,
+            bucket: Some(bucket),
         },
     )
     .await

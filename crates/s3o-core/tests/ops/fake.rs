@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use s3o_core::engine::{Runner, Transaction, TxAdapter};
-use s3o_core::tx::{BackendTable, BackendTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
+use s3o_core::tx::{BackendTable, BackendTx, BucketTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
 use s3o_core::*;
 
 #[derive(Clone, Default)]
@@ -20,6 +20,8 @@ pub(crate) struct State {
     /// Queue row id -> (claimant, claim time).
     pub(crate) claims: BTreeMap<i64, (String, Timestamp)>,
     pub(crate) dlq: Vec<CleanupQueueRow>,
+    /// Bucket names.
+    pub(crate) buckets: std::collections::BTreeSet<String>,
 }
 
 #[derive(Clone, Default)]
@@ -499,6 +501,41 @@ impl BackendTx for FakeTx {
     async fn lock_backend_quota_row(&mut self, backend: &str) -> Result<bool> {
         self.note(format!("lock_backend_quota_row({backend})"))?;
         Ok(self.work.quotas.contains_key(backend))
+    }
+}
+
+#[async_trait]
+impl BucketTx for FakeTx {
+    async fn lock_bucket(&mut self, name: &str, mode: BucketLock) -> Result<bool> {
+        self.note(format!("lock_bucket({name},{mode:?})"))?;
+        Ok(self.work.buckets.contains(name))
+    }
+    async fn bucket_busy(&mut self, prefix: &str) -> Result<Option<BucketBusy>> {
+        self.note(format!("bucket_busy({prefix})"))?;
+        if self.work.copies.keys().any(|(k, _)| k.starts_with(prefix)) {
+            return Ok(Some(BucketBusy::Objects));
+        }
+        if self
+            .work
+            .pending
+            .values()
+            .any(|p| p.object_key.starts_with(prefix))
+        {
+            return Ok(Some(BucketBusy::PendingWrites));
+        }
+        Ok(None)
+    }
+    async fn delete_bucket_row(&mut self, name: &str) -> Result<bool> {
+        self.note(format!("delete_bucket_row({name})"))?;
+        Ok(self.work.buckets.remove(name))
+    }
+    async fn insert_bucket_if_absent(&mut self, spec: &BucketSpec) -> Result<bool> {
+        self.note(format!("insert_bucket_if_absent({})", spec.name))?;
+        Ok(self.work.buckets.insert(spec.name.clone()))
+    }
+    async fn update_bucket_config(&mut self, spec: &BucketSpec) -> Result<bool> {
+        self.note(format!("update_bucket_config({})", spec.name))?;
+        Ok(self.work.buckets.contains(&spec.name))
     }
 }
 

@@ -4,6 +4,7 @@
 //! engines by the conformance suite.
 
 mod admin;
+mod buckets;
 mod cleanup;
 mod fake;
 mod objects;

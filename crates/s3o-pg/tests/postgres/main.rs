@@ -68,6 +68,7 @@ fn encrypted_form() -> StoredForm {
     }
 }
 
+mod buckets;
 mod cleanup;
 mod connections;
 mod ledger;

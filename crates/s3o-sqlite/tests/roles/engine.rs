@@ -29,8 +29,8 @@ async fn migrations_are_idempotent_and_verify_names_the_fix() {
 
     raw(&dir.db_path())
         .execute(
-            "INSERT INTO schema_version (version, name, applied_at) VALUES (9, 'future', 0)",
-            [],
+            "INSERT INTO schema_version (version, name, applied_at) VALUES (?1, 'future', 0)",
+            [EXPECTED_SCHEMA_VERSION + 1],
         )
         .unwrap();
     let err = store.verify_schema_version().await.unwrap_err();

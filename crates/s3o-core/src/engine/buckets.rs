@@ -1,0 +1,24 @@
+//! Buckets: the ledger's `buckets` table.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::types::{Bucket, BucketSettings, BucketSpec};
+
+/// Bucket rows: single statements. Deletion, the configuration sync and the bucket-checked
+/// commit are multi-statement operations in [`crate::engine::EngineOps`].
+#[async_trait]
+pub trait BucketStore: Send + Sync {
+    /// Creates the bucket (`created_at = now`) in one statement (`INSERT … ON CONFLICT DO
+    /// NOTHING`): `true` when created, `false` when the name already exists (nothing changes,
+    /// its settings included). The name and settings are checked first
+    /// ([`crate::validate::bucket_spec`]): `InvalidInput` naming the rule.
+    async fn create_bucket(&self, spec: &BucketSpec) -> Result<bool>;
+    /// The bucket; unknown ⇒ `BucketNotFound`.
+    async fn get_bucket(&self, name: &str) -> Result<Bucket>;
+    /// Every bucket, by name in byte order.
+    async fn list_buckets(&self) -> Result<Vec<Bucket>>;
+    /// Replaces every setting of the bucket (`extra` included), keeping its `created_at`.
+    /// Settings checked first ([`crate::validate::bucket_settings`]); unknown ⇒ `BucketNotFound`.
+    async fn update_bucket_settings(&self, name: &str, settings: &BucketSettings) -> Result<()>;
+}
