@@ -1660,11 +1660,15 @@ impl GatewayS3 {
             .map(|p| p.e_tag.as_ref().and_then(|e| body::etag_md5(e.value())))
             .collect();
         let want = body::multipart_etag(&md5s.filter(|m| !m.is_empty())?);
-        let current = self.ledger.copies(lkey).await.ok()?;
-        current
-            .first()
-            .is_some_and(|c| c.meta.etag == want)
-            .then_some(want)
+        self.current_etag_is(lkey, &want).await.then_some(want)
+    }
+
+    /// Whether the current version of `lkey` carries `etag`.
+    async fn current_etag_is(&self, lkey: &str, etag: &str) -> bool {
+        self.ledger
+            .copies(lkey)
+            .await
+            .is_ok_and(|c| c.first().is_some_and(|c| c.meta.etag == etag))
     }
 
     /// Writes the parts of `up` as one object (routed like any write when the upload's
@@ -1698,18 +1702,35 @@ impl GatewayS3 {
             size,
             meta,
             expect_md5: None,
-            etag: Some(etag),
+            etag: Some(etag.clone()),
             backend: Some(target),
             checksums: None,
             cond,
         };
-        let (meta, _) = self.write_object(w, stream).await?;
-        // Committed: the upload is over. Its row and part bytes go now; if this fails the
-        // multipart sweeper removes them later, and a retry is answered from memory.
+        let (meta, _) = match self.write_object(w, stream).await {
+            Ok(r) => r,
+            Err(e) => {
+                // A Complete that committed and was cut off while releasing its parts left the
+                // upload row with parts gone: its retry finds the object already there.
+                if self.current_etag_is(&up.object_key, &etag).await {
+                    self.delete_parts(&up.backend_name, &up.upload_id).await;
+                    if self.ledger.delete_upload(&up.upload_id).await.is_ok() {
+                        return Ok(Done {
+                            ledger_key: up.object_key,
+                            etag,
+                        });
+                    }
+                }
+                return Err(e);
+            }
+        };
+        // Committed: the upload is over. Its part bytes go first and its row last, so a crash
+        // in between leaves the row, and with it the multipart sweeper's way to every part
+        // (the other order leaked the parts of a Complete killed after the row went). A retry
+        // is answered from memory, or from the ledger once the parts are gone.
+        self.delete_parts(&up.backend_name, &up.upload_id).await;
         if let Err(e) = self.ledger.delete_upload(&up.upload_id).await {
             tracing::warn!(upload = %up.upload_id, error = %e, "could not release a completed upload; the sweeper will");
-        } else {
-            self.delete_parts(&up.backend_name, &up.upload_id).await;
         }
         Ok(Done {
             ledger_key: up.object_key,
