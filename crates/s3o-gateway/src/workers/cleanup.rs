@@ -1,7 +1,9 @@
 //! The cleanup worker: deletes queued orphaned bytes from their backends.
 //!
 //! Claims due rows, deletes each row's bytes (404 counts as deleted) and completes the row,
-//! which releases its orphan bytes. A failed delete is retried with exponential backoff and
+//! which releases its orphan bytes. Bytes a live copy names again (a replica or a moved copy
+//! of the same version recorded at the row's backend and path after it was queued) are kept
+//! and the row completed. A failed delete is retried with exponential backoff and
 //! jitter; the attempt that reaches the limit moves the row to the dead-letter table, from
 //! which `s3o dlq requeue` brings it back. A backend that does not answer at all is skipped:
 //! its rows stay claimed and are taken over after the claim grace, without spending attempts.
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use s3o_store::{CleanupClaim, CleanupItem, CleanupOutcome};
 
-use super::{Ctx, Health, Tally, delete_path};
+use super::{Ctx, Health, Tally, delete_path, referenced};
 use crate::keys;
 use crate::ledger::LResult;
 
@@ -43,6 +45,16 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
         };
         if !health.up(b).await {
             t.add("skipped_backend_down");
+            continue;
+        }
+        // The row names a backend and a path; a copy recorded there after the row was queued
+        // (a replica or a drained copy of the same version) owns those bytes now: the row is
+        // done without deleting them.
+        if referenced(ctx, &item.object_key, &item.backend_name, &item.storage_key).await? {
+            match ctx.store.complete_cleanup_item(&claim).await? {
+                CleanupOutcome::Completed => t.add("kept_live_copy"),
+                _ => t.add("stale_claim"),
+            }
             continue;
         }
         match delete_path(b, &keys::path(&item.storage_key)).await {

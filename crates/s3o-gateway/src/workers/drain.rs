@@ -316,46 +316,28 @@ async fn move_one(
         }
         Err(e) => return Err(e),
     }
-    // Refused (source gone, target holds a copy, or the version changed): the ledger says
-    // what is there now.
-    let now = ctx.ledger.copies_or_empty(key).await?;
-    let on_target = now.iter().find(|c| c.backend == target);
-    let still_on_source = now.iter().any(|c| c.backend == from.name);
-    match on_target {
-        Some(c) if !still_on_source && c.meta.storage_key == storage_key => {
-            Ok((Step::Moved(loc.size_bytes), Some(source)))
-        }
-        Some(c) if !still_on_source => {
-            // Overwritten in place between our read and the move: copy the version the row
-            // names now, or move the row back if that fails.
-            let newer = keys::path(&c.meta.storage_key);
-            let newer_source = Displaced {
-                backend: from.name.clone(),
-                storage_key: c.meta.storage_key.clone(),
-                size: c.size,
-                claim: None,
-            };
-            remove_bytes(ctx, &ours, "drain raced an overwrite").await;
-            if copy_bytes(from, to, &newer, c.size, &c.meta.etag)
-                .await
-                .is_ok()
-            {
-                delete_queued(ctx, &source.backend, &source.storage_key).await;
-                Ok((Step::Moved(c.size), Some(newer_source)))
-            } else {
-                ctx.store
-                    .move_object_location(key, &target, &from.name, newer_path(key, c))
-                    .await?;
-                Ok((Step::Failed, None))
-            }
-        }
-        _ => {
-            if !referenced(ctx, key, &target, &storage_key).await? {
-                remove_bytes(ctx, &ours, "move not recorded").await;
-            }
-            Ok((Step::Skipped, None))
-        }
+    // Refused: the key changed since it was listed (deleted, overwritten, or a copy landed on
+    // the target). Nothing is moved back or copied again from here: the ledger already names
+    // the live version, wherever its bytes are (moving a row to where its bytes never were lost
+    // an overwrite that landed on the target). Our copy on the target goes unless a live copy
+    // names that path; a newer version still on the source is left for the next run.
+    if !referenced(ctx, key, &target, &storage_key).await? {
+        remove_bytes(ctx, &ours, "move not recorded").await;
     }
+    let still_on_source = ctx
+        .ledger
+        .copies_or_empty(key)
+        .await?
+        .iter()
+        .any(|c| c.backend == from.name);
+    Ok((
+        if still_on_source {
+            Step::Failed
+        } else {
+            Step::Skipped
+        },
+        None,
+    ))
 }
 
 /// How old unreferenced bytes must be before the drain's sweep deletes them: the reaper's
@@ -366,15 +348,6 @@ fn leftover_age(ctx: &Ctx) -> Duration {
         .min_age
         .0
         .max(crate::s3::INTENT_HEARTBEAT * 3)
-}
-
-/// The path of the copy `c` of `key` (the key when it has no storage key).
-fn newer_path<'a>(key: &'a str, c: &'a crate::ledger::Copy) -> &'a str {
-    if c.meta.storage_key.is_empty() {
-        key
-    } else {
-        &c.meta.storage_key
-    }
 }
 
 /// Deletes objects under the configured buckets' directories on `b` that no ledger copy on
