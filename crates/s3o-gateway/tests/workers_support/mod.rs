@@ -157,6 +157,28 @@ impl Fs {
             .filter(|p| !p.starts_with(".mpu/"))
             .collect()
     }
+
+    /// Every multipart part path the backend holds (`.mpu/<upload id>/...`).
+    pub(crate) async fn part_paths(&self) -> BTreeSet<String> {
+        let c = client(&self.endpoint(), POOL, BACKEND_AK, BACKEND_SK);
+        let dir = Path::from(".mpu");
+        let all: Vec<_> = c.list(Some(&dir)).try_collect().await.unwrap();
+        all.into_iter().map(|o| o.location.to_string()).collect()
+    }
+
+    /// Backend multipart uploads created and neither completed nor aborted: s3s-fs keeps one
+    /// `.upload-<id>.json` in its root per open upload.
+    pub(crate) fn open_uploads(&self) -> usize {
+        std::fs::read_dir(&self.root)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with(".upload-") && n.ends_with(".json")
+            })
+            .count()
+    }
 }
 
 impl Drop for Fs {
@@ -210,12 +232,30 @@ pub(crate) fn config(store: &str, fs: &[Fs], factor: u32) -> Config {
 
 /// The same configuration as TOML, for a child process; `workers` is the `[workers]` body.
 pub(crate) fn config_toml(store: &str, fs: &[Fs], workers: &str) -> String {
+    config_toml_with(store, "pack", &[(BUCKET, 1)], fs, 0, workers)
+}
+
+/// A configuration as TOML: `buckets` as (name, replication factor), every backend with
+/// `quota` bytes, `workers` the `[workers]` body.
+pub(crate) fn config_toml_with(
+    store: &str,
+    routing: &str,
+    buckets: &[(&str, u32)],
+    fs: &[Fs],
+    quota: u64,
+    workers: &str,
+) -> String {
     let mut s = format!(
-        "listen = \"127.0.0.1:0\"\nstore = \"{store}\"\n\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n\n[[buckets]]\nname = \"{BUCKET}\"\n\n"
+        "listen = \"127.0.0.1:0\"\nstore = \"{store}\"\nrouting = \"{routing}\"\n\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n\n"
     );
+    for (name, factor) in buckets {
+        s.push_str(&format!(
+            "[[buckets]]\nname = \"{name}\"\nreplication_factor = {factor}\n\n"
+        ));
+    }
     for f in fs {
         s.push_str(&format!(
-            "[[backends]]\nname = \"{}\"\nkind = \"s3\"\nendpoint = \"{}\"\nbucket = \"{POOL}\"\naccess_key = \"{BACKEND_AK}\"\nsecret_key = \"{BACKEND_SK}\"\n\n",
+            "[[backends]]\nname = \"{}\"\nkind = \"s3\"\nendpoint = \"{}\"\nbucket = \"{POOL}\"\naccess_key = \"{BACKEND_AK}\"\nsecret_key = \"{BACKEND_SK}\"\nquota_bytes = {quota}\n\n",
             f.name,
             f.endpoint()
         ));
