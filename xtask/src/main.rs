@@ -18,8 +18,9 @@
 //! - `kills [--engine sqlite|postgres|all] [--kills N] [--scope writes|complete|replication|
 //!   drain|all]`: the gateway kill drills (`s3o-gateway serve` SIGKILLed under load, see
 //!   `crates/s3o-gateway/tests/workers_kills`) with N kills per engine and drill (default
-//!   200; `cargo test` runs 16 of the writes drill). `all` (the default) includes the drills
-//!   that are ignored while the bugs they find are open.
+//!   200; `cargo test` runs 16 of the writes drill). `all` (the default) runs `writes` and
+//!   `drain` (whose kills also land in Complete and replication), the drills that are ignored
+//!   while the bugs they find are open included.
 //!
 //! Only the standard library: this crate must build fast and never be the reason CI is slow.
 
@@ -279,7 +280,8 @@ fn kills(rest: &[String]) -> Result<(), String> {
     let scope = flag(rest, "--scope").unwrap_or_else(|| "all".into());
     let drills: Vec<&str> = KILL_DRILLS
         .iter()
-        .filter(|(s, _)| scope == "all" || *s == scope)
+        // The drain drill's kills also land in Complete and in replication.
+        .filter(|(s, _)| *s == scope || (scope == "all" && matches!(*s, "writes" | "drain")))
         .map(|(_, m)| *m)
         .collect();
     if drills.is_empty() {

@@ -393,6 +393,43 @@ mod sigkill_during_drain {
     );
 }
 
+/// A queued delete of a backend path never removes a copy recorded later at that path
+/// (`workers_kills::repro`). Ignored: it does (the cleanup worker deletes what its row
+/// names without asking the ledger whether a copy lives there now).
+mod queued_delete_spares_a_later_copy {
+    use super::kills::{Engine, repro::queued_delete_spares_a_later_copy as drill};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "issue 20: a queued delete removes a later replica at the same backend path"]
+    async fn sqlite() {
+        drill(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "issue 20: a queued delete removes a later replica at the same backend path"]
+    async fn postgres() {
+        drill(Engine::Postgres).await;
+    }
+}
+
+/// A gateway killed inside Complete after the upload was released leaves no part bytes
+/// (`workers_kills::repro`). Ignored: it leaves them for good.
+mod complete_killed_after_release_leaks_no_parts {
+    use super::kills::{Engine, repro::complete_killed_after_release_leaks_no_parts as drill};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "issue 20: a Complete killed after releasing its upload leaks the part bytes"]
+    async fn sqlite() {
+        drill(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "issue 20: a Complete killed after releasing its upload leaks the part bytes"]
+    async fn postgres() {
+        drill(Engine::Postgres).await;
+    }
+}
+
 /// Two gateways on one PostgreSQL ledger: while one holds a worker's leader lock the other's
 /// pass of that worker does not run; a gateway process killed in the middle of its cleanup
 /// pass hands the work to the other.

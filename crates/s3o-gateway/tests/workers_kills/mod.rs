@@ -23,6 +23,8 @@ use s3o_gateway::{Config, Gateway, PassResult};
 
 use crate::support::*;
 
+pub(crate) mod repro;
+
 /// Where kills may land besides client writes (PUT, streamed PUT, UploadPart, DELETE,
 /// DeleteObjects).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -355,7 +357,7 @@ struct Tally {
     checks: u64,
     open_uploads: usize,
     /// What the checks found wrong, with the round of the first check that found it.
-    findings: BTreeMap<String, usize>,
+    findings: BTreeMap<String, (usize, String)>,
 }
 
 /// Starts `s3o-gateway serve`; returns it and its endpoint. Its stderr goes to `log`.
@@ -513,7 +515,7 @@ impl Drill {
                 Err(object_store::Error::NotFound { .. }) => None,
                 Err(e) => {
                     problems.push(format!(
-                        "{}: GET failed: {e}; holders {:?}; history (round, op, length, acked) {:?}",
+                        "{}: GET failed\t{e}; holders {:?}; history (round, op, length, acked) {:?}",
                         key.ledger(),
                         holders.get(&key.ledger()),
                         self.history[i]
@@ -530,7 +532,7 @@ impl Drill {
             // were reported then.
             if found.is_none() && !self.possible[i].is_empty() {
                 problems.push(format!(
-                    "{}: {} bytes, not one of its {} possible states; history (round, op, length, acked): {:?}",
+                    "{}: {} bytes, not one of its {} possible states\thistory (round, op, length, acked): {:?}",
                     key.ledger(),
                     now.as_ref().map_or(-1, |b| b.len() as i64),
                     self.possible[i].len(),
@@ -551,7 +553,7 @@ impl Drill {
                 let factor = if key.bucket == REPLICAS { 2 } else { 1 };
                 if copies != factor {
                     problems.push(format!(
-                        "{}: {copies} copies, not {factor}: {:?}",
+                        "{}: {copies} copies, not {factor}\t{:?}",
                         key.ledger(),
                         holders.get(&key.ledger())
                     ));
@@ -576,9 +578,16 @@ impl Drill {
         // multipart upload open. Counted, not asserted; the e2e drill asserts it.
         self.tally.open_uploads = self.fs.iter().map(Fs::open_uploads).sum();
         self.tally.checks += 1;
+        // A finding is its message up to a tab; what follows (history, holders) is kept from
+        // the first check that found it.
         for p in problems {
-            eprintln!("kill drill: check after round {round}: {p}");
-            self.tally.findings.entry(p).or_insert(round);
+            let (core, detail) = p.split_once('\t').unwrap_or((&p, ""));
+            if !self.tally.findings.contains_key(core) {
+                eprintln!("kill drill: check after round {round}: {core}; {detail}");
+                self.tally
+                    .findings
+                    .insert(core.to_owned(), (round, detail.to_owned()));
+            }
         }
         gw.shutdown().await;
     }
@@ -606,7 +615,7 @@ impl Drill {
             {
                 let copies = store.get_object_backends_for_keys(&[key.ledger()]).await;
                 r.push_str(&format!(
-                    "; holders now {copies:?}; history (round, op, length, acked) {:?}",
+                    "\tholders now {copies:?}; history (round, op, length, acked) {:?}",
                     self.history[i]
                 ));
             }
@@ -673,6 +682,28 @@ fn kinds<K: std::fmt::Display>(m: &BTreeMap<K, u64>) -> String {
         .join(", ")
 }
 
+/// The ledger URL of `engine` under `dir` and, for PostgreSQL, its fresh schema (to drop at
+/// the end); `None` (reported on stderr) when PostgreSQL is not configured.
+pub(crate) fn ledger_url(
+    engine: Engine,
+    dir: &FsPath,
+    drill: &str,
+) -> Option<(String, Option<String>)> {
+    match engine {
+        Engine::Sqlite => Some((
+            format!("sqlite://{}", dir.join("ledger.db").display()),
+            None,
+        )),
+        Engine::Postgres => match pg_url() {
+            Some((url, schema)) => Some((url, Some(schema))),
+            None => {
+                eprintln!("{drill} [postgres]: skipped, S3O_PG_URL is not set");
+                None
+            }
+        },
+    }
+}
+
 fn env_number(name: &str, default: usize) -> usize {
     match std::env::var(name) {
         Ok(v) => v
@@ -694,18 +725,8 @@ pub(crate) async fn drill(engine: Engine, scope: Scope) {
         .unwrap_or_else(|| fastrand::u64(..1 << 48));
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let (url, schema) = match engine {
-        Engine::Sqlite => (
-            format!("sqlite://{}", dir.path().join("ledger.db").display()),
-            None,
-        ),
-        Engine::Postgres => match pg_url() {
-            Some((url, schema)) => (url, Some(schema)),
-            None => {
-                eprintln!("kill drill [postgres]: skipped, S3O_PG_URL is not set");
-                return;
-            }
-        },
+    let Some((url, schema)) = ledger_url(engine, dir.path(), "kill drill") else {
+        return;
     };
     let mut fs = Vec::new();
     for n in BACKENDS {
@@ -847,21 +868,35 @@ pub(crate) async fn drill(engine: Engine, scope: Scope) {
         drop_schema(&schema).await;
     }
     let t = &d.tally;
-    eprintln!(
-        "kill drill [{}, {}]: {kills} kills ({} with a drain: {} finished first, {} failed first, {} copies moved), {} checks, seed {seed}; acknowledged: {}; in flight at a kill: {}; replicas recorded by killed gateways: {}; open backend multipart uploads left (issue 20 finding 7): {}; {:.1}s",
+    let mut line = format!(
+        "kill drill [{}; {}]: {kills} kills, {} checks, {:.1}s, seed {seed}; acknowledged: {}; in flight at a kill: {}",
         engine.name(),
         scope.name(),
-        t.drains,
-        t.drains_finished,
-        t.drains_failed,
-        t.drain_moved,
         t.checks,
+        started.elapsed().as_secs_f64(),
         kinds(&t.acked),
         kinds(&t.in_flight),
-        t.replicated,
-        t.open_uploads,
-        started.elapsed().as_secs_f64()
     );
+    if scope.replication {
+        line.push_str(&format!(
+            "; replicas recorded by the killed gateways: {}",
+            t.replicated
+        ));
+    }
+    if scope.drain {
+        line.push_str(&format!(
+            "; drains: {} ({} finished and {} failed before their kill), {} copies moved",
+            t.drains, t.drains_finished, t.drains_failed, t.drain_moved
+        ));
+    }
+    line.push_str(&format!(
+        "; open backend multipart uploads left (issue 20 finding 7): {}",
+        t.open_uploads
+    ));
+    eprintln!("{line}");
+    if !t.drain_failures.is_empty() {
+        eprintln!("drains that failed by themselves: {:?}", t.drain_failures);
+    }
     assert!(
         t.early_errors.is_empty(),
         "operations failed while the gateway was alive: {:?}",
@@ -869,13 +904,13 @@ pub(crate) async fn drill(engine: Engine, scope: Scope) {
     );
     assert!(
         t.findings.is_empty(),
-        "kill drill [{}, {}]: {} findings (message: first round found):\n{}",
+        "kill drill [{}; {}]: {} findings (first found after round):\n{}",
         engine.name(),
         scope.name(),
         t.findings.len(),
         t.findings
             .iter()
-            .map(|(m, r)| format!("  {m}: {r}"))
+            .map(|(m, (r, detail))| format!("  {m} ({r}); {detail}"))
             .collect::<Vec<_>>()
             .join("\n")
     );

@@ -43,6 +43,8 @@ pub(crate) struct Fs {
     pub(crate) reject_deletes: Arc<AtomicBool>,
     /// Every request hangs (a backend that accepts and never answers).
     pub(crate) hang: Arc<AtomicBool>,
+    /// Listings (ListObjectsV2) hang.
+    pub(crate) hang_lists: Arc<AtomicBool>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
@@ -56,6 +58,7 @@ impl Fs {
             root: root.to_owned(),
             reject_deletes: Arc::default(),
             hang: Arc::default(),
+            hang_lists: Arc::default(),
             tasks: Arc::default(),
         };
         fs.serve(listener);
@@ -69,7 +72,7 @@ impl Fs {
         let service = b.build();
         let (reject, hang, tasks) = (
             self.reject_deletes.clone(),
-            self.hang.clone(),
+            (self.hang.clone(), self.hang_lists.clone()),
             self.tasks.clone(),
         );
         let accept = tokio::spawn(async move {
@@ -84,7 +87,11 @@ impl Fs {
                         let (service, reject, hang) =
                             (service.clone(), reject.clone(), hang.clone());
                         async move {
-                            if hang.load(Ordering::SeqCst) {
+                            let listing = req.method() == hyper::Method::GET
+                                && req.uri().query().is_some_and(|q| q.contains("list-type"));
+                            if hang.0.load(Ordering::SeqCst)
+                                || (listing && hang.1.load(Ordering::SeqCst))
+                            {
                                 std::future::pending::<()>().await;
                             }
                             let bulk_delete = req.method() == hyper::Method::POST
