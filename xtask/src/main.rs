@@ -18,7 +18,7 @@
 //! - `kills [--engine sqlite|postgres|all] [--kills N] [--scope writes|complete|replication|
 //!   drain|all]`: the gateway kill drills (`s3o-gateway serve` SIGKILLed under load, see
 //!   `crates/s3o-gateway/tests/workers_kills`) with N kills per engine and drill (default
-//!   200; `cargo test` runs 16 of the writes drill). `all` (the default) runs `writes` and
+//!   200; `cargo test` runs 24 of the writes drill). `all` (the default) runs `writes` and
 //!   `drain` (whose kills also land in Complete and replication), the drills that are ignored
 //!   while the bugs they find are open included.
 //!

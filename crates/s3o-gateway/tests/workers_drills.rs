@@ -342,7 +342,7 @@ macro_rules! kill_drill_on_both_engines {
 /// worker: every acknowledged write readable with its bytes, every acknowledged delete
 /// absent, nothing else in any key, nothing on a backend that the ledger does not reference,
 /// the ledger verifies (see `workers_kills`). `S3O_KILL_DRILL_KILLS` kills per engine
-/// (default 16; `cargo xtask kills` runs 200). A kill due during a client's Complete waits
+/// (default 24; `cargo xtask kills` runs 200). A kill due during a client's Complete waits
 /// for its answer: kills inside Complete are the next drill.
 mod sigkill_during_writes_loses_nothing_acknowledged {
     kill_drill_on_both_engines!(Scope::WRITES);

@@ -713,11 +713,11 @@ fn env_number(name: &str, default: usize) -> usize {
     }
 }
 
-/// The drill on `engine`: `S3O_KILL_DRILL_KILLS` kills (default 16), a check every
+/// The drill on `engine`: `S3O_KILL_DRILL_KILLS` kills (default 24), a check every
 /// `S3O_KILL_DRILL_CHECK_EVERY` rounds (default 4) and after the last; `S3O_KILL_DRILL_SEED`
 /// fixes the operations and kill times (not the interleaving).
 pub(crate) async fn drill(engine: Engine, scope: Scope) {
-    let kills = env_number("S3O_KILL_DRILL_KILLS", 16);
+    let kills = env_number("S3O_KILL_DRILL_KILLS", 24);
     let check_every = env_number("S3O_KILL_DRILL_CHECK_EVERY", DRAIN_EVERY).max(1);
     let seed = std::env::var("S3O_KILL_DRILL_SEED")
         .ok()
