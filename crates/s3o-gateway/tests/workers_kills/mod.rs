@@ -95,6 +95,9 @@ const DRAIN_EVERY: usize = 4;
 const BIG_SHORT: u32 = 3;
 const BIG_LONG: u32 = 12;
 
+/// How long a kill that must not land in a Complete waits for one.
+const COMPLETE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A key's content: (seed, length) of [`content`], or absent.
 type State = Option<(u64, usize)>;
 
@@ -819,25 +822,36 @@ pub(crate) async fn drill(engine: Engine, scope: Scope) {
         };
         let killer = async {
             tokio::time::sleep_until(deadline.into()).await;
+            // A Complete that never answers is a finding, not a hung drill.
+            let mut hung = false;
             if !scope.complete {
                 fence.closing.store(true, Ordering::SeqCst);
-                while fence.completing.load(Ordering::SeqCst) > 0 {
+                let until = Instant::now() + COMPLETE_TIMEOUT;
+                while fence.completing.load(Ordering::SeqCst) > 0 && !hung {
                     tokio::time::sleep(Duration::from_millis(5)).await;
+                    hung = Instant::now() > until;
                 }
             }
             fence.killed.store(true, Ordering::SeqCst);
             let _ = child.kill();
             let _ = child.wait();
-            drain.as_mut().map(|c| {
+            let drain_end = drain.as_mut().map(|c| {
                 // Finished by itself (success, or copies to retry) or killed now.
                 let before = c.try_wait().unwrap();
                 let _ = c.kill();
                 let _ = c.wait();
                 before
-            })
+            });
+            (drain_end, hung)
         };
-        let (done, scraped, drain_end) =
+        let (done, scraped, (drain_end, hung)) =
             tokio::join!(futures::future::join_all(ops), scraper, killer);
+        if hung {
+            d.tally.findings.insert(
+                format!("a Complete did not answer within {COMPLETE_TIMEOUT:?}"),
+                (round, String::new()),
+            );
+        }
         d.tally.replicated += scraped;
         if let Some(end) = drain_end {
             d.tally.drains += 1;
