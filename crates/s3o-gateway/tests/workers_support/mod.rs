@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +45,10 @@ pub(crate) struct Fs {
     pub(crate) hang: Arc<AtomicBool>,
     /// Listings (ListObjectsV2) hang.
     pub(crate) hang_lists: Arc<AtomicBool>,
+    /// PUTs whose path contains this string wait until it is cleared.
+    pub(crate) hold_puts: Arc<Mutex<Option<String>>>,
+    /// PUTs held by `hold_puts` so far.
+    pub(crate) held: Arc<AtomicU64>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
@@ -59,6 +63,8 @@ impl Fs {
             reject_deletes: Arc::default(),
             hang: Arc::default(),
             hang_lists: Arc::default(),
+            hold_puts: Arc::default(),
+            held: Arc::default(),
             tasks: Arc::default(),
         };
         fs.serve(listener);
@@ -72,7 +78,12 @@ impl Fs {
         let service = b.build();
         let (reject, hang, tasks) = (
             self.reject_deletes.clone(),
-            (self.hang.clone(), self.hang_lists.clone()),
+            (
+                self.hang.clone(),
+                self.hang_lists.clone(),
+                self.hold_puts.clone(),
+                self.held.clone(),
+            ),
             self.tasks.clone(),
         );
         let accept = tokio::spawn(async move {
@@ -93,6 +104,18 @@ impl Fs {
                                 || (listing && hang.1.load(Ordering::SeqCst))
                             {
                                 std::future::pending::<()>().await;
+                            }
+                            let held = |h: &Mutex<Option<String>>| {
+                                h.lock()
+                                    .unwrap()
+                                    .as_deref()
+                                    .is_some_and(|p| req.uri().path().contains(p))
+                            };
+                            if req.method() == hyper::Method::PUT && held(&hang.2) {
+                                hang.3.fetch_add(1, Ordering::SeqCst);
+                                while held(&hang.2) {
+                                    tokio::time::sleep(Duration::from_millis(10)).await;
+                                }
                             }
                             let bulk_delete = req.method() == hyper::Method::POST
                                 && req.uri().query().is_some_and(|q| {
