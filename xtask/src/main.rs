@@ -15,6 +15,12 @@
 //!   (see [`mod@e2e`]).
 //! - `crash [--engine sqlite|postgres|all] [--kills N]`: the crash drills with N kills per
 //!   engine (default 200; `cargo test` runs 24).
+//! - `kills [--engine sqlite|postgres|all] [--kills N] [--scope writes|complete|replication|
+//!   drain|all]`: the gateway kill drills (`s3o-gateway serve` SIGKILLed under load, see
+//!   `crates/s3o-gateway/tests/workers_kills`) with N kills per engine and drill (default
+//!   200; `cargo test` runs 24 of the writes drill). `all` (the default) runs `writes` and
+//!   `drain` (whose kills also land in Complete and replication), the drills that are ignored
+//!   while the bugs they find are open included.
 //!
 //! Only the standard library: this crate must build fast and never be the reason CI is slow.
 
@@ -38,6 +44,7 @@ fn main() -> ExitCode {
         "soak" => soak(&rest),
         "e2e" => e2e(&rest),
         "crash" => crash(&rest),
+        "kills" => kills(&rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -55,7 +62,8 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
 bench [--quick] [--trials N] [--engine E] [--only claims] [--claim-depth N] | \
-bench --gateway [--quick] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]... | crash [--engine E] [--kills N]>";
+bench --gateway [--quick] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]... | crash [--engine E] [--kills N] | \
+kills [--engine E] [--kills N] [--scope writes|complete|replication|drain|all]>";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -250,6 +258,66 @@ fn crash(rest: &[String]) -> Result<(), String> {
         .env("S3O_CRASH_KILLS", &kills);
     run(
         &format!("crash drills ({engine}, {kills} kills per engine)"),
+        cmd,
+    )
+}
+
+/// The kill drills of `crates/s3o-gateway/tests/workers_drills.rs`, by scope: test modules
+/// whose `sqlite` and `postgres` tests run one engine each.
+const KILL_DRILLS: [(&str, &str); 4] = [
+    ("writes", "sigkill_during_writes_loses_nothing_acknowledged"),
+    ("complete", "sigkill_during_complete"),
+    ("replication", "sigkill_during_replication"),
+    ("drain", "sigkill_during_drain"),
+];
+
+fn kills(rest: &[String]) -> Result<(), String> {
+    let engine = engine_arg(rest)?;
+    let kills = flag(rest, "--kills").unwrap_or_else(|| "200".into());
+    kills
+        .parse::<u32>()
+        .map_err(|_| format!("--kills takes a number, got {kills}"))?;
+    let scope = flag(rest, "--scope").unwrap_or_else(|| "all".into());
+    let drills: Vec<&str> = KILL_DRILLS
+        .iter()
+        // The drain drill's kills also land in Complete and in replication.
+        .filter(|(s, _)| *s == scope || (scope == "all" && matches!(*s, "writes" | "drain")))
+        .map(|(_, m)| *m)
+        .collect();
+    if drills.is_empty() {
+        return Err(format!(
+            "unknown scope `{scope}` (expected writes, complete, replication, drain or all)"
+        ));
+    }
+    // A PostgreSQL run without a server would skip its drills and still pass.
+    if engine != "sqlite" && env::var("S3O_PG_URL").is_err() {
+        return Err(format!(
+            "--engine {engine} needs S3O_PG_URL (e.g. postgres://postgres@127.0.0.1:5432/test); \
+             use --engine sqlite without PostgreSQL"
+        ));
+    }
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "s3o-gateway",
+        "--test",
+        "workers_drills",
+        "--",
+    ]);
+    for m in &drills {
+        match engine.as_str() {
+            "all" => cmd.arg(format!("{m}::")),
+            e => cmd.arg(format!("{m}::{e}")),
+        };
+    }
+    cmd.args(["--include-ignored", "--nocapture", "--test-threads", "1"])
+        .env("S3O_KILL_DRILL_KILLS", &kills);
+    if engine != "sqlite" {
+        cmd.env("S3O_REQUIRE_PG", "1");
+    }
+    run(
+        &format!("gateway kill drills ({scope}; {engine}, {kills} kills per engine and drill)"),
         cmd,
     )
 }

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +43,12 @@ pub(crate) struct Fs {
     pub(crate) reject_deletes: Arc<AtomicBool>,
     /// Every request hangs (a backend that accepts and never answers).
     pub(crate) hang: Arc<AtomicBool>,
+    /// Listings (ListObjectsV2) hang.
+    pub(crate) hang_lists: Arc<AtomicBool>,
+    /// PUTs whose path contains this string wait until it is cleared.
+    pub(crate) hold_puts: Arc<Mutex<Option<String>>>,
+    /// PUTs held by `hold_puts` so far.
+    pub(crate) held: Arc<AtomicU64>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
@@ -56,6 +62,9 @@ impl Fs {
             root: root.to_owned(),
             reject_deletes: Arc::default(),
             hang: Arc::default(),
+            hang_lists: Arc::default(),
+            hold_puts: Arc::default(),
+            held: Arc::default(),
             tasks: Arc::default(),
         };
         fs.serve(listener);
@@ -69,7 +78,12 @@ impl Fs {
         let service = b.build();
         let (reject, hang, tasks) = (
             self.reject_deletes.clone(),
-            self.hang.clone(),
+            (
+                self.hang.clone(),
+                self.hang_lists.clone(),
+                self.hold_puts.clone(),
+                self.held.clone(),
+            ),
             self.tasks.clone(),
         );
         let accept = tokio::spawn(async move {
@@ -84,8 +98,24 @@ impl Fs {
                         let (service, reject, hang) =
                             (service.clone(), reject.clone(), hang.clone());
                         async move {
-                            if hang.load(Ordering::SeqCst) {
+                            let listing = req.method() == hyper::Method::GET
+                                && req.uri().query().is_some_and(|q| q.contains("list-type"));
+                            if hang.0.load(Ordering::SeqCst)
+                                || (listing && hang.1.load(Ordering::SeqCst))
+                            {
                                 std::future::pending::<()>().await;
+                            }
+                            let held = |h: &Mutex<Option<String>>| {
+                                h.lock()
+                                    .unwrap()
+                                    .as_deref()
+                                    .is_some_and(|p| req.uri().path().contains(p))
+                            };
+                            if req.method() == hyper::Method::PUT && held(&hang.2) {
+                                hang.3.fetch_add(1, Ordering::SeqCst);
+                                while held(&hang.2) {
+                                    tokio::time::sleep(Duration::from_millis(10)).await;
+                                }
                             }
                             let bulk_delete = req.method() == hyper::Method::POST
                                 && req.uri().query().is_some_and(|q| {
@@ -157,6 +187,28 @@ impl Fs {
             .filter(|p| !p.starts_with(".mpu/"))
             .collect()
     }
+
+    /// Every multipart part path the backend holds (`.mpu/<upload id>/...`).
+    pub(crate) async fn part_paths(&self) -> BTreeSet<String> {
+        let c = client(&self.endpoint(), POOL, BACKEND_AK, BACKEND_SK);
+        let dir = Path::from(".mpu");
+        let all: Vec<_> = c.list(Some(&dir)).try_collect().await.unwrap();
+        all.into_iter().map(|o| o.location.to_string()).collect()
+    }
+
+    /// Backend multipart uploads created and neither completed nor aborted: s3s-fs keeps one
+    /// `.upload-<id>.json` in its root per open upload.
+    pub(crate) fn open_uploads(&self) -> usize {
+        std::fs::read_dir(&self.root)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with(".upload-") && n.ends_with(".json")
+            })
+            .count()
+    }
 }
 
 impl Drop for Fs {
@@ -210,12 +262,30 @@ pub(crate) fn config(store: &str, fs: &[Fs], factor: u32) -> Config {
 
 /// The same configuration as TOML, for a child process; `workers` is the `[workers]` body.
 pub(crate) fn config_toml(store: &str, fs: &[Fs], workers: &str) -> String {
+    config_toml_with(store, "pack", &[(BUCKET, 1)], fs, 0, workers)
+}
+
+/// A configuration as TOML: `buckets` as (name, replication factor), every backend with
+/// `quota` bytes, `workers` the `[workers]` body.
+pub(crate) fn config_toml_with(
+    store: &str,
+    routing: &str,
+    buckets: &[(&str, u32)],
+    fs: &[Fs],
+    quota: u64,
+    workers: &str,
+) -> String {
     let mut s = format!(
-        "listen = \"127.0.0.1:0\"\nstore = \"{store}\"\n\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n\n[[buckets]]\nname = \"{BUCKET}\"\n\n"
+        "listen = \"127.0.0.1:0\"\nstore = \"{store}\"\nrouting = \"{routing}\"\n\n[[credentials]]\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n\n"
     );
+    for (name, factor) in buckets {
+        s.push_str(&format!(
+            "[[buckets]]\nname = \"{name}\"\nreplication_factor = {factor}\n\n"
+        ));
+    }
     for f in fs {
         s.push_str(&format!(
-            "[[backends]]\nname = \"{}\"\nkind = \"s3\"\nendpoint = \"{}\"\nbucket = \"{POOL}\"\naccess_key = \"{BACKEND_AK}\"\nsecret_key = \"{BACKEND_SK}\"\n\n",
+            "[[backends]]\nname = \"{}\"\nkind = \"s3\"\nendpoint = \"{}\"\nbucket = \"{POOL}\"\naccess_key = \"{BACKEND_AK}\"\nsecret_key = \"{BACKEND_SK}\"\nquota_bytes = {quota}\n\n",
             f.name,
             f.endpoint()
         ));
