@@ -401,13 +401,11 @@ mod queued_delete_spares_a_later_copy {
     use super::kills::{Engine, repro::queued_delete_spares_a_later_copy as drill};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "issue 20: a queued delete removes a later replica at the same backend path"]
     async fn sqlite() {
         drill(Engine::Sqlite).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "issue 20: a queued delete removes a later replica at the same backend path"]
     async fn postgres() {
         drill(Engine::Postgres).await;
     }
@@ -421,13 +419,11 @@ mod drain_racing_a_put_to_its_target_keeps_it {
     use super::kills::{Engine, repro::drain_racing_a_put_to_its_target_keeps_it as drill};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "issue 20: a drain racing an overwrite on its target loses the overwrite"]
     async fn sqlite() {
         drill(Engine::Sqlite).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "issue 20: a drain racing an overwrite on its target loses the overwrite"]
     async fn postgres() {
         drill(Engine::Postgres).await;
     }
@@ -439,13 +435,11 @@ mod complete_killed_after_release_leaks_no_parts {
     use super::kills::{Engine, repro::complete_killed_after_release_leaks_no_parts as drill};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "issue 20: a Complete killed after releasing its upload leaks the part bytes"]
     async fn sqlite() {
         drill(Engine::Sqlite).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "issue 20: a Complete killed after releasing its upload leaks the part bytes"]
     async fn postgres() {
         drill(Engine::Postgres).await;
     }

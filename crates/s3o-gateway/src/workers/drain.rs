@@ -20,11 +20,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path;
 use s3o_store::{DeletedCopy, LockId, MoveOutcome, ObjectLocation, StoreError};
 
-use super::{
-    Ctx, backend_up, copy_bytes, delete_path, delete_queued, referenced, remove_bytes, settle,
-};
+use super::{Ctx, backend_up, copy_under_intent, delete_path, delete_queued, end_copy, settle};
 use crate::backends::{Backend, Backends};
-use crate::keys;
 use crate::ledger::{Displaced, LResult, Ledger};
 use crate::{Config, GatewayError};
 
@@ -286,22 +283,31 @@ async fn move_one(
     let Some(to) = ctx.backends.get(&target) else {
         return Ok((Step::Failed, None));
     };
-    let path = keys::path(&storage_key);
-    if let Err(e) = copy_bytes(from, to, &path, loc.size_bytes, &loc.form.etag).await {
-        tracing::warn!(key = %key, from = %from.name, to = %target, error = %e, "drain copy failed");
-        return Ok((Step::Failed, None));
-    }
-    let ours = Displaced {
-        backend: target.clone(),
-        storage_key: storage_key.clone(),
-        size: 0,
-        claim: None,
+    let copy = match copy_under_intent(
+        ctx,
+        from,
+        to,
+        key,
+        &storage_key,
+        loc.size_bytes,
+        &loc.form.etag,
+    )
+    .await?
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(key = %key, from = %from.name, to = %target, error = %e, "drain copy failed");
+            return Ok((Step::Failed, None));
+        }
     };
-    match ctx
+    let moved = ctx
         .store
         .move_object_location(key, &from.name, &target, &storage_key)
-        .await
-    {
+        .await;
+    // Moved or not, the copy's intent ends here: it just goes when the moved row is the live
+    // copy at that path, else our bytes on the target are queued and deleted.
+    end_copy(ctx, copy).await?;
+    match moved {
         Ok(MoveOutcome::Moved { bytes, source: s }) => {
             let source = Displaced {
                 claim: Some(s.cleanup),
@@ -310,20 +316,14 @@ async fn move_one(
             return Ok((Step::Moved(bytes), Some(source)));
         }
         Ok(_) => {}
-        Err(StoreError::NoSpaceAvailable) => {
-            remove_bytes(ctx, &ours, "move not admitted").await;
-            return Ok((Step::Failed, None));
-        }
+        Err(StoreError::NoSpaceAvailable) => return Ok((Step::Failed, None)),
         Err(e) => return Err(e),
     }
     // Refused: the key changed since it was listed (deleted, overwritten, or a copy landed on
     // the target). Nothing is moved back or copied again from here: the ledger already names
     // the live version, wherever its bytes are (moving a row to where its bytes never were lost
-    // an overwrite that landed on the target). Our copy on the target goes unless a live copy
-    // names that path; a newer version still on the source is left for the next run.
-    if !referenced(ctx, key, &target, &storage_key).await? {
-        remove_bytes(ctx, &ours, "move not recorded").await;
-    }
+    // an overwrite that landed on the target). Our copy went with its intent unless a live
+    // copy names that path; a newer version still on the source is left for the next run.
     let still_on_source = ctx
         .ledger
         .copies_or_empty(key)

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 use crate::LedgerHandle;
 use crate::backends::{Backend, Backends};
 use crate::keys;
-use crate::ledger::{Displaced, LResult, Ledger};
+use crate::ledger::{LResult, Ledger};
 
 pub use config::{
     CleanupSettings, DrainSettings, Interval, MultipartSettings, ReaperSettings, ScanSettings,
@@ -481,6 +481,7 @@ pub(crate) async fn copy_bytes(
     path: &Path,
     size: i64,
     etag: &str,
+    record: Option<crate::body::RecordUpload<'_>>,
 ) -> Result<(), String> {
     let got = src
         .store
@@ -489,7 +490,7 @@ pub(crate) async fn copy_bytes(
         .map_err(|e| format!("read from {}: {e}", src.name))?;
     let stream = got.into_stream().map_err(|e| Box::new(e) as s3s::StdError);
     let mut hasher = s3s::checksum::ChecksumHasher::default();
-    let up = crate::body::upload(dst, path, stream, &mut hasher, None)
+    let up = crate::body::upload(dst, path, stream, &mut hasher, record)
         .await
         .map_err(|e| match e {
             crate::body::UploadError::Body(e) => format!("read from {}: {e}", src.name),
@@ -504,6 +505,88 @@ pub(crate) async fn copy_bytes(
         ));
     }
     Ok(())
+}
+
+/// A copy of a version's bytes written to another backend (a replica or a drained copy) under
+/// a write intent on that backend, so that a worker killed between the copy and its ledger
+/// record leaves nothing the reaper cannot find. End it with [`end_copy`] whatever happened.
+pub(crate) struct CopyIntent {
+    intent: s3o_store::PendingObject,
+}
+
+/// Records an intent for `storage_key` on `dst`, then copies the bytes there from `src`
+/// (refreshing the intent while the copy streams, and recording a backend multipart upload
+/// with it). The outer error is the ledger's; the inner one says why the copy failed, in which
+/// case the intent has been ended already.
+pub(crate) async fn copy_under_intent(
+    ctx: &Ctx,
+    src: &Backend,
+    dst: &Backend,
+    key: &str,
+    storage_key: &str,
+    size: i64,
+    etag: &str,
+) -> LResult<Result<CopyIntent, String>> {
+    let intent = s3o_store::PendingObject {
+        intent_id: uuid::Uuid::new_v4().to_string(),
+        object_key: key.to_owned(),
+        backend_name: dst.name.clone(),
+        size_bytes: size,
+        form: s3o_store::StoredForm {
+            storage_key: storage_key.to_owned(),
+            ..s3o_store::StoredForm::default()
+        },
+        created_at: s3o_store::Timestamp::ZERO,
+    };
+    ctx.store.insert_pending(&intent).await?;
+    let copy = CopyIntent { intent };
+    let id = copy.intent.intent_id.clone();
+    let store = ctx.store.clone();
+    let record =
+        move |upload_id: String| -> futures::future::BoxFuture<'static, Result<(), String>> {
+            let (store, id) = (store.clone(), id.clone());
+            Box::pin(async move {
+                match store.set_pending_backend_upload(&id, &upload_id).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err("the copy's intent is gone".to_owned()),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+        };
+    let path = keys::path(storage_key);
+    let copied = {
+        let work = copy_bytes(src, dst, &path, size, etag, Some(&record));
+        tokio::pin!(work);
+        let ids = [copy.intent.intent_id.clone()];
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(crate::s3::INTENT_HEARTBEAT).await;
+                if let Err(e) = ctx.store.touch_pending(&ids).await {
+                    tracing::warn!(error = %e, "could not refresh a copy's intent");
+                }
+            }
+        };
+        tokio::pin!(heartbeat);
+        tokio::select! {
+            r = &mut work => r,
+            () = &mut heartbeat => unreachable!("the heartbeat never ends"),
+        }
+    };
+    match copied {
+        Ok(()) => Ok(Ok(copy)),
+        Err(e) => {
+            end_copy(ctx, copy).await?;
+            Ok(Err(e))
+        }
+    }
+}
+
+/// Ends a copy's intent in one ledger transaction: when a live copy was recorded at its
+/// backend and path (the replica or move went through) the intent just goes; otherwise its
+/// bytes are queued and deleted now.
+pub(crate) async fn end_copy(ctx: &Ctx, copy: CopyIntent) -> LResult<()> {
+    let (_, queued) = ctx.store.abandon_pending(&copy.intent).await?;
+    settle(ctx, queued).await
 }
 
 /// Deletes the bytes of copies the ledger took out (their cleanup rows were enqueued and
@@ -534,22 +617,6 @@ pub(crate) async fn delete_queued(ctx: &Ctx, backend: &str, storage_key: &str) {
         && let Err(e) = delete_path(b, &keys::path(storage_key)).await
     {
         tracing::warn!(backend = %backend, key = %storage_key, error = %e, "delete failed; left to the cleanup worker");
-    }
-}
-
-/// Deletes bytes the ledger never recorded (a copy that was not admitted, a write that was
-/// dropped); when that fails they are queued for the cleanup worker, with no bytes charged
-/// since the ledger never counted them.
-pub(crate) async fn remove_bytes(ctx: &Ctx, d: &Displaced, reason: &str) {
-    let deleted = match ctx.backends.get(&d.backend) {
-        Some(b) => delete_path(b, &keys::path(&d.storage_key)).await,
-        None => Err("backend not configured".to_owned()),
-    };
-    if let Err(e) = deleted {
-        tracing::warn!(backend = %d.backend, key = %d.storage_key, error = %e, "delete failed; queued for cleanup");
-        if let Err(e) = ctx.ledger.orphan(d, reason).await {
-            tracing::error!(backend = %d.backend, key = %d.storage_key, error = %e, "could not queue cleanup: bytes orphaned untracked");
-        }
     }
 }
 

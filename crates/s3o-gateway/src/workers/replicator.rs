@@ -12,9 +12,9 @@
 
 use s3o_store::{KeyBound, ReplicaOutcome, StoreError};
 
-use super::{Ctx, Health, Tally, Worker, copy_bytes, referenced, remove_bytes, settle};
+use super::{Ctx, Health, Tally, Worker, copy_under_intent, end_copy, settle};
 use crate::keys;
-use crate::ledger::{Displaced, LResult};
+use crate::ledger::LResult;
 
 /// The next page of `bucket`'s keys for `w`, with the backends holding each.
 async fn scan_page(ctx: &Ctx, w: Worker, bucket: &str) -> LResult<Vec<(String, usize)>> {
@@ -121,25 +121,25 @@ async fn replicate_key(
             return Ok(());
         };
         let mut copied = None;
+        let mut copy = None;
         for (c, src) in &sources {
-            let path = keys::path(&c.meta.storage_key);
-            match copy_bytes(src, &dst, &path, c.size, &c.meta.etag).await {
-                Ok(()) => {
+            let path = if c.meta.storage_key.is_empty() {
+                key
+            } else {
+                c.meta.storage_key.as_str()
+            };
+            match copy_under_intent(ctx, src, &dst, key, path, c.size, &c.meta.etag).await? {
+                Ok(intent) => {
                     copied = Some(*c);
+                    copy = Some(intent);
                     break;
                 }
                 Err(e) => tracing::warn!(key = %key, error = %e, "replica copy failed"),
             }
         }
-        let Some(src) = copied else {
+        let (Some(src), Some(copy)) = (copied, copy) else {
             t.add("copy_failed");
             return Ok(());
-        };
-        let ours = Displaced {
-            backend: target.clone(),
-            storage_key: src.meta.storage_key.clone(),
-            size: 0,
-            claim: None,
         };
         // The version we copied: the store refuses the replica if the key changed since.
         let expected = if src.meta.storage_key.is_empty() {
@@ -147,25 +147,24 @@ async fn replicate_key(
         } else {
             src.meta.storage_key.as_str()
         };
-        match ctx
+        let recorded = ctx
             .store
             .record_replica(key, &target, &src.backend, expected)
-            .await
-        {
+            .await;
+        // Recorded or not, the copy's intent ends here: it just goes when the replica is the
+        // live copy at that path, else its bytes are queued and deleted.
+        end_copy(ctx, copy).await?;
+        match recorded {
             Ok(ReplicaOutcome::Recorded { .. }) => {
                 tracing::info!(key = %key, from = %src.backend, to = %target, "replica recorded");
                 t.add("replicated");
                 holders.push(target);
             }
             Ok(_) => {
-                if !referenced(ctx, key, &target, &src.meta.storage_key).await? {
-                    remove_bytes(ctx, &ours, "replica not recorded").await;
-                }
                 t.add("source_changed");
                 return Ok(());
             }
             Err(StoreError::NoSpaceAvailable) => {
-                remove_bytes(ctx, &ours, "replica not admitted").await;
                 t.add("no_room");
                 return Ok(());
             }
