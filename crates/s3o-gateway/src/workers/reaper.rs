@@ -15,12 +15,13 @@
 
 use s3o_store::PendingPromoteResult;
 
-use super::{Ctx, DELETE_TIMEOUT, Tally, settle};
+use super::{Ctx, DELETE_TIMEOUT, Health, Tally, settle};
 use crate::keys;
 use crate::ledger::LResult;
 
 pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     let s = &ctx.settings.reaper;
+    let mut health = Health::default();
     let stale = ctx
         .store
         .get_stale_pending(s.min_age.0, i64::from(s.batch_size))
@@ -38,16 +39,16 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
             let aborted =
                 tokio::time::timeout(DELETE_TIMEOUT, mp.abort_multipart(&path, &id)).await;
             match aborted {
-                // Gone already (completed or aborted) counts as done.
-                Ok(Ok(())) | Ok(Err(object_store::Error::NotFound { .. })) => {
-                    t.add("backend_upload_aborted");
+                Ok(Ok(())) => t.add("backend_upload_aborted"),
+                // The backend answers but will not abort: the upload is gone already (it
+                // completed, so its bytes sit at the path the abandonment queues, or it was
+                // aborted), or the backend refuses; either way nothing more can be done here.
+                Ok(Err(e)) if health.recheck(b).await => {
+                    tracing::info!(intent = %p.intent_id, backend = %p.backend_name, error = %e, "backend upload not aborted (gone already?)");
+                    t.add("backend_upload_gone");
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(intent = %p.intent_id, backend = %p.backend_name, error = %e, "could not abort the write's backend upload; left for a later pass");
-                    t.add("skipped_backend_down");
-                    continue;
-                }
-                Err(_) => {
+                _ => {
+                    // Backend down: keep the intent (and the upload id) for a later pass.
                     t.add("skipped_backend_down");
                     continue;
                 }
