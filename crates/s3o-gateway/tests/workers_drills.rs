@@ -348,55 +348,53 @@ mod sigkill_during_writes_loses_nothing_acknowledged {
     kill_drill_on_both_engines!(Scope::WRITES);
 }
 
-/// The same, with kills inside Complete too. Ignored: Complete releases the upload in the
-/// ledger before it deletes the part bytes, so a kill in between leaves them on the backend
-/// with no upload row, and the multipart sweeper (which starts from the rows) never finds
-/// them (`.mpu/<id>/...` "belong to no upload in the ledger").
+/// The same, with kills inside Complete too (Complete deletes the part bytes before it
+/// releases the upload row, so a kill in between leaves the row for the sweeper). Ignored in
+/// the default run only because `sigkill_during_drain` covers it with every other kind; run
+/// it alone with `cargo xtask kills --scope complete`.
 mod sigkill_during_complete {
     kill_drill_on_both_engines!(
         Scope {
             complete: true,
             ..Scope::WRITES
         },
-        "issue 20: a Complete killed after releasing its upload leaks the part bytes"
+        "covered by sigkill_during_drain in the default run (cargo xtask kills --scope complete)"
     );
 }
 
 /// The same, with the replicator running in the killed gateways (every 50 ms over a bucket
-/// with replication factor 2). Ignored: a replica whose bytes were copied and whose
-/// `record_replica` never ran (killed in between) stays on the target backend, referenced
-/// and queued by nothing (no intent covers worker copies).
+/// with replication factor 2): a replica is copied under an intent on its target, so one
+/// killed before `record_replica` is abandoned by the reaper. Ignored in the default run only
+/// because `sigkill_during_drain` covers it (`cargo xtask kills --scope replication`).
 mod sigkill_during_replication {
     kill_drill_on_both_engines!(
         Scope {
             replication: true,
             ..Scope::WRITES
         },
-        "issue 20: a replica copied but not recorded when the gateway dies is leaked"
+        "covered by sigkill_during_drain in the default run (cargo xtask kills --scope replication)"
     );
 }
 
 /// The same, with the replicator running and an `s3o-gateway drain` of one backend killed
 /// alongside every fourth round (and kills inside Complete: this is every kind at once).
-/// Ignored: drain copies made but not moved in the ledger leak like replicas; a drained
-/// source path queued for deletion removes a later replica recorded at that path (see
-/// `queued_delete_spares_a_later_copy`); and a drain racing an overwrite that lands on its
-/// target loses the acknowledged write (see `drain_racing_a_put_to_its_target_keeps_it`):
-/// GET 503, the ledger naming the drained backend.
+/// It found, and now guards: drain copies leaked when killed before the move (they are made
+/// under an intent now), a queued delete of a drained source path removing a later replica
+/// at that path (`queued_delete_spares_a_later_copy`), and a drain racing an overwrite on its
+/// target losing the acknowledged write (`drain_racing_a_put_to_its_target_keeps_it`).
 mod sigkill_during_drain {
     kill_drill_on_both_engines!(
         Scope {
             complete: true,
             replication: true,
             drain: true,
-        },
-        "issue 20: drain copies leak when killed, queued deletes remove later copies, a drain racing an overwrite loses it"
+        }
     );
 }
 
 /// A queued delete of a backend path never removes a copy recorded later at that path
-/// (`workers_kills::repro`). Ignored: it does (the cleanup worker deletes what its row
-/// names without asking the ledger whether a copy lives there now).
+/// (`workers_kills::repro`): the cleanup worker asks the ledger whether a live copy names the
+/// row's backend and path before it deletes.
 mod queued_delete_spares_a_later_copy {
     use super::kills::{Engine, repro::queued_delete_spares_a_later_copy as drill};
 
@@ -412,9 +410,9 @@ mod queued_delete_spares_a_later_copy {
 }
 
 /// A drain whose copy races an overwrite of its key landing on the drain's target keeps the
-/// overwrite (`workers_kills::repro`). Ignored: the drain moves the new version's ledger row
-/// back to the drained backend, where its bytes never were, and queues the real bytes for
-/// deletion: the acknowledged write is lost (no kill needed).
+/// overwrite (`workers_kills::repro`). The drain used to move the new version's ledger row
+/// back to the drained backend, where its bytes never were, and queue the real bytes for
+/// deletion (no kill needed); a refused move now leaves the ledger as it is.
 mod drain_racing_a_put_to_its_target_keeps_it {
     use super::kills::{Engine, repro::drain_racing_a_put_to_its_target_keeps_it as drill};
 
@@ -429,8 +427,9 @@ mod drain_racing_a_put_to_its_target_keeps_it {
     }
 }
 
-/// A gateway killed inside Complete after the upload was released leaves no part bytes
-/// (`workers_kills::repro`). Ignored: it leaves them for good.
+/// A gateway killed inside Complete while it releases the upload leaves no part bytes for
+/// good (`workers_kills::repro`): the part bytes go before the upload row, so the sweeper
+/// still finds whatever a kill leaves.
 mod complete_killed_after_release_leaks_no_parts {
     use super::kills::{Engine, repro::complete_killed_after_release_leaks_no_parts as drill};
 
