@@ -383,13 +383,11 @@ mod sigkill_during_replication {
 /// at that path (`queued_delete_spares_a_later_copy`), and a drain racing an overwrite on its
 /// target losing the acknowledged write (`drain_racing_a_put_to_its_target_keeps_it`).
 mod sigkill_during_drain {
-    kill_drill_on_both_engines!(
-        Scope {
-            complete: true,
-            replication: true,
-            drain: true,
-        }
-    );
+    kill_drill_on_both_engines!(Scope {
+        complete: true,
+        replication: true,
+        drain: true,
+    });
 }
 
 /// A queued delete of a backend path never removes a copy recorded later at that path

@@ -20,7 +20,9 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path;
 use s3o_store::{DeletedCopy, LockId, MoveOutcome, ObjectLocation, StoreError};
 
-use super::{Ctx, backend_up, copy_under_intent, delete_path, delete_queued, end_copy, settle};
+use super::{
+    Ctx, backend_up, copy_under_intent, delete_path, delete_queued, end_copy, referenced, settle,
+};
 use crate::backends::{Backend, Backends};
 use crate::ledger::{Displaced, LResult, Ledger};
 use crate::{Config, GatewayError};
@@ -128,6 +130,9 @@ pub async fn drain(
     }
 }
 
+/// A moved or dropped copy's source bytes, by key, to release after the read grace.
+type Source = (String, Displaced);
+
 enum Step {
     Moved(i64),
     Dropped,
@@ -146,7 +151,7 @@ async fn run(
     };
     let batch = i64::from(ctx.settings.drain.batch_size);
     let concurrency = ctx.settings.drain.concurrency as usize;
-    let mut deferred: Vec<(Instant, Displaced)> = Vec::new();
+    let mut deferred: Vec<(Instant, String, Displaced)> = Vec::new();
     let mut after = String::new();
     let (n, bytes) = ctx.store.backend_object_stats(backend).await?;
     report.progress.remaining = n;
@@ -169,7 +174,7 @@ async fn run(
             }
         }
         let (from_ref, up_ref) = (&from, &up);
-        let steps: Vec<LResult<(Step, Option<Displaced>)>> = futures::stream::iter(locs)
+        let steps: Vec<LResult<(Step, Option<Source>)>> = futures::stream::iter(locs)
             .map(|loc| async move { move_one(ctx, from_ref, &loc, up_ref).await })
             .buffer_unordered(concurrency)
             .collect()
@@ -185,40 +190,26 @@ async fn run(
                 Step::Skipped => {}
                 Step::Failed => report.progress.failed += 1,
             }
-            if let Some(d) = source {
-                deferred.push((Instant::now() + READ_GRACE, d));
+            if let Some((k, d)) = source {
+                deferred.push((Instant::now() + READ_GRACE, k, d));
             }
         }
         let now = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = deferred.into_iter().partition(|(t, _)| *t <= now);
+        let (due, later): (Vec<_>, Vec<_>) = deferred.into_iter().partition(|(t, _, _)| *t <= now);
         deferred = later;
-        for (_, d) in due {
-            delete_queued(ctx, &d.backend, &d.storage_key).await;
+        for (_, k, d) in due {
+            release_source(ctx, &k, d).await?;
         }
         let (n, bytes) = ctx.store.backend_object_stats(backend).await?;
         report.progress.remaining = n;
         report.progress.remaining_bytes = bytes;
         progress(&report.progress);
     }
-    if let Some((t, _)) = deferred.last() {
+    if let Some((t, _, _)) = deferred.last() {
         tokio::time::sleep_until((*t).into()).await;
     }
-    for (_, d) in deferred {
-        match d.claim {
-            // The move's cleanup row is ours: delete the bytes and complete it.
-            Some(cleanup) => {
-                let copy = DeletedCopy {
-                    backend_name: d.backend,
-                    size_bytes: d.size,
-                    storage_key: d.storage_key,
-                    cleanup,
-                };
-                if let Err(e) = settle(ctx, vec![copy]).await {
-                    tracing::warn!(error = %e, "completing a drained copy's cleanup failed; left to the cleanup worker");
-                }
-            }
-            None => delete_queued(ctx, &d.backend, &d.storage_key).await,
-        }
+    for (_, k, d) in deferred {
+        release_source(ctx, &k, d).await?;
     }
     if report.progress.failed == 0 {
         report.leftovers_deleted = sweep_leftovers(ctx, &from).await?;
@@ -236,7 +227,7 @@ async fn move_one(
     from: &Backend,
     loc: &ObjectLocation,
     up: &[String],
-) -> LResult<(Step, Option<Displaced>)> {
+) -> LResult<(Step, Option<Source>)> {
     let key = &loc.object_key;
     let storage_key = loc.form.storage_path(key).to_owned();
     let source = Displaced {
@@ -266,10 +257,13 @@ async fn move_one(
             return match ctx.store.delete_object_location(key, &from.name).await? {
                 Some(d) => Ok((
                     Step::Dropped,
-                    Some(Displaced {
-                        claim: Some(d.cleanup),
-                        ..source
-                    }),
+                    Some((
+                        key.clone(),
+                        Displaced {
+                            claim: Some(d.cleanup),
+                            ..source
+                        },
+                    )),
                 )),
                 None => Ok((Step::Skipped, None)),
             };
@@ -313,7 +307,7 @@ async fn move_one(
                 claim: Some(s.cleanup),
                 ..source
             };
-            return Ok((Step::Moved(bytes), Some(source)));
+            return Ok((Step::Moved(bytes), Some((key.clone(), source))));
         }
         Ok(_) => {}
         Err(StoreError::NoSpaceAvailable) => return Ok((Step::Failed, None)),
@@ -338,6 +332,33 @@ async fn move_one(
         },
         None,
     ))
+}
+
+/// Deletes a moved or dropped copy's source bytes once the read grace is over, and completes
+/// its cleanup row. Bytes a live copy names again by then (the replicator may have put a
+/// replica of the same version back on the drained backend, at the same path) are kept and
+/// only the row completed.
+async fn release_source(ctx: &Ctx, key: &str, d: Displaced) -> LResult<()> {
+    let live = referenced(ctx, key, &d.backend, &d.storage_key).await?;
+    match d.claim {
+        Some(cleanup) if live => {
+            ctx.store.complete_cleanup_item(&cleanup).await?;
+        }
+        Some(cleanup) => {
+            let copy = DeletedCopy {
+                backend_name: d.backend,
+                size_bytes: d.size,
+                storage_key: d.storage_key,
+                cleanup,
+            };
+            if let Err(e) = settle(ctx, vec![copy]).await {
+                tracing::warn!(error = %e, "completing a drained copy's cleanup failed; left to the cleanup worker");
+            }
+        }
+        None if live => {}
+        None => delete_queued(ctx, &d.backend, &d.storage_key).await,
+    }
+    Ok(())
 }
 
 /// How old unreferenced bytes must be before the drain's sweep deletes them: the reaper's
