@@ -1,0 +1,179 @@
+//! ListObjects (v1 and v2): pages from the ledger, continuation tokens and url encoding.
+
+use super::*;
+
+/// Percent-encodes a key for `encoding-type=url` listings (everything but unreserved
+/// characters and `/`).
+pub(super) fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Opaque continuation token for a bucket-relative key.
+pub(super) fn encode_token(key: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+/// Decodes a continuation token; anything we did not issue ⇒ `InvalidArgument`.
+pub(super) fn decode_token(token: &str) -> S3Result<String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| s3_error!(InvalidArgument, "invalid continuation token"))
+}
+
+pub(super) fn object_entry(key: String, c: &Copy) -> Object {
+    Object {
+        key: Some(key),
+        size: Some(c.size),
+        e_tag: etag_of(&c.meta),
+        last_modified: Some(to_s3_time(c.last_modified)),
+        storage_class: Some(ObjectStorageClass::from_static(
+            ObjectStorageClass::STANDARD,
+        )),
+        ..Object::default()
+    }
+}
+
+impl GatewayS3 {
+    pub(super) async fn do_list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: &str,
+        after: &str,
+        max_keys: Option<i32>,
+    ) -> S3Result<crate::ledger::Listing> {
+        self.bucket(bucket)?;
+        let max = max_keys.unwrap_or(MAX_LIST_KEYS).clamp(0, MAX_LIST_KEYS);
+        if max == 0 {
+            return Ok(crate::ledger::Listing::default());
+        }
+        self.ledger
+            .list(
+                &keys::bucket_prefix(bucket),
+                prefix,
+                delimiter,
+                after,
+                i64::from(max),
+            )
+            .await
+            .map_err(read_err)
+    }
+
+    pub(super) async fn do_list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let i = req.input;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let delimiter = i.delimiter.clone().unwrap_or_default();
+        let url = i
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL);
+        let after = match &i.continuation_token {
+            Some(t) => decode_token(t).map(Some),
+            None => Ok(None),
+        };
+        match after {
+            Err(e) => Err(e),
+            Ok(token_after) => {
+                let start_after = i.start_after.clone().unwrap_or_default();
+                let after = match token_after {
+                    Some(t) if t > start_after => t,
+                    _ => start_after,
+                };
+                self.do_list(&i.bucket, &prefix, &delimiter, &after, i.max_keys)
+                    .await
+                    .map(|l| {
+                        let enc = |s: String| if url { url_encode(&s) } else { s };
+                        let contents: Vec<Object> = l
+                            .objects
+                            .into_iter()
+                            .map(|(k, c)| object_entry(enc(k), &c))
+                            .collect();
+                        let prefixes: Vec<CommonPrefix> = l
+                            .common_prefixes
+                            .into_iter()
+                            .map(|p| CommonPrefix {
+                                prefix: Some(enc(p)),
+                            })
+                            .collect();
+                        let count = contents.len() + prefixes.len();
+                        S3Response::new(ListObjectsV2Output {
+                            name: Some(i.bucket.clone()),
+                            prefix: Some(enc(prefix)),
+                            delimiter: (!delimiter.is_empty()).then(|| enc(delimiter)),
+                            max_keys: Some(i.max_keys.unwrap_or(MAX_LIST_KEYS)),
+                            key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
+                            continuation_token: i.continuation_token.clone(),
+                            start_after: i.start_after.clone().map(enc),
+                            is_truncated: Some(l.is_truncated),
+                            next_continuation_token: l
+                                .is_truncated
+                                .then(|| encode_token(&l.next_after)),
+                            contents: Some(contents),
+                            common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+                            encoding_type: i.encoding_type.clone(),
+                            ..ListObjectsV2Output::default()
+                        })
+                    })
+            }
+        }
+    }
+
+    pub(super) async fn do_list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let i = req.input;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let delimiter = i.delimiter.clone().unwrap_or_default();
+        let marker = i.marker.clone().unwrap_or_default();
+        let url = i
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL);
+        self.do_list(&i.bucket, &prefix, &delimiter, &marker, i.max_keys)
+            .await
+            .map(|l| {
+                let enc = |s: String| if url { url_encode(&s) } else { s };
+                let contents: Vec<Object> = l
+                    .objects
+                    .into_iter()
+                    .map(|(k, c)| object_entry(enc(k), &c))
+                    .collect();
+                let prefixes: Vec<CommonPrefix> = l
+                    .common_prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(enc(p)),
+                    })
+                    .collect();
+                S3Response::new(ListObjectsOutput {
+                    name: Some(i.bucket.clone()),
+                    prefix: Some(enc(prefix)),
+                    marker: Some(enc(marker)),
+                    delimiter: (!delimiter.is_empty()).then(|| enc(delimiter)),
+                    max_keys: Some(i.max_keys.unwrap_or(MAX_LIST_KEYS)),
+                    is_truncated: Some(l.is_truncated),
+                    next_marker: l.is_truncated.then(|| enc(l.next_after)),
+                    contents: Some(contents),
+                    common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+                    encoding_type: i.encoding_type.clone(),
+                    ..ListObjectsOutput::default()
+                })
+            })
+    }
+}
