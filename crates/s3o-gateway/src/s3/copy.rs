@@ -8,7 +8,7 @@ impl GatewayS3 {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let i = req.input;
-        self.bucket(&i.bucket)?;
+        self.bucket(&i.bucket).await?;
         let (src_bucket, src_key) = match &i.copy_source {
             CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
             _ => {
@@ -18,7 +18,7 @@ impl GatewayS3 {
                 ));
             }
         };
-        self.bucket(&src_bucket)?;
+        self.bucket(&src_bucket).await?;
         let replace = i
             .metadata_directive
             .as_ref()

@@ -56,7 +56,7 @@ impl GatewayS3 {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let i = &req.input;
-        match self.bucket(&i.bucket) {
+        match self.bucket(&i.bucket).await {
             Err(e) => Err(e),
             // Absent keys answer 204 too, as S3 does.
             Ok(()) => self
@@ -71,7 +71,7 @@ impl GatewayS3 {
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let i = req.input;
-        let check = self.bucket(&i.bucket).and_then(|()| {
+        let check = self.bucket(&i.bucket).await.and_then(|()| {
             if i.delete.objects.len() > MAX_DELETE_KEYS {
                 Err(s3_error!(
                     MalformedXML,

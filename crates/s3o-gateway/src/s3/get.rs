@@ -193,7 +193,7 @@ impl GatewayS3 {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let i = req.input;
-        self.bucket(&i.bucket)?;
+        self.bucket(&i.bucket).await?;
         let (found, range, stream) = self
             .read_version(&i.bucket, &i.key, |found| {
                 check_preconditions(
@@ -235,7 +235,7 @@ impl GatewayS3 {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let i = req.input;
-        self.bucket(&i.bucket)?;
+        self.bucket(&i.bucket).await?;
         // Answered from the ledger alone: no backend call.
         let found = self.lookup(&i.bucket, &i.key).await?;
         check_preconditions(

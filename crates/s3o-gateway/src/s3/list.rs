@@ -54,7 +54,7 @@ impl GatewayS3 {
         after: &str,
         max_keys: Option<i32>,
     ) -> S3Result<crate::ledger::Listing> {
-        self.bucket(bucket)?;
+        self.bucket(bucket).await?;
         let max = max_keys.unwrap_or(MAX_LIST_KEYS).clamp(0, MAX_LIST_KEYS);
         if max == 0 {
             return Ok(crate::ledger::Listing::default());

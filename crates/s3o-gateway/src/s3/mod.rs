@@ -46,7 +46,9 @@ pub(crate) const INTENT_HEARTBEAT: std::time::Duration = std::time::Duration::fr
 pub(crate) struct GatewayS3 {
     ledger: Arc<Ledger>,
     backends: Arc<Backends>,
-    buckets: Arc<BTreeSet<String>>,
+    buckets: Arc<BucketCache>,
+    /// Whether CreateBucket is served (`allow_create_bucket`).
+    allow_create_bucket: bool,
     region: String,
     metrics: Arc<Metrics>,
     completions: Completions,
@@ -61,6 +63,7 @@ mod multipart;
 mod put;
 
 // The families share their helpers through this module (each starts with `use super::*`).
+use self::bucket::BucketCache;
 use self::get::*;
 use self::put::*;
 
@@ -141,28 +144,24 @@ struct Found {
 }
 
 impl GatewayS3 {
+    /// The S3 face over `ledger` and `backends`; `configured` are the configuration's
+    /// buckets (already synced into the ledger), assumed to exist while the ledger is down.
     pub(crate) fn new(
         ledger: Arc<Ledger>,
         backends: Arc<Backends>,
-        buckets: BTreeSet<String>,
+        configured: BTreeSet<String>,
+        allow_create_bucket: bool,
         region: String,
         metrics: Arc<Metrics>,
     ) -> Self {
         GatewayS3 {
             ledger,
             backends,
-            buckets: Arc::new(buckets),
+            buckets: Arc::new(BucketCache::new(configured)),
+            allow_create_bucket,
             region,
             metrics,
             completions: Completions::default(),
-        }
-    }
-
-    fn bucket(&self, name: &str) -> S3Result<()> {
-        if self.buckets.contains(name) {
-            Ok(())
-        } else {
-            Err(s3_error!(NoSuchBucket, "bucket {name} is not configured"))
         }
     }
 

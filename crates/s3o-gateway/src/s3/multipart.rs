@@ -10,7 +10,7 @@ impl GatewayS3 {
         key: &str,
         upload_id: &str,
     ) -> S3Result<s3o_store::MultipartUpload> {
-        self.bucket(bucket)?;
+        self.bucket(bucket).await?;
         let up = self.ledger.upload(upload_id).await.map_err(write_err)?;
         // An upload id only works for the key it was created for.
         if up.object_key != keys::ledger_key(bucket, key) {
@@ -38,7 +38,7 @@ impl GatewayS3 {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let i = req.input;
-        self.bucket(&i.bucket)?;
+        self.bucket(&i.bucket).await?;
         let lkey = keys::ledger_key(&i.bucket, &i.key);
         // Parts land on one backend chosen now (each part is admitted on its own).
         let backend = self
@@ -167,7 +167,7 @@ impl GatewayS3 {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let i = req.input;
-        self.bucket(&i.bucket)?;
+        self.bucket(&i.bucket).await?;
         let lkey = keys::ledger_key(&i.bucket, &i.key);
         // A retry while the first Complete runs, or after it finished, gets its result.
         if let Some(outcome) = self.completions.get(&i.upload_id) {
@@ -391,7 +391,7 @@ impl GatewayS3 {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let i = req.input;
-        self.bucket(&i.bucket)?;
+        self.bucket(&i.bucket).await?;
         let bp = keys::bucket_prefix(&i.bucket);
         let prefix = i.prefix.clone().unwrap_or_default();
         let max = i.max_uploads.unwrap_or(1000).clamp(1, 1000);

@@ -168,7 +168,15 @@ impl GatewayS3 {
         meta.etag = etag.unwrap_or_else(|| up.etag());
         match self
             .ledger
-            .commit_write(ledger_key, &backend_name, size, &meta, &intent, &cond)
+            .commit_write(
+                bucket,
+                ledger_key,
+                &backend_name,
+                size,
+                &meta,
+                &intent,
+                &cond,
+            )
             .await
         {
             Ok(displaced) => self.remove_displaced(displaced, "overwritten").await,
@@ -201,7 +209,7 @@ impl GatewayS3 {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
-        self.bucket(&input.bucket)?;
+        self.bucket(&input.bucket).await?;
         let checksums = body::ChecksumRequest::new(
             input.checksum_algorithm.as_ref(),
             Checksum {

@@ -6,6 +6,7 @@
 //! `S3O_PG_URL` and are skipped, visibly, when it is unset (they fail instead when
 //! `S3O_REQUIRE_PG=1`).
 
+mod buckets;
 mod drills;
 mod failures;
 mod faulty;
@@ -41,6 +42,12 @@ macro_rules! on_both_ledgers {
 }
 
 on_both_ledgers! {
+    buckets: [
+        create_delete_cycle,
+        bucket_name_rules,
+        list_buckets_has_creation_dates,
+        put_racing_bucket_delete,
+    ],
     writes: [
         pack_spills_to_next_backend_then_507,
         spread_uses_least_utilised,
