@@ -110,6 +110,25 @@ impl GatewayS3 {
                                 .collect();
                         }
                     }
+                    // The batch was refused for one of its keys (too long, say): each key is
+                    // deleted on its own, so only the bad ones report an error.
+                    Err(StoreError::InvalidInput { .. }) => {
+                        for o in &i.delete.objects {
+                            match self.delete_key(&i.bucket, &o.key).await {
+                                Ok(()) if quiet => {}
+                                Ok(()) => deleted.push(DeletedObject {
+                                    key: Some(o.key.clone()),
+                                    ..DeletedObject::default()
+                                }),
+                                Err(e) => errors.push(Error {
+                                    code: Some(e.code().as_str().to_owned()),
+                                    key: Some(o.key.clone()),
+                                    message: e.message().map(str::to_owned),
+                                    ..Error::default()
+                                }),
+                            }
+                        }
+                    }
                     Err(e) => {
                         let e = write_err(e);
                         errors = i

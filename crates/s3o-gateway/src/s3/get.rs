@@ -58,10 +58,16 @@ pub(super) fn check_preconditions(
 pub(super) fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<Option<(u64, u64)>> {
     match range {
         None => Ok(None),
+        // A suffix range of an empty object has no byte to name: answered whole (200), as S3
+        // does, instead of an empty range no backend can serve.
+        Some(Range::Suffix { length }) if size == 0 && *length > 0 => Ok(None),
         Some(r) => {
-            let r = r
-                .check(size)
-                .map_err(|_| s3_error!(InvalidRange, "the requested range is not satisfiable"))?;
+            let unsatisfiable =
+                || s3_error!(InvalidRange, "the requested range is not satisfiable");
+            let r = r.check(size).map_err(|_| unsatisfiable())?;
+            if r.start >= r.end {
+                return Err(unsatisfiable());
+            }
             Ok(Some((r.start, r.end)))
         }
     }

@@ -78,59 +78,33 @@ impl GatewayS3 {
         let i = req.input;
         let prefix = i.prefix.clone().unwrap_or_default();
         let delimiter = i.delimiter.clone().unwrap_or_default();
-        let url = i
-            .encoding_type
-            .as_ref()
-            .is_some_and(|e| e.as_str() == EncodingType::URL);
+        // A continuation token always wins over StartAfter, even when it sorts before it: S3
+        // ignores StartAfter once a token is given, and paginators resend StartAfter on every
+        // page.
         let after = match &i.continuation_token {
-            Some(t) => decode_token(t).map(Some),
-            None => Ok(None),
+            Some(t) => decode_token(t)?,
+            None => i.start_after.clone().unwrap_or_default(),
         };
-        match after {
-            Err(e) => Err(e),
-            Ok(token_after) => {
-                let start_after = i.start_after.clone().unwrap_or_default();
-                let after = match token_after {
-                    Some(t) if t > start_after => t,
-                    _ => start_after,
-                };
-                self.do_list(&i.bucket, &prefix, &delimiter, &after, i.max_keys)
-                    .await
-                    .map(|l| {
-                        let enc = |s: String| if url { url_encode(&s) } else { s };
-                        let contents: Vec<Object> = l
-                            .objects
-                            .into_iter()
-                            .map(|(k, c)| object_entry(enc(k), &c))
-                            .collect();
-                        let prefixes: Vec<CommonPrefix> = l
-                            .common_prefixes
-                            .into_iter()
-                            .map(|p| CommonPrefix {
-                                prefix: Some(enc(p)),
-                            })
-                            .collect();
-                        let count = contents.len() + prefixes.len();
-                        S3Response::new(ListObjectsV2Output {
-                            name: Some(i.bucket.clone()),
-                            prefix: Some(enc(prefix)),
-                            delimiter: (!delimiter.is_empty()).then(|| enc(delimiter)),
-                            max_keys: Some(i.max_keys.unwrap_or(MAX_LIST_KEYS)),
-                            key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
-                            continuation_token: i.continuation_token.clone(),
-                            start_after: i.start_after.clone().map(enc),
-                            is_truncated: Some(l.is_truncated),
-                            next_continuation_token: l
-                                .is_truncated
-                                .then(|| encode_token(&l.next_after)),
-                            contents: Some(contents),
-                            common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
-                            encoding_type: i.encoding_type.clone(),
-                            ..ListObjectsV2Output::default()
-                        })
-                    })
-            }
-        }
+        let l = self
+            .do_list(&i.bucket, &prefix, &delimiter, &after, i.max_keys)
+            .await?;
+        let page = Page::new(l, i.encoding_type.as_ref());
+        let count = page.contents.len() + page.prefixes.len();
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(i.bucket.clone()),
+            prefix: Some(page.enc(prefix)),
+            delimiter: (!delimiter.is_empty()).then(|| page.enc(delimiter)),
+            max_keys: Some(i.max_keys.unwrap_or(MAX_LIST_KEYS)),
+            key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
+            continuation_token: i.continuation_token.clone(),
+            start_after: i.start_after.clone().map(|s| page.enc(s)),
+            is_truncated: Some(page.is_truncated),
+            next_continuation_token: page.is_truncated.then(|| encode_token(&page.next_after)),
+            common_prefixes: (!page.prefixes.is_empty()).then_some(page.prefixes),
+            contents: Some(page.contents),
+            encoding_type: i.encoding_type.clone(),
+            ..ListObjectsV2Output::default()
+        }))
     }
 
     pub(super) async fn do_list_objects(
@@ -141,39 +115,65 @@ impl GatewayS3 {
         let prefix = i.prefix.clone().unwrap_or_default();
         let delimiter = i.delimiter.clone().unwrap_or_default();
         let marker = i.marker.clone().unwrap_or_default();
-        let url = i
-            .encoding_type
-            .as_ref()
-            .is_some_and(|e| e.as_str() == EncodingType::URL);
-        self.do_list(&i.bucket, &prefix, &delimiter, &marker, i.max_keys)
-            .await
-            .map(|l| {
-                let enc = |s: String| if url { url_encode(&s) } else { s };
-                let contents: Vec<Object> = l
-                    .objects
-                    .into_iter()
-                    .map(|(k, c)| object_entry(enc(k), &c))
-                    .collect();
-                let prefixes: Vec<CommonPrefix> = l
-                    .common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(enc(p)),
-                    })
-                    .collect();
-                S3Response::new(ListObjectsOutput {
-                    name: Some(i.bucket.clone()),
-                    prefix: Some(enc(prefix)),
-                    marker: Some(enc(marker)),
-                    delimiter: (!delimiter.is_empty()).then(|| enc(delimiter)),
-                    max_keys: Some(i.max_keys.unwrap_or(MAX_LIST_KEYS)),
-                    is_truncated: Some(l.is_truncated),
-                    next_marker: l.is_truncated.then(|| enc(l.next_after)),
-                    contents: Some(contents),
-                    common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
-                    encoding_type: i.encoding_type.clone(),
-                    ..ListObjectsOutput::default()
+        let l = self
+            .do_list(&i.bucket, &prefix, &delimiter, &marker, i.max_keys)
+            .await?;
+        let page = Page::new(l, i.encoding_type.as_ref());
+        let next_marker = page.is_truncated.then(|| page.enc(page.next_after.clone()));
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(i.bucket.clone()),
+            // v1's Prefix is never encoded: S3 answers it as sent, and SDKs that ask for
+            // `encoding-type=url` (botocore always does for v1) decode every field but it.
+            prefix: Some(prefix),
+            marker: Some(page.enc(marker)),
+            delimiter: (!delimiter.is_empty()).then(|| page.enc(delimiter)),
+            max_keys: Some(i.max_keys.unwrap_or(MAX_LIST_KEYS)),
+            is_truncated: Some(page.is_truncated),
+            next_marker,
+            common_prefixes: (!page.prefixes.is_empty()).then_some(page.prefixes),
+            contents: Some(page.contents),
+            encoding_type: i.encoding_type.clone(),
+            ..ListObjectsOutput::default()
+        }))
+    }
+}
+
+/// One page of a listing as both ListObjects versions answer it: keys and common prefixes,
+/// url-encoded when the request asked for `encoding-type=url`.
+struct Page {
+    url: bool,
+    contents: Vec<Object>,
+    prefixes: Vec<CommonPrefix>,
+    is_truncated: bool,
+    /// The last key or prefix of the page (the next page starts after it).
+    next_after: String,
+}
+
+impl Page {
+    fn new(l: crate::ledger::Listing, encoding: Option<&EncodingType>) -> Page {
+        let url = encoding.is_some_and(|e| e.as_str() == EncodingType::URL);
+        let enc = |s: String| if url { url_encode(&s) } else { s };
+        Page {
+            url,
+            contents: l
+                .objects
+                .into_iter()
+                .map(|(k, c)| object_entry(enc(k), &c))
+                .collect(),
+            prefixes: l
+                .common_prefixes
+                .into_iter()
+                .map(|p| CommonPrefix {
+                    prefix: Some(enc(p)),
                 })
-            })
+                .collect(),
+            is_truncated: l.is_truncated,
+            next_after: l.next_after,
+        }
+    }
+
+    /// `s` as this page answers names: url-encoded when asked.
+    fn enc(&self, s: String) -> String {
+        if self.url { url_encode(&s) } else { s }
     }
 }

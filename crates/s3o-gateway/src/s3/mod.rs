@@ -270,6 +270,17 @@ impl S3 for GatewayS3 {
         timed!(self, "DeleteBucket", self.do_delete_bucket(req).await)
     }
 
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        timed!(
+            self,
+            "GetBucketVersioning",
+            self.do_get_bucket_versioning(req).await
+        )
+    }
+
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,

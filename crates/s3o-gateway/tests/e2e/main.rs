@@ -7,6 +7,7 @@
 //! `S3O_REQUIRE_PG=1`).
 
 mod buckets;
+mod compat;
 mod drills;
 mod failures;
 mod faulty;
@@ -47,6 +48,13 @@ on_both_ledgers! {
         bucket_name_rules,
         list_buckets_has_creation_dates,
         put_racing_bucket_delete,
+    ],
+    compat: [
+        continuation_token_wins_over_start_after,
+        empty_object_ranges,
+        list_v1_prefix_not_encoded,
+        bucket_versioning_is_unset,
+        delete_objects_reports_per_key,
     ],
     writes: [
         pack_spills_to_next_backend_then_507,
