@@ -330,6 +330,17 @@ impl S3 for GatewayS3 {
         timed!(self, "ListObjects", self.do_list_objects(req).await)
     }
 
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        timed!(
+            self,
+            "ListObjectVersions",
+            self.do_list_object_versions(req).await
+        )
+    }
+
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,

@@ -12,7 +12,8 @@ fn location_body(region: &str) -> String {
 }
 
 /// mb → head → object in it → rb refused (BucketNotEmpty) → object deleted → rb → gone; a
-/// second mb of an existing bucket is BucketAlreadyOwnedByYou.
+/// second mb of an existing bucket is BucketAlreadyOwnedByYou; an open multipart upload is
+/// aborted by rb.
 pub(crate) async fn create_delete_cycle(ledger: Ledger) {
     let Some(rig) = Rig::new(ledger).await else {
         return;
@@ -64,6 +65,24 @@ pub(crate) async fn create_delete_cycle(ledger: Ledger) {
     assert_eq!((r.status, r.code()), (404, "NoSuchBucket".to_owned()));
     let r = raw.send("DELETE", "/fresh-bucket", &[], "").await;
     assert_eq!((r.status, r.code()), (404, "NoSuchBucket".to_owned()));
+
+    // An upload never completed does not keep a bucket alive (as on S3): it is aborted.
+    assert_eq!(raw.send("PUT", "/with-upload", &[], "").await.status, 200);
+    let r = raw.send("POST", "/with-upload/big?uploads", &[], "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let upload = xml_values(&r.text(), "UploadId").pop().expect("upload id");
+    let r = raw
+        .send(
+            "PUT",
+            &format!("/with-upload/big?partNumber=1&uploadId={upload}"),
+            &[],
+            "part",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = raw.send("DELETE", "/with-upload", &[], "").await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(raw.send("HEAD", "/with-upload", &[], "").await.status, 404);
 
     // Re-created under the same name, it is a new, empty bucket.
     assert_eq!(raw.send("PUT", "/fresh-bucket", &[], "").await.status, 200);

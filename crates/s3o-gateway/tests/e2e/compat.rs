@@ -1,6 +1,6 @@
 //! Answers SDKs and tools depend on: ListObjectsV2's continuation token over StartAfter,
 //! suffix ranges of an empty object, ListObjects v1's unencoded Prefix, GetBucketVersioning
-//! of an unversioned bucket, and DeleteObjects' per-key errors.
+//! and ListObjectVersions of an unversioned bucket, and DeleteObjects' per-key errors.
 
 use base64::Engine as _;
 use md5::Digest as _;
@@ -150,5 +150,54 @@ pub(crate) async fn delete_objects_reports_per_key(ledger: Ledger) {
     assert!(rig.placement("keep-going-1").await.is_empty());
     assert!(rig.placement("keep-going-2").await.is_empty());
     rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// ListObjectVersions of an unversioned bucket: each current object once, version id `null`,
+/// latest; pages follow the key marker.
+pub(crate) async fn object_versions_are_the_current_objects(ledger: Ledger) {
+    let Some(rig) = Rig::new(ledger).await else {
+        return;
+    };
+    for k in ["v/a", "v/b", "v/c"] {
+        rig.put(k, &b"x"[..]).await;
+    }
+    rig.put("v/b", &b"yy"[..]).await;
+    let raw = &rig.raw;
+    let r = raw
+        .send("GET", &format!("/{BUCKET}?versions&prefix=v/"), &[], "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert_eq!(
+        xml_nested(&text, "Version", "Key"),
+        ["v/a", "v/b", "v/c"],
+        "{text}"
+    );
+    assert_eq!(xml_nested(&text, "Version", "VersionId"), ["null"; 3]);
+    assert_eq!(xml_nested(&text, "Version", "IsLatest"), ["true"; 3]);
+    assert_eq!(xml_nested(&text, "Version", "Size"), ["1", "2", "1"]);
+    let r = raw
+        .send(
+            "GET",
+            &format!("/{BUCKET}?versions&prefix=v/&max-keys=2"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(xml_values(&r.text(), "IsTruncated"), ["true"]);
+    let next = xml_values(&r.text(), "NextKeyMarker");
+    assert_eq!(next, ["v/b"], "{}", r.text());
+    let r = raw
+        .send(
+            "GET",
+            &format!("/{BUCKET}?versions&prefix=v/&key-marker=v/b"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(xml_nested(&r.text(), "Version", "Key"), ["v/c"]);
+    let r = raw.send("GET", "/no-such-bucket?versions", &[], "").await;
+    assert_eq!(r.status, 404);
     rig.finish().await;
 }

@@ -55,6 +55,7 @@ on_both_ledgers! {
         list_v1_prefix_not_encoded,
         bucket_versioning_is_unset,
         delete_objects_reports_per_key,
+        object_versions_are_the_current_objects,
     ],
     writes: [
         pack_spills_to_next_backend_then_507,
