@@ -166,7 +166,7 @@ fn run_suite(
 }
 
 /// The gateway process, killed when the run ends however it ends.
-struct KillOnDrop(Child);
+pub(crate) struct KillOnDrop(pub(crate) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -245,7 +245,7 @@ fn version_matches(exe: &Path) -> bool {
 }
 
 /// The workspace's target directory.
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -257,7 +257,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// A port that was free a moment ago (the gateway binds it next).
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -265,7 +265,7 @@ fn free_port() -> Result<u16, String> {
 }
 
 /// Waits until `GET /health` answers 200, or the process exits, or 60 s pass.
-fn wait_healthy(port: u16, child: &mut Child) -> Result<(), String> {
+pub(crate) fn wait_healthy(port: u16, child: &mut Child) -> Result<(), String> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
         if let Ok(Some(status)) = child.try_wait() {

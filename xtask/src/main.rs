@@ -13,6 +13,9 @@
 //!   many sequences (default 2000 per engine), in release mode.
 //! - `e2e [--filter REGEX]...`: the s3s-e2e conformance cases against a running s3o-gateway
 //!   (see [`mod@e2e`]).
+//! - `s3-tests [--engine sqlite|postgres]`: the public ceph/s3-tests suite against a fresh
+//!   gateway, strict against `bench/s3-tests-expected-failures.txt` (see [`mod@s3tests`]);
+//!   not part of `ci` yet.
 //! - `crash [--engine sqlite|postgres|all] [--kills N]`: the crash drills with N kills per
 //!   engine (default 200; `cargo test` runs 24).
 //! - `kills [--engine sqlite|postgres|all] [--kills N] [--scope writes|complete|replication|
@@ -29,6 +32,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 mod e2e;
+mod s3tests;
 use e2e::e2e;
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         "e2e" => e2e(&rest),
         "crash" => crash(&rest),
         "kills" => kills(&rest),
+        "s3-tests" => s3tests::s3_tests(&rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -63,7 +68,7 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
 bench [--quick] [--trials N] [--engine E] [--only claims] [--claim-depth N] | \
 bench --gateway [--quick] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]... | crash [--engine E] [--kills N] | \
-kills [--engine E] [--kills N] [--scope writes|complete|replication|drain|all]>";
+kills [--engine E] [--kills N] [--scope writes|complete|replication|drain|all] | s3-tests [--engine sqlite|postgres]>";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

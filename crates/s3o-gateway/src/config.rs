@@ -29,9 +29,14 @@ pub struct Config {
     /// never becomes open by forgetting its credentials); refused together with credentials.
     #[serde(default)]
     pub anonymous: bool,
-    /// Virtual buckets served; ledger keys are `<bucket>/<object key>`.
+    /// The ledger's initial buckets, synced at start (created when missing, their settings
+    /// refreshed, never deleted); ledger keys are `<bucket>/<object key>`.
     #[serde(default)]
     pub buckets: Vec<BucketConfig>,
+    /// Serve CreateBucket over S3 (default true); false keeps the set of buckets to the
+    /// configuration and what the ledger already holds.
+    #[serde(default = "yes")]
+    pub allow_create_bucket: bool,
     /// Backends, in routing order.
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
@@ -56,6 +61,7 @@ impl std::fmt::Debug for Config {
             .field("credentials", &self.credentials)
             .field("anonymous", &self.anonymous)
             .field("buckets", &self.buckets)
+            .field("allow_create_bucket", &self.allow_create_bucket)
             .field("backends", &self.backends)
             .field("workers", &self.workers)
             .field("server", &self.server)
@@ -226,6 +232,7 @@ impl Default for Config {
             credentials: Vec::new(),
             anonymous: false,
             buckets: Vec::new(),
+            allow_create_bucket: true,
             backends: Vec::new(),
             workers: crate::workers::WorkersConfig::default(),
             server: ServerConfig::default(),
@@ -273,6 +280,10 @@ pub struct BucketConfig {
     /// Copies the replicator keeps of every object of the bucket (default 1).
     #[serde(default = "one")]
     pub replication_factor: u32,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> u32 {
@@ -432,8 +443,8 @@ impl Config {
         Config::from_toml_str(&text)
     }
 
-    /// Checks the rules a parsed file cannot express: a store URL, at least one backend and
-    /// one bucket, unique names, the fields each backend kind needs, quotas the ledger can hold.
+    /// Checks the rules a parsed file cannot express: a store URL, at least one backend,
+    /// bucket names by S3's rules, unique names, the fields each backend kind needs, quotas the ledger can hold.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.store.trim().is_empty() {
@@ -442,16 +453,10 @@ impl Config {
         if self.backends.is_empty() {
             return bad("at least one [[backends]] entry is required".into());
         }
-        if self.buckets.is_empty() {
-            return bad("at least one [[buckets]] entry is required".into());
-        }
         let mut seen = BTreeSet::new();
         for b in &self.buckets {
-            if !valid_bucket_name(&b.name) {
-                return bad(format!(
-                    "bucket name {:?} must be 3-63 characters of a-z, 0-9, '.', '-', starting and ending with a letter or digit",
-                    b.name
-                ));
+            if let Err(e) = s3o_store::limits::bucket_name(&b.name) {
+                return bad(e.to_string());
             }
             if !seen.insert(&b.name) {
                 return bad(format!("bucket {:?} is listed twice", b.name));
@@ -540,16 +545,6 @@ fn syntax_error(e: &toml::de::Error, text: &str) -> ConfigError {
         Some(n) => ConfigError::Parse(format!("line {n}: {}", e.message())),
         None => ConfigError::Parse(e.message().to_owned()),
     }
-}
-
-/// S3's bucket naming rule, simplified: 3–63 of `a-z 0-9 . -`, alphanumeric at both ends.
-fn valid_bucket_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    (3..=63).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
 /// Expands `${VAR}` in every string of the parsed document (keys are left alone), so a

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use s3o_store::{
-    CreateMultipartUploadParams, DeletedCopy, ObjectLocation, PendingObject, StoreError,
-    StoredForm, Timestamp, WritePrecondition,
+    Bucket, BucketSpec, CreateMultipartUploadParams, DeletedCopy, ObjectLocation, PendingObject,
+    StoreError, StoredForm, Timestamp, WritePrecondition,
 };
 
 use crate::LedgerHandle;
@@ -302,11 +302,15 @@ impl Ledger {
         Ok(displaced(queued))
     }
 
-    /// Commits a write whose bytes are on `backend`: checks `cond` under the key lock, records
-    /// the copy and clears the intent in one transaction. Returns the bytes the new version
-    /// displaced. An unmet condition changes nothing (`PreconditionFailed`/`ObjectNotFound`).
+    /// Commits a write whose bytes are on `backend` into `bucket`: checks `cond` under the key
+    /// lock, checks the bucket still exists under its row lock (a deletion cannot race it),
+    /// records the copy and clears the intent in one transaction. Returns the bytes the new
+    /// version displaced. An unmet condition (`PreconditionFailed`/`ObjectNotFound`) or a
+    /// deleted bucket (`BucketNotFound`) changes nothing.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn commit_write(
         &self,
+        bucket: &str,
         key: &str,
         backend: &str,
         size: i64,
@@ -316,9 +320,43 @@ impl Ledger {
     ) -> LResult<Vec<Displaced>> {
         let deleted = self
             .store
-            .record_object_if(key, backend, size, &form_of(meta), Some(intent_id), cond)
+            .record_object_in_bucket(
+                bucket,
+                key,
+                backend,
+                size,
+                &form_of(meta),
+                Some(intent_id),
+                cond,
+            )
             .await?;
         Ok(displaced(deleted))
+    }
+
+    /// Seeds and refreshes the configuration's buckets (never deletes one); returns the names
+    /// created.
+    pub(crate) async fn sync_buckets(&self, specs: &[BucketSpec]) -> LResult<Vec<String>> {
+        self.store.sync_buckets(specs).await
+    }
+
+    /// The bucket `name`; unknown ⇒ `BucketNotFound`.
+    pub(crate) async fn bucket(&self, name: &str) -> LResult<Bucket> {
+        self.store.get_bucket(name).await
+    }
+
+    /// Every bucket, by name in byte order.
+    pub(crate) async fn buckets(&self) -> LResult<Vec<Bucket>> {
+        self.store.list_buckets().await
+    }
+
+    /// Creates a bucket: `false` when the name already exists (nothing changes).
+    pub(crate) async fn create_bucket(&self, spec: &BucketSpec) -> LResult<bool> {
+        self.store.create_bucket(spec).await
+    }
+
+    /// Deletes a bucket that holds nothing (`BucketNotEmpty` otherwise).
+    pub(crate) async fn delete_bucket(&self, name: &str) -> LResult<()> {
+        self.store.delete_bucket(name).await
     }
 
     /// Every copy of `key`, oldest first; none ⇒ empty.

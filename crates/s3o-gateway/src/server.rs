@@ -10,6 +10,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
+use s3o_store::{BucketSettings, BucketSpec};
 use s3s::host::MultiDomain;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
@@ -143,6 +144,23 @@ impl Gateway {
                 "s3o-gateway: warning: backend {name:?} is in the ledger but not in the configuration; its data is kept"
             );
         }
+        // The configuration's buckets are the ledger's initial state: created when missing,
+        // their settings refreshed, never deleted (buckets created over S3 stay).
+        let specs: Vec<BucketSpec> = config
+            .buckets
+            .iter()
+            .map(|b| BucketSpec {
+                name: b.name.clone(),
+                settings: BucketSettings {
+                    replication_factor: b.replication_factor,
+                    ..BucketSettings::default()
+                },
+            })
+            .collect();
+        if let Err(e) = ledger.sync_buckets(&specs).await {
+            store.close().await;
+            return Err(store_err(e));
+        }
         let backends = Arc::new(Backends::build(&config.backends)?);
         let listener =
             TcpListener::bind(config.listen)
@@ -166,19 +184,31 @@ impl Gateway {
         };
         crate::store_metrics::install();
         let metrics = Arc::new(Metrics::default());
-        let workers_ctx = Arc::new(Ctx::new(
-            store.clone(),
-            ledger.clone(),
-            backends.clone(),
-            &config,
-        ));
+        let mut ctx = Ctx::new(store.clone(), ledger.clone(), backends.clone(), &config);
+        // Replication factors are the ledger's, buckets created over S3 included. Read once at
+        // start: a bucket created later is seen by the workers after a restart.
+        match ledger.buckets().await {
+            Ok(all) => {
+                ctx.factors = all
+                    .into_iter()
+                    .map(|b| (b.name, i64::from(b.settings.replication_factor.max(1))))
+                    .collect();
+            }
+            Err(e) => {
+                store.close().await;
+                return Err(store_err(e));
+            }
+        }
+        let workers_ctx = Arc::new(ctx);
         let max_chunk = backends.all().map(|b| b.chunk).max().unwrap_or(0);
         let s3 = GatewayS3::new(
             ledger.clone(),
             backends,
             config.buckets.iter().map(|b| b.name.clone()).collect(),
+            config.allow_create_bucket,
             config.region.clone(),
             metrics.clone(),
+            crate::s3::intent_heartbeat(config.workers.reaper.min_age.0),
         );
         let mut builder = S3ServiceBuilder::new(s3);
         let keys = (!config.credentials.is_empty()).then(|| Keys::new(&config.credentials));

@@ -560,7 +560,8 @@ pub(crate) async fn copy_under_intent(
         let ids = [copy.intent.intent_id.clone()];
         let heartbeat = async {
             loop {
-                tokio::time::sleep(crate::s3::INTENT_HEARTBEAT).await;
+                tokio::time::sleep(crate::s3::intent_heartbeat(ctx.settings.reaper.min_age.0))
+                    .await;
                 if let Err(e) = ctx.store.touch_pending(&ids).await {
                     tracing::warn!(error = %e, "could not refresh a copy's intent");
                 }

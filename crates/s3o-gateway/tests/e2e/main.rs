@@ -6,6 +6,8 @@
 //! `S3O_PG_URL` and are skipped, visibly, when it is unset (they fail instead when
 //! `S3O_REQUIRE_PG=1`).
 
+mod buckets;
+mod compat;
 mod drills;
 mod failures;
 mod faulty;
@@ -41,6 +43,20 @@ macro_rules! on_both_ledgers {
 }
 
 on_both_ledgers! {
+    buckets: [
+        create_delete_cycle,
+        bucket_name_rules,
+        list_buckets_has_creation_dates,
+        put_racing_bucket_delete,
+    ],
+    compat: [
+        continuation_token_wins_over_start_after,
+        empty_object_ranges,
+        list_v1_prefix_not_encoded,
+        bucket_versioning_is_unset,
+        delete_objects_reports_per_key,
+        object_versions_are_the_current_objects,
+    ],
     writes: [
         pack_spills_to_next_backend_then_507,
         spread_uses_least_utilised,

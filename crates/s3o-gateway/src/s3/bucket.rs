@@ -1,0 +1,234 @@
+//! Bucket operations: ListBuckets, HeadBucket, GetBucketLocation, CreateBucket,
+//! DeleteBucket. Buckets are ledger state; the configuration's `[[buckets]]` are synced into
+//! the ledger at start.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use s3o_store::{BucketSpec, limits};
+
+use super::*;
+
+/// How long a bucket read from the ledger is trusted without asking again. Another gateway
+/// on the same ledger may delete it meanwhile; that only delays its 404, since every commit
+/// checks the bucket in its own transaction.
+const BUCKET_TTL: Duration = Duration::from_secs(5);
+
+/// The buckets known to exist, so most requests skip a ledger read. Only positive answers are
+/// kept (a bucket another gateway creates is seen at once); this process's own deletions
+/// forget theirs immediately.
+pub(super) struct BucketCache {
+    /// The configuration's buckets: assumed to exist while the ledger cannot answer, so reads
+    /// keep being served by broadcast during an outage.
+    configured: BTreeSet<String>,
+    /// Bucket → when the ledger last confirmed it.
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+impl BucketCache {
+    /// A cache whose outage fallback is `configured`.
+    pub(super) fn new(configured: BTreeSet<String>) -> Self {
+        BucketCache {
+            configured,
+            seen: Mutex::default(),
+        }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fresh(&self, name: &str) -> bool {
+        self.seen()
+            .get(name)
+            .is_some_and(|at| at.elapsed() < BUCKET_TTL)
+    }
+
+    fn confirm(&self, name: &str) {
+        self.seen().insert(name.to_owned(), Instant::now());
+    }
+
+    fn forget(&self, name: &str) {
+        self.seen().remove(name);
+    }
+
+    /// Whether `name` is believed to exist when the ledger cannot say.
+    fn known(&self, name: &str) -> bool {
+        self.configured.contains(name) || self.seen().contains_key(name)
+    }
+}
+
+impl GatewayS3 {
+    /// Checks that bucket `name` exists (the ledger's answer, cached for [`BUCKET_TTL`]).
+    /// While the ledger is down, a configured or previously seen bucket is assumed to exist.
+    pub(super) async fn bucket(&self, name: &str) -> S3Result<()> {
+        if self.buckets.fresh(name) {
+            return Ok(());
+        }
+        match self.ledger.bucket(name).await {
+            Ok(_) => {
+                self.buckets.confirm(name);
+                Ok(())
+            }
+            Err(StoreError::BucketNotFound { .. } | StoreError::InvalidInput { .. }) => {
+                self.buckets.forget(name);
+                Err(s3_error!(NoSuchBucket, "bucket {name} does not exist"))
+            }
+            Err(e) if is_outage(&e) && self.buckets.known(name) => Ok(()),
+            Err(e) => Err(write_err(e)),
+        }
+    }
+
+    /// The location constraint this gateway answers: empty for `us-east-1`, as S3 does.
+    fn location(&self) -> Option<BucketLocationConstraint> {
+        (self.region != "us-east-1").then(|| BucketLocationConstraint::from(self.region.clone()))
+    }
+
+    pub(super) async fn do_list_buckets(
+        &self,
+        _req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let buckets = self
+            .ledger
+            .buckets()
+            .await
+            .map_err(write_err)?
+            .into_iter()
+            .map(|b| Bucket {
+                name: Some(b.name),
+                creation_date: Some(to_s3_time(b.created_at)),
+                bucket_region: Some(self.region.clone()),
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            ..ListBucketsOutput::default()
+        }))
+    }
+
+    pub(super) async fn do_head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(self.region.clone()),
+            ..HeadBucketOutput::default()
+        }))
+    }
+
+    pub(super) async fn do_get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint: self.location(),
+        }))
+    }
+
+    /// Aborts every open multipart upload of bucket `b` (parts deleted, rows released).
+    async fn abort_uploads_of(&self, b: &str) -> S3Result<()> {
+        let ups = self
+            .ledger
+            .uploads(&keys::bucket_prefix(b), 10_000)
+            .await
+            .map_err(write_err)?;
+        for listed in ups {
+            // The listing does not carry the backend: the upload's own row does.
+            let up = match self.ledger.upload(&listed.upload_id).await {
+                Ok(up) => up,
+                Err(StoreError::MultipartUploadNotFound { .. }) => continue,
+                Err(e) => return Err(write_err(e)),
+            };
+            self.delete_parts(&up.backend_name, &up.upload_id).await;
+            match self.ledger.delete_upload(&up.upload_id).await {
+                Ok(()) | Err(StoreError::MultipartUploadNotFound { .. }) => {}
+                Err(e) => return Err(write_err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Versioning has never been enabled on any bucket here: the answer of a bucket whose
+    /// versioning is unset (no Status), which SDKs and tools such as rclone ask before purging.
+    pub(super) async fn do_get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    }
+
+    pub(super) async fn do_create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let i = req.input;
+        let b = &i.bucket;
+        if !self.allow_create_bucket {
+            return Err(s3_error!(
+                AccessDenied,
+                "creating buckets is disabled on this gateway (allow_create_bucket = false)"
+            ));
+        }
+        if let Err(e) = limits::bucket_name(b) {
+            return Err(s3_error!(InvalidBucketName, "{e}"));
+        }
+        let asked = i
+            .create_bucket_configuration
+            .as_ref()
+            .and_then(|c| c.location_constraint.as_ref())
+            .map(|l| l.as_str().to_owned())
+            .unwrap_or_default();
+        // S3 takes no constraint (or "us-east-1") for us-east-1, and the region's own name
+        // elsewhere; this gateway serves one region.
+        let ours = asked == self.region || (asked.is_empty() && self.region == "us-east-1");
+        if !ours {
+            return Err(s3_error!(
+                InvalidLocationConstraint,
+                "this gateway serves region {:?}; the location constraint {asked:?} is not it",
+                self.region
+            ));
+        }
+        if self
+            .ledger
+            .create_bucket(&BucketSpec::new(b.as_str()))
+            .await
+            .map_err(write_err)?
+        {
+            self.buckets.confirm(b);
+            Ok(S3Response::new(CreateBucketOutput {
+                location: Some(format!("/{b}")),
+            }))
+        } else {
+            Err(s3_error!(
+                BucketAlreadyOwnedByYou,
+                "bucket {b} already exists and is yours"
+            ))
+        }
+    }
+
+    pub(super) async fn do_delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let b = &req.input.bucket;
+        // Forgotten before and after: a check racing the deletion may re-confirm it.
+        self.buckets.forget(b);
+        self.bucket(b).await?;
+        // S3 deletes a bucket whose multipart uploads were never completed, discarding them
+        // (clients and test suites empty a bucket of objects only). The store still refuses
+        // the deletion if an object, a write in flight or a new upload is there when it runs.
+        self.abort_uploads_of(b).await?;
+        let r = self.ledger.delete_bucket(b).await;
+        self.buckets.forget(b);
+        match r {
+            Ok(()) => Ok(S3Response::new(DeleteBucketOutput::default())),
+            Err(StoreError::InvalidInput { .. }) => {
+                Err(s3_error!(NoSuchBucket, "bucket {b} does not exist"))
+            }
+            Err(e) => Err(write_err(e)),
+        }
+    }
+}

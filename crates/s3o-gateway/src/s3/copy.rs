@@ -1,0 +1,94 @@
+//! CopyObject: the source read like a GET, written through the shared write path.
+
+use super::*;
+
+impl GatewayS3 {
+    pub(super) async fn do_copy(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let i = req.input;
+        self.bucket(&i.bucket).await?;
+        let (src_bucket, src_key) = match &i.copy_source {
+            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+            _ => {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "access point copy sources are not supported"
+                ));
+            }
+        };
+        self.bucket(&src_bucket).await?;
+        let replace = i
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if src_bucket == i.bucket && src_key == i.key && !replace {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
+            ));
+        }
+        let (found, (), stream) = self
+            .read_version(&src_bucket, &src_key, |found| {
+                check_preconditions(
+                    &found.meta,
+                    found.last_modified,
+                    i.copy_source_if_match.as_ref(),
+                    i.copy_source_if_none_match.as_ref(),
+                    i.copy_source_if_modified_since.as_ref(),
+                    i.copy_source_if_unmodified_since.as_ref(),
+                )
+                .map_err(|e| {
+                    // A failed copy-source condition is 412 whatever the header.
+                    if *e.code() == S3ErrorCode::NotModified {
+                        s3_error!(PreconditionFailed)
+                    } else {
+                        e
+                    }
+                })?;
+                Ok(((), None))
+            })
+            .await?;
+        let meta = if replace {
+            ObjectMeta {
+                content_type: i.content_type.clone().unwrap_or_default(),
+                user_metadata: user_metadata(i.metadata.clone()),
+                ..ObjectMeta::default()
+            }
+        } else {
+            ObjectMeta {
+                content_type: found.meta.content_type.clone(),
+                user_metadata: found.meta.user_metadata.clone(),
+                ..ObjectMeta::default()
+            }
+        };
+        // A copy keeps the source's ETag when it had one (same bytes).
+        let keep = (!found.meta.etag.is_empty()).then(|| found.meta.etag.clone());
+        let expect = keep.as_deref().and_then(body::etag_md5);
+        let lkey = keys::ledger_key(&i.bucket, &i.key);
+        let w = Write {
+            bucket: &i.bucket,
+            key: &i.key,
+            size: found.size,
+            meta,
+            expect_md5: expect,
+            etag: keep,
+            backend: None,
+            checksums: None,
+            cond: WritePrecondition::default(),
+        };
+        let (meta, _) = self.write_object(w, stream).await?;
+        let copied = self.ledger.copies(&lkey).await.ok().map(found_of);
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: etag_of(&meta),
+                last_modified: Some(to_s3_time(
+                    copied.map_or_else(Timestamp::now, |c| c.last_modified),
+                )),
+                ..CopyObjectResult::default()
+            }),
+            ..CopyObjectOutput::default()
+        }))
+    }
+}

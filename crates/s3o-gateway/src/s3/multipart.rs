@@ -1,0 +1,550 @@
+//! Multipart uploads: create, parts, Complete (assembly), Abort, and the listings of
+//! uploads and parts.
+
+use super::*;
+
+impl GatewayS3 {
+    pub(super) async fn upload_for(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> S3Result<s3o_store::MultipartUpload> {
+        self.bucket(bucket).await?;
+        let up = self.ledger.upload(upload_id).await.map_err(write_err)?;
+        // An upload id only works for the key it was created for.
+        if up.object_key != keys::ledger_key(bucket, key) {
+            return Err(s3_error!(NoSuchUpload));
+        }
+        Ok(up)
+    }
+
+    /// Deletes every stored part object of an upload (best effort).
+    pub(super) async fn delete_parts(&self, backend: &str, upload_id: &str) {
+        let Some(b) = self.backends.get(backend) else {
+            return;
+        };
+        let dir = keys::path(&keys::upload_dir(upload_id));
+        let listed: Vec<_> = b.store.list(Some(&dir)).collect().await;
+        for o in listed.into_iter().flatten() {
+            if let Err(e) = b.store.delete(&o.location).await {
+                tracing::warn!(backend = %backend, path = %o.location, error = %e, "could not delete a part");
+            }
+        }
+    }
+
+    pub(super) async fn do_create_mpu(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let i = req.input;
+        self.bucket(&i.bucket).await?;
+        let lkey = keys::ledger_key(&i.bucket, &i.key);
+        // Parts land on one backend chosen now (each part is admitted on its own).
+        let backend = self
+            .ledger
+            .pick_backend_for_new_upload(self.backends.order())
+            .await
+            .map_err(write_err)?;
+        let upload_id = uuid::Uuid::new_v4().simple().to_string();
+        self.ledger
+            .create_upload(
+                &upload_id,
+                &lkey,
+                &backend,
+                i.content_type.as_deref().unwrap_or(""),
+                &user_metadata(i.metadata),
+            )
+            .await
+            .map_err(write_err)?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(i.bucket),
+            key: Some(i.key),
+            upload_id: Some(upload_id),
+            ..CreateMultipartUploadOutput::default()
+        }))
+    }
+
+    pub(super) async fn do_upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let i = req.input;
+        if !(1..=10_000).contains(&i.part_number) {
+            return Err(s3_error!(InvalidArgument, "part number must be 1..=10000"));
+        }
+        let up = self.upload_for(&i.bucket, &i.key, &i.upload_id).await?;
+        let size = i
+            .content_length
+            .ok_or_else(|| s3_error!(MissingContentLength))?;
+        // Each part is admitted against the upload's backend quota, counting the parts already
+        // there, before its bytes move.
+        let _reservation = self
+            .ledger
+            .admit_part(size, &up.backend_name)
+            .await
+            .map_err(write_err)?;
+        let backend = self.backend(&up.backend_name)?.clone();
+        let expect = match &i.content_md5 {
+            Some(h) => Some(body::content_md5(h).ok_or_else(|| s3_error!(InvalidDigest))?),
+            None => None,
+        };
+        let part_key = keys::part_attempt_path(&up.upload_id, i.part_number);
+        let path = keys::path(&part_key);
+        let stream: ByteStream = match i.body {
+            Some(b) => Box::pin(b),
+            None => Box::pin(futures::stream::empty()),
+        };
+        let mut checksums = body::ChecksumRequest::new(
+            i.checksum_algorithm.as_ref(),
+            Checksum {
+                checksum_crc32: i.checksum_crc32.clone(),
+                checksum_crc32c: i.checksum_crc32c.clone(),
+                checksum_sha1: i.checksum_sha1.clone(),
+                checksum_sha256: i.checksum_sha256.clone(),
+                checksum_crc64nvme: i.checksum_crc64nvme.clone(),
+                ..Checksum::default()
+            },
+            req.trailing_headers,
+            &req.headers,
+        )?;
+        let written = match body::upload(&backend, &path, stream, &mut checksums.hasher, None).await
+        {
+            Ok(u) => u,
+            Err(UploadError::Body(e)) => return Err(body_error(e)),
+            Err(UploadError::Backend(e)) => {
+                tracing::warn!(backend = %backend.name, error = %e, "part upload failed");
+                return Err(s3_error!(
+                    InternalError,
+                    "backend {} failed to store the part",
+                    backend.name
+                ));
+            }
+        };
+        let verified = if i64::try_from(written.size).ok() != Some(size) {
+            Err(s3_error!(
+                IncompleteBody,
+                "body length differs from Content-Length"
+            ))
+        } else if expect.is_some_and(|m| m != written.md5) {
+            Err(s3_error!(BadDigest, "Content-MD5 does not match the body"))
+        } else {
+            checksums.verify()
+        };
+        let sums = match verified {
+            Ok(s) => s,
+            Err(e) => {
+                // Bytes that failed verification are never recorded. They are this attempt's
+                // own: a part accepted earlier under this number keeps its bytes.
+                let _ = backend.store.delete(&path).await;
+                return Err(e);
+            }
+        };
+        let etag = written.etag();
+        if let Err(e) = self
+            .ledger
+            .record_part(&up.upload_id, i.part_number, &etag, size, &part_key)
+            .await
+        {
+            // Unrecorded (upload aborted meanwhile, ledger down): the attempt's bytes go; what
+            // a delete misses lies under the upload's directory, swept with it.
+            let _ = backend.store.delete(&path).await;
+            return Err(write_err(e));
+        }
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            ..UploadPartOutput::default()
+        }))
+    }
+
+    pub(super) async fn do_complete(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let i = req.input;
+        self.bucket(&i.bucket).await?;
+        let lkey = keys::ledger_key(&i.bucket, &i.key);
+        // A retry while the first Complete runs, or after it finished, gets its result.
+        if let Some(outcome) = self.completions.get(&i.upload_id) {
+            return Ok(complete_answer(i.bucket, i.key, lkey, outcome));
+        }
+        let asked = i
+            .multipart_upload
+            .as_ref()
+            .and_then(|m| m.parts.clone())
+            .unwrap_or_default();
+        let up = match self.upload_for(&i.bucket, &i.key, &i.upload_id).await {
+            Ok(up) => up,
+            Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => {
+                // A retry after a success this process no longer remembers (restart): the
+                // object the listed parts make is the key's current version ⇒ that answer.
+                return match self.completed_before(&lkey, &asked).await {
+                    Some(etag) => {
+                        let done = Done {
+                            ledger_key: lkey.clone(),
+                            etag,
+                        };
+                        let outcome =
+                            futures::FutureExt::shared(Box::pin(
+                                async move { Ok::<_, Failed>(done) },
+                            )
+                                as futures::future::BoxFuture<'static, _>);
+                        Ok(complete_answer(i.bucket, i.key, lkey, outcome))
+                    }
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        let recorded = self.ledger.parts(&up.upload_id).await.map_err(write_err)?;
+        if asked.is_empty() {
+            return Err(s3_error!(MalformedXML, "the part list is empty"));
+        }
+        let mut chosen = Vec::with_capacity(asked.len());
+        let mut last = 0;
+        for (n, p) in asked.iter().enumerate() {
+            let num = p.part_number.unwrap_or(0);
+            if num <= last {
+                return Err(s3_error!(InvalidPartOrder));
+            }
+            last = num;
+            let Some(r) = recorded.iter().find(|r| r.part_number == num) else {
+                return Err(s3_error!(InvalidPart, "part {num} was not uploaded"));
+            };
+            if let Some(e) = &p.e_tag
+                && e.value() != r.etag
+            {
+                return Err(s3_error!(InvalidPart, "part {num} has a different ETag"));
+            }
+            if n + 1 < asked.len() && r.size_bytes < MIN_PART_SIZE {
+                return Err(s3_error!(
+                    EntityTooSmall,
+                    "part {num} is smaller than 5 MiB"
+                ));
+            }
+            let md5 = body::etag_md5(&r.etag)
+                .ok_or_else(|| s3_error!(InternalError, "part {num} has a malformed ETag"))?;
+            let path = if r.storage_key.is_empty() {
+                keys::part_path(&up.upload_id, num)
+            } else {
+                r.storage_key.clone()
+            };
+            chosen.push(PartRef {
+                number: num,
+                size: r.size_bytes,
+                md5,
+                path,
+            });
+        }
+        let cond = precondition(i.if_match.as_ref(), i.if_none_match.as_ref());
+        if !cond.is_empty() {
+            self.check_write_conditions(&lkey, i.if_match.as_ref(), i.if_none_match.as_ref())
+                .await?;
+        }
+        // The assembly runs in its own task: a client that hangs up does not cancel it, and
+        // s3s keeps the connection alive (whitespace) until the answer is ready.
+        let this = self.clone();
+        let (bucket, key) = (i.bucket.to_string(), i.key.to_string());
+        let work = async move {
+            this.assemble(&bucket, &key, up, chosen, cond)
+                .await
+                .map_err(|e| Failed::from(&e))
+        };
+        let outcome = self.completions.start(&i.upload_id, Box::pin(work));
+        Ok(complete_answer(i.bucket, i.key, lkey, outcome))
+    }
+
+    /// The ETag of the key's current version when it is the object `asked` (every part named
+    /// with its ETag) assembles to: the multipart ETag is a digest of the part MD5s, so a match
+    /// means a Complete of exactly these parts already committed.
+    pub(super) async fn completed_before(
+        &self,
+        lkey: &str,
+        asked: &[CompletedPart],
+    ) -> Option<String> {
+        let md5s: Option<Vec<[u8; 16]>> = asked
+            .iter()
+            .map(|p| p.e_tag.as_ref().and_then(|e| body::etag_md5(e.value())))
+            .collect();
+        let want = body::multipart_etag(&md5s.filter(|m| !m.is_empty())?);
+        self.current_etag_is(lkey, &want).await.then_some(want)
+    }
+
+    /// Whether the current version of `lkey` carries `etag`.
+    pub(super) async fn current_etag_is(&self, lkey: &str, etag: &str) -> bool {
+        self.ledger
+            .copies(lkey)
+            .await
+            .is_ok_and(|c| c.first().is_some_and(|c| c.meta.etag == etag))
+    }
+
+    /// Writes the parts of `up` as one object (routed like any write when the upload's
+    /// backend cannot hold it), then releases the upload: only a committed object ends it, so
+    /// a failed Complete leaves the upload and its parts intact for a retry.
+    pub(super) async fn assemble(
+        &self,
+        bucket: &str,
+        key: &str,
+        up: s3o_store::MultipartUpload,
+        parts: Vec<PartRef>,
+        cond: WritePrecondition,
+    ) -> S3Result<Done> {
+        let size: i64 = parts.iter().map(|p| p.size).sum();
+        let etag = body::multipart_etag(&parts.iter().map(|p| p.md5).collect::<Vec<_>>());
+        let target = self
+            .ledger
+            .pick_backend_for_upload(size, &up.backend_name, self.backends.order())
+            .await
+            .map_err(write_err)?;
+        let source = self.backend(&up.backend_name)?.clone();
+        let stream = concat_parts(source, parts);
+        let meta = ObjectMeta {
+            content_type: up.content_type.clone(),
+            user_metadata: up.metadata.clone(),
+            ..ObjectMeta::default()
+        };
+        let w = Write {
+            bucket,
+            key,
+            size,
+            meta,
+            expect_md5: None,
+            etag: Some(etag.clone()),
+            backend: Some(target),
+            checksums: None,
+            cond,
+        };
+        let (meta, _) = match self.write_object(w, stream).await {
+            Ok(r) => r,
+            Err(e) => {
+                // A Complete that committed and was cut off while releasing its parts left the
+                // upload row with parts gone: its retry finds the object already there.
+                if self.current_etag_is(&up.object_key, &etag).await {
+                    self.delete_parts(&up.backend_name, &up.upload_id).await;
+                    if self.ledger.delete_upload(&up.upload_id).await.is_ok() {
+                        return Ok(Done {
+                            ledger_key: up.object_key,
+                            etag,
+                        });
+                    }
+                }
+                return Err(e);
+            }
+        };
+        // Committed: the upload is over. Its part bytes go first and its row last, so a crash
+        // in between leaves the row, and with it the multipart sweeper's way to every part
+        // (the other order leaked the parts of a Complete killed after the row went). A retry
+        // is answered from memory, or from the ledger once the parts are gone.
+        self.delete_parts(&up.backend_name, &up.upload_id).await;
+        if let Err(e) = self.ledger.delete_upload(&up.upload_id).await {
+            tracing::warn!(upload = %up.upload_id, error = %e, "could not release a completed upload; the sweeper will");
+        }
+        Ok(Done {
+            ledger_key: up.object_key,
+            etag: meta.etag,
+        })
+    }
+
+    pub(super) async fn do_list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let i = req.input;
+        let up = self.upload_for(&i.bucket, &i.key, &i.upload_id).await?;
+        let marker = i.part_number_marker.unwrap_or(0);
+        let max = i.max_parts.unwrap_or(1000).clamp(1, 1000);
+        let all = self.ledger.parts(&up.upload_id).await.map_err(write_err)?;
+        let after: Vec<_> = all.into_iter().filter(|p| p.part_number > marker).collect();
+        let truncated = after.len() > max as usize;
+        let page: Vec<_> = after.into_iter().take(max as usize).collect();
+        let next = page.last().map(|p| p.part_number);
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(i.bucket),
+            key: Some(i.key),
+            upload_id: Some(up.upload_id),
+            part_number_marker: Some(marker),
+            max_parts: Some(max),
+            is_truncated: Some(truncated),
+            next_part_number_marker: if truncated { next } else { None },
+            parts: Some(
+                page.into_iter()
+                    .map(|p| Part {
+                        part_number: Some(p.part_number),
+                        size: Some(p.size_bytes),
+                        e_tag: Some(ETag::Strong(p.etag)),
+                        last_modified: Some(to_s3_time(p.created_at)),
+                        ..Part::default()
+                    })
+                    .collect(),
+            ),
+            ..ListPartsOutput::default()
+        }))
+    }
+
+    pub(super) async fn do_list_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let i = req.input;
+        self.bucket(&i.bucket).await?;
+        let bp = keys::bucket_prefix(&i.bucket);
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let max = i.max_uploads.unwrap_or(1000).clamp(1, 1000);
+        let key_marker = i.key_marker.clone().unwrap_or_default();
+        let ups = self
+            .ledger
+            .uploads(&format!("{bp}{prefix}"), 10_000)
+            .await
+            .map_err(read_err)?;
+        let mut page = Vec::new();
+        let mut truncated = false;
+        for u in ups {
+            let k = u
+                .object_key
+                .strip_prefix(&bp)
+                .unwrap_or(&u.object_key)
+                .to_owned();
+            if !key_marker.is_empty() && k.as_str() <= key_marker.as_str() {
+                continue;
+            }
+            if page.len() == max as usize {
+                truncated = true;
+                break;
+            }
+            page.push(MultipartUpload {
+                key: Some(k),
+                upload_id: Some(u.upload_id),
+                initiated: Some(to_s3_time(u.created_at)),
+                ..MultipartUpload::default()
+            });
+        }
+        let next_key = if truncated {
+            page.last().and_then(|u| u.key.clone())
+        } else {
+            None
+        };
+        let next_id = if truncated {
+            page.last().and_then(|u| u.upload_id.clone())
+        } else {
+            None
+        };
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(i.bucket),
+            prefix: i.prefix,
+            key_marker: i.key_marker,
+            max_uploads: Some(max),
+            is_truncated: Some(truncated),
+            next_key_marker: next_key,
+            next_upload_id_marker: next_id,
+            uploads: Some(page),
+            ..ListMultipartUploadsOutput::default()
+        }))
+    }
+
+    pub(super) async fn do_abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let i = &req.input;
+        match self.upload_for(&i.bucket, &i.key, &i.upload_id).await {
+            Err(e) => Err(e),
+            Ok(up) => {
+                self.delete_parts(&up.backend_name, &up.upload_id).await;
+                self.ledger
+                    .delete_upload(&up.upload_id)
+                    .await
+                    .map_err(write_err)
+                    .map(|()| S3Response::new(AbortMultipartUploadOutput::default()))
+            }
+        }
+    }
+}
+
+/// One part chosen for assembly.
+pub(super) struct PartRef {
+    number: i32,
+    size: i64,
+    md5: [u8; 16],
+    /// Backend path of its bytes.
+    path: String,
+}
+
+/// The answer to a Complete whose assembly `outcome` is running or done: s3s sends it when it
+/// resolves, keeping the connection alive meanwhile. An outcome of another key (an upload id
+/// reused with another key) answers `NoSuchUpload`.
+pub(super) fn complete_answer(
+    bucket: BucketName,
+    key: ObjectKey,
+    ledger_key: String,
+    outcome: crate::completions::Outcome,
+) -> S3Response<CompleteMultipartUploadOutput> {
+    let answer = async move {
+        let done = outcome.await.map_err(S3Error::from)?;
+        if done.ledger_key != ledger_key {
+            return Err(s3_error!(NoSuchUpload));
+        }
+        Ok(CompleteMultipartUploadOutput {
+            bucket: Some(bucket),
+            key: Some(key),
+            e_tag: (!done.etag.is_empty()).then_some(ETag::Strong(done.etag)),
+            ..CompleteMultipartUploadOutput::default()
+        })
+    };
+    S3Response::new(CompleteMultipartUploadOutput {
+        future: Some(Box::pin(answer)),
+        ..CompleteMultipartUploadOutput::default()
+    })
+}
+
+/// The parts of an upload read back in order as one stream; each part's bytes are checked
+/// against its recorded MD5, so a part replaced under a concurrent Complete fails the whole
+/// assembly instead of committing mixed bytes.
+pub(super) fn concat_parts(backend: Arc<Backend>, parts: Vec<PartRef>) -> ByteStream {
+    let s = futures::stream::iter(parts).then(move |part| {
+        let backend = backend.clone();
+        let path = keys::path(&part.path);
+        let (num, md5) = (part.number, part.md5);
+        async move {
+            let r = backend
+                .store
+                .get(&path)
+                .await
+                .map_err(|e| Box::new(e) as s3s::StdError)?;
+            let hasher = std::sync::Arc::new(std::sync::Mutex::new(Some(md5::Md5::default())));
+            let h2 = hasher.clone();
+            let inner = r.into_stream().map_err(|e| Box::new(e) as s3s::StdError);
+            let checked = inner
+                .map(move |item| {
+                    if let Ok(b) = &item
+                        && let Some(h) = h2.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
+                    {
+                        md5::Digest::update(h, b);
+                    }
+                    item
+                })
+                .chain(futures::stream::once(async move {
+                    let h = hasher.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    let got = h.map(|h| {
+                        let mut out = [0u8; 16];
+                        out.copy_from_slice(&md5::Digest::finalize(h));
+                        out
+                    });
+                    if got == Some(md5) {
+                        Ok(Bytes::new())
+                    } else {
+                        Err(Box::new(s3_error!(
+                            InvalidPart,
+                            "part {num} changed during completion"
+                        )) as s3s::StdError)
+                    }
+                }));
+            Ok::<_, s3s::StdError>(checked)
+        }
+    });
+    Box::pin(s.try_flatten())
+}
