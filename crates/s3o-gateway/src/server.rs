@@ -185,8 +185,8 @@ impl Gateway {
         crate::store_metrics::install();
         let metrics = Arc::new(Metrics::default());
         let mut ctx = Ctx::new(store.clone(), ledger.clone(), backends.clone(), &config);
-        // Replication factors are the ledger's, buckets created over S3 included. Read once at
-        // start: a bucket created later is seen by the workers after a restart.
+        // Replication factors are the ledger's, buckets created over S3 included; the workers
+        // read them again at every pass (`Ctx::current_factors`), this is the start snapshot.
         match ledger.buckets().await {
             Ok(all) => {
                 ctx.factors = all

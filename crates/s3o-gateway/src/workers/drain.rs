@@ -380,7 +380,7 @@ fn leftover_age(ctx: &Ctx) -> Duration {
 async fn sweep_leftovers(ctx: &Ctx, b: &Backend) -> LResult<u64> {
     let fence = std::time::SystemTime::now().checked_sub(leftover_age(ctx));
     let mut listed = Vec::new();
-    for (bucket, _) in &ctx.factors {
+    for (bucket, _) in &ctx.current_factors().await? {
         let dir = Path::from(bucket.as_str());
         let found: Vec<_> = b
             .store

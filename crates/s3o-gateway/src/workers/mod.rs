@@ -246,6 +246,19 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// Every bucket and its replication factor as the ledger has them now, so a bucket created
+    /// or changed over S3 is served from the next pass on (the snapshot taken at start is kept
+    /// in `factors` for callers without a ledger round trip).
+    pub(crate) async fn current_factors(&self) -> LResult<Vec<(String, i64)>> {
+        Ok(self
+            .ledger
+            .buckets()
+            .await?
+            .into_iter()
+            .map(|b| (b.name, i64::from(b.settings.replication_factor.max(1))))
+            .collect())
+    }
+
     pub(crate) fn new(
         store: LedgerHandle,
         ledger: Arc<Ledger>,

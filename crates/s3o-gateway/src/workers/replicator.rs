@@ -55,7 +55,7 @@ async fn scan_page(ctx: &Ctx, w: Worker, bucket: &str) -> LResult<Vec<(String, u
 /// The replicator's pass.
 pub(super) async fn replicate(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     let mut health = Health::default();
-    for (bucket, factor) in &ctx.factors {
+    for (bucket, factor) in &ctx.current_factors().await? {
         if *factor <= 1 {
             continue;
         }
@@ -177,7 +177,7 @@ async fn replicate_key(
 /// The over-replication cleaner's pass.
 pub(super) async fn trim(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     let mut health = Health::default();
-    for (bucket, factor) in &ctx.factors {
+    for (bucket, factor) in &ctx.current_factors().await? {
         for (key, n) in scan_page(ctx, Worker::OverReplication, bucket).await? {
             if ctx.stopping() {
                 return Ok(());

@@ -275,3 +275,35 @@ pub(crate) async fn put_racing_bucket_delete(ledger: Ledger) {
     rig.assert_clean().await;
     rig.finish().await;
 }
+
+/// A bucket created over S3 whose replication factor is raised in the ledger afterwards is
+/// replicated by the running gateway's next pass: workers read the factors at every pass, not
+/// once at start.
+pub(crate) async fn workers_follow_bucket_settings_without_restart(ledger: Ledger) {
+    let Some(rig) = Rig::new(ledger).await else {
+        return;
+    };
+    let raw = &rig.raw;
+    assert_eq!(raw.send("PUT", "/late-bucket", &[], "").await.status, 200);
+    let r = raw.send("PUT", "/late-bucket/k", &[], "payload").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let store = rig.store();
+    let mut b = store.get_bucket("late-bucket").await.expect("bucket");
+    b.settings.replication_factor = 2;
+    store
+        .update_bucket_settings("late-bucket", &b.settings)
+        .await
+        .expect("raise the factor");
+    let report = rig
+        .gateway()
+        .run_worker_once(s3o_gateway::Worker::Replicator)
+        .await;
+    let copies = store
+        .get_all_object_locations("late-bucket/k")
+        .await
+        .expect("copies");
+    assert_eq!(copies.len(), 2, "replicated without a restart: {report:?}");
+    let r = raw.send("GET", "/late-bucket/k", &[], "").await;
+    assert_eq!((r.status, &r.body[..]), (200, &b"payload"[..]));
+    rig.finish().await;
+}

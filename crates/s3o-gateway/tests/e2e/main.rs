@@ -48,6 +48,7 @@ on_both_ledgers! {
         bucket_name_rules,
         list_buckets_has_creation_dates,
         put_racing_bucket_delete,
+        workers_follow_bucket_settings_without_restart,
     ],
     compat: [
         continuation_token_wins_over_start_after,
