@@ -21,8 +21,10 @@ pub(super) struct BucketCache {
     /// The configuration's buckets: assumed to exist while the ledger cannot answer, so reads
     /// keep being served by broadcast during an outage.
     configured: BTreeSet<String>,
-    /// Bucket → when the ledger last confirmed it.
-    seen: Mutex<HashMap<String, Instant>>,
+    /// Bucket → when the ledger last confirmed it, and the number of forgets so far: a
+    /// confirmation read before a forget (a PUT that saw the bucket just before this process
+    /// deleted it) must not put the entry back.
+    seen: Mutex<(HashMap<String, Instant>, u64)>,
 }
 
 impl BucketCache {
@@ -34,27 +36,39 @@ impl BucketCache {
         }
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn seen(&self) -> std::sync::MutexGuard<'_, (HashMap<String, Instant>, u64)> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn fresh(&self, name: &str) -> bool {
         self.seen()
+            .0
             .get(name)
             .is_some_and(|at| at.elapsed() < BUCKET_TTL)
     }
 
-    fn confirm(&self, name: &str) {
-        self.seen().insert(name.to_owned(), Instant::now());
+    /// The forget count to pass to [`BucketCache::confirm`], read before asking the ledger.
+    fn epoch(&self) -> u64 {
+        self.seen().1
+    }
+
+    /// Caches a confirmation read at `epoch`, unless a forget came since.
+    fn confirm(&self, name: &str, epoch: u64) {
+        let mut seen = self.seen();
+        if seen.1 == epoch {
+            seen.0.insert(name.to_owned(), Instant::now());
+        }
     }
 
     fn forget(&self, name: &str) {
-        self.seen().remove(name);
+        let mut seen = self.seen();
+        seen.0.remove(name);
+        seen.1 += 1;
     }
 
     /// Whether `name` is believed to exist when the ledger cannot say.
     fn known(&self, name: &str) -> bool {
-        self.configured.contains(name) || self.seen().contains_key(name)
+        self.configured.contains(name) || self.seen().0.contains_key(name)
     }
 }
 
@@ -65,9 +79,10 @@ impl GatewayS3 {
         if self.buckets.fresh(name) {
             return Ok(());
         }
+        let epoch = self.buckets.epoch();
         match self.ledger.bucket(name).await {
             Ok(_) => {
-                self.buckets.confirm(name);
+                self.buckets.confirm(name, epoch);
                 Ok(())
             }
             Err(StoreError::BucketNotFound { .. } | StoreError::InvalidInput { .. }) => {
@@ -191,13 +206,14 @@ impl GatewayS3 {
                 self.region
             ));
         }
+        let epoch = self.buckets.epoch();
         if self
             .ledger
             .create_bucket(&BucketSpec::new(b.as_str()))
             .await
             .map_err(write_err)?
         {
-            self.buckets.confirm(b);
+            self.buckets.confirm(b, epoch);
             Ok(S3Response::new(CreateBucketOutput {
                 location: Some(format!("/{b}")),
             }))
