@@ -161,6 +161,30 @@ impl TxBody for Record<'_> {
     }
 }
 
+/// The checks every record of a copy makes before any SQL (the key is checked by the caller,
+/// with any bucket rule of its own).
+fn validate_record(
+    backend: &str,
+    size: i64,
+    form: &StoredForm,
+    intent_id: Option<&str>,
+    cond: Option<&WritePrecondition>,
+) -> Result<()> {
+    validate::backend(backend)?;
+    validate::size("object size", size)?;
+    validate::stored_form(form)?;
+    if let Some(id) = intent_id {
+        validate::id("intent id", id)?;
+    }
+    for etag in cond
+        .iter()
+        .flat_map(|c| c.if_match.iter().chain(c.if_none_match.iter()))
+    {
+        validate::text("precondition ETag", etag)?;
+    }
+    Ok(())
+}
+
 /// Records `key` on `backend` with `size` bytes, replacing every existing copy.
 ///
 /// Locks: the key, then the intent row, then the key's copies, then quota rows in backend
@@ -183,12 +207,7 @@ pub async fn record_object<R: Runner + ?Sized>(
     intent_id: Option<&str>,
 ) -> Result<Vec<DeletedCopy>> {
     validate::key(key)?;
-    validate::backend(backend)?;
-    validate::size("object size", size)?;
-    validate::stored_form(form)?;
-    if let Some(id) = intent_id {
-        validate::id("intent id", id)?;
-    }
+    validate_record(backend, size, form, intent_id, None)?;
     with_tx_val(
         runner,
         &Record {
@@ -224,17 +243,7 @@ pub async fn record_object_if<R: Runner + ?Sized>(
     cond: Option<&WritePrecondition>,
 ) -> Result<Vec<DeletedCopy>> {
     validate::key(key)?;
-    validate::backend(backend)?;
-    validate::size("object size", size)?;
-    validate::stored_form(form)?;
-    if let Some(id) = intent_id {
-        validate::id("intent id", id)?;
-    }
-    if let Some(c) = cond {
-        for etag in c.if_match.iter().chain(c.if_none_match.iter()) {
-            validate::text("precondition ETag", etag)?;
-        }
-    }
+    validate_record(backend, size, form, intent_id, cond)?;
     with_tx_val(
         runner,
         &Record {
@@ -281,17 +290,7 @@ pub async fn record_object_in_bucket<R: Runner + ?Sized>(
             format!("{key:?} is not a key of bucket {bucket:?} (it must start with \"{bucket}/\")"),
         ));
     }
-    validate::backend(backend)?;
-    validate::size("object size", size)?;
-    validate::stored_form(form)?;
-    if let Some(id) = intent_id {
-        validate::id("intent id", id)?;
-    }
-    if let Some(c) = cond {
-        for etag in c.if_match.iter().chain(c.if_none_match.iter()) {
-            validate::text("precondition ETag", etag)?;
-        }
-    }
+    validate_record(backend, size, form, intent_id, cond)?;
     with_tx_val(
         runner,
         &Record {
