@@ -7,7 +7,7 @@
 //!   each packaged crate, and `e2e`. Exits non-zero on the first failure.
 //! - `conformance [--engine sqlite|postgres|all]`: the conformance matrix.
 //! - `bench [--quick] [--trials N] [--engine sqlite|postgres|all] [--only claims]
-//!   [--claim-depth N]`: the benchmarks (see `s3o-bench`); `bench --gateway [--quick]`: the gateway against a direct S3 server, and
+//!   [--claim-depth N]`: the benchmarks (see `s3o-bench`); `bench --gateway [--quick] [--trials N]`: the gateway against a direct S3 server, and
 //!   its memory.
 //! - `soak [--engine sqlite|postgres|all] [--cases N] [--seed S]`: the model-based test with
 //!   many sequences (default 2000 per engine), in release mode.
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
 bench [--quick] [--trials N] [--engine E] [--only claims] [--claim-depth N] | \
-bench --gateway [--quick] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]... | crash [--engine E] [--kills N] | \
+bench --gateway [--quick] [--trials N] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]... | crash [--engine E] [--kills N] | \
 kills [--engine E] [--kills N] [--scope writes|complete|replication|drain|all] | s3-tests [--engine sqlite|postgres] [-k EXPR]>";
 
 fn cargo() -> Command {
@@ -332,7 +332,7 @@ fn bench(rest: &[String]) -> Result<(), String> {
         // The gateway against a direct s3s-fs server (crates/s3o-gateway/benches/gateway.rs).
         let mut cmd = cargo();
         cmd.args(["bench", "-p", "s3o-gateway", "--bench", "gateway", "--"]);
-        cmd.args(rest.iter().filter(|a| *a == "--quick"));
+        cmd.args(rest.iter().filter(|a| *a != "--gateway"));
         return run("gateway benchmark", cmd);
     }
     let mut cmd = cargo();

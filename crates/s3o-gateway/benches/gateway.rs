@@ -2,14 +2,16 @@
 //!
 //! In one run: an s3s-fs server on loopback (the baseline, reached directly) and a second one
 //! behind the release `s3o-gateway` binary (SQLite ledger, one S3 backend, no quota). The same
-//! object_store S3 client code sends PUT and GET of 4 KiB and 1 MiB objects with 1 and 16
-//! concurrent clients to both; the table gives ops/s, latency percentiles and the gateway ÷
-//! direct ratios. Then 64 clients PUT 64 MiB each at once through the gateway while its peak
+//! object_store S3 client code sends PUT and GET of 4 KiB, 1 MiB and 64 MiB objects with 1 and
+//! 16 concurrent clients to both, in interleaved trials (3 by default, `--trials N`; 1 with
+//! `--quick`); the table gives the median gateway ÷ direct ratio with its min–max against the
+//! targets (GET ≥ 0.9, PUT ≥ 0.8) and the added latency at 4 KiB. Then 64 clients PUT 64 MiB each at once through the gateway while its peak
 //! resident memory (`VmHWM` of the gateway process) is read from `/proc`. Results go to
-//! `bench/results/gateway-latest.md`; ratios are the claim, absolute numbers vary by machine.
+//! `bench/results/gateway-latest.md` and the README's generated block; ratios are the claim,
+//! absolute numbers vary by machine.
 //!
 //! ```text
-//! cargo xtask bench --gateway [--quick]
+//! cargo xtask bench --gateway [--quick] [--trials N]
 //! ```
 
 #[path = "../tests/e2e/fs_backend.rs"]
@@ -39,17 +41,29 @@ const MIB: usize = 1 << 20;
 const PUT_KEYS_PER_CLIENT: usize = 16;
 /// Objects GETs pick from.
 const GET_KEYS: usize = 32;
+/// Object sizes measured.
+const SIZES: [usize; 3] = [4 * KIB, MIB, 64 * MIB];
+/// From this size on, fewer keys (disk) and a longer window (few operations per second).
+const BIG: usize = 64 * MIB;
 /// The memory run: this many clients PUT this many bytes each, all at once.
 const MEM_CLIENTS: usize = 64;
 const MEM_SIZE: usize = 64 * MIB;
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let trials = args
+        .iter()
+        .position(|a| a == "--trials")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(if quick { 1 } else { 3 })
+        .max(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    if let Err(e) = rt.block_on(run(quick)) {
+    if let Err(e) = rt.block_on(run(quick, trials)) {
         eprintln!("gateway bench: {e}");
         std::process::exit(1);
     }
@@ -63,7 +77,7 @@ struct Cell {
     ops: usize,
 }
 
-async fn run(quick: bool) -> Result<(), String> {
+async fn run(quick: bool, trials: usize) -> Result<(), String> {
     crypto();
     let window = if quick {
         Duration::from_millis(1_500)
@@ -153,101 +167,219 @@ async fn run(quick: bool) -> Result<(), String> {
         idle_rss as f64 / 1024.0
     );
 
-    let mut rows = Vec::new();
-    for size in [4 * KIB, MIB] {
+    let mut rows: Vec<Row> = Vec::new();
+    for size in SIZES {
         let body = Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
         for c in [&through, &direct] {
-            for i in 0..GET_KEYS {
+            for i in 0..get_keys(size) {
                 c.put(&get_key(size, i), body.clone().into())
                     .await
                     .map_err(|e| format!("populate: {e}"))?;
             }
         }
+        let window = if size >= BIG { window * 2 } else { window };
         for clients in [1, 16] {
             for op in [Op::Put, Op::Get] {
-                let g = measure(&through, op, size, clients, &body, window).await?;
-                let d = measure(&direct, op, size, clients, &body, window).await?;
+                let mut row = Row {
+                    op,
+                    size,
+                    clients,
+                    gateway: Vec::new(),
+                    direct: Vec::new(),
+                };
+                // The sides alternate which goes first, trial by trial, so a drift in the
+                // machine's load touches both alike.
+                for trial in 0..trials {
+                    let sides: [(&Arc<AmazonS3>, bool); 2] = if trial % 2 == 0 {
+                        [(&through, true), (&direct, false)]
+                    } else {
+                        [(&direct, false), (&through, true)]
+                    };
+                    for (store, is_gateway) in sides {
+                        let cell = measure(store, op, size, clients, &body, window).await?;
+                        if is_gateway {
+                            row.gateway.push(cell);
+                        } else {
+                            row.direct.push(cell);
+                        }
+                    }
+                }
+                let (median, lo, hi) = row.ratio();
                 println!(
-                    "{:<4} {:>5} x{clients:<2}: gateway {:>8.1} ops/s, direct {:>8.1} ops/s, ratio {:.2}",
+                    "{:<4} {:>6} x{clients:<2}: gateway {:>8.1} ops/s, direct {:>8.1} ops/s, ratio {median:.2} ({lo:.2}-{hi:.2})",
                     op.name(),
                     human(size),
-                    g.ops_per_s,
-                    d.ops_per_s,
-                    g.ops_per_s / d.ops_per_s
+                    row.side_median(true, |c| c.ops_per_s),
+                    row.side_median(false, |c| c.ops_per_s),
                 );
-                rows.push((op, size, clients, g, d));
+                rows.push(row);
+            }
+        }
+        // Bytes of this size are no longer needed: keep the disk footprint of a run bounded.
+        for c in [&through, &direct] {
+            for i in 0..get_keys(size) {
+                let _ = c.delete(&get_key(size, i)).await;
             }
         }
     }
     drop(gateway);
 
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "# Gateway benchmark (`cargo xtask bench --gateway{}`)\n",
+    let small = rows
+        .iter()
+        .find(|r| matches!(r.op, Op::Put) && r.size == 4 * KIB && r.clients == 1);
+    let small_get = rows
+        .iter()
+        .find(|r| matches!(r.op, Op::Get) && r.size == 4 * KIB && r.clients == 1);
+    let added = |r: Option<&Row>, f: fn(&Cell) -> f64| {
+        r.map_or(0.0, |r| r.side_median(true, f) - r.side_median(false, f))
+    };
+
+    let command = format!(
+        "cargo xtask bench --gateway{}",
         if quick { " --quick" } else { "" }
     );
+    let mut table = String::new();
     let _ = writeln!(
-        md,
-        "s3o-gateway (release binary, SQLite ledger, one s3s-fs backend over loopback HTTP) vs \
-         the same s3s-fs server reached directly, same run, same object_store S3 client code. \
-         {} s per cell; PUT clients cycle over {PUT_KEYS_PER_CLIENT} keys each (overwrites \
-         after the first round), GETs read whole objects from {GET_KEYS} keys. Machine: {} \
-         CPU(s). Ratio = gateway ÷ direct throughput (1.00 = no overhead).\n",
-        window.as_secs_f64(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        table,
+        "| op | size | clients | gateway ops/s | direct ops/s | ratio, median (min–max) | target | |"
     );
-    let _ = writeln!(
-        md,
-        "| op | size | clients | gateway ops/s | direct ops/s | ratio | gateway p50 / p99 ms | direct p50 / p99 ms |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
-    for (op, size, clients, g, d) in &rows {
+    let _ = writeln!(table, "|---|---|---:|---:|---:|---:|---|---|");
+    for r in &rows {
+        let (median, lo, hi) = r.ratio();
+        let target = r.op.target();
         let _ = writeln!(
-            md,
-            "| {} | {} | {clients} | {:.1} | {:.1} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |",
-            op.name(),
-            human(*size),
-            g.ops_per_s,
-            d.ops_per_s,
-            g.ops_per_s / d.ops_per_s,
-            g.p50_ms,
-            g.p99_ms,
-            d.p50_ms,
-            d.p99_ms
+            table,
+            "| {} | {} | {} | {:.1} | {:.1} | {median:.2} ({lo:.2}–{hi:.2}) | ≥ {target} | {} |",
+            r.op.name(),
+            human(r.size),
+            r.clients,
+            r.side_median(true, |c| c.ops_per_s),
+            r.side_median(false, |c| c.ops_per_s),
+            if median >= target { "MET" } else { "MISSED" }
         );
     }
-    let _ = writeln!(
-        md,
-        "\nOperations per cell (gateway / direct): {}.\n",
-        rows.iter()
-            .map(|(op, size, clients, g, d)| format!(
-                "{} {} x{clients}: {}/{}",
-                op.name(),
-                human(*size),
-                g.ops,
-                d.ops
-            ))
-            .collect::<Vec<_>>()
-            .join("; ")
+    let latency = format!(
+        "Added latency at 4 KiB, 1 client (gateway − direct, medians over trials): PUT p50 \
+         {:+.2} ms, p99 {:+.2} ms; GET p50 {:+.2} ms, p99 {:+.2} ms (target: p50 ≤ 1 ms).",
+        added(small, |c| c.p50_ms),
+        added(small, |c| c.p99_ms),
+        added(small_get, |c| c.p50_ms),
+        added(small_get, |c| c.p99_ms),
     );
-    let _ = writeln!(
-        md,
-        "## Memory\n\n{MEM_CLIENTS} clients PUT {} MiB each at once through the gateway \
-         ({} GiB in {mem_secs:.1} s, unsigned payload). Peak resident memory of the gateway \
-         process (`VmHWM`): **{:.0} MiB** (idle before: {:.0} MiB), i.e. about {:.1} MiB per \
-         concurrent request.",
+    let memory = format!(
+        "Peak RSS of the gateway while {MEM_CLIENTS} clients PUT {} MiB each at once ({} GiB \
+         in {mem_secs:.1} s): **{:.0} MiB** (idle {:.0} MiB; bound: idle + `body_buffer_bytes` \
+         (256 MiB) + per-connection state).",
         MEM_SIZE / MIB,
         MEM_CLIENTS * MEM_SIZE / (1 << 30),
         peak_rss as f64 / 1024.0,
         idle_rss as f64 / 1024.0,
-        (peak_rss - idle_rss) as f64 / 1024.0 / MEM_CLIENTS as f64
     );
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# Gateway benchmark (`{command}`)\n");
+    let _ = writeln!(
+        md,
+        "s3o-gateway (release binary, SQLite ledger, one s3s-fs backend over loopback HTTP) vs \
+         the same s3s-fs server reached directly, same run, same object_store S3 client code. \
+         {trials} interleaved trial(s) per cell (the sides alternate which goes first), {} s per \
+         side and trial ({} s at 64 MiB); PUT clients cycle over a few keys each (overwrites \
+         after the first round: the full write path, displaced bytes deleted included), GETs \
+         read whole objects. Machine: {} CPU(s). Ratio = gateway ÷ direct throughput per \
+         trial (1.00 = no overhead); ops/s are medians over trials.\n",
+        window.as_secs_f64(),
+        window.as_secs_f64() * 2.0,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    md.push_str(&table);
+    let _ = writeln!(md, "\n{latency}\n");
+    let _ = writeln!(md, "Per trial (ops/s gateway / direct, p50 ms gateway / direct):\n");
+    for r in &rows {
+        let trials: Vec<String> = r
+            .gateway
+            .iter()
+            .zip(&r.direct)
+            .map(|(g, d)| {
+                format!(
+                    "{:.1}/{:.1} ({:.2}/{:.2} ms, {}/{} ops)",
+                    g.ops_per_s, d.ops_per_s, g.p50_ms, d.p50_ms, g.ops, d.ops
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "- {} {} x{}: {}",
+            r.op.name(),
+            human(r.size),
+            r.clients,
+            trials.join("; ")
+        );
+    }
+    let _ = writeln!(md, "\n## Memory\n\n{memory}");
     let out = results_dir().join("gateway-latest.md");
     std::fs::create_dir_all(results_dir()).map_err(|e| e.to_string())?;
-    std::fs::write(&out, md).map_err(|e| format!("write {}: {e}", out.display()))?;
+    std::fs::write(&out, &md).map_err(|e| format!("write {}: {e}", out.display()))?;
     println!("results written to {}", out.display());
+    let block = format!(
+        "Generated by `{command}` ({trials} interleaved trial(s) per cell; full table in \
+         [`bench/results/gateway-latest.md`](bench/results/gateway-latest.md)):\n\n{table}\n\
+         {latency}\n\n{memory}\n"
+    );
+    readme_block(&block)?;
     Ok(())
+}
+
+/// Replaces the generated block between the gateway-bench markers of the README.
+fn readme_block(block: &str) -> Result<(), String> {
+    const BEGIN: &str = "<!-- gateway-bench:begin (generated by cargo xtask bench --gateway) -->\n";
+    const END: &str = "<!-- gateway-bench:end -->";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("read README: {e}"))?;
+    let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
+        return Err("README.md has no gateway-bench markers".into());
+    };
+    let out = format!("{}{BEGIN}{block}{}", &text[..b], &text[e..]);
+    std::fs::write(&path, out).map_err(|e| format!("write README: {e}"))
+}
+
+/// One cell's trials on both sides.
+struct Row {
+    op: Op,
+    size: usize,
+    clients: usize,
+    gateway: Vec<Cell>,
+    direct: Vec<Cell>,
+}
+
+impl Row {
+    /// Median, min and max of the per-trial gateway ÷ direct throughput ratios.
+    fn ratio(&self) -> (f64, f64, f64) {
+        let mut r: Vec<f64> = self
+            .gateway
+            .iter()
+            .zip(&self.direct)
+            .map(|(g, d)| g.ops_per_s / d.ops_per_s)
+            .collect();
+        r.sort_by(f64::total_cmp);
+        (median(&r), r[0], r[r.len() - 1])
+    }
+
+    /// The median over trials of one side's figure.
+    fn side_median(&self, gateway: bool, f: fn(&Cell) -> f64) -> f64 {
+        let side = if gateway { &self.gateway } else { &self.direct };
+        let mut v: Vec<f64> = side.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        median(&v)
+    }
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -263,6 +395,14 @@ impl Op {
             Op::Get => "GET",
         }
     }
+
+    /// The issue's bar for gateway ÷ direct: the PUT pays the ledger commit, a GET only a read.
+    fn target(self) -> f64 {
+        match self {
+            Op::Put => 0.8,
+            Op::Get => 0.9,
+        }
+    }
 }
 
 fn client(endpoint: &str, bucket: &str, ak: &str, sk: &str, unsigned: bool) -> AmazonS3 {
@@ -276,6 +416,16 @@ fn client(endpoint: &str, bucket: &str, ak: &str, sk: &str, unsigned: bool) -> A
         )
         .build()
         .expect("S3 client")
+}
+
+/// How many objects of `size` GETs pick from.
+fn get_keys(size: usize) -> usize {
+    if size >= BIG { 4 } else { GET_KEYS }
+}
+
+/// How many keys each PUT client of `size` cycles over.
+fn put_keys(size: usize) -> usize {
+    if size >= BIG { 2 } else { PUT_KEYS_PER_CLIENT }
 }
 
 fn get_key(size: usize, i: usize) -> Key {
@@ -304,7 +454,7 @@ async fn measure(
                 let began = Instant::now();
                 match op {
                     Op::Put => {
-                        let key = Key::from(format!("put-{size}/{t}/{}", i % PUT_KEYS_PER_CLIENT));
+                        let key = Key::from(format!("put-{size}/{t}/{}", i % put_keys(size)));
                         store
                             .put(&key, body.clone().into())
                             .await
@@ -312,7 +462,7 @@ async fn measure(
                     }
                     Op::Get => {
                         let got = store
-                            .get(&get_key(size, (t * 7 + i) % GET_KEYS))
+                            .get(&get_key(size, (t * 7 + i) % get_keys(size)))
                             .await
                             .map_err(|e| format!("GET: {e}"))?
                             .bytes()
