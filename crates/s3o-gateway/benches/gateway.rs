@@ -293,7 +293,10 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
     );
     md.push_str(&table);
     let _ = writeln!(md, "\n{latency}\n");
-    let _ = writeln!(md, "Per trial (ops/s gateway / direct, p50 ms gateway / direct):\n");
+    let _ = writeln!(
+        md,
+        "Per trial (ops/s gateway / direct, p50 ms gateway / direct):\n"
+    );
     for r in &rows {
         let trials: Vec<String> = r
             .gateway
