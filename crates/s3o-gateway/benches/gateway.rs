@@ -75,6 +75,8 @@ struct Cell {
     p50_ms: f64,
     p99_ms: f64,
     ops: usize,
+    /// `503 SlowDown` answers retried (admission or body-buffer budget full).
+    refused: usize,
 }
 
 async fn run(quick: bool, trials: usize) -> Result<(), String> {
@@ -144,11 +146,13 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
         let c = Arc::clone(&mem_client);
         let p = payload.clone();
         tasks.push(tokio::spawn(async move {
-            c.put(&Key::from(format!("mem/{i}")), p.into()).await
+            put_retrying(&c, &Key::from(format!("mem/{i}")), p).await
         }));
     }
+    let mut mem_refused = 0;
     for t in tasks {
-        t.await
+        mem_refused += t
+            .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("64 MiB PUT: {e}"))?;
     }
@@ -268,8 +272,9 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
     );
     let memory = format!(
         "Peak RSS of the gateway while {MEM_CLIENTS} clients PUT {} MiB each at once ({} GiB \
-         in {mem_secs:.1} s): **{:.0} MiB** (idle {:.0} MiB; bound: idle + `body_buffer_bytes` \
-         (256 MiB) + per-connection state).",
+         in {mem_secs:.1} s, {mem_refused} `503 SlowDown` answers retried by the clients): \
+         **{:.0} MiB** (idle {:.0} MiB; bound: idle + `body_buffer_bytes` (256 MiB) + \
+         per-connection state).",
         MEM_SIZE / MIB,
         MEM_CLIENTS * MEM_SIZE / (1 << 30),
         peak_rss as f64 / 1024.0,
@@ -304,8 +309,8 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
             .zip(&r.direct)
             .map(|(g, d)| {
                 format!(
-                    "{:.1}/{:.1} ({:.2}/{:.2} ms, {}/{} ops)",
-                    g.ops_per_s, d.ops_per_s, g.p50_ms, d.p50_ms, g.ops, d.ops
+                    "{:.1}/{:.1} ({:.2}/{:.2} ms, {}/{} ops, {} SlowDown retried)",
+                    g.ops_per_s, d.ops_per_s, g.p50_ms, d.p50_ms, g.ops, d.ops, g.refused
                 )
             })
             .collect();
@@ -452,14 +457,14 @@ async fn measure(
         let body = body.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
+            let mut refused = 0;
             let mut i = 0;
             while Instant::now() < deadline {
                 let began = Instant::now();
                 match op {
                     Op::Put => {
                         let key = Key::from(format!("put-{size}/{t}/{}", i % put_keys(size)));
-                        store
-                            .put(&key, body.clone().into())
+                        refused += put_retrying(&store, &key, body.clone())
                             .await
                             .map_err(|e| format!("PUT: {e}"))?;
                     }
@@ -479,12 +484,15 @@ async fn measure(
                 lat.push(began.elapsed());
                 i += 1;
             }
-            Ok::<_, String>(lat)
+            Ok::<_, String>((lat, refused))
         }));
     }
     let mut all = Vec::new();
+    let mut refused = 0;
     for t in tasks {
-        all.extend(t.await.map_err(|e| e.to_string())??);
+        let (lat, r) = t.await.map_err(|e| e.to_string())??;
+        all.extend(lat);
+        refused += r;
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
@@ -497,7 +505,25 @@ async fn measure(
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         ops: all.len(),
+        refused,
     })
+}
+
+/// One PUT, retried after `503 SlowDown` with a short growing pause, as S3 SDKs do; the
+/// number of refusals it met.
+async fn put_retrying(store: &AmazonS3, key: &Key, body: Bytes) -> Result<usize, String> {
+    let mut refused = 0;
+    loop {
+        match store.put(key, body.clone().into()).await {
+            Ok(_) => return Ok(refused),
+            Err(e) if refused < 100 && e.to_string().contains("SlowDown") => {
+                refused += 1;
+                let pause = 20u64 << refused.min(5);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 fn human(size: usize) -> String {
