@@ -118,7 +118,7 @@ where
         Some(w) => {
             w.finish().await.map_err(UploadError::Backend)?;
         }
-        None => put_whole(backend, path, buf).await?,
+        None => put_whole(backend, path, PutPayload::from(buf.freeze())).await?,
     }
     Ok(Uploaded {
         size,
@@ -144,7 +144,7 @@ where
     let mut body = std::pin::pin!(body);
     let mut hasher = Md5::new();
     let mut size: u64 = 0;
-    let mut buf = BytesMut::new();
+    let mut buf = Pending::default();
     let mut open: Option<object_store::MultipartId> = None;
     let mut parts: Vec<PartId> = Vec::new();
     let mut in_flight: Option<PartFuture> = None;
@@ -159,9 +159,9 @@ where
             }
         }
     };
-    let send = |id: &object_store::MultipartId, idx: usize, data: Bytes| -> PartFuture {
+    let send = |id: &object_store::MultipartId, idx: usize, data: PutPayload| -> PartFuture {
         let (mp, path, id) = (mp.clone(), path.clone(), id.clone());
-        Box::pin(async move { mp.put_part(&path, &id, idx, PutPayload::from(data)).await })
+        Box::pin(async move { mp.put_part(&path, &id, idx, data).await })
     };
     loop {
         let item = body.next().await;
@@ -178,7 +178,7 @@ where
             hasher.update(b);
             checksums.update(b);
             size += b.len() as u64;
-            buf.extend_from_slice(b);
+            buf.push(b.clone());
         }
         let ended = bytes.is_none();
         if open.is_none() {
@@ -209,7 +209,7 @@ where
         // Full chunks go as parts; what is left at the end is the (shorter) last part.
         while buf.len() >= chunk || (ended && !buf.is_empty()) {
             let take = buf.len().min(chunk);
-            let data = buf.split_to(take).freeze();
+            let data = buf.take(take);
             if let Some(f) = in_flight.take() {
                 match f.await {
                     Ok(p) => parts.push(p),
@@ -226,7 +226,10 @@ where
         }
     }
     match open {
-        None => put_whole(backend, path, buf).await?,
+        None => {
+            let whole = buf.len();
+            put_whole(backend, path, buf.take(whole)).await?;
+        }
         Some(id) => {
             if let Some(f) = in_flight.take() {
                 match f.await {
@@ -249,11 +252,54 @@ where
     })
 }
 
+/// Body bytes received and not yet sent, kept as the pieces they arrived in: a chunk is cut
+/// from them without copying (the profile of the PUT path showed the copy into one buffer).
+#[derive(Default)]
+struct Pending {
+    pieces: std::collections::VecDeque<Bytes>,
+    len: usize,
+}
+
+impl Pending {
+    fn push(&mut self, b: Bytes) {
+        if !b.is_empty() {
+            self.len += b.len();
+            self.pieces.push_back(b);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first `n` bytes (at most what is held), as one payload of the same pieces.
+    fn take(&mut self, n: usize) -> PutPayload {
+        let mut out = Vec::new();
+        let mut want = n.min(self.len);
+        self.len -= want;
+        while want > 0 {
+            let Some(mut piece) = self.pieces.pop_front() else {
+                break;
+            };
+            if piece.len() > want {
+                self.pieces.push_front(piece.split_off(want));
+            }
+            want -= piece.len();
+            out.push(piece);
+        }
+        out.into_iter().collect()
+    }
+}
+
 /// A body that fit in one chunk, in one PUT.
-async fn put_whole(backend: &Backend, path: &Path, buf: BytesMut) -> Result<(), UploadError> {
+async fn put_whole(backend: &Backend, path: &Path, payload: PutPayload) -> Result<(), UploadError> {
     backend
         .store
-        .put(path, PutPayload::from(buf.freeze()))
+        .put(path, payload)
         .await
         .map(|_| ())
         .map_err(UploadError::Backend)
@@ -427,6 +473,24 @@ impl ChecksumRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_pieces_cut_exactly_without_reordering() {
+        let mut p = Pending::default();
+        for piece in [&b"abc"[..], b"", b"defgh", b"ij"] {
+            p.push(Bytes::copy_from_slice(piece));
+        }
+        assert_eq!(p.len(), 10);
+        let first: Vec<u8> = p.take(4).into_iter().flatten().collect();
+        assert_eq!(first, b"abcd");
+        let second: Vec<u8> = p.take(5).into_iter().flatten().collect();
+        assert_eq!(second, b"efghi");
+        assert_eq!(p.len(), 1);
+        let rest: Vec<u8> = p.take(100).into_iter().flatten().collect();
+        assert_eq!(rest, b"j");
+        assert!(p.is_empty());
+        assert_eq!(p.take(3).content_length(), 0);
+    }
 
     #[test]
     fn single_put_etag_is_hex_md5() {
