@@ -211,6 +211,9 @@ impl Gateway {
             crate::s3::intent_heartbeat(config.workers.reaper.min_age.0),
         );
         let mut builder = S3ServiceBuilder::new(s3);
+        builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+            crate::s3::post::s3s_config(),
+        ))));
         let keys = (!config.credentials.is_empty()).then(|| Keys::new(&config.credentials));
         if let Some(k) = &keys {
             builder.set_auth(k.clone());
@@ -666,7 +669,13 @@ async fn route(
     };
     let idle = shared.settings.body_idle_timeout;
     let req = req.map(|b| s3s::Body::http_body(IdleTimeoutBody::new(b, idle)));
+    let req = match crate::s3::framing::frame_chunked_put(req, id).await {
+        Ok(r) => r,
+        Err(refused) => return refused.map(|b| TicketBody::new(b, ticket)),
+    };
+    let form_upload = crate::s3::post::is_form_upload(&req);
     let resp = match shared.s3.call(req).await {
+        Ok(r) if form_upload => crate::s3::post::policy_answer(r, id),
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = ?e, "s3 service failed");
