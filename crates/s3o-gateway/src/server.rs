@@ -673,10 +673,17 @@ async fn route(
         Ok(r) => r,
         Err(refused) => return refused.map(|b| TicketBody::new(b, ticket)),
     };
-    let form_upload = crate::s3::post::is_form_upload(&req);
+    let (req, form) = if crate::s3::post::is_form_upload(&req) {
+        let (req, head) = crate::s3::post::record_head(req);
+        (req, Some(head))
+    } else {
+        (req, None)
+    };
     let resp = match shared.s3.call(req).await {
-        Ok(r) if form_upload => crate::s3::post::policy_answer(r, id),
-        Ok(r) => r,
+        Ok(r) => match &form {
+            Some(head) => crate::s3::post::policy_answer(r, head, id),
+            None => r,
+        },
         Err(e) => {
             tracing::error!(error = ?e, "s3 service failed");
             error_response(

@@ -17,8 +17,16 @@
 //!   the body budget like any buffered write. Larger browser uploads answer `EntityTooLarge`;
 //!   multipart uploads are the way for those.
 //! - **S3's status for a failed policy condition**: 403 AccessDenied, where s3s answers 400
-//!   InvalidPolicyDocument ([`policy_answer`]). A policy that does not parse stays 400.
+//!   InvalidPolicyDocument ([`policy_answer`]). A policy that does not parse, and a form with
+//!   a policy but no signature, stay 400; the first [`HEAD_BYTES`] of a form are kept as they
+//!   stream by to tell which ([`record_head`]).
 
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Frame, SizeHint};
 use hyper::{Method, Request, Response, StatusCode};
 
 /// The largest file part a POST Object form may carry (see the module docs).
@@ -46,10 +54,76 @@ pub(crate) fn is_form_upload<B>(req: &Request<B>) -> bool {
             })
 }
 
-/// The answer to a POST Object whose form failed a policy condition: S3's 403 AccessDenied
-/// instead of s3s's 400 InvalidPolicyDocument (same message). Other answers pass unchanged.
-pub(crate) fn policy_answer(resp: Response<s3s::Body>, request_id: &str) -> Response<s3s::Body> {
-    if resp.status() != StatusCode::BAD_REQUEST {
+/// How much of a form's beginning is kept to tell whether it was signed: its fields come
+/// before the file, and field values are short.
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// The first bytes of a form upload's body, as it streams by.
+#[derive(Clone, Default)]
+pub(crate) struct FormHead(Arc<Mutex<Vec<u8>>>);
+
+impl FormHead {
+    /// Whether the form's fields (before its file part) include a signature: S3 answers an
+    /// unsigned form's failed conditions 400, a signed one's 403.
+    fn signed(&self) -> bool {
+        let head = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let fields = text.split("name=\"file\"").next().unwrap_or_default();
+        fields.contains("name=\"signature\"") || fields.contains("name=\"x-amz-signature\"")
+    }
+}
+
+/// A request body that copies its first [`HEAD_BYTES`] into a [`FormHead`].
+struct Recorded {
+    inner: s3s::Body,
+    head: FormHead,
+}
+
+impl hyper::body::Body for Recorded {
+    type Data = Bytes;
+    type Error = s3s::StdError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &r
+            && let Some(data) = frame.data_ref()
+        {
+            let mut head = self.head.0.lock().unwrap_or_else(|e| e.into_inner());
+            let room = HEAD_BYTES.saturating_sub(head.len()).min(data.len());
+            head.extend_from_slice(&data[..room]);
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `req` with its body's beginning recorded into the returned [`FormHead`].
+pub(crate) fn record_head(req: Request<s3s::Body>) -> (Request<s3s::Body>, FormHead) {
+    let head = FormHead::default();
+    let h = head.clone();
+    let req = req.map(|inner| s3s::Body::http_body(Recorded { inner, head: h }));
+    (req, head)
+}
+
+/// The answer to a signed POST Object whose form failed a policy condition: S3's 403
+/// AccessDenied instead of s3s's 400 InvalidPolicyDocument (same message). Other answers, and
+/// those to unsigned forms, pass unchanged.
+pub(crate) fn policy_answer(
+    resp: Response<s3s::Body>,
+    head: &FormHead,
+    request_id: &str,
+) -> Response<s3s::Body> {
+    if resp.status() != StatusCode::BAD_REQUEST || !head.signed() {
         return resp;
     }
     let Some(bytes) = resp.body().bytes() else {
@@ -96,7 +170,16 @@ mod tests {
             "<Error><Code>InvalidPolicyDocument</Code><Message>Policy condition 'eq' for field \
              'x-amz-meta-foo' failed: expected '', got 'bar&amp;'</Message></Error>",
         );
-        let r = policy_answer(failed, "id1");
+        let signed = FormHead::default();
+        signed
+            .0
+            .lock()
+            .unwrap()
+            .extend_from_slice(b"Content-Disposition: form-data; name=\"Signature\"\r\n\r\nabc");
+        let unsigned = FormHead::default();
+        let again = answer(StatusCode::BAD_REQUEST, "<Error><Code>InvalidPolicyDocument</Code><Message>Policy condition x</Message></Error>");
+        assert_eq!(policy_answer(again, &unsigned, "id0").status(), StatusCode::BAD_REQUEST);
+        let r = policy_answer(failed, &signed, "id1");
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         let body = String::from_utf8(r.body().bytes().unwrap().to_vec()).unwrap();
         assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
@@ -108,14 +191,17 @@ mod tests {
              </Message></Error>",
         );
         assert_eq!(
-            policy_answer(unparsable, "id2").status(),
+            policy_answer(unparsable, &signed, "id2").status(),
             StatusCode::BAD_REQUEST
         );
         let other = answer(
             StatusCode::BAD_REQUEST,
             "<Error><Code>InvalidArgument</Code><Message>Policy condition</Message></Error>",
         );
-        assert_eq!(policy_answer(other, "id3").status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            policy_answer(other, &signed, "id3").status(),
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]
