@@ -304,6 +304,11 @@ impl S3 for GatewayS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        // A POST Object form arrives here too (s3s's `post_object`): its policy's expiration
+        // text is checked first.
+        if let Some(form) = req.extensions.get::<post::FormHead>() {
+            form.check_expiration()?;
+        }
         timed!(self, "PutObject", self.do_put(req).await)
     }
 

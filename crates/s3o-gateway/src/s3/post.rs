@@ -73,6 +73,68 @@ impl FormHead {
     }
 }
 
+impl FormHead {
+    /// The text of form field `name` among the recorded fields, if there.
+    fn field(&self, name: &str) -> Option<String> {
+        let head = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let text = String::from_utf8_lossy(&head);
+        let marker = format!("name=\"{name}\"");
+        let lower = text.to_ascii_lowercase();
+        let at = lower.find(&marker.to_ascii_lowercase())?;
+        let rest = &text[at..];
+        let (_, value) = rest.split_once("\r\n\r\n")?;
+        let (value, _) = value.split_once("\r\n--")?;
+        Some(value.to_owned())
+    }
+
+    /// S3 takes a policy's expiration only as ISO 8601 in UTC (`2026-12-07T12:00:00Z`, or
+    /// with fractional seconds); s3s parses more forms, so the form's own text is checked.
+    pub(crate) fn check_expiration(&self) -> s3s::S3Result<()> {
+        use base64::Engine as _;
+        let Some(policy) = self.field("policy") else {
+            return Ok(());
+        };
+        let expiration = base64::engine::general_purpose::STANDARD
+            .decode(policy.trim())
+            .ok()
+            .and_then(|j| serde_json::from_slice::<serde_json::Value>(&j).ok())
+            .and_then(|v| v.get("expiration").and_then(|e| e.as_str()).map(str::to_owned));
+        match expiration {
+            Some(e) if !iso8601_utc(&e) => Err(s3s::s3_error!(
+                InvalidPolicyDocument,
+                "Invalid Policy: Invalid 'expiration' value: '{e}'"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`.
+fn iso8601_utc(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    let base = digits(0..4)
+        && at(4, b'-')
+        && digits(5..7)
+        && at(7, b'-')
+        && digits(8..10)
+        && at(10, b'T')
+        && digits(11..13)
+        && at(13, b':')
+        && digits(14..16)
+        && at(16, b':')
+        && digits(17..19);
+    let tail = &s.get(19..).unwrap_or_default();
+    let tail_ok = match tail.strip_prefix('.') {
+        Some(frac) => frac
+            .strip_suffix('Z')
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit())),
+        None => *tail == "Z",
+    };
+    base && tail_ok
+}
+
 /// A request body that copies its first [`HEAD_BYTES`] into a [`FormHead`].
 struct Recorded {
     inner: s3s::Body,
@@ -111,7 +173,9 @@ impl hyper::body::Body for Recorded {
 pub(crate) fn record_head(req: Request<s3s::Body>) -> (Request<s3s::Body>, FormHead) {
     let head = FormHead::default();
     let h = head.clone();
-    let req = req.map(|inner| s3s::Body::http_body(Recorded { inner, head: h }));
+    let mut req = req.map(|inner| s3s::Body::http_body(Recorded { inner, head: h }));
+    // s3s hands the request's extensions to the operation: PutObject finds the form there.
+    req.extensions_mut().insert(head.clone());
     (req, head)
 }
 
@@ -202,6 +266,22 @@ mod tests {
             policy_answer(other, &signed, "id3").status(),
             StatusCode::BAD_REQUEST
         );
+    }
+
+    #[test]
+    fn expirations_must_be_iso8601_utc() {
+        for ok in ["2026-12-07T12:00:00Z", "2026-12-07T12:00:00.123Z"] {
+            assert!(iso8601_utc(ok), "{ok}");
+        }
+        for bad in [
+            "2026-12-07 12:00:00.123456+00:00",
+            "2026-12-07T12:00:00",
+            "2026-12-07T12:00:00.Z",
+            "2026-12-07T12:00:00+01:00",
+            "",
+        ] {
+            assert!(!iso8601_utc(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -114,12 +114,14 @@ pub(crate) async fn upload_part_copy_and_part_reads(ledger: Ledger) {
     let r = part_copy(&rig, key, &id, 1, "src/missing", &[]).await;
     assert_eq!((r.status, r.code()), (404, "NoSuchKey".into()));
 
-    let first = 5 * MIB as u64;
-    let range1 = format!("bytes=0-{}", first - 1);
-    let range2 = format!("bytes={first}-{}", big.len() - 1);
-    let e1 = copy_etag(&part_copy(&rig, key, &id, 1, "src/big ü.bin", &[("x-amz-copy-source-range", &range1)]).await);
-    let e2 = copy_etag(&part_copy(&rig, key, &id, 2, "src/big ü.bin", &[("x-amz-copy-source-range", &range2)]).await);
+    // Part 1: the whole big source; part 2: 5 MiB of it from offset 100; part 3: a range of
+    // the small one, under a copy-source condition that holds.
+    let range2 = format!("bytes=100-{}", 100 + 5 * MIB - 1);
     let small_md5 = md5_hex(&small);
+    let e1 = copy_etag(&part_copy(&rig, key, &id, 1, "src/big ü.bin", &[]).await);
+    let e2 = copy_etag(
+        &part_copy(&rig, key, &id, 2, "src/big ü.bin", &[("x-amz-copy-source-range", &range2)]).await,
+    );
     let e3 = copy_etag(
         &part_copy(
             &rig,
@@ -127,23 +129,27 @@ pub(crate) async fn upload_part_copy_and_part_reads(ledger: Ledger) {
             &id,
             3,
             "src/small",
-            &[("x-amz-copy-source-if-match", &format!("\"{small_md5}\""))],
+            &[
+                ("x-amz-copy-source-range", "bytes=10-699"),
+                ("x-amz-copy-source-if-match", &format!("\"{small_md5}\"")),
+            ],
         )
         .await,
     );
-    assert_eq!(e1, md5_hex(&big[..5 * MIB]));
-    assert_eq!(e2, md5_hex(&big[5 * MIB..]));
-    assert_eq!(e3, small_md5, "a whole-source copy is the source's bytes");
+    assert_eq!(e1, md5_hex(&big), "a whole-source copy is the source's bytes");
+    assert_eq!(e2, md5_hex(&big[100..100 + 5 * MIB]));
+    assert_eq!(e3, md5_hex(&small[10..]));
     let reply = complete(&rig, key, &id, &[(1, e1), (2, e2), (3, e3)]).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert!(reply.text().contains("-3"), "{}", reply.text());
 
     let mut expected = big.to_vec();
-    expected.extend_from_slice(&small);
+    expected.extend_from_slice(&big[100..100 + 5 * MIB]);
+    expected.extend_from_slice(&small[10..]);
     assert!(rig.get(key).await == expected, "assembled bytes are the copied ranges");
 
     let target = format!("/{BUCKET}/{}", encode_key(key));
-    let sizes = [5 * MIB, 300, 700];
+    let sizes = [5 * MIB + 300, 5 * MIB, 690];
     let mut offset = 0;
     for (n, size) in sizes.iter().enumerate() {
         let n = n + 1;
