@@ -37,7 +37,9 @@ pub(crate) async fn frame_chunked_put(
     let bytes: Bytes = match limited.collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) => {
-            let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            let too_large = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
             return Err(if too_large {
                 crate::admission::error_response(
                     StatusCode::LENGTH_REQUIRED,

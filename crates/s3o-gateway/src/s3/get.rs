@@ -101,9 +101,13 @@ pub(super) fn check_copy_source(
     })
 }
 
+/// What a GET/HEAD reads: a byte range (`None`: the whole object) and the part count to
+/// answer (`None`: not a part read of a multipart object).
+pub(super) type ReadRange = (Option<(u64, u64)>, Option<i32>);
+
 /// The bytes of part `n` of `found` (`partNumber` on GET/HEAD) and its part count (`None` for
 /// an object not written by a multipart upload). A single-part object is its own part 1.
-pub(super) fn part_range(found: &Found, n: i32) -> S3Result<(Option<(u64, u64)>, Option<i32>)> {
+pub(super) fn part_range(found: &Found, n: i32) -> S3Result<ReadRange> {
     if !(1..=10_000).contains(&n) {
         return Err(s3_error!(InvalidArgument, "part number must be 1..=10000"));
     }
@@ -153,7 +157,7 @@ pub(super) fn read_range(
     found: &Found,
     range: Option<&Range>,
     part_number: Option<i32>,
-) -> S3Result<(Option<(u64, u64)>, Option<i32>)> {
+) -> S3Result<ReadRange> {
     let size = u64::try_from(found.size).unwrap_or(0);
     match (range, part_number) {
         (Some(_), Some(_)) => Err(s3_error!(

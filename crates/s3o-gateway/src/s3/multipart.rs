@@ -234,12 +234,8 @@ impl GatewayS3 {
             // A whole single-part source carries its MD5 as ETag: the copy is checked against it.
             None => (found.size, body::etag_md5(&found.meta.etag)),
         };
-        let checksums = body::ChecksumRequest::new(
-            None,
-            Checksum::default(),
-            None,
-            &hyper::HeaderMap::new(),
-        )?;
+        let checksums =
+            body::ChecksumRequest::new(None, Checksum::default(), None, &hyper::HeaderMap::new())?;
         let (etag, _) = self
             .store_part(&up, i.part_number, size, expect, checksums, stream)
             .await?;

@@ -98,7 +98,11 @@ impl FormHead {
             .decode(policy.trim())
             .ok()
             .and_then(|j| serde_json::from_slice::<serde_json::Value>(&j).ok())
-            .and_then(|v| v.get("expiration").and_then(|e| e.as_str()).map(str::to_owned));
+            .and_then(|v| {
+                v.get("expiration")
+                    .and_then(|e| e.as_str())
+                    .map(str::to_owned)
+            });
         match expiration {
             Some(e) if !iso8601_utc(&e) => Err(s3s::s3_error!(
                 InvalidPolicyDocument,
@@ -112,7 +116,8 @@ impl FormHead {
 /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`.
 fn iso8601_utc(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
     let at = |i: usize, c: u8| b.get(i) == Some(&c);
     let base = digits(0..4)
         && at(4, b'-')
@@ -241,8 +246,14 @@ mod tests {
             .unwrap()
             .extend_from_slice(b"Content-Disposition: form-data; name=\"Signature\"\r\n\r\nabc");
         let unsigned = FormHead::default();
-        let again = answer(StatusCode::BAD_REQUEST, "<Error><Code>InvalidPolicyDocument</Code><Message>Policy condition x</Message></Error>");
-        assert_eq!(policy_answer(again, &unsigned, "id0").status(), StatusCode::BAD_REQUEST);
+        let again = answer(
+            StatusCode::BAD_REQUEST,
+            "<Error><Code>InvalidPolicyDocument</Code><Message>Policy condition x</Message></Error>",
+        );
+        assert_eq!(
+            policy_answer(again, &unsigned, "id0").status(),
+            StatusCode::BAD_REQUEST
+        );
         let r = policy_answer(failed, &signed, "id1");
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         let body = String::from_utf8(r.body().bytes().unwrap().to_vec()).unwrap();

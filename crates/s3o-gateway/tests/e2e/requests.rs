@@ -95,9 +95,28 @@ pub(crate) async fn upload_part_copy_and_part_reads(ledger: Ledger) {
     let id = create(&rig, key).await;
 
     // Bad ranges and conditions are refused before a byte moves.
-    for bad in ["0-2", "bytes=0", "bytes=a-b", "bytes=5-2", "bytes=0-2,3-5", "bytes=-3"] {
-        let r = part_copy(&rig, key, &id, 1, "src/small", &[("x-amz-copy-source-range", bad)]).await;
-        assert_eq!((r.status, r.code()), (400, "InvalidArgument".into()), "{bad}");
+    for bad in [
+        "0-2",
+        "bytes=0",
+        "bytes=a-b",
+        "bytes=5-2",
+        "bytes=0-2,3-5",
+        "bytes=-3",
+    ] {
+        let r = part_copy(
+            &rig,
+            key,
+            &id,
+            1,
+            "src/small",
+            &[("x-amz-copy-source-range", bad)],
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "InvalidArgument".into()),
+            "{bad}"
+        );
     }
     let r = part_copy(
         &rig,
@@ -109,7 +128,15 @@ pub(crate) async fn upload_part_copy_and_part_reads(ledger: Ledger) {
     )
     .await;
     assert_eq!((r.status, r.code()), (416, "InvalidRange".into()));
-    let r = part_copy(&rig, key, &id, 1, "src/small", &[("x-amz-copy-source-if-match", "\"0000\"")]).await;
+    let r = part_copy(
+        &rig,
+        key,
+        &id,
+        1,
+        "src/small",
+        &[("x-amz-copy-source-if-match", "\"0000\"")],
+    )
+    .await;
     assert_eq!((r.status, r.code()), (412, "PreconditionFailed".into()));
     let r = part_copy(&rig, key, &id, 1, "src/missing", &[]).await;
     assert_eq!((r.status, r.code()), (404, "NoSuchKey".into()));
@@ -120,7 +147,15 @@ pub(crate) async fn upload_part_copy_and_part_reads(ledger: Ledger) {
     let small_md5 = md5_hex(&small);
     let e1 = copy_etag(&part_copy(&rig, key, &id, 1, "src/big ü.bin", &[]).await);
     let e2 = copy_etag(
-        &part_copy(&rig, key, &id, 2, "src/big ü.bin", &[("x-amz-copy-source-range", &range2)]).await,
+        &part_copy(
+            &rig,
+            key,
+            &id,
+            2,
+            "src/big ü.bin",
+            &[("x-amz-copy-source-range", &range2)],
+        )
+        .await,
     );
     let e3 = copy_etag(
         &part_copy(
@@ -136,7 +171,11 @@ pub(crate) async fn upload_part_copy_and_part_reads(ledger: Ledger) {
         )
         .await,
     );
-    assert_eq!(e1, md5_hex(&big), "a whole-source copy is the source's bytes");
+    assert_eq!(
+        e1,
+        md5_hex(&big),
+        "a whole-source copy is the source's bytes"
+    );
     assert_eq!(e2, md5_hex(&big[100..100 + 5 * MIB]));
     assert_eq!(e3, md5_hex(&small[10..]));
     let reply = complete(&rig, key, &id, &[(1, e1), (2, e2), (3, e3)]).await;
@@ -146,48 +185,81 @@ pub(crate) async fn upload_part_copy_and_part_reads(ledger: Ledger) {
     let mut expected = big.to_vec();
     expected.extend_from_slice(&big[100..100 + 5 * MIB]);
     expected.extend_from_slice(&small[10..]);
-    assert!(rig.get(key).await == expected, "assembled bytes are the copied ranges");
+    assert!(
+        rig.get(key).await == expected,
+        "assembled bytes are the copied ranges"
+    );
 
     let target = format!("/{BUCKET}/{}", encode_key(key));
     let sizes = [5 * MIB + 300, 5 * MIB, 690];
     let mut offset = 0;
     for (n, size) in sizes.iter().enumerate() {
         let n = n + 1;
-        let got = rig.raw.send("GET", &format!("{target}?partNumber={n}"), &[], "").await;
+        let got = rig
+            .raw
+            .send("GET", &format!("{target}?partNumber={n}"), &[], "")
+            .await;
         assert_eq!(got.status, 206, "part {n}: {}", got.text());
         assert_eq!(got.header("x-amz-mp-parts-count").as_deref(), Some("3"));
-        assert!(got.body == expected[offset..offset + size], "part {n} bytes");
+        assert!(
+            got.body == expected[offset..offset + size],
+            "part {n} bytes"
+        );
         assert_eq!(
             got.header("content-range"),
-            Some(format!("bytes {offset}-{}/{}", offset + size - 1, expected.len()))
+            Some(format!(
+                "bytes {offset}-{}/{}",
+                offset + size - 1,
+                expected.len()
+            ))
         );
-        let head = rig.raw.send("HEAD", &format!("{target}?partNumber={n}"), &[], "").await;
+        let head = rig
+            .raw
+            .send("HEAD", &format!("{target}?partNumber={n}"), &[], "")
+            .await;
         assert_eq!(head.header("content-length"), Some(size.to_string()));
         assert_eq!(head.header("x-amz-mp-parts-count").as_deref(), Some("3"));
         offset += size;
     }
-    let past = rig.raw.send("GET", &format!("{target}?partNumber=4"), &[], "").await;
+    let past = rig
+        .raw
+        .send("GET", &format!("{target}?partNumber=4"), &[], "")
+        .await;
     assert_eq!((past.status, past.code()), (400, "InvalidPart".into()));
     let both = rig
         .raw
-        .send("GET", &format!("{target}?partNumber=1"), &[("range", "bytes=0-1")], "")
+        .send(
+            "GET",
+            &format!("{target}?partNumber=1"),
+            &[("range", "bytes=0-1")],
+            "",
+        )
         .await;
     assert_eq!(both.status, 400, "Range and partNumber together");
     // The reserved part-size record is never shown as user metadata.
     let head = rig.raw.send("HEAD", &target, &[], "").await;
     assert!(
-        !head.headers.keys().any(|k| k.as_str().starts_with("x-amz-meta-")),
+        !head
+            .headers
+            .keys()
+            .any(|k| k.as_str().starts_with("x-amz-meta-")),
         "{:?}",
         head.headers
     );
 
     // A simple object is its own part 1.
     let simple = format!("/{BUCKET}/{}", encode_key("src/small"));
-    let one = rig.raw.send("GET", &format!("{simple}?partNumber=1"), &[], "").await;
+    let one = rig
+        .raw
+        .send("GET", &format!("{simple}?partNumber=1"), &[], "")
+        .await;
     assert!(one.status == 200 || one.status == 206, "{}", one.status);
     assert!(one.body == small);
     assert_eq!(one.header("x-amz-mp-parts-count"), None);
-    let two = rig.raw.send("GET", &format!("{simple}?partNumber=2"), &[], "").await;
+    let two = rig
+        .raw
+        .send("GET", &format!("{simple}?partNumber=2"), &[], "")
+        .await;
     assert_eq!((two.status, two.code()), (400, "InvalidPart".into()));
     rig.assert_clean().await;
     rig.finish().await;
@@ -201,13 +273,24 @@ pub(crate) async fn not_modified_carries_validators(ledger: Ledger) {
     rig.put("v/obj", body(10, 1)).await;
     let target = format!("/{BUCKET}/v/obj");
     let etag = format!("\"{}\"", md5_hex(&body(10, 1)));
-    let r = rig.raw.send("GET", &target, &[("if-none-match", &etag)], "").await;
-    assert_eq!(r.status, 304);
-    assert_eq!(r.header("etag"), Some(etag.clone()));
-    assert!(r.header("last-modified").is_some_and(|v| v.ends_with("GMT")));
     let r = rig
         .raw
-        .send("HEAD", &target, &[("if-modified-since", "Fri, 01 Jan 2100 00:00:00 GMT")], "")
+        .send("GET", &target, &[("if-none-match", &etag)], "")
+        .await;
+    assert_eq!(r.status, 304);
+    assert_eq!(r.header("etag"), Some(etag.clone()));
+    assert!(
+        r.header("last-modified")
+            .is_some_and(|v| v.ends_with("GMT"))
+    );
+    let r = rig
+        .raw
+        .send(
+            "HEAD",
+            &target,
+            &[("if-modified-since", "Fri, 01 Jan 2100 00:00:00 GMT")],
+            "",
+        )
         .await;
     assert_eq!(r.status, 304);
     assert_eq!(r.header("etag"), Some(etag));
@@ -224,11 +307,26 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 /// A SigV4-signed POST Object form for `key` carrying `file`, whose policy has `conditions`
 /// (JSON array items, the signature fields' own conditions added); `extra` form fields go
 /// before the file. Returns the content type and the body.
-fn post_form(key: &str, conditions: &[String], extra: &[(&str, &str)], file: &[u8]) -> (String, Vec<u8>) {
+fn post_form(
+    key: &str,
+    conditions: &[String],
+    extra: &[(&str, &str)],
+    file: &[u8],
+) -> (String, Vec<u8>) {
     use base64::Engine as _;
     let now = time::OffsetDateTime::now_utc();
-    let date = format!("{:04}{:02}{:02}", now.year(), u8::from(now.month()), now.day());
-    let amz_date = format!("{date}T{:02}{:02}{:02}Z", now.hour(), now.minute(), now.second());
+    let date = format!(
+        "{:04}{:02}{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    );
+    let amz_date = format!(
+        "{date}T{:02}{:02}{:02}Z",
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
     let credential = format!("{AK}/{date}/{REGION}/s3/aws4_request");
     let expires = now + time::Duration::hours(1);
     let expiration = format!(
@@ -267,8 +365,10 @@ fn post_form(key: &str, conditions: &[String], extra: &[(&str, &str)], file: &[u
     let mut out = Vec::new();
     for (name, value) in fields {
         out.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                .as_bytes(),
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
         );
     }
     out.extend_from_slice(
@@ -297,7 +397,10 @@ pub(crate) async fn post_object_form_uploads(ledger: Ledger) {
         r#"{"success_action_status":"201"}"#.to_owned(),
         r#"["content-length-range",0,1024]"#.to_owned(),
     ];
-    let extra = [("Content-Type", "text/plain"), ("success_action_status", "201")];
+    let extra = [
+        ("Content-Type", "text/plain"),
+        ("success_action_status", "201"),
+    ];
     let send = |key: &str, file: &[u8]| {
         let (ct, form) = post_form(key, &conditions, &extra, file);
         let raw = &rig.raw;
@@ -316,16 +419,38 @@ pub(crate) async fn post_object_form_uploads(ledger: Ledger) {
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(xml_values(&r.text(), "Key"), vec!["forms/a.txt".to_owned()]);
     assert_eq!(rig.get("forms/a.txt").await.as_ref(), b"hello form");
-    let head = rig.raw.send("HEAD", &format!("/{BUCKET}/forms/a.txt"), &[], "").await;
+    let head = rig
+        .raw
+        .send("HEAD", &format!("/{BUCKET}/forms/a.txt"), &[], "")
+        .await;
     assert_eq!(head.header("content-type").as_deref(), Some("text/plain"));
-    assert_eq!(head.header("etag"), Some(format!("\"{}\"", md5_hex(b"hello form"))));
+    assert_eq!(
+        head.header("etag"),
+        Some(format!("\"{}\"", md5_hex(b"hello form")))
+    );
 
     let r = send("elsewhere/b.txt", b"x").await;
-    assert_eq!((r.status, r.code()), (403, "AccessDenied".into()), "{}", r.text());
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "AccessDenied".into()),
+        "{}",
+        r.text()
+    );
     let r = send("forms/big.txt", &[7; 2048]).await;
-    assert_eq!((r.status, r.code()), (400, "EntityTooLarge".into()), "{}", r.text());
-    let listed = rig.raw.send("GET", &format!("/{BUCKET}?list-type=2"), &[], "").await;
-    assert_eq!(xml_values(&listed.text(), "Key"), vec!["forms/a.txt".to_owned()]);
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "EntityTooLarge".into()),
+        "{}",
+        r.text()
+    );
+    let listed = rig
+        .raw
+        .send("GET", &format!("/{BUCKET}?list-type=2"), &[], "")
+        .await;
+    assert_eq!(
+        xml_values(&listed.text(), "Key"),
+        vec!["forms/a.txt".to_owned()]
+    );
     rig.assert_clean().await;
     rig.finish().await;
 }
@@ -341,7 +466,9 @@ pub(crate) async fn chunked_put_without_length(ledger: Ledger) {
     let mut req = hyper::Request::builder()
         .method("PUT")
         .uri(&url)
-        .body(object_store::client::HttpRequestBody::from(Bytes::from_static(b"bar")))
+        .body(object_store::client::HttpRequestBody::from(
+            Bytes::from_static(b"bar"),
+        ))
         .expect("request");
     let credential = object_store::aws::AwsCredential {
         key_id: AK.to_owned(),
@@ -357,8 +484,12 @@ pub(crate) async fn chunked_put_without_length(ledger: Ledger) {
     for (k, v) in req.headers() {
         head.push_str(&format!("{k}: {}\r\n", v.to_str().expect("header")));
     }
-    head.push_str("transfer-encoding: chunked\r\nconnection: close\r\n\r\n2\r\nba\r\n1\r\nr\r\n0\r\n\r\n");
-    let mut sock = tokio::net::TcpStream::connect(&host).await.expect("connect");
+    head.push_str(
+        "transfer-encoding: chunked\r\nconnection: close\r\n\r\n2\r\nba\r\n1\r\nr\r\n0\r\n\r\n",
+    );
+    let mut sock = tokio::net::TcpStream::connect(&host)
+        .await
+        .expect("connect");
     sock.write_all(head.as_bytes()).await.expect("send");
     let mut answer = Vec::new();
     sock.read_to_end(&mut answer).await.expect("answer");
@@ -397,7 +528,12 @@ pub(crate) async fn overlapping_part_uploads(ledger: Ledger) {
     assert_eq!(r.code(), "InvalidPartOrder", "{}", r.text());
     let abort = rig
         .raw
-        .send("DELETE", &format!("/{BUCKET}/mp/order?uploadId={id2}"), &[], "")
+        .send(
+            "DELETE",
+            &format!("/{BUCKET}/mp/order?uploadId={id2}"),
+            &[],
+            "",
+        )
         .await;
     assert_eq!(abort.status, 204);
     rig.assert_clean().await;
@@ -419,7 +555,12 @@ pub(crate) async fn list_uploads_upload_id_marker(ledger: Ledger) {
     for _ in 0..10 {
         let r = rig
             .raw
-            .send("GET", &format!("/{BUCKET}?uploads&max-uploads=1{query}"), &[], "")
+            .send(
+                "GET",
+                &format!("/{BUCKET}?uploads&max-uploads=1{query}"),
+                &[],
+                "",
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.text());
         let text = r.text();
