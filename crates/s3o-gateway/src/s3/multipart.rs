@@ -756,3 +756,48 @@ pub(super) fn part_sizes(meta: &BTreeMap<String, String>) -> Option<Vec<u64>> {
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_ranges_take_only_first_dash_last() {
+        assert_eq!(parse_copy_range("bytes=0-0").unwrap(), (0, 0));
+        assert_eq!(parse_copy_range("bytes=5-21").unwrap(), (5, 21));
+        for bad in [
+            "0-2",
+            "bytes=0",
+            "bytes=hello-world",
+            "bytes=0-bar",
+            "bytes=hello-",
+            "bytes=0-2,3-5",
+            "bytes=-3",
+            "bytes=4-2",
+            "bytes= 1-2",
+        ] {
+            let e = parse_copy_range(bad).unwrap_err();
+            assert_eq!(*e.code(), S3ErrorCode::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn part_sizes_round_trip_as_runs() {
+        let mut meta = BTreeMap::from([("owner".to_owned(), "me".to_owned())]);
+        let sizes = [5, 5, 5, 7, 7, 1];
+        record_part_sizes(&mut meta, &sizes);
+        assert_eq!(meta[PART_SIZES_KEY], "5*3,7*2,1");
+        assert_eq!(part_sizes(&meta).unwrap(), vec![5, 5, 5, 7, 7, 1]);
+        assert_eq!(meta["owner"], "me");
+        // Irregular sizes past the cap are left out rather than failing the Complete.
+        let mut big = BTreeMap::new();
+        let irregular: Vec<i64> = (0..2000).map(|i| 5_242_880 + i).collect();
+        record_part_sizes(&mut big, &irregular);
+        assert!(!big.contains_key(PART_SIZES_KEY));
+        // Malformed or oversized records read as absent.
+        for text in ["x", "5*", "5*20000", "1,,2"] {
+            let m = BTreeMap::from([(PART_SIZES_KEY.to_owned(), text.to_owned())]);
+            assert_eq!(part_sizes(&m), None, "{text}");
+        }
+    }
+}
