@@ -668,6 +668,7 @@ async fn route(
         }
     };
     let idle = shared.settings.body_idle_timeout;
+    let close = crate::s3::framing::expects_continue_without_body(&req);
     let req = req.map(|b| s3s::Body::http_body(IdleTimeoutBody::new(b, idle)));
     let req = match crate::s3::framing::frame_chunked_put(req, id).await {
         Ok(r) => r,
@@ -694,7 +695,11 @@ async fn route(
             )
         }
     };
-    resp.map(|b| TicketBody::new(b, ticket))
+    let mut resp = resp.map(|b| TicketBody::new(b, ticket));
+    if close {
+        crate::s3::framing::close_after(&mut resp);
+    }
+    resp
 }
 
 /// The longest presigned URL lifetime SigV4 allows: 7 days.

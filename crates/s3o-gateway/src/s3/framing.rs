@@ -64,6 +64,28 @@ pub(crate) async fn frame_chunked_put(
     Ok(Request::from_parts(parts, s3s::Body::from(bytes)))
 }
 
+/// Whether `req` expects `100 Continue` but has an empty body. hyper (1.12, `proto/h1/conn.rs`)
+/// skips the interim response then, as RFC 9110 allows, and answers at once; botocore
+/// (1.43, the AWS CLI's `s3 sync`) reads that right but misparses the next response on the
+/// same connection and waits for its read timeout. S3 itself always sends the `100`. hyper has
+/// no way to send an interim response from a service, so such an answer closes its
+/// connection instead ([`close_after`]): the client's next request opens a new one.
+pub(crate) fn expects_continue_without_body<B>(req: &Request<B>) -> bool {
+    let h = req.headers();
+    h.get(hyper::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        && h.get(hyper::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+}
+
+/// Marks `resp` as the last on its connection (see [`expects_continue_without_body`]).
+pub(crate) fn close_after<B>(resp: &mut Response<B>) {
+    resp.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +95,27 @@ mod tests {
             .header("transfer-encoding", "chunked")
             .body(s3s::Body::from(Bytes::from(body)))
             .unwrap()
+    }
+
+    #[test]
+    fn only_empty_bodies_expecting_continue_close() {
+        let req = |len: &str| {
+            Request::put("/b/k")
+                .header("expect", "100-Continue")
+                .header("content-length", len)
+                .body(())
+                .unwrap()
+        };
+        assert!(expects_continue_without_body(&req("0")));
+        assert!(!expects_continue_without_body(&req("3")));
+        let plain = Request::put("/b/k")
+            .header("content-length", "0")
+            .body(())
+            .unwrap();
+        assert!(!expects_continue_without_body(&plain));
+        let mut resp = Response::new(());
+        close_after(&mut resp);
+        assert_eq!(resp.headers()[hyper::header::CONNECTION], "close");
     }
 
     #[tokio::test]

@@ -455,11 +455,40 @@ pub(crate) async fn post_object_form_uploads(ledger: Ledger) {
     rig.finish().await;
 }
 
-/// A PUT with `Transfer-Encoding: chunked` and no length is stored (S3 clients send it).
+/// A PUT with `Transfer-Encoding: chunked` and no length is stored (S3 clients send it); an
+/// empty PUT expecting `100 Continue` is answered at once and closes its connection (hyper
+/// sends no `100` for an empty body, and botocore then misreads the connection's next answer).
 pub(crate) async fn chunked_put_without_length(ledger: Ledger) {
     let Some(rig) = Rig::new(ledger).await else {
         return;
     };
+    let empty = rig
+        .raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/empty"),
+            &[("expect", "100-continue")],
+            "",
+        )
+        .await;
+    assert_eq!(empty.status, 200, "{}", empty.text());
+    assert_eq!(empty.header("connection").as_deref(), Some("close"));
+    let full = rig
+        .raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/full"),
+            &[("expect", "100-continue")],
+            "x",
+        )
+        .await;
+    assert_eq!(full.status, 200);
+    assert_eq!(
+        full.header("connection"),
+        None,
+        "a body to send keeps the connection"
+    );
+    assert_eq!(rig.get("empty").await.len(), 0);
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let endpoint = rig.gateway().endpoint();
     let url = format!("{endpoint}/{BUCKET}/chunked");
