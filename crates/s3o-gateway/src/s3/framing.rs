@@ -72,10 +72,14 @@ pub(crate) async fn frame_chunked_put(
 /// connection instead ([`close_after`]): the client's next request opens a new one.
 pub(crate) fn expects_continue_without_body<B>(req: &Request<B>) -> bool {
     let h = req.headers();
-    h.get(hyper::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-        && h.get(hyper::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() == b"0")
+    // No length and no chunking is an empty body too (RFC 9112 §6.3).
+    let empty = match h.get(hyper::header::CONTENT_LENGTH) {
+        Some(v) => v.as_bytes() == b"0",
+        None => !h.contains_key(hyper::header::TRANSFER_ENCODING),
+    };
+    empty
+        && h.get(hyper::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// Marks `resp` as the last on its connection (see [`expects_continue_without_body`]).
