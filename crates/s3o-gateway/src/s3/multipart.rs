@@ -1,5 +1,6 @@
-//! Multipart uploads: create, parts, Complete (assembly), Abort, and the listings of
-//! uploads and parts.
+//! Multipart uploads: create, parts (UploadPart and UploadPartCopy share
+//! [`GatewayS3::store_part`]), Complete (assembly; the part sizes are kept with the object for
+//! `partNumber` reads), Abort, and the listings of uploads and parts.
 
 use super::*;
 
