@@ -293,21 +293,7 @@ impl GatewayS3 {
         if asked.is_empty() {
             return Err(s3_error!(MalformedXML, "the part list is empty"));
         }
-        // A part number named twice in a row names the part by its later entry (the list read
-        // as a map, as RGW reads it): two overlapping uploads of one part are completed with
-        // the ETag of the one recorded last.
-        let mut named: Vec<&CompletedPart> = Vec::with_capacity(asked.len());
-        for p in &asked {
-            let num = p.part_number.unwrap_or(0);
-            let last = named.last().map_or(0, |q| q.part_number.unwrap_or(0));
-            if num < 1 || num < last {
-                return Err(s3_error!(InvalidPartOrder));
-            }
-            if num == last {
-                named.pop();
-            }
-            named.push(p);
-        }
+        let named = named_parts(&asked)?;
         let mut chosen = Vec::with_capacity(named.len());
         for (n, p) in named.iter().enumerate() {
             let num = p.part_number.unwrap_or(0);
@@ -365,8 +351,9 @@ impl GatewayS3 {
         lkey: &str,
         asked: &[CompletedPart],
     ) -> Option<String> {
-        let md5s: Option<Vec<[u8; 16]>> = asked
-            .iter()
+        let md5s: Option<Vec<[u8; 16]>> = named_parts(asked)
+            .ok()?
+            .into_iter()
             .map(|p| p.e_tag.as_ref().and_then(|e| body::etag_md5(e.value())))
             .collect();
         let want = body::multipart_etag(&md5s.filter(|m| !m.is_empty())?);
@@ -589,6 +576,25 @@ impl GatewayS3 {
     }
 }
 
+/// The parts a Complete names, in order. A part number listed twice in a row is named by its
+/// later entry (the list read as a map, as RGW reads it): two overlapping uploads of one part
+/// are completed with the ETag of the one recorded last. Descending numbers are refused.
+fn named_parts(asked: &[CompletedPart]) -> S3Result<Vec<&CompletedPart>> {
+    let mut named: Vec<&CompletedPart> = Vec::with_capacity(asked.len());
+    for p in asked {
+        let num = p.part_number.unwrap_or(0);
+        let last = named.last().map_or(0, |q| q.part_number.unwrap_or(0));
+        if num < 1 || num < last {
+            return Err(s3_error!(InvalidPartOrder));
+        }
+        if num == last {
+            named.pop();
+        }
+        named.push(p);
+    }
+    Ok(named)
+}
+
 /// One part chosen for assembly.
 pub(super) struct PartRef {
     number: i32,
@@ -779,6 +785,37 @@ mod tests {
         ] {
             let e = parse_copy_range(bad).unwrap_err();
             assert_eq!(*e.code(), S3ErrorCode::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_part_number_takes_its_later_entry() {
+        let part = |n: i32, e: &str| CompletedPart {
+            part_number: Some(n),
+            e_tag: Some(ETag::Strong(e.to_owned())),
+            ..CompletedPart::default()
+        };
+        let asked = [part(1, "b"), part(1, "a"), part(2, "c")];
+        let named = named_parts(&asked).unwrap();
+        let got: Vec<_> = named
+            .iter()
+            .map(|p| {
+                (
+                    p.part_number,
+                    p.e_tag.as_ref().map(|e| e.value().to_owned()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(1), Some("a".to_owned())),
+                (Some(2), Some("c".to_owned()))
+            ]
+        );
+        for bad in [vec![part(2, "x"), part(1, "y")], vec![part(0, "x")]] {
+            let e = named_parts(&bad).unwrap_err();
+            assert_eq!(*e.code(), S3ErrorCode::InvalidPartOrder);
         }
     }
 
