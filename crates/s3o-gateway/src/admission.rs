@@ -128,6 +128,17 @@ impl Admission {
                 }
             }
             Method::POST if has_param("uploadId") => Some(two_chunks),
+            // A POST Object form: s3s holds its file part whole (bounded by
+            // `s3::post::MAX_FILE_BYTES`) while the write streams it on.
+            Method::POST if crate::s3::post::is_form_upload(req) => {
+                let len = req
+                    .headers()
+                    .get(hyper::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(crate::s3::post::MAX_FILE_BYTES);
+                Some(len.min(crate::s3::post::MAX_FILE_BYTES) + two_chunks)
+            }
             _ => None,
         }
     }

@@ -211,6 +211,9 @@ impl Gateway {
             crate::s3::intent_heartbeat(config.workers.reaper.min_age.0),
         );
         let mut builder = S3ServiceBuilder::new(s3);
+        builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+            crate::s3::post::s3s_config(),
+        ))));
         let keys = (!config.credentials.is_empty()).then(|| Keys::new(&config.credentials));
         if let Some(k) = &keys {
             builder.set_auth(k.clone());
@@ -665,9 +668,23 @@ async fn route(
         }
     };
     let idle = shared.settings.body_idle_timeout;
+    let close = crate::s3::framing::expects_continue_without_body(&req);
     let req = req.map(|b| s3s::Body::http_body(IdleTimeoutBody::new(b, idle)));
-    let resp = match shared.s3.call(req).await {
+    let req = match crate::s3::framing::frame_chunked_put(req, id).await {
         Ok(r) => r,
+        Err(refused) => return refused.map(|b| TicketBody::new(b, ticket)),
+    };
+    let (req, form) = if crate::s3::post::is_form_upload(&req) {
+        let (req, head) = crate::s3::post::record_head(req);
+        (req, Some(head))
+    } else {
+        (req, None)
+    };
+    let resp = match shared.s3.call(req).await {
+        Ok(r) => match &form {
+            Some(head) => crate::s3::post::policy_answer(r, head, id),
+            None => r,
+        },
         Err(e) => {
             tracing::error!(error = ?e, "s3 service failed");
             error_response(
@@ -678,7 +695,11 @@ async fn route(
             )
         }
     };
-    resp.map(|b| TicketBody::new(b, ticket))
+    let mut resp = resp.map(|b| TicketBody::new(b, ticket));
+    if close {
+        crate::s3::framing::close_after(&mut resp);
+    }
+    resp
 }
 
 /// The longest presigned URL lifetime SigV4 allows: 7 days.

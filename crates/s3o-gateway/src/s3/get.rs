@@ -44,14 +44,129 @@ pub(super) fn check_preconditions(
     }
     if let Some(c) = if_none_match {
         if matches(c) {
-            return Err(s3_error!(NotModified));
+            return Err(not_modified(meta, last_modified));
         }
     } else if let Some(t) = if_modified_since
         && lm_secs <= secs(t)
     {
-        return Err(s3_error!(NotModified));
+        return Err(not_modified(meta, last_modified));
     }
     Ok(())
+}
+
+/// A 304 carries the validators a 200 would have (RFC 9110 §15.4.5): ETag and Last-Modified.
+fn not_modified(meta: &ObjectMeta, last_modified: Timestamp) -> S3Error {
+    let mut err = s3_error!(NotModified);
+    let mut headers = hyper::HeaderMap::new();
+    if !meta.etag.is_empty()
+        && let Ok(v) = hyper::header::HeaderValue::from_str(&format!("\"{}\"", meta.etag))
+    {
+        headers.insert(hyper::header::ETAG, v);
+    }
+    let mut date = Vec::new();
+    if to_s3_time(last_modified)
+        .format(s3s::dto::TimestampFormat::HttpDate, &mut date)
+        .is_ok()
+        && let Ok(v) = hyper::header::HeaderValue::from_bytes(&date)
+    {
+        headers.insert(hyper::header::LAST_MODIFIED, v);
+    }
+    err.set_headers(headers);
+    err
+}
+
+/// The `x-amz-copy-source-if-*` conditions of CopyObject and UploadPartCopy: a failed one is
+/// 412 whatever the header.
+pub(super) fn check_copy_source(
+    found: &Found,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&s3s::dto::Timestamp>,
+    if_unmodified_since: Option<&s3s::dto::Timestamp>,
+) -> S3Result<()> {
+    check_preconditions(
+        &found.meta,
+        found.last_modified,
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
+    )
+    .map_err(|e| {
+        if *e.code() == S3ErrorCode::NotModified {
+            s3_error!(PreconditionFailed)
+        } else {
+            e
+        }
+    })
+}
+
+/// What a GET/HEAD reads: a byte range (`None`: the whole object) and the part count to
+/// answer (`None`: not a part read of a multipart object).
+pub(super) type ReadRange = (Option<(u64, u64)>, Option<i32>);
+
+/// The bytes of part `n` of `found` (`partNumber` on GET/HEAD) and its part count (`None` for
+/// an object not written by a multipart upload). A single-part object is its own part 1.
+pub(super) fn part_range(found: &Found, n: i32) -> S3Result<ReadRange> {
+    if !(1..=10_000).contains(&n) {
+        return Err(s3_error!(InvalidArgument, "part number must be 1..=10000"));
+    }
+    let size = u64::try_from(found.size).unwrap_or(0);
+    let count = found
+        .meta
+        .etag
+        .rsplit_once('-')
+        .and_then(|(_, c)| c.parse::<i32>().ok());
+    let no_part = || s3_error!(InvalidPart, "the object has no part {n}");
+    let Some(count) = count else {
+        return if n == 1 {
+            Ok((whole(size), None))
+        } else {
+            Err(no_part())
+        };
+    };
+    if n > count {
+        return Err(no_part());
+    }
+    match super::multipart::part_sizes(&found.meta.user_metadata) {
+        Some(sizes)
+            if sizes.len() == usize::try_from(count).unwrap_or(0)
+                && sizes.iter().sum::<u64>() == size =>
+        {
+            let idx = usize::try_from(n - 1).unwrap_or(0);
+            let start: u64 = sizes[..idx].iter().sum();
+            let end = start + sizes[idx];
+            Ok(((start < end).then_some((start, end)), Some(count)))
+        }
+        _ if count == 1 => Ok((whole(size), Some(1))),
+        _ => Err(s3_error!(
+            NotImplemented,
+            "the part sizes of this object were not recorded (completed before they were kept)"
+        )),
+    }
+}
+
+/// The whole object as a part's range (`None` for an empty object: nothing to range).
+fn whole(size: u64) -> Option<(u64, u64)> {
+    (size > 0).then_some((0, size))
+}
+
+/// The range a GET/HEAD reads: its `Range`, or the part `partNumber` names (never both), with
+/// the part count to answer.
+pub(super) fn read_range(
+    found: &Found,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+) -> S3Result<ReadRange> {
+    let size = u64::try_from(found.size).unwrap_or(0);
+    match (range, part_number) {
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter"
+        )),
+        (_, Some(n)) => part_range(found, n),
+        (r, None) => Ok((resolve_range(r, size)?, None)),
+    }
 }
 
 /// A byte range resolved against the object size: `(start, end_exclusive)`.
@@ -210,11 +325,11 @@ impl GatewayS3 {
                     i.if_modified_since.as_ref(),
                     i.if_unmodified_since.as_ref(),
                 )?;
-                let size = u64::try_from(found.size).unwrap_or(0);
-                let range = resolve_range(i.range.as_ref(), size)?;
-                Ok((range, range))
+                let (range, parts) = read_range(found, i.range.as_ref(), i.part_number)?;
+                Ok(((range, parts), range))
             })
             .await?;
+        let (range, parts_count) = range;
         let size = u64::try_from(found.size).unwrap_or(0);
         let (len, content_range) = match range {
             Some((s, e)) => (e - s, Some(content_range(s, e, size))),
@@ -232,6 +347,7 @@ impl GatewayS3 {
             e_tag: etag_of(&found.meta),
             last_modified: Some(to_s3_time(found.last_modified)),
             metadata: metadata_of(&found.meta),
+            parts_count,
             ..GetObjectOutput::default()
         }))
     }
@@ -253,7 +369,7 @@ impl GatewayS3 {
             i.if_unmodified_since.as_ref(),
         )?;
         let size = u64::try_from(found.size).unwrap_or(0);
-        let range = resolve_range(i.range.as_ref(), size)?;
+        let (range, parts_count) = read_range(&found, i.range.as_ref(), i.part_number)?;
         let (len, content_range) = match range {
             Some((s, e)) => (e - s, Some(content_range(s, e, size))),
             None => (size, None),
@@ -266,6 +382,7 @@ impl GatewayS3 {
             e_tag: etag_of(&found.meta),
             last_modified: Some(to_s3_time(found.last_modified)),
             metadata: metadata_of(&found.meta),
+            parts_count,
             ..HeadObjectOutput::default()
         }))
     }

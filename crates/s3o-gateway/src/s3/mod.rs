@@ -66,9 +66,11 @@ pub(crate) struct GatewayS3 {
 mod bucket;
 mod copy;
 mod delete;
+pub(crate) mod framing;
 mod get;
 mod list;
 mod multipart;
+pub(crate) mod post;
 mod put;
 
 // The families share their helpers through this module (each starts with `use super::*`).
@@ -125,19 +127,25 @@ fn etag_of(meta: &ObjectMeta) -> Option<ETag> {
     (!meta.etag.is_empty()).then(|| ETag::Strong(meta.etag.clone()))
 }
 
+/// The `x-amz-meta-*` a GET/HEAD answers: the stored user metadata without the gateway's
+/// reserved entries ([`multipart::PART_SIZES_KEY`]).
 fn metadata_of(meta: &ObjectMeta) -> Option<Metadata> {
-    (!meta.user_metadata.is_empty()).then(|| {
-        meta.user_metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<HashMap<_, _>>()
-    })
+    let m = meta
+        .user_metadata
+        .iter()
+        .filter(|(k, _)| k.as_str() != multipart::PART_SIZES_KEY)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect::<HashMap<_, _>>();
+    (!m.is_empty()).then_some(m)
 }
 
+/// The user metadata a request sends, by lower-case name; a reserved name (possible only as
+/// a form field of a POST upload) is dropped.
 fn user_metadata(m: Option<Metadata>) -> BTreeMap<String, String> {
     m.unwrap_or_default()
         .into_iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .filter(|(k, _)| k.as_str() != multipart::PART_SIZES_KEY)
         .collect()
 }
 
@@ -296,6 +304,11 @@ impl S3 for GatewayS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        // A POST Object form arrives here too (s3s's `post_object`): its policy's expiration
+        // text is checked first.
+        if let Some(form) = req.extensions.get::<post::FormHead>() {
+            form.check_expiration()?;
+        }
         timed!(self, "PutObject", self.do_put(req).await)
     }
 
@@ -371,6 +384,13 @@ impl S3 for GatewayS3 {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         timed!(self, "UploadPart", self.do_upload_part(req).await)
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        timed!(self, "UploadPartCopy", self.do_upload_part_copy(req).await)
     }
 
     async fn complete_multipart_upload(

@@ -1,5 +1,6 @@
-//! Multipart uploads: create, parts, Complete (assembly), Abort, and the listings of
-//! uploads and parts.
+//! Multipart uploads: create, parts (UploadPart and UploadPartCopy share
+//! [`GatewayS3::store_part`]), Complete (assembly; the part sizes are kept with the object for
+//! `partNumber` reads), Abort, and the listings of uploads and parts.
 
 use super::*;
 
@@ -77,25 +78,15 @@ impl GatewayS3 {
         let size = i
             .content_length
             .ok_or_else(|| s3_error!(MissingContentLength))?;
-        // Each part is admitted against the upload's backend quota, counting the parts already
-        // there, before its bytes move.
-        let _reservation = self
-            .ledger
-            .admit_part(size, &up.backend_name)
-            .await
-            .map_err(write_err)?;
-        let backend = self.backend(&up.backend_name)?.clone();
         let expect = match &i.content_md5 {
             Some(h) => Some(body::content_md5(h).ok_or_else(|| s3_error!(InvalidDigest))?),
             None => None,
         };
-        let part_key = keys::part_attempt_path(&up.upload_id, i.part_number);
-        let path = keys::path(&part_key);
         let stream: ByteStream = match i.body {
             Some(b) => Box::pin(b),
             None => Box::pin(futures::stream::empty()),
         };
-        let mut checksums = body::ChecksumRequest::new(
+        let checksums = body::ChecksumRequest::new(
             i.checksum_algorithm.as_ref(),
             Checksum {
                 checksum_crc32: i.checksum_crc32.clone(),
@@ -108,6 +99,42 @@ impl GatewayS3 {
             req.trailing_headers,
             &req.headers,
         )?;
+        let (etag, sums) = self
+            .store_part(&up, i.part_number, size, expect, checksums, stream)
+            .await?;
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            ..UploadPartOutput::default()
+        }))
+    }
+
+    /// Stores one part of `up` (UploadPart and UploadPartCopy alike): admitted against the
+    /// upload's backend quota counting the parts already there, streamed to a path of its own
+    /// (an attempt never overwrites the bytes of a part recorded earlier), verified (length,
+    /// MD5, checksums), then recorded; the last attempt recorded is the part. Returns its ETag
+    /// and the verified checksums.
+    pub(super) async fn store_part(
+        &self,
+        up: &s3o_store::MultipartUpload,
+        part_number: i32,
+        size: i64,
+        expect: Option<[u8; 16]>,
+        mut checksums: body::ChecksumRequest,
+        stream: ByteStream,
+    ) -> S3Result<(String, Checksum)> {
+        let _reservation = self
+            .ledger
+            .admit_part(size, &up.backend_name)
+            .await
+            .map_err(write_err)?;
+        let backend = self.backend(&up.backend_name)?.clone();
+        let part_key = keys::part_attempt_path(&up.upload_id, part_number);
+        let path = keys::path(&part_key);
         let written = match body::upload(&backend, &path, stream, &mut checksums.hasher, None).await
         {
             Ok(u) => u,
@@ -143,7 +170,7 @@ impl GatewayS3 {
         let etag = written.etag();
         if let Err(e) = self
             .ledger
-            .record_part(&up.upload_id, i.part_number, &etag, size, &part_key)
+            .record_part(&up.upload_id, part_number, &etag, size, &part_key)
             .await
         {
             // Unrecorded (upload aborted meanwhile, ledger down): the attempt's bytes go; what
@@ -151,14 +178,75 @@ impl GatewayS3 {
             let _ = backend.store.delete(&path).await;
             return Err(write_err(e));
         }
-        Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(ETag::Strong(etag)),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
-            ..UploadPartOutput::default()
+        Ok((etag, sums))
+    }
+
+    /// UploadPartCopy: the source (whole, or `x-amz-copy-source-range`) read like CopyObject
+    /// reads it, from whichever copy is readable, and stored as UploadPart stores a part.
+    pub(super) async fn do_upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let i = req.input;
+        if !(1..=10_000).contains(&i.part_number) {
+            return Err(s3_error!(InvalidArgument, "part number must be 1..=10000"));
+        }
+        let (src_bucket, src_key) = match &i.copy_source {
+            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+            _ => {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "access point copy sources are not supported"
+                ));
+            }
+        };
+        let asked = i
+            .copy_source_range
+            .as_deref()
+            .map(parse_copy_range)
+            .transpose()?;
+        let up = self.upload_for(&i.bucket, &i.key, &i.upload_id).await?;
+        self.bucket(&src_bucket).await?;
+        let (found, range, stream) = self
+            .read_version(&src_bucket, &src_key, |found| {
+                check_copy_source(
+                    found,
+                    i.copy_source_if_match.as_ref(),
+                    i.copy_source_if_none_match.as_ref(),
+                    i.copy_source_if_modified_since.as_ref(),
+                    i.copy_source_if_unmodified_since.as_ref(),
+                )?;
+                let size = u64::try_from(found.size).unwrap_or(0);
+                let range = match asked {
+                    None => None,
+                    Some((first, last)) if last < size => Some((first, last + 1)),
+                    Some(_) => {
+                        return Err(s3_error!(
+                            InvalidRange,
+                            "the range is not satisfiable for a source of {size} bytes"
+                        ));
+                    }
+                };
+                Ok((range, range))
+            })
+            .await?;
+        let (size, expect) = match range {
+            Some((s, e)) => (i64::try_from(e - s).unwrap_or(i64::MAX), None),
+            // A whole single-part source carries its MD5 as ETag: the copy is checked against it.
+            None => (found.size, body::etag_md5(&found.meta.etag)),
+        };
+        let checksums =
+            body::ChecksumRequest::new(None, Checksum::default(), None, &hyper::HeaderMap::new())?;
+        let (etag, _) = self
+            .store_part(&up, i.part_number, size, expect, checksums, stream)
+            .await?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(etag)),
+                last_modified: Some(to_s3_time(Timestamp::now())),
+                ..CopyPartResult::default()
+            }),
+            ..UploadPartCopyOutput::default()
         }))
     }
 
@@ -205,14 +293,10 @@ impl GatewayS3 {
         if asked.is_empty() {
             return Err(s3_error!(MalformedXML, "the part list is empty"));
         }
-        let mut chosen = Vec::with_capacity(asked.len());
-        let mut last = 0;
-        for (n, p) in asked.iter().enumerate() {
+        let named = named_parts(&asked)?;
+        let mut chosen = Vec::with_capacity(named.len());
+        for (n, p) in named.iter().enumerate() {
             let num = p.part_number.unwrap_or(0);
-            if num <= last {
-                return Err(s3_error!(InvalidPartOrder));
-            }
-            last = num;
             let Some(r) = recorded.iter().find(|r| r.part_number == num) else {
                 return Err(s3_error!(InvalidPart, "part {num} was not uploaded"));
             };
@@ -221,7 +305,7 @@ impl GatewayS3 {
             {
                 return Err(s3_error!(InvalidPart, "part {num} has a different ETag"));
             }
-            if n + 1 < asked.len() && r.size_bytes < MIN_PART_SIZE {
+            if n + 1 < named.len() && r.size_bytes < MIN_PART_SIZE {
                 return Err(s3_error!(
                     EntityTooSmall,
                     "part {num} is smaller than 5 MiB"
@@ -267,8 +351,9 @@ impl GatewayS3 {
         lkey: &str,
         asked: &[CompletedPart],
     ) -> Option<String> {
-        let md5s: Option<Vec<[u8; 16]>> = asked
-            .iter()
+        let md5s: Option<Vec<[u8; 16]>> = named_parts(asked)
+            .ok()?
+            .into_iter()
             .map(|p| p.e_tag.as_ref().and_then(|e| body::etag_md5(e.value())))
             .collect();
         let want = body::multipart_etag(&md5s.filter(|m| !m.is_empty())?);
@@ -302,12 +387,14 @@ impl GatewayS3 {
             .await
             .map_err(write_err)?;
         let source = self.backend(&up.backend_name)?.clone();
+        let sizes: Vec<i64> = parts.iter().map(|p| p.size).collect();
         let stream = concat_parts(source, parts);
-        let meta = ObjectMeta {
+        let mut meta = ObjectMeta {
             content_type: up.content_type.clone(),
             user_metadata: up.metadata.clone(),
             ..ObjectMeta::default()
         };
+        record_part_sizes(&mut meta.user_metadata, &sizes);
         let w = Write {
             bucket,
             key,
@@ -401,6 +488,19 @@ impl GatewayS3 {
             .uploads(&format!("{bp}{prefix}"), 10_000)
             .await
             .map_err(read_err)?;
+        let id_marker = i
+            .upload_id_marker
+            .clone()
+            .filter(|m| !m.is_empty() && !key_marker.is_empty());
+        // With an upload-id-marker, the marker key's uploads after that id (in listing order)
+        // come first; when the marker upload is gone, all of that key's uploads do (a page
+        // repeated, never one skipped).
+        let marker_seen = id_marker.as_ref().is_none_or(|m| {
+            !ups.iter().any(|u| {
+                u.upload_id == *m && u.object_key.strip_prefix(&bp) == Some(key_marker.as_str())
+            })
+        });
+        let mut past_marker = marker_seen;
         let mut page = Vec::new();
         let mut truncated = false;
         for u in ups {
@@ -409,8 +509,18 @@ impl GatewayS3 {
                 .strip_prefix(&bp)
                 .unwrap_or(&u.object_key)
                 .to_owned();
-            if !key_marker.is_empty() && k.as_str() <= key_marker.as_str() {
+            if !key_marker.is_empty() && k.as_str() < key_marker.as_str() {
                 continue;
+            }
+            if !key_marker.is_empty() && k == key_marker {
+                match &id_marker {
+                    None => continue,
+                    Some(m) if !past_marker => {
+                        past_marker = u.upload_id == *m;
+                        continue;
+                    }
+                    Some(_) => {}
+                }
             }
             if page.len() == max as usize {
                 truncated = true;
@@ -437,6 +547,7 @@ impl GatewayS3 {
             bucket: Some(i.bucket),
             prefix: i.prefix,
             key_marker: i.key_marker,
+            upload_id_marker: i.upload_id_marker,
             max_uploads: Some(max),
             is_truncated: Some(truncated),
             next_key_marker: next_key,
@@ -463,6 +574,25 @@ impl GatewayS3 {
             }
         }
     }
+}
+
+/// The parts a Complete names, in order. A part number listed twice in a row is named by its
+/// later entry (the list read as a map, as RGW reads it): two overlapping uploads of one part
+/// are completed with the ETag of the one recorded last. Descending numbers are refused.
+fn named_parts(asked: &[CompletedPart]) -> S3Result<Vec<&CompletedPart>> {
+    let mut named: Vec<&CompletedPart> = Vec::with_capacity(asked.len());
+    for p in asked {
+        let num = p.part_number.unwrap_or(0);
+        let last = named.last().map_or(0, |q| q.part_number.unwrap_or(0));
+        if num < 1 || num < last {
+            return Err(s3_error!(InvalidPartOrder));
+        }
+        if num == last {
+            named.pop();
+        }
+        named.push(p);
+    }
+    Ok(named)
 }
 
 /// One part chosen for assembly.
@@ -547,4 +677,165 @@ pub(super) fn concat_parts(backend: Arc<Backend>, parts: Vec<PartRef>) -> ByteSt
         }
     });
     Box::pin(s.try_flatten())
+}
+
+/// The `x-amz-copy-source-range` of UploadPartCopy: `bytes=FIRST-LAST`, both given, in order
+/// (S3 takes no other form). Returns `(first, last)` inclusive.
+pub(super) fn parse_copy_range(text: &str) -> S3Result<(u64, u64)> {
+    let bad = || {
+        s3_error!(
+            InvalidArgument,
+            "the x-amz-copy-source-range value must be of the form bytes=first-last"
+        )
+    };
+    let (first, last) = text
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(bad)?;
+    let num = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    match (num(first), num(last)) {
+        (Some(f), Some(l)) if f <= l => Ok((f, l)),
+        _ => Err(bad()),
+    }
+}
+
+/// The reserved user-metadata entry holding a multipart object's part sizes, which GetObject
+/// and HeadObject with `partNumber` need once the parts are gone. A `:` cannot appear in an
+/// HTTP header name, so no client can send it ([`user_metadata`] drops it from form fields
+/// too), and [`metadata_of`] never returns it.
+pub(super) const PART_SIZES_KEY: &str = ":s3o-part-sizes";
+
+/// The longest part-size record kept: multipart objects with irregular part sizes beyond it
+/// are served whole but not by part number (user metadata shares the ledger's 8 KiB cap).
+const MAX_PART_SIZES_TEXT: usize = 2048;
+
+/// Records `sizes` (in part order) as runs `SIZE*COUNT` joined by `,` (a regular upload is one
+/// or two runs), when the record fits.
+pub(super) fn record_part_sizes(meta: &mut BTreeMap<String, String>, sizes: &[i64]) {
+    let mut runs: Vec<(i64, usize)> = Vec::new();
+    for &s in sizes {
+        match runs.last_mut() {
+            Some((size, count)) if *size == s => *count += 1,
+            _ => runs.push((s, 1)),
+        }
+    }
+    let text = runs
+        .iter()
+        .map(|(s, c)| {
+            if *c == 1 {
+                s.to_string()
+            } else {
+                format!("{s}*{c}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut with = meta.clone();
+    with.insert(PART_SIZES_KEY.to_owned(), text);
+    // The record never makes a Complete fail: it is left out when the whole would not fit.
+    let fits = with[PART_SIZES_KEY].len() <= MAX_PART_SIZES_TEXT
+        && s3o_store::StoredForm {
+            user_metadata: with.clone(),
+            ..s3o_store::StoredForm::default()
+        }
+        .user_metadata_json()
+        .is_none_or(|j| j.len() <= s3o_store::limits::MAX_USER_METADATA_JSON_BYTES);
+    if fits {
+        *meta = with;
+    }
+}
+
+/// The part sizes recorded by [`record_part_sizes`], `None` when absent or malformed.
+pub(super) fn part_sizes(meta: &BTreeMap<String, String>) -> Option<Vec<u64>> {
+    let text = meta.get(PART_SIZES_KEY)?;
+    let mut out = Vec::new();
+    for run in text.split(',') {
+        let (size, count) = run.split_once('*').unwrap_or((run, "1"));
+        let (size, count) = (size.parse::<u64>().ok()?, count.parse::<usize>().ok()?);
+        if out.len() + count > 10_000 {
+            return None;
+        }
+        out.extend(std::iter::repeat_n(size, count));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_ranges_take_only_first_dash_last() {
+        assert_eq!(parse_copy_range("bytes=0-0").unwrap(), (0, 0));
+        assert_eq!(parse_copy_range("bytes=5-21").unwrap(), (5, 21));
+        for bad in [
+            "0-2",
+            "bytes=0",
+            "bytes=hello-world",
+            "bytes=0-bar",
+            "bytes=hello-",
+            "bytes=0-2,3-5",
+            "bytes=-3",
+            "bytes=4-2",
+            "bytes= 1-2",
+        ] {
+            let e = parse_copy_range(bad).unwrap_err();
+            assert_eq!(*e.code(), S3ErrorCode::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_part_number_takes_its_later_entry() {
+        let part = |n: i32, e: &str| CompletedPart {
+            part_number: Some(n),
+            e_tag: Some(ETag::Strong(e.to_owned())),
+            ..CompletedPart::default()
+        };
+        let asked = [part(1, "b"), part(1, "a"), part(2, "c")];
+        let named = named_parts(&asked).unwrap();
+        let got: Vec<_> = named
+            .iter()
+            .map(|p| {
+                (
+                    p.part_number,
+                    p.e_tag.as_ref().map(|e| e.value().to_owned()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(1), Some("a".to_owned())),
+                (Some(2), Some("c".to_owned()))
+            ]
+        );
+        for bad in [vec![part(2, "x"), part(1, "y")], vec![part(0, "x")]] {
+            let e = named_parts(&bad).unwrap_err();
+            assert_eq!(*e.code(), S3ErrorCode::InvalidPartOrder);
+        }
+    }
+
+    #[test]
+    fn part_sizes_round_trip_as_runs() {
+        let mut meta = BTreeMap::from([("owner".to_owned(), "me".to_owned())]);
+        let sizes = [5, 5, 5, 7, 7, 1];
+        record_part_sizes(&mut meta, &sizes);
+        assert_eq!(meta[PART_SIZES_KEY], "5*3,7*2,1");
+        assert_eq!(part_sizes(&meta).unwrap(), vec![5, 5, 5, 7, 7, 1]);
+        assert_eq!(meta["owner"], "me");
+        // Irregular sizes past the cap are left out rather than failing the Complete.
+        let mut big = BTreeMap::new();
+        let irregular: Vec<i64> = (0..2000).map(|i| 5_242_880 + i).collect();
+        record_part_sizes(&mut big, &irregular);
+        assert!(!big.contains_key(PART_SIZES_KEY));
+        // Malformed or oversized records read as absent.
+        for text in ["x", "5*", "5*20000", "1,,2"] {
+            let m = BTreeMap::from([(PART_SIZES_KEY.to_owned(), text.to_owned())]);
+            assert_eq!(part_sizes(&m), None, "{text}");
+        }
+    }
 }

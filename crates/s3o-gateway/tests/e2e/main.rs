@@ -17,6 +17,7 @@ mod multipart;
 mod proxy;
 mod raw;
 mod reads;
+mod requests;
 mod rig;
 mod writes;
 
@@ -66,6 +67,14 @@ on_both_ledgers! {
         copy_object,
     ],
     reads: [get_head_range_after_put_and_overwrite],
+    requests: [
+        upload_part_copy_and_part_reads,
+        not_modified_carries_validators,
+        post_object_form_uploads,
+        chunked_put_without_length,
+        overlapping_part_uploads,
+        list_uploads_upload_id_marker,
+    ],
     listing: [
         list_v2_prefix_delimiter_and_pages,
         list_v1_markers_and_url_encoding,
