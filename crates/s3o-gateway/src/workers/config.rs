@@ -75,6 +75,8 @@ pub struct WorkersConfig {
     pub multipart: MultipartSettings,
     /// The drain command (`[workers.drain]`).
     pub drain: DrainSettings,
+    /// The reconciler (`[workers.reconcile]`).
+    pub reconcile: ReconcileSettings,
 }
 
 impl Default for WorkersConfig {
@@ -87,6 +89,7 @@ impl Default for WorkersConfig {
             over_replication: ScanSettings::default(),
             multipart: MultipartSettings::default(),
             drain: DrainSettings::default(),
+            reconcile: ReconcileSettings::default(),
         }
     }
 }
@@ -123,6 +126,11 @@ impl WorkersConfig {
                 stale_after: Interval::secs(86_400),
             },
             drain: DrainSettings::default(),
+            reconcile: ReconcileSettings {
+                interval,
+                grace: zero,
+                ..ReconcileSettings::default()
+            },
         }
     }
 
@@ -139,6 +147,7 @@ impl WorkersConfig {
         positive("replicator", self.replicator.batch_size)?;
         positive("over_replication", self.over_replication.batch_size)?;
         positive("drain", self.drain.batch_size)?;
+        positive("reconcile", self.reconcile.batch_size)?;
         if self.drain.concurrency == 0 {
             return Err("[workers.drain] concurrency must be at least 1".into());
         }
@@ -148,6 +157,7 @@ impl WorkersConfig {
             ("replicator", self.replicator.interval),
             ("over_replication", self.over_replication.interval),
             ("multipart", self.multipart.interval),
+            ("reconcile", self.reconcile.interval),
         ] {
             if i.0.is_zero() {
                 return Err(format!("[workers.{name}] interval must be above zero"));
@@ -244,6 +254,30 @@ impl Default for MultipartSettings {
         MultipartSettings {
             interval: Interval::secs(3_600),
             stale_after: Interval::secs(86_400),
+        }
+    }
+}
+
+/// The reconciler's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcileSettings {
+    /// Time between passes (default `1h`).
+    pub interval: Interval,
+    /// Objects listed per backend per pass, resuming where the last pass stopped (default
+    /// 1000).
+    pub batch_size: u32,
+    /// Bytes and open uploads younger than this (by the backend's clock) are never touched,
+    /// whatever the ledger says (default `1h`).
+    pub grace: Interval,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        ReconcileSettings {
+            interval: Interval::secs(3_600),
+            batch_size: 1000,
+            grace: Interval::secs(3_600),
         }
     }
 }

@@ -13,7 +13,9 @@ mod cleanup;
 mod config;
 mod drain;
 mod multipart;
+mod open_uploads;
 mod reaper;
+mod reconcile;
 mod replicator;
 
 use std::collections::BTreeMap;
@@ -35,8 +37,8 @@ use crate::keys;
 use crate::ledger::{LResult, Ledger};
 
 pub use config::{
-    CleanupSettings, DrainSettings, Interval, MultipartSettings, ReaperSettings, ScanSettings,
-    WorkersConfig,
+    CleanupSettings, DrainSettings, Interval, MultipartSettings, ReaperSettings,
+    ReconcileSettings, ScanSettings, WorkersConfig,
 };
 pub use drain::{DrainProgress, DrainReport, drain};
 
@@ -53,17 +55,22 @@ pub enum Worker {
     OverReplication,
     /// Deletes queued orphaned bytes, retrying with backoff (`LockId::CleanupQueue`).
     Cleanup,
+    /// Compares each backend with the ledger: aborts uploads and deletes bytes nothing
+    /// references, drops copies whose bytes are gone (`LockId::Reconcile`).
+    Reconcile,
 }
 
 impl Worker {
     /// Every worker, in the order one full pass runs them: intents resolved and uploads
-    /// aborted first (they may queue cleanups), replication next, cleanup last.
-    pub const ALL: [Worker; 5] = [
+    /// aborted first (they may queue cleanups), replication next, cleanup, and the reconciler
+    /// last (what the others ended no longer references the bytes it looks for).
+    pub const ALL: [Worker; 6] = [
         Worker::Reaper,
         Worker::Multipart,
         Worker::Replicator,
         Worker::OverReplication,
         Worker::Cleanup,
+        Worker::Reconcile,
     ];
 
     /// Name used in logs and metric labels.
@@ -74,6 +81,7 @@ impl Worker {
             Worker::Replicator => "replicator",
             Worker::OverReplication => "over_replication",
             Worker::Cleanup => "cleanup",
+            Worker::Reconcile => "reconcile",
         }
     }
 
@@ -85,6 +93,7 @@ impl Worker {
             Worker::Replicator => LockId::Replicator,
             Worker::OverReplication => LockId::OverReplication,
             Worker::Cleanup => LockId::CleanupQueue,
+            Worker::Reconcile => LockId::Reconcile,
         }
     }
 
@@ -95,6 +104,7 @@ impl Worker {
             Worker::Replicator => s.replicator.interval.0,
             Worker::OverReplication => s.over_replication.interval.0,
             Worker::Cleanup => s.cleanup.interval.0,
+            Worker::Reconcile => s.reconcile.interval.0,
         }
     }
 }
@@ -321,6 +331,7 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
             Worker::Replicator => Box::pin(replicator::replicate(ctx, &mut tally)),
             Worker::OverReplication => Box::pin(replicator::trim(ctx, &mut tally)),
             Worker::Multipart => Box::pin(multipart::pass(ctx, &mut tally)),
+            Worker::Reconcile => Box::pin(reconcile::pass(ctx, &mut tally)),
         };
         ctx.store.with_advisory_lock(w.lock(), pass).await
     };
