@@ -8,6 +8,9 @@ mod support;
 #[path = "workers_kills/mod.rs"]
 mod kills;
 
+#[path = "workers_recon/mod.rs"]
+mod recon;
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -541,4 +544,22 @@ async fn two_gateways_on_postgres_run_each_worker_once() {
     two.shutdown().await;
     drop_schema(&schema).await;
     eprintln!("drill two gateways on postgres: {:?}", started.elapsed());
+}
+
+/// The reconciler removes exactly what nothing references (unreferenced versions and parts,
+/// backend uploads and staging files of killed writes) and keeps committed copies, writes in
+/// flight, foreign objects and everything younger than its grace (`workers_recon`).
+mod reconcile_removes_strays_and_keeps_the_rest {
+    use super::kills::Engine;
+    use super::recon::reconcile_removes_strays_and_keeps_the_rest as drill;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        drill(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        drill(Engine::Postgres).await;
+    }
 }

@@ -37,8 +37,8 @@ use crate::keys;
 use crate::ledger::{LResult, Ledger};
 
 pub use config::{
-    CleanupSettings, DrainSettings, Interval, MultipartSettings, ReaperSettings,
-    ReconcileSettings, ScanSettings, WorkersConfig,
+    CleanupSettings, DrainSettings, Interval, MultipartSettings, ReaperSettings, ReconcileSettings,
+    ScanSettings, WorkersConfig,
 };
 pub use drain::{DrainProgress, DrainReport, drain};
 

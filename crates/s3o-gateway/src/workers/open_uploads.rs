@@ -77,14 +77,7 @@ pub(crate) async fn list(b: &Backend) -> Result<Vec<OpenUpload>, String> {
             for _ in 0..MAX_PAGES {
                 let page = tokio::time::timeout(
                     CALL_TIMEOUT,
-                    list_page(
-                        &client,
-                        &base,
-                        region,
-                        credential,
-                        &key_marker,
-                        &id_marker,
-                    ),
+                    list_page(&client, &base, region, credential, &key_marker, &id_marker),
                 )
                 .await
                 .map_err(|_| format!("no answer within {CALL_TIMEOUT:?}"))??;
@@ -93,7 +86,9 @@ pub(crate) async fn list(b: &Backend) -> Result<Vec<OpenUpload>, String> {
                         &u.initiated,
                         &time::format_description::well_known::Rfc3339,
                     )
-                    .map_err(|e| format!("upload {}: Initiated {:?}: {e}", u.upload_id, u.initiated))?;
+                    .map_err(|e| {
+                        format!("upload {}: Initiated {:?}: {e}", u.upload_id, u.initiated)
+                    })?;
                     out.push(OpenUpload {
                         target: u.key,
                         started: started.into(),
@@ -104,7 +99,9 @@ pub(crate) async fn list(b: &Backend) -> Result<Vec<OpenUpload>, String> {
                     return Ok(out);
                 }
                 match (page.next_key_marker, page.next_upload_id_marker) {
-                    (Some(k), Some(i)) if (k.as_str(), i.as_str()) != (&*key_marker, &*id_marker) => {
+                    (Some(k), Some(i))
+                        if (k.as_str(), i.as_str()) != (&*key_marker, &*id_marker) =>
+                    {
                         key_marker = k;
                         id_marker = i;
                     }

@@ -201,7 +201,11 @@ async fn abort_strays(
 }
 
 /// The next `n` objects of `b` after the pass's cursor; an end of listing resets the cursor.
-async fn list_page(ctx: &Ctx, b: &Backend, n: usize) -> Result<Vec<object_store::ObjectMeta>, String> {
+async fn list_page(
+    ctx: &Ctx,
+    b: &Backend,
+    n: usize,
+) -> Result<Vec<object_store::ObjectMeta>, String> {
     let cursor = ctx.cursor(Worker::Reconcile, &b.name);
     let listing = if cursor.is_empty() {
         b.store.list(None)
@@ -216,7 +220,9 @@ async fn list_page(ctx: &Ctx, b: &Backend, n: usize) -> Result<Vec<object_store:
     let next = if page.len() < n {
         String::new()
     } else {
-        page.last().map(|o| o.location.to_string()).unwrap_or_default()
+        page.last()
+            .map(|o| o.location.to_string())
+            .unwrap_or_default()
     };
     ctx.set_cursor(Worker::Reconcile, &b.name, next);
     Ok(page)
@@ -354,7 +360,15 @@ mod tests {
 
     #[test]
     fn object_paths_decode_to_their_key() {
-        let keys = ["a", "a/b c", "é/%2F/..", ".", "..", "x@y/@z", &"é".repeat(300)];
+        let keys = [
+            "a",
+            "a/b c",
+            "é/%2F/..",
+            ".",
+            "..",
+            "x@y/@z",
+            &"é".repeat(300),
+        ];
         for k in keys {
             let v = keys::new_version();
             let p = keys::object_path("bkt", k, &v);

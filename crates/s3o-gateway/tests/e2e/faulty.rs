@@ -516,8 +516,12 @@ impl S3 for Faulty {
             ),
             ..ListMultipartUploadsOutput::default()
         };
-        self.run(Op::Other, &[&prefix], async move { Ok(S3Response::new(out)) })
-            .await
+        self.run(
+            Op::Other,
+            &[&prefix],
+            async move { Ok(S3Response::new(out)) },
+        )
+        .await
     }
 
     async fn list_parts(

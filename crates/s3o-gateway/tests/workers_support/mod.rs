@@ -26,8 +26,8 @@ use tokio::task::JoinHandle;
 pub(crate) const AK: &str = "drill-client";
 pub(crate) const SK: &str = "drill-client-secret-0123456789";
 pub(crate) const BUCKET: &str = "photos";
-const BACKEND_AK: &str = "drill-backend";
-const BACKEND_SK: &str = "drill-backend-secret-0123456789";
+pub(crate) const BACKEND_AK: &str = "drill-backend";
+pub(crate) const BACKEND_SK: &str = "drill-backend-secret-0123456789";
 const POOL: &str = "pool";
 
 pub(crate) fn crypto() {

@@ -1,0 +1,280 @@
+//! Drills of the reconciler, the scrubber, the rebalancer and the notifier: real s3s-fs
+//! backends over HTTP and local directories, on each ledger engine.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use bytes::Bytes;
+use object_store::multipart::MultipartStore as _;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt as _, PutPayload};
+use s3o_gateway::workers::Interval;
+use s3o_gateway::{BackendConfig, Config, Gateway, Worker};
+use s3o_store::{MetadataStore, PendingObject, StoredForm, Timestamp};
+
+use crate::kills::{Engine, ledger_url};
+use crate::support::*;
+
+/// A fresh version id in the gateway's format (`<16 hex µs>-<32 hex>`).
+fn version() -> String {
+    let micros = Timestamp::now().as_micros().max(0);
+    format!("{micros:016x}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The backend path of a version of a plain key (letters and digits need no escaping).
+fn version_path(key: &str) -> String {
+    format!("{BUCKET}/{key}/@{}", version())
+}
+
+/// Records a write intent for `path` on `backend`, as a PUT does before its first byte.
+async fn intent(store: &MetadataStore, key: &str, backend: &str, path: &str) -> PendingObject {
+    let p = PendingObject {
+        intent_id: uuid::Uuid::new_v4().to_string(),
+        object_key: format!("{BUCKET}/{key}"),
+        backend_name: backend.to_owned(),
+        size_bytes: 3,
+        form: StoredForm {
+            storage_key: path.to_owned(),
+            ..StoredForm::default()
+        },
+        created_at: Timestamp::ZERO,
+    };
+    store.insert_pending(&p).await.unwrap();
+    p
+}
+
+fn config_on(url: &str, fs: &[Fs], local: &std::path::Path, grace: Interval) -> Config {
+    let mut cfg = config(url, fs, 1);
+    cfg.backends.push(BackendConfig::local("l", local, 0));
+    cfg.workers.reconcile.grace = grace;
+    cfg
+}
+
+/// Every file under a local backend's directory, relative, `/`-separated.
+fn local_files(root: &std::path::Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(root).unwrap().to_owned();
+                out.insert(rel.to_str().unwrap().replace('\\', "/"));
+            }
+        }
+    }
+    out
+}
+
+/// Planted on an S3 backend and a local directory: unreferenced versions and parts (deleted),
+/// backend multipart uploads and staging files a killed write left (aborted), and beside
+/// them what must stay: committed copies, bytes and uploads of writes in flight (an intent
+/// names them), parts of a live client upload, foreign objects and uploads, and everything
+/// younger than the grace. After the intents are abandoned, their uploads go too; the
+/// ledger verifies and the live key reads back at every step.
+pub(crate) async fn reconcile_removes_strays_and_keeps_the_rest(engine: Engine) {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let Some((url, schema)) = ledger_url(engine, dir.path(), "reconcile drill") else {
+        return;
+    };
+    let fs = vec![Fs::start("a", &dir.path().join("a")).await];
+    let local = dir.path().join("l");
+    let raw = client(&fs[0].endpoint(), "pool", BACKEND_AK, BACKEND_SK);
+    let put_raw = |p: String| {
+        let raw = raw.clone();
+        async move {
+            raw.put(
+                &Path::from(p.as_str()),
+                PutPayload::from(Bytes::from_static(b"abc")),
+            )
+            .await
+            .unwrap();
+            p
+        }
+    };
+
+    // A gateway with a one-hour grace first: everything planted is young and stays.
+    let gw = Gateway::start(config_on(&url, &fs, &local, Interval::secs(3600)))
+        .await
+        .unwrap();
+    let store = gw.store().clone();
+    let c = gw_client(&gw.endpoint());
+    put(&c, "live", b"live bytes").await.unwrap();
+    // A live client multipart upload with one part (its parts sit under .mpu/<id>/).
+    let mut mpu = c.put_multipart(&Path::from("big")).await.unwrap();
+    mpu.put_part(PutPayload::from(vec![7u8; 5 << 20]))
+        .await
+        .unwrap();
+
+    let stray_version = put_raw(version_path("ghost")).await;
+    let stray_old_live = put_raw(version_path("live")).await;
+    let stray_part = put_raw(".mpu/no-such-upload/00001-0123".to_owned()).await;
+    let flying = put_raw(version_path("flying")).await;
+    let flying_intent = intent(&store, "flying", "a", &flying).await;
+    let foreign = [
+        put_raw("elsewhere/thing.txt".to_owned()).await,
+        put_raw(format!("{BUCKET}/cat.jpg")).await,
+        put_raw(format!("{BUCKET}/x/@v1")).await,
+    ];
+    // Backend multipart uploads: one a write killed before recording it left, one of a
+    // write in flight (its intent names the path), one foreign.
+    let mp = raw.clone();
+    let orphan_upload = version_path("killed");
+    mp.create_multipart(&Path::from(orphan_upload.as_str()))
+        .await
+        .unwrap();
+    let streaming = version_path("streaming");
+    let streaming_intent = intent(&store, "streaming", "a", &streaming).await;
+    mp.create_multipart(&Path::from(streaming.as_str()))
+        .await
+        .unwrap();
+    mp.create_multipart(&Path::from("elsewhere/big.bin"))
+        .await
+        .unwrap();
+
+    // The local directory: a stray version, a staging file left by a killed write, a staging
+    // file of a write in flight, a foreign file.
+    let l_live = gw_local_put(&store, &c, &local).await;
+    std::fs::create_dir_all(local.join(BUCKET).join("lghost")).unwrap();
+    let l_stray = format!("{BUCKET}/lghost/@{}", version());
+    std::fs::write(local.join(&l_stray), b"abc").unwrap();
+    let l_staging = format!("{BUCKET}/lghost/@{}#1", version());
+    std::fs::write(local.join(&l_staging), b"partial").unwrap();
+    let l_flying = format!("{BUCKET}/lghost/@{}", version());
+    let l_flying_intent = intent(&store, "lghost", "l", &l_flying).await;
+    let l_flying_staging = format!("{l_flying}#1");
+    std::fs::write(local.join(&l_flying_staging), b"partial").unwrap();
+    std::fs::create_dir_all(local.join("elsewhere")).unwrap();
+    std::fs::write(local.join("elsewhere/notes.txt"), b"mine").unwrap();
+
+    let before_s3 = fs[0].paths().await;
+    let before_parts = fs[0].part_paths().await;
+    let before_local = local_files(&local);
+    let r = gw.run_worker_once(Worker::Reconcile).await;
+    assert_eq!(r.count("stray_deleted"), 0, "{r:?}");
+    assert_eq!(r.count("upload_aborted"), 0, "{r:?}");
+    assert!(
+        r.count("young") >= 8 && r.count("upload_young") >= 5,
+        "{r:?}"
+    );
+    assert_eq!(fs[0].paths().await, before_s3);
+    assert_eq!(fs[0].part_paths().await, before_parts);
+    assert_eq!(local_files(&local), before_local);
+    assert_eq!(open_uploads_in(&fs[0].root, "pool").len(), 3);
+    gw.shutdown().await;
+
+    // No grace: exactly the unreferenced versions, parts, uploads and staging files go.
+    let gw = Gateway::start(config_on(&url, &fs, &local, Interval::millis(0)))
+        .await
+        .unwrap();
+    let store = gw.store().clone();
+    let c = gw_client(&gw.endpoint());
+    let r = gw.run_worker_once(Worker::Reconcile).await;
+    assert_eq!(r.count("stray_deleted"), 4, "{r:?}");
+    assert_eq!(r.count("upload_aborted"), 2, "{r:?}");
+    assert_eq!(r.count("upload_in_flight"), 2, "{r:?}");
+    assert_eq!(r.count("upload_foreign"), 1, "{r:?}");
+    assert!(r.count("foreign") >= 4, "{r:?}");
+    let mut expect_s3 = before_s3.clone();
+    for p in [&stray_version, &stray_old_live] {
+        assert!(expect_s3.remove(p.as_str()), "{p} was planted");
+    }
+    assert_eq!(fs[0].paths().await, expect_s3);
+    let mut expect_parts = before_parts.clone();
+    assert!(expect_parts.remove(stray_part.as_str()));
+    assert_eq!(fs[0].part_paths().await, expect_parts);
+    for f in &foreign {
+        assert!(expect_s3.contains(f.as_str()), "{f} kept");
+    }
+    assert!(expect_s3.contains(flying.as_str()));
+    let open: Vec<String> = open_uploads_in(&fs[0].root, "pool")
+        .into_iter()
+        .map(|(k, _, _)| k)
+        .collect();
+    assert_eq!(open, ["elsewhere/big.bin".to_owned(), streaming.clone()]);
+    let mut expect_local = before_local.clone();
+    for p in [&l_stray, &l_staging] {
+        assert!(expect_local.remove(p.as_str()), "{p} was planted");
+    }
+    assert_eq!(local_files(&local), expect_local);
+    assert!(expect_local.contains(&l_live) && expect_local.contains(&l_flying_staging));
+    assert_eq!(get(&c, "live").await.unwrap().as_ref(), b"live bytes");
+    verify(&store).await;
+
+    // The writes in flight end (abandoned, as the reaper does): their bytes are queued and
+    // deleted, and the reconciler then aborts their uploads and staging files.
+    for p in [&flying_intent, &streaming_intent, &l_flying_intent] {
+        let (_, queued) = store.abandon_pending(p).await.unwrap();
+        assert_eq!(queued.len(), 1);
+    }
+    let r = gw.run_worker_once(Worker::Cleanup).await;
+    assert_eq!(r.count("deleted"), 3, "{r:?}");
+    let r = gw.run_worker_once(Worker::Reconcile).await;
+    assert_eq!(r.count("upload_aborted"), 2, "{r:?}");
+    assert_eq!(r.count("stray_deleted"), 0, "{r:?}");
+    let open: Vec<String> = open_uploads_in(&fs[0].root, "pool")
+        .into_iter()
+        .map(|(k, _, _)| k)
+        .collect();
+    assert_eq!(open, ["elsewhere/big.bin".to_owned()]);
+    assert!(!local_files(&local).contains(&l_flying_staging));
+    // The client upload's part is still recorded and on the backend.
+    drop(mpu);
+    let ups = store.list_multipart_uploads("", 10).await.unwrap();
+    assert_eq!(ups.len(), 1);
+    let parts = store.get_parts(&ups[0].upload_id).await.unwrap();
+    assert_eq!(parts.len(), 1);
+    let part_dir = format!(".mpu/{}/", ups[0].upload_id);
+    let on_backend = fs[0].part_paths().await;
+    assert_eq!(on_backend.len(), 1);
+    assert!(
+        on_backend.iter().all(|p| p.starts_with(&part_dir)),
+        "{on_backend:?}"
+    );
+    assert_eq!(get(&c, "live").await.unwrap().as_ref(), b"live bytes");
+    verify(&store).await;
+    // Nothing of s3o's is left that the ledger does not record.
+    let recorded = ledger_paths(&store, "a").await;
+    let s3o_paths: BTreeSet<String> = fs[0]
+        .paths()
+        .await
+        .into_iter()
+        .filter(|p| {
+            p.starts_with(&format!("{BUCKET}/"))
+                && p.contains("/@")
+                && *p != format!("{BUCKET}/x/@v1")
+        })
+        .collect();
+    assert_eq!(s3o_paths, recorded);
+    gw.shutdown().await;
+    if let Some(s) = schema {
+        drop_schema(&s).await;
+    }
+    eprintln!("drill reconcile [{engine:?}]: {:?}", started.elapsed());
+}
+
+/// PUTs `lkey` (routed to `a`) and records a replica of it on the local backend `l`, its
+/// bytes copied to the same path, as the replicator does; returns that path.
+async fn gw_local_put(
+    store: &MetadataStore,
+    c: &object_store::aws::AmazonS3,
+    local: &std::path::Path,
+) -> String {
+    put(c, "lkey", b"local bytes").await.unwrap();
+    let loc = store
+        .get_all_object_locations(&format!("{BUCKET}/lkey"))
+        .await
+        .unwrap();
+    let src = &loc[0];
+    let path = src.form.storage_path(&src.object_key).to_owned();
+    let file = local.join(&path);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, b"local bytes").unwrap();
+    store
+        .record_replica(&src.object_key, "l", &src.backend_name, &path)
+        .await
+        .unwrap();
+    path
+}
