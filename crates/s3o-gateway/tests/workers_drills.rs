@@ -563,3 +563,21 @@ mod reconcile_removes_strays_and_keeps_the_rest {
         drill(Engine::Postgres).await;
     }
 }
+
+/// The scrubber catches a corrupted or missing copy (against its ETag before the first hash,
+/// against the stored SHA-256 after), drops it and the replicator rebuilds it; a corrupted
+/// only copy is reported and kept (`workers_recon`).
+mod scrubber_repairs_bad_copies_and_keeps_the_last {
+    use super::kills::Engine;
+    use super::recon::scrubber_repairs_bad_copies_and_keeps_the_last as drill;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        drill(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        drill(Engine::Postgres).await;
+    }
+}

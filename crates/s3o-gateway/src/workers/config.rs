@@ -77,6 +77,8 @@ pub struct WorkersConfig {
     pub drain: DrainSettings,
     /// The reconciler (`[workers.reconcile]`).
     pub reconcile: ReconcileSettings,
+    /// The integrity scrubber (`[workers.scrub]`).
+    pub scrub: ScrubSettings,
 }
 
 impl Default for WorkersConfig {
@@ -90,6 +92,7 @@ impl Default for WorkersConfig {
             multipart: MultipartSettings::default(),
             drain: DrainSettings::default(),
             reconcile: ReconcileSettings::default(),
+            scrub: ScrubSettings::default(),
         }
     }
 }
@@ -131,6 +134,10 @@ impl WorkersConfig {
                 grace: zero,
                 ..ReconcileSettings::default()
             },
+            scrub: ScrubSettings {
+                interval,
+                ..ScrubSettings::default()
+            },
         }
     }
 
@@ -148,6 +155,7 @@ impl WorkersConfig {
         positive("over_replication", self.over_replication.batch_size)?;
         positive("drain", self.drain.batch_size)?;
         positive("reconcile", self.reconcile.batch_size)?;
+        positive("scrub", self.scrub.batch_size)?;
         if self.drain.concurrency == 0 {
             return Err("[workers.drain] concurrency must be at least 1".into());
         }
@@ -158,6 +166,7 @@ impl WorkersConfig {
             ("over_replication", self.over_replication.interval),
             ("multipart", self.multipart.interval),
             ("reconcile", self.reconcile.interval),
+            ("scrub", self.scrub.interval),
         ] {
             if i.0.is_zero() {
                 return Err(format!("[workers.{name}] interval must be above zero"));
@@ -278,6 +287,26 @@ impl Default for ReconcileSettings {
             interval: Interval::secs(3_600),
             batch_size: 1000,
             grace: Interval::secs(3_600),
+        }
+    }
+}
+
+/// The integrity scrubber's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrubSettings {
+    /// Time between passes (default `6h`).
+    pub interval: Interval,
+    /// Copies read per pass, twice: unhashed ones, then the least recently verified
+    /// (default 100).
+    pub batch_size: u32,
+}
+
+impl Default for ScrubSettings {
+    fn default() -> Self {
+        ScrubSettings {
+            interval: Interval::secs(6 * 3_600),
+            batch_size: 100,
         }
     }
 }

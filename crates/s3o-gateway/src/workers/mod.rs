@@ -17,6 +17,7 @@ mod open_uploads;
 mod reaper;
 mod reconcile;
 mod replicator;
+mod scrub;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -55,6 +56,9 @@ pub enum Worker {
     OverReplication,
     /// Deletes queued orphaned bytes, retrying with backoff (`LockId::CleanupQueue`).
     Cleanup,
+    /// Re-reads copies and checks their bytes against their hash; drops a bad copy unless it
+    /// is the last (`LockId::Scrubber`).
+    Scrub,
     /// Compares each backend with the ledger: aborts uploads and deletes bytes nothing
     /// references, drops copies whose bytes are gone (`LockId::Reconcile`).
     Reconcile,
@@ -62,11 +66,13 @@ pub enum Worker {
 
 impl Worker {
     /// Every worker, in the order one full pass runs them: intents resolved and uploads
-    /// aborted first (they may queue cleanups), replication next, cleanup, and the reconciler
-    /// last (what the others ended no longer references the bytes it looks for).
-    pub const ALL: [Worker; 6] = [
+    /// aborted first (they may queue cleanups), the scrubber (its dropped copies are rebuilt
+    /// next), replication next, cleanup, and the reconciler last (what the others ended no
+    /// longer references the bytes it looks for).
+    pub const ALL: [Worker; 7] = [
         Worker::Reaper,
         Worker::Multipart,
+        Worker::Scrub,
         Worker::Replicator,
         Worker::OverReplication,
         Worker::Cleanup,
@@ -82,6 +88,7 @@ impl Worker {
             Worker::OverReplication => "over_replication",
             Worker::Cleanup => "cleanup",
             Worker::Reconcile => "reconcile",
+            Worker::Scrub => "scrubber",
         }
     }
 
@@ -94,6 +101,7 @@ impl Worker {
             Worker::OverReplication => LockId::OverReplication,
             Worker::Cleanup => LockId::CleanupQueue,
             Worker::Reconcile => LockId::Reconcile,
+            Worker::Scrub => LockId::Scrubber,
         }
     }
 
@@ -105,6 +113,7 @@ impl Worker {
             Worker::OverReplication => s.over_replication.interval.0,
             Worker::Cleanup => s.cleanup.interval.0,
             Worker::Reconcile => s.reconcile.interval.0,
+            Worker::Scrub => s.scrub.interval.0,
         }
     }
 }
@@ -332,6 +341,7 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
             Worker::OverReplication => Box::pin(replicator::trim(ctx, &mut tally)),
             Worker::Multipart => Box::pin(multipart::pass(ctx, &mut tally)),
             Worker::Reconcile => Box::pin(reconcile::pass(ctx, &mut tally)),
+            Worker::Scrub => Box::pin(scrub::pass(ctx, &mut tally)),
         };
         ctx.store.with_advisory_lock(w.lock(), pass).await
     };
