@@ -581,3 +581,20 @@ mod scrubber_repairs_bad_copies_and_keeps_the_last {
         drill(Engine::Postgres).await;
     }
 }
+
+/// The rebalancer evens out two backends with quotas with the drain's safe move while a client
+/// writes, and moves nothing when disabled (`workers_recon`).
+mod rebalancer_evens_out_two_backends {
+    use super::kills::Engine;
+    use super::recon::rebalancer_evens_out_two_backends as drill;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        drill(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        drill(Engine::Postgres).await;
+    }
+}

@@ -79,6 +79,8 @@ pub struct WorkersConfig {
     pub reconcile: ReconcileSettings,
     /// The integrity scrubber (`[workers.scrub]`).
     pub scrub: ScrubSettings,
+    /// The rebalancer (`[workers.rebalance]`, off by default).
+    pub rebalance: RebalanceSettings,
 }
 
 impl Default for WorkersConfig {
@@ -93,6 +95,7 @@ impl Default for WorkersConfig {
             drain: DrainSettings::default(),
             reconcile: ReconcileSettings::default(),
             scrub: ScrubSettings::default(),
+            rebalance: RebalanceSettings::default(),
         }
     }
 }
@@ -138,6 +141,10 @@ impl WorkersConfig {
                 interval,
                 ..ScrubSettings::default()
             },
+            rebalance: RebalanceSettings {
+                interval,
+                ..RebalanceSettings::default()
+            },
         }
     }
 
@@ -156,6 +163,10 @@ impl WorkersConfig {
         positive("drain", self.drain.batch_size)?;
         positive("reconcile", self.reconcile.batch_size)?;
         positive("scrub", self.scrub.batch_size)?;
+        positive("rebalance", self.rebalance.batch_size)?;
+        if self.rebalance.threshold_percent > 100 {
+            return Err("[workers.rebalance] threshold_percent must be 0..=100".into());
+        }
         if self.drain.concurrency == 0 {
             return Err("[workers.drain] concurrency must be at least 1".into());
         }
@@ -167,6 +178,7 @@ impl WorkersConfig {
             ("multipart", self.multipart.interval),
             ("reconcile", self.reconcile.interval),
             ("scrub", self.scrub.interval),
+            ("rebalance", self.rebalance.interval),
         ] {
             if i.0.is_zero() {
                 return Err(format!("[workers.{name}] interval must be above zero"));
@@ -307,6 +319,32 @@ impl Default for ScrubSettings {
         ScrubSettings {
             interval: Interval::secs(6 * 3_600),
             batch_size: 100,
+        }
+    }
+}
+
+/// The rebalancer's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RebalanceSettings {
+    /// Run it at all (default false: moving bytes costs egress and requests).
+    pub enabled: bool,
+    /// Time between passes (default `6h`).
+    pub interval: Interval,
+    /// Copies moved per pass at most (default 100).
+    pub batch_size: u32,
+    /// Moves start when the most and least utilised backends (with a quota) differ by more
+    /// than this many percentage points (default 10).
+    pub threshold_percent: u32,
+}
+
+impl Default for RebalanceSettings {
+    fn default() -> Self {
+        RebalanceSettings {
+            enabled: false,
+            interval: Interval::secs(6 * 3_600),
+            batch_size: 100,
+            threshold_percent: 10,
         }
     }
 }

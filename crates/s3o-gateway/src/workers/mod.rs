@@ -15,6 +15,7 @@ mod drain;
 mod multipart;
 mod open_uploads;
 mod reaper;
+mod rebalance;
 mod reconcile;
 mod replicator;
 mod scrub;
@@ -56,6 +57,9 @@ pub enum Worker {
     OverReplication,
     /// Deletes queued orphaned bytes, retrying with backoff (`LockId::CleanupQueue`).
     Cleanup,
+    /// Moves copies from the most to the least utilised backend while they differ by more
+    /// than a threshold; off unless enabled (`LockId::Rebalancer`).
+    Rebalance,
     /// Re-reads copies and checks their bytes against their hash; drops a bad copy unless it
     /// is the last (`LockId::Scrubber`).
     Scrub,
@@ -67,14 +71,15 @@ pub enum Worker {
 impl Worker {
     /// Every worker, in the order one full pass runs them: intents resolved and uploads
     /// aborted first (they may queue cleanups), the scrubber (its dropped copies are rebuilt
-    /// next), replication next, cleanup, and the reconciler last (what the others ended no
+    /// next), replication and rebalancing next, cleanup, and the reconciler last (what the others ended no
     /// longer references the bytes it looks for).
-    pub const ALL: [Worker; 7] = [
+    pub const ALL: [Worker; 8] = [
         Worker::Reaper,
         Worker::Multipart,
         Worker::Scrub,
         Worker::Replicator,
         Worker::OverReplication,
+        Worker::Rebalance,
         Worker::Cleanup,
         Worker::Reconcile,
     ];
@@ -89,6 +94,7 @@ impl Worker {
             Worker::Cleanup => "cleanup",
             Worker::Reconcile => "reconcile",
             Worker::Scrub => "scrubber",
+            Worker::Rebalance => "rebalancer",
         }
     }
 
@@ -102,6 +108,7 @@ impl Worker {
             Worker::Cleanup => LockId::CleanupQueue,
             Worker::Reconcile => LockId::Reconcile,
             Worker::Scrub => LockId::Scrubber,
+            Worker::Rebalance => LockId::Rebalancer,
         }
     }
 
@@ -114,6 +121,7 @@ impl Worker {
             Worker::Cleanup => s.cleanup.interval.0,
             Worker::Reconcile => s.reconcile.interval.0,
             Worker::Scrub => s.scrub.interval.0,
+            Worker::Rebalance => s.rebalance.interval.0,
         }
     }
 }
@@ -342,6 +350,7 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
             Worker::Multipart => Box::pin(multipart::pass(ctx, &mut tally)),
             Worker::Reconcile => Box::pin(reconcile::pass(ctx, &mut tally)),
             Worker::Scrub => Box::pin(scrub::pass(ctx, &mut tally)),
+            Worker::Rebalance => Box::pin(rebalance::pass(ctx, &mut tally)),
         };
         ctx.store.with_advisory_lock(w.lock(), pass).await
     };

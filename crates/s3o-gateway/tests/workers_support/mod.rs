@@ -73,7 +73,7 @@ impl Fs {
 
     fn serve(&self, listener: TcpListener) {
         let fs = WithUploadListing {
-            inner: s3s_fs::FileSystem::new(&self.root).unwrap(),
+            inner: Arc::new(s3s_fs::FileSystem::new(&self.root).unwrap()),
             root: self.root.clone(),
         };
         let mut b = s3s::service::S3ServiceBuilder::new(fs);
@@ -259,7 +259,7 @@ pub(crate) fn open_uploads_in(
 /// s3s-fs with ListMultipartUploads (which it lacks), answered from its root in pages of two
 /// so that clients' paging is exercised; every other call is s3s-fs's own.
 struct WithUploadListing {
-    inner: s3s_fs::FileSystem,
+    inner: Arc<s3s_fs::FileSystem>,
     root: PathBuf,
 }
 
@@ -402,7 +402,13 @@ impl s3s::S3 for WithUploadListing {
         &self,
         req: s3s::S3Request<s3s::dto::CreateMultipartUploadInput>,
     ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CreateMultipartUploadOutput>> {
-        self.inner.create_multipart_upload(req).await
+        // Runs to completion even when the client hangs up (a killed gateway), like a real
+        // S3 server: s3s-fs writes the upload's id file and its key in two steps, and an
+        // upload cut between them could be neither listed nor aborted.
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.create_multipart_upload(req).await })
+            .await
+            .unwrap_or_else(|e| Err(s3s::s3_error!(InternalError, "{e}")))
     }
 
     async fn upload_part(
