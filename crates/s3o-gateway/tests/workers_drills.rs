@@ -461,7 +461,7 @@ async fn two_gateways_on_postgres_run_each_worker_once() {
     let two = Gateway::start(config(&url, &fs, 1)).await.unwrap();
     for w in Worker::ALL {
         let held = one.store().with_advisory_lock(
-            w.lock(),
+            w.lock().expect("every worker of ALL has a leader lock"),
             Box::pin(async {
                 assert_eq!(two.run_worker_once(w).await, PassResult::NotLeader, "{w:?}");
                 Ok(())
@@ -510,7 +510,7 @@ async fn two_gateways_on_postgres_run_each_worker_once() {
     for _ in 0..400 {
         let free = two
             .store()
-            .with_advisory_lock(Worker::Cleanup.lock(), Box::pin(async { Ok(()) }))
+            .with_advisory_lock(Worker::Cleanup.lock().unwrap(), Box::pin(async { Ok(()) }))
             .await
             .unwrap();
         if free.is_none() && two.run_worker_once(Worker::Cleanup).await == PassResult::NotLeader {
@@ -587,6 +587,23 @@ mod scrubber_repairs_bad_copies_and_keeps_the_last {
 mod rebalancer_evens_out_two_backends {
     use super::kills::Engine;
     use super::recon::rebalancer_evens_out_two_backends as drill;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        drill(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        drill(Engine::Postgres).await;
+    }
+}
+
+/// The notifier delivers outbox rows to a loopback webhook, signed, retries after a failed
+/// delivery and a refused connection, and empties the outbox (`workers_recon`).
+mod notifier_delivers_and_retries {
+    use super::kills::Engine;
+    use super::recon::notifier_delivers_and_retries as drill;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {

@@ -81,6 +81,8 @@ pub struct WorkersConfig {
     pub scrub: ScrubSettings,
     /// The rebalancer (`[workers.rebalance]`, off by default).
     pub rebalance: RebalanceSettings,
+    /// The notifier (`[workers.notify]`).
+    pub notify: NotifySettings,
 }
 
 impl Default for WorkersConfig {
@@ -96,6 +98,7 @@ impl Default for WorkersConfig {
             reconcile: ReconcileSettings::default(),
             scrub: ScrubSettings::default(),
             rebalance: RebalanceSettings::default(),
+            notify: NotifySettings::default(),
         }
     }
 }
@@ -145,6 +148,12 @@ impl WorkersConfig {
                 interval,
                 ..RebalanceSettings::default()
             },
+            notify: NotifySettings {
+                interval,
+                backoff_base: zero,
+                backoff_max: zero,
+                ..NotifySettings::default()
+            },
         }
     }
 
@@ -164,6 +173,13 @@ impl WorkersConfig {
         positive("reconcile", self.reconcile.batch_size)?;
         positive("scrub", self.scrub.batch_size)?;
         positive("rebalance", self.rebalance.batch_size)?;
+        positive("notify", self.notify.batch_size)?;
+        if self.notify.backoff_max < self.notify.backoff_base {
+            return Err("[workers.notify] backoff_max must be at least backoff_base".into());
+        }
+        if self.notify.timeout.0.is_zero() {
+            return Err("[workers.notify] timeout must be above zero".into());
+        }
         if self.rebalance.threshold_percent > 100 {
             return Err("[workers.rebalance] threshold_percent must be 0..=100".into());
         }
@@ -179,6 +195,7 @@ impl WorkersConfig {
             ("reconcile", self.reconcile.interval),
             ("scrub", self.scrub.interval),
             ("rebalance", self.rebalance.interval),
+            ("notify", self.notify.interval),
         ] {
             if i.0.is_zero() {
                 return Err(format!("[workers.{name}] interval must be above zero"));
@@ -345,6 +362,50 @@ impl Default for RebalanceSettings {
             interval: Interval::secs(6 * 3_600),
             batch_size: 100,
             threshold_percent: 10,
+        }
+    }
+}
+
+/// The notifier's settings. Each outbox row names its own endpoint URL.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySettings {
+    /// Time between passes (default `5s`).
+    pub interval: Interval,
+    /// Rows delivered per pass at most (default 100).
+    pub batch_size: u32,
+    /// How long one delivery may take (default `10s`).
+    pub timeout: Interval,
+    /// Backoff after the first failed delivery (default `1s`); doubles per attempt.
+    pub backoff_base: Interval,
+    /// Longest backoff (default `1h`).
+    pub backoff_max: Interval,
+    /// HMAC-SHA256 key: each delivery carries `X-Signature-256: sha256=<hex>` of its body.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for NotifySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotifySettings")
+            .field("interval", &self.interval)
+            .field("batch_size", &self.batch_size)
+            .field("timeout", &self.timeout)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        NotifySettings {
+            interval: Interval::secs(5),
+            batch_size: 100,
+            timeout: Interval::secs(10),
+            backoff_base: Interval::secs(1),
+            backoff_max: Interval::secs(3_600),
+            secret: None,
         }
     }
 }

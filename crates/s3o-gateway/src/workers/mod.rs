@@ -13,6 +13,7 @@ mod cleanup;
 mod config;
 mod drain;
 mod multipart;
+mod notify;
 mod open_uploads;
 mod reaper;
 mod rebalance;
@@ -39,8 +40,8 @@ use crate::keys;
 use crate::ledger::{LResult, Ledger};
 
 pub use config::{
-    CleanupSettings, DrainSettings, Interval, MultipartSettings, ReaperSettings, ReconcileSettings,
-    ScanSettings, WorkersConfig,
+    CleanupSettings, DrainSettings, Interval, MultipartSettings, NotifySettings, ReaperSettings,
+    ReconcileSettings, ScanSettings, WorkersConfig,
 };
 pub use drain::{DrainProgress, DrainReport, drain};
 
@@ -64,8 +65,12 @@ pub enum Worker {
     /// is the last (`LockId::Scrubber`).
     Scrub,
     /// Compares each backend with the ledger: aborts uploads and deletes bytes nothing
-    /// references, drops copies whose bytes are gone (`LockId::Reconcile`).
+    /// references (`LockId::Reconcile`).
     Reconcile,
+    /// Delivers the notification outbox to its webhooks. Unlocked (every gateway drains it:
+    /// delivery is at least once), so not in [`Worker::ALL`]; it runs with the others in the
+    /// background and alone with `run_worker_once`.
+    Notify,
 }
 
 impl Worker {
@@ -95,12 +100,13 @@ impl Worker {
             Worker::Reconcile => "reconcile",
             Worker::Scrub => "scrubber",
             Worker::Rebalance => "rebalancer",
+            Worker::Notify => "notifier",
         }
     }
 
-    /// The leader lock its passes run under.
-    pub const fn lock(self) -> LockId {
-        match self {
+    /// The leader lock its passes run under; `None` for the notifier, which runs unlocked.
+    pub const fn lock(self) -> Option<LockId> {
+        Some(match self {
             Worker::Reaper => LockId::PendingReaper,
             Worker::Multipart => LockId::MultipartCleanup,
             Worker::Replicator => LockId::Replicator,
@@ -109,7 +115,8 @@ impl Worker {
             Worker::Reconcile => LockId::Reconcile,
             Worker::Scrub => LockId::Scrubber,
             Worker::Rebalance => LockId::Rebalancer,
-        }
+            Worker::Notify => return None,
+        })
     }
 
     fn interval(self, s: &WorkersConfig) -> Duration {
@@ -122,6 +129,7 @@ impl Worker {
             Worker::Reconcile => s.reconcile.interval.0,
             Worker::Scrub => s.scrub.interval.0,
             Worker::Rebalance => s.rebalance.interval.0,
+            Worker::Notify => s.notify.interval.0,
         }
     }
 }
@@ -351,8 +359,12 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
             Worker::Reconcile => Box::pin(reconcile::pass(ctx, &mut tally)),
             Worker::Scrub => Box::pin(scrub::pass(ctx, &mut tally)),
             Worker::Rebalance => Box::pin(rebalance::pass(ctx, &mut tally)),
+            Worker::Notify => Box::pin(notify::pass(ctx, &mut tally)),
         };
-        ctx.store.with_advisory_lock(w.lock(), pass).await
+        match w.lock() {
+            Some(lock) => ctx.store.with_advisory_lock(lock, pass).await,
+            None => Ok(Some(pass.await)),
+        }
     };
     let r = match result {
         Ok(None) => PassResult::NotLeader,
@@ -412,7 +424,7 @@ impl Workers {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         if ctx.settings.enabled {
-            for w in Worker::ALL {
+            for w in Worker::ALL.into_iter().chain([Worker::Notify]) {
                 tasks.push(tokio::spawn(run_loop(ctx.clone(), w, stopped.clone())));
             }
         }

@@ -523,3 +523,125 @@ pub(crate) async fn rebalancer_evens_out_two_backends(engine: Engine) {
         started.elapsed()
     );
 }
+
+/// What a webhook receiver got: (event id, signature header, body, answered status).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String, u16)>>>;
+
+/// A webhook receiver on loopback that answers `500` to its first `fail_first` requests and
+/// `200` after; returns its URL and what it received.
+async fn receiver(fail_first: usize) -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got: Received = Received::default();
+    let seen = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let seen = seen.clone();
+            let svc =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let header = |n: &str| {
+                            req.headers()
+                                .get(n)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        let (id, sig) = (header("x-s3o-event-id"), header("x-signature-256"));
+                        let body = http_body_util::BodyExt::collect(req.into_body())
+                            .await
+                            .unwrap()
+                            .to_bytes();
+                        let mut seen = seen.lock().unwrap();
+                        let status = if seen.len() < fail_first { 500 } else { 200 };
+                        seen.push((id, sig, String::from_utf8_lossy(&body).into_owned(), status));
+                        let mut r = hyper::Response::new(http_body_util::Full::new(Bytes::new()));
+                        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
+                .await;
+            });
+        }
+    });
+    (url, got)
+}
+
+/// The notifier delivers every outbox row to its webhook, signed: a receiver that fails its
+/// first request gets that row again on the next pass (at least once, by event id), an
+/// endpoint that refuses connections has its row retried while the others are delivered, and
+/// the outbox ends empty once every endpoint answers.
+pub(crate) async fn notifier_delivers_and_retries(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((url, schema)) = ledger_url(engine, dir.path(), "notifier drill") else {
+        return;
+    };
+    let fs = vec![Fs::start("a", &dir.path().join("a")).await];
+    let (hook, got) = receiver(1).await;
+    // A port nothing listens on: bound, then closed.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", l.local_addr().unwrap())
+    };
+    let mut cfg = config(&url, &fs, 1);
+    cfg.workers.notify.secret = Some("webhook-secret".into());
+    let gw = Gateway::start(cfg).await.unwrap();
+    let store = gw.store().clone();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let payload =
+            format!("{{\"Records\":[{{\"eventName\":\"ObjectCreated:Put\",\"n\":{i}}}]}}");
+        ids.push(
+            store
+                .insert_notification("s3:ObjectCreated:Put", &payload, &hook)
+                .await
+                .unwrap(),
+        );
+    }
+    let dead_id = store
+        .insert_notification("s3:ObjectRemoved:Delete", "{\"n\":9}", &dead)
+        .await
+        .unwrap();
+    let r = gw.run_worker_once(Worker::Notify).await;
+    assert_eq!((r.count("delivered"), r.count("retried")), (2, 2), "{r:?}");
+    let r = gw.run_worker_once(Worker::Notify).await;
+    assert_eq!((r.count("delivered"), r.count("retried")), (1, 1), "{r:?}");
+    let due = store.get_due_notifications(100).await.unwrap();
+    assert_eq!(due.iter().map(|n| n.id).collect::<Vec<_>>(), [dead_id]);
+    assert_eq!(due[0].attempts, 2);
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 4, "{got:?}");
+    // The first request failed; its row came again and every row was accepted once.
+    assert_eq!(got[0].3, 500);
+    let accepted: BTreeSet<String> = got
+        .iter()
+        .filter(|g| g.3 == 200)
+        .map(|g| g.0.clone())
+        .collect();
+    assert_eq!(accepted, ids.iter().map(|i| i.to_string()).collect());
+    assert_eq!(got.iter().filter(|g| g.3 == 200).count(), 3);
+    assert_eq!(got[0].0, got[3].0, "the failed row is the one retried");
+    for (_, sig, body, _) in &got {
+        use hmac::{KeyInit as _, Mac as _};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"webhook-secret").unwrap();
+        mac.update(body.as_bytes());
+        assert_eq!(
+            *sig,
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        );
+        assert!(body.contains("ObjectCreated:Put"), "{body}");
+    }
+    gw.shutdown().await;
+    if let Some(s) = schema {
+        drop_schema(&s).await;
+    }
+}
