@@ -1,8 +1,11 @@
 //! The background workers that repair in the background what goes wrong in the foreground:
 //! cleanup of orphaned bytes, the pending-intent reaper, the replicator and the
-//! over-replication cleaner, the stale multipart sweeper; and the drain command.
+//! over-replication cleaner, the stale multipart sweeper, the integrity scrubber, the
+//! reconciler (backend against ledger), the rebalancer (off by default) and the notifier; and
+//! the drain command.
 //!
-//! Each worker runs its passes under its own store leader lock ([`LockId`]), so several
+//! Each worker but the notifier (unlocked: every gateway drains the notification outbox,
+//! delivering at least once) runs its passes under its own store leader lock ([`LockId`]), so several
 //! gateways sharing one PostgreSQL ledger run each worker on exactly one of them at a time
 //! (on SQLite the lock is a file lock: one process). Every step of a pass is one ledger call
 //! made after the backend action it records (or before the one it authorises), so stopping
