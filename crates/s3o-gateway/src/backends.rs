@@ -37,13 +37,16 @@ pub(crate) enum RawAccess {
         fs: Arc<LocalFileSystem>,
     },
     /// An S3 endpoint and bucket, with the credentials to sign requests.
-    S3 {
-        endpoint: String,
-        bucket: String,
-        region: String,
-        credential: object_store::aws::AwsCredential,
-        options: ClientOptions,
-    },
+    S3(Box<S3Access>),
+}
+
+/// What signing a request to an S3 backend takes.
+pub(crate) struct S3Access {
+    pub(crate) endpoint: String,
+    pub(crate) bucket: String,
+    pub(crate) region: String,
+    pub(crate) credential: object_store::aws::AwsCredential,
+    pub(crate) options: ClientOptions,
 }
 
 /// Every configured backend, by name and in routing order.
@@ -134,7 +137,7 @@ fn build_one(c: &BackendConfig) -> Result<Backend, String> {
                 retry_timeout: Duration::from_secs(10),
             };
             let region = c.region.clone().unwrap_or_else(|| "us-east-1".to_owned());
-            let raw = RawAccess::S3 {
+            let raw = RawAccess::S3(Box::new(S3Access {
                 endpoint: get(&c.endpoint, "endpoint")?,
                 bucket: get(&c.bucket, "bucket")?,
                 region: region.clone(),
@@ -144,7 +147,7 @@ fn build_one(c: &BackendConfig) -> Result<Backend, String> {
                     token: None,
                 },
                 options: options.clone(),
-            };
+            }));
             let s3 = AmazonS3Builder::new()
                 .with_endpoint(get(&c.endpoint, "endpoint")?)
                 .with_bucket_name(get(&c.bucket, "bucket")?)

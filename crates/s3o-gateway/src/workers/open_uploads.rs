@@ -9,7 +9,7 @@ use object_store::client::{HttpClient, HttpConnector as _, HttpRequestBody, Reqw
 use object_store::path::Path;
 use serde::Deserialize;
 
-use crate::backends::{Backend, RawAccess};
+use crate::backends::{Backend, RawAccess, S3Access};
 
 /// How long one listing page or one abort may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,7 +43,7 @@ pub(crate) enum Handle {
 /// object_store maps it to on a local directory (`None` for a path it cannot map).
 pub(crate) fn target(b: &Backend, object_path: &str) -> Option<String> {
     match &b.raw {
-        RawAccess::S3 { .. } => Some(object_path.to_owned()),
+        RawAccess::S3(_) => Some(object_path.to_owned()),
         RawAccess::Local { fs, .. } => {
             let p = Path::parse(object_path).ok()?;
             let file = fs.path_to_filesystem(&p).ok()?;
@@ -61,13 +61,14 @@ pub(crate) async fn list(b: &Backend) -> Result<Vec<OpenUpload>, String> {
                 .await
                 .map_err(|e| e.to_string())?
         }
-        RawAccess::S3 {
-            endpoint,
-            bucket,
-            region,
-            credential,
-            options,
-        } => {
+        RawAccess::S3(s3) => {
+            let S3Access {
+                endpoint,
+                bucket,
+                region,
+                credential,
+                options,
+            } = &**s3;
             let client = ReqwestConnector::default()
                 .connect(options)
                 .map_err(|e| e.to_string())?;

@@ -175,7 +175,7 @@ async fn abort_strays(
         if ctx.stopping() {
             return;
         }
-        if !fence.is_some_and(|f| u.started < f) {
+        if fence.is_none_or(|f| u.started >= f) {
             t.add("upload_young");
             continue;
         }
@@ -245,7 +245,7 @@ async fn sweep_page(
         }
         t.add("listed");
         let path = o.location.to_string();
-        if !fence.is_some_and(|f| SystemTime::from(o.last_modified) < f) {
+        if fence.is_none_or(|f| SystemTime::from(o.last_modified) >= f) {
             t.add("young");
             continue;
         }

@@ -400,7 +400,7 @@ pub(crate) async fn scrubber_repairs_bad_copies_and_keeps_the_last(engine: Engin
     assert!(reported >= 1);
     assert_eq!(
         holders(&store, &["only".to_owned()]).await["only"],
-        [only.0.clone()]
+        std::slice::from_ref(&only.0)
     );
     verify(&store).await;
     gw.shutdown().await;
@@ -475,7 +475,6 @@ pub(crate) async fn rebalancer_evens_out_two_backends(engine: Engine) {
     let mut moved = 0;
     for _ in 0..5 {
         let r = gw.run_worker_once(Worker::Rebalance).await;
-        eprintln!("rebalance pass: {r:?}");
         moved += r.count("moved");
         if r.count("balanced") > 0 {
             break;
