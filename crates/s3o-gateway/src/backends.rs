@@ -23,6 +23,30 @@ pub(crate) struct Backend {
     /// The backend's multipart uploads by id (S3), so a streamed write's upload can be recorded
     /// with its intent and aborted after a crash; `None` for a local directory.
     pub(crate) multipart: Option<Arc<dyn object_store::multipart::MultipartStore>>,
+    /// What the reconciler needs beyond object_store to find writes a crash left open: the
+    /// directory of a local backend (staging files), the signing details of an S3 one
+    /// (ListMultipartUploads).
+    pub(crate) raw: RawAccess,
+}
+
+/// Direct access to a backend, for the calls object_store does not make.
+pub(crate) enum RawAccess {
+    /// A local directory and its client (which maps object paths to files).
+    Local {
+        root: std::path::PathBuf,
+        fs: Arc<LocalFileSystem>,
+    },
+    /// An S3 endpoint and bucket, with the credentials to sign requests.
+    S3(Box<S3Access>),
+}
+
+/// What signing a request to an S3 backend takes.
+pub(crate) struct S3Access {
+    pub(crate) endpoint: String,
+    pub(crate) bucket: String,
+    pub(crate) region: String,
+    pub(crate) credential: object_store::aws::AwsCredential,
+    pub(crate) options: ClientOptions,
 }
 
 /// Every configured backend, by name and in routing order.
@@ -78,14 +102,20 @@ fn build_one(c: &BackendConfig) -> Result<Backend, String> {
             let path = c.path.as_ref().ok_or("local backend needs `path`")?;
             std::fs::create_dir_all(path)
                 .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            let fs = LocalFileSystem::new_with_prefix(path)
-                .map_err(|e| e.to_string())?
-                .with_automatic_cleanup(true);
+            let fs = Arc::new(
+                LocalFileSystem::new_with_prefix(path)
+                    .map_err(|e| e.to_string())?
+                    .with_automatic_cleanup(true),
+            );
             Ok(Backend {
                 name: c.name.clone(),
-                store: Arc::new(fs),
+                store: fs.clone(),
                 chunk: MIB,
                 multipart: None,
+                raw: RawAccess::Local {
+                    root: path.clone(),
+                    fs,
+                },
             })
         }
         BackendKind::S3 => {
@@ -106,10 +136,22 @@ fn build_one(c: &BackendConfig) -> Result<Backend, String> {
                 max_retries: 2,
                 retry_timeout: Duration::from_secs(10),
             };
+            let region = c.region.clone().unwrap_or_else(|| "us-east-1".to_owned());
+            let raw = RawAccess::S3(Box::new(S3Access {
+                endpoint: get(&c.endpoint, "endpoint")?,
+                bucket: get(&c.bucket, "bucket")?,
+                region: region.clone(),
+                credential: object_store::aws::AwsCredential {
+                    key_id: get(&c.access_key, "access_key")?,
+                    secret_key: get(&c.secret_key, "secret_key")?,
+                    token: None,
+                },
+                options: options.clone(),
+            }));
             let s3 = AmazonS3Builder::new()
                 .with_endpoint(get(&c.endpoint, "endpoint")?)
                 .with_bucket_name(get(&c.bucket, "bucket")?)
-                .with_region(c.region.clone().unwrap_or_else(|| "us-east-1".to_owned()))
+                .with_region(region)
                 .with_access_key_id(get(&c.access_key, "access_key")?)
                 .with_secret_access_key(get(&c.secret_key, "secret_key")?)
                 .with_virtual_hosted_style_request(false)
@@ -123,6 +165,7 @@ fn build_one(c: &BackendConfig) -> Result<Backend, String> {
                 store: s3.clone(),
                 chunk: 5 * MIB,
                 multipart: Some(s3),
+                raw,
             })
         }
     }

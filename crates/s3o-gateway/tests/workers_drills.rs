@@ -8,6 +8,9 @@ mod support;
 #[path = "workers_kills/mod.rs"]
 mod kills;
 
+#[path = "workers_recon/mod.rs"]
+mod recon;
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -458,7 +461,7 @@ async fn two_gateways_on_postgres_run_each_worker_once() {
     let two = Gateway::start(config(&url, &fs, 1)).await.unwrap();
     for w in Worker::ALL {
         let held = one.store().with_advisory_lock(
-            w.lock(),
+            w.lock().expect("every worker of ALL has a leader lock"),
             Box::pin(async {
                 assert_eq!(two.run_worker_once(w).await, PassResult::NotLeader, "{w:?}");
                 Ok(())
@@ -507,7 +510,7 @@ async fn two_gateways_on_postgres_run_each_worker_once() {
     for _ in 0..400 {
         let free = two
             .store()
-            .with_advisory_lock(Worker::Cleanup.lock(), Box::pin(async { Ok(()) }))
+            .with_advisory_lock(Worker::Cleanup.lock().unwrap(), Box::pin(async { Ok(()) }))
             .await
             .unwrap();
         if free.is_none() && two.run_worker_once(Worker::Cleanup).await == PassResult::NotLeader {
@@ -541,4 +544,74 @@ async fn two_gateways_on_postgres_run_each_worker_once() {
     two.shutdown().await;
     drop_schema(&schema).await;
     eprintln!("drill two gateways on postgres: {:?}", started.elapsed());
+}
+
+/// The reconciler removes exactly what nothing references (unreferenced versions and parts,
+/// backend uploads and staging files of killed writes) and keeps committed copies, writes in
+/// flight, foreign objects and everything younger than its grace (`workers_recon`).
+mod reconcile_removes_strays_and_keeps_the_rest {
+    use super::kills::Engine;
+    use super::recon::reconcile_removes_strays_and_keeps_the_rest as drill;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        drill(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        drill(Engine::Postgres).await;
+    }
+}
+
+/// The scrubber catches a corrupted or missing copy (against its ETag before the first hash,
+/// against the stored SHA-256 after), drops it and the replicator rebuilds it; a corrupted
+/// only copy is reported and kept (`workers_recon`).
+mod scrubber_repairs_bad_copies_and_keeps_the_last {
+    use super::kills::Engine;
+    use super::recon::scrubber_repairs_bad_copies_and_keeps_the_last as drill;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        drill(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        drill(Engine::Postgres).await;
+    }
+}
+
+/// The rebalancer evens out two backends with quotas with the drain's safe move while a client
+/// writes, and moves nothing when disabled (`workers_recon`).
+mod rebalancer_evens_out_two_backends {
+    use super::kills::Engine;
+    use super::recon::rebalancer_evens_out_two_backends as drill;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        drill(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        drill(Engine::Postgres).await;
+    }
+}
+
+/// The notifier delivers outbox rows to a loopback webhook, signed, retries after a failed
+/// delivery and a refused connection, and empties the outbox (`workers_recon`).
+mod notifier_delivers_and_retries {
+    use super::kills::Engine;
+    use super::recon::notifier_delivers_and_retries as drill;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        drill(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        drill(Engine::Postgres).await;
+    }
 }

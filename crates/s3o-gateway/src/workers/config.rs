@@ -75,6 +75,14 @@ pub struct WorkersConfig {
     pub multipart: MultipartSettings,
     /// The drain command (`[workers.drain]`).
     pub drain: DrainSettings,
+    /// The reconciler (`[workers.reconcile]`).
+    pub reconcile: ReconcileSettings,
+    /// The integrity scrubber (`[workers.scrub]`).
+    pub scrub: ScrubSettings,
+    /// The rebalancer (`[workers.rebalance]`, off by default).
+    pub rebalance: RebalanceSettings,
+    /// The notifier (`[workers.notify]`).
+    pub notify: NotifySettings,
 }
 
 impl Default for WorkersConfig {
@@ -87,6 +95,10 @@ impl Default for WorkersConfig {
             over_replication: ScanSettings::default(),
             multipart: MultipartSettings::default(),
             drain: DrainSettings::default(),
+            reconcile: ReconcileSettings::default(),
+            scrub: ScrubSettings::default(),
+            rebalance: RebalanceSettings::default(),
+            notify: NotifySettings::default(),
         }
     }
 }
@@ -123,6 +135,25 @@ impl WorkersConfig {
                 stale_after: Interval::secs(86_400),
             },
             drain: DrainSettings::default(),
+            reconcile: ReconcileSettings {
+                interval,
+                grace: zero,
+                ..ReconcileSettings::default()
+            },
+            scrub: ScrubSettings {
+                interval,
+                ..ScrubSettings::default()
+            },
+            rebalance: RebalanceSettings {
+                interval,
+                ..RebalanceSettings::default()
+            },
+            notify: NotifySettings {
+                interval,
+                backoff_base: zero,
+                backoff_max: zero,
+                ..NotifySettings::default()
+            },
         }
     }
 
@@ -139,6 +170,19 @@ impl WorkersConfig {
         positive("replicator", self.replicator.batch_size)?;
         positive("over_replication", self.over_replication.batch_size)?;
         positive("drain", self.drain.batch_size)?;
+        positive("reconcile", self.reconcile.batch_size)?;
+        positive("scrub", self.scrub.batch_size)?;
+        positive("rebalance", self.rebalance.batch_size)?;
+        positive("notify", self.notify.batch_size)?;
+        if self.notify.backoff_max < self.notify.backoff_base {
+            return Err("[workers.notify] backoff_max must be at least backoff_base".into());
+        }
+        if self.notify.timeout.0.is_zero() {
+            return Err("[workers.notify] timeout must be above zero".into());
+        }
+        if self.rebalance.threshold_percent > 100 {
+            return Err("[workers.rebalance] threshold_percent must be 0..=100".into());
+        }
         if self.drain.concurrency == 0 {
             return Err("[workers.drain] concurrency must be at least 1".into());
         }
@@ -148,6 +192,10 @@ impl WorkersConfig {
             ("replicator", self.replicator.interval),
             ("over_replication", self.over_replication.interval),
             ("multipart", self.multipart.interval),
+            ("reconcile", self.reconcile.interval),
+            ("scrub", self.scrub.interval),
+            ("rebalance", self.rebalance.interval),
+            ("notify", self.notify.interval),
         ] {
             if i.0.is_zero() {
                 return Err(format!("[workers.{name}] interval must be above zero"));
@@ -244,6 +292,120 @@ impl Default for MultipartSettings {
         MultipartSettings {
             interval: Interval::secs(3_600),
             stale_after: Interval::secs(86_400),
+        }
+    }
+}
+
+/// The reconciler's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcileSettings {
+    /// Time between passes (default `1h`).
+    pub interval: Interval,
+    /// Objects listed per backend per pass, resuming where the last pass stopped (default
+    /// 1000).
+    pub batch_size: u32,
+    /// Bytes and open uploads younger than this (by the backend's clock) are never touched,
+    /// whatever the ledger says (default `1h`).
+    pub grace: Interval,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        ReconcileSettings {
+            interval: Interval::secs(3_600),
+            batch_size: 1000,
+            grace: Interval::secs(3_600),
+        }
+    }
+}
+
+/// The integrity scrubber's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrubSettings {
+    /// Time between passes (default `6h`).
+    pub interval: Interval,
+    /// Copies read per pass, twice: unhashed ones, then the least recently verified
+    /// (default 100).
+    pub batch_size: u32,
+}
+
+impl Default for ScrubSettings {
+    fn default() -> Self {
+        ScrubSettings {
+            interval: Interval::secs(6 * 3_600),
+            batch_size: 100,
+        }
+    }
+}
+
+/// The rebalancer's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RebalanceSettings {
+    /// Run it at all (default false: moving bytes costs egress and requests).
+    pub enabled: bool,
+    /// Time between passes (default `6h`).
+    pub interval: Interval,
+    /// Copies moved per pass at most (default 100).
+    pub batch_size: u32,
+    /// Moves start when the most and least utilised backends (with a quota) differ by more
+    /// than this many percentage points (default 10).
+    pub threshold_percent: u32,
+}
+
+impl Default for RebalanceSettings {
+    fn default() -> Self {
+        RebalanceSettings {
+            enabled: false,
+            interval: Interval::secs(6 * 3_600),
+            batch_size: 100,
+            threshold_percent: 10,
+        }
+    }
+}
+
+/// The notifier's settings. Each outbox row names its own endpoint URL.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySettings {
+    /// Time between passes (default `5s`).
+    pub interval: Interval,
+    /// Rows delivered per pass at most (default 100).
+    pub batch_size: u32,
+    /// How long one delivery may take (default `10s`).
+    pub timeout: Interval,
+    /// Backoff after the first failed delivery (default `1s`); doubles per attempt.
+    pub backoff_base: Interval,
+    /// Longest backoff (default `1h`).
+    pub backoff_max: Interval,
+    /// HMAC-SHA256 key: each delivery carries `X-Signature-256: sha256=<hex>` of its body.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for NotifySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotifySettings")
+            .field("interval", &self.interval)
+            .field("batch_size", &self.batch_size)
+            .field("timeout", &self.timeout)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        NotifySettings {
+            interval: Interval::secs(5),
+            batch_size: 100,
+            timeout: Interval::secs(10),
+            backoff_base: Interval::secs(1),
+            backoff_max: Interval::secs(3_600),
+            secret: None,
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::ledger::{Displaced, LResult, Ledger};
 use crate::{Config, GatewayError};
 
 /// How long a drained copy's bytes stay readable after the ledger moved it.
-const READ_GRACE: Duration = Duration::from_secs(2);
+pub(super) const READ_GRACE: Duration = Duration::from_secs(2);
 
 /// Where a drain stands; reported after every batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -277,6 +277,40 @@ async fn move_one(
     let Some(to) = ctx.backends.get(&target) else {
         return Ok((Step::Failed, None));
     };
+    Ok(match move_copy(ctx, from, to, loc).await? {
+        Moved::Yes(bytes, source) => (Step::Moved(bytes), Some((key.clone(), source))),
+        Moved::NotCopied | Moved::NoRoom | Moved::StillOnSource => (Step::Failed, None),
+        Moved::Changed => (Step::Skipped, None),
+    })
+}
+
+/// How [`move_copy`] ended.
+pub(super) enum Moved {
+    /// Moved: its bytes, and the source's bytes to release after [`READ_GRACE`].
+    Yes(i64, Displaced),
+    /// The copy to the target failed (nothing changed; the partial copy went).
+    NotCopied,
+    /// The target had no room at the commit (nothing changed).
+    NoRoom,
+    /// The key changed since it was listed and its live version is elsewhere.
+    Changed,
+    /// The key changed since it was listed and a newer version is still on the source.
+    StillOnSource,
+}
+
+/// Moves the copy `loc` from `from` to `to` safely: bytes streamed to the same path on `to`
+/// under a write intent there, `move_object_location` naming the version copied, the intent
+/// ended either way (its bytes deleted unless the moved row now names them). The source's
+/// bytes are returned, with the cleanup claim the move queued them under, for
+/// [`release_source`] once [`READ_GRACE`] is over.
+pub(super) async fn move_copy(
+    ctx: &Ctx,
+    from: &Backend,
+    to: &Backend,
+    loc: &ObjectLocation,
+) -> LResult<Moved> {
+    let key = &loc.object_key;
+    let storage_key = loc.form.storage_path(key).to_owned();
     let copy = match copy_under_intent(
         ctx,
         from,
@@ -290,27 +324,31 @@ async fn move_one(
     {
         Ok(c) => c,
         Err(e) => {
-            tracing::warn!(key = %key, from = %from.name, to = %target, error = %e, "drain copy failed");
-            return Ok((Step::Failed, None));
+            tracing::warn!(key = %key, from = %from.name, to = %to.name, error = %e, "copy for a move failed");
+            return Ok(Moved::NotCopied);
         }
     };
     let moved = ctx
         .store
-        .move_object_location(key, &from.name, &target, &storage_key)
+        .move_object_location(key, &from.name, &to.name, &storage_key)
         .await;
     // Moved or not, the copy's intent ends here: it just goes when the moved row is the live
     // copy at that path, else our bytes on the target are queued and deleted.
     end_copy(ctx, copy).await?;
     match moved {
         Ok(MoveOutcome::Moved { bytes, source: s }) => {
-            let source = Displaced {
-                claim: Some(s.cleanup),
-                ..source
-            };
-            return Ok((Step::Moved(bytes), Some((key.clone(), source))));
+            return Ok(Moved::Yes(
+                bytes,
+                Displaced {
+                    backend: from.name.clone(),
+                    storage_key,
+                    size: loc.size_bytes,
+                    claim: Some(s.cleanup),
+                },
+            ));
         }
         Ok(_) => {}
-        Err(StoreError::NoSpaceAvailable) => return Ok((Step::Failed, None)),
+        Err(StoreError::NoSpaceAvailable) => return Ok(Moved::NoRoom),
         Err(e) => return Err(e),
     }
     // Refused: the key changed since it was listed (deleted, overwritten, or a copy landed on
@@ -324,21 +362,18 @@ async fn move_one(
         .await?
         .iter()
         .any(|c| c.backend == from.name);
-    Ok((
-        if still_on_source {
-            Step::Failed
-        } else {
-            Step::Skipped
-        },
-        None,
-    ))
+    Ok(if still_on_source {
+        Moved::StillOnSource
+    } else {
+        Moved::Changed
+    })
 }
 
 /// Deletes a moved or dropped copy's source bytes once the read grace is over, and completes
 /// its cleanup row. Bytes a live copy names again by then (the replicator may have put a
 /// replica of the same version back on the drained backend, at the same path) are kept and
 /// only the row completed.
-async fn release_source(ctx: &Ctx, key: &str, d: Displaced) -> LResult<()> {
+pub(super) async fn release_source(ctx: &Ctx, key: &str, d: Displaced) -> LResult<()> {
     let live = referenced(ctx, key, &d.backend, &d.storage_key).await?;
     match d.claim {
         Some(cleanup) if live => {

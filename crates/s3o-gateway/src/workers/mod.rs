@@ -1,8 +1,11 @@
 //! The background workers that repair in the background what goes wrong in the foreground:
 //! cleanup of orphaned bytes, the pending-intent reaper, the replicator and the
-//! over-replication cleaner, the stale multipart sweeper; and the drain command.
+//! over-replication cleaner, the stale multipart sweeper, the integrity scrubber, the
+//! reconciler (backend against ledger), the rebalancer (off by default) and the notifier; and
+//! the drain command.
 //!
-//! Each worker runs its passes under its own store leader lock ([`LockId`]), so several
+//! Each worker but the notifier (unlocked: every gateway drains the notification outbox,
+//! delivering at least once) runs its passes under its own store leader lock ([`LockId`]), so several
 //! gateways sharing one PostgreSQL ledger run each worker on exactly one of them at a time
 //! (on SQLite the lock is a file lock: one process). Every step of a pass is one ledger call
 //! made after the backend action it records (or before the one it authorises), so stopping
@@ -13,8 +16,13 @@ mod cleanup;
 mod config;
 mod drain;
 mod multipart;
+mod notify;
+mod open_uploads;
 mod reaper;
+mod rebalance;
+mod reconcile;
 mod replicator;
+mod scrub;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,8 +43,8 @@ use crate::keys;
 use crate::ledger::{LResult, Ledger};
 
 pub use config::{
-    CleanupSettings, DrainSettings, Interval, MultipartSettings, ReaperSettings, ScanSettings,
-    WorkersConfig,
+    CleanupSettings, DrainSettings, Interval, MultipartSettings, NotifySettings, ReaperSettings,
+    ReconcileSettings, ScanSettings, WorkersConfig,
 };
 pub use drain::{DrainProgress, DrainReport, drain};
 
@@ -53,17 +61,35 @@ pub enum Worker {
     OverReplication,
     /// Deletes queued orphaned bytes, retrying with backoff (`LockId::CleanupQueue`).
     Cleanup,
+    /// Moves copies from the most to the least utilised backend while they differ by more
+    /// than a threshold; off unless enabled (`LockId::Rebalancer`).
+    Rebalance,
+    /// Re-reads copies and checks their bytes against their hash; drops a bad copy unless it
+    /// is the last (`LockId::Scrubber`).
+    Scrub,
+    /// Compares each backend with the ledger: aborts uploads and deletes bytes nothing
+    /// references (`LockId::Reconcile`).
+    Reconcile,
+    /// Delivers the notification outbox to its webhooks. Unlocked (every gateway drains it:
+    /// delivery is at least once), so not in [`Worker::ALL`]; it runs with the others in the
+    /// background and alone with `run_worker_once`.
+    Notify,
 }
 
 impl Worker {
     /// Every worker, in the order one full pass runs them: intents resolved and uploads
-    /// aborted first (they may queue cleanups), replication next, cleanup last.
-    pub const ALL: [Worker; 5] = [
+    /// aborted first (they may queue cleanups), the scrubber (its dropped copies are rebuilt
+    /// next), replication and rebalancing next, cleanup, and the reconciler last (what the others ended no
+    /// longer references the bytes it looks for).
+    pub const ALL: [Worker; 8] = [
         Worker::Reaper,
         Worker::Multipart,
+        Worker::Scrub,
         Worker::Replicator,
         Worker::OverReplication,
+        Worker::Rebalance,
         Worker::Cleanup,
+        Worker::Reconcile,
     ];
 
     /// Name used in logs and metric labels.
@@ -74,18 +100,26 @@ impl Worker {
             Worker::Replicator => "replicator",
             Worker::OverReplication => "over_replication",
             Worker::Cleanup => "cleanup",
+            Worker::Reconcile => "reconcile",
+            Worker::Scrub => "scrubber",
+            Worker::Rebalance => "rebalancer",
+            Worker::Notify => "notifier",
         }
     }
 
-    /// The leader lock its passes run under.
-    pub const fn lock(self) -> LockId {
-        match self {
+    /// The leader lock its passes run under; `None` for the notifier, which runs unlocked.
+    pub const fn lock(self) -> Option<LockId> {
+        Some(match self {
             Worker::Reaper => LockId::PendingReaper,
             Worker::Multipart => LockId::MultipartCleanup,
             Worker::Replicator => LockId::Replicator,
             Worker::OverReplication => LockId::OverReplication,
             Worker::Cleanup => LockId::CleanupQueue,
-        }
+            Worker::Reconcile => LockId::Reconcile,
+            Worker::Scrub => LockId::Scrubber,
+            Worker::Rebalance => LockId::Rebalancer,
+            Worker::Notify => return None,
+        })
     }
 
     fn interval(self, s: &WorkersConfig) -> Duration {
@@ -95,6 +129,10 @@ impl Worker {
             Worker::Replicator => s.replicator.interval.0,
             Worker::OverReplication => s.over_replication.interval.0,
             Worker::Cleanup => s.cleanup.interval.0,
+            Worker::Reconcile => s.reconcile.interval.0,
+            Worker::Scrub => s.scrub.interval.0,
+            Worker::Rebalance => s.rebalance.interval.0,
+            Worker::Notify => s.notify.interval.0,
         }
     }
 }
@@ -321,8 +359,15 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
             Worker::Replicator => Box::pin(replicator::replicate(ctx, &mut tally)),
             Worker::OverReplication => Box::pin(replicator::trim(ctx, &mut tally)),
             Worker::Multipart => Box::pin(multipart::pass(ctx, &mut tally)),
+            Worker::Reconcile => Box::pin(reconcile::pass(ctx, &mut tally)),
+            Worker::Scrub => Box::pin(scrub::pass(ctx, &mut tally)),
+            Worker::Rebalance => Box::pin(rebalance::pass(ctx, &mut tally)),
+            Worker::Notify => Box::pin(notify::pass(ctx, &mut tally)),
         };
-        ctx.store.with_advisory_lock(w.lock(), pass).await
+        match w.lock() {
+            Some(lock) => ctx.store.with_advisory_lock(lock, pass).await,
+            None => Ok(Some(pass.await)),
+        }
     };
     let r = match result {
         Ok(None) => PassResult::NotLeader,
@@ -382,7 +427,7 @@ impl Workers {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         if ctx.settings.enabled {
-            for w in Worker::ALL {
+            for w in Worker::ALL.into_iter().chain([Worker::Notify]) {
                 tasks.push(tokio::spawn(run_loop(ctx.clone(), w, stopped.clone())));
             }
         }

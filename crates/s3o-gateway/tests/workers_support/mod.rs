@@ -26,8 +26,8 @@ use tokio::task::JoinHandle;
 pub(crate) const AK: &str = "drill-client";
 pub(crate) const SK: &str = "drill-client-secret-0123456789";
 pub(crate) const BUCKET: &str = "photos";
-const BACKEND_AK: &str = "drill-backend";
-const BACKEND_SK: &str = "drill-backend-secret-0123456789";
+pub(crate) const BACKEND_AK: &str = "drill-backend";
+pub(crate) const BACKEND_SK: &str = "drill-backend-secret-0123456789";
 const POOL: &str = "pool";
 
 pub(crate) fn crypto() {
@@ -72,7 +72,10 @@ impl Fs {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let fs = s3s_fs::FileSystem::new(&self.root).unwrap();
+        let fs = WithUploadListing {
+            inner: Arc::new(s3s_fs::FileSystem::new(&self.root).unwrap()),
+            root: self.root.clone(),
+        };
         let mut b = s3s::service::S3ServiceBuilder::new(fs);
         b.set_auth(s3s::auth::SimpleAuth::from_single(BACKEND_AK, BACKEND_SK));
         let service = b.build();
@@ -208,6 +211,239 @@ impl Fs {
                 n.starts_with(".upload-") && n.ends_with(".json")
             })
             .count()
+    }
+}
+
+/// Open multipart uploads of `bucket` in s3s-fs's root: `(key, upload id, initiated)`, in
+/// (key, id) order. s3s-fs keeps `.upload-<id>.json` per open upload and the upload's
+/// attributes in `.bucket-<b64 bucket>.object-<b64 key>.upload-<id>.metadata.json`.
+pub(crate) fn open_uploads_in(
+    root: &FsPath,
+    bucket: &str,
+) -> Vec<(String, String, std::time::SystemTime)> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let names: Vec<(String, std::time::SystemTime)> = std::fs::read_dir(root)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let t = e.metadata().ok()?.modified().ok()?;
+                    Some((e.file_name().to_str()?.to_owned(), t))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (n, initiated) in &names {
+        let Some(id) = n
+            .strip_prefix(".upload-")
+            .and_then(|r| r.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        let suffix = format!(".upload-{id}.metadata.json");
+        let key = names.iter().find_map(|(m, _)| {
+            let rest = m.strip_prefix(".bucket-")?.strip_suffix(&suffix)?;
+            let (b, k) = rest.split_once(".object-")?;
+            let b = String::from_utf8(b64.decode(b).ok()?).ok()?;
+            (b == bucket).then(|| String::from_utf8(b64.decode(k).ok()?).ok())?
+        });
+        if let Some(key) = key {
+            out.push((key, id.to_owned(), *initiated));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// s3s-fs with ListMultipartUploads (which it lacks), answered from its root in pages of two
+/// so that clients' paging is exercised; every other call is s3s-fs's own.
+struct WithUploadListing {
+    inner: Arc<s3s_fs::FileSystem>,
+    root: PathBuf,
+}
+
+#[async_trait::async_trait]
+impl s3s::S3 for WithUploadListing {
+    async fn list_multipart_uploads(
+        &self,
+        req: s3s::S3Request<s3s::dto::ListMultipartUploadsInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListMultipartUploadsOutput>> {
+        const PAGE: usize = 2;
+        let i = req.input;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let after = (
+            i.key_marker.clone().unwrap_or_default(),
+            i.upload_id_marker.clone().unwrap_or_default(),
+        );
+        let max = i
+            .max_uploads
+            .map_or(PAGE, |m| usize::try_from(m).unwrap_or(PAGE).min(PAGE));
+        let all: Vec<_> = open_uploads_in(&self.root, &i.bucket)
+            .into_iter()
+            .filter(|(k, id, _)| {
+                k.starts_with(&prefix) && (after.0.is_empty() || (k.clone(), id.clone()) > after)
+            })
+            .collect();
+        let truncated = all.len() > max;
+        let page: Vec<_> = all.into_iter().take(max).collect();
+        let last = page.last().map(|(k, id, _)| (k.clone(), id.clone()));
+        Ok(s3s::S3Response::new(s3s::dto::ListMultipartUploadsOutput {
+            bucket: Some(i.bucket),
+            is_truncated: Some(truncated),
+            next_key_marker: last.clone().filter(|_| truncated).map(|l| l.0),
+            next_upload_id_marker: last.filter(|_| truncated).map(|l| l.1),
+            uploads: Some(
+                page.into_iter()
+                    .map(|(k, id, t)| s3s::dto::MultipartUpload {
+                        key: Some(k),
+                        upload_id: Some(id),
+                        initiated: Some(t.into()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_bucket(
+        &self,
+        req: s3s::S3Request<s3s::dto::CreateBucketInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CreateBucketOutput>> {
+        self.inner.create_bucket(req).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: s3s::S3Request<s3s::dto::CopyObjectInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CopyObjectOutput>> {
+        self.inner.copy_object(req).await
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: s3s::S3Request<s3s::dto::DeleteBucketInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::DeleteBucketOutput>> {
+        self.inner.delete_bucket(req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: s3s::S3Request<s3s::dto::DeleteObjectInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::DeleteObjectOutput>> {
+        self.inner.delete_object(req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        req: s3s::S3Request<s3s::dto::DeleteObjectsInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::DeleteObjectsOutput>> {
+        self.inner.delete_objects(req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: s3s::S3Request<s3s::dto::GetBucketLocationInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::GetBucketLocationOutput>> {
+        self.inner.get_bucket_location(req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: s3s::S3Request<s3s::dto::GetObjectInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::GetObjectOutput>> {
+        self.inner.get_object(req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: s3s::S3Request<s3s::dto::HeadBucketInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::HeadBucketOutput>> {
+        self.inner.head_bucket(req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: s3s::S3Request<s3s::dto::HeadObjectInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::HeadObjectOutput>> {
+        self.inner.head_object(req).await
+    }
+
+    async fn list_buckets(
+        &self,
+        req: s3s::S3Request<s3s::dto::ListBucketsInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListBucketsOutput>> {
+        self.inner.list_buckets(req).await
+    }
+
+    async fn list_objects(
+        &self,
+        req: s3s::S3Request<s3s::dto::ListObjectsInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListObjectsOutput>> {
+        self.inner.list_objects(req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: s3s::S3Request<s3s::dto::ListObjectsV2Input>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListObjectsV2Output>> {
+        self.inner.list_objects_v2(req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: s3s::S3Request<s3s::dto::PutObjectInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::PutObjectOutput>> {
+        self.inner.put_object(req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: s3s::S3Request<s3s::dto::CreateMultipartUploadInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CreateMultipartUploadOutput>> {
+        // Runs to completion even when the client hangs up (a killed gateway), like a real
+        // S3 server: s3s-fs writes the upload's id file and its key in two steps, and an
+        // upload cut between them could be neither listed nor aborted.
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.create_multipart_upload(req).await })
+            .await
+            .unwrap_or_else(|e| Err(s3s::s3_error!(InternalError, "{e}")))
+    }
+
+    async fn upload_part(
+        &self,
+        req: s3s::S3Request<s3s::dto::UploadPartInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::UploadPartOutput>> {
+        self.inner.upload_part(req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: s3s::S3Request<s3s::dto::UploadPartCopyInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::UploadPartCopyOutput>> {
+        self.inner.upload_part_copy(req).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: s3s::S3Request<s3s::dto::ListPartsInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListPartsOutput>> {
+        self.inner.list_parts(req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: s3s::S3Request<s3s::dto::CompleteMultipartUploadInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CompleteMultipartUploadOutput>> {
+        self.inner.complete_multipart_upload(req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: s3s::S3Request<s3s::dto::AbortMultipartUploadInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::AbortMultipartUploadOutput>> {
+        self.inner.abort_multipart_upload(req).await
     }
 }
 

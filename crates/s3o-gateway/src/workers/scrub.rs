@@ -1,0 +1,189 @@
+//! The scrubber: re-reads stored copies and checks their bytes, a bounded batch per pass.
+//!
+//! Each pass takes `batch_size` copies that have no content hash yet (oldest first), then
+//! `batch_size` hashed copies least recently verified (on the backends that answer). Each
+//! copy's bytes are streamed from its backend and hashed (SHA-256, and MD5 for a single-PUT
+//! ETag). A copy is **good** when its size matches the ledger, its SHA-256 matches the stored
+//! hash, and (without a stored hash) its MD5 matches a single-PUT ETag; a good copy without a
+//! hash gets one (`update_content_hash`), a hashed one is stamped verified
+//! (`mark_object_scrubbed`). A copy whose bytes are missing or differ is **bad**: it is
+//! dropped with `remove_excess_copy(key, backend, 1)`, which re-checks under the key lock
+//! that another copy remains and never drops the last one, and its bytes are queued and
+//! deleted; the replicator then rebuilds the copy from a good one. A bad copy that is the
+//! only one is kept and reported (`corrupt_last_copy`, an error in the log), and stamped so
+//! the queue moves on. Encrypted copies are skipped (their hash is of the plaintext).
+//! Multipart copies without a stored hash cannot be checked against their ETag: their first
+//! hash is taken as read.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use md5::{Digest as _, Md5};
+use object_store::ObjectStoreExt as _;
+use s3o_store::{ObjectLocation, StoreError};
+
+use super::{Ctx, Health, Tally, settle};
+use crate::keys;
+use crate::ledger::LResult;
+
+/// How long reading one copy may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
+    let batch = i64::from(ctx.settings.scrub.batch_size);
+    let mut health = Health::default();
+    let mut up = Vec::new();
+    for b in ctx.backends.all() {
+        if health.up(b).await {
+            up.push(b.name.clone());
+        }
+    }
+    let unhashed = ctx.store.get_objects_without_hash(batch, 0).await?;
+    let hashed = ctx
+        .store
+        .get_least_recently_scrubbed_objects(batch, &up)
+        .await?;
+    for loc in unhashed.into_iter().chain(hashed) {
+        if ctx.stopping() {
+            break;
+        }
+        if !up.contains(&loc.backend_name) {
+            t.add("skipped_backend_down");
+            continue;
+        }
+        if loc.form.encrypted {
+            t.add("skipped_encrypted");
+            continue;
+        }
+        scrub_one(ctx, &loc, t).await?;
+    }
+    Ok(())
+}
+
+/// What reading a copy found.
+enum Read {
+    /// Size, hex SHA-256 and MD5 of the bytes.
+    Bytes(u64, String, [u8; 16]),
+    /// The backend says the object does not exist.
+    Missing,
+    /// The read failed otherwise (the copy is not judged).
+    Failed(String),
+}
+
+async fn read(ctx: &Ctx, loc: &ObjectLocation) -> Read {
+    let Some(b) = ctx.backends.get(&loc.backend_name) else {
+        return Read::Failed("backend not configured".into());
+    };
+    let path = keys::path(loc.form.storage_path(&loc.object_key));
+    let work = async {
+        let got = match b.store.get(&path).await {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => return Read::Missing,
+            Err(e) => return Read::Failed(e.to_string()),
+        };
+        let mut sha = s3s::checksum::ChecksumHasher {
+            sha256: Some(Default::default()),
+            ..Default::default()
+        };
+        let mut md5 = Md5::new();
+        let mut size = 0u64;
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => {
+                    sha.update(&c);
+                    md5.update(&c);
+                    size += c.len() as u64;
+                }
+                Err(e) => return Read::Failed(e.to_string()),
+            }
+        }
+        let sha = sha.finalize().checksum_sha256.unwrap_or_default();
+        let sha = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(sha)
+                .map(hex::encode)
+                .unwrap_or_default()
+        };
+        let mut m = [0u8; 16];
+        m.copy_from_slice(&md5.finalize());
+        Read::Bytes(size, sha, m)
+    };
+    tokio::time::timeout(READ_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| Read::Failed(format!("no answer within {READ_TIMEOUT:?}")))
+}
+
+async fn scrub_one(ctx: &Ctx, loc: &ObjectLocation, t: &mut Tally) -> LResult<()> {
+    let key = &loc.object_key;
+    let backend = &loc.backend_name;
+    let why = match read(ctx, loc).await {
+        Read::Failed(e) => {
+            tracing::warn!(key = %key, backend = %backend, error = %e, "scrub read failed");
+            t.add("read_failed");
+            return Ok(());
+        }
+        Read::Missing => "bytes missing".to_owned(),
+        Read::Bytes(size, sha, md5) => {
+            let size_ok = i64::try_from(size).ok() == Some(loc.size_bytes);
+            let hash = &loc.form.content_hash;
+            let hash_ok = hash.is_empty() || hash.eq_ignore_ascii_case(&sha);
+            let etag_ok =
+                !hash.is_empty() || crate::body::etag_md5(&loc.form.etag).is_none_or(|e| e == md5);
+            if size_ok && hash_ok && etag_ok {
+                if !still_the_same(ctx, loc).await? {
+                    t.add("changed");
+                } else if hash.is_empty() {
+                    ctx.store.update_content_hash(key, backend, &sha).await?;
+                    t.add("hashed");
+                } else {
+                    ctx.store.mark_object_scrubbed(key, backend).await?;
+                    t.add("verified");
+                }
+                return Ok(());
+            }
+            format!(
+                "bytes differ (size {size} vs {}, hash ok: {hash_ok}, etag ok: {etag_ok})",
+                loc.size_bytes
+            )
+        }
+    };
+    if !still_the_same(ctx, loc).await? {
+        // Overwritten or moved since it was read: the next pass checks the new copy.
+        t.add("changed");
+        return Ok(());
+    }
+    match ctx.store.remove_excess_copy(key, backend, 1).await {
+        Ok(Some(removed)) => {
+            tracing::warn!(key = %key, backend = %backend, why = %why, "bad copy dropped; the replicator rebuilds it from a good one");
+            t.add("bad_copy_dropped");
+            settle(ctx, vec![removed]).await?;
+        }
+        Ok(None) => {
+            tracing::error!(key = %key, backend = %backend, why = %why, "the only copy of this object is bad; kept for the operator");
+            t.add("corrupt_last_copy");
+            ctx.store.mark_object_scrubbed(key, backend).await?;
+        }
+        Err(StoreError::CopyHoldsOnlyDek { .. }) => {
+            tracing::error!(key = %key, backend = %backend, why = %why, "bad copy holds the only key; kept for the operator");
+            t.add("corrupt_only_key_holder");
+            ctx.store.mark_object_scrubbed(key, backend).await?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// True while the ledger's copy of the key on the backend is still the one that was read
+/// (same path), so a verdict about those bytes applies to it.
+async fn still_the_same(ctx: &Ctx, loc: &ObjectLocation) -> LResult<bool> {
+    let want = loc.form.storage_path(&loc.object_key);
+    match ctx.store.get_all_object_locations(&loc.object_key).await {
+        Ok(now) => Ok(now.iter().any(|l| {
+            l.backend_name == loc.backend_name && l.form.storage_path(&l.object_key) == want
+        })),
+        Err(StoreError::ObjectNotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
