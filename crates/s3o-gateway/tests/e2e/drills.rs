@@ -672,7 +672,17 @@ pub(crate) async fn killed_mid_stream_leaves_no_backend_upload(ledger: Ledger) {
     let faults = rig.backends[0].faults();
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("gateway.toml");
-    std::fs::write(&cfg, format!("{}\n{NO_WORKERS}", rig.toml)).expect("write config");
+    // The child's intents are refreshed as often as the rig's reaper (min_age 2 s) requires:
+    // with the default min_age its heartbeat would be 30 s, and the rig's reaper would abandon
+    // the live upload whenever the setup takes over 2 s (a loaded machine).
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}\n{NO_WORKERS}[workers.reaper]\nmin_age = \"2s\"\n",
+            rig.toml
+        ),
+    )
+    .expect("write config");
     let mut child = Killed(
         std::process::Command::new(env!("CARGO_BIN_EXE_s3o-gateway"))
             .args(["serve", "--config"])
