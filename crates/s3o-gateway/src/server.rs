@@ -153,6 +153,13 @@ impl Gateway {
                 name: b.name.clone(),
                 settings: BucketSettings {
                     replication_factor: b.replication_factor,
+                    // Written only when the sync creates the bucket (validated with the
+                    // configuration, so no rule is dropped here).
+                    lifecycle: b
+                        .lifecycle
+                        .iter()
+                        .filter_map(|r| r.to_rule().ok())
+                        .collect(),
                     ..BucketSettings::default()
                 },
             })
