@@ -75,6 +75,10 @@ pub struct WorkersConfig {
     pub multipart: MultipartSettings,
     /// The drain command (`[workers.drain]`).
     pub drain: DrainSettings,
+    /// The lifecycle worker (`[workers.lifecycle]`).
+    pub lifecycle: LifecycleSettings,
+    /// The usage-counter flush (`[workers.usage_flush]`).
+    pub usage_flush: UsageFlushSettings,
 }
 
 impl Default for WorkersConfig {
@@ -87,6 +91,8 @@ impl Default for WorkersConfig {
             over_replication: ScanSettings::default(),
             multipart: MultipartSettings::default(),
             drain: DrainSettings::default(),
+            lifecycle: LifecycleSettings::default(),
+            usage_flush: UsageFlushSettings::default(),
         }
     }
 }
@@ -123,6 +129,11 @@ impl WorkersConfig {
                 stale_after: Interval::secs(86_400),
             },
             drain: DrainSettings::default(),
+            lifecycle: LifecycleSettings {
+                interval,
+                ..LifecycleSettings::default()
+            },
+            usage_flush: UsageFlushSettings { interval },
         }
     }
 
@@ -139,6 +150,10 @@ impl WorkersConfig {
         positive("replicator", self.replicator.batch_size)?;
         positive("over_replication", self.over_replication.batch_size)?;
         positive("drain", self.drain.batch_size)?;
+        positive("lifecycle", self.lifecycle.batch_size)?;
+        if self.lifecycle.day.0.is_zero() {
+            return Err("[workers.lifecycle] day must be above zero".into());
+        }
         if self.drain.concurrency == 0 {
             return Err("[workers.drain] concurrency must be at least 1".into());
         }
@@ -148,6 +163,8 @@ impl WorkersConfig {
             ("replicator", self.replicator.interval),
             ("over_replication", self.over_replication.interval),
             ("multipart", self.multipart.interval),
+            ("lifecycle", self.lifecycle.interval),
+            ("usage_flush", self.usage_flush.interval),
         ] {
             if i.0.is_zero() {
                 return Err(format!("[workers.{name}] interval must be above zero"));
@@ -244,6 +261,45 @@ impl Default for MultipartSettings {
         MultipartSettings {
             interval: Interval::secs(3_600),
             stale_after: Interval::secs(86_400),
+        }
+    }
+}
+
+/// The lifecycle worker's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleSettings {
+    /// Time between passes (default `1h`).
+    pub interval: Interval,
+    /// Objects expired plus uploads aborted per pass, across every bucket (default 1000).
+    pub batch_size: u32,
+    /// The length of one lifecycle day (default `1d`): rules count their `Days` in it. Only
+    /// drills and tests shorten it.
+    pub day: Interval,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        LifecycleSettings {
+            interval: Interval::secs(3_600),
+            batch_size: 1000,
+            day: Interval::secs(86_400),
+        }
+    }
+}
+
+/// The usage-counter flush's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageFlushSettings {
+    /// Time between flushes of the backend usage counters to the ledger (default `30s`).
+    pub interval: Interval,
+}
+
+impl Default for UsageFlushSettings {
+    fn default() -> Self {
+        UsageFlushSettings {
+            interval: Interval::secs(30),
         }
     }
 }

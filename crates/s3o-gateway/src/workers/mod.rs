@@ -1,6 +1,7 @@
 //! The background workers that repair in the background what goes wrong in the foreground:
 //! cleanup of orphaned bytes, the pending-intent reaper, the replicator and the
-//! over-replication cleaner, the stale multipart sweeper; and the drain command.
+//! over-replication cleaner, the stale multipart sweeper, lifecycle expiration, the usage
+//! counter flush; and the drain command.
 //!
 //! Each worker runs its passes under its own store leader lock ([`LockId`]), so several
 //! gateways sharing one PostgreSQL ledger run each worker on exactly one of them at a time
@@ -12,9 +13,11 @@
 mod cleanup;
 mod config;
 mod drain;
+mod lifecycle;
 mod multipart;
 mod reaper;
 mod replicator;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,8 +38,8 @@ use crate::keys;
 use crate::ledger::{LResult, Ledger};
 
 pub use config::{
-    CleanupSettings, DrainSettings, Interval, MultipartSettings, ReaperSettings, ScanSettings,
-    WorkersConfig,
+    CleanupSettings, DrainSettings, Interval, LifecycleSettings, MultipartSettings,
+    ReaperSettings, ScanSettings, UsageFlushSettings, WorkersConfig,
 };
 pub use drain::{DrainProgress, DrainReport, drain};
 
@@ -51,19 +54,26 @@ pub enum Worker {
     Replicator,
     /// Removes copies above the factor (`LockId::OverReplication`).
     OverReplication,
+    /// Expires objects and aborts uploads by the buckets' lifecycle rules (`LockId::Lifecycle`).
+    Lifecycle,
     /// Deletes queued orphaned bytes, retrying with backoff (`LockId::CleanupQueue`).
     Cleanup,
+    /// Flushes the backend usage counters to the ledger (`LockId::UsageFlush`).
+    UsageFlush,
 }
 
 impl Worker {
     /// Every worker, in the order one full pass runs them: intents resolved and uploads
-    /// aborted first (they may queue cleanups), replication next, cleanup last.
-    pub const ALL: [Worker; 5] = [
+    /// aborted first (they may queue cleanups), replication next, expiration, cleanup, and
+    /// the usage flush last (it counts what the others spent).
+    pub const ALL: [Worker; 7] = [
         Worker::Reaper,
         Worker::Multipart,
         Worker::Replicator,
         Worker::OverReplication,
+        Worker::Lifecycle,
         Worker::Cleanup,
+        Worker::UsageFlush,
     ];
 
     /// Name used in logs and metric labels.
@@ -74,6 +84,8 @@ impl Worker {
             Worker::Replicator => "replicator",
             Worker::OverReplication => "over_replication",
             Worker::Cleanup => "cleanup",
+            Worker::Lifecycle => "lifecycle",
+            Worker::UsageFlush => "usage_flush",
         }
     }
 
@@ -85,6 +97,8 @@ impl Worker {
             Worker::Replicator => LockId::Replicator,
             Worker::OverReplication => LockId::OverReplication,
             Worker::Cleanup => LockId::CleanupQueue,
+            Worker::Lifecycle => LockId::Lifecycle,
+            Worker::UsageFlush => LockId::UsageFlush,
         }
     }
 
@@ -95,6 +109,8 @@ impl Worker {
             Worker::Replicator => s.replicator.interval.0,
             Worker::OverReplication => s.over_replication.interval.0,
             Worker::Cleanup => s.cleanup.interval.0,
+            Worker::Lifecycle => s.lifecycle.interval.0,
+            Worker::UsageFlush => s.usage_flush.interval.0,
         }
     }
 }
@@ -321,6 +337,8 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
             Worker::Replicator => Box::pin(replicator::replicate(ctx, &mut tally)),
             Worker::OverReplication => Box::pin(replicator::trim(ctx, &mut tally)),
             Worker::Multipart => Box::pin(multipart::pass(ctx, &mut tally)),
+            Worker::Lifecycle => Box::pin(lifecycle::pass(ctx, &mut tally)),
+            Worker::UsageFlush => Box::pin(usage::pass(ctx, &mut tally)),
         };
         ctx.store.with_advisory_lock(w.lock(), pass).await
     };
