@@ -36,8 +36,8 @@ pub mod workers;
 use std::net::SocketAddr;
 
 pub use config::{
-    BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential,
-    LifecycleRuleConfig, LogConfig, LogFormat, RoutingPolicy, ServerConfig, TlsConfig,
+    BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, LifecycleRuleConfig,
+    LogConfig, LogFormat, RoutingPolicy, ServerConfig, TlsConfig,
 };
 pub use demo::{
     DEMO_ACCESS_KEY, DEMO_BUCKET, DEMO_QUOTA_BYTES, DEMO_SECRET_KEY, DemoSetup, demo_config,

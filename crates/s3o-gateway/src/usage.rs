@@ -27,8 +27,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartId, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
-    UploadPart,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
 };
 use s3o_store::{UsageLimits, UsageStat};
 
@@ -221,7 +220,10 @@ impl Usage {
             let mut s = m.state();
             // Every flush of this process happened before this read (one flush at a time),
             // so the totals include them.
-            s.baseline = (period.clone(), totals.get(name).copied().unwrap_or_default());
+            s.baseline = (
+                period.clone(),
+                totals.get(name).copied().unwrap_or_default(),
+            );
             s.flushed_since = UsageStat::default();
         }
         Ok(())
@@ -300,7 +302,9 @@ pub(crate) struct Metered<T: ?Sized> {
 
 impl std::fmt::Debug for Meter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Meter").field("backend", &self.backend).finish()
+        f.debug_struct("Meter")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -363,8 +367,11 @@ impl<T: ObjectStore + ?Sized> ObjectStore for Metered<T> {
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
         let r = self.inner.get_ranges(location, ranges).await;
-        let egress = r.as_ref().map_or(0, |v| v.iter().map(|b| b.len() as u64).sum());
-        self.meter.count(len_i64(ranges.len() as u64), len_i64(egress), 0);
+        let egress = r
+            .as_ref()
+            .map_or(0, |v| v.iter().map(|b| b.len() as u64).sum());
+        self.meter
+            .count(len_i64(ranges.len() as u64), len_i64(egress), 0);
         r
     }
 
@@ -373,9 +380,7 @@ impl<T: ObjectStore + ?Sized> ObjectStore for Metered<T> {
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
         let meter = self.meter.clone();
-        let counted = locations
-            .inspect(move |_| meter.count(1, 0, 0))
-            .boxed();
+        let counted = locations.inspect(move |_| meter.count(1, 0, 0)).boxed();
         self.inner.delete_stream(counted)
     }
 
@@ -451,7 +456,8 @@ struct MeteredUpload {
 #[async_trait::async_trait]
 impl MultipartUpload for MeteredUpload {
     fn put_part(&mut self, data: PutPayload) -> UploadPart {
-        self.meter.count(1, 0, len_i64(data.content_length() as u64));
+        self.meter
+            .count(1, 0, len_i64(data.content_length() as u64));
         self.inner.put_part(data)
     }
 
@@ -480,7 +486,8 @@ impl<T: MultipartStore + ?Sized> MultipartStore for Metered<T> {
         part_idx: usize,
         data: PutPayload,
     ) -> object_store::Result<PartId> {
-        self.meter.count(1, 0, len_i64(data.content_length() as u64));
+        self.meter
+            .count(1, 0, len_i64(data.content_length() as u64));
         self.inner.put_part(path, id, part_idx, data).await
     }
 

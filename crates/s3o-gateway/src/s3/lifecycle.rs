@@ -111,7 +111,9 @@ fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
             .as_ref()
             .and_then(|a| a.days_after_initiation),
     )?;
-    if expiration_days.is_none() && expiration_date.is_none() && abort_incomplete_upload_days.is_none()
+    if expiration_days.is_none()
+        && expiration_date.is_none()
+        && abort_incomplete_upload_days.is_none()
     {
         return Err(s3_error!(
             MalformedXML,
@@ -130,13 +132,12 @@ fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
 
 /// The S3 form of a stored rule.
 fn from_rule(r: &s3o_store::LifecycleRule) -> LifecycleRule {
-    let expiration = (r.expiration_days.is_some() || r.expiration_date.is_some()).then(|| {
-        LifecycleExpiration {
+    let expiration =
+        (r.expiration_days.is_some() || r.expiration_date.is_some()).then(|| LifecycleExpiration {
             days: r.expiration_days.and_then(|d| i32::try_from(d).ok()),
             date: r.expiration_date.map(to_s3_time),
             ..LifecycleExpiration::default()
-        }
-    });
+        });
     LifecycleRule {
         id: (!r.id.is_empty()).then(|| r.id.clone()),
         status: ExpirationStatus::from_static(if r.enabled {
@@ -169,7 +170,10 @@ impl GatewayS3 {
         let i = req.input;
         self.bucket(&i.bucket).await?;
         let Some(config) = i.lifecycle_configuration else {
-            return Err(s3_error!(MalformedXML, "a LifecycleConfiguration is required"));
+            return Err(s3_error!(
+                MalformedXML,
+                "a LifecycleConfiguration is required"
+            ));
         };
         let rules = config
             .rules
@@ -177,15 +181,20 @@ impl GatewayS3 {
             .map(to_rule)
             .collect::<S3Result<Vec<_>>>()?;
         if rules.is_empty() {
-            return Err(s3_error!(MalformedXML, "a LifecycleConfiguration needs a Rule"));
+            return Err(s3_error!(
+                MalformedXML,
+                "a LifecycleConfiguration needs a Rule"
+            ));
         }
         match self.ledger.set_lifecycle(&i.bucket, &rules).await {
             Ok(()) => Ok(S3Response::new(
                 PutBucketLifecycleConfigurationOutput::default(),
             )),
-            Err(StoreError::BucketNotFound { .. }) => {
-                Err(s3_error!(NoSuchBucket, "bucket {} does not exist", i.bucket))
-            }
+            Err(StoreError::BucketNotFound { .. }) => Err(s3_error!(
+                NoSuchBucket,
+                "bucket {} does not exist",
+                i.bucket
+            )),
             Err(e) => Err(write_err(e)),
         }
     }
@@ -260,7 +269,12 @@ mod tests {
     fn rules_round_trip_through_the_ledger_form() {
         let r = to_rule(&rule(|_| {})).unwrap();
         assert_eq!(
-            (r.id.as_str(), r.enabled, r.prefix.as_str(), r.expiration_days),
+            (
+                r.id.as_str(),
+                r.enabled,
+                r.prefix.as_str(),
+                r.expiration_days
+            ),
             ("r1", true, "tmp/", Some(3))
         );
         assert_eq!(to_rule(&from_rule(&r)).unwrap(), r);
@@ -315,7 +329,9 @@ mod tests {
             S3ErrorCode::MalformedXML
         );
         assert_eq!(
-            code(rule(|r| r.status = ExpirationStatus::from("Sometimes".to_owned()))),
+            code(rule(
+                |r| r.status = ExpirationStatus::from("Sometimes".to_owned())
+            )),
             S3ErrorCode::MalformedXML
         );
     }

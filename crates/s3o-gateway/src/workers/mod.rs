@@ -38,8 +38,8 @@ use crate::keys;
 use crate::ledger::{LResult, Ledger};
 
 pub use config::{
-    CleanupSettings, DrainSettings, Interval, LifecycleSettings, MultipartSettings,
-    ReaperSettings, ScanSettings, UsageFlushSettings, WorkersConfig,
+    CleanupSettings, DrainSettings, Interval, LifecycleSettings, MultipartSettings, ReaperSettings,
+    ScanSettings, UsageFlushSettings, WorkersConfig,
 };
 pub use drain::{DrainProgress, DrainReport, drain};
 
