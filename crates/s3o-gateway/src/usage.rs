@@ -231,7 +231,7 @@ impl Usage {
 
     /// Renders the per-backend usage series in the Prometheus text format.
     pub(crate) fn render(&self, out: &mut String) {
-        let series: [(&str, &str, fn(&UsageStat) -> i64, fn(&UsageLimits) -> i64); 3] = [
+        let series: [Series; 3] = [
             (
                 "s3o_gateway_usage_api_requests",
                 "API requests made to the backend this month",
@@ -288,6 +288,14 @@ impl Usage {
         }
     }
 }
+
+/// A usage metric: name, help, its value in a [`UsageStat`], its limit in [`UsageLimits`].
+type Series = (
+    &'static str,
+    &'static str,
+    fn(&UsageStat) -> i64,
+    fn(&UsageLimits) -> i64,
+);
 
 fn len_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -393,7 +401,7 @@ impl<T: ObjectStore + ?Sized> ObjectStore for Metered<T> {
             .list(prefix)
             .inspect(move |_| {
                 seen += 1;
-                if seen % 1000 == 0 {
+                if seen.is_multiple_of(1000) {
                     meter.count(1, 0, 0);
                 }
             })
@@ -412,7 +420,7 @@ impl<T: ObjectStore + ?Sized> ObjectStore for Metered<T> {
             .list_with_offset(prefix, offset)
             .inspect(move |_| {
                 seen += 1;
-                if seen % 1000 == 0 {
+                if seen.is_multiple_of(1000) {
                     meter.count(1, 0, 0);
                 }
             })
