@@ -12,6 +12,7 @@ mod drills;
 mod failures;
 mod faulty;
 mod fs_backend;
+mod lifecycle;
 mod listing;
 mod multipart;
 mod proxy;
@@ -66,6 +67,7 @@ on_both_ledgers! {
         copy_object,
     ],
     reads: [get_head_range_after_put_and_overwrite],
+    lifecycle: [lifecycle_configuration_round_trip],
     listing: [
         list_v2_prefix_delimiter_and_pages,
         list_v1_markers_and_url_encoding,
