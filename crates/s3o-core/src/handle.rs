@@ -182,7 +182,7 @@ impl MetadataStore {
     }
     /// Seeds and refreshes buckets from configuration in one transaction: creates missing
     /// ones, sets the configuration-owned settings (replication factor, quotas, routing) of
-    /// existing ones, keeps their `created_at` and `extra`, never deletes (see
+    /// existing ones, keeps their `created_at`, `extra` and `lifecycle`, never deletes (see
     /// [`crate::ops::sync_buckets`]). Returns the names created.
     pub async fn sync_buckets(&self, specs: &[BucketSpec]) -> Result<Vec<String>> {
         self.observe("sync_buckets", self.inner.sync_buckets(specs))
