@@ -24,6 +24,13 @@ fn settings() -> BucketSettings {
         max_objects: 1000,
         routing: vec![B.to_owned(), A.to_owned()],
         extra,
+        lifecycle: vec![LifecycleRule {
+            id: "tmp".into(),
+            enabled: true,
+            prefix: "tmp/".into(),
+            expiration_days: Some(1),
+            ..LifecycleRule::default()
+        }],
     }
 }
 
@@ -296,6 +303,7 @@ pub async fn sync_creates_refreshes_and_never_deletes(store: Db) {
                 max_objects: 8,
                 routing: vec![C.into()],
                 extra: serde_json::Map::new(),
+                lifecycle: Vec::new(),
             },
         },
         spec("new-a"),

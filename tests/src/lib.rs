@@ -29,6 +29,7 @@ pub mod buckets;
 pub mod cleanup;
 pub mod encryption;
 pub mod integrity;
+pub mod lifecycle;
 pub mod listing;
 pub mod locks;
 pub mod model;
@@ -272,6 +273,11 @@ macro_rules! for_each_case {
                 outbox_order_and_limit,
                 outbox_drops_after_ten_attempts,
                 outbox_payload_stored_verbatim,
+            ],
+            lifecycle: [
+                lifecycle_round_trip_and_survives_sync,
+                lifecycle_bad_rules_change_nothing,
+                delete_object_version_spares_newer_writes,
             ],
             usage: [
                 usage_flush_accumulates,

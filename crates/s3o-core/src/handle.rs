@@ -163,6 +163,15 @@ impl MetadataStore {
         )
         .await
     }
+    /// Replaces a bucket's lifecycle rules (empty = none), leaving its other settings alone.
+    /// Unknown ⇒ `BucketNotFound`; bad rules ⇒ `InvalidInput`.
+    pub async fn set_bucket_lifecycle(&self, name: &str, rules: &[LifecycleRule]) -> Result<()> {
+        self.observe(
+            "set_bucket_lifecycle",
+            self.inner.set_bucket_lifecycle(name, rules),
+        )
+        .await
+    }
     /// Deletes a bucket that holds nothing (see [`crate::ops::delete_bucket`]): unknown ⇒
     /// `BucketNotFound`; a copy, multipart upload or pending intent of any key under
     /// `"<name>/"` ⇒ `BucketNotEmpty` (S3 409) naming which; checked in the deleting
@@ -173,7 +182,7 @@ impl MetadataStore {
     }
     /// Seeds and refreshes buckets from configuration in one transaction: creates missing
     /// ones, sets the configuration-owned settings (replication factor, quotas, routing) of
-    /// existing ones, keeps their `created_at` and `extra`, never deletes (see
+    /// existing ones, keeps their `created_at`, `extra` and `lifecycle`, never deletes (see
     /// [`crate::ops::sync_buckets`]). Returns the names created.
     pub async fn sync_buckets(&self, specs: &[BucketSpec]) -> Result<Vec<String>> {
         self.observe("sync_buckets", self.inner.sync_buckets(specs))
@@ -277,6 +286,20 @@ impl MetadataStore {
     pub async fn delete_object(&self, key: &str) -> Result<Vec<DeletedCopy>> {
         self.observe("delete_object", self.inner.delete_object(key))
             .await
+    }
+    /// Removes every copy of `key` while they are the version stored at `storage_key` (see
+    /// [`ops::delete_object_version`](crate::ops::delete_object_version)): `None` when the key
+    /// now holds another version or nothing, and nothing changed.
+    pub async fn delete_object_version(
+        &self,
+        key: &str,
+        storage_key: &str,
+    ) -> Result<Option<Vec<DeletedCopy>>> {
+        self.observe(
+            "delete_object_version",
+            self.inner.delete_object_version(key, storage_key),
+        )
+        .await
     }
     /// Removes every copy of each key in one transaction (see [`ops::delete_objects_batch`](crate::ops::delete_objects_batch)).
     pub async fn delete_objects_batch(

@@ -868,7 +868,8 @@ pub fn build_list_page(mut objects: Vec<ObjectLocation>, max: usize) -> ListObje
 ///
 /// The configuration owns `replication_factor`, the quotas and `routing`
 /// ([`crate::MetadataStore::sync_buckets`] refreshes them); `extra` holds settings managed over
-/// the S3 API (CORS, lifecycle, versioning, as they arrive) and is never touched by a sync.
+/// the S3 API (CORS, versioning, as they arrive) and `lifecycle` the bucket's lifecycle rules;
+/// a sync touches neither.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BucketSettings {
     /// Copies the replicator keeps of every object of the bucket: 1..=[`crate::validate::MAX_REPLICATION_FACTOR`].
@@ -880,8 +881,93 @@ pub struct BucketSettings {
     /// Backends new objects of the bucket may be placed on, in preference order; empty = every
     /// backend. Names are not checked against registered backends (a backend may come later).
     pub routing: Vec<String>,
-    /// Further settings as one JSON object (CORS, lifecycle, versioning later); empty = none.
+    /// Further settings as one JSON object (CORS, versioning later); empty = none.
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Lifecycle rules (S3 `PutBucketLifecycleConfiguration`); empty = none. Seeded with the
+    /// bucket, then managed over the S3 API: a configuration sync never touches them.
+    pub lifecycle: Vec<LifecycleRule>,
+}
+
+/// One lifecycle rule of a bucket: which keys it applies to and what it does to them.
+///
+/// Stored as JSON in the bucket row ([`LifecycleRule::rules_to_json`]); checked by
+/// [`crate::validate::lifecycle_rules`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LifecycleRule {
+    /// The rule's id (S3 `ID`), unique within the bucket; may be empty.
+    pub id: String,
+    /// `Status = Enabled`; a disabled rule is kept but does nothing.
+    pub enabled: bool,
+    /// Object keys (within the bucket) the rule applies to start with this; empty = every key.
+    pub prefix: String,
+    /// Objects expire this many whole days after they were written.
+    pub expiration_days: Option<u32>,
+    /// Objects expire once this instant has passed, whatever their age.
+    pub expiration_date: Option<Timestamp>,
+    /// Multipart uploads still open this many days after they were started are aborted.
+    pub abort_incomplete_upload_days: Option<u32>,
+}
+
+impl LifecycleRule {
+    /// The rules as the JSON array the ledger stores.
+    pub fn rules_to_json(rules: &[LifecycleRule]) -> String {
+        let arr: Vec<serde_json::Value> = rules
+            .iter()
+            .map(|r| {
+                let mut m = serde_json::Map::new();
+                m.insert("id".into(), r.id.clone().into());
+                m.insert("enabled".into(), r.enabled.into());
+                m.insert("prefix".into(), r.prefix.clone().into());
+                if let Some(d) = r.expiration_days {
+                    m.insert("expiration_days".into(), d.into());
+                }
+                if let Some(t) = r.expiration_date {
+                    m.insert("expiration_date_us".into(), t.as_micros().into());
+                }
+                if let Some(d) = r.abort_incomplete_upload_days {
+                    m.insert("abort_incomplete_upload_days".into(), d.into());
+                }
+                serde_json::Value::Object(m)
+            })
+            .collect();
+        serde_json::Value::Array(arr).to_string()
+    }
+
+    /// Decodes [`LifecycleRule::rules_to_json`]'s text; the error names what is wrong.
+    pub fn rules_from_json(text: &str) -> std::result::Result<Vec<LifecycleRule>, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let arr = v.as_array().ok_or("lifecycle: not a JSON array")?;
+        let days = |m: &serde_json::Map<String, serde_json::Value>, f: &str| {
+            m.get(f)
+                .map(|v| {
+                    v.as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| format!("lifecycle: {f} is not a day count"))
+                })
+                .transpose()
+        };
+        arr.iter()
+            .map(|r| {
+                let m = r.as_object().ok_or("lifecycle: a rule is not an object")?;
+                let text = |f: &str| m.get(f).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+                Ok(LifecycleRule {
+                    id: text("id"),
+                    enabled: m.get("enabled").and_then(|v| v.as_bool()).unwrap_or(false),
+                    prefix: text("prefix"),
+                    expiration_days: days(m, "expiration_days")?,
+                    expiration_date: m
+                        .get("expiration_date_us")
+                        .map(|v| {
+                            v.as_i64()
+                                .map(Timestamp::from_micros)
+                                .ok_or("lifecycle: expiration_date_us is not a number")
+                        })
+                        .transpose()?,
+                    abort_incomplete_upload_days: days(m, "abort_incomplete_upload_days")?,
+                })
+            })
+            .collect()
+    }
 }
 
 impl Default for BucketSettings {
@@ -893,6 +979,7 @@ impl Default for BucketSettings {
             max_objects: 0,
             routing: Vec::new(),
             extra: serde_json::Map::new(),
+            lifecycle: Vec::new(),
         }
     }
 }

@@ -331,6 +331,62 @@ pub fn bucket_settings(s: &BucketSettings) -> Result<()> {
             format!("is {len} bytes as JSON, the limit is {MAX_BUCKET_EXTRA_BYTES}"),
         ));
     }
+    lifecycle_rules(&s.lifecycle)
+}
+
+/// Most lifecycle rules a bucket may have (S3's limit).
+pub const MAX_LIFECYCLE_RULES: usize = 1000;
+/// Longest lifecycle rule id, in bytes (S3's limit).
+pub const MAX_LIFECYCLE_ID_BYTES: usize = 255;
+
+/// A bucket's lifecycle rules: at most [`MAX_LIFECYCLE_RULES`]; ids at most
+/// [`MAX_LIFECYCLE_ID_BYTES`] and unique when non-empty; prefixes at most [`MAX_KEY_BYTES`]
+/// without NUL; every rule has an action; day counts at least 1; an expiration by days or by
+/// date, not both; a date within [`MIN_TIMESTAMP`]..=[`MAX_TIMESTAMP`].
+pub fn lifecycle_rules(rules: &[crate::types::LifecycleRule]) -> Result<()> {
+    let bad = |why: String| Err(StoreError::invalid("lifecycle rule", why));
+    if rules.len() > MAX_LIFECYCLE_RULES {
+        return bad(format!(
+            "at most {MAX_LIFECYCLE_RULES} rules (got {})",
+            rules.len()
+        ));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for r in rules {
+        if r.id.len() > MAX_LIFECYCLE_ID_BYTES || r.id.contains('\0') {
+            return bad(format!(
+                "id must be at most {MAX_LIFECYCLE_ID_BYTES} bytes without NUL"
+            ));
+        }
+        if !r.id.is_empty() && !ids.insert(r.id.as_str()) {
+            return bad(format!("id {:?} is used twice", r.id));
+        }
+        if r.prefix.len() > MAX_KEY_BYTES || r.prefix.contains('\0') {
+            return bad(format!(
+                "prefix must be at most {MAX_KEY_BYTES} bytes without NUL"
+            ));
+        }
+        if r.expiration_days.is_none()
+            && r.expiration_date.is_none()
+            && r.abort_incomplete_upload_days.is_none()
+        {
+            return bad(format!("rule {:?} has no action", r.id));
+        }
+        if r.expiration_days.is_some() && r.expiration_date.is_some() {
+            return bad(format!(
+                "rule {:?} expires by days and by date: choose one",
+                r.id
+            ));
+        }
+        if r.expiration_days == Some(0) || r.abort_incomplete_upload_days == Some(0) {
+            return bad(format!("rule {:?}: days must be at least 1", r.id));
+        }
+        if let Some(t) = r.expiration_date
+            && !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&t)
+        {
+            return bad(format!("rule {:?}: date out of range", r.id));
+        }
+    }
     Ok(())
 }
 

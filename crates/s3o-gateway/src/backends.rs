@@ -53,6 +53,9 @@ pub(crate) struct S3Access {
 pub(crate) struct Backends {
     order: Vec<String>,
     by_name: BTreeMap<String, Arc<Backend>>,
+    /// Every call to a backend is counted here (the clients are wrapped in
+    /// [`crate::usage::Metered`]), against its monthly budget.
+    usage: Arc<crate::usage::Usage>,
 }
 
 impl Backends {
@@ -60,15 +63,54 @@ impl Backends {
     pub(crate) fn build(configs: &[BackendConfig]) -> Result<Backends, GatewayError> {
         let mut by_name = BTreeMap::new();
         let mut order = Vec::new();
+        let usage = Arc::new(crate::usage::Usage::new(configs));
         for c in configs {
-            let b = build_one(c).map_err(|why| GatewayError::Backend {
+            let meter = usage
+                .meter(&c.name)
+                .cloned()
+                .ok_or_else(|| GatewayError::Backend {
+                    name: c.name.clone(),
+                    why: "no usage meter".into(),
+                })?;
+            let b = build_one(c, meter).map_err(|why| GatewayError::Backend {
                 name: c.name.clone(),
                 why,
             })?;
             order.push(c.name.clone());
             by_name.insert(c.name.clone(), Arc::new(b));
         }
-        Ok(Backends { order, by_name })
+        Ok(Backends {
+            order,
+            by_name,
+            usage,
+        })
+    }
+
+    /// The usage meters of every backend.
+    pub(crate) fn usage(&self) -> &crate::usage::Usage {
+        &self.usage
+    }
+
+    /// True when `name` has reached a monthly usage limit: it takes no more work that would
+    /// spend its budget (deletes and aborts still run).
+    pub(crate) fn over_budget(&self, name: &str) -> bool {
+        self.usage.over_budget(name)
+    }
+
+    /// Backend names in routing order without those over a monthly usage limit: the
+    /// candidates of a new write.
+    pub(crate) fn writable(&self) -> Vec<String> {
+        self.order
+            .iter()
+            .filter(|n| {
+                let over = self.over_budget(n);
+                if over {
+                    self.usage.rejected(n);
+                }
+                !over
+            })
+            .cloned()
+            .collect()
     }
 
     /// Backend names in routing order.
@@ -96,7 +138,8 @@ pub(crate) const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// no request or worker for long.
 pub(crate) const BACKEND_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn build_one(c: &BackendConfig) -> Result<Backend, String> {
+fn build_one(c: &BackendConfig, meter: Arc<crate::usage::Meter>) -> Result<Backend, String> {
+    use crate::usage::Metered;
     match c.kind {
         BackendKind::Local => {
             let path = c.path.as_ref().ok_or("local backend needs `path`")?;
@@ -109,7 +152,7 @@ fn build_one(c: &BackendConfig) -> Result<Backend, String> {
             );
             Ok(Backend {
                 name: c.name.clone(),
-                store: fs.clone(),
+                store: Arc::new(Metered::new(meter, fs.clone())),
                 chunk: MIB,
                 multipart: None,
                 raw: RawAccess::Local {
@@ -159,7 +202,7 @@ fn build_one(c: &BackendConfig) -> Result<Backend, String> {
                 .with_retry(retry)
                 .build()
                 .map_err(|e| e.to_string())?;
-            let s3 = Arc::new(s3);
+            let s3 = Arc::new(Metered::new(meter, Arc::new(s3)));
             Ok(Backend {
                 name: c.name.clone(),
                 store: s3.clone(),

@@ -280,6 +280,60 @@ pub struct BucketConfig {
     /// Copies the replicator keeps of every object of the bucket (default 1).
     #[serde(default = "one")]
     pub replication_factor: u32,
+    /// Lifecycle rules (`[[buckets.lifecycle]]`): the bucket's initial rules, written when the
+    /// ledger creates the bucket; after that the S3 API manages them (a restart never resets
+    /// rules changed over S3).
+    #[serde(default)]
+    pub lifecycle: Vec<LifecycleRuleConfig>,
+}
+
+/// One lifecycle rule of a configured bucket.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleRuleConfig {
+    /// The rule's id (default empty).
+    #[serde(default)]
+    pub id: String,
+    /// Whether the rule acts (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Keys of the bucket the rule applies to start with this (default: every key).
+    #[serde(default)]
+    pub prefix: String,
+    /// Objects expire this many days after they were written.
+    #[serde(default)]
+    pub expiration_days: Option<u32>,
+    /// Objects expire once this RFC 3339 instant (`2027-01-01T00:00:00Z`) has passed.
+    #[serde(default)]
+    pub expiration_date: Option<String>,
+    /// Multipart uploads open this many days are aborted.
+    #[serde(default)]
+    pub abort_incomplete_upload_days: Option<u32>,
+}
+
+impl LifecycleRuleConfig {
+    /// The rule as the ledger stores it; the error names what is wrong.
+    pub fn to_rule(&self) -> Result<s3o_store::LifecycleRule, String> {
+        let expiration_date = match &self.expiration_date {
+            None => None,
+            Some(t) => {
+                let at =
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .map_err(|e| format!("expiration_date {t:?} is not RFC 3339: {e}"))?;
+                let micros = i64::try_from(at.unix_timestamp_nanos() / 1000)
+                    .map_err(|_| format!("expiration_date {t:?} is out of range"))?;
+                Some(s3o_store::Timestamp::from_micros(micros))
+            }
+        };
+        Ok(s3o_store::LifecycleRule {
+            id: self.id.clone(),
+            enabled: self.enabled,
+            prefix: self.prefix.clone(),
+            expiration_days: self.expiration_days,
+            expiration_date,
+            abort_incomplete_upload_days: self.abort_incomplete_upload_days,
+        })
+    }
 }
 
 fn yes() -> bool {
@@ -296,6 +350,7 @@ impl BucketConfig {
         BucketConfig {
             name: name.into(),
             replication_factor: 1,
+            lifecycle: Vec::new(),
         }
     }
 }
@@ -340,6 +395,15 @@ pub struct BackendConfig {
     /// Byte quota; 0 = unlimited.
     #[serde(default)]
     pub quota_bytes: u64,
+    /// Requests the gateway may make to this backend per calendar month (UTC); 0 = unlimited.
+    #[serde(default)]
+    pub api_request_limit: u64,
+    /// Bytes the gateway may read from this backend per calendar month; 0 = unlimited.
+    #[serde(default)]
+    pub egress_byte_limit: u64,
+    /// Bytes the gateway may write to this backend per calendar month; 0 = unlimited.
+    #[serde(default)]
+    pub ingress_byte_limit: u64,
 }
 
 impl std::fmt::Debug for BackendConfig {
@@ -357,6 +421,9 @@ impl std::fmt::Debug for BackendConfig {
             .field("access_key", &self.access_key)
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("quota_bytes", &self.quota_bytes)
+            .field("api_request_limit", &self.api_request_limit)
+            .field("egress_byte_limit", &self.egress_byte_limit)
+            .field("ingress_byte_limit", &self.ingress_byte_limit)
             .finish()
     }
 }
@@ -468,6 +535,19 @@ impl Config {
                     self.backends.len()
                 ));
             }
+            let rules = b
+                .lifecycle
+                .iter()
+                .map(LifecycleRuleConfig::to_rule)
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|r| {
+                    s3o_store::limits::lifecycle_rules(&r)
+                        .map(|()| r)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = rules {
+                return bad(format!("bucket {:?}: lifecycle: {e}", b.name));
+            }
         }
         self.workers.validate().map_err(ConfigError::Invalid)?;
         self.server.validate().map_err(ConfigError::Invalid)?;
@@ -501,12 +581,19 @@ impl Config {
             if !seen.insert(&b.name) {
                 return bad(format!("backend {:?} is listed twice", b.name));
             }
-            if i64::try_from(b.quota_bytes).is_err() {
-                return bad(format!(
-                    "backend {:?}: quota_bytes exceeds {}",
-                    b.name,
-                    i64::MAX
-                ));
+            for (field, v) in [
+                ("quota_bytes", b.quota_bytes),
+                ("api_request_limit", b.api_request_limit),
+                ("egress_byte_limit", b.egress_byte_limit),
+                ("ingress_byte_limit", b.ingress_byte_limit),
+            ] {
+                if i64::try_from(v).is_err() {
+                    return bad(format!(
+                        "backend {:?}: {field} exceeds {}",
+                        b.name,
+                        i64::MAX
+                    ));
+                }
             }
             let need = |field: &str, v: &Option<String>| match v {
                 Some(s) if !s.is_empty() => Ok(()),

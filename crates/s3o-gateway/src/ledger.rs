@@ -354,6 +354,15 @@ impl Ledger {
         self.store.create_bucket(spec).await
     }
 
+    /// Replaces the bucket's lifecycle rules (empty = none); unknown ⇒ `BucketNotFound`.
+    pub(crate) async fn set_lifecycle(
+        &self,
+        name: &str,
+        rules: &[s3o_store::LifecycleRule],
+    ) -> LResult<()> {
+        self.store.set_bucket_lifecycle(name, rules).await
+    }
+
     /// Deletes a bucket that holds nothing (`BucketNotEmpty` otherwise).
     pub(crate) async fn delete_bucket(&self, name: &str) -> LResult<()> {
         self.store.delete_bucket(name).await

@@ -30,13 +30,14 @@ mod server;
 mod smoke_tests;
 mod store_metrics;
 mod tls;
+mod usage;
 pub mod workers;
 
 use std::net::SocketAddr;
 
 pub use config::{
-    BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, LogConfig,
-    LogFormat, RoutingPolicy, ServerConfig, TlsConfig,
+    BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, LifecycleRuleConfig,
+    LogConfig, LogFormat, RoutingPolicy, ServerConfig, TlsConfig,
 };
 pub use demo::{
     DEMO_ACCESS_KEY, DEMO_BUCKET, DEMO_QUOTA_BYTES, DEMO_SECRET_KEY, DemoSetup, demo_config,

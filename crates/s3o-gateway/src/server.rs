@@ -153,6 +153,13 @@ impl Gateway {
                 name: b.name.clone(),
                 settings: BucketSettings {
                     replication_factor: b.replication_factor,
+                    // Written only when the sync creates the bucket (validated with the
+                    // configuration, so no rule is dropped here).
+                    lifecycle: b
+                        .lifecycle
+                        .iter()
+                        .filter_map(|r| r.to_rule().ok())
+                        .collect(),
                     ..BucketSettings::default()
                 },
             })
@@ -162,6 +169,10 @@ impl Gateway {
             return Err(store_err(e));
         }
         let backends = Arc::new(Backends::build(&config.backends)?);
+        // This month's usage as every gateway flushed it, so budgets hold across restarts.
+        if let Err(e) = backends.usage().refresh(&store).await {
+            tracing::warn!(error = %e, "could not read this month's backend usage; budgets count from zero until the next flush");
+        }
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -447,6 +458,16 @@ impl RunningGateway {
         }
         if let Some(w) = self.workers.take() {
             w.shutdown(&self.workers_ctx).await;
+        }
+        // The last counts of this process. Flushes are additive, so one made while another
+        // gateway holds the flush lock is safe too.
+        let ctx = &self.workers_ctx;
+        if !matches!(
+            crate::workers::run_pass(ctx, Worker::UsageFlush).await,
+            PassResult::Ran(_)
+        ) && let Err(e) = ctx.backends.usage().flush(&ctx.store).await
+        {
+            tracing::warn!(error = %e, "could not flush the backend usage counters at shutdown");
         }
     }
 }
@@ -866,6 +887,7 @@ async fn metrics(shared: &Shared) -> Response<s3s::Body> {
     out.push_str("# TYPE s3o_gateway_connections_open gauge\n");
     out.push_str(&format!("s3o_gateway_connections_open {open}\n"));
     shared.workers.metrics.render(&mut out);
+    shared.workers.backends.usage().render(&mut out);
     crate::s3::render_store_metrics(&shared.ledger, &mut out).await;
     crate::store_metrics::render(&mut out);
     let mut r = Response::new(s3s::Body::from(out));

@@ -76,10 +76,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "buckets",
         sql: include_str!("../migrations/0010_buckets.sql"),
     },
+    Migration {
+        version: 13,
+        name: "bucket_lifecycle",
+        sql: include_str!("../migrations/0013_bucket_lifecycle.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 10;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 13;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

@@ -5,8 +5,8 @@ use s3o_core::engine::BucketStore;
 use s3o_core::ops::prefix_successor;
 use s3o_core::tx::BucketTx;
 use s3o_core::{
-    Bucket, BucketBusy, BucketLock, BucketSettings, BucketSpec, DbErrorKind, Result, StoreError,
-    validate,
+    Bucket, BucketBusy, BucketLock, BucketSettings, BucketSpec, DbErrorKind, LifecycleRule, Result,
+    StoreError, validate,
 };
 use tokio_postgres::Row;
 
@@ -16,23 +16,28 @@ use crate::error::RowExt;
 use crate::tx::PgTx;
 
 /// Every column of a bucket, in the order [`bucket_from_row`] reads them.
-const BUCKET_COLS: &str =
-    "name, created_at, replication_factor, max_bytes, max_objects, routing, extra::text";
+const BUCKET_COLS: &str = "name, created_at, replication_factor, max_bytes, max_objects, routing, extra::text, \
+     lifecycle::text";
 
 const INSERT_BUCKET: &str = "INSERT INTO buckets (name, created_at, replication_factor, \
-     max_bytes, max_objects, routing, extra) VALUES ($1, NOW(), $2, $3, $4, $5, $6::text::jsonb) \
+     max_bytes, max_objects, routing, extra, lifecycle) \
+     VALUES ($1, NOW(), $2, $3, $4, $5, $6::text::jsonb, $7::text::jsonb) \
      ON CONFLICT (name) DO NOTHING";
 
 const UPDATE_CONFIG: &str = "UPDATE buckets SET replication_factor = $2, max_bytes = $3, \
      max_objects = $4, routing = $5 WHERE name = $1";
 
 const UPDATE_SETTINGS: &str = "UPDATE buckets SET replication_factor = $2, max_bytes = $3, \
-     max_objects = $4, routing = $5, extra = $6::text::jsonb WHERE name = $1";
+     max_objects = $4, routing = $5, extra = $6::text::jsonb, lifecycle = $7::text::jsonb \
+     WHERE name = $1";
+
+const SET_LIFECYCLE: &str = "UPDATE buckets SET lifecycle = $2::text::jsonb WHERE name = $1";
 
 fn bucket_from_row(r: &Row) -> Result<Bucket> {
     let name: String = r.col(0)?;
     let rf: i32 = r.col(2)?;
     let extra: String = r.col(6)?;
+    let lifecycle: String = r.col(7)?;
     let bad =
         |e: String| StoreError::database(DbErrorKind::Schema, format!("decode bucket {name:?}"), e);
     Ok(Bucket {
@@ -43,6 +48,7 @@ fn bucket_from_row(r: &Row) -> Result<Bucket> {
             max_objects: r.col(4)?,
             routing: r.col(5)?,
             extra: serde_json::from_str(&extra).map_err(|e| bad(e.to_string()))?,
+            lifecycle: LifecycleRule::rules_from_json(&lifecycle).map_err(bad)?,
         },
         name,
     })
@@ -80,6 +86,7 @@ impl BucketStore for PgStore {
         let rf = i32::try_from(s.replication_factor)
             .map_err(|e| StoreError::invalid("replication factor", e.to_string()))?;
         let extra = extra_json(s)?;
+        let lifecycle = LifecycleRule::rules_to_json(&s.lifecycle);
         let n = self
             .db
             .execute(
@@ -92,6 +99,7 @@ impl BucketStore for PgStore {
                     &s.max_objects,
                     &s.routing,
                     &extra,
+                    &lifecycle,
                 ],
             )
             .await?;
@@ -132,6 +140,7 @@ impl BucketStore for PgStore {
         let rf = i32::try_from(settings.replication_factor)
             .map_err(|e| StoreError::invalid("replication factor", e.to_string()))?;
         let extra = extra_json(settings)?;
+        let lifecycle = LifecycleRule::rules_to_json(&settings.lifecycle);
         let n = self
             .db
             .execute(
@@ -144,8 +153,25 @@ impl BucketStore for PgStore {
                     &settings.max_objects,
                     &settings.routing,
                     &extra,
+                    &lifecycle,
                 ],
             )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::BucketNotFound {
+                bucket: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn set_bucket_lifecycle(&self, name: &str, rules: &[LifecycleRule]) -> Result<()> {
+        validate::bucket_lookup(name)?;
+        validate::lifecycle_rules(rules)?;
+        let text = LifecycleRule::rules_to_json(rules);
+        let n = self
+            .db
+            .execute("set bucket lifecycle", SET_LIFECYCLE, &[&name, &text])
             .await?;
         if n == 0 {
             return Err(StoreError::BucketNotFound {
@@ -217,6 +243,7 @@ impl BucketTx for PgTx {
         let rf = i32::try_from(s.replication_factor)
             .map_err(|e| StoreError::invalid("replication factor", e.to_string()))?;
         let extra = extra_json(s)?;
+        let lifecycle = LifecycleRule::rules_to_json(&s.lifecycle);
         let n = self
             .execute(
                 "create bucket",
@@ -228,6 +255,7 @@ impl BucketTx for PgTx {
                     &s.max_objects,
                     &s.routing,
                     &extra,
+                    &lifecycle,
                 ],
             )
             .await?;

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use rusqlite::{named_params, params};
 use s3o_core::engine::BucketStore;
 use s3o_core::{
-    Bucket, BucketBusy, BucketSettings, BucketSpec, Result, StoreError, Timestamp, validate,
+    Bucket, BucketBusy, BucketSettings, BucketSpec, LifecycleRule, Result, StoreError, Timestamp,
+    validate,
 };
 
 use crate::SqliteStore;
@@ -14,7 +15,7 @@ use crate::stmt::Db;
 
 /// Every column of a bucket, in the order [`bucket_from_row`] reads them.
 const BUCKET_COLUMNS: &str =
-    "name, created_at, replication_factor, max_bytes, max_objects, routing, extra";
+    "name, created_at, replication_factor, max_bytes, max_objects, routing, extra, lifecycle";
 
 /// A bucket row before its JSON columns are decoded (their errors are not SQL's).
 struct BucketRow {
@@ -25,6 +26,7 @@ struct BucketRow {
     max_objects: i64,
     routing: String,
     extra: String,
+    lifecycle: String,
 }
 
 fn bucket_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BucketRow> {
@@ -36,6 +38,7 @@ fn bucket_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BucketRow> {
         max_objects: r.get(4)?,
         routing: r.get(5)?,
         extra: r.get(6)?,
+        lifecycle: r.get(7)?,
     })
 }
 
@@ -50,28 +53,31 @@ fn decode(row: BucketRow) -> Result<Bucket> {
             max_objects: row.max_objects,
             routing: serde_json::from_str(&row.routing).map_err(|e| decode_err(ctx, e))?,
             extra: serde_json::from_str(&row.extra).map_err(|e| decode_err(ctx, e))?,
+            lifecycle: LifecycleRule::rules_from_json(&row.lifecycle)
+                .map_err(|e| decode_err(ctx, e))?,
         },
         name: row.name,
     })
 }
 
-/// The JSON texts of `routing` and `extra`.
-fn json_columns(s: &BucketSettings) -> Result<(String, String)> {
+/// The JSON texts of `routing`, `extra` and `lifecycle`.
+fn json_columns(s: &BucketSettings) -> Result<(String, String, String)> {
     let enc = |e: serde_json::Error| StoreError::invalid("bucket settings", e.to_string());
     Ok((
         serde_json::to_string(&s.routing).map_err(enc)?,
         serde_json::to_string(&s.extra).map_err(enc)?,
+        LifecycleRule::rules_to_json(&s.lifecycle),
     ))
 }
 
 /// `INSERT … ON CONFLICT DO NOTHING`; `true` when inserted.
 pub(crate) fn insert_if_absent(db: &Db<'_>, spec: &BucketSpec) -> Result<bool> {
-    let (routing, extra) = json_columns(&spec.settings)?;
+    let (routing, extra, lifecycle) = json_columns(&spec.settings)?;
     let n = db.execute(
         "create bucket",
         "INSERT INTO buckets (name, created_at, replication_factor, max_bytes, max_objects, \
-             routing, extra) \
-         VALUES (:name, :now, :rf, :max_bytes, :max_objects, :routing, :extra) \
+             routing, extra, lifecycle) \
+         VALUES (:name, :now, :rf, :max_bytes, :max_objects, :routing, :extra, :lifecycle) \
          ON CONFLICT (name) DO NOTHING",
         named_params! {
             ":name": spec.name,
@@ -81,6 +87,7 @@ pub(crate) fn insert_if_absent(db: &Db<'_>, spec: &BucketSpec) -> Result<bool> {
             ":max_objects": spec.settings.max_objects,
             ":routing": routing,
             ":extra": extra,
+            ":lifecycle": lifecycle,
         },
     )?;
     Ok(n > 0)
@@ -88,7 +95,7 @@ pub(crate) fn insert_if_absent(db: &Db<'_>, spec: &BucketSpec) -> Result<bool> {
 
 /// Sets the configuration-owned columns; `false` when the bucket has no row.
 pub(crate) fn update_config(db: &Db<'_>, spec: &BucketSpec) -> Result<bool> {
-    let (routing, _) = json_columns(&spec.settings)?;
+    let (routing, _, _) = json_columns(&spec.settings)?;
     let n = db.execute(
         "update bucket config",
         "UPDATE buckets SET replication_factor = :rf, max_bytes = :max_bytes, \
@@ -203,7 +210,7 @@ impl BucketStore for SqliteStore {
     async fn update_bucket_settings(&self, name: &str, settings: &BucketSettings) -> Result<()> {
         validate::bucket_lookup(name)?;
         validate::bucket_settings(settings)?;
-        let (routing, extra) = json_columns(settings)?;
+        let (routing, extra, lifecycle) = json_columns(settings)?;
         let (n, s) = (name.to_owned(), settings.clone());
         let updated = self
             .conns
@@ -211,7 +218,8 @@ impl BucketStore for SqliteStore {
                 db.execute(
                     "update bucket settings",
                     "UPDATE buckets SET replication_factor = :rf, max_bytes = :max_bytes, \
-                         max_objects = :max_objects, routing = :routing, extra = :extra \
+                         max_objects = :max_objects, routing = :routing, extra = :extra, \
+                         lifecycle = :lifecycle \
                      WHERE name = :name",
                     named_params! {
                         ":name": n,
@@ -220,7 +228,30 @@ impl BucketStore for SqliteStore {
                         ":max_objects": s.max_objects,
                         ":routing": routing,
                         ":extra": extra,
+                        ":lifecycle": lifecycle,
                     },
+                )
+            })
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::BucketNotFound {
+                bucket: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn set_bucket_lifecycle(&self, name: &str, rules: &[LifecycleRule]) -> Result<()> {
+        validate::bucket_lookup(name)?;
+        validate::lifecycle_rules(rules)?;
+        let (n, text) = (name.to_owned(), LifecycleRule::rules_to_json(rules));
+        let updated = self
+            .conns
+            .write("set bucket lifecycle", move |db| {
+                db.execute(
+                    "set bucket lifecycle",
+                    "UPDATE buckets SET lifecycle = ?2 WHERE name = ?1",
+                    params![n, text],
                 )
             })
             .await?;

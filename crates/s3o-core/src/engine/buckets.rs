@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::types::{Bucket, BucketSettings, BucketSpec};
+use crate::types::{Bucket, BucketSettings, BucketSpec, LifecycleRule};
 
 /// Bucket rows: single statements. Deletion, the configuration sync and the bucket-checked
 /// commit are multi-statement operations in [`crate::engine::EngineOps`].
@@ -21,4 +21,8 @@ pub trait BucketStore: Send + Sync {
     /// Replaces every setting of the bucket (`extra` included), keeping its `created_at`.
     /// Settings checked first ([`crate::validate::bucket_settings`]); unknown ⇒ `BucketNotFound`.
     async fn update_bucket_settings(&self, name: &str, settings: &BucketSettings) -> Result<()>;
+    /// Replaces the bucket's lifecycle rules (empty = none) in one statement, leaving every
+    /// other setting alone. Rules checked first ([`crate::validate::lifecycle_rules`]); unknown
+    /// bucket ⇒ `BucketNotFound`.
+    async fn set_bucket_lifecycle(&self, name: &str, rules: &[LifecycleRule]) -> Result<()>;
 }

@@ -101,6 +101,15 @@ pub trait EngineOps: Engine {
     async fn delete_object(&self, key: &str) -> Result<Vec<DeletedCopy>> {
         ops::delete_object(self, key).await
     }
+    /// Removes every copy of `key` while they are the version at `storage_key` (see
+    /// [`ops::delete_object_version`]); `None` when the key holds another version or nothing.
+    async fn delete_object_version(
+        &self,
+        key: &str,
+        storage_key: &str,
+    ) -> Result<Option<Vec<DeletedCopy>>> {
+        ops::delete_object_version(self, key, storage_key).await
+    }
     /// Removes every copy of each key in one transaction (see [`ops::delete_objects_batch`]).
     async fn delete_objects_batch(
         &self,

@@ -90,9 +90,9 @@ impl TxBody for SyncBuckets<'_> {
 
 /// Seeds and refreshes buckets from configuration, in one transaction: creates the missing
 /// ones with their settings, and sets the configuration-owned settings (replication factor,
-/// quotas, routing) of the existing ones, keeping their `created_at` and their `extra`
-/// settings (managed over the S3 API). Never deletes a bucket. Rows are written in name order,
-/// so concurrent syncs cannot deadlock.
+/// quotas, routing) of the existing ones, keeping their `created_at` and the settings managed
+/// over the S3 API (`extra`, `lifecycle`). Never deletes a bucket. Rows are written in name
+/// order, so concurrent syncs cannot deadlock.
 ///
 /// Every spec is checked first ([`validate::bucket_spec`]); a bad one, or a name listed twice,
 /// ⇒ `InvalidInput` and nothing changes. Returns the names created, in byte order.

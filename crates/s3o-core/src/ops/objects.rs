@@ -311,6 +311,8 @@ pub async fn record_object_in_bucket<R: Runner + ?Sized>(
 struct Delete<'a> {
     instance: &'a str,
     key: &'a str,
+    /// Delete only while the key's copies are this version (their `storage_key`).
+    version: Option<&'a str>,
 }
 
 #[async_trait]
@@ -319,7 +321,12 @@ impl TxBody for Delete<'_> {
     async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Self::Output> {
         tx.acquire_key_lock(self.key).await?;
         let existing = tx.get_existing_copies_for_update(self.key).await?;
-        if existing.is_empty() {
+        // Every copy of one version shares its storage key (replicas and moves keep it), so
+        // another key there means the version was replaced after the caller looked.
+        let other_version = self
+            .version
+            .is_some_and(|v| existing.iter().any(|c| c.storage_key != v));
+        if existing.is_empty() || other_version {
             return Err(StoreError::ObjectNotFound {
                 key: self.key.to_owned(),
             });
@@ -358,9 +365,39 @@ pub async fn delete_object<R: Runner + ?Sized>(runner: &R, key: &str) -> Result<
         &Delete {
             instance: runner.instance_id(),
             key,
+            version: None,
         },
     )
     .await
+}
+
+/// [`delete_object`] of one version: removes every copy of `key` only while each of them is
+/// the version stored at `storage_key` (decided under the key lock), so a worker that chose an
+/// object by its age never deletes a newer write of the same key. `None` when the key holds
+/// another version or nothing (and nothing changes); otherwise the deleted copies with their
+/// cleanup claims, exactly as [`delete_object`].
+#[tracing::instrument(name = "delete_object_version", level = "debug", skip_all, fields(key = %key))]
+pub async fn delete_object_version<R: Runner + ?Sized>(
+    runner: &R,
+    key: &str,
+    storage_key: &str,
+) -> Result<Option<Vec<DeletedCopy>>> {
+    validate::key(key)?;
+    validate::prefix("storage key", storage_key)?;
+    let r = with_tx_val(
+        runner,
+        &Delete {
+            instance: runner.instance_id(),
+            key,
+            version: Some(storage_key),
+        },
+    )
+    .await;
+    match r {
+        Ok(copies) => Ok(Some(copies)),
+        Err(StoreError::ObjectNotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 struct DeleteBatch<'a> {

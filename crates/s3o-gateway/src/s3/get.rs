@@ -9,6 +9,8 @@ pub(super) enum OpenError {
     Gone,
     /// Some copy failed otherwise (backend down, timeout).
     Unavailable,
+    /// Every copy is on a backend over its monthly usage budget (none was tried).
+    OverBudget,
 }
 
 /// Evaluates GET/HEAD preconditions against the ledger's ETag and Last-Modified, in RFC 9110
@@ -248,11 +250,18 @@ impl GatewayS3 {
     ) -> Result<ByteStream, OpenError> {
         let path = keys::path(&found.meta.storage_key);
         let mut gone = true;
+        let mut over_budget = 0;
         for name in &found.backends {
             let Some(b) = self.backends.get(name) else {
                 gone = false;
                 continue;
             };
+            // A copy whose backend has spent its monthly budget is read only if no other can be.
+            if self.backends.over_budget(name) {
+                over_budget += 1;
+                self.backends.usage().rejected(name);
+                continue;
+            }
             let opts = GetOptions {
                 range: range.map(|(s, e)| GetRange::Bounded(s..e)),
                 ..GetOptions::default()
@@ -272,7 +281,9 @@ impl GatewayS3 {
                 }
             }
         }
-        Err(if gone {
+        Err(if over_budget > 0 && over_budget == found.backends.len() {
+            OpenError::OverBudget
+        } else if gone {
             OpenError::Gone
         } else {
             OpenError::Unavailable
@@ -299,6 +310,9 @@ impl GatewayS3 {
                 Err(OpenError::Gone) if tried.as_ref() != Some(&found.meta.storage_key) => {
                     self.metrics.event("read_retry_displaced");
                     tried = Some(found.meta.storage_key.clone());
+                }
+                Err(OpenError::OverBudget) => {
+                    return Err(mapped_error(&s3o_store::S3Error::USAGE_LIMIT_EXCEEDED));
                 }
                 Err(_) => break,
             }

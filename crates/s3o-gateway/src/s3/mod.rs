@@ -68,6 +68,7 @@ mod copy;
 mod delete;
 pub(crate) mod framing;
 mod get;
+mod lifecycle;
 mod list;
 mod multipart;
 pub(crate) mod post;
@@ -91,6 +92,16 @@ fn store_error(e: &StoreError, access: Access) -> Option<S3Error> {
         tracing::warn!(error = %e, "ledger call failed");
     }
     Some(err)
+}
+
+/// The S3 answer of one of the store's error mappings (its status, code and message).
+fn mapped_error(m: &s3o_store::S3Error) -> S3Error {
+    let code = S3ErrorCode::from_bytes(m.code.as_bytes()).unwrap_or(S3ErrorCode::InternalError);
+    let mut err = S3Error::with_message(code, m.message);
+    if let Ok(status) = hyper::StatusCode::from_u16(m.status) {
+        err.set_status_code(status);
+    }
+    err
 }
 
 fn write_err(e: StoreError) -> S3Error {
@@ -186,6 +197,16 @@ impl GatewayS3 {
 
     fn observe<T>(&self, op: &'static str, r: &S3Result<T>, started: Instant) {
         self.metrics.record(op, http_status(r), started.elapsed());
+    }
+
+    /// The backends a new write may go to, in routing order: those within their monthly
+    /// usage budgets. None left ⇒ 507 `InsufficientStorage`.
+    fn write_candidates(&self) -> S3Result<Vec<String>> {
+        let ok = self.backends.writable();
+        if ok.is_empty() {
+            return Err(mapped_error(&s3o_store::S3Error::INSUFFICIENT_STORAGE));
+        }
+        Ok(ok)
     }
 
     fn backend(&self, name: &str) -> S3Result<&Arc<Backend>> {
@@ -297,6 +318,39 @@ impl S3 for GatewayS3 {
             self,
             "GetBucketVersioning",
             self.do_get_bucket_versioning(req).await
+        )
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        timed!(
+            self,
+            "PutBucketLifecycleConfiguration",
+            self.do_put_lifecycle(req).await
+        )
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        timed!(
+            self,
+            "GetBucketLifecycleConfiguration",
+            self.do_get_lifecycle(req).await
+        )
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        timed!(
+            self,
+            "DeleteBucketLifecycle",
+            self.do_delete_lifecycle(req).await
         )
     }
 

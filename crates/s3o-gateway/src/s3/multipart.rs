@@ -44,7 +44,7 @@ impl GatewayS3 {
         // Parts land on one backend chosen now (each part is admitted on its own).
         let backend = self
             .ledger
-            .pick_backend_for_new_upload(self.backends.order())
+            .pick_backend_for_new_upload(&self.write_candidates()?)
             .await
             .map_err(write_err)?;
         let upload_id = uuid::Uuid::new_v4().simple().to_string();

@@ -98,7 +98,7 @@ impl GatewayS3 {
             Some(b) => b,
             None => self
                 .ledger
-                .pick_backend(size, self.backends.order())
+                .pick_backend(size, &self.write_candidates()?)
                 .await
                 .map_err(write_err)?,
         };

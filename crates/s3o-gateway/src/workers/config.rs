@@ -83,6 +83,10 @@ pub struct WorkersConfig {
     pub rebalance: RebalanceSettings,
     /// The notifier (`[workers.notify]`).
     pub notify: NotifySettings,
+    /// The lifecycle worker (`[workers.lifecycle]`).
+    pub lifecycle: LifecycleSettings,
+    /// The usage-counter flush (`[workers.usage_flush]`).
+    pub usage_flush: UsageFlushSettings,
 }
 
 impl Default for WorkersConfig {
@@ -99,6 +103,8 @@ impl Default for WorkersConfig {
             scrub: ScrubSettings::default(),
             rebalance: RebalanceSettings::default(),
             notify: NotifySettings::default(),
+            lifecycle: LifecycleSettings::default(),
+            usage_flush: UsageFlushSettings::default(),
         }
     }
 }
@@ -154,6 +160,11 @@ impl WorkersConfig {
                 backoff_max: zero,
                 ..NotifySettings::default()
             },
+            lifecycle: LifecycleSettings {
+                interval,
+                ..LifecycleSettings::default()
+            },
+            usage_flush: UsageFlushSettings { interval },
         }
     }
 
@@ -174,6 +185,10 @@ impl WorkersConfig {
         positive("scrub", self.scrub.batch_size)?;
         positive("rebalance", self.rebalance.batch_size)?;
         positive("notify", self.notify.batch_size)?;
+        positive("lifecycle", self.lifecycle.batch_size)?;
+        if self.lifecycle.day.0.is_zero() {
+            return Err("[workers.lifecycle] day must be above zero".into());
+        }
         if self.notify.backoff_max < self.notify.backoff_base {
             return Err("[workers.notify] backoff_max must be at least backoff_base".into());
         }
@@ -196,6 +211,8 @@ impl WorkersConfig {
             ("scrub", self.scrub.interval),
             ("rebalance", self.rebalance.interval),
             ("notify", self.notify.interval),
+            ("lifecycle", self.lifecycle.interval),
+            ("usage_flush", self.usage_flush.interval),
         ] {
             if i.0.is_zero() {
                 return Err(format!("[workers.{name}] interval must be above zero"));
@@ -292,6 +309,45 @@ impl Default for MultipartSettings {
         MultipartSettings {
             interval: Interval::secs(3_600),
             stale_after: Interval::secs(86_400),
+        }
+    }
+}
+
+/// The lifecycle worker's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleSettings {
+    /// Time between passes (default `1h`).
+    pub interval: Interval,
+    /// Objects expired plus uploads aborted per pass, across every bucket (default 1000).
+    pub batch_size: u32,
+    /// The length of one lifecycle day (default `1d`): rules count their `Days` in it. Only
+    /// drills and tests shorten it.
+    pub day: Interval,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        LifecycleSettings {
+            interval: Interval::secs(3_600),
+            batch_size: 1000,
+            day: Interval::secs(86_400),
+        }
+    }
+}
+
+/// The usage-counter flush's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageFlushSettings {
+    /// Time between flushes of the backend usage counters to the ledger (default `30s`).
+    pub interval: Interval,
+}
+
+impl Default for UsageFlushSettings {
+    fn default() -> Self {
+        UsageFlushSettings {
+            interval: Interval::secs(30),
         }
     }
 }

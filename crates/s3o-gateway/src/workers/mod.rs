@@ -1,8 +1,8 @@
 //! The background workers that repair in the background what goes wrong in the foreground:
 //! cleanup of orphaned bytes, the pending-intent reaper, the replicator and the
-//! over-replication cleaner, the stale multipart sweeper, the integrity scrubber, the
-//! reconciler (backend against ledger), the rebalancer (off by default) and the notifier; and
-//! the drain command.
+//! over-replication cleaner, the stale multipart sweeper, lifecycle expiration, the usage
+//! counter flush, the integrity scrubber, the reconciler (backend against ledger), the
+//! rebalancer (off by default) and the notifier; and the drain command.
 //!
 //! Each worker but the notifier (unlocked: every gateway drains the notification outbox,
 //! delivering at least once) runs its passes under its own store leader lock ([`LockId`]), so several
@@ -15,6 +15,7 @@
 mod cleanup;
 mod config;
 mod drain;
+mod lifecycle;
 mod multipart;
 mod notify;
 mod open_uploads;
@@ -23,6 +24,7 @@ mod rebalance;
 mod reconcile;
 mod replicator;
 mod scrub;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -43,8 +45,9 @@ use crate::keys;
 use crate::ledger::{LResult, Ledger};
 
 pub use config::{
-    CleanupSettings, DrainSettings, Interval, MultipartSettings, NotifySettings, ReaperSettings,
-    ReconcileSettings, ScanSettings, WorkersConfig,
+    CleanupSettings, DrainSettings, Interval, LifecycleSettings, MultipartSettings,
+    NotifySettings, ReaperSettings, ReconcileSettings, ScanSettings, UsageFlushSettings,
+    WorkersConfig,
 };
 pub use drain::{DrainProgress, DrainReport, drain};
 
@@ -59,8 +62,12 @@ pub enum Worker {
     Replicator,
     /// Removes copies above the factor (`LockId::OverReplication`).
     OverReplication,
+    /// Expires objects and aborts uploads by the buckets' lifecycle rules (`LockId::Lifecycle`).
+    Lifecycle,
     /// Deletes queued orphaned bytes, retrying with backoff (`LockId::CleanupQueue`).
     Cleanup,
+    /// Flushes the backend usage counters to the ledger (`LockId::UsageFlush`).
+    UsageFlush,
     /// Moves copies from the most to the least utilised backend while they differ by more
     /// than a threshold; off unless enabled (`LockId::Rebalancer`).
     Rebalance,
@@ -79,17 +86,20 @@ pub enum Worker {
 impl Worker {
     /// Every worker, in the order one full pass runs them: intents resolved and uploads
     /// aborted first (they may queue cleanups), the scrubber (its dropped copies are rebuilt
-    /// next), replication and rebalancing next, cleanup, and the reconciler last (what the others ended no
-    /// longer references the bytes it looks for).
-    pub const ALL: [Worker; 8] = [
+    /// next), replication and rebalancing next, expiration, cleanup, the reconciler (what the
+    /// others ended no longer references the bytes it looks for), and the usage flush last (it
+    /// counts what the others spent).
+    pub const ALL: [Worker; 10] = [
         Worker::Reaper,
         Worker::Multipart,
         Worker::Scrub,
         Worker::Replicator,
         Worker::OverReplication,
         Worker::Rebalance,
+        Worker::Lifecycle,
         Worker::Cleanup,
         Worker::Reconcile,
+        Worker::UsageFlush,
     ];
 
     /// Name used in logs and metric labels.
@@ -101,6 +111,8 @@ impl Worker {
             Worker::OverReplication => "over_replication",
             Worker::Cleanup => "cleanup",
             Worker::Reconcile => "reconcile",
+            Worker::Lifecycle => "lifecycle",
+            Worker::UsageFlush => "usage_flush",
             Worker::Scrub => "scrubber",
             Worker::Rebalance => "rebalancer",
             Worker::Notify => "notifier",
@@ -116,6 +128,8 @@ impl Worker {
             Worker::OverReplication => LockId::OverReplication,
             Worker::Cleanup => LockId::CleanupQueue,
             Worker::Reconcile => LockId::Reconcile,
+            Worker::Lifecycle => LockId::Lifecycle,
+            Worker::UsageFlush => LockId::UsageFlush,
             Worker::Scrub => LockId::Scrubber,
             Worker::Rebalance => LockId::Rebalancer,
             Worker::Notify => return None,
@@ -130,6 +144,8 @@ impl Worker {
             Worker::OverReplication => s.over_replication.interval.0,
             Worker::Cleanup => s.cleanup.interval.0,
             Worker::Reconcile => s.reconcile.interval.0,
+            Worker::Lifecycle => s.lifecycle.interval.0,
+            Worker::UsageFlush => s.usage_flush.interval.0,
             Worker::Scrub => s.scrub.interval.0,
             Worker::Rebalance => s.rebalance.interval.0,
             Worker::Notify => s.notify.interval.0,
@@ -360,6 +376,8 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
             Worker::OverReplication => Box::pin(replicator::trim(ctx, &mut tally)),
             Worker::Multipart => Box::pin(multipart::pass(ctx, &mut tally)),
             Worker::Reconcile => Box::pin(reconcile::pass(ctx, &mut tally)),
+            Worker::Lifecycle => Box::pin(lifecycle::pass(ctx, &mut tally)),
+            Worker::UsageFlush => Box::pin(usage::pass(ctx, &mut tally)),
             Worker::Scrub => Box::pin(scrub::pass(ctx, &mut tally)),
             Worker::Rebalance => Box::pin(rebalance::pass(ctx, &mut tally)),
             Worker::Notify => Box::pin(notify::pass(ctx, &mut tally)),

@@ -18,32 +18,40 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
         if ctx.stopping() {
             break;
         }
-        if let Some(b) = ctx.backends.get(&up.backend_name) {
-            if !health.up(b).await {
-                t.add("skipped_backend_down");
-                continue;
-            }
-            let dir = keys::path(&keys::upload_dir(&up.upload_id));
-            let listed: Vec<_> = b.store.list(Some(&dir)).collect().await;
-            let mut failed = false;
-            for o in listed {
-                let deleted = match o {
-                    Ok(o) => delete_path(b, &o.location).await,
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(e) = deleted {
-                    tracing::warn!(upload = %up.upload_id, backend = %up.backend_name, error = %e, "could not delete a stale part");
-                    failed = true;
-                }
-            }
-            if failed {
-                t.add("parts_left");
-                continue;
-            }
-        }
-        ctx.store.delete_multipart_upload(&up.upload_id).await?;
-        tracing::info!(upload = %up.upload_id, key = %up.object_key, "stale multipart upload aborted");
-        t.add("aborted");
+        t.add(abort(ctx, &up, &mut health).await?);
     }
     Ok(())
+}
+
+/// Aborts one upload: its parts deleted on the backend, then its ledger row. Returns the
+/// item's result label (`aborted`, `parts_left`, `skipped_backend_down`).
+pub(super) async fn abort(
+    ctx: &Ctx,
+    up: &s3o_store::MultipartUpload,
+    health: &mut Health,
+) -> LResult<&'static str> {
+    if let Some(b) = ctx.backends.get(&up.backend_name) {
+        if !health.up(b).await {
+            return Ok("skipped_backend_down");
+        }
+        let dir = keys::path(&keys::upload_dir(&up.upload_id));
+        let listed: Vec<_> = b.store.list(Some(&dir)).collect().await;
+        let mut failed = false;
+        for o in listed {
+            let deleted = match o {
+                Ok(o) => delete_path(b, &o.location).await,
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = deleted {
+                tracing::warn!(upload = %up.upload_id, backend = %up.backend_name, error = %e, "could not delete a stale part");
+                failed = true;
+            }
+        }
+        if failed {
+            return Ok("parts_left");
+        }
+    }
+    ctx.store.delete_multipart_upload(&up.upload_id).await?;
+    tracing::info!(upload = %up.upload_id, key = %up.object_key, "multipart upload aborted");
+    Ok("aborted")
 }

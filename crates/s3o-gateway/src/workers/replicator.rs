@@ -82,7 +82,13 @@ async fn replicate_key(
     let mut holders: Vec<String> = copies.iter().map(|c| c.backend.clone()).collect();
     while (holders.len() as i64) < factor {
         let mut sources = Vec::new();
+        let mut over_budget = false;
         for c in &copies {
+            // Reading from a backend over its monthly budget would spend it: deferred.
+            if ctx.backends.over_budget(&c.backend) {
+                over_budget = true;
+                continue;
+            }
             if let Some(b) = ctx.backends.get(&c.backend)
                 && health.up(b).await
             {
@@ -90,13 +96,17 @@ async fn replicate_key(
             }
         }
         let Some((first, _)) = sources.first() else {
-            t.add("no_readable_copy");
+            t.add(if over_budget {
+                "deferred_over_budget"
+            } else {
+                "no_readable_copy"
+            });
             return Ok(());
         };
         let size = first.size;
         let mut candidates = Vec::new();
         for name in ctx.backends.order() {
-            if holders.contains(name) {
+            if holders.contains(name) || ctx.backends.over_budget(name) {
                 continue;
             }
             if let Some(b) = ctx.backends.get(name)

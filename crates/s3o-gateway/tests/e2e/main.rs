@@ -12,6 +12,7 @@ mod drills;
 mod failures;
 mod faulty;
 mod fs_backend;
+mod lifecycle;
 mod listing;
 mod multipart;
 mod proxy;
@@ -75,6 +76,7 @@ on_both_ledgers! {
         overlapping_part_uploads,
         list_uploads_upload_id_marker,
     ],
+    lifecycle: [lifecycle_configuration_round_trip],
     listing: [
         list_v2_prefix_delimiter_and_pages,
         list_v1_markers_and_url_encoding,

@@ -1,0 +1,338 @@
+//! Put/Get/DeleteBucketLifecycleConfiguration: a bucket's lifecycle rules, stored with its
+//! ledger row and applied by the lifecycle worker (`workers/lifecycle.rs`).
+//!
+//! Supported: `Expiration` by `Days` or `Date`, `AbortIncompleteMultipartUpload`, and a filter
+//! by key prefix (the rule's `Filter`/`Prefix`, or the deprecated top-level `Prefix`). Filters
+//! by object tags or sizes, transitions and noncurrent-version actions are refused with
+//! `NotImplemented`: this gateway stores no object tags yet, has one storage class and keeps
+//! no versions, so accepting them would promise an expiration that never happens.
+
+use super::*;
+
+/// The ledger's rule for one S3 rule; anything this gateway cannot honour is refused.
+fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
+    let id = r.id.clone().unwrap_or_default();
+    let enabled = match r.status.as_str() {
+        ExpirationStatus::ENABLED => true,
+        ExpirationStatus::DISABLED => false,
+        other => {
+            return Err(s3_error!(
+                MalformedXML,
+                "rule {id:?}: Status must be Enabled or Disabled, not {other:?}"
+            ));
+        }
+    };
+    if r.transitions.as_ref().is_some_and(|t| !t.is_empty())
+        || r.noncurrent_version_transitions
+            .as_ref()
+            .is_some_and(|t| !t.is_empty())
+    {
+        return Err(s3_error!(
+            NotImplemented,
+            "rule {id:?}: transitions are not supported (this gateway has one storage class)"
+        ));
+    }
+    if r.noncurrent_version_expiration.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "rule {id:?}: NoncurrentVersionExpiration is not supported (buckets here keep no versions)"
+        ));
+    }
+    let tags_refused = || {
+        s3_error!(
+            NotImplemented,
+            "rule {id:?}: filtering by object tags is not supported yet (this gateway stores no object tags)"
+        )
+    };
+    let sizes_refused = || {
+        s3_error!(
+            NotImplemented,
+            "rule {id:?}: filtering by object size is not supported"
+        )
+    };
+    let mut prefix = r.prefix.clone();
+    if let Some(f) = &r.filter {
+        if f.tag.is_some() {
+            return Err(tags_refused());
+        }
+        if f.object_size_greater_than.is_some() || f.object_size_less_than.is_some() {
+            return Err(sizes_refused());
+        }
+        if let Some(and) = &f.and {
+            if and.tags.as_ref().is_some_and(|t| !t.is_empty()) {
+                return Err(tags_refused());
+            }
+            if and.object_size_greater_than.is_some() || and.object_size_less_than.is_some() {
+                return Err(sizes_refused());
+            }
+            if and.prefix.is_some() {
+                prefix = and.prefix.clone();
+            }
+        }
+        if f.prefix.is_some() {
+            if r.prefix.is_some() {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "rule {id:?}: Prefix and Filter cannot both be given"
+                ));
+            }
+            prefix = f.prefix.clone();
+        }
+    }
+    let days = |what: &str, d: Option<i32>| -> S3Result<Option<u32>> {
+        match d {
+            None => Ok(None),
+            Some(d) if d >= 1 => Ok(Some(d.unsigned_abs())),
+            Some(d) => Err(s3_error!(
+                InvalidArgument,
+                "rule {id:?}: {what} must be a positive number of days (got {d})"
+            )),
+        }
+    };
+    let (mut expiration_days, mut expiration_date) = (None, None);
+    if let Some(e) = &r.expiration {
+        if e.expired_object_delete_marker == Some(true) {
+            return Err(s3_error!(
+                NotImplemented,
+                "rule {id:?}: ExpiredObjectDeleteMarker is not supported (buckets here keep no versions)"
+            ));
+        }
+        expiration_days = days("Expiration Days", e.days)?;
+        expiration_date = e.date.clone().map(|d| {
+            let t = time::OffsetDateTime::from(d);
+            Timestamp::from_micros(
+                i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX),
+            )
+        });
+    }
+    let abort_incomplete_upload_days = days(
+        "DaysAfterInitiation",
+        r.abort_incomplete_multipart_upload
+            .as_ref()
+            .and_then(|a| a.days_after_initiation),
+    )?;
+    if expiration_days.is_none()
+        && expiration_date.is_none()
+        && abort_incomplete_upload_days.is_none()
+    {
+        return Err(s3_error!(
+            MalformedXML,
+            "rule {id:?}: at least one action (Expiration or AbortIncompleteMultipartUpload) is required"
+        ));
+    }
+    Ok(s3o_store::LifecycleRule {
+        id,
+        enabled,
+        prefix: prefix.unwrap_or_default(),
+        expiration_days,
+        expiration_date,
+        abort_incomplete_upload_days,
+    })
+}
+
+/// The S3 form of a stored rule.
+fn from_rule(r: &s3o_store::LifecycleRule) -> LifecycleRule {
+    let expiration =
+        (r.expiration_days.is_some() || r.expiration_date.is_some()).then(|| LifecycleExpiration {
+            days: r.expiration_days.and_then(|d| i32::try_from(d).ok()),
+            date: r.expiration_date.map(to_s3_time),
+            ..LifecycleExpiration::default()
+        });
+    LifecycleRule {
+        id: (!r.id.is_empty()).then(|| r.id.clone()),
+        status: ExpirationStatus::from_static(if r.enabled {
+            ExpirationStatus::ENABLED
+        } else {
+            ExpirationStatus::DISABLED
+        }),
+        filter: Some(LifecycleRuleFilter {
+            prefix: Some(r.prefix.clone()),
+            ..LifecycleRuleFilter::default()
+        }),
+        expiration,
+        abort_incomplete_multipart_upload: r.abort_incomplete_upload_days.map(|d| {
+            AbortIncompleteMultipartUpload {
+                days_after_initiation: i32::try_from(d).ok(),
+            }
+        }),
+        noncurrent_version_expiration: None,
+        noncurrent_version_transitions: None,
+        prefix: None,
+        transitions: None,
+    }
+}
+
+impl GatewayS3 {
+    pub(super) async fn do_put_lifecycle(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        let i = req.input;
+        self.bucket(&i.bucket).await?;
+        let Some(config) = i.lifecycle_configuration else {
+            return Err(s3_error!(
+                MalformedXML,
+                "a LifecycleConfiguration is required"
+            ));
+        };
+        let rules = config
+            .rules
+            .iter()
+            .map(to_rule)
+            .collect::<S3Result<Vec<_>>>()?;
+        if rules.is_empty() {
+            return Err(s3_error!(
+                MalformedXML,
+                "a LifecycleConfiguration needs a Rule"
+            ));
+        }
+        match self.ledger.set_lifecycle(&i.bucket, &rules).await {
+            Ok(()) => Ok(S3Response::new(
+                PutBucketLifecycleConfigurationOutput::default(),
+            )),
+            Err(StoreError::BucketNotFound { .. }) => Err(s3_error!(
+                NoSuchBucket,
+                "bucket {} does not exist",
+                i.bucket
+            )),
+            Err(e) => Err(write_err(e)),
+        }
+    }
+
+    pub(super) async fn do_get_lifecycle(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        let b = &req.input.bucket;
+        let bucket = match self.ledger.bucket(b).await {
+            Ok(bucket) => bucket,
+            Err(StoreError::BucketNotFound { .. } | StoreError::InvalidInput { .. }) => {
+                return Err(s3_error!(NoSuchBucket, "bucket {b} does not exist"));
+            }
+            Err(e) => return Err(read_err(e)),
+        };
+        if bucket.settings.lifecycle.is_empty() {
+            return Err(s3_error!(
+                NoSuchLifecycleConfiguration,
+                "bucket {b} has no lifecycle configuration"
+            ));
+        }
+        Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
+            rules: Some(bucket.settings.lifecycle.iter().map(from_rule).collect()),
+            ..GetBucketLifecycleConfigurationOutput::default()
+        }))
+    }
+
+    pub(super) async fn do_delete_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        let b = &req.input.bucket;
+        self.bucket(b).await?;
+        match self.ledger.set_lifecycle(b, &[]).await {
+            Ok(()) => Ok(S3Response::new(DeleteBucketLifecycleOutput::default())),
+            Err(StoreError::BucketNotFound { .. }) => {
+                Err(s3_error!(NoSuchBucket, "bucket {b} does not exist"))
+            }
+            Err(e) => Err(write_err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(f: impl FnOnce(&mut LifecycleRule)) -> LifecycleRule {
+        let mut r = LifecycleRule {
+            abort_incomplete_multipart_upload: None,
+            expiration: Some(LifecycleExpiration {
+                days: Some(3),
+                ..LifecycleExpiration::default()
+            }),
+            filter: Some(LifecycleRuleFilter {
+                prefix: Some("tmp/".into()),
+                ..LifecycleRuleFilter::default()
+            }),
+            id: Some("r1".into()),
+            noncurrent_version_expiration: None,
+            noncurrent_version_transitions: None,
+            prefix: None,
+            status: ExpirationStatus::from_static(ExpirationStatus::ENABLED),
+            transitions: None,
+        };
+        f(&mut r);
+        r
+    }
+
+    #[test]
+    fn rules_round_trip_through_the_ledger_form() {
+        let r = to_rule(&rule(|_| {})).unwrap();
+        assert_eq!(
+            (
+                r.id.as_str(),
+                r.enabled,
+                r.prefix.as_str(),
+                r.expiration_days
+            ),
+            ("r1", true, "tmp/", Some(3))
+        );
+        assert_eq!(to_rule(&from_rule(&r)).unwrap(), r);
+        let and = to_rule(&rule(|r| {
+            r.filter = Some(LifecycleRuleFilter {
+                and: Some(LifecycleRuleAndOperator {
+                    prefix: Some("logs/".into()),
+                    ..LifecycleRuleAndOperator::default()
+                }),
+                ..LifecycleRuleFilter::default()
+            });
+            r.abort_incomplete_multipart_upload = Some(AbortIncompleteMultipartUpload {
+                days_after_initiation: Some(2),
+            });
+        }))
+        .unwrap();
+        assert_eq!(
+            (and.prefix.as_str(), and.abort_incomplete_upload_days),
+            ("logs/", Some(2))
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_honoured_is_refused() {
+        let code = |r: LifecycleRule| to_rule(&r).unwrap_err().code().clone();
+        let tag = Tag {
+            key: Some("k".into()),
+            value: Some("v".into()),
+        };
+        assert_eq!(
+            code(rule(|r| r.filter.as_mut().unwrap().tag = Some(tag.clone()))),
+            S3ErrorCode::NotImplemented
+        );
+        assert_eq!(
+            code(rule(|r| {
+                r.filter = Some(LifecycleRuleFilter {
+                    and: Some(LifecycleRuleAndOperator {
+                        tags: Some(vec![tag.clone()]),
+                        ..LifecycleRuleAndOperator::default()
+                    }),
+                    ..LifecycleRuleFilter::default()
+                })
+            })),
+            S3ErrorCode::NotImplemented
+        );
+        assert_eq!(
+            code(rule(|r| r.expiration.as_mut().unwrap().days = Some(0))),
+            S3ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            code(rule(|r| r.expiration = None)),
+            S3ErrorCode::MalformedXML
+        );
+        assert_eq!(
+            code(rule(
+                |r| r.status = ExpirationStatus::from("Sometimes".to_owned())
+            )),
+            S3ErrorCode::MalformedXML
+        );
+    }
+}

@@ -1,0 +1,341 @@
+//! Drills of the lifecycle worker and the monthly usage budgets, end to end: the gateway over
+//! in-process s3s-fs backends (real S3 over HTTP), driven by an S3 client, on a SQLite and a
+//! PostgreSQL ledger, with gateway restarts in between.
+
+#[path = "workers_support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use object_store::ObjectStoreExt as _;
+use object_store::multipart::MultipartStore as _;
+use object_store::path::Path;
+use s3o_gateway::{
+    BucketConfig, Config, Gateway, LifecycleRuleConfig, PassResult, RunningGateway, Worker,
+    workers::Interval,
+};
+use support::*;
+
+fn sqlite_url(dir: &std::path::Path) -> String {
+    format!("sqlite://{}", dir.join("ledger.db").display())
+}
+
+async fn backends(dir: &std::path::Path, names: &[&str]) -> Vec<Fs> {
+    let mut out = Vec::new();
+    for n in names {
+        out.push(Fs::start(n, &dir.join(n)).await);
+    }
+    out
+}
+
+/// Keys of `BUCKET` the ledger holds, in byte order.
+async fn ledger_keys(gw: &RunningGateway) -> Vec<String> {
+    let prefix = format!("{BUCKET}/");
+    let page = gw
+        .store()
+        .list_objects_by_prefix(&prefix, s3o_store::KeyBound::Start, 1000)
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = page
+        .into_iter()
+        .map(|l| l.object_key[prefix.len()..].to_owned())
+        .collect();
+    keys.dedup();
+    keys
+}
+
+const DAY: Duration = Duration::from_secs(3);
+
+fn lifecycle_config(url: &str, fs: &[Fs]) -> Config {
+    let mut c = config(url, fs, 1);
+    c.workers.lifecycle.batch_size = 3;
+    c.workers.lifecycle.day = Interval(DAY);
+    let rule = |id: &str, prefix: &str| LifecycleRuleConfig {
+        id: id.into(),
+        enabled: true,
+        prefix: prefix.into(),
+        expiration_days: None,
+        expiration_date: None,
+        abort_incomplete_upload_days: None,
+    };
+    c.buckets = vec![BucketConfig {
+        lifecycle: vec![
+            LifecycleRuleConfig {
+                expiration_days: Some(1),
+                abort_incomplete_upload_days: Some(1),
+                ..rule("tmp", "tmp/")
+            },
+            LifecycleRuleConfig {
+                expiration_date: Some("2001-01-01T00:00:00Z".into()),
+                ..rule("dated", "dated/")
+            },
+            LifecycleRuleConfig {
+                enabled: false,
+                expiration_days: Some(1),
+                ..rule("off", "keep/")
+            },
+        ],
+        ..BucketConfig::new(BUCKET)
+    }];
+    c
+}
+
+/// Lifecycle expires exactly the keys its rules match (by days, by a past date), never a key
+/// of a disabled rule or one younger than its days, aborts the rule's old multipart upload,
+/// paces itself by its batch size, and finishes after a gateway restart between passes; every
+/// expired byte is deleted from its backend and the ledger's arithmetic holds throughout.
+async fn lifecycle_drill(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = backends(dir.path(), &["a", "b"]).await;
+    let gw = Gateway::start(lifecycle_config(url, &fs)).await.unwrap();
+    let c = gw_client(&gw.endpoint());
+    let mut keys = Vec::new();
+    for i in 0..5u64 {
+        keys.push(format!("tmp/{i}"));
+    }
+    keys.extend(["keep/0", "keep/1", "dated/0", "dated/1"].map(String::from));
+    for (i, k) in keys.iter().enumerate() {
+        put(&c, k, &body(i as u64, 100 + i)).await.unwrap();
+    }
+    // An upload left open under tmp/, with one part on its backend.
+    let up_path = Path::from("tmp/upload");
+    let up = c.create_multipart(&up_path).await.unwrap();
+    c.put_part(&up_path, &up, 0, body(99, 1000).into())
+        .await
+        .unwrap();
+    let parts: usize = {
+        let mut n = 0;
+        for f in &fs {
+            n += f.part_paths().await.len();
+        }
+        n
+    };
+    assert_eq!(parts, 1, "the open upload's part is on a backend");
+    tokio::time::sleep(DAY + Duration::from_millis(500)).await;
+    // Pass 1: the batch of 3 ends the pass after three tmp/ keys.
+    let r = gw.run_worker_once(Worker::Lifecycle).await;
+    assert_eq!(r.count("expired"), 3, "{r:?}");
+    verify(gw.store()).await;
+    nothing_forgotten(gw.store(), &fs).await;
+    // A restart between passes: the next gateway finishes the work.
+    gw.shutdown().await;
+    let gw = Gateway::start(lifecycle_config(url, &fs)).await.unwrap();
+    let c = gw_client(&gw.endpoint());
+    put(&c, "tmp/new", b"fresh").await.unwrap();
+    let mut expired = 3;
+    let mut aborted = 0;
+    for _ in 0..5 {
+        let r = gw.run_worker_once(Worker::Lifecycle).await;
+        let PassResult::Ran(_) = &r else {
+            panic!("lifecycle pass: {r:?}")
+        };
+        expired += r.count("expired");
+        aborted += r.count("upload_aborted");
+        assert_eq!(r.count("changed"), 0, "{r:?}");
+        verify(gw.store()).await;
+    }
+    assert_eq!((expired, aborted), (7, 1));
+    assert_eq!(
+        ledger_keys(&gw).await,
+        ["keep/0", "keep/1", "tmp/new"],
+        "exactly the matching keys expired"
+    );
+    for k in ["tmp/0", "tmp/4", "dated/1"] {
+        let e = get(&c, k).await.unwrap_err();
+        assert!(
+            matches!(e, object_store::Error::NotFound { .. }),
+            "{k}: {e}"
+        );
+    }
+    assert_eq!(get(&c, "keep/1").await.unwrap().as_ref(), body(6, 106));
+    assert_eq!(get(&c, "tmp/new").await.unwrap().as_ref(), b"fresh");
+    // The expired bytes and the aborted upload's part are gone from the backends.
+    nothing_forgotten(gw.store(), &fs).await;
+    for f in &fs {
+        assert!(f.part_paths().await.is_empty(), "{}: parts left", f.name);
+    }
+    assert!(
+        gw.store()
+            .list_multipart_uploads(&format!("{BUCKET}/"), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(gw.store().cleanup_queue_depth().await.unwrap(), 0);
+    verify(gw.store()).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_expires_matching_keys_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    lifecycle_drill(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_expires_matching_keys_postgres() {
+    let Some((url, schema)) = pg_url() else {
+        eprintln!("skipped: S3O_PG_URL not set");
+        return;
+    };
+    lifecycle_drill(&url).await;
+    drop_schema(&schema).await;
+}
+
+const DUAL: &str = "dual";
+
+fn usage_config(url: &str, fs: &[Fs], limits: &[(&str, u64)]) -> Config {
+    let mut c = config(url, fs, 1);
+    c.buckets.push(BucketConfig {
+        replication_factor: 2,
+        ..BucketConfig::new(DUAL)
+    });
+    for b in &mut c.backends {
+        if let Some((_, l)) = limits.iter().find(|(n, _)| *n == b.name) {
+            b.api_request_limit = *l;
+        }
+    }
+    c
+}
+
+async fn month(gw: &RunningGateway) -> std::collections::BTreeMap<String, s3o_store::UsageStat> {
+    let now = time::OffsetDateTime::now_utc();
+    let period = format!("{:04}-{:02}", now.year(), u8::from(now.month()));
+    gw.store().get_usage_for_period(&period).await.unwrap()
+}
+
+/// The budgets: every backend call is counted and flushed at shutdown; a restarted gateway
+/// starts from the flushed totals, so a backend that reached its request limit is skipped for
+/// writes at once; a read of an object whose only copy is there answers 429 SlowDown, one with
+/// a second copy elsewhere is served from it; deletes still run; with every backend over, a
+/// write answers 507. Two gateways' counts add up in the ledger.
+async fn usage_drill(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = backends(dir.path(), &["a", "b"]).await;
+    // No limits yet: pack routing puts everything on a; the replicator copies dual/ to b.
+    let gw = Gateway::start(usage_config(url, &fs, &[])).await.unwrap();
+    let c = gw_client(&gw.endpoint());
+    let dual = client(&gw.endpoint(), DUAL, AK, SK);
+    put(&c, "solo", &body(1, 300)).await.unwrap();
+    put(&dual, "twice", &body(2, 400)).await.unwrap();
+    let r = gw.run_worker_once(Worker::Replicator).await;
+    assert_eq!(r.count("replicated"), 1, "{r:?}");
+    assert_eq!(holders(gw.store(), &["solo".into()]).await["solo"], ["a"]);
+    // Nothing flushed yet: the counts are in memory.
+    assert!(month(&gw).await.is_empty());
+    gw.shutdown().await;
+    let first = Gateway::start(usage_config(url, &fs, &[])).await.unwrap();
+    let flushed = month(&first).await;
+    first.shutdown().await;
+    let a = flushed["a"];
+    assert!(a.api_requests >= 3, "{flushed:?}");
+    assert!(a.ingress_bytes >= 700, "{flushed:?}");
+    assert!(
+        a.egress_bytes >= 400,
+        "the replica was read from a: {flushed:?}"
+    );
+    assert!(flushed["b"].ingress_bytes >= 400, "{flushed:?}");
+
+    // a's request limit is what it has spent (and a little more for the start-up above):
+    // a restarted gateway knows it is over from the flushed totals alone.
+    let spent = month_of(url, &fs).await["a"].api_requests;
+    let limit = u64::try_from(spent).unwrap();
+    let gw = Gateway::start(usage_config(url, &fs, &[("a", limit)]))
+        .await
+        .unwrap();
+    let c = gw_client(&gw.endpoint());
+    let dual = client(&gw.endpoint(), DUAL, AK, SK);
+    put(&c, "later", &body(3, 200)).await.unwrap();
+    assert_eq!(
+        holders(gw.store(), &["later".into()]).await["later"],
+        ["b"],
+        "the write skipped the backend over its budget"
+    );
+    let e = get(&c, "solo").await.unwrap_err().to_string();
+    assert!(e.contains("429") || e.contains("SlowDown"), "{e}");
+    assert_eq!(
+        get(&dual, "twice").await.unwrap().as_ref(),
+        body(2, 400),
+        "the copy on b serves the read"
+    );
+    // Deletes spend no budget check: the bytes on a go.
+    c.delete(&Path::from("solo")).await.unwrap();
+    assert!(holders(gw.store(), &["solo".into()]).await.is_empty());
+    nothing_forgotten(gw.store(), &fs).await;
+    verify(gw.store()).await;
+    gw.shutdown().await;
+
+    // Every backend over its budget: 507.
+    let now = month_of(url, &fs).await;
+    let limits = [
+        ("a", u64::try_from(now["a"].api_requests).unwrap()),
+        ("b", u64::try_from(now["b"].api_requests).unwrap()),
+    ];
+    let gw = Gateway::start(usage_config(url, &fs, &limits))
+        .await
+        .unwrap();
+    let c = gw_client(&gw.endpoint());
+    let e = put(&c, "nowhere", b"x").await.unwrap_err().to_string();
+    assert!(
+        e.contains("507") || e.contains("InsufficientStorage"),
+        "{e}"
+    );
+    assert!(holders(gw.store(), &["nowhere".into()]).await.is_empty());
+    gw.shutdown().await;
+
+    // Two gateways on one ledger: their counts add up. Each small PUT is one request of its
+    // body's length to the backend it lands on.
+    let base = month_of(url, &fs).await;
+    let one = Gateway::start(usage_config(url, &fs, &[])).await.unwrap();
+    let two = Gateway::start(usage_config(url, &fs, &[])).await.unwrap();
+    let (c1, c2) = (gw_client(&one.endpoint()), gw_client(&two.endpoint()));
+    for i in 0..3u64 {
+        put(&c1, &format!("one/{i}"), &body(10 + i, 50))
+            .await
+            .unwrap();
+    }
+    for i in 0..2u64 {
+        put(&c2, &format!("two/{i}"), &body(20 + i, 70))
+            .await
+            .unwrap();
+    }
+    // A flush by the worker, then the rest at shutdown.
+    let r = one.run_worker_once(Worker::UsageFlush).await;
+    assert_eq!(r.count("flushed"), 1, "{r:?}");
+    one.shutdown().await;
+    two.shutdown().await;
+    let after = month_of(url, &fs).await;
+    // Start-up of month_of's gateway itself makes no backend call.
+    assert_eq!(
+        after["a"].ingress_bytes - base["a"].ingress_bytes,
+        3 * 50 + 2 * 70
+    );
+    assert_eq!(after["a"].api_requests - base["a"].api_requests, 5);
+}
+
+/// This month's flushed usage, read through a gateway started (and stopped) for the purpose.
+async fn month_of(
+    url: &str,
+    fs: &[Fs],
+) -> std::collections::BTreeMap<String, s3o_store::UsageStat> {
+    let gw = Gateway::start(usage_config(url, fs, &[])).await.unwrap();
+    let m = month(&gw).await;
+    gw.shutdown().await;
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_budgets_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    usage_drill(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_budgets_postgres() {
+    let Some((url, schema)) = pg_url() else {
+        eprintln!("skipped: S3O_PG_URL not set");
+        return;
+    };
+    usage_drill(&url).await;
+    drop_schema(&schema).await;
+}
