@@ -215,6 +215,13 @@ impl Gateway {
         if let Some(k) = &keys {
             builder.set_auth(k.clone());
         }
+        builder.set_route(crate::admin::AdminRoute::new(
+            keys.clone(),
+            store.clone(),
+            ledger.clone(),
+            workers_ctx.clone(),
+            unconfigured.clone(),
+        ));
         let tls = match &config.server.tls {
             None => None,
             Some(c) => Some(TlsState::new(
@@ -648,6 +655,18 @@ async fn route(
             // `/health` is the key `health` of the host's bucket.
             if operator_path && !shared.settings.separate_operator && is_path_style(&req) {
                 return plain(operator(shared, &req, id).await);
+            }
+            // The console's files and the admin API (`crate::admin`), path-style only.
+            if is_path_style(&req) {
+                let path = req.uri().path();
+                if crate::admin::console::is_console_path(path)
+                    && matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD)
+                {
+                    return plain(crate::admin::console::serve(path));
+                }
+                if crate::admin::is_api_path(path) {
+                    req.extensions_mut().insert(crate::admin::AdminPath);
+                }
             }
         }
     }
