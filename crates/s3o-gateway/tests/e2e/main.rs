@@ -6,6 +6,7 @@
 //! `S3O_PG_URL` and are skipped, visibly, when it is unset (they fail instead when
 //! `S3O_REQUIRE_PG=1`).
 
+mod admin;
 mod buckets;
 mod compat;
 mod drills;
@@ -43,6 +44,13 @@ macro_rules! on_both_ledgers {
 }
 
 on_both_ledgers! {
+    admin: [
+        refuses_non_admins,
+        reads_and_buckets,
+        dlq_requeue_and_write_off,
+        drain_and_remove,
+        cli_and_curl,
+    ],
     buckets: [
         create_delete_cycle,
         bucket_name_rules,
