@@ -327,7 +327,7 @@ async fn backends(admin: &Admin) -> Answer {
 fn bucket_view(b: &s3o_store::Bucket) -> Value {
     json!({
         "name": b.name,
-        "created_at": b.created_at.to_string(),
+        "created_at": unix_secs(b.created_at.to_system_time()),
         "replication_factor": b.settings.replication_factor,
         "max_bytes": b.settings.max_bytes,
         "max_objects": b.settings.max_objects,
@@ -437,8 +437,8 @@ async fn locations(admin: &Admin, q: &BTreeMap<String, String>) -> Answer {
                 "content_type": c.form.content_type,
                 "encrypted": c.form.encrypted,
                 "key_id": c.form.key_id,
-                "created_at": c.created_at.to_string(),
-                "last_scrubbed_at": c.last_scrubbed_at.map(|t| t.to_string()),
+                "created_at": unix_secs(c.created_at.to_system_time()),
+                "last_scrubbed_at": c.last_scrubbed_at.map(|t| unix_secs(t.to_system_time())),
             })
         })
         .collect();
@@ -623,8 +623,8 @@ async fn dlq(admin: &Admin, q: &BTreeMap<String, String>) -> Answer {
                 "reason": r.reason,
                 "size_bytes": r.size_bytes,
                 "attempts": r.attempts,
-                "first_enqueued_at": r.first_enqueued_at.to_string(),
-                "moved_at": r.moved_at.to_string(),
+                "first_enqueued_at": unix_secs(r.first_enqueued_at.to_system_time()),
+                "moved_at": unix_secs(r.moved_at.to_system_time()),
                 "last_error": r.last_error,
             })
         })

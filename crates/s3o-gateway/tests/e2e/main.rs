@@ -9,6 +9,7 @@
 mod admin;
 mod buckets;
 mod compat;
+mod console;
 mod drills;
 mod failures;
 mod faulty;
@@ -106,4 +107,10 @@ on_both_ledgers! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_ledger_outage_503_on_put_broadcast_on_get() {
     failures::ledger_outage().await;
+}
+
+/// The web console in headless Chromium (one ledger: the console only reads the admin API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_chromium() {
+    console::console_in_chromium(rig::Ledger::Sqlite).await;
 }

@@ -83,7 +83,7 @@
       const bar = document.createElement('div'); bar.className = 'bar'; bar.setAttribute('role', 'img');
       const total = b.bytes_limit > 0 ? b.bytes_limit : Math.max(1, b.bytes_used + b.orphan_bytes);
       for (const [cls, v] of [['u', b.bytes_used], ['o', b.orphan_bytes]]) {
-        const d = document.createElement('div'); d.className = cls; d.style.width = Math.min(100, (100 * v) / total) + '%'; bar.appendChild(d);
+        const d = document.createElement('div'); d.className = cls; d.style.width = (v > 0 ? Math.max(1, Math.min(100, (100 * v) / total)) : 0) + '%'; bar.appendChild(d);
       }
       bar.setAttribute('aria-label', size(b.bytes_used) + ' used, ' + size(b.orphan_bytes) + ' orphan, ' + size(b.free_bytes) + ' free');
       cell(tr, '').appendChild(bar);
@@ -115,7 +115,7 @@
       tb.appendChild(tr);
     }
     tb = rows('buckets');
-    for (const b of buckets.buckets) { const tr = document.createElement('tr'); cell(tr, b.name); cell(tr, String(b.replication_factor)); cell(tr, b.created_at); tb.appendChild(tr); }
+    for (const b of buckets.buckets) { const tr = document.createElement('tr'); cell(tr, b.name); cell(tr, String(b.replication_factor)); cell(tr, new Date(b.created_at * 1000).toLocaleString()); tb.appendChild(tr); }
     tb = rows('jobs');
     for (const j of jobs.jobs.slice(0, 10)) {
       const tr = document.createElement('tr'); cell(tr, j.kind); cell(tr, j.target); cell(tr, j.state + (j.error ? ': ' + j.error : ''));
