@@ -164,7 +164,7 @@ impl Jobs {
     pub(crate) fn list(&self) -> Vec<Value> {
         let g = self.lock();
         let mut v: Vec<(u64, Value)> = g.1.iter().map(|(k, j)| (j.seq, j.view(k))).collect();
-        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.sort_by_key(|j| std::cmp::Reverse(j.0));
         v.into_iter().map(|(_, j)| j).collect()
     }
 
