@@ -638,17 +638,34 @@ async fn route(
 ) -> Response<TicketBody> {
     let operator_path =
         req.method() == hyper::Method::GET && matches!(req.uri().path(), "/health" | "/metrics");
+    // The console's files and the admin API (`crate::admin`): on both listeners, and only
+    // path-style on the S3 one (in virtual-host style `/admin/…` is a key of the host's bucket).
+    let mut admin_call = false;
+    if role == Role::Operator || is_path_style(&req) {
+        let path = req.uri().path();
+        if crate::admin::console::is_console_path(path)
+            && matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD)
+        {
+            return plain(crate::admin::console::serve(path));
+        }
+        if crate::admin::is_api_path(path) {
+            req.extensions_mut().insert(crate::admin::AdminPath);
+            admin_call = true;
+        }
+    }
     match role {
         Role::Operator => {
-            if !operator_path {
+            if operator_path {
+                return plain(operator(shared, &req, id).await);
+            }
+            if !admin_call {
                 return plain(error_response(
                     StatusCode::NOT_FOUND,
                     "NotFound",
-                    "this listener serves /health and /metrics only",
+                    "this listener serves /health, /metrics, /admin/ and /admin/api/ only",
                     id,
                 ));
             }
-            return plain(operator(shared, &req, id).await);
         }
         Role::S3 => {
             // Only path-style requests reach the operator endpoints: in virtual-host style
@@ -656,21 +673,12 @@ async fn route(
             if operator_path && !shared.settings.separate_operator && is_path_style(&req) {
                 return plain(operator(shared, &req, id).await);
             }
-            // The console's files and the admin API (`crate::admin`), path-style only.
-            if is_path_style(&req) {
-                let path = req.uri().path();
-                if crate::admin::console::is_console_path(path)
-                    && matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD)
-                {
-                    return plain(crate::admin::console::serve(path));
-                }
-                if crate::admin::is_api_path(path) {
-                    req.extensions_mut().insert(crate::admin::AdminPath);
-                }
-            }
         }
     }
     if let Some(refusal) = edge_checks(shared, &mut req, id) {
+        if admin_call {
+            return plain(crate::admin::json_refusal(refusal).await);
+        }
         return plain(refusal);
     }
     let ticket = match shared.admission.admit(&req).await {
@@ -696,6 +704,11 @@ async fn route(
                 id,
             )
         }
+    };
+    let resp = if admin_call {
+        crate::admin::json_refusal(resp).await
+    } else {
+        resp
     };
     resp.map(|b| TicketBody::new(b, ticket))
 }

@@ -241,3 +241,39 @@ pub(crate) fn decode(s: &str, plus_is_space: bool) -> Result<String, ApiError> {
     }
     String::from_utf8(out).map_err(|_| ApiError::bad("not UTF-8 after percent-decoding"))
 }
+
+/// An S3 XML error answer (a refused signature, a malformed request s3s refused before the
+/// route ran) turned into the API's JSON shape, same status; other answers pass unchanged.
+pub(crate) async fn json_refusal(resp: hyper::Response<Body>) -> hyper::Response<Body> {
+    use http_body_util::BodyExt as _;
+    let xml = resp
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("xml"));
+    if resp.status().is_success() || !xml {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = match body.collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(_) => String::new(),
+    };
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        text.split_once(&open)
+            .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
+            .map(|(v, _)| v.to_owned())
+    };
+    let body = json!({"error": {
+        "code": tag("Code").unwrap_or_else(|| "InvalidRequest".to_owned()),
+        "message": tag("Message").unwrap_or_default(),
+    }})
+    .to_string();
+    parts.headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    hyper::Response::from_parts(parts, Body::from(body))
+}

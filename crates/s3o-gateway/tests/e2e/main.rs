@@ -51,6 +51,8 @@ on_both_ledgers! {
         dlq_requeue_and_write_off,
         drain_and_remove,
         cli_and_curl,
+        drain_cancel_resumes,
+        operator_listener_serves_admin,
     ],
     buckets: [
         create_delete_cycle,
