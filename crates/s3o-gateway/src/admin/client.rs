@@ -15,7 +15,7 @@ commands:
   bucket set NAME --replication-factor N
   locations BUCKET KEY
   run WORKER|all [--wait]
-  dlq [--backend B] | dlq requeue [--backend B] | dlq write-off ID... [--yes]
+  dlq [--backend B] | dlq requeue [--backend B | ID...] | dlq write-off ID... [--yes]
   drain BACKEND [--wait] | job ID | job cancel ID
   remove BACKEND [--yes] [--force]";
 
@@ -239,6 +239,14 @@ pub async fn run(mut args: Vec<String>) -> Result<(), String> {
                 None => "/admin/api/dlq".to_owned(),
             };
             c.call("GET", &path, None).await?
+        }
+        ["dlq", "requeue", ids @ ..] if !ids.is_empty() => {
+            let ids: Vec<i64> = ids
+                .iter()
+                .map(|i| i.parse().map_err(|_| format!("{i} is not a DLQ row id")))
+                .collect::<Result<_, _>>()?;
+            c.call("POST", "/admin/api/dlq/requeue", Some(json!({"ids": ids})))
+                .await?
         }
         ["dlq", "requeue"] => {
             c.call(

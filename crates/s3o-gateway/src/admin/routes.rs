@@ -80,8 +80,8 @@ pub(crate) const ROUTES: &[Route] = &[
     route!("GET" "/admin/api/cleanup" Cleanup 200 "Cleanup queue by state, DLQ depth, queued and dead bytes per backend"),
     route!("GET" "/admin/api/dlq" Dlq 200 "Dead-letter rows, newest first",
         query: &[("backend", "string"), ("limit", "integer")]),
-    route!("POST" "/admin/api/dlq/requeue" RequeueDlq 200 "Move dead-letter rows of one backend (or all) back into the cleanup queue",
-        body: &[("backend", "string?")]),
+    route!("POST" "/admin/api/dlq/requeue" RequeueDlq 200 "Move dead-letter rows back into the cleanup queue: those of `ids`, of one backend, or all",
+        body: &[("backend", "string?"), ("ids", "integer[]?")]),
     route!("POST" "/admin/api/dlq/write-off" WriteOffDlq 200
         "Write off dead-letter rows (their bytes stay on the backend, unaccounted) in two steps: without `token`, describes and returns a token; with it, writes off",
         body: &[("ids", "integer[]"), ("token", "string?"), ("ttl_secs", "integer?")]),
@@ -633,17 +633,41 @@ async fn dlq(admin: &Admin, q: &BTreeMap<String, String>) -> Answer {
 }
 
 async fn requeue(admin: &Admin, body: &Value) -> Answer {
-    if body.get("ids").is_some() {
-        return Err(ApiError::bad(
-            "requeue by id is not supported by the ledger: requeue by backend, or all",
-        ));
-    }
     let backend = str_field(body, "backend")?.filter(|b| !b.is_empty());
+    if let Some(ids) = body.get("ids").filter(|v| !v.is_null()) {
+        if backend.is_some() {
+            return Err(ApiError::bad("give ids or backend, not both"));
+        }
+        let ids = id_list(ids)?;
+        let n = admin.store.requeue_cleanup_dlq_ids(&ids).await?;
+        return Ok((StatusCode::OK, json!({"requeued": n, "ids": ids})));
+    }
     if let Some(b) = backend {
         known_backend(admin, &admin.ledger.quota_stats().await?, b)?;
     }
     let n = admin.store.requeue_cleanup_dlq(backend).await?;
     Ok((StatusCode::OK, json!({"requeued": n, "backend": backend})))
+}
+
+/// A non-empty JSON array of DLQ row ids, sorted, without duplicates.
+fn id_list(v: &Value) -> Result<Vec<i64>, ApiError> {
+    let mut ids: Vec<i64> = match v {
+        Value::Array(a) if !a.is_empty() && a.len() <= 1000 => a
+            .iter()
+            .map(|v| {
+                v.as_i64()
+                    .ok_or_else(|| ApiError::bad("ids must be integers"))
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(ApiError::bad(
+                "ids must be an array of 1 to 1000 DLQ row ids",
+            ));
+        }
+    };
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// Issues a token for `action`, valid `ttl_secs` (body field) or [`TOKEN_TTL`].
@@ -781,23 +805,7 @@ async fn remove_backend(admin: &Admin, name: &str, body: &Value) -> Answer {
 }
 
 async fn write_off(admin: &Admin, body: &Value) -> Answer {
-    let ids: Vec<i64> = match body.get("ids") {
-        Some(Value::Array(a)) if !a.is_empty() => a
-            .iter()
-            .map(|v| {
-                v.as_i64()
-                    .ok_or_else(|| ApiError::bad("ids must be integers"))
-            })
-            .collect::<Result<_, _>>()?,
-        _ => {
-            return Err(ApiError::bad(
-                "ids must be a non-empty array of DLQ row ids",
-            ));
-        }
-    };
-    let mut ids = ids;
-    ids.sort_unstable();
-    ids.dedup();
+    let ids = id_list(body.get("ids").unwrap_or(&Value::Null))?;
     let action = Action::WriteOff { ids: ids.clone() };
     match str_field(body, "token")? {
         None => {

@@ -423,13 +423,45 @@ pub(crate) async fn dlq_requeue_and_write_off(ledger: Ledger) {
     )
     .await;
     assert_eq!((s, code(&v)), (404, "NoSuchBackend"));
+    // Requeue by id: only the named row moves.
+    let id_c = plant_dlq(&rig, "disk-c", "lost-c", 50).await;
+    let (s, v) = api(
+        &rig,
+        "POST",
+        "/admin/api/dlq/requeue",
+        Some(json!({"ids": ["x"]})),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (400, "InvalidArgument"));
+    let (s, v) = api(
+        &rig,
+        "POST",
+        "/admin/api/dlq/requeue",
+        Some(json!({"ids": [id_c], "backend": "disk-c"})),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (400, "InvalidArgument"));
+    let (s, v) = api(
+        &rig,
+        "POST",
+        "/admin/api/dlq/requeue",
+        Some(json!({"ids": [id_c]})),
+    )
+    .await;
+    assert_eq!((s, v["requeued"].as_i64()), (200, Some(1)), "{v}");
+    assert_eq!(
+        rig.store().cleanup_dlq_depth().await.expect("dlq"),
+        1,
+        "fs-b's row stays"
+    );
     let (s, job) = api(&rig, "POST", "/admin/api/workers/cleanup/run", None).await;
     assert_eq!(s, 202);
     let done = wait_job(&rig, job["id"].as_str().expect("id")).await;
     assert_eq!(done["state"], "done", "{done}");
+    let quotas = rig.store().get_quota_stats().await.expect("q");
     assert_eq!(
-        rig.store().get_quota_stats().await.expect("q")["fs-a"].orphan_bytes,
-        0
+        (quotas["fs-a"].orphan_bytes, quotas["disk-c"].orphan_bytes),
+        (0, 0)
     );
 
     // Write-off: the first call describes and issues a token; the second writes off.
