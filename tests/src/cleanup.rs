@@ -465,6 +465,61 @@ pub async fn requeue_dlq_moves_rows_back(store: Db) {
     assert_ledger(&store).await;
 }
 
+/// Requeue by id moves exactly the named DLQ rows back (fresh defaults, orphan bytes
+/// untouched); unknown ids are skipped and an empty list moves nothing.
+pub async fn requeue_dlq_by_id_moves_only_those(store: Db) {
+    three_backends(&store).await;
+    orphan_bytes_enqueued(&store, A, "ka", 10).await;
+    orphan_bytes_enqueued(&store, A, "kb", 20).await;
+    orphan_bytes_enqueued(&store, B, "kc", 30).await;
+    for id in pending_ids(&store).await {
+        let claim = claim_of(&store, id).await;
+        store
+            .retry_cleanup_item(&claim, Duration::ZERO, "e")
+            .await
+            .unwrap();
+        assert!(store.move_cleanup_to_dlq(id, "").await.unwrap());
+    }
+    let dlq = store.list_cleanup_dlq(None, 100).await.unwrap();
+    let kb = dlq.iter().find(|r| r.object_key == "kb").unwrap().id;
+    let kc = dlq.iter().find(|r| r.object_key == "kc").unwrap().id;
+    let unknown = dlq.iter().map(|r| r.id).max().unwrap() + 100;
+    assert_eq!(store.requeue_cleanup_dlq_ids(&[]).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .requeue_cleanup_dlq_ids(&[kc, unknown, kb, kb])
+            .await
+            .unwrap(),
+        2
+    );
+    let left = store.list_cleanup_dlq(None, 100).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].object_key, "ka");
+    let mut due: Vec<(String, String, i64, i32)> = store
+        .get_due_cleanups(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.backend_name, c.object_key, c.size_bytes, c.attempts))
+        .collect();
+    due.sort();
+    assert_eq!(
+        due,
+        vec![
+            (A.to_owned(), "kb".to_owned(), 20, 0),
+            (B.to_owned(), "kc".to_owned(), 30, 0)
+        ]
+    );
+    assert_eq!(
+        store.requeue_cleanup_dlq_ids(&[kb]).await.unwrap(),
+        0,
+        "already moved"
+    );
+    assert_eq!((orphan(&store, A).await, orphan(&store, B).await), (30, 30));
+    assert_orphans_accounted(&store).await;
+    assert_ledger(&store).await;
+}
+
 /// Write-off deletes DLQ rows and releases their orphan bytes; unknown ids are skipped.
 pub async fn write_off_dlq_releases_orphans(store: Db) {
     three_backends(&store).await;

@@ -883,6 +883,16 @@ impl MetadataStore {
         )
         .await
     }
+    /// Moves the DLQ rows with these ids back into the queue with fresh defaults, like
+    /// [`MetadataStore::requeue_cleanup_dlq`]; unknown ids are skipped. Returns the number
+    /// moved.
+    pub async fn requeue_cleanup_dlq_ids(&self, ids: &[i64]) -> Result<i64> {
+        self.observe(
+            "requeue_cleanup_dlq_ids",
+            self.inner.requeue_cleanup_dlq_ids(ids),
+        )
+        .await
+    }
     /// Queues the deletion of bytes the ledger never recorded (an upload that was never
     /// committed, a copy that was not admitted) and charges them to the backend's
     /// `orphan_bytes`, in one transaction (see

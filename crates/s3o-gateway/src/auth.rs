@@ -1,7 +1,7 @@
 //! SigV4 keys that can be replaced while serving (SIGHUP): s3s asks for a secret per request,
 //! so swapping the map takes effect on the next request and never mid-request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use s3s::auth::{S3Auth, SecretKey};
@@ -9,9 +9,12 @@ use s3s::{S3Result, s3_error};
 
 use crate::config::Credential;
 
-/// The access key → secret map s3s consults.
+/// The access key → secret map s3s consults, and which keys are admins.
 #[derive(Clone, Default)]
-pub(crate) struct Keys(Arc<RwLock<BTreeMap<String, SecretKey>>>);
+pub(crate) struct Keys(
+    Arc<RwLock<BTreeMap<String, SecretKey>>>,
+    Arc<RwLock<BTreeSet<String>>>,
+);
 
 impl Keys {
     /// Keys holding `credentials`.
@@ -27,7 +30,21 @@ impl Keys {
             .iter()
             .map(|c| (c.access_key.clone(), SecretKey::from(c.secret_key.clone())))
             .collect();
+        let admins = credentials
+            .iter()
+            .filter(|c| c.admin)
+            .map(|c| c.access_key.clone())
+            .collect();
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = map;
+        *self.1.write().unwrap_or_else(|e| e.into_inner()) = admins;
+    }
+
+    /// True when `access_key` carries `admin = true` in the configuration now.
+    pub(crate) fn is_admin(&self, access_key: &str) -> bool {
+        self.1
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(access_key)
     }
 }
 

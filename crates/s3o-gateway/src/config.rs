@@ -260,6 +260,9 @@ pub struct Credential {
     pub access_key: String,
     /// Secret key.
     pub secret_key: String,
+    /// May call the admin API (`/admin/api/`) and sign in to the console (default false).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl std::fmt::Debug for Credential {
@@ -267,6 +270,7 @@ impl std::fmt::Debug for Credential {
         f.debug_struct("Credential")
             .field("access_key", &self.access_key)
             .field("secret_key", &"***")
+            .field("admin", &self.admin)
             .finish()
     }
 }

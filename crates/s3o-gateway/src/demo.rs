@@ -38,6 +38,7 @@ pub fn demo_config(data: &Path, port: u16) -> std::io::Result<DemoSetup> {
         credentials: vec![Credential {
             access_key: DEMO_ACCESS_KEY.to_owned(),
             secret_key: DEMO_SECRET_KEY.to_owned(),
+            admin: true,
         }],
         buckets: vec![BucketConfig::new(DEMO_BUCKET)],
         backends: vec![
@@ -60,6 +61,7 @@ impl DemoSetup {
   secret key  : {DEMO_SECRET_KEY}
   region      : us-east-1
   metrics     : {endpoint}/metrics    health: {endpoint}/health
+  console     : {endpoint}/admin/   (sign in with the keys above: they are the admin's)
 
 Try it with the AWS CLI (pip install awscli):
   export AWS_ACCESS_KEY_ID={DEMO_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={DEMO_SECRET_KEY} AWS_DEFAULT_REGION=us-east-1
@@ -91,6 +93,7 @@ mod tests {
             DEMO_SECRET_KEY,
             DEMO_BUCKET,
             "aws --endpoint-url http://127.0.0.1:9000",
+            "http://127.0.0.1:9000/admin/",
         ] {
             assert!(b.contains(needle), "{needle}");
         }

@@ -14,6 +14,7 @@
 
 pub mod config;
 
+mod admin;
 mod admission;
 mod auth;
 mod backends;
@@ -35,6 +36,7 @@ pub mod workers;
 
 use std::net::SocketAddr;
 
+pub use admin::client::{USAGE as ADMIN_USAGE, run as admin_cli};
 pub use config::{
     BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, LifecycleRuleConfig,
     LogConfig, LogFormat, RoutingPolicy, ServerConfig, TlsConfig,

@@ -9,6 +9,7 @@ const USAGE: &str = "usage:
   s3o-gateway serve --config FILE [--log-json]
   s3o-gateway demo [--data DIR] [--port PORT] [--log-json]
   s3o-gateway drain --config FILE --backend NAME [--log-json]
+  s3o-gateway admin [--endpoint URL] [--access-key AK] [--secret-key SK] [--json] COMMAND (admin --help)
 
 Logs go to stderr; the level is `[log] level` of the file (default info) unless RUST_LOG is set.";
 
@@ -49,6 +50,9 @@ async fn run(args: Vec<String>) -> Result<(), String> {
         return Err(USAGE.to_owned());
     };
     let rest = &args[1..];
+    if cmd == "admin" {
+        return s3o_gateway::admin_cli(rest.to_vec()).await;
+    }
     for a in rest.iter().filter(|a| a.starts_with("--")) {
         if !["--config", "--data", "--port", "--backend", "--log-json"].contains(&a.as_str()) {
             return Err(format!("unknown option {a}\n{USAGE}"));

@@ -229,6 +229,13 @@ impl Gateway {
         if let Some(k) = &keys {
             builder.set_auth(k.clone());
         }
+        builder.set_route(crate::admin::AdminRoute::new(
+            keys.clone(),
+            store.clone(),
+            ledger.clone(),
+            workers_ctx.clone(),
+            unconfigured.clone(),
+        ));
         let tls = match &config.server.tls {
             None => None,
             Some(c) => Some(TlsState::new(
@@ -655,17 +662,34 @@ async fn route(
 ) -> Response<TicketBody> {
     let operator_path =
         req.method() == hyper::Method::GET && matches!(req.uri().path(), "/health" | "/metrics");
+    // The console's files and the admin API (`crate::admin`): on both listeners, and only
+    // path-style on the S3 one (in virtual-host style `/admin/…` is a key of the host's bucket).
+    let mut admin_call = false;
+    if role == Role::Operator || is_path_style(&req) {
+        let path = req.uri().path();
+        if crate::admin::console::is_console_path(path)
+            && matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD)
+        {
+            return plain(crate::admin::console::serve(path));
+        }
+        if crate::admin::is_api_path(path) {
+            req.extensions_mut().insert(crate::admin::AdminPath);
+            admin_call = true;
+        }
+    }
     match role {
         Role::Operator => {
-            if !operator_path {
+            if operator_path {
+                return plain(operator(shared, &req, id).await);
+            }
+            if !admin_call {
                 return plain(error_response(
                     StatusCode::NOT_FOUND,
                     "NotFound",
-                    "this listener serves /health and /metrics only",
+                    "this listener serves /health, /metrics, /admin/ and /admin/api/ only",
                     id,
                 ));
             }
-            return plain(operator(shared, &req, id).await);
         }
         Role::S3 => {
             // Only path-style requests reach the operator endpoints: in virtual-host style
@@ -676,6 +700,9 @@ async fn route(
         }
     }
     if let Some(refusal) = edge_checks(shared, &mut req, id) {
+        if admin_call {
+            return plain(crate::admin::json_refusal(refusal).await);
+        }
         return plain(refusal);
     }
     let ticket = match shared.admission.admit(&req).await {
@@ -715,6 +742,11 @@ async fn route(
                 id,
             )
         }
+    };
+    let resp = if admin_call {
+        crate::admin::json_refusal(resp).await
+    } else {
+        resp
     };
     let mut resp = resp.map(|b| TicketBody::new(b, ticket));
     if close {

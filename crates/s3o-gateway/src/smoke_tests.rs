@@ -57,6 +57,7 @@ async fn start(quota_a: u64, quota_b: u64, quota_c: u64) -> Env {
         credentials: vec![Credential {
             access_key: AK.into(),
             secret_key: SK.into(),
+            admin: false,
         }],
         buckets: vec![BucketConfig::new("photos")],
         backends: vec![

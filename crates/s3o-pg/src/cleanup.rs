@@ -426,4 +426,30 @@ impl CleanupStore for PgStore {
             .await?;
         Ok(row.col(0)?)
     }
+
+    async fn requeue_cleanup_dlq_ids(&self, ids: &[i64]) -> Result<i64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = ids.to_vec();
+        // As the by-backend requeue: rows locked in id order, moved back in one statement.
+        let row = self
+            .db
+            .query_one(
+                "requeue dead letters by id",
+                "WITH locked AS MATERIALIZED (SELECT id FROM cleanup_dlq \
+                   WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE), \
+                 moved AS (DELETE FROM cleanup_dlq d USING locked WHERE d.id = locked.id \
+                   RETURNING d.id, d.backend_name, d.object_key, d.reason, d.size_bytes, \
+                   d.storage_key), \
+                 requeued AS (INSERT INTO cleanup_queue (backend_name, object_key, reason, \
+                   size_bytes, storage_key) \
+                   SELECT backend_name, object_key, reason, size_bytes, storage_key FROM moved \
+                   ORDER BY id RETURNING 1) \
+                 SELECT COUNT(*) FROM requeued",
+                &[&ids],
+            )
+            .await?;
+        Ok(row.col(0)?)
+    }
 }

@@ -416,4 +416,37 @@ impl CleanupStore for SqliteStore {
             })
             .await
     }
+
+    async fn requeue_cleanup_dlq_ids(&self, ids: &[i64]) -> Result<i64> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.conns
+            .write_tx("requeue cleanup dlq ids", move |db| {
+                let now = Timestamp::now().as_micros();
+                let mut n = 0i64;
+                // One transaction, in id order, the same statements as the by-backend requeue.
+                for id in &ids {
+                    db.execute(
+                        "requeue cleanup dlq ids",
+                        "INSERT INTO cleanup_queue (backend_name, object_key, reason, size_bytes, \
+                                                    created_at, next_retry, attempts, storage_key) \
+                         SELECT backend_name, object_key, reason, size_bytes, ?2, ?2, 0, \
+                                storage_key \
+                         FROM cleanup_dlq WHERE id = ?1",
+                        params![id, now],
+                    )?;
+                    n += db.execute(
+                        "requeue cleanup dlq ids",
+                        "DELETE FROM cleanup_dlq WHERE id = ?1",
+                        params![id],
+                    )? as i64;
+                }
+                Ok(n)
+            })
+            .await
+    }
 }

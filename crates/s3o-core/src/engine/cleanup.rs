@@ -55,4 +55,7 @@ pub trait CleanupStore: Runner {
     /// (attempts 0, due now, unclaimed) in one statement; `orphan_bytes` untouched. Returns
     /// the number moved.
     async fn requeue_cleanup_dlq(&self, backend: Option<&str>) -> Result<i64>;
+    /// As [`CleanupStore::requeue_cleanup_dlq`], for the DLQ rows with these ids (unknown ids
+    /// are skipped; rows go back in id order). Returns the number moved.
+    async fn requeue_cleanup_dlq_ids(&self, ids: &[i64]) -> Result<i64>;
 }

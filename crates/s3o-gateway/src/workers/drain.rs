@@ -470,3 +470,41 @@ async fn sweep_leftovers(ctx: &Ctx, b: &Backend) -> LResult<u64> {
     }
     Ok(deleted)
 }
+
+/// Drains `backend` with a running gateway's workers context (the admin API's drain): same
+/// steps, lock and outcome rules as [`drain`], without opening a second ledger handle.
+/// Dropping the future stops the drain like an interruption (resumable, see the module docs).
+pub(crate) async fn drain_in(
+    ctx: &Ctx,
+    backend: &str,
+    progress: &mut (dyn FnMut(&DrainProgress) + Send),
+) -> Result<DrainReport, String> {
+    if ctx.backends.get(backend).is_none() {
+        return Err(format!(
+            "backend {backend:?} is not in the configuration (its bytes must be readable to drain it)"
+        ));
+    }
+    let mut report = DrainReport {
+        progress: DrainProgress {
+            backend: backend.to_owned(),
+            ..DrainProgress::default()
+        },
+        ..DrainReport::default()
+    };
+    let outcome = ctx
+        .store
+        .with_advisory_lock(
+            LockId::Drain,
+            Box::pin(run(ctx, backend, progress, &mut report)),
+        )
+        .await;
+    match outcome {
+        Ok(None) => Err("another drain holds the drain lock; wait for it to finish".into()),
+        Ok(Some(Err(e))) | Err(e) => Err(e.to_string()),
+        Ok(Some(Ok(()))) if report.progress.failed > 0 => Err(format!(
+            "{} copies could not be moved off {backend}; run the drain again",
+            report.progress.failed
+        )),
+        Ok(Some(Ok(()))) => Ok(report),
+    }
+}

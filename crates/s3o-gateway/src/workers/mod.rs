@@ -25,6 +25,7 @@ mod reconcile;
 mod replicator;
 mod scrub;
 mod usage;
+pub(crate) mod status;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -49,6 +50,7 @@ pub use config::{
     NotifySettings, ReaperSettings, ReconcileSettings, ScanSettings, UsageFlushSettings,
     WorkersConfig,
 };
+pub(crate) use drain::drain_in;
 pub use drain::{DrainProgress, DrainReport, drain};
 
 /// One background worker.
@@ -294,6 +296,8 @@ pub(crate) struct Ctx {
     /// Virtual bucket → replication factor (≥ 1).
     pub(crate) factors: Vec<(String, i64)>,
     pub(crate) metrics: WorkerMetrics,
+    /// Each worker's last pass (the admin API's view).
+    pub(crate) status: status::Registry,
     stop: AtomicBool,
     /// Scan position per (worker, bucket): the last key examined.
     cursors: Mutex<BTreeMap<(Worker, String), String>>,
@@ -330,6 +334,7 @@ impl Ctx {
                 .map(|b| (b.name.clone(), i64::from(b.replication_factor.max(1))))
                 .collect(),
             metrics: WorkerMetrics::default(),
+            status: status::Registry::default(),
             stop: AtomicBool::new(false),
             cursors: Mutex::default(),
         }
@@ -397,6 +402,7 @@ pub(crate) async fn run_pass(ctx: &Ctx, w: Worker) -> PassResult {
     };
     let took = started.elapsed();
     ctx.metrics.record(w, &r, took);
+    ctx.status.record(w, &r, took);
     match &r {
         PassResult::Ran(m) if m.values().any(|n| *n > 0) => {
             tracing::info!(worker = w.name(), items = ?m, took_ms = took.as_millis() as u64, "worker pass");

@@ -6,8 +6,10 @@
 //! `S3O_PG_URL` and are skipped, visibly, when it is unset (they fail instead when
 //! `S3O_REQUIRE_PG=1`).
 
+mod admin;
 mod buckets;
 mod compat;
+mod console;
 mod drills;
 mod failures;
 mod faulty;
@@ -45,6 +47,15 @@ macro_rules! on_both_ledgers {
 }
 
 on_both_ledgers! {
+    admin: [
+        refuses_non_admins,
+        reads_and_buckets,
+        dlq_requeue_and_write_off,
+        drain_and_remove,
+        cli_and_curl,
+        drain_cancel_resumes,
+        operator_listener_serves_admin,
+    ],
     buckets: [
         create_delete_cycle,
         bucket_name_rules,
@@ -109,4 +120,10 @@ on_both_ledgers! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_ledger_outage_503_on_put_broadcast_on_get() {
     failures::ledger_outage().await;
+}
+
+/// The web console in headless Chromium (one ledger: the console only reads the admin API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_chromium() {
+    console::console_in_chromium(rig::Ledger::Sqlite).await;
 }

@@ -485,6 +485,7 @@ pub(crate) fn config(store: &str, fs: &[Fs], factor: u32) -> Config {
         credentials: vec![Credential {
             access_key: AK.into(),
             secret_key: SK.into(),
+            admin: false,
         }],
         buckets: vec![BucketConfig {
             replication_factor: factor,

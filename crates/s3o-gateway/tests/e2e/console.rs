@@ -1,0 +1,305 @@
+//! The web console in a real browser: headless Chromium driven by chromedriver over the
+//! WebDriver protocol (a few JSON calls with reqwest). Signs in (a wrong secret first), sees
+//! the backends with the ledger's numbers, requeues a planted dead letter from the page, and
+//! saves a screenshot of the dashboard to `docs/console.png` (and
+//! `target/console-screenshots/`). Skipped, loudly, when chromium or chromedriver is missing
+//! (`.ci/run` installs both, and sets S3O_REQUIRE_BROWSER=1 so CI cannot skip it).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::admin::{ADMIN_AK, ADMIN_SK, admin_rig, plant_dlq};
+use crate::rig::Ledger;
+
+struct Driver {
+    child: Child,
+    http: reqwest::Client,
+    base: String,
+    session: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find(names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| {
+        Command::new("which")
+            .arg(n)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|p| !p.is_empty())
+    })
+}
+
+impl Driver {
+    async fn start() -> Option<Driver> {
+        let (Some(browser), Some(driver)) = (
+            find(&["chromium", "chromium-browser", "google-chrome"]),
+            find(&["chromedriver"]),
+        ) else {
+            assert!(
+                std::env::var("S3O_REQUIRE_BROWSER").as_deref() != Ok("1"),
+                "S3O_REQUIRE_BROWSER=1 but chromium or chromedriver is missing"
+            );
+            eprintln!(
+                "\n*** SKIPPED console browser test: chromium and chromedriver are not installed \
+                 (apt-get install -y chromium chromium-driver) ***\n"
+            );
+            return None;
+        };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+            l.local_addr().expect("addr").port()
+        };
+        let child = Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut up = false;
+        for _ in 0..100 {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(up, "chromedriver did not answer");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": browser,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1400"],
+            },
+        }}});
+        let resp = http
+            .post(format!("{base}/session"))
+            .header("content-type", "application/json")
+            .body(caps.to_string())
+            .send()
+            .await
+            .expect("new session")
+            .bytes()
+            .await
+            .expect("session body");
+        let resp: Value = serde_json::from_slice(&resp).expect("session json");
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {resp}"))
+            .to_owned();
+        Some(Driver {
+            child,
+            http,
+            base,
+            session,
+        })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut req = self.http.request(method, &url);
+        if !body.is_null() {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let bytes = req
+            .send()
+            .await
+            .expect("webdriver")
+            .bytes()
+            .await
+            .expect("webdriver body");
+        let v: Value = serde_json::from_slice(&bytes).expect("webdriver json");
+        v["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", json!({"url": url}))
+            .await;
+    }
+
+    /// Runs `script` in the page; returns its value.
+    async fn js(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            json!({}),
+        )
+        .await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            json!({"text": text}),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    /// Waits until `script` (an expression) is truthy in the page.
+    async fn wait_for(&self, script: &str, what: &str) {
+        for _ in 0..200 {
+            if self.js(&format!("return !!({script});")).await == json!(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let body = self.js("return document.body.innerText;").await;
+        panic!("timed out waiting for {what}; page:\n{body}");
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        let v = self
+            .cmd(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("png base64"))
+            .expect("png")
+    }
+
+    async fn quit(&self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
+    }
+}
+
+/// Sign in, see the backends, requeue a dead letter, screenshot the dashboard.
+pub(crate) async fn console_in_chromium(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let Some(driver) = Driver::start().await else {
+        rig.finish().await;
+        return;
+    };
+    rig.put("holiday/beach.jpg", crate::rig::body(3000, 7))
+        .await;
+    let row = plant_dlq(&rig, "fs-b", "stuck", 1234).await;
+    let endpoint = rig.gateway().endpoint();
+    driver.go(&format!("{endpoint}/admin/")).await;
+    driver
+        .wait_for("document.getElementById('login')", "the sign-in form")
+        .await;
+
+    // A wrong secret is refused on the page.
+    driver.type_into("#ak", ADMIN_AK).await;
+    driver.type_into("#sk", "wrong-secret").await;
+    driver.click("#login-btn").await;
+    driver
+        .wait_for(
+            "document.getElementById('login-error').textContent.includes('refused')",
+            "the refusal",
+        )
+        .await;
+    assert_eq!(
+        driver
+            .js("return document.getElementById('dash').hidden;")
+            .await,
+        json!(true)
+    );
+
+    driver.type_into("#ak", ADMIN_AK).await;
+    driver.type_into("#sk", ADMIN_SK).await;
+    driver.click("#login-btn").await;
+    driver
+        .wait_for(
+            "!document.getElementById('dash').hidden && document.querySelectorAll('#backends tbody tr').length === 3",
+            "the dashboard with three backends",
+        )
+        .await;
+    // The numbers on the page are the ledger's.
+    let used = driver
+        .js("return document.querySelector('#backends tr[data-backend=\"fs-a\"] .used').textContent;")
+        .await;
+    assert_eq!(used, json!("2.9 KiB"), "fs-a holds 3000 bytes");
+    assert_eq!(
+        driver
+            .js("return sessionStorage.length + localStorage.length + document.cookie.length;")
+            .await,
+        json!(0),
+        "nothing of the session is stored"
+    );
+    driver
+        .wait_for(
+            &format!("document.querySelector('#dlq tr[data-dlq=\"{row}\"]')"),
+            "the planted dead letter",
+        )
+        .await;
+    let png = driver.screenshot().await;
+    assert_eq!(&png[1..4], b"PNG");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let shots = format!("{root}/target/console-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    std::fs::write(format!("{shots}/dashboard.png"), &png).expect("screenshot");
+    std::fs::create_dir_all(format!("{root}/docs")).expect("docs dir");
+    std::fs::write(format!("{root}/docs/console.png"), &png).expect("docs/console.png");
+
+    // Requeue from the page: the row leaves the DLQ; a cleanup pass then clears its bytes.
+    driver
+        .click(&format!("#dlq tr[data-dlq=\"{row}\"] button"))
+        .await;
+    driver
+        .wait_for(
+            "document.getElementById('message').textContent.includes('requeued')",
+            "the requeue message",
+        )
+        .await;
+    assert_eq!(rig.store().cleanup_dlq_depth().await.expect("dlq"), 0);
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{shots}/after-requeue.png"), &png).expect("screenshot");
+    driver.quit().await;
+    rig.gateway()
+        .run_worker_once(s3o_gateway::Worker::Cleanup)
+        .await;
+    rig.assert_clean().await;
+    rig.finish().await;
+}
