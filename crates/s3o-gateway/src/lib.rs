@@ -19,6 +19,7 @@ mod auth;
 mod backends;
 mod body;
 mod completions;
+mod crypto;
 mod demo;
 mod keys;
 mod ledger;
@@ -38,6 +39,7 @@ pub use config::{
     BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, LogConfig,
     LogFormat, RoutingPolicy, ServerConfig, TlsConfig,
 };
+pub use crypto::config::{EncryptionConfig, KeySource, PreviousKey};
 pub use demo::{
     DEMO_ACCESS_KEY, DEMO_BUCKET, DEMO_QUOTA_BYTES, DEMO_SECRET_KEY, DemoSetup, demo_config,
 };
