@@ -76,17 +76,6 @@ impl Crypto {
         })))
     }
 
-    /// Settings over explicit keys (tests).
-    #[cfg(test)]
-    pub(crate) fn with_keys(keys: Arc<dyn KeyProvider>, chunk: u64, encrypt: bool) -> Crypto {
-        Crypto {
-            keys,
-            chunk,
-            default_encrypt: encrypt,
-            per_bucket: BTreeMap::new(),
-        }
-    }
-
     /// The key provider.
     pub(crate) fn keys(&self) -> &dyn KeyProvider {
         self.keys.as_ref()
@@ -153,7 +142,7 @@ impl SealedWrite {
     /// bytes), so the write path's checks and ETag stay the plaintext's. The client checksums
     /// computed over the plaintext go back into `checksums`.
     pub(crate) fn plaintext(
-        self,
+        &self,
         up: Uploaded,
         checksums: &mut s3s::checksum::ChecksumHasher,
     ) -> Uploaded {
@@ -321,10 +310,7 @@ impl ReadPlan {
 
 /// The plaintext stream of a stored part for Complete's assembly (`sealed`: the part row's
 /// encryption columns; `None`: a plaintext part, returned as is).
-pub(crate) fn part_plaintext(
-    stored: ByteStream,
-    part: Option<&(Arc<Dek>, i32, i64)>,
-) -> ByteStream {
+pub(crate) fn part_plaintext(stored: ByteStream, part: Option<&PartKey>) -> ByteStream {
     match part {
         None => stored,
         Some((dek, number, plain)) => {
@@ -367,4 +353,86 @@ pub(crate) fn sealed_of(form: &s3o_store::StoredForm) -> Option<Sealed> {
         key_id: form.key_id.clone(),
         plaintext_size: form.plaintext_size,
     })
+}
+
+/// An encrypted part opened for assembly: its DEK, part number and plaintext size.
+pub(crate) type PartKey = (Arc<Dek>, i32, i64);
+
+/// Unwraps the DEK of part `number` sealed as `sealed`.
+pub(crate) async fn open_part(
+    crypto: Option<&Crypto>,
+    sealed: &Sealed,
+    number: i32,
+) -> Result<PartKey, S3Error> {
+    let c = crypto.ok_or_else(|| {
+        s3_error!(
+            InternalError,
+            "the upload is encrypted and this gateway has no [encryption] keys"
+        )
+    })?;
+    let (dek, _) = c.dek(sealed).await.map_err(|e| internal(&e))?;
+    Ok((dek, number, sealed.plaintext_size))
+}
+
+/// The upload-level key of an encrypted multipart upload.
+pub(crate) fn sealed_of_upload(up: &s3o_store::MultipartUpload) -> Option<Sealed> {
+    (up.encrypted && !up.encryption_key.is_empty()).then(|| Sealed {
+        key: up.encryption_key.clone(),
+        key_id: up.key_id.clone(),
+        plaintext_size: 0,
+    })
+}
+
+/// The encryption columns of an encrypted part.
+pub(crate) fn sealed_of_part(p: &s3o_store::MultipartPart) -> Option<Sealed> {
+    (p.encrypted && !p.encryption_key.is_empty()).then(|| Sealed {
+        key: p.encryption_key.clone(),
+        key_id: p.key_id.clone(),
+        plaintext_size: p.plaintext_size,
+    })
+}
+
+/// Registers an encrypted multipart upload with its upload-level key.
+pub(crate) async fn create_sealed_upload(
+    ledger: &crate::ledger::Ledger,
+    upload_id: &str,
+    key: &str,
+    backend: &str,
+    content_type: &str,
+    metadata: &BTreeMap<String, String>,
+    env: &Envelope,
+) -> Result<(), s3o_store::StoreError> {
+    ledger
+        .store()
+        .create_multipart_upload(&s3o_store::CreateMultipartUploadParams {
+            upload_id: upload_id.to_owned(),
+            object_key: key.to_owned(),
+            backend_name: backend.to_owned(),
+            content_type: content_type.to_owned(),
+            metadata: metadata.clone(),
+            encryption_key: env.pack(),
+            key_id: env.key_id.clone(),
+        })
+        .await
+}
+
+/// Records (or replaces) an encrypted part: `stored` backend bytes at `storage_key`, sealed
+/// as `sealed` (this attempt's base nonce, the plaintext size).
+pub(crate) async fn record_sealed_part(
+    ledger: &crate::ledger::Ledger,
+    upload_id: &str,
+    part_number: i32,
+    etag: &str,
+    stored: i64,
+    storage_key: &str,
+    sealed: &Sealed,
+) -> Result<(), s3o_store::StoreError> {
+    let form = s3o_store::StoredForm {
+        storage_key: storage_key.to_owned(),
+        ..form_columns(Some(sealed))
+    };
+    ledger
+        .store()
+        .record_part(upload_id, part_number, etag, stored, &form)
+        .await
 }
