@@ -325,3 +325,74 @@ pub async fn encrypted_offset_and_keyset_paging(store: Db) {
     );
     assert_ledger(&store).await;
 }
+
+/// Rotation's compare-and-set: the key is re-wrapped only while the copy still holds the key
+/// the caller read; a version written since keeps its own key, plaintext and missing copies
+/// are left alone, and no size or other column changes.
+pub async fn rewrap_only_the_key_read(store: Db) {
+    three_backends(&store).await;
+    let sealed = |key: &[u8], id: &str, plain: i64| StoredForm {
+        encrypted: true,
+        encryption_key: key.to_vec(),
+        key_id: id.to_owned(),
+        plaintext_size: plain,
+        content_hash: "beef".into(),
+        etag: "e1".into(),
+        ..StoredForm::default()
+    };
+    store
+        .record_object("k", A, 116, &sealed(&[1, 1], "old", 100))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .rewrap_encryption_key("k", A, &[1, 1], &[2, 2], "new")
+            .await
+            .unwrap()
+    );
+    let c = copy_on(&store, "k", A).await;
+    assert_eq!(c.form, sealed(&[2, 2], "new", 100), "only the key columns move");
+    assert_eq!(c.size_bytes, 116);
+    // A second rotation that read the old key (a racing rotation, or an overwrite since)
+    // changes nothing.
+    assert!(
+        !store
+            .rewrap_encryption_key("k", A, &[1, 1], &[3, 3], "newer")
+            .await
+            .unwrap()
+    );
+    assert_eq!(copy_on(&store, "k", A).await.form.key_id, "new");
+    // An overwrite with its own key wins over a rotation that read the previous version.
+    store
+        .record_object("k", A, 216, &sealed(&[9, 9], "new", 200))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .rewrap_encryption_key("k", A, &[2, 2], &[4, 4], "newer")
+            .await
+            .unwrap()
+    );
+    assert_eq!(copy_on(&store, "k", A).await.form.encryption_key, vec![9, 9]);
+    put(&store, "plain", A, 10).await;
+    let before = snapshot(&store).await;
+    assert!(
+        !store
+            .rewrap_encryption_key("plain", A, &[1], &[2], "x")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .rewrap_encryption_key("missing", A, &[1], &[2], "x")
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.rewrap_encryption_key("k", A, &[9, 9], &[], "x").await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert_eq!(snapshot(&store).await, before);
+    assert_eq!(used(&store, A).await, 226);
+    assert_ledger(&store).await;
+}

@@ -259,6 +259,7 @@ macro_rules! for_each_case {
                 mark_missing_copy_false,
                 unencrypted_keyset_visits_each_once,
                 encrypted_offset_and_keyset_paging,
+                rewrap_only_the_key_read,
             ],
             integrity: [
                 objects_without_hash,

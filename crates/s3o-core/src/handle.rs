@@ -1240,6 +1240,24 @@ impl MetadataStore {
         )
         .await
     }
+    /// Re-wraps a copy's data key while it still holds `expected_key`; `false` (nothing
+    /// changed) when the copy is gone or holds another key (see
+    /// [`ops::rewrap_encryption_key`](crate::ops::rewrap_encryption_key)).
+    pub async fn rewrap_encryption_key(
+        &self,
+        key: &str,
+        backend: &str,
+        expected_key: &[u8],
+        new_key: &[u8],
+        new_key_id: &str,
+    ) -> Result<bool> {
+        self.observe(
+            "rewrap_encryption_key",
+            self.inner
+                .rewrap_encryption_key(key, backend, expected_key, new_key, new_key_id),
+        )
+        .await
+    }
     /// Marks a copy decrypted in place (see [`ops::mark_object_decrypted`](crate::ops::mark_object_decrypted)).
     pub async fn mark_object_decrypted(
         &self,

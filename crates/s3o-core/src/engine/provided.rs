@@ -293,6 +293,18 @@ pub trait EngineOps: Engine {
         )
         .await
     }
+    /// Re-wraps a copy's data key while it still holds `expected_key` (see
+    /// [`ops::rewrap_encryption_key`]).
+    async fn rewrap_encryption_key(
+        &self,
+        key: &str,
+        backend: &str,
+        expected_key: &[u8],
+        new_key: &[u8],
+        new_key_id: &str,
+    ) -> Result<bool> {
+        ops::rewrap_encryption_key(self, key, backend, expected_key, new_key, new_key_id).await
+    }
     /// Marks a copy decrypted in place (see [`ops::mark_object_decrypted`]).
     async fn mark_object_decrypted(
         &self,

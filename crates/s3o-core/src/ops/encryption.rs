@@ -110,3 +110,76 @@ pub async fn mark_object_decrypted<R: Runner + ?Sized>(
     )
     .await
 }
+
+struct Rewrap<'a> {
+    key: &'a str,
+    backend: &'a str,
+    expected: &'a [u8],
+    new_key: &'a [u8],
+    new_key_id: &'a str,
+}
+
+#[async_trait]
+impl TxBody for Rewrap<'_> {
+    type Output = bool;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<bool> {
+        tx.acquire_key_lock(self.key).await?;
+        let Some(current) = tx.lock_object_on_backend(self.key, self.backend).await? else {
+            return Ok(false);
+        };
+        // Another version (an overwrite since the caller read the key) keeps its own key.
+        if !current.form.encrypted || current.form.encryption_key != self.expected {
+            return Ok(false);
+        }
+        let form = StoredForm {
+            encryption_key: self.new_key.to_vec(),
+            key_id: self.new_key_id.to_owned(),
+            ..current.form
+        };
+        tx.update_object_form(self.key, self.backend, current.size_bytes, &form)
+            .await?;
+        Ok(true)
+    }
+}
+
+/// Replaces the wrapped data key of the copy of `key` on `backend` (rotation: metadata only),
+/// only while that copy still holds `expected_key`, checked under the key lock: a version
+/// written since the caller read the key keeps its own. Size, path, hash and every other
+/// column stay. `false` (nothing changed) when the copy is gone, plaintext, or holds another
+/// key. `new_key` must be non-empty.
+#[tracing::instrument(name = "rewrap_encryption_key", level = "debug", skip_all, fields(key = %key, backend = %backend))]
+pub async fn rewrap_encryption_key<R: Runner + ?Sized>(
+    runner: &R,
+    key: &str,
+    backend: &str,
+    expected_key: &[u8],
+    new_key: &[u8],
+    new_key_id: &str,
+) -> Result<bool> {
+    validate::key(key)?;
+    validate::backend(backend)?;
+    if new_key.is_empty() || expected_key.is_empty() {
+        return Err(crate::error::StoreError::invalid(
+            "encryption key",
+            "a rewrapped key and the key it replaces must be non-empty",
+        ));
+    }
+    let form = StoredForm {
+        encrypted: true,
+        encryption_key: new_key.to_vec(),
+        key_id: new_key_id.to_owned(),
+        ..StoredForm::default()
+    };
+    validate::stored_form(&form)?;
+    with_tx_val(
+        runner,
+        &Rewrap {
+            key,
+            backend,
+            expected: expected_key,
+            new_key,
+            new_key_id,
+        },
+    )
+    .await
+}
