@@ -31,6 +31,7 @@
 pub(crate) mod config;
 pub(crate) mod gateway;
 pub(crate) mod keys;
+pub(crate) mod rotate;
 pub(crate) mod stream;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};

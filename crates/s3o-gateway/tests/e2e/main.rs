@@ -81,6 +81,7 @@ on_both_ledgers! {
         sealed_multipart_round_trip,
         tampered_copies_fail_and_replicas_serve,
         drained_sealed_copy_reads,
+        rotation_keeps_objects_readable,
     ],
     failures: [
         bad_signature_stores_nothing,
