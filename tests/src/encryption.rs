@@ -351,7 +351,11 @@ pub async fn rewrap_only_the_key_read(store: Db) {
             .unwrap()
     );
     let c = copy_on(&store, "k", A).await;
-    assert_eq!(c.form, sealed(&[2, 2], "new", 100), "only the key columns move");
+    assert_eq!(
+        c.form,
+        sealed(&[2, 2], "new", 100),
+        "only the key columns move"
+    );
     assert_eq!(c.size_bytes, 116);
     // A second rotation that read the old key (a racing rotation, or an overwrite since)
     // changes nothing.
@@ -373,7 +377,10 @@ pub async fn rewrap_only_the_key_read(store: Db) {
             .await
             .unwrap()
     );
-    assert_eq!(copy_on(&store, "k", A).await.form.encryption_key, vec![9, 9]);
+    assert_eq!(
+        copy_on(&store, "k", A).await.form.encryption_key,
+        vec![9, 9]
+    );
     put(&store, "plain", A, 10).await;
     let before = snapshot(&store).await;
     assert!(

@@ -85,11 +85,7 @@ struct RawConfig {
     previous_keys: Vec<RawKey>,
 }
 
-fn source(
-    id: &str,
-    file: Option<PathBuf>,
-    env: Option<String>,
-) -> Result<KeySource, String> {
+fn source(id: &str, file: Option<PathBuf>, env: Option<String>) -> Result<KeySource, String> {
     match (file, env) {
         (Some(f), None) => Ok(KeySource::File(f)),
         (None, Some(v)) => Ok(KeySource::Env(v)),

@@ -303,7 +303,9 @@ impl ReadPlan {
         match s.next().await {
             None => Ok(Box::pin(futures::stream::empty())),
             Some(Err(e)) => Err(e),
-            Some(Ok(first)) => Ok(Box::pin(futures::stream::once(async { Ok(first) }).chain(s))),
+            Some(Ok(first)) => Ok(Box::pin(
+                futures::stream::once(async { Ok(first) }).chain(s),
+            )),
         }
     }
 }

@@ -19,7 +19,11 @@ pub(crate) trait KeyProvider: Send + Sync {
     /// Wraps `dek` under the current master key; returns its id and the wrapped bytes.
     async fn wrap(&self, dek: &[u8; 32]) -> Result<(String, Vec<u8>), CryptoError>;
     /// Unwraps a DEK wrapped under master key `key_id` (current or previous).
-    async fn unwrap(&self, key_id: &str, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError>;
+    async fn unwrap(
+        &self,
+        key_id: &str,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, CryptoError>;
 }
 
 /// Master keys held in memory: the current one and the previous ones (unwrap only).
@@ -107,7 +111,11 @@ impl KeyProvider for Keyring {
         Ok((self.current.clone(), out))
     }
 
-    async fn unwrap(&self, key_id: &str, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    async fn unwrap(
+        &self,
+        key_id: &str,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
         let key = self
             .keys
             .get(key_id)
@@ -138,9 +146,10 @@ pub(crate) fn read_key(source: &KeySource) -> Result<Zeroizing<[u8; 32]>, Crypto
         KeySource::File(path) => Zeroizing::new(read_key_file(path)?),
         KeySource::Env(var) => {
             use base64::Engine as _;
-            let v = Zeroizing::new(std::env::var(var).map_err(|_| {
-                CryptoError::Key(format!("master key variable {var} is not set"))
-            })?);
+            let v =
+                Zeroizing::new(std::env::var(var).map_err(|_| {
+                    CryptoError::Key(format!("master key variable {var} is not set"))
+                })?);
             Zeroizing::new(
                 base64::engine::general_purpose::STANDARD
                     .decode(v.trim())
@@ -164,7 +173,10 @@ pub(crate) fn read_key(source: &KeySource) -> Result<Zeroizing<[u8; 32]>, Crypto
 
 fn read_key_file(path: &Path) -> Result<Vec<u8>, CryptoError> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        CryptoError::Key(format!("cannot read master key file {}: {e}", path.display()))
+        CryptoError::Key(format!(
+            "cannot read master key file {}: {e}",
+            path.display()
+        ))
     })?;
     #[cfg(unix)]
     {
@@ -181,6 +193,9 @@ fn read_key_file(path: &Path) -> Result<Vec<u8>, CryptoError> {
     #[cfg(not(unix))]
     let _ = meta;
     std::fs::read(path).map_err(|e| {
-        CryptoError::Key(format!("cannot read master key file {}: {e}", path.display()))
+        CryptoError::Key(format!(
+            "cannot read master key file {}: {e}",
+            path.display()
+        ))
     })
 }

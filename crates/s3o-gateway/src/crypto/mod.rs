@@ -236,7 +236,8 @@ impl Dek {
         let mut base_nonce = [0u8; NONCE_LEN];
         random(&mut base_nonce)?;
         let (key_id, wrapped) = keys.wrap(&raw).await?;
-        let chunk_log2 = u8::try_from(chunk.trailing_zeros()).map_err(|_| CryptoError::Malformed)?;
+        let chunk_log2 =
+            u8::try_from(chunk.trailing_zeros()).map_err(|_| CryptoError::Malformed)?;
         let env = Envelope {
             chunk_log2,
             base_nonce,
@@ -282,7 +283,12 @@ impl Dek {
     }
 
     /// Seals one chunk in place: `buf` holds the plaintext and gets the tag appended.
-    pub(crate) fn seal(&self, index: u64, last: bool, buf: &mut Vec<u8>) -> Result<(), CryptoError> {
+    pub(crate) fn seal(
+        &self,
+        index: u64,
+        last: bool,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         let tag = self
             .key
             .seal_in_place_separate_tag(

@@ -11,8 +11,7 @@ use futures::Stream;
 use super::{CryptoError, Dek, TAG_LEN};
 
 /// The byte streams the gateway passes around.
-pub(crate) type ByteStream =
-    Pin<Box<dyn Stream<Item = Result<Bytes, s3s::StdError>> + Send>>;
+pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, s3s::StdError>> + Send>>;
 
 /// What the plaintext side of an encrypting stream saw: its size, MD5 and the client's
 /// checksums (which are over the plaintext, as the client sent it).

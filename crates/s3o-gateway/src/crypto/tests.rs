@@ -41,11 +41,7 @@ async fn seal(dek: &Arc<Dek>, d: &[u8], first: u64) -> Vec<u8> {
     parts.concat()
 }
 
-async fn open(
-    dek: &Arc<Dek>,
-    stored: &[u8],
-    plan: Plan,
-) -> Result<Vec<u8>, s3s::StdError> {
+async fn open(dek: &Arc<Dek>, stored: &[u8], plan: Plan) -> Result<Vec<u8>, s3s::StdError> {
     let s: ByteStream = Box::pin(futures::stream::iter(
         stored
             .chunks(1000)
@@ -130,9 +126,13 @@ async fn every_range_of_a_small_object_matches_the_model() {
                 skip: r.skip,
                 take: r.take,
             };
-            let got = open(&dek, &stored[r.stored.0 as usize..r.stored.1 as usize], plan)
-                .await
-                .unwrap();
+            let got = open(
+                &dek,
+                &stored[r.stored.0 as usize..r.stored.1 as usize],
+                plan,
+            )
+            .await
+            .unwrap();
             assert_eq!(got, &d[s as usize..e as usize], "range {s}..{e}");
             // Only the chunks the range touches are read.
             let chunks = (e - 1) / C - s / C + 1;
@@ -152,12 +152,18 @@ async fn tampering_reordering_truncation_and_extension_fail() {
 
     let mut flipped = stored.clone();
     flipped[sealed + 7] ^= 1;
-    assert!(open(&dek, &flipped, whole(n)).await.is_err(), "flipped byte");
+    assert!(
+        open(&dek, &flipped, whole(n)).await.is_err(),
+        "flipped byte"
+    );
 
     let mut swapped = stored.clone();
     let (a, b) = swapped.split_at_mut(sealed);
     a.swap_with_slice(&mut b[..sealed]);
-    assert!(open(&dek, &swapped, whole(n)).await.is_err(), "swapped chunks");
+    assert!(
+        open(&dek, &swapped, whole(n)).await.is_err(),
+        "swapped chunks"
+    );
 
     assert!(
         open(&dek, &stored[..2 * sealed], whole(n)).await.is_err(),
@@ -165,7 +171,9 @@ async fn tampering_reordering_truncation_and_extension_fail() {
     );
     // Even a reader told the shorter size refuses: chunk 1 was not sealed as the last.
     assert!(
-        open(&dek, &stored[..2 * sealed], whole(2 * C)).await.is_err(),
+        open(&dek, &stored[..2 * sealed], whole(2 * C))
+            .await
+            .is_err(),
         "truncation at a chunk boundary with a matching size"
     );
     let mut longer = stored.clone();
@@ -193,7 +201,11 @@ async fn part_chunks_are_bound_to_their_part_number() {
         ..whole(d.len() as u64)
     };
     assert_eq!(open(&dek, &stored, plan(base)).await.unwrap(), d);
-    assert!(open(&dek, &stored, plan(4u64 << PART_INDEX_SHIFT)).await.is_err());
+    assert!(
+        open(&dek, &stored, plan(4u64 << PART_INDEX_SHIFT))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -261,7 +273,9 @@ fn key_files_must_be_private_and_32_bytes() {
     let p = dir.path().join("master.key");
     std::fs::write(&p, [9u8; 32]).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let e = read_key(&KeySource::File(p.clone())).unwrap_err().to_string();
+    let e = read_key(&KeySource::File(p.clone()))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("chmod 600"), "{e}");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(*read_key(&KeySource::File(p.clone())).unwrap(), [9u8; 32]);

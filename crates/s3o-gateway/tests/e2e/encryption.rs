@@ -118,7 +118,11 @@ pub(crate) async fn sealed_objects_round_trip(ledger: Ledger) {
         assert!(rig.get(&key).await == data, "{key} reads back");
         let head = rig.client.head(&path(&key)).await.expect("HEAD");
         assert_eq!(head.size, *n as u64, "{key}: HEAD size is the plaintext's");
-        assert_eq!(unquote(head.e_tag.as_deref()), md5_hex(&data), "{key}: ETag");
+        assert_eq!(
+            unquote(head.e_tag.as_deref()),
+            md5_hex(&data),
+            "{key}: ETag"
+        );
         let rows = rig
             .store()
             .get_all_object_locations(&format!("{BUCKET}/{key}"))
@@ -128,7 +132,11 @@ pub(crate) async fn sealed_objects_round_trip(ledger: Ledger) {
         assert!(rows[0].form.encrypted && rows[0].form.has_dek(), "{key}");
         assert_eq!(rows[0].form.key_id, "k1");
         assert_eq!(rows[0].form.plaintext_size, *n as i64);
-        assert_eq!(rows[0].size_bytes, stored(*n), "{key}: quota charges ciphertext");
+        assert_eq!(
+            rows[0].size_bytes,
+            stored(*n),
+            "{key}: quota charges ciphertext"
+        );
     }
     let listed = rig
         .client
@@ -260,7 +268,10 @@ pub(crate) async fn tampered_copies_fail_and_replicas_serve(ledger: Ledger) {
         .filter(|(_, p, _)| p.starts_with("twice/"))
         .collect();
     assert_eq!(copies.len(), 2);
-    assert!(copies[0].2 == copies[1].2, "the replica is the same ciphertext");
+    assert!(
+        copies[0].2 == copies[1].2,
+        "the replica is the same ciphertext"
+    );
     assert_no_plaintext(&rig).await;
 
     let flip = |bytes: &Bytes, at: usize| {
@@ -277,7 +288,13 @@ pub(crate) async fn tampered_copies_fail_and_replicas_serve(ledger: Ledger) {
     // One copy tampered: the other serves.
     let (b0, p0, bytes0) = &copies[0];
     rewrite(b0, p0, flip(bytes0, 10)).await;
-    let got = client.get(&path("doc")).await.unwrap().bytes().await.unwrap();
+    let got = client
+        .get(&path("doc"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert!(got == data, "a tampered copy is skipped for the good one");
 
     // Both copies tampered in the first chunk: an error status, no body bytes.
@@ -285,7 +302,12 @@ pub(crate) async fn tampered_copies_fail_and_replicas_serve(ledger: Ledger) {
     rewrite(b1, p1, flip(bytes1, 10)).await;
     let reply = rig.raw.send("GET", "/twice/doc", &[], "").await;
     assert!(reply.status >= 500, "status {}", reply.text());
-    assert!(!reply.body.windows(16).any(|w| data.windows(16).any(|d| d == w)));
+    assert!(
+        !reply
+            .body
+            .windows(16)
+            .any(|w| data.windows(16).any(|d| d == w))
+    );
 
     // Both copies tampered in a later chunk only: the body breaks before the bad chunk.
     let late = 2 * (CHUNK + 16) + 5;
@@ -311,7 +333,16 @@ pub(crate) async fn tampered_copies_fail_and_replicas_serve(ledger: Ledger) {
     // Put the good bytes back: everything agrees again.
     rewrite(b0, p0, bytes0.clone()).await;
     rewrite(b1, p1, bytes1.clone()).await;
-    assert!(client.get(&path("doc")).await.unwrap().bytes().await.unwrap() == data);
+    assert!(
+        client
+            .get(&path("doc"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            == data
+    );
     rig.assert_clean().await;
     rig.finish().await;
 }
@@ -384,18 +415,37 @@ pub(crate) async fn ledger_outage_refuses_sealed_reads() {
     assert!(!plain_rows[0].form.encrypted);
 
     proxy.cut();
-    let reply = rig.raw.send("GET", &format!("/{BUCKET}/secret"), &[], "").await;
-    assert_eq!(reply.status, 503, "encrypted GET during the outage: {}", reply.text());
-    let reply = rig.raw.send("HEAD", &format!("/{BUCKET}/secret"), &[], "").await;
+    let reply = rig
+        .raw
+        .send("GET", &format!("/{BUCKET}/secret"), &[], "")
+        .await;
+    assert_eq!(
+        reply.status,
+        503,
+        "encrypted GET during the outage: {}",
+        reply.text()
+    );
+    let reply = rig
+        .raw
+        .send("HEAD", &format!("/{BUCKET}/secret"), &[], "")
+        .await;
     assert_eq!(reply.status, 503, "encrypted HEAD during the outage");
     let reply = rig.raw.send("GET", "/plain/open", &[], "").await;
-    assert_eq!(reply.status, 200, "plaintext GET broadcasts: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        200,
+        "plaintext GET broadcasts: {}",
+        reply.text()
+    );
     assert!(reply.body == open);
 
     proxy.restore().await;
     let mut back = false;
     for _ in 0..240 {
-        let reply = rig.raw.send("GET", &format!("/{BUCKET}/secret"), &[], "").await;
+        let reply = rig
+            .raw
+            .send("GET", &format!("/{BUCKET}/secret"), &[], "")
+            .await;
         if reply.status == 200 {
             assert!(reply.body == secret);
             back = true;
@@ -460,7 +510,11 @@ pub(crate) async fn rotation_keeps_objects_readable(ledger: Ledger) {
     let done = s3o_gateway::rotate_encryption_keys(&rotating, opts, &mut show)
         .await
         .expect("rotate");
-    assert_eq!((done.rewrapped, done.failed, done.raced), (5, 0, 0), "{done:?}");
+    assert_eq!(
+        (done.rewrapped, done.failed, done.raced),
+        (5, 0, 0),
+        "{done:?}"
+    );
     assert_eq!(pages, 3, "progress after every page of 2");
     for (k, _) in &objects {
         let rows = rig
@@ -470,7 +524,11 @@ pub(crate) async fn rotation_keeps_objects_readable(ledger: Ledger) {
             .unwrap();
         assert_eq!(rows[0].form.key_id, "k2");
     }
-    assert_eq!(backend_bytes(&rig).await, before, "rotation touches no backend byte");
+    assert_eq!(
+        backend_bytes(&rig).await,
+        before,
+        "rotation touches no backend byte"
+    );
     let again = s3o_gateway::rotate_encryption_keys(&rotating, opts, &mut |_| {})
         .await
         .unwrap();
@@ -478,7 +536,9 @@ pub(crate) async fn rotation_keeps_objects_readable(ledger: Ledger) {
 
     // A gateway with only the new key reads every object; one with only the old key none.
     let only_new = with_keys(&rig.config, keys.path(), ("k2", 0x22), &[]);
-    let gw = s3o_gateway::Gateway::start(only_new).await.expect("new-key gateway");
+    let gw = s3o_gateway::Gateway::start(only_new)
+        .await
+        .expect("new-key gateway");
     let client = rig::s3_client(&gw.endpoint(), BUCKET, rig::AK, rig::SK);
     for (k, d) in &objects {
         let got = client.get(&path(k)).await.unwrap().bytes().await.unwrap();
@@ -486,7 +546,9 @@ pub(crate) async fn rotation_keeps_objects_readable(ledger: Ledger) {
     }
     gw.shutdown().await;
     let only_old = with_keys(&rig.config, keys.path(), ("k1", 0x11), &[]);
-    let gw = s3o_gateway::Gateway::start(only_old).await.expect("old-key gateway");
+    let gw = s3o_gateway::Gateway::start(only_old)
+        .await
+        .expect("old-key gateway");
     let raw = crate::raw::Raw::new(&gw.endpoint());
     let reply = raw.send("GET", &format!("/{BUCKET}/rot/1"), &[], "").await;
     assert_eq!(reply.status, 500, "no key for k2: {}", reply.text());
