@@ -1258,6 +1258,23 @@ impl MetadataStore {
         )
         .await
     }
+    /// Swaps every copy of `key` for rewritten (encrypted or decrypted) bytes while its
+    /// version is still the one at `expected_storage_key`; `None` (nothing changed) when a
+    /// concurrent write won (see [`ops::convert_version`](crate::ops::convert_version)).
+    pub async fn convert_version(
+        &self,
+        key: &str,
+        expected_storage_key: &str,
+        envelope: &StoredForm,
+        copies: &[ConvertedCopy],
+    ) -> Result<Option<Vec<DeletedCopy>>> {
+        self.observe(
+            "convert_version",
+            self.inner
+                .convert_version(key, expected_storage_key, envelope, copies),
+        )
+        .await
+    }
     /// Marks a copy decrypted in place (see [`ops::mark_object_decrypted`](crate::ops::mark_object_decrypted)).
     pub async fn mark_object_decrypted(
         &self,

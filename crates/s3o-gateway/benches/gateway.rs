@@ -321,7 +321,10 @@ async fn encryption_cells(
     quick: bool,
 ) -> Result<Vec<(&'static str, usize, f64, f64)>, String> {
     let mut rows = Vec::new();
-    for (size, rounds) in [(MIB, if quick { 8 } else { 40 }), (64 * MIB, if quick { 1 } else { 4 })] {
+    for (size, rounds) in [
+        (MIB, if quick { 8 } else { 40 }),
+        (64 * MIB, if quick { 1 } else { 4 }),
+    ] {
         let body = Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
         let key = Key::from(format!("enc-{size}"));
         let mut t = [[Duration::ZERO; 2]; 2];

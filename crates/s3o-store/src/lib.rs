@@ -9,13 +9,13 @@ pub use s3o_core::validate as limits;
 pub use s3o_core::{
     Access, BackendCapacity, BoxError, BreakerConfig, BreakerState, BreakerStats, Bucket,
     BucketBusy, BucketSettings, BucketSpec, CleanupClaim, CleanupDlqItem, CleanupEntry,
-    CleanupItem, CleanupOutcome, CleanupQueueStates, CreateMultipartUploadParams, Cursor,
-    DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound, ListDelimitedResult, ListObjectsResult,
-    LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore, MoveOutcome, MultipartPart, MultipartUpload,
-    NotificationRow, ObjectLocation, PendingObject, PendingPromoteResult, QuotaStat,
-    ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError, StoredForm, Timestamp,
-    UnencryptedLocation, UsageStat, WritePrecondition, default_instance_id, quota_admits,
-    s3_error_for,
+    CleanupItem, CleanupOutcome, CleanupQueueStates, ConvertedCopy, CreateMultipartUploadParams,
+    Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound, ListDelimitedResult,
+    ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore, MoveOutcome,
+    MultipartPart, MultipartUpload, NotificationRow, ObjectLocation, PendingObject,
+    PendingPromoteResult, QuotaStat, ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError,
+    StoredForm, Timestamp, UnencryptedLocation, UsageStat, WritePrecondition, default_instance_id,
+    quota_admits, s3_error_for,
 };
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.
