@@ -76,6 +76,11 @@ impl Crypto {
         })))
     }
 
+    /// Plaintext bytes per chunk of new objects.
+    pub(crate) fn chunk(&self) -> u64 {
+        self.chunk
+    }
+
     /// The key provider.
     pub(crate) fn keys(&self) -> &dyn KeyProvider {
         self.keys.as_ref()
@@ -293,6 +298,11 @@ impl ReadPlan {
             plan,
             stored_range,
         })
+    }
+
+    /// The plaintext of `stored`, every chunk authenticated as it streams.
+    pub(crate) fn stream(&self, stored: ByteStream) -> ByteStream {
+        Box::pin(Decrypt::new(stored, self.dek.clone(), self.plan))
     }
 
     /// The plaintext of `stored` (the backend bytes of [`ReadPlan::stored_range`]). The first

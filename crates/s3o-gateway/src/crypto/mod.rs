@@ -29,6 +29,7 @@
 //! needs no part table to serve a range.
 
 pub(crate) mod config;
+pub(crate) mod convert;
 pub(crate) mod gateway;
 pub(crate) mod keys;
 pub(crate) mod rotate;

@@ -82,6 +82,7 @@ on_both_ledgers! {
         tampered_copies_fail_and_replicas_serve,
         drained_sealed_copy_reads,
         rotation_keeps_objects_readable,
+        convert_existing_both_ways,
     ],
     failures: [
         bad_signature_stores_nothing,
