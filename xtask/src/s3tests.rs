@@ -193,8 +193,7 @@ fn run_suite(
     if encrypt {
         toml.push_str(&encryption_toml(dir)?);
     }
-    fs::write(&config, toml)
-        .map_err(|e| format!("s3-tests: write {}: {e}", config.display()))?;
+    fs::write(&config, toml).map_err(|e| format!("s3-tests: write {}: {e}", config.display()))?;
     let conf = dir.join("s3tests.conf");
     fs::write(&conf, suite_conf(port))
         .map_err(|e| format!("s3-tests: write {}: {e}", conf.display()))?;
