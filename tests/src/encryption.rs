@@ -325,3 +325,221 @@ pub async fn encrypted_offset_and_keyset_paging(store: Db) {
     );
     assert_ledger(&store).await;
 }
+
+/// Rotation's compare-and-set: the key is re-wrapped only while the copy still holds the key
+/// the caller read; a version written since keeps its own key, plaintext and missing copies
+/// are left alone, and no size or other column changes.
+pub async fn rewrap_only_the_key_read(store: Db) {
+    three_backends(&store).await;
+    let sealed = |key: &[u8], id: &str, plain: i64| StoredForm {
+        encrypted: true,
+        encryption_key: key.to_vec(),
+        key_id: id.to_owned(),
+        plaintext_size: plain,
+        content_hash: "beef".into(),
+        etag: "e1".into(),
+        ..StoredForm::default()
+    };
+    store
+        .record_object("k", A, 116, &sealed(&[1, 1], "old", 100))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .rewrap_encryption_key("k", A, &[1, 1], &[2, 2], "new")
+            .await
+            .unwrap()
+    );
+    let c = copy_on(&store, "k", A).await;
+    assert_eq!(
+        c.form,
+        sealed(&[2, 2], "new", 100),
+        "only the key columns move"
+    );
+    assert_eq!(c.size_bytes, 116);
+    // A second rotation that read the old key (a racing rotation, or an overwrite since)
+    // changes nothing.
+    assert!(
+        !store
+            .rewrap_encryption_key("k", A, &[1, 1], &[3, 3], "newer")
+            .await
+            .unwrap()
+    );
+    assert_eq!(copy_on(&store, "k", A).await.form.key_id, "new");
+    // An overwrite with its own key wins over a rotation that read the previous version.
+    store
+        .record_object("k", A, 216, &sealed(&[9, 9], "new", 200))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .rewrap_encryption_key("k", A, &[2, 2], &[4, 4], "newer")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        copy_on(&store, "k", A).await.form.encryption_key,
+        vec![9, 9]
+    );
+    put(&store, "plain", A, 10).await;
+    let before = snapshot(&store).await;
+    assert!(
+        !store
+            .rewrap_encryption_key("plain", A, &[1], &[2], "x")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .rewrap_encryption_key("missing", A, &[1], &[2], "x")
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.rewrap_encryption_key("k", A, &[9, 9], &[], "x").await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert_eq!(snapshot(&store).await, before);
+    assert_eq!(used(&store, A).await, 226);
+    assert_ledger(&store).await;
+}
+
+/// Converting a version (encrypt or decrypt in place, at a new path): every copy swaps to the
+/// new bytes in one transaction while the version is unchanged — sizes and quota follow, the
+/// old bytes are queued (claimed) for cleanup, the intents go, ETag and creation time stay;
+/// after an overwrite, or with a copy set that differs, nothing changes.
+pub async fn convert_version_swaps_every_copy_or_nothing(store: Db) {
+    three_backends(&store).await;
+    let old = StoredForm {
+        storage_key: "b/k/@v1".into(),
+        etag: "e1".into(),
+        content_hash: "h".into(),
+        ..StoredForm::default()
+    };
+    store.record_object("b/k", A, 100, &old).await.unwrap();
+    let rec = store.record_replica("b/k", B, A, "b/k/@v1").await.unwrap();
+    assert!(matches!(rec, ReplicaOutcome::Recorded { .. }));
+    let created = copy_on(&store, "b/k", A).await.created_at;
+    let intent = |id: &str, backend: &str| PendingObject {
+        intent_id: id.into(),
+        object_key: "b/k".into(),
+        backend_name: backend.into(),
+        size_bytes: 116,
+        form: StoredForm {
+            storage_key: "b/k/@v1.enc".into(),
+            ..StoredForm::default()
+        },
+        created_at: Timestamp::ZERO,
+    };
+    for (id, b) in [("ia", A), ("ib", B)] {
+        store.insert_pending(&intent(id, b)).await.unwrap();
+    }
+    let sealed = StoredForm {
+        encrypted: true,
+        encryption_key: vec![7; 8],
+        key_id: "k1".into(),
+        plaintext_size: 100,
+        storage_key: "b/k/@v1.enc".into(),
+        ..StoredForm::default()
+    };
+    let both = [
+        ConvertedCopy {
+            backend: A.into(),
+            size_bytes: 116,
+            intent_id: "ia".into(),
+        },
+        ConvertedCopy {
+            backend: B.into(),
+            size_bytes: 116,
+            intent_id: "ib".into(),
+        },
+    ];
+    // A copy set that is not the key's: nothing changes.
+    let before = snapshot(&store).await;
+    assert!(
+        store
+            .convert_version("b/k", "b/k/@v1", &sealed, &both[..1])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(snapshot(&store).await, before);
+    let old_bytes = store
+        .convert_version("b/k", "b/k/@v1", &sealed, &both)
+        .await
+        .unwrap()
+        .expect("converted");
+    assert_eq!(old_bytes.len(), 2);
+    assert!(
+        old_bytes
+            .iter()
+            .all(|d| d.storage_key == "b/k/@v1" && d.size_bytes == 100)
+    );
+    for b in [A, B] {
+        let c = copy_on(&store, "b/k", b).await;
+        assert_eq!(c.size_bytes, 116);
+        assert_eq!(c.created_at, created, "Last-Modified stays");
+        assert_eq!(
+            (c.form.etag.as_str(), c.form.content_hash.as_str()),
+            ("e1", "h")
+        );
+        assert!(c.form.encrypted && c.form.storage_key == "b/k/@v1.enc");
+        assert_eq!(
+            quota(&store, b).await.2,
+            100,
+            "old bytes charged as orphans"
+        );
+    }
+    assert_eq!(store.count_pending().await.unwrap(), 0, "intents cleared");
+    assert_eq!(store.cleanup_queue_depth().await.unwrap(), 2);
+    for d in &old_bytes {
+        store.complete_cleanup_item(&d.cleanup).await.unwrap();
+    }
+    // The version changed meanwhile (an overwrite): a conversion of the old one is refused.
+    store
+        .record_object(
+            "b/k",
+            A,
+            5,
+            &StoredForm {
+                storage_key: "b/k/@v2".into(),
+                ..StoredForm::default()
+            },
+        )
+        .await
+        .unwrap();
+    let before = snapshot(&store).await;
+    assert!(
+        store
+            .convert_version(
+                "b/k",
+                "b/k/@v1.enc",
+                &StoredForm::default().clone_with_path("b/k/@v3"),
+                &both[..1]
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(snapshot(&store).await, before);
+    assert!(matches!(
+        store
+            .convert_version("b/k", "b/k/@v2", &sealed.clone_with_path("b/k/@v2"), &both)
+            .await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert_ledger(&store).await;
+}
+
+trait WithPath {
+    fn clone_with_path(&self, p: &str) -> StoredForm;
+}
+
+impl WithPath for StoredForm {
+    fn clone_with_path(&self, p: &str) -> StoredForm {
+        StoredForm {
+            storage_key: p.into(),
+            ..self.clone()
+        }
+    }
+}

@@ -261,6 +261,8 @@ macro_rules! for_each_case {
                 mark_missing_copy_false,
                 unencrypted_keyset_visits_each_once,
                 encrypted_offset_and_keyset_paging,
+                rewrap_only_the_key_read,
+                convert_version_swaps_every_copy_or_nothing,
             ],
             integrity: [
                 objects_without_hash,

@@ -13,7 +13,7 @@
 //!   many sequences (default 2000 per engine), in release mode.
 //! - `e2e [--filter REGEX]...`: the s3s-e2e conformance cases against a running s3o-gateway
 //!   (see [`mod@e2e`]).
-//! - `s3-tests [--engine sqlite|postgres] [-k EXPR]`: the public ceph/s3-tests suite against a fresh
+//! - `s3-tests [--engine sqlite|postgres] [-k EXPR] [--encrypt]`: the public ceph/s3-tests suite against a fresh
 //!   gateway, strict against `bench/s3-tests-expected-failures.txt` (see [`mod@s3tests`]);
 //!   not part of `ci` yet.
 //! - `crash [--engine sqlite|postgres|all] [--kills N]`: the crash drills with N kills per
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
 bench [--quick] [--trials N] [--engine E] [--only claims] [--claim-depth N] | \
 bench --gateway [--quick] [--trials N] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]... | crash [--engine E] [--kills N] | \
-kills [--engine E] [--kills N] [--scope writes|complete|replication|drain|all] | s3-tests [--engine sqlite|postgres] [-k EXPR]>";
+kills [--engine E] [--kills N] [--scope writes|complete|replication|drain|all] | s3-tests [--engine sqlite|postgres] [-k EXPR] [--encrypt]>";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

@@ -101,11 +101,15 @@ enum Outcome {
 pub(crate) fn s3_tests(rest: &[String]) -> Result<(), String> {
     let mut engine = "sqlite".to_owned();
     let mut select: Option<String> = None;
+    // `--encrypt`: the gateway seals every object (encryption at rest); the outcomes must be
+    // the plaintext run's.
+    let mut encrypt = false;
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--engine" => engine = it.next().cloned().ok_or("--engine needs a value")?,
             "-k" => select = Some(it.next().cloned().ok_or("-k needs a pytest expression")?),
+            "--encrypt" => encrypt = true,
             other => return Err(format!("s3-tests: unknown argument `{other}`")),
         }
     }
@@ -151,6 +155,7 @@ pub(crate) fn s3_tests(rest: &[String]) -> Result<(), String> {
         &store,
         &engine,
         select.as_deref(),
+        encrypt,
     );
     if let Some((base, schema)) = schema {
         drop_schema(&base, &schema);
@@ -171,6 +176,7 @@ pub(crate) fn s3_tests(rest: &[String]) -> Result<(), String> {
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_suite(
     suite: &Path,
     python: &Path,
@@ -179,11 +185,15 @@ fn run_suite(
     store: &str,
     engine: &str,
     select: Option<&str>,
+    encrypt: bool,
 ) -> Result<(), String> {
     let port = free_port()?;
     let config = dir.join("gateway.toml");
-    fs::write(&config, gateway_toml(dir, port, store))
-        .map_err(|e| format!("s3-tests: write {}: {e}", config.display()))?;
+    let mut toml = gateway_toml(dir, port, store);
+    if encrypt {
+        toml.push_str(&encryption_toml(dir)?);
+    }
+    fs::write(&config, toml).map_err(|e| format!("s3-tests: write {}: {e}", config.display()))?;
     let conf = dir.join("s3tests.conf");
     fs::write(&conf, suite_conf(port))
         .map_err(|e| format!("s3-tests: write {}: {e}", conf.display()))?;
@@ -300,6 +310,22 @@ fn gateway_toml(dir: &Path, port: u16, store: &str) -> String {
         ));
     }
     t
+}
+
+/// `[encryption]` for every bucket, with a fresh random master key written (mode 600) in `dir`.
+fn encryption_toml(dir: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = dir.join("master.key");
+    let mut bytes = [0u8; 32];
+    let mut f = fs::File::open("/dev/urandom").map_err(|e| format!("s3-tests: {e}"))?;
+    std::io::Read::read_exact(&mut f, &mut bytes).map_err(|e| format!("s3-tests: {e}"))?;
+    fs::write(&key, bytes).map_err(|e| format!("s3-tests: write {}: {e}", key.display()))?;
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("s3-tests: chmod {}: {e}", key.display()))?;
+    Ok(format!(
+        "\n[encryption]\nencrypt = true\nkey_id = \"s3-tests\"\nmaster_key_file = {:?}\n",
+        key.display().to_string()
+    ))
 }
 
 /// The suite's configuration file for a gateway on `port`.

@@ -1273,6 +1273,41 @@ impl MetadataStore {
         )
         .await
     }
+    /// Re-wraps a copy's data key while it still holds `expected_key`; `false` (nothing
+    /// changed) when the copy is gone or holds another key (see
+    /// [`ops::rewrap_encryption_key`](crate::ops::rewrap_encryption_key)).
+    pub async fn rewrap_encryption_key(
+        &self,
+        key: &str,
+        backend: &str,
+        expected_key: &[u8],
+        new_key: &[u8],
+        new_key_id: &str,
+    ) -> Result<bool> {
+        self.observe(
+            "rewrap_encryption_key",
+            self.inner
+                .rewrap_encryption_key(key, backend, expected_key, new_key, new_key_id),
+        )
+        .await
+    }
+    /// Swaps every copy of `key` for rewritten (encrypted or decrypted) bytes while its
+    /// version is still the one at `expected_storage_key`; `None` (nothing changed) when a
+    /// concurrent write won (see [`ops::convert_version`](crate::ops::convert_version)).
+    pub async fn convert_version(
+        &self,
+        key: &str,
+        expected_storage_key: &str,
+        envelope: &StoredForm,
+        copies: &[ConvertedCopy],
+    ) -> Result<Option<Vec<DeletedCopy>>> {
+        self.observe(
+            "convert_version",
+            self.inner
+                .convert_version(key, expected_storage_key, envelope, copies),
+        )
+        .await
+    }
     /// Marks a copy decrypted in place (see [`ops::mark_object_decrypted`](crate::ops::mark_object_decrypted)).
     pub async fn mark_object_decrypted(
         &self,

@@ -786,6 +786,18 @@ pub struct UnencryptedLocation {
     pub size_bytes: i64,
 }
 
+/// One copy's rewritten bytes in a [`crate::ops::convert_version`]: where they are and under which write
+/// intent they were written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvertedCopy {
+    /// Backend holding the copy (and its new bytes).
+    pub backend: String,
+    /// Size of the new bytes.
+    pub size_bytes: i64,
+    /// The intent the new bytes were written under; deleted in the same transaction.
+    pub intent_id: String,
+}
+
 /// Keyset cursor over `(object_key, backend_name)` in byte order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor {

@@ -49,6 +49,9 @@ pub struct Config {
     /// Logging of the binary (`[log]`).
     #[serde(default)]
     pub log: LogConfig,
+    /// Envelope encryption at rest (`[encryption]`); absent: nothing is encrypted.
+    #[serde(default)]
+    pub encryption: Option<crate::crypto::config::EncryptionConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -66,6 +69,7 @@ impl std::fmt::Debug for Config {
             .field("workers", &self.workers)
             .field("server", &self.server)
             .field("log", &self.log)
+            .field("encryption", &self.encryption)
             .finish()
     }
 }
@@ -237,6 +241,7 @@ impl Default for Config {
             workers: crate::workers::WorkersConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
+            encryption: None,
         }
     }
 }
@@ -284,6 +289,10 @@ pub struct BucketConfig {
     /// Copies the replicator keeps of every object of the bucket (default 1).
     #[serde(default = "one")]
     pub replication_factor: u32,
+    /// Encrypt new objects of this bucket (overrides `[encryption] encrypt`; needs
+    /// `[encryption]`).
+    #[serde(default)]
+    pub encrypt: Option<bool>,
     /// Lifecycle rules (`[[buckets.lifecycle]]`): the bucket's initial rules, written when the
     /// ledger creates the bucket; after that the S3 API manages them (a restart never resets
     /// rules changed over S3).
@@ -355,6 +364,7 @@ impl BucketConfig {
             name: name.into(),
             replication_factor: 1,
             lifecycle: Vec::new(),
+            encrypt: None,
         }
     }
 }
@@ -554,6 +564,17 @@ impl Config {
             }
         }
         self.workers.validate().map_err(ConfigError::Invalid)?;
+        match &self.encryption {
+            Some(e) => e.validate().map_err(ConfigError::Invalid)?,
+            None => {
+                if let Some(b) = self.buckets.iter().find(|b| b.encrypt == Some(true)) {
+                    return bad(format!(
+                        "bucket {:?} sets encrypt = true but there is no [encryption] section",
+                        b.name
+                    ));
+                }
+            }
+        }
         self.server.validate().map_err(ConfigError::Invalid)?;
         if self.credentials.is_empty() && !self.anonymous {
             return bad(

@@ -27,6 +27,8 @@ pub(crate) struct ObjectMeta {
     pub(crate) content_type: String,
     /// `x-amz-meta-*` values by lower-case name (without the prefix).
     pub(crate) user_metadata: BTreeMap<String, String>,
+    /// The encryption columns when the bytes are sealed (see [`crate::crypto`]).
+    pub(crate) encryption: Option<crate::crypto::gateway::Sealed>,
 }
 
 /// One copy of an object as the gateway reads it.
@@ -75,7 +77,7 @@ fn form_of(meta: &ObjectMeta) -> StoredForm {
         etag: meta.etag.clone(),
         content_type: meta.content_type.clone(),
         user_metadata: meta.user_metadata.clone(),
-        ..StoredForm::default()
+        ..crate::crypto::gateway::form_columns(meta.encryption.as_ref())
     }
 }
 
@@ -85,6 +87,7 @@ fn meta_of(form: &StoredForm) -> ObjectMeta {
         etag: form.etag.clone(),
         content_type: form.content_type.clone(),
         user_metadata: form.user_metadata.clone(),
+        encryption: crate::crypto::gateway::sealed_of(form),
     }
 }
 
@@ -128,6 +131,11 @@ pub(crate) struct Ledger {
 }
 
 impl Ledger {
+    /// The store handle (the encryption module's own calls, in `crypto/`).
+    pub(crate) fn store(&self) -> &LedgerHandle {
+        &self.store
+    }
+
     pub(crate) fn new(store: LedgerHandle, routing: RoutingPolicy) -> Self {
         Ledger {
             store,

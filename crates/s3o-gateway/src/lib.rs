@@ -20,6 +20,7 @@ mod auth;
 mod backends;
 mod body;
 mod completions;
+mod crypto;
 mod demo;
 mod keys;
 mod ledger;
@@ -41,6 +42,11 @@ pub use config::{
     BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, LifecycleRuleConfig,
     LogConfig, LogFormat, RoutingPolicy, ServerConfig, TlsConfig,
 };
+pub use crypto::config::{EncryptionConfig, KeySource, PreviousKey};
+pub use crypto::convert::{
+    ConvertProgress, Direction as ConvertDirection, convert as convert_objects,
+};
+pub use crypto::rotate::{RotateOptions, RotateProgress, rotate as rotate_encryption_keys};
 pub use demo::{
     DEMO_ACCESS_KEY, DEMO_BUCKET, DEMO_QUOTA_BYTES, DEMO_SECRET_KEY, DemoSetup, demo_config,
 };

@@ -210,6 +210,8 @@ impl Gateway {
                 return Err(store_err(e));
             }
         }
+        let crypto = crate::crypto::gateway::Crypto::from_config(&config)
+            .map_err(|why| GatewayError::Config(crate::ConfigError::Invalid(why)))?;
         let workers_ctx = Arc::new(ctx);
         let max_chunk = backends.all().map(|b| b.chunk).max().unwrap_or(0);
         let s3 = GatewayS3::new(
@@ -220,7 +222,8 @@ impl Gateway {
             config.region.clone(),
             metrics.clone(),
             crate::s3::intent_heartbeat(config.workers.reaper.min_age.0),
-        );
+        )
+        .with_crypto(crypto);
         let mut builder = S3ServiceBuilder::new(s3);
         builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
             crate::s3::post::s3s_config(),
@@ -424,6 +427,7 @@ impl RunningGateway {
                 rest_server(new) != rest_server(&old),
             ),
             ("log.format", new.log.format != old.log.format),
+            ("encryption", new.encryption != old.encryption),
         ];
         for (name, changed) in others {
             if changed {

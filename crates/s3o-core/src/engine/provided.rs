@@ -302,6 +302,29 @@ pub trait EngineOps: Engine {
         )
         .await
     }
+    /// Re-wraps a copy's data key while it still holds `expected_key` (see
+    /// [`ops::rewrap_encryption_key`]).
+    async fn rewrap_encryption_key(
+        &self,
+        key: &str,
+        backend: &str,
+        expected_key: &[u8],
+        new_key: &[u8],
+        new_key_id: &str,
+    ) -> Result<bool> {
+        ops::rewrap_encryption_key(self, key, backend, expected_key, new_key, new_key_id).await
+    }
+    /// Swaps every copy of a version for rewritten bytes while it is still current (see
+    /// [`ops::convert_version`]).
+    async fn convert_version(
+        &self,
+        key: &str,
+        expected_storage_key: &str,
+        envelope: &StoredForm,
+        copies: &[ConvertedCopy],
+    ) -> Result<Option<Vec<DeletedCopy>>> {
+        ops::convert_version(self, key, expected_storage_key, envelope, copies).await
+    }
     /// Marks a copy decrypted in place (see [`ops::mark_object_decrypted`]).
     async fn mark_object_decrypted(
         &self,

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
-use crate::types::StoredForm;
+use crate::types::{ConvertedCopy, StoredForm};
 use crate::validate;
 
 struct Rewrite<'a> {
@@ -106,6 +106,188 @@ pub async fn mark_object_decrypted<R: Runner + ?Sized>(
             backend,
             size: plaintext_size,
             form: None,
+        },
+    )
+    .await
+}
+
+struct Rewrap<'a> {
+    key: &'a str,
+    backend: &'a str,
+    expected: &'a [u8],
+    new_key: &'a [u8],
+    new_key_id: &'a str,
+}
+
+#[async_trait]
+impl TxBody for Rewrap<'_> {
+    type Output = bool;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<bool> {
+        tx.acquire_key_lock(self.key).await?;
+        let Some(current) = tx.lock_object_on_backend(self.key, self.backend).await? else {
+            return Ok(false);
+        };
+        // Another version (an overwrite since the caller read the key) keeps its own key.
+        if !current.form.encrypted || current.form.encryption_key != self.expected {
+            return Ok(false);
+        }
+        let form = StoredForm {
+            encryption_key: self.new_key.to_vec(),
+            key_id: self.new_key_id.to_owned(),
+            ..current.form
+        };
+        tx.update_object_form(self.key, self.backend, current.size_bytes, &form)
+            .await?;
+        Ok(true)
+    }
+}
+
+/// Replaces the wrapped data key of the copy of `key` on `backend` (rotation: metadata only),
+/// only while that copy still holds `expected_key`, checked under the key lock: a version
+/// written since the caller read the key keeps its own. Size, path, hash and every other
+/// column stay. `false` (nothing changed) when the copy is gone, plaintext, or holds another
+/// key. `new_key` must be non-empty.
+#[tracing::instrument(name = "rewrap_encryption_key", level = "debug", skip_all, fields(key = %key, backend = %backend))]
+pub async fn rewrap_encryption_key<R: Runner + ?Sized>(
+    runner: &R,
+    key: &str,
+    backend: &str,
+    expected_key: &[u8],
+    new_key: &[u8],
+    new_key_id: &str,
+) -> Result<bool> {
+    validate::key(key)?;
+    validate::backend(backend)?;
+    if new_key.is_empty() || expected_key.is_empty() {
+        return Err(crate::error::StoreError::invalid(
+            "encryption key",
+            "a rewrapped key and the key it replaces must be non-empty",
+        ));
+    }
+    let form = StoredForm {
+        encrypted: true,
+        encryption_key: new_key.to_vec(),
+        key_id: new_key_id.to_owned(),
+        ..StoredForm::default()
+    };
+    validate::stored_form(&form)?;
+    with_tx_val(
+        runner,
+        &Rewrap {
+            key,
+            backend,
+            expected: expected_key,
+            new_key,
+            new_key_id,
+        },
+    )
+    .await
+}
+
+struct Convert<'a> {
+    instance: &'a str,
+    key: &'a str,
+    expected: &'a str,
+    envelope: &'a StoredForm,
+    copies: &'a [ConvertedCopy],
+}
+
+#[async_trait]
+impl TxBody for Convert<'_> {
+    type Output = Option<Vec<crate::types::DeletedCopy>>;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Self::Output> {
+        tx.acquire_key_lock(self.key).await?;
+        let current = tx.get_existing_copies_for_update(self.key).await?;
+        // The version read is still the current one, with exactly the copies rewritten: else
+        // an overwrite, delete or replica won and nothing changes.
+        let same = current.len() == self.copies.len()
+            && current.iter().all(|c| {
+                let path = if c.storage_key.is_empty() {
+                    self.key
+                } else {
+                    c.storage_key.as_str()
+                };
+                path == self.expected && self.copies.iter().any(|n| n.backend == c.backend_name)
+            });
+        if !same {
+            return Ok(None);
+        }
+        let mut used = super::quota::QuotaDeltas::new();
+        let mut orphan = super::quota::QuotaDeltas::new();
+        let mut entries = Vec::with_capacity(current.len());
+        for c in &current {
+            let Some(n) = self.copies.iter().find(|n| n.backend == c.backend_name) else {
+                return Ok(None);
+            };
+            let Some(loc) = tx.lock_object_on_backend(self.key, &c.backend_name).await? else {
+                return Ok(None);
+            };
+            // Only the envelope and the path change: ETag, type, metadata, hash, managed
+            // flag and creation time stay the version's.
+            let form = StoredForm {
+                encrypted: self.envelope.encrypted,
+                encryption_key: self.envelope.encryption_key.clone(),
+                key_id: self.envelope.key_id.clone(),
+                plaintext_size: self.envelope.plaintext_size,
+                storage_key: self.envelope.storage_key.clone(),
+                ..loc.form
+            };
+            tx.update_object_form(self.key, &c.backend_name, n.size_bytes, &form)
+                .await?;
+            *used.entry(c.backend_name.clone()).or_default() += n.size_bytes - c.size_bytes;
+            entries.push(super::objects::orphan_entry(
+                self.key,
+                &c.backend_name,
+                self.expected,
+                c.size_bytes,
+                "converted",
+            ));
+            tx.delete_pending(&n.intent_id).await?;
+        }
+        let out = super::cleanup::enqueue_orphans(tx, self.instance, entries, &mut orphan).await?;
+        super::quota::apply_ledger_deltas(tx, &used, &orphan).await?;
+        Ok(Some(out))
+    }
+}
+
+/// Swaps the bytes of every copy of `key` for rewritten ones (encrypted or decrypted) in one
+/// transaction, only while the key's current version is still the one at
+/// `expected_storage_key` with exactly the copies in `copies`, checked under the key lock: a
+/// concurrent overwrite, delete or new replica wins and nothing changes (`None`). Each copy
+/// takes `envelope`'s encryption columns and path and its new size; everything else of the
+/// version stays. The old bytes are enqueued for cleanup (born claimed by this store, charged
+/// to `orphan_bytes`) and the copies' write intents deleted in the same transaction; the size
+/// difference is charged through the quota guard. Returns the old bytes with their claims.
+#[tracing::instrument(name = "convert_version", level = "debug", skip_all, fields(key = %key))]
+pub async fn convert_version<R: Runner + ?Sized>(
+    runner: &R,
+    key: &str,
+    expected_storage_key: &str,
+    envelope: &StoredForm,
+    copies: &[ConvertedCopy],
+) -> Result<Option<Vec<crate::types::DeletedCopy>>> {
+    validate::key(key)?;
+    validate::storage_path(expected_storage_key)?;
+    validate::stored_form(envelope)?;
+    validate::storage_path(&envelope.storage_key)?;
+    if envelope.storage_key == expected_storage_key || copies.is_empty() {
+        return Err(crate::error::StoreError::invalid(
+            "conversion",
+            "the rewritten bytes need their own path and at least one copy",
+        ));
+    }
+    for c in copies {
+        validate::backend(&c.backend)?;
+        validate::size("converted size", c.size_bytes)?;
+    }
+    with_tx_val(
+        runner,
+        &Convert {
+            instance: runner.instance_id(),
+            key,
+            expected: expected_storage_key,
+            envelope,
+            copies,
         },
     )
     .await

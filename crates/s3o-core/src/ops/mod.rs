@@ -23,7 +23,9 @@ pub use cleanup::{
     complete_cleanup_item, enqueue_orphaned_bytes, move_cleanup_to_dlq, retry_cleanup_item,
     sweep_stale_cleanup_queue_rows, write_off_cleanup_dlq,
 };
-pub use encryption::{mark_object_decrypted, mark_object_encrypted};
+pub use encryption::{
+    convert_version, mark_object_decrypted, mark_object_encrypted, rewrap_encryption_key,
+};
 pub use listing::{
     DEFAULT_MAX_KEYS, MAX_MAX_KEYS, list_objects, list_objects_delimited, prefix_successor,
 };

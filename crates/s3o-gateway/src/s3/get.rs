@@ -11,6 +11,8 @@ pub(super) enum OpenError {
     Unavailable,
     /// Every copy is on a backend over its monthly usage budget (none was tried).
     OverBudget,
+    /// The version is encrypted and cannot be opened here (no key for it).
+    Refused(S3Error),
 }
 
 /// Evaluates GET/HEAD preconditions against the ledger's ETag and Last-Modified, in RFC 9110
@@ -229,6 +231,14 @@ impl GatewayS3 {
             .flatten()
             .max_by(|a, b| a.1.location.as_ref().cmp(b.1.location.as_ref()));
         match best {
+            // The DEK of an encrypted version lives in the ledger only.
+            Some((_, o)) if crate::crypto::gateway::is_sealed_path(o.location.as_ref()) => {
+                self.metrics.event("broadcast_refused_encrypted");
+                Err(s3_error!(
+                    ServiceUnavailable,
+                    "the object is encrypted and its key is in the ledger, which is unavailable"
+                ))
+            }
             Some((backend, o)) => Ok(Found {
                 size: i64::try_from(o.size).unwrap_or(i64::MAX),
                 last_modified: Timestamp::from_system_time(o.last_modified.into()),
@@ -249,6 +259,19 @@ impl GatewayS3 {
         range: Option<(u64, u64)>,
     ) -> Result<ByteStream, OpenError> {
         let path = keys::path(&found.meta.storage_key);
+        // A sealed version is read by whole chunks and decrypted (see crate::crypto).
+        let sealed = match &found.meta.encryption {
+            None => None,
+            Some(s) => Some(
+                crate::crypto::gateway::ReadPlan::new(self.crypto.as_deref(), s, 0, range)
+                    .await
+                    .map_err(OpenError::Refused)?,
+            ),
+        };
+        let range = match &sealed {
+            Some(plan) => plan.stored_range,
+            None => range,
+        };
         let mut gone = true;
         let mut over_budget = 0;
         for name in &found.backends {
@@ -269,7 +292,17 @@ impl GatewayS3 {
             match b.store.get_opts(&path, opts).await {
                 Ok(r) => {
                     let s = r.into_stream().map_err(|e| Box::new(e) as s3s::StdError);
-                    return Ok(Box::pin(s));
+                    let Some(plan) = &sealed else {
+                        return Ok(Box::pin(s));
+                    };
+                    match plan.decrypt(Box::pin(s)).await {
+                        Ok(s) => return Ok(s),
+                        Err(e) => {
+                            gone = false;
+                            tracing::error!(backend = %name, path = %path, error = %e, "encrypted copy does not decrypt; trying the next copy");
+                            self.metrics.event("read_failover");
+                        }
+                    }
                 }
                 Err(object_store::Error::NotFound { .. }) => {
                     self.metrics.event("read_failover");
@@ -307,6 +340,7 @@ impl GatewayS3 {
             let (extra, range) = admit(&found)?;
             match self.open(&found, range).await {
                 Ok(stream) => return Ok((found, extra, stream)),
+                Err(OpenError::Refused(e)) => return Err(e),
                 Err(OpenError::Gone) if tried.as_ref() != Some(&found.meta.storage_key) => {
                     self.metrics.event("read_retry_displaced");
                     tried = Some(found.meta.storage_key.clone());
@@ -416,7 +450,12 @@ pub(super) fn found_of(copies: Vec<Copy>) -> Found {
     // Copies of one key are the same version (replicas); the first holds the metadata.
     let first = copies[0].clone();
     Found {
-        size: first.size,
+        // An encrypted copy stores more bytes than the client's object has.
+        size: first
+            .meta
+            .encryption
+            .as_ref()
+            .map_or(first.size, |e| e.plaintext_size),
         last_modified: first.last_modified,
         meta: first.meta,
         backends: copies.into_iter().map(|c| c.backend).collect(),

@@ -61,6 +61,8 @@ pub(crate) struct GatewayS3 {
     completions: Completions,
     /// See [`intent_heartbeat`].
     heartbeat: std::time::Duration,
+    /// Encryption at rest (`[encryption]`); `None`: nothing is sealed or opened.
+    crypto: Option<Arc<crate::crypto::gateway::Crypto>>,
 }
 
 mod bucket;
@@ -192,7 +194,17 @@ impl GatewayS3 {
             metrics,
             completions: Completions::default(),
             heartbeat,
+            crypto: None,
         }
+    }
+
+    /// Seals new objects and opens sealed ones with `crypto`.
+    pub(crate) fn with_crypto(
+        mut self,
+        crypto: Option<Arc<crate::crypto::gateway::Crypto>>,
+    ) -> Self {
+        self.crypto = crypto;
+        self
     }
 
     fn observe<T>(&self, op: &'static str, r: &S3Result<T>, started: Instant) {

@@ -48,16 +48,35 @@ impl GatewayS3 {
             .await
             .map_err(write_err)?;
         let upload_id = uuid::Uuid::new_v4().simple().to_string();
-        self.ledger
-            .create_upload(
+        // Encryption at rest: an encrypted bucket's upload gets one upload-level DEK.
+        let upload_key = match &self.crypto {
+            Some(c) => c.upload_key(&i.bucket).await?,
+            None => None,
+        };
+        match upload_key {
+            Some(env) => crate::crypto::gateway::create_sealed_upload(
+                &self.ledger,
                 &upload_id,
                 &lkey,
                 &backend,
                 i.content_type.as_deref().unwrap_or(""),
                 &user_metadata(i.metadata),
+                &env,
             )
             .await
-            .map_err(write_err)?;
+            .map_err(write_err)?,
+            None => self
+                .ledger
+                .create_upload(
+                    &upload_id,
+                    &lkey,
+                    &backend,
+                    i.content_type.as_deref().unwrap_or(""),
+                    &user_metadata(i.metadata),
+                )
+                .await
+                .map_err(write_err)?,
+        }
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(i.bucket),
             key: Some(i.key),
@@ -127,17 +146,40 @@ impl GatewayS3 {
         mut checksums: body::ChecksumRequest,
         stream: ByteStream,
     ) -> S3Result<(String, Checksum)> {
+        // Encryption at rest: a part of an encrypted upload is sealed with the upload's DEK
+        // (UploadPart and UploadPartCopy alike).
+        let seal = match crate::crypto::gateway::sealed_of_upload(up) {
+            Some(k) => Some(
+                crate::crypto::gateway::seal_part(
+                    self.crypto.as_deref(),
+                    &k,
+                    part_number,
+                    size,
+                    &mut checksums.hasher,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let stored = seal.as_ref().map_or(size, |s| s.stored_size);
         let _reservation = self
             .ledger
-            .admit_part(size, &up.backend_name)
+            .admit_part(stored, &up.backend_name)
             .await
             .map_err(write_err)?;
         let backend = self.backend(&up.backend_name)?.clone();
         let part_key = keys::part_attempt_path(&up.upload_id, part_number);
         let path = keys::path(&part_key);
+        let stream = match &seal {
+            Some(s) => s.encrypt(stream),
+            None => stream,
+        };
         let written = match body::upload(&backend, &path, stream, &mut checksums.hasher, None).await
         {
-            Ok(u) => u,
+            Ok(u) => match &seal {
+                Some(s) => s.plaintext(u, &mut checksums.hasher),
+                None => u,
+            },
             Err(UploadError::Body(e)) => return Err(body_error(e)),
             Err(UploadError::Backend(e)) => {
                 tracing::warn!(backend = %backend.name, error = %e, "part upload failed");
@@ -168,11 +210,26 @@ impl GatewayS3 {
             }
         };
         let etag = written.etag();
-        if let Err(e) = self
-            .ledger
-            .record_part(&up.upload_id, part_number, &etag, size, &part_key)
-            .await
-        {
+        let recorded = match &seal {
+            Some(s) => {
+                crate::crypto::gateway::record_sealed_part(
+                    &self.ledger,
+                    &up.upload_id,
+                    part_number,
+                    &etag,
+                    stored,
+                    &part_key,
+                    &s.sealed,
+                )
+                .await
+            }
+            None => {
+                self.ledger
+                    .record_part(&up.upload_id, part_number, &etag, size, &part_key)
+                    .await
+            }
+        };
+        if let Err(e) = recorded {
             // Unrecorded (upload aborted meanwhile, ledger down): the attempt's bytes go; what
             // a delete misses lies under the upload's directory, swept with it.
             let _ = backend.store.delete(&path).await;
@@ -305,7 +362,15 @@ impl GatewayS3 {
             {
                 return Err(s3_error!(InvalidPart, "part {num} has a different ETag"));
             }
-            if n + 1 < named.len() && r.size_bytes < MIN_PART_SIZE {
+            // An encrypted part's client size is its plaintext size.
+            let (part_size, sealed) = match crate::crypto::gateway::sealed_of_part(r) {
+                Some(k) => (
+                    k.plaintext_size,
+                    Some(crate::crypto::gateway::open_part(self.crypto.as_deref(), &k, num).await?),
+                ),
+                None => (r.size_bytes, None),
+            };
+            if n + 1 < named.len() && part_size < MIN_PART_SIZE {
                 return Err(s3_error!(
                     EntityTooSmall,
                     "part {num} is smaller than 5 MiB"
@@ -320,9 +385,10 @@ impl GatewayS3 {
             };
             chosen.push(PartRef {
                 number: num,
-                size: r.size_bytes,
+                size: part_size,
                 md5,
                 path,
+                sealed,
             });
         }
         let cond = precondition(i.if_match.as_ref(), i.if_none_match.as_ref());
@@ -462,7 +528,11 @@ impl GatewayS3 {
                 page.into_iter()
                     .map(|p| Part {
                         part_number: Some(p.part_number),
-                        size: Some(p.size_bytes),
+                        size: Some(if p.encrypted {
+                            p.plaintext_size
+                        } else {
+                            p.size_bytes
+                        }),
                         e_tag: Some(ETag::Strong(p.etag)),
                         last_modified: Some(to_s3_time(p.created_at)),
                         ..Part::default()
@@ -602,6 +672,8 @@ pub(super) struct PartRef {
     md5: [u8; 16],
     /// Backend path of its bytes.
     path: String,
+    /// The part's DEK, number and plaintext size when it is encrypted.
+    sealed: Option<crate::crypto::gateway::PartKey>,
 }
 
 /// The answer to a Complete whose assembly `outcome` is running or done: s3s sends it when it
@@ -639,6 +711,7 @@ pub(super) fn concat_parts(backend: Arc<Backend>, parts: Vec<PartRef>) -> ByteSt
         let backend = backend.clone();
         let path = keys::path(&part.path);
         let (num, md5) = (part.number, part.md5);
+        let sealed = part.sealed;
         async move {
             let r = backend
                 .store
@@ -648,6 +721,7 @@ pub(super) fn concat_parts(backend: Arc<Backend>, parts: Vec<PartRef>) -> ByteSt
             let hasher = std::sync::Arc::new(std::sync::Mutex::new(Some(md5::Md5::default())));
             let h2 = hasher.clone();
             let inner = r.into_stream().map_err(|e| Box::new(e) as s3s::StdError);
+            let inner = crate::crypto::gateway::part_plaintext(Box::pin(inner), sealed.as_ref());
             let checked = inner
                 .map(move |item| {
                     if let Ok(b) = &item

@@ -94,20 +94,38 @@ impl GatewayS3 {
             )?,
         };
         let ledger_key = &keys::ledger_key(bucket, key);
+        // Encryption at rest: the bytes go out sealed and the backend holds `stored` of them;
+        // the client's size, ETag and checksums stay the plaintext's.
+        let seal = crate::crypto::gateway::seal_write(
+            self.crypto.as_deref(),
+            bucket,
+            size,
+            &mut meta,
+            &mut checksums.hasher,
+        )
+        .await?;
+        let stored = seal.as_ref().map_or(size, |s| s.stored_size);
         let backend_name = match backend {
             Some(b) => b,
             None => self
                 .ledger
-                .pick_backend(size, &self.write_candidates()?)
+                .pick_backend(stored, &self.write_candidates()?)
                 .await
                 .map_err(write_err)?,
         };
         let backend = self.backend(&backend_name)?.clone();
         meta.storage_key = keys::object_path(bucket, key, &keys::new_version());
+        if let Some(s) = &seal {
+            s.mark(&mut meta.storage_key);
+        }
+        let body = match &seal {
+            Some(s) => s.encrypt(body),
+            None => body,
+        };
         let path = keys::path(&meta.storage_key);
         let intent = self
             .ledger
-            .begin_write(ledger_key, &backend_name, size, &meta)
+            .begin_write(ledger_key, &backend_name, stored, &meta)
             .await
             .map_err(write_err)?;
         // The heartbeat keeps the reaper off this intent while the body streams, however long
@@ -133,7 +151,10 @@ impl GatewayS3 {
             }
         };
         let up = match uploaded {
-            Ok(u) => u,
+            Ok(u) => match seal {
+                Some(s) => s.plaintext(u, &mut checksums.hasher),
+                None => u,
+            },
             Err(UploadError::Body(e)) => {
                 self.abandon(ledger_key, &backend_name, &intent).await;
                 return Err(body_error(e));
@@ -172,7 +193,7 @@ impl GatewayS3 {
                 bucket,
                 ledger_key,
                 &backend_name,
-                size,
+                stored,
                 &meta,
                 &intent,
                 &cond,
@@ -186,7 +207,7 @@ impl GatewayS3 {
                 let ours = Displaced {
                     backend: backend_name.clone(),
                     storage_key: meta.storage_key.clone(),
-                    size,
+                    size: stored,
                     claim: None,
                 };
                 self.remove_displaced(vec![ours], "abandoned").await;

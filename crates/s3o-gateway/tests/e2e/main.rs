@@ -11,6 +11,7 @@ mod buckets;
 mod compat;
 mod console;
 mod drills;
+mod encryption;
 mod failures;
 mod faulty;
 mod fs_backend;
@@ -97,6 +98,14 @@ on_both_ledgers! {
         multipart_on_local_directory,
         multipart_list_and_abort,
     ],
+    encryption: [
+        sealed_objects_round_trip,
+        sealed_multipart_round_trip,
+        tampered_copies_fail_and_replicas_serve,
+        drained_sealed_copy_reads,
+        rotation_keeps_objects_readable,
+        convert_existing_both_ways,
+    ],
     failures: [
         bad_signature_stores_nothing,
         body_not_matching_its_signature_stores_nothing,
@@ -126,4 +135,11 @@ async fn postgres_ledger_outage_503_on_put_broadcast_on_get() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_chromium() {
     console::console_in_chromium(rig::Ledger::Sqlite).await;
+}
+
+/// Encrypted objects cannot be broadcast-read (their key is in the ledger): 503, while
+/// plaintext objects still are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_ledger_outage_refuses_encrypted_reads() {
+    encryption::ledger_outage_refuses_sealed_reads().await;
 }
