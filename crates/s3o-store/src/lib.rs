@@ -12,10 +12,10 @@ pub use s3o_core::{
     CleanupItem, CleanupOutcome, CleanupQueueStates, CreateMultipartUploadParams, Cursor,
     DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound, ListDelimitedResult, ListObjectsResult,
     LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore, MoveOutcome, MultipartPart, MultipartUpload,
-    NotificationRow, ObjectLocation, PendingObject, PendingPromoteResult, QuotaStat,
-    ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError, StoredForm, Timestamp,
-    UnencryptedLocation, UsageStat, WritePrecondition, default_instance_id, quota_admits,
-    s3_error_for,
+    NotificationRow, ObjectAttributes, ObjectChecksum, ObjectLocation, PartLayout, PendingObject,
+    PendingPromoteResult, QuotaStat, ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError,
+    StoredForm, Timestamp, UnencryptedLocation, UsageStat, WritePrecondition, default_instance_id,
+    quota_admits, s3_error_for,
 };
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.
