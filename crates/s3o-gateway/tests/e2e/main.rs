@@ -13,6 +13,7 @@ mod failures;
 mod faulty;
 mod fs_backend;
 mod listing;
+mod metadata;
 mod multipart;
 mod proxy;
 mod raw;
@@ -66,6 +67,11 @@ on_both_ledgers! {
         copy_object,
     ],
     reads: [get_head_range_after_put_and_overwrite],
+    metadata: [
+        tagging_round_trip,
+        stored_headers_round_trip,
+        checksums_kept_and_returned,
+    ],
     listing: [
         list_v2_prefix_delimiter_and_pages,
         list_v1_markers_and_url_encoding,
