@@ -32,6 +32,7 @@ pub mod integrity;
 pub mod lifecycle;
 pub mod listing;
 pub mod locks;
+pub mod metadata;
 pub mod model;
 pub mod multipart;
 pub mod notification;
@@ -226,6 +227,14 @@ macro_rules! for_each_case {
                 abandon_queues_bytes_and_never_promotes,
                 touch_keeps_running_writes_and_gone_intents_refuse_commits,
                 backend_upload_id_rides_with_the_intent,
+            ],
+            metadata: [
+                attributes_and_tags_round_trip,
+                overwrite_replaces_attributes_and_tags,
+                set_tags_on_every_copy_then_delete_removes,
+                invalid_tags_and_attributes_refused_without_change,
+                intent_carries_attributes_and_tags,
+                multipart_upload_and_part_checksums_round_trip,
             ],
             multipart: [
                 create_get_round_trip,

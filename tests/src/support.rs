@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use s3o_store::{
-    Bucket, CleanupClaim, DeletedCopy, MetadataStore, MoveOutcome, ObjectLocation, ReplicaOutcome,
-    Result, StoreError, StoredForm, Timestamp,
+    Bucket, CleanupClaim, DeletedCopy, MetadataStore, MoveOutcome, ObjectAttributes,
+    ObjectChecksum, ObjectLocation, PartLayout, ReplicaOutcome, Result, StoreError, StoredForm,
+    Timestamp,
 };
 
 /// The store every case receives.
@@ -208,6 +209,48 @@ pub fn encrypted_form(seed: u8) -> StoredForm {
         ]
         .into_iter()
         .collect(),
+        attributes: full_attributes(seed),
+        tags: [
+            ("projet".to_owned(), format!("été-{seed}")),
+            ("empty".to_owned(), String::new()),
+        ]
+        .into_iter()
+        .collect(),
+    }
+}
+
+/// Stored attributes with every field set: headers (one non-ASCII), a composite checksum
+/// and a two-part layout.
+pub fn full_attributes(seed: u8) -> ObjectAttributes {
+    ObjectAttributes {
+        headers: [
+            ("cache-control".to_owned(), format!("max-age={seed}")),
+            (
+                "content-disposition".to_owned(),
+                "attachment; filename=\"ü.txt\"".to_owned(),
+            ),
+            (
+                "expires".to_owned(),
+                "Thu, 01 Dec 2044 16:00:00 GMT".to_owned(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        checksum: Some(ObjectChecksum {
+            algorithm: "SHA256".to_owned(),
+            kind: "COMPOSITE".to_owned(),
+            value: format!("{seed:02x}Ok6Cs5b96ux6+MWQkJO7UBT5sKPBeXBLwvj/hK89smg=-2"),
+        }),
+        parts: vec![
+            PartLayout {
+                size: 5 << 20,
+                checksum: "arcu6553sHVAiX4MjW0j7I7vD4w6R+Gz9Ok0Q9lTa+0=".to_owned(),
+            },
+            PartLayout {
+                size: i64::from(seed),
+                checksum: String::new(),
+            },
+        ],
     }
 }
 

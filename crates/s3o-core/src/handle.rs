@@ -301,6 +301,13 @@ impl MetadataStore {
         )
         .await
     }
+    /// Replaces the tags of the current version of `key` on every copy, under the key lock
+    /// (see [`ops::set_object_tags`](crate::ops::set_object_tags)); an empty map removes them.
+    /// No copy ⇒ `ObjectNotFound`; tags outside S3's limits ⇒ `InvalidInput`.
+    pub async fn set_object_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        self.observe("set_object_tags", self.inner.set_object_tags(key, tags))
+            .await
+    }
     /// Removes every copy of each key in one transaction (see [`ops::delete_objects_batch`](crate::ops::delete_objects_batch)).
     pub async fn delete_objects_batch(
         &self,

@@ -92,6 +92,9 @@ pub trait ObjectsTx: Send {
         size_bytes: i64,
         form: &StoredForm,
     ) -> Result<bool>;
+    /// Replaces the tags of every copy of `key` (the `tags` column only); returns how many
+    /// copies it changed (0: the key has none).
+    async fn set_object_tags(&mut self, key: &str, tags: &BTreeMap<String, String>) -> Result<u64>;
 }
 
 /// Transactional primitives on `cleanup_queue` and `cleanup_dlq`.

@@ -138,6 +138,12 @@ pub struct StoredForm {
     pub content_type: String,
     /// User metadata (`x-amz-meta-*`), stored as one JSON object text; empty map = `NULL`.
     pub user_metadata: BTreeMap<String, String>,
+    /// Stored headers, checksum and part layout of the version, stored as one JSON object
+    /// text; empty = `NULL`.
+    pub attributes: ObjectAttributes,
+    /// Object tags (S3 tagging), stored as one JSON object text; empty map = `NULL`. Unlike
+    /// the other fields, changed in place by [`crate::ops::set_object_tags`].
+    pub tags: BTreeMap<String, String>,
 }
 
 impl Default for StoredForm {
@@ -153,6 +159,8 @@ impl Default for StoredForm {
             etag: String::new(),
             content_type: String::new(),
             user_metadata: BTreeMap::new(),
+            attributes: ObjectAttributes::default(),
+            tags: BTreeMap::new(),
         }
     }
 }
@@ -187,6 +195,80 @@ impl StoredForm {
     /// The user metadata as the JSON object text the engines store; `None` for an empty map.
     pub fn user_metadata_json(&self) -> Option<String> {
         user_metadata_to_json(&self.user_metadata)
+    }
+
+    /// The tags as the JSON object text the engines store (the user-metadata encoding);
+    /// `None` for none.
+    pub fn tags_json(&self) -> Option<String> {
+        user_metadata_to_json(&self.tags)
+    }
+}
+
+/// S3 attributes of one object version besides its ETag, content type and user metadata,
+/// fixed when the version is written: the headers a GET/HEAD answers with, the checksum
+/// verified on upload and, for a multipart object, its part layout. Engines store it as one
+/// JSON object text ([`ObjectAttributes::to_json`]); the default (nothing) is `NULL`.
+///
+/// The same type describes a multipart upload before Complete: headers, and the checksum
+/// algorithm and type asked for at creation (with an empty value).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectAttributes {
+    /// Stored response headers by lower-case name (`cache-control`, `content-disposition`,
+    /// `content-encoding`, `content-language`, `expires`), values verbatim.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The checksum verified on upload; `None` when the client sent none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ObjectChecksum>,
+    /// The parts of a multipart object, in part-number order (1, 2, ...); empty for an object
+    /// written in one piece.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartLayout>,
+}
+
+/// A checksum of an object or of a multipart upload (S3 flexible checksums).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectChecksum {
+    /// S3 algorithm name: `CRC32`, `CRC32C`, `CRC64NVME`, `SHA1` or `SHA256`.
+    pub algorithm: String,
+    /// `FULL_OBJECT` (a checksum of every byte) or `COMPOSITE` (a checksum of the parts'
+    /// checksums, value suffixed `-<parts>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Base64 value as S3 answers it; empty for an upload not completed yet.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub value: String,
+}
+
+/// One part of a multipart object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartLayout {
+    /// Bytes of the part.
+    pub size: i64,
+    /// The part's checksum (base64, in the object's algorithm); empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checksum: String,
+}
+
+impl ObjectAttributes {
+    /// True when there is nothing to store.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty() && self.checksum.is_none() && self.parts.is_empty()
+    }
+
+    /// The JSON object text the engines store; `None` (stored as `NULL`) when empty.
+    pub fn to_json(&self) -> Option<String> {
+        // Plain strings and integers always serialise; the fallback is unreachable.
+        (!self.is_empty()).then(|| serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned()))
+    }
+
+    /// Decodes stored attributes; `None` (SQL `NULL`) is the empty value. An error means the
+    /// column holds something no writer of this crate produced.
+    pub fn from_json(json: Option<&str>) -> std::result::Result<Self, serde_json::Error> {
+        match json {
+            None => Ok(ObjectAttributes::default()),
+            Some(j) => serde_json::from_str(j),
+        }
     }
 }
 
@@ -694,6 +776,11 @@ pub struct MultipartUpload {
     pub content_type: String,
     /// User metadata (`x-amz-meta-*`); empty when none.
     pub metadata: BTreeMap<String, String>,
+    /// Stored headers and the checksum algorithm/type asked for; the completed object gets
+    /// them.
+    pub attributes: ObjectAttributes,
+    /// Tags the completed object gets; empty when none.
+    pub tags: BTreeMap<String, String>,
     /// True when `encryption_key` is non-empty.
     pub encrypted: bool,
     /// Upload-level packed DEK shared by every part; empty for plaintext uploads.
@@ -726,6 +813,9 @@ pub struct MultipartPart {
     /// Backend path of the part's bytes (the `storage_key` of the form it was recorded with);
     /// empty when none was given.
     pub storage_key: String,
+    /// The part's verified checksum (base64; the value of the recorded form's
+    /// `attributes.checksum`); empty when none.
+    pub checksum: String,
 }
 
 /// Everything a new multipart upload row needs.
@@ -741,6 +831,10 @@ pub struct CreateMultipartUploadParams {
     pub content_type: String,
     /// User metadata; empty stores NULL.
     pub metadata: BTreeMap<String, String>,
+    /// Stored headers and checksum algorithm/type; empty stores NULL.
+    pub attributes: ObjectAttributes,
+    /// Tags for the completed object; empty stores NULL.
+    pub tags: BTreeMap<String, String>,
     /// Upload-level packed DEK; empty for unencrypted uploads.
     pub encryption_key: Vec<u8>,
     /// Master-key version; empty for unencrypted uploads.

@@ -1,9 +1,12 @@
 //! Input validation shared by both engines. Everything here runs before any SQL, so a
 //! rejected call changes nothing.
 
+use std::collections::BTreeMap;
+
 use crate::error::{Result, StoreError};
 use crate::types::{
-    BucketSettings, BucketSpec, CleanupEntry, ObjectLocation, PendingObject, StoredForm, Timestamp,
+    BucketSettings, BucketSpec, CleanupEntry, ObjectAttributes, ObjectLocation, PendingObject,
+    StoredForm, Timestamp,
 };
 
 /// Longest object key accepted, in bytes (S3's limit).
@@ -530,6 +533,94 @@ pub fn stored_form(form: &StoredForm) -> Result<()> {
                 json.len()
             ),
         ));
+    }
+    attributes(&form.attributes)?;
+    tags(&form.tags)
+}
+
+/// Most stored headers of one object.
+pub const MAX_STORED_HEADERS: usize = 16;
+/// Longest stored header name, in bytes.
+pub const MAX_HEADER_NAME_BYTES: usize = 64;
+/// Longest stored header value, in bytes.
+pub const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
+/// Longest checksum algorithm or type name, in bytes.
+pub const MAX_CHECKSUM_NAME_BYTES: usize = 32;
+/// Longest checksum value (base64, with a `-<parts>` suffix), in bytes.
+pub const MAX_CHECKSUM_VALUE_BYTES: usize = 128;
+/// Most parts of a multipart object (S3's limit).
+pub const MAX_PARTS: usize = 10_000;
+/// Most tags of one object (S3's limit).
+pub const MAX_TAGS: usize = 10;
+/// Longest tag key, in Unicode characters (S3's limit).
+pub const MAX_TAG_KEY_CHARS: usize = 128;
+/// Longest tag value, in Unicode characters (S3's limit).
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+
+/// Stored attributes: at most [`MAX_STORED_HEADERS`] headers with non-empty names of at most
+/// [`MAX_HEADER_NAME_BYTES`] and values of at most [`MAX_HEADER_VALUE_BYTES`]; checksum names
+/// and value bounded; at most [`MAX_PARTS`] parts of non-negative size; no NUL anywhere.
+pub fn attributes(a: &ObjectAttributes) -> Result<()> {
+    if a.headers.len() > MAX_STORED_HEADERS {
+        return Err(StoreError::invalid(
+            "stored headers",
+            format!("are {}, the limit is {MAX_STORED_HEADERS}", a.headers.len()),
+        ));
+    }
+    for (k, v) in &a.headers {
+        if k.is_empty() {
+            return Err(StoreError::invalid(
+                "stored header",
+                "a name must not be empty",
+            ));
+        }
+        bounded("stored header name", k, MAX_HEADER_NAME_BYTES)?;
+        bounded("stored header value", v, MAX_HEADER_VALUE_BYTES)?;
+    }
+    if let Some(c) = &a.checksum {
+        bounded("checksum algorithm", &c.algorithm, MAX_CHECKSUM_NAME_BYTES)?;
+        bounded("checksum type", &c.kind, MAX_CHECKSUM_NAME_BYTES)?;
+        bounded("checksum", &c.value, MAX_CHECKSUM_VALUE_BYTES)?;
+    }
+    if a.parts.len() > MAX_PARTS {
+        return Err(StoreError::invalid(
+            "part layout",
+            format!("has {} parts, the limit is {MAX_PARTS}", a.parts.len()),
+        ));
+    }
+    for p in &a.parts {
+        size("part size", p.size)?;
+        bounded("part checksum", &p.checksum, MAX_CHECKSUM_VALUE_BYTES)?;
+    }
+    Ok(())
+}
+
+/// Object tags, S3's limits: at most [`MAX_TAGS`], keys of 1..=[`MAX_TAG_KEY_CHARS`]
+/// characters, values of at most [`MAX_TAG_VALUE_CHARS`] characters, no NUL.
+pub fn tags(t: &BTreeMap<String, String>) -> Result<()> {
+    if t.len() > MAX_TAGS {
+        return Err(StoreError::invalid(
+            "tags",
+            format!("are {}, the limit is {MAX_TAGS}", t.len()),
+        ));
+    }
+    for (k, v) in t {
+        let n = k.chars().count();
+        if n == 0 || n > MAX_TAG_KEY_CHARS {
+            return Err(StoreError::invalid(
+                "tag key",
+                format!("must have 1..={MAX_TAG_KEY_CHARS} characters (has {n})"),
+            ));
+        }
+        let n = v.chars().count();
+        if n > MAX_TAG_VALUE_CHARS {
+            return Err(StoreError::invalid(
+                "tag value",
+                format!("must have at most {MAX_TAG_VALUE_CHARS} characters (has {n})"),
+            ));
+        }
+        text("tag key", k)?;
+        text("tag value", v)?;
     }
     Ok(())
 }

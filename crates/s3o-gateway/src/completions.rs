@@ -27,6 +27,9 @@ pub(crate) struct Done {
     pub(crate) ledger_key: String,
     /// The object's ETag.
     pub(crate) etag: String,
+    /// The object's stored checksum, answered with the ETag; `None` when it has none (or
+    /// the answer is rebuilt from the ledger after a restart).
+    pub(crate) checksum: Option<s3o_store::ObjectChecksum>,
 }
 
 /// A failed Complete, cloneable for every waiter.
@@ -166,6 +169,7 @@ mod tests {
         Done {
             ledger_key: "b/k".into(),
             etag: etag.into(),
+            checksum: None,
         }
     }
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use s3o_store::{
-    Bucket, BucketSpec, CreateMultipartUploadParams, DeletedCopy, ObjectLocation, PendingObject,
-    StoreError, StoredForm, Timestamp, WritePrecondition,
+    Bucket, BucketSpec, CreateMultipartUploadParams, DeletedCopy, ObjectAttributes, ObjectChecksum,
+    ObjectLocation, PendingObject, StoreError, StoredForm, Timestamp, WritePrecondition,
 };
 
 use crate::LedgerHandle;
@@ -29,6 +29,10 @@ pub(crate) struct ObjectMeta {
     pub(crate) user_metadata: BTreeMap<String, String>,
     /// The encryption columns when the bytes are sealed (see [`crate::crypto`]).
     pub(crate) encryption: Option<crate::crypto::gateway::Sealed>,
+    /// Stored headers, checksum and part layout (see [`s3o_store::ObjectAttributes`]).
+    pub(crate) attributes: ObjectAttributes,
+    /// Object tags.
+    pub(crate) tags: BTreeMap<String, String>,
 }
 
 /// One copy of an object as the gateway reads it.
@@ -77,6 +81,8 @@ fn form_of(meta: &ObjectMeta) -> StoredForm {
         etag: meta.etag.clone(),
         content_type: meta.content_type.clone(),
         user_metadata: meta.user_metadata.clone(),
+        attributes: meta.attributes.clone(),
+        tags: meta.tags.clone(),
         ..crate::crypto::gateway::form_columns(meta.encryption.as_ref())
     }
 }
@@ -88,6 +94,8 @@ fn meta_of(form: &StoredForm) -> ObjectMeta {
         content_type: form.content_type.clone(),
         user_metadata: form.user_metadata.clone(),
         encryption: crate::crypto::gateway::sealed_of(form),
+        attributes: form.attributes.clone(),
+        tags: form.tags.clone(),
     }
 }
 
@@ -485,25 +493,33 @@ impl Ledger {
         }
     }
 
-    /// Registers a multipart upload on `backend`.
+    /// Registers a multipart upload on `backend`; `meta` holds what the completed object gets
+    /// (type, user metadata, stored headers, checksum algorithm and type, tags).
     pub(crate) async fn create_upload(
         &self,
         upload_id: &str,
         key: &str,
         backend: &str,
-        content_type: &str,
-        metadata: &BTreeMap<String, String>,
+        meta: &ObjectMeta,
     ) -> LResult<()> {
         self.store
             .create_multipart_upload(&CreateMultipartUploadParams {
                 upload_id: upload_id.to_owned(),
                 object_key: key.to_owned(),
                 backend_name: backend.to_owned(),
-                content_type: content_type.to_owned(),
-                metadata: metadata.clone(),
+                content_type: meta.content_type.clone(),
+                metadata: meta.user_metadata.clone(),
+                attributes: meta.attributes.clone(),
+                tags: meta.tags.clone(),
                 ..CreateMultipartUploadParams::default()
             })
             .await
+    }
+
+    /// Replaces the tags of the current version of `key` (empty: removes them). No object ⇒
+    /// `ObjectNotFound`.
+    pub(crate) async fn set_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> LResult<()> {
+        self.store.set_object_tags(key, tags).await
     }
 
     /// The upload's key, backend, type and metadata. Unknown ⇒ `MultipartUploadNotFound`.
@@ -511,7 +527,8 @@ impl Ledger {
         self.store.get_multipart_upload(upload_id).await
     }
 
-    /// Records (or replaces) a part whose bytes are at `storage_key`.
+    /// Records (or replaces) a part whose bytes are at `storage_key`, with its verified
+    /// checksum (`None`: none).
     pub(crate) async fn record_part(
         &self,
         upload_id: &str,
@@ -519,9 +536,14 @@ impl Ledger {
         etag: &str,
         size: i64,
         storage_key: &str,
+        checksum: Option<ObjectChecksum>,
     ) -> LResult<()> {
         let form = StoredForm {
             storage_key: storage_key.to_owned(),
+            attributes: ObjectAttributes {
+                checksum,
+                ..ObjectAttributes::default()
+            },
             ..StoredForm::default()
         };
         self.store

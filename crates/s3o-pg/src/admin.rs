@@ -77,6 +77,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0010_buckets.sql"),
     },
     Migration {
+        version: 11,
+        name: "object_metadata",
+        sql: include_str!("../migrations/0011_object_metadata.sql"),
+    },
+    Migration {
         version: 13,
         name: "bucket_lifecycle",
         sql: include_str!("../migrations/0013_bucket_lifecycle.sql"),

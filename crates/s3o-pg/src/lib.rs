@@ -8,7 +8,7 @@ macro_rules! loc_cols {
     () => {
         "object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, \
          plaintext_size, content_hash, managed, last_scrubbed_at, storage_key, etag, \
-         content_type, user_metadata"
+         content_type, user_metadata, attributes, tags"
     };
 }
 

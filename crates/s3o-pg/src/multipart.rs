@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use s3o_core::engine::MultipartStore;
 use s3o_core::ops::prefix_successor;
 use s3o_core::{
-    CreateMultipartUploadParams, MultipartPart, MultipartUpload, Result, StoreError, StoredForm,
-    validate,
+    CreateMultipartUploadParams, MultipartPart, MultipartUpload, ObjectAttributes, Result,
+    StoreError, StoredForm, user_metadata_from_json, user_metadata_to_json, validate,
 };
 use tokio_postgres::Row;
 
@@ -21,7 +21,7 @@ use crate::error::{on_fk, unknown_backend};
 
 /// Every upload column, in the order [`upload_from_row`] reads them.
 const UPLOAD_COLS: &str = "upload_id, object_key, backend_name, content_type, metadata::text, \
-     encryption_key, key_id, created_at";
+     encryption_key, key_id, created_at, attributes, tags";
 
 fn upload_from_row(r: &Row) -> Result<MultipartUpload> {
     let upload_id: String = r.col(0)?;
@@ -36,12 +36,25 @@ fn upload_from_row(r: &Row) -> Result<MultipartUpload> {
         None => BTreeMap::new(),
     };
     let encryption_key: Vec<u8> = r.col::<Option<Vec<u8>>>(5)?.unwrap_or_default();
+    let decode_err = |what: &str, e: serde_json::Error| {
+        StoreError::database(
+            s3o_core::DbErrorKind::Schema,
+            format!("decode {what} of upload {upload_id}"),
+            e,
+        )
+    };
+    let attributes = ObjectAttributes::from_json(r.col::<Option<&str>>(8)?)
+        .map_err(|e| decode_err("attributes", e))?;
+    let tags =
+        user_metadata_from_json(r.col::<Option<&str>>(9)?).map_err(|e| decode_err("tags", e))?;
     Ok(MultipartUpload {
         upload_id,
         object_key: r.col(1)?,
         backend_name: r.col(2)?,
         content_type: r.col::<Option<String>>(3)?.unwrap_or_default(),
         metadata,
+        attributes,
+        tags,
         encrypted: !encryption_key.is_empty(),
         encryption_key,
         key_id: r.col::<Option<String>>(6)?.unwrap_or_default(),
@@ -57,6 +70,8 @@ fn slim_upload_from_row(r: &Row) -> Result<MultipartUpload> {
         backend_name: String::new(),
         content_type: r.col::<Option<String>>(2)?.unwrap_or_default(),
         metadata: BTreeMap::new(),
+        attributes: ObjectAttributes::default(),
+        tags: BTreeMap::new(),
         encrypted: false,
         encryption_key: Vec::new(),
         key_id: String::new(),
@@ -97,12 +112,16 @@ impl MultipartStore for PgStore {
                 StoreError::invalid("metadata", format!("cannot encode as JSON: {e}"))
             })?)
         };
+        validate::attributes(&params.attributes)?;
+        validate::tags(&params.tags)?;
+        let attributes = params.attributes.to_json();
+        let tags = user_metadata_to_json(&params.tags);
         self.db
             .execute(
                 "create multipart upload",
                 "INSERT INTO multipart_uploads (upload_id, object_key, backend_name, \
-                 content_type, metadata, encryption_key, key_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, NOW())",
+                 content_type, metadata, encryption_key, key_id, created_at, attributes, tags) \
+                 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, NOW(), $8, $9)",
                 &[
                     &params.upload_id,
                     &params.object_key,
@@ -111,6 +130,8 @@ impl MultipartStore for PgStore {
                     &metadata,
                     &null_if_empty_bytes(&params.encryption_key),
                     &null_if_empty(&params.key_id),
+                    &attributes,
+                    &tags,
                 ],
             )
             .await
@@ -149,13 +170,14 @@ impl MultipartStore for PgStore {
             .execute(
                 "record part",
                 "INSERT INTO multipart_parts (upload_id, part_number, etag, size_bytes, \
-                 encrypted, encryption_key, key_id, plaintext_size, created_at, storage_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NOW(), $9) \
+                 encrypted, encryption_key, key_id, plaintext_size, created_at, storage_key, \
+                 checksum) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NOW(), $9, $10) \
                  ON CONFLICT (upload_id, part_number) DO UPDATE SET etag = EXCLUDED.etag, \
                  size_bytes = EXCLUDED.size_bytes, encrypted = EXCLUDED.encrypted, \
                  encryption_key = EXCLUDED.encryption_key, key_id = EXCLUDED.key_id, \
                  plaintext_size = EXCLUDED.plaintext_size, created_at = EXCLUDED.created_at, \
-                 storage_key = EXCLUDED.storage_key",
+                 storage_key = EXCLUDED.storage_key, checksum = EXCLUDED.checksum",
                 &[
                     &upload_id,
                     &part_number,
@@ -166,6 +188,10 @@ impl MultipartStore for PgStore {
                     &null_if_empty(&f.key_id),
                     &null_if_zero(f.plaintext_size),
                     &null_if_empty(&f.storage_key),
+                    &f.attributes
+                        .checksum
+                        .as_ref()
+                        .and_then(|c| null_if_empty(&c.value)),
                 ],
             )
             .await
@@ -184,7 +210,8 @@ impl MultipartStore for PgStore {
             .query(
                 "read parts",
                 "SELECT part_number, etag, size_bytes, created_at, encrypted, encryption_key, \
-                 key_id, plaintext_size, storage_key FROM multipart_parts WHERE upload_id = $1 \
+                 key_id, plaintext_size, storage_key, checksum FROM multipart_parts \
+                 WHERE upload_id = $1 \
                  ORDER BY part_number",
                 &[&upload_id],
             )
@@ -202,6 +229,7 @@ impl MultipartStore for PgStore {
                     key_id: r.col::<Option<String>>(6)?.unwrap_or_default(),
                     plaintext_size: r.col::<Option<i64>>(7)?.unwrap_or_default(),
                     storage_key: r.col::<Option<String>>(8)?.unwrap_or_default(),
+                    checksum: r.col::<Option<String>>(9)?.unwrap_or_default(),
                 })
             })
             .collect::<Result<_>>()?)

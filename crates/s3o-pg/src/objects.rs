@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use s3o_core::engine::ObjectLedger;
 use s3o_core::tx::ObjectsTx;
 use s3o_core::{
-    DbErrorKind, ExistingCopy, KeyedExistingCopy, ObjectLocation, Result, StoreError, StoredForm,
-    Timestamp, user_metadata_from_json, validate,
+    DbErrorKind, ExistingCopy, KeyedExistingCopy, ObjectAttributes, ObjectLocation, Result,
+    StoreError, StoredForm, Timestamp, user_metadata_from_json, validate,
 };
 use tokio_postgres::Row;
 
@@ -24,7 +24,7 @@ pub(crate) fn location_from_row(r: &Row) -> Result<ObjectLocation> {
         backend_name: r.col(1)?,
         size_bytes: r.col(2)?,
         created_at: ts(r.col(3)?),
-        form: form_from_row(r, [4, 5, 6, 7, 8, 9, 11, 12, 13, 14])?,
+        form: form_from_row(r, [4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16])?,
         last_scrubbed_at: r
             .col::<Option<std::time::SystemTime>>(10)?
             .map(Timestamp::from_system_time),
@@ -32,12 +32,16 @@ pub(crate) fn location_from_row(r: &Row) -> Result<ObjectLocation> {
 }
 
 /// Reads a stored form from the columns at `idx`: encrypted, encryption_key, key_id,
-/// plaintext_size, content_hash, managed, storage_key, etag, content_type, user_metadata.
-/// `NULL` reads as the empty value; undecodable metadata is a database error.
-pub(crate) fn form_from_row(r: &Row, idx: [usize; 10]) -> Result<StoredForm> {
+/// plaintext_size, content_hash, managed, storage_key, etag, content_type, user_metadata,
+/// attributes, tags. `NULL` reads as the empty value; undecodable JSON is a database error.
+pub(crate) fn form_from_row(r: &Row, idx: [usize; 12]) -> Result<StoredForm> {
     let text = |i: usize| -> Result<String> { Ok(r.col::<Option<String>>(i)?.unwrap_or_default()) };
     let user_metadata = user_metadata_from_json(r.col::<Option<&str>>(idx[9])?)
         .map_err(|e| StoreError::database(DbErrorKind::Schema, "decode user metadata", e))?;
+    let attributes = ObjectAttributes::from_json(r.col::<Option<&str>>(idx[10])?)
+        .map_err(|e| StoreError::database(DbErrorKind::Schema, "decode object attributes", e))?;
+    let tags = user_metadata_from_json(r.col::<Option<&str>>(idx[11])?)
+        .map_err(|e| StoreError::database(DbErrorKind::Schema, "decode object tags", e))?;
     Ok(StoredForm {
         encrypted: r.col(idx[0])?,
         encryption_key: r.col::<Option<Vec<u8>>>(idx[1])?.unwrap_or_default(),
@@ -49,6 +53,8 @@ pub(crate) fn form_from_row(r: &Row, idx: [usize; 10]) -> Result<StoredForm> {
         etag: text(idx[7])?,
         content_type: text(idx[8])?,
         user_metadata,
+        attributes,
+        tags,
     })
 }
 
@@ -57,14 +63,16 @@ pub(crate) fn form_from_row(r: &Row, idx: [usize; 10]) -> Result<StoredForm> {
 /// without a quota row fails the foreign key, mapped to `UnknownBackend`.
 const INSERT_LOCATION: &str = "INSERT INTO object_locations (object_key, backend_name, \
      size_bytes, created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, \
-     managed, storage_key, etag, content_type, user_metadata) \
-     VALUES ($1, $2, $3, COALESCE($4, NOW()), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+     managed, storage_key, etag, content_type, user_metadata, attributes, tags) \
+     VALUES ($1, $2, $3, COALESCE($4, NOW()), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+     $16)";
 
 async fn insert_location(tx: &mut PgTx, loc: &ObjectLocation, if_absent: bool) -> Result<bool> {
     validate::location(loc)?;
     let f = loc.form.normalized();
     let created = opt_ts(loc.created_at);
     let metadata = f.user_metadata_json();
+    let (attributes, tags) = (f.attributes.to_json(), f.tags_json());
     let if_absent_sql;
     let sql = if if_absent {
         if_absent_sql =
@@ -92,6 +100,8 @@ async fn insert_location(tx: &mut PgTx, loc: &ObjectLocation, if_absent: bool) -
                 &null_if_empty(&f.etag),
                 &null_if_empty(&f.content_type),
                 &metadata,
+                &attributes,
+                &tags,
             ],
         )
         .await
@@ -263,10 +273,10 @@ impl ObjectsTx for PgTx {
                    WHERE backend_name = $2) AS known), \
                  ins AS (INSERT INTO object_locations (object_key, backend_name, size_bytes, \
                    created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, \
-                   managed, storage_key, etag, content_type, user_metadata) \
+                   managed, storage_key, etag, content_type, user_metadata, attributes, tags) \
                    SELECT o.object_key, $2, o.size_bytes, o.created_at, o.encrypted, \
                    o.encryption_key, o.key_id, o.plaintext_size, o.content_hash, o.managed, \
-                   o.storage_key, o.etag, o.content_type, o.user_metadata \
+                   o.storage_key, o.etag, o.content_type, o.user_metadata, o.attributes, o.tags \
                    FROM object_locations o, known \
                    WHERE known.known AND o.object_key = $1 AND o.backend_name = $3 \
                    ON CONFLICT (object_key, backend_name) DO NOTHING RETURNING size_bytes) \
@@ -293,13 +303,15 @@ impl ObjectsTx for PgTx {
         validate::copy(key, backend, size_bytes, form)?;
         let f = form.normalized();
         let metadata = f.user_metadata_json();
+        let (attributes, tags) = (f.attributes.to_json(), f.tags_json());
         let n = self
             .execute(
                 "update stored form",
                 "UPDATE object_locations SET size_bytes = $3, encrypted = $4, \
                  encryption_key = $5, key_id = $6, plaintext_size = $7, content_hash = $8, \
                  managed = $9, storage_key = $10, etag = $11, content_type = $12, \
-                 user_metadata = $13 WHERE object_key = $1 AND backend_name = $2",
+                 user_metadata = $13, attributes = $14, tags = $15 \
+                 WHERE object_key = $1 AND backend_name = $2",
                 &[
                     &key,
                     &backend,
@@ -314,10 +326,29 @@ impl ObjectsTx for PgTx {
                     &null_if_empty(&f.etag),
                     &null_if_empty(&f.content_type),
                     &metadata,
+                    &attributes,
+                    &tags,
                 ],
             )
             .await?;
         Ok(n > 0)
+    }
+
+    async fn set_object_tags(
+        &mut self,
+        key: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<u64> {
+        validate::key(key)?;
+        validate::tags(tags)?;
+        let json = s3o_core::user_metadata_to_json(tags);
+        // Every copy of the key; the caller holds the key lock.
+        self.execute(
+            "set object tags",
+            "UPDATE object_locations SET tags = $2 WHERE object_key = $1",
+            &[&key, &json],
+        )
+        .await
     }
 }
 

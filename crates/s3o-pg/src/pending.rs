@@ -18,7 +18,7 @@ macro_rules! pending_cols {
     () => {
         "intent_id, object_key, backend_name, size_bytes, encrypted, encryption_key, key_id, \
          plaintext_size, content_hash, created_at, managed, storage_key, etag, content_type, \
-         user_metadata"
+         user_metadata, attributes, tags"
     };
 }
 pub(crate) use pending_cols;
@@ -30,7 +30,7 @@ pub(crate) fn pending_from_row(r: &Row) -> Result<PendingObject> {
         object_key: r.col(1)?,
         backend_name: r.col(2)?,
         size_bytes: r.col(3)?,
-        form: form_from_row(r, [4, 5, 6, 7, 8, 10, 11, 12, 13, 14])?,
+        form: form_from_row(r, [4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16])?,
         created_at: ts(r.col(9)?),
     })
 }
@@ -40,8 +40,9 @@ pub(crate) fn pending_from_row(r: &Row) -> Result<PendingObject> {
 /// intent id ⇒ `Database { kind: UniqueViolation }`.
 const INSERT_PENDING: &str = "INSERT INTO pending_objects (intent_id, object_key, backend_name, \
      size_bytes, encrypted, encryption_key, key_id, plaintext_size, content_hash, created_at, \
-     managed, storage_key, etag, content_type, user_metadata) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, NOW()), $11, $12, $13, $14, $15)";
+     managed, storage_key, etag, content_type, user_metadata, attributes, tags) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, NOW()), $11, $12, $13, $14, $15, \
+     $16, $17)";
 
 macro_rules! pending_params {
     ($p:expr, $f:expr, $created:expr, $metadata:expr) => {
@@ -61,6 +62,8 @@ macro_rules! pending_params {
             &null_if_empty(&$f.etag),
             &null_if_empty(&$f.content_type),
             &$metadata,
+            &$f.attributes.to_json(),
+            &$f.tags_json(),
         ]
     };
 }

@@ -183,6 +183,8 @@ fn form(kind: u8, size: i64) -> StoredForm {
             etag: format!("\"{size:x}\""),
             content_type: "text/plain".into(),
             user_metadata: [("k".to_owned(), size.to_string())].into_iter().collect(),
+            tags: [("t".to_owned(), size.to_string())].into_iter().collect(),
+            ..StoredForm::default()
         },
         2 => StoredForm {
             encrypted: true,

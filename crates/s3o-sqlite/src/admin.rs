@@ -22,7 +22,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 11] = [
+const MIGRATIONS: [Migration; 12] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -74,8 +74,13 @@ const MIGRATIONS: [Migration; 11] = [
         sql: include_str!("../migrations/0010_buckets.sql"),
     },
     Migration {
+        version: 11,
+        name: "0011_object_metadata",
+        sql: include_str!("../migrations/0011_object_metadata.sql"),
+    },
+    Migration {
         version: 13,
-        name: "bucket_lifecycle",
+        name: "0013_bucket_lifecycle",
         sql: include_str!("../migrations/0013_bucket_lifecycle.sql"),
     },
 ];

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use rusqlite::{named_params, params};
 use s3o_core::engine::MultipartStore;
 use s3o_core::{
-    CreateMultipartUploadParams, MultipartPart, MultipartUpload, Result, StoreError, StoredForm,
-    Timestamp, validate,
+    CreateMultipartUploadParams, MultipartPart, MultipartUpload, ObjectAttributes, Result,
+    StoreError, StoredForm, Timestamp, user_metadata_from_json, user_metadata_to_json, validate,
 };
 
 use crate::SqliteStore;
@@ -17,12 +17,15 @@ use crate::objects::{FormColumns, null_if_empty};
 use crate::reader::{KeyRange, page_limit};
 
 /// Every column of an upload, in the order [`upload_from_row`] reads them.
-const UPLOAD_COLUMNS: &str = "upload_id, object_key, backend_name, content_type, metadata, encryption_key, key_id, created_at";
+const UPLOAD_COLUMNS: &str = "upload_id, object_key, backend_name, content_type, metadata, encryption_key, key_id, created_at, attributes, tags";
 
-/// Raw upload row; metadata is decoded after the statement (its error is not SQL's).
+/// Raw upload row; its JSON columns are decoded after the statement (their errors are not
+/// SQL's).
 struct UploadRow {
     upload: MultipartUpload,
     metadata: Option<String>,
+    attributes: Option<String>,
+    tags: Option<String>,
 }
 
 fn upload_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
@@ -34,12 +37,16 @@ fn upload_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
             backend_name: r.get(2)?,
             content_type: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
             metadata: BTreeMap::new(),
+            attributes: ObjectAttributes::default(),
+            tags: BTreeMap::new(),
             encrypted: !encryption_key.is_empty(),
             encryption_key,
             key_id: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
             created_at: Timestamp::from_micros(r.get(7)?),
         },
         metadata: r.get(4)?,
+        attributes: r.get(8)?,
+        tags: r.get(9)?,
     })
 }
 
@@ -51,6 +58,10 @@ fn decode(rows: Vec<UploadRow>) -> Result<Vec<MultipartUpload>> {
                 u.metadata = serde_json::from_str(&json)
                     .map_err(|e| decode_err("decode multipart metadata", e))?;
             }
+            u.attributes = ObjectAttributes::from_json(row.attributes.as_deref())
+                .map_err(|e| decode_err("decode multipart attributes", e))?;
+            u.tags = user_metadata_from_json(row.tags.as_deref())
+                .map_err(|e| decode_err("decode multipart tags", e))?;
             Ok(u)
         })
         .collect()
@@ -95,6 +106,10 @@ impl MultipartStore for SqliteStore {
             validate::text("metadata key", k)?;
             validate::text("metadata value", v)?;
         }
+        validate::attributes(&p.attributes)?;
+        validate::tags(&p.tags)?;
+        let attributes = p.attributes.to_json();
+        let tags = user_metadata_to_json(&p.tags);
         let metadata = (!p.metadata.is_empty())
             .then(|| serde_json::to_string(&p.metadata))
             .transpose()
@@ -105,9 +120,10 @@ impl MultipartStore for SqliteStore {
                 let n = db.execute(
                     "create multipart upload",
                     "INSERT INTO multipart_uploads (upload_id, object_key, backend_name, \
-                         content_type, metadata, encryption_key, key_id, created_at) \
+                         content_type, metadata, encryption_key, key_id, created_at, \
+                         attributes, tags) \
                      SELECT :id, :key, :backend, :content_type, :metadata, :encryption_key, \
-                            :key_id, :now \
+                            :key_id, :now, :attributes, :tags \
                      WHERE EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :backend)",
                     named_params! {
                         ":id": p.upload_id,
@@ -118,6 +134,8 @@ impl MultipartStore for SqliteStore {
                         ":encryption_key": (!p.encryption_key.is_empty()).then_some(&p.encryption_key),
                         ":key_id": null_if_empty(&p.key_id),
                         ":now": Timestamp::now().as_micros(),
+                        ":attributes": attributes,
+                        ":tags": tags,
                     },
                 )?;
                 if n == 0 {
@@ -171,15 +189,16 @@ impl MultipartStore for SqliteStore {
                     "record part",
                     "INSERT INTO multipart_parts (upload_id, part_number, etag, size_bytes, \
                          encrypted, encryption_key, key_id, plaintext_size, created_at, \
-                         storage_key) \
+                         storage_key, checksum) \
                      SELECT :id, :n, :etag, :size, :encrypted, :encryption_key, :key_id, \
-                            :plaintext_size, :now, :storage_key \
+                            :plaintext_size, :now, :storage_key, :checksum \
                      WHERE EXISTS (SELECT 1 FROM multipart_uploads WHERE upload_id = :id) \
                      ON CONFLICT (upload_id, part_number) DO UPDATE SET \
                          etag = excluded.etag, size_bytes = excluded.size_bytes, \
                          encrypted = excluded.encrypted, encryption_key = excluded.encryption_key, \
                          key_id = excluded.key_id, plaintext_size = excluded.plaintext_size, \
-                         created_at = excluded.created_at, storage_key = excluded.storage_key",
+                         created_at = excluded.created_at, storage_key = excluded.storage_key, \
+                         checksum = excluded.checksum",
                     named_params! {
                         ":id": id,
                         ":n": part_number,
@@ -191,6 +210,8 @@ impl MultipartStore for SqliteStore {
                         ":plaintext_size": f.plaintext_size,
                         ":now": Timestamp::now().as_micros(),
                         ":storage_key": f.storage_key,
+                        ":checksum": form.attributes.checksum.as_ref()
+                            .and_then(|c| null_if_empty(&c.value)),
                     },
                 )?;
                 if n == 0 {
@@ -209,7 +230,7 @@ impl MultipartStore for SqliteStore {
                 db.query_vec(
                     "get parts",
                     "SELECT part_number, etag, size_bytes, created_at, encrypted, \
-                            encryption_key, key_id, plaintext_size, storage_key \
+                            encryption_key, key_id, plaintext_size, storage_key, checksum \
                      FROM multipart_parts WHERE upload_id = ?1 ORDER BY part_number",
                     params![id],
                     |r| {
@@ -223,6 +244,7 @@ impl MultipartStore for SqliteStore {
                             key_id: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
                             plaintext_size: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
                             storage_key: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                            checksum: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
                         })
                     },
                 )
@@ -268,6 +290,8 @@ impl MultipartStore for SqliteStore {
                         backend_name: String::new(),
                         content_type: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
                         metadata: BTreeMap::new(),
+                        attributes: ObjectAttributes::default(),
+                        tags: BTreeMap::new(),
                         encrypted: false,
                         encryption_key: Vec::new(),
                         key_id: String::new(),

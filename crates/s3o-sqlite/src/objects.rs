@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use rusqlite::{Row, named_params, params};
 use s3o_core::engine::ObjectLedger;
 use s3o_core::{
-    ExistingCopy, KeyedExistingCopy, ObjectLocation, Result, StoreError, StoredForm, Timestamp,
-    user_metadata_from_json, validate,
+    ExistingCopy, KeyedExistingCopy, ObjectAttributes, ObjectLocation, Result, StoreError,
+    StoredForm, Timestamp, user_metadata_from_json, validate,
 };
 
 use crate::SqliteStore;
@@ -19,12 +19,13 @@ use crate::stmt::Db;
 /// Every column of a copy, in the order [`location_from_row`] reads them.
 pub(crate) const LOCATION_COLUMNS: &str = "object_key, backend_name, size_bytes, created_at, \
      encrypted, encryption_key, key_id, plaintext_size, content_hash, managed, last_scrubbed_at, \
-     storage_key, etag, content_type, user_metadata";
+     storage_key, etag, content_type, user_metadata, attributes, tags";
 
 /// [`LOCATION_COLUMNS`] qualified with the alias `o`, for joins and correlated subqueries.
 pub(crate) const LOCATION_COLUMNS_O: &str = "o.object_key, o.backend_name, o.size_bytes, \
      o.created_at, o.encrypted, o.encryption_key, o.key_id, o.plaintext_size, o.content_hash, \
-     o.managed, o.last_scrubbed_at, o.storage_key, o.etag, o.content_type, o.user_metadata";
+     o.managed, o.last_scrubbed_at, o.storage_key, o.etag, o.content_type, o.user_metadata, \
+     o.attributes, o.tags";
 
 /// Maps a row selected with [`LOCATION_COLUMNS`]; `NULL` optional columns read as empty.
 pub(crate) fn location_from_row(row: &Row<'_>) -> rusqlite::Result<ObjectLocation> {
@@ -33,21 +34,29 @@ pub(crate) fn location_from_row(row: &Row<'_>) -> rusqlite::Result<ObjectLocatio
         backend_name: row.get(1)?,
         size_bytes: row.get(2)?,
         created_at: Timestamp::from_micros(row.get(3)?),
-        form: form_from_row(row, [4, 5, 6, 7, 8, 9, 11, 12, 13, 14])?,
+        form: form_from_row(row, [4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16])?,
         last_scrubbed_at: row.get::<_, Option<i64>>(10)?.map(Timestamp::from_micros),
     })
 }
 
 /// Reads a stored form from the columns at `idx`: encrypted, encryption_key, key_id,
-/// plaintext_size, content_hash, managed, storage_key, etag, content_type, user_metadata.
-/// `NULL` reads as the empty value; undecodable metadata is a conversion error.
-pub(crate) fn form_from_row(row: &Row<'_>, idx: [usize; 10]) -> rusqlite::Result<StoredForm> {
+/// plaintext_size, content_hash, managed, storage_key, etag, content_type, user_metadata,
+/// attributes, tags. `NULL` reads as the empty value; undecodable JSON is a conversion error.
+pub(crate) fn form_from_row(row: &Row<'_>, idx: [usize; 12]) -> rusqlite::Result<StoredForm> {
     let text = |i: usize| -> rusqlite::Result<String> {
         Ok(row.get::<_, Option<String>>(i)?.unwrap_or_default())
     };
     let metadata = row.get::<_, Option<String>>(idx[9])?;
     let user_metadata = user_metadata_from_json(metadata.as_deref()).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(idx[9], rusqlite::types::Type::Text, e.into())
+    })?;
+    let attributes = row.get::<_, Option<String>>(idx[10])?;
+    let attributes = ObjectAttributes::from_json(attributes.as_deref()).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx[10], rusqlite::types::Type::Text, e.into())
+    })?;
+    let tags = row.get::<_, Option<String>>(idx[11])?;
+    let tags = user_metadata_from_json(tags.as_deref()).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx[11], rusqlite::types::Type::Text, e.into())
     })?;
     Ok(StoredForm {
         encrypted: row.get(idx[0])?,
@@ -60,6 +69,8 @@ pub(crate) fn form_from_row(row: &Row<'_>, idx: [usize; 10]) -> rusqlite::Result
         etag: text(idx[7])?,
         content_type: text(idx[8])?,
         user_metadata,
+        attributes,
+        tags,
     })
 }
 
@@ -81,6 +92,8 @@ pub(crate) struct FormColumns<'a> {
     pub(crate) etag: Option<&'a str>,
     pub(crate) content_type: Option<&'a str>,
     pub(crate) user_metadata: Option<String>,
+    pub(crate) attributes: Option<String>,
+    pub(crate) tags: Option<String>,
 }
 
 impl<'a> FormColumns<'a> {
@@ -98,6 +111,8 @@ impl<'a> FormColumns<'a> {
             etag: null_if_empty(&f.etag),
             content_type: null_if_empty(&f.content_type),
             user_metadata: f.user_metadata_json(),
+            attributes: f.attributes.to_json(),
+            tags: f.tags_json(),
         }
     }
 }
@@ -135,10 +150,11 @@ pub(crate) fn existing_copies(db: &Db<'_>, key: &str) -> Result<Vec<ExistingCopy
 
 const INSERT_LOCATION: &str = "INSERT INTO object_locations \
      (object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, \
-      plaintext_size, content_hash, managed, storage_key, etag, content_type, user_metadata) \
+      plaintext_size, content_hash, managed, storage_key, etag, content_type, user_metadata, \
+      attributes, tags) \
      SELECT :key, :backend, :size, :created_at, :encrypted, :encryption_key, :key_id, \
             :plaintext_size, :content_hash, :managed, :storage_key, :etag, :content_type, \
-            :user_metadata \
+            :user_metadata, :attributes, :tags \
      WHERE EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :backend)";
 
 fn insert_location_sql(db: &Db<'_>, ctx: &str, sql: &str, loc: &ObjectLocation) -> Result<usize> {
@@ -166,6 +182,8 @@ fn insert_location_sql(db: &Db<'_>, ctx: &str, sql: &str, loc: &ObjectLocation) 
             ":etag": f.etag,
             ":content_type": f.content_type,
             ":user_metadata": f.user_metadata,
+            ":attributes": f.attributes,
+            ":tags": f.tags,
         },
     )
 }
@@ -293,10 +311,10 @@ pub(crate) fn insert_replica(
         "INSERT INTO object_locations \
          (object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, \
           plaintext_size, content_hash, managed, storage_key, etag, content_type, \
-          user_metadata) \
+          user_metadata, attributes, tags) \
          SELECT object_key, ?2, size_bytes, created_at, encrypted, encryption_key, key_id, \
                 plaintext_size, content_hash, managed, storage_key, etag, content_type, \
-                user_metadata \
+                user_metadata, attributes, tags \
          FROM object_locations \
          WHERE object_key = ?1 AND backend_name = ?3 \
            AND EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = ?2) \
@@ -328,7 +346,8 @@ pub(crate) fn update_form(
                 encryption_key = :encryption_key, key_id = :key_id, \
                 plaintext_size = :plaintext_size, content_hash = :content_hash, \
                 managed = :managed, storage_key = :storage_key, etag = :etag, \
-                content_type = :content_type, user_metadata = :user_metadata \
+                content_type = :content_type, user_metadata = :user_metadata, \
+                attributes = :attributes, tags = :tags \
          WHERE object_key = :key AND backend_name = :backend",
         named_params! {
             ":key": key,
@@ -344,9 +363,22 @@ pub(crate) fn update_form(
             ":etag": f.etag,
             ":content_type": f.content_type,
             ":user_metadata": f.user_metadata,
+            ":attributes": f.attributes,
+            ":tags": f.tags,
         },
     )?;
     Ok(n > 0)
+}
+
+/// Replaces the tags of every copy of `key`; returns how many copies changed.
+pub(crate) fn set_tags(db: &Db<'_>, key: &str, tags: Option<&str>) -> Result<u64> {
+    // Served by the primary key (object_key, backend_name).
+    let n = db.execute(
+        "set object tags",
+        "UPDATE object_locations SET tags = ?2 WHERE object_key = ?1",
+        params![key, tags],
+    )?;
+    Ok(n as u64)
 }
 
 #[async_trait]

@@ -12,7 +12,7 @@ use crate::stmt::Db;
 /// Columns of a [`PendingObject`], in the order [`pending_from_row`] reads them.
 pub(crate) const PENDING_COLUMNS: &str = "intent_id, object_key, backend_name, size_bytes, \
      encrypted, encryption_key, key_id, plaintext_size, content_hash, created_at, managed, \
-     storage_key, etag, content_type, user_metadata";
+     storage_key, etag, content_type, user_metadata, attributes, tags";
 
 /// Maps a row selected with [`PENDING_COLUMNS`]; every stored-form field is persisted.
 pub(crate) fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingObject> {
@@ -21,7 +21,7 @@ pub(crate) fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pendin
         object_key: r.get(1)?,
         backend_name: r.get(2)?,
         size_bytes: r.get(3)?,
-        form: form_from_row(r, [4, 5, 6, 7, 8, 10, 11, 12, 13, 14])?,
+        form: form_from_row(r, [4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16])?,
         created_at: Timestamp::from_micros(r.get(9)?),
     })
 }
@@ -50,10 +50,10 @@ pub(crate) fn insert(db: &Db<'_>, p: &PendingObject) -> Result<()> {
         "INSERT INTO pending_objects (intent_id, object_key, backend_name, size_bytes, \
                                       encrypted, encryption_key, key_id, plaintext_size, \
                                       content_hash, created_at, managed, storage_key, etag, \
-                                      content_type, user_metadata) \
+                                      content_type, user_metadata, attributes, tags) \
          SELECT :intent, :key, :backend, :size, :encrypted, :encryption_key, :key_id, \
                 :plaintext_size, :content_hash, :created_at, :managed, :storage_key, :etag, \
-                :content_type, :user_metadata \
+                :content_type, :user_metadata, :attributes, :tags \
          WHERE EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :backend)",
         named_params! {
             ":intent": p.intent_id,
@@ -71,6 +71,8 @@ pub(crate) fn insert(db: &Db<'_>, p: &PendingObject) -> Result<()> {
             ":etag": f.etag,
             ":content_type": f.content_type,
             ":user_metadata": f.user_metadata,
+            ":attributes": f.attributes,
+            ":tags": f.tags,
         },
     )?;
     if n == 0 {

@@ -291,6 +291,20 @@ impl ObjectsTx for SqliteTx {
         })
         .await
     }
+
+    async fn set_object_tags(
+        &mut self,
+        key: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<u64> {
+        validate::key(key)?;
+        validate::tags(tags)?;
+        let (key, json) = (key.to_owned(), s3o_core::user_metadata_to_json(tags));
+        self.run_now("set object tags", move |db| {
+            objects::set_tags(db, &key, json.as_deref())
+        })
+        .await
+    }
 }
 
 #[async_trait]

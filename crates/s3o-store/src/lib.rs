@@ -12,10 +12,10 @@ pub use s3o_core::{
     CleanupItem, CleanupOutcome, CleanupQueueStates, ConvertedCopy, CreateMultipartUploadParams,
     Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound, LifecycleRule,
     ListDelimitedResult, ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore,
-    MoveOutcome, MultipartPart, MultipartUpload, NotificationRow, ObjectLocation, PendingObject,
-    PendingPromoteResult, QuotaStat, ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError,
-    StoredForm, Timestamp, UnencryptedLocation, UsageLimits, UsageStat, WritePrecondition,
-    default_instance_id, quota_admits, s3_error_for,
+    MoveOutcome, MultipartPart, MultipartUpload, NotificationRow, ObjectAttributes, ObjectChecksum,
+    ObjectLocation, PartLayout, PendingObject, PendingPromoteResult, QuotaStat, ReplicaOutcome,
+    Result, S3Error, SchemaVersion, StoreError, StoredForm, Timestamp, UnencryptedLocation,
+    UsageLimits, UsageStat, WritePrecondition, default_instance_id, quota_admits, s3_error_for,
 };
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.

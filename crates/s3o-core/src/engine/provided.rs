@@ -110,6 +110,11 @@ pub trait EngineOps: Engine {
     ) -> Result<Option<Vec<DeletedCopy>>> {
         ops::delete_object_version(self, key, storage_key).await
     }
+    /// Replaces the tags of every copy of `key` (see [`ops::set_object_tags`]). No copy ⇒
+    /// `ObjectNotFound`.
+    async fn set_object_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        ops::set_object_tags(self, key, tags).await
+    }
     /// Removes every copy of each key in one transaction (see [`ops::delete_objects_batch`]).
     async fn delete_objects_batch(
         &self,

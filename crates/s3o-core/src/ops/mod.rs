@@ -16,6 +16,7 @@ mod objects;
 mod pending;
 mod quota;
 mod replication;
+mod tags;
 
 pub use backend::delete_backend_data;
 pub use buckets::{delete_bucket, sync_buckets};
@@ -39,3 +40,4 @@ pub use quota::{
     pick_least_utilized, reconcile_usage, require_known,
 };
 pub use replication::{record_replica, remove_excess_copy};
+pub use tags::set_object_tags;

@@ -291,6 +291,21 @@ impl ObjectsTx for FakeTx {
             None => Ok(false),
         }
     }
+    async fn set_object_tags(
+        &mut self,
+        key: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<u64> {
+        self.note(format!("set_object_tags({key})"))?;
+        let mut n = 0;
+        for ((k, _), c) in self.work.copies.iter_mut() {
+            if k == key {
+                c.form.tags = tags.clone();
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }
 
 #[async_trait]

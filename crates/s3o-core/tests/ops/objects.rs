@@ -254,6 +254,13 @@ async fn move_carries_every_stored_form_column_and_orders_quota_rows() {
         etag: "\"e\"".into(),
         content_type: "text/plain".into(),
         user_metadata: [("a".to_owned(), "b".to_owned())].into_iter().collect(),
+        attributes: s3o_core::ObjectAttributes {
+            headers: [("cache-control".to_owned(), "no-cache".to_owned())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        },
+        tags: [("t".to_owned(), "v".to_owned())].into_iter().collect(),
     };
     f.put("k", "z", 100, 77, form.clone());
     // A stale expected path (the key was overwritten) changes nothing.

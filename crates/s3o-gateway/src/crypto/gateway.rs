@@ -410,8 +410,7 @@ pub(crate) async fn create_sealed_upload(
     upload_id: &str,
     key: &str,
     backend: &str,
-    content_type: &str,
-    metadata: &BTreeMap<String, String>,
+    meta: &crate::ledger::ObjectMeta,
     env: &Envelope,
 ) -> Result<(), s3o_store::StoreError> {
     ledger
@@ -420,8 +419,10 @@ pub(crate) async fn create_sealed_upload(
             upload_id: upload_id.to_owned(),
             object_key: key.to_owned(),
             backend_name: backend.to_owned(),
-            content_type: content_type.to_owned(),
-            metadata: metadata.clone(),
+            content_type: meta.content_type.clone(),
+            metadata: meta.user_metadata.clone(),
+            attributes: meta.attributes.clone(),
+            tags: meta.tags.clone(),
             encryption_key: env.pack(),
             key_id: env.key_id.clone(),
         })
@@ -429,7 +430,7 @@ pub(crate) async fn create_sealed_upload(
 }
 
 /// Records (or replaces) an encrypted part: `stored` backend bytes at `storage_key`, sealed
-/// as `sealed` (this attempt's base nonce, the plaintext size).
+/// as `sealed` (this attempt's base nonce, the plaintext size), with its verified checksum.
 pub(crate) async fn record_sealed_part(
     ledger: &crate::ledger::Ledger,
     upload_id: &str,
@@ -438,9 +439,14 @@ pub(crate) async fn record_sealed_part(
     stored: i64,
     storage_key: &str,
     sealed: &Sealed,
+    checksum: Option<s3o_store::ObjectChecksum>,
 ) -> Result<(), s3o_store::StoreError> {
     let form = s3o_store::StoredForm {
         storage_key: storage_key.to_owned(),
+        attributes: s3o_store::ObjectAttributes {
+            checksum,
+            ..s3o_store::ObjectAttributes::default()
+        },
         ..form_columns(Some(sealed))
     };
     ledger

@@ -50,17 +50,65 @@ impl GatewayS3 {
                 Ok(((), None))
             })
             .await?;
-        let meta = if replace {
+        // Metadata (type, user metadata, stored headers) follows the metadata directive, tags
+        // the tagging directive; both default to COPY.
+        let mut meta = if replace {
             ObjectMeta {
                 content_type: i.content_type.clone().unwrap_or_default(),
                 user_metadata: user_metadata(i.metadata.clone()),
+                attributes: ObjectAttributes {
+                    headers: stored_headers(&StoredHeaders {
+                        cache_control: i.cache_control.as_deref(),
+                        content_disposition: i.content_disposition.as_deref(),
+                        content_encoding: i.content_encoding.as_deref(),
+                        content_language: i.content_language.as_deref(),
+                        expires: i.expires.as_ref(),
+                    }),
+                    ..ObjectAttributes::default()
+                },
                 ..ObjectMeta::default()
             }
         } else {
             ObjectMeta {
                 content_type: found.meta.content_type.clone(),
                 user_metadata: found.meta.user_metadata.clone(),
+                attributes: ObjectAttributes {
+                    headers: found.meta.attributes.headers.clone(),
+                    ..ObjectAttributes::default()
+                },
                 ..ObjectMeta::default()
+            }
+        };
+        meta.tags = if i
+            .tagging_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE)
+        {
+            tagging::parse_header(i.tagging.as_deref())?
+        } else {
+            found.meta.tags.clone()
+        };
+        // The copy is one piece with the same bytes: a full-object checksum of the source still
+        // holds; a new algorithm is computed while the bytes stream.
+        let checksums = match &i.checksum_algorithm {
+            Some(a) => {
+                meta.attributes.checksum =
+                    Some(checksum::checksum_value(a.as_str(), String::new()));
+                Some(body::ChecksumRequest::new(
+                    Some(a),
+                    Checksum::default(),
+                    None,
+                    &hyper::HeaderMap::new(),
+                )?)
+            }
+            None => {
+                meta.attributes.checksum = found
+                    .meta
+                    .attributes
+                    .checksum
+                    .clone()
+                    .filter(|c| c.kind == checksum::FULL_OBJECT);
+                None
             }
         };
         // A copy keeps the source's ETag when it had one (same bytes).
@@ -75,7 +123,7 @@ impl GatewayS3 {
             expect_md5: expect,
             etag: keep,
             backend: None,
-            checksums: None,
+            checksums,
             cond: WritePrecondition::default(),
         };
         let (meta, _) = self.write_object(w, stream).await?;

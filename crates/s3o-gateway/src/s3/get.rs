@@ -386,12 +386,30 @@ impl GatewayS3 {
         let blob = StreamingBlob::wrap(sync_wrapper::SyncStream::new(
             stream.map_err(std::io::Error::other),
         ));
+        let h = Served::of(&found.meta, i.checksum_mode.as_ref(), range.is_none());
+        let tag_count = i32::try_from(found.meta.tags.len()).ok().filter(|n| *n > 0);
         Ok(S3Response::new(GetObjectOutput {
             body: Some(blob),
             accept_ranges: Some("bytes".to_owned()),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_range,
-            content_type: Some(served_content_type(&found.meta.content_type)),
+            // response-* overrides win over what is stored.
+            content_type: Some(
+                i.response_content_type
+                    .unwrap_or_else(|| served_content_type(&found.meta.content_type)),
+            ),
+            cache_control: i.response_cache_control.or(h.cache_control),
+            content_disposition: i.response_content_disposition.or(h.content_disposition),
+            content_encoding: i.response_content_encoding.or(h.content_encoding),
+            content_language: i.response_content_language.or(h.content_language),
+            expires: i.response_expires.or(h.expires),
+            checksum_crc32: h.checksum.checksum_crc32,
+            checksum_crc32c: h.checksum.checksum_crc32c,
+            checksum_crc64nvme: h.checksum.checksum_crc64nvme,
+            checksum_sha1: h.checksum.checksum_sha1,
+            checksum_sha256: h.checksum.checksum_sha256,
+            checksum_type: h.checksum.checksum_type,
+            tag_count,
             e_tag: etag_of(&found.meta),
             last_modified: Some(to_s3_time(found.last_modified)),
             metadata: metadata_of(&found.meta),
@@ -422,17 +440,66 @@ impl GatewayS3 {
             Some((s, e)) => (e - s, Some(content_range(s, e, size))),
             None => (size, None),
         };
-        Ok(S3Response::new(HeadObjectOutput {
+        let h = Served::of(&found.meta, i.checksum_mode.as_ref(), range.is_none());
+        let mut resp = S3Response::new(HeadObjectOutput {
             accept_ranges: Some("bytes".to_owned()),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_range,
             content_type: Some(served_content_type(&found.meta.content_type)),
+            cache_control: h.cache_control,
+            content_disposition: h.content_disposition,
+            content_encoding: h.content_encoding,
+            content_language: h.content_language,
+            expires: h.expires,
+            checksum_crc32: h.checksum.checksum_crc32,
+            checksum_crc32c: h.checksum.checksum_crc32c,
+            checksum_crc64nvme: h.checksum.checksum_crc64nvme,
+            checksum_sha1: h.checksum.checksum_sha1,
+            checksum_sha256: h.checksum.checksum_sha256,
+            checksum_type: h.checksum.checksum_type,
             e_tag: etag_of(&found.meta),
             last_modified: Some(to_s3_time(found.last_modified)),
             metadata: metadata_of(&found.meta),
             parts_count,
             ..HeadObjectOutput::default()
-        }))
+        });
+        // HeadObjectOutput has no tag count field: the header is added here.
+        if let Some((name, value)) = tagging::count_header(&found.meta.tags) {
+            resp.headers.insert(name, value);
+        }
+        Ok(resp)
+    }
+}
+
+/// What a GET/HEAD answers from a version's stored attributes: its stored headers, and its
+/// checksum when the client asked (`x-amz-checksum-mode: ENABLED`) for the whole object.
+pub(super) struct Served {
+    pub(super) cache_control: Option<String>,
+    pub(super) content_disposition: Option<String>,
+    pub(super) content_encoding: Option<String>,
+    pub(super) content_language: Option<String>,
+    pub(super) expires: Option<s3s::dto::Timestamp>,
+    pub(super) checksum: Checksum,
+}
+
+impl Served {
+    pub(super) fn of(meta: &ObjectMeta, mode: Option<&ChecksumMode>, whole: bool) -> Served {
+        let header = |name: &str| meta.attributes.headers.get(name).cloned();
+        let enabled = mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        Served {
+            cache_control: header("cache-control"),
+            content_disposition: header("content-disposition"),
+            content_encoding: header("content-encoding"),
+            content_language: header("content-language"),
+            expires: header("expires").and_then(|e| {
+                s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, &e).ok()
+            }),
+            checksum: if enabled && whole {
+                checksum::answer(meta.attributes.checksum.as_ref())
+            } else {
+                Checksum::default()
+            },
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore as _, ObjectStoreExt as _};
-use s3o_store::{Access, StoreError, Timestamp, WritePrecondition, s3_error_for};
+use s3o_store::{Access, ObjectAttributes, StoreError, Timestamp, WritePrecondition, s3_error_for};
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -66,6 +66,7 @@ pub(crate) struct GatewayS3 {
 }
 
 mod bucket;
+mod checksum;
 mod copy;
 mod delete;
 pub(crate) mod framing;
@@ -75,6 +76,7 @@ mod list;
 mod multipart;
 pub(crate) mod post;
 mod put;
+mod tagging;
 
 // The families share their helpers through this module (each starts with `use super::*`).
 use self::bucket::BucketCache;
@@ -492,6 +494,50 @@ impl S3 for GatewayS3 {
             self,
             "ListMultipartUploads",
             self.do_list_uploads(req).await
+        )
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        timed!(
+            self,
+            "PutObjectTagging",
+            self.do_put_object_tagging(req).await
+        )
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        timed!(
+            self,
+            "GetObjectTagging",
+            self.do_get_object_tagging(req).await
+        )
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        timed!(
+            self,
+            "DeleteObjectTagging",
+            self.do_delete_object_tagging(req).await
+        )
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        timed!(
+            self,
+            "GetObjectAttributes",
+            self.do_get_object_attributes(req).await
         )
     }
 }

@@ -48,6 +48,25 @@ impl GatewayS3 {
             .await
             .map_err(write_err)?;
         let upload_id = uuid::Uuid::new_v4().simple().to_string();
+        // What the completed object gets (see checksum.rs for the checksum type).
+        let sum = checksum::for_upload(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
+        let meta = ObjectMeta {
+            content_type: i.content_type.clone().unwrap_or_default(),
+            user_metadata: user_metadata(i.metadata.clone()),
+            attributes: ObjectAttributes {
+                headers: stored_headers(&StoredHeaders {
+                    cache_control: i.cache_control.as_deref(),
+                    content_disposition: i.content_disposition.as_deref(),
+                    content_encoding: i.content_encoding.as_deref(),
+                    content_language: i.content_language.as_deref(),
+                    expires: i.expires.as_ref(),
+                }),
+                checksum: sum.clone(),
+                parts: Vec::new(),
+            },
+            tags: tagging::parse_header(i.tagging.as_deref())?,
+            ..ObjectMeta::default()
+        };
         // Encryption at rest: an encrypted bucket's upload gets one upload-level DEK.
         let upload_key = match &self.crypto {
             Some(c) => c.upload_key(&i.bucket).await?,
@@ -59,21 +78,14 @@ impl GatewayS3 {
                 &upload_id,
                 &lkey,
                 &backend,
-                i.content_type.as_deref().unwrap_or(""),
-                &user_metadata(i.metadata),
+                &meta,
                 &env,
             )
             .await
             .map_err(write_err)?,
             None => self
                 .ledger
-                .create_upload(
-                    &upload_id,
-                    &lkey,
-                    &backend,
-                    i.content_type.as_deref().unwrap_or(""),
-                    &user_metadata(i.metadata),
-                )
+                .create_upload(&upload_id, &lkey, &backend, &meta)
                 .await
                 .map_err(write_err)?,
         }
@@ -81,6 +93,10 @@ impl GatewayS3 {
             bucket: Some(i.bucket),
             key: Some(i.key),
             upload_id: Some(upload_id),
+            checksum_algorithm: sum
+                .as_ref()
+                .map(|c| ChecksumAlgorithm::from(c.algorithm.clone())),
+            checksum_type: sum.map(|c| ChecksumType::from(c.kind)),
             ..CreateMultipartUploadOutput::default()
         }))
     }
@@ -105,8 +121,15 @@ impl GatewayS3 {
             Some(b) => Box::pin(b),
             None => Box::pin(futures::stream::empty()),
         };
+        // An upload created with an algorithm gets every part's checksum in it.
+        let upload_sum = up.attributes.checksum.clone();
+        let algorithm = i.checksum_algorithm.clone().or_else(|| {
+            upload_sum
+                .as_ref()
+                .map(|c| ChecksumAlgorithm::from(c.algorithm.clone()))
+        });
         let checksums = body::ChecksumRequest::new(
-            i.checksum_algorithm.as_ref(),
+            algorithm.as_ref(),
             Checksum {
                 checksum_crc32: i.checksum_crc32.clone(),
                 checksum_crc32c: i.checksum_crc32c.clone(),
@@ -210,6 +233,10 @@ impl GatewayS3 {
             }
         };
         let etag = written.etag();
+        let part_sum = up.attributes.checksum.as_ref().and_then(|u| {
+            checksum::value_of(&sums, &u.algorithm)
+                .map(|v| checksum::checksum_value(&u.algorithm, v.clone()))
+        });
         let recorded = match &seal {
             Some(s) => {
                 crate::crypto::gateway::record_sealed_part(
@@ -220,12 +247,13 @@ impl GatewayS3 {
                     stored,
                     &part_key,
                     &s.sealed,
+                    part_sum,
                 )
                 .await
             }
             None => {
                 self.ledger
-                    .record_part(&up.upload_id, part_number, &etag, size, &part_key)
+                    .record_part(&up.upload_id, part_number, &etag, size, &part_key, part_sum)
                     .await
             }
         };
@@ -333,6 +361,7 @@ impl GatewayS3 {
                         let done = Done {
                             ledger_key: lkey.clone(),
                             etag,
+                            checksum: None,
                         };
                         let outcome =
                             futures::FutureExt::shared(Box::pin(
@@ -376,6 +405,14 @@ impl GatewayS3 {
                     "part {num} is smaller than 5 MiB"
                 ));
             }
+            let given = checksum::sent(
+                p.checksum_crc32.as_ref(),
+                p.checksum_crc32c.as_ref(),
+                p.checksum_crc64nvme.as_ref(),
+                p.checksum_sha1.as_ref(),
+                p.checksum_sha256.as_ref(),
+            );
+            checksum::check_part(up.attributes.checksum.as_ref(), &given, &r.checksum, num)?;
             let md5 = body::etag_md5(&r.etag)
                 .ok_or_else(|| s3_error!(InternalError, "part {num} has a malformed ETag"))?;
             let path = if r.storage_key.is_empty() {
@@ -389,6 +426,7 @@ impl GatewayS3 {
                 md5,
                 path,
                 sealed,
+                checksum: r.checksum.clone(),
             });
         }
         let cond = precondition(i.if_match.as_ref(), i.if_none_match.as_ref());
@@ -398,10 +436,28 @@ impl GatewayS3 {
         }
         // The assembly runs in its own task: a client that hangs up does not cancel it, and
         // s3s keeps the connection alive (whitespace) until the answer is ready.
+        // The object keeps its part layout and the upload's checksum (see checksum.rs); a
+        // composite that does not match is refused now, before the answer starts.
+        let expected = checksum::sent(
+            i.checksum_crc32.as_ref(),
+            i.checksum_crc32c.as_ref(),
+            i.checksum_crc64nvme.as_ref(),
+            i.checksum_sha1.as_ref(),
+            i.checksum_sha256.as_ref(),
+        );
+        let mut attributes = up.attributes.clone();
+        attributes.parts = chosen
+            .iter()
+            .map(|p| s3o_store::PartLayout {
+                size: p.size,
+                checksum: p.checksum.clone(),
+            })
+            .collect();
+        let checksums = checksum::for_assembly(&mut attributes, &expected)?;
         let this = self.clone();
         let (bucket, key) = (i.bucket.to_string(), i.key.to_string());
         let work = async move {
-            this.assemble(&bucket, &key, up, chosen, cond)
+            this.assemble(&bucket, &key, up, chosen, cond, attributes, checksums)
                 .await
                 .map_err(|e| Failed::from(&e))
         };
@@ -434,9 +490,11 @@ impl GatewayS3 {
             .is_ok_and(|c| c.first().is_some_and(|c| c.meta.etag == etag))
     }
 
-    /// Writes the parts of `up` as one object (routed like any write when the upload's
+    /// Writes the parts of `up` as one object with `attributes` (a FULL_OBJECT checksum is
+    /// computed through `checksums`; routed like any write when the upload's
     /// backend cannot hold it), then releases the upload: only a committed object ends it, so
     /// a failed Complete leaves the upload and its parts intact for a retry.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn assemble(
         &self,
         bucket: &str,
@@ -444,6 +502,8 @@ impl GatewayS3 {
         up: s3o_store::MultipartUpload,
         parts: Vec<PartRef>,
         cond: WritePrecondition,
+        attributes: ObjectAttributes,
+        checksums: Option<body::ChecksumRequest>,
     ) -> S3Result<Done> {
         let size: i64 = parts.iter().map(|p| p.size).sum();
         let etag = body::multipart_etag(&parts.iter().map(|p| p.md5).collect::<Vec<_>>());
@@ -458,6 +518,8 @@ impl GatewayS3 {
         let mut meta = ObjectMeta {
             content_type: up.content_type.clone(),
             user_metadata: up.metadata.clone(),
+            attributes,
+            tags: up.tags.clone(),
             ..ObjectMeta::default()
         };
         record_part_sizes(&mut meta.user_metadata, &sizes);
@@ -469,7 +531,7 @@ impl GatewayS3 {
             expect_md5: None,
             etag: Some(etag.clone()),
             backend: Some(target),
-            checksums: None,
+            checksums,
             cond,
         };
         let (meta, _) = match self.write_object(w, stream).await {
@@ -483,6 +545,7 @@ impl GatewayS3 {
                         return Ok(Done {
                             ledger_key: up.object_key,
                             etag,
+                            checksum: None,
                         });
                     }
                 }
@@ -500,6 +563,7 @@ impl GatewayS3 {
         Ok(Done {
             ledger_key: up.object_key,
             etag: meta.etag,
+            checksum: meta.attributes.checksum,
         })
     }
 
@@ -674,6 +738,8 @@ pub(super) struct PartRef {
     path: String,
     /// The part's DEK, number and plaintext size when it is encrypted.
     sealed: Option<crate::crypto::gateway::PartKey>,
+    /// Its recorded checksum (base64); empty when none.
+    checksum: String,
 }
 
 /// The answer to a Complete whose assembly `outcome` is running or done: s3s sends it when it
@@ -690,10 +756,17 @@ pub(super) fn complete_answer(
         if done.ledger_key != ledger_key {
             return Err(s3_error!(NoSuchUpload));
         }
+        let sum = checksum::answer(done.checksum.as_ref());
         Ok(CompleteMultipartUploadOutput {
             bucket: Some(bucket),
             key: Some(key),
             e_tag: (!done.etag.is_empty()).then_some(ETag::Strong(done.etag)),
+            checksum_crc32: sum.checksum_crc32,
+            checksum_crc32c: sum.checksum_crc32c,
+            checksum_crc64nvme: sum.checksum_crc64nvme,
+            checksum_sha1: sum.checksum_sha1,
+            checksum_sha256: sum.checksum_sha256,
+            checksum_type: sum.checksum_type,
             ..CompleteMultipartUploadOutput::default()
         })
     };

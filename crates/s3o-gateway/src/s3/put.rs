@@ -17,6 +17,48 @@ pub(super) fn precondition(
     }
 }
 
+/// The headers a write stores to answer on GET/HEAD, as the client sent them.
+#[derive(Default)]
+pub(super) struct StoredHeaders<'a> {
+    pub(super) cache_control: Option<&'a str>,
+    pub(super) content_disposition: Option<&'a str>,
+    pub(super) content_encoding: Option<&'a str>,
+    pub(super) content_language: Option<&'a str>,
+    pub(super) expires: Option<&'a s3s::dto::Timestamp>,
+}
+
+/// The stored-header map of a write (lower-case names, see
+/// [`s3o_store::ObjectAttributes::headers`]). `aws-chunked` is a transfer detail, not the
+/// object's encoding: it is dropped from Content-Encoding (nothing left ⇒ none), as S3 does.
+/// Expires is kept as an HTTP date.
+pub(super) fn stored_headers(h: &StoredHeaders<'_>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut put = |name: &str, v: Option<&str>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            out.insert(name.to_owned(), v.to_owned());
+        }
+    };
+    put("cache-control", h.cache_control);
+    put("content-disposition", h.content_disposition);
+    put("content-language", h.content_language);
+    let encoding = h.content_encoding.map(|e| {
+        e.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    put("content-encoding", encoding.as_deref());
+    let expires = h.expires.and_then(|t| {
+        let mut buf = Vec::new();
+        t.format(s3s::dto::TimestampFormat::HttpDate, &mut buf)
+            .ok()?;
+        String::from_utf8(buf).ok()
+    });
+    put("expires", expires.as_deref());
+    out
+}
+
 /// One object write: where, how big, what metadata, and what the bytes must hash to.
 pub(super) struct Write<'a> {
     pub(super) bucket: &'a str,
@@ -187,6 +229,21 @@ impl GatewayS3 {
             }
         };
         meta.etag = etag.unwrap_or_else(|| up.etag());
+        // The verified checksum is kept with the version, unless the caller already set one
+        // (a multipart composite); an upload that asked for an algorithm names it.
+        if meta
+            .attributes
+            .checksum
+            .as_ref()
+            .is_none_or(|c| c.value.is_empty())
+        {
+            let algorithm = meta
+                .attributes
+                .checksum
+                .as_ref()
+                .map(|c| c.algorithm.clone());
+            meta.attributes.checksum = checksum::full_object(&computed, algorithm.as_deref());
+        }
         match self
             .ledger
             .commit_write(
@@ -271,6 +328,21 @@ impl GatewayS3 {
         let meta = ObjectMeta {
             content_type: input.content_type.unwrap_or_default(),
             user_metadata: user_metadata(input.metadata),
+            attributes: ObjectAttributes {
+                headers: stored_headers(&StoredHeaders {
+                    cache_control: input.cache_control.as_deref(),
+                    content_disposition: input.content_disposition.as_deref(),
+                    content_encoding: input.content_encoding.as_deref(),
+                    content_language: input.content_language.as_deref(),
+                    expires: input.expires.as_ref(),
+                }),
+                checksum: input
+                    .checksum_algorithm
+                    .as_ref()
+                    .map(|a| checksum::checksum_value(a.as_str(), String::new())),
+                parts: Vec::new(),
+            },
+            tags: tagging::parse_header(input.tagging.as_deref())?,
             ..ObjectMeta::default()
         };
         let stream: ByteStream = match body {
@@ -289,7 +361,13 @@ impl GatewayS3 {
             cond: precondition(input.if_match.as_ref(), input.if_none_match.as_ref()),
         };
         let (meta, sums) = self.write_object(w, stream).await?;
+        let kind = meta
+            .attributes
+            .checksum
+            .as_ref()
+            .map(|c| ChecksumType::from(c.kind.clone()));
         Ok(S3Response::new(PutObjectOutput {
+            checksum_type: kind,
             e_tag: etag_of(&meta),
             size: Some(size),
             checksum_crc32: sums.checksum_crc32,

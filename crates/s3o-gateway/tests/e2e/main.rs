@@ -17,6 +17,7 @@ mod faulty;
 mod fs_backend;
 mod lifecycle;
 mod listing;
+mod metadata;
 mod multipart;
 mod proxy;
 mod raw;
@@ -89,6 +90,11 @@ on_both_ledgers! {
         list_uploads_upload_id_marker,
     ],
     lifecycle: [lifecycle_configuration_round_trip],
+    metadata: [
+        tagging_round_trip,
+        stored_headers_round_trip,
+        checksums_kept_and_returned,
+    ],
     listing: [
         list_v2_prefix_delimiter_and_pages,
         list_v1_markers_and_url_encoding,

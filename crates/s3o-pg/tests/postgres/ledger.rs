@@ -446,6 +446,7 @@ async fn multipart_pending_and_outbox_round_trip() {
         metadata: meta.clone(),
         encryption_key: vec![7; 8],
         key_id: "mk".into(),
+        ..CreateMultipartUploadParams::default()
     })
     .await
     .unwrap();

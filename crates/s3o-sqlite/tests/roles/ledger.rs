@@ -309,6 +309,7 @@ async fn multipart_round_trip() {
         metadata: BTreeMap::from([("owner".into(), "me".into())]),
         encryption_key: vec![7; 40],
         key_id: "mk-1".into(),
+        ..CreateMultipartUploadParams::default()
     };
     store.create_multipart_upload(&params).await.unwrap();
     store
