@@ -76,10 +76,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "buckets",
         sql: include_str!("../migrations/0010_buckets.sql"),
     },
+    Migration {
+        version: 12,
+        name: "bucket_cors",
+        sql: include_str!("../migrations/0012_bucket_cors.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 10;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 12;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

@@ -22,7 +22,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 10] = [
+const MIGRATIONS: [Migration; 11] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -72,6 +72,11 @@ const MIGRATIONS: [Migration; 10] = [
         version: 10,
         name: "0010_buckets",
         sql: include_str!("../migrations/0010_buckets.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "0012_bucket_cors",
+        sql: include_str!("../migrations/0012_bucket_cors.sql"),
     },
 ];
 

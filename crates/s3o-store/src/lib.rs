@@ -6,9 +6,11 @@ pub use s3o_core::telemetry as metrics;
 pub use s3o_core::tx::BoxFuture;
 /// Input limits every engine enforces before SQL (id lengths, sizes, timestamps, pages).
 pub use s3o_core::validate as limits;
+/// A bucket's CORS configuration and S3's limits on it.
+pub use s3o_core::cors;
 pub use s3o_core::{
     Access, BackendCapacity, BoxError, BreakerConfig, BreakerState, BreakerStats, Bucket,
-    BucketBusy, BucketSettings, BucketSpec, CleanupClaim, CleanupDlqItem, CleanupEntry,
+    BucketBusy, BucketSettings, BucketSpec, CorsConfig, CorsRule, CleanupClaim, CleanupDlqItem, CleanupEntry,
     CleanupItem, CleanupOutcome, CleanupQueueStates, CreateMultipartUploadParams, Cursor,
     DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound, ListDelimitedResult, ListObjectsResult,
     LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore, MoveOutcome, MultipartPart, MultipartUpload,

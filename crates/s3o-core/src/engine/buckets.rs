@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::cors::CorsConfig;
 use crate::types::{Bucket, BucketSettings, BucketSpec};
 
 /// Bucket rows: single statements. Deletion, the configuration sync and the bucket-checked
@@ -21,4 +22,10 @@ pub trait BucketStore: Send + Sync {
     /// Replaces every setting of the bucket (`extra` included), keeping its `created_at`.
     /// Settings checked first ([`crate::validate::bucket_settings`]); unknown ⇒ `BucketNotFound`.
     async fn update_bucket_settings(&self, name: &str, settings: &BucketSettings) -> Result<()>;
+    /// Sets (`Some`, checked first with [`crate::cors::check`]) or removes (`None`) the
+    /// bucket's CORS configuration in one statement; unknown ⇒ `BucketNotFound`. Removing
+    /// when there is none succeeds.
+    async fn set_bucket_cors(&self, name: &str, cors: Option<&CorsConfig>) -> Result<()>;
+    /// The bucket's CORS configuration, `None` when unset; unknown ⇒ `BucketNotFound`.
+    async fn get_bucket_cors(&self, name: &str) -> Result<Option<CorsConfig>>;
 }
