@@ -153,7 +153,10 @@ pub async fn cors_independent_of_bucket_settings(store: Db) {
         max_bytes: 10,
         ..BucketSettings::default()
     };
-    store.update_bucket_settings("site", &settings).await.unwrap();
+    store
+        .update_bucket_settings("site", &settings)
+        .await
+        .unwrap();
     let spec = BucketSpec {
         name: "site".into(),
         settings: BucketSettings {
@@ -162,8 +165,17 @@ pub async fn cors_independent_of_bucket_settings(store: Db) {
             ..BucketSettings::default()
         },
     };
-    assert!(store.sync_buckets(&[spec.clone()]).await.unwrap().is_empty());
+    assert!(
+        store
+            .sync_buckets(&[spec.clone()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.get_bucket_cors("site").await.unwrap(), Some(config()));
     store.delete_bucket_cors("site").await.unwrap();
-    assert_eq!(store.get_bucket("site").await.unwrap().settings, spec.settings);
+    assert_eq!(
+        store.get_bucket("site").await.unwrap().settings,
+        spec.settings
+    );
 }

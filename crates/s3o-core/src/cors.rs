@@ -73,7 +73,11 @@ impl CorsConfig {
                 None | Some(Value::Null) => Ok(Vec::new()),
                 Some(Value::Array(a)) => a
                     .iter()
-                    .map(|s| s.as_str().map(str::to_owned).ok_or(format!("{k}: not text")))
+                    .map(|s| {
+                        s.as_str()
+                            .map(str::to_owned)
+                            .ok_or(format!("{k}: not text"))
+                    })
                     .collect(),
                 Some(_) => Err(format!("{k}: not an array")),
             }
@@ -160,13 +164,12 @@ pub fn check(c: &CorsConfig) -> Result<()> {
         if r.max_age_seconds.is_some_and(|s| s < 0) {
             return bad(format!("rule {n}: MaxAgeSeconds must not be negative"));
         }
-        let texts = r
-            .id
-            .iter()
-            .chain(&r.allowed_methods)
-            .chain(&r.allowed_origins)
-            .chain(&r.allowed_headers)
-            .chain(&r.expose_headers);
+        let texts =
+            r.id.iter()
+                .chain(&r.allowed_methods)
+                .chain(&r.allowed_origins)
+                .chain(&r.allowed_headers)
+                .chain(&r.expose_headers);
         for t in texts {
             if t.contains('\0') {
                 return bad(format!("rule {n}: a value contains a NUL character"));

@@ -176,8 +176,11 @@ impl MetadataStore {
     /// origin, …) ⇒ `InvalidInput` and nothing changes; unknown bucket ⇒ `BucketNotFound`.
     /// Deleting the bucket removes it.
     pub async fn put_bucket_cors(&self, name: &str, cors: &crate::cors::CorsConfig) -> Result<()> {
-        self.observe("put_bucket_cors", self.inner.set_bucket_cors(name, Some(cors)))
-            .await
+        self.observe(
+            "put_bucket_cors",
+            self.inner.set_bucket_cors(name, Some(cors)),
+        )
+        .await
     }
     /// The bucket's CORS configuration, `None` when unset; unknown ⇒ `BucketNotFound`.
     pub async fn get_bucket_cors(&self, name: &str) -> Result<Option<crate::cors::CorsConfig>> {

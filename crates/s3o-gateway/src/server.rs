@@ -651,6 +651,11 @@ async fn route(
             }
         }
     }
+    // Browsers send CORS preflights unsigned; s3s would not route them.
+    if let Some(r) = crate::s3::preflight(&shared.ledger, &req, id).await {
+        return plain(r);
+    }
+    let cors = crate::s3::cors_ask(&req);
     if let Some(refusal) = edge_checks(shared, &mut req, id) {
         return plain(refusal);
     }
@@ -678,6 +683,10 @@ async fn route(
             )
         }
     };
+    let mut resp = resp;
+    if let Some(ask) = &cors {
+        crate::s3::cors_decorate(&shared.ledger, ask, &mut resp).await;
+    }
     resp.map(|b| TicketBody::new(b, ticket))
 }
 
@@ -739,7 +748,7 @@ fn edge_checks(
 
 /// True when the request addresses the gateway itself (an IP host, a configured base domain
 /// or no host), false for `<bucket>.<domain>` and other names s3s takes as a bucket.
-fn is_path_style<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_path_style<B>(req: &Request<B>) -> bool {
     let host = req
         .headers()
         .get(hyper::header::HOST)

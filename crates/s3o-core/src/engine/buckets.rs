@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use crate::error::Result;
 use crate::cors::CorsConfig;
+use crate::error::Result;
 use crate::types::{Bucket, BucketSettings, BucketSpec};
 
 /// Bucket rows: single statements. Deletion, the configuration sync and the bucket-checked

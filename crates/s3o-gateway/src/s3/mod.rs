@@ -65,6 +65,7 @@ pub(crate) struct GatewayS3 {
 
 mod bucket;
 mod copy;
+mod cors;
 mod delete;
 mod get;
 mod list;
@@ -73,6 +74,7 @@ mod put;
 
 // The families share their helpers through this module (each starts with `use super::*`).
 use self::bucket::BucketCache;
+pub(crate) use self::cors::{ask as cors_ask, decorate as cors_decorate, preflight};
 use self::get::*;
 use self::put::*;
 
@@ -289,6 +291,31 @@ impl S3 for GatewayS3 {
             self,
             "GetBucketVersioning",
             self.do_get_bucket_versioning(req).await
+        )
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        timed!(self, "PutBucketCors", self.do_put_bucket_cors(req).await)
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        timed!(self, "GetBucketCors", self.do_get_bucket_cors(req).await)
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        timed!(
+            self,
+            "DeleteBucketCors",
+            self.do_delete_bucket_cors(req).await
         )
     }
 
