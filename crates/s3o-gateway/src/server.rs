@@ -209,6 +209,14 @@ impl Gateway {
             config.region.clone(),
             metrics.clone(),
             crate::s3::intent_heartbeat(config.workers.reaper.min_age.0),
+        )
+        .with_owner(
+            config.owner.id.clone(),
+            config
+                .owner
+                .display_name
+                .clone()
+                .unwrap_or_else(|| config.owner.id.clone()),
         );
         let mut builder = S3ServiceBuilder::new(s3);
         let keys = (!config.credentials.is_empty()).then(|| Keys::new(&config.credentials));
@@ -672,7 +680,7 @@ async fn route(
     let idle = shared.settings.body_idle_timeout;
     let req = req.map(|b| s3s::Body::http_body(IdleTimeoutBody::new(b, idle)));
     let resp = match shared.s3.call(req).await {
-        Ok(r) => r,
+        Ok(r) => crate::s3::edge::with_request_id(r, id),
         Err(e) => {
             tracing::error!(error = ?e, "s3 service failed");
             error_response(
@@ -709,14 +717,28 @@ fn edge_checks(
         })
     };
     if let Some(expires) = param("X-Amz-Expires") {
-        let ok = expires
-            .parse::<u64>()
-            .is_ok_and(|n| n <= MAX_PRESIGNED_EXPIRY_SECS);
-        if !ok {
+        // A lifetime that is negative (already over) or past the cap is a URL that does not
+        // grant access: 403, as the suite expects of S3.
+        let refused = match expires.parse::<i64>() {
+            Ok(n) if n < 0 => Some("Request has expired"),
+            Ok(n) if n.unsigned_abs() > MAX_PRESIGNED_EXPIRY_SECS => {
+                Some("X-Amz-Expires must be less than a week (in seconds) that is 604800")
+            }
+            Ok(_) => None,
+            Err(_) => {
+                return Some(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "AuthorizationQueryParametersError",
+                    "X-Amz-Expires should be a number",
+                    id,
+                ));
+            }
+        };
+        if let Some(why) = refused {
             return Some(error_response(
-                StatusCode::BAD_REQUEST,
-                "AuthorizationQueryParametersError",
-                "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                why,
                 id,
             ));
         }
@@ -743,7 +765,7 @@ fn edge_checks(
         // 200 with the whole object; s3s would refuse the request with 400.
         req.headers_mut().remove(hyper::header::RANGE);
     }
-    None
+    crate::s3::edge::checks(req, id)
 }
 
 /// True when the request addresses the gateway itself (an IP host, a configured base domain

@@ -61,12 +61,16 @@ pub(crate) struct GatewayS3 {
     completions: Completions,
     /// See [`intent_heartbeat`].
     heartbeat: std::time::Duration,
+    /// The one owner answers name (see [`acl`]).
+    owner: Arc<acl::OwnerId>,
 }
 
+mod acl;
 mod bucket;
 mod copy;
 mod cors;
 mod delete;
+pub(crate) mod edge;
 mod get;
 mod list;
 mod multipart;
@@ -175,7 +179,14 @@ impl GatewayS3 {
             metrics,
             completions: Completions::default(),
             heartbeat,
+            owner: Arc::new(acl::OwnerId::default()),
         }
+    }
+
+    /// The owner S3 answers name (`[owner]`).
+    pub(crate) fn with_owner(mut self, id: String, display_name: String) -> Self {
+        self.owner = Arc::new(acl::OwnerId { id, display_name });
+        self
     }
 
     fn observe<T>(&self, op: &'static str, r: &S3Result<T>, started: Instant) {
@@ -292,6 +303,41 @@ impl S3 for GatewayS3 {
             "GetBucketVersioning",
             self.do_get_bucket_versioning(req).await
         )
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        timed!(self, "GetBucketAcl", self.do_get_bucket_acl(req).await)
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        timed!(self, "PutBucketAcl", self.do_put_bucket_acl(req).await)
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        timed!(self, "GetObjectAcl", self.do_get_object_acl(req).await)
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        timed!(self, "PutObjectAcl", self.do_put_object_acl(req).await)
+    }
+
+    async fn get_object_torrent(
+        &self,
+        req: S3Request<GetObjectTorrentInput>,
+    ) -> S3Result<S3Response<GetObjectTorrentOutput>> {
+        timed!(self, "GetObjectTorrent", self.do_get_object_torrent(req).await)
     }
 
     async fn put_bucket_cors(
