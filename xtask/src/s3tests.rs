@@ -143,7 +143,15 @@ pub(crate) fn s3_tests(rest: &[String]) -> Result<(), String> {
             (format!("{base}{sep}schema={schema}"), Some((base, schema)))
         }
     };
-    let result = run_suite(&suite, &python, &exe, &dir, &store, &engine, select.as_deref());
+    let result = run_suite(
+        &suite,
+        &python,
+        &exe,
+        &dir,
+        &store,
+        &engine,
+        select.as_deref(),
+    );
     if let Some((base, schema)) = schema {
         drop_schema(&base, &schema);
     }

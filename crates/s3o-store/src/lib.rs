@@ -1,23 +1,23 @@
 #![doc = include_str!("../README.md")]
 
+/// A bucket's CORS configuration and S3's limits on it.
+pub use s3o_core::cors;
 /// Metric names the handle records (cargo feature `metrics`, on by default).
 #[cfg(feature = "metrics")]
 pub use s3o_core::telemetry as metrics;
 pub use s3o_core::tx::BoxFuture;
 /// Input limits every engine enforces before SQL (id lengths, sizes, timestamps, pages).
 pub use s3o_core::validate as limits;
-/// A bucket's CORS configuration and S3's limits on it.
-pub use s3o_core::cors;
 pub use s3o_core::{
     Access, BackendCapacity, BoxError, BreakerConfig, BreakerState, BreakerStats, Bucket,
-    BucketBusy, BucketSettings, BucketSpec, CorsConfig, CorsRule, CleanupClaim, CleanupDlqItem, CleanupEntry,
-    CleanupItem, CleanupOutcome, CleanupQueueStates, CreateMultipartUploadParams, Cursor,
-    DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound, ListDelimitedResult, ListObjectsResult,
-    LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore, MoveOutcome, MultipartPart, MultipartUpload,
-    NotificationRow, ObjectLocation, PendingObject, PendingPromoteResult, QuotaStat,
-    ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError, StoredForm, Timestamp,
-    UnencryptedLocation, UsageStat, WritePrecondition, default_instance_id, quota_admits,
-    s3_error_for,
+    BucketBusy, BucketSettings, BucketSpec, CleanupClaim, CleanupDlqItem, CleanupEntry,
+    CleanupItem, CleanupOutcome, CleanupQueueStates, CorsConfig, CorsRule,
+    CreateMultipartUploadParams, Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound,
+    ListDelimitedResult, ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore,
+    MoveOutcome, MultipartPart, MultipartUpload, NotificationRow, ObjectLocation, PendingObject,
+    PendingPromoteResult, QuotaStat, ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError,
+    StoredForm, Timestamp, UnencryptedLocation, UsageStat, WritePrecondition, default_instance_id,
+    quota_admits, s3_error_for,
 };
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.

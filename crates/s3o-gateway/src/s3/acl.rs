@@ -122,7 +122,9 @@ impl GatewayS3 {
                     full && owner
                 });
             if !only_owner {
-                return Err(not_supported("a policy granting other than the owner's FULL_CONTROL"));
+                return Err(not_supported(
+                    "a policy granting other than the owner's FULL_CONTROL",
+                ));
             }
         }
         Ok(())
@@ -133,10 +135,9 @@ impl GatewayS3 {
         self.bucket(bucket).await?;
         match self.ledger.copies(&keys::ledger_key(bucket, key)).await {
             Ok(_) => Ok(()),
-            Err(StoreError::ObjectNotFound { .. }) => Err(s3_error!(
-                NoSuchKey,
-                "The specified key does not exist."
-            )),
+            Err(StoreError::ObjectNotFound { .. }) => {
+                Err(s3_error!(NoSuchKey, "The specified key does not exist."))
+            }
             Err(e) => Err(read_err(e)),
         }
     }

@@ -116,11 +116,7 @@ pub(crate) fn with_request_id(mut r: Response<s3s::Body>, id: &str) -> Response<
     let Some(at) = text.rfind("</Error>") else {
         return r;
     };
-    let body = format!(
-        "{}<RequestId>{id}</RequestId>{}",
-        &text[..at],
-        &text[at..]
-    );
+    let body = format!("{}<RequestId>{id}</RequestId>{}", &text[..at], &text[at..]);
     if let Ok(len) = HeaderValue::from_str(&body.len().to_string()) {
         r.headers_mut().insert(hyper::header::CONTENT_LENGTH, len);
     }

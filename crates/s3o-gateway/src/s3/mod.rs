@@ -337,7 +337,11 @@ impl S3 for GatewayS3 {
         &self,
         req: S3Request<GetObjectTorrentInput>,
     ) -> S3Result<S3Response<GetObjectTorrentOutput>> {
-        timed!(self, "GetObjectTorrent", self.do_get_object_torrent(req).await)
+        timed!(
+            self,
+            "GetObjectTorrent",
+            self.do_get_object_torrent(req).await
+        )
     }
 
     async fn put_bucket_cors(
