@@ -167,7 +167,7 @@ pub async fn cors_independent_of_bucket_settings(store: Db) {
     };
     assert!(
         store
-            .sync_buckets(&[spec.clone()])
+            .sync_buckets(std::slice::from_ref(&spec))
             .await
             .unwrap()
             .is_empty()
