@@ -27,6 +27,7 @@ pub mod admin;
 pub mod breaker;
 pub mod buckets;
 pub mod cleanup;
+pub mod cors;
 pub mod encryption;
 pub mod integrity;
 pub mod lifecycle;
@@ -83,6 +84,13 @@ macro_rules! for_each_case {
                 delete_refused_while_pending_write,
                 commit_into_bucket_requires_the_bucket,
                 delete_and_commit_never_both_succeed,
+            ],
+            cors: [
+                cors_set_get_delete_round_trip,
+                cors_invalid_config_changes_nothing,
+                cors_unknown_bucket_not_found,
+                cors_removed_with_its_bucket,
+                cors_independent_of_bucket_settings,
             ],
             objects: [
                 record_new_object_charges_quota,

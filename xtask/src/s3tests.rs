@@ -292,7 +292,7 @@ fn run_suite(
 }
 
 /// The gateway's configuration: the suite's three users, two local directories, no
-/// preconfigured bucket (the suite creates its own).
+/// preconfigured bucket (the suite creates its own), the main user's id as the owner.
 fn gateway_toml(dir: &Path, port: u16, store: &str) -> String {
     let mut t = format!(
         "listen = \"127.0.0.1:{port}\"\nstore = {store:?}\nregion = \"us-east-1\"\n\
@@ -309,6 +309,11 @@ fn gateway_toml(dir: &Path, port: u16, store: &str) -> String {
             dir.join(name).display().to_string()
         ));
     }
+    // The gateway has one owner; the suite's main user is the one it expects as owner.
+    let (_, _, _, main_id) = USERS[0];
+    t.push_str(&format!(
+        "\n[owner]\nid = \"{main_id}\"\ndisplay_name = \"{main_id}\"\n"
+    ));
     t
 }
 

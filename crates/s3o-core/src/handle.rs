@@ -180,6 +180,28 @@ impl MetadataStore {
         self.observe("delete_bucket", self.inner.delete_bucket(name))
             .await
     }
+    /// Sets the bucket's CORS configuration, replacing any before it. A configuration breaking
+    /// S3's rules ([`crate::cors::check`]: 1..=100 rules, known methods, one wildcard per
+    /// origin, …) ⇒ `InvalidInput` and nothing changes; unknown bucket ⇒ `BucketNotFound`.
+    /// Deleting the bucket removes it.
+    pub async fn put_bucket_cors(&self, name: &str, cors: &crate::cors::CorsConfig) -> Result<()> {
+        self.observe(
+            "put_bucket_cors",
+            self.inner.set_bucket_cors(name, Some(cors)),
+        )
+        .await
+    }
+    /// The bucket's CORS configuration, `None` when unset; unknown ⇒ `BucketNotFound`.
+    pub async fn get_bucket_cors(&self, name: &str) -> Result<Option<crate::cors::CorsConfig>> {
+        self.observe("get_bucket_cors", self.inner.get_bucket_cors(name))
+            .await
+    }
+    /// Removes the bucket's CORS configuration (succeeds when there is none); unknown ⇒
+    /// `BucketNotFound`.
+    pub async fn delete_bucket_cors(&self, name: &str) -> Result<()> {
+        self.observe("delete_bucket_cors", self.inner.set_bucket_cors(name, None))
+            .await
+    }
     /// Seeds and refreshes buckets from configuration in one transaction: creates missing
     /// ones, sets the configuration-owned settings (replication factor, quotas, routing) of
     /// existing ones, keeps their `created_at`, `extra` and `lifecycle`, never deletes (see

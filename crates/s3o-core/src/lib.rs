@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod breaker;
+pub mod cors;
 pub mod engine;
 pub mod error;
 mod handle;
@@ -13,6 +14,7 @@ pub mod types;
 pub mod validate;
 
 pub use breaker::{BreakerConfig, BreakerState, BreakerStats};
+pub use cors::{CorsConfig, CorsRule};
 pub use engine::SchemaVersion;
 pub use error::{
     Access, BoxError, DbErrorKind, MIGRATE_HINT, Result, S3Error, StoreError, s3_error_for,

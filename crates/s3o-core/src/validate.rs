@@ -274,6 +274,11 @@ pub fn bucket_lookup(name: &str) -> Result<()> {
     bounded("bucket name", name, MAX_BACKEND_NAME_BYTES)
 }
 
+/// A bucket's CORS configuration: S3's rules, see [`crate::cors::check`].
+pub fn cors(c: &crate::cors::CorsConfig) -> Result<()> {
+    crate::cors::check(c)
+}
+
 /// A bucket's settings: replication factor 1..=[`MAX_REPLICATION_FACTOR`]; quotas
 /// 0..=[`MAX_SIZE_BYTES`] (0 = none); routing: valid, distinct backend names, at most
 /// [`MAX_ROUTING_BACKENDS`]; `extra`: no NUL in any key or string (PostgreSQL's `jsonb`

@@ -52,6 +52,35 @@ pub struct Config {
     /// Envelope encryption at rest (`[encryption]`); absent: nothing is encrypted.
     #[serde(default)]
     pub encryption: Option<crate::crypto::config::EncryptionConfig>,
+    /// The one owner every bucket and object is reported under (`[owner]`).
+    #[serde(default)]
+    pub owner: OwnerConfig,
+}
+
+/// `[owner]`: the account S3 answers name as owner (ListBuckets, listings, ACLs). The gateway
+/// has one owner: every configured credential acts as it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerConfig {
+    /// The canonical user id (default `s3o`).
+    #[serde(default = "default_owner")]
+    pub id: String,
+    /// The display name (default: the id).
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+fn default_owner() -> String {
+    "s3o".to_owned()
+}
+
+impl Default for OwnerConfig {
+    fn default() -> Self {
+        OwnerConfig {
+            id: default_owner(),
+            display_name: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -70,6 +99,7 @@ impl std::fmt::Debug for Config {
             .field("server", &self.server)
             .field("log", &self.log)
             .field("encryption", &self.encryption)
+            .field("owner", &self.owner)
             .finish()
     }
 }
@@ -242,6 +272,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             log: LogConfig::default(),
             encryption: None,
+            owner: OwnerConfig::default(),
         }
     }
 }

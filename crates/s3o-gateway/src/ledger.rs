@@ -384,6 +384,23 @@ impl Ledger {
         self.store.delete_bucket(name).await
     }
 
+    /// The bucket's CORS configuration (`None` when unset); unknown ⇒ `BucketNotFound`.
+    pub(crate) async fn bucket_cors(&self, name: &str) -> LResult<Option<s3o_store::CorsConfig>> {
+        self.store.get_bucket_cors(name).await
+    }
+
+    /// Sets (`Some`) or removes (`None`) the bucket's CORS configuration.
+    pub(crate) async fn set_bucket_cors(
+        &self,
+        name: &str,
+        cors: Option<&s3o_store::CorsConfig>,
+    ) -> LResult<()> {
+        match cors {
+            Some(c) => self.store.put_bucket_cors(name, c).await,
+            None => self.store.delete_bucket_cors(name).await,
+        }
+    }
+
     /// Every copy of `key`, oldest first; none ⇒ empty.
     pub(crate) async fn copies_or_empty(&self, key: &str) -> LResult<Vec<Copy>> {
         match self.copies(key).await {

@@ -223,7 +223,15 @@ impl Gateway {
             metrics.clone(),
             crate::s3::intent_heartbeat(config.workers.reaper.min_age.0),
         )
-        .with_crypto(crypto);
+        .with_crypto(crypto)
+        .with_owner(
+            config.owner.id.clone(),
+            config
+                .owner
+                .display_name
+                .clone()
+                .unwrap_or_else(|| config.owner.id.clone()),
+        );
         let mut builder = S3ServiceBuilder::new(s3);
         builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
             crate::s3::post::s3s_config(),
@@ -703,6 +711,11 @@ async fn route(
             }
         }
     }
+    // Browsers send CORS preflights unsigned; s3s would not route them.
+    if let Some(r) = crate::s3::preflight(&shared.ledger, &req, id).await {
+        return plain(r);
+    }
+    let cors = crate::s3::cors_ask(&req);
     if let Some(refusal) = edge_checks(shared, &mut req, id) {
         if admin_call {
             return plain(crate::admin::json_refusal(refusal).await);
@@ -734,8 +747,10 @@ async fn route(
     };
     let resp = match shared.s3.call(req).await {
         Ok(r) => match &form {
-            Some(head) => crate::s3::post::policy_answer(r, head, id),
-            None => r,
+            Some(head) => {
+                crate::s3::edge::with_request_id(crate::s3::post::policy_answer(r, head, id), id)
+            }
+            None => crate::s3::edge::with_request_id(r, id),
         },
         Err(e) => {
             tracing::error!(error = ?e, "s3 service failed");
@@ -747,11 +762,14 @@ async fn route(
             )
         }
     };
-    let resp = if admin_call {
+    let mut resp = if admin_call {
         crate::admin::json_refusal(resp).await
     } else {
         resp
     };
+    if let Some(ask) = &cors {
+        crate::s3::cors_decorate(&shared.ledger, ask, &mut resp).await;
+    }
     let mut resp = resp.map(|b| TicketBody::new(b, ticket));
     if close {
         crate::s3::framing::close_after(&mut resp);
@@ -778,14 +796,28 @@ fn edge_checks(
         })
     };
     if let Some(expires) = param("X-Amz-Expires") {
-        let ok = expires
-            .parse::<u64>()
-            .is_ok_and(|n| n <= MAX_PRESIGNED_EXPIRY_SECS);
-        if !ok {
+        // A lifetime that is negative (already over) or past the cap is a URL that does not
+        // grant access: 403, as the suite expects of S3.
+        let refused = match expires.parse::<i64>() {
+            Ok(n) if n < 0 => Some("Request has expired"),
+            Ok(n) if n.unsigned_abs() > MAX_PRESIGNED_EXPIRY_SECS => {
+                Some("X-Amz-Expires must be less than a week (in seconds) that is 604800")
+            }
+            Ok(_) => None,
+            Err(_) => {
+                return Some(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "AuthorizationQueryParametersError",
+                    "X-Amz-Expires should be a number",
+                    id,
+                ));
+            }
+        };
+        if let Some(why) = refused {
             return Some(error_response(
-                StatusCode::BAD_REQUEST,
-                "AuthorizationQueryParametersError",
-                "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                why,
                 id,
             ));
         }
@@ -812,12 +844,12 @@ fn edge_checks(
         // 200 with the whole object; s3s would refuse the request with 400.
         req.headers_mut().remove(hyper::header::RANGE);
     }
-    None
+    crate::s3::edge::checks(req, id)
 }
 
 /// True when the request addresses the gateway itself (an IP host, a configured base domain
 /// or no host), false for `<bucket>.<domain>` and other names s3s takes as a bucket.
-fn is_path_style<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_path_style<B>(req: &Request<B>) -> bool {
     let host = req
         .headers()
         .get(hyper::header::HOST)

@@ -82,6 +82,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0011_object_metadata.sql"),
     },
     Migration {
+        version: 12,
+        name: "bucket_cors",
+        sql: include_str!("../migrations/0012_bucket_cors.sql"),
+    },
+    Migration {
         version: 13,
         name: "bucket_lifecycle",
         sql: include_str!("../migrations/0013_bucket_lifecycle.sql"),

@@ -5,8 +5,8 @@ use s3o_core::engine::BucketStore;
 use s3o_core::ops::prefix_successor;
 use s3o_core::tx::BucketTx;
 use s3o_core::{
-    Bucket, BucketBusy, BucketLock, BucketSettings, BucketSpec, DbErrorKind, LifecycleRule, Result,
-    StoreError, validate,
+    Bucket, BucketBusy, BucketLock, BucketSettings, BucketSpec, CorsConfig, DbErrorKind,
+    LifecycleRule, Result, StoreError, validate,
 };
 use tokio_postgres::Row;
 
@@ -179,6 +179,50 @@ impl BucketStore for PgStore {
             });
         }
         Ok(())
+    }
+
+    async fn set_bucket_cors(&self, name: &str, cors: Option<&CorsConfig>) -> Result<()> {
+        validate::bucket_lookup(name)?;
+        if let Some(c) = cors {
+            validate::cors(c)?;
+        }
+        let text = cors.map(CorsConfig::to_json);
+        let n = self
+            .db
+            .execute(
+                "set bucket cors",
+                "UPDATE buckets SET cors = $2 WHERE name = $1",
+                &[&name, &text],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::BucketNotFound {
+                bucket: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn get_bucket_cors(&self, name: &str) -> Result<Option<CorsConfig>> {
+        validate::bucket_lookup(name)?;
+        let row = self
+            .db
+            .query_opt(
+                "get bucket cors",
+                "SELECT cors FROM buckets WHERE name = $1",
+                &[&name],
+            )
+            .await?
+            .ok_or_else(|| StoreError::BucketNotFound {
+                bucket: name.to_owned(),
+            })?;
+        let text: Option<String> = row.col(0)?;
+        text.map(|t| {
+            CorsConfig::from_json(&t).map_err(|e| {
+                StoreError::database(DbErrorKind::Schema, format!("decode cors of {name:?}"), e)
+            })
+        })
+        .transpose()
     }
 }
 

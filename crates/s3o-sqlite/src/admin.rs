@@ -22,7 +22,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 12] = [
+const MIGRATIONS: [Migration; 13] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -77,6 +77,11 @@ const MIGRATIONS: [Migration; 12] = [
         version: 11,
         name: "0011_object_metadata",
         sql: include_str!("../migrations/0011_object_metadata.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "0012_bucket_cors",
+        sql: include_str!("../migrations/0012_bucket_cors.sql"),
     },
     Migration {
         version: 13,

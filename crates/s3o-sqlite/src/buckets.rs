@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use rusqlite::{named_params, params};
 use s3o_core::engine::BucketStore;
 use s3o_core::{
-    Bucket, BucketBusy, BucketSettings, BucketSpec, LifecycleRule, Result, StoreError, Timestamp,
-    validate,
+    Bucket, BucketBusy, BucketSettings, BucketSpec, CorsConfig, LifecycleRule, Result, StoreError,
+    Timestamp, validate,
 };
 
 use crate::SqliteStore;
@@ -261,5 +261,54 @@ impl BucketStore for SqliteStore {
             });
         }
         Ok(())
+    }
+
+    async fn set_bucket_cors(&self, name: &str, cors: Option<&CorsConfig>) -> Result<()> {
+        validate::bucket_lookup(name)?;
+        if let Some(c) = cors {
+            validate::cors(c)?;
+        }
+        let (n, text) = (name.to_owned(), cors.map(CorsConfig::to_json));
+        let updated = self
+            .conns
+            .write("set bucket cors", move |db| {
+                db.execute(
+                    "set bucket cors",
+                    "UPDATE buckets SET cors = ?2 WHERE name = ?1",
+                    params![n, text],
+                )
+            })
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::BucketNotFound {
+                bucket: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn get_bucket_cors(&self, name: &str) -> Result<Option<CorsConfig>> {
+        validate::bucket_lookup(name)?;
+        let n = name.to_owned();
+        let row: Option<Option<String>> = self
+            .conns
+            .read("get bucket cors", move |db| {
+                db.query_opt(
+                    "get bucket cors",
+                    "SELECT cors FROM buckets WHERE name = ?1",
+                    params![n],
+                    |r| r.get(0),
+                )
+            })
+            .await?;
+        match row {
+            None => Err(StoreError::BucketNotFound {
+                bucket: name.to_owned(),
+            }),
+            Some(None) => Ok(None),
+            Some(Some(text)) => CorsConfig::from_json(&text)
+                .map(Some)
+                .map_err(|e| decode_err("decode bucket cors", e)),
+        }
     }
 }

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+/// A bucket's CORS configuration and S3's limits on it.
+pub use s3o_core::cors;
 /// Metric names the handle records (cargo feature `metrics`, on by default).
 #[cfg(feature = "metrics")]
 pub use s3o_core::telemetry as metrics;
@@ -9,13 +11,14 @@ pub use s3o_core::validate as limits;
 pub use s3o_core::{
     Access, BackendCapacity, BoxError, BreakerConfig, BreakerState, BreakerStats, Bucket,
     BucketBusy, BucketSettings, BucketSpec, CleanupClaim, CleanupDlqItem, CleanupEntry,
-    CleanupItem, CleanupOutcome, CleanupQueueStates, ConvertedCopy, CreateMultipartUploadParams,
-    Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound, LifecycleRule,
-    ListDelimitedResult, ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore,
-    MoveOutcome, MultipartPart, MultipartUpload, NotificationRow, ObjectAttributes, ObjectChecksum,
-    ObjectLocation, PartLayout, PendingObject, PendingPromoteResult, QuotaStat, ReplicaOutcome,
-    Result, S3Error, SchemaVersion, StoreError, StoredForm, Timestamp, UnencryptedLocation,
-    UsageLimits, UsageStat, WritePrecondition, default_instance_id, quota_admits, s3_error_for,
+    CleanupItem, CleanupOutcome, CleanupQueueStates, ConvertedCopy, CorsConfig, CorsRule,
+    CreateMultipartUploadParams, Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound,
+    LifecycleRule, ListDelimitedResult, ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT,
+    MetadataStore, MoveOutcome, MultipartPart, MultipartUpload, NotificationRow, ObjectAttributes,
+    ObjectChecksum, ObjectLocation, PartLayout, PendingObject, PendingPromoteResult, QuotaStat,
+    ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError, StoredForm, Timestamp,
+    UnencryptedLocation, UsageLimits, UsageStat, WritePrecondition, default_instance_id,
+    quota_admits, s3_error_for,
 };
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.

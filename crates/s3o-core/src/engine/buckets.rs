@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use crate::cors::CorsConfig;
 use crate::error::Result;
 use crate::types::{Bucket, BucketSettings, BucketSpec, LifecycleRule};
 
@@ -25,4 +26,10 @@ pub trait BucketStore: Send + Sync {
     /// other setting alone. Rules checked first ([`crate::validate::lifecycle_rules`]); unknown
     /// bucket ⇒ `BucketNotFound`.
     async fn set_bucket_lifecycle(&self, name: &str, rules: &[LifecycleRule]) -> Result<()>;
+    /// Sets (`Some`, checked first with [`crate::cors::check`]) or removes (`None`) the
+    /// bucket's CORS configuration in one statement; unknown ⇒ `BucketNotFound`. Removing
+    /// when there is none succeeds.
+    async fn set_bucket_cors(&self, name: &str, cors: Option<&CorsConfig>) -> Result<()>;
+    /// The bucket's CORS configuration, `None` when unset; unknown ⇒ `BucketNotFound`.
+    async fn get_bucket_cors(&self, name: &str) -> Result<Option<CorsConfig>>;
 }

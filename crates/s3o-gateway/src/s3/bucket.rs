@@ -99,15 +99,42 @@ impl GatewayS3 {
         (self.region != "us-east-1").then(|| BucketLocationConstraint::from(self.region.clone()))
     }
 
+    /// ListBuckets: every bucket (there is one owner), by name, filtered by `prefix` and
+    /// paged by `max-buckets` (1..=10000) with a continuation token (the last name given).
     pub(super) async fn do_list_buckets(
         &self,
-        _req: S3Request<ListBucketsInput>,
+        req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let buckets = self
+        let i = req.input;
+        let max = match i.max_buckets {
+            None => usize::MAX,
+            Some(n @ 1..=10_000) => usize::try_from(n).unwrap_or(usize::MAX),
+            Some(n) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "max-buckets must be between 1 and 10000 (got {n})"
+                ));
+            }
+        };
+        let after = match &i.continuation_token {
+            Some(t) => Some(super::list::decode_token(t)?),
+            None => None,
+        };
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let mut all: Vec<_> = self
             .ledger
             .buckets()
             .await
             .map_err(write_err)?
+            .into_iter()
+            .filter(|b| b.name.starts_with(&prefix))
+            .filter(|b| after.as_ref().is_none_or(|a| b.name.as_str() > a.as_str()))
+            .collect();
+        let token = (all.len() > max).then(|| {
+            all.truncate(max);
+            super::list::encode_token(&all[max - 1].name)
+        });
+        let buckets = all
             .into_iter()
             .map(|b| Bucket {
                 name: Some(b.name),
@@ -117,7 +144,9 @@ impl GatewayS3 {
             .collect();
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
-            ..ListBucketsOutput::default()
+            continuation_token: token,
+            owner: Some(self.s3_owner()),
+            prefix: i.prefix,
         }))
     }
 

@@ -88,7 +88,10 @@ impl GatewayS3 {
         let l = self
             .do_list(&i.bucket, &prefix, &delimiter, &after, i.max_keys)
             .await?;
-        let page = Page::new(l, i.encoding_type.as_ref());
+        let mut page = Page::new(l, i.encoding_type.as_ref());
+        if i.fetch_owner == Some(true) {
+            self.add_owner(&mut page.contents);
+        }
         let count = page.contents.len() + page.prefixes.len();
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(i.bucket.clone()),
@@ -118,7 +121,8 @@ impl GatewayS3 {
         let l = self
             .do_list(&i.bucket, &prefix, &delimiter, &marker, i.max_keys)
             .await?;
-        let page = Page::new(l, i.encoding_type.as_ref());
+        let mut page = Page::new(l, i.encoding_type.as_ref());
+        self.add_owner(&mut page.contents);
         let next_marker = page.is_truncated.then(|| page.enc(page.next_after.clone()));
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(i.bucket.clone()),

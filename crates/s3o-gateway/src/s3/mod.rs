@@ -63,12 +63,17 @@ pub(crate) struct GatewayS3 {
     heartbeat: std::time::Duration,
     /// Encryption at rest (`[encryption]`); `None`: nothing is sealed or opened.
     crypto: Option<Arc<crate::crypto::gateway::Crypto>>,
+    /// The one owner answers name (see [`acl`]).
+    owner: Arc<acl::OwnerId>,
 }
 
+mod acl;
 mod bucket;
 mod checksum;
 mod copy;
+mod cors;
 mod delete;
+pub(crate) mod edge;
 pub(crate) mod framing;
 mod get;
 mod lifecycle;
@@ -80,6 +85,7 @@ mod tagging;
 
 // The families share their helpers through this module (each starts with `use super::*`).
 use self::bucket::BucketCache;
+pub(crate) use self::cors::{ask as cors_ask, decorate as cors_decorate, preflight};
 use self::get::*;
 use self::put::*;
 
@@ -197,6 +203,7 @@ impl GatewayS3 {
             completions: Completions::default(),
             heartbeat,
             crypto: None,
+            owner: Arc::new(acl::OwnerId::default()),
         }
     }
 
@@ -206,6 +213,12 @@ impl GatewayS3 {
         crypto: Option<Arc<crate::crypto::gateway::Crypto>>,
     ) -> Self {
         self.crypto = crypto;
+        self
+    }
+
+    /// The owner S3 answers name (`[owner]`).
+    pub(crate) fn with_owner(mut self, id: String, display_name: String) -> Self {
+        self.owner = Arc::new(acl::OwnerId { id, display_name });
         self
     }
 
@@ -365,6 +378,69 @@ impl S3 for GatewayS3 {
             self,
             "DeleteBucketLifecycle",
             self.do_delete_lifecycle(req).await
+        )
+    }
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        timed!(self, "GetBucketAcl", self.do_get_bucket_acl(req).await)
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        timed!(self, "PutBucketAcl", self.do_put_bucket_acl(req).await)
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        timed!(self, "GetObjectAcl", self.do_get_object_acl(req).await)
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        timed!(self, "PutObjectAcl", self.do_put_object_acl(req).await)
+    }
+
+    async fn get_object_torrent(
+        &self,
+        req: S3Request<GetObjectTorrentInput>,
+    ) -> S3Result<S3Response<GetObjectTorrentOutput>> {
+        timed!(
+            self,
+            "GetObjectTorrent",
+            self.do_get_object_torrent(req).await
+        )
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        timed!(self, "PutBucketCors", self.do_put_bucket_cors(req).await)
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        timed!(self, "GetBucketCors", self.do_get_bucket_cors(req).await)
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        timed!(
+            self,
+            "DeleteBucketCors",
+            self.do_delete_bucket_cors(req).await
         )
     }
 

@@ -10,6 +10,7 @@ mod admin;
 mod buckets;
 mod compat;
 mod console;
+mod cors;
 mod drills;
 mod encryption;
 mod failures;
@@ -64,6 +65,12 @@ on_both_ledgers! {
         list_buckets_has_creation_dates,
         put_racing_bucket_delete,
         workers_follow_bucket_settings_without_restart,
+    ],
+    cors: [
+        cors_rules_answer_preflights,
+        cors_gone_with_its_bucket,
+        single_owner_acls_and_listings,
+        edge_answers,
     ],
     compat: [
         continuation_token_wins_over_start_after,
