@@ -745,11 +745,13 @@ async fn route(
     } else {
         (req, None)
     };
+    let attributes_call = crate::s3::edge::is_get_object_attributes(&req);
     let resp = match shared.s3.call(req).await {
         Ok(r) => match &form {
             Some(head) => {
                 crate::s3::edge::with_request_id(crate::s3::post::policy_answer(r, head, id), id)
             }
+            None if attributes_call => crate::s3::edge::unquoted_attributes_etag(r),
             None => crate::s3::edge::with_request_id(r, id),
         },
         Err(e) => {

@@ -124,9 +124,69 @@ pub(crate) fn with_request_id(mut r: Response<s3s::Body>, id: &str) -> Response<
     r
 }
 
+/// Whether `req` is GetObjectAttributes (`GET ...?attributes`).
+pub(crate) fn is_get_object_attributes<B>(req: &hyper::Request<B>) -> bool {
+    req.method() == hyper::Method::GET
+        && req.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|p| p == "attributes" || p.starts_with("attributes="))
+        })
+}
+
+/// GetObjectAttributes names the ETag without the quotes every other answer carries (S3's
+/// documented shape, which SDKs compare as is); s3s writes it quoted like the rest.
+pub(crate) fn unquoted_attributes_etag(mut r: Response<s3s::Body>) -> Response<s3s::Body> {
+    if !r.status().is_success() {
+        return r;
+    }
+    let Some(bytes) = r.body().bytes() else {
+        return r;
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return r;
+    };
+    let body = unquote_etag_element(text);
+    if body == text {
+        return r;
+    }
+    if let Ok(len) = HeaderValue::from_str(&body.len().to_string()) {
+        r.headers_mut().insert(hyper::header::CONTENT_LENGTH, len);
+    }
+    *r.body_mut() = s3s::Body::from(body);
+    r
+}
+
+/// `<ETag>"x"</ETag>` (quotes raw or as `&quot;`) becomes `<ETag>x</ETag>`.
+fn unquote_etag_element(text: &str) -> String {
+    let (open, close) = ("<ETag>", "</ETag>");
+    let (Some(a), Some(b)) = (text.find(open), text.find(close)) else {
+        return text.to_owned();
+    };
+    let inner = &text[a + open.len()..b];
+    let bare = ["&quot;", "\""]
+        .iter()
+        .find_map(|q| inner.strip_prefix(q).and_then(|i| i.strip_suffix(q)))
+        .unwrap_or(inner);
+    format!("{}{bare}{}", &text[..a + open.len()], &text[b..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_etag_loses_its_quotes_only() {
+        let q = "<A><ETag>&quot;abc&quot;</ETag><ObjectSize>3</ObjectSize></A>";
+        assert_eq!(
+            unquote_etag_element(q),
+            "<A><ETag>abc</ETag><ObjectSize>3</ObjectSize></A>"
+        );
+        let raw = "<A><ETag>\"abc-2\"</ETag></A>";
+        assert_eq!(unquote_etag_element(raw), "<A><ETag>abc-2</ETag></A>");
+        let bare = "<A><ETag>abc</ETag></A>";
+        assert_eq!(unquote_etag_element(bare), bare);
+        assert_eq!(unquote_etag_element("<A/>"), "<A/>");
+    }
 
     #[test]
     fn paths_s3_cannot_parse() {
