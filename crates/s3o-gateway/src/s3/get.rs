@@ -386,7 +386,12 @@ impl GatewayS3 {
         let blob = StreamingBlob::wrap(sync_wrapper::SyncStream::new(
             stream.map_err(std::io::Error::other),
         ));
-        let h = Served::of(&found.meta, i.checksum_mode.as_ref(), range.is_none());
+        let h = Served::of(
+            &found.meta,
+            i.checksum_mode.as_ref(),
+            range.is_none(),
+            i.part_number,
+        );
         let tag_count = i32::try_from(found.meta.tags.len()).ok().filter(|n| *n > 0);
         Ok(S3Response::new(GetObjectOutput {
             body: Some(blob),
@@ -440,7 +445,12 @@ impl GatewayS3 {
             Some((s, e)) => (e - s, Some(content_range(s, e, size))),
             None => (size, None),
         };
-        let h = Served::of(&found.meta, i.checksum_mode.as_ref(), range.is_none());
+        let h = Served::of(
+            &found.meta,
+            i.checksum_mode.as_ref(),
+            range.is_none(),
+            i.part_number,
+        );
         let mut resp = S3Response::new(HeadObjectOutput {
             accept_ranges: Some("bytes".to_owned()),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
@@ -483,7 +493,14 @@ pub(super) struct Served {
 }
 
 impl Served {
-    pub(super) fn of(meta: &ObjectMeta, mode: Option<&ChecksumMode>, whole: bool) -> Served {
+    /// `part`: the `partNumber` asked for; a multipart object answers that part's checksum
+    /// (and the object's checksum type) with it, as S3 does whatever the checksum mode.
+    pub(super) fn of(
+        meta: &ObjectMeta,
+        mode: Option<&ChecksumMode>,
+        whole: bool,
+        part: Option<i32>,
+    ) -> Served {
         let header = |name: &str| meta.attributes.headers.get(name).cloned();
         let enabled = mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         Served {
@@ -494,13 +511,24 @@ impl Served {
             expires: header("expires").and_then(|e| {
                 s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, &e).ok()
             }),
-            checksum: if enabled && whole {
-                checksum::answer(meta.attributes.checksum.as_ref())
-            } else {
-                Checksum::default()
+            checksum: match (part_checksum(meta, part), enabled && whole) {
+                (Some(c), _) => checksum::answer(Some(&c)),
+                (None, true) => checksum::answer(meta.attributes.checksum.as_ref()),
+                (None, false) => Checksum::default(),
             },
         }
     }
+}
+
+/// Part `part`'s recorded checksum in the object's algorithm and type, when it has one.
+fn part_checksum(meta: &ObjectMeta, part: Option<i32>) -> Option<s3o_store::ObjectChecksum> {
+    let n = usize::try_from(part?).ok()?.checked_sub(1)?;
+    let object = meta.attributes.checksum.as_ref()?;
+    let layout = meta.attributes.parts.get(n)?;
+    (!layout.checksum.is_empty()).then(|| s3o_store::ObjectChecksum {
+        value: layout.checksum.clone(),
+        ..object.clone()
+    })
 }
 
 /// The Content-Type a GET/HEAD answers: the stored one, or S3's default for objects
