@@ -246,6 +246,13 @@ impl GatewayS3 {
             Ok(S3Response::new(CreateBucketOutput {
                 location: Some(format!("/{b}")),
             }))
+        } else if self.region == "us-east-1" {
+            // S3's us-east-1 answers a re-creation of one's own bucket 200 (its legacy
+            // behaviour, which SDKs and the s3-tests suite expect there); nothing changes.
+            self.buckets.confirm(b, epoch);
+            Ok(S3Response::new(CreateBucketOutput {
+                location: Some(format!("/{b}")),
+            }))
         } else {
             Err(s3_error!(
                 BucketAlreadyOwnedByYou,
