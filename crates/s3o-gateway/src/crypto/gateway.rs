@@ -431,6 +431,7 @@ pub(crate) async fn create_sealed_upload(
 
 /// Records (or replaces) an encrypted part: `stored` backend bytes at `storage_key`, sealed
 /// as `sealed` (this attempt's base nonce, the plaintext size), with its verified checksum.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_sealed_part(
     ledger: &crate::ledger::Ledger,
     upload_id: &str,
