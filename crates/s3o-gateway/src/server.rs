@@ -232,6 +232,7 @@ impl Gateway {
                 .clone()
                 .unwrap_or_else(|| config.owner.id.clone()),
         );
+        let admin_s3 = s3.clone();
         let mut builder = S3ServiceBuilder::new(s3);
         builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
             crate::s3::post::s3s_config(),
@@ -245,6 +246,7 @@ impl Gateway {
             store.clone(),
             ledger.clone(),
             workers_ctx.clone(),
+            admin_s3,
             unconfigured.clone(),
         ));
         let tls = match &config.server.tls {

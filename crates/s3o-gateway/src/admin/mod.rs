@@ -20,6 +20,7 @@
 pub(crate) mod client;
 pub(crate) mod console;
 mod jobs;
+mod objects;
 mod openapi;
 mod routes;
 
@@ -53,6 +54,8 @@ pub(crate) struct Admin {
     pub(crate) store: LedgerHandle,
     pub(crate) ledger: Arc<Ledger>,
     pub(crate) workers: Arc<Ctx>,
+    /// The gateway's S3 handlers: the object browser's download and delete run through them.
+    pub(crate) s3: crate::s3::GatewayS3,
     pub(crate) unconfigured: Vec<String>,
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,
@@ -71,6 +74,7 @@ impl AdminRoute {
         store: LedgerHandle,
         ledger: Arc<Ledger>,
         workers: Arc<Ctx>,
+        s3: crate::s3::GatewayS3,
         unconfigured: Vec<String>,
     ) -> Self {
         AdminRoute(Arc::new(Admin {
@@ -78,6 +82,7 @@ impl AdminRoute {
             store,
             ledger,
             workers,
+            s3,
             unconfigured,
             started: Instant::now(),
             started_at: SystemTime::now(),
@@ -121,7 +126,8 @@ impl S3Route for AdminRoute {
             .into_response());
         }
         Ok(match routes::dispatch(admin, req).await {
-            Ok((status, body)) => json_response(status, &body),
+            Ok(routes::Reply::Json(status, body)) => json_response(status, &body),
+            Ok(routes::Reply::Raw(r)) => r,
             Err(e) => e.into_response(),
         })
     }

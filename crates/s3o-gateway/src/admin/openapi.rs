@@ -25,14 +25,20 @@ pub(crate) fn document() -> Value {
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
         params.extend(r.query.iter().map(|(name, ty)| {
-            json!({"name": name, "in": "query", "required": false, "schema": schema_of(ty)})
+            json!({"name": name, "in": "query", "required": !ty.ends_with('?'), "schema": schema_of(ty)})
         }));
+        // The download answers the object's bytes; every other route answers JSON.
+        let content = if r.op == super::routes::Op::DownloadObject {
+            json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}})
+        } else {
+            json!({"application/json": {"schema": {"type": "object"}}})
+        };
         let mut op = json!({
             "summary": r.summary,
             "operationId": format!("{:?}", r.op),
             "parameters": params,
             "responses": {
-                r.ok.to_string(): {"description": "success", "content": {"application/json": {"schema": {"type": "object"}}}},
+                r.ok.to_string(): {"description": "success", "content": content},
                 "4XX": {"description": "refused: {\"error\": {\"code\", \"message\"}}", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             },
         });

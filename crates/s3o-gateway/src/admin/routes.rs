@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
-use s3o_store::{BreakerState, BucketSettings, BucketSpec, StoreError};
+use s3o_store::{BreakerState, BucketSettings, BucketSpec};
 use s3s::{Body, S3Request};
 use serde_json::{Value, json};
 
@@ -19,7 +19,7 @@ pub(crate) struct Route {
     pub(crate) summary: &'static str,
     /// The JSON body's fields (`name: type`, `?` = optional), for the OpenAPI description.
     pub(crate) body: &'static [(&'static str, &'static str)],
-    /// Query parameters (`name: type`, all optional).
+    /// Query parameters (`name: type`, `?` = optional).
     pub(crate) query: &'static [(&'static str, &'static str)],
     /// The success status.
     pub(crate) ok: u16,
@@ -37,6 +37,10 @@ pub(crate) enum Op {
     GetBucket,
     UpdateBucket,
     DeleteBucket,
+    Objects,
+    GetObject,
+    DownloadObject,
+    DeleteObject,
     Locations,
     Workers,
     RunWorker,
@@ -73,13 +77,25 @@ pub(crate) const ROUTES: &[Route] = &[
     route!("PUT" "/admin/api/buckets/{bucket}" UpdateBucket 200 "Change a bucket's settings (fields left out keep their value)",
         body: &[("replication_factor", "integer?"), ("max_bytes", "integer?"), ("max_objects", "integer?")]),
     route!("DELETE" "/admin/api/buckets/{bucket}" DeleteBucket 200 "Delete an empty bucket"),
+    route!("GET" "/admin/api/buckets/{bucket}/objects" Objects 200
+        "One page of a bucket's objects and folders (common prefixes of `delimiter`); pass `next_continuation_token` back as `continuation_token` for the next page",
+        query: &[("prefix", "string?"), ("delimiter", "string?"), ("continuation_token", "string?"), ("max_keys", "integer?")]),
+    route!("GET" "/admin/api/buckets/{bucket}/object" GetObject 200
+        "One object: size, ETag, type, last modified, and every copy (backend, path, size, encryption, last scrubbed)",
+        query: &[("key", "string")]),
+    route!("GET" "/admin/api/buckets/{bucket}/object/content" DownloadObject 200
+        "The object's bytes, read by the S3 GET handler (Content-Disposition: attachment)",
+        query: &[("key", "string")]),
+    route!("DELETE" "/admin/api/buckets/{bucket}/object" DeleteObject 200
+        "Delete an object through the S3 DELETE handler (404 when the key holds nothing)",
+        query: &[("key", "string")]),
     route!("GET" "/admin/api/locations" Locations 200 "Every copy of an object: backend, path, size, ETag, checksum, encryption",
         query: &[("bucket", "string"), ("key", "string")]),
     route!("GET" "/admin/api/workers" Workers 200 "Each worker's last pass in this process: time, outcome, items"),
     route!("POST" "/admin/api/workers/{name}/run" RunWorker 202 "Run one pass of a worker now (`all` runs every worker in order); answers a job to poll"),
     route!("GET" "/admin/api/cleanup" Cleanup 200 "Cleanup queue by state, DLQ depth, queued and dead bytes per backend"),
     route!("GET" "/admin/api/dlq" Dlq 200 "Dead-letter rows, newest first",
-        query: &[("backend", "string"), ("limit", "integer")]),
+        query: &[("backend", "string?"), ("limit", "integer?")]),
     route!("POST" "/admin/api/dlq/requeue" RequeueDlq 200 "Move dead-letter rows back into the cleanup queue: those of `ids`, of one backend, or all",
         body: &[("backend", "string?"), ("ids", "integer[]?")]),
     route!("POST" "/admin/api/dlq/write-off" WriteOffDlq 200
@@ -116,7 +132,14 @@ enum Action {
     },
 }
 
-type Answer = Result<(StatusCode, Value), ApiError>;
+/// A handler's JSON answer.
+pub(super) type Answer = Result<(StatusCode, Value), ApiError>;
+
+/// What [`dispatch`] answers: JSON, or a response of its own (an object's bytes).
+pub(crate) enum Reply {
+    Json(StatusCode, Value),
+    Raw(s3s::S3Response<Body>),
+}
 
 /// Finds the route of `method path` and its `{…}` segments.
 fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), ApiError> {
@@ -160,7 +183,7 @@ fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), ApiEr
 }
 
 /// Answers one authenticated admin request.
-pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Answer {
+pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Result<Reply, ApiError> {
     let path = req.uri.path().to_owned();
     let (route, params) = find(req.method.as_str(), &path)?;
     let query = parse_query(req.uri.query().unwrap_or(""))?;
@@ -184,7 +207,20 @@ pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Answer 
         Value::Null
     };
     let p = |i: usize| params.get(i).cloned().unwrap_or_default();
+    // The two routes that run an S3 handler take the request itself.
     match route.op {
+        Op::DownloadObject => {
+            return super::objects::download(admin, &p(0), &query, req)
+                .await
+                .map(Reply::Raw);
+        }
+        Op::DeleteObject => {
+            let (s, v) = super::objects::delete(admin, &p(0), &query, req).await?;
+            return Ok(Reply::Json(s, v));
+        }
+        _ => {}
+    }
+    let (status, value) = match route.op {
         Op::Status => status(admin).await,
         Op::Backends => backends(admin).await,
         Op::DrainBackend => drain(admin, &p(0)),
@@ -200,6 +236,9 @@ pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Answer 
             admin.ledger.delete_bucket(&p(0)).await?;
             Ok((StatusCode::OK, json!({"deleted": p(0)})))
         }
+        Op::Objects => super::objects::list(admin, &p(0), &query).await,
+        Op::GetObject => super::objects::object(admin, &p(0), &query).await,
+        Op::DownloadObject | Op::DeleteObject => unreachable!("answered above"),
         Op::Locations => locations(admin, &query).await,
         Op::Workers => Ok((StatusCode::OK, workers(admin))),
         Op::RunWorker => run_worker(admin, &p(0)),
@@ -222,7 +261,8 @@ pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Answer 
             Some((true, j)) => Ok((StatusCode::OK, j)),
         },
         Op::OpenApi => Ok((StatusCode::OK, super::openapi::document())),
-    }
+    }?;
+    Ok(Reply::Json(status, value))
 }
 
 fn parse_query(q: &str) -> Result<BTreeMap<String, String>, ApiError> {
@@ -413,35 +453,7 @@ async fn locations(admin: &Admin, q: &BTreeMap<String, String>) -> Answer {
         .get("key")
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::bad("query parameter key is required"))?;
-    admin.ledger.bucket(bucket).await?;
-    let ledger_key = format!("{bucket}/{key}");
-    let copies = match admin.store.get_all_object_locations(&ledger_key).await {
-        Ok(c) => c,
-        Err(StoreError::ObjectNotFound { .. }) => {
-            return Err(ApiError::not_found(
-                "NoSuchKey",
-                format!("no object {key} in {bucket}"),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let out: Vec<Value> = copies
-        .iter()
-        .map(|c| {
-            json!({
-                "backend": c.backend_name,
-                "path": c.form.storage_path(&c.object_key),
-                "size_bytes": c.size_bytes,
-                "etag": c.form.etag,
-                "content_hash": c.form.content_hash,
-                "content_type": c.form.content_type,
-                "encrypted": c.form.encrypted,
-                "key_id": c.form.key_id,
-                "created_at": unix_secs(c.created_at.to_system_time()),
-                "last_scrubbed_at": c.last_scrubbed_at.map(|t| unix_secs(t.to_system_time())),
-            })
-        })
-        .collect();
+    let out = super::objects::copies(admin, bucket, key).await?;
     Ok((
         StatusCode::OK,
         json!({"bucket": bucket, "key": key, "copies": out}),

@@ -848,3 +848,211 @@ pub(crate) async fn operator_listener_serves_admin(ledger: Ledger) {
     rig.assert_clean().await;
     rig.finish().await;
 }
+
+/// The object browser: folders and pages of a bucket, an object's copies, its bytes, and its
+/// deletion through the S3 DELETE path (ledger and backends clean after); bad input refused.
+pub(crate) async fn object_browser(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let keys = [
+        "a/one.bin",
+        "a/sub/deep.bin",
+        "a/two.bin",
+        "b0",
+        "b1",
+        "b2",
+        "b3",
+        "top.bin",
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        rig.put(k, crate::rig::body(100 + i, i as u8)).await;
+    }
+    let list = |q: &str| format!("/admin/api/buckets/{BUCKET}/objects{q}");
+    let names = |v: &Value, field: &str| -> Vec<String> {
+        v[field]
+            .as_array()
+            .unwrap_or_else(|| panic!("{field}: {v}"))
+            .iter()
+            .map(|o| o.get("key").unwrap_or(o).as_str().expect("str").to_owned())
+            .collect()
+    };
+    // The root with "/" as delimiter: one folder, the top-level objects.
+    let (s, v) = api(&rig, "GET", &list("?delimiter=%2F"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(names(&v, "folders"), ["a/"]);
+    assert_eq!(names(&v, "objects"), ["b0", "b1", "b2", "b3", "top.bin"]);
+    assert_eq!(v["is_truncated"], false);
+    assert!(v["next_continuation_token"].is_null());
+    assert_eq!(v["objects"][4]["size_bytes"], 107);
+    assert_eq!(v["objects"][4]["encrypted"], false);
+    assert_eq!(
+        v["objects"][4]["etag"]
+            .as_str()
+            .map(|e| e.trim_matches('"')),
+        Some(crate::rig::md5_hex(&crate::rig::body(107, 7)).as_str())
+    );
+    // Into the folder.
+    let (s, v) = api(&rig, "GET", &list("?prefix=a%2F&delimiter=%2F"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(names(&v, "folders"), ["a/sub/"]);
+    assert_eq!(names(&v, "objects"), ["a/one.bin", "a/two.bin"]);
+    // Pages of 3 without a delimiter: every key once, in order, then no token.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for page in 0.. {
+        assert!(page < 10, "pagination does not end");
+        let q = match &token {
+            None => "?max_keys=3".to_owned(),
+            Some(t) => format!("?max_keys=3&continuation_token={t}"),
+        };
+        let (s, v) = api(&rig, "GET", &list(&q), None).await;
+        assert_eq!(s, 200, "{v}");
+        let got = names(&v, "objects");
+        assert!(got.len() <= 3, "{got:?}");
+        seen.extend(got);
+        match v["next_continuation_token"].as_str() {
+            Some(t) => {
+                assert_eq!(v["is_truncated"], true);
+                token = Some(t.to_owned());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, keys);
+    // Bad input: typed 400s (and 404 for an unknown bucket), nothing changes.
+    for (q, what) in [
+        ("?max_keys=0", "max_keys 0"),
+        ("?max_keys=1001", "max_keys too large"),
+        ("?max_keys=ten", "max_keys not a number"),
+        ("?continuation_token=%21%21", "a token not issued here"),
+        ("?delimiter=ab", "a two-character delimiter"),
+    ] {
+        let (s, v) = api(&rig, "GET", &list(q), None).await;
+        assert_eq!((s, code(&v)), (400, "InvalidArgument"), "{what}: {v}");
+    }
+    let long = "k".repeat(1025);
+    let (s, v) = api(&rig, "GET", &list(&format!("?prefix={long}")), None).await;
+    assert_eq!((s, code(&v)), (400, "InvalidArgument"), "{v}");
+    let (s, v) = api(&rig, "GET", "/admin/api/buckets/nothing-here/objects", None).await;
+    assert_eq!((s, code(&v)), (404, "NoSuchBucket"), "{v}");
+
+    // Two copies of every object: the object's view lists both, as the ledger has them.
+    let (s, v) = api(
+        &rig,
+        "PUT",
+        &format!("/admin/api/buckets/{BUCKET}"),
+        Some(json!({"replication_factor": 2})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    rig.gateway()
+        .run_worker_once(s3o_gateway::Worker::Replicator)
+        .await;
+    let obj = format!("/admin/api/buckets/{BUCKET}/object");
+    let (s, v) = api(&rig, "GET", &format!("{obj}?key=a%2Fone.bin"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["key"], "a/one.bin");
+    assert_eq!(v["size_bytes"], 100);
+    let copies = v["copies"].as_array().expect("copies");
+    let mut backends: Vec<(String, i64)> = copies
+        .iter()
+        .map(|c| {
+            (
+                c["backend"].as_str().expect("backend").to_owned(),
+                c["size_bytes"].as_i64().expect("size"),
+            )
+        })
+        .collect();
+    backends.sort();
+    assert_eq!(backends, rig.placement("a/one.bin").await);
+    assert_eq!(backends.len(), 2, "{v}");
+    for c in copies {
+        assert_eq!(c["encrypted"], false);
+        assert!(c["last_scrubbed_at"].is_null(), "never scrubbed yet: {c}");
+        assert!(c["path"].as_str().is_some_and(|p| p.starts_with("photos/")));
+    }
+    let (s, v) = api(&rig, "GET", &format!("{obj}?key=nope"), None).await;
+    assert_eq!((s, code(&v)), (404, "NoSuchKey"));
+    let (s, v) = api(&rig, "GET", &obj, None).await;
+    assert_eq!((s, code(&v)), (400, "InvalidArgument"));
+
+    // Download: the bytes, as an attachment.
+    let r = rig
+        .raw
+        .send_auth(
+            Auth::As(ADMIN_AK, ADMIN_SK),
+            "GET",
+            &format!("{obj}/content?key=a%2Ftwo.bin"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(&r.body[..], &crate::rig::body(102, 2)[..]);
+    assert_eq!(
+        r.header("content-disposition").as_deref(),
+        Some("attachment; filename=\"two.bin\"")
+    );
+    let r = rig
+        .raw
+        .send_auth(
+            Auth::As(ADMIN_AK, ADMIN_SK),
+            "GET",
+            &format!("{obj}/content?key=gone"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(
+        (r.status, code(&body_json(&r)).to_owned()),
+        (404, "NoSuchKey".to_owned())
+    );
+    // A non-admin can neither read nor delete through the API.
+    let r = rig
+        .raw
+        .send_auth(
+            Auth::As(AK, SK),
+            "DELETE",
+            &format!("{obj}?key=b0"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(rig.placement("b0").await.len(), 2, "nothing deleted");
+
+    // Delete: both copies leave the ledger and the backends; S3 no longer serves the key.
+    let (s, v) = api(&rig, "DELETE", &format!("{obj}?key=a%2Ftwo.bin"), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["deleted"], true);
+    assert_eq!(v["copies_removed"], 2);
+    assert!(rig.placement("a/two.bin").await.is_empty());
+    let r = rig
+        .raw
+        .send_auth(
+            Auth::Client,
+            "GET",
+            &format!("/{BUCKET}/a/two.bin"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 404, "the deleted key is gone for S3 clients");
+    let (s, v) = api(&rig, "DELETE", &format!("{obj}?key=a%2Ftwo.bin"), None).await;
+    assert_eq!((s, code(&v)), (404, "NoSuchKey"), "{v}");
+    let (s, v) = api(&rig, "DELETE", &obj, None).await;
+    assert_eq!((s, code(&v)), (400, "InvalidArgument"));
+    let (_, v) = api(&rig, "GET", &list("?prefix=a%2F&delimiter=%2F"), None).await;
+    assert_eq!(names(&v, "objects"), ["a/one.bin"]);
+    // The OpenAPI description has the new routes, the key parameter required.
+    let (_, v) = api(&rig, "GET", "/admin/api/openapi.json", None).await;
+    let p = &v["paths"]["/admin/api/buckets/{bucket}/object"];
+    assert!(p["delete"].is_object() && p["get"].is_object(), "{p}");
+    assert_eq!(p["get"]["parameters"][1]["name"], "key");
+    assert_eq!(p["get"]["parameters"][1]["required"], true);
+    assert!(v["paths"]["/admin/api/buckets/{bucket}/objects"]["get"].is_object());
+    assert_eq!(rig.get("a/one.bin").await, crate::rig::body(100, 0));
+    rig.assert_clean().await;
+    rig.finish().await;
+}

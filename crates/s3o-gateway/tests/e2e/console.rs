@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::admin::{ADMIN_AK, ADMIN_SK, admin_rig, plant_dlq};
-use crate::rig::Ledger;
+use crate::rig::{BUCKET, Ledger};
 
 struct Driver {
     child: Child,
@@ -210,6 +210,185 @@ impl Driver {
             .send()
             .await;
     }
+}
+
+/// Opens the console and signs in as the admin; returns once the dashboard shows.
+async fn sign_in(driver: &Driver, endpoint: &str) {
+    driver.go(&format!("{endpoint}/admin/")).await;
+    driver
+        .wait_for("document.getElementById('login')", "the sign-in form")
+        .await;
+    driver.type_into("#ak", ADMIN_AK).await;
+    driver.type_into("#sk", ADMIN_SK).await;
+    driver.click("#login-btn").await;
+    driver
+        .wait_for(
+            "!document.getElementById('dash').hidden && document.querySelectorAll('#backends tbody tr').length === 3",
+            "the dashboard with three backends",
+        )
+        .await;
+}
+
+/// The directory of the screenshots (a CI artefact).
+fn shots_dir() -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let shots = format!("{root}/target/console-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    shots
+}
+
+/// The object browser: open a bucket, a folder, see an uploaded object and its copies,
+/// download it, delete it (confirming on the page), see it gone from the page and the ledger.
+pub(crate) async fn object_browser_in_chromium(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let Some(driver) = Driver::start().await else {
+        rig.finish().await;
+        return;
+    };
+    rig.put("holiday/beach.jpg", crate::rig::body(3000, 7))
+        .await;
+    rig.put("holiday/sea.jpg", crate::rig::body(500, 8)).await;
+    rig.put("readme.txt", crate::rig::body(10, 9)).await;
+    sign_in(&driver, &rig.gateway().endpoint()).await;
+    driver
+        .click(&format!("#buckets tr[data-bucket=\"{BUCKET}\"] button"))
+        .await;
+    driver
+        .wait_for(
+            "!document.getElementById('browser').hidden && document.querySelector('#objects tr[data-folder=\"holiday/\"]')",
+            "the bucket's root with the holiday/ folder",
+        )
+        .await;
+    assert_eq!(
+        driver
+            .js("return Array.from(document.querySelectorAll('#objects tr[data-key]')).map(r => r.dataset.key);")
+            .await,
+        json!(["readme.txt"]),
+        "the root shows the folder and the top-level object only"
+    );
+    driver
+        .click("#objects tr[data-folder=\"holiday/\"] button")
+        .await;
+    let beach = "#objects tr[data-key=\"holiday/beach.jpg\"]";
+    driver
+        .wait_for(
+            &format!("document.querySelector('{beach}')"),
+            "the uploaded object in its folder",
+        )
+        .await;
+    assert_eq!(
+        driver
+            .js(&format!(
+                "return document.querySelector('{beach} .size').textContent;"
+            ))
+            .await,
+        json!("2.9 KiB")
+    );
+    assert_eq!(
+        driver
+            .js("return document.getElementById('browser-title').textContent;")
+            .await,
+        json!(format!("Objects in {BUCKET} / holiday/"))
+    );
+    // Its copies, as the ledger holds them.
+    driver
+        .click("button[aria-label=\"Show the copies of holiday/beach.jpg\"]")
+        .await;
+    driver
+        .wait_for(
+            "!document.getElementById('copies-view').hidden && document.querySelectorAll('#copies tbody tr').length > 0",
+            "the copies",
+        )
+        .await;
+    let shown = driver
+        .js("return Array.from(document.querySelectorAll('#copies tbody tr')).map(r => r.dataset.backend);")
+        .await;
+    let placement: Vec<String> = rig
+        .placement("holiday/beach.jpg")
+        .await
+        .into_iter()
+        .map(|(b, _)| b)
+        .collect();
+    assert_eq!(
+        shown,
+        json!(placement),
+        "the page shows the ledger's copies"
+    );
+    driver
+        .js("document.getElementById('browser').scrollIntoView(); return 0;")
+        .await;
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{}/object-browser.png", shots_dir()), &png).expect("screenshot");
+    // Download: the page fetched every byte.
+    driver
+        .click("button[aria-label=\"Download holiday/beach.jpg\"]")
+        .await;
+    driver
+        .wait_for(
+            "document.getElementById('message').textContent === 'downloaded holiday/beach.jpg (3000 bytes)'",
+            "the download",
+        )
+        .await;
+    // Delete asks first; Cancel keeps the object.
+    driver
+        .click("button[aria-label=\"Delete holiday/beach.jpg\"]")
+        .await;
+    driver
+        .wait_for(
+            &format!("document.querySelector('{beach} .confirm')"),
+            "the confirmation question",
+        )
+        .await;
+    driver
+        .click(&format!("{beach} button[data-confirm=\"no\"]"))
+        .await;
+    driver
+        .wait_for(
+            &format!(
+                "!document.querySelector('{beach} .confirm') && document.querySelector('{beach}')"
+            ),
+            "the row back without the question",
+        )
+        .await;
+    assert_eq!(
+        rig.placement("holiday/beach.jpg").await.len(),
+        1,
+        "cancel deletes nothing"
+    );
+    driver
+        .click("button[aria-label=\"Delete holiday/beach.jpg\"]")
+        .await;
+    driver
+        .wait_for(
+            &format!("document.querySelector('{beach} button[data-confirm=\"yes\"]')"),
+            "the confirmation",
+        )
+        .await;
+    driver
+        .click(&format!("{beach} button[data-confirm=\"yes\"]"))
+        .await;
+    driver
+        .wait_for(
+            &format!("document.getElementById('message').textContent === 'holiday/beach.jpg deleted' && !document.querySelector('{beach}')"),
+            "the object gone from the page",
+        )
+        .await;
+    assert_eq!(
+        driver
+            .js("return Array.from(document.querySelectorAll('#objects tr[data-key]')).map(r => r.dataset.key);")
+            .await,
+        json!(["holiday/sea.jpg"])
+    );
+    assert!(
+        rig.placement("holiday/beach.jpg").await.is_empty(),
+        "gone from the ledger"
+    );
+    assert_eq!(rig.get("holiday/sea.jpg").await, crate::rig::body(500, 8));
+    driver.quit().await;
+    rig.assert_clean().await;
+    rig.finish().await;
 }
 
 /// Sign in, see the backends, requeue a dead letter, screenshot the dashboard.

@@ -58,6 +58,7 @@ on_both_ledgers! {
         cli_and_curl,
         drain_cancel_resumes,
         operator_listener_serves_admin,
+        object_browser,
     ],
     buckets: [
         create_delete_cycle,
@@ -148,6 +149,12 @@ async fn postgres_ledger_outage_503_on_put_broadcast_on_get() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_chromium() {
     console::console_in_chromium(rig::Ledger::Sqlite).await;
+}
+
+/// The console's object browser in headless Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_object_browser_in_chromium() {
+    console::object_browser_in_chromium(rig::Ledger::Sqlite).await;
 }
 
 /// Encrypted objects cannot be broadcast-read (their key is in the ledger): 503, while

@@ -19,7 +19,8 @@
   }
   const uriEncode = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
 
-  async function call(method, path, body, query) {
+  // `raw`: answer the Response itself (an object's bytes) instead of its JSON.
+  async function call(method, path, body, query, raw) {
     const payload = body === undefined ? '' : JSON.stringify(body);
     const now = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
     const date = now.slice(0, 8);
@@ -43,6 +44,7 @@
     };
     if (payload) headers['Content-Type'] = 'application/json';
     const resp = await fetch(canonPath + (qs ? '?' + qs : ''), { method, headers, body: payload || undefined, credentials: 'omit', cache: 'no-store' });
+    if (raw && resp.ok) return resp;
     let data = null;
     try { data = await resp.json(); } catch (_) { data = null; }
     if (!resp.ok) {
@@ -115,12 +117,88 @@
       tb.appendChild(tr);
     }
     tb = rows('buckets');
-    for (const b of buckets.buckets) { const tr = document.createElement('tr'); cell(tr, b.name); cell(tr, String(b.replication_factor)); cell(tr, new Date(b.created_at * 1000).toLocaleString()); tb.appendChild(tr); }
+    for (const b of buckets.buckets) {
+      const tr = document.createElement('tr'); tr.dataset.bucket = b.name;
+      cell(tr, b.name); cell(tr, String(b.replication_factor)); cell(tr, new Date(b.created_at * 1000).toLocaleString());
+      button(cell(tr, ''), 'Browse', () => browse(b.name, '', null), 'Browse the objects of ' + b.name);
+      tb.appendChild(tr);
+    }
     tb = rows('jobs');
     for (const j of jobs.jobs.slice(0, 10)) {
       const tr = document.createElement('tr'); cell(tr, j.kind); cell(tr, j.target); cell(tr, j.state + (j.error ? ': ' + j.error : ''));
       const p = j.progress || {}; cell(tr, p.remaining !== undefined ? (p.moved + ' moved, ' + p.remaining + ' left') : ''); tb.appendChild(tr);
     }
+  }
+
+  // The object browser: one page of one bucket at a time, rebuilt only when the operator
+  // navigates (not by the dashboard's timer, so a pending confirmation stays put).
+  const view = { bucket: null, prefix: '', token: null, pages: [] };
+
+  async function browse(bucket, prefix, token) {
+    if (bucket !== view.bucket || prefix !== view.prefix) view.pages = [];
+    const page = await call('GET', '/admin/api/buckets/' + encodeURIComponent(bucket) + '/objects', undefined,
+      { prefix, delimiter: '/', max_keys: 50, continuation_token: token || undefined });
+    view.bucket = bucket; view.prefix = prefix; view.token = token;
+    const opening = $('browser').hidden;
+    $('browser').hidden = false; $('copies-view').hidden = true;
+    $('browser-title').textContent = 'Objects in ' + bucket + (prefix ? ' / ' + prefix : '');
+    $('up').hidden = !prefix;
+    const tb = rows('objects');
+    for (const f of page.folders) {
+      const tr = document.createElement('tr'); tr.dataset.folder = f;
+      const td = cell(tr, '');
+      button(td, f.slice(prefix.length), () => browse(bucket, f, null), 'Open folder ' + f).className = 'link';
+      cell(tr, 'folder'); cell(tr, ''); cell(tr, ''); cell(tr, '');
+      tb.appendChild(tr);
+    }
+    for (const o of page.objects) tb.appendChild(objectRow(bucket, o, prefix));
+    if (!page.folders.length && !page.objects.length) { const tr = document.createElement('tr'); cell(tr, 'No objects here.').colSpan = 5; tb.appendChild(tr); }
+    $('next-page').hidden = !page.next_continuation_token;
+    $('next-page').onclick = () => { view.pages.push(token); browse(bucket, prefix, page.next_continuation_token).catch((e) => say(e.message, true)); };
+    $('prev-page').hidden = view.pages.length === 0;
+    $('prev-page').onclick = () => { const t = view.pages.pop(); browse(bucket, prefix, t).catch((e) => say(e.message, true)); };
+    if (opening) $('browser').scrollIntoView();
+  }
+
+  function objectRow(bucket, o, prefix) {
+    const tr = document.createElement('tr'); tr.dataset.key = o.key;
+    cell(tr, o.key.slice(prefix.length)); cell(tr, size(o.size_bytes)).className = 'size';
+    cell(tr, new Date(o.last_modified * 1000).toLocaleString()); cell(tr, o.encrypted ? 'encrypted' : '');
+    const td = cell(tr, '');
+    const q = { key: o.key };
+    const base = '/admin/api/buckets/' + encodeURIComponent(bucket) + '/object';
+    button(td, 'Copies', async () => {
+      const d = await call('GET', base, undefined, q);
+      $('copies-view').hidden = false; $('copies-title').textContent = 'Copies of ' + bucket + '/' + d.key;
+      const cb = rows('copies');
+      for (const c of d.copies) {
+        const r = document.createElement('tr'); r.dataset.backend = c.backend;
+        cell(r, c.backend); cell(r, c.path); cell(r, size(c.size_bytes)); cell(r, c.encrypted ? 'yes (' + c.key_id + ')' : 'no');
+        cell(r, c.last_scrubbed_at ? new Date(c.last_scrubbed_at * 1000).toLocaleString() : 'never'); cb.appendChild(r);
+      }
+    }, 'Show the copies of ' + o.key);
+    button(td, 'Download', async () => {
+      const resp = await call('GET', base + '/content', undefined, q, true);
+      const blob = await resp.blob();
+      const a = document.createElement('a'); a.href = URL.createObjectURL(blob); a.download = o.key.split('/').pop();
+      document.body.appendChild(a); a.click(); a.remove(); setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+      say('downloaded ' + o.key + ' (' + blob.size + ' bytes)');
+    }, 'Download ' + o.key);
+    // Deleting asks first: the row shows the question and the two answers.
+    button(td, 'Delete', async () => {
+      const ask = document.createElement('span'); ask.className = 'confirm'; ask.setAttribute('role', 'group');
+      ask.textContent = 'Delete ' + o.key + '? ';
+      td.replaceChildren(ask);
+      const yes = button(ask, 'Yes, delete', async () => {
+        await call('DELETE', base, undefined, q);
+        say(o.key + ' deleted');
+        await browse(bucket, view.prefix, view.token);
+      }, 'Yes, delete ' + o.key);
+      yes.className = 'danger'; yes.dataset.confirm = 'yes';
+      button(ask, 'Cancel', async () => { tr.replaceWith(objectRow(bucket, o, prefix)); }, 'Keep ' + o.key).dataset.confirm = 'no';
+      yes.focus();
+    }, 'Delete ' + o.key);
+    return tr;
   }
 
   async function login(ev) {
@@ -156,6 +234,11 @@
     $('requeue-all').addEventListener('click', async () => {
       try { const r = await call('POST', '/admin/api/dlq/requeue', {}); say(r.requeued + ' dead letters requeued'); await refresh(); } catch (e) { say(e.message, true); }
     });
+    $('up').addEventListener('click', () => {
+      const p = view.prefix.slice(0, -1); const i = p.lastIndexOf('/');
+      browse(view.bucket, i < 0 ? '' : p.slice(0, i + 1), null).catch((e) => say(e.message, true));
+    });
+    $('close-browser').addEventListener('click', () => { $('browser').hidden = true; view.bucket = null; });
     $('create-bucket').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       try { await call('POST', '/admin/api/buckets', { name: $('new-bucket').value.trim() }); say('bucket created'); $('new-bucket').value = ''; await refresh(); } catch (e) { say(e.message, true); }

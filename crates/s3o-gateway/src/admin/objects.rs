@@ -1,0 +1,303 @@
+//! The object browser: a bucket's objects page by page (prefix, delimiter, continuation
+//! token), one object with every copy the ledger holds, its bytes, and its deletion.
+//!
+//! Reads of the listing and of the copies go to the ledger. The download and the delete go
+//! through the gateway's own S3 handlers ([`GatewayS3`] called as the [`S3`] trait), so they
+//! keep every contract an S3 GET and DELETE keep (failover and decryption on reads; the
+//! ledger transaction, then the bytes or a cleanup row, on deletes).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use hyper::StatusCode;
+use s3o_store::StoreError;
+use s3s::dto::{DeleteObjectInput, GetObjectInput};
+use s3s::{Body, S3, S3Error, S3Request, S3Response};
+use serde_json::{Value, json};
+
+use super::routes::Answer;
+use super::{Admin, ApiError, unix_secs};
+use crate::keys;
+
+/// Page size when the caller names none, and the most one page holds.
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+/// S3's longest key, in bytes: longer keys, prefixes and tokens are refused up front.
+const MAX_KEY: usize = 1024;
+
+/// The continuation token of a listing: the last key of the page, base64url (opaque to
+/// callers; decoding a foreign string is a typed refusal, not a wrong page).
+fn token_of(after: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after.as_bytes())
+}
+
+fn after_of(token: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::bad("continuation_token is not one this API issued");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.as_bytes())
+        .map_err(|_| bad())?;
+    let key = String::from_utf8(bytes).map_err(|_| bad())?;
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(bad());
+    }
+    Ok(key)
+}
+
+/// The `key` query parameter: required, 1 to 1024 bytes.
+fn key_param(q: &BTreeMap<String, String>) -> Result<&str, ApiError> {
+    let key = q
+        .get("key")
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::bad("query parameter key is required"))?;
+    if key.len() > MAX_KEY {
+        return Err(ApiError::bad(format!("key is longer than {MAX_KEY} bytes")));
+    }
+    Ok(key)
+}
+
+/// `GET buckets/{bucket}/objects`: one page of objects and folders.
+pub(super) async fn list(admin: &Admin, bucket: &str, q: &BTreeMap<String, String>) -> Answer {
+    let prefix = q.get("prefix").map_or("", String::as_str);
+    if prefix.len() > MAX_KEY {
+        return Err(ApiError::bad(format!(
+            "prefix is longer than {MAX_KEY} bytes"
+        )));
+    }
+    let delimiter = q.get("delimiter").map_or("", String::as_str);
+    if delimiter.chars().count() > 1 {
+        return Err(ApiError::bad("delimiter must be one character (or absent)"));
+    }
+    let max_keys = match q.get("max_keys") {
+        None => DEFAULT_PAGE,
+        Some(m) => m
+            .parse::<i64>()
+            .ok()
+            .filter(|m| (1..=MAX_PAGE).contains(m))
+            .ok_or_else(|| {
+                ApiError::bad(format!("max_keys must be an integer from 1 to {MAX_PAGE}"))
+            })?,
+    };
+    let after = match q.get("continuation_token").filter(|t| !t.is_empty()) {
+        None => String::new(),
+        Some(t) => after_of(t)?,
+    };
+    admin.ledger.bucket(bucket).await?;
+    let page = admin
+        .ledger
+        .list(
+            &keys::bucket_prefix(bucket),
+            prefix,
+            delimiter,
+            &after,
+            max_keys,
+        )
+        .await?;
+    let objects: Vec<Value> = page
+        .objects
+        .iter()
+        .map(|(key, c)| {
+            json!({
+                "key": key,
+                "size_bytes": c.size,
+                "etag": c.meta.etag,
+                "content_type": c.meta.content_type,
+                "last_modified": unix_secs(c.last_modified.to_system_time()),
+                "encrypted": c.meta.encryption.is_some(),
+            })
+        })
+        .collect();
+    let next =
+        (page.is_truncated && !page.next_after.is_empty()).then(|| token_of(&page.next_after));
+    Ok((
+        StatusCode::OK,
+        json!({
+            "bucket": bucket,
+            "prefix": prefix,
+            "delimiter": delimiter,
+            "max_keys": max_keys,
+            "folders": page.common_prefixes,
+            "objects": objects,
+            "is_truncated": page.is_truncated,
+            "next_continuation_token": next,
+        }),
+    ))
+}
+
+/// Every copy of `bucket/key` as the ledger holds it (404 `NoSuchKey` when there is none).
+pub(super) async fn copies(admin: &Admin, bucket: &str, key: &str) -> Result<Vec<Value>, ApiError> {
+    admin.ledger.bucket(bucket).await?;
+    let found = match admin
+        .store
+        .get_all_object_locations(&keys::ledger_key(bucket, key))
+        .await
+    {
+        Ok(c) if !c.is_empty() => c,
+        Ok(_) | Err(StoreError::ObjectNotFound { .. }) => {
+            return Err(ApiError::not_found(
+                "NoSuchKey",
+                format!("no object {key} in {bucket}"),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(found
+        .iter()
+        .map(|c| {
+            json!({
+                "backend": c.backend_name,
+                "path": c.form.storage_path(&c.object_key),
+                "size_bytes": c.size_bytes,
+                "plaintext_size": (c.form.encrypted).then_some(c.form.plaintext_size),
+                "etag": c.form.etag,
+                "content_hash": c.form.content_hash,
+                "content_type": c.form.content_type,
+                "encrypted": c.form.encrypted,
+                "key_id": c.form.key_id,
+                "created_at": unix_secs(c.created_at.to_system_time()),
+                "last_scrubbed_at": c.last_scrubbed_at.map(|t| unix_secs(t.to_system_time())),
+            })
+        })
+        .collect())
+}
+
+/// `GET buckets/{bucket}/object?key=`: the object as clients see it and every copy.
+pub(super) async fn object(admin: &Admin, bucket: &str, q: &BTreeMap<String, String>) -> Answer {
+    let key = key_param(q)?;
+    let list = copies(admin, bucket, key).await?;
+    let first = &list[0];
+    let size = if first["encrypted"] == true {
+        first["plaintext_size"].clone()
+    } else {
+        first["size_bytes"].clone()
+    };
+    Ok((
+        StatusCode::OK,
+        json!({
+            "bucket": bucket,
+            "key": key,
+            "size_bytes": size,
+            "etag": first["etag"],
+            "content_type": first["content_type"],
+            "last_modified": first["created_at"],
+            "encrypted": first["encrypted"],
+            "copies": list,
+        }),
+    ))
+}
+
+/// An S3 handler's refusal in the API's shape (same status and code).
+fn s3_refusal(e: &S3Error) -> ApiError {
+    let status = e.status_code().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let code = match e.code().as_str() {
+        "NoSuchKey" => "NoSuchKey",
+        "NoSuchBucket" => "NoSuchBucket",
+        "AccessDenied" => "AccessDenied",
+        "InvalidArgument" | "InvalidRequest" | "KeyTooLongError" => "InvalidArgument",
+        _ if status == StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
+        _ if status.is_server_error() => "InternalError",
+        _ => "InvalidRequest",
+    };
+    if status.is_server_error() {
+        tracing::warn!(error = %e, "admin API: S3 handler failed");
+    }
+    ApiError::new(
+        status,
+        code,
+        e.message().unwrap_or(e.code().as_str()).to_owned(),
+    )
+}
+
+/// `GET buckets/{bucket}/object/content?key=`: the bytes, read by the S3 GET handler (a
+/// download: `Content-Disposition: attachment`, so a browser never renders them).
+pub(super) async fn download(
+    admin: &Admin,
+    bucket: &str,
+    q: &BTreeMap<String, String>,
+    req: S3Request<Body>,
+) -> Result<S3Response<Body>, ApiError> {
+    let key = key_param(q)?.to_owned();
+    // The 404 of the API (the S3 handler would answer the same, in XML).
+    copies(admin, bucket, &key).await?;
+    let input = GetObjectInput::builder()
+        .bucket(bucket.to_owned())
+        .key(key.clone())
+        .build()
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let out = admin
+        .s3
+        .get_object(req.map_input(|_| input))
+        .await
+        .map_err(|e| s3_refusal(&e))?
+        .output;
+    let mut r = S3Response::new(out.body.map_or_else(Body::empty, Body::from));
+    r.status = Some(StatusCode::OK);
+    let h = &mut r.headers;
+    let ctype = out
+        .content_type
+        .as_deref()
+        .and_then(|t| hyper::header::HeaderValue::from_str(t).ok())
+        .unwrap_or_else(|| hyper::header::HeaderValue::from_static("application/octet-stream"));
+    h.insert(hyper::header::CONTENT_TYPE, ctype);
+    if let Some(n) = out.content_length {
+        h.insert(hyper::header::CONTENT_LENGTH, n.into());
+    }
+    if let Some(etag) = out
+        .e_tag
+        .as_ref()
+        .and_then(|e| hyper::header::HeaderValue::from_str(&format!("\"{}\"", e.value())).ok())
+    {
+        h.insert(hyper::header::ETAG, etag);
+    }
+    let name = key.rsplit('/').next().unwrap_or(&key);
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) =
+        hyper::header::HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\""))
+    {
+        h.insert(hyper::header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        hyper::header::X_CONTENT_TYPE_OPTIONS,
+        hyper::header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(r)
+}
+
+/// `DELETE buckets/{bucket}/object?key=`: deletes through the S3 DELETE handler; 404 when
+/// the key holds nothing (S3 itself answers 204 then; an operator wants to know).
+pub(super) async fn delete(
+    admin: &Admin,
+    bucket: &str,
+    q: &BTreeMap<String, String>,
+    req: S3Request<Body>,
+) -> Answer {
+    let key = key_param(q)?.to_owned();
+    let before = copies(admin, bucket, &key).await?;
+    let input = DeleteObjectInput::builder()
+        .bucket(bucket.to_owned())
+        .key(key.clone())
+        .build()
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    admin
+        .s3
+        .delete_object(req.map_input(|_| input))
+        .await
+        .map_err(|e| s3_refusal(&e))?;
+    let backends: Vec<&Value> = before.iter().map(|c| &c["backend"]).collect();
+    Ok((
+        StatusCode::OK,
+        json!({"bucket": bucket, "key": key, "deleted": true, "copies_removed": before.len(), "backends": backends}),
+    ))
+}
