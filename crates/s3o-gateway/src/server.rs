@@ -223,7 +223,7 @@ impl Gateway {
             metrics.clone(),
             crate::s3::intent_heartbeat(config.workers.reaper.min_age.0),
         )
-        .with_crypto(crypto)
+        .with_crypto(crypto.clone())
         .with_owner(
             config.owner.id.clone(),
             config
@@ -247,6 +247,7 @@ impl Gateway {
             ledger.clone(),
             workers_ctx.clone(),
             admin_s3,
+            crypto,
             unconfigured.clone(),
         ));
         let tls = match &config.server.tls {

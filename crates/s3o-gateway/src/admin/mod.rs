@@ -19,6 +19,7 @@
 
 pub(crate) mod client;
 pub(crate) mod console;
+mod encryption;
 mod jobs;
 mod objects;
 mod openapi;
@@ -56,6 +57,8 @@ pub(crate) struct Admin {
     pub(crate) workers: Arc<Ctx>,
     /// The gateway's S3 handlers: the object browser's download and delete run through them.
     pub(crate) s3: crate::s3::GatewayS3,
+    /// Encryption at rest, when configured: the rotation and conversion jobs use its keys.
+    pub(crate) crypto: Option<Arc<crate::crypto::gateway::Crypto>>,
     pub(crate) unconfigured: Vec<String>,
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,
@@ -75,6 +78,7 @@ impl AdminRoute {
         ledger: Arc<Ledger>,
         workers: Arc<Ctx>,
         s3: crate::s3::GatewayS3,
+        crypto: Option<Arc<crate::crypto::gateway::Crypto>>,
         unconfigured: Vec<String>,
     ) -> Self {
         AdminRoute(Arc::new(Admin {
@@ -83,6 +87,7 @@ impl AdminRoute {
             ledger,
             workers,
             s3,
+            crypto,
             unconfigured,
             started: Instant::now(),
             started_at: SystemTime::now(),

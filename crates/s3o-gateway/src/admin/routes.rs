@@ -48,6 +48,10 @@ pub(crate) enum Op {
     Dlq,
     RequeueDlq,
     WriteOffDlq,
+    Encryption,
+    Rotate,
+    EncryptExisting,
+    DecryptExisting,
     Jobs,
     GetJob,
     CancelJob,
@@ -101,6 +105,17 @@ pub(crate) const ROUTES: &[Route] = &[
     route!("POST" "/admin/api/dlq/write-off" WriteOffDlq 200
         "Write off dead-letter rows (their bytes stay on the backend, unaccounted) in two steps: without `token`, describes and returns a token; with it, writes off",
         body: &[("ids", "integer[]"), ("token", "string?"), ("ttl_secs", "integer?")]),
+    route!("GET" "/admin/api/encryption" Encryption 200
+        "Encryption at rest: configured or not, the current key id, previous key ids, which buckets encrypt, and the running encryption job"),
+    route!("POST" "/admin/api/encryption/rotate" Rotate 202
+        "Re-wrap every data key under the current master key (metadata only) as a job; progress: examined, rewrapped, current, raced, failed",
+        body: &[("batch", "integer?"), ("pause_ms", "integer?")]),
+    route!("POST" "/admin/api/encryption/encrypt-existing" EncryptExisting 202
+        "Seal every plaintext object of the buckets that encrypt, as a job; progress: examined, converted, skipped, raced, failed",
+        body: &[("batch", "integer?"), ("pause_ms", "integer?")]),
+    route!("POST" "/admin/api/encryption/decrypt-existing" DecryptExisting 202
+        "Open every encrypted object of the buckets that do not encrypt, in two steps: without `token`, describes and returns a token (200); with it, starts the job (202)",
+        body: &[("batch", "integer?"), ("pause_ms", "integer?"), ("token", "string?"), ("ttl_secs", "integer?")]),
     route!("GET" "/admin/api/jobs" Jobs 200 "Jobs of this process, newest first"),
     route!("GET" "/admin/api/jobs/{id}" GetJob 200 "One job: state, progress, result"),
     route!("DELETE" "/admin/api/jobs/{id}" CancelJob 200 "Cancel a running job (resumable: start it again to finish)"),
@@ -121,7 +136,7 @@ pub(crate) struct Confirmation {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Action {
+pub(super) enum Action {
     Remove {
         backend: String,
         copies: i64,
@@ -129,6 +144,11 @@ enum Action {
     },
     WriteOff {
         ids: Vec<i64>,
+    },
+    /// `decrypt-existing` with these pacing options.
+    DecryptExisting {
+        batch: i64,
+        pause_ms: u64,
     },
 }
 
@@ -246,6 +266,10 @@ pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Result<
         Op::Dlq => dlq(admin, &query).await,
         Op::RequeueDlq => requeue(admin, &body).await,
         Op::WriteOffDlq => write_off(admin, &body).await,
+        Op::Encryption => super::encryption::status(admin).await,
+        Op::Rotate => super::encryption::rotate(admin, &body),
+        Op::EncryptExisting => super::encryption::encrypt_existing(admin, &body),
+        Op::DecryptExisting => super::encryption::decrypt_existing(admin, &body).await,
         Op::Jobs => Ok((StatusCode::OK, json!({"jobs": admin.jobs.list()}))),
         Op::GetJob => admin
             .jobs
@@ -384,7 +408,7 @@ async fn buckets(admin: &Admin) -> Answer {
 }
 
 /// Reads an integer field; absent ⇒ `None`, wrong type ⇒ 400 naming the field.
-fn int_field(body: &Value, name: &str) -> Result<Option<i64>, ApiError> {
+pub(super) fn int_field(body: &Value, name: &str) -> Result<Option<i64>, ApiError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -394,7 +418,7 @@ fn int_field(body: &Value, name: &str) -> Result<Option<i64>, ApiError> {
     }
 }
 
-fn str_field<'a>(body: &'a Value, name: &str) -> Result<Option<&'a str>, ApiError> {
+pub(super) fn str_field<'a>(body: &'a Value, name: &str) -> Result<Option<&'a str>, ApiError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -683,7 +707,11 @@ fn id_list(v: &Value) -> Result<Vec<i64>, ApiError> {
 }
 
 /// Issues a token for `action`, valid `ttl_secs` (body field) or [`TOKEN_TTL`].
-fn issue(admin: &Admin, body: &Value, action: Action) -> Result<(String, u64), ApiError> {
+pub(super) fn issue(
+    admin: &Admin,
+    body: &Value,
+    action: Action,
+) -> Result<(String, u64), ApiError> {
     let ttl = match int_field(body, "ttl_secs")? {
         None => TOKEN_TTL,
         Some(s) => u64::try_from(s)
@@ -715,7 +743,7 @@ fn issue(admin: &Admin, body: &Value, action: Action) -> Result<(String, u64), A
 }
 
 /// Takes the token (single use): it must exist, be unexpired and confirm exactly `action`.
-fn redeem(admin: &Admin, token: &str, action: &Action) -> Result<(), ApiError> {
+pub(super) fn redeem(admin: &Admin, token: &str, action: &Action) -> Result<(), ApiError> {
     let mut c = admin
         .confirmations
         .lock()

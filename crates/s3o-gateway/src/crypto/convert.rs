@@ -24,7 +24,7 @@ use super::{Dek, PATH_MARK};
 use crate::GatewayError;
 use crate::backends::Backends;
 use crate::config::Config;
-use crate::crypto::rotate::RotateOptions;
+use crate::crypto::rotate::{RotateOptions, RunError};
 use crate::keys;
 use crate::ledger::{Copy, Ledger};
 use crate::workers::Ctx;
@@ -81,11 +81,28 @@ pub async fn convert(
         }
     };
     let ctx = Ctx::new(store.clone(), ledger.clone(), backends, config);
-    let r = run(&ctx, &crypto, direction, opts, progress).await;
+    let r = convert_in(&ctx, &crypto, direction, opts, progress).await;
     store.close().await;
-    let done = r.map_err(store_err)?;
+    r.map_err(|e| match e {
+        RunError::Store(source) => store_err(source),
+        RunError::Failed(why) => fail(why),
+    })
+}
+
+/// [`convert`] with an open ledger, backends and keys (the admin API's job runs this with
+/// the gateway's own).
+pub(crate) async fn convert_in(
+    ctx: &Ctx,
+    crypto: &Crypto,
+    direction: Direction,
+    opts: RotateOptions,
+    progress: &mut (dyn FnMut(&ConvertProgress) + Send),
+) -> Result<ConvertProgress, RunError> {
+    let done = run(ctx, crypto, direction, opts, progress)
+        .await
+        .map_err(RunError::Store)?;
     if done.failed > 0 {
-        return Err(fail(format!(
+        return Err(RunError::Failed(format!(
             "{} objects could not be converted (see the log); run again to retry them",
             done.failed
         )));

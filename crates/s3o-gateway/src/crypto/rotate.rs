@@ -67,11 +67,45 @@ pub async fn rotate(
         source,
     };
     let store = s3o_store::open(&config.store).await.map_err(store_err)?;
-    let r = run(&store, crypto.keys(), opts, progress).await;
+    let r = rotate_in(&store, crypto.keys(), opts, progress).await;
     store.close().await;
-    let done = r.map_err(store_err)?;
+    r.map_err(|e| match e {
+        RunError::Store(source) => store_err(source),
+        RunError::Failed(why) => fail(why),
+    })
+}
+
+/// Why a rotation or conversion run ended in error.
+#[derive(Debug)]
+pub(crate) enum RunError {
+    /// The ledger refused a call.
+    Store(s3o_store::StoreError),
+    /// The run ended, but some items failed (named in the log).
+    Failed(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Store(e) => write!(f, "ledger: {e}"),
+            RunError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// [`rotate`] on an open ledger with the given keys (the admin API's job runs this with the
+/// gateway's own store and keys).
+pub(crate) async fn rotate_in(
+    store: &s3o_store::MetadataStore,
+    keys: &dyn super::KeyProvider,
+    opts: RotateOptions,
+    progress: &mut (dyn FnMut(&RotateProgress) + Send),
+) -> Result<RotateProgress, RunError> {
+    let done = run(store, keys, opts, progress)
+        .await
+        .map_err(RunError::Store)?;
     if done.failed > 0 {
-        return Err(fail(format!(
+        return Err(RunError::Failed(format!(
             "{} encrypted copies could not be unwrapped (see the log); add their keys to \
              previous_keys and run again",
             done.failed

@@ -47,9 +47,18 @@ pub(crate) async fn api(
     target: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
+    api_on(&rig.raw, method, target, body).await
+}
+
+/// [`api`] on any gateway's endpoint.
+pub(crate) async fn api_on(
+    raw: &crate::raw::Raw,
+    method: &str,
+    target: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let r = rig
-        .raw
+    let r = raw
         .send_auth(
             Auth::As(ADMIN_AK, ADMIN_SK),
             method,
@@ -69,8 +78,13 @@ fn code(v: &Value) -> &str {
 
 /// Polls a job until it ends.
 pub(crate) async fn wait_job(rig: &Rig, id: &str) -> Value {
+    wait_job_on(&rig.raw, id).await
+}
+
+/// [`wait_job`] on any gateway's endpoint.
+pub(crate) async fn wait_job_on(raw: &crate::raw::Raw, id: &str) -> Value {
     for _ in 0..300 {
-        let (s, j) = api(rig, "GET", &format!("/admin/api/jobs/{id}"), None).await;
+        let (s, j) = api_on(raw, "GET", &format!("/admin/api/jobs/{id}"), None).await;
         assert_eq!(s, 200, "{j}");
         if j["state"] != "running" {
             return j;
@@ -1053,6 +1067,270 @@ pub(crate) async fn object_browser(ledger: Ledger) {
     assert_eq!(p["get"]["parameters"][1]["required"], true);
     assert!(v["paths"]["/admin/api/buckets/{bucket}/objects"]["get"].is_object());
     assert_eq!(rig.get("a/one.bin").await, crate::rig::body(100, 0));
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// Encryption jobs: rotation under a new key, `encrypt-existing` and the two-step
+/// `decrypt-existing`, each on a gateway configured for it (as an operator restarts with new
+/// settings), their counters in the job; bad pacing and a missing `[encryption]` refused.
+pub(crate) async fn encryption_jobs(ledger: Ledger) {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let k1 = crate::encryption::key_file(keys.path(), "k1.key", 0x11);
+    let extra = format!(
+        "{}\n[encryption]\nencrypt = true\nkey_id = \"k1\"\nmaster_key_file = {:?}\n\
+         chunk_size = 4096\n\n[[buckets]]\nname = \"twice\"\nreplication_factor = 2\n\
+         encrypt = false\n",
+        admin_extra(),
+        k1.display().to_string()
+    );
+    let Some(rig) = Rig::start_with(
+        ledger,
+        Options {
+            backends: &THREE,
+            routing: "pack",
+            store_url: None,
+        },
+        &extra,
+    )
+    .await
+    else {
+        return;
+    };
+    for i in 0..3u8 {
+        rig.put(
+            &format!("sealed/{i}"),
+            crate::rig::body(5000 + usize::from(i), i),
+        )
+        .await;
+    }
+    for i in 0..2u8 {
+        let r = rig
+            .raw
+            .send(
+                "PUT",
+                &format!("/twice/plain/{i}"),
+                &[],
+                crate::rig::body(7000, 10 + i),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    rig.gateway()
+        .run_worker_once(s3o_gateway::Worker::Replicator)
+        .await;
+    let rows = |key: String| {
+        let store = rig.store().clone();
+        async move {
+            store
+                .get_all_object_locations(&key)
+                .await
+                .unwrap_or_else(|e| panic!("{key}: {e}"))
+        }
+    };
+    assert_eq!(rows("twice/plain/0".into()).await.len(), 2);
+    assert!(!rows("twice/plain/0".into()).await[0].form.encrypted);
+
+    // A restart with k2 current (k1 kept to unwrap), and "twice" now encrypting.
+    let mut config =
+        crate::encryption::with_keys(&rig.config, keys.path(), ("k2", 0x22), &[("k1", 0x11)]);
+    config
+        .buckets
+        .iter_mut()
+        .filter(|b| b.name == "twice")
+        .for_each(|b| b.encrypt = Some(true));
+    let gw = s3o_gateway::Gateway::start(config.clone())
+        .await
+        .expect("gateway with k2");
+    let raw = crate::raw::Raw::new(&gw.endpoint());
+    let (s, v) = api_on(&raw, "GET", "/admin/api/encryption", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["configured"].as_bool(), v["key_id"].as_str()),
+        (Some(true), Some("k2"))
+    );
+    assert!(
+        v["buckets"]
+            .as_array()
+            .expect("buckets")
+            .contains(&json!({"name": "twice", "encrypts": true})),
+        "{v}"
+    );
+    for bad in [
+        json!({"batch": 0}),
+        json!({"batch": "ten"}),
+        json!({"pause_ms": -1}),
+        json!({"pause_ms": 60001}),
+    ] {
+        let (s, v) = api_on(
+            &raw,
+            "POST",
+            "/admin/api/encryption/rotate",
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!((s, code(&v)), (400, "InvalidArgument"), "{bad}: {v}");
+    }
+    assert!(
+        api_on(&raw, "GET", "/admin/api/jobs", None).await.1["jobs"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "a refused call starts nothing"
+    );
+    let (s, job) = api_on(
+        &raw,
+        "POST",
+        "/admin/api/encryption/rotate",
+        Some(json!({"batch": 1})),
+    )
+    .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(job["kind"], "rotate");
+    let done = wait_job_on(&raw, job["id"].as_str().expect("id")).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["result"]["rewrapped"], 3, "{done}");
+    assert_eq!(done["result"]["failed"], 0);
+    assert_eq!(
+        done["progress"]["examined"], 3,
+        "the last page's counters: {done}"
+    );
+    for i in 0..3 {
+        assert_eq!(
+            rows(format!("{BUCKET}/sealed/{i}")).await[0].form.key_id,
+            "k2"
+        );
+    }
+    let (s, job) = api_on(
+        &raw,
+        "POST",
+        "/admin/api/encryption/encrypt-existing",
+        Some(json!({"batch": 1})),
+    )
+    .await;
+    assert_eq!(s, 202, "{job}");
+    let done = wait_job_on(&raw, job["id"].as_str().expect("id")).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(
+        (
+            done["result"]["converted"].as_u64(),
+            done["result"]["failed"].as_u64()
+        ),
+        (Some(2), Some(0)),
+        "{done}"
+    );
+    let sealed = rows("twice/plain/1".into()).await;
+    assert_eq!(sealed.len(), 2);
+    assert!(
+        sealed
+            .iter()
+            .all(|c| c.form.encrypted && c.form.key_id == "k2"),
+        "{sealed:?}"
+    );
+    let r = raw.send("GET", "/twice/plain/1", &[], "").await;
+    assert_eq!(
+        (r.status, &r.body[..]),
+        (200, &crate::rig::body(7000, 11)[..])
+    );
+    gw.shutdown().await;
+
+    // Another restart with "twice" no longer encrypting: decrypting takes a token first.
+    config
+        .buckets
+        .iter_mut()
+        .filter(|b| b.name == "twice")
+        .for_each(|b| b.encrypt = Some(false));
+    let gw = s3o_gateway::Gateway::start(config.clone())
+        .await
+        .expect("gateway, twice plaintext");
+    let raw = crate::raw::Raw::new(&gw.endpoint());
+    let url = "/admin/api/encryption/decrypt-existing";
+    let (s, plan) = api_on(&raw, "POST", url, Some(json!({"batch": 5}))).await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["confirm"], true);
+    assert_eq!(plan["buckets"], json!(["twice"]));
+    assert!(
+        rows("twice/plain/0".into()).await[0].form.encrypted,
+        "the plan changes nothing"
+    );
+    let (s, v) = api_on(&raw, "POST", url, Some(json!({"token": "forged"}))).await;
+    assert_eq!((s, code(&v)), (400, "InvalidArgument"), "{v}");
+    let (s, v) = api_on(
+        &raw,
+        "POST",
+        url,
+        Some(json!({"batch": 6, "token": plan["token"]})),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (409, "TokenMismatch"),
+        "the token confirms batch 5: {v}"
+    );
+    let (_, plan) = api_on(&raw, "POST", url, Some(json!({"batch": 5}))).await;
+    let (s, job) = api_on(
+        &raw,
+        "POST",
+        url,
+        Some(json!({"batch": 5, "token": plan["token"]})),
+    )
+    .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(job["kind"], "decrypt-existing");
+    let done = wait_job_on(&raw, job["id"].as_str().expect("id")).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["result"]["converted"], 2, "{done}");
+    for i in 0..2u8 {
+        let copies = rows(format!("twice/plain/{i}")).await;
+        assert!(copies.iter().all(|c| !c.form.encrypted), "{copies:?}");
+        let r = raw.send("GET", &format!("/twice/plain/{i}"), &[], "").await;
+        assert_eq!(
+            (r.status, &r.body[..]),
+            (200, &crate::rig::body(7000, 10 + i)[..])
+        );
+    }
+    assert!(
+        rows(format!("{BUCKET}/sealed/0")).await[0].form.encrypted,
+        "photos still encrypts"
+    );
+    let (s, v) = api_on(
+        &raw,
+        "POST",
+        url,
+        Some(json!({"batch": 5, "token": plan["token"]})),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (400, "InvalidArgument"),
+        "a token is used once: {v}"
+    );
+    gw.shutdown().await;
+
+    // Without [encryption] there is nothing to run.
+    let mut plain = config;
+    plain.encryption = None;
+    plain.buckets.iter_mut().for_each(|b| b.encrypt = None);
+    let gw = s3o_gateway::Gateway::start(plain)
+        .await
+        .expect("gateway without keys");
+    let raw = crate::raw::Raw::new(&gw.endpoint());
+    let (s, v) = api_on(&raw, "GET", "/admin/api/encryption", None).await;
+    assert_eq!((s, v["configured"].as_bool()), (200, Some(false)), "{v}");
+    for route in ["rotate", "encrypt-existing", "decrypt-existing"] {
+        let (s, v) = api_on(
+            &raw,
+            "POST",
+            &format!("/admin/api/encryption/{route}"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (s, code(&v)),
+            (409, "EncryptionNotConfigured"),
+            "{route}: {v}"
+        );
+    }
+    gw.shutdown().await;
     rig.assert_clean().await;
     rig.finish().await;
 }

@@ -460,7 +460,7 @@ pub(crate) async fn ledger_outage_refuses_sealed_reads() {
 }
 
 /// `[encryption]` of `config` with master key `current` (file in `dir`) and `previous`.
-fn with_keys(
+pub(crate) fn with_keys(
     config: &s3o_gateway::Config,
     dir: &FsPath,
     current: (&str, u8),

@@ -59,6 +59,7 @@ on_both_ledgers! {
         drain_cancel_resumes,
         operator_listener_serves_admin,
         object_browser,
+        encryption_jobs,
     ],
     buckets: [
         create_delete_cycle,
