@@ -391,6 +391,184 @@ pub(crate) async fn object_browser_in_chromium(ledger: Ledger) {
     rig.finish().await;
 }
 
+/// Draining from the page: the question first (Cancel starts nothing), then the job followed
+/// to its end with a progress bar; the page and the ledger agree the backend is empty.
+pub(crate) async fn drain_in_chromium(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let Some(driver) = Driver::start().await else {
+        rig.finish().await;
+        return;
+    };
+    for i in 0..6u8 {
+        rig.put(
+            &format!("drain/{i}"),
+            crate::rig::body(2000 + usize::from(i), i),
+        )
+        .await;
+    }
+    assert_eq!(
+        rig.store().backend_object_stats("fs-a").await.expect("s").0,
+        6
+    );
+    sign_in(&driver, &rig.gateway().endpoint()).await;
+    let copies_of = |b: &str| {
+        format!(
+            "return document.querySelector('#backends tr[data-backend=\"{b}\"] .copies').textContent;"
+        )
+    };
+    assert_eq!(driver.js(&copies_of("fs-a")).await, json!("6"));
+    driver.click("button[aria-label=\"Drain fs-a\"]").await;
+    driver
+        .wait_for(
+            "!document.getElementById('drain-panel').hidden && document.getElementById('drain-question').textContent.includes('6 copies')",
+            "the drain question naming the copies",
+        )
+        .await;
+    driver.click("#drain-no").await;
+    driver
+        .wait_for(
+            "document.getElementById('drain-panel').hidden && document.getElementById('message').textContent === 'drain of fs-a not started'",
+            "the cancelled question",
+        )
+        .await;
+    assert_eq!(
+        rig.store().backend_object_stats("fs-a").await.expect("s").0,
+        6,
+        "Cancel moves nothing"
+    );
+    let (_, jobs) = crate::admin::api(&rig, "GET", "/admin/api/jobs", None).await;
+    assert_eq!(jobs["jobs"], json!([]), "Cancel starts no job");
+    driver.click("button[aria-label=\"Drain fs-a\"]").await;
+    driver
+        .wait_for(
+            "!document.getElementById('drain-panel').hidden",
+            "the question again",
+        )
+        .await;
+    driver.click("#drain-yes").await;
+    driver
+        .wait_for(
+            "document.getElementById('drain-status').textContent === 'drain of fs-a done: 6 moved, 0 dropped, 0 failed'",
+            "the drain's end on the page",
+        )
+        .await;
+    assert_eq!(
+        driver
+            .js("return document.getElementById('drain-progress').value;")
+            .await,
+        json!(1)
+    );
+    driver
+        .wait_for(
+            "document.querySelector('#backends tr[data-backend=\"fs-a\"] .copies').textContent === '0'",
+            "fs-a empty in the backends table",
+        )
+        .await;
+    let mut moved = 0;
+    for b in ["fs-b", "disk-c"] {
+        let v = driver.js(&copies_of(b)).await;
+        moved += v
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .expect("copies");
+    }
+    assert_eq!(moved, 6, "the page shows the copies on the other backends");
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{}/drain.png", shots_dir()), &png).expect("screenshot");
+    // The ledger: nothing left on fs-a, every object readable.
+    assert_eq!(
+        rig.store().backend_object_stats("fs-a").await.expect("s"),
+        (0, 0)
+    );
+    for i in 0..6u8 {
+        assert_eq!(
+            rig.get(&format!("drain/{i}")).await,
+            crate::rig::body(2000 + usize::from(i), i)
+        );
+    }
+    driver.quit().await;
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// Requeueing one dead letter from its row: that row leaves the page and the DLQ, the other
+/// stays; the cleanup queue holds it until a pass clears its bytes.
+pub(crate) async fn requeue_row_in_chromium(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let Some(driver) = Driver::start().await else {
+        rig.finish().await;
+        return;
+    };
+    let first = plant_dlq(&rig, "fs-b", "stuck-1", 1500).await;
+    let second = plant_dlq(&rig, "fs-b", "stuck-2", 700).await;
+    sign_in(&driver, &rig.gateway().endpoint()).await;
+    driver
+        .wait_for(
+            &format!("document.querySelector('#dlq tr[data-dlq=\"{first}\"]') && document.querySelector('#dlq tr[data-dlq=\"{second}\"]')"),
+            "both dead letters",
+        )
+        .await;
+    assert!(
+        driver
+            .js("return document.getElementById('queue').textContent;")
+            .await
+            .as_str()
+            .is_some_and(|t| t.ends_with("dead letters: 2")),
+    );
+    driver
+        .click(&format!("#dlq tr[data-dlq=\"{first}\"] button"))
+        .await;
+    driver
+        .wait_for(
+            &format!("document.getElementById('message').textContent === '1 dead letter requeued (row {first})' && !document.querySelector('#dlq tr[data-dlq=\"{first}\"]')"),
+            "the row gone from the page",
+        )
+        .await;
+    assert_eq!(
+        driver
+            .js("return Array.from(document.querySelectorAll('#dlq tbody tr')).map(r => Number(r.dataset.dlq));")
+            .await,
+        json!([second]),
+        "only the other row is left on the page"
+    );
+    assert!(
+        driver
+            .js("return document.getElementById('queue').textContent;")
+            .await
+            .as_str()
+            .is_some_and(|t| t.ends_with("dead letters: 1")),
+    );
+    // The ledger: only `second` is still dead; `first` is queued again with its bytes.
+    let left = rig.store().list_cleanup_dlq(None, 10).await.expect("dlq");
+    assert_eq!(left.iter().map(|r| r.id).collect::<Vec<_>>(), [second]);
+    assert_eq!(rig.store().cleanup_queue_depth().await.expect("queue"), 1);
+    assert_eq!(
+        rig.store().cleanup_bytes_by_backend().await.expect("bytes")["fs-b"],
+        (1500, 700)
+    );
+    driver.quit().await;
+    rig.gateway()
+        .run_worker_once(s3o_gateway::Worker::Cleanup)
+        .await;
+    assert_eq!(
+        rig.store().get_quota_stats().await.expect("q")["fs-b"].orphan_bytes,
+        700,
+        "the requeued row's bytes are released; the dead one's stay"
+    );
+    let written = rig
+        .store()
+        .write_off_cleanup_dlq(&[second])
+        .await
+        .expect("write off");
+    assert_eq!(written, 1);
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
 /// Sign in, see the backends, requeue a dead letter, screenshot the dashboard.
 pub(crate) async fn console_in_chromium(ledger: Ledger) {
     let Some(rig) = admin_rig(ledger).await else {

@@ -158,6 +158,18 @@ async fn console_object_browser_in_chromium() {
     console::object_browser_in_chromium(rig::Ledger::Sqlite).await;
 }
 
+/// Draining a backend from the console in headless Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_drain_in_chromium() {
+    console::drain_in_chromium(rig::Ledger::Sqlite).await;
+}
+
+/// Requeueing one dead letter from the console in headless Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_requeue_row_in_chromium() {
+    console::requeue_row_in_chromium(rig::Ledger::Sqlite).await;
+}
+
 /// Encrypted objects cannot be broadcast-read (their key is in the ledger): 503, while
 /// plaintext objects still are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,10 +90,10 @@
       bar.setAttribute('aria-label', size(b.bytes_used) + ' used, ' + size(b.orphan_bytes) + ' orphan, ' + size(b.free_bytes) + ' free');
       cell(tr, '').appendChild(bar);
       cell(tr, size(b.bytes_used)).className = 'used'; cell(tr, size(b.orphan_bytes)); cell(tr, size(b.inflight_bytes));
-      cell(tr, b.bytes_limit > 0 ? size(b.bytes_limit) : 'unlimited'); cell(tr, String(b.copies));
+      cell(tr, b.bytes_limit > 0 ? size(b.bytes_limit) : 'unlimited'); cell(tr, String(b.copies), 'copies');
       cell(tr, b.reachable === null ? 'not configured' : b.reachable ? 'yes' : 'NO', b.reachable === false ? 'down' : '');
       const td = cell(tr, '');
-      if (b.configured) button(td, 'Drain', async () => { await call('POST', '/admin/api/backends/' + encodeURIComponent(b.name) + '/drain'); say('drain of ' + b.name + ' started'); await refresh(); }, 'Drain ' + b.name);
+      if (b.configured) button(td, 'Drain', async () => askDrain(b), 'Drain ' + b.name);
       tb.appendChild(tr);
     }
     tb = rows('workers');
@@ -111,9 +111,9 @@
     for (const d of dlq.dlq) {
       const tr = document.createElement('tr'); tr.dataset.dlq = d.id;
       cell(tr, String(d.id)); cell(tr, d.backend); cell(tr, d.object_key); cell(tr, size(d.size_bytes)); cell(tr, String(d.attempts)); cell(tr, d.last_error);
-      button(cell(tr, ''), 'Requeue ' + d.backend, async () => {
-        const r = await call('POST', '/admin/api/dlq/requeue', { backend: d.backend }); say(r.requeued + ' dead letters of ' + d.backend + ' requeued'); await refresh();
-      }, 'Requeue the dead letters of ' + d.backend);
+      button(cell(tr, ''), 'Requeue', async () => {
+        const r = await call('POST', '/admin/api/dlq/requeue', { ids: [d.id] }); say(r.requeued + ' dead letter requeued (row ' + d.id + ')'); await refresh();
+      }, 'Requeue dead letter ' + d.id + ' (' + d.object_key + ')');
       tb.appendChild(tr);
     }
     tb = rows('buckets');
@@ -127,6 +127,44 @@
     for (const j of jobs.jobs.slice(0, 10)) {
       const tr = document.createElement('tr'); cell(tr, j.kind); cell(tr, j.target); cell(tr, j.state + (j.error ? ': ' + j.error : ''));
       const p = j.progress || {}; cell(tr, p.remaining !== undefined ? (p.moved + ' moved, ' + p.remaining + ' left') : ''); tb.appendChild(tr);
+    }
+  }
+
+  // Draining asks first (in its own panel, which the dashboard's timer leaves alone), then
+  // follows the job until it ends with a progress bar.
+  function askDrain(b) {
+    $('drain-panel').hidden = false; $('drain-ask').hidden = false;
+    $('drain-question').textContent = 'Drain ' + b.name + '? Its ' + b.copies + ' copies (' + size(b.bytes_used) +
+      ') move to the other backends.';
+    $('drain-status').textContent = ''; $('drain-progress').value = 0;
+    $('drain-yes').onclick = async () => {
+      $('drain-ask').hidden = true;
+      try {
+        const j = await call('POST', '/admin/api/backends/' + encodeURIComponent(b.name) + '/drain');
+        say('drain of ' + b.name + ' started');
+        await watchDrain(b.name, j.id);
+      } catch (e) { say(e.message, true); }
+    };
+    $('drain-no').onclick = () => { $('drain-panel').hidden = true; say('drain of ' + b.name + ' not started'); };
+    $('drain-yes').focus();
+  }
+
+  async function watchDrain(name, id) {
+    for (;;) {
+      const j = await call('GET', '/admin/api/jobs/' + encodeURIComponent(id));
+      const p = (j.state === 'done' ? j.result : j.progress) || {};
+      const moved = p.moved || 0; const left = p.remaining || 0;
+      $('drain-progress').value = j.state === 'done' ? 1 : (moved + left > 0 ? moved / (moved + left) : 0);
+      if (j.state === 'running') {
+        $('drain-status').textContent = name + ': ' + moved + ' moved, ' + left + ' left';
+      } else {
+        $('drain-status').textContent = j.state === 'done'
+          ? 'drain of ' + name + ' done: ' + moved + ' moved, ' + (p.dropped || 0) + ' dropped, ' + (p.failed || 0) + ' failed'
+          : 'drain of ' + name + ' ' + j.state + (j.error ? ': ' + j.error : '');
+        await refresh();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 300));
     }
   }
 
@@ -238,6 +276,7 @@
       const p = view.prefix.slice(0, -1); const i = p.lastIndexOf('/');
       browse(view.bucket, i < 0 ? '' : p.slice(0, i + 1), null).catch((e) => say(e.message, true));
     });
+    $('drain-close').addEventListener('click', () => { $('drain-panel').hidden = true; });
     $('close-browser').addEventListener('click', () => { $('browser').hidden = true; view.bucket = null; });
     $('create-bucket').addEventListener('submit', async (ev) => {
       ev.preventDefault();
