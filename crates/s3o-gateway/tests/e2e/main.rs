@@ -170,6 +170,12 @@ async fn console_requeue_row_in_chromium() {
     console::requeue_row_in_chromium(rig::Ledger::Sqlite).await;
 }
 
+/// Removing a retired backend from the console (two steps, a token) in headless Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_remove_in_chromium() {
+    console::remove_in_chromium(rig::Ledger::Sqlite).await;
+}
+
 /// Encrypted objects cannot be broadcast-read (their key is in the ledger): 503, while
 /// plaintext objects still are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

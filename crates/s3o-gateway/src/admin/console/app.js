@@ -94,6 +94,7 @@
       cell(tr, b.reachable === null ? 'not configured' : b.reachable ? 'yes' : 'NO', b.reachable === false ? 'down' : '');
       const td = cell(tr, '');
       if (b.configured) button(td, 'Drain', async () => askDrain(b), 'Drain ' + b.name);
+      else if (b.in_ledger) button(td, 'Remove', async () => askRemove(b), 'Remove ' + b.name + ' from the ledger');
       tb.appendChild(tr);
     }
     tb = rows('workers');
@@ -147,6 +148,25 @@
     };
     $('drain-no').onclick = () => { $('drain-panel').hidden = true; say('drain of ' + b.name + ' not started'); };
     $('drain-yes').focus();
+  }
+
+  // Removal is the API's two steps: the first call describes it and returns a token that
+  // expires; "Yes, remove" sends the token back.
+  async function askRemove(b) {
+    const url = '/admin/api/backends/' + encodeURIComponent(b.name) + '/remove';
+    const plan = await call('POST', url, {});
+    $('remove-panel').hidden = false;
+    $('remove-question').textContent = 'Remove ' + b.name + ' from the ledger? It records ' + plan.copies + ' copies (' +
+      size(plan.bytes) + '), ' + size(plan.queued_bytes) + ' queued and ' + size(plan.dlq_bytes) + ' dead-letter bytes; this ' +
+      plan.effect + '. The confirmation expires in ' + plan.expires_in_secs + ' s.';
+    $('remove-yes').onclick = async () => {
+      try {
+        const r = await call('POST', url, { token: plan.token });
+        $('remove-panel').hidden = true; say('backend ' + r.backend + ' removed'); await refresh();
+      } catch (e) { say(e.message, true); }
+    };
+    $('remove-no').onclick = () => { $('remove-panel').hidden = true; say(b.name + ' kept'); };
+    $('remove-yes').focus();
   }
 
   async function watchDrain(name, id) {
