@@ -301,3 +301,88 @@ pub(super) async fn delete(
         json!({"bucket": bucket, "key": key, "deleted": true, "copies_removed": before.len(), "backends": backends}),
     ))
 }
+
+/// Copies read from the ledger per page of a streamed listing.
+const STREAM_PAGE: i64 = 500;
+
+/// `GET backends/{name}/copies`: every copy the ledger records on a backend, in key order, as
+/// NDJSON (one JSON object per line), read page by page while the client reads, so the
+/// listing's length costs no memory. The last line is `{"done": true, "count": N}`; a ledger
+/// error mid-way is an `{"error": …}` line instead, and `after` (the last key received)
+/// resumes from there.
+pub(super) async fn stream_copies(
+    admin: &Admin,
+    backend: &str,
+    q: &BTreeMap<String, String>,
+) -> Result<S3Response<Body>, ApiError> {
+    let stats = admin.ledger.quota_stats().await?;
+    if !stats.contains_key(backend) {
+        return Err(ApiError::not_found(
+            "NoSuchBackend",
+            format!("no backend {backend:?} in the ledger"),
+        ));
+    }
+    let mut after = q.get("after").cloned().unwrap_or_default();
+    if after.len() > MAX_KEY + 64 {
+        return Err(ApiError::bad("after is not a key"));
+    }
+    let store = admin.store.clone();
+    let backend = backend.to_owned();
+    // The reader is a task feeding a small channel: it waits while the client is slow and
+    // ends when the client goes away (the send fails).
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut count: u64 = 0;
+        loop {
+            let page = match store
+                .list_objects_by_backend_key_asc(&backend, &after, STREAM_PAGE)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    let line = json!({"error": {"code": "ServiceUnavailable", "message": e.to_string()}, "after": after});
+                    let _ = tx.send(Ok(format!("{line}\n").into())).await;
+                    return;
+                }
+            };
+            let mut chunk = String::new();
+            for c in &page {
+                let line = json!({
+                    "key": c.object_key,
+                    "path": c.form.storage_path(&c.object_key),
+                    "size_bytes": c.size_bytes,
+                    "encrypted": c.form.encrypted,
+                    "created_at": unix_secs(c.created_at.to_system_time()),
+                    "last_scrubbed_at": c.last_scrubbed_at.map(|t| unix_secs(t.to_system_time())),
+                });
+                chunk.push_str(&line.to_string());
+                chunk.push('\n');
+            }
+            count += page.len() as u64;
+            let last = page.last().map(|c| c.object_key.clone());
+            if !chunk.is_empty() && tx.send(Ok(chunk.into())).await.is_err() {
+                return;
+            }
+            match last {
+                Some(k) if page.len() as i64 == STREAM_PAGE => after = k,
+                _ => {
+                    let line = json!({"done": true, "count": count});
+                    let _ = tx.send(Ok(format!("{line}\n").into())).await;
+                    return;
+                }
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut r = S3Response::new(Body::from(s3s::dto::StreamingBlob::wrap(stream)));
+    r.status = Some(StatusCode::OK);
+    r.headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/x-ndjson"),
+    );
+    r.headers.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(r)
+}

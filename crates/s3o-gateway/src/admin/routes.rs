@@ -32,6 +32,7 @@ pub(crate) enum Op {
     Backends,
     DrainBackend,
     RemoveBackend,
+    BackendCopies,
     Buckets,
     CreateBucket,
     GetBucket,
@@ -74,6 +75,9 @@ pub(crate) const ROUTES: &[Route] = &[
     route!("POST" "/admin/api/backends/{name}/remove" RemoveBackend 200
         "Remove a backend from the ledger in two steps: without `token`, describes the removal and returns a token that expires; with it, removes",
         body: &[("token", "string?"), ("ttl_secs", "integer?"), ("force", "boolean?")]),
+    route!("GET" "/admin/api/backends/{name}/copies" BackendCopies 200
+        "Every copy the ledger records on a backend, in key order, streamed as NDJSON (application/x-ndjson); the last line is {\"done\": true, \"count\": N}, or {\"error\": …} when the ledger failed mid-way; `after` resumes after a key",
+        query: &[("after", "string?")]),
     route!("GET" "/admin/api/buckets" Buckets 200 "Every bucket with its settings"),
     route!("POST" "/admin/api/buckets" CreateBucket 201 "Create a bucket",
         body: &[("name", "string"), ("replication_factor", "integer?"), ("max_bytes", "integer?"), ("max_objects", "integer?")]),
@@ -238,6 +242,11 @@ pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Result<
             let (s, v) = super::objects::delete(admin, &p(0), &query, req).await?;
             return Ok(Reply::Json(s, v));
         }
+        Op::BackendCopies => {
+            return super::objects::stream_copies(admin, &p(0), &query)
+                .await
+                .map(Reply::Raw);
+        }
         _ => {}
     }
     let (status, value) = match route.op {
@@ -258,7 +267,9 @@ pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Result<
         }
         Op::Objects => super::objects::list(admin, &p(0), &query).await,
         Op::GetObject => super::objects::object(admin, &p(0), &query).await,
-        Op::DownloadObject | Op::DeleteObject => unreachable!("answered above"),
+        Op::DownloadObject | Op::DeleteObject | Op::BackendCopies => {
+            unreachable!("answered above")
+        }
         Op::Locations => locations(admin, &query).await,
         Op::Workers => Ok((StatusCode::OK, workers(admin))),
         Op::RunWorker => run_worker(admin, &p(0)),

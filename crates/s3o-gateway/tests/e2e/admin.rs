@@ -1334,3 +1334,102 @@ pub(crate) async fn encryption_jobs(ledger: Ledger) {
     rig.assert_clean().await;
     rig.finish().await;
 }
+
+/// The NDJSON listing of a backend's copies: more than two ledger pages, every copy once in
+/// key order, sizes summing to the backend's `bytes_used`, the closing count line, `after`
+/// resuming; an unknown backend and a non-admin refused.
+pub(crate) async fn backend_copies_stream(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let n = 1003usize;
+    let keys: Vec<String> = (0..n).map(|i| format!("n/{i:04}")).collect();
+    for chunk in keys.chunks(32) {
+        futures::future::join_all(
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(j, k)| rig.put(k, crate::rig::body(10 + j, j as u8))),
+        )
+        .await;
+    }
+    let get = |target: String, auth: Auth<'static>| {
+        let raw = &rig.raw;
+        async move { raw.send_auth(auth, "GET", &target, &[], "").await }
+    };
+    let r = get(
+        "/admin/api/backends/fs-a/copies".into(),
+        Auth::As(ADMIN_AK, ADMIN_SK),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/x-ndjson")
+    );
+    let lines: Vec<Value> = r
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), n + 1);
+    assert_eq!(lines[n], json!({"done": true, "count": n}));
+    let got: Vec<&str> = lines[..n]
+        .iter()
+        .map(|l| l["key"].as_str().expect("key"))
+        .collect();
+    let want: Vec<String> = keys.iter().map(|k| format!("{BUCKET}/{k}")).collect();
+    assert_eq!(got, want, "every copy once, in key order");
+    let total: i64 = lines[..n]
+        .iter()
+        .map(|l| l["size_bytes"].as_i64().expect("size"))
+        .sum();
+    assert_eq!(
+        total,
+        rig.store().get_quota_stats().await.expect("q")["fs-a"].bytes_used,
+        "the sizes sum to bytes_used"
+    );
+    let r = get(
+        format!("/admin/api/backends/fs-a/copies?after={BUCKET}%2Fn%2F1001"),
+        Auth::As(ADMIN_AK, ADMIN_SK),
+    )
+    .await;
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("\"photos/n/1002\""), "{lines:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(lines[1]).expect("json"),
+        json!({"done": true, "count": 1})
+    );
+    let r = get(
+        "/admin/api/backends/fs-b/copies".into(),
+        Auth::As(ADMIN_AK, ADMIN_SK),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(r.text().trim()).expect("one line"),
+        json!({"done": true, "count": 0}),
+        "fs-b holds nothing"
+    );
+    let r = get(
+        "/admin/api/backends/nowhere/copies".into(),
+        Auth::As(ADMIN_AK, ADMIN_SK),
+    )
+    .await;
+    assert_eq!(
+        (r.status, code(&body_json(&r)).to_owned()),
+        (404, "NoSuchBackend".to_owned())
+    );
+    let r = get("/admin/api/backends/fs-a/copies".into(), Auth::As(AK, SK)).await;
+    assert_eq!(r.status, 403);
+    let (_, v) = api(&rig, "GET", "/admin/api/openapi.json", None).await;
+    assert!(
+        v["paths"]["/admin/api/backends/{name}/copies"]["get"]["responses"]["200"]["content"]
+            ["application/x-ndjson"]
+            .is_object(),
+        "the description names the NDJSON answer"
+    );
+    rig.assert_clean().await;
+    rig.finish().await;
+}

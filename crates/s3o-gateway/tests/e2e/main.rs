@@ -60,6 +60,7 @@ on_both_ledgers! {
         operator_listener_serves_admin,
         object_browser,
         encryption_jobs,
+        backend_copies_stream,
     ],
     buckets: [
         create_delete_cycle,
