@@ -14,6 +14,10 @@ commands:
   bucket create NAME [--replication-factor N] | bucket delete NAME | bucket get NAME
   bucket set NAME --replication-factor N
   locations BUCKET KEY
+  ls BUCKET [--prefix P] [--delimiter D] [--max-keys N] [--token T] | object BUCKET KEY | rm BUCKET KEY
+  copies BACKEND (NDJSON, every copy on it)
+  encryption | encryption rotate|encrypt-existing [--batch N] [--pause-ms MS] [--wait]
+  encryption decrypt-existing [--batch N] [--pause-ms MS] [--yes] [--wait]
   run WORKER|all [--wait]
   dlq [--backend B] | dlq requeue [--backend B | ID...] | dlq write-off ID... [--yes]
   drain BACKEND [--wait] | job ID | job cancel ID
@@ -182,6 +186,19 @@ pub async fn run(mut args: Vec<String>) -> Result<(), String> {
                 .map_err(|_| "--replication-factor takes a number".to_owned())
         })
         .transpose()?;
+    let prefix = take_value(&mut args, "--prefix")?;
+    let delimiter = take_value(&mut args, "--delimiter")?;
+    let max_keys = take_value(&mut args, "--max-keys")?;
+    let token = take_value(&mut args, "--token")?;
+    let number = |name: &str, v: Option<String>| {
+        v.map(|x| {
+            x.parse::<i64>()
+                .map_err(|_| format!("{name} takes a number"))
+        })
+        .transpose()
+    };
+    let batch = number("--batch", take_value(&mut args, "--batch")?)?;
+    let pause_ms = number("--pause-ms", take_value(&mut args, "--pause-ms")?)?;
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let v = match a.as_slice() {
         ["status"] => c.call("GET", "/admin/api/status", None).await?,
@@ -219,6 +236,68 @@ pub async fn run(mut args: Vec<String>) -> Result<(), String> {
                 enc(key)
             );
             c.call("GET", &path, None).await?
+        }
+        ["ls", bucket] => {
+            let mut q = Vec::new();
+            for (k, v) in [
+                ("prefix", &prefix),
+                ("delimiter", &delimiter),
+                ("max_keys", &max_keys),
+                ("continuation_token", &token),
+            ] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", enc(v)));
+                }
+            }
+            let path = format!("/admin/api/buckets/{}/objects?{}", enc(bucket), q.join("&"));
+            c.call("GET", path.trim_end_matches('?'), None).await?
+        }
+        ["object", bucket, key] => {
+            let path = format!("/admin/api/buckets/{}/object?key={}", enc(bucket), enc(key));
+            c.call("GET", &path, None).await?
+        }
+        ["rm", bucket, key] => {
+            let path = format!("/admin/api/buckets/{}/object?key={}", enc(bucket), enc(key));
+            c.call("DELETE", &path, None).await?
+        }
+        ["copies", backend] => {
+            // NDJSON: printed as it came, one copy per line.
+            let path = format!("/admin/api/backends/{}/copies", enc(backend));
+            match c.call("GET", &path, None).await? {
+                Value::String(lines) => {
+                    print!("{lines}");
+                    return Ok(());
+                }
+                one => one,
+            }
+        }
+        ["encryption"] => c.call("GET", "/admin/api/encryption", None).await?,
+        [
+            "encryption",
+            action @ ("rotate" | "encrypt-existing" | "decrypt-existing"),
+        ] => {
+            let path = format!("/admin/api/encryption/{action}");
+            let mut body = json!({"batch": batch, "pause_ms": pause_ms});
+            if *action == "decrypt-existing" {
+                let plan = c.call("POST", &path, Some(body.clone())).await?;
+                if !yes {
+                    eprintln!("not done: add --yes to decrypt these buckets' objects");
+                    plan
+                } else {
+                    body["token"] = plan["token"].clone();
+                    let j = c.call("POST", &path, Some(body)).await?;
+                    match (wait, j["id"].as_str()) {
+                        (true, Some(id)) => c.wait(id).await?,
+                        _ => j,
+                    }
+                }
+            } else {
+                let j = c.call("POST", &path, Some(body)).await?;
+                match (wait, j["id"].as_str()) {
+                    (true, Some(id)) => c.wait(id).await?,
+                    _ => j,
+                }
+            }
         }
         ["run", worker] => {
             let j = c

@@ -721,6 +721,45 @@ pub(crate) async fn cli_and_curl(ledger: Ledger) {
         err.contains("409") && err.contains("BucketAlreadyOwnedByYou"),
         "{err}"
     );
+    // The object browser and encryption commands.
+    rig.put("cli/one.bin", crate::rig::body(321, 4)).await;
+    s3o_gateway::admin_cli(cli(&["ls", BUCKET, "--prefix", "cli/", "--max-keys", "5"]))
+        .await
+        .expect("ls");
+    s3o_gateway::admin_cli(cli(&["object", BUCKET, "cli/one.bin"]))
+        .await
+        .expect("object");
+    s3o_gateway::admin_cli(cli(&["copies", "fs-a"]))
+        .await
+        .expect("copies");
+    let err = s3o_gateway::admin_cli(cli(&["ls", BUCKET, "--max-keys", "0"]))
+        .await
+        .expect_err("max-keys 0");
+    assert!(
+        err.contains("400") && err.contains("InvalidArgument"),
+        "{err}"
+    );
+    s3o_gateway::admin_cli(cli(&["rm", BUCKET, "cli/one.bin"]))
+        .await
+        .expect("rm");
+    assert!(
+        rig.placement("cli/one.bin").await.is_empty(),
+        "rm deleted it"
+    );
+    let err = s3o_gateway::admin_cli(cli(&["rm", BUCKET, "cli/one.bin"]))
+        .await
+        .expect_err("rm again");
+    assert!(err.contains("404") && err.contains("NoSuchKey"), "{err}");
+    s3o_gateway::admin_cli(cli(&["encryption"]))
+        .await
+        .expect("encryption status");
+    let err = s3o_gateway::admin_cli(cli(&["encryption", "rotate"]))
+        .await
+        .expect_err("no keys");
+    assert!(
+        err.contains("409") && err.contains("EncryptionNotConfigured"),
+        "{err}"
+    );
     let mut bad = cli(&["status"]);
     bad[3] = AK.into();
     bad[5] = SK.into();
