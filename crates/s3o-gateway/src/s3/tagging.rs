@@ -224,10 +224,7 @@ impl GatewayS3 {
             .set_bucket_extra(&i.bucket, BUCKET_TAGS_FIELD, value.as_ref())
             .await
             .map_err(write_err)?;
-        Ok(S3Response::with_status(
-            PutBucketTaggingOutput::default(),
-            hyper::StatusCode::NO_CONTENT,
-        ))
+        Ok(S3Response::new(PutBucketTaggingOutput::default()))
     }
 
     pub(super) async fn do_get_bucket_tagging(
