@@ -279,6 +279,76 @@ pub async fn update_replaces_settings_and_keeps_created_at(store: Db) {
     );
 }
 
+/// One field of `extra` is set, replaced and removed on its own: the other fields, the other
+/// settings and `created_at` stay as they were; removing an absent field succeeds.
+pub async fn extra_field_set_and_removed_alone(store: Db) {
+    assert!(store.create_bucket(&spec("photos")).await.unwrap());
+    store
+        .update_bucket_settings("photos", &settings())
+        .await
+        .unwrap();
+    let before = store.get_bucket("photos").await.unwrap();
+    let acl = serde_json::json!("public-read");
+    store
+        .set_bucket_extra("photos", "acl", Some(&acl))
+        .await
+        .unwrap();
+    let tags = serde_json::json!({"Ünï": "v", "k": ""});
+    store
+        .set_bucket_extra("photos", "tags", Some(&tags))
+        .await
+        .unwrap();
+    let b = store.get_bucket("photos").await.unwrap();
+    let mut want = before.clone();
+    want.settings.extra.insert("acl".into(), acl);
+    want.settings.extra.insert("tags".into(), tags);
+    assert_eq!(b, want);
+    let other = serde_json::json!("private");
+    store
+        .set_bucket_extra("photos", "acl", Some(&other))
+        .await
+        .unwrap();
+    store
+        .set_bucket_extra("photos", "tags", None)
+        .await
+        .unwrap();
+    store
+        .set_bucket_extra("photos", "tags", None)
+        .await
+        .unwrap();
+    let b = store.get_bucket("photos").await.unwrap();
+    let mut want = before;
+    want.settings.extra.insert("acl".into(), other);
+    assert_eq!(b, want);
+}
+
+/// A bad field name or value, or an unknown bucket, is refused and changes nothing.
+pub async fn extra_field_refusals_change_nothing(store: Db) {
+    assert!(store.create_bucket(&spec("photos")).await.unwrap());
+    let before = store.get_bucket("photos").await.unwrap();
+    let v = serde_json::json!(1);
+    let long = "a".repeat(limits::MAX_BUCKET_EXTRA_FIELD_BYTES + 1);
+    for field in ["", "a.b", "A", "x\"y", "$", long.as_str()] {
+        let r = store.set_bucket_extra("photos", field, Some(&v)).await;
+        assert!(
+            matches!(r, Err(StoreError::InvalidInput { .. })),
+            "{field:?}: {r:?}"
+        );
+    }
+    let nul = serde_json::json!({"a": "x\u{0}y"});
+    let r = store.set_bucket_extra("photos", "tags", Some(&nul)).await;
+    assert!(matches!(r, Err(StoreError::InvalidInput { .. })), "{r:?}");
+    let big = serde_json::json!("x".repeat(limits::MAX_BUCKET_EXTRA_BYTES));
+    let r = store.set_bucket_extra("photos", "tags", Some(&big)).await;
+    assert!(matches!(r, Err(StoreError::InvalidInput { .. })), "{r:?}");
+    assert_eq!(store.get_bucket("photos").await.unwrap(), before);
+    assert_bucket_not_found(
+        store.set_bucket_extra("nope", "acl", Some(&v)).await,
+        "nope",
+    );
+    assert_bucket_not_found(store.set_bucket_extra("nope", "acl", None).await, "nope");
+}
+
 /// The configuration sync creates missing buckets, refreshes the configuration-owned settings
 /// of existing ones (keeping `created_at` and `extra`), and never deletes.
 pub async fn sync_creates_refreshes_and_never_deletes(store: Db) {

@@ -77,6 +77,8 @@ macro_rules! for_each_case {
                 bad_settings_change_nothing,
                 unknown_bucket_not_found,
                 update_replaces_settings_and_keeps_created_at,
+                extra_field_set_and_removed_alone,
+                extra_field_refusals_change_nothing,
                 sync_creates_refreshes_and_never_deletes,
                 delete_empty_bucket,
                 delete_refused_while_objects,

@@ -202,6 +202,22 @@ impl MetadataStore {
         self.observe("delete_bucket_cors", self.inner.set_bucket_cors(name, None))
             .await
     }
+    /// Sets (`Some`) or removes (`None`) one field of the bucket's `extra` settings, leaving
+    /// every other field and setting alone (one statement). A bad field name or value ⇒
+    /// `InvalidInput` ([`crate::validate::bucket_extra_field`]) and nothing changes; unknown
+    /// bucket ⇒ `BucketNotFound`.
+    pub async fn set_bucket_extra(
+        &self,
+        name: &str,
+        field: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        self.observe(
+            "set_bucket_extra",
+            self.inner.set_bucket_extra(name, field, value),
+        )
+        .await
+    }
     /// Seeds and refreshes buckets from configuration in one transaction: creates missing
     /// ones, sets the configuration-owned settings (replication factor, quotas, routing) of
     /// existing ones, keeps their `created_at`, `extra` and `lifecycle`, never deletes (see

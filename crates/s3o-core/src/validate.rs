@@ -279,6 +279,56 @@ pub fn cors(c: &crate::cors::CorsConfig) -> Result<()> {
     crate::cors::check(c)
 }
 
+/// Longest name of one field of a bucket's `extra` settings.
+pub const MAX_BUCKET_EXTRA_FIELD_BYTES: usize = 64;
+
+/// One field of a bucket's `extra` settings set on its own
+/// ([`crate::engine::BucketStore::set_bucket_extra`]): the name 1..=[`MAX_BUCKET_EXTRA_FIELD_BYTES`]
+/// bytes of `a-z`, `0-9` and `_` (it is spliced into a JSON path on SQLite), the value free
+/// of NUL (PostgreSQL's `jsonb` cannot hold one) and at most [`MAX_BUCKET_EXTRA_BYTES`]
+/// serialized.
+pub fn bucket_extra_field(field: &str, value: Option<&serde_json::Value>) -> Result<()> {
+    let name_ok = !field.is_empty()
+        && field.len() <= MAX_BUCKET_EXTRA_FIELD_BYTES
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !name_ok {
+        return Err(StoreError::invalid(
+            "bucket setting name",
+            format!(
+                "must be 1 to {MAX_BUCKET_EXTRA_FIELD_BYTES} bytes of a-z, 0-9 and _ (got {field:?})"
+            ),
+        ));
+    }
+    let Some(v) = value else { return Ok(()) };
+    fn nul_free(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => !s.contains('\0'),
+            serde_json::Value::Array(a) => a.iter().all(nul_free),
+            serde_json::Value::Object(m) => m.iter().all(|(k, v)| !k.contains('\0') && nul_free(v)),
+            _ => true,
+        }
+    }
+    let text = serde_json::to_string(v).unwrap_or_default();
+    if !nul_free(v) {
+        return Err(StoreError::invalid(
+            "bucket settings",
+            "must not contain NUL in any key or string",
+        ));
+    }
+    if text.len() > MAX_BUCKET_EXTRA_BYTES {
+        return Err(StoreError::invalid(
+            "bucket settings",
+            format!(
+                "{field} is {} bytes as JSON, the limit is {MAX_BUCKET_EXTRA_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A bucket's settings: replication factor 1..=[`MAX_REPLICATION_FACTOR`]; quotas
 /// 0..=[`MAX_SIZE_BYTES`] (0 = none); routing: valid, distinct backend names, at most
 /// [`MAX_ROUTING_BACKENDS`]; `extra`: no NUL in any key or string (PostgreSQL's `jsonb`

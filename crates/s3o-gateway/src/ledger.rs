@@ -384,6 +384,17 @@ impl Ledger {
         self.store.delete_bucket(name).await
     }
 
+    /// Sets (`Some`) or removes (`None`) one field of the bucket's `extra` settings (ACL,
+    /// tags), leaving the others alone; unknown ⇒ `BucketNotFound`.
+    pub(crate) async fn set_bucket_extra(
+        &self,
+        name: &str,
+        field: &str,
+        value: Option<&serde_json::Value>,
+    ) -> LResult<()> {
+        self.store.set_bucket_extra(name, field, value).await
+    }
+
     /// The bucket's CORS configuration (`None` when unset); unknown ⇒ `BucketNotFound`.
     pub(crate) async fn bucket_cors(&self, name: &str) -> LResult<Option<s3o_store::CorsConfig>> {
         self.store.get_bucket_cors(name).await

@@ -233,6 +233,7 @@ impl Gateway {
                 .unwrap_or_else(|| config.owner.id.clone()),
         );
         let admin_s3 = s3.clone();
+        let anonymous_access = crate::s3::Anonymous::new(s3.clone());
         let mut builder = S3ServiceBuilder::new(s3);
         builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
             crate::s3::post::s3s_config(),
@@ -240,6 +241,8 @@ impl Gateway {
         let keys = (!config.credentials.is_empty()).then(|| Keys::new(&config.credentials));
         if let Some(k) = &keys {
             builder.set_auth(k.clone());
+            // Unsigned requests: answered where a bucket's canned ACL grants everyone.
+            builder.set_access(anonymous_access);
         }
         builder.set_route(crate::admin::AdminRoute::new(
             keys.clone(),

@@ -203,6 +203,43 @@ impl BucketStore for PgStore {
         Ok(())
     }
 
+    async fn set_bucket_extra(
+        &self,
+        name: &str,
+        field: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        validate::bucket_lookup(name)?;
+        validate::bucket_extra_field(field, value)?;
+        let n = match value.map(|v| v.to_string()) {
+            Some(t) => {
+                self.db
+                    .execute(
+                        "set bucket extra",
+                        "UPDATE buckets SET extra = extra || jsonb_build_object($2::text, \
+                         $3::text::jsonb) WHERE name = $1",
+                        &[&name, &field, &t],
+                    )
+                    .await?
+            }
+            None => {
+                self.db
+                    .execute(
+                        "set bucket extra",
+                        "UPDATE buckets SET extra = extra - $2::text WHERE name = $1",
+                        &[&name, &field],
+                    )
+                    .await?
+            }
+        };
+        if n == 0 {
+            return Err(StoreError::BucketNotFound {
+                bucket: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     async fn get_bucket_cors(&self, name: &str) -> Result<Option<CorsConfig>> {
         validate::bucket_lookup(name)?;
         let row = self

@@ -287,6 +287,40 @@ impl BucketStore for SqliteStore {
         Ok(())
     }
 
+    async fn set_bucket_extra(
+        &self,
+        name: &str,
+        field: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        validate::bucket_lookup(name)?;
+        validate::bucket_extra_field(field, value)?;
+        // The field name is a-z, 0-9 and _ only (checked above), so the JSON path is literal.
+        let path = format!("$.{field}");
+        let (n, text) = (name.to_owned(), value.map(|v| v.to_string()));
+        let updated = self
+            .conns
+            .write("set bucket extra", move |db| match text {
+                Some(t) => db.execute(
+                    "set bucket extra",
+                    "UPDATE buckets SET extra = json_set(extra, ?2, json(?3)) WHERE name = ?1",
+                    params![n, path, t],
+                ),
+                None => db.execute(
+                    "set bucket extra",
+                    "UPDATE buckets SET extra = json_remove(extra, ?2) WHERE name = ?1",
+                    params![n, path],
+                ),
+            })
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::BucketNotFound {
+                bucket: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     async fn get_bucket_cors(&self, name: &str) -> Result<Option<CorsConfig>> {
         validate::bucket_lookup(name)?;
         let n = name.to_owned();

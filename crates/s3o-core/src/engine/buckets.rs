@@ -32,4 +32,15 @@ pub trait BucketStore: Send + Sync {
     async fn set_bucket_cors(&self, name: &str, cors: Option<&CorsConfig>) -> Result<()>;
     /// The bucket's CORS configuration, `None` when unset; unknown ⇒ `BucketNotFound`.
     async fn get_bucket_cors(&self, name: &str) -> Result<Option<CorsConfig>>;
+    /// Sets (`Some`) or removes (`None`) one field of the bucket's `extra` settings in one
+    /// statement, leaving its other fields and every other setting alone, so writers of
+    /// different fields (ACL, tags, versioning) never lose each other's change. Checked first
+    /// ([`crate::validate::bucket_extra_field`]); unknown bucket ⇒ `BucketNotFound`. Removing
+    /// a field that is not there succeeds.
+    async fn set_bucket_extra(
+        &self,
+        name: &str,
+        field: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Result<()>;
 }

@@ -1,13 +1,23 @@
 //! Ownership and ACLs as a single-owner store can honestly answer them.
 //!
 //! The gateway has one owner (`[owner]` in the configuration): every configured credential
-//! acts as it, and nothing is granted to anyone else. So GetBucketAcl/GetObjectAcl answer the
-//! owner with `FULL_CONTROL`, listings name the owner, and PutBucketAcl/PutObjectAcl accept
-//! exactly what leaves that true: the `private` canned ACL (and `bucket-owner-full-control` for
-//! an object, the same thing here), or a policy or `x-amz-grant-full-control` granting only the
-//! owner `FULL_CONTROL`. Anything granting another user, a group or anonymous access is
-//! refused with `AccessControlListNotSupported`, S3's answer when ACLs are disabled, and
-//! changes nothing. ACL headers on CreateBucket/PutObject/CopyObject are not read here.
+//! acts as it. A bucket may in addition carry one of S3's canned ACLs that grant a group
+//! ([`Canned`]): `public-read` (everyone may list the bucket), `public-read-write` (everyone
+//! may also write and delete objects in it) or `authenticated-read` (every signed-in user may
+//! list it: here they all act as the owner anyway). It is set by CreateBucket's or
+//! PutBucketAcl's `x-amz-acl` (or a policy naming exactly the same grants) and kept in the
+//! bucket row's `extra` settings; GetBucketAcl answers its grants. Objects keep no ACL of
+//! their own: an object is always private to the owner (`x-amz-acl` on PutObject/CopyObject
+//! is not read, PutObjectAcl accepts only `private`/`bucket-owner-*`), so an unsigned GET of
+//! an object is refused even in a public bucket, exactly as S3 refuses a private object there.
+//!
+//! Unsigned requests ([`Anonymous`]) are answered only where the bucket's ACL grants
+//! everyone: listing and HeadBucket with READ; PutObject, POST Object and DeleteObject with
+//! WRITE; GetObject/HeadObject of a missing key with READ (404, since the listing would show
+//! it missing anyway). Everything else, and every bucket without a public ACL, answers 403
+//! AccessDenied as before; a missing bucket answers 404 NoSuchBucket, as S3 does. Anything
+//! granting a particular other user is refused with `AccessControlListNotSupported`, S3's
+//! answer when ACLs are disabled, and changes nothing.
 
 use super::*;
 
@@ -27,6 +37,102 @@ impl Default for OwnerId {
             display_name: "s3o".to_owned(),
         }
     }
+}
+
+/// The field of the bucket row's `extra` settings holding its canned ACL (absent = private).
+const BUCKET_ACL_FIELD: &str = "acl";
+
+/// AWS's group of everyone, signed or not.
+const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+/// AWS's group of every signed-in user.
+const AUTHENTICATED_USERS: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+
+/// The bucket ACLs kept: the owner's FULL_CONTROL plus, for all but `Private`, group grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Canned {
+    /// Only the owner.
+    Private,
+    /// Everyone may READ (list) the bucket.
+    PublicRead,
+    /// Everyone may READ and WRITE (put and delete objects in) the bucket.
+    PublicReadWrite,
+    /// Every signed-in user may READ the bucket.
+    AuthenticatedRead,
+}
+
+impl Canned {
+    const ALL: [Canned; 4] = [
+        Canned::Private,
+        Canned::PublicRead,
+        Canned::PublicReadWrite,
+        Canned::AuthenticatedRead,
+    ];
+
+    /// S3's name of the ACL.
+    fn as_str(self) -> &'static str {
+        match self {
+            Canned::Private => "private",
+            Canned::PublicRead => "public-read",
+            Canned::PublicReadWrite => "public-read-write",
+            Canned::AuthenticatedRead => "authenticated-read",
+        }
+    }
+
+    /// The ACL named `s`, if it is one a bucket keeps.
+    fn parse(s: &str) -> Option<Canned> {
+        Canned::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The bucket's ACL as stored; absent or unreadable is private (never wider).
+    fn of_bucket(b: &s3o_store::Bucket) -> Canned {
+        b.settings
+            .extra
+            .get(BUCKET_ACL_FIELD)
+            .and_then(|v| v.as_str())
+            .and_then(Canned::parse)
+            .unwrap_or(Canned::Private)
+    }
+
+    /// The group grants beyond the owner's, as (group URI, permission).
+    fn group_grants(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Canned::Private => &[],
+            Canned::PublicRead => &[(ALL_USERS, Permission::READ)],
+            Canned::PublicReadWrite => &[
+                (ALL_USERS, Permission::READ),
+                (ALL_USERS, Permission::WRITE),
+            ],
+            Canned::AuthenticatedRead => &[(AUTHENTICATED_USERS, Permission::READ)],
+        }
+    }
+
+    /// Whether everyone, unsigned requests included, may list the bucket.
+    fn public_read(self) -> bool {
+        matches!(self, Canned::PublicRead | Canned::PublicReadWrite)
+    }
+
+    /// Whether everyone may write and delete objects in the bucket.
+    fn public_write(self) -> bool {
+        self == Canned::PublicReadWrite
+    }
+}
+
+/// The canned ACL a CreateBucket asks for (`x-amz-acl`; none is private), or the refusal of
+/// one this gateway does not keep.
+pub(super) fn create_bucket_acl(acl: Option<&BucketCannedACL>) -> S3Result<Canned> {
+    match acl.map(BucketCannedACL::as_str) {
+        None => Ok(Canned::Private),
+        Some(c) => Canned::parse(c).ok_or_else(|| not_supported(&format!("the canned ACL {c:?}"))),
+    }
+}
+
+/// The `extra` settings a new bucket starts with for ACL `c` (nothing for private).
+pub(super) fn bucket_acl_extra(c: Canned) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    if c != Canned::Private {
+        m.insert(BUCKET_ACL_FIELD.into(), c.as_str().into());
+    }
+    m
 }
 
 /// The refusal of an ACL this store cannot keep.
@@ -54,7 +160,27 @@ impl GatewayS3 {
         }
     }
 
-    /// The one ACL there is: the owner's `FULL_CONTROL`.
+    /// The grants of ACL `c`: its group grants first, then the owner's `FULL_CONTROL`.
+    fn grants(&self, c: Canned) -> Grants {
+        let mut g: Grants = c
+            .group_grants()
+            .iter()
+            .map(|(uri, perm)| Grant {
+                grantee: Some(Grantee {
+                    display_name: None,
+                    email_address: None,
+                    id: None,
+                    type_: Type::from_static(Type::GROUP),
+                    uri: Some((*uri).to_owned()),
+                }),
+                permission: Some(Permission::from_static(perm)),
+            })
+            .collect();
+        g.extend(self.owner_grants());
+        g
+    }
+
+    /// The owner's `FULL_CONTROL`, the whole ACL of every object.
     fn owner_grants(&self) -> Grants {
         vec![Grant {
             grantee: Some(Grantee {
@@ -78,8 +204,9 @@ impl GatewayS3 {
         })
     }
 
-    /// Checks that a PutBucketAcl/PutObjectAcl leaves the owner's `FULL_CONTROL` the only
-    /// grant; `canned` is the `x-amz-acl` value if any.
+    /// The ACL a PutBucketAcl/PutObjectAcl asks for (`canned` is its `x-amz-acl`), or the
+    /// refusal of one this gateway cannot keep: an object keeps only the owner's
+    /// `FULL_CONTROL`, a bucket a [`Canned`] ACL; grant headers may name the owner only.
     fn check_acl(
         &self,
         canned: Option<&str>,
@@ -87,12 +214,15 @@ impl GatewayS3 {
         policy: Option<&AccessControlPolicy>,
         full_control: Option<&str>,
         others: [Option<&String>; 4],
-    ) -> S3Result<()> {
+    ) -> S3Result<Canned> {
+        let mut asked = Canned::Private;
         if let Some(c) = canned {
-            let ok = c == "private" || (object && c == "bucket-owner-full-control");
-            if !ok {
-                return Err(not_supported(&format!("the canned ACL {c:?}")));
-            }
+            asked = match (Canned::parse(c), object) {
+                (Some(c), false) => c,
+                (Some(Canned::Private), true) => Canned::Private,
+                (None, true) if c.starts_with("bucket-owner-") => Canned::Private,
+                _ => return Err(not_supported(&format!("the canned ACL {c:?}"))),
+            };
         }
         if others.iter().any(Option::is_some) {
             return Err(not_supported("a READ/WRITE/READ_ACP/WRITE_ACP grant"));
@@ -108,26 +238,68 @@ impl GatewayS3 {
             {
                 return Err(not_supported("a policy naming another owner"));
             }
-            let grants = p.grants.as_deref().unwrap_or_default();
-            let only_owner = !grants.is_empty()
-                && grants.iter().all(|g| {
-                    let full = g
-                        .permission
-                        .as_ref()
-                        .is_some_and(|p| p.as_str() == Permission::FULL_CONTROL);
-                    let owner = g.grantee.as_ref().is_some_and(|e| {
-                        e.type_.as_str() == Type::CANONICAL_USER
-                            && e.id.as_deref() == Some(self.owner.id.as_str())
-                    });
-                    full && owner
-                });
-            if !only_owner {
+            asked = self.policy_acl(p.grants.as_deref().unwrap_or_default(), object)?;
+        }
+        Ok(asked)
+    }
+
+    /// The ACL whose grants a policy lists exactly (in any order): the owner's
+    /// `FULL_CONTROL` and, for a bucket, the group grants of one [`Canned`] ACL.
+    fn policy_acl(&self, grants: &[Grant], object: bool) -> S3Result<Canned> {
+        let mut owner = false;
+        let mut groups = BTreeSet::new();
+        for g in grants {
+            let perm = g.permission.as_ref().map(|p| p.as_str()).unwrap_or("");
+            let Some(e) = &g.grantee else {
+                return Err(not_supported("a grant without a grantee"));
+            };
+            if e.type_.as_str() == Type::CANONICAL_USER
+                && e.id.as_deref() == Some(self.owner.id.as_str())
+                && perm == Permission::FULL_CONTROL
+            {
+                owner = true;
+            } else if e.type_.as_str() == Type::GROUP
+                && let Some(uri) = e.uri.as_deref()
+            {
+                groups.insert((uri.to_owned(), perm.to_owned()));
+            } else {
                 return Err(not_supported(
                     "a policy granting other than the owner's FULL_CONTROL",
                 ));
             }
         }
-        Ok(())
+        let candidates: &[Canned] = if object {
+            &[Canned::Private]
+        } else {
+            &Canned::ALL
+        };
+        candidates
+            .iter()
+            .copied()
+            .find(|c| {
+                let want: BTreeSet<_> = c
+                    .group_grants()
+                    .iter()
+                    .map(|(u, p)| ((*u).to_owned(), (*p).to_owned()))
+                    .collect();
+                owner && want == groups
+            })
+            .ok_or_else(|| {
+                not_supported(
+                    "a policy whose grants are not the owner's FULL_CONTROL plus those of a \
+                     canned bucket ACL",
+                )
+            })
+    }
+
+    /// The bucket, or `NoSuchBucket`.
+    async fn bucket_row(&self, name: &str) -> S3Result<s3o_store::Bucket> {
+        self.ledger.bucket(name).await.map_err(|e| match e {
+            StoreError::BucketNotFound { .. } | StoreError::InvalidInput { .. } => {
+                s3_error!(NoSuchBucket, "bucket {name} does not exist")
+            }
+            e => read_err(e),
+        })
     }
 
     /// The object must exist for its ACL to be read or set.
@@ -146,9 +318,9 @@ impl GatewayS3 {
         &self,
         req: S3Request<GetBucketAclInput>,
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        self.bucket(&req.input.bucket).await?;
+        let b = self.bucket_row(&req.input.bucket).await?;
         Ok(S3Response::new(GetBucketAclOutput {
-            grants: Some(self.owner_grants()),
+            grants: Some(self.grants(Canned::of_bucket(&b))),
             owner: Some(self.s3_owner()),
         }))
     }
@@ -172,7 +344,7 @@ impl GatewayS3 {
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
         let i = req.input;
         self.bucket(&i.bucket).await?;
-        self.check_acl(
+        let acl = self.check_acl(
             i.acl.as_ref().map(BucketCannedACL::as_str),
             false,
             i.access_control_policy.as_ref(),
@@ -184,6 +356,11 @@ impl GatewayS3 {
                 i.grant_write_acp.as_ref(),
             ],
         )?;
+        let value = (acl != Canned::Private).then(|| serde_json::Value::from(acl.as_str()));
+        self.ledger
+            .set_bucket_extra(&i.bucket, BUCKET_ACL_FIELD, value.as_ref())
+            .await
+            .map_err(write_err)?;
         Ok(S3Response::new(PutBucketAclOutput::default()))
     }
 
@@ -220,5 +397,66 @@ impl GatewayS3 {
             NoSuchKey,
             "no torrent is kept for this object: this gateway does not create torrents"
         ))
+    }
+}
+
+/// The access check s3s runs before every request when credentials are configured. A signed
+/// request (its signature already verified by s3s) acts as the owner; an unsigned one is
+/// answered only where its bucket's canned ACL grants everyone (see the module docs), so a
+/// bucket without one answers anonymous requests 403 exactly as before.
+pub(crate) struct Anonymous(GatewayS3);
+
+impl Anonymous {
+    /// The check for the gateway `s3`.
+    pub(crate) fn new(s3: GatewayS3) -> Self {
+        Anonymous(s3)
+    }
+}
+
+/// What an unsigned request needs the bucket's ACL to grant everyone.
+enum Needs {
+    /// READ: list the bucket, HeadBucket.
+    Read,
+    /// WRITE: put or delete an object.
+    Write,
+    /// READ of an object: never granted (objects are private), so only a missing key is
+    /// answered (404) when the bucket may be listed.
+    ObjectRead,
+}
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for Anonymous {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_some() {
+            return Ok(());
+        }
+        let denied = || s3_error!(AccessDenied, "Access Denied");
+        let (bucket, key) = match cx.s3_path() {
+            s3s::path::S3Path::Bucket { bucket } => (bucket, None),
+            s3s::path::S3Path::Object { bucket, key } => (bucket, Some(key)),
+            s3s::path::S3Path::Root => return Err(denied()),
+        };
+        let needs = match (cx.s3_op().name(), key) {
+            ("ListObjects" | "ListObjectsV2" | "HeadBucket", None) => Needs::Read,
+            ("PostObject", None) | ("PutObject" | "DeleteObject", Some(_)) => Needs::Write,
+            ("GetObject" | "HeadObject", Some(_)) => Needs::ObjectRead,
+            _ => return Err(denied()),
+        };
+        let acl = Canned::of_bucket(&self.0.bucket_row(bucket).await?);
+        match needs {
+            Needs::Read if acl.public_read() => Ok(()),
+            Needs::Write if acl.public_write() => Ok(()),
+            Needs::ObjectRead if acl.public_read() => {
+                let key = keys::ledger_key(bucket, key.map_or("", |k| &**k));
+                match self.0.ledger.copies(&key).await {
+                    Err(StoreError::ObjectNotFound { .. }) => {
+                        Err(s3_error!(NoSuchKey, "The specified key does not exist."))
+                    }
+                    Ok(_) => Err(denied()),
+                    Err(e) => Err(read_err(e)),
+                }
+            }
+            _ => Err(denied()),
+        }
     }
 }

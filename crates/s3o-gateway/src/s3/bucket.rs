@@ -235,13 +235,11 @@ impl GatewayS3 {
                 self.region
             ));
         }
+        let acl = super::acl::create_bucket_acl(i.acl.as_ref())?;
+        let mut spec = BucketSpec::new(b.as_str());
+        spec.settings.extra = super::acl::bucket_acl_extra(acl);
         let epoch = self.buckets.epoch();
-        if self
-            .ledger
-            .create_bucket(&BucketSpec::new(b.as_str()))
-            .await
-            .map_err(write_err)?
-        {
+        if self.ledger.create_bucket(&spec).await.map_err(write_err)? {
             self.buckets.confirm(b, epoch);
             Ok(S3Response::new(CreateBucketOutput {
                 location: Some(format!("/{b}")),

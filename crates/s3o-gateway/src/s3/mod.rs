@@ -84,6 +84,7 @@ mod put;
 mod tagging;
 
 // The families share their helpers through this module (each starts with `use super::*`).
+pub(crate) use self::acl::Anonymous;
 use self::bucket::BucketCache;
 pub(crate) use self::cors::{ask as cors_ask, decorate as cors_decorate, preflight};
 use self::get::*;
@@ -570,6 +571,39 @@ impl S3 for GatewayS3 {
             self,
             "ListMultipartUploads",
             self.do_list_uploads(req).await
+        )
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        timed!(
+            self,
+            "PutBucketTagging",
+            self.do_put_bucket_tagging(req).await
+        )
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        timed!(
+            self,
+            "GetBucketTagging",
+            self.do_get_bucket_tagging(req).await
+        )
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        timed!(
+            self,
+            "DeleteBucketTagging",
+            self.do_delete_bucket_tagging(req).await
         )
     }
 

@@ -192,6 +192,7 @@ pub(crate) fn policy_answer(
     head: &FormHead,
     request_id: &str,
 ) -> Response<s3s::Body> {
+    let resp = quote_redirect_etag(resp);
     if resp.status() != StatusCode::BAD_REQUEST || !head.signed() {
         return resp;
     }
@@ -222,9 +223,54 @@ pub(crate) fn policy_answer(
     )
 }
 
+/// S3 puts the ETag into a `success_action_redirect` URL quoted, as its `ETag` header is
+/// (`…&etag=%22<md5>%22`); s3s 0.14 appends it bare (`etag=<md5>`, last in the query).
+fn quote_redirect_etag(mut resp: Response<s3s::Body>) -> Response<s3s::Body> {
+    if resp.status() != StatusCode::SEE_OTHER {
+        return resp;
+    }
+    let location = resp
+        .headers()
+        .get(hyper::header::LOCATION)
+        .and_then(|v| v.to_str().ok());
+    let Some((url, etag)) = location.and_then(|l| l.rsplit_once("etag=")) else {
+        return resp;
+    };
+    let after_separator = url.ends_with('&') || url.ends_with('?');
+    if !after_separator || etag.is_empty() || etag.starts_with("%22") || etag.contains('&') {
+        return resp;
+    }
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("{url}etag=%22{etag}%22")) {
+        resp.headers_mut().insert(hyper::header::LOCATION, v);
+    }
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_etag_is_quoted_once() {
+        let redirect = |loc: &str| {
+            let mut r = Response::new(s3s::Body::empty());
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            r.headers_mut()
+                .insert(hyper::header::LOCATION, loc.parse().unwrap());
+            quote_redirect_etag(r).headers()[hyper::header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let quoted = "http://h/p?bucket=b&key=k&etag=%22abc%22";
+        assert_eq!(redirect("http://h/p?bucket=b&key=k&etag=abc"), quoted);
+        assert_eq!(redirect(quoted), quoted);
+        assert_eq!(redirect("http://h/p?x=1"), "http://h/p?x=1");
+        assert_eq!(
+            redirect("http://h/p?etag=abc&x=1"),
+            "http://h/p?etag=abc&x=1"
+        );
+    }
 
     fn answer(status: StatusCode, xml: &str) -> Response<s3s::Body> {
         let mut r = Response::new(s3s::Body::from(xml.to_owned()));

@@ -35,6 +35,15 @@ impl TapStatus for S3Error {
 /// [`MAX_TAGS`] tags, a key of no or more than [`MAX_TAG_KEY_CHARS`] characters, a value of
 /// more than [`MAX_TAG_VALUE_CHARS`].
 pub(super) fn tag_set(pairs: impl IntoIterator<Item = (String, String)>) -> S3Result<Tags> {
+    tag_set_of(pairs, MAX_TAGS, "Object")
+}
+
+/// [`tag_set`] with at most `max` tags (`what`: `Object` or `Bucket`, for the message).
+fn tag_set_of(
+    pairs: impl IntoIterator<Item = (String, String)>,
+    max: usize,
+    what: &str,
+) -> S3Result<Tags> {
     let mut out = Tags::new();
     for (k, v) in pairs {
         let n = k.chars().count();
@@ -57,9 +66,9 @@ pub(super) fn tag_set(pairs: impl IntoIterator<Item = (String, String)>) -> S3Re
             ));
         }
     }
-    if out.len() > MAX_TAGS {
+    if out.len() > max {
         return Err(invalid_tag(format!(
-            "Object tags cannot be greater than {MAX_TAGS}"
+            "{what} tags cannot be greater than {max}"
         )));
     }
     Ok(out)
@@ -181,6 +190,92 @@ impl GatewayS3 {
         self.set_tags(&i.bucket, &i.key, &Tags::new()).await?;
         Ok(S3Response::with_status(
             DeleteObjectTaggingOutput::default(),
+            hyper::StatusCode::NO_CONTENT,
+        ))
+    }
+}
+
+/// Most tags a bucket may carry (S3's limit; an object's is [`MAX_TAGS`]).
+const MAX_BUCKET_TAGS: usize = 50;
+
+/// The field of the bucket row's `extra` settings holding its tags (a JSON object).
+const BUCKET_TAGS_FIELD: &str = "tags";
+
+/// Bucket tagging (Put/Get/DeleteBucketTagging): the tag set lives in the bucket row's
+/// `extra` settings, written as one field, so it goes with the bucket and never races the
+/// bucket's other settings.
+impl GatewayS3 {
+    pub(super) async fn do_put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        let i = req.input;
+        let tags = tag_set_of(
+            i.tagging
+                .tag_set
+                .into_iter()
+                .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default())),
+            MAX_BUCKET_TAGS,
+            "Bucket",
+        )?;
+        self.bucket(&i.bucket).await?;
+        let value = (!tags.is_empty()).then(|| serde_json::json!(tags));
+        self.ledger
+            .set_bucket_extra(&i.bucket, BUCKET_TAGS_FIELD, value.as_ref())
+            .await
+            .map_err(write_err)?;
+        Ok(S3Response::new(PutBucketTaggingOutput::default()))
+    }
+
+    pub(super) async fn do_get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        let b = self
+            .ledger
+            .bucket(&req.input.bucket)
+            .await
+            .map_err(|e| match e {
+                StoreError::BucketNotFound { .. } | StoreError::InvalidInput { .. } => {
+                    s3_error!(NoSuchBucket, "bucket {} does not exist", req.input.bucket)
+                }
+                e => read_err(e),
+            })?;
+        let tags = b
+            .settings
+            .extra
+            .get(BUCKET_TAGS_FIELD)
+            .and_then(|v| v.as_object())
+            .filter(|m| !m.is_empty());
+        let Some(tags) = tags else {
+            return Err(S3Error::with_message(
+                S3ErrorCode::Custom("NoSuchTagSet".into()),
+                "There is no tag set associated with the bucket.",
+            )
+            .tap_status(hyper::StatusCode::NOT_FOUND));
+        };
+        let tag_set = tags
+            .iter()
+            .map(|(k, v)| Tag {
+                key: Some(k.clone()),
+                value: Some(v.as_str().unwrap_or_default().to_owned()),
+            })
+            .collect();
+        Ok(S3Response::new(GetBucketTaggingOutput { tag_set }))
+    }
+
+    pub(super) async fn do_delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        let b = &req.input.bucket;
+        self.bucket(b).await?;
+        self.ledger
+            .set_bucket_extra(b, BUCKET_TAGS_FIELD, None)
+            .await
+            .map_err(write_err)?;
+        Ok(S3Response::with_status(
+            DeleteBucketTaggingOutput::default(),
             hyper::StatusCode::NO_CONTENT,
         ))
     }

@@ -6,6 +6,7 @@
 //! `S3O_PG_URL` and are skipped, visibly, when it is unset (they fail instead when
 //! `S3O_REQUIRE_PG=1`).
 
+mod acl;
 mod admin;
 mod buckets;
 mod compat;
@@ -50,6 +51,11 @@ macro_rules! on_both_ledgers {
 }
 
 on_both_ledgers! {
+    acl: [
+        public_bucket_acls_open_only_what_they_grant,
+        acl_refusals_change_nothing,
+        bucket_tagging_round_trip,
+    ],
     admin: [
         refuses_non_admins,
         reads_and_buckets,
