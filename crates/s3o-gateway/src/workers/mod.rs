@@ -297,6 +297,8 @@ pub(crate) struct Ctx {
     pub(crate) metrics: WorkerMetrics,
     /// Each worker's last pass (the admin API's view).
     pub(crate) status: status::Registry,
+    /// The master keys, so the scrubber can open encrypted copies (`None`: no `[encryption]`).
+    pub(crate) crypto: Option<Arc<crate::crypto::gateway::Crypto>>,
     stop: AtomicBool,
     /// Scan position per (worker, bucket): the last key examined.
     cursors: Mutex<BTreeMap<(Worker, String), String>>,
@@ -334,6 +336,7 @@ impl Ctx {
                 .collect(),
             metrics: WorkerMetrics::default(),
             status: status::Registry::default(),
+            crypto: None,
             stop: AtomicBool::new(false),
             cursors: Mutex::default(),
         }

@@ -11,10 +11,15 @@
 //! that another copy remains and never drops the last one, and its bytes are queued and
 //! deleted; the replicator then rebuilds the copy from a good one. A bad copy that is the
 //! only one is kept and reported (`corrupt_last_copy`, an error in the log), and stamped so
-//! the queue moves on. Encrypted copies are skipped (their hash is of the plaintext).
+//! the queue moves on. An encrypted copy is opened with its own data key and every chunk
+//! authenticated as it streams: its hash and ETag are its plaintext's, and bytes that do not
+//! authenticate (a flipped byte, a cut, chunks reordered) make it bad. Encrypted copies are
+//! skipped only by a gateway without the `[encryption]` keys.
 //! Multipart copies without a stored hash cannot be checked against their ETag: their first
 //! hash is taken as read.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -23,6 +28,8 @@ use object_store::ObjectStoreExt as _;
 use s3o_store::{ObjectLocation, StoreError};
 
 use super::{Ctx, Health, Tally, settle};
+use crate::crypto::CryptoError;
+use crate::crypto::stream::{ByteStream, Decrypt, Plan};
 use crate::keys;
 use crate::ledger::LResult;
 
@@ -51,7 +58,8 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
             t.add("skipped_backend_down");
             continue;
         }
-        if loc.form.encrypted {
+        // Without the keys (or a row without its own DEK) there is no plaintext to hash.
+        if loc.form.encrypted && (ctx.crypto.is_none() || !loc.form.has_dek()) {
             t.add("skipped_encrypted");
             continue;
         }
@@ -62,10 +70,14 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
 
 /// What reading a copy found.
 enum Read {
-    /// Size, hex SHA-256 and MD5 of the bytes.
+    /// Size of the stored bytes, hex SHA-256 and MD5 of the content (of the plaintext, for an
+    /// encrypted copy: every chunk authenticated on the way).
     Bytes(u64, String, [u8; 16]),
     /// The backend says the object does not exist.
     Missing,
+    /// An encrypted copy whose bytes do not authenticate under its own key: tampered,
+    /// truncated, reordered, or not this version's bytes.
+    Unauthentic(String),
     /// The read failed otherwise (the copy is not judged).
     Failed(String),
 }
@@ -76,24 +88,60 @@ async fn read(ctx: &Ctx, loc: &ObjectLocation) -> Read {
     };
     let path = keys::path(loc.form.storage_path(&loc.object_key));
     let work = async {
+        // An encrypted copy is opened with its own DEK (a key that does not unwrap is this
+        // gateway's configuration, not the copy's fault: not judged).
+        let open = match crate::crypto::gateway::sealed_of(&loc.form) {
+            None => None,
+            Some(sealed) => {
+                let Some(c) = &ctx.crypto else {
+                    return Read::Failed("encrypted, and no [encryption] keys".into());
+                };
+                match c.dek(&sealed).await {
+                    Ok((dek, _)) => Some((dek, sealed.plaintext_size)),
+                    Err(e) => return Read::Failed(e.to_string()),
+                }
+            }
+        };
         let got = match b.store.get(&path).await {
             Ok(g) => g,
             Err(object_store::Error::NotFound { .. }) => return Read::Missing,
             Err(e) => return Read::Failed(e.to_string()),
+        };
+        let stored = Arc::new(AtomicU64::new(0));
+        let counted = stored.clone();
+        let raw: ByteStream = Box::pin(got.into_stream().map(move |r| {
+            if let Ok(c) = &r {
+                counted.fetch_add(c.len() as u64, Ordering::Relaxed);
+            }
+            r.map_err(|e| Box::new(e) as s3s::StdError)
+        }));
+        let mut stream = match open {
+            None => raw,
+            Some((dek, plain)) => {
+                let plain = u64::try_from(plain).unwrap_or(0);
+                let plan = Plan {
+                    plain,
+                    base_index: 0,
+                    first: 0,
+                    skip: 0,
+                    take: plain,
+                };
+                Box::pin(Decrypt::new(raw, dek, plan))
+            }
         };
         let mut sha = s3s::checksum::ChecksumHasher {
             sha256: Some(Default::default()),
             ..Default::default()
         };
         let mut md5 = Md5::new();
-        let mut size = 0u64;
-        let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(c) => {
                     sha.update(&c);
                     md5.update(&c);
-                    size += c.len() as u64;
+                }
+                Err(e) if e.downcast_ref::<CryptoError>().is_some() => {
+                    return Read::Unauthentic(e.to_string());
                 }
                 Err(e) => return Read::Failed(e.to_string()),
             }
@@ -108,7 +156,7 @@ async fn read(ctx: &Ctx, loc: &ObjectLocation) -> Read {
         };
         let mut m = [0u8; 16];
         m.copy_from_slice(&md5.finalize());
-        Read::Bytes(size, sha, m)
+        Read::Bytes(stored.load(Ordering::Relaxed), sha, m)
     };
     tokio::time::timeout(READ_TIMEOUT, work)
         .await
@@ -125,6 +173,7 @@ async fn scrub_one(ctx: &Ctx, loc: &ObjectLocation, t: &mut Tally) -> LResult<()
             return Ok(());
         }
         Read::Missing => "bytes missing".to_owned(),
+        Read::Unauthentic(e) => format!("bytes do not authenticate ({e})"),
         Read::Bytes(size, sha, md5) => {
             let size_ok = i64::try_from(size).ok() == Some(loc.size_bytes);
             let hash = &loc.form.content_hash;
