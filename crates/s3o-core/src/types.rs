@@ -486,6 +486,21 @@ pub enum ReplicaOutcome {
     TargetHasCopy,
 }
 
+/// What removing a copy found bad did (see [`crate::MetadataStore::remove_bad_copy`]). Every
+/// variant but [`BadCopyRemoval::Removed`] means nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BadCopyRemoval {
+    /// The row is gone; its bytes are queued, the claim held by this store.
+    Removed(DeletedCopy),
+    /// No other backend holds a copy of that version: the row is kept (report it).
+    LastCopy,
+    /// The copy holds the only data-encryption key of the version while an encrypted sibling
+    /// has none: kept, or the sibling could not be read.
+    OnlyKeyHolder,
+    /// The copy is gone, or is no longer the one checked (another path or `created_at`).
+    Changed,
+}
+
 /// An in-flight PUT intent, recorded before the backend upload so a failed metadata commit
 /// can be resolved later by the pending reaper.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,11 +7,12 @@
 //! hash, and (without a stored hash) its MD5 matches a single-PUT ETag; a good copy without a
 //! hash gets one (`update_content_hash`), a hashed one is stamped verified
 //! (`mark_object_scrubbed`). A copy whose bytes are missing or differ is **bad**: it is
-//! dropped with `remove_excess_copy(key, backend, 1)`, which re-checks under the key lock
-//! that another copy remains and never drops the last one, and its bytes are queued and
-//! deleted; the replicator then rebuilds the copy from a good one. A bad copy that is the
-//! only one is kept and reported (`corrupt_last_copy`, an error in the log), and stamped so
-//! the queue moves on. An encrypted copy is opened with its own data key and every chunk
+//! dropped with `remove_bad_copy`, which re-checks under the key lock that the row is still
+//! the one read (same path, same `created_at`: an overwrite since the read is never dropped
+//! for older bytes) and that another backend holds the same version, and its bytes are queued
+//! and deleted; the replicator then rebuilds the copy from a good one. A bad copy that is the
+//! only one is kept and reported (`corrupt_last_copy`, or `missing_last_copy` when its bytes
+//! are gone: an error in the log either way), and stamped so the queue moves on. An encrypted copy is opened with its own data key and every chunk
 //! authenticated as it streams: its hash and ETag are its plaintext's, and bytes that do not
 //! authenticate (a flipped byte, a cut, chunks reordered) make it bad. Encrypted copies are
 //! skipped only by a gateway without the `[encryption]` keys.
@@ -25,7 +26,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use md5::{Digest as _, Md5};
 use object_store::ObjectStoreExt as _;
-use s3o_store::{ObjectLocation, StoreError};
+use s3o_store::{BadCopyRemoval, ObjectLocation, StoreError};
 
 use super::{Ctx, Health, Tally, settle};
 use crate::crypto::CryptoError;
@@ -166,14 +167,14 @@ async fn read(ctx: &Ctx, loc: &ObjectLocation) -> Read {
 async fn scrub_one(ctx: &Ctx, loc: &ObjectLocation, t: &mut Tally) -> LResult<()> {
     let key = &loc.object_key;
     let backend = &loc.backend_name;
-    let why = match read(ctx, loc).await {
+    let (why, missing) = match read(ctx, loc).await {
         Read::Failed(e) => {
             tracing::warn!(key = %key, backend = %backend, error = %e, "scrub read failed");
             t.add("read_failed");
             return Ok(());
         }
-        Read::Missing => "bytes missing".to_owned(),
-        Read::Unauthentic(e) => format!("bytes do not authenticate ({e})"),
+        Read::Missing => ("bytes missing".to_owned(), true),
+        Read::Unauthentic(e) => (format!("bytes do not authenticate ({e})"), false),
         Read::Bytes(size, sha, md5) => {
             let size_ok = i64::try_from(size).ok() == Some(loc.size_bytes);
             let hash = &loc.form.content_hash;
@@ -192,34 +193,49 @@ async fn scrub_one(ctx: &Ctx, loc: &ObjectLocation, t: &mut Tally) -> LResult<()
                 }
                 return Ok(());
             }
-            format!(
+            let why = format!(
                 "bytes differ (size {size} vs {}, hash ok: {hash_ok}, etag ok: {etag_ok})",
                 loc.size_bytes
-            )
+            );
+            (why, false)
         }
     };
-    if !still_the_same(ctx, loc).await? {
-        // Overwritten or moved since it was read: the next pass checks the new copy.
-        t.add("changed");
-        return Ok(());
-    }
-    match ctx.store.remove_excess_copy(key, backend, 1).await {
-        Ok(Some(removed)) => {
+    // Removed only while the row is still the one read (same path, same created_at, checked
+    // under the key lock), and never the last copy of its version.
+    let path = loc.form.storage_path(key);
+    match ctx
+        .store
+        .remove_bad_copy(key, backend, path, loc.created_at)
+        .await?
+    {
+        BadCopyRemoval::Removed(removed) => {
             tracing::warn!(key = %key, backend = %backend, why = %why, "bad copy dropped; the replicator rebuilds it from a good one");
-            t.add("bad_copy_dropped");
+            t.add(if missing {
+                "missing_copy_dropped"
+            } else {
+                "bad_copy_dropped"
+            });
             settle(ctx, vec![removed]).await?;
         }
-        Ok(None) => {
+        // Overwritten or moved since it was read: the next pass checks the new copy.
+        BadCopyRemoval::Changed => t.add("changed"),
+        BadCopyRemoval::LastCopy if missing => {
+            // The row stays (it is all that is left to say the object existed); an operator
+            // restores the bytes or deletes the object.
+            tracing::error!(key = %key, backend = %backend, path = %path, "the only copy of this object is missing from its backend; row kept for the operator");
+            t.add("missing_last_copy");
+            ctx.store.mark_object_scrubbed(key, backend).await?;
+        }
+        BadCopyRemoval::LastCopy => {
             tracing::error!(key = %key, backend = %backend, why = %why, "the only copy of this object is bad; kept for the operator");
             t.add("corrupt_last_copy");
             ctx.store.mark_object_scrubbed(key, backend).await?;
         }
-        Err(StoreError::CopyHoldsOnlyDek { .. }) => {
+        BadCopyRemoval::OnlyKeyHolder => {
             tracing::error!(key = %key, backend = %backend, why = %why, "bad copy holds the only key; kept for the operator");
             t.add("corrupt_only_key_holder");
             ctx.store.mark_object_scrubbed(key, backend).await?;
         }
-        Err(e) => return Err(e),
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt as _, PutPayload};
 use s3o_gateway::workers::Interval;
 use s3o_gateway::{BackendConfig, Config, Gateway, Worker};
-use s3o_store::{MetadataStore, PendingObject, StoredForm, Timestamp};
+use s3o_store::{MetadataStore, ObjectLocation, PendingObject, StoredForm, Timestamp};
 
 use crate::kills::{Engine, ledger_url};
 use crate::support::*;
@@ -341,13 +341,15 @@ pub(crate) async fn scrubber_repairs_bad_copies_and_keeps_the_last(engine: Engin
     assert_eq!(r.count("verified"), 8, "{r:?}");
     flip_a_byte(&fs[1], &path_on("k1", "b").await);
     std::fs::remove_file(backend_file(&fs[0], &path_on("k2", "a").await)).unwrap();
-    let mut dropped = 0;
+    let (mut dropped, mut missing) = (0, 0);
     for _ in 0..3 {
         let r = gw.run_worker_once(Worker::Scrub).await;
         dropped += r.count("bad_copy_dropped");
+        missing += r.count("missing_copy_dropped");
         assert_eq!(r.count("corrupt_last_copy"), 0, "{r:?}");
+        assert_eq!(r.count("missing_last_copy"), 0, "{r:?}");
     }
-    assert_eq!(dropped, 2);
+    assert_eq!((dropped, missing), (1, 1));
     assert_eq!(holders(&store, &["k1".to_owned()]).await["k1"], ["a"]);
     assert_eq!(holders(&store, &["k2".to_owned()]).await["k2"], ["b"]);
     let r = gw.run_worker_once(Worker::Replicator).await;
@@ -403,11 +405,52 @@ pub(crate) async fn scrubber_repairs_bad_copies_and_keeps_the_last(engine: Engin
         std::slice::from_ref(&only.0)
     );
     verify(&store).await;
+    // Factor 1: the only copy's file deleted behind the gateway's back. The row is kept (and
+    // reported at each pass that reads it), never dropped; the ledger stays consistent.
+    put(&c, "gone", b"soon missing").await.unwrap();
+    let gone = store
+        .get_all_object_locations(&format!("{BUCKET}/gone"))
+        .await
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    let f = fs.iter().find(|f| f.name == gone[0].backend_name).unwrap();
+    std::fs::remove_file(backend_file(
+        f,
+        gone[0].form.storage_path(&gone[0].object_key),
+    ))
+    .unwrap();
+    let mut missing_last = 0;
+    for _ in 0..3 {
+        let r = gw.run_worker_once(Worker::Scrub).await;
+        missing_last += r.count("missing_last_copy");
+        assert_eq!(r.count("missing_copy_dropped"), 0, "{r:?}");
+        assert_eq!(r.count("bad_copy_dropped"), 0, "{r:?}");
+    }
+    assert!(missing_last >= 1);
+    let kept = store
+        .get_all_object_locations(&format!("{BUCKET}/gone"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        gone.iter()
+            .map(|l| ObjectLocation {
+                last_scrubbed_at: kept[0].last_scrubbed_at,
+                ..l.clone()
+            })
+            .collect::<Vec<_>>(),
+        "the row of the missing last copy is kept as it was"
+    );
+    assert!(get(&c, "gone").await.is_err(), "no bytes to serve");
+    verify(&store).await;
     gw.shutdown().await;
     if let Some(s) = schema {
         drop_schema(&s).await;
     }
-    eprintln!("drill scrub [{engine:?}]: {:?}", started.elapsed());
+    eprintln!(
+        "drill scrub [{engine:?}]: {dropped} corrupt and {missing} missing copies dropped and rebuilt, {reported} corrupt and {missing_last} missing last-copy reports, {:?}",
+        started.elapsed()
+    );
 }
 
 /// `cfg` with every bucket encrypted under a master key written to `dir` (4 KiB chunks).
