@@ -359,6 +359,90 @@ fn usage_config(url: &str, fs: &[Fs], limits: &[(&str, u64)]) -> Config {
     c
 }
 
+/// Flushes the usage counts, then `backend`'s api_requests of the month in the ledger.
+async fn flushed(gw: &RunningGateway, backend: &str) -> i64 {
+    let r = gw.run_worker_once(Worker::UsageFlush).await;
+    assert!(matches!(r, PassResult::Ran(_)), "{r:?}");
+    month(gw)
+        .await
+        .get(backend)
+        .copied()
+        .unwrap_or_default()
+        .api_requests
+}
+
+/// Every backend call a worker pass makes is counted against the budget exactly once: the
+/// reconciler's signed ListMultipartUploads (made beside object_store) included. The requests
+/// the s3s-fs backend served during a reconcile pass, then during one pass of every worker,
+/// equal the api_requests the gateway flushed to the ledger for them.
+async fn worker_calls_metered_drill(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = backends(dir.path(), &["a"]).await;
+    let mut cfg = config(url, &fs, 1);
+    cfg.workers.reconcile.grace = Interval(Duration::ZERO);
+    let gw = Gateway::start(cfg).await.unwrap();
+    let c = gw_client(&gw.endpoint());
+    for i in 0..3u64 {
+        put(&c, &format!("m/{i}"), &body(i, 300)).await.unwrap();
+    }
+    // An upload a crash left open on the backend (under s3o's layout, no intent names it).
+    let backend = client(&fs[0].endpoint(), "pool", BACKEND_AK, BACKEND_SK);
+    let stray = Path::from(format!(
+        "{BUCKET}/m%2Fstray/@0000000000000001-{}",
+        "0".repeat(32)
+    ));
+    backend.create_multipart(&stray).await.unwrap();
+    let served = || fs[0].requests.load(std::sync::atomic::Ordering::SeqCst);
+    let listings = || {
+        fs[0]
+            .upload_listings
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let (m0, r0, l0) = (flushed(&gw, "a").await, served(), listings());
+    let r = gw.run_worker_once(Worker::Reconcile).await;
+    assert!(matches!(r, PassResult::Ran(_)), "{r:?}");
+    let (m1, r1, l1) = (flushed(&gw, "a").await, served(), listings());
+    assert!(l1 > l0, "the reconciler listed the backend's uploads");
+    assert!(r1 > r0);
+    assert_eq!(m1 - m0, i64::try_from(r1 - r0).unwrap(), "reconcile pass");
+    let all = gw.run_workers_once().await;
+    assert!(
+        all.passes
+            .iter()
+            .all(|(_, r)| matches!(r, PassResult::Ran(_))),
+        "{all:?}"
+    );
+    let (m2, r2) = (flushed(&gw, "a").await, served());
+    assert_eq!(
+        m2 - m1,
+        i64::try_from(r2 - r1).unwrap(),
+        "a pass of every worker"
+    );
+    gw.shutdown().await;
+    eprintln!(
+        "drill worker calls metered: reconcile {} requests ({} upload listings), all workers {}",
+        r1 - r0,
+        l1 - l0,
+        r2 - r1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_calls_are_metered_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    worker_calls_metered_drill(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_calls_are_metered_postgres() {
+    let Some((url, schema)) = pg_url() else {
+        eprintln!("skipped: S3O_PG_URL not set");
+        return;
+    };
+    worker_calls_metered_drill(&url).await;
+    drop_schema(&schema).await;
+}
+
 async fn month(gw: &RunningGateway) -> std::collections::BTreeMap<String, s3o_store::UsageStat> {
     let now = time::OffsetDateTime::now_utc();
     let period = format!("{:04}-{:02}", now.year(), u8::from(now.month()));
