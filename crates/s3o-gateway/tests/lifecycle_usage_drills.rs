@@ -528,6 +528,59 @@ async fn usage_drill(url: &str) {
     assert!(holders(gw.store(), &["nowhere".into()]).await.is_empty());
     gw.shutdown().await;
 
+    // The operator's month view: the ledger's counts beside the configured budgets.
+    let flushed_now = month_of(url, &fs).await;
+    let view = s3o_gateway::month_usage(&usage_config(url, &fs, &limits), None)
+        .await
+        .unwrap();
+    let names: Vec<&str> = view.backends.iter().map(|b| b.backend.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    for (b, (_, limit)) in view.backends.iter().zip(limits) {
+        assert_eq!(b.used, flushed_now[&b.backend], "{}", b.backend);
+        assert_eq!(b.limits.api_request_limit, i64::try_from(limit).unwrap());
+        assert!(b.over_budget, "{}", b.backend);
+    }
+    let past = s3o_gateway::month_usage(&usage_config(url, &fs, &limits), Some("2001-01"))
+        .await
+        .unwrap();
+    assert!(
+        past.backends
+            .iter()
+            .all(|b| b.used == Default::default() && !b.over_budget)
+    );
+    assert!(
+        s3o_gateway::month_usage(&usage_config(url, &fs, &limits), Some("2001-13"))
+            .await
+            .is_err()
+    );
+    // The same through `s3o-gateway usage --config FILE --json`.
+    let toml = config_toml_with(url, "pack", &[(BUCKET, 1), (DUAL, 2)], &fs, 0, "").replace(
+        "name = \"a\"\n",
+        &format!("name = \"a\"\napi_request_limit = {}\n", limits[0].1),
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_s3o-gateway"))
+        .args(["usage", "--json", "--config"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = &v["backends"][0];
+    assert_eq!(a["backend"], "a");
+    assert_eq!(
+        a["api_requests"].as_i64(),
+        Some(flushed_now["a"].api_requests)
+    );
+    assert_eq!(a["over_budget"], true);
+    assert_eq!(v["backends"][1]["api_request_limit"].as_i64(), Some(0));
+    assert_eq!(v["backends"][1]["over_budget"], false);
+
     // Two gateways on one ledger: their counts add up. Each small PUT is one request of its
     // body's length to the backend it lands on.
     let base = month_of(url, &fs).await;
