@@ -359,6 +359,70 @@ fn usage_config(url: &str, fs: &[Fs], limits: &[(&str, u64)]) -> Config {
     c
 }
 
+/// Workers spare a backend over its monthly budget: with `a` over its request limit (from the
+/// flushed totals of an earlier gateway), a scrub pass reads only the copies on `b` (the
+/// copies on `a` counted as skipped, the reason recorded once) and the rebalancer moves
+/// nothing; `a`'s server sees no request from either pass. With the limit lifted, the next
+/// scrub pass reads the copies on `a`.
+async fn over_budget_drill(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = backends(dir.path(), &["a", "b"]).await;
+    let cfg = |limit_a: u64| {
+        let mut c = config(url, &fs, 2);
+        c.backends = fs.iter().map(|f| f.config(100_000)).collect();
+        c.backends[0].api_request_limit = limit_a;
+        c.workers.rebalance.enabled = true;
+        c
+    };
+    let gw = Gateway::start(cfg(0)).await.unwrap();
+    let c = gw_client(&gw.endpoint());
+    for i in 0..4u64 {
+        put(&c, &format!("s/{i}"), &body(i, 2000)).await.unwrap();
+    }
+    let r = gw.run_worker_once(Worker::Replicator).await;
+    assert_eq!(r.count("replicated"), 4, "{r:?}");
+    gw.shutdown().await;
+    let gw = Gateway::start(cfg(1)).await.unwrap();
+    let served = || fs[0].requests.load(std::sync::atomic::Ordering::SeqCst);
+    let before = served();
+    let r = gw.run_worker_once(Worker::Scrub).await;
+    assert_eq!(r.count("backend_over_budget"), 1, "{r:?}");
+    assert_eq!(r.count("skipped_over_budget"), 4, "{r:?}");
+    assert_eq!(r.count("hashed"), 4, "{r:?}");
+    let r = gw.run_worker_once(Worker::Rebalance).await;
+    assert_eq!(r.count("backend_over_budget"), 1, "{r:?}");
+    assert_eq!(r.count("moved"), 0, "{r:?}");
+    assert_eq!(
+        served(),
+        before,
+        "no request reached the backend over its budget"
+    );
+    verify(gw.store()).await;
+    gw.shutdown().await;
+    let gw = Gateway::start(cfg(0)).await.unwrap();
+    let r = gw.run_worker_once(Worker::Scrub).await;
+    assert_eq!(r.count("backend_over_budget"), 0, "{r:?}");
+    assert_eq!(r.count("hashed"), 4, "{r:?}");
+    assert!(served() > before);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_spare_over_budget_backends_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    over_budget_drill(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_spare_over_budget_backends_postgres() {
+    let Some((url, schema)) = pg_url() else {
+        eprintln!("skipped: S3O_PG_URL not set");
+        return;
+    };
+    over_budget_drill(&url).await;
+    drop_schema(&schema).await;
+}
+
 /// Flushes the usage counts, then `backend`'s api_requests of the month in the ledger.
 async fn flushed(gw: &RunningGateway, backend: &str) -> i64 {
     let r = gw.run_worker_once(Worker::UsageFlush).await;

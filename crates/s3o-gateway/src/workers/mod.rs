@@ -535,6 +535,18 @@ pub(crate) async fn delete_path(b: &Backend, path: &Path) -> Result<(), String> 
     }
 }
 
+/// True when `b` may be read by a worker pass that would spend its budget: not over a
+/// monthly usage limit. An over-budget backend is left out of the pass (not even probed),
+/// counted once per pass as `backend_over_budget` and logged, so the reason is on record.
+pub(crate) fn within_budget(ctx: &Ctx, b: &Backend, t: &mut Tally) -> bool {
+    if !ctx.backends.over_budget(&b.name) {
+        return true;
+    }
+    tracing::info!(backend = %b.name, "backend over its monthly usage budget: left out of this pass");
+    t.add("backend_over_budget");
+    false
+}
+
 /// Per-pass memo of [`backend_up`].
 #[derive(Default)]
 pub(crate) struct Health(BTreeMap<String, bool>);

@@ -1,7 +1,9 @@
 //! The scrubber: re-reads stored copies and checks their bytes, a bounded batch per pass.
 //!
 //! Each pass takes `batch_size` copies that have no content hash yet (oldest first), then
-//! `batch_size` hashed copies least recently verified (on the backends that answer). Each
+//! `batch_size` hashed copies least recently verified (on the backends that answer and are
+//! within their monthly usage budget: an over-budget backend's copies wait for the next
+//! month, `skipped_over_budget`). Each
 //! copy's bytes are streamed from its backend and hashed (SHA-256, and MD5 for a single-PUT
 //! ETag). A copy is **good** when its size matches the ledger, its SHA-256 matches the stored
 //! hash, and (without a stored hash) its MD5 matches a single-PUT ETag; a good copy without a
@@ -28,7 +30,7 @@ use md5::{Digest as _, Md5};
 use object_store::ObjectStoreExt as _;
 use s3o_store::{BadCopyRemoval, ObjectLocation, StoreError};
 
-use super::{Ctx, Health, Tally, settle};
+use super::{Ctx, Health, Tally, settle, within_budget};
 use crate::crypto::CryptoError;
 use crate::crypto::stream::{ByteStream, Decrypt, Plan};
 use crate::keys;
@@ -40,9 +42,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(300);
 pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     let batch = i64::from(ctx.settings.scrub.batch_size);
     let mut health = Health::default();
-    let mut up = Vec::new();
+    let (mut up, mut over) = (Vec::new(), Vec::new());
     for b in ctx.backends.all() {
-        if health.up(b).await {
+        if !within_budget(ctx, b, t) {
+            over.push(b.name.clone());
+        } else if health.up(b).await {
             up.push(b.name.clone());
         }
     }
@@ -54,6 +58,10 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     for loc in unhashed.into_iter().chain(hashed) {
         if ctx.stopping() {
             break;
+        }
+        if over.contains(&loc.backend_name) {
+            t.add("skipped_over_budget");
+            continue;
         }
         if !up.contains(&loc.backend_name) {
             t.add("skipped_backend_down");
