@@ -174,3 +174,123 @@ pub async fn dashboard_counts(store: Db) {
     assert_eq!(mp.get(A).copied().unwrap_or(0), 0);
     assert_ledger(&store).await;
 }
+
+/// `remove_bad_copy`: a copy is removed only while it is the one checked (same path, same
+/// `created_at`) and another backend holds the same version; an overwrite since the check, a
+/// wrong path or time, a missing key or backend are `Changed`; the last copy of a version is
+/// `LastCopy` and the only DEK holder beside a keyless sibling `OnlyKeyHolder`, all changing
+/// nothing; bad input is `InvalidInput`. A removal debits the copy and queues its bytes
+/// (claimed by this store) in one transaction.
+pub async fn remove_bad_copy_checks_the_version(store: Db) {
+    three_backends(&store).await;
+    put(&store, "m", A, 10).await;
+    replicate(&store, "m", B, A).await.unwrap();
+    let on_b = copy_on(&store, "m", B).await;
+    let path = on_b.form.storage_path("m").to_owned();
+    let before = snapshot(&store).await;
+    let micro = std::time::Duration::from_micros(1);
+    for (key, backend, p, at) in [
+        ("m", B, "other", on_b.created_at),
+        ("m", B, path.as_str(), on_b.created_at.plus(micro)),
+        ("m", C, path.as_str(), on_b.created_at),
+        ("nope", B, path.as_str(), on_b.created_at),
+    ] {
+        assert_eq!(
+            store.remove_bad_copy(key, backend, p, at).await.unwrap(),
+            BadCopyRemoval::Changed,
+            "{key} {backend} {p}"
+        );
+    }
+    assert_invalid(
+        store.remove_bad_copy("", B, &path, on_b.created_at).await,
+        "empty key",
+    );
+    assert_invalid(
+        store.remove_bad_copy("m", "", &path, on_b.created_at).await,
+        "empty backend",
+    );
+    assert_eq!(snapshot(&store).await, before);
+    // The checked copy goes: debited, its bytes queued and claimed.
+    let BadCopyRemoval::Removed(d) = store
+        .remove_bad_copy("m", B, &path, on_b.created_at)
+        .await
+        .unwrap()
+    else {
+        panic!("not removed")
+    };
+    assert_eq!(
+        (
+            d.backend_name.as_str(),
+            d.size_bytes,
+            d.storage_key.as_str()
+        ),
+        (B, 10, path.as_str())
+    );
+    assert_eq!((used(&store, B).await, orphan(&store, B).await), (0, 10));
+    assert_eq!(placement(&store, "m").await, vec![(A.to_owned(), 10)]);
+    assert_ledger(&store).await;
+    store.complete_cleanup_item(&d.cleanup).await.unwrap();
+    assert_eq!(orphan(&store, B).await, 0);
+    // The last copy of the version is kept.
+    let on_a = copy_on(&store, "m", A).await;
+    let before = snapshot(&store).await;
+    assert_eq!(
+        store
+            .remove_bad_copy("m", A, &path, on_a.created_at)
+            .await
+            .unwrap(),
+        BadCopyRemoval::LastCopy
+    );
+    assert_eq!(snapshot(&store).await, before);
+    // Overwritten after the check: the new version is never removed for the old bytes.
+    put(&store, "w", A, 5).await;
+    replicate(&store, "w", B, A).await.unwrap();
+    let checked = copy_on(&store, "w", B).await;
+    let newer = StoredForm {
+        storage_key: "w/@2".into(),
+        ..StoredForm::default()
+    };
+    store.record_object("w", B, 7, &newer).await.unwrap();
+    replicate(&store, "w", C, B).await.unwrap();
+    let before = snapshot(&store).await;
+    assert_eq!(
+        store
+            .remove_bad_copy("w", B, checked.form.storage_path("w"), checked.created_at)
+            .await
+            .unwrap(),
+        BadCopyRemoval::Changed
+    );
+    assert_eq!(snapshot(&store).await, before);
+    // The only copy holding the data key beside a keyless sibling is kept; the sibling goes.
+    let form = StoredForm {
+        managed: true,
+        ..encrypted_form(21)
+    };
+    store.record_object("e", A, 100, &form).await.unwrap();
+    replicate(&store, "e", B, A).await.unwrap();
+    assert!(
+        store
+            .mark_object_encrypted("e", B, &[], "mk-x", 90, 100)
+            .await
+            .unwrap()
+    );
+    let (a, b) = (copy_on(&store, "e", A).await, copy_on(&store, "e", B).await);
+    let before = snapshot(&store).await;
+    assert_eq!(
+        store
+            .remove_bad_copy("e", A, a.form.storage_path("e"), a.created_at)
+            .await
+            .unwrap(),
+        BadCopyRemoval::OnlyKeyHolder
+    );
+    assert_eq!(snapshot(&store).await, before);
+    assert!(matches!(
+        store
+            .remove_bad_copy("e", B, b.form.storage_path("e"), b.created_at)
+            .await
+            .unwrap(),
+        BadCopyRemoval::Removed(_)
+    ));
+    assert_eq!(placement(&store, "e").await, vec![(A.to_owned(), 100)]);
+    assert_ledger(&store).await;
+}

@@ -288,6 +288,7 @@ macro_rules! for_each_case {
                 least_recently_scrubbed_order,
                 scrub_backend_filter_and_limit,
                 dashboard_counts,
+                remove_bad_copy_checks_the_version,
             ],
             notification: [
                 outbox_lifecycle,

@@ -22,6 +22,17 @@ fn rules() -> Vec<LifecycleRule> {
             abort_incomplete_upload_days: Some(7),
             ..LifecycleRule::default()
         },
+        LifecycleRule {
+            id: "tagged".into(),
+            enabled: true,
+            prefix: "tmp/".into(),
+            expiration_days: Some(2),
+            tags: [("class", "scratch"), ("ü", "")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ..LifecycleRule::default()
+        },
     ]
 }
 
@@ -110,6 +121,19 @@ pub async fn lifecycle_bad_rules_change_nothing(store: Db) {
         rule(|r| r.prefix = "a\u{0}b".into()),
         rule(|r| r.prefix = "p".repeat(1025)),
         rule(|r| r.id = "i".repeat(256)),
+        rule(|r| {
+            r.tags.insert(String::new(), "v".into());
+        }),
+        rule(|r| {
+            r.tags.insert("k".repeat(129), "v".into());
+        }),
+        rule(|r| {
+            r.tags.insert("k".into(), "v".repeat(257));
+        }),
+        rule(|r| {
+            r.tags.insert("k".into(), "v".into());
+            r.abort_incomplete_upload_days = Some(1);
+        }),
         vec![rule(|_| ())[0].clone(), rule(|_| ())[0].clone()],
     ];
     for rules in bad {

@@ -13,6 +13,8 @@
 //!   dlq write-off ID...             drop DLQ rows and release their orphan bytes
 //!   pending list [--older-than D]   in-flight PUT intents (D like 30s, 15m, 2h, 7d)
 //!   verify [--repair]               check bytes_used and orphan_bytes against the rows
+//!   usage [--month YYYY-MM]         per-backend API requests, egress and ingress of a month
+//!                                   (default: the current one, UTC)
 //! ```
 //!
 //! The database comes from `--db`, else `S3O_DATABASE_URL`, else `sqlite://s3o.db`.
@@ -26,12 +28,12 @@ use std::process::ExitCode;
 
 use s3o_store::{DbErrorKind, MetadataStore, StoreError, Timestamp};
 use serde_json::{Value, json};
-use units::{fmt_size, parse_duration, parse_size, redact_url};
+use units::{fmt_size, parse_duration, parse_size, period_of, redact_url};
 
 const USAGE: &str = "usage: s3o [--db URL] [--json] [--bytes] <migrate | schema | status | \
 backends set NAME --limit SIZE | backends remove NAME --yes | dlq list [--backend B] | \
 dlq requeue [--backend B] | dlq write-off ID... | pending list [--older-than DURATION] | \
-verify [--repair]>";
+verify [--repair] | usage [--month YYYY-MM]>";
 
 /// Why the command failed, and its exit code.
 enum Failure {
@@ -187,6 +189,7 @@ async fn run(opts: &Opts) -> Result<(), Failure> {
             Ok(())
         }
         ["status"] => status(opts).await,
+        ["usage", rest @ ..] => usage(opts, rest).await,
         ["backends", "set", name, rest @ ..] => {
             let limit = flag_value(rest, "--limit")?.ok_or_else(|| {
                 Failure::Usage("backends set needs --limit SIZE (0 = unlimited)".into())
@@ -447,6 +450,56 @@ async fn status(opts: &Opts) -> Result<(), Failure> {
             states.claimed,
             states.waiting
         )
+    });
+    Ok(())
+}
+
+/// `usage`: the month's counts the gateways flushed to `backend_usage`, per backend (every
+/// backend of the ledger, zero when it made no call). The budgets live in the gateway's
+/// configuration: `s3o-gateway usage --config FILE` shows them beside these counts.
+async fn usage(opts: &Opts, rest: &[&str]) -> Result<(), Failure> {
+    let month = match flag_value(rest, "--month")? {
+        Some(m) => m,
+        None => period_of(Timestamp::now().as_micros()),
+    };
+    s3o_store::limits::usage_period(&month).map_err(|e| Failure::Usage(e.to_string()))?;
+    let store = connect(opts).await?;
+    store.verify_schema_version().await?;
+    let counts = store.get_usage_for_period(&month).await?;
+    let mut names: Vec<String> = store.get_quota_stats().await?.into_keys().collect();
+    names.extend(counts.keys().cloned());
+    names.sort();
+    names.dedup();
+    let rows: Vec<(String, s3o_store::UsageStat)> = names
+        .into_iter()
+        .map(|n| {
+            let u = counts.get(&n).copied().unwrap_or_default();
+            (n, u)
+        })
+        .collect();
+    let v: Vec<Value> = rows
+        .iter()
+        .map(|(n, u)| {
+            json!({"backend": n, "api_requests": u.api_requests, "egress_bytes": u.egress_bytes,
+                   "ingress_bytes": u.ingress_bytes})
+        })
+        .collect();
+    out(opts, json!({"month": month, "backends": v}), || {
+        let mut t = vec![vec![
+            "BACKEND".into(),
+            "REQUESTS".into(),
+            "EGRESS".into(),
+            "INGRESS".into(),
+        ]];
+        for (n, u) in &rows {
+            t.push(vec![
+                n.clone(),
+                u.api_requests.to_string(),
+                fmt_size(u.egress_bytes, opts.raw),
+                fmt_size(u.ingress_bytes, opts.raw),
+            ]);
+        }
+        format!("month {month} (UTC)\n{}", table(&t))
     });
     Ok(())
 }

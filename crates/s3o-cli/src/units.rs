@@ -44,6 +44,21 @@ pub(crate) fn parse_size(s: &str) -> Result<i64, String> {
 }
 
 /// `1536` → `1.5 KiB`; raw bytes when `raw`.
+/// The calendar month (UTC) of `micros` since the Unix epoch, as the ledger keys usage:
+/// `YYYY-MM` (the civil-from-days conversion of the proleptic Gregorian calendar).
+pub(crate) fn period_of(micros: i64) -> String {
+    let days = micros.div_euclid(86_400_000_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}")
+}
+
 pub(crate) fn fmt_size(n: i64, raw: bool) -> String {
     if raw || n.abs() < 1024 {
         return n.to_string() + if raw { "" } else { " B" };
@@ -118,6 +133,17 @@ fn redact_query_password(tail: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn periods_are_utc_months() {
+        assert_eq!(period_of(0), "1970-01");
+        // 2026-12-07T15:00:00Z, 2024-02-29T23:59:59.999999Z, 2000-03-01T00:00:00Z.
+        assert_eq!(period_of(1_796_655_600_000_000), "2026-12");
+        assert_eq!(period_of(1_709_251_199_999_999), "2024-02");
+        assert_eq!(period_of(1_709_251_200_000_000), "2024-03");
+        assert_eq!(period_of(951_868_800_000_000), "2000-03");
+        assert_eq!(period_of(-1), "1969-12");
+    }
 
     #[test]
     fn sizes_parse_and_format() {

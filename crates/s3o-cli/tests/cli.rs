@@ -313,6 +313,49 @@ async fn walkthrough(db: Db) {
             .contains_key("backend-b")
     );
 
+    // Month usage: what the gateways flushed, per backend; a backend without calls shows 0.
+    store
+        .flush_usage_deltas("backend-a", "2026-11", 7, 2048, 100)
+        .await
+        .unwrap();
+    store
+        .flush_usage_deltas("backend-a", "2026-11", 3, 0, 0)
+        .await
+        .unwrap();
+    store
+        .flush_usage_deltas("backend-a", "2026-10", 99, 99, 99)
+        .await
+        .unwrap();
+    let o = s3o(&db, &["--json", "usage", "--month", "2026-11"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["month"], "2026-11");
+    let a = v["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backend"] == "backend-a")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            a["api_requests"].as_i64(),
+            a["egress_bytes"].as_i64(),
+            a["ingress_bytes"].as_i64()
+        ),
+        (Some(10), Some(2048), Some(100))
+    );
+    let o = s3o(&db, &["usage", "--month", "2026-11"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("2.0 KiB"), "{}", text(&o));
+    let o = s3o(&db, &["--json", "usage"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["month"].as_str().unwrap().len(), 7, "the current month");
+    let o = s3o(&db, &["usage", "--month", "2026-13"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("YYYY-MM"), "{}", text(&o));
+
     let o = s3o(&db, &["frobnicate"]);
     assert_eq!(code(&o), 2);
     store.close().await;

@@ -806,6 +806,26 @@ impl MetadataStore {
         )
         .await
     }
+    /// Removes the copy of `key` on `backend` that a check found bad (bytes missing or not
+    /// matching), only while it is still the copy checked (same `storage_key` path and
+    /// `created_at`, re-read under the key lock), and never the last copy of its version (see
+    /// [`ops::remove_bad_copy`](crate::ops::remove_bad_copy)). `Removed` carries the cleanup
+    /// claim, born claimed by this store: delete the bytes, then
+    /// [`MetadataStore::complete_cleanup_item`].
+    pub async fn remove_bad_copy(
+        &self,
+        key: &str,
+        backend: &str,
+        storage_key: &str,
+        created_at: Timestamp,
+    ) -> Result<BadCopyRemoval> {
+        self.observe(
+            "remove_bad_copy",
+            self.inner
+                .remove_bad_copy(key, backend, storage_key, created_at),
+        )
+        .await
+    }
 }
 
 /// # Cleanup queue and dead letters

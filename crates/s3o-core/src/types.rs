@@ -486,6 +486,21 @@ pub enum ReplicaOutcome {
     TargetHasCopy,
 }
 
+/// What removing a copy found bad did (see [`crate::MetadataStore::remove_bad_copy`]). Every
+/// variant but [`BadCopyRemoval::Removed`] means nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BadCopyRemoval {
+    /// The row is gone; its bytes are queued, the claim held by this store.
+    Removed(DeletedCopy),
+    /// No other backend holds a copy of that version: the row is kept (report it).
+    LastCopy,
+    /// The copy holds the only data-encryption key of the version while an encrypted sibling
+    /// has none: kept, or the sibling could not be read.
+    OnlyKeyHolder,
+    /// The copy is gone, or is no longer the one checked (another path or `created_at`).
+    Changed,
+}
+
 /// An in-flight PUT intent, recorded before the backend upload so a failed metadata commit
 /// can be resolved later by the pending reaper.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1012,9 +1027,18 @@ pub struct LifecycleRule {
     pub expiration_date: Option<Timestamp>,
     /// Multipart uploads still open this many days after they were started are aborted.
     pub abort_incomplete_upload_days: Option<u32>,
+    /// Only objects carrying every one of these tags (same key, same value) expire; empty =
+    /// no tag condition. S3 refuses a tag filter on an abort of uploads (they have no tags).
+    pub tags: BTreeMap<String, String>,
 }
 
 impl LifecycleRule {
+    /// True when an object tagged `tags` meets the rule's tag condition (it carries every tag
+    /// of the rule, with the same value).
+    pub fn tags_match(&self, tags: &BTreeMap<String, String>) -> bool {
+        self.tags.iter().all(|(k, v)| tags.get(k) == Some(v))
+    }
+
     /// The rules as the JSON array the ledger stores.
     pub fn rules_to_json(rules: &[LifecycleRule]) -> String {
         let arr: Vec<serde_json::Value> = rules
@@ -1032,6 +1056,14 @@ impl LifecycleRule {
                 }
                 if let Some(d) = r.abort_incomplete_upload_days {
                     m.insert("abort_incomplete_upload_days".into(), d.into());
+                }
+                if !r.tags.is_empty() {
+                    let tags = r
+                        .tags
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                        .collect();
+                    m.insert("tags".into(), serde_json::Value::Object(tags));
                 }
                 serde_json::Value::Object(m)
             })
@@ -1070,6 +1102,19 @@ impl LifecycleRule {
                         })
                         .transpose()?,
                     abort_incomplete_upload_days: days(m, "abort_incomplete_upload_days")?,
+                    tags: match m.get("tags") {
+                        None => BTreeMap::new(),
+                        Some(t) => t
+                            .as_object()
+                            .ok_or("lifecycle: tags is not an object")?
+                            .iter()
+                            .map(|(k, v)| {
+                                v.as_str()
+                                    .map(|v| (k.clone(), v.to_owned()))
+                                    .ok_or_else(|| format!("lifecycle: tag {k:?} is not text"))
+                            })
+                            .collect::<std::result::Result<_, String>>()?,
+                    },
                 })
             })
             .collect()

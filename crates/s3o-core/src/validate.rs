@@ -444,6 +444,14 @@ pub fn lifecycle_rules(rules: &[crate::types::LifecycleRule]) -> Result<()> {
         {
             return bad(format!("rule {:?}: date out of range", r.id));
         }
+        tags(&r.tags)?;
+        // Uploads carry no tags S3 would match: S3 refuses the combination too.
+        if !r.tags.is_empty() && r.abort_incomplete_upload_days.is_some() {
+            return bad(format!(
+                "rule {:?}: an abort of incomplete uploads cannot filter by tags",
+                r.id
+            ));
+        }
     }
     Ok(())
 }

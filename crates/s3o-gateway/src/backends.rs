@@ -27,6 +27,9 @@ pub(crate) struct Backend {
     /// directory of a local backend (staging files), the signing details of an S3 one
     /// (ListMultipartUploads).
     pub(crate) raw: RawAccess,
+    /// The backend's usage meter, for the calls made through [`RawAccess`] (the clients
+    /// above count their own).
+    pub(crate) meter: Arc<crate::usage::Meter>,
 }
 
 /// Direct access to a backend, for the calls object_store does not make.
@@ -152,13 +155,14 @@ fn build_one(c: &BackendConfig, meter: Arc<crate::usage::Meter>) -> Result<Backe
             );
             Ok(Backend {
                 name: c.name.clone(),
-                store: Arc::new(Metered::new(meter, fs.clone())),
+                store: Arc::new(Metered::new(meter.clone(), fs.clone())),
                 chunk: MIB,
                 multipart: None,
                 raw: RawAccess::Local {
                     root: path.clone(),
                     fs,
                 },
+                meter,
             })
         }
         BackendKind::S3 => {
@@ -202,13 +206,14 @@ fn build_one(c: &BackendConfig, meter: Arc<crate::usage::Meter>) -> Result<Backe
                 .with_retry(retry)
                 .build()
                 .map_err(|e| e.to_string())?;
-            let s3 = Arc::new(Metered::new(meter, Arc::new(s3)));
+            let s3 = Arc::new(Metered::new(meter.clone(), Arc::new(s3)));
             Ok(Backend {
                 name: c.name.clone(),
                 store: s3.clone(),
                 chunk: 5 * MIB,
                 multipart: Some(s3),
                 raw,
+                meter,
             })
         }
     }

@@ -353,6 +353,9 @@ pub struct LifecycleRuleConfig {
     /// Multipart uploads open this many days are aborted.
     #[serde(default)]
     pub abort_incomplete_upload_days: Option<u32>,
+    /// Only objects carrying all these tags expire (`tags = { class = "scratch" }`).
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 impl LifecycleRuleConfig {
@@ -376,6 +379,7 @@ impl LifecycleRuleConfig {
             expiration_days: self.expiration_days,
             expiration_date,
             abort_incomplete_upload_days: self.abort_incomplete_upload_days,
+            tags: self.tags.clone(),
         })
     }
 }

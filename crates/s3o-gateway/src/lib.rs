@@ -51,6 +51,7 @@ pub use demo::{
     DEMO_ACCESS_KEY, DEMO_BUCKET, DEMO_QUOTA_BYTES, DEMO_SECRET_KEY, DemoSetup, demo_config,
 };
 pub use server::{Gateway, ReloadReport, RunningGateway};
+pub use usage::{BackendMonthUsage, MonthUsage, month_usage};
 pub use workers::{
     DrainProgress, DrainReport, PassResult, Worker, WorkersConfig, WorkersReport, drain,
 };

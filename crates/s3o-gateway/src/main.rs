@@ -11,6 +11,7 @@ const USAGE: &str = "usage:
   s3o-gateway drain --config FILE --backend NAME [--log-json]
   s3o-gateway admin [--endpoint URL] [--access-key AK] [--secret-key SK] [--json] COMMAND (admin --help)
   s3o-gateway encryption rotate|encrypt-existing|decrypt-existing --config FILE [--batch N] [--pause-ms MS] [--log-json]
+  s3o-gateway usage --config FILE [--month YYYY-MM] [--json]
 
 Logs go to stderr; the level is `[log] level` of the file (default info) unless RUST_LOG is set.";
 
@@ -63,6 +64,8 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             "--log-json",
             "--batch",
             "--pause-ms",
+            "--month",
+            "--json",
         ]
         .contains(&a.as_str())
         {
@@ -133,6 +136,21 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             Ok(())
         }
         "encryption" => encryption(rest, json).await,
+        "usage" => {
+            let path = flag(rest, "--config")?
+                .ok_or_else(|| format!("usage needs --config FILE\n{USAGE}"))?;
+            let config = Config::load(&PathBuf::from(path)).map_err(|e| e.to_string())?;
+            let month = flag(rest, "--month")?;
+            let u = s3o_gateway::month_usage(&config, month.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            if rest.iter().any(|a| a == "--json") {
+                println!("{}", usage_json(&u));
+            } else {
+                print!("{}", usage_table(&u));
+            }
+            Ok(())
+        }
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -335,4 +353,52 @@ async fn wait_for_ctrl_c() {
     }
     tracing::info!("shutting down");
     eprintln!("s3o-gateway: shutting down");
+}
+
+/// `usage --json`: the month and, per backend, its counts, limits (0 = unlimited) and whether
+/// one is reached.
+fn usage_json(u: &s3o_gateway::MonthUsage) -> String {
+    let rows: Vec<serde_json::Value> = u
+        .backends
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "backend": b.backend,
+                "api_requests": b.used.api_requests,
+                "egress_bytes": b.used.egress_bytes,
+                "ingress_bytes": b.used.ingress_bytes,
+                "api_request_limit": b.limits.api_request_limit,
+                "egress_byte_limit": b.limits.egress_byte_limit,
+                "ingress_byte_limit": b.limits.ingress_byte_limit,
+                "over_budget": b.over_budget,
+            })
+        })
+        .collect();
+    serde_json::json!({"month": u.month, "backends": rows}).to_string()
+}
+
+/// `usage`: one line per backend, each count beside its limit (`-` = unlimited).
+fn usage_table(u: &s3o_gateway::MonthUsage) -> String {
+    let of = |used: i64, limit: i64| {
+        if limit == 0 {
+            format!("{used} / -")
+        } else {
+            format!("{used} / {limit} ({}%)", used.saturating_mul(100) / limit)
+        }
+    };
+    let mut out = format!(
+        "month {} (UTC)\n{:<16} {:<28} {:<28} {:<28} OVER\n",
+        u.month, "BACKEND", "REQUESTS", "EGRESS BYTES", "INGRESS BYTES"
+    );
+    for b in &u.backends {
+        out.push_str(&format!(
+            "{:<16} {:<28} {:<28} {:<28} {}\n",
+            b.backend,
+            of(b.used.api_requests, b.limits.api_request_limit),
+            of(b.used.egress_bytes, b.limits.egress_byte_limit),
+            of(b.used.ingress_bytes, b.limits.ingress_byte_limit),
+            if b.over_budget { "yes" } else { "no" }
+        ));
+    }
+    out
 }

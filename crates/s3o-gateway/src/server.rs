@@ -212,6 +212,7 @@ impl Gateway {
         }
         let crypto = crate::crypto::gateway::Crypto::from_config(&config)
             .map_err(|why| GatewayError::Config(crate::ConfigError::Invalid(why)))?;
+        ctx.crypto.clone_from(&crypto);
         let workers_ctx = Arc::new(ctx);
         let max_chunk = backends.all().map(|b| b.chunk).max().unwrap_or(0);
         let s3 = GatewayS3::new(

@@ -454,6 +454,71 @@ impl<T: ObjectStore + ?Sized> ObjectStore for Metered<T> {
     }
 }
 
+/// One backend's usage of a month beside its monthly budget (`s3o-gateway usage`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendMonthUsage {
+    /// The backend.
+    pub backend: String,
+    /// What every gateway flushed to the ledger for the month.
+    pub used: UsageStat,
+    /// Its configured limits (0 = unlimited; all 0 for a backend the configuration lacks).
+    pub limits: UsageLimits,
+    /// A limit is reached: for the current month, writes skip the backend and workers defer.
+    pub over_budget: bool,
+}
+
+/// The usage of a month: every configured backend in routing order, then any other backend
+/// the ledger counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonthUsage {
+    /// `YYYY-MM` (UTC).
+    pub month: String,
+    /// Per backend.
+    pub backends: Vec<BackendMonthUsage>,
+}
+
+/// Reads the month's usage (default: the current one) from the ledger of `config` and sets
+/// each backend's budget from the configuration beside it. Counts not flushed yet by running
+/// gateways (at most one `usage_flush` interval) are not in the ledger.
+pub async fn month_usage(
+    config: &crate::Config,
+    month: Option<&str>,
+) -> Result<MonthUsage, crate::GatewayError> {
+    let month = month.map_or_else(current_period, str::to_owned);
+    s3o_store::limits::usage_period(&month)
+        .map_err(|e| crate::GatewayError::Worker { why: e.to_string() })?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store_err = |source| crate::GatewayError::Store {
+        url: config.store.clone(),
+        source,
+    };
+    let store = s3o_store::open(&config.store).await.map_err(store_err)?;
+    let totals = store.get_usage_for_period(&month).await;
+    store.close().await;
+    let mut totals = totals.map_err(store_err)?;
+    let mut backends: Vec<BackendMonthUsage> = config
+        .backends
+        .iter()
+        .map(|c| {
+            let limits = Meter::new(c).limits;
+            let used = totals.remove(&c.name).unwrap_or_default();
+            BackendMonthUsage {
+                backend: c.name.clone(),
+                used,
+                limits,
+                over_budget: !limits.admits(&used),
+            }
+        })
+        .collect();
+    backends.extend(totals.into_iter().map(|(backend, used)| BackendMonthUsage {
+        backend,
+        used,
+        limits: UsageLimits::default(),
+        over_budget: false,
+    }));
+    Ok(MonthUsage { month, backends })
+}
+
 /// A streamed upload whose parts are counted.
 #[derive(Debug)]
 struct MeteredUpload {

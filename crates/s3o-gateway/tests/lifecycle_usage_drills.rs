@@ -57,6 +57,7 @@ fn lifecycle_config(url: &str, fs: &[Fs]) -> Config {
         expiration_days: None,
         expiration_date: None,
         abort_incomplete_upload_days: None,
+        tags: Default::default(),
     };
     c.buckets = vec![BucketConfig {
         lifecycle: vec![
@@ -182,6 +183,166 @@ async fn lifecycle_expires_matching_keys_postgres() {
     drop_schema(&schema).await;
 }
 
+/// PUTs `key` with `tags` (`x-amz-tagging`, as an S3 client sends them).
+async fn put_tagged(c: &object_store::aws::AmazonS3, key: &str, tags: &[(&str, &str)]) {
+    let mut set = object_store::TagSet::default();
+    for (k, v) in tags {
+        set.push(k, v);
+    }
+    let opts = object_store::PutOptions {
+        tags: set,
+        ..object_store::PutOptions::default()
+    };
+    object_store::ObjectStore::put_opts(c, &Path::from(key), key.as_bytes().to_vec().into(), opts)
+        .await
+        .unwrap();
+}
+
+/// A rule by prefix and two tags (by days) and a rule by one tag alone (by a past date), with a
+/// batch of 4 keys examined per pass: over several passes and a gateway restart the worker
+/// expires exactly the keys of the prefix carrying both tags and the keys carrying the other
+/// tag, never one with a tag missing or of another value, outside the prefix, younger than the
+/// rule's days, or untagged after its PUT; every expired byte leaves its backend.
+async fn lifecycle_tags_drill(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = backends(dir.path(), &["a", "b"]).await;
+    let cfg = || {
+        let mut c = config(url, &fs, 1);
+        c.workers.lifecycle.batch_size = 4;
+        c.workers.lifecycle.day = Interval(DAY);
+        let tags = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        c.buckets = vec![BucketConfig {
+            lifecycle: vec![
+                LifecycleRuleConfig {
+                    id: "scratch".into(),
+                    enabled: true,
+                    prefix: "scratch/".into(),
+                    expiration_days: Some(1),
+                    expiration_date: None,
+                    abort_incomplete_upload_days: None,
+                    tags: tags(&[("class", "scratch"), ("team", "a")]),
+                },
+                LifecycleRuleConfig {
+                    id: "flagged".into(),
+                    enabled: true,
+                    prefix: String::new(),
+                    expiration_days: None,
+                    expiration_date: Some("2001-01-01T00:00:00Z".into()),
+                    abort_incomplete_upload_days: None,
+                    tags: tags(&[("expire", "yes")]),
+                },
+            ],
+            ..BucketConfig::new(BUCKET)
+        }];
+        c
+    };
+    let gw = Gateway::start(cfg()).await.unwrap();
+    let c = gw_client(&gw.endpoint());
+    let both: &[(&str, &str)] = &[("class", "scratch"), ("team", "a")];
+    let expiring = ["scratch/0", "scratch/3", "scratch/7", "x/flagged"];
+    put_tagged(&c, "scratch/0", both).await;
+    put_tagged(&c, "scratch/1", &[("class", "scratch")]).await;
+    put_tagged(&c, "scratch/2", &[("class", "scratch"), ("team", "b")]).await;
+    put_tagged(
+        &c,
+        "scratch/3",
+        &[("class", "scratch"), ("team", "a"), ("z", "1")],
+    )
+    .await;
+    put_tagged(&c, "scratch/4", &[]).await;
+    put_tagged(&c, "scratch/5", both).await;
+    put_tagged(&c, "scratch/6", &[("team", "a")]).await;
+    put_tagged(&c, "scratch/7", both).await;
+    put_tagged(&c, "other/0", both).await;
+    put_tagged(&c, "x/flagged", &[("expire", "yes")]).await;
+    put_tagged(&c, "x/kept", &[("expire", "no")]).await;
+    // The tags arrived with the PUTs.
+    let l = gw
+        .store()
+        .get_all_object_locations(&format!("{BUCKET}/scratch/0"))
+        .await
+        .unwrap();
+    assert_eq!(l[0].form.tags.len(), 2, "{:?}", l[0].form.tags);
+    // scratch/5 loses its tags before any pass.
+    gw.store()
+        .set_object_tags(&format!("{BUCKET}/scratch/5"), &Default::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(DAY + Duration::from_millis(500)).await;
+    put_tagged(&c, "scratch/young", both).await;
+    // Pass 1: four keys examined at most.
+    let r = gw.run_worker_once(Worker::Lifecycle).await;
+    assert!(r.count("expired") <= 4, "{r:?}");
+    let mut expired = r.count("expired");
+    verify(gw.store()).await;
+    gw.shutdown().await;
+    let gw = Gateway::start(cfg()).await.unwrap();
+    let c = gw_client(&gw.endpoint());
+    for _ in 0..8 {
+        let r = gw.run_worker_once(Worker::Lifecycle).await;
+        let PassResult::Ran(_) = &r else {
+            panic!("lifecycle pass: {r:?}")
+        };
+        assert_eq!(r.count("changed"), 0, "{r:?}");
+        expired += r.count("expired");
+        verify(gw.store()).await;
+    }
+    assert_eq!(expired, expiring.len() as u64);
+    let left = ledger_keys(&gw).await;
+    assert_eq!(
+        left,
+        [
+            "other/0",
+            "scratch/1",
+            "scratch/2",
+            "scratch/4",
+            "scratch/5",
+            "scratch/6",
+            "scratch/young",
+            "x/kept"
+        ],
+        "exactly the tagged keys expired"
+    );
+    for k in expiring {
+        let e = get(&c, k).await.unwrap_err();
+        assert!(
+            matches!(e, object_store::Error::NotFound { .. }),
+            "{k}: {e}"
+        );
+    }
+    for k in &left {
+        assert_eq!(get(&c, k).await.unwrap().as_ref(), k.as_bytes(), "{k}");
+    }
+    nothing_forgotten(gw.store(), &fs).await;
+    assert_eq!(gw.store().cleanup_queue_depth().await.unwrap(), 0);
+    gw.shutdown().await;
+    eprintln!(
+        "drill lifecycle tags: {expired} expired, {} kept",
+        left.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_tag_filters_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    lifecycle_tags_drill(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_tag_filters_postgres() {
+    let Some((url, schema)) = pg_url() else {
+        eprintln!("skipped: S3O_PG_URL not set");
+        return;
+    };
+    lifecycle_tags_drill(&url).await;
+    drop_schema(&schema).await;
+}
+
 const DUAL: &str = "dual";
 
 fn usage_config(url: &str, fs: &[Fs], limits: &[(&str, u64)]) -> Config {
@@ -196,6 +357,154 @@ fn usage_config(url: &str, fs: &[Fs], limits: &[(&str, u64)]) -> Config {
         }
     }
     c
+}
+
+/// Workers spare a backend over its monthly budget: with `a` over its request limit (from the
+/// flushed totals of an earlier gateway), a scrub pass reads only the copies on `b` (the
+/// copies on `a` counted as skipped, the reason recorded once) and the rebalancer moves
+/// nothing; `a`'s server sees no request from either pass. With the limit lifted, the next
+/// scrub pass reads the copies on `a`.
+async fn over_budget_drill(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = backends(dir.path(), &["a", "b"]).await;
+    let cfg = |limit_a: u64| {
+        let mut c = config(url, &fs, 2);
+        c.backends = fs.iter().map(|f| f.config(100_000)).collect();
+        c.backends[0].api_request_limit = limit_a;
+        c.workers.rebalance.enabled = true;
+        c
+    };
+    let gw = Gateway::start(cfg(0)).await.unwrap();
+    let c = gw_client(&gw.endpoint());
+    for i in 0..4u64 {
+        put(&c, &format!("s/{i}"), &body(i, 2000)).await.unwrap();
+    }
+    let r = gw.run_worker_once(Worker::Replicator).await;
+    assert_eq!(r.count("replicated"), 4, "{r:?}");
+    gw.shutdown().await;
+    let gw = Gateway::start(cfg(1)).await.unwrap();
+    let served = || fs[0].requests.load(std::sync::atomic::Ordering::SeqCst);
+    let before = served();
+    let r = gw.run_worker_once(Worker::Scrub).await;
+    assert_eq!(r.count("backend_over_budget"), 1, "{r:?}");
+    assert_eq!(r.count("skipped_over_budget"), 4, "{r:?}");
+    assert_eq!(r.count("hashed"), 4, "{r:?}");
+    let r = gw.run_worker_once(Worker::Rebalance).await;
+    assert_eq!(r.count("backend_over_budget"), 1, "{r:?}");
+    assert_eq!(r.count("moved"), 0, "{r:?}");
+    assert_eq!(
+        served(),
+        before,
+        "no request reached the backend over its budget"
+    );
+    verify(gw.store()).await;
+    gw.shutdown().await;
+    let gw = Gateway::start(cfg(0)).await.unwrap();
+    let r = gw.run_worker_once(Worker::Scrub).await;
+    assert_eq!(r.count("backend_over_budget"), 0, "{r:?}");
+    assert_eq!(r.count("hashed"), 4, "{r:?}");
+    assert!(served() > before);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_spare_over_budget_backends_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    over_budget_drill(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_spare_over_budget_backends_postgres() {
+    let Some((url, schema)) = pg_url() else {
+        eprintln!("skipped: S3O_PG_URL not set");
+        return;
+    };
+    over_budget_drill(&url).await;
+    drop_schema(&schema).await;
+}
+
+/// Flushes the usage counts, then `backend`'s api_requests of the month in the ledger.
+async fn flushed(gw: &RunningGateway, backend: &str) -> i64 {
+    let r = gw.run_worker_once(Worker::UsageFlush).await;
+    assert!(matches!(r, PassResult::Ran(_)), "{r:?}");
+    month(gw)
+        .await
+        .get(backend)
+        .copied()
+        .unwrap_or_default()
+        .api_requests
+}
+
+/// Every backend call a worker pass makes is counted against the budget exactly once: the
+/// reconciler's signed ListMultipartUploads (made beside object_store) included. The requests
+/// the s3s-fs backend served during a reconcile pass, then during one pass of every worker,
+/// equal the api_requests the gateway flushed to the ledger for them.
+async fn worker_calls_metered_drill(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = backends(dir.path(), &["a"]).await;
+    let mut cfg = config(url, &fs, 1);
+    cfg.workers.reconcile.grace = Interval(Duration::ZERO);
+    let gw = Gateway::start(cfg).await.unwrap();
+    let c = gw_client(&gw.endpoint());
+    for i in 0..3u64 {
+        put(&c, &format!("m/{i}"), &body(i, 300)).await.unwrap();
+    }
+    // An upload a crash left open on the backend (under s3o's layout, no intent names it).
+    let backend = client(&fs[0].endpoint(), "pool", BACKEND_AK, BACKEND_SK);
+    let stray = Path::from(format!(
+        "{BUCKET}/m%2Fstray/@0000000000000001-{}",
+        "0".repeat(32)
+    ));
+    backend.create_multipart(&stray).await.unwrap();
+    let served = || fs[0].requests.load(std::sync::atomic::Ordering::SeqCst);
+    let listings = || {
+        fs[0]
+            .upload_listings
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let (m0, r0, l0) = (flushed(&gw, "a").await, served(), listings());
+    let r = gw.run_worker_once(Worker::Reconcile).await;
+    assert!(matches!(r, PassResult::Ran(_)), "{r:?}");
+    let (m1, r1, l1) = (flushed(&gw, "a").await, served(), listings());
+    assert!(l1 > l0, "the reconciler listed the backend's uploads");
+    assert!(r1 > r0);
+    assert_eq!(m1 - m0, i64::try_from(r1 - r0).unwrap(), "reconcile pass");
+    let all = gw.run_workers_once().await;
+    assert!(
+        all.passes
+            .iter()
+            .all(|(_, r)| matches!(r, PassResult::Ran(_))),
+        "{all:?}"
+    );
+    let (m2, r2) = (flushed(&gw, "a").await, served());
+    assert_eq!(
+        m2 - m1,
+        i64::try_from(r2 - r1).unwrap(),
+        "a pass of every worker"
+    );
+    gw.shutdown().await;
+    eprintln!(
+        "drill worker calls metered: reconcile {} requests ({} upload listings), all workers {}",
+        r1 - r0,
+        l1 - l0,
+        r2 - r1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_calls_are_metered_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    worker_calls_metered_drill(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_calls_are_metered_postgres() {
+    let Some((url, schema)) = pg_url() else {
+        eprintln!("skipped: S3O_PG_URL not set");
+        return;
+    };
+    worker_calls_metered_drill(&url).await;
+    drop_schema(&schema).await;
 }
 
 async fn month(gw: &RunningGateway) -> std::collections::BTreeMap<String, s3o_store::UsageStat> {
@@ -282,6 +591,59 @@ async fn usage_drill(url: &str) {
     );
     assert!(holders(gw.store(), &["nowhere".into()]).await.is_empty());
     gw.shutdown().await;
+
+    // The operator's month view: the ledger's counts beside the configured budgets.
+    let flushed_now = month_of(url, &fs).await;
+    let view = s3o_gateway::month_usage(&usage_config(url, &fs, &limits), None)
+        .await
+        .unwrap();
+    let names: Vec<&str> = view.backends.iter().map(|b| b.backend.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    for (b, (_, limit)) in view.backends.iter().zip(limits) {
+        assert_eq!(b.used, flushed_now[&b.backend], "{}", b.backend);
+        assert_eq!(b.limits.api_request_limit, i64::try_from(limit).unwrap());
+        assert!(b.over_budget, "{}", b.backend);
+    }
+    let past = s3o_gateway::month_usage(&usage_config(url, &fs, &limits), Some("2001-01"))
+        .await
+        .unwrap();
+    assert!(
+        past.backends
+            .iter()
+            .all(|b| b.used == Default::default() && !b.over_budget)
+    );
+    assert!(
+        s3o_gateway::month_usage(&usage_config(url, &fs, &limits), Some("2001-13"))
+            .await
+            .is_err()
+    );
+    // The same through `s3o-gateway usage --config FILE --json`.
+    let toml = config_toml_with(url, "pack", &[(BUCKET, 1), (DUAL, 2)], &fs, 0, "").replace(
+        "name = \"a\"\n",
+        &format!("name = \"a\"\napi_request_limit = {}\n", limits[0].1),
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_s3o-gateway"))
+        .args(["usage", "--json", "--config"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = &v["backends"][0];
+    assert_eq!(a["backend"], "a");
+    assert_eq!(
+        a["api_requests"].as_i64(),
+        Some(flushed_now["a"].api_requests)
+    );
+    assert_eq!(a["over_budget"], true);
+    assert_eq!(v["backends"][1]["api_request_limit"].as_i64(), Some(0));
+    assert_eq!(v["backends"][1]["over_budget"], false);
 
     // Two gateways on one ledger: their counts add up. Each small PUT is one request of its
     // body's length to the backend it lands on.

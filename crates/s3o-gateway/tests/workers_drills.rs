@@ -582,6 +582,24 @@ mod scrubber_repairs_bad_copies_and_keeps_the_last {
     }
 }
 
+/// The scrubber decrypts encrypted copies to hash their plaintext: a flipped byte and swapped
+/// chunks fail authentication, the copies are dropped and rebuilt; a tampered only copy is
+/// reported and kept (`workers_recon`).
+mod scrubber_checks_encrypted_copies {
+    use super::kills::Engine;
+    use super::recon::scrubber_checks_encrypted_copies as drill;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        drill(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        drill(Engine::Postgres).await;
+    }
+}
+
 /// The rebalancer evens out two backends with quotas with the drain's safe move while a client
 /// writes, and moves nothing when disabled (`workers_recon`).
 mod rebalancer_evens_out_two_backends {

@@ -9,8 +9,8 @@ pub use s3o_core::tx::BoxFuture;
 /// Input limits every engine enforces before SQL (id lengths, sizes, timestamps, pages).
 pub use s3o_core::validate as limits;
 pub use s3o_core::{
-    Access, BackendCapacity, BoxError, BreakerConfig, BreakerState, BreakerStats, Bucket,
-    BucketBusy, BucketSettings, BucketSpec, CleanupClaim, CleanupDlqItem, CleanupEntry,
+    Access, BackendCapacity, BadCopyRemoval, BoxError, BreakerConfig, BreakerState, BreakerStats,
+    Bucket, BucketBusy, BucketSettings, BucketSpec, CleanupClaim, CleanupDlqItem, CleanupEntry,
     CleanupItem, CleanupOutcome, CleanupQueueStates, ConvertedCopy, CorsConfig, CorsRule,
     CreateMultipartUploadParams, Cursor, DbErrorKind, DeletedCopy, EncryptedLocation, KeyBound,
     LifecycleRule, ListDelimitedResult, ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT,

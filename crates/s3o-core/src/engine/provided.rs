@@ -229,6 +229,17 @@ pub trait EngineOps: Engine {
     ) -> Result<Option<DeletedCopy>> {
         ops::remove_excess_copy(self, key, backend, factor).await
     }
+    /// Removes the copy on `backend` found bad, only while it is the one checked (see
+    /// [`ops::remove_bad_copy`]); never the last copy of its version.
+    async fn remove_bad_copy(
+        &self,
+        key: &str,
+        backend: &str,
+        storage_key: &str,
+        created_at: Timestamp,
+    ) -> Result<BadCopyRemoval> {
+        ops::remove_bad_copy(self, key, backend, storage_key, created_at).await
+    }
     /// Deletes the claimed row and releases its bytes, only while it still carries `claim`
     /// (see [`ops::complete_cleanup_item`]): `Completed` or `StaleClaim`.
     async fn complete_cleanup_item(&self, claim: &CleanupClaim) -> Result<CleanupOutcome> {

@@ -11,6 +11,7 @@ mod backend;
 mod buckets;
 mod cleanup;
 mod encryption;
+mod integrity;
 mod listing;
 mod objects;
 mod pending;
@@ -27,6 +28,7 @@ pub use cleanup::{
 pub use encryption::{
     convert_version, mark_object_decrypted, mark_object_encrypted, rewrap_encryption_key,
 };
+pub use integrity::remove_bad_copy;
 pub use listing::{
     DEFAULT_MAX_KEYS, MAX_MAX_KEYS, list_objects, list_objects_delimited, prefix_successor,
 };

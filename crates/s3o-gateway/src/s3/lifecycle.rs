@@ -2,10 +2,11 @@
 //! ledger row and applied by the lifecycle worker (`workers/lifecycle.rs`).
 //!
 //! Supported: `Expiration` by `Days` or `Date`, `AbortIncompleteMultipartUpload`, and a filter
-//! by key prefix (the rule's `Filter`/`Prefix`, or the deprecated top-level `Prefix`). Filters
-//! by object tags or sizes, transitions and noncurrent-version actions are refused with
-//! `NotImplemented`: this gateway stores no object tags yet, has one storage class and keeps
-//! no versions, so accepting them would promise an expiration that never happens.
+//! by key prefix (the rule's `Filter`/`Prefix`, or the deprecated top-level `Prefix`) and by
+//! object tags (`Filter/Tag`, `Filter/And/Tag`: an object expires only when it carries every
+//! tag of the rule). Filters by object size, transitions and noncurrent-version actions are
+//! refused with `NotImplemented`: this gateway has one storage class and keeps no versions, so
+//! accepting them would promise something that never happens.
 
 use super::*;
 
@@ -38,12 +39,6 @@ fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
             "rule {id:?}: NoncurrentVersionExpiration is not supported (buckets here keep no versions)"
         ));
     }
-    let tags_refused = || {
-        s3_error!(
-            NotImplemented,
-            "rule {id:?}: filtering by object tags is not supported yet (this gateway stores no object tags)"
-        )
-    };
     let sizes_refused = || {
         s3_error!(
             NotImplemented,
@@ -51,16 +46,32 @@ fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
         )
     };
     let mut prefix = r.prefix.clone();
+    let mut tags = BTreeMap::new();
+    let mut add_tag = |t: &Tag| -> S3Result<()> {
+        let (Some(k), Some(v)) = (&t.key, &t.value) else {
+            return Err(s3_error!(
+                MalformedXML,
+                "rule {id:?}: a Tag needs a Key and a Value"
+            ));
+        };
+        if tags.insert(k.clone(), v.clone()).is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "rule {id:?}: duplicate tag key {k:?} in the filter"
+            ));
+        }
+        Ok(())
+    };
     if let Some(f) = &r.filter {
-        if f.tag.is_some() {
-            return Err(tags_refused());
+        if let Some(t) = &f.tag {
+            add_tag(t)?;
         }
         if f.object_size_greater_than.is_some() || f.object_size_less_than.is_some() {
             return Err(sizes_refused());
         }
         if let Some(and) = &f.and {
-            if and.tags.as_ref().is_some_and(|t| !t.is_empty()) {
-                return Err(tags_refused());
+            for t in and.tags.iter().flatten() {
+                add_tag(t)?;
             }
             if and.object_size_greater_than.is_some() || and.object_size_less_than.is_some() {
                 return Err(sizes_refused());
@@ -111,6 +122,15 @@ fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
             .as_ref()
             .and_then(|a| a.days_after_initiation),
     )?;
+    if !tags.is_empty() && abort_incomplete_upload_days.is_some() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "rule {id:?}: AbortIncompleteMultipartUpload cannot be specified with Tags"
+        ));
+    }
+    if let Err(e) = s3o_store::limits::tags(&tags) {
+        return Err(s3_error!(InvalidTag, "rule {id:?}: {e}"));
+    }
     if expiration_days.is_none()
         && expiration_date.is_none()
         && abort_incomplete_upload_days.is_none()
@@ -127,7 +147,34 @@ fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
         expiration_days,
         expiration_date,
         abort_incomplete_upload_days,
+        tags,
     })
+}
+
+/// The S3 filter of a stored rule: `Prefix` alone, `Tag` alone, or `And` of both.
+fn filter_of(r: &s3o_store::LifecycleRule) -> LifecycleRuleFilter {
+    let tag = |(k, v): (&String, &String)| Tag {
+        key: Some(k.clone()),
+        value: Some(v.clone()),
+    };
+    match r.tags.len() {
+        0 => LifecycleRuleFilter {
+            prefix: Some(r.prefix.clone()),
+            ..LifecycleRuleFilter::default()
+        },
+        1 if r.prefix.is_empty() => LifecycleRuleFilter {
+            tag: r.tags.iter().next().map(tag),
+            ..LifecycleRuleFilter::default()
+        },
+        _ => LifecycleRuleFilter {
+            and: Some(LifecycleRuleAndOperator {
+                prefix: (!r.prefix.is_empty()).then(|| r.prefix.clone()),
+                tags: Some(r.tags.iter().map(tag).collect()),
+                ..LifecycleRuleAndOperator::default()
+            }),
+            ..LifecycleRuleFilter::default()
+        },
+    }
 }
 
 /// The S3 form of a stored rule.
@@ -145,10 +192,7 @@ fn from_rule(r: &s3o_store::LifecycleRule) -> LifecycleRule {
         } else {
             ExpirationStatus::DISABLED
         }),
-        filter: Some(LifecycleRuleFilter {
-            prefix: Some(r.prefix.clone()),
-            ..LifecycleRuleFilter::default()
-        }),
+        filter: Some(filter_of(r)),
         expiration,
         abort_incomplete_multipart_upload: r.abort_incomplete_upload_days.map(|d| {
             AbortIncompleteMultipartUpload {
@@ -298,25 +342,90 @@ mod tests {
     }
 
     #[test]
+    fn tag_filters_round_trip() {
+        let tag = |k: &str, v: &str| Tag {
+            key: Some(k.into()),
+            value: Some(v.into()),
+        };
+        let one = to_rule(&rule(|r| {
+            r.filter = Some(LifecycleRuleFilter {
+                tag: Some(tag("class", "scratch")),
+                ..LifecycleRuleFilter::default()
+            })
+        }))
+        .unwrap();
+        assert_eq!(one.prefix, "");
+        assert_eq!(
+            one.tags.iter().collect::<Vec<_>>(),
+            [(&"class".to_owned(), &"scratch".to_owned())]
+        );
+        assert_eq!(to_rule(&from_rule(&one)).unwrap(), one);
+        assert!(from_rule(&one).filter.unwrap().tag.is_some());
+        let and = to_rule(&rule(|r| {
+            r.filter = Some(LifecycleRuleFilter {
+                and: Some(LifecycleRuleAndOperator {
+                    prefix: Some("tmp/".into()),
+                    tags: Some(vec![tag("a", "1"), tag("b", "")]),
+                    ..LifecycleRuleAndOperator::default()
+                }),
+                ..LifecycleRuleFilter::default()
+            })
+        }))
+        .unwrap();
+        assert_eq!((and.prefix.as_str(), and.tags.len()), ("tmp/", 2));
+        assert_eq!(to_rule(&from_rule(&and)).unwrap(), and);
+        let tagged = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert!(and.tags_match(&tagged(&[("a", "1"), ("b", ""), ("c", "x")])));
+        assert!(!and.tags_match(&tagged(&[("a", "1")])));
+        assert!(!and.tags_match(&tagged(&[("a", "2"), ("b", "")])));
+    }
+
+    #[test]
     fn what_cannot_be_honoured_is_refused() {
         let code = |r: LifecycleRule| to_rule(&r).unwrap_err().code().clone();
         let tag = Tag {
             key: Some("k".into()),
             value: Some("v".into()),
         };
+        // Tags with an abort of uploads, a duplicate tag key, a bad tag: refused.
         assert_eq!(
-            code(rule(|r| r.filter.as_mut().unwrap().tag = Some(tag.clone()))),
-            S3ErrorCode::NotImplemented
+            code(rule(|r| {
+                r.filter.as_mut().unwrap().tag = Some(tag.clone());
+                r.abort_incomplete_multipart_upload = Some(AbortIncompleteMultipartUpload {
+                    days_after_initiation: Some(1),
+                });
+            })),
+            S3ErrorCode::InvalidRequest
         );
         assert_eq!(
             code(rule(|r| {
                 r.filter = Some(LifecycleRuleFilter {
                     and: Some(LifecycleRuleAndOperator {
-                        tags: Some(vec![tag.clone()]),
+                        tags: Some(vec![tag.clone(), tag.clone()]),
                         ..LifecycleRuleAndOperator::default()
                     }),
                     ..LifecycleRuleFilter::default()
                 })
+            })),
+            S3ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            code(rule(|r| {
+                r.filter.as_mut().unwrap().tag = Some(Tag {
+                    key: Some(String::new()),
+                    value: Some("v".into()),
+                })
+            })),
+            S3ErrorCode::InvalidTag
+        );
+        assert_eq!(
+            code(rule(|r| {
+                r.filter.as_mut().unwrap().object_size_greater_than = Some(10);
             })),
             S3ErrorCode::NotImplemented
         );

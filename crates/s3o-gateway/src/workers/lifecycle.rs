@@ -9,6 +9,10 @@
 //! so a key overwritten after the listing keeps its new version. **AbortIncompleteMultipartUpload**
 //! aborts the rule's uploads open longer than its days, as the stale multipart sweeper does.
 //!
+//! A rule with **tags** expires only keys whose copies carry every tag of the rule: its prefix
+//! is walked in key order, `batch_size` keys examined per rule and pass, resumed where the last
+//! pass stopped.
+//!
 //! A pass handles at most `batch_size` objects and uploads in all. Stopping between two items
 //! leaves nothing half done: a crash after the ledger step leaves claimed cleanup rows that the
 //! cleanup worker takes over after its claim grace; a crash before it leaves the object, which
@@ -16,9 +20,9 @@
 
 use std::time::Duration;
 
-use s3o_store::{LifecycleRule, Timestamp};
+use s3o_store::{KeyBound, LifecycleRule, Timestamp};
 
-use super::{Ctx, Health, Tally, settle};
+use super::{Ctx, Health, Tally, Worker, settle};
 use crate::ledger::LResult;
 
 pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
@@ -26,12 +30,18 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     let mut left = i64::from(settings.batch_size);
     let mut health = Health::default();
     for bucket in ctx.ledger.buckets().await? {
-        for rule in bucket.settings.lifecycle.iter().filter(|r| r.enabled) {
+        let rules = bucket.settings.lifecycle.iter().enumerate();
+        for (n, rule) in rules.filter(|(_, r)| r.enabled) {
             if left <= 0 || ctx.stopping() {
                 return Ok(());
             }
             let prefix = format!("{}{}", bucket.key_prefix(), rule.prefix);
-            if let Some(age) = expiry_age(rule, settings.day.0, Timestamp::now()) {
+            let age = expiry_age(rule, settings.day.0, Timestamp::now());
+            if let Some(age) = age.filter(|_| !rule.tags.is_empty()) {
+                let scan = format!("{}\u{0}{n}", bucket.name);
+                let page = settings.batch_size as usize;
+                expire_tagged(ctx, t, rule, &prefix, &scan, age, page, &mut left).await?;
+            } else if let Some(age) = age {
                 let due = ctx.store.list_expired_objects(&prefix, age, left).await?;
                 for row in due {
                     if ctx.stopping() {
@@ -67,6 +77,82 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Expiration by a rule with tags: the rule's prefix is walked in key order from where the
+/// last pass stopped (the scan `scan`'s cursor), `page` keys examined per pass (so every rule
+/// moves on each pass, however many untagged keys its prefix holds); a key whose oldest copy is
+/// older than `age` and carries every tag of the rule is re-read and expired through the
+/// version-checked delete, each expiration counting against the pass's batch (`left`). Tags
+/// are read from the copy right before its delete: a tag removed after that read is not seen
+/// (S3's lifecycle is no more exact than that).
+#[allow(clippy::too_many_arguments)]
+async fn expire_tagged(
+    ctx: &Ctx,
+    t: &mut Tally,
+    rule: &LifecycleRule,
+    prefix: &str,
+    scan: &str,
+    age: Duration,
+    page: usize,
+    left: &mut i64,
+) -> LResult<()> {
+    let after = ctx.cursor(Worker::Lifecycle, scan);
+    let bound = if after.is_empty() {
+        KeyBound::Start
+    } else {
+        KeyBound::After(&after)
+    };
+    let rows = ctx
+        .store
+        .list_objects_by_prefix(prefix, bound, page)
+        .await?;
+    let cutoff = Timestamp::now().minus(age);
+    let mut done = None;
+    for row in &rows {
+        if *left <= 0 || ctx.stopping() {
+            break;
+        }
+        done = Some(row.object_key.clone());
+        if row.created_at >= cutoff || !rule.tags_match(&row.form.tags) {
+            continue;
+        }
+        *left -= 1;
+        let version = &row.form.storage_key;
+        let still = ctx
+            .ledger
+            .copies_or_empty(&row.object_key)
+            .await?
+            .iter()
+            .any(|c| &c.meta.storage_key == version && rule.tags_match(&c.meta.tags));
+        if !still {
+            t.add("changed");
+            continue;
+        }
+        match ctx
+            .store
+            .delete_object_version(&row.object_key, version)
+            .await?
+        {
+            Some(deleted) => {
+                tracing::info!(key = %row.object_key, rule = %rule.id, "object expired (tags matched)");
+                settle(ctx, deleted).await?;
+                t.add("expired");
+            }
+            None => t.add("changed"),
+        }
+    }
+    // The whole of a short page examined ends the walk: the next pass starts over.
+    let next = match done {
+        _ if rows.is_empty() => String::new(),
+        Some(last) if rows.len() < page && rows.last().map(|r| &r.object_key) == Some(&last) => {
+            String::new()
+        }
+        Some(last) => last,
+        None => after,
+    };
+    ctx.set_cursor(Worker::Lifecycle, scan, next);
     Ok(())
 }
 

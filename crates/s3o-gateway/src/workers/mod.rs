@@ -297,6 +297,8 @@ pub(crate) struct Ctx {
     pub(crate) metrics: WorkerMetrics,
     /// Each worker's last pass (the admin API's view).
     pub(crate) status: status::Registry,
+    /// The master keys, so the scrubber can open encrypted copies (`None`: no `[encryption]`).
+    pub(crate) crypto: Option<Arc<crate::crypto::gateway::Crypto>>,
     stop: AtomicBool,
     /// Scan position per (worker, bucket): the last key examined.
     cursors: Mutex<BTreeMap<(Worker, String), String>>,
@@ -334,6 +336,7 @@ impl Ctx {
                 .collect(),
             metrics: WorkerMetrics::default(),
             status: status::Registry::default(),
+            crypto: None,
             stop: AtomicBool::new(false),
             cursors: Mutex::default(),
         }
@@ -530,6 +533,18 @@ pub(crate) async fn delete_path(b: &Backend, path: &Path) -> Result<(), String> 
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {DELETE_TIMEOUT:?}")),
     }
+}
+
+/// True when `b` may be read by a worker pass that would spend its budget: not over a
+/// monthly usage limit. An over-budget backend is left out of the pass (not even probed),
+/// counted once per pass as `backend_over_budget` and logged, so the reason is on record.
+pub(crate) fn within_budget(ctx: &Ctx, b: &Backend, t: &mut Tally) -> bool {
+    if !ctx.backends.over_budget(&b.name) {
+        return true;
+    }
+    tracing::info!(backend = %b.name, "backend over its monthly usage budget: left out of this pass");
+    t.add("backend_over_budget");
+    false
 }
 
 /// Per-pass memo of [`backend_up`].

@@ -76,6 +76,9 @@ pub(crate) async fn list(b: &Backend) -> Result<Vec<OpenUpload>, String> {
             let mut out = Vec::new();
             let (mut key_marker, mut id_marker) = (String::new(), String::new());
             for _ in 0..MAX_PAGES {
+                // Each signed ListMultipartUploads is a request against the backend's budget,
+                // counted like the clients' calls: once, when it is made.
+                b.meter.count(1, 0, 0);
                 let page = tokio::time::timeout(
                     CALL_TIMEOUT,
                     list_page(&client, &base, region, credential, &key_marker, &id_marker),

@@ -9,6 +9,7 @@
 //! only while it still names the version copied, the quota charged under the commit's guard
 //! (a target without room refuses, nothing changes), the source's bytes deleted after the read
 //! grace. A move that would leave the target more utilised than the source is not made.
+//! Backends over a monthly usage budget take no part (`backend_over_budget`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -16,7 +17,7 @@ use std::time::Instant;
 use s3o_store::{BackendCapacity, StoreError};
 
 use super::drain::{Moved, READ_GRACE, move_copy, release_source};
-use super::{Ctx, Health, Tally};
+use super::{Ctx, Health, Tally, within_budget};
 use crate::ledger::{Displaced, LResult};
 
 /// Utilisation of a backend with a quota, not counting the orphan bytes of sources this
@@ -33,9 +34,11 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
         return Ok(());
     }
     let mut health = Health::default();
+    // A move reads its source and writes its target: a backend over its monthly budget is
+    // neither.
     let mut up = Vec::new();
     for b in ctx.backends.all() {
-        if health.up(b).await {
+        if within_budget(ctx, b, t) && health.up(b).await {
             up.push(b.name.clone());
         }
     }

@@ -1,28 +1,38 @@
 //! The scrubber: re-reads stored copies and checks their bytes, a bounded batch per pass.
 //!
 //! Each pass takes `batch_size` copies that have no content hash yet (oldest first), then
-//! `batch_size` hashed copies least recently verified (on the backends that answer). Each
+//! `batch_size` hashed copies least recently verified (on the backends that answer and are
+//! within their monthly usage budget: an over-budget backend's copies wait for the next
+//! month, `skipped_over_budget`). Each
 //! copy's bytes are streamed from its backend and hashed (SHA-256, and MD5 for a single-PUT
 //! ETag). A copy is **good** when its size matches the ledger, its SHA-256 matches the stored
 //! hash, and (without a stored hash) its MD5 matches a single-PUT ETag; a good copy without a
 //! hash gets one (`update_content_hash`), a hashed one is stamped verified
 //! (`mark_object_scrubbed`). A copy whose bytes are missing or differ is **bad**: it is
-//! dropped with `remove_excess_copy(key, backend, 1)`, which re-checks under the key lock
-//! that another copy remains and never drops the last one, and its bytes are queued and
-//! deleted; the replicator then rebuilds the copy from a good one. A bad copy that is the
-//! only one is kept and reported (`corrupt_last_copy`, an error in the log), and stamped so
-//! the queue moves on. Encrypted copies are skipped (their hash is of the plaintext).
+//! dropped with `remove_bad_copy`, which re-checks under the key lock that the row is still
+//! the one read (same path, same `created_at`: an overwrite since the read is never dropped
+//! for older bytes) and that another backend holds the same version, and its bytes are queued
+//! and deleted; the replicator then rebuilds the copy from a good one. A bad copy that is the
+//! only one is kept and reported (`corrupt_last_copy`, or `missing_last_copy` when its bytes
+//! are gone: an error in the log either way), and stamped so the queue moves on. An encrypted copy is opened with its own data key and every chunk
+//! authenticated as it streams: its hash and ETag are its plaintext's, and bytes that do not
+//! authenticate (a flipped byte, a cut, chunks reordered) make it bad. Encrypted copies are
+//! skipped only by a gateway without the `[encryption]` keys.
 //! Multipart copies without a stored hash cannot be checked against their ETag: their first
 //! hash is taken as read.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use md5::{Digest as _, Md5};
 use object_store::ObjectStoreExt as _;
-use s3o_store::{ObjectLocation, StoreError};
+use s3o_store::{BadCopyRemoval, ObjectLocation, StoreError};
 
-use super::{Ctx, Health, Tally, settle};
+use super::{Ctx, Health, Tally, settle, within_budget};
+use crate::crypto::CryptoError;
+use crate::crypto::stream::{ByteStream, Decrypt, Plan};
 use crate::keys;
 use crate::ledger::LResult;
 
@@ -32,9 +42,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(300);
 pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     let batch = i64::from(ctx.settings.scrub.batch_size);
     let mut health = Health::default();
-    let mut up = Vec::new();
+    let (mut up, mut over) = (Vec::new(), Vec::new());
     for b in ctx.backends.all() {
-        if health.up(b).await {
+        if !within_budget(ctx, b, t) {
+            over.push(b.name.clone());
+        } else if health.up(b).await {
             up.push(b.name.clone());
         }
     }
@@ -47,11 +59,16 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
         if ctx.stopping() {
             break;
         }
+        if over.contains(&loc.backend_name) {
+            t.add("skipped_over_budget");
+            continue;
+        }
         if !up.contains(&loc.backend_name) {
             t.add("skipped_backend_down");
             continue;
         }
-        if loc.form.encrypted {
+        // Without the keys (or a row without its own DEK) there is no plaintext to hash.
+        if loc.form.encrypted && (ctx.crypto.is_none() || !loc.form.has_dek()) {
             t.add("skipped_encrypted");
             continue;
         }
@@ -62,10 +79,14 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
 
 /// What reading a copy found.
 enum Read {
-    /// Size, hex SHA-256 and MD5 of the bytes.
+    /// Size of the stored bytes, hex SHA-256 and MD5 of the content (of the plaintext, for an
+    /// encrypted copy: every chunk authenticated on the way).
     Bytes(u64, String, [u8; 16]),
     /// The backend says the object does not exist.
     Missing,
+    /// An encrypted copy whose bytes do not authenticate under its own key: tampered,
+    /// truncated, reordered, or not this version's bytes.
+    Unauthentic(String),
     /// The read failed otherwise (the copy is not judged).
     Failed(String),
 }
@@ -76,24 +97,60 @@ async fn read(ctx: &Ctx, loc: &ObjectLocation) -> Read {
     };
     let path = keys::path(loc.form.storage_path(&loc.object_key));
     let work = async {
+        // An encrypted copy is opened with its own DEK (a key that does not unwrap is this
+        // gateway's configuration, not the copy's fault: not judged).
+        let open = match crate::crypto::gateway::sealed_of(&loc.form) {
+            None => None,
+            Some(sealed) => {
+                let Some(c) = &ctx.crypto else {
+                    return Read::Failed("encrypted, and no [encryption] keys".into());
+                };
+                match c.dek(&sealed).await {
+                    Ok((dek, _)) => Some((dek, sealed.plaintext_size)),
+                    Err(e) => return Read::Failed(e.to_string()),
+                }
+            }
+        };
         let got = match b.store.get(&path).await {
             Ok(g) => g,
             Err(object_store::Error::NotFound { .. }) => return Read::Missing,
             Err(e) => return Read::Failed(e.to_string()),
+        };
+        let stored = Arc::new(AtomicU64::new(0));
+        let counted = stored.clone();
+        let raw: ByteStream = Box::pin(got.into_stream().map(move |r| {
+            if let Ok(c) = &r {
+                counted.fetch_add(c.len() as u64, Ordering::Relaxed);
+            }
+            r.map_err(|e| Box::new(e) as s3s::StdError)
+        }));
+        let mut stream = match open {
+            None => raw,
+            Some((dek, plain)) => {
+                let plain = u64::try_from(plain).unwrap_or(0);
+                let plan = Plan {
+                    plain,
+                    base_index: 0,
+                    first: 0,
+                    skip: 0,
+                    take: plain,
+                };
+                Box::pin(Decrypt::new(raw, dek, plan))
+            }
         };
         let mut sha = s3s::checksum::ChecksumHasher {
             sha256: Some(Default::default()),
             ..Default::default()
         };
         let mut md5 = Md5::new();
-        let mut size = 0u64;
-        let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(c) => {
                     sha.update(&c);
                     md5.update(&c);
-                    size += c.len() as u64;
+                }
+                Err(e) if e.downcast_ref::<CryptoError>().is_some() => {
+                    return Read::Unauthentic(e.to_string());
                 }
                 Err(e) => return Read::Failed(e.to_string()),
             }
@@ -108,7 +165,7 @@ async fn read(ctx: &Ctx, loc: &ObjectLocation) -> Read {
         };
         let mut m = [0u8; 16];
         m.copy_from_slice(&md5.finalize());
-        Read::Bytes(size, sha, m)
+        Read::Bytes(stored.load(Ordering::Relaxed), sha, m)
     };
     tokio::time::timeout(READ_TIMEOUT, work)
         .await
@@ -118,13 +175,14 @@ async fn read(ctx: &Ctx, loc: &ObjectLocation) -> Read {
 async fn scrub_one(ctx: &Ctx, loc: &ObjectLocation, t: &mut Tally) -> LResult<()> {
     let key = &loc.object_key;
     let backend = &loc.backend_name;
-    let why = match read(ctx, loc).await {
+    let (why, missing) = match read(ctx, loc).await {
         Read::Failed(e) => {
             tracing::warn!(key = %key, backend = %backend, error = %e, "scrub read failed");
             t.add("read_failed");
             return Ok(());
         }
-        Read::Missing => "bytes missing".to_owned(),
+        Read::Missing => ("bytes missing".to_owned(), true),
+        Read::Unauthentic(e) => (format!("bytes do not authenticate ({e})"), false),
         Read::Bytes(size, sha, md5) => {
             let size_ok = i64::try_from(size).ok() == Some(loc.size_bytes);
             let hash = &loc.form.content_hash;
@@ -143,34 +201,49 @@ async fn scrub_one(ctx: &Ctx, loc: &ObjectLocation, t: &mut Tally) -> LResult<()
                 }
                 return Ok(());
             }
-            format!(
+            let why = format!(
                 "bytes differ (size {size} vs {}, hash ok: {hash_ok}, etag ok: {etag_ok})",
                 loc.size_bytes
-            )
+            );
+            (why, false)
         }
     };
-    if !still_the_same(ctx, loc).await? {
-        // Overwritten or moved since it was read: the next pass checks the new copy.
-        t.add("changed");
-        return Ok(());
-    }
-    match ctx.store.remove_excess_copy(key, backend, 1).await {
-        Ok(Some(removed)) => {
+    // Removed only while the row is still the one read (same path, same created_at, checked
+    // under the key lock), and never the last copy of its version.
+    let path = loc.form.storage_path(key);
+    match ctx
+        .store
+        .remove_bad_copy(key, backend, path, loc.created_at)
+        .await?
+    {
+        BadCopyRemoval::Removed(removed) => {
             tracing::warn!(key = %key, backend = %backend, why = %why, "bad copy dropped; the replicator rebuilds it from a good one");
-            t.add("bad_copy_dropped");
+            t.add(if missing {
+                "missing_copy_dropped"
+            } else {
+                "bad_copy_dropped"
+            });
             settle(ctx, vec![removed]).await?;
         }
-        Ok(None) => {
+        // Overwritten or moved since it was read: the next pass checks the new copy.
+        BadCopyRemoval::Changed => t.add("changed"),
+        BadCopyRemoval::LastCopy if missing => {
+            // The row stays (it is all that is left to say the object existed); an operator
+            // restores the bytes or deletes the object.
+            tracing::error!(key = %key, backend = %backend, path = %path, "the only copy of this object is missing from its backend; row kept for the operator");
+            t.add("missing_last_copy");
+            ctx.store.mark_object_scrubbed(key, backend).await?;
+        }
+        BadCopyRemoval::LastCopy => {
             tracing::error!(key = %key, backend = %backend, why = %why, "the only copy of this object is bad; kept for the operator");
             t.add("corrupt_last_copy");
             ctx.store.mark_object_scrubbed(key, backend).await?;
         }
-        Err(StoreError::CopyHoldsOnlyDek { .. }) => {
+        BadCopyRemoval::OnlyKeyHolder => {
             tracing::error!(key = %key, backend = %backend, why = %why, "bad copy holds the only key; kept for the operator");
             t.add("corrupt_only_key_holder");
             ctx.store.mark_object_scrubbed(key, backend).await?;
         }
-        Err(e) => return Err(e),
     }
     Ok(())
 }

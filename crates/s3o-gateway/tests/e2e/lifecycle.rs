@@ -24,8 +24,8 @@ fn config(rules: &str) -> String {
     format!("<LifecycleConfiguration>{rules}</LifecycleConfiguration>")
 }
 
-/// A round trip of rules; tag filters (no object tags here), zero days and a missing action
-/// are refused and leave the stored rules as they were; DELETE removes them (GET then 404
+/// A round trip of rules; a tag filter on an abort of uploads, a duplicate filter tag, a size
+/// filter, zero days and a missing action are refused and leave the stored rules as they were; DELETE removes them (GET then 404
 /// NoSuchLifecycleConfiguration); an unknown bucket is 404 NoSuchBucket; and a rule set over S3
 /// is what the lifecycle worker applies.
 pub(crate) async fn lifecycle_configuration_round_trip(ledger: Ledger) {
@@ -58,6 +58,20 @@ pub(crate) async fn lifecycle_configuration_round_trip(ledger: Ledger) {
     for (bad, status, code) in [
         (
             "<Rule><ID>t</ID><Filter><Tag><Key>k</Key><Value>v</Value></Tag></Filter>\
+             <Status>Enabled</Status><AbortIncompleteMultipartUpload><DaysAfterInitiation>1\
+             </DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule>",
+            400,
+            "InvalidRequest",
+        ),
+        (
+            "<Rule><ID>t</ID><Filter><And><Tag><Key>k</Key><Value>v</Value></Tag>\
+             <Tag><Key>k</Key><Value>w</Value></Tag></And></Filter>\
+             <Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>",
+            400,
+            "InvalidRequest",
+        ),
+        (
+            "<Rule><ID>s</ID><Filter><ObjectSizeGreaterThan>5</ObjectSizeGreaterThan></Filter>\
              <Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>",
             501,
             "NotImplemented",
@@ -98,5 +112,106 @@ pub(crate) async fn lifecycle_configuration_round_trip(ledger: Ledger) {
     );
     let r = put_lifecycle(&rig, "no-such-bucket", &good).await;
     assert_eq!((r.status, r.code()), (404, "NoSuchBucket".into()));
+    rig.finish().await;
+}
+
+/// Tag filters over S3: `Filter/Tag` and `Filter/And` (prefix and two tags) read back as
+/// stored; the worker expires exactly the keys of the prefix that carry every tag of the rule
+/// (tags given with the PUT's `x-amz-tagging` or set later with PutObjectTagging), and keeps
+/// keys with a tag missing, a tag of another value, outside the prefix, or whose matching tags
+/// were removed before the pass.
+pub(crate) async fn lifecycle_tag_filters_expire_tagged_keys(ledger: Ledger) {
+    let Some(rig) = Rig::new(ledger).await else {
+        return;
+    };
+    let rules = config(
+        "<Rule><ID>and</ID><Filter><And><Prefix>tmp/</Prefix>\
+         <Tag><Key>class</Key><Value>scratch</Value></Tag>\
+         <Tag><Key>team</Key><Value>a</Value></Tag></And></Filter><Status>Enabled</Status>\
+         <Expiration><Date>2001-01-01T00:00:00Z</Date></Expiration></Rule>\
+         <Rule><ID>tag</ID><Filter><Tag><Key>expire</Key><Value>yes</Value></Tag></Filter>\
+         <Status>Enabled</Status><Expiration><Date>2001-01-01T00:00:00Z</Date></Expiration>\
+         </Rule>",
+    );
+    let r = put_lifecycle(&rig, BUCKET, &rules).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = rig
+        .raw
+        .send("GET", &format!("/{BUCKET}?lifecycle"), &[], "")
+        .await;
+    let text = r.text();
+    assert_eq!(xml_values(&text, "ID"), ["and", "tag"]);
+    assert_eq!(
+        xml_values(&text, "Key"),
+        ["class", "team", "expire"],
+        "{text}"
+    );
+    assert_eq!(
+        xml_values(&text, "Value"),
+        ["scratch", "a", "yes"],
+        "{text}"
+    );
+    assert_eq!(xml_values(&text, "Prefix"), ["tmp/"], "{text}");
+    let cases = [
+        ("tmp/both", "class=scratch&team=a", true),
+        ("tmp/more", "class=scratch&team=a&x=1", true),
+        ("tmp/one", "class=scratch", false),
+        ("tmp/other", "class=scratch&team=b", false),
+        ("tmp/none", "", false),
+        ("tmp/untagged-later", "class=scratch&team=a", false),
+        ("elsewhere/both", "class=scratch&team=a", false),
+        ("any/yes", "expire=yes", true),
+        ("any/no", "expire=no", false),
+    ];
+    for (key, tagging, _) in cases {
+        let headers: Vec<(&str, &str)> = if tagging.is_empty() {
+            Vec::new()
+        } else {
+            vec![("x-amz-tagging", tagging)]
+        };
+        let r = rig
+            .raw
+            .send("PUT", &format!("/{BUCKET}/{key}"), &headers, key.to_owned())
+            .await;
+        assert_eq!(r.status, 200, "{key}: {}", r.text());
+    }
+    // Tags set after the PUT count; tags removed before the pass protect the key.
+    let r = rig
+        .raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/tmp/none?tagging"),
+            &[],
+            "<Tagging><TagSet><Tag><Key>other</Key><Value>1</Value></Tag></TagSet></Tagging>"
+                .to_owned(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = rig
+        .raw
+        .send(
+            "DELETE",
+            &format!("/{BUCKET}/tmp/untagged-later?tagging"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let mut expired = 0;
+    for _ in 0..3 {
+        let report = rig
+            .gateway()
+            .run_worker_once(s3o_gateway::Worker::Lifecycle)
+            .await;
+        assert_eq!(report.count("changed"), 0, "{report:?}");
+        expired += report.count("expired");
+    }
+    assert_eq!(expired, 3);
+    for (key, _, gone) in cases {
+        assert_eq!(rig.placement(key).await.is_empty(), gone, "{key}");
+        if !gone {
+            assert_eq!(rig.get(key).await.as_ref(), key.as_bytes(), "{key}");
+        }
+    }
     rig.finish().await;
 }

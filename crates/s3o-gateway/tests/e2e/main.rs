@@ -105,7 +105,10 @@ on_both_ledgers! {
         overlapping_part_uploads,
         list_uploads_upload_id_marker,
     ],
-    lifecycle: [lifecycle_configuration_round_trip],
+    lifecycle: [
+        lifecycle_configuration_round_trip,
+        lifecycle_tag_filters_expire_tagged_keys,
+    ],
     metadata: [
         tagging_round_trip,
         stored_headers_round_trip,

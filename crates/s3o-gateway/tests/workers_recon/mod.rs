@@ -10,7 +10,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt as _, PutPayload};
 use s3o_gateway::workers::Interval;
 use s3o_gateway::{BackendConfig, Config, Gateway, Worker};
-use s3o_store::{MetadataStore, PendingObject, StoredForm, Timestamp};
+use s3o_store::{MetadataStore, ObjectLocation, PendingObject, StoredForm, Timestamp};
 
 use crate::kills::{Engine, ledger_url};
 use crate::support::*;
@@ -341,13 +341,15 @@ pub(crate) async fn scrubber_repairs_bad_copies_and_keeps_the_last(engine: Engin
     assert_eq!(r.count("verified"), 8, "{r:?}");
     flip_a_byte(&fs[1], &path_on("k1", "b").await);
     std::fs::remove_file(backend_file(&fs[0], &path_on("k2", "a").await)).unwrap();
-    let mut dropped = 0;
+    let (mut dropped, mut missing) = (0, 0);
     for _ in 0..3 {
         let r = gw.run_worker_once(Worker::Scrub).await;
         dropped += r.count("bad_copy_dropped");
+        missing += r.count("missing_copy_dropped");
         assert_eq!(r.count("corrupt_last_copy"), 0, "{r:?}");
+        assert_eq!(r.count("missing_last_copy"), 0, "{r:?}");
     }
-    assert_eq!(dropped, 2);
+    assert_eq!((dropped, missing), (1, 1));
     assert_eq!(holders(&store, &["k1".to_owned()]).await["k1"], ["a"]);
     assert_eq!(holders(&store, &["k2".to_owned()]).await["k2"], ["b"]);
     let r = gw.run_worker_once(Worker::Replicator).await;
@@ -403,11 +405,221 @@ pub(crate) async fn scrubber_repairs_bad_copies_and_keeps_the_last(engine: Engin
         std::slice::from_ref(&only.0)
     );
     verify(&store).await;
+    // Factor 1: the only copy's file deleted behind the gateway's back. The row is kept (and
+    // reported at each pass that reads it), never dropped; the ledger stays consistent.
+    put(&c, "gone", b"soon missing").await.unwrap();
+    let gone = store
+        .get_all_object_locations(&format!("{BUCKET}/gone"))
+        .await
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    let f = fs.iter().find(|f| f.name == gone[0].backend_name).unwrap();
+    std::fs::remove_file(backend_file(
+        f,
+        gone[0].form.storage_path(&gone[0].object_key),
+    ))
+    .unwrap();
+    let mut missing_last = 0;
+    for _ in 0..3 {
+        let r = gw.run_worker_once(Worker::Scrub).await;
+        missing_last += r.count("missing_last_copy");
+        assert_eq!(r.count("missing_copy_dropped"), 0, "{r:?}");
+        assert_eq!(r.count("bad_copy_dropped"), 0, "{r:?}");
+    }
+    assert!(missing_last >= 1);
+    let kept = store
+        .get_all_object_locations(&format!("{BUCKET}/gone"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        gone.iter()
+            .map(|l| ObjectLocation {
+                last_scrubbed_at: kept[0].last_scrubbed_at,
+                ..l.clone()
+            })
+            .collect::<Vec<_>>(),
+        "the row of the missing last copy is kept as it was"
+    );
+    assert!(get(&c, "gone").await.is_err(), "no bytes to serve");
+    verify(&store).await;
     gw.shutdown().await;
     if let Some(s) = schema {
         drop_schema(&s).await;
     }
-    eprintln!("drill scrub [{engine:?}]: {:?}", started.elapsed());
+    eprintln!(
+        "drill scrub [{engine:?}]: {dropped} corrupt and {missing} missing copies dropped and rebuilt, {reported} corrupt and {missing_last} missing last-copy reports, {:?}",
+        started.elapsed()
+    );
+}
+
+/// `cfg` with every bucket encrypted under a master key written to `dir` (4 KiB chunks).
+fn encrypted(mut cfg: Config, dir: &std::path::Path) -> Config {
+    use std::os::unix::fs::PermissionsExt as _;
+    let file = dir.join("master.key");
+    std::fs::write(&file, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    cfg.encryption = Some(s3o_gateway::EncryptionConfig {
+        encrypt: true,
+        key_id: "k1".into(),
+        key: s3o_gateway::KeySource::File(file),
+        chunk_size: 4096,
+        previous_keys: Vec::new(),
+    });
+    cfg
+}
+
+/// Hex SHA-256 of `b`.
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// The scrubber on encrypted copies (factor 2, 4 KiB chunks): a first pass hashes every copy
+/// by decrypting it (the stored hash is the plaintext's SHA-256, the same on both copies); a
+/// byte flipped in a later chunk of one copy, and two chunks of another swapped, fail
+/// authentication: both copies are dropped and rebuilt by the replicator from the good ones,
+/// and every key reads back intact from either backend. A tampered only copy is reported and
+/// kept. The ledger verifies and nothing is forgotten on a backend.
+pub(crate) async fn scrubber_checks_encrypted_copies(engine: Engine) {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let Some((url, schema)) = ledger_url(engine, dir.path(), "scrub encrypted drill") else {
+        return;
+    };
+    let fs = vec![
+        Fs::start("a", &dir.path().join("a")).await,
+        Fs::start("b", &dir.path().join("b")).await,
+    ];
+    let gw = Gateway::start(encrypted(config(&url, &fs, 2), dir.path()))
+        .await
+        .unwrap();
+    let store = gw.store().clone();
+    let c = gw_client(&gw.endpoint());
+    let objects: Vec<(&str, Vec<u8>)> = vec![
+        ("e0", body(10, 10_000)),
+        ("e1", body(11, 9_000)),
+        ("e2", body(12, 1)),
+        ("e3", Vec::new()),
+    ];
+    for (k, d) in &objects {
+        put(&c, k, d).await.unwrap();
+    }
+    let r = gw.run_worker_once(Worker::Replicator).await;
+    assert_eq!(r.count("replicated"), 4, "{r:?}");
+    let r = gw.run_worker_once(Worker::Scrub).await;
+    assert_eq!(r.count("hashed"), 8, "{r:?}");
+    assert_eq!(r.count("skipped_encrypted"), 0, "{r:?}");
+    for (k, d) in &objects {
+        let locs = store
+            .get_all_object_locations(&format!("{BUCKET}/{k}"))
+            .await
+            .unwrap();
+        assert_eq!(locs.len(), 2, "{k}");
+        for l in &locs {
+            assert!(l.form.encrypted, "{k}");
+            assert_eq!(
+                l.form.content_hash,
+                sha256_hex(d),
+                "{k} on {}",
+                l.backend_name
+            );
+        }
+    }
+    let r = gw.run_worker_once(Worker::Scrub).await;
+    assert_eq!(r.count("verified"), 8, "{r:?}");
+    let path_on = |k: &str, backend: &str| {
+        let store = store.clone();
+        let (k, backend) = (format!("{BUCKET}/{k}"), backend.to_owned());
+        async move {
+            let locs = store.get_all_object_locations(&k).await.unwrap();
+            let l = locs.iter().find(|l| l.backend_name == backend).unwrap();
+            l.form.storage_path(&l.object_key).to_owned()
+        }
+    };
+    // A byte of e0's third chunk on b flipped; e1's first two chunks on a swapped (same size,
+    // each chunk intact: only the index bound into each chunk tells).
+    let f = backend_file(&fs[1], &path_on("e0", "b").await);
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[2 * (4096 + 16) + 5] ^= 0x01;
+    std::fs::write(&f, bytes).unwrap();
+    let f = backend_file(&fs[0], &path_on("e1", "a").await);
+    let bytes = std::fs::read(&f).unwrap();
+    let sealed = 4096 + 16;
+    let mut swapped = bytes[sealed..2 * sealed].to_vec();
+    swapped.extend_from_slice(&bytes[..sealed]);
+    swapped.extend_from_slice(&bytes[2 * sealed..]);
+    assert_eq!(swapped.len(), bytes.len());
+    std::fs::write(&f, swapped).unwrap();
+    let mut dropped = 0;
+    for _ in 0..3 {
+        let r = gw.run_worker_once(Worker::Scrub).await;
+        dropped += r.count("bad_copy_dropped");
+        assert_eq!(r.count("corrupt_last_copy"), 0, "{r:?}");
+        assert_eq!(r.count("read_failed"), 0, "{r:?}");
+    }
+    assert_eq!(dropped, 2);
+    assert_eq!(holders(&store, &["e0".to_owned()]).await["e0"], ["a"]);
+    assert_eq!(holders(&store, &["e1".to_owned()]).await["e1"], ["b"]);
+    verify(&store).await;
+    let r = gw.run_worker_once(Worker::Replicator).await;
+    assert_eq!(r.count("replicated"), 2, "{r:?}");
+    verify(&store).await;
+    nothing_forgotten(&store, &fs).await;
+    let r = gw.run_worker_once(Worker::Scrub).await;
+    assert_eq!(r.count("bad_copy_dropped"), 0, "{r:?}");
+    for (k, d) in &objects {
+        assert_eq!(get(&c, k).await.unwrap().as_ref(), d.as_slice(), "{k}");
+    }
+    for stopped in [1, 0] {
+        fs[stopped].stop();
+        for (k, d) in &objects {
+            assert_eq!(
+                get(&c, k).await.unwrap().as_ref(),
+                d.as_slice(),
+                "{k} with {} stopped",
+                fs[stopped].name
+            );
+        }
+        fs[stopped].restart().await;
+    }
+    gw.shutdown().await;
+
+    // Factor 1: a tampered only copy is reported and kept.
+    let gw = Gateway::start(encrypted(config(&url, &fs, 1), dir.path()))
+        .await
+        .unwrap();
+    let store = gw.store().clone();
+    let c = gw_client(&gw.endpoint());
+    put(&c, "only", &body(13, 5000)).await.unwrap();
+    let locs = store
+        .get_all_object_locations(&format!("{BUCKET}/only"))
+        .await
+        .unwrap();
+    assert_eq!(locs.len(), 1);
+    let only = locs[0].backend_name.clone();
+    let f = fs.iter().find(|f| f.name == only).unwrap();
+    flip_a_byte(f, locs[0].form.storage_path(&locs[0].object_key));
+    let mut reported = 0;
+    for _ in 0..3 {
+        let r = gw.run_worker_once(Worker::Scrub).await;
+        reported += r.count("corrupt_last_copy");
+        assert_eq!(r.count("bad_copy_dropped"), 0, "{r:?}");
+    }
+    assert!(reported >= 1);
+    assert_eq!(
+        holders(&store, &["only".to_owned()]).await["only"],
+        std::slice::from_ref(&only)
+    );
+    verify(&store).await;
+    gw.shutdown().await;
+    if let Some(s) = schema {
+        drop_schema(&s).await;
+    }
+    eprintln!(
+        "drill scrub encrypted [{engine:?}]: {dropped} tampered copies dropped and rebuilt, {reported} last-copy reports, {:?}",
+        started.elapsed()
+    );
 }
 
 /// `bytes_used + orphan_bytes` over `bytes_limit` of `backend`.

@@ -49,6 +49,10 @@ pub(crate) struct Fs {
     pub(crate) hold_puts: Arc<Mutex<Option<String>>>,
     /// PUTs held by `hold_puts` so far.
     pub(crate) held: Arc<AtomicU64>,
+    /// Requests served (every HTTP request that reached the server).
+    pub(crate) requests: Arc<AtomicU64>,
+    /// ListMultipartUploads requests served.
+    pub(crate) upload_listings: Arc<AtomicU64>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
@@ -65,6 +69,8 @@ impl Fs {
             hang_lists: Arc::default(),
             hold_puts: Arc::default(),
             held: Arc::default(),
+            requests: Arc::default(),
+            upload_listings: Arc::default(),
             tasks: Arc::default(),
         };
         fs.serve(listener);
@@ -79,6 +85,7 @@ impl Fs {
         let mut b = s3s::service::S3ServiceBuilder::new(fs);
         b.set_auth(s3s::auth::SimpleAuth::from_single(BACKEND_AK, BACKEND_SK));
         let service = b.build();
+        let counters = (self.requests.clone(), self.upload_listings.clone());
         let (reject, hang, tasks) = (
             self.reject_deletes.clone(),
             (
@@ -96,10 +103,19 @@ impl Fs {
                     continue;
                 };
                 let (service, reject, hang) = (service.clone(), reject.clone(), hang.clone());
+                let counters = counters.clone();
                 let svc = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
                         let (service, reject, hang) =
                             (service.clone(), reject.clone(), hang.clone());
+                        counters.0.fetch_add(1, Ordering::SeqCst);
+                        if req.method() == hyper::Method::GET
+                            && req.uri().query().is_some_and(|q| {
+                                q.split('&').any(|p| p == "uploads" || p == "uploads=")
+                            })
+                        {
+                            counters.1.fetch_add(1, Ordering::SeqCst);
+                        }
                         async move {
                             let listing = req.method() == hyper::Method::GET
                                 && req.uri().query().is_some_and(|q| q.contains("list-type"));
