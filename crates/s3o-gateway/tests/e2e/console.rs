@@ -386,6 +386,53 @@ pub(crate) async fn object_browser_in_chromium(ledger: Ledger) {
         "gone from the ledger"
     );
     assert_eq!(rig.get("holiday/sea.jpg").await, crate::rig::body(500, 8));
+
+    // Pages of 50: a folder of 55 objects shows 50, then 5 after "Next page", then the first
+    // 50 again after "Previous page".
+    let many: Vec<String> = (0..55).map(|i| format!("many/{i:02}")).collect();
+    for chunk in many.chunks(16) {
+        futures::future::join_all(chunk.iter().map(|k| rig.put(k, crate::rig::body(5, 1)))).await;
+    }
+    driver.click("#up").await;
+    driver
+        .wait_for(
+            "document.querySelector('#objects tr[data-folder=\"many/\"]')",
+            "the root again, with many/",
+        )
+        .await;
+    driver
+        .click("#objects tr[data-folder=\"many/\"] button")
+        .await;
+    let shown =
+        "Array.from(document.querySelectorAll('#objects tr[data-key]')).map(r => r.dataset.key)";
+    driver
+        .wait_for(
+            &format!("{shown}.length === 50 && !document.getElementById('next-page').hidden && document.getElementById('prev-page').hidden"),
+            "the first page of many/",
+        )
+        .await;
+    assert_eq!(
+        driver.js(&format!("return {shown};")).await,
+        json!(many[..50])
+    );
+    driver.click("#next-page").await;
+    driver
+        .wait_for(
+            &format!("{shown}.length === 5 && document.getElementById('next-page').hidden && !document.getElementById('prev-page').hidden"),
+            "the second page",
+        )
+        .await;
+    assert_eq!(
+        driver.js(&format!("return {shown};")).await,
+        json!(many[50..])
+    );
+    driver.click("#prev-page").await;
+    driver
+        .wait_for(
+            &format!("{shown}.length === 50 && {shown}[0] === 'many/00'"),
+            "the first page again",
+        )
+        .await;
     driver.quit().await;
     rig.assert_clean().await;
     rig.finish().await;
