@@ -14,6 +14,11 @@
 //! the first describes what would happen and returns a confirmation token that expires; the
 //! second carries the token.
 //!
+//! The object browser's download and delete run the gateway's own S3 handlers ([`objects`]),
+//! and the encryption jobs the code of the `encryption` subcommands ([`encryption`]); the
+//! admin layer adds checks and views, never a second implementation of a ledger contract.
+//! Long listings stream NDJSON (`backends/{name}/copies`).
+//!
 //! The console is static HTML/JS/CSS compiled into the binary ([`console`]); it signs its API
 //! calls in the browser (see the module for the threat model).
 

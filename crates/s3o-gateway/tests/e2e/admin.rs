@@ -1110,20 +1110,22 @@ pub(crate) async fn object_browser(ledger: Ledger) {
     rig.finish().await;
 }
 
-/// Encryption jobs: rotation under a new key, `encrypt-existing` and the two-step
-/// `decrypt-existing`, each on a gateway configured for it (as an operator restarts with new
-/// settings), their counters in the job; bad pacing and a missing `[encryption]` refused.
-pub(crate) async fn encryption_jobs(ledger: Ledger) {
-    let keys = tempfile::tempdir().expect("tempdir");
-    let k1 = crate::encryption::key_file(keys.path(), "k1.key", 0x11);
+/// The admin rig with `[encryption]` under key `k1` (file in `dir`; every bucket encrypts)
+/// and a second bucket `twice` (replication factor 2) that encrypts when `twice_encrypts`.
+pub(crate) async fn encrypted_admin_rig(
+    ledger: Ledger,
+    dir: &std::path::Path,
+    twice_encrypts: bool,
+) -> Option<Rig> {
+    let k1 = crate::encryption::key_file(dir, "k1.key", 0x11);
     let extra = format!(
         "{}\n[encryption]\nencrypt = true\nkey_id = \"k1\"\nmaster_key_file = {:?}\n\
          chunk_size = 4096\n\n[[buckets]]\nname = \"twice\"\nreplication_factor = 2\n\
-         encrypt = false\n",
+         encrypt = {twice_encrypts}\n",
         admin_extra(),
         k1.display().to_string()
     );
-    let Some(rig) = Rig::start_with(
+    Rig::start_with(
         ledger,
         Options {
             backends: &THREE,
@@ -1133,7 +1135,14 @@ pub(crate) async fn encryption_jobs(ledger: Ledger) {
         &extra,
     )
     .await
-    else {
+}
+
+/// Encryption jobs: rotation under a new key, `encrypt-existing` and the two-step
+/// `decrypt-existing`, each on a gateway configured for it (as an operator restarts with new
+/// settings), their counters in the job; bad pacing and a missing `[encryption]` refused.
+pub(crate) async fn encryption_jobs(ledger: Ledger) {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let Some(rig) = encrypted_admin_rig(ledger, keys.path(), false).await else {
         return;
     };
     for i in 0..3u8 {

@@ -386,6 +386,53 @@ pub(crate) async fn object_browser_in_chromium(ledger: Ledger) {
         "gone from the ledger"
     );
     assert_eq!(rig.get("holiday/sea.jpg").await, crate::rig::body(500, 8));
+
+    // Pages of 50: a folder of 55 objects shows 50, then 5 after "Next page", then the first
+    // 50 again after "Previous page".
+    let many: Vec<String> = (0..55).map(|i| format!("many/{i:02}")).collect();
+    for chunk in many.chunks(16) {
+        futures::future::join_all(chunk.iter().map(|k| rig.put(k, crate::rig::body(5, 1)))).await;
+    }
+    driver.click("#up").await;
+    driver
+        .wait_for(
+            "document.querySelector('#objects tr[data-folder=\"many/\"]')",
+            "the root again, with many/",
+        )
+        .await;
+    driver
+        .click("#objects tr[data-folder=\"many/\"] button")
+        .await;
+    let shown =
+        "Array.from(document.querySelectorAll('#objects tr[data-key]')).map(r => r.dataset.key)";
+    driver
+        .wait_for(
+            &format!("{shown}.length === 50 && !document.getElementById('next-page').hidden && document.getElementById('prev-page').hidden"),
+            "the first page of many/",
+        )
+        .await;
+    assert_eq!(
+        driver.js(&format!("return {shown};")).await,
+        json!(many[..50])
+    );
+    driver.click("#next-page").await;
+    driver
+        .wait_for(
+            &format!("{shown}.length === 5 && document.getElementById('next-page').hidden && !document.getElementById('prev-page').hidden"),
+            "the second page",
+        )
+        .await;
+    assert_eq!(
+        driver.js(&format!("return {shown};")).await,
+        json!(many[50..])
+    );
+    driver.click("#prev-page").await;
+    driver
+        .wait_for(
+            &format!("{shown}.length === 50 && {shown}[0] === 'many/00'"),
+            "the first page again",
+        )
+        .await;
     driver.quit().await;
     rig.assert_clean().await;
     rig.finish().await;
@@ -576,6 +623,137 @@ pub(crate) async fn remove_in_chromium(ledger: Ledger) {
     assert_eq!(stats.len(), 3, "the configured backends stay");
     assert_eq!(rig.get("stays.bin").await, crate::rig::body(900, 3));
     driver.quit().await;
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// Encryption from the page, on a gateway restarted with key k2 (k1 kept to unwrap) and the
+/// bucket `twice` set to plaintext: Rotate keys runs to its end (every copy under k2 in the
+/// ledger); Decrypt existing shows the API's plan, Cancel changes nothing, "Yes, decrypt"
+/// opens twice's objects only.
+pub(crate) async fn encryption_in_chromium(ledger: Ledger) {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let Some(rig) = crate::admin::encrypted_admin_rig(ledger, keys.path(), true).await else {
+        return;
+    };
+    let Some(driver) = Driver::start().await else {
+        rig.finish().await;
+        return;
+    };
+    for i in 0..3u8 {
+        rig.put(&format!("sealed/{i}"), crate::rig::body(3000, i))
+            .await;
+    }
+    for i in 0..2u8 {
+        let r = rig
+            .raw
+            .send(
+                "PUT",
+                &format!("/twice/doc/{i}"),
+                &[],
+                crate::rig::body(6000, 20 + i),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let key_ids = |key: String| {
+        let store = rig.store().clone();
+        async move {
+            store
+                .get_all_object_locations(&key)
+                .await
+                .expect("copies")
+                .into_iter()
+                .map(|c| (c.form.encrypted, c.form.key_id))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        key_ids("twice/doc/0".into()).await,
+        [(true, "k1".to_owned())]
+    );
+    let mut config =
+        crate::encryption::with_keys(&rig.config, keys.path(), ("k2", 0x22), &[("k1", 0x11)]);
+    config
+        .buckets
+        .iter_mut()
+        .filter(|b| b.name == "twice")
+        .for_each(|b| b.encrypt = Some(false));
+    let gw = s3o_gateway::Gateway::start(config)
+        .await
+        .expect("gateway with k2");
+    sign_in(&driver, &gw.endpoint()).await;
+    driver
+        .wait_for(
+            "document.getElementById('enc-status').textContent === 'Current key k2 · encrypting: photos · plaintext: twice'",
+            "the encryption status",
+        )
+        .await;
+    driver.click("#enc-rotate").await;
+    driver
+        .wait_for(
+            "document.getElementById('enc-job').textContent === 'rotate done: examined 5, re-wrapped 5, already current 0, raced 0, failed 0'",
+            "the rotation's end",
+        )
+        .await;
+    for k in ["photos/sealed/0", "photos/sealed/2", "twice/doc/1"] {
+        assert_eq!(key_ids(k.into()).await, [(true, "k2".to_owned())], "{k}");
+    }
+    driver.click("#enc-decrypt").await;
+    driver
+        .wait_for(
+            "!document.getElementById('enc-ask').hidden && document.getElementById('enc-question').textContent.startsWith('Decrypt the encrypted objects of twice?')",
+            "the decryption plan",
+        )
+        .await;
+    driver.click("#enc-no").await;
+    driver
+        .wait_for(
+            "document.getElementById('message').textContent === 'decrypt-existing not started'",
+            "the cancelled plan",
+        )
+        .await;
+    assert_eq!(
+        key_ids("twice/doc/0".into()).await,
+        [(true, "k2".to_owned())],
+        "Cancel changes nothing"
+    );
+    driver.click("#enc-decrypt").await;
+    driver
+        .wait_for(
+            "!document.getElementById('enc-ask').hidden",
+            "the plan again",
+        )
+        .await;
+    driver.click("#enc-yes").await;
+    driver
+        .wait_for(
+            "document.getElementById('enc-job').textContent === 'decrypt-existing done: examined 5, converted 2, skipped 3, raced 0, failed 0'",
+            "the decryption's end",
+        )
+        .await;
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{}/encryption.png", shots_dir()), &png).expect("screenshot");
+    for i in 0..2u8 {
+        assert_eq!(
+            key_ids(format!("twice/doc/{i}")).await,
+            [(false, String::new())]
+        );
+        let r = crate::raw::Raw::new(&gw.endpoint())
+            .send("GET", &format!("/twice/doc/{i}"), &[], "")
+            .await;
+        assert_eq!(
+            (r.status, &r.body[..]),
+            (200, &crate::rig::body(6000, 20 + i)[..])
+        );
+    }
+    assert_eq!(
+        key_ids("photos/sealed/1".into()).await,
+        [(true, "k2".to_owned())],
+        "photos stays sealed"
+    );
+    driver.quit().await;
+    gw.shutdown().await;
     rig.assert_clean().await;
     rig.finish().await;
 }

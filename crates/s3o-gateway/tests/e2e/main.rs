@@ -186,6 +186,12 @@ async fn console_remove_in_chromium() {
     console::remove_in_chromium(rig::Ledger::Sqlite).await;
 }
 
+/// Key rotation and decrypt-existing from the console in headless Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_encryption_in_chromium() {
+    console::encryption_in_chromium(rig::Ledger::Sqlite).await;
+}
+
 /// Encrypted objects cannot be broadcast-read (their key is in the ledger): 503, while
 /// plaintext objects still are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,9 +72,19 @@
   function rows(id) { const tb = $(id).querySelector('tbody'); tb.replaceChildren(); return tb; }
 
   async function refresh() {
-    const [status, backends, workers, cleanup, dlq, buckets, jobs] = await Promise.all([
+    const [status, backends, workers, cleanup, dlq, buckets, jobs, encryption] = await Promise.all([
       call('GET', '/admin/api/status'), call('GET', '/admin/api/backends'), call('GET', '/admin/api/workers'),
-      call('GET', '/admin/api/cleanup'), call('GET', '/admin/api/dlq'), call('GET', '/admin/api/buckets'), call('GET', '/admin/api/jobs')]);
+      call('GET', '/admin/api/cleanup'), call('GET', '/admin/api/dlq'), call('GET', '/admin/api/buckets'), call('GET', '/admin/api/jobs'),
+      call('GET', '/admin/api/encryption')]);
+    if (encryption.configured) {
+      const on = encryption.buckets.filter((b) => b.encrypts).map((b) => b.name);
+      const off = encryption.buckets.filter((b) => !b.encrypts).map((b) => b.name);
+      $('enc-status').textContent = 'Current key ' + encryption.key_id + ' · encrypting: ' + (on.join(', ') || 'none') +
+        ' · plaintext: ' + (off.join(', ') || 'none');
+    } else {
+      $('enc-status').textContent = 'Not configured (no [encryption] section).';
+    }
+    $('enc-actions').hidden = !encryption.configured;
     $('status').textContent = 's3o-gateway ' + status.version + ' · up ' + status.uptime_secs + ' s · ledger ' +
       status.ledger.engine + ' ' + (status.ledger.reachable ? 'reachable' : 'UNREACHABLE') + ', breaker ' + status.ledger.breaker +
       ' · instance ' + status.instance_id;
@@ -188,6 +198,38 @@
     }
   }
 
+  // Encryption jobs: rotate and encrypt-existing start at once; decrypt-existing shows the
+  // API's plan (the buckets it opens) and sends its token back on "Yes, decrypt".
+  const encLabels = { rotate: ['rewrapped', 're-wrapped', 'current', 'already current'], 'encrypt-existing': ['converted', 'converted', 'skipped', 'skipped'], 'decrypt-existing': ['converted', 'converted', 'skipped', 'skipped'] };
+  function encText(kind, p) {
+    const l = encLabels[kind];
+    return 'examined ' + (p.examined || 0) + ', ' + l[1] + ' ' + (p[l[0]] || 0) + ', ' + l[3] + ' ' + (p[l[2]] || 0) +
+      ', raced ' + (p.raced || 0) + ', failed ' + (p.failed || 0);
+  }
+  async function startEnc(kind, body) {
+    const j = await call('POST', '/admin/api/encryption/' + kind, body);
+    say(kind + ' started');
+    for (;;) {
+      const s = await call('GET', '/admin/api/jobs/' + encodeURIComponent(j.id));
+      const p = (s.state === 'done' ? s.result : s.progress) || {};
+      $('enc-job').textContent = kind + ' ' + (s.state === 'running' ? 'running' : s.state) + ': ' + encText(kind, p) + (s.error ? ' — ' + s.error : '');
+      if (s.state !== 'running') { await refresh(); return; }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+  async function askDecrypt() {
+    const plan = await call('POST', '/admin/api/encryption/decrypt-existing', {});
+    $('enc-panel').hidden = false; $('enc-ask').hidden = false; $('enc-job').textContent = '';
+    $('enc-question').textContent = 'Decrypt the encrypted objects of ' + (plan.buckets.join(', ') || 'no bucket') + '? This ' +
+      plan.effect + '. The confirmation expires in ' + plan.expires_in_secs + ' s.';
+    $('enc-yes').onclick = async () => {
+      $('enc-ask').hidden = true;
+      try { await startEnc('decrypt-existing', { token: plan.token }); } catch (e) { say(e.message, true); }
+    };
+    $('enc-no').onclick = () => { $('enc-panel').hidden = true; say('decrypt-existing not started'); };
+    $('enc-yes').focus();
+  }
+
   // The object browser: one page of one bucket at a time, rebuilt only when the operator
   // navigates (not by the dashboard's timer, so a pending confirmation stays put).
   const view = { bucket: null, prefix: '', token: null, pages: [] };
@@ -296,6 +338,13 @@
       const p = view.prefix.slice(0, -1); const i = p.lastIndexOf('/');
       browse(view.bucket, i < 0 ? '' : p.slice(0, i + 1), null).catch((e) => say(e.message, true));
     });
+    for (const [id, kind] of [['enc-rotate', 'rotate'], ['enc-encrypt', 'encrypt-existing']]) {
+      $(id).addEventListener('click', async () => {
+        $('enc-panel').hidden = false; $('enc-ask').hidden = true; $('enc-job').textContent = '';
+        try { await startEnc(kind, {}); } catch (e) { say(e.message, true); }
+      });
+    }
+    $('enc-decrypt').addEventListener('click', () => askDecrypt().catch((e) => say(e.message, true)));
     $('drain-close').addEventListener('click', () => { $('drain-panel').hidden = true; });
     $('close-browser').addEventListener('click', () => { $('browser').hidden = true; view.bucket = null; });
     $('create-bucket').addEventListener('submit', async (ev) => {
