@@ -545,10 +545,10 @@ impl MetadataStore {
 /// The seed's `QuotaStore` role.
 impl MetadataStore {
     /// Admission numbers of the named backends, in one read and in no particular order:
-    /// `bytes_limit`, `bytes_used` (committed copies; on PostgreSQL the quota row plus its
-    /// stripes), `orphan_bytes` (bytes awaiting cleanup) and `inflight_bytes` (Σ part sizes of
-    /// the backend's open multipart uploads: reported for operators and callers, not part of
-    /// any admission rule). Pending write intents are counted nowhere. A name without a quota
+    /// `bytes_limit`, `bytes_used` (committed copies and the recorded parts of open uploads;
+    /// on PostgreSQL the quota row plus its stripes), `orphan_bytes` (bytes awaiting cleanup)
+    /// and `inflight_bytes` (Σ part sizes of the backend's open multipart uploads, the part
+    /// of `bytes_used` that is parts: reported, counted by admission through `bytes_used`). Pending write intents are counted nowhere. A name without a quota
     /// row is absent from the result (no error); an invalid name (empty, over-long, NUL) ⇒
     /// `InvalidInput`.
     pub async fn backend_capacities(&self, names: &[String]) -> Result<Vec<BackendCapacity>> {
@@ -624,9 +624,12 @@ impl MetadataStore {
         )
         .await
     }
-    /// Records (or replaces) a part. Part number outside 1..=10000 ⇒ `InvalidInput` before any
-    /// SQL; unknown upload ⇒ `MultipartUploadNotFound`. Encryption fields are kept only when
-    /// `form.encrypted`.
+    /// Records (or replaces) a part and charges its bytes to the upload's backend quota in the
+    /// same transaction (see [`ops::record_part`](crate::ops::record_part)): doesn't fit ⇒
+    /// `NoSpaceAvailable`, nothing changes. Part number outside 1..=10000 ⇒ `InvalidInput`
+    /// before any SQL; unknown upload ⇒ `MultipartUploadNotFound`. Encryption fields are kept
+    /// only when `form.encrypted`. Returns the bytes of the part it replaced (queued for
+    /// cleanup, claimed by this store), if they were at another path.
     pub async fn record_part(
         &self,
         upload_id: &str,
@@ -634,7 +637,7 @@ impl MetadataStore {
         etag: &str,
         size: i64,
         form: &StoredForm,
-    ) -> Result<()> {
+    ) -> Result<Vec<DeletedCopy>> {
         self.observe(
             "record_part",
             self.inner
@@ -647,11 +650,19 @@ impl MetadataStore {
         self.observe("get_parts", self.inner.get_parts(upload_id))
             .await
     }
-    /// Deletes the upload and its parts; missing ⇒ no-op.
-    pub async fn delete_multipart_upload(&self, upload_id: &str) -> Result<()> {
+    /// Ends an upload (Complete after its commit, Abort, expiry): deletes it with its parts and
+    /// moves the parts' bytes from `bytes_used` to the cleanup queue in one transaction (see
+    /// [`ops::release_multipart_upload`](crate::ops::release_multipart_upload)). Returns the
+    /// queued parts, claimed by this store (delete them, then complete the rows). Missing ⇒
+    /// empty, nothing changes.
+    pub async fn release_multipart_upload(
+        &self,
+        upload_id: &str,
+        reason: &str,
+    ) -> Result<Vec<DeletedCopy>> {
         self.observe(
-            "delete_multipart_upload",
-            self.inner.delete_multipart_upload(upload_id),
+            "release_multipart_upload",
+            self.inner.release_multipart_upload(upload_id, reason),
         )
         .await
     }

@@ -320,11 +320,16 @@ impl QuotaTx for PgTx {
             .collect::<Result<_>>()?)
     }
 
-    async fn sum_object_sizes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
+    async fn sum_charged_bytes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
         let rows = self
             .query(
-                "sum object sizes",
-                "SELECT backend_name, SUM(size_bytes)::bigint FROM object_locations \
+                "sum charged bytes",
+                // Copies plus the parts of open uploads: what `bytes_used` charges.
+                "SELECT backend_name, SUM(size_bytes)::bigint FROM ( \
+                 SELECT backend_name, size_bytes FROM object_locations \
+                 UNION ALL \
+                 SELECT u.backend_name, p.size_bytes FROM multipart_parts p \
+                 JOIN multipart_uploads u ON u.upload_id = p.upload_id) charged \
                  GROUP BY backend_name",
                 &[],
             )

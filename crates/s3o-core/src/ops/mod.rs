@@ -12,6 +12,7 @@ mod buckets;
 mod cleanup;
 mod encryption;
 mod listing;
+mod multipart;
 mod objects;
 mod pending;
 mod quota;
@@ -34,6 +35,7 @@ pub use objects::{
     delete_object, delete_object_location, delete_object_version, delete_objects_batch,
     import_object, move_object_location, record_object, record_object_if, record_object_in_bucket,
 };
+pub use multipart::{record_part, release_multipart_upload};
 pub use pending::{abandon_pending, intent_superseded, promote_pending};
 pub use quota::{
     QuotaDeltas, apply_ledger_deltas, apply_quota_deltas, pick_backend_with_space,

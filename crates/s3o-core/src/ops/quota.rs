@@ -74,7 +74,7 @@ impl TxBody for Reconcile {
     type Output = BTreeMap<String, i64>;
     async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Self::Output> {
         let current = tx.all_backend_bytes_used().await?;
-        let truth = tx.sum_object_sizes_by_backend().await?;
+        let truth = tx.sum_charged_bytes_by_backend().await?;
         let mut drift = BTreeMap::new();
         for (backend, stored) in current {
             let actual = truth.get(&backend).copied().unwrap_or(0);
@@ -90,7 +90,8 @@ impl TxBody for Reconcile {
     }
 }
 
-/// Sets every backend's `bytes_used` to the Σ `size_bytes` of its copies where the two differ,
+/// Sets every backend's `bytes_used` to the Σ `size_bytes` of its copies plus the Σ
+/// `size_bytes` of its open uploads' parts (what it is charged for) where the two differ,
 /// in one transaction (quota rows locked first, in backend order). Returns `truth − stored`
 /// for each drifted backend; an empty map means the ledger was consistent.
 #[tracing::instrument(name = "reconcile_usage", level = "debug", skip_all)]
