@@ -177,8 +177,7 @@ pub trait MultipartTx: Send {
     /// Locks the upload row until commit (`FOR UPDATE` on PostgreSQL; SQLite's one writer
     /// already excludes every other) and returns its `(object_key, backend_name)`; `None`
     /// when there is no such upload.
-    async fn lock_multipart_upload(&mut self, upload_id: &str)
-    -> Result<Option<(String, String)>>;
+    async fn lock_multipart_upload(&mut self, upload_id: &str) -> Result<Option<(String, String)>>;
     /// The size and path of every recorded part of the upload, by part number (empty when
     /// none). Read under the upload's row lock, so no part changes meanwhile.
     async fn get_part_bytes(&mut self, upload_id: &str) -> Result<Vec<PartBytes>>;

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-
 use s3o_store::{
     Bucket, BucketSpec, CreateMultipartUploadParams, DeletedCopy, ObjectAttributes, ObjectChecksum,
     ObjectLocation, PendingObject, StoreError, StoredForm, Timestamp, WritePrecondition,
@@ -121,10 +120,7 @@ impl Ledger {
     }
 
     pub(crate) fn new(store: LedgerHandle, routing: RoutingPolicy) -> Self {
-        Ledger {
-            store,
-            routing,
-        }
+        Ledger { store, routing }
     }
 
     /// Applies migrations, then writes the configured quotas. Returns the backends the

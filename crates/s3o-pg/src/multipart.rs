@@ -6,11 +6,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use s3o_core::engine::MultipartStore;
 use s3o_core::ops::prefix_successor;
+use s3o_core::tx::MultipartTx;
 use s3o_core::{
     CreateMultipartUploadParams, MultipartPart, MultipartUpload, ObjectAttributes, PartBytes,
     Result, StoreError, StoredForm, user_metadata_from_json, user_metadata_to_json, validate,
 };
-use s3o_core::tx::MultipartTx;
 use tokio_postgres::Row;
 
 use crate::PgStore;
@@ -274,10 +274,7 @@ impl MultipartStore for PgStore {
 
 #[async_trait]
 impl MultipartTx for PgTx {
-    async fn lock_multipart_upload(
-        &mut self,
-        upload_id: &str,
-    ) -> Result<Option<(String, String)>> {
+    async fn lock_multipart_upload(&mut self, upload_id: &str) -> Result<Option<(String, String)>> {
         validate::id("upload id", upload_id)?;
         // Row-locks the upload until commit: its parts and its charge change under this lock.
         let row = self

@@ -432,10 +432,7 @@ impl BackendTx for SqliteTx {
 
 #[async_trait]
 impl MultipartTx for SqliteTx {
-    async fn lock_multipart_upload(
-        &mut self,
-        upload_id: &str,
-    ) -> Result<Option<(String, String)>> {
+    async fn lock_multipart_upload(&mut self, upload_id: &str) -> Result<Option<(String, String)>> {
         validate::id("upload id", upload_id)?;
         let id = upload_id.to_owned();
         // The transaction's write lock (BEGIN IMMEDIATE) already excludes every writer.
@@ -581,8 +578,11 @@ impl QuotaTx for SqliteTx {
     }
 
     async fn sum_charged_bytes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
-        self.run("sum charged bytes by backend", quota::sum_charged_by_backend)
-            .await
+        self.run(
+            "sum charged bytes by backend",
+            quota::sum_charged_by_backend,
+        )
+        .await
     }
 
     async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()> {

@@ -31,11 +31,11 @@ pub use encryption::{
 pub use listing::{
     DEFAULT_MAX_KEYS, MAX_MAX_KEYS, list_objects, list_objects_delimited, prefix_successor,
 };
+pub use multipart::{record_part, release_multipart_upload};
 pub use objects::{
     delete_object, delete_object_location, delete_object_version, delete_objects_batch,
     import_object, move_object_location, record_object, record_object_if, record_object_in_bucket,
 };
-pub use multipart::{record_part, release_multipart_upload};
 pub use pending::{abandon_pending, intent_superseded, promote_pending};
 pub use quota::{
     QuotaDeltas, apply_ledger_deltas, apply_quota_deltas, pick_backend_with_space,

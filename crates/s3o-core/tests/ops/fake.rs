@@ -497,10 +497,7 @@ impl QuotaTx for FakeTx {
 /// are covered by the conformance suite on both engines).
 #[async_trait]
 impl MultipartTx for FakeTx {
-    async fn lock_multipart_upload(
-        &mut self,
-        upload_id: &str,
-    ) -> Result<Option<(String, String)>> {
+    async fn lock_multipart_upload(&mut self, upload_id: &str) -> Result<Option<(String, String)>> {
         self.note(format!("lock_multipart_upload({upload_id})"))?;
         Ok(None)
     }

@@ -508,7 +508,9 @@ async fn multipart_pending_and_outbox_round_trip() {
         s.get_backend_with_space(100, &["a".into()]).await.unwrap(),
         "a"
     );
-    s.delete_multipart_upload("u1").await.unwrap();
+    s.release_multipart_upload("u1", "aborted upload")
+        .await
+        .unwrap();
     assert!(s.get_parts("u1").await.unwrap().is_empty());
 
     // Pending intents: every field survives, promote commits them.
