@@ -729,7 +729,10 @@ pub(crate) async fn parts_quota_holds_across_gateways(ledger: Ledger) {
         "three 300 KiB parts fit in 1 MiB whatever gateway takes them ({in_flight} were \
          in flight at once)"
     );
-    assert_eq!(in_flight, 8, "every part was admitted to stream (none recorded yet)");
+    assert_eq!(
+        in_flight, 8,
+        "every part was admitted to stream (none recorded yet)"
+    );
     let parts = rig.store().get_parts(&id).await.expect("parts");
     assert_eq!(parts.len(), 3);
     assert_eq!(quota(rig.store()).await, (3 * PART as i64, 0));
