@@ -557,10 +557,9 @@ impl MetadataStore {
     }
     /// The first backend of `order` that admits `size` more committed bytes by
     /// [`quota_admits`](crate::quota_admits), the rule the commit guard applies: `used +
-    /// orphan + size <= limit`, or, unlimited, `<= i64::MAX`. In-flight multipart part bytes
-    /// and pending write intents do not count (neither is charged before its commit, whose
-    /// guard decides then); a caller that must count them reads
-    /// [`MetadataStore::backend_capacities`]. Invalid names ⇒ `InvalidInput`; any name without
+    /// orphan + size <= limit`, or, unlimited, `<= i64::MAX`. Recorded multipart parts count
+    /// (they are in `used`); pending write intents do not (charged at their commit, whose guard
+    /// decides then). Invalid names ⇒ `InvalidInput`; any name without
     /// a quota row ⇒ `UnknownBackend` naming the first such name in list order, before space
     /// is considered (a configuration typo is never "no space"). An empty list, or no backend
     /// with room ⇒ `NoSpaceAvailable`. A read, not a reservation.
@@ -572,8 +571,7 @@ impl MetadataStore {
         .await
     }
     /// Among `eligible` backends that admit `size` (the rule and the exclusions of
-    /// [`MetadataStore::get_backend_with_space`]: in-flight multipart part bytes and pending
-    /// intents do not count), the least utilised: `(used + orphan) / limit` compared exactly,
+    /// [`MetadataStore::get_backend_with_space`]: recorded parts count, pending intents do not), the least utilised: `(used + orphan) / limit` compared exactly,
     /// unlimited = 0, ties by name in byte order. Invalid names ⇒ `InvalidInput`; any name
     /// without a quota row ⇒ `UnknownBackend` (the first in list order); an empty list or no
     /// backend with room ⇒ `NoSpaceAvailable`.

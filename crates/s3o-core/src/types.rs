@@ -688,12 +688,11 @@ pub struct BackendCapacity {
 /// more committed bytes when it is unlimited (`limit = 0`) or when
 /// `used + orphan + delta <= limit` (exact, i128).
 ///
-/// In-flight multipart bytes do not count. They are not in `bytes_used` until the upload
-/// completes, and the commit guard (SQLite's guarded `UPDATE` of the quota row; PostgreSQL's
-/// stripe charge, which falls back to an exact check of this formula under the quota row's lock
-/// whenever the stripe's grant cannot take the charge) cannot see them; a routing rule that subtracted them
-/// would refuse backends the guard admits and the other way round. A multipart upload is
-/// admitted when it completes, like any other write.
+/// Recorded multipart parts count through `used`: each is charged when recorded, by this same
+/// rule (the commit guard: SQLite's guarded `UPDATE` of the quota row; PostgreSQL's stripe
+/// charge, which falls back to an exact check of this formula under the quota row's lock
+/// whenever the stripe's grant cannot take the charge). `inflight_bytes` is already inside
+/// `used`: a rule that added it again would refuse backends the guard admits.
 ///
 /// An unlimited backend (`limit == 0`) admits up to `i64::MAX` in all: a charge past it would
 /// overflow a counter, and the engines refuse it with `InvalidInput`

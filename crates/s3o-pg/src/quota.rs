@@ -364,7 +364,7 @@ impl QuotaTx for PgTx {
 impl QuotaStore for PgStore {
     async fn backend_capacities(&self, names: &[String]) -> Result<Vec<BackendCapacity>> {
         validate::backend_names(names)?;
-        // One query: the quota rows plus each backend's in-flight multipart bytes.
+        // One query: the quota rows plus each backend's parts of open uploads (reported).
         let rows = self
             .db
             .query(

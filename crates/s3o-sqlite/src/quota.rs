@@ -160,7 +160,7 @@ impl QuotaStore for SqliteStore {
         let list = json_list(names);
         self.conns
             .read("read backend capacity", move |db| {
-                // One query: the quota rows plus each backend's in-flight multipart bytes.
+                // One query: the quota rows plus each backend's parts of open uploads (reported).
                 db.query_vec(
                     "read backend capacity",
                     "SELECT q.backend_name, q.bytes_limit, q.bytes_used, q.orphan_bytes, \

@@ -194,8 +194,8 @@ mod tests {
 
     #[test]
     fn backend_with_space_follows_order_and_ignores_inflight_bytes() {
-        // In-flight multipart bytes (40 on "a") do not count: the commit guard cannot see
-        // them, and routing must agree with it (one admission rule, `quota_admits`).
+        // The parts of open uploads (40 on "a") are inside `used` already: routing must not
+        // count them twice, and must agree with the guard (one rule, `quota_admits`).
         let caps = [
             cap("a", 100, 50, 0, 40),
             cap("b", 100, 0, 0, 0),

@@ -774,6 +774,64 @@ pub(crate) async fn parts_quota_holds_across_gateways(ledger: Ledger) {
     rig.finish().await;
 }
 
+/// A drain leaves open uploads and their charged parts alone: the copies move off the drained
+/// backend, the upload's parts stay there (the leftover sweep never lists `.mpu/`), still
+/// charged exactly; the upload completes afterwards and its release moves the parts' charge to
+/// the cleanup queue.
+pub(crate) async fn drain_keeps_open_upload_parts(ledger: Ledger) {
+    let backends = [s3("fs-a", 1 << 30), s3("fs-b", 1 << 30)];
+    let Some(rig) = rig(ledger, &backends, QUICK_WORKERS).await else {
+        return;
+    };
+    let key = "mpu/through-drain";
+    let parts = [body(5 * MIB, 3), body(MIB, 4)];
+    let (id, etags) = staged_upload(&rig.raw, key, &parts).await;
+    let up = rig.store().get_multipart_upload(&id).await.expect("upload");
+    assert_eq!(
+        up.backend_name, "fs-a",
+        "the least utilised backend, by name"
+    );
+    rig.put("plain", body(1000, 5)).await;
+    assert_eq!(rig.placement("plain").await, vec![("fs-a".into(), 1000)]);
+    let used = |rig: &Rig, b: &'static str| {
+        let store = rig.store().clone();
+        async move { store.get_quota_stats().await.expect("quota")[b].bytes_used }
+    };
+    assert_eq!(used(&rig, "fs-a").await, 6 * MIB as i64 + 1000);
+    let report = s3o_gateway::drain(&rig.config, "fs-a", &mut |_| {})
+        .await
+        .expect("drain");
+    assert_eq!(report.progress.moved, 1);
+    assert_eq!(rig.placement("plain").await, vec![("fs-b".into(), 1000)]);
+    // The parts stayed, charged, readable.
+    assert_eq!(used(&rig, "fs-a").await, 6 * MIB as i64);
+    let on_a: u64 = rig.physical().await["fs-a"]
+        .iter()
+        .filter(|(p, _)| p.starts_with(&format!(".mpu/{id}/")))
+        .map(|(_, s)| *s)
+        .sum();
+    assert_eq!(on_a, 6 * MIB as u64);
+    invariants(&rig).await;
+    let r = complete(&rig.raw, key, &id, &etags).await;
+    assert_eq!(r.status, 200, "Complete after the drain: {}", r.text());
+    let all: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    assert!(rig.get(key).await == all, "the object reads back");
+    settle(&rig).await;
+    // Every part's charge left with the upload; the object is charged where it landed.
+    let placed = rig.placement(key).await;
+    assert_eq!(placed.len(), 1);
+    assert_eq!(placed[0].1, 6 * MIB as i64);
+    let a = if placed[0].0 == "fs-a" {
+        6 * MIB as i64
+    } else {
+        0
+    };
+    assert_eq!(used(&rig, "fs-a").await, a);
+    assert!(rig.store().get_multipart_upload(&id).await.is_err());
+    invariants(&rig).await;
+    rig.finish().await;
+}
+
 /// Finding 7: a gateway process killed (SIGKILL) while it streams a PUT to an S3 backend as
 /// a backend multipart upload: once the reaper of the surviving gateway ran, no backend
 /// multipart upload is left open and nothing unreferenced is left on the backend.
