@@ -1,8 +1,8 @@
 //! Multipart parts are charged to their upload's backend while the upload is open.
 //!
 //! A part's bytes sit on the upload's backend from the moment it is recorded until the upload
-//! ends, so they count in its `bytes_used` exactly like a copy's: `bytes_used == Σ copy sizes
-//! + Σ part sizes of open uploads` on every backend after every transaction. Recording a part
+//! ends, so they count in its `bytes_used` exactly like a copy's: on every backend, after
+//! every transaction, `bytes_used == Σ copy sizes + Σ part sizes of open uploads`. Recording a part
 //! admits its bytes under the one quota rule (decision 5) in the transaction that records it;
 //! a part recorded again under the same number swaps the charge, the replaced attempt's bytes
 //! going to the cleanup queue (`orphan_bytes`) in that transaction; the end of an upload

@@ -561,16 +561,17 @@ impl GatewayS3 {
         let (meta, _) = match self.write_object(w, stream).await {
             Ok(r) => r,
             Err(e) => {
-                // A Complete that committed and was cut off while releasing its parts left the
-                // upload row with parts gone: its retry finds the object already there.
-                if self.current_etag_is(&up.object_key, &etag).await {
-                    if self.end_upload(&up, "completed upload").await.is_ok() {
-                        return Ok(Done {
-                            ledger_key: up.object_key,
-                            etag,
-                            checksum: None,
-                        });
-                    }
+                // A Complete that committed and was cut off before releasing the upload (or,
+                // before parts were released in the ledger, while deleting its parts): its
+                // retry finds the object already there and ends the upload.
+                if self.current_etag_is(&up.object_key, &etag).await
+                    && self.end_upload(&up, "completed upload").await.is_ok()
+                {
+                    return Ok(Done {
+                        ledger_key: up.object_key,
+                        etag,
+                        checksum: None,
+                    });
                 }
                 return Err(e);
             }
