@@ -473,7 +473,10 @@ pub async fn delete_refused_while_multipart_upload(store: Db) {
         BucketBusy::MultipartUploads,
     );
     assert_eq!(snapshot(&store).await, before);
-    store.delete_multipart_upload("up-1").await.unwrap();
+    store
+        .release_multipart_upload("up-1", "aborted upload")
+        .await
+        .unwrap();
     store.delete_bucket("photos").await.unwrap();
 }
 

@@ -261,6 +261,9 @@ macro_rules! for_each_case {
                 uploads_by_backend,
                 delete_upload_cascades_parts,
                 concurrent_part_upserts,
+                parts_are_charged_swapped_and_released,
+                complete_turns_parts_into_the_object,
+                concurrent_parts_admitted_exactly,
             ],
             replication: [
                 replica_copies_stored_form,

@@ -82,7 +82,10 @@ pub async fn unknown_upload_not_found(store: Db) {
         other => panic!("expected MultipartUploadNotFound, got {other:?}"),
     }
     assert!(store.get_parts("nope").await.unwrap().is_empty());
-    store.delete_multipart_upload("nope").await.unwrap();
+    store
+        .release_multipart_upload("nope", "aborted upload")
+        .await
+        .unwrap();
     assert_ledger(&store).await;
 }
 
@@ -316,10 +319,16 @@ pub async fn delete_upload_cascades_parts(store: Db) {
         .record_part("kept", 1, "e", 10, &StoredForm::default())
         .await
         .unwrap();
-    store.delete_multipart_upload("gone").await.unwrap();
+    store
+        .release_multipart_upload("gone", "aborted upload")
+        .await
+        .unwrap();
     assert!(store.get_multipart_upload("gone").await.is_err());
     assert!(store.get_parts("gone").await.unwrap().is_empty());
-    store.delete_multipart_upload("gone").await.unwrap();
+    store
+        .release_multipart_upload("gone", "aborted upload")
+        .await
+        .unwrap();
     assert_eq!(store.get_parts("kept").await.unwrap().len(), 1);
     // A recreated upload with the old id starts without parts.
     create(&store, "gone", "k2", B).await;
@@ -399,4 +408,235 @@ pub async fn part_storage_key_round_trips_and_upserts(store: Db) {
         ]
     );
     assert_ledger(&store).await;
+}
+
+/// A part recorded at `path` (its storage key).
+fn part_at(path: &str) -> StoredForm {
+    StoredForm {
+        storage_key: path.to_owned(),
+        ..StoredForm::default()
+    }
+}
+
+/// `(backend, size, path)` of queued bytes.
+fn queued(v: &[DeletedCopy]) -> Vec<(String, i64, String)> {
+    let mut q: Vec<_> = v
+        .iter()
+        .map(|d| (d.backend_name.clone(), d.size_bytes, d.storage_key.clone()))
+        .collect();
+    q.sort();
+    q
+}
+
+/// Every invariant after a step: `bytes_used == Σ copies + Σ open parts`, orphans == queue.
+async fn invariants(store: &Db) {
+    assert_ledger(store).await;
+    assert_orphans_accounted(store).await;
+}
+
+/// Parts are charged to their upload's backend when recorded, under the quota guard: exact
+/// quota rows before and after each step; a part that does not fit is refused with
+/// `NoSpaceAvailable` and changes nothing; a part recorded again swaps the charge (the old
+/// attempt's bytes queued as orphans in the same transaction, or replaced in place at the
+/// same path); releasing the upload moves every part's bytes from used to the queue.
+pub async fn parts_are_charged_swapped_and_released(store: Db) {
+    backends(&store, &[(A, 100), (B, 100)]).await;
+    create(&store, "u", "mp/k", A).await;
+    assert_eq!(quota(&store, A).await, (0, 100, 0));
+    let none = store
+        .record_part("u", 1, "e1", 40, &part_at(".mpu/u/00001-a"))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(quota(&store, A).await, (40, 100, 0));
+    store
+        .record_part("u", 2, "e2", 50, &part_at(".mpu/u/00002-b"))
+        .await
+        .unwrap();
+    assert_eq!(quota(&store, A).await, (90, 100, 0));
+    assert_eq!(
+        quota(&store, B).await,
+        (0, 100, 0),
+        "only the upload's backend"
+    );
+    invariants(&store).await;
+    // 11 more do not fit: refused, nothing recorded or charged.
+    let before = snapshot(&store).await;
+    assert_no_space(
+        store
+            .record_part("u", 3, "e3", 11, &part_at(".mpu/u/00003-c"))
+            .await,
+    );
+    assert_eq!(snapshot(&store).await, before);
+    assert_eq!(store.get_parts("u").await.unwrap().len(), 2);
+    // Part 1 again, at a new path: the old 40 bytes stay on the backend until cleanup, so the
+    // guard admits the new 10 on top of them (90 + 10 = 100) and they move to the queue.
+    let old = store
+        .record_part("u", 1, "e1b", 10, &part_at(".mpu/u/00001-d"))
+        .await
+        .unwrap();
+    assert_eq!(queued(&old), vec![(A.into(), 40, ".mpu/u/00001-a".into())]);
+    assert_eq!(quota(&store, A).await, (60, 100, 40));
+    invariants(&store).await;
+    // Part 2 again in place (same path): only the difference counts; 1 byte more is refused.
+    let same = store
+        .record_part("u", 2, "e2b", 50, &part_at(".mpu/u/00002-b"))
+        .await
+        .unwrap();
+    assert!(same.is_empty(), "in place: nothing queued");
+    assert_eq!(quota(&store, A).await, (60, 100, 40));
+    let before = snapshot(&store).await;
+    assert_no_space(
+        store
+            .record_part("u", 2, "e2c", 51, &part_at(".mpu/u/00002-b"))
+            .await,
+    );
+    assert_eq!(snapshot(&store).await, before);
+    // Cleanup frees the old attempt's bytes; then room for a part without a storage key.
+    store.complete_cleanup_item(&old[0].cleanup).await.unwrap();
+    assert_eq!(quota(&store, A).await, (60, 100, 0));
+    store
+        .record_part("u", 3, "e3", 40, &StoredForm::default())
+        .await
+        .unwrap();
+    assert_eq!(quota(&store, A).await, (100, 100, 0));
+    // The charge is what reconcile computes: no drift.
+    assert!(store.reconcile_usage().await.unwrap().is_empty());
+    invariants(&store).await;
+    // Release: every part's bytes leave used for the queue, at their paths (a part recorded
+    // without a storage key at the fixed part path, never the object key).
+    let released = store
+        .release_multipart_upload("u", "aborted upload")
+        .await
+        .unwrap();
+    assert_eq!(
+        queued(&released),
+        vec![
+            (A.into(), 10, ".mpu/u/00001-d".into()),
+            (A.into(), 40, default_part_path("u", 3)),
+            (A.into(), 50, ".mpu/u/00002-b".into()),
+        ]
+    );
+    assert_eq!(default_part_path("u", 3), ".mpu/u/00003");
+    assert_eq!(quota(&store, A).await, (0, 100, 100));
+    assert!(store.get_multipart_upload("u").await.is_err());
+    assert!(store.get_parts("u").await.unwrap().is_empty());
+    invariants(&store).await;
+    // Released again (or never known): nothing changes.
+    let before = snapshot(&store).await;
+    assert!(
+        store
+            .release_multipart_upload("u", "aborted upload")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(snapshot(&store).await, before);
+    assert!(matches!(
+        store
+            .record_part("u", 1, "e", 1, &part_at(".mpu/u/00001-e"))
+            .await,
+        Err(StoreError::MultipartUploadNotFound { .. })
+    ));
+    assert_eq!(snapshot(&store).await, before);
+}
+
+/// Complete in the ledger: the assembled object is committed beside the parts (both are on
+/// the backend, so the guard wants room for both), then the upload is released and the parts'
+/// charge becomes orphan bytes: every byte is counted once, as the object's or as queued.
+pub async fn complete_turns_parts_into_the_object(store: Db) {
+    backends(&store, &[(A, 1000), (B, 1000)]).await;
+    create(&store, "u", "mp/k", A).await;
+    for (n, size) in [(1, 300), (2, 200)] {
+        store
+            .record_part("u", n, "e", size, &part_at(&format!(".mpu/u/{n:05}-x")))
+            .await
+            .unwrap();
+    }
+    // An unused part (not named by the Complete) is released with the others.
+    store
+        .record_part("u", 3, "e", 7, &part_at(".mpu/u/00003-x"))
+        .await
+        .unwrap();
+    assert_eq!(quota(&store, A).await, (507, 1000, 0));
+    // The object (500) fits beside the parts (507): 1007 > 1000 on A, so it goes to B.
+    assert_no_space(
+        store
+            .record_object("mp/k", A, 500, &part_at("mp/k/@1"))
+            .await,
+    );
+    assert_eq!(
+        store
+            .get_backend_with_space(500, &[A.to_owned(), B.to_owned()])
+            .await
+            .unwrap(),
+        B
+    );
+    store
+        .record_object("mp/k", B, 500, &part_at("mp/k/@1"))
+        .await
+        .unwrap();
+    assert_eq!(quota(&store, A).await, (507, 1000, 0));
+    assert_eq!(quota(&store, B).await, (500, 1000, 0));
+    invariants(&store).await;
+    let released = store
+        .release_multipart_upload("u", "completed upload")
+        .await
+        .unwrap();
+    assert_eq!(released.len(), 3);
+    assert_eq!(quota(&store, A).await, (0, 1000, 507));
+    assert_eq!(quota(&store, B).await, (500, 1000, 0));
+    invariants(&store).await;
+    // On one backend with room for both: object charged, then the parts leave used.
+    create(&store, "v", "mp/v", B).await;
+    store
+        .record_part("v", 1, "e", 200, &part_at(".mpu/v/00001-x"))
+        .await
+        .unwrap();
+    store
+        .record_object("mp/v", B, 200, &part_at("mp/v/@1"))
+        .await
+        .unwrap();
+    assert_eq!(quota(&store, B).await, (900, 1000, 0));
+    store
+        .release_multipart_upload("v", "completed upload")
+        .await
+        .unwrap();
+    assert_eq!(quota(&store, B).await, (700, 1000, 200));
+    invariants(&store).await;
+}
+
+/// Concurrent parts of two uploads on one backend: exactly as many as fit are admitted, the
+/// others refused with `NoSpaceAvailable`; the quota row ends exactly full.
+pub async fn concurrent_parts_admitted_exactly(store: Db) {
+    backends(&store, &[(A, 1000)]).await;
+    create(&store, "u1", "mp/1", A).await;
+    create(&store, "u2", "mp/2", A).await;
+    let tasks: Vec<_> = (1..=24)
+        .map(|n: i32| {
+            let s = store.clone();
+            let id = if n % 2 == 0 { "u1" } else { "u2" };
+            tokio::spawn(async move {
+                s.record_part(id, n, "e", 100, &part_at(&format!(".mpu/{id}/{n:05}")))
+                    .await
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(q) => {
+                assert!(q.is_empty());
+                ok += 1;
+            }
+            Err(StoreError::NoSpaceAvailable) => refused += 1,
+            Err(e) => panic!("record_part: {e:?}"),
+        }
+    }
+    assert_eq!((ok, refused), (10, 14));
+    assert_eq!(quota(&store, A).await, (1000, 1000, 0));
+    let parts =
+        store.get_parts("u1").await.unwrap().len() + store.get_parts("u2").await.unwrap().len();
+    assert_eq!(parts, 10);
+    invariants(&store).await;
 }

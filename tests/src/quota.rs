@@ -1,5 +1,5 @@
 //! Quotas: limits, the admission guard with orphan bytes, unlimited backends, backend
-//! selection (in-flight multipart bytes, unknown names), counters.
+//! selection (charged multipart parts, unknown names), counters.
 
 use s3o_store::*;
 
@@ -9,7 +9,8 @@ fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Starts a multipart upload on `backend` with one part of `size` bytes in flight.
+/// Starts a multipart upload on `backend` with one recorded part of `size` bytes (charged to
+/// the backend while the upload is open).
 pub(crate) async fn in_flight_part(store: &Db, upload_id: &str, backend: &str, size: i64) {
     store
         .create_multipart_upload(&CreateMultipartUploadParams {
@@ -242,39 +243,46 @@ pub async fn backend_with_space_order_and_unknown(store: Db) {
     assert_ledger(&store).await;
 }
 
-/// Available bytes subtract orphan bytes and in-flight multipart parts.
-/// Finding 5, one admission rule: routing counts used and orphan bytes, not in-flight
-/// multipart bytes, exactly like the commit guard; whatever routing picks, the commit admits,
-/// and one byte more is refused by both.
+/// Available bytes subtract orphan bytes and the recorded parts of open uploads (charged to
+/// `bytes_used`). Finding 5, one admission rule: routing counts exactly what the commit guard
+/// counts; whatever routing picks, the commit admits, and one byte more is refused by both.
 pub async fn backend_with_space_counts_orphans_and_multipart(store: Db) {
     backends(&store, &[(A, 1000), (B, 1000)]).await;
     put(&store, "k", A, 100).await;
     store.increment_orphan_bytes(A, 100).await.unwrap();
     in_flight_part(&store, "up-1", A, 300).await;
-    // 1000 − 100 used − 100 orphan = 800 (the 300 in flight are not committed bytes).
+    assert_eq!(quota(&store, A).await, (400, 1000, 100));
+    // 1000 − 100 copy − 300 part − 100 orphan = 500.
     let order = names(&[A, B]);
-    assert_eq!(store.get_backend_with_space(800, &order).await.unwrap(), A);
-    assert_eq!(store.get_backend_with_space(801, &order).await.unwrap(), B);
+    assert_eq!(store.get_backend_with_space(500, &order).await.unwrap(), A);
+    assert_eq!(store.get_backend_with_space(501, &order).await.unwrap(), B);
     assert_eq!(
         store
-            .get_backend_with_space(800, &names(&[A]))
+            .get_backend_with_space(500, &names(&[A]))
             .await
             .unwrap(),
         A
     );
-    assert_no_space(store.get_backend_with_space(801, &names(&[A])).await);
-    // The guard agrees at the exact byte, in-flight parts or not.
+    assert_no_space(store.get_backend_with_space(501, &names(&[A])).await);
+    // The guard agrees at the exact byte.
     assert_no_space(
         store
-            .record_object("big", A, 801, &StoredForm::default())
+            .record_object("big", A, 501, &StoredForm::default())
             .await,
     );
     store
-        .record_object("big", A, 800, &StoredForm::default())
+        .record_object("big", A, 500, &StoredForm::default())
         .await
         .unwrap();
     assert_eq!(quota(&store, A).await, (900, 1000, 100));
-    store.delete_multipart_upload("up-1").await.unwrap();
+    assert_ledger(&store).await;
+    // Ending the upload moves its part from used to the cleanup queue: still no room.
+    let queued = store
+        .release_multipart_upload("up-1", "aborted upload")
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(quota(&store, A).await, (600, 1000, 400));
     assert_no_space(store.get_backend_with_space(1, &names(&[A])).await);
     assert_ledger(&store).await;
 }
@@ -346,23 +354,25 @@ pub async fn least_utilized_backend_choice(store: Db) {
     assert_ledger(&store).await;
 }
 
-/// Orphan bytes count towards utilisation; in-flight parts towards room.
+/// Orphan bytes and the parts of open uploads count towards utilisation and room.
 pub async fn least_utilized_counts_orphans_and_multipart(store: Db) {
     backends(&store, &[(A, 1000), (B, 1000)]).await;
     put(&store, "a", A, 100).await;
     store.increment_orphan_bytes(A, 500).await.unwrap();
     put(&store, "b", B, 300).await;
     let both = names(&[A, B]);
+    // A: 600 of 1000 taken, B: 300.
     assert_eq!(store.get_least_utilized_backend(1, &both).await.unwrap(), B);
-    // In-flight parts change neither utilisation nor admission (one rule with the guard).
+    // A part of 600 recorded on B is charged there (one rule with the guard): B 900 of 1000.
     in_flight_part(&store, "up-b", B, 600).await;
-    assert_eq!(store.get_least_utilized_backend(1, &both).await.unwrap(), B);
-    // B: 1000 − 300 = 700 free; A: 1000 − 100 − 500 = 400 free.
+    assert_eq!(quota(&store, B).await, (900, 1000, 0));
+    assert_eq!(store.get_least_utilized_backend(1, &both).await.unwrap(), A);
+    // A: 400 free; B: 100 free.
     assert_eq!(
-        store.get_least_utilized_backend(401, &both).await.unwrap(),
-        B
+        store.get_least_utilized_backend(400, &both).await.unwrap(),
+        A
     );
-    assert_no_space(store.get_least_utilized_backend(701, &both).await);
+    assert_no_space(store.get_least_utilized_backend(401, &both).await);
     assert_ledger(&store).await;
 }
 

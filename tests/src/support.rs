@@ -41,8 +41,9 @@ pub async fn three_backends(store: &Db) {
     backends(store, &[(A, GIB), (B, GIB), (C, GIB)]).await;
 }
 
-/// The ledger invariant: for every backend, `bytes_used` equals Σ `size_bytes` of its copies,
-/// and the copy count agrees with the dashboard count.
+/// The ledger invariant: for every backend, `bytes_used` equals Σ `size_bytes` of its copies
+/// plus Σ `size_bytes` of the recorded parts of its open multipart uploads (parts are charged
+/// while their upload is open), and the copy count agrees with the dashboard count.
 pub async fn assert_ledger(store: &Db) {
     let stats = store.get_quota_stats().await.expect("get_quota_stats");
     let counts = store.get_object_counts().await.expect("get_object_counts");
@@ -53,8 +54,9 @@ pub async fn assert_ledger(store: &Db) {
             .await
             .expect("backend_object_stats");
         assert_eq!(
-            stat.bytes_used, bytes,
-            "ledger: bytes_used of {backend} must equal the sum of its copies' size_bytes"
+            stat.bytes_used,
+            bytes + parts_on(store, backend).await,
+            "ledger: bytes_used of {backend} must equal the sum of its copies' and open parts' size_bytes"
         );
         assert!(stat.orphan_bytes >= 0, "orphan bytes of {backend} negative");
         assert_eq!(
@@ -69,6 +71,17 @@ pub async fn assert_ledger(store: &Db) {
             "copies on {backend}, which has no quota row"
         );
     }
+}
+
+/// Σ `size_bytes` of the recorded parts of `backend`'s open multipart uploads.
+pub async fn parts_on(store: &Db, backend: &str) -> i64 {
+    store
+        .backend_capacities(&[backend.to_owned()])
+        .await
+        .expect("backend_capacities")
+        .iter()
+        .map(|c| c.inflight_bytes)
+        .sum()
 }
 
 /// `(bytes_used, bytes_limit, orphan_bytes)` of one backend.

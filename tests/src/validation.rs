@@ -153,7 +153,10 @@ pub async fn negative_sizes_rejected(store: Db) {
         "part size -1",
     );
     assert!(store.get_parts("u").await.unwrap().is_empty());
-    store.delete_multipart_upload("u").await.unwrap();
+    store
+        .release_multipart_upload("u", "aborted upload")
+        .await
+        .unwrap();
     assert_eq!(snapshot(&store).await, before);
     assert_ledger(&store).await;
 }

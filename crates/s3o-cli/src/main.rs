@@ -12,7 +12,7 @@
 //!   dlq requeue [--backend B]       move dead-lettered cleanups back to the queue
 //!   dlq write-off ID...             drop DLQ rows and release their orphan bytes
 //!   pending list [--older-than D]   in-flight PUT intents (D like 30s, 15m, 2h, 7d)
-//!   verify [--repair]               check bytes_used and orphan_bytes against the rows
+//!   verify [--repair]               check bytes_used (copies + open parts) and orphan_bytes against the rows
 //!   usage [--month YYYY-MM]         per-backend API requests, egress and ingress of a month
 //!                                   (default: the current one, UTC)
 //! ```
@@ -509,10 +509,24 @@ async fn verify(opts: &Opts, repair: bool) -> Result<(), Failure> {
     store.verify_schema_version().await?;
     let quotas = store.get_quota_stats().await?;
     let cleanup = store.cleanup_bytes_by_backend().await?;
+    // Recorded parts of open uploads are charged to `bytes_used` like copies.
+    let names: Vec<String> = quotas.keys().cloned().collect();
+    let parts: BTreeMap<String, i64> = if names.is_empty() {
+        BTreeMap::new()
+    } else {
+        store
+            .backend_capacities(&names)
+            .await?
+            .into_iter()
+            .map(|c| (c.backend_name, c.inflight_bytes))
+            .collect()
+    };
     let mut drift: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let mut report = Vec::new();
     for q in quotas.values() {
-        let (_, truth) = store.backend_object_stats(&q.backend_name).await?;
+        let (_, copies) = store.backend_object_stats(&q.backend_name).await?;
+        let part_bytes = parts.get(&q.backend_name).copied().unwrap_or(0);
+        let truth = copies + part_bytes;
         let (queued, dead) = cleanup.get(&q.backend_name).copied().unwrap_or((0, 0));
         let used_drift = q.bytes_used - truth;
         let orphan_drift = q.orphan_bytes - (queued + dead);
@@ -520,6 +534,7 @@ async fn verify(opts: &Opts, repair: bool) -> Result<(), Failure> {
             drift.insert(q.backend_name.clone(), (used_drift, orphan_drift));
         }
         report.push(json!({"backend": q.backend_name, "bytes_used": q.bytes_used, "size_bytes_total": truth,
+                           "part_bytes": part_bytes,
                            "used_drift": used_drift, "orphan_bytes": q.orphan_bytes,
                            "queued_bytes": queued, "dlq_bytes": dead, "orphan_drift": orphan_drift}));
     }

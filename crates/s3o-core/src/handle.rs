@@ -561,10 +561,10 @@ impl MetadataStore {
 /// The seed's `QuotaStore` role.
 impl MetadataStore {
     /// Admission numbers of the named backends, in one read and in no particular order:
-    /// `bytes_limit`, `bytes_used` (committed copies; on PostgreSQL the quota row plus its
-    /// stripes), `orphan_bytes` (bytes awaiting cleanup) and `inflight_bytes` (Σ part sizes of
-    /// the backend's open multipart uploads: reported for operators and callers, not part of
-    /// any admission rule). Pending write intents are counted nowhere. A name without a quota
+    /// `bytes_limit`, `bytes_used` (committed copies and the recorded parts of open uploads;
+    /// on PostgreSQL the quota row plus its stripes), `orphan_bytes` (bytes awaiting cleanup)
+    /// and `inflight_bytes` (Σ part sizes of the backend's open multipart uploads, the part
+    /// of `bytes_used` that is parts: reported, counted by admission through `bytes_used`). Pending write intents are counted nowhere. A name without a quota
     /// row is absent from the result (no error); an invalid name (empty, over-long, NUL) ⇒
     /// `InvalidInput`.
     pub async fn backend_capacities(&self, names: &[String]) -> Result<Vec<BackendCapacity>> {
@@ -573,10 +573,9 @@ impl MetadataStore {
     }
     /// The first backend of `order` that admits `size` more committed bytes by
     /// [`quota_admits`](crate::quota_admits), the rule the commit guard applies: `used +
-    /// orphan + size <= limit`, or, unlimited, `<= i64::MAX`. In-flight multipart part bytes
-    /// and pending write intents do not count (neither is charged before its commit, whose
-    /// guard decides then); a caller that must count them reads
-    /// [`MetadataStore::backend_capacities`]. Invalid names ⇒ `InvalidInput`; any name without
+    /// orphan + size <= limit`, or, unlimited, `<= i64::MAX`. Recorded multipart parts count
+    /// (they are in `used`); pending write intents do not (charged at their commit, whose guard
+    /// decides then). Invalid names ⇒ `InvalidInput`; any name without
     /// a quota row ⇒ `UnknownBackend` naming the first such name in list order, before space
     /// is considered (a configuration typo is never "no space"). An empty list, or no backend
     /// with room ⇒ `NoSpaceAvailable`. A read, not a reservation.
@@ -588,8 +587,7 @@ impl MetadataStore {
         .await
     }
     /// Among `eligible` backends that admit `size` (the rule and the exclusions of
-    /// [`MetadataStore::get_backend_with_space`]: in-flight multipart part bytes and pending
-    /// intents do not count), the least utilised: `(used + orphan) / limit` compared exactly,
+    /// [`MetadataStore::get_backend_with_space`]: recorded parts count, pending intents do not), the least utilised: `(used + orphan) / limit` compared exactly,
     /// unlimited = 0, ties by name in byte order. Invalid names ⇒ `InvalidInput`; any name
     /// without a quota row ⇒ `UnknownBackend` (the first in list order); an empty list or no
     /// backend with room ⇒ `NoSpaceAvailable`.
@@ -640,9 +638,12 @@ impl MetadataStore {
         )
         .await
     }
-    /// Records (or replaces) a part. Part number outside 1..=10000 ⇒ `InvalidInput` before any
-    /// SQL; unknown upload ⇒ `MultipartUploadNotFound`. Encryption fields are kept only when
-    /// `form.encrypted`.
+    /// Records (or replaces) a part and charges its bytes to the upload's backend quota in the
+    /// same transaction (see [`ops::record_part`](crate::ops::record_part)): doesn't fit ⇒
+    /// `NoSpaceAvailable`, nothing changes. Part number outside 1..=10000 ⇒ `InvalidInput`
+    /// before any SQL; unknown upload ⇒ `MultipartUploadNotFound`. Encryption fields are kept
+    /// only when `form.encrypted`. Returns the bytes of the part it replaced (queued for
+    /// cleanup, claimed by this store), if they were at another path.
     pub async fn record_part(
         &self,
         upload_id: &str,
@@ -650,7 +651,7 @@ impl MetadataStore {
         etag: &str,
         size: i64,
         form: &StoredForm,
-    ) -> Result<()> {
+    ) -> Result<Vec<DeletedCopy>> {
         self.observe(
             "record_part",
             self.inner
@@ -663,11 +664,19 @@ impl MetadataStore {
         self.observe("get_parts", self.inner.get_parts(upload_id))
             .await
     }
-    /// Deletes the upload and its parts; missing ⇒ no-op.
-    pub async fn delete_multipart_upload(&self, upload_id: &str) -> Result<()> {
+    /// Ends an upload (Complete after its commit, Abort, expiry): deletes it with its parts and
+    /// moves the parts' bytes from `bytes_used` to the cleanup queue in one transaction (see
+    /// [`ops::release_multipart_upload`](crate::ops::release_multipart_upload)). Returns the
+    /// queued parts, claimed by this store (delete them, then complete the rows). Missing ⇒
+    /// empty, nothing changes.
+    pub async fn release_multipart_upload(
+        &self,
+        upload_id: &str,
+        reason: &str,
+    ) -> Result<Vec<DeletedCopy>> {
         self.observe(
-            "delete_multipart_upload",
-            self.inner.delete_multipart_upload(upload_id),
+            "release_multipart_upload",
+            self.inner.release_multipart_upload(upload_id, reason),
         )
         .await
     }

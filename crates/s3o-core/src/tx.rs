@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::types::{
     BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, ExistingCopy,
-    KeyedExistingCopy, ObjectLocation, PendingObject, StoredForm,
+    KeyedExistingCopy, ObjectLocation, PartBytes, PendingObject, StoredForm,
 };
 
 /// A boxed, `Send` future: what transaction closures return.
@@ -163,10 +163,37 @@ pub trait QuotaTx: Send {
     async fn increment_orphan_bytes(&mut self, backend: &str, delta: i64) -> Result<()>;
     /// `bytes_used` of every backend, row-locked.
     async fn all_backend_bytes_used(&mut self) -> Result<BTreeMap<String, i64>>;
-    /// Σ `size_bytes` of `object_locations` per backend (backends without rows absent).
-    async fn sum_object_sizes_by_backend(&mut self) -> Result<BTreeMap<String, i64>>;
+    /// What each backend's `bytes_used` must be: Σ `size_bytes` of its `object_locations`
+    /// plus Σ `size_bytes` of the parts of its open multipart uploads (backends with neither
+    /// absent).
+    async fn sum_charged_bytes_by_backend(&mut self) -> Result<BTreeMap<String, i64>>;
     /// Sets `bytes_used` without the limit guard.
     async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()>;
+}
+
+/// Transactional primitives on `multipart_uploads` and `multipart_parts`.
+#[async_trait]
+pub trait MultipartTx: Send {
+    /// Locks the upload row until commit (`FOR UPDATE` on PostgreSQL; SQLite's one writer
+    /// already excludes every other) and returns its `(object_key, backend_name)`; `None`
+    /// when there is no such upload.
+    async fn lock_multipart_upload(&mut self, upload_id: &str) -> Result<Option<(String, String)>>;
+    /// The size and path of every recorded part of the upload, by part number (empty when
+    /// none). Read under the upload's row lock, so no part changes meanwhile.
+    async fn get_part_bytes(&mut self, upload_id: &str) -> Result<Vec<PartBytes>>;
+    /// Inserts the part or replaces every column of the one recorded under its number
+    /// (`created_at = now`). The caller holds the upload's row lock.
+    async fn upsert_part(
+        &mut self,
+        upload_id: &str,
+        part_number: i32,
+        etag: &str,
+        size: i64,
+        form: &StoredForm,
+    ) -> Result<()>;
+    /// Deletes the upload row; its parts go with it (`ON DELETE CASCADE`). `false` when it
+    /// had no row.
+    async fn delete_multipart_upload_row(&mut self, upload_id: &str) -> Result<bool>;
 }
 
 /// Tables holding rows that reference a backend, in the order
@@ -247,7 +274,9 @@ pub trait BucketTx: Send {
 
 /// The per-engine transactional seam: every primitive a core operation may call.
 #[async_trait]
-pub trait TxAdapter: PendingTx + ObjectsTx + CleanupTx + QuotaTx + BackendTx + BucketTx {
+pub trait TxAdapter:
+    PendingTx + ObjectsTx + CleanupTx + QuotaTx + BackendTx + BucketTx + MultipartTx
+{
     /// Takes a transaction-scoped lock on `key`, released at commit or rollback. PostgreSQL:
     /// `pg_advisory_xact_lock(KEY_LOCK_CLASS, hashtext(key))`; SQLite: no-op, because its one
     /// writer (`BEGIN IMMEDIATE`) already serialises every write transaction.

@@ -693,8 +693,9 @@ pub struct BackendCapacity {
     pub bytes_used: i64,
     /// Bytes awaiting physical deletion.
     pub orphan_bytes: i64,
-    /// Σ `size_bytes` of the parts of the backend's in-flight multipart uploads. Shown to
-    /// operators; not part of admission (see [`quota_admits`]).
+    /// Σ `size_bytes` of the parts of the backend's open multipart uploads: the share of
+    /// `bytes_used` that is parts (charged when recorded, released when the upload ends).
+    /// Shown to operators; admission counts it through `bytes_used`.
     pub inflight_bytes: i64,
 }
 
@@ -702,12 +703,11 @@ pub struct BackendCapacity {
 /// more committed bytes when it is unlimited (`limit = 0`) or when
 /// `used + orphan + delta <= limit` (exact, i128).
 ///
-/// In-flight multipart bytes do not count. They are not in `bytes_used` until the upload
-/// completes, and the commit guard (SQLite's guarded `UPDATE` of the quota row; PostgreSQL's
-/// stripe charge, which falls back to an exact check of this formula under the quota row's lock
-/// whenever the stripe's grant cannot take the charge) cannot see them; a routing rule that subtracted them
-/// would refuse backends the guard admits and the other way round. A multipart upload is
-/// admitted when it completes, like any other write.
+/// Recorded multipart parts count through `used`: each is charged when recorded, by this same
+/// rule (the commit guard: SQLite's guarded `UPDATE` of the quota row; PostgreSQL's stripe
+/// charge, which falls back to an exact check of this formula under the quota row's lock
+/// whenever the stripe's grant cannot take the charge). `inflight_bytes` is already inside
+/// `used`: a rule that added it again would refuse backends the guard admits.
 ///
 /// An unlimited backend (`limit == 0`) admits up to `i64::MAX` in all: a charge past it would
 /// overflow a counter, and the engines refuse it with `InvalidInput`
@@ -831,6 +831,40 @@ pub struct MultipartPart {
     /// The part's verified checksum (base64; the value of the recorded form's
     /// `attributes.checksum`); empty when none.
     pub checksum: String,
+}
+
+/// What a recorded part holds on its upload's backend: the bytes charged to that backend's
+/// quota while the upload is open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartBytes {
+    /// Part number, 1..=10000.
+    pub part_number: i32,
+    /// Bytes stored for the part (charged to the upload's backend).
+    pub size_bytes: i64,
+    /// Backend path of its bytes; empty for parts recorded without one (see
+    /// [`PartBytes::path`]).
+    pub storage_key: String,
+}
+
+impl PartBytes {
+    /// The backend path of the part's bytes: its storage key, or for a part recorded without
+    /// one, the fixed path parts had before each attempt got its own
+    /// ([`default_part_path`]).
+    pub fn path(&self, upload_id: &str) -> String {
+        if self.storage_key.is_empty() {
+            default_part_path(upload_id, self.part_number)
+        } else {
+            self.storage_key.clone()
+        }
+    }
+}
+
+/// The backend path of part `part_number` of `upload_id` when it was recorded without a
+/// storage key: `.mpu/<upload id>/<part number, 5 digits>`, the gateway's layout before every
+/// attempt got its own path (migration 0007). Never the object key: a part's bytes are not
+/// the object's.
+pub fn default_part_path(upload_id: &str, part_number: i32) -> String {
+    format!(".mpu/{upload_id}/{part_number:05}")
 }
 
 /// Everything a new multipart upload row needs.

@@ -83,7 +83,8 @@ pub(crate) fn object_path(bucket: &str, key: &str, version: &str) -> String {
 /// The backend path parts of `part_number` had before each attempt got its own (still read
 /// for parts recorded without a path).
 pub(crate) fn part_path(upload_id: &str, part_number: i32) -> String {
-    format!(".mpu/{upload_id}/{part_number:05}")
+    // The ledger queues such a part's bytes under the same path when its upload ends.
+    s3o_store::default_part_path(upload_id, part_number)
 }
 
 /// The backend path of one attempt at a multipart part: every attempt has its own, so a retry

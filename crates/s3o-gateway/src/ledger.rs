@@ -3,7 +3,6 @@
 //! handle type touches one file.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use s3o_store::{
     Bucket, BucketSpec, CreateMultipartUploadParams, DeletedCopy, ObjectAttributes, ObjectChecksum,
@@ -108,34 +107,10 @@ fn copy_of(loc: &ObjectLocation) -> Copy {
     }
 }
 
-/// Bytes of parts this process is streaming, per backend (see [`Ledger::admit_part`]).
-type Reservations = Arc<std::sync::Mutex<BTreeMap<String, i64>>>;
-
-/// A part admitted but not recorded yet; its bytes stop counting when dropped.
-pub(crate) struct PartReservation {
-    map: Reservations,
-    backend: String,
-    size: i64,
-}
-
-impl Drop for PartReservation {
-    fn drop(&mut self) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = map.get_mut(&self.backend) {
-            *v -= self.size;
-            if *v <= 0 {
-                map.remove(&self.backend);
-            }
-        }
-    }
-}
-
 /// The gateway's view of the store.
 pub(crate) struct Ledger {
     store: LedgerHandle,
     routing: RoutingPolicy,
-    part_reservations: Reservations,
-    part_admission: tokio::sync::Mutex<()>,
 }
 
 impl Ledger {
@@ -145,12 +120,7 @@ impl Ledger {
     }
 
     pub(crate) fn new(store: LedgerHandle, routing: RoutingPolicy) -> Self {
-        Ledger {
-            store,
-            routing,
-            part_reservations: Reservations::default(),
-            part_admission: tokio::sync::Mutex::new(()),
-        }
+        Ledger { store, routing }
     }
 
     /// Applies migrations, then writes the configured quotas. Returns the backends the
@@ -187,40 +157,14 @@ impl Ledger {
         self.store.get_least_utilized_backend(0, candidates).await
     }
 
-    /// Admits a part of `size` bytes to an upload on `backend`: the backend must hold it on
-    /// top of its committed and orphaned bytes, every recorded part of its uploads in flight
-    /// and the parts this process is still streaming there. The returned reservation counts
-    /// this part among the latter until it is dropped (once the part is recorded, the ledger
-    /// counts it). Parts are not charged to the quota row (the commit of the assembled object
-    /// is), so this is exact within one gateway process; two gateways admitting parts to one
-    /// backend at the same instant can still overshoot, and the Complete's admission is the
-    /// guard that counts.
-    pub(crate) async fn admit_part(&self, size: i64, backend: &str) -> LResult<PartReservation> {
-        // One admission per backend at a time, so a reservation is visible to the next check.
-        let _turn = self.part_admission.lock().await;
-        // Reserved bytes first, then the ledger: a part is recorded before its reservation
-        // goes, so read in this order it is counted at least once (read the other way round, a
-        // part recorded and released between the two reads would be counted by neither).
-        let reserved = self.reserved_for(backend);
+    /// Whether `backend` would admit a part of `size` bytes now: a read, not a reservation, so
+    /// a part that cannot fit is refused before its body is streamed. The guard that counts is
+    /// the charge [`Ledger::record_part`] takes in the ledger, exact across every gateway
+    /// process on one ledger (parts are charged to `bytes_used` when recorded).
+    pub(crate) async fn part_fits(&self, size: i64, backend: &str) -> LResult<()> {
         let caps = self.store.backend_capacities(&[backend.to_owned()]).await?;
         match caps.first() {
-            Some(c)
-                if c.admits(
-                    size.saturating_add(c.inflight_bytes)
-                        .saturating_add(reserved),
-                ) =>
-            {
-                let mut map = self
-                    .part_reservations
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                *map.entry(backend.to_owned()).or_default() += size;
-                Ok(PartReservation {
-                    map: Arc::clone(&self.part_reservations),
-                    backend: backend.to_owned(),
-                    size,
-                })
-            }
+            Some(c) if c.admits(size) => Ok(()),
             Some(_) => Err(StoreError::NoSpaceAvailable),
             None => Err(StoreError::UnknownBackend {
                 backend: backend.to_owned(),
@@ -228,20 +172,11 @@ impl Ledger {
         }
     }
 
-    fn reserved_for(&self, backend: &str) -> i64 {
-        self.part_reservations
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(backend)
-            .copied()
-            .unwrap_or(0)
-    }
-
     /// Where a completed multipart upload goes: its own backend when that admits the whole
-    /// object, else the routing policy's choice among `candidates`. The upload's parts are not
-    /// charged to the quota, and the assembled object is a new write beside them, so the
-    /// backend must admit all of it (subtracting the parts would pick a backend the commit
-    /// guard then refuses).
+    /// object, else the routing policy's choice among `candidates`. The assembled object is a
+    /// new write beside the parts, which stay charged (and on the backend) until the upload is
+    /// released after the commit, so the backend must admit all of it on top of them
+    /// (subtracting the parts would pick a backend the commit guard then refuses).
     pub(crate) async fn pick_backend_for_upload(
         &self,
         size: i64,
@@ -556,7 +491,9 @@ impl Ledger {
     }
 
     /// Records (or replaces) a part whose bytes are at `storage_key`, with its verified
-    /// checksum (`None`: none).
+    /// checksum (`None`: none), and charges it to the upload's backend in the same ledger
+    /// transaction (no room ⇒ `NoSpaceAvailable`, nothing recorded). Returns the bytes of the
+    /// part it replaced, queued for cleanup.
     pub(crate) async fn record_part(
         &self,
         upload_id: &str,
@@ -565,7 +502,7 @@ impl Ledger {
         size: i64,
         storage_key: &str,
         checksum: Option<ObjectChecksum>,
-    ) -> LResult<()> {
+    ) -> LResult<Vec<Displaced>> {
         let form = StoredForm {
             storage_key: storage_key.to_owned(),
             attributes: ObjectAttributes {
@@ -577,6 +514,7 @@ impl Ledger {
         self.store
             .record_part(upload_id, part_number, etag, size, &form)
             .await
+            .map(displaced)
     }
 
     /// The upload's parts by number.
@@ -584,9 +522,18 @@ impl Ledger {
         self.store.get_parts(upload_id).await
     }
 
-    /// Deletes the upload row and its parts (missing ⇒ no-op).
-    pub(crate) async fn delete_upload(&self, upload_id: &str) -> LResult<()> {
-        self.store.delete_multipart_upload(upload_id).await
+    /// Ends an upload: its row and parts go, and their bytes leave the backend's charge for
+    /// the cleanup queue, in one ledger transaction. Returns those bytes (claimed by this
+    /// process: delete them now). Missing ⇒ nothing.
+    pub(crate) async fn release_upload(
+        &self,
+        upload_id: &str,
+        reason: &str,
+    ) -> LResult<Vec<Displaced>> {
+        self.store
+            .release_multipart_upload(upload_id, reason)
+            .await
+            .map(displaced)
     }
 
     /// Uploads whose ledger key starts with `prefix`, at most `max`.
@@ -614,7 +561,7 @@ impl Ledger {
 
 /// The bytes a ledger call took out, each with the claim on the cleanup row the same
 /// transaction queued for it.
-fn displaced(deleted: Vec<DeletedCopy>) -> Vec<Displaced> {
+pub(crate) fn displaced(deleted: Vec<DeletedCopy>) -> Vec<Displaced> {
     deleted
         .into_iter()
         .map(|d| Displaced {

@@ -357,9 +357,12 @@ async fn ledger_outage_turns_writes_into_503_and_reads_into_a_broadcast() {
     env.gw.shutdown().await;
 }
 
+/// The parts stay on (and charged to) the upload's backend until the object commits, so a
+/// Complete lands there only when it holds the object beside them: a 10 MB upload on a 16 MiB
+/// backend spills to the next one, and the parts' charge is released either way.
 #[tokio::test]
 async fn a_completed_upload_spills_to_the_next_backend() {
-    let env = start(16 << 20, 16 << 20, 0).await;
+    let env = start(16 << 20, 64 << 20, 0).await;
     let s3 = client(&env.gw, SK);
     let data = vec![3u8; 10_000_000];
     for k in ["one.bin", "two.bin"] {
@@ -377,7 +380,11 @@ async fn a_completed_upload_spills_to_the_next_backend() {
         .get_all_object_locations("photos/two.bin")
         .await
         .unwrap();
-    assert_eq!(one[0].backend_name, "a");
+    // Each upload was created on the least utilised backend ("a", empty) and spilled.
+    assert_eq!(one[0].backend_name, "b");
     assert_eq!(two[0].backend_name, "b");
+    let stats = store.get_quota_stats().await.unwrap();
+    assert_eq!(stats["a"].bytes_used, 0, "the parts' charge was released");
+    assert_eq!(stats["b"].bytes_used, 20_000_000);
     env.gw.shutdown().await;
 }

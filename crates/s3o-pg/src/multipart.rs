@@ -6,9 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use s3o_core::engine::MultipartStore;
 use s3o_core::ops::prefix_successor;
+use s3o_core::tx::MultipartTx;
 use s3o_core::{
-    CreateMultipartUploadParams, MultipartPart, MultipartUpload, ObjectAttributes, Result,
-    StoreError, StoredForm, user_metadata_from_json, user_metadata_to_json, validate,
+    CreateMultipartUploadParams, MultipartPart, MultipartUpload, ObjectAttributes, PartBytes,
+    Result, StoreError, StoredForm, user_metadata_from_json, user_metadata_to_json, validate,
 };
 use tokio_postgres::Row;
 
@@ -18,6 +19,7 @@ use crate::conn::{
 };
 use crate::error::RowExt;
 use crate::error::{on_fk, unknown_backend};
+use crate::tx::PgTx;
 
 /// Every upload column, in the order [`upload_from_row`] reads them.
 const UPLOAD_COLS: &str = "upload_id, object_key, backend_name, content_type, metadata::text, \
@@ -155,54 +157,6 @@ impl MultipartStore for PgStore {
         upload_from_row(&row)
     }
 
-    async fn record_part(
-        &self,
-        upload_id: &str,
-        part_number: i32,
-        etag: &str,
-        size: i64,
-        form: &StoredForm,
-    ) -> Result<()> {
-        validate::part(upload_id, part_number, etag, size, form)?;
-        let f = form.normalized();
-        // Upsert: a re-uploaded part replaces every column. Unknown upload ⇒ foreign key.
-        self.db
-            .execute(
-                "record part",
-                "INSERT INTO multipart_parts (upload_id, part_number, etag, size_bytes, \
-                 encrypted, encryption_key, key_id, plaintext_size, created_at, storage_key, \
-                 checksum) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NOW(), $9, $10) \
-                 ON CONFLICT (upload_id, part_number) DO UPDATE SET etag = EXCLUDED.etag, \
-                 size_bytes = EXCLUDED.size_bytes, encrypted = EXCLUDED.encrypted, \
-                 encryption_key = EXCLUDED.encryption_key, key_id = EXCLUDED.key_id, \
-                 plaintext_size = EXCLUDED.plaintext_size, created_at = EXCLUDED.created_at, \
-                 storage_key = EXCLUDED.storage_key, checksum = EXCLUDED.checksum",
-                &[
-                    &upload_id,
-                    &part_number,
-                    &etag,
-                    &size,
-                    &f.encrypted,
-                    &null_if_empty_bytes(&f.encryption_key),
-                    &null_if_empty(&f.key_id),
-                    &null_if_zero(f.plaintext_size),
-                    &null_if_empty(&f.storage_key),
-                    &f.attributes
-                        .checksum
-                        .as_ref()
-                        .and_then(|c| null_if_empty(&c.value)),
-                ],
-            )
-            .await
-            .map_err(|e| {
-                on_fk(e, || StoreError::MultipartUploadNotFound {
-                    upload_id: upload_id.to_owned(),
-                })
-            })?;
-        Ok(())
-    }
-
     async fn get_parts(&self, upload_id: &str) -> Result<Vec<MultipartPart>> {
         validate::id("upload id", upload_id)?;
         let rows = self
@@ -233,19 +187,6 @@ impl MultipartStore for PgStore {
                 })
             })
             .collect::<Result<_>>()?)
-    }
-
-    async fn delete_multipart_upload(&self, upload_id: &str) -> Result<()> {
-        validate::id("upload id", upload_id)?;
-        // Parts go with it (ON DELETE CASCADE).
-        self.db
-            .execute(
-                "delete multipart upload",
-                "DELETE FROM multipart_uploads WHERE upload_id = $1",
-                &[&upload_id],
-            )
-            .await?;
-        Ok(())
     }
 
     async fn list_multipart_uploads(&self, prefix: &str, max: i64) -> Result<Vec<MultipartUpload>> {
@@ -328,5 +269,103 @@ impl MultipartStore for PgStore {
             )
             .await?;
         rows.iter().map(upload_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl MultipartTx for PgTx {
+    async fn lock_multipart_upload(&mut self, upload_id: &str) -> Result<Option<(String, String)>> {
+        validate::id("upload id", upload_id)?;
+        // Row-locks the upload until commit: its parts and its charge change under this lock.
+        let row = self
+            .query_opt(
+                "lock multipart upload",
+                "SELECT object_key, backend_name FROM multipart_uploads \
+                 WHERE upload_id = $1 FOR UPDATE",
+                &[&upload_id],
+            )
+            .await?;
+        row.map(|r| Ok((r.col(0)?, r.col(1)?))).transpose()
+    }
+
+    async fn get_part_bytes(&mut self, upload_id: &str) -> Result<Vec<PartBytes>> {
+        validate::id("upload id", upload_id)?;
+        let rows = self
+            .query(
+                "read part bytes",
+                "SELECT part_number, size_bytes, storage_key FROM multipart_parts \
+                 WHERE upload_id = $1 ORDER BY part_number",
+                &[&upload_id],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PartBytes {
+                    part_number: r.col(0)?,
+                    size_bytes: r.col(1)?,
+                    storage_key: r.col::<Option<String>>(2)?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn upsert_part(
+        &mut self,
+        upload_id: &str,
+        part_number: i32,
+        etag: &str,
+        size: i64,
+        form: &StoredForm,
+    ) -> Result<()> {
+        validate::part(upload_id, part_number, etag, size, form)?;
+        let f = form.normalized();
+        // Upsert: a re-uploaded part replaces every column. Unknown upload ⇒ foreign key.
+        self.execute(
+            "record part",
+            "INSERT INTO multipart_parts (upload_id, part_number, etag, size_bytes, \
+             encrypted, encryption_key, key_id, plaintext_size, created_at, storage_key, \
+             checksum) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NOW(), $9, $10) \
+             ON CONFLICT (upload_id, part_number) DO UPDATE SET etag = EXCLUDED.etag, \
+             size_bytes = EXCLUDED.size_bytes, encrypted = EXCLUDED.encrypted, \
+             encryption_key = EXCLUDED.encryption_key, key_id = EXCLUDED.key_id, \
+             plaintext_size = EXCLUDED.plaintext_size, created_at = EXCLUDED.created_at, \
+             storage_key = EXCLUDED.storage_key, checksum = EXCLUDED.checksum",
+            &[
+                &upload_id,
+                &part_number,
+                &etag,
+                &size,
+                &f.encrypted,
+                &null_if_empty_bytes(&f.encryption_key),
+                &null_if_empty(&f.key_id),
+                &null_if_zero(f.plaintext_size),
+                &null_if_empty(&f.storage_key),
+                &f.attributes
+                    .checksum
+                    .as_ref()
+                    .and_then(|c| null_if_empty(&c.value)),
+            ],
+        )
+        .await
+        .map_err(|e| {
+            on_fk(e, || StoreError::MultipartUploadNotFound {
+                upload_id: upload_id.to_owned(),
+            })
+        })?;
+        Ok(())
+    }
+
+    async fn delete_multipart_upload_row(&mut self, upload_id: &str) -> Result<bool> {
+        validate::id("upload id", upload_id)?;
+        // Parts go with it (ON DELETE CASCADE).
+        let n = self
+            .execute(
+                "delete multipart upload",
+                "DELETE FROM multipart_uploads WHERE upload_id = $1",
+                &[&upload_id],
+            )
+            .await?;
+        Ok(n > 0)
     }
 }

@@ -320,11 +320,16 @@ impl QuotaTx for PgTx {
             .collect::<Result<_>>()?)
     }
 
-    async fn sum_object_sizes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
+    async fn sum_charged_bytes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
         let rows = self
             .query(
-                "sum object sizes",
-                "SELECT backend_name, SUM(size_bytes)::bigint FROM object_locations \
+                "sum charged bytes",
+                // Copies plus the parts of open uploads: what `bytes_used` charges.
+                "SELECT backend_name, SUM(size_bytes)::bigint FROM ( \
+                 SELECT backend_name, size_bytes FROM object_locations \
+                 UNION ALL \
+                 SELECT u.backend_name, p.size_bytes FROM multipart_parts p \
+                 JOIN multipart_uploads u ON u.upload_id = p.upload_id) charged \
                  GROUP BY backend_name",
                 &[],
             )
@@ -359,7 +364,7 @@ impl QuotaTx for PgTx {
 impl QuotaStore for PgStore {
     async fn backend_capacities(&self, names: &[String]) -> Result<Vec<BackendCapacity>> {
         validate::backend_names(names)?;
-        // One query: the quota rows plus each backend's in-flight multipart bytes.
+        // One query: the quota rows plus each backend's parts of open uploads (reported).
         let rows = self
             .db
             .query(

@@ -257,7 +257,8 @@ fn dump_sqlite(path: &std::path::Path) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// Asserts `bytes_used == Σ size_bytes` for every backend.
+/// Asserts `bytes_used == Σ size_bytes of copies + Σ size_bytes of open uploads' parts` for
+/// every backend.
 pub async fn assert_ledger(store: &MetadataStore) {
     let stats = store.get_quota_stats().await.expect("quota stats");
     for (backend, q) in stats {
@@ -265,9 +266,18 @@ pub async fn assert_ledger(store: &MetadataStore) {
             .backend_object_stats(&backend)
             .await
             .expect("backend stats");
+        // Recorded parts of open uploads are charged too.
+        let parts: i64 = store
+            .backend_capacities(std::slice::from_ref(&backend))
+            .await
+            .expect("backend capacities")
+            .iter()
+            .map(|c| c.inflight_bytes)
+            .sum();
         assert_eq!(
-            q.bytes_used, total,
-            "bytes_used drifted from Σ size_bytes on {backend}"
+            q.bytes_used,
+            total + parts,
+            "bytes_used drifted from Σ size_bytes of copies ({total}) + parts ({parts}) on {backend}"
         );
         assert!(q.orphan_bytes >= 0, "negative orphan bytes on {backend}");
     }

@@ -489,6 +489,63 @@ impl Model {
         Outcome::Ok("true".into())
     }
 
+    /// The storage key the model-based test records part `part` of `upload` with: a re-upload
+    /// of another size lands at another path (its predecessor is queued), one of the same
+    /// size at the same path (replaced in place).
+    pub fn part_path(upload: &str, part: i32, size: i64) -> String {
+        format!(".mpu/{upload}/{part:05}-{size}")
+    }
+
+    /// `record_part` with the storage key [`Model::part_path`]: the part is charged to its
+    /// upload's backend (the guard admits the backend's growth: the new part, less the old
+    /// one when replaced in place); a part replaced at another path goes to the outbox. Unknown
+    /// upload ⇒ `Ok("missing")`.
+    pub fn record_part(&mut self, upload: &str, part: i32, size: i64) -> Outcome {
+        let Some((key, backend, parts)) = self.uploads.get(upload).cloned() else {
+            return Outcome::Ok("missing".into());
+        };
+        let path = Self::part_path(upload, part, size);
+        let old = parts
+            .get(&part)
+            .map(|&s| (s, Self::part_path(upload, part, s)));
+        let growth = match &old {
+            Some((s, p)) if *p == path => size - s,
+            _ => size,
+        };
+        if !self.admits(&backend, growth) {
+            return Outcome::NoSpace;
+        }
+        let mut queued = Vec::new();
+        if let Some((s, p)) = old {
+            let q = self.backends.get_mut(&backend).expect("backend");
+            q.used = (q.used - s).max(0);
+            if p != path {
+                queued.push(self.orphan(&backend, &key, &p, s));
+            }
+        }
+        self.backends.get_mut(&backend).expect("backend").used += size;
+        if let Some(u) = self.uploads.get_mut(upload) {
+            u.2.insert(part, size);
+        }
+        Outcome::Ok(render_orphans(&queued))
+    }
+
+    /// `release_multipart_upload`: the upload goes, each part's bytes leave `used` for the
+    /// outbox. Unknown upload ⇒ nothing.
+    pub fn release_upload(&mut self, upload: &str) -> Outcome {
+        let Some((key, backend, parts)) = self.uploads.remove(upload) else {
+            return Outcome::Ok("[]".into());
+        };
+        let mut queued = Vec::new();
+        for (n, size) in parts {
+            let q = self.backends.get_mut(&backend).expect("backend");
+            q.used = (q.used - size).max(0);
+            let path = Self::part_path(upload, n, size);
+            queued.push(self.orphan(&backend, &key, &path, size));
+        }
+        Outcome::Ok(render_orphans(&queued))
+    }
+
     /// `enqueue_orphaned_bytes`: the outbox, for bytes no copy held (unknown backend ⇒
     /// `UnknownBackend`, nothing changes).
     pub fn enqueue_orphaned(&mut self, backend: &str, key: &str, path: &str, size: i64) -> Outcome {

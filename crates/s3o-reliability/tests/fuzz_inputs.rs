@@ -209,7 +209,7 @@ async fn run(s: &MetadataStore, c: &Call) -> Result<(), StoreError> {
         Call::Part { upload, part, size } => {
             match s.record_part(upload, *part, "etag", *size, &plain).await {
                 Err(StoreError::MultipartUploadNotFound { .. }) => Ok(()),
-                other => other,
+                other => other.map(drop),
             }
         }
     }

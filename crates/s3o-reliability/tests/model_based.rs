@@ -662,33 +662,25 @@ impl Run {
                 let Some(id) = pick(&self.uploads_ever, *p) else {
                     return Ok(());
                 };
-                let r = s
-                    .record_part(&id, *part, "etag", *size, &StoredForm::default())
-                    .await;
-                let want = match m.uploads.get_mut(&id) {
-                    Some(u) => {
-                        u.2.insert(*part, *size);
-                        Outcome::Ok("()".into())
-                    }
-                    None => Outcome::Ok("missing".into()),
+                let form = StoredForm {
+                    storage_key: Model::part_path(&id, *part, *size),
+                    ..StoredForm::default()
                 };
+                let r = s.record_part(&id, *part, "etag", *size, &form).await;
                 let got = match &r {
                     Err(s3o_core::StoreError::MultipartUploadNotFound { .. }) => {
                         Outcome::Ok("missing".into())
                     }
-                    other => Outcome::of(other, |_| "()".into()),
+                    other => Outcome::of(other, |v| render_copies(v)),
                 };
-                (got, want)
+                (got, m.record_part(&id, *part, *size))
             }
             Op::MpDelete { pick: p } => {
                 let Some(id) = pick(&self.uploads_ever, *p) else {
                     return Ok(());
                 };
-                s.delete_multipart_upload(&id)
-                    .await
-                    .map_err(|e| format!("mp delete: {e}"))?;
-                m.uploads.remove(&id);
-                return Ok(());
+                let r = s.release_multipart_upload(&id, "aborted upload").await;
+                (Outcome::of(&r, |v| render_copies(v)), m.release_upload(&id))
             }
             Op::Reconcile => {
                 let r = s.reconcile_usage().await;

@@ -7,14 +7,16 @@ use async_trait::async_trait;
 use rusqlite::{named_params, params};
 use s3o_core::engine::MultipartStore;
 use s3o_core::{
-    CreateMultipartUploadParams, MultipartPart, MultipartUpload, ObjectAttributes, Result,
-    StoreError, StoredForm, Timestamp, user_metadata_from_json, user_metadata_to_json, validate,
+    CreateMultipartUploadParams, MultipartPart, MultipartUpload, ObjectAttributes, PartBytes,
+    Result, StoreError, StoredForm, Timestamp, user_metadata_from_json, user_metadata_to_json,
+    validate,
 };
 
 use crate::SqliteStore;
 use crate::error::decode_err;
 use crate::objects::{FormColumns, null_if_empty};
 use crate::reader::{KeyRange, page_limit};
+use crate::stmt::Db;
 
 /// Every column of an upload, in the order [`upload_from_row`] reads them.
 const UPLOAD_COLUMNS: &str = "upload_id, object_key, backend_name, content_type, metadata, encryption_key, key_id, created_at, attributes, tags";
@@ -89,6 +91,93 @@ async fn uploads_where(
         })
         .await?;
     decode(rows)
+}
+
+/// The `(object_key, backend_name)` of an upload; `None` when there is none.
+pub(crate) fn upload_home(db: &Db<'_>, upload_id: &str) -> Result<Option<(String, String)>> {
+    db.query_opt(
+        "lock multipart upload",
+        "SELECT object_key, backend_name FROM multipart_uploads WHERE upload_id = ?1",
+        params![upload_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// Size and path of every part of an upload, by number.
+pub(crate) fn part_bytes(db: &Db<'_>, upload_id: &str) -> Result<Vec<PartBytes>> {
+    db.query_vec(
+        "read part bytes",
+        "SELECT part_number, size_bytes, storage_key FROM multipart_parts \
+         WHERE upload_id = ?1 ORDER BY part_number",
+        params![upload_id],
+        |r| {
+            Ok(PartBytes {
+                part_number: r.get(0)?,
+                size_bytes: r.get(1)?,
+                storage_key: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            })
+        },
+    )
+}
+
+/// Inserts the part or replaces every column of the one under its number; the caller holds the
+/// upload (an unknown upload ⇒ `MultipartUploadNotFound`, checked in the same statement).
+pub(crate) fn upsert_part(
+    db: &Db<'_>,
+    upload_id: &str,
+    part_number: i32,
+    etag: &str,
+    size: i64,
+    form: &StoredForm,
+) -> Result<()> {
+    let f = FormColumns::of(form);
+    // Upsert on the primary key (upload_id, part_number).
+    let n = db.execute(
+        "record part",
+        "INSERT INTO multipart_parts (upload_id, part_number, etag, size_bytes, \
+             encrypted, encryption_key, key_id, plaintext_size, created_at, \
+             storage_key, checksum) \
+         SELECT :id, :n, :etag, :size, :encrypted, :encryption_key, :key_id, \
+                :plaintext_size, :now, :storage_key, :checksum \
+         WHERE EXISTS (SELECT 1 FROM multipart_uploads WHERE upload_id = :id) \
+         ON CONFLICT (upload_id, part_number) DO UPDATE SET \
+             etag = excluded.etag, size_bytes = excluded.size_bytes, \
+             encrypted = excluded.encrypted, encryption_key = excluded.encryption_key, \
+             key_id = excluded.key_id, plaintext_size = excluded.plaintext_size, \
+             created_at = excluded.created_at, storage_key = excluded.storage_key, \
+             checksum = excluded.checksum",
+        named_params! {
+            ":id": upload_id,
+            ":n": part_number,
+            ":etag": etag,
+            ":size": size,
+            ":encrypted": f.encrypted,
+            ":encryption_key": f.encryption_key,
+            ":key_id": f.key_id,
+            ":plaintext_size": f.plaintext_size,
+            ":now": Timestamp::now().as_micros(),
+            ":storage_key": f.storage_key,
+            ":checksum": form.attributes.checksum.as_ref()
+                .and_then(|c| null_if_empty(&c.value)),
+        },
+    )?;
+    if n == 0 {
+        return Err(StoreError::MultipartUploadNotFound {
+            upload_id: upload_id.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Deletes an upload row; its parts go with it (ON DELETE CASCADE, `foreign_keys=ON` on every
+/// connection). `false` when it had none.
+pub(crate) fn delete_upload(db: &Db<'_>, upload_id: &str) -> Result<bool> {
+    let n = db.execute(
+        "delete multipart upload",
+        "DELETE FROM multipart_uploads WHERE upload_id = ?1",
+        params![upload_id],
+    )?;
+    Ok(n > 0)
 }
 
 #[async_trait]
@@ -170,58 +259,6 @@ impl MultipartStore for SqliteStore {
         }
     }
 
-    async fn record_part(
-        &self,
-        upload_id: &str,
-        part_number: i32,
-        etag: &str,
-        size: i64,
-        form: &StoredForm,
-    ) -> Result<()> {
-        validate::part(upload_id, part_number, etag, size, form)?;
-        let (id, etag, form) = (upload_id.to_owned(), etag.to_owned(), form.clone());
-        self.conns
-            .write("record part", move |db| {
-                let f = FormColumns::of(&form);
-                // Upsert on the primary key (upload_id, part_number); the upload's existence is
-                // checked in the same statement.
-                let n = db.execute(
-                    "record part",
-                    "INSERT INTO multipart_parts (upload_id, part_number, etag, size_bytes, \
-                         encrypted, encryption_key, key_id, plaintext_size, created_at, \
-                         storage_key, checksum) \
-                     SELECT :id, :n, :etag, :size, :encrypted, :encryption_key, :key_id, \
-                            :plaintext_size, :now, :storage_key, :checksum \
-                     WHERE EXISTS (SELECT 1 FROM multipart_uploads WHERE upload_id = :id) \
-                     ON CONFLICT (upload_id, part_number) DO UPDATE SET \
-                         etag = excluded.etag, size_bytes = excluded.size_bytes, \
-                         encrypted = excluded.encrypted, encryption_key = excluded.encryption_key, \
-                         key_id = excluded.key_id, plaintext_size = excluded.plaintext_size, \
-                         created_at = excluded.created_at, storage_key = excluded.storage_key, \
-                         checksum = excluded.checksum",
-                    named_params! {
-                        ":id": id,
-                        ":n": part_number,
-                        ":etag": etag,
-                        ":size": size,
-                        ":encrypted": f.encrypted,
-                        ":encryption_key": f.encryption_key,
-                        ":key_id": f.key_id,
-                        ":plaintext_size": f.plaintext_size,
-                        ":now": Timestamp::now().as_micros(),
-                        ":storage_key": f.storage_key,
-                        ":checksum": form.attributes.checksum.as_ref()
-                            .and_then(|c| null_if_empty(&c.value)),
-                    },
-                )?;
-                if n == 0 {
-                    return Err(StoreError::MultipartUploadNotFound { upload_id: id });
-                }
-                Ok(())
-            })
-            .await
-    }
-
     async fn get_parts(&self, upload_id: &str) -> Result<Vec<MultipartPart>> {
         validate::id("upload id", upload_id)?;
         let id = upload_id.to_owned();
@@ -248,22 +285,6 @@ impl MultipartStore for SqliteStore {
                         })
                     },
                 )
-            })
-            .await
-    }
-
-    async fn delete_multipart_upload(&self, upload_id: &str) -> Result<()> {
-        validate::id("upload id", upload_id)?;
-        let id = upload_id.to_owned();
-        self.conns
-            .write("delete multipart upload", move |db| {
-                // Parts go with it: ON DELETE CASCADE (foreign_keys=ON on every connection).
-                db.execute(
-                    "delete multipart upload",
-                    "DELETE FROM multipart_uploads WHERE upload_id = ?1",
-                    params![id],
-                )?;
-                Ok(())
             })
             .await
     }

@@ -127,10 +127,16 @@ pub(crate) fn all_bytes_used(db: &Db<'_>) -> Result<BTreeMap<String, i64>> {
 }
 
 /// Σ `size_bytes` of the copies of each backend that has any.
-pub(crate) fn sum_sizes_by_backend(db: &Db<'_>) -> Result<BTreeMap<String, i64>> {
+pub(crate) fn sum_charged_by_backend(db: &Db<'_>) -> Result<BTreeMap<String, i64>> {
     let rows = db.query_vec(
-        "sum object sizes by backend",
-        "SELECT backend_name, sum(size_bytes) FROM object_locations GROUP BY backend_name",
+        "sum charged bytes by backend",
+        // Copies plus the parts of open uploads: what `bytes_used` charges.
+        "SELECT backend_name, sum(size_bytes) FROM ( \
+             SELECT backend_name, size_bytes FROM object_locations \
+             UNION ALL \
+             SELECT u.backend_name, p.size_bytes FROM multipart_parts p \
+             JOIN multipart_uploads u ON u.upload_id = p.upload_id) \
+         GROUP BY backend_name",
         [],
         |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
     )?;
@@ -154,7 +160,7 @@ impl QuotaStore for SqliteStore {
         let list = json_list(names);
         self.conns
             .read("read backend capacity", move |db| {
-                // One query: the quota rows plus each backend's in-flight multipart bytes.
+                // One query: the quota rows plus each backend's parts of open uploads (reported).
                 db.query_vec(
                     "read backend capacity",
                     "SELECT q.backend_name, q.bytes_limit, q.bytes_used, q.orphan_bytes, \

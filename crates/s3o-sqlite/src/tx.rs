@@ -16,16 +16,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use s3o_core::engine::{Runner, Transaction, TxAdapter};
-use s3o_core::tx::{BackendTable, BackendTx, BucketTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
+use s3o_core::tx::{
+    BackendTable, BackendTx, BucketTx, CleanupTx, MultipartTx, ObjectsTx, PendingTx, QuotaTx,
+};
 use s3o_core::{
     BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, DbErrorKind,
-    ExistingCopy, KeyedExistingCopy, ObjectLocation, PendingObject, Result, StoreError, StoredForm,
-    validate,
+    ExistingCopy, KeyedExistingCopy, ObjectLocation, PartBytes, PendingObject, Result, StoreError,
+    StoredForm, validate,
 };
 
 use crate::conn::{Conns, TxGuard};
 use crate::stmt::Db;
-use crate::{SqliteStore, backend, buckets, cleanup, objects, pending, quota};
+use crate::{SqliteStore, backend, buckets, cleanup, multipart, objects, pending, quota};
 
 /// An open write transaction on the writer connection.
 pub(crate) struct SqliteTx {
@@ -429,6 +431,51 @@ impl BackendTx for SqliteTx {
 }
 
 #[async_trait]
+impl MultipartTx for SqliteTx {
+    async fn lock_multipart_upload(&mut self, upload_id: &str) -> Result<Option<(String, String)>> {
+        validate::id("upload id", upload_id)?;
+        let id = upload_id.to_owned();
+        // The transaction's write lock (BEGIN IMMEDIATE) already excludes every writer.
+        self.run_now("lock multipart upload", move |db| {
+            multipart::upload_home(db, &id)
+        })
+        .await
+    }
+
+    async fn get_part_bytes(&mut self, upload_id: &str) -> Result<Vec<PartBytes>> {
+        validate::id("upload id", upload_id)?;
+        let id = upload_id.to_owned();
+        self.run("read part bytes", move |db| multipart::part_bytes(db, &id))
+            .await
+    }
+
+    async fn upsert_part(
+        &mut self,
+        upload_id: &str,
+        part_number: i32,
+        etag: &str,
+        size: i64,
+        form: &StoredForm,
+    ) -> Result<()> {
+        validate::part(upload_id, part_number, etag, size, form)?;
+        let (id, etag, form) = (upload_id.to_owned(), etag.to_owned(), form.clone());
+        self.run_now("record part", move |db| {
+            multipart::upsert_part(db, &id, part_number, &etag, size, &form)
+        })
+        .await
+    }
+
+    async fn delete_multipart_upload_row(&mut self, upload_id: &str) -> Result<bool> {
+        validate::id("upload id", upload_id)?;
+        let id = upload_id.to_owned();
+        self.run("delete multipart upload", move |db| {
+            multipart::delete_upload(db, &id)
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl BucketTx for SqliteTx {
     async fn lock_bucket(&mut self, name: &str, _mode: BucketLock) -> Result<bool> {
         validate::bucket_lookup(name)?;
@@ -530,9 +577,12 @@ impl QuotaTx for SqliteTx {
             .await
     }
 
-    async fn sum_object_sizes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
-        self.run("sum object sizes by backend", quota::sum_sizes_by_backend)
-            .await
+    async fn sum_charged_bytes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
+        self.run(
+            "sum charged bytes by backend",
+            quota::sum_charged_by_backend,
+        )
+        .await
     }
 
     async fn set_backend_bytes_used(&mut self, backend: &str, value: i64) -> Result<()> {

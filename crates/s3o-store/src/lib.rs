@@ -18,7 +18,7 @@ pub use s3o_core::{
     ObjectChecksum, ObjectLocation, PartLayout, PendingObject, PendingPromoteResult, QuotaStat,
     ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError, StoredForm, Timestamp,
     UnencryptedLocation, UsageLimits, UsageStat, WritePrecondition, default_instance_id,
-    quota_admits, s3_error_for,
+    default_part_path, quota_admits, s3_error_for,
 };
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.

@@ -5,30 +5,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::types::{CreateMultipartUploadParams, MultipartPart, MultipartUpload, StoredForm};
+use crate::types::{CreateMultipartUploadParams, MultipartPart, MultipartUpload};
 
-/// Multipart upload bookkeeping.
+/// Multipart upload bookkeeping: single statements. Recording a part and ending an upload
+/// change quota counters, so they are operations ([`crate::ops::record_part`],
+/// [`crate::ops::release_multipart_upload`]) over [`crate::tx::MultipartTx`].
 #[async_trait]
 pub trait MultipartStore: Send + Sync {
     /// Creates the upload row (`created_at = now`). Unknown backend ⇒ `UnknownBackend`.
     async fn create_multipart_upload(&self, params: &CreateMultipartUploadParams) -> Result<()>;
     /// The upload; unknown id ⇒ `MultipartUploadNotFound`.
     async fn get_multipart_upload(&self, upload_id: &str) -> Result<MultipartUpload>;
-    /// Records (or replaces) a part. Part number outside 1..=10000 ⇒ `InvalidInput` before any
-    /// SQL; unknown upload ⇒ `MultipartUploadNotFound`. Encryption fields are kept only when
-    /// `form.encrypted`.
-    async fn record_part(
-        &self,
-        upload_id: &str,
-        part_number: i32,
-        etag: &str,
-        size: i64,
-        form: &StoredForm,
-    ) -> Result<()>;
     /// Parts ordered by number; unknown upload ⇒ empty.
     async fn get_parts(&self, upload_id: &str) -> Result<Vec<MultipartPart>>;
-    /// Deletes the upload and its parts; missing ⇒ no-op.
-    async fn delete_multipart_upload(&self, upload_id: &str) -> Result<()>;
     /// Uploads whose key starts with `prefix`, ordered by `(key, created_at)`, slim (no
     /// backend or encryption fields), at most `max` (≤ 0 ⇒ 1000).
     async fn list_multipart_uploads(&self, prefix: &str, max: i64) -> Result<Vec<MultipartUpload>>;

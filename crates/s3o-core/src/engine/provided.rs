@@ -169,10 +169,9 @@ pub trait EngineOps: Engine {
     }
     /// The first backend of `order` that admits `size` more committed bytes by
     /// [`quota_admits`](crate::quota_admits), the rule the commit guard applies: `used +
-    /// orphan + size <= limit`, or, unlimited, `<= i64::MAX`. In-flight multipart part bytes
-    /// and pending write intents do not count (neither is charged before its commit, whose
-    /// guard decides then); a caller that must count them reads
-    /// [`crate::engine::QuotaStore::backend_capacities`]. Invalid names ⇒ `InvalidInput`; any name without
+    /// orphan + size <= limit`, or, unlimited, `<= i64::MAX`. Recorded multipart parts count
+    /// (they are charged to `used`); pending write intents do not (they are charged at their
+    /// commit, whose guard decides then). Invalid names ⇒ `InvalidInput`; any name without
     /// a quota row ⇒ `UnknownBackend` naming the first such name in list order, before space
     /// is considered (a configuration typo is never "no space"). An empty list, or no backend
     /// with room ⇒ `NoSpaceAvailable`. A read, not a reservation.
@@ -187,8 +186,7 @@ pub trait EngineOps: Engine {
         ops::pick_backend_with_space(&caps, size, order)
     }
     /// Among `eligible` backends that admit `size` (the rule and the exclusions of
-    /// [`EngineOps::get_backend_with_space`]: in-flight multipart part bytes and pending
-    /// intents do not count), the least utilised: `(used + orphan) / limit` compared exactly,
+    /// [`EngineOps::get_backend_with_space`]: recorded parts count, pending intents do not), the least utilised: `(used + orphan) / limit` compared exactly,
     /// unlimited = 0, ties by name in byte order. Invalid names ⇒ `InvalidInput`; any name
     /// without a quota row ⇒ `UnknownBackend` (the first in list order); an empty list or no
     /// backend with room ⇒ `NoSpaceAvailable`.
@@ -202,7 +200,29 @@ pub trait EngineOps: Engine {
         ops::require_known(&caps, eligible)?;
         ops::pick_least_utilized(&caps, size)
     }
-    /// Sets `bytes_used` to Σ `size_bytes` where they differ (see [`ops::reconcile_usage`]).
+    /// Records (or replaces) a multipart part and charges its bytes to the upload's backend
+    /// (see [`ops::record_part`]). Returns the replaced part's bytes, queued for cleanup.
+    async fn record_part(
+        &self,
+        upload_id: &str,
+        part_number: i32,
+        etag: &str,
+        size: i64,
+        form: &StoredForm,
+    ) -> Result<Vec<DeletedCopy>> {
+        ops::record_part(self, upload_id, part_number, etag, size, form).await
+    }
+    /// Ends an upload: its row and parts deleted, their bytes moved from `bytes_used` to the
+    /// cleanup queue (see [`ops::release_multipart_upload`]). Returns the queued parts.
+    async fn release_multipart_upload(
+        &self,
+        upload_id: &str,
+        reason: &str,
+    ) -> Result<Vec<DeletedCopy>> {
+        ops::release_multipart_upload(self, upload_id, reason).await
+    }
+    /// Sets `bytes_used` to Σ copy sizes plus Σ part sizes of open uploads where they differ
+    /// (see [`ops::reconcile_usage`]).
     /// Returns `truth − stored` per drifted backend; empty when consistent.
     async fn reconcile_usage(&self) -> Result<BTreeMap<String, i64>> {
         ops::reconcile_usage(self).await

@@ -13,6 +13,7 @@ mod cleanup;
 mod encryption;
 mod integrity;
 mod listing;
+mod multipart;
 mod objects;
 mod pending;
 mod quota;
@@ -32,6 +33,7 @@ pub use integrity::remove_bad_copy;
 pub use listing::{
     DEFAULT_MAX_KEYS, MAX_MAX_KEYS, list_objects, list_objects_delimited, prefix_successor,
 };
+pub use multipart::{record_part, release_multipart_upload};
 pub use objects::{
     delete_object, delete_object_location, delete_object_version, delete_objects_batch,
     import_object, move_object_location, record_object, record_object_if, record_object_in_bucket,

@@ -74,7 +74,7 @@ impl TxBody for Reconcile {
     type Output = BTreeMap<String, i64>;
     async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Self::Output> {
         let current = tx.all_backend_bytes_used().await?;
-        let truth = tx.sum_object_sizes_by_backend().await?;
+        let truth = tx.sum_charged_bytes_by_backend().await?;
         let mut drift = BTreeMap::new();
         for (backend, stored) in current {
             let actual = truth.get(&backend).copied().unwrap_or(0);
@@ -90,7 +90,8 @@ impl TxBody for Reconcile {
     }
 }
 
-/// Sets every backend's `bytes_used` to the Σ `size_bytes` of its copies where the two differ,
+/// Sets every backend's `bytes_used` to the Σ `size_bytes` of its copies plus the Σ
+/// `size_bytes` of its open uploads' parts (what it is charged for) where the two differ,
 /// in one transaction (quota rows locked first, in backend order). Returns `truth − stored`
 /// for each drifted backend; an empty map means the ledger was consistent.
 #[tracing::instrument(name = "reconcile_usage", level = "debug", skip_all)]
@@ -193,8 +194,8 @@ mod tests {
 
     #[test]
     fn backend_with_space_follows_order_and_ignores_inflight_bytes() {
-        // In-flight multipart bytes (40 on "a") do not count: the commit guard cannot see
-        // them, and routing must agree with it (one admission rule, `quota_admits`).
+        // The parts of open uploads (40 on "a") are inside `used` already: routing must not
+        // count them twice, and must agree with the guard (one rule, `quota_admits`).
         let caps = [
             cap("a", 100, 50, 0, 40),
             cap("b", 100, 0, 0, 0),

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use s3o_core::engine::{Runner, Transaction, TxAdapter};
-use s3o_core::tx::{BackendTable, BackendTx, BucketTx, CleanupTx, ObjectsTx, PendingTx, QuotaTx};
+use s3o_core::tx::{
+    BackendTable, BackendTx, BucketTx, CleanupTx, MultipartTx, ObjectsTx, PendingTx, QuotaTx,
+};
 use s3o_core::*;
 
 #[derive(Clone, Default)]
@@ -473,8 +475,9 @@ impl QuotaTx for FakeTx {
             .map(|(b, q)| (b.clone(), q.0))
             .collect())
     }
-    async fn sum_object_sizes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
-        self.note("sum_object_sizes_by_backend()".into())?;
+    async fn sum_charged_bytes_by_backend(&mut self) -> Result<BTreeMap<String, i64>> {
+        // The fake holds no multipart uploads: the charge is the copies'.
+        self.note("sum_charged_bytes_by_backend()".into())?;
         let mut m = BTreeMap::new();
         for c in self.work.copies.values() {
             *m.entry(c.backend_name.clone()).or_default() += c.size_bytes;
@@ -487,6 +490,37 @@ impl QuotaTx for FakeTx {
             q.0 = value;
         }
         Ok(())
+    }
+}
+
+/// The fake holds no multipart uploads: every upload is unknown (the multipart operations
+/// are covered by the conformance suite on both engines).
+#[async_trait]
+impl MultipartTx for FakeTx {
+    async fn lock_multipart_upload(&mut self, upload_id: &str) -> Result<Option<(String, String)>> {
+        self.note(format!("lock_multipart_upload({upload_id})"))?;
+        Ok(None)
+    }
+    async fn get_part_bytes(&mut self, upload_id: &str) -> Result<Vec<PartBytes>> {
+        self.note(format!("get_part_bytes({upload_id})"))?;
+        Ok(Vec::new())
+    }
+    async fn upsert_part(
+        &mut self,
+        upload_id: &str,
+        part_number: i32,
+        _etag: &str,
+        _size: i64,
+        _form: &StoredForm,
+    ) -> Result<()> {
+        self.note(format!("upsert_part({upload_id},{part_number})"))?;
+        Err(StoreError::MultipartUploadNotFound {
+            upload_id: upload_id.to_owned(),
+        })
+    }
+    async fn delete_multipart_upload_row(&mut self, upload_id: &str) -> Result<bool> {
+        self.note(format!("delete_multipart_upload_row({upload_id})"))?;
+        Ok(false)
     }
 }
 

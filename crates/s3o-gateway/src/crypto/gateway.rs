@@ -430,7 +430,9 @@ pub(crate) async fn create_sealed_upload(
 }
 
 /// Records (or replaces) an encrypted part: `stored` backend bytes at `storage_key`, sealed
-/// as `sealed` (this attempt's base nonce, the plaintext size), with its verified checksum.
+/// as `sealed` (this attempt's base nonce, the plaintext size), with its verified checksum,
+/// charged to the upload's backend like any part (see [`crate::ledger::Ledger::record_part`]).
+/// Returns the replaced part's bytes, queued for cleanup.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_sealed_part(
     ledger: &crate::ledger::Ledger,
@@ -441,7 +443,7 @@ pub(crate) async fn record_sealed_part(
     storage_key: &str,
     sealed: &Sealed,
     checksum: Option<s3o_store::ObjectChecksum>,
-) -> Result<(), s3o_store::StoreError> {
+) -> Result<Vec<crate::ledger::Displaced>, s3o_store::StoreError> {
     let form = s3o_store::StoredForm {
         storage_key: storage_key.to_owned(),
         attributes: s3o_store::ObjectAttributes {
@@ -454,4 +456,5 @@ pub(crate) async fn record_sealed_part(
         .store()
         .record_part(upload_id, part_number, etag, stored, &form)
         .await
+        .map(crate::ledger::displaced)
 }

@@ -171,7 +171,8 @@ impl GatewayS3 {
         }))
     }
 
-    /// Aborts every open multipart upload of bucket `b` (parts deleted, rows released).
+    /// Aborts every open multipart upload of bucket `b` (rows released with their parts'
+    /// charge, parts deleted).
     async fn abort_uploads_of(&self, b: &str) -> S3Result<()> {
         let ups = self
             .ledger
@@ -185,11 +186,9 @@ impl GatewayS3 {
                 Err(StoreError::MultipartUploadNotFound { .. }) => continue,
                 Err(e) => return Err(write_err(e)),
             };
-            self.delete_parts(&up.backend_name, &up.upload_id).await;
-            match self.ledger.delete_upload(&up.upload_id).await {
-                Ok(()) | Err(StoreError::MultipartUploadNotFound { .. }) => {}
-                Err(e) => return Err(write_err(e)),
-            }
+            self.end_upload(&up, "aborted upload")
+                .await
+                .map_err(write_err)?;
         }
         Ok(())
     }

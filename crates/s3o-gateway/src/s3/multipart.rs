@@ -20,6 +20,23 @@ impl GatewayS3 {
         Ok(up)
     }
 
+    /// Ends an upload: releases it in the ledger (row and parts gone, their bytes moved from
+    /// the backend's charge to the cleanup queue, in one transaction), deletes the queued part
+    /// bytes now, then whatever else lies under the upload's directory (attempts never
+    /// recorded: a failed verification whose delete failed, a gateway killed mid-part).
+    /// Complete calls it after its object committed, Abort at once. An error means the ledger
+    /// kept the upload (and its charge): nothing was deleted.
+    pub(super) async fn end_upload(
+        &self,
+        up: &s3o_store::MultipartUpload,
+        reason: &str,
+    ) -> crate::ledger::LResult<()> {
+        let released = self.ledger.release_upload(&up.upload_id, reason).await?;
+        self.remove_displaced(released, reason).await;
+        self.delete_parts(&up.backend_name, &up.upload_id).await;
+        Ok(())
+    }
+
     /// Deletes every stored part object of an upload (best effort).
     pub(super) async fn delete_parts(&self, backend: &str, upload_id: &str) {
         let Some(b) = self.backends.get(backend) else {
@@ -155,11 +172,13 @@ impl GatewayS3 {
         }))
     }
 
-    /// Stores one part of `up` (UploadPart and UploadPartCopy alike): admitted against the
-    /// upload's backend quota counting the parts already there, streamed to a path of its own
-    /// (an attempt never overwrites the bytes of a part recorded earlier), verified (length,
-    /// MD5, checksums), then recorded; the last attempt recorded is the part. Returns its ETag
-    /// and the verified checksums.
+    /// Stores one part of `up` (UploadPart and UploadPartCopy alike): checked against the
+    /// upload's backend quota (a read, so a part that cannot fit is refused before its body
+    /// streams), streamed to a path of its own (an attempt never overwrites the bytes of a
+    /// part recorded earlier), verified (length, MD5, checksums), then recorded and charged to
+    /// the backend in one ledger transaction, which refuses it (`507`, its bytes deleted) when
+    /// it no longer fits: exact across gateway processes. The last attempt recorded is the
+    /// part; the one it replaces is deleted. Returns its ETag and the verified checksums.
     pub(super) async fn store_part(
         &self,
         up: &s3o_store::MultipartUpload,
@@ -185,9 +204,8 @@ impl GatewayS3 {
             None => None,
         };
         let stored = seal.as_ref().map_or(size, |s| s.stored_size);
-        let _reservation = self
-            .ledger
-            .admit_part(stored, &up.backend_name)
+        self.ledger
+            .part_fits(stored, &up.backend_name)
             .await
             .map_err(write_err)?;
         let backend = self.backend(&up.backend_name)?.clone();
@@ -257,11 +275,17 @@ impl GatewayS3 {
                     .await
             }
         };
-        if let Err(e) = recorded {
-            // Unrecorded (upload aborted meanwhile, ledger down): the attempt's bytes go; what
-            // a delete misses lies under the upload's directory, swept with it.
-            let _ = backend.store.delete(&path).await;
-            return Err(write_err(e));
+        match recorded {
+            // The part it replaced (an earlier attempt under this number) left the charge for
+            // the cleanup queue in the same transaction: its bytes go now.
+            Ok(replaced) => self.remove_displaced(replaced, "replaced part").await,
+            Err(e) => {
+                // Unrecorded (no room left, upload aborted meanwhile, ledger down): the
+                // attempt's bytes go; what a delete misses lies under the upload's directory,
+                // swept with it.
+                let _ = backend.store.delete(&path).await;
+                return Err(write_err(e));
+            }
         }
         Ok((etag, sums))
     }
@@ -537,27 +561,26 @@ impl GatewayS3 {
         let (meta, _) = match self.write_object(w, stream).await {
             Ok(r) => r,
             Err(e) => {
-                // A Complete that committed and was cut off while releasing its parts left the
-                // upload row with parts gone: its retry finds the object already there.
-                if self.current_etag_is(&up.object_key, &etag).await {
-                    self.delete_parts(&up.backend_name, &up.upload_id).await;
-                    if self.ledger.delete_upload(&up.upload_id).await.is_ok() {
-                        return Ok(Done {
-                            ledger_key: up.object_key,
-                            etag,
-                            checksum: None,
-                        });
-                    }
+                // A Complete that committed and was cut off before releasing the upload (or,
+                // before parts were released in the ledger, while deleting its parts): its
+                // retry finds the object already there and ends the upload.
+                if self.current_etag_is(&up.object_key, &etag).await
+                    && self.end_upload(&up, "completed upload").await.is_ok()
+                {
+                    return Ok(Done {
+                        ledger_key: up.object_key,
+                        etag,
+                        checksum: None,
+                    });
                 }
                 return Err(e);
             }
         };
-        // Committed: the upload is over. Its part bytes go first and its row last, so a crash
-        // in between leaves the row, and with it the multipart sweeper's way to every part
-        // (the other order leaked the parts of a Complete killed after the row went). A retry
-        // is answered from memory, or from the ledger once the parts are gone.
-        self.delete_parts(&up.backend_name, &up.upload_id).await;
-        if let Err(e) = self.ledger.delete_upload(&up.upload_id).await {
+        // Committed: the upload is over. Its row goes with its parts' charge, their bytes
+        // queued for cleanup in the same transaction, then deleted: a crash in between leaves
+        // the queue rows, the cleanup worker's way to every part. A retry is answered from
+        // memory, or from the ledger once the upload is gone.
+        if let Err(e) = self.end_upload(&up, "completed upload").await {
             tracing::warn!(upload = %up.upload_id, error = %e, "could not release a completed upload; the sweeper will");
         }
         Ok(Done {
@@ -698,14 +721,11 @@ impl GatewayS3 {
         let i = &req.input;
         match self.upload_for(&i.bucket, &i.key, &i.upload_id).await {
             Err(e) => Err(e),
-            Ok(up) => {
-                self.delete_parts(&up.backend_name, &up.upload_id).await;
-                self.ledger
-                    .delete_upload(&up.upload_id)
-                    .await
-                    .map_err(write_err)
-                    .map(|()| S3Response::new(AbortMultipartUploadOutput::default()))
-            }
+            Ok(up) => self
+                .end_upload(&up, "aborted upload")
+                .await
+                .map_err(write_err)
+                .map(|()| S3Response::new(AbortMultipartUploadOutput::default())),
         }
     }
 }

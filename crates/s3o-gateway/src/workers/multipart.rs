@@ -1,6 +1,7 @@
-//! The stale multipart sweeper: aborts uploads older than `stale_after`, on the backend and
-//! in the ledger. The parts are deleted first and the upload row last, so a sweep stopped in
-//! between leaves the row, and the next sweep deletes what is left.
+//! The stale multipart sweeper: aborts uploads older than `stale_after`, in the ledger and on
+//! the backend. The ledger releases the upload first (its row and parts go, their bytes leave
+//! the backend's charge for the cleanup queue, in one transaction), then the parts are deleted:
+//! a sweep stopped in between leaves the queue rows, which the cleanup worker finishes.
 
 use futures::StreamExt as _;
 
@@ -23,35 +24,54 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
     Ok(())
 }
 
-/// Aborts one upload: its parts deleted on the backend, then its ledger row. Returns the
-/// item's result label (`aborted`, `parts_left`, `skipped_backend_down`).
+/// Aborts one upload: released in the ledger (its parts' bytes queued for cleanup and taken
+/// off the backend's charge), then its parts deleted on the backend, and whatever else lies
+/// under its directory (attempts never recorded). Returns the item's result label (`aborted`,
+/// `parts_left`: some bytes are left to the cleanup worker or the reconciler,
+/// `skipped_backend_down`: nothing changed).
 pub(super) async fn abort(
     ctx: &Ctx,
     up: &s3o_store::MultipartUpload,
     health: &mut Health,
 ) -> LResult<&'static str> {
-    if let Some(b) = ctx.backends.get(&up.backend_name) {
-        if !health.up(b).await {
-            return Ok("skipped_backend_down");
-        }
-        let dir = keys::path(&keys::upload_dir(&up.upload_id));
-        let listed: Vec<_> = b.store.list(Some(&dir)).collect().await;
-        let mut failed = false;
-        for o in listed {
-            let deleted = match o {
-                Ok(o) => delete_path(b, &o.location).await,
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = deleted {
-                tracing::warn!(upload = %up.upload_id, backend = %up.backend_name, error = %e, "could not delete a stale part");
+    let backend = ctx.backends.get(&up.backend_name);
+    if let Some(b) = backend
+        && !health.up(b).await
+    {
+        return Ok("skipped_backend_down");
+    }
+    let queued = ctx
+        .store
+        .release_multipart_upload(&up.upload_id, "expired upload")
+        .await?;
+    tracing::info!(upload = %up.upload_id, key = %up.object_key, "multipart upload aborted");
+    let Some(b) = backend else {
+        // Not configured: the queue rows wait for the cleanup worker of a gateway that has it.
+        return Ok("aborted");
+    };
+    let mut failed = false;
+    for d in queued {
+        match delete_path(b, &keys::path(&d.storage_key)).await {
+            Ok(()) => {
+                ctx.store.complete_cleanup_item(&d.cleanup).await?;
+            }
+            Err(e) => {
+                tracing::warn!(upload = %up.upload_id, backend = %up.backend_name, error = %e, "could not delete a part; left to the cleanup worker");
                 failed = true;
             }
         }
-        if failed {
-            return Ok("parts_left");
+    }
+    let dir = keys::path(&keys::upload_dir(&up.upload_id));
+    let listed: Vec<_> = b.store.list(Some(&dir)).collect().await;
+    for o in listed {
+        let deleted = match o {
+            Ok(o) => delete_path(b, &o.location).await,
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = deleted {
+            tracing::warn!(upload = %up.upload_id, backend = %up.backend_name, error = %e, "could not delete a stale part; left to the reconciler");
+            failed = true;
         }
     }
-    ctx.store.delete_multipart_upload(&up.upload_id).await?;
-    tracing::info!(upload = %up.upload_id, key = %up.object_key, "multipart upload aborted");
-    Ok("aborted")
+    Ok(if failed { "parts_left" } else { "aborted" })
 }

@@ -67,7 +67,7 @@ async fn settle(rig: &Rig) {
 }
 
 /// The invariants every drill ends on:
-/// - `bytes_used == Σ size_bytes` of the backend's copies;
+/// - `bytes_used == Σ size_bytes` of the backend's copies + Σ of its open uploads' parts;
 /// - `orphan_bytes == Σ` its cleanup queue and DLQ bytes;
 /// - no multipart upload left open on a fault-injecting backend;
 /// - every object on every backend is a ledger copy, an intent's path, a queued or
@@ -87,9 +87,18 @@ async fn invariants(rig: &Rig) {
             .backend_object_stats(&b.name)
             .await
             .expect("backend_object_stats");
+        // Recorded parts of open uploads are charged to their backend too.
+        let parts: i64 = store
+            .backend_capacities(std::slice::from_ref(&b.name))
+            .await
+            .expect("backend_capacities")
+            .iter()
+            .map(|c| c.inflight_bytes)
+            .sum();
         assert_eq!(
-            stat.bytes_used, bytes,
-            "{}: bytes_used must equal the sum of its copies",
+            stat.bytes_used,
+            bytes + parts,
+            "{}: bytes_used must equal the sum of its copies and open uploads' parts",
             b.name
         );
         let (queued, dead) = cleanup.get(&b.name).copied().unwrap_or((0, 0));
@@ -139,10 +148,11 @@ async fn invariants(rig: &Rig) {
     {
         known.insert((d.backend_name, d.storage_key));
     }
+    // Full upload rows (the listing's slim rows carry no backend).
     for u in store
-        .list_multipart_uploads("", 1000)
+        .get_stale_multipart_uploads(Duration::ZERO)
         .await
-        .expect("list_multipart_uploads")
+        .expect("get_stale_multipart_uploads")
     {
         part_dirs.insert((u.backend_name, format!(".mpu/{}/", u.upload_id)));
     }
@@ -657,6 +667,167 @@ pub(crate) async fn parts_respect_the_quota(ledger: Ledger) {
         )
         .await;
     assert_eq!(r.status, 204, "abort: {}", r.text());
+    invariants(&rig).await;
+    rig.finish().await;
+}
+
+/// Finding 6 across processes: two gateways on one ledger take parts of one upload to one
+/// backend at the same instant. Every part's PUT to the backend is held until eight are in
+/// flight (four through each gateway), so no part is recorded before all of them were
+/// admitted: an admission count kept inside each process let three through each (six parts
+/// of 300 KiB on a 1 MiB backend); the charge in the ledger, taken when a part is recorded,
+/// admits exactly three in all and refuses the rest with 507 (their bytes deleted). Then the
+/// quota rows follow the upload: a part re-uploaded through the other gateway swaps the
+/// charge, and Abort releases it.
+pub(crate) async fn parts_quota_holds_across_gateways(ledger: Ledger) {
+    const QUOTA: u64 = 1 << 20;
+    const PART: usize = 300 * 1024;
+    let backends = [faulty("fs-a", QUOTA)];
+    let Some(rig) = rig(ledger, &backends, QUICK_WORKERS).await else {
+        return;
+    };
+    let second = s3o_gateway::Gateway::start(rig.config.clone())
+        .await
+        .expect("second gateway on the same ledger");
+    let endpoints = [rig.gateway().endpoint(), second.endpoint()];
+    assert_ne!(endpoints[0], endpoints[1]);
+    let faults = rig.backends[0].faults();
+    let key = "mpu/two-gateways";
+    let id = create_upload(&rig.raw, key).await;
+    let quota = |store: &s3o_store::MetadataStore| {
+        let store = store.clone();
+        async move {
+            let s = store.get_quota_stats().await.expect("quota")["fs-a"].clone();
+            (s.bytes_used, s.orphan_bytes)
+        }
+    };
+    assert_eq!(quota(rig.store()).await, (0, 0));
+    let hold = faults.add(Rule::on(&[Op::Put]).path(".mpu/").hold_after());
+    let tasks: Vec<_> = (1..=8)
+        .map(|n: i32| {
+            let endpoint = endpoints[(n % 2) as usize].clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                upload_part(&Raw::new(&endpoint), key, &id, n, body(PART, n as u8), &[])
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    // Six at least (what per-process counts admit); then give the last two time to arrive.
+    faults.wait_held(hold, 6).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let in_flight = faults.held(hold);
+    faults.release(hold);
+    let mut statuses = BTreeMap::new();
+    for t in tasks {
+        *statuses.entry(t.await.expect("part task")).or_insert(0) += 1;
+    }
+    assert_eq!(
+        statuses,
+        BTreeMap::from([(200, 3), (507, 5)]),
+        "three 300 KiB parts fit in 1 MiB whatever gateway takes them ({in_flight} were \
+         in flight at once)"
+    );
+    assert_eq!(
+        in_flight, 8,
+        "every part was admitted to stream (none recorded yet)"
+    );
+    let parts = rig.store().get_parts(&id).await.expect("parts");
+    assert_eq!(parts.len(), 3);
+    assert_eq!(quota(rig.store()).await, (3 * PART as i64, 0));
+    let held: u64 = rig.physical().await["fs-a"].iter().map(|(_, s)| *s).sum();
+    assert_eq!(held, 3 * PART as u64, "refused parts' bytes were deleted");
+    invariants(&rig).await;
+    // A recorded part sent again through the other gateway, smaller (its new bytes must fit
+    // beside the old ones, which stay until deleted): the charge swaps, the old attempt's
+    // bytes are queued and deleted at once.
+    let n = parts[0].part_number;
+    let other = &endpoints[((n + 1) % 2) as usize];
+    let r = upload_part(&Raw::new(other), key, &id, n, body(PART / 3, 9), &[]).await;
+    assert_eq!(r.status, 200, "re-upload: {}", r.text());
+    settle(&rig).await;
+    let used = 2 * PART as i64 + PART as i64 / 3;
+    assert_eq!(quota(rig.store()).await, (used, 0));
+    // 324 KiB of room left: 400 KiB through either gateway is refused.
+    for e in &endpoints {
+        let r = upload_part(&Raw::new(e), key, &id, 9, body(400 * 1024, 9), &[]).await;
+        assert_eq!(r.status, 507, "over the quota: {}", r.text());
+    }
+    assert_eq!(quota(rig.store()).await, (used, 0));
+    invariants(&rig).await;
+    // Abort through the second gateway releases the charge (and the bytes).
+    let r = Raw::new(&endpoints[1])
+        .send(
+            "DELETE",
+            &format!("{}?uploadId={id}", target(key)),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, 204, "abort: {}", r.text());
+    settle(&rig).await;
+    assert_eq!(quota(rig.store()).await, (0, 0));
+    assert_eq!(rig.physical_bytes().await, 0);
+    invariants(&rig).await;
+    second.shutdown().await;
+    rig.finish().await;
+}
+
+/// A drain leaves open uploads and their charged parts alone: the copies move off the drained
+/// backend, the upload's parts stay there (the leftover sweep never lists `.mpu/`), still
+/// charged exactly; the upload completes afterwards and its release moves the parts' charge to
+/// the cleanup queue.
+pub(crate) async fn drain_keeps_open_upload_parts(ledger: Ledger) {
+    let backends = [s3("fs-a", 1 << 30), s3("fs-b", 1 << 30)];
+    let Some(rig) = rig(ledger, &backends, QUICK_WORKERS).await else {
+        return;
+    };
+    let key = "mpu/through-drain";
+    let parts = [body(5 * MIB, 3), body(MIB, 4)];
+    let (id, etags) = staged_upload(&rig.raw, key, &parts).await;
+    let up = rig.store().get_multipart_upload(&id).await.expect("upload");
+    assert_eq!(
+        up.backend_name, "fs-a",
+        "the least utilised backend, by name"
+    );
+    rig.put("plain", body(1000, 5)).await;
+    assert_eq!(rig.placement("plain").await, vec![("fs-a".into(), 1000)]);
+    let used = |rig: &Rig, b: &'static str| {
+        let store = rig.store().clone();
+        async move { store.get_quota_stats().await.expect("quota")[b].bytes_used }
+    };
+    assert_eq!(used(&rig, "fs-a").await, 6 * MIB as i64 + 1000);
+    let report = s3o_gateway::drain(&rig.config, "fs-a", &mut |_| {})
+        .await
+        .expect("drain");
+    assert_eq!(report.progress.moved, 1);
+    assert_eq!(rig.placement("plain").await, vec![("fs-b".into(), 1000)]);
+    // The parts stayed, charged, readable.
+    assert_eq!(used(&rig, "fs-a").await, 6 * MIB as i64);
+    let on_a: u64 = rig.physical().await["fs-a"]
+        .iter()
+        .filter(|(p, _)| p.starts_with(&format!(".mpu/{id}/")))
+        .map(|(_, s)| *s)
+        .sum();
+    assert_eq!(on_a, 6 * MIB as u64);
+    invariants(&rig).await;
+    let r = complete(&rig.raw, key, &id, &etags).await;
+    assert_eq!(r.status, 200, "Complete after the drain: {}", r.text());
+    let all: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    assert!(rig.get(key).await == all, "the object reads back");
+    settle(&rig).await;
+    // Every part's charge left with the upload; the object is charged where it landed.
+    let placed = rig.placement(key).await;
+    assert_eq!(placed.len(), 1);
+    assert_eq!(placed[0].1, 6 * MIB as i64);
+    let a = if placed[0].0 == "fs-a" {
+        6 * MIB as i64
+    } else {
+        0
+    };
+    assert_eq!(used(&rig, "fs-a").await, a);
+    assert!(rig.store().get_multipart_upload(&id).await.is_err());
     invariants(&rig).await;
     rig.finish().await;
 }

@@ -142,6 +142,8 @@ on_both_ledgers! {
         drain_spares_put_in_flight,
         complete_goes_where_it_fits,
         parts_respect_the_quota,
+        parts_quota_holds_across_gateways,
+        drain_keeps_open_upload_parts,
         killed_mid_stream_leaves_no_backend_upload,
         reads_racing_overwrites_never_503,
         complete_survives_hangup_and_retry,

@@ -561,13 +561,22 @@ pub(crate) async fn get(c: &AmazonS3, key: &str) -> object_store::Result<Bytes> 
     c.get(&Path::from(key)).await?.bytes().await
 }
 
-/// `s3o verify`'s arithmetic: per backend, `bytes_used == Σ size_bytes` and `orphan_bytes ==
-/// Σ queue + DLQ bytes`. Panics naming the drift.
+/// `s3o verify`'s arithmetic: per backend, `bytes_used == Σ size_bytes` of its copies `+ Σ`
+/// of its open uploads' parts, and `orphan_bytes == Σ queue + DLQ bytes`. Panics naming the
+/// drift.
 pub(crate) async fn verify(store: &MetadataStore) {
     let quotas = store.get_quota_stats().await.unwrap();
     let cleanup = store.cleanup_bytes_by_backend().await.unwrap();
     for q in quotas.values() {
-        let (_, truth) = store.backend_object_stats(&q.backend_name).await.unwrap();
+        let (_, copies) = store.backend_object_stats(&q.backend_name).await.unwrap();
+        let parts: i64 = store
+            .backend_capacities(std::slice::from_ref(&q.backend_name))
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.inflight_bytes)
+            .sum();
+        let truth = copies + parts;
         let (queued, dead) = cleanup.get(&q.backend_name).copied().unwrap_or((0, 0));
         assert_eq!(q.bytes_used, truth, "{}: bytes_used drift", q.backend_name);
         assert_eq!(

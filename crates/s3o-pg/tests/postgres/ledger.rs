@@ -498,17 +498,21 @@ async fn multipart_pending_and_outbox_round_trip() {
         1
     );
     assert_eq!(s.get_active_multipart_counts().await.unwrap()["a"], 1);
-    // In-flight parts do not count against admission (one rule with the commit guard).
+    // Recorded parts (11 + 20 bytes) are charged: admission counts them (one rule with the
+    // commit guard).
     s.sync_quota_limits(&[("a".into(), 100)]).await.unwrap();
+    assert_eq!(s.get_quota_stats().await.unwrap()["a"].bytes_used, 31);
     assert!(matches!(
-        s.get_backend_with_space(101, &["a".into()]).await,
+        s.get_backend_with_space(70, &["a".into()]).await,
         Err(StoreError::NoSpaceAvailable)
     ));
     assert_eq!(
-        s.get_backend_with_space(100, &["a".into()]).await.unwrap(),
+        s.get_backend_with_space(69, &["a".into()]).await.unwrap(),
         "a"
     );
-    s.delete_multipart_upload("u1").await.unwrap();
+    s.release_multipart_upload("u1", "aborted upload")
+        .await
+        .unwrap();
     assert!(s.get_parts("u1").await.unwrap().is_empty());
 
     // Pending intents: every field survives, promote commits them.

@@ -433,12 +433,18 @@ async fn multipart_round_trip() {
     );
     assert_eq!(store.get_active_multipart_counts().await.unwrap()["b1"], 1);
 
-    store.delete_multipart_upload("u1").await.unwrap();
+    store
+        .release_multipart_upload("u1", "aborted upload")
+        .await
+        .unwrap();
     assert!(
         store.get_parts("u1").await.unwrap().is_empty(),
         "parts cascade"
     );
-    store.delete_multipart_upload("u1").await.unwrap();
+    store
+        .release_multipart_upload("u1", "aborted upload")
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
