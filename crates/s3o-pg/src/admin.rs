@@ -91,10 +91,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "bucket_lifecycle",
         sql: include_str!("../migrations/0013_bucket_lifecycle.sql"),
     },
+    Migration {
+        version: 14,
+        name: "versioning",
+        sql: include_str!("../migrations/0014_versioning.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 13;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 14;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

@@ -324,8 +324,13 @@ impl QuotaTx for PgTx {
         let rows = self
             .query(
                 "sum object sizes",
-                "SELECT backend_name, SUM(size_bytes)::bigint FROM object_locations \
-                 GROUP BY backend_name",
+                // Every version's bytes are charged (DESIGN decision 25).
+                "SELECT backend_name, SUM(size_bytes)::bigint FROM ( \
+                   SELECT backend_name, size_bytes FROM object_locations \
+                   UNION ALL \
+                   SELECT backend_name, size_bytes FROM object_versions \
+                   WHERE backend_name IS NOT NULL \
+                 ) s GROUP BY backend_name",
                 &[],
             )
             .await?;

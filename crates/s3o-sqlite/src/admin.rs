@@ -22,7 +22,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 13] = [
+const MIGRATIONS: [Migration; 14] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -87,6 +87,11 @@ const MIGRATIONS: [Migration; 13] = [
         version: 13,
         name: "0013_bucket_lifecycle",
         sql: include_str!("../migrations/0013_bucket_lifecycle.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "0014_versioning",
+        sql: include_str!("../migrations/0014_versioning.sql"),
     },
 ];
 

@@ -126,11 +126,16 @@ pub(crate) fn all_bytes_used(db: &Db<'_>) -> Result<BTreeMap<String, i64>> {
     Ok(rows.into_iter().collect())
 }
 
-/// Σ `size_bytes` of the copies of each backend that has any.
+/// Σ `size_bytes` of the copies of each backend that has any: current copies and noncurrent
+/// versions alike (DESIGN decision 25: every version's bytes are charged).
 pub(crate) fn sum_sizes_by_backend(db: &Db<'_>) -> Result<BTreeMap<String, i64>> {
     let rows = db.query_vec(
         "sum object sizes by backend",
-        "SELECT backend_name, sum(size_bytes) FROM object_locations GROUP BY backend_name",
+        "SELECT backend_name, sum(size_bytes) FROM ( \
+           SELECT backend_name, size_bytes FROM object_locations \
+           UNION ALL \
+           SELECT backend_name, size_bytes FROM object_versions WHERE backend_name IS NOT NULL \
+         ) GROUP BY backend_name",
         [],
         |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
     )?;
