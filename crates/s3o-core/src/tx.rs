@@ -271,8 +271,12 @@ pub trait VersionsTx: Send {
     /// Copies every current copy of `key` (every column, `created_at` and the stored form
     /// unchanged) into `object_versions` as version `version_id` with `seq`; returns the rows
     /// copied. The caller deletes the current copies in the same transaction.
-    async fn archive_current_copies(&mut self, key: &str, version_id: &str, seq: i64)
-    -> Result<u64>;
+    async fn archive_current_copies(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        seq: i64,
+    ) -> Result<u64>;
     /// Writes a delete marker of `key` (`created_at` = now) into `object_versions`.
     async fn insert_delete_marker(&mut self, key: &str, version_id: &str, seq: i64) -> Result<()>;
     /// Copies every copy of noncurrent version `version_id` of `key` into `object_locations`
@@ -283,8 +287,7 @@ pub trait VersionsTx: Send {
     /// rows deleted.
     async fn delete_version_rows(&mut self, key: &str, version_id: &str) -> Result<u64>;
     /// Sets the version id of `key`'s current copies (`None` = the null version).
-    async fn set_current_version_id(&mut self, key: &str, version_id: Option<&str>)
-    -> Result<()>;
+    async fn set_current_version_id(&mut self, key: &str, version_id: Option<&str>) -> Result<()>;
 }
 
 /// The per-engine transactional seam: every primitive a core operation may call.

@@ -249,11 +249,7 @@ impl VersionsTx for PgTx {
         .await
     }
 
-    async fn set_current_version_id(
-        &mut self,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> Result<()> {
+    async fn set_current_version_id(&mut self, key: &str, version_id: Option<&str>) -> Result<()> {
         self.execute(
             "set current version id",
             "UPDATE object_locations SET version_id = $2 WHERE object_key = $1",

@@ -495,11 +495,7 @@ impl VersionsTx for SqliteTx {
         .await
     }
 
-    async fn set_current_version_id(
-        &mut self,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> Result<()> {
+    async fn set_current_version_id(&mut self, key: &str, version_id: Option<&str>) -> Result<()> {
         let (key, vid) = (key.to_owned(), version_id.map(str::to_owned));
         self.run_now("set current version id", move |db| {
             versions::set_current_id(db, &key, vid.as_deref())

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use rusqlite::{Row, named_params, params};
 use s3o_core::engine::VersionStore;
 use s3o_core::{
-    CURRENT_SEQ, KeyBound, ObjectLocation, ObjectVersion, Result, StoreError,
-    VersionCopy, Versioning, validate,
+    CURRENT_SEQ, KeyBound, ObjectLocation, ObjectVersion, Result, StoreError, VersionCopy,
+    Versioning, validate,
 };
 
 use crate::SqliteStore;
@@ -229,23 +229,29 @@ pub(crate) fn set_current_id(db: &Db<'_>, key: &str, version_id: Option<&str>) -
     Ok(())
 }
 
-/// The current copies of `key` as version rows.
+/// The current copies of `key` as version rows (only version `version_id` when given).
 fn current_rows(db: &Db<'_>, key: &str, version_id: Option<&str>) -> Result<Vec<VersionRow>> {
-    let filter = if version_id.is_some() {
-        "AND coalesce(version_id, 'null') = :vid"
-    } else {
-        ""
-    };
-    db.query_vec(
-        "read current version",
-        &format!(
+    let sql = |filter: &str| {
+        format!(
             "SELECT {LOCATION_COLUMNS}, coalesce(version_id, 'null'), {CURRENT_SEQ}, 0, 1 \
              FROM object_locations WHERE object_key = :key {filter} \
              ORDER BY created_at, backend_name"
+        )
+    };
+    match version_id {
+        Some(v) => db.query_vec(
+            "read current version",
+            &sql("AND coalesce(version_id, 'null') = :vid"),
+            named_params! {":key": key, ":vid": v},
+            version_row,
         ),
-        named_params! {":key": key, ":vid": version_id.unwrap_or("")},
-        version_row,
-    )
+        None => db.query_vec(
+            "read current version",
+            &sql(""),
+            named_params! {":key": key},
+            version_row,
+        ),
+    }
 }
 
 #[async_trait]

@@ -27,7 +27,7 @@ mod usage;
 mod versions;
 
 pub use crate::tx::{
-    VersionsTx, BoxFuture, RetryBudget, Runner, Transaction, TxAdapter, TxBody, tx_fn, with_tx_val,
+    BoxFuture, RetryBudget, Runner, Transaction, TxAdapter, TxBody, VersionsTx, tx_fn, with_tx_val,
 };
 pub use admin::{LifecycleAdmin, SchemaVersion};
 pub use backend::BackendLifecycleStore;

@@ -32,8 +32,8 @@ pub use listing::{
     DEFAULT_MAX_KEYS, MAX_MAX_KEYS, list_objects, list_objects_delimited, prefix_successor,
 };
 pub use objects::{
-    delete_object, delete_object_location, delete_object_version, delete_objects_batch,
-    commit_object_in_bucket, import_object, move_object_location, record_object, record_object_if,
+    commit_object_in_bucket, delete_object, delete_object_location, delete_object_version,
+    delete_objects_batch, import_object, move_object_location, record_object, record_object_if,
     record_object_in_bucket,
 };
 pub use pending::{abandon_pending, intent_superseded, promote_pending};

@@ -7,8 +7,8 @@ use super::quota::{QuotaDeltas, apply_ledger_deltas};
 use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
 use crate::types::{
-    CleanupEntry, DeletedCopy, ExistingCopy, MoveOutcome, ObjectLocation, StoredForm,
-    Timestamp, WritePrecondition,
+    CleanupEntry, DeletedCopy, ExistingCopy, MoveOutcome, ObjectLocation, StoredForm, Timestamp,
+    WritePrecondition,
 };
 use crate::validate;
 use crate::versioning::{Committed, Versioning};

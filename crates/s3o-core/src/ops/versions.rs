@@ -20,11 +20,12 @@ use super::quota::{QuotaDeltas, apply_ledger_deltas};
 use crate::engine::VersionStore;
 use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
-use crate::types::{CleanupEntry, DeletedCopy, ExistingCopy, ObjectLocation, StoredForm, Timestamp};
+use crate::types::{
+    CleanupEntry, DeletedCopy, ExistingCopy, ObjectLocation, StoredForm, Timestamp,
+};
 use crate::validate;
 use crate::versioning::{
-    CURRENT_SEQ, DeleteOutcome, NULL_VERSION_ID, VersionCopy, VersionListing,
-    Versioning,
+    CURRENT_SEQ, DeleteOutcome, NULL_VERSION_ID, VersionCopy, VersionListing, Versioning,
 };
 
 /// A new version id: 16 hex digits of the time in microseconds, then 16 random characters, so
@@ -43,10 +44,7 @@ pub fn new_version_id() -> String {
 fn check_version_id(v: &str) -> Result<()> {
     validate::text("version id", v)?;
     if v.is_empty() || v.len() > 1024 {
-        return Err(StoreError::invalid(
-            "version id",
-            "must be 1 to 1024 bytes",
-        ));
+        return Err(StoreError::invalid("version id", "must be 1 to 1024 bytes"));
     }
     Ok(())
 }
@@ -275,7 +273,13 @@ impl TxBody for DeleteIn<'_> {
             (None, Versioning::Unversioned) => {
                 // The original contract: every copy's bytes are queued.
                 for c in &existing {
-                    tally.drop_copy(key, &c.backend_name, &c.storage_key, c.size_bytes, "deleted");
+                    tally.drop_copy(
+                        key,
+                        &c.backend_name,
+                        &c.storage_key,
+                        c.size_bytes,
+                        "deleted",
+                    );
                 }
                 if !existing.is_empty() {
                     tx.delete_object_copies(key).await?;
@@ -370,7 +374,10 @@ async fn resume_bound<R: VersionStore + ?Sized>(
     if version_id_marker.is_empty() {
         return Ok((key_marker.to_owned(), i64::MIN));
     }
-    match reader.get_object_version(key_marker, version_id_marker).await {
+    match reader
+        .get_object_version(key_marker, version_id_marker)
+        .await
+    {
         Ok(v) => Ok((key_marker.to_owned(), v.seq - 1)),
         Err(StoreError::VersionNotFound { .. }) => Ok((key_marker.to_owned(), i64::MIN)),
         Err(e) => Err(e),
