@@ -1490,6 +1490,15 @@ impl MetadataStore {
         self.observe("get_latest_version", self.inner.get_latest_version(key))
             .await
     }
+    /// Every copy of every noncurrent version of `key`, newest version first (empty when none):
+    /// bytes a worker must never treat as unreferenced.
+    pub async fn get_noncurrent_copies(&self, key: &str) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "get_noncurrent_copies",
+            self.inner.get_noncurrent_copies(key),
+        )
+        .await
+    }
     /// One page of ListObjectVersions (see
     /// [`ops::list_object_versions`](crate::ops::list_object_versions)).
     pub async fn list_object_versions(

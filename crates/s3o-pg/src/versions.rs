@@ -366,6 +366,24 @@ impl VersionStore for PgStore {
         Ok(group(rows, true).pop())
     }
 
+    async fn get_noncurrent_copies(&self, key: &str) -> Result<Vec<ObjectLocation>> {
+        validate::key(key)?;
+        let rows = self
+            .db
+            .query(
+                "get noncurrent copies",
+                &format!(
+                    "SELECT {} FROM object_versions v \
+                     WHERE v.object_key = $1 AND v.backend_name IS NOT NULL \
+                     ORDER BY v.seq DESC, v.backend_name COLLATE \"C\"",
+                    version_columns("v")
+                ),
+                &[&key],
+            )
+            .await?;
+        rows.iter().map(location_from_row).collect()
+    }
+
     async fn list_version_entries(
         &self,
         prefix: &str,

@@ -354,6 +354,26 @@ impl VersionStore for SqliteStore {
         Ok(group(found, true).pop())
     }
 
+    async fn get_noncurrent_copies(&self, key: &str) -> Result<Vec<ObjectLocation>> {
+        validate::key(key)?;
+        let k = key.to_owned();
+        self.conns
+            .read("get noncurrent copies", move |db| {
+                db.query_vec(
+                    "get noncurrent copies",
+                    &format!(
+                        "SELECT {}, v.version_id, v.seq, 0, 0 FROM object_versions v \
+                         WHERE v.object_key = ?1 AND v.backend_name IS NOT NULL \
+                         ORDER BY v.seq DESC, v.backend_name",
+                        version_columns("v")
+                    ),
+                    params![k],
+                    |r| location_from_row(r),
+                )
+            })
+            .await
+    }
+
     async fn list_version_entries(
         &self,
         prefix: &str,

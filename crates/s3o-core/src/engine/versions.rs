@@ -21,6 +21,10 @@ pub trait VersionStore: Send + Sync {
     /// The newest version of `key`: its current version (with every copy), or the delete marker
     /// hiding it; `None` when the key has neither.
     async fn get_latest_version(&self, key: &str) -> Result<Option<ObjectVersion>>;
+    /// Every copy of every noncurrent version of `key` (full columns; delete markers have none),
+    /// newest version first. Workers that decide whether bytes on a backend are referenced
+    /// read these beside the current copies: a noncurrent version's bytes are never stray.
+    async fn get_noncurrent_copies(&self, key: &str) -> Result<Vec<crate::types::ObjectLocation>>;
     /// The raw material of ListObjectVersions: one entry per version and delete marker (its
     /// first copy only, client-visible size) of keys starting with `prefix` (byte-wise), in S3
     /// order (key ascending, newest first), starting at entries with `key > after_key`, or

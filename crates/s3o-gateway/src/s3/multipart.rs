@@ -362,6 +362,7 @@ impl GatewayS3 {
                             ledger_key: lkey.clone(),
                             etag,
                             checksum: None,
+                            version_id: None,
                         };
                         let outcome =
                             futures::FutureExt::shared(Box::pin(
@@ -546,6 +547,7 @@ impl GatewayS3 {
                             ledger_key: up.object_key,
                             etag,
                             checksum: None,
+                            version_id: None,
                         });
                     }
                 }
@@ -564,6 +566,7 @@ impl GatewayS3 {
             ledger_key: up.object_key,
             etag: meta.etag,
             checksum: meta.attributes.checksum,
+            version_id: meta.version_id,
         })
     }
 
@@ -767,6 +770,7 @@ pub(super) fn complete_answer(
             checksum_sha1: sum.checksum_sha1,
             checksum_sha256: sum.checksum_sha256,
             checksum_type: sum.checksum_type,
+            version_id: done.version_id,
             ..CompleteMultipartUploadOutput::default()
         })
     };

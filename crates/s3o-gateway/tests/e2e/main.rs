@@ -25,6 +25,7 @@ mod raw;
 mod reads;
 mod requests;
 mod rig;
+mod versioning;
 mod writes;
 
 /// Instantiates every listed case once per ledger engine.
@@ -50,6 +51,11 @@ macro_rules! on_both_ledgers {
 }
 
 on_both_ledgers! {
+    versioning: [
+        overwrite_delete_undelete,
+        list_versions_in_pages,
+        copy_version_and_suspend,
+    ],
     admin: [
         refuses_non_admins,
         reads_and_buckets,
