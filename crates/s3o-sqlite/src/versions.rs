@@ -368,7 +368,7 @@ impl VersionStore for SqliteStore {
                         version_columns("v")
                     ),
                     params![k],
-                    |r| location_from_row(r),
+                    location_from_row,
                 )
             })
             .await
