@@ -144,7 +144,7 @@ impl GatewayS3 {
                 )),
                 ..CopyObjectResult::default()
             }),
-            version_id: versioning::answered_version(meta.version_id.as_deref(), true),
+            version_id: versioning::answered_version(meta.version_id.as_deref(), false),
             copy_source_version_id: src_version
                 .or_else(|| versioning::answered_version(found.meta.version_id.as_deref(), false)),
             ..CopyObjectOutput::default()

@@ -322,16 +322,7 @@ impl GatewayS3 {
     /// delete committed after the lookup: the ledger is read again (at most
     /// [`READ_ATTEMPTS`] times, while it names another version), so a read racing a write
     /// answers the old or the new version, or 404, never 503.
-    pub(super) async fn read_version<T>(
-        &self,
-        bucket: &str,
-        key: &str,
-        admit: impl Fn(&Found) -> S3Result<(T, Option<(u64, u64)>)>,
-    ) -> S3Result<(Found, T, ByteStream)> {
-        self.read_version_at(bucket, key, None, admit).await
-    }
-
-    /// [`GatewayS3::read_version`] of version `version` when given (S3 `versionId`).
+    /// `version`: the version asked for (S3 `versionId`), else the latest.
     pub(super) async fn read_version_at<T>(
         &self,
         bucket: &str,

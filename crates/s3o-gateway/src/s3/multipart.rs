@@ -276,8 +276,16 @@ impl GatewayS3 {
         if !(1..=10_000).contains(&i.part_number) {
             return Err(s3_error!(InvalidArgument, "part number must be 1..=10000"));
         }
-        let (src_bucket, src_key) = match &i.copy_source {
-            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+        let (src_bucket, src_key, src_version) = match &i.copy_source {
+            CopySource::Bucket {
+                bucket,
+                key,
+                version_id,
+            } => (
+                bucket.to_string(),
+                key.to_string(),
+                version_id.as_ref().map(|v| v.to_string()),
+            ),
             _ => {
                 return Err(s3_error!(
                     NotImplemented,
@@ -293,7 +301,7 @@ impl GatewayS3 {
         let up = self.upload_for(&i.bucket, &i.key, &i.upload_id).await?;
         self.bucket(&src_bucket).await?;
         let (found, range, stream) = self
-            .read_version(&src_bucket, &src_key, |found| {
+            .read_version_at(&src_bucket, &src_key, src_version.as_deref(), |found| {
                 check_copy_source(
                     found,
                     i.copy_source_if_match.as_ref(),
@@ -331,6 +339,7 @@ impl GatewayS3 {
                 last_modified: Some(to_s3_time(Timestamp::now())),
                 ..CopyPartResult::default()
             }),
+            copy_source_version_id: src_version,
             ..UploadPartCopyOutput::default()
         }))
     }

@@ -378,7 +378,7 @@ impl GatewayS3 {
             checksum_sha1: sums.checksum_sha1,
             checksum_sha256: sums.checksum_sha256,
             checksum_crc64nvme: sums.checksum_crc64nvme,
-            version_id: versioning::answered_version(meta.version_id.as_deref(), true),
+            version_id: versioning::answered_version(meta.version_id.as_deref(), false),
             ..PutObjectOutput::default()
         }))
     }

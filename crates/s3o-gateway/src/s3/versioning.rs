@@ -7,8 +7,9 @@ use s3o_store::{NULL_VERSION_ID, Versioning};
 use super::*;
 use crate::ledger::Version;
 
-/// The `x-amz-version-id` a GET/HEAD/PUT answers: the version's id, except the `null`
-/// version of a key the client did not address by version.
+/// The `x-amz-version-id` a GET/HEAD/PUT/copy answers: the version's id, except the `null`
+/// version of a key the client did not address by version (S3 answers no version id for a
+/// write into a suspended bucket).
 pub(super) fn answered_version(id: Option<&str>, asked: bool) -> Option<String> {
     id.filter(|v| asked || *v != NULL_VERSION_ID)
         .map(str::to_owned)

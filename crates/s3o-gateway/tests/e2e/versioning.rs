@@ -225,9 +225,11 @@ pub(crate) async fn copy_version_and_suspend(ledger: Ledger) {
         .send("GET", &format!("/{BUCKET}?versioning"), &[], "")
         .await;
     assert_eq!(xml_values(&r.text(), "Status"), ["Suspended"]);
-    assert_eq!(version_of(&put(&rig, "src", "null one").await), "null");
+    // A write into a suspended bucket answers no version id (it is the null version).
+    let r = put(&rig, "src", "null one").await;
+    assert_eq!(r.header("x-amz-version-id"), None);
     let before = rig.physical_bytes().await;
-    assert_eq!(version_of(&put(&rig, "src", "null two").await), "null");
+    put(&rig, "src", "null two").await;
     assert_eq!(
         rig.physical_bytes().await,
         before,
