@@ -351,6 +351,7 @@ macro_rules! for_each_case {
                 suspended_replaces_the_null_version,
                 list_versions_paginates_in_s3_order,
                 versioned_commit_over_quota_changes_nothing,
+                random_versioned_ops_match_model,
             ],
         }
     };

@@ -446,3 +446,125 @@ pub async fn versioned_commit_over_quota_changes_nothing(store: Db) {
     assert_eq!(versions(&store, "o").await.len(), 1);
     invariants(&store).await;
 }
+
+/// One version as the reference model holds it: id, delete marker, backend and size.
+type ModelVersion = (String, bool, &'static str, i64);
+
+/// Random puts, deletes with and without version ids and state changes, in versioned and
+/// unversioned buckets, against a plain reference model (versions per key, newest first).
+/// After every step: the listing equals the model (order, ids, markers, `IsLatest`), each key's
+/// current copy is the model's newest data version, `bytes_used` equals the model's Σ size of
+/// every version on each backend, and the ledger invariants hold.
+pub async fn random_versioned_ops_match_model(store: Db) {
+    bucket(&store, Versioning::Unversioned).await;
+    let mut rng = fastrand::Rng::with_seed(25);
+    let mut state = Versioning::Unversioned;
+    let mut model: std::collections::BTreeMap<String, Vec<ModelVersion>> = Default::default();
+    let keys = ["k1", "k2", "k3"];
+    for step in 0..120 {
+        let key = keys[rng.usize(..keys.len())];
+        let list = model.entry(k(key)).or_default();
+        match rng.u8(..10) {
+            0 => {
+                state = if rng.bool() {
+                    Versioning::Enabled
+                } else {
+                    Versioning::Suspended
+                };
+                store.set_bucket_versioning(BKT, state).await.unwrap();
+            }
+            1..=4 => {
+                let backend = if rng.bool() { A } else { B };
+                let size = rng.i64(0..100);
+                let c = commit(&store, key, backend, size, &format!("s{step}")).await;
+                match state {
+                    Versioning::Unversioned => {
+                        assert_eq!(c.version_id, None);
+                        list.clear();
+                        list.push((NULL_VERSION_ID.to_owned(), false, backend, size));
+                    }
+                    Versioning::Enabled => {
+                        list.insert(0, (c.version_id.unwrap(), false, backend, size));
+                    }
+                    Versioning::Suspended => {
+                        assert_eq!(c.version_id.as_deref(), Some(NULL_VERSION_ID));
+                        list.retain(|v| v.0 != NULL_VERSION_ID);
+                        list.insert(0, (NULL_VERSION_ID.to_owned(), false, backend, size));
+                    }
+                }
+            }
+            5..=6 => {
+                let d = delete(&store, key, None).await;
+                match state {
+                    Versioning::Unversioned => list.clear(),
+                    Versioning::Enabled => list.insert(0, (d.version_id.unwrap(), true, "", 0)),
+                    Versioning::Suspended => {
+                        list.retain(|v| v.0 != NULL_VERSION_ID);
+                        list.insert(0, (NULL_VERSION_ID.to_owned(), true, "", 0));
+                    }
+                }
+            }
+            _ => {
+                // Delete a version by id: an existing one mostly, sometimes an unknown id.
+                let id = if list.is_empty() || rng.u8(..5) == 0 {
+                    "unknown-version".to_owned()
+                } else {
+                    list[rng.usize(..list.len())].0.clone()
+                };
+                let d = delete(&store, key, Some(&id)).await;
+                let gone: i64 = list.iter().filter(|v| v.0 == id).map(|v| v.3).sum();
+                assert_eq!(
+                    d.removed.iter().map(|c| c.size_bytes).sum::<i64>(),
+                    gone,
+                    "step {step}: bytes of the deleted version"
+                );
+                list.retain(|v| v.0 != id);
+            }
+        }
+        // The listing is the model.
+        let page = store
+            .list_object_versions(&format!("{BKT}/"), "", "", "", 1000)
+            .await
+            .unwrap();
+        let listed: Vec<(String, String, bool, bool)> = page
+            .versions
+            .iter()
+            .map(|v| {
+                (
+                    v.object_key.clone(),
+                    v.version_id.clone(),
+                    v.delete_marker,
+                    v.is_latest,
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String, bool, bool)> = model
+            .iter()
+            .flat_map(|(key, vs)| {
+                vs.iter()
+                    .enumerate()
+                    .map(move |(i, v)| (key.clone(), v.0.clone(), v.1, i == 0))
+            })
+            .collect();
+        assert_eq!(listed, expected, "step {step}");
+        // The current copy is the newest version when it holds data.
+        for (key, vs) in &model {
+            let want: Vec<(String, i64)> = match vs.first() {
+                Some((_, false, b, size)) => vec![((*b).to_owned(), *size)],
+                _ => Vec::new(),
+            };
+            assert_eq!(placement(&store, key).await, want, "step {step}: {key}");
+        }
+        // Every version's bytes are charged.
+        for backend in [A, B] {
+            let bytes: i64 = model
+                .values()
+                .flatten()
+                .filter(|v| !v.1 && v.2 == backend)
+                .map(|v| v.3)
+                .sum();
+            assert_eq!(used(&store, backend).await, bytes, "step {step}: {backend}");
+        }
+        invariants(&store).await;
+    }
+}
