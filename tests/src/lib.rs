@@ -44,6 +44,7 @@ pub mod quota;
 pub mod replication;
 pub mod usage;
 pub mod validation;
+pub mod versioning;
 
 /// The store a case runs against.
 pub type Db = MetadataStore;
@@ -346,6 +347,17 @@ macro_rules! for_each_case {
                 nul_text_rejected,
                 out_of_range_values_rejected,
                 extreme_timestamps_round_trip,
+            ],
+            versioning: [
+                versioning_state_round_trip,
+                unversioned_bucket_keeps_original_contract,
+                enabled_overwrite_keeps_previous_version,
+                delete_marker_and_undelete,
+                delete_version_queues_bytes_and_promotes,
+                suspended_replaces_the_null_version,
+                list_versions_paginates_in_s3_order,
+                versioned_commit_over_quota_changes_nothing,
+                random_versioned_ops_match_model,
             ],
         }
     };

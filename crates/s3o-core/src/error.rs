@@ -89,6 +89,14 @@ pub enum StoreError {
         /// The key that was looked up.
         key: String,
     },
+    /// The key has no version with this id. S3: 404 `NoSuchVersion`.
+    #[error("version {version_id} of {key} not found")]
+    VersionNotFound {
+        /// The key that was looked up.
+        key: String,
+        /// The version id asked for.
+        version_id: String,
+    },
     /// The multipart upload id is unknown. S3: 404 `NoSuchUpload`.
     #[error("multipart upload not found: {upload_id}")]
     MultipartUploadNotFound {
@@ -299,6 +307,12 @@ impl S3Error {
         code: "NoSuchKey",
         message: "object not found",
     };
+    /// 404 `NoSuchVersion`: the key has no version with the id asked for.
+    pub const NO_SUCH_VERSION: S3Error = S3Error {
+        status: 404,
+        code: "NoSuchVersion",
+        message: "version not found",
+    };
     /// 404 `NoSuchUpload`: unknown multipart upload id.
     pub const NO_SUCH_UPLOAD: S3Error = S3Error {
         status: 404,
@@ -396,6 +410,7 @@ pub fn s3_error_for(err: &StoreError, access: Access) -> Option<S3Error> {
     }
     Some(match err {
         StoreError::ObjectNotFound { .. } => S3Error::NO_SUCH_KEY,
+        StoreError::VersionNotFound { .. } => S3Error::NO_SUCH_VERSION,
         StoreError::MultipartUploadNotFound { .. } => S3Error::NO_SUCH_UPLOAD,
         StoreError::BucketNotFound { .. } => S3Error::NO_SUCH_BUCKET,
         StoreError::BucketNotEmpty { .. } => S3Error::BUCKET_NOT_EMPTY,

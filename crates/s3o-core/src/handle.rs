@@ -11,6 +11,7 @@ use crate::engine::{Engine, EngineOps, SchemaVersion};
 use crate::error::Result;
 use crate::locks::LockId;
 use crate::types::*;
+use crate::versioning::{Committed, DeleteOutcome, ObjectVersion, VersionListing, Versioning};
 
 /// The metadata store: the one handle consumers hold.
 ///
@@ -1461,6 +1462,107 @@ impl MetadataStore {
         self.observe(
             "with_advisory_lock",
             self.inner.with_advisory_lock(lock, Box::pin(critical)),
+        )
+        .await
+    }
+}
+
+/// # Versions
+///
+/// S3 versioning (DESIGN decision 25): the bucket's state, version-aware commits and deletes,
+/// version reads and ListObjectVersions.
+impl MetadataStore {
+    /// Sets the bucket's versioning state; `Unversioned` ⇒ `InvalidInput` (a bucket never
+    /// returns to unversioned); unknown ⇒ `BucketNotFound`.
+    pub async fn set_bucket_versioning(&self, name: &str, state: Versioning) -> Result<()> {
+        self.observe(
+            "set_bucket_versioning",
+            self.inner.set_bucket_versioning(name, state),
+        )
+        .await
+    }
+    /// The bucket's versioning state; unknown ⇒ `BucketNotFound`.
+    pub async fn get_bucket_versioning(&self, name: &str) -> Result<Versioning> {
+        self.observe(
+            "get_bucket_versioning",
+            self.inner.get_bucket_versioning(name),
+        )
+        .await
+    }
+    /// A commit into `bucket` following its versioning state (see
+    /// [`ops::commit_object_in_bucket`](crate::ops::commit_object_in_bucket)).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_object_in_bucket(
+        &self,
+        bucket: &str,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+        intent_id: Option<&str>,
+        cond: &WritePrecondition,
+    ) -> Result<Committed> {
+        self.observe(
+            "commit_object_in_bucket",
+            self.inner
+                .commit_object_in_bucket(bucket, key, backend, size, form, intent_id, cond),
+        )
+        .await
+    }
+    /// S3 DeleteObject (see [`ops::delete_object_in_bucket`](crate::ops::delete_object_in_bucket)).
+    pub async fn delete_object_in_bucket(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<DeleteOutcome> {
+        self.observe(
+            "delete_object_in_bucket",
+            self.inner.delete_object_in_bucket(bucket, key, version_id),
+        )
+        .await
+    }
+    /// Version `version_id` of `key` with its copies; none ⇒ `VersionNotFound`.
+    pub async fn get_object_version(&self, key: &str, version_id: &str) -> Result<ObjectVersion> {
+        self.observe(
+            "get_object_version",
+            self.inner.get_object_version(key, version_id),
+        )
+        .await
+    }
+    /// The newest version of `key` (current, or the delete marker hiding it); `None` when none.
+    pub async fn get_latest_version(&self, key: &str) -> Result<Option<ObjectVersion>> {
+        self.observe("get_latest_version", self.inner.get_latest_version(key))
+            .await
+    }
+    /// Every copy of every noncurrent version of `key`, newest version first (empty when none):
+    /// bytes a worker must never treat as unreferenced.
+    pub async fn get_noncurrent_copies(&self, key: &str) -> Result<Vec<ObjectLocation>> {
+        self.observe(
+            "get_noncurrent_copies",
+            self.inner.get_noncurrent_copies(key),
+        )
+        .await
+    }
+    /// One page of ListObjectVersions (see
+    /// [`ops::list_object_versions`](crate::ops::list_object_versions)).
+    pub async fn list_object_versions(
+        &self,
+        prefix: &str,
+        delimiter: &str,
+        key_marker: &str,
+        version_id_marker: &str,
+        max_keys: i64,
+    ) -> Result<VersionListing> {
+        self.observe(
+            "list_object_versions",
+            self.inner.list_object_versions(
+                prefix,
+                delimiter,
+                key_marker,
+                version_id_marker,
+                max_keys,
+            ),
         )
         .await
     }

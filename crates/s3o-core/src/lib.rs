@@ -12,6 +12,7 @@ pub mod telemetry;
 pub mod tx;
 pub mod types;
 pub mod validate;
+pub mod versioning;
 
 pub use breaker::{BreakerConfig, BreakerState, BreakerStats};
 pub use cors::{CorsConfig, CorsRule};
@@ -22,6 +23,10 @@ pub use error::{
 pub use handle::MetadataStore;
 pub use locks::LockId;
 pub use types::*;
+pub use versioning::{
+    CURRENT_SEQ, Committed, DeleteOutcome, NULL_VERSION_ID, ObjectVersion, VersionCopy,
+    VersionListing, Versioning,
+};
 
 // The seam must stay dyn-compatible: the handle holds `Arc<dyn Engine>`.
 const _: Option<&dyn engine::Engine> = None;

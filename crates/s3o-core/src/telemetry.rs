@@ -25,6 +25,7 @@ pub const STALE_CLAIMS_RECOVERED: &str = "s3o_cleanup_stale_claims_recovered_tot
 pub fn error_kind(err: &StoreError) -> &'static str {
     match err {
         StoreError::ObjectNotFound { .. } => "object_not_found",
+        StoreError::VersionNotFound { .. } => "version_not_found",
         StoreError::MultipartUploadNotFound { .. } => "multipart_upload_not_found",
         StoreError::BucketNotFound { .. } => "bucket_not_found",
         StoreError::BucketNotEmpty { .. } => "bucket_not_empty",

@@ -210,6 +210,8 @@ pub enum BackendTable {
     MultipartUploads,
     /// `object_locations`.
     ObjectLocations,
+    /// `object_versions` (noncurrent copies; delete markers reference no backend).
+    ObjectVersions,
     /// `backend_usage`.
     BackendUsage,
 }
@@ -217,12 +219,13 @@ pub enum BackendTable {
 impl BackendTable {
     /// Removal order: queue and dead letters first, copies after intents and uploads, usage
     /// last; the `backend_quotas` row follows all of them.
-    pub const REMOVAL_ORDER: [BackendTable; 6] = [
+    pub const REMOVAL_ORDER: [BackendTable; 7] = [
         BackendTable::CleanupQueue,
         BackendTable::CleanupDlq,
         BackendTable::PendingObjects,
         BackendTable::MultipartUploads,
         BackendTable::ObjectLocations,
+        BackendTable::ObjectVersions,
         BackendTable::BackendUsage,
     ];
 
@@ -234,6 +237,7 @@ impl BackendTable {
             BackendTable::PendingObjects => "pending_objects",
             BackendTable::MultipartUploads => "multipart_uploads",
             BackendTable::ObjectLocations => "object_locations",
+            BackendTable::ObjectVersions => "object_versions",
             BackendTable::BackendUsage => "backend_usage",
         }
     }
@@ -272,10 +276,51 @@ pub trait BucketTx: Send {
     async fn update_bucket_config(&mut self, spec: &BucketSpec) -> Result<bool>;
 }
 
+/// Transactional primitives for versioning (`object_versions`, `object_locations.version_id`,
+/// `buckets.versioning`; DESIGN decision 25). Called with the key lock held.
+#[async_trait]
+pub trait VersionsTx: Send {
+    /// Locks the bucket row as [`BucketTx::lock_bucket`] does in [`BucketLock::Write`] mode and
+    /// returns its versioning state in the same statement; `None` when the bucket has no row.
+    async fn lock_bucket_versioning(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<crate::versioning::Versioning>>;
+    /// The version id of `key`'s current copies (`"null"` when unset); `None` when the key has
+    /// no copy in `object_locations`.
+    async fn current_version_id(&mut self, key: &str) -> Result<Option<String>>;
+    /// Every row of `object_versions` for `key`, row-locked, newest first (`seq` descending,
+    /// then backend name). Empty when none.
+    async fn key_versions_for_update(
+        &mut self,
+        key: &str,
+    ) -> Result<Vec<crate::versioning::VersionCopy>>;
+    /// Copies every current copy of `key` (every column, `created_at` and the stored form
+    /// unchanged) into `object_versions` as version `version_id` with `seq`; returns the rows
+    /// copied. The caller deletes the current copies in the same transaction.
+    async fn archive_current_copies(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        seq: i64,
+    ) -> Result<u64>;
+    /// Writes a delete marker of `key` (`created_at` = now) into `object_versions`.
+    async fn insert_delete_marker(&mut self, key: &str, version_id: &str, seq: i64) -> Result<()>;
+    /// Copies every copy of noncurrent version `version_id` of `key` into `object_locations`
+    /// as the current version (every column unchanged, `version_id` = it, or `NULL` for
+    /// `"null"`); returns the rows copied. The caller deletes the version's rows.
+    async fn restore_version(&mut self, key: &str, version_id: &str) -> Result<u64>;
+    /// Deletes every row of version `version_id` of `key` from `object_versions`; returns the
+    /// rows deleted.
+    async fn delete_version_rows(&mut self, key: &str, version_id: &str) -> Result<u64>;
+    /// Sets the version id of `key`'s current copies (`None` = the null version).
+    async fn set_current_version_id(&mut self, key: &str, version_id: Option<&str>) -> Result<()>;
+}
+
 /// The per-engine transactional seam: every primitive a core operation may call.
 #[async_trait]
 pub trait TxAdapter:
-    PendingTx + ObjectsTx + CleanupTx + QuotaTx + BackendTx + BucketTx + MultipartTx
+    PendingTx + ObjectsTx + CleanupTx + QuotaTx + BackendTx + BucketTx + MultipartTx + VersionsTx
 {
     /// Takes a transaction-scoped lock on `key`, released at commit or rollback. PostgreSQL:
     /// `pg_advisory_xact_lock(KEY_LOCK_CLASS, hashtext(key))`; SQLite: no-op, because its one

@@ -30,6 +30,9 @@ pub(crate) struct Done {
     /// The object's stored checksum, answered with the ETag; `None` when it has none (or
     /// the answer is rebuilt from the ledger after a restart).
     pub(crate) checksum: Option<s3o_store::ObjectChecksum>,
+    /// The version the Complete created in a versioned bucket (`None` when unversioned or
+    /// rebuilt from the ledger).
+    pub(crate) version_id: Option<String>,
 }
 
 /// A failed Complete, cloneable for every waiter.
@@ -170,6 +173,7 @@ mod tests {
             ledger_key: "b/k".into(),
             etag: etag.into(),
             checksum: None,
+            version_id: None,
         }
     }
 

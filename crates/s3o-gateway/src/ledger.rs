@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use s3o_store::{
     Bucket, BucketSpec, CreateMultipartUploadParams, DeletedCopy, ObjectAttributes, ObjectChecksum,
-    ObjectLocation, PendingObject, StoreError, StoredForm, Timestamp, WritePrecondition,
+    ObjectLocation, PendingObject, StoreError, StoredForm, Timestamp, Versioning,
+    WritePrecondition,
 };
 
 use crate::LedgerHandle;
@@ -32,6 +33,9 @@ pub(crate) struct ObjectMeta {
     pub(crate) attributes: ObjectAttributes,
     /// Object tags.
     pub(crate) tags: BTreeMap<String, String>,
+    /// The version's id in a versioned bucket (`"null"` for the null version); `None` when
+    /// unknown or unversioned. Not stored in the form: the ledger keeps it beside the copies.
+    pub(crate) version_id: Option<String>,
 }
 
 /// One copy of an object as the gateway reads it.
@@ -95,6 +99,7 @@ fn meta_of(form: &StoredForm) -> ObjectMeta {
         encryption: crate::crypto::gateway::sealed_of(form),
         attributes: form.attributes.clone(),
         tags: form.tags.clone(),
+        version_id: None,
     }
 }
 
@@ -256,7 +261,7 @@ impl Ledger {
     /// Commits a write whose bytes are on `backend` into `bucket`: checks `cond` under the key
     /// lock, checks the bucket still exists under its row lock (a deletion cannot race it),
     /// records the copy and clears the intent in one transaction. Returns the bytes the new
-    /// version displaced. An unmet condition (`PreconditionFailed`/`ObjectNotFound`) or a
+    /// version displaced and, in a versioned bucket, the new version's id. An unmet condition (`PreconditionFailed`/`ObjectNotFound`) or a
     /// deleted bucket (`BucketNotFound`) changes nothing.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn commit_write(
@@ -268,10 +273,11 @@ impl Ledger {
         meta: &ObjectMeta,
         intent_id: &str,
         cond: &WritePrecondition,
-    ) -> LResult<Vec<Displaced>> {
-        let deleted = self
+    ) -> LResult<(Vec<Displaced>, Option<String>)> {
+        // Follows the bucket's versioning state, read under its row lock (DESIGN decision 25).
+        let committed = self
             .store
-            .record_object_in_bucket(
+            .commit_object_in_bucket(
                 bucket,
                 key,
                 backend,
@@ -281,7 +287,7 @@ impl Ledger {
                 cond,
             )
             .await?;
-        Ok(displaced(deleted))
+        Ok((displaced(committed.displaced), committed.version_id))
     }
 
     /// Seeds and refreshes the configuration's buckets (never deletes one); returns the names
@@ -571,4 +577,113 @@ pub(crate) fn displaced(deleted: Vec<DeletedCopy>) -> Vec<Displaced> {
             claim: Some(d.cleanup),
         })
         .collect()
+}
+
+/// The version of a key a read found (DESIGN decision 25).
+#[derive(Debug)]
+pub(crate) enum Version {
+    /// A delete marker: the key reads as absent (S3 `x-amz-delete-marker: true`).
+    Marker {
+        /// The marker's version id.
+        version_id: String,
+    },
+    /// An object version with its copies (oldest first) and its id (`"null"` for the null
+    /// version).
+    Object {
+        /// The version's id.
+        version_id: String,
+        /// Its copies.
+        copies: Vec<Copy>,
+    },
+}
+
+impl Version {
+    fn of(v: s3o_store::ObjectVersion) -> Version {
+        if v.delete_marker {
+            Version::Marker {
+                version_id: v.version_id,
+            }
+        } else {
+            Version::Object {
+                copies: v.copies.iter().map(copy_of).collect(),
+                version_id: v.version_id,
+            }
+        }
+    }
+}
+
+/// What a DeleteObject did (DESIGN decision 25).
+#[derive(Debug, Default)]
+pub(crate) struct Deleted {
+    /// Bytes that left the ledger, to delete now.
+    pub(crate) displaced: Vec<Displaced>,
+    /// The version deleted or the marker written; `None` in an unversioned bucket.
+    pub(crate) version_id: Option<String>,
+    /// A marker was written, or the version deleted was one.
+    pub(crate) delete_marker: bool,
+}
+
+/// # Versions
+impl Ledger {
+    /// The bucket's versioning state; unknown ⇒ `BucketNotFound`.
+    pub(crate) async fn versioning(&self, bucket: &str) -> LResult<Versioning> {
+        self.store.get_bucket_versioning(bucket).await
+    }
+
+    /// Sets the bucket's versioning state (`Unversioned` ⇒ `InvalidInput`).
+    pub(crate) async fn set_versioning(&self, bucket: &str, state: Versioning) -> LResult<()> {
+        self.store.set_bucket_versioning(bucket, state).await
+    }
+
+    /// The newest version of `key`: its current version, or the marker hiding it. Absent ⇒
+    /// `ObjectNotFound`.
+    pub(crate) async fn latest(&self, key: &str) -> LResult<Version> {
+        match self.store.get_latest_version(key).await? {
+            Some(v) => Ok(Version::of(v)),
+            None => Err(StoreError::ObjectNotFound {
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    /// Version `version_id` of `key`; none ⇒ `VersionNotFound`.
+    pub(crate) async fn version(&self, key: &str, version_id: &str) -> LResult<Version> {
+        self.store
+            .get_object_version(key, version_id)
+            .await
+            .map(Version::of)
+    }
+
+    /// S3 DeleteObject in `bucket` (see [`s3o_store::MetadataStore::delete_object_in_bucket`]).
+    pub(crate) async fn delete_in_bucket(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> LResult<Deleted> {
+        let out = self
+            .store
+            .delete_object_in_bucket(bucket, key, version_id)
+            .await?;
+        Ok(Deleted {
+            displaced: displaced(out.removed),
+            version_id: out.version_id,
+            delete_marker: out.delete_marker,
+        })
+    }
+
+    /// One page of ListObjectVersions over ledger keys (see
+    /// [`s3o_store::MetadataStore::list_object_versions`]).
+    pub(crate) async fn list_versions(
+        &self,
+        prefix: &str,
+        delimiter: &str,
+        key_marker: &str,
+        version_id_marker: &str,
+        max_keys: i64,
+    ) -> LResult<s3o_store::VersionListing> {
+        self.store
+            .list_object_versions(prefix, delimiter, key_marker, version_id_marker, max_keys)
+            .await
+    }
 }

@@ -92,14 +92,19 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0013_bucket_lifecycle.sql"),
     },
     Migration {
-        version: 16,
+        version: 14,
+        name: "versioning",
+        sql: include_str!("../migrations/0014_versioning.sql"),
+    },
+    Migration {
+        version: 15,
         name: "charge_parts",
-        sql: include_str!("../migrations/0016_charge_parts.sql"),
+        sql: include_str!("../migrations/0015_charge_parts.sql"),
     },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 16;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 15;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

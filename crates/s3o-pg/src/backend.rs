@@ -17,8 +17,11 @@ impl BackendLifecycleStore for PgStore {
             .db
             .query_one(
                 "backend object stats",
-                "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0)::bigint FROM object_locations \
-                 WHERE backend_name = $1",
+                // Noncurrent versions' copies are on the backend too (DESIGN decision 25).
+                "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0)::bigint FROM ( \
+                   SELECT size_bytes FROM object_locations WHERE backend_name = $1 \
+                   UNION ALL \
+                   SELECT size_bytes FROM object_versions WHERE backend_name = $1) s",
                 &[&backend],
             )
             .await?;

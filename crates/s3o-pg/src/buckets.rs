@@ -70,7 +70,8 @@ fn busy_statement(prefix: &str) -> (String, Option<String>) {
     };
     (
         format!(
-            "SELECT EXISTS (SELECT 1 FROM object_locations WHERE {pred}), \
+            "SELECT EXISTS (SELECT 1 FROM object_locations WHERE {pred}) \
+                    OR EXISTS (SELECT 1 FROM object_versions WHERE {pred}), \
                     EXISTS (SELECT 1 FROM multipart_uploads WHERE {pred}), \
                     EXISTS (SELECT 1 FROM pending_objects WHERE {pred})"
         ),

@@ -21,7 +21,11 @@ impl DashboardStore for PgStore {
     async fn get_object_counts(&self) -> Result<BTreeMap<String, i64>> {
         self.counts(
             "count objects per backend",
-            "SELECT backend_name, COUNT(*) FROM object_locations GROUP BY backend_name",
+            // Copies of current and noncurrent versions (DESIGN decision 25).
+            "SELECT backend_name, COUNT(*) FROM ( \
+               SELECT backend_name FROM object_locations UNION ALL \
+               SELECT backend_name FROM object_versions WHERE backend_name IS NOT NULL) s \
+             GROUP BY backend_name",
         )
         .await
     }

@@ -32,6 +32,7 @@ mod replication;
 mod tls;
 mod tx;
 mod usage;
+mod versions;
 
 use std::fmt;
 use std::sync::Arc;

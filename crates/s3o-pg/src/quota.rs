@@ -324,9 +324,13 @@ impl QuotaTx for PgTx {
         let rows = self
             .query(
                 "sum charged bytes",
-                // Copies plus the parts of open uploads: what `bytes_used` charges.
+                // What `bytes_used` charges: current copies, noncurrent versions (DESIGN
+                // decision 25) and the parts of open uploads (decision 27).
                 "SELECT backend_name, SUM(size_bytes)::bigint FROM ( \
                  SELECT backend_name, size_bytes FROM object_locations \
+                 UNION ALL \
+                 SELECT backend_name, size_bytes FROM object_versions \
+                 WHERE backend_name IS NOT NULL \
                  UNION ALL \
                  SELECT u.backend_name, p.size_bytes FROM multipart_parts p \
                  JOIN multipart_uploads u ON u.upload_id = p.upload_id) charged \

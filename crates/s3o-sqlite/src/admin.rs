@@ -22,7 +22,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 14] = [
+const MIGRATIONS: [Migration; 15] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -89,9 +89,14 @@ const MIGRATIONS: [Migration; 14] = [
         sql: include_str!("../migrations/0013_bucket_lifecycle.sql"),
     },
     Migration {
-        version: 16,
-        name: "0016_charge_parts",
-        sql: include_str!("../migrations/0016_charge_parts.sql"),
+        version: 14,
+        name: "0014_versioning",
+        sql: include_str!("../migrations/0014_versioning.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "0015_charge_parts",
+        sql: include_str!("../migrations/0015_charge_parts.sql"),
     },
 ];
 

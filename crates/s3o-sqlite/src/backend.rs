@@ -19,8 +19,11 @@ impl BackendLifecycleStore for SqliteStore {
             .read("backend object stats", move |db| {
                 db.query_one(
                     "backend object stats",
-                    "SELECT count(*), coalesce(sum(size_bytes), 0) FROM object_locations \
-                     WHERE backend_name = ?1",
+                    // Noncurrent versions' copies are on the backend too (DESIGN decision 25).
+                    "SELECT count(*), coalesce(sum(size_bytes), 0) FROM ( \
+                       SELECT size_bytes FROM object_locations WHERE backend_name = ?1 \
+                       UNION ALL \
+                       SELECT size_bytes FROM object_versions WHERE backend_name = ?1)",
                     params![backend],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )

@@ -129,7 +129,8 @@ pub(crate) fn busy(db: &Db<'_>, prefix: &str) -> Result<Option<BucketBusy>> {
     let range = KeyRange::prefix(prefix);
     let pred = range.predicate("object_key");
     let sql = format!(
-        "SELECT EXISTS (SELECT 1 FROM object_locations WHERE {pred}), \
+        "SELECT EXISTS (SELECT 1 FROM object_locations WHERE {pred}) \
+                OR EXISTS (SELECT 1 FROM object_versions WHERE {pred}), \
                 EXISTS (SELECT 1 FROM multipart_uploads WHERE {pred}), \
                 EXISTS (SELECT 1 FROM pending_objects WHERE {pred})"
     );

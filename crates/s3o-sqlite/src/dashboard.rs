@@ -30,7 +30,11 @@ impl DashboardStore for SqliteStore {
         counts(
             self,
             "get object counts",
-            "SELECT backend_name, count(*) FROM object_locations GROUP BY backend_name",
+            // Copies of current and noncurrent versions (DESIGN decision 25).
+            "SELECT backend_name, count(*) FROM ( \
+               SELECT backend_name FROM object_locations UNION ALL \
+               SELECT backend_name FROM object_versions WHERE backend_name IS NOT NULL) \
+             GROUP BY backend_name",
         )
         .await
     }

@@ -21,6 +21,7 @@ mod setup;
 mod stmt;
 mod tx;
 mod usage;
+mod versions;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,7 +43,7 @@ pub use rusqlite;
 pub use stmt::{SQL_TRACE_TARGET, log_sql_parameter_values};
 
 /// The schema version this binary expects: the number of the last file in `migrations/sqlite`.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 16;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 15;
 
 /// The `synchronous` level of the writer connection (see the crate docs on durability).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -126,13 +126,15 @@ pub(crate) fn all_bytes_used(db: &Db<'_>) -> Result<BTreeMap<String, i64>> {
     Ok(rows.into_iter().collect())
 }
 
-/// Σ `size_bytes` of the copies of each backend that has any.
+/// Σ `size_bytes` charged to each backend that has any: current copies, noncurrent versions
+/// (DESIGN decision 25) and the parts of open uploads (decision 27) — what `bytes_used` charges.
 pub(crate) fn sum_charged_by_backend(db: &Db<'_>) -> Result<BTreeMap<String, i64>> {
     let rows = db.query_vec(
         "sum charged bytes by backend",
-        // Copies plus the parts of open uploads: what `bytes_used` charges.
         "SELECT backend_name, sum(size_bytes) FROM ( \
              SELECT backend_name, size_bytes FROM object_locations \
+             UNION ALL \
+             SELECT backend_name, size_bytes FROM object_versions WHERE backend_name IS NOT NULL \
              UNION ALL \
              SELECT u.backend_name, p.size_bytes FROM multipart_parts p \
              JOIN multipart_uploads u ON u.upload_id = p.upload_id) \

@@ -18,16 +18,17 @@ use async_trait::async_trait;
 use s3o_core::engine::{Runner, Transaction, TxAdapter};
 use s3o_core::tx::{
     BackendTable, BackendTx, BucketTx, CleanupTx, MultipartTx, ObjectsTx, PendingTx, QuotaTx,
+    VersionsTx,
 };
 use s3o_core::{
     BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, DbErrorKind,
     ExistingCopy, KeyedExistingCopy, ObjectLocation, PartBytes, PendingObject, Result, StoreError,
-    StoredForm, validate,
+    StoredForm, VersionCopy, Versioning, validate,
 };
 
 use crate::conn::{Conns, TxGuard};
 use crate::stmt::Db;
-use crate::{SqliteStore, backend, buckets, cleanup, multipart, objects, pending, quota};
+use crate::{SqliteStore, backend, buckets, cleanup, multipart, objects, pending, quota, versions};
 
 /// An open write transaction on the writer connection.
 pub(crate) struct SqliteTx {
@@ -470,6 +471,80 @@ impl MultipartTx for SqliteTx {
         let id = upload_id.to_owned();
         self.run("delete multipart upload", move |db| {
             multipart::delete_upload(db, &id)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl VersionsTx for SqliteTx {
+    async fn lock_bucket_versioning(&mut self, name: &str) -> Result<Option<Versioning>> {
+        validate::bucket_lookup(name)?;
+        let name = name.to_owned();
+        // As lock_bucket: the write lock already excludes a deletion; this reads the state.
+        self.run_now("lock bucket", move |db| {
+            versions::bucket_versioning(db, &name)
+        })
+        .await
+    }
+
+    async fn current_version_id(&mut self, key: &str) -> Result<Option<String>> {
+        let key = key.to_owned();
+        self.run_now("read current version id", move |db| {
+            versions::current_version_id(db, &key)
+        })
+        .await
+    }
+
+    async fn key_versions_for_update(&mut self, key: &str) -> Result<Vec<VersionCopy>> {
+        let key = key.to_owned();
+        self.run_now("read key versions", move |db| {
+            versions::key_versions(db, &key)
+        })
+        .await
+    }
+
+    async fn archive_current_copies(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        seq: i64,
+    ) -> Result<u64> {
+        let (key, vid) = (key.to_owned(), version_id.to_owned());
+        self.run_now("archive current version", move |db| {
+            versions::archive_current(db, &key, &vid, seq)
+        })
+        .await
+    }
+
+    async fn insert_delete_marker(&mut self, key: &str, version_id: &str, seq: i64) -> Result<()> {
+        let (key, vid) = (key.to_owned(), version_id.to_owned());
+        self.run_now("insert delete marker", move |db| {
+            versions::insert_marker(db, &key, &vid, seq)
+        })
+        .await
+    }
+
+    async fn restore_version(&mut self, key: &str, version_id: &str) -> Result<u64> {
+        let (key, vid) = (key.to_owned(), version_id.to_owned());
+        self.run_now("restore version", move |db| {
+            versions::restore(db, &key, &vid)
+        })
+        .await
+    }
+
+    async fn delete_version_rows(&mut self, key: &str, version_id: &str) -> Result<u64> {
+        let (key, vid) = (key.to_owned(), version_id.to_owned());
+        self.run_now("delete version rows", move |db| {
+            versions::delete_rows(db, &key, &vid)
+        })
+        .await
+    }
+
+    async fn set_current_version_id(&mut self, key: &str, version_id: Option<&str>) -> Result<()> {
+        let (key, vid) = (key.to_owned(), version_id.map(str::to_owned));
+        self.run_now("set current version id", move |db| {
+            versions::set_current_id(db, &key, vid.as_deref())
         })
         .await
     }

@@ -20,6 +20,11 @@ pub use s3o_core::{
     UnencryptedLocation, UsageLimits, UsageStat, WritePrecondition, default_instance_id,
     default_part_path, quota_admits, s3_error_for,
 };
+/// Versioning (DESIGN decision 25): bucket state, version reads, outcomes and listings.
+pub use s3o_core::{
+    CURRENT_SEQ, Committed, DeleteOutcome, NULL_VERSION_ID, ObjectVersion, VersionListing,
+    Versioning,
+};
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.
 #[cfg(feature = "postgres")]

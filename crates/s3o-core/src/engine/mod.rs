@@ -24,9 +24,10 @@ mod quota;
 mod reader;
 mod replication;
 mod usage;
+mod versions;
 
 pub use crate::tx::{
-    BoxFuture, RetryBudget, Runner, Transaction, TxAdapter, TxBody, tx_fn, with_tx_val,
+    BoxFuture, RetryBudget, Runner, Transaction, TxAdapter, TxBody, VersionsTx, tx_fn, with_tx_val,
 };
 pub use admin::{LifecycleAdmin, SchemaVersion};
 pub use backend::BackendLifecycleStore;
@@ -45,6 +46,7 @@ pub use quota::QuotaStore;
 pub use reader::Reader;
 pub use replication::ReplicationStore;
 pub use usage::UsageStore;
+pub use versions::VersionStore;
 
 /// Every role of an engine: what [`crate::MetadataStore::from_engine`] takes. Dyn-compatible,
 /// with `Send` futures.
@@ -64,6 +66,7 @@ pub trait Engine:
     + EncryptionAdmin
     + LifecycleAdmin
     + AdvisoryLocker
+    + VersionStore
     + Reader
     + 'static
 {

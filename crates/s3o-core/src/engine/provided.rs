@@ -370,6 +370,60 @@ pub trait EngineOps: Engine {
     ) -> Result<bool> {
         ops::mark_object_decrypted(self, key, backend, plaintext_size).await
     }
+    /// A commit into `bucket` that follows its versioning state (see
+    /// [`ops::commit_object_in_bucket`]): the displaced copies and the new version's id.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_object_in_bucket(
+        &self,
+        bucket: &str,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+        intent_id: Option<&str>,
+        cond: &WritePrecondition,
+    ) -> Result<crate::versioning::Committed> {
+        ops::commit_object_in_bucket(
+            self,
+            bucket,
+            key,
+            backend,
+            size,
+            form,
+            intent_id,
+            Some(cond),
+        )
+        .await
+    }
+    /// S3 DeleteObject in `bucket`, with or without a version id (see
+    /// [`ops::delete_object_in_bucket`]).
+    async fn delete_object_in_bucket(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<crate::versioning::DeleteOutcome> {
+        ops::delete_object_in_bucket(self, bucket, key, version_id).await
+    }
+    /// One page of ListObjectVersions (see [`ops::list_object_versions`]).
+    async fn list_object_versions(
+        &self,
+        prefix: &str,
+        delimiter: &str,
+        key_marker: &str,
+        version_id_marker: &str,
+        max_keys: i64,
+    ) -> Result<crate::versioning::VersionListing> {
+        ops::list_object_versions(
+            self,
+            prefix,
+            delimiter,
+            key_marker,
+            version_id_marker,
+            max_keys,
+        )
+        .await
+    }
 }
 
 impl<T: Engine + ?Sized> EngineOps for T {}

@@ -19,6 +19,7 @@ mod pending;
 mod quota;
 mod replication;
 mod tags;
+mod versions;
 
 pub use backend::delete_backend_data;
 pub use buckets::{delete_bucket, sync_buckets};
@@ -35,8 +36,9 @@ pub use listing::{
 };
 pub use multipart::{record_part, release_multipart_upload};
 pub use objects::{
-    delete_object, delete_object_location, delete_object_version, delete_objects_batch,
-    import_object, move_object_location, record_object, record_object_if, record_object_in_bucket,
+    commit_object_in_bucket, delete_object, delete_object_location, delete_object_version,
+    delete_objects_batch, import_object, move_object_location, record_object, record_object_if,
+    record_object_in_bucket,
 };
 pub use pending::{abandon_pending, intent_superseded, promote_pending};
 pub use quota::{
@@ -45,3 +47,4 @@ pub use quota::{
 };
 pub use replication::{record_replica, remove_excess_copy};
 pub use tags::set_object_tags;
+pub use versions::{delete_object_in_bucket, list_object_versions, new_version_id};

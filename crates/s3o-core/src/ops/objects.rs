@@ -7,10 +7,11 @@ use super::quota::{QuotaDeltas, apply_ledger_deltas};
 use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
 use crate::types::{
-    BucketLock, CleanupEntry, DeletedCopy, ExistingCopy, MoveOutcome, ObjectLocation, StoredForm,
-    Timestamp, WritePrecondition,
+    CleanupEntry, DeletedCopy, ExistingCopy, MoveOutcome, ObjectLocation, StoredForm, Timestamp,
+    WritePrecondition,
 };
 use crate::validate;
+use crate::versioning::{Committed, Versioning};
 
 /// The outbox entry for bytes of `key` at `storage_key` on `backend` leaving the ledger.
 pub(crate) fn orphan_entry(
@@ -103,21 +104,29 @@ struct Record<'a> {
     /// A missing intent refuses the commit (its bytes were abandoned meanwhile).
     require_intent: bool,
     /// The bucket the key belongs to: its row is locked for writing after the key lock, and a
-    /// missing bucket refuses the commit (see [`crate::ops::delete_bucket`]).
+    /// missing bucket refuses the commit (see [`crate::ops::delete_bucket`]). Its versioning
+    /// state, read with the lock, decides whether the previous version is kept.
     bucket: Option<&'a str>,
+    /// The id a versioned commit gives the new version (chosen before the transaction, so a
+    /// retried body writes the same id).
+    new_version_id: String,
 }
 
 #[async_trait]
 impl TxBody for Record<'_> {
-    type Output = Vec<DeletedCopy>;
+    type Output = Committed;
     async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Self::Output> {
         tx.acquire_key_lock(self.key).await?;
-        if let Some(bucket) = self.bucket
-            && !tx.lock_bucket(bucket, BucketLock::Write).await?
-        {
-            return Err(StoreError::BucketNotFound {
-                bucket: bucket.to_owned(),
-            });
+        let mut versioning = Versioning::Unversioned;
+        if let Some(bucket) = self.bucket {
+            match tx.lock_bucket_versioning(bucket).await? {
+                Some(v) => versioning = v,
+                None => {
+                    return Err(StoreError::BucketNotFound {
+                        bucket: bucket.to_owned(),
+                    });
+                }
+            }
         }
         if let Some(id) = self.intent_id {
             // The intent row is locked after the key (as promotion does) and must be this
@@ -147,7 +156,26 @@ impl TxBody for Record<'_> {
             // ETag.
             cond.check(self.key, existing.first().map(|c| c.etag.as_str()))?;
         }
-        write_over(
+        if versioning.is_versioned() {
+            let (displaced, id) = super::versions::write_versioned(
+                tx,
+                self.instance,
+                versioning,
+                &self.new_version_id,
+                self.key,
+                self.backend,
+                self.size,
+                self.form,
+                existing,
+                self.intent_id,
+            )
+            .await?;
+            return Ok(Committed {
+                displaced,
+                version_id: Some(id),
+            });
+        }
+        let displaced = write_over(
             tx,
             self.instance,
             self.key,
@@ -157,7 +185,11 @@ impl TxBody for Record<'_> {
             &existing,
             self.intent_id,
         )
-        .await
+        .await?;
+        Ok(Committed {
+            displaced,
+            version_id: None,
+        })
     }
 }
 
@@ -220,9 +252,11 @@ pub async fn record_object<R: Runner + ?Sized>(
             cond: None,
             require_intent: false,
             bucket: None,
+            new_version_id: String::new(),
         },
     )
     .await
+    .map(|c| c.displaced)
 }
 
 /// [`record_object`] under a precondition decided in the same transaction, after the key lock
@@ -256,9 +290,11 @@ pub async fn record_object_if<R: Runner + ?Sized>(
             cond: cond.filter(|c| !c.is_empty()),
             require_intent: true,
             bucket: None,
+            new_version_id: String::new(),
         },
     )
     .await
+    .map(|c| c.displaced)
 }
 
 /// [`record_object_if`] into a bucket: `key` must be a key of `bucket` (start with
@@ -279,6 +315,13 @@ pub async fn record_object_in_bucket<R: Runner + ?Sized>(
     intent_id: Option<&str>,
     cond: Option<&WritePrecondition>,
 ) -> Result<Vec<DeletedCopy>> {
+    commit_object_in_bucket(runner, bucket, key, backend, size, form, intent_id, cond)
+        .await
+        .map(|c| c.displaced)
+}
+
+/// Checks that `key` is a key of `bucket` (starts with `"<bucket>/"`), else `InvalidInput`.
+pub(crate) fn check_bucket_key(bucket: &str, key: &str) -> Result<()> {
     validate::bucket_lookup(bucket)?;
     validate::key(key)?;
     if !key
@@ -290,6 +333,28 @@ pub async fn record_object_in_bucket<R: Runner + ?Sized>(
             format!("{key:?} is not a key of bucket {bucket:?} (it must start with \"{bucket}/\")"),
         ));
     }
+    Ok(())
+}
+
+/// [`record_object_in_bucket`] that also follows the bucket's versioning state (DESIGN
+/// decision 25), read with the bucket's row lock: unversioned, the original contract (every
+/// previous copy displaced, `version_id: None`); enabled, the previous current version
+/// becomes noncurrent with its bytes still charged and the new version gets a fresh id;
+/// suspended, the new version is the `null` version and any previous `null` version (current
+/// or not) is displaced, its bytes queued in the same transaction.
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "commit_object_in_bucket", level = "debug", skip_all, fields(bucket = %bucket, key = %key, backend = %backend, size))]
+pub async fn commit_object_in_bucket<R: Runner + ?Sized>(
+    runner: &R,
+    bucket: &str,
+    key: &str,
+    backend: &str,
+    size: i64,
+    form: &StoredForm,
+    intent_id: Option<&str>,
+    cond: Option<&WritePrecondition>,
+) -> Result<Committed> {
+    check_bucket_key(bucket, key)?;
     validate_record(backend, size, form, intent_id, cond)?;
     with_tx_val(
         runner,
@@ -303,6 +368,7 @@ pub async fn record_object_in_bucket<R: Runner + ?Sized>(
             cond: cond.filter(|c| !c.is_empty()),
             require_intent: true,
             bucket: Some(bucket),
+            new_version_id: super::versions::new_version_id(),
         },
     )
     .await

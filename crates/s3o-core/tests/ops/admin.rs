@@ -178,6 +178,7 @@ async fn delete_backend_data_clears_dependents_before_the_quota_row() {
             "delete_backend_rows(pending_objects,a)",
             "delete_backend_rows(multipart_uploads,a)",
             "delete_backend_rows(object_locations,a)",
+            "delete_backend_rows(object_versions,a)",
             "delete_backend_rows(backend_usage,a)",
             "delete_backend_quota_row(a)",
         ]

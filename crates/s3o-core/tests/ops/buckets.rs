@@ -21,7 +21,7 @@ async fn commit_into_a_bucket_locks_key_then_bucket_row_then_the_rest() {
         [
             "BEGIN",
             "acquire_key_lock(photos/k)",
-            "lock_bucket(photos,Write)",
+            "lock_bucket_versioning(photos)",
             "get_existing_copies_for_update(photos/k)",
         ]
     );

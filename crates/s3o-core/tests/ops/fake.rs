@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use s3o_core::engine::{Runner, Transaction, TxAdapter};
 use s3o_core::tx::{
     BackendTable, BackendTx, BucketTx, CleanupTx, MultipartTx, ObjectsTx, PendingTx, QuotaTx,
+    VersionsTx,
 };
 use s3o_core::*;
 
@@ -538,7 +539,9 @@ impl BackendTx for FakeTx {
             BackendTable::CleanupDlq => w.dlq.retain(|r| r.backend_name != backend),
             BackendTable::PendingObjects => w.pending.retain(|_, p| p.backend_name != backend),
             BackendTable::ObjectLocations => w.copies.retain(|(_, b), _| b != backend),
-            BackendTable::MultipartUploads | BackendTable::BackendUsage => {}
+            BackendTable::MultipartUploads
+            | BackendTable::BackendUsage
+            | BackendTable::ObjectVersions => {}
         }
         let after = w.copies.len() + w.pending.len() + w.queue.len() + w.dlq.len();
         Ok((before - after) as u64)
@@ -585,6 +588,45 @@ impl BucketTx for FakeTx {
     async fn update_bucket_config(&mut self, spec: &BucketSpec) -> Result<bool> {
         self.note(format!("update_bucket_config({})", spec.name))?;
         Ok(self.work.buckets.contains(&spec.name))
+    }
+}
+
+/// The fake models unversioned buckets only: versioning is proven on the real engines (the
+/// conformance suite); a versioned primitive reached here is a test bug.
+fn unmodelled() -> StoreError {
+    StoreError::invalid("fake engine", "versioning is not modelled")
+}
+
+#[async_trait]
+impl VersionsTx for FakeTx {
+    async fn lock_bucket_versioning(&mut self, name: &str) -> Result<Option<Versioning>> {
+        self.note(format!("lock_bucket_versioning({name})"))?;
+        Ok(self
+            .work
+            .buckets
+            .contains(name)
+            .then_some(Versioning::Unversioned))
+    }
+    async fn current_version_id(&mut self, _key: &str) -> Result<Option<String>> {
+        Err(unmodelled())
+    }
+    async fn key_versions_for_update(&mut self, _key: &str) -> Result<Vec<VersionCopy>> {
+        Err(unmodelled())
+    }
+    async fn archive_current_copies(&mut self, _: &str, _: &str, _: i64) -> Result<u64> {
+        Err(unmodelled())
+    }
+    async fn insert_delete_marker(&mut self, _: &str, _: &str, _: i64) -> Result<()> {
+        Err(unmodelled())
+    }
+    async fn restore_version(&mut self, _: &str, _: &str) -> Result<u64> {
+        Err(unmodelled())
+    }
+    async fn delete_version_rows(&mut self, _: &str, _: &str) -> Result<u64> {
+        Err(unmodelled())
+    }
+    async fn set_current_version_id(&mut self, _: &str, _: Option<&str>) -> Result<()> {
+        Err(unmodelled())
     }
 }
 

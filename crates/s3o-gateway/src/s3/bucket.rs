@@ -195,14 +195,6 @@ impl GatewayS3 {
 
     /// Versioning has never been enabled on any bucket here: the answer of a bucket whose
     /// versioning is unset (no Status), which SDKs and tools such as rclone ask before purging.
-    pub(super) async fn do_get_bucket_versioning(
-        &self,
-        req: S3Request<GetBucketVersioningInput>,
-    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        self.bucket(&req.input.bucket).await?;
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
-    }
-
     pub(super) async fn do_create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,

@@ -9,8 +9,16 @@ impl GatewayS3 {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let i = req.input;
         self.bucket(&i.bucket).await?;
-        let (src_bucket, src_key) = match &i.copy_source {
-            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+        let (src_bucket, src_key, src_version) = match &i.copy_source {
+            CopySource::Bucket {
+                bucket,
+                key,
+                version_id,
+            } => (
+                bucket.to_string(),
+                key.to_string(),
+                version_id.as_ref().map(|v| v.to_string()),
+            ),
             _ => {
                 return Err(s3_error!(
                     NotImplemented,
@@ -23,14 +31,14 @@ impl GatewayS3 {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if src_bucket == i.bucket && src_key == i.key && !replace {
+        if src_bucket == i.bucket && src_key == i.key && !replace && src_version.is_none() {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
             ));
         }
         let (found, (), stream) = self
-            .read_version(&src_bucket, &src_key, |found| {
+            .read_version_at(&src_bucket, &src_key, src_version.as_deref(), |found| {
                 check_preconditions(
                     &found.meta,
                     found.last_modified,
@@ -136,6 +144,9 @@ impl GatewayS3 {
                 )),
                 ..CopyObjectResult::default()
             }),
+            version_id: versioning::answered_version(meta.version_id.as_deref(), false),
+            copy_source_version_id: src_version
+                .or_else(|| versioning::answered_version(found.meta.version_id.as_deref(), false)),
             ..CopyObjectOutput::default()
         }))
     }

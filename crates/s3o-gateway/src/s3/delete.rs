@@ -56,14 +56,17 @@ impl GatewayS3 {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let i = &req.input;
-        match self.bucket(&i.bucket).await {
-            Err(e) => Err(e),
-            // Absent keys answer 204 too, as S3 does.
-            Ok(()) => self
-                .delete_key(&i.bucket, &i.key)
-                .await
-                .map(|()| S3Response::new(DeleteObjectOutput::default())),
-        }
+        self.bucket(&i.bucket).await?;
+        // Absent keys answer 204 too, as S3 does. The bucket's versioning state, read in the
+        // delete's transaction, decides between removing and writing a delete marker.
+        let d = self
+            .delete_one(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            version_id: d.version_id,
+            delete_marker: d.delete_marker.then_some(true),
+            ..DeleteObjectOutput::default()
+        }))
     }
 
     pub(super) async fn do_delete_objects(
@@ -81,8 +84,22 @@ impl GatewayS3 {
                 Ok(())
             }
         });
+        let versioned = match check {
+            Ok(()) => {
+                i.delete.objects.iter().any(|o| o.version_id.is_some())
+                    || self
+                        .ledger
+                        .versioning(&i.bucket)
+                        .await
+                        .map_err(write_err)?
+                        .is_versioned()
+            }
+            Err(_) => false,
+        };
         match check {
             Err(e) => Err(e),
+            // Versioned: each key in its own transaction (markers, version ids).
+            Ok(()) if versioned => Ok(self.delete_versions(&i.bucket, &i.delete).await),
             Ok(()) => {
                 let quiet = i.delete.quiet.unwrap_or(false);
                 let mut deleted = Vec::new();
@@ -151,5 +168,43 @@ impl GatewayS3 {
                 }))
             }
         }
+    }
+
+    /// DeleteObjects in a versioned bucket (or naming versions): each key is deleted as
+    /// DeleteObject does, and its answer names the version and marker.
+    async fn delete_versions(&self, bucket: &str, del: &Delete) -> S3Response<DeleteObjectsOutput> {
+        let quiet = del.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for o in &del.objects {
+            match self
+                .delete_one(bucket, &o.key, o.version_id.as_deref())
+                .await
+            {
+                Ok(_) if quiet => {}
+                Ok(d) => deleted.push(DeletedObject {
+                    key: Some(o.key.clone()),
+                    version_id: o.version_id.clone(),
+                    delete_marker: d.delete_marker.then_some(true),
+                    delete_marker_version_id: if o.version_id.is_none() {
+                        d.version_id
+                    } else {
+                        None
+                    }
+                    .filter(|_| d.delete_marker),
+                }),
+                Err(e) => errors.push(Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(o.key.clone()),
+                    message: e.message().map(str::to_owned),
+                    version_id: o.version_id.clone(),
+                }),
+            }
+        }
+        S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..DeleteObjectsOutput::default()
+        })
     }
 }

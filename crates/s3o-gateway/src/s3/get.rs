@@ -197,16 +197,10 @@ pub(super) fn content_range(start: u64, end: u64, size: u64) -> String {
 }
 
 impl GatewayS3 {
-    /// Finds the version to read: the ledger's copies, or a broadcast when it is down.
+    /// Finds the version to read: the latest version in the ledger (see
+    /// [`GatewayS3::lookup_at`]), or a broadcast when it is down.
     pub(super) async fn lookup(&self, bucket: &str, key: &str) -> S3Result<Found> {
-        match self.ledger.copies(&keys::ledger_key(bucket, key)).await {
-            Ok(copies) => Ok(found_of(copies)),
-            Err(e) if is_outage(&e) => {
-                self.metrics.event("broadcast_read");
-                self.broadcast(bucket, key).await
-            }
-            Err(e) => Err(read_err(e)),
-        }
+        self.lookup_at(bucket, key, None).await
     }
 
     /// Asks every backend for the newest version of `key` (ledger down). Versions sort by
@@ -328,15 +322,17 @@ impl GatewayS3 {
     /// delete committed after the lookup: the ledger is read again (at most
     /// [`READ_ATTEMPTS`] times, while it names another version), so a read racing a write
     /// answers the old or the new version, or 404, never 503.
-    pub(super) async fn read_version<T>(
+    /// `version`: the version asked for (S3 `versionId`), else the latest.
+    pub(super) async fn read_version_at<T>(
         &self,
         bucket: &str,
         key: &str,
+        version: Option<&str>,
         admit: impl Fn(&Found) -> S3Result<(T, Option<(u64, u64)>)>,
     ) -> S3Result<(Found, T, ByteStream)> {
         let mut tried: Option<String> = None;
         for _ in 0..READ_ATTEMPTS {
-            let found = self.lookup(bucket, key).await?;
+            let found = self.lookup_at(bucket, key, version).await?;
             let (extra, range) = admit(&found)?;
             match self.open(&found, range).await {
                 Ok(stream) => return Ok((found, extra, stream)),
@@ -364,7 +360,7 @@ impl GatewayS3 {
         let i = req.input;
         self.bucket(&i.bucket).await?;
         let (found, range, stream) = self
-            .read_version(&i.bucket, &i.key, |found| {
+            .read_version_at(&i.bucket, &i.key, i.version_id.as_deref(), |found| {
                 check_preconditions(
                     &found.meta,
                     found.last_modified,
@@ -419,6 +415,10 @@ impl GatewayS3 {
             last_modified: Some(to_s3_time(found.last_modified)),
             metadata: metadata_of(&found.meta),
             parts_count,
+            version_id: versioning::answered_version(
+                found.meta.version_id.as_deref(),
+                i.version_id.is_some(),
+            ),
             ..GetObjectOutput::default()
         }))
     }
@@ -430,7 +430,9 @@ impl GatewayS3 {
         let i = req.input;
         self.bucket(&i.bucket).await?;
         // Answered from the ledger alone: no backend call.
-        let found = self.lookup(&i.bucket, &i.key).await?;
+        let found = self
+            .lookup_at(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
         check_preconditions(
             &found.meta,
             found.last_modified,
@@ -471,6 +473,10 @@ impl GatewayS3 {
             last_modified: Some(to_s3_time(found.last_modified)),
             metadata: metadata_of(&found.meta),
             parts_count,
+            version_id: versioning::answered_version(
+                found.meta.version_id.as_deref(),
+                i.version_id.is_some(),
+            ),
             ..HeadObjectOutput::default()
         });
         // HeadObjectOutput has no tag count field: the header is added here.

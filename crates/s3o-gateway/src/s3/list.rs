@@ -142,56 +142,6 @@ impl GatewayS3 {
     }
 }
 
-impl GatewayS3 {
-    /// ListObjectVersions of a bucket that was never versioned: every current object is its
-    /// only version, with version id `null` (what S3 answers for such a bucket). SDKs and
-    /// test suites call it to empty a bucket.
-    pub(super) async fn do_list_object_versions(
-        &self,
-        req: S3Request<ListObjectVersionsInput>,
-    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        let i = req.input;
-        let prefix = i.prefix.clone().unwrap_or_default();
-        let delimiter = i.delimiter.clone().unwrap_or_default();
-        let marker = i.key_marker.clone().unwrap_or_default();
-        let l = self
-            .do_list(&i.bucket, &prefix, &delimiter, &marker, i.max_keys)
-            .await?;
-        let mut page = Page::new(l, i.encoding_type.as_ref());
-        let versions: Vec<ObjectVersion> = std::mem::take(&mut page.contents)
-            .into_iter()
-            .map(|o| ObjectVersion {
-                e_tag: o.e_tag,
-                is_latest: Some(true),
-                key: o.key,
-                last_modified: o.last_modified,
-                size: o.size,
-                storage_class: Some(ObjectVersionStorageClass::from_static(
-                    ObjectVersionStorageClass::STANDARD,
-                )),
-                version_id: Some("null".to_owned()),
-                ..ObjectVersion::default()
-            })
-            .collect();
-        let next_key_marker = page.is_truncated.then(|| page.enc(page.next_after.clone()));
-        Ok(S3Response::new(ListObjectVersionsOutput {
-            name: Some(i.bucket.clone()),
-            prefix: Some(page.enc(prefix)),
-            key_marker: Some(page.enc(marker)),
-            version_id_marker: i.version_id_marker.clone(),
-            delimiter: (!delimiter.is_empty()).then(|| page.enc(delimiter)),
-            max_keys: Some(i.max_keys.unwrap_or(MAX_LIST_KEYS)),
-            is_truncated: Some(page.is_truncated),
-            next_version_id_marker: next_key_marker.as_ref().map(|_| "null".to_owned()),
-            next_key_marker,
-            common_prefixes: (!page.prefixes.is_empty()).then_some(page.prefixes),
-            versions: Some(versions),
-            encoding_type: i.encoding_type.clone(),
-            ..ListObjectVersionsOutput::default()
-        }))
-    }
-}
-
 /// One page of a listing as both ListObjects versions answer it: keys and common prefixes,
 /// url-encoded when the request asked for `encoding-type=url`.
 struct Page {

@@ -82,6 +82,7 @@ mod multipart;
 pub(crate) mod post;
 mod put;
 mod tagging;
+mod versioning;
 
 // The families share their helpers through this module (each starts with `use super::*`).
 pub(crate) use self::acl::Anonymous;
@@ -336,6 +337,17 @@ impl S3 for GatewayS3 {
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
         timed!(self, "DeleteBucket", self.do_delete_bucket(req).await)
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        timed!(
+            self,
+            "PutBucketVersioning",
+            self.do_put_bucket_versioning(req).await
+        )
     }
 
     async fn get_bucket_versioning(

@@ -300,8 +300,16 @@ impl GatewayS3 {
         if !(1..=10_000).contains(&i.part_number) {
             return Err(s3_error!(InvalidArgument, "part number must be 1..=10000"));
         }
-        let (src_bucket, src_key) = match &i.copy_source {
-            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+        let (src_bucket, src_key, src_version) = match &i.copy_source {
+            CopySource::Bucket {
+                bucket,
+                key,
+                version_id,
+            } => (
+                bucket.to_string(),
+                key.to_string(),
+                version_id.as_ref().map(|v| v.to_string()),
+            ),
             _ => {
                 return Err(s3_error!(
                     NotImplemented,
@@ -317,7 +325,7 @@ impl GatewayS3 {
         let up = self.upload_for(&i.bucket, &i.key, &i.upload_id).await?;
         self.bucket(&src_bucket).await?;
         let (found, range, stream) = self
-            .read_version(&src_bucket, &src_key, |found| {
+            .read_version_at(&src_bucket, &src_key, src_version.as_deref(), |found| {
                 check_copy_source(
                     found,
                     i.copy_source_if_match.as_ref(),
@@ -355,6 +363,7 @@ impl GatewayS3 {
                 last_modified: Some(to_s3_time(Timestamp::now())),
                 ..CopyPartResult::default()
             }),
+            copy_source_version_id: src_version,
             ..UploadPartCopyOutput::default()
         }))
     }
@@ -386,6 +395,7 @@ impl GatewayS3 {
                             ledger_key: lkey.clone(),
                             etag,
                             checksum: None,
+                            version_id: None,
                         };
                         let outcome =
                             futures::FutureExt::shared(Box::pin(
@@ -571,6 +581,7 @@ impl GatewayS3 {
                         ledger_key: up.object_key,
                         etag,
                         checksum: None,
+                        version_id: None,
                     });
                 }
                 return Err(e);
@@ -587,6 +598,7 @@ impl GatewayS3 {
             ledger_key: up.object_key,
             etag: meta.etag,
             checksum: meta.attributes.checksum,
+            version_id: meta.version_id,
         })
     }
 
@@ -787,6 +799,7 @@ pub(super) fn complete_answer(
             checksum_sha1: sum.checksum_sha1,
             checksum_sha256: sum.checksum_sha256,
             checksum_type: sum.checksum_type,
+            version_id: done.version_id,
             ..CompleteMultipartUploadOutput::default()
         })
     };

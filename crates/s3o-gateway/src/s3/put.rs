@@ -257,7 +257,10 @@ impl GatewayS3 {
             )
             .await
         {
-            Ok(displaced) => self.remove_displaced(displaced, "overwritten").await,
+            Ok((displaced, version_id)) => {
+                meta.version_id = version_id;
+                self.remove_displaced(displaced, "overwritten").await;
+            }
             Err(e @ StoreError::PendingIntentGone { .. }) => {
                 // The reaper abandoned this write meanwhile and queued its path for deletion;
                 // bytes that landed after its delete are this request's to remove.
@@ -375,6 +378,7 @@ impl GatewayS3 {
             checksum_sha1: sums.checksum_sha1,
             checksum_sha256: sums.checksum_sha256,
             checksum_crc64nvme: sums.checksum_crc64nvme,
+            version_id: versioning::answered_version(meta.version_id.as_deref(), false),
             ..PutObjectOutput::default()
         }))
     }

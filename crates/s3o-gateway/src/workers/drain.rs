@@ -458,6 +458,23 @@ async fn sweep_leftovers(ctx: &Ctx, b: &Backend) -> LResult<u64> {
         if keep.contains(path.as_ref()) {
             continue;
         }
+        // Noncurrent versions are not moved by a drain yet: their bytes stay where they are
+        // and are never leftovers (DESIGN decision 25).
+        if let Some((bucket, key)) = super::reconcile::decode_object_path(path.as_ref()) {
+            let owner = crate::keys::ledger_key(&bucket, &key);
+            if s3o_store::limits::key(&owner).is_ok()
+                && ctx
+                    .store
+                    .get_noncurrent_copies(&owner)
+                    .await?
+                    .iter()
+                    .any(|l| {
+                        l.backend_name == b.name && l.form.storage_path(&owner) == path.as_ref()
+                    })
+            {
+                continue;
+            }
+        }
         match delete_path(b, &path).await {
             Ok(()) => deleted += 1,
             Err(e) => {

@@ -720,18 +720,27 @@ pub(crate) async fn delete_queued(ctx: &Ctx, backend: &str, storage_key: &str) {
     }
 }
 
-/// True when some ledger copy of `key` on `backend` lives at `storage_key`: bytes there are
-/// not ours to delete.
+/// True when some ledger copy of `key` on `backend` lives at `storage_key`, of the current
+/// version or of a noncurrent one (DESIGN decision 25): bytes there are not ours to delete.
 pub(crate) async fn referenced(
     ctx: &Ctx,
     key: &str,
     backend: &str,
     storage_key: &str,
 ) -> LResult<bool> {
-    Ok(ctx
+    let current = ctx
         .ledger
         .copies_or_empty(key)
         .await?
         .iter()
-        .any(|c| c.backend == backend && c.meta.storage_key == storage_key))
+        .any(|c| c.backend == backend && c.meta.storage_key == storage_key);
+    if current || s3o_store::limits::key(key).is_err() {
+        return Ok(current);
+    }
+    Ok(ctx
+        .store
+        .get_noncurrent_copies(key)
+        .await?
+        .iter()
+        .any(|l| l.backend_name == backend && l.form.storage_key == storage_key))
 }

@@ -301,29 +301,33 @@ async fn sweep_page(
     Ok(())
 }
 
-/// `(backend, storage path)` of every copy of `key`; none ⇒ empty.
+/// `(backend, storage path)` of every copy of `key`, of its current version and of every
+/// noncurrent version (DESIGN decision 25: a noncurrent version's bytes are referenced);
+/// none ⇒ empty.
 async fn locations(ctx: &Ctx, key: &str) -> LResult<BTreeSet<(String, String)>> {
     if s3o_store::limits::key(key).is_err() {
         return Ok(BTreeSet::new());
     }
-    match ctx.store.get_all_object_locations(key).await {
-        Ok(locs) => Ok(locs
-            .iter()
-            .map(|l| {
-                (
-                    l.backend_name.clone(),
-                    l.form.storage_path(&l.object_key).to_owned(),
-                )
-            })
-            .collect()),
-        Err(StoreError::ObjectNotFound { .. }) => Ok(BTreeSet::new()),
-        Err(e) => Err(e),
-    }
+    let mut locs = match ctx.store.get_all_object_locations(key).await {
+        Ok(locs) => locs,
+        Err(StoreError::ObjectNotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    locs.extend(ctx.store.get_noncurrent_copies(key).await?);
+    Ok(locs
+        .iter()
+        .map(|l| {
+            (
+                l.backend_name.clone(),
+                l.form.storage_path(&l.object_key).to_owned(),
+            )
+        })
+        .collect())
 }
 
 /// The bucket and key of a path [`keys::object_path`] made, or `None` for any other path:
 /// `<bucket>/<segments>/@<16 hex>-<32 hex>`, segments joined and percent-decoded to UTF-8.
-fn decode_object_path(path: &str) -> Option<(String, String)> {
+pub(super) fn decode_object_path(path: &str) -> Option<(String, String)> {
     let (dir, version) = path.rsplit_once("/@")?;
     let (time, random) = version.split_once('-')?;
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|c| c.is_ascii_hexdigit());

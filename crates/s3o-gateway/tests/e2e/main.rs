@@ -26,6 +26,7 @@ mod raw;
 mod reads;
 mod requests;
 mod rig;
+mod versioning;
 mod writes;
 
 /// Instantiates every listed case once per ledger engine.
@@ -55,6 +56,11 @@ on_both_ledgers! {
         public_bucket_acls_open_only_what_they_grant,
         acl_refusals_change_nothing,
         bucket_tagging_round_trip,
+    ],
+    versioning: [
+        overwrite_delete_undelete,
+        list_versions_in_pages,
+        copy_version_and_suspend,
     ],
     admin: [
         refuses_non_admins,
