@@ -158,6 +158,14 @@ pub enum StoreError {
         /// The intent id.
         intent_id: String,
     },
+    /// A commit named the version id its caller had already announced, and the bucket's
+    /// versioning state (changed meanwhile) would give the new version another one; nothing
+    /// was changed. S3: 409 `OperationAborted` (the client retries).
+    #[error("the versioning state of bucket {bucket} changed before the commit")]
+    VersioningChanged {
+        /// The bucket.
+        bucket: String,
+    },
     /// A backend name with no `backend_quotas` row.
     #[error("unknown backend: {backend}")]
     UnknownBackend {
@@ -362,6 +370,12 @@ impl S3Error {
         code: "PreconditionFailed",
         message: "at least one of the preconditions you specified did not hold",
     };
+    /// 409 `OperationAborted`: a concurrent change of the bucket refused the request; retry.
+    pub const OPERATION_ABORTED: S3Error = S3Error {
+        status: 409,
+        code: "OperationAborted",
+        message: "a conflicting operation on the bucket ran meanwhile, please try again",
+    };
     /// 400 `InvalidArgument`: the request's input was rejected.
     pub const INVALID_ARGUMENT: S3Error = S3Error {
         status: 400,
@@ -417,6 +431,7 @@ pub fn s3_error_for(err: &StoreError, access: Access) -> Option<S3Error> {
         StoreError::NoSpaceAvailable => S3Error::INSUFFICIENT_STORAGE,
         StoreError::PreconditionFailed { .. } => S3Error::PRECONDITION_FAILED,
         StoreError::InvalidInput { .. } => S3Error::INVALID_ARGUMENT,
+        StoreError::VersioningChanged { .. } => S3Error::OPERATION_ABORTED,
         StoreError::Database {
             kind: DbErrorKind::Overload,
             ..

@@ -347,6 +347,22 @@ impl MetadataStore {
         self.observe("set_object_tags", self.inner.set_object_tags(key, tags))
             .await
     }
+    /// Replaces the tags of one version of `key` (the current one when `version_id` is
+    /// `None`) on every copy of it, under the key lock, and returns that version's id (see
+    /// [`ops::set_version_tags`](crate::ops::set_version_tags)). No current copy ⇒
+    /// `ObjectNotFound`; no such data version ⇒ `VersionNotFound`.
+    pub async fn set_version_tags(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        self.observe(
+            "set_version_tags",
+            self.inner.set_version_tags(key, version_id, tags),
+        )
+        .await
+    }
     /// Removes every copy of each key in one transaction (see [`ops::delete_objects_batch`](crate::ops::delete_objects_batch)).
     pub async fn delete_objects_batch(
         &self,
@@ -1506,6 +1522,29 @@ impl MetadataStore {
             "commit_object_in_bucket",
             self.inner
                 .commit_object_in_bucket(bucket, key, backend, size, form, intent_id, cond),
+        )
+        .await
+    }
+    /// A commit into `bucket` of a version whose id was announced before it (see
+    /// [`ops::commit_announced_version`](crate::ops::commit_announced_version)); the state
+    /// changed meanwhile ⇒ `VersioningChanged`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_announced_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+        intent_id: Option<&str>,
+        cond: &WritePrecondition,
+        version_id: Option<&str>,
+    ) -> Result<Committed> {
+        self.observe(
+            "commit_announced_version",
+            self.inner.commit_announced_version(
+                bucket, key, backend, size, form, intent_id, cond, version_id,
+            ),
         )
         .await
     }

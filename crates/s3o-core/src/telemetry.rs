@@ -32,6 +32,7 @@ pub fn error_kind(err: &StoreError) -> &'static str {
         StoreError::NoSpaceAvailable => "no_space_available",
         StoreError::PreconditionFailed { .. } => "precondition_failed",
         StoreError::PendingIntentGone { .. } => "pending_intent_gone",
+        StoreError::VersioningChanged { .. } => "versioning_changed",
         StoreError::DbUnavailable => "db_unavailable",
         StoreError::CleanupItemNotFound { .. } => "cleanup_item_not_found",
         StoreError::LeadershipLost { .. } => "leadership_lost",

@@ -315,6 +315,15 @@ pub trait VersionsTx: Send {
     async fn delete_version_rows(&mut self, key: &str, version_id: &str) -> Result<u64>;
     /// Sets the version id of `key`'s current copies (`None` = the null version).
     async fn set_current_version_id(&mut self, key: &str, version_id: Option<&str>) -> Result<()>;
+    /// Replaces the tags (the `tags` column only) of every copy of noncurrent version
+    /// `version_id` of `key` in `object_versions`; returns the rows changed (0: no such data
+    /// version; a delete marker is never changed).
+    async fn set_noncurrent_tags(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<u64>;
 }
 
 /// The per-engine transactional seam: every primitive a core operation may call.

@@ -6,6 +6,10 @@
 //! success is kept for [`KEEP_FOR`] (at most [`MAX_ENTRIES`] uploads), so a retried Complete
 //! whose first answer was lost gets the same ETag instead of `NoSuchUpload`. A failure is
 //! forgotten at once: the upload is intact, and the retry assembles again.
+//!
+//! Each completion carries the `x-amz-version-id` its answer announced: the headers go out
+//! before the assembly ends, so the version id is chosen first and every retry of the same
+//! completion answers the same one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -71,8 +75,13 @@ pub(crate) type Outcome = Shared<BoxFuture<'static, Result<Done, Failed>>>;
 
 struct Entry {
     outcome: Outcome,
+    /// The `x-amz-version-id` the completion announced (`None`: none).
+    version_id: Option<String>,
     started: Instant,
 }
+
+/// A completion as a request answers it: the shared outcome and the announced version id.
+pub(crate) type Running = (Outcome, Option<String>);
 
 /// Completions running or recently finished, by upload id.
 #[derive(Clone, Default)]
@@ -86,7 +95,7 @@ impl Completions {
     }
 
     /// The running or finished completion of `upload_id`, if this process has one.
-    pub(crate) fn get(&self, upload_id: &str) -> Option<Outcome> {
+    pub(crate) fn get(&self, upload_id: &str) -> Option<Running> {
         let mut map = self.map();
         let expired = map
             .get(upload_id)
@@ -95,22 +104,25 @@ impl Completions {
             map.remove(upload_id);
             return None;
         }
-        map.get(upload_id).map(|e| e.outcome.clone())
+        map.get(upload_id)
+            .map(|e| (e.outcome.clone(), e.version_id.clone()))
     }
 
-    /// Starts `work` as the completion of `upload_id` in its own task, unless one is already
-    /// there (then that one is returned and `work` is dropped unstarted). A failure removes the
-    /// entry when it resolves, so a retry runs again.
+    /// Starts `work` as the completion of `upload_id` announcing `version_id` in its own
+    /// task, unless one is already there (then that one is returned, with the version id it
+    /// announced, and `work` is dropped unstarted). A failure removes the entry when it
+    /// resolves, so a retry runs again.
     pub(crate) fn start(
         &self,
         upload_id: &str,
+        version_id: Option<String>,
         work: BoxFuture<'static, Result<Done, Failed>>,
-    ) -> Outcome {
+    ) -> Running {
         let mut map = self.map();
         if let Some(e) = map.get(upload_id) {
             let finished_long_ago = e.started.elapsed() > KEEP_FOR && e.outcome.peek().is_some();
             if !finished_long_ago {
-                return e.outcome.clone();
+                return (e.outcome.clone(), e.version_id.clone());
             }
         }
         prune(&mut map);
@@ -136,12 +148,13 @@ impl Completions {
             upload_id.to_owned(),
             Entry {
                 outcome: outcome.clone(),
+                version_id: version_id.clone(),
                 started: Instant::now(),
             },
         );
         // Drive it even if every waiter goes away: the client may hang up mid-assembly.
         tokio::spawn(outcome.clone().map(|_| ()));
-        outcome
+        (outcome, version_id)
     }
 }
 
@@ -190,23 +203,31 @@ mod tests {
             }
             .boxed()
         };
-        let a = c.start("u", work("first"));
-        let b = c.start("u", work("second"));
+        let (a, va) = c.start("u", Some("v1".into()), work("first"));
+        let (b, vb) = c.start("u", Some("v2".into()), work("second"));
         assert_eq!(a.await.unwrap().etag, "first");
         assert_eq!(
             b.await.unwrap().etag,
             "first",
             "the second start joins the first"
         );
-        assert_eq!(c.get("u").unwrap().await.unwrap().etag, "first");
+        assert_eq!(
+            (va.as_deref(), vb.as_deref()),
+            (Some("v1"), Some("v1")),
+            "a joined start answers the version id the first announced"
+        );
+        let (again, v) = c.get("u").unwrap();
+        assert_eq!(again.await.unwrap().etag, "first");
+        assert_eq!(v.as_deref(), Some("v1"));
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
     async fn a_failure_is_forgotten_so_a_retry_runs_again() {
         let c = Completions::default();
-        let failed = c.start(
+        let (failed, _) = c.start(
             "u",
+            Some("v1".into()),
             async { Err(Failed::from(&S3Error::new(S3ErrorCode::InvalidPart))) }.boxed(),
         );
         let e: S3Error = failed.await.unwrap_err().into();
@@ -219,16 +240,18 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(c.get("u").is_none());
-        let ok = c.start("u", async { Ok(done("again")) }.boxed());
+        let (ok, v) = c.start("u", Some("v2".into()), async { Ok(done("again")) }.boxed());
         assert_eq!(ok.await.unwrap().etag, "again");
+        assert_eq!(v.as_deref(), Some("v2"), "the retry announces its own id");
     }
 
     #[tokio::test]
     async fn the_work_finishes_when_every_waiter_hangs_up() {
         let c = Completions::default();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let outcome = c.start(
+        let (outcome, _) = c.start(
             "u",
+            None,
             async move {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let _ = tx.send(());

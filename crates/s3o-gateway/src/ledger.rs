@@ -485,12 +485,6 @@ impl Ledger {
             .await
     }
 
-    /// Replaces the tags of the current version of `key` (empty: removes them). No object ⇒
-    /// `ObjectNotFound`.
-    pub(crate) async fn set_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> LResult<()> {
-        self.store.set_object_tags(key, tags).await
-    }
-
     /// The upload's key, backend, type and metadata. Unknown ⇒ `MultipartUploadNotFound`.
     pub(crate) async fn upload(&self, upload_id: &str) -> LResult<s3o_store::MultipartUpload> {
         self.store.get_multipart_upload(upload_id).await
@@ -652,6 +646,49 @@ impl Ledger {
             .get_object_version(key, version_id)
             .await
             .map(Version::of)
+    }
+
+    /// [`Self::commit_write`] of a version whose id was announced to the client before the
+    /// commit (`None`: no version, the bucket was unversioned); a bucket whose versioning
+    /// state changed meanwhile refuses it with `VersioningChanged` and nothing changes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn commit_announced(
+        &self,
+        bucket: &str,
+        key: &str,
+        backend: &str,
+        size: i64,
+        meta: &ObjectMeta,
+        intent_id: &str,
+        cond: &WritePrecondition,
+        version_id: Option<&str>,
+    ) -> LResult<(Vec<Displaced>, Option<String>)> {
+        let committed = self
+            .store
+            .commit_announced_version(
+                bucket,
+                key,
+                backend,
+                size,
+                &form_of(meta),
+                Some(intent_id),
+                cond,
+                version_id,
+            )
+            .await?;
+        Ok((displaced(committed.displaced), committed.version_id))
+    }
+
+    /// Replaces the tags of one version of `key` (the current one when `version_id` is
+    /// `None`; empty: removes them) and returns its id. No object ⇒ `ObjectNotFound`; no such
+    /// data version ⇒ `VersionNotFound`.
+    pub(crate) async fn set_version_tags(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> LResult<String> {
+        self.store.set_version_tags(key, version_id, tags).await
     }
 
     /// S3 DeleteObject in `bucket` (see [`s3o_store::MetadataStore::delete_object_in_bucket`]).

@@ -258,6 +258,26 @@ impl VersionsTx for PgTx {
         .await?;
         Ok(())
     }
+
+    async fn set_noncurrent_tags(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<u64> {
+        validate::key(key)?;
+        validate::tags(tags)?;
+        let json = s3o_core::user_metadata_to_json(tags);
+        // Served by idx_object_versions_copy (object_key, version_id, …); markers are left
+        // alone.
+        self.execute(
+            "set noncurrent tags",
+            "UPDATE object_versions SET tags = $3 \
+             WHERE object_key = $1 AND version_id = $2 AND backend_name IS NOT NULL",
+            &[&key, &version_id, &json],
+        )
+        .await
+    }
 }
 
 #[async_trait]

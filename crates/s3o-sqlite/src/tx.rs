@@ -548,6 +548,22 @@ impl VersionsTx for SqliteTx {
         })
         .await
     }
+
+    async fn set_noncurrent_tags(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<u64> {
+        validate::key(key)?;
+        validate::tags(tags)?;
+        let (key, vid) = (key.to_owned(), version_id.to_owned());
+        let json = s3o_core::user_metadata_to_json(tags);
+        self.run_now("set noncurrent tags", move |db| {
+            versions::set_noncurrent_tags(db, &key, &vid, json.as_deref())
+        })
+        .await
+    }
 }
 
 #[async_trait]

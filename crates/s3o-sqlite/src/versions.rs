@@ -219,6 +219,23 @@ pub(crate) fn delete_rows(db: &Db<'_>, key: &str, version_id: &str) -> Result<u6
     Ok(n as u64)
 }
 
+/// Replaces the tags of every copy of one noncurrent data version (markers are left alone).
+pub(crate) fn set_noncurrent_tags(
+    db: &Db<'_>,
+    key: &str,
+    version_id: &str,
+    tags: Option<&str>,
+) -> Result<u64> {
+    // Served by idx_object_versions_copy (object_key, version_id, …).
+    let n = db.execute(
+        "set noncurrent tags",
+        "UPDATE object_versions SET tags = ?3 \
+         WHERE object_key = ?1 AND version_id = ?2 AND backend_name IS NOT NULL",
+        params![key, version_id, tags],
+    )?;
+    Ok(n as u64)
+}
+
 /// Sets the version id of the current copies.
 pub(crate) fn set_current_id(db: &Db<'_>, key: &str, version_id: Option<&str>) -> Result<()> {
     db.execute(

@@ -2,6 +2,9 @@
 
 /// A bucket's CORS configuration and S3's limits on it.
 pub use s3o_core::cors;
+/// A fresh version id, for a commit whose id is announced before it
+/// ([`MetadataStore::commit_announced_version`]).
+pub use s3o_core::ops::new_version_id;
 /// Metric names the handle records (cargo feature `metrics`, on by default).
 #[cfg(feature = "metrics")]
 pub use s3o_core::telemetry as metrics;

@@ -115,6 +115,16 @@ pub trait EngineOps: Engine {
     async fn set_object_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> Result<()> {
         ops::set_object_tags(self, key, tags).await
     }
+    /// Replaces the tags of one version of `key`, current or noncurrent, and returns its id
+    /// (see [`ops::set_version_tags`]).
+    async fn set_version_tags(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        ops::set_version_tags(self, key, version_id, tags).await
+    }
     /// Removes every copy of each key in one transaction (see [`ops::delete_objects_batch`]).
     async fn delete_objects_batch(
         &self,
@@ -392,6 +402,33 @@ pub trait EngineOps: Engine {
             form,
             intent_id,
             Some(cond),
+        )
+        .await
+    }
+    /// [`Self::commit_object_in_bucket`] of a version whose id the caller already announced
+    /// (see [`ops::commit_announced_version`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_announced_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+        intent_id: Option<&str>,
+        cond: &WritePrecondition,
+        version_id: Option<&str>,
+    ) -> Result<crate::versioning::Committed> {
+        ops::commit_announced_version(
+            self,
+            bucket,
+            key,
+            backend,
+            size,
+            form,
+            intent_id,
+            Some(cond),
+            version_id,
         )
         .await
     }

@@ -36,9 +36,9 @@ pub use listing::{
 };
 pub use multipart::{record_part, release_multipart_upload};
 pub use objects::{
-    commit_object_in_bucket, delete_object, delete_object_location, delete_object_version,
-    delete_objects_batch, import_object, move_object_location, record_object, record_object_if,
-    record_object_in_bucket,
+    commit_announced_version, commit_object_in_bucket, delete_object, delete_object_location,
+    delete_object_version, delete_objects_batch, import_object, move_object_location,
+    record_object, record_object_if, record_object_in_bucket,
 };
 pub use pending::{abandon_pending, intent_superseded, promote_pending};
 pub use quota::{
@@ -46,5 +46,5 @@ pub use quota::{
     pick_least_utilized, reconcile_usage, require_known,
 };
 pub use replication::{record_replica, remove_excess_copy};
-pub use tags::set_object_tags;
+pub use tags::{set_object_tags, set_version_tags};
 pub use versions::{delete_object_in_bucket, list_object_versions, new_version_id};

@@ -11,7 +11,7 @@ use crate::types::{
     WritePrecondition,
 };
 use crate::validate;
-use crate::versioning::{Committed, Versioning};
+use crate::versioning::{Committed, NULL_VERSION_ID, Versioning};
 
 /// The outbox entry for bytes of `key` at `storage_key` on `backend` leaving the ledger.
 pub(crate) fn orphan_entry(
@@ -110,6 +110,10 @@ struct Record<'a> {
     /// The id a versioned commit gives the new version (chosen before the transaction, so a
     /// retried body writes the same id).
     new_version_id: String,
+    /// The version id the caller already announced to its client (`Some(None)`: none, the
+    /// bucket was unversioned); the commit is refused unless the bucket's state still gives
+    /// exactly that id. `None`: nothing announced, any state goes.
+    announced: Option<Option<&'a str>>,
 }
 
 #[async_trait]
@@ -123,6 +127,22 @@ impl TxBody for Record<'_> {
                 Some(v) => versioning = v,
                 None => {
                     return Err(StoreError::BucketNotFound {
+                        bucket: bucket.to_owned(),
+                    });
+                }
+            }
+            if let Some(announced) = self.announced {
+                // Decided under the bucket's row lock, which PutBucketVersioning takes too.
+                let gives = match versioning {
+                    Versioning::Unversioned => None,
+                    Versioning::Suspended => Some(NULL_VERSION_ID),
+                    // An enabled bucket never writes the `null` version.
+                    Versioning::Enabled => {
+                        Some(self.new_version_id.as_str()).filter(|v| *v != NULL_VERSION_ID)
+                    }
+                };
+                if gives != announced {
+                    return Err(StoreError::VersioningChanged {
                         bucket: bucket.to_owned(),
                     });
                 }
@@ -253,6 +273,7 @@ pub async fn record_object<R: Runner + ?Sized>(
             require_intent: false,
             bucket: None,
             new_version_id: String::new(),
+            announced: None,
         },
     )
     .await
@@ -291,6 +312,7 @@ pub async fn record_object_if<R: Runner + ?Sized>(
             require_intent: true,
             bucket: None,
             new_version_id: String::new(),
+            announced: None,
         },
     )
     .await
@@ -369,6 +391,51 @@ pub async fn commit_object_in_bucket<R: Runner + ?Sized>(
             require_intent: true,
             bucket: Some(bucket),
             new_version_id: super::versions::new_version_id(),
+            announced: None,
+        },
+    )
+    .await
+}
+
+/// [`commit_object_in_bucket`] of a version whose id the caller chose and announced before the
+/// commit (a CompleteMultipartUpload answers its headers before it assembles): `version_id`
+/// is `None` for an unversioned bucket, `"null"` for a suspended one, else a fresh id (see
+/// [`super::versions::new_version_id`]) the new version takes in an enabled one. When the
+/// bucket's state, read under its row lock, would give another id (it changed since the
+/// caller looked), the commit is refused with `VersioningChanged` and nothing changes (the
+/// intent, if any, stays for the caller to abandon).
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "commit_announced_version", level = "debug", skip_all, fields(bucket = %bucket, key = %key, backend = %backend, size))]
+pub async fn commit_announced_version<R: Runner + ?Sized>(
+    runner: &R,
+    bucket: &str,
+    key: &str,
+    backend: &str,
+    size: i64,
+    form: &StoredForm,
+    intent_id: Option<&str>,
+    cond: Option<&WritePrecondition>,
+    version_id: Option<&str>,
+) -> Result<Committed> {
+    check_bucket_key(bucket, key)?;
+    validate_record(backend, size, form, intent_id, cond)?;
+    if let Some(v) = version_id {
+        super::versions::check_version_id(v)?;
+    }
+    with_tx_val(
+        runner,
+        &Record {
+            instance: runner.instance_id(),
+            key,
+            backend,
+            size,
+            form,
+            intent_id,
+            cond: cond.filter(|c| !c.is_empty()),
+            require_intent: true,
+            bucket: Some(bucket),
+            new_version_id: version_id.unwrap_or_default().to_owned(),
+            announced: Some(version_id),
         },
     )
     .await

@@ -41,7 +41,7 @@ pub fn new_version_id() -> String {
 }
 
 /// Checks a version id given by a client before any SQL.
-fn check_version_id(v: &str) -> Result<()> {
+pub(crate) fn check_version_id(v: &str) -> Result<()> {
     validate::text("version id", v)?;
     if v.is_empty() || v.len() > 1024 {
         return Err(StoreError::invalid("version id", "must be 1 to 1024 bytes"));

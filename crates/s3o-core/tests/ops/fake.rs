@@ -628,6 +628,14 @@ impl VersionsTx for FakeTx {
     async fn set_current_version_id(&mut self, _: &str, _: Option<&str>) -> Result<()> {
         Err(unmodelled())
     }
+    async fn set_noncurrent_tags(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: &std::collections::BTreeMap<String, String>,
+    ) -> Result<u64> {
+        Err(unmodelled())
+    }
 }
 
 #[async_trait]

@@ -302,9 +302,14 @@ impl GatewayS3 {
         })
     }
 
-    /// The object must exist for its ACL to be read or set.
-    async fn object_exists(&self, bucket: &str, key: &str) -> S3Result<()> {
+    /// The object (the version named, or the current one) must exist for its ACL to be read
+    /// or set: every version's ACL is the owner's FULL_CONTROL, so there is nothing else to
+    /// look up. No such version ⇒ NoSuchVersion; a delete marker answers as on GET.
+    async fn object_exists(&self, bucket: &str, key: &str, version: Option<&str>) -> S3Result<()> {
         self.bucket(bucket).await?;
+        if version.is_some() {
+            return self.lookup_at(bucket, key, version).await.map(drop);
+        }
         match self.ledger.copies(&keys::ledger_key(bucket, key)).await {
             Ok(_) => Ok(()),
             Err(StoreError::ObjectNotFound { .. }) => {
@@ -329,7 +334,8 @@ impl GatewayS3 {
         &self,
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
-        self.object_exists(&req.input.bucket, &req.input.key)
+        let i = &req.input;
+        self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
             .await?;
         Ok(S3Response::new(GetObjectAclOutput {
             grants: Some(self.owner_grants()),
@@ -369,7 +375,8 @@ impl GatewayS3 {
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         let i = req.input;
-        self.object_exists(&i.bucket, &i.key).await?;
+        self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
         self.check_acl(
             i.acl.as_ref().map(ObjectCannedACL::as_str),
             true,
@@ -391,7 +398,7 @@ impl GatewayS3 {
         &self,
         req: S3Request<GetObjectTorrentInput>,
     ) -> S3Result<S3Response<GetObjectTorrentOutput>> {
-        self.object_exists(&req.input.bucket, &req.input.key)
+        self.object_exists(&req.input.bucket, &req.input.key, None)
             .await?;
         Err(s3_error!(
             NoSuchKey,

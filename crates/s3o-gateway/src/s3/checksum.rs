@@ -267,7 +267,11 @@ impl GatewayS3 {
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
         let i = req.input;
         self.bucket(&i.bucket).await?;
-        let found = self.lookup(&i.bucket, &i.key).await?;
+        // A version is addressed as on GET: a delete marker answers as S3 does (404 latest,
+        // 405 addressed, with x-amz-delete-marker).
+        let found = self
+            .lookup_at(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
         // The header is a comma-separated list (one element or several).
         let wants = |name: &str| {
             i.object_attributes
@@ -278,6 +282,10 @@ impl GatewayS3 {
         let attrs: &ObjectAttributes = &found.meta.attributes;
         let mut out = GetObjectAttributesOutput {
             last_modified: Some(to_s3_time(found.last_modified)),
+            version_id: super::versioning::answered_version(
+                found.meta.version_id.as_deref(),
+                i.version_id.is_some(),
+            ),
             ..GetObjectAttributesOutput::default()
         };
         if wants("ETag") {

@@ -133,6 +133,7 @@ impl GatewayS3 {
             backend: None,
             checksums,
             cond: WritePrecondition::default(),
+            announced: None,
         };
         let (meta, _) = self.write_object(w, stream).await?;
         let copied = self.ledger.copies(&lkey).await.ok().map(found_of);

@@ -197,12 +197,6 @@ pub(super) fn content_range(start: u64, end: u64, size: u64) -> String {
 }
 
 impl GatewayS3 {
-    /// Finds the version to read: the latest version in the ledger (see
-    /// [`GatewayS3::lookup_at`]), or a broadcast when it is down.
-    pub(super) async fn lookup(&self, bucket: &str, key: &str) -> S3Result<Found> {
-        self.lookup_at(bucket, key, None).await
-    }
-
     /// Asks every backend for the newest version of `key` (ledger down). Versions sort by
     /// write time, so the newest path wins.
     pub(super) async fn broadcast(&self, bucket: &str, key: &str) -> S3Result<Found> {

@@ -2,6 +2,8 @@
 //! [`GatewayS3::store_part`]), Complete (assembly; the part sizes are kept with the object for
 //! `partNumber` reads), Abort, and the listings of uploads and parts.
 
+use s3o_store::{NULL_VERSION_ID, Versioning};
+
 use super::*;
 
 impl GatewayS3 {
@@ -376,8 +378,8 @@ impl GatewayS3 {
         self.bucket(&i.bucket).await?;
         let lkey = keys::ledger_key(&i.bucket, &i.key);
         // A retry while the first Complete runs, or after it finished, gets its result.
-        if let Some(outcome) = self.completions.get(&i.upload_id) {
-            return Ok(complete_answer(i.bucket, i.key, lkey, outcome));
+        if let Some(running) = self.completions.get(&i.upload_id) {
+            return Ok(complete_answer(i.bucket, i.key, lkey, running));
         }
         let asked = i
             .multipart_upload
@@ -390,19 +392,24 @@ impl GatewayS3 {
                 // A retry after a success this process no longer remembers (restart): the
                 // object the listed parts make is the key's current version ⇒ that answer.
                 return match self.completed_before(&lkey, &asked).await {
-                    Some(etag) => {
+                    Some((etag, version_id)) => {
                         let done = Done {
                             ledger_key: lkey.clone(),
                             etag,
                             checksum: None,
-                            version_id: None,
+                            version_id: Some(version_id.clone()),
                         };
                         let outcome =
                             futures::FutureExt::shared(Box::pin(
                                 async move { Ok::<_, Failed>(done) },
                             )
                                 as futures::future::BoxFuture<'static, _>);
-                        Ok(complete_answer(i.bucket, i.key, lkey, outcome))
+                        Ok(complete_answer(
+                            i.bucket,
+                            i.key,
+                            lkey,
+                            (outcome, Some(version_id)),
+                        ))
                     }
                     None => Err(e),
                 };
@@ -488,46 +495,67 @@ impl GatewayS3 {
             })
             .collect();
         let checksums = checksum::for_assembly(&mut attributes, &expected)?;
+        // The answer's headers go out before the assembly ends (a keep-alive body), so the new
+        // version's id is chosen now and the commit takes exactly it; a bucket whose
+        // versioning state changes meanwhile refuses the commit (OperationAborted, in the
+        // body) and the client's retry chooses again.
+        let announced = match self.ledger.versioning(&i.bucket).await.map_err(write_err)? {
+            Versioning::Unversioned => None,
+            Versioning::Suspended => Some(NULL_VERSION_ID.to_owned()),
+            Versioning::Enabled => Some(s3o_store::new_version_id()),
+        };
         let this = self.clone();
         let (bucket, key) = (i.bucket.to_string(), i.key.to_string());
+        let version_id = announced.clone();
         let work = async move {
-            this.assemble(&bucket, &key, up, chosen, cond, attributes, checksums)
-                .await
-                .map_err(|e| Failed::from(&e))
+            this.assemble(
+                &bucket, &key, up, chosen, cond, attributes, checksums, version_id,
+            )
+            .await
+            .map_err(|e| Failed::from(&e))
         };
-        let outcome = self.completions.start(&i.upload_id, Box::pin(work));
-        Ok(complete_answer(i.bucket, i.key, lkey, outcome))
+        let running = self
+            .completions
+            .start(&i.upload_id, announced, Box::pin(work));
+        Ok(complete_answer(i.bucket, i.key, lkey, running))
     }
 
-    /// The ETag of the key's current version when it is the object `asked` (every part named
-    /// with its ETag) assembles to: the multipart ETag is a digest of the part MD5s, so a match
-    /// means a Complete of exactly these parts already committed.
+    /// The ETag and version id of the key's current version when it is the object `asked`
+    /// (every part named with its ETag) assembles to: the multipart ETag is a digest of the
+    /// part MD5s, so a match means a Complete of exactly these parts already committed.
     pub(super) async fn completed_before(
         &self,
         lkey: &str,
         asked: &[CompletedPart],
-    ) -> Option<String> {
+    ) -> Option<(String, String)> {
         let md5s: Option<Vec<[u8; 16]>> = named_parts(asked)
             .ok()?
             .into_iter()
             .map(|p| p.e_tag.as_ref().and_then(|e| body::etag_md5(e.value())))
             .collect();
         let want = body::multipart_etag(&md5s.filter(|m| !m.is_empty())?);
-        self.current_etag_is(lkey, &want).await.then_some(want)
+        let version_id = self.current_with_etag(lkey, &want).await?;
+        Some((want, version_id))
     }
 
-    /// Whether the current version of `lkey` carries `etag`.
-    pub(super) async fn current_etag_is(&self, lkey: &str, etag: &str) -> bool {
-        self.ledger
-            .copies(lkey)
-            .await
-            .is_ok_and(|c| c.first().is_some_and(|c| c.meta.etag == etag))
+    /// The version id (`"null"` for the null version) of the current version of `lkey` when
+    /// it carries `etag`.
+    pub(super) async fn current_with_etag(&self, lkey: &str, etag: &str) -> Option<String> {
+        match self.ledger.latest(lkey).await {
+            Ok(crate::ledger::Version::Object { version_id, copies })
+                if copies.first().is_some_and(|c| c.meta.etag == etag) =>
+            {
+                Some(version_id)
+            }
+            _ => None,
+        }
     }
 
     /// Writes the parts of `up` as one object with `attributes` (a FULL_OBJECT checksum is
     /// computed through `checksums`; routed like any write when the upload's
-    /// backend cannot hold it), then releases the upload: only a committed object ends it, so
-    /// a failed Complete leaves the upload and its parts intact for a retry.
+    /// backend cannot hold it) as the version `version_id` already announced (`None`: no
+    /// version), then releases the upload: only a committed object ends it, so a failed
+    /// Complete leaves the upload and its parts intact for a retry.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn assemble(
         &self,
@@ -538,6 +566,7 @@ impl GatewayS3 {
         cond: WritePrecondition,
         attributes: ObjectAttributes,
         checksums: Option<body::ChecksumRequest>,
+        version_id: Option<String>,
     ) -> S3Result<Done> {
         let size: i64 = parts.iter().map(|p| p.size).sum();
         let etag = body::multipart_etag(&parts.iter().map(|p| p.md5).collect::<Vec<_>>());
@@ -567,6 +596,7 @@ impl GatewayS3 {
             backend: Some(target),
             checksums,
             cond,
+            announced: Some(version_id),
         };
         let (meta, _) = match self.write_object(w, stream).await {
             Ok(r) => r,
@@ -574,14 +604,14 @@ impl GatewayS3 {
                 // A Complete that committed and was cut off before releasing the upload (or,
                 // before parts were released in the ledger, while deleting its parts): its
                 // retry finds the object already there and ends the upload.
-                if self.current_etag_is(&up.object_key, &etag).await
+                if let Some(version_id) = self.current_with_etag(&up.object_key, &etag).await
                     && self.end_upload(&up, "completed upload").await.is_ok()
                 {
                     return Ok(Done {
                         ledger_key: up.object_key,
                         etag,
                         checksum: None,
-                        version_id: None,
+                        version_id: Some(version_id),
                     });
                 }
                 return Err(e);
@@ -775,14 +805,16 @@ pub(super) struct PartRef {
 }
 
 /// The answer to a Complete whose assembly `outcome` is running or done: s3s sends it when it
-/// resolves, keeping the connection alive meanwhile. An outcome of another key (an upload id
-/// reused with another key) answers `NoSuchUpload`.
+/// resolves, keeping the connection alive meanwhile, after the headers, which carry the
+/// version id the completion announced. An outcome of another key (an upload id reused with
+/// another key) answers `NoSuchUpload`.
 pub(super) fn complete_answer(
     bucket: BucketName,
     key: ObjectKey,
     ledger_key: String,
-    outcome: crate::completions::Outcome,
+    (outcome, version_id): crate::completions::Running,
 ) -> S3Response<CompleteMultipartUploadOutput> {
+    let header = super::versioning::answered_version(version_id.as_deref(), false);
     let answer = async move {
         let done = outcome.await.map_err(S3Error::from)?;
         if done.ledger_key != ledger_key {
@@ -805,6 +837,7 @@ pub(super) fn complete_answer(
     };
     S3Response::new(CompleteMultipartUploadOutput {
         future: Some(Box::pin(answer)),
+        version_id: header,
         ..CompleteMultipartUploadOutput::default()
     })
 }

@@ -75,6 +75,9 @@ pub(super) struct Write<'a> {
     pub(super) checksums: Option<body::ChecksumRequest>,
     /// Preconditions the store decides in the commit transaction.
     pub(super) cond: WritePrecondition,
+    /// The version id already announced to the client (multipart Complete; `Some(None)`: no
+    /// version): the commit must give exactly that one. `None`: whatever the bucket gives.
+    pub(super) announced: Option<Option<String>>,
 }
 
 impl GatewayS3 {
@@ -125,6 +128,7 @@ impl GatewayS3 {
             backend,
             checksums,
             cond,
+            announced,
         } = w;
         let mut checksums = match checksums {
             Some(c) => c,
@@ -244,19 +248,36 @@ impl GatewayS3 {
                 .map(|c| c.algorithm.clone());
             meta.attributes.checksum = checksum::full_object(&computed, algorithm.as_deref());
         }
-        match self
-            .ledger
-            .commit_write(
-                bucket,
-                ledger_key,
-                &backend_name,
-                stored,
-                &meta,
-                &intent,
-                &cond,
-            )
-            .await
-        {
+        let committed = match &announced {
+            Some(version_id) => {
+                self.ledger
+                    .commit_announced(
+                        bucket,
+                        ledger_key,
+                        &backend_name,
+                        stored,
+                        &meta,
+                        &intent,
+                        &cond,
+                        version_id.as_deref(),
+                    )
+                    .await
+            }
+            None => {
+                self.ledger
+                    .commit_write(
+                        bucket,
+                        ledger_key,
+                        &backend_name,
+                        stored,
+                        &meta,
+                        &intent,
+                        &cond,
+                    )
+                    .await
+            }
+        };
+        match committed {
             Ok((displaced, version_id)) => {
                 meta.version_id = version_id;
                 self.remove_displaced(displaced, "overwritten").await;
@@ -362,6 +383,7 @@ impl GatewayS3 {
             backend: None,
             checksums: Some(checksums),
             cond: precondition(input.if_match.as_ref(), input.if_none_match.as_ref()),
+            announced: None,
         };
         let (meta, sums) = self.write_object(w, stream).await?;
         let kind = meta

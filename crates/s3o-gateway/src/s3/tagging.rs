@@ -3,7 +3,8 @@
 //!
 //! Tags live in the ledger with every copy of the version (`tags`); a write of a new version
 //! replaces them with its own, a delete removes them with the object, and PutObjectTagging
-//! changes them in place under the key lock ([`s3o_store::MetadataStore::set_object_tags`]).
+//! changes them in place under the key lock ([`s3o_store::MetadataStore::set_version_tags`]):
+//! on the current version, or with `versionId` on any version (each keeps its own tags).
 //! S3's limits are checked here first, so a refused tag set answers `InvalidTag` and changes
 //! nothing; the ledger checks the same limits again before any SQL.
 
@@ -137,17 +138,33 @@ pub(super) fn count_header(
 }
 
 impl GatewayS3 {
-    /// Sets the tags of the current version of `bucket/key`; a key with no object ⇒
-    /// NoSuchKey.
-    async fn set_tags(&self, bucket: &str, key: &str, tags: &Tags) -> S3Result<()> {
+    /// Sets the tags of one version of `bucket/key` (the current one when `version` is
+    /// `None`) and answers its `x-amz-version-id`. No object ⇒ NoSuchKey; no such version ⇒
+    /// NoSuchVersion; a delete marker ⇒ MethodNotAllowed (as on GET).
+    async fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+        tags: &Tags,
+    ) -> S3Result<Option<String>> {
         self.bucket(bucket).await?;
-        self.ledger
-            .set_tags(&keys::ledger_key(bucket, key), tags)
-            .await
-            .map_err(|e| match e {
-                StoreError::ObjectNotFound { .. } => s3_error!(NoSuchKey),
-                e => write_err(e),
-            })
+        let lkey = keys::ledger_key(bucket, key);
+        match self.ledger.set_version_tags(&lkey, version, tags).await {
+            Ok(id) => Ok(super::versioning::answered_version(
+                Some(&id),
+                version.is_some(),
+            )),
+            // Gone, or a delete marker: the version's lookup answers as S3 does.
+            Err(StoreError::ObjectNotFound { .. } | StoreError::VersionNotFound { .. }) => {
+                self.lookup_at(bucket, key, version).await?;
+                Err(match version {
+                    Some(_) => s3_error!(NoSuchVersion),
+                    None => s3_error!(NoSuchKey),
+                })
+            }
+            Err(e) => Err(write_err(e)),
+        }
     }
 
     pub(super) async fn do_put_object_tagging(
@@ -156,8 +173,10 @@ impl GatewayS3 {
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
         let i = req.input;
         let tags = from_tagging(i.tagging)?;
-        self.set_tags(&i.bucket, &i.key, &tags).await?;
-        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+        let version_id = self
+            .set_tags(&i.bucket, &i.key, i.version_id.as_deref(), &tags)
+            .await?;
+        Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
     }
 
     pub(super) async fn do_get_object_tagging(
@@ -166,7 +185,10 @@ impl GatewayS3 {
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
         let i = req.input;
         self.bucket(&i.bucket).await?;
-        let found = self.lookup(&i.bucket, &i.key).await?;
+        // Every version keeps its own tags.
+        let found = self
+            .lookup_at(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
         let tag_set = found
             .meta
             .tags
@@ -178,7 +200,10 @@ impl GatewayS3 {
             .collect();
         Ok(S3Response::new(GetObjectTaggingOutput {
             tag_set,
-            ..GetObjectTaggingOutput::default()
+            version_id: super::versioning::answered_version(
+                found.meta.version_id.as_deref(),
+                i.version_id.is_some(),
+            ),
         }))
     }
 
@@ -187,9 +212,11 @@ impl GatewayS3 {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let i = req.input;
-        self.set_tags(&i.bucket, &i.key, &Tags::new()).await?;
+        let version_id = self
+            .set_tags(&i.bucket, &i.key, i.version_id.as_deref(), &Tags::new())
+            .await?;
         Ok(S3Response::with_status(
-            DeleteObjectTaggingOutput::default(),
+            DeleteObjectTaggingOutput { version_id },
             hyper::StatusCode::NO_CONTENT,
         ))
     }
