@@ -358,6 +358,8 @@ macro_rules! for_each_case {
                 list_versions_paginates_in_s3_order,
                 versioned_commit_over_quota_changes_nothing,
                 random_versioned_ops_match_model,
+                announced_version_commits_or_changes_nothing,
+                version_tags_change_one_version,
             ],
         }
     };

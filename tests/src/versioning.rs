@@ -568,3 +568,208 @@ pub async fn random_versioned_ops_match_model(store: Db) {
         invariants(&store).await;
     }
 }
+
+/// `commit_announced_version` against a bucket in `state`, announcing `version_id`.
+async fn commit_announced(
+    store: &Db,
+    key: &str,
+    size: i64,
+    etag: &str,
+    version_id: Option<&str>,
+) -> Result<Committed> {
+    store
+        .commit_announced_version(
+            BKT,
+            &k(key),
+            A,
+            size,
+            &form(etag),
+            None,
+            &WritePrecondition::default(),
+            version_id,
+        )
+        .await
+}
+
+/// A commit whose version id was announced before it takes exactly that id (enabled), the
+/// `null` version (suspended) or none (unversioned); when the bucket's state no longer gives
+/// the announced id it is refused with `VersioningChanged` and nothing changes.
+pub async fn announced_version_commits_or_changes_nothing(store: Db) {
+    bucket(&store, Versioning::Unversioned).await;
+    let c = commit_announced(&store, "o", 10, "e1", None).await.unwrap();
+    assert_eq!(c.version_id, None);
+    let chosen = new_version_id();
+    // Unversioned, an announced version id is refused.
+    let before = snapshot(&store).await;
+    let r = commit_announced(&store, "o", 20, "e2", Some(&chosen)).await;
+    assert!(
+        matches!(r, Err(StoreError::VersioningChanged { ref bucket }) if bucket == BKT),
+        "{r:?}"
+    );
+    assert_eq!(snapshot(&store).await, before);
+
+    store
+        .set_bucket_versioning(BKT, Versioning::Enabled)
+        .await
+        .unwrap();
+    let c = commit_announced(&store, "o", 20, "e2", Some(&chosen))
+        .await
+        .unwrap();
+    assert_eq!(c.version_id.as_deref(), Some(chosen.as_str()));
+    assert!(c.displaced.is_empty());
+    assert_eq!(
+        versions(&store, "o").await,
+        [
+            (chosen.clone(), false, true, 20, "e2".to_owned()),
+            ("null".to_owned(), false, false, 10, "e1".to_owned()),
+        ]
+    );
+    assert_eq!(quota(&store, A).await, (30, GIB, 0));
+    // Enabled: announcing none, or the null version, is refused.
+    let before = snapshot(&store).await;
+    for announced in [None, Some("null")] {
+        let r = commit_announced(&store, "o", 5, "e3", announced).await;
+        assert!(
+            matches!(r, Err(StoreError::VersioningChanged { .. })),
+            "{announced:?}: {r:?}"
+        );
+    }
+    assert_eq!(snapshot(&store).await, before);
+
+    store
+        .set_bucket_versioning(BKT, Versioning::Suspended)
+        .await
+        .unwrap();
+    let r = commit_announced(&store, "o", 5, "e3", Some(&new_version_id())).await;
+    assert!(matches!(r, Err(StoreError::VersioningChanged { .. })));
+    assert_eq!(snapshot(&store).await, before);
+    // Suspended: the null version, replacing the noncurrent null one (its bytes queued).
+    let c = commit_announced(&store, "o", 5, "e3", Some("null"))
+        .await
+        .unwrap();
+    assert_eq!(c.version_id.as_deref(), Some("null"));
+    assert_eq!(c.displaced.len(), 1);
+    assert_eq!(c.displaced[0].size_bytes, 10);
+    assert_eq!(
+        versions(&store, "o").await,
+        [
+            ("null".to_owned(), false, true, 5, "e3".to_owned()),
+            (chosen, false, false, 20, "e2".to_owned()),
+        ]
+    );
+    assert_invalid(
+        commit_announced(&store, "o", 5, "e4", Some("")).await,
+        "version id",
+    );
+    invariants(&store).await;
+}
+
+/// The tags of one version, read back by id.
+async fn version_tags(store: &Db, key: &str, version_id: &str) -> Vec<(String, String)> {
+    let v = store.get_object_version(&k(key), version_id).await.unwrap();
+    v.copies
+        .iter()
+        .map(|c| c.form.tags.clone().into_iter().collect::<Vec<_>>())
+        .reduce(|a, b| {
+            assert_eq!(a, b, "every copy of a version carries its tags");
+            a
+        })
+        .unwrap_or_default()
+}
+
+/// `set_version_tags` changes the tags of the version named (current or noncurrent, on every
+/// copy) and no other, answers its id, and refuses an unknown version or a delete marker
+/// (`VersionNotFound`) or a key without a current version (`ObjectNotFound`) changing nothing.
+/// Quotas never move.
+pub async fn version_tags_change_one_version(store: Db) {
+    bucket(&store, Versioning::Enabled).await;
+    let id1 = commit(&store, "o", A, 10, "e1").await.version_id.unwrap();
+    // Two copies of the first version: tags change on both.
+    assert!(matches!(
+        replicate(&store, &k("o"), B, A).await.unwrap(),
+        ReplicaOutcome::Recorded { .. }
+    ));
+    let id2 = commit(&store, "o", B, 20, "e2").await.version_id.unwrap();
+    let tags = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let quotas = (quota(&store, A).await, quota(&store, B).await);
+    // The current version, by no id and by its own id.
+    let id = store
+        .set_version_tags(&k("o"), None, &tags(&[("cur", "1")]))
+        .await
+        .unwrap();
+    assert_eq!(id, id2);
+    let id = store
+        .set_version_tags(&k("o"), Some(&id2), &tags(&[("cur", "2")]))
+        .await
+        .unwrap();
+    assert_eq!(id, id2);
+    // A noncurrent version keeps its own.
+    let id = store
+        .set_version_tags(&k("o"), Some(&id1), &tags(&[("old", "1")]))
+        .await
+        .unwrap();
+    assert_eq!(id, id1);
+    assert_eq!(
+        version_tags(&store, "o", &id1).await,
+        [("old".to_owned(), "1".to_owned())]
+    );
+    assert_eq!(
+        version_tags(&store, "o", &id2).await,
+        [("cur".to_owned(), "2".to_owned())]
+    );
+    // Cleared alone.
+    store
+        .set_version_tags(&k("o"), Some(&id1), &tags(&[]))
+        .await
+        .unwrap();
+    assert!(version_tags(&store, "o", &id1).await.is_empty());
+    assert_eq!(
+        version_tags(&store, "o", &id2).await,
+        [("cur".to_owned(), "2".to_owned())]
+    );
+    assert_eq!((quota(&store, A).await, quota(&store, B).await), quotas);
+
+    // Refusals change nothing.
+    let marker = delete(&store, "o", None).await.version_id.unwrap();
+    let before = snapshot(&store).await;
+    assert!(matches!(
+        store
+            .set_version_tags(&k("o"), Some("nope"), &tags(&[("x", "y")]))
+            .await,
+        Err(StoreError::VersionNotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .set_version_tags(&k("o"), Some(&marker), &tags(&[("x", "y")]))
+            .await,
+        Err(StoreError::VersionNotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .set_version_tags(&k("o"), None, &tags(&[("x", "y")]))
+            .await,
+        Err(StoreError::ObjectNotFound { .. })
+    ));
+    assert_invalid(
+        store
+            .set_version_tags(&k("o"), Some(""), &tags(&[("x", "y")]))
+            .await,
+        "version id",
+    );
+    assert_eq!(snapshot(&store).await, before);
+    // The noncurrent (formerly current) version is tagged by id behind the marker.
+    store
+        .set_version_tags(&k("o"), Some(&id2), &tags(&[("kept", "1")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        version_tags(&store, "o", &id2).await,
+        [("kept".to_owned(), "1".to_owned())]
+    );
+    invariants(&store).await;
+}

@@ -61,6 +61,8 @@ on_both_ledgers! {
         overwrite_delete_undelete,
         list_versions_in_pages,
         copy_version_and_suspend,
+        multipart_complete_answers_its_version,
+        version_tags_acls_and_attributes,
     ],
     admin: [
         refuses_non_admins,

@@ -3,7 +3,7 @@
 //! ListObjectVersions pages, suspend and resume. Every case ends with the ledger agreeing with
 //! the backends byte for byte (noncurrent versions included).
 
-use crate::raw::{Reply, xml_nested, xml_values};
+use crate::raw::{Reply, encode_query, xml_nested, xml_values};
 use crate::rig::{BUCKET, Ledger, Rig};
 
 fn versioning_xml(status: &str) -> String {
@@ -262,6 +262,286 @@ pub(crate) async fn copy_version_and_suspend(ledger: Ledger) {
         )
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// One multipart upload of `key` with a single part `data`, completed; returns the Complete's
+/// reply and the request that completes it (target and body), for a retry.
+async fn multipart(rig: &Rig, key: &str, data: &'static str) -> (Reply, String, String) {
+    let raw = &rig.raw;
+    let r = raw
+        .send("POST", &format!("/{BUCKET}/{key}?uploads"), &[], "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = xml_values(&r.text(), "UploadId").remove(0);
+    let id = encode_query(&id);
+    let r = raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/{key}?partNumber=1&uploadId={id}"),
+            &[],
+            data,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let etag = r.header("etag").expect("part ETag");
+    let target = format!("/{BUCKET}/{key}?uploadId={id}");
+    let xml = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part>\
+         </CompleteMultipartUpload>"
+    );
+    let r = raw.send("POST", &target, &[], xml.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(xml_values(&r.text(), "Error").is_empty(), "{}", r.text());
+    (r, target, xml)
+}
+
+/// CompleteMultipartUpload answers the version it creates in `x-amz-version-id` (the headers
+/// go out before the assembly ends, so the id is chosen first and the commit takes it): the
+/// id ListObjectVersions and a version-addressed GET then show; a retried Complete answers
+/// the same id and ETag; an unversioned or suspended bucket answers no version id (the
+/// suspended one's upload is the `null` version).
+pub(crate) async fn multipart_complete_answers_its_version(ledger: Ledger) {
+    let Some(rig) = Rig::new(ledger).await else {
+        return;
+    };
+    let raw = &rig.raw;
+    let (r, _, _) = multipart(&rig, "plain", "unversioned").await;
+    assert_eq!(r.header("x-amz-version-id"), None, "{:?}", r.headers);
+
+    set_versioning(&rig, "Enabled").await;
+    let v1 = version_of(&put(&rig, "mp", "before").await);
+    let (r, target, xml) = multipart(&rig, "mp", "assembled").await;
+    let v2 = version_of(&r);
+    assert_ne!(v2, v1);
+    assert_ne!(v2, "null");
+    let etag = xml_values(&r.text(), "ETag").remove(0);
+    let r = raw
+        .send("GET", &format!("/{BUCKET}?versions&prefix=mp"), &[], "")
+        .await;
+    assert_eq!(
+        xml_nested(&r.text(), "Version", "VersionId"),
+        [v2.clone(), v1.clone()],
+        "{}",
+        r.text()
+    );
+    let r = raw
+        .send("GET", &format!("/{BUCKET}/mp?versionId={v2}"), &[], "")
+        .await;
+    assert_eq!((r.status, r.text()), (200, "assembled".to_owned()));
+    let r = raw.send("GET", &format!("/{BUCKET}/mp"), &[], "").await;
+    assert_eq!(version_of(&r), v2);
+    // The client lost the answer and retries: the same version, not another.
+    let r = raw.send("POST", &target, &[], xml).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(version_of(&r), v2);
+    assert_eq!(xml_values(&r.text(), "ETag"), [etag]);
+    let r = raw
+        .send("GET", &format!("/{BUCKET}?versions&prefix=mp"), &[], "")
+        .await;
+    assert_eq!(xml_nested(&r.text(), "Version", "VersionId").len(), 2);
+
+    set_versioning(&rig, "Suspended").await;
+    let (r, _, _) = multipart(&rig, "mp", "null one").await;
+    assert_eq!(r.header("x-amz-version-id"), None, "{:?}", r.headers);
+    let r = raw
+        .send("GET", &format!("/{BUCKET}?versions&prefix=mp"), &[], "")
+        .await;
+    assert_eq!(
+        xml_nested(&r.text(), "Version", "VersionId"),
+        ["null".to_owned(), v2, v1]
+    );
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// A GET of `?tagging` (with `query` appended): status, version id answered and tags.
+async fn tags_of(rig: &Rig, key: &str, query: &str) -> (u16, Option<String>, Vec<String>) {
+    let r = rig
+        .raw
+        .send("GET", &format!("/{BUCKET}/{key}?tagging{query}"), &[], "")
+        .await;
+    let t = r.text();
+    let pairs = xml_nested(&t, "Tag", "Key")
+        .into_iter()
+        .zip(xml_nested(&t, "Tag", "Value"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    (r.status, r.header("x-amz-version-id"), pairs)
+}
+
+fn tagging_xml(key: &str, value: &str) -> String {
+    format!("<Tagging><TagSet><Tag><Key>{key}</Key><Value>{value}</Value></Tag></TagSet></Tagging>")
+}
+
+/// Tagging, ACLs and GetObjectAttributes address a version with `versionId`: every version
+/// keeps its own tags (setting or removing a noncurrent version's leaves the current one's
+/// alone), each answers the version's id, an unknown id is NoSuchVersion and a delete marker
+/// answers as on GET (404 as the latest, 405 when addressed).
+pub(crate) async fn version_tags_acls_and_attributes(ledger: Ledger) {
+    let Some(rig) = Rig::new(ledger).await else {
+        return;
+    };
+    let raw = &rig.raw;
+    set_versioning(&rig, "Enabled").await;
+    let r = raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/doc"),
+            &[("x-amz-tagging", "a=1")],
+            "one",
+        )
+        .await;
+    let v1 = version_of(&r);
+    let r = raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/doc"),
+            &[("x-amz-tagging", "b=2")],
+            "four",
+        )
+        .await;
+    let v2 = version_of(&r);
+    let q1 = format!("&versionId={v1}");
+    assert_eq!(
+        tags_of(&rig, "doc", "").await,
+        (200, Some(v2.clone()), vec!["b=2".to_owned()])
+    );
+    assert_eq!(
+        tags_of(&rig, "doc", &q1).await,
+        (200, Some(v1.clone()), vec!["a=1".to_owned()])
+    );
+
+    // A noncurrent version's tags change alone.
+    let r = raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/doc?tagging{q1}"),
+            &[],
+            tagging_xml("c", "3"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(version_of(&r), v1);
+    assert_eq!(tags_of(&rig, "doc", &q1).await.2, ["c=3"]);
+    assert_eq!(tags_of(&rig, "doc", "").await.2, ["b=2"]);
+    let r = raw
+        .send("DELETE", &format!("/{BUCKET}/doc?tagging{q1}"), &[], "")
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(version_of(&r), v1);
+    assert_eq!(tags_of(&rig, "doc", &q1).await.2, Vec::<String>::new());
+    assert_eq!(tags_of(&rig, "doc", "").await.2, ["b=2"]);
+    // The current version addressed by its id, and without one.
+    let r = raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/doc?tagging&versionId={v2}"),
+            &[],
+            tagging_xml("d", "4"),
+        )
+        .await;
+    assert_eq!((r.status, version_of(&r)), (200, v2.clone()));
+    let r = raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/doc?tagging"),
+            &[],
+            tagging_xml("e", "5"),
+        )
+        .await;
+    assert_eq!((r.status, version_of(&r)), (200, v2.clone()));
+    assert_eq!(tags_of(&rig, "doc", "").await.2, ["e=5"]);
+    assert_eq!(tags_of(&rig, "doc", &q1).await.2, Vec::<String>::new());
+    let r = raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/doc?tagging&versionId=nope"),
+            &[],
+            tagging_xml("x", "y"),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "NoSuchVersion".to_owned()));
+    assert_eq!(tags_of(&rig, "doc", "&versionId=nope").await.0, 404);
+
+    // GetObjectAttributes: the version's id and its own size.
+    let attrs = [("x-amz-object-attributes", "ETag,ObjectSize")];
+    let r = raw
+        .send("GET", &format!("/{BUCKET}/doc?attributes"), &attrs, "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(version_of(&r), v2);
+    assert_eq!(xml_values(&r.text(), "ObjectSize"), ["4"]);
+    let r = raw
+        .send("GET", &format!("/{BUCKET}/doc?attributes{q1}"), &attrs, "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(version_of(&r), v1);
+    assert_eq!(xml_values(&r.text(), "ObjectSize"), ["3"]);
+    let r = raw
+        .send(
+            "GET",
+            &format!("/{BUCKET}/doc?attributes&versionId=nope"),
+            &attrs,
+            "",
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "NoSuchVersion".to_owned()));
+
+    // ACLs: every version is the owner's; the version must exist.
+    let r = raw
+        .send("GET", &format!("/{BUCKET}/doc?acl{q1}"), &[], "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(xml_values(&r.text(), "Permission"), ["FULL_CONTROL"]);
+    let r = raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/doc?acl{q1}"),
+            &[("x-amz-acl", "private")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = raw
+        .send("GET", &format!("/{BUCKET}/doc?acl&versionId=nope"), &[], "")
+        .await;
+    assert_eq!((r.status, r.code()), (404, "NoSuchVersion".to_owned()));
+
+    // Behind a delete marker: the latest is gone, the versions keep their tags.
+    let marker = version_of(&raw.send("DELETE", &format!("/{BUCKET}/doc"), &[], "").await);
+    let r = raw
+        .send("GET", &format!("/{BUCKET}/doc?tagging"), &[], "")
+        .await;
+    assert_eq!((r.status, r.code()), (404, "NoSuchKey".to_owned()));
+    let r = raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/doc?tagging"),
+            &[],
+            tagging_xml("x", "y"),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "NoSuchKey".to_owned()));
+    let r = raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}/doc?tagging&versionId={marker}"),
+            &[],
+            tagging_xml("x", "y"),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (405, "MethodNotAllowed".to_owned()));
+    assert_eq!(r.header("x-amz-delete-marker").as_deref(), Some("true"));
+    let r = raw
+        .send("GET", &format!("/{BUCKET}/doc?attributes"), &attrs, "")
+        .await;
+    assert_eq!((r.status, r.code()), (404, "NoSuchKey".to_owned()));
+    assert_eq!(
+        tags_of(&rig, "doc", &format!("&versionId={v2}")).await,
+        (200, Some(v2.clone()), vec!["e=5".to_owned()])
+    );
     rig.assert_clean().await;
     rig.finish().await;
 }
