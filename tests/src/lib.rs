@@ -358,6 +358,9 @@ macro_rules! for_each_case {
                 list_versions_paginates_in_s3_order,
                 versioned_commit_over_quota_changes_nothing,
                 random_versioned_ops_match_model,
+                move_noncurrent_copy_moves_quota_exactly,
+                move_noncurrent_copy_refusals_change_nothing,
+                abandoned_copy_intent_keeps_moved_noncurrent_bytes,
             ],
         }
     };

@@ -315,6 +315,17 @@ pub trait VersionsTx: Send {
     async fn delete_version_rows(&mut self, key: &str, version_id: &str) -> Result<u64>;
     /// Sets the version id of `key`'s current copies (`None` = the null version).
     async fn set_current_version_id(&mut self, key: &str, version_id: Option<&str>) -> Result<()>;
+    /// Re-homes the copy of noncurrent version `version_id` of `key` from backend `from` to
+    /// `to` (every other column unchanged, `last_scrubbed_at` cleared: the new copy was never
+    /// scrubbed), only when `to` has a quota row; returns the rows changed (0: no such copy,
+    /// or `to` unknown). The caller holds the key lock and moves the quota.
+    async fn move_version_copy(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<u64>;
 }
 
 /// The per-engine transactional seam: every primitive a core operation may call.

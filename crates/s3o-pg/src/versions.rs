@@ -6,8 +6,8 @@ use s3o_core::engine::VersionStore;
 use s3o_core::ops::prefix_successor;
 use s3o_core::tx::VersionsTx;
 use s3o_core::{
-    CURRENT_SEQ, DbErrorKind, ObjectLocation, ObjectVersion, Result, StoreError, VersionCopy,
-    Versioning, validate,
+    CURRENT_SEQ, DbErrorKind, NoncurrentCopy, ObjectLocation, ObjectVersion, Result, StoreError,
+    VersionCopy, Versioning, validate,
 };
 use tokio_postgres::Row;
 
@@ -258,6 +258,23 @@ impl VersionsTx for PgTx {
         .await?;
         Ok(())
     }
+    async fn move_version_copy(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<u64> {
+        self.execute(
+            "move version copy",
+            // The EXISTS keeps an unknown target from reaching the foreign key.
+            "UPDATE object_versions SET backend_name = $4, last_scrubbed_at = NULL \
+             WHERE object_key = $1 AND version_id = $2 AND backend_name = $3 \
+               AND EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = $4)",
+            &[&key, &version_id, &from, &to],
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -449,5 +466,45 @@ impl VersionStore for PgStore {
             .await?;
         let rows = rows.iter().map(version_row).collect::<Result<Vec<_>>>()?;
         Ok(group(rows, false))
+    }
+
+    async fn list_noncurrent_copies_by_backend(
+        &self,
+        backend: &str,
+        after_key: &str,
+        after_version_id: &str,
+        limit: i64,
+    ) -> Result<Vec<NoncurrentCopy>> {
+        validate::backend(backend)?;
+        validate::prefix("after key", after_key)?;
+        validate::prefix("after version id", after_version_id)?;
+        let Some(limit) = validate::batch_limit(limit) else {
+            return Ok(Vec::new());
+        };
+        let limit = limit_param(limit);
+        // Served by idx_object_versions_backend; (key, version id) in byte order.
+        let rows = self
+            .db
+            .query(
+                "list noncurrent copies by backend",
+                &format!(
+                    "SELECT {}, v.version_id FROM object_versions v \
+                     WHERE v.backend_name = $1 \
+                       AND (v.object_key COLLATE \"C\" > $2 \
+                            OR (v.object_key = $2 AND v.version_id COLLATE \"C\" > $3)) \
+                     ORDER BY v.object_key COLLATE \"C\", v.version_id COLLATE \"C\" LIMIT $4",
+                    version_columns("v")
+                ),
+                &[&backend, &after_key, &after_version_id, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NoncurrentCopy {
+                    location: location_from_row(r)?,
+                    version_id: r.col(17)?,
+                })
+            })
+            .collect()
     }
 }

@@ -548,6 +548,24 @@ impl VersionsTx for SqliteTx {
         })
         .await
     }
+    async fn move_version_copy(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<u64> {
+        let (key, vid, from, to) = (
+            key.to_owned(),
+            version_id.to_owned(),
+            from.to_owned(),
+            to.to_owned(),
+        );
+        self.run_now("move version copy", move |db| {
+            versions::move_copy(db, &key, &vid, &from, &to)
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use rusqlite::{Row, named_params, params};
 use s3o_core::engine::VersionStore;
 use s3o_core::{
-    CURRENT_SEQ, KeyBound, ObjectLocation, ObjectVersion, Result, StoreError, VersionCopy,
-    Versioning, validate,
+    CURRENT_SEQ, KeyBound, NoncurrentCopy, ObjectLocation, ObjectVersion, Result, StoreError,
+    VersionCopy, Versioning, validate,
 };
 
 use crate::SqliteStore;
@@ -229,6 +229,25 @@ pub(crate) fn set_current_id(db: &Db<'_>, key: &str, version_id: Option<&str>) -
     Ok(())
 }
 
+/// Re-homes one noncurrent copy onto `to` when `to` has a quota row.
+pub(crate) fn move_copy(
+    db: &Db<'_>,
+    key: &str,
+    version_id: &str,
+    from: &str,
+    to: &str,
+) -> Result<u64> {
+    let n = db.execute(
+        "move version copy",
+        // The EXISTS keeps an unknown target from reaching the foreign key.
+        "UPDATE object_versions SET backend_name = :to, last_scrubbed_at = NULL \
+         WHERE object_key = :key AND version_id = :vid AND backend_name = :from \
+           AND EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :to)",
+        named_params! {":key": key, ":vid": version_id, ":from": from, ":to": to},
+    )?;
+    Ok(n as u64)
+}
+
 /// The current copies of `key` as version rows (only version `version_id` when given).
 fn current_rows(db: &Db<'_>, key: &str, version_id: Option<&str>) -> Result<Vec<VersionRow>> {
     let sql = |filter: &str| {
@@ -428,5 +447,48 @@ impl VersionStore for SqliteStore {
             })
             .await?;
         Ok(group(rows, false))
+    }
+
+    async fn list_noncurrent_copies_by_backend(
+        &self,
+        backend: &str,
+        after_key: &str,
+        after_version_id: &str,
+        limit: i64,
+    ) -> Result<Vec<NoncurrentCopy>> {
+        validate::backend(backend)?;
+        validate::prefix("after key", after_key)?;
+        validate::prefix("after version id", after_version_id)?;
+        let Some(limit) = validate::batch_limit(limit) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (b, k, v) = (
+            backend.to_owned(),
+            after_key.to_owned(),
+            after_version_id.to_owned(),
+        );
+        self.conns
+            .read("list noncurrent copies by backend", move |db| {
+                // Served by idx_object_versions_backend; (key, version id) in byte order.
+                db.query_vec(
+                    "list noncurrent copies by backend",
+                    &format!(
+                        "SELECT {}, v.version_id FROM object_versions v \
+                         WHERE v.backend_name = :b \
+                           AND (v.object_key > :k OR (v.object_key = :k AND v.version_id > :v)) \
+                         ORDER BY v.object_key, v.version_id LIMIT :limit",
+                        version_columns("v")
+                    ),
+                    named_params! {":b": b, ":k": k, ":v": v, ":limit": limit},
+                    |r| {
+                        Ok(NoncurrentCopy {
+                            location: location_from_row(r)?,
+                            version_id: r.get(17)?,
+                        })
+                    },
+                )
+            })
+            .await
     }
 }

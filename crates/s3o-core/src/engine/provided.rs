@@ -424,6 +424,18 @@ pub trait EngineOps: Engine {
         )
         .await
     }
+    /// Moves a noncurrent version's copy between backends (see
+    /// [`ops::move_version_location`]).
+    async fn move_version_location(
+        &self,
+        key: &str,
+        version_id: &str,
+        from: &str,
+        to: &str,
+        expected_storage_key: &str,
+    ) -> Result<MoveOutcome> {
+        ops::move_version_location(self, key, version_id, from, to, expected_storage_key).await
+    }
 }
 
 impl<T: Engine + ?Sized> EngineOps for T {}

@@ -47,4 +47,6 @@ pub use quota::{
 };
 pub use replication::{record_replica, remove_excess_copy};
 pub use tags::set_object_tags;
-pub use versions::{delete_object_in_bucket, list_object_versions, new_version_id};
+pub use versions::{
+    delete_object_in_bucket, list_object_versions, move_version_location, new_version_id,
+};

@@ -610,8 +610,10 @@ impl VersionsTx for FakeTx {
     async fn current_version_id(&mut self, _key: &str) -> Result<Option<String>> {
         Err(unmodelled())
     }
-    async fn key_versions_for_update(&mut self, _key: &str) -> Result<Vec<VersionCopy>> {
-        Err(unmodelled())
+    async fn key_versions_for_update(&mut self, key: &str) -> Result<Vec<VersionCopy>> {
+        // The fake keeps no versions: every key has none (what an unversioned ledger holds).
+        self.note(format!("key_versions_for_update({key})"))?;
+        Ok(Vec::new())
     }
     async fn archive_current_copies(&mut self, _: &str, _: &str, _: i64) -> Result<u64> {
         Err(unmodelled())
@@ -626,6 +628,9 @@ impl VersionsTx for FakeTx {
         Err(unmodelled())
     }
     async fn set_current_version_id(&mut self, _: &str, _: Option<&str>) -> Result<()> {
+        Err(unmodelled())
+    }
+    async fn move_version_copy(&mut self, _: &str, _: &str, _: &str, _: &str) -> Result<u64> {
         Err(unmodelled())
     }
 }
