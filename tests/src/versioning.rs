@@ -788,3 +788,44 @@ pub async fn abandoned_copy_intent_keeps_moved_noncurrent_bytes(store: Db) {
     assert_eq!(store.count_pending().await.unwrap(), 0);
     invariants(&store).await;
 }
+
+/// A replica and a move of a versioned key's current copy keep its version id: the version
+/// still reads by id from every copy, and an overwrite archives it under that id (not as
+/// `null`).
+pub async fn replica_and_move_keep_the_current_version_id(store: Db) {
+    bucket(&store, Versioning::Enabled).await;
+    backends(&store, &[(A, GIB), (B, GIB), (C, GIB)]).await;
+    let v1 = commit(&store, "o", A, 10, "e1").await.version_id.unwrap();
+    assert!(matches!(
+        replicate(&store, &k("o"), B, A).await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 10 }
+    ));
+    assert_eq!(
+        moved_bytes(&move_copy(&store, &k("o"), A, C).await.unwrap()),
+        Some(10)
+    );
+    let v = store.get_object_version(&k("o"), &v1).await.unwrap();
+    let mut held: Vec<&str> = v.copies.iter().map(|c| c.backend_name.as_str()).collect();
+    held.sort_unstable();
+    assert_eq!(held, [B, C], "both copies are version {v1}");
+    assert!(v.is_latest);
+    let v2 = commit(&store, "o", A, 20, "e2").await.version_id.unwrap();
+    assert_eq!(
+        versions(&store, "o").await,
+        [
+            (v2, false, true, 20, "e2".to_owned()),
+            (v1.clone(), false, false, 10, "e1".to_owned()),
+        ]
+    );
+    let old = store.get_object_version(&k("o"), &v1).await.unwrap();
+    assert_eq!(old.copies.len(), 2);
+    assert_eq!(
+        (
+            used(&store, A).await,
+            used(&store, B).await,
+            used(&store, C).await
+        ),
+        (20, 10, 10)
+    );
+    invariants(&store).await;
+}

@@ -607,8 +607,11 @@ impl VersionsTx for FakeTx {
             .contains(name)
             .then_some(Versioning::Unversioned))
     }
-    async fn current_version_id(&mut self, _key: &str) -> Result<Option<String>> {
-        Err(unmodelled())
+    async fn current_version_id(&mut self, key: &str) -> Result<Option<String>> {
+        // The fake keeps no version ids: every current copy is the null version.
+        self.note(format!("current_version_id({key})"))?;
+        let has = self.work.copies.keys().any(|(k, _)| k == key);
+        Ok(has.then(|| "null".to_owned()))
     }
     async fn key_versions_for_update(&mut self, key: &str) -> Result<Vec<VersionCopy>> {
         // The fake keeps no versions: every key has none (what an unversioned ledger holds).

@@ -26,6 +26,7 @@ mod raw;
 mod reads;
 mod requests;
 mod rig;
+mod version_workers;
 mod versioning;
 mod writes;
 
@@ -61,6 +62,9 @@ on_both_ledgers! {
         overwrite_delete_undelete,
         list_versions_in_pages,
         copy_version_and_suspend,
+    ],
+    version_workers: [
+        drain_moves_every_version,
     ],
     admin: [
         refuses_non_admins,
