@@ -400,6 +400,26 @@ async fn move_noncurrent_one(
     let Some(to) = ctx.backends.get(&target) else {
         return Ok((Step::Failed, None));
     };
+    Ok(match move_version_copy(ctx, from, to, c).await? {
+        Moved::Yes(bytes, source) => (Step::Moved(bytes), Some((key.clone(), source))),
+        Moved::NotCopied | Moved::NoRoom | Moved::StillOnSource => (Step::Failed, None),
+        Moved::Changed => (Step::Skipped, None),
+    })
+}
+
+/// Moves noncurrent copy `c` from `from` to `to` as [`move_copy`] moves a current one: bytes
+/// streamed to the same path on `to` under a write intent there, `move_version_location`
+/// naming the version and the path copied, the intent ended either way. `Changed` when the
+/// version has no copy left on the source (deleted, or moved by someone else), `StillOnSource`
+/// when it does (it became current again, or already has a copy on `to`).
+pub(super) async fn move_version_copy(
+    ctx: &Ctx,
+    from: &Backend,
+    to: &Backend,
+    c: &NoncurrentCopy,
+) -> LResult<Moved> {
+    let loc = &c.location;
+    let key = &loc.object_key;
     let storage_key = loc.form.storage_path(key).to_owned();
     let copy = match copy_under_intent(
         ctx,
@@ -415,7 +435,7 @@ async fn move_noncurrent_one(
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(key = %key, version = %c.version_id, from = %from.name, to = %to.name, error = %e, "copy for a noncurrent move failed");
-            return Ok((Step::Failed, None));
+            return Ok(Moved::NotCopied);
         }
     };
     let moved = ctx
@@ -427,38 +447,32 @@ async fn move_noncurrent_one(
     end_copy(ctx, copy).await?;
     match moved {
         Ok(MoveOutcome::Moved { bytes, source }) => {
-            return Ok((
-                Step::Moved(bytes),
-                Some((
-                    key.clone(),
-                    Displaced {
-                        backend: from.name.clone(),
-                        storage_key,
-                        size: loc.size_bytes,
-                        claim: Some(source.cleanup),
-                    },
-                )),
+            return Ok(Moved::Yes(
+                bytes,
+                Displaced {
+                    backend: from.name.clone(),
+                    storage_key,
+                    size: loc.size_bytes,
+                    claim: Some(source.cleanup),
+                },
             ));
         }
         Ok(_) => {}
-        Err(StoreError::NoSpaceAvailable) => return Ok((Step::Failed, None)),
+        Err(StoreError::NoSpaceAvailable) => return Ok(Moved::NoRoom),
         Err(e) => return Err(e),
     }
-    // Refused: the version was deleted, became current again, or already has a copy on the
-    // target. Whatever of it is still on the source is left for the next run.
+    // Refused. Whatever of the version is still on the source is left for the next run.
+    let on_source = |copies: &[ObjectLocation]| copies.iter().any(|l| l.backend_name == from.name);
     let still_on_source = match ctx.store.get_object_version(key, &c.version_id).await {
-        Ok(v) => v.copies.iter().any(|l| l.backend_name == from.name),
+        Ok(v) => on_source(&v.copies),
         Err(StoreError::VersionNotFound { .. }) => false,
         Err(e) => return Err(e),
     };
-    Ok((
-        if still_on_source {
-            Step::Failed
-        } else {
-            Step::Skipped
-        },
-        None,
-    ))
+    Ok(if still_on_source {
+        Moved::StillOnSource
+    } else {
+        Moved::Changed
+    })
 }
 
 /// How [`move_copy`] ended.

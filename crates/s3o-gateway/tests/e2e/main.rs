@@ -65,6 +65,7 @@ on_both_ledgers! {
     ],
     version_workers: [
         drain_moves_every_version,
+        rebalance_moves_noncurrent_versions,
     ],
     admin: [
         refuses_non_admins,

@@ -1,9 +1,11 @@
-//! The workers with versions (DESIGN decision 25): a drain moves every version's copy, the
-//! noncurrent ones and the current one alike, so the drained backend ends empty while every
-//! version still reads by id with its bytes and the quotas stay exact.
+//! The workers with versions (DESIGN decision 25): a drain and the rebalancer move every
+//! version's copy, the noncurrent ones and the current one alike (a drained backend ends
+//! empty), while every version still reads by id with its bytes and the quotas stay exact.
+
+use s3o_gateway::Worker;
 
 use crate::raw::{Reply, xml_nested};
-use crate::rig::{BUCKET, Ledger, Rig};
+use crate::rig::{BUCKET, Ledger, Options, Rig, Spec, s3};
 
 async fn put(rig: &Rig, key: &str, body: &'static str) -> String {
     let r = rig
@@ -185,6 +187,88 @@ pub(crate) async fn drain_moves_every_version(ledger: Ledger) {
         .await;
     assert_eq!(r.status, 204);
     assert_eq!(rig.get("doc").await.as_ref(), b"third and longest version");
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// The rebalancer moves noncurrent versions' copies once a backend has no current copy left
+/// to move: four 100-byte versions of a deleted key fill `fs-a` to 40 % of its quota while
+/// `fs-b` is empty; two moves even them out exactly, every version still reads by id, and the
+/// ledger stays clean.
+pub(crate) async fn rebalance_moves_noncurrent_versions(ledger: Ledger) {
+    const TWO: [Spec; 2] = [s3("fs-a", 1000), s3("fs-b", 1000)];
+    let Some(rig) = Rig::start_with(
+        ledger,
+        Options {
+            backends: &TWO,
+            routing: "pack",
+            store_url: None,
+        },
+        "[workers.rebalance]\nenabled = true\nthreshold_percent = 5\nbatch_size = 10\n",
+    )
+    .await
+    else {
+        return;
+    };
+    let r = rig
+        .raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}?versioning"),
+            &[],
+            "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let bodies: [&'static str; 4] = [
+        "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111",
+        "2222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222",
+        "3333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333",
+    ];
+    let mut written = Vec::new();
+    for body in bodies {
+        written.push((body, put(&rig, "cold", body).await));
+    }
+    let r = rig
+        .raw
+        .send("DELETE", &format!("/{BUCKET}/cold"), &[], "")
+        .await;
+    assert_eq!(r.status, 204);
+    let store = rig.store();
+    assert_eq!(
+        store.backend_object_stats("fs-a").await.expect("stats"),
+        (4, 400)
+    );
+    let before = listing(&rig).await;
+
+    let r = rig.gateway().run_worker_once(Worker::Rebalance).await;
+    assert_eq!(r.count("moved"), 2, "{r:?}");
+    assert_eq!(
+        store.backend_object_stats("fs-a").await.expect("stats"),
+        (2, 200)
+    );
+    assert_eq!(
+        store.backend_object_stats("fs-b").await.expect("stats"),
+        (2, 200)
+    );
+    assert_eq!(
+        store
+            .list_noncurrent_copies_by_backend("fs-b", "", "", 100)
+            .await
+            .expect("list noncurrent")
+            .len(),
+        2
+    );
+    let r = rig.gateway().run_worker_once(Worker::Rebalance).await;
+    assert_eq!(r.count("moved"), 0, "balanced: {r:?}");
+    for (body, version) in &written {
+        assert_eq!(
+            get_version(&rig, "cold", version).await,
+            (200, (*body).to_owned())
+        );
+    }
+    assert_eq!(listing(&rig).await, before);
     rig.assert_clean().await;
     rig.finish().await;
 }
