@@ -362,6 +362,7 @@ macro_rules! for_each_case {
                 move_noncurrent_copy_refusals_change_nothing,
                 abandoned_copy_intent_keeps_moved_noncurrent_bytes,
                 replica_and_move_keep_the_current_version_id,
+                noncurrent_replicas_and_excess_copies,
             ],
         }
     };

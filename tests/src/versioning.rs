@@ -829,3 +829,157 @@ pub async fn replica_and_move_keep_the_current_version_id(store: Db) {
     );
     invariants(&store).await;
 }
+
+/// `(key, version, copies)` of a page of `list_noncurrent_replication`.
+async fn off_factor(
+    store: &Db,
+    after: (&str, &str),
+    factor: i64,
+    limit: i64,
+) -> Vec<(String, String, i64)> {
+    store
+        .list_noncurrent_replication(&k(""), after.0, after.1, factor, limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.object_key, r.version_id, r.copies))
+        .collect()
+}
+
+/// Noncurrent versions reach and keep a replication factor: the off-factor listing pages in
+/// (key, version) order, a version-checked replica charges its target, refusals change
+/// nothing, and excess removal queues the bytes but never drops the last copy.
+pub async fn noncurrent_replicas_and_excess_copies(store: Db) {
+    bucket(&store, Versioning::Enabled).await;
+    backends(&store, &[(A, GIB), (B, GIB), (C, 15)]).await;
+    let v1 = commit(&store, "o", A, 10, "e1").await.version_id.unwrap();
+    commit(&store, "o", A, 20, "e2").await;
+    let w1 = commit(&store, "p", B, 5, "f1").await.version_id.unwrap();
+    commit(&store, "p", B, 7, "f2").await;
+    let (o, p) = (k("o"), k("p"));
+    assert_eq!(
+        off_factor(&store, ("", ""), 2, 100).await,
+        [(o.clone(), v1.clone(), 1), (p.clone(), w1.clone(), 1)]
+    );
+    assert!(off_factor(&store, ("", ""), 1, 100).await.is_empty());
+    assert!(off_factor(&store, ("", ""), 2, 0).await.is_empty());
+    assert_eq!(
+        off_factor(&store, ("", ""), 2, 1).await,
+        [(o.clone(), v1.clone(), 1)]
+    );
+    assert_eq!(
+        off_factor(&store, (&o, &v1), 2, 1).await,
+        [(p.clone(), w1.clone(), 1)]
+    );
+
+    // Refusals first: nothing changes.
+    let before = (snapshot(&store).await, all_noncurrent(&store).await);
+    let rep = |target: &'static str, source: &'static str, path: &'static str| {
+        let (s, o, v) = (store.clone(), o.clone(), v1.clone());
+        async move { s.record_version_replica(&o, &v, target, source, path).await }
+    };
+    assert_eq!(
+        rep(B, C, "path-e1").await.unwrap(),
+        ReplicaOutcome::SourceGone
+    );
+    assert_eq!(
+        rep(B, A, "path-x").await.unwrap(),
+        ReplicaOutcome::VersionChanged {
+            current_storage_key: "path-e1".to_owned()
+        }
+    );
+    assert_unknown_backend(rep(UNKNOWN, A, "path-e1").await, UNKNOWN);
+    assert_invalid(rep(A, A, "path-e1").await, "replica target");
+    assert_eq!(
+        (snapshot(&store).await, all_noncurrent(&store).await),
+        before
+    );
+
+    // The replica: charged to its target, the version reads from both.
+    assert_eq!(
+        rep(B, A, "path-e1").await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 10 }
+    );
+    assert_eq!(quota(&store, B).await, (22, GIB, 0));
+    assert_eq!(
+        rep(B, A, "path-e1").await.unwrap(),
+        ReplicaOutcome::TargetHasCopy
+    );
+    let v = store.get_object_version(&o, &v1).await.unwrap();
+    let mut held: Vec<&str> = v.copies.iter().map(|c| c.backend_name.as_str()).collect();
+    held.sort_unstable();
+    assert_eq!(held, [A, B]);
+    assert!(v.copies.iter().all(|c| c.form.storage_key == "path-e1"));
+    assert_eq!(
+        off_factor(&store, ("", ""), 2, 100).await,
+        [(p.clone(), w1.clone(), 1)]
+    );
+    assert_eq!(
+        off_factor(&store, ("", ""), 1, 100).await,
+        [(o.clone(), v1.clone(), 2)]
+    );
+    // C admits 15 bytes: a 20-byte noncurrent version does not fit, nothing changes.
+    commit(&store, "q", A, 20, "g1").await;
+    commit(&store, "q", A, 1, "g2").await;
+    let q_versions = store
+        .list_object_versions(&k("q"), "", "", "", 10)
+        .await
+        .unwrap();
+    let old_q = q_versions.versions[1].version_id.clone();
+    let before = (snapshot(&store).await, all_noncurrent(&store).await);
+    assert_no_space(
+        store
+            .record_version_replica(&k("q"), &old_q, C, A, "path-g1")
+            .await,
+    );
+    assert_eq!(
+        (snapshot(&store).await, all_noncurrent(&store).await),
+        before
+    );
+
+    // Excess removal: at the factor nothing goes; above it the copy goes, its bytes queued.
+    assert_eq!(
+        store
+            .remove_excess_version_copy(&o, &v1, A, 2)
+            .await
+            .unwrap(),
+        None
+    );
+    let removed = store
+        .remove_excess_version_copy(&o, &v1, A, 1)
+        .await
+        .unwrap()
+        .expect("an excess copy");
+    assert_eq!(
+        (
+            removed.backend_name.as_str(),
+            removed.size_bytes,
+            removed.storage_key.as_str()
+        ),
+        (A, 10, "path-e1")
+    );
+    let v = store.get_object_version(&o, &v1).await.unwrap();
+    assert_eq!(v.copies.len(), 1);
+    assert_eq!(v.copies[0].backend_name, B);
+    // The last copy always stays.
+    assert_eq!(
+        store
+            .remove_excess_version_copy(&o, &v1, B, 1)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .remove_excess_version_copy(&o, &v1, C, 1)
+            .await
+            .unwrap(),
+        None
+    );
+    invariants(&store).await;
+    assert_eq!(
+        store.complete_cleanup_item(&removed.cleanup).await.unwrap(),
+        CleanupOutcome::Completed
+    );
+    invariants(&store).await;
+}

@@ -118,6 +118,18 @@ pub struct NoncurrentCopy {
     pub location: ObjectLocation,
 }
 
+/// A noncurrent version whose managed copies number other than a replication factor
+/// ([`crate::engine::VersionStore::list_noncurrent_replication`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoncurrentReplicas {
+    /// The ledger key.
+    pub object_key: String,
+    /// The version's id.
+    pub version_id: String,
+    /// How many managed copies the version has.
+    pub copies: i64,
+}
+
 /// What a commit into a bucket did ([`crate::ops::commit_object_in_bucket`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committed {

@@ -636,6 +636,21 @@ impl VersionsTx for FakeTx {
     async fn move_version_copy(&mut self, _: &str, _: &str, _: &str, _: &str) -> Result<u64> {
         Err(unmodelled())
     }
+    async fn version_copies_for_update(&mut self, _: &str, _: &str) -> Result<Vec<ExistingCopy>> {
+        Err(unmodelled())
+    }
+    async fn insert_version_replica(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<i64>> {
+        Err(unmodelled())
+    }
+    async fn delete_version_copy(&mut self, _: &str, _: &str, _: &str) -> Result<u64> {
+        Err(unmodelled())
+    }
 }
 
 #[async_trait]
