@@ -66,6 +66,7 @@ on_both_ledgers! {
     version_workers: [
         drain_moves_every_version,
         rebalance_moves_noncurrent_versions,
+        replicator_keeps_noncurrent_versions_at_factor,
     ],
     admin: [
         refuses_non_admins,

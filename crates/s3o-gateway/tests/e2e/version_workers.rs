@@ -272,3 +272,108 @@ pub(crate) async fn rebalance_moves_noncurrent_versions(ledger: Ledger) {
     rig.assert_clean().await;
     rig.finish().await;
 }
+
+/// Backends holding each copy of version `version` of `key` in bucket `bucket`, sorted.
+async fn holders(rig: &Rig, bucket: &str, key: &str, version: &str) -> Vec<String> {
+    let v = rig
+        .store()
+        .get_object_version(&format!("{bucket}/{key}"), version)
+        .await
+        .expect("version");
+    let mut out: Vec<String> = v.copies.into_iter().map(|c| c.backend_name).collect();
+    out.sort();
+    out
+}
+
+/// The replicator brings noncurrent versions to their bucket's factor (each copy streamed
+/// from a live one, recorded only while it is still that version), and once the factor is
+/// lowered the over-replication cleaner takes them back down without ever dropping the last
+/// copy; every version reads by id with its bytes and the ledger stays clean.
+pub(crate) async fn replicator_keeps_noncurrent_versions_at_factor(ledger: Ledger) {
+    const TWICE: &str = "twice";
+    let Some(rig) = Rig::start_with(
+        ledger,
+        Options {
+            backends: &crate::rig::THREE,
+            routing: "pack",
+            store_url: None,
+        },
+        &format!("[[buckets]]\nname = {TWICE:?}\nreplication_factor = 2\n"),
+    )
+    .await
+    else {
+        return;
+    };
+    let r = rig
+        .raw
+        .send(
+            "PUT",
+            &format!("/{TWICE}?versioning"),
+            &[],
+            "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let bodies: [&'static str; 3] = ["one", "version two", "the third version"];
+    let mut written = Vec::new();
+    for body in bodies {
+        let r = rig.raw.send("PUT", &format!("/{TWICE}/k"), &[], body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        written.push((body, version_of(&r)));
+    }
+    let r = rig
+        .raw
+        .send("DELETE", &format!("/{TWICE}/k"), &[], "")
+        .await;
+    assert_eq!(r.status, 204);
+    for (_, v) in &written {
+        assert_eq!(holders(&rig, TWICE, "k", v).await.len(), 1);
+    }
+    let store = rig.store();
+    assert_eq!(
+        store
+            .list_noncurrent_replication(&format!("{TWICE}/"), "", "", 2, 100)
+            .await
+            .expect("scan")
+            .len(),
+        3
+    );
+
+    let r = rig.gateway().run_worker_once(Worker::Replicator).await;
+    assert_eq!(r.count("version_replicated"), 3, "{r:?}");
+    for (_, v) in &written {
+        assert_eq!(holders(&rig, TWICE, "k", v).await, ["fs-a", "fs-b"], "{v}");
+    }
+    assert!(
+        store
+            .list_noncurrent_replication(&format!("{TWICE}/"), "", "", 2, 100)
+            .await
+            .expect("scan")
+            .is_empty()
+    );
+    let r = rig.gateway().run_worker_once(Worker::Replicator).await;
+    assert_eq!(r.count("version_replicated"), 0, "{r:?}");
+    rig.assert_clean().await;
+
+    // Factor 1: the cleaner drops one copy of each version, the one least worth keeping.
+    let mut b = store.get_bucket(TWICE).await.expect("bucket");
+    b.settings.replication_factor = 1;
+    store
+        .update_bucket_settings(TWICE, &b.settings)
+        .await
+        .expect("update settings");
+    let r = rig.gateway().run_worker_once(Worker::OverReplication).await;
+    assert_eq!(r.count("version_trimmed"), 3, "{r:?}");
+    for (body, v) in &written {
+        assert_eq!(holders(&rig, TWICE, "k", v).await, ["fs-a"], "{v}");
+        let r = rig
+            .raw
+            .send("GET", &format!("/{TWICE}/k?versionId={v}"), &[], "")
+            .await;
+        assert_eq!((r.status, r.text()), (200, (*body).to_owned()));
+    }
+    let r = rig.gateway().run_worker_once(Worker::OverReplication).await;
+    assert_eq!(r.count("version_trimmed"), 0, "{r:?}");
+    rig.assert_clean().await;
+    rig.finish().await;
+}
