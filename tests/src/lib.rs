@@ -360,6 +360,11 @@ macro_rules! for_each_case {
                 random_versioned_ops_match_model,
                 announced_version_commits_or_changes_nothing,
                 version_tags_change_one_version,
+                move_noncurrent_copy_moves_quota_exactly,
+                move_noncurrent_copy_refusals_change_nothing,
+                abandoned_copy_intent_keeps_moved_noncurrent_bytes,
+                replica_and_move_keep_the_current_version_id,
+                noncurrent_replicas_and_excess_copies,
             ],
         }
     };

@@ -773,3 +773,418 @@ pub async fn version_tags_change_one_version(store: Db) {
     );
     invariants(&store).await;
 }
+
+/// `(key, version_id, size, path)` of every noncurrent copy on `backend`, paged two at a time
+/// through `list_noncurrent_copies_by_backend` (so the resume bound is exercised).
+async fn noncurrent_on(store: &Db, backend: &str) -> Vec<(String, String, i64, String)> {
+    let (mut after_key, mut after_vid) = (String::new(), String::new());
+    let mut out = Vec::new();
+    loop {
+        let page = store
+            .list_noncurrent_copies_by_backend(backend, &after_key, &after_vid, 2)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else {
+            return out;
+        };
+        after_key = last.location.object_key.clone();
+        after_vid = last.version_id.clone();
+        for c in page {
+            assert_eq!(c.location.backend_name, backend);
+            out.push((
+                c.location.object_key.clone(),
+                c.version_id,
+                c.location.size_bytes,
+                c.location.form.storage_key,
+            ));
+        }
+    }
+}
+
+/// Every noncurrent copy of both backends, for "nothing changed" beside [`snapshot`].
+async fn all_noncurrent(store: &Db) -> [Vec<(String, String, i64, String)>; 2] {
+    [noncurrent_on(store, A).await, noncurrent_on(store, B).await]
+}
+
+/// Moving a noncurrent version's copy: the row travels whole to the target, the quota moves
+/// exactly (the source's bytes queued under this store's claim), the version reads from its
+/// new backend, and the listing of noncurrent copies by backend pages in (key, version) order.
+pub async fn move_noncurrent_copy_moves_quota_exactly(store: Db) {
+    bucket(&store, Versioning::Enabled).await;
+    let v1 = commit(&store, "o", A, 10, "e1").await.version_id.unwrap();
+    let v2 = commit(&store, "o", A, 20, "e2").await.version_id.unwrap();
+    let marker = delete(&store, "o", None).await.version_id.unwrap();
+    let w1 = commit(&store, "p", A, 5, "f1").await.version_id.unwrap();
+    commit(&store, "p", B, 7, "f2").await;
+    assert_eq!(quota(&store, A).await, (35, GIB, 0));
+    assert_eq!(quota(&store, B).await, (7, GIB, 0));
+    let mut expected_a = vec![
+        (k("o"), v1.clone(), 10, "path-e1".to_owned()),
+        (k("o"), v2.clone(), 20, "path-e2".to_owned()),
+        (k("p"), w1.clone(), 5, "path-f1".to_owned()),
+    ];
+    expected_a.sort();
+    assert_eq!(noncurrent_on(&store, A).await, expected_a);
+    assert!(noncurrent_on(&store, B).await.is_empty());
+    // Both ≤ 0 limits select nothing.
+    assert!(
+        store
+            .list_noncurrent_copies_by_backend(A, "", "", 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let out = store
+        .move_version_location(&k("o"), &v1, A, B, "path-e1")
+        .await
+        .unwrap();
+    let MoveOutcome::Moved { bytes, source } = out else {
+        panic!("expected Moved, got {out:?}");
+    };
+    assert_eq!(bytes, 10);
+    assert_eq!(
+        (
+            source.backend_name.as_str(),
+            source.size_bytes,
+            source.storage_key.as_str()
+        ),
+        (A, 10, "path-e1")
+    );
+    assert_eq!(quota(&store, A).await, (25, GIB, 10));
+    assert_eq!(quota(&store, B).await, (17, GIB, 0));
+    let moved = store.get_object_version(&k("o"), &v1).await.unwrap();
+    assert_eq!(moved.copies.len(), 1);
+    assert_eq!(moved.copies[0].backend_name, B);
+    assert_eq!(moved.copies[0].form.storage_key, "path-e1");
+    assert_eq!(moved.copies[0].form.etag, "e1");
+    assert!(moved.copies[0].last_scrubbed_at.is_none());
+    assert!(!moved.is_latest);
+    // The version order is unchanged: the marker still hides the key.
+    assert_eq!(
+        versions(&store, "o").await,
+        [
+            (marker.clone(), true, true, 0, String::new()),
+            (v2.clone(), false, false, 20, "e2".to_owned()),
+            (v1.clone(), false, false, 10, "e1".to_owned()),
+        ]
+    );
+    assert_eq!(
+        noncurrent_on(&store, B).await,
+        [(k("o"), v1.clone(), 10, "path-e1".to_owned())]
+    );
+    // Completing the source's claim frees the orphaned bytes.
+    assert_eq!(
+        store.complete_cleanup_item(&source.cleanup).await.unwrap(),
+        CleanupOutcome::Completed
+    );
+    assert_eq!(quota(&store, A).await, (25, GIB, 0));
+    invariants(&store).await;
+}
+
+/// Every refusal of `move_version_location` changes nothing: a version gone from the source
+/// (moved already, deleted, a delete marker, current again), another path, a copy already on
+/// the target, a target without room, an unknown target, the same backend twice.
+pub async fn move_noncurrent_copy_refusals_change_nothing(store: Db) {
+    bucket(&store, Versioning::Enabled).await;
+    backends(&store, &[(A, GIB), (B, GIB), (C, 15)]).await;
+    let v1 = commit(&store, "o", A, 10, "e1").await.version_id.unwrap();
+    // v2 has copies on A and B.
+    let v2 = commit(&store, "o", A, 20, "e2").await.version_id.unwrap();
+    assert!(matches!(
+        replicate(&store, &k("o"), B, A).await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 20 }
+    ));
+    let v3 = commit(&store, "o", A, 30, "e3").await.version_id.unwrap();
+    let marker = delete(&store, "o", None).await.version_id.unwrap();
+    let before = (snapshot(&store).await, all_noncurrent(&store).await);
+
+    let mv = |v: &str, from: &'static str, to: &'static str, path: &str| {
+        let (s, v, path) = (store.clone(), v.to_owned(), path.to_owned());
+        async move { s.move_version_location(&k("o"), &v, from, to, &path).await }
+    };
+    assert_eq!(
+        mv(&v1, B, C, "path-e1").await.unwrap(),
+        MoveOutcome::SourceGone
+    );
+    assert_eq!(
+        mv(&marker, A, B, "o").await.unwrap(),
+        MoveOutcome::SourceGone
+    );
+    assert_eq!(
+        mv("nope", A, B, "x").await.unwrap(),
+        MoveOutcome::SourceGone
+    );
+    assert_eq!(
+        mv(&v1, A, B, "path-other").await.unwrap(),
+        MoveOutcome::VersionChanged {
+            current_storage_key: "path-e1".to_owned()
+        }
+    );
+    assert_eq!(
+        mv(&v2, A, B, "path-e2").await.unwrap(),
+        MoveOutcome::TargetHasCopy
+    );
+    // C admits 15 bytes: v2's 20 do not fit.
+    assert_no_space(mv(&v2, A, C, "path-e2").await);
+    assert_unknown_backend(mv(&v1, A, UNKNOWN, "path-e1").await, UNKNOWN);
+    assert_invalid(mv(&v1, A, A, "path-e1").await, "move target");
+    assert_invalid(
+        store
+            .move_version_location(&k("o"), "", A, B, "path-e1")
+            .await,
+        "version id",
+    );
+    assert_eq!(
+        (snapshot(&store).await, all_noncurrent(&store).await),
+        before,
+        "refusals change nothing"
+    );
+
+    // Undeleting makes v3 current: it is no noncurrent copy any more.
+    delete(&store, "o", Some(&marker)).await;
+    assert_eq!(
+        mv(&v3, A, B, "path-e3").await.unwrap(),
+        MoveOutcome::SourceGone
+    );
+    // A deleted version is gone too.
+    delete(&store, "o", Some(&v1)).await;
+    assert_eq!(
+        mv(&v1, A, B, "path-e1").await.unwrap(),
+        MoveOutcome::SourceGone
+    );
+    invariants(&store).await;
+}
+
+/// A drain copies a noncurrent version's bytes under a write intent on the target; once the
+/// move names that path, abandoning the intent keeps the bytes (they are the version's), while
+/// an intent whose move was refused has its bytes queued.
+pub async fn abandoned_copy_intent_keeps_moved_noncurrent_bytes(store: Db) {
+    bucket(&store, Versioning::Enabled).await;
+    let v1 = commit(&store, "o", A, 10, "e1").await.version_id.unwrap();
+    commit(&store, "o", A, 20, "e2").await;
+    let intent = |id: &str, path: &str| PendingObject {
+        intent_id: id.to_owned(),
+        object_key: k("o"),
+        backend_name: B.to_owned(),
+        size_bytes: 10,
+        form: StoredForm {
+            storage_key: path.to_owned(),
+            ..StoredForm::default()
+        },
+        created_at: Timestamp::ZERO,
+    };
+    let moved = intent("i-moved", "path-e1");
+    let stray = intent("i-stray", "path-stray");
+    store.insert_pending(&moved).await.unwrap();
+    store.insert_pending(&stray).await.unwrap();
+    let out = store
+        .move_version_location(&k("o"), &v1, A, B, "path-e1")
+        .await
+        .unwrap();
+    assert_eq!(moved_bytes(&out), Some(10));
+    let (r, queued) = store.abandon_pending(&moved).await.unwrap();
+    assert_eq!(r, PendingPromoteResult::Abandoned);
+    assert!(queued.is_empty(), "the moved version's bytes are live");
+    assert_eq!(quota(&store, B).await, (10, GIB, 0));
+    let (_, queued) = store.abandon_pending(&stray).await.unwrap();
+    assert_eq!(bs(&queued), [(B.to_owned(), 10)]);
+    assert_eq!(quota(&store, B).await, (10, GIB, 10));
+    assert_eq!(store.count_pending().await.unwrap(), 0);
+    invariants(&store).await;
+}
+
+/// A replica and a move of a versioned key's current copy keep its version id: the version
+/// still reads by id from every copy, and an overwrite archives it under that id (not as
+/// `null`).
+pub async fn replica_and_move_keep_the_current_version_id(store: Db) {
+    bucket(&store, Versioning::Enabled).await;
+    backends(&store, &[(A, GIB), (B, GIB), (C, GIB)]).await;
+    let v1 = commit(&store, "o", A, 10, "e1").await.version_id.unwrap();
+    assert!(matches!(
+        replicate(&store, &k("o"), B, A).await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 10 }
+    ));
+    assert_eq!(
+        moved_bytes(&move_copy(&store, &k("o"), A, C).await.unwrap()),
+        Some(10)
+    );
+    let v = store.get_object_version(&k("o"), &v1).await.unwrap();
+    let mut held: Vec<&str> = v.copies.iter().map(|c| c.backend_name.as_str()).collect();
+    held.sort_unstable();
+    assert_eq!(held, [B, C], "both copies are version {v1}");
+    assert!(v.is_latest);
+    let v2 = commit(&store, "o", A, 20, "e2").await.version_id.unwrap();
+    assert_eq!(
+        versions(&store, "o").await,
+        [
+            (v2, false, true, 20, "e2".to_owned()),
+            (v1.clone(), false, false, 10, "e1".to_owned()),
+        ]
+    );
+    let old = store.get_object_version(&k("o"), &v1).await.unwrap();
+    assert_eq!(old.copies.len(), 2);
+    assert_eq!(
+        (
+            used(&store, A).await,
+            used(&store, B).await,
+            used(&store, C).await
+        ),
+        (20, 10, 10)
+    );
+    invariants(&store).await;
+}
+
+/// `(key, version, copies)` of a page of `list_noncurrent_replication`.
+async fn off_factor(
+    store: &Db,
+    after: (&str, &str),
+    factor: i64,
+    limit: i64,
+) -> Vec<(String, String, i64)> {
+    store
+        .list_noncurrent_replication(&k(""), after.0, after.1, factor, limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.object_key, r.version_id, r.copies))
+        .collect()
+}
+
+/// Noncurrent versions reach and keep a replication factor: the off-factor listing pages in
+/// (key, version) order, a version-checked replica charges its target, refusals change
+/// nothing, and excess removal queues the bytes but never drops the last copy.
+pub async fn noncurrent_replicas_and_excess_copies(store: Db) {
+    bucket(&store, Versioning::Enabled).await;
+    backends(&store, &[(A, GIB), (B, GIB), (C, 15)]).await;
+    let v1 = commit(&store, "o", A, 10, "e1").await.version_id.unwrap();
+    commit(&store, "o", A, 20, "e2").await;
+    let w1 = commit(&store, "p", B, 5, "f1").await.version_id.unwrap();
+    commit(&store, "p", B, 7, "f2").await;
+    let (o, p) = (k("o"), k("p"));
+    assert_eq!(
+        off_factor(&store, ("", ""), 2, 100).await,
+        [(o.clone(), v1.clone(), 1), (p.clone(), w1.clone(), 1)]
+    );
+    assert!(off_factor(&store, ("", ""), 1, 100).await.is_empty());
+    assert!(off_factor(&store, ("", ""), 2, 0).await.is_empty());
+    assert_eq!(
+        off_factor(&store, ("", ""), 2, 1).await,
+        [(o.clone(), v1.clone(), 1)]
+    );
+    assert_eq!(
+        off_factor(&store, (&o, &v1), 2, 1).await,
+        [(p.clone(), w1.clone(), 1)]
+    );
+
+    // Refusals first: nothing changes.
+    let before = (snapshot(&store).await, all_noncurrent(&store).await);
+    let rep = |target: &'static str, source: &'static str, path: &'static str| {
+        let (s, o, v) = (store.clone(), o.clone(), v1.clone());
+        async move { s.record_version_replica(&o, &v, target, source, path).await }
+    };
+    assert_eq!(
+        rep(B, C, "path-e1").await.unwrap(),
+        ReplicaOutcome::SourceGone
+    );
+    assert_eq!(
+        rep(B, A, "path-x").await.unwrap(),
+        ReplicaOutcome::VersionChanged {
+            current_storage_key: "path-e1".to_owned()
+        }
+    );
+    assert_unknown_backend(rep(UNKNOWN, A, "path-e1").await, UNKNOWN);
+    assert_invalid(rep(A, A, "path-e1").await, "replica target");
+    assert_eq!(
+        (snapshot(&store).await, all_noncurrent(&store).await),
+        before
+    );
+
+    // The replica: charged to its target, the version reads from both.
+    assert_eq!(
+        rep(B, A, "path-e1").await.unwrap(),
+        ReplicaOutcome::Recorded { bytes: 10 }
+    );
+    assert_eq!(quota(&store, B).await, (22, GIB, 0));
+    assert_eq!(
+        rep(B, A, "path-e1").await.unwrap(),
+        ReplicaOutcome::TargetHasCopy
+    );
+    let v = store.get_object_version(&o, &v1).await.unwrap();
+    let mut held: Vec<&str> = v.copies.iter().map(|c| c.backend_name.as_str()).collect();
+    held.sort_unstable();
+    assert_eq!(held, [A, B]);
+    assert!(v.copies.iter().all(|c| c.form.storage_key == "path-e1"));
+    assert_eq!(
+        off_factor(&store, ("", ""), 2, 100).await,
+        [(p.clone(), w1.clone(), 1)]
+    );
+    assert_eq!(
+        off_factor(&store, ("", ""), 1, 100).await,
+        [(o.clone(), v1.clone(), 2)]
+    );
+    // C admits 15 bytes: a 20-byte noncurrent version does not fit, nothing changes.
+    commit(&store, "q", A, 20, "g1").await;
+    commit(&store, "q", A, 1, "g2").await;
+    let q_versions = store
+        .list_object_versions(&k("q"), "", "", "", 10)
+        .await
+        .unwrap();
+    let old_q = q_versions.versions[1].version_id.clone();
+    let before = (snapshot(&store).await, all_noncurrent(&store).await);
+    assert_no_space(
+        store
+            .record_version_replica(&k("q"), &old_q, C, A, "path-g1")
+            .await,
+    );
+    assert_eq!(
+        (snapshot(&store).await, all_noncurrent(&store).await),
+        before
+    );
+
+    // Excess removal: at the factor nothing goes; above it the copy goes, its bytes queued.
+    assert_eq!(
+        store
+            .remove_excess_version_copy(&o, &v1, A, 2)
+            .await
+            .unwrap(),
+        None
+    );
+    let removed = store
+        .remove_excess_version_copy(&o, &v1, A, 1)
+        .await
+        .unwrap()
+        .expect("an excess copy");
+    assert_eq!(
+        (
+            removed.backend_name.as_str(),
+            removed.size_bytes,
+            removed.storage_key.as_str()
+        ),
+        (A, 10, "path-e1")
+    );
+    let v = store.get_object_version(&o, &v1).await.unwrap();
+    assert_eq!(v.copies.len(), 1);
+    assert_eq!(v.copies[0].backend_name, B);
+    // The last copy always stays.
+    assert_eq!(
+        store
+            .remove_excess_version_copy(&o, &v1, B, 1)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .remove_excess_version_copy(&o, &v1, C, 1)
+            .await
+            .unwrap(),
+        None
+    );
+    invariants(&store).await;
+    assert_eq!(
+        store.complete_cleanup_item(&removed.cleanup).await.unwrap(),
+        CleanupOutcome::Completed
+    );
+    invariants(&store).await;
+}

@@ -11,7 +11,10 @@ use crate::engine::{Engine, EngineOps, SchemaVersion};
 use crate::error::Result;
 use crate::locks::LockId;
 use crate::types::*;
-use crate::versioning::{Committed, DeleteOutcome, ObjectVersion, VersionListing, Versioning};
+use crate::versioning::{
+    Committed, DeleteOutcome, NoncurrentCopy, NoncurrentReplicas, ObjectVersion, VersionListing,
+    Versioning,
+};
 
 /// The metadata store: the one handle consumers hold.
 ///
@@ -1580,6 +1583,113 @@ impl MetadataStore {
         self.observe(
             "get_noncurrent_copies",
             self.inner.get_noncurrent_copies(key),
+        )
+        .await
+    }
+    /// One page of the noncurrent copies on `backend` in `(key, version id)` order, after
+    /// `(after_key, after_version_id)` (both empty = from the start), at most `limit` (≤ 0 ⇒
+    /// nothing): what a drain moves once the backend's current copies are done.
+    pub async fn list_noncurrent_copies_by_backend(
+        &self,
+        backend: &str,
+        after_key: &str,
+        after_version_id: &str,
+        limit: i64,
+    ) -> Result<Vec<NoncurrentCopy>> {
+        self.observe(
+            "list_noncurrent_copies_by_backend",
+            self.inner.list_noncurrent_copies_by_backend(
+                backend,
+                after_key,
+                after_version_id,
+                limit,
+            ),
+        )
+        .await
+    }
+    /// Moves the copy of noncurrent version `version_id` of `key` from `from` to `to`, only
+    /// while it is still that version's copy at `expected_storage_key` (read before copying
+    /// the bytes); see [`ops::move_version_location`](crate::ops::move_version_location).
+    /// [`MoveOutcome::Moved`] carries the source's bytes with their cleanup claim, born
+    /// claimed by this store: delete them, then [`MetadataStore::complete_cleanup_item`].
+    /// Otherwise nothing changed (`SourceGone`, `VersionChanged`, `TargetHasCopy`).
+    pub async fn move_version_location(
+        &self,
+        key: &str,
+        version_id: &str,
+        from: &str,
+        to: &str,
+        expected_storage_key: &str,
+    ) -> Result<MoveOutcome> {
+        self.observe(
+            "move_version_location",
+            self.inner
+                .move_version_location(key, version_id, from, to, expected_storage_key),
+        )
+        .await
+    }
+    /// One page of the noncurrent versions under `prefix` whose managed copies number other
+    /// than `factor`, in `(key, version id)` order after `(after_key, after_version_id)`, at
+    /// most `limit` (≤ 0 ⇒ nothing): the replicator's and the over-replication cleaner's scan.
+    pub async fn list_noncurrent_replication(
+        &self,
+        prefix: &str,
+        after_key: &str,
+        after_version_id: &str,
+        factor: i64,
+        limit: i64,
+    ) -> Result<Vec<NoncurrentReplicas>> {
+        self.observe(
+            "list_noncurrent_replication",
+            self.inner.list_noncurrent_replication(
+                prefix,
+                after_key,
+                after_version_id,
+                factor,
+                limit,
+            ),
+        )
+        .await
+    }
+    /// Adds a replica of noncurrent version `version_id` of `key` on `target`, copied from
+    /// `source` while that copy is still at `expected_storage_key`; see
+    /// [`ops::record_version_replica`](crate::ops::record_version_replica).
+    pub async fn record_version_replica(
+        &self,
+        key: &str,
+        version_id: &str,
+        target: &str,
+        source: &str,
+        expected_storage_key: &str,
+    ) -> Result<ReplicaOutcome> {
+        self.observe(
+            "record_version_replica",
+            self.inner.record_version_replica(
+                key,
+                version_id,
+                target,
+                source,
+                expected_storage_key,
+            ),
+        )
+        .await
+    }
+    /// Removes the copy of noncurrent version `version_id` of `key` on `backend` while the
+    /// version has more than `factor` copies; see
+    /// [`ops::remove_excess_version_copy`](crate::ops::remove_excess_version_copy). The
+    /// removed copy's cleanup row is born claimed by this store: delete the bytes, then
+    /// [`MetadataStore::complete_cleanup_item`].
+    pub async fn remove_excess_version_copy(
+        &self,
+        key: &str,
+        version_id: &str,
+        backend: &str,
+        factor: i64,
+    ) -> Result<Option<DeletedCopy>> {
+        self.observe(
+            "remove_excess_version_copy",
+            self.inner
+                .remove_excess_version_copy(key, version_id, backend, factor),
         )
         .await
     }

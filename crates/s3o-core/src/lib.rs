@@ -24,8 +24,8 @@ pub use handle::MetadataStore;
 pub use locks::LockId;
 pub use types::*;
 pub use versioning::{
-    CURRENT_SEQ, Committed, DeleteOutcome, NULL_VERSION_ID, ObjectVersion, VersionCopy,
-    VersionListing, Versioning,
+    CURRENT_SEQ, Committed, DeleteOutcome, NULL_VERSION_ID, NoncurrentCopy, NoncurrentReplicas,
+    ObjectVersion, VersionCopy, VersionListing, Versioning,
 };
 
 // The seam must stay dyn-compatible: the handle holds `Arc<dyn Engine>`.

@@ -324,6 +324,43 @@ pub trait VersionsTx: Send {
         version_id: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<u64>;
+    /// Re-homes the copy of noncurrent version `version_id` of `key` from backend `from` to
+    /// `to` (every other column unchanged, `last_scrubbed_at` cleared: the new copy was never
+    /// scrubbed), only when `to` has a quota row; returns the rows changed (0: no such copy,
+    /// or `to` unknown). The caller holds the key lock and moves the quota.
+    async fn move_version_copy(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<u64>;
+    /// Every copy of noncurrent version `version_id` of `key` (delete markers have none), as
+    /// [`ObjectsTx::get_existing_copies_for_update`] reads current copies, ordered by
+    /// `(created_at, backend_name)`. The caller holds the key lock.
+    async fn version_copies_for_update(
+        &mut self,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Vec<ExistingCopy>>;
+    /// Copies the row of noncurrent version `version_id` of `key` on `source` to `target`
+    /// (every column, `last_scrubbed_at` cleared), when that row exists, `target` has a quota
+    /// row and no copy of the version. Returns the size written; `None` when nothing was.
+    async fn insert_version_replica(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        target: &str,
+        source: &str,
+    ) -> Result<Option<i64>>;
+    /// Deletes the copy of noncurrent version `version_id` of `key` on `backend`; returns the
+    /// rows deleted.
+    async fn delete_version_copy(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        backend: &str,
+    ) -> Result<u64>;
 }
 
 /// The per-engine transactional seam: every primitive a core operation may call.

@@ -108,6 +108,28 @@ pub struct ObjectVersion {
     pub copies: Vec<ObjectLocation>,
 }
 
+/// One copy of a noncurrent version, as the workers that move and replicate noncurrent
+/// versions read it ([`crate::engine::VersionStore::list_noncurrent_copies_by_backend`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoncurrentCopy {
+    /// The version's id (`"null"` for the null version).
+    pub version_id: String,
+    /// The copy with every stored-form column (`object_key`, `backend_name`, size, path).
+    pub location: ObjectLocation,
+}
+
+/// A noncurrent version whose managed copies number other than a replication factor
+/// ([`crate::engine::VersionStore::list_noncurrent_replication`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoncurrentReplicas {
+    /// The ledger key.
+    pub object_key: String,
+    /// The version's id.
+    pub version_id: String,
+    /// How many managed copies the version has.
+    pub copies: i64,
+}
+
 /// What a commit into a bucket did ([`crate::ops::commit_object_in_bucket`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committed {

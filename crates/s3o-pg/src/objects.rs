@@ -262,8 +262,8 @@ impl ObjectsTx for PgTx {
         validate::key(key)?;
         validate::backend(target)?;
         validate::backend(source)?;
-        // One statement: copies every stored-form column and created_at from the source row;
-        // nothing when the source is gone or the target already has a copy. It also says
+        // One statement: copies every stored-form column, the version id and created_at from
+        // the source row; nothing when the source is gone or the target already has a copy. It also says
         // whether the target exists, so an unknown target is `UnknownBackend` whether or not
         // the source is there (and never a foreign-key error that aborts the transaction).
         let row = self
@@ -273,10 +273,12 @@ impl ObjectsTx for PgTx {
                    WHERE backend_name = $2) AS known), \
                  ins AS (INSERT INTO object_locations (object_key, backend_name, size_bytes, \
                    created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, \
-                   managed, storage_key, etag, content_type, user_metadata, attributes, tags) \
+                   managed, storage_key, etag, content_type, user_metadata, attributes, tags, \
+                   version_id) \
                    SELECT o.object_key, $2, o.size_bytes, o.created_at, o.encrypted, \
                    o.encryption_key, o.key_id, o.plaintext_size, o.content_hash, o.managed, \
-                   o.storage_key, o.etag, o.content_type, o.user_metadata, o.attributes, o.tags \
+                   o.storage_key, o.etag, o.content_type, o.user_metadata, o.attributes, o.tags, \
+                   o.version_id \
                    FROM object_locations o, known \
                    WHERE known.known AND o.object_key = $1 AND o.backend_name = $3 \
                    ON CONFLICT (object_key, backend_name) DO NOTHING RETURNING size_bytes) \

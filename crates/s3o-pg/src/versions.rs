@@ -6,13 +6,13 @@ use s3o_core::engine::VersionStore;
 use s3o_core::ops::prefix_successor;
 use s3o_core::tx::VersionsTx;
 use s3o_core::{
-    CURRENT_SEQ, DbErrorKind, ObjectLocation, ObjectVersion, Result, StoreError, VersionCopy,
-    Versioning, validate,
+    CURRENT_SEQ, DbErrorKind, ExistingCopy, NoncurrentCopy, NoncurrentReplicas, ObjectLocation,
+    ObjectVersion, Result, StoreError, VersionCopy, Versioning, validate,
 };
 use tokio_postgres::Row;
 
 use crate::PgStore;
-use crate::conn::limit_param;
+use crate::conn::{limit_param, ts};
 use crate::error::RowExt;
 use crate::objects::location_from_row;
 use crate::tx::PgTx;
@@ -278,6 +278,101 @@ impl VersionsTx for PgTx {
         )
         .await
     }
+    async fn move_version_copy(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<u64> {
+        self.execute(
+            "move version copy",
+            // The EXISTS keeps an unknown target from reaching the foreign key.
+            "UPDATE object_versions SET backend_name = $4, last_scrubbed_at = NULL \
+             WHERE object_key = $1 AND version_id = $2 AND backend_name = $3 \
+               AND EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = $4)",
+            &[&key, &version_id, &from, &to],
+        )
+        .await
+    }
+    async fn version_copies_for_update(
+        &mut self,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Vec<ExistingCopy>> {
+        // The key lock serialises every writer of the key: no row lock is needed.
+        let rows = self
+            .query(
+                "read version copies",
+                "SELECT backend_name, size_bytes, created_at, encrypted, \
+                 (encryption_key IS NOT NULL AND length(encryption_key) > 0), \
+                 COALESCE(storage_key, ''), COALESCE(etag, '') \
+                 FROM object_versions \
+                 WHERE object_key = $1 AND version_id = $2 AND backend_name IS NOT NULL \
+                 ORDER BY created_at, backend_name COLLATE \"C\"",
+                &[&key, &version_id],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| -> Result<ExistingCopy> {
+                Ok(ExistingCopy {
+                    backend_name: r.col(0)?,
+                    size_bytes: r.col(1)?,
+                    created_at: ts(r.col(2)?),
+                    encrypted: r.col(3)?,
+                    has_dek: r.col(4)?,
+                    storage_key: r.col(5)?,
+                    etag: r.col(6)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_version_replica(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        target: &str,
+        source: &str,
+    ) -> Result<Option<i64>> {
+        // The EXISTS keeps an unknown target from reaching the foreign key (which would abort
+        // the transaction); the NOT EXISTS from the unique index.
+        let row = self
+            .query_opt(
+                "insert version replica",
+                "INSERT INTO object_versions (object_key, version_id, seq, backend_name, \
+                   size_bytes, created_at, encrypted, encryption_key, key_id, plaintext_size, \
+                   content_hash, managed, storage_key, etag, content_type, user_metadata, \
+                   attributes, tags) \
+                 SELECT object_key, version_id, seq, $3, size_bytes, created_at, encrypted, \
+                   encryption_key, key_id, plaintext_size, content_hash, managed, storage_key, \
+                   etag, content_type, user_metadata, attributes, tags \
+                 FROM object_versions \
+                 WHERE object_key = $1 AND version_id = $2 AND backend_name = $4 \
+                   AND EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = $3) \
+                   AND NOT EXISTS (SELECT 1 FROM object_versions t WHERE t.object_key = $1 \
+                                   AND t.version_id = $2 AND t.backend_name = $3) \
+                 RETURNING size_bytes",
+                &[&key, &version_id, &target, &source],
+            )
+            .await?;
+        row.map(|r| r.col(0)).transpose()
+    }
+
+    async fn delete_version_copy(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        backend: &str,
+    ) -> Result<u64> {
+        self.execute(
+            "delete version copy",
+            "DELETE FROM object_versions \
+             WHERE object_key = $1 AND version_id = $2 AND backend_name = $3",
+            &[&key, &version_id, &backend],
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -469,5 +564,101 @@ impl VersionStore for PgStore {
             .await?;
         let rows = rows.iter().map(version_row).collect::<Result<Vec<_>>>()?;
         Ok(group(rows, false))
+    }
+
+    async fn list_noncurrent_copies_by_backend(
+        &self,
+        backend: &str,
+        after_key: &str,
+        after_version_id: &str,
+        limit: i64,
+    ) -> Result<Vec<NoncurrentCopy>> {
+        validate::backend(backend)?;
+        validate::prefix("after key", after_key)?;
+        validate::prefix("after version id", after_version_id)?;
+        let Some(limit) = validate::batch_limit(limit) else {
+            return Ok(Vec::new());
+        };
+        let limit = limit_param(limit);
+        // Served by idx_object_versions_backend; (key, version id) in byte order.
+        let rows = self
+            .db
+            .query(
+                "list noncurrent copies by backend",
+                &format!(
+                    "SELECT {}, v.version_id FROM object_versions v \
+                     WHERE v.backend_name = $1 \
+                       AND (v.object_key COLLATE \"C\" > $2 \
+                            OR (v.object_key = $2 AND v.version_id COLLATE \"C\" > $3)) \
+                     ORDER BY v.object_key COLLATE \"C\", v.version_id COLLATE \"C\" LIMIT $4",
+                    version_columns("v")
+                ),
+                &[&backend, &after_key, &after_version_id, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NoncurrentCopy {
+                    location: location_from_row(r)?,
+                    version_id: r.col(17)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_noncurrent_replication(
+        &self,
+        prefix: &str,
+        after_key: &str,
+        after_version_id: &str,
+        factor: i64,
+        limit: i64,
+    ) -> Result<Vec<NoncurrentReplicas>> {
+        validate::prefix("prefix", prefix)?;
+        validate::prefix("after key", after_key)?;
+        validate::prefix("after version id", after_version_id)?;
+        let Some(limit) = validate::batch_limit(limit) else {
+            return Ok(Vec::new());
+        };
+        let limit = limit_param(limit);
+        let lower = if after_key.as_bytes() > prefix.as_bytes() {
+            after_key
+        } else {
+            prefix
+        };
+        let upper = prefix_successor(prefix);
+        // Key range in byte order ($1 lower bound, $2 upper bound, NULL = none); markers have
+        // no backend.
+        let rows = self
+            .db
+            .query(
+                "list noncurrent replication",
+                "SELECT object_key, version_id, count(*) FROM object_versions \
+                 WHERE object_key COLLATE \"C\" >= $1 \
+                   AND ($2::text IS NULL OR object_key COLLATE \"C\" < $2) \
+                   AND backend_name IS NOT NULL AND managed \
+                   AND (object_key COLLATE \"C\" > $3 \
+                        OR (object_key = $3 AND version_id COLLATE \"C\" > $4)) \
+                 GROUP BY object_key, version_id HAVING count(*) <> $5 \
+                 ORDER BY object_key COLLATE \"C\", version_id COLLATE \"C\" LIMIT $6",
+                &[
+                    &lower,
+                    &upper,
+                    &after_key,
+                    &after_version_id,
+                    &factor,
+                    &limit,
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NoncurrentReplicas {
+                    object_key: r.col(0)?,
+                    version_id: r.col(1)?,
+                    copies: r.col(2)?,
+                })
+            })
+            .collect()
     }
 }

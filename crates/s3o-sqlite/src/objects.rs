@@ -297,9 +297,9 @@ pub(crate) fn delete_from_backend(db: &Db<'_>, key: &str, backend: &str) -> Resu
     Ok(())
 }
 
-/// Copies the source row to `target` (every stored-form column and `created_at`; the
-/// replica's bytes are not yet verified, so `last_scrubbed_at` starts `NULL`) when the source
-/// exists and the target has no copy, in one statement. Returns the size written.
+/// Copies the source row to `target` (every stored-form column, the version id and
+/// `created_at`; the replica's bytes are not yet verified, so `last_scrubbed_at` starts
+/// `NULL`) when the source exists and the target has no copy, in one statement. Returns the size written.
 pub(crate) fn insert_replica(
     db: &Db<'_>,
     key: &str,
@@ -311,10 +311,10 @@ pub(crate) fn insert_replica(
         "INSERT INTO object_locations \
          (object_key, backend_name, size_bytes, created_at, encrypted, encryption_key, key_id, \
           plaintext_size, content_hash, managed, storage_key, etag, content_type, \
-          user_metadata, attributes, tags) \
+          user_metadata, attributes, tags, version_id) \
          SELECT object_key, ?2, size_bytes, created_at, encrypted, encryption_key, key_id, \
                 plaintext_size, content_hash, managed, storage_key, etag, content_type, \
-                user_metadata, attributes, tags \
+                user_metadata, attributes, tags, version_id \
          FROM object_locations \
          WHERE object_key = ?1 AND backend_name = ?3 \
            AND EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = ?2) \

@@ -564,6 +564,67 @@ impl VersionsTx for SqliteTx {
         })
         .await
     }
+    async fn move_version_copy(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<u64> {
+        let (key, vid, from, to) = (
+            key.to_owned(),
+            version_id.to_owned(),
+            from.to_owned(),
+            to.to_owned(),
+        );
+        self.run_now("move version copy", move |db| {
+            versions::move_copy(db, &key, &vid, &from, &to)
+        })
+        .await
+    }
+    async fn version_copies_for_update(
+        &mut self,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Vec<ExistingCopy>> {
+        let (key, vid) = (key.to_owned(), version_id.to_owned());
+        self.run_now("read version copies", move |db| {
+            versions::version_copies(db, &key, &vid)
+        })
+        .await
+    }
+
+    async fn insert_version_replica(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        target: &str,
+        source: &str,
+    ) -> Result<Option<i64>> {
+        let (key, vid, target, source) = (
+            key.to_owned(),
+            version_id.to_owned(),
+            target.to_owned(),
+            source.to_owned(),
+        );
+        self.run_now("insert version replica", move |db| {
+            versions::insert_version_replica(db, &key, &vid, &target, &source)
+        })
+        .await
+    }
+
+    async fn delete_version_copy(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        backend: &str,
+    ) -> Result<u64> {
+        let (key, vid, backend) = (key.to_owned(), version_id.to_owned(), backend.to_owned());
+        self.run_now("delete version copy", move |db| {
+            versions::delete_version_copy(db, &key, &vid, &backend)
+        })
+        .await
+    }
 }
 
 #[async_trait]

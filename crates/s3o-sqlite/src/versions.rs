@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use rusqlite::{Row, named_params, params};
 use s3o_core::engine::VersionStore;
 use s3o_core::{
-    CURRENT_SEQ, KeyBound, ObjectLocation, ObjectVersion, Result, StoreError, VersionCopy,
-    Versioning, validate,
+    CURRENT_SEQ, ExistingCopy, KeyBound, NoncurrentCopy, NoncurrentReplicas, ObjectLocation,
+    ObjectVersion, Result, StoreError, Timestamp, VersionCopy, Versioning, validate,
 };
 
 use crate::SqliteStore;
@@ -246,6 +246,97 @@ pub(crate) fn set_current_id(db: &Db<'_>, key: &str, version_id: Option<&str>) -
     Ok(())
 }
 
+/// Re-homes one noncurrent copy onto `to` when `to` has a quota row.
+pub(crate) fn move_copy(
+    db: &Db<'_>,
+    key: &str,
+    version_id: &str,
+    from: &str,
+    to: &str,
+) -> Result<u64> {
+    let n = db.execute(
+        "move version copy",
+        // The EXISTS keeps an unknown target from reaching the foreign key.
+        "UPDATE object_versions SET backend_name = :to, last_scrubbed_at = NULL \
+         WHERE object_key = :key AND version_id = :vid AND backend_name = :from \
+           AND EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :to)",
+        named_params! {":key": key, ":vid": version_id, ":from": from, ":to": to},
+    )?;
+    Ok(n as u64)
+}
+
+/// The copies of one noncurrent version, as `existing_copies` reads current ones.
+pub(crate) fn version_copies(
+    db: &Db<'_>,
+    key: &str,
+    version_id: &str,
+) -> Result<Vec<ExistingCopy>> {
+    db.query_vec(
+        "read version copies",
+        // Served by idx_object_versions_copy.
+        "SELECT backend_name, size_bytes, created_at, encrypted, \
+                coalesce(length(encryption_key), 0) > 0, coalesce(storage_key, ''), \
+                coalesce(etag, '') \
+         FROM object_versions \
+         WHERE object_key = ?1 AND version_id = ?2 AND backend_name IS NOT NULL \
+         ORDER BY created_at, backend_name",
+        params![key, version_id],
+        |r| {
+            Ok(ExistingCopy {
+                backend_name: r.get(0)?,
+                size_bytes: r.get(1)?,
+                created_at: Timestamp::from_micros(r.get(2)?),
+                encrypted: r.get(3)?,
+                has_dek: r.get(4)?,
+                storage_key: r.get(5)?,
+                etag: r.get(6)?,
+            })
+        },
+    )
+}
+
+/// Copies one noncurrent copy's row to `target`; the size written, `None` when nothing was.
+pub(crate) fn insert_version_replica(
+    db: &Db<'_>,
+    key: &str,
+    version_id: &str,
+    target: &str,
+    source: &str,
+) -> Result<Option<i64>> {
+    db.query_opt(
+        "insert version replica",
+        "INSERT INTO object_versions (object_key, version_id, seq, backend_name, size_bytes, \
+           created_at, encrypted, encryption_key, key_id, plaintext_size, content_hash, managed, \
+           storage_key, etag, content_type, user_metadata, attributes, tags) \
+         SELECT object_key, version_id, seq, :target, size_bytes, created_at, encrypted, \
+           encryption_key, key_id, plaintext_size, content_hash, managed, storage_key, etag, \
+           content_type, user_metadata, attributes, tags \
+         FROM object_versions \
+         WHERE object_key = :key AND version_id = :vid AND backend_name = :source \
+           AND EXISTS (SELECT 1 FROM backend_quotas WHERE backend_name = :target) \
+           AND NOT EXISTS (SELECT 1 FROM object_versions t WHERE t.object_key = :key \
+                           AND t.version_id = :vid AND t.backend_name = :target) \
+         RETURNING size_bytes",
+        named_params! {":key": key, ":vid": version_id, ":target": target, ":source": source},
+        |r| r.get(0),
+    )
+}
+
+/// Deletes one noncurrent copy.
+pub(crate) fn delete_version_copy(
+    db: &Db<'_>,
+    key: &str,
+    version_id: &str,
+    backend: &str,
+) -> Result<u64> {
+    let n = db.execute(
+        "delete version copy",
+        "DELETE FROM object_versions WHERE object_key = ?1 AND version_id = ?2 AND backend_name = ?3",
+        params![key, version_id, backend],
+    )?;
+    Ok(n as u64)
+}
+
 /// The current copies of `key` as version rows (only version `version_id` when given).
 fn current_rows(db: &Db<'_>, key: &str, version_id: Option<&str>) -> Result<Vec<VersionRow>> {
     let sql = |filter: &str| {
@@ -445,5 +536,101 @@ impl VersionStore for SqliteStore {
             })
             .await?;
         Ok(group(rows, false))
+    }
+
+    async fn list_noncurrent_copies_by_backend(
+        &self,
+        backend: &str,
+        after_key: &str,
+        after_version_id: &str,
+        limit: i64,
+    ) -> Result<Vec<NoncurrentCopy>> {
+        validate::backend(backend)?;
+        validate::prefix("after key", after_key)?;
+        validate::prefix("after version id", after_version_id)?;
+        let Some(limit) = validate::batch_limit(limit) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (b, k, v) = (
+            backend.to_owned(),
+            after_key.to_owned(),
+            after_version_id.to_owned(),
+        );
+        self.conns
+            .read("list noncurrent copies by backend", move |db| {
+                // Served by idx_object_versions_backend; (key, version id) in byte order.
+                db.query_vec(
+                    "list noncurrent copies by backend",
+                    &format!(
+                        "SELECT {}, v.version_id FROM object_versions v \
+                         WHERE v.backend_name = :b \
+                           AND (v.object_key > :k OR (v.object_key = :k AND v.version_id > :v)) \
+                         ORDER BY v.object_key, v.version_id LIMIT :limit",
+                        version_columns("v")
+                    ),
+                    named_params! {":b": b, ":k": k, ":v": v, ":limit": limit},
+                    |r| {
+                        Ok(NoncurrentCopy {
+                            location: location_from_row(r)?,
+                            version_id: r.get(17)?,
+                        })
+                    },
+                )
+            })
+            .await
+    }
+
+    async fn list_noncurrent_replication(
+        &self,
+        prefix: &str,
+        after_key: &str,
+        after_version_id: &str,
+        factor: i64,
+        limit: i64,
+    ) -> Result<Vec<NoncurrentReplicas>> {
+        validate::prefix("prefix", prefix)?;
+        validate::prefix("after key", after_key)?;
+        validate::prefix("after version id", after_version_id)?;
+        let Some(limit) = validate::batch_limit(limit) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (prefix, k, v) = (
+            prefix.to_owned(),
+            after_key.to_owned(),
+            after_version_id.to_owned(),
+        );
+        self.conns
+            .read("list noncurrent replication", move |db| {
+                let bound = if k.is_empty() {
+                    KeyBound::Start
+                } else {
+                    KeyBound::From(&k)
+                };
+                let range = KeyRange::new(&prefix, bound);
+                // Served by idx_object_versions_seq (key order); markers have no backend.
+                let sql = format!(
+                    "SELECT object_key, version_id, count(*) FROM object_versions \
+                     WHERE {} AND backend_name IS NOT NULL AND managed = 1 \
+                       AND (object_key > :k OR (object_key = :k AND version_id > :v)) \
+                     GROUP BY object_key, version_id HAVING count(*) <> :factor \
+                     ORDER BY object_key, version_id LIMIT :limit",
+                    range.predicate("object_key")
+                );
+                let mut p = range.params();
+                p.push((":k", &k));
+                p.push((":v", &v));
+                p.push((":factor", &factor));
+                p.push((":limit", &limit));
+                db.query_vec("list noncurrent replication", &sql, p.as_slice(), |r| {
+                    Ok(NoncurrentReplicas {
+                        object_key: r.get(0)?,
+                        version_id: r.get(1)?,
+                        copies: r.get(2)?,
+                    })
+                })
+            })
+            .await
     }
 }

@@ -25,8 +25,8 @@ pub use s3o_core::{
 };
 /// Versioning (DESIGN decision 25): bucket state, version reads, outcomes and listings.
 pub use s3o_core::{
-    CURRENT_SEQ, Committed, DeleteOutcome, NULL_VERSION_ID, ObjectVersion, VersionListing,
-    Versioning,
+    CURRENT_SEQ, Committed, DeleteOutcome, NULL_VERSION_ID, NoncurrentCopy, NoncurrentReplicas,
+    ObjectVersion, VersionListing, Versioning,
 };
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.

@@ -461,6 +461,41 @@ pub trait EngineOps: Engine {
         )
         .await
     }
+    /// Moves a noncurrent version's copy between backends (see
+    /// [`ops::move_version_location`]).
+    async fn move_version_location(
+        &self,
+        key: &str,
+        version_id: &str,
+        from: &str,
+        to: &str,
+        expected_storage_key: &str,
+    ) -> Result<MoveOutcome> {
+        ops::move_version_location(self, key, version_id, from, to, expected_storage_key).await
+    }
+    /// Records a replica of a noncurrent version (see [`ops::record_version_replica`]).
+    async fn record_version_replica(
+        &self,
+        key: &str,
+        version_id: &str,
+        target: &str,
+        source: &str,
+        expected_storage_key: &str,
+    ) -> Result<ReplicaOutcome> {
+        ops::record_version_replica(self, key, version_id, target, source, expected_storage_key)
+            .await
+    }
+    /// Removes an excess copy of a noncurrent version (see
+    /// [`ops::remove_excess_version_copy`]).
+    async fn remove_excess_version_copy(
+        &self,
+        key: &str,
+        version_id: &str,
+        backend: &str,
+        factor: i64,
+    ) -> Result<Option<DeletedCopy>> {
+        ops::remove_excess_version_copy(self, key, version_id, backend, factor).await
+    }
 }
 
 impl<T: Engine + ?Sized> EngineOps for T {}

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::versioning::{ObjectVersion, Versioning};
+use crate::versioning::{NoncurrentCopy, NoncurrentReplicas, ObjectVersion, Versioning};
 
 /// The versioning reads and the bucket setting an engine implements.
 #[async_trait]
@@ -36,4 +36,28 @@ pub trait VersionStore: Send + Sync {
         max_seq: i64,
         limit: usize,
     ) -> Result<Vec<ObjectVersion>>;
+    /// One page of the noncurrent copies on `backend` (delete markers have none), in
+    /// `(object_key, version_id)` order (byte-wise), starting after `(after_key,
+    /// after_version_id)` (both empty = from the start). At most `limit` (≤ 0 ⇒ nothing). What
+    /// a drain or a rebalance moves once the backend's current copies are done.
+    async fn list_noncurrent_copies_by_backend(
+        &self,
+        backend: &str,
+        after_key: &str,
+        after_version_id: &str,
+        limit: i64,
+    ) -> Result<Vec<NoncurrentCopy>>;
+    /// One page of the noncurrent versions of keys starting with `prefix` (byte-wise) whose
+    /// managed copies number other than `factor` (under- and over-replicated alike), in
+    /// `(object_key, version_id)` order, after `(after_key, after_version_id)` (both empty =
+    /// from the start). At most `limit` (≤ 0 ⇒ nothing). Delete markers have no copies and
+    /// are never listed.
+    async fn list_noncurrent_replication(
+        &self,
+        prefix: &str,
+        after_key: &str,
+        after_version_id: &str,
+        factor: i64,
+        limit: i64,
+    ) -> Result<Vec<NoncurrentReplicas>>;
 }

@@ -45,6 +45,10 @@ pub use quota::{
     QuotaDeltas, apply_ledger_deltas, apply_quota_deltas, pick_backend_with_space,
     pick_least_utilized, reconcile_usage, require_known,
 };
-pub use replication::{record_replica, remove_excess_copy};
+pub use replication::{
+    record_replica, record_version_replica, remove_excess_copy, remove_excess_version_copy,
+};
 pub use tags::{set_object_tags, set_version_tags};
-pub use versions::{delete_object_in_bucket, list_object_versions, new_version_id};
+pub use versions::{
+    delete_object_in_bucket, list_object_versions, move_version_location, new_version_id,
+};

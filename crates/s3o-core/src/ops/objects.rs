@@ -743,6 +743,9 @@ impl TxBody for Move<'_> {
         if tx.check_object_exists_on_backend(self.key, self.to).await? {
             return Ok(MoveOutcome::TargetHasCopy);
         }
+        // The version id lives beside the stored form (DESIGN decision 25): a moved current
+        // copy of a versioned key keeps it, or the version would read as `null` afterwards.
+        let version_id = tx.current_version_id(self.key).await?;
         tx.delete_object_from_backend(self.key, self.from).await?;
         // Every stored-form column travels, and so does created_at: a move is not a new
         // version of the object (Last-Modified and intent supersession stay correct).
@@ -752,6 +755,9 @@ impl TxBody for Move<'_> {
             ..src
         };
         tx.insert_object_location(&moved).await?;
+        if let Some(v) = version_id.filter(|v| v != crate::versioning::NULL_VERSION_ID) {
+            tx.set_current_version_id(self.key, Some(&v)).await?;
+        }
         let mut deltas = QuotaDeltas::new();
         deltas.insert(self.from.to_owned(), -moved.size_bytes);
         deltas.insert(self.to.to_owned(), moved.size_bytes);

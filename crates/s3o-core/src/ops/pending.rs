@@ -37,6 +37,21 @@ async fn drop_intent(
                 c.storage_key.as_str()
             }) == path
     });
+    // A noncurrent version's copy at that path (a drain moved it there under this intent) is
+    // live too: its bytes are the version's (DESIGN decision 25).
+    let live = live
+        || tx
+            .key_versions_for_update(&p.object_key)
+            .await?
+            .iter()
+            .any(|v| {
+                v.backend_name.as_deref() == Some(p.backend_name.as_str())
+                    && (if v.storage_key.is_empty() {
+                        p.object_key.as_str()
+                    } else {
+                        v.storage_key.as_str()
+                    }) == path
+            });
     if live {
         return Ok(Vec::new());
     }

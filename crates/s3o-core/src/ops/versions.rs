@@ -21,7 +21,7 @@ use crate::engine::VersionStore;
 use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
 use crate::types::{
-    CleanupEntry, DeletedCopy, ExistingCopy, ObjectLocation, StoredForm, Timestamp,
+    CleanupEntry, DeletedCopy, ExistingCopy, MoveOutcome, ObjectLocation, StoredForm, Timestamp,
 };
 use crate::validate;
 use crate::versioning::{
@@ -356,6 +356,114 @@ pub async fn delete_object_in_bucket<R: Runner + ?Sized>(
             key,
             version_id,
             new_id: new_version_id(),
+        },
+    )
+    .await
+}
+
+struct MoveVersion<'a> {
+    instance: &'a str,
+    key: &'a str,
+    version_id: &'a str,
+    from: &'a str,
+    to: &'a str,
+    expected: &'a str,
+}
+
+#[async_trait]
+impl TxBody for MoveVersion<'_> {
+    type Output = MoveOutcome;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<MoveOutcome> {
+        tx.acquire_key_lock(self.key).await?;
+        let rows = tx.key_versions_for_update(self.key).await?;
+        let mine = |b: &str| {
+            rows.iter()
+                .find(|v| v.version_id == self.version_id && v.backend_name.as_deref() == Some(b))
+        };
+        // Gone from object_versions: the version was deleted, moved already, or became current
+        // again (a deletion of the current version promoted it); either way not ours to move.
+        let Some(src) = mine(self.from) else {
+            return Ok(MoveOutcome::SourceGone);
+        };
+        let current = if src.storage_key.is_empty() {
+            self.key
+        } else {
+            src.storage_key.as_str()
+        };
+        if current != self.expected {
+            return Ok(MoveOutcome::VersionChanged {
+                current_storage_key: current.to_owned(),
+            });
+        }
+        if mine(self.to).is_some() {
+            return Ok(MoveOutcome::TargetHasCopy);
+        }
+        let (size, storage_key) = (src.size_bytes, src.storage_key.clone());
+        // The row travels whole (stored form, created_at, seq): a move is not a new version.
+        if tx
+            .move_version_copy(self.key, self.version_id, self.from, self.to)
+            .await?
+            == 0
+        {
+            return Err(StoreError::UnknownBackend {
+                backend: self.to.to_owned(),
+            });
+        }
+        let mut deltas = QuotaDeltas::new();
+        deltas.insert(self.from.to_owned(), -size);
+        deltas.insert(self.to.to_owned(), size);
+        // The source's bytes stay on the source backend until deleted: outbox.
+        let entry = orphan_entry(self.key, self.from, &storage_key, size, "moved");
+        let mut orphan = QuotaDeltas::new();
+        let mut source = enqueue_orphans(tx, self.instance, vec![entry], &mut orphan).await?;
+        apply_ledger_deltas(tx, &deltas, &orphan).await?;
+        Ok(MoveOutcome::Moved {
+            bytes: size,
+            source: source.remove(0),
+        })
+    }
+}
+
+/// Moves the copy of noncurrent version `version_id` of `key` from one backend to another,
+/// as [`super::move_object_location`] moves a current copy: only while that copy is still a
+/// noncurrent copy of the version on `from` at `expected_storage_key` (the path the caller
+/// read before copying the bytes to the same path on `to`), every column carried over. The
+/// quota moves exactly in the same transaction (the target's charge guarded: `NoSpaceAvailable`
+/// rolls back), and the source's bytes are enqueued for cleanup with a claim held by this store
+/// (charged to the source's `orphan_bytes`), returned in [`MoveOutcome::Moved`]. Otherwise,
+/// with nothing changed: `SourceGone` (the version was deleted, became current again, or has
+/// no copy on `from`), `VersionChanged` (another path), `TargetHasCopy` (the version already
+/// has a copy on `to`), checked in that order under the key lock. `from == to` ⇒
+/// `InvalidInput`; `to` without a quota row ⇒ `UnknownBackend`.
+#[tracing::instrument(name = "move_version_location", level = "debug", skip_all, fields(key = %key, version = %version_id, from = %from, to = %to))]
+pub async fn move_version_location<R: Runner + ?Sized>(
+    runner: &R,
+    key: &str,
+    version_id: &str,
+    from: &str,
+    to: &str,
+    expected_storage_key: &str,
+) -> Result<MoveOutcome> {
+    validate::key(key)?;
+    check_version_id(version_id)?;
+    validate::backend(from)?;
+    validate::backend(to)?;
+    validate::storage_path(expected_storage_key)?;
+    if from == to {
+        return Err(StoreError::invalid(
+            "move target",
+            format!("the source and the target are both {from:?}"),
+        ));
+    }
+    with_tx_val(
+        runner,
+        &MoveVersion {
+            instance: runner.instance_id(),
+            key,
+            version_id,
+            from,
+            to,
+            expected: expected_storage_key,
         },
     )
     .await

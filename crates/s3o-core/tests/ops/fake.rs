@@ -607,11 +607,16 @@ impl VersionsTx for FakeTx {
             .contains(name)
             .then_some(Versioning::Unversioned))
     }
-    async fn current_version_id(&mut self, _key: &str) -> Result<Option<String>> {
-        Err(unmodelled())
+    async fn current_version_id(&mut self, key: &str) -> Result<Option<String>> {
+        // The fake keeps no version ids: every current copy is the null version.
+        self.note(format!("current_version_id({key})"))?;
+        let has = self.work.copies.keys().any(|(k, _)| k == key);
+        Ok(has.then(|| "null".to_owned()))
     }
-    async fn key_versions_for_update(&mut self, _key: &str) -> Result<Vec<VersionCopy>> {
-        Err(unmodelled())
+    async fn key_versions_for_update(&mut self, key: &str) -> Result<Vec<VersionCopy>> {
+        // The fake keeps no versions: every key has none (what an unversioned ledger holds).
+        self.note(format!("key_versions_for_update({key})"))?;
+        Ok(Vec::new())
     }
     async fn archive_current_copies(&mut self, _: &str, _: &str, _: i64) -> Result<u64> {
         Err(unmodelled())
@@ -634,6 +639,24 @@ impl VersionsTx for FakeTx {
         _: &str,
         _: &std::collections::BTreeMap<String, String>,
     ) -> Result<u64> {
+        Err(unmodelled())
+    }
+    async fn move_version_copy(&mut self, _: &str, _: &str, _: &str, _: &str) -> Result<u64> {
+        Err(unmodelled())
+    }
+    async fn version_copies_for_update(&mut self, _: &str, _: &str) -> Result<Vec<ExistingCopy>> {
+        Err(unmodelled())
+    }
+    async fn insert_version_replica(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<i64>> {
+        Err(unmodelled())
+    }
+    async fn delete_version_copy(&mut self, _: &str, _: &str, _: &str) -> Result<u64> {
         Err(unmodelled())
     }
 }

@@ -10,7 +10,8 @@
 //! after an interruption, running the drain again re-copies at most one batch and finishes;
 //! its last step deletes bytes of the configured buckets left on the backend that no ledger
 //! copy, intent or upload references (e.g. the source of a move whose delete was
-//! interrupted).
+//! interrupted). Noncurrent versions' copies move the same way, after the current copies
+//! (`move_version_location`), so a drained backend ends empty.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path;
-use s3o_store::{DeletedCopy, LockId, MoveOutcome, ObjectLocation, StoreError};
+use s3o_store::{DeletedCopy, LockId, MoveOutcome, NoncurrentCopy, ObjectLocation, StoreError};
 
 use super::{
     Ctx, backend_up, copy_under_intent, delete_path, delete_queued, end_copy, referenced, settle,
@@ -205,6 +206,7 @@ async fn run(
         report.progress.remaining_bytes = bytes;
         progress(&report.progress);
     }
+    drain_noncurrent(ctx, &from, progress, report, &mut deferred).await?;
     if let Some((t, _, _)) = deferred.last() {
         tokio::time::sleep_until((*t).into()).await;
     }
@@ -281,6 +283,195 @@ async fn move_one(
         Moved::Yes(bytes, source) => (Step::Moved(bytes), Some((key.clone(), source))),
         Moved::NotCopied | Moved::NoRoom | Moved::StillOnSource => (Step::Failed, None),
         Moved::Changed => (Step::Skipped, None),
+    })
+}
+
+/// The backends other than `from` that answer, in routing order: where a batch's copies
+/// may go.
+async fn up_targets(ctx: &Ctx, from: &str) -> Vec<String> {
+    let mut up = Vec::new();
+    for name in ctx.backends.order() {
+        if name != from
+            && let Some(b) = ctx.backends.get(name)
+            && backend_up(b).await
+        {
+            up.push(name.clone());
+        }
+    }
+    up
+}
+
+/// The second half of the move loop: every noncurrent version's copy on `from`, in (key,
+/// version id) order, moved like a current copy (bytes to the same path on the target under a
+/// write intent, then `move_version_location` naming the version and the path copied), so a
+/// drained backend ends empty (DESIGN decision 25). Runs after the current copies: a version
+/// made current again after the first pass went by its key stays, is counted as failed, and
+/// the next run moves it.
+async fn drain_noncurrent(
+    ctx: &Ctx,
+    from: &Backend,
+    progress: &mut (dyn FnMut(&DrainProgress) + Send),
+    report: &mut DrainReport,
+    deferred: &mut Vec<(Instant, String, Displaced)>,
+) -> LResult<()> {
+    let batch = i64::from(ctx.settings.drain.batch_size);
+    let concurrency = ctx.settings.drain.concurrency as usize;
+    let (mut after_key, mut after_vid) = (String::new(), String::new());
+    loop {
+        let page = ctx
+            .store
+            .list_noncurrent_copies_by_backend(&from.name, &after_key, &after_vid, batch)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after_key = last.location.object_key.clone();
+        after_vid = last.version_id.clone();
+        let up = up_targets(ctx, &from.name).await;
+        let up_ref = &up;
+        let steps: Vec<LResult<(Step, Option<Source>)>> = futures::stream::iter(page)
+            .map(|c| async move { move_noncurrent_one(ctx, from, &c, up_ref).await })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        for step in steps {
+            let (step, source) = step?;
+            match step {
+                Step::Moved(size) => {
+                    report.progress.moved += 1;
+                    report.progress.moved_bytes += u64::try_from(size).unwrap_or(0);
+                }
+                Step::Dropped => report.progress.dropped += 1,
+                Step::Skipped => {}
+                Step::Failed => report.progress.failed += 1,
+            }
+            if let Some((k, d)) = source {
+                deferred.push((Instant::now() + READ_GRACE, k, d));
+            }
+        }
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(deferred)
+            .into_iter()
+            .partition(|(t, _, _)| *t <= now);
+        *deferred = later;
+        for (_, k, d) in due {
+            release_source(ctx, &k, d).await?;
+        }
+        let (n, bytes) = ctx.store.backend_object_stats(&from.name).await?;
+        report.progress.remaining = n;
+        report.progress.remaining_bytes = bytes;
+        progress(&report.progress);
+    }
+    Ok(())
+}
+
+/// Moves one noncurrent version's copy off `from`; returns the source bytes to delete once
+/// the grace is over. No target with room fails the copy (a noncurrent copy is never
+/// dropped here: the version may have no other).
+async fn move_noncurrent_one(
+    ctx: &Ctx,
+    from: &Backend,
+    c: &NoncurrentCopy,
+    up: &[String],
+) -> LResult<(Step, Option<Source>)> {
+    let loc = &c.location;
+    let key = &loc.object_key;
+    let holders: Vec<String> = match ctx.store.get_object_version(key, &c.version_id).await {
+        Ok(v) => v.copies.into_iter().map(|l| l.backend_name).collect(),
+        Err(StoreError::VersionNotFound { .. }) => return Ok((Step::Skipped, None)),
+        Err(e) => return Err(e),
+    };
+    let candidates: Vec<String> = up
+        .iter()
+        .filter(|n| !holders.contains(n))
+        .cloned()
+        .collect();
+    let target = if candidates.is_empty() {
+        Err(StoreError::NoSpaceAvailable)
+    } else {
+        ctx.ledger.pick_backend(loc.size_bytes, &candidates).await
+    };
+    let target = match target {
+        Ok(t) => t,
+        Err(StoreError::NoSpaceAvailable) => {
+            tracing::warn!(key = %key, version = %c.version_id, backend = %from.name, "no other backend has room for this noncurrent copy");
+            return Ok((Step::Failed, None));
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(to) = ctx.backends.get(&target) else {
+        return Ok((Step::Failed, None));
+    };
+    Ok(match move_version_copy(ctx, from, to, c).await? {
+        Moved::Yes(bytes, source) => (Step::Moved(bytes), Some((key.clone(), source))),
+        Moved::NotCopied | Moved::NoRoom | Moved::StillOnSource => (Step::Failed, None),
+        Moved::Changed => (Step::Skipped, None),
+    })
+}
+
+/// Moves noncurrent copy `c` from `from` to `to` as [`move_copy`] moves a current one: bytes
+/// streamed to the same path on `to` under a write intent there, `move_version_location`
+/// naming the version and the path copied, the intent ended either way. `Changed` when the
+/// version has no copy left on the source (deleted, or moved by someone else), `StillOnSource`
+/// when it does (it became current again, or already has a copy on `to`).
+pub(super) async fn move_version_copy(
+    ctx: &Ctx,
+    from: &Backend,
+    to: &Backend,
+    c: &NoncurrentCopy,
+) -> LResult<Moved> {
+    let loc = &c.location;
+    let key = &loc.object_key;
+    let storage_key = loc.form.storage_path(key).to_owned();
+    let copy = match copy_under_intent(
+        ctx,
+        from,
+        to,
+        key,
+        &storage_key,
+        loc.size_bytes,
+        &loc.form.etag,
+    )
+    .await?
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(key = %key, version = %c.version_id, from = %from.name, to = %to.name, error = %e, "copy for a noncurrent move failed");
+            return Ok(Moved::NotCopied);
+        }
+    };
+    let moved = ctx
+        .store
+        .move_version_location(key, &c.version_id, &from.name, &to.name, &storage_key)
+        .await;
+    // Moved or not, the copy's intent ends here: it just goes when the moved version's row
+    // names that path on the target, else our bytes there are queued and deleted.
+    end_copy(ctx, copy).await?;
+    match moved {
+        Ok(MoveOutcome::Moved { bytes, source }) => {
+            return Ok(Moved::Yes(
+                bytes,
+                Displaced {
+                    backend: from.name.clone(),
+                    storage_key,
+                    size: loc.size_bytes,
+                    claim: Some(source.cleanup),
+                },
+            ));
+        }
+        Ok(_) => {}
+        Err(StoreError::NoSpaceAvailable) => return Ok(Moved::NoRoom),
+        Err(e) => return Err(e),
+    }
+    // Refused. Whatever of the version is still on the source is left for the next run.
+    let on_source = |copies: &[ObjectLocation]| copies.iter().any(|l| l.backend_name == from.name);
+    let still_on_source = match ctx.store.get_object_version(key, &c.version_id).await {
+        Ok(v) => on_source(&v.copies),
+        Err(StoreError::VersionNotFound { .. }) => false,
+        Err(e) => return Err(e),
+    };
+    Ok(if still_on_source {
+        Moved::StillOnSource
+    } else {
+        Moved::Changed
     })
 }
 
@@ -458,8 +649,9 @@ async fn sweep_leftovers(ctx: &Ctx, b: &Backend) -> LResult<u64> {
         if keep.contains(path.as_ref()) {
             continue;
         }
-        // Noncurrent versions are not moved by a drain yet: their bytes stay where they are
-        // and are never leftovers (DESIGN decision 25).
+        // A noncurrent version's copy the move loop could not take (it runs only when every
+        // copy moved, but a version may land here meanwhile) is never a leftover (DESIGN
+        // decision 25).
         if let Some((bucket, key)) = super::reconcile::decode_object_path(path.as_ref()) {
             let owner = crate::keys::ledger_key(&bucket, &key);
             if s3o_store::limits::key(&owner).is_ok()

@@ -9,14 +9,16 @@
 //! only while it still names the version copied, the quota charged under the commit's guard
 //! (a target without room refuses, nothing changes), the source's bytes deleted after the read
 //! grace. A move that would leave the target more utilised than the source is not made.
-//! Backends over a monthly usage budget take no part (`backend_over_budget`).
+//! Backends over a monthly usage budget take no part (`backend_over_budget`). Once a
+//! backend's current copies are all tried, its noncurrent versions' copies move the same way
+//! (`move_version_location`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use s3o_store::{BackendCapacity, StoreError};
+use s3o_store::{BackendCapacity, NoncurrentCopy, ObjectLocation, StoreError};
 
-use super::drain::{Moved, READ_GRACE, move_copy, release_source};
+use super::drain::{Moved, READ_GRACE, move_copy, move_version_copy, release_source};
 use super::{Ctx, Health, Tally, within_budget};
 use crate::ledger::{Displaced, LResult};
 
@@ -26,6 +28,21 @@ use crate::ledger::{Displaced, LResult};
 fn utilisation(c: &BackendCapacity, releasing: &BTreeMap<String, i64>) -> f64 {
     let gone = releasing.get(&c.backend_name).copied().unwrap_or(0);
     (c.bytes_used + c.orphan_bytes - gone).max(0) as f64 / c.bytes_limit as f64
+}
+
+/// The copy a rebalance step moves: a current copy, or a noncurrent version's.
+enum Pick {
+    Current(ObjectLocation),
+    Noncurrent(NoncurrentCopy),
+}
+
+impl Pick {
+    fn location(&self) -> ObjectLocation {
+        match self {
+            Pick::Current(l) => l.clone(),
+            Pick::Noncurrent(c) => c.location.clone(),
+        }
+    }
 }
 
 pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
@@ -43,8 +60,9 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
         }
     }
     let mut deferred: Vec<(Instant, String, Displaced)> = Vec::new();
-    // Keys examined this pass (a key is moved at most once per pass).
+    // Keys examined this pass (a key is moved at most once per pass), and noncurrent versions.
     let mut tried: BTreeSet<String> = BTreeSet::new();
+    let mut tried_versions: BTreeSet<(String, String)> = BTreeSet::new();
     let mut releasing: BTreeMap<String, i64> = BTreeMap::new();
     let mut moves = 0u32;
     let mut attempts = 0u32;
@@ -72,23 +90,57 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
             break;
         };
         let others: Vec<&BackendCapacity> = caps[1..].iter().collect();
-        // The smallest copies first: many small moves overshoot least.
+        // The smallest copies first: many small moves overshoot least. Once no current copy
+        // is left to try, noncurrent versions' copies (DESIGN decision 25), in key order.
         let page = ctx
             .store
             .list_objects_by_backend(&from.name, i64::try_from(tried.len()).unwrap_or(0) + 100)
             .await?;
-        let Some(loc) = page.into_iter().find(|l| !tried.contains(&l.object_key)) else {
-            t.add("nothing_movable");
-            break;
+        let pick = match page.into_iter().find(|l| !tried.contains(&l.object_key)) {
+            Some(loc) => {
+                tried.insert(loc.object_key.clone());
+                Pick::Current(loc)
+            }
+            None => {
+                let page = ctx
+                    .store
+                    .list_noncurrent_copies_by_backend(
+                        &from.name,
+                        "",
+                        "",
+                        i64::try_from(tried_versions.len()).unwrap_or(0) + 100,
+                    )
+                    .await?;
+                let untried = page.into_iter().find(|c| {
+                    !tried_versions.contains(&(c.location.object_key.clone(), c.version_id.clone()))
+                });
+                let Some(c) = untried else {
+                    t.add("nothing_movable");
+                    break;
+                };
+                tried_versions.insert((c.location.object_key.clone(), c.version_id.clone()));
+                Pick::Noncurrent(c)
+            }
         };
-        tried.insert(loc.object_key.clone());
-        let holders: Vec<String> = ctx
-            .ledger
-            .copies_or_empty(&loc.object_key)
-            .await?
-            .into_iter()
-            .map(|c| c.backend)
-            .collect();
+        let loc = pick.location();
+        let holders: Vec<String> = match &pick {
+            Pick::Current(loc) => ctx
+                .ledger
+                .copies_or_empty(&loc.object_key)
+                .await?
+                .into_iter()
+                .map(|c| c.backend)
+                .collect(),
+            Pick::Noncurrent(c) => match ctx
+                .store
+                .get_object_version(&loc.object_key, &c.version_id)
+                .await
+            {
+                Ok(v) => v.copies.into_iter().map(|l| l.backend_name).collect(),
+                Err(StoreError::VersionNotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            },
+        };
         let free: Vec<&&BackendCapacity> = others
             .iter()
             .filter(|c| !holders.contains(&c.backend_name))
@@ -103,14 +155,20 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
             .iter()
             .filter(|c| {
                 let after_target = util(c) + loc.size_bytes as f64 / c.bytes_limit as f64;
-                after_target <= after_source
+                // An exact tie is allowed: the epsilon absorbs float rounding (0.3 - 0.1 is
+                // just below 0.1 + 0.1).
+                after_target <= after_source + 1e-9
             })
             .map(|c| c.backend_name.clone())
             .collect();
         if eligible.is_empty() {
-            // The smallest movable copy overshoots: larger ones would too.
             t.add("would_overshoot");
-            break;
+            match pick {
+                // The smallest movable copy overshoots: larger ones would too.
+                Pick::Current(_) => break,
+                // Noncurrent copies come in key order: a smaller one may follow.
+                Pick::Noncurrent(_) => continue,
+            }
         }
         let target = match ctx
             .store
@@ -127,7 +185,11 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
         let Some(to) = ctx.backends.get(&target).cloned() else {
             break;
         };
-        match move_copy(ctx, &from, &to, &loc).await? {
+        let moved = match &pick {
+            Pick::Current(loc) => move_copy(ctx, &from, &to, loc).await?,
+            Pick::Noncurrent(c) => move_version_copy(ctx, &from, &to, c).await?,
+        };
+        match moved {
             Moved::Yes(bytes, source) => {
                 tracing::info!(key = %loc.object_key, from = %from.name, to = %to.name, bytes, "rebalanced a copy");
                 t.add("moved");

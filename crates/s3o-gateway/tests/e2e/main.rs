@@ -26,6 +26,7 @@ mod raw;
 mod reads;
 mod requests;
 mod rig;
+mod version_workers;
 mod versioning;
 mod writes;
 
@@ -63,6 +64,11 @@ on_both_ledgers! {
         copy_version_and_suspend,
         multipart_complete_answers_its_version,
         version_tags_acls_and_attributes,
+    ],
+    version_workers: [
+        drain_moves_every_version,
+        rebalance_moves_noncurrent_versions,
+        replicator_keeps_noncurrent_versions_at_factor,
     ],
     admin: [
         refuses_non_admins,
