@@ -415,6 +415,7 @@ pub async fn import_object_new_then_twice(store: Db) {
         c.form,
         StoredForm {
             etag: found.etag.clone(),
+            storage_key: "imp".into(),
             ..StoredForm::default()
         },
         "import records a plaintext managed copy at its own key"

@@ -467,7 +467,7 @@ pub enum MoveOutcome {
 
 /// An object already on a backend, to be brought under management by
 /// [`crate::MetadataStore::import_object`]. Its bytes stay where they are: the copy is recorded
-/// at its own key (an empty `storage_key`, the path is the object key), plaintext.
+/// at its own key (`storage_key` = the object key), plaintext.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportedObject {
     /// The ledger key the object gets; also its path on the backend.

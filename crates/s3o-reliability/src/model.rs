@@ -501,7 +501,10 @@ impl Model {
             (key.to_owned(), backend.to_owned()),
             Copy {
                 size,
-                form: StoredForm::default(),
+                form: StoredForm {
+                    storage_key: key.to_owned(),
+                    ..StoredForm::default()
+                },
                 tick,
             },
         );

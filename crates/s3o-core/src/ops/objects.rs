@@ -653,6 +653,8 @@ impl TxBody for Import<'_> {
             created_at: o.created_at,
             form: StoredForm {
                 etag: o.etag.clone(),
+                // Written out rather than left empty: readers take the path from the row.
+                storage_key: o.key.clone(),
                 ..StoredForm::default()
             },
         };

@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use md5::{Digest as _, Md5};
-use object_store::{ObjectMeta, ObjectStoreExt as _};
 use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStoreExt as _};
 use s3o_store::{ImportOutcome, ImportedObject, MetadataStore, StoreError, Timestamp};
 
 use super::reconcile::decode_object_path;
@@ -325,16 +325,22 @@ impl Run<'_> {
     }
 }
 
-/// The object's S3 ETag (without quotes): the listing's for an S3 backend; for a local
+/// The object's S3 ETag (without quotes): the listing's (or a HEAD's) for an S3 backend; for a local
 /// directory, whose listing gives no MD5, the MD5 of the file read once.
 async fn etag_of(b: &Backend, o: &ObjectMeta) -> Result<String, String> {
     if !matches!(b.raw, RawAccess::Local { .. }) {
-        return Ok(o
-            .e_tag
-            .as_deref()
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_owned());
+        // Some S3 servers leave the ETag out of listings: ask for the object's own.
+        let etag = match &o.e_tag {
+            Some(e) => Some(e.clone()),
+            None => {
+                b.store
+                    .head(&o.location)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .e_tag
+            }
+        };
+        return Ok(etag.unwrap_or_default().trim_matches('"').to_owned());
     }
     let got = b.store.get(&o.location).await.map_err(|e| e.to_string())?;
     let mut stream = got.into_stream();
