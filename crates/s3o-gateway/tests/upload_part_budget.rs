@@ -5,8 +5,8 @@
 #[path = "workers_support/mod.rs"]
 mod support;
 
-use object_store::PutPayload;
 use object_store::path::Path;
+use object_store::{ObjectStoreExt as _, PutPayload};
 use support::*;
 
 /// One backend with a 1000-byte monthly ingress budget: a 1000-byte part spends it, the next
