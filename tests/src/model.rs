@@ -14,6 +14,8 @@ struct Model {
     copies: BTreeMap<String, BTreeMap<String, i64>>,
     limit: BTreeMap<String, i64>,
     orphan: BTreeMap<String, i64>,
+    /// `(key, backend)` pairs with a cleanup-queue row (nothing here completes one).
+    queued: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Model {
@@ -28,8 +30,9 @@ impl Model {
     }
 
     /// The outbox: removed bytes stay on the backend, charged as orphans.
-    fn orphaned(&mut self, backend: &str, size: i64) {
+    fn orphaned(&mut self, key: &str, backend: &str, size: i64) {
         *self.orphan.get_mut(backend).expect("backend") += size;
+        self.queued.insert((key.to_owned(), backend.to_owned()));
     }
 
     fn has(&self, key: &str, backend: &str) -> Option<i64> {
@@ -98,7 +101,7 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                     let got = got.unwrap_or_else(|e| panic!("step {step} {label}: {e:?}"));
                     assert_eq!(sorted(got), deleted(&existing, Some(b1)), "{label}");
                     for (b, s) in deleted(&existing, Some(b1)) {
-                        model.orphaned(&b, s);
+                        model.orphaned(key, &b, s);
                     }
                     model
                         .copies
@@ -114,7 +117,7 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                     Some(existing) => {
                         assert_eq!(sorted(got.unwrap()), deleted(&existing, None), "{label}");
                         for (b, s) in deleted(&existing, None) {
-                            model.orphaned(&b, s);
+                            model.orphaned(key, &b, s);
                         }
                     }
                     None => assert!(
@@ -135,7 +138,7 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                 if had {
                     let c = model.copies.get_mut(key).unwrap();
                     let s = c.remove(b1).unwrap();
-                    model.orphaned(b1, s);
+                    model.orphaned(key, b1, s);
                     let c = model.copies.get_mut(key).unwrap();
                     if c.is_empty() {
                         model.copies.remove(key);
@@ -144,11 +147,19 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
             }
             4 => {
                 label = format!("import {key} on {b1} ({size})");
-                let got = store.import_object(key, b1, size).await;
+                let got = store
+                    .import_object(&ImportedObject::new(key, b1, size))
+                    .await;
+                // The ledger wins: a known key is never joined or replaced.
+                let known = model.copies.get(key).is_some_and(|c| !c.is_empty());
                 if model.has(key, b1).is_some() {
-                    assert!(!got.unwrap(), "{label}");
+                    assert_eq!(got.unwrap(), ImportOutcome::AlreadyImported, "{label}");
+                } else if known {
+                    assert_eq!(got.unwrap(), ImportOutcome::KeyExists, "{label}");
+                } else if model.queued.contains(&(key.to_owned(), b1.to_owned())) {
+                    assert_eq!(got.unwrap(), ImportOutcome::QueuedForCleanup, "{label}");
                 } else if model.admits(b1, size) {
-                    assert!(got.unwrap(), "{label}");
+                    assert_eq!(got.unwrap(), ImportOutcome::Imported, "{label}");
                     model
                         .copies
                         .entry(key.to_owned())
@@ -183,7 +194,7 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                             let c = model.copies.get_mut(key).unwrap();
                             c.remove(b1);
                             c.insert(b2.to_owned(), s);
-                            model.orphaned(b1, s);
+                            model.orphaned(key, b1, s);
                         } else {
                             assert_no_space(got);
                         }
@@ -226,7 +237,7 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                 }
                 if expect {
                     let s = model.copies.get_mut(key).unwrap().remove(b1).unwrap();
-                    model.orphaned(b1, s);
+                    model.orphaned(key, b1, s);
                 }
             }
             8 => {
@@ -239,7 +250,7 @@ async fn run(store: Db, seed: u64, steps: usize, limits: [i64; 3]) {
                 for k in &keys {
                     if let Some(c) = model.copies.remove(k) {
                         for (b, s) in deleted(&c, None) {
-                            model.orphaned(&b, s);
+                            model.orphaned(k, &b, s);
                         }
                         expected.insert(k.clone(), deleted(&c, None));
                     }

@@ -1,6 +1,8 @@
 //! The object ledger: record, overwrite, delete, batch delete, delete one location, import,
 //! move; stored-form round trips; unknown backends; concurrency.
 
+use std::time::Duration;
+
 use s3o_store::*;
 
 use crate::support::*;
@@ -390,46 +392,199 @@ pub async fn delete_object_location_missing_copy(store: Db) {
     assert_ledger(&store).await;
 }
 
-/// Import adds a plaintext copy once; importing again is `false` and keeps the first size.
+/// Import adds a plaintext copy at its own key once, with the ETag and time it was found
+/// with; importing again is `AlreadyImported` and keeps the first size.
 pub async fn import_object_new_then_twice(store: Db) {
     three_backends(&store).await;
-    assert!(store.import_object("imp", A, 77).await.unwrap());
+    let found = ImportedObject {
+        etag: "0123456789abcdef0123456789abcdef".into(),
+        created_at: Timestamp::from_micros(1_600_000_000_000_000),
+        ..ImportedObject::new("imp", A, 77)
+    };
+    assert_eq!(
+        store.import_object(&found).await.unwrap(),
+        ImportOutcome::Imported
+    );
     let c = copy_on(&store, "imp", A).await;
     assert_eq!(c.size_bytes, 77);
     assert_eq!(
+        c.created_at, found.created_at,
+        "the backend's last-modified"
+    );
+    assert_eq!(
         c.form,
-        StoredForm::default(),
-        "import records a plaintext managed copy"
+        StoredForm {
+            etag: found.etag.clone(),
+            storage_key: "imp".into(),
+            ..StoredForm::default()
+        },
+        "import records a plaintext managed copy at its own key"
     );
     assert_eq!(used(&store, A).await, 77);
-    assert!(!store.import_object("imp", A, 999).await.unwrap());
+    let before = snapshot(&store).await;
+    assert_eq!(
+        store
+            .import_object(&ImportedObject::new("imp", A, 999))
+            .await
+            .unwrap(),
+        ImportOutcome::AlreadyImported
+    );
+    assert_eq!(snapshot(&store).await, before);
     assert_eq!(placement(&store, "imp").await, vec![(A.to_owned(), 77)]);
-    assert_eq!(used(&store, A).await, 77);
     assert_ledger(&store).await;
 }
 
-/// Import never replaces an existing copy's form; on another backend it adds a copy.
+/// The ledger wins: a key with a copy anywhere is never joined or replaced by an import, on
+/// its own backend (a copy at another path) or on another one.
 pub async fn import_never_overwrites(store: Db) {
     three_backends(&store).await;
     let form = encrypted_form(4);
     store.record_object("k", A, 50, &form).await.unwrap();
-    assert!(!store.import_object("k", A, 50).await.unwrap());
+    store
+        .import_object(&ImportedObject::new("i", B, 5))
+        .await
+        .unwrap();
+    let before = snapshot(&store).await;
+    for (key, b) in [("k", A), ("k", B), ("i", A), ("i", C)] {
+        assert_eq!(
+            store
+                .import_object(&ImportedObject::new(key, b, 60))
+                .await
+                .unwrap(),
+            ImportOutcome::KeyExists,
+            "{key} on {b}"
+        );
+    }
+    assert_eq!(snapshot(&store).await, before);
     assert_eq!(copy_on(&store, "k", A).await.form, form);
-    assert!(store.import_object("k", B, 60).await.unwrap());
+    assert_eq!(placement(&store, "i").await, vec![(B.to_owned(), 5)]);
+    assert_ledger(&store).await;
+}
+
+/// A key with a write intent (on any backend) is in flight: the import changes nothing until
+/// the intent is gone.
+pub async fn import_refuses_a_key_in_flight(store: Db) {
+    three_backends(&store).await;
+    let p = PendingObject {
+        intent_id: "w-1".into(),
+        object_key: "k".into(),
+        backend_name: B.into(),
+        size_bytes: 10,
+        form: StoredForm::default(),
+        created_at: Timestamp::ZERO,
+    };
+    store.insert_pending(&p).await.unwrap();
+    let before = snapshot(&store).await;
     assert_eq!(
-        placement(&store, "k").await,
-        vec![(A.to_owned(), 50), (B.to_owned(), 60)]
+        store
+            .import_object(&ImportedObject::new("k", A, 3))
+            .await
+            .unwrap(),
+        ImportOutcome::InFlight
     );
-    assert_eq!(copy_on(&store, "k", A).await.form, form);
+    assert_eq!(snapshot(&store).await, before);
+    store.delete_pending("w-1").await.unwrap();
+    assert_eq!(
+        store
+            .import_object(&ImportedObject::new("k", A, 3))
+            .await
+            .unwrap(),
+        ImportOutcome::Imported
+    );
+    assert_eq!(used(&store, A).await, 3);
+    assert_ledger(&store).await;
+}
+
+/// Bytes of the key queued for deletion on the backend (queue or DLQ) are the cleanup's: an
+/// object deleted since its import is not brought back while they wait. Other backends and,
+/// once the rows are gone, the same one import again.
+pub async fn import_refuses_bytes_queued_for_cleanup(store: Db) {
+    three_backends(&store).await;
+    let first = ImportedObject::new("q", A, 8);
+    assert_eq!(
+        store.import_object(&first).await.unwrap(),
+        ImportOutcome::Imported
+    );
+    store.delete_object("q").await.unwrap();
+    let before = snapshot(&store).await;
+    assert_eq!(
+        store.import_object(&first).await.unwrap(),
+        ImportOutcome::QueuedForCleanup
+    );
+    assert_eq!(snapshot(&store).await, before);
+    // Given up on: the DLQ row still owns the bytes.
+    let claimed = store
+        .claim_pending_cleanups(10, "me", Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(store.move_cleanup_to_dlq(claimed[0].id, "x").await.unwrap());
+    assert_eq!(
+        store.import_object(&first).await.unwrap(),
+        ImportOutcome::QueuedForCleanup
+    );
+    // Another backend's bytes of the key are not the cleanup's.
+    assert_eq!(
+        store
+            .import_object(&ImportedObject::new("q", B, 2))
+            .await
+            .unwrap(),
+        ImportOutcome::Imported
+    );
+    store.delete_object("q").await.unwrap();
+    let dlq = store.list_cleanup_dlq(Some(A), 10).await.unwrap();
+    store
+        .write_off_cleanup_dlq(&dlq.iter().map(|d| d.id).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.import_object(&first).await.unwrap(),
+        ImportOutcome::Imported
+    );
+    assert_eq!(placement(&store, "q").await, vec![(A.to_owned(), 8)]);
+    assert_ledger(&store).await;
+}
+
+/// With a bucket named, a missing bucket refuses the import; an existing one admits it.
+pub async fn import_checks_the_bucket(store: Db) {
+    three_backends(&store).await;
+    let into = |bucket: &str| ImportedObject {
+        bucket: Some(bucket.to_owned()),
+        ..ImportedObject::new(&format!("{bucket}/k"), A, 4)
+    };
+    let before = snapshot(&store).await;
+    assert!(matches!(
+        store.import_object(&into("nope")).await,
+        Err(StoreError::BucketNotFound { bucket }) if bucket == "nope"
+    ));
+    assert_eq!(snapshot(&store).await, before);
+    store
+        .create_bucket(&BucketSpec::new("there"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.import_object(&into("there")).await.unwrap(),
+        ImportOutcome::Imported
+    );
     assert_ledger(&store).await;
 }
 
 /// The import's guarded charge refuses past the limit and rolls the row back.
 pub async fn import_over_quota_rolls_back(store: Db) {
     backends(&store, &[(A, 100)]).await;
-    assert!(store.import_object("fits", A, 100).await.unwrap());
+    assert_eq!(
+        store
+            .import_object(&ImportedObject::new("fits", A, 100))
+            .await
+            .unwrap(),
+        ImportOutcome::Imported
+    );
     let before = snapshot(&store).await;
-    assert_no_space(store.import_object("over", A, 1).await);
+    assert_no_space(
+        store
+            .import_object(&ImportedObject::new("over", A, 1))
+            .await,
+    );
     assert_eq!(snapshot(&store).await, before);
     assert!(copies(&store, "over").await.is_empty());
     assert_ledger(&store).await;
@@ -439,7 +594,12 @@ pub async fn import_over_quota_rolls_back(store: Db) {
 pub async fn import_unknown_backend(store: Db) {
     three_backends(&store).await;
     let before = snapshot(&store).await;
-    assert_unknown_backend(store.import_object("k", UNKNOWN, 5).await, UNKNOWN);
+    assert_unknown_backend(
+        store
+            .import_object(&ImportedObject::new("k", UNKNOWN, 5))
+            .await,
+        UNKNOWN,
+    );
     assert_eq!(snapshot(&store).await, before);
     assert_ledger(&store).await;
 }

@@ -72,7 +72,11 @@ pub async fn quota_guard_counts_orphan_bytes(store: Db) {
             .record_object("one-more", A, 1, &StoredForm::default())
             .await,
     );
-    assert_no_space(store.import_object("one-more", A, 1).await);
+    assert_no_space(
+        store
+            .import_object(&ImportedObject::new("one-more", A, 1))
+            .await,
+    );
     put(&store, "zero", A, 0).await;
     // Releasing orphan bytes makes room again.
     store.decrement_orphan_bytes(A, 1).await.unwrap();

@@ -42,7 +42,10 @@ async fn every_key_operation_rejects(store: &Db, key: &str, label: &str) {
         label,
     );
     assert_invalid(store.delete_object_location(key, A).await, label);
-    assert_invalid(store.import_object(key, A, 1).await, label);
+    assert_invalid(
+        store.import_object(&ImportedObject::new(key, A, 1)).await,
+        label,
+    );
     assert_invalid(move_copy(store, key, A, C).await, label);
     assert_invalid(replicate(store, key, C, A).await, label);
     assert_invalid(store.remove_excess_copy(key, A, 1).await, label);
@@ -107,7 +110,10 @@ pub async fn negative_sizes_rejected(store: Db) {
         store.record_object("existing", A, -5, &plain).await,
         "overwrite -5",
     );
-    assert_invalid(store.import_object("n", A, -1).await, "import -1");
+    assert_invalid(
+        store.import_object(&ImportedObject::new("n", A, -1)).await,
+        "import -1",
+    );
     let neg_plaintext = StoredForm {
         plaintext_size: -1,
         ..encrypted_form(1)
@@ -195,7 +201,10 @@ pub async fn bad_backend_names_rejected(store: Db) {
     let plain = StoredForm::default();
     for b in ["", "back\0end", long.as_str()] {
         assert_invalid(store.record_object("k", b, 1, &plain).await, "backend");
-        assert_invalid(store.import_object("k", b, 1).await, "backend");
+        assert_invalid(
+            store.import_object(&ImportedObject::new("k", b, 1)).await,
+            "backend",
+        );
         assert_invalid(move_copy(&store, "existing", A, b).await, "backend");
         assert_invalid(replicate(&store, "existing", b, A).await, "backend");
         assert_invalid(store.delete_object_location("existing", b).await, "backend");

@@ -393,13 +393,12 @@ impl MetadataStore {
         )
         .await
     }
-    /// Records a pre-existing object without overwriting (see [`ops::import_object`](crate::ops::import_object)).
-    pub async fn import_object(&self, key: &str, backend: &str, size: i64) -> Result<bool> {
-        self.observe(
-            "import_object",
-            self.inner.import_object(key, backend, size),
-        )
-        .await
+    /// Records an object found on a backend at its own key, charging its size, unless the
+    /// ledger knows the key, a write of it is in flight or its bytes there are queued for
+    /// cleanup (see [`ops::import_object`](crate::ops::import_object): the ledger wins).
+    pub async fn import_object(&self, obj: &ImportedObject) -> Result<ImportOutcome> {
+        self.observe("import_object", self.inner.import_object(obj))
+            .await
     }
     /// Moves the copy of `key` from `from` to `to`, only while the source copy is still at
     /// `expected_storage_key` (its [`StoredForm::storage_path`], read before copying the

@@ -40,6 +40,8 @@ pub trait PendingTx: Send {
     async fn delete_pending(&mut self, intent_id: &str) -> Result<()>;
     /// Deletes every intent of a backend.
     async fn delete_pending_by_backend(&mut self, backend: &str) -> Result<()>;
+    /// How many intents name `key`, on any backend (import refuses a key in flight).
+    async fn count_pending_for_key(&mut self, key: &str) -> Result<i64>;
 }
 
 /// Transactional primitives on `object_locations`.
@@ -106,6 +108,9 @@ pub trait CleanupTx: Send {
         key: &str,
         backend: &str,
     ) -> Result<(i64, i64)>;
+    /// How many cleanup-queue and DLQ rows hold bytes of `(key, backend)` (import refuses to
+    /// adopt bytes the cleanup owns).
+    async fn count_cleanup_rows(&mut self, key: &str, backend: &str) -> Result<i64>;
     /// The full queue row; `CleanupItemNotFound` when gone.
     async fn get_cleanup_queue_row(&mut self, id: i64) -> Result<CleanupQueueRow>;
     /// Inserts a DLQ row from a queue row (`original_id = row.id`,

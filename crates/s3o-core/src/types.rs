@@ -465,6 +465,59 @@ pub enum MoveOutcome {
     TargetHasCopy,
 }
 
+/// An object already on a backend, to be brought under management by
+/// [`crate::MetadataStore::import_object`]. Its bytes stay where they are: the copy is recorded
+/// at its own key (`storage_key` = the object key), plaintext.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportedObject {
+    /// The ledger key the object gets; also its path on the backend.
+    pub key: String,
+    /// The backend holding the bytes.
+    pub backend: String,
+    /// The bucket the key belongs to: when set, its row is locked as a write locks it (a
+    /// bucket being deleted cannot gain a key) and a missing bucket is `BucketNotFound`.
+    pub bucket: Option<String>,
+    /// Bytes on the backend, charged to its quota.
+    pub size: i64,
+    /// Client-visible ETag (without quotes); empty when unknown.
+    pub etag: String,
+    /// When the backend says the object was last modified; zero means now.
+    pub created_at: Timestamp,
+}
+
+impl ImportedObject {
+    /// An import of `size` bytes at `key` on `backend`, with no bucket check, no ETag and the
+    /// import time as its `created_at`.
+    pub fn new(key: &str, backend: &str, size: i64) -> ImportedObject {
+        ImportedObject {
+            key: key.to_owned(),
+            backend: backend.to_owned(),
+            bucket: None,
+            size,
+            etag: String::new(),
+            created_at: Timestamp::ZERO,
+        }
+    }
+}
+
+/// What importing one object did (see [`crate::MetadataStore::import_object`]). Every variant
+/// but [`ImportOutcome::Imported`] means nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// The copy is recorded and its size charged to the backend.
+    Imported,
+    /// The backend already holds the key's copy at its own key: imported before.
+    AlreadyImported,
+    /// The key has copies or versions the ledger knows (written through the gateway, or
+    /// imported from another backend): the ledger wins; the backend object is left alone.
+    KeyExists,
+    /// A write of the key is in flight (a write intent names it); try again later.
+    InFlight,
+    /// Bytes of the key on this backend are queued for deletion (cleanup queue or DLQ): the
+    /// object on the backend may be one the ledger has let go of; try again once it is cleaned.
+    QueuedForCleanup,
+}
+
 /// What recording a replica did (see [`crate::MetadataStore::record_replica`]). Every variant
 /// but [`ReplicaOutcome::Recorded`] means nothing changed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -53,7 +53,8 @@ pub use demo::{
 pub use server::{Gateway, ReloadReport, RunningGateway};
 pub use usage::{BackendMonthUsage, MonthUsage, month_usage};
 pub use workers::{
-    DrainProgress, DrainReport, PassResult, Worker, WorkersConfig, WorkersReport, drain,
+    DrainProgress, DrainReport, ImportEvent, ImportOptions, ImportProgress, ImportRefusal,
+    PassResult, Worker, WorkersConfig, WorkersReport, drain, import,
 };
 
 /// Why the gateway could not start.

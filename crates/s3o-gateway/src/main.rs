@@ -9,6 +9,7 @@ const USAGE: &str = "usage:
   s3o-gateway serve --config FILE [--log-json]
   s3o-gateway demo [--data DIR] [--port PORT] [--log-json]
   s3o-gateway drain --config FILE --backend NAME [--log-json]
+  s3o-gateway import --config FILE --backend NAME --bucket BUCKET [--prefix P] [--dry-run] [--log-json]
   s3o-gateway admin [--endpoint URL] [--access-key AK] [--secret-key SK] [--json] COMMAND (admin --help)
   s3o-gateway encryption rotate|encrypt-existing|decrypt-existing --config FILE [--batch N] [--pause-ms MS] [--log-json]
   s3o-gateway usage --config FILE [--month YYYY-MM] [--json]
@@ -66,6 +67,9 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             "--pause-ms",
             "--month",
             "--json",
+            "--bucket",
+            "--prefix",
+            "--dry-run",
         ]
         .contains(&a.as_str())
         {
@@ -135,6 +139,7 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             );
             Ok(())
         }
+        "import" => import(rest, json).await,
         "encryption" => encryption(rest, json).await,
         "usage" => {
             let path = flag(rest, "--config")?
@@ -353,6 +358,56 @@ async fn wait_for_ctrl_c() {
     }
     tracing::info!("shutting down");
     eprintln!("s3o-gateway: shutting down");
+}
+
+/// `import`: brings a bucket's objects already on a backend under management; progress and
+/// refusals on stderr, the summary on stdout.
+async fn import(rest: &[String], json: bool) -> Result<(), String> {
+    let need = |what: &str| format!("import needs {what}\n{USAGE}");
+    let path = flag(rest, "--config")?.ok_or_else(|| need("--config FILE"))?;
+    let opts = s3o_gateway::ImportOptions {
+        backend: flag(rest, "--backend")?.ok_or_else(|| need("--backend NAME"))?,
+        bucket: flag(rest, "--bucket")?.ok_or_else(|| need("--bucket BUCKET"))?,
+        prefix: flag(rest, "--prefix")?.unwrap_or_default(),
+        dry_run: rest.iter().any(|a| a == "--dry-run"),
+    };
+    let config = Config::load(&PathBuf::from(path)).map_err(|e| e.to_string())?;
+    let _ = init_logging(&config.log, json)?;
+    let verb = if opts.dry_run {
+        "would import"
+    } else {
+        "imported"
+    };
+    let mut show = |e: s3o_gateway::ImportEvent<'_>| match e {
+        s3o_gateway::ImportEvent::Progress(p) => eprintln!(
+            "import {}/{}: listed {}, {verb} {} ({} bytes), already imported {}, refused {}",
+            opts.backend,
+            opts.bucket,
+            p.listed,
+            p.imported,
+            p.imported_bytes,
+            p.already_imported,
+            p.refused
+        ),
+        s3o_gateway::ImportEvent::Refused(r) => {
+            eprintln!("not imported: {:?}: {}", r.key, r.reason)
+        }
+    };
+    let p = s3o_gateway::import(&config, &opts, &mut show)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}{verb} {} objects ({} bytes) into bucket {} from backend {}; skipped {} already imported and {} s3o versions; refused {}",
+        if opts.dry_run { "dry run: " } else { "" },
+        p.imported,
+        p.imported_bytes,
+        opts.bucket,
+        opts.backend,
+        p.already_imported,
+        p.s3o_versions,
+        p.refused
+    );
+    Ok(())
 }
 
 /// `usage --json`: the month and, per backend, its counts, limits (0 = unlimited) and whether

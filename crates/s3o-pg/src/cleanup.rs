@@ -80,6 +80,21 @@ impl CleanupTx for PgTx {
         Ok((row.col(0)?, row.col(1)?))
     }
 
+    async fn count_cleanup_rows(&mut self, key: &str, backend: &str) -> Result<i64> {
+        validate::key(key)?;
+        validate::backend(backend)?;
+        // The queue's (backend_name, object_key) index serves the first count.
+        let row = self
+            .query_one(
+                "count cleanup rows",
+                "SELECT (SELECT COUNT(*) FROM cleanup_queue WHERE backend_name = $1 AND object_key = $2) \
+                      + (SELECT COUNT(*) FROM cleanup_dlq WHERE backend_name = $1 AND object_key = $2)",
+                &[&backend, &key],
+            )
+            .await?;
+        row.col(0)
+    }
+
     async fn get_cleanup_queue_row(&mut self, id: i64) -> Result<CleanupQueueRow> {
         // Row-locks the queue row: a concurrent completion waits for this transaction.
         let row = self

@@ -123,6 +123,19 @@ impl PendingTx for PgTx {
         .await?;
         Ok(())
     }
+
+    async fn count_pending_for_key(&mut self, key: &str) -> Result<i64> {
+        validate::key(key)?;
+        // No index on the key: the table holds writes in flight only.
+        let row = self
+            .query_one(
+                "count pending for key",
+                "SELECT COUNT(*) FROM pending_objects WHERE object_key = $1",
+                &[&key],
+            )
+            .await?;
+        row.col(0)
+    }
 }
 
 #[async_trait]

@@ -465,13 +465,33 @@ impl Model {
         self.delete_location(key, backend)
     }
 
-    /// `import_object`.
+    /// `import_object`: the ledger wins (a known key is never joined or replaced), a key in
+    /// flight or with bytes queued for cleanup on the backend is left alone.
     pub fn import(&mut self, key: &str, backend: &str, size: i64) -> Outcome {
-        if self
-            .copies
-            .contains_key(&(key.to_owned(), backend.to_owned()))
-        {
-            return Outcome::Ok("false".into());
+        let mut known = self.copies.iter().filter(|((k, _), _)| k == key).peekable();
+        if known.peek().is_some() {
+            let own = known.any(|((_, b), c)| {
+                b == backend && (c.form.storage_key.is_empty() || c.form.storage_key == key)
+            });
+            return Outcome::Ok(if own { "AlreadyImported" } else { "KeyExists" }.into());
+        }
+        if self.pending.values().any(|p| p.key == key) {
+            return Outcome::Ok("InFlight".into());
+        }
+        let queued = self
+            .queue
+            .values()
+            .any(|r| r.key == key && r.backend == backend)
+            || self
+                .dlq
+                .values()
+                .any(|r| r.key == key && r.backend == backend);
+        if queued {
+            return Outcome::Ok("QueuedForCleanup".into());
+        }
+        // The backend is checked by the insert, after the refusals above.
+        if !self.backends.contains_key(backend) {
+            return Outcome::UnknownBackend;
         }
         if !self.admits(backend, size) {
             return Outcome::NoSpace;
@@ -481,12 +501,15 @@ impl Model {
             (key.to_owned(), backend.to_owned()),
             Copy {
                 size,
-                form: StoredForm::default(),
+                form: StoredForm {
+                    storage_key: key.to_owned(),
+                    ..StoredForm::default()
+                },
                 tick,
             },
         );
         self.backends.get_mut(backend).expect("backend").used += size;
-        Outcome::Ok("true".into())
+        Outcome::Ok("Imported".into())
     }
 
     /// The storage key the model-based test records part `part` of `upload` with: a re-upload

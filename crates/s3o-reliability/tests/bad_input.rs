@@ -2,7 +2,8 @@
 //! and the database is unchanged (a full dump of every table before and after is compared).
 
 use s3o_core::{
-    CreateMultipartUploadParams, MetadataStore, PendingObject, StoreError, StoredForm, Timestamp,
+    CreateMultipartUploadParams, ImportedObject, MetadataStore, PendingObject, StoreError,
+    StoredForm, Timestamp,
 };
 use s3o_reliability::{Engine, fresh};
 
@@ -107,12 +108,12 @@ async fn run_table(engine: Engine) {
     case!(
         "unknown backend (import)",
         UnknownBackend,
-        s.import_object("k", "nope", 1)
+        s.import_object(&ImportedObject::new("k", "nope", 1))
     );
     case!(
         "negative size (import)",
         Invalid,
-        s.import_object("k", "a", -3)
+        s.import_object(&ImportedObject::new("k", "a", -3))
     );
     case!("empty key (delete)", Invalid, s.delete_object(""));
     case!("NUL key (get)", Invalid, s.get_all_object_locations("x\0"));

@@ -14,8 +14,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use s3o_core::{
-    CleanupClaim, CleanupEntry, DeletedCopy, MetadataStore, MoveOutcome, PendingObject, StoredForm,
-    Timestamp,
+    CleanupClaim, CleanupEntry, DeletedCopy, ImportedObject, MetadataStore, MoveOutcome,
+    PendingObject, StoredForm, Timestamp,
 };
 use s3o_reliability::model::{Intent, Model, Outcome, render_copies, render_move};
 use s3o_reliability::{Engine, assert_ledger, fresh};
@@ -386,13 +386,11 @@ impl Run {
             }
             Op::Import { key, backend, size } => {
                 let b = backend_name(*backend);
-                let r = s.import_object(KEYS[*key], b, *size).await;
-                let want = if m.backends.contains_key(b) {
-                    m.import(KEYS[*key], b, *size)
-                } else {
-                    Outcome::UnknownBackend
-                };
-                (Outcome::of(&r, |v| v.to_string()), want)
+                let r = s
+                    .import_object(&ImportedObject::new(KEYS[*key], b, *size))
+                    .await;
+                let want = m.import(KEYS[*key], b, *size);
+                (Outcome::of(&r, |v| format!("{v:?}")), want)
             }
             Op::SetLimit { backend, limit } => {
                 let r = s

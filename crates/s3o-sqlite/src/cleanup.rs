@@ -48,6 +48,18 @@ pub(crate) fn sum_and_delete(db: &Db<'_>, key: &str, backend: &str) -> Result<(i
     Ok((sizes.len() as i64, sizes.iter().sum()))
 }
 
+/// How many queue and DLQ rows hold bytes of `(key, backend)`; the queue's
+/// `idx_cleanup_queue_backend_key` serves the first count.
+pub(crate) fn count_rows(db: &Db<'_>, key: &str, backend: &str) -> Result<i64> {
+    db.query_one(
+        "count cleanup rows",
+        "SELECT (SELECT COUNT(*) FROM cleanup_queue WHERE backend_name = ?1 AND object_key = ?2) \
+              + (SELECT COUNT(*) FROM cleanup_dlq WHERE backend_name = ?1 AND object_key = ?2)",
+        params![backend, key],
+        |r| r.get::<_, i64>(0),
+    )
+}
+
 /// The full queue row; `CleanupItemNotFound` when gone.
 pub(crate) fn queue_row(db: &Db<'_>, id: i64) -> Result<CleanupQueueRow> {
     db.query_opt(

@@ -103,6 +103,16 @@ pub(crate) fn delete_by_backend(db: &Db<'_>, backend: &str) -> Result<i64> {
     Ok(n as i64)
 }
 
+/// How many intents name `key` (no index on the key: the table holds writes in flight only).
+pub(crate) fn count_for_key(db: &Db<'_>, key: &str) -> Result<i64> {
+    db.query_one(
+        "count pending for key",
+        "SELECT COUNT(*) FROM pending_objects WHERE object_key = ?1",
+        params![key],
+        |r| r.get::<_, i64>(0),
+    )
+}
+
 #[async_trait]
 impl PendingStore for SqliteStore {
     async fn insert_pending(&self, p: &PendingObject) -> Result<()> {

@@ -163,6 +163,15 @@ impl PendingTx for SqliteTx {
         })
         .await
     }
+
+    async fn count_pending_for_key(&mut self, key: &str) -> Result<i64> {
+        validate::key(key)?;
+        let key = key.to_owned();
+        self.run("count pending for key", move |db| {
+            pending::count_for_key(db, &key)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -322,6 +331,16 @@ impl CleanupTx for SqliteTx {
         let (key, backend) = (key.to_owned(), backend.to_owned());
         self.run("sum and delete cleanup queue rows", move |db| {
             cleanup::sum_and_delete(db, &key, &backend)
+        })
+        .await
+    }
+
+    async fn count_cleanup_rows(&mut self, key: &str, backend: &str) -> Result<i64> {
+        validate::key(key)?;
+        validate::backend(backend)?;
+        let (key, backend) = (key.to_owned(), backend.to_owned());
+        self.run("count cleanup rows", move |db| {
+            cleanup::count_rows(db, &key, &backend)
         })
         .await
     }

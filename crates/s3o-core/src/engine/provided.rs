@@ -142,9 +142,10 @@ pub trait EngineOps: Engine {
     ) -> Result<Option<DeletedCopy>> {
         ops::delete_object_location(self, key, backend).await
     }
-    /// Records a pre-existing object without overwriting (see [`ops::import_object`]).
-    async fn import_object(&self, key: &str, backend: &str, size: i64) -> Result<bool> {
-        ops::import_object(self, key, backend, size).await
+    /// Records a pre-existing object at its own key unless the ledger knows the key (see
+    /// [`ops::import_object`]).
+    async fn import_object(&self, obj: &ImportedObject) -> Result<ImportOutcome> {
+        ops::import_object(self, obj).await
     }
     /// Moves a copy between backends if the source copy is still at `expected_storage_key`,
     /// enqueueing the source's bytes for cleanup with a claim held by this store (see

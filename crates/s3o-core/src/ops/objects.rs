@@ -7,8 +7,8 @@ use super::quota::{QuotaDeltas, apply_ledger_deltas};
 use crate::error::{Result, StoreError};
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
 use crate::types::{
-    CleanupEntry, DeletedCopy, ExistingCopy, MoveOutcome, ObjectLocation, StoredForm, Timestamp,
-    WritePrecondition,
+    CleanupEntry, DeletedCopy, ExistingCopy, ImportOutcome, ImportedObject, MoveOutcome,
+    ObjectLocation, StoredForm, Timestamp, WritePrecondition,
 };
 use crate::validate;
 use crate::versioning::{Committed, NULL_VERSION_ID, Versioning};
@@ -674,48 +674,90 @@ pub async fn delete_object_location<R: Runner + ?Sized>(
 }
 
 struct Import<'a> {
-    key: &'a str,
-    backend: &'a str,
-    size: i64,
+    obj: &'a ImportedObject,
 }
 
 #[async_trait]
 impl TxBody for Import<'_> {
-    type Output = bool;
-    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<bool> {
-        tx.acquire_key_lock(self.key).await?;
+    type Output = ImportOutcome;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<ImportOutcome> {
+        let o = self.obj;
+        tx.acquire_key_lock(&o.key).await?;
+        if let Some(bucket) = &o.bucket
+            && tx.lock_bucket_versioning(bucket).await?.is_none()
+        {
+            return Err(StoreError::BucketNotFound {
+                bucket: bucket.clone(),
+            });
+        }
+        // The ledger wins: a key it knows is never replaced or joined by bytes found on a
+        // backend (they may be an old version, or someone else's object at the same name).
+        let copies = tx.get_existing_copies_for_update(&o.key).await?;
+        if !copies.is_empty() {
+            let own = copies.iter().any(|c| {
+                c.backend_name == o.backend && (c.storage_key.is_empty() || c.storage_key == o.key)
+            });
+            return Ok(if own {
+                ImportOutcome::AlreadyImported
+            } else {
+                ImportOutcome::KeyExists
+            });
+        }
+        if !tx.key_versions_for_update(&o.key).await?.is_empty() {
+            return Ok(ImportOutcome::KeyExists);
+        }
+        if tx.count_pending_for_key(&o.key).await? > 0 {
+            return Ok(ImportOutcome::InFlight);
+        }
+        if tx.count_cleanup_rows(&o.key, &o.backend).await? > 0 {
+            return Ok(ImportOutcome::QueuedForCleanup);
+        }
         let row = ObjectLocation {
             last_scrubbed_at: None,
-            object_key: self.key.to_owned(),
-            backend_name: self.backend.to_owned(),
-            size_bytes: self.size,
-            created_at: Timestamp::ZERO,
-            form: StoredForm::default(),
+            object_key: o.key.clone(),
+            backend_name: o.backend.clone(),
+            size_bytes: o.size,
+            created_at: o.created_at,
+            form: StoredForm {
+                etag: o.etag.clone(),
+                // Written out rather than left empty: readers take the path from the row.
+                storage_key: o.key.clone(),
+                ..StoredForm::default()
+            },
         };
-        if !tx.insert_object_location_if_not_exists(&row).await? {
-            return Ok(false);
+        tx.insert_object_location(&row).await?;
+        if o.size > 0 {
+            // Last statement: the guarded charge (NoSpaceAvailable rolls the import back).
+            tx.increment_backend_quota(&o.backend, o.size).await?;
         }
-        if self.size > 0 {
-            tx.increment_backend_quota(self.backend, self.size).await?;
-        }
-        Ok(true)
+        Ok(ImportOutcome::Imported)
     }
 }
 
-/// Records a pre-existing plaintext object without overwriting. `true` when newly imported,
-/// `false` (no change) when `(key, backend)` already has a copy. The guarded quota charge may
-/// fail with `NoSpaceAvailable`, rolling the import back.
-#[tracing::instrument(name = "import_object", level = "debug", skip_all, fields(key = %key, backend = %backend, size))]
+/// Records a pre-existing plaintext object at its own key (its path on the backend) and
+/// charges its size to the backend, under the key lock (and the bucket's row, when named).
+///
+/// The rule for keys the ledger already has: **the ledger wins**. A key with any current copy
+/// or any version is never joined or replaced: [`ImportOutcome::AlreadyImported`] when this
+/// backend holds its copy at the key's own path (an earlier import: a re-run changes nothing),
+/// [`ImportOutcome::KeyExists`] otherwise. A key with a write intent is
+/// [`ImportOutcome::InFlight`], and one whose bytes on this backend sit in the cleanup queue or
+/// DLQ is [`ImportOutcome::QueuedForCleanup`] (those bytes may be the very object found on the
+/// backend, already let go by the ledger). The guarded quota charge fails with
+/// `NoSpaceAvailable`, rolling the import back.
+#[tracing::instrument(name = "import_object", level = "debug", skip_all, fields(key = %obj.key, backend = %obj.backend, size = obj.size))]
 pub async fn import_object<R: Runner + ?Sized>(
     runner: &R,
-    key: &str,
-    backend: &str,
-    size: i64,
-) -> Result<bool> {
-    validate::key(key)?;
-    validate::backend(backend)?;
-    validate::size("object size", size)?;
-    with_tx_val(runner, &Import { key, backend, size }).await
+    obj: &ImportedObject,
+) -> Result<ImportOutcome> {
+    validate::key(&obj.key)?;
+    validate::backend(&obj.backend)?;
+    validate::size("object size", obj.size)?;
+    validate::text("etag", &obj.etag)?;
+    if let Some(b) = &obj.bucket {
+        validate::text("bucket", b)?;
+    }
+    with_tx_val(runner, &Import { obj }).await
 }
 
 struct Move<'a> {

@@ -131,6 +131,15 @@ impl PendingTx for FakeTx {
         self.work.pending.retain(|_, p| p.backend_name != backend);
         Ok(())
     }
+    async fn count_pending_for_key(&mut self, key: &str) -> Result<i64> {
+        self.note(format!("count_pending_for_key({key})"))?;
+        Ok(self
+            .work
+            .pending
+            .values()
+            .filter(|p| p.object_key == key)
+            .count() as i64)
+    }
 }
 
 #[async_trait]
@@ -313,6 +322,22 @@ impl ObjectsTx for FakeTx {
 
 #[async_trait]
 impl CleanupTx for FakeTx {
+    async fn count_cleanup_rows(&mut self, key: &str, backend: &str) -> Result<i64> {
+        self.note(format!("count_cleanup_rows({key},{backend})"))?;
+        let queue = self
+            .work
+            .queue
+            .values()
+            .filter(|r| r.object_key == key && r.backend_name == backend)
+            .count();
+        let dlq = self
+            .work
+            .dlq
+            .iter()
+            .filter(|r| r.object_key == key && r.backend_name == backend)
+            .count();
+        Ok((queue + dlq) as i64)
+    }
     async fn sum_and_delete_cleanup_queue_rows(
         &mut self,
         key: &str,

@@ -129,6 +129,13 @@ impl GatewayS3 {
             return Err(s3_error!(InvalidArgument, "part number must be 1..=10000"));
         }
         let up = self.upload_for(&i.bucket, &i.key, &i.upload_id).await?;
+        // Every part goes to the upload's backend, so one over its monthly budget leaves the
+        // part no backend at all: the writes rule (none left ⇒ 507 InsufficientStorage), told
+        // before the body streams. Abort and Complete still run (they spend no ingress).
+        if self.backends.over_budget(&up.backend_name) {
+            self.backends.usage().rejected(&up.backend_name);
+            return Err(mapped_error(&s3o_store::S3Error::INSUFFICIENT_STORAGE));
+        }
         let size = i
             .content_length
             .ok_or_else(|| s3_error!(MissingContentLength))?;

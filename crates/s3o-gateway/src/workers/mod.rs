@@ -15,6 +15,7 @@
 mod cleanup;
 mod config;
 mod drain;
+mod import;
 mod lifecycle;
 mod multipart;
 mod notify;
@@ -51,6 +52,7 @@ pub use config::{
 };
 pub(crate) use drain::drain_in;
 pub use drain::{DrainProgress, DrainReport, drain};
+pub use import::{ImportEvent, ImportOptions, ImportProgress, ImportRefusal, import};
 
 /// One background worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -22,8 +22,23 @@
 //! replaced or deleted whose delete was lost) and are deleted, never imported: adopting them
 //! would bring back what clients were told failed or was deleted (DESIGN decision 21).
 //! Everything else on a backend is foreign and is never deleted or aborted; it is counted
-//! (`foreign`). Bytes queued for deletion may be deleted here first: the cleanup worker then
-//! finds them gone (404 counts as deleted) and completes their row.
+//! (`foreign`). Foreign objects are adopted only on request, by `s3o-gateway import`
+//! (`workers/import.rs`), which records them at their own path. Bytes queued for deletion may be
+//! deleted here first: the cleanup worker then finds them gone (404 counts as deleted) and
+//! completes their row.
+//!
+//! **No queue sweep.** The store's `sweep_stale_cleanup_queue_rows` (the original design's
+//! step after dropping a location whose bytes are gone) has no caller here, on purpose:
+//! - queue rows whose bytes are gone are completed by the cleanup worker, whose delete counts
+//!   404 as done and releases `orphan_bytes` in the transaction that checks its claim; a sweep
+//!   beside it would delete rows other instances hold claims on (rows are born claimed by the
+//!   writer about to delete their bytes, DESIGN decision 16), and matching by key it would
+//!   also drop rows of the key's other paths whose bytes still exist, leaving them on the
+//!   backend with nothing to delete them;
+//! - ledger copies whose bytes are gone are the scrubber's (`missing_copy_dropped`, rebuilt by
+//!   the replicator; `missing_last_copy` reported), through `remove_bad_copy`;
+//! - dead-lettered rows are the operator's (`s3o dlq requeue` completes a row whose bytes are
+//!   gone at once, on the 404).
 //!
 //! Any step stopped midway is redone by a later pass; a pass whose view of the intents is
 //! incomplete (more than one page of them) deletes and aborts nothing.

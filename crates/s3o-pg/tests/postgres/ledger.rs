@@ -161,7 +161,7 @@ async fn quota_admits_up_to_the_exact_byte_counting_orphans() {
         .await
         .unwrap();
     assert!(matches!(
-        s.import_object("k4", "a", 1).await,
+        s.import_object(&ImportedObject::new("k4", "a", 1)).await,
         Err(StoreError::NoSpaceAvailable)
     ));
     // Admission reads subtract orphans too.
@@ -189,7 +189,12 @@ async fn quota_admits_up_to_the_exact_byte_counting_orphans() {
     // Releasing the orphans makes room again.
     s.decrement_orphan_bytes("a", 1_000_000).await.unwrap();
     assert_eq!(s.get_quota_stats().await.unwrap()["a"].orphan_bytes, 0);
-    assert!(s.import_object("k4", "a", 100).await.unwrap());
+    assert_eq!(
+        s.import_object(&ImportedObject::new("k4", "a", 100))
+            .await
+            .unwrap(),
+        ImportOutcome::Imported
+    );
     db.finish().await;
 }
 

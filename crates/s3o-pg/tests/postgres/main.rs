@@ -13,8 +13,8 @@ use common::TestDb;
 use s3o_core::breaker::BreakerState;
 use s3o_core::engine::*;
 use s3o_core::{
-    CreateMultipartUploadParams, DbErrorKind, KeyBound, LockId, PendingObject,
-    PendingPromoteResult, StoreError, StoredForm, Timestamp,
+    CreateMultipartUploadParams, DbErrorKind, ImportOutcome, ImportedObject, KeyBound, LockId,
+    PendingObject, PendingPromoteResult, StoreError, StoredForm, Timestamp,
 };
 use s3o_pg::{EXPECTED_SCHEMA_VERSION, PgOptions, PgStore};
 

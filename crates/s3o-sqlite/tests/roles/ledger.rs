@@ -121,7 +121,10 @@ async fn unknown_backends_are_typed_errors_everywhere() {
             .map(drop)
     ));
     assert!(unknown(
-        store.import_object("k", "ghost", 1).await.map(drop)
+        store
+            .import_object(&ImportedObject::new("k", "ghost", 1))
+            .await
+            .map(drop)
     ));
     assert!(unknown(store.enqueue_cleanup("ghost", "k", "r", 1).await));
     assert!(unknown(
@@ -199,7 +202,9 @@ async fn quota_guard_counts_orphan_bytes_to_the_exact_byte() {
     );
     assert!(!b1.updated_at.is_zero());
     assert!(matches!(
-        store.import_object("c", "b1", 1).await,
+        store
+            .import_object(&ImportedObject::new("c", "b1", 1))
+            .await,
         Err(StoreError::NoSpaceAvailable)
     ));
     assert!(matches!(
