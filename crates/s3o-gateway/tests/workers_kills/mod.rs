@@ -887,6 +887,16 @@ pub(crate) async fn drill(engine: Engine, scope: Scope) {
                 .max()
                 .unwrap_or(0u64);
         }
+        if draining {
+            // A killed drain leaves its write fence set (as after a crash) until the backend
+            // is drained again; the drill lifts it as the operator would, so that the next
+            // drains (of the other backends) do not end up fencing every backend.
+            let s = s3o_store::open(&url).await.unwrap();
+            for b in s.draining_backends().await.unwrap() {
+                s.set_backend_draining(&b, false).await.unwrap();
+            }
+            s.close().await;
+        }
         d.record(round, done.into_iter().flatten().collect());
         if (round + 1) % check_every == 0 || round + 1 == kills {
             d.check(round).await;
