@@ -435,6 +435,77 @@ async fn drain_fences_writes_across_gateways_postgres() {
     drop_schema(&schema).await;
 }
 
+/// A drain never picks a target over its monthly usage budget (DESIGN decision 29): with
+/// `b` over its request limit (from the flushed totals of an earlier gateway), a drain of `a`
+/// moves every copy to `c` (routing `pack` would pick `b` first), and `b`'s server sees no
+/// request from it.
+async fn drain_targets_within_budget(url: &str) {
+    const DUAL: &str = "dual";
+    let dir = tempfile::tempdir().unwrap();
+    let fs = backends(dir.path(), &["a", "b", "c"]).await;
+    let cfg = |limit_b: u64| {
+        let mut c = config(url, &fs, 1);
+        c.buckets.push(s3o_gateway::BucketConfig {
+            replication_factor: 2,
+            ..s3o_gateway::BucketConfig::new(DUAL)
+        });
+        c.backends[1].api_request_limit = limit_b;
+        c
+    };
+    let gw = Gateway::start(cfg(0)).await.unwrap();
+    let c = gw_client(&gw.endpoint());
+    let dual = client(&gw.endpoint(), DUAL, AK, SK);
+    for i in 0..6u64 {
+        put(&c, &format!("k{i}"), &body(i, 3000)).await.unwrap();
+    }
+    put(&dual, "d", &body(99, 100)).await.unwrap();
+    // The replica of the dual key spends `b`'s budget.
+    let r = gw.run_worker_once(Worker::Replicator).await;
+    assert_eq!(r.count("replicated"), 1, "{r:?}");
+    let keys: Vec<String> = (0..6).map(|i| format!("k{i}")).collect();
+    assert!(
+        holders(gw.store(), &keys)
+            .await
+            .values()
+            .all(|h| h == &["a"])
+    );
+    gw.shutdown().await;
+    let served = || fs[1].requests.load(Ordering::SeqCst);
+    let before = served();
+    let report = s3o_gateway::drain(&cfg(1), "a", &mut |_| {}).await.unwrap();
+    assert_eq!(report.progress.moved, 7, "{report:?}");
+    assert_eq!(
+        served(),
+        before,
+        "the drain sent requests to b, over its budget"
+    );
+    let gw = Gateway::start(cfg(0)).await.unwrap();
+    let h = holders(gw.store(), &keys).await;
+    assert!(h.values().all(|h| h == &["c"]), "{h:?}");
+    let c = gw_client(&gw.endpoint());
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(get(&c, k).await.unwrap(), body(i as u64, 3000));
+    }
+    verify(gw.store()).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_targets_within_budget_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    drain_targets_within_budget(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_targets_within_budget_postgres() {
+    let Some((url, schema)) = pg_url() else {
+        eprintln!("skipped: S3O_PG_URL not set");
+        return;
+    };
+    drain_targets_within_budget(&url).await;
+    drop_schema(&schema).await;
+}
+
 /// The report of one pass of every worker counts what the pass did.
 fn ran(r: &PassResult) -> bool {
     matches!(r, PassResult::Ran(_))
@@ -511,6 +582,21 @@ mod sigkill_during_drain {
         complete: true,
         replication: true,
         drain: true,
+        versioned: false,
+    });
+}
+
+/// The same in a versioned bucket, with kills inside Complete too: SIGKILL during PUTs
+/// (overwrites: each a new version), streamed PUTs, multipart uploads, DELETE and
+/// DeleteObjects (each a delete marker). After each check: every acknowledged version is in
+/// the ledger and reads back by its id with its bytes, every acknowledged delete left its
+/// delete marker, nothing is on a backend that the ledger does not reference (current or
+/// noncurrent) or queue, and the ledger verifies.
+mod sigkill_during_versioned_writes {
+    kill_drill_on_both_engines!(Scope {
+        complete: true,
+        versioned: true,
+        ..Scope::WRITES
     });
 }
 
