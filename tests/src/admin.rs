@@ -41,6 +41,33 @@ pub async fn backend_object_stats_counts(store: Db) {
     assert_ledger(&store).await;
 }
 
+/// A backend's draining flag: set and cleared by name, listed in name order, kept by a quota
+/// sync (a gateway starting during a drain must not lift its fence) and by migrations; an
+/// unknown backend ⇒ `false` and nothing changes.
+pub async fn backend_draining_flag(store: Db) {
+    three_backends(&store).await;
+    assert!(store.draining_backends().await.unwrap().is_empty());
+    assert!(store.set_backend_draining(C, true).await.unwrap());
+    assert!(store.set_backend_draining(A, true).await.unwrap());
+    assert_eq!(store.draining_backends().await.unwrap(), [A, C]);
+    assert!(!store.set_backend_draining("ghost", true).await.unwrap());
+    let limits: Vec<(String, i64)> = [A, B, C].iter().map(|b| (b.to_string(), 1 << 30)).collect();
+    store.sync_quota_limits(&limits).await.unwrap();
+    store.run_migrations().await.unwrap();
+    assert_eq!(store.draining_backends().await.unwrap(), [A, C]);
+    assert!(store.set_backend_draining(A, false).await.unwrap());
+    assert!(
+        store.set_backend_draining(A, false).await.unwrap(),
+        "clearing twice is fine"
+    );
+    assert_eq!(store.draining_backends().await.unwrap(), [C]);
+    // The flag fences writes in the gateway's routing, not in the ledger: a write the gateway
+    // already routed to the backend still commits (the drain moves it).
+    put(&store, "late", C, 7).await;
+    assert_eq!(store.backend_object_stats(C).await.unwrap(), (1, 7));
+    assert_ledger(&store).await;
+}
+
 /// Removing a backend deletes every row that references it — copies, uploads and parts,
 /// queue and DLQ rows, intents, usage — then its quota row; other backends are untouched.
 pub async fn delete_backend_data_removes_everything(store: Db) {

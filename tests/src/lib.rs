@@ -318,6 +318,7 @@ macro_rules! for_each_case {
                 verify_after_migrate,
                 migrate_twice_is_noop,
                 backend_object_stats_counts,
+                backend_draining_flag,
                 delete_backend_data_removes_everything,
                 delete_backend_data_unknown,
                 close_then_calls_fail,

@@ -19,10 +19,11 @@
 //! - `crash [--engine sqlite|postgres|all] [--kills N]`: the crash drills with N kills per
 //!   engine (default 200; `cargo test` runs 24).
 //! - `kills [--engine sqlite|postgres|all] [--kills N] [--scope writes|complete|replication|
-//!   drain|all]`: the gateway kill drills (`s3o-gateway serve` SIGKILLed under load, see
-//!   `crates/s3o-gateway/tests/workers_kills`) with N kills per engine and drill (default
-//!   200; `cargo test` runs 24 of the writes drill). `all` (the default) runs `writes` and
-//!   `drain` (whose kills also land in Complete and replication), the drills that are ignored
+//!   drain|versioned|all]`: the gateway kill drills (`s3o-gateway serve` SIGKILLed under load,
+//!   see `crates/s3o-gateway/tests/workers_kills`) with N kills per engine and drill (default
+//!   200; `cargo test` runs 24 of the writes, drain and versioned drills). `all` (the default)
+//!   runs `writes`, `drain` (whose kills also land in Complete and replication) and
+//!   `versioned` (a versioned bucket, kills in Complete too), the drills that are ignored
 //!   while the bugs they find are open included.
 //!
 //! Only the standard library: this crate must build fast and never be the reason CI is slow.
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <ci | conformance [--engine sqlite|postgres|all] | \
 bench [--quick] [--trials N] [--engine E] [--only claims] [--claim-depth N] | \
 bench --gateway [--quick] [--trials N] | soak [--engine E] [--cases N] [--seed S] | e2e [--filter REGEX]... | crash [--engine E] [--kills N] | \
-kills [--engine E] [--kills N] [--scope writes|complete|replication|drain|all] | s3-tests [--engine sqlite|postgres] [-k EXPR] [--encrypt]>";
+kills [--engine E] [--kills N] [--scope writes|complete|replication|drain|versioned|all] | s3-tests [--engine sqlite|postgres] [-k EXPR] [--encrypt]>";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -269,11 +270,12 @@ fn crash(rest: &[String]) -> Result<(), String> {
 
 /// The kill drills of `crates/s3o-gateway/tests/workers_drills.rs`, by scope: test modules
 /// whose `sqlite` and `postgres` tests run one engine each.
-const KILL_DRILLS: [(&str, &str); 4] = [
+const KILL_DRILLS: [(&str, &str); 5] = [
     ("writes", "sigkill_during_writes_loses_nothing_acknowledged"),
     ("complete", "sigkill_during_complete"),
     ("replication", "sigkill_during_replication"),
     ("drain", "sigkill_during_drain"),
+    ("versioned", "sigkill_during_versioned_writes"),
 ];
 
 fn kills(rest: &[String]) -> Result<(), String> {
@@ -286,12 +288,14 @@ fn kills(rest: &[String]) -> Result<(), String> {
     let drills: Vec<&str> = KILL_DRILLS
         .iter()
         // The drain drill's kills also land in Complete and in replication.
-        .filter(|(s, _)| *s == scope || (scope == "all" && matches!(*s, "writes" | "drain")))
+        .filter(|(s, _)| {
+            *s == scope || (scope == "all" && matches!(*s, "writes" | "drain" | "versioned"))
+        })
         .map(|(_, m)| *m)
         .collect();
     if drills.is_empty() {
         return Err(format!(
-            "unknown scope `{scope}` (expected writes, complete, replication, drain or all)"
+            "unknown scope `{scope}` (expected writes, complete, replication, drain, versioned or all)"
         ));
     }
     // A PostgreSQL run without a server would skip its drills and still pass.

@@ -1273,6 +1273,21 @@ impl MetadataStore {
         )
         .await
     }
+    /// Sets or clears `backend`'s draining flag: while it is set, no gateway on this ledger
+    /// picks the backend for a new write. `false` when the backend is unknown (nothing
+    /// changes).
+    pub async fn set_backend_draining(&self, backend: &str, draining: bool) -> Result<bool> {
+        self.observe(
+            "set_backend_draining",
+            self.inner.set_backend_draining(backend, draining),
+        )
+        .await
+    }
+    /// The backends whose draining flag is set, in name order.
+    pub async fn draining_backends(&self) -> Result<Vec<String>> {
+        self.observe("draining_backends", self.inner.draining_backends())
+            .await
+    }
     /// Removes everything that references `backend` — cleanup queue and DLQ rows, pending
     /// intents, multipart uploads (parts cascade), copies, usage rows — and then its quota
     /// row, in one transaction (see [`ops::delete_backend_data`](crate::ops::delete_backend_data)). Unknown backend ⇒

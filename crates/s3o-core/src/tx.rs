@@ -255,8 +255,9 @@ pub trait BackendTx: Send {
     async fn delete_backend_rows(&mut self, table: BackendTable, backend: &str) -> Result<u64>;
     /// Deletes the backend's `backend_quotas` row; `false` when it had none.
     async fn delete_backend_quota_row(&mut self, backend: &str) -> Result<bool>;
-    /// Row-locks the backend's quota row (`FOR UPDATE` on PostgreSQL), so writers to the
-    /// backend wait for the removal and then find it gone; `false` when it has none.
+    /// Row-locks the backend's rows of every [`BackendTable`] and then its quota row (`FOR
+    /// UPDATE` on PostgreSQL, in the writers' order: rows → quota), so writers to the backend
+    /// wait for the removal and then find it gone; `false` when it has no quota row.
     async fn lock_backend_quota_row(&mut self, backend: &str) -> Result<bool>;
 }
 

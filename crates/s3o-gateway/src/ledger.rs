@@ -140,13 +140,31 @@ impl Ledger {
             .collect())
     }
 
-    /// A backend with room for `size` bytes among `candidates` (routing order), per policy.
+    /// `candidates` without the backends being drained (the ledger's draining flags, set by a
+    /// drain of any gateway process on this ledger for as long as it runs): the drain's write
+    /// fence. None left ⇒ `NoSpaceAvailable`, as when nothing has room.
+    async fn fenced(&self, candidates: &[String]) -> LResult<Vec<String>> {
+        let draining = self.store.draining_backends().await?;
+        let open: Vec<String> = candidates
+            .iter()
+            .filter(|c| !draining.contains(c))
+            .cloned()
+            .collect();
+        if open.is_empty() {
+            return Err(StoreError::NoSpaceAvailable);
+        }
+        Ok(open)
+    }
+
+    /// A backend with room for `size` bytes among `candidates` (routing order), per policy,
+    /// never one being drained.
     pub(crate) async fn pick_backend(&self, size: i64, candidates: &[String]) -> LResult<String> {
+        let candidates = self.fenced(candidates).await?;
         match self.routing {
-            RoutingPolicy::Pack => self.store.get_backend_with_space(size, candidates).await,
+            RoutingPolicy::Pack => self.store.get_backend_with_space(size, &candidates).await,
             RoutingPolicy::Spread => {
                 self.store
-                    .get_least_utilized_backend(size, candidates)
+                    .get_least_utilized_backend(size, &candidates)
                     .await
             }
         }
@@ -154,12 +172,13 @@ impl Ledger {
 
     /// Where a new multipart upload's parts go. The final size is unknown, so the least
     /// utilised backend (the one most likely to hold the whole object) is chosen whatever the
-    /// routing policy; each part is then admitted against it.
+    /// routing policy, never one being drained; each part is then admitted against it.
     pub(crate) async fn pick_backend_for_new_upload(
         &self,
         candidates: &[String],
     ) -> LResult<String> {
-        self.store.get_least_utilized_backend(0, candidates).await
+        let candidates = self.fenced(candidates).await?;
+        self.store.get_least_utilized_backend(0, &candidates).await
     }
 
     /// Whether `backend` would admit a part of `size` bytes now: a read, not a reservation, so
@@ -178,24 +197,29 @@ impl Ledger {
     }
 
     /// Where a completed multipart upload goes: its own backend when that admits the whole
-    /// object, else the routing policy's choice among `candidates`. The assembled object is a
-    /// new write beside the parts, which stay charged (and on the backend) until the upload is
-    /// released after the commit, so the backend must admit all of it on top of them
-    /// (subtracting the parts would pick a backend the commit guard then refuses).
+    /// object and is not being drained, else the routing policy's choice among `candidates`
+    /// (never a backend being drained: the parts are read from the drained backend and the
+    /// object is written elsewhere). The assembled object is a new write beside the parts,
+    /// which stay charged (and on the backend) until the upload is released after the commit,
+    /// so the backend must admit all of it on top of them (subtracting the parts would pick a
+    /// backend the commit guard then refuses).
     pub(crate) async fn pick_backend_for_upload(
         &self,
         size: i64,
         upload_backend: &str,
         candidates: &[String],
     ) -> LResult<String> {
-        let caps = self
-            .store
-            .backend_capacities(&[upload_backend.to_owned()])
-            .await?;
-        if caps.iter().any(|c| c.admits(size)) {
-            return Ok(upload_backend.to_owned());
+        let open = self.fenced(candidates).await?;
+        if open.iter().any(|c| c == upload_backend) {
+            let caps = self
+                .store
+                .backend_capacities(&[upload_backend.to_owned()])
+                .await?;
+            if caps.iter().any(|c| c.admits(size)) {
+                return Ok(upload_backend.to_owned());
+            }
         }
-        self.pick_backend(size, candidates).await
+        self.pick_backend(size, &open).await
     }
 
     /// Records the intent of a write before its bytes go out; returns the intent id.

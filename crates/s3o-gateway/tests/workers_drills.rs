@@ -314,6 +314,198 @@ async fn drain_of_a_thousand_objects_interrupted_and_resumed() {
     );
 }
 
+/// The drain's write fence across gateway processes: two gateways on one ledger, multipart
+/// uploads opened on backend `a` before its drain, then, while a drain of `a` runs (its
+/// fence set in the ledger), PUTs through both gateways and the Completes of those uploads:
+/// each lands elsewhere, checked in the ledger the moment it is acknowledged (a copy that
+/// landed on `a` could only leave it by the drain's own move, after the check). The drain
+/// ends with `a` empty and its fence lifted; every key reads back its bytes.
+async fn drain_fences_writes_across_gateways(url: &str) {
+    use object_store::{MultipartUpload as _, ObjectStoreExt as _, PutPayload, path::Path};
+    let dir = tempfile::tempdir().unwrap();
+    let fs = backends(dir.path(), &["a", "b", "c"]).await;
+    let cfg = config(url, &fs, 1);
+    let gw1 = Gateway::start(cfg.clone()).await.unwrap();
+    let gw2 = Gateway::start(cfg.clone()).await.unwrap();
+    let (c1, c2) = (gw_client(&gw1.endpoint()), gw_client(&gw2.endpoint()));
+    let store = gw1.store().clone();
+    // Uploads first: every backend empty, the least utilised is the first, `a`.
+    let mut uploads = Vec::new();
+    for (i, c) in [&c1, &c2, &c1, &c2].into_iter().enumerate() {
+        let key = format!("mp/{i}");
+        let mut up = c.put_multipart(&Path::from(key.as_str())).await.unwrap();
+        up.put_part(PutPayload::from(body(900 + i as u64, 70_000)))
+            .await
+            .unwrap();
+        uploads.push((key, up, 900 + i as u64));
+    }
+    let open = store
+        .get_stale_multipart_uploads(Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 4);
+    let on_a = open.iter().filter(|u| u.backend_name == "a").count();
+    assert!(on_a > 0, "no upload on a: {open:?}");
+    // Copies for the drain to move (routing `pack`: all on `a`), so it runs for its read
+    // grace at least while the writes below go on.
+    for i in 0..30u64 {
+        put(&c1, &format!("seed/{i}"), &body(i, 1000 + i as usize))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.backend_object_stats("a").await.unwrap().0, 30);
+    let drain = {
+        let cfg = cfg.clone();
+        tokio::spawn(async move { s3o_gateway::drain(&cfg, "a", &mut |_| {}).await })
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while store.draining_backends().await.unwrap() != ["a"] {
+        assert!(Instant::now() < until, "the drain never set its fence");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut written = Vec::new();
+    for i in 0..20u64 {
+        for (g, c) in [(1, &c1), (2, &c2)] {
+            let key = format!("during/{g}/{i}");
+            put(c, &key, &body(100 + i, 500 + i as usize))
+                .await
+                .unwrap();
+            let h = holders(&store, std::slice::from_ref(&key)).await;
+            assert!(
+                !h[&key].iter().any(|b| b == "a"),
+                "gateway {g} put {key} on the backend being drained: {h:?}"
+            );
+            written.push((key, body(100 + i, 500 + i as usize)));
+        }
+    }
+    for (key, up, seed) in &mut uploads {
+        up.complete().await.unwrap();
+        let h = holders(&store, std::slice::from_ref(key)).await;
+        assert!(
+            !h[key.as_str()].iter().any(|b| b == "a"),
+            "the Complete of {key} placed it on the backend being drained: {h:?}"
+        );
+        written.push((key.clone(), body(*seed, 70_000)));
+    }
+    assert!(
+        !drain.is_finished(),
+        "the drain ended before the writes did: the fence was not exercised"
+    );
+    let report = drain.await.unwrap().unwrap();
+    assert_eq!(report.progress.remaining, 0, "{report:?}");
+    assert!(store.draining_backends().await.unwrap().is_empty());
+    assert_eq!(store.backend_object_stats("a").await.unwrap(), (0, 0));
+    // Lifted: a new write may go to `a` again (routing `pack` prefers it).
+    put(&c2, "after", b"after").await.unwrap();
+    let h = holders(&store, &["after".to_owned()]).await;
+    assert_eq!(h["after"], ["a"]);
+    for (key, bytes) in &written {
+        assert_eq!(get(&c1, key).await.unwrap(), bytes.as_slice(), "{key}");
+        assert_eq!(get(&c2, key).await.unwrap(), bytes.as_slice(), "{key}");
+    }
+    for i in 0..30u64 {
+        let key = format!("seed/{i}");
+        assert_eq!(get(&c2, &key).await.unwrap(), body(i, 1000 + i as usize));
+    }
+    gw2.shutdown().await;
+    for _ in 0..20 {
+        if store.cleanup_queue_depth().await.unwrap() == 0 {
+            break;
+        }
+        gw1.run_worker_once(Worker::Cleanup).await;
+    }
+    verify(&store).await;
+    nothing_forgotten(&store, &fs).await;
+    gw1.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_fences_writes_across_gateways_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    drain_fences_writes_across_gateways(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_fences_writes_across_gateways_postgres() {
+    let Some((url, schema)) = pg_url() else {
+        eprintln!("skipped: S3O_PG_URL not set");
+        return;
+    };
+    drain_fences_writes_across_gateways(&url).await;
+    drop_schema(&schema).await;
+}
+
+/// A drain never picks a target over its monthly usage budget (DESIGN decision 29): with
+/// `b` over its request limit (from the flushed totals of an earlier gateway), a drain of `a`
+/// moves every copy to `c` (routing `pack` would pick `b` first), and `b`'s server sees no
+/// request from it.
+async fn drain_targets_within_budget(url: &str) {
+    const DUAL: &str = "dual";
+    let dir = tempfile::tempdir().unwrap();
+    let fs = backends(dir.path(), &["a", "b", "c"]).await;
+    let cfg = |limit_b: u64| {
+        let mut c = config(url, &fs, 1);
+        c.buckets.push(s3o_gateway::BucketConfig {
+            replication_factor: 2,
+            ..s3o_gateway::BucketConfig::new(DUAL)
+        });
+        c.backends[1].api_request_limit = limit_b;
+        c
+    };
+    let gw = Gateway::start(cfg(0)).await.unwrap();
+    let c = gw_client(&gw.endpoint());
+    let dual = client(&gw.endpoint(), DUAL, AK, SK);
+    for i in 0..6u64 {
+        put(&c, &format!("k{i}"), &body(i, 3000)).await.unwrap();
+    }
+    put(&dual, "d", &body(99, 100)).await.unwrap();
+    // The replica of the dual key spends `b`'s budget.
+    let r = gw.run_worker_once(Worker::Replicator).await;
+    assert_eq!(r.count("replicated"), 1, "{r:?}");
+    let keys: Vec<String> = (0..6).map(|i| format!("k{i}")).collect();
+    assert!(
+        holders(gw.store(), &keys)
+            .await
+            .values()
+            .all(|h| h == &["a"])
+    );
+    gw.shutdown().await;
+    let served = || fs[1].requests.load(Ordering::SeqCst);
+    let before = served();
+    let report = s3o_gateway::drain(&cfg(1), "a", &mut |_| {}).await.unwrap();
+    assert_eq!(report.progress.moved, 7, "{report:?}");
+    assert_eq!(
+        served(),
+        before,
+        "the drain sent requests to b, over its budget"
+    );
+    let gw = Gateway::start(cfg(0)).await.unwrap();
+    let h = holders(gw.store(), &keys).await;
+    assert!(h.values().all(|h| h == &["c"]), "{h:?}");
+    let c = gw_client(&gw.endpoint());
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(get(&c, k).await.unwrap(), body(i as u64, 3000));
+    }
+    verify(gw.store()).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_targets_within_budget_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    drain_targets_within_budget(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_targets_within_budget_postgres() {
+    let Some((url, schema)) = pg_url() else {
+        eprintln!("skipped: S3O_PG_URL not set");
+        return;
+    };
+    drain_targets_within_budget(&url).await;
+    drop_schema(&schema).await;
+}
+
 /// The report of one pass of every worker counts what the pass did.
 fn ran(r: &PassResult) -> bool {
     matches!(r, PassResult::Ran(_))
@@ -390,6 +582,21 @@ mod sigkill_during_drain {
         complete: true,
         replication: true,
         drain: true,
+        versioned: false,
+    });
+}
+
+/// The same in a versioned bucket, with kills inside Complete too: SIGKILL during PUTs
+/// (overwrites: each a new version), streamed PUTs, multipart uploads, DELETE and
+/// DeleteObjects (each a delete marker). After each check: every acknowledged version is in
+/// the ledger and reads back by its id with its bytes, every acknowledged delete left its
+/// delete marker, nothing is on a backend that the ledger does not reference (current or
+/// noncurrent) or queue, and the ledger verifies.
+mod sigkill_during_versioned_writes {
+    kill_drill_on_both_engines!(Scope {
+        complete: true,
+        versioned: true,
+        ..Scope::WRITES
     });
 }
 

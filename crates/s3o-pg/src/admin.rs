@@ -101,10 +101,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "charge_parts",
         sql: include_str!("../migrations/0015_charge_parts.sql"),
     },
+    Migration {
+        version: 19,
+        name: "backend_draining",
+        sql: include_str!("../migrations/0019_backend_draining.sql"),
+    },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 15;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 19;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

@@ -22,7 +22,7 @@ struct Migration {
 }
 
 /// Every migration, in order; the last version is [`EXPECTED_SCHEMA_VERSION`].
-const MIGRATIONS: [Migration; 15] = [
+const MIGRATIONS: [Migration; 16] = [
     Migration {
         version: 1,
         name: "0001_init",
@@ -97,6 +97,11 @@ const MIGRATIONS: [Migration; 15] = [
         version: 15,
         name: "0015_charge_parts",
         sql: include_str!("../migrations/0015_charge_parts.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "0019_backend_draining",
+        sql: include_str!("../migrations/0019_backend_draining.sql"),
     },
 ];
 

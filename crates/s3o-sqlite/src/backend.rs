@@ -30,6 +30,34 @@ impl BackendLifecycleStore for SqliteStore {
             })
             .await
     }
+
+    async fn set_backend_draining(&self, backend: &str, draining: bool) -> Result<bool> {
+        validate::backend(backend)?;
+        let backend = backend.to_owned();
+        self.conns
+            .write("set backend draining", move |db| {
+                let n = db.execute(
+                    "set backend draining",
+                    "UPDATE backend_quotas SET draining = ?2 WHERE backend_name = ?1",
+                    params![backend, draining],
+                )?;
+                Ok(n > 0)
+            })
+            .await
+    }
+
+    async fn draining_backends(&self) -> Result<Vec<String>> {
+        self.conns
+            .read("draining backends", move |db| {
+                db.query_vec(
+                    "draining backends",
+                    "SELECT backend_name FROM backend_quotas WHERE draining ORDER BY backend_name",
+                    params![],
+                    |r| r.get(0),
+                )
+            })
+            .await
+    }
 }
 
 /// Deletes the rows of one dependent table that reference `backend`.

@@ -12,11 +12,10 @@ struct DeleteBackend<'a> {
 impl TxBody for DeleteBackend<'_> {
     type Output = ();
     async fn run(&self, tx: &mut dyn TxAdapter) -> Result<()> {
-        // The quota row first, locked: writers to this backend (whose foreign-key checks need
-        // that row, as do their quota charges) wait for the removal and then find the backend
-        // gone (`UnknownBackend`), so none can add a row between our deletes and the quota
-        // row's. A writer already holding row locks of the backend may deadlock with us; the
-        // database aborts one side and the runner retries it.
+        // The backend's rows and then its quota row, locked (the writers' order: rows →
+        // quota): writers to this backend (whose foreign-key checks need the quota row, as do
+        // their quota charges) wait for the removal and then find the backend gone
+        // (`UnknownBackend`), so none can add a row between our deletes and the quota row's.
         if !tx.lock_backend_quota_row(self.backend).await? {
             return Err(StoreError::UnknownBackend {
                 backend: self.backend.to_owned(),

@@ -1,6 +1,10 @@
 //! Drain: moves every copy off one backend so that it can be removed from the configuration.
 //!
-//! Runs under `LockId::Drain` (one drain at a time across instances). Per copy on the
+//! Runs under `LockId::Drain` (one drain at a time across instances), behind a write fence:
+//! the backend's draining flag in the ledger, set when the run starts and cleared when it
+//! ends, keeps every gateway on the ledger from routing a PUT, a new multipart upload, a
+//! Complete or a replica to it; passes repeat until writes routed there before the fence have
+//! ended and their copies are moved. Per copy on the
 //! backend, in key order: pick a target by the routing policy among the other backends that
 //! answer and hold no copy of the key, stream the bytes to the same path there, then
 //! `move_object_location` in the ledger, then delete the source bytes. A copy whose key
@@ -103,6 +107,11 @@ pub async fn drain(
             return Err(e);
         }
     };
+    // The month's usage so far, so that backends over their budgets are not chosen as
+    // targets (a serving gateway reads it when it starts).
+    if let Err(e) = backends.usage().refresh(&store).await {
+        tracing::warn!(error = %e, "could not read this month's usage; budgets count from zero");
+    }
     let ctx = Ctx::new(store.clone(), ledger, backends, config);
     let mut report = DrainReport {
         progress: DrainProgress {
@@ -141,7 +150,105 @@ enum Step {
     Failed,
 }
 
+/// Passes over the backend a drain makes at most in one run: the first moves what the ledger
+/// listed; the others pick up copies committed behind it by writes that were routed to the
+/// backend before its fence was set.
+const MAX_PASSES: u32 = 5;
+
+/// How long a drain waits for writes still in flight to the drained backend between passes.
+const SETTLE_WAIT: Duration = Duration::from_millis(500);
+
+/// One drain run under the drain lock: the write fence set (the backend's draining flag in
+/// the ledger, which every gateway on the ledger honours when it picks a backend for a PUT, a
+/// new multipart upload, a Complete or a replica), passes until no copy and no write intent
+/// is left on the backend (or [`MAX_PASSES`]), and the fence cleared however the run ends:
+/// success, error, failed copies or a cancelled future (the admin API's job). A drain process
+/// killed outright leaves the fence set until a drain of the backend runs again and ends.
 async fn run(
+    ctx: &Ctx,
+    backend: &str,
+    progress: &mut (dyn FnMut(&DrainProgress) + Send),
+    report: &mut DrainReport,
+) -> LResult<()> {
+    if !ctx.store.set_backend_draining(backend, true).await? {
+        return Err(StoreError::UnknownBackend {
+            backend: backend.to_owned(),
+        });
+    }
+    let fence = Fence {
+        store: Some(ctx.store.clone()),
+        backend: backend.to_owned(),
+    };
+    let mut outcome = Ok(());
+    for pass in 1..=MAX_PASSES {
+        report.progress.failed = 0;
+        outcome = run_pass(ctx, backend, progress, report).await;
+        if outcome.is_err() || report.progress.failed > 0 || pass == MAX_PASSES {
+            break;
+        }
+        match settled(ctx, backend).await {
+            Ok(true) => break,
+            Ok(false) => tokio::time::sleep(SETTLE_WAIT).await,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    fence.lift().await;
+    outcome
+}
+
+/// True when the ledger records no current copy and no live write intent on `backend`:
+/// nothing routed there before the fence can still commit there.
+async fn settled(ctx: &Ctx, backend: &str) -> LResult<bool> {
+    let copies = ctx
+        .store
+        .list_objects_by_backend_key_asc(backend, "", 1)
+        .await?;
+    if !copies.is_empty() {
+        return Ok(false);
+    }
+    let intents = ctx.store.get_stale_pending(Duration::ZERO, 10_000).await?;
+    Ok(!intents.iter().any(|p| p.backend_name == backend))
+}
+
+/// The drain's write fence: lifted by [`Fence::lift`], or on drop (a cancelled drain) by a
+/// task of its own.
+struct Fence {
+    store: Option<crate::LedgerHandle>,
+    backend: String,
+}
+
+impl Fence {
+    async fn lift(mut self) {
+        if let Some(store) = self.store.take() {
+            lift_fence(&store, &self.backend).await;
+        }
+    }
+}
+
+impl Drop for Fence {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let backend = std::mem::take(&mut self.backend);
+            rt.spawn(async move { lift_fence(&store, &backend).await });
+        }
+    }
+}
+
+async fn lift_fence(store: &crate::LedgerHandle, backend: &str) {
+    if let Err(e) = store.set_backend_draining(backend, false).await {
+        // Left set, the fence keeps writes off a backend that may still hold copies: safe,
+        // and the next drain of the backend clears it when it ends.
+        tracing::warn!(backend, error = %e, "could not lift the drain's write fence");
+    }
+}
+
+/// One pass over the copies the ledger records on `backend` (see the module docs).
+async fn run_pass(
     ctx: &Ctx,
     backend: &str,
     progress: &mut (dyn FnMut(&DrainProgress) + Send),
@@ -166,8 +273,12 @@ async fn run(
         let Some(last) = locs.last() else { break };
         after = last.object_key.clone();
         let mut up = Vec::new();
+        // Targets: the other backends that answer and are within their monthly usage
+        // budgets (DESIGN decision 29; a drain's copy spends the target's ingress and
+        // requests). Backends being drained themselves are left out by the routing.
         for name in ctx.backends.order() {
             if name != backend
+                && !ctx.backends.over_budget(name)
                 && let Some(b) = ctx.backends.get(name)
                 && backend_up(b).await
             {

@@ -35,6 +35,9 @@ pub(crate) struct Scope {
     pub(crate) replication: bool,
     /// During an `s3o-gateway drain` run alongside, every fourth round.
     pub(crate) drain: bool,
+    /// In a versioned bucket: every write makes a version and every delete a delete marker,
+    /// and the checks read every acknowledged version by its id.
+    pub(crate) versioned: bool,
 }
 
 impl Scope {
@@ -43,6 +46,7 @@ impl Scope {
         complete: false,
         replication: false,
         drain: false,
+        versioned: false,
     };
 
     fn name(self) -> String {
@@ -51,6 +55,7 @@ impl Scope {
             (self.complete, "complete"),
             (self.replication, "replication"),
             (self.drain, "drain"),
+            (self.versioned, "versioned"),
         ] {
             if on {
                 s.push_str(", ");
@@ -173,6 +178,8 @@ struct Done {
     /// The error of an operation that failed while the gateway was still alive: not the
     /// kill's doing.
     early_error: Option<String>,
+    /// The version id an acknowledged write was answered with (a versioned bucket).
+    version: Option<String>,
 }
 
 /// The object_store clients of one gateway process, one per bucket.
@@ -246,15 +253,20 @@ async fn client_loop(
             }
             _ => (Kind::Put, Some((seed, rng.usize(..4096))), vec![k]),
         };
+        let mut version = None;
         let (result, stage): (Result<(), String>, &'static str) = match kind {
             Kind::Put | Kind::StreamedPut => {
                 let (s, n) = value.unwrap();
                 let r = c.put(&path, PutPayload::from(content(s, n))).await;
-                (r.map(|_| ()).map_err(|e| e.to_string()), "put")
+                (
+                    r.map(|p| version = p.version).map_err(|e| e.to_string()),
+                    "put",
+                )
             }
             Kind::Multipart => {
                 let (s, n) = value.unwrap();
-                multipart(c, &path, Bytes::from(content(s, n)), &fence).await
+                let (r, stage) = multipart(c, &path, Bytes::from(content(s, n)), &fence).await;
+                (r.map(|v| version = v), stage)
             }
             Kind::Delete => (c.delete(&path).await.map_err(|e| e.to_string()), "delete"),
             Kind::DeleteObjects => {
@@ -291,6 +303,7 @@ async fn client_loop(
             stage,
             may_apply: kind != Kind::Multipart || stage == "complete",
             early_error,
+            version,
         });
         if !acked {
             break;
@@ -314,14 +327,14 @@ struct Fence {
     completing: AtomicUsize,
 }
 
-/// A client multipart upload of `data` in two parts (5 MiB and the rest); on failure, the
-/// stage it reached.
+/// A client multipart upload of `data` in two parts (5 MiB and the rest): its version id (in a
+/// versioned bucket) or, on failure, the stage it reached.
 async fn multipart(
     c: &AmazonS3,
     path: &Path,
     data: Bytes,
     fence: &Fence,
-) -> (Result<(), String>, &'static str) {
+) -> (Result<Option<String>, String>, &'static str) {
     let mut up = match c.put_multipart(path).await {
         Ok(u) => u,
         Err(e) => return (Err(e.to_string()), "create"),
@@ -338,7 +351,11 @@ async fn multipart(
         fence.completing.fetch_sub(1, Ordering::SeqCst);
         return (Err("not completed: a kill is due".into()), LEFT_OPEN);
     }
-    let r = up.complete().await.map(|_| ()).map_err(|e| e.to_string());
+    let r = up
+        .complete()
+        .await
+        .map(|p| p.version)
+        .map_err(|e| e.to_string());
     fence.completing.fetch_sub(1, Ordering::SeqCst);
     (r, "complete")
 }
@@ -359,6 +376,10 @@ struct Tally {
     drain_moved: u64,
     checks: u64,
     open_uploads: usize,
+    /// Acknowledged versions read back by id (a versioned bucket), and the delete markers
+    /// of acknowledged deletes found in the ledger.
+    versions_read: u64,
+    markers: u64,
     /// What the checks found wrong, with the round of the first check that found it.
     findings: BTreeMap<String, (usize, String)>,
 }
@@ -452,6 +473,13 @@ struct Drill {
     possible: Vec<Vec<State>>,
     /// Per key: (round, kind, length or -1 when absent, acknowledged), for failure messages.
     history: Vec<Vec<(usize, &'static str, i64, bool)>>,
+    /// Versioned keys only: per key, every acknowledged version (id, seed, length, whether a
+    /// check read it back already).
+    versions: Vec<Vec<(String, u64, usize, bool)>>,
+    /// Versioned keys only: per key, acknowledged deletes (each made a delete marker) and
+    /// deletes in flight at a kill (each may have).
+    deletes: Vec<(usize, usize)>,
+    versioned: bool,
     tally: Tally,
 }
 
@@ -459,7 +487,7 @@ impl Drill {
     /// Restarts the gateway in-process, runs one pass of every worker and checks everything
     /// the clients were told and everything on the backends. What is wrong is recorded (once
     /// per distinct message) and the drill goes on, so one run shows every kind of failure.
-    async fn check(&mut self, round: usize) {
+    async fn check(&mut self, round: usize, last: bool) {
         let mut cfg = Config::load(&self.cfg_path).unwrap();
         cfg.workers = check_workers();
         let gw = Gateway::start(cfg).await.unwrap();
@@ -570,6 +598,9 @@ impl Drill {
                 (None, Some(_)) => Vec::new(),
             };
         }
+        if self.versioned {
+            problems.extend(self.versions_intact(&store, &clients, last).await);
+        }
         problems.extend(ledger_drift(&store).await);
         problems.extend(self.backends_match_ledger(&store).await);
         for f in &self.fs {
@@ -613,9 +644,26 @@ impl Drill {
     /// empty here); a difference is reported with the history of the keys it concerns.
     async fn backends_match_ledger(&self, store: &s3o_store::MetadataStore) -> Vec<String> {
         let mut report = Vec::new();
+        // Noncurrent versions' copies are on the backends too (a versioned bucket).
+        let mut noncurrent: Vec<(String, String)> = Vec::new();
+        for k in self.keys.iter() {
+            let owner = k.ledger();
+            for l in store.get_noncurrent_copies(&owner).await.unwrap() {
+                noncurrent.push((
+                    l.backend_name.clone(),
+                    l.form.storage_path(&owner).to_owned(),
+                ));
+            }
+        }
         for f in &self.fs {
             let physical = f.paths().await;
-            let recorded = ledger_paths(store, &f.name).await;
+            let mut recorded = ledger_paths(store, &f.name).await;
+            recorded.extend(
+                noncurrent
+                    .iter()
+                    .filter(|(b, _)| *b == f.name)
+                    .map(|(_, p)| p.clone()),
+            );
             for p in physical.difference(&recorded) {
                 report.push(format!("{}: {p} on the backend, not in the ledger", f.name));
             }
@@ -640,11 +688,112 @@ impl Drill {
         report
     }
 
+    /// A versioned bucket's promises: every acknowledged version is in the ledger with its
+    /// size and reads back by id with its bytes (those not read by an earlier check, a sample
+    /// of 16 of the others, and all of them at the last check), and the key's delete markers
+    /// number at least its acknowledged deletes and at most those plus the deletes in flight
+    /// at a kill.
+    async fn versions_intact(
+        &mut self,
+        store: &s3o_store::MetadataStore,
+        clients: &Clients,
+        last: bool,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut sample = fastrand::Rng::new();
+        for (i, key) in self.keys.iter().enumerate() {
+            if key.bucket != BUCKET {
+                continue;
+            }
+            let owner = key.ledger();
+            let mut listed = Vec::new();
+            let (mut km, mut vm) = (String::new(), String::new());
+            loop {
+                let page = store
+                    .list_object_versions(&owner, "", &km, &vm, 1000)
+                    .await
+                    .unwrap();
+                listed.extend(page.versions.into_iter().filter(|v| v.object_key == owner));
+                if !page.is_truncated {
+                    break;
+                }
+                (km, vm) = (page.next_key_marker, page.next_version_id_marker);
+            }
+            let markers = listed.iter().filter(|v| v.delete_marker).count();
+            let (acked, maybe) = self.deletes[i];
+            if markers < acked || markers > acked + maybe {
+                out.push(format!(
+                    "{owner}: {markers} delete markers for {acked} acknowledged deletes and {maybe} in flight\thistory (round, op, length, acked): {:?}",
+                    self.history[i]
+                ));
+            }
+            let n = self.versions[i].len();
+            for j in 0..n {
+                let (id, seed, len, read) = self.versions[i][j].clone();
+                let Some(v) = listed.iter().find(|v| v.version_id == id) else {
+                    out.push(format!(
+                        "{owner}: acknowledged version {id} ({len} bytes) is not in the ledger\thistory (round, op, length, acked): {:?}",
+                        self.history[i]
+                    ));
+                    continue;
+                };
+                if v.delete_marker || v.size_bytes != len as i64 {
+                    out.push(format!(
+                        "{owner}: version {id} is {} bytes (marker {}), acknowledged with {len}",
+                        v.size_bytes, v.delete_marker
+                    ));
+                    continue;
+                }
+                if read && !last && sample.usize(..n.max(16)) >= 16 {
+                    continue;
+                }
+                let opts = object_store::GetOptions {
+                    version: Some(id.clone()),
+                    ..Default::default()
+                };
+                let path = Path::from(key.name.as_str());
+                match clients.of(key).get_opts(&path, opts).await {
+                    Ok(r) => match r.bytes().await {
+                        Ok(b) if b.len() == len && *b == content(seed, len) => {
+                            self.versions[i][j].3 = true;
+                            self.tally.versions_read += 1;
+                        }
+                        Ok(b) => out.push(format!(
+                            "{owner}: version {id} reads {} bytes, not the {len} acknowledged",
+                            b.len()
+                        )),
+                        Err(e) => out.push(format!("{owner}: version {id}: body failed\t{e}")),
+                    },
+                    Err(e) => out.push(format!("{owner}: GET of version {id} failed\t{e}")),
+                }
+            }
+            if last {
+                self.tally.markers += markers as u64;
+            }
+        }
+        out
+    }
+
     /// Folds one round's operations into the possible states and the tally.
     fn record(&mut self, round: usize, done: Vec<Done>) {
         for d in done {
             let len = d.value.map_or(-1, |(_, n)| n as i64);
             for k in &d.keys {
+                if self.versioned && self.keys[*k].bucket == BUCKET {
+                    match (d.value, d.acked) {
+                        (Some((seed, n)), true) => match &d.version {
+                            Some(v) => self.versions[*k].push((v.clone(), seed, n, false)),
+                            None => self.tally.early_errors.push(format!(
+                                "round {round}: {} {} acknowledged without a version id",
+                                d.kind.name(),
+                                self.keys[*k].ledger()
+                            )),
+                        },
+                        (None, true) => self.deletes[*k].0 += 1,
+                        (None, false) => self.deletes[*k].1 += 1,
+                        (Some(_), false) => {}
+                    }
+                }
                 self.history[*k].push((round, d.kind.name(), len, d.acked));
                 if d.acked {
                     self.possible[*k] = vec![d.value];
@@ -777,8 +926,22 @@ pub(crate) async fn drill(engine: Engine, scope: Scope) {
         keys,
         possible: vec![vec![None]; n],
         history: vec![Vec::new(); n],
+        versions: vec![Vec::new(); n],
+        deletes: vec![(0, 0); n],
+        versioned: scope.versioned,
         tally: Tally::default(),
     };
+    if scope.versioned {
+        // The bucket row exists once a gateway has started on the ledger.
+        let gw = Gateway::start(Config::load(&d.cfg_path).unwrap())
+            .await
+            .unwrap();
+        gw.store()
+            .set_bucket_versioning(BUCKET, s3o_store::Versioning::Enabled)
+            .await
+            .unwrap();
+        gw.shutdown().await;
+    }
     let serve_log = d.dir.path().join("serve.log");
     let drain_log = d.dir.path().join("drain.log");
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -887,9 +1050,19 @@ pub(crate) async fn drill(engine: Engine, scope: Scope) {
                 .max()
                 .unwrap_or(0u64);
         }
+        if draining {
+            // A killed drain leaves its write fence set (as after a crash) until the backend
+            // is drained again; the drill lifts it as the operator would, so that the next
+            // drains (of the other backends) do not end up fencing every backend.
+            let s = s3o_store::open(&url).await.unwrap();
+            for b in s.draining_backends().await.unwrap() {
+                s.set_backend_draining(&b, false).await.unwrap();
+            }
+            s.close().await;
+        }
         d.record(round, done.into_iter().flatten().collect());
         if (round + 1) % check_every == 0 || round + 1 == kills {
-            d.check(round).await;
+            d.check(round, round + 1 == kills).await;
         }
     }
     if let Some(schema) = schema {
@@ -915,6 +1088,12 @@ pub(crate) async fn drill(engine: Engine, scope: Scope) {
         line.push_str(&format!(
             "; drains: {} ({} finished and {} failed before their kill), {} copies moved",
             t.drains, t.drains_finished, t.drains_failed, t.drain_moved
+        ));
+    }
+    if scope.versioned {
+        line.push_str(&format!(
+            "; versions read back by id: {}; delete markers at the end: {}",
+            t.versions_read, t.markers
         ));
     }
     line.push_str(&format!(
