@@ -102,14 +102,14 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0015_charge_parts.sql"),
     },
     Migration {
-        version: 19,
+        version: 16,
         name: "backend_draining",
-        sql: include_str!("../migrations/0019_backend_draining.sql"),
+        sql: include_str!("../migrations/0016_backend_draining.sql"),
     },
 ];
 
 /// The schema version this binary expects: the highest embedded migration.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 19;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 16;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == EXPECTED_SCHEMA_VERSION);
 

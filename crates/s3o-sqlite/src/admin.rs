@@ -99,9 +99,9 @@ const MIGRATIONS: [Migration; 16] = [
         sql: include_str!("../migrations/0015_charge_parts.sql"),
     },
     Migration {
-        version: 19,
-        name: "0019_backend_draining",
-        sql: include_str!("../migrations/0019_backend_draining.sql"),
+        version: 16,
+        name: "0016_backend_draining",
+        sql: include_str!("../migrations/0016_backend_draining.sql"),
     },
 ];
 

@@ -43,7 +43,7 @@ pub use rusqlite;
 pub use stmt::{SQL_TRACE_TARGET, log_sql_parameter_values};
 
 /// The schema version this binary expects: the number of the last file in `migrations/sqlite`.
-pub const EXPECTED_SCHEMA_VERSION: i64 = 19;
+pub const EXPECTED_SCHEMA_VERSION: i64 = 16;
 
 /// The `synchronous` level of the writer connection (see the crate docs on durability).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
