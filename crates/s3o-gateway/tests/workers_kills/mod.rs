@@ -964,7 +964,12 @@ pub(crate) async fn drill(engine: Engine, scope: Scope) {
         });
         // A drain moves its copies within a few hundred milliseconds, then waits its 2 s read
         // grace before deleting the sources and sweeping: its kills land in all three.
-        let (window, big) = if long {
+        // Every eighth round (a long one without a drain) lasts 4–12 s, so that streamed PUTs
+        // and multipart uploads are acknowledged even on a loaded machine, where a 5 MiB write
+        // through a debug build can take longer than a long round.
+        let (window, big) = if round % 8 == 5 {
+            (4000 + rng.u64(..8000), BIG_LONG)
+        } else if long {
             (150 + rng.u64(..2850), BIG_LONG)
         } else {
             (20 + rng.u64(..380), BIG_SHORT)
