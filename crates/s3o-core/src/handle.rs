@@ -1285,6 +1285,26 @@ impl MetadataStore {
         )
         .await
     }
+    /// Rows of `holder`'s table holding a wrapped data key after `after`, in primary-key
+    /// byte order (see [`EncryptionAdmin::list_wrapped_keys`](crate::engine::EncryptionAdmin::list_wrapped_keys)).
+    pub async fn list_wrapped_keys(
+        &self,
+        holder: KeyHolder,
+        limit: i64,
+        after: Option<&WrappedKeyAt>,
+    ) -> Result<Vec<WrappedKey>> {
+        self.observe(
+            "list_wrapped_keys",
+            self.inner.list_wrapped_keys(holder, limit, after),
+        )
+        .await
+    }
+    /// Rows holding a wrapped data key, per table and master key (see
+    /// [`EncryptionAdmin::wrapped_key_census`](crate::engine::EncryptionAdmin::wrapped_key_census)).
+    pub async fn wrapped_key_census(&self) -> Result<Vec<KeyCensus>> {
+        self.observe("wrapped_key_census", self.inner.wrapped_key_census())
+            .await
+    }
     /// Every encrypted copy after `after` (keyset), ordered by `(key, backend)`.
     pub async fn list_all_encrypted_locations(
         &self,
@@ -1363,6 +1383,24 @@ impl MetadataStore {
             "rewrap_encryption_key",
             self.inner
                 .rewrap_encryption_key(key, backend, expected_key, new_key, new_key_id),
+        )
+        .await
+    }
+    /// Re-wraps the data key held by the row `at` (current or noncurrent copy, open upload,
+    /// part, write intent) while it still holds `expected_key`; `false` (nothing changed) when
+    /// the row is gone or holds another key (see
+    /// [`ops::rewrap_stored_key`](crate::ops::rewrap_stored_key)).
+    pub async fn rewrap_stored_key(
+        &self,
+        at: &WrappedKeyAt,
+        expected_key: &[u8],
+        new_key: &[u8],
+        new_key_id: &str,
+    ) -> Result<bool> {
+        self.observe(
+            "rewrap_stored_key",
+            self.inner
+                .rewrap_stored_key(at, expected_key, new_key, new_key_id),
         )
         .await
     }

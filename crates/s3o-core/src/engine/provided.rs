@@ -350,6 +350,17 @@ pub trait EngineOps: Engine {
     ) -> Result<bool> {
         ops::rewrap_encryption_key(self, key, backend, expected_key, new_key, new_key_id).await
     }
+    /// Re-wraps the data key held by any row while it still holds `expected_key` (see
+    /// [`ops::rewrap_stored_key`]).
+    async fn rewrap_stored_key(
+        &self,
+        at: &WrappedKeyAt,
+        expected_key: &[u8],
+        new_key: &[u8],
+        new_key_id: &str,
+    ) -> Result<bool> {
+        ops::rewrap_stored_key(self, at, expected_key, new_key, new_key_id).await
+    }
     /// Swaps every copy of a version for rewritten bytes while it is still current (see
     /// [`ops::convert_version`]).
     async fn convert_version(

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::tx::{Runner, TxAdapter, TxBody, with_tx_val};
-use crate::types::{ConvertedCopy, StoredForm};
+use crate::types::{ConvertedCopy, StoredForm, WrappedKeyAt};
 use crate::validate;
 
 struct Rewrite<'a> {
@@ -176,6 +176,75 @@ pub async fn rewrap_encryption_key<R: Runner + ?Sized>(
         &Rewrap {
             key,
             backend,
+            expected: expected_key,
+            new_key,
+            new_key_id,
+        },
+    )
+    .await
+}
+
+struct RewrapRow<'a> {
+    at: &'a WrappedKeyAt,
+    expected: &'a [u8],
+    new_key: &'a [u8],
+    new_key_id: &'a str,
+}
+
+#[async_trait]
+impl TxBody for RewrapRow<'_> {
+    type Output = bool;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<bool> {
+        // Take the lock every writer of the row takes, so the compare-and-set never lands
+        // between the statements of an operation that copies the row elsewhere (archiving a
+        // current version, restoring a noncurrent one, completing an upload): the row is
+        // either still where it was, and re-wrapped, or gone, and left to the next run.
+        match self.at {
+            WrappedKeyAt::Current { object_key, .. } | WrappedKeyAt::Version { object_key, .. } => {
+                tx.acquire_key_lock(object_key).await?;
+            }
+            WrappedKeyAt::Upload { upload_id } | WrappedKeyAt::Part { upload_id, .. } => {
+                if tx.lock_multipart_upload(upload_id).await?.is_none() {
+                    return Ok(false);
+                }
+            }
+            // An intent is one row: its promotion and abandonment lock that row, which the
+            // single-statement compare-and-set waits for.
+            WrappedKeyAt::Pending { .. } => {}
+        }
+        tx.rewrap_key_row(self.at, self.expected, self.new_key, self.new_key_id)
+            .await
+    }
+}
+
+/// Replaces the wrapped data key held by the row `at` (a current or noncurrent copy, an open
+/// upload's upload-level key, one of its parts, a write intent) with `new_key` under master
+/// key `new_key_id` — rotation, metadata only — only while the row still holds
+/// `expected_key`, checked under the lock the row's writers take (the key lock for copies,
+/// the upload's row lock for uploads and parts). A row overwritten, completed, aborted,
+/// promoted or re-wrapped since the caller read it keeps what it holds: `false`, nothing
+/// changed. Sizes, paths and every other column stay, so no quota moves. Both keys must be
+/// non-empty.
+#[tracing::instrument(name = "rewrap_stored_key", level = "debug", skip_all, fields(holder = ?at.holder()))]
+pub async fn rewrap_stored_key<R: Runner + ?Sized>(
+    runner: &R,
+    at: &WrappedKeyAt,
+    expected_key: &[u8],
+    new_key: &[u8],
+    new_key_id: &str,
+) -> Result<bool> {
+    validate::wrapped_key_at(at)?;
+    if new_key.is_empty() || expected_key.is_empty() || new_key_id.is_empty() {
+        return Err(crate::error::StoreError::invalid(
+            "encryption key",
+            "a rewrapped key, its key id and the key it replaces must be non-empty",
+        ));
+    }
+    validate::id("key id", new_key_id)?;
+    with_tx_val(
+        runner,
+        &RewrapRow {
+            at,
             expected: expected_key,
             new_key,
             new_key_id,

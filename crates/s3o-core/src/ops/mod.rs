@@ -29,6 +29,7 @@ pub use cleanup::{
 };
 pub use encryption::{
     convert_version, mark_object_decrypted, mark_object_encrypted, rewrap_encryption_key,
+    rewrap_stored_key,
 };
 pub use integrity::remove_bad_copy;
 pub use listing::{
