@@ -135,6 +135,7 @@ on_both_ledgers! {
         tampered_copies_fail_and_replicas_serve,
         drained_sealed_copy_reads,
         rotation_keeps_objects_readable,
+        rotation_covers_versions_and_uploads,
         convert_existing_both_ways,
     ],
     failures: [
