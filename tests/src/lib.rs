@@ -289,6 +289,10 @@ macro_rules! for_each_case {
                 encrypted_offset_and_keyset_paging,
                 rewrap_only_the_key_read,
                 convert_version_swaps_every_copy_or_nothing,
+                rewrap_reaches_every_holder,
+                rewrap_loses_to_client_writes,
+                rewrap_racing_part_uploads,
+                convert_noncurrent_version_swaps_or_nothing,
             ],
             integrity: [
                 objects_without_hash,

@@ -1318,6 +1318,39 @@ impl MetadataStore {
         )
         .await
     }
+    /// Rows of `holder`'s table holding a wrapped data key after `after`, in primary-key
+    /// byte order (see [`EncryptionAdmin::list_wrapped_keys`](crate::engine::EncryptionAdmin::list_wrapped_keys)).
+    pub async fn list_wrapped_keys(
+        &self,
+        holder: KeyHolder,
+        limit: i64,
+        after: Option<&WrappedKeyAt>,
+    ) -> Result<Vec<WrappedKey>> {
+        self.observe(
+            "list_wrapped_keys",
+            self.inner.list_wrapped_keys(holder, limit, after),
+        )
+        .await
+    }
+    /// Plaintext copies of noncurrent versions after `after` (see
+    /// [`EncryptionAdmin::list_plaintext_version_copies`](crate::engine::EncryptionAdmin::list_plaintext_version_copies)).
+    pub async fn list_plaintext_version_copies(
+        &self,
+        limit: i64,
+        after: Option<&WrappedKeyAt>,
+    ) -> Result<Vec<WrappedKeyAt>> {
+        self.observe(
+            "list_plaintext_version_copies",
+            self.inner.list_plaintext_version_copies(limit, after),
+        )
+        .await
+    }
+    /// Rows holding a wrapped data key, per table and master key (see
+    /// [`EncryptionAdmin::wrapped_key_census`](crate::engine::EncryptionAdmin::wrapped_key_census)).
+    pub async fn wrapped_key_census(&self) -> Result<Vec<KeyCensus>> {
+        self.observe("wrapped_key_census", self.inner.wrapped_key_census())
+            .await
+    }
     /// Every encrypted copy after `after` (keyset), ordered by `(key, backend)`.
     pub async fn list_all_encrypted_locations(
         &self,
@@ -1399,6 +1432,24 @@ impl MetadataStore {
         )
         .await
     }
+    /// Re-wraps the data key held by the row `at` (current or noncurrent copy, open upload,
+    /// part, write intent) while it still holds `expected_key`; `false` (nothing changed) when
+    /// the row is gone or holds another key (see
+    /// [`ops::rewrap_stored_key`](crate::ops::rewrap_stored_key)).
+    pub async fn rewrap_stored_key(
+        &self,
+        at: &WrappedKeyAt,
+        expected_key: &[u8],
+        new_key: &[u8],
+        new_key_id: &str,
+    ) -> Result<bool> {
+        self.observe(
+            "rewrap_stored_key",
+            self.inner
+                .rewrap_stored_key(at, expected_key, new_key, new_key_id),
+        )
+        .await
+    }
     /// Swaps every copy of `key` for rewritten (encrypted or decrypted) bytes while its
     /// version is still the one at `expected_storage_key`; `None` (nothing changed) when a
     /// concurrent write won (see [`ops::convert_version`](crate::ops::convert_version)).
@@ -1413,6 +1464,30 @@ impl MetadataStore {
             "convert_version",
             self.inner
                 .convert_version(key, expected_storage_key, envelope, copies),
+        )
+        .await
+    }
+    /// Swaps every copy of noncurrent version `version_id` of `key` for rewritten bytes while
+    /// it is still that noncurrent version at `expected_storage_key`; `None` (nothing changed)
+    /// when a concurrent delete or restore won (see
+    /// [`ops::convert_noncurrent_version`](crate::ops::convert_noncurrent_version)).
+    pub async fn convert_noncurrent_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        expected_storage_key: &str,
+        envelope: &StoredForm,
+        copies: &[ConvertedCopy],
+    ) -> Result<Option<Vec<DeletedCopy>>> {
+        self.observe(
+            "convert_noncurrent_version",
+            self.inner.convert_noncurrent_version(
+                key,
+                version_id,
+                expected_storage_key,
+                envelope,
+                copies,
+            ),
         )
         .await
     }

@@ -369,10 +369,46 @@ pub trait VersionsTx: Send {
     ) -> Result<u64>;
 }
 
+/// Transactional primitives of key rotation (see [`crate::ops::rewrap_stored_key`]).
+#[async_trait]
+pub trait EncryptionTx: Send {
+    /// Replaces the packed key and key id of the row `at`, in one statement, only while the
+    /// row still holds exactly `expected` (and, for copies, parts and intents, is encrypted):
+    /// a row replaced, removed or re-wrapped since the caller read it is left alone. Nothing
+    /// else of the row changes. `true` when the row was changed.
+    async fn rewrap_key_row(
+        &mut self,
+        at: &crate::types::WrappedKeyAt,
+        expected: &[u8],
+        new_key: &[u8],
+        new_key_id: &str,
+    ) -> Result<bool>;
+    /// Rewrites the size, encryption columns (`encrypted`, `encryption_key`, `key_id`,
+    /// `plaintext_size`: cleared when `form` is plaintext) and `storage_key` of the copy of
+    /// noncurrent version `version_id` of `key` on `backend` to `size` and `form`'s; every
+    /// other column stays. `false` when there is no such row. Called under the key lock.
+    async fn update_version_copy_form(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        backend: &str,
+        size: i64,
+        form: &crate::types::StoredForm,
+    ) -> Result<bool>;
+}
+
 /// The per-engine transactional seam: every primitive a core operation may call.
 #[async_trait]
 pub trait TxAdapter:
-    PendingTx + ObjectsTx + CleanupTx + QuotaTx + BackendTx + BucketTx + MultipartTx + VersionsTx
+    PendingTx
+    + ObjectsTx
+    + CleanupTx
+    + QuotaTx
+    + BackendTx
+    + BucketTx
+    + MultipartTx
+    + VersionsTx
+    + EncryptionTx
 {
     /// Takes a transaction-scoped lock on `key`, released at commit or rollback. PostgreSQL:
     /// `pg_advisory_xact_lock(KEY_LOCK_CLASS, hashtext(key))`; SQLite: no-op, because its one

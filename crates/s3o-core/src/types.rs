@@ -971,6 +971,119 @@ pub struct EncryptedLocation {
     pub key_id: String,
 }
 
+/// The ledger tables whose rows can hold a wrapped data key: every one of them must be
+/// re-wrapped before the master key that wrapped it can be removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyHolder {
+    /// A copy of a current version (`object_locations`).
+    Current,
+    /// A copy of a noncurrent version (`object_versions`).
+    Version,
+    /// The upload-level key of an open multipart upload (`multipart_uploads`).
+    Upload,
+    /// A part of an open multipart upload (`multipart_parts`): the upload's DEK with the part
+    /// attempt's own base nonce.
+    Part,
+    /// A write intent (`pending_objects`), promoted as stored when its writer dies.
+    Pending,
+}
+
+impl KeyHolder {
+    /// Every holder, in the order a rotation visits them.
+    pub const ALL: [KeyHolder; 5] = [
+        KeyHolder::Current,
+        KeyHolder::Version,
+        KeyHolder::Upload,
+        KeyHolder::Part,
+        KeyHolder::Pending,
+    ];
+
+    /// The table holding the rows (identical on both engines).
+    pub fn table(self) -> &'static str {
+        match self {
+            KeyHolder::Current => "object_locations",
+            KeyHolder::Version => "object_versions",
+            KeyHolder::Upload => "multipart_uploads",
+            KeyHolder::Part => "multipart_parts",
+            KeyHolder::Pending => "pending_objects",
+        }
+    }
+}
+
+/// One row holding a wrapped data key, named by its table's primary key. It is also the
+/// keyset cursor of [`crate::engine::EncryptionAdmin::list_wrapped_keys`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WrappedKeyAt {
+    /// A copy of the current version of `object_key` on `backend_name`.
+    Current {
+        /// Key.
+        object_key: String,
+        /// Backend.
+        backend_name: String,
+    },
+    /// The copy of noncurrent version `version_id` of `object_key` on `backend_name`.
+    Version {
+        /// Key.
+        object_key: String,
+        /// Version id.
+        version_id: String,
+        /// Backend.
+        backend_name: String,
+    },
+    /// An open multipart upload's upload-level key.
+    Upload {
+        /// Upload id.
+        upload_id: String,
+    },
+    /// A part of an open multipart upload.
+    Part {
+        /// Upload id.
+        upload_id: String,
+        /// Part number.
+        part_number: i32,
+    },
+    /// A write intent.
+    Pending {
+        /// Intent id.
+        intent_id: String,
+    },
+}
+
+impl WrappedKeyAt {
+    /// The table of the row.
+    pub fn holder(&self) -> KeyHolder {
+        match self {
+            WrappedKeyAt::Current { .. } => KeyHolder::Current,
+            WrappedKeyAt::Version { .. } => KeyHolder::Version,
+            WrappedKeyAt::Upload { .. } => KeyHolder::Upload,
+            WrappedKeyAt::Part { .. } => KeyHolder::Part,
+            WrappedKeyAt::Pending { .. } => KeyHolder::Pending,
+        }
+    }
+}
+
+/// A row holding a wrapped data key, as rotation lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// The row.
+    pub at: WrappedKeyAt,
+    /// Packed key (the engine-independent bytes the gateway wrote).
+    pub encryption_key: Vec<u8>,
+    /// Master-key id that wrapped it.
+    pub key_id: String,
+}
+
+/// How many rows of one table hold a data key wrapped under one master key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KeyCensus {
+    /// The table.
+    pub holder: KeyHolder,
+    /// Master-key id.
+    pub key_id: String,
+    /// Rows.
+    pub rows: i64,
+}
+
 /// A plaintext copy, as the encrypt-in-place admin lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnencryptedLocation {

@@ -810,6 +810,39 @@ fn no_nul(what: &'static str, s: &str) -> Result<()> {
     Ok(())
 }
 
+/// A row naming a wrapped data key ([`crate::types::WrappedKeyAt`]): its key, backend and ids
+/// bounded like everywhere else, a valid part number.
+pub fn wrapped_key_at(at: &crate::types::WrappedKeyAt) -> Result<()> {
+    use crate::types::WrappedKeyAt as W;
+    match at {
+        W::Current {
+            object_key,
+            backend_name,
+        } => {
+            key(object_key)?;
+            backend(backend_name)
+        }
+        W::Version {
+            object_key,
+            version_id,
+            backend_name,
+        } => {
+            key(object_key)?;
+            id("version id", version_id)?;
+            backend(backend_name)
+        }
+        W::Upload { upload_id } => id("upload id", upload_id),
+        W::Part {
+            upload_id,
+            part_number: n,
+        } => {
+            id("upload id", upload_id)?;
+            part_number(*n)
+        }
+        W::Pending { intent_id } => id("intent id", intent_id),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

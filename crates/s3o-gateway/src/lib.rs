@@ -46,7 +46,10 @@ pub use crypto::config::{EncryptionConfig, KeySource, PreviousKey};
 pub use crypto::convert::{
     ConvertProgress, Direction as ConvertDirection, convert as convert_objects,
 };
-pub use crypto::rotate::{RotateOptions, RotateProgress, rotate as rotate_encryption_keys};
+pub use crypto::rotate::{
+    MAX_PASSES as ROTATE_MAX_PASSES, RotateCounts, RotateOptions, RotateProgress,
+    holder_name as key_holder_name, rotate as rotate_encryption_keys,
+};
 pub use demo::{
     DEMO_ACCESS_KEY, DEMO_BUCKET, DEMO_QUOTA_BYTES, DEMO_SECRET_KEY, DemoSetup, demo_config,
 };

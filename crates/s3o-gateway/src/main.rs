@@ -207,8 +207,8 @@ async fn encryption(rest: &[String], json: bool) -> Result<(), String> {
     }
     let mut show = |p: &s3o_gateway::RotateProgress| {
         eprintln!(
-            "rotate: examined {}, re-wrapped {}, already current {}, raced {}, failed {}",
-            p.examined, p.rewrapped, p.current, p.raced, p.failed
+            "rotate (pass {}): examined {}, re-wrapped {}, already current {}, raced {}, failed {}",
+            p.passes, p.examined, p.rewrapped, p.current, p.raced, p.failed
         );
     };
     let done = s3o_gateway::rotate_encryption_keys(&config, opts, &mut show)
@@ -218,6 +218,21 @@ async fn encryption(rest: &[String], json: bool) -> Result<(), String> {
         "rotated: {} keys re-wrapped, {} already current, {} changed meanwhile (kept their own key)",
         done.rewrapped, done.current, done.raced
     );
+    for (table, c) in &done.holders {
+        println!(
+            "  {table}: {} re-wrapped, {} already current, {} changed meanwhile",
+            c.rewrapped, c.current, c.raced
+        );
+    }
+    if done.remaining.is_empty() {
+        println!("no data key is wrapped under another master key: previous_keys can be emptied");
+    }
+    for (key_id, rows) in &done.remaining {
+        println!(
+            "{rows} data keys are still wrapped under {key_id:?} (written under it during the run: \
+             run again once every gateway uses the new key); keep it in previous_keys"
+        );
+    }
     Ok(())
 }
 

@@ -17,8 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use s3o_core::engine::{Runner, Transaction, TxAdapter};
 use s3o_core::tx::{
-    BackendTable, BackendTx, BucketTx, CleanupTx, MultipartTx, ObjectsTx, PendingTx, QuotaTx,
-    VersionsTx,
+    BackendTable, BackendTx, BucketTx, CleanupTx, EncryptionTx, MultipartTx, ObjectsTx, PendingTx,
+    QuotaTx, VersionsTx,
 };
 use s3o_core::{
     BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, DbErrorKind,
@@ -28,7 +28,10 @@ use s3o_core::{
 
 use crate::conn::{Conns, TxGuard};
 use crate::stmt::Db;
-use crate::{SqliteStore, backend, buckets, cleanup, multipart, objects, pending, quota, versions};
+use crate::{
+    SqliteStore, backend, buckets, cleanup, encryption, multipart, objects, pending, quota,
+    versions,
+};
 
 /// An open write transaction on the writer connection.
 pub(crate) struct SqliteTx {
@@ -641,6 +644,48 @@ impl VersionsTx for SqliteTx {
         let (key, vid, backend) = (key.to_owned(), version_id.to_owned(), backend.to_owned());
         self.run_now("delete version copy", move |db| {
             versions::delete_version_copy(db, &key, &vid, &backend)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl EncryptionTx for SqliteTx {
+    async fn rewrap_key_row(
+        &mut self,
+        at: &s3o_core::WrappedKeyAt,
+        expected: &[u8],
+        new_key: &[u8],
+        new_key_id: &str,
+    ) -> Result<bool> {
+        let (at, expected, new_key, new_key_id) = (
+            at.clone(),
+            expected.to_vec(),
+            new_key.to_vec(),
+            new_key_id.to_owned(),
+        );
+        self.run_now("rewrap data key", move |db| {
+            encryption::rewrap_row(db, &at, &expected, &new_key, &new_key_id)
+        })
+        .await
+    }
+
+    async fn update_version_copy_form(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+    ) -> Result<bool> {
+        let (key, vid, backend, form) = (
+            key.to_owned(),
+            version_id.to_owned(),
+            backend.to_owned(),
+            form.clone(),
+        );
+        self.run_now("update version copy form", move |db| {
+            encryption::update_version_copy(db, &key, &vid, &backend, size, &form)
         })
         .await
     }

@@ -16,12 +16,13 @@ pub use s3o_core::{
     Bucket, BucketBusy, BucketSettings, BucketSpec, CleanupClaim, CleanupDlqItem, CleanupEntry,
     CleanupItem, CleanupOutcome, CleanupQueueStates, ConvertedCopy, CorsConfig, CorsRule,
     CreateMultipartUploadParams, Cursor, DbErrorKind, DeletedCopy, EncryptedLocation,
-    ImportOutcome, ImportedObject, KeyBound, LifecycleRule, ListDelimitedResult, ListObjectsResult,
-    LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore, MoveOutcome, MultipartPart, MultipartUpload,
-    NotificationRow, ObjectAttributes, ObjectChecksum, ObjectLocation, PartLayout, PendingObject,
-    PendingPromoteResult, QuotaStat, ReplicaOutcome, Result, S3Error, SchemaVersion, StoreError,
-    StoredForm, Timestamp, UnencryptedLocation, UsageLimits, UsageStat, WritePrecondition,
-    default_instance_id, default_part_path, quota_admits, s3_error_for,
+    ImportOutcome, ImportedObject, KeyBound, KeyCensus, KeyHolder, LifecycleRule,
+    ListDelimitedResult, ListObjectsResult, LockId, MAX_ATTEMPTS, MIGRATE_HINT, MetadataStore,
+    MoveOutcome, MultipartPart, MultipartUpload, NotificationRow, ObjectAttributes, ObjectChecksum,
+    ObjectLocation, PartLayout, PendingObject, PendingPromoteResult, QuotaStat, ReplicaOutcome,
+    Result, S3Error, SchemaVersion, StoreError, StoredForm, Timestamp, UnencryptedLocation,
+    UsageLimits, UsageStat, WrappedKey, WrappedKeyAt, WritePrecondition, default_instance_id,
+    default_part_path, quota_admits, s3_error_for,
 };
 /// Versioning (DESIGN decision 25): bucket state, version reads, outcomes and listings.
 pub use s3o_core::{

@@ -27,7 +27,8 @@ mod usage;
 mod versions;
 
 pub use crate::tx::{
-    BoxFuture, RetryBudget, Runner, Transaction, TxAdapter, TxBody, VersionsTx, tx_fn, with_tx_val,
+    BoxFuture, EncryptionTx, RetryBudget, Runner, Transaction, TxAdapter, TxBody, VersionsTx,
+    tx_fn, with_tx_val,
 };
 pub use admin::{LifecycleAdmin, SchemaVersion};
 pub use backend::BackendLifecycleStore;

@@ -361,6 +361,17 @@ pub trait EngineOps: Engine {
     ) -> Result<bool> {
         ops::rewrap_encryption_key(self, key, backend, expected_key, new_key, new_key_id).await
     }
+    /// Re-wraps the data key held by any row while it still holds `expected_key` (see
+    /// [`ops::rewrap_stored_key`]).
+    async fn rewrap_stored_key(
+        &self,
+        at: &WrappedKeyAt,
+        expected_key: &[u8],
+        new_key: &[u8],
+        new_key_id: &str,
+    ) -> Result<bool> {
+        ops::rewrap_stored_key(self, at, expected_key, new_key, new_key_id).await
+    }
     /// Swaps every copy of a version for rewritten bytes while it is still current (see
     /// [`ops::convert_version`]).
     async fn convert_version(
@@ -371,6 +382,26 @@ pub trait EngineOps: Engine {
         copies: &[ConvertedCopy],
     ) -> Result<Option<Vec<DeletedCopy>>> {
         ops::convert_version(self, key, expected_storage_key, envelope, copies).await
+    }
+    /// Swaps every copy of a noncurrent version for rewritten bytes while it is unchanged
+    /// (see [`ops::convert_noncurrent_version`]).
+    async fn convert_noncurrent_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        expected_storage_key: &str,
+        envelope: &StoredForm,
+        copies: &[ConvertedCopy],
+    ) -> Result<Option<Vec<DeletedCopy>>> {
+        ops::convert_noncurrent_version(
+            self,
+            key,
+            version_id,
+            expected_storage_key,
+            envelope,
+            copies,
+        )
+        .await
     }
     /// Marks a copy decrypted in place (see [`ops::mark_object_decrypted`]).
     async fn mark_object_decrypted(

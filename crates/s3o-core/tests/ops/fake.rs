@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use s3o_core::engine::{Runner, Transaction, TxAdapter};
 use s3o_core::tx::{
-    BackendTable, BackendTx, BucketTx, CleanupTx, MultipartTx, ObjectsTx, PendingTx, QuotaTx,
-    VersionsTx,
+    BackendTable, BackendTx, BucketTx, CleanupTx, EncryptionTx, MultipartTx, ObjectsTx, PendingTx,
+    QuotaTx, VersionsTx,
 };
 use s3o_core::*;
 
@@ -620,6 +620,33 @@ impl BucketTx for FakeTx {
 /// conformance suite); a versioned primitive reached here is a test bug.
 fn unmodelled() -> StoreError {
     StoreError::invalid("fake engine", "versioning is not modelled")
+}
+
+/// Rotation and version conversion are proven on the real engines (the conformance suite).
+#[async_trait]
+impl EncryptionTx for FakeTx {
+    async fn rewrap_key_row(
+        &mut self,
+        _: &WrappedKeyAt,
+        _: &[u8],
+        _: &[u8],
+        _: &str,
+    ) -> Result<bool> {
+        Err(StoreError::invalid(
+            "fake engine",
+            "rotation is not modelled",
+        ))
+    }
+    async fn update_version_copy_form(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: i64,
+        _: &StoredForm,
+    ) -> Result<bool> {
+        Err(unmodelled())
+    }
 }
 
 #[async_trait]

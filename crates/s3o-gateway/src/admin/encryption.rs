@@ -70,12 +70,32 @@ fn none_running(admin: &Admin) -> Result<(), ApiError> {
 }
 
 fn rotate_view(p: &RotateProgress) -> Value {
+    // Per table: current and noncurrent copies, open uploads, their parts, write intents.
+    let holders: serde_json::Map<String, Value> = p
+        .holders
+        .iter()
+        .map(|(name, c)| {
+            (
+                (*name).to_owned(),
+                json!({
+                    "examined": c.examined,
+                    "rewrapped": c.rewrapped,
+                    "current": c.current,
+                    "raced": c.raced,
+                    "failed": c.failed,
+                }),
+            )
+        })
+        .collect();
     json!({
         "examined": p.examined,
         "rewrapped": p.rewrapped,
         "current": p.current,
         "raced": p.raced,
         "failed": p.failed,
+        "holders": holders,
+        "passes": p.passes,
+        "remaining": p.remaining,
     })
 }
 
@@ -86,6 +106,7 @@ fn convert_view(p: &ConvertProgress) -> Value {
         "skipped": p.skipped,
         "raced": p.raced,
         "failed": p.failed,
+        "noncurrent": p.noncurrent,
     })
 }
 

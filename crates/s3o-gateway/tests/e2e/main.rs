@@ -143,7 +143,9 @@ on_both_ledgers! {
         tampered_copies_fail_and_replicas_serve,
         drained_sealed_copy_reads,
         rotation_keeps_objects_readable,
+        rotation_covers_versions_and_uploads,
         convert_existing_both_ways,
+        convert_covers_noncurrent_versions,
     ],
     failures: [
         bad_signature_stores_nothing,
