@@ -305,6 +305,9 @@ macro_rules! for_each_case {
                 lifecycle_round_trip_and_survives_sync,
                 lifecycle_bad_rules_change_nothing,
                 delete_object_version_spares_newer_writes,
+                expire_current_version_rechecks_version_and_tags,
+                expire_current_version_in_versioned_buckets,
+                expire_noncurrent_versions_exact,
             ],
             usage: [
                 usage_flush_accumulates,

@@ -1544,6 +1544,42 @@ impl MetadataStore {
         )
         .await
     }
+    /// Lifecycle `Expiration` of the current version of `key` in `bucket`: deleted as an S3
+    /// DELETE without a version id would (a delete marker in a versioned bucket), only while
+    /// the key still holds the version at `storage_key` carrying every tag in `tags`, decided
+    /// under the key lock; `None` when not (see
+    /// [`ops::expire_current_version`](crate::ops::expire_current_version)).
+    pub async fn expire_current_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        storage_key: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Option<DeleteOutcome>> {
+        self.observe(
+            "expire_current_version",
+            self.inner
+                .expire_current_version(bucket, key, storage_key, tags),
+        )
+        .await
+    }
+    /// Lifecycle `NoncurrentVersionExpiration` / `ExpiredObjectDeleteMarker` of `key` in
+    /// `bucket`, at most `limit` versions, decided under the key lock (see
+    /// [`ops::expire_noncurrent_versions`](crate::ops::expire_noncurrent_versions)).
+    pub async fn expire_noncurrent_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+        rule: &crate::ops::NoncurrentExpiry,
+        limit: usize,
+    ) -> Result<crate::ops::VersionExpiry> {
+        self.observe(
+            "expire_noncurrent_versions",
+            self.inner
+                .expire_noncurrent_versions(bucket, key, rule, limit),
+        )
+        .await
+    }
     /// One page of ListObjectVersions (see
     /// [`ops::list_object_versions`](crate::ops::list_object_versions)).
     pub async fn list_object_versions(

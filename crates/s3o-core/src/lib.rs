@@ -22,6 +22,7 @@ pub use error::{
 };
 pub use handle::MetadataStore;
 pub use locks::LockId;
+pub use ops::{NoncurrentExpiry, VersionAge, VersionExpiry, due_versions};
 pub use types::*;
 pub use versioning::{
     CURRENT_SEQ, Committed, DeleteOutcome, NULL_VERSION_ID, ObjectVersion, VersionCopy,

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::types::{
     BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, ExistingCopy,
-    KeyedExistingCopy, ObjectLocation, PartBytes, PendingObject, StoredForm,
+    KeyedExistingCopy, ObjectLocation, PartBytes, PendingObject, StoredForm, Timestamp,
 };
 
 /// A boxed, `Send` future: what transaction closures return.
@@ -315,6 +315,11 @@ pub trait VersionsTx: Send {
     async fn delete_version_rows(&mut self, key: &str, version_id: &str) -> Result<u64>;
     /// Sets the version id of `key`'s current copies (`None` = the null version).
     async fn set_current_version_id(&mut self, key: &str, version_id: Option<&str>) -> Result<()>;
+    /// When each version of `key` was written (its oldest copy's `created_at`), by `seq`:
+    /// every version and marker of `object_versions`, and the current copies under
+    /// [`crate::versioning::CURRENT_SEQ`]; with the clock that stamps them (the database's on
+    /// PostgreSQL), read in the same statement, so lifecycle ages compare like with like.
+    async fn version_times(&mut self, key: &str) -> Result<(Timestamp, BTreeMap<i64, Timestamp>)>;
 }
 
 /// The per-engine transactional seam: every primitive a core operation may call.

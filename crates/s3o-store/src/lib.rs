@@ -25,6 +25,8 @@ pub use s3o_core::{
     CURRENT_SEQ, Committed, DeleteOutcome, NULL_VERSION_ID, ObjectVersion, VersionListing,
     Versioning,
 };
+/// Lifecycle in versioned buckets: what a rule's noncurrent actions ask, what they removed.
+pub use s3o_core::{NoncurrentExpiry, VersionAge, VersionExpiry, due_versions};
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.
 #[cfg(feature = "postgres")]

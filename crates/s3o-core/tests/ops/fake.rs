@@ -628,6 +628,15 @@ impl VersionsTx for FakeTx {
     async fn set_current_version_id(&mut self, _: &str, _: Option<&str>) -> Result<()> {
         Err(unmodelled())
     }
+    async fn version_times(
+        &mut self,
+        _: &str,
+    ) -> Result<(
+        s3o_core::Timestamp,
+        std::collections::BTreeMap<i64, s3o_core::Timestamp>,
+    )> {
+        Err(unmodelled())
+    }
 }
 
 #[async_trait]
