@@ -308,6 +308,7 @@ macro_rules! for_each_case {
                 expire_current_version_rechecks_version_and_tags,
                 expire_current_version_in_versioned_buckets,
                 expire_noncurrent_versions_exact,
+                version_stats_count_noncurrent_and_markers,
             ],
             usage: [
                 usage_flush_accumulates,

@@ -550,3 +550,67 @@ pub async fn expire_noncurrent_versions_exact(store: Db) {
     assert_ledger(&store).await;
     assert_orphans_accounted(&store).await;
 }
+
+/// `get_version_stats` counts noncurrent copies and bytes per backend (a replicated version
+/// once per backend) and delete markers, and follows every step: an overwrite adds a
+/// noncurrent version, a delete a marker, a delete by version id takes them away.
+pub async fn version_stats_count_noncurrent_and_markers(store: Db) {
+    vbucket(&store, Versioning::Enabled).await;
+    assert_eq!(
+        store.get_version_stats().await.unwrap(),
+        VersionStats::default()
+    );
+    vcommit(&store, "a", A, 100, "a1").await;
+    replicate(&store, &vk("a"), B, A).await.unwrap();
+    vcommit(&store, "a", A, 30, "a2").await;
+    vcommit(&store, "b", B, 7, "b1").await;
+    store
+        .delete_object_in_bucket(VB, &vk("b"), None)
+        .await
+        .unwrap();
+    store
+        .delete_object_in_bucket(VB, &vk("ghost"), None)
+        .await
+        .unwrap();
+    let stat = |copies, bytes| NoncurrentStat { copies, bytes };
+    let s = store.get_version_stats().await.unwrap();
+    assert_eq!(s.delete_markers, 2);
+    assert_eq!(
+        s.noncurrent.into_iter().collect::<Vec<_>>(),
+        vec![(A.to_owned(), stat(1, 100)), (B.to_owned(), stat(2, 107))]
+    );
+    // The current versions are not counted: a2 (30 on A) is current.
+    assert_eq!(used(&store, A).await, 130);
+    // Deleting a1 by id (both copies) and the ghost's marker.
+    let a1 = vlist_ids(&store, "a").await[1].clone();
+    store
+        .delete_object_in_bucket(VB, &vk("a"), Some(&a1))
+        .await
+        .unwrap();
+    let ghost = vlist_ids(&store, "ghost").await[0].clone();
+    store
+        .delete_object_in_bucket(VB, &vk("ghost"), Some(&ghost))
+        .await
+        .unwrap();
+    let s = store.get_version_stats().await.unwrap();
+    assert_eq!(s.delete_markers, 1);
+    assert_eq!(
+        s.noncurrent.into_iter().collect::<Vec<_>>(),
+        vec![(B.to_owned(), stat(1, 7))]
+    );
+    assert_ledger(&store).await;
+    assert_orphans_accounted(&store).await;
+}
+
+/// Version ids of `key`, newest first.
+async fn vlist_ids(store: &Db, key: &str) -> Vec<String> {
+    store
+        .list_object_versions(&vk(key), "", "", "", 1000)
+        .await
+        .unwrap()
+        .versions
+        .into_iter()
+        .filter(|v| v.object_key == vk(key))
+        .map(|v| v.version_id)
+        .collect()
+}

@@ -1233,6 +1233,12 @@ impl MetadataStore {
         )
         .await
     }
+    /// Noncurrent versions' copies and bytes per backend, and delete markers (DESIGN
+    /// decision 25): what versioning keeps beyond current versions.
+    pub async fn get_version_stats(&self) -> Result<crate::versioning::VersionStats> {
+        self.observe("get_version_stats", self.inner.get_version_stats())
+            .await
+    }
     /// Active multipart uploads per backend.
     pub async fn get_active_multipart_counts(&self) -> Result<BTreeMap<String, i64>> {
         self.observe(

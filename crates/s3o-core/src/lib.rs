@@ -28,6 +28,7 @@ pub use versioning::{
     CURRENT_SEQ, Committed, DeleteOutcome, NULL_VERSION_ID, ObjectVersion, VersionCopy,
     VersionListing, Versioning,
 };
+pub use versioning::{NoncurrentStat, VersionStats};
 
 // The seam must stay dyn-compatible: the handle holds `Arc<dyn Engine>`.
 const _: Option<&dyn engine::Engine> = None;

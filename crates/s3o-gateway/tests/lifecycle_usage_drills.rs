@@ -554,8 +554,48 @@ async fn lifecycle_versions_drill(url: &str) {
         .sum();
     assert_eq!(used, 41 + 42 + 51 + 22 + 21 + 14 + 13 + 62 + 61);
     assert_eq!(gw.store().cleanup_queue_depth().await.unwrap(), 0);
+    // /metrics counts what stayed: noncurrent copies and bytes per backend, the markers.
+    let stats = gw.store().get_version_stats().await.unwrap();
+    assert_eq!(stats.delete_markers, 2);
+    let page = metrics_page(&gw.endpoint()).await;
+    let mut bytes = 0;
+    for f in &fs {
+        let s = stats.noncurrent.get(&f.name).copied().unwrap_or_default();
+        bytes += s.bytes;
+        for (family, n) in [
+            ("s3o_noncurrent_versions", s.copies),
+            ("s3o_noncurrent_bytes", s.bytes),
+        ] {
+            let line = format!("{family}{{backend=\"{}\"}} {n}\n", f.name);
+            assert!(page.contains(&line), "{line} in {page}");
+        }
+    }
+    assert_eq!(bytes, 41 + 51 + 21 + 13 + 61, "noncurrent bytes");
+    assert!(page.contains("s3o_delete_markers 2\n"), "{page}");
     verify(gw.store()).await;
     gw.shutdown().await;
+}
+
+/// The gateway's `/metrics` page.
+async fn metrics_page(endpoint: &str) -> String {
+    let stream = tokio::net::TcpStream::connect(endpoint.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/metrics")
+        .header("host", "localhost")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,8 @@ pub use s3o_core::{
 };
 /// Lifecycle in versioned buckets: what a rule's noncurrent actions ask, what they removed.
 pub use s3o_core::{NoncurrentExpiry, VersionAge, VersionExpiry, due_versions};
+/// Versions, delete markers and noncurrent bytes per backend.
+pub use s3o_core::{NoncurrentStat, VersionStats};
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.
 #[cfg(feature = "postgres")]
