@@ -312,6 +312,10 @@ macro_rules! for_each_case {
                 lifecycle_round_trip_and_survives_sync,
                 lifecycle_bad_rules_change_nothing,
                 delete_object_version_spares_newer_writes,
+                expire_current_version_rechecks_version_and_tags,
+                expire_current_version_in_versioned_buckets,
+                expire_noncurrent_versions_exact,
+                version_stats_count_noncurrent_and_markers,
             ],
             usage: [
                 usage_flush_accumulates,

@@ -392,6 +392,10 @@ async fn status(opts: &Opts) -> Result<(), Failure> {
     store.verify_schema_version().await?;
     let quotas = store.get_quota_stats().await?;
     let objects = store.get_object_counts().await?;
+    // Versioning's share: noncurrent copies and bytes per backend (already inside OBJECTS
+    // and USED), and the delete markers, which hold no bytes.
+    let versions = store.get_version_stats().await?;
+    let noncurrent = |b: &str| versions.noncurrent.get(b).copied().unwrap_or_default();
     let uploads = store.get_active_multipart_counts().await?;
     let queue = store.cleanup_queue_depth().await?;
     // Every queue row in exactly one state, so none is invisible.
@@ -405,12 +409,15 @@ async fn status(opts: &Opts) -> Result<(), Failure> {
             let available = (q.bytes_limit != 0).then(|| q.bytes_limit - q.bytes_used - q.orphan_bytes);
             json!({"backend": q.backend_name, "bytes_limit": q.bytes_limit, "bytes_used": q.bytes_used,
                    "orphan_bytes": q.orphan_bytes, "available_bytes": available,
-                   "objects": objects.get(&q.backend_name).copied().unwrap_or(0)})
+                   "objects": objects.get(&q.backend_name).copied().unwrap_or(0),
+                   "noncurrent_versions": noncurrent(&q.backend_name).copies,
+                   "noncurrent_bytes": noncurrent(&q.backend_name).bytes})
         })
         .collect();
     let v = json!({"database": redact_url(&opts.db), "backends": backends, "cleanup_queue_depth": queue,
                    "cleanup_queue": {"due": states.due, "claimed": states.claimed, "waiting": states.waiting},
-                   "cleanup_dlq_depth": dlq, "pending_intents": pending, "active_multipart_uploads": active_uploads});
+                   "cleanup_dlq_depth": dlq, "pending_intents": pending, "active_multipart_uploads": active_uploads,
+                   "delete_markers": versions.delete_markers});
     out(opts, v, || {
         let mut t = vec![vec![
             "BACKEND".into(),
@@ -419,6 +426,8 @@ async fn status(opts: &Opts) -> Result<(), Failure> {
             "ORPHAN".into(),
             "AVAILABLE".into(),
             "OBJECTS".into(),
+            "NONCURRENT".into(),
+            "NONCURRENT BYTES".into(),
         ]];
         for q in quotas.values() {
             let (limit, avail) = if q.bytes_limit == 0 {
@@ -440,15 +449,18 @@ async fn status(opts: &Opts) -> Result<(), Failure> {
                     .copied()
                     .unwrap_or(0)
                     .to_string(),
+                noncurrent(&q.backend_name).copies.to_string(),
+                fmt_size(noncurrent(&q.backend_name).bytes, opts.raw),
             ]);
         }
         format!(
-            "database {}\n{}cleanup queue {queue} (due {}, claimed {}, waiting {})\ndead letters  {dlq}\npending       {pending}\nmultipart     {active_uploads}",
+            "database {}\n{}cleanup queue {queue} (due {}, claimed {}, waiting {})\ndead letters  {dlq}\npending       {pending}\nmultipart     {active_uploads}\ndelete markers {}",
             redact_url(&opts.db),
             table(&t),
             states.due,
             states.claimed,
-            states.waiting
+            states.waiting,
+            versions.delete_markers
         )
     });
     Ok(())

@@ -362,6 +362,109 @@ async fn walkthrough(db: Db) {
     drop_schema(&db).await;
 }
 
+/// `s3o status` counts what versioning keeps: noncurrent copies and bytes per backend and
+/// the delete markers, in the table and in `--json`.
+async fn status_counts_versions(db: Db) {
+    let o = s3o(&db, &["migrate"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    for b in ["backend-a", "backend-b"] {
+        let o = s3o(&db, &["backends", "set", b, "--limit", "0"]);
+        assert_eq!(code(&o), 0, "{}", text(&o));
+    }
+    let store = s3o_store::open(&db.url).await.unwrap();
+    store
+        .create_bucket(&s3o_store::BucketSpec::new("vers"))
+        .await
+        .unwrap();
+    store
+        .set_bucket_versioning("vers", s3o_store::Versioning::Enabled)
+        .await
+        .unwrap();
+    let commit = |key: &'static str, backend: &'static str, size: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .commit_object_in_bucket(
+                    "vers",
+                    key,
+                    backend,
+                    size,
+                    &StoredForm {
+                        storage_key: format!("{key}-{size}"),
+                        ..StoredForm::default()
+                    },
+                    None,
+                    &s3o_store::WritePrecondition::default(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    commit("vers/a", "backend-a", 3000).await;
+    commit("vers/a", "backend-a", 10).await;
+    commit("vers/b", "backend-b", 700).await;
+    store
+        .delete_object_in_bucket("vers", "vers/b", None)
+        .await
+        .unwrap();
+    store
+        .delete_object_in_bucket("vers", "vers/ghost", None)
+        .await
+        .unwrap();
+    let o = s3o(&db, &["--bytes", "status"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("NONCURRENT BYTES"), "{t}");
+    assert!(t.contains("delete markers 2"), "{t}");
+    let row = |b: &str| {
+        t.lines()
+            .find(|l| l.starts_with(b))
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // BACKEND LIMIT USED ORPHAN AVAILABLE OBJECTS NONCURRENT NONCURRENT-BYTES
+    assert_eq!(row("backend-a")[5..], ["2", "1", "3000"], "{t}");
+    assert_eq!(row("backend-b")[5..], ["1", "1", "700"], "{t}");
+    let o = s3o(&db, &["--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["delete_markers"], 2);
+    let a = v["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backend"] == "backend-a")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            &a["noncurrent_versions"],
+            &a["noncurrent_bytes"],
+            &a["bytes_used"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(3000),
+            &serde_json::json!(3010)
+        )
+    );
+    store.close().await;
+    drop_schema(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_counts_versions_sqlite() {
+    status_counts_versions(sqlite_db()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_counts_versions_postgres() {
+    if let Some(db) = pg_db() {
+        status_counts_versions(db).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_walkthrough() {
     walkthrough(sqlite_db()).await;

@@ -1251,6 +1251,12 @@ impl MetadataStore {
         )
         .await
     }
+    /// Noncurrent versions' copies and bytes per backend, and delete markers (DESIGN
+    /// decision 25): what versioning keeps beyond current versions.
+    pub async fn get_version_stats(&self) -> Result<crate::versioning::VersionStats> {
+        self.observe("get_version_stats", self.inner.get_version_stats())
+            .await
+    }
     /// Active multipart uploads per backend.
     pub async fn get_active_multipart_counts(&self) -> Result<BTreeMap<String, i64>> {
         self.observe(
@@ -1779,6 +1785,42 @@ impl MetadataStore {
             "remove_excess_version_copy",
             self.inner
                 .remove_excess_version_copy(key, version_id, backend, factor),
+        )
+        .await
+    }
+    /// Lifecycle `Expiration` of the current version of `key` in `bucket`: deleted as an S3
+    /// DELETE without a version id would (a delete marker in a versioned bucket), only while
+    /// the key still holds the version at `storage_key` carrying every tag in `tags`, decided
+    /// under the key lock; `None` when not (see
+    /// [`ops::expire_current_version`](crate::ops::expire_current_version)).
+    pub async fn expire_current_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        storage_key: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Option<DeleteOutcome>> {
+        self.observe(
+            "expire_current_version",
+            self.inner
+                .expire_current_version(bucket, key, storage_key, tags),
+        )
+        .await
+    }
+    /// Lifecycle `NoncurrentVersionExpiration` / `ExpiredObjectDeleteMarker` of `key` in
+    /// `bucket`, at most `limit` versions, decided under the key lock (see
+    /// [`ops::expire_noncurrent_versions`](crate::ops::expire_noncurrent_versions)).
+    pub async fn expire_noncurrent_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+        rule: &crate::ops::NoncurrentExpiry,
+        limit: usize,
+    ) -> Result<crate::ops::VersionExpiry> {
+        self.observe(
+            "expire_noncurrent_versions",
+            self.inner
+                .expire_noncurrent_versions(bucket, key, rule, limit),
         )
         .await
     }

@@ -22,11 +22,13 @@ pub use error::{
 };
 pub use handle::MetadataStore;
 pub use locks::LockId;
+pub use ops::{NoncurrentExpiry, VersionAge, VersionExpiry, due_versions};
 pub use types::*;
 pub use versioning::{
     CURRENT_SEQ, Committed, DeleteOutcome, NULL_VERSION_ID, NoncurrentCopy, NoncurrentReplicas,
     ObjectVersion, VersionCopy, VersionListing, Versioning,
 };
+pub use versioning::{NoncurrentStat, VersionStats};
 
 // The seam must stay dyn-compatible: the handle holds `Arc<dyn Engine>`.
 const _: Option<&dyn engine::Engine> = None;

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::types::{
     BucketBusy, BucketLock, BucketSpec, CleanupClaim, CleanupEntry, CleanupQueueRow, ExistingCopy,
-    KeyedExistingCopy, ObjectLocation, PartBytes, PendingObject, StoredForm,
+    KeyedExistingCopy, ObjectLocation, PartBytes, PendingObject, StoredForm, Timestamp,
 };
 
 /// A boxed, `Send` future: what transaction closures return.
@@ -367,6 +367,11 @@ pub trait VersionsTx: Send {
         version_id: &str,
         backend: &str,
     ) -> Result<u64>;
+    /// When each version of `key` was written (its oldest copy's `created_at`), by `seq`:
+    /// every version and marker of `object_versions`, and the current copies under
+    /// [`crate::versioning::CURRENT_SEQ`]; with the clock that stamps them (the database's on
+    /// PostgreSQL), read in the same statement, so lifecycle ages compare like with like.
+    async fn version_times(&mut self, key: &str) -> Result<(Timestamp, BTreeMap<i64, Timestamp>)>;
 }
 
 /// Transactional primitives of key rotation (see [`crate::ops::rewrap_stored_key`]).

@@ -1230,6 +1230,16 @@ pub struct LifecycleRule {
     /// Only objects carrying every one of these tags (same key, same value) expire; empty =
     /// no tag condition. S3 refuses a tag filter on an abort of uploads (they have no tags).
     pub tags: BTreeMap<String, String>,
+    /// Noncurrent versions (delete markers included) are deleted for good this many whole days
+    /// after they became noncurrent, i.e. after their successor was written (S3
+    /// `NoncurrentVersionExpiration/NoncurrentDays`).
+    pub noncurrent_days: Option<u32>,
+    /// With [`LifecycleRule::noncurrent_days`]: the newest this many noncurrent versions of a
+    /// key are kept whatever their age (S3 `NewerNoncurrentVersions`).
+    pub newer_noncurrent_versions: Option<u32>,
+    /// A delete marker that is the only remaining version of its key is removed (S3
+    /// `Expiration/ExpiredObjectDeleteMarker`).
+    pub expired_object_delete_marker: bool,
 }
 
 impl LifecycleRule {
@@ -1256,6 +1266,15 @@ impl LifecycleRule {
                 }
                 if let Some(d) = r.abort_incomplete_upload_days {
                     m.insert("abort_incomplete_upload_days".into(), d.into());
+                }
+                if let Some(d) = r.noncurrent_days {
+                    m.insert("noncurrent_days".into(), d.into());
+                }
+                if let Some(n) = r.newer_noncurrent_versions {
+                    m.insert("newer_noncurrent_versions".into(), n.into());
+                }
+                if r.expired_object_delete_marker {
+                    m.insert("expired_object_delete_marker".into(), true.into());
                 }
                 if !r.tags.is_empty() {
                     let tags = r
@@ -1302,6 +1321,12 @@ impl LifecycleRule {
                         })
                         .transpose()?,
                     abort_incomplete_upload_days: days(m, "abort_incomplete_upload_days")?,
+                    noncurrent_days: days(m, "noncurrent_days")?,
+                    newer_noncurrent_versions: days(m, "newer_noncurrent_versions")?,
+                    expired_object_delete_marker: m
+                        .get("expired_object_delete_marker")
+                        .and_then(|v| v.as_bool())
+                        .unwrap_or(false),
                     tags: match m.get("tags") {
                         None => BTreeMap::new(),
                         Some(t) => t

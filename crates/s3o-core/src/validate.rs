@@ -396,11 +396,16 @@ pub fn bucket_settings(s: &BucketSettings) -> Result<()> {
 pub const MAX_LIFECYCLE_RULES: usize = 1000;
 /// Longest lifecycle rule id, in bytes (S3's limit).
 pub const MAX_LIFECYCLE_ID_BYTES: usize = 255;
+/// The most noncurrent versions a lifecycle rule may keep (S3's limit on
+/// `NewerNoncurrentVersions`).
+pub const MAX_NEWER_NONCURRENT: u32 = 100;
 
 /// A bucket's lifecycle rules: at most [`MAX_LIFECYCLE_RULES`]; ids at most
 /// [`MAX_LIFECYCLE_ID_BYTES`] and unique when non-empty; prefixes at most [`MAX_KEY_BYTES`]
 /// without NUL; every rule has an action; day counts at least 1; an expiration by days or by
-/// date, not both; a date within [`MIN_TIMESTAMP`]..=[`MAX_TIMESTAMP`].
+/// date, not both; a date within [`MIN_TIMESTAMP`]..=[`MAX_TIMESTAMP`]; an expired-marker
+/// cleanup without days, date or tags; `NewerNoncurrentVersions` only with `NoncurrentDays`,
+/// at most [`MAX_NEWER_NONCURRENT`]; no tag filter on a noncurrent expiration.
 pub fn lifecycle_rules(rules: &[crate::types::LifecycleRule]) -> Result<()> {
     let bad = |why: String| Err(StoreError::invalid("lifecycle rule", why));
     if rules.len() > MAX_LIFECYCLE_RULES {
@@ -427,6 +432,8 @@ pub fn lifecycle_rules(rules: &[crate::types::LifecycleRule]) -> Result<()> {
         if r.expiration_days.is_none()
             && r.expiration_date.is_none()
             && r.abort_incomplete_upload_days.is_none()
+            && r.noncurrent_days.is_none()
+            && !r.expired_object_delete_marker
         {
             return bad(format!("rule {:?} has no action", r.id));
         }
@@ -436,13 +443,43 @@ pub fn lifecycle_rules(rules: &[crate::types::LifecycleRule]) -> Result<()> {
                 r.id
             ));
         }
-        if r.expiration_days == Some(0) || r.abort_incomplete_upload_days == Some(0) {
+        if r.expiration_days == Some(0)
+            || r.abort_incomplete_upload_days == Some(0)
+            || r.noncurrent_days == Some(0)
+        {
             return bad(format!("rule {:?}: days must be at least 1", r.id));
         }
         if let Some(t) = r.expiration_date
             && !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&t)
         {
             return bad(format!("rule {:?}: date out of range", r.id));
+        }
+        // S3's own rules: an expired-marker cleanup is its own Expiration (no days, no date,
+        // no tags), and a count of versions to keep needs the days after which the rest go.
+        if r.expired_object_delete_marker
+            && (r.expiration_days.is_some() || r.expiration_date.is_some() || !r.tags.is_empty())
+        {
+            return bad(format!(
+                "rule {:?}: ExpiredObjectDeleteMarker cannot be combined with days, a date or tags",
+                r.id
+            ));
+        }
+        match r.newer_noncurrent_versions {
+            Some(n) if r.noncurrent_days.is_none() || !(1..=MAX_NEWER_NONCURRENT).contains(&n) => {
+                return bad(format!(
+                    "rule {:?}: NewerNoncurrentVersions needs NoncurrentDays and must be 1..={MAX_NEWER_NONCURRENT}",
+                    r.id
+                ));
+            }
+            _ => {}
+        }
+        // Noncurrent versions keep their own tags; matching them is not built, so such a
+        // rule is refused rather than applied to versions it should spare.
+        if r.noncurrent_days.is_some() && !r.tags.is_empty() {
+            return bad(format!(
+                "rule {:?}: NoncurrentVersionExpiration cannot filter by tags here",
+                r.id
+            ));
         }
         tags(&r.tags)?;
         // Uploads carry no tags S3 would match: S3 refuses the combination too.

@@ -152,6 +152,26 @@ pub struct DeleteOutcome {
     pub delete_marker: bool,
 }
 
+/// What versioning keeps in the ledger beyond current versions
+/// ([`crate::MetadataStore::get_version_stats`]): for `/metrics` and `s3o status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VersionStats {
+    /// Per backend: copies of noncurrent versions on it and their bytes (charged to its
+    /// `bytes_used`). Backends holding none are absent.
+    pub noncurrent: std::collections::BTreeMap<String, NoncurrentStat>,
+    /// Delete markers in the ledger (a marker has no bytes and no backend).
+    pub delete_markers: i64,
+}
+
+/// Noncurrent copies on one backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoncurrentStat {
+    /// Copies of noncurrent versions.
+    pub copies: i64,
+    /// Their bytes (as stored: ciphertext size for encrypted copies).
+    pub bytes: i64,
+}
+
 /// One page of ListObjectVersions ([`crate::ops::list_object_versions`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VersionListing {

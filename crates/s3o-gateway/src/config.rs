@@ -356,6 +356,16 @@ pub struct LifecycleRuleConfig {
     /// Only objects carrying all these tags expire (`tags = { class = "scratch" }`).
     #[serde(default)]
     pub tags: std::collections::BTreeMap<String, String>,
+    /// Versioned buckets: noncurrent versions are deleted this many days after they became
+    /// noncurrent (S3 `NoncurrentVersionExpiration`).
+    #[serde(default)]
+    pub noncurrent_days: Option<u32>,
+    /// With `noncurrent_days`: the newest this many noncurrent versions of a key are kept.
+    #[serde(default)]
+    pub newer_noncurrent_versions: Option<u32>,
+    /// Versioned buckets: a delete marker left as its key's only version is removed.
+    #[serde(default)]
+    pub expired_object_delete_marker: bool,
 }
 
 impl LifecycleRuleConfig {
@@ -380,6 +390,9 @@ impl LifecycleRuleConfig {
             expiration_date,
             abort_incomplete_upload_days: self.abort_incomplete_upload_days,
             tags: self.tags.clone(),
+            noncurrent_days: self.noncurrent_days,
+            newer_noncurrent_versions: self.newer_noncurrent_versions,
+            expired_object_delete_marker: self.expired_object_delete_marker,
         })
     }
 }

@@ -58,6 +58,9 @@ fn lifecycle_config(url: &str, fs: &[Fs]) -> Config {
         expiration_date: None,
         abort_incomplete_upload_days: None,
         tags: Default::default(),
+        noncurrent_days: None,
+        newer_noncurrent_versions: None,
+        expired_object_delete_marker: false,
     };
     c.buckets = vec![BucketConfig {
         lifecycle: vec![
@@ -226,6 +229,9 @@ async fn lifecycle_tags_drill(url: &str) {
                     expiration_date: None,
                     abort_incomplete_upload_days: None,
                     tags: tags(&[("class", "scratch"), ("team", "a")]),
+                    noncurrent_days: None,
+                    newer_noncurrent_versions: None,
+                    expired_object_delete_marker: false,
                 },
                 LifecycleRuleConfig {
                     id: "flagged".into(),
@@ -235,6 +241,9 @@ async fn lifecycle_tags_drill(url: &str) {
                     expiration_date: Some("2001-01-01T00:00:00Z".into()),
                     abort_incomplete_upload_days: None,
                     tags: tags(&[("expire", "yes")]),
+                    noncurrent_days: None,
+                    newer_noncurrent_versions: None,
+                    expired_object_delete_marker: false,
                 },
             ],
             ..BucketConfig::new(BUCKET)
@@ -340,6 +349,268 @@ async fn lifecycle_tag_filters_postgres() {
         return;
     };
     lifecycle_tags_drill(&url).await;
+    drop_schema(&schema).await;
+}
+
+/// `(key within the bucket, size, delete marker, latest)` of every version the ledger holds
+/// in `BUCKET`, in ListObjectVersions order.
+async fn ledger_versions(gw: &RunningGateway) -> Vec<(String, i64, bool, bool)> {
+    let prefix = format!("{BUCKET}/");
+    let page = gw
+        .store()
+        .list_object_versions(&prefix, "", "", "", 1000)
+        .await
+        .unwrap();
+    assert!(!page.is_truncated);
+    page.versions
+        .into_iter()
+        .map(|v| {
+            (
+                v.object_key[prefix.len()..].to_owned(),
+                v.size_bytes,
+                v.delete_marker,
+                v.is_latest,
+            )
+        })
+        .collect()
+}
+
+/// Every backend holds exactly the bytes of every version the ledger records on it (current
+/// and noncurrent copies): nothing expired left behind, nothing kept lost.
+async fn every_version_accounted(gw: &RunningGateway, fs: &[Fs]) {
+    let mut recorded: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = fs
+        .iter()
+        .map(|f| (f.name.clone(), Default::default()))
+        .collect();
+    let mut keys: Vec<String> = gw
+        .store()
+        .list_object_versions(&format!("{BUCKET}/"), "", "", "", 1000)
+        .await
+        .unwrap()
+        .versions
+        .into_iter()
+        .map(|v| v.object_key)
+        .collect();
+    keys.dedup();
+    for k in &keys {
+        // A key hidden by a marker has no current copy (`ObjectNotFound`).
+        let mut all = match gw.store().get_all_object_locations(k).await {
+            Err(s3o_store::StoreError::ObjectNotFound { .. }) => Vec::new(),
+            r => r.unwrap(),
+        };
+        all.extend(gw.store().get_noncurrent_copies(k).await.unwrap());
+        for l in all {
+            recorded
+                .entry(l.backend_name.clone())
+                .or_default()
+                .insert(l.form.storage_path(&l.object_key).to_owned());
+        }
+    }
+    for f in fs {
+        assert_eq!(
+            f.paths().await,
+            recorded[&f.name],
+            "{}: backend != ledger",
+            f.name
+        );
+    }
+}
+
+/// Lifecycle in a versioned bucket, end to end over S3 with a restart between passes, batch of
+/// 3: `NoncurrentVersionExpiration` deletes exactly the noncurrent versions noncurrent longer
+/// than its days beyond the newest `NewerNoncurrentVersions` (their bytes leave the backends),
+/// `ExpiredObjectDeleteMarker` removes delete markers left alone (and never one hiding a
+/// version), and `Expiration` writes a delete marker over a current version (its bytes stay,
+/// noncurrent). The ledger's arithmetic holds after every pass.
+async fn lifecycle_versions_drill(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = backends(dir.path(), &["a", "b"]).await;
+    let cfg = || {
+        let mut c = config(url, &fs, 1);
+        c.workers.lifecycle.batch_size = 3;
+        c.workers.lifecycle.day = Interval(DAY);
+        let rule = |id: &str, prefix: &str| LifecycleRuleConfig {
+            id: id.into(),
+            enabled: true,
+            prefix: prefix.into(),
+            expiration_days: None,
+            expiration_date: None,
+            abort_incomplete_upload_days: None,
+            tags: Default::default(),
+            noncurrent_days: None,
+            newer_noncurrent_versions: None,
+            expired_object_delete_marker: false,
+        };
+        c.buckets = vec![BucketConfig {
+            lifecycle: vec![
+                LifecycleRuleConfig {
+                    noncurrent_days: Some(1),
+                    newer_noncurrent_versions: Some(1),
+                    ..rule("noncurrent", "nc/")
+                },
+                LifecycleRuleConfig {
+                    noncurrent_days: Some(1),
+                    expired_object_delete_marker: true,
+                    ..rule("markers", "dm/")
+                },
+                LifecycleRuleConfig {
+                    expiration_days: Some(1),
+                    ..rule("current", "cur/")
+                },
+            ],
+            ..BucketConfig::new(BUCKET)
+        }];
+        c
+    };
+    let gw = Gateway::start(cfg()).await.unwrap();
+    gw.store()
+        .set_bucket_versioning(BUCKET, s3o_store::Versioning::Enabled)
+        .await
+        .unwrap();
+    let c = gw_client(&gw.endpoint());
+    let del = |k: &'static str| {
+        let c = c.clone();
+        async move { c.delete(&Path::from(k)).await.unwrap() }
+    };
+    for (i, n) in [11, 12, 13, 14].into_iter().enumerate() {
+        put(&c, "nc/k", &body(i as u64, n)).await.unwrap();
+    }
+    put(&c, "nc/j", &body(5, 21)).await.unwrap();
+    put(&c, "nc/j", &body(6, 22)).await.unwrap();
+    put(&c, "dm/x", &body(7, 31)).await.unwrap();
+    del("dm/x").await;
+    del("dm/ghost").await;
+    put(&c, "cur/a", &body(8, 41)).await.unwrap();
+    tokio::time::sleep(DAY + Duration::from_millis(500)).await;
+    // Younger than a day: spared by every rule.
+    put(&c, "dm/y", &body(9, 51)).await.unwrap();
+    del("dm/y").await;
+    put(&c, "cur/young", &body(10, 42)).await.unwrap();
+    put(&c, "nc/young", &body(11, 61)).await.unwrap();
+    put(&c, "nc/young", &body(12, 62)).await.unwrap();
+    let r = gw.run_worker_once(Worker::Lifecycle).await;
+    let PassResult::Ran(_) = &r else {
+        panic!("lifecycle pass: {r:?}")
+    };
+    let labels = [
+        "noncurrent_expired",
+        "marker_removed",
+        "expired",
+        "marker_written",
+    ];
+    let mut counts = labels.map(|l| r.count(l));
+    assert!(counts[..3].iter().sum::<u64>() <= 3, "batch of 3: {r:?}");
+    verify(gw.store()).await;
+    gw.shutdown().await;
+    let gw = Gateway::start(cfg()).await.unwrap();
+    for _ in 0..12 {
+        let r = gw.run_worker_once(Worker::Lifecycle).await;
+        let PassResult::Ran(_) = &r else {
+            panic!("lifecycle pass: {r:?}")
+        };
+        assert_eq!(r.count("changed"), 0, "{r:?}");
+        for (n, l) in counts.iter_mut().zip(labels) {
+            *n += r.count(l);
+        }
+        verify(gw.store()).await;
+    }
+    assert_eq!(counts, [3, 2, 1, 1], "{labels:?}");
+    let v = |k: &str, size: i64, marker: bool, latest: bool| (k.to_owned(), size, marker, latest);
+    assert_eq!(
+        ledger_versions(&gw).await,
+        [
+            // Expired: a marker over the current version, which stays as noncurrent.
+            v("cur/a", 0, true, true),
+            v("cur/a", 41, false, false),
+            v("cur/young", 42, false, true),
+            // dm/x (its old version, then its lone marker) and dm/ghost are gone; a young
+            // marker hiding a version stays.
+            v("dm/y", 0, true, true),
+            v("dm/y", 51, false, false),
+            // The newest noncurrent version is kept; v1 and v2 are gone.
+            v("nc/j", 22, false, true),
+            v("nc/j", 21, false, false),
+            v("nc/k", 14, false, true),
+            v("nc/k", 13, false, false),
+            v("nc/young", 62, false, true),
+            v("nc/young", 61, false, false),
+        ]
+    );
+    let c = gw_client(&gw.endpoint());
+    assert!(matches!(
+        get(&c, "cur/a").await.unwrap_err(),
+        object_store::Error::NotFound { .. }
+    ));
+    assert_eq!(get(&c, "nc/k").await.unwrap().as_ref(), body(3, 14));
+    // Every expired byte left its backend, every kept version's bytes are there.
+    every_version_accounted(&gw, &fs).await;
+    let used: i64 = gw
+        .store()
+        .get_quota_stats()
+        .await
+        .unwrap()
+        .values()
+        .map(|q| q.bytes_used)
+        .sum();
+    assert_eq!(used, 41 + 42 + 51 + 22 + 21 + 14 + 13 + 62 + 61);
+    assert_eq!(gw.store().cleanup_queue_depth().await.unwrap(), 0);
+    // /metrics counts what stayed: noncurrent copies and bytes per backend, the markers.
+    let stats = gw.store().get_version_stats().await.unwrap();
+    assert_eq!(stats.delete_markers, 2);
+    let page = metrics_page(&gw.endpoint()).await;
+    let mut bytes = 0;
+    for f in &fs {
+        let s = stats.noncurrent.get(&f.name).copied().unwrap_or_default();
+        bytes += s.bytes;
+        for (family, n) in [
+            ("s3o_noncurrent_versions", s.copies),
+            ("s3o_noncurrent_bytes", s.bytes),
+        ] {
+            let line = format!("{family}{{backend=\"{}\"}} {n}\n", f.name);
+            assert!(page.contains(&line), "{line} in {page}");
+        }
+    }
+    assert_eq!(bytes, 41 + 51 + 21 + 13 + 61, "noncurrent bytes");
+    assert!(page.contains("s3o_delete_markers 2\n"), "{page}");
+    verify(gw.store()).await;
+    gw.shutdown().await;
+}
+
+/// The gateway's `/metrics` page.
+async fn metrics_page(endpoint: &str) -> String {
+    let stream = tokio::net::TcpStream::connect(endpoint.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/metrics")
+        .header("host", "localhost")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_versions_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    lifecycle_versions_drill(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_versions_postgres() {
+    let Some((url, schema)) = pg_url() else {
+        eprintln!("skipped: S3O_PG_URL not set");
+        return;
+    };
+    lifecycle_versions_drill(&url).await;
     drop_schema(&schema).await;
 }
 

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use s3o_core::Result;
 use s3o_core::engine::DashboardStore;
+use s3o_core::{NoncurrentStat, Result, VersionStats};
 
 use crate::PgStore;
 use crate::error::RowExt;
@@ -45,5 +45,29 @@ impl DashboardStore for PgStore {
             "SELECT backend_name, COUNT(*) FROM multipart_uploads GROUP BY backend_name",
         )
         .await
+    }
+
+    async fn get_version_stats(&self) -> Result<VersionStats> {
+        // One group per backend, and the NULL group: the delete markers.
+        let rows = self
+            .db
+            .query(
+                "version stats",
+                "SELECT backend_name, COUNT(*), COALESCE(SUM(size_bytes), 0)::bigint \
+                 FROM object_versions GROUP BY backend_name",
+                &[],
+            )
+            .await?;
+        let mut out = VersionStats::default();
+        for r in &rows {
+            let (copies, bytes): (i64, i64) = (r.col(1)?, r.col(2)?);
+            match r.col::<Option<String>>(0)? {
+                Some(b) => {
+                    out.noncurrent.insert(b, NoncurrentStat { copies, bytes });
+                }
+                None => out.delete_markers = copies,
+            }
+        }
+        Ok(out)
     }
 }

@@ -1,13 +1,15 @@
 //! `object_versions` and `buckets.versioning` (DESIGN decision 25): the versioning primitives
 //! of the transaction adapter and the [`VersionStore`] reads.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use s3o_core::engine::VersionStore;
 use s3o_core::ops::prefix_successor;
 use s3o_core::tx::VersionsTx;
 use s3o_core::{
     CURRENT_SEQ, DbErrorKind, ExistingCopy, NoncurrentCopy, NoncurrentReplicas, ObjectLocation,
-    ObjectVersion, Result, StoreError, VersionCopy, Versioning, validate,
+    ObjectVersion, Result, StoreError, Timestamp, VersionCopy, Versioning, validate,
 };
 use tokio_postgres::Row;
 
@@ -372,6 +374,34 @@ impl VersionsTx for PgTx {
             &[&key, &version_id, &backend],
         )
         .await
+    }
+    async fn version_times(&mut self, key: &str) -> Result<(Timestamp, BTreeMap<i64, Timestamp>)> {
+        // The database clock that stamps the rows, in the same statement; the outer join
+        // yields it even for a key without versions.
+        let rows = self
+            .query(
+                "read version times",
+                &format!(
+                    "SELECT clock_timestamp(), t.seq, t.at FROM (SELECT 1) one LEFT JOIN ( \
+                       SELECT seq, min(created_at) AS at FROM object_versions \
+                       WHERE object_key = $1 GROUP BY seq \
+                       UNION ALL \
+                       SELECT {CURRENT_SEQ}::bigint, min(created_at) FROM object_locations \
+                       WHERE object_key = $1 HAVING count(*) > 0 \
+                     ) t ON true"
+                ),
+                &[&key],
+            )
+            .await?;
+        let mut now = Timestamp::ZERO;
+        let mut times = BTreeMap::new();
+        for r in &rows {
+            now = ts(r.col(0)?);
+            if let Some(seq) = r.col::<Option<i64>>(1)? {
+                times.insert(seq, ts(r.col(2)?));
+            }
+        }
+        Ok((now, times))
     }
 }
 

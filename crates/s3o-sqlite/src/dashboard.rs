@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use s3o_core::Result;
 use s3o_core::engine::DashboardStore;
+use s3o_core::{NoncurrentStat, Result, VersionStats};
 
 use crate::SqliteStore;
 
@@ -56,5 +56,37 @@ impl DashboardStore for SqliteStore {
             "SELECT backend_name, count(*) FROM multipart_uploads GROUP BY backend_name",
         )
         .await
+    }
+
+    async fn get_version_stats(&self) -> Result<VersionStats> {
+        // One group per backend, and the NULL group: the delete markers.
+        let rows = self
+            .conns
+            .read("get version stats", move |db| {
+                db.query_vec(
+                    "get version stats",
+                    "SELECT backend_name, count(*), coalesce(sum(size_bytes), 0) \
+                     FROM object_versions GROUP BY backend_name",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get::<_, Option<String>>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+            })
+            .await?;
+        let mut out = VersionStats::default();
+        for (backend, copies, bytes) in rows {
+            match backend {
+                Some(b) => {
+                    out.noncurrent.insert(b, NoncurrentStat { copies, bytes });
+                }
+                None => out.delete_markers = copies,
+            }
+        }
+        Ok(out)
     }
 }

@@ -647,6 +647,16 @@ impl VersionsTx for SqliteTx {
         })
         .await
     }
+    async fn version_times(
+        &mut self,
+        key: &str,
+    ) -> Result<(s3o_core::Timestamp, BTreeMap<i64, s3o_core::Timestamp>)> {
+        let key = key.to_owned();
+        self.run_now("read version times", move |db| {
+            versions::version_times(db, &key)
+        })
+        .await
+    }
 }
 
 #[async_trait]

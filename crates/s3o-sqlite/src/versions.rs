@@ -1,6 +1,8 @@
 //! `object_versions` and `buckets.versioning` (DESIGN decision 25): the statements behind the
 //! versioning primitives of the transaction adapter and the [`VersionStore`] reads.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use rusqlite::{Row, named_params, params};
 use s3o_core::engine::VersionStore;
@@ -335,6 +337,29 @@ pub(crate) fn delete_version_copy(
         params![key, version_id, backend],
     )?;
     Ok(n as u64)
+}
+/// When each version of `key` was written (oldest copy), by `seq` (the current copies under
+/// `CURRENT_SEQ`), and now by the clock that stamps SQLite rows (this process's).
+pub(crate) fn version_times(
+    db: &Db<'_>,
+    key: &str,
+) -> Result<(s3o_core::Timestamp, BTreeMap<i64, s3o_core::Timestamp>)> {
+    let rows: Vec<(i64, i64)> = db.query_vec(
+        "read version times",
+        &format!(
+            "SELECT seq, min(created_at) FROM object_versions WHERE object_key = ?1 GROUP BY seq \
+             UNION ALL \
+             SELECT {CURRENT_SEQ}, min(created_at) FROM object_locations WHERE object_key = ?1 \
+             HAVING count(*) > 0"
+        ),
+        params![key],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let times = rows
+        .into_iter()
+        .map(|(seq, at)| (seq, s3o_core::Timestamp::from_micros(at)))
+        .collect();
+    Ok((s3o_core::Timestamp::now(), times))
 }
 
 /// The current copies of `key` as version rows (only version `version_id` when given).

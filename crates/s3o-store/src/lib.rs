@@ -29,6 +29,10 @@ pub use s3o_core::{
     CURRENT_SEQ, Committed, DeleteOutcome, NULL_VERSION_ID, NoncurrentCopy, NoncurrentReplicas,
     ObjectVersion, VersionListing, Versioning,
 };
+/// Lifecycle in versioned buckets: what a rule's noncurrent actions ask, what they removed.
+pub use s3o_core::{NoncurrentExpiry, VersionAge, VersionExpiry, due_versions};
+/// Versions, delete markers and noncurrent bytes per backend.
+pub use s3o_core::{NoncurrentStat, VersionStats};
 
 /// The PostgreSQL engine: [`pg::PgOptions`], [`pg::open_with`], TLS modes.
 #[cfg(feature = "postgres")]

@@ -15,4 +15,7 @@ pub trait DashboardStore: Send + Sync {
     async fn get_unverified_object_counts(&self) -> Result<BTreeMap<String, i64>>;
     /// Active multipart uploads per backend.
     async fn get_active_multipart_counts(&self) -> Result<BTreeMap<String, i64>>;
+    /// Noncurrent copies and bytes per backend and the number of delete markers, in one
+    /// statement over `object_versions`.
+    async fn get_version_stats(&self) -> Result<crate::versioning::VersionStats>;
 }

@@ -474,6 +474,28 @@ pub trait EngineOps: Engine {
     ) -> Result<crate::versioning::DeleteOutcome> {
         ops::delete_object_in_bucket(self, bucket, key, version_id).await
     }
+    /// Lifecycle `Expiration` of the current version of `key`, decided under the key lock
+    /// (see [`ops::expire_current_version`]).
+    async fn expire_current_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        storage_key: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Option<crate::versioning::DeleteOutcome>> {
+        ops::expire_current_version(self, bucket, key, storage_key, tags).await
+    }
+    /// Lifecycle `NoncurrentVersionExpiration` / `ExpiredObjectDeleteMarker` of one key,
+    /// decided under the key lock (see [`ops::expire_noncurrent_versions`]).
+    async fn expire_noncurrent_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+        rule: &ops::NoncurrentExpiry,
+        limit: usize,
+    ) -> Result<ops::VersionExpiry> {
+        ops::expire_noncurrent_versions(self, bucket, key, rule, limit).await
+    }
     /// One page of ListObjectVersions (see [`ops::list_object_versions`]).
     async fn list_object_versions(
         &self,

@@ -12,6 +12,7 @@ mod buckets;
 mod cleanup;
 mod encryption;
 mod integrity;
+mod lifecycle;
 mod listing;
 mod multipart;
 mod objects;
@@ -32,6 +33,10 @@ pub use encryption::{
     rewrap_encryption_key, rewrap_stored_key,
 };
 pub use integrity::remove_bad_copy;
+pub use lifecycle::{
+    NoncurrentExpiry, VersionAge, VersionExpiry, due_versions, expire_current_version,
+    expire_noncurrent_versions,
+};
 pub use listing::{
     DEFAULT_MAX_KEYS, MAX_MAX_KEYS, list_objects, list_objects_delimited, prefix_successor,
 };

@@ -52,7 +52,7 @@ pub(crate) fn check_version_id(v: &str) -> Result<()> {
 /// The bytes and quota moves of one transaction, applied once at its end (quota rows in the
 /// global order).
 #[derive(Default)]
-struct Tally {
+pub(super) struct Tally {
     used: QuotaDeltas,
     orphans: Vec<CleanupEntry>,
 }
@@ -65,7 +65,11 @@ impl Tally {
             .push(orphan_entry(key, backend, storage_key, size, why));
     }
 
-    async fn apply(self, tx: &mut dyn TxAdapter, instance: &str) -> Result<Vec<DeletedCopy>> {
+    pub(super) async fn apply(
+        self,
+        tx: &mut dyn TxAdapter,
+        instance: &str,
+    ) -> Result<Vec<DeletedCopy>> {
         let mut orphan = QuotaDeltas::new();
         let out = enqueue_orphans(tx, instance, self.orphans, &mut orphan).await?;
         apply_ledger_deltas(tx, &self.used, &orphan).await?;
@@ -75,14 +79,18 @@ impl Tally {
 
 /// A key's state under its lock: the current copies with their version id, and the
 /// noncurrent rows, newest first.
-struct KeyState {
-    current: Vec<ExistingCopy>,
+pub(super) struct KeyState {
+    pub(super) current: Vec<ExistingCopy>,
     current_id: Option<String>,
-    versions: Vec<VersionCopy>,
+    pub(super) versions: Vec<VersionCopy>,
 }
 
 impl KeyState {
-    async fn load(tx: &mut dyn TxAdapter, key: &str, current: Vec<ExistingCopy>) -> Result<Self> {
+    pub(super) async fn load(
+        tx: &mut dyn TxAdapter,
+        key: &str,
+        current: Vec<ExistingCopy>,
+    ) -> Result<Self> {
         let current_id = if current.is_empty() {
             None
         } else {
@@ -144,7 +152,7 @@ impl KeyState {
 
     /// Drops every noncurrent row of `version_id`: a data version's bytes leave the ledger.
     /// Returns whether any row was a delete marker, or `None` when there was no such row.
-    async fn drop_noncurrent(
+    pub(super) async fn drop_noncurrent(
         &mut self,
         tx: &mut dyn TxAdapter,
         key: &str,
@@ -171,7 +179,11 @@ impl KeyState {
 
     /// With no current copies, makes the newest noncurrent version current when it holds data
     /// (a delete marker stays where it is: it is what hides the key).
-    async fn promote_if_exposed(&mut self, tx: &mut dyn TxAdapter, key: &str) -> Result<()> {
+    pub(super) async fn promote_if_exposed(
+        &mut self,
+        tx: &mut dyn TxAdapter,
+        key: &str,
+    ) -> Result<()> {
         if !self.current.is_empty() {
             return Ok(());
         }
@@ -247,12 +259,12 @@ pub(crate) async fn write_versioned(
     Ok((displaced, version_id))
 }
 
-struct DeleteIn<'a> {
-    instance: &'a str,
-    bucket: &'a str,
-    key: &'a str,
-    version_id: Option<&'a str>,
-    new_id: String,
+pub(super) struct DeleteIn<'a> {
+    pub(super) instance: &'a str,
+    pub(super) bucket: &'a str,
+    pub(super) key: &'a str,
+    pub(super) version_id: Option<&'a str>,
+    pub(super) new_id: String,
 }
 
 #[async_trait]

@@ -711,6 +711,15 @@ impl VersionsTx for FakeTx {
     async fn delete_version_copy(&mut self, _: &str, _: &str, _: &str) -> Result<u64> {
         Err(unmodelled())
     }
+    async fn version_times(
+        &mut self,
+        _: &str,
+    ) -> Result<(
+        s3o_core::Timestamp,
+        std::collections::BTreeMap<i64, s3o_core::Timestamp>,
+    )> {
+        Err(unmodelled())
+    }
 }
 
 #[async_trait]

@@ -1,12 +1,15 @@
 //! Put/Get/DeleteBucketLifecycleConfiguration: a bucket's lifecycle rules, stored with its
 //! ledger row and applied by the lifecycle worker (`workers/lifecycle.rs`).
 //!
-//! Supported: `Expiration` by `Days` or `Date`, `AbortIncompleteMultipartUpload`, and a filter
-//! by key prefix (the rule's `Filter`/`Prefix`, or the deprecated top-level `Prefix`) and by
-//! object tags (`Filter/Tag`, `Filter/And/Tag`: an object expires only when it carries every
-//! tag of the rule). Filters by object size, transitions and noncurrent-version actions are
-//! refused with `NotImplemented`: this gateway has one storage class and keeps no versions, so
-//! accepting them would promise something that never happens.
+//! Supported: `Expiration` by `Days` or `Date` (in a versioned bucket it writes a delete
+//! marker, as S3 does), `Expiration/ExpiredObjectDeleteMarker`, `NoncurrentVersionExpiration`
+//! (`NoncurrentDays`, `NewerNoncurrentVersions`), `AbortIncompleteMultipartUpload`, and a
+//! filter by key prefix (the rule's `Filter`/`Prefix`, or the deprecated top-level `Prefix`)
+//! and by object tags (`Filter/Tag`, `Filter/And/Tag`: an object expires only when it carries
+//! every tag of the rule). Filters by object size, transitions, and a tag filter on noncurrent
+//! versions are refused with `NotImplemented`: this gateway has one storage class and does not
+//! match noncurrent versions' tags, so accepting them would promise something that never
+//! happens.
 
 use super::*;
 
@@ -31,12 +34,6 @@ fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
         return Err(s3_error!(
             NotImplemented,
             "rule {id:?}: transitions are not supported (this gateway has one storage class)"
-        ));
-    }
-    if r.noncurrent_version_expiration.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "rule {id:?}: NoncurrentVersionExpiration is not supported (buckets here keep no versions)"
         ));
     }
     let sizes_refused = || {
@@ -101,12 +98,22 @@ fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
         }
     };
     let (mut expiration_days, mut expiration_date) = (None, None);
+    let mut expired_object_delete_marker = false;
     if let Some(e) = &r.expiration {
         if e.expired_object_delete_marker == Some(true) {
-            return Err(s3_error!(
-                NotImplemented,
-                "rule {id:?}: ExpiredObjectDeleteMarker is not supported (buckets here keep no versions)"
-            ));
+            if e.days.is_some() || e.date.is_some() {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "rule {id:?}: ExpiredObjectDeleteMarker cannot be specified with Days or Date"
+                ));
+            }
+            if !tags.is_empty() {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "rule {id:?}: ExpiredObjectDeleteMarker cannot be specified with a tag filter"
+                ));
+            }
+            expired_object_delete_marker = true;
         }
         expiration_days = days("Expiration Days", e.days)?;
         expiration_date = e.date.clone().map(|d| {
@@ -115,6 +122,32 @@ fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
                 i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX),
             )
         });
+    }
+    let (mut noncurrent_days, mut newer_noncurrent_versions) = (None, None);
+    if let Some(n) = &r.noncurrent_version_expiration {
+        noncurrent_days = days("NoncurrentDays", n.noncurrent_days)?;
+        if noncurrent_days.is_none() {
+            return Err(s3_error!(
+                MalformedXML,
+                "rule {id:?}: NoncurrentVersionExpiration needs NoncurrentDays"
+            ));
+        }
+        newer_noncurrent_versions = match n.newer_noncurrent_versions {
+            None => None,
+            Some(k) if (1..=100).contains(&k) => Some(k.unsigned_abs()),
+            Some(k) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "rule {id:?}: NewerNoncurrentVersions must be 1..=100 (got {k})"
+                ));
+            }
+        };
+        if !tags.is_empty() {
+            return Err(s3_error!(
+                NotImplemented,
+                "rule {id:?}: a tag filter on NoncurrentVersionExpiration is not supported"
+            ));
+        }
     }
     let abort_incomplete_upload_days = days(
         "DaysAfterInitiation",
@@ -134,10 +167,12 @@ fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
     if expiration_days.is_none()
         && expiration_date.is_none()
         && abort_incomplete_upload_days.is_none()
+        && noncurrent_days.is_none()
+        && !expired_object_delete_marker
     {
         return Err(s3_error!(
             MalformedXML,
-            "rule {id:?}: at least one action (Expiration or AbortIncompleteMultipartUpload) is required"
+            "rule {id:?}: at least one action (Expiration, NoncurrentVersionExpiration or AbortIncompleteMultipartUpload) is required"
         ));
     }
     Ok(s3o_store::LifecycleRule {
@@ -148,6 +183,9 @@ fn to_rule(r: &LifecycleRule) -> S3Result<s3o_store::LifecycleRule> {
         expiration_date,
         abort_incomplete_upload_days,
         tags,
+        noncurrent_days,
+        newer_noncurrent_versions,
+        expired_object_delete_marker,
     })
 }
 
@@ -179,11 +217,13 @@ fn filter_of(r: &s3o_store::LifecycleRule) -> LifecycleRuleFilter {
 
 /// The S3 form of a stored rule.
 fn from_rule(r: &s3o_store::LifecycleRule) -> LifecycleRule {
-    let expiration =
-        (r.expiration_days.is_some() || r.expiration_date.is_some()).then(|| LifecycleExpiration {
+    let expiration = (r.expiration_days.is_some()
+        || r.expiration_date.is_some()
+        || r.expired_object_delete_marker)
+        .then(|| LifecycleExpiration {
             days: r.expiration_days.and_then(|d| i32::try_from(d).ok()),
             date: r.expiration_date.map(to_s3_time),
-            ..LifecycleExpiration::default()
+            expired_object_delete_marker: r.expired_object_delete_marker.then_some(true),
         });
     LifecycleRule {
         id: (!r.id.is_empty()).then(|| r.id.clone()),
@@ -199,7 +239,12 @@ fn from_rule(r: &s3o_store::LifecycleRule) -> LifecycleRule {
                 days_after_initiation: i32::try_from(d).ok(),
             }
         }),
-        noncurrent_version_expiration: None,
+        noncurrent_version_expiration: r.noncurrent_days.map(|d| NoncurrentVersionExpiration {
+            noncurrent_days: i32::try_from(d).ok(),
+            newer_noncurrent_versions: r
+                .newer_noncurrent_versions
+                .and_then(|n| i32::try_from(n).ok()),
+        }),
         noncurrent_version_transitions: None,
         prefix: None,
         transitions: None,
@@ -383,6 +428,74 @@ mod tests {
         assert!(and.tags_match(&tagged(&[("a", "1"), ("b", ""), ("c", "x")])));
         assert!(!and.tags_match(&tagged(&[("a", "1")])));
         assert!(!and.tags_match(&tagged(&[("a", "2"), ("b", "")])));
+    }
+
+    #[test]
+    fn version_actions_round_trip_and_are_checked() {
+        let noncurrent = |days, newer| NoncurrentVersionExpiration {
+            noncurrent_days: days,
+            newer_noncurrent_versions: newer,
+        };
+        let nc = to_rule(&rule(|r| {
+            r.expiration = None;
+            r.noncurrent_version_expiration = Some(noncurrent(Some(5), Some(2)));
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                nc.noncurrent_days,
+                nc.newer_noncurrent_versions,
+                nc.expiration_days
+            ),
+            (Some(5), Some(2), None)
+        );
+        assert_eq!(to_rule(&from_rule(&nc)).unwrap(), nc);
+        let marker = to_rule(&rule(|r| {
+            r.expiration = Some(LifecycleExpiration {
+                expired_object_delete_marker: Some(true),
+                ..LifecycleExpiration::default()
+            });
+        }))
+        .unwrap();
+        assert!(marker.expired_object_delete_marker && marker.expiration_days.is_none());
+        let back = from_rule(&marker);
+        assert_eq!(
+            back.expiration
+                .as_ref()
+                .unwrap()
+                .expired_object_delete_marker,
+            Some(true)
+        );
+        assert_eq!(to_rule(&back).unwrap(), marker);
+        let code = |r: LifecycleRule| to_rule(&r).unwrap_err().code().clone();
+        assert_eq!(
+            code(rule(|r| {
+                r.expiration.as_mut().unwrap().expired_object_delete_marker = Some(true);
+            })),
+            S3ErrorCode::MalformedXML
+        );
+        assert_eq!(
+            code(rule(|r| {
+                r.noncurrent_version_expiration = Some(noncurrent(None, Some(1)));
+            })),
+            S3ErrorCode::MalformedXML
+        );
+        assert_eq!(
+            code(rule(|r| {
+                r.noncurrent_version_expiration = Some(noncurrent(Some(1), Some(0)));
+            })),
+            S3ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            code(rule(|r| {
+                r.filter.as_mut().unwrap().tag = Some(Tag {
+                    key: Some("k".into()),
+                    value: Some("v".into()),
+                });
+                r.noncurrent_version_expiration = Some(noncurrent(Some(1), None));
+            })),
+            S3ErrorCode::NotImplemented
+        );
     }
 
     #[test]

@@ -274,6 +274,7 @@ pub(crate) async fn render_store_metrics(ledger: &Ledger, out: &mut String) {
             );
         }
     }
+    render_version_metrics(ledger, out).await;
     let up = match ledger.cleanup_depths().await {
         // Reading the depths set the store's own gauges, rendered with its other series.
         Ok(_) if crate::store_metrics::installed() => 1,
@@ -291,6 +292,40 @@ pub(crate) async fn render_store_metrics(ledger: &Ledger, out: &mut String) {
         Err(_) => 0,
     };
     let _ = writeln!(out, "# TYPE s3o_ledger_up gauge\ns3o_ledger_up {up}");
+}
+
+/// Versioning's share of the ledger: noncurrent copies and bytes per backend (every
+/// registered backend, 0 when it holds none) and delete markers.
+async fn render_version_metrics(ledger: &Ledger, out: &mut String) {
+    use std::fmt::Write as _;
+    let (Ok(stats), Ok(v)) = (
+        ledger.quota_stats().await,
+        ledger.store().get_version_stats().await,
+    ) else {
+        return;
+    };
+    let of = |b: &str| v.noncurrent.get(b).copied().unwrap_or_default();
+    out.push_str("# TYPE s3o_noncurrent_versions gauge\n");
+    for n in stats.keys() {
+        let _ = writeln!(
+            out,
+            "s3o_noncurrent_versions{{backend=\"{n}\"}} {}",
+            of(n).copies
+        );
+    }
+    out.push_str("# TYPE s3o_noncurrent_bytes gauge\n");
+    for n in stats.keys() {
+        let _ = writeln!(
+            out,
+            "s3o_noncurrent_bytes{{backend=\"{n}\"}} {}",
+            of(n).bytes
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# TYPE s3o_delete_markers gauge\ns3o_delete_markers {}",
+        v.delete_markers
+    );
 }
 
 macro_rules! timed {

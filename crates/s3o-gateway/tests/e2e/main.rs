@@ -122,6 +122,7 @@ on_both_ledgers! {
     lifecycle: [
         lifecycle_configuration_round_trip,
         lifecycle_tag_filters_expire_tagged_keys,
+        lifecycle_version_actions_round_trip,
     ],
     metadata: [
         tagging_round_trip,
