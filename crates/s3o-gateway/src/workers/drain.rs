@@ -272,19 +272,7 @@ async fn run_pass(
             .await?;
         let Some(last) = locs.last() else { break };
         after = last.object_key.clone();
-        let mut up = Vec::new();
-        // Targets: the other backends that answer and are within their monthly usage
-        // budgets (DESIGN decision 29; a drain's copy spends the target's ingress and
-        // requests). Backends being drained themselves are left out by the routing.
-        for name in ctx.backends.order() {
-            if name != backend
-                && !ctx.backends.over_budget(name)
-                && let Some(b) = ctx.backends.get(name)
-                && backend_up(b).await
-            {
-                up.push(name.clone());
-            }
-        }
+        let up = up_targets(ctx, backend).await;
         let (from_ref, up_ref) = (&from, &up);
         let steps: Vec<LResult<(Step, Option<Source>)>> = futures::stream::iter(locs)
             .map(|loc| async move { move_one(ctx, from_ref, &loc, up_ref).await })
@@ -397,12 +385,15 @@ async fn move_one(
     })
 }
 
-/// The backends other than `from` that answer, in routing order: where a batch's copies
-/// may go.
+/// The backends other than `from` that answer and are within their monthly usage budgets
+/// (DESIGN decision 29; a drain's copy spends the target's ingress and requests), in routing
+/// order: where a batch's copies may go. Backends being drained themselves are left out by
+/// the routing (the write fence).
 async fn up_targets(ctx: &Ctx, from: &str) -> Vec<String> {
     let mut up = Vec::new();
     for name in ctx.backends.order() {
         if name != from
+            && !ctx.backends.over_budget(name)
             && let Some(b) = ctx.backends.get(name)
             && backend_up(b).await
         {

@@ -59,6 +59,10 @@ pub(super) async fn pass(ctx: &Ctx, t: &mut Tally) -> LResult<()> {
             up.push(b.name.clone());
         }
     }
+    // A backend being drained is the drain's: the rebalancer neither moves copies onto it
+    // (the write fence) nor off it (the drain is already doing so).
+    let draining = ctx.store.draining_backends().await?;
+    up.retain(|n| !draining.contains(n));
     let mut deferred: Vec<(Instant, String, Displaced)> = Vec::new();
     // Keys examined this pass (a key is moved at most once per pass), and noncurrent versions.
     let mut tried: BTreeSet<String> = BTreeSet::new();
