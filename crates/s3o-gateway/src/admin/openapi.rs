@@ -35,7 +35,14 @@ pub(crate) fn document() -> Value {
         } else {
             json!({"application/json": {"schema": {"type": "object"}}})
         };
+        // Signing in needs no authentication.
+        let security = if r.op == super::routes::Op::Login {
+            json!([])
+        } else {
+            json!([{"sigv4": []}, {"session": []}])
+        };
         let mut op = json!({
+            "security": security,
             "summary": r.summary,
             "operationId": format!("{:?}", r.op),
             "parameters": params,
@@ -68,15 +75,19 @@ pub(crate) fn document() -> Value {
         "info": {
             "title": "s3o-gateway admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Sign every request with AWS SigV4 (service s3) using a key with admin = true.",
+            "description": "Sign every request with AWS SigV4 (service s3) using a key with admin = true, or sign in with POST /admin/api/session and send its cookie, plus the X-CSRF-Token header on every POST, PUT and DELETE.",
         },
         "paths": paths,
         "components": {
             "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"}}}}}},
-            "securitySchemes": {"sigv4": {"type": "apiKey", "in": "header", "name": "Authorization",
-                "description": "AWS Signature Version 4"}},
+            "securitySchemes": {
+                "sigv4": {"type": "apiKey", "in": "header", "name": "Authorization",
+                    "description": "AWS Signature Version 4"},
+                "session": {"type": "apiKey", "in": "cookie", "name": super::session::COOKIE,
+                    "description": "A console session from POST /admin/api/session; POST, PUT and DELETE also need its CSRF token in X-CSRF-Token"},
+            },
         },
-        "security": [{"sigv4": []}],
+        "security": [{"sigv4": []}, {"session": []}],
     })
 }

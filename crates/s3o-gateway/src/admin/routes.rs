@@ -8,6 +8,7 @@ use s3o_store::{BreakerState, BucketSettings, BucketSpec};
 use s3s::{Body, S3Request};
 use serde_json::{Value, json};
 
+use super::session::{Caller, Peer};
 use super::{Admin, ApiError, decode, unix_secs};
 use crate::workers::{PassResult, Worker};
 
@@ -57,6 +58,9 @@ pub(crate) enum Op {
     GetJob,
     CancelJob,
     OpenApi,
+    Login,
+    Session,
+    Logout,
 }
 
 macro_rules! route {
@@ -124,6 +128,11 @@ pub(crate) const ROUTES: &[Route] = &[
     route!("GET" "/admin/api/jobs/{id}" GetJob 200 "One job: state, progress, result"),
     route!("DELETE" "/admin/api/jobs/{id}" CancelJob 200 "Cancel a running job (resumable: start it again to finish)"),
     route!("GET" "/admin/api/openapi.json" OpenApi 200 "This API's OpenAPI 3 description"),
+    route!("POST" "/admin/api/session" Login 200
+        "Sign in to a console session (no other authentication): an admin key's access key and secret; answers the CSRF token and sets the HttpOnly session cookie (403 on a wrong secret or a non-admin key, 429 after too many failures)",
+        body: &[("access_key", "string"), ("secret_key", "string")]),
+    route!("GET" "/admin/api/session" Session 200 "Who is calling: the access key, `sigv4` or `session`, and a session's CSRF token and expiry"),
+    route!("DELETE" "/admin/api/session" Logout 200 "Sign out of the console session (clears the cookie; the session id is revoked in this process)"),
 ];
 
 /// Largest JSON body accepted.
@@ -207,7 +216,11 @@ fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), ApiEr
 }
 
 /// Answers one authenticated admin request.
-pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Result<Reply, ApiError> {
+pub(crate) async fn dispatch(
+    admin: &Admin,
+    caller: &Caller,
+    mut req: S3Request<Body>,
+) -> Result<Reply, ApiError> {
     let path = req.uri.path().to_owned();
     let (route, params) = find(req.method.as_str(), &path)?;
     let query = parse_query(req.uri.query().unwrap_or(""))?;
@@ -247,6 +260,10 @@ pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Result<
                 .await
                 .map(Reply::Raw);
         }
+        Op::Logout => {
+            let tls = req.extensions.get::<Peer>().is_some_and(|p| p.tls);
+            return super::session::logout(admin, caller, tls).map(Reply::Raw);
+        }
         _ => {}
     }
     let (status, value) = match route.op {
@@ -267,9 +284,12 @@ pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Result<
         }
         Op::Objects => super::objects::list(admin, &p(0), &query).await,
         Op::GetObject => super::objects::object(admin, &p(0), &query).await,
-        Op::DownloadObject | Op::DeleteObject | Op::BackendCopies => {
+        Op::DownloadObject | Op::DeleteObject | Op::BackendCopies | Op::Logout => {
             unreachable!("answered above")
         }
+        // `AdminRoute::call` answers every sign-in before dispatch.
+        Op::Login => Err(ApiError::bad("sign in without other authentication")),
+        Op::Session => Ok((StatusCode::OK, super::session::whoami(admin, caller))),
         Op::Locations => locations(admin, &query).await,
         Op::Workers => Ok((StatusCode::OK, workers(admin))),
         Op::RunWorker => run_worker(admin, &p(0)),

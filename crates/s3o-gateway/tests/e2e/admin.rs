@@ -1481,3 +1481,304 @@ pub(crate) async fn backend_copies_stream(ledger: Ledger) {
     rig.assert_clean().await;
     rig.finish().await;
 }
+
+/// Signs in to a console session; returns the cookie (`name=value`) and the CSRF token.
+pub(crate) async fn sign_in(raw: &crate::raw::Raw) -> (String, String) {
+    let r = raw
+        .send_auth(
+            Auth::Anonymous,
+            "POST",
+            "/admin/api/session",
+            &[("content-type", "application/json")],
+            json!({"access_key": ADMIN_AK, "secret_key": ADMIN_SK}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let set = r.header("set-cookie").expect("a session cookie");
+    let cookie = set.split(';').next().expect("name=value").to_owned();
+    let csrf = body_json(&r)["csrf_token"]
+        .as_str()
+        .expect("csrf token")
+        .to_owned();
+    (cookie, csrf)
+}
+
+/// Calls the admin API with a session cookie and, when given, a CSRF token.
+async fn with_session(
+    raw: &crate::raw::Raw,
+    method: &str,
+    target: &str,
+    cookie: &str,
+    csrf: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, Reply) {
+    let mut headers = vec![("cookie", cookie), ("content-type", "application/json")];
+    if let Some(t) = csrf {
+        headers.push(("x-csrf-token", t));
+    }
+    let r = raw
+        .send_auth(
+            Auth::Anonymous,
+            method,
+            target,
+            &headers,
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )
+        .await;
+    let v = body_json(&r);
+    (r.status, v, r)
+}
+
+/// Console sessions: sign-in refusals, the cookie's attributes, reads with the cookie alone,
+/// actions refused without the CSRF token (403) and changing nothing, forged and tampered
+/// cookies (401), sign-out revoking the cookie, SigV4 still served beside sessions.
+pub(crate) async fn console_sessions(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let raw = &rig.raw;
+    let login = |ak: &'static str, sk: &'static str, ctype: &'static str| async move {
+        raw.send_auth(
+            Auth::Anonymous,
+            "POST",
+            "/admin/api/session",
+            &[("content-type", ctype)],
+            json!({"access_key": ak, "secret_key": sk}).to_string(),
+        )
+        .await
+    };
+    let wrong = login(ADMIN_AK, "not-the-secret", "application/json").await;
+    assert_eq!(
+        (wrong.status, code(&body_json(&wrong))),
+        (403, "AccessDenied")
+    );
+    assert!(wrong.header("set-cookie").is_none());
+    let client = login(AK, SK, "application/json").await;
+    assert_eq!(
+        (client.status, code(&body_json(&client))),
+        (403, "AccessDenied"),
+        "a non-admin key cannot sign in"
+    );
+    let form = login(ADMIN_AK, ADMIN_SK, "application/x-www-form-urlencoded").await;
+    assert_eq!(form.status, 415, "sign-in takes JSON only: {}", form.text());
+
+    let ok = login(ADMIN_AK, ADMIN_SK, "application/json").await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let set = ok.header("set-cookie").expect("cookie");
+    for attr in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/admin/",
+        "Max-Age=28800",
+    ] {
+        assert!(set.contains(attr), "{attr} missing from {set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP: no Secure flag: {set}");
+    let v = body_json(&ok);
+    assert_eq!(v["access_key"], ADMIN_AK);
+    assert_eq!(v["auth"], "session");
+    assert!(!set.contains(ADMIN_SK), "the secret is not in the cookie");
+    let cookie = set.split(';').next().expect("cookie").to_owned();
+    let csrf = v["csrf_token"].as_str().expect("csrf").to_owned();
+
+    // Reads need the cookie only.
+    let (s, v, _) = with_session(raw, "GET", "/admin/api/status", &cookie, None, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["instance_id"], rig.store().instance_id());
+    let (s, v, _) = with_session(raw, "GET", "/admin/api/session", &cookie, None, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (&v["access_key"], &v["auth"], &v["csrf_token"]),
+        (&json!(ADMIN_AK), &json!("session"), &json!(csrf))
+    );
+    let (s, v) = api(&rig, "GET", "/admin/api/session", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v, json!({"access_key": ADMIN_AK, "auth": "sigv4"}));
+
+    // Actions need the CSRF token; refused ones change nothing.
+    let create = json!({"name": "from-session"});
+    let (s, v, _) = with_session(
+        raw,
+        "POST",
+        "/admin/api/buckets",
+        &cookie,
+        None,
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (403, "CsrfTokenMissing"), "{v}");
+    let (s, v, _) = with_session(
+        raw,
+        "POST",
+        "/admin/api/buckets",
+        &cookie,
+        Some("bm90LXRoZS10b2tlbg"),
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (403, "CsrfTokenMismatch"), "{v}");
+    let (s, v, _) = with_session(
+        raw,
+        "DELETE",
+        &format!("/admin/api/buckets/{BUCKET}"),
+        &cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&v)), (403, "CsrfTokenMissing"), "{v}");
+    assert!(rig.store().get_bucket("from-session").await.is_err());
+    let (s, v, _) = with_session(
+        raw,
+        "POST",
+        "/admin/api/buckets",
+        &cookie,
+        Some(&csrf),
+        Some(create),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v, _) = with_session(
+        raw,
+        "DELETE",
+        "/admin/api/buckets/from-session",
+        &cookie,
+        Some(&csrf),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(rig.store().get_bucket("from-session").await.is_err());
+
+    // Forged and tampered cookies.
+    let (name, value) = cookie.split_once('=').expect("name=value");
+    let parts: Vec<&str> = value.split('.').collect();
+    assert_eq!(parts.len(), 5, "{value}");
+    let forged = [
+        format!("{name}=v1.{}.{}.{}.AAAA", parts[1], parts[2], parts[3]),
+        format!(
+            "{name}=v1.{}.{}.{}.{}",
+            parts[1],
+            parts[2].parse::<u64>().expect("expiry") + 3600,
+            parts[3],
+            parts[4]
+        ),
+        format!(
+            "{name}=v1.{}.{}.{}.{}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                AK.as_bytes()
+            ),
+            parts[2],
+            parts[3],
+            parts[4]
+        ),
+        format!("{name}=garbage"),
+    ];
+    for f in &forged {
+        let (s, v, _) = with_session(raw, "GET", "/admin/api/status", f, None, None).await;
+        assert_eq!((s, code(&v)), (401, "InvalidSession"), "{f}: {v}");
+    }
+    let (s, v) = {
+        let r = raw
+            .send_auth(Auth::Anonymous, "GET", "/admin/api/status", &[], "")
+            .await;
+        (r.status, body_json(&r))
+    };
+    assert_eq!(
+        (s, code(&v)),
+        (403, "AccessDenied"),
+        "no cookie, no signature"
+    );
+
+    // Sign-out: the cookie is cleared and dead even if replayed.
+    let (s, v, r) = with_session(raw, "DELETE", "/admin/api/session", &cookie, None, None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (403, "CsrfTokenMissing"),
+        "sign-out needs the token too"
+    );
+    drop(r);
+    let (s, v, r) = with_session(
+        raw,
+        "DELETE",
+        "/admin/api/session",
+        &cookie,
+        Some(&csrf),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["signed_out"], true);
+    let cleared = r.header("set-cookie").expect("cleared cookie");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let (s, v, _) = with_session(raw, "GET", "/admin/api/status", &cookie, None, None).await;
+    assert_eq!((s, code(&v)), (401, "InvalidSession"), "{v}");
+    // A new sign-in works; its cookie is a different one.
+    let (again, _) = sign_in(raw).await;
+    assert_ne!(again, cookie);
+    let (s, _, _) = with_session(raw, "GET", "/admin/api/status", &again, None, None).await;
+    assert_eq!(s, 200);
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// Sign-in throttling and session expiry, with a short window and lifetime: after
+/// `login_max_failures` wrong secrets even the right one is refused with 429 and
+/// `Retry-After`, until the window has room again; a session ends after its lifetime (401).
+pub(crate) async fn console_throttle_and_expiry(ledger: Ledger) {
+    let extra = format!(
+        "{}\n[console]\nlogin_max_failures = 3\nlogin_window_secs = 2\nsession_ttl_secs = 2\n",
+        admin_extra()
+    );
+    let Some(rig) = Rig::start_with(
+        ledger,
+        Options {
+            backends: &THREE,
+            routing: "pack",
+            store_url: None,
+        },
+        &extra,
+    )
+    .await
+    else {
+        return;
+    };
+    let raw = &rig.raw;
+    let attempt = |sk: &'static str| async move {
+        raw.send_auth(
+            Auth::Anonymous,
+            "POST",
+            "/admin/api/session",
+            &[("content-type", "application/json")],
+            json!({"access_key": ADMIN_AK, "secret_key": sk}).to_string(),
+        )
+        .await
+    };
+    for i in 0..3 {
+        let r = attempt("guess").await;
+        assert_eq!(r.status, 403, "attempt {i}: {}", r.text());
+    }
+    let throttled = attempt(ADMIN_SK).await;
+    assert_eq!(
+        (throttled.status, code(&body_json(&throttled))),
+        (429, "TooManyAttempts"),
+        "even the right secret waits: {}",
+        throttled.text()
+    );
+    let retry: u64 = throttled
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert!(throttled.header("set-cookie").is_none());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (cookie, _) = sign_in(raw).await;
+    let (s, _, _) = with_session(raw, "GET", "/admin/api/status", &cookie, None, None).await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let (s, v, _) = with_session(raw, "GET", "/admin/api/status", &cookie, None, None).await;
+    assert_eq!((s, code(&v)), (401, "SessionExpired"), "{v}");
+    rig.assert_clean().await;
+    rig.finish().await;
+}

@@ -141,6 +141,16 @@ impl Driver {
         .await
     }
 
+    /// Runs `script` in the page asynchronously: it calls `done(value)` (its last argument).
+    async fn js_async(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/async",
+            json!({"script": format!("const done = arguments[arguments.length - 1]; {script}"), "args": []}),
+        )
+        .await
+    }
+
     async fn element(&self, css: &str) -> String {
         let v = self
             .cmd(
@@ -868,6 +878,8 @@ pub(crate) async fn console_in_chromium(ledger: Ledger) {
             .await,
         json!(true)
     );
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{}/login-refused.png", shots_dir()), &png).expect("screenshot");
 
     driver.type_into("#ak", ADMIN_AK).await;
     driver.type_into("#sk", ADMIN_SK).await;
@@ -905,6 +917,31 @@ pub(crate) async fn console_in_chromium(ledger: Ledger) {
     std::fs::create_dir_all(format!("{root}/docs")).expect("docs dir");
     std::fs::write(format!("{root}/docs/console.png"), &png).expect("docs/console.png");
 
+    // A POST from the page without the CSRF token (what a forged request would be, cookie
+    // and all) is refused and creates nothing; the same call with it works.
+    let probe = "fetch('/admin/api/buckets', {method: 'POST', credentials: 'same-origin', \
+                 headers: {'Content-Type': 'application/json'}, body: JSON.stringify({name: 'csrf-probe'})})\
+                 .then(r => r.json().then(j => done([r.status, (j.error || {}).code]))).catch(e => done(String(e)));";
+    assert_eq!(
+        driver.js_async(probe).await,
+        json!([403, "CsrfTokenMissing"])
+    );
+    assert!(rig.store().get_bucket("csrf-probe").await.is_err());
+    // A reload keeps the session: the page asks the API who it is (and gets the token again).
+    driver.go(&format!("{endpoint}/admin/")).await;
+    driver
+        .wait_for(
+            "!document.getElementById('dash').hidden && document.querySelectorAll('#backends tbody tr').length === 3",
+            "the dashboard again after a reload",
+        )
+        .await;
+    driver
+        .wait_for(
+            &format!("document.querySelector('#dlq tr[data-dlq=\"{row}\"]')"),
+            "the dead letter again",
+        )
+        .await;
+
     // Requeue from the page: the row leaves the DLQ; a cleanup pass then clears its bytes.
     driver
         .click(&format!("#dlq tr[data-dlq=\"{row}\"] button"))
@@ -918,6 +955,21 @@ pub(crate) async fn console_in_chromium(ledger: Ledger) {
     assert_eq!(rig.store().cleanup_dlq_depth().await.expect("dlq"), 0);
     let png = driver.screenshot().await;
     std::fs::write(format!("{shots}/after-requeue.png"), &png).expect("screenshot");
+    // Sign out: the sign-in form again, and the page's cookie no longer opens the API.
+    driver.click("#logout").await;
+    driver
+        .wait_for(
+            "!document.getElementById('login-view').hidden && document.getElementById('dash').hidden",
+            "the sign-in form after signing out",
+        )
+        .await;
+    assert_eq!(
+        driver
+            .js_async("fetch('/admin/api/status', {credentials: 'same-origin'}).then(r => done(r.status));")
+            .await,
+        json!(403),
+        "signed out: the cookie is gone"
+    );
     driver.quit().await;
     rig.gateway()
         .run_worker_once(s3o_gateway::Worker::Cleanup)

@@ -73,6 +73,8 @@ on_both_ledgers! {
         object_browser,
         encryption_jobs,
         backend_copies_stream,
+        console_sessions,
+        console_throttle_and_expiry,
     ],
     buckets: [
         create_delete_cycle,

@@ -1,55 +1,30 @@
-// s3o console: every call goes to the admin API, signed here with AWS SigV4 (WebCrypto).
-// The secret key is imported once as a non-extractable HMAC key ("AWS4" + secret) and the
-// string is dropped: nothing is written to storage, a reload signs out.
+// s3o console: every call goes to the admin API with the session cookie the sign-in set
+// (HttpOnly: this script never sees it) and, on POST/PUT/DELETE, the session's CSRF token,
+// kept in memory only. The secret is sent once, to sign in, and never kept.
 'use strict';
 (function () {
-  const REGION = 'us-east-1';
-  const enc = new TextEncoder();
-  let session = null; // { ak, key: CryptoKey }
+  let csrf = null; // the session's CSRF token
   let timer = null;
 
   const $ = (id) => document.getElementById(id);
-  const hex = (buf) => Array.from(new Uint8Array(buf)).map((b) => b.toString(16).padStart(2, '0')).join('');
-  const sha256 = async (data) => hex(await crypto.subtle.digest('SHA-256', typeof data === 'string' ? enc.encode(data) : data));
-  async function hmac(key, msg) {
-    if (!(key instanceof CryptoKey)) {
-      key = await crypto.subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-    }
-    return crypto.subtle.sign('HMAC', key, enc.encode(msg));
-  }
-  const uriEncode = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
 
   // `raw`: answer the Response itself (an object's bytes) instead of its JSON.
   async function call(method, path, body, query, raw) {
-    const payload = body === undefined ? '' : JSON.stringify(body);
-    const now = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
-    const date = now.slice(0, 8);
-    const hash = await sha256(payload);
-    const q = Object.entries(query || {}).filter(([, v]) => v !== undefined && v !== '')
-      .map(([k, v]) => [uriEncode(k), uriEncode(String(v))]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const qs = q.map(([k, v]) => k + '=' + v).join('&');
-    const canonPath = path.split('/').map(uriEncode).join('/');
-    const host = location.host;
-    const canonical = [method, canonPath, qs, 'host:' + host, 'x-amz-content-sha256:' + hash, 'x-amz-date:' + now, '',
-      'host;x-amz-content-sha256;x-amz-date', hash].join('\n');
-    const scope = date + '/' + REGION + '/s3/aws4_request';
-    const toSign = ['AWS4-HMAC-SHA256', now, scope, await sha256(canonical)].join('\n');
-    let k = await hmac(session.key, date);
-    k = await hmac(k, REGION); k = await hmac(k, 's3'); k = await hmac(k, 'aws4_request');
-    const sig = hex(await hmac(k, toSign));
-    const headers = {
-      'x-amz-date': now, 'x-amz-content-sha256': hash,
-      'Authorization': 'AWS4-HMAC-SHA256 Credential=' + session.ak + '/' + scope +
-        ', SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=' + sig,
-    };
-    if (payload) headers['Content-Type'] = 'application/json';
-    const resp = await fetch(canonPath + (qs ? '?' + qs : ''), { method, headers, body: payload || undefined, credentials: 'omit', cache: 'no-store' });
+    const qs = Object.entries(query || {}).filter(([, v]) => v !== undefined && v !== '')
+      .map(([k, v]) => encodeURIComponent(k) + '=' + encodeURIComponent(String(v))).join('&');
+    const headers = {};
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = csrf || '';
+    const resp = await fetch(path + (qs ? '?' + qs : ''), {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin', cache: 'no-store',
+    });
     if (raw && resp.ok) return resp;
     let data = null;
     try { data = await resp.json(); } catch (_) { data = null; }
     if (!resp.ok) {
       const e = new Error((data && data.error && data.error.message) || ('HTTP ' + resp.status));
       e.status = resp.status; e.code = data && data.error && data.error.code;
+      if (resp.status === 401 && csrf) signedOut('Signed out: ' + e.message);
       throw e;
     }
     return data;
@@ -301,35 +276,54 @@
     return tr;
   }
 
+  function signedIn(who) {
+    csrf = who.csrf_token;
+    $('login-view').hidden = true; $('dash').hidden = false; $('logout').hidden = false;
+    $('who').textContent = who.access_key;
+    clearInterval(timer);
+    timer = setInterval(() => refresh().catch((e) => say(e.message, true)), 5000);
+  }
+
+  function signedOut(why) {
+    csrf = null; clearInterval(timer);
+    $('dash').hidden = true; $('login-view').hidden = false; $('logout').hidden = true; $('who').textContent = '';
+    $('login-error').textContent = why || '';
+  }
+
   async function login(ev) {
     ev.preventDefault();
     $('login-error').textContent = '';
     const ak = $('ak').value.trim();
-    const key = await crypto.subtle.importKey('raw', enc.encode('AWS4' + $('sk').value), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    const sk = $('sk').value;
     $('sk').value = '';
-    session = { ak, key };
-    try {
-      await refresh();
-    } catch (e) {
-      session = null;
-      $('login-error').textContent = e.status === 403 ? 'Sign-in refused: ' + e.message : 'Sign-in failed: ' + e.message;
+    const resp = await fetch('/admin/api/session', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, credentials: 'same-origin', cache: 'no-store',
+      body: JSON.stringify({ access_key: ak, secret_key: sk }),
+    });
+    let data = null;
+    try { data = await resp.json(); } catch (_) { data = null; }
+    const why = (data && data.error && data.error.message) || ('HTTP ' + resp.status);
+    if (!resp.ok) {
+      $('login-error').textContent = resp.status === 403 ? 'Sign-in refused: ' + why
+        : resp.status === 429 ? 'Sign-in throttled: ' + why : 'Sign-in failed: ' + why;
       return;
     }
-    $('login-view').hidden = true; $('dash').hidden = false; $('logout').hidden = false;
-    $('who').textContent = ak;
-    timer = setInterval(() => refresh().catch((e) => say(e.message, true)), 5000);
+    signedIn(data);
+    try { await refresh(); } catch (e) { say(e.message, true); }
   }
 
-  function logout() {
-    session = null; clearInterval(timer);
-    $('dash').hidden = true; $('login-view').hidden = false; $('logout').hidden = true; $('who').textContent = '';
+  async function logout() {
+    try { await call('DELETE', '/admin/api/session'); } catch (_) { /* signed out either way */ }
+    signedOut('');
   }
 
   document.addEventListener('DOMContentLoaded', () => {
-    if (!window.crypto || !crypto.subtle) {
-      $('login-error').textContent = 'This page needs WebCrypto: open it over HTTPS or from localhost.';
-    }
-    $('login').addEventListener('submit', login);
+    $('login').addEventListener('submit', (ev) => login(ev).catch((e) => { $('login-error').textContent = 'Sign-in failed: ' + e.message; }));
+    // A reloaded page picks its session up again (the cookie outlives the page).
+    fetch('/admin/api/session', { credentials: 'same-origin', cache: 'no-store' })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((who) => { if (who && who.auth === 'session') { signedIn(who); return refresh(); } return null; })
+      .catch(() => {});
     $('logout').addEventListener('click', logout);
     $('requeue-all').addEventListener('click', async () => {
       try { const r = await call('POST', '/admin/api/dlq/requeue', {}); say(r.requeued + ' dead letters requeued'); await refresh(); } catch (e) { say(e.message, true); }
