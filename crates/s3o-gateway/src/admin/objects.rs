@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use hyper::StatusCode;
 use s3o_store::StoreError;
-use s3s::dto::{DeleteObjectInput, GetObjectInput};
+use s3s::dto::{DeleteObjectInput, GetObjectInput, PutObjectInput, StreamingBlob};
 use s3s::{Body, S3, S3Error, S3Request, S3Response};
 use serde_json::{Value, json};
 
@@ -191,6 +191,8 @@ fn s3_refusal(e: &S3Error) -> ApiError {
     let code = match e.code().as_str() {
         "NoSuchKey" => "NoSuchKey",
         "NoSuchBucket" => "NoSuchBucket",
+        "EntityTooLarge" => "EntityTooLarge",
+        "QuotaExceeded" | "InsufficientStorage" => "InsufficientStorage",
         "AccessDenied" => "AccessDenied",
         "InvalidArgument" | "InvalidRequest" | "KeyTooLongError" => "InvalidArgument",
         _ if status == StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
@@ -273,6 +275,81 @@ pub(super) async fn download(
         hyper::header::HeaderValue::from_static("no-store"),
     );
     Ok(r)
+}
+
+/// `PUT buckets/{bucket}/object/content?key=`: the request's body becomes the object,
+/// written by the S3 PUT handler (the same admission, quotas, placement, encryption and
+/// versioning as any PutObject). Needs `Content-Length`, at most `[console]
+/// max_upload_bytes` (413 beyond: larger files go through an S3 client, with multipart).
+pub(super) async fn upload(
+    admin: &Admin,
+    bucket: &str,
+    q: &BTreeMap<String, String>,
+    req: S3Request<Body>,
+) -> Answer {
+    let key = key_param(q)?.to_owned();
+    let max = admin.sessions.max_upload_bytes;
+    let len = req
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::LENGTH_REQUIRED,
+                "MissingContentLength",
+                "an upload needs a Content-Length header",
+            )
+        })?;
+    if len > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "EntityTooLarge",
+            format!(
+                "the file is {len} bytes; the console uploads at most {max} bytes ([console] \
+                 max_upload_bytes): use an S3 client for larger files"
+            ),
+        ));
+    }
+    admin.ledger.bucket(bucket).await?;
+    let ctype = req
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let size = i64::try_from(len).map_err(|_| ApiError::bad("Content-Length is too large"))?;
+    let (req, body) = {
+        let mut req = req;
+        let body = std::mem::take(&mut req.input);
+        (req, body)
+    };
+    let input = PutObjectInput::builder()
+        .bucket(bucket.to_owned())
+        .key(key.clone())
+        .content_length(Some(size))
+        .content_type(Some(ctype.clone()))
+        .body(Some(StreamingBlob::from(body)))
+        .build()
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let out = admin
+        .s3
+        .put_object(req.map_input(|_| input))
+        .await
+        .map_err(|e| s3_refusal(&e))?
+        .output;
+    Ok((
+        StatusCode::OK,
+        json!({
+            "bucket": bucket,
+            "key": key,
+            "size_bytes": size,
+            "content_type": ctype,
+            "etag": out.e_tag.map(|e| e.value().to_owned()),
+            "version_id": out.version_id,
+        }),
+    ))
 }
 
 /// `DELETE buckets/{bucket}/object?key=`: deletes through the S3 DELETE handler; 404 when

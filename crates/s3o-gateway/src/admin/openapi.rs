@@ -51,7 +51,12 @@ pub(crate) fn document() -> Value {
                 "4XX": {"description": "refused: {\"error\": {\"code\", \"message\"}}", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             },
         });
-        if !r.body.is_empty() {
+        if r.op == super::routes::Op::UploadObject {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            });
+        } else if !r.body.is_empty() {
             let mut props = Map::new();
             let mut required = Vec::new();
             for (name, ty) in r.body {

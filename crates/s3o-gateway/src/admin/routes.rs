@@ -42,6 +42,7 @@ pub(crate) enum Op {
     Objects,
     GetObject,
     DownloadObject,
+    UploadObject,
     DeleteObject,
     Locations,
     Workers,
@@ -97,6 +98,9 @@ pub(crate) const ROUTES: &[Route] = &[
         query: &[("key", "string")]),
     route!("GET" "/admin/api/buckets/{bucket}/object/content" DownloadObject 200
         "The object's bytes, read by the S3 GET handler (Content-Disposition: attachment)",
+        query: &[("key", "string")]),
+    route!("PUT" "/admin/api/buckets/{bucket}/object/content" UploadObject 200
+        "Upload the request body as the object through the S3 PUT handler (same admission, quotas, encryption, versioning); needs Content-Length, at most [console] max_upload_bytes (413 EntityTooLarge beyond); Content-Type becomes the object's type",
         query: &[("key", "string")]),
     route!("DELETE" "/admin/api/buckets/{bucket}/object" DeleteObject 200
         "Delete an object through the S3 DELETE handler (404 when the key holds nothing)",
@@ -224,7 +228,8 @@ pub(crate) async fn dispatch(
     let path = req.uri.path().to_owned();
     let (route, params) = find(req.method.as_str(), &path)?;
     let query = parse_query(req.uri.query().unwrap_or(""))?;
-    let body = if matches!(route.method, "POST" | "PUT") {
+    // An upload's body is the object's bytes, streamed on, not JSON.
+    let body = if matches!(route.method, "POST" | "PUT") && route.op != Op::UploadObject {
         let bytes = req
             .input
             .store_all_limited(MAX_BODY)
@@ -253,6 +258,10 @@ pub(crate) async fn dispatch(
         }
         Op::DeleteObject => {
             let (s, v) = super::objects::delete(admin, &p(0), &query, req).await?;
+            return Ok(Reply::Json(s, v));
+        }
+        Op::UploadObject => {
+            let (s, v) = super::objects::upload(admin, &p(0), &query, req).await?;
             return Ok(Reply::Json(s, v));
         }
         Op::BackendCopies => {
@@ -284,7 +293,11 @@ pub(crate) async fn dispatch(
         }
         Op::Objects => super::objects::list(admin, &p(0), &query).await,
         Op::GetObject => super::objects::object(admin, &p(0), &query).await,
-        Op::DownloadObject | Op::DeleteObject | Op::BackendCopies | Op::Logout => {
+        Op::DownloadObject
+        | Op::UploadObject
+        | Op::DeleteObject
+        | Op::BackendCopies
+        | Op::Logout => {
             unreachable!("answered above")
         }
         // `AdminRoute::call` answers every sign-in before dispatch.

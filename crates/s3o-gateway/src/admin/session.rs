@@ -144,6 +144,8 @@ pub(crate) struct Sessions {
     ttl: Duration,
     max_failures: usize,
     window: Duration,
+    /// `[console] max_upload_bytes`.
+    pub(crate) max_upload_bytes: u64,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// Signed-out session ids, with the expiry after which their cookie is dead anyway.
     revoked: Mutex<BTreeMap<String, u64>>,
@@ -172,6 +174,7 @@ impl Sessions {
             ttl: Duration::from_secs(c.session_ttl_secs),
             max_failures: c.login_max_failures as usize,
             window: Duration::from_secs(c.login_window_secs),
+            max_upload_bytes: c.max_upload_bytes,
             failures: Mutex::default(),
             revoked: Mutex::default(),
         }
@@ -487,6 +490,7 @@ async fn try_login(
             "auth": "session",
             "csrf_token": s.csrf(&id),
             "expires_at": expires,
+            "max_upload_bytes": s.max_upload_bytes,
         }),
     );
     r.headers.insert(
@@ -507,6 +511,7 @@ pub(crate) fn whoami(admin: &Admin, caller: &Caller) -> Value {
             "auth": "session",
             "csrf_token": admin.sessions.csrf(&s.id),
             "expires_at": s.expires,
+            "max_upload_bytes": admin.sessions.max_upload_bytes,
         }),
     }
 }

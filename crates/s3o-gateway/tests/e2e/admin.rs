@@ -35,6 +35,20 @@ pub(crate) async fn admin_rig(ledger: Ledger) -> Option<Rig> {
     .await
 }
 
+/// An admin rig with extra `[console]` settings.
+pub(crate) async fn admin_rig_with_console(ledger: Ledger, console: &str) -> Option<Rig> {
+    Rig::start_with(
+        ledger,
+        Options {
+            backends: &THREE,
+            routing: "pack",
+            store_url: None,
+        },
+        &format!("{}\n[console]\n{console}\n", admin_extra()),
+    )
+    .await
+}
+
 fn body_json(r: &Reply) -> Value {
     serde_json::from_slice(&r.body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", r.status, r.text()))
@@ -1779,6 +1793,99 @@ pub(crate) async fn console_throttle_and_expiry(ledger: Ledger) {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let (s, v, _) = with_session(raw, "GET", "/admin/api/status", &cookie, None, None).await;
     assert_eq!((s, code(&v)), (401, "SessionExpired"), "{v}");
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// Uploads through the API: with a session (and its CSRF token) or SigV4, written by the S3
+/// PUT handler (same bytes over S3, one ledger copy, the given type); refused without the
+/// token, past `max_upload_bytes` (413) and into a missing bucket, each leaving nothing.
+pub(crate) async fn console_upload(ledger: Ledger) {
+    let Some(rig) = admin_rig_with_console(ledger, "max_upload_bytes = 100000").await else {
+        return;
+    };
+    let raw = &rig.raw;
+    let (cookie, csrf) = sign_in(raw).await;
+    let put = |target: String, csrf: Option<String>, bytes: bytes::Bytes| {
+        let cookie = cookie.clone();
+        async move {
+            let mut headers = vec![("cookie", cookie.as_str()), ("content-type", "text/plain")];
+            if let Some(t) = &csrf {
+                headers.push(("x-csrf-token", t.as_str()));
+            }
+            let r = raw
+                .send_auth(Auth::Anonymous, "PUT", &target, &headers, bytes)
+                .await;
+            (r.status, body_json(&r))
+        }
+    };
+    let target = |bucket: &str, key: &str| {
+        format!(
+            "/admin/api/buckets/{bucket}/object/content?key={}",
+            crate::raw::encode_query(key)
+        )
+    };
+    let data = crate::rig::body(60_000, 5);
+    let (s, v) = put(target(BUCKET, "up/notes.txt"), None, data.clone()).await;
+    assert_eq!((s, code(&v)), (403, "CsrfTokenMissing"), "{v}");
+    assert!(rig.placement("up/notes.txt").await.is_empty());
+    let (s, v) = put(
+        target(BUCKET, "up/notes.txt"),
+        Some(csrf.clone()),
+        data.clone(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["key"], "up/notes.txt");
+    assert_eq!(v["size_bytes"], 60_000);
+    assert_eq!(v["content_type"], "text/plain");
+    assert_eq!(
+        rig.get("up/notes.txt").await,
+        data,
+        "the S3 path reads the bytes"
+    );
+    assert_eq!(rig.placement("up/notes.txt").await.len(), 1);
+    let (s, o) = api(
+        &rig,
+        "GET",
+        "/admin/api/buckets/photos/object?key=up%2Fnotes.txt",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{o}");
+    assert_eq!(
+        (&o["content_type"], &o["etag"]),
+        (&json!("text/plain"), &v["etag"])
+    );
+    // Past the limit: refused before a byte is stored.
+    let (s, v) = put(
+        target(BUCKET, "up/big.bin"),
+        Some(csrf.clone()),
+        crate::rig::body(100_001, 6),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (413, "EntityTooLarge"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 100000 bytes")),
+        "{v}"
+    );
+    assert!(rig.placement("up/big.bin").await.is_empty());
+    let (s, v) = put(target("nowhere", "x"), Some(csrf.clone()), data.clone()).await;
+    assert_eq!((s, code(&v)), (404, "NoSuchBucket"), "{v}");
+    // SigV4 callers upload the same way.
+    let r = raw
+        .send_auth(
+            Auth::As(ADMIN_AK, ADMIN_SK),
+            "PUT",
+            &target(BUCKET, "up/signed.bin"),
+            &[],
+            crate::rig::body(1234, 7),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(rig.get("up/signed.bin").await, crate::rig::body(1234, 7));
     rig.assert_clean().await;
     rig.finish().await;
 }

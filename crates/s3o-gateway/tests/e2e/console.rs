@@ -977,3 +977,145 @@ pub(crate) async fn console_in_chromium(ledger: Ledger) {
     rig.assert_clean().await;
     rig.finish().await;
 }
+
+/// SHA-256 of `bytes`, in hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Uploading through the page, with `max_upload_bytes = 300000`: a 150 kB file picked in the
+/// file input goes up with a progress bar, appears in the listing and in the ledger (same
+/// bytes over S3), downloads from the page byte for byte, and is deleted from the page; a
+/// 400 kB file is refused on the page with the limit named, and nothing is stored.
+pub(crate) async fn upload_in_chromium(ledger: Ledger) {
+    let Some(rig) = crate::admin::admin_rig_with_console(ledger, "max_upload_bytes = 300000").await
+    else {
+        return;
+    };
+    let Some(driver) = Driver::start().await else {
+        rig.finish().await;
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let small = crate::rig::body(150_000, 42);
+    let small_path = dir.path().join("report.bin");
+    std::fs::write(&small_path, &small).expect("file");
+    let big_path = dir.path().join("huge.bin");
+    std::fs::write(&big_path, crate::rig::body(400_000, 43)).expect("file");
+    rig.put("docs/existing.txt", crate::rig::body(10, 1)).await;
+    sign_in(&driver, &rig.gateway().endpoint()).await;
+    driver
+        .click(&format!("#buckets tr[data-bucket=\"{BUCKET}\"] button"))
+        .await;
+    driver
+        .wait_for(
+            "document.querySelector('#objects tr[data-folder=\"docs/\"]')",
+            "the bucket's root",
+        )
+        .await;
+    driver
+        .click("#objects tr[data-folder=\"docs/\"] button")
+        .await;
+    driver
+        .wait_for(
+            "document.querySelector('#objects tr[data-key=\"docs/existing.txt\"]')",
+            "the docs/ folder",
+        )
+        .await;
+    driver
+        .type_into("#upload-file", small_path.to_str().expect("path"))
+        .await;
+    driver.click("#upload-btn").await;
+    let row = "#objects tr[data-key=\"docs/report.bin\"]";
+    driver
+        .wait_for(
+            &format!("document.getElementById('message').textContent === 'uploaded docs/report.bin (150000 bytes)' && document.querySelector('{row}')"),
+            "the uploaded file in the listing",
+        )
+        .await;
+    assert_eq!(
+        driver
+            .js("return document.getElementById('upload-progress').value;")
+            .await,
+        json!(1),
+        "the progress bar ends full"
+    );
+    assert_eq!(
+        driver
+            .js(&format!(
+                "return document.querySelector('{row} .size').textContent;"
+            ))
+            .await,
+        json!("146.5 KiB")
+    );
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{}/upload.png", shots_dir()), &png).expect("screenshot");
+    assert_eq!(
+        rig.get("docs/report.bin").await,
+        small,
+        "same bytes over S3"
+    );
+    assert_eq!(rig.placement("docs/report.bin").await.len(), 1);
+    // Download from the page: every byte, the same digest.
+    driver
+        .click("button[aria-label=\"Download docs/report.bin\"]")
+        .await;
+    driver
+        .wait_for(
+            "document.getElementById('message').textContent === 'downloaded docs/report.bin (150000 bytes)'",
+            "the download",
+        )
+        .await;
+    let digest = driver
+        .js_async(
+            "fetch('/admin/api/buckets/photos/object/content?key=docs%2Freport.bin', {credentials: 'same-origin'})\
+             .then(r => r.arrayBuffer()).then(b => crypto.subtle.digest('SHA-256', b))\
+             .then(d => done(Array.from(new Uint8Array(d)).map(x => x.toString(16).padStart(2, '0')).join('')))\
+             .catch(e => done(String(e)));",
+        )
+        .await;
+    assert_eq!(
+        digest,
+        json!(sha256_hex(&small)),
+        "the page got the same bytes"
+    );
+    // Too large: refused on the page, naming the limit; nothing stored.
+    driver
+        .type_into("#upload-file", big_path.to_str().expect("path"))
+        .await;
+    driver.click("#upload-btn").await;
+    driver
+        .wait_for(
+            "document.getElementById('message').textContent.includes('the console uploads at most 293.0 KiB')",
+            "the refusal of the large file",
+        )
+        .await;
+    assert!(rig.placement("docs/huge.bin").await.is_empty());
+    // Delete it from the page.
+    driver
+        .click("button[aria-label=\"Delete docs/report.bin\"]")
+        .await;
+    driver
+        .wait_for(
+            &format!("document.querySelector('{row} button[data-confirm=\"yes\"]')"),
+            "the confirmation",
+        )
+        .await;
+    driver
+        .click(&format!("{row} button[data-confirm=\"yes\"]"))
+        .await;
+    driver
+        .wait_for(
+            &format!("document.getElementById('message').textContent === 'docs/report.bin deleted' && !document.querySelector('{row}')"),
+            "the file gone from the page",
+        )
+        .await;
+    assert!(rig.placement("docs/report.bin").await.is_empty());
+    driver.quit().await;
+    rig.assert_clean().await;
+    rig.finish().await;
+}

@@ -75,6 +75,7 @@ on_both_ledgers! {
         backend_copies_stream,
         console_sessions,
         console_throttle_and_expiry,
+        console_upload,
     ],
     buckets: [
         create_delete_cycle,
@@ -194,6 +195,12 @@ async fn console_requeue_row_in_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_remove_in_chromium() {
     console::remove_in_chromium(rig::Ledger::Sqlite).await;
+}
+
+/// Uploading, downloading and deleting a file from the console in headless Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_upload_in_chromium() {
+    console::upload_in_chromium(rig::Ledger::Sqlite).await;
 }
 
 /// Key rotation and decrypt-existing from the console in headless Chromium.

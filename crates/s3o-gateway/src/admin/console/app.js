@@ -5,6 +5,7 @@
 (function () {
   let csrf = null; // the session's CSRF token
   let timer = null;
+  let maxUpload = 0; // [console] max_upload_bytes, from the session
 
   const $ = (id) => document.getElementById(id);
 
@@ -235,6 +236,36 @@
     if (opening) $('browser').scrollIntoView();
   }
 
+  // Uploads go through XMLHttpRequest, the one browser API that reports upload progress.
+  function upload(bucket, prefix, file) {
+    if (maxUpload && file.size > maxUpload) {
+      return Promise.reject(new Error(file.name + ' is ' + size(file.size) + ' (' + file.size + ' bytes); the console uploads at most ' +
+        size(maxUpload) + ': use an S3 client for larger files'));
+    }
+    const key = prefix + file.name;
+    const bar = $('upload-progress'); bar.hidden = false; bar.value = 0;
+    $('upload-status').textContent = 'uploading ' + key + '…';
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('PUT', '/admin/api/buckets/' + encodeURIComponent(bucket) + '/object/content?key=' + encodeURIComponent(key));
+      xhr.setRequestHeader('X-CSRF-Token', csrf || '');
+      xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+      xhr.upload.onprogress = (e) => {
+        if (!e.lengthComputable) return;
+        bar.value = e.total ? e.loaded / e.total : 1;
+        $('upload-status').textContent = 'uploading ' + key + ': ' + size(e.loaded) + ' of ' + size(e.total);
+      };
+      xhr.onload = () => {
+        let d = null; try { d = JSON.parse(xhr.responseText); } catch (_) { d = null; }
+        if (xhr.status >= 200 && xhr.status < 300) { bar.value = 1; resolve(d); } else {
+          reject(new Error((d && d.error && d.error.message) || ('HTTP ' + xhr.status)));
+        }
+      };
+      xhr.onerror = () => reject(new Error('the upload of ' + key + ' failed (network)'));
+      xhr.send(file);
+    });
+  }
+
   function objectRow(bucket, o, prefix) {
     const tr = document.createElement('tr'); tr.dataset.key = o.key;
     cell(tr, o.key.slice(prefix.length)); cell(tr, size(o.size_bytes)).className = 'size';
@@ -277,7 +308,7 @@
   }
 
   function signedIn(who) {
-    csrf = who.csrf_token;
+    csrf = who.csrf_token; maxUpload = who.max_upload_bytes || 0;
     $('login-view').hidden = true; $('dash').hidden = false; $('logout').hidden = false;
     $('who').textContent = who.access_key;
     clearInterval(timer);
@@ -341,6 +372,24 @@
     $('enc-decrypt').addEventListener('click', () => askDecrypt().catch((e) => say(e.message, true)));
     $('drain-close').addEventListener('click', () => { $('drain-panel').hidden = true; });
     $('close-browser').addEventListener('click', () => { $('browser').hidden = true; view.bucket = null; });
+    $('upload-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const file = $('upload-file').files[0];
+      if (!file || !view.bucket) return;
+      $('upload-btn').disabled = true;
+      try {
+        const r = await upload(view.bucket, view.prefix, file);
+        $('upload-status').textContent = '';
+        say('uploaded ' + r.key + ' (' + r.size_bytes + ' bytes)');
+        $('upload-file').value = '';
+        await browse(view.bucket, view.prefix, view.token);
+      } catch (e) {
+        $('upload-status').textContent = '';
+        $('upload-progress').hidden = true;
+        say(e.message, true);
+      }
+      $('upload-btn').disabled = false;
+    });
     $('create-bucket').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       try { await call('POST', '/admin/api/buckets', { name: $('new-bucket').value.trim() }); say('bucket created'); $('new-bucket').value = ''; await refresh(); } catch (e) { say(e.message, true); }
