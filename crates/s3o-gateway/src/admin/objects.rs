@@ -379,6 +379,143 @@ pub(super) async fn delete(
     ))
 }
 
+/// Objects deleted per listing page of a prefix deletion.
+const DELETE_PAGE: i64 = 500;
+/// Objects the plan of a prefix deletion counts at most (beyond it says "at least").
+const PLAN_COUNT_MAX: u64 = 100_000;
+
+/// `POST buckets/{bucket}/delete-prefix`: every current object under `prefix`, deleted
+/// through the S3 DELETE handler (versioned buckets get delete markers, exactly as S3
+/// clients would), in two steps: without `token` it counts the objects and bytes and returns
+/// a token that expires; with it, it starts a job (progress: deleted, failed, bytes).
+pub(super) async fn delete_prefix(
+    admin: &Admin,
+    bucket: &str,
+    body: &Value,
+    req: S3Request<Body>,
+) -> Answer {
+    let prefix = super::routes::str_field(body, "prefix")?
+        .unwrap_or("")
+        .to_owned();
+    if prefix.len() > MAX_KEY {
+        return Err(ApiError::bad(format!(
+            "prefix is longer than {MAX_KEY} bytes"
+        )));
+    }
+    admin.ledger.bucket(bucket).await?;
+    let action = super::routes::Action::DeletePrefix {
+        bucket: bucket.to_owned(),
+        prefix: prefix.clone(),
+    };
+    let bucket_prefix = keys::bucket_prefix(bucket);
+    let Some(token) = super::routes::str_field(body, "token")? else {
+        let (mut objects, mut bytes, mut after) = (0u64, 0i64, String::new());
+        let more = loop {
+            let page = admin
+                .ledger
+                .list(&bucket_prefix, &prefix, "", &after, DELETE_PAGE)
+                .await?;
+            objects += page.objects.len() as u64;
+            bytes += page.objects.iter().map(|(_, c)| c.size).sum::<i64>();
+            match page.objects.last() {
+                Some((k, _)) if page.is_truncated => after.clone_from(k),
+                _ => break false,
+            }
+            if objects >= PLAN_COUNT_MAX {
+                break true;
+            }
+        };
+        let (token, ttl) = super::routes::issue(admin, body, action)?;
+        return Ok((
+            StatusCode::OK,
+            json!({
+                "bucket": bucket,
+                "prefix": prefix,
+                "confirm": true,
+                "token": token,
+                "expires_in_secs": ttl,
+                "objects": objects,
+                "bytes": bytes,
+                "at_least": more,
+                "effect": "deletes every current object under the prefix through the S3 DELETE handler (a versioned bucket keeps the versions behind delete markers)",
+            }),
+        ));
+    };
+    super::routes::redeem(admin, token, &action)?;
+    let target = format!("{bucket}/{prefix}");
+    if let Some(id) = admin.jobs.running("delete-prefix", &target) {
+        return Err(ApiError::conflict(
+            "JobInProgress",
+            format!("{target} is being deleted by job {id}"),
+        ));
+    }
+    // Each delete is a fresh S3 request shaped like the caller's (identity kept), no headers.
+    let mut template = req.map_input(|_| ());
+    template.headers.clear();
+    template.method = hyper::Method::DELETE;
+    let s3 = admin.s3.clone();
+    let ledger = admin.ledger.clone();
+    let bucket = bucket.to_owned();
+    let job = admin
+        .jobs
+        .start("delete-prefix", &target, move |h| async move {
+            let (mut deleted, mut failed, mut bytes) = (0u64, 0u64, 0i64);
+            let mut first_error: Option<String> = None;
+            let mut after = String::new();
+            let view = |d: u64, f: u64, b: i64| {
+                json!({"bucket": bucket, "prefix": prefix, "deleted": d, "failed": f, "bytes": b})
+            };
+            loop {
+                let page = match ledger
+                    .list(&bucket_prefix, &prefix, "", &after, DELETE_PAGE)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        h.finish(Err(format!("listing {bucket}/{prefix}: {e}")));
+                        return;
+                    }
+                };
+                for (key, c) in &page.objects {
+                    let input = DeleteObjectInput::builder()
+                        .bucket(bucket.clone())
+                        .key(key.clone())
+                        .build();
+                    let r = match input {
+                        Ok(input) => s3
+                            .delete_object(template.clone().map_input(|()| input))
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match r {
+                        Ok(()) => {
+                            deleted += 1;
+                            bytes += c.size;
+                        }
+                        Err(e) => {
+                            failed += 1;
+                            first_error.get_or_insert_with(|| format!("{key}: {e}"));
+                        }
+                    }
+                    after.clone_from(key);
+                }
+                h.progress(view(deleted, failed, bytes));
+                if !page.is_truncated || page.objects.is_empty() {
+                    break;
+                }
+            }
+            h.finish(match first_error {
+                None => Ok(view(deleted, failed, bytes)),
+                Some(e) => Err(format!(
+                    "{failed} objects could not be deleted (first: {e}); start again to retry"
+                )),
+            });
+        });
+    Ok((StatusCode::ACCEPTED, job))
+}
+
 /// Copies read from the ledger per page of a streamed listing.
 const STREAM_PAGE: i64 = 500;
 

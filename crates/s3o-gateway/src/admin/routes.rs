@@ -43,6 +43,7 @@ pub(crate) enum Op {
     GetObject,
     DownloadObject,
     UploadObject,
+    DeletePrefix,
     DeleteObject,
     Locations,
     Workers,
@@ -105,6 +106,9 @@ pub(crate) const ROUTES: &[Route] = &[
     route!("DELETE" "/admin/api/buckets/{bucket}/object" DeleteObject 200
         "Delete an object through the S3 DELETE handler (404 when the key holds nothing)",
         query: &[("key", "string")]),
+    route!("POST" "/admin/api/buckets/{bucket}/delete-prefix" DeletePrefix 200
+        "Delete every current object under `prefix` through the S3 DELETE handler (versioned buckets get delete markers) in two steps: without `token`, counts objects and bytes and returns a token that expires (200); with it, starts a job (202; progress: deleted, failed, bytes)",
+        body: &[("prefix", "string"), ("token", "string?"), ("ttl_secs", "integer?")]),
     route!("GET" "/admin/api/locations" Locations 200 "Every copy of an object: backend, path, size, ETag, checksum, encryption",
         query: &[("bucket", "string"), ("key", "string")]),
     route!("GET" "/admin/api/workers" Workers 200 "Each worker's last pass in this process: time, outcome, items"),
@@ -161,6 +165,11 @@ pub(super) enum Action {
     },
     WriteOff {
         ids: Vec<i64>,
+    },
+    /// Deleting every current object under a prefix.
+    DeletePrefix {
+        bucket: String,
+        prefix: String,
     },
     /// `decrypt-existing` with these pacing options.
     DecryptExisting {
@@ -264,6 +273,10 @@ pub(crate) async fn dispatch(
             let (s, v) = super::objects::upload(admin, &p(0), &query, req).await?;
             return Ok(Reply::Json(s, v));
         }
+        Op::DeletePrefix => {
+            let (s, v) = super::objects::delete_prefix(admin, &p(0), &body, req).await?;
+            return Ok(Reply::Json(s, v));
+        }
         Op::BackendCopies => {
             return super::objects::stream_copies(admin, &p(0), &query)
                 .await
@@ -295,6 +308,7 @@ pub(crate) async fn dispatch(
         Op::GetObject => super::objects::object(admin, &p(0), &query).await,
         Op::DownloadObject
         | Op::UploadObject
+        | Op::DeletePrefix
         | Op::DeleteObject
         | Op::BackendCopies
         | Op::Logout => {

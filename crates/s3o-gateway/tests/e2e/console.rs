@@ -1119,3 +1119,88 @@ pub(crate) async fn upload_in_chromium(ledger: Ledger) {
     rig.assert_clean().await;
     rig.finish().await;
 }
+
+/// Deleting a folder from the object browser: the row shows the API's plan (how many
+/// objects, how many bytes); Cancel keeps everything; "Yes, delete all" runs the job to its
+/// end, the folder leaves the page and its objects the ledger, the neighbour stays.
+pub(crate) async fn delete_prefix_in_chromium(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let Some(driver) = Driver::start().await else {
+        rig.finish().await;
+        return;
+    };
+    for i in 0..4u8 {
+        rig.put(&format!("old/{i}"), crate::rig::body(1000, i))
+            .await;
+    }
+    rig.put("new/keep", crate::rig::body(10, 9)).await;
+    sign_in(&driver, &rig.gateway().endpoint()).await;
+    driver
+        .click(&format!("#buckets tr[data-bucket=\"{BUCKET}\"] button"))
+        .await;
+    let folder = "#objects tr[data-folder=\"old/\"]";
+    driver
+        .wait_for(
+            &format!("document.querySelector('{folder}')"),
+            "the old/ folder",
+        )
+        .await;
+    let ask = "button[aria-label=\"Delete everything under old/\"]";
+    driver.click(ask).await;
+    driver
+        .wait_for(
+            &format!("document.querySelector('{folder} .confirm') && document.querySelector('{folder} .confirm').textContent.startsWith('Delete 4 objects (3.9 KiB) under old/?')"),
+            "the plan in the row",
+        )
+        .await;
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{}/delete-prefix.png", shots_dir()), &png).expect("screenshot");
+    driver
+        .click(&format!("{folder} button[data-confirm=\"no\"]"))
+        .await;
+    driver
+        .wait_for(
+            &format!("document.getElementById('message').textContent === 'old/ kept' && document.querySelector('{folder}') && !document.querySelector('{folder} .confirm')"),
+            "the folder kept",
+        )
+        .await;
+    for i in 0..4u8 {
+        assert_eq!(
+            rig.placement(&format!("old/{i}")).await.len(),
+            1,
+            "Cancel deletes nothing"
+        );
+    }
+    driver.click(ask).await;
+    driver
+        .wait_for(
+            &format!("document.querySelector('{folder} button[data-confirm=\"yes\"]')"),
+            "the plan again",
+        )
+        .await;
+    driver
+        .click(&format!("{folder} button[data-confirm=\"yes\"]"))
+        .await;
+    driver
+        .wait_for(
+            &format!("document.getElementById('message').textContent === 'deleted 4 objects under old/' && !document.querySelector('{folder}')"),
+            "the folder gone from the page",
+        )
+        .await;
+    assert!(
+        driver
+            .js("return !!document.querySelector('#objects tr[data-folder=\"new/\"]');")
+            .await
+            == json!(true),
+        "the neighbour folder stays"
+    );
+    for i in 0..4u8 {
+        assert!(rig.placement(&format!("old/{i}")).await.is_empty());
+    }
+    assert_eq!(rig.get("new/keep").await, crate::rig::body(10, 9));
+    driver.quit().await;
+    rig.assert_clean().await;
+    rig.finish().await;
+}

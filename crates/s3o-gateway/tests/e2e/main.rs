@@ -76,6 +76,7 @@ on_both_ledgers! {
         console_sessions,
         console_throttle_and_expiry,
         console_upload,
+        delete_prefix,
     ],
     buckets: [
         create_delete_cycle,
@@ -201,6 +202,12 @@ async fn console_remove_in_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_upload_in_chromium() {
     console::upload_in_chromium(rig::Ledger::Sqlite).await;
+}
+
+/// Deleting a folder (a prefix, two steps) from the console in headless Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_delete_prefix_in_chromium() {
+    console::delete_prefix_in_chromium(rig::Ledger::Sqlite).await;
 }
 
 /// Key rotation and decrypt-existing from the console in headless Chromium.

@@ -224,7 +224,9 @@
       const tr = document.createElement('tr'); tr.dataset.folder = f;
       const td = cell(tr, '');
       button(td, f.slice(prefix.length), () => browse(bucket, f, null), 'Open folder ' + f).className = 'link';
-      cell(tr, 'folder'); cell(tr, ''); cell(tr, ''); cell(tr, '');
+      cell(tr, 'folder'); cell(tr, ''); cell(tr, '');
+      const act = cell(tr, '');
+      button(act, 'Delete folder', () => askDeletePrefix(bucket, f, act), 'Delete everything under ' + f);
       tb.appendChild(tr);
     }
     for (const o of page.objects) tb.appendChild(objectRow(bucket, o, prefix));
@@ -234,6 +236,35 @@
     $('prev-page').hidden = view.pages.length === 0;
     $('prev-page').onclick = () => { const t = view.pages.pop(); browse(bucket, prefix, t).catch((e) => say(e.message, true)); };
     if (opening) $('browser').scrollIntoView();
+  }
+
+  // Deleting a folder is the API's two steps: the plan (how many objects, how many bytes)
+  // shows in the row with "Yes, delete all" and "Cancel"; yes sends the token back and
+  // follows the job to its end.
+  async function askDeletePrefix(bucket, folder, td) {
+    const url = '/admin/api/buckets/' + encodeURIComponent(bucket) + '/delete-prefix';
+    const plan = await call('POST', url, { prefix: folder });
+    const ask = document.createElement('span'); ask.className = 'confirm'; ask.setAttribute('role', 'group');
+    ask.textContent = 'Delete ' + (plan.at_least ? 'at least ' : '') + plan.objects + ' objects (' + size(plan.bytes) + ') under ' + folder + '? ';
+    td.replaceChildren(ask);
+    const yes = button(ask, 'Yes, delete all', async () => {
+      const j = await call('POST', url, { prefix: folder, token: plan.token });
+      for (;;) {
+        const s = await call('GET', '/admin/api/jobs/' + encodeURIComponent(j.id));
+        const p = (s.state === 'done' ? s.result : s.progress) || {};
+        if (s.state !== 'running') {
+          if (s.state === 'done') say('deleted ' + p.deleted + ' objects under ' + folder);
+          else say('deleting under ' + folder + ' ' + s.state + (s.error ? ': ' + s.error : ''), true);
+          await browse(bucket, view.prefix, view.token);
+          return;
+        }
+        ask.textContent = 'deleting under ' + folder + ': ' + (p.deleted || 0) + ' deleted';
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }, 'Yes, delete everything under ' + folder);
+    yes.className = 'danger'; yes.dataset.confirm = 'yes';
+    button(ask, 'Cancel', async () => { say(folder + ' kept'); await browse(bucket, view.prefix, view.token); }, 'Keep ' + folder).dataset.confirm = 'no';
+    yes.focus();
   }
 
   // Uploads go through XMLHttpRequest, the one browser API that reports upload progress.
