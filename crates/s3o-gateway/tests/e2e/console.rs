@@ -151,6 +151,16 @@ impl Driver {
         .await
     }
 
+    /// Resizes the browser window (CSS pixels).
+    async fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({"width": width, "height": height}),
+        )
+        .await;
+    }
+
     async fn element(&self, css: &str) -> String {
         let v = self
             .cmd(
@@ -916,6 +926,22 @@ pub(crate) async fn console_in_chromium(ledger: Ledger) {
     std::fs::write(format!("{shots}/dashboard.png"), &png).expect("screenshot");
     std::fs::create_dir_all(format!("{root}/docs")).expect("docs dir");
     std::fs::write(format!("{root}/docs/console.png"), &png).expect("docs/console.png");
+    // The same dashboard at a phone's width: the tables keep their first columns, nothing
+    // overflows the viewport.
+    driver.resize(390, 844).await;
+    driver
+        .wait_for("window.innerWidth <= 400", "the phone-sized window")
+        .await;
+    assert_eq!(
+        driver
+            .js("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+            .await,
+        json!(true),
+        "no horizontal scrolling at 390 px"
+    );
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{shots}/dashboard-phone.png"), &png).expect("screenshot");
+    driver.resize(1280, 1400).await;
 
     // A POST from the page without the CSRF token (what a forged request would be, cookie
     // and all) is refused and creates nothing; the same call with it works.
