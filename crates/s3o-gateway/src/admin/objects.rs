@@ -600,3 +600,90 @@ pub(super) async fn stream_copies(
     );
     Ok(r)
 }
+
+/// `GET cleanup/queue`: every row of the cleanup queue (of `backend`, or all) in id order, as
+/// NDJSON read page by page from the ledger while the client reads (the store's id cursor,
+/// exact while rows come and go). The last line is `{"done": true, "count": N}`, or an
+/// `{"error": …, "after": id}` line when the ledger failed mid-way (`after` resumes).
+pub(super) async fn stream_queue(
+    admin: &Admin,
+    q: &BTreeMap<String, String>,
+) -> Result<S3Response<Body>, ApiError> {
+    let backend = q.get("backend").filter(|b| !b.is_empty()).cloned();
+    if let Some(b) = &backend {
+        let stats = admin.ledger.quota_stats().await?;
+        if !stats.contains_key(b) {
+            return Err(ApiError::not_found(
+                "NoSuchBackend",
+                format!("no backend {b:?} in the ledger"),
+            ));
+        }
+    }
+    let mut after = match q.get("after").filter(|a| !a.is_empty()) {
+        None => 0,
+        Some(a) => a
+            .parse::<i64>()
+            .ok()
+            .filter(|a| *a >= 0)
+            .ok_or_else(|| ApiError::bad("after must be a queue row id"))?,
+    };
+    let store = admin.store.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut count: u64 = 0;
+        loop {
+            let page = match store
+                .list_cleanup_queue(backend.as_deref(), after, STREAM_PAGE)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    let line = json!({"error": {"code": "ServiceUnavailable", "message": e.to_string()}, "after": after});
+                    let _ = tx.send(Ok(format!("{line}\n").into())).await;
+                    return;
+                }
+            };
+            let mut chunk = String::new();
+            for r in &page {
+                let line = json!({
+                    "id": r.id,
+                    "backend": r.backend_name,
+                    "object_key": r.object_key,
+                    "storage_key": r.storage_key,
+                    "reason": r.reason,
+                    "size_bytes": r.size_bytes,
+                    "attempts": r.attempts,
+                    "claimed_by": r.claimed_by,
+                    "claimed_at": r.claimed_at.map(|t| unix_secs(t.to_system_time())),
+                });
+                chunk.push_str(&line.to_string());
+                chunk.push('\n');
+            }
+            count += page.len() as u64;
+            let last = page.last().map(|r| r.id);
+            if !chunk.is_empty() && tx.send(Ok(chunk.into())).await.is_err() {
+                return;
+            }
+            match last {
+                Some(id) if page.len() as i64 == STREAM_PAGE => after = id,
+                _ => {
+                    let line = json!({"done": true, "count": count});
+                    let _ = tx.send(Ok(format!("{line}\n").into())).await;
+                    return;
+                }
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut r = S3Response::new(Body::from(s3s::dto::StreamingBlob::wrap(stream)));
+    r.status = Some(StatusCode::OK);
+    r.headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/x-ndjson"),
+    );
+    r.headers.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(r)
+}

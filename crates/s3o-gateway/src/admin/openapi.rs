@@ -30,7 +30,10 @@ pub(crate) fn document() -> Value {
         // The download answers the object's bytes; every other route answers JSON.
         let content = if r.op == super::routes::Op::DownloadObject {
             json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}})
-        } else if r.op == super::routes::Op::BackendCopies {
+        } else if matches!(
+            r.op,
+            super::routes::Op::BackendCopies | super::routes::Op::CleanupQueue
+        ) {
             json!({"application/x-ndjson": {"schema": {"type": "string"}}})
         } else {
             json!({"application/json": {"schema": {"type": "object"}}})

@@ -44,6 +44,7 @@ pub(crate) enum Op {
     DownloadObject,
     UploadObject,
     DeletePrefix,
+    CleanupQueue,
     DeleteObject,
     Locations,
     Workers,
@@ -114,6 +115,9 @@ pub(crate) const ROUTES: &[Route] = &[
     route!("GET" "/admin/api/workers" Workers 200 "Each worker's last pass in this process: time, outcome, items"),
     route!("POST" "/admin/api/workers/{name}/run" RunWorker 202 "Run one pass of a worker now (`all` runs every worker in order); answers a job to poll"),
     route!("GET" "/admin/api/cleanup" Cleanup 200 "Cleanup queue by state, DLQ depth, queued and dead bytes per backend"),
+    route!("GET" "/admin/api/cleanup/queue" CleanupQueue 200
+        "Every cleanup queue row (of `backend`, or all) in id order, streamed as NDJSON (application/x-ndjson): id, backend, keys, reason, size, attempts, claim; the last line is {\"done\": true, \"count\": N}, or {\"error\": …, \"after\": id} when the ledger failed mid-way; `after` resumes after a row id",
+        query: &[("backend", "string?"), ("after", "integer?")]),
     route!("GET" "/admin/api/dlq" Dlq 200 "Dead-letter rows, newest first",
         query: &[("backend", "string?"), ("limit", "integer?")]),
     route!("POST" "/admin/api/dlq/requeue" RequeueDlq 200 "Move dead-letter rows back into the cleanup queue: those of `ids`, of one backend, or all",
@@ -282,6 +286,11 @@ pub(crate) async fn dispatch(
                 .await
                 .map(Reply::Raw);
         }
+        Op::CleanupQueue => {
+            return super::objects::stream_queue(admin, &query)
+                .await
+                .map(Reply::Raw);
+        }
         Op::Logout => {
             let tls = req.extensions.get::<Peer>().is_some_and(|p| p.tls);
             return super::session::logout(admin, caller, tls).map(Reply::Raw);
@@ -309,6 +318,7 @@ pub(crate) async fn dispatch(
         Op::DownloadObject
         | Op::UploadObject
         | Op::DeletePrefix
+        | Op::CleanupQueue
         | Op::DeleteObject
         | Op::BackendCopies
         | Op::Logout => {

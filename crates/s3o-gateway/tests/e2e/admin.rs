@@ -2021,3 +2021,156 @@ pub(crate) async fn delete_prefix(ledger: Ledger) {
     rig.assert_clean().await;
     rig.finish().await;
 }
+
+/// The cleanup queue as NDJSON: every row in id order and a closing count, a backend
+/// filter, the `after` cursor, typed refusals; served to a session as to SigV4.
+pub(crate) async fn cleanup_queue_stream(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let store = rig.store();
+    let mut ids = Vec::new();
+    for (backend, name, size) in [
+        ("fs-b", "q1", 100),
+        ("fs-a", "q2", 200),
+        ("fs-b", "q3", 300),
+        ("fs-b", "q4", 400),
+    ] {
+        let entry = s3o_store::CleanupEntry {
+            backend_name: backend.to_owned(),
+            object_key: format!("{BUCKET}/{name}"),
+            storage_key: format!("{BUCKET}/{name}.gone"),
+            reason: "planted by the admin test".to_owned(),
+            size_bytes: size,
+        };
+        ids.push(
+            store
+                .enqueue_orphaned_bytes(&entry)
+                .await
+                .expect("enqueue")
+                .cleanup
+                .id,
+        );
+    }
+    let lines = |r: &Reply| -> Vec<Value> {
+        r.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    };
+    let raw = &rig.raw;
+    let get = |target: &'static str| async move {
+        raw.send_auth(Auth::As(ADMIN_AK, ADMIN_SK), "GET", target, &[], "")
+            .await
+    };
+    let all = get("/admin/api/cleanup/queue").await;
+    assert_eq!(all.status, 200, "{}", all.text());
+    assert_eq!(
+        all.header("content-type").as_deref(),
+        Some("application/x-ndjson")
+    );
+    let v = lines(&all);
+    assert_eq!(v.len(), 5, "{v:?}");
+    assert_eq!(
+        v[..4]
+            .iter()
+            .map(|l| l["id"].as_i64().expect("id"))
+            .collect::<Vec<_>>(),
+        ids
+    );
+    assert_eq!(
+        (
+            &v[0]["backend"],
+            &v[0]["object_key"],
+            &v[0]["storage_key"],
+            &v[0]["size_bytes"]
+        ),
+        (
+            &json!("fs-b"),
+            &json!(format!("{BUCKET}/q1")),
+            &json!(format!("{BUCKET}/q1.gone")),
+            &json!(100)
+        )
+    );
+    assert_eq!(v[4], json!({"done": true, "count": 4}));
+    let r = rig
+        .raw
+        .send_auth(
+            Auth::As(ADMIN_AK, ADMIN_SK),
+            "GET",
+            "/admin/api/cleanup/queue?backend=fs-b",
+            &[],
+            "",
+        )
+        .await;
+    let v = lines(&r);
+    assert_eq!(
+        v.iter()
+            .filter_map(|l| l["object_key"].as_str())
+            .collect::<Vec<_>>(),
+        [
+            format!("{BUCKET}/q1"),
+            format!("{BUCKET}/q3"),
+            format!("{BUCKET}/q4")
+        ]
+    );
+    assert_eq!(v[3], json!({"done": true, "count": 3}));
+    let r = rig
+        .raw
+        .send_auth(
+            Auth::As(ADMIN_AK, ADMIN_SK),
+            "GET",
+            &format!("/admin/api/cleanup/queue?after={}", ids[1]),
+            &[],
+            "",
+        )
+        .await;
+    let v = lines(&r);
+    assert_eq!(
+        v.iter()
+            .filter_map(|l| l["id"].as_i64())
+            .collect::<Vec<_>>(),
+        ids[2..]
+    );
+    let (s, v) = api(&rig, "GET", "/admin/api/cleanup/queue?backend=nope", None).await;
+    assert_eq!((s, code(&v)), (404, "NoSuchBackend"));
+    let (s, v) = api(&rig, "GET", "/admin/api/cleanup/queue?after=x", None).await;
+    assert_eq!((s, code(&v)), (400, "InvalidArgument"));
+    let (cookie, _) = sign_in(&rig.raw).await;
+    let r = rig
+        .raw
+        .send_auth(
+            Auth::Anonymous,
+            "GET",
+            "/admin/api/cleanup/queue",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(lines(&r).len(), 5);
+    // The planted rows (claimed by the test's store, their bytes absent) are written off.
+    for id in &ids {
+        assert!(
+            store
+                .move_cleanup_to_dlq(*id, "planted")
+                .await
+                .expect("to dlq")
+        );
+    }
+    let dead: Vec<i64> = store
+        .list_cleanup_dlq(None, 100)
+        .await
+        .expect("dlq")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        store.write_off_cleanup_dlq(&dead).await.expect("write off"),
+        4
+    );
+    let r = get("/admin/api/cleanup/queue").await;
+    assert_eq!(lines(&r), [json!({"done": true, "count": 0})]);
+    rig.assert_clean().await;
+    rig.finish().await;
+}

@@ -77,6 +77,7 @@ on_both_ledgers! {
         console_throttle_and_expiry,
         console_upload,
         delete_prefix,
+        cleanup_queue_stream,
     ],
     buckets: [
         create_delete_cycle,
