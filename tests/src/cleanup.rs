@@ -759,3 +759,91 @@ pub async fn enqueue_fields_round_trip(store: Db) {
     );
     assert_ledger(&store).await;
 }
+
+/// The queue listing is a cursor over ids: pages of any size together give every queued row
+/// once, in id order, with its claim; a backend filter keeps that backend's rows; dead
+/// letters are not queue rows; a cursor past the last id is an empty page.
+pub async fn list_cleanup_queue_pages_by_id(store: Db) {
+    three_backends(&store).await;
+    for (b, k, n) in [
+        (A, "ka", 10),
+        (A, "kb", 20),
+        (B, "kc", 30),
+        (A, "kd", 40),
+        (C, "ke", 50),
+    ] {
+        orphan_bytes_enqueued(&store, b, k, n).await;
+    }
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.list_cleanup_queue(None, after, 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        seen.extend(page);
+    }
+    let keys: Vec<(&str, &str, i64)> = seen
+        .iter()
+        .map(|r| (r.backend_name.as_str(), r.object_key.as_str(), r.size_bytes))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (A, "ka", 10),
+            (A, "kb", 20),
+            (B, "kc", 30),
+            (A, "kd", 40),
+            (C, "ke", 50)
+        ]
+    );
+    assert!(seen.windows(2).all(|w| w[0].id < w[1].id), "id order");
+    assert!(
+        seen.iter()
+            .all(|r| r.storage_key == r.object_key && !r.reclaimed)
+    );
+    let only_a: Vec<String> = store
+        .list_cleanup_queue(Some(A), 0, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.object_key)
+        .collect();
+    assert_eq!(only_a, ["ka", "kb", "kd"]);
+    assert!(
+        store
+            .list_cleanup_queue(None, after, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A claim shows; a dead letter leaves the queue listing.
+    let claimed = store
+        .claim_pending_cleanups(1, "lister", fresh_cutoff())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let first = &store.list_cleanup_queue(None, 0, 1).await.unwrap()[0];
+    assert_eq!(first.id, claimed[0].id);
+    assert_eq!(first.claimed_by.as_deref(), Some("lister"));
+    assert!(first.claimed_at.is_some());
+    let kc = seen.iter().find(|r| r.object_key == "kc").unwrap().id;
+    assert!(store.move_cleanup_to_dlq(kc, "dead").await.unwrap());
+    let left: Vec<String> = store
+        .list_cleanup_queue(None, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.object_key)
+        .collect();
+    assert_eq!(left, ["ka", "kb", "kd", "ke"]);
+    assert!(
+        store
+            .list_cleanup_queue(Some(B), 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_orphans_accounted(&store).await;
+    assert_ledger(&store).await;
+}

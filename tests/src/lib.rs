@@ -210,6 +210,7 @@ macro_rules! for_each_case {
                 list_dlq_scope_and_order,
                 requeue_dlq_moves_rows_back,
                 requeue_dlq_by_id_moves_only_those,
+                list_cleanup_queue_pages_by_id,
                 write_off_dlq_releases_orphans,
                 sweep_stale_cleanup_rows,
                 sweep_zero_bytes_no_decrement,

@@ -943,6 +943,20 @@ impl MetadataStore {
         )
         .await
     }
+    /// One page of the cleanup queue (of `backend` or all), rows with `id > after_id` in id
+    /// order, at most `limit` (≤ 0 ⇒ 1000); the last id is the next page's cursor.
+    pub async fn list_cleanup_queue(
+        &self,
+        backend: Option<&str>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CleanupItem>> {
+        self.observe(
+            "list_cleanup_queue",
+            self.inner.list_cleanup_queue(backend, after_id, limit),
+        )
+        .await
+    }
     /// DLQ rows of `backend` (all when `None`), most recently moved first, at most `limit`
     /// (≤ 0 ⇒ 1000).
     pub async fn list_cleanup_dlq(

@@ -55,6 +55,9 @@ pub struct Config {
     /// The one owner every bucket and object is reported under (`[owner]`).
     #[serde(default)]
     pub owner: OwnerConfig,
+    /// The web console's sessions and uploads (`[console]`); every setting has a default.
+    #[serde(default)]
+    pub console: crate::ConsoleConfig,
 }
 
 /// `[owner]`: the account S3 answers name as owner (ListBuckets, listings, ACLs). The gateway
@@ -100,6 +103,7 @@ impl std::fmt::Debug for Config {
             .field("log", &self.log)
             .field("encryption", &self.encryption)
             .field("owner", &self.owner)
+            .field("console", &self.console)
             .finish()
     }
 }
@@ -273,6 +277,7 @@ impl Default for Config {
             log: LogConfig::default(),
             encryption: None,
             owner: OwnerConfig::default(),
+            console: crate::ConsoleConfig::default(),
         }
     }
 }
@@ -624,6 +629,7 @@ impl Config {
             }
         }
         self.server.validate().map_err(ConfigError::Invalid)?;
+        self.console.validate().map_err(ConfigError::Invalid)?;
         if self.credentials.is_empty() && !self.anonymous {
             return bad(
                 "no [[credentials]]: add a key pair, or set `anonymous = true` to serve \

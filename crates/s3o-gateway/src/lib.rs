@@ -38,6 +38,7 @@ pub mod workers;
 use std::net::SocketAddr;
 
 pub use admin::client::{USAGE as ADMIN_USAGE, run as admin_cli};
+pub use admin::session::ConsoleConfig;
 pub use config::{
     BackendConfig, BackendKind, BucketConfig, Config, ConfigError, Credential, LifecycleRuleConfig,
     LogConfig, LogFormat, RoutingPolicy, ServerConfig, TlsConfig,

@@ -245,15 +245,18 @@ impl Gateway {
             // Unsigned requests: answered where a bucket's canned ACL grants everyone.
             builder.set_access(anonymous_access);
         }
-        builder.set_route(crate::admin::AdminRoute::new(
-            keys.clone(),
-            store.clone(),
-            ledger.clone(),
-            workers_ctx.clone(),
-            admin_s3,
-            crypto,
-            unconfigured.clone(),
-        ));
+        builder.set_route(
+            crate::admin::AdminRoute::new(
+                keys.clone(),
+                store.clone(),
+                ledger.clone(),
+                workers_ctx.clone(),
+                admin_s3,
+                crypto,
+                unconfigured.clone(),
+            )
+            .with_console(&config.console),
+        );
         let tls = match &config.server.tls {
             None => None,
             Some(c) => Some(TlsState::new(
@@ -560,10 +563,10 @@ async fn serve(
             a = listener.accept() => a,
             _ = stop.changed() => break,
         };
-        let sock = match accepted {
-            Ok((sock, _peer)) => {
+        let (sock, peer) = match accepted {
+            Ok((sock, peer)) => {
                 backoff = Duration::ZERO;
-                sock
+                (sock, peer)
             }
             Err(e) => {
                 // EMFILE, ENFILE, ENOMEM: the listener stays readable, so an immediate retry
@@ -583,7 +586,13 @@ async fn serve(
         // Small answers (a HEAD, a 4 KiB GET) must not wait for the client's delayed ACK.
         let _ = sock.set_nodelay(true);
         let shared2 = shared.clone();
-        let svc = hyper::service::service_fn(move |req| {
+        // Who is calling, for the console's sign-in throttle and cookie.
+        let peer = crate::admin::session::Peer {
+            ip: peer.ip(),
+            tls: role == Role::S3 && shared.tls.is_some(),
+        };
+        let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(peer);
             let shared = shared2.clone();
             async move { Ok::<_, Infallible>(handle(&shared, role, req).await) }
         });
@@ -718,11 +727,12 @@ async fn route(
             }
         }
     }
-    // Browsers send CORS preflights unsigned; s3s would not route them.
-    if let Some(r) = crate::s3::preflight(&shared.ledger, &req, id).await {
+    // Browsers send CORS preflights unsigned; s3s would not route them. The admin API never
+    // answers CORS (a bucket named `admin` must not open it to other origins).
+    if !admin_call && let Some(r) = crate::s3::preflight(&shared.ledger, &req, id).await {
         return plain(r);
     }
-    let cors = crate::s3::cors_ask(&req);
+    let cors = (!admin_call).then(|| crate::s3::cors_ask(&req)).flatten();
     if let Some(refusal) = edge_checks(shared, &mut req, id) {
         if admin_call {
             return plain(crate::admin::json_refusal(refusal).await);

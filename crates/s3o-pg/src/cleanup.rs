@@ -397,6 +397,30 @@ impl CleanupStore for PgStore {
             .collect()
     }
 
+    async fn list_cleanup_queue(
+        &self,
+        backend: Option<&str>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CleanupItem>> {
+        if let Some(b) = backend {
+            validate::backend(b)?;
+        }
+        let limit = limit_param(validate::page(limit));
+        // Walks the primary key from the cursor.
+        let rows = self
+            .db
+            .query(
+                "list cleanup queue",
+                "SELECT id, backend_name, object_key, reason, attempts, size_bytes, claimed_at, \
+                 claimed_by, COALESCE(storage_key, object_key) FROM cleanup_queue \
+                 WHERE id > $1 AND ($2::text IS NULL OR backend_name = $2) ORDER BY id LIMIT $3",
+                &[&after_id, &backend, &limit],
+            )
+            .await?;
+        rows.iter().map(|r| item_from_row(r, false)).collect()
+    }
+
     async fn cleanup_bytes_by_backend(&self) -> Result<BTreeMap<String, (i64, i64)>> {
         let rows = self
             .db

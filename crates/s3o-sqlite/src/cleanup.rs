@@ -381,6 +381,34 @@ impl CleanupStore for SqliteStore {
             .await
     }
 
+    async fn list_cleanup_queue(
+        &self,
+        backend: Option<&str>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CleanupItem>> {
+        if let Some(b) = backend {
+            validate::backend(b)?;
+        }
+        let limit = crate::reader::page_limit(limit);
+        let backend = backend.map(str::to_owned);
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM cleanup_queue \
+             WHERE id > ?1 AND (?2 IS NULL OR backend_name = ?2) ORDER BY id LIMIT ?3"
+        );
+        self.conns
+            .read("list cleanup queue", move |db| {
+                // Walks the primary key from the cursor.
+                db.query_vec(
+                    "list cleanup queue",
+                    &sql,
+                    params![after_id, backend, limit],
+                    item_from_row,
+                )
+            })
+            .await
+    }
+
     async fn cleanup_bytes_by_backend(&self) -> Result<BTreeMap<String, (i64, i64)>> {
         let rows = self
             .conns

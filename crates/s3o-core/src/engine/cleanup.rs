@@ -58,4 +58,14 @@ pub trait CleanupStore: Runner {
     /// As [`CleanupStore::requeue_cleanup_dlq`], for the DLQ rows with these ids (unknown ids
     /// are skipped; rows go back in id order). Returns the number moved.
     async fn requeue_cleanup_dlq_ids(&self, ids: &[i64]) -> Result<i64>;
+    /// One page of the cleanup queue (rows of every state and attempt count, of `backend` or
+    /// all), ordered by id: rows with `id > after_id`, at most `limit` (≤ 0 ⇒ 1000). Pass the
+    /// last id back as `after_id` for the next page: a cursor that stays exact while rows
+    /// come and go (`reclaimed` false).
+    async fn list_cleanup_queue(
+        &self,
+        backend: Option<&str>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CleanupItem>>;
 }

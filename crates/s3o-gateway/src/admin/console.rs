@@ -2,21 +2,24 @@
 //! (path-style requests only, without authentication: they hold no data). Everything the
 //! page shows comes from the admin API.
 //!
-//! Threat model. The console signs each API call in the browser with SigV4 (WebCrypto): the
-//! secret is typed into the page, imported as a non-extractable HMAC key and the string
-//! dropped; nothing is stored (no cookie, no `localStorage`), so a reload signs out.
-//! - CSRF: there is no ambient credential (no cookie, no HTTP auth) a forged cross-site
-//!   request could carry; every call needs a fresh signature only this page can compute.
+//! Threat model. The page signs in once (`POST /admin/api/session`, see [`super::session`]):
+//! the secret is sent in that one request and dropped from the form; the session lives in an
+//! HMAC-signed `HttpOnly; SameSite=Strict` cookie the script cannot read, and the page keeps
+//! only the session's CSRF token in memory (nothing in `localStorage`).
+//! - CSRF: the cookie is ambient, so every POST/PUT/DELETE must carry `X-CSRF-Token`, which
+//!   only a page that could read a same-origin answer holds; the admin API never answers
+//!   CORS, so no other origin can read it; SameSite=Strict keeps the cookie off cross-site
+//!   requests in the first place; sign-in itself takes JSON only (no cross-site form).
 //! - XSS: the page builds the DOM with `textContent` only, and its Content-Security-Policy
 //!   allows scripts and styles from `'self'` only, no inline script, no framing. The origin is
 //!   shared with S3 objects served path-style (`/bucket/key`): an HTML object opened in the
-//!   console's own tab could script this origin, but finds no secret to steal (it is not
-//!   stored), only a key usable while the console page itself is open; operators should not
+//!   console's own tab could script this origin and act within a live session (never read
+//!   the cookie or the secret); downloads are served as attachments, and operators should not
 //!   open untrusted objects from the gateway's origin while signed in.
-//! - Network: over plain HTTP the signed requests can be observed and replayed within SigV4's
-//!   15-minute window (not the secret); serve the gateway over HTTPS (`[server.tls]`) beyond
-//!   localhost. Browsers only allow WebCrypto on HTTPS or localhost.
-//! - Brute force: a wrong secret is a signature mismatch, refused like any S3 request.
+//! - Network: over plain HTTP the sign-in carries the secret and the cookie can be observed;
+//!   serve the gateway over HTTPS (`[server.tls]`, which also marks the cookie `Secure`)
+//!   beyond localhost.
+//! - Brute force: failed sign-ins are throttled per client address and per access key (429).
 
 use hyper::{Response, StatusCode};
 

@@ -19,8 +19,11 @@
 //! admin layer adds checks and views, never a second implementation of a ledger contract.
 //! Long listings stream NDJSON (`backends/{name}/copies`).
 //!
-//! The console is static HTML/JS/CSS compiled into the binary ([`console`]); it signs its API
-//! calls in the browser (see the module for the threat model).
+//! Besides SigV4, the API accepts a console session ([`session`]): `POST /admin/api/session`
+//! with an admin key's access key and secret answers an HMAC-signed, HttpOnly cookie and a
+//! CSRF token; unsigned calls carrying the cookie are served, state-changing ones only with
+//! the token in `X-CSRF-Token`. The console is static HTML/JS/CSS compiled into the binary
+//! ([`console`]; see it for the threat model).
 
 pub(crate) mod client;
 pub(crate) mod console;
@@ -29,6 +32,7 @@ mod jobs;
 mod objects;
 mod openapi;
 mod routes;
+pub(crate) mod session;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -70,6 +74,8 @@ pub(crate) struct Admin {
     pub(crate) jobs: jobs::Jobs,
     /// Confirmation tokens of two-step actions, by token.
     pub(crate) confirmations: Mutex<BTreeMap<String, routes::Confirmation>>,
+    /// Console sessions: the cookie's key, sign-in throttling, signed-out ids.
+    pub(crate) sessions: session::Sessions,
 }
 
 /// The s3s route serving the admin API.
@@ -98,7 +104,16 @@ impl AdminRoute {
             started_at: SystemTime::now(),
             jobs: jobs::Jobs::default(),
             confirmations: Mutex::default(),
+            sessions: session::Sessions::new(&session::ConsoleConfig::default()),
         }))
+    }
+
+    /// The console's settings (`[console]`): the session key, lifetimes, throttle, uploads.
+    pub(crate) fn with_console(mut self, console: &session::ConsoleConfig) -> Self {
+        if let Some(admin) = Arc::get_mut(&mut self.0) {
+            admin.sessions = session::Sessions::new(console);
+        }
+        self
     }
 }
 
@@ -115,27 +130,42 @@ impl S3Route for AdminRoute {
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
         let admin = &self.0;
-        let Some(cred) = &req.credentials else {
-            return Ok(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "AccessDenied",
-                "the admin API requires a SigV4-signed request",
-            )
-            .into_response());
-        };
-        if !admin
-            .keys
-            .as_ref()
-            .is_some_and(|k| k.is_admin(&cred.access_key))
-        {
-            return Ok(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "AccessDenied",
-                "this access key is not an admin (set admin = true in its [[credentials]] entry)",
-            )
-            .into_response());
+        // Signing in is the one call that needs no authentication.
+        if req.method == Method::POST && req.uri.path().trim_end_matches('/') == session::PATH {
+            return Ok(session::login(admin, req).await);
         }
-        Ok(match routes::dispatch(admin, req).await {
+        let caller = match &req.credentials {
+            Some(cred) => {
+                if !admin
+                    .keys
+                    .as_ref()
+                    .is_some_and(|k| k.is_admin(&cred.access_key))
+                {
+                    return Ok(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "AccessDenied",
+                        "this access key is not an admin (set admin = true in its [[credentials]] entry)",
+                    )
+                    .into_response());
+                }
+                session::Caller::SigV4 {
+                    access_key: cred.access_key.clone(),
+                }
+            }
+            None if session::has_cookie(&req.headers) => match session::verify(admin, &req).await {
+                Ok(s) => session::Caller::Session(s),
+                Err(e) => return Ok(e.into_response()),
+            },
+            None => {
+                return Ok(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    "the admin API requires a SigV4-signed request or a console session",
+                )
+                .into_response());
+            }
+        };
+        Ok(match routes::dispatch(admin, &caller, req).await {
             Ok(routes::Reply::Json(status, body)) => json_response(status, &body),
             Ok(routes::Reply::Raw(r)) => r,
             Err(e) => e.into_response(),
@@ -172,7 +202,7 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, code, message)
     }
 
-    fn into_response(self) -> S3Response<Body> {
+    pub(crate) fn into_response(self) -> S3Response<Body> {
         json_response(
             self.status,
             &json!({"error": {"code": self.code, "message": self.message}}),
@@ -209,7 +239,7 @@ impl From<s3o_store::StoreError> for ApiError {
     }
 }
 
-fn json_response(status: StatusCode, body: &Value) -> S3Response<Body> {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> S3Response<Body> {
     let mut r = S3Response::new(Body::from(body.to_string()));
     r.status = Some(status);
     r.headers.insert(

@@ -30,12 +30,22 @@ pub(crate) fn document() -> Value {
         // The download answers the object's bytes; every other route answers JSON.
         let content = if r.op == super::routes::Op::DownloadObject {
             json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}})
-        } else if r.op == super::routes::Op::BackendCopies {
+        } else if matches!(
+            r.op,
+            super::routes::Op::BackendCopies | super::routes::Op::CleanupQueue
+        ) {
             json!({"application/x-ndjson": {"schema": {"type": "string"}}})
         } else {
             json!({"application/json": {"schema": {"type": "object"}}})
         };
+        // Signing in needs no authentication.
+        let security = if r.op == super::routes::Op::Login {
+            json!([])
+        } else {
+            json!([{"sigv4": []}, {"session": []}])
+        };
         let mut op = json!({
+            "security": security,
             "summary": r.summary,
             "operationId": format!("{:?}", r.op),
             "parameters": params,
@@ -44,7 +54,12 @@ pub(crate) fn document() -> Value {
                 "4XX": {"description": "refused: {\"error\": {\"code\", \"message\"}}", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             },
         });
-        if !r.body.is_empty() {
+        if r.op == super::routes::Op::UploadObject {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            });
+        } else if !r.body.is_empty() {
             let mut props = Map::new();
             let mut required = Vec::new();
             for (name, ty) in r.body {
@@ -68,15 +83,19 @@ pub(crate) fn document() -> Value {
         "info": {
             "title": "s3o-gateway admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Sign every request with AWS SigV4 (service s3) using a key with admin = true.",
+            "description": "Sign every request with AWS SigV4 (service s3) using a key with admin = true, or sign in with POST /admin/api/session and send its cookie, plus the X-CSRF-Token header on every POST, PUT and DELETE.",
         },
         "paths": paths,
         "components": {
             "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"}}}}}},
-            "securitySchemes": {"sigv4": {"type": "apiKey", "in": "header", "name": "Authorization",
-                "description": "AWS Signature Version 4"}},
+            "securitySchemes": {
+                "sigv4": {"type": "apiKey", "in": "header", "name": "Authorization",
+                    "description": "AWS Signature Version 4"},
+                "session": {"type": "apiKey", "in": "cookie", "name": super::session::COOKIE,
+                    "description": "A console session from POST /admin/api/session; POST, PUT and DELETE also need its CSRF token in X-CSRF-Token"},
+            },
         },
-        "security": [{"sigv4": []}],
+        "security": [{"sigv4": []}, {"session": []}],
     })
 }

@@ -8,6 +8,7 @@ use s3o_store::{BreakerState, BucketSettings, BucketSpec};
 use s3s::{Body, S3Request};
 use serde_json::{Value, json};
 
+use super::session::{Caller, Peer};
 use super::{Admin, ApiError, decode, unix_secs};
 use crate::workers::{PassResult, Worker};
 
@@ -41,6 +42,9 @@ pub(crate) enum Op {
     Objects,
     GetObject,
     DownloadObject,
+    UploadObject,
+    DeletePrefix,
+    CleanupQueue,
     DeleteObject,
     Locations,
     Workers,
@@ -57,6 +61,9 @@ pub(crate) enum Op {
     GetJob,
     CancelJob,
     OpenApi,
+    Login,
+    Session,
+    Logout,
 }
 
 macro_rules! route {
@@ -94,14 +101,23 @@ pub(crate) const ROUTES: &[Route] = &[
     route!("GET" "/admin/api/buckets/{bucket}/object/content" DownloadObject 200
         "The object's bytes, read by the S3 GET handler (Content-Disposition: attachment)",
         query: &[("key", "string")]),
+    route!("PUT" "/admin/api/buckets/{bucket}/object/content" UploadObject 200
+        "Upload the request body as the object through the S3 PUT handler (same admission, quotas, encryption, versioning); needs Content-Length, at most [console] max_upload_bytes (413 EntityTooLarge beyond); Content-Type becomes the object's type",
+        query: &[("key", "string")]),
     route!("DELETE" "/admin/api/buckets/{bucket}/object" DeleteObject 200
         "Delete an object through the S3 DELETE handler (404 when the key holds nothing)",
         query: &[("key", "string")]),
+    route!("POST" "/admin/api/buckets/{bucket}/delete-prefix" DeletePrefix 200
+        "Delete every current object under `prefix` through the S3 DELETE handler (versioned buckets get delete markers) in two steps: without `token`, counts objects and bytes and returns a token that expires (200); with it, starts a job (202; progress: deleted, failed, bytes)",
+        body: &[("prefix", "string"), ("token", "string?"), ("ttl_secs", "integer?")]),
     route!("GET" "/admin/api/locations" Locations 200 "Every copy of an object: backend, path, size, ETag, checksum, encryption",
         query: &[("bucket", "string"), ("key", "string")]),
     route!("GET" "/admin/api/workers" Workers 200 "Each worker's last pass in this process: time, outcome, items"),
     route!("POST" "/admin/api/workers/{name}/run" RunWorker 202 "Run one pass of a worker now (`all` runs every worker in order); answers a job to poll"),
     route!("GET" "/admin/api/cleanup" Cleanup 200 "Cleanup queue by state, DLQ depth, queued and dead bytes per backend"),
+    route!("GET" "/admin/api/cleanup/queue" CleanupQueue 200
+        "Every cleanup queue row (of `backend`, or all) in id order, streamed as NDJSON (application/x-ndjson): id, backend, keys, reason, size, attempts, claim; the last line is {\"done\": true, \"count\": N}, or {\"error\": …, \"after\": id} when the ledger failed mid-way; `after` resumes after a row id",
+        query: &[("backend", "string?"), ("after", "integer?")]),
     route!("GET" "/admin/api/dlq" Dlq 200 "Dead-letter rows, newest first",
         query: &[("backend", "string?"), ("limit", "integer?")]),
     route!("POST" "/admin/api/dlq/requeue" RequeueDlq 200 "Move dead-letter rows back into the cleanup queue: those of `ids`, of one backend, or all",
@@ -124,6 +140,11 @@ pub(crate) const ROUTES: &[Route] = &[
     route!("GET" "/admin/api/jobs/{id}" GetJob 200 "One job: state, progress, result"),
     route!("DELETE" "/admin/api/jobs/{id}" CancelJob 200 "Cancel a running job (resumable: start it again to finish)"),
     route!("GET" "/admin/api/openapi.json" OpenApi 200 "This API's OpenAPI 3 description"),
+    route!("POST" "/admin/api/session" Login 200
+        "Sign in to a console session (no other authentication): an admin key's access key and secret; answers the CSRF token and sets the HttpOnly session cookie (403 on a wrong secret or a non-admin key, 429 after too many failures)",
+        body: &[("access_key", "string"), ("secret_key", "string")]),
+    route!("GET" "/admin/api/session" Session 200 "Who is calling: the access key, `sigv4` or `session`, and a session's CSRF token and expiry"),
+    route!("DELETE" "/admin/api/session" Logout 200 "Sign out of the console session (clears the cookie; the session id is revoked in this process)"),
 ];
 
 /// Largest JSON body accepted.
@@ -148,6 +169,11 @@ pub(super) enum Action {
     },
     WriteOff {
         ids: Vec<i64>,
+    },
+    /// Deleting every current object under a prefix.
+    DeletePrefix {
+        bucket: String,
+        prefix: String,
     },
     /// `decrypt-existing` with these pacing options.
     DecryptExisting {
@@ -207,11 +233,16 @@ fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), ApiEr
 }
 
 /// Answers one authenticated admin request.
-pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Result<Reply, ApiError> {
+pub(crate) async fn dispatch(
+    admin: &Admin,
+    caller: &Caller,
+    mut req: S3Request<Body>,
+) -> Result<Reply, ApiError> {
     let path = req.uri.path().to_owned();
     let (route, params) = find(req.method.as_str(), &path)?;
     let query = parse_query(req.uri.query().unwrap_or(""))?;
-    let body = if matches!(route.method, "POST" | "PUT") {
+    // An upload's body is the object's bytes, streamed on, not JSON.
+    let body = if matches!(route.method, "POST" | "PUT") && route.op != Op::UploadObject {
         let bytes = req
             .input
             .store_all_limited(MAX_BODY)
@@ -242,10 +273,27 @@ pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Result<
             let (s, v) = super::objects::delete(admin, &p(0), &query, req).await?;
             return Ok(Reply::Json(s, v));
         }
+        Op::UploadObject => {
+            let (s, v) = super::objects::upload(admin, &p(0), &query, req).await?;
+            return Ok(Reply::Json(s, v));
+        }
+        Op::DeletePrefix => {
+            let (s, v) = super::objects::delete_prefix(admin, &p(0), &body, req).await?;
+            return Ok(Reply::Json(s, v));
+        }
         Op::BackendCopies => {
             return super::objects::stream_copies(admin, &p(0), &query)
                 .await
                 .map(Reply::Raw);
+        }
+        Op::CleanupQueue => {
+            return super::objects::stream_queue(admin, &query)
+                .await
+                .map(Reply::Raw);
+        }
+        Op::Logout => {
+            let tls = req.extensions.get::<Peer>().is_some_and(|p| p.tls);
+            return super::session::logout(admin, caller, tls).map(Reply::Raw);
         }
         _ => {}
     }
@@ -267,9 +315,18 @@ pub(crate) async fn dispatch(admin: &Admin, mut req: S3Request<Body>) -> Result<
         }
         Op::Objects => super::objects::list(admin, &p(0), &query).await,
         Op::GetObject => super::objects::object(admin, &p(0), &query).await,
-        Op::DownloadObject | Op::DeleteObject | Op::BackendCopies => {
+        Op::DownloadObject
+        | Op::UploadObject
+        | Op::DeletePrefix
+        | Op::CleanupQueue
+        | Op::DeleteObject
+        | Op::BackendCopies
+        | Op::Logout => {
             unreachable!("answered above")
         }
+        // `AdminRoute::call` answers every sign-in before dispatch.
+        Op::Login => Err(ApiError::bad("sign in without other authentication")),
+        Op::Session => Ok((StatusCode::OK, super::session::whoami(admin, caller))),
         Op::Locations => locations(admin, &query).await,
         Op::Workers => Ok((StatusCode::OK, workers(admin))),
         Op::RunWorker => run_worker(admin, &p(0)),

@@ -35,6 +35,20 @@ pub(crate) async fn admin_rig(ledger: Ledger) -> Option<Rig> {
     .await
 }
 
+/// An admin rig with extra `[console]` settings.
+pub(crate) async fn admin_rig_with_console(ledger: Ledger, console: &str) -> Option<Rig> {
+    Rig::start_with(
+        ledger,
+        Options {
+            backends: &THREE,
+            routing: "pack",
+            store_url: None,
+        },
+        &format!("{}\n[console]\n{console}\n", admin_extra()),
+    )
+    .await
+}
+
 fn body_json(r: &Reply) -> Value {
     serde_json::from_slice(&r.body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", r.status, r.text()))
@@ -1478,6 +1492,685 @@ pub(crate) async fn backend_copies_stream(ledger: Ledger) {
             .is_object(),
         "the description names the NDJSON answer"
     );
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// Signs in to a console session; returns the cookie (`name=value`) and the CSRF token.
+pub(crate) async fn sign_in(raw: &crate::raw::Raw) -> (String, String) {
+    let r = raw
+        .send_auth(
+            Auth::Anonymous,
+            "POST",
+            "/admin/api/session",
+            &[("content-type", "application/json")],
+            json!({"access_key": ADMIN_AK, "secret_key": ADMIN_SK}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let set = r.header("set-cookie").expect("a session cookie");
+    let cookie = set.split(';').next().expect("name=value").to_owned();
+    let csrf = body_json(&r)["csrf_token"]
+        .as_str()
+        .expect("csrf token")
+        .to_owned();
+    (cookie, csrf)
+}
+
+/// Calls the admin API with a session cookie and, when given, a CSRF token.
+async fn with_session(
+    raw: &crate::raw::Raw,
+    method: &str,
+    target: &str,
+    cookie: &str,
+    csrf: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, Reply) {
+    let mut headers = vec![("cookie", cookie), ("content-type", "application/json")];
+    if let Some(t) = csrf {
+        headers.push(("x-csrf-token", t));
+    }
+    let r = raw
+        .send_auth(
+            Auth::Anonymous,
+            method,
+            target,
+            &headers,
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )
+        .await;
+    let v = body_json(&r);
+    (r.status, v, r)
+}
+
+/// Console sessions: sign-in refusals, the cookie's attributes, reads with the cookie alone,
+/// actions refused without the CSRF token (403) and changing nothing, forged and tampered
+/// cookies (401), sign-out revoking the cookie, SigV4 still served beside sessions.
+pub(crate) async fn console_sessions(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let raw = &rig.raw;
+    let login = |ak: &'static str, sk: &'static str, ctype: &'static str| async move {
+        raw.send_auth(
+            Auth::Anonymous,
+            "POST",
+            "/admin/api/session",
+            &[("content-type", ctype)],
+            json!({"access_key": ak, "secret_key": sk}).to_string(),
+        )
+        .await
+    };
+    let wrong = login(ADMIN_AK, "not-the-secret", "application/json").await;
+    assert_eq!(
+        (wrong.status, code(&body_json(&wrong))),
+        (403, "AccessDenied")
+    );
+    assert!(wrong.header("set-cookie").is_none());
+    let client = login(AK, SK, "application/json").await;
+    assert_eq!(
+        (client.status, code(&body_json(&client))),
+        (403, "AccessDenied"),
+        "a non-admin key cannot sign in"
+    );
+    let form = login(ADMIN_AK, ADMIN_SK, "application/x-www-form-urlencoded").await;
+    assert_eq!(form.status, 415, "sign-in takes JSON only: {}", form.text());
+
+    let ok = login(ADMIN_AK, ADMIN_SK, "application/json").await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let set = ok.header("set-cookie").expect("cookie");
+    for attr in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/admin/",
+        "Max-Age=28800",
+    ] {
+        assert!(set.contains(attr), "{attr} missing from {set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP: no Secure flag: {set}");
+    let v = body_json(&ok);
+    assert_eq!(v["access_key"], ADMIN_AK);
+    assert_eq!(v["auth"], "session");
+    assert!(!set.contains(ADMIN_SK), "the secret is not in the cookie");
+    let cookie = set.split(';').next().expect("cookie").to_owned();
+    let csrf = v["csrf_token"].as_str().expect("csrf").to_owned();
+
+    // Reads need the cookie only.
+    let (s, v, _) = with_session(raw, "GET", "/admin/api/status", &cookie, None, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["instance_id"], rig.store().instance_id());
+    let (s, v, _) = with_session(raw, "GET", "/admin/api/session", &cookie, None, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (&v["access_key"], &v["auth"], &v["csrf_token"]),
+        (&json!(ADMIN_AK), &json!("session"), &json!(csrf))
+    );
+    let (s, v) = api(&rig, "GET", "/admin/api/session", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v, json!({"access_key": ADMIN_AK, "auth": "sigv4"}));
+
+    // Actions need the CSRF token; refused ones change nothing.
+    let create = json!({"name": "from-session"});
+    let (s, v, _) = with_session(
+        raw,
+        "POST",
+        "/admin/api/buckets",
+        &cookie,
+        None,
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (403, "CsrfTokenMissing"), "{v}");
+    let (s, v, _) = with_session(
+        raw,
+        "POST",
+        "/admin/api/buckets",
+        &cookie,
+        Some("bm90LXRoZS10b2tlbg"),
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (403, "CsrfTokenMismatch"), "{v}");
+    let (s, v, _) = with_session(
+        raw,
+        "DELETE",
+        &format!("/admin/api/buckets/{BUCKET}"),
+        &cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&v)), (403, "CsrfTokenMissing"), "{v}");
+    assert!(rig.store().get_bucket("from-session").await.is_err());
+    let (s, v, _) = with_session(
+        raw,
+        "POST",
+        "/admin/api/buckets",
+        &cookie,
+        Some(&csrf),
+        Some(create),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v, _) = with_session(
+        raw,
+        "DELETE",
+        "/admin/api/buckets/from-session",
+        &cookie,
+        Some(&csrf),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(rig.store().get_bucket("from-session").await.is_err());
+
+    // Forged and tampered cookies.
+    let (name, value) = cookie.split_once('=').expect("name=value");
+    let parts: Vec<&str> = value.split('.').collect();
+    assert_eq!(parts.len(), 5, "{value}");
+    let forged = [
+        format!("{name}=v1.{}.{}.{}.AAAA", parts[1], parts[2], parts[3]),
+        format!(
+            "{name}=v1.{}.{}.{}.{}",
+            parts[1],
+            parts[2].parse::<u64>().expect("expiry") + 3600,
+            parts[3],
+            parts[4]
+        ),
+        format!(
+            "{name}=v1.{}.{}.{}.{}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                AK.as_bytes()
+            ),
+            parts[2],
+            parts[3],
+            parts[4]
+        ),
+        format!("{name}=garbage"),
+    ];
+    for f in &forged {
+        let (s, v, _) = with_session(raw, "GET", "/admin/api/status", f, None, None).await;
+        assert_eq!((s, code(&v)), (401, "InvalidSession"), "{f}: {v}");
+    }
+    let (s, v) = {
+        let r = raw
+            .send_auth(Auth::Anonymous, "GET", "/admin/api/status", &[], "")
+            .await;
+        (r.status, body_json(&r))
+    };
+    assert_eq!(
+        (s, code(&v)),
+        (403, "AccessDenied"),
+        "no cookie, no signature"
+    );
+
+    // Sign-out: the cookie is cleared and dead even if replayed.
+    let (s, v, r) = with_session(raw, "DELETE", "/admin/api/session", &cookie, None, None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (403, "CsrfTokenMissing"),
+        "sign-out needs the token too"
+    );
+    drop(r);
+    let (s, v, r) = with_session(
+        raw,
+        "DELETE",
+        "/admin/api/session",
+        &cookie,
+        Some(&csrf),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["signed_out"], true);
+    let cleared = r.header("set-cookie").expect("cleared cookie");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let (s, v, _) = with_session(raw, "GET", "/admin/api/status", &cookie, None, None).await;
+    assert_eq!((s, code(&v)), (401, "InvalidSession"), "{v}");
+    // A new sign-in works; its cookie is a different one.
+    let (again, _) = sign_in(raw).await;
+    assert_ne!(again, cookie);
+    let (s, _, _) = with_session(raw, "GET", "/admin/api/status", &again, None, None).await;
+    assert_eq!(s, 200);
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// Sign-in throttling and session expiry, with a short window and lifetime: after
+/// `login_max_failures` wrong secrets even the right one is refused with 429 and
+/// `Retry-After`, until the window has room again; a session ends after its lifetime (401).
+pub(crate) async fn console_throttle_and_expiry(ledger: Ledger) {
+    let extra = format!(
+        "{}\n[console]\nlogin_max_failures = 3\nlogin_window_secs = 2\nsession_ttl_secs = 2\n",
+        admin_extra()
+    );
+    let Some(rig) = Rig::start_with(
+        ledger,
+        Options {
+            backends: &THREE,
+            routing: "pack",
+            store_url: None,
+        },
+        &extra,
+    )
+    .await
+    else {
+        return;
+    };
+    let raw = &rig.raw;
+    let attempt = |sk: &'static str| async move {
+        raw.send_auth(
+            Auth::Anonymous,
+            "POST",
+            "/admin/api/session",
+            &[("content-type", "application/json")],
+            json!({"access_key": ADMIN_AK, "secret_key": sk}).to_string(),
+        )
+        .await
+    };
+    for i in 0..3 {
+        let r = attempt("guess").await;
+        assert_eq!(r.status, 403, "attempt {i}: {}", r.text());
+    }
+    let throttled = attempt(ADMIN_SK).await;
+    assert_eq!(
+        (throttled.status, code(&body_json(&throttled))),
+        (429, "TooManyAttempts"),
+        "even the right secret waits: {}",
+        throttled.text()
+    );
+    let retry: u64 = throttled
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert!(throttled.header("set-cookie").is_none());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (cookie, _) = sign_in(raw).await;
+    let (s, _, _) = with_session(raw, "GET", "/admin/api/status", &cookie, None, None).await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let (s, v, _) = with_session(raw, "GET", "/admin/api/status", &cookie, None, None).await;
+    assert_eq!((s, code(&v)), (401, "SessionExpired"), "{v}");
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// Uploads through the API: with a session (and its CSRF token) or SigV4, written by the S3
+/// PUT handler (same bytes over S3, one ledger copy, the given type); refused without the
+/// token, past `max_upload_bytes` (413) and into a missing bucket, each leaving nothing.
+pub(crate) async fn console_upload(ledger: Ledger) {
+    let Some(rig) = admin_rig_with_console(ledger, "max_upload_bytes = 100000").await else {
+        return;
+    };
+    let raw = &rig.raw;
+    let (cookie, csrf) = sign_in(raw).await;
+    let put = |target: String, csrf: Option<String>, bytes: bytes::Bytes| {
+        let cookie = cookie.clone();
+        async move {
+            let mut headers = vec![("cookie", cookie.as_str()), ("content-type", "text/plain")];
+            if let Some(t) = &csrf {
+                headers.push(("x-csrf-token", t.as_str()));
+            }
+            let r = raw
+                .send_auth(Auth::Anonymous, "PUT", &target, &headers, bytes)
+                .await;
+            (r.status, body_json(&r))
+        }
+    };
+    let target = |bucket: &str, key: &str| {
+        format!(
+            "/admin/api/buckets/{bucket}/object/content?key={}",
+            crate::raw::encode_query(key)
+        )
+    };
+    let data = crate::rig::body(60_000, 5);
+    let (s, v) = put(target(BUCKET, "up/notes.txt"), None, data.clone()).await;
+    assert_eq!((s, code(&v)), (403, "CsrfTokenMissing"), "{v}");
+    assert!(rig.placement("up/notes.txt").await.is_empty());
+    let (s, v) = put(
+        target(BUCKET, "up/notes.txt"),
+        Some(csrf.clone()),
+        data.clone(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["key"], "up/notes.txt");
+    assert_eq!(v["size_bytes"], 60_000);
+    assert_eq!(v["content_type"], "text/plain");
+    assert_eq!(
+        rig.get("up/notes.txt").await,
+        data,
+        "the S3 path reads the bytes"
+    );
+    assert_eq!(rig.placement("up/notes.txt").await.len(), 1);
+    let (s, o) = api(
+        &rig,
+        "GET",
+        "/admin/api/buckets/photos/object?key=up%2Fnotes.txt",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{o}");
+    assert_eq!(
+        (&o["content_type"], &o["etag"]),
+        (&json!("text/plain"), &v["etag"])
+    );
+    // Past the limit: refused before a byte is stored.
+    let (s, v) = put(
+        target(BUCKET, "up/big.bin"),
+        Some(csrf.clone()),
+        crate::rig::body(100_001, 6),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (413, "EntityTooLarge"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 100000 bytes")),
+        "{v}"
+    );
+    assert!(rig.placement("up/big.bin").await.is_empty());
+    let (s, v) = put(target("nowhere", "x"), Some(csrf.clone()), data.clone()).await;
+    assert_eq!((s, code(&v)), (404, "NoSuchBucket"), "{v}");
+    // SigV4 callers upload the same way.
+    let r = raw
+        .send_auth(
+            Auth::As(ADMIN_AK, ADMIN_SK),
+            "PUT",
+            &target(BUCKET, "up/signed.bin"),
+            &[],
+            crate::rig::body(1234, 7),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(rig.get("up/signed.bin").await, crate::rig::body(1234, 7));
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// Deleting a prefix in two steps: the plan counts exactly the objects under the prefix
+/// (not `tmpx`, not `keep/`) and deletes nothing; a token redeemed for another prefix is
+/// refused; the job deletes exactly those objects through the S3 DELETE handler. In a
+/// versioned bucket the versions stay behind delete markers.
+pub(crate) async fn delete_prefix(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    for (k, n) in [
+        ("tmp/1", 100),
+        ("tmp/2", 200),
+        ("tmp/sub/3", 300),
+        ("tmpx", 50),
+        ("keep/1", 10),
+    ] {
+        rig.put(k, crate::rig::body(n, 1)).await;
+    }
+    let url = format!("/admin/api/buckets/{BUCKET}/delete-prefix");
+    let (s, plan) = api(&rig, "POST", &url, Some(json!({"prefix": "tmp/"}))).await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(
+        (
+            &plan["objects"],
+            &plan["bytes"],
+            &plan["at_least"],
+            &plan["confirm"]
+        ),
+        (&json!(3), &json!(600), &json!(false), &json!(true))
+    );
+    assert_eq!(
+        rig.placement("tmp/1").await.len(),
+        1,
+        "the plan deletes nothing"
+    );
+    let token = plan["token"].as_str().expect("token");
+    let (s, v) = api(
+        &rig,
+        "POST",
+        &url,
+        Some(json!({"prefix": "keep/", "token": token})),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (409, "TokenMismatch"), "{v}");
+    assert_eq!(rig.placement("keep/1").await.len(), 1);
+    let (_, plan) = api(&rig, "POST", &url, Some(json!({"prefix": "tmp/"}))).await;
+    let (s, job) = api(
+        &rig,
+        "POST",
+        &url,
+        Some(json!({"prefix": "tmp/", "token": plan["token"]})),
+    )
+    .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(job["kind"], "delete-prefix");
+    let j = wait_job(&rig, job["id"].as_str().expect("id")).await;
+    assert_eq!(j["state"], "done", "{j}");
+    assert_eq!(
+        (
+            &j["result"]["deleted"],
+            &j["result"]["failed"],
+            &j["result"]["bytes"]
+        ),
+        (&json!(3), &json!(0), &json!(600))
+    );
+    for k in ["tmp/1", "tmp/2", "tmp/sub/3"] {
+        assert!(rig.placement(k).await.is_empty(), "{k} deleted");
+    }
+    for k in ["tmpx", "keep/1"] {
+        assert_eq!(rig.placement(k).await.len(), 1, "{k} kept");
+    }
+    // The token was used: a replay is refused.
+    let (s, v) = api(
+        &rig,
+        "POST",
+        &url,
+        Some(json!({"prefix": "tmp/", "token": plan["token"]})),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (400, "InvalidArgument"), "{v}");
+
+    // Versioned: delete markers, the versions kept.
+    let r = rig
+        .raw
+        .send(
+            "PUT",
+            &format!("/{BUCKET}?versioning"),
+            &[],
+            "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    rig.put("v/1", crate::rig::body(70, 2)).await;
+    rig.put("v/2", crate::rig::body(80, 3)).await;
+    let (_, plan) = api(&rig, "POST", &url, Some(json!({"prefix": "v/"}))).await;
+    assert_eq!(plan["objects"], 2, "{plan}");
+    let (s, job) = api(
+        &rig,
+        "POST",
+        &url,
+        Some(json!({"prefix": "v/", "token": plan["token"]})),
+    )
+    .await;
+    assert_eq!(s, 202, "{job}");
+    let j = wait_job(&rig, job["id"].as_str().expect("id")).await;
+    assert_eq!(
+        (&j["state"], &j["result"]["deleted"]),
+        (&json!("done"), &json!(2)),
+        "{j}"
+    );
+    let r = rig
+        .raw
+        .send("GET", &format!("/{BUCKET}/v/1"), &[], "")
+        .await;
+    assert_eq!(r.status, 404, "current version is a delete marker");
+    let r = rig
+        .raw
+        .send("GET", &format!("/{BUCKET}?versions&prefix=v/"), &[], "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert_eq!(text.matches("<DeleteMarker>").count(), 2, "{text}");
+    assert_eq!(text.matches("<Version>").count(), 2, "{text}");
+    let (s, plan) = api(&rig, "POST", &url, Some(json!({"prefix": "v/"}))).await;
+    assert_eq!(
+        (s, &plan["objects"]),
+        (200, &json!(0)),
+        "nothing current left"
+    );
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// The cleanup queue as NDJSON: every row in id order and a closing count, a backend
+/// filter, the `after` cursor, typed refusals; served to a session as to SigV4.
+pub(crate) async fn cleanup_queue_stream(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let store = rig.store();
+    let mut ids = Vec::new();
+    for (backend, name, size) in [
+        ("fs-b", "q1", 100),
+        ("fs-a", "q2", 200),
+        ("fs-b", "q3", 300),
+        ("fs-b", "q4", 400),
+    ] {
+        let entry = s3o_store::CleanupEntry {
+            backend_name: backend.to_owned(),
+            object_key: format!("{BUCKET}/{name}"),
+            storage_key: format!("{BUCKET}/{name}.gone"),
+            reason: "planted by the admin test".to_owned(),
+            size_bytes: size,
+        };
+        ids.push(
+            store
+                .enqueue_orphaned_bytes(&entry)
+                .await
+                .expect("enqueue")
+                .cleanup
+                .id,
+        );
+    }
+    let lines = |r: &Reply| -> Vec<Value> {
+        r.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    };
+    let raw = &rig.raw;
+    let get = |target: &'static str| async move {
+        raw.send_auth(Auth::As(ADMIN_AK, ADMIN_SK), "GET", target, &[], "")
+            .await
+    };
+    let all = get("/admin/api/cleanup/queue").await;
+    assert_eq!(all.status, 200, "{}", all.text());
+    assert_eq!(
+        all.header("content-type").as_deref(),
+        Some("application/x-ndjson")
+    );
+    let v = lines(&all);
+    assert_eq!(v.len(), 5, "{v:?}");
+    assert_eq!(
+        v[..4]
+            .iter()
+            .map(|l| l["id"].as_i64().expect("id"))
+            .collect::<Vec<_>>(),
+        ids
+    );
+    assert_eq!(
+        (
+            &v[0]["backend"],
+            &v[0]["object_key"],
+            &v[0]["storage_key"],
+            &v[0]["size_bytes"]
+        ),
+        (
+            &json!("fs-b"),
+            &json!(format!("{BUCKET}/q1")),
+            &json!(format!("{BUCKET}/q1.gone")),
+            &json!(100)
+        )
+    );
+    assert_eq!(v[4], json!({"done": true, "count": 4}));
+    let r = rig
+        .raw
+        .send_auth(
+            Auth::As(ADMIN_AK, ADMIN_SK),
+            "GET",
+            "/admin/api/cleanup/queue?backend=fs-b",
+            &[],
+            "",
+        )
+        .await;
+    let v = lines(&r);
+    assert_eq!(
+        v.iter()
+            .filter_map(|l| l["object_key"].as_str())
+            .collect::<Vec<_>>(),
+        [
+            format!("{BUCKET}/q1"),
+            format!("{BUCKET}/q3"),
+            format!("{BUCKET}/q4")
+        ]
+    );
+    assert_eq!(v[3], json!({"done": true, "count": 3}));
+    let r = rig
+        .raw
+        .send_auth(
+            Auth::As(ADMIN_AK, ADMIN_SK),
+            "GET",
+            &format!("/admin/api/cleanup/queue?after={}", ids[1]),
+            &[],
+            "",
+        )
+        .await;
+    let v = lines(&r);
+    assert_eq!(
+        v.iter()
+            .filter_map(|l| l["id"].as_i64())
+            .collect::<Vec<_>>(),
+        ids[2..]
+    );
+    let (s, v) = api(&rig, "GET", "/admin/api/cleanup/queue?backend=nope", None).await;
+    assert_eq!((s, code(&v)), (404, "NoSuchBackend"));
+    let (s, v) = api(&rig, "GET", "/admin/api/cleanup/queue?after=x", None).await;
+    assert_eq!((s, code(&v)), (400, "InvalidArgument"));
+    let (cookie, _) = sign_in(&rig.raw).await;
+    let r = rig
+        .raw
+        .send_auth(
+            Auth::Anonymous,
+            "GET",
+            "/admin/api/cleanup/queue",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(lines(&r).len(), 5);
+    // The planted rows (claimed by the test's store, their bytes absent) are written off.
+    for id in &ids {
+        assert!(
+            store
+                .move_cleanup_to_dlq(*id, "planted")
+                .await
+                .expect("to dlq")
+        );
+    }
+    let dead: Vec<i64> = store
+        .list_cleanup_dlq(None, 100)
+        .await
+        .expect("dlq")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        store.write_off_cleanup_dlq(&dead).await.expect("write off"),
+        4
+    );
+    let r = get("/admin/api/cleanup/queue").await;
+    assert_eq!(lines(&r), [json!({"done": true, "count": 0})]);
     rig.assert_clean().await;
     rig.finish().await;
 }

@@ -141,6 +141,26 @@ impl Driver {
         .await
     }
 
+    /// Runs `script` in the page asynchronously: it calls `done(value)` (its last argument).
+    async fn js_async(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/async",
+            json!({"script": format!("const done = arguments[arguments.length - 1]; {script}"), "args": []}),
+        )
+        .await
+    }
+
+    /// Resizes the browser window (CSS pixels).
+    async fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({"width": width, "height": height}),
+        )
+        .await;
+    }
+
     async fn element(&self, css: &str) -> String {
         let v = self
             .cmd(
@@ -868,6 +888,8 @@ pub(crate) async fn console_in_chromium(ledger: Ledger) {
             .await,
         json!(true)
     );
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{}/login-refused.png", shots_dir()), &png).expect("screenshot");
 
     driver.type_into("#ak", ADMIN_AK).await;
     driver.type_into("#sk", ADMIN_SK).await;
@@ -904,6 +926,47 @@ pub(crate) async fn console_in_chromium(ledger: Ledger) {
     std::fs::write(format!("{shots}/dashboard.png"), &png).expect("screenshot");
     std::fs::create_dir_all(format!("{root}/docs")).expect("docs dir");
     std::fs::write(format!("{root}/docs/console.png"), &png).expect("docs/console.png");
+    // The same dashboard at a phone's width: the tables keep their first columns, nothing
+    // overflows the viewport.
+    driver.resize(390, 844).await;
+    driver
+        .wait_for("window.innerWidth <= 400", "the phone-sized window")
+        .await;
+    assert_eq!(
+        driver
+            .js("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+            .await,
+        json!(true),
+        "no horizontal scrolling at 390 px"
+    );
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{shots}/dashboard-phone.png"), &png).expect("screenshot");
+    driver.resize(1280, 1400).await;
+
+    // A POST from the page without the CSRF token (what a forged request would be, cookie
+    // and all) is refused and creates nothing; the same call with it works.
+    let probe = "fetch('/admin/api/buckets', {method: 'POST', credentials: 'same-origin', \
+                 headers: {'Content-Type': 'application/json'}, body: JSON.stringify({name: 'csrf-probe'})})\
+                 .then(r => r.json().then(j => done([r.status, (j.error || {}).code]))).catch(e => done(String(e)));";
+    assert_eq!(
+        driver.js_async(probe).await,
+        json!([403, "CsrfTokenMissing"])
+    );
+    assert!(rig.store().get_bucket("csrf-probe").await.is_err());
+    // A reload keeps the session: the page asks the API who it is (and gets the token again).
+    driver.go(&format!("{endpoint}/admin/")).await;
+    driver
+        .wait_for(
+            "!document.getElementById('dash').hidden && document.querySelectorAll('#backends tbody tr').length === 3",
+            "the dashboard again after a reload",
+        )
+        .await;
+    driver
+        .wait_for(
+            &format!("document.querySelector('#dlq tr[data-dlq=\"{row}\"]')"),
+            "the dead letter again",
+        )
+        .await;
 
     // Requeue from the page: the row leaves the DLQ; a cleanup pass then clears its bytes.
     driver
@@ -918,10 +981,252 @@ pub(crate) async fn console_in_chromium(ledger: Ledger) {
     assert_eq!(rig.store().cleanup_dlq_depth().await.expect("dlq"), 0);
     let png = driver.screenshot().await;
     std::fs::write(format!("{shots}/after-requeue.png"), &png).expect("screenshot");
+    // Sign out: the sign-in form again, and the page's cookie no longer opens the API.
+    driver.click("#logout").await;
+    driver
+        .wait_for(
+            "!document.getElementById('login-view').hidden && document.getElementById('dash').hidden",
+            "the sign-in form after signing out",
+        )
+        .await;
+    assert_eq!(
+        driver
+            .js_async("fetch('/admin/api/status', {credentials: 'same-origin'}).then(r => done(r.status));")
+            .await,
+        json!(403),
+        "signed out: the cookie is gone"
+    );
     driver.quit().await;
     rig.gateway()
         .run_worker_once(s3o_gateway::Worker::Cleanup)
         .await;
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// SHA-256 of `bytes`, in hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Uploading through the page, with `max_upload_bytes = 300000`: a 150 kB file picked in the
+/// file input goes up with a progress bar, appears in the listing and in the ledger (same
+/// bytes over S3), downloads from the page byte for byte, and is deleted from the page; a
+/// 400 kB file is refused on the page with the limit named, and nothing is stored.
+pub(crate) async fn upload_in_chromium(ledger: Ledger) {
+    let Some(rig) = crate::admin::admin_rig_with_console(ledger, "max_upload_bytes = 300000").await
+    else {
+        return;
+    };
+    let Some(driver) = Driver::start().await else {
+        rig.finish().await;
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let small = crate::rig::body(150_000, 42);
+    let small_path = dir.path().join("report.bin");
+    std::fs::write(&small_path, &small).expect("file");
+    let big_path = dir.path().join("huge.bin");
+    std::fs::write(&big_path, crate::rig::body(400_000, 43)).expect("file");
+    rig.put("docs/existing.txt", crate::rig::body(10, 1)).await;
+    sign_in(&driver, &rig.gateway().endpoint()).await;
+    driver
+        .click(&format!("#buckets tr[data-bucket=\"{BUCKET}\"] button"))
+        .await;
+    driver
+        .wait_for(
+            "document.querySelector('#objects tr[data-folder=\"docs/\"]')",
+            "the bucket's root",
+        )
+        .await;
+    driver
+        .click("#objects tr[data-folder=\"docs/\"] button")
+        .await;
+    driver
+        .wait_for(
+            "document.querySelector('#objects tr[data-key=\"docs/existing.txt\"]')",
+            "the docs/ folder",
+        )
+        .await;
+    driver
+        .type_into("#upload-file", small_path.to_str().expect("path"))
+        .await;
+    driver.click("#upload-btn").await;
+    let row = "#objects tr[data-key=\"docs/report.bin\"]";
+    driver
+        .wait_for(
+            &format!("document.getElementById('message').textContent === 'uploaded docs/report.bin (150000 bytes)' && document.querySelector('{row}')"),
+            "the uploaded file in the listing",
+        )
+        .await;
+    assert_eq!(
+        driver
+            .js("return document.getElementById('upload-progress').value;")
+            .await,
+        json!(1),
+        "the progress bar ends full"
+    );
+    assert_eq!(
+        driver
+            .js(&format!(
+                "return document.querySelector('{row} .size').textContent;"
+            ))
+            .await,
+        json!("146.5 KiB")
+    );
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{}/upload.png", shots_dir()), &png).expect("screenshot");
+    assert_eq!(
+        rig.get("docs/report.bin").await,
+        small,
+        "same bytes over S3"
+    );
+    assert_eq!(rig.placement("docs/report.bin").await.len(), 1);
+    // Download from the page: every byte, the same digest.
+    driver
+        .click("button[aria-label=\"Download docs/report.bin\"]")
+        .await;
+    driver
+        .wait_for(
+            "document.getElementById('message').textContent === 'downloaded docs/report.bin (150000 bytes)'",
+            "the download",
+        )
+        .await;
+    let digest = driver
+        .js_async(
+            "fetch('/admin/api/buckets/photos/object/content?key=docs%2Freport.bin', {credentials: 'same-origin'})\
+             .then(r => r.arrayBuffer()).then(b => crypto.subtle.digest('SHA-256', b))\
+             .then(d => done(Array.from(new Uint8Array(d)).map(x => x.toString(16).padStart(2, '0')).join('')))\
+             .catch(e => done(String(e)));",
+        )
+        .await;
+    assert_eq!(
+        digest,
+        json!(sha256_hex(&small)),
+        "the page got the same bytes"
+    );
+    // Too large: refused on the page, naming the limit; nothing stored.
+    driver
+        .type_into("#upload-file", big_path.to_str().expect("path"))
+        .await;
+    driver.click("#upload-btn").await;
+    driver
+        .wait_for(
+            "document.getElementById('message').textContent.includes('the console uploads at most 293.0 KiB')",
+            "the refusal of the large file",
+        )
+        .await;
+    assert!(rig.placement("docs/huge.bin").await.is_empty());
+    // Delete it from the page.
+    driver
+        .click("button[aria-label=\"Delete docs/report.bin\"]")
+        .await;
+    driver
+        .wait_for(
+            &format!("document.querySelector('{row} button[data-confirm=\"yes\"]')"),
+            "the confirmation",
+        )
+        .await;
+    driver
+        .click(&format!("{row} button[data-confirm=\"yes\"]"))
+        .await;
+    driver
+        .wait_for(
+            &format!("document.getElementById('message').textContent === 'docs/report.bin deleted' && !document.querySelector('{row}')"),
+            "the file gone from the page",
+        )
+        .await;
+    assert!(rig.placement("docs/report.bin").await.is_empty());
+    driver.quit().await;
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// Deleting a folder from the object browser: the row shows the API's plan (how many
+/// objects, how many bytes); Cancel keeps everything; "Yes, delete all" runs the job to its
+/// end, the folder leaves the page and its objects the ledger, the neighbour stays.
+pub(crate) async fn delete_prefix_in_chromium(ledger: Ledger) {
+    let Some(rig) = admin_rig(ledger).await else {
+        return;
+    };
+    let Some(driver) = Driver::start().await else {
+        rig.finish().await;
+        return;
+    };
+    for i in 0..4u8 {
+        rig.put(&format!("old/{i}"), crate::rig::body(1000, i))
+            .await;
+    }
+    rig.put("new/keep", crate::rig::body(10, 9)).await;
+    sign_in(&driver, &rig.gateway().endpoint()).await;
+    driver
+        .click(&format!("#buckets tr[data-bucket=\"{BUCKET}\"] button"))
+        .await;
+    let folder = "#objects tr[data-folder=\"old/\"]";
+    driver
+        .wait_for(
+            &format!("document.querySelector('{folder}')"),
+            "the old/ folder",
+        )
+        .await;
+    let ask = "button[aria-label=\"Delete everything under old/\"]";
+    driver.click(ask).await;
+    driver
+        .wait_for(
+            &format!("document.querySelector('{folder} .confirm') && document.querySelector('{folder} .confirm').textContent.startsWith('Delete 4 objects (3.9 KiB) under old/?')"),
+            "the plan in the row",
+        )
+        .await;
+    let png = driver.screenshot().await;
+    std::fs::write(format!("{}/delete-prefix.png", shots_dir()), &png).expect("screenshot");
+    driver
+        .click(&format!("{folder} button[data-confirm=\"no\"]"))
+        .await;
+    driver
+        .wait_for(
+            &format!("document.getElementById('message').textContent === 'old/ kept' && document.querySelector('{folder}') && !document.querySelector('{folder} .confirm')"),
+            "the folder kept",
+        )
+        .await;
+    for i in 0..4u8 {
+        assert_eq!(
+            rig.placement(&format!("old/{i}")).await.len(),
+            1,
+            "Cancel deletes nothing"
+        );
+    }
+    driver.click(ask).await;
+    driver
+        .wait_for(
+            &format!("document.querySelector('{folder} button[data-confirm=\"yes\"]')"),
+            "the plan again",
+        )
+        .await;
+    driver
+        .click(&format!("{folder} button[data-confirm=\"yes\"]"))
+        .await;
+    driver
+        .wait_for(
+            &format!("document.getElementById('message').textContent === 'deleted 4 objects under old/' && !document.querySelector('{folder}')"),
+            "the folder gone from the page",
+        )
+        .await;
+    assert!(
+        driver
+            .js("return !!document.querySelector('#objects tr[data-folder=\"new/\"]');")
+            .await
+            == json!(true),
+        "the neighbour folder stays"
+    );
+    for i in 0..4u8 {
+        assert!(rig.placement(&format!("old/{i}")).await.is_empty());
+    }
+    assert_eq!(rig.get("new/keep").await, crate::rig::body(10, 9));
+    driver.quit().await;
     rig.assert_clean().await;
     rig.finish().await;
 }

@@ -81,6 +81,11 @@ on_both_ledgers! {
         object_browser,
         encryption_jobs,
         backend_copies_stream,
+        console_sessions,
+        console_throttle_and_expiry,
+        console_upload,
+        delete_prefix,
+        cleanup_queue_stream,
     ],
     buckets: [
         create_delete_cycle,
@@ -203,6 +208,18 @@ async fn console_requeue_row_in_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_remove_in_chromium() {
     console::remove_in_chromium(rig::Ledger::Sqlite).await;
+}
+
+/// Uploading, downloading and deleting a file from the console in headless Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_upload_in_chromium() {
+    console::upload_in_chromium(rig::Ledger::Sqlite).await;
+}
+
+/// Deleting a folder (a prefix, two steps) from the console in headless Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_delete_prefix_in_chromium() {
+    console::delete_prefix_in_chromium(rig::Ledger::Sqlite).await;
 }
 
 /// Key rotation and decrypt-existing from the console in headless Chromium.

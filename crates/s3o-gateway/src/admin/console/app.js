@@ -1,55 +1,31 @@
-// s3o console: every call goes to the admin API, signed here with AWS SigV4 (WebCrypto).
-// The secret key is imported once as a non-extractable HMAC key ("AWS4" + secret) and the
-// string is dropped: nothing is written to storage, a reload signs out.
+// s3o console: every call goes to the admin API with the session cookie the sign-in set
+// (HttpOnly: this script never sees it) and, on POST/PUT/DELETE, the session's CSRF token,
+// kept in memory only. The secret is sent once, to sign in, and never kept.
 'use strict';
 (function () {
-  const REGION = 'us-east-1';
-  const enc = new TextEncoder();
-  let session = null; // { ak, key: CryptoKey }
+  let csrf = null; // the session's CSRF token
   let timer = null;
+  let maxUpload = 0; // [console] max_upload_bytes, from the session
 
   const $ = (id) => document.getElementById(id);
-  const hex = (buf) => Array.from(new Uint8Array(buf)).map((b) => b.toString(16).padStart(2, '0')).join('');
-  const sha256 = async (data) => hex(await crypto.subtle.digest('SHA-256', typeof data === 'string' ? enc.encode(data) : data));
-  async function hmac(key, msg) {
-    if (!(key instanceof CryptoKey)) {
-      key = await crypto.subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-    }
-    return crypto.subtle.sign('HMAC', key, enc.encode(msg));
-  }
-  const uriEncode = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
 
   // `raw`: answer the Response itself (an object's bytes) instead of its JSON.
   async function call(method, path, body, query, raw) {
-    const payload = body === undefined ? '' : JSON.stringify(body);
-    const now = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
-    const date = now.slice(0, 8);
-    const hash = await sha256(payload);
-    const q = Object.entries(query || {}).filter(([, v]) => v !== undefined && v !== '')
-      .map(([k, v]) => [uriEncode(k), uriEncode(String(v))]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const qs = q.map(([k, v]) => k + '=' + v).join('&');
-    const canonPath = path.split('/').map(uriEncode).join('/');
-    const host = location.host;
-    const canonical = [method, canonPath, qs, 'host:' + host, 'x-amz-content-sha256:' + hash, 'x-amz-date:' + now, '',
-      'host;x-amz-content-sha256;x-amz-date', hash].join('\n');
-    const scope = date + '/' + REGION + '/s3/aws4_request';
-    const toSign = ['AWS4-HMAC-SHA256', now, scope, await sha256(canonical)].join('\n');
-    let k = await hmac(session.key, date);
-    k = await hmac(k, REGION); k = await hmac(k, 's3'); k = await hmac(k, 'aws4_request');
-    const sig = hex(await hmac(k, toSign));
-    const headers = {
-      'x-amz-date': now, 'x-amz-content-sha256': hash,
-      'Authorization': 'AWS4-HMAC-SHA256 Credential=' + session.ak + '/' + scope +
-        ', SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=' + sig,
-    };
-    if (payload) headers['Content-Type'] = 'application/json';
-    const resp = await fetch(canonPath + (qs ? '?' + qs : ''), { method, headers, body: payload || undefined, credentials: 'omit', cache: 'no-store' });
+    const qs = Object.entries(query || {}).filter(([, v]) => v !== undefined && v !== '')
+      .map(([k, v]) => encodeURIComponent(k) + '=' + encodeURIComponent(String(v))).join('&');
+    const headers = {};
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = csrf || '';
+    const resp = await fetch(path + (qs ? '?' + qs : ''), {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin', cache: 'no-store',
+    });
     if (raw && resp.ok) return resp;
     let data = null;
     try { data = await resp.json(); } catch (_) { data = null; }
     if (!resp.ok) {
       const e = new Error((data && data.error && data.error.message) || ('HTTP ' + resp.status));
       e.status = resp.status; e.code = data && data.error && data.error.code;
+      if (resp.status === 401 && csrf) signedOut('Signed out: ' + e.message);
       throw e;
     }
     return data;
@@ -248,7 +224,9 @@
       const tr = document.createElement('tr'); tr.dataset.folder = f;
       const td = cell(tr, '');
       button(td, f.slice(prefix.length), () => browse(bucket, f, null), 'Open folder ' + f).className = 'link';
-      cell(tr, 'folder'); cell(tr, ''); cell(tr, ''); cell(tr, '');
+      cell(tr, 'folder'); cell(tr, ''); cell(tr, '');
+      const act = cell(tr, '');
+      button(act, 'Delete folder', () => askDeletePrefix(bucket, f, act), 'Delete everything under ' + f);
       tb.appendChild(tr);
     }
     for (const o of page.objects) tb.appendChild(objectRow(bucket, o, prefix));
@@ -258,6 +236,65 @@
     $('prev-page').hidden = view.pages.length === 0;
     $('prev-page').onclick = () => { const t = view.pages.pop(); browse(bucket, prefix, t).catch((e) => say(e.message, true)); };
     if (opening) $('browser').scrollIntoView();
+  }
+
+  // Deleting a folder is the API's two steps: the plan (how many objects, how many bytes)
+  // shows in the row with "Yes, delete all" and "Cancel"; yes sends the token back and
+  // follows the job to its end.
+  async function askDeletePrefix(bucket, folder, td) {
+    const url = '/admin/api/buckets/' + encodeURIComponent(bucket) + '/delete-prefix';
+    const plan = await call('POST', url, { prefix: folder });
+    const ask = document.createElement('span'); ask.className = 'confirm'; ask.setAttribute('role', 'group');
+    ask.textContent = 'Delete ' + (plan.at_least ? 'at least ' : '') + plan.objects + ' objects (' + size(plan.bytes) + ') under ' + folder + '? ';
+    td.replaceChildren(ask);
+    const yes = button(ask, 'Yes, delete all', async () => {
+      const j = await call('POST', url, { prefix: folder, token: plan.token });
+      for (;;) {
+        const s = await call('GET', '/admin/api/jobs/' + encodeURIComponent(j.id));
+        const p = (s.state === 'done' ? s.result : s.progress) || {};
+        if (s.state !== 'running') {
+          if (s.state === 'done') say('deleted ' + p.deleted + ' objects under ' + folder);
+          else say('deleting under ' + folder + ' ' + s.state + (s.error ? ': ' + s.error : ''), true);
+          await browse(bucket, view.prefix, view.token);
+          return;
+        }
+        ask.textContent = 'deleting under ' + folder + ': ' + (p.deleted || 0) + ' deleted';
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }, 'Yes, delete everything under ' + folder);
+    yes.className = 'danger'; yes.dataset.confirm = 'yes';
+    button(ask, 'Cancel', async () => { say(folder + ' kept'); await browse(bucket, view.prefix, view.token); }, 'Keep ' + folder).dataset.confirm = 'no';
+    yes.focus();
+  }
+
+  // Uploads go through XMLHttpRequest, the one browser API that reports upload progress.
+  function upload(bucket, prefix, file) {
+    if (maxUpload && file.size > maxUpload) {
+      return Promise.reject(new Error(file.name + ' is ' + size(file.size) + ' (' + file.size + ' bytes); the console uploads at most ' +
+        size(maxUpload) + ': use an S3 client for larger files'));
+    }
+    const key = prefix + file.name;
+    const bar = $('upload-progress'); bar.hidden = false; bar.value = 0;
+    $('upload-status').textContent = 'uploading ' + key + '…';
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('PUT', '/admin/api/buckets/' + encodeURIComponent(bucket) + '/object/content?key=' + encodeURIComponent(key));
+      xhr.setRequestHeader('X-CSRF-Token', csrf || '');
+      xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+      xhr.upload.onprogress = (e) => {
+        if (!e.lengthComputable) return;
+        bar.value = e.total ? e.loaded / e.total : 1;
+        $('upload-status').textContent = 'uploading ' + key + ': ' + size(e.loaded) + ' of ' + size(e.total);
+      };
+      xhr.onload = () => {
+        let d = null; try { d = JSON.parse(xhr.responseText); } catch (_) { d = null; }
+        if (xhr.status >= 200 && xhr.status < 300) { bar.value = 1; resolve(d); } else {
+          reject(new Error((d && d.error && d.error.message) || ('HTTP ' + xhr.status)));
+        }
+      };
+      xhr.onerror = () => reject(new Error('the upload of ' + key + ' failed (network)'));
+      xhr.send(file);
+    });
   }
 
   function objectRow(bucket, o, prefix) {
@@ -301,35 +338,54 @@
     return tr;
   }
 
+  function signedIn(who) {
+    csrf = who.csrf_token; maxUpload = who.max_upload_bytes || 0;
+    $('login-view').hidden = true; $('dash').hidden = false; $('logout').hidden = false;
+    $('who').textContent = who.access_key;
+    clearInterval(timer);
+    timer = setInterval(() => refresh().catch((e) => say(e.message, true)), 5000);
+  }
+
+  function signedOut(why) {
+    csrf = null; clearInterval(timer);
+    $('dash').hidden = true; $('login-view').hidden = false; $('logout').hidden = true; $('who').textContent = '';
+    $('login-error').textContent = why || '';
+  }
+
   async function login(ev) {
     ev.preventDefault();
     $('login-error').textContent = '';
     const ak = $('ak').value.trim();
-    const key = await crypto.subtle.importKey('raw', enc.encode('AWS4' + $('sk').value), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    const sk = $('sk').value;
     $('sk').value = '';
-    session = { ak, key };
-    try {
-      await refresh();
-    } catch (e) {
-      session = null;
-      $('login-error').textContent = e.status === 403 ? 'Sign-in refused: ' + e.message : 'Sign-in failed: ' + e.message;
+    const resp = await fetch('/admin/api/session', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, credentials: 'same-origin', cache: 'no-store',
+      body: JSON.stringify({ access_key: ak, secret_key: sk }),
+    });
+    let data = null;
+    try { data = await resp.json(); } catch (_) { data = null; }
+    const why = (data && data.error && data.error.message) || ('HTTP ' + resp.status);
+    if (!resp.ok) {
+      $('login-error').textContent = resp.status === 403 ? 'Sign-in refused: ' + why
+        : resp.status === 429 ? 'Sign-in throttled: ' + why : 'Sign-in failed: ' + why;
       return;
     }
-    $('login-view').hidden = true; $('dash').hidden = false; $('logout').hidden = false;
-    $('who').textContent = ak;
-    timer = setInterval(() => refresh().catch((e) => say(e.message, true)), 5000);
+    signedIn(data);
+    try { await refresh(); } catch (e) { say(e.message, true); }
   }
 
-  function logout() {
-    session = null; clearInterval(timer);
-    $('dash').hidden = true; $('login-view').hidden = false; $('logout').hidden = true; $('who').textContent = '';
+  async function logout() {
+    try { await call('DELETE', '/admin/api/session'); } catch (_) { /* signed out either way */ }
+    signedOut('');
   }
 
   document.addEventListener('DOMContentLoaded', () => {
-    if (!window.crypto || !crypto.subtle) {
-      $('login-error').textContent = 'This page needs WebCrypto: open it over HTTPS or from localhost.';
-    }
-    $('login').addEventListener('submit', login);
+    $('login').addEventListener('submit', (ev) => login(ev).catch((e) => { $('login-error').textContent = 'Sign-in failed: ' + e.message; }));
+    // A reloaded page picks its session up again (the cookie outlives the page).
+    fetch('/admin/api/session', { credentials: 'same-origin', cache: 'no-store' })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((who) => { if (who && who.auth === 'session') { signedIn(who); return refresh(); } return null; })
+      .catch(() => {});
     $('logout').addEventListener('click', logout);
     $('requeue-all').addEventListener('click', async () => {
       try { const r = await call('POST', '/admin/api/dlq/requeue', {}); say(r.requeued + ' dead letters requeued'); await refresh(); } catch (e) { say(e.message, true); }
@@ -347,6 +403,24 @@
     $('enc-decrypt').addEventListener('click', () => askDecrypt().catch((e) => say(e.message, true)));
     $('drain-close').addEventListener('click', () => { $('drain-panel').hidden = true; });
     $('close-browser').addEventListener('click', () => { $('browser').hidden = true; view.bucket = null; });
+    $('upload-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const file = $('upload-file').files[0];
+      if (!file || !view.bucket) return;
+      $('upload-btn').disabled = true;
+      try {
+        const r = await upload(view.bucket, view.prefix, file);
+        $('upload-status').textContent = '';
+        say('uploaded ' + r.key + ' (' + r.size_bytes + ' bytes)');
+        $('upload-file').value = '';
+        await browse(view.bucket, view.prefix, view.token);
+      } catch (e) {
+        $('upload-status').textContent = '';
+        $('upload-progress').hidden = true;
+        say(e.message, true);
+      }
+      $('upload-btn').disabled = false;
+    });
     $('create-bucket').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       try { await call('POST', '/admin/api/buckets', { name: $('new-bucket').value.trim() }); say('bucket created'); $('new-bucket').value = ''; await refresh(); } catch (e) { say(e.message, true); }
