@@ -1226,3 +1226,187 @@ pub async fn rewrap_racing_part_uploads(store: Db) {
     }
     assert_ledger(&store).await;
 }
+
+/// Converting a noncurrent version swaps every copy's bytes in one transaction while the
+/// version is unchanged: sizes and `bytes_used` follow (noncurrent copies stay charged), the
+/// old bytes are queued (claimed) and charged as orphans, the intents go, ETag, creation time
+/// and order stay, the plaintext listing loses the version; a copy set that differs, or a
+/// version deleted or restored as current since, changes nothing.
+pub async fn convert_noncurrent_version_swaps_or_nothing(store: Db) {
+    three_backends(&store).await;
+    store.create_bucket(&BucketSpec::new(VBKT)).await.unwrap();
+    store
+        .set_bucket_versioning(VBKT, Versioning::Enabled)
+        .await
+        .unwrap();
+    let plain = |p: &str| StoredForm {
+        storage_key: p.into(),
+        etag: format!("e-{p}"),
+        content_hash: "h".into(),
+        ..StoredForm::default()
+    };
+    let v1 = commit_in(&store, "rot/k", A, 100, &plain("rot/k/@v1")).await;
+    let rec = store
+        .record_replica("rot/k", B, A, "rot/k/@v1")
+        .await
+        .unwrap();
+    assert!(matches!(rec, ReplicaOutcome::Recorded { .. }));
+    let v2 = commit_in(&store, "rot/k", C, 7, &plain("rot/k/@v2")).await;
+    let listed = |store: Db| async move {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .list_plaintext_version_copies(1, after.as_ref())
+                .await
+                .unwrap();
+            let Some(last) = page.last().cloned() else {
+                return out;
+            };
+            after = Some(last);
+            out.extend(page);
+        }
+    };
+    let at = |b: &str| WrappedKeyAt::Version {
+        object_key: "rot/k".into(),
+        version_id: v1.clone(),
+        backend_name: b.into(),
+    };
+    assert_eq!(listed(store.clone()).await, vec![at(A), at(B)]);
+    let before_v1 = store.get_object_version("rot/k", &v1).await.unwrap();
+    let intent = |id: &str, backend: &str| PendingObject {
+        intent_id: id.into(),
+        object_key: "rot/k".into(),
+        backend_name: backend.into(),
+        size_bytes: 116,
+        form: StoredForm {
+            storage_key: "rot/k/@v1.enc".into(),
+            ..StoredForm::default()
+        },
+        created_at: Timestamp::ZERO,
+    };
+    for (id, b) in [("ia", A), ("ib", B)] {
+        store.insert_pending(&intent(id, b)).await.unwrap();
+    }
+    let sealed = StoredForm {
+        encrypted: true,
+        encryption_key: vec![7; 8],
+        key_id: "k1".into(),
+        plaintext_size: 100,
+        storage_key: "rot/k/@v1.enc".into(),
+        ..StoredForm::default()
+    };
+    let conv = |b: &str, id: &str, size: i64| ConvertedCopy {
+        backend: b.into(),
+        size_bytes: size,
+        intent_id: id.into(),
+    };
+    let both = [conv(A, "ia", 116), conv(B, "ib", 116)];
+    // Not the version's copy set, not its path, the current version: nothing changes.
+    let before = snapshot(&store).await;
+    for r in [
+        store
+            .convert_noncurrent_version("rot/k", &v1, "rot/k/@v1", &sealed, &both[..1])
+            .await,
+        store
+            .convert_noncurrent_version("rot/k", &v1, "rot/k/@vX", &sealed, &both)
+            .await,
+        store
+            .convert_noncurrent_version("rot/k", &v2, "rot/k/@v2", &sealed, &[conv(C, "ia", 23)])
+            .await,
+    ] {
+        assert!(r.unwrap().is_none());
+    }
+    assert_eq!(snapshot(&store).await, before);
+    let (used_a, used_b) = (used(&store, A).await, used(&store, B).await);
+    let old = store
+        .convert_noncurrent_version("rot/k", &v1, "rot/k/@v1", &sealed, &both)
+        .await
+        .unwrap()
+        .expect("converted");
+    assert_eq!(bs(&old), vec![(A.to_owned(), 100), (B.to_owned(), 100)]);
+    assert!(old.iter().all(|d| d.storage_key == "rot/k/@v1"));
+    assert_eq!(
+        (used(&store, A).await, used(&store, B).await),
+        (used_a + 16, used_b + 16),
+        "noncurrent copies stay charged, at their new size"
+    );
+    assert_eq!(
+        (orphan(&store, A).await, orphan(&store, B).await),
+        (100, 100)
+    );
+    assert_eq!(store.count_pending().await.unwrap(), 0, "intents cleared");
+    let after_v1 = store.get_object_version("rot/k", &v1).await.unwrap();
+    assert_eq!(
+        (
+            after_v1.seq,
+            after_v1.created_at,
+            &after_v1.etag,
+            after_v1.size_bytes
+        ),
+        (before_v1.seq, before_v1.created_at, &before_v1.etag, 100),
+        "order, Last-Modified, ETag and client size stay"
+    );
+    for (b, a) in before_v1.copies.iter().zip(&after_v1.copies) {
+        let want = StoredForm {
+            encrypted: true,
+            encryption_key: vec![7; 8],
+            key_id: "k1".into(),
+            plaintext_size: 100,
+            storage_key: "rot/k/@v1.enc".into(),
+            ..b.form.clone()
+        };
+        assert_eq!(
+            (a.size_bytes, &a.form, a.created_at),
+            (116, &want, b.created_at)
+        );
+    }
+    assert!(listed(store.clone()).await.is_empty());
+    assert_eq!(
+        all_wrapped(&store, KeyHolder::Version, 10).await.len(),
+        2,
+        "both copies now hold the key"
+    );
+    for d in &old {
+        store.complete_cleanup_item(&d.cleanup).await.unwrap();
+    }
+    assert_ledger(&store).await;
+
+    // Decrypt it back, racing: the version deleted since is left alone.
+    store
+        .insert_pending(&PendingObject {
+            form: StoredForm {
+                storage_key: "rot/k/@v1.dec".into(),
+                ..StoredForm::default()
+            },
+            ..intent("ic", A)
+        })
+        .await
+        .unwrap();
+    let opened = StoredForm {
+        storage_key: "rot/k/@v1.dec".into(),
+        ..StoredForm::default()
+    };
+    store
+        .delete_object_in_bucket(VBKT, "rot/k", Some(&v2))
+        .await
+        .unwrap();
+    // v1 is current again: as a noncurrent version it is gone.
+    let before = snapshot(&store).await;
+    assert!(
+        store
+            .convert_noncurrent_version(
+                "rot/k",
+                &v1,
+                "rot/k/@v1.enc",
+                &opened,
+                &[conv(A, "ic", 100), conv(B, "ic", 100)]
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(snapshot(&store).await, before);
+    store.delete_pending("ic").await.unwrap();
+    assert_orphans_accounted(&store).await;
+}

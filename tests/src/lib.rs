@@ -289,6 +289,7 @@ macro_rules! for_each_case {
                 rewrap_reaches_every_holder,
                 rewrap_loses_to_client_writes,
                 rewrap_racing_part_uploads,
+                convert_noncurrent_version_swaps_or_nothing,
             ],
             integrity: [
                 objects_without_hash,

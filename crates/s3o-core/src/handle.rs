@@ -1299,6 +1299,19 @@ impl MetadataStore {
         )
         .await
     }
+    /// Plaintext copies of noncurrent versions after `after` (see
+    /// [`EncryptionAdmin::list_plaintext_version_copies`](crate::engine::EncryptionAdmin::list_plaintext_version_copies)).
+    pub async fn list_plaintext_version_copies(
+        &self,
+        limit: i64,
+        after: Option<&WrappedKeyAt>,
+    ) -> Result<Vec<WrappedKeyAt>> {
+        self.observe(
+            "list_plaintext_version_copies",
+            self.inner.list_plaintext_version_copies(limit, after),
+        )
+        .await
+    }
     /// Rows holding a wrapped data key, per table and master key (see
     /// [`EncryptionAdmin::wrapped_key_census`](crate::engine::EncryptionAdmin::wrapped_key_census)).
     pub async fn wrapped_key_census(&self) -> Result<Vec<KeyCensus>> {
@@ -1418,6 +1431,30 @@ impl MetadataStore {
             "convert_version",
             self.inner
                 .convert_version(key, expected_storage_key, envelope, copies),
+        )
+        .await
+    }
+    /// Swaps every copy of noncurrent version `version_id` of `key` for rewritten bytes while
+    /// it is still that noncurrent version at `expected_storage_key`; `None` (nothing changed)
+    /// when a concurrent delete or restore won (see
+    /// [`ops::convert_noncurrent_version`](crate::ops::convert_noncurrent_version)).
+    pub async fn convert_noncurrent_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        expected_storage_key: &str,
+        envelope: &StoredForm,
+        copies: &[ConvertedCopy],
+    ) -> Result<Option<Vec<DeletedCopy>>> {
+        self.observe(
+            "convert_noncurrent_version",
+            self.inner.convert_noncurrent_version(
+                key,
+                version_id,
+                expected_storage_key,
+                envelope,
+                copies,
+            ),
         )
         .await
     }

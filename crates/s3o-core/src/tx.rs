@@ -331,6 +331,18 @@ pub trait EncryptionTx: Send {
         new_key: &[u8],
         new_key_id: &str,
     ) -> Result<bool>;
+    /// Rewrites the size, encryption columns (`encrypted`, `encryption_key`, `key_id`,
+    /// `plaintext_size`: cleared when `form` is plaintext) and `storage_key` of the copy of
+    /// noncurrent version `version_id` of `key` on `backend` to `size` and `form`'s; every
+    /// other column stays. `false` when there is no such row. Called under the key lock.
+    async fn update_version_copy_form(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        backend: &str,
+        size: i64,
+        form: &crate::types::StoredForm,
+    ) -> Result<bool>;
 }
 
 /// The per-engine transactional seam: every primitive a core operation may call.

@@ -10,7 +10,7 @@ use s3o_core::{
 use tokio_postgres::Row;
 
 use crate::PgStore;
-use crate::conn::{limit_param, null_if_empty};
+use crate::conn::{limit_param, null_if_empty, null_if_empty_bytes, null_if_zero};
 use crate::error::RowExt;
 use crate::tx::PgTx;
 
@@ -302,6 +302,39 @@ impl EncryptionTx for PgTx {
         };
         Ok(n > 0)
     }
+
+    async fn update_version_copy_form(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        backend: &str,
+        size: i64,
+        form: &s3o_core::StoredForm,
+    ) -> Result<bool> {
+        validate::copy(key, backend, size, form)?;
+        // Mapped as every other write maps a stored form (plaintext: no encryption columns).
+        let f = form.normalized();
+        let n = self
+            .execute(
+                "update version copy form",
+                "UPDATE object_versions SET size_bytes = $1, encrypted = $2, \
+                 encryption_key = $3, key_id = $4, plaintext_size = $5, storage_key = $6 \
+                 WHERE object_key = $7 AND version_id = $8 AND backend_name = $9",
+                &[
+                    &size,
+                    &f.encrypted,
+                    &null_if_empty_bytes(&f.encryption_key),
+                    &null_if_empty(&f.key_id),
+                    &null_if_zero(f.plaintext_size),
+                    &null_if_empty(&f.storage_key),
+                    &key,
+                    &version_id,
+                    &backend,
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
 }
 
 #[async_trait]
@@ -454,5 +487,55 @@ impl EncryptionAdmin for PgStore {
         // Table order, then key ids in byte order (a UNION cannot order by a collation).
         out.sort_by(|a, b| (a.holder, a.key_id.as_bytes()).cmp(&(b.holder, b.key_id.as_bytes())));
         Ok(out)
+    }
+
+    async fn list_plaintext_version_copies(
+        &self,
+        limit: i64,
+        after: Option<&WrappedKeyAt>,
+    ) -> Result<Vec<WrappedKeyAt>> {
+        let (k, v, b) = match after {
+            None => ("", "", ""),
+            Some(
+                a @ WrappedKeyAt::Version {
+                    object_key,
+                    version_id,
+                    backend_name,
+                },
+            ) => {
+                validate::wrapped_key_at(a)?;
+                (
+                    object_key.as_str(),
+                    version_id.as_str(),
+                    backend_name.as_str(),
+                )
+            }
+            Some(_) => return Err(wrong_cursor(KeyHolder::Version)),
+        };
+        let has = after.is_some();
+        let limit = limit_param(validate::page(limit));
+        // Delete markers (no backend) hold no bytes.
+        let rows = self
+            .db
+            .query(
+                "list plaintext version copies",
+                "SELECT object_key, version_id, backend_name FROM object_versions \
+                 WHERE NOT encrypted AND backend_name IS NOT NULL AND (NOT $4 OR \
+                   (object_key COLLATE \"C\", version_id COLLATE \"C\", \
+                    backend_name COLLATE \"C\") > ($1, $2, $3)) \
+                 ORDER BY object_key COLLATE \"C\", version_id COLLATE \"C\", \
+                   backend_name COLLATE \"C\" LIMIT $5",
+                &[&k, &v, &b, &has, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WrappedKeyAt::Version {
+                    object_key: r.col(0)?,
+                    version_id: r.col(1)?,
+                    backend_name: r.col(2)?,
+                })
+            })
+            .collect()
     }
 }

@@ -252,6 +252,37 @@ pub(crate) fn rewrap_row(
     Ok(n > 0)
 }
 
+/// The envelope swap of [`s3o_core::tx::EncryptionTx::update_version_copy_form`]: size,
+/// encryption columns and path, mapped as every other write maps them.
+pub(crate) fn update_version_copy(
+    db: &Db<'_>,
+    key: &str,
+    version_id: &str,
+    backend: &str,
+    size: i64,
+    form: &s3o_core::StoredForm,
+) -> Result<bool> {
+    let f = crate::objects::FormColumns::of(form);
+    let n = db.execute(
+        "update version copy form",
+        "UPDATE object_versions SET size_bytes = ?1, encrypted = ?2, encryption_key = ?3, \
+                key_id = ?4, plaintext_size = ?5, storage_key = ?6 \
+         WHERE object_key = ?7 AND version_id = ?8 AND backend_name = ?9",
+        params![
+            size,
+            f.encrypted,
+            f.encryption_key,
+            f.key_id,
+            f.plaintext_size,
+            f.storage_key,
+            key,
+            version_id,
+            backend
+        ],
+    )?;
+    Ok(n > 0)
+}
+
 fn holder_of(tag: i64) -> rusqlite::Result<KeyHolder> {
     usize::try_from(tag)
         .ok()
@@ -410,6 +441,49 @@ impl EncryptionAdmin for SqliteStore {
                             holder: holder_of(r.get(0)?)?,
                             key_id: r.get(1)?,
                             rows: r.get(2)?,
+                        })
+                    },
+                )
+            })
+            .await
+    }
+
+    async fn list_plaintext_version_copies(
+        &self,
+        limit: i64,
+        after: Option<&WrappedKeyAt>,
+    ) -> Result<Vec<WrappedKeyAt>> {
+        let (k, v, b) = match after {
+            None => (String::new(), String::new(), String::new()),
+            Some(
+                a @ WrappedKeyAt::Version {
+                    object_key,
+                    version_id,
+                    backend_name,
+                },
+            ) => {
+                validate::wrapped_key_at(a)?;
+                (object_key.clone(), version_id.clone(), backend_name.clone())
+            }
+            Some(_) => return Err(wrong_cursor(KeyHolder::Version)),
+        };
+        let has = after.is_some();
+        let limit = page_limit(limit);
+        self.conns
+            .read("list plaintext version copies", move |db| {
+                // Delete markers (no backend) hold no bytes.
+                db.query_vec(
+                    "list plaintext version copies",
+                    "SELECT object_key, version_id, backend_name FROM object_versions \
+                     WHERE encrypted = 0 AND backend_name IS NOT NULL \
+                       AND (NOT ?4 OR (object_key, version_id, backend_name) > (?1, ?2, ?3)) \
+                     ORDER BY object_key, version_id, backend_name LIMIT ?5",
+                    params![k, v, b, has, limit],
+                    |r| {
+                        Ok(WrappedKeyAt::Version {
+                            object_key: r.get(0)?,
+                            version_id: r.get(1)?,
+                            backend_name: r.get(2)?,
                         })
                     },
                 )

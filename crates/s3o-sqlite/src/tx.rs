@@ -573,6 +573,26 @@ impl EncryptionTx for SqliteTx {
         })
         .await
     }
+
+    async fn update_version_copy_form(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        backend: &str,
+        size: i64,
+        form: &StoredForm,
+    ) -> Result<bool> {
+        let (key, vid, backend, form) = (
+            key.to_owned(),
+            version_id.to_owned(),
+            backend.to_owned(),
+            form.clone(),
+        );
+        self.run_now("update version copy form", move |db| {
+            encryption::update_version_copy(db, &key, &vid, &backend, size, &form)
+        })
+        .await
+    }
 }
 
 #[async_trait]

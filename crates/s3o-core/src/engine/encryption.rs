@@ -53,4 +53,12 @@ pub trait EncryptionAdmin: Runner {
     /// How many rows of each table hold a data key wrapped under each master key, ordered by
     /// table ([`KeyHolder`] order) then key id. A master key absent here wraps nothing.
     async fn wrapped_key_census(&self) -> Result<Vec<KeyCensus>>;
+    /// Copies of noncurrent versions stored in plaintext ([`WrappedKeyAt::Version`] rows; delete
+    /// markers excluded) after `after` (keyset, a `Version` row), ordered by `(key, version
+    /// id, backend)` in byte order: what `encrypt-existing` seals.
+    async fn list_plaintext_version_copies(
+        &self,
+        limit: i64,
+        after: Option<&WrappedKeyAt>,
+    ) -> Result<Vec<WrappedKeyAt>>;
 }

@@ -372,6 +372,26 @@ pub trait EngineOps: Engine {
     ) -> Result<Option<Vec<DeletedCopy>>> {
         ops::convert_version(self, key, expected_storage_key, envelope, copies).await
     }
+    /// Swaps every copy of a noncurrent version for rewritten bytes while it is unchanged
+    /// (see [`ops::convert_noncurrent_version`]).
+    async fn convert_noncurrent_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        expected_storage_key: &str,
+        envelope: &StoredForm,
+        copies: &[ConvertedCopy],
+    ) -> Result<Option<Vec<DeletedCopy>>> {
+        ops::convert_noncurrent_version(
+            self,
+            key,
+            version_id,
+            expected_storage_key,
+            envelope,
+            copies,
+        )
+        .await
+    }
     /// Marks a copy decrypted in place (see [`ops::mark_object_decrypted`]).
     async fn mark_object_decrypted(
         &self,

@@ -361,3 +361,132 @@ pub async fn convert_version<R: Runner + ?Sized>(
     )
     .await
 }
+
+struct ConvertNoncurrent<'a> {
+    instance: &'a str,
+    key: &'a str,
+    version_id: &'a str,
+    expected: &'a str,
+    envelope: &'a StoredForm,
+    copies: &'a [ConvertedCopy],
+}
+
+#[async_trait]
+impl TxBody for ConvertNoncurrent<'_> {
+    type Output = Option<Vec<crate::types::DeletedCopy>>;
+    async fn run(&self, tx: &mut dyn TxAdapter) -> Result<Self::Output> {
+        tx.acquire_key_lock(self.key).await?;
+        let rows: Vec<_> = tx
+            .key_versions_for_update(self.key)
+            .await?
+            .into_iter()
+            .filter(|r| r.version_id == self.version_id)
+            .collect();
+        // The version is still noncurrent, at the path read, with exactly the copies
+        // rewritten: else it was deleted, restored as current, or a copy came or went, and
+        // nothing changes.
+        let same = rows.len() == self.copies.len()
+            && rows.iter().all(|r| {
+                let path = if r.storage_key.is_empty() {
+                    self.key
+                } else {
+                    r.storage_key.as_str()
+                };
+                path == self.expected
+                    && r.backend_name
+                        .as_deref()
+                        .is_some_and(|b| self.copies.iter().any(|n| n.backend == b))
+            });
+        if !same {
+            return Ok(None);
+        }
+        let mut used = super::quota::QuotaDeltas::new();
+        let mut orphan = super::quota::QuotaDeltas::new();
+        let mut entries = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let backend = r.backend_name.as_deref().unwrap_or_default();
+            let Some(n) = self.copies.iter().find(|n| n.backend == backend) else {
+                return Ok(None);
+            };
+            // Under the key lock the row read above is still there: a miss is a broken
+            // engine, and the error rolls the whole swap back.
+            if !tx
+                .update_version_copy_form(
+                    self.key,
+                    self.version_id,
+                    backend,
+                    n.size_bytes,
+                    self.envelope,
+                )
+                .await?
+            {
+                return Err(crate::error::StoreError::database(
+                    crate::error::DbErrorKind::Other,
+                    "convert noncurrent version",
+                    "a version copy locked by the key lock vanished",
+                ));
+            }
+            // Noncurrent copies stay charged to bytes_used: the charge follows the new size.
+            *used.entry(backend.to_owned()).or_default() += n.size_bytes - r.size_bytes;
+            entries.push(super::objects::orphan_entry(
+                self.key,
+                backend,
+                self.expected,
+                r.size_bytes,
+                "converted",
+            ));
+            tx.delete_pending(&n.intent_id).await?;
+        }
+        let out = super::cleanup::enqueue_orphans(tx, self.instance, entries, &mut orphan).await?;
+        super::quota::apply_ledger_deltas(tx, &used, &orphan).await?;
+        Ok(Some(out))
+    }
+}
+
+/// [`convert_version`] for noncurrent version `version_id` of `key` (DESIGN decision 25):
+/// swaps the bytes of every copy of that version for rewritten ones (encrypted or
+/// decrypted) in one transaction, only while it is still a noncurrent version stored at
+/// `expected_storage_key` with exactly the copies in `copies`, checked under the key lock: a
+/// concurrent delete of the version, its restoration as current, or a copy added or removed
+/// wins and nothing changes (`None`). Each copy takes `envelope`'s encryption columns and
+/// path and its new size; ETag, metadata, creation time, `seq` and every other column stay.
+/// The old bytes are enqueued for cleanup (born claimed by this store, charged to
+/// `orphan_bytes`) and the copies' write intents deleted in the same transaction; the size
+/// difference is charged to `bytes_used` (noncurrent copies are charged like current ones).
+#[tracing::instrument(name = "convert_noncurrent_version", level = "debug", skip_all, fields(key = %key))]
+pub async fn convert_noncurrent_version<R: Runner + ?Sized>(
+    runner: &R,
+    key: &str,
+    version_id: &str,
+    expected_storage_key: &str,
+    envelope: &StoredForm,
+    copies: &[ConvertedCopy],
+) -> Result<Option<Vec<crate::types::DeletedCopy>>> {
+    validate::key(key)?;
+    validate::id("version id", version_id)?;
+    validate::storage_path(expected_storage_key)?;
+    validate::stored_form(envelope)?;
+    validate::storage_path(&envelope.storage_key)?;
+    if envelope.storage_key == expected_storage_key || copies.is_empty() {
+        return Err(crate::error::StoreError::invalid(
+            "conversion",
+            "the rewritten bytes need their own path and at least one copy",
+        ));
+    }
+    for c in copies {
+        validate::backend(&c.backend)?;
+        validate::size("converted size", c.size_bytes)?;
+    }
+    with_tx_val(
+        runner,
+        &ConvertNoncurrent {
+            instance: runner.instance_id(),
+            key,
+            version_id,
+            expected: expected_storage_key,
+            envelope,
+            copies,
+        },
+    )
+    .await
+}

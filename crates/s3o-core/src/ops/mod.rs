@@ -28,8 +28,8 @@ pub use cleanup::{
     sweep_stale_cleanup_queue_rows, write_off_cleanup_dlq,
 };
 pub use encryption::{
-    convert_version, mark_object_decrypted, mark_object_encrypted, rewrap_encryption_key,
-    rewrap_stored_key,
+    convert_noncurrent_version, convert_version, mark_object_decrypted, mark_object_encrypted,
+    rewrap_encryption_key, rewrap_stored_key,
 };
 pub use integrity::remove_bad_copy;
 pub use listing::{

@@ -597,7 +597,7 @@ fn unmodelled() -> StoreError {
     StoreError::invalid("fake engine", "versioning is not modelled")
 }
 
-/// Rotation's compare-and-set is proven on the real engines (the conformance suite).
+/// Rotation and version conversion are proven on the real engines (the conformance suite).
 #[async_trait]
 impl EncryptionTx for FakeTx {
     async fn rewrap_key_row(
@@ -611,6 +611,16 @@ impl EncryptionTx for FakeTx {
             "fake engine",
             "rotation is not modelled",
         ))
+    }
+    async fn update_version_copy_form(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: i64,
+        _: &StoredForm,
+    ) -> Result<bool> {
+        Err(unmodelled())
     }
 }
 
