@@ -106,6 +106,7 @@ fn convert_view(p: &ConvertProgress) -> Value {
         "skipped": p.skipped,
         "raced": p.raced,
         "failed": p.failed,
+        "noncurrent": p.noncurrent,
     })
 }
 

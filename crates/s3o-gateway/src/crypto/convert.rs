@@ -11,12 +11,20 @@
 //! bytes are dropped. ETag, metadata and Last-Modified stay. Pages of `batch` keys with a
 //! pause between pages; objects already in the wanted form are skipped, so a run that
 //! stopped is resumed by running it again.
+//!
+//! Noncurrent versions of versioned buckets are converted the same way after the current
+//! ones, one version (every copy) at a time (`convert_noncurrent_version`): the swap applies
+//! only while the version is still noncurrent at the path read, so a delete of that version
+//! or its restoration as current wins. Delete markers hold no bytes. Open multipart uploads
+//! are not converted: parts already written keep the form their upload was created with, and
+//! Complete assembles them into an object of that form (a part's form is always its upload's;
+//! a later run converts the completed object).
 
 use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt as _;
 use object_store::ObjectStoreExt as _;
-use s3o_store::{ConvertedCopy, Cursor, PendingObject, StoredForm};
+use s3o_store::{ConvertedCopy, Cursor, KeyHolder, PendingObject, StoredForm, WrappedKeyAt};
 
 use super::gateway::{Crypto, ReadPlan, Sealed, form_columns};
 use super::stream::{ByteStream, Encrypt, Tap};
@@ -51,6 +59,8 @@ pub struct ConvertProgress {
     pub raced: u64,
     /// Keys that could not be converted (a backend down, bytes that do not check out).
     pub failed: u64,
+    /// Of `converted`, noncurrent versions (each counted once, every copy rewritten).
+    pub noncurrent: u64,
 }
 
 /// Converts the objects of the ledger of `config` (see the module docs); `progress` is called
@@ -137,7 +147,7 @@ async fn run(
                 .collect(),
         };
         let Some((k, b)) = page.last().cloned() else {
-            return Ok(p);
+            break;
         };
         after = Some(Cursor {
             object_key: k,
@@ -147,12 +157,65 @@ async fn run(
         keys.dedup();
         for key in keys {
             p.examined += 1;
-            match convert_key(ctx, crypto, direction, &key).await {
+            match convert_key(ctx, crypto, direction, &key, None).await {
                 Ok(Outcome::Converted) => p.converted += 1,
                 Ok(Outcome::Skipped) => p.skipped += 1,
                 Ok(Outcome::Raced) => p.raced += 1,
                 Err(why) => {
                     tracing::error!(key = %key, error = %why, "could not convert this object");
+                    p.failed += 1;
+                }
+            }
+        }
+        progress(&p);
+        if !opts.pause.is_zero() {
+            tokio::time::sleep(opts.pause).await;
+        }
+    }
+    // Then the noncurrent versions, one version (every copy) at a time.
+    let mut after: Option<WrappedKeyAt> = None;
+    loop {
+        let page: Vec<WrappedKeyAt> = match direction {
+            Direction::Encrypt => {
+                ctx.store
+                    .list_plaintext_version_copies(opts.batch.max(1), after.as_ref())
+                    .await?
+            }
+            Direction::Decrypt => ctx
+                .store
+                .list_wrapped_keys(KeyHolder::Version, opts.batch.max(1), after.as_ref())
+                .await?
+                .into_iter()
+                .map(|w| w.at)
+                .collect(),
+        };
+        let Some(last) = page.last().cloned() else {
+            return Ok(p);
+        };
+        after = Some(last);
+        let mut versions: Vec<(String, String)> = page
+            .into_iter()
+            .filter_map(|at| match at {
+                WrappedKeyAt::Version {
+                    object_key,
+                    version_id,
+                    ..
+                } => Some((object_key, version_id)),
+                _ => None,
+            })
+            .collect();
+        versions.dedup();
+        for (key, vid) in versions {
+            p.examined += 1;
+            match convert_key(ctx, crypto, direction, &key, Some(&vid)).await {
+                Ok(Outcome::Converted) => {
+                    p.converted += 1;
+                    p.noncurrent += 1;
+                }
+                Ok(Outcome::Skipped) => p.skipped += 1,
+                Ok(Outcome::Raced) => p.raced += 1,
+                Err(why) => {
+                    tracing::error!(key = %key, version = %vid, error = %why, "could not convert this version");
                     p.failed += 1;
                 }
             }
@@ -176,11 +239,13 @@ struct Rewritten {
     size: i64,
 }
 
+/// Converts the current version of `key`, or its noncurrent version `version` when given.
 async fn convert_key(
     ctx: &Ctx,
     crypto: &Crypto,
     direction: Direction,
     key: &str,
+    version: Option<&str>,
 ) -> Result<Outcome, String> {
     let Some((bucket, object)) = key.split_once('/') else {
         return Ok(Outcome::Skipped);
@@ -189,11 +254,20 @@ async fn convert_key(
     if wanted != (direction == Direction::Encrypt) {
         return Ok(Outcome::Skipped);
     }
-    let copies = ctx
-        .ledger
-        .copies_or_empty(key)
-        .await
-        .map_err(|e| e.to_string())?;
+    let copies = match version {
+        None => ctx
+            .ledger
+            .copies_or_empty(key)
+            .await
+            .map_err(|e| e.to_string())?,
+        Some(vid) => match ctx.ledger.version(key, vid).await {
+            Ok(crate::ledger::Version::Object { copies, .. }) => copies,
+            // Deleted since it was listed, or a marker: nothing to convert.
+            Ok(crate::ledger::Version::Marker { .. })
+            | Err(s3o_store::StoreError::VersionNotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e.to_string()),
+        },
+    };
     let Some(first) = copies.first() else {
         return Ok(Outcome::Skipped);
     };
@@ -248,11 +322,19 @@ async fn convert_key(
             intent_id: r.intent.intent_id.clone(),
         })
         .collect();
-    match ctx
-        .store
-        .convert_version(key, &old_path, &envelope, &converted)
-        .await
-    {
+    let swapped = match version {
+        None => {
+            ctx.store
+                .convert_version(key, &old_path, &envelope, &converted)
+                .await
+        }
+        Some(vid) => {
+            ctx.store
+                .convert_noncurrent_version(key, vid, &old_path, &envelope, &converted)
+                .await
+        }
+    };
+    match swapped {
         Ok(Some(old)) => {
             crate::workers::settle(ctx, old)
                 .await

@@ -137,6 +137,7 @@ on_both_ledgers! {
         rotation_keeps_objects_readable,
         rotation_covers_versions_and_uploads,
         convert_existing_both_ways,
+        convert_covers_noncurrent_versions,
     ],
     failures: [
         bad_signature_stores_nothing,
