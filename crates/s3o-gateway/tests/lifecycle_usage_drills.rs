@@ -423,6 +423,10 @@ async fn every_version_accounted(gw: &RunningGateway, fs: &[Fs]) {
 /// version), and `Expiration` writes a delete marker over a current version (its bytes stay,
 /// noncurrent). The ledger's arithmetic holds after every pass.
 async fn lifecycle_versions_drill(url: &str) {
+    // A longer day than the other drills: the keys written after the sleep must stay younger
+    // than a day through the restart and every pass below, also on a loaded CI machine (with
+    // 3 s they aged out there and expired too).
+    const DAY: Duration = Duration::from_secs(12);
     let dir = tempfile::tempdir().unwrap();
     let fs = backends(dir.path(), &["a", "b"]).await;
     let cfg = || {
