@@ -543,8 +543,9 @@ mod sigkill_during_writes_loses_nothing_acknowledged {
     kill_drill_on_both_engines!(Scope::WRITES);
 }
 
-/// The same, with kills inside Complete too (Complete deletes the part bytes before it
-/// releases the upload row, so a kill in between leaves the row for the sweeper). Ignored in
+/// The same, with kills inside Complete too (Complete releases the upload, its parts' bytes
+/// queued for cleanup in the same transaction, then deletes them, so a kill in between leaves
+/// the queue rows for the cleanup worker). Ignored in
 /// the default run only because `sigkill_during_drain` covers it with every other kind; run
 /// it alone with `cargo xtask kills --scope complete`.
 mod sigkill_during_complete {
@@ -636,8 +637,8 @@ mod drain_racing_a_put_to_its_target_keeps_it {
 }
 
 /// A gateway killed inside Complete while it releases the upload leaves no part bytes for
-/// good (`workers_kills::repro`): the part bytes go before the upload row, so the sweeper
-/// still finds whatever a kill leaves.
+/// good (`workers_kills::repro`): the release queues every recorded part's bytes for cleanup
+/// in its transaction, and the reconciler finds unrecorded ones under the upload's directory.
 mod complete_killed_after_release_leaks_no_parts {
     use super::kills::{Engine, repro::complete_killed_after_release_leaks_no_parts as drill};
 

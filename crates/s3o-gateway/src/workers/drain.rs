@@ -279,31 +279,7 @@ async fn run_pass(
             .buffer_unordered(concurrency)
             .collect()
             .await;
-        for step in steps {
-            let (step, source) = step?;
-            match step {
-                Step::Moved(size) => {
-                    report.progress.moved += 1;
-                    report.progress.moved_bytes += u64::try_from(size).unwrap_or(0);
-                }
-                Step::Dropped => report.progress.dropped += 1,
-                Step::Skipped => {}
-                Step::Failed => report.progress.failed += 1,
-            }
-            if let Some((k, d)) = source {
-                deferred.push((Instant::now() + READ_GRACE, k, d));
-            }
-        }
-        let now = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = deferred.into_iter().partition(|(t, _, _)| *t <= now);
-        deferred = later;
-        for (_, k, d) in due {
-            release_source(ctx, &k, d).await?;
-        }
-        let (n, bytes) = ctx.store.backend_object_stats(backend).await?;
-        report.progress.remaining = n;
-        report.progress.remaining_bytes = bytes;
-        progress(&report.progress);
+        settle_batch(ctx, backend, steps, report, &mut deferred, progress).await?;
     }
     drain_noncurrent(ctx, &from, progress, report, &mut deferred).await?;
     if let Some((t, _, _)) = deferred.last() {
@@ -434,34 +410,48 @@ async fn drain_noncurrent(
             .buffer_unordered(concurrency)
             .collect()
             .await;
-        for step in steps {
-            let (step, source) = step?;
-            match step {
-                Step::Moved(size) => {
-                    report.progress.moved += 1;
-                    report.progress.moved_bytes += u64::try_from(size).unwrap_or(0);
-                }
-                Step::Dropped => report.progress.dropped += 1,
-                Step::Skipped => {}
-                Step::Failed => report.progress.failed += 1,
-            }
-            if let Some((k, d)) = source {
-                deferred.push((Instant::now() + READ_GRACE, k, d));
-            }
-        }
-        let now = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(deferred)
-            .into_iter()
-            .partition(|(t, _, _)| *t <= now);
-        *deferred = later;
-        for (_, k, d) in due {
-            release_source(ctx, &k, d).await?;
-        }
-        let (n, bytes) = ctx.store.backend_object_stats(&from.name).await?;
-        report.progress.remaining = n;
-        report.progress.remaining_bytes = bytes;
-        progress(&report.progress);
+        settle_batch(ctx, &from.name, steps, report, deferred, progress).await?;
     }
+    Ok(())
+}
+
+/// Counts one batch's steps into the report, queues their sources for deletion after the read
+/// grace, deletes the sources whose grace is over, and reports the progress.
+async fn settle_batch(
+    ctx: &Ctx,
+    backend: &str,
+    steps: Vec<LResult<(Step, Option<Source>)>>,
+    report: &mut DrainReport,
+    deferred: &mut Vec<(Instant, String, Displaced)>,
+    progress: &mut (dyn FnMut(&DrainProgress) + Send),
+) -> LResult<()> {
+    for step in steps {
+        let (step, source) = step?;
+        match step {
+            Step::Moved(size) => {
+                report.progress.moved += 1;
+                report.progress.moved_bytes += u64::try_from(size).unwrap_or(0);
+            }
+            Step::Dropped => report.progress.dropped += 1,
+            Step::Skipped => {}
+            Step::Failed => report.progress.failed += 1,
+        }
+        if let Some((k, d)) = source {
+            deferred.push((Instant::now() + READ_GRACE, k, d));
+        }
+    }
+    let now = Instant::now();
+    let (due, later): (Vec<_>, Vec<_>) = std::mem::take(deferred)
+        .into_iter()
+        .partition(|(t, _, _)| *t <= now);
+    *deferred = later;
+    for (_, k, d) in due {
+        release_source(ctx, &k, d).await?;
+    }
+    let (n, bytes) = ctx.store.backend_object_stats(backend).await?;
+    report.progress.remaining = n;
+    report.progress.remaining_bytes = bytes;
+    progress(&report.progress);
     Ok(())
 }
 

@@ -440,28 +440,14 @@ async fn trim_key(
 ) -> LResult<()> {
     let copies = ctx.ledger.copies_or_empty(key).await?;
     // Worth keeping: answering backends, in routing order; then the rest.
-    let mut ranked = Vec::with_capacity(copies.len());
-    for c in copies {
-        let rank = match ctx.backends.get(&c.backend) {
-            Some(b) if health.up(b).await => ctx
-                .backends
-                .order()
-                .iter()
-                .position(|n| *n == c.backend)
-                .unwrap_or(usize::MAX),
-            Some(_) => usize::MAX - 1,
-            None => usize::MAX,
-        };
-        ranked.push((rank, c));
-    }
-    ranked.sort_by_key(|(rank, _)| *rank);
+    let ranked = rank(ctx, copies.into_iter().map(|c| c.backend), health).await;
     let keep = usize::try_from(factor).unwrap_or(usize::MAX);
-    for (_, c) in ranked.into_iter().skip(keep).rev() {
-        match ctx.store.remove_excess_copy(key, &c.backend, factor).await {
+    for backend in ranked.into_iter().skip(keep).rev() {
+        match ctx.store.remove_excess_copy(key, &backend, factor).await {
             Ok(Some(removed)) => {
                 // Its cleanup row is ours: delete the bytes now and complete it.
                 settle(ctx, vec![removed]).await?;
-                tracing::info!(key = %key, backend = %c.backend, "excess copy removed");
+                tracing::info!(key = %key, backend = %backend, "excess copy removed");
                 t.add("trimmed");
             }
             Ok(None) => t.add("already_trimmed"),

@@ -6,7 +6,7 @@
 //! gateway restarted in-process runs one pass of every worker, and the keys, the ledger and
 //! the backends are checked against what the clients were told.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path as FsPath, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -376,6 +376,9 @@ struct Tally {
     drain_moved: u64,
     checks: u64,
     open_uploads: usize,
+    /// Part paths of released uploads found before the sweep with their cleanup row (a kill
+    /// between the release and the deletes: legal, the cleanup worker deletes them).
+    parts_owed: u64,
     /// Acknowledged versions read back by id (a versioned bucket), and the delete markers
     /// of acknowledged deletes found in the ledger.
     versions_read: u64,
@@ -463,6 +466,27 @@ fn check_workers() -> WorkersConfig {
     w
 }
 
+/// Every path the ledger owes a delete on `backend`: its cleanup-queue and dead-letter rows.
+async fn owed_paths(store: &s3o_store::MetadataStore, backend: &str) -> BTreeSet<String> {
+    let mut owed = BTreeSet::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .list_cleanup_queue(Some(backend), after, 1_000)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        owed.extend(page.into_iter().map(|r| r.storage_key));
+    }
+    let dead = store
+        .list_cleanup_dlq(Some(backend), 100_000)
+        .await
+        .unwrap();
+    owed.extend(dead.into_iter().map(|r| r.storage_key));
+    owed
+}
+
 struct Drill {
     dir: tempfile::TempDir,
     fs: Vec<Fs>,
@@ -493,24 +517,39 @@ impl Drill {
         let gw = Gateway::start(cfg).await.unwrap();
         let store = gw.store().clone();
         let mut problems = Vec::new();
-        // Before any worker runs: part bytes belong to uploads the ledger knows, on their
-        // backend (an upload released before its parts were deleted leaks them for good).
+        // Before any worker runs: part bytes belong to an upload the ledger knows, on their
+        // backend, or are owed a delete (a cleanup-queue or dead-letter row: what Complete and
+        // Abort leave when a kill lands between releasing the upload and deleting its parts).
+        // Part bytes in neither would leak for good.
         let uploads = store
             .get_stale_multipart_uploads(Duration::ZERO)
             .await
             .unwrap();
         for f in &self.fs {
+            let owed = owed_paths(&store, &f.name).await;
             for p in f.part_paths().await {
                 let id = p.split('/').nth(1).unwrap_or_default();
-                if !uploads
+                let open = uploads
                     .iter()
-                    .any(|u| u.upload_id == id && u.backend_name == f.name)
-                {
-                    problems.push(format!(
-                        "{}: part bytes {p} belong to no upload in the ledger",
-                        f.name
-                    ));
+                    .any(|u| u.upload_id == id && u.backend_name == f.name);
+                if open {
+                    continue;
                 }
+                if owed.contains(&p) {
+                    self.tally.parts_owed += 1;
+                    continue;
+                }
+                // Which upload dir, and what the queue holds for it: the detail of a leak.
+                let queued: Vec<&String> = owed.iter().filter(|o| o.contains(id)).collect();
+                problems.push(format!(
+                    "{}: part bytes belong to no upload in the ledger and no cleanup row\t{p}; rows of that upload {queued:?}; uploads on other backends {:?}",
+                    f.name,
+                    uploads
+                        .iter()
+                        .filter(|u| u.upload_id == id)
+                        .map(|u| &u.backend_name)
+                        .collect::<Vec<_>>()
+                ));
             }
         }
         let report = gw.run_workers_once().await;
@@ -1102,8 +1141,8 @@ pub(crate) async fn drill(engine: Engine, scope: Scope) {
         ));
     }
     line.push_str(&format!(
-        "; backend multipart uploads found open by the checks (issue 20 finding 7): {}",
-        t.open_uploads
+        "; backend multipart uploads found open by the checks (issue 20 finding 7): {}; part paths of released uploads owed a delete at a check: {}",
+        t.open_uploads, t.parts_owed
     ));
     eprintln!("{line}");
     if !t.drain_failures.is_empty() {

@@ -75,10 +75,12 @@ pub(crate) async fn queued_delete_spares_a_later_copy(engine: Engine) {
     }
 }
 
-/// Complete commits the object, releases the upload in the ledger and then deletes the part
-/// bytes. A gateway killed in between (held there: the listing of the parts hangs) leaves
-/// the parts under `.mpu/<upload id>/` with no upload row; the multipart sweeper starts from
-/// the rows and never finds them.
+/// Complete commits the object, releases the upload in the ledger (its parts' bytes queued for
+/// cleanup in the same transaction) and then deletes the part bytes. A gateway killed in
+/// between (held there: the backend refuses the deletes and its listing hangs) leaves the
+/// parts under `.mpu/<upload id>/` with no upload row: each must have its cleanup row then,
+/// and be gone once the workers ran (the multipart sweeper starts from upload rows and would
+/// never find them).
 pub(crate) async fn complete_killed_after_release_leaks_no_parts(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
     let Some((url, schema)) = ledger_url(engine, dir.path(), "killed complete") else {
@@ -97,6 +99,8 @@ pub(crate) async fn complete_killed_after_release_leaks_no_parts(engine: Engine)
         up.put_part(PutPayload::from(part)).await.unwrap();
     }
     fs[0].hang_lists.store(true, Ordering::SeqCst);
+    // The release's own deletes of the recorded parts fail too: the kill finds them queued.
+    fs[0].reject_deletes.store(true, Ordering::SeqCst);
     let complete = tokio::spawn(async move { up.complete().await });
     // Committed, then (today) the upload released in the ledger while the gateway lists the
     // parts to delete them; killed there, or 2 s after the commit whatever it is doing.
@@ -104,7 +108,7 @@ pub(crate) async fn complete_killed_after_release_leaks_no_parts(engine: Engine)
     let ledger_key = format!("{BUCKET}/k");
     let until = Instant::now() + Duration::from_secs(60);
     let mut committed_at = None;
-    loop {
+    let released = loop {
         let released = store
             .get_stale_multipart_uploads(Duration::ZERO)
             .await
@@ -122,20 +126,32 @@ pub(crate) async fn complete_killed_after_release_leaks_no_parts(engine: Engine)
                     "killed {:?} after the commit, upload released: {released}",
                     at.elapsed()
                 );
-                break;
+                break released;
             }
         }
         assert!(Instant::now() < until, "the Complete did not commit");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
     child.kill().unwrap();
     child.wait().unwrap();
     fs[0].hang_lists.store(false, Ordering::SeqCst);
+    fs[0].reject_deletes.store(false, Ordering::SeqCst);
     assert!(
         complete.await.unwrap().is_err(),
         "the Complete died with its gateway"
     );
     let parts = fs[0].part_paths().await;
+    // The release queued every part's bytes for cleanup in its transaction: before any
+    // worker runs, each part left on the backend has its queue row.
+    if released {
+        let owed = super::owed_paths(&store, &fs[0].name).await;
+        assert!(!parts.is_empty(), "the parts were deleted before the kill");
+        let unowed: Vec<_> = parts.iter().filter(|p| !owed.contains(*p)).collect();
+        assert!(
+            unowed.is_empty(),
+            "part bytes of the released upload with no cleanup row: {unowed:?} (queued {owed:?})"
+        );
+    }
     // A gateway restarted on the ledger, every worker once, every upload stale.
     let mut cfg = Config::load(&cfg_path).unwrap();
     cfg.workers = check_workers();
