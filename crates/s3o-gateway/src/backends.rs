@@ -202,6 +202,7 @@ fn build_one(c: &BackendConfig, meter: Arc<crate::usage::Meter>) -> Result<Backe
                 .with_access_key_id(get(&c.access_key, "access_key")?)
                 .with_secret_access_key(get(&c.secret_key, "secret_key")?)
                 .with_virtual_hosted_style_request(false)
+                .with_unsigned_payload(!c.signs_payload())
                 .with_client_options(options)
                 .with_retry(retry)
                 .build()

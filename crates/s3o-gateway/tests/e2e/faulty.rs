@@ -170,6 +170,8 @@ pub(crate) struct Faults {
     calls: Mutex<BTreeMap<Op, u64>>,
     /// Open multipart uploads on this backend: upload id → (key, when created).
     uploads: Mutex<BTreeMap<String, (String, std::time::SystemTime)>>,
+    /// PUT and UploadPart bodies received with their SHA-256 signed, and `UNSIGNED-PAYLOAD`.
+    payloads: [AtomicU64; 2],
 }
 
 /// What [`Faults::pick`] decided for one call.
@@ -246,6 +248,21 @@ impl Faults {
     }
 
     /// Calls of `op` received so far, faulted or not.
+    /// PUT and UploadPart bodies received so far: (signed, `UNSIGNED-PAYLOAD`).
+    pub(crate) fn payloads(&self) -> (u64, u64) {
+        (
+            self.payloads[0].load(Ordering::SeqCst),
+            self.payloads[1].load(Ordering::SeqCst),
+        )
+    }
+
+    fn saw_payload(&self, headers: &hyper::HeaderMap) {
+        let unsigned = headers
+            .get("x-amz-content-sha256")
+            .is_some_and(|v| v.as_bytes() == b"UNSIGNED-PAYLOAD");
+        self.payloads[usize::from(unsigned)].fetch_add(1, Ordering::SeqCst);
+    }
+
     pub(crate) fn calls(&self, op: Op) -> u64 {
         lock(&self.calls).get(&op).copied().unwrap_or(0)
     }
@@ -350,6 +367,7 @@ impl S3 for Faulty {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let key = req.input.key.clone();
+        self.faults.saw_payload(&req.headers);
         self.run(Op::Put, &[&key], self.inner.put_object(req)).await
     }
 
@@ -447,6 +465,7 @@ impl S3 for Faulty {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let key = req.input.key.clone();
+        self.faults.saw_payload(&req.headers);
         self.run(Op::UploadPart, &[&key], self.inner.upload_part(req))
             .await
     }

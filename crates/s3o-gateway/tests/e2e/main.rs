@@ -111,6 +111,7 @@ on_both_ledgers! {
     writes: [
         pack_spills_to_next_backend_then_507,
         spread_uses_least_utilised,
+        unsigned_backend_payloads_store_the_same_bytes,
         overwrite_leaves_only_the_new_bytes,
         delete_and_delete_objects,
         copy_object,

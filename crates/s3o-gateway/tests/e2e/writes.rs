@@ -80,6 +80,49 @@ pub(crate) async fn pack_spills_to_next_backend_then_507(ledger: Ledger) {
     rig.finish().await;
 }
 
+/// A backend with `sign_payload = false` gets unsigned bodies (`UNSIGNED-PAYLOAD`; the default
+/// over `https://`): a small PUT and a streamed one (backend multipart) store the same bytes.
+pub(crate) async fn unsigned_backend_payloads_store_the_same_bytes(ledger: Ledger) {
+    let backends = [rig::faulty("fs-a", 1 << 30)];
+    // Appended right after the last `[[backends]]` table: it sets that backend's key.
+    let Some(rig) = Rig::start_with(
+        ledger,
+        Options {
+            backends: &backends,
+            routing: "pack",
+            store_url: None,
+        },
+        "sign_payload = false\n",
+    )
+    .await
+    else {
+        return;
+    };
+    assert_eq!(rig.config.backends[0].sign_payload, Some(false));
+    assert!(!rig.config.backends[0].signs_payload());
+    let big = body(12 << 20, 7);
+    rig.put("small", body(4_096, 3)).await;
+    rig.put("big", big.clone()).await;
+    assert_eq!(rig.get("small").await, body(4_096, 3));
+    assert_eq!(rig.get("big").await, big);
+    let stored = rig.backends[0]
+        .direct
+        .list(None)
+        .map_ok(|o| o.size)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.iter().sum::<u64>(),
+        4_096 + (12 << 20),
+        "the backend holds both bodies, whole: {stored:?}"
+    );
+    // One PUT and the streamed write's three 5 MiB-or-less parts, none signed.
+    assert_eq!(rig.backends[0].faults().payloads(), (0, 4));
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
 /// `spread` sends each write to the least utilised backend: three equal writes on three
 /// empty backends with equal quotas land on three different backends.
 pub(crate) async fn spread_uses_least_utilised(ledger: Ledger) {
