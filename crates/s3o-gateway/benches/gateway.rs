@@ -5,7 +5,10 @@
 //! object_store S3 client code sends PUT and GET of 4 KiB, 1 MiB and 64 MiB objects with 1 and
 //! 16 concurrent clients to both, in interleaved trials (3 by default, `--trials N`; 1 with
 //! `--quick`); the table gives the median gateway ÷ direct ratio with its min–max against the
-//! targets (GET ≥ 0.9, PUT ≥ 0.8) and the added latency at 4 KiB. Then 64 clients PUT 64 MiB each at once through the gateway while its peak
+//! targets (GET ≥ 0.9, PUT ≥ 0.8) and the added latency at 4 KiB. A third side reaches the
+//! direct server through a TCP relay that copies bytes and does nothing else: its ratio is
+//! the ceiling of any proxy on this machine (one more hop, no work), and gateway ÷ relay is
+//! what the gateway's own work costs. Then 64 clients PUT 64 MiB each at once through the gateway while its peak
 //! resident memory (`VmHWM` of the gateway process) is read from `/proc`. Results go to
 //! `bench/results/gateway-latest.md` and the README's generated block; ratios are the claim,
 //! absolute numbers vary by machine.
@@ -141,6 +144,14 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
 
     let through = Arc::new(client(&gateway_endpoint, BUCKET, AK, SK, false));
     let direct_endpoint = format!("http://{}", direct_server.addr);
+    let (relay_addr, relay_task) = relay(direct_server.addr).await?;
+    let relayed = Arc::new(client(
+        &format!("http://{relay_addr}"),
+        BACKEND_BUCKET,
+        BACKEND_AK,
+        BACKEND_SK,
+        false,
+    ));
     let direct = Arc::new(client(
         &direct_endpoint,
         BACKEND_BUCKET,
@@ -203,31 +214,35 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
                     clients,
                     gateway: Vec::new(),
                     direct: Vec::new(),
+                    relay: Vec::new(),
                 };
-                // The sides alternate which goes first, trial by trial, so a drift in the
-                // machine's load touches both alike.
+                // The sides rotate which goes first, trial by trial, so a drift in the
+                // machine's load touches all alike.
                 for trial in 0..trials {
-                    let sides: [(&Arc<AmazonS3>, bool); 2] = if trial % 2 == 0 {
-                        [(&through, true), (&direct, false)]
-                    } else {
-                        [(&direct, false), (&through, true)]
-                    };
-                    for (store, is_gateway) in sides {
+                    let mut sides = [
+                        (&through, Side::Gateway),
+                        (&direct, Side::Direct),
+                        (&relayed, Side::Relay),
+                    ];
+                    sides.rotate_left(trial % 3);
+                    for (store, side) in sides {
                         let cell = measure(store, op, size, clients, &body, window).await?;
-                        if is_gateway {
-                            row.gateway.push(cell);
-                        } else {
-                            row.direct.push(cell);
+                        match side {
+                            Side::Gateway => row.gateway.push(cell),
+                            Side::Direct => row.direct.push(cell),
+                            Side::Relay => row.relay.push(cell),
                         }
                     }
                 }
                 let (median, lo, hi) = row.ratio();
                 println!(
-                    "{:<4} {:>6} x{clients:<2}: gateway {:>8.1} ops/s, direct {:>8.1} ops/s, ratio {median:.2} ({lo:.2}-{hi:.2})",
+                    "{:<4} {:>6} x{clients:<2}: gateway {:>8.1} ops/s, direct {:>8.1} ops/s, ratio {median:.2} ({lo:.2}-{hi:.2}); relay {:>8.1} ops/s, ratio {:.2}",
                     op.name(),
                     human(size),
                     row.side_median(true, |c| c.ops_per_s),
                     row.side_median(false, |c| c.ops_per_s),
+                    row.median_of(Side::Relay, |c| c.ops_per_s),
+                    row.ratio_of(Side::Relay, Side::Direct).0,
                 );
                 rows.push(row);
             }
@@ -242,6 +257,7 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
     let sealed = Arc::new(client(&gateway_endpoint, SEALED, AK, SK, false));
     let enc_rows = encryption_cells(&through, &sealed, quick).await?;
     drop(gateway);
+    relay_task.abort();
 
     let small = rows
         .iter()
@@ -260,21 +276,23 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "| op | size | clients | gateway ops/s | direct ops/s | ratio, median (min–max) | target | |"
+        "| op | size | clients | gateway ops/s | direct ops/s | ratio, median (min–max) | target | | relay ÷ direct (any proxy's ceiling) | gateway ÷ relay |"
     );
-    let _ = writeln!(table, "|---|---|---:|---:|---:|---:|---|---|");
+    let _ = writeln!(table, "|---|---|---:|---:|---:|---:|---|---|---:|---:|");
     for r in &rows {
         let (median, lo, hi) = r.ratio();
         let target = r.op.target();
         let _ = writeln!(
             table,
-            "| {} | {} | {} | {:.1} | {:.1} | {median:.2} ({lo:.2}–{hi:.2}) | ≥ {target} | {} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {median:.2} ({lo:.2}–{hi:.2}) | ≥ {target} | {} | {:.2} | {:.2} |",
             r.op.name(),
             human(r.size),
             r.clients,
             r.side_median(true, |c| c.ops_per_s),
             r.side_median(false, |c| c.ops_per_s),
-            if median >= target { "MET" } else { "MISSED" }
+            if median >= target { "MET" } else { "MISSED" },
+            r.ratio_of(Side::Relay, Side::Direct).0,
+            r.ratio_of(Side::Gateway, Side::Relay).0,
         );
     }
     let latency = format!(
@@ -302,11 +320,16 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
         md,
         "s3o-gateway (release binary, SQLite ledger, one s3s-fs backend over loopback HTTP) vs \
          the same s3s-fs server reached directly, same run, same object_store S3 client code. \
-         {trials} interleaved trial(s) per cell (the sides alternate which goes first), {} s per \
-         side and trial ({} s at 64 MiB); PUT clients cycle over a few keys each (overwrites \
-         after the first round: the full write path, displaced bytes deleted included), GETs \
-         read whole objects. Machine: {} CPU(s). Ratio = gateway ÷ direct throughput per \
-         trial (1.00 = no overhead); ops/s are medians over trials.\n",
+         A third side reaches that server through a TCP relay in the bench process that \
+         copies bytes and does nothing else: relay ÷ direct is the most any proxy in front of \
+         the server can reach on this machine (one more hop, no work), gateway ÷ relay what \
+         the gateway's own work costs. {trials} interleaved trial(s) per cell (the sides rotate \
+         which goes first), {} s per side and trial ({} s at 64 MiB); PUT clients cycle over a \
+         few keys each (overwrites after the first round: the full write path, displaced bytes \
+         deleted included), GETs read whole objects. Machine: {} CPU(s), shared by the client, \
+         the servers and the gateway. Ratio = gateway ÷ direct throughput per trial (1.00 = no \
+         overhead); ops/s are medians over trials; where the gateway's CPU goes: \
+         [`gateway-profile.md`](gateway-profile.md).\n",
         window.as_secs_f64(),
         window.as_secs_f64() * 2.0,
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -388,25 +411,51 @@ struct Row {
     clients: usize,
     gateway: Vec<Cell>,
     direct: Vec<Cell>,
+    /// The direct server through the do-nothing TCP relay.
+    relay: Vec<Cell>,
+}
+
+/// Which side of a trial a measurement is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Gateway,
+    Direct,
+    Relay,
 }
 
 impl Row {
+    fn side(&self, side: Side) -> &[Cell] {
+        match side {
+            Side::Gateway => &self.gateway,
+            Side::Direct => &self.direct,
+            Side::Relay => &self.relay,
+        }
+    }
+
     /// Median, min and max of the per-trial gateway ÷ direct throughput ratios.
     fn ratio(&self) -> (f64, f64, f64) {
+        self.ratio_of(Side::Gateway, Side::Direct)
+    }
+
+    /// Median, min and max of the per-trial `num` ÷ `den` throughput ratios.
+    fn ratio_of(&self, num: Side, den: Side) -> (f64, f64, f64) {
         let mut r: Vec<f64> = self
-            .gateway
+            .side(num)
             .iter()
-            .zip(&self.direct)
+            .zip(self.side(den))
             .map(|(g, d)| g.ops_per_s / d.ops_per_s)
             .collect();
         r.sort_by(f64::total_cmp);
         (median(&r), r[0], r[r.len() - 1])
     }
 
-    /// The median over trials of one side's figure.
+    /// The median over trials of one side's figure (`true`: the gateway, `false`: direct).
     fn side_median(&self, gateway: bool, f: fn(&Cell) -> f64) -> f64 {
-        let side = if gateway { &self.gateway } else { &self.direct };
-        let mut v: Vec<f64> = side.iter().map(f).collect();
+        self.median_of(if gateway { Side::Gateway } else { Side::Direct }, f)
+    }
+
+    fn median_of(&self, side: Side, f: fn(&Cell) -> f64) -> f64 {
+        let mut v: Vec<f64> = self.side(side).iter().map(f).collect();
         v.sort_by(f64::total_cmp);
         median(&v)
     }
@@ -455,6 +504,34 @@ fn client(endpoint: &str, bucket: &str, ak: &str, sk: &str, unsigned: bool) -> A
         )
         .build()
         .expect("S3 client")
+}
+
+/// A TCP relay on loopback to `to` that copies bytes both ways and does nothing else: the
+/// least any proxy in front of the server can cost (one more hop, two more socket copies per
+/// byte). The client's signature still holds: the server sees the request as sent.
+async fn relay(
+    to: std::net::SocketAddr,
+) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else {
+                    return;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    Ok((addr, task))
 }
 
 /// How many objects of `size` GETs pick from.
