@@ -239,8 +239,8 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
                     "{:<4} {:>6} x{clients:<2}: gateway {:>8.1} ops/s, direct {:>8.1} ops/s, ratio {median:.2} ({lo:.2}-{hi:.2}); relay {:>8.1} ops/s, ratio {:.2}",
                     op.name(),
                     human(size),
-                    row.side_median(true, |c| c.ops_per_s),
-                    row.side_median(false, |c| c.ops_per_s),
+                    row.median_of(Side::Gateway, |c| c.ops_per_s),
+                    row.median_of(Side::Direct, |c| c.ops_per_s),
                     row.median_of(Side::Relay, |c| c.ops_per_s),
                     row.ratio_of(Side::Relay, Side::Direct).0,
                 );
@@ -266,7 +266,9 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
         .iter()
         .find(|r| matches!(r.op, Op::Get) && r.size == 4 * KIB && r.clients == 1);
     let added = |r: Option<&Row>, f: fn(&Cell) -> f64| {
-        r.map_or(0.0, |r| r.side_median(true, f) - r.side_median(false, f))
+        r.map_or(0.0, |r| {
+            r.median_of(Side::Gateway, f) - r.median_of(Side::Direct, f)
+        })
     };
 
     let command = format!(
@@ -288,8 +290,8 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
             r.op.name(),
             human(r.size),
             r.clients,
-            r.side_median(true, |c| c.ops_per_s),
-            r.side_median(false, |c| c.ops_per_s),
+            r.median_of(Side::Gateway, |c| c.ops_per_s),
+            r.median_of(Side::Direct, |c| c.ops_per_s),
             if median >= target { "MET" } else { "MISSED" },
             r.ratio_of(Side::Relay, Side::Direct).0,
             r.ratio_of(Side::Gateway, Side::Relay).0,
@@ -449,11 +451,7 @@ impl Row {
         (median(&r), r[0], r[r.len() - 1])
     }
 
-    /// The median over trials of one side's figure (`true`: the gateway, `false`: direct).
-    fn side_median(&self, gateway: bool, f: fn(&Cell) -> f64) -> f64 {
-        self.median_of(if gateway { Side::Gateway } else { Side::Direct }, f)
-    }
-
+    /// The median over trials of one side's figure.
     fn median_of(&self, side: Side, f: fn(&Cell) -> f64) -> f64 {
         let mut v: Vec<f64> = self.side(side).iter().map(f).collect();
         v.sort_by(f64::total_cmp);
@@ -519,6 +517,8 @@ async fn relay(
     let task = tokio::spawn(async move {
         loop {
             let Ok((mut inbound, _)) = listener.accept().await else {
+                // Out of descriptors: wait instead of spinning on the error.
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             };
             tokio::spawn(async move {
