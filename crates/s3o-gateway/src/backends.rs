@@ -27,9 +27,12 @@ pub(crate) struct Backend {
     /// directory of a local backend (staging files), the signing details of an S3 one
     /// (ListMultipartUploads).
     pub(crate) raw: RawAccess,
-    /// The backend's usage meter, for the calls made through [`RawAccess`] (the clients
-    /// above count their own).
+    /// The backend's usage meter, for the calls made through [`RawAccess`] and
+    /// [`Backend::single_put`] (the clients above count their own).
     pub(crate) meter: Arc<crate::usage::Meter>,
+    /// Streamed single PUTs of bodies of known length (an S3 backend); `None` for a local
+    /// directory, which streams to a file anyway.
+    pub(crate) single_put: Option<crate::single_put::SinglePut>,
 }
 
 /// Direct access to a backend, for the calls object_store does not make.
@@ -163,6 +166,7 @@ fn build_one(c: &BackendConfig, meter: Arc<crate::usage::Meter>) -> Result<Backe
                     fs,
                 },
                 meter,
+                single_put: None,
             })
         }
         BackendKind::S3 => {
@@ -195,6 +199,18 @@ fn build_one(c: &BackendConfig, meter: Arc<crate::usage::Meter>) -> Result<Backe
                 },
                 options: options.clone(),
             }));
+            let single_put =
+                crate::single_put::SinglePut::new(&crate::single_put::SinglePutConfig {
+                    endpoint: &get(&c.endpoint, "endpoint")?,
+                    bucket: &get(&c.bucket, "bucket")?,
+                    region: &region,
+                    key_id: &get(&c.access_key, "access_key")?,
+                    secret: &get(&c.secret_key, "secret_key")?,
+                    signed: c.signs_payload(),
+                    max: c.single_put_max(),
+                    connect_timeout: BACKEND_CONNECT_TIMEOUT,
+                    read_timeout: BACKEND_READ_TIMEOUT,
+                })?;
             let s3 = AmazonS3Builder::new()
                 .with_endpoint(get(&c.endpoint, "endpoint")?)
                 .with_bucket_name(get(&c.bucket, "bucket")?)
@@ -215,6 +231,7 @@ fn build_one(c: &BackendConfig, meter: Arc<crate::usage::Meter>) -> Result<Backe
                 multipart: Some(s3),
                 raw,
                 meter,
+                single_put: Some(single_put),
             })
         }
     }

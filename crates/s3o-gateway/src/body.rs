@@ -49,7 +49,10 @@ pub(crate) type RecordUpload<'a> =
 
 /// Streams `body` to `path` on `backend`. Bodies up to one chunk go in one PUT; longer ones
 /// as a backend multipart upload of equal chunks, so memory stays at about two chunks. On
-/// any error the partial upload is aborted. `checksums` sees every byte as well. With
+/// any error the partial upload is aborted. `checksums` sees every byte as well. A body whose
+/// length `len` is known and within the backend's `single_put_max_bytes` goes to an S3
+/// backend as one streamed PUT instead ([`crate::single_put`]); it must have exactly `len`
+/// bytes (else [`UploadError::Body`] with IncompleteBody). With
 /// `record`, a backend that exposes its multipart uploads (S3) has the upload's id recorded
 /// before its first part goes out; such a backend streams through its low-level multipart API
 /// either way, a local directory through object_store's `WriteMultipart`.
@@ -57,12 +60,32 @@ pub(crate) async fn upload<S>(
     backend: &Backend,
     path: &Path,
     body: S,
+    len: Option<u64>,
     checksums: &mut s3s::checksum::ChecksumHasher,
     record: Option<RecordUpload<'_>>,
 ) -> Result<Uploaded, UploadError>
 where
     S: Stream<Item = Result<Bytes, s3s::StdError>> + Send,
 {
+    if let (Some(len), Some(single)) = (len, &backend.single_put)
+        && len > backend.chunk as u64
+        && len <= single.max
+    {
+        let mut hasher = Md5::new();
+        let mut size: u64 = 0;
+        let seen = body.inspect(|item| {
+            if let Ok(b) = item {
+                hasher.update(b);
+                checksums.update(b);
+                size += b.len() as u64;
+            }
+        });
+        single.put(&backend.meter, path, len, seen).await?;
+        return Ok(Uploaded {
+            size,
+            md5: digest(hasher),
+        });
+    }
     if let Some(mp) = &backend.multipart {
         return upload_tracked(backend, mp, path, body, checksums, record).await;
     }

@@ -477,7 +477,23 @@ pub struct BackendConfig {
     /// where TLS already proves it. See [`BackendConfig::signs_payload`].
     #[serde(default)]
     pub sign_payload: Option<bool>,
+    /// Bodies longer than 5 MiB and up to this many bytes go to an `s3` backend as one
+    /// streamed PUT; longer ones as a multipart upload of 5 MiB parts. Absent:
+    /// [`DEFAULT_SINGLE_PUT_MAX`]. At most 5 GiB (S3's limit for one PUT); 0 or anything up
+    /// to 5 MiB sends every body over 5 MiB as a multipart upload. See
+    /// [`BackendConfig::single_put_max`].
+    #[serde(default)]
+    pub single_put_max_bytes: Option<u64>,
 }
+
+/// Default [`BackendConfig::single_put_max_bytes`]: one streamed PUT costs the backend one
+/// request and no assembly, a multipart upload 2 + n requests and one more read and write of
+/// every byte; past this size a failure costs less to retry part by part (parts are retried,
+/// a streamed body cannot be).
+pub const DEFAULT_SINGLE_PUT_MAX: u64 = 128 * 1024 * 1024;
+
+/// The largest body S3 takes in one PUT: the bound of `single_put_max_bytes`.
+pub const S3_PUT_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
 
 impl std::fmt::Debug for BackendConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -498,6 +514,7 @@ impl std::fmt::Debug for BackendConfig {
             .field("egress_byte_limit", &self.egress_byte_limit)
             .field("ingress_byte_limit", &self.ingress_byte_limit)
             .field("sign_payload", &self.sign_payload)
+            .field("single_put_max_bytes", &self.single_put_max_bytes)
             .finish()
     }
 }
@@ -517,6 +534,12 @@ impl BackendConfig {
                         .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
                 })
         })
+    }
+
+    /// The longest body this `s3` backend gets as one streamed PUT (`single_put_max_bytes`, or
+    /// [`DEFAULT_SINGLE_PUT_MAX`]).
+    pub fn single_put_max(&self) -> u64 {
+        self.single_put_max_bytes.unwrap_or(DEFAULT_SINGLE_PUT_MAX)
     }
 
     /// A local-directory backend.
@@ -713,6 +736,13 @@ impl Config {
                     need("access_key", &b.access_key)?;
                     need("secret_key", &b.secret_key)?;
                 }
+            }
+            if b.single_put_max() > S3_PUT_LIMIT {
+                return bad(format!(
+                    "backend {:?}: single_put_max_bytes exceeds {S3_PUT_LIMIT} (5 GiB, S3's \
+                     limit for one PUT)",
+                    b.name
+                ));
             }
         }
         Ok(())

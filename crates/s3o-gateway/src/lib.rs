@@ -28,6 +28,7 @@ mod metrics;
 mod redact;
 mod s3;
 mod server;
+mod single_put;
 #[cfg(test)]
 mod smoke_tests;
 mod store_metrics;

@@ -419,9 +419,16 @@ async fn rewrite_copy(
             _ => return Err("nothing to convert".to_owned()),
         };
         let mut ignored = s3s::checksum::ChecksumHasher::default();
-        let up = crate::body::upload(&backend, &keys::path(new_path), body, &mut ignored, None)
-            .await
-            .map_err(|e| format!("rewrite on {}: {e:?}", c.backend))?;
+        let up = crate::body::upload(
+            &backend,
+            &keys::path(new_path),
+            body,
+            u64::try_from(new_size).ok(),
+            &mut ignored,
+            None,
+        )
+        .await
+        .map_err(|e| format!("rewrite on {}: {e:?}", c.backend))?;
         // The plaintext that went in (sealing) or came out (opening) must be the version's.
         let md5 = if dek.is_some() {
             let mut t = tap.lock().unwrap_or_else(|e| e.into_inner());

@@ -224,7 +224,15 @@ impl GatewayS3 {
             Some(s) => s.encrypt(stream),
             None => stream,
         };
-        let written = match body::upload(&backend, &path, stream, &mut checksums.hasher, None).await
+        let written = match body::upload(
+            &backend,
+            &path,
+            stream,
+            u64::try_from(stored).ok(),
+            &mut checksums.hasher,
+            None,
+        )
+        .await
         {
             Ok(u) => match &seal {
                 Some(s) => s.plaintext(u, &mut checksums.hasher),

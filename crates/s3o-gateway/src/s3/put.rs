@@ -189,7 +189,14 @@ impl GatewayS3 {
                     }
                 })
             };
-            let upload = body::upload(&backend, &path, body, &mut checksums.hasher, Some(&record));
+            let upload = body::upload(
+                &backend,
+                &path,
+                body,
+                u64::try_from(stored).ok(),
+                &mut checksums.hasher,
+                Some(&record),
+            );
             tokio::pin!(upload);
             tokio::select! {
                 r = &mut upload => r,

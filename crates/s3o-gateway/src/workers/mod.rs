@@ -588,12 +588,19 @@ pub(crate) async fn copy_bytes(
         .map_err(|e| format!("read from {}: {e}", src.name))?;
     let stream = got.into_stream().map_err(|e| Box::new(e) as s3s::StdError);
     let mut hasher = s3s::checksum::ChecksumHasher::default();
-    let up = crate::body::upload(dst, path, stream, &mut hasher, record)
-        .await
-        .map_err(|e| match e {
-            crate::body::UploadError::Body(e) => format!("read from {}: {e}", src.name),
-            crate::body::UploadError::Backend(e) => format!("write to {}: {e}", dst.name),
-        })?;
+    let up = crate::body::upload(
+        dst,
+        path,
+        stream,
+        u64::try_from(size).ok(),
+        &mut hasher,
+        record,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::body::UploadError::Body(e) => format!("read from {}: {e}", src.name),
+        crate::body::UploadError::Backend(e) => format!("write to {}: {e}", dst.name),
+    })?;
     // An encrypted version's ETag is its plaintext's MD5: its ciphertext is copied as is and
     // authenticated chunk by chunk when read.
     let md5_ok = crate::crypto::gateway::is_sealed_path(path.as_ref())

@@ -836,7 +836,7 @@ pub(crate) async fn drain_keeps_open_upload_parts(ledger: Ledger) {
 /// a backend multipart upload: once the reaper of the surviving gateway ran, no backend
 /// multipart upload is left open and nothing unreferenced is left on the backend.
 pub(crate) async fn killed_mid_stream_leaves_no_backend_upload(ledger: Ledger) {
-    let backends = [faulty("fs-a", 1 << 30)];
+    let backends = [faulty("fs-a", 1 << 30).multipart_only()];
     let Some(rig) = rig(ledger, &backends, QUICK_WORKERS).await else {
         return;
     };
@@ -983,7 +983,7 @@ pub(crate) async fn reads_racing_overwrites_never_503(ledger: Ledger) {
 /// completes (and its retry answers 200), and a retried Complete of a finished upload answers
 /// 200 with the same ETag.
 pub(crate) async fn complete_survives_hangup_and_retry(ledger: Ledger) {
-    let backends = [faulty("fs-a", 1 << 30)];
+    let backends = [faulty("fs-a", 1 << 30).multipart_only()];
     let Some(rig) = rig(ledger, &backends, QUICK_WORKERS).await else {
         return;
     };

@@ -112,6 +112,7 @@ on_both_ledgers! {
         pack_spills_to_next_backend_then_507,
         spread_uses_least_utilised,
         unsigned_backend_payloads_store_the_same_bytes,
+        long_bodies_go_as_one_streamed_put,
         overwrite_leaves_only_the_new_bytes,
         delete_and_delete_objects,
         copy_object,

@@ -101,6 +101,42 @@ impl Raw {
             .await
     }
 
+    /// The headers of `method` `target` (with `headers`) signed with the client credentials
+    /// and `UNSIGNED-PAYLOAD`, for a request the test writes on a socket itself (a body cut
+    /// short). The Host header to send is the endpoint's `host:port`.
+    pub(crate) fn unsigned_headers(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let url = format!("{}{target}", self.endpoint);
+        let mut builder = hyper::Request::builder().method(method).uri(&url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let mut request = builder.body(HttpRequestBody::empty()).expect("request");
+        let credential = AwsCredential {
+            key_id: AK.to_owned(),
+            secret_key: SK.to_owned(),
+            token: None,
+        };
+        AwsAuthorizer::new(&credential, "s3", REGION)
+            .with_sign_payload(false)
+            .try_authorize(&mut request, None)
+            .expect("sign");
+        request
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect()
+    }
+
     async fn exchange(
         &self,
         auth: Auth<'_>,

@@ -47,6 +47,19 @@ pub(crate) struct Spec {
     pub(crate) quota: u64,
     /// An s3 backend served through the fault-injecting wrapper ([`crate::faulty`]).
     pub(crate) faulty: bool,
+    /// `single_put_max_bytes` of an s3 backend (absent: the default).
+    pub(crate) single_put_max: Option<u64>,
+}
+
+impl Spec {
+    /// The same backend, sent every body over 5 MiB as a multipart upload (no streamed
+    /// single PUT): for the cases about backend multipart uploads.
+    pub(crate) const fn multipart_only(self) -> Spec {
+        Spec {
+            single_put_max: Some(0),
+            ..self
+        }
+    }
 }
 
 /// An s3s-fs backend with `quota` bytes.
@@ -56,6 +69,7 @@ pub(crate) const fn s3(name: &'static str, quota: u64) -> Spec {
         s3: true,
         quota,
         faulty: false,
+        single_put_max: None,
     }
 }
 
@@ -66,6 +80,7 @@ pub(crate) const fn faulty(name: &'static str, quota: u64) -> Spec {
         s3: true,
         quota,
         faulty: true,
+        single_put_max: None,
     }
 }
 
@@ -76,6 +91,7 @@ pub(crate) const fn local(name: &'static str, quota: u64) -> Spec {
         s3: false,
         quota,
         faulty: false,
+        single_put_max: None,
     }
 }
 
@@ -244,6 +260,9 @@ impl Rig {
                      access_key = {BACKEND_AK:?}\nsecret_key = {BACKEND_SK:?}\nquota_bytes = {}\n",
                     spec.name, spec.quota
                 ));
+                if let Some(max) = spec.single_put_max {
+                    toml.push_str(&format!("single_put_max_bytes = {max}\n"));
+                }
                 backends.push(Backend {
                     name: spec.name.into(),
                     direct: Arc::new(s3_client(&endpoint, BACKEND_BUCKET, BACKEND_AK, BACKEND_SK)),

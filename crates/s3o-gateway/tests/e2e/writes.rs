@@ -117,10 +117,106 @@ pub(crate) async fn unsigned_backend_payloads_store_the_same_bytes(ledger: Ledge
         4_096 + (12 << 20),
         "the backend holds both bodies, whole: {stored:?}"
     );
-    // One PUT and the streamed write's three 5 MiB-or-less parts, none signed.
-    assert_eq!(rig.backends[0].faults().payloads(), (0, 4));
+    // One PUT each (the long body streamed in one request), none signed.
+    assert_eq!(rig.backends[0].faults().payloads(), (0, 2));
     rig.assert_clean().await;
     rig.finish().await;
+}
+
+/// A body over 5 MiB and within `single_put_max_bytes` reaches an S3 backend as one streamed
+/// PUT, chunk-signed over `http://`, not as a multipart upload the backend must assemble; a
+/// longer one still goes as 5 MiB parts. A backend that refuses the streamed PUT, or a client
+/// body shorter than announced, leaves nothing visible, stored or owed.
+pub(crate) async fn long_bodies_go_as_one_streamed_put(ledger: Ledger) {
+    use crate::faulty::{Op, Rule};
+    let backends = [rig::faulty("fs-a", 1 << 30)];
+    let Some(rig) = Rig::start_with(
+        ledger,
+        Options {
+            backends: &backends,
+            routing: "pack",
+            store_url: None,
+        },
+        "single_put_max_bytes = 20971520\n",
+    )
+    .await
+    else {
+        return;
+    };
+    assert_eq!(rig.config.backends[0].single_put_max(), 20 << 20);
+    let faults = rig.backends[0].faults();
+    let calls = || {
+        (
+            faults.calls(Op::Put),
+            faults.calls(Op::CreateMpu),
+            faults.calls(Op::UploadPart),
+        )
+    };
+    // An odd length: the last signed chunk is short.
+    let odd = body((12 << 20) + 12_345, 9);
+    rig.put("one", odd.clone()).await;
+    assert_eq!(calls(), (1, 0, 0), "one PUT, no multipart upload");
+    assert_eq!(faults.payloads(), (1, 0), "its body chunk-signed");
+    assert_eq!(rig.get("one").await, odd);
+    // Past the bound: parts, as before.
+    let long = body(21 << 20, 4);
+    rig.put("long", long.clone()).await;
+    assert_eq!(calls(), (1, 1, 5), "21 MiB in five parts");
+    assert_eq!(rig.get("long").await, long);
+    let physical: u64 = rig.physical().await["fs-a"].iter().map(|(_, n)| n).sum();
+    assert_eq!(physical, odd.len() as u64 + long.len() as u64);
+    // Refused by the backend: a 500, nothing stored or visible.
+    faults.add(Rule::on(&[Op::Put]).path("refused").fail(500));
+    let target = format!("/{BUCKET}/refused");
+    let r = rig.raw.send("PUT", &target, &[], body(8 << 20, 1)).await;
+    assert_eq!(r.status, 500, "a refused streamed PUT fails the write");
+    assert_eq!(rig.raw.send("HEAD", &target, &[], "").await.status, 404);
+    // A client body that ends before its Content-Length: the gateway never gets it whole,
+    // so neither does the backend.
+    short_put(&rig, "short", 8 << 20, 6 << 20).await;
+    assert_eq!(
+        rig.raw
+            .send("HEAD", &format!("/{BUCKET}/short"), &[], "")
+            .await
+            .status,
+        404
+    );
+    rig.assert_clean().await;
+    rig.finish().await;
+}
+
+/// Sends a PUT of `key` announcing `announced` bytes, sends `sent` of them, then half-closes
+/// and drops the connection.
+async fn short_put(rig: &Rig, key: &str, announced: usize, sent: usize) {
+    use tokio::io::AsyncWriteExt as _;
+    let addr = rig
+        .gateway()
+        .endpoint()
+        .trim_start_matches("http://")
+        .to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let length = announced.to_string();
+    let target = format!("/{BUCKET}/{key}");
+    let mut head = format!("PUT {target} HTTP/1.1\r\nhost: {addr}\r\n");
+    for (k, v) in rig
+        .raw
+        .unsigned_headers("PUT", &target, &[("content-length", &length)])
+    {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).await.expect("head");
+    conn.write_all(&body(sent, 2)).await.expect("body");
+    conn.shutdown().await.expect("half-close");
+    // The gateway answers (or just closes) once it sees the body end early.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut rest),
+    )
+    .await;
 }
 
 /// `spread` sends each write to the least utilised backend: three equal writes on three
