@@ -335,7 +335,6 @@ fn digest(h: Md5) -> [u8; 16] {
 }
 
 /// MD5 of `data`.
-#[cfg(test)]
 pub(crate) fn md5_of(data: &[u8]) -> [u8; 16] {
     let mut h = Md5::new();
     h.update(data);

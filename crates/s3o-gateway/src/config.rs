@@ -136,6 +136,13 @@ pub struct ServerConfig {
     pub body_buffer_wait_ms: u64,
     /// Seconds shutdown waits for in-flight requests before closing them (default 30).
     pub shutdown_grace_secs: u64,
+    /// Bytes of small objects' bodies kept in memory for GETs (default 64 MiB; 0: no cache).
+    /// Bodies are kept by storage path, which no write reuses, so the cache is never stale;
+    /// a GET still asks the ledger which version is current first.
+    pub read_cache_bytes: u64,
+    /// Largest body the read cache keeps (default 256 KiB; 0: no cache). A GET of such an
+    /// object buffers its whole body once (up to `max_concurrent_reads` of them at a time).
+    pub read_cache_object_max_bytes: u64,
     /// A separate address serving only `/health` and `/metrics`; when set, the S3 listener no
     /// longer answers them (every path there is an object).
     pub metrics_listen: Option<SocketAddr>,
@@ -168,6 +175,8 @@ impl Default for ServerConfig {
             body_buffer_bytes: 256 * 1024 * 1024,
             body_buffer_wait_ms: 1000,
             shutdown_grace_secs: 30,
+            read_cache_bytes: 64 * 1024 * 1024,
+            read_cache_object_max_bytes: 256 * 1024,
             metrics_listen: None,
             metrics_token: None,
             tls: None,
@@ -187,6 +196,11 @@ impl std::fmt::Debug for ServerConfig {
             .field("body_buffer_bytes", &self.body_buffer_bytes)
             .field("body_buffer_wait_ms", &self.body_buffer_wait_ms)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("read_cache_bytes", &self.read_cache_bytes)
+            .field(
+                "read_cache_object_max_bytes",
+                &self.read_cache_object_max_bytes,
+            )
             .field("metrics_listen", &self.metrics_listen)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .field("tls", &self.tls)

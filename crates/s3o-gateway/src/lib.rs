@@ -25,6 +25,7 @@ mod demo;
 mod keys;
 mod ledger;
 mod metrics;
+mod read_cache;
 mod redact;
 mod s3;
 mod server;

@@ -97,6 +97,8 @@ struct Shared {
     /// Backends the ledger knows that the configuration does not list (reported by /health).
     unconfigured: Vec<String>,
     workers: Arc<Ctx>,
+    /// The S3 face's read cache, for `/metrics`.
+    read_cache: Option<Arc<crate::read_cache::ReadCache>>,
 }
 
 impl Gateway {
@@ -215,6 +217,11 @@ impl Gateway {
         ctx.crypto.clone_from(&crypto);
         let workers_ctx = Arc::new(ctx);
         let max_chunk = backends.all().map(|b| b.chunk).max().unwrap_or(0);
+        let read_cache = crate::read_cache::ReadCache::new(
+            config.server.read_cache_bytes,
+            config.server.read_cache_object_max_bytes,
+        )
+        .map(Arc::new);
         let s3 = GatewayS3::new(
             ledger.clone(),
             backends,
@@ -225,6 +232,7 @@ impl Gateway {
             crate::s3::intent_heartbeat(config.workers.reaper.min_age.0),
         )
         .with_crypto(crypto.clone())
+        .with_read_cache(read_cache.clone())
         .with_owner(
             config.owner.id.clone(),
             config
@@ -289,6 +297,7 @@ impl Gateway {
             metrics,
             unconfigured,
             workers: workers_ctx.clone(),
+            read_cache,
         });
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(serve(
@@ -969,6 +978,9 @@ async fn metrics(shared: &Shared) -> Response<s3s::Body> {
     let mut out = String::new();
     shared.metrics.render(&mut out);
     shared.admission.render(&mut out);
+    if let Some(c) = &shared.read_cache {
+        c.render(&mut out);
+    }
     let open = shared.settings.max_connections - shared.connections.available_permits();
     out.push_str("# HELP s3o_gateway_connections_open Client connections open (both listeners).\n");
     out.push_str("# TYPE s3o_gateway_connections_open gauge\n");

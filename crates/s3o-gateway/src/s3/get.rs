@@ -240,8 +240,64 @@ impl GatewayS3 {
         }
     }
 
-    /// Opens the bytes of `found` (range optional), failing over across its copies.
+    /// Opens the bytes of `found` (range optional), failing over across its copies. A small
+    /// plaintext object comes from the read cache when held; otherwise its whole body is read
+    /// and, once verified against its ETag, kept there ([`crate::read_cache`]).
     pub(super) async fn open(
+        &self,
+        found: &Found,
+        range: Option<(u64, u64)>,
+    ) -> Result<ByteStream, OpenError> {
+        let cache = self.read_cache.as_ref().filter(|c| {
+            found.meta.encryption.is_none() && u64::try_from(found.size).is_ok_and(|s| c.takes(s))
+        });
+        let Some(cache) = cache else {
+            return self.open_backend(found, range).await;
+        };
+        let slice = |body: Bytes| -> ByteStream {
+            let part = match range {
+                Some((s, e)) => body.slice(s as usize..e as usize),
+                None => body,
+            };
+            Box::pin(futures::stream::once(async move { Ok(part) }))
+        };
+        let key = &found.meta.storage_key;
+        if let Some(body) = cache.get(key)
+            && i64::try_from(body.len()).ok() == Some(found.size)
+        {
+            return Ok(slice(body));
+        }
+        let mut stream = self.open_backend(found, None).await?;
+        // At most the ledger's size is buffered: a longer body is a wrong copy.
+        let bound = usize::try_from(found.size).unwrap_or(0);
+        let mut body = bytes::BytesMut::with_capacity(bound);
+        while let Some(piece) = stream.next().await {
+            match piece {
+                Ok(b) if body.len() + b.len() <= bound => body.extend_from_slice(&b),
+                Ok(_) => {
+                    tracing::error!(path = %key, "a copy is longer than the ledger's size");
+                    return Err(OpenError::Unavailable);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %key, error = %e, "read failed mid-body");
+                    return Err(OpenError::Unavailable);
+                }
+            }
+        }
+        let body = body.freeze();
+        let verified = i64::try_from(body.len()).ok() == Some(found.size)
+            && crate::body::etag_md5(&found.meta.etag)
+                .is_some_and(|m| m == crate::body::md5_of(&body));
+        if verified {
+            cache.insert(key, body.clone());
+        } else if crate::body::etag_md5(&found.meta.etag).is_some() {
+            tracing::error!(path = %key, size = body.len(), "a copy's bytes do not match the ledger's size and ETag; not cached");
+        }
+        Ok(slice(body))
+    }
+
+    /// [`GatewayS3::open`] from the backends, without the read cache.
+    async fn open_backend(
         &self,
         found: &Found,
         range: Option<(u64, u64)>,

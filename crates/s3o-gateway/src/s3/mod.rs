@@ -65,6 +65,8 @@ pub(crate) struct GatewayS3 {
     crypto: Option<Arc<crate::crypto::gateway::Crypto>>,
     /// The one owner answers name (see [`acl`]).
     owner: Arc<acl::OwnerId>,
+    /// Bodies of small objects by storage path (`[server] read_cache_bytes`).
+    read_cache: Option<Arc<crate::read_cache::ReadCache>>,
 }
 
 mod acl;
@@ -206,7 +208,17 @@ impl GatewayS3 {
             heartbeat,
             crypto: None,
             owner: Arc::new(acl::OwnerId::default()),
+            read_cache: None,
         }
+    }
+
+    /// Answers GETs of small objects from `cache` when it holds their bytes.
+    pub(crate) fn with_read_cache(
+        mut self,
+        cache: Option<Arc<crate::read_cache::ReadCache>>,
+    ) -> Self {
+        self.read_cache = cache;
+        self
     }
 
     /// Seals new objects and opens sealed ones with `crypto`.

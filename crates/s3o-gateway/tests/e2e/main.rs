@@ -117,7 +117,10 @@ on_both_ledgers! {
         delete_and_delete_objects,
         copy_object,
     ],
-    reads: [get_head_range_after_put_and_overwrite],
+    reads: [
+        get_head_range_after_put_and_overwrite,
+        small_reads_come_from_the_cache,
+    ],
     requests: [
         upload_part_copy_and_part_reads,
         not_modified_carries_validators,

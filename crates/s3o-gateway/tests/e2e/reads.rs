@@ -133,3 +133,95 @@ pub(crate) async fn get_head_range_after_put_and_overwrite(ledger: Ledger) {
     rig.assert_clean().await;
     rig.finish().await;
 }
+
+/// GETs of a small object after the first are answered from the read cache: the backend sees
+/// one GET, ranges are cut from the cached body, an overwrite is read anew and a delete is a
+/// 404 (the ledger is asked first every time). A copy whose bytes do not match the ledger's
+/// ETag is never cached.
+pub(crate) async fn small_reads_come_from_the_cache(ledger: Ledger) {
+    use crate::faulty::Op;
+    use crate::raw::Auth;
+    let backends = [crate::rig::faulty("fs-a", 1 << 30)];
+    let Some(rig) = Rig::start(
+        ledger,
+        crate::rig::Options {
+            backends: &backends,
+            routing: "pack",
+            store_url: None,
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let faults = rig.backends[0].faults();
+    let target = format!("/{BUCKET}/small");
+    let first = body(4_096, 1);
+    rig.put("small", first.clone()).await;
+    for _ in 0..3 {
+        assert_eq!(rig.get("small").await, first);
+    }
+    assert_eq!(faults.calls(Op::Get), 1, "one backend GET for three reads");
+    let r = rig
+        .raw
+        .send("GET", &target, &[("range", "bytes=100-199")], "")
+        .await;
+    assert_eq!((r.status, &r.body[..]), (206, &first[100..200]));
+    assert_eq!(
+        faults.calls(Op::Get),
+        1,
+        "the range is cut from the cached body"
+    );
+
+    // An overwrite has a new storage path: read from the backend, then cached.
+    let second = body(4_000, 2);
+    rig.put("small", second.clone()).await;
+    assert_eq!(rig.get("small").await, second);
+    assert_eq!(rig.get("small").await, second);
+    assert_eq!(faults.calls(Op::Get), 2);
+    // A delete is answered by the ledger: never brought back from memory.
+    assert_eq!(rig.raw.send("DELETE", &target, &[], "").await.status, 204);
+    assert_eq!(rig.raw.send("GET", &target, &[], "").await.status, 404);
+
+    // A copy corrupted on its backend (same length, other bytes) is served as it is, as
+    // without the cache, but never kept: each read goes to the backend again.
+    rig.put("bad", body(2_048, 3)).await;
+    let stored = rig.physical().await["fs-a"]
+        .iter()
+        .find(|(p, _)| p.contains("bad"))
+        .map(|(p, _)| p.clone())
+        .expect("the bad copy's path");
+    rig.backends[0]
+        .direct
+        .put(
+            &object_store::path::Path::from(stored),
+            body(2_048, 4).into(),
+        )
+        .await
+        .expect("corrupt the copy");
+    let before = faults.calls(Op::Get);
+    let _ = rig
+        .raw
+        .send("GET", &format!("/{BUCKET}/bad"), &[], "")
+        .await;
+    let _ = rig
+        .raw
+        .send("GET", &format!("/{BUCKET}/bad"), &[], "")
+        .await;
+    assert_eq!(
+        faults.calls(Op::Get),
+        before + 2,
+        "a wrong copy is not cached"
+    );
+
+    let m = rig
+        .raw
+        .send_auth(Auth::Anonymous, "GET", "/metrics", &[], "")
+        .await
+        .text();
+    assert!(
+        m.contains("s3o_gateway_read_cache_hits_total 4\n"),
+        "three GETs and a range of the first version, one of the second: {m}"
+    );
+    rig.finish().await;
+}
