@@ -23,6 +23,24 @@ pub(crate) fn bucket_prefix(bucket: &str) -> String {
     format!("{bucket}/")
 }
 
+/// Percent-encodes every byte of `s` but RFC 3986's unreserved ones (and `/` when
+/// `keep_slash`): the form S3 wants for a key in a listing (`encoding-type=url`), in a
+/// request path as SigV4 signs it (encoded once), and in a signed query parameter.
+pub(crate) fn uri_encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn encode(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for b in key.bytes() {

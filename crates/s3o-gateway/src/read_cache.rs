@@ -106,35 +106,40 @@ impl ReadCache {
     /// Prometheus lines: hits, misses, bytes and bodies held.
     pub(crate) fn render(&self, out: &mut String) {
         let inner = self.lock();
-        out.push_str(
-            "# HELP s3o_gateway_read_cache_hits_total GETs of small objects answered from memory.\n\
-             # TYPE s3o_gateway_read_cache_hits_total counter\n",
-        );
-        out.push_str(&format!(
-            "s3o_gateway_read_cache_hits_total {}\n",
-            inner.hits
-        ));
-        out.push_str(
-            "# HELP s3o_gateway_read_cache_misses_total GETs of small objects read from a backend.\n\
-             # TYPE s3o_gateway_read_cache_misses_total counter\n",
-        );
-        out.push_str(&format!(
-            "s3o_gateway_read_cache_misses_total {}\n",
-            inner.misses
-        ));
-        out.push_str(
-            "# HELP s3o_gateway_read_cache_bytes Bytes of bodies held by the read cache.\n\
-             # TYPE s3o_gateway_read_cache_bytes gauge\n",
-        );
-        out.push_str(&format!("s3o_gateway_read_cache_bytes {}\n", inner.held));
-        out.push_str(
-            "# HELP s3o_gateway_read_cache_objects Bodies held by the read cache.\n\
-             # TYPE s3o_gateway_read_cache_objects gauge\n",
-        );
-        out.push_str(&format!(
-            "s3o_gateway_read_cache_objects {}\n",
-            inner.bodies.len()
-        ));
+        let held = inner.held as u64;
+        let objects = inner.bodies.len() as u64;
+        for (name, kind, help, value) in [
+            (
+                "hits_total",
+                "counter",
+                "GETs of small objects answered from memory.",
+                inner.hits,
+            ),
+            (
+                "misses_total",
+                "counter",
+                "GETs of small objects read from a backend.",
+                inner.misses,
+            ),
+            (
+                "bytes",
+                "gauge",
+                "Bytes of bodies held by the read cache.",
+                held,
+            ),
+            (
+                "objects",
+                "gauge",
+                "Bodies held by the read cache.",
+                objects,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP s3o_gateway_read_cache_{name} {help}\n\
+                 # TYPE s3o_gateway_read_cache_{name} {kind}\n\
+                 s3o_gateway_read_cache_{name} {value}\n"
+            ));
+        }
     }
 }
 

@@ -387,19 +387,10 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-/// Percent-encodes every byte but RFC 3986's unreserved ones and `/`: how object_store
-/// writes an object path into its URLs, so both reach the same key, and how SigV4 wants the
-/// path of an S3 request (encoded once).
+/// A path or bucket as object_store writes it into its URLs (so both reach the same key) and
+/// as SigV4 signs an S3 request's path (encoded once).
 fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::keys::uri_encode(s, true)
 }
 
 #[cfg(test)]

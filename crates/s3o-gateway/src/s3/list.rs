@@ -5,15 +5,7 @@ use super::*;
 /// Percent-encodes a key for `encoding-type=url` listings (everything but unreserved
 /// characters and `/`).
 pub(super) fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    keys::uri_encode(s, true)
 }
 
 /// Opaque continuation token for a bucket-relative key.

@@ -194,17 +194,9 @@ async fn list_page(
     quick_xml::de::from_str(&text).map_err(|e| format!("ListMultipartUploads answer: {e}"))
 }
 
-/// Percent-encodes every byte outside RFC 3986's unreserved set, as SigV4 expects.
+/// A query parameter as SigV4 expects it: every byte outside RFC 3986's unreserved set.
 fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::keys::uri_encode(s, false)
 }
 
 /// Staging files under `root`: names ending `#<digits>`, the object path being the rest.
