@@ -328,7 +328,9 @@ async fn run(quick: bool, trials: usize) -> Result<(), String> {
          the gateway's own work costs. {trials} interleaved trial(s) per cell (the sides rotate \
          which goes first), {} s per side and trial ({} s at 64 MiB); PUT clients cycle over a \
          few keys each (overwrites after the first round: the full write path, displaced bytes \
-         deleted included), GETs read whole objects. Machine: {} CPU(s), shared by the client, \
+         deleted included), GETs read whole objects (4 KiB ones from the gateway's read cache \
+         after each key's first read: it is on by default; 1 MiB and 64 MiB ones are over its \
+         256 KiB bound and always go to the backend). Machine: {} CPU(s), shared by the client, \
          the servers and the gateway. Ratio = gateway ÷ direct throughput per trial (1.00 = no \
          overhead); ops/s are medians over trials; where the gateway's CPU goes: \
          [`gateway-profile.md`](gateway-profile.md).\n",
