@@ -184,6 +184,7 @@ impl SinglePut {
                     Ok(()) => Ok(()),
                     Err(Fed::Body(e)) => Err(UploadError::Body(e)),
                     Err(Fed::Closed) => Err(backend_error("the backend answered before the whole body was sent")),
+                    Err(Fed::Stalled) => Err(stalled()),
                 };
             }
             fed = &mut feed => fed,
@@ -197,6 +198,8 @@ impl SinglePut {
             Err(Fed::Closed) => send
                 .await
                 .and(Err(backend_error("the backend closed the request"))),
+            // Dropping the request closes its connection: nothing waits on the backend.
+            Err(Fed::Stalled) => Err(stalled()),
         }
     }
 
@@ -224,28 +227,46 @@ impl SinglePut {
     }
 }
 
-/// Sends the request and reads its answer: success, or the backend's error.
+/// How much of an error answer's body is read into its message.
+const ERROR_BODY_MAX: usize = 1024;
+
+/// Sends the request and reads its answer: success, or the backend's error. A failed request
+/// keeps reqwest's error (and its cause) as the source, without the URL (it names the key).
 async fn send(request: reqwest::RequestBuilder) -> Result<(), UploadError> {
-    let response = request
+    let mut response = request
         .send()
         .await
-        .map_err(|e| backend_error(&format!("PUT: {e}")))?;
+        .map_err(|e| backend_error(e.without_url()))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
     }
-    let text = response.text().await.unwrap_or_default();
-    Err(backend_error(&format!(
+    // At most ERROR_BODY_MAX bytes of it: an error answer is not trusted to be short.
+    let mut text = Vec::new();
+    while text.len() < ERROR_BODY_MAX {
+        match response.chunk().await {
+            Ok(Some(b)) => text.extend_from_slice(&b[..b.len().min(ERROR_BODY_MAX - text.len())]),
+            _ => break,
+        }
+    }
+    Err(backend_error(format!(
         "PUT answered {status}: {}",
-        text.chars().take(300).collect::<String>()
+        String::from_utf8_lossy(&text)
     )))
 }
 
-fn backend_error(why: &str) -> UploadError {
+fn backend_error(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> UploadError {
     UploadError::Backend(object_store::Error::Generic {
         store: "S3",
-        source: why.to_owned().into(),
+        source: source.into(),
     })
+}
+
+fn stalled() -> UploadError {
+    backend_error(format!(
+        "the backend took no body bytes for {} s",
+        crate::backends::BACKEND_READ_TIMEOUT.as_secs()
+    ))
 }
 
 /// Why feeding the body stopped.
@@ -254,6 +275,8 @@ enum Fed {
     Body(s3s::StdError),
     /// The request ended (its answer tells why).
     Closed,
+    /// The backend took no bytes for [`crate::backends::BACKEND_READ_TIMEOUT`].
+    Stalled,
 }
 
 /// Feeds the body to the request, framed and signed when `chunker` is set, until the client's
@@ -269,9 +292,17 @@ where
 {
     let mut body = std::pin::pin!(body);
     let mut size: u64 = 0;
+    // A backend that stops reading the body must not hold the write (and its intent's
+    // heartbeat) for ever: the same bound as a backend that stops answering.
     let queue = |b: Bytes| {
         let tx = tx.clone();
-        async move { tx.send(Ok(b)).await.map_err(|_| Fed::Closed) }
+        async move {
+            match tokio::time::timeout(crate::backends::BACKEND_READ_TIMEOUT, tx.send(Ok(b))).await
+            {
+                Ok(sent) => sent.map_err(|_| Fed::Closed),
+                Err(_) => Err(Fed::Stalled),
+            }
+        }
     };
     while let Some(item) = body.next().await {
         let b = item.map_err(Fed::Body)?;
